@@ -1,0 +1,211 @@
+//! A bump-pointer arena over memory the host owns.
+//!
+//! Each call gets its own arena: the host hands the module a region of memory, the
+//! module bumps through it, and the host takes it back (and resets it) after the call.
+//! Allocation is a few instructions: align the absolute address, check the bound, move
+//! the pointer. Nothing is ever freed one by one, and no destructor runs: values whose
+//! `Drop` matters should not live here (as with `bumpalo`).
+//!
+//! Every allocation hands out *initialized* memory: [`Arena::alloc`] writes
+//! `T::default()`, [`Arena::alloc_with`] the closure's value, [`Arena::alloc_bytes`]
+//! zeroes. The arena can only be reset through `&mut self`, so the borrow checker proves
+//! no reference into it is alive at that moment; a module only ever sees `&Arena`.
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+
+/// A bump allocator over a fixed region of memory.
+///
+/// Not `Send` and not `Sync`: it belongs to the one call that uses it.
+pub struct Arena {
+    start: NonNull<u8>,
+    capacity: usize,
+    used: Cell<usize>,
+    /// The arena hands out `&mut` into memory it does not own; tie it to `*mut u8`'s
+    /// auto-trait behaviour (neither `Send` nor `Sync`).
+    _region: PhantomData<*mut u8>,
+}
+
+impl Arena {
+    /// Makes an arena over `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` must be valid for reads and writes of `len` bytes for as long as the
+    ///   arena, or any reference it hands out, is alive;
+    /// - nothing else may read or write those bytes during that time;
+    /// - `ptr` may be null only when `len` is 0.
+    pub unsafe fn new(ptr: *mut u8, len: usize) -> Arena {
+        match NonNull::new(ptr) {
+            Some(start) => Arena { start, capacity: len, used: Cell::new(0), _region: PhantomData },
+            None => {
+                debug_assert_eq!(len, 0, "Arena::new: null pointer with a non-zero length");
+                Arena::empty()
+            }
+        }
+    }
+
+    /// An arena with no space: every allocation of a non-zero size fails.
+    pub const fn empty() -> Arena {
+        Arena { start: NonNull::dangling(), capacity: 0, used: Cell::new(0), _region: PhantomData }
+    }
+
+    /// Total size of the region in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes handed out so far, alignment padding included.
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    /// Bytes not handed out yet (an allocation may need some of them for alignment).
+    pub fn remaining(&self) -> usize {
+        self.capacity - self.used.get()
+    }
+
+    /// Forgets every allocation, so the whole region can be handed out again.
+    ///
+    /// `&mut self` proves that no reference into the arena is alive.
+    pub fn reset(&mut self) {
+        self.used.set(0);
+    }
+
+    /// Whether `ptr` points into this arena's region.
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        let start = self.start.as_ptr().addr();
+        let addr = ptr.addr();
+        addr >= start && addr - start < self.capacity
+    }
+
+    /// Reserves memory for `layout`, aligned on its absolute address, or `None` when the
+    /// arena has no room. The memory is uninitialized.
+    pub fn alloc_layout(&self, layout: Layout) -> Option<NonNull<u8>> {
+        if layout.size() == 0 {
+            // A zero-sized value needs an aligned, non-null address and no space.
+            return Some(dangling_aligned(layout.align()));
+        }
+        let used = self.used.get();
+        let here = self.start.as_ptr().addr().checked_add(used)?;
+        let aligned = here.checked_next_multiple_of(layout.align())?;
+        let offset = used + (aligned - here);
+        let end = offset.checked_add(layout.size())?;
+        if end > self.capacity {
+            return None;
+        }
+        self.used.set(end);
+        // SAFETY: `offset + size <= capacity`, so the pointer stays inside the region that
+        // `new`'s caller promised is valid; adding to a `NonNull` in bounds is non-null.
+        Some(unsafe { self.start.add(offset) })
+    }
+
+    /// Allocates a `T` holding `T::default()`.
+    ///
+    /// Returns `None` when the arena is full; exports turn that into
+    /// [`ModuleError::QuotaExceeded`](crate::ModuleError::QuotaExceeded):
+    ///
+    /// ```
+    /// # use memlink_msdk::{Arena, ModuleError};
+    /// # let mut buf = vec![0u64; 8];
+    /// # let arena = unsafe { Arena::new(buf.as_mut_ptr().cast(), 64) };
+    /// let slot = arena.alloc::<u64>().ok_or(ModuleError::QuotaExceeded)?;
+    /// *slot = 42;
+    /// assert_eq!(*slot, 42);
+    /// # Ok::<(), ModuleError>(())
+    /// ```
+    pub fn alloc<T: Default>(&self) -> Option<&mut T> {
+        self.alloc_with(T::default)
+    }
+
+    /// Allocates a `T` and moves `f()` into it. `f` runs only when there is room.
+    pub fn alloc_with<T, F: FnOnce() -> T>(&self, f: F) -> Option<&mut T> {
+        let slot = self.alloc_layout(Layout::new::<T>())?.cast::<T>();
+        // SAFETY: `slot` is aligned for `T`, valid for a write of `size_of::<T>()` bytes
+        // and handed out to nobody else; after the write it holds an initialized `T`, so
+        // the `&mut T` (tied to `&self`, which keeps the region alive) is sound.
+        unsafe {
+            slot.as_ptr().write(f());
+            Some(&mut *slot.as_ptr())
+        }
+    }
+
+    /// Allocates `len` zeroed bytes, aligned to 1.
+    pub fn alloc_bytes(&self, len: usize) -> Option<&mut [u8]> {
+        self.alloc_bytes_aligned(len, 1)
+    }
+
+    /// Allocates `len` zeroed bytes whose address is a multiple of `align` (a power of
+    /// two), or `None` when there is no room or `align` is not a power of two.
+    pub fn alloc_bytes_aligned(&self, len: usize, align: usize) -> Option<&mut [u8]> {
+        let layout = Layout::from_size_align(len, align).ok()?;
+        let p = self.alloc_layout(layout)?;
+        // SAFETY: `p` is valid for `len` bytes that nobody else can reach; zeroing them
+        // initializes every byte before the slice is formed.
+        unsafe {
+            ptr::write_bytes(p.as_ptr(), 0, len);
+            Some(core::slice::from_raw_parts_mut(p.as_ptr(), len))
+        }
+    }
+
+    /// Copies `src` into the arena.
+    pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Option<&mut [T]> {
+        let layout = Layout::array::<T>(src.len()).ok()?;
+        let p = self.alloc_layout(layout)?.cast::<T>();
+        // SAFETY: `p` is aligned for `T` and valid for `src.len()` elements; the arena's
+        // region cannot overlap `src`, which the caller borrows from elsewhere or from an
+        // earlier allocation; `T: Copy` makes the bitwise copy a valid value.
+        unsafe {
+            ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+            Some(core::slice::from_raw_parts_mut(p.as_ptr(), src.len()))
+        }
+    }
+
+    /// Allocates `len` elements, the `i`-th being `f(i)`.
+    ///
+    /// If `f` panics, the elements written so far are leaked (never dropped) and the
+    /// space stays used; nothing uninitialized is ever exposed.
+    pub fn alloc_slice_fill_with<T, F: FnMut(usize) -> T>(
+        &self,
+        len: usize,
+        mut f: F,
+    ) -> Option<&mut [T]> {
+        let layout = Layout::array::<T>(len).ok()?;
+        let p = self.alloc_layout(layout)?.cast::<T>();
+        for i in 0..len {
+            // SAFETY: `i < len`, so the write stays in the allocation, which is aligned
+            // for `T`.
+            unsafe { p.as_ptr().add(i).write(f(i)) };
+        }
+        // SAFETY: all `len` elements were written above.
+        Some(unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), len) })
+    }
+
+    /// Copies `s` into the arena.
+    pub fn alloc_str(&self, s: &str) -> Option<&mut str> {
+        let bytes = self.alloc_slice_copy(s.as_bytes())?;
+        // SAFETY: the bytes are a copy of a `str`, so they are UTF-8.
+        Some(unsafe { core::str::from_utf8_unchecked_mut(bytes) })
+    }
+}
+
+/// A non-null address aligned to `align`, for zero-sized allocations.
+fn dangling_aligned(align: usize) -> NonNull<u8> {
+    // `align` is a power of two from a `Layout`, so it is non-zero.
+    NonNull::new(ptr::without_provenance_mut(align)).unwrap_or(NonNull::dangling())
+}
+
+impl fmt::Debug for Arena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Arena")
+            .field("capacity", &self.capacity)
+            .field("used", &self.used.get())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

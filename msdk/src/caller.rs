@@ -1,0 +1,87 @@
+//! Calls from one module to another, through the host.
+
+use core::ffi::c_void;
+use std::fmt;
+
+use crate::abi::{HostApi, NestedCall, Status, StrRef};
+use crate::error::{ModuleError, Result};
+
+/// Calls other modules loaded in the same host. Get one from
+/// [`CallContext::module_caller`](crate::CallContext::module_caller).
+///
+/// The nested call runs on the calling thread, through the host, which gives the callee
+/// the caller's trace id, the time left before the caller's deadline and a call depth one
+/// deeper (the host refuses calls past its depth limit with
+/// [`ModuleError::MaxCallDepthExceeded`]).
+pub struct ModuleCaller {
+    host: *const HostApi,
+    call: *mut c_void,
+}
+
+impl ModuleCaller {
+    /// A caller for the host call `call`.
+    ///
+    /// # Safety
+    ///
+    /// `host` must point to a [`HostApi`] whose `call_module` is valid, and `call` must be
+    /// the host's handle of a call that is running on this thread and outlives the
+    /// caller.
+    pub(crate) unsafe fn new(host: *const HostApi, call: *mut c_void) -> ModuleCaller {
+        ModuleCaller { host, call }
+    }
+
+    /// Calls `method` of the module loaded under the name `module` with encoded `args`
+    /// and returns its encoded result.
+    ///
+    /// Errors: [`ModuleError::ModuleNotFound`] for an unknown module,
+    /// [`ModuleError::InvalidMethod`] for an unknown method, the callee's own error, or
+    /// [`ModuleError::CallFailed`] when the host cannot make the call.
+    pub async fn call(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+        self.call_blocking(module, method, args)
+    }
+
+    /// [`call`](ModuleCaller::call) without a future, for sync exports.
+    pub fn call_blocking(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+        let mut out: Vec<u8> = Vec::new();
+        let request = NestedCall {
+            size: size_of::<NestedCall>() as u32,
+            reserved: 0,
+            module: StrRef::new(module),
+            method: StrRef::new(method),
+            args: args.as_ptr(),
+            args_len: args.len(),
+            sink: collect_output,
+            sink_ctx: (&raw mut out).cast(),
+        };
+        // SAFETY: `new`'s contract makes `host` valid while this call runs; `request`
+        // and `out` live on this stack frame until `call_module` returns, which is the
+        // only time the host may use them.
+        let code = unsafe { ((*self.host).call_module)(self.call, &request) };
+        match Status::from_code(code) {
+            Some(Status::Ok) => Ok(out),
+            _ => Err(ModuleError::from_status(code, &out)),
+        }
+    }
+}
+
+/// The sink handed to the host: copies the callee's output into the `Vec` at `ctx`.
+unsafe extern "C" fn collect_output(ctx: *mut c_void, ptr: *const u8, len: usize) {
+    if ctx.is_null() || (ptr.is_null() && len > 0) {
+        return;
+    }
+    // SAFETY: `ctx` is the `&mut Vec<u8>` that `call_blocking` passed, alive and not
+    // otherwise borrowed while the host runs; the host guarantees `len` readable bytes at
+    // `ptr` for the duration of this function.
+    unsafe {
+        let out = &mut *ctx.cast::<Vec<u8>>();
+        if len > 0 {
+            out.extend_from_slice(core::slice::from_raw_parts(ptr, len));
+        }
+    }
+}
+
+impl fmt::Debug for ModuleCaller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModuleCaller").finish_non_exhaustive()
+    }
+}

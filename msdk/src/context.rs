@@ -1,0 +1,120 @@
+//! The context every export receives: its arena, the host's load, trace ids, deadline
+//! and a way to call other modules.
+
+use std::time::{Duration, Instant};
+
+use crate::arena::Arena;
+use crate::caller::ModuleCaller;
+
+/// What the host tells a call about the world it runs in.
+///
+/// An export receives it as its first parameter (`&CallContext` or `CallContext`). A
+/// test builds one with [`CallContext::new`].
+#[derive(Debug, Clone)]
+pub struct CallContext<'a> {
+    arena: &'a Arena,
+    backpressure: f32,
+    trace_id: u64,
+    span_id: u64,
+    deadline: Option<Instant>,
+    caller: Option<&'a ModuleCaller>,
+    depth: u32,
+}
+
+impl<'a> CallContext<'a> {
+    /// A context over `arena`, with the host's `backpressure` in `[0, 1]` (clamped; NaN
+    /// reads as 0), the request's `trace_id` and `span_id`, an optional `deadline` and an
+    /// optional [`ModuleCaller`] for nested calls.
+    pub fn new(
+        arena: &'a Arena,
+        backpressure: f32,
+        trace_id: u64,
+        span_id: u64,
+        deadline: Option<Instant>,
+        caller: Option<&'a ModuleCaller>,
+    ) -> CallContext<'a> {
+        let backpressure = if backpressure.is_nan() { 0.0 } else { backpressure.clamp(0.0, 1.0) };
+        CallContext { arena, backpressure, trace_id, span_id, deadline, caller, depth: 0 }
+    }
+
+    /// The same context at nesting depth `depth` (0 for a call straight from the host).
+    pub fn with_depth(mut self, depth: u32) -> CallContext<'a> {
+        self.depth = depth;
+        self
+    }
+
+    /// The call's scratch arena; everything in it is gone after the call.
+    pub fn arena(&self) -> &'a Arena {
+        self.arena
+    }
+
+    /// The host's load on this module when the call started: 0 idle, 1 saturated.
+    pub fn backpressure(&self) -> f32 {
+        self.backpressure
+    }
+
+    /// Trace id of the request this call belongs to (0: none).
+    pub fn trace_id(&self) -> u64 {
+        self.trace_id
+    }
+
+    /// Span id of the caller (0: none).
+    pub fn span_id(&self) -> u64 {
+        self.span_id
+    }
+
+    /// When the call must be finished, if it has a deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Time left before the deadline; `Some(ZERO)` once it has passed, `None` without a
+    /// deadline.
+    pub fn remaining_time(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// A handle for calling other modules through the host, when the host offers it.
+    pub fn module_caller(&self) -> Option<&'a ModuleCaller> {
+        self.caller
+    }
+
+    /// How deep in a chain of module-to-module calls this call is (0: from the host).
+    pub fn call_depth(&self) -> u32 {
+        self.depth
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_matches_the_seed_and_clamps() {
+        let arena = Arena::empty();
+        let ctx = CallContext::new(&arena, 0.0, 7, 9, None, None);
+        assert_eq!((ctx.trace_id(), ctx.span_id()), (7, 9));
+        assert!(ctx.remaining_time().is_none() && !ctx.is_expired());
+        assert!(ctx.module_caller().is_none());
+        assert_eq!(CallContext::new(&arena, 3.0, 0, 0, None, None).backpressure(), 1.0);
+        assert_eq!(CallContext::new(&arena, f32::NAN, 0, 0, None, None).backpressure(), 0.0);
+    }
+
+    #[test]
+    fn deadlines_count_down() {
+        let arena = Arena::empty();
+        let later = Instant::now() + Duration::from_secs(60);
+        let ctx = CallContext::new(&arena, 0.5, 0, 0, Some(later), None);
+        let left = ctx.remaining_time().unwrap();
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
+        assert!(!ctx.is_expired());
+        let past = CallContext::new(&arena, 0.5, 0, 0, Some(Instant::now()), None);
+        assert!(past.is_expired());
+        assert_eq!(past.remaining_time(), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,190 @@
+//! The method table: every `#[memlink_export]` of the module, found at link time.
+//!
+//! Each export adds one [`MethodEntry`] to the distributed slice [`METHODS`]; no list is
+//! kept by hand and no registration code runs. The first time the module is asked about
+//! its methods, the entries are sorted by id into a [`Table`] that never changes again,
+//! so a call reads it with no lock.
+
+use std::sync::OnceLock;
+
+use crate::abi::{self, Format, MethodInfo, ModuleInfo, StrRef};
+use crate::error::ModuleError;
+use crate::request::Invocation;
+
+/// One export, as `#[memlink_export]` registers it.
+#[derive(Debug)]
+pub struct MethodEntry {
+    /// The exported name (the function's, or the one given with `name = "..."`).
+    pub name: &'static str,
+    /// How the arguments arrive.
+    pub args_format: Format,
+    /// How the result leaves.
+    pub result_format: Format,
+    /// Number of arguments after the context.
+    pub arg_count: u16,
+    /// Whether the export is an `async fn`.
+    pub is_async: bool,
+    /// `CARGO_CRATE_NAME` of the crate that defines the export.
+    pub crate_name: &'static str,
+    /// `CARGO_PKG_VERSION` of the crate that defines the export.
+    pub crate_version: &'static str,
+    /// Where the export is defined, for error messages.
+    pub location: &'static str,
+    /// Decodes the arguments, runs the function and encodes its result.
+    pub invoke: fn(&Invocation<'_>) -> Result<(), ModuleError>,
+}
+
+/// Every export linked into this binary.
+#[linkme::distributed_slice]
+pub static METHODS: [MethodEntry];
+
+/// The sorted, immutable method table, and the [`ModuleInfo`] that describes it.
+pub(crate) struct Table {
+    entries: Vec<&'static MethodEntry>,
+    infos: Vec<MethodInfo>,
+    info: ModuleInfo,
+    duplicate: Option<String>,
+}
+
+// SAFETY: the raw pointers inside `ModuleInfo`, `MethodInfo` and `StrRef` point into
+// `'static` strings and into `infos`, which is never changed after construction, so
+// sharing the table between threads only ever reads immutable memory.
+unsafe impl Sync for Table {}
+// SAFETY: as above; nothing in the table is tied to the thread that built it.
+unsafe impl Send for Table {}
+
+static TABLE: OnceLock<Table> = OnceLock::new();
+
+/// The module's method table, built on first use.
+pub(crate) fn table() -> &'static Table {
+    TABLE.get_or_init(|| Table::build(&METHODS))
+}
+
+impl Table {
+    fn build(methods: &'static [MethodEntry]) -> Table {
+        let mut entries: Vec<&'static MethodEntry> = methods.iter().collect();
+        entries.sort_by_key(|e| (abi::method_id(e.name), e.name));
+        let duplicate = find_duplicate(&entries);
+        let infos: Vec<MethodInfo> = entries.iter().map(|e| method_info(e)).collect();
+        let (name, version) = entries
+            .first()
+            .map_or(("unnamed", "0.0.0"), |e| (e.crate_name, e.crate_version));
+        let info = ModuleInfo {
+            magic: abi::MODULE_MAGIC,
+            abi_version: abi::ABI_VERSION,
+            size: size_of::<ModuleInfo>() as u32,
+            name: StrRef::new(name),
+            version: StrRef::new(version),
+            sdk_version: StrRef::new(env!("CARGO_PKG_VERSION")),
+            methods: infos.as_ptr(),
+            method_count: infos.len(),
+        };
+        Table { entries, infos, info, duplicate }
+    }
+
+    /// The module description handed to the host.
+    pub(crate) fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    /// A message naming two exports that share an id, if there are any.
+    pub(crate) fn duplicate(&self) -> Option<&str> {
+        self.duplicate.as_deref()
+    }
+
+    /// The entry at `index`, if its id is `id`: the host resolved the index at load, the
+    /// id guards against a host that got it wrong.
+    pub(crate) fn entry(&self, index: u32, id: u32) -> Option<&'static MethodEntry> {
+        let i = usize::try_from(index).ok()?;
+        match self.infos.get(i) {
+            Some(info) if info.id == id => Some(self.entries[i]),
+            _ => None,
+        }
+    }
+}
+
+fn method_info(e: &'static MethodEntry) -> MethodInfo {
+    MethodInfo {
+        name: StrRef::new(e.name),
+        id: abi::method_id(e.name),
+        flags: if e.is_async { abi::METHOD_ASYNC } else { 0 },
+        args_format: e.args_format as u8,
+        result_format: e.result_format as u8,
+        arg_count: e.arg_count,
+        reserved: 0,
+    }
+}
+
+/// Two neighbours in the sorted table with one id: same name twice, or an FNV collision.
+fn find_duplicate(sorted: &[&'static MethodEntry]) -> Option<String> {
+    sorted.windows(2).find_map(|w| {
+        let (a, b) = (w[0], w[1]);
+        (abi::method_id(a.name) == abi::method_id(b.name)).then(|| {
+            format!(
+                "exports `{}` ({}) and `{}` ({}) share method id {:#010x}; rename one with #[memlink_export(name = \"...\")]",
+                a.name,
+                a.location,
+                b.name,
+                b.location,
+                abi::method_id(a.name)
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &'static str, location: &'static str) -> MethodEntry {
+        MethodEntry {
+            name,
+            args_format: Format::MessagePack,
+            result_format: Format::Raw,
+            arg_count: 2,
+            is_async: true,
+            crate_name: "m",
+            crate_version: "1.2.3",
+            location,
+            invoke: |_| Ok(()),
+        }
+    }
+
+    fn leak(v: Vec<MethodEntry>) -> &'static [MethodEntry] {
+        Box::leak(v.into_boxed_slice())
+    }
+
+    #[test]
+    fn table_is_sorted_by_id_and_indexes_check_the_id() {
+        let t = Table::build(leak(vec![entry("echo", "a"), entry("add", "b")]));
+        assert!(t.duplicate().is_none());
+        assert_eq!(t.infos[0].id, 0x3b39_1274, "add sorts first");
+        assert_eq!(t.infos[1].id, 0xd49d_d484);
+        assert_eq!(t.entry(0, 0x3b39_1274).unwrap().name, "add");
+        assert!(t.entry(0, 0xd49d_d484).is_none(), "wrong id at an index");
+        assert!(t.entry(2, 0x3b39_1274).is_none(), "index past the end");
+        assert_eq!(t.infos[1].flags, abi::METHOD_ASYNC);
+        assert_eq!(t.infos[1].result_format, Format::Raw as u8);
+    }
+
+    #[test]
+    fn module_info_describes_the_table() {
+        let t = Table::build(leak(vec![entry("echo", "a")]));
+        let info = t.info();
+        assert_eq!(info.magic, abi::MODULE_MAGIC);
+        assert_eq!(info.method_count, 1);
+        // SAFETY: the strings point at 'static literals.
+        unsafe {
+            assert_eq!(info.name.as_str(), Some("m"));
+            assert_eq!(info.version.as_str(), Some("1.2.3"));
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_exports() {
+        let t = Table::build(leak(vec![entry("echo", "src/a.rs:1"), entry("echo", "src/b.rs:9")]));
+        let msg = t.duplicate().unwrap();
+        assert!(msg.contains("src/a.rs:1") && msg.contains("src/b.rs:9"), "{msg}");
+        assert!(msg.contains("0xd49dd484"), "{msg}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The executor behind async exports.
+//!
+//! An async export's future runs to completion on the thread that made the call, under a
+//! small waker that parks and unparks that thread. Timers and I/O come from a tokio
+//! runtime the module owns: started at `memlink_init`, entered around every poll, shut
+//! down at `memlink_shutdown`. Polling on the calling thread (rather than spawning) lets
+//! the future borrow the call's context and arguments, and nests: a module that calls
+//! itself through the host simply runs another `block_on` on the same thread, which
+//! tokio's own `block_on` refuses to do.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+/// Wakes one `block_on`: a flag, so that no wake is lost to a nested `block_on` parking
+/// on the same thread, and the thread to unpark.
+struct Signal {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// Runs `future` to completion on this thread, inside the module's tokio runtime when
+/// the `async` feature is on.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    #[cfg(feature = "async")]
+    return runtime::entered(|| poll_to_end(future));
+    #[cfg(not(feature = "async"))]
+    poll_to_end(future)
+}
+
+fn poll_to_end<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let signal = Arc::new(Signal { woken: AtomicBool::new(false), thread: thread::current() });
+    let waker = Waker::from(signal.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        while !signal.woken.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+pub(crate) mod runtime {
+    //! The module's tokio runtime.
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tokio::runtime::{Handle, Runtime};
+
+    static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+    fn lock() -> std::sync::MutexGuard<'static, Option<Runtime>> {
+        // A panic while holding this lock cannot leave the `Option` half-written.
+        RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts the runtime if it is not running: one worker thread drives timers and
+    /// I/O; futures themselves are polled on the calling threads.
+    pub(crate) fn start() -> std::io::Result<()> {
+        let mut slot = lock();
+        if slot.is_none() {
+            *slot = Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("memlink-module-io")
+                    .enable_time()
+                    .build()?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the runtime and waits (briefly) for its threads to end.
+    pub(crate) fn stop() {
+        let runtime = lock().take();
+        if let Some(rt) = runtime {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+
+    /// Runs `f` inside the runtime's context, starting the runtime when a module is used
+    /// without `memlink_init` (as in unit tests). Without a runtime (it could not start)
+    /// `f` runs anyway; tokio timers then report the missing runtime by panicking, which
+    /// the call boundary turns into an error.
+    pub(crate) fn entered<R>(f: impl FnOnce() -> R) -> R {
+        let handle: Option<Handle> = {
+            let mut slot = lock();
+            if slot.is_none() {
+                drop(slot);
+                let _ = start();
+                slot = lock();
+            }
+            slot.as_ref().map(|rt| rt.handle().clone())
+        };
+        match handle {
+            Some(h) => {
+                let _guard = h.enter();
+                f()
+            }
+            None => f(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_futures_complete() {
+        assert_eq!(block_on(async { 5 }), 5);
+    }
+
+    #[test]
+    fn nested_block_on_works_and_loses_no_wake() {
+        let v = block_on(async {
+            let inner = block_on(async {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                1
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            inner + 1
+        });
+        assert_eq!(v, 2);
+    }
+}

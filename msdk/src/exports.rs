@@ -1,0 +1,211 @@
+//! The `#[no_mangle]` entry points of a module (see [`crate::abi`]).
+//!
+//! They live in this crate, so every cdylib that links memlink-msdk exports them with no
+//! code of its own: a `#[no_mangle]` item of an rlib is exported from the cdylib that
+//! links it. Each one catches every panic: unwinding out of an `extern "C"` function
+//! would abort the host.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::abi::{self, CallFrame, HostApi, InitFrame, ModuleInfo, Status, StrRef};
+use crate::arena::Arena;
+use crate::caller::ModuleCaller;
+use crate::context::CallContext;
+use crate::dispatch;
+use crate::error::ModuleError;
+use crate::panic as guard;
+use crate::request::{write_through_host, Invocation};
+
+/// Returns [`abi::ABI_VERSION`]. The host reads it before anything else.
+#[no_mangle]
+pub extern "C" fn memlink_abi_version() -> u32 {
+    abi::ABI_VERSION
+}
+
+/// Returns the module's description and method table, which live as long as the module.
+/// Null only if building the table panicked.
+#[no_mangle]
+pub extern "C" fn memlink_module_info() -> *const ModuleInfo {
+    panic::catch_unwind(|| dispatch::table().info() as *const ModuleInfo)
+        .unwrap_or(core::ptr::null())
+}
+
+/// Prepares the module for calls; the host calls it once after loading.
+///
+/// # Safety
+///
+/// `frame` must be null or point to an [`InitFrame`] valid for the duration of the call,
+/// whose `host` stays valid until `memlink_shutdown`.
+#[no_mangle]
+pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
+    // SAFETY: the caller's contract: null or valid and exclusively ours for the call.
+    let Some(frame) = (unsafe { frame.as_mut() }) else {
+        return Status::Abi as i32;
+    };
+    let outcome = panic::catch_unwind(|| init(frame)).unwrap_or_else(|payload| {
+        Err(format!("memlink_init panicked: {}", guard::message(payload)))
+    });
+    match outcome {
+        Ok(()) => Status::Ok as i32,
+        Err(message) => {
+            static MESSAGE: OnceLock<String> = OnceLock::new();
+            frame.error = StrRef::new(MESSAGE.get_or_init(|| message));
+            Status::Abi as i32
+        }
+    }
+}
+
+fn init(frame: &InitFrame) -> Result<(), String> {
+    if frame.abi_version != abi::ABI_VERSION {
+        return Err(format!(
+            "host speaks memlink ABI {}, module speaks {}",
+            frame.abi_version,
+            abi::ABI_VERSION
+        ));
+    }
+    if let Some(duplicate) = dispatch::table().duplicate() {
+        return Err(duplicate.to_owned());
+    }
+    guard::install_hook();
+    #[cfg(feature = "async")]
+    crate::executor::runtime::start().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(())
+}
+
+/// Stops the module's background work (its async runtime). The host calls it once when
+/// it retires the module; the library stays mapped (see the runtime's docs).
+#[no_mangle]
+pub extern "C" fn memlink_shutdown() -> i32 {
+    let outcome = panic::catch_unwind(|| {
+        #[cfg(feature = "async")]
+        crate::executor::runtime::stop();
+    });
+    match outcome {
+        Ok(()) => Status::Ok as i32,
+        Err(_) => Status::Panic as i32,
+    }
+}
+
+/// Runs one call described by `frame`.
+///
+/// # Safety
+///
+/// `frame` must be null or point to a [`CallFrame`] valid for the duration of the call
+/// whose pointers honour the contract documented on each field: `args` readable and
+/// unchanging, `arena` readable, writable and used by no one else, `host` and
+/// `host_call` valid.
+#[no_mangle]
+pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
+    // SAFETY: the caller's contract: null or valid and exclusively ours for the call.
+    let Some(frame) = (unsafe { frame.as_mut() }) else {
+        return Status::Abi as i32;
+    };
+    frame.out = core::ptr::null();
+    frame.out_len = 0;
+    let _scope = guard::CaptureScope::enter();
+    // SAFETY: forwarded from this function's contract.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame) }));
+    let error = match outcome {
+        Ok(Ok((ptr, len))) => {
+            frame.out = ptr;
+            frame.out_len = len;
+            return Status::Ok as i32;
+        }
+        Ok(Err(e)) => e,
+        Err(payload) => ModuleError::Panic(guard::message(payload)),
+    };
+    // Reporting must not unwind either (an allocation failure in the host, say).
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, &error)));
+    error.code()
+}
+
+/// Validates the frame, finds the method and runs it. Returns where the result is.
+///
+/// # Safety
+///
+/// As for [`memlink_call`], with `frame` non-null.
+unsafe fn call(frame: &CallFrame) -> Result<(*const u8, usize), ModuleError> {
+    check_frame(frame)?;
+    let entry = dispatch::table()
+        .entry(frame.method_index, frame.method_id)
+        .ok_or(ModuleError::InvalidMethod)?;
+    // SAFETY: `check_frame` verified the pointers are non-null where lengths are
+    // non-zero; the caller guarantees they are valid, unchanging (args) and exclusive
+    // (arena) for the call, which outlives every borrow made here.
+    let (args, arena, host) = unsafe {
+        (
+            slice_or_empty(frame.args, frame.args_len),
+            Arena::new(frame.arena, frame.arena_len),
+            &*frame.host,
+        )
+    };
+    // SAFETY: `host` and `host_call` are valid for the call (the caller's contract).
+    let caller = unsafe { ModuleCaller::new(frame.host, frame.host_call) };
+    let ctx = CallContext::new(
+        &arena,
+        frame.backpressure,
+        frame.trace_id,
+        frame.span_id,
+        deadline(frame.timeout_ns),
+        Some(&caller),
+    )
+    .with_depth(frame.depth);
+    // SAFETY: `host_call` is the handle of this running call.
+    let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call) };
+    (entry.invoke)(&invocation)?;
+    invocation
+        .output()
+        .ok_or_else(|| ModuleError::Abi(format!("export `{}` produced no result", entry.name)))
+}
+
+fn check_frame(frame: &CallFrame) -> Result<(), ModuleError> {
+    let problem = if (frame.size as usize) < size_of::<CallFrame>() {
+        "the call frame is smaller than this module's"
+    } else if frame.host.is_null() {
+        "the call frame has no host services"
+    } else if frame.args.is_null() && frame.args_len > 0 {
+        "the call frame's arguments are null"
+    } else if frame.arena.is_null() && frame.arena_len > 0 {
+        "the call frame's arena is null"
+    } else if frame.arena.addr() % 16 != 0 {
+        "the call frame's arena is not aligned to 16"
+    } else {
+        return Ok(());
+    };
+    Err(ModuleError::Abi(problem.to_owned()))
+}
+
+/// # Safety
+///
+/// `ptr` must be valid for reads of `len` bytes, unchanged, for `'a`; it may be null
+/// only when `len` is 0.
+unsafe fn slice_or_empty<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller's contract.
+    unsafe { core::slice::from_raw_parts(ptr, len) }
+}
+
+fn deadline(timeout_ns: u64) -> Option<Instant> {
+    if timeout_ns == abi::NO_DEADLINE {
+        return None;
+    }
+    Instant::now().checked_add(Duration::from_nanos(timeout_ns))
+}
+
+/// Hands the error's payload to the host through `alloc_output`.
+fn report(frame: &mut CallFrame, error: &ModuleError) {
+    let payload = error.payload();
+    if frame.host.is_null() || payload.is_empty() {
+        return;
+    }
+    // SAFETY: non-null, and valid for the call by `memlink_call`'s contract.
+    let host: &HostApi = unsafe { &*frame.host };
+    if let Ok(ptr) = write_through_host(host, frame.host_call, &payload) {
+        frame.out = ptr;
+        frame.out_len = payload.len();
+    }
+}

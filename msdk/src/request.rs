@@ -1,0 +1,129 @@
+//! One call as the generated wrapper of an export sees it: its arguments, its context and
+//! where its result goes.
+
+use core::cell::Cell;
+use core::ffi::c_void;
+use std::cell::RefCell;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::abi::HostApi;
+use crate::context::CallContext;
+use crate::error::{ModuleError, Result};
+use crate::serialize;
+
+/// A call in progress. `#[memlink_export]` generates a function that takes one of these,
+/// decodes the arguments from it, runs the export and hands it the result.
+#[derive(Debug)]
+pub struct Invocation<'a> {
+    ctx: CallContext<'a>,
+    args: &'a [u8],
+    host: &'a HostApi,
+    host_call: *mut c_void,
+    output: Cell<Option<(*const u8, usize)>>,
+}
+
+thread_local! {
+    /// Reused encoding buffer, so a steady stream of calls does not allocate for it.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer larger than this is not kept for the next call.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+impl<'a> Invocation<'a> {
+    /// A call with `args` in `ctx`, whose output goes to the arena or through `host`.
+    ///
+    /// # Safety
+    ///
+    /// `host_call` must be the host's handle of the running call that `host` expects, and
+    /// it must stay valid for `'a`.
+    pub(crate) unsafe fn new(
+        ctx: CallContext<'a>,
+        args: &'a [u8],
+        host: &'a HostApi,
+        host_call: *mut c_void,
+    ) -> Invocation<'a> {
+        Invocation { ctx, args, host, host_call, output: Cell::new(None) }
+    }
+
+    /// The context passed to the export.
+    pub fn context(&self) -> &CallContext<'a> {
+        &self.ctx
+    }
+
+    /// The MessagePack arguments, decoded into the argument struct `T`.
+    pub fn decode_args<T: DeserializeOwned>(&self) -> Result<T> {
+        serialize::decode_args(self.args)
+    }
+
+    /// The raw argument bytes, for an export whose only argument is bytes-like.
+    pub fn raw_bytes(&self) -> &'a [u8] {
+        self.args
+    }
+
+    /// The raw argument as UTF-8, for an export whose only argument is a string.
+    pub fn raw_str(&self) -> Result<&'a str> {
+        core::str::from_utf8(self.args).map_err(|e| {
+            ModuleError::Serialize(format!("bad arguments: the string argument is not UTF-8: {e}"))
+        })
+    }
+
+    /// Encodes `value` as MessagePack and makes it the call's result.
+    pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        scratch.clear();
+        let outcome = serialize::encode_into(value, &mut scratch).and_then(|()| self.set_output(&scratch));
+        if scratch.capacity() <= SCRATCH_KEEP {
+            SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        }
+        outcome
+    }
+
+    /// Makes `bytes`, as they are, the call's result.
+    pub fn encode_raw_result(&self, bytes: &[u8]) -> Result<()> {
+        self.set_output(bytes)
+    }
+
+    /// Runs an async export's future to completion (see [`crate::executor`]).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        crate::executor::block_on(future)
+    }
+
+    /// Copies `bytes` into the arena when they fit, else into a buffer from the host.
+    fn set_output(&self, bytes: &[u8]) -> Result<()> {
+        if let Some(slot) = self.ctx.arena().alloc_bytes_aligned(bytes.len(), 16) {
+            slot.copy_from_slice(bytes);
+            self.output.set(Some((slot.as_ptr(), slot.len())));
+            return Ok(());
+        }
+        let ptr = write_through_host(self.host, self.host_call, bytes)?;
+        self.output.set(Some((ptr, bytes.len())));
+        Ok(())
+    }
+
+    /// Where the result was put, if it was.
+    pub(crate) fn output(&self) -> Option<(*const u8, usize)> {
+        self.output.get()
+    }
+}
+
+/// Copies `bytes` into a buffer the host allocates for the call's output.
+pub(crate) fn write_through_host(
+    host: &HostApi,
+    host_call: *mut c_void,
+    bytes: &[u8],
+) -> Result<*const u8> {
+    // SAFETY: `host_call` is the running call's handle (the caller's contract), which
+    // is what `alloc_output` requires.
+    let dst = unsafe { (host.alloc_output)(host_call, bytes.len()) };
+    if dst.is_null() {
+        return Err(ModuleError::QuotaExceeded);
+    }
+    // SAFETY: the host returned a buffer of `bytes.len()` writable bytes that belongs
+    // to this call and cannot overlap `bytes`, which the module owns.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+    Ok(dst)
+}
