@@ -1,8 +1,74 @@
-//! Procedural macros of memlink-msdk.
+//! Procedural macros of memlink-msdk: `#[memlink_export]`.
+//!
+//! Use them through `memlink_msdk` (`use memlink_msdk::prelude::*;`), never directly:
+//! the generated code refers to `::memlink_msdk::__private`.
+
+// The work is split as in serde_derive and tokio-macros: `parse` reads the input into a
+// model, `check` enforces the rules on the way, `types` classifies the types of the
+// signature, and `generate` writes the registration.
+
+mod check;
+mod generate;
+mod parse;
+mod types;
+
 use proc_macro::TokenStream;
+use quote::quote;
 
 /// Exports a function from a memlink module.
+///
+/// ```
+/// use memlink_msdk::prelude::*;
+///
+/// #[memlink_export]
+/// pub fn add(_ctx: &CallContext, a: u32, b: u32) -> Result<u32> {
+///     Ok(a + b)
+/// }
+///
+/// #[memlink_export(name = "shout")]
+/// pub fn upper(_ctx: &CallContext, text: &str) -> Result<String> {
+///     Ok(text.to_uppercase())
+/// }
+/// ```
+///
+/// The function stays as it is; the macro adds an entry to the module's method table.
+/// The first parameter must be the context (`&CallContext` or `CallContext`) and the
+/// return type a `Result<T>` or `Result<T, E>` with `E: Into<ModuleError>`. The other
+/// parameters arrive as MessagePack and must be owned and `Deserialize`, except that a
+/// single `String`, `&str`, `Vec<u8>` or `&[u8]` argument receives the raw bytes; a
+/// `String` or `Vec<u8>` result leaves as raw bytes, any other `T: Serialize` as
+/// MessagePack. An `async fn` runs on the module's executor.
+///
+/// `name = "..."` exports the function under another name.
 #[proc_macro_attribute]
-pub fn memlink_export(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn memlink_export(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(attr.into(), item.into()).into()
+}
+
+/// The function, unchanged (see [`generate::function`] for the one exception), followed
+/// by its registration or by every error found in it. On error the function is still
+/// emitted, so its callers do not get "cannot find function" errors on top of the real
+/// ones.
+fn expand(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let Ok(func) = syn::parse2::<parse::Function>(item.clone()) else {
+        let error = syn::Error::new_spanned(&item, "#[memlink_export] goes on a function");
+        let error = error.into_compile_error();
+        return quote!(#item #error);
+    };
+    let attr = parse::attr_args(attr);
+    let export = parse::export(attr, &func);
+    let function = generate::function(item, &func);
+    match export {
+        Ok(export) => {
+            let registration = generate::registration(&export);
+            quote!(#function #registration)
+        }
+        Err(errors) => {
+            let errors = errors.into_compile_error();
+            quote!(#function #errors)
+        }
+    }
 }

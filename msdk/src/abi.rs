@@ -184,7 +184,10 @@ pub struct StrRef {
 impl StrRef {
     /// Borrows `s` for as long as the pointer is used.
     pub const fn new(s: &str) -> StrRef {
-        StrRef { ptr: s.as_ptr(), len: s.len() }
+        StrRef {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 
     /// Reads the string back.
@@ -266,6 +269,9 @@ pub struct InitFrame {
     pub abi_version: u32,
     /// Services the host offers; valid until the module is shut down.
     pub host: *const HostApi,
+    /// The most detailed [`level`] the host wants to receive: the module drops records
+    /// above it without formatting them or calling the host.
+    pub max_log_level: u32,
     /// Out: on failure, the module points this at a UTF-8 message in its own static
     /// memory.
     pub error: StrRef,
@@ -292,6 +298,61 @@ pub struct HostApi {
     /// result (status `Ok`) or error payload is handed to `request.sink` before this
     /// returns; the return value is the callee's [`Status`].
     pub call_module: unsafe extern "C" fn(call: *mut c_void, request: *const NestedCall) -> i32,
+    /// Delivers a log record. `call` is the running call's handle, or null for a record
+    /// logged outside any call (from a module's own thread); the record and everything it
+    /// points to are valid only during this function.
+    pub log: unsafe extern "C" fn(call: *mut c_void, record: *const LogRecord),
+}
+
+/// Log levels as they cross the boundary; a record is sent only when its level is at
+/// most [`InitFrame::max_log_level`].
+pub mod level {
+    /// Nothing is logged.
+    pub const OFF: u32 = 0;
+    /// Errors.
+    pub const ERROR: u32 = 1;
+    /// Warnings.
+    pub const WARN: u32 = 2;
+    /// Information.
+    pub const INFO: u32 = 3;
+    /// Debugging detail.
+    pub const DEBUG: u32 = 4;
+    /// Tracing detail.
+    pub const TRACE: u32 = 5;
+}
+
+/// One structured log record, passed to [`HostApi::log`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct LogRecord {
+    /// `size_of::<LogRecord>()` in the module.
+    pub size: u32,
+    /// One of the [`level`] constants (never `OFF`).
+    pub level: u32,
+    /// The module's name.
+    pub module: StrRef,
+    /// The export that was running, or empty outside a call.
+    pub method: StrRef,
+    /// The message.
+    pub message: StrRef,
+    /// `field_count` key/value pairs.
+    pub fields: *const LogField,
+    /// Number of entries in `fields`.
+    pub field_count: usize,
+    /// Trace id of the running call (0: none).
+    pub trace_id: u64,
+    /// Span id of the running call (0: none).
+    pub span_id: u64,
+}
+
+/// A key/value pair of a [`LogRecord`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LogField {
+    /// The key.
+    pub key: StrRef,
+    /// The value.
+    pub value: StrRef,
 }
 
 /// A module-to-module call, passed to [`HostApi::call_module`].

@@ -29,6 +29,10 @@ pub struct Arena {
     _region: PhantomData<*mut u8>,
 }
 
+// Handing out `&mut T` from `&self` is what an arena is for (bumpalo does the same):
+// every allocation is a fresh region that no other reference covers, so each `&mut` is
+// unique; `reset` takes `&mut self`, which proves none of them is still alive.
+#[allow(clippy::mut_from_ref)]
 impl Arena {
     /// Makes an arena over `len` bytes at `ptr`.
     ///
@@ -40,7 +44,12 @@ impl Arena {
     /// - `ptr` may be null only when `len` is 0.
     pub unsafe fn new(ptr: *mut u8, len: usize) -> Arena {
         match NonNull::new(ptr) {
-            Some(start) => Arena { start, capacity: len, used: Cell::new(0), _region: PhantomData },
+            Some(start) => Arena {
+                start,
+                capacity: len,
+                used: Cell::new(0),
+                _region: PhantomData,
+            },
             None => {
                 debug_assert_eq!(len, 0, "Arena::new: null pointer with a non-zero length");
                 Arena::empty()
@@ -50,7 +59,12 @@ impl Arena {
 
     /// An arena with no space: every allocation of a non-zero size fails.
     pub const fn empty() -> Arena {
-        Arena { start: NonNull::dangling(), capacity: 0, used: Cell::new(0), _region: PhantomData }
+        Arena {
+            start: NonNull::dangling(),
+            capacity: 0,
+            used: Cell::new(0),
+            _region: PhantomData,
+        }
     }
 
     /// Total size of the region in bytes.

@@ -33,8 +33,20 @@ impl<'a> CallContext<'a> {
         deadline: Option<Instant>,
         caller: Option<&'a ModuleCaller>,
     ) -> CallContext<'a> {
-        let backpressure = if backpressure.is_nan() { 0.0 } else { backpressure.clamp(0.0, 1.0) };
-        CallContext { arena, backpressure, trace_id, span_id, deadline, caller, depth: 0 }
+        let backpressure = if backpressure.is_nan() {
+            0.0
+        } else {
+            backpressure.clamp(0.0, 1.0)
+        };
+        CallContext {
+            arena,
+            backpressure,
+            trace_id,
+            span_id,
+            deadline,
+            caller,
+            depth: 0,
+        }
     }
 
     /// The same context at nesting depth `depth` (0 for a call straight from the host).
@@ -71,7 +83,8 @@ impl<'a> CallContext<'a> {
     /// Time left before the deadline; `Some(ZERO)` once it has passed, `None` without a
     /// deadline.
     pub fn remaining_time(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// Whether the deadline has passed.
@@ -101,8 +114,14 @@ mod tests {
         assert_eq!((ctx.trace_id(), ctx.span_id()), (7, 9));
         assert!(ctx.remaining_time().is_none() && !ctx.is_expired());
         assert!(ctx.module_caller().is_none());
-        assert_eq!(CallContext::new(&arena, 3.0, 0, 0, None, None).backpressure(), 1.0);
-        assert_eq!(CallContext::new(&arena, f32::NAN, 0, 0, None, None).backpressure(), 0.0);
+        assert_eq!(
+            CallContext::new(&arena, 3.0, 0, 0, None, None).backpressure(),
+            1.0
+        );
+        assert_eq!(
+            CallContext::new(&arena, f32::NAN, 0, 0, None, None).backpressure(),
+            0.0
+        );
     }
 
     #[test]

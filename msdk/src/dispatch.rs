@@ -44,6 +44,7 @@ pub(crate) struct Table {
     infos: Vec<MethodInfo>,
     info: ModuleInfo,
     duplicate: Option<String>,
+    name: &'static str,
 }
 
 // SAFETY: the raw pointers inside `ModuleInfo`, `MethodInfo` and `StrRef` point into
@@ -54,6 +55,11 @@ unsafe impl Sync for Table {}
 unsafe impl Send for Table {}
 
 static TABLE: OnceLock<Table> = OnceLock::new();
+
+/// The module's crate name, as the method table knows it.
+pub(crate) fn module_name() -> &'static str {
+    table().name
+}
 
 /// The module's method table, built on first use.
 pub(crate) fn table() -> &'static Table {
@@ -79,7 +85,13 @@ impl Table {
             methods: infos.as_ptr(),
             method_count: infos.len(),
         };
-        Table { entries, infos, info, duplicate }
+        Table {
+            entries,
+            infos,
+            info,
+            duplicate,
+            name,
+        }
     }
 
     /// The module description handed to the host.
@@ -182,9 +194,15 @@ mod tests {
 
     #[test]
     fn duplicate_ids_name_both_exports() {
-        let t = Table::build(leak(vec![entry("echo", "src/a.rs:1"), entry("echo", "src/b.rs:9")]));
+        let t = Table::build(leak(vec![
+            entry("echo", "src/a.rs:1"),
+            entry("echo", "src/b.rs:9"),
+        ]));
         let msg = t.duplicate().unwrap();
-        assert!(msg.contains("src/a.rs:1") && msg.contains("src/b.rs:9"), "{msg}");
+        assert!(
+            msg.contains("src/a.rs:1") && msg.contains("src/b.rs:9"),
+            "{msg}"
+        );
         assert!(msg.contains("0xd49dd484"), "{msg}");
     }
 }

@@ -179,8 +179,15 @@ mod tests {
 
     #[test]
     fn malformed_status_is_an_abi_error() {
-        assert!(matches!(ModuleError::from_status(99, b""), ModuleError::Abi(m) if m.contains("99")));
-        assert!(matches!(ModuleError::from_status(0, b""), ModuleError::Abi(_)));
-        assert!(matches!(ModuleError::from_status(3, b"abc"), ModuleError::Abi(m) if m.contains("3 bytes")));
+        assert!(
+            matches!(ModuleError::from_status(99, b""), ModuleError::Abi(m) if m.contains("99"))
+        );
+        assert!(matches!(
+            ModuleError::from_status(0, b""),
+            ModuleError::Abi(_)
+        ));
+        assert!(
+            matches!(ModuleError::from_status(3, b"abc"), ModuleError::Abi(m) if m.contains("3 bytes"))
+        );
     }
 }

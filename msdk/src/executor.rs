@@ -44,7 +44,10 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 
 fn poll_to_end<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    let signal = Arc::new(Signal { woken: AtomicBool::new(false), thread: thread::current() });
+    let signal = Arc::new(Signal {
+        woken: AtomicBool::new(false),
+        thread: thread::current(),
+    });
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
@@ -70,7 +73,9 @@ pub(crate) mod runtime {
 
     fn lock() -> std::sync::MutexGuard<'static, Option<Runtime>> {
         // A panic while holding this lock cannot leave the `Option` half-written.
-        RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        RUNTIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the runtime if it is not running: one worker thread drives timers and

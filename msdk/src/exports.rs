@@ -6,7 +6,7 @@
 //! would abort the host.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::abi::{self, CallFrame, HostApi, InitFrame, ModuleInfo, Status, StrRef};
@@ -45,7 +45,10 @@ pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
         return Status::Abi as i32;
     };
     let outcome = panic::catch_unwind(|| init(frame)).unwrap_or_else(|payload| {
-        Err(format!("memlink_init panicked: {}", guard::message(payload)))
+        Err(format!(
+            "memlink_init panicked: {}",
+            guard::message(payload)
+        ))
     });
     match outcome {
         Ok(()) => Status::Ok as i32,
@@ -69,18 +72,41 @@ fn init(frame: &InitFrame) -> Result<(), String> {
         return Err(duplicate.to_owned());
     }
     guard::install_hook();
-    #[cfg(feature = "async")]
-    crate::executor::runtime::start().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mut loads = lock_loads();
+    if *loads == 0 {
+        #[cfg(feature = "async")]
+        crate::executor::runtime::start()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    }
+    *loads += 1;
+    crate::log::connect(frame.host, frame.max_log_level);
     Ok(())
 }
 
-/// Stops the module's background work (its async runtime). The host calls it once when
-/// it retires the module; the library stays mapped (see the runtime's docs).
+/// How many hosts have this image initialized: loading one file twice (from two
+/// runtimes in one process) maps one image, so shared state stops only at the last
+/// shutdown.
+static LOADS: Mutex<u32> = Mutex::new(0);
+
+fn lock_loads() -> MutexGuard<'static, u32> {
+    // The counter is a single integer: a panic cannot leave it half-written.
+    LOADS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Stops the module's background work (its async runtime) when the last host that
+/// initialized this image retires it; the library stays mapped (see the runtime's docs).
 #[no_mangle]
 pub extern "C" fn memlink_shutdown() -> i32 {
     let outcome = panic::catch_unwind(|| {
-        #[cfg(feature = "async")]
-        crate::executor::runtime::stop();
+        let mut loads = lock_loads();
+        *loads = loads.saturating_sub(1);
+        if *loads == 0 {
+            crate::log::disconnect();
+            #[cfg(feature = "async")]
+            crate::executor::runtime::stop();
+        }
     });
     match outcome {
         Ok(()) => Status::Ok as i32,
@@ -152,6 +178,13 @@ unsafe fn call(frame: &CallFrame) -> Result<(*const u8, usize), ModuleError> {
         Some(&caller),
     )
     .with_depth(frame.depth);
+    let _current = crate::log::enter_call(crate::log::CurrentCall {
+        host_call: frame.host_call,
+        method: entry.name,
+        module: entry.crate_name,
+        trace_id: frame.trace_id,
+        span_id: frame.span_id,
+    });
     // SAFETY: `host_call` is the handle of this running call.
     let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call) };
     (entry.invoke)(&invocation)?;

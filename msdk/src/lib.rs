@@ -20,14 +20,16 @@
 //!
 //! The pieces, one module each:
 //!
-//! - [`abi`]: the C ABI shared with the host, defined once;
-//! - [`arena`]: the bump allocator over host memory that every call gets;
-//! - [`context`]: what a call knows of its environment;
-//! - [`caller`]: calls to other modules through the host;
-//! - [`error`]: [`ModuleError`] and [`Result`];
-//! - [`serialize`]: the MessagePack encoding of arguments and results;
-//! - [`executor`]: how async exports run;
-//! - [`dispatch`], [`exports`], [`request`], [`panic`]: the machinery behind the macro.
+//! - [`abi`] — the C ABI shared with the host, defined once;
+//! - [`arena`] — the bump allocator over host memory that every call gets;
+//! - [`context`] — what a call knows of its environment;
+//! - [`caller`] — calls to other modules through the host;
+//! - [`error`] — [`ModuleError`] and [`Result`];
+//! - [`serialize`] — the MessagePack encoding of arguments and results;
+//! - [`executor`] — how async exports run;
+//! - [`log`] and [`metrics`] — structured logs to the host, counters, gauges, histograms;
+//! - [`dispatch`], [`exports`], [`request`] — the machinery behind the macro (with the
+//!   private `panic` module, which turns panics into errors).
 
 #![warn(missing_docs)]
 
@@ -39,6 +41,8 @@ pub mod dispatch;
 pub mod error;
 pub mod executor;
 pub mod exports;
+pub mod log;
+pub mod metrics;
 pub(crate) mod panic;
 pub mod request;
 pub mod serialize;
@@ -55,6 +59,8 @@ pub mod prelude {
     pub use crate::caller::ModuleCaller;
     pub use crate::context::CallContext;
     pub use crate::error::{ModuleError, Result};
+    pub use crate::log::{debug, error, info, trace, warn};
+    pub use crate::metrics::{increment_counter, observe_histogram, set_gauge};
     pub use memlink_msdk_macros::memlink_export;
 }
 

@@ -46,7 +46,13 @@ impl<'a> Invocation<'a> {
         host: &'a HostApi,
         host_call: *mut c_void,
     ) -> Invocation<'a> {
-        Invocation { ctx, args, host, host_call, output: Cell::new(None) }
+        Invocation {
+            ctx,
+            args,
+            host,
+            host_call,
+            output: Cell::new(None),
+        }
     }
 
     /// The context passed to the export.
@@ -67,7 +73,9 @@ impl<'a> Invocation<'a> {
     /// The raw argument as UTF-8, for an export whose only argument is a string.
     pub fn raw_str(&self) -> Result<&'a str> {
         core::str::from_utf8(self.args).map_err(|e| {
-            ModuleError::Serialize(format!("bad arguments: the string argument is not UTF-8: {e}"))
+            ModuleError::Serialize(format!(
+                "bad arguments: the string argument is not UTF-8: {e}"
+            ))
         })
     }
 
@@ -75,7 +83,8 @@ impl<'a> Invocation<'a> {
     pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         scratch.clear();
-        let outcome = serialize::encode_into(value, &mut scratch).and_then(|()| self.set_output(&scratch));
+        let outcome =
+            serialize::encode_into(value, &mut scratch).and_then(|()| self.set_output(&scratch));
         if scratch.capacity() <= SCRATCH_KEEP {
             SCRATCH.with(|s| *s.borrow_mut() = scratch);
         }

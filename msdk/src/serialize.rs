@@ -48,10 +48,15 @@ pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
-/// Decodes the arguments of an export: empty input stands for no arguments (`[]`).
+/// Decodes the arguments of an export: empty input and nil (how `()` encodes) stand for
+/// no arguments (`[]`).
 pub(crate) fn decode_args<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     const EMPTY_ARRAY: &[u8] = &[0x90];
-    let bytes = if bytes.is_empty() { EMPTY_ARRAY } else { bytes };
+    let bytes = if bytes.is_empty() || bytes == [0xc0] {
+        EMPTY_ARRAY
+    } else {
+        bytes
+    };
     from_msgpack(bytes).map_err(|e| match e {
         ModuleError::Serialize(m) => ModuleError::Serialize(format!("bad arguments: {m}")),
         other => other,
@@ -71,7 +76,10 @@ mod tests {
 
     #[test]
     fn structs_round_trip_as_maps() {
-        let u = User { id: 1, name: "ada".into() };
+        let u = User {
+            id: 1,
+            name: "ada".into(),
+        };
         let bytes = to_msgpack(&u).unwrap();
         assert_eq!(bytes[0], 0x82, "a two-entry map");
         assert_eq!(from_msgpack::<User>(&bytes).unwrap(), u);
@@ -86,7 +94,10 @@ mod tests {
     #[test]
     fn trailing_bytes_are_refused() {
         let err = from_msgpack::<u32>(&[0x05, 0x06]).unwrap_err();
-        assert_eq!(err, ModuleError::Serialize("1 trailing bytes after the MessagePack value".into()));
+        assert_eq!(
+            err,
+            ModuleError::Serialize("1 trailing bytes after the MessagePack value".into())
+        );
     }
 
     #[test]
@@ -94,7 +105,10 @@ mod tests {
         let mut bytes = vec![0x91; 100_000];
         bytes.push(0xc0);
         let err = from_msgpack::<serde_json::Value>(&bytes).unwrap_err();
-        assert!(matches!(err, ModuleError::Serialize(m) if m.contains("depth")), "limit reached");
+        assert!(
+            matches!(err, ModuleError::Serialize(m) if m.contains("depth")),
+            "limit reached"
+        );
     }
 
     #[test]
@@ -102,6 +116,7 @@ mod tests {
         #[derive(Deserialize)]
         struct NoArgs {}
         assert!(decode_args::<NoArgs>(b"").is_ok());
+        assert!(decode_args::<NoArgs>(b"\xc0").is_ok());
         let err = decode_args::<u32>(b"\xc1").err().unwrap();
         assert!(matches!(err, ModuleError::Serialize(m) if m.starts_with("bad arguments: ")));
     }

@@ -1,0 +1,35 @@
+//! # memlink-runtime
+//!
+//! The memlink host: loads modules built with memlink-msdk, checks their ABI and method
+//! table, owns the arenas their calls use, and calls their exports by name from any
+//! number of threads. The `memlink` binary in this package is its command-line face.
+//!
+//! - [`runtime`] — the [`Runtime`], the [`ModuleRuntime`] trait, handles;
+//! - [`resolver`] — [`ModuleRef`] and how references become files;
+//! - [`module`] — a loaded module and its method table;
+//! - [`call`] — the call path and [`CallOutput`];
+//! - [`arena`] — host-owned arena memory;
+//! - [`error`] — [`RuntimeError`].
+//!
+//! Module logs are emitted as `tracing` events with the target `memlink::module` and the
+//! fields `module`, `method`, `trace_id`, `span_id` and `fields`; install any `tracing`
+//! subscriber *before* loading a module, since the module learns the level filter at load.
+
+#![warn(missing_docs)]
+
+pub mod arena;
+pub mod call;
+pub mod error;
+mod log;
+pub mod module;
+pub mod resolver;
+pub mod runtime;
+mod typed;
+
+pub use call::CallOutput;
+pub use error::RuntimeError;
+pub use memlink_msdk::abi::Format;
+pub use memlink_msdk::ModuleError;
+pub use module::Method;
+pub use resolver::ModuleRef;
+pub use runtime::{ModuleHandle, ModuleRuntime, Runtime, RuntimeConfig};

@@ -78,8 +78,14 @@ fn exhaustion_is_none_and_leaves_the_arena_usable() {
     assert!(arena.alloc::<u64>().is_some());
     assert_eq!(arena.remaining(), 0);
     assert!(arena.alloc::<u8>().is_none());
-    assert!(arena.alloc_bytes(usize::MAX).is_none(), "overflow is a failure, not a wrap");
-    assert!(arena.alloc_bytes_aligned(1, 3).is_none(), "3 is not a power of two");
+    assert!(
+        arena.alloc_bytes(usize::MAX).is_none(),
+        "overflow is a failure, not a wrap"
+    );
+    assert!(
+        arena.alloc_bytes_aligned(1, 3).is_none(),
+        "3 is not a power of two"
+    );
 }
 
 #[test]
@@ -132,7 +138,10 @@ fn reset_makes_the_region_reusable() {
     arena.reset();
     assert_eq!(arena.used(), 0);
     let again = arena.alloc::<u64>().unwrap();
-    assert_eq!(*again, 0, "reset memory is initialized again before it is handed out");
+    assert_eq!(
+        *again, 0,
+        "reset memory is initialized again before it is handed out"
+    );
     assert_eq!(again as *mut u64, first);
 }
 
@@ -146,16 +155,34 @@ fn contains_knows_the_region() {
     assert!(!arena.contains(&outside));
 }
 
+/// Counts drops, to show the arena never drops what it holds.
+struct Tracked<'a>(&'a std::cell::Cell<u32>);
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
 #[test]
 fn a_panicking_fill_leaks_but_stays_sound() {
+    let drops = std::cell::Cell::new(0);
     let mut r = Region::new(256);
     let arena = r.arena();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         arena.alloc_slice_fill_with(4, |i| {
             assert!(i < 2, "stop");
-            String::from("x")
+            Tracked(&drops)
         })
     }));
     assert!(result.is_err());
-    assert!(arena.alloc::<u64>().is_some(), "the arena keeps working after the panic");
+    assert_eq!(
+        drops.get(),
+        0,
+        "the two written elements are leaked, not dropped"
+    );
+    assert!(
+        arena.alloc::<u64>().is_some(),
+        "the arena keeps working after the panic"
+    );
 }

@@ -1,1 +1,173 @@
-fn main(){}
+//! `memlink`: inspect and call memlink modules from the command line.
+
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+use memlink_runtime::{
+    Format, Method, ModuleHandle, ModuleRef, ModuleRuntime, Runtime, RuntimeError,
+};
+
+#[derive(Parser)]
+#[command(name = "memlink", version, about = "Inspect and call memlink modules")]
+struct Cli {
+    /// Show module logs on stderr: -v info, -vv debug, -vvv trace (errors and warnings
+    /// always show).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List a module's methods with their ids and formats.
+    Inspect {
+        /// Path of the module's shared library.
+        module: String,
+    },
+    /// Call a method and print its result.
+    ///
+    /// MessagePack methods take JSON: an array of the arguments (`[2, 3]`), an object
+    /// keyed by parameter name (`{"a": 2, "b": 3}`), or, for a method with one argument,
+    /// that argument alone (`7`). Raw methods take the text as it is and print their
+    /// result as text.
+    Call {
+        /// Path of the module's shared library.
+        module: String,
+        /// Name of the method.
+        method: String,
+        /// The arguments (JSON, or text for raw methods); none if omitted.
+        args: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .init();
+}
+
+fn run(command: Command) -> Result<(), String> {
+    let runtime = Runtime::with_local_resolver();
+    match command {
+        Command::Inspect { module } => {
+            let handle = load(&runtime, &module)?;
+            print!("{}", inspect(&runtime, handle).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::Call {
+            module,
+            method,
+            args,
+        } => {
+            let handle = load(&runtime, &module)?;
+            let out = call(&runtime, handle, &method, args.as_deref())?;
+            println!("{out}");
+            Ok(())
+        }
+    }
+}
+
+fn load(runtime: &Runtime, module: &str) -> Result<ModuleHandle, String> {
+    let reference = ModuleRef::parse(module).map_err(|e| e.to_string())?;
+    runtime.load(reference).map_err(|e| e.to_string())
+}
+
+fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeError> {
+    let (name, version) = runtime.module_name(handle)?;
+    let (path, sdk) = runtime.module_origin(handle)?;
+    let methods = runtime.methods(handle)?;
+    let mut out = format!(
+        "module {name} {version} (memlink-msdk {sdk})\npath   {}\n",
+        path.display()
+    );
+    out += &format!("{} methods:\n", methods.len());
+    out += &format!(
+        "  {:<24} {:<10} {:<8} {:<8} {:>4}  kind\n",
+        "name", "id", "args", "result", "argc"
+    );
+    for m in &methods {
+        out += &format!(
+            "  {:<24} {:#010x} {:<8} {:<8} {:>4}  {}\n",
+            m.name,
+            m.id,
+            m.args_format.name(),
+            m.result_format.name(),
+            m.arg_count,
+            if m.is_async { "async" } else { "sync" }
+        );
+    }
+    Ok(out)
+}
+
+fn call(
+    runtime: &Runtime,
+    handle: ModuleHandle,
+    method: &str,
+    args: Option<&str>,
+) -> Result<String, String> {
+    let methods = runtime.methods(handle).map_err(|e| e.to_string())?;
+    let Some(m) = methods.iter().find(|m| m.name == method) else {
+        // Let the runtime word the error, naming the module.
+        return runtime
+            .call(handle, method, b"")
+            .map(|_| String::new())
+            .map_err(|e| e.to_string());
+    };
+    let encoded = encode_args(m, args)?;
+    let out = runtime
+        .call(handle, method, &encoded)
+        .map_err(|e| e.to_string())?;
+    render(m.result_format, &out)
+}
+
+fn encode_args(method: &Method, args: Option<&str>) -> Result<Vec<u8>, String> {
+    if method.args_format == Format::Raw {
+        return Ok(args.unwrap_or("").as_bytes().to_vec());
+    }
+    let Some(text) = args else {
+        return Ok(Vec::new());
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
+    let value = match value {
+        v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_)) => v,
+        single if method.arg_count == 1 => serde_json::Value::Array(vec![single]),
+        _ => {
+            return Err(format!(
+                "`{}` takes {} arguments: pass a JSON array or an object keyed by parameter name",
+                method.name, method.arg_count
+            ))
+        }
+    };
+    rmp_serde::to_vec(&value).map_err(|e| format!("cannot encode the arguments: {e}"))
+}
+
+fn render(format: Format, bytes: &[u8]) -> Result<String, String> {
+    if format == Format::Raw {
+        return Ok(String::from_utf8_lossy(bytes).into_owned());
+    }
+    let value: serde_json::Value = memlink_msdk::serialize::from_msgpack(bytes)
+        .map_err(|e| format!("cannot decode the result as JSON: {e}"))?;
+    serde_json::to_string(&value).map_err(|e| e.to_string())
+}

@@ -1,0 +1,291 @@
+//! The rules an exported function must follow, each broken one reported as a
+//! [`syn::Error`] on the token at fault.
+//!
+//! The checks never stop at the first problem: each one records its errors in an
+//! [`Errors`] and returns what it could make out (or `None`), so a single build lists
+//! everything wrong with the function at once.
+
+use proc_macro2::Span;
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericParam, Ident, Pat, PatType, ReturnType, Signature};
+
+use crate::generate;
+use crate::parse::{Args, Field};
+use crate::types::{self, Borrowed, ContextKind};
+
+/// The message for a missing or wrong first parameter.
+const NOT_CONTEXT: &str = "First parameter must be &CallContext";
+/// The message for a missing or wrong return type.
+const NOT_RESULT: &str = "Return type must be Result";
+/// The message for a `self` parameter.
+const SELF_PARAM: &str = "memlink exports cannot take self";
+/// The message for a reference where an owned MessagePack argument is needed.
+const REFERENCE_PARAM: &str =
+    "reference parameters are only supported as the single raw argument (&str or &[u8])";
+/// The message for generic parameters, including `impl Trait` arguments.
+const GENERIC: &str = "memlink exports cannot be generic";
+
+/// Errors collected so far; empty until something is pushed.
+#[derive(Debug, Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    /// Records `error` after the ones already there.
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// The value of `result`, recording its error if it has one.
+    pub(crate) fn take<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|e| self.push(e)).ok()
+    }
+
+    /// `value` if nothing was recorded, else every error recorded.
+    pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
+        match self.0 {
+            None => Ok(value),
+            Some(error) => Err(error),
+        }
+    }
+
+    /// Every error recorded. Callers get here only after a check gave up, which it does
+    /// only after recording why; the fallback message is for a bug in this crate.
+    pub(crate) fn into_error(self) -> syn::Error {
+        self.0.unwrap_or_else(|| {
+            syn::Error::new(
+                Span::call_site(),
+                "#[memlink_export]: internal error, please report",
+            )
+        })
+    }
+}
+
+/// The name, qualifiers and generics: the wrapper must be able to call the function by
+/// its name (which the generated items must not shadow) with nothing but the decoded
+/// arguments, so no `unsafe`, no foreign ABI, no variadics, no type or const parameters
+/// (lifetimes are fine, they are inferred) and no `self`.
+pub(crate) fn signature(sig: &Signature, errors: &mut Errors) {
+    if generate::RESERVED.iter().any(|name| sig.ident == name) {
+        let message = format!("the name `{}` is reserved by #[memlink_export]", sig.ident);
+        errors.push(syn::Error::new_spanned(&sig.ident, message));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            "memlink exports cannot be unsafe",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        let message = "memlink exports cannot have an explicit ABI: the generated wrapper \
+                       provides the C ABI";
+        errors.push(syn::Error::new_spanned(abi, message));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "memlink exports cannot be variadic",
+        ));
+    }
+    for param in &sig.generics.params {
+        if !matches!(param, GenericParam::Lifetime(_)) {
+            errors.push(syn::Error::new_spanned(param, GENERIC));
+        }
+    }
+    for input in &sig.inputs {
+        if let FnArg::Receiver(receiver) = input {
+            errors.push(syn::Error::new_spanned(receiver, SELF_PARAM));
+        }
+    }
+}
+
+/// The typed parameters; a `self` is reported by [`signature`] and otherwise ignored, so
+/// that `fn m(&self, ctx: &CallContext)` gets that one error and no confusing others.
+fn typed_params(sig: &Signature) -> Vec<&PatType> {
+    let typed = sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Typed(param) => Some(param),
+        FnArg::Receiver(_) => None,
+    });
+    typed.collect()
+}
+
+/// How the first parameter takes the context, which it must be.
+pub(crate) fn context(sig: &Signature, errors: &mut Errors) -> Option<ContextKind> {
+    let error = match typed_params(sig).first() {
+        None if sig.receiver().is_some() => return None,
+        None => syn::Error::new(sig.paren_token.span.join(), NOT_CONTEXT),
+        Some(param) => match types::context_kind(&param.ty) {
+            Some(kind) => return Some(kind),
+            None => syn::Error::new_spanned(param, NOT_CONTEXT),
+        },
+    };
+    errors.push(error);
+    None
+}
+
+/// The arguments after the context: one bytes-like argument is raw, anything else is a
+/// MessagePack struct whose fields must be owned.
+pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
+    let params: Vec<&PatType> = typed_params(sig).into_iter().skip(1).collect();
+    if let [param] = params.as_slice() {
+        if let Some(raw) = types::raw_arg(&param.ty) {
+            return Some(Args::Raw(raw));
+        }
+    }
+    if u16::try_from(params.len()).is_err() {
+        let message = "memlink exports take at most 65535 arguments";
+        errors.push(syn::Error::new(sig.paren_token.span.join(), message));
+        return None;
+    }
+    let mut owned = true;
+    for param in &params {
+        if let Some(borrowed) = types::find_borrowed(&param.ty) {
+            errors.push(borrowed_error(&borrowed));
+            owned = false;
+        }
+    }
+    owned.then(|| Args::MessagePack(fields(&params)))
+}
+
+/// The error for a borrowing MessagePack parameter type.
+fn borrowed_error(borrowed: &Borrowed<'_>) -> syn::Error {
+    match borrowed {
+        Borrowed::Reference(ty) => syn::Error::new_spanned(ty, REFERENCE_PARAM),
+        Borrowed::ImplTrait(ty) => syn::Error::new_spanned(ty, GENERIC),
+        Borrowed::Lifetime(lifetime) => syn::Error::new_spanned(
+            lifetime,
+            format!(
+                "MessagePack parameters must be owned types, `{lifetime}` borrows \
+                 (only the single raw argument &str or &[u8] may borrow)"
+            ),
+        ),
+    }
+}
+
+/// The argument struct's fields: each parameter's name, or `arg{i}` when it has none,
+/// never the same name twice.
+fn fields(params: &[&PatType]) -> Vec<Field> {
+    let named: Vec<Option<Ident>> = params.iter().map(|p| binding_name(&p.pat)).collect();
+    let mut taken: Vec<String> = named
+        .iter()
+        .flatten()
+        .map(|i| i.unraw().to_string())
+        .collect();
+    params
+        .iter()
+        .zip(named)
+        .enumerate()
+        .map(|(i, (param, name))| {
+            let name = name.unwrap_or_else(|| {
+                let mut fresh = format!("arg{i}");
+                while taken.contains(&fresh) {
+                    fresh.push('_');
+                }
+                taken.push(fresh.clone());
+                Ident::new(&fresh, param.pat.span())
+            });
+            Field {
+                name,
+                ty: (*param.ty).clone(),
+            }
+        })
+        .collect()
+}
+
+/// The name a parameter pattern binds, if it is a plain (possibly `mut`) identifier.
+fn binding_name(pat: &Pat) -> Option<Ident> {
+    match pat {
+        Pat::Ident(p) => Some(p.ident.clone()),
+        _ => None,
+    }
+}
+
+/// Whether the `Ok` type of the `Result` the function must return is raw bytes.
+pub(crate) fn result(sig: &Signature, errors: &mut Errors) -> Option<bool> {
+    let error = match &sig.output {
+        ReturnType::Default => syn::Error::new_spanned(&sig.ident, NOT_RESULT),
+        ReturnType::Type(_, ty) => match types::result_ok_type(ty) {
+            Some(ok) => return Some(types::is_raw_result(ok)),
+            None => syn::Error::new_spanned(ty.to_token_stream(), NOT_RESULT),
+        },
+    };
+    errors.push(error);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use crate::parse::{self, AttrArgs, Function};
+
+    /// Every error message for `item`, in order.
+    fn errors(item: proc_macro2::TokenStream) -> Vec<String> {
+        let func: Function = syn::parse2(item).unwrap();
+        match parse::export(Ok(AttrArgs::default()), &func) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn variadic_and_abi_are_rejected() {
+        let got = errors(quote! {
+            unsafe extern "C" fn f(ctx: &CallContext, n: u32, ...) -> Result<u32> {}
+        });
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[2].contains("cannot be variadic"), "{got:?}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let got = errors(quote! {
+            fn f<T>(&self, a: &u8, b: Cow<'a, str>) -> Option<T> {}
+        });
+        let want = [
+            "memlink exports cannot be generic",
+            "memlink exports cannot take self",
+            "First parameter must be &CallContext",
+            "MessagePack parameters must be owned types",
+            "Return type must be Result",
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for (got, want) in got.iter().zip(want) {
+            assert!(got.starts_with(want), "{got:?} should start with {want:?}");
+        }
+    }
+
+    #[test]
+    fn synthesized_field_names_do_not_collide() {
+        let func: Function = syn::parse2(quote! {
+            fn f(ctx: &CallContext, _: u8, arg1: u8, (x, y): (u8, u8), arg2: u8) -> Result<()> {}
+        })
+        .unwrap();
+        let export = parse::export(Ok(AttrArgs::default()), &func).unwrap();
+        let parse::Args::MessagePack(fields) = export.args else {
+            panic!("not MessagePack");
+        };
+        let names: Vec<String> = fields.iter().map(|f| f.name.to_string()).collect();
+        assert_eq!(names, ["arg0", "arg1", "arg2_", "arg2"]);
+    }
+
+    #[test]
+    fn attribute_errors_are_all_reported() {
+        let got = parse::attr_args(quote!(nmae = "x", name = 1, name = ""))
+            .err()
+            .unwrap();
+        let got: Vec<String> = got.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "unknown attribute `nmae`, expected `name`",
+                "`name` must be a string literal, as in `name = \"my_method\"`",
+                "`name` must not be empty",
+            ]
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! Code generation: the registration that goes after the user's function.
+//!
+//! Everything generated lives in one `const _: () = { ... };` block, so none of its
+//! names can clash with the module's items or with another export's, and it refers to
+//! the SDK only through absolute `::memlink_msdk::__private` paths, so a module crate
+//! needs no other dependency and no particular `use`s. The wrapper's own locals get
+//! [`Span::mixed_site`] hygiene and never reuse the user's parameter names, so nothing
+//! the user writes can shadow them.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::{FnArg, Ident, LitStr, PatType};
+
+use crate::parse::{Args, Export, Field, Function};
+use crate::types::{self, ContextKind, RawArg};
+
+/// The generated items that share the value namespace with the user's function, which
+/// the wrapper calls by name: a function with one of these names would be shadowed.
+pub(crate) const RESERVED: &[&str] = &["__memlink_invoke", "__MEMLINK_METHOD"];
+
+/// Names the generated code uses; the locals are hygienic.
+struct Names {
+    /// The wrapper's `&Invocation` parameter.
+    inv: Ident,
+    /// The `Ok` value of the export.
+    value: Ident,
+    /// The argument struct.
+    args_struct: Ident,
+}
+
+impl Names {
+    fn new() -> Names {
+        let local = |name: &str| Ident::new(name, Span::mixed_site());
+        Names {
+            inv: local("__inv"),
+            value: local("__value"),
+            args_struct: Ident::new("__MemlinkArgs", Span::call_site()),
+        }
+    }
+
+    /// The local holding argument `i`.
+    fn arg(i: usize) -> Ident {
+        format_ident!("__memlink_arg{}", i, span = Span::mixed_site())
+    }
+}
+
+/// The user's function as it goes out: its own tokens, untouched, except that a context
+/// that hides its lifetime (`&CallContext`) gets it written out (`&CallContext<'_>`).
+/// An `async fn` requires that (E0726); for a sync fn it spares the user the
+/// `elided_lifetimes_in_paths` lint. Neither changes anything for callers.
+pub(crate) fn function(item: TokenStream, func: &Function) -> TokenStream {
+    let mut func = func.clone();
+    let changed = func
+        .sig
+        .inputs
+        .iter_mut()
+        .find_map(typed)
+        .is_some_and(|param| types::show_context_lifetime(&mut param.ty));
+    if changed {
+        quote!(#func)
+    } else {
+        item
+    }
+}
+
+/// The typed parameter, not a `self`.
+fn typed(input: &mut FnArg) -> Option<&mut PatType> {
+    match input {
+        FnArg::Typed(param) => Some(param),
+        FnArg::Receiver(_) => None,
+    }
+}
+
+/// The `const _: () = { ... };` block that registers `export`.
+pub(crate) fn registration(export: &Export) -> TokenStream {
+    let names = Names::new();
+    let private = quote!(::memlink_msdk::__private);
+    let args_struct = args_struct(export, &names);
+    let invoke = invoke_fn(export, &names);
+    let name = LitStr::new(&export.name, export.ident.span());
+    let args_format = format(matches!(export.args, Args::Raw(_)));
+    let result_format = format(export.raw_result);
+    let arg_count = u16::try_from(export.args.count()).expect("checked in check::args");
+    let is_async = export.is_async;
+    quote! {
+        const _: () = {
+            #args_struct
+            #invoke
+            #[#private::linkme::distributed_slice(#private::METHODS)]
+            #[linkme(crate = #private::linkme)]
+            static __MEMLINK_METHOD: #private::MethodEntry = #private::MethodEntry {
+                name: #name,
+                args_format: #args_format,
+                result_format: #result_format,
+                arg_count: #arg_count,
+                is_async: #is_async,
+                crate_name: ::core::env!("CARGO_CRATE_NAME"),
+                crate_version: ::core::env!("CARGO_PKG_VERSION"),
+                location: ::core::concat!(::core::file!(), ":", ::core::line!()),
+                invoke: __memlink_invoke,
+            };
+        };
+    }
+}
+
+/// The `Format` variant: raw bytes or MessagePack.
+fn format(raw: bool) -> TokenStream {
+    if raw {
+        quote!(::memlink_msdk::__private::Format::Raw)
+    } else {
+        quote!(::memlink_msdk::__private::Format::MessagePack)
+    }
+}
+
+/// The struct MessagePack arguments decode into. Its field names are the parameter
+/// names, so the arguments may come as an array or as a map keyed by name; unknown keys
+/// are an error rather than silently dropped, and the struct's serde name says whose
+/// arguments failed to decode.
+fn args_struct(export: &Export, names: &Names) -> TokenStream {
+    let Args::MessagePack(fields) = &export.args else {
+        return TokenStream::new();
+    };
+    let field_names = fields.iter().map(|f| &f.name);
+    let field_types = fields.iter().map(|f| &f.ty);
+    let serde_name = format!("arguments of `{}`", export.name);
+    let args_struct = &names.args_struct;
+    quote! {
+        #[derive(::memlink_msdk::__private::serde::Deserialize)]
+        #[serde(
+            crate = "::memlink_msdk::__private::serde",
+            deny_unknown_fields,
+            rename = #serde_name
+        )]
+        struct #args_struct {
+            #(#field_names: #field_types,)*
+        }
+    }
+}
+
+/// The wrapper the method table points at: decode, call, encode.
+fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
+    let Names { inv, value, .. } = names;
+    let decode = decode_args(export, names);
+    let call = call(export, names);
+    let encode = if export.raw_result {
+        quote!(#inv.encode_raw_result(::core::convert::AsRef::<[u8]>::as_ref(&#value)))
+    } else {
+        quote!(#inv.encode_result(&#value))
+    };
+    quote! {
+        fn __memlink_invoke(
+            #inv: &::memlink_msdk::__private::Invocation<'_>,
+        ) -> ::core::result::Result<(), ::memlink_msdk::__private::ModuleError> {
+            #decode
+            let #value = #call
+                .map_err(::core::convert::Into::<::memlink_msdk::__private::ModuleError>::into)?;
+            #encode
+        }
+    }
+}
+
+/// The statements that bind the arguments to `__memlink_arg{i}`.
+fn decode_args(export: &Export, names: &Names) -> TokenStream {
+    let inv = &names.inv;
+    let arg = Names::arg(0);
+    match &export.args {
+        Args::Raw(RawArg::Str) => quote!(let #arg = #inv.raw_str()?;),
+        Args::Raw(RawArg::String) => {
+            quote!(let #arg = ::std::borrow::ToOwned::to_owned(#inv.raw_str()?);)
+        }
+        Args::Raw(RawArg::ByteSlice) => quote!(let #arg = #inv.raw_bytes();),
+        Args::Raw(RawArg::Bytes) => {
+            quote!(let #arg = ::std::borrow::ToOwned::to_owned(#inv.raw_bytes());)
+        }
+        Args::MessagePack(fields) => decode_struct(fields, names),
+    }
+}
+
+/// Decodes the argument struct and destructures it into the argument locals.
+fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
+    let Names {
+        inv, args_struct, ..
+    } = names;
+    let field_names = fields.iter().map(|f| &f.name);
+    let locals = (0..fields.len()).map(Names::arg);
+    quote! {
+        let #args_struct { #(#field_names: #locals,)* } =
+            #inv.decode_args::<#args_struct>()?;
+    }
+}
+
+/// The call of the user's function, under `block_on` when it is async.
+fn call(export: &Export, names: &Names) -> TokenStream {
+    let inv = &names.inv;
+    let ident = &export.ident;
+    let context = match export.context {
+        ContextKind::Ref => quote!(#inv.context()),
+        ContextKind::Value => quote!(::core::clone::Clone::clone(#inv.context())),
+    };
+    let args = (0..export.args.count()).map(Names::arg);
+    let call = quote!(#ident(#context, #(#args),*));
+    if export.is_async {
+        quote!(#inv.block_on(#call))
+    } else {
+        call
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+
+    /// The registration of `item`, parsed back as Rust to prove it is well formed.
+    fn expand(item: TokenStream) -> syn::File {
+        let func: Function = syn::parse2(item).unwrap();
+        let export = parse::export(Ok(parse::AttrArgs::default()), &func).unwrap();
+        syn::parse2(registration(&export)).unwrap()
+    }
+
+    #[test]
+    fn msgpack_export_decodes_a_struct_named_after_the_parameters() {
+        let file = expand(quote! {
+            pub fn add(_ctx: &CallContext, a: u32, _: u32) -> Result<u32> { Ok(a) }
+        });
+        let text = quote!(#file).to_string();
+        assert!(
+            text.contains("struct __MemlinkArgs { a : u32 , arg1 : u32 , }"),
+            "{text}"
+        );
+        assert!(text.contains("arg_count : 2u16"), "{text}");
+        assert!(text.contains("Format :: MessagePack"), "{text}");
+        assert!(text.contains("add (__inv . context () , __memlink_arg0 , __memlink_arg1)"));
+    }
+
+    #[test]
+    fn raw_async_export_has_no_struct_and_blocks_on_the_future() {
+        let file = expand(quote! {
+            async fn up(ctx: CallContext<'_>, s: &str) -> Result<String> { Ok(s.into()) }
+        });
+        let text = quote!(#file).to_string();
+        assert!(!text.contains("struct"), "{text}");
+        assert!(text.contains("args_format : :: memlink_msdk :: __private :: Format :: Raw"));
+        assert!(text.contains("result_format : :: memlink_msdk :: __private :: Format :: Raw"));
+        assert!(text.contains("__inv . block_on (up (:: core :: clone :: Clone :: clone"));
+        assert!(text.contains("encode_raw_result"), "{text}");
+        assert!(text.contains("is_async : true"), "{text}");
+    }
+}

@@ -1,0 +1,183 @@
+//! From the macro's input tokens to a model of the export.
+//!
+//! The attribute arguments and the function are read into an [`Export`] that says
+//! everything code generation needs and nothing else: generation never looks at the
+//! signature again. Every rule is checked here (through [`crate::check`]) and every
+//! broken rule is reported, not only the first, so one build shows the user all there
+//! is to fix.
+
+use proc_macro2::{Delimiter, Group, TokenStream};
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Signature, Token, Type, Visibility};
+
+use crate::check::{self, Errors};
+use crate::types::{ContextKind, RawArg};
+
+/// The annotated function. The body is kept as tokens, not parsed: the macro only needs
+/// the signature, and a body syn cannot parse (new syntax, a typo) is then reported by
+/// rustc itself instead of by the macro.
+#[derive(Clone)]
+pub(crate) struct Function {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) body: Group,
+}
+
+impl Parse for Function {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Function> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        let body: Group = input.parse()?;
+        if body.delimiter() != Delimiter::Brace {
+            return Err(syn::Error::new(body.span(), "expected the function body"));
+        }
+        Ok(Function {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
+}
+
+impl ToTokens for Function {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend(self.attrs.iter().map(ToTokens::to_token_stream));
+        self.vis.to_tokens(tokens);
+        self.sig.to_tokens(tokens);
+        self.body.to_tokens(tokens);
+    }
+}
+
+/// The arguments of `#[memlink_export(...)]`.
+#[derive(Default)]
+pub(crate) struct AttrArgs {
+    /// `name = "..."`: the exported name, when it is not the function's.
+    pub(crate) name: Option<LitStr>,
+}
+
+/// Everything code generation needs to know about one export.
+pub(crate) struct Export {
+    /// The function, called by this name.
+    pub(crate) ident: Ident,
+    /// The name the host calls it by.
+    pub(crate) name: String,
+    /// Whether it is an `async fn`, run with `block_on`.
+    pub(crate) is_async: bool,
+    /// How it takes its context.
+    pub(crate) context: ContextKind,
+    /// How its arguments arrive.
+    pub(crate) args: Args,
+    /// Whether its `Ok` value leaves as raw bytes rather than MessagePack.
+    pub(crate) raw_result: bool,
+}
+
+/// The arguments after the context.
+pub(crate) enum Args {
+    /// One bytes-like argument, passed the raw argument bytes.
+    Raw(RawArg),
+    /// Any number of owned arguments, decoded from MessagePack into a struct.
+    MessagePack(Vec<Field>),
+}
+
+impl Args {
+    /// How many arguments there are after the context.
+    pub(crate) fn count(&self) -> usize {
+        match self {
+            Args::Raw(_) => 1,
+            Args::MessagePack(fields) => fields.len(),
+        }
+    }
+}
+
+/// One MessagePack argument: a field of the argument struct.
+pub(crate) struct Field {
+    /// The field name, which is the key of a map-encoded argument: the parameter's name,
+    /// or `arg{i}` for a `_` or destructuring parameter.
+    pub(crate) name: Ident,
+    /// The parameter's type.
+    pub(crate) ty: Type,
+}
+
+/// Reads the attribute arguments: a comma-separated list of `key = value`, where the
+/// only key is `name`. Every bad entry is reported.
+pub(crate) fn attr_args(tokens: TokenStream) -> syn::Result<AttrArgs> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+    let mut args = AttrArgs::default();
+    let mut errors = Errors::default();
+    for meta in metas {
+        if !meta.path().is_ident("name") {
+            let key = meta.path();
+            let shown = quote::quote!(#key).to_string().replace(' ', "");
+            errors.push(syn::Error::new_spanned(
+                key,
+                format!("unknown attribute `{shown}`, expected `name`"),
+            ));
+            continue;
+        }
+        match name_value(&meta) {
+            Ok(_) if args.name.is_some() => {
+                errors.push(syn::Error::new_spanned(&meta, "duplicate `name` attribute"));
+            }
+            Ok(lit) => args.name = Some(lit),
+            Err(e) => errors.push(e),
+        }
+    }
+    errors.finish(args)
+}
+
+/// The string literal of `name = "..."`, which must be neither missing nor empty.
+fn name_value(meta: &Meta) -> syn::Result<LitStr> {
+    let Meta::NameValue(nv) = meta else {
+        return Err(syn::Error::new_spanned(meta, "expected `name = \"...\"`"));
+    };
+    match &nv.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if lit.value().is_empty() => {
+            Err(syn::Error::new_spanned(lit, "`name` must not be empty"))
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`name` must be a string literal, as in `name = \"my_method\"`",
+        )),
+    }
+}
+
+/// Reads the function into an [`Export`], or reports everything wrong with it together
+/// with the errors already found in the attribute (`attr`).
+pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Result<Export> {
+    let mut errors = Errors::default();
+    let attr = errors.take(attr);
+    let sig = &func.sig;
+    check::signature(sig, &mut errors);
+    let context = check::context(sig, &mut errors);
+    let args = check::args(sig, &mut errors);
+    let raw_result = check::result(sig, &mut errors);
+    let (Some(attr), Some(context), Some(args), Some(raw_result)) =
+        (attr, context, args, raw_result)
+    else {
+        return Err(errors.into_error());
+    };
+    let name = match attr.name {
+        Some(lit) => lit.value(),
+        None => sig.ident.unraw().to_string(),
+    };
+    let export = Export {
+        ident: sig.ident.clone(),
+        name,
+        is_async: sig.asyncness.is_some(),
+        context,
+        args,
+        raw_result,
+    };
+    errors.finish(export)
+}

@@ -1,0 +1,229 @@
+//! Classification of the types in an export's signature.
+//!
+//! A proc macro sees tokens, not resolved types, so everything here is syntactic: a
+//! type is recognised by the shape of its path. For the context and `Result` only the
+//! last segment counts (`memlink_msdk::CallContext`, `std::result::Result` and a
+//! `Result` alias all work). For the raw bytes-like types the whole path must be one
+//! of the std spellings, because mistaking a user's own `String` for the std one would
+//! change the wire format silently.
+
+use syn::{GenericArgument, Lifetime, PathArguments, PathSegment, Type, TypePath};
+
+/// How the export takes its context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContextKind {
+    /// `&CallContext`: the wrapper lends the invocation's context.
+    Ref,
+    /// `CallContext`: the wrapper passes a clone.
+    Value,
+}
+
+/// A bytes-like argument, received as the raw argument bytes instead of MessagePack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawArg {
+    /// `String`: the bytes, checked as UTF-8 and copied.
+    String,
+    /// `&str`: the bytes, checked as UTF-8 and borrowed.
+    Str,
+    /// `Vec<u8>`: the bytes, copied.
+    Bytes,
+    /// `&[u8]`: the bytes, borrowed.
+    ByteSlice,
+}
+
+/// Something in a MessagePack parameter's type that borrows, which the owned argument
+/// struct cannot hold.
+pub(crate) enum Borrowed<'a> {
+    /// A reference type, such as `&u32` or the `&str` inside `Vec<&str>`.
+    Reference(&'a Type),
+    /// A lifetime other than `'static`, such as the one in `Cow<'a, str>`.
+    Lifetime(&'a Lifetime),
+    /// `impl Trait` in argument position, which is a hidden generic parameter.
+    ImplTrait(&'a Type),
+}
+
+/// Strips the invisible groups that `macro_rules!` puts around a `$t:ty`, and parens.
+fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(g) => peel(&g.elem),
+        Type::Paren(p) => peel(&p.elem),
+        other => other,
+    }
+}
+
+/// The path of a plain path type (no `<T as Trait>::` qualified self).
+fn plain_path(ty: &Type) -> Option<&TypePath> {
+    match peel(ty) {
+        Type::Path(p) if p.qself.is_none() => Some(p),
+        _ => None,
+    }
+}
+
+/// The last segment of a path type: what the type is called, whatever module it is in.
+fn last_segment(ty: &Type) -> Option<&PathSegment> {
+    plain_path(ty)?.path.segments.last()
+}
+
+/// Whether `ty` is `name` or one of its std paths (`std::string::String` and the like),
+/// with no generic arguments except on the last segment. `modules` lists the allowed
+/// `crate::module` pairs (`("std", "string")`).
+fn is_std_path<'a>(ty: &'a Type, name: &str, modules: &[(&str, &str)]) -> Option<&'a PathSegment> {
+    let path = &plain_path(ty)?.path;
+    let segs: Vec<&PathSegment> = path.segments.iter().collect();
+    let (last, prefix) = segs.split_last()?;
+    if last.ident != name || prefix.iter().any(|s| !s.arguments.is_none()) {
+        return None;
+    }
+    let ok = match prefix {
+        [] => path.leading_colon.is_none(),
+        [krate, module] => modules
+            .iter()
+            .any(|(k, m)| krate.ident == k && module.ident == m),
+        _ => false,
+    };
+    ok.then_some(*last)
+}
+
+/// `u8`, `core::primitive::u8` or `std::primitive::u8`.
+fn is_u8(ty: &Type) -> bool {
+    const PRIMITIVE: &[(&str, &str)] = &[("core", "primitive"), ("std", "primitive")];
+    is_std_path(ty, "u8", PRIMITIVE).is_some_and(|s| s.arguments.is_none())
+}
+
+/// `str`, `core::primitive::str` or `std::primitive::str`.
+fn is_str(ty: &Type) -> bool {
+    const PRIMITIVE: &[(&str, &str)] = &[("core", "primitive"), ("std", "primitive")];
+    is_std_path(ty, "str", PRIMITIVE).is_some_and(|s| s.arguments.is_none())
+}
+
+/// `String`, `std::string::String` or `alloc::string::String`.
+fn is_string(ty: &Type) -> bool {
+    const MODULES: &[(&str, &str)] = &[("std", "string"), ("alloc", "string")];
+    is_std_path(ty, "String", MODULES).is_some_and(|s| s.arguments.is_none())
+}
+
+/// `Vec<u8>`, `std::vec::Vec<u8>` or `alloc::vec::Vec<u8>`.
+fn is_byte_vec(ty: &Type) -> bool {
+    const MODULES: &[(&str, &str)] = &[("std", "vec"), ("alloc", "vec")];
+    let Some(seg) = is_std_path(ty, "Vec", MODULES) else {
+        return false;
+    };
+    match &seg.arguments {
+        PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
+            matches!(&args.args[0], GenericArgument::Type(t) if is_u8(t))
+        }
+        _ => false,
+    }
+}
+
+/// `[u8]`.
+fn is_byte_slice(ty: &Type) -> bool {
+    matches!(peel(ty), Type::Slice(s) if is_u8(&s.elem))
+}
+
+/// The raw kind of a single argument of type `ty`, if it is bytes-like.
+pub(crate) fn raw_arg(ty: &Type) -> Option<RawArg> {
+    match peel(ty) {
+        Type::Reference(r) if r.mutability.is_none() && is_str(&r.elem) => Some(RawArg::Str),
+        Type::Reference(r) if r.mutability.is_none() && is_byte_slice(&r.elem) => {
+            Some(RawArg::ByteSlice)
+        }
+        t if is_string(t) => Some(RawArg::String),
+        t if is_byte_vec(t) => Some(RawArg::Bytes),
+        _ => None,
+    }
+}
+
+/// Whether a result of type `ty` goes out as raw bytes: `String` or `Vec<u8>`.
+pub(crate) fn is_raw_result(ty: &Type) -> bool {
+    is_string(ty) || is_byte_vec(ty)
+}
+
+/// The `T` of a `Result<T>` or `Result<T, E>` return type (any path ending in `Result`).
+pub(crate) fn result_ok_type(ty: &Type) -> Option<&Type> {
+    let seg = last_segment(ty)?;
+    if seg.ident != "Result" {
+        return None;
+    }
+    match &seg.arguments {
+        PathArguments::AngleBracketed(args) => match args.args.first()? {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How a first parameter of type `ty` takes the context, if it is a `CallContext` by
+/// shared reference or by value (`&mut` cannot be lent from a shared invocation).
+pub(crate) fn context_kind(ty: &Type) -> Option<ContextKind> {
+    let (kind, inner) = match peel(ty) {
+        Type::Reference(r) if r.mutability.is_none() => (ContextKind::Ref, &*r.elem),
+        Type::Reference(_) => return None,
+        other => (ContextKind::Value, other),
+    };
+    let seg = last_segment(inner)?;
+    (seg.ident == "CallContext").then_some(kind)
+}
+
+/// Writes out the lifetime of a context type that leaves it hidden (`&CallContext` becomes
+/// `&CallContext<'_>`, by value alike), and says whether it did. The two mean the same,
+/// but an `async fn` must not hide the lifetime (error E0726), and `&CallContext` is how
+/// the SDK documents an export, async or not.
+pub(crate) fn show_context_lifetime(ty: &mut Type) -> bool {
+    let inner = match ty {
+        Type::Group(g) => return show_context_lifetime(&mut g.elem),
+        Type::Paren(p) => return show_context_lifetime(&mut p.elem),
+        Type::Reference(r) => &mut *r.elem,
+        other => other,
+    };
+    let segment = match inner {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last_mut(),
+        _ => None,
+    };
+    match segment {
+        Some(seg) if seg.ident == "CallContext" && seg.arguments.is_none() => {
+            let span = seg.ident.span();
+            seg.arguments = PathArguments::AngleBracketed(syn::parse_quote_spanned!(span=> <'_>));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The first thing in `ty` that borrows, if any; a MessagePack parameter must be owned
+/// because the argument struct is decoded with `DeserializeOwned` and has no lifetimes.
+pub(crate) fn find_borrowed(ty: &Type) -> Option<Borrowed<'_>> {
+    match peel(ty) {
+        Type::Reference(_) => Some(Borrowed::Reference(ty)),
+        Type::ImplTrait(_) => Some(Borrowed::ImplTrait(ty)),
+        Type::Slice(s) => find_borrowed(&s.elem),
+        Type::Array(a) => find_borrowed(&a.elem),
+        Type::Tuple(t) => t.elems.iter().find_map(find_borrowed),
+        Type::Path(p) => {
+            let qself = p.qself.as_ref().and_then(|q| find_borrowed(&q.ty));
+            qself.or_else(|| {
+                p.path
+                    .segments
+                    .iter()
+                    .find_map(|s| borrowed_in_args(&s.arguments))
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The first borrow among a path segment's generic arguments.
+fn borrowed_in_args(args: &PathArguments) -> Option<Borrowed<'_>> {
+    let PathArguments::AngleBracketed(args) = args else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        GenericArgument::Lifetime(l) if l.ident != "static" => Some(Borrowed::Lifetime(l)),
+        GenericArgument::Type(t) => find_borrowed(t),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

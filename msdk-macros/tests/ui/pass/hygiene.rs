@@ -1,0 +1,41 @@
+//! Parameter and function names that the generated wrapper also uses cannot clash with
+//! it, and exports work from inside a `macro_rules!` and a nested module.
+#![deny(warnings)]
+
+use memlink_msdk::prelude::*;
+
+#[memlink_export]
+pub fn clash(__inv: &CallContext, __value: u32, __memlink_arg0: u32, arg0: u32) -> Result<u32> {
+    let _ = __inv;
+    Ok(__value + __memlink_arg0 + arg0)
+}
+
+macro_rules! export_const {
+    ($name:ident, $ty:ty, $value:expr) => {
+        #[memlink_export]
+        pub fn $name(_ctx: &CallContext, _unused: $ty) -> Result<$ty> {
+            Ok($value)
+        }
+    };
+}
+
+export_const!(seven, u32, 7);
+export_const!(text, String, String::from("t"));
+
+mod nested {
+    use memlink_msdk::prelude::*;
+
+    #[memlink_export(name = "nested_add")]
+    pub fn add(_ctx: &CallContext, a: u8, b: u8) -> Result<u8> {
+        Ok(a + b)
+    }
+}
+
+fn main() {
+    let arena = Arena::empty();
+    let ctx = CallContext::new(&arena, 0.0, 0, 0, None, None);
+    assert_eq!(clash(&ctx, 1, 2, 3), Ok(6));
+    assert_eq!(seven(&ctx, 0), Ok(7));
+    assert_eq!(text(&ctx, String::new()), Ok("t".to_string()));
+    assert_eq!(nested::add(&ctx, 1, 2), Ok(3));
+}

@@ -1,0 +1,124 @@
+//! Structured logging that reaches the host.
+//!
+//! ```
+//! use memlink_msdk::log::info;
+//! info("Processing request", &[("user", "alice")]);
+//! ```
+//!
+//! A record carries its level, message and fields; the host adds nothing it cannot see
+//! itself, and the module adds its name, the running export and the call's trace and
+//! span ids. The host announces its level filter at `memlink_init`: a record above it
+//! costs one atomic load and a comparison, and never calls the host. Outside a module
+//! loaded by a host (unit tests), records go nowhere.
+
+use core::ffi::c_void;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+use crate::abi::{level, HostApi, LogField, LogRecord, StrRef};
+
+static HOST: AtomicPtr<HostApi> = AtomicPtr::new(core::ptr::null_mut());
+static MAX_LEVEL: AtomicU32 = AtomicU32::new(level::OFF);
+
+/// The running call on this thread, for the records it logs.
+#[derive(Clone, Copy)]
+pub(crate) struct CurrentCall {
+    pub(crate) host_call: *mut c_void,
+    pub(crate) method: &'static str,
+    pub(crate) module: &'static str,
+    pub(crate) trace_id: u64,
+    pub(crate) span_id: u64,
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<CurrentCall>> = const { Cell::new(None) };
+}
+
+/// Connects logging to the host (at `memlink_init`).
+pub(crate) fn connect(host: *const HostApi, max_level: u32) {
+    HOST.store(host.cast_mut(), Ordering::Release);
+    MAX_LEVEL.store(max_level.min(level::TRACE), Ordering::Release);
+}
+
+/// Disconnects logging (at `memlink_shutdown`).
+pub(crate) fn disconnect() {
+    MAX_LEVEL.store(level::OFF, Ordering::Release);
+    HOST.store(core::ptr::null_mut(), Ordering::Release);
+}
+
+/// Makes `call` the running call on this thread until the guard drops (restoring the
+/// outer one, for nested calls).
+pub(crate) fn enter_call(call: CurrentCall) -> impl Drop {
+    struct Restore(Option<CurrentCall>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.set(self.0);
+        }
+    }
+    Restore(CURRENT.replace(Some(call)))
+}
+
+/// Whether a record at `lvl` would reach the host.
+pub fn enabled(lvl: u32) -> bool {
+    lvl != level::OFF && lvl <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+/// Logs `message` with `fields` at `lvl` (one of [`crate::abi::level`]).
+pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
+    if !enabled(lvl) {
+        return;
+    }
+    let host = HOST.load(Ordering::Acquire);
+    if host.is_null() {
+        return;
+    }
+    let fields: Vec<LogField> = fields
+        .iter()
+        .map(|(k, v)| LogField {
+            key: StrRef::new(k),
+            value: StrRef::new(v),
+        })
+        .collect();
+    let current = CURRENT.get();
+    let record = LogRecord {
+        size: size_of::<LogRecord>() as u32,
+        level: lvl,
+        module: StrRef::new(current.map_or_else(crate::dispatch::module_name, |c| c.module)),
+        method: StrRef::new(current.map_or("", |c| c.method)),
+        message: StrRef::new(message),
+        fields: fields.as_ptr(),
+        field_count: fields.len(),
+        trace_id: current.map_or(0, |c| c.trace_id),
+        span_id: current.map_or(0, |c| c.span_id),
+    };
+    let call = current.map_or(core::ptr::null_mut(), |c| c.host_call);
+    // SAFETY: `HOST` is set from the host's `InitFrame` and stays valid until
+    // `memlink_shutdown` clears it; `call` is this thread's running call or null, as
+    // `log` allows; the record and its fields outlive the call.
+    unsafe { ((*host).log)(call, &record) };
+}
+
+/// Logs at error level.
+pub fn error(message: &str, fields: &[(&str, &str)]) {
+    log(level::ERROR, message, fields);
+}
+
+/// Logs at warn level.
+pub fn warn(message: &str, fields: &[(&str, &str)]) {
+    log(level::WARN, message, fields);
+}
+
+/// Logs at info level.
+pub fn info(message: &str, fields: &[(&str, &str)]) {
+    log(level::INFO, message, fields);
+}
+
+/// Logs at debug level.
+pub fn debug(message: &str, fields: &[(&str, &str)]) {
+    log(level::DEBUG, message, fields);
+}
+
+/// Logs at trace level.
+pub fn trace(message: &str, fields: &[(&str, &str)]) {
+    log(level::TRACE, message, fields);
+}

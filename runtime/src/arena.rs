@@ -1,0 +1,188 @@
+//! Host-owned arena memory: aligned buffers, pooled so that a call takes one without a
+//! lock and without allocating.
+
+use std::alloc::{self, Layout};
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+/// Alignment of every buffer handed to a module: enough for any rkyv archive and for
+/// SIMD loads.
+pub const BUFFER_ALIGN: usize = 64;
+
+/// A zero-initialized, [`BUFFER_ALIGN`]-aligned heap buffer.
+pub struct AlignedBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the buffer is plain owned memory, like a `Box<[u8]>`; moving it to another
+// thread moves the only owner.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: `&AlignedBuf` only gives out `&[u8]`, and shared reads are thread-safe.
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    /// `len` zeroed bytes. Panics (like `Vec`) only if the allocator fails.
+    pub fn zeroed(len: usize) -> AlignedBuf {
+        if len == 0 {
+            return AlignedBuf {
+                ptr: dangling(),
+                len: 0,
+            };
+        }
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+        AlignedBuf { ptr, len }
+    }
+
+    fn layout(len: usize) -> Layout {
+        Layout::from_size_align(len, BUFFER_ALIGN).expect("buffer size overflows a Layout")
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Start of the buffer, for handing to a module.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` initialized (zeroed, then written) bytes, and
+        // `&self` excludes writers.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Whether `ptr..ptr+len` lies inside the buffer.
+    pub fn contains_range(&self, ptr: *const u8, len: usize) -> bool {
+        let start = self.ptr.as_ptr().addr();
+        let p = ptr.addr();
+        p >= start
+            && p.checked_add(len)
+                .is_some_and(|end| end <= start + self.len)
+    }
+}
+
+fn dangling() -> NonNull<u8> {
+    NonNull::new(std::ptr::without_provenance_mut(BUFFER_ALIGN)).unwrap_or(NonNull::dangling())
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: allocated in `zeroed` with this very layout.
+            unsafe { alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+        }
+    }
+}
+
+impl fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlignedBuf")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// Arena buffers of one size, recycled through a lock-free queue.
+#[derive(Debug)]
+pub(crate) struct ArenaPool {
+    free: ArrayQueue<AlignedBuf>,
+    arena_size: usize,
+}
+
+impl ArenaPool {
+    /// A pool that keeps up to `keep` idle buffers of `arena_size` bytes.
+    pub(crate) fn new(arena_size: usize, keep: usize) -> Arc<ArenaPool> {
+        Arc::new(ArenaPool {
+            free: ArrayQueue::new(keep.max(1)),
+            arena_size,
+        })
+    }
+
+    /// An arena for one call: a recycled one, or a new one when none is idle.
+    pub(crate) fn take(self: &Arc<Self>) -> PooledArena {
+        let buf = self
+            .free
+            .pop()
+            .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size));
+        PooledArena {
+            buf: Some(buf),
+            pool: Arc::clone(self),
+        }
+    }
+}
+
+/// An arena on loan from the pool; it goes back when dropped.
+#[derive(Debug)]
+pub(crate) struct PooledArena {
+    buf: Option<AlignedBuf>,
+    pool: Arc<ArenaPool>,
+}
+
+impl PooledArena {
+    pub(crate) fn buf(&self) -> &AlignedBuf {
+        self.buf.as_ref().expect("arena present until drop")
+    }
+
+    pub(crate) fn buf_mut(&mut self) -> &mut AlignedBuf {
+        self.buf.as_mut().expect("arena present until drop")
+    }
+}
+
+impl Drop for PooledArena {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            // A full pool means enough arenas are idle: let this one go.
+            let _ = self.pool.free.push(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_aligned_zeroed_and_bounded() {
+        let mut b = AlignedBuf::zeroed(100);
+        assert_eq!(b.as_mut_ptr().addr() % BUFFER_ALIGN, 0);
+        assert!(b.as_slice().iter().all(|&x| x == 0));
+        let p = b.as_mut_ptr();
+        assert!(b.contains_range(p, 100));
+        assert!(!b.contains_range(p, 101));
+        assert!(!b.contains_range(p.wrapping_add(50), usize::MAX));
+        assert!(AlignedBuf::zeroed(0).is_empty());
+    }
+
+    #[test]
+    fn the_pool_recycles() {
+        let pool = ArenaPool::new(64, 2);
+        let first = pool.take().buf().as_slice().as_ptr();
+        let again = pool.take();
+        assert_eq!(
+            again.buf().as_slice().as_ptr(),
+            first,
+            "the idle arena is reused"
+        );
+        let other = pool.take();
+        assert_ne!(
+            other.buf().as_slice().as_ptr(),
+            first,
+            "a busy arena is not shared"
+        );
+    }
+}

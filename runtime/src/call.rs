@@ -1,0 +1,276 @@
+//! The call path: a frame on the stack, an arena from the pool, the host services a
+//! module may use during the call, and the output the caller gets back.
+
+use core::ffi::c_void;
+use std::ops::Deref;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Instant;
+
+use memlink_msdk::abi::{self, CallFrame, HostApi, NestedCall, Status};
+use memlink_msdk::ModuleError;
+
+use crate::arena::{AlignedBuf, PooledArena};
+use crate::module::Module;
+use crate::runtime::Inner;
+
+/// What travels with a call besides its arguments.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallMeta {
+    pub(crate) depth: u32,
+    pub(crate) trace_id: u64,
+    pub(crate) span_id: u64,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// The host's side of a running call; `CallFrame::host_call` points at it.
+struct HostCall<'r> {
+    runtime: &'r Inner,
+    meta: CallMeta,
+    output: Option<AlignedBuf>,
+}
+
+/// The services every module gets, one static table for all.
+pub(crate) static HOST_API: HostApi = HostApi {
+    size: size_of::<HostApi>() as u32,
+    reserved: 0,
+    alloc_output: host_alloc_output,
+    call_module: host_call_module,
+    log: crate::log::host_log,
+};
+
+/// A call's result: the bytes the method returned, read in place (from the call's arena
+/// when they fit there, which stays on loan until this is dropped).
+#[derive(Debug)]
+pub struct CallOutput {
+    repr: Repr,
+}
+
+#[derive(Debug)]
+enum Repr {
+    Empty,
+    Arena {
+        arena: PooledArena,
+        offset: usize,
+        len: usize,
+    },
+    Heap {
+        buf: AlignedBuf,
+        len: usize,
+    },
+}
+
+impl CallOutput {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.repr {
+            Repr::Empty => &[],
+            Repr::Arena { arena, offset, len } => &arena.buf().as_slice()[*offset..*offset + *len],
+            Repr::Heap { buf, len } => &buf.as_slice()[..*len],
+        }
+    }
+
+    /// Whether the result sits in the call's arena (no copy was made).
+    pub fn is_in_arena(&self) -> bool {
+        matches!(self.repr, Repr::Arena { .. })
+    }
+}
+
+impl Deref for CallOutput {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for CallOutput {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq<[u8]> for CallOutput {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_bytes() == other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for CallOutput {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        self.as_bytes() == other
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for CallOutput {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        self.as_bytes() == *other
+    }
+}
+
+impl PartialEq<&[u8]> for CallOutput {
+    fn eq(&self, other: &&[u8]) -> bool {
+        self.as_bytes() == *other
+    }
+}
+
+/// Runs method `index` of `module` with `args`. The module must already be entered
+/// (`Module::enter`); the caller leaves it afterwards.
+pub(crate) fn dispatch(
+    runtime: &Inner,
+    module: &Module,
+    index: u32,
+    args: &[u8],
+    meta: CallMeta,
+) -> Result<CallOutput, ModuleError> {
+    let mut arena = runtime.pool.take();
+    let mut host_call = HostCall {
+        runtime,
+        meta,
+        output: None,
+    };
+    let buf = arena.buf_mut();
+    let mut frame = CallFrame {
+        size: size_of::<CallFrame>() as u32,
+        method_index: index,
+        method_id: module.methods[index as usize].id,
+        depth: meta.depth,
+        args: args.as_ptr(),
+        args_len: args.len(),
+        arena: buf.as_mut_ptr(),
+        arena_len: buf.len(),
+        trace_id: meta.trace_id,
+        span_id: meta.span_id,
+        timeout_ns: timeout_ns(meta.deadline),
+        backpressure: 0.0,
+        flags: 0,
+        host: &HOST_API,
+        host_call: (&raw mut host_call).cast(),
+        out: core::ptr::null(),
+        out_len: 0,
+    };
+    // SAFETY: the frame honours the ABI: `args` is borrowed for the whole call and not
+    // written, the arena is this call's alone (taken from the pool), `host_call` lives on
+    // this stack until the call returns, and `call` is the module's entry point, valid
+    // for the life of the process (its library is never unloaded).
+    let status = unsafe { (module.entry.call)(&mut frame) };
+    let (out, out_len) = (frame.out, frame.out_len);
+    let output = collect(arena, host_call.output, out, out_len)?;
+    match Status::from_code(status) {
+        Some(Status::Ok) => Ok(output),
+        _ => Err(ModuleError::from_status(status, output.as_bytes())),
+    }
+}
+
+/// Finds where the module put its output; anywhere but the arena or the buffer the host
+/// allocated for it is a protocol error, and nothing is read from there.
+fn collect(
+    arena: PooledArena,
+    heap: Option<AlignedBuf>,
+    out: *const u8,
+    len: usize,
+) -> Result<CallOutput, ModuleError> {
+    if len == 0 {
+        return Ok(CallOutput { repr: Repr::Empty });
+    }
+    if arena.buf().contains_range(out, len) {
+        let offset = out.addr() - arena.buf().as_slice().as_ptr().addr();
+        return Ok(CallOutput {
+            repr: Repr::Arena { arena, offset, len },
+        });
+    }
+    match heap {
+        Some(buf)
+            if buf.contains_range(out, len) && out.addr() == buf.as_slice().as_ptr().addr() =>
+        {
+            Ok(CallOutput {
+                repr: Repr::Heap { buf, len },
+            })
+        }
+        _ => Err(ModuleError::Abi(format!(
+            "the module reported {len} output bytes outside the arena and the output buffer"
+        ))),
+    }
+}
+
+fn timeout_ns(deadline: Option<Instant>) -> u64 {
+    match deadline {
+        None => abi::NO_DEADLINE,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now()).as_nanos();
+            u64::try_from(left).unwrap_or(abi::NO_DEADLINE - 1)
+        }
+    }
+}
+
+/// `HostApi::alloc_output`.
+///
+/// # Safety
+///
+/// `call` must be the `host_call` of a frame whose call is running.
+unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8 {
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract: `call` is a live `HostCall` of this thread's
+        // running call, and no other reference to it is in use while the module runs.
+        let host_call = unsafe { &mut *call.cast::<HostCall<'_>>() };
+        let mut buf = AlignedBuf::zeroed(len);
+        let ptr = buf.as_mut_ptr();
+        host_call.output = Some(buf);
+        ptr
+    }));
+    result.unwrap_or(core::ptr::null_mut())
+}
+
+/// `HostApi::call_module`.
+///
+/// # Safety
+///
+/// `call` must be the `host_call` of a frame whose call is running; `request` must point
+/// to a valid [`NestedCall`] whose pointers are valid for the duration of this call.
+unsafe extern "C" fn host_call_module(call: *mut c_void, request: *const NestedCall) -> i32 {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract; the nested call only reads the `HostCall`.
+        let (host_call, request) = unsafe { (&*call.cast::<HostCall<'_>>(), &*request) };
+        if (request.size as usize) < size_of::<NestedCall>() {
+            return Err(ModuleError::Abi("nested call request is too small".into()));
+        }
+        // SAFETY: the request's strings and arguments are valid for this call.
+        let (module, method, args) = unsafe {
+            (
+                request
+                    .module
+                    .as_str()
+                    .ok_or(ModuleError::Abi("module name is not UTF-8".into()))?,
+                request
+                    .method
+                    .as_str()
+                    .ok_or(ModuleError::Abi("method name is not UTF-8".into()))?,
+                if request.args_len == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(request.args, request.args_len)
+                },
+            )
+        };
+        let meta = CallMeta {
+            depth: host_call.meta.depth + 1,
+            ..host_call.meta
+        };
+        host_call.runtime.call_nested(module, method, args, meta)
+    }));
+    let result =
+        outcome.unwrap_or_else(|_| Err(ModuleError::CallFailed("the host panicked".into())));
+    // SAFETY: `request` is valid (contract above); `sink` and `sink_ctx` come from it.
+    let request = unsafe { &*request };
+    match result {
+        Ok(out) => {
+            // SAFETY: the sink's contract: the bytes are valid while it runs.
+            unsafe { (request.sink)(request.sink_ctx, out.as_ptr(), out.len()) };
+            Status::Ok as i32
+        }
+        Err(e) => {
+            let payload = e.payload();
+            // SAFETY: as above.
+            unsafe { (request.sink)(request.sink_ctx, payload.as_ptr(), payload.len()) };
+            e.code()
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Errors the runtime reports.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use memlink_msdk::ModuleError;
+
+use crate::runtime::ModuleHandle;
+
+/// What went wrong, in a form that names the module, the method and the reason.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// A module reference that cannot name a file (empty, or a directory).
+    BadReference {
+        /// The reference as given.
+        reference: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// No file at the path.
+    FileNotFound {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// The file exists but the dynamic loader refused it.
+    NotALibrary {
+        /// The file.
+        path: PathBuf,
+        /// The loader's error.
+        source: libloading::Error,
+    },
+    /// A shared library without the memlink entry points.
+    NotAModule {
+        /// The file.
+        path: PathBuf,
+        /// The first missing symbol.
+        missing: &'static str,
+    },
+    /// The module speaks another version of the ABI.
+    AbiMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The module's version.
+        module: u32,
+        /// The runtime's version.
+        host: u32,
+    },
+    /// The module's description or method table is malformed.
+    InvalidModule {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The module refused to initialize.
+    InitFailed {
+        /// The module's name.
+        module: String,
+        /// The module's message.
+        message: String,
+    },
+    /// The file is already loaded and not unloaded.
+    AlreadyLoaded {
+        /// The file.
+        path: PathBuf,
+        /// The handle it is loaded under.
+        handle: ModuleHandle,
+    },
+    /// Another loaded module has the name.
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// The runtime cannot hold more modules.
+    TooManyModules {
+        /// The limit.
+        limit: usize,
+    },
+    /// No module with the handle (never loaded, unloaded, or from another runtime).
+    UnknownHandle(ModuleHandle),
+    /// The module has no method of that name.
+    UnknownMethod {
+        /// The module's name.
+        module: String,
+        /// The method asked for.
+        method: String,
+    },
+    /// The method ran and returned an error (or panicked).
+    Call {
+        /// The module's name.
+        module: String,
+        /// The method.
+        method: String,
+        /// The module's error.
+        source: ModuleError,
+    },
+    /// A typed call could not encode its arguments or decode the result.
+    Codec {
+        /// The module's name.
+        module: String,
+        /// The method.
+        method: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl RuntimeError {
+    /// The module's error, when the call reached the module and it failed.
+    pub fn module_error(&self) -> Option<&ModuleError> {
+        match self {
+            RuntimeError::Call { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RuntimeError::*;
+        match self {
+            BadReference { reference, reason } => {
+                write!(f, "bad module reference `{reference}`: {reason}")
+            }
+            FileNotFound { path } => write!(f, "no module file at {}", path.display()),
+            NotALibrary { path, source } => {
+                write!(f, "{} is not a loadable shared library: {source}", path.display())
+            }
+            NotAModule { path, missing } => write!(
+                f,
+                "{} is not a memlink module: it does not export `{missing}` (build it with memlink-msdk as a cdylib)",
+                path.display()
+            ),
+            AbiMismatch { path, module, host } => write!(
+                f,
+                "{} was built for memlink ABI {module}, this runtime speaks ABI {host}: rebuild the module against a matching memlink-msdk",
+                path.display()
+            ),
+            InvalidModule { path, reason } => {
+                write!(f, "{} is not a valid memlink module: {reason}", path.display())
+            }
+            InitFailed { module, message } => {
+                write!(f, "module `{module}` failed to initialize: {message}")
+            }
+            AlreadyLoaded { path, handle } => {
+                write!(f, "{} is already loaded as {handle}", path.display())
+            }
+            NameTaken { name } => write!(f, "a module named `{name}` is already loaded"),
+            TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),
+            UnknownHandle(h) => write!(f, "no loaded module with handle {h}"),
+            UnknownMethod { module, method } => {
+                write!(f, "module `{module}` has no method `{method}`")
+            }
+            Call { module, method, source } => write!(f, "{module}::{method} failed: {source}"),
+            Codec { module, method, reason } => write!(f, "{module}::{method}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RuntimeError::NotALibrary { source, .. } => Some(source),
+            RuntimeError::Call { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

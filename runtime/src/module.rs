@@ -1,0 +1,285 @@
+//! A loaded module: its library, its checked description and its entry points.
+
+use std::mem::ManuallyDrop;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use libloading::Library;
+use memlink_msdk::abi::{self, Format, ModuleInfo, StrRef};
+
+use crate::error::RuntimeError;
+
+/// One method as the module's table describes it, checked and copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method {
+    /// The exported name.
+    pub name: String,
+    /// FNV-1a of the name: the id on the wire.
+    pub id: u32,
+    /// How the arguments are encoded.
+    pub args_format: Format,
+    /// How the result is encoded.
+    pub result_format: Format,
+    /// Number of arguments after the context.
+    pub arg_count: u16,
+    /// Whether the export is an `async fn`.
+    pub is_async: bool,
+}
+
+/// The entry points, as plain function pointers: the library is never unloaded (see
+/// [`Module::library`]), so they stay valid for the life of the process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryPoints {
+    pub(crate) init: abi::InitFn,
+    pub(crate) call: abi::CallFn,
+    pub(crate) shutdown: abi::ShutdownFn,
+}
+
+/// A module the runtime loaded.
+#[derive(Debug)]
+pub(crate) struct Module {
+    /// Never dropped: unloading a Rust cdylib (`dlclose`) unmaps code that thread-local
+    /// destructors it registered still point to, and they crash the process at thread
+    /// exit. Retiring a module stops calls into it; the image stays mapped.
+    _library: ManuallyDrop<Library>,
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) sdk_version: String,
+    /// Sorted by id, as the module's table is.
+    pub(crate) methods: Vec<Method>,
+    pub(crate) entry: EntryPoints,
+    pub(crate) retired: AtomicBool,
+    pub(crate) in_flight: AtomicUsize,
+}
+
+impl Module {
+    /// Opens the library at `path` (already resolved) and checks that it is a memlink
+    /// module this runtime can call. Does not call `memlink_init`.
+    pub(crate) fn open(path: &Path) -> Result<Module, RuntimeError> {
+        // SAFETY: loading a library runs its initializers; a memlink module is native code
+        // the host chose to trust (see docs/security.md). Nothing else is assumed here.
+        let library =
+            unsafe { Library::new(path) }.map_err(|source| RuntimeError::NotALibrary {
+                path: path.to_owned(),
+                source,
+            })?;
+        let library = ManuallyDrop::new(library);
+        // SAFETY: `memlink_abi_version` is declared `extern "C" fn() -> u32` by every
+        // version of the ABI, so reading it is sound before the version is known.
+        let version_fn: abi::AbiVersionFn = unsafe { get(&library, path, abi::SYM_ABI_VERSION)? };
+        // SAFETY: a nullary function returning a `u32`, as above.
+        let version = unsafe { version_fn() };
+        if version != abi::ABI_VERSION {
+            return Err(RuntimeError::AbiMismatch {
+                path: path.to_owned(),
+                module: version,
+                host: abi::ABI_VERSION,
+            });
+        }
+        // SAFETY: the version matched, so each symbol has the signature this ABI version
+        // gives it in `memlink_msdk::abi`.
+        let (info_fn, init, call, shutdown) = unsafe {
+            (
+                get::<abi::ModuleInfoFn>(&library, path, abi::SYM_MODULE_INFO)?,
+                get::<abi::InitFn>(&library, path, abi::SYM_INIT)?,
+                get::<abi::CallFn>(&library, path, abi::SYM_CALL)?,
+                get::<abi::ShutdownFn>(&library, path, abi::SYM_SHUTDOWN)?,
+            )
+        };
+        // SAFETY: the module's ABI version matched, so this returns null or a pointer to a
+        // `ModuleInfo` in its static memory, valid while the library is mapped (forever).
+        let info = unsafe { info_fn().as_ref() };
+        let described = describe(info).map_err(|reason| RuntimeError::InvalidModule {
+            path: path.to_owned(),
+            reason,
+        })?;
+        Ok(Module {
+            _library: library,
+            path: path.to_owned(),
+            name: described.name,
+            version: described.version,
+            sdk_version: described.sdk_version,
+            methods: described.methods,
+            entry: EntryPoints {
+                init,
+                call,
+                shutdown,
+            },
+            retired: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// The method named `name`: an FNV hash and a binary search, no map.
+    pub(crate) fn method(&self, name: &str) -> Option<(u32, &Method)> {
+        let id = abi::method_id(name);
+        let i = self.methods.binary_search_by_key(&id, |m| m.id).ok()?;
+        let m = &self.methods[i];
+        (m.name == name).then_some((i as u32, m))
+    }
+}
+
+fn symbol_name(name: &'static [u8]) -> &'static str {
+    std::str::from_utf8(&name[..name.len() - 1]).unwrap_or("?")
+}
+
+/// Looks up `name` and copies the function pointer out of the symbol.
+///
+/// # Safety
+///
+/// `T` must be the symbol's true type.
+unsafe fn get<T: Copy>(
+    library: &Library,
+    path: &Path,
+    name: &'static [u8],
+) -> Result<T, RuntimeError> {
+    // SAFETY: the caller promises `T` is the symbol's type.
+    match unsafe { library.get::<T>(name) } {
+        Ok(symbol) => Ok(*symbol),
+        Err(_) => Err(RuntimeError::NotAModule {
+            path: path.to_owned(),
+            missing: symbol_name(name),
+        }),
+    }
+}
+
+struct Described {
+    name: String,
+    version: String,
+    sdk_version: String,
+    methods: Vec<Method>,
+}
+
+/// Checks a module's self-description and copies it into owned values.
+fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
+    let info = info.ok_or("memlink_module_info returned null")?;
+    if info.magic != abi::MODULE_MAGIC {
+        return Err(format!(
+            "module info has magic {:#x}, expected {:#x}",
+            info.magic,
+            abi::MODULE_MAGIC
+        ));
+    }
+    if (info.size as usize) < size_of::<ModuleInfo>() {
+        return Err(format!(
+            "module info is {} bytes, expected at least {}",
+            info.size,
+            size_of::<ModuleInfo>()
+        ));
+    }
+    let text = |s: StrRef, what: &str| -> Result<String, String> {
+        // SAFETY: the module's strings are in its static memory, alive while it is
+        // mapped, and never written.
+        unsafe { s.as_str() }
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{what} is not UTF-8"))
+    };
+    let rows: &[abi::MethodInfo] = if info.method_count == 0 {
+        &[]
+    } else if info.methods.is_null() {
+        return Err("method table is null".into());
+    } else {
+        // SAFETY: a non-null table of `method_count` rows in the module's static memory.
+        unsafe { std::slice::from_raw_parts(info.methods, info.method_count) }
+    };
+    let mut methods = Vec::with_capacity(rows.len());
+    for row in rows {
+        methods.push(method(row, &text)?);
+    }
+    check_ids(&methods)?;
+    Ok(Described {
+        name: text(info.name, "module name")?,
+        version: text(info.version, "module version")?,
+        sdk_version: text(info.sdk_version, "sdk version")?,
+        methods,
+    })
+}
+
+fn method(
+    row: &abi::MethodInfo,
+    text: &impl Fn(StrRef, &str) -> Result<String, String>,
+) -> Result<Method, String> {
+    let name = text(row.name, "a method name")?;
+    if row.id != abi::method_id(&name) {
+        return Err(format!(
+            "method `{name}` has id {:#010x}, expected {:#010x}",
+            row.id,
+            abi::method_id(&name)
+        ));
+    }
+    let format = |tag| {
+        Format::from_u8(tag).ok_or_else(|| format!("method `{name}` has unknown format {tag}"))
+    };
+    Ok(Method {
+        args_format: format(row.args_format)?,
+        result_format: format(row.result_format)?,
+        arg_count: row.arg_count,
+        is_async: row.flags & abi::METHOD_ASYNC != 0,
+        id: row.id,
+        name,
+    })
+}
+
+/// The table must be sorted by id with no id twice (same name twice, or two names
+/// whose FNV-1a hashes collide).
+fn check_ids(methods: &[Method]) -> Result<(), String> {
+    for w in methods.windows(2) {
+        if w[0].id == w[1].id {
+            return Err(format!(
+                "methods `{}` and `{}` share id {:#010x}; rename one with #[memlink_export(name = \"...\")]",
+                w[0].name, w[1].name, w[0].id
+            ));
+        }
+        if w[0].id > w[1].id {
+            return Err("method table is not sorted by id".into());
+        }
+    }
+    Ok(())
+}
+
+impl Module {
+    /// Marks a call as started unless the module is retired.
+    pub(crate) fn enter(&self) -> bool {
+        self.in_flight.fetch_add(1, Ordering::Acquire);
+        if self.retired.load(Ordering::Acquire) {
+            self.in_flight.fetch_sub(1, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    /// Marks a call as finished.
+    pub(crate) fn leave(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str) -> Method {
+        Method {
+            name: name.into(),
+            id: abi::method_id(name),
+            args_format: Format::MessagePack,
+            result_format: Format::MessagePack,
+            arg_count: 0,
+            is_async: false,
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_methods() {
+        let err = check_ids(&[m("add"), m("add")]).unwrap_err();
+        assert!(
+            err.contains("`add` and `add`") && err.contains("0x3b391274"),
+            "{err}"
+        );
+        assert!(check_ids(&[m("add"), m("echo")]).is_ok());
+        assert!(check_ids(&[m("echo"), m("add")])
+            .unwrap_err()
+            .contains("sorted"));
+    }
+}

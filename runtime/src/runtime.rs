@@ -1,0 +1,430 @@
+//! The runtime: loads modules, resolves methods and calls them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use memlink_msdk::abi::{self, InitFrame, Status, StrRef};
+use memlink_msdk::ModuleError;
+
+use crate::arena::ArenaPool;
+use crate::call::{self, CallMeta, CallOutput, HOST_API};
+use crate::error::RuntimeError;
+use crate::module::{Method, Module};
+use crate::resolver::{LocalResolver, ModuleRef, Resolver};
+
+/// A loaded module, as a small copyable id. Valid only with the runtime that issued it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModuleHandle {
+    runtime: u32,
+    index: u32,
+}
+
+impl fmt::Display for ModuleHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.runtime, self.index)
+    }
+}
+
+/// The operations every memlink host offers.
+pub trait ModuleRuntime {
+    /// Loads the module `module` refers to, checks it and initializes it.
+    fn load(&self, module: ModuleRef) -> Result<ModuleHandle, RuntimeError>;
+    /// Calls `method` with encoded `args`; the output derefs to the encoded result.
+    fn call(
+        &self,
+        handle: ModuleHandle,
+        method: &str,
+        args: &[u8],
+    ) -> Result<CallOutput, RuntimeError>;
+    /// Shuts the module down and stops calls into it (see [`Runtime::unload`]).
+    fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError>;
+    /// The module's methods.
+    fn methods(&self, handle: ModuleHandle) -> Result<Vec<Method>, RuntimeError>;
+}
+
+/// Settings of a [`Runtime`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    /// Bytes of arena each call gets (default 64 KiB).
+    pub arena_size: usize,
+    /// Idle arenas kept for reuse (default 64).
+    pub arena_pool: usize,
+    /// Most modules one runtime can load over its life (default 256).
+    pub max_modules: usize,
+    /// Deepest chain of module-to-module calls (default 8).
+    pub max_call_depth: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            arena_size: 64 * 1024,
+            arena_pool: 64,
+            max_modules: 256,
+            max_call_depth: 8,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Sets [`arena_size`](RuntimeConfig::arena_size).
+    pub fn arena_size(mut self, bytes: usize) -> Self {
+        self.arena_size = bytes;
+        self
+    }
+
+    /// Sets [`max_call_depth`](RuntimeConfig::max_call_depth).
+    pub fn max_call_depth(mut self, depth: u32) -> Self {
+        self.max_call_depth = depth;
+        self
+    }
+}
+
+/// Loads memlink modules and calls them, from any number of threads.
+///
+/// ```no_run
+/// use memlink_runtime::runtime::{Runtime, ModuleRuntime};
+/// use memlink_runtime::resolver::ModuleRef;
+///
+/// let runtime = Runtime::with_local_resolver();
+/// let handle = runtime.load(ModuleRef::parse("./my_module.so")?)?;
+/// let result = runtime.call(handle, "echo", b"hello")?;
+/// assert_eq!(result, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A call takes an arena from a lock-free pool and runs on the calling thread; no lock
+/// is held while module code runs. Modules are never `dlclose`d: see
+/// [`unload`](Runtime::unload).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    id: u32,
+    config: RuntimeConfig,
+    resolver: Box<dyn Resolver>,
+    /// One slot per module ever loaded; a slot is written once, so calls read it without
+    /// a lock.
+    slots: Box<[OnceLock<Module>]>,
+    /// Serializes loads and unloads (never held during a call).
+    loading: Mutex<usize>,
+    /// Live modules by name, for nested calls.
+    names: RwLock<HashMap<String, u32>>,
+    pub(crate) pool: Arc<ArenaPool>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("id", &self.id)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+static NEXT_RUNTIME: AtomicU32 = AtomicU32::new(1);
+
+impl Runtime {
+    /// A runtime that loads modules from local paths, with the default settings.
+    pub fn with_local_resolver() -> Runtime {
+        Runtime::new(RuntimeConfig::default(), LocalResolver)
+    }
+
+    /// A runtime with `config` that finds modules through `resolver`.
+    pub fn new(config: RuntimeConfig, resolver: impl Resolver + 'static) -> Runtime {
+        let slots = (0..config.max_modules).map(|_| OnceLock::new()).collect();
+        Runtime {
+            inner: Arc::new(Inner {
+                id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
+                pool: ArenaPool::new(config.arena_size, config.arena_pool),
+                config,
+                resolver: Box::new(resolver),
+                slots,
+                loading: Mutex::new(0),
+                names: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Loads a module under a name other than its crate name (the name nested calls use).
+    pub fn load_as(&self, module: ModuleRef, name: &str) -> Result<ModuleHandle, RuntimeError> {
+        self.inner.load(module, Some(name))
+    }
+
+    /// The module's name (what nested calls address it by) and version.
+    pub fn module_name(&self, handle: ModuleHandle) -> Result<(String, String), RuntimeError> {
+        let m = self.inner.module(handle)?;
+        Ok((m.name.clone(), m.version.clone()))
+    }
+
+    /// The path the module was loaded from and the memlink-msdk version it was built with.
+    pub fn module_origin(&self, handle: ModuleHandle) -> Result<(PathBuf, String), RuntimeError> {
+        let m = self.inner.module(handle)?;
+        Ok((m.path.clone(), m.sdk_version.clone()))
+    }
+
+    /// Calls a method with typed arguments and result: the arguments are encoded as the
+    /// method expects (a tuple as a MessagePack array, or a single string/bytes argument
+    /// raw) and the result decoded.
+    ///
+    /// ```no_run
+    /// # use memlink_runtime::runtime::{Runtime, ModuleRuntime};
+    /// # use memlink_runtime::resolver::ModuleRef;
+    /// # let runtime = Runtime::with_local_resolver();
+    /// # let handle = runtime.load(ModuleRef::parse("./libbasic.so")?)?;
+    /// let sum: u32 = runtime.call_typed(handle, "add", &(2u32, 3u32))?;
+    /// assert_eq!(sum, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call_typed<A, R>(
+        &self,
+        handle: ModuleHandle,
+        method: &str,
+        args: &A,
+    ) -> Result<R, RuntimeError>
+    where
+        A: serde::Serialize + ?Sized,
+        R: serde::de::DeserializeOwned,
+    {
+        let module = self.inner.module(handle)?;
+        let (_, m) = resolve(module, method)?;
+        let codec = |reason: String| RuntimeError::Codec {
+            module: module.name.clone(),
+            method: method.to_owned(),
+            reason,
+        };
+        let encoded = crate::typed::encode_args(m.args_format, args).map_err(codec)?;
+        let out = self.call(handle, method, &encoded)?;
+        crate::typed::decode_result(m.result_format, &out).map_err(codec)
+    }
+}
+
+fn resolve<'m>(module: &'m Module, method: &str) -> Result<(u32, &'m Method), RuntimeError> {
+    module
+        .method(method)
+        .ok_or_else(|| RuntimeError::UnknownMethod {
+            module: module.name.clone(),
+            method: method.to_owned(),
+        })
+}
+
+impl ModuleRuntime for Runtime {
+    fn load(&self, module: ModuleRef) -> Result<ModuleHandle, RuntimeError> {
+        self.inner.load(module, None)
+    }
+
+    fn call(
+        &self,
+        handle: ModuleHandle,
+        method: &str,
+        args: &[u8],
+    ) -> Result<CallOutput, RuntimeError> {
+        let module = self.inner.module(handle)?;
+        let (index, _) = resolve(module, method)?;
+        let meta = CallMeta {
+            depth: 0,
+            trace_id: 0,
+            span_id: 0,
+            deadline: None,
+        };
+        self.inner
+            .call_entered(module, index, args, meta)
+            .map_err(|e| match e {
+                Failure::Retired => RuntimeError::UnknownHandle(handle),
+                Failure::Module(source) => RuntimeError::Call {
+                    module: module.name.clone(),
+                    method: method.to_owned(),
+                    source,
+                },
+            })
+    }
+
+    /// Retires the module: waits for the calls in flight, calls `memlink_shutdown` once
+    /// and refuses further calls. The library itself stays mapped: `dlclose` on a Rust
+    /// cdylib can crash the process later, when a thread-local destructor it registered
+    /// runs after its code was unmapped. Loading the same file again initializes that
+    /// same image again (its statics are not reset).
+    fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
+        self.inner.unload(handle)
+    }
+
+    fn methods(&self, handle: ModuleHandle) -> Result<Vec<Method>, RuntimeError> {
+        Ok(self.inner.module(handle)?.methods.clone())
+    }
+}
+
+/// Why a dispatched call did not produce output.
+pub(crate) enum Failure {
+    Retired,
+    Module(ModuleError),
+}
+
+impl Inner {
+    fn module(&self, handle: ModuleHandle) -> Result<&Module, RuntimeError> {
+        if handle.runtime != self.id {
+            return Err(RuntimeError::UnknownHandle(handle));
+        }
+        match self
+            .slots
+            .get(handle.index as usize)
+            .and_then(OnceLock::get)
+        {
+            Some(m) if !m.retired.load(Ordering::Acquire) => Ok(m),
+            _ => Err(RuntimeError::UnknownHandle(handle)),
+        }
+    }
+
+    pub(crate) fn call_entered(
+        &self,
+        module: &Module,
+        index: u32,
+        args: &[u8],
+        meta: CallMeta,
+    ) -> Result<CallOutput, Failure> {
+        if !module.enter() {
+            return Err(Failure::Retired);
+        }
+        let result = call::dispatch(self, module, index, args, meta);
+        module.leave();
+        result.map_err(Failure::Module)
+    }
+
+    /// A call from one module to another, by name.
+    pub(crate) fn call_nested(
+        &self,
+        module: &str,
+        method: &str,
+        args: &[u8],
+        meta: CallMeta,
+    ) -> Result<CallOutput, ModuleError> {
+        if meta.depth > self.config.max_call_depth {
+            return Err(ModuleError::MaxCallDepthExceeded);
+        }
+        let index = self
+            .names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(module)
+            .copied();
+        let target = index
+            .and_then(|i| self.slots.get(i as usize).and_then(OnceLock::get))
+            .ok_or_else(|| ModuleError::ModuleNotFound(module.to_owned()))?;
+        let (i, _) = target.method(method).ok_or(ModuleError::InvalidMethod)?;
+        self.call_entered(target, i, args, meta)
+            .map_err(|f| match f {
+                Failure::Retired => ModuleError::ModuleNotFound(module.to_owned()),
+                Failure::Module(e) => e,
+            })
+    }
+
+    fn load(&self, reference: ModuleRef, name: Option<&str>) -> Result<ModuleHandle, RuntimeError> {
+        let path = self.resolver.resolve(&reference)?;
+        let mut next = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((index, _)) = self.live().find(|(_, m)| m.path == path) {
+            return Err(RuntimeError::AlreadyLoaded {
+                path,
+                handle: self.handle(index),
+            });
+        }
+        if *next >= self.slots.len() {
+            return Err(RuntimeError::TooManyModules {
+                limit: self.slots.len(),
+            });
+        }
+        let mut module = Module::open(&path)?;
+        if let Some(name) = name {
+            module.name = name.to_owned();
+        }
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        if names.contains_key(&module.name) {
+            return Err(RuntimeError::NameTaken { name: module.name });
+        }
+        init(&module)?;
+        let index = *next as u32;
+        names.insert(module.name.clone(), index);
+        let _ = self.slots[*next].set(module);
+        *next += 1;
+        Ok(self.handle(index))
+    }
+
+    fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
+        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let module = self.module(handle)?;
+        module.retired.store(true, Ordering::Release);
+        while module.in_flight.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        self.names
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&module.name);
+        shutdown(module);
+        Ok(())
+    }
+
+    fn live(&self) -> impl Iterator<Item = (u32, &Module)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.get().map(|m| (i as u32, m)))
+            .filter(|(_, m)| !m.retired.load(Ordering::Acquire))
+    }
+
+    fn handle(&self, index: u32) -> ModuleHandle {
+        ModuleHandle {
+            runtime: self.id,
+            index,
+        }
+    }
+}
+
+fn init(module: &Module) -> Result<(), RuntimeError> {
+    let mut frame = InitFrame {
+        size: size_of::<InitFrame>() as u32,
+        abi_version: abi::ABI_VERSION,
+        host: &HOST_API,
+        max_log_level: crate::log::max_level(),
+        error: StrRef {
+            ptr: core::ptr::null(),
+            len: 0,
+        },
+    };
+    // SAFETY: `init` is the module's entry point with the ABI's signature; the frame is
+    // valid for the call and `HOST_API` is a static.
+    let status = unsafe { (module.entry.init)(&mut frame) };
+    if status == Status::Ok as i32 {
+        return Ok(());
+    }
+    // SAFETY: on failure the module points `error` at a message in its static memory.
+    let message = unsafe { frame.error.as_str() }
+        .filter(|m| !m.is_empty())
+        .map_or_else(|| format!("status {status}"), str::to_owned);
+    Err(RuntimeError::InitFailed {
+        module: module.name.clone(),
+        message,
+    })
+}
+
+fn shutdown(module: &Module) {
+    // SAFETY: the module's entry point, called once, after its last call finished.
+    unsafe { (module.entry.shutdown)() };
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for slot in self.slots.iter() {
+            if let Some(m) = slot.get() {
+                if !m.retired.swap(true, Ordering::AcqRel) {
+                    shutdown(m);
+                }
+            }
+        }
+    }
+}

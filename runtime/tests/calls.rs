@@ -1,0 +1,272 @@
+//! Calls into the real `basic` example module, loaded through the runtime.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{de, load, mp};
+use memlink_runtime::{Format, ModuleError, ModuleRuntime, RuntimeError};
+use serde::{Deserialize, Serialize};
+
+fn module_error(r: Result<memlink_runtime::CallOutput, RuntimeError>) -> ModuleError {
+    match r {
+        Err(RuntimeError::Call { source, .. }) => source,
+        Err(other) => panic!("expected a module error, got {other}"),
+        Ok(out) => panic!("expected an error, got {:?}", out.as_bytes()),
+    }
+}
+
+#[test]
+fn raw_echo_returns_the_bytes() {
+    let (rt, h) = load("basic");
+    assert_eq!(rt.call(h, "echo", b"hello").unwrap(), b"hello");
+    assert_eq!(rt.call(h, "echo", b"").unwrap(), b"");
+}
+
+#[test]
+fn msgpack_arguments_as_array_map_or_typed() {
+    let (rt, h) = load("basic");
+    assert_eq!(de::<u32>(&rt.call(h, "add", &[0x92, 2, 3]).unwrap()), 5);
+    let named: BTreeMap<&str, u32> = [("a", 40), ("b", 2)].into();
+    assert_eq!(de::<u32>(&rt.call(h, "add", &mp(&named)).unwrap()), 42);
+    assert_eq!(de::<u32>(&rt.call(h, "may_fail", &[0x91, 7]).unwrap()), 14);
+    let sum: u32 = rt.call_typed(h, "add", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+    let echoed: String = rt.call_typed(h, "echo", "typed").unwrap();
+    assert_eq!(echoed, "typed");
+    let total: i64 = rt.call_typed(h, "sum", &(vec![1i64, 2, 3],)).unwrap();
+    assert_eq!(total, 6, "renamed export");
+}
+
+#[test]
+fn zero_argument_exports_take_nothing_or_an_empty_array() {
+    let (rt, h) = load("basic");
+    assert_eq!(rt.call(h, "ping", b"").unwrap(), b"pong");
+    assert_eq!(rt.call(h, "ping", &[0x90]).unwrap(), b"pong");
+    let err = module_error(rt.call(h, "ping", &[0x91, 1]));
+    assert!(matches!(err, ModuleError::Serialize(_)), "{err}");
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct UserData {
+    id: u32,
+    name: String,
+    score: u64,
+}
+
+#[test]
+fn structs_travel_both_ways() {
+    let (rt, h) = load("basic");
+    let user = UserData {
+        id: 9,
+        name: "ada".into(),
+        score: 21,
+    };
+    let back: UserData = rt.call_typed(h, "process_user", &(&user,)).unwrap();
+    assert_eq!(
+        back,
+        UserData {
+            id: 9,
+            name: "ADA".into(),
+            score: 42
+        }
+    );
+}
+
+#[test]
+fn every_error_variant_crosses_with_its_message() {
+    let (rt, h) = load("basic");
+    let cases = [
+        ("quota", ModuleError::QuotaExceeded),
+        (
+            "call_failed",
+            ModuleError::CallFailed("downstream refused".into()),
+        ),
+        ("timeout", ModuleError::Timeout(Duration::from_millis(250))),
+        ("serialize", ModuleError::Serialize("bad shape".into())),
+        ("unavailable", ModuleError::ServiceUnavailable),
+        ("invalid_method", ModuleError::InvalidMethod),
+        (
+            "module_not_found",
+            ModuleError::ModuleNotFound("ghost".into()),
+        ),
+        ("depth", ModuleError::MaxCallDepthExceeded),
+        (
+            "other",
+            ModuleError::Failed("asked to fail with `other`".into()),
+        ),
+    ];
+    for (kind, expected) in cases {
+        assert_eq!(
+            module_error(rt.call(h, "fail", kind.as_bytes())),
+            expected,
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        module_error(rt.call(h, "may_fail", &mp(&(101,)))),
+        ModuleError::QuotaExceeded
+    );
+    let err = rt.call(h, "add", &mp(&(u32::MAX, 1u32))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "basic::add failed: 4294967295 + 1 overflows u32"
+    );
+}
+
+#[test]
+fn a_panic_is_an_error_and_the_module_keeps_serving() {
+    let (rt, h) = load("basic");
+    for round in 0..50 {
+        let err = module_error(rt.call(h, "boom", format!("kaboom {round}").as_bytes()));
+        let ModuleError::Panic(message) = err else {
+            panic!("expected a panic error, got {err}")
+        };
+        assert!(
+            message.starts_with(&format!("kaboom {round} (at ")),
+            "{message}"
+        );
+        assert!(
+            message.contains("basic.rs"),
+            "the location is included: {message}"
+        );
+        assert_eq!(
+            de::<u32>(&rt.call(h, "add", &mp(&(round, 1))).unwrap()),
+            round + 1
+        );
+    }
+}
+
+#[test]
+fn unknown_methods_are_named() {
+    let (rt, h) = load("basic");
+    let err = rt.call(h, "nope", b"").unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::UnknownMethod { method, module } if method == "nope" && module == "basic")
+    );
+    assert_eq!(err.to_string(), "module `basic` has no method `nope`");
+}
+
+#[test]
+fn garbage_arguments_say_what_the_decoder_saw() {
+    let (rt, h) = load("basic");
+    for bad in [
+        &b"\xc1"[..],
+        b"\x92\x01",
+        b"\x92\xa1x\x01",
+        b"\x93\x01\x02\x03",
+        b"\x92\x01\x02\xff",
+    ] {
+        let err = module_error(rt.call(h, "add", bad));
+        let ModuleError::Serialize(m) = &err else {
+            panic!("{bad:?} gave {err}")
+        };
+        assert!(m.starts_with("bad arguments: "), "{m}");
+    }
+    let named: BTreeMap<&str, u32> = [("a", 1), ("c", 2)].into();
+    let err = module_error(rt.call(h, "add", &mp(&named)));
+    assert!(err.to_string().contains("unknown field `c`"), "{err}");
+    let err = module_error(rt.call(h, "echo", b"\xff\xfe"));
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn results_of_any_size() {
+    let (rt, h) = load("basic");
+    let small = rt.call(h, "fill", &mp(&(7u8, 100u32))).unwrap();
+    assert!(small.is_in_arena(), "a small result is read in place");
+    assert_eq!(&small[..], &[7u8; 100][..]);
+    let big = rt.call(h, "fill", &mp(&(9u8, 3_000_000u32))).unwrap();
+    assert!(!big.is_in_arena(), "3 MB does not fit a 64 KiB arena");
+    assert_eq!(big.len(), 3_000_000);
+    assert!(big.iter().all(|&b| b == 9));
+}
+
+#[test]
+fn the_context_reaches_the_module() {
+    let (rt, h) = load("basic");
+    let (pressure, trace, span, remaining, depth, caller): (f32, u64, u64, Option<u64>, u32, bool) =
+        rt.call_typed(h, "context_info", &()).unwrap();
+    assert_eq!(
+        (pressure, trace, span, remaining, depth, caller),
+        (0.0, 0, 0, None, 0, true)
+    );
+}
+
+#[test]
+fn async_exports_run_on_the_module_executor() {
+    let (rt, h) = load("basic");
+    let started = std::time::Instant::now();
+    let out: Vec<u8> = rt
+        .call_typed(h, "async_process", &(vec![1u8, 2, 3],))
+        .unwrap();
+    assert_eq!(out, vec![1, 2, 3]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(10),
+        "the tokio sleep really slept"
+    );
+}
+
+#[test]
+fn the_method_table_lists_every_export() {
+    let (rt, h) = load("basic");
+    let methods = rt.methods(h).unwrap();
+    let find = |n: &str| {
+        methods
+            .iter()
+            .find(|m| m.name == n)
+            .unwrap_or_else(|| panic!("{n} missing"))
+    };
+    assert_eq!(find("echo").id, 0xd49d_d484);
+    assert_eq!(find("add").id, 0x3b39_1274);
+    assert_eq!(
+        (find("echo").args_format, find("echo").result_format),
+        (Format::Raw, Format::Raw)
+    );
+    assert_eq!(
+        (find("add").args_format, find("add").arg_count),
+        (Format::MessagePack, 2)
+    );
+    assert!(find("async_process").is_async && !find("add").is_async);
+    assert!(
+        methods.iter().any(|m| m.name == "sum") && !methods.iter().any(|m| m.name == "add_all")
+    );
+    assert!(
+        methods.windows(2).all(|w| w[0].id < w[1].id),
+        "sorted by id"
+    );
+}
+
+#[test]
+fn unload_retires_the_module_and_reload_works() {
+    let (rt, h) = load("basic");
+    rt.unload(h).unwrap();
+    assert!(matches!(
+        rt.call(h, "echo", b"x"),
+        Err(RuntimeError::UnknownHandle(_))
+    ));
+    assert!(matches!(rt.unload(h), Err(RuntimeError::UnknownHandle(_))));
+    let again = rt
+        .load(memlink_runtime::ModuleRef::from_path(common::module_path(
+            "basic",
+        )))
+        .unwrap();
+    assert_ne!(again, h);
+    assert_eq!(rt.call(again, "echo", b"back").unwrap(), b"back");
+    let out: Vec<u8> = rt
+        .call_typed(again, "async_process", &(vec![4u8],))
+        .unwrap();
+    assert_eq!(out, [4], "the async runtime restarts after a shutdown");
+}
+
+#[test]
+fn handles_belong_to_their_runtime() {
+    let (rt, h) = load("basic");
+    let (other, _) = load("arena_usage");
+    assert!(matches!(
+        other.call(h, "echo", b"x"),
+        Err(RuntimeError::UnknownHandle(_))
+    ));
+    assert_eq!(rt.call(h, "echo", b"x").unwrap(), b"x");
+}

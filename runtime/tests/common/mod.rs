@@ -1,0 +1,114 @@
+//! Builds the example modules once per test binary and loads them.
+#![allow(dead_code)] // each test binary uses its own part of this harness
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use memlink_runtime::{ModuleHandle, ModuleRef, ModuleRuntime, Runtime};
+
+/// Path of every cdylib the workspace's module packages build, by target name.
+fn artifacts() -> &'static Vec<(String, PathBuf)> {
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace())
+            .args([
+                "build",
+                "--quiet",
+                "--message-format=json-render-diagnostics",
+            ])
+            .args([
+                "-p",
+                "memlink-examples",
+                "--examples",
+                "-p",
+                "memlink-seed-readme",
+                "--lib",
+            ])
+            .output()
+            .expect("run cargo to build the example modules");
+        assert!(
+            out.status.success(),
+            "building the example modules failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut found = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if msg["reason"] != "compiler-artifact" {
+                continue;
+            }
+            let name = msg["target"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            for file in msg["filenames"].as_array().into_iter().flatten() {
+                let file = PathBuf::from(file.as_str().unwrap_or_default());
+                if file
+                    .extension()
+                    .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+                {
+                    found.push((name.clone(), file));
+                }
+            }
+        }
+        found
+    })
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The built cdylib of the example (or package library) `name`.
+pub fn module_path(name: &str) -> PathBuf {
+    artifacts()
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| panic!("no cdylib named `{name}` was built"))
+}
+
+/// A fresh runtime with `name` loaded.
+pub fn load(name: &str) -> (Runtime, ModuleHandle) {
+    let runtime = Runtime::with_local_resolver();
+    let handle = runtime
+        .load(ModuleRef::from_path(module_path(name)))
+        .unwrap_or_else(|e| panic!("load {name}: {e}"));
+    (runtime, handle)
+}
+
+/// Compiles `tests/fixtures/{name}.rs` into a cdylib with plain rustc (no memlink-msdk:
+/// these fixtures imitate broken or foreign libraries).
+pub fn fixture(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.rs"));
+    let dir = workspace().join("target/test-fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
+    let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--crate-type", "cdylib", "--edition", "2021", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("run rustc");
+    assert!(status.success(), "compiling fixture {name} failed");
+    out
+}
+
+/// MessagePack of `value`, as a host would send it.
+pub fn mp<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec(value).unwrap()
+}
+
+/// Decodes a MessagePack result.
+pub fn de<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+    rmp_serde::from_slice(bytes).unwrap_or_else(|e| panic!("decode {bytes:?}: {e}"))
+}

@@ -1,0 +1,144 @@
+//! Loading: every way a file can fail to be a module gets its own clear error.
+
+mod common;
+
+use common::{fixture, module_path};
+use memlink_runtime::{ModuleRef, ModuleRuntime, Runtime, RuntimeError};
+
+fn load(
+    path: impl Into<std::path::PathBuf>,
+) -> Result<memlink_runtime::ModuleHandle, RuntimeError> {
+    Runtime::with_local_resolver().load(ModuleRef::from_path(path))
+}
+
+#[test]
+fn a_missing_file() {
+    let err = load("/no/such/libmodule.so").unwrap_err();
+    assert!(matches!(err, RuntimeError::FileNotFound { .. }));
+    assert_eq!(err.to_string(), "no module file at /no/such/libmodule.so");
+}
+
+#[test]
+fn a_file_that_is_not_a_shared_library() {
+    let path = common::workspace().join("target/test-fixtures/not-elf.so");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"this is text, not ELF").unwrap();
+    let err = load(&path).unwrap_err();
+    assert!(matches!(err, RuntimeError::NotALibrary { .. }), "{err}");
+    assert!(
+        err.to_string().contains("is not a loadable shared library"),
+        "{err}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the loader's error is the source"
+    );
+}
+
+#[test]
+fn a_shared_library_that_is_not_a_module() {
+    let err = load(fixture("not_a_module")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::NotAModule {
+                missing: "memlink_abi_version",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("does not export `memlink_abi_version`"));
+}
+
+#[test]
+fn a_module_built_for_another_abi() {
+    let err = load(fixture("abi_v999")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::AbiMismatch {
+                module: 999,
+                host: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("built for memlink ABI 999, this runtime speaks ABI 1"));
+}
+
+#[test]
+fn a_module_whose_description_is_garbage() {
+    let err = load(fixture("bad_info")).unwrap_err();
+    assert!(matches!(err, RuntimeError::InvalidModule { .. }), "{err}");
+    assert!(err.to_string().contains("magic 0x1234"), "{err}");
+}
+
+#[test]
+fn two_exports_with_one_id_are_refused_naming_both() {
+    let err = load(module_path("duplicate_ids")).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RuntimeError::InvalidModule { .. }), "{text}");
+    assert!(
+        text.contains("methods `add` and `add` share id 0x3b391274"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bare_relative_and_absolute_references() {
+    let path = module_path("basic");
+    let dir = path.parent().unwrap();
+    let file = path.file_name().unwrap().to_str().unwrap();
+    let rt = Runtime::with_local_resolver();
+    let abs = rt
+        .load(ModuleRef::parse(path.to_str().unwrap()).unwrap())
+        .unwrap();
+    rt.unload(abs).unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    // The relative forms are resolved against the current directory.
+    std::env::set_current_dir(dir).unwrap();
+    let bare = rt.load(ModuleRef::parse(file).unwrap());
+    let rel = bare.and_then(|h| {
+        rt.unload(h)?;
+        rt.load(ModuleRef::parse(&format!("./{file}"))?)
+    });
+    std::env::set_current_dir(cwd).unwrap();
+    assert_eq!(rt.call(rel.unwrap(), "echo", b"hi").unwrap(), b"hi");
+}
+
+#[test]
+fn one_file_twice_in_one_runtime_is_refused() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let err = rt
+        .load(ModuleRef::from_path(module_path("basic")))
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::AlreadyLoaded { handle, .. } if handle == h),
+        "{err}"
+    );
+}
+
+#[test]
+fn names_are_unique_and_can_be_overridden() {
+    let rt = Runtime::with_local_resolver();
+    rt.load_as(ModuleRef::from_path(module_path("basic")), "first")
+        .unwrap();
+    let h = rt
+        .load_as(ModuleRef::from_path(module_path("arena_usage")), "second")
+        .unwrap();
+    assert_eq!(rt.module_name(h).unwrap().0, "second");
+    let err = rt
+        .load_as(ModuleRef::from_path(module_path("seed_readme")), "first")
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::NameTaken { ref name } if name == "first"),
+        "{err}"
+    );
+}
