@@ -104,6 +104,46 @@ pub async fn async_process(_ctx: &CallContext, data: Vec<u8>) -> Result<Vec<u8>>
     Ok(data)
 }
 
+/// Takes its context by value.
+#[memlink_export]
+pub fn owned_context(ctx: CallContext, tag: u8) -> Result<(u8, u64)> {
+    Ok((tag, ctx.trace_id()))
+}
+
+/// Deserializing this panics on 13: a panic while the arguments are decoded.
+#[derive(Debug, Serialize)]
+pub struct Touchy(pub u32);
+
+impl<'de> Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        assert_ne!(v, 13, "unlucky argument");
+        Ok(Touchy(v))
+    }
+}
+
+/// Serializing this panics: a panic while the result is encoded.
+#[derive(Debug, Deserialize)]
+pub struct Explosive;
+
+impl Serialize for Explosive {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> std::result::Result<S::Ok, S::Error> {
+        panic!("cannot encode this")
+    }
+}
+
+/// Panics in decode when given 13.
+#[memlink_export]
+pub fn touchy(_ctx: &CallContext, value: Touchy) -> Result<u32> {
+    Ok(value.0)
+}
+
+/// Always panics in encode.
+#[memlink_export]
+pub fn explosive(_ctx: &CallContext) -> Result<Explosive> {
+    Ok(Explosive)
+}
+
 /// Exported under another name.
 #[memlink_export(name = "sum")]
 pub fn add_all(_ctx: &CallContext, values: Vec<i64>) -> Result<i64> {

@@ -2,7 +2,7 @@
 //!
 //! Each export adds one [`MethodEntry`] to the distributed slice [`METHODS`]; no list is
 //! kept by hand and no registration code runs. The first time the module is asked about
-//! its methods, the entries are sorted by id into a [`Table`] that never changes again,
+//! its methods, the entries are sorted by id into a table that never changes again,
 //! so a call reads it with no lock.
 
 use std::sync::OnceLock;

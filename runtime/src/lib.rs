@@ -32,4 +32,4 @@ pub use memlink_msdk::abi::Format;
 pub use memlink_msdk::ModuleError;
 pub use module::Method;
 pub use resolver::ModuleRef;
-pub use runtime::{ModuleHandle, ModuleRuntime, Runtime, RuntimeConfig};
+pub use runtime::{CallOptions, MethodRef, ModuleHandle, ModuleRuntime, Runtime, RuntimeConfig};

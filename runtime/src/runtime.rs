@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memlink_msdk::abi::{self, InitFrame, Status, StrRef};
 use memlink_msdk::ModuleError;
@@ -206,6 +206,113 @@ impl Runtime {
     }
 }
 
+/// Per-call settings: the request's trace and span ids and its deadline.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Trace id of the request (0: none); nested calls keep it.
+    pub trace_id: u64,
+    /// Span id of the caller (0: none).
+    pub span_id: u64,
+    /// When the call must be finished; the module sees the time left.
+    pub deadline: Option<Instant>,
+}
+
+impl CallOptions {
+    /// Sets the trace and span ids.
+    pub fn trace(mut self, trace_id: u64, span_id: u64) -> Self {
+        self.trace_id = trace_id;
+        self.span_id = span_id;
+        self
+    }
+
+    /// Sets the deadline to `timeout` from now.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.deadline = Instant::now().checked_add(timeout);
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+}
+
+/// A method resolved once by name, to be called many times without looking it up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MethodRef {
+    handle: ModuleHandle,
+    index: u32,
+}
+
+impl MethodRef {
+    /// The module the method belongs to.
+    pub fn module(&self) -> ModuleHandle {
+        self.handle
+    }
+}
+
+impl Runtime {
+    /// Calls `method` with encoded `args` and per-call `options`.
+    pub fn call_with(
+        &self,
+        handle: ModuleHandle,
+        method: &str,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<CallOutput, RuntimeError> {
+        let module = self.inner.module(handle)?;
+        let (index, _) = resolve(module, method)?;
+        self.invoke(handle, module, index, args, options)
+    }
+
+    /// Resolves `method` of the module once, for [`call_method`](Runtime::call_method).
+    pub fn method(&self, handle: ModuleHandle, method: &str) -> Result<MethodRef, RuntimeError> {
+        let module = self.inner.module(handle)?;
+        let (index, _) = resolve(module, method)?;
+        Ok(MethodRef { handle, index })
+    }
+
+    /// Calls a method resolved with [`method`](Runtime::method): no name hashing, no
+    /// search, straight to the module's table by index.
+    pub fn call_method(
+        &self,
+        method: MethodRef,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<CallOutput, RuntimeError> {
+        let module = self.inner.module(method.handle)?;
+        self.invoke(method.handle, module, method.index, args, options)
+    }
+
+    fn invoke(
+        &self,
+        handle: ModuleHandle,
+        module: &Module,
+        index: u32,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<CallOutput, RuntimeError> {
+        let meta = CallMeta {
+            depth: 0,
+            trace_id: options.trace_id,
+            span_id: options.span_id,
+            deadline: options.deadline,
+        };
+        self.inner
+            .call_entered(module, index, args, meta)
+            .map_err(|e| match e {
+                Failure::Retired => RuntimeError::UnknownHandle(handle),
+                Failure::Module(source) => RuntimeError::Call {
+                    module: module.name.clone(),
+                    method: module.methods[index as usize].name.clone(),
+                    source,
+                },
+            })
+    }
+}
+
 fn resolve<'m>(module: &'m Module, method: &str) -> Result<(u32, &'m Method), RuntimeError> {
     module
         .method(method)
@@ -226,24 +333,7 @@ impl ModuleRuntime for Runtime {
         method: &str,
         args: &[u8],
     ) -> Result<CallOutput, RuntimeError> {
-        let module = self.inner.module(handle)?;
-        let (index, _) = resolve(module, method)?;
-        let meta = CallMeta {
-            depth: 0,
-            trace_id: 0,
-            span_id: 0,
-            deadline: None,
-        };
-        self.inner
-            .call_entered(module, index, args, meta)
-            .map_err(|e| match e {
-                Failure::Retired => RuntimeError::UnknownHandle(handle),
-                Failure::Module(source) => RuntimeError::Call {
-                    module: module.name.clone(),
-                    method: method.to_owned(),
-                    source,
-                },
-            })
+        self.call_with(handle, method, args, &CallOptions::default())
     }
 
     /// Retires the module: waits for the calls in flight, calls `memlink_shutdown` once

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{de, load, mp};
-use memlink_runtime::{Format, ModuleError, ModuleRuntime, RuntimeError};
+use memlink_runtime::{CallOptions, Format, ModuleError, ModuleRuntime, RuntimeError};
 use serde::{Deserialize, Serialize};
 
 fn module_error(r: Result<memlink_runtime::CallOutput, RuntimeError>) -> ModuleError {
@@ -139,6 +139,26 @@ fn a_panic_is_an_error_and_the_module_keeps_serving() {
 }
 
 #[test]
+fn panics_while_decoding_or_encoding_are_caught_too() {
+    let (rt, h) = load("basic");
+    let err = module_error(rt.call(h, "touchy", &mp(&(13u32,))));
+    assert!(
+        matches!(&err, ModuleError::Panic(m) if m.contains("unlucky argument")),
+        "{err}"
+    );
+    assert_eq!(
+        de::<u32>(&rt.call(h, "touchy", &mp(&(12u32,))).unwrap()),
+        12
+    );
+    let err = module_error(rt.call(h, "explosive", b""));
+    assert!(
+        matches!(&err, ModuleError::Panic(m) if m.starts_with("cannot encode this")),
+        "{err}"
+    );
+    assert_eq!(rt.call(h, "echo", b"still here").unwrap(), b"still here");
+}
+
+#[test]
 fn unknown_methods_are_named() {
     let (rt, h) = load("basic");
     let err = rt.call(h, "nope", b"").unwrap_err();
@@ -192,6 +212,51 @@ fn the_context_reaches_the_module() {
         (pressure, trace, span, remaining, depth, caller),
         (0.0, 0, 0, None, 0, true)
     );
+}
+
+#[test]
+fn call_options_reach_the_context() {
+    let (rt, h) = load("basic");
+    let options = CallOptions::default()
+        .trace(7, 9)
+        .timeout(Duration::from_secs(5));
+    let out = rt.call_with(h, "context_info", b"", &options).unwrap();
+    let (_, trace, span, remaining, _, _): (f32, u64, u64, Option<u64>, u32, bool) = de(&out);
+    assert_eq!((trace, span), (7, 9));
+    let remaining = remaining.expect("a deadline was set");
+    assert!(
+        (4_000..=5_000).contains(&remaining),
+        "{remaining} ms left of 5 s"
+    );
+    let by_value = rt
+        .call_with(h, "owned_context", &mp(&(3u8,)), &options)
+        .unwrap();
+    assert_eq!(
+        de::<(u8, u64)>(&by_value),
+        (3, 7),
+        "a by-value context carries the same ids"
+    );
+}
+
+#[test]
+fn a_method_resolved_once_is_called_by_index() {
+    let (rt, h) = load("basic");
+    let add = rt.method(h, "add").unwrap();
+    for i in 0..100u32 {
+        let out = rt
+            .call_method(add, &mp(&(i, i)), &CallOptions::default())
+            .unwrap();
+        assert_eq!(de::<u32>(&out), 2 * i);
+    }
+    assert!(matches!(
+        rt.method(h, "nope"),
+        Err(RuntimeError::UnknownMethod { .. })
+    ));
+    rt.unload(h).unwrap();
+    assert!(matches!(
+        rt.call_method(add, b"", &CallOptions::default()),
+        Err(RuntimeError::UnknownHandle(_))
+    ));
 }
 
 #[test]
