@@ -189,7 +189,8 @@ fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
     }
 }
 
-/// The call of the user's function, under `block_on` when it is async.
+/// The call of the user's function, under `block_on` when it is async (which fails with
+/// `Timeout` when the call's deadline passes first).
 fn call(export: &Export, names: &Names) -> TokenStream {
     let inv = &names.inv;
     let ident = &export.ident;
@@ -200,7 +201,7 @@ fn call(export: &Export, names: &Names) -> TokenStream {
     let args = (0..export.args.count()).map(Names::arg);
     let call = quote!(#ident(#context, #(#args),*));
     if export.is_async {
-        quote!(#inv.block_on(#call))
+        quote!(#inv.block_on(#call)?)
     } else {
         call
     }
@@ -243,6 +244,10 @@ mod tests {
         assert!(text.contains("args_format : :: memlink_msdk :: __private :: Format :: Raw"));
         assert!(text.contains("result_format : :: memlink_msdk :: __private :: Format :: Raw"));
         assert!(text.contains("__inv . block_on (up (:: core :: clone :: Clone :: clone"));
+        assert!(
+            text.contains(")) ?"),
+            "block_on's timeout is propagated: {text}"
+        );
         assert!(text.contains("encode_raw_result"), "{text}");
         assert!(text.contains("is_async : true"), "{text}");
     }

@@ -297,7 +297,7 @@ pub struct HostApi {
     /// the call `call`: the callee inherits its trace id, deadline and depth + 1. The
     /// result (status `Ok`) or error payload is handed to `request.sink` before this
     /// returns; the return value is the callee's [`Status`].
-    pub call_module: unsafe extern "C" fn(call: *mut c_void, request: *const NestedCall) -> i32,
+    pub call_module: unsafe extern "C" fn(call: *mut c_void, request: *mut NestedCall) -> i32,
     /// Delivers a log record. `call` is the running call's handle, or null for a record
     /// logged outside any call (from a module's own thread); the record and everything it
     /// points to are valid only during this function.
@@ -361,8 +361,8 @@ pub struct LogField {
 pub struct NestedCall {
     /// `size_of::<NestedCall>()` in the module.
     pub size: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Bit set of `NESTED_*` flags.
+    pub flags: u32,
     /// Name of the module to call.
     pub module: StrRef,
     /// Name of the method to call.
@@ -376,7 +376,13 @@ pub struct NestedCall {
     pub sink: unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8, len: usize),
     /// Passed back to `sink`.
     pub sink_ctx: *mut c_void,
+    /// Out: the callee's result [`Format`] tag, set by the host before `sink` runs.
+    pub result_format: u8,
 }
+
+/// `NestedCall::flags` bit: `args` are MessagePack of a typed value; the host converts
+/// them to the callee's argument format (see `serialize::convert_args`).
+pub const NESTED_TYPED: u32 = 1;
 
 /// Everything one call carries, in and out. The host owns it; the module reads the
 /// inputs and writes `out`/`out_len` before it returns.

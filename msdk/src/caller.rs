@@ -3,7 +3,7 @@
 use core::ffi::c_void;
 use std::fmt;
 
-use crate::abi::{HostApi, NestedCall, Status, StrRef};
+use crate::abi::{Format, HostApi, NestedCall, Status, StrRef, NESTED_TYPED};
 use crate::error::{ModuleError, Result};
 
 /// Calls other modules loaded in the same host. Get one from
@@ -42,23 +42,50 @@ impl ModuleCaller {
 
     /// [`call`](ModuleCaller::call) without a future, for sync exports.
     pub fn call_blocking(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
+        self.send(module, method, args, 0).map(|(out, _)| out)
+    }
+
+    /// Calls `method` of `module` with typed arguments and result, encoded and decoded as
+    /// the callee's formats require (as the host's `call_typed` does):
+    ///
+    /// ```no_run
+    /// # use memlink_msdk::prelude::*;
+    /// # fn f(ctx: &CallContext) -> Result<u32> {
+    /// let caller = ctx.module_caller().ok_or(ModuleError::ServiceUnavailable)?;
+    /// let sum: u32 = caller.call_typed("basic", "add", &(2u32, 3u32))?;
+    /// # Ok(sum) }
+    /// ```
+    pub fn call_typed<A, R>(&self, module: &str, method: &str, args: &A) -> Result<R>
+    where
+        A: serde::Serialize + ?Sized,
+        R: serde::de::DeserializeOwned,
+    {
+        let packed = crate::serialize::to_msgpack(args)?;
+        let (out, format) = self.send(module, method, &packed, NESTED_TYPED)?;
+        let format = Format::from_u8(format)
+            .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
+        crate::serialize::decode_as(format, &out)
+    }
+
+    fn send(&self, module: &str, method: &str, args: &[u8], flags: u32) -> Result<(Vec<u8>, u8)> {
         let mut out: Vec<u8> = Vec::new();
-        let request = NestedCall {
+        let mut request = NestedCall {
             size: size_of::<NestedCall>() as u32,
-            reserved: 0,
+            flags,
             module: StrRef::new(module),
             method: StrRef::new(method),
             args: args.as_ptr(),
             args_len: args.len(),
             sink: collect_output,
             sink_ctx: (&raw mut out).cast(),
+            result_format: Format::MessagePack as u8,
         };
         // SAFETY: `new`'s contract makes `host` valid while this call runs; `request`
         // and `out` live on this stack frame until `call_module` returns, which is the
         // only time the host may use them.
-        let code = unsafe { ((*self.host).call_module)(self.call, &request) };
+        let code = unsafe { ((*self.host).call_module)(self.call, &mut request) };
         match Status::from_code(code) {
-            Some(Status::Ok) => Ok(out),
+            Some(Status::Ok) => Ok((out, request.result_format)),
             _ => Err(ModuleError::from_status(code, &out)),
         }
     }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
+use std::time::Instant;
 
 /// Wakes one `block_on`: a flag, so that no wake is lost to a nested `block_on` parking
 /// on the same thread, and the thread to unpark.
@@ -36,13 +37,24 @@ impl Wake for Signal {
 /// Runs `future` to completion on this thread, inside the module's tokio runtime when
 /// the `async` feature is on.
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    #[cfg(feature = "async")]
-    return runtime::entered(|| poll_to_end(future));
-    #[cfg(not(feature = "async"))]
-    poll_to_end(future)
+    match block_on_until(future, None) {
+        Some(value) => value,
+        None => unreachable!("without a deadline the future runs to completion"),
+    }
 }
 
-fn poll_to_end<F: Future>(future: F) -> F::Output {
+/// Runs `future` until it completes or `deadline` passes, whichever is first. When the
+/// deadline passes, the future is dropped (cancelled at its current `.await`) and the
+/// result is `None`. The thread sleeps until the future's waker or the deadline wakes
+/// it, so cancellation is prompt however long the future would have taken.
+pub fn block_on_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Output> {
+    #[cfg(feature = "async")]
+    return runtime::entered(|| poll_until(future, deadline));
+    #[cfg(not(feature = "async"))]
+    poll_until(future, deadline)
+}
+
+fn poll_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Output> {
     let mut future = pin!(future);
     let signal = Arc::new(Signal {
         woken: AtomicBool::new(false),
@@ -52,10 +64,19 @@ fn poll_to_end<F: Future>(future: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
+            return Some(value);
         }
         while !signal.woken.swap(false, Ordering::Acquire) {
-            thread::park();
+            match deadline {
+                None => thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    thread::park_timeout(d - now);
+                }
+            }
         }
     }
 }
@@ -135,6 +156,32 @@ mod tests {
         assert_eq!(block_on(async { 5 }), 5);
     }
 
+    #[cfg(feature = "async")]
+    #[test]
+    fn a_deadline_cancels_promptly() {
+        use std::time::Duration;
+        let start = Instant::now();
+        let out = block_on_until(
+            async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                1
+            },
+            Some(start + Duration::from_millis(20)),
+        );
+        assert_eq!(out, None);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(20) && took < Duration::from_millis(500),
+            "{took:?}"
+        );
+        assert_eq!(
+            block_on_until(async { 2 }, Some(start)),
+            Some(2),
+            "a ready future wins"
+        );
+    }
+
+    #[cfg(feature = "async")]
     #[test]
     fn nested_block_on_works_and_loses_no_wake() {
         let v = block_on(async {

@@ -187,7 +187,15 @@ unsafe fn call(frame: &CallFrame) -> Result<(*const u8, usize), ModuleError> {
     });
     // SAFETY: `host_call` is the handle of this running call.
     let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call) };
+    // A call whose deadline has passed is not started, and one that finishes after it
+    // reports the timeout rather than a result nobody waits for any more.
+    if invocation.context().is_expired() {
+        return Err(invocation.timed_out());
+    }
     (entry.invoke)(&invocation)?;
+    if invocation.context().is_expired() {
+        return Err(invocation.timed_out());
+    }
     invocation
         .output()
         .ok_or_else(|| ModuleError::Abi(format!("export `{}` produced no result", entry.name)))

@@ -23,6 +23,7 @@ pub struct Invocation<'a> {
     host: &'a HostApi,
     host_call: *mut c_void,
     output: Cell<Option<(*const u8, usize)>>,
+    budget: Option<std::time::Duration>,
 }
 
 thread_local! {
@@ -46,12 +47,14 @@ impl<'a> Invocation<'a> {
         host: &'a HostApi,
         host_call: *mut c_void,
     ) -> Invocation<'a> {
+        let budget = ctx.remaining_time();
         Invocation {
             ctx,
             args,
             host,
             host_call,
             output: Cell::new(None),
+            budget,
         }
     }
 
@@ -96,9 +99,15 @@ impl<'a> Invocation<'a> {
         self.set_output(bytes)
     }
 
-    /// Runs an async export's future to completion (see [`crate::executor`]).
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        crate::executor::block_on(future)
+    /// Runs an async export's future to completion (see [`crate::executor`]), or
+    /// cancels it with [`ModuleError::Timeout`] when the call's deadline passes first.
+    pub fn block_on<F: Future>(&self, future: F) -> Result<F::Output> {
+        crate::executor::block_on_until(future, self.ctx.deadline()).ok_or_else(|| self.timed_out())
+    }
+
+    /// The error of a call that ran out of time: it carries the time the call was given.
+    pub(crate) fn timed_out(&self) -> ModuleError {
+        ModuleError::Timeout(self.budget.unwrap_or_default())
     }
 
     /// Copies `bytes` into the arena when they fit, else into a buffer from the host.

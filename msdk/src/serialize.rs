@@ -8,7 +8,10 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::abi::Format;
 use crate::error::{ModuleError, Result};
+
+mod raw;
 
 /// Deepest nesting a decoder accepts: deeper input is an error, not a stack overflow.
 pub const MAX_DEPTH: usize = 128;
@@ -61,6 +64,50 @@ pub(crate) fn decode_args<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         ModuleError::Serialize(m) => ModuleError::Serialize(format!("bad arguments: {m}")),
         other => other,
     })
+}
+
+/// Encodes `args` for a method whose arguments are in `format`, as typed calls do.
+///
+/// MessagePack: the value as it is (a tuple becomes an array, a struct a map). Raw: the
+/// value must be one string or byte string, alone or in a one-element tuple. MessagePack
+/// cannot tell a `Vec<u8>` from a tuple of small integers, so a sequence whose items all
+/// fit in a byte counts as bytes.
+pub fn encode_as<A: Serialize + ?Sized>(format: Format, args: &A) -> Result<Vec<u8>> {
+    convert_args(format, to_msgpack(args)?)
+}
+
+/// Turns MessagePack-encoded arguments into what a method whose arguments are in
+/// `format` expects (see [`encode_as`]).
+pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
+    match format {
+        Format::Raw => from_msgpack::<raw::Value>(&packed)
+            .ok()
+            .and_then(raw::Value::into_bytes)
+            .ok_or_else(|| {
+                ModuleError::Serialize(
+                    "this method takes one string or byte argument: pass a &str, String, &[u8] or Vec<u8>"
+                        .to_owned(),
+                )
+            }),
+        _ => Ok(packed),
+    }
+}
+
+/// Decodes the result of a method whose result is in `format`, as typed calls do: a raw
+/// result is offered to `R` as a string when it is UTF-8, else as a list of bytes.
+pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R> {
+    match format {
+        Format::Raw => {
+            if let Ok(text) = core::str::from_utf8(bytes) {
+                if let Ok(v) = from_msgpack::<R>(&to_msgpack(text)?) {
+                    return Ok(v);
+                }
+            }
+            from_msgpack(&to_msgpack(bytes)?)
+                .map_err(|e| ModuleError::Serialize(format!("cannot decode the raw result: {e}")))
+        }
+        _ => from_msgpack(bytes),
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +166,41 @@ mod tests {
         assert!(decode_args::<NoArgs>(b"\xc0").is_ok());
         let err = decode_args::<u32>(b"\xc1").err().unwrap();
         assert!(matches!(err, ModuleError::Serialize(m) if m.starts_with("bad arguments: ")));
+    }
+
+    #[test]
+    fn msgpack_args_are_positional_arrays() {
+        assert_eq!(
+            encode_as(Format::MessagePack, &(2u32, 3u32)).unwrap(),
+            [0x92, 2, 3]
+        );
+        assert_eq!(encode_as(Format::MessagePack, &(7u32,)).unwrap(), [0x91, 7]);
+    }
+
+    #[test]
+    fn raw_args_take_the_one_string_or_bytes() {
+        assert_eq!(encode_as(Format::Raw, "hello").unwrap(), b"hello");
+        assert_eq!(encode_as(Format::Raw, &("hi",)).unwrap(), b"hi");
+        assert_eq!(encode_as(Format::Raw, &vec![1u8, 2]).unwrap(), [1, 2]);
+        assert_eq!(encode_as(Format::Raw, &(vec![9u8],)).unwrap(), [9]);
+        assert!(encode_as(Format::Raw, &(1u32, 300u32))
+            .unwrap_err()
+            .to_string()
+            .contains("one string"));
+        assert!(encode_as(Format::Raw, &("a", "b")).is_err());
+        assert!(encode_as(Format::Raw, &-1i32).is_err());
+    }
+
+    #[test]
+    fn raw_results_decode_as_strings_or_bytes() {
+        assert_eq!(decode_as::<String>(Format::Raw, b"hey").unwrap(), "hey");
+        assert_eq!(
+            decode_as::<Vec<u8>>(Format::Raw, &[0xff, 0]).unwrap(),
+            vec![0xff, 0]
+        );
+        assert_eq!(
+            decode_as::<Vec<u8>>(Format::Raw, b"ok").unwrap(),
+            b"ok".to_vec()
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::alloc::{self, Layout};
 use std::fmt;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -102,15 +103,26 @@ impl fmt::Debug for AlignedBuf {
 pub(crate) struct ArenaPool {
     free: ArrayQueue<AlignedBuf>,
     arena_size: usize,
+    on_loan: AtomicUsize,
+    /// Arenas on loan at which the pool reports full load (it still lends more).
+    soft_limit: usize,
 }
 
 impl ArenaPool {
-    /// A pool that keeps up to `keep` idle buffers of `arena_size` bytes.
-    pub(crate) fn new(arena_size: usize, keep: usize) -> Arc<ArenaPool> {
+    /// A pool that keeps up to `keep` idle buffers of `arena_size` bytes and reports full
+    /// load at `soft_limit` arenas on loan.
+    pub(crate) fn new(arena_size: usize, keep: usize, soft_limit: usize) -> Arc<ArenaPool> {
         Arc::new(ArenaPool {
             free: ArrayQueue::new(keep.max(1)),
             arena_size,
+            on_loan: AtomicUsize::new(0),
+            soft_limit,
         })
+    }
+
+    /// How loaded the pool is: see [`crate::admission::load`].
+    pub(crate) fn load(&self) -> f32 {
+        crate::admission::load(self.on_loan.load(Ordering::Relaxed), self.soft_limit)
     }
 
     /// An arena for one call: a recycled one, or a new one when none is idle.
@@ -119,6 +131,7 @@ impl ArenaPool {
             .free
             .pop()
             .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size));
+        self.on_loan.fetch_add(1, Ordering::Relaxed);
         PooledArena {
             buf: Some(buf),
             pool: Arc::clone(self),
@@ -146,6 +159,7 @@ impl PooledArena {
 impl Drop for PooledArena {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
+            self.pool.on_loan.fetch_sub(1, Ordering::Relaxed);
             // A full pool means enough arenas are idle: let this one go.
             let _ = self.pool.free.push(buf);
         }
@@ -170,7 +184,7 @@ mod tests {
 
     #[test]
     fn the_pool_recycles() {
-        let pool = ArenaPool::new(64, 2);
+        let pool = ArenaPool::new(64, 2, 8);
         let first = pool.take().buf().as_slice().as_ptr();
         let again = pool.take();
         assert_eq!(

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Instant;
 
-use memlink_msdk::abi::{self, CallFrame, HostApi, NestedCall, Status};
+use memlink_msdk::abi::{self, CallFrame, Format, HostApi, NestedCall, Status};
 use memlink_msdk::ModuleError;
 
 use crate::arena::{AlignedBuf, PooledArena};
@@ -17,6 +17,8 @@ use crate::runtime::Inner;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallMeta {
     pub(crate) depth: u32,
+    /// The module's own load when the call was admitted.
+    pub(crate) load: f32,
     pub(crate) trace_id: u64,
     pub(crate) span_id: u64,
     pub(crate) deadline: Option<Instant>,
@@ -140,7 +142,7 @@ pub(crate) fn dispatch(
         trace_id: meta.trace_id,
         span_id: meta.span_id,
         timeout_ns: timeout_ns(meta.deadline),
-        backpressure: 0.0,
+        backpressure: meta.load.max(runtime.pool.load()),
         flags: 0,
         host: &HOST_API,
         host_call: (&raw mut host_call).cast(),
@@ -225,52 +227,68 @@ unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8
 ///
 /// `call` must be the `host_call` of a frame whose call is running; `request` must point
 /// to a valid [`NestedCall`] whose pointers are valid for the duration of this call.
-unsafe extern "C" fn host_call_module(call: *mut c_void, request: *const NestedCall) -> i32 {
+unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCall) -> i32 {
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller's contract; the nested call only reads the `HostCall`.
         let (host_call, request) = unsafe { (&*call.cast::<HostCall<'_>>(), &*request) };
-        if (request.size as usize) < size_of::<NestedCall>() {
-            return Err(ModuleError::Abi("nested call request is too small".into()));
-        }
-        // SAFETY: the request's strings and arguments are valid for this call.
-        let (module, method, args) = unsafe {
-            (
-                request
-                    .module
-                    .as_str()
-                    .ok_or(ModuleError::Abi("module name is not UTF-8".into()))?,
-                request
-                    .method
-                    .as_str()
-                    .ok_or(ModuleError::Abi("method name is not UTF-8".into()))?,
-                if request.args_len == 0 {
-                    &[][..]
-                } else {
-                    std::slice::from_raw_parts(request.args, request.args_len)
-                },
-            )
-        };
-        let meta = CallMeta {
-            depth: host_call.meta.depth + 1,
-            ..host_call.meta
-        };
-        host_call.runtime.call_nested(module, method, args, meta)
+        // SAFETY: forwarded from this function's contract.
+        unsafe { nested(host_call, request) }
     }));
     let result =
         outcome.unwrap_or_else(|_| Err(ModuleError::CallFailed("the host panicked".into())));
-    // SAFETY: `request` is valid (contract above); `sink` and `sink_ctx` come from it.
-    let request = unsafe { &*request };
-    match result {
-        Ok(out) => {
-            // SAFETY: the sink's contract: the bytes are valid while it runs.
-            unsafe { (request.sink)(request.sink_ctx, out.as_ptr(), out.len()) };
-            Status::Ok as i32
+    // SAFETY: `request` is valid and ours to write for this call (contract above).
+    let request = unsafe { &mut *request };
+    let (bytes, code): (&[u8], i32) = match &result {
+        Ok((out, format)) => {
+            request.result_format = *format as u8;
+            (out, Status::Ok as i32)
         }
         Err(e) => {
             let payload = e.payload();
-            // SAFETY: as above.
+            // SAFETY: the sink's contract: the bytes are valid while it runs.
             unsafe { (request.sink)(request.sink_ctx, payload.as_ptr(), payload.len()) };
-            e.code()
+            return e.code();
         }
+    };
+    // SAFETY: as above.
+    unsafe { (request.sink)(request.sink_ctx, bytes.as_ptr(), bytes.len()) };
+    code
+}
+
+/// Runs the nested call `request` on behalf of `host_call`. Returns the output and the
+/// callee's result format.
+///
+/// # Safety
+///
+/// The request's strings and arguments must be valid for the duration of this call.
+unsafe fn nested(
+    host_call: &HostCall<'_>,
+    request: &NestedCall,
+) -> Result<(CallOutput, Format), ModuleError> {
+    if (request.size as usize) < size_of::<NestedCall>() {
+        return Err(ModuleError::Abi("nested call request is too small".into()));
     }
+    let text = |s: abi::StrRef, what: &str| {
+        // SAFETY: valid for this call (the caller's contract).
+        unsafe { s.as_str() }.ok_or_else(|| ModuleError::Abi(format!("{what} is not UTF-8")))
+    };
+    let (module, method) = (
+        text(request.module, "module name")?,
+        text(request.method, "method name")?,
+    );
+    let args = if request.args_len == 0 || request.args.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: `args_len` readable bytes (the caller's contract).
+        unsafe { std::slice::from_raw_parts(request.args, request.args_len) }
+    };
+    let meta = CallMeta {
+        depth: host_call.meta.depth + 1,
+        load: 0.0,
+        ..host_call.meta
+    };
+    let typed = request.flags & abi::NESTED_TYPED != 0;
+    host_call
+        .runtime
+        .call_nested(module, method, args, typed, meta)
 }

@@ -86,6 +86,16 @@ pub enum RuntimeError {
         /// The method asked for.
         method: String,
     },
+    /// The module is running as many calls as it may, and the runtime is set to refuse
+    /// more (`Saturation::Reject`).
+    Saturated {
+        /// The module's name.
+        module: String,
+        /// The method asked for.
+        method: String,
+        /// The module's concurrency limit.
+        limit: usize,
+    },
     /// The method ran and returned an error (or panicked).
     Call {
         /// The module's name.
@@ -152,6 +162,10 @@ impl fmt::Display for RuntimeError {
             UnknownMethod { module, method } => {
                 write!(f, "module `{module}` has no method `{method}`")
             }
+            Saturated { module, method, limit } => write!(
+                f,
+                "{module}::{method} refused: the module is saturated ({limit} calls in flight)"
+            ),
             Call { module, method, source } => write!(f, "{module}::{method} failed: {source}"),
             Codec { module, method, reason } => write!(f, "{module}::{method}: {reason}"),
         }

@@ -9,6 +9,7 @@
 //! - [`module`] — a loaded module and its method table;
 //! - [`call`] — the call path and [`CallOutput`];
 //! - [`arena`] — host-owned arena memory;
+//! - [`admission`] — concurrency limits, saturation and backpressure;
 //! - [`error`] — [`RuntimeError`].
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
@@ -17,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod arena;
 pub mod call;
 pub mod error;
@@ -24,8 +26,8 @@ mod log;
 pub mod module;
 pub mod resolver;
 pub mod runtime;
-mod typed;
 
+pub use admission::Saturation;
 pub use call::CallOutput;
 pub use error::RuntimeError;
 pub use memlink_msdk::abi::Format;

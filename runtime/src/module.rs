@@ -2,11 +2,13 @@
 
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use libloading::Library;
 use memlink_msdk::abi::{self, Format, ModuleInfo, StrRef};
 
+use crate::admission::{Gate, Refused, Saturation};
 use crate::error::RuntimeError;
 
 /// One method as the module's table describes it, checked and copied out.
@@ -50,7 +52,7 @@ pub(crate) struct Module {
     pub(crate) methods: Vec<Method>,
     pub(crate) entry: EntryPoints,
     pub(crate) retired: AtomicBool,
-    pub(crate) in_flight: AtomicUsize,
+    pub(crate) gate: Gate,
 }
 
 impl Module {
@@ -107,7 +109,7 @@ impl Module {
                 shutdown,
             },
             retired: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
+            gate: Gate::default(),
         })
     }
 
@@ -238,20 +240,38 @@ fn check_ids(methods: &[Method]) -> Result<(), String> {
     Ok(())
 }
 
+/// Why a call could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotEntered {
+    Retired,
+    Refused(Refused),
+}
+
 impl Module {
-    /// Marks a call as started unless the module is retired.
-    pub(crate) fn enter(&self) -> bool {
-        self.in_flight.fetch_add(1, Ordering::Acquire);
-        if self.retired.load(Ordering::Acquire) {
-            self.in_flight.fetch_sub(1, Ordering::Release);
-            return false;
+    /// Takes a slot for a call unless the module is retired or saturated; returns how many
+    /// calls run with this one.
+    pub(crate) fn enter(
+        &self,
+        limit: usize,
+        policy: Saturation,
+        deadline: Option<Instant>,
+    ) -> Result<usize, NotEntered> {
+        let running = self
+            .gate
+            .enter(limit, policy, deadline)
+            .map_err(NotEntered::Refused)?;
+        // Checked after taking the slot: `unload` sets `retired` first and then waits for
+        // the slots to drain, so a call either sees `retired` or is waited for.
+        if self.retired.load(Ordering::SeqCst) {
+            self.gate.leave();
+            return Err(NotEntered::Retired);
         }
-        true
+        Ok(running)
     }
 
     /// Marks a call as finished.
     pub(crate) fn leave(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Release);
+        self.gate.leave();
     }
 }
 

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use memlink_msdk::abi::{self, InitFrame, Status, StrRef};
-use memlink_msdk::ModuleError;
+use memlink_msdk::abi::{self, Format, InitFrame, Status, StrRef};
+use memlink_msdk::{serialize, ModuleError};
 
+use crate::admission::{self, Refused, Saturation};
 use crate::arena::ArenaPool;
 use crate::call::{self, CallMeta, CallOutput, HOST_API};
 use crate::error::RuntimeError;
-use crate::module::{Method, Module};
+use crate::module::{Method, Module, NotEntered};
 use crate::resolver::{LocalResolver, ModuleRef, Resolver};
 
 /// A loaded module, as a small copyable id. Valid only with the runtime that issued it.
@@ -56,8 +57,18 @@ pub struct RuntimeConfig {
     pub arena_pool: usize,
     /// Most modules one runtime can load over its life (default 256).
     pub max_modules: usize,
-    /// Deepest chain of module-to-module calls (default 8).
+    /// Deepest chain of module-to-module calls (default 8): a call from the host is depth
+    /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`.
     pub max_call_depth: u32,
+    /// Calls one module runs at once (default 256).
+    pub max_concurrency: usize,
+    /// What happens to a call beyond `max_concurrency` (default: rejected at once).
+    pub saturation: Saturation,
+    /// Arenas on loan at which the pool reports full load (default 1024). The pool lends
+    /// more past it; the figure only feeds backpressure.
+    pub arena_soft_limit: usize,
+    /// Deadline of a call that sets none (default: none).
+    pub default_timeout: Option<Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -67,11 +78,29 @@ impl Default for RuntimeConfig {
             arena_pool: 64,
             max_modules: 256,
             max_call_depth: 8,
+            max_concurrency: 256,
+            saturation: Saturation::Reject,
+            arena_soft_limit: 1024,
+            default_timeout: None,
         }
     }
 }
 
 impl RuntimeConfig {
+    /// Sets [`max_concurrency`](RuntimeConfig::max_concurrency) and
+    /// [`saturation`](RuntimeConfig::saturation).
+    pub fn concurrency(mut self, max: usize, saturation: Saturation) -> Self {
+        self.max_concurrency = max.max(1);
+        self.saturation = saturation;
+        self
+    }
+
+    /// Sets [`default_timeout`](RuntimeConfig::default_timeout).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
     /// Sets [`arena_size`](RuntimeConfig::arena_size).
     pub fn arena_size(mut self, bytes: usize) -> Self {
         self.arena_size = bytes;
@@ -143,7 +172,11 @@ impl Runtime {
         Runtime {
             inner: Arc::new(Inner {
                 id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
-                pool: ArenaPool::new(config.arena_size, config.arena_pool),
+                pool: ArenaPool::new(
+                    config.arena_size,
+                    config.arena_pool,
+                    config.arena_soft_limit,
+                ),
                 config,
                 resolver: Box::new(resolver),
                 slots,
@@ -195,14 +228,17 @@ impl Runtime {
     {
         let module = self.inner.module(handle)?;
         let (_, m) = resolve(module, method)?;
-        let codec = |reason: String| RuntimeError::Codec {
+        let codec = |e: ModuleError| RuntimeError::Codec {
             module: module.name.clone(),
             method: method.to_owned(),
-            reason,
+            reason: match e {
+                ModuleError::Serialize(m) => m,
+                other => other.to_string(),
+            },
         };
-        let encoded = crate::typed::encode_args(m.args_format, args).map_err(codec)?;
+        let encoded = serialize::encode_as(m.args_format, args).map_err(codec)?;
         let out = self.call(handle, method, &encoded)?;
-        crate::typed::decode_result(m.result_format, &out).map_err(codec)
+        serialize::decode_as(m.result_format, &out).map_err(codec)
     }
 }
 
@@ -294,19 +330,29 @@ impl Runtime {
         args: &[u8],
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
+        let default = self.inner.config.default_timeout;
         let meta = CallMeta {
             depth: 0,
+            load: 0.0,
             trace_id: options.trace_id,
             span_id: options.span_id,
-            deadline: options.deadline,
+            deadline: options
+                .deadline
+                .or_else(|| default.and_then(|t| Instant::now().checked_add(t))),
         };
+        let method = || module.methods[index as usize].name.clone();
         self.inner
             .call_entered(module, index, args, meta)
             .map_err(|e| match e {
                 Failure::Retired => RuntimeError::UnknownHandle(handle),
+                Failure::Saturated => RuntimeError::Saturated {
+                    module: module.name.clone(),
+                    method: method(),
+                    limit: self.inner.config.max_concurrency,
+                },
                 Failure::Module(source) => RuntimeError::Call {
                     module: module.name.clone(),
-                    method: module.methods[index as usize].name.clone(),
+                    method: method(),
                     source,
                 },
             })
@@ -353,6 +399,7 @@ impl ModuleRuntime for Runtime {
 /// Why a dispatched call did not produce output.
 pub(crate) enum Failure {
     Retired,
+    Saturated,
     Module(ModuleError),
 }
 
@@ -376,24 +423,40 @@ impl Inner {
         module: &Module,
         index: u32,
         args: &[u8],
-        meta: CallMeta,
+        mut meta: CallMeta,
     ) -> Result<CallOutput, Failure> {
-        if !module.enter() {
-            return Err(Failure::Retired);
+        // A call already out of time is not started (the module would refuse it too).
+        if meta.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Failure::Module(ModuleError::Timeout(Duration::ZERO)));
         }
+        let limit = self.config.max_concurrency;
+        let running = match module.enter(limit, self.config.saturation, meta.deadline) {
+            Ok(running) => running,
+            Err(NotEntered::Retired) => return Err(Failure::Retired),
+            Err(NotEntered::Refused(Refused::Saturated)) => return Err(Failure::Saturated),
+            Err(NotEntered::Refused(Refused::DeadlinePassed)) => {
+                let waited = meta.deadline.map_or(Duration::ZERO, |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                return Err(Failure::Module(ModuleError::Timeout(waited)));
+            }
+        };
+        meta.load = admission::load(running, limit);
         let result = call::dispatch(self, module, index, args, meta);
         module.leave();
         result.map_err(Failure::Module)
     }
 
-    /// A call from one module to another, by name.
+    /// A call from one module to another, by name. With `typed`, `args` are MessagePack
+    /// and are converted to the callee's argument format first.
     pub(crate) fn call_nested(
         &self,
         module: &str,
         method: &str,
         args: &[u8],
+        typed: bool,
         meta: CallMeta,
-    ) -> Result<CallOutput, ModuleError> {
+    ) -> Result<(CallOutput, Format), ModuleError> {
         if meta.depth > self.config.max_call_depth {
             return Err(ModuleError::MaxCallDepthExceeded);
         }
@@ -406,12 +469,25 @@ impl Inner {
         let target = index
             .and_then(|i| self.slots.get(i as usize).and_then(OnceLock::get))
             .ok_or_else(|| ModuleError::ModuleNotFound(module.to_owned()))?;
-        let (i, _) = target.method(method).ok_or(ModuleError::InvalidMethod)?;
-        self.call_entered(target, i, args, meta)
+        let (i, m) = target.method(method).ok_or(ModuleError::InvalidMethod)?;
+        let converted;
+        let args = if typed {
+            converted = serialize::convert_args(m.args_format, args.to_vec())?;
+            &converted[..]
+        } else {
+            args
+        };
+        let out = self
+            .call_entered(target, i, args, meta)
             .map_err(|f| match f {
                 Failure::Retired => ModuleError::ModuleNotFound(module.to_owned()),
+                Failure::Saturated => ModuleError::CallFailed(format!(
+                    "module `{module}` is saturated ({} calls in flight)",
+                    self.config.max_concurrency
+                )),
                 Failure::Module(e) => e,
-            })
+            })?;
+        Ok((out, m.result_format))
     }
 
     fn load(&self, reference: ModuleRef, name: Option<&str>) -> Result<ModuleHandle, RuntimeError> {
@@ -447,8 +523,8 @@ impl Inner {
     fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
         let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         let module = self.module(handle)?;
-        module.retired.store(true, Ordering::Release);
-        while module.in_flight.load(Ordering::Acquire) > 0 {
+        module.retired.store(true, Ordering::SeqCst);
+        while module.gate.in_flight() > 0 {
             std::thread::sleep(Duration::from_micros(100));
         }
         self.names

@@ -112,3 +112,30 @@ pub fn mp<T: serde::Serialize>(value: &T) -> Vec<u8> {
 pub fn de<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
     rmp_serde::from_slice(bytes).unwrap_or_else(|e| panic!("decode {bytes:?}: {e}"))
 }
+
+/// A copy of the module `name` under another file name, so that it can be loaded a
+/// second time as a separate image (one file maps to one image and its statics).
+pub fn module_copy(name: &str, copy: &str) -> PathBuf {
+    let dir = workspace().join("target/test-fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let to = dir.join(format!("lib{copy}.{}", std::env::consts::DLL_EXTENSION));
+    std::fs::copy(module_path(name), &to).unwrap();
+    to
+}
+
+/// A runtime with `config` and the modules `names` loaded under their own names.
+pub fn load_all(
+    config: memlink_runtime::RuntimeConfig,
+    names: &[&str],
+) -> (Runtime, Vec<ModuleHandle>) {
+    let runtime = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let handles = names
+        .iter()
+        .map(|n| {
+            runtime
+                .load(ModuleRef::from_path(module_path(n)))
+                .unwrap_or_else(|e| panic!("load {n}: {e}"))
+        })
+        .collect();
+    (runtime, handles)
+}

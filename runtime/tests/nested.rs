@@ -1,0 +1,181 @@
+//! Module-to-module calls through the host, with real modules on both ends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{de, load_all, mp};
+use memlink_runtime::{
+    CallOptions, ModuleError, ModuleRef, ModuleRuntime, RuntimeConfig, RuntimeError, Saturation,
+};
+
+fn relay_args(module: &str, method: &str, args: &[u8]) -> Vec<u8> {
+    mp(&(module, method, serde_bytes_vec(args)))
+}
+
+/// `Vec<u8>` as serde encodes it (a sequence), which is what `relay` declares.
+fn serde_bytes_vec(b: &[u8]) -> Vec<u8> {
+    b.to_vec()
+}
+
+fn nested_error(r: Result<memlink_runtime::CallOutput, RuntimeError>) -> ModuleError {
+    r.err()
+        .and_then(|e| e.module_error().cloned())
+        .expect("a module error")
+}
+
+#[test]
+fn a_nested_call_returns_the_callees_actual_bytes() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "basic"]);
+    let out = rt
+        .call(h[0], "relay", &relay_args("basic", "echo", b"xyz"))
+        .unwrap();
+    assert_eq!(out, b"xyz");
+    let out = rt
+        .call(
+            h[0],
+            "relay",
+            &relay_args("basic", "add", &mp(&(2u32, 3u32))),
+        )
+        .unwrap();
+    assert_eq!(de::<u32>(&out), 5, "the callee's MessagePack, untouched");
+    let big = rt
+        .call(
+            h[0],
+            "relay",
+            &relay_args("basic", "fill", &mp(&(1u8, 200_000u32))),
+        )
+        .unwrap();
+    assert_eq!(big.len(), 200_000);
+    let sum: u32 = rt
+        .call_typed(h[0], "add_via", &("basic", 40u32, 2u32))
+        .unwrap();
+    assert_eq!(sum, 42, "typed nested call");
+}
+
+#[test]
+fn each_nested_error_arrives_as_its_variant() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "basic"]);
+    let relay =
+        |m: &str, f: &str, a: &[u8]| nested_error(rt.call(h[0], "relay", &relay_args(m, f, a)));
+    assert_eq!(
+        relay("ghost", "echo", b""),
+        ModuleError::ModuleNotFound("ghost".into())
+    );
+    assert_eq!(relay("basic", "nope", b""), ModuleError::InvalidMethod);
+    assert_eq!(relay("basic", "fail", b"quota"), ModuleError::QuotaExceeded);
+    assert!(
+        matches!(relay("basic", "boom", b"deep"), ModuleError::Panic(m) if m.starts_with("deep"))
+    );
+    assert!(matches!(
+        relay("basic", "add", b"\xc1"),
+        ModuleError::Serialize(_)
+    ));
+    // The caller keeps serving after every one of them.
+    assert_eq!(
+        rt.call(h[0], "relay", &relay_args("basic", "echo", b"ok"))
+            .unwrap(),
+        b"ok"
+    );
+}
+
+#[test]
+fn a_saturated_callee_is_call_failed() {
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Reject);
+    let (rt, h) = load_all(config, &["nested_calls"]);
+    // The relay holds the module's only slot, so its call back into itself is refused.
+    let err = nested_error(rt.call(h[0], "relay", &relay_args("nested_calls", "relay", b"")));
+    assert!(
+        matches!(&err, ModuleError::CallFailed(m) if m.contains("saturated")),
+        "{err}"
+    );
+}
+
+#[test]
+fn nested_calls_inherit_trace_deadline_and_depth() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "basic"]);
+    let options = CallOptions::default()
+        .trace(42, 7)
+        .timeout(Duration::from_secs(10));
+    let out = rt
+        .call_with(
+            h[0],
+            "relay",
+            &relay_args("basic", "context_info", b""),
+            &options,
+        )
+        .unwrap();
+    let (_, trace, _, remaining, depth, _): (f32, u64, u64, Option<u64>, u32, bool) = de(&out);
+    assert_eq!((trace, depth), (42, 1));
+    assert!(
+        remaining.is_some_and(|ms| ms <= 10_000 && ms > 9_000),
+        "{remaining:?}"
+    );
+}
+
+#[test]
+fn a_nested_call_times_out_with_its_caller() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "async_echo"]);
+    let options = CallOptions::default().timeout(Duration::from_millis(50));
+    let start = Instant::now();
+    let args = relay_args("async_echo", "echo_after", &mp(&(5_000u64, vec![1u8])));
+    let err = rt.call_with(h[0], "relay", &args, &options).unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "not the callee's full 5 s"
+    );
+}
+
+/// Two copies of `nested_calls`, loaded as `left` and `right`.
+fn two_bouncers(max_depth: u32) -> (memlink_runtime::Runtime, memlink_runtime::ModuleHandle) {
+    let config = RuntimeConfig::default().max_call_depth(max_depth);
+    let rt = memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let left = rt
+        .load_as(
+            ModuleRef::from_path(common::module_path("nested_calls")),
+            "left",
+        )
+        .unwrap();
+    rt.load_as(
+        ModuleRef::from_path(common::module_copy("nested_calls", "nested_calls_right")),
+        "right",
+    )
+    .unwrap();
+    (rt, left)
+}
+
+#[test]
+fn a_calls_b_calls_a_without_deadlock() {
+    let (rt, left) = two_bouncers(8);
+    for n in 0..=8u32 {
+        let depth: u32 = rt
+            .call_typed(left, "bounce", &(n, "left", "right"))
+            .unwrap();
+        assert_eq!(depth, n, "left → right → left … {n} hops");
+    }
+}
+
+#[test]
+fn a_cycle_ends_at_the_depth_limit() {
+    let (rt, left) = two_bouncers(3);
+    let depth: u32 = rt
+        .call_typed(left, "bounce", &(3u32, "left", "right"))
+        .unwrap();
+    assert_eq!(depth, 3);
+    let err = rt
+        .call(left, "bounce", &mp(&(1_000u32, "left", "right")))
+        .unwrap_err();
+    assert_eq!(
+        err.module_error(),
+        Some(&ModuleError::MaxCallDepthExceeded),
+        "{err}"
+    );
+    let depth: u32 = rt
+        .call_typed(left, "bounce", &(1u32, "left", "right"))
+        .unwrap();
+    assert_eq!(depth, 1, "both modules keep serving");
+}
