@@ -19,6 +19,12 @@ pub fn add(_ctx: &CallContext, a: u32, b: u32) -> Result<u32> {
         .ok_or_else(|| ModuleError::Failed(format!("{a} + {b} overflows u32")))
 }
 
+/// Does nothing: the cost of a call itself.
+#[memlink_export]
+pub fn noop(_ctx: &CallContext) -> Result<()> {
+    Ok(())
+}
+
 /// No arguments at all.
 #[memlink_export]
 pub fn ping(_ctx: &CallContext) -> Result<String> {

@@ -1,0 +1,1 @@
+//! Benchmarks of memlink's hot paths (see README.md in this directory).
