@@ -12,8 +12,8 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, Pat, PatType, ReturnType, Signature};
 
 use crate::generate;
-use crate::parse::{Args, Field};
-use crate::types::{self, Borrowed, ContextKind};
+use crate::parse::{Args, Field, ResultKind};
+use crate::types::{self, ArchivedArg, Borrowed, ContextKind};
 
 /// The message for a missing or wrong first parameter.
 const NOT_CONTEXT: &str = "First parameter must be &CallContext";
@@ -22,8 +22,12 @@ const NOT_RESULT: &str = "Return type must be Result";
 /// The message for a `self` parameter.
 const SELF_PARAM: &str = "memlink exports cannot take self";
 /// The message for a reference where an owned MessagePack argument is needed.
-const REFERENCE_PARAM: &str =
-    "reference parameters are only supported as the single raw argument (&str or &[u8])";
+const REFERENCE_PARAM: &str = "a reference parameter must be a view into archived arguments \
+     (&Archived<T>, &str or &[u8]); MessagePack parameters are owned";
+/// The message for an owned parameter next to borrowed archive views.
+const ARCHIVED_MIX: &str =
+    "an export that reads its arguments in place takes only &Archived<T>, &str and &[u8] \
+     parameters: pass this one as `&Archived<T>` too, or take every parameter owned (MessagePack)";
 /// The message for generic parameters, including `impl Trait` arguments.
 const GENERIC: &str = "memlink exports cannot be generic";
 
@@ -141,6 +145,9 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
         errors.push(syn::Error::new(sig.paren_token.span.join(), message));
         return None;
     }
+    if params.iter().any(|p| types::archived_arg(&p.ty).is_some()) {
+        return archived(&params, errors);
+    }
     let mut owned = true;
     for param in &params {
         if let Some(borrowed) = types::find_borrowed(&param.ty) {
@@ -149,6 +156,21 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
         }
     }
     owned.then(|| Args::MessagePack(fields(&params)))
+}
+
+/// The parameters of an archived export: every one must be a view into the archive.
+fn archived(params: &[&PatType], errors: &mut Errors) -> Option<Args> {
+    let views: Vec<Option<ArchivedArg>> =
+        params.iter().map(|p| types::archived_arg(&p.ty)).collect();
+    for (param, view) in params.iter().zip(&views) {
+        if view.is_none() {
+            errors.push(syn::Error::new_spanned(&param.ty, ARCHIVED_MIX));
+        }
+    }
+    views
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(Args::Archived)
 }
 
 /// The error for a borrowing MessagePack parameter type.
@@ -204,12 +226,18 @@ fn binding_name(pat: &Pat) -> Option<Ident> {
     }
 }
 
-/// Whether the `Ok` type of the `Result` the function must return is raw bytes.
-pub(crate) fn result(sig: &Signature, errors: &mut Errors) -> Option<bool> {
+/// How the `Ok` type of the `Result` the function must return is encoded.
+pub(crate) fn result(sig: &Signature, errors: &mut Errors) -> Option<ResultKind> {
     let error = match &sig.output {
         ReturnType::Default => syn::Error::new_spanned(&sig.ident, NOT_RESULT),
         ReturnType::Type(_, ty) => match types::result_ok_type(ty) {
-            Some(ok) => return Some(types::is_raw_result(ok)),
+            Some(ok) if types::is_raw_result(ok) => return Some(ResultKind::Raw),
+            Some(ok) => {
+                return Some(match types::rkyv_result(ok) {
+                    Some(t) => ResultKind::Archived(Box::new(t.clone())),
+                    None => ResultKind::MessagePack,
+                })
+            }
             None => syn::Error::new_spanned(ty.to_token_stream(), NOT_RESULT),
         },
     };

@@ -11,8 +11,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::{FnArg, Ident, LitStr, PatType};
 
-use crate::parse::{Args, Export, Field, Function};
-use crate::types::{self, ContextKind, RawArg};
+use crate::parse::{Args, Export, Field, Function, ResultKind};
+use crate::types::{self, ArchivedArg, ContextKind, RawArg};
 
 /// The generated items that share the value namespace with the user's function, which
 /// the wrapper calls by name: a function with one of these names would be shadowed.
@@ -76,10 +76,31 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
     let names = Names::new();
     let private = quote!(::memlink_msdk::__private);
     let args_struct = args_struct(export, &names);
+    let args_struct_name = &names.args_struct;
     let invoke = invoke_fn(export, &names);
     let name = LitStr::new(&export.name, export.ident.span());
-    let args_format = format(matches!(export.args, Args::Raw(_)));
-    let result_format = format(export.raw_result);
+    let args_format = format(match export.args {
+        Args::Raw(_) => "Raw",
+        Args::MessagePack(_) => "MessagePack",
+        Args::Archived(_) => "Archived",
+    });
+    let result_format = format(match export.result {
+        ResultKind::Raw => "Raw",
+        ResultKind::MessagePack => "MessagePack",
+        ResultKind::Archived(_) => "Archived",
+    });
+    let args_type = match export.args {
+        Args::Archived(_) => {
+            quote!(::core::option::Option::Some(#private::ArchiveType::of::<#args_struct_name>))
+        }
+        _ => quote!(::core::option::Option::None),
+    };
+    let result_type = match &export.result {
+        ResultKind::Archived(t) => {
+            quote!(::core::option::Option::Some(#private::ArchiveType::of::<#t>))
+        }
+        _ => quote!(::core::option::Option::None),
+    };
     let arg_count = u16::try_from(export.args.count()).expect("checked in check::args");
     let is_async = export.is_async;
     quote! {
@@ -97,19 +118,18 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                 crate_name: ::core::env!("CARGO_CRATE_NAME"),
                 crate_version: ::core::env!("CARGO_PKG_VERSION"),
                 location: ::core::concat!(::core::file!(), ":", ::core::line!()),
+                args_type: #args_type,
+                result_type: #result_type,
                 invoke: __memlink_invoke,
             };
         };
     }
 }
 
-/// The `Format` variant: raw bytes or MessagePack.
-fn format(raw: bool) -> TokenStream {
-    if raw {
-        quote!(::memlink_msdk::__private::Format::Raw)
-    } else {
-        quote!(::memlink_msdk::__private::Format::MessagePack)
-    }
+/// The `Format` variant named `variant`.
+fn format(variant: &str) -> TokenStream {
+    let variant = Ident::new(variant, Span::call_site());
+    quote!(::memlink_msdk::__private::Format::#variant)
 }
 
 /// The struct MessagePack arguments decode into. Its field names are the parameter
@@ -117,6 +137,9 @@ fn format(raw: bool) -> TokenStream {
 /// are an error rather than silently dropped, and the struct's serde name says whose
 /// arguments failed to decode.
 fn args_struct(export: &Export, names: &Names) -> TokenStream {
+    if let Args::Archived(params) = &export.args {
+        return archived_tuple(params, names);
+    }
     let Args::MessagePack(fields) = &export.args else {
         return TokenStream::new();
     };
@@ -137,15 +160,28 @@ fn args_struct(export: &Export, names: &Names) -> TokenStream {
     }
 }
 
+/// The type the arguments' archive holds: the tuple of the parameters' unarchived types.
+fn archived_tuple(params: &[ArchivedArg], names: &Names) -> TokenStream {
+    let types = params.iter().map(|p| match p {
+        ArchivedArg::Archived(t) => quote!(#t),
+        ArchivedArg::Str => quote!(::std::string::String),
+        ArchivedArg::Bytes => quote!(::std::vec::Vec<u8>),
+    });
+    let name = &names.args_struct;
+    quote!(type #name = (#(#types,)*);)
+}
+
 /// The wrapper the method table points at: decode, call, encode.
 fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
     let Names { inv, value, .. } = names;
     let decode = decode_args(export, names);
     let call = call(export, names);
-    let encode = if export.raw_result {
-        quote!(#inv.encode_raw_result(::core::convert::AsRef::<[u8]>::as_ref(&#value)))
-    } else {
-        quote!(#inv.encode_result(&#value))
+    let encode = match &export.result {
+        ResultKind::Raw => {
+            quote!(#inv.encode_raw_result(::core::convert::AsRef::<[u8]>::as_ref(&#value)))
+        }
+        ResultKind::MessagePack => quote!(#inv.encode_result(&#value)),
+        ResultKind::Archived(_) => quote!(#inv.encode_archived_result(&#value.0)),
     };
     quote! {
         fn __memlink_invoke(
@@ -173,6 +209,28 @@ fn decode_args(export: &Export, names: &Names) -> TokenStream {
             quote!(let #arg = ::std::borrow::ToOwned::to_owned(#inv.raw_bytes());)
         }
         Args::MessagePack(fields) => decode_struct(fields, names),
+        Args::Archived(params) => access_archive(params, names),
+    }
+}
+
+/// Validates the arguments' archive in place and binds a view of each tuple field.
+fn access_archive(params: &[ArchivedArg], names: &Names) -> TokenStream {
+    let Names {
+        inv, args_struct, ..
+    } = names;
+    let root = Ident::new("__memlink_archive", Span::mixed_site());
+    let binds = params.iter().enumerate().map(|(i, p)| {
+        let local = Names::arg(i);
+        let field = syn::Index::from(i);
+        match p {
+            ArchivedArg::Archived(_) => quote!(let #local = &#root.#field;),
+            ArchivedArg::Str => quote!(let #local = #root.#field.as_str();),
+            ArchivedArg::Bytes => quote!(let #local = #root.#field.as_slice();),
+        }
+    });
+    quote! {
+        let #root = #inv.access_archived::<#args_struct>()?;
+        #(#binds)*
     }
 }
 

@@ -14,7 +14,7 @@ use syn::punctuated::Punctuated;
 use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Signature, Token, Type, Visibility};
 
 use crate::check::{self, Errors};
-use crate::types::{ContextKind, RawArg};
+use crate::types::{ArchivedArg, ContextKind, RawArg};
 
 /// The annotated function. The body is kept as tokens, not parsed: the macro only needs
 /// the signature, and a body syn cannot parse (new syntax, a typo) is then reported by
@@ -73,8 +73,18 @@ pub(crate) struct Export {
     pub(crate) context: ContextKind,
     /// How its arguments arrive.
     pub(crate) args: Args,
-    /// Whether its `Ok` value leaves as raw bytes rather than MessagePack.
-    pub(crate) raw_result: bool,
+    /// How its `Ok` value leaves.
+    pub(crate) result: ResultKind,
+}
+
+/// How an export's `Ok` value is encoded.
+pub(crate) enum ResultKind {
+    /// MessagePack.
+    MessagePack,
+    /// The bytes as they are (`String`, `Vec<u8>`, `&str`, `&[u8]`).
+    Raw,
+    /// An rkyv archive of the `T` in `Rkyv<T>`.
+    Archived(Box<Type>),
 }
 
 /// The arguments after the context.
@@ -83,6 +93,8 @@ pub(crate) enum Args {
     Raw(RawArg),
     /// Any number of owned arguments, decoded from MessagePack into a struct.
     MessagePack(Vec<Field>),
+    /// Borrowed views into one rkyv archive of the parameters' tuple.
+    Archived(Vec<ArchivedArg>),
 }
 
 impl Args {
@@ -91,6 +103,7 @@ impl Args {
         match self {
             Args::Raw(_) => 1,
             Args::MessagePack(fields) => fields.len(),
+            Args::Archived(params) => params.len(),
         }
     }
 }
@@ -161,9 +174,8 @@ pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Resul
     check::signature(sig, &mut errors);
     let context = check::context(sig, &mut errors);
     let args = check::args(sig, &mut errors);
-    let raw_result = check::result(sig, &mut errors);
-    let (Some(attr), Some(context), Some(args), Some(raw_result)) =
-        (attr, context, args, raw_result)
+    let result = check::result(sig, &mut errors);
+    let (Some(attr), Some(context), Some(args), Some(result)) = (attr, context, args, result)
     else {
         return Err(errors.into_error());
     };
@@ -177,7 +189,7 @@ pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Resul
         is_async: sig.asyncness.is_some(),
         context,
         args,
-        raw_result,
+        result,
     };
     errors.finish(export)
 }

@@ -134,9 +134,62 @@ pub(crate) fn raw_arg(ty: &Type) -> Option<RawArg> {
     }
 }
 
-/// Whether a result of type `ty` goes out as raw bytes: `String` or `Vec<u8>`.
+/// Whether a result of type `ty` goes out as raw bytes: `String`, `Vec<u8>`, or a
+/// borrowed `&str` / `&[u8]` (bytes the export built in the call's arena leave without
+/// a copy).
 pub(crate) fn is_raw_result(ty: &Type) -> bool {
-    is_string(ty) || is_byte_vec(ty)
+    match peel(ty) {
+        Type::Reference(r) => r.mutability.is_none() && (is_str(&r.elem) || is_byte_slice(&r.elem)),
+        t => is_string(t) || is_byte_vec(t),
+    }
+}
+
+/// A parameter of an archived export: a borrowed view into the arguments' archive.
+#[derive(Clone)]
+pub(crate) enum ArchivedArg {
+    /// `&Archived<T>`: the archived `T`, in place.
+    Archived(Box<Type>),
+    /// `&str`: an archived `String`, in place.
+    Str,
+    /// `&[u8]`: an archived `Vec<u8>`, in place.
+    Bytes,
+}
+
+/// How a parameter of type `ty` reads from an archive, if it can.
+pub(crate) fn archived_arg(ty: &Type) -> Option<ArchivedArg> {
+    let Type::Reference(r) = peel(ty) else {
+        return None;
+    };
+    if r.mutability.is_some() {
+        return None;
+    }
+    if is_str(&r.elem) {
+        return Some(ArchivedArg::Str);
+    }
+    if is_byte_slice(&r.elem) {
+        return Some(ArchivedArg::Bytes);
+    }
+    single_type_arg(&r.elem, "Archived").map(|t| ArchivedArg::Archived(Box::new(t.clone())))
+}
+
+/// The `T` of a `Rkyv<T>` result, which goes out as an archive.
+pub(crate) fn rkyv_result(ty: &Type) -> Option<&Type> {
+    single_type_arg(ty, "Rkyv")
+}
+
+/// The one type argument of a path type whose last segment is `name`.
+fn single_type_arg<'t>(ty: &'t Type, name: &str) -> Option<&'t Type> {
+    let seg = last_segment(ty)?;
+    if seg.ident != name {
+        return None;
+    }
+    match &seg.arguments {
+        PathArguments::AngleBracketed(args) if args.args.len() == 1 => match args.args.first()? {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The `T` of a `Result<T>` or `Result<T, E>` return type (any path ending in `Result`).

@@ -150,6 +150,11 @@ pub enum Format {
     /// The bytes as they are: a method whose only argument is `String`, `Vec<u8>`,
     /// `&str` or `&[u8]`, or whose result is `String` or `Vec<u8>`.
     Raw = 1,
+    /// One rkyv archive, read in place. Arguments: the archive of the parameters' tuple
+    /// (`&Archived<T>` is `T`, `&[u8]` is `Vec<u8>`, `&str` is `String`), placed by the
+    /// host in the call's arena, 16-aligned, validated by the module before use. Results:
+    /// the archive of the value, in the call's arena.
+    Archived = 2,
 }
 
 impl Format {
@@ -158,6 +163,7 @@ impl Format {
         match tag {
             0 => Some(Format::MessagePack),
             1 => Some(Format::Raw),
+            2 => Some(Format::Archived),
             _ => None,
         }
     }
@@ -167,6 +173,7 @@ impl Format {
         match self {
             Format::MessagePack => "msgpack",
             Format::Raw => "raw",
+            Format::Archived => "archived",
         }
     }
 }
@@ -234,6 +241,11 @@ pub struct ModuleInfo {
     pub methods: *const MethodInfo,
     /// Number of entries in `methods`.
     pub method_count: usize,
+    /// The rkyv format the module's archives use ([`crate::archive::FORMAT`]): host and
+    /// module must agree to exchange archives.
+    pub rkyv_format: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
 }
 
 /// `MethodInfo::flags` bit: the export is an `async fn`.
@@ -257,6 +269,15 @@ pub struct MethodInfo {
     pub arg_count: u16,
     /// Reserved, zero.
     pub reserved: u32,
+    /// For archived arguments: the type the archive holds (the parameters' tuple), as
+    /// `std::any::type_name` spells it; empty otherwise.
+    pub args_type: StrRef,
+    /// For archived arguments: [`crate::archive::fingerprint`] of that type; 0 otherwise.
+    pub args_fingerprint: u64,
+    /// For an archived result: the type the archive holds; empty otherwise.
+    pub result_type: StrRef,
+    /// For an archived result: its fingerprint; 0 otherwise.
+    pub result_fingerprint: u64,
 }
 
 /// Passed to [`SYM_INIT`].

@@ -15,6 +15,7 @@ use core::alloc::Layout;
 use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 
 /// A bump allocator over a fixed region of memory.
@@ -94,6 +95,57 @@ impl Arena {
         let start = self.start.as_ptr().addr();
         let addr = ptr.addr();
         addr >= start && addr - start < self.capacity
+    }
+
+    /// Whether the whole of `bytes` lies inside this arena's region.
+    pub fn contains_slice(&self, bytes: &[u8]) -> bool {
+        let start = self.start.as_ptr().addr();
+        let p = bytes.as_ptr().addr();
+        p >= start
+            && p.checked_add(bytes.len())
+                .is_some_and(|end| end <= start + self.capacity)
+    }
+
+    /// Hands the rest of the arena, from the next `align`-aligned address, to `fill` as
+    /// uninitialized bytes. `fill` returns how many bytes it initialized from the start;
+    /// those stay allocated and are returned. With `None`, nothing stays allocated.
+    ///
+    /// While `fill` runs the arena counts as full, so nothing else can be allocated over
+    /// the region it is writing.
+    pub(crate) fn alloc_rest_with(
+        &self,
+        align: usize,
+        fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Option<usize>,
+    ) -> Option<&mut [u8]> {
+        let used = self.used.get();
+        let here = self.start.as_ptr().addr().checked_add(used)?;
+        let offset = used + (here.checked_next_multiple_of(align)? - here);
+        if offset > self.capacity {
+            return None;
+        }
+        let len = self.capacity - offset;
+        self.used.set(self.capacity);
+        // SAFETY: `offset <= capacity`, so `offset..capacity` lies in the region `new`'s
+        // caller vouched for; `used` now covers it, so no other allocation can overlap it;
+        // `MaybeUninit<u8>` needs no initialization.
+        let region = unsafe {
+            core::slice::from_raw_parts_mut(
+                self.start.as_ptr().add(offset).cast::<MaybeUninit<u8>>(),
+                len,
+            )
+        };
+        match fill(region) {
+            Some(n) if n <= len => {
+                self.used.set(offset + n);
+                // SAFETY: `fill` initialized the first `n` bytes of the region, which stay
+                // allocated (covered by `used`) and handed out to nobody else.
+                Some(unsafe { core::slice::from_raw_parts_mut(self.start.as_ptr().add(offset), n) })
+            }
+            _ => {
+                self.used.set(used);
+                None
+            }
+        }
     }
 
     /// Reserves memory for `layout`, aligned on its absolute address, or `None` when the

@@ -8,6 +8,7 @@
 use std::sync::OnceLock;
 
 use crate::abi::{self, Format, MethodInfo, ModuleInfo, StrRef};
+use crate::archive::ArchiveType;
 use crate::error::ModuleError;
 use crate::request::Invocation;
 
@@ -30,6 +31,10 @@ pub struct MethodEntry {
     pub crate_version: &'static str,
     /// Where the export is defined, for error messages.
     pub location: &'static str,
+    /// For archived arguments, the type the archive holds (the parameters' tuple).
+    pub args_type: Option<fn() -> ArchiveType>,
+    /// For an archived result, the type the archive holds.
+    pub result_type: Option<fn() -> ArchiveType>,
     /// Decodes the arguments, runs the function and encodes its result.
     pub invoke: fn(&Invocation<'_>) -> Result<(), ModuleError>,
 }
@@ -84,6 +89,8 @@ impl Table {
             sdk_version: StrRef::new(env!("CARGO_PKG_VERSION")),
             methods: infos.as_ptr(),
             method_count: infos.len(),
+            rkyv_format: crate::archive::format(),
+            reserved: 0,
         };
         Table {
             entries,
@@ -116,6 +123,8 @@ impl Table {
 }
 
 fn method_info(e: &'static MethodEntry) -> MethodInfo {
+    let args = e.args_type.map(|f| f());
+    let result = e.result_type.map(|f| f());
     MethodInfo {
         name: StrRef::new(e.name),
         id: abi::method_id(e.name),
@@ -124,6 +133,10 @@ fn method_info(e: &'static MethodEntry) -> MethodInfo {
         result_format: e.result_format as u8,
         arg_count: e.arg_count,
         reserved: 0,
+        args_type: StrRef::new(args.map_or("", |t| t.name)),
+        args_fingerprint: args.map_or(0, |t| t.fingerprint),
+        result_type: StrRef::new(result.map_or("", |t| t.name)),
+        result_fingerprint: result.map_or(0, |t| t.fingerprint),
     }
 }
 
@@ -158,6 +171,8 @@ mod tests {
             crate_name: "m",
             crate_version: "1.2.3",
             location,
+            args_type: None,
+            result_type: None,
             invoke: |_| Ok(()),
         }
     }

@@ -210,7 +210,7 @@ fn check_frame(frame: &CallFrame) -> Result<(), ModuleError> {
         "the call frame's arguments are null"
     } else if frame.arena.is_null() && frame.arena_len > 0 {
         "the call frame's arena is null"
-    } else if frame.arena.addr() % 16 != 0 {
+    } else if frame.arena_len > 0 && frame.arena.addr() % 16 != 0 {
         "the call frame's arena is not aligned to 16"
     } else {
         return Ok(());

@@ -21,6 +21,7 @@
 //! The pieces, one module each:
 //!
 //! - [`abi`] — the C ABI shared with the host, defined once;
+//! - [`archive`] — zero-copy arguments and results (rkyv archives read in place);
 //! - [`arena`] — the bump allocator over host memory that every call gets;
 //! - [`context`] — what a call knows of its environment;
 //! - [`caller`] — calls to other modules through the host;
@@ -34,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod archive;
 pub mod arena;
 pub mod caller;
 pub mod context;
@@ -47,14 +49,17 @@ pub(crate) mod panic;
 pub mod request;
 pub mod serialize;
 
+pub use archive::Rkyv;
 pub use arena::Arena;
 pub use caller::ModuleCaller;
 pub use context::CallContext;
 pub use error::{ModuleError, Result};
 pub use memlink_msdk_macros::memlink_export;
+pub use rkyv;
 
 /// Everything a module author needs: `use memlink_msdk::prelude::*;`.
 pub mod prelude {
+    pub use crate::archive::Rkyv;
     pub use crate::arena::Arena;
     pub use crate::caller::ModuleCaller;
     pub use crate::context::CallContext;
@@ -68,6 +73,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::abi::Format;
+    pub use crate::archive::{ArchiveType, Rkyv};
     pub use crate::dispatch::{MethodEntry, METHODS};
     pub use crate::error::ModuleError;
     pub use crate::request::Invocation;

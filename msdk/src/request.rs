@@ -9,7 +9,12 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use rkyv::rancor;
+use rkyv::ser::writer::Buffer;
+use rkyv::ser::Positional;
+
 use crate::abi::HostApi;
+use crate::archive::{self, Archivable, Checkable};
 use crate::context::CallContext;
 use crate::error::{ModuleError, Result};
 use crate::serialize;
@@ -94,9 +99,43 @@ impl<'a> Invocation<'a> {
         outcome
     }
 
-    /// Makes `bytes`, as they are, the call's result.
+    /// Makes `bytes`, as they are, the call's result. Bytes the export built in the
+    /// call's arena stay where they are: the host reads them in place.
     pub fn encode_raw_result(&self, bytes: &[u8]) -> Result<()> {
+        if !bytes.is_empty() && self.ctx.arena().contains_slice(bytes) {
+            self.output.set(Some((bytes.as_ptr(), bytes.len())));
+            return Ok(());
+        }
         self.set_output(bytes)
+    }
+
+    /// The archived arguments, validated in place (see [`crate::archive`]).
+    pub fn access_archived<T>(&self) -> Result<&'a T::Archived>
+    where
+        T: rkyv::Archive,
+        T::Archived: Checkable,
+    {
+        archive::check::<T>(self.args, archive::limits(), "archived arguments")
+    }
+
+    /// Archives `value` as the call's result, straight into the call's arena (through a
+    /// host buffer when it does not fit).
+    pub fn encode_archived_result<T: Archivable>(&self, value: &T) -> Result<()> {
+        let in_arena = self
+            .ctx
+            .arena()
+            .alloc_rest_with(archive::ARCHIVE_ALIGN, |rest| {
+                rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, Buffer::from(rest))
+                    .ok()
+                    .map(|written| written.pos())
+            });
+        if let Some(bytes) = in_arena {
+            self.output.set(Some((bytes.as_ptr(), bytes.len())));
+            return Ok(());
+        }
+        let bytes = rkyv::to_bytes::<rancor::Error>(value)
+            .map_err(|e| ModuleError::Serialize(format!("cannot archive the result: {e}")))?;
+        self.set_output(&bytes)
     }
 
     /// Runs an async export's future to completion (see [`crate::executor`]), or

@@ -67,6 +67,13 @@ impl AlignedBuf {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The bytes, for writing.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` is valid for `len` initialized bytes, and `&mut self` makes this
+        // the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
     /// Whether `ptr..ptr+len` lies inside the buffer.
     pub fn contains_range(&self, ptr: *const u8, len: usize) -> bool {
         let start = self.ptr.as_ptr().addr();
@@ -87,6 +94,13 @@ impl Drop for AlignedBuf {
             // SAFETY: allocated in `zeroed` with this very layout.
             unsafe { alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
         }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
     }
 }
 

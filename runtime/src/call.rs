@@ -9,7 +9,9 @@ use std::time::Instant;
 use memlink_msdk::abi::{self, CallFrame, Format, HostApi, NestedCall, Status};
 use memlink_msdk::ModuleError;
 
-use crate::arena::{AlignedBuf, PooledArena};
+use memlink_msdk::archive::{self, Checkable};
+
+use crate::arena::{AlignedBuf, PooledArena, BUFFER_ALIGN};
 use crate::module::Module;
 use crate::runtime::Inner;
 
@@ -75,6 +77,15 @@ impl CallOutput {
     pub fn is_in_arena(&self) -> bool {
         matches!(self.repr, Repr::Arena { .. })
     }
+
+    /// The result of a method returning `Rkyv<T>`, validated and read in place.
+    pub fn archived<T>(&self) -> Result<&T::Archived, ModuleError>
+    where
+        T: memlink_msdk::rkyv::Archive,
+        T::Archived: Checkable,
+    {
+        archive::check::<T>(self.as_bytes(), archive::limits(), "archived result")
+    }
 }
 
 impl Deref for CallOutput {
@@ -114,31 +125,69 @@ impl PartialEq<&[u8]> for CallOutput {
     }
 }
 
+/// Where a call's arguments are.
+pub(crate) enum ArgsIn<'a> {
+    /// Borrowed from the caller for the duration of the call.
+    Slice(&'a [u8]),
+    /// The first `len` bytes of an arena from the pool; the module's scratch space
+    /// follows them, so nothing writes the arguments while the module reads them.
+    Arena(PooledArena, usize),
+    /// A buffer of their own, for arguments larger than an arena.
+    Owned(Box<dyn Deref<Target = [u8]> + Send>),
+}
+
 /// Runs method `index` of `module` with `args`. The module must already be entered
 /// (`Module::enter`); the caller leaves it afterwards.
 pub(crate) fn dispatch(
     runtime: &Inner,
     module: &Module,
     index: u32,
-    args: &[u8],
+    args: ArgsIn<'_>,
     meta: CallMeta,
 ) -> Result<CallOutput, ModuleError> {
-    let mut arena = runtime.pool.take();
+    let (mut arena, owned, args_len, scratch) = match args {
+        ArgsIn::Slice(s) => (
+            runtime.pool.take(),
+            None,
+            s.len(),
+            Scratch::Whole(s.as_ptr()),
+        ),
+        ArgsIn::Arena(arena, len) => (arena, None, len, Scratch::After(len)),
+        ArgsIn::Owned(buf) => {
+            let len = buf.len();
+            (
+                runtime.pool.take(),
+                Some(buf),
+                len,
+                Scratch::Whole(core::ptr::null()),
+            )
+        }
+    };
+    let buf = arena.buf_mut();
+    let base = buf.as_mut_ptr();
+    let (args_ptr, offset) = match scratch {
+        Scratch::Whole(p) => (owned.as_ref().map_or(p, |b| b.as_ptr()), 0),
+        Scratch::After(len) => (
+            base.cast_const(),
+            len.next_multiple_of(BUFFER_ALIGN).min(buf.len()),
+        ),
+    };
     let mut host_call = HostCall {
         runtime,
         meta,
         output: None,
     };
-    let buf = arena.buf_mut();
     let mut frame = CallFrame {
         size: size_of::<CallFrame>() as u32,
         method_index: index,
         method_id: module.methods[index as usize].id,
         depth: meta.depth,
-        args: args.as_ptr(),
-        args_len: args.len(),
-        arena: buf.as_mut_ptr(),
-        arena_len: buf.len(),
+        args: args_ptr,
+        args_len,
+        // SAFETY: `offset <= buf.len()`, so the pointer stays within (or one past) the
+        // buffer.
+        arena: unsafe { base.add(offset) },
+        arena_len: buf.len() - offset,
         trace_id: meta.trace_id,
         span_id: meta.span_id,
         timeout_ns: timeout_ns(meta.deadline),
@@ -149,17 +198,27 @@ pub(crate) fn dispatch(
         out: core::ptr::null(),
         out_len: 0,
     };
-    // SAFETY: the frame honours the ABI: `args` is borrowed for the whole call and not
-    // written, the arena is this call's alone (taken from the pool), `host_call` lives on
-    // this stack until the call returns, and `call` is the module's entry point, valid
-    // for the life of the process (its library is never unloaded).
+    // SAFETY: the frame honours the ABI: the arguments are borrowed, owned or in the
+    // arena ahead of the scratch space, and in every case alive and unwritten until the
+    // call returns; the scratch space is this call's alone (taken from the pool);
+    // `host_call` lives on this stack until the call returns; and `call` is the module's
+    // entry point, valid for the life of the process (its library is never unloaded).
     let status = unsafe { (module.entry.call)(&mut frame) };
+    drop(owned);
     let (out, out_len) = (frame.out, frame.out_len);
     let output = collect(arena, host_call.output, out, out_len)?;
     match Status::from_code(status) {
         Some(Status::Ok) => Ok(output),
         _ => Err(ModuleError::from_status(status, output.as_bytes())),
     }
+}
+
+/// Where the module's scratch space starts in the arena.
+enum Scratch {
+    /// The whole arena; the arguments are elsewhere (at this pointer, unless owned).
+    Whole(*const u8),
+    /// After the arguments, which take the first `len` bytes.
+    After(usize),
 }
 
 /// Finds where the module put its output; anywhere but the arena or the buffer the host

@@ -105,6 +105,17 @@ pub enum RuntimeError {
         /// The module's error.
         source: ModuleError,
     },
+    /// A typed archived call passed (or expected) a type other than the method's.
+    TypeMismatch {
+        /// The module's name.
+        module: String,
+        /// The method.
+        method: String,
+        /// The type the module's method table names.
+        expected: String,
+        /// The type the caller used.
+        got: String,
+    },
     /// A typed call could not encode its arguments or decode the result.
     Codec {
         /// The module's name.
@@ -167,6 +178,10 @@ impl fmt::Display for RuntimeError {
                 "{module}::{method} refused: the module is saturated ({limit} calls in flight)"
             ),
             Call { module, method, source } => write!(f, "{module}::{method} failed: {source}"),
+            TypeMismatch { module, method, expected, got } => write!(
+                f,
+                "{module}::{method}: type mismatch: the module's archive holds `{expected}`, the caller's `{got}`"
+            ),
             Codec { module, method, reason } => write!(f, "{module}::{method}: {reason}"),
         }
     }

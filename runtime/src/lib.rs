@@ -7,6 +7,7 @@
 //! - [`runtime`] — the [`Runtime`], the [`ModuleRuntime`] trait, handles;
 //! - [`resolver`] — [`ModuleRef`] and how references become files;
 //! - [`module`] — a loaded module and its method table;
+//! - [`zero_copy`] — archived arguments written once into the module's arena;
 //! - [`call`] — the call path and [`CallOutput`];
 //! - [`arena`] — host-owned arena memory;
 //! - [`admission`] — concurrency limits, saturation and backpressure;
@@ -26,6 +27,7 @@ mod log;
 pub mod module;
 pub mod resolver;
 pub mod runtime;
+pub mod zero_copy;
 
 pub use admission::Saturation;
 pub use call::CallOutput;
@@ -35,3 +37,4 @@ pub use memlink_msdk::ModuleError;
 pub use module::Method;
 pub use resolver::ModuleRef;
 pub use runtime::{CallOptions, MethodRef, ModuleHandle, ModuleRuntime, Runtime, RuntimeConfig};
+pub use zero_copy::{ArchivedMethod, ArgBuffer};

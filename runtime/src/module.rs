@@ -26,6 +26,10 @@ pub struct Method {
     pub arg_count: u16,
     /// Whether the export is an `async fn`.
     pub is_async: bool,
+    /// For archived arguments: the type the archive must hold and its fingerprint.
+    pub args_type: Option<(String, u64)>,
+    /// For an archived result: the type the archive holds and its fingerprint.
+    pub result_type: Option<(String, u64)>,
 }
 
 /// The entry points, as plain function pointers: the library is never unloaded (see
@@ -190,6 +194,7 @@ fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
         methods.push(method(row, &text)?);
     }
     check_ids(&methods)?;
+    check_format(info.rkyv_format, &methods)?;
     Ok(Described {
         name: text(info.name, "module name")?,
         version: text(info.version, "module version")?,
@@ -213,14 +218,37 @@ fn method(
     let format = |tag| {
         Format::from_u8(tag).ok_or_else(|| format!("method `{name}` has unknown format {tag}"))
     };
+    let archive_type = |s: StrRef, fingerprint: u64| -> Result<Option<(String, u64)>, String> {
+        let type_name = text(s, "an archive type name")?;
+        Ok((fingerprint != 0).then_some((type_name, fingerprint)))
+    };
     Ok(Method {
         args_format: format(row.args_format)?,
         result_format: format(row.result_format)?,
         arg_count: row.arg_count,
         is_async: row.flags & abi::METHOD_ASYNC != 0,
+        args_type: archive_type(row.args_type, row.args_fingerprint)?,
+        result_type: archive_type(row.result_type, row.result_fingerprint)?,
         id: row.id,
         name,
     })
+}
+
+/// Archives can only cross between two builds of rkyv with the same format settings.
+fn check_format(module_format: u32, methods: &[Method]) -> Result<(), String> {
+    let uses_archives = methods
+        .iter()
+        .any(|m| m.args_format == Format::Archived || m.result_format == Format::Archived);
+    let host_format = memlink_msdk::archive::format();
+    if uses_archives && module_format != host_format {
+        return Err(format!(
+            "its archives use rkyv with {}, this runtime's with {}; rkyv's format features \
+             (endianness, alignment, pointer width) must match on both sides",
+            memlink_msdk::archive::describe_format(module_format),
+            memlink_msdk::archive::describe_format(host_format)
+        ));
+    }
+    Ok(())
 }
 
 /// The table must be sorted by id with no id twice (same name twice, or two names
@@ -287,6 +315,8 @@ mod tests {
             result_format: Format::MessagePack,
             arg_count: 0,
             is_async: false,
+            args_type: None,
+            result_type: None,
         }
     }
 

@@ -12,7 +12,7 @@ use memlink_msdk::{serialize, ModuleError};
 
 use crate::admission::{self, Refused, Saturation};
 use crate::arena::ArenaPool;
-use crate::call::{self, CallMeta, CallOutput, HOST_API};
+use crate::call::{self, ArgsIn, CallMeta, CallOutput, HOST_API};
 use crate::error::RuntimeError;
 use crate::module::{Method, Module, NotEntered};
 use crate::resolver::{LocalResolver, ModuleRef, Resolver};
@@ -132,12 +132,12 @@ impl RuntimeConfig {
 /// [`unload`](Runtime::unload).
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
     id: u32,
-    config: RuntimeConfig,
+    pub(crate) config: RuntimeConfig,
     resolver: Box<dyn Resolver>,
     /// One slot per module ever loaded; a slot is written once, so calls read it without
     /// a lock.
@@ -278,8 +278,8 @@ impl CallOptions {
 /// A method resolved once by name, to be called many times without looking it up again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MethodRef {
-    handle: ModuleHandle,
-    index: u32,
+    pub(crate) handle: ModuleHandle,
+    pub(crate) index: u32,
 }
 
 impl MethodRef {
@@ -300,7 +300,7 @@ impl Runtime {
     ) -> Result<CallOutput, RuntimeError> {
         let module = self.inner.module(handle)?;
         let (index, _) = resolve(module, method)?;
-        self.invoke(handle, module, index, args, options)
+        self.invoke(handle, module, index, ArgsIn::Slice(args), options)
     }
 
     /// Resolves `method` of the module once, for [`call_method`](Runtime::call_method).
@@ -319,15 +319,21 @@ impl Runtime {
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
         let module = self.inner.module(method.handle)?;
-        self.invoke(method.handle, module, method.index, args, options)
+        self.invoke(
+            method.handle,
+            module,
+            method.index,
+            ArgsIn::Slice(args),
+            options,
+        )
     }
 
-    fn invoke(
+    pub(crate) fn invoke(
         &self,
         handle: ModuleHandle,
         module: &Module,
         index: u32,
-        args: &[u8],
+        args: ArgsIn<'_>,
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
         let default = self.inner.config.default_timeout;
@@ -404,7 +410,7 @@ pub(crate) enum Failure {
 }
 
 impl Inner {
-    fn module(&self, handle: ModuleHandle) -> Result<&Module, RuntimeError> {
+    pub(crate) fn module(&self, handle: ModuleHandle) -> Result<&Module, RuntimeError> {
         if handle.runtime != self.id {
             return Err(RuntimeError::UnknownHandle(handle));
         }
@@ -422,7 +428,7 @@ impl Inner {
         &self,
         module: &Module,
         index: u32,
-        args: &[u8],
+        args: ArgsIn<'_>,
         mut meta: CallMeta,
     ) -> Result<CallOutput, Failure> {
         // A call already out of time is not started (the module would refuse it too).
@@ -478,7 +484,7 @@ impl Inner {
             args
         };
         let out = self
-            .call_entered(target, i, args, meta)
+            .call_entered(target, i, ArgsIn::Slice(args), meta)
             .map_err(|f| match f {
                 Failure::Retired => ModuleError::ModuleNotFound(module.to_owned()),
                 Failure::Saturated => ModuleError::CallFailed(format!(

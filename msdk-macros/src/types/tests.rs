@@ -55,13 +55,18 @@ fn other_types_are_not_raw() {
 }
 
 #[test]
-fn raw_results_are_string_and_byte_vec_only() {
+fn raw_results_are_bytes_owned_or_borrowed() {
     assert!(is_raw_result(&parse_quote!(String)));
     assert!(is_raw_result(&parse_quote!(std::string::String)));
     assert!(is_raw_result(&parse_quote!(Vec<u8>)));
     assert!(is_raw_result(&parse_quote!(alloc::vec::Vec<u8>)));
-    assert!(!is_raw_result(&parse_quote!(&str)));
-    assert!(!is_raw_result(&parse_quote!(&[u8])));
+    assert!(
+        is_raw_result(&parse_quote!(&str)),
+        "a borrowed result leaves without a copy"
+    );
+    assert!(is_raw_result(&parse_quote!(&'a [u8])));
+    assert!(!is_raw_result(&parse_quote!(&mut [u8])));
+    assert!(!is_raw_result(&parse_quote!(&u32)));
     assert!(!is_raw_result(&parse_quote!(Vec<u32>)));
     assert!(!is_raw_result(&parse_quote!(())));
     assert!(!is_raw_result(&parse_quote!(Option<String>)));
@@ -179,4 +184,32 @@ fn borrowed_parts_are_found_anywhere_in_a_type() {
         find_borrowed(&generic),
         Some(Borrowed::ImplTrait(_))
     ));
+}
+
+#[test]
+fn archived_views_and_results_are_recognised() {
+    assert!(matches!(
+        archived_arg(&parse_quote!(&Archived<Point>)),
+        Some(ArchivedArg::Archived(_))
+    ));
+    assert!(matches!(
+        archived_arg(&parse_quote!(&rkyv::Archived<Vec<u8>>)),
+        Some(ArchivedArg::Archived(_))
+    ));
+    assert!(matches!(
+        archived_arg(&parse_quote!(&str)),
+        Some(ArchivedArg::Str)
+    ));
+    assert!(matches!(
+        archived_arg(&parse_quote!(&[u8])),
+        Some(ArchivedArg::Bytes)
+    ));
+    assert!(
+        archived_arg(&parse_quote!(Archived<Point>)).is_none(),
+        "only borrowed"
+    );
+    assert!(archived_arg(&parse_quote!(&mut Archived<Point>)).is_none());
+    assert!(archived_arg(&parse_quote!(u32)).is_none());
+    assert!(rkyv_result(&parse_quote!(Rkyv<Vec<Point>>)).is_some());
+    assert!(rkyv_result(&parse_quote!(Vec<Point>)).is_none());
 }

@@ -186,3 +186,40 @@ fn a_panicking_fill_leaks_but_stays_sound() {
         "the arena keeps working after the panic"
     );
 }
+
+#[test]
+fn alloc_rest_with_keeps_what_was_written() {
+    let mut r = Region::new(128);
+    let arena = r.arena();
+    arena.alloc_bytes(3).unwrap();
+    let kept = arena
+        .alloc_rest_with(16, |rest| {
+            assert_eq!(
+                rest.len(),
+                128 - 16,
+                "the rest, from the next 16-byte boundary"
+            );
+            for (i, b) in rest[..5].iter_mut().enumerate() {
+                b.write(i as u8);
+            }
+            Some(5)
+        })
+        .unwrap();
+    assert_eq!(kept, &[0, 1, 2, 3, 4]);
+    assert_eq!(kept.as_ptr().addr() % 16, 0);
+    assert!(arena.contains_slice(kept));
+    assert_eq!(arena.used(), 16 + 5);
+    assert!(arena.alloc_rest_with(16, |_| None).is_none());
+    assert_eq!(arena.used(), 16 + 5, "a refused fill allocates nothing");
+    assert!(
+        arena
+            .alloc_rest_with(16, |rest| Some(rest.len() + 1))
+            .is_none(),
+        "cannot claim more than exists"
+    );
+    let next = arena.alloc::<u64>().unwrap() as *mut u64;
+    assert!(
+        next.addr() >= kept.as_ptr().addr() + 5,
+        "later allocations come after it"
+    );
+}

@@ -1,0 +1,156 @@
+//! Archive checks. Miri runs these (`cargo +nightly miri test -p memlink-msdk --lib archive`).
+
+use super::*;
+use rkyv::util::AlignedVec;
+
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
+struct Record {
+    id: u32,
+    name: String,
+    tags: Vec<String>,
+}
+
+fn record() -> AlignedVec {
+    let r = Record {
+        id: 7,
+        name: "ada".into(),
+        tags: vec!["x".into(), "yz".into()],
+    };
+    rkyv::to_bytes::<rancor::Error>(&r).unwrap()
+}
+
+fn err_text(r: Result<&ArchivedRecord>) -> String {
+    match r {
+        Err(ModuleError::Serialize(m)) => m,
+        other => panic!("expected a serialize error, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_valid_archive_is_read_in_place() {
+    let bytes = record();
+    let root = access::<Record>(&bytes).unwrap();
+    assert_eq!((root.id.to_native(), root.name.as_str()), (7, "ada"));
+    assert_eq!(root.tags[1].as_str(), "yz");
+    let start = bytes.as_ptr().addr();
+    let at = (root as *const ArchivedRecord).addr();
+    assert!(
+        at >= start && at < start + bytes.len(),
+        "the root lies inside the buffer"
+    );
+}
+
+#[test]
+fn empty_and_oversized_are_refused_with_the_reason() {
+    assert!(err_text(access::<Record>(&[])).ends_with("the archive is empty"));
+    let bytes = record();
+    let tight = Limits {
+        max_depth: 8,
+        max_size: 8,
+    };
+    let text = err_text(check::<Record>(&bytes, tight, "archived arguments"));
+    assert!(
+        text.starts_with("bad archived arguments: the archive is"),
+        "{text}"
+    );
+    assert!(text.contains("over the limit of 8 bytes"), "{text}");
+}
+
+#[test]
+fn misalignment_is_refused_with_how_to_fix_it() {
+    let bytes = record();
+    let mut shifted = AlignedVec::<16>::new();
+    shifted.extend_from_slice(&[0]);
+    shifted.extend_from_slice(&bytes);
+    let text = err_text(access::<Record>(&shifted[1..]));
+    assert!(text.contains("1 bytes past a 16-byte boundary"), "{text}");
+    assert!(text.contains("AlignedVec"), "{text}");
+}
+
+#[test]
+fn truncated_and_corrupted_archives_fail_validation() {
+    let bytes = record();
+    for cut in [1, 4, bytes.len() / 2] {
+        let mut part = AlignedVec::<16>::new();
+        part.extend_from_slice(&bytes[..bytes.len() - cut]);
+        let text = err_text(access::<Record>(&part));
+        assert!(
+            text.starts_with("bad archive: validation failed"),
+            "cut {cut}: {text}"
+        );
+    }
+    let mut flipped = AlignedVec::<16>::new();
+    flipped.extend_from_slice(&bytes);
+    // Every byte, every value: whatever validates must be safe to read.
+    for i in 0..bytes.len() {
+        for v in [0u8, 0x7f, 0x80, 0xff] {
+            flipped[i] = v;
+            if let Ok(root) = access::<Record>(&flipped) {
+                let total: usize =
+                    root.name.len() + root.tags.iter().map(|t| t.len()).sum::<usize>();
+                assert!(total <= bytes.len());
+            }
+        }
+        flipped[i] = bytes[i];
+    }
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize)]
+#[rkyv(serialize_bounds(__S: rkyv::ser::Writer), bytecheck(bounds(__C: rkyv::validation::ArchiveContext)))]
+enum Chain {
+    End,
+    Link(#[rkyv(omit_bounds)] Box<Chain>),
+}
+
+/// The archive of a chain `depth` links long, written by hand: each link is a tag byte,
+/// padding, and a relative pointer 12 bytes back to the link before it.
+fn deep_chain(depth: usize) -> AlignedVec {
+    let mut out = AlignedVec::<16>::new();
+    out.extend_from_slice(&[0u8; 8]);
+    for _ in 0..depth {
+        out.extend_from_slice(&[1, 0, 0, 0]);
+        out.extend_from_slice(&(-12i32).to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn the_hand_written_chain_matches_rkyv() {
+    let chain = Chain::Link(Box::new(Chain::Link(Box::new(Chain::End))));
+    let bytes = rkyv::to_bytes::<rancor::Error>(&chain).unwrap();
+    assert_eq!(&bytes[..], &deep_chain(2)[..]);
+}
+
+#[test]
+fn nesting_past_the_depth_limit_is_an_error_not_a_stack_overflow() {
+    let limits = Limits {
+        max_depth: 128,
+        max_size: 1 << 30,
+    };
+    assert!(check::<Chain>(&deep_chain(100), limits, "archive").is_ok());
+    // Miri is slow: the 200,000-deep case (1.6 MB) runs natively only.
+    let depth = if cfg!(miri) { 300 } else { 200_000 };
+    let text = match check::<Chain>(&deep_chain(depth), limits, "archive") {
+        Err(ModuleError::Serialize(m)) => m,
+        other => panic!("expected an error, got {:?}", other.map(|_| ())),
+    };
+    assert!(text.contains("validation failed"), "{text}");
+}
+
+#[test]
+fn fingerprints_tell_types_and_formats_apart() {
+    assert_eq!(fingerprint::<Record>(), fingerprint::<Record>());
+    assert_ne!(fingerprint::<Record>(), fingerprint::<(u32, String)>());
+    assert_ne!(fingerprint::<u32>(), fingerprint::<u64>());
+    let t = ArchiveType::of::<Record>();
+    assert!(t.name.ends_with("Record"), "{}", t.name);
+    assert_eq!(
+        format() & 0xff,
+        4,
+        "rkyv's default: 32-bit archived pointers"
+    );
+    assert_eq!(
+        describe_format(format()),
+        "32-bit pointers, little-endian, aligned"
+    );
+}

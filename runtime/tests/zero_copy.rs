@@ -1,0 +1,248 @@
+//! Zero-copy calls into the real `zero_copy` module: arguments read where the host wrote
+//! them, results read where the module wrote them, and every malformed archive refused.
+
+mod common;
+
+use common::{de, load_all, mp};
+use memlink_examples::zero_copy_types::{Chain, Point};
+use memlink_msdk::rkyv::{self, rancor, util::AlignedVec, Archived};
+use memlink_runtime::{
+    CallOptions, ModuleError, ModuleRuntime, Runtime, RuntimeConfig, RuntimeError,
+};
+
+fn points(n: usize) -> Vec<Point> {
+    (0..n)
+        .map(|i| Point {
+            x: i as f32,
+            y: 2.0 * i as f32,
+            z: 1.0,
+        })
+        .collect()
+}
+
+fn module() -> (Runtime, memlink_runtime::ModuleHandle) {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["zero_copy"]);
+    (rt, h[0])
+}
+
+fn serialize_error(r: Result<memlink_runtime::CallOutput, RuntimeError>) -> String {
+    match r.map_err(|e| e.module_error().cloned()) {
+        Err(Some(ModuleError::Serialize(m))) => m,
+        other => panic!(
+            "expected a serialize error, got {:?}",
+            other.map(|o| o.to_vec())
+        ),
+    }
+}
+
+#[test]
+fn raw_bytes_are_read_at_the_address_the_host_wrote_them() {
+    let (rt, h) = module();
+    let address_of = rt.method(h, "address_of").unwrap();
+    for len in [64, 4096, 64 << 20] {
+        let mut buf = rt.arg_buffer(len);
+        buf.fill(7);
+        let written_at = buf.as_ptr() as u64;
+        let out = rt
+            .call_buffer(address_of, buf, &CallOptions::default())
+            .unwrap();
+        assert_eq!(de::<u64>(&out), written_at, "{len} bytes, not copied");
+    }
+}
+
+#[test]
+fn archived_arguments_are_read_where_they_lie() {
+    let (rt, h) = module();
+    let pts = points(100);
+    let bytes = rkyv::to_bytes::<rancor::Error>(&(pts.clone(),)).unwrap();
+    let mut buf = rt.arg_buffer(bytes.len());
+    buf.copy_from_slice(&bytes);
+    let root = rkyv::access::<Archived<(Vec<Point>,)>, rancor::Error>(&buf).unwrap();
+    let vec_at = root.0.as_ptr() as u64;
+    let centroid = rt.method(h, "centroid").unwrap();
+    let out = rt
+        .call_buffer(centroid, buf, &CallOptions::default())
+        .unwrap();
+    let (x, y, z, seen_at): (f32, f32, f32, u64) = de(&out);
+    assert_eq!((x, y, z), (49.5, 99.0, 1.0));
+    assert_eq!(
+        seen_at, vec_at,
+        "the module read the points at the host's address"
+    );
+}
+
+#[test]
+fn a_typed_archived_call_writes_the_arguments_once_into_the_arena() {
+    let (rt, h) = module();
+    let centroid = rt.archived_method::<(Vec<Point>,)>(h, "centroid").unwrap();
+    for n in [1, 10, 1000, 100_000] {
+        let out = centroid
+            .call(&rt, &(points(n),), &CallOptions::default())
+            .unwrap();
+        let (x, _, z, _): (f32, f32, f32, u64) = de(&out);
+        let want = (n - 1) as f32 / 2.0;
+        // f32 sums of 100,000 values drift a little; the values are what matter.
+        assert!(
+            (x - want).abs() <= want * 1e-4 && z == 1.0,
+            "{n} points: {x} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn types_that_differ_are_refused_before_the_call_naming_both() {
+    let (rt, h) = module();
+    let err = rt
+        .archived_method::<(Vec<u32>,)>(h, "centroid")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RuntimeError::TypeMismatch { .. }), "{text}");
+    assert!(
+        text.contains("Vec<memlink_examples::zero_copy_types::Point>"),
+        "{text}"
+    );
+    assert!(text.contains("Vec<u32>"), "{text}");
+    let err = rt
+        .archived_method::<(Vec<u8>,)>(h, "checksum_msgpack")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no archive: its arguments are msgpack"),
+        "{err}"
+    );
+    let scale = rt.method(h, "scale").unwrap();
+    assert!(rt.expect_result::<Vec<Point>>(scale).is_ok());
+    assert!(matches!(
+        rt.expect_result::<Vec<u32>>(scale),
+        Err(RuntimeError::TypeMismatch { .. })
+    ));
+}
+
+#[test]
+fn archived_results_are_read_in_place() {
+    let (rt, h) = module();
+    let scale = rt.archived_method::<(Vec<Point>, f32)>(h, "scale").unwrap();
+    let out = scale
+        .call(&rt, &(points(3), 2.0), &CallOptions::default())
+        .unwrap();
+    assert!(out.is_in_arena(), "the archive stayed in the call's arena");
+    let scaled = out.archived::<Vec<Point>>().unwrap();
+    let xs: Vec<f32> = scaled.iter().map(|p| p.x.to_native()).collect();
+    assert_eq!(xs, [0.0, 2.0, 4.0]);
+    let big = scale
+        .call(&rt, &(points(20_000), 1.0), &CallOptions::default())
+        .unwrap();
+    assert!(!big.is_in_arena(), "240 KB does not fit a 64 KiB arena");
+    assert_eq!(big.archived::<Vec<Point>>().unwrap().len(), 20_000);
+}
+
+#[test]
+fn an_arena_reference_result_is_not_copied() {
+    let (rt, h) = module();
+    let shout = rt.archived_method::<(String, Vec<u8>)>(h, "shout").unwrap();
+    let out = shout
+        .call(
+            &rt,
+            &("hey".to_owned(), b"!!".to_vec()),
+            &CallOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(out, b"HEY!!");
+    assert!(out.is_in_arena());
+}
+
+#[test]
+fn large_inputs_through_the_buffer_are_checked_end_to_end() {
+    let (rt, h) = module();
+    let checksum = rt.method(h, "checksum").unwrap();
+    let mut buf = rt.arg_buffer(64 << 20);
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    let expected = buf.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let out = rt
+        .call_buffer(checksum, buf, &CallOptions::default())
+        .unwrap();
+    assert_eq!(de::<u64>(&out), expected);
+}
+
+#[test]
+fn malformed_archives_are_errors_that_say_what_was_wrong() {
+    let (rt, h) = module();
+    let good = rkyv::to_bytes::<rancor::Error>(&(points(4),)).unwrap();
+    // Empty.
+    assert!(serialize_error(rt.call(h, "centroid", b"")).contains("the archive is empty"));
+    // Misaligned: the same bytes one past a 16-byte boundary.
+    let mut shifted = AlignedVec::<16>::new();
+    shifted.extend_from_slice(&[0]);
+    shifted.extend_from_slice(&good);
+    let text = serialize_error(rt.call(h, "centroid", &shifted[1..]));
+    assert!(text.contains("16-byte boundary"), "{text}");
+    // Truncated.
+    let mut cut = AlignedVec::<16>::new();
+    cut.extend_from_slice(&good[..good.len() - 4]);
+    assert!(serialize_error(rt.call(h, "centroid", &cut)).contains("validation failed"));
+    // Invalid: the vector's length pushed past the end of the archive.
+    let mut bad = AlignedVec::<16>::new();
+    bad.extend_from_slice(&good);
+    let n = bad.len();
+    bad[n - 4..].copy_from_slice(&1_000_000u32.to_le_bytes());
+    assert!(serialize_error(rt.call(h, "centroid", &bad)).contains("validation failed"));
+    // The module keeps serving.
+    let ok = rt.call(h, "centroid", &good).unwrap();
+    assert_eq!(de::<(f32, f32, f32, u64)>(&ok).0, 1.5);
+}
+
+/// The archive of a chain `depth` links long (see msdk's archive tests for the layout).
+fn deep_chain(depth: usize) -> AlignedVec {
+    let mut out = AlignedVec::<16>::new();
+    out.extend_from_slice(&[0u8; 8]);
+    for _ in 0..depth {
+        out.extend_from_slice(&[1, 0, 0, 0]);
+        out.extend_from_slice(&(-12i32).to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn deep_nesting_and_oversized_archives_hit_the_limits() {
+    // A private copy of the module: the limits are module-wide.
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load(memlink_runtime::ModuleRef::from_path(common::module_copy(
+            "zero_copy",
+            "zero_copy_limits",
+        )))
+        .unwrap();
+    let shallow = rkyv::to_bytes::<rancor::Error>(&(Chain::Link(Box::new(Chain::End)),)).unwrap();
+    assert_eq!(de::<u32>(&rt.call(h, "chain_len", &shallow).unwrap()), 1);
+    let mut deep = AlignedVec::<16>::new();
+    let chain = deep_chain(200_000);
+    deep.extend_from_slice(&chain);
+    let text = serialize_error(rt.call(h, "chain_len", &deep));
+    assert!(
+        text.contains("validation failed"),
+        "200,000 levels: an error, not a crash: {text}"
+    );
+    rt.call(h, "limit_archives", &mp(&(16u32, 1024u64)))
+        .unwrap();
+    let big = rkyv::to_bytes::<rancor::Error>(&(points(200),)).unwrap();
+    let text = serialize_error(rt.call(h, "centroid", &big));
+    assert!(text.contains("over the limit of 1024 bytes"), "{text}");
+    assert_eq!(
+        de::<u32>(&rt.call(h, "chain_len", &shallow).unwrap()),
+        1,
+        "still serving"
+    );
+}
+
+#[test]
+fn msgpack_and_zero_copy_agree() {
+    let (rt, h) = module();
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 256) as u8).collect();
+    let raw: u64 = de(&rt.call(h, "checksum", &data).unwrap());
+    let packed: u64 = de(&rt.call(h, "checksum_msgpack", &mp(&(&data, 0u64))).unwrap());
+    assert_eq!(raw, packed);
+}
