@@ -100,3 +100,46 @@ pub fn limit_archives(_ctx: &CallContext, max_depth: u32, max_size: u64) -> Resu
     });
     Ok(())
 }
+
+/// Keeps `text` in the module's persistent memory and returns a handle to it, which the
+/// host may hold and pass back to `recall`.
+#[memlink_export]
+pub fn remember(ctx: &CallContext, text: String) -> Result<Ref<[u8]>> {
+    let region = ctx.persistent().ok_or(ModuleError::ServiceUnavailable)?;
+    region.store_slice(text.as_bytes())
+}
+
+/// The bytes behind a handle from `remember`; a stale or forged handle is an error.
+#[memlink_export]
+pub fn recall(ctx: &CallContext, handle: Ref<[u8]>) -> Result<Vec<u8>> {
+    let region = ctx.persistent().ok_or(ModuleError::ServiceUnavailable)?;
+    Ok(region.get_slice(handle)?.to_vec())
+}
+
+/// A table built once per load and kept in persistent memory: the handle lives in a
+/// static, and is rebuilt when it has gone stale (after a reload of this image).
+static SQUARES: std::sync::Mutex<Option<Ref<[u64]>>> = std::sync::Mutex::new(None);
+
+/// The sum of the first `n` squares (n ≤ 1024), from the table built once.
+#[memlink_export]
+pub fn sum_squares(ctx: &CallContext, n: u32) -> Result<u64> {
+    let region = ctx.persistent().ok_or(ModuleError::ServiceUnavailable)?;
+    let mut cached = SQUARES.lock().unwrap_or_else(|p| p.into_inner());
+    let table = match cached.and_then(|r| region.get_slice(r).ok()) {
+        Some(table) => table,
+        None => {
+            let squares: Vec<u64> = (0..1024u64).map(|i| i * i).collect();
+            let r = region.store_slice(&squares)?;
+            *cached = Some(r);
+            region.get_slice(r)?
+        }
+    };
+    let n = (n as usize).min(table.len());
+    Ok(table[..n].iter().sum())
+}
+
+/// Bytes of persistent memory in use.
+#[memlink_export]
+pub fn persistent_used(ctx: &CallContext) -> Result<usize> {
+    Ok(ctx.persistent().map_or(0, |p| p.used()))
+}

@@ -442,6 +442,12 @@ pub struct CallFrame {
     pub host: *const HostApi,
     /// The host's handle for this call, passed back to every [`HostApi`] function.
     pub host_call: *mut c_void,
+    /// The module's persistent region: memory that outlives calls, shared by all calls
+    /// into this load of the module. It starts with a [`PersistentHeader`]; null when the
+    /// host gives none. Aligned to 64.
+    pub persistent: *mut u8,
+    /// Length of `persistent` in bytes, header included.
+    pub persistent_len: usize,
     /// Out: the result (status `Ok`) or the error payload (any other status).
     ///
     /// It points into `arena` or into a buffer from [`HostApi::alloc_output`]; the module
@@ -451,6 +457,19 @@ pub struct CallFrame {
     pub out: *const u8,
     /// Out: length of `out` in bytes.
     pub out_len: usize,
+}
+
+/// The start of a persistent region (see [`CallFrame::persistent`]). The host zeroes the
+/// region and sets `generation` once, when it loads the module, and never writes it
+/// again; modules allocate from it by bumping `used` atomically.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct PersistentHeader {
+    /// Different for every region the host ever makes: a reference into an older region
+    /// (kept in a module's statics across a reload) is recognised as stale.
+    pub generation: u64,
+    /// Bytes allocated so far, counted from the start of the region (header included).
+    pub used: core::sync::atomic::AtomicU64,
 }
 
 /// [`CallFrame::timeout_ns`] for a call without a deadline.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::arena::Arena;
 use crate::caller::ModuleCaller;
+use crate::persist::Persistent;
 
 /// What the host tells a call about the world it runs in.
 ///
@@ -19,6 +20,7 @@ pub struct CallContext<'a> {
     deadline: Option<Instant>,
     caller: Option<&'a ModuleCaller>,
     depth: u32,
+    persistent: Option<Persistent<'a>>,
 }
 
 impl<'a> CallContext<'a> {
@@ -46,6 +48,7 @@ impl<'a> CallContext<'a> {
             deadline,
             caller,
             depth: 0,
+            persistent: None,
         }
     }
 
@@ -53,6 +56,18 @@ impl<'a> CallContext<'a> {
     pub fn with_depth(mut self, depth: u32) -> CallContext<'a> {
         self.depth = depth;
         self
+    }
+
+    /// The same context with the module's persistent region.
+    pub fn with_persistent(mut self, persistent: Persistent<'a>) -> CallContext<'a> {
+        self.persistent = Some(persistent);
+        self
+    }
+
+    /// The module's persistent region: memory that outlives the call, for state built
+    /// once (see [`crate::persist`]). `None` when the host gives none.
+    pub fn persistent(&self) -> Option<Persistent<'a>> {
+        self.persistent
     }
 
     /// The call's scratch arena; everything in it is gone after the call.

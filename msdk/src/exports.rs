@@ -16,6 +16,7 @@ use crate::context::CallContext;
 use crate::dispatch;
 use crate::error::ModuleError;
 use crate::panic as guard;
+use crate::persist::Persistent;
 use crate::request::{write_through_host, Invocation};
 
 /// Returns [`abi::ABI_VERSION`]. The host reads it before anything else.
@@ -178,6 +179,11 @@ unsafe fn call(frame: &CallFrame) -> Result<(*const u8, usize), ModuleError> {
         Some(&caller),
     )
     .with_depth(frame.depth);
+    // SAFETY: the host's region for this load, valid for the call (the caller's contract).
+    let ctx = match unsafe { Persistent::from_raw(frame.persistent, frame.persistent_len) } {
+        Some(p) => ctx.with_persistent(p),
+        None => ctx,
+    };
     let _current = crate::log::enter_call(crate::log::CurrentCall {
         host_call: frame.host_call,
         method: entry.name,

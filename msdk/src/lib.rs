@@ -28,6 +28,7 @@
 //! - [`error`] — [`ModuleError`] and [`Result`];
 //! - [`serialize`] — the MessagePack encoding of arguments and results;
 //! - [`executor`] — how async exports run;
+//! - [`persist`] — state a module keeps across calls, behind checked handles;
 //! - [`log`] and [`metrics`] — structured logs to the host, counters, gauges, histograms;
 //! - [`dispatch`], [`exports`], [`request`] — the machinery behind the macro (with the
 //!   private `panic` module, which turns panics into errors).
@@ -46,6 +47,7 @@ pub mod exports;
 pub mod log;
 pub mod metrics;
 pub(crate) mod panic;
+pub mod persist;
 pub mod request;
 pub mod serialize;
 
@@ -66,6 +68,7 @@ pub mod prelude {
     pub use crate::error::{ModuleError, Result};
     pub use crate::log::{debug, error, info, trace, warn};
     pub use crate::metrics::{increment_counter, observe_histogram, set_gauge};
+    pub use crate::persist::{Persistent, Ref};
     pub use memlink_msdk_macros::memlink_export;
 }
 

@@ -177,6 +177,10 @@ pub(crate) fn dispatch(
         meta,
         output: None,
     };
+    let (persistent, persistent_len) = module
+        .persistent
+        .as_ref()
+        .map_or((core::ptr::null_mut(), 0), |p| p.raw());
     let mut frame = CallFrame {
         size: size_of::<CallFrame>() as u32,
         method_index: index,
@@ -195,6 +199,8 @@ pub(crate) fn dispatch(
         flags: 0,
         host: &HOST_API,
         host_call: (&raw mut host_call).cast(),
+        persistent,
+        persistent_len,
         out: core::ptr::null(),
         out_len: 0,
     };

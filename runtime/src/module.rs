@@ -2,13 +2,14 @@
 
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use libloading::Library;
 use memlink_msdk::abi::{self, Format, ModuleInfo, StrRef};
 
 use crate::admission::{Gate, Refused, Saturation};
+use crate::arena::AlignedBuf;
 use crate::error::RuntimeError;
 
 /// One method as the module's table describes it, checked and copied out.
@@ -57,6 +58,46 @@ pub(crate) struct Module {
     pub(crate) entry: EntryPoints,
     pub(crate) retired: AtomicBool,
     pub(crate) gate: Gate,
+    /// Memory the module keeps across calls; a new region (and generation) per load.
+    pub(crate) persistent: Option<PersistentRegion>,
+}
+
+/// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
+/// generation no other region has had, then written only by the module's calls.
+#[derive(Debug)]
+pub(crate) struct PersistentRegion {
+    buf: AlignedBuf,
+    ptr: *mut u8,
+}
+
+// SAFETY: after construction the runtime never touches the buffer; the module's calls,
+// from any thread, follow the region's protocol (atomics for the header and bitmap,
+// records written once before they are published).
+unsafe impl Send for PersistentRegion {}
+// SAFETY: as above.
+unsafe impl Sync for PersistentRegion {}
+
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl PersistentRegion {
+    /// A region of `len` bytes, or `None` for 0.
+    pub(crate) fn new(len: usize) -> Option<PersistentRegion> {
+        if len == 0 {
+            return None;
+        }
+        let mut buf = AlignedBuf::zeroed(len.max(size_of::<abi::PersistentHeader>()));
+        let ptr = buf.as_mut_ptr();
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the buffer is 64-aligned (as `PersistentHeader` needs), at least one
+        // header long, zeroed, and not shared with anyone yet.
+        unsafe { (*ptr.cast::<abi::PersistentHeader>()).generation = generation };
+        Some(PersistentRegion { buf, ptr })
+    }
+
+    /// Where the region is and how long, for a call frame.
+    pub(crate) fn raw(&self) -> (*mut u8, usize) {
+        (self.ptr, self.buf.len())
+    }
 }
 
 impl Module {
@@ -114,6 +155,7 @@ impl Module {
             },
             retired: AtomicBool::new(false),
             gate: Gate::default(),
+            persistent: None,
         })
     }
 

@@ -69,6 +69,9 @@ pub struct RuntimeConfig {
     pub arena_soft_limit: usize,
     /// Deadline of a call that sets none (default: none).
     pub default_timeout: Option<Duration>,
+    /// Bytes of persistent memory each loaded module gets, for state it keeps across
+    /// calls (default 1 MiB; 0 for none).
+    pub persistent_size: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -82,6 +85,7 @@ impl Default for RuntimeConfig {
             saturation: Saturation::Reject,
             arena_soft_limit: 1024,
             default_timeout: None,
+            persistent_size: 1 << 20,
         }
     }
 }
@@ -511,6 +515,7 @@ impl Inner {
             });
         }
         let mut module = Module::open(&path)?;
+        module.persistent = crate::module::PersistentRegion::new(self.config.persistent_size);
         if let Some(name) = name {
             module.name = name.to_owned();
         }

@@ -246,3 +246,55 @@ fn msgpack_and_zero_copy_agree() {
     let packed: u64 = de(&rt.call(h, "checksum_msgpack", &mp(&(&data, 0u64))).unwrap());
     assert_eq!(raw, packed);
 }
+
+#[test]
+fn persistent_refs_are_checked_for_staleness_and_forgery() {
+    // A private copy: the module keeps a static across loads, which this test reloads.
+    let path = common::module_copy("zero_copy", "zero_copy_persist");
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load(memlink_runtime::ModuleRef::from_path(&path))
+        .unwrap();
+    let (offset, generation, len): (u64, u64, u64) =
+        de(&rt.call(h, "remember", b"kept across calls").unwrap());
+    // `recall` takes one argument: the handle, in a one-element array.
+    let handle = mp(&((offset, generation, len),));
+    for _ in 0..3 {
+        assert_eq!(rt.call(h, "recall", &handle).unwrap(), b"kept across calls");
+    }
+    let forged = [
+        mp(&((offset + 16, generation, len),)),
+        mp(&((offset, generation, len + 1),)),
+        mp(&((1u64 << 40, generation, len),)),
+        mp(&((offset, generation + 1_000, len),)),
+    ];
+    for bad in &forged {
+        let err = rt.call(h, "recall", bad).unwrap_err();
+        let Some(ModuleError::Failed(m)) = err.module_error() else {
+            panic!("{err}")
+        };
+        assert!(m.starts_with("invalid persistent reference"), "{m}");
+    }
+    // State built once: the table's second use allocates nothing.
+    let first: u64 = rt.call_typed(h, "sum_squares", &(10u32,)).unwrap();
+    let used: usize = rt.call_typed(h, "persistent_used", &()).unwrap();
+    let again: u64 = rt.call_typed(h, "sum_squares", &(10u32,)).unwrap();
+    assert_eq!((first, again), (285, 285));
+    assert_eq!(
+        rt.call_typed::<_, usize>(h, "persistent_used", &())
+            .unwrap(),
+        used
+    );
+    // After a reload the old handle is stale, and the table is rebuilt.
+    rt.unload(h).unwrap();
+    let h = rt
+        .load(memlink_runtime::ModuleRef::from_path(&path))
+        .unwrap();
+    let err = rt.call(h, "recall", &handle).unwrap_err();
+    assert!(err.to_string().contains("generation"), "{err}");
+    assert_eq!(
+        rt.call_typed::<_, u64>(h, "sum_squares", &(10u32,))
+            .unwrap(),
+        285
+    );
+}
