@@ -47,6 +47,18 @@ pub(crate) static HOST_API: HostApi = HostApi {
 #[derive(Debug)]
 pub struct CallOutput {
     repr: Repr,
+    /// Arguments that had a buffer of their own: released with the output, not inside
+    /// the call, so freeing a large input is not part of the call's cost.
+    _args: Option<OwnedArgs>,
+}
+
+/// A call's own argument buffer.
+struct OwnedArgs(Box<dyn Deref<Target = [u8]> + Send>);
+
+impl std::fmt::Debug for OwnedArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnedArgs({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Debug)]
@@ -210,9 +222,9 @@ pub(crate) fn dispatch(
     // `host_call` lives on this stack until the call returns; and `call` is the module's
     // entry point, valid for the life of the process (its library is never unloaded).
     let status = unsafe { (module.entry.call)(&mut frame) };
-    drop(owned);
     let (out, out_len) = (frame.out, frame.out_len);
-    let output = collect(arena, host_call.output, out, out_len)?;
+    let mut output = collect(arena, host_call.output, out, out_len)?;
+    output._args = owned.map(OwnedArgs);
     match Status::from_code(status) {
         Some(Status::Ok) => Ok(output),
         _ => Err(ModuleError::from_status(status, output.as_bytes())),
@@ -236,12 +248,16 @@ fn collect(
     len: usize,
 ) -> Result<CallOutput, ModuleError> {
     if len == 0 {
-        return Ok(CallOutput { repr: Repr::Empty });
+        return Ok(CallOutput {
+            repr: Repr::Empty,
+            _args: None,
+        });
     }
     if arena.buf().contains_range(out, len) {
         let offset = out.addr() - arena.buf().as_slice().as_ptr().addr();
         return Ok(CallOutput {
             repr: Repr::Arena { arena, offset, len },
+            _args: None,
         });
     }
     match heap {
@@ -250,6 +266,7 @@ fn collect(
         {
             Ok(CallOutput {
                 repr: Repr::Heap { buf, len },
+                _args: None,
             })
         }
         _ => Err(ModuleError::Abi(format!(
