@@ -150,6 +150,28 @@ pub fn explosive(_ctx: &CallContext) -> Result<Explosive> {
     Ok(Explosive)
 }
 
+/// Logs one record at every level, with fields.
+#[memlink_export]
+pub fn chatty(_ctx: &CallContext, n: u32) -> Result<()> {
+    let n = n.to_string();
+    let fields = [("user", "alice"), ("n", n.as_str())];
+    error("an error", &fields);
+    warn("a warning", &fields);
+    info("some information", &fields);
+    debug("a detail", &fields);
+    trace("a fine detail", &fields);
+    Ok(())
+}
+
+/// Records `n` in a counter, a gauge and a histogram of the module's own.
+#[memlink_export]
+pub fn observe(_ctx: &CallContext, n: u32) -> Result<()> {
+    increment_counter("observed_total", u64::from(n));
+    set_gauge("last_batch", 7.5);
+    observe_histogram("batch_size", f64::from(n));
+    Ok(())
+}
+
 /// Exported under another name.
 #[memlink_export(name = "sum")]
 pub fn add_all(_ctx: &CallContext, values: Vec<i64>) -> Result<i64> {

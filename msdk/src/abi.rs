@@ -49,6 +49,8 @@ pub const SYM_INIT: &[u8] = b"memlink_init\0";
 pub const SYM_CALL: &[u8] = b"memlink_call\0";
 /// Symbol of `extern "C" fn() -> i32`.
 pub const SYM_SHUTDOWN: &[u8] = b"memlink_shutdown\0";
+/// Symbol of [`MetricsFn`]: the module's own metrics, visited one by one.
+pub const SYM_METRICS: &[u8] = b"memlink_metrics\0";
 
 /// Signature behind [`SYM_ABI_VERSION`].
 pub type AbiVersionFn = unsafe extern "C" fn() -> u32;
@@ -60,6 +62,42 @@ pub type InitFn = unsafe extern "C" fn(*mut InitFrame) -> i32;
 pub type CallFn = unsafe extern "C" fn(*mut CallFrame) -> i32;
 /// Signature behind [`SYM_SHUTDOWN`].
 pub type ShutdownFn = unsafe extern "C" fn() -> i32;
+/// Signature behind [`SYM_METRICS`]: calls `visit(ctx, record)` once per metric the
+/// module recorded; each record is valid only during its `visit`.
+pub type MetricsFn = unsafe extern "C" fn(
+    visit: unsafe extern "C" fn(ctx: *mut c_void, record: *const MetricRecord),
+    ctx: *mut c_void,
+) -> i32;
+
+/// `MetricRecord::kind` of a counter.
+pub const METRIC_COUNTER: u32 = 0;
+/// `MetricRecord::kind` of a gauge.
+pub const METRIC_GAUGE: u32 = 1;
+/// `MetricRecord::kind` of a histogram.
+pub const METRIC_HISTOGRAM: u32 = 2;
+
+/// One metric of a module, as [`MetricsFn`] reports it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct MetricRecord {
+    /// The metric's name.
+    pub name: StrRef,
+    /// `METRIC_*`.
+    pub kind: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// A counter's count, or a histogram's number of observations.
+    pub count: u64,
+    /// A gauge's value, or a histogram's sum of observations.
+    pub value: f64,
+    /// A histogram's upper bucket bounds, ascending (`+Inf` implied after the last).
+    pub bounds: *const f64,
+    /// A histogram's observations per bucket (not cumulative): `bucket_count` entries,
+    /// the last for values above every bound.
+    pub buckets: *const u64,
+    /// Entries in `buckets` (`bounds` has one fewer).
+    pub bucket_count: usize,
+}
 
 /// FNV-1a, 32 bits, of a method name: the method's id on the wire.
 ///
@@ -457,6 +495,8 @@ pub struct CallFrame {
     pub out: *const u8,
     /// Out: length of `out` in bytes.
     pub out_len: usize,
+    /// Out: bytes of the arena the call used (its high-water mark).
+    pub arena_used: usize,
 }
 
 /// The start of a persistent region (see [`CallFrame::persistent`]). The host zeroes the

@@ -5,6 +5,7 @@
 //! links it. Each one catches every panic: unwinding out of an `extern "C"` function
 //! would abort the host.
 
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -115,6 +116,24 @@ pub extern "C" fn memlink_shutdown() -> i32 {
     }
 }
 
+/// Reports the module's own metrics (see [`crate::metrics`]) to `visit`, one record per
+/// metric, each valid only during its `visit`.
+///
+/// # Safety
+///
+/// `visit` must be safe to call with `ctx` and a valid record.
+#[no_mangle]
+pub unsafe extern "C" fn memlink_metrics(
+    visit: unsafe extern "C" fn(ctx: *mut core::ffi::c_void, record: *const abi::MetricRecord),
+    ctx: *mut core::ffi::c_void,
+) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    match panic::catch_unwind(|| unsafe { crate::metrics::visit_all(visit, ctx) }) {
+        Ok(()) => Status::Ok as i32,
+        Err(_) => Status::Panic as i32,
+    }
+}
+
 /// Runs one call described by `frame`.
 ///
 /// # Safety
@@ -131,9 +150,12 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     };
     frame.out = core::ptr::null();
     frame.out_len = 0;
+    frame.arena_used = 0;
     let _scope = guard::CaptureScope::enter();
+    let used = Cell::new(0);
     // SAFETY: forwarded from this function's contract.
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame) }));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, &used) }));
+    frame.arena_used = used.get();
     let error = match outcome {
         Ok(Ok((ptr, len))) => {
             frame.out = ptr;
@@ -153,7 +175,10 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
 /// # Safety
 ///
 /// As for [`memlink_call`], with `frame` non-null.
-unsafe fn call(frame: &CallFrame) -> Result<(*const u8, usize), ModuleError> {
+unsafe fn call(
+    frame: &CallFrame,
+    frame_used: &Cell<usize>,
+) -> Result<(*const u8, usize), ModuleError> {
     check_frame(frame)?;
     let entry = dispatch::table()
         .entry(frame.method_index, frame.method_id)
@@ -198,7 +223,10 @@ unsafe fn call(frame: &CallFrame) -> Result<(*const u8, usize), ModuleError> {
     if invocation.context().is_expired() {
         return Err(invocation.timed_out());
     }
-    (entry.invoke)(&invocation)?;
+    let outcome = (entry.invoke)(&invocation);
+    // Reported whatever the outcome: the high-water mark is about the arena, not the result.
+    frame_used.set(invocation.context().arena().used());
+    outcome?;
     if invocation.context().is_expired() {
         return Err(invocation.timed_out());
     }

@@ -122,3 +122,48 @@ pub fn debug(message: &str, fields: &[(&str, &str)]) {
 pub fn trace(message: &str, fields: &[(&str, &str)]) {
     log(level::TRACE, message, fields);
 }
+
+/// Logs a formatted message at `level` (one of [`crate::abi::level`]); the arguments are
+/// not even formatted when the host does not want that level.
+///
+/// ```
+/// memlink_msdk::log!(memlink_msdk::abi::level::INFO, "loaded {} rows", 12);
+/// ```
+#[macro_export]
+macro_rules! log {
+    ($level:expr, $($arg:tt)+) => {
+        if $crate::log::enabled($level) {
+            $crate::log::log($level, &::std::format!($($arg)+), &[]);
+        }
+    };
+}
+
+/// `log!` at error level: `memlink_msdk::error!("failed: {e}")`.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)+) => { $crate::log!($crate::abi::level::ERROR, $($arg)+) };
+}
+
+/// `log!` at warn level.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)+) => { $crate::log!($crate::abi::level::WARN, $($arg)+) };
+}
+
+/// `log!` at info level.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)+) => { $crate::log!($crate::abi::level::INFO, $($arg)+) };
+}
+
+/// `log!` at debug level.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => { $crate::log!($crate::abi::level::DEBUG, $($arg)+) };
+}
+
+/// `log!` at trace level.
+#[macro_export]
+macro_rules! trace {
+    ($($arg:tt)+) => { $crate::log!($crate::abi::level::TRACE, $($arg)+) };
+}

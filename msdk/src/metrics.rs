@@ -1,4 +1,4 @@
-//! Counters, gauges and histograms recorded by a module.
+//! Counters, gauges and histograms recorded by a module, read by the host.
 //!
 //! ```
 //! use memlink_msdk::metrics::{increment_counter, observe_histogram, set_gauge, snapshot, MetricValue};
@@ -9,10 +9,121 @@
 //! assert!(all.iter().any(|(name, v)| name == "requests_total" && *v == MetricValue::Counter(1)));
 //! ```
 //!
-//! Values are kept in the module, per metric name, and read with [`snapshot`].
+//! Values live in the module as atomics; the host reads them when it wants a snapshot
+//! (through the `memlink_metrics` export), so recording never calls the host. The
+//! functions above find a metric by name through a per-thread cache (no lock once a
+//! thread has seen the name); a static handle skips even that:
+//!
+//! ```
+//! use memlink_msdk::metrics::Counter;
+//! static HITS: Counter = Counter::new("cache_hits");
+//! HITS.increment(1);
+//! ```
+//!
+//! A name keeps the kind it was first used with; updates of another kind are ignored.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use core::ffi::c_void;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::abi::{self, MetricRecord, StrRef};
+
+/// Upper bounds of histogram buckets: 1-2.5-5 steps over ten decades, so one set serves
+/// milliseconds, bytes and counts alike.
+pub const BUCKETS: [f64; 30] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0,
+    100.0, 250.0, 500.0, 1e3, 2.5e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6,
+];
+
+/// The kind of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric's storage, registered once and never freed.
+#[derive(Debug)]
+struct Metric {
+    name: String,
+    kind: Kind,
+    /// Counter: the count. Gauge: the value's bits. Histogram: the count.
+    value: AtomicU64,
+    /// Histogram: the sum's bits.
+    sum: AtomicU64,
+    /// Histogram: observations per bucket, the last above every bound.
+    buckets: Box<[AtomicU64]>,
+}
+
+impl Metric {
+    fn new(name: &str, kind: Kind) -> Metric {
+        let n = if kind == Kind::Histogram {
+            BUCKETS.len() + 1
+        } else {
+            0
+        };
+        Metric {
+            name: name.to_owned(),
+            kind,
+            value: AtomicU64::new(if kind == Kind::Gauge {
+                0f64.to_bits()
+            } else {
+                0
+            }),
+            sum: AtomicU64::new(0f64.to_bits()),
+            buckets: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn add(&self, n: u64) {
+        if self.kind == Kind::Counter {
+            self.value.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn set(&self, v: f64) {
+        if self.kind == Kind::Gauge {
+            self.value.store(v.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    fn observe(&self, v: f64) {
+        if self.kind != Kind::Histogram {
+            return;
+        }
+        let i = BUCKETS
+            .iter()
+            .position(|&b| v <= b)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        // A float sum has no atomic add: compare-and-swap until it sticks.
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + v).to_bits())
+            });
+        self.value.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> MetricValue {
+        match self.kind {
+            Kind::Counter => MetricValue::Counter(self.value.load(Ordering::Relaxed)),
+            Kind::Gauge => MetricValue::Gauge(f64::from_bits(self.value.load(Ordering::Relaxed))),
+            Kind::Histogram => MetricValue::Histogram {
+                count: self.value.load(Ordering::Relaxed),
+                sum: f64::from_bits(self.sum.load(Ordering::Relaxed)),
+                buckets: self
+                    .buckets
+                    .iter()
+                    .map(|b| b.load(Ordering::Relaxed))
+                    .collect(),
+            },
+        }
+    }
+}
 
 /// The current value of one metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,84 +133,160 @@ pub enum MetricValue {
     Counter(u64),
     /// The last value set.
     Gauge(f64),
-    /// Observations: how many, their sum, smallest and largest.
+    /// Observations: how many, their sum, and how many fell in each of [`BUCKETS`]
+    /// (one more entry, for values above every bound).
     Histogram {
         /// Number of observations.
         count: u64,
         /// Sum of the observed values.
         sum: f64,
-        /// Smallest observed value.
-        min: f64,
-        /// Largest observed value.
-        max: f64,
+        /// Observations per bucket, not cumulative.
+        buckets: Vec<u64>,
     },
 }
 
-static METRICS: Mutex<BTreeMap<String, MetricValue>> = Mutex::new(BTreeMap::new());
+/// Every metric, in registration order; the mutex guards registration only.
+static REGISTRY: Mutex<Vec<&'static Metric>> = Mutex::new(Vec::new());
 
-fn update(name: &str, f: impl FnOnce(Option<&mut MetricValue>) -> Option<MetricValue>) {
-    // A panic while the lock is held cannot leave a value half-updated (each update is
-    // one assignment), so a poisoned lock is still consistent.
-    let mut map = METRICS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(new) = f(map.get_mut(name)) {
-        map.insert(name.to_owned(), new);
-    }
+thread_local! {
+    /// This thread's view of the registry, by name: a hit costs a hash, no lock.
+    static CACHE: RefCell<HashMap<String, &'static Metric>> = RefCell::new(HashMap::new());
 }
 
-/// Adds `n` to the counter `name`. A name already used by another kind of metric is
-/// left as it is.
+/// The metric `name`, registering it with `kind` on first use.
+fn lookup(name: &str, kind: Kind) -> &'static Metric {
+    if let Some(m) = CACHE.with(|c| c.borrow().get(name).copied()) {
+        return m;
+    }
+    let m = register(name, kind);
+    CACHE.with(|c| c.borrow_mut().insert(name.to_owned(), m));
+    m
+}
+
+fn register(name: &str, kind: Kind) -> &'static Metric {
+    // A panic while the lock is held leaves the vector as it was before the push.
+    let mut all = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = all.iter().find(|m| m.name == name) {
+        return m;
+    }
+    let m: &'static Metric = Box::leak(Box::new(Metric::new(name, kind)));
+    all.push(m);
+    m
+}
+
+/// Adds `n` to the counter `name`.
 pub fn increment_counter(name: &str, n: u64) {
-    update(name, |v| match v {
-        Some(MetricValue::Counter(c)) => {
-            *c = c.saturating_add(n);
-            None
-        }
-        Some(_) => None,
-        None => Some(MetricValue::Counter(n)),
-    });
+    lookup(name, Kind::Counter).add(n);
 }
 
 /// Sets the gauge `name` to `value`.
 pub fn set_gauge(name: &str, value: f64) {
-    update(name, |v| match v {
-        Some(MetricValue::Gauge(g)) => {
-            *g = value;
-            None
-        }
-        Some(_) => None,
-        None => Some(MetricValue::Gauge(value)),
-    });
+    lookup(name, Kind::Gauge).set(value);
 }
 
 /// Records one observation of `value` in the histogram `name`.
 pub fn observe_histogram(name: &str, value: f64) {
-    update(name, |v| match v {
-        Some(MetricValue::Histogram {
-            count,
-            sum,
-            min,
-            max,
-        }) => {
-            *count += 1;
-            *sum += value;
-            *min = min.min(value);
-            *max = max.max(value);
-            None
-        }
-        Some(_) => None,
-        None => Some(MetricValue::Histogram {
-            count: 1,
-            sum: value,
-            min: value,
-            max: value,
-        }),
-    });
+    lookup(name, Kind::Histogram).observe(value);
 }
 
-/// Every metric recorded so far, sorted by name.
+macro_rules! handle {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name {
+            name: &'static str,
+            metric: OnceLock<&'static Metric>,
+        }
+
+        impl $name {
+            /// A handle for the metric `name`, registered on first use.
+            pub const fn new(name: &'static str) -> $name {
+                $name { name, metric: OnceLock::new() }
+            }
+
+            fn get(&self) -> &'static Metric {
+                self.metric.get_or_init(|| register(self.name, $kind))
+            }
+        }
+    };
+}
+
+handle!(
+    /// A counter found once: `static C: Counter = Counter::new("name");`.
+    Counter,
+    Kind::Counter
+);
+handle!(
+    /// A gauge found once.
+    Gauge,
+    Kind::Gauge
+);
+handle!(
+    /// A histogram found once.
+    Histogram,
+    Kind::Histogram
+);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn increment(&self, n: u64) {
+        self.get().add(n);
+    }
+}
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, value: f64) {
+        self.get().set(value);
+    }
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        self.get().observe(value);
+    }
+}
+
+/// Every metric recorded so far, in registration order.
 pub fn snapshot() -> Vec<(String, MetricValue)> {
-    let map = METRICS.lock().unwrap_or_else(|p| p.into_inner());
-    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    let all = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    all.iter().map(|m| (m.name.clone(), m.read())).collect()
+}
+
+/// Reports every metric to the host (the `memlink_metrics` entry point).
+///
+/// # Safety
+///
+/// `visit` must be safe to call with `ctx` and a record valid for that call.
+pub(crate) unsafe fn visit_all(
+    visit: unsafe extern "C" fn(*mut c_void, *const MetricRecord),
+    ctx: *mut c_void,
+) {
+    for (name, value) in snapshot() {
+        let (kind, count, value, buckets) = match value {
+            MetricValue::Counter(n) => (abi::METRIC_COUNTER, n, 0.0, Vec::new()),
+            MetricValue::Gauge(v) => (abi::METRIC_GAUGE, 0, v, Vec::new()),
+            MetricValue::Histogram {
+                count,
+                sum,
+                buckets,
+            } => (abi::METRIC_HISTOGRAM, count, sum, buckets),
+        };
+        let record = MetricRecord {
+            name: StrRef::new(&name),
+            kind,
+            reserved: 0,
+            count,
+            value,
+            bounds: BUCKETS.as_ptr(),
+            buckets: buckets.as_ptr(),
+            bucket_count: buckets.len(),
+        };
+        // SAFETY: the caller's contract; `record` and what it points to live until
+        // `visit` returns.
+        unsafe { visit(ctx, &record) };
+    }
 }
 
 #[cfg(test)]
@@ -119,24 +306,45 @@ mod tests {
         increment_counter("t_calls", 3);
         set_gauge("t_depth", 1.0);
         set_gauge("t_depth", 4.5);
-        observe_histogram("t_lat", 10.0);
+        observe_histogram("t_lat", 0.02);
         observe_histogram("t_lat", 30.0);
+        observe_histogram("t_lat", 1e9);
         assert_eq!(get("t_calls"), Some(MetricValue::Counter(5)));
         assert_eq!(get("t_depth"), Some(MetricValue::Gauge(4.5)));
-        assert_eq!(
-            get("t_lat"),
-            Some(MetricValue::Histogram {
-                count: 2,
-                sum: 40.0,
-                min: 10.0,
-                max: 30.0
-            })
-        );
+        let Some(MetricValue::Histogram {
+            count,
+            sum,
+            buckets,
+        }) = get("t_lat")
+        else {
+            panic!()
+        };
+        assert_eq!((count, sum), (3, 1e9 + 30.02));
+        assert_eq!(buckets.len(), BUCKETS.len() + 1);
+        assert_eq!(buckets[4], 1, "0.02 falls in the 0.025 bucket");
+        assert_eq!(buckets[14], 1, "30 falls in the 50 bucket");
+        assert_eq!(buckets[BUCKETS.len()], 1, "1e9 is above every bound");
         set_gauge("t_calls", 9.0);
         assert_eq!(
             get("t_calls"),
             Some(MetricValue::Counter(5)),
             "kinds do not mix"
         );
+    }
+
+    #[test]
+    fn handles_and_names_share_one_metric_across_threads() {
+        static C: Counter = Counter::new("t_shared");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        C.increment(1);
+                        increment_counter("t_shared", 1);
+                    }
+                });
+            }
+        });
+        assert_eq!(get("t_shared"), Some(MetricValue::Counter(8000)));
     }
 }

@@ -29,8 +29,20 @@ pub(crate) struct CallMeta {
 /// The host's side of a running call; `CallFrame::host_call` points at it.
 struct HostCall<'r> {
     runtime: &'r Inner,
+    module: &'r Module,
     meta: CallMeta,
     output: Option<AlignedBuf>,
+}
+
+/// The runtime and module behind a call handle, if there is one.
+///
+/// # Safety
+///
+/// `call` must be null or the `host_call` of a frame whose call is running.
+pub(crate) unsafe fn call_of<'r>(call: *mut c_void) -> Option<(&'r Inner, &'r Module)> {
+    // SAFETY: the caller's contract; the `HostCall` lives until its call returns, and
+    // the runtime and module it borrows live longer.
+    unsafe { call.cast::<HostCall<'r>>().as_ref() }.map(|c| (c.runtime, c.module))
 }
 
 /// The services every module gets, one static table for all.
@@ -149,14 +161,15 @@ pub(crate) enum ArgsIn<'a> {
 }
 
 /// Runs method `index` of `module` with `args`. The module must already be entered
-/// (`Module::enter`); the caller leaves it afterwards.
+/// (`Module::enter`); the caller leaves it afterwards. Also returns the arena bytes the
+/// call used and the argument length.
 pub(crate) fn dispatch(
     runtime: &Inner,
     module: &Module,
     index: u32,
     args: ArgsIn<'_>,
     meta: CallMeta,
-) -> Result<CallOutput, ModuleError> {
+) -> (Result<CallOutput, ModuleError>, usize, usize) {
     let (mut arena, owned, args_len, scratch) = match args {
         ArgsIn::Slice(s) => (
             runtime.pool.take(),
@@ -186,6 +199,7 @@ pub(crate) fn dispatch(
     };
     let mut host_call = HostCall {
         runtime,
+        module,
         meta,
         output: None,
     };
@@ -215,6 +229,7 @@ pub(crate) fn dispatch(
         persistent_len,
         out: core::ptr::null(),
         out_len: 0,
+        arena_used: 0,
     };
     // SAFETY: the frame honours the ABI: the arguments are borrowed, owned or in the
     // arena ahead of the scratch space, and in every case alive and unwritten until the
@@ -222,13 +237,15 @@ pub(crate) fn dispatch(
     // `host_call` lives on this stack until the call returns; and `call` is the module's
     // entry point, valid for the life of the process (its library is never unloaded).
     let status = unsafe { (module.entry.call)(&mut frame) };
-    let (out, out_len) = (frame.out, frame.out_len);
-    let mut output = collect(arena, host_call.output, out, out_len)?;
-    output._args = owned.map(OwnedArgs);
-    match Status::from_code(status) {
-        Some(Status::Ok) => Ok(output),
-        _ => Err(ModuleError::from_status(status, output.as_bytes())),
-    }
+    let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
+    let result = collect(arena, host_call.output, out, out_len).and_then(|mut output| {
+        output._args = owned.map(OwnedArgs);
+        match Status::from_code(status) {
+            Some(Status::Ok) => Ok(output),
+            _ => Err(ModuleError::from_status(status, output.as_bytes())),
+        }
+    });
+    (result, used, args_len)
 }
 
 /// Where the module's scratch space starts in the arena.

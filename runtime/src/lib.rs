@@ -11,6 +11,7 @@
 //! - [`call`] — the call path and [`CallOutput`];
 //! - [`arena`] — host-owned arena memory;
 //! - [`admission`] — concurrency limits, saturation and backpressure;
+//! - [`log`] and [`metrics`] — module logs and figures, for the host;
 //! - [`error`] — [`RuntimeError`].
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
@@ -23,7 +24,8 @@ pub mod admission;
 pub mod arena;
 pub mod call;
 pub mod error;
-mod log;
+pub mod log;
+pub mod metrics;
 pub mod module;
 pub mod resolver;
 pub mod runtime;
@@ -32,8 +34,10 @@ pub mod zero_copy;
 pub use admission::Saturation;
 pub use call::CallOutput;
 pub use error::RuntimeError;
+pub use log::{LogEvent, LogSink};
 pub use memlink_msdk::abi::Format;
 pub use memlink_msdk::ModuleError;
+pub use metrics::{MethodMetrics, MetricValue, ModuleMetrics};
 pub use module::Method;
 pub use resolver::ModuleRef;
 pub use runtime::{CallOptions, MethodRef, ModuleHandle, ModuleRuntime, Runtime, RuntimeConfig};

@@ -1,4 +1,5 @@
-//! Module log records, delivered to the host's `tracing` subscriber.
+//! Module log records, delivered to the host's `tracing` subscriber and to a
+//! [`LogSink`] if the host installed one.
 
 use core::ffi::c_void;
 use std::panic::{self, AssertUnwindSafe};
@@ -6,9 +7,41 @@ use std::panic::{self, AssertUnwindSafe};
 use memlink_msdk::abi::{level, LogField, LogRecord, StrRef};
 use tracing::level_filters::LevelFilter;
 
-/// The most detailed level the current subscriber wants, as the module's filter.
-pub(crate) fn max_level() -> u32 {
-    match LevelFilter::current().into_level() {
+use crate::runtime::RuntimeConfig;
+
+/// A module log record, as a [`LogSink`] receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogEvent<'a> {
+    /// The record's level.
+    pub level: tracing::Level,
+    /// The module's name.
+    pub module: &'a str,
+    /// The export that was running (empty outside a call).
+    pub method: &'a str,
+    /// The message.
+    pub message: &'a str,
+    /// Key/value fields, in order.
+    pub fields: Vec<(&'a str, &'a str)>,
+    /// Trace id of the call (0: none).
+    pub trace_id: u64,
+    /// Span id of the call (0: none).
+    pub span_id: u64,
+}
+
+/// Receives module log records, beside the `tracing` events the runtime emits.
+pub trait LogSink: Send + Sync {
+    /// One record.
+    fn record(&self, event: &LogEvent<'_>);
+}
+
+/// The module's filter: the configured level, else what the installed subscriber wants.
+pub(crate) fn max_level(config: &RuntimeConfig) -> u32 {
+    let level = match config.log_level {
+        Some(level) => Some(level),
+        None => LevelFilter::current().into_level(),
+    };
+    match level {
         None => level::OFF,
         Some(tracing::Level::ERROR) => level::ERROR,
         Some(tracing::Level::WARN) => level::WARN,
@@ -24,21 +57,45 @@ pub(crate) fn max_level() -> u32 {
 ///
 /// `record` must point to a valid [`LogRecord`] whose strings and fields are valid for
 /// the duration of this call.
-pub(crate) unsafe extern "C" fn host_log(_call: *mut c_void, record: *const LogRecord) {
+pub(crate) unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
     // A subscriber that panics must not unwind into the module.
     let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract: null, or the running call's handle.
+        let host = unsafe { crate::call::call_of(call) };
+        let sink = host.and_then(|(rt, _)| rt.config.log_sink.clone());
+        // The name the host knows the module by (it may have been loaded under another).
+        let name = host.map(|(_, module)| module.name.as_str());
         // SAFETY: the caller's contract.
         if let Some(record) = unsafe { record.as_ref() } {
             // SAFETY: the caller's contract covers the record's strings and fields.
-            unsafe { emit(record) };
+            unsafe { emit(record, name, sink.as_deref()) };
         }
     }));
+}
+
+/// Logs a caught panic at error level, with the module, the export, and the message
+/// (which carries the panic's location), under the target `memlink::panic`: a host that
+/// already reports the failed call can filter these out.
+pub(crate) fn panicked(module: &str, method: &str, message: &str, config: &RuntimeConfig) {
+    tracing::error!(target: "memlink::panic", module, method, "panicked: {message}");
+    if let Some(sink) = &config.log_sink {
+        let text = format!("panicked: {message}");
+        sink.record(&LogEvent {
+            level: tracing::Level::ERROR,
+            module,
+            method,
+            message: &text,
+            fields: Vec::new(),
+            trace_id: 0,
+            span_id: 0,
+        });
+    }
 }
 
 /// # Safety
 ///
 /// As for [`host_log`].
-unsafe fn emit(record: &LogRecord) {
+unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&dyn LogSink>) {
     // SAFETY: valid for this call (the caller's contract).
     let text = |s: StrRef| unsafe { s.as_str() }.unwrap_or("<not UTF-8>");
     let pairs: &[LogField] = if record.field_count == 0 || record.fields.is_null() {
@@ -47,17 +104,33 @@ unsafe fn emit(record: &LogRecord) {
         // SAFETY: `field_count` valid fields (the caller's contract).
         unsafe { std::slice::from_raw_parts(record.fields, record.field_count) }
     };
-    let fields: Vec<String> = pairs
-        .iter()
-        .map(|f| format!("{}={}", text(f.key), text(f.value)))
-        .collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|f| (text(f.key), text(f.value))).collect();
+    let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let fields = fields.join(" ");
     let (module, method, message) = (
-        text(record.module),
+        name.unwrap_or_else(|| text(record.module)),
         text(record.method),
         text(record.message),
     );
     let (trace_id, span_id) = (record.trace_id, record.span_id);
+    let level = match record.level {
+        level::ERROR => tracing::Level::ERROR,
+        level::WARN => tracing::Level::WARN,
+        level::INFO => tracing::Level::INFO,
+        level::DEBUG => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    if let Some(sink) = sink {
+        sink.record(&LogEvent {
+            level,
+            module,
+            method,
+            message,
+            fields: pairs,
+            trace_id,
+            span_id,
+        });
+    }
     macro_rules! event {
         ($lvl:expr) => {
             tracing::event!(target: "memlink::module", $lvl, module, method, trace_id, span_id, fields = %fields, "{message}")

@@ -11,6 +11,7 @@ use memlink_msdk::abi::{self, Format, ModuleInfo, StrRef};
 use crate::admission::{Gate, Refused, Saturation};
 use crate::arena::AlignedBuf;
 use crate::error::RuntimeError;
+use crate::metrics::MethodStats;
 
 /// One method as the module's table describes it, checked and copied out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub(crate) struct EntryPoints {
     pub(crate) init: abi::InitFn,
     pub(crate) call: abi::CallFn,
     pub(crate) shutdown: abi::ShutdownFn,
+    /// Optional: a module built without metrics support has none.
+    pub(crate) metrics: Option<abi::MetricsFn>,
 }
 
 /// A module the runtime loaded.
@@ -60,6 +63,8 @@ pub(crate) struct Module {
     pub(crate) gate: Gate,
     /// Memory the module keeps across calls; a new region (and generation) per load.
     pub(crate) persistent: Option<PersistentRegion>,
+    /// Built-in figures, one per method (same order as `methods`).
+    pub(crate) stats: Box<[MethodStats]>,
 }
 
 /// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
@@ -137,6 +142,9 @@ impl Module {
         // SAFETY: the module's ABI version matched, so this returns null or a pointer to a
         // `ModuleInfo` in its static memory, valid while the library is mapped (forever).
         let info = unsafe { info_fn().as_ref() };
+        // SAFETY: declared with the ABI's `MetricsFn` signature (the version matched
+        // above); a module without it simply has no metrics of its own.
+        let metrics = unsafe { get::<abi::MetricsFn>(&library, path, abi::SYM_METRICS) }.ok();
         let described = describe(info).map_err(|reason| RuntimeError::InvalidModule {
             path: path.to_owned(),
             reason,
@@ -147,11 +155,15 @@ impl Module {
             name: described.name,
             version: described.version,
             sdk_version: described.sdk_version,
+            stats: (0..described.methods.len())
+                .map(|_| MethodStats::default())
+                .collect(),
             methods: described.methods,
             entry: EntryPoints {
                 init,
                 call,
                 shutdown,
+                metrics,
             },
             retired: AtomicBool::new(false),
             gate: Gate::default(),

@@ -110,3 +110,31 @@ fn errors_are_one_line_and_exit_non_zero() {
         assert!(err.starts_with(prefix), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn stats_and_verbose_show_metrics_and_module_logs() {
+    let b = basic();
+    let out = memlink(&["call", &b, "chatty", "4", "--repeat", "3", "--stats"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("memlink_calls_total{module=\"basic\",method=\"chatty\"} 3"),
+        "{text}"
+    );
+    let quiet = stderr(&out);
+    assert!(
+        quiet.contains("an error") && quiet.contains("a warning"),
+        "errors and warnings show: {quiet}"
+    );
+    assert!(
+        !quiet.contains("some information"),
+        "info needs -v: {quiet}"
+    );
+    let loud = stderr(&memlink(&["-vv", "call", &b, "chatty", "4"]));
+    assert!(
+        loud.contains("some information") && loud.contains("a detail"),
+        "{loud}"
+    );
+    assert!(!loud.contains("a fine detail"), "trace needs -vvv: {loud}");
+    assert!(loud.contains("user=alice"), "fields show: {loud}");
+}

@@ -38,6 +38,12 @@ enum Command {
         method: String,
         /// The arguments (JSON, or text for raw methods); none if omitted.
         args: Option<String>,
+        /// Call this many times (the result printed is the last one's).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Print the runtime's and the module's metrics (Prometheus text) afterwards.
+        #[arg(long)]
+        stats: bool,
     },
 }
 
@@ -54,17 +60,30 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::INFO,
-        2 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
     };
-    tracing_subscriber::fmt()
+    // A failed call is reported on one line already; the runtime's own record of a caught
+    // panic is shown only when asked for more.
+    let panics = if verbose == 0 {
+        LevelFilter::OFF
+    } else {
+        LevelFilter::ERROR
+    };
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("memlink::panic", panics);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
 }
 
 fn run(command: Command) -> Result<(), String> {
@@ -79,10 +98,18 @@ fn run(command: Command) -> Result<(), String> {
             module,
             method,
             args,
+            repeat,
+            stats,
         } => {
             let handle = load(&runtime, &module)?;
-            let out = call(&runtime, handle, &method, args.as_deref())?;
+            let mut out = String::new();
+            for _ in 0..repeat.max(1) {
+                out = call(&runtime, handle, &method, args.as_deref())?;
+            }
             println!("{out}");
+            if stats {
+                print!("{}", runtime.prometheus());
+            }
             Ok(())
         }
     }

@@ -1,0 +1,481 @@
+//! Metrics: built-in figures for every export, and the modules' own metrics.
+//!
+//! The runtime counts, for every export, with no module code: calls, errors by status
+//! (panics and timeouts among them), a latency histogram, bytes in and out and the
+//! arena's high-water mark. The counts are atomics split into shards, one per group of
+//! threads, so that threads calling one export do not fight over a cache line. A module's
+//! own counters, gauges and histograms are read from the module when a snapshot is taken.
+//! [`crate::Runtime::metrics`] returns both; [`crate::Runtime::prometheus`] renders them
+//! in the Prometheus text format.
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use core::ffi::c_void;
+
+use memlink_msdk::abi::{self, MetricRecord, Status};
+
+use crate::module::Module;
+pub use memlink_msdk::metrics::{MetricValue, BUCKETS};
+
+/// Shards per export: enough that a few threads rarely share one.
+const SHARDS: usize = 8;
+/// Statuses counted as errors: every non-`Ok` status the ABI defines.
+const STATUSES: usize = 12;
+
+/// One shard of an export's figures, on cache lines of its own.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Shard {
+    calls: AtomicU64,
+    errors: [AtomicU64; STATUSES],
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    latency: [AtomicU64; BUCKETS.len() + 1],
+    latency_sum_ns: AtomicU64,
+    arena_high_water: AtomicU64,
+}
+
+/// The built-in figures of one export.
+#[derive(Debug)]
+pub(crate) struct MethodStats {
+    shards: Box<[Shard]>,
+}
+
+impl Default for MethodStats {
+    fn default() -> Self {
+        MethodStats {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's shard, assigned round-robin on first use.
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+fn shard_index() -> usize {
+    SHARD.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
+        }
+        s.get()
+    })
+}
+
+/// What one call did, for the built-in figures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallRecord {
+    /// The call's status code (0: success).
+    pub(crate) status: i32,
+    pub(crate) latency_ns: u64,
+    pub(crate) bytes_in: usize,
+    pub(crate) bytes_out: usize,
+    pub(crate) arena_used: usize,
+}
+
+impl MethodStats {
+    pub(crate) fn record(&self, r: CallRecord) {
+        let s = &self.shards[shard_index()];
+        s.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = usize::try_from(r.status)
+            .ok()
+            .filter(|&c| c > 0 && c <= STATUSES)
+        {
+            s.errors[slot - 1].fetch_add(1, Ordering::Relaxed);
+        }
+        s.bytes_in.fetch_add(r.bytes_in as u64, Ordering::Relaxed);
+        s.bytes_out.fetch_add(r.bytes_out as u64, Ordering::Relaxed);
+        let micros = r.latency_ns as f64 / 1e3;
+        let bucket = BUCKETS
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(BUCKETS.len());
+        s.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        s.latency_sum_ns.fetch_add(r.latency_ns, Ordering::Relaxed);
+        s.arena_high_water
+            .fetch_max(r.arena_used as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, module: &str, method: &str) -> MethodMetrics {
+        let sum = |f: &dyn Fn(&Shard) -> &AtomicU64| {
+            self.shards
+                .iter()
+                .map(|s| f(s).load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
+        let errors = (0..STATUSES)
+            .map(|i| (status_name(i as i32 + 1), sum(&|s: &Shard| &s.errors[i])))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let buckets: Vec<u64> = (0..=BUCKETS.len())
+            .map(|i| sum(&|s: &Shard| &s.latency[i]))
+            .collect();
+        MethodMetrics {
+            module: module.to_owned(),
+            method: method.to_owned(),
+            calls: sum(&|s| &s.calls),
+            errors,
+            bytes_in: sum(&|s| &s.bytes_in),
+            bytes_out: sum(&|s| &s.bytes_out),
+            latency_count: buckets.iter().sum(),
+            latency_sum_micros: sum(&|s| &s.latency_sum_ns) as f64 / 1e3,
+            latency_buckets: buckets,
+            arena_high_water: self
+                .shards
+                .iter()
+                .map(|s| s.arena_high_water.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// The lower-case name of a status code, as metrics label it.
+pub fn status_name(code: i32) -> &'static str {
+    match Status::from_code(code) {
+        Some(Status::Ok) => "ok",
+        Some(Status::QuotaExceeded) => "quota_exceeded",
+        Some(Status::CallFailed) => "call_failed",
+        Some(Status::Timeout) => "timeout",
+        Some(Status::Panic) => "panic",
+        Some(Status::Serialize) => "serialize",
+        Some(Status::ServiceUnavailable) => "service_unavailable",
+        Some(Status::InvalidMethod) => "invalid_method",
+        Some(Status::ModuleNotFound) => "module_not_found",
+        Some(Status::MaxCallDepthExceeded) => "max_call_depth_exceeded",
+        Some(Status::Failed) => "failed",
+        Some(Status::Abi) => "abi",
+        _ => "unknown",
+    }
+}
+
+/// The built-in figures of one export.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MethodMetrics {
+    /// The module's name.
+    pub module: String,
+    /// The export's name.
+    pub method: String,
+    /// Calls that reached the module.
+    pub calls: u64,
+    /// Failed calls by status name (`panic`, `timeout`, `serialize`, …); absent: none.
+    pub errors: Vec<(&'static str, u64)>,
+    /// Argument bytes passed in.
+    pub bytes_in: u64,
+    /// Result (or error payload) bytes passed out.
+    pub bytes_out: u64,
+    /// Number of latencies recorded.
+    pub latency_count: u64,
+    /// Their sum, in microseconds.
+    pub latency_sum_micros: f64,
+    /// Latencies per bucket of [`BUCKETS`] (microseconds), not cumulative; the last entry
+    /// counts those above every bound.
+    pub latency_buckets: Vec<u64>,
+    /// Most arena bytes one call used.
+    pub arena_high_water: u64,
+}
+
+impl MethodMetrics {
+    /// Failed calls with the status named `name`.
+    pub fn errors_of(&self, name: &str) -> u64 {
+        self.errors
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, c)| *c)
+    }
+}
+
+/// One module's figures: the built-ins per export and the module's own metrics.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ModuleMetrics {
+    /// The module's name.
+    pub module: String,
+    /// Built-in figures, one entry per export.
+    pub methods: Vec<MethodMetrics>,
+    /// The module's own metrics, by name.
+    pub custom: Vec<(String, MetricValue)>,
+}
+
+/// A module's figures: its exports' built-ins and, through its `memlink_metrics`
+/// export, its own metrics.
+pub(crate) fn of_module(module: &Module) -> ModuleMetrics {
+    let methods = module
+        .methods
+        .iter()
+        .zip(module.stats.iter())
+        .map(|(m, s)| s.snapshot(&module.name, &m.name))
+        .collect();
+    let mut custom: Vec<(String, MetricValue)> = Vec::new();
+    if let Some(read) = module.entry.metrics {
+        // SAFETY: the module's `memlink_metrics` with the ABI's signature; `collect`
+        // only reads each record during its call, and `custom` outlives the call.
+        unsafe { read(collect, (&raw mut custom).cast()) };
+    }
+    ModuleMetrics {
+        module: module.name.clone(),
+        methods,
+        custom,
+    }
+}
+
+/// Copies one module metric into the `Vec` at `ctx`.
+///
+/// # Safety
+///
+/// `ctx` must be the `Vec<(String, MetricValue)>` `of_module` passed; `record` must be
+/// valid for this call.
+unsafe extern "C" fn collect(ctx: *mut c_void, record: *const MetricRecord) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract.
+        let (out, r) = unsafe { (&mut *ctx.cast::<Vec<(String, MetricValue)>>(), &*record) };
+        // SAFETY: the record's name is valid during this call.
+        let Some(name) = (unsafe { r.name.as_str() }) else {
+            return;
+        };
+        let value = match r.kind {
+            abi::METRIC_COUNTER => MetricValue::Counter(r.count),
+            abi::METRIC_GAUGE => MetricValue::Gauge(r.value),
+            abi::METRIC_HISTOGRAM
+                if !r.buckets.is_null() && r.bucket_count == BUCKETS.len() + 1 =>
+            {
+                // SAFETY: `bucket_count` counts, valid during this call.
+                let buckets =
+                    unsafe { std::slice::from_raw_parts(r.buckets, r.bucket_count) }.to_vec();
+                MetricValue::Histogram {
+                    count: r.count,
+                    sum: r.value,
+                    buckets,
+                }
+            }
+            _ => return,
+        };
+        out.push((name.to_owned(), value));
+    }));
+}
+
+/// Renders `modules` in the Prometheus text exposition format (version 0.0.4).
+pub fn prometheus(modules: &[ModuleMetrics]) -> String {
+    let mut out = String::new();
+    let methods: Vec<&MethodMetrics> = modules.iter().flat_map(|m| &m.methods).collect();
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let labels = |m: &MethodMetrics| {
+        format!(
+            "module=\"{}\",method=\"{}\"",
+            escape(&m.module),
+            escape(&m.method)
+        )
+    };
+    family(
+        &mut out,
+        "memlink_calls_total",
+        "counter",
+        "Calls per export.",
+    );
+    for m in &methods {
+        let _ = writeln!(out, "memlink_calls_total{{{}}} {}", labels(m), m.calls);
+    }
+    family(
+        &mut out,
+        "memlink_errors_total",
+        "counter",
+        "Failed calls per export, by status.",
+    );
+    for m in &methods {
+        for (status, n) in &m.errors {
+            let _ = writeln!(
+                out,
+                "memlink_errors_total{{{},status=\"{status}\"}} {n}",
+                labels(m)
+            );
+        }
+    }
+    for (name, help, get) in [
+        (
+            "memlink_bytes_in_total",
+            "Argument bytes per export.",
+            (|m: &MethodMetrics| m.bytes_in) as fn(&MethodMetrics) -> u64,
+        ),
+        ("memlink_bytes_out_total", "Result bytes per export.", |m| {
+            m.bytes_out
+        }),
+    ] {
+        family(&mut out, name, "counter", help);
+        for m in &methods {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(m), get(m));
+        }
+    }
+    family(
+        &mut out,
+        "memlink_arena_high_water_bytes",
+        "gauge",
+        "Most arena bytes one call used.",
+    );
+    for m in &methods {
+        let _ = writeln!(
+            out,
+            "memlink_arena_high_water_bytes{{{}}} {}",
+            labels(m),
+            m.arena_high_water
+        );
+    }
+    family(
+        &mut out,
+        "memlink_call_duration_microseconds",
+        "histogram",
+        "Call latency per export.",
+    );
+    for m in &methods {
+        histogram(
+            &mut out,
+            "memlink_call_duration_microseconds",
+            &labels(m),
+            &m.latency_buckets,
+            m.latency_sum_micros,
+        );
+    }
+    custom(&mut out, modules);
+    out
+}
+
+/// The modules' own metrics, one family per name, labelled by module.
+fn custom(out: &mut String, modules: &[ModuleMetrics]) {
+    let mut names: Vec<&str> = modules
+        .iter()
+        .flat_map(|m| m.custom.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let family = format!("memlink_module_{}", sanitize(name));
+        let mut typed = false;
+        for module in modules {
+            let Some((_, value)) = module.custom.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            let labels = format!("module=\"{}\"", escape(&module.module));
+            let kind = match value {
+                MetricValue::Counter(_) => "counter",
+                MetricValue::Gauge(_) => "gauge",
+                _ => "histogram",
+            };
+            if !typed {
+                let _ = writeln!(
+                    out,
+                    "# HELP {family} Module metric `{name}`.\n# TYPE {family} {kind}"
+                );
+                typed = true;
+            }
+            match value {
+                MetricValue::Counter(n) => {
+                    let _ = writeln!(out, "{family}{{{labels}}} {n}");
+                }
+                MetricValue::Gauge(v) => {
+                    let _ = writeln!(out, "{family}{{{labels}}} {}", float(*v));
+                }
+                MetricValue::Histogram { sum, buckets, .. } => {
+                    histogram(out, &family, &labels, buckets, *sum)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Cumulative buckets, then sum and count, as the format wants them.
+fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64) {
+    let mut cumulative = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        cumulative += n;
+        let le = BUCKETS
+            .get(i)
+            .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", float(sum));
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
+fn float(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else if v.is_nan() {
+        "NaN".to_owned()
+    } else if v > 0.0 {
+        "+Inf".to_owned()
+    } else {
+        "-Inf".to_owned()
+    }
+}
+
+/// A metric name of only `[a-zA-Z0-9_]`.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: i32, latency_ns: u64) -> CallRecord {
+        CallRecord {
+            status,
+            latency_ns,
+            bytes_in: 3,
+            bytes_out: 5,
+            arena_used: latency_ns as usize,
+        }
+    }
+
+    #[test]
+    fn figures_add_up_across_shards() {
+        let stats = MethodStats::default();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let stats = &stats;
+                s.spawn(move || {
+                    for i in 0..100 {
+                        stats.record(record(if i % 10 == 0 { 4 } else { 0 }, 1_000 * (t + 1)));
+                    }
+                });
+            }
+        });
+        let m = stats.snapshot("m", "f");
+        assert_eq!((m.calls, m.bytes_in, m.bytes_out), (400, 1200, 2000));
+        assert_eq!(m.errors, vec![("panic", 40)]);
+        assert_eq!(m.latency_count, 400);
+        assert_eq!(m.arena_high_water, 4_000);
+        assert!((m.latency_sum_micros - 100.0 * (1.0 + 2.0 + 3.0 + 4.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn names_and_labels_are_made_safe() {
+        assert_eq!(sanitize("req.latency-ms"), "req_latency_ms");
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(float(f64::INFINITY), "+Inf");
+    }
+}

@@ -1,0 +1,361 @@
+//! Module logs and metrics reach the host: a sink and a `tracing` subscriber see every
+//! field, disabled levels never leave the module, and the figures are exact.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{module_copy, mp};
+use memlink_runtime::{
+    CallOptions, LogEvent, LogSink, MetricValue, ModuleRef, ModuleRuntime, Runtime, RuntimeConfig,
+};
+
+/// A record, owned: level, module, method, message, fields, trace id, span id.
+type Owned = (
+    tracing::Level,
+    String,
+    String,
+    String,
+    Vec<(String, String)>,
+    u64,
+    u64,
+);
+
+/// A sink that keeps every record.
+#[derive(Default)]
+struct Collect(Mutex<Vec<Owned>>);
+
+impl LogSink for Collect {
+    fn record(&self, e: &LogEvent<'_>) {
+        let fields = e
+            .fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.0.lock().unwrap().push((
+            e.level,
+            e.module.to_owned(),
+            e.method.to_owned(),
+            e.message.to_owned(),
+            fields,
+            e.trace_id,
+            e.span_id,
+        ));
+    }
+}
+
+fn runtime_with(
+    sink: Arc<Collect>,
+    level: tracing::Level,
+    copy: &str,
+) -> (Runtime, memlink_runtime::ModuleHandle) {
+    let config = RuntimeConfig::default().log_sink(sink).log_level(level);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load_as(ModuleRef::from_path(module_copy("basic", copy)), copy)
+        .unwrap();
+    (rt, h)
+}
+
+#[test]
+fn log_records_arrive_with_every_field() {
+    let sink = Arc::new(Collect::default());
+    let (rt, h) = runtime_with(sink.clone(), tracing::Level::TRACE, "basic_logs_all");
+    rt.call_with(
+        h,
+        "chatty",
+        &mp(&(3u32,)),
+        &CallOptions::default().trace(7, 9),
+    )
+    .unwrap();
+    let got = sink.0.lock().unwrap().clone();
+    let levels: Vec<_> = got.iter().map(|r| r.0).collect();
+    use tracing::Level;
+    assert_eq!(
+        levels,
+        [
+            Level::ERROR,
+            Level::WARN,
+            Level::INFO,
+            Level::DEBUG,
+            Level::TRACE
+        ]
+    );
+    let (_, module, method, message, fields, trace, span) = &got[2];
+    assert_eq!(
+        (module.as_str(), method.as_str(), message.as_str()),
+        ("basic_logs_all", "chatty", "some information")
+    );
+    assert_eq!(
+        fields,
+        &[
+            ("user".to_owned(), "alice".to_owned()),
+            ("n".to_owned(), "3".to_owned())
+        ]
+    );
+    assert_eq!((*trace, *span), (7, 9));
+}
+
+#[test]
+fn a_disabled_level_never_reaches_the_host() {
+    let sink = Arc::new(Collect::default());
+    let (rt, h) = runtime_with(sink.clone(), tracing::Level::WARN, "basic_logs_warn");
+    for _ in 0..10 {
+        rt.call(h, "chatty", &mp(&(1u32,))).unwrap();
+    }
+    // The sink sees everything the module sends: the host does not filter.
+    let levels: Vec<_> = sink.0.lock().unwrap().iter().map(|r| r.0).collect();
+    assert_eq!(levels.len(), 20, "{levels:?}");
+    assert!(
+        levels.iter().all(|l| *l <= tracing::Level::WARN),
+        "{levels:?}"
+    );
+}
+
+#[test]
+fn records_reach_a_tracing_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt;
+    #[derive(Default, Clone)]
+    struct Fields(Arc<Mutex<Vec<String>>>);
+    struct Visitor<'a>(&'a mut Vec<String>);
+    impl tracing::field::Visit for Visitor<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push(format!("{}={:?}", field.name(), value));
+        }
+        fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+            self.0.push(format!("{}={value}", field.name()));
+        }
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            self.0.push(format!("{}={value}", field.name()));
+        }
+    }
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
+        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            let mut all = vec![format!("target={}", e.metadata().target())];
+            e.record(&mut Visitor(&mut all));
+            self.0.lock().unwrap().push(all.join(" "));
+        }
+    }
+    let seen = Fields::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let config = RuntimeConfig::default().log_level(tracing::Level::INFO);
+        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let h = rt
+            .load_as(
+                ModuleRef::from_path(module_copy("basic", "basic_logs_tracing")),
+                "basic_logs_tracing",
+            )
+            .unwrap();
+        rt.call_with(
+            h,
+            "chatty",
+            &mp(&(5u32,)),
+            &CallOptions::default().trace(11, 12),
+        )
+        .unwrap();
+    });
+    let lines = seen.0.lock().unwrap().clone();
+    let info = lines
+        .iter()
+        .find(|l| l.contains("some information"))
+        .expect("the info record");
+    for part in [
+        "target=memlink::module",
+        "module=basic_logs_tracing",
+        "method=chatty",
+        "trace_id=11",
+        "span_id=12",
+        "user=alice n=5",
+    ] {
+        assert!(info.contains(part), "{part} missing from {info}");
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains("a detail")),
+        "debug is off: {lines:?}"
+    );
+}
+
+#[test]
+fn module_metrics_are_exact_from_several_threads() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_metrics")),
+            "basic_metrics",
+        )
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 1..=4u32 {
+            let rt = &rt;
+            s.spawn(move || {
+                for _ in 0..250 {
+                    rt.call(h, "observe", &mp(&(t,))).unwrap();
+                }
+            });
+        }
+    });
+    let all = rt.metrics();
+    let custom = &all
+        .iter()
+        .find(|m| m.module == "basic_metrics")
+        .unwrap()
+        .custom;
+    let get = |n: &str| custom.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(
+        get("observed_total"),
+        Some(MetricValue::Counter(250 * (1 + 2 + 3 + 4)))
+    );
+    assert_eq!(get("last_batch"), Some(MetricValue::Gauge(7.5)));
+    let Some(MetricValue::Histogram {
+        count,
+        sum,
+        buckets,
+    }) = get("batch_size")
+    else {
+        panic!()
+    };
+    assert_eq!((count, sum), (1000, 2500.0));
+    assert_eq!(buckets.iter().sum::<u64>(), 1000);
+    // 1 falls in the ≤1 bucket, 2 in ≤2.5, 3 and 4 in ≤5.
+    assert_eq!((buckets[9], buckets[10], buckets[11]), (250, 250, 500));
+}
+
+#[test]
+fn built_in_figures_are_exact_after_a_known_sequence() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_builtins")),
+            "basic_builtins",
+        )
+        .unwrap();
+    for i in 0..100u32 {
+        rt.call(h, "add", &mp(&(i, 1u32))).unwrap();
+    }
+    for _ in 0..3 {
+        rt.call(h, "boom", b"x").unwrap_err();
+    }
+    rt.call(h, "fail", b"timeout").unwrap_err();
+    rt.call(h, "fail", b"quota").unwrap_err();
+    let all = rt.metrics();
+    let methods = &all
+        .iter()
+        .find(|m| m.module == "basic_builtins")
+        .unwrap()
+        .methods;
+    let by = |n: &str| methods.iter().find(|m| m.method == n).unwrap();
+    let add = by("add");
+    assert_eq!(
+        (add.calls, add.latency_count, add.errors.len()),
+        (100, 100, 0)
+    );
+    assert_eq!(add.latency_buckets.iter().sum::<u64>(), 100);
+    let args: u64 = (0..100u32).map(|i| mp(&(i, 1u32)).len() as u64).sum();
+    let outs: u64 = (0..100u32).map(|i| mp(&(i + 1)).len() as u64).sum();
+    assert_eq!((add.bytes_in, add.bytes_out), (args, outs));
+    assert_eq!((by("boom").calls, by("boom").errors_of("panic")), (3, 3));
+    let fail = by("fail");
+    assert_eq!(
+        (
+            fail.calls,
+            fail.errors_of("timeout"),
+            fail.errors_of("quota_exceeded")
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(by("echo").calls, 0);
+}
+
+#[test]
+fn the_arena_high_water_mark_is_tracked() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load(ModuleRef::from_path(common::module_path("arena_usage")))
+        .unwrap();
+    for take in [10u32, 5000, 300] {
+        rt.call(h, "arena_stats", &mp(&(take,))).unwrap();
+    }
+    let all = rt.metrics();
+    let m = all[0]
+        .methods
+        .iter()
+        .find(|m| m.method == "arena_stats")
+        .unwrap();
+    assert!(
+        (5000..5100).contains(&m.arena_high_water),
+        "{}",
+        m.arena_high_water
+    );
+}
+
+#[test]
+fn prometheus_output_parses_and_counts_once() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_prom")),
+            "basic_prom",
+        )
+        .unwrap();
+    for _ in 0..5 {
+        rt.call(h, "echo", b"hi").unwrap();
+    }
+    rt.call(h, "observe", &mp(&(3u32,))).unwrap();
+    rt.call(h, "boom", b"x").unwrap_err();
+    let text = rt.prometheus();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let sample = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| s.value.clone())
+    };
+    use prometheus_parse::Value;
+    let echo = [("module", "basic_prom"), ("method", "echo")];
+    assert_eq!(
+        sample("memlink_calls_total", &echo),
+        Some(Value::Counter(5.0))
+    );
+    assert_eq!(
+        sample(
+            "memlink_errors_total",
+            &[("method", "boom"), ("status", "panic")]
+        ),
+        Some(Value::Counter(1.0))
+    );
+    match sample("memlink_call_duration_microseconds", &echo) {
+        Some(Value::Histogram(buckets)) => {
+            let inf = buckets
+                .iter()
+                .find(|b| b.less_than == f64::INFINITY)
+                .unwrap();
+            assert_eq!(
+                inf.count, 5.0,
+                "cumulative buckets end at the call count, not twice it"
+            );
+        }
+        other => panic!("expected a histogram, got {other:?}"),
+    }
+    assert_eq!(
+        sample("memlink_module_observed_total", &[("module", "basic_prom")]),
+        Some(Value::Counter(3.0))
+    );
+}
+
+#[test]
+fn a_caught_panic_is_logged_at_error_level_with_its_location() {
+    let sink = Arc::new(Collect::default());
+    let (rt, h) = runtime_with(sink.clone(), tracing::Level::ERROR, "basic_logs_panic");
+    rt.call(h, "boom", b"kaboom").unwrap_err();
+    let got = sink.0.lock().unwrap().clone();
+    let (level, module, method, message, ..) = got.last().expect("a record").clone();
+    assert_eq!(
+        (level, module.as_str(), method.as_str()),
+        (tracing::Level::ERROR, "basic_logs_panic", "boom")
+    );
+    assert!(message.starts_with("panicked: kaboom (at "), "{message}");
+    assert!(message.contains("basic.rs:"), "the location: {message}");
+}
