@@ -152,7 +152,8 @@ fn args_struct(export: &Export, names: &Names) -> TokenStream {
         #[serde(
             crate = "::memlink_msdk::__private::serde",
             deny_unknown_fields,
-            rename = #serde_name
+            rename = #serde_name,
+            expecting = #serde_name
         )]
         struct #args_struct {
             #(#field_names: #field_types,)*

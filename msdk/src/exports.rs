@@ -63,6 +63,25 @@ pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
 }
 
 fn init(frame: &InitFrame) -> Result<(), String> {
+    if (frame.size as usize) < size_of::<InitFrame>() {
+        return Err(format!(
+            "the init frame is {} bytes, this module needs {}",
+            frame.size,
+            size_of::<InitFrame>()
+        ));
+    }
+    // SAFETY: `host` is null or valid until shutdown (`memlink_init`'s contract).
+    match unsafe { frame.host.as_ref() } {
+        None => return Err("the host offers no services (null HostApi)".to_owned()),
+        Some(host) if (host.size as usize) < size_of::<HostApi>() => {
+            return Err(format!(
+                "the host's service table is {} bytes, this module needs {}",
+                host.size,
+                size_of::<HostApi>()
+            ));
+        }
+        Some(_) => {}
+    }
     if frame.abi_version != abi::ABI_VERSION {
         return Err(format!(
             "host speaks memlink ABI {}, module speaks {}",
@@ -148,6 +167,10 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     let Some(frame) = (unsafe { frame.as_mut() }) else {
         return Status::Abi as i32;
     };
+    // A frame smaller than this module's has no room for the outputs: write nothing.
+    if (frame.size as usize) < size_of::<CallFrame>() {
+        return Status::Abi as i32;
+    }
     frame.out = core::ptr::null();
     frame.out_len = 0;
     frame.arena_used = 0;
@@ -272,9 +295,23 @@ fn deadline(timeout_ns: u64) -> Option<Instant> {
 }
 
 /// Hands the error's payload to the host through `alloc_output`.
+/// Hands the error's payload to the host: into the arena when it fits (the failed call
+/// no longer needs it), else through `alloc_output`.
 fn report(frame: &mut CallFrame, error: &ModuleError) {
     let payload = error.payload();
-    if frame.host.is_null() || payload.is_empty() {
+    if payload.is_empty() {
+        return;
+    }
+    if !frame.arena.is_null() && payload.len() <= frame.arena_len && frame.arena.addr() % 16 == 0 {
+        // SAFETY: the arena is this call's alone and `arena_len` bytes long (checked by
+        // `check_frame` or, for a frame it refused, by the host's contract); nothing of
+        // the failed call is used any more, and the payload is the module's own memory.
+        unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), frame.arena, payload.len()) };
+        frame.out = frame.arena;
+        frame.out_len = payload.len();
+        return;
+    }
+    if frame.host.is_null() {
         return;
     }
     // SAFETY: non-null, and valid for the call by `memlink_call`'s contract.

@@ -11,10 +11,16 @@ use serde::Serialize;
 use crate::abi::Format;
 use crate::error::{ModuleError, Result};
 
+mod depth;
 mod raw;
 
-/// Deepest nesting a decoder accepts: deeper input is an error, not a stack overflow.
+/// Deepest nesting of arrays and maps a decoder accepts: deeper input is an error, not a
+/// stack overflow.
 pub const MAX_DEPTH: usize = 128;
+
+/// Most nested decoding calls of any kind (enums, options and newtypes included; one
+/// level of data can take two or three).
+pub const MAX_NESTING: usize = 384;
 
 /// Encodes `value`, structs as maps, appending to `out`.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
@@ -41,7 +47,8 @@ pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut rest = bytes;
     let mut de = rmp_serde::Deserializer::new(&mut rest);
     de.set_max_depth(MAX_DEPTH);
-    let value = T::deserialize(&mut de)?;
+    let left = std::cell::Cell::new(MAX_NESTING);
+    let value = T::deserialize(depth::Depth::new(&mut de, &left))?;
     if !rest.is_empty() {
         return Err(ModuleError::Serialize(format!(
             "{} trailing bytes after the MessagePack value",
@@ -156,6 +163,46 @@ mod tests {
             matches!(err, ModuleError::Serialize(m) if m.contains("depth")),
             "limit reached"
         );
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)] // only decoded, to show the decoder stops
+    struct Chain(Option<Box<Chain>>);
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)] // only decoded, to show the decoder stops
+    enum Tree {
+        Leaf,
+        Node(Box<Tree>),
+    }
+
+    #[test]
+    fn a_recursive_newtype_cannot_recurse_forever() {
+        // rmp-serde hands the same deserializer back for `Option` and newtypes without
+        // consuming a byte: without the nesting limit this never ends but in a crash.
+        let err = from_msgpack::<Chain>(&[0x01]).unwrap_err();
+        assert!(
+            err.to_string().contains("nesting is deeper than the limit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_enums_stop_at_the_nesting_limit() {
+        // `Node(Node(…(Leaf)))`, encoded as nested single-entry maps.
+        let mut bytes = Vec::new();
+        for _ in 0..100_000 {
+            bytes.extend_from_slice(&[0x81, 0xa4]);
+            bytes.extend_from_slice(b"Node");
+        }
+        bytes.extend_from_slice(&[0xa4]);
+        bytes.extend_from_slice(b"Leaf");
+        let err = from_msgpack::<Tree>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("deeper"), "{err}");
+        let shallow = [
+            0x81, 0xa4, b'N', b'o', b'd', b'e', 0xa4, b'L', b'e', b'a', b'f',
+        ];
+        assert!(from_msgpack::<Tree>(&shallow).is_ok());
     }
 
     #[test]

@@ -23,12 +23,14 @@ pub enum RuntimeError {
         /// The path looked at.
         path: PathBuf,
     },
-    /// The file exists but the dynamic loader refused it.
+    /// The file exists but is not a shared library that can be loaded safely.
     NotALibrary {
         /// The file.
         path: PathBuf,
-        /// The loader's error.
-        source: libloading::Error,
+        /// What is wrong with it.
+        reason: String,
+        /// The dynamic loader's error, when it was the loader that refused.
+        source: Option<libloading::Error>,
     },
     /// A shared library without the memlink entry points.
     NotAModule {
@@ -145,8 +147,8 @@ impl fmt::Display for RuntimeError {
                 write!(f, "bad module reference `{reference}`: {reason}")
             }
             FileNotFound { path } => write!(f, "no module file at {}", path.display()),
-            NotALibrary { path, source } => {
-                write!(f, "{} is not a loadable shared library: {source}", path.display())
+            NotALibrary { path, reason, .. } => {
+                write!(f, "{} is not a loadable shared library: {reason}", path.display())
             }
             NotAModule { path, missing } => write!(
                 f,
@@ -190,7 +192,10 @@ impl fmt::Display for RuntimeError {
 impl std::error::Error for RuntimeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RuntimeError::NotALibrary { source, .. } => Some(source),
+            RuntimeError::NotALibrary {
+                source: Some(source),
+                ..
+            } => Some(source),
             RuntimeError::Call { source, .. } => Some(source),
             _ => None,
         }

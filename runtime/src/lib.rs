@@ -23,6 +23,7 @@
 pub mod admission;
 pub mod arena;
 pub mod call;
+mod elf;
 pub mod error;
 pub mod log;
 pub mod metrics;

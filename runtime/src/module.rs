@@ -109,12 +109,20 @@ impl Module {
     /// Opens the library at `path` (already resolved) and checks that it is a memlink
     /// module this runtime can call. Does not call `memlink_init`.
     pub(crate) fn open(path: &Path) -> Result<Module, RuntimeError> {
+        // A truncated file would load, then crash the process with SIGBUS when its pages
+        // are touched: refuse it before the loader maps anything.
+        crate::elf::check(path).map_err(|reason| RuntimeError::NotALibrary {
+            path: path.to_owned(),
+            reason,
+            source: None,
+        })?;
         // SAFETY: loading a library runs its initializers; a memlink module is native code
         // the host chose to trust (see docs/security.md). Nothing else is assumed here.
         let library =
             unsafe { Library::new(path) }.map_err(|source| RuntimeError::NotALibrary {
                 path: path.to_owned(),
-                source,
+                reason: source.to_string(),
+                source: Some(source),
             })?;
         let library = ManuallyDrop::new(library);
         // SAFETY: `memlink_abi_version` is declared `extern "C" fn() -> u32` by every

@@ -115,11 +115,23 @@ pub fn de<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
 
 /// A copy of the module `name` under another file name, so that it can be loaded a
 /// second time as a separate image (one file maps to one image and its statics).
+///
+/// Written under a private name and renamed into place: tests running at once may make
+/// the same copy, and a library another test has mapped must never be rewritten under it
+/// (a rename leaves the mapped file's contents alone).
 pub fn module_copy(name: &str, copy: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = workspace().join("target/test-fixtures");
     std::fs::create_dir_all(&dir).unwrap();
     let to = dir.join(format!("lib{copy}.{}", std::env::consts::DLL_EXTENSION));
-    std::fs::copy(module_path(name), &to).unwrap();
+    let tmp = dir.join(format!(
+        ".lib{copy}.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::copy(module_path(name), &tmp).unwrap();
+    std::fs::rename(&tmp, &to).unwrap();
     to
 }
 

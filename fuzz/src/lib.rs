@@ -1,0 +1,25 @@
+//! Fuzz harnesses for memlink-msdk, shared by the libFuzzer targets in `fuzz_targets/`
+//! and by `tests/replay.rs`, which replays the corpus and every regression on stable
+//! with `cargo test`.
+//!
+//! Each target is one `run(&[u8])` function here, so a file from `corpus/` or
+//! `regressions/` means the same thing to the fuzzer and to the tests:
+//!
+//! - [`msgpack_args::run`]: arbitrary bytes decoded as the arguments of example-like
+//!   signatures through `memlink_msdk::serialize::from_msgpack`;
+//! - [`call_frames::run`]: arbitrary `CallFrame`s through `memlink_call`, against the
+//!   exports in [`exports`] and a real host ([`host`]);
+//! - [`arena_ops::run`]: sequences of arena operations checked against a model.
+//!
+//! A panic anywhere in a harness is a finding: cargo-fuzz builds with `panic = "abort"`,
+//! and the harnesses assert the ABI's promises (see each module).
+
+pub mod arena_ops;
+pub mod call_frames;
+pub mod depth;
+pub mod exports;
+pub mod host;
+pub mod known;
+pub mod msgpack_args;
+pub mod seeds;
+pub mod types;

@@ -1,0 +1,290 @@
+//! The seed corpus: a handful of meaningful inputs per target. `cargo test -- --ignored
+//! write_seed_corpus` writes them to `corpus/<target>/`; `tests/replay.rs` replays them.
+
+use memlink_msdk::serialize::to_msgpack;
+use serde_json::json;
+
+use crate::arena_ops::{self, HugeKind, Op};
+use crate::call_frames::{
+    self, AllocSpec, ArenaSpec, ArgsSpec, DepthSpec, FrameSpec, HostSpec, Size, Target, TimeoutSpec,
+};
+use crate::types::{Friend, Profile, Role, Tree};
+
+/// MessagePack of `value` as a host sends it (structs as arrays, rmp-serde's default).
+fn mp<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec(value).expect("encodable")
+}
+
+/// A record that uses every field kind.
+pub fn profile() -> Profile {
+    Profile {
+        id: 7,
+        name: "ada".into(),
+        tags: vec!["x".into(), "yz".into()],
+        email: Some("ada@example.org".into()),
+        avatar: vec![1, 2, 3],
+        role: Role::Owner {
+            since: -3,
+            delegates: vec![
+                Role::Guest,
+                Role::Member(4),
+                Role::Admin("root".into(), vec![1]),
+            ],
+        },
+        friends: vec![
+            Friend { id: 1, nick: None },
+            Friend {
+                id: 2,
+                nick: Some("b".into()),
+            },
+        ],
+        balance: (-5, 2.5),
+    }
+}
+
+/// Seeds for `msgpack_args`: documents each decoder accepts, and near misses.
+pub fn msgpack_args() -> Vec<(&'static str, Vec<u8>)> {
+    let mut deep_array = vec![0x91; 129];
+    deep_array.push(0x01);
+    vec![
+        ("pair", mp(&(2u32, 3u32))),
+        ("named_pair", to_msgpack(&json!({"a": 40, "b": 2})).unwrap()),
+        ("profile_as_map", to_msgpack(&(profile(),)).unwrap()),
+        ("profile_as_array", mp(&(profile(),))),
+        ("options", mp(&vec![Some("a"), None, Some("")])),
+        ("relay_args", mp(&("self", "echo", vec![104u8, 105]))),
+        (
+            "json",
+            mp(&json!({"k": [1, [2, [3, {"x": null}]]], "f": 1.5, "s": "t", "b": true, "n": -9})),
+        ),
+        ("tree_100_deep", Tree::chain_bytes(100)),
+        (
+            "tree_wide",
+            to_msgpack(&Tree::List(vec![
+                Tree::Leaf(1),
+                Tree::Add(Box::new(Tree::Leaf(2)), Box::new(Tree::Leaf(3))),
+            ]))
+            .unwrap(),
+        ),
+        ("array_129_deep", deep_array),
+        ("ext", vec![0xd4, 0x01, 0x02]),
+        ("nil", vec![0xc0]),
+    ]
+}
+
+/// Seeds for `call_frames`: a good call of each export, and each malformed frame.
+pub fn call_frames() -> Vec<(&'static str, Vec<u8>)> {
+    let spec = FrameSpec::for_method;
+    let with = |name: &str, f: &dyn Fn(&mut FrameSpec)| {
+        let mut s = spec(name);
+        f(&mut s);
+        s
+    };
+    let relay = |depth: usize| {
+        let mut args = mp(&("self", "echo", b"hi".to_vec()));
+        for _ in 0..depth {
+            args = mp(&("self", "relay", args));
+        }
+        args
+    };
+    let cases: Vec<(&'static str, FrameSpec, Vec<u8>)> = vec![
+        ("echo", spec("echo"), b"hello".to_vec()),
+        ("echo_not_utf8", spec("echo"), vec![0xff, 0xfe]),
+        ("reverse", spec("reverse"), b"abc".to_vec()),
+        (
+            "count_words",
+            spec("count_words"),
+            b"one two  three".to_vec(),
+        ),
+        ("add", spec("add"), mp(&(2u32, 3u32))),
+        (
+            "add_named",
+            spec("add"),
+            to_msgpack(&json!({"a": 1, "b": 2})).unwrap(),
+        ),
+        ("add_overflow", spec("add"), mp(&(u32::MAX, 1u32))),
+        ("ping", spec("ping"), Vec::new()),
+        ("profile", spec("profile"), mp(&(profile(),))),
+        ("tree_depth", spec("tree_depth"), {
+            let mut b = vec![0x91];
+            b.extend(Tree::chain_bytes(20));
+            b
+        }),
+        ("big", spec("big"), mp(&(100_000u32, 7u8))),
+        ("squares", spec("squares"), mp(&(100u32,))),
+        ("fail_timeout", spec("fail"), mp(&(2u8, "t"))),
+        ("fail_message", spec("fail"), mp(&(9u8, "why"))),
+        ("relay", spec("relay"), relay(0)),
+        ("relay_nested", spec("relay"), relay(3)),
+        (
+            "relay_typed_raw",
+            spec("relay_typed"),
+            mp(&("echo", "typed")),
+        ),
+        (
+            "relay_typed_msgpack",
+            spec("relay_typed"),
+            mp(&("count_words", "a b")),
+        ),
+        (
+            "relay_unknown_module",
+            spec("relay"),
+            mp(&("nobody", "echo", Vec::<u8>::new())),
+        ),
+        (
+            "noisy",
+            with("noisy", &|s| {
+                s.trace_id = 7;
+                s.span_id = 9;
+                s.timeout = TimeoutSpec::Expired;
+                s.backpressure = f32::NAN;
+            }),
+            b"hello".to_vec(),
+        ),
+        ("async_len", spec("async_len"), vec![1, 2, 3]),
+        (
+            "frame_too_small",
+            with("echo", &|s| s.size = Size::Smaller(0)),
+            b"x".to_vec(),
+        ),
+        (
+            "frame_larger",
+            with("echo", &|s| s.size = Size::Larger(8)),
+            b"x".to_vec(),
+        ),
+        (
+            "no_host",
+            with("echo", &|s| s.host = HostSpec::Null),
+            b"x".to_vec(),
+        ),
+        (
+            "null_call_handle",
+            with("big", &|s| s.host = HostSpec::NullHandle),
+            mp(&(100_000u32, 1u8)),
+        ),
+        (
+            "null_args",
+            with("echo", &|s| s.args = ArgsSpec::NullWithLen(2)),
+            Vec::new(),
+        ),
+        (
+            "null_empty_args",
+            with("ping", &|s| s.args = ArgsSpec::NullEmpty),
+            Vec::new(),
+        ),
+        (
+            "dangling_empty_args",
+            with("echo", &|s| s.args = ArgsSpec::DanglingEmpty),
+            Vec::new(),
+        ),
+        (
+            "null_arena",
+            with("echo", &|s| s.arena = ArenaSpec::NullWithLen(15)),
+            b"x".to_vec(),
+        ),
+        (
+            "no_arena",
+            with("echo", &|s| s.arena = ArenaSpec::Null),
+            b"x".to_vec(),
+        ),
+        (
+            "misaligned_arena",
+            with("echo", &|s| s.arena = ArenaSpec::Misaligned(2, 64)),
+            b"x".to_vec(),
+        ),
+        (
+            "tiny_arena",
+            with("add", &|s| s.arena = ArenaSpec::Aligned(1)),
+            mp(&(2u32, 3u32)),
+        ),
+        (
+            "index_past_end",
+            with("echo", &|s| s.target = Target::PastEnd(0)),
+            b"x".to_vec(),
+        ),
+        (
+            "wrong_id",
+            with("echo", &|s| s.target = Target::WrongId(0)),
+            b"x".to_vec(),
+        ),
+        (
+            "other_index",
+            with("echo", &|s| s.target = Target::OtherIndex(1)),
+            b"x".to_vec(),
+        ),
+        (
+            "output_refused",
+            with("big", &|s| s.alloc = AllocSpec::Refuse),
+            mp(&(100_000u32, 1u8)),
+        ),
+        (
+            "output_limited",
+            with("fail", &|s| s.alloc = AllocSpec::Limit(2)),
+            mp(&(9u8, "long message")),
+        ),
+        (
+            "deep_call",
+            with("relay", &|s| s.depth = DepthSpec::Near(6)),
+            relay(1),
+        ),
+        (
+            "max_depth",
+            with("relay", &|s| s.depth = DepthSpec::Raw(u32::MAX)),
+            relay(0),
+        ),
+        (
+            "deadline_max",
+            with("noisy", &|s| s.timeout = TimeoutSpec::Raw(u64::MAX - 1)),
+            b"x".to_vec(),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, spec, args)| (name, call_frames::encode(&spec, &args)))
+        .collect()
+}
+
+/// Seeds for `arena_ops`.
+pub fn arena_ops() -> Vec<(&'static str, Vec<u8>)> {
+    let mixed = vec![
+        Op::U8(1),
+        Op::U64(2),
+        Op::Bytes3([1, 2, 3]),
+        Op::U128(3),
+        Op::Unit,
+        Op::WithU32(4),
+        Op::WithTriple([5, 6, 7]),
+        Op::AllocBytes(10, 0xee),
+        Op::AllocBytesAligned(3, 6),
+        Op::AllocBytesAligned(3, 201),
+        Op::CopyBytes(vec![9, 8, 7]),
+        Op::CopyU32(vec![1, 2]),
+        Op::FillWith(5, 0xabc),
+        Op::Reset,
+        Op::U64(9),
+    ];
+    let exhaust = vec![
+        Op::AllocBytes(60, 1),
+        Op::U64(1),
+        Op::U128(2),
+        Op::AllocBytes(1, 2),
+        Op::Reset,
+        Op::AllocBytes(64, 3),
+        Op::U8(4),
+    ];
+    let huge = vec![
+        Op::Huge(HugeKind::MaxLen),
+        Op::Huge(HugeKind::IsizeLen),
+        Op::Huge(HugeKind::HugeAlign),
+        Op::Huge(HugeKind::TopBitAlign),
+        Op::U8(1),
+    ];
+    vec![
+        ("mixed_aligned", arena_ops::encode(4096, 0, &mixed)),
+        ("mixed_misaligned", arena_ops::encode(4096, 3, &mixed)),
+        ("exhaust_64", arena_ops::encode(64, 0, &exhaust)),
+        ("exhaust_odd", arena_ops::encode(63, 9, &exhaust)),
+        ("empty_arena", arena_ops::encode(0, 5, &mixed)),
+        ("huge_requests", arena_ops::encode(128, 1, &huge)),
+    ]
+}

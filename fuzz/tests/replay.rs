@@ -1,0 +1,283 @@
+//! Replays the fuzz targets' seeds, corpus and regressions with `cargo test` (stable,
+//! unwinding panics), and holds the regression tests for what fuzzing found.
+//!
+//! A stack overflow aborts the whole process, so every input that once crashed runs in a
+//! child process (this test binary, re-run on one test): a crash fails that one test
+//! with the child's stderr instead of killing the run. Seeds and corpus replay like the
+//! fuzzer does, stepping around the open bugs of `memlink_fuzz::known`; regressions
+//! replay strictly, so an open bug fails here until it is fixed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use memlink_fuzz::call_frames::{self, FrameSpec};
+use memlink_fuzz::host;
+use memlink_fuzz::types::{Chain, Tree};
+use memlink_fuzz::{arena_ops, msgpack_args, seeds};
+use memlink_msdk::abi::Status;
+use memlink_msdk::serialize::{from_msgpack, MAX_DEPTH, MAX_NESTING};
+use memlink_msdk::ModuleError;
+
+const TARGETS: [&str; 3] = ["msgpack_args", "call_frames", "arena_ops"];
+
+fn run_target(target: &str, data: &[u8]) {
+    match target {
+        "msgpack_args" => msgpack_args::run(data),
+        "call_frames" => call_frames::run(data),
+        "arena_ops" => arena_ops::run(data),
+        other => panic!("no target `{other}`"),
+    }
+}
+
+fn seeds_of(target: &str) -> Vec<(&'static str, Vec<u8>)> {
+    match target {
+        "msgpack_args" => seeds::msgpack_args(),
+        "call_frames" => seeds::call_frames(),
+        "arena_ops" => seeds::arena_ops(),
+        other => panic!("no target `{other}`"),
+    }
+}
+
+fn dir(kind: &str, target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(kind)
+        .join(target)
+}
+
+fn files(kind: &str, target: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir(kind, target)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Runs `body` in a child process running only the test `test`, and fails if the child
+/// does (a panic, an abort, a stack overflow).
+fn in_child(test: &str, env: &[(&str, &str)], body: impl FnOnce()) {
+    if std::env::var("MEMLINK_FUZZ_CHILD").as_deref() == Ok(test) {
+        body();
+        return;
+    }
+    if let Err(failure) = child(test, env) {
+        panic!("{failure}");
+    }
+}
+
+/// Re-runs this test binary on the one test `test` with `env`; `Err` says how it failed.
+fn child(test: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MEMLINK_FUZZ_CHILD", test)
+        .envs(env.iter().copied())
+        .output()
+        .expect("re-run the test binary");
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
+    Err(format!(
+        "{test} {env:?} failed in a child process ({}):\n{}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    ))
+}
+
+#[test]
+fn seeds_run_clean() {
+    for target in TARGETS {
+        for (name, data) in seeds_of(target) {
+            eprintln!("{target}/{name}");
+            run_target(target, &data);
+        }
+    }
+}
+
+#[test]
+fn committed_corpus_matches_the_seeds_and_runs_clean() {
+    for target in TARGETS {
+        let on_disk = files("corpus", target);
+        assert!(!on_disk.is_empty(), "no seed corpus for {target}");
+        for path in on_disk {
+            let data = std::fs::read(&path).unwrap();
+            run_target(target, &data);
+        }
+        for (name, data) in seeds_of(target) {
+            let path = dir("corpus", target).join(name);
+            let on_disk = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                on_disk == data,
+                "{} is stale: run `cargo test -- --ignored write_seed_corpus`",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Rewrites `corpus/<target>/` from `memlink_fuzz::seeds`.
+#[test]
+#[ignore = "writes files: run by hand when the seeds change"]
+fn write_seed_corpus() {
+    for target in TARGETS {
+        let d = dir("corpus", target);
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, data) in seeds_of(target) {
+            std::fs::write(d.join(name), data).unwrap();
+        }
+    }
+}
+
+#[test]
+fn frame_seeds_decode_to_the_specs_they_were_written_from() {
+    let spec = FrameSpec {
+        method: 3,
+        target: call_frames::Target::OtherIndex(9),
+        size: call_frames::Size::Smaller(2),
+        host: call_frames::HostSpec::NullHandle,
+        args: call_frames::ArgsSpec::NullWithLen(300),
+        arena: call_frames::ArenaSpec::Misaligned(4, 1000),
+        alloc: call_frames::AllocSpec::Limit(77),
+        depth: call_frames::DepthSpec::Raw(u32::MAX),
+        timeout: call_frames::TimeoutSpec::Raw(5),
+        backpressure: -0.5,
+        trace_id: 1,
+        span_id: u64::MAX,
+    };
+    let bytes = call_frames::encode(&spec, b"tail");
+    let mut u = arbitrary::Unstructured::new(&bytes);
+    let back: FrameSpec = arbitrary::Arbitrary::arbitrary(&mut u).unwrap();
+    assert_eq!(back, spec);
+    assert_eq!(u.take_rest(), b"tail");
+    for (name, data) in seeds::arena_ops() {
+        let (_, _, ops) = arena_ops::decode(&data).unwrap();
+        assert!(ops.len() >= 5, "{name} decodes to {ops:?}");
+    }
+}
+
+/// Every file under `regressions/<target>/` (minimized crash inputs), each in its own
+/// child process, strictly (see `memlink_fuzz::known`).
+#[test]
+fn regressions_do_not_crash() {
+    let mut failures = Vec::new();
+    for target in TARGETS {
+        for path in files("regressions", target) {
+            let path = path.to_string_lossy().into_owned();
+            let env = [
+                ("MEMLINK_REPLAY_TARGET", target),
+                ("MEMLINK_REPLAY_FILE", path.as_str()),
+                ("MEMLINK_FUZZ_STRICT", "1"),
+            ];
+            if let Err(failure) = child("replay_one_file", &env) {
+                failures.push(failure);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The child half of `regressions_do_not_crash` (does nothing when run on its own).
+#[test]
+fn replay_one_file() {
+    let (Ok(target), Ok(file)) = (
+        std::env::var("MEMLINK_REPLAY_TARGET"),
+        std::env::var("MEMLINK_REPLAY_FILE"),
+    ) else {
+        return;
+    };
+    run_target(&target, &std::fs::read(file).unwrap());
+}
+
+// Found by fuzzing `msgpack_args` (bug `enum-depth`): rmp-serde counts arrays, maps and
+// ext values against `set_max_depth`, not enum variants, so recursive data through an
+// enum was not limited and deep enough it overflowed the stack, which aborts the module's
+// host: no `catch_unwind` can stop it. Fixed by counting every nested decoding call
+// against `MAX_NESTING`.
+
+#[test]
+fn enum_nesting_past_the_nesting_limit_is_an_error() {
+    let ok = from_msgpack::<Tree>(&Tree::chain_bytes(MAX_DEPTH / 2)).unwrap();
+    assert_eq!(ok.depth(), MAX_DEPTH / 2);
+    for deep in [MAX_NESTING + 1, 100_000] {
+        let err = from_msgpack::<Tree>(&Tree::chain_bytes(deep)).map(|t| t.depth());
+        assert!(
+            matches!(&err, Err(ModuleError::Serialize(m)) if m.contains("deeper than the limit")),
+            "a tree {deep} deep: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn enum_nested_100_000_deep_is_an_error_not_a_stack_overflow() {
+    in_child(
+        "enum_nested_100_000_deep_is_an_error_not_a_stack_overflow",
+        &[],
+        || {
+            let err = from_msgpack::<Tree>(&Tree::chain_bytes(100_000)).map(|t| t.depth());
+            assert!(matches!(err, Err(ModuleError::Serialize(_))), "{err:?}");
+        },
+    );
+}
+
+#[test]
+fn an_export_given_a_100_000_deep_enum_answers_serialize() {
+    in_child(
+        "an_export_given_a_100_000_deep_enum_answers_serialize",
+        &[],
+        || {
+            let mut args = vec![0x91];
+            args.extend(Tree::chain_bytes(100_000));
+            let outcome = call_frames::call(&FrameSpec::for_method("tree_depth"), &args);
+            assert_eq!(outcome.status, Status::Serialize, "{:?}", outcome.error());
+        },
+    );
+}
+
+// Found by fuzzing `msgpack_args` (bug `option-recursion`): for a newtype around
+// `Option<Box<Self>>`, rmp-serde's `deserialize_option` keeps the marker it read and
+// hands the same deserializer to the inner value, which asks for an option again: one
+// non-nil byte recurses until the stack overflows.
+
+#[test]
+fn a_recursive_option_newtype_from_one_byte_is_an_error_not_a_stack_overflow() {
+    in_child(
+        "a_recursive_option_newtype_from_one_byte_is_an_error_not_a_stack_overflow",
+        &[],
+        || {
+            assert_eq!(from_msgpack::<Chain>(&[0xc0]).unwrap(), Chain(None));
+            let err = from_msgpack::<Chain>(&[0x01]);
+            assert!(matches!(err, Err(ModuleError::Serialize(_))), "{err:?}");
+        },
+    );
+}
+
+#[test]
+fn a_panicking_export_is_an_error_and_the_module_keeps_serving() {
+    let boom = host::index_of("boom").unwrap();
+    for round in 0..20 {
+        let outcome = host::call_valid(boom, format!("boom {round}").as_bytes(), 0);
+        let Some(ModuleError::Panic(m)) = outcome.error() else {
+            panic!("{outcome:?}")
+        };
+        assert!(m.starts_with(&format!("boom {round} (at ")), "{m}");
+        let echo = call_frames::call(&FrameSpec::for_method("echo"), b"after");
+        assert_eq!((echo.status, &echo.output[..]), (Status::Ok, &b"after"[..]));
+    }
+}
+
+#[test]
+fn nested_calls_stop_at_the_hosts_depth_limit() {
+    let relay = host::index_of("relay").unwrap();
+    let mut args = rmp_serde::to_vec(&("self", "echo", b"hi".to_vec())).unwrap();
+    let ok = host::call_valid(relay, &args, 0);
+    assert_eq!(ok.output, b"hi", "a Vec<u8> result comes back raw");
+    for _ in 0..host::MAX_NESTED_DEPTH + 1 {
+        args = rmp_serde::to_vec(&("self", "relay", args)).unwrap();
+    }
+    let deep = host::call_valid(relay, &args, 0);
+    assert_eq!(deep.error(), Some(ModuleError::MaxCallDepthExceeded));
+}
