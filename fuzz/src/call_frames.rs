@@ -14,7 +14,9 @@
 //! and nothing outside the arena was written; plus what each export promises.
 
 use arbitrary::{Arbitrary, Unstructured};
+use memlink_examples::zero_copy_types::Point;
 use memlink_msdk::abi::{self, CallFrame, Format, Status};
+use memlink_msdk::archive;
 use memlink_msdk::exports::memlink_call;
 use memlink_msdk::serialize::MAX_DEPTH;
 use memlink_msdk::ModuleError;
@@ -395,6 +397,13 @@ fn check_export(
     if let Some(ModuleError::Serialize(m)) = &error {
         match args_format {
             Format::MessagePack => assert!(m.starts_with("bad arguments: "), "{name}: {m}"),
+            Format::Archived => {
+                assert!(m.starts_with("bad archived arguments: "), "{name}: {m}");
+                assert!(
+                    archived_args(name, args).is_none(),
+                    "{name} refused an archive that `archive::check` accepts: {m}"
+                );
+            }
             _ => {
                 assert!(
                     std::str::from_utf8(args).is_err(),
@@ -444,7 +453,29 @@ fn check_export(
         }
         ("async_len", None) => assert_eq!(decode::<u64>(outcome), args.len() as u64),
         ("boom", Some(ModuleError::Panic(_))) => {}
+        ("archived_points", None) => {
+            let digest = archived_args(name, args)
+                .unwrap_or_else(|| panic!("{name} accepted an archive `archive::check` refuses"));
+            assert_eq!(
+                decode::<u64>(outcome),
+                digest,
+                "{name}: the digest of its fields"
+            );
+        }
         _ => panic!("{name} gave {outcome:?} for {} argument bytes", args.len()),
+    }
+}
+
+/// The harness's own check of an archived export's arguments, with the module's limits,
+/// and the digest the export should return; `None` when `check` refuses them.
+fn archived_args(name: &str, args: &[u8]) -> Option<u64> {
+    match name {
+        "archived_points" => {
+            let root =
+                archive::check::<(Vec<Point>, String)>(args, archive::limits(), "archive").ok()?;
+            Some(crate::archives::points_and_label(&root.0, root.1.as_str()))
+        }
+        other => panic!("no archived export `{other}`"),
     }
 }
 

@@ -6,7 +6,9 @@
 //! that an input picks the same method in a fuzzing build and in `cargo test`, which
 //! does call it.
 
+use memlink_examples::zero_copy_types::Point;
 use memlink_msdk::prelude::*;
+use memlink_msdk::rkyv::Archived;
 
 use crate::types::{Profile, Tree};
 
@@ -127,6 +129,18 @@ pub fn noisy(ctx: &CallContext, message: String) -> Result<(u64, u64, u32, f32, 
 #[memlink_export]
 pub async fn async_len(_ctx: &CallContext, data: Vec<u8>) -> Result<u64> {
     Ok(data.len() as u64)
+}
+
+/// Archived arguments, read in place: a digest of every point and of the label
+/// (`archives::points_and_label`), which the harness recomputes from its own check of
+/// the same bytes.
+#[memlink_export]
+pub fn archived_points(
+    _ctx: &CallContext,
+    points: &Archived<Vec<Point>>,
+    label: &str,
+) -> Result<u64> {
+    Ok(crate::archives::points_and_label(points, label))
 }
 
 /// Panics with `message` (never called in a fuzzing build, see the module docs).

@@ -96,6 +96,7 @@ pub fn methods() -> &'static [Method] {
             "tree_depth",
             "big",
             "relay",
+            "archived_points",
         ] {
             assert!(
                 methods.iter().any(|m| m.name == name),

@@ -19,6 +19,24 @@ pub const ENUM_DEPTH: &str = "enum-depth";
 /// (rmp-serde keeps the marker across `deserialize_option`), overflowing the stack.
 pub const OPTION_RECURSION: &str = "option-recursion";
 
+/// `archive::check` with `Limits { max_depth: 0, .. }` follows pointers without any
+/// limit: it passes `NonZeroUsize::new(0)`, which is `None`, and rkyv reads `None` as
+/// "no limit". A deep archive (a long `Chain`) then overflows the stack during
+/// validation. (`set_limits` clamps 0 to 1, so the module-wide limit is not affected.)
+pub const ARCHIVE_DEPTH_ZERO: &str = "archive-depth-zero";
+
+/// `Limits::max_depth` is documented as the deepest nesting of pointers, but counts rkyv
+/// subtree levels: the root is one, and rkyv refuses the push that brings the count to
+/// 0. So `max_depth: d` admits pointers nested `d - 2` deep: 1 refuses every archive,
+/// 2 every archive with a vector or string, and the default 128 admits 126.
+pub const ARCHIVE_DEPTH_COUNT: &str = "archive-depth-count";
+
+/// An archive refused for nesting deeper than the depth limit is refused as
+/// "validation failed: `Option` is `None`, expected `Some`": rancor prints the trace that
+/// names the cause ("pushed a subtree range that exceeded the maximum subtree depth")
+/// only in alternate form, and `check` does not ask for it.
+pub const ARCHIVE_DEPTH_MESSAGE: &str = "archive-depth-message";
+
 /// Bugs found and not fixed yet.
 pub const OPEN: &[&str] = &[];
 

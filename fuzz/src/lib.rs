@@ -9,11 +9,21 @@
 //!   signatures through `memlink_msdk::serialize::from_msgpack`;
 //! - [`call_frames::run`]: arbitrary `CallFrame`s through `memlink_call`, against the
 //!   exports in [`exports`] and a real host ([`host`]);
-//! - [`arena_ops::run`]: sequences of arena operations checked against a model.
+//! - [`arena_ops::run`]: sequences of arena operations checked against a model;
+//! - [`archive_access::run`]: arbitrary bytes checked as archives of the examples'
+//!   archived argument types with `memlink_msdk::archive::check`, and read in full when
+//!   they validate ([`archives`]);
+//! - [`archive_mutation::run`]: genuine archives with one byte changed, the same checks;
+//! - [`archived_call::run`]: hostile archives, aligned or not, through `memlink_call` to
+//!   an export that reads its arguments in place.
 //!
 //! A panic anywhere in a harness is a finding: cargo-fuzz builds with `panic = "abort"`,
 //! and the harnesses assert the ABI's promises (see each module).
 
+pub mod archive_access;
+pub mod archive_mutation;
+pub mod archived_call;
+pub mod archives;
 pub mod arena_ops;
 pub mod call_frames;
 pub mod depth;

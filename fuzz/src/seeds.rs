@@ -1,9 +1,13 @@
 //! The seed corpus: a handful of meaningful inputs per target. `cargo test -- --ignored
 //! write_seed_corpus` writes them to `corpus/<target>/`; `tests/replay.rs` replays them.
 
+use memlink_examples::zero_copy_types::Point;
 use memlink_msdk::serialize::to_msgpack;
 use serde_json::json;
 
+use crate::archive_mutation::{self, Mutation, Value};
+use crate::archived_call;
+use crate::archives::{archive, chain};
 use crate::arena_ops::{self, HugeKind, Op};
 use crate::call_frames::{
     self, AllocSpec, ArenaSpec, ArgsSpec, DepthSpec, FrameSpec, HostSpec, Size, Target, TimeoutSpec,
@@ -142,6 +146,11 @@ pub fn call_frames() -> Vec<(&'static str, Vec<u8>)> {
             b"hello".to_vec(),
         ),
         ("async_len", spec("async_len"), vec![1, 2, 3]),
+        (
+            "archived_points",
+            spec("archived_points"),
+            archive(&(points(), "label".to_owned())).to_vec(),
+        ),
         (
             "frame_too_small",
             with("echo", &|s| s.size = Size::Smaller(0)),
@@ -286,5 +295,138 @@ pub fn arena_ops() -> Vec<(&'static str, Vec<u8>)> {
         ("exhaust_odd", arena_ops::encode(63, 9, &exhaust)),
         ("empty_arena", arena_ops::encode(0, 5, &mixed)),
         ("huge_requests", arena_ops::encode(128, 1, &huge)),
+    ]
+}
+
+/// Three points, with every kind of float.
+pub fn points() -> Vec<Point> {
+    vec![
+        Point {
+            x: 1.0,
+            y: -2.5,
+            z: 3.25,
+        },
+        Point {
+            x: f32::NAN,
+            y: f32::INFINITY,
+            z: -0.0,
+        },
+        Point {
+            x: f32::MIN_POSITIVE / 2.0,
+            y: f32::MAX,
+            z: 0.1,
+        },
+    ]
+}
+
+/// Text longer than an inline string (8 bytes), not all ASCII.
+pub const LONG_TEXT: &str = "a string longer than eight bytes, ünïcödé";
+
+/// `bytes` with the first occurrence of `find` changed to `to`.
+fn patched(bytes: &[u8], find: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = bytes
+        .windows(find.len())
+        .position(|w| w == find)
+        .expect("the bytes to patch");
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+/// Seeds for `archive_access`: genuine archives of each type, and near misses.
+pub fn archive_access() -> Vec<(&'static str, Vec<u8>)> {
+    let long = archive(&(LONG_TEXT.to_owned(), vec![0xffu8; 20])).to_vec();
+    let pts = archive(&(points(),)).to_vec();
+    vec![
+        ("points", pts.clone()),
+        ("points_empty", archive(&(Vec::<Point>::new(),)).to_vec()),
+        ("points_truncated", pts[..pts.len() - 4].to_vec()),
+        (
+            "scaled_nan",
+            archive(&(points()[..1].to_vec(), f32::NAN)).to_vec(),
+        ),
+        (
+            "shout_inline",
+            archive(&("hi".to_owned(), vec![1u8, 2, 3])).to_vec(),
+        ),
+        ("shout_long", long.clone()),
+        ("shout_not_utf8", patched(&long, b"string", &[0xff])),
+        ("chain_5", archive(&(chain(5),)).to_vec()),
+        ("chain_130", archive(&(chain(130),)).to_vec()),
+        // A link whose pointer points at itself.
+        ("chain_self", vec![1, 0, 0, 0, 0xfc, 0xff, 0xff, 0xff]),
+        (
+            "labelled",
+            archive(&(points(), "label".to_owned())).to_vec(),
+        ),
+        ("empty", Vec::new()),
+    ]
+}
+
+/// Seeds for `archive_mutation`: one value of each type, changed at a few places.
+pub fn archive_mutation() -> Vec<(&'static str, Vec<u8>)> {
+    let bits = |p: &[Point]| {
+        p.iter()
+            .map(|p| [p.x.to_bits(), p.y.to_bits(), p.z.to_bits()])
+            .collect::<Vec<_>>()
+    };
+    let m = |position: u16, byte: u8, value: Value| {
+        archive_mutation::encode(&Mutation {
+            position,
+            byte,
+            value,
+        })
+    };
+    vec![
+        (
+            "points_len",
+            m(u16::MAX, 0xff, Value::Points(bits(&points()))),
+        ),
+        ("points_first", m(0, 0x7f, Value::Points(bits(&points())))),
+        (
+            "scaled",
+            m(36, 0x80, Value::Scaled(bits(&points()), 2.0f32.to_bits())),
+        ),
+        (
+            "shout_text",
+            m(
+                3,
+                0xc3,
+                Value::Shout(LONG_TEXT.as_bytes().to_vec(), vec![1, 2, 3]),
+            ),
+        ),
+        (
+            "shout_inline",
+            m(0, 0xff, Value::Shout(b"hi".to_vec(), Vec::new())),
+        ),
+        ("chain_tag", m(8, 2, Value::Chain(4))),
+        ("chain_pointer", m(12, 0xf0, Value::Chain(4))),
+        // Too deep for the default depth limit.
+        ("chain_200", m(804, 0, Value::Chain(200))),
+        (
+            "labelled",
+            m(
+                40,
+                0xff,
+                Value::Labelled(bits(&points()), LONG_TEXT.as_bytes().to_vec()),
+            ),
+        ),
+    ]
+}
+
+/// Seeds for `archived_call`: good calls, misaligned and broken archives.
+pub fn archived_call() -> Vec<(&'static str, Vec<u8>)> {
+    let good = archive(&(points(), LONG_TEXT.to_owned())).to_vec();
+    let e = archived_call::encode;
+    vec![
+        ("good", e(0, 4096, &good)),
+        ("good_no_arena", e(0, 0, &good)),
+        ("good_tiny_arena", e(0, 16, &good)),
+        ("misaligned_3", e(3, 4096, &good)),
+        ("misaligned_15", e(15, 4096, &good)),
+        ("empty", e(0, 4096, &[])),
+        ("truncated", e(0, 4096, &good[..good.len() - 1])),
+        ("not_utf8", e(0, 4096, &patched(&good, b"string", &[0xff]))),
+        ("other_type", e(0, 4096, &archive(&(chain(3),)))),
     ]
 }

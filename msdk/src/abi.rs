@@ -279,7 +279,7 @@ pub struct ModuleInfo {
     pub methods: *const MethodInfo,
     /// Number of entries in `methods`.
     pub method_count: usize,
-    /// The rkyv format the module's archives use ([`crate::archive::FORMAT`]): host and
+    /// The rkyv format the module's archives use ([`crate::archive::format`]): host and
     /// module must agree to exchange archives.
     pub rkyv_format: u32,
     /// Reserved, zero.

@@ -13,7 +13,7 @@
 //!
 //! Two things the archive cannot say for itself are checked before a byte is read:
 //! the rkyv format (endianness, alignment, pointer width are Cargo features of rkyv,
-//! unified across each side's dependency graph; see [`format`]) is compared at load, and
+//! unified across each side's dependency graph; see [`format()`]) is compared at load, and
 //! each archived method carries a [`fingerprint`] of its types, which a typed host call
 //! must match.
 
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rkyv::api::high::{HighSerializer, HighValidator};
 use rkyv::bytecheck::CheckBytes;
-use rkyv::rancor::{self, Failure};
+use rkyv::rancor::{self, BoxedError, Failure};
 use rkyv::ser::allocator::ArenaHandle;
 use rkyv::ser::writer::Buffer;
 use rkyv::util::AlignedVec;
@@ -44,8 +44,9 @@ pub struct Rkyv<T>(pub T);
 /// Bounds on archived arguments, module-wide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Deepest nesting of pointers (boxes, vectors, strings inside each other)
-    /// validation follows; deeper archives are refused rather than overflowing the stack.
+    /// Deepest nesting of pointers (boxes, vectors, out-of-line strings inside each
+    /// other) validation follows; deeper archives are refused rather than overflowing
+    /// the stack. 0 admits no pointers at all.
     pub max_depth: usize,
     /// Largest archive accepted, in bytes.
     pub max_size: usize,
@@ -66,7 +67,7 @@ static MAX_SIZE: AtomicUsize = AtomicUsize::new(1 << 30);
 /// Sets the limits every archived export of this module checks (default:
 /// [`Limits::default`], 128 levels and 1 GiB).
 pub fn set_limits(limits: Limits) {
-    MAX_DEPTH.store(limits.max_depth.max(1), Ordering::Relaxed);
+    MAX_DEPTH.store(limits.max_depth, Ordering::Relaxed);
     MAX_SIZE.store(limits.max_size, Ordering::Relaxed);
 }
 
@@ -101,7 +102,7 @@ pub fn format() -> u32 {
     width | big | unaligned
 }
 
-/// Describes a [`format`] value, for error messages.
+/// Describes a [`format()`] value, for error messages.
 pub fn describe_format(format: u32) -> String {
     format!(
         "{}-bit pointers, {}-endian, {}",
@@ -139,7 +140,7 @@ impl ArchiveType {
 }
 
 /// A fingerprint of `T` as an archive: its type name, the size and alignment of its
-/// archived form, and the rkyv [`format`]. Two sides that disagree on any of them
+/// archived form, and the rkyv [`format()`]. Two sides that disagree on any of them
 /// would read each other's bytes as something else.
 ///
 /// A change that keeps the name, size and alignment (two fields of one type swapped) is
@@ -171,14 +172,14 @@ impl Fnv64 {
 pub trait Checkable:
     Portable
     + for<'a> CheckBytes<HighValidator<'a, Failure>>
-    + for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+    + for<'a> CheckBytes<HighValidator<'a, BoxedError>>
 {
 }
 
 impl<T> Checkable for T where
     T: Portable
         + for<'a> CheckBytes<HighValidator<'a, Failure>>
-        + for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+        + for<'a> CheckBytes<HighValidator<'a, BoxedError>>
 {
 }
 
@@ -237,25 +238,64 @@ where
             bytes.as_ptr().addr()
         )));
     }
-    // The cheap error type first; only a failure pays for an explanation.
+    // The cheap error type first; only a failure pays for an explanation. `BoxedError`
+    // keeps rkyv's messages in every build (`rancor::Error` drops them without debug
+    // assertions, so a release module would only say that something failed).
     match validate::<T::Archived, Failure>(bytes, limits.max_depth) {
         Ok(root) => Ok(root),
-        Err(_) => match validate::<T::Archived, rancor::Error>(bytes, limits.max_depth) {
+        Err(_) => match validate::<T::Archived, BoxedError>(bytes, limits.max_depth) {
             Ok(root) => Ok(root),
-            Err(e) => Err(bad(format!("validation failed: {e}"))),
+            Err(e) => Err(bad(explain(&e, limits.max_depth))),
         },
     }
 }
 
+/// Validates with pointers nested at most `depth` deep.
 fn validate<A, E>(bytes: &[u8], depth: usize) -> core::result::Result<&A, E>
 where
     A: Portable + for<'a> CheckBytes<HighValidator<'a, E>>,
     E: rancor::Source,
 {
-    let archive = ArchiveValidator::with_max_depth(bytes, NonZeroUsize::new(depth));
+    // rkyv counts subtree levels, the root's included, and refuses the push that would
+    // reach its limit: a limit of `depth + 2` admits exactly `depth` nested pointers.
+    // (Never `None`: rkyv reads that as no limit at all.)
+    let levels = NonZeroUsize::new(depth.saturating_add(2)).unwrap_or(NonZeroUsize::MAX);
+    let archive = ArchiveValidator::with_max_depth(bytes, Some(levels));
     let mut validator = Validator::new(archive, SharedValidator::new());
     rkyv::api::access_with_context::<A, _, E>(bytes, &mut validator)
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Says why validation failed: rkyv's error, the innermost context it recorded (the
+/// check that failed) and the outermost (where in the argument it was).
+fn explain(e: &BoxedError, depth: usize) -> String {
+    // Each `trace` rkyv added wraps the error once more; the alternate form of a level
+    // adds its own trace to the plain message.
+    let base = e.to_string();
+    let mut traces = Vec::new();
+    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(BoxedError::inner(e));
+    while let Some(err) = level {
+        let full = format!("{err:#}");
+        if let Some(trace) = full
+            .strip_prefix(base.as_str())
+            .and_then(|t| t.strip_prefix("trace: "))
+        {
+            traces.push(trace.to_owned());
+        }
+        level = err.source();
+    }
+    let Some(innermost) = traces.last() else {
+        return format!("validation failed: {base}");
+    };
+    let cause = if innermost.contains("maximum subtree depth") {
+        format!("pointers nested deeper than the depth limit of {depth}")
+    } else {
+        format!("{base} ({innermost})")
+    };
+    match traces.first().filter(|_| traces.len() > 1) {
+        Some(outermost) => format!("validation failed: {cause}, {outermost}"),
+        None => format!("validation failed: {cause}"),
+    }
+}

@@ -25,11 +25,11 @@
 //! - [`arena`] — the bump allocator over host memory that every call gets;
 //! - [`context`] — what a call knows of its environment;
 //! - [`caller`] — calls to other modules through the host;
-//! - [`error`] — [`ModuleError`] and [`Result`];
+//! - [`mod@error`] — [`ModuleError`] and [`Result`];
 //! - [`serialize`] — the MessagePack encoding of arguments and results;
 //! - [`executor`] — how async exports run;
 //! - [`persist`] — state a module keeps across calls, behind checked handles;
-//! - [`log`] and [`metrics`] — structured logs to the host, counters, gauges, histograms;
+//! - [`mod@log`] and [`metrics`] — structured logs to the host, counters, gauges, histograms;
 //! - [`dispatch`], [`exports`], [`request`] — the machinery behind the macro (with the
 //!   private `panic` module, which turns panics into errors).
 

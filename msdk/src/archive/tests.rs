@@ -19,10 +19,11 @@ fn record() -> AlignedVec {
     rkyv::to_bytes::<rancor::Error>(&r).unwrap()
 }
 
-fn err_text(r: Result<&ArchivedRecord>) -> String {
+fn err_text<T>(r: Result<&T>) -> String {
     match r {
         Err(ModuleError::Serialize(m)) => m,
-        other => panic!("expected a serialize error, got {:?}", other.map(|_| ())),
+        Err(other) => panic!("expected a serialize error, got {other:?}"),
+        Ok(_) => panic!("expected an error, got a root"),
     }
 }
 
@@ -135,22 +136,53 @@ fn nesting_past_the_depth_limit_is_an_error_not_a_stack_overflow() {
         other => panic!("expected an error, got {:?}", other.map(|_| ())),
     };
     assert!(text.contains("validation failed"), "{text}");
+    assert!(text.contains("depth limit of 128"), "{text}");
 }
 
 #[test]
-fn fingerprints_tell_types_and_formats_apart() {
-    assert_eq!(fingerprint::<Record>(), fingerprint::<Record>());
-    assert_ne!(fingerprint::<Record>(), fingerprint::<(u32, String)>());
-    assert_ne!(fingerprint::<u32>(), fingerprint::<u64>());
-    let t = ArchiveType::of::<Record>();
-    assert!(t.name.ends_with("Record"), "{}", t.name);
-    assert_eq!(
-        format() & 0xff,
-        4,
-        "rkyv's default: 32-bit archived pointers"
-    );
-    assert_eq!(
-        describe_format(format()),
-        "32-bit pointers, little-endian, aligned"
-    );
+fn the_depth_limit_counts_nested_pointers_exactly() {
+    let limit = |max_depth| Limits {
+        max_depth,
+        max_size: 1 << 20,
+    };
+    // The chain's root is inline: `n` links are `n` nested pointers.
+    for n in [0, 1, 2, 5] {
+        assert!(
+            check::<Chain>(&deep_chain(n), limit(n), "archive").is_ok(),
+            "{n} at {n}"
+        );
+    }
+    for n in [1, 2, 5] {
+        let text = err_text(check::<Chain>(&deep_chain(n), limit(n - 1), "archive"));
+        assert!(
+            text.contains(&format!("depth limit of {}", n - 1)),
+            "{n}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_depth_limit_of_zero_admits_no_pointers_and_no_unbounded_recursion() {
+    let zero = Limits {
+        max_depth: 0,
+        max_size: usize::MAX,
+    };
+    let depth = if cfg!(miri) { 300 } else { 100_000 };
+    let text = err_text(check::<Chain>(&deep_chain(depth), zero, "archive"));
+    assert!(text.contains("depth limit of 0"), "{text}");
+}
+
+#[test]
+fn a_refusal_names_the_check_that_failed() {
+    let mut bytes = record();
+    // A lead byte without its continuation: the name is not UTF-8.
+    let at = bytes
+        .windows(2)
+        .position(|w| w == b"ad")
+        .expect("the name's bytes");
+    bytes[at] = 0xc3;
+    let text = err_text(access::<Record>(&bytes));
+    assert!(!text.contains("without error information"), "{text}");
+    assert!(text.contains("invalid UTF-8"), "{text}");
+    assert!(text.contains("field 'name'"), "{text}");
 }
