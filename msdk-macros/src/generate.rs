@@ -240,6 +240,10 @@ fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
     let Names {
         inv, args_struct, ..
     } = names;
+    if fields.is_empty() {
+        // Nothing to decode: the usual encodings of "no arguments" skip the decoder.
+        return quote!(#inv.decode_no_args::<#args_struct>()?;);
+    }
     let field_names = fields.iter().map(|f| &f.name);
     let locals = (0..fields.len()).map(Names::arg);
     quote! {

@@ -74,11 +74,13 @@ impl Arena {
     }
 
     /// Bytes handed out so far, alignment padding included.
+    #[inline]
     pub fn used(&self) -> usize {
         self.used.get()
     }
 
     /// Bytes not handed out yet (an allocation may need some of them for alignment).
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.capacity - self.used.get()
     }
@@ -91,6 +93,7 @@ impl Arena {
     }
 
     /// Whether `ptr` points into this arena's region.
+    #[inline]
     pub fn contains(&self, ptr: *const u8) -> bool {
         let start = self.start.as_ptr().addr();
         let addr = ptr.addr();
@@ -98,6 +101,7 @@ impl Arena {
     }
 
     /// Whether the whole of `bytes` lies inside this arena's region.
+    #[inline]
     pub fn contains_slice(&self, bytes: &[u8]) -> bool {
         let start = self.start.as_ptr().addr();
         let p = bytes.as_ptr().addr();
@@ -150,16 +154,19 @@ impl Arena {
 
     /// Reserves memory for `layout`, aligned on its absolute address, or `None` when the
     /// arena has no room. The memory is uninitialized.
+    #[inline]
     pub fn alloc_layout(&self, layout: Layout) -> Option<NonNull<u8>> {
         if layout.size() == 0 {
             // A zero-sized value needs an aligned, non-null address and no space.
             return Some(dangling_aligned(layout.align()));
         }
+        // No overflow checks needed: `start + used` is an address inside (or one past)
+        // the region; the padding is below the alignment; `Layout` keeps the size under
+        // `isize::MAX`, as `new`'s contract keeps `used <= capacity`.
         let used = self.used.get();
-        let here = self.start.as_ptr().addr().checked_add(used)?;
-        let aligned = here.checked_next_multiple_of(layout.align())?;
-        let offset = used + (aligned - here);
-        let end = offset.checked_add(layout.size())?;
+        let here = self.start.as_ptr().addr() + used;
+        let offset = used + (here.wrapping_neg() & (layout.align() - 1));
+        let end = offset + layout.size();
         if end > self.capacity {
             return None;
         }
@@ -183,11 +190,13 @@ impl Arena {
     /// assert_eq!(*slot, 42);
     /// # Ok::<(), ModuleError>(())
     /// ```
+    #[inline]
     pub fn alloc<T: Default>(&self) -> Option<&mut T> {
         self.alloc_with(T::default)
     }
 
     /// Allocates a `T` and moves `f()` into it. `f` runs only when there is room.
+    #[inline]
     pub fn alloc_with<T, F: FnOnce() -> T>(&self, f: F) -> Option<&mut T> {
         let slot = self.alloc_layout(Layout::new::<T>())?.cast::<T>();
         // SAFETY: `slot` is aligned for `T`, valid for a write of `size_of::<T>()` bytes
@@ -200,12 +209,14 @@ impl Arena {
     }
 
     /// Allocates `len` zeroed bytes, aligned to 1.
+    #[inline]
     pub fn alloc_bytes(&self, len: usize) -> Option<&mut [u8]> {
         self.alloc_bytes_aligned(len, 1)
     }
 
     /// Allocates `len` zeroed bytes whose address is a multiple of `align` (a power of
     /// two), or `None` when there is no room or `align` is not a power of two.
+    #[inline]
     pub fn alloc_bytes_aligned(&self, len: usize, align: usize) -> Option<&mut [u8]> {
         let layout = Layout::from_size_align(len, align).ok()?;
         let p = self.alloc_layout(layout)?;
@@ -218,6 +229,7 @@ impl Arena {
     }
 
     /// Copies `src` into the arena.
+    #[inline]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Option<&mut [T]> {
         let layout = Layout::array::<T>(src.len()).ok()?;
         let p = self.alloc_layout(layout)?.cast::<T>();
@@ -251,6 +263,7 @@ impl Arena {
     }
 
     /// Copies `s` into the arena.
+    #[inline]
     pub fn alloc_str(&self, s: &str) -> Option<&mut str> {
         let bytes = self.alloc_slice_copy(s.as_bytes())?;
         // SAFETY: the bytes are a copy of a `str`, so they are UTF-8.

@@ -16,6 +16,7 @@ use crate::caller::ModuleCaller;
 use crate::context::CallContext;
 use crate::dispatch;
 use crate::error::ModuleError;
+use crate::log::CurrentCall;
 use crate::panic as guard;
 use crate::persist::Persistent;
 use crate::request::{write_through_host, Invocation};
@@ -174,10 +175,19 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     frame.out = core::ptr::null();
     frame.out_len = 0;
     frame.arena_used = 0;
-    let _scope = guard::CaptureScope::enter();
     let used = Cell::new(0);
-    // SAFETY: forwarded from this function's contract.
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, &used) }));
+    let outcome = crate::log::with_slot(|slot| {
+        // Filled for the whole call: panics are captured while it is.
+        let outer = slot.replace(Some(CurrentCall::starting(
+            frame.host_call,
+            frame.trace_id,
+            frame.span_id,
+        )));
+        // SAFETY: forwarded from this function's contract.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, &used, slot) }));
+        slot.set(outer);
+        outcome
+    });
     frame.arena_used = used.get();
     let error = match outcome {
         Ok(Ok((ptr, len))) => {
@@ -201,6 +211,7 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
 unsafe fn call(
     frame: &CallFrame,
     frame_used: &Cell<usize>,
+    current: &Cell<Option<CurrentCall>>,
 ) -> Result<(*const u8, usize), ModuleError> {
     check_frame(frame)?;
     let entry = dispatch::table()
@@ -232,13 +243,13 @@ unsafe fn call(
         Some(p) => ctx.with_persistent(p),
         None => ctx,
     };
-    let _current = crate::log::enter_call(crate::log::CurrentCall {
+    current.set(Some(CurrentCall {
         host_call: frame.host_call,
         method: entry.name,
         module: entry.crate_name,
         trace_id: frame.trace_id,
         span_id: frame.span_id,
-    });
+    }));
     // SAFETY: `host_call` is the handle of this running call.
     let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call) };
     // A call whose deadline has passed is not started, and one that finishes after it

@@ -30,6 +30,19 @@ pub(crate) struct CurrentCall {
     pub(crate) span_id: u64,
 }
 
+impl CurrentCall {
+    /// A call whose method is not known yet.
+    pub(crate) fn starting(host_call: *mut c_void, trace_id: u64, span_id: u64) -> CurrentCall {
+        CurrentCall {
+            host_call,
+            method: "",
+            module: "",
+            trace_id,
+            span_id,
+        }
+    }
+}
+
 thread_local! {
     static CURRENT: Cell<Option<CurrentCall>> = const { Cell::new(None) };
 }
@@ -46,16 +59,22 @@ pub(crate) fn disconnect() {
     HOST.store(core::ptr::null_mut(), Ordering::Release);
 }
 
-/// Makes `call` the running call on this thread until the guard drops (restoring the
-/// outer one, for nested calls).
-pub(crate) fn enter_call(call: CurrentCall) -> impl Drop {
-    struct Restore(Option<CurrentCall>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CURRENT.set(self.0);
-        }
+/// Runs `f` with this thread's running-call slot. The call boundary fills it for the
+/// length of a call and then restores what it held (the outer call, when a call
+/// re-enters this module through a nested call), all through one thread-local access.
+pub(crate) fn with_slot<R>(f: impl FnOnce(&Cell<Option<CurrentCall>>) -> R) -> R {
+    let mut f = Some(f);
+    match CURRENT.try_with(|slot| f.take().map(|f| f(slot))) {
+        Ok(Some(r)) => r,
+        // The thread is tearing down its locals: a slot of its own, seen by nobody
+        // (`try_with` failed, so `f` was not taken).
+        _ => f.map_or_else(|| unreachable!("the slot ran `f`"), |f| f(&Cell::new(None))),
     }
-    Restore(CURRENT.replace(Some(call)))
+}
+
+/// Whether a call is running on this thread (panics are captured then).
+pub(crate) fn in_call() -> bool {
+    CURRENT.try_with(|c| c.get().is_some()).unwrap_or(false)
 }
 
 /// Whether a record at `lvl` would reach the host.

@@ -3,20 +3,19 @@
 //! printing to stderr.
 //!
 //! A module is a cdylib with its own copy of `std`, so the hook installed here sees
-//! only the module's panics. While a call is running on a thread, the hook records the
+//! only the module's panics. While a call is running on a thread (the boundary has
+//! filled the thread's running-call slot, see `log::with_slot`), the hook records the
 //! message for the boundary to return; at any other time it defers to the hook that was
 //! installed before it.
 //!
 //! [`ModuleError::Panic`]: crate::ModuleError::Panic
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
 
 thread_local! {
-    /// How many calls are running on this thread (nested calls re-enter).
-    static CAPTURING: Cell<u32> = const { Cell::new(0) };
     /// The message of the last panic caught while capturing.
     static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -27,7 +26,7 @@ pub(crate) fn install_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if CAPTURING.get() > 0 {
+            if crate::log::in_call() {
                 let text = describe(info);
                 // `try_with`: the thread may be tearing down its locals.
                 let _ = LAST.try_with(|last| *last.borrow_mut() = Some(text));
@@ -36,22 +35,6 @@ pub(crate) fn install_hook() {
             }
         }));
     });
-}
-
-/// Marks the current thread as inside a call until dropped.
-pub(crate) struct CaptureScope(());
-
-impl CaptureScope {
-    pub(crate) fn enter() -> CaptureScope {
-        CAPTURING.set(CAPTURING.get() + 1);
-        CaptureScope(())
-    }
-}
-
-impl Drop for CaptureScope {
-    fn drop(&mut self) {
-        CAPTURING.set(CAPTURING.get() - 1);
-    }
 }
 
 /// The message of a caught panic: what the hook recorded (with the location), or the
@@ -89,9 +72,16 @@ mod tests {
     #[test]
     fn captured_panics_carry_message_and_location() {
         install_hook();
-        let scope = CaptureScope::enter();
-        let payload = panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
-        drop(scope);
+        let payload = crate::log::with_slot(|slot| {
+            slot.set(Some(crate::log::CurrentCall::starting(
+                core::ptr::null_mut(),
+                0,
+                0,
+            )));
+            let payload = panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
+            slot.set(None);
+            payload
+        });
         let text = message(payload);
         assert!(text.starts_with("boom 7 (at "), "{text}");
         assert!(text.contains("panic.rs"), "{text}");

@@ -3,7 +3,7 @@
 
 use core::cell::Cell;
 use core::ffi::c_void;
-use std::cell::RefCell;
+use core::mem::MaybeUninit;
 use std::future::Future;
 
 use serde::de::DeserializeOwned;
@@ -30,14 +30,6 @@ pub struct Invocation<'a> {
     output: Cell<Option<(*const u8, usize)>>,
     budget: Option<std::time::Duration>,
 }
-
-thread_local! {
-    /// Reused encoding buffer, so a steady stream of calls does not allocate for it.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A scratch buffer larger than this is not kept for the next call.
-const SCRATCH_KEEP: usize = 64 * 1024;
 
 impl<'a> Invocation<'a> {
     /// A call with `args` in `ctx`, whose output goes to the arena or through `host`.
@@ -73,6 +65,16 @@ impl<'a> Invocation<'a> {
         serialize::decode_args(self.args)
     }
 
+    /// Checks the arguments of an export that takes none. Nothing (what the runtime
+    /// sends for no arguments), nil, `[]` and `{}` are accepted without running the
+    /// decoder; anything else is decoded as `T`, for its error message.
+    pub fn decode_no_args<T: DeserializeOwned>(&self) -> Result<()> {
+        match self.args {
+            [] | [0xc0] | [0x90] | [0x80] => Ok(()),
+            _ => self.decode_args::<T>().map(drop),
+        }
+    }
+
     /// The raw argument bytes, for an export whose only argument is bytes-like.
     pub fn raw_bytes(&self) -> &'a [u8] {
         self.args
@@ -87,16 +89,24 @@ impl<'a> Invocation<'a> {
         })
     }
 
-    /// Encodes `value` as MessagePack and makes it the call's result.
+    /// Encodes `value` as MessagePack and makes it the call's result: straight into the
+    /// call's arena, or through a buffer from the host when it does not fit there.
     pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        scratch.clear();
-        let outcome =
-            serialize::encode_into(value, &mut scratch).and_then(|()| self.set_output(&scratch));
-        if scratch.capacity() <= SCRATCH_KEEP {
-            SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        let in_arena = self.ctx.arena().alloc_rest_with(16, |rest| {
+            let mut out = UninitWriter { buf: rest, len: 0 };
+            serialize::encode_to(value, &mut out).ok().map(|()| out.len)
+        });
+        if let Some(bytes) = in_arena {
+            self.output.set(Some((bytes.as_ptr(), bytes.len())));
+            return Ok(());
         }
-        outcome
+        // Too large for the arena, or the value failed to serialize: encode on the heap,
+        // which also gives the error if there is one.
+        let mut bytes = Vec::new();
+        serialize::encode_into(value, &mut bytes)?;
+        let ptr = write_through_host(self.host, self.host_call, &bytes)?;
+        self.output.set(Some((ptr, bytes.len())));
+        Ok(())
     }
 
     /// Makes `bytes`, as they are, the call's result. Bytes the export built in the
@@ -164,6 +174,29 @@ impl<'a> Invocation<'a> {
     /// Where the result was put, if it was.
     pub(crate) fn output(&self) -> Option<(*const u8, usize)> {
         self.output.get()
+    }
+}
+
+/// An `io::Write` over uninitialized bytes, failing (like `&mut [u8]`) when full.
+struct UninitWriter<'b> {
+    buf: &'b mut [MaybeUninit<u8>],
+    len: usize,
+}
+
+impl std::io::Write for UninitWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) else {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        };
+        for (d, s) in dst.iter_mut().zip(bytes) {
+            d.write(*s);
+        }
+        self.len += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

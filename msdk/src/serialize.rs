@@ -24,6 +24,11 @@ pub const MAX_NESTING: usize = 384;
 
 /// Encodes `value`, structs as maps, appending to `out`.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    encode_to(value, out)
+}
+
+/// Encodes `value`, structs as maps, into any writer.
+pub(crate) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) -> Result<()> {
     value.serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! lock and without allocating.
 
 use std::alloc::{self, Layout};
+use std::cell::RefCell;
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,14 +113,43 @@ impl fmt::Debug for AlignedBuf {
     }
 }
 
-/// Arena buffers of one size, recycled through a lock-free queue.
+/// Arena buffers of one size, recycled through a lock-free queue, with one idle buffer
+/// cached per thread.
+///
+/// The thread cache is what keeps a steady stream of calls from one thread off shared
+/// memory: the buffer it returns at the end of a call is the one it takes at the start
+/// of the next, with no atomic operation at all. Only a thread's second buffer (an
+/// output held while the next call runs, or a nested call) goes through the queue.
 #[derive(Debug)]
 pub(crate) struct ArenaPool {
     free: ArrayQueue<AlignedBuf>,
     arena_size: usize,
+    /// Buffers out of the queue: in a call, held by an output, or cached by a thread.
     on_loan: AtomicUsize,
+    /// Threads with a cache entry for this pool (holding its buffer or not).
+    caching_threads: AtomicUsize,
     /// Arenas on loan at which the pool reports full load (it still lends more).
     soft_limit: usize,
+}
+
+/// A thread's idle buffer and the pool it belongs to.
+struct Cached {
+    pool: Arc<ArenaPool>,
+    buf: Option<AlignedBuf>,
+}
+
+impl Drop for Cached {
+    fn drop(&mut self) {
+        // The thread is exiting, or caches another pool's buffers from now on.
+        if let Some(buf) = self.buf.take() {
+            self.pool.put_shared(buf);
+        }
+        self.pool.caching_threads.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
 impl ArenaPool {
@@ -130,26 +160,82 @@ impl ArenaPool {
             free: ArrayQueue::new(keep.max(1)),
             arena_size,
             on_loan: AtomicUsize::new(0),
+            caching_threads: AtomicUsize::new(0),
             soft_limit,
         })
     }
 
-    /// How loaded the pool is: see [`crate::admission::load`].
+    /// How loaded the pool is: see [`crate::admission::load`]. Counts the arenas on
+    /// loan beyond one per thread that calls (each keeps one for its next call), so a
+    /// pool serving calls one at a time per thread reads 0: calls in flight are the
+    /// admission gate's to count; this counts what piles up on top (outputs held in
+    /// their arena, argument buffers filled ahead, nested calls).
     pub(crate) fn load(&self) -> f32 {
-        crate::admission::load(self.on_loan.load(Ordering::Relaxed), self.soft_limit)
+        let out = self.on_loan.load(Ordering::Relaxed);
+        let per_thread = self.caching_threads.load(Ordering::Relaxed);
+        crate::admission::load(out.saturating_sub(per_thread), self.soft_limit)
     }
 
-    /// An arena for one call: a recycled one, or a new one when none is idle.
-    pub(crate) fn take(self: &Arc<Self>) -> PooledArena {
-        let buf = self
-            .free
-            .pop()
-            .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size));
-        self.on_loan.fetch_add(1, Ordering::Relaxed);
-        PooledArena {
-            buf: Some(buf),
-            pool: Arc::clone(self),
+    /// An arena for one call, returned with [`give_back`](Self::give_back) or kept by a
+    /// [`PooledArena`].
+    pub(crate) fn take_buf(self: &Arc<Self>) -> AlignedBuf {
+        let cached = CACHE
+            .try_with(|c| match c.try_borrow_mut().ok()?.as_mut() {
+                Some(c) if Arc::ptr_eq(&c.pool, self) => c.buf.take(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        cached.unwrap_or_else(|| {
+            self.on_loan.fetch_add(1, Ordering::Relaxed);
+            self.free
+                .pop()
+                .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size))
+        })
+    }
+
+    /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's cache when it
+    /// has room (or holds the buffer of a pool nobody else uses any more), else to the
+    /// queue.
+    pub(crate) fn give_back(self: &Arc<Self>, buf: AlignedBuf) {
+        let mut buf = Some(buf);
+        let _ = CACHE.try_with(|c| {
+            let Ok(mut slot) = c.try_borrow_mut() else {
+                return;
+            };
+            match slot.as_mut() {
+                Some(c) if Arc::ptr_eq(&c.pool, self) => {
+                    if c.buf.is_none() {
+                        c.buf = buf.take();
+                    }
+                }
+                Some(c) if c.buf.is_some() && Arc::strong_count(&c.pool) > 1 => {}
+                _ => {
+                    // Replacing drops the old entry, which returns its buffer.
+                    self.caching_threads.fetch_add(1, Ordering::Relaxed);
+                    let old = slot.replace(Cached {
+                        pool: Arc::clone(self),
+                        buf: buf.take(),
+                    });
+                    drop(slot);
+                    drop(old);
+                }
+            }
+        });
+        if let Some(buf) = buf {
+            self.put_shared(buf);
         }
+    }
+
+    fn put_shared(&self, buf: AlignedBuf) {
+        self.on_loan.fetch_sub(1, Ordering::Relaxed);
+        // A full queue means enough buffers are idle: let this one go.
+        let _ = self.free.push(buf);
+    }
+
+    /// An arena for one call, held until the [`PooledArena`] drops.
+    pub(crate) fn take(self: &Arc<Self>) -> PooledArena {
+        PooledArena::new(self.take_buf(), Arc::clone(self))
     }
 }
 
@@ -161,6 +247,14 @@ pub(crate) struct PooledArena {
 }
 
 impl PooledArena {
+    /// Ties `buf`, taken from `pool`, to this guard.
+    pub(crate) fn new(buf: AlignedBuf, pool: Arc<ArenaPool>) -> PooledArena {
+        PooledArena {
+            buf: Some(buf),
+            pool,
+        }
+    }
+
     pub(crate) fn buf(&self) -> &AlignedBuf {
         self.buf.as_ref().expect("arena present until drop")
     }
@@ -173,9 +267,7 @@ impl PooledArena {
 impl Drop for PooledArena {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
-            self.pool.on_loan.fetch_sub(1, Ordering::Relaxed);
-            // A full pool means enough arenas are idle: let this one go.
-            let _ = self.pool.free.push(buf);
+            self.pool.give_back(buf);
         }
     }
 }
@@ -212,5 +304,32 @@ mod tests {
             first,
             "a busy arena is not shared"
         );
+    }
+
+    #[test]
+    fn buffers_cached_by_a_thread_go_back_when_it_exits() {
+        let pool = ArenaPool::new(64, 4, 8);
+        let worker = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            let buf = worker.take_buf();
+            let again = {
+                worker.give_back(buf);
+                worker.take_buf()
+            };
+            let second = worker.take_buf();
+            assert_eq!(worker.on_loan.load(Ordering::Relaxed), 2);
+            worker.give_back(again);
+            worker.give_back(second);
+            // One cached by the thread, one in the queue; both still count until the
+            // thread lets its cache go.
+            assert_eq!(worker.on_loan.load(Ordering::Relaxed), 1);
+            assert_eq!(worker.free.len(), 1);
+            assert_eq!(worker.load(), 0.0, "one arena per thread is not load");
+        })
+        .join()
+        .unwrap();
+        assert_eq!(pool.on_loan.load(Ordering::Relaxed), 0);
+        assert_eq!(pool.free.len(), 2, "both buffers are idle in the queue");
+        assert_eq!(pool.load(), 0.0);
     }
 }

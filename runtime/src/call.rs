@@ -4,6 +4,7 @@
 use core::ffi::c_void;
 use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Instant;
 
 use memlink_msdk::abi::{self, CallFrame, Format, HostApi, NestedCall, Status};
@@ -11,7 +12,7 @@ use memlink_msdk::ModuleError;
 
 use memlink_msdk::archive::{self, Checkable};
 
-use crate::arena::{AlignedBuf, PooledArena, BUFFER_ALIGN};
+use crate::arena::{AlignedBuf, ArenaPool, PooledArena, BUFFER_ALIGN};
 use crate::module::Module;
 use crate::runtime::Inner;
 
@@ -170,18 +171,19 @@ pub(crate) fn dispatch(
     args: ArgsIn<'_>,
     meta: CallMeta,
 ) -> (Result<CallOutput, ModuleError>, usize, usize) {
+    let pool = &runtime.pool;
     let (mut arena, owned, args_len, scratch) = match args {
         ArgsIn::Slice(s) => (
-            runtime.pool.take(),
+            CallArena::Bare(pool.take_buf()),
             None,
             s.len(),
             Scratch::Whole(s.as_ptr()),
         ),
-        ArgsIn::Arena(arena, len) => (arena, None, len, Scratch::After(len)),
+        ArgsIn::Arena(arena, len) => (CallArena::Pooled(arena), None, len, Scratch::After(len)),
         ArgsIn::Owned(buf) => {
             let len = buf.len();
             (
-                runtime.pool.take(),
+                CallArena::Bare(pool.take_buf()),
                 Some(buf),
                 len,
                 Scratch::Whole(core::ptr::null()),
@@ -238,7 +240,7 @@ pub(crate) fn dispatch(
     // entry point, valid for the life of the process (its library is never unloaded).
     let status = unsafe { (module.entry.call)(&mut frame) };
     let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
-    let result = collect(arena, host_call.output, out, out_len).and_then(|mut output| {
+    let result = collect(arena, pool, host_call.output, out, out_len).and_then(|mut output| {
         output._args = owned.map(OwnedArgs);
         match Status::from_code(status) {
             Some(Status::Ok) => Ok(output),
@@ -256,24 +258,69 @@ enum Scratch {
     After(usize),
 }
 
+/// The arena of a call in progress.
+enum CallArena {
+    /// Taken for the call: back to the pool afterwards, unless the output is in it.
+    Bare(AlignedBuf),
+    /// Taken earlier, with the arguments written into it.
+    Pooled(PooledArena),
+}
+
+impl CallArena {
+    fn buf(&self) -> &AlignedBuf {
+        match self {
+            CallArena::Bare(buf) => buf,
+            CallArena::Pooled(arena) => arena.buf(),
+        }
+    }
+
+    fn buf_mut(&mut self) -> &mut AlignedBuf {
+        match self {
+            CallArena::Bare(buf) => buf,
+            CallArena::Pooled(arena) => arena.buf_mut(),
+        }
+    }
+
+    /// Keeps the arena for as long as an output read from it.
+    fn keep(self, pool: &Arc<ArenaPool>) -> PooledArena {
+        match self {
+            CallArena::Bare(buf) => PooledArena::new(buf, Arc::clone(pool)),
+            CallArena::Pooled(arena) => arena,
+        }
+    }
+
+    fn release(self, pool: &Arc<ArenaPool>) {
+        match self {
+            CallArena::Bare(buf) => pool.give_back(buf),
+            CallArena::Pooled(arena) => drop(arena),
+        }
+    }
+}
+
 /// Finds where the module put its output; anywhere but the arena or the buffer the host
 /// allocated for it is a protocol error, and nothing is read from there.
 fn collect(
-    arena: PooledArena,
+    arena: CallArena,
+    pool: &Arc<ArenaPool>,
     heap: Option<AlignedBuf>,
     out: *const u8,
     len: usize,
 ) -> Result<CallOutput, ModuleError> {
-    if len == 0 {
+    if len > 0 && arena.buf().contains_range(out, len) {
+        let offset = out.addr() - arena.buf().as_slice().as_ptr().addr();
         return Ok(CallOutput {
-            repr: Repr::Empty,
+            repr: Repr::Arena {
+                arena: arena.keep(pool),
+                offset,
+                len,
+            },
             _args: None,
         });
     }
-    if arena.buf().contains_range(out, len) {
-        let offset = out.addr() - arena.buf().as_slice().as_ptr().addr();
+    arena.release(pool);
+    if len == 0 {
         return Ok(CallOutput {
-            repr: Repr::Arena { arena, offset, len },
+            repr: Repr::Empty,
             _args: None,
         });
     }

@@ -2,15 +2,16 @@
 //!
 //! The runtime counts, for every export, with no module code: calls, errors by status
 //! (panics and timeouts among them), a latency histogram, bytes in and out and the
-//! arena's high-water mark. The counts are atomics split into shards, one per group of
-//! threads, so that threads calling one export do not fight over a cache line. A module's
+//! arena's high-water mark. The counts are atomics split into shards: a thread owns a
+//! shard (of every export) for its lifetime and updates it with plain loads and stores,
+//! no locked instruction and no cache line shared with another thread; threads beyond
+//! the owned shards share the last one, with atomic read-modify-writes. A module's
 //! own counters, gauges and histograms are read from the module when a snapshot is taken.
 //! [`crate::Runtime::metrics`] returns both; [`crate::Runtime::prometheus`] renders them
 //! in the Prometheus text format.
 
-use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use core::ffi::c_void;
 
@@ -19,8 +20,11 @@ use memlink_msdk::abi::{self, MetricRecord, Status};
 use crate::module::Module;
 pub use memlink_msdk::metrics::{MetricValue, BUCKETS};
 
-/// Shards per export: enough that a few threads rarely share one.
-const SHARDS: usize = 8;
+/// Shards per export: threads own the first `SHARDS - 1`, one each; the last is shared
+/// by any thread beyond those.
+const SHARDS: usize = 16;
+/// The shard of threads that own none.
+const SHARED: usize = SHARDS - 1;
 /// Statuses counted as errors: every non-`Ok` status the ABI defines.
 const STATUSES: usize = 12;
 
@@ -51,20 +55,53 @@ impl Default for MethodStats {
     }
 }
 
-thread_local! {
-    /// This thread's shard, assigned round-robin on first use.
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+/// Which owned shards a live thread holds.
+static CLAIMED: [AtomicBool; SHARED] = [const { AtomicBool::new(false) }; SHARED];
+
+/// This thread's shard, and whether it owns it; released when the thread exits.
+struct Slot(usize);
+
+impl Slot {
+    fn claim() -> Slot {
+        let free = CLAIMED.iter().position(|c| {
+            // Acquire: the shard's last owner's stores happen before ours.
+            c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        });
+        Slot(free.unwrap_or(SHARED))
+    }
 }
 
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-fn shard_index() -> usize {
-    SHARD.with(|s| {
-        if s.get() == usize::MAX {
-            s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(claim) = CLAIMED.get(self.0) {
+            // Release: the next owner sees every figure this thread stored.
+            claim.store(false, Ordering::Release);
         }
-        s.get()
-    })
+    }
+}
+
+thread_local! {
+    static SLOT: Slot = Slot::claim();
+}
+
+/// This thread's shard; [`SHARED`] when it owns none (or is exiting).
+fn shard_index() -> usize {
+    SLOT.try_with(|s| s.0).unwrap_or(SHARED)
+}
+
+/// Adds `n` to a figure of shard `index`: a plain load and store in an owned shard (its
+/// only writer is this thread), an atomic add in the shared one.
+#[inline]
+fn add(index: usize, figure: &AtomicU64, n: u64) {
+    if index == SHARED {
+        figure.fetch_add(n, Ordering::Relaxed);
+    } else {
+        figure.store(
+            figure.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
 }
 
 /// What one call did, for the built-in figures.
@@ -80,25 +117,28 @@ pub(crate) struct CallRecord {
 
 impl MethodStats {
     pub(crate) fn record(&self, r: CallRecord) {
-        let s = &self.shards[shard_index()];
-        s.calls.fetch_add(1, Ordering::Relaxed);
+        let i = shard_index();
+        let s = &self.shards[i];
+        add(i, &s.calls, 1);
         if let Some(slot) = usize::try_from(r.status)
             .ok()
             .filter(|&c| c > 0 && c <= STATUSES)
         {
-            s.errors[slot - 1].fetch_add(1, Ordering::Relaxed);
+            add(i, &s.errors[slot - 1], 1);
         }
-        s.bytes_in.fetch_add(r.bytes_in as u64, Ordering::Relaxed);
-        s.bytes_out.fetch_add(r.bytes_out as u64, Ordering::Relaxed);
+        add(i, &s.bytes_in, r.bytes_in as u64);
+        add(i, &s.bytes_out, r.bytes_out as u64);
         let micros = r.latency_ns as f64 / 1e3;
         let bucket = BUCKETS
             .iter()
             .position(|&b| micros <= b)
             .unwrap_or(BUCKETS.len());
-        s.latency[bucket].fetch_add(1, Ordering::Relaxed);
-        s.latency_sum_ns.fetch_add(r.latency_ns, Ordering::Relaxed);
-        s.arena_high_water
-            .fetch_max(r.arena_used as u64, Ordering::Relaxed);
+        add(i, &s.latency[bucket], 1);
+        add(i, &s.latency_sum_ns, r.latency_ns);
+        let used = r.arena_used as u64;
+        if used > s.arena_high_water.load(Ordering::Relaxed) {
+            s.arena_high_water.fetch_max(used, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn snapshot(&self, module: &str, method: &str) -> MethodMetrics {
@@ -452,24 +492,33 @@ mod tests {
     }
 
     #[test]
-    fn figures_add_up_across_shards() {
+    fn figures_add_up_across_owned_and_shared_shards() {
+        // More threads alive at once than there are owned shards: some share the last.
+        let threads = SHARDS as u64 + 4;
         let stats = MethodStats::default();
+        let all_started = std::sync::Barrier::new(threads as usize);
         std::thread::scope(|s| {
-            for t in 0..4 {
-                let stats = &stats;
+            for t in 0..threads {
+                let (stats, all_started) = (&stats, &all_started);
                 s.spawn(move || {
-                    for i in 0..100 {
+                    all_started.wait();
+                    for i in 0..1000 {
                         stats.record(record(if i % 10 == 0 { 4 } else { 0 }, 1_000 * (t + 1)));
                     }
                 });
             }
         });
         let m = stats.snapshot("m", "f");
-        assert_eq!((m.calls, m.bytes_in, m.bytes_out), (400, 1200, 2000));
-        assert_eq!(m.errors, vec![("panic", 40)]);
-        assert_eq!(m.latency_count, 400);
-        assert_eq!(m.arena_high_water, 4_000);
-        assert!((m.latency_sum_micros - 100.0 * (1.0 + 2.0 + 3.0 + 4.0)).abs() < 1e-9);
+        let calls = 1000 * threads;
+        assert_eq!(
+            (m.calls, m.bytes_in, m.bytes_out),
+            (calls, 3 * calls, 5 * calls)
+        );
+        assert_eq!(m.errors, vec![("panic", calls / 10)]);
+        assert_eq!(m.latency_count, calls);
+        assert_eq!(m.arena_high_water, 1_000 * threads);
+        let micros: u64 = (1..=threads).sum();
+        assert!((m.latency_sum_micros - 1000.0 * micros as f64).abs() < 1e-6);
     }
 
     #[test]

@@ -66,8 +66,9 @@ pub struct RuntimeConfig {
     pub max_concurrency: usize,
     /// What happens to a call beyond `max_concurrency` (default: rejected at once).
     pub saturation: Saturation,
-    /// Arenas on loan at which the pool reports full load (default 1024). The pool lends
-    /// more past it; the figure only feeds backpressure.
+    /// Arenas on loan (beyond the one each calling thread keeps for its next call) at
+    /// which the pool reports full load (default 1024). The pool lends more past it; the
+    /// figure only feeds backpressure.
     pub arena_soft_limit: usize,
     /// Deadline of a call that sets none (default: none).
     pub default_timeout: Option<Duration>,
