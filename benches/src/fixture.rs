@@ -11,7 +11,6 @@ use std::ptr::NonNull;
 
 use bumpalo::Bump;
 use libloading::Library;
-use memlink_msdk::abi::Format;
 use memlink_msdk::Arena;
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
@@ -92,63 +91,13 @@ pub fn call_rust_pointer() {
     black_box(rust_noop as fn())();
 }
 
-/// The MessagePack echo of a 5-byte string, or what stands in for it.
-#[derive(Debug, Clone)]
-pub struct MsgpackEcho {
-    /// Method of `basic` called.
-    pub method: &'static str,
-    /// Its encoded arguments.
-    pub args: Vec<u8>,
-    /// What it must return.
-    pub expected: Vec<u8>,
-    /// True while `basic` has no `echo_msgpack` and `sum` of 5 small integers stands in.
-    pub stand_in: bool,
-}
-
-impl MsgpackEcho {
-    /// `echo_msgpack("hello")` if `basic` exports it with MessagePack arguments, else
-    /// `sum([104, 101, 108, 108, 111])` (the bytes of "hello" as 5 integers): also a
-    /// MessagePack array holding 5 bytes of payload decoded into one heap allocation in
-    /// the module, with a one-value MessagePack result.
-    fn pick(runtime: &Runtime, basic: ModuleHandle) -> MsgpackEcho {
-        let methods = runtime.methods(basic).unwrap_or_default();
-        let real = methods
-            .iter()
-            .any(|m| m.name == "echo_msgpack" && m.args_format == Format::MessagePack);
-        if real {
-            MsgpackEcho {
-                method: "echo_msgpack",
-                args: mp(&("hello",)),
-                expected: mp(&"hello"),
-                stand_in: false,
-            }
-        } else {
-            MsgpackEcho {
-                method: "sum",
-                args: mp(&(vec![104i64, 101, 108, 108, 111],)),
-                expected: mp(&532i64),
-                stand_in: true,
-            }
-        }
-    }
-
-    /// How the report and README name what was called.
-    pub fn describe(&self) -> &'static str {
-        if self.stand_in {
-            "basic::sum([104,101,108,108,111]) (stand-in: basic has no msgpack echo)"
-        } else {
-            "basic::echo_msgpack(\"hello\")"
-        }
-    }
-}
-
 /// MessagePack of `value`, as a host sends arguments.
 pub fn mp<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec(value).expect("encode MessagePack")
 }
 
-/// A runtime with `basic` and `nested_calls` loaded (release builds), and the encoded
-/// arguments of every call the benchmarks make.
+/// A runtime with `basic`, `nested_calls` and `datasets` loaded (release builds), and the
+/// encoded arguments of every call the benchmarks make.
 #[derive(Debug, Clone)]
 pub struct Host {
     /// The runtime, default configuration.
@@ -157,14 +106,15 @@ pub struct Host {
     pub basic: ModuleHandle,
     /// `nested_calls`.
     pub nested: ModuleHandle,
+    /// `datasets`, for its MessagePack echo.
+    pub datasets: ModuleHandle,
     /// `basic::noop`, resolved once.
     pub noop: MethodRef,
     /// `basic::echo`, resolved once.
     pub echo: MethodRef,
     /// The path `basic` was loaded from.
     pub basic_path: PathBuf,
-    /// The MessagePack echo (or its stand-in).
-    pub msgpack_echo: MsgpackEcho,
+    echo_msgpack_args: Vec<u8>,
     add_args: Vec<u8>,
     relay_echo_args: Vec<u8>,
     relay_noop_args: Vec<u8>,
@@ -181,6 +131,7 @@ impl Host {
     pub fn with_config(config: RuntimeConfig) -> Result<Host, String> {
         let basic_path = modules::example("basic")?;
         let nested_path = modules::example("nested_calls")?;
+        let datasets_path = modules::example("datasets")?;
         let runtime = Runtime::new(config, LocalResolver);
         let load = |p: &Path| {
             runtime
@@ -189,17 +140,19 @@ impl Host {
         };
         let basic = load(&basic_path)?;
         let nested = load(&nested_path)?;
-        let method = |name| runtime.method(basic, name).map_err(|e| e.to_string());
+        let datasets = load(&datasets_path)?;
+        let method = |module, name| runtime.method(module, name).map_err(|e| e.to_string());
         let host = Host {
-            noop: method("noop")?,
-            echo: method("echo")?,
-            msgpack_echo: MsgpackEcho::pick(&runtime, basic),
+            noop: method(basic, "noop")?,
+            echo: method(basic, "echo")?,
+            echo_msgpack_args: mp(&("hello",)),
             add_args: mp(&(2u32, 3u32)),
             relay_echo_args: mp(&("basic", "echo", b"hello".to_vec())),
             relay_noop_args: mp(&("basic", "noop", Vec::<u8>::new())),
             runtime,
             basic,
             nested,
+            datasets,
             basic_path,
         };
         host.check()?;
@@ -223,8 +176,7 @@ impl Host {
         if self.add_typed() != 5 {
             return Err("typed add is not 5".into());
         }
-        let e = &self.msgpack_echo;
-        expect(e.describe(), &self.echo_msgpack(), &e.expected)?;
+        expect("echo_msgpack", &self.echo_msgpack(), &mp(&"hello"))?;
         expect("relay to echo", &self.relay_echo(), b"hello")?;
         expect("relay to noop", &self.relay_noop(), &nil)?;
         Ok(())
@@ -263,12 +215,12 @@ impl Host {
             .expect("echo by id")
     }
 
-    /// The MessagePack echo of "hello" (or its stand-in), pre-encoded, by name.
+    /// `datasets::echo_msgpack("hello")` by name, arguments pre-encoded (`["hello"]`),
+    /// the result (`"hello"`) left encoded.
     #[inline]
     pub fn echo_msgpack(&self) -> CallOutput {
-        let e = &self.msgpack_echo;
         self.runtime
-            .call(self.basic, e.method, &e.args)
+            .call(self.datasets, "echo_msgpack", &self.echo_msgpack_args)
             .expect("msgpack echo")
     }
 

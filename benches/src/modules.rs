@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The example modules the benchmarks load.
-const EXAMPLES: &[&str] = &["basic", "nested_calls"];
+const EXAMPLES: &[&str] = &["basic", "nested_calls", "datasets"];
 
 /// The workspace root (the parent of this package).
 pub fn workspace() -> PathBuf {
@@ -21,7 +21,7 @@ fn cargo() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| PathBuf::from(env!("CARGO")), PathBuf::from)
 }
 
-/// Path of the release cdylib of the example module `name` (`basic`, `nested_calls`).
+/// Path of the release cdylib of the example module `name` (`basic`, `nested_calls`, `datasets`).
 ///
 /// The first call runs `cargo build --release` for every example the benchmarks use, so
 /// the modules are never stale nor built in debug while the host is optimized.

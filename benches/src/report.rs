@@ -95,6 +95,7 @@ pub const GROUPS: &[&str] = &[
     "lifecycle",
     "nested",
     "zero_copy",
+    "observability",
     "allocations",
 ];
 
@@ -109,6 +110,7 @@ pub fn run_groups(report: &mut Report, cfg: &Config, fx: &Fixtures, groups: &[&s
             "lifecycle" => lifecycle(report, cfg, fx),
             "nested" => nested(report, cfg, fx),
             "zero_copy" => crate::zero_copy::figures(report, cfg),
+            "observability" => crate::observability::figures(report, cfg),
             "allocations" => allocations(report, fx),
             other => eprintln!("  no group named `{other}` (groups: {})", GROUPS.join(" ")),
         }
@@ -175,7 +177,7 @@ pub fn exports(report: &mut Report, cfg: &Config, fx: &Fixtures) {
     report.ns(
         "echo_small_msgpack_ns",
         measure::run(cfg, || h.echo_msgpack()),
-        h.msgpack_echo.describe(),
+        "datasets::echo_msgpack by name, pre-encoded [\"hello\"], result left encoded",
     );
     report.ns(
         "add_msgpack_ns",

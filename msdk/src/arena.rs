@@ -154,19 +154,16 @@ impl Arena {
 
     /// Reserves memory for `layout`, aligned on its absolute address, or `None` when the
     /// arena has no room. The memory is uninitialized.
-    #[inline]
     pub fn alloc_layout(&self, layout: Layout) -> Option<NonNull<u8>> {
         if layout.size() == 0 {
             // A zero-sized value needs an aligned, non-null address and no space.
             return Some(dangling_aligned(layout.align()));
         }
-        // No overflow checks needed: `start + used` is an address inside (or one past)
-        // the region; the padding is below the alignment; `Layout` keeps the size under
-        // `isize::MAX`, as `new`'s contract keeps `used <= capacity`.
         let used = self.used.get();
-        let here = self.start.as_ptr().addr() + used;
-        let offset = used + (here.wrapping_neg() & (layout.align() - 1));
-        let end = offset + layout.size();
+        let here = self.start.as_ptr().addr().checked_add(used)?;
+        let aligned = here.checked_next_multiple_of(layout.align())?;
+        let offset = used + (aligned - here);
+        let end = offset.checked_add(layout.size())?;
         if end > self.capacity {
             return None;
         }

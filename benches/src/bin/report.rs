@@ -33,7 +33,7 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 const USAGE: &str =
     "usage: report [--quick] [--only GROUP,GROUP...] | report --profile OP [--iters N]
-GROUP: limits exports arena threads lifecycle nested zero_copy allocations
+GROUP: limits exports arena threads lifecycle nested zero_copy observability allocations
 OP: raw_extern noop_by_id noop_by_name echo_raw echo_raw_by_id echo_msgpack
     add_msgpack add_typed relay_echo load_unload_shared load_unload_no_persistent
     alloc_round sketch_round
@@ -75,7 +75,6 @@ fn main() -> ExitCode {
     };
     let started = std::time::Instant::now();
     let mut report = Report::new();
-    eprintln!("msgpack echo: {}", fixtures.host.msgpack_echo.describe());
     match &only {
         Some(groups) => {
             let groups: Vec<&str> = groups.split(',').collect();
