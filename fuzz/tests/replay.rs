@@ -119,33 +119,28 @@ fn seeds_run_clean() {
 #[test]
 fn committed_corpus_matches_the_seeds_and_runs_clean() {
     for target in TARGETS {
+        // `MEMLINK_WRITE_SEEDS=1 cargo test committed_corpus` rewrites the corpus from
+        // `memlink_fuzz::seeds` (as `TRYBUILD=overwrite` does for UI tests).
+        let rewrite = std::env::var_os("MEMLINK_WRITE_SEEDS").is_some_and(|v| v == "1");
+        for (name, data) in seeds_of(target) {
+            let path = dir("corpus", target).join(name);
+            if rewrite {
+                std::fs::create_dir_all(dir("corpus", target)).unwrap();
+                std::fs::write(&path, &data).unwrap();
+                continue;
+            }
+            let on_disk = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                on_disk == data,
+                "{} is stale: run `MEMLINK_WRITE_SEEDS=1 cargo test committed_corpus`",
+                path.display()
+            );
+        }
         let on_disk = files("corpus", target);
         assert!(!on_disk.is_empty(), "no seed corpus for {target}");
         for path in on_disk {
             let data = std::fs::read(&path).unwrap();
             run_target(target, &data);
-        }
-        for (name, data) in seeds_of(target) {
-            let path = dir("corpus", target).join(name);
-            let on_disk = std::fs::read(&path).unwrap_or_default();
-            assert!(
-                on_disk == data,
-                "{} is stale: run `cargo test -- --ignored write_seed_corpus`",
-                path.display()
-            );
-        }
-    }
-}
-
-/// Rewrites `corpus/<target>/` from `memlink_fuzz::seeds`.
-#[test]
-#[ignore = "writes files: run by hand when the seeds change"]
-fn write_seed_corpus() {
-    for target in TARGETS {
-        let d = dir("corpus", target);
-        std::fs::create_dir_all(&d).unwrap();
-        for (name, data) in seeds_of(target) {
-            std::fs::write(d.join(name), data).unwrap();
         }
     }
 }
