@@ -6,7 +6,6 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memlink_benches::fixture::{BumpRound, MemlinkRound, ARENA_ROUND};
-use memlink_benches::sketch::SketchRound;
 
 fn arena(c: &mut Criterion) {
     let mut g = c.benchmark_group("arena_alloc_u64_round");
@@ -15,9 +14,6 @@ fn arena(c: &mut Criterion) {
     g.bench_function("memlink_alloc", |b| b.iter(|| m.alloc_round()));
     let mut bump = BumpRound::new();
     g.bench_function("bumpalo_alloc", |b| b.iter(|| bump.alloc_round()));
-    // Not memlink's code: the alloc_layout README.md proposes (src/sketch.rs).
-    let mut sketch = SketchRound::new();
-    g.bench_function("proposed_alloc_sketch", |b| b.iter(|| sketch.alloc_round()));
     g.finish();
 
     let mut g = c.benchmark_group("arena_alloc_with_u64_round");

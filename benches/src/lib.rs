@@ -12,6 +12,5 @@ pub mod modules;
 pub mod observability;
 pub mod report;
 pub mod sets;
-pub mod sketch;
 pub mod threads;
 pub mod zero_copy;

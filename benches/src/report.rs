@@ -215,12 +215,6 @@ pub fn arena(report: &mut Report, cfg: &Config) {
         per_alloc(measure::run(cfg, || m.alloc_with_round())),
         &format!("Arena::alloc_with(|| 42u64), {round}"),
     );
-    let mut sketch = crate::sketch::SketchRound::new();
-    report.ns(
-        "sketch_alloc_u64_ns",
-        per_alloc(measure::run(cfg, || sketch.alloc_round())),
-        &format!("the alloc_layout proposed in README.md (benches/src/sketch.rs), {round}"),
-    );
     let mut b = BumpRound::new();
     report.ns(
         "bumpalo_alloc_u64_ns",
@@ -468,11 +462,6 @@ pub fn ratios(report: &mut Report) {
     report.ratio(
         "alloc_u64_over_bumpalo",
         "alloc_u64_ns",
-        "bumpalo_alloc_u64_ns",
-    );
-    report.ratio(
-        "sketch_alloc_u64_over_bumpalo",
-        "sketch_alloc_u64_ns",
         "bumpalo_alloc_u64_ns",
     );
     report.ratio(

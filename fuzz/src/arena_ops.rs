@@ -2,8 +2,9 @@
 //!
 //! The input picks the arena's capacity and how far its start is from a 16-byte
 //! boundary, then a list of [`Op`]s. The model is exact: a bump allocator places each
-//! allocation at the first address past the last one that is a multiple of its
-//! alignment, and fails, changing nothing, when that would pass the end. After each
+//! allocation at the highest address, ending at or below the start of the last one,
+//! that is a multiple of its alignment, and fails, changing nothing, when that would
+//! pass the region's start. After each
 //! operation the harness checks:
 //! - `used()` matches the model and never exceeds `capacity()`;
 //! - every pointer is aligned, inside the region (zero-sized ones: aligned, non-null)
@@ -356,16 +357,15 @@ impl Harness {
             self.unchanged();
             return;
         }
-        let here = self.start + self.used;
-        let fits = here
-            .checked_next_multiple_of(align)
-            .and_then(|at| (at - self.start).checked_add(size))
-            .filter(|&end| end <= self.capacity);
+        let top = self.start + self.capacity - self.used;
+        let fits = top
+            .checked_sub(size)
+            .map(|at| at & !(align - 1))
+            .filter(|&at| at >= self.start);
         match (got, fits) {
             (None, None) => self.unchanged(),
-            (Some((ptr, bytes)), Some(end)) => {
-                let at = self.start + end - size;
-                assert_eq!(ptr.addr(), at, "allocation not at the next aligned address");
+            (Some((ptr, bytes)), Some(at)) => {
+                assert_eq!(ptr.addr(), at, "allocation not at the next aligned address down");
                 assert!(self.arena.contains(ptr));
                 let end_of_region = core::ptr::without_provenance::<u8>(self.start + self.capacity);
                 assert!(!self.arena.contains(end_of_region), "contains() past the end");
@@ -373,8 +373,8 @@ impl Harness {
                     let (a, b) = (other.ptr.addr(), other.ptr.addr() + other.bytes.len());
                     assert!(at >= b || at + size <= a, "overlaps an allocation at {a:#x}");
                 }
-                self.used = end;
-                assert_eq!(self.arena.used(), end);
+                self.used = self.start + self.capacity - at;
+                assert_eq!(self.arena.used(), self.used);
                 assert!(self.arena.used() <= self.arena.capacity());
                 assert_eq!(bytes.len(), size);
                 self.live.push(Live { ptr, bytes });

@@ -449,7 +449,11 @@ fn check_export(
         }
         ("squares", Some(ModuleError::QuotaExceeded)) => {}
         ("noisy", None) => {
-            let _: (u64, u64, u32, f32, bool) = decode(outcome);
+            let (_, _, _, load, _): (u64, u64, u32, f32, bool) = decode(outcome);
+            assert!(
+                (0.0..=1.0).contains(&load),
+                "backpressure {load} outside [0, 1]"
+            );
         }
         ("async_len", None) => assert_eq!(decode::<u64>(outcome), args.len() as u64),
         ("boom", Some(ModuleError::Panic(_))) => {}

@@ -33,6 +33,7 @@ pub static HOST_API: HostApi = HostApi {
     alloc_output,
     call_module,
     log,
+    backpressure,
 };
 
 /// Log records delivered so far, all checked.
@@ -353,6 +354,16 @@ pub fn call_valid(index: u32, args: &[u8], depth: u32) -> Outcome {
     let outcome = collect(status, &frame, Some(&arena), &host);
     arena.check_guards();
     outcome
+}
+
+/// `HostApi::backpressure`: out of range on purpose (the module must clamp it), and 0
+/// without a call.
+unsafe extern "C" fn backpressure(call: *mut c_void) -> f32 {
+    if call.is_null() {
+        0.0
+    } else {
+        1.5
+    }
 }
 
 /// `HostApi::alloc_output`: a zeroed, 16-aligned buffer that replaces the call's last

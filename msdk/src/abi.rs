@@ -361,6 +361,10 @@ pub struct HostApi {
     /// logged outside any call (from a module's own thread); the record and everything it
     /// points to are valid only during this function.
     pub log: unsafe extern "C" fn(call: *mut c_void, record: *const LogRecord),
+    /// The host's load on the module of the call `call` now, in `[0, 1]`: 0 idle, 1
+    /// saturated. Modules ask for it only when a frame's `backpressure` is
+    /// [`BACKPRESSURE_ON_REQUEST`].
+    pub backpressure: unsafe extern "C" fn(call: *mut c_void) -> f32,
 }
 
 /// Log levels as they cross the boundary; a record is sent only when its level is at
@@ -472,7 +476,10 @@ pub struct CallFrame {
     /// Time left for the call in nanoseconds, measured when the host dispatched it.
     /// [`NO_DEADLINE`] when there is none.
     pub timeout_ns: u64,
-    /// The host's load on this module at dispatch, in `[0, 1]`.
+    /// The host's load on this module at dispatch, in `[0, 1]`, or
+    /// [`BACKPRESSURE_ON_REQUEST`]: the module asks [`HostApi::backpressure`] if and when
+    /// it needs the figure (a host whose load takes longer to sum than a small call
+    /// takes to run sends this).
     pub backpressure: f32,
     /// Reserved, zero.
     pub flags: u32,
@@ -511,6 +518,9 @@ pub struct PersistentHeader {
     /// Bytes allocated so far, counted from the start of the region (header included).
     pub used: core::sync::atomic::AtomicU64,
 }
+
+/// [`CallFrame::backpressure`] when the module is to ask [`HostApi::backpressure`].
+pub const BACKPRESSURE_ON_REQUEST: f32 = f32::NAN;
 
 /// [`CallFrame::timeout_ns`] for a call without a deadline.
 pub const NO_DEADLINE: u64 = u64::MAX;

@@ -2,8 +2,11 @@
 //!
 //! Each call gets its own arena: the host hands the module a region of memory, the
 //! module bumps through it, and the host takes it back (and resets it) after the call.
-//! Allocation is a few instructions: align the absolute address, check the bound, move
-//! the pointer. Nothing is ever freed one by one, and no destructor runs: values whose
+//! Allocation is a few instructions: the cursor moves *down* from the end of the region
+//! (subtract the size, mask to the alignment, compare with the floor), as in bumpalo,
+//! which is one dependent step shorter than bumping up. The one allocation that grows
+//! upwards is a call's encoded result ([`Arena::alloc_rest_with`]), which takes the free
+//! space from its bottom. Nothing is ever freed one by one, and no destructor runs: values whose
 //! `Drop` matters should not live here (as with `bumpalo`).
 //!
 //! Every allocation hands out *initialized* memory: [`Arena::alloc`] writes
@@ -22,9 +25,14 @@ use core::ptr::{self, NonNull};
 ///
 /// Not `Send` and not `Sync`: it belongs to the one call that uses it.
 pub struct Arena {
+    /// The region's first byte, with its provenance: every pointer handed out derives
+    /// from it.
     start: NonNull<u8>,
     capacity: usize,
-    used: Cell<usize>,
+    /// Address of the lowest byte handed out from the top; the region's end when none.
+    cursor: Cell<usize>,
+    /// Address one past the bytes handed out from the bottom; the start when none.
+    floor: Cell<usize>,
     /// The arena hands out `&mut` into memory it does not own; tie it to `*mut u8`'s
     /// auto-trait behaviour (neither `Send` nor `Sync`).
     _region: PhantomData<*mut u8>,
@@ -48,7 +56,9 @@ impl Arena {
             Some(start) => Arena {
                 start,
                 capacity: len,
-                used: Cell::new(0),
+                // The caller vouches for `len` bytes at `ptr`, so the end address exists.
+                cursor: Cell::new(start.as_ptr().addr() + len),
+                floor: Cell::new(start.as_ptr().addr()),
                 _region: PhantomData,
             },
             None => {
@@ -60,10 +70,18 @@ impl Arena {
 
     /// An arena with no space: every allocation of a non-zero size fails.
     pub const fn empty() -> Arena {
+        // Any non-null address will do for a region of no bytes; the cursor and floor
+        // must be that address, as for any other region.
+        const ADDR: usize = 1;
+        let start = match NonNull::new(ptr::without_provenance_mut(ADDR)) {
+            Some(start) => start,
+            None => unreachable!(),
+        };
         Arena {
-            start: NonNull::dangling(),
+            start,
             capacity: 0,
-            used: Cell::new(0),
+            cursor: Cell::new(ADDR),
+            floor: Cell::new(ADDR),
             _region: PhantomData,
         }
     }
@@ -76,20 +94,22 @@ impl Arena {
     /// Bytes handed out so far, alignment padding included.
     #[inline]
     pub fn used(&self) -> usize {
-        self.used.get()
+        self.capacity - self.remaining()
     }
 
     /// Bytes not handed out yet (an allocation may need some of them for alignment).
     #[inline]
     pub fn remaining(&self) -> usize {
-        self.capacity - self.used.get()
+        self.cursor.get() - self.floor.get()
     }
 
     /// Forgets every allocation, so the whole region can be handed out again.
     ///
     /// `&mut self` proves that no reference into the arena is alive.
     pub fn reset(&mut self) {
-        self.used.set(0);
+        let start = self.start.as_ptr().addr();
+        self.cursor.set(start + self.capacity);
+        self.floor.set(start);
     }
 
     /// Whether `ptr` points into this arena's region.
@@ -110,9 +130,10 @@ impl Arena {
                 .is_some_and(|end| end <= start + self.capacity)
     }
 
-    /// Hands the rest of the arena, from the next `align`-aligned address, to `fill` as
-    /// uninitialized bytes. `fill` returns how many bytes it initialized from the start;
-    /// those stay allocated and are returned. With `None`, nothing stays allocated.
+    /// Hands the free space of the arena, from its first `align`-aligned address, to
+    /// `fill` as uninitialized bytes. `fill` returns how many bytes it initialized from
+    /// the start; those stay allocated and are returned. With `None`, nothing stays
+    /// allocated.
     ///
     /// While `fill` runs the arena counts as full, so nothing else can be allocated over
     /// the region it is writing.
@@ -121,17 +142,17 @@ impl Arena {
         align: usize,
         fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Option<usize>,
     ) -> Option<&mut [u8]> {
-        let used = self.used.get();
-        let here = self.start.as_ptr().addr().checked_add(used)?;
-        let offset = used + (here.checked_next_multiple_of(align)? - here);
-        if offset > self.capacity {
+        let (floor, top) = (self.floor.get(), self.cursor.get());
+        let from = floor.checked_next_multiple_of(align)?;
+        if from > top {
             return None;
         }
-        let len = self.capacity - offset;
-        self.used.set(self.capacity);
-        // SAFETY: `offset <= capacity`, so `offset..capacity` lies in the region `new`'s
-        // caller vouched for; `used` now covers it, so no other allocation can overlap it;
-        // `MaybeUninit<u8>` needs no initialization.
+        let len = top - from;
+        let offset = from - self.start.as_ptr().addr();
+        self.floor.set(top);
+        // SAFETY: `start <= floor <= from <= top <= start + capacity`, so `offset..offset
+        // + len` lies in the region `new`'s caller vouched for; `floor` now covers it, so
+        // no other allocation can overlap it; `MaybeUninit<u8>` needs no initialization.
         let region = unsafe {
             core::slice::from_raw_parts_mut(
                 self.start.as_ptr().add(offset).cast::<MaybeUninit<u8>>(),
@@ -140,13 +161,13 @@ impl Arena {
         };
         match fill(region) {
             Some(n) if n <= len => {
-                self.used.set(offset + n);
+                self.floor.set(from + n);
                 // SAFETY: `fill` initialized the first `n` bytes of the region, which stay
-                // allocated (covered by `used`) and handed out to nobody else.
+                // allocated (below `floor`) and handed out to nobody else.
                 Some(unsafe { core::slice::from_raw_parts_mut(self.start.as_ptr().add(offset), n) })
             }
             _ => {
-                self.used.set(used);
+                self.floor.set(floor);
                 None
             }
         }
@@ -154,23 +175,22 @@ impl Arena {
 
     /// Reserves memory for `layout`, aligned on its absolute address, or `None` when the
     /// arena has no room. The memory is uninitialized.
+    #[inline]
     pub fn alloc_layout(&self, layout: Layout) -> Option<NonNull<u8>> {
         if layout.size() == 0 {
             // A zero-sized value needs an aligned, non-null address and no space.
             return Some(dangling_aligned(layout.align()));
         }
-        let used = self.used.get();
-        let here = self.start.as_ptr().addr().checked_add(used)?;
-        let aligned = here.checked_next_multiple_of(layout.align())?;
-        let offset = used + (aligned - here);
-        let end = offset.checked_add(layout.size())?;
-        if end > self.capacity {
+        // `align` is a power of two (a `Layout` guarantees it), so the mask rounds down.
+        let new = self.cursor.get().checked_sub(layout.size())? & !(layout.align() - 1);
+        if new < self.floor.get() {
             return None;
         }
-        self.used.set(end);
-        // SAFETY: `offset + size <= capacity`, so the pointer stays inside the region that
-        // `new`'s caller promised is valid; adding to a `NonNull` in bounds is non-null.
-        Some(unsafe { self.start.add(offset) })
+        self.cursor.set(new);
+        // SAFETY: `start <= floor <= new` and `new + size <= cursor <= start + capacity`,
+        // so the offset keeps the pointer inside the region `new`'s caller promised is
+        // valid, and a pointer into it is non-null.
+        Some(unsafe { self.start.add(new - self.start.as_ptr().addr()) })
     }
 
     /// Allocates a `T` holding `T::default()`.
@@ -278,7 +298,7 @@ impl fmt::Debug for Arena {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Arena")
             .field("capacity", &self.capacity)
-            .field("used", &self.used.get())
+            .field("used", &self.used())
             .finish_non_exhaustive()
     }
 }

@@ -30,6 +30,14 @@ impl ModuleCaller {
         ModuleCaller { host, call }
     }
 
+    /// The host's load on the running call's module (`HostApi::backpressure`).
+    pub(crate) fn backpressure(&self) -> f32 {
+        // SAFETY: `new`'s contract: `host` is a valid `HostApi` (the module checked its
+        // size at init, so `backpressure` is within it) and `call` is this thread's
+        // running call.
+        unsafe { ((*self.host).backpressure)(self.call) }
+    }
+
     /// Calls `method` of the module loaded under the name `module` with encoded `args`
     /// and returns its encoded result.
     ///

@@ -1,6 +1,7 @@
 //! The context every export receives: its arena, the host's load, trace ids, deadline
 //! and a way to call other modules.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::arena::Arena;
@@ -14,7 +15,8 @@ use crate::persist::Persistent;
 #[derive(Debug, Clone)]
 pub struct CallContext<'a> {
     arena: &'a Arena,
-    backpressure: f32,
+    /// NaN until asked for when the host sends it on request (see `backpressure`).
+    backpressure: Cell<f32>,
     trace_id: u64,
     span_id: u64,
     deadline: Option<Instant>,
@@ -42,7 +44,7 @@ impl<'a> CallContext<'a> {
         };
         CallContext {
             arena,
-            backpressure,
+            backpressure: Cell::new(backpressure),
             trace_id,
             span_id,
             deadline,
@@ -75,9 +77,30 @@ impl<'a> CallContext<'a> {
         self.arena
     }
 
-    /// The host's load on this module when the call started: 0 idle, 1 saturated.
+    /// The host's load on this module: 0 idle, 1 saturated. memlink's runtime measures
+    /// it the first time a call asks (the call itself counts as running) and later reads
+    /// return that figure; a context made with [`new`](CallContext::new) returns the value
+    /// given there.
     pub fn backpressure(&self) -> f32 {
-        self.backpressure
+        let known = self.backpressure.get();
+        if !known.is_nan() {
+            return known;
+        }
+        let asked = self.caller.map_or(0.0, ModuleCaller::backpressure);
+        let value = if asked.is_nan() {
+            0.0
+        } else {
+            asked.clamp(0.0, 1.0)
+        };
+        self.backpressure.set(value);
+        value
+    }
+
+    /// The context of a call whose host sends its load on request: the first
+    /// [`backpressure`](CallContext::backpressure) asks the host through the caller.
+    pub(crate) fn with_backpressure_on_request(self) -> CallContext<'a> {
+        self.backpressure.set(f32::NAN);
+        self
     }
 
     /// Trace id of the request this call belongs to (0: none).

@@ -238,6 +238,11 @@ unsafe fn call(
         Some(&caller),
     )
     .with_depth(frame.depth);
+    let ctx = if frame.backpressure.is_nan() {
+        ctx.with_backpressure_on_request()
+    } else {
+        ctx
+    };
     // SAFETY: the host's region for this load, valid for the call (the caller's contract).
     let ctx = match unsafe { Persistent::from_raw(frame.persistent, frame.persistent_len) } {
         Some(p) => ctx.with_persistent(p),

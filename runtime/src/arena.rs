@@ -114,7 +114,7 @@ impl fmt::Debug for AlignedBuf {
 }
 
 /// Arena buffers of one size, recycled through a lock-free queue, with one idle buffer
-/// cached per thread.
+/// cached per thread (for each of up to [`CACHED_POOLS`] pools a thread calls through).
 ///
 /// The thread cache is what keeps a steady stream of calls from one thread off shared
 /// memory: the buffer it returns at the end of a call is the one it takes at the start
@@ -138,6 +138,17 @@ struct Cached {
     buf: Option<AlignedBuf>,
 }
 
+impl Cached {
+    fn is(&self, pool: &Arc<ArenaPool>) -> bool {
+        Arc::ptr_eq(&self.pool, pool)
+    }
+
+    /// Whether the pool is gone but for this entry.
+    fn is_stale(&self) -> bool {
+        Arc::strong_count(&self.pool) == 1
+    }
+}
+
 impl Drop for Cached {
     fn drop(&mut self) {
         // The thread is exiting, or caches another pool's buffers from now on.
@@ -148,8 +159,13 @@ impl Drop for Cached {
     }
 }
 
+/// Pools whose buffer a thread caches at once: a host calling through a few runtimes
+/// from one thread keeps every one of them off the shared queue.
+const CACHED_POOLS: usize = 4;
+
 thread_local! {
-    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    static CACHE: RefCell<[Option<Cached>; CACHED_POOLS]> =
+        const { RefCell::new([const { None }; CACHED_POOLS]) };
 }
 
 impl ArenaPool {
@@ -180,9 +196,10 @@ impl ArenaPool {
     /// [`PooledArena`].
     pub(crate) fn take_buf(self: &Arc<Self>) -> AlignedBuf {
         let cached = CACHE
-            .try_with(|c| match c.try_borrow_mut().ok()?.as_mut() {
-                Some(c) if Arc::ptr_eq(&c.pool, self) => c.buf.take(),
-                _ => None,
+            .try_with(|c| {
+                let mut entries = c.try_borrow_mut().ok()?;
+                let entry = entries.iter_mut().flatten().find(|e| e.is(self))?;
+                entry.buf.take()
             })
             .ok()
             .flatten();
@@ -195,32 +212,34 @@ impl ArenaPool {
     }
 
     /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's cache when it
-    /// has room (or holds the buffer of a pool nobody else uses any more), else to the
-    /// queue.
+    /// has room for it (an entry of this pool without a buffer, a free entry, or one of a
+    /// pool nobody else uses any more), else to the queue.
     pub(crate) fn give_back(self: &Arc<Self>, buf: AlignedBuf) {
         let mut buf = Some(buf);
         let _ = CACHE.try_with(|c| {
-            let Ok(mut slot) = c.try_borrow_mut() else {
+            let Ok(mut entries) = c.try_borrow_mut() else {
                 return;
             };
-            match slot.as_mut() {
-                Some(c) if Arc::ptr_eq(&c.pool, self) => {
-                    if c.buf.is_none() {
-                        c.buf = buf.take();
-                    }
+            if let Some(entry) = entries.iter_mut().flatten().find(|e| e.is(self)) {
+                if entry.buf.is_none() {
+                    entry.buf = buf.take();
                 }
-                Some(c) if c.buf.is_some() && Arc::strong_count(&c.pool) > 1 => {}
-                _ => {
-                    // Replacing drops the old entry, which returns its buffer.
-                    self.caching_threads.fetch_add(1, Ordering::Relaxed);
-                    let old = slot.replace(Cached {
-                        pool: Arc::clone(self),
-                        buf: buf.take(),
-                    });
-                    drop(slot);
-                    drop(old);
-                }
+                return;
             }
+            let Some(slot) = entries
+                .iter_mut()
+                .find(|e| e.as_ref().is_none_or(Cached::is_stale))
+            else {
+                return;
+            };
+            // Replacing drops the old entry, which returns its buffer.
+            self.caching_threads.fetch_add(1, Ordering::Relaxed);
+            let old = slot.replace(Cached {
+                pool: Arc::clone(self),
+                buf: buf.take(),
+            });
+            drop(entries);
+            drop(old);
         });
         if let Some(buf) = buf {
             self.put_shared(buf);
@@ -304,6 +323,42 @@ mod tests {
             first,
             "a busy arena is not shared"
         );
+    }
+
+    #[test]
+    fn a_thread_caches_a_buffer_of_each_pool_it_calls_through() {
+        let pools: Vec<_> = (0..CACHED_POOLS)
+            .map(|_| ArenaPool::new(64, 4, 8))
+            .collect();
+        std::thread::spawn(move || {
+            let first: Vec<_> = pools
+                .iter()
+                .map(|p| {
+                    let buf = p.take_buf();
+                    let at = buf.as_slice().as_ptr();
+                    p.give_back(buf);
+                    at
+                })
+                .collect();
+            for _ in 0..3 {
+                for (p, &at) in pools.iter().zip(&first) {
+                    let buf = p.take_buf();
+                    assert_eq!(buf.as_slice().as_ptr(), at, "the cached buffer again");
+                    p.give_back(buf);
+                }
+            }
+            for p in &pools {
+                assert_eq!(p.free.len(), 0, "the queue was never used");
+                assert_eq!(p.on_loan.load(Ordering::Relaxed), 1);
+            }
+            // A pool past the cache's room goes through the queue.
+            let extra = ArenaPool::new(64, 4, 8);
+            let buf = extra.take_buf();
+            extra.give_back(buf);
+            assert_eq!(extra.free.len(), 1);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

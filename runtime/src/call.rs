@@ -20,8 +20,6 @@ use crate::runtime::Inner;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallMeta {
     pub(crate) depth: u32,
-    /// The module's own load when the call was admitted.
-    pub(crate) load: f32,
     pub(crate) trace_id: u64,
     pub(crate) span_id: u64,
     pub(crate) deadline: Option<Instant>,
@@ -53,6 +51,7 @@ pub(crate) static HOST_API: HostApi = HostApi {
     alloc_output: host_alloc_output,
     call_module: host_call_module,
     log: crate::log::host_log,
+    backpressure: host_backpressure,
 };
 
 /// A call's result: the bytes the method returned, read in place (from the call's arena
@@ -77,6 +76,9 @@ impl std::fmt::Debug for OwnedArgs {
 #[derive(Debug)]
 enum Repr {
     Empty,
+    /// A result of at most [`INLINE`] bytes, copied out of the arena: copying it costs
+    /// less than keeping the arena on loan (and its pool referenced) while the output lives.
+    Inline(Inline),
     Arena {
         arena: PooledArena,
         offset: usize,
@@ -88,17 +90,31 @@ enum Repr {
     },
 }
 
+/// Results up to this many bytes are copied into the [`CallOutput`] itself.
+pub(crate) const INLINE: usize = 32;
+
+/// Storage for a small result, aligned like an arena so an archive in it can be read.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+struct Inline {
+    bytes: [u8; INLINE],
+    len: u8,
+}
+
 impl CallOutput {
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.repr {
             Repr::Empty => &[],
+            Repr::Inline(inline) => &inline.bytes[..usize::from(inline.len)],
             Repr::Arena { arena, offset, len } => &arena.buf().as_slice()[*offset..*offset + *len],
             Repr::Heap { buf, len } => &buf.as_slice()[..*len],
         }
     }
 
-    /// Whether the result sits in the call's arena (no copy was made).
+    /// Whether the result sits in the call's arena (no copy was made). Results of at most
+    /// 32 bytes never do: they are copied into the output and the arena goes back at once,
+    /// which costs less than keeping it on loan.
     pub fn is_in_arena(&self) -> bool {
         matches!(self.repr, Repr::Arena { .. })
     }
@@ -223,7 +239,9 @@ pub(crate) fn dispatch(
         trace_id: meta.trace_id,
         span_id: meta.span_id,
         timeout_ns: timeout_ns(meta.deadline),
-        backpressure: meta.load.max(runtime.pool.load()),
+        // Summing the load costs more than the rest of a small call; the module asks
+        // for it through `HostApi::backpressure` when it wants it.
+        backpressure: abi::BACKPRESSURE_ON_REQUEST,
         flags: 0,
         host: &HOST_API,
         host_call: (&raw mut host_call).cast(),
@@ -308,14 +326,21 @@ fn collect(
 ) -> Result<CallOutput, ModuleError> {
     if len > 0 && arena.buf().contains_range(out, len) {
         let offset = out.addr() - arena.buf().as_slice().as_ptr().addr();
-        return Ok(CallOutput {
-            repr: Repr::Arena {
+        let repr = if len <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..len].copy_from_slice(&arena.buf().as_slice()[offset..offset + len]);
+            arena.release(pool);
+            // `len <= INLINE`, which fits a `u8`.
+            let len = len as u8;
+            Repr::Inline(Inline { bytes, len })
+        } else {
+            Repr::Arena {
                 arena: arena.keep(pool),
                 offset,
                 len,
-            },
-            _args: None,
-        });
+            }
+        };
+        return Ok(CallOutput { repr, _args: None });
     }
     arena.release(pool);
     if len == 0 {
@@ -365,6 +390,20 @@ unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8
         ptr
     }));
     result.unwrap_or(core::ptr::null_mut())
+}
+
+/// `HostApi::backpressure`: the larger of the module's load (calls running against its
+/// concurrency limit) and the arena pool's.
+///
+/// # Safety
+///
+/// `call` must be the `host_call` of a frame whose call is running.
+unsafe extern "C" fn host_backpressure(call: *mut c_void) -> f32 {
+    // SAFETY: the caller's contract; the `HostCall` is only read.
+    match unsafe { call_of(call) } {
+        Some((runtime, module)) => module.gate.load().max(runtime.pool.load()),
+        None => 0.0,
+    }
 }
 
 /// `HostApi::call_module`.
@@ -430,7 +469,6 @@ unsafe fn nested(
     };
     let meta = CallMeta {
         depth: host_call.meta.depth + 1,
-        load: 0.0,
         ..host_call.meta
     };
     let typed = request.flags & abi::NESTED_TYPED != 0;

@@ -22,7 +22,7 @@ pub use memlink_msdk::metrics::{MetricValue, BUCKETS};
 
 /// Shards per export: threads own the first `SHARDS - 1`, one each; the last is shared
 /// by any thread beyond those.
-const SHARDS: usize = 16;
+pub(crate) const SHARDS: usize = 16;
 /// The shard of threads that own none.
 const SHARED: usize = SHARDS - 1;
 /// Statuses counted as errors: every non-`Ok` status the ABI defines.
@@ -86,7 +86,7 @@ thread_local! {
 }
 
 /// This thread's shard; [`SHARED`] when it owns none (or is exiting).
-fn shard_index() -> usize {
+pub(crate) fn shard_index() -> usize {
     SLOT.try_with(|s| s.0).unwrap_or(SHARED)
 }
 
@@ -102,6 +102,25 @@ fn add(index: usize, figure: &AtomicU64, n: u64) {
             Ordering::Relaxed,
         );
     }
+}
+
+/// [`BUCKETS`] (upper bounds in microseconds) as whole half-nanoseconds, so a call's
+/// bucket is found with integer compares (the smallest bounds are 1 and 2.5 ns).
+const BOUNDS_HALF_NS: [u64; BUCKETS.len()] = {
+    let mut out = [0; BUCKETS.len()];
+    let mut i = 0;
+    while i < BUCKETS.len() {
+        // Every bound is a whole number of half-nanoseconds; + 0.5 rounds the product.
+        out[i] = (BUCKETS[i] * 2000.0 + 0.5) as u64;
+        i += 1;
+    }
+    out
+};
+
+/// The latency bucket of a call that took `ns`: the first whose bound it does not exceed
+/// (`BUCKETS.len()` past the last).
+fn bucket(ns: u64) -> usize {
+    BOUNDS_HALF_NS.partition_point(|&b| b < ns.saturating_mul(2))
 }
 
 /// What one call did, for the built-in figures.
@@ -128,11 +147,7 @@ impl MethodStats {
         }
         add(i, &s.bytes_in, r.bytes_in as u64);
         add(i, &s.bytes_out, r.bytes_out as u64);
-        let micros = r.latency_ns as f64 / 1e3;
-        let bucket = BUCKETS
-            .iter()
-            .position(|&b| micros <= b)
-            .unwrap_or(BUCKETS.len());
+        let bucket = bucket(r.latency_ns);
         add(i, &s.latency[bucket], 1);
         add(i, &s.latency_sum_ns, r.latency_ns);
         let used = r.arena_used as u64;
@@ -519,6 +534,20 @@ mod tests {
         assert_eq!(m.arena_high_water, 1_000 * threads);
         let micros: u64 = (1..=threads).sum();
         assert!((m.latency_sum_micros - 1000.0 * micros as f64).abs() < 1e-6);
+    }
+
+    #[test]
+    fn latency_buckets_are_inclusive_upper_bounds() {
+        let micros = |ns: u64| BUCKETS.get(bucket(ns)).copied();
+        assert_eq!(micros(0), Some(0.001));
+        assert_eq!(micros(1), Some(0.001));
+        assert_eq!(micros(2), Some(0.0025));
+        assert_eq!(micros(3), Some(0.005));
+        assert_eq!(micros(1_000), Some(1.0));
+        assert_eq!(micros(1_001), Some(2.5));
+        assert_eq!(micros(5_000_000_000), Some(5e6));
+        assert_eq!(micros(5_000_000_001), None);
+        assert_eq!(bucket(u64::MAX), BUCKETS.len());
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl PersistentRegion {
 impl Module {
     /// Opens the library at `path` (already resolved) and checks that it is a memlink
     /// module this runtime can call. Does not call `memlink_init`.
-    pub(crate) fn open(path: &Path) -> Result<Module, RuntimeError> {
+    pub(crate) fn open(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
         // A truncated file would load, then crash the process with SIGBUS when its pages
         // are touched: refuse it before the loader maps anything.
         crate::elf::check(path).map_err(|reason| RuntimeError::NotALibrary {
@@ -174,7 +174,7 @@ impl Module {
                 metrics,
             },
             retired: AtomicBool::new(false),
-            gate: Gate::default(),
+            gate: Gate::new(concurrency),
             persistent: None,
         })
     }
@@ -338,25 +338,23 @@ pub(crate) enum NotEntered {
 }
 
 impl Module {
-    /// Takes a slot for a call unless the module is retired or saturated; returns how many
-    /// calls run with this one.
+    /// Takes a slot for a call unless the module is retired or saturated.
     pub(crate) fn enter(
         &self,
-        limit: usize,
         policy: Saturation,
         deadline: Option<Instant>,
-    ) -> Result<usize, NotEntered> {
-        let running = self
-            .gate
-            .enter(limit, policy, deadline)
-            .map_err(NotEntered::Refused)?;
-        // Checked after taking the slot: `unload` sets `retired` first and then waits for
-        // the slots to drain, so a call either sees `retired` or is waited for.
+    ) -> Result<(), NotEntered> {
+        let entered = self.gate.enter(policy, deadline);
+        // Checked after taking the slot: `unload` sets `retired` first and then drains
+        // the slots, so a call either sees `retired` or is waited for. A call refused
+        // while the drain holds the slots is told the module is gone.
         if self.retired.load(Ordering::SeqCst) {
-            self.gate.leave();
+            if entered.is_ok() {
+                self.gate.leave();
+            }
             return Err(NotEntered::Retired);
         }
-        Ok(running)
+        entered.map_err(NotEntered::Refused)
     }
 
     /// Marks a call as finished.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use memlink_msdk::abi::{self, Format, InitFrame, Status, StrRef};
 use memlink_msdk::{serialize, ModuleError};
 
-use crate::admission::{self, Refused, Saturation};
+use crate::admission::{Refused, Saturation};
 use crate::arena::ArenaPool;
 use crate::call::{self, ArgsIn, CallMeta, CallOutput, HOST_API};
 use crate::error::RuntimeError;
@@ -76,7 +76,7 @@ pub struct RuntimeConfig {
     /// calls (default 1 MiB; 0 for none).
     pub persistent_size: usize,
     /// Whether the runtime keeps its built-in figures per export (default: yes). Off,
-    /// a call skips two clock reads and a few atomic adds.
+    /// a call skips two clock reads and the per-export counters.
     pub builtin_metrics: bool,
     /// The most detailed module log level delivered (default: whatever the installed
     /// `tracing` subscriber enables). Modules drop more detailed records themselves.
@@ -197,6 +197,10 @@ pub(crate) struct Inner {
     /// Live modules by name, for nested calls.
     names: RwLock<HashMap<String, u32>>,
     pub(crate) pool: Arc<ArenaPool>,
+    /// Times calls for the latency histogram: the CPU's time-stamp counter where it is
+    /// invariant (about 9 ns a read against 21 for `Instant::now` on the machine in
+    /// benches/README.md), calibrated once per process; the OS clock elsewhere.
+    clock: quanta::Clock,
 }
 
 impl fmt::Debug for Inner {
@@ -232,6 +236,7 @@ impl Runtime {
                 slots,
                 loading: Mutex::new(0),
                 names: RwLock::new(HashMap::new()),
+                clock: quanta::Clock::new(),
             }),
         }
     }
@@ -405,7 +410,6 @@ impl Runtime {
         let default = self.inner.config.default_timeout;
         let meta = CallMeta {
             depth: 0,
-            load: 0.0,
             trace_id: options.trace_id,
             span_id: options.span_id,
             deadline: options
@@ -495,15 +499,14 @@ impl Inner {
         module: &Module,
         index: u32,
         args: ArgsIn<'_>,
-        mut meta: CallMeta,
+        meta: CallMeta,
     ) -> Result<CallOutput, Failure> {
         // A call already out of time is not started (the module would refuse it too).
         if meta.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Failure::Module(ModuleError::Timeout(Duration::ZERO)));
         }
-        let limit = self.config.max_concurrency;
-        let running = match module.enter(limit, self.config.saturation, meta.deadline) {
-            Ok(running) => running,
+        match module.enter(self.config.saturation, meta.deadline) {
+            Ok(()) => {}
             Err(NotEntered::Retired) => return Err(Failure::Retired),
             Err(NotEntered::Refused(Refused::Saturated)) => return Err(Failure::Saturated),
             Err(NotEntered::Refused(Refused::DeadlinePassed)) => {
@@ -513,8 +516,7 @@ impl Inner {
                 return Err(Failure::Module(ModuleError::Timeout(waited)));
             }
         };
-        meta.load = admission::load(running, limit);
-        let start = self.config.builtin_metrics.then(Instant::now);
+        let start = self.config.builtin_metrics.then(|| self.clock.raw());
         let (result, arena_used, bytes_in) = call::dispatch(self, module, index, args, meta);
         module.leave();
         if let Some(start) = start {
@@ -524,7 +526,7 @@ impl Inner {
             };
             module.stats[index as usize].record(CallRecord {
                 status,
-                latency_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                latency_ns: self.clock.delta_as_nanos(start, self.clock.raw()),
                 bytes_in,
                 bytes_out,
                 arena_used,
@@ -598,7 +600,7 @@ impl Inner {
                 limit: self.slots.len(),
             });
         }
-        let mut module = Module::open(&path)?;
+        let mut module = Module::open(&path, self.config.max_concurrency)?;
         module.persistent = crate::module::PersistentRegion::new(self.config.persistent_size);
         if let Some(name) = name {
             module.name = name.to_owned();
@@ -619,9 +621,7 @@ impl Inner {
         let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         let module = self.module(handle)?;
         module.retired.store(true, Ordering::SeqCst);
-        while module.gate.in_flight() > 0 {
-            std::thread::sleep(Duration::from_micros(100));
-        }
+        module.gate.drain();
         self.names
             .write()
             .unwrap_or_else(|p| p.into_inner())

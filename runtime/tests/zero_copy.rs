@@ -134,21 +134,38 @@ fn archived_results_are_read_in_place() {
         .unwrap();
     assert!(!big.is_in_arena(), "240 KB does not fit a 64 KiB arena");
     assert_eq!(big.archived::<Vec<Point>>().unwrap().len(), 20_000);
+    // A 20-byte archive is copied out of the arena, still aligned for reading in place.
+    let one = scale
+        .call(&rt, &(points(1), 3.0), &CallOptions::default())
+        .unwrap();
+    assert!(!one.is_in_arena());
+    assert_eq!(one.archived::<Vec<Point>>().unwrap()[0].z.to_native(), 3.0);
 }
 
 #[test]
 fn an_arena_reference_result_is_not_copied() {
     let (rt, h) = module();
     let shout = rt.archived_method::<(String, Vec<u8>)>(h, "shout").unwrap();
+    let text = "an arena reference longer than the inline limit";
     let out = shout
+        .call(
+            &rt,
+            &(text.to_owned(), b"!!".to_vec()),
+            &CallOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(&out[..], format!("{}!!", text.to_uppercase()).as_bytes());
+    assert!(out.is_in_arena());
+    // Up to 32 bytes are copied out and the arena goes back at once.
+    let small = shout
         .call(
             &rt,
             &("hey".to_owned(), b"!!".to_vec()),
             &CallOptions::default(),
         )
         .unwrap();
-    assert_eq!(out, b"HEY!!");
-    assert!(out.is_in_arena());
+    assert_eq!(small, b"HEY!!");
+    assert!(!small.is_in_arena());
 }
 
 #[test]

@@ -36,8 +36,7 @@ const USAGE: &str =
 GROUP: limits exports arena threads lifecycle nested zero_copy observability allocations
 OP: raw_extern noop_by_id noop_by_name echo_raw echo_raw_by_id echo_msgpack
     add_msgpack add_typed relay_echo load_unload_shared load_unload_no_persistent
-    alloc_round sketch_round
-    bumpalo_round";
+    alloc_round bumpalo_round";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -118,10 +117,6 @@ fn run_profile(op: &str, iters: u64) -> ExitCode {
         "alloc_round" => {
             let mut m = MemlinkRound::new();
             Box::new(move || m.alloc_round())
-        }
-        "sketch_round" => {
-            let mut sketch = memlink_benches::sketch::SketchRound::new();
-            Box::new(move || sketch.alloc_round())
         }
         "bumpalo_round" => {
             let mut bump = BumpRound::new();

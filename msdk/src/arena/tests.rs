@@ -61,11 +61,15 @@ fn mem_align<T>() -> usize {
 fn alignment_holds_when_the_region_itself_is_misaligned() {
     let mut r = Region::new(64);
     let base: *mut u8 = r.0.as_mut_ptr().cast();
-    // SAFETY: one byte into a 64-byte region leaves 63 valid bytes, used by no one else.
-    let arena = unsafe { Arena::new(base.add(1), 63) };
+    // SAFETY: bytes 1..63 of a 64-byte region are valid and used by no one else.
+    let arena = unsafe { Arena::new(base.add(1), 62) };
     let x = arena.alloc::<u64>().unwrap();
     assert_eq!((x as *mut u64).addr() % 8, 0);
-    assert_eq!(arena.used(), 7 + 8, "7 bytes of padding, then the u64");
+    assert_eq!(
+        arena.used(),
+        8 + 7,
+        "the u64, then 7 bytes of padding up to the end"
+    );
 }
 
 #[test]
@@ -190,14 +194,16 @@ fn a_panicking_fill_leaks_but_stays_sound() {
 #[test]
 fn alloc_rest_with_keeps_what_was_written() {
     let mut r = Region::new(128);
-    let arena = r.arena();
+    let base: *mut u8 = r.0.as_mut_ptr().cast();
+    // SAFETY: bytes 1..128 of the region are valid and used by no one else.
+    let arena = unsafe { Arena::new(base.add(1), 127) };
     arena.alloc_bytes(3).unwrap();
     let kept = arena
         .alloc_rest_with(16, |rest| {
             assert_eq!(
                 rest.len(),
-                128 - 16,
-                "the rest, from the next 16-byte boundary"
+                128 - 16 - 3,
+                "the free space, from the first 16-byte boundary up to the top allocations"
             );
             for (i, b) in rest[..5].iter_mut().enumerate() {
                 b.write(i as u8);
@@ -208,9 +214,13 @@ fn alloc_rest_with_keeps_what_was_written() {
     assert_eq!(kept, &[0, 1, 2, 3, 4]);
     assert_eq!(kept.as_ptr().addr() % 16, 0);
     assert!(arena.contains_slice(kept));
-    assert_eq!(arena.used(), 16 + 5);
+    assert_eq!(
+        arena.used(),
+        3 + 15 + 5,
+        "the top 3, the padding, the 5 kept"
+    );
     assert!(arena.alloc_rest_with(16, |_| None).is_none());
-    assert_eq!(arena.used(), 16 + 5, "a refused fill allocates nothing");
+    assert_eq!(arena.used(), 3 + 15 + 5, "a refused fill allocates nothing");
     assert!(
         arena
             .alloc_rest_with(16, |rest| Some(rest.len() + 1))
@@ -220,6 +230,6 @@ fn alloc_rest_with_keeps_what_was_written() {
     let next = arena.alloc::<u64>().unwrap() as *mut u64;
     assert!(
         next.addr() >= kept.as_ptr().addr() + 5,
-        "later allocations come after it"
+        "later allocations do not overlap it"
     );
 }
