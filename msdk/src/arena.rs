@@ -5,7 +5,7 @@
 //! Allocation is a few instructions: the cursor moves *down* from the end of the region
 //! (subtract the size, mask to the alignment, compare with the floor), as in bumpalo,
 //! which is one dependent step shorter than bumping up. The one allocation that grows
-//! upwards is a call's encoded result ([`Arena::alloc_rest_with`]), which takes the free
+//! upwards is a call's encoded result (`Arena::alloc_rest_with`), which takes the free
 //! space from its bottom. Nothing is ever freed one by one, and no destructor runs: values whose
 //! `Drop` matters should not live here (as with `bumpalo`).
 //!

@@ -2,7 +2,7 @@
 //! it is full, and how loaded it is.
 //!
 //! A module has `limit` slots. Free slots sit either in a shared count or in one of the
-//! per-thread shards the built-in metrics use ([`crate::metrics::shard_index`]): a call
+//! per-thread shards the built-in metrics use (`metrics::shard_index`): a call
 //! takes a slot from its thread's shard when it holds one, else from the shared count,
 //! else from any other shard, and gives it back to its thread's shard. A thread calling
 //! steadily therefore touches only its own cache line, and threads calling at once do
