@@ -61,6 +61,20 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// Summarizes `per_op` (ns per operation, one value per batch of `per_batch`).
+    pub fn of(mut per_op: Vec<f64>, per_batch: u64) -> Sample {
+        per_op.sort_by(f64::total_cmp);
+        let at = |q: f64| per_op[((per_op.len() - 1) as f64 * q).round() as usize];
+        Sample {
+            median_ns: at(0.5),
+            min_ns: per_op[0],
+            q1_ns: at(0.25),
+            q3_ns: at(0.75),
+            batches: per_op.len(),
+            per_batch,
+        }
+    }
+
     /// Interquartile range over the median: how noisy the run was (0.02 is quiet).
     pub fn spread(&self) -> f64 {
         (self.q3_ns - self.q1_ns) / self.median_ns
@@ -103,16 +117,7 @@ pub fn run_batches(
     while per_op.len() < cfg.min_batches || start.elapsed() < cfg.budget {
         per_op.push(batch(n).as_nanos() as f64 / n as f64);
     }
-    per_op.sort_by(f64::total_cmp);
-    let at = |q: f64| per_op[((per_op.len() - 1) as f64 * q).round() as usize];
-    Sample {
-        median_ns: at(0.5),
-        min_ns: per_op[0],
-        q1_ns: at(0.25),
-        q3_ns: at(0.75),
-        batches: per_op.len(),
-        per_batch: n,
-    }
+    Sample::of(per_op, n)
 }
 
 /// Median of `values` (which it sorts).

@@ -259,16 +259,7 @@ impl Observability {
         while diffs.len() < cfg.min_batches || start.elapsed() < cfg.budget {
             diffs.push(self.pair(m).0);
         }
-        diffs.sort_by(f64::total_cmp);
-        let at = |q: f64| diffs[((diffs.len() - 1) as f64 * q).round() as usize];
-        Sample {
-            median_ns: at(0.5),
-            min_ns: diffs[0],
-            q1_ns: at(0.25),
-            q3_ns: at(0.75),
-            batches: diffs.len(),
-            per_batch: u64::from(N),
-        }
+        Sample::of(diffs, u64::from(N))
     }
 
     /// For criterion's `iter_custom`: `iters` pairs, each a call with `n = N` less a call

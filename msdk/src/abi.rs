@@ -478,8 +478,8 @@ pub struct CallFrame {
     pub timeout_ns: u64,
     /// The host's load on this module at dispatch, in `[0, 1]`, or
     /// [`BACKPRESSURE_ON_REQUEST`]: the module asks [`HostApi::backpressure`] if and when
-    /// it needs the figure (a host whose load takes longer to sum than a small call
-    /// takes to run sends this).
+    /// it needs the figure (a host whose load is costly to gather for every call sends
+    /// this).
     pub backpressure: f32,
     /// Reserved, zero.
     pub flags: u32,

@@ -239,8 +239,9 @@ pub(crate) fn dispatch(
         trace_id: meta.trace_id,
         span_id: meta.span_id,
         timeout_ns: timeout_ns(meta.deadline),
-        // Summing the load costs more than the rest of a small call; the module asks
-        // for it through `HostApi::backpressure` when it wants it.
+        // Summing the load reads every thread's shard of the module's slots, bringing
+        // back the cache-line sharing the shards remove; the module asks for it through
+        // `HostApi::backpressure` when it wants it.
         backpressure: abi::BACKPRESSURE_ON_REQUEST,
         flags: 0,
         host: &HOST_API,

@@ -35,26 +35,8 @@ fn a_file_that_is_not_a_shared_library() {
     );
 }
 
-#[test]
-fn a_shared_library_that_is_not_a_module() {
-    let err = load(fixture("not_a_module")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RuntimeError::NotAModule {
-                missing: "memlink_abi_version",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(err
-        .to_string()
-        .contains("does not export `memlink_abi_version`"));
-}
-
-// A module built for another ABI version: `bad_input.rs`, which also checks that the
-// runtime keeps serving after refusing it.
+// A shared library that is not a module, and a module built for another ABI version:
+// `bad_input.rs`, which also checks that the runtime keeps serving after refusing them.
 
 #[test]
 fn a_module_whose_description_is_garbage() {
