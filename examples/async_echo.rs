@@ -8,12 +8,34 @@ use std::time::Duration;
 
 use memlink_msdk::prelude::*;
 
+static CANCELLED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a future dropped before it finished: a cancelled call.
+struct CountsCancellation;
+
+impl Drop for CountsCancellation {
+    fn drop(&mut self) {
+        CANCELLED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Returns `data` after sleeping `ms` milliseconds on the module's tokio timer. A
-/// deadline that passes first cancels the sleep: the host gets `Timeout` at once.
+/// deadline that passes first cancels the sleep: the host gets `Timeout` at once, and
+/// `cancelled` counts one more.
 #[memlink_export]
 pub async fn echo_after(_ctx: &CallContext, ms: u64, data: Vec<u8>) -> Result<Vec<u8>> {
+    let pending = CountsCancellation;
     tokio::time::sleep(Duration::from_millis(ms)).await;
+    // Finished: not a cancellation.
+    std::mem::forget(pending);
     Ok(data)
+}
+
+/// How many `echo_after` calls were cancelled at an `.await` (their future dropped
+/// before it finished) since the module was loaded.
+#[memlink_export]
+pub fn cancelled(_ctx: &CallContext) -> Result<u64> {
+    Ok(CANCELLED.load(Ordering::SeqCst))
 }
 
 /// Sleeps `ms` milliseconds asynchronously and returns the backpressure the call saw

@@ -237,8 +237,8 @@ impl StrRef {
 
     /// Reads the string back.
     ///
-    /// Returns `None` when the bytes are not UTF-8 or the pointer is null with a
-    /// non-zero length.
+    /// Returns `None` when the bytes are not UTF-8, or the pointer is null or the length
+    /// over `isize::MAX` with a non-zero length.
     ///
     /// # Safety
     ///
@@ -248,11 +248,11 @@ impl StrRef {
         if self.len == 0 {
             return Some("");
         }
-        if self.ptr.is_null() {
+        if self.ptr.is_null() || isize::try_from(self.len).is_err() {
             return None;
         }
-        // SAFETY: non-null, and the caller guarantees `len` readable, unchanging bytes
-        // for `'a`.
+        // SAFETY: non-null, no longer than `isize::MAX`, and the caller guarantees `len`
+        // readable, unchanging bytes for `'a`.
         let bytes = unsafe { core::slice::from_raw_parts(self.ptr, self.len) };
         core::str::from_utf8(bytes).ok()
     }

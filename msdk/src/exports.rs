@@ -6,8 +6,9 @@
 //! would abort the host.
 
 use std::cell::Cell;
+use std::mem::offset_of;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::abi::{self, CallFrame, HostApi, InitFrame, ModuleInfo, Status, StrRef};
@@ -56,11 +57,28 @@ pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
     match outcome {
         Ok(()) => Status::Ok as i32,
         Err(message) => {
-            static MESSAGE: OnceLock<String> = OnceLock::new();
-            frame.error = StrRef::new(MESSAGE.get_or_init(|| message));
+            // A frame too small to hold `error` gets nothing written past its end.
+            if frame.size as usize >= offset_of!(InitFrame, error) + size_of::<StrRef>() {
+                frame.error = StrRef::new(static_message(message));
+            }
             Status::Abi as i32
         }
     }
+}
+
+/// `message` in memory that lives as long as the module, as `InitFrame::error` requires.
+/// Each distinct message is kept once: a host that retries a failing init does not grow
+/// the module's memory, and every failure reports its own reason.
+fn static_message(message: String) -> &'static str {
+    static MESSAGES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    // A panic cannot leave the list half-written: a push either happened or did not.
+    let mut kept = MESSAGES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&same) = kept.iter().find(|&&m| m == message) {
+        return same;
+    }
+    let leaked: &'static str = Box::leak(message.into_boxed_str());
+    kept.push(leaked);
+    leaked
 }
 
 fn init(frame: &InitFrame) -> Result<(), String> {
@@ -175,16 +193,38 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     frame.out = core::ptr::null();
     frame.out_len = 0;
     frame.arena_used = 0;
+    // SAFETY: forwarded from this function's contract (`host` is null or valid for the
+    // call).
+    let host = unsafe { checked_host(frame.host) };
+    let checked = match &host {
+        Ok(table) => check_frame(frame).map(|regions| (*table, regions)),
+        Err(e) => Err(e.clone()),
+    };
+    let (host, regions) = match checked {
+        Ok(valid) => valid,
+        Err(problem) => {
+            // The regions were not proven usable: the payload goes through the host's
+            // buffer, if the host's table is, and never into the arena.
+            let host = host.ok();
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, host, None, &problem)));
+            return problem.code();
+        }
+    };
     let used = Cell::new(0);
     let outcome = crate::log::with_slot(|slot| {
         // Filled for the whole call: panics are captured while it is.
         let outer = slot.replace(Some(CurrentCall::starting(
+            frame.host,
             frame.host_call,
             frame.trace_id,
             frame.span_id,
         )));
-        // SAFETY: forwarded from this function's contract.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, &used, slot) }));
+        guard::forget();
+        // SAFETY: forwarded from this function's contract; `check_frame` proved the
+        // regions well formed and apart.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+            call(frame, host, &regions, &used, slot)
+        }));
         slot.set(outer);
         outcome
     });
@@ -199,42 +239,162 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
         Err(payload) => ModuleError::Panic(guard::message(payload)),
     };
     // Reporting must not unwind either (an allocation failure in the host, say).
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, &error)));
+    let arena = Some((regions.arena, regions.arena_len));
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+        report(frame, Some(host), arena, &error)
+    }));
     error.code()
 }
 
-/// Validates the frame, finds the method and runs it. Returns where the result is.
+/// The host's service table, if the frame names one that is large enough for this
+/// module.
 ///
 /// # Safety
 ///
-/// As for [`memlink_call`], with `frame` non-null.
+/// `host` must be null or point to a [`HostApi`] valid for `'a` (`memlink_call`'s
+/// contract).
+unsafe fn checked_host<'a>(host: *const HostApi) -> Result<&'a HostApi, ModuleError> {
+    // SAFETY: the caller's contract.
+    let host =
+        unsafe { host.as_ref() }.ok_or_else(|| abi_error("the call frame has no host services"))?;
+    if (host.size as usize) < size_of::<HostApi>() {
+        return Err(abi_error(&format!(
+            "the host's service table is {} bytes, this module needs {}",
+            host.size,
+            size_of::<HostApi>()
+        )));
+    }
+    Ok(host)
+}
+
+/// The memory regions of a frame, proven well formed and apart by [`check_frame`].
+struct Regions {
+    args: *const u8,
+    args_len: usize,
+    arena: *mut u8,
+    arena_len: usize,
+}
+
+/// Checks the frame's regions before anything is read from them: each is non-null when
+/// it has bytes, no longer than `isize::MAX`, does not wrap around the address space,
+/// and no two overlap (the arguments must stay as they were validated while the call
+/// allocates in the arena, and the persistent region is shared by every call). Every
+/// check is a comparison or two, and nothing the frame points to is read.
+fn check_frame(frame: &CallFrame) -> Result<Regions, ModuleError> {
+    let args = region(frame.args.addr(), frame.args_len, "arguments")?;
+    let arena = region(frame.arena.addr(), frame.arena_len, "arena")?;
+    let persistent = region(
+        frame.persistent.addr(),
+        frame.persistent_len,
+        "persistent region",
+    )?;
+    if frame.arena_len > 0 && frame.arena.addr() % 16 != 0 {
+        return Err(abi_error("the call frame's arena is not aligned to 16"));
+    }
+    if frame.persistent_len > 0 && frame.persistent.addr() % 64 != 0 {
+        return Err(abi_error(
+            "the call frame's persistent region is not aligned to 64",
+        ));
+    }
+    for (a, b) in [(&args, &arena), (&args, &persistent), (&arena, &persistent)] {
+        if a.overlaps(b) {
+            return Err(abi_error(&format!(
+                "the call frame's {} and {} overlap",
+                a.what, b.what
+            )));
+        }
+    }
+    Ok(Regions {
+        args: frame.args,
+        args_len: frame.args_len,
+        arena: frame.arena,
+        arena_len: frame.arena_len,
+    })
+}
+
+/// An address range of a frame, for the checks.
+struct Span {
+    start: usize,
+    end: usize,
+    what: &'static str,
+}
+
+impl Span {
+    fn overlaps(&self, other: &Span) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+}
+
+fn region(addr: usize, len: usize, what: &'static str) -> Result<Span, ModuleError> {
+    if len == 0 {
+        return Ok(Span {
+            start: addr,
+            end: addr,
+            what,
+        });
+    }
+    if addr == 0 {
+        return Err(abi_error(&format!(
+            "the call frame's {what} pointer is null with a length of {len}"
+        )));
+    }
+    if isize::try_from(len).is_err() {
+        return Err(abi_error(&format!(
+            "the call frame's {what} length {len} is more than isize::MAX"
+        )));
+    }
+    let end = addr.checked_add(len).ok_or_else(|| {
+        abi_error(&format!(
+            "the call frame's {what} region runs past the end of the address space"
+        ))
+    })?;
+    Ok(Span {
+        start: addr,
+        end,
+        what,
+    })
+}
+
+fn abi_error(problem: &str) -> ModuleError {
+    ModuleError::Abi(problem.to_owned())
+}
+
+/// Finds the method and runs it. Returns where the result is.
+///
+/// # Safety
+///
+/// As for [`memlink_call`], with `frame` non-null, `host` its checked service table and
+/// `regions` its checked regions.
 unsafe fn call(
     frame: &CallFrame,
+    host: &HostApi,
+    regions: &Regions,
     frame_used: &Cell<usize>,
     current: &Cell<Option<CurrentCall>>,
 ) -> Result<(*const u8, usize), ModuleError> {
-    check_frame(frame)?;
     let entry = dispatch::table()
         .entry(frame.method_index, frame.method_id)
         .ok_or(ModuleError::InvalidMethod)?;
     // SAFETY: `check_frame` verified the pointers are non-null where lengths are
-    // non-zero; the caller guarantees they are valid, unchanging (args) and exclusive
-    // (arena) for the call, which outlives every borrow made here.
-    let (args, arena, host) = unsafe {
+    // non-zero, the lengths fit an `isize` and the regions do not overlap; the caller
+    // guarantees they are valid, unchanging (args) and exclusive (arena) for the call,
+    // which outlives every borrow made here.
+    let (args, arena) = unsafe {
         (
-            slice_or_empty(frame.args, frame.args_len),
-            Arena::new(frame.arena, frame.arena_len),
-            &*frame.host,
+            slice_or_empty(regions.args, regions.args_len),
+            Arena::new(regions.arena, regions.arena_len),
         )
     };
     // SAFETY: `host` and `host_call` are valid for the call (the caller's contract).
     let caller = unsafe { ModuleCaller::new(frame.host, frame.host_call) };
+    let budget =
+        (frame.timeout_ns != abi::NO_DEADLINE).then(|| Duration::from_nanos(frame.timeout_ns));
     let ctx = CallContext::new(
         &arena,
         frame.backpressure,
         frame.trace_id,
         frame.span_id,
-        deadline(frame.timeout_ns),
+        budget.and_then(|b| Instant::now().checked_add(b)),
         Some(&caller),
     )
     .with_depth(frame.depth);
@@ -243,12 +403,14 @@ unsafe fn call(
     } else {
         ctx
     };
-    // SAFETY: the host's region for this load, valid for the call (the caller's contract).
+    // SAFETY: the host's region for this load, valid for the call (the caller's
+    // contract), apart from the arguments and the arena (`check_frame`).
     let ctx = match unsafe { Persistent::from_raw(frame.persistent, frame.persistent_len) } {
         Some(p) => ctx.with_persistent(p),
         None => ctx,
     };
     current.set(Some(CurrentCall {
+        host: frame.host,
         host_call: frame.host_call,
         method: entry.name,
         module: entry.crate_name,
@@ -256,7 +418,7 @@ unsafe fn call(
         span_id: frame.span_id,
     }));
     // SAFETY: `host_call` is the handle of this running call.
-    let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call) };
+    let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call, budget) };
     // A call whose deadline has passed is not started, and one that finishes after it
     // reports the timeout rather than a result nobody waits for any more.
     if invocation.context().is_expired() {
@@ -274,23 +436,6 @@ unsafe fn call(
         .ok_or_else(|| ModuleError::Abi(format!("export `{}` produced no result", entry.name)))
 }
 
-fn check_frame(frame: &CallFrame) -> Result<(), ModuleError> {
-    let problem = if (frame.size as usize) < size_of::<CallFrame>() {
-        "the call frame is smaller than this module's"
-    } else if frame.host.is_null() {
-        "the call frame has no host services"
-    } else if frame.args.is_null() && frame.args_len > 0 {
-        "the call frame's arguments are null"
-    } else if frame.arena.is_null() && frame.arena_len > 0 {
-        "the call frame's arena is null"
-    } else if frame.arena_len > 0 && frame.arena.addr() % 16 != 0 {
-        "the call frame's arena is not aligned to 16"
-    } else {
-        return Ok(());
-    };
-    Err(ModuleError::Abi(problem.to_owned()))
-}
-
 /// # Safety
 ///
 /// `ptr` must be valid for reads of `len` bytes, unchanged, for `'a`; it may be null
@@ -303,35 +448,32 @@ unsafe fn slice_or_empty<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(ptr, len) }
 }
 
-fn deadline(timeout_ns: u64) -> Option<Instant> {
-    if timeout_ns == abi::NO_DEADLINE {
-        return None;
-    }
-    Instant::now().checked_add(Duration::from_nanos(timeout_ns))
-}
-
-/// Hands the error's payload to the host through `alloc_output`.
-/// Hands the error's payload to the host: into the arena when it fits (the failed call
-/// no longer needs it), else through `alloc_output`.
-fn report(frame: &mut CallFrame, error: &ModuleError) {
+/// Hands the error's payload to the host: into the arena when the frame's arena was
+/// proven usable and the payload fits (the failed call no longer needs it), else through
+/// `alloc_output` when the host's table was.
+fn report(
+    frame: &mut CallFrame,
+    host: Option<&HostApi>,
+    arena: Option<(*mut u8, usize)>,
+    error: &ModuleError,
+) {
     let payload = error.payload();
     if payload.is_empty() {
         return;
     }
-    if !frame.arena.is_null() && payload.len() <= frame.arena_len && frame.arena.addr() % 16 == 0 {
-        // SAFETY: the arena is this call's alone and `arena_len` bytes long (checked by
-        // `check_frame` or, for a frame it refused, by the host's contract); nothing of
-        // the failed call is used any more, and the payload is the module's own memory.
-        unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), frame.arena, payload.len()) };
-        frame.out = frame.arena;
+    if let Some((ptr, _)) = arena.filter(|&(_, len)| payload.len() <= len) {
+        // SAFETY: `check_frame` proved the arena non-null (it holds at least the
+        // payload's bytes), 16-aligned and apart from the other regions; it is this
+        // call's alone by the caller's contract; nothing of the failed call is used any
+        // more, and the payload is the module's own memory.
+        unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), ptr, payload.len()) };
+        frame.out = ptr;
         frame.out_len = payload.len();
         return;
     }
-    if frame.host.is_null() {
+    let Some(host) = host else {
         return;
-    }
-    // SAFETY: non-null, and valid for the call by `memlink_call`'s contract.
-    let host: &HostApi = unsafe { &*frame.host };
+    };
     if let Ok(ptr) = write_through_host(host, frame.host_call, &payload) {
         frame.out = ptr;
         frame.out_len = payload.len();

@@ -23,6 +23,9 @@ static MAX_LEVEL: AtomicU32 = AtomicU32::new(level::OFF);
 /// The running call on this thread, for the records it logs.
 #[derive(Clone, Copy)]
 pub(crate) struct CurrentCall {
+    /// The services of the host that made the call (a record goes to the host whose
+    /// call logged it, even when two hosts share the image).
+    pub(crate) host: *const HostApi,
     pub(crate) host_call: *mut c_void,
     pub(crate) method: &'static str,
     pub(crate) module: &'static str,
@@ -32,8 +35,14 @@ pub(crate) struct CurrentCall {
 
 impl CurrentCall {
     /// A call whose method is not known yet.
-    pub(crate) fn starting(host_call: *mut c_void, trace_id: u64, span_id: u64) -> CurrentCall {
+    pub(crate) fn starting(
+        host: *const HostApi,
+        host_call: *mut c_void,
+        trace_id: u64,
+        span_id: u64,
+    ) -> CurrentCall {
         CurrentCall {
+            host,
             host_call,
             method: "",
             module: "",
@@ -72,9 +81,9 @@ pub(crate) fn with_slot<R>(f: impl FnOnce(&Cell<Option<CurrentCall>>) -> R) -> R
     }
 }
 
-/// Whether a call is running on this thread (panics are captured then).
-pub(crate) fn in_call() -> bool {
-    CURRENT.try_with(|c| c.get().is_some()).unwrap_or(false)
+/// The call running on this thread, if any (panics are captured then).
+pub(crate) fn current_call() -> Option<CurrentCall> {
+    CURRENT.try_with(Cell::get).ok().flatten()
 }
 
 /// Whether a record at `lvl` would reach the host.
@@ -87,7 +96,11 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
     if !enabled(lvl) {
         return;
     }
-    let host = HOST.load(Ordering::Acquire);
+    let current = CURRENT.get();
+    let host = match current {
+        Some(c) => c.host,
+        None => HOST.load(Ordering::Acquire),
+    };
     if host.is_null() {
         return;
     }
@@ -98,7 +111,6 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
             value: StrRef::new(v),
         })
         .collect();
-    let current = CURRENT.get();
     let record = LogRecord {
         size: size_of::<LogRecord>() as u32,
         level: lvl,
@@ -111,8 +123,9 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
         span_id: current.map_or(0, |c| c.span_id),
     };
     let call = current.map_or(core::ptr::null_mut(), |c| c.host_call);
-    // SAFETY: `HOST` is set from the host's `InitFrame` and stays valid until
-    // `memlink_shutdown` clears it; `call` is this thread's running call or null, as
+    // SAFETY: inside a call, `host` is the frame's checked service table, valid for the
+    // call; outside, `HOST` is set from the host's `InitFrame` and stays valid until
+    // `memlink_shutdown` clears it. `call` is this thread's running call or null, as
     // `log` allows; the record and its fields outlive the call.
     unsafe { ((*host).log)(call, &record) };
 }

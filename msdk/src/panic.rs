@@ -8,16 +8,40 @@
 //! message for the boundary to return; at any other time it defers to the hook that was
 //! installed before it.
 //!
+//! Some panics cannot unwind, and then no boundary will ever return their message: the
+//! process aborts right after the hook. That happens for a panic in a `Drop` that runs
+//! while another panic unwinds, for the standard library's checks of undefined behaviour
+//! (a misaligned pointer dereference in a debug build, an unsafe precondition), and for
+//! every panic of a module built with `panic = "abort"`. For those the hook prints, on
+//! stderr, the module, the export and every message the call had recorded, so the host's
+//! last words say what happened instead of only "non-unwinding panic".
+//!
 //! [`ModuleError::Panic`]: crate::ModuleError::Panic
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::io::Write as _;
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
 
+/// A panic the hook recorded during a call.
+#[derive(Debug, Clone)]
+struct Recorded {
+    /// The message with its location: what the host receives.
+    text: String,
+    /// The payload's own text, when it is a string: `message` matches the payload it is
+    /// handed against it, so a panic that user code caught (and that the boundary never
+    /// saw) cannot lend its message to a later one.
+    payload: Option<String>,
+}
+
+/// Panics recorded in the running call and not yet returned; a panic caught by the
+/// export's own code stays here until the next call starts. Bounded: only the most
+/// recent matter.
+const KEPT: usize = 4;
+
 thread_local! {
-    /// The message of the last panic caught while capturing.
-    static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
+    static RECORDED: RefCell<Vec<Recorded>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Installs the capturing hook, once per module image.
@@ -25,43 +49,99 @@ pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if crate::log::in_call() {
-                let text = describe(info);
-                // `try_with`: the thread may be tearing down its locals.
-                let _ = LAST.try_with(|last| *last.borrow_mut() = Some(text));
-            } else {
-                previous(info);
-            }
+        panic::set_hook(Box::new(move |info| match crate::log::current_call() {
+            Some(call) => record(info, call.module, call.method),
+            None => previous(info),
         }));
     });
 }
 
-/// The message of a caught panic: what the hook recorded (with the location), or the
-/// payload when the hook did not run (another hook replaced ours).
+/// Forgets what earlier calls on this thread recorded: the boundary calls it when a call
+/// starts.
+pub(crate) fn forget() {
+    // `try_with`: the thread may be tearing down its locals.
+    let _ = RECORDED.try_with(|r| r.borrow_mut().clear());
+}
+
+fn record(info: &PanicHookInfo<'_>, module: &str, method: &str) {
+    let recorded = Recorded {
+        text: describe(info),
+        payload: payload_text(info.payload()).map(str::to_owned),
+    };
+    let pending = RECORDED
+        .try_with(|r| {
+            let mut r = r.borrow_mut();
+            if r.len() == KEPT {
+                r.remove(0);
+            }
+            r.push(recorded.clone());
+            r.iter().map(|p| p.text.clone()).collect()
+        })
+        .unwrap_or_else(|_| vec![recorded.text]);
+    if cannot_unwind(info) {
+        last_words(module, method, &pending);
+    }
+}
+
+/// Whether the panic will abort the process instead of unwinding to the boundary.
+///
+/// `PanicHookInfo::can_unwind` is not stable yet; its `Debug` output carries the same
+/// flag (`can_unwind: false`), which is what this reads. Should that output change, the
+/// only loss is the message on stderr before an abort, never a caught panic.
+fn cannot_unwind(info: &PanicHookInfo<'_>) -> bool {
+    cfg!(panic = "abort") || format!("{info:?}").contains("can_unwind: false")
+}
+
+/// Writes what the call recorded to stderr, just before the process aborts.
+fn last_words(module: &str, method: &str, messages: &[String]) {
+    let mut text = format!(
+        "memlink: module `{module}` panicked in export `{method}` in a way that cannot unwind; the process aborts\n"
+    );
+    for m in messages {
+        text.push_str("memlink:   panicked: ");
+        text.push_str(m);
+        text.push('\n');
+    }
+    // Nothing else can be done with a failed write on the way to an abort.
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// The message of a caught panic: what the hook recorded for this payload (with the
+/// location), or the payload's text when the hook did not record it (another hook
+/// replaced ours, or the panic was resumed with `resume_unwind`, which runs no hook).
 pub(crate) fn message(payload: Box<dyn Any + Send>) -> String {
-    let recorded = LAST.with(|last| last.borrow_mut().take());
-    let text = recorded.unwrap_or_else(|| payload_text(payload.as_ref()).to_owned());
+    let own = payload_text(payload.as_ref()).map(str::to_owned);
+    let recorded = RECORDED
+        .try_with(|r| {
+            let mut r = r.borrow_mut();
+            let found = r.iter().rposition(|p| p.payload == own);
+            let text = found.map(|i| r.remove(i).text);
+            r.clear();
+            text
+        })
+        .ok()
+        .flatten();
+    let text = recorded
+        .or(own)
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned());
     // Dropping a payload can itself panic; that must not escape either.
     let _ = panic::catch_unwind(panic::AssertUnwindSafe(move || drop(payload)));
     text
 }
 
 fn describe(info: &PanicHookInfo<'_>) -> String {
-    let text = payload_text(info.payload());
+    let text = payload_text(info.payload()).unwrap_or("panic with a non-string payload");
     match info.location() {
         Some(loc) => format!("{text} (at {}:{}:{})", loc.file(), loc.line(), loc.column()),
         None => text.to_owned(),
     }
 }
 
-fn payload_text(payload: &(dyn Any + Send)) -> &str {
+fn payload_text(payload: &(dyn Any + Send)) -> Option<&str> {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
+        Some(s)
     } else {
-        "panic with a non-string payload"
+        payload.downcast_ref::<String>().map(String::as_str)
     }
 }
 
@@ -69,19 +149,26 @@ fn payload_text(payload: &(dyn Any + Send)) -> &str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn captured_panics_carry_message_and_location() {
+    /// Runs `f` as if inside a call, as the boundary does.
+    fn in_call<R>(f: impl FnOnce() -> R) -> R {
         install_hook();
-        let payload = crate::log::with_slot(|slot| {
+        crate::log::with_slot(|slot| {
             slot.set(Some(crate::log::CurrentCall::starting(
+                core::ptr::null(),
                 core::ptr::null_mut(),
                 0,
                 0,
             )));
-            let payload = panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
+            forget();
+            let r = f();
             slot.set(None);
-            payload
-        });
+            r
+        })
+    }
+
+    #[test]
+    fn captured_panics_carry_message_and_location() {
+        let payload = in_call(|| panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err());
         let text = message(payload);
         assert!(text.starts_with("boom 7 (at "), "{text}");
         assert!(text.contains("panic.rs"), "{text}");
@@ -93,5 +180,37 @@ mod tests {
         assert_eq!(message(payload), "plain");
         let payload: Box<dyn Any + Send> = Box::new(5u8);
         assert_eq!(message(payload), "panic with a non-string payload");
+    }
+
+    #[test]
+    fn a_panic_caught_by_user_code_does_not_name_a_later_one() {
+        let payload = in_call(|| {
+            // The export catches a panic of its own and carries on...
+            let _ = panic::catch_unwind(|| panic!("handled inside"));
+            // ...then fails with a payload the hook never sees.
+            panic::catch_unwind(|| panic::resume_unwind(Box::new(42u32))).unwrap_err()
+        });
+        assert_eq!(message(payload), "panic with a non-string payload");
+        let payload = in_call(|| {
+            let _ = panic::catch_unwind(|| panic!("handled inside"));
+            panic::catch_unwind(|| panic::resume_unwind(Box::new("resumed"))).unwrap_err()
+        });
+        assert_eq!(message(payload), "resumed");
+    }
+
+    #[test]
+    fn a_new_call_forgets_what_the_last_one_recorded() {
+        in_call(|| {
+            let _ = panic::catch_unwind(|| panic!("from the last call"));
+        });
+        let payload = in_call(|| {
+            panic::catch_unwind(|| panic::resume_unwind(Box::new("from the last call")))
+                .unwrap_err()
+        });
+        assert_eq!(
+            message(payload),
+            "from the last call",
+            "the payload's own text, without the earlier panic's location"
+        );
     }
 }

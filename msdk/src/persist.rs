@@ -21,7 +21,7 @@
 //!
 //! Region layout: the [`PersistentHeader`], then one bit per 16 bytes of the region
 //! (`AtomicU64` words), then records. A record is a 16-byte record header (type tag,
-//! byte length) followed by its data, 16-aligned.
+//! byte length) followed by its data, aligned on its address to its type (at least 16).
 
 use core::any::TypeId;
 use core::hash::{Hash, Hasher};
@@ -191,12 +191,21 @@ impl<'a> Persistent<'a> {
             .ok_or(ModuleError::QuotaExceeded)?;
         let align = align_of::<T>().max(GRANULE);
         let start = data_start(self.len);
+        let base = self.base.as_ptr().addr();
         let mut data = 0;
         self.header
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 let from = (used as usize).max(start);
-                data = (from + RECORD_HEADER).checked_next_multiple_of(align)?;
+                // Aligned on the address, not on the offset: the host only promises a
+                // 64-aligned region, and a type may need more (`#[repr(align(128))]`).
+                // The base is 64-aligned and `align` at least 16, so the offset stays on
+                // the 16-byte granule the bitmap counts in.
+                let at = base
+                    .checked_add(from)?
+                    .checked_add(RECORD_HEADER)?
+                    .checked_next_multiple_of(align)?;
+                data = at - base;
                 let end = data
                     .checked_add(bytes.max(1))?
                     .checked_next_multiple_of(GRANULE)?;
@@ -255,9 +264,14 @@ impl<'a> Persistent<'a> {
         let bytes = size_of::<T>()
             .checked_mul(n)
             .ok_or_else(|| stale("its length overflows"))?;
+        // Every record holds at least one byte (see `store_with`), so a handle of a
+        // zero-sized value or an empty slice must still start inside the region: an
+        // offset of `len` would index the bitmap one word past its end.
         let in_bounds = offset >= data_start(self.len) + RECORD_HEADER
-            && offset % align_of::<T>().max(GRANULE) == 0
-            && offset.checked_add(bytes).is_some_and(|end| end <= self.len);
+            && offset
+                .checked_add(bytes.max(1))
+                .is_some_and(|end| end <= self.len)
+            && (self.base.as_ptr().addr() + offset) % align_of::<T>().max(GRANULE) == 0;
         if !in_bounds {
             return Err(stale(&format!(
                 "offset {offset} is outside the region or misaligned"
@@ -287,8 +301,10 @@ impl<'a> Persistent<'a> {
     fn bitmap_word(&self, offset: usize) -> &'a AtomicU64 {
         let word = offset / GRANULE / 64;
         // SAFETY: the bitmap follows the header and has a bit for every granule of the
-        // region (see `data_start`); `offset < len`; words are 8-aligned (the header is
-        // 64 bytes) and only ever used atomically.
+        // region (see `data_start`); every caller passes `offset < len` (`store_with`
+        // reserved at least one byte there, `check` proved it), so the word is inside
+        // the bitmap; words are 8-aligned (the header is 64 bytes) and only ever used
+        // atomically.
         unsafe {
             &*self
                 .base

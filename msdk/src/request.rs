@@ -38,13 +38,14 @@ impl<'a> Invocation<'a> {
     ///
     /// `host_call` must be the host's handle of the running call that `host` expects, and
     /// it must stay valid for `'a`.
+    /// `budget` is the time the host gave the call, which a timeout reports.
     pub(crate) unsafe fn new(
         ctx: CallContext<'a>,
         args: &'a [u8],
         host: &'a HostApi,
         host_call: *mut c_void,
+        budget: Option<std::time::Duration>,
     ) -> Invocation<'a> {
-        let budget = ctx.remaining_time();
         Invocation {
             ctx,
             args,

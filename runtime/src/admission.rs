@@ -11,13 +11,18 @@
 //! more than `limit` calls ever run. Only a call that has to wait touches the lock and
 //! condition variable, and a finishing call touches them only when someone is waiting.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::metrics::{shard_index, SHARDS};
 
 /// What to do with a call that finds its module at its concurrency limit.
+///
+/// Either way, a call a module makes into itself, directly or through other modules
+/// (`A` calls `B` calls `A`), runs within the slot its chain already holds: it takes no
+/// second slot and never waits for one, so re-entrancy cannot deadlock a module however
+/// low its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Saturation {
@@ -26,7 +31,12 @@ pub enum Saturation {
     #[default]
     Reject,
     /// Let it wait for a free slot until its deadline (`ModuleError::Timeout` then); a call
-    /// without a deadline waits as long as it takes.
+    /// without a deadline waits as long as it takes. A module being unloaded refuses its
+    /// waiters at once.
+    ///
+    /// Two chains can still wait on each other: with limits of one, `A` calling `B` while
+    /// `B` calls `A` from another thread leaves each waiting for the slot the other holds.
+    /// Give such calls a deadline (`RuntimeConfig::default_timeout`), or use `Reject`.
     Wait,
 }
 
@@ -35,6 +45,8 @@ pub enum Saturation {
 pub(crate) enum Refused {
     Saturated,
     DeadlinePassed,
+    /// The gate is closed: the module is being retired.
+    Closed,
 }
 
 /// A count of free slots on a cache line of its own.
@@ -70,6 +82,8 @@ pub(crate) struct Gate {
     waiters: AtomicUsize,
     lock: Mutex<()>,
     freed: Condvar,
+    /// Set once, when the module is retired: no call is admitted after it.
+    closed: AtomicBool,
 }
 
 impl Gate {
@@ -82,7 +96,20 @@ impl Gate {
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
             freed: Condvar::new(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Admits no call from now on and wakes every waiter, which gives up. Calls that
+    /// hold a slot run on; [`drain`](Gate::drain) waits for them.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake(true);
+    }
+
+    /// Whether [`close`](Gate::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Calls running now, as of a moment during this read (slots moving between counts
@@ -122,6 +149,9 @@ impl Gate {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = loop {
+            if self.is_closed() {
+                break Err(Refused::Closed);
+            }
             if self.try_enter() {
                 break Ok(());
             }
@@ -162,7 +192,9 @@ impl Gate {
     }
 
     /// Returns once no call holds a slot. Calls that start meanwhile must give theirs
-    /// back at once (the caller has made sure they will, by retiring the module first).
+    /// back at once (the caller has made sure they will, by closing the gate first).
+    /// Calls re-entering the module from a chain that holds a slot take none (see
+    /// [`Saturation`]), so nothing a running call does waits on the drain.
     ///
     /// It gathers every free slot until it holds all `limit` of them, then frees them
     /// again: holding them all is the one proof that no call runs, where summing the
@@ -257,6 +289,22 @@ mod tests {
         g.leave();
         assert_eq!(waiter.join().unwrap(), Ok(()));
         assert_eq!(g.in_flight(), 1);
+    }
+
+    #[test]
+    fn closing_turns_away_waiters_at_once() {
+        let g = Arc::new(Gate::new(1));
+        g.enter(Saturation::Wait, None).unwrap();
+        let g2 = Arc::clone(&g);
+        let waiter = std::thread::spawn(move || g2.enter(Saturation::Wait, None));
+        while g.waiters.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        g.close();
+        assert_eq!(waiter.join().unwrap(), Err(Refused::Closed));
+        assert!(g.is_closed());
+        g.leave();
+        g.drain();
     }
 
     #[test]

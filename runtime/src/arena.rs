@@ -29,21 +29,32 @@ unsafe impl Sync for AlignedBuf {}
 impl AlignedBuf {
     /// `len` zeroed bytes. Panics (like `Vec`) only if the allocator fails.
     pub fn zeroed(len: usize) -> AlignedBuf {
-        if len == 0 {
-            return AlignedBuf {
-                ptr: dangling(),
-                len: 0,
-            };
+        match Self::try_zeroed(len) {
+            Some(buf) => buf,
+            None => alloc::handle_alloc_error(Self::layout(len).unwrap_or(Layout::new::<u8>())),
         }
-        let layout = Self::layout(len);
-        // SAFETY: `layout` has a non-zero size.
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        AlignedBuf { ptr, len }
     }
 
-    fn layout(len: usize) -> Layout {
-        Layout::from_size_align(len, BUFFER_ALIGN).expect("buffer size overflows a Layout")
+    /// `len` zeroed bytes, or `None` when the length is too large for a `Layout` or the
+    /// allocator has no memory for it.
+    pub fn try_zeroed(len: usize) -> Option<AlignedBuf> {
+        if len == 0 {
+            return Some(AlignedBuf {
+                ptr: dangling(),
+                len: 0,
+            });
+        }
+        let layout = Self::layout(len)?;
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        Some(AlignedBuf {
+            ptr: NonNull::new(raw)?,
+            len,
+        })
+    }
+
+    fn layout(len: usize) -> Option<Layout> {
+        Layout::from_size_align(len, BUFFER_ALIGN).ok()
     }
 
     /// Length in bytes.
@@ -92,8 +103,11 @@ fn dangling() -> NonNull<u8> {
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if self.len > 0 {
-            // SAFETY: allocated in `zeroed` with this very layout.
-            unsafe { alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+            if let Some(layout) = Self::layout(self.len) {
+                // SAFETY: allocated in `try_zeroed` with this very layout (which exists,
+                // or the buffer would not).
+                unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
+            }
         }
     }
 }

@@ -26,11 +26,36 @@ pub(crate) struct CallMeta {
 }
 
 /// The host's side of a running call; `CallFrame::host_call` points at it.
-struct HostCall<'r> {
+pub(crate) struct HostCall<'r> {
     runtime: &'r Inner,
     module: &'r Module,
     meta: CallMeta,
     output: Option<AlignedBuf>,
+    /// The call that made this one, for a nested call.
+    parent: Option<&'r HostCall<'r>>,
+}
+
+impl HostCall<'_> {
+    /// Whether `module` runs a call on this chain (this call or one that led to it).
+    pub(crate) fn chain_holds(&self, module: &Module) -> bool {
+        let mut call = Some(self);
+        while let Some(c) = call {
+            if core::ptr::eq(c.module, module) {
+                return true;
+            }
+            call = c.parent;
+        }
+        false
+    }
+
+    /// What a call made on behalf of this one carries: the same trace, the same
+    /// deadline, one level deeper.
+    pub(crate) fn nested_meta(&self) -> CallMeta {
+        CallMeta {
+            depth: self.meta.depth + 1,
+            ..self.meta
+        }
+    }
 }
 
 /// The runtime and module behind a call handle, if there is one.
@@ -186,6 +211,7 @@ pub(crate) fn dispatch(
     index: u32,
     args: ArgsIn<'_>,
     meta: CallMeta,
+    parent: Option<&HostCall<'_>>,
 ) -> (Result<CallOutput, ModuleError>, usize, usize) {
     let pool = &runtime.pool;
     let (mut arena, owned, args_len, scratch) = match args {
@@ -220,6 +246,7 @@ pub(crate) fn dispatch(
         module,
         meta,
         output: None,
+        parent,
     };
     let (persistent, persistent_len) = module
         .persistent
@@ -381,16 +408,21 @@ fn timeout_ns(deadline: Option<Instant>) -> u64 {
 ///
 /// `call` must be the `host_call` of a frame whose call is running.
 unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8 {
+    if call.is_null() || isize::try_from(len).is_err() {
+        return core::ptr::null_mut();
+    }
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller's contract: `call` is a live `HostCall` of this thread's
-        // running call, and no other reference to it is in use while the module runs.
+        // running call (not null, checked above), and no other reference to it is in use
+        // while the module runs.
         let host_call = unsafe { &mut *call.cast::<HostCall<'_>>() };
-        let mut buf = AlignedBuf::zeroed(len);
+        // A length the allocator cannot give is a null return, not an abort.
+        let mut buf = AlignedBuf::try_zeroed(len)?;
         let ptr = buf.as_mut_ptr();
         host_call.output = Some(buf);
-        ptr
+        Some(ptr)
     }));
-    result.unwrap_or(core::ptr::null_mut())
+    result.ok().flatten().unwrap_or(core::ptr::null_mut())
 }
 
 /// `HostApi::backpressure`: the larger of the module's load (calls running against its
@@ -414,6 +446,11 @@ unsafe extern "C" fn host_backpressure(call: *mut c_void) -> f32 {
 /// `call` must be the `host_call` of a frame whose call is running; `request` must point
 /// to a valid [`NestedCall`] whose pointers are valid for the duration of this call.
 unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCall) -> i32 {
+    if call.is_null() || request.is_null() {
+        // No call to act for, or no request to answer through: nothing can be reported
+        // but the status.
+        return Status::Abi as i32;
+    }
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller's contract; the nested call only reads the `HostCall`.
         let (host_call, request) = unsafe { (&*call.cast::<HostCall<'_>>(), &*request) };
@@ -462,18 +499,58 @@ unsafe fn nested(
         text(request.module, "module name")?,
         text(request.method, "method name")?,
     );
+    if isize::try_from(request.args_len).is_err() {
+        return Err(ModuleError::Abi(format!(
+            "nested call arguments are {} bytes, more than isize::MAX",
+            request.args_len
+        )));
+    }
     let args = if request.args_len == 0 || request.args.is_null() {
         &[][..]
     } else {
         // SAFETY: `args_len` readable bytes (the caller's contract).
         unsafe { std::slice::from_raw_parts(request.args, request.args_len) }
     };
-    let meta = CallMeta {
-        depth: host_call.meta.depth + 1,
-        ..host_call.meta
-    };
     let typed = request.flags & abi::NESTED_TYPED != 0;
     host_call
         .runtime
-        .call_nested(module, method, args, typed, meta)
+        .call_nested(module, method, args, typed, host_call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn keep(_ctx: *mut c_void, _ptr: *const u8, _len: usize) {}
+
+    /// A module may call a service with no running call (from a thread of its own); the
+    /// handle is then null. `log` and `backpressure` take that, and so must the others:
+    /// before, they dereferenced it.
+    #[test]
+    fn services_given_a_null_call_refuse_instead_of_dereferencing_it() {
+        // SAFETY: a null handle is what is being tested; the functions must not touch it.
+        let out = unsafe { (HOST_API.alloc_output)(core::ptr::null_mut(), 16) };
+        assert!(out.is_null());
+        let mut request = NestedCall {
+            size: size_of::<NestedCall>() as u32,
+            flags: 0,
+            module: abi::StrRef::new("any"),
+            method: abi::StrRef::new("echo"),
+            args: core::ptr::null(),
+            args_len: 0,
+            sink: keep,
+            sink_ctx: core::ptr::null_mut(),
+            result_format: 0,
+        };
+        // SAFETY: as above; the request is valid.
+        let status = unsafe { (HOST_API.call_module)(core::ptr::null_mut(), &mut request) };
+        assert_eq!(status, Status::Abi as i32);
+        // SAFETY: as above.
+        let status =
+            unsafe { (HOST_API.call_module)(core::ptr::null_mut(), core::ptr::null_mut()) };
+        assert_eq!(status, Status::Abi as i32);
+        // SAFETY: null is allowed here by the ABI.
+        let load = unsafe { (HOST_API.backpressure)(core::ptr::null_mut()) };
+        assert_eq!(load, 0.0);
+    }
 }

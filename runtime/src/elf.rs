@@ -4,62 +4,133 @@
 //! whose segments reach past its end still loads, and the first touch of a page past
 //! the end raises `SIGBUS`, which kills the host. Reading the ELF program headers and
 //! comparing them with the file's size turns that into an error before anything is
-//! mapped. Files that are not 64-bit little-endian ELF are left to the loader, which
-//! reports them itself.
+//! mapped. Only the headers are read, never the whole file, and only from a regular
+//! file: a device (`/dev/zero`) or a pipe is refused before a byte is read. Files that
+//! are not 64-bit little-endian ELF are left to the loader, which reports them itself.
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// `PT_LOAD`: a segment the loader maps from the file.
 const PT_LOAD: u32 = 1;
+/// Size of the ELF64 header.
+const EHDR: usize = 64;
+/// Size of an ELF64 program header.
+const PHDR: u64 = 56;
+/// The largest program header this accepts: ELF64's are 56 bytes; a larger entry size
+/// is allowed by the format for extensions nobody uses. With at most 65,535 entries, the
+/// table this reads is at most 14 MiB (real libraries have about ten entries).
+const MAX_PHDR: u64 = 256;
 
 /// Why a file cannot be loaded safely, or `Ok` when the loader may try it.
 pub(crate) fn check(path: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    check_bytes(&bytes)
+    let mut file = File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".to_owned());
+    }
+    let len = meta.len();
+    let mut header = [0u8; EHDR];
+    let got = read_up_to(&mut file, &mut header)?;
+    let Some(table) = program_headers(&header[..got], len)? else {
+        return Ok(());
+    };
+    let size =
+        usize::try_from(table.size).map_err(|_| truncated(len, "the program header table"))?;
+    let mut bytes = vec![0u8; size];
+    file.seek(SeekFrom::Start(table.offset))
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if read_up_to(&mut file, &mut bytes)? < size {
+        return Err(truncated(len, "the program header table"));
+    }
+    check_segments(&bytes, table.entry, len)
 }
 
-fn check_bytes(file: &[u8]) -> Result<(), String> {
+/// Reads until `buf` is full or the file ends; returns how much was read.
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> Result<usize, String> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read the file: {e}")),
+        }
+    }
+    Ok(got)
+}
+
+fn truncated(len: u64, what: &str) -> String {
+    format!("the file is truncated: it is {len} bytes, and {what} lies past its end")
+}
+
+/// Where the program header table is.
+struct Table {
+    offset: u64,
+    entry: u64,
+    size: u64,
+}
+
+/// The program header table named by the ELF header `header` of a file of `len` bytes,
+/// or `None` for a file this check leaves to the loader.
+fn program_headers(header: &[u8], len: u64) -> Result<Option<Table>, String> {
     // Only 64-bit little-endian ELF is checked here; anything else goes to the loader.
-    if file.len() < 64 || &file[..4] != b"\x7fELF" || file[4] != 2 || file[5] != 1 {
-        return Ok(());
+    if header.len() < EHDR || &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return Ok(None);
     }
-    let u16_at = |o: usize| file.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| {
-        file.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
-    };
-    let u64_at = |o: usize| {
-        file.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-    };
-    let len = file.len() as u64;
-    let short = |what: &str| {
-        format!("the file is truncated: it is {len} bytes, and {what} lies past its end")
-    };
-    let phoff = u64_at(0x20).ok_or_else(|| short("the ELF header"))?;
-    let phentsize = u64::from(u16_at(0x36).ok_or_else(|| short("the ELF header"))?);
-    let phnum = u64::from(u16_at(0x38).ok_or_else(|| short("the ELF header"))?);
-    let table_end = phentsize
-        .checked_mul(phnum)
-        .and_then(|n| n.checked_add(phoff));
-    if phentsize < 56 || table_end.is_none_or(|end| end > len) {
-        return Err(short("the program header table"));
+    let offset = u64::from_le_bytes(header[0x20..0x28].try_into().unwrap_or([0; 8]));
+    let entry = u64::from(u16::from_le_bytes([header[0x36], header[0x37]]));
+    let count = u64::from(u16::from_le_bytes([header[0x38], header[0x39]]));
+    let size = entry * count;
+    if !(PHDR..=MAX_PHDR).contains(&entry) {
+        return Err(format!(
+            "its program headers are {entry} bytes each, where ELF64 has {PHDR}"
+        ));
     }
-    for i in 0..phnum {
-        let at = usize::try_from(phoff + i * phentsize).map_err(|_| short("a program header"))?;
-        if u32_at(at) != Some(PT_LOAD) {
+    if offset.checked_add(size).is_none_or(|end| end > len) {
+        return Err(truncated(len, "the program header table"));
+    }
+    Ok(Some(Table {
+        offset,
+        entry,
+        size,
+    }))
+}
+
+/// Checks that every loadable segment of the table `table` lies inside the file.
+fn check_segments(table: &[u8], entry: u64, len: u64) -> Result<(), String> {
+    let entry = usize::try_from(entry).unwrap_or(usize::MAX);
+    for (i, header) in table.chunks_exact(entry).enumerate() {
+        let word = |o: usize| u64::from_le_bytes(header[o..o + 8].try_into().unwrap_or([0; 8]));
+        if u32::from_le_bytes(header[..4].try_into().unwrap_or([0; 4])) != PT_LOAD {
             continue;
         }
-        let offset = u64_at(at + 8).ok_or_else(|| short("a program header"))?;
-        let size = u64_at(at + 32).ok_or_else(|| short("a program header"))?;
+        let (offset, size) = (word(8), word(32));
         if offset.checked_add(size).is_none_or(|end| end > len) {
-            return Err(short(&format!(
-                "loadable segment {i} (bytes {offset}..{})",
-                offset.saturating_add(size)
-            )));
+            return Err(truncated(
+                len,
+                &format!(
+                    "loadable segment {i} (bytes {offset}..{})",
+                    offset.saturating_add(size)
+                ),
+            ));
         }
     }
     Ok(())
+}
+
+/// The check on a whole file already in memory (for the tests).
+#[cfg(test)]
+fn check_bytes(file: &[u8]) -> Result<(), String> {
+    let len = file.len() as u64;
+    let Some(table) = program_headers(&file[..file.len().min(EHDR)], len)? else {
+        return Ok(());
+    };
+    let (start, end) = (table.offset as usize, (table.offset + table.size) as usize);
+    check_segments(&file[start..end], table.entry, len)
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub mod arena;
 pub mod call;
 mod elf;
 pub mod error;
+#[doc(hidden)]
+pub mod linked;
 pub mod log;
 pub mod metrics;
 pub mod module;

@@ -66,7 +66,9 @@ pub(crate) unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRe
         // The name the host knows the module by (it may have been loaded under another).
         let name = host.map(|(_, module)| module.name.as_str());
         // SAFETY: the caller's contract.
-        if let Some(record) = unsafe { record.as_ref() } {
+        let record = unsafe { record.as_ref() };
+        // A record smaller than this runtime's lacks fields it would read: dropped.
+        if let Some(record) = record.filter(|r| r.size as usize >= size_of::<LogRecord>()) {
             // SAFETY: the caller's contract covers the record's strings and fields.
             unsafe { emit(record, name, sink.as_deref()) };
         }
@@ -98,7 +100,10 @@ pub(crate) fn panicked(module: &str, method: &str, message: &str, config: &Runti
 unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&dyn LogSink>) {
     // SAFETY: valid for this call (the caller's contract).
     let text = |s: StrRef| unsafe { s.as_str() }.unwrap_or("<not UTF-8>");
-    let pairs: &[LogField] = if record.field_count == 0 || record.fields.is_null() {
+    let pairs: &[LogField] = if record.field_count == 0
+        || record.fields.is_null()
+        || record.field_count > isize::MAX as usize / size_of::<LogField>()
+    {
         &[]
     } else {
         // SAFETY: `field_count` valid fields (the caller's contract).

@@ -2,7 +2,7 @@
 
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use libloading::Library;
@@ -50,8 +50,9 @@ pub(crate) struct EntryPoints {
 pub(crate) struct Module {
     /// Never dropped: unloading a Rust cdylib (`dlclose`) unmaps code that thread-local
     /// destructors it registered still point to, and they crash the process at thread
-    /// exit. Retiring a module stops calls into it; the image stays mapped.
-    _library: ManuallyDrop<Library>,
+    /// exit. Retiring a module stops calls into it; the image stays mapped. `None` for a
+    /// module linked into the host itself.
+    _library: Option<ManuallyDrop<Library>>,
     pub(crate) path: PathBuf,
     pub(crate) name: String,
     pub(crate) version: String,
@@ -59,7 +60,8 @@ pub(crate) struct Module {
     /// Sorted by id, as the module's table is.
     pub(crate) methods: Vec<Method>,
     pub(crate) entry: EntryPoints,
-    pub(crate) retired: AtomicBool,
+    /// Admission: the concurrency limit, and whether the module still takes calls (its
+    /// gate closes when it is retired).
     pub(crate) gate: Gate,
     /// Memory the module keeps across calls; a new region (and generation) per load.
     pub(crate) persistent: Option<PersistentRegion>,
@@ -147,12 +149,36 @@ impl Module {
                 get::<abi::ShutdownFn>(&library, path, abi::SYM_SHUTDOWN)?,
             )
         };
-        // SAFETY: the module's ABI version matched, so this returns null or a pointer to a
-        // `ModuleInfo` in its static memory, valid while the library is mapped (forever).
-        let info = unsafe { info_fn().as_ref() };
         // SAFETY: declared with the ABI's `MetricsFn` signature (the version matched
         // above); a module without it simply has no metrics of its own.
         let metrics = unsafe { get::<abi::MetricsFn>(&library, path, abi::SYM_METRICS) }.ok();
+        let entry = EntryPoints {
+            init,
+            call,
+            shutdown,
+            metrics,
+        };
+        // SAFETY: the module's ABI version matched, so its entry points have the ABI's
+        // signatures, and `info_fn` returns null or a `ModuleInfo` in its static memory,
+        // valid while the library is mapped (forever: it is never unloaded).
+        unsafe { Module::from_entry_points(path, Some(library), info_fn, entry, concurrency) }
+    }
+
+    /// A module from its entry points: checks the description `info` returns.
+    ///
+    /// # Safety
+    ///
+    /// `info` and the entry points must be the ABI's functions of one module, valid (with
+    /// everything `info` points to) for the life of the process.
+    pub(crate) unsafe fn from_entry_points(
+        path: &Path,
+        library: Option<ManuallyDrop<Library>>,
+        info: abi::ModuleInfoFn,
+        entry: EntryPoints,
+        concurrency: usize,
+    ) -> Result<Module, RuntimeError> {
+        // SAFETY: the caller's contract: null or a `ModuleInfo` valid forever.
+        let info = unsafe { info().as_ref() };
         let described = describe(info).map_err(|reason| RuntimeError::InvalidModule {
             path: path.to_owned(),
             reason,
@@ -167,13 +193,7 @@ impl Module {
                 .map(|_| MethodStats::default())
                 .collect(),
             methods: described.methods,
-            entry: EntryPoints {
-                init,
-                call,
-                shutdown,
-                metrics,
-            },
-            retired: AtomicBool::new(false),
+            entry,
             gate: Gate::new(concurrency),
             persistent: None,
         })
@@ -219,6 +239,11 @@ struct Described {
     methods: Vec<Method>,
 }
 
+/// The most methods a module may export: far more than any real module has, and small
+/// enough that a garbage count is refused before the table is read or anything is
+/// allocated for it.
+const MAX_METHODS: usize = 1 << 16;
+
 /// Checks a module's self-description and copies it into owned values.
 fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
     let info = info.ok_or("memlink_module_info returned null")?;
@@ -243,12 +268,19 @@ fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
             .map(str::to_owned)
             .ok_or_else(|| format!("{what} is not UTF-8"))
     };
+    if info.method_count > MAX_METHODS {
+        return Err(format!(
+            "its method table claims {} methods, more than the {MAX_METHODS} a module may have",
+            info.method_count
+        ));
+    }
     let rows: &[abi::MethodInfo] = if info.method_count == 0 {
         &[]
     } else if info.methods.is_null() {
         return Err("method table is null".into());
     } else {
-        // SAFETY: a non-null table of `method_count` rows in the module's static memory.
+        // SAFETY: a non-null table of `method_count` rows in the module's static memory;
+        // the count is bounded above, so the slice's size fits an `isize`.
         unsafe { std::slice::from_raw_parts(info.methods, info.method_count) }
     };
     let mut methods = Vec::with_capacity(rows.len());
@@ -345,21 +377,29 @@ impl Module {
         deadline: Option<Instant>,
     ) -> Result<(), NotEntered> {
         let entered = self.gate.enter(policy, deadline);
-        // Checked after taking the slot: `unload` sets `retired` first and then drains
-        // the slots, so a call either sees `retired` or is waited for. A call refused
+        // Checked after taking the slot: `unload` closes the gate first and then drains
+        // the slots, so a call either sees it closed or is waited for. A call refused
         // while the drain holds the slots is told the module is gone.
-        if self.retired.load(Ordering::SeqCst) {
+        if self.is_retired() {
             if entered.is_ok() {
                 self.gate.leave();
             }
             return Err(NotEntered::Retired);
         }
-        entered.map_err(NotEntered::Refused)
+        entered.map_err(|refused| match refused {
+            Refused::Closed => NotEntered::Retired,
+            other => NotEntered::Refused(other),
+        })
     }
 
     /// Marks a call as finished.
     pub(crate) fn leave(&self) {
         self.gate.leave();
+    }
+
+    /// Whether the module was retired (unloaded): it takes no more calls.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.gate.is_closed()
     }
 }
 

@@ -12,7 +12,7 @@ use memlink_msdk::{serialize, ModuleError};
 
 use crate::admission::{Refused, Saturation};
 use crate::arena::ArenaPool;
-use crate::call::{self, ArgsIn, CallMeta, CallOutput, HOST_API};
+use crate::call::{self, ArgsIn, CallMeta, CallOutput, HostCall, HOST_API};
 use crate::error::RuntimeError;
 use crate::log::LogSink;
 use crate::metrics::{CallRecord, ModuleMetrics};
@@ -418,7 +418,7 @@ impl Runtime {
         };
         let method = || module.methods[index as usize].name.clone();
         self.inner
-            .call_entered(module, index, args, meta)
+            .call_entered(module, index, args, meta, None)
             .map_err(|e| match e {
                 Failure::Retired => RuntimeError::UnknownHandle(handle),
                 Failure::Saturated => RuntimeError::Saturated {
@@ -489,36 +489,47 @@ impl Inner {
             .get(handle.index as usize)
             .and_then(OnceLock::get)
         {
-            Some(m) if !m.retired.load(Ordering::Acquire) => Ok(m),
+            Some(m) if !m.is_retired() => Ok(m),
             _ => Err(RuntimeError::UnknownHandle(handle)),
         }
     }
 
+    /// Runs method `index` of `module`: admission, the call, the built-in figures.
+    /// `parent` is the running call that makes this one, for a nested call: a module
+    /// already on its chain is re-entered within the chain's slot.
     pub(crate) fn call_entered(
         &self,
         module: &Module,
         index: u32,
         args: ArgsIn<'_>,
         meta: CallMeta,
+        parent: Option<&HostCall<'_>>,
     ) -> Result<CallOutput, Failure> {
+        // What a timeout reports: the time the call had when it came in.
+        let given = meta
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let timed_out = || Failure::Module(ModuleError::Timeout(given.unwrap_or_default()));
         // A call already out of time is not started (the module would refuse it too).
-        if meta.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Failure::Module(ModuleError::Timeout(Duration::ZERO)));
+        if given == Some(Duration::ZERO) {
+            return Err(timed_out());
         }
-        match module.enter(self.config.saturation, meta.deadline) {
-            Ok(()) => {}
-            Err(NotEntered::Retired) => return Err(Failure::Retired),
-            Err(NotEntered::Refused(Refused::Saturated)) => return Err(Failure::Saturated),
-            Err(NotEntered::Refused(Refused::DeadlinePassed)) => {
-                let waited = meta.deadline.map_or(Duration::ZERO, |d| {
-                    d.saturating_duration_since(Instant::now())
-                });
-                return Err(Failure::Module(ModuleError::Timeout(waited)));
+        let reentrant = parent.is_some_and(|p| p.chain_holds(module));
+        if !reentrant {
+            match module.enter(self.config.saturation, meta.deadline) {
+                Ok(()) => {}
+                Err(NotEntered::Retired) => return Err(Failure::Retired),
+                Err(NotEntered::Refused(Refused::Saturated)) => return Err(Failure::Saturated),
+                Err(NotEntered::Refused(Refused::DeadlinePassed)) => return Err(timed_out()),
+                Err(NotEntered::Refused(Refused::Closed)) => return Err(Failure::Retired),
             }
-        };
+        }
         let start = self.config.builtin_metrics.then(|| self.clock.raw());
-        let (result, arena_used, bytes_in) = call::dispatch(self, module, index, args, meta);
-        module.leave();
+        let (result, arena_used, bytes_in) =
+            call::dispatch(self, module, index, args, meta, parent);
+        if !reentrant {
+            module.leave();
+        }
         if let Some(start) = start {
             let (status, bytes_out) = match &result {
                 Ok(out) => (0, out.len()),
@@ -551,8 +562,9 @@ impl Inner {
         method: &str,
         args: &[u8],
         typed: bool,
-        meta: CallMeta,
+        caller: &HostCall<'_>,
     ) -> Result<(CallOutput, Format), ModuleError> {
+        let meta = caller.nested_meta();
         if meta.depth > self.config.max_call_depth {
             return Err(ModuleError::MaxCallDepthExceeded);
         }
@@ -574,7 +586,7 @@ impl Inner {
             args
         };
         let out = self
-            .call_entered(target, i, ArgsIn::Slice(args), meta)
+            .call_entered(target, i, ArgsIn::Slice(args), meta, Some(caller))
             .map_err(|f| match f {
                 Failure::Retired => ModuleError::ModuleNotFound(module.to_owned()),
                 Failure::Saturated => ModuleError::CallFailed(format!(
@@ -588,19 +600,31 @@ impl Inner {
 
     fn load(&self, reference: ModuleRef, name: Option<&str>) -> Result<ModuleHandle, RuntimeError> {
         let path = self.resolver.resolve(&reference)?;
+        self.install(name, || {
+            if let Some((index, _)) = self.live().find(|(_, m)| m.path == path) {
+                return Err(RuntimeError::AlreadyLoaded {
+                    path: path.clone(),
+                    handle: self.handle(index),
+                });
+            }
+            Module::open(&path, self.config.max_concurrency)
+        })
+    }
+
+    /// Installs the module `open` makes (called under the loading lock), under `name`
+    /// or its own name, and initializes it.
+    pub(crate) fn install(
+        &self,
+        name: Option<&str>,
+        open: impl FnOnce() -> Result<Module, RuntimeError>,
+    ) -> Result<ModuleHandle, RuntimeError> {
         let mut next = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((index, _)) = self.live().find(|(_, m)| m.path == path) {
-            return Err(RuntimeError::AlreadyLoaded {
-                path,
-                handle: self.handle(index),
-            });
-        }
         if *next >= self.slots.len() {
             return Err(RuntimeError::TooManyModules {
                 limit: self.slots.len(),
             });
         }
-        let mut module = Module::open(&path, self.config.max_concurrency)?;
+        let mut module = open()?;
         module.persistent = crate::module::PersistentRegion::new(self.config.persistent_size);
         if let Some(name) = name {
             module.name = name.to_owned();
@@ -618,14 +642,26 @@ impl Inner {
     }
 
     fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
-        let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        let module = self.module(handle)?;
-        module.retired.store(true, Ordering::SeqCst);
+        // Closing the gate under the loading lock decides which of two racing unloads
+        // retires the module; the wait for its calls happens outside the lock, so loads
+        // and unloads of other modules go on meanwhile.
+        let module = {
+            let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            let module = self.module(handle)?;
+            module.gate.close();
+            module
+        };
+        // Calls in flight finish; a call of theirs that re-enters the module runs within
+        // their slot (see `Saturation`), so nothing they do waits on this.
         module.gate.drain();
-        self.names
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&module.name);
+        // The name stays taken until the calls are done: nested calls by name into a
+        // module being retired are told it is gone, but only once nothing of it runs can
+        // another module take the name.
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        if names.get(&module.name) == Some(&handle.index) {
+            names.remove(&module.name);
+        }
+        drop(names);
         shutdown(module);
         Ok(())
     }
@@ -635,7 +671,7 @@ impl Inner {
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.get().map(|m| (i as u32, m)))
-            .filter(|(_, m)| !m.retired.load(Ordering::Acquire))
+            .filter(|(_, m)| !m.is_retired())
     }
 
     fn handle(&self, index: u32) -> ModuleHandle {
@@ -682,7 +718,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         for slot in self.slots.iter() {
             if let Some(m) = slot.get() {
-                if !m.retired.swap(true, Ordering::AcqRel) {
+                if !m.is_retired() {
+                    m.gate.close();
                     shutdown(m);
                 }
             }

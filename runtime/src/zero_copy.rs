@@ -144,11 +144,16 @@ impl Runtime {
     }
 
     /// Memory for `len` bytes of arguments that the caller writes itself, aligned for
-    /// rkyv: an arena from the pool when they fit in one, else a buffer of its own.
+    /// rkyv and zeroed: an arena from the pool when they fit in one, else a buffer of
+    /// its own.
     pub fn arg_buffer(&self, len: usize) -> ArgBuffer {
         if len <= self.inner.config.arena_size {
+            let mut arena = self.inner.pool.take();
+            // A pooled arena holds whatever its last call left there: another caller's
+            // bytes, and bytes a module never initialized. Only zeroes are handed out.
+            arena.buf_mut().as_mut_slice()[..len].fill(0);
             ArgBuffer {
-                repr: BufRepr::Arena(self.inner.pool.take()),
+                repr: BufRepr::Arena(arena),
                 len,
             }
         } else {

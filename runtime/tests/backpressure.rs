@@ -3,11 +3,11 @@
 mod common;
 
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{load_all, mp};
+use common::{load_all, mp, runtime_with_holding, HANG};
 use memlink_runtime::{
-    CallOptions, ModuleError, ModuleRuntime, RuntimeConfig, RuntimeError, Saturation,
+    CallOptions, ModuleError, ModuleRef, ModuleRuntime, RuntimeConfig, RuntimeError, Saturation,
 };
 
 #[test]
@@ -36,13 +36,22 @@ fn backpressure_rises_with_calls_in_flight() {
     }
 }
 
-/// Starts `n` calls that each hold a slot for `ms`, and waits until they are running.
-fn occupy(
-    rt: &memlink_runtime::Runtime,
-    h: memlink_runtime::ModuleHandle,
+/// A runtime with `config` and the `hazards` module (a private copy named `copy`), and
+/// `n` calls started that each hold a slot for `ms`, running when this returns.
+fn occupied(
+    config: RuntimeConfig,
+    copy: &str,
     n: usize,
     ms: u64,
-) -> Vec<std::thread::JoinHandle<()>> {
+) -> (
+    memlink_runtime::Runtime,
+    memlink_runtime::ModuleHandle,
+    Vec<std::thread::JoinHandle<()>>,
+) {
+    let (rt, holding) = runtime_with_holding(config);
+    let h = rt
+        .load(ModuleRef::from_path(common::module_copy("hazards", copy)))
+        .unwrap();
     let threads = (0..n)
         .map(|_| {
             let rt = rt.clone();
@@ -51,73 +60,69 @@ fn occupy(
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(50));
-    threads
+    for _ in 0..n {
+        holding.recv_timeout(HANG).expect("a holding call started");
+    }
+    (rt, h, threads)
 }
 
 #[test]
 fn reject_refuses_at_once_when_saturated() {
     let config = RuntimeConfig::default().concurrency(2, Saturation::Reject);
-    let (rt, h) = load_all(config, &["async_echo"]);
-    let busy = occupy(&rt, h[0], 2, 300);
-    let start = Instant::now();
-    let err = rt.call(h[0], "hold", &mp(&(0u64,))).unwrap_err();
+    let (rt, h, busy) = occupied(config, "hazards_reject", 2, 1000);
+    let err = rt.call(h, "count", b"").unwrap_err();
     assert!(
         matches!(err, RuntimeError::Saturated { limit: 2, .. }),
         "{err}"
     );
     assert!(err.to_string().contains("saturated"), "{err}");
     assert!(
-        start.elapsed() < Duration::from_millis(50),
-        "refused at once"
+        busy.iter().all(|t| !t.is_finished()),
+        "refused while both slots were held, not after waiting for one"
     );
     busy.into_iter().for_each(|t| t.join().unwrap());
-    let ok: f32 = rt.call_typed(h[0], "hold", &(0u64,)).unwrap();
-    assert_eq!(ok, 0.0, "capacity comes back");
+    let ok: u64 = rt.call_typed(h, "count", &()).unwrap();
+    assert!(ok >= 1, "capacity comes back");
 }
 
 #[test]
 fn wait_queues_until_a_slot_frees_or_the_deadline_passes() {
     let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
-    let (rt, h) = load_all(config, &["async_echo"]);
-    let busy = occupy(&rt, h[0], 1, 300);
-    let start = Instant::now();
+    let (rt, h, busy) = occupied(config, "hazards_queue", 1, 300);
     let short = CallOptions::default().timeout(Duration::from_millis(50));
-    let err = rt
-        .call_with(h[0], "hold", &mp(&(0u64,)), &short)
-        .unwrap_err();
+    let err = rt.call_with(h, "count", b"", &short).unwrap_err();
     assert!(
         matches!(err.module_error(), Some(ModuleError::Timeout(_))),
         "{err}"
     );
-    let long = CallOptions::default().timeout(Duration::from_secs(5));
-    rt.call_with(h[0], "hold", &mp(&(0u64,)), &long).unwrap();
-    let waited = start.elapsed();
+    let long = CallOptions::default().timeout(HANG);
+    rt.call_with(h, "count", b"", &long).unwrap();
     assert!(
-        waited >= Duration::from_millis(200),
-        "it waited for the slot: {waited:?}"
+        busy.iter().all(|t| t.is_finished()),
+        "it ran once the holder had given its slot back"
     );
     busy.into_iter().for_each(|t| t.join().unwrap());
 }
 
+/// Four threads' async calls overlap: a call sees the others running (its backpressure
+/// is above zero), which one-at-a-time calls never would.
 #[test]
 fn async_exports_run_concurrently() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["async_echo"]);
-    let start = Instant::now();
+    let config = RuntimeConfig::default().concurrency(4, Saturation::Wait);
+    let (rt, h) = load_all(config, &["async_echo"]);
+    let barrier = Arc::new(Barrier::new(4));
     let threads: Vec<_> = (0..4)
         .map(|_| {
-            let rt = rt.clone();
-            let h = h[0];
+            let (rt, barrier, h) = (rt.clone(), Arc::clone(&barrier), h[0]);
             std::thread::spawn(move || {
-                for i in 0..25u8 {
-                    let out: Vec<u8> = rt.call_typed(h, "echo_after", &(10u64, vec![i])).unwrap();
-                    assert_eq!(out, [i]);
-                }
+                barrier.wait();
+                rt.call_typed::<_, f32>(h, "hold", &(200u64,)).unwrap()
             })
         })
         .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    let took = start.elapsed();
-    // 100 calls of 10 ms: 1 s one after another; 4 threads at once take about 250 ms.
-    assert!(took < Duration::from_millis(600), "{took:?}");
+    let seen: Vec<f32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        seen.iter().any(|&b| b > 0.0),
+        "no call saw another running: {seen:?}"
+    );
 }

@@ -544,6 +544,28 @@ fn a_file_that_is_not_a_module() {
     );
 }
 
+/// A device is not a library: the check before the loader reads file headers only, and
+/// only from a regular file. Before, it read the whole file into memory: `/dev/zero`
+/// grew the host until it ran out of memory.
+#[test]
+fn a_device_is_refused_before_a_byte_is_read() {
+    let err = refused(Path::new("/dev/zero"));
+    assert_not_a_library(&err, "it is not a regular file");
+}
+
+/// A module description whose method count is garbage is refused before the runtime
+/// reads the table or allocates for it. Before, the count reached `from_raw_parts` and
+/// `Vec::with_capacity` as it was.
+#[test]
+fn a_method_count_past_any_real_module_is_refused() {
+    let err = refused(&fixture("huge_method_count"));
+    assert!(
+        matches!(&err, RuntimeError::InvalidModule { reason, .. }
+            if reason.contains("claims 288230376151711743 methods, more than the 65536")),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_empty_file() {
     let empty = scratch_file("libempty.so", b"");
@@ -577,10 +599,12 @@ fn in_child(test: &str, env: &[(&str, String)], body: impl FnOnce()) {
 /// A copy of libbasic.so cut after `cut` bytes. Inside the ELF header the loader
 /// refuses it ("file too short"); inside the program headers it cannot read them; past
 /// the headers but inside the loaded segments (here 16 KiB, 1 MiB), glibc 2.36's
-/// `dlopen` maps the segments and reads the dynamic section past the end of the file:
-/// SIGBUS, and the host dies. The runtime must refuse such a file before `dlopen`
-/// (check that every `PT_LOAD` segment lies inside the file). A cut only through the
-/// debug sections at the end would still load: it is a whole module.
+/// `dlopen` would map the segments and read the dynamic section past the end of the
+/// file: SIGBUS, and the host dies. The runtime refuses such a file before `dlopen` (it
+/// checks that every `PT_LOAD` segment lies inside the file). The loads run in a child
+/// process, so that a regression kills the child and fails this test rather than taking
+/// the whole test binary down. A cut only through the debug sections at the end would
+/// still load: it is a whole module.
 #[test]
 fn a_truncated_copy_of_a_real_module() {
     for (cut, loader_says) in [

@@ -14,30 +14,38 @@ fn timeout_of(r: Result<memlink_runtime::CallOutput, memlink_runtime::RuntimeErr
     }
 }
 
+/// The call ends with `Timeout` carrying the time it was given, no earlier than its
+/// deadline, and the export's future was dropped at its `.await` (cancelled) rather than
+/// left to finish its 10 s sleep.
 #[test]
 fn an_async_export_is_cancelled_at_its_deadline() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["async_echo"]);
-    for _ in 0..5 {
+    // A private copy: the cancellation count is the image's.
+    let rt = memlink_runtime::Runtime::with_local_resolver();
+    let copy = common::module_copy("async_echo", "async_echo_cancelled");
+    let h = rt
+        .load(memlink_runtime::ModuleRef::from_path(copy))
+        .unwrap();
+    let cancelled = || rt.call_typed::<_, u64>(h, "cancelled", &()).unwrap();
+    let given = Duration::from_millis(50);
+    for round in 1..=5 {
         let start = Instant::now();
-        let options = CallOptions::default().timeout(Duration::from_millis(50));
-        let given =
-            timeout_of(rt.call_with(h[0], "echo_after", &mp(&(10_000u64, [1u8])), &options));
-        let took = start.elapsed();
+        let options = CallOptions::default().timeout(given);
+        let reported =
+            timeout_of(rt.call_with(h, "echo_after", &mp(&(10_000u64, [1u8])), &options));
         assert!(
-            given <= Duration::from_millis(50) && given > Duration::from_millis(40),
-            "{given:?}"
+            start.elapsed() >= given,
+            "not before the deadline: {:?}",
+            start.elapsed()
         );
         assert!(
-            took >= Duration::from_millis(50),
-            "not before the deadline: {took:?}"
+            reported <= given && reported > Duration::ZERO,
+            "the time it was given: {reported:?}"
         );
-        assert!(
-            took < Duration::from_millis(90),
-            "within a few ms of it: {took:?}"
-        );
+        assert_eq!(cancelled(), round, "the future was dropped, not finished");
     }
-    let out = rt.call(h[0], "echo_after", &mp(&(1u64, [7u8]))).unwrap();
+    let out = rt.call(h, "echo_after", &mp(&(1u64, [7u8]))).unwrap();
     assert_eq!(out, [7], "the module keeps serving (a raw result)");
+    assert_eq!(cancelled(), 5, "a call that finishes is not a cancellation");
 }
 
 #[test]
@@ -75,10 +83,18 @@ fn a_sync_export_that_finishes_late_reports_timeout() {
 #[test]
 fn the_runtime_default_timeout_applies_when_a_call_sets_none() {
     let config = RuntimeConfig::default().default_timeout(Duration::from_millis(40));
-    let (rt, h) = load_all(config, &["async_echo"]);
-    let left: Option<u64> = rt.call_typed(h[0], "time_left", &()).unwrap();
+    let rt = memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let copy = common::module_copy("async_echo", "async_echo_default_timeout");
+    let h = rt
+        .load(memlink_runtime::ModuleRef::from_path(copy))
+        .unwrap();
+    let left: Option<u64> = rt.call_typed(h, "time_left", &()).unwrap();
     assert!(left.is_some_and(|ms| ms <= 40), "{left:?}");
-    let start = Instant::now();
-    timeout_of(rt.call(h[0], "echo_after", &mp(&(10_000u64, [0u8]))));
-    assert!(start.elapsed() < Duration::from_millis(500));
+    let reported = timeout_of(rt.call(h, "echo_after", &mp(&(10_000u64, [0u8]))));
+    assert!(reported <= Duration::from_millis(40), "{reported:?}");
+    let cancelled: u64 = rt.call_typed(h, "cancelled", &()).unwrap();
+    assert_eq!(
+        cancelled, 1,
+        "the 10 s sleep was cancelled at the default deadline"
+    );
 }

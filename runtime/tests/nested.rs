@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{de, load_all, mp};
 use memlink_runtime::{
@@ -82,13 +82,43 @@ fn each_nested_error_arrives_as_its_variant() {
 #[test]
 fn a_saturated_callee_is_call_failed() {
     let config = RuntimeConfig::default().concurrency(1, Saturation::Reject);
-    let (rt, h) = load_all(config, &["nested_calls"]);
-    // The relay holds the module's only slot, so its call back into itself is refused.
-    let err = nested_error(rt.call(h[0], "relay", &relay_args("nested_calls", "relay", b"")));
+    let (rt, holding) = common::runtime_with_holding(config);
+    let relay = rt
+        .load(ModuleRef::from_path(common::module_path("nested_calls")))
+        .unwrap();
+    let callee = rt
+        .load_as(
+            ModuleRef::from_path(common::module_copy("hazards", "hazards_saturated")),
+            "hazards",
+        )
+        .unwrap();
+    // Another call holds the callee's only slot, so the relay's call into it is refused.
+    let holder = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.call_typed::<_, u64>(callee, "hold", &(1000u64,)))
+    };
+    holding
+        .recv_timeout(common::HANG)
+        .expect("the slot is held");
+    let err = nested_error(rt.call(relay, "relay", &relay_args("hazards", "count", b"")));
     assert!(
         matches!(&err, ModuleError::CallFailed(m) if m.contains("saturated")),
         "{err}"
     );
+    holder.join().unwrap().unwrap();
+    // A module calling itself is not another call: it runs within its chain's slot.
+    let out = rt
+        .call(
+            relay,
+            "relay",
+            &relay_args(
+                "nested_calls",
+                "relay",
+                &relay_args("hazards", "count", b""),
+            ),
+        )
+        .unwrap();
+    assert!(!out.is_empty());
 }
 
 #[test]
@@ -115,18 +145,26 @@ fn nested_calls_inherit_trace_deadline_and_depth() {
 
 #[test]
 fn a_nested_call_times_out_with_its_caller() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "async_echo"]);
+    let rt = memlink_runtime::Runtime::with_local_resolver();
+    let relay = rt
+        .load(ModuleRef::from_path(common::module_path("nested_calls")))
+        .unwrap();
+    // A private copy: the cancellation count is the image's.
+    let copy = common::module_copy("async_echo", "async_echo_nested_timeout");
+    let callee = rt
+        .load_as(ModuleRef::from_path(copy), "async_echo")
+        .unwrap();
     let options = CallOptions::default().timeout(Duration::from_millis(50));
-    let start = Instant::now();
     let args = relay_args("async_echo", "echo_after", &mp(&(5_000u64, vec![1u8])));
-    let err = rt.call_with(h[0], "relay", &args, &options).unwrap_err();
+    let err = rt.call_with(relay, "relay", &args, &options).unwrap_err();
     assert!(
         matches!(err.module_error(), Some(ModuleError::Timeout(_))),
         "{err}"
     );
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "not the callee's full 5 s"
+    let cancelled: u64 = rt.call_typed(callee, "cancelled", &()).unwrap();
+    assert_eq!(
+        cancelled, 1,
+        "the callee's 5 s sleep was cancelled at the caller's deadline"
     );
 }
 

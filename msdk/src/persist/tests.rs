@@ -6,21 +6,47 @@ use super::*;
 struct Block([u8; 64]);
 
 /// A host-made region: zeroed, 64-aligned, with its generation set.
-struct Region(Vec<Block>);
+struct Region {
+    blocks: Vec<Block>,
+    /// The block the region starts at.
+    first: usize,
+}
 
 impl Region {
     fn new(bytes: usize, generation: u64) -> Region {
-        let mut blocks: Vec<Block> = (0..bytes / 64).map(|_| Block([0; 64])).collect();
-        let header = blocks.as_mut_ptr().cast::<PersistentHeader>();
-        // SAFETY: the first block is a zeroed, 64-aligned `PersistentHeader`.
+        Region::starting_at(bytes, generation, |_| true)
+    }
+
+    /// A region of `bytes` whose start is 64 past a 128-byte boundary: aligned as the
+    /// host promises (64) and no more, so an offset aligned within the region is not an
+    /// address aligned for a type that needs 128.
+    fn off_128(bytes: usize, generation: u64) -> Region {
+        Region::starting_at(bytes, generation, |addr| addr % 128 == 64)
+    }
+
+    /// `bytes` of region starting at the first of two blocks whose address `good` takes.
+    fn starting_at(bytes: usize, generation: u64, good: impl Fn(usize) -> bool) -> Region {
+        let mut blocks: Vec<Block> = (0..bytes / 64 + 1).map(|_| Block([0; 64])).collect();
+        let first = usize::from(!good(blocks.as_ptr().addr()));
+        assert!(
+            good(blocks[first..].as_ptr().addr()),
+            "one of two blocks fits"
+        );
+        let header = blocks[first..].as_mut_ptr().cast::<PersistentHeader>();
+        // SAFETY: the block is a zeroed, 64-aligned `PersistentHeader`.
         unsafe { (*header).generation = generation };
-        Region(blocks)
+        blocks.truncate(first + bytes / 64);
+        Region { blocks, first }
+    }
+
+    fn base(&mut self) -> *mut u8 {
+        self.blocks[self.first..].as_mut_ptr().cast()
     }
 
     fn view(&mut self) -> Persistent<'_> {
-        let len = self.0.len() * 64;
+        let len = (self.blocks.len() - self.first) * 64;
         // SAFETY: the blocks outlive the view and are only used through it.
-        unsafe { Persistent::from_raw(self.0.as_mut_ptr().cast(), len) }.unwrap()
+        unsafe { Persistent::from_raw(self.base(), len) }.unwrap()
     }
 }
 
@@ -148,7 +174,7 @@ fn refs_round_trip_through_serde() {
 #[test]
 fn a_region_too_small_or_misaligned_is_none() {
     let mut region = Region::new(128, 1);
-    let base: *mut u8 = region.0.as_mut_ptr().cast();
+    let base = region.base();
     // SAFETY: the pointers are in bounds; `from_raw` refuses them before any access.
     unsafe {
         assert!(
@@ -161,4 +187,78 @@ fn a_region_too_small_or_misaligned_is_none() {
         );
         assert!(Persistent::from_raw(core::ptr::null_mut(), 0).is_none());
     }
+}
+
+/// A value that needs more alignment than the region's 64 bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(128))]
+struct Wide(u64);
+
+#[test]
+fn values_aligned_past_the_region_are_stored_at_an_aligned_address() {
+    let mut region = Region::off_128(1 << 14, 1);
+    let p = region.view();
+    assert_eq!(
+        p.base.as_ptr().addr() % 128,
+        64,
+        "the region is only 64-aligned"
+    );
+    let published = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            let (published, p) = (&published, p);
+            s.spawn(move || {
+                for i in 0..4 {
+                    p.store(7u8).unwrap();
+                    let r = p.store(Wide(t * 10 + i)).unwrap();
+                    published.lock().unwrap().push((t * 10 + i, r));
+                }
+            });
+        }
+    });
+    for (value, r) in published.into_inner().unwrap() {
+        let got = p.get(r).unwrap();
+        assert_eq!(core::ptr::from_ref(got).addr() % 128, 0, "aligned for Wide");
+        assert_eq!(*got, Wide(value));
+    }
+    let slice = p.store_slice(&[Wide(1), Wide(2)]).unwrap();
+    let got = p.get_slice(slice).unwrap();
+    assert_eq!(got.as_ptr().addr() % 128, 0);
+    assert_eq!(got, &[Wide(1), Wide(2)]);
+}
+
+#[test]
+fn a_handle_misaligned_on_its_address_is_refused() {
+    let mut region = Region::off_128(4096, 2);
+    let p = region.view();
+    let good = p.store(Wide(5)).unwrap();
+    // 64 bytes earlier is 16-aligned within the region but not 128-aligned in memory.
+    let forged = Ref::<Wide> {
+        offset: good.offset - 64,
+        ..good
+    };
+    assert!(invalid(p.get(forged)).contains("misaligned"));
+}
+
+#[test]
+fn an_empty_value_at_the_end_of_the_region_is_outside_it() {
+    // 4096 bytes: a multiple of 1024, so `offset == len` would name the bitmap word
+    // just past the bitmap's end (the first record's header).
+    let mut region = Region::new(4096, 4);
+    let p = region.view();
+    let unit = p.store(()).unwrap();
+    assert_eq!(*p.get(unit).unwrap(), ());
+    p.store(0xffff_ffff_ffff_ffffu64).unwrap();
+    let at_end = Ref::<()> {
+        offset: 4096,
+        ..unit
+    };
+    assert!(invalid(p.get(at_end)).contains("outside the region"));
+    let empty = Ref::<[u64]> {
+        offset: 4096,
+        generation: 4,
+        len: 0,
+        _type: PhantomData,
+    };
+    assert!(invalid(p.get_slice(empty)).contains("outside the region"));
 }

@@ -151,3 +151,33 @@ pub fn load_all(
         .collect();
     (runtime, handles)
 }
+
+/// Long enough that only a hang reaches it, on any machine: waits bounded by it turn a
+/// hang into a failed test instead of a stopped suite, and assert nothing about speed.
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends a message each time a module logs `holding` (the `hazards` module's `hold` and
+/// `reenter_after` do, once they run): a test waits for it to know a call holds its slot.
+struct Holding(std::sync::Mutex<std::sync::mpsc::Sender<()>>);
+
+impl memlink_runtime::LogSink for Holding {
+    fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+        if event.message == "holding" {
+            let _ = self.0.lock().unwrap().send(());
+        }
+    }
+}
+
+/// A runtime with `config` whose modules report `holding` on the returned channel.
+pub fn runtime_with_holding(
+    config: memlink_runtime::RuntimeConfig,
+) -> (Runtime, std::sync::mpsc::Receiver<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = config
+        .log_level(tracing::Level::INFO)
+        .log_sink(std::sync::Arc::new(Holding(std::sync::Mutex::new(tx))));
+    (
+        Runtime::new(config, memlink_runtime::resolver::LocalResolver),
+        rx,
+    )
+}

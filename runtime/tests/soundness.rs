@@ -1,0 +1,258 @@
+//! Soundness and liveness through the real runtime and real modules: what a careless
+//! module author or a hostile caller can do must end in a named error, never in
+//! undefined behaviour, a hang, or another caller's bytes.
+//!
+//! The frame-level cases (a hand-built frame handed to `memlink_call`) are in
+//! `frames.rs`; files that are not modules in `bad_input.rs`.
+
+mod common;
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{load_all, module_copy, module_path, mp, runtime_with_holding};
+use memlink_runtime::{
+    CallOptions, ModuleError, ModuleRef, ModuleRuntime, Runtime, RuntimeConfig, RuntimeError,
+    Saturation,
+};
+
+use common::HANG;
+
+/// Runs `f` on a thread and returns its result, or fails the test if it hangs.
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG)
+        .unwrap_or_else(|_| panic!("{what} never returned"))
+}
+
+/// Item 1: safe module code stores values of alignments from 128 bytes to 64 KiB in the
+/// persistent region (which the host aligns to 64) and reads them back through a `&T`.
+/// Each lands on an address aligned for its type. Before, the alignment was taken
+/// within the region, so every alignment past the region's own gave a misaligned `&T`:
+/// a debug build of the module traps it (aborting the host), a release build reads it as
+/// undefined behaviour.
+#[test]
+fn values_aligned_past_the_persistent_region_are_stored_aligned() {
+    let mut config = RuntimeConfig::default();
+    config.persistent_size = 4 << 20;
+    let (rt, h) = load_all(config, &["hazards"]);
+    for pad in 0..3u8 {
+        let seen: Vec<(u64, u64, bool)> = rt.call_typed(h[0], "store_aligned", &(pad,)).unwrap();
+        assert_eq!(seen.len(), 5);
+        for (align, misalignment, intact) in seen {
+            assert_eq!(misalignment, 0, "aligned to {align} after {pad} bytes");
+            assert!(intact, "the value aligned to {align} reads back");
+        }
+    }
+}
+
+/// Item 2: with `Saturation::Wait` and one slot, a module that calls itself (directly,
+/// or through another module) runs within the slot its chain holds. Before, the nested
+/// call waited for that slot: until its deadline (`Timeout(0)`), or forever.
+#[test]
+fn a_module_reentering_itself_never_waits_for_its_own_slot() {
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
+    let (rt, h) = load_all(config, &["nested_calls"]);
+    let deadline = CallOptions::default().timeout(Duration::from_secs(30));
+    let depth = rt
+        .call_with(
+            h[0],
+            "bounce",
+            &mp(&(3u32, "nested_calls", "nested_calls")),
+            &deadline,
+        )
+        .unwrap();
+    assert_eq!(common::de::<u32>(&depth), 3);
+    // Without a deadline: a hang would never end, so it runs under a watch.
+    let depth: u32 = within("a re-entrant call without a deadline", move || {
+        rt.call_typed(h[0], "bounce", &(2u32, "nested_calls", "nested_calls"))
+            .unwrap()
+    });
+    assert_eq!(depth, 2);
+}
+
+/// Item 2, across modules: `a` calls `b`, which calls `a` again, each module allowed one
+/// call at a time.
+#[test]
+fn a_chain_through_another_module_reenters_within_its_slot() {
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let a = rt
+        .load_as(ModuleRef::from_path(module_path("nested_calls")), "a")
+        .unwrap();
+    rt.load_as(
+        ModuleRef::from_path(module_copy("nested_calls", "nested_calls_b")),
+        "b",
+    )
+    .unwrap();
+    let depth: u32 = within("a chain a -> b -> a", move || {
+        rt.call_typed(a, "bounce", &(4u32, "a", "b")).unwrap()
+    });
+    assert_eq!(depth, 4);
+}
+
+/// Item 2, unloading: `unload` runs while a call is in flight whose module then calls
+/// itself. The re-entrant call completes, the unload completes after it, and a load on
+/// the same runtime meanwhile is not held up by the unload's wait. Before, the nested
+/// call waited for the slot the drain had taken, the drain for the call, and every load
+/// for the lock the unload held.
+#[test]
+fn unloading_during_a_reentrant_call_lets_it_finish_and_loads_go_on() {
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
+    let (rt, holding) = runtime_with_holding(config);
+    let path = module_copy("hazards", "hazards_unload");
+    let h = rt.load(ModuleRef::from_path(path)).unwrap();
+    let name = rt.module_name(h).unwrap().0;
+    let caller = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.call_typed::<_, u64>(h, "reenter_after", &(300u64, name)))
+    };
+    holding.recv_timeout(HANG).expect("the call started");
+    let unloading = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.unload(h))
+    };
+    // The unload is waiting for the call now (or soon): another module loads meanwhile.
+    let other = within("a load while an unload waits", {
+        let rt = rt.clone();
+        move || rt.load(ModuleRef::from_path(module_path("basic")))
+    })
+    .unwrap();
+    let sum: u32 = rt.call_typed(other, "add", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+    let count = within("the re-entrant call", move || caller.join().unwrap()).unwrap();
+    assert!(count >= 1, "the nested call ran: {count}");
+    within("the unload", move || unloading.join().unwrap()).unwrap();
+    assert!(matches!(
+        rt.call(h, "count", b""),
+        Err(RuntimeError::UnknownHandle(_))
+    ));
+}
+
+/// Item 3: memory handed to a caller to fill holds none of an earlier call's bytes.
+/// Before, `arg_buffer` returned the pooled arena as the last call left it: another
+/// caller's result, readable through `Deref`.
+#[test]
+fn a_fresh_arg_buffer_holds_no_earlier_callers_bytes() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic"]);
+    let secret = "TOPSECRET-of-caller-A ".repeat(8);
+    let out = rt.call(h[0], "echo", secret.as_bytes()).unwrap();
+    assert_eq!(out, secret.as_bytes());
+    drop(out);
+    let buffer = rt.arg_buffer(RuntimeConfig::default().arena_size);
+    assert!(
+        buffer.iter().all(|&b| b == 0),
+        "the buffer holds an earlier call's bytes"
+    );
+}
+
+/// Item 6: a handle to a zero-sized value at the very end of the region (a caller can
+/// forge one: `Ref` is `Deserialize`) is out of bounds. Before, it passed the bounds
+/// check and its bitmap lookup read one word past the bitmap.
+#[test]
+fn a_forged_empty_handle_at_the_regions_end_is_refused() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let (_, generation, _): (u64, u64, u64) = rt.call_typed(h[0], "unit_ref", &()).unwrap();
+    let end = RuntimeConfig::default().persistent_size as u64;
+    let err = rt
+        .call_typed::<_, ()>(h[0], "get_unit", &((end, generation, 0u64),))
+        .unwrap_err();
+    let Some(ModuleError::Failed(message)) = err.module_error() else {
+        panic!("expected a refused handle, got {err}");
+    };
+    assert!(message.contains("outside the region"), "{message}");
+    let ok: (u64, u64, u64) = rt.call_typed(h[0], "unit_ref", &()).unwrap();
+    rt.call_typed::<_, ()>(h[0], "get_unit", &(ok,)).unwrap();
+}
+
+/// Item 7: a call refused at its deadline while it waits for a slot reports the time it
+/// was given, as the ABI says of `Timeout`. Before, it reported what was left: about 0.
+#[test]
+fn a_call_refused_at_its_deadline_reports_the_time_it_was_given() {
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
+    let (rt, holding) = runtime_with_holding(config);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy("hazards", "hazards_wait")))
+        .unwrap();
+    let holder = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.call_typed::<_, u64>(h, "hold", &(1500u64,)))
+    };
+    holding.recv_timeout(HANG).expect("the slot is held");
+    let given = Duration::from_millis(200);
+    let err = rt
+        .call_with(h, "count", b"", &CallOptions::default().timeout(given))
+        .unwrap_err();
+    let Some(ModuleError::Timeout(reported)) = err.module_error() else {
+        panic!("expected a timeout, got {err}");
+    };
+    assert!(
+        *reported <= given && *reported > given / 2,
+        "reported {reported:?} for a call given {given:?}"
+    );
+    holder.join().unwrap().unwrap();
+}
+
+/// Item 7: a panic the export caught itself does not lend its message to a later panic
+/// on the same thread. Before, the hook's record of it stayed and named the next panic
+/// whose hook did not run (`resume_unwind`).
+#[test]
+fn a_caught_panic_does_not_name_a_later_one() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    assert!(rt
+        .call_typed::<_, bool>(h[0], "swallow_panic", &())
+        .unwrap());
+    let err = rt.call(h[0], "resume_panic", b"").unwrap_err();
+    assert_eq!(
+        err.module_error(),
+        Some(&ModuleError::Panic(
+            "panic with a non-string payload".into()
+        ))
+    );
+}
+
+/// Item 5: a panic that cannot unwind aborts the process (the host, here the `memlink`
+/// command); before it does, the module writes the export's name and every panic message
+/// of the call to stderr. Before, stderr said only "thread caused non-unwinding panic".
+#[test]
+fn a_panic_that_cannot_unwind_prints_its_message_before_the_abort() {
+    let module = module_path("hazards");
+    for (export, says) in [
+        (
+            "abort_in_drop",
+            &[
+                "the first panic of abort_in_drop",
+                "the guard's drop panicked too",
+            ][..],
+        ),
+        (
+            "panic_in_extern_c",
+            &["a panic inside an extern \"C\" function"][..],
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_memlink"))
+            .arg("call")
+            .arg(&module)
+            .arg(export)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{export}: the process aborts");
+        assert!(
+            stderr.contains(&format!(
+                "module `hazards` panicked in export `{export}` in a way that cannot unwind"
+            )),
+            "{export}: {stderr}"
+        );
+        for message in says {
+            assert!(
+                stderr.contains(message),
+                "{export}: `{message}` in {stderr}"
+            );
+        }
+    }
+}
