@@ -15,7 +15,9 @@
 //!   they validate ([`archives`]);
 //! - [`archive_mutation::run`]: genuine archives with one byte changed, the same checks;
 //! - [`archived_call::run`]: hostile archives, aligned or not, through `memlink_call` to
-//!   an export that reads its arguments in place.
+//!   an export that reads its arguments in place;
+//! - [`host_side::run`]: the runtime's own call path and host services, with a module
+//!   that hands back any status and output and calls the services with any values.
 //!
 //! A panic anywhere in a harness is a finding: cargo-fuzz builds with `panic = "abort"`,
 //! and the harnesses assert the ABI's promises (see each module).
@@ -29,6 +31,7 @@ pub mod call_frames;
 pub mod depth;
 pub mod exports;
 pub mod host;
+pub mod host_side;
 pub mod known;
 pub mod msgpack_args;
 pub mod seeds;

@@ -10,7 +10,8 @@ use crate::archived_call;
 use crate::archives::{archive, chain};
 use crate::arena_ops::{self, HugeKind, Op};
 use crate::call_frames::{
-    self, AllocSpec, ArenaSpec, ArgsSpec, DepthSpec, FrameSpec, HostSpec, Size, Target, TimeoutSpec,
+    self, AllocSpec, ArenaSpec, ArgsSpec, DepthSpec, FrameSpec, HostSpec, PersistentSpec, Size,
+    Target, TimeoutSpec,
 };
 use crate::types::{Friend, Profile, Role, Tree};
 
@@ -246,6 +247,53 @@ pub fn call_frames() -> Vec<(&'static str, Vec<u8>)> {
             with("noisy", &|s| s.timeout = TimeoutSpec::Raw(u64::MAX - 1)),
             b"x".to_vec(),
         ),
+        (
+            "args_in_arena",
+            with("echo", &|s| s.args = ArgsSpec::InArena(16, 8)),
+            b"x".to_vec(),
+        ),
+        (
+            // No argument bytes, pointing inside the arena: not an overlap (fuzzing found
+            // this refused once).
+            "args_empty_in_arena",
+            with("echo", &|s| s.args = ArgsSpec::InArena(548, 0)),
+            Vec::new(),
+        ),
+        (
+            "args_oversized",
+            with("echo", &|s| s.args = ArgsSpec::Oversized),
+            b"x".to_vec(),
+        ),
+        (
+            "args_wrapping",
+            with("echo", &|s| s.args = ArgsSpec::Wrapping),
+            b"x".to_vec(),
+        ),
+        (
+            "arena_oversized",
+            with("echo", &|s| s.arena = ArenaSpec::Oversized),
+            b"x".to_vec(),
+        ),
+        (
+            "host_short",
+            with("echo", &|s| s.host = HostSpec::Short),
+            b"x".to_vec(),
+        ),
+        (
+            "persistent_region",
+            with("echo", &|s| s.persistent = PersistentSpec::Region),
+            b"hello".to_vec(),
+        ),
+        (
+            "persistent_over_arena",
+            with("echo", &|s| s.persistent = PersistentSpec::OverArena),
+            b"x".to_vec(),
+        ),
+        (
+            "persistent_misaligned",
+            with("echo", &|s| s.persistent = PersistentSpec::Misaligned),
+            b"x".to_vec(),
+        ),
     ];
     cases
         .into_iter()
@@ -429,4 +477,80 @@ pub fn archived_call() -> Vec<(&'static str, Vec<u8>)> {
         ("not_utf8", e(0, 4096, &patched(&good, b"string", &[0xff]))),
         ("other_type", e(0, 4096, &archive(&(chain(3),)))),
     ]
+}
+
+/// Seeds for `host_side`: for each way a module can hand its output back (and a nested
+/// call, a log record, an unknown status), the first input of a fixed pseudo-random
+/// sequence that decodes to it. The spec has byte strings inside it, which `arbitrary`
+/// reads from both ends of the input, so searching is simpler than encoding by hand.
+pub fn host_side() -> Vec<(&'static str, Vec<u8>)> {
+    use crate::host_side::{AllocLen, Hostile, NameSpec, OutSpec, StatusSpec};
+    type Want = fn(&Hostile) -> bool;
+    let wanted: [(&'static str, Want); 12] = [
+        ("ok_in_arena", |h| {
+            matches!((h.status, h.out), (StatusSpec::Ok, OutSpec::Arena(_, 1..)))
+        }),
+        ("error_in_arena", |h| {
+            matches!(
+                (h.status, h.out),
+                (StatusSpec::Known(1..), OutSpec::Arena(_, 1..))
+            )
+        }),
+        ("past_arena", |h| matches!(h.out, OutSpec::PastArena(..))),
+        ("alloc_whole", |h| {
+            matches!(
+                (h.alloc, h.out),
+                (Some(AllocLen::Small(1..)), OutSpec::Alloc)
+            )
+        }),
+        ("alloc_offset", |h| {
+            matches!(
+                (h.alloc, h.out),
+                (Some(AllocLen::Small(2..)), OutSpec::AllocOffset(_))
+            )
+        }),
+        ("alloc_too_long", |h| {
+            matches!(
+                (h.alloc, h.out),
+                (Some(AllocLen::Small(_)), OutSpec::AllocTooLong(_))
+            )
+        }),
+        ("alloc_past_isize", |h| {
+            matches!(h.alloc, Some(AllocLen::PastIsize))
+        }),
+        ("own_memory", |h| matches!(h.out, OutSpec::Own(1..))),
+        ("null_with_length", |h| matches!(h.out, OutSpec::Null(1..))),
+        (
+            "unknown_status",
+            |h| matches!(h.status, StatusSpec::Raw(c) if !(0..=11).contains(&c)),
+        ),
+        ("nested_into_itself", |h| {
+            h.nested
+                .as_ref()
+                .is_some_and(|n| matches!(n.module, NameSpec::Itself))
+        }),
+        ("log_record", |h| h.log.is_some()),
+    ];
+    let mut state: u64 = 0x243f_6a88_85a3_08d3;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut found = Vec::new();
+    for (name, want) in wanted {
+        let seed = (0..200_000)
+            .map(|_| {
+                let len = 16 + (next() % 112) as usize;
+                (0..len).map(|_| next() as u8).collect::<Vec<u8>>()
+            })
+            .find(|bytes| {
+                let mut u = arbitrary::Unstructured::new(bytes);
+                <Hostile as arbitrary::Arbitrary>::arbitrary(&mut u).is_ok_and(|h| want(&h))
+            })
+            .unwrap_or_else(|| panic!("no input decodes to a `{name}` spec"));
+        found.push((name, seed));
+    }
+    found
 }

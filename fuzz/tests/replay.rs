@@ -15,19 +15,22 @@ use memlink_fuzz::archives::{archive, chain};
 use memlink_fuzz::call_frames::{self, FrameSpec};
 use memlink_fuzz::host;
 use memlink_fuzz::types::{Chain, Tree};
-use memlink_fuzz::{archive_access, archived_call, arena_ops, known, msgpack_args, seeds};
+use memlink_fuzz::{
+    archive_access, archived_call, arena_ops, host_side, known, msgpack_args, seeds,
+};
 use memlink_msdk::abi::Status;
 use memlink_msdk::archive::{check, Limits};
 use memlink_msdk::serialize::{from_msgpack, MAX_DEPTH, MAX_NESTING};
 use memlink_msdk::ModuleError;
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "msgpack_args",
     "call_frames",
     "arena_ops",
     "archive_access",
     "archive_mutation",
     "archived_call",
+    "host_side",
 ];
 
 fn run_target(target: &str, data: &[u8]) {
@@ -38,6 +41,7 @@ fn run_target(target: &str, data: &[u8]) {
         "archive_access" => archive_access::run(data),
         "archive_mutation" => archive_mutation::run(data),
         "archived_call" => archived_call::run(data),
+        "host_side" => host_side::run(data),
         other => panic!("no target `{other}`"),
     }
 }
@@ -50,6 +54,7 @@ fn seeds_of(target: &str) -> Vec<(&'static str, Vec<u8>)> {
         "archive_access" => seeds::archive_access(),
         "archive_mutation" => seeds::archive_mutation(),
         "archived_call" => seeds::archived_call(),
+        "host_side" => seeds::host_side(),
         other => panic!("no target `{other}`"),
     }
 }
@@ -147,25 +152,52 @@ fn committed_corpus_matches_the_seeds_and_runs_clean() {
 
 #[test]
 fn frame_seeds_decode_to_the_specs_they_were_written_from() {
+    use call_frames::{ArenaSpec, ArgsSpec, HostSpec, PersistentSpec};
     let spec = FrameSpec {
         method: 3,
         target: call_frames::Target::OtherIndex(9),
         size: call_frames::Size::Smaller(2),
-        host: call_frames::HostSpec::NullHandle,
-        args: call_frames::ArgsSpec::NullWithLen(300),
-        arena: call_frames::ArenaSpec::Misaligned(4, 1000),
+        host: HostSpec::NullHandle,
+        args: ArgsSpec::NullWithLen(300),
+        arena: ArenaSpec::Misaligned(4, 1000),
         alloc: call_frames::AllocSpec::Limit(77),
         depth: call_frames::DepthSpec::Raw(u32::MAX),
         timeout: call_frames::TimeoutSpec::Raw(5),
         backpressure: -0.5,
         trace_id: 1,
         span_id: u64::MAX,
+        persistent: PersistentSpec::Misaligned,
     };
-    let bytes = call_frames::encode(&spec, b"tail");
-    let mut u = arbitrary::Unstructured::new(&bytes);
-    let back: FrameSpec = arbitrary::Arbitrary::arbitrary(&mut u).unwrap();
-    assert_eq!(back, spec);
-    assert_eq!(u.take_rest(), b"tail");
+    // The last variant of each field, and every variant of the newer fields.
+    let variants = [
+        FrameSpec {
+            host: HostSpec::Short,
+            args: ArgsSpec::Wrapping,
+            arena: ArenaSpec::Oversized,
+            ..spec.clone()
+        },
+        FrameSpec {
+            args: ArgsSpec::InArena(0xfffe, 3),
+            persistent: PersistentSpec::OverArena,
+            ..spec.clone()
+        },
+        FrameSpec {
+            args: ArgsSpec::Oversized,
+            persistent: PersistentSpec::Region,
+            ..spec.clone()
+        },
+        FrameSpec {
+            persistent: PersistentSpec::None,
+            ..spec.clone()
+        },
+    ];
+    for spec in std::iter::once(spec).chain(variants) {
+        let bytes = call_frames::encode(&spec, b"tail");
+        let mut u = arbitrary::Unstructured::new(&bytes);
+        let back: FrameSpec = arbitrary::Arbitrary::arbitrary(&mut u).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(u.take_rest(), b"tail");
+    }
     for (name, data) in seeds::arena_ops() {
         let (_, _, ops) = arena_ops::decode(&data).unwrap();
         assert!(ops.len() >= 5, "{name} decodes to {ops:?}");

@@ -320,8 +320,11 @@ struct Span {
 }
 
 impl Span {
+    /// Whether the two share a byte: an empty region has none to share, wherever it
+    /// points.
     fn overlaps(&self, other: &Span) -> bool {
-        self.start < other.end && other.start < self.end
+        let empty = |s: &Span| s.start == s.end;
+        !empty(self) && !empty(other) && self.start < other.end && other.start < self.end
     }
 }
 

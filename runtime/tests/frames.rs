@@ -180,6 +180,25 @@ fn arguments_that_overlap_the_arena_are_refused() {
     refused(f, "overlap");
 }
 
+/// No arguments are no bytes: a zero-length argument pointer may point anywhere, the
+/// arena included (found by fuzzing `call_frames`: such a frame was refused as
+/// overlapping).
+#[test]
+fn empty_arguments_pointing_into_the_arena_are_accepted() {
+    let mut arena = memory(4096);
+    let mut f = frame("ping", b"", &mut arena);
+    f.args = f.arena.wrapping_add(548).cast_const();
+    f.args_len = 0;
+    let (status, out) = call(&mut f);
+    assert_eq!(
+        status,
+        Status::Ok as i32,
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(out, b"pong", "a raw result");
+}
+
 /// Item 4: the persistent region is shared by every call; an arena inside it would let
 /// one call overwrite another's state.
 #[test]
