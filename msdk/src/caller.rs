@@ -72,7 +72,7 @@ impl ModuleCaller {
         let (out, format) = self.send(module, method, &packed, NESTED_TYPED)?;
         let format = Format::from_u8(format)
             .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
-        crate::serialize::decode_as(format, &out)
+        memlink_abi::msgpack::decode_as(format, &out)
     }
 
     fn send(&self, module: &str, method: &str, args: &[u8], flags: u32) -> Result<(Vec<u8>, u8)> {

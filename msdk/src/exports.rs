@@ -17,7 +17,7 @@ use crate::caller::ModuleCaller;
 use crate::context::CallContext;
 use crate::dispatch;
 use crate::error::ModuleError;
-use crate::log::CurrentCall;
+use crate::current::CurrentCall;
 use crate::panic as guard;
 use crate::persist::Persistent;
 use crate::request::{write_through_host, Invocation};
@@ -211,7 +211,7 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
         }
     };
     let used = Cell::new(0);
-    let outcome = crate::log::with_slot(|slot| {
+    let outcome = crate::current::with_slot(|slot| {
         // Filled for the whole call: panics are captured while it is.
         let outer = slot.replace(Some(CurrentCall::starting(
             frame.host,
@@ -401,7 +401,7 @@ unsafe fn call(
         Some(&caller),
     )
     .with_depth(frame.depth);
-    let ctx = if frame.backpressure.is_nan() {
+    let ctx = if frame.flags & abi::CALL_BACKPRESSURE_ON_REQUEST != 0 {
         ctx.with_backpressure_on_request()
     } else {
         ctx

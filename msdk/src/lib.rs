@@ -18,36 +18,43 @@
 //! encodes the result, and turns a panic anywhere in that into
 //! [`ModuleError::Panic`] instead of unwinding into the host.
 //!
-//! The pieces, one module each:
+//! The pieces, one module each (the names the SDK's published README documents):
 //!
-//! - [`abi`] — the C ABI shared with the host, defined once;
-//! - [`archive`] — zero-copy arguments and results (rkyv archives read in place);
-//! - [`arena`] — the bump allocator over host memory that every call gets;
-//! - [`context`] — what a call knows of its environment;
-//! - [`caller`] — calls to other modules through the host;
-//! - [`mod@error`] — [`ModuleError`] and [`Result`];
-//! - [`serialize`] — the MessagePack encoding of arguments and results;
-//! - [`executor`] — how async exports run;
-//! - [`persist`] — state a module keeps across calls, behind checked handles;
-//! - [`mod@log`] and [`metrics`] — structured logs to the host, counters, gauges, histograms;
-//! - [`dispatch`], [`exports`], [`request`] — the machinery behind the macro (with the
-//!   private `panic` module, which turns panics into errors).
+//! - [`abi`]: the C ABI shared with the host: the `memlink-abi` crate, re-exported;
+//! - [`arena`]: the bump allocator over host memory that every call gets;
+//! - [`caller`]: calls to other modules through the host;
+//! - [`context`]: what a call knows of its environment;
+//! - [`dispatch`]: the method table, gathered at link time;
+//! - [`mod@error`]: [`ModuleError`] and [`Result`];
+//! - [`exports`]: the C entry points (`memlink_init`, `memlink_call`, ...);
+//! - [`mod@log`] and [`metrics`]: structured logs to the host, counters, gauges, histograms;
+//! - [`macros`]: `#[memlink_export]`;
+//! - [`panic`]: panic isolation at the boundary;
+//! - [`ref`](crate::r#ref): persistent references into the module's region (with
+//!   [`persist`], where they live);
+//! - [`request`]: one call as the generated code sees it;
+//! - [`serialize`]: the MessagePack encoding of arguments and results;
+//! - [`archive`]: zero-copy arguments and results (rkyv archives read in place);
+//! - [`executor`]: how async exports run.
 
 #![warn(missing_docs)]
 
-pub mod abi;
+pub use memlink_abi as abi;
 pub mod archive;
 pub mod arena;
 pub mod caller;
 pub mod context;
+mod current;
 pub mod dispatch;
 pub mod error;
 pub mod executor;
 pub mod exports;
 pub mod log;
+pub mod macros;
 pub mod metrics;
-pub(crate) mod panic;
+pub mod panic;
 pub mod persist;
+pub mod r#ref;
 pub mod request;
 pub mod serialize;
 

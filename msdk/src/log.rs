@@ -11,50 +11,13 @@
 //! costs one atomic load and a comparison, and never calls the host. Outside a module
 //! loaded by a host (unit tests), records go nowhere.
 
-use core::ffi::c_void;
-use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::abi::{level, HostApi, LogField, LogRecord, StrRef};
+use crate::current;
 
 static HOST: AtomicPtr<HostApi> = AtomicPtr::new(core::ptr::null_mut());
 static MAX_LEVEL: AtomicU32 = AtomicU32::new(level::OFF);
-
-/// The running call on this thread, for the records it logs.
-#[derive(Clone, Copy)]
-pub(crate) struct CurrentCall {
-    /// The services of the host that made the call (a record goes to the host whose
-    /// call logged it, even when two hosts share the image).
-    pub(crate) host: *const HostApi,
-    pub(crate) host_call: *mut c_void,
-    pub(crate) method: &'static str,
-    pub(crate) module: &'static str,
-    pub(crate) trace_id: u64,
-    pub(crate) span_id: u64,
-}
-
-impl CurrentCall {
-    /// A call whose method is not known yet.
-    pub(crate) fn starting(
-        host: *const HostApi,
-        host_call: *mut c_void,
-        trace_id: u64,
-        span_id: u64,
-    ) -> CurrentCall {
-        CurrentCall {
-            host,
-            host_call,
-            method: "",
-            module: "",
-            trace_id,
-            span_id,
-        }
-    }
-}
-
-thread_local! {
-    static CURRENT: Cell<Option<CurrentCall>> = const { Cell::new(None) };
-}
 
 /// Connects logging to the host (at `memlink_init`).
 pub(crate) fn connect(host: *const HostApi, max_level: u32) {
@@ -68,24 +31,6 @@ pub(crate) fn disconnect() {
     HOST.store(core::ptr::null_mut(), Ordering::Release);
 }
 
-/// Runs `f` with this thread's running-call slot. The call boundary fills it for the
-/// length of a call and then restores what it held (the outer call, when a call
-/// re-enters this module through a nested call), all through one thread-local access.
-pub(crate) fn with_slot<R>(f: impl FnOnce(&Cell<Option<CurrentCall>>) -> R) -> R {
-    let mut f = Some(f);
-    match CURRENT.try_with(|slot| f.take().map(|f| f(slot))) {
-        Ok(Some(r)) => r,
-        // The thread is tearing down its locals: a slot of its own, seen by nobody
-        // (`try_with` failed, so `f` was not taken).
-        _ => f.map_or_else(|| unreachable!("the slot ran `f`"), |f| f(&Cell::new(None))),
-    }
-}
-
-/// The call running on this thread, if any (panics are captured then).
-pub(crate) fn current_call() -> Option<CurrentCall> {
-    CURRENT.try_with(Cell::get).ok().flatten()
-}
-
 /// Whether a record at `lvl` would reach the host.
 pub fn enabled(lvl: u32) -> bool {
     lvl != level::OFF && lvl <= MAX_LEVEL.load(Ordering::Relaxed)
@@ -96,10 +41,12 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
     if !enabled(lvl) {
         return;
     }
-    let current = CURRENT.get();
+    let current = current::current_call();
+    // The host whose call is running; outside a host's call (a module's own thread, or
+    // `panic::isolate`), the host that initialized the module.
     let host = match current {
-        Some(c) => c.host,
-        None => HOST.load(Ordering::Acquire),
+        Some(c) if !c.host.is_null() => c.host,
+        _ => HOST.load(Ordering::Acquire),
     };
     if host.is_null() {
         return;

@@ -4,7 +4,7 @@
 //!
 //! A module is a cdylib with its own copy of `std`, so the hook installed here sees
 //! only the module's panics. While a call is running on a thread (the boundary has
-//! filled the thread's running-call slot, see `log::with_slot`), the hook records the
+//! filled the thread's running-call slot, see `current::with_slot`), the hook records the
 //! message for the boundary to return; at any other time it defers to the hook that was
 //! installed before it.
 //!
@@ -16,13 +16,14 @@
 //! stderr, the module, the export and every message the call had recorded, so the host's
 //! last words say what happened instead of only "non-unwinding panic".
 //!
-//! [`ModuleError::Panic`]: crate::ModuleError::Panic
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
+
+use crate::error::ModuleError;
 
 /// A panic the hook recorded during a call.
 #[derive(Debug, Clone)]
@@ -49,11 +50,41 @@ pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| match crate::log::current_call() {
+        panic::set_hook(Box::new(move |info| match crate::current::current_call() {
             Some(call) => record(info, call.module, call.method),
             None => previous(info),
         }));
     });
+}
+
+/// Runs `f` as the call boundary runs an export: a panic inside it becomes
+/// [`ModuleError::Panic`] with its message and location instead of unwinding further,
+/// and is not printed. For work a module does outside a call that the host made (on a
+/// thread of its own, say) and wants contained the same way.
+///
+/// ```
+/// use memlink_msdk::{panic::isolate, ModuleError};
+///
+/// let caught = isolate(|| -> u32 { panic!("no answer") });
+/// assert!(matches!(caught, Err(ModuleError::Panic(m)) if m.starts_with("no answer (at ")));
+/// assert_eq!(isolate(|| 42), Ok(42));
+/// ```
+pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, ModuleError> {
+    install_hook();
+    crate::current::with_slot(|slot| {
+        // Outside a host's call, the slot names no call: panics are recorded for this
+        // boundary, and log records go to the host the module was initialized by.
+        let outer = slot.replace(Some(crate::current::CurrentCall::starting(
+            core::ptr::null(),
+            core::ptr::null_mut(),
+            0,
+            0,
+        )));
+        forget();
+        let outcome = panic::catch_unwind(panic::AssertUnwindSafe(f));
+        slot.set(outer);
+        outcome.map_err(|payload| ModuleError::Panic(message(payload)))
+    })
 }
 
 /// Forgets what earlier calls on this thread recorded: the boundary calls it when a call
@@ -152,8 +183,8 @@ mod tests {
     /// Runs `f` as if inside a call, as the boundary does.
     fn in_call<R>(f: impl FnOnce() -> R) -> R {
         install_hook();
-        crate::log::with_slot(|slot| {
-            slot.set(Some(crate::log::CurrentCall::starting(
+        crate::current::with_slot(|slot| {
+            slot.set(Some(crate::current::CurrentCall::starting(
                 core::ptr::null(),
                 core::ptr::null_mut(),
                 0,

@@ -95,7 +95,9 @@ impl<'a> Invocation<'a> {
     pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let in_arena = self.ctx.arena().alloc_rest_with(16, |rest| {
             let mut out = UninitWriter { buf: rest, len: 0 };
-            serialize::encode_to(value, &mut out).ok().map(|()| out.len)
+            memlink_abi::msgpack::encode_to(value, &mut out)
+                .ok()
+                .map(|()| out.len)
         });
         if let Some(bytes) = in_arena {
             self.output.set(Some((bytes.as_ptr(), bytes.len())));

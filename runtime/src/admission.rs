@@ -1,8 +1,11 @@
 //! Admission: how many calls a module runs at once, what happens to the next one when
 //! it is full, and how loaded it is.
 //!
+//! How loaded a module is, for backpressure, is [`crate::backpressure`]'s to say from
+//! [`Gate::in_flight`].
+//!
 //! A module has `limit` slots. Free slots sit either in a shared count or in one of the
-//! per-thread shards the built-in metrics use (`metrics::shard_index`): a call
+//! per-thread shards (`shard::shard_index`, as the built-in metrics use): a call
 //! takes a slot from its thread's shard when it holds one, else from the shared count,
 //! else from any other shard, and gives it back to its thread's shard. A thread calling
 //! steadily therefore touches only its own cache line, and threads calling at once do
@@ -15,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::metrics::{shard_index, SHARDS};
+use crate::shard::{shard_index, SHARDS};
 
 /// What to do with a call that finds its module at its concurrency limit.
 ///
@@ -119,9 +122,9 @@ impl Gate {
         self.limit.saturating_sub(free)
     }
 
-    /// How loaded the module is: see [`load`].
-    pub(crate) fn load(&self) -> f32 {
-        load(self.in_flight(), self.limit)
+    /// Most calls running at once.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Takes a slot for a call.
@@ -214,28 +217,10 @@ impl Gate {
     }
 }
 
-/// Load as a value in `[0, 1]`: 0 when a call is alone, 1 when it took the last slot.
-///
-/// `running` counts the call itself, so `(running - 1) / (limit - 1)`.
-pub(crate) fn load(running: usize, limit: usize) -> f32 {
-    let others = running.saturating_sub(1) as f32;
-    let room = limit.saturating_sub(1).max(1) as f32;
-    (others / room).clamp(0.0, 1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
-
-    #[test]
-    fn load_goes_from_zero_alone_to_one_full() {
-        assert_eq!(load(1, 8), 0.0);
-        assert_eq!(load(8, 8), 1.0);
-        assert!((load(4, 8) - 3.0 / 7.0).abs() < 1e-6);
-        assert_eq!(load(1, 1), 0.0);
-        assert_eq!(load(50, 8), 1.0);
-    }
 
     #[test]
     fn reject_refuses_past_the_limit() {
@@ -246,7 +231,7 @@ mod tests {
         assert_eq!(g.enter(Saturation::Reject, None), Err(Refused::Saturated));
         g.leave();
         assert_eq!(g.enter(Saturation::Reject, None), Ok(()));
-        assert_eq!(g.load(), 1.0);
+        assert_eq!(g.in_flight(), g.limit());
     }
 
     #[test]

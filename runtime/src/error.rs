@@ -3,9 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use memlink_msdk::ModuleError;
+use memlink_abi::{Format, ModuleError};
 
-use crate::runtime::ModuleHandle;
+use crate::handle::ModuleHandle;
 
 /// What went wrong, in a form that names the module, the method and the reason.
 #[derive(Debug)]
@@ -27,10 +27,8 @@ pub enum RuntimeError {
     NotALibrary {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What is wrong with it (the dynamic loader's words, when it refused).
         reason: String,
-        /// The dynamic loader's error, when it was the loader that refused.
-        source: Option<libloading::Error>,
     },
     /// A shared library without the memlink entry points.
     NotAModule {
@@ -105,7 +103,7 @@ pub enum RuntimeError {
         /// The method.
         method: String,
         /// The module's error.
-        source: ModuleError,
+        error: ModuleError,
     },
     /// A typed archived call passed (or expected) a type other than the method's.
     TypeMismatch {
@@ -117,6 +115,21 @@ pub enum RuntimeError {
         expected: String,
         /// The type the caller used.
         got: String,
+    },
+    /// A typed handle was asked for a method whose arguments or result are in a format
+    /// that handle cannot encode or decode (a MessagePack handle for a method that takes
+    /// an archive, say).
+    WrongFormat {
+        /// The module's name.
+        module: String,
+        /// The method.
+        method: String,
+        /// Whether it is the arguments (`"arguments"`) or the result (`"result"`).
+        part: &'static str,
+        /// The method's format for that part.
+        format: Format,
+        /// What to use instead.
+        instead: &'static str,
     },
     /// A typed call could not encode its arguments or decode the result.
     Codec {
@@ -133,7 +146,7 @@ impl RuntimeError {
     /// The module's error, when the call reached the module and it failed.
     pub fn module_error(&self) -> Option<&ModuleError> {
         match self {
-            RuntimeError::Call { source, .. } => Some(source),
+            RuntimeError::Call { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -179,7 +192,12 @@ impl fmt::Display for RuntimeError {
                 f,
                 "{module}::{method} refused: the module is saturated ({limit} calls in flight)"
             ),
-            Call { module, method, source } => write!(f, "{module}::{method} failed: {source}"),
+            Call { module, method, error } => write!(f, "{module}::{method} failed: {error}"),
+            WrongFormat { module, method, part, format, instead } => write!(
+                f,
+                "{module}::{method}: its {part} are {}, which this handle does not speak: {instead}",
+                format.name()
+            ),
             TypeMismatch { module, method, expected, got } => write!(
                 f,
                 "{module}::{method}: type mismatch: the module's archive holds `{expected}`, the caller's `{got}`"
@@ -189,15 +207,6 @@ impl fmt::Display for RuntimeError {
     }
 }
 
-impl std::error::Error for RuntimeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RuntimeError::NotALibrary {
-                source: Some(source),
-                ..
-            } => Some(source),
-            RuntimeError::Call { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+// Every variant prints what it carries (the module's error, the loader's reason), so
+// none returns it again as a source: a reporter walking the chain would print it twice.
+impl std::error::Error for RuntimeError {}

@@ -1,18 +1,29 @@
 //! # memlink-runtime
 //!
-//! The memlink host: loads modules built with memlink-msdk, checks their ABI and method
-//! table, owns the arenas their calls use, and calls their exports by name from any
-//! number of threads. The `memlink` binary in this package is its command-line face.
+//! The memlink host: loads modules built with memlink-msdk (or written in C against
+//! `memlink.h`), checks their ABI and method table, owns the arenas their calls use, and
+//! calls their exports by name from any number of threads. The `memlink` binary in this
+//! package (feature `cli`, on by default) is its command-line face.
 //!
-//! - [`runtime`] — the [`Runtime`], the [`ModuleRuntime`] trait, handles;
-//! - [`resolver`] — [`ModuleRef`] and how references become files;
-//! - [`module`] — a loaded module and its method table;
-//! - [`zero_copy`] — archived arguments written once into the module's arena;
-//! - [`call`] — the call path and [`CallOutput`];
-//! - [`arena`] — host-owned arena memory;
-//! - [`admission`] — concurrency limits, saturation and backpressure;
-//! - [`log`] and [`metrics`] — module logs and figures, for the host;
-//! - [`error`] — [`RuntimeError`].
+//! The host's API:
+//!
+//! - [`runtime`]: the [`Runtime`], with every operation on it, and [`ModuleRuntime`];
+//! - [`config`]: [`RuntimeConfig`]; [`options`]: [`CallOptions`];
+//! - [`handle`]: [`ModuleHandle`] and [`MethodRef`];
+//! - [`typed`]: [`TypedMethod`], calls with typed values; [`archived`]:
+//!   [`ArchivedMethod`], zero-copy calls;
+//! - [`output`]: [`CallOutput`], a result read in place;
+//! - [`resolver`]: [`ModuleRef`] and how references become files;
+//! - [`describe`]: what a module's table says of each [`Method`];
+//! - [`log`], [`metrics`] and [`prometheus`]: module logs and figures, for the host;
+//! - [`admission`]: [`Saturation`], what happens to calls past a module's limit;
+//! - [`error`]: [`RuntimeError`].
+//!
+//! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
+//! (arenas on loan), `shard` (per-thread figures and slots), `module` (a loaded
+//! library), `registry` (the runtime's modules), `deadline`, `args` (where arguments
+//! live), `host_call` and `host_api` (the services a module calls back), `backpressure`,
+//! and `call` (the path itself).
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
 //! fields `module`, `method`, `trace_id`, `span_id` and `fields`; install any `tracing`
@@ -21,27 +32,45 @@
 #![warn(missing_docs)]
 
 pub mod admission;
-pub mod arena;
-pub mod call;
+mod args;
+pub mod archived;
+mod backpressure;
+pub mod buffer;
+mod call;
+pub mod config;
+mod deadline;
+pub mod describe;
 mod elf;
 pub mod error;
+pub mod handle;
+mod host_api;
+mod host_call;
 #[doc(hidden)]
 pub mod linked;
 pub mod log;
 pub mod metrics;
-pub mod module;
+mod module;
+pub mod options;
+pub mod output;
+mod pool;
+pub mod prometheus;
+mod registry;
 pub mod resolver;
 pub mod runtime;
-pub mod zero_copy;
+mod shard;
+pub mod typed;
 
 pub use admission::Saturation;
-pub use call::CallOutput;
+pub use archived::{ArchivedMethod, ArgBuffer};
+pub use config::RuntimeConfig;
+pub use describe::{ArchivedType, Method};
 pub use error::RuntimeError;
+pub use handle::{MethodRef, ModuleHandle};
 pub use log::{LogEvent, LogSink};
-pub use memlink_msdk::abi::Format;
-pub use memlink_msdk::ModuleError;
+pub use memlink_abi::{Format, ModuleError};
 pub use metrics::{MethodMetrics, MetricValue, ModuleMetrics};
-pub use module::Method;
+pub use options::CallOptions;
+pub use output::CallOutput;
 pub use resolver::ModuleRef;
-pub use runtime::{CallOptions, MethodRef, ModuleHandle, ModuleRuntime, Runtime, RuntimeConfig};
-pub use zero_copy::{ArchivedMethod, ArgBuffer};
+pub use runtime::{ModuleInfo, ModuleRuntime, Runtime};
+pub use typed::{ArchivedOutput, Rkyv, TypedMethod, TypedResult};

@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
-use memlink_msdk::abi;
+use memlink_abi as abi;
 
 use crate::error::RuntimeError;
 use crate::module::{EntryPoints, Module};
-use crate::runtime::{ModuleHandle, Runtime};
+use crate::handle::ModuleHandle;
+use crate::runtime::Runtime;
 
 /// The entry points of a module linked into this binary.
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +46,9 @@ impl Runtime {
             shutdown: module.shutdown,
             metrics: None,
         };
-        let concurrency = self.inner.config.max_concurrency;
+        let concurrency = self.registry.config.max_concurrency;
         let label = Path::new("<linked>");
-        self.inner.install(Some(name), || {
+        self.registry.install(Some(name), || {
             // SAFETY: the caller's contract.
             unsafe { Module::from_entry_points(label, None, module.info, entry, concurrency) }
         })

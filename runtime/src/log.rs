@@ -1,13 +1,8 @@
 //! Module log records, delivered to the host's `tracing` subscriber and to a
 //! [`LogSink`] if the host installed one.
 
-use core::ffi::c_void;
-use std::panic::{self, AssertUnwindSafe};
-
-use memlink_msdk::abi::{level, LogField, LogRecord, StrRef};
+use memlink_abi::{level, LogField, LogRecord, StrRef};
 use tracing::level_filters::LevelFilter;
-
-use crate::runtime::RuntimeConfig;
 
 /// A module log record, as a [`LogSink`] receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +31,8 @@ pub trait LogSink: Send + Sync {
 }
 
 /// The module's filter: the configured level, else what the installed subscriber wants.
-pub(crate) fn max_level(config: &RuntimeConfig) -> u32 {
-    let level = match config.log_level {
+pub(crate) fn max_level(configured: Option<tracing::Level>) -> u32 {
+    let level = match configured {
         Some(level) => Some(level),
         None => LevelFilter::current().into_level(),
     };
@@ -51,36 +46,12 @@ pub(crate) fn max_level(config: &RuntimeConfig) -> u32 {
     }
 }
 
-/// `HostApi::log`.
-///
-/// # Safety
-///
-/// `record` must point to a valid [`LogRecord`] whose strings and fields are valid for
-/// the duration of this call.
-pub(crate) unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
-    // A subscriber that panics must not unwind into the module.
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract: null, or the running call's handle.
-        let host = unsafe { crate::call::call_of(call) };
-        let sink = host.and_then(|(rt, _)| rt.config.log_sink.clone());
-        // The name the host knows the module by (it may have been loaded under another).
-        let name = host.map(|(_, module)| module.name.as_str());
-        // SAFETY: the caller's contract.
-        let record = unsafe { record.as_ref() };
-        // A record smaller than this runtime's lacks fields it would read: dropped.
-        if let Some(record) = record.filter(|r| r.size as usize >= size_of::<LogRecord>()) {
-            // SAFETY: the caller's contract covers the record's strings and fields.
-            unsafe { emit(record, name, sink.as_deref()) };
-        }
-    }));
-}
-
 /// Logs a caught panic at error level, with the module, the export, and the message
 /// (which carries the panic's location), under the target `memlink::panic`: a host that
 /// already reports the failed call can filter these out.
-pub(crate) fn panicked(module: &str, method: &str, message: &str, config: &RuntimeConfig) {
+pub(crate) fn panicked(module: &str, method: &str, message: &str, sink: Option<&dyn LogSink>) {
     tracing::error!(target: "memlink::panic", module, method, "panicked: {message}");
-    if let Some(sink) = &config.log_sink {
+    if let Some(sink) = sink {
         let text = format!("panicked: {message}");
         sink.record(&LogEvent {
             level: tracing::Level::ERROR,
@@ -94,10 +65,13 @@ pub(crate) fn panicked(module: &str, method: &str, message: &str, config: &Runti
     }
 }
 
+/// Delivers `record` to the sink and to `tracing`, under the name `name` the host knows
+/// the module by (it may have been loaded under another), else the record's own.
+///
 /// # Safety
 ///
-/// As for [`host_log`].
-unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&dyn LogSink>) {
+/// The record's strings and fields must be valid for the duration of this call.
+pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&dyn LogSink>) {
     // SAFETY: valid for this call (the caller's contract).
     let text = |s: StrRef| unsafe { s.as_str() }.unwrap_or("<not UTF-8>");
     let pairs: &[LogField] = if record.field_count == 0

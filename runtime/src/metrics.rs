@@ -7,24 +7,18 @@
 //! no locked instruction and no cache line shared with another thread; threads beyond
 //! the owned shards share the last one, with atomic read-modify-writes. A module's
 //! own counters, gauges and histograms are read from the module when a snapshot is taken.
-//! [`crate::Runtime::metrics`] returns both; [`crate::Runtime::prometheus`] renders them
-//! in the Prometheus text format.
+//! [`crate::Runtime::metrics`] returns both; [`crate::prometheus`] renders them in the
+//! Prometheus text format.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use core::ffi::c_void;
 
-use memlink_msdk::abi::{self, MetricRecord, Status};
+use memlink_abi::{self as abi, MetricRecord, Status};
 
-use crate::module::Module;
-pub use memlink_msdk::metrics::{MetricValue, BUCKETS};
+use crate::shard::{shard_index, SHARDS, SHARED};
+pub use memlink_abi::{MetricValue, BUCKETS};
 
-/// Shards per export: threads own the first `SHARDS - 1`, one each; the last is shared
-/// by any thread beyond those.
-pub(crate) const SHARDS: usize = 16;
-/// The shard of threads that own none.
-const SHARED: usize = SHARDS - 1;
 /// Statuses counted as errors: every non-`Ok` status the ABI defines.
 const STATUSES: usize = 12;
 
@@ -55,40 +49,6 @@ impl Default for MethodStats {
     }
 }
 
-/// Which owned shards a live thread holds.
-static CLAIMED: [AtomicBool; SHARED] = [const { AtomicBool::new(false) }; SHARED];
-
-/// This thread's shard, and whether it owns it; released when the thread exits.
-struct Slot(usize);
-
-impl Slot {
-    fn claim() -> Slot {
-        let free = CLAIMED.iter().position(|c| {
-            // Acquire: the shard's last owner's stores happen before ours.
-            c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        });
-        Slot(free.unwrap_or(SHARED))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some(claim) = CLAIMED.get(self.0) {
-            // Release: the next owner sees every figure this thread stored.
-            claim.store(false, Ordering::Release);
-        }
-    }
-}
-
-thread_local! {
-    static SLOT: Slot = Slot::claim();
-}
-
-/// This thread's shard; [`SHARED`] when it owns none (or is exiting).
-pub(crate) fn shard_index() -> usize {
-    SLOT.try_with(|s| s.0).unwrap_or(SHARED)
-}
 
 /// Adds `n` to a figure of shard `index`: a plain load and store in an owned shard (its
 /// only writer is this thread), an atomic add in the shared one.
@@ -258,34 +218,21 @@ pub struct ModuleMetrics {
     pub custom: Vec<(String, MetricValue)>,
 }
 
-/// A module's figures: its exports' built-ins and, through its `memlink_metrics`
-/// export, its own metrics.
-pub(crate) fn of_module(module: &Module) -> ModuleMetrics {
-    let methods = module
-        .methods
-        .iter()
-        .zip(module.stats.iter())
-        .map(|(m, s)| s.snapshot(&module.name, &m.name))
-        .collect();
+/// A module's own metrics, read through its `memlink_metrics` export.
+pub(crate) fn read_custom(read: abi::MetricsFn) -> Vec<(String, MetricValue)> {
     let mut custom: Vec<(String, MetricValue)> = Vec::new();
-    if let Some(read) = module.entry.metrics {
-        // SAFETY: the module's `memlink_metrics` with the ABI's signature; `collect`
-        // only reads each record during its call, and `custom` outlives the call.
-        unsafe { read(collect, (&raw mut custom).cast()) };
-    }
-    ModuleMetrics {
-        module: module.name.clone(),
-        methods,
-        custom,
-    }
+    // SAFETY: the module's `memlink_metrics` with the ABI's signature; `collect` only
+    // reads each record during its call, and `custom` outlives the call.
+    unsafe { read(collect, (&raw mut custom).cast()) };
+    custom
 }
 
 /// Copies one module metric into the `Vec` at `ctx`.
 ///
 /// # Safety
 ///
-/// `ctx` must be the `Vec<(String, MetricValue)>` `of_module` passed; `record` must be
-/// valid for this call.
+/// `ctx` must be the `Vec<(String, MetricValue)>` `read_custom` passed; `record` must
+/// be valid for this call.
 unsafe extern "C" fn collect(ctx: *mut c_void, record: *const MetricRecord) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: the caller's contract.
@@ -313,183 +260,6 @@ unsafe extern "C" fn collect(ctx: *mut c_void, record: *const MetricRecord) {
         };
         out.push((name.to_owned(), value));
     }));
-}
-
-/// Renders `modules` in the Prometheus text exposition format (version 0.0.4).
-pub fn prometheus(modules: &[ModuleMetrics]) -> String {
-    let mut out = String::new();
-    let methods: Vec<&MethodMetrics> = modules.iter().flat_map(|m| &m.methods).collect();
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    let labels = |m: &MethodMetrics| {
-        format!(
-            "module=\"{}\",method=\"{}\"",
-            escape(&m.module),
-            escape(&m.method)
-        )
-    };
-    family(
-        &mut out,
-        "memlink_calls_total",
-        "counter",
-        "Calls per export.",
-    );
-    for m in &methods {
-        let _ = writeln!(out, "memlink_calls_total{{{}}} {}", labels(m), m.calls);
-    }
-    family(
-        &mut out,
-        "memlink_errors_total",
-        "counter",
-        "Failed calls per export, by status.",
-    );
-    for m in &methods {
-        for (status, n) in &m.errors {
-            let _ = writeln!(
-                out,
-                "memlink_errors_total{{{},status=\"{status}\"}} {n}",
-                labels(m)
-            );
-        }
-    }
-    for (name, help, get) in [
-        (
-            "memlink_bytes_in_total",
-            "Argument bytes per export.",
-            (|m: &MethodMetrics| m.bytes_in) as fn(&MethodMetrics) -> u64,
-        ),
-        ("memlink_bytes_out_total", "Result bytes per export.", |m| {
-            m.bytes_out
-        }),
-    ] {
-        family(&mut out, name, "counter", help);
-        for m in &methods {
-            let _ = writeln!(out, "{name}{{{}}} {}", labels(m), get(m));
-        }
-    }
-    family(
-        &mut out,
-        "memlink_arena_high_water_bytes",
-        "gauge",
-        "Most arena bytes one call used.",
-    );
-    for m in &methods {
-        let _ = writeln!(
-            out,
-            "memlink_arena_high_water_bytes{{{}}} {}",
-            labels(m),
-            m.arena_high_water
-        );
-    }
-    family(
-        &mut out,
-        "memlink_call_duration_microseconds",
-        "histogram",
-        "Call latency per export.",
-    );
-    for m in &methods {
-        histogram(
-            &mut out,
-            "memlink_call_duration_microseconds",
-            &labels(m),
-            &m.latency_buckets,
-            m.latency_sum_micros,
-        );
-    }
-    custom(&mut out, modules);
-    out
-}
-
-/// The modules' own metrics, one family per name, labelled by module.
-fn custom(out: &mut String, modules: &[ModuleMetrics]) {
-    let mut names: Vec<&str> = modules
-        .iter()
-        .flat_map(|m| m.custom.iter().map(|(n, _)| n.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        let family = format!("memlink_module_{}", sanitize(name));
-        let mut typed = false;
-        for module in modules {
-            let Some((_, value)) = module.custom.iter().find(|(n, _)| n == name) else {
-                continue;
-            };
-            let labels = format!("module=\"{}\"", escape(&module.module));
-            let kind = match value {
-                MetricValue::Counter(_) => "counter",
-                MetricValue::Gauge(_) => "gauge",
-                _ => "histogram",
-            };
-            if !typed {
-                let _ = writeln!(
-                    out,
-                    "# HELP {family} Module metric `{name}`.\n# TYPE {family} {kind}"
-                );
-                typed = true;
-            }
-            match value {
-                MetricValue::Counter(n) => {
-                    let _ = writeln!(out, "{family}{{{labels}}} {n}");
-                }
-                MetricValue::Gauge(v) => {
-                    let _ = writeln!(out, "{family}{{{labels}}} {}", float(*v));
-                }
-                MetricValue::Histogram { sum, buckets, .. } => {
-                    histogram(out, &family, &labels, buckets, *sum)
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Cumulative buckets, then sum and count, as the format wants them.
-fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64) {
-    let mut cumulative = 0;
-    for (i, n) in buckets.iter().enumerate() {
-        cumulative += n;
-        let le = BUCKETS
-            .get(i)
-            .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-    }
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", float(sum));
-    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
-}
-
-fn float(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else if v.is_nan() {
-        "NaN".to_owned()
-    } else if v > 0.0 {
-        "+Inf".to_owned()
-    } else {
-        "-Inf".to_owned()
-    }
-}
-
-/// A metric name of only `[a-zA-Z0-9_]`.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// A label value with `\`, `"` and newlines escaped.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -548,12 +318,5 @@ mod tests {
         assert_eq!(micros(5_000_000_000), Some(5e6));
         assert_eq!(micros(5_000_000_001), None);
         assert_eq!(bucket(u64::MAX), BUCKETS.len());
-    }
-
-    #[test]
-    fn names_and_labels_are_made_safe() {
-        assert_eq!(sanitize("req.latency-ms"), "req_latency_ms");
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(float(f64::INFINITY), "+Inf");
     }
 }

@@ -6,33 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use libloading::Library;
-use memlink_msdk::abi::{self, Format, ModuleInfo, StrRef};
+use memlink_abi as abi;
 
 use crate::admission::{Gate, Refused, Saturation};
-use crate::arena::AlignedBuf;
+use crate::buffer::AlignedBuf;
+use crate::describe::{describe, Method};
 use crate::error::RuntimeError;
-use crate::metrics::MethodStats;
-
-/// One method as the module's table describes it, checked and copied out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Method {
-    /// The exported name.
-    pub name: String,
-    /// FNV-1a of the name: the id on the wire.
-    pub id: u32,
-    /// How the arguments are encoded.
-    pub args_format: Format,
-    /// How the result is encoded.
-    pub result_format: Format,
-    /// Number of arguments after the context.
-    pub arg_count: u16,
-    /// Whether the export is an `async fn`.
-    pub is_async: bool,
-    /// For archived arguments: the type the archive must hold and its fingerprint.
-    pub args_type: Option<(String, u64)>,
-    /// For an archived result: the type the archive holds and its fingerprint.
-    pub result_type: Option<(String, u64)>,
-}
+use crate::metrics::{read_custom, MethodStats, ModuleMetrics};
 
 /// The entry points, as plain function pointers: the library is never unloaded (see
 /// [`Module::library`]), so they stay valid for the life of the process.
@@ -116,7 +96,6 @@ impl Module {
         crate::elf::check(path).map_err(|reason| RuntimeError::NotALibrary {
             path: path.to_owned(),
             reason,
-            source: None,
         })?;
         // SAFETY: loading a library runs its initializers; a memlink module is native code
         // the host chose to trust (see docs/security.md). Nothing else is assumed here.
@@ -124,7 +103,6 @@ impl Module {
             unsafe { Library::new(path) }.map_err(|source| RuntimeError::NotALibrary {
                 path: path.to_owned(),
                 reason: source.to_string(),
-                source: Some(source),
             })?;
         let library = ManuallyDrop::new(library);
         // SAFETY: `memlink_abi_version` is declared `extern "C" fn() -> u32` by every
@@ -232,136 +210,6 @@ unsafe fn get<T: Copy>(
     }
 }
 
-struct Described {
-    name: String,
-    version: String,
-    sdk_version: String,
-    methods: Vec<Method>,
-}
-
-/// The most methods a module may export: far more than any real module has, and small
-/// enough that a garbage count is refused before the table is read or anything is
-/// allocated for it.
-const MAX_METHODS: usize = 1 << 16;
-
-/// Checks a module's self-description and copies it into owned values.
-fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
-    let info = info.ok_or("memlink_module_info returned null")?;
-    if info.magic != abi::MODULE_MAGIC {
-        return Err(format!(
-            "module info has magic {:#x}, expected {:#x}",
-            info.magic,
-            abi::MODULE_MAGIC
-        ));
-    }
-    if (info.size as usize) < size_of::<ModuleInfo>() {
-        return Err(format!(
-            "module info is {} bytes, expected at least {}",
-            info.size,
-            size_of::<ModuleInfo>()
-        ));
-    }
-    let text = |s: StrRef, what: &str| -> Result<String, String> {
-        // SAFETY: the module's strings are in its static memory, alive while it is
-        // mapped, and never written.
-        unsafe { s.as_str() }
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{what} is not UTF-8"))
-    };
-    if info.method_count > MAX_METHODS {
-        return Err(format!(
-            "its method table claims {} methods, more than the {MAX_METHODS} a module may have",
-            info.method_count
-        ));
-    }
-    let rows: &[abi::MethodInfo] = if info.method_count == 0 {
-        &[]
-    } else if info.methods.is_null() {
-        return Err("method table is null".into());
-    } else {
-        // SAFETY: a non-null table of `method_count` rows in the module's static memory;
-        // the count is bounded above, so the slice's size fits an `isize`.
-        unsafe { std::slice::from_raw_parts(info.methods, info.method_count) }
-    };
-    let mut methods = Vec::with_capacity(rows.len());
-    for row in rows {
-        methods.push(method(row, &text)?);
-    }
-    check_ids(&methods)?;
-    check_format(info.rkyv_format, &methods)?;
-    Ok(Described {
-        name: text(info.name, "module name")?,
-        version: text(info.version, "module version")?,
-        sdk_version: text(info.sdk_version, "sdk version")?,
-        methods,
-    })
-}
-
-fn method(
-    row: &abi::MethodInfo,
-    text: &impl Fn(StrRef, &str) -> Result<String, String>,
-) -> Result<Method, String> {
-    let name = text(row.name, "a method name")?;
-    if row.id != abi::method_id(&name) {
-        return Err(format!(
-            "method `{name}` has id {:#010x}, expected {:#010x}",
-            row.id,
-            abi::method_id(&name)
-        ));
-    }
-    let format = |tag| {
-        Format::from_u8(tag).ok_or_else(|| format!("method `{name}` has unknown format {tag}"))
-    };
-    let archive_type = |s: StrRef, fingerprint: u64| -> Result<Option<(String, u64)>, String> {
-        let type_name = text(s, "an archive type name")?;
-        Ok((fingerprint != 0).then_some((type_name, fingerprint)))
-    };
-    Ok(Method {
-        args_format: format(row.args_format)?,
-        result_format: format(row.result_format)?,
-        arg_count: row.arg_count,
-        is_async: row.flags & abi::METHOD_ASYNC != 0,
-        args_type: archive_type(row.args_type, row.args_fingerprint)?,
-        result_type: archive_type(row.result_type, row.result_fingerprint)?,
-        id: row.id,
-        name,
-    })
-}
-
-/// Archives can only cross between two builds of rkyv with the same format settings.
-fn check_format(module_format: u32, methods: &[Method]) -> Result<(), String> {
-    let uses_archives = methods
-        .iter()
-        .any(|m| m.args_format == Format::Archived || m.result_format == Format::Archived);
-    let host_format = memlink_msdk::archive::format();
-    if uses_archives && module_format != host_format {
-        return Err(format!(
-            "its archives use rkyv with {}, this runtime's with {}; rkyv's format features \
-             (endianness, alignment, pointer width) must match on both sides",
-            memlink_msdk::archive::describe_format(module_format),
-            memlink_msdk::archive::describe_format(host_format)
-        ));
-    }
-    Ok(())
-}
-
-/// The table must be sorted by id with no id twice (same name twice, or two names
-/// whose FNV-1a hashes collide).
-fn check_ids(methods: &[Method]) -> Result<(), String> {
-    for w in methods.windows(2) {
-        if w[0].id == w[1].id {
-            return Err(format!(
-                "methods `{}` and `{}` share id {:#010x}; rename one with #[memlink_export(name = \"...\")]",
-                w[0].name, w[1].name, w[0].id
-            ));
-        }
-        if w[0].id > w[1].id {
-            return Err("method table is not sorted by id".into());
-        }
-    }
-    Ok(())
-}
-
 /// Why a call could not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NotEntered {
@@ -397,39 +245,25 @@ impl Module {
         self.gate.leave();
     }
 
+    /// The module's figures: its exports' built-ins and, through its `memlink_metrics`
+    /// export, its own metrics.
+    pub(crate) fn metrics(&self) -> ModuleMetrics {
+        let methods = self
+            .methods
+            .iter()
+            .zip(self.stats.iter())
+            .map(|(m, s)| s.snapshot(&self.name, &m.name))
+            .collect();
+        ModuleMetrics {
+            module: self.name.clone(),
+            methods,
+            custom: self.entry.metrics.map(read_custom).unwrap_or_default(),
+        }
+    }
+
     /// Whether the module was retired (unloaded): it takes no more calls.
     pub(crate) fn is_retired(&self) -> bool {
         self.gate.is_closed()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(name: &str) -> Method {
-        Method {
-            name: name.into(),
-            id: abi::method_id(name),
-            args_format: Format::MessagePack,
-            result_format: Format::MessagePack,
-            arg_count: 0,
-            is_async: false,
-            args_type: None,
-            result_type: None,
-        }
-    }
-
-    #[test]
-    fn duplicate_ids_name_both_methods() {
-        let err = check_ids(&[m("add"), m("add")]).unwrap_err();
-        assert!(
-            err.contains("`add` and `add`") && err.contains("0x3b391274"),
-            "{err}"
-        );
-        assert!(check_ids(&[m("add"), m("echo")]).is_ok());
-        assert!(check_ids(&[m("echo"), m("add")])
-            .unwrap_err()
-            .contains("sorted"));
-    }
-}

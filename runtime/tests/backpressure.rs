@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{load_all, mp, runtime_with_holding, HANG};
 use memlink_runtime::{
-    CallOptions, ModuleError, ModuleRef, ModuleRuntime, RuntimeConfig, RuntimeError, Saturation,
+    CallOptions, ModuleError, ModuleRef, RuntimeConfig, RuntimeError, Saturation,
 };
 
 #[test]

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{de, fixture, load, module_path, mp};
-use memlink_msdk::abi::method_id;
+use memlink_abi::method_id;
 use memlink_runtime::{
-    CallOptions, ModuleError, ModuleHandle, ModuleRef, ModuleRuntime, Runtime, RuntimeError,
+    CallOptions, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -128,7 +128,7 @@ fn run_cases(rt: &Runtime, h: ModuleHandle, method: &str, cases: Vec<Case>) {
 
 /// A good call on the module behind `h` works.
 fn still_serving(rt: &Runtime, h: ModuleHandle) {
-    match rt.module_name(h).unwrap().0.as_str() {
+    match rt.module_info(h).unwrap().name.as_str() {
         "basic" => {
             assert_eq!(
                 de::<u32>(&rt.call(h, "add", &mp(&(2u32, 3u32))).unwrap()),
@@ -653,7 +653,7 @@ fn a_module_built_for_another_abi_version() {
             err,
             RuntimeError::AbiMismatch {
                 module: 999,
-                host: 1,
+                host: memlink_abi::ABI_VERSION,
                 ..
             }
         ),
@@ -661,7 +661,10 @@ fn a_module_built_for_another_abi_version() {
     );
     assert!(
         err.to_string()
-            .contains("was built for memlink ABI 999, this runtime speaks ABI 1"),
+            .contains(&format!(
+                "was built for memlink ABI 999, this runtime speaks ABI {}",
+                memlink_abi::ABI_VERSION
+            )),
         "{err}"
     );
 }

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{de, load, mp};
-use memlink_runtime::{CallOptions, Format, ModuleError, ModuleRuntime, RuntimeError};
+use memlink_runtime::{CallOptions, Format, ModuleError, RuntimeError};
 use serde::{Deserialize, Serialize};
 
 fn module_error(r: Result<memlink_runtime::CallOutput, RuntimeError>) -> ModuleError {
     match r {
-        Err(RuntimeError::Call { source, .. }) => source,
+        Err(RuntimeError::Call { error, .. }) => error,
         Err(other) => panic!("expected a module error, got {other}"),
         Ok(out) => panic!("expected an error, got {:?}", out.as_bytes()),
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::{de, load, mp};
-use memlink_runtime::{ModuleError, ModuleRuntime, RuntimeError};
+use memlink_runtime::{ModuleError, RuntimeError};
 
 #[test]
 fn eight_threads_ten_thousand_calls_each() {

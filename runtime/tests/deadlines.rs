@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{load_all, mp};
-use memlink_runtime::{CallOptions, ModuleError, ModuleRuntime, RuntimeConfig};
+use memlink_runtime::{CallOptions, ModuleError, RuntimeConfig};
 
 fn timeout_of(r: Result<memlink_runtime::CallOutput, memlink_runtime::RuntimeError>) -> Duration {
     match r.map_err(|e| e.module_error().cloned()) {

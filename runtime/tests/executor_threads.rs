@@ -5,7 +5,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use memlink_runtime::ModuleRuntime;
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use common::{de, load, mp};
 use memlink_runtime::{
-    ModuleError, ModuleRef, ModuleRuntime, Runtime, RuntimeConfig, RuntimeError,
+    ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
 };
 
 /// Serializes the tests of this file (see the module docs).
@@ -267,7 +267,7 @@ fn init_fails_fixture() -> PathBuf {
     let dir = common::workspace().join("target/test-fixtures");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("libinit_fails.{}", std::env::consts::DLL_EXTENSION));
-    let size = size_of::<memlink_msdk::abi::ModuleInfo>();
+    let size = size_of::<memlink_abi::ModuleInfo>();
     let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--crate-type", "cdylib", "--edition", "2021", "-o"])
         .arg(&out)

@@ -11,8 +11,8 @@ use core::ffi::c_void;
 use std::mem::offset_of;
 use std::sync::OnceLock;
 
-use memlink_msdk::abi::{
-    self, CallFrame, HostApi, InitFrame, LogRecord, ModuleInfo, NestedCall, Status, StrRef,
+use memlink_abi::{
+    self as abi, CallFrame, HostApi, InitFrame, LogRecord, ModuleInfo, NestedCall, Status, StrRef,
 };
 
 /// The entry points of the loaded module.

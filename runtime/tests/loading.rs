@@ -3,7 +3,7 @@
 mod common;
 
 use common::{fixture, module_path};
-use memlink_runtime::{ModuleRef, ModuleRuntime, Runtime, RuntimeError};
+use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
 
 fn load(
     path: impl Into<std::path::PathBuf>,
@@ -30,8 +30,12 @@ fn a_file_that_is_not_a_shared_library() {
         "{err}"
     );
     assert!(
-        std::error::Error::source(&err).is_some(),
-        "the loader's error is the source"
+        err.to_string().contains("file too short") || err.to_string().contains("invalid ELF"),
+        "the loader's reason is in the message: {err}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_none(),
+        "and is not returned again as a source, which a reporter would print twice"
     );
 }
 
@@ -99,7 +103,7 @@ fn names_are_unique_and_can_be_overridden() {
     let h = rt
         .load_as(ModuleRef::from_path(module_path("arena_usage")), "second")
         .unwrap();
-    assert_eq!(rt.module_name(h).unwrap().0, "second");
+    assert_eq!(rt.module_info(h).unwrap().name, "second");
     let err = rt
         .load_as(ModuleRef::from_path(module_path("seed_readme")), "first")
         .unwrap_err();

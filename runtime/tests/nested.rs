@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{de, load_all, mp};
 use memlink_runtime::{
-    CallOptions, ModuleError, ModuleRef, ModuleRuntime, RuntimeConfig, RuntimeError, Saturation,
+    CallOptions, ModuleError, ModuleRef, RuntimeConfig, RuntimeError, Saturation,
 };
 
 fn relay_args(module: &str, method: &str, args: &[u8]) -> Vec<u8> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{module_copy, mp};
 use memlink_runtime::{
-    CallOptions, LogEvent, LogSink, MetricValue, ModuleRef, ModuleRuntime, Runtime, RuntimeConfig,
+    CallOptions, LogEvent, LogSink, MetricValue, ModuleRef, Runtime, RuntimeConfig,
 };
 
 /// A record, owned: level, module, method, message, fields, trace id, span id.

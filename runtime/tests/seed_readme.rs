@@ -4,6 +4,9 @@
 mod common;
 
 use memlink_runtime::resolver::ModuleRef;
+// The README's snippet imports the trait, as hosts written against it do; the runtime's
+// methods are inherent, so the import is unused here, and must still compile.
+#[allow(unused_imports)]
 use memlink_runtime::runtime::{ModuleRuntime, Runtime};
 
 #[test]

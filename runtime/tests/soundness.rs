@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{load_all, module_copy, module_path, mp, runtime_with_holding};
 use memlink_runtime::{
-    CallOptions, ModuleError, ModuleRef, ModuleRuntime, Runtime, RuntimeConfig, RuntimeError,
+    CallOptions, ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
     Saturation,
 };
 
@@ -106,7 +106,7 @@ fn unloading_during_a_reentrant_call_lets_it_finish_and_loads_go_on() {
     let (rt, holding) = runtime_with_holding(config);
     let path = module_copy("hazards", "hazards_unload");
     let h = rt.load(ModuleRef::from_path(path)).unwrap();
-    let name = rt.module_name(h).unwrap().0;
+    let name = rt.module_info(h).unwrap().name;
     let caller = {
         let rt = rt.clone();
         std::thread::spawn(move || rt.call_typed::<_, u64>(h, "reenter_after", &(300u64, name)))
@@ -138,12 +138,17 @@ fn unloading_during_a_reentrant_call_lets_it_finish_and_loads_go_on() {
 /// caller's result, readable through `Deref`.
 #[test]
 fn a_fresh_arg_buffer_holds_no_earlier_callers_bytes() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["basic"]);
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic", "zero_copy"]);
     let secret = "TOPSECRET-of-caller-A ".repeat(8);
     let out = rt.call(h[0], "echo", secret.as_bytes()).unwrap();
     assert_eq!(out, secret.as_bytes());
     drop(out);
-    let buffer = rt.arg_buffer(RuntimeConfig::default().arena_size);
+    let centroid = rt
+        .archived::<(Vec<memlink_example_types::zero_copy_types::Point>,), (f32, f32, f32, u64)>(
+            h[1], "centroid",
+        )
+        .unwrap();
+    let buffer = centroid.arg_buffer(RuntimeConfig::default().arena_size);
     assert!(
         buffer.iter().all(|&b| b == 0),
         "the buffer holds an earlier call's bytes"

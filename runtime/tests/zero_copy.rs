@@ -4,11 +4,14 @@
 mod common;
 
 use common::{de, load_all, mp};
-use memlink_examples::zero_copy_types::{Chain, Point};
-use memlink_msdk::rkyv::{self, rancor, util::AlignedVec, Archived};
+use memlink_example_types::zero_copy_types::{Chain, Point};
 use memlink_runtime::{
-    CallOptions, ModuleError, ModuleRuntime, Runtime, RuntimeConfig, RuntimeError,
+    CallOptions, ModuleError, Rkyv, Runtime, RuntimeConfig, RuntimeError,
 };
+use rkyv::{rancor, util::AlignedVec, Archived};
+
+/// What `centroid` returns: the mean point and where it read the points.
+type Centroid = (f32, f32, f32, u64);
 
 fn points(n: usize) -> Vec<Point> {
     (0..n)
@@ -40,30 +43,32 @@ fn raw_bytes_are_read_at_the_address_the_host_wrote_them() {
     let (rt, h) = module();
     let address_of = rt.method(h, "address_of").unwrap();
     for len in [64, 4096, 64 << 20] {
-        let mut buf = rt.arg_buffer(len);
-        buf.fill(7);
-        let written_at = buf.as_ptr() as u64;
+        let buf = vec![7u8; len];
         let out = rt
-            .call_buffer(address_of, buf, &CallOptions::default())
+            .call_method(address_of, &buf, &CallOptions::default())
             .unwrap();
-        assert_eq!(de::<u64>(&out), written_at, "{len} bytes, not copied");
+        assert_eq!(de::<u64>(&out), buf.as_ptr() as u64, "{len} bytes, not copied");
     }
+    let err = rt.archived::<(Vec<u8>,), u64>(h, "address_of").unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WrongFormat { part: "arguments", .. }),
+        "raw bytes are not an archive: {err}"
+    );
 }
 
 #[test]
 fn archived_arguments_are_read_where_they_lie() {
     let (rt, h) = module();
+    let centroid = rt.archived::<(Vec<Point>,), Centroid>(h, "centroid").unwrap();
     let pts = points(100);
     let bytes = rkyv::to_bytes::<rancor::Error>(&(pts.clone(),)).unwrap();
-    let mut buf = rt.arg_buffer(bytes.len());
+    let mut buf = centroid.arg_buffer(bytes.len());
     buf.copy_from_slice(&bytes);
     let root = rkyv::access::<Archived<(Vec<Point>,)>, rancor::Error>(&buf).unwrap();
     let vec_at = root.0.as_ptr() as u64;
-    let centroid = rt.method(h, "centroid").unwrap();
-    let out = rt
-        .call_buffer(centroid, buf, &CallOptions::default())
+    let (x, y, z, seen_at) = centroid
+        .call_buffer(buf, &CallOptions::default())
         .unwrap();
-    let (x, y, z, seen_at): (f32, f32, f32, u64) = de(&out);
     assert_eq!((x, y, z), (49.5, 99.0, 1.0));
     assert_eq!(
         seen_at, vec_at,
@@ -74,12 +79,9 @@ fn archived_arguments_are_read_where_they_lie() {
 #[test]
 fn a_typed_archived_call_writes_the_arguments_once_into_the_arena() {
     let (rt, h) = module();
-    let centroid = rt.archived_method::<(Vec<Point>,)>(h, "centroid").unwrap();
+    let centroid = rt.archived::<(Vec<Point>,), Centroid>(h, "centroid").unwrap();
     for n in [1, 10, 1000, 100_000] {
-        let out = centroid
-            .call(&rt, &(points(n),), &CallOptions::default())
-            .unwrap();
-        let (x, _, z, _): (f32, f32, f32, u64) = de(&out);
+        let (x, _, z, _) = centroid.call(&(points(n),)).unwrap();
         let want = (n - 1) as f32 / 2.0;
         // f32 sums of 100,000 values drift a little; the values are what matter.
         assert!(
@@ -93,76 +95,82 @@ fn a_typed_archived_call_writes_the_arguments_once_into_the_arena() {
 fn types_that_differ_are_refused_before_the_call_naming_both() {
     let (rt, h) = module();
     let err = rt
-        .archived_method::<(Vec<u32>,)>(h, "centroid")
+        .archived::<(Vec<u32>,), Centroid>(h, "centroid")
         .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, RuntimeError::TypeMismatch { .. }), "{text}");
     assert!(
-        text.contains("Vec<memlink_examples::zero_copy_types::Point>"),
+        text.contains("Vec<memlink_example_types::zero_copy_types::Point>"),
         "{text}"
     );
     assert!(text.contains("Vec<u32>"), "{text}");
     let err = rt
-        .archived_method::<(Vec<u8>,)>(h, "checksum_msgpack")
+        .archived::<(Vec<u8>,), u64>(h, "checksum_msgpack")
         .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("no archive: its arguments are msgpack"),
+        matches!(err, RuntimeError::WrongFormat { part: "arguments", .. }),
         "{err}"
     );
-    let scale = rt.method(h, "scale").unwrap();
-    assert!(rt.expect_result::<Vec<Point>>(scale).is_ok());
+    assert!(err.to_string().contains("Runtime::typed"), "{err}");
+    assert!(rt
+        .archived::<(Vec<Point>, f32), Rkyv<Vec<Point>>>(h, "scale")
+        .is_ok());
     assert!(matches!(
-        rt.expect_result::<Vec<u32>>(scale),
+        rt.archived::<(Vec<Point>, f32), Rkyv<Vec<u32>>>(h, "scale"),
         Err(RuntimeError::TypeMismatch { .. })
     ));
+    let err = rt
+        .archived::<(Vec<Point>, f32), Vec<Point>>(h, "scale")
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WrongFormat { part: "result", .. }),
+        "a serde type for an archived result: {err}"
+    );
 }
 
 #[test]
 fn archived_results_are_read_in_place() {
     let (rt, h) = module();
-    let scale = rt.archived_method::<(Vec<Point>, f32)>(h, "scale").unwrap();
-    let out = scale
-        .call(&rt, &(points(3), 2.0), &CallOptions::default())
+    let scale = rt
+        .archived::<(Vec<Point>, f32), Rkyv<Vec<Point>>>(h, "scale")
         .unwrap();
-    assert!(out.is_in_arena(), "the archive stayed in the call's arena");
-    let scaled = out.archived::<Vec<Point>>().unwrap();
-    let xs: Vec<f32> = scaled.iter().map(|p| p.x.to_native()).collect();
+    let out = scale.call(&(points(3), 2.0)).unwrap();
+    let xs: Vec<f32> = out.get().iter().map(|p| p.x.to_native()).collect();
     assert_eq!(xs, [0.0, 2.0, 4.0]);
-    let big = scale
-        .call(&rt, &(points(20_000), 1.0), &CallOptions::default())
-        .unwrap();
-    assert!(!big.is_in_arena(), "240 KB does not fit a 64 KiB arena");
-    assert_eq!(big.archived::<Vec<Point>>().unwrap().len(), 20_000);
+    let out = out.into_output();
+    assert!(out.is_in_arena(), "the archive stayed in the call's arena");
+    let big = scale.call(&(points(20_000), 1.0)).unwrap();
+    assert_eq!(big.get().len(), 20_000);
+    assert!(
+        !big.into_output().is_in_arena(),
+        "240 KB does not fit a 64 KiB arena"
+    );
     // A 20-byte archive is copied out of the arena, still aligned for reading in place.
-    let one = scale
-        .call(&rt, &(points(1), 3.0), &CallOptions::default())
-        .unwrap();
-    assert!(!one.is_in_arena());
-    assert_eq!(one.archived::<Vec<Point>>().unwrap()[0].z.to_native(), 3.0);
+    let one = scale.call(&(points(1), 3.0)).unwrap();
+    assert_eq!(one.get()[0].z.to_native(), 3.0);
+    assert!(!one.into_output().is_in_arena());
 }
 
 #[test]
 fn an_arena_reference_result_is_not_copied() {
     let (rt, h) = module();
-    let shout = rt.archived_method::<(String, Vec<u8>)>(h, "shout").unwrap();
-    let text = "an arena reference longer than the inline limit";
-    let out = shout
-        .call(
-            &rt,
-            &(text.to_owned(), b"!!".to_vec()),
-            &CallOptions::default(),
-        )
+    let shout = rt
+        .archived::<(String, Vec<u8>), Vec<u8>>(h, "shout")
         .unwrap();
-    assert_eq!(&out[..], format!("{}!!", text.to_uppercase()).as_bytes());
-    assert!(out.is_in_arena());
+    let text = "an arena reference longer than the inline limit";
+    let out = shout.call(&(text.to_owned(), b"!!".to_vec())).unwrap();
+    assert_eq!(out, format!("{}!!", text.to_uppercase()).as_bytes());
+    // Read as bytes, the result is the output itself: in place, in the arena.
+    let method = shout.method();
+    let archive = rkyv::to_bytes::<rancor::Error>(&(text.to_owned(), b"!!".to_vec())).unwrap();
+    let raw = rt
+        .call_method(method, &archive, &CallOptions::default())
+        .unwrap();
+    assert!(raw.is_in_arena());
     // Up to 32 bytes are copied out and the arena goes back at once.
-    let small = shout
-        .call(
-            &rt,
-            &("hey".to_owned(), b"!!".to_vec()),
-            &CallOptions::default(),
-        )
+    let archive = rkyv::to_bytes::<rancor::Error>(&("hey".to_owned(), b"!!".to_vec())).unwrap();
+    let small = rt
+        .call_method(method, &archive, &CallOptions::default())
         .unwrap();
     assert_eq!(small, b"HEY!!");
     assert!(!small.is_in_arena());
@@ -171,16 +179,22 @@ fn an_arena_reference_result_is_not_copied() {
 #[test]
 fn large_inputs_through_the_buffer_are_checked_end_to_end() {
     let (rt, h) = module();
+    let centroid = rt.archived::<(Vec<Point>,), Centroid>(h, "centroid").unwrap();
+    // 4 million points (48 MiB) archived by the caller into a buffer of its own.
+    let pts = points(4 << 20);
+    let bytes = rkyv::to_bytes::<rancor::Error>(&(pts,)).unwrap();
+    let mut buf = centroid.arg_buffer(bytes.len());
+    assert!(buf.len() > RuntimeConfig::default().arena_size);
+    buf.copy_from_slice(&bytes);
+    let (_, _, z, _) = centroid.call_buffer(buf, &CallOptions::default()).unwrap();
+    assert_eq!(z, 1.0);
     let checksum = rt.method(h, "checksum").unwrap();
-    let mut buf = rt.arg_buffer(64 << 20);
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = (i % 251) as u8;
-    }
-    let expected = buf.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+    let data: Vec<u8> = (0..64 << 20).map(|i| (i % 251) as u8).collect();
+    let expected = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     let out = rt
-        .call_buffer(checksum, buf, &CallOptions::default())
+        .call_method(checksum, &data, &CallOptions::default())
         .unwrap();
     assert_eq!(de::<u64>(&out), expected);
 }

@@ -3,9 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
-use memlink_runtime::{
-    Format, Method, ModuleHandle, ModuleRef, ModuleRuntime, Runtime, RuntimeError,
-};
+use memlink_runtime::{Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeError};
 
 #[derive(Parser)]
 #[command(name = "memlink", version, about = "Inspect and call memlink modules")]
@@ -121,12 +119,14 @@ fn load(runtime: &Runtime, module: &str) -> Result<ModuleHandle, String> {
 }
 
 fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeError> {
-    let (name, version) = runtime.module_name(handle)?;
-    let (path, sdk) = runtime.module_origin(handle)?;
+    let info = runtime.module_info(handle)?;
     let methods = runtime.methods(handle)?;
     let mut out = format!(
-        "module {name} {version} (memlink-msdk {sdk})\npath   {}\n",
-        path.display()
+        "module {} {} (memlink-msdk {})\npath   {}\n",
+        info.name,
+        info.version,
+        info.sdk_version,
+        info.path.display()
     );
     out += &format!("{} methods:\n", methods.len());
     out += &format!(
@@ -165,12 +165,25 @@ fn call(
     let out = runtime
         .call(handle, method, &encoded)
         .map_err(|e| e.to_string())?;
-    render(m.result_format, &out)
+    render(m, &out)
 }
 
 fn encode_args(method: &Method, args: Option<&str>) -> Result<Vec<u8>, String> {
-    if method.args_format == Format::Raw {
-        return Ok(args.unwrap_or("").as_bytes().to_vec());
+    match method.args_format {
+        Format::Raw => return Ok(args.unwrap_or("").as_bytes().to_vec()),
+        Format::Archived => {
+            let wants = method
+                .args_type
+                .as_ref()
+                .map_or("an archive".to_owned(), |t| format!("an rkyv archive of `{}`", t.name));
+            return Err(format!(
+                "`{}` takes {wants}, which cannot be made from JSON: call it from a host with \
+                 `Runtime::archived` (which writes the archive for you), or pass the archive's \
+                 bytes to `Runtime::call`",
+                method.name
+            ));
+        }
+        _ => {}
     }
     let Some(text) = args else {
         return Ok(Vec::new());
@@ -190,11 +203,22 @@ fn encode_args(method: &Method, args: Option<&str>) -> Result<Vec<u8>, String> {
     rmp_serde::to_vec(&value).map_err(|e| format!("cannot encode the arguments: {e}"))
 }
 
-fn render(format: Format, bytes: &[u8]) -> Result<String, String> {
-    if format == Format::Raw {
-        return Ok(String::from_utf8_lossy(bytes).into_owned());
+fn render(method: &Method, bytes: &[u8]) -> Result<String, String> {
+    match method.result_format {
+        Format::Raw => return Ok(String::from_utf8_lossy(bytes).into_owned()),
+        Format::Archived => {
+            let holds = method
+                .result_type
+                .as_ref()
+                .map_or("a value".to_owned(), |t| format!("`{}`", t.name));
+            return Ok(format!(
+                "<an rkyv archive of {holds}, {} bytes: read it from a host with `Runtime::archived`>",
+                bytes.len()
+            ));
+        }
+        _ => {}
     }
-    let value: serde_json::Value = memlink_msdk::serialize::from_msgpack(bytes)
+    let value: serde_json::Value = memlink_abi::msgpack::from_msgpack(bytes)
         .map_err(|e| format!("cannot decode the result as JSON: {e}"))?;
     serde_json::to_string(&value).map_err(|e| e.to_string())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use memlink_runtime::{ModuleHandle, ModuleRef, ModuleRuntime, Runtime};
+use memlink_runtime::{ModuleHandle, ModuleRef, Runtime};
 
 /// Path of every cdylib the workspace's module packages build, by target name.
 fn artifacts() -> &'static Vec<(String, PathBuf)> {

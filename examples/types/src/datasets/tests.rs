@@ -73,11 +73,11 @@ fn the_sets_have_what_the_benchmarks_need() {
 #[test]
 fn bytes_travel_as_one_bin_value() {
     let data = vec![7u8; 300];
-    let packed = memlink_msdk::serialize::to_msgpack(&(BytesRef(&data),)).expect("encode");
+    let packed = memlink_abi::msgpack::to_msgpack(&(BytesRef(&data),)).expect("encode");
     // [bin16 of 300 bytes]: one array marker, the bin16 marker and its length, the bytes.
     assert_eq!(&packed[..4], &[0x91, 0xc5, 0x01, 0x2c]);
     assert_eq!(packed.len(), 4 + 300);
-    let (back,): (Bytes,) = memlink_msdk::serialize::from_msgpack(&packed).expect("decode");
+    let (back,): (Bytes,) = memlink_abi::msgpack::from_msgpack(&packed).expect("decode");
     assert_eq!(back.0, data);
 }
 

@@ -1,4 +1,4 @@
-//! Archive checks. Miri runs these (`cargo +nightly miri test -p memlink-msdk --lib archive`).
+//! Archive checks. Miri runs these (`cargo +nightly miri test -p memlink-abi --features rkyv --lib archive`).
 
 use super::*;
 use rkyv::util::AlignedVec;
@@ -17,6 +17,15 @@ fn record() -> AlignedVec {
         tags: vec!["x".into(), "yz".into()],
     };
     rkyv::to_bytes::<rancor::Error>(&r).unwrap()
+}
+
+/// `check` with the default limits.
+fn access<T>(bytes: &[u8]) -> Result<&T::Archived>
+where
+    T: Archive,
+    T::Archived: Checkable,
+{
+    check::<T>(bytes, Limits::default(), "archive")
 }
 
 fn err_text<T>(r: Result<&T>) -> String {

@@ -1,131 +1,13 @@
-//! Host-owned arena memory: aligned buffers, pooled so that a call takes one without a
-//! lock and without allocating.
+//! The arena pool: buffers of one size that calls borrow, recycled without a lock and
+//! without allocating.
 
-use std::alloc::{self, Layout};
 use std::cell::RefCell;
-use std::fmt;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-/// Alignment of every buffer handed to a module: enough for any rkyv archive and for
-/// SIMD loads.
-pub const BUFFER_ALIGN: usize = 64;
-
-/// A zero-initialized, [`BUFFER_ALIGN`]-aligned heap buffer.
-pub struct AlignedBuf {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the buffer is plain owned memory, like a `Box<[u8]>`; moving it to another
-// thread moves the only owner.
-unsafe impl Send for AlignedBuf {}
-// SAFETY: `&AlignedBuf` only gives out `&[u8]`, and shared reads are thread-safe.
-unsafe impl Sync for AlignedBuf {}
-
-impl AlignedBuf {
-    /// `len` zeroed bytes. Panics (like `Vec`) only if the allocator fails.
-    pub fn zeroed(len: usize) -> AlignedBuf {
-        match Self::try_zeroed(len) {
-            Some(buf) => buf,
-            None => alloc::handle_alloc_error(Self::layout(len).unwrap_or(Layout::new::<u8>())),
-        }
-    }
-
-    /// `len` zeroed bytes, or `None` when the length is too large for a `Layout` or the
-    /// allocator has no memory for it.
-    pub fn try_zeroed(len: usize) -> Option<AlignedBuf> {
-        if len == 0 {
-            return Some(AlignedBuf {
-                ptr: dangling(),
-                len: 0,
-            });
-        }
-        let layout = Self::layout(len)?;
-        // SAFETY: `layout` has a non-zero size.
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        Some(AlignedBuf {
-            ptr: NonNull::new(raw)?,
-            len,
-        })
-    }
-
-    fn layout(len: usize) -> Option<Layout> {
-        Layout::from_size_align(len, BUFFER_ALIGN).ok()
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the buffer is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Start of the buffer, for handing to a module.
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` is valid for `len` initialized (zeroed, then written) bytes, and
-        // `&self` excludes writers.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-
-    /// The bytes, for writing.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` is valid for `len` initialized bytes, and `&mut self` makes this
-        // the only access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-
-    /// Whether `ptr..ptr+len` lies inside the buffer.
-    pub fn contains_range(&self, ptr: *const u8, len: usize) -> bool {
-        let start = self.ptr.as_ptr().addr();
-        let p = ptr.addr();
-        p >= start
-            && p.checked_add(len)
-                .is_some_and(|end| end <= start + self.len)
-    }
-}
-
-fn dangling() -> NonNull<u8> {
-    NonNull::new(std::ptr::without_provenance_mut(BUFFER_ALIGN)).unwrap_or(NonNull::dangling())
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            if let Some(layout) = Self::layout(self.len) {
-                // SAFETY: allocated in `try_zeroed` with this very layout (which exists,
-                // or the buffer would not).
-                unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
-            }
-        }
-    }
-}
-
-impl std::ops::Deref for AlignedBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
-
-impl fmt::Debug for AlignedBuf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
-            .finish()
-    }
-}
+use crate::buffer::AlignedBuf;
 
 /// Arena buffers of one size, recycled through a lock-free queue, with one idle buffer
 /// cached per thread (for each of up to [`CACHED_POOLS`] pools a thread calls through).
@@ -195,15 +77,19 @@ impl ArenaPool {
         })
     }
 
-    /// How loaded the pool is: see [`crate::admission::load`]. Counts the arenas on
-    /// loan beyond one per thread that calls (each keeps one for its next call), so a
-    /// pool serving calls one at a time per thread reads 0: calls in flight are the
-    /// admission gate's to count; this counts what piles up on top (outputs held in
-    /// their arena, argument buffers filled ahead, nested calls).
-    pub(crate) fn load(&self) -> f32 {
+    /// Arenas on loan beyond one per thread that calls (each keeps one for its next
+    /// call): what piles up on top of the calls in flight (outputs held in their arena,
+    /// argument buffers filled ahead, nested calls). A pool serving calls one at a time
+    /// per thread has none.
+    pub(crate) fn piled_up(&self) -> usize {
         let out = self.on_loan.load(Ordering::Relaxed);
         let per_thread = self.caching_threads.load(Ordering::Relaxed);
-        crate::admission::load(out.saturating_sub(per_thread), self.soft_limit)
+        out.saturating_sub(per_thread)
+    }
+
+    /// Arenas piled up at which the pool counts as fully loaded.
+    pub(crate) fn soft_limit(&self) -> usize {
+        self.soft_limit
     }
 
     /// An arena for one call, returned with [`give_back`](Self::give_back) or kept by a
@@ -295,6 +181,12 @@ impl PooledArena {
     pub(crate) fn buf_mut(&mut self) -> &mut AlignedBuf {
         self.buf.as_mut().expect("arena present until drop")
     }
+
+    /// The buffer, no longer given back when this drops (the caller gives it back, or
+    /// hands it to a `PooledArena` again).
+    pub(crate) fn into_buf(mut self) -> AlignedBuf {
+        self.buf.take().expect("arena present until drop")
+    }
 }
 
 impl Drop for PooledArena {
@@ -308,18 +200,6 @@ impl Drop for PooledArena {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buffers_are_aligned_zeroed_and_bounded() {
-        let mut b = AlignedBuf::zeroed(100);
-        assert_eq!(b.as_mut_ptr().addr() % BUFFER_ALIGN, 0);
-        assert!(b.as_slice().iter().all(|&x| x == 0));
-        let p = b.as_mut_ptr();
-        assert!(b.contains_range(p, 100));
-        assert!(!b.contains_range(p, 101));
-        assert!(!b.contains_range(p.wrapping_add(50), usize::MAX));
-        assert!(AlignedBuf::zeroed(0).is_empty());
-    }
 
     #[test]
     fn the_pool_recycles() {
@@ -393,12 +273,12 @@ mod tests {
             // thread lets its cache go.
             assert_eq!(worker.on_loan.load(Ordering::Relaxed), 1);
             assert_eq!(worker.free.len(), 1);
-            assert_eq!(worker.load(), 0.0, "one arena per thread is not load");
+            assert_eq!(worker.piled_up(), 0, "one arena per thread is not load");
         })
         .join()
         .unwrap();
         assert_eq!(pool.on_loan.load(Ordering::Relaxed), 0);
         assert_eq!(pool.free.len(), 2, "both buffers are idle in the queue");
-        assert_eq!(pool.load(), 0.0);
+        assert_eq!(pool.piled_up(), 0);
     }
 }

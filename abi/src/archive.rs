@@ -1,0 +1,267 @@
+//! Archived values (feature `rkyv`): the rkyv format record, type fingerprints, and
+//! validation of an archive in place.
+//!
+//! Both sides of a call read archives where they lie: the module its archived
+//! arguments in the call's arena, the host an archived result. [`check`] checks size,
+//! alignment, `bytecheck` validity and a depth limit before a reference into the bytes
+//! exists. Two things an archive cannot say for itself are recorded in the method table
+//! instead: the rkyv [`format()`] (endianness, alignment and pointer width are Cargo
+//! features of rkyv, unified across each side's dependency graph), compared when a
+//! module is loaded, and a [`fingerprint`] of each archived type, which a typed call
+//! must match.
+//!
+//! Validated bytes stay valid only while nobody writes them: whoever hands out the
+//! reference must keep the bytes frozen for as long as it lives.
+
+use core::num::NonZeroUsize;
+
+use rkyv::api::high::{HighSerializer, HighValidator};
+use rkyv::bytecheck::CheckBytes;
+use rkyv::rancor::{self, BoxedError, Failure};
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::ser::writer::Buffer;
+use rkyv::util::AlignedVec;
+use rkyv::validation::archive::ArchiveValidator;
+use rkyv::validation::shared::SharedValidator;
+use rkyv::validation::Validator;
+use rkyv::{Archive, Portable};
+
+use crate::error::ModuleError;
+
+type Result<T, E = ModuleError> = core::result::Result<T, E>;
+
+/// Alignment the host gives archived arguments, and the most any archived type needs.
+pub const ARCHIVE_ALIGN: usize = 16;
+
+/// Bounds on an archive, checked before and during validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of pointers (boxes, vectors, out-of-line strings inside each
+    /// other) validation follows; deeper archives are refused rather than overflowing
+    /// the stack. 0 admits no pointers at all.
+    pub max_depth: usize,
+    /// Largest archive accepted, in bytes.
+    pub max_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 128,
+            max_size: 1 << 30,
+        }
+    }
+}
+
+/// `FORMAT` bit: multi-byte values are big-endian.
+pub const FORMAT_BIG_ENDIAN: u32 = 1 << 8;
+/// `FORMAT` bit: archived primitives are unaligned.
+pub const FORMAT_UNALIGNED: u32 = 1 << 9;
+
+/// The rkyv format this build uses: the archived pointer width in bytes (low 8 bits),
+/// [`FORMAT_BIG_ENDIAN`] and [`FORMAT_UNALIGNED`].
+pub fn format() -> u32 {
+    let width = size_of::<rkyv::primitive::ArchivedUsize>() as u32;
+    let name = core::any::type_name::<rkyv::primitive::ArchivedU32>();
+    let big = if name.ends_with("_be") || name.ends_with("_ube") {
+        FORMAT_BIG_ENDIAN
+    } else {
+        0
+    };
+    let unaligned = if align_of::<rkyv::primitive::ArchivedU32>() == 1 {
+        FORMAT_UNALIGNED
+    } else {
+        0
+    };
+    width | big | unaligned
+}
+
+/// Describes a [`format()`] value, for error messages.
+pub fn describe_format(format: u32) -> String {
+    format!(
+        "{}-bit pointers, {}-endian, {}",
+        (format & 0xff) * 8,
+        if format & FORMAT_BIG_ENDIAN != 0 {
+            "big"
+        } else {
+            "little"
+        },
+        if format & FORMAT_UNALIGNED != 0 {
+            "unaligned"
+        } else {
+            "aligned"
+        }
+    )
+}
+
+/// The identity of an archived type, as the method table records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveType {
+    /// `std::any::type_name` of the unarchived type.
+    pub name: &'static str,
+    /// [`fingerprint`] of it.
+    pub fingerprint: u64,
+}
+
+impl ArchiveType {
+    /// The identity of `T`.
+    pub fn of<T: Archive>() -> ArchiveType {
+        ArchiveType {
+            name: core::any::type_name::<T>(),
+            fingerprint: fingerprint::<T>(),
+        }
+    }
+}
+
+/// A fingerprint of `T` as an archive: its type name, the size and alignment of its
+/// archived form, and the rkyv [`format()`]. Two sides that disagree on any of them
+/// would read each other's bytes as something else.
+///
+/// A change that keeps the name, size and alignment (two fields of one type swapped) is
+/// not seen: share the types through one crate rather than copies.
+pub fn fingerprint<T: Archive>() -> u64 {
+    let mut h = Fnv64::new();
+    h.write(core::any::type_name::<T>().as_bytes());
+    h.write(&(size_of::<T::Archived>() as u64).to_le_bytes());
+    h.write(&(align_of::<T::Archived>() as u64).to_le_bytes());
+    h.write(&format().to_le_bytes());
+    h.0
+}
+
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Fnv64 {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Types whose archive can be validated, with either error type.
+pub trait Checkable:
+    Portable
+    + for<'a> CheckBytes<HighValidator<'a, Failure>>
+    + for<'a> CheckBytes<HighValidator<'a, BoxedError>>
+{
+}
+
+impl<T> Checkable for T where
+    T: Portable
+        + for<'a> CheckBytes<HighValidator<'a, Failure>>
+        + for<'a> CheckBytes<HighValidator<'a, BoxedError>>
+{
+}
+
+/// Types that can be archived into the call's arena (or, when it is full, a buffer):
+/// anything `#[derive(rkyv::Archive, rkyv::Serialize)]` gives.
+pub trait Archivable:
+    Archive
+    + for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, rancor::Error>>
+    + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+{
+}
+
+impl<T> Archivable for T where
+    T: Archive
+        + for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, rancor::Error>>
+        + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+{
+}
+
+/// Checks `bytes` as an archive of `T` within `limits` and returns its root, in place;
+/// `what` names the bytes in error messages.
+///
+/// Errors ([`ModuleError::Serialize`]) say what was wrong: empty, over the size limit,
+/// misaligned (with how to fix it), or which validation check failed, including nesting
+/// deeper than the depth limit.
+pub fn check<'b, T>(bytes: &'b [u8], limits: Limits, what: &str) -> Result<&'b T::Archived>
+where
+    T: Archive,
+    T::Archived: Checkable,
+{
+    let bad = |reason: String| ModuleError::Serialize(format!("bad {what}: {reason}"));
+    if bytes.is_empty() {
+        return Err(bad("the archive is empty".into()));
+    }
+    if bytes.len() > limits.max_size {
+        return Err(bad(format!(
+            "the archive is {} bytes, over the limit of {} bytes",
+            bytes.len(),
+            limits.max_size
+        )));
+    }
+    let misalignment = bytes.as_ptr().addr() % ARCHIVE_ALIGN;
+    if misalignment != 0 {
+        return Err(bad(format!(
+            "the archive starts {misalignment} bytes past a {ARCHIVE_ALIGN}-byte boundary (address {:#x}); \
+             rkyv reads it in place and needs it aligned: let the runtime place it (typed archived calls do), \
+             or copy it into an rkyv::util::AlignedVec",
+            bytes.as_ptr().addr()
+        )));
+    }
+    // The cheap error type first; only a failure pays for an explanation. `BoxedError`
+    // keeps rkyv's messages in every build (`rancor::Error` drops them without debug
+    // assertions, so a release module would only say that something failed).
+    match validate::<T::Archived, Failure>(bytes, limits.max_depth) {
+        Ok(root) => Ok(root),
+        Err(_) => match validate::<T::Archived, BoxedError>(bytes, limits.max_depth) {
+            Ok(root) => Ok(root),
+            Err(e) => Err(bad(explain(&e, limits.max_depth))),
+        },
+    }
+}
+
+/// Validates with pointers nested at most `depth` deep.
+fn validate<A, E>(bytes: &[u8], depth: usize) -> core::result::Result<&A, E>
+where
+    A: Portable + for<'a> CheckBytes<HighValidator<'a, E>>,
+    E: rancor::Source,
+{
+    // rkyv counts subtree levels, the root's included, and refuses the push that would
+    // reach its limit: a limit of `depth + 2` admits exactly `depth` nested pointers.
+    // (Never `None`: rkyv reads that as no limit at all.)
+    let levels = NonZeroUsize::new(depth.saturating_add(2)).unwrap_or(NonZeroUsize::MAX);
+    let archive = ArchiveValidator::with_max_depth(bytes, Some(levels));
+    let mut validator = Validator::new(archive, SharedValidator::new());
+    rkyv::api::access_with_context::<A, _, E>(bytes, &mut validator)
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Says why validation failed: rkyv's error, the innermost context it recorded (the
+/// check that failed) and the outermost (where in the argument it was).
+fn explain(e: &BoxedError, depth: usize) -> String {
+    // Each `trace` rkyv added wraps the error once more; the alternate form of a level
+    // adds its own trace to the plain message.
+    let base = e.to_string();
+    let mut traces = Vec::new();
+    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(BoxedError::inner(e));
+    while let Some(err) = level {
+        let full = format!("{err:#}");
+        if let Some(trace) = full
+            .strip_prefix(base.as_str())
+            .and_then(|t| t.strip_prefix("trace: "))
+        {
+            traces.push(trace.to_owned());
+        }
+        level = err.source();
+    }
+    let Some(innermost) = traces.last() else {
+        return format!("validation failed: {base}");
+    };
+    let cause = if innermost.contains("maximum subtree depth") {
+        format!("pointers nested deeper than the depth limit of {depth}")
+    } else {
+        format!("{base} ({innermost})")
+    };
+    match traces.first().filter(|_| traces.len() > 1) {
+        Some(outermost) => format!("validation failed: {cause}, {outermost}"),
+        None => format!("validation failed: {cause}"),
+    }
+}

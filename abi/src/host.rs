@@ -1,0 +1,119 @@
+//! The services a host offers a module, and what the module hands them.
+
+use core::ffi::c_void;
+
+use crate::text::StrRef;
+
+/// Services the host offers to a module, valid from `memlink_init` to
+/// `memlink_shutdown`. Every function is thread-safe and may be called from any thread
+/// that is inside a `memlink_call` of the frame it names.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostApi {
+    /// `size_of::<HostApi>()` in the host: a function lies within the struct only when its
+    /// offset is below this.
+    pub size: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Allocates `len` bytes of output for the call whose
+    /// [`CallFrame::host_call`](crate::CallFrame::host_call) is
+    /// `call`, records it as that call's output and returns a pointer to write it
+    /// through, aligned to 16. Null when the host cannot allocate. A second request
+    /// replaces the first.
+    pub alloc_output: unsafe extern "C" fn(call: *mut c_void, len: usize) -> *mut u8,
+    /// Calls `request.method` of the module loaded under `request.module`, on behalf of
+    /// the call `call`: the callee inherits its trace id, deadline and depth + 1. The
+    /// result (status `Ok`) or error payload is handed to `request.sink` before this
+    /// returns; the return value is the callee's [`Status`](crate::Status).
+    pub call_module: unsafe extern "C" fn(call: *mut c_void, request: *mut NestedCall) -> i32,
+    /// Delivers a log record. `call` is the running call's handle, or null for a record
+    /// logged outside any call (from a module's own thread); the record and everything it
+    /// points to are valid only during this function.
+    pub log: unsafe extern "C" fn(call: *mut c_void, record: *const LogRecord),
+    /// The host's load on the module of the call `call` now, in `[0, 1]`: 0 idle, 1
+    /// saturated. Modules ask for it only when a frame's `flags` has
+    /// [`CALL_BACKPRESSURE_ON_REQUEST`](crate::CALL_BACKPRESSURE_ON_REQUEST). `call` may
+    /// be null (0 then).
+    pub backpressure: unsafe extern "C" fn(call: *mut c_void) -> f32,
+}
+
+/// Log levels as they cross the boundary; a record is sent only when its level is at
+/// most [`InitFrame::max_log_level`](crate::InitFrame::max_log_level).
+pub mod level {
+    /// Nothing is logged.
+    pub const OFF: u32 = 0;
+    /// Errors.
+    pub const ERROR: u32 = 1;
+    /// Warnings.
+    pub const WARN: u32 = 2;
+    /// Information.
+    pub const INFO: u32 = 3;
+    /// Debugging detail.
+    pub const DEBUG: u32 = 4;
+    /// Tracing detail.
+    pub const TRACE: u32 = 5;
+}
+
+/// One structured log record, passed to [`HostApi::log`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct LogRecord {
+    /// `size_of::<LogRecord>()` in the module.
+    pub size: u32,
+    /// One of the [`level`] constants (never `OFF`).
+    pub level: u32,
+    /// The module's name.
+    pub module: StrRef,
+    /// The export that was running, or empty outside a call.
+    pub method: StrRef,
+    /// The message.
+    pub message: StrRef,
+    /// `field_count` key/value pairs.
+    pub fields: *const LogField,
+    /// Number of entries in `fields`.
+    pub field_count: usize,
+    /// Trace id of the running call (0: none).
+    pub trace_id: u64,
+    /// Span id of the running call (0: none).
+    pub span_id: u64,
+}
+
+/// A key/value pair of a [`LogRecord`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LogField {
+    /// The key.
+    pub key: StrRef,
+    /// The value.
+    pub value: StrRef,
+}
+
+/// A module-to-module call, passed to [`HostApi::call_module`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct NestedCall {
+    /// `size_of::<NestedCall>()` in the module.
+    pub size: u32,
+    /// Bit set of `NESTED_*` flags.
+    pub flags: u32,
+    /// Name of the module to call.
+    pub module: StrRef,
+    /// Name of the method to call.
+    pub method: StrRef,
+    /// The encoded arguments, valid for the duration of the call.
+    pub args: *const u8,
+    /// Length of `args` in bytes.
+    pub args_len: usize,
+    /// Receives the callee's output, once, before `call_module` returns. The bytes are
+    /// valid only during the call to `sink`.
+    pub sink: unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8, len: usize),
+    /// Passed back to `sink`.
+    pub sink_ctx: *mut c_void,
+    /// Out: the callee's result [`Format`](crate::Format) tag, set by the host before
+    /// `sink` runs.
+    pub result_format: u8,
+}
+
+/// `NestedCall::flags` bit: `args` are MessagePack of a typed value; the host converts
+/// them to the callee's argument format (see `msgpack::convert_args`).
+pub const NESTED_TYPED: u32 = 1;

@@ -1,0 +1,85 @@
+//! What a module says about itself: [`ModuleInfo`] and its method table.
+
+use crate::text::StrRef;
+
+/// FNV-1a, 32 bits, of a method name: the method's id on the wire.
+///
+/// ```
+/// use memlink_abi::method_id;
+/// assert_eq!(method_id("echo"), 0xd49d_d484);
+/// assert_eq!(method_id("add"), 0x3b39_1274);
+/// assert_eq!(method_id(""), 0x811c_9dc5);
+/// ```
+pub const fn method_id(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u32;
+        hash = hash.wrapping_mul(16_777_619);
+        i += 1;
+    }
+    hash
+}
+
+/// What a module says about itself. Returned by `memlink_module_info`; lives in the
+/// module's static memory and never changes.
+#[repr(C)]
+#[derive(Debug)]
+pub struct ModuleInfo {
+    /// Always [`MODULE_MAGIC`](crate::MODULE_MAGIC).
+    pub magic: u64,
+    /// The module's [`ABI_VERSION`](crate::ABI_VERSION).
+    pub abi_version: u32,
+    /// `size_of::<ModuleInfo>()` in the module.
+    pub size: u32,
+    /// The module's crate name.
+    pub name: StrRef,
+    /// The module's crate version.
+    pub version: StrRef,
+    /// The version of memlink-msdk the module was built with.
+    pub sdk_version: StrRef,
+    /// The method table, `method_count` entries, sorted by id.
+    pub methods: *const MethodInfo,
+    /// Number of entries in `methods`.
+    pub method_count: usize,
+    /// The rkyv format the module's archives use (`archive::format` with the `rkyv`
+    /// feature: pointer width, endianness, alignment): host and module must agree to
+    /// exchange archives.
+    pub rkyv_format: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// `MethodInfo::flags` bit: the export is an `async fn`.
+pub const METHOD_ASYNC: u32 = 1;
+
+/// One row of the method table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MethodInfo {
+    /// The exported name.
+    pub name: StrRef,
+    /// [`method_id`] of `name`.
+    pub id: u32,
+    /// Bit set of `METHOD_*` flags.
+    pub flags: u32,
+    /// A [`Format`](crate::Format) tag for the arguments.
+    pub args_format: u8,
+    /// A [`Format`](crate::Format) tag for the result.
+    pub result_format: u8,
+    /// Number of arguments after the context.
+    pub arg_count: u16,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// For archived arguments: the type the archive holds (the parameters' tuple), as
+    /// `std::any::type_name` spells it; empty otherwise.
+    pub args_type: StrRef,
+    /// For archived arguments: the type's fingerprint (`archive::fingerprint` with the
+    /// `rkyv` feature); 0 otherwise.
+    pub args_fingerprint: u64,
+    /// For an archived result: the type the archive holds; empty otherwise.
+    pub result_type: StrRef,
+    /// For an archived result: its fingerprint; 0 otherwise.
+    pub result_fingerprint: u64,
+}

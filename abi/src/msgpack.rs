@@ -1,0 +1,250 @@
+//! MessagePack (feature `msgpack`), the encoding of arguments and results that are
+//! plain serde types, as both Rust sides write and read it.
+//!
+//! Arguments are the argument tuple as an array (`add(2, 3)` is `[2, 3]`) or a map keyed
+//! by parameter name; results are encoded with structs as maps, so a generic reader (the
+//! `memlink` CLI's JSON output) sees field names. Decoding is bounded in depth whatever
+//! the types do. A typed call (from a host, or a module's nested call) converts between
+//! MessagePack and the formats the callee's method table names: [`encode_as`],
+//! [`convert_args`], [`decode_as`].
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::ModuleError;
+use crate::format::Format;
+
+type Result<T, E = ModuleError> = core::result::Result<T, E>;
+
+mod depth;
+mod raw;
+
+/// Deepest nesting of arrays and maps a decoder accepts: deeper input is an error, not a
+/// stack overflow.
+pub const MAX_DEPTH: usize = 128;
+
+/// Most nested decoding calls of any kind (enums, options and newtypes included; one
+/// level of data can take two or three).
+pub const MAX_NESTING: usize = 384;
+
+/// Encodes `value`, structs as maps, appending to `out`.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    encode_to(value, out)
+}
+
+/// Encodes `value`, structs as maps, into any writer.
+pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) -> Result<()> {
+    value.serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())?;
+    Ok(())
+}
+
+/// Encodes `value`, structs as maps.
+///
+/// ```
+/// let bytes = memlink_abi::msgpack::to_msgpack(&(2u32, 3u32))?;
+/// assert_eq!(bytes, [0x92, 2, 3]);
+/// # Ok::<(), memlink_abi::ModuleError>(())
+/// ```
+pub fn to_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a whole buffer: nesting is limited to [`MAX_DEPTH`] and trailing bytes are an
+/// error.
+pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let mut rest = bytes;
+    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    de.set_max_depth(MAX_DEPTH);
+    let left = std::cell::Cell::new(MAX_NESTING);
+    let value = T::deserialize(depth::Depth::new(&mut de, &left))?;
+    if !rest.is_empty() {
+        return Err(ModuleError::Serialize(format!(
+            "{} trailing bytes after the MessagePack value",
+            rest.len()
+        )));
+    }
+    Ok(value)
+}
+
+/// Encodes `args` for a method whose arguments are in `format`, as typed calls do.
+///
+/// MessagePack: the value as it is (a tuple becomes an array, a struct a map). Raw: the
+/// value must be one string or byte string, alone or in a one-element tuple. MessagePack
+/// cannot tell a `Vec<u8>` from a tuple of small integers, so a sequence whose items all
+/// fit in a byte counts as bytes.
+pub fn encode_as<A: Serialize + ?Sized>(format: Format, args: &A) -> Result<Vec<u8>> {
+    convert_args(format, to_msgpack(args)?)
+}
+
+/// Turns MessagePack-encoded arguments into what a method whose arguments are in
+/// `format` expects (see [`encode_as`]).
+pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
+    match format {
+        Format::Raw => from_msgpack::<raw::Value>(&packed)
+            .ok()
+            .and_then(raw::Value::into_bytes)
+            .ok_or_else(|| {
+                ModuleError::Serialize(
+                    "this method takes one string or byte argument: pass a &str, String, &[u8] or Vec<u8>"
+                        .to_owned(),
+                )
+            }),
+        _ => Ok(packed),
+    }
+}
+
+/// Decodes the result of a method whose result is in `format`, as typed calls do: a raw
+/// result is offered to `R` as a string when it is UTF-8, else as a list of bytes.
+pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R> {
+    match format {
+        Format::Raw => {
+            if let Ok(text) = core::str::from_utf8(bytes) {
+                if let Ok(v) = from_msgpack::<R>(&to_msgpack(text)?) {
+                    return Ok(v);
+                }
+            }
+            from_msgpack(&to_msgpack(bytes)?)
+                .map_err(|e| ModuleError::Serialize(format!("cannot decode the raw result: {e}")))
+        }
+        _ => from_msgpack(bytes),
+    }
+}
+
+impl From<rmp_serde::decode::Error> for ModuleError {
+    fn from(e: rmp_serde::decode::Error) -> Self {
+        ModuleError::Serialize(format!("cannot decode MessagePack: {e}"))
+    }
+}
+
+impl From<rmp_serde::encode::Error> for ModuleError {
+    fn from(e: rmp_serde::encode::Error) -> Self {
+        ModuleError::Serialize(format!("cannot encode MessagePack: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct User {
+        id: u32,
+        name: String,
+    }
+
+    #[test]
+    fn structs_round_trip_as_maps() {
+        let u = User {
+            id: 1,
+            name: "ada".into(),
+        };
+        let bytes = to_msgpack(&u).unwrap();
+        assert_eq!(bytes[0], 0x82, "a two-entry map");
+        assert_eq!(from_msgpack::<User>(&bytes).unwrap(), u);
+    }
+
+    #[test]
+    fn structs_decode_from_arrays_too() {
+        let bytes = rmp_serde::to_vec(&(1u32, "ada")).unwrap();
+        assert_eq!(from_msgpack::<User>(&bytes).unwrap().name, "ada");
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let err = from_msgpack::<u32>(&[0x05, 0x06]).unwrap_err();
+        assert_eq!(
+            err,
+            ModuleError::Serialize("1 trailing bytes after the MessagePack value".into())
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut bytes = vec![0x91; 100_000];
+        bytes.push(0xc0);
+        let err = from_msgpack::<serde_json::Value>(&bytes).unwrap_err();
+        assert!(
+            matches!(err, ModuleError::Serialize(m) if m.contains("depth")),
+            "limit reached"
+        );
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)] // only decoded, to show the decoder stops
+    struct Chain(Option<Box<Chain>>);
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)] // only decoded, to show the decoder stops
+    enum Tree {
+        Leaf,
+        Node(Box<Tree>),
+    }
+
+    #[test]
+    fn a_recursive_newtype_cannot_recurse_forever() {
+        // rmp-serde hands the same deserializer back for `Option` and newtypes without
+        // consuming a byte: without the nesting limit this never ends but in a crash.
+        let err = from_msgpack::<Chain>(&[0x01]).unwrap_err();
+        assert!(
+            err.to_string().contains("nesting is deeper than the limit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_enums_stop_at_the_nesting_limit() {
+        // `Node(Node(…(Leaf)))`, encoded as nested single-entry maps.
+        let mut bytes = Vec::new();
+        for _ in 0..100_000 {
+            bytes.extend_from_slice(&[0x81, 0xa4]);
+            bytes.extend_from_slice(b"Node");
+        }
+        bytes.extend_from_slice(&[0xa4]);
+        bytes.extend_from_slice(b"Leaf");
+        let err = from_msgpack::<Tree>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("deeper"), "{err}");
+        let shallow = [
+            0x81, 0xa4, b'N', b'o', b'd', b'e', 0xa4, b'L', b'e', b'a', b'f',
+        ];
+        assert!(from_msgpack::<Tree>(&shallow).is_ok());
+    }
+
+    #[test]
+    fn msgpack_args_are_positional_arrays() {
+        assert_eq!(
+            encode_as(Format::MessagePack, &(2u32, 3u32)).unwrap(),
+            [0x92, 2, 3]
+        );
+        assert_eq!(encode_as(Format::MessagePack, &(7u32,)).unwrap(), [0x91, 7]);
+    }
+
+    #[test]
+    fn raw_args_take_the_one_string_or_bytes() {
+        assert_eq!(encode_as(Format::Raw, "hello").unwrap(), b"hello");
+        assert_eq!(encode_as(Format::Raw, &("hi",)).unwrap(), b"hi");
+        assert_eq!(encode_as(Format::Raw, &vec![1u8, 2]).unwrap(), [1, 2]);
+        assert_eq!(encode_as(Format::Raw, &(vec![9u8],)).unwrap(), [9]);
+        assert!(encode_as(Format::Raw, &(1u32, 300u32))
+            .unwrap_err()
+            .to_string()
+            .contains("one string"));
+        assert!(encode_as(Format::Raw, &("a", "b")).is_err());
+        assert!(encode_as(Format::Raw, &-1i32).is_err());
+    }
+
+    #[test]
+    fn raw_results_decode_as_strings_or_bytes() {
+        assert_eq!(decode_as::<String>(Format::Raw, b"hey").unwrap(), "hey");
+        assert_eq!(
+            decode_as::<Vec<u8>>(Format::Raw, &[0xff, 0]).unwrap(),
+            vec![0xff, 0]
+        );
+        assert_eq!(
+            decode_as::<Vec<u8>>(Format::Raw, b"ok").unwrap(),
+            b"ok".to_vec()
+        );
+    }
+}

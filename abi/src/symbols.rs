@@ -1,0 +1,46 @@
+//! The ABI's version, the symbols a module exports and their signatures.
+
+use core::ffi::c_void;
+
+use crate::frames::{CallFrame, InitFrame};
+use crate::metrics::MetricRecord;
+use crate::module_info::ModuleInfo;
+
+/// Version of this ABI. Host and module must agree exactly.
+///
+/// Version 2 carries the host's "ask for backpressure" request as a flag bit of
+/// [`CallFrame::flags`] where version 1 sent a NaN.
+pub const ABI_VERSION: u32 = 2;
+
+/// `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`].
+pub const MODULE_MAGIC: u64 = u64::from_le_bytes(*b"MEMLINK\0");
+
+/// Symbol of `extern "C" fn() -> u32` returning [`ABI_VERSION`].
+pub const SYM_ABI_VERSION: &[u8] = b"memlink_abi_version\0";
+/// Symbol of `extern "C" fn() -> *const ModuleInfo`.
+pub const SYM_MODULE_INFO: &[u8] = b"memlink_module_info\0";
+/// Symbol of `extern "C" fn(*mut InitFrame) -> i32`.
+pub const SYM_INIT: &[u8] = b"memlink_init\0";
+/// Symbol of `extern "C" fn(*mut CallFrame) -> i32`.
+pub const SYM_CALL: &[u8] = b"memlink_call\0";
+/// Symbol of `extern "C" fn() -> i32`.
+pub const SYM_SHUTDOWN: &[u8] = b"memlink_shutdown\0";
+/// Symbol of [`MetricsFn`]: the module's own metrics, visited one by one.
+pub const SYM_METRICS: &[u8] = b"memlink_metrics\0";
+
+/// Signature behind [`SYM_ABI_VERSION`].
+pub type AbiVersionFn = unsafe extern "C" fn() -> u32;
+/// Signature behind [`SYM_MODULE_INFO`].
+pub type ModuleInfoFn = unsafe extern "C" fn() -> *const ModuleInfo;
+/// Signature behind [`SYM_INIT`].
+pub type InitFn = unsafe extern "C" fn(*mut InitFrame) -> i32;
+/// Signature behind [`SYM_CALL`].
+pub type CallFn = unsafe extern "C" fn(*mut CallFrame) -> i32;
+/// Signature behind [`SYM_SHUTDOWN`].
+pub type ShutdownFn = unsafe extern "C" fn() -> i32;
+/// Signature behind [`SYM_METRICS`]: calls `visit(ctx, record)` once per metric the
+/// module recorded; each record is valid only during its `visit`.
+pub type MetricsFn = unsafe extern "C" fn(
+    visit: unsafe extern "C" fn(ctx: *mut c_void, record: *const MetricRecord),
+    ctx: *mut c_void,
+) -> i32;

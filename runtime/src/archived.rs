@@ -1,0 +1,239 @@
+//! Zero-copy calls: arguments written once, by the host, into the memory the module
+//! reads them from.
+//!
+//! - [`Runtime::archived`](crate::Runtime::archived) resolves a method whose parameters
+//!   are archived views and checks, once, that the caller's argument type is the one the
+//!   module's table names (the fingerprint covers the type, its archived layout and the
+//!   rkyv format), and that the result type fits (see [`TypedResult`]).
+//! - [`ArchivedMethod::call`] serializes the arguments straight into the call's arena,
+//!   aligned as rkyv needs; the module validates them in place and reads them there.
+//! - [`ArchivedMethod::arg_buffer`] and [`ArchivedMethod::call_buffer`] let the host fill
+//!   the argument memory itself: a 64 MiB input is written once and never copied.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use memlink_abi::archive::{Archivable, ArchiveType};
+use memlink_abi::{Format, ModuleError};
+use rkyv::rancor;
+use rkyv::ser::writer::Buffer;
+use rkyv::ser::Positional;
+
+use crate::args::Args;
+use crate::buffer::AlignedBuf;
+use crate::call;
+use crate::describe::Method;
+use crate::error::RuntimeError;
+use crate::handle::MethodRef;
+use crate::options::CallOptions;
+use crate::pool::PooledArena;
+use crate::registry::Registry;
+use crate::typed::TypedResult;
+
+/// A method taking archived arguments of type `A` (the tuple of its parameters'
+/// unarchived types) and returning `R`, resolved and checked once.
+pub struct ArchivedMethod<A, R> {
+    registry: Arc<Registry>,
+    method: MethodRef,
+    result_format: Format,
+    _types: PhantomData<fn(&A) -> R>,
+}
+
+impl<A, R> fmt::Debug for ArchivedMethod<A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArchivedMethod")
+            .field("method", &self.method)
+            .field("args", &core::any::type_name::<A>())
+            .field("result", &core::any::type_name::<R>())
+            .finish()
+    }
+}
+
+impl<A, R> Clone for ArchivedMethod<A, R> {
+    fn clone(&self) -> Self {
+        ArchivedMethod {
+            registry: Arc::clone(&self.registry),
+            method: self.method,
+            result_format: self.result_format,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        module: &str,
+        method: MethodRef,
+        m: &Method,
+    ) -> Result<ArchivedMethod<A, R>, RuntimeError> {
+        let ours = ArchiveType::of::<A>();
+        match &m.args_type {
+            Some(theirs) if theirs.fingerprint == ours.fingerprint => {}
+            Some(theirs) => {
+                return Err(RuntimeError::TypeMismatch {
+                    module: module.to_owned(),
+                    method: m.name.clone(),
+                    expected: theirs.name.clone(),
+                    got: ours.name.to_owned(),
+                })
+            }
+            None => {
+                return Err(RuntimeError::WrongFormat {
+                    module: module.to_owned(),
+                    method: m.name.clone(),
+                    part: "arguments",
+                    format: m.args_format,
+                    instead: "call it through `Runtime::typed`, which encodes the arguments as the method takes them",
+                })
+            }
+        }
+        R::check(module, m)?;
+        Ok(ArchivedMethod {
+            registry,
+            method,
+            result_format: m.result_format,
+            _types: PhantomData,
+        })
+    }
+
+    /// The untyped method.
+    pub fn method(&self) -> MethodRef {
+        self.method
+    }
+
+    /// Archives `args` into the call's arena and calls the method: one write of the
+    /// arguments, no other copy, no deserialization on either side.
+    pub fn call(&self, args: &A) -> Result<R::Output, RuntimeError> {
+        self.call_with(args, &CallOptions::default())
+    }
+
+    /// [`call`](ArchivedMethod::call) with per-call `options`.
+    pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
+        let mut arena = self.registry.pool.take();
+        let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
+            args,
+            Buffer::from(arena.buf_mut().as_mut_slice()),
+        )
+        .map(|w| w.pos());
+        let args = match written {
+            Ok(len) => Args::InArena(arena, len),
+            Err(_) => {
+                // Too large for an arena: archive into a buffer of its own, once.
+                drop(arena);
+                let bytes = rkyv::to_bytes::<rancor::Error>(args).map_err(|e| {
+                    self.codec(ModuleError::Serialize(format!(
+                        "cannot archive the arguments: {e}"
+                    )))
+                })?;
+                Args::Owned(Box::new(bytes))
+            }
+        };
+        self.run(args, options)
+    }
+
+    /// Memory for `len` bytes of arguments that the caller writes itself (an archive of
+    /// `A`), aligned for rkyv and zeroed: an arena from the pool when they fit in one,
+    /// else a buffer of its own. Hand it to [`call_buffer`](ArchivedMethod::call_buffer).
+    pub fn arg_buffer(&self, len: usize) -> ArgBuffer {
+        if len <= self.registry.config.arena_size {
+            let mut arena = self.registry.pool.take();
+            // A pooled arena holds whatever its last call left there: another caller's
+            // bytes, and bytes a module never initialized. Only zeroes are handed out.
+            arena.buf_mut().as_mut_slice()[..len].fill(0);
+            ArgBuffer {
+                repr: BufRepr::Arena(arena),
+                len,
+            }
+        } else {
+            ArgBuffer {
+                repr: BufRepr::Owned(AlignedBuf::zeroed(len)),
+                len,
+            }
+        }
+    }
+
+    /// Calls the method with the arguments in `buffer`, read by the module where they
+    /// lie.
+    pub fn call_buffer(
+        &self,
+        buffer: ArgBuffer,
+        options: &CallOptions,
+    ) -> Result<R::Output, RuntimeError> {
+        let args = match buffer.repr {
+            BufRepr::Arena(arena) => Args::InArena(arena, buffer.len),
+            BufRepr::Owned(buf) => Args::Owned(Box::new(buf)),
+        };
+        self.run(args, options)
+    }
+
+    fn run(&self, args: Args<'_>, options: &CallOptions) -> Result<R::Output, RuntimeError> {
+        let module = self.registry.module(self.method.handle)?;
+        let output = call::from_host(
+            &self.registry,
+            self.method.handle,
+            module,
+            self.method.index,
+            args,
+            options,
+        )?;
+        R::read(output, self.result_format).map_err(|e| self.codec(e))
+    }
+
+    fn codec(&self, e: ModuleError) -> RuntimeError {
+        let (module, method) = match self.registry.module(self.method.handle) {
+            Ok(m) => (
+                m.name.clone(),
+                m.methods[self.method.index as usize].name.clone(),
+            ),
+            Err(_) => (
+                self.method.handle.to_string(),
+                format!("#{}", self.method.index),
+            ),
+        };
+        RuntimeError::Codec {
+            module,
+            method,
+            reason: match e {
+                ModuleError::Serialize(m) => m,
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
+/// Argument memory the caller fills in place (see [`ArchivedMethod::arg_buffer`]);
+/// derefs to its bytes, zeroed at first, 64-byte aligned.
+#[derive(Debug)]
+pub struct ArgBuffer {
+    repr: BufRepr,
+    len: usize,
+}
+
+#[derive(Debug)]
+enum BufRepr {
+    Arena(PooledArena),
+    Owned(AlignedBuf),
+}
+
+impl Deref for ArgBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.repr {
+            BufRepr::Arena(a) => &a.buf().as_slice()[..self.len],
+            BufRepr::Owned(b) => b.as_slice(),
+        }
+    }
+}
+
+impl DerefMut for ArgBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        match &mut self.repr {
+            BufRepr::Arena(a) => &mut a.buf_mut().as_mut_slice()[..len],
+            BufRepr::Owned(b) => b.as_mut_slice(),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! [`RuntimeConfig`]: the settings of a runtime.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::admission::Saturation;
+use crate::log::LogSink;
+
+/// Settings of a [`Runtime`](crate::Runtime).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    /// Bytes of arena each call gets (default 64 KiB).
+    pub arena_size: usize,
+    /// Idle arenas kept for reuse (default 64).
+    pub arena_pool: usize,
+    /// Most modules one runtime can load over its life (default 256).
+    pub max_modules: usize,
+    /// Deepest chain of module-to-module calls (default 8): a call from the host is depth
+    /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`.
+    pub max_call_depth: u32,
+    /// Calls one module runs at once (default 256).
+    pub max_concurrency: usize,
+    /// What happens to a call beyond `max_concurrency` (default: rejected at once).
+    pub saturation: Saturation,
+    /// Arenas on loan (beyond the one each calling thread keeps for its next call) at
+    /// which the pool reports full load (default 1024). The pool lends more past it; the
+    /// figure only feeds backpressure.
+    pub arena_soft_limit: usize,
+    /// Deadline of a call that sets none (default: none).
+    pub default_timeout: Option<Duration>,
+    /// Bytes of persistent memory each loaded module gets, for state it keeps across
+    /// calls (default 1 MiB; 0 for none).
+    pub persistent_size: usize,
+    /// Whether the runtime keeps its built-in figures per export (default: yes). Off,
+    /// a call skips two clock reads and the per-export counters.
+    pub builtin_metrics: bool,
+    /// The most detailed module log level delivered (default: whatever the installed
+    /// `tracing` subscriber enables). Modules drop more detailed records themselves.
+    pub log_level: Option<tracing::Level>,
+    /// Receives every module log record (beside `tracing`).
+    pub log_sink: Option<Arc<dyn LogSink>>,
+}
+
+impl fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("arena_size", &self.arena_size)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("saturation", &self.saturation)
+            .field("max_call_depth", &self.max_call_depth)
+            .field("default_timeout", &self.default_timeout)
+            .field("log_level", &self.log_level)
+            .field("log_sink", &self.log_sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            arena_size: 64 * 1024,
+            arena_pool: 64,
+            max_modules: 256,
+            max_call_depth: 8,
+            max_concurrency: 256,
+            saturation: Saturation::Reject,
+            arena_soft_limit: 1024,
+            default_timeout: None,
+            persistent_size: 1 << 20,
+            builtin_metrics: true,
+            log_level: None,
+            log_sink: None,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Sets [`max_concurrency`](RuntimeConfig::max_concurrency) and
+    /// [`saturation`](RuntimeConfig::saturation).
+    pub fn concurrency(mut self, max: usize, saturation: Saturation) -> Self {
+        self.max_concurrency = max.max(1);
+        self.saturation = saturation;
+        self
+    }
+
+    /// Sets [`log_level`](RuntimeConfig::log_level).
+    pub fn log_level(mut self, level: tracing::Level) -> Self {
+        self.log_level = Some(level);
+        self
+    }
+
+    /// Sets [`log_sink`](RuntimeConfig::log_sink).
+    pub fn log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
+        self.log_sink = Some(sink);
+        self
+    }
+
+    /// Sets [`builtin_metrics`](RuntimeConfig::builtin_metrics).
+    pub fn builtin_metrics(mut self, on: bool) -> Self {
+        self.builtin_metrics = on;
+        self
+    }
+
+    /// Sets [`default_timeout`](RuntimeConfig::default_timeout).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`arena_size`](RuntimeConfig::arena_size).
+    pub fn arena_size(mut self, bytes: usize) -> Self {
+        self.arena_size = bytes;
+        self
+    }
+
+    /// Sets [`max_call_depth`](RuntimeConfig::max_call_depth).
+    pub fn max_call_depth(mut self, depth: u32) -> Self {
+        self.max_call_depth = depth;
+        self
+    }
+}

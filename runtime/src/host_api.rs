@@ -1,0 +1,211 @@
+//! The services the host offers every module (`HostApi`): one static table, whose
+//! functions find the running call through the handle the module passes back.
+//!
+//! Every function here is called by module code through the ABI: none unwinds (a panic
+//! in the host, or in a log subscriber, is caught and reported as a status), and each
+//! accepts a null call handle, which the ABI allows for a module's own threads.
+
+use core::ffi::c_void;
+use std::panic::{self, AssertUnwindSafe};
+
+use memlink_abi::{self as abi, Format, HostApi, LogRecord, ModuleError, NestedCall, Status};
+
+use crate::buffer::AlignedBuf;
+use crate::host_call::{HostCall, NestedRequest};
+use crate::output::CallOutput;
+
+/// The services every module gets, one static table for all.
+pub(crate) static HOST_API: HostApi = HostApi {
+    size: size_of::<HostApi>() as u32,
+    reserved: 0,
+    alloc_output: host_alloc_output,
+    call_module: host_call_module,
+    log: host_log,
+    backpressure: host_backpressure,
+};
+
+/// The running call behind a call handle, if there is one.
+///
+/// # Safety
+///
+/// `call` must be null or the `host_call` of a frame whose call is running.
+unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
+    // SAFETY: the caller's contract; the `HostCall` lives until its call returns, and
+    // the registry and module it borrows live longer.
+    unsafe { call.cast::<HostCall<'r>>().as_ref() }
+}
+
+/// `HostApi::log`.
+///
+/// # Safety
+///
+/// `record` must point to a valid [`LogRecord`] whose strings and fields are valid for
+/// the duration of this call.
+unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
+    // A subscriber that panics must not unwind into the module.
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract: null, or the running call's handle.
+        let host = unsafe { call_of(call) };
+        let sink = host.and_then(|c| c.registry.config.log_sink.clone());
+        // The name the host knows the module by (it may have been loaded under another).
+        let name = host.map(|c| c.module.name.as_str());
+        // SAFETY: the caller's contract.
+        let record = unsafe { record.as_ref() };
+        // A record smaller than this runtime's lacks fields it would read: dropped.
+        if let Some(record) = record.filter(|r| r.size as usize >= size_of::<LogRecord>()) {
+            // SAFETY: the caller's contract covers the record's strings and fields.
+            unsafe { crate::log::emit(record, name, sink.as_deref()) };
+        }
+    }));
+}
+
+/// `HostApi::alloc_output`.
+///
+/// # Safety
+///
+/// `call` must be the `host_call` of a frame whose call is running.
+unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8 {
+    if call.is_null() || isize::try_from(len).is_err() {
+        return core::ptr::null_mut();
+    }
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract: `call` is a live `HostCall` of this thread's
+        // running call (not null, checked above), and no other reference to it is in use
+        // while the module runs.
+        let host_call = unsafe { &mut *call.cast::<HostCall<'_>>() };
+        // A length the allocator cannot give is a null return, not an abort.
+        let mut buf = AlignedBuf::try_zeroed(len)?;
+        let ptr = buf.as_mut_ptr();
+        host_call.output = Some(buf);
+        Some(ptr)
+    }));
+    result.ok().flatten().unwrap_or(core::ptr::null_mut())
+}
+
+/// `HostApi::backpressure`: the larger of the module's load (calls running against its
+/// concurrency limit) and the arena pool's.
+///
+/// # Safety
+///
+/// `call` must be the `host_call` of a frame whose call is running.
+unsafe extern "C" fn host_backpressure(call: *mut c_void) -> f32 {
+    // SAFETY: the caller's contract; the `HostCall` is only read.
+    match unsafe { call_of(call) } {
+        Some(c) => crate::backpressure::now(&c.module.gate, &c.registry.pool),
+        None => 0.0,
+    }
+}
+
+/// `HostApi::call_module`.
+///
+/// # Safety
+///
+/// `call` must be the `host_call` of a frame whose call is running; `request` must point
+/// to a valid [`NestedCall`] whose pointers are valid for the duration of this call.
+unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCall) -> i32 {
+    if call.is_null() || request.is_null() {
+        // No call to act for, or no request to answer through: nothing can be reported
+        // but the status.
+        return Status::Abi as i32;
+    }
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller's contract; the nested call only reads the `HostCall`.
+        let (host_call, request) = unsafe { (&*call.cast::<HostCall<'_>>(), &*request) };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { nested(host_call, request) }
+    }));
+    let result =
+        outcome.unwrap_or_else(|_| Err(ModuleError::CallFailed("the host panicked".into())));
+    // SAFETY: `request` is valid and ours to write for this call (contract above).
+    let request = unsafe { &mut *request };
+    let (bytes, code): (&[u8], i32) = match &result {
+        Ok((out, format)) => {
+            request.result_format = *format as u8;
+            (out, Status::Ok as i32)
+        }
+        Err(e) => {
+            let payload = e.payload();
+            // SAFETY: the sink's contract: the bytes are valid while it runs.
+            unsafe { (request.sink)(request.sink_ctx, payload.as_ptr(), payload.len()) };
+            return e.code();
+        }
+    };
+    // SAFETY: as above.
+    unsafe { (request.sink)(request.sink_ctx, bytes.as_ptr(), bytes.len()) };
+    code
+}
+
+/// Reads the nested call `request` and runs it on behalf of `host_call`. Returns the
+/// output and the callee's result format.
+///
+/// # Safety
+///
+/// The request's strings and arguments must be valid for the duration of this call.
+unsafe fn nested(
+    host_call: &HostCall<'_>,
+    request: &NestedCall,
+) -> Result<(CallOutput, Format), ModuleError> {
+    if (request.size as usize) < size_of::<NestedCall>() {
+        return Err(ModuleError::Abi("nested call request is too small".into()));
+    }
+    let text = |s: abi::StrRef, what: &str| {
+        // SAFETY: valid for this call (the caller's contract).
+        unsafe { s.as_str() }.ok_or_else(|| ModuleError::Abi(format!("{what} is not UTF-8")))
+    };
+    if isize::try_from(request.args_len).is_err() {
+        return Err(ModuleError::Abi(format!(
+            "nested call arguments are {} bytes, more than isize::MAX",
+            request.args_len
+        )));
+    }
+    let args = if request.args_len == 0 || request.args.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: `args_len` readable bytes (the caller's contract), at most isize::MAX.
+        unsafe { std::slice::from_raw_parts(request.args, request.args_len) }
+    };
+    let request = NestedRequest {
+        module: text(request.module, "module name")?,
+        method: text(request.method, "method name")?,
+        args,
+        typed: request.flags & abi::NESTED_TYPED != 0,
+    };
+    (host_call.nested)(host_call, &request)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn keep(_ctx: *mut c_void, _ptr: *const u8, _len: usize) {}
+
+    /// A module may call a service with no running call (from a thread of its own); the
+    /// handle is then null. `log` and `backpressure` take that, and so must the others:
+    /// before, they dereferenced it.
+    #[test]
+    fn services_given_a_null_call_refuse_instead_of_dereferencing_it() {
+        // SAFETY: a null handle is what is being tested; the functions must not touch it.
+        let out = unsafe { (HOST_API.alloc_output)(core::ptr::null_mut(), 16) };
+        assert!(out.is_null());
+        let mut request = NestedCall {
+            size: size_of::<NestedCall>() as u32,
+            flags: 0,
+            module: abi::StrRef::new("any"),
+            method: abi::StrRef::new("echo"),
+            args: core::ptr::null(),
+            args_len: 0,
+            sink: keep,
+            sink_ctx: core::ptr::null_mut(),
+            result_format: 0,
+        };
+        // SAFETY: as above; the request is valid.
+        let status = unsafe { (HOST_API.call_module)(core::ptr::null_mut(), &mut request) };
+        assert_eq!(status, Status::Abi as i32);
+        // SAFETY: as above.
+        let status =
+            unsafe { (HOST_API.call_module)(core::ptr::null_mut(), core::ptr::null_mut()) };
+        assert_eq!(status, Status::Abi as i32);
+        // SAFETY: null is allowed here by the ABI.
+        let load = unsafe { (HOST_API.backpressure)(core::ptr::null_mut()) };
+        assert_eq!(load, 0.0);
+    }
+}

@@ -1,0 +1,73 @@
+//! The host's side of a running call: what `CallFrame::host_call` points at, and what
+//! the host's services reach through it.
+
+use std::time::Instant;
+
+use memlink_abi::{Format, ModuleError};
+
+use crate::buffer::AlignedBuf;
+use crate::module::Module;
+use crate::output::CallOutput;
+use crate::registry::Registry;
+
+/// What travels with a call besides its arguments.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallMeta {
+    /// 0 for a call from the host, one more per module-to-module hop.
+    pub(crate) depth: u32,
+    pub(crate) trace_id: u64,
+    pub(crate) span_id: u64,
+    /// See `crate::deadline`.
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// A module-to-module call a module asked for, read from its `NestedCall`.
+#[derive(Debug)]
+pub(crate) struct NestedRequest<'a> {
+    pub(crate) module: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) args: &'a [u8],
+    /// The arguments are MessagePack of a typed value, to convert to the callee's format.
+    pub(crate) typed: bool,
+}
+
+/// Runs a nested call on behalf of a running call. The call path hands its own to every
+/// call it makes, so the services (which make nested calls) need not know the call path.
+pub(crate) type NestedFn =
+    fn(&HostCall<'_>, &NestedRequest<'_>) -> Result<(CallOutput, Format), ModuleError>;
+
+/// The host's side of a running call.
+pub(crate) struct HostCall<'r> {
+    pub(crate) registry: &'r Registry,
+    pub(crate) module: &'r Module,
+    pub(crate) meta: CallMeta,
+    /// The buffer `alloc_output` handed out, the only place besides the arena where the
+    /// module may put its output.
+    pub(crate) output: Option<AlignedBuf>,
+    /// The call that made this one, for a nested call.
+    pub(crate) parent: Option<&'r HostCall<'r>>,
+    pub(crate) nested: NestedFn,
+}
+
+impl HostCall<'_> {
+    /// Whether `module` runs a call on this chain (this call or one that led to it).
+    pub(crate) fn chain_holds(&self, module: &Module) -> bool {
+        let mut call = Some(self);
+        while let Some(c) = call {
+            if core::ptr::eq(c.module, module) {
+                return true;
+            }
+            call = c.parent;
+        }
+        false
+    }
+
+    /// What a call made on behalf of this one carries: the same trace, the same
+    /// deadline, one level deeper.
+    pub(crate) fn nested_meta(&self) -> CallMeta {
+        CallMeta {
+            depth: self.meta.depth + 1,
+            ..self.meta
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! [`CallOptions`]: what a caller says about one call besides its arguments.
+
+use std::time::{Duration, Instant};
+
+/// Per-call settings: the request's trace and span ids and its deadline.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Trace id of the request (0: none); nested calls keep it.
+    pub trace_id: u64,
+    /// Span id of the caller (0: none).
+    pub span_id: u64,
+    /// When the call must be finished; the module sees the time left. `None`: the
+    /// runtime's default timeout, if it has one.
+    pub deadline: Option<Instant>,
+}
+
+impl CallOptions {
+    /// Sets the trace and span ids.
+    pub fn trace(mut self, trace_id: u64, span_id: u64) -> Self {
+        self.trace_id = trace_id;
+        self.span_id = span_id;
+        self
+    }
+
+    /// Sets the deadline to `timeout` from now.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.deadline = Instant::now().checked_add(timeout);
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+}

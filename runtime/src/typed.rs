@@ -1,0 +1,246 @@
+//! Typed handles: a method resolved once, with its formats checked against the types a
+//! caller uses, then called with values instead of bytes.
+//!
+//! [`TypedMethod<A, R>`] encodes `A` as MessagePack (or as raw bytes, for a method whose
+//! only argument is a string or bytes) and reads the result as `R`. What `R` can be is
+//! [`TypedResult`]'s to say: any serde type, decoded from a MessagePack or raw result;
+//! or [`Rkyv<T>`], an archived result validated and read in place as
+//! [`ArchivedOutput<T>`]. Methods that take an archive are called through
+//! [`ArchivedMethod`](crate::ArchivedMethod) instead.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use memlink_abi::archive::{self, ArchiveType, Checkable, Limits};
+use memlink_abi::{msgpack, Format, ModuleError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::args::Args;
+use crate::call;
+use crate::describe::Method;
+use crate::error::RuntimeError;
+use crate::handle::MethodRef;
+use crate::options::CallOptions;
+use crate::output::CallOutput;
+use crate::registry::Registry;
+
+/// How a typed handle reads a method's result. Checked against the method's table when
+/// the handle is made, so a call never reads a result as something it is not.
+pub trait TypedResult: Sized {
+    /// What a call returns.
+    type Output;
+
+    /// Whether `method` (of the module `module`) returns something this type can read.
+    fn check(module: &str, method: &Method) -> Result<(), RuntimeError>;
+
+    /// Reads the output of a call to a method `check` accepted.
+    fn read(output: CallOutput, format: Format) -> Result<Self::Output, ModuleError>;
+}
+
+/// A serde type, decoded from a MessagePack result, or from a raw one (a string result
+/// is offered as a string, other bytes as a list of bytes).
+impl<T: DeserializeOwned> TypedResult for T {
+    type Output = T;
+
+    fn check(module: &str, method: &Method) -> Result<(), RuntimeError> {
+        match method.result_format {
+            Format::MessagePack | Format::Raw => Ok(()),
+            format => Err(RuntimeError::WrongFormat {
+                module: module.to_owned(),
+                method: method.name.clone(),
+                part: "result",
+                format,
+                instead: "read it as `Rkyv<T>`, the archive's type, to have it validated and read in place",
+            }),
+        }
+    }
+
+    fn read(output: CallOutput, format: Format) -> Result<T, ModuleError> {
+        msgpack::decode_as(format, &output)
+    }
+}
+
+/// The result of a method that returns `Rkyv<T>` (an archive of `T`), read in place as
+/// an [`ArchivedOutput<T>`]. Only a type name: `Rkyv<T>` is never made.
+pub struct Rkyv<T>(PhantomData<fn() -> T>);
+
+impl<T> fmt::Debug for Rkyv<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Rkyv<{}>", core::any::type_name::<T>())
+    }
+}
+
+impl<T> TypedResult for Rkyv<T>
+where
+    T: rkyv::Archive,
+    T::Archived: Checkable,
+{
+    type Output = ArchivedOutput<T>;
+
+    fn check(module: &str, method: &Method) -> Result<(), RuntimeError> {
+        let ours = ArchiveType::of::<T>();
+        match &method.result_type {
+            Some(theirs) if theirs.fingerprint == ours.fingerprint => Ok(()),
+            Some(theirs) => Err(RuntimeError::TypeMismatch {
+                module: module.to_owned(),
+                method: method.name.clone(),
+                expected: theirs.name.clone(),
+                got: ours.name.to_owned(),
+            }),
+            None => Err(RuntimeError::WrongFormat {
+                module: module.to_owned(),
+                method: method.name.clone(),
+                part: "result",
+                format: method.result_format,
+                instead: "read it as the serde type it decodes to, not `Rkyv<T>`",
+            }),
+        }
+    }
+
+    fn read(output: CallOutput, _: Format) -> Result<ArchivedOutput<T>, ModuleError> {
+        archive::check::<T>(&output, Limits::default(), "archived result")?;
+        Ok(ArchivedOutput {
+            output,
+            _type: PhantomData,
+        })
+    }
+}
+
+/// An archived result, validated once and read in place.
+pub struct ArchivedOutput<T> {
+    output: CallOutput,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for ArchivedOutput<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArchivedOutput")
+            .field("type", &core::any::type_name::<T>())
+            .field("bytes", &self.output.len())
+            .finish()
+    }
+}
+
+impl<T> ArchivedOutput<T>
+where
+    T: rkyv::Archive,
+    T::Archived: rkyv::Portable,
+{
+    /// The archived value.
+    pub fn get(&self) -> &T::Archived {
+        // SAFETY: `read` validated these bytes as an archive of `T` (the method's result
+        // type, fingerprint-checked when the handle was made); the output only lends them
+        // out shared, so they are unchanged; and every place an output keeps its bytes
+        // (inline, in the arena, in its own buffer) keeps them 16-aligned, as they were
+        // when validated.
+        unsafe { rkyv::access_unchecked::<T::Archived>(&self.output) }
+    }
+
+    /// The archive's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// The output the archive is in.
+    pub fn into_output(self) -> CallOutput {
+        self.output
+    }
+}
+
+/// A method taking typed MessagePack (or raw) arguments `A` and returning `R`, resolved
+/// and checked once ([`Runtime::typed`](crate::Runtime::typed)).
+pub struct TypedMethod<A: ?Sized, R> {
+    registry: Arc<Registry>,
+    method: MethodRef,
+    args_format: Format,
+    result_format: Format,
+    _types: PhantomData<fn(&A) -> R>,
+}
+
+impl<A: ?Sized, R> fmt::Debug for TypedMethod<A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedMethod")
+            .field("method", &self.method)
+            .field("args", &core::any::type_name::<A>())
+            .field("result", &core::any::type_name::<R>())
+            .finish()
+    }
+}
+
+impl<A: ?Sized, R> Clone for TypedMethod<A, R> {
+    fn clone(&self) -> Self {
+        TypedMethod {
+            registry: Arc::clone(&self.registry),
+            method: self.method,
+            args_format: self.args_format,
+            result_format: self.result_format,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<A, R> TypedMethod<A, R>
+where
+    A: Serialize + ?Sized,
+    R: TypedResult,
+{
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        module: &str,
+        method: MethodRef,
+        m: &Method,
+    ) -> Result<TypedMethod<A, R>, RuntimeError> {
+        if m.args_format == Format::Archived {
+            return Err(RuntimeError::WrongFormat {
+                module: module.to_owned(),
+                method: m.name.clone(),
+                part: "arguments",
+                format: m.args_format,
+                instead: "call it through `Runtime::archived`, which writes the arguments' archive in place (or pass the archive's bytes to `Runtime::call`)",
+            });
+        }
+        R::check(module, m)?;
+        Ok(TypedMethod {
+            registry,
+            method,
+            args_format: m.args_format,
+            result_format: m.result_format,
+            _types: PhantomData,
+        })
+    }
+
+    /// The untyped method.
+    pub fn method(&self) -> MethodRef {
+        self.method
+    }
+
+    /// Calls the method with `args` and the default options.
+    pub fn call(&self, args: &A) -> Result<R::Output, RuntimeError> {
+        self.call_with(args, &CallOptions::default())
+    }
+
+    /// Calls the method with `args` and per-call `options`.
+    pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
+        let module = self.registry.module(self.method.handle)?;
+        let codec = |e: ModuleError| RuntimeError::Codec {
+            module: module.name.clone(),
+            method: module.methods[self.method.index as usize].name.clone(),
+            reason: match e {
+                ModuleError::Serialize(m) => m,
+                other => other.to_string(),
+            },
+        };
+        let encoded = msgpack::encode_as(self.args_format, args).map_err(codec)?;
+        let output = call::from_host(
+            &self.registry,
+            self.method.handle,
+            module,
+            self.method.index,
+            Args::Borrowed(&encoded),
+            options,
+        )?;
+        R::read(output, self.result_format).map_err(codec)
+    }
+}

@@ -1,0 +1,115 @@
+//! Typed handles through the real runtime and real modules: resolved once, their formats
+//! checked against the caller's types when they are made, then called with values.
+
+mod common;
+
+use common::load_all;
+use memlink_example_types::zero_copy_types::Point;
+use memlink_runtime::{CallOptions, ModuleError, Rkyv, RuntimeConfig, RuntimeError};
+use serde::{Deserialize, Serialize};
+
+/// The `basic` module's record, as a host declares it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct UserData {
+    id: u32,
+    name: String,
+    score: u64,
+}
+
+#[test]
+fn the_right_types_call_through_a_handle() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic"]);
+    let add = rt.typed::<(u32, u32), u32>(h[0], "add").unwrap();
+    assert_eq!(add.call(&(2, 3)).unwrap(), 5);
+    assert_eq!(add.call(&(40, 2)).unwrap(), 42, "a handle is reused");
+    // A raw method: one string argument in, the string out.
+    let echo = rt.typed::<str, String>(h[0], "echo").unwrap();
+    assert_eq!(echo.call("hello").unwrap(), "hello");
+    // No arguments.
+    let ping = rt.typed::<(), String>(h[0], "ping").unwrap();
+    assert_eq!(ping.call(&()).unwrap(), "pong");
+    // A struct in and out.
+    let process = rt
+        .typed::<(UserData,), UserData>(h[0], "process_user")
+        .unwrap();
+    let out = process
+        .call(&(UserData {
+            id: 1,
+            name: "ada".into(),
+            score: 21,
+        },))
+        .unwrap();
+    assert_eq!((out.name.as_str(), out.score), ("ADA", 42));
+    // Options travel with the call.
+    let info = rt
+        .typed::<(), (f32, u64, u64, Option<u64>, u32, bool)>(h[0], "context_info")
+        .unwrap();
+    let seen = info
+        .call_with(&(), &CallOptions::default().trace(7, 9))
+        .unwrap();
+    assert_eq!((seen.1, seen.2), (7, 9));
+}
+
+#[test]
+fn the_wrong_types_are_errors_that_name_the_method() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic"]);
+    // Arguments of the wrong type reach the module, which says what it expected.
+    let add = rt.typed::<(String,), u32>(h[0], "add").unwrap();
+    let err = add.call(&("two".to_owned(),)).unwrap_err();
+    let Some(ModuleError::Serialize(message)) = err.module_error() else {
+        panic!("expected a decode error from the module, got {err}");
+    };
+    assert!(message.starts_with("bad arguments"), "{message}");
+    assert!(err.to_string().contains("basic::add"), "{err}");
+    // A result of the wrong type is the host's decode error, naming the method.
+    let add = rt.typed::<(u32, u32), String>(h[0], "add").unwrap();
+    let err = add.call(&(2, 3)).unwrap_err();
+    assert!(matches!(err, RuntimeError::Codec { .. }), "{err}");
+    assert!(err.to_string().starts_with("basic::add: "), "{err}");
+    // An archive type for a MessagePack result is refused before any call.
+    let err = rt.typed::<(u32, u32), Rkyv<u32>>(h[0], "add").unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WrongFormat { part: "result", .. }),
+        "{err}"
+    );
+    // The module keeps serving.
+    let sum: u32 = rt.call_typed(h[0], "add", &(1u32, 1u32)).unwrap();
+    assert_eq!(sum, 2);
+}
+
+#[test]
+fn a_method_taking_an_archive_refuses_a_messagepack_handle() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["zero_copy"]);
+    let err = rt
+        .typed::<(Vec<Point>,), (f32, f32, f32, u64)>(h[0], "centroid")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::WrongFormat {
+                part: "arguments",
+                format: memlink_runtime::Format::Archived,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("zero_copy::centroid"), "names the method: {text}");
+    assert!(text.contains("archived"), "names its format: {text}");
+    assert!(
+        text.contains("Runtime::archived"),
+        "says what to use instead: {text}"
+    );
+    // What it says to use works.
+    let centroid = rt
+        .archived::<(Vec<Point>,), (f32, f32, f32, u64)>(h[0], "centroid")
+        .unwrap();
+    let p = Point {
+        x: 1.0,
+        y: 2.0,
+        z: 3.0,
+    };
+    let (x, y, z, _) = centroid.call(&(vec![p, p],)).unwrap();
+    assert_eq!((x, y, z), (1.0, 2.0, 3.0));
+}
