@@ -90,7 +90,10 @@ pub struct PersistentHeader {
     /// (kept in a module's statics across a reload) is recognised as stale.
     pub generation: u64,
     /// Bytes allocated so far, counted from the start of the region (header included).
-    pub used: core::sync::atomic::AtomicU64,
+    /// Only ever accessed atomically once the region is handed to a module (an
+    /// `AtomicU64` in Rust, `_Atomic uint64_t` in C11): never through a reference to the
+    /// header.
+    pub used: u64,
 }
 
 /// [`CallFrame::flags`] bit: the host did not measure its load for this call; the module

@@ -41,7 +41,7 @@
 //! - [`symbols`]: the version, the symbol names and the entry points' signatures;
 //! - [`text`]: [`StrRef`], a borrowed UTF-8 string;
 //! - [`status`]: [`Status`], what every entry point returns;
-//! - [`format`]: [`Format`], how a method's arguments and result are encoded;
+//! - [`mod@format`]: [`Format`], how a method's arguments and result are encoded;
 //! - [`module_info`]: [`ModuleInfo`] and the method table, [`method_id`];
 //! - [`frames`]: [`InitFrame`], [`CallFrame`] and the persistent region's header;
 //! - [`host`]: [`HostApi`], the services a host offers, with their requests and records;
@@ -73,7 +73,9 @@ pub use frames::{
     CallFrame, InitFrame, PersistentHeader, CALL_BACKPRESSURE_ON_REQUEST, NO_DEADLINE,
 };
 pub use host::{level, HostApi, LogField, LogRecord, NestedCall, NESTED_TYPED};
-pub use metrics::{MetricRecord, MetricValue, BUCKETS, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM};
+pub use metrics::{
+    MetricRecord, MetricValue, BUCKETS, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM,
+};
 pub use module_info::{method_id, MethodInfo, ModuleInfo, METHOD_ASYNC};
 pub use status::Status;
 pub use symbols::*;

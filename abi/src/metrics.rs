@@ -10,7 +10,7 @@ pub const METRIC_GAUGE: u32 = 1;
 /// `MetricRecord::kind` of a histogram.
 pub const METRIC_HISTOGRAM: u32 = 2;
 
-/// One metric of a module, as [`MetricsFn`] reports it.
+/// One metric of a module, as [`MetricsFn`](crate::MetricsFn) reports it.
 #[repr(C)]
 #[derive(Debug)]
 pub struct MetricRecord {
@@ -32,7 +32,6 @@ pub struct MetricRecord {
     /// Entries in `buckets` (`bounds` has one fewer).
     pub bucket_count: usize,
 }
-
 
 /// Upper bounds of histogram buckets: 1-2.5-5 steps over ten decades, so one set serves
 /// milliseconds, bytes and counts alike.

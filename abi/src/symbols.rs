@@ -12,8 +12,9 @@ use crate::module_info::ModuleInfo;
 /// [`CallFrame::flags`] where version 1 sent a NaN.
 pub const ABI_VERSION: u32 = 2;
 
-/// `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`].
-pub const MODULE_MAGIC: u64 = u64::from_le_bytes(*b"MEMLINK\0");
+/// `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
+/// (written as a literal so that C sees it too).
+pub const MODULE_MAGIC: u64 = 0x004b_4e49_4c4d_454d;
 
 /// Symbol of `extern "C" fn() -> u32` returning [`ABI_VERSION`].
 pub const SYM_ABI_VERSION: &[u8] = b"memlink_abi_version\0";
@@ -44,3 +45,13 @@ pub type MetricsFn = unsafe extern "C" fn(
     visit: unsafe extern "C" fn(ctx: *mut c_void, record: *const MetricRecord),
     ctx: *mut c_void,
 ) -> i32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_magic_is_memlink_in_ascii() {
+        assert_eq!(MODULE_MAGIC.to_le_bytes(), *b"MEMLINK\0");
+    }
+}

@@ -56,7 +56,7 @@ fn set<T>(
         b.iter(|| set.msgpack_call(rt))
     });
     g.bench_function(format!("{name}/zero_copy_with_archiving"), |b| {
-        b.iter(|| set.zero_copy_with_archiving(rt))
+        b.iter(|| set.zero_copy_with_archiving())
     });
     g.bench_function(format!("{name}/msgpack_with_encoding"), |b| {
         b.iter(|| set.msgpack_with_encoding(rt))

@@ -14,8 +14,7 @@ use libloading::Library;
 use memlink_msdk::Arena;
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
-    CallOptions, CallOutput, MethodRef, ModuleHandle, ModuleRef, ModuleRuntime, Runtime,
-    RuntimeConfig,
+    CallOptions, CallOutput, MethodRef, ModuleHandle, ModuleRef, Runtime, RuntimeConfig,
 };
 
 use crate::modules;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memlink_runtime::{
-    CallOptions, LogEvent, LogSink, MethodRef, MetricValue, ModuleHandle, ModuleRef, ModuleRuntime,
-    Runtime, RuntimeConfig,
+    CallOptions, LogEvent, LogSink, MethodRef, MetricValue, ModuleHandle, ModuleRef, Runtime,
+    RuntimeConfig,
 };
 
 use crate::fixture::mp;

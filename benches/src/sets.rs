@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use memlink_examples::datasets::{self, Checksum};
+use memlink_example_types::datasets::{self, Checksum};
 use memlink_msdk::archive::{self, Archivable, Checkable};
 use memlink_msdk::rkyv::rancor;
 use memlink_msdk::rkyv::util::AlignedVec;
@@ -36,7 +36,7 @@ pub struct SetCase<T> {
     /// `rmp_serde::to_vec(&args)`: MessagePack with structs as arrays, its compact form.
     pub packed: Vec<u8>,
     /// The export that takes the archive.
-    pub zero_copy: ArchivedMethod<Args<T>>,
+    pub zero_copy: ArchivedMethod<Args<T>, CallOutput>,
     /// The export that takes MessagePack.
     pub msgpack: MethodRef,
     /// The MessagePack encoding of the checksum both exports must return.
@@ -65,7 +65,7 @@ where
         let case = SetCase {
             name,
             zero_copy: runtime
-                .archived_method::<Args<T>>(module, &method)
+                .archived::<Args<T>, CallOutput>(module, &method)
                 .map_err(|e| e.to_string())?,
             msgpack: runtime
                 .method(module, &format!("{method}_msgpack"))
@@ -95,7 +95,7 @@ where
         expect("the MessagePack call", &self.msgpack_call(runtime))?;
         expect(
             "the zero-copy call archiving its arguments",
-            &self.zero_copy_with_archiving(runtime),
+            &self.zero_copy_with_archiving(),
         )?;
         expect(
             "the MessagePack call encoding its arguments",
@@ -143,7 +143,7 @@ where
         runtime
             .call_method(
                 self.zero_copy.method(),
-                &self.archive,
+                &self.archive[..],
                 &CallOptions::default(),
             )
             .expect("zero-copy call")
@@ -161,10 +161,8 @@ where
     /// `ArchivedMethod::call`: archives the records on the host (into the call's arena,
     /// or a buffer of their own when larger), then the call.
     #[inline]
-    pub fn zero_copy_with_archiving(&self, runtime: &Runtime) -> CallOutput {
-        self.zero_copy
-            .call(runtime, &self.args, &CallOptions::default())
-            .expect("archived call")
+    pub fn zero_copy_with_archiving(&self) -> CallOutput {
+        self.zero_copy.call(&self.args).expect("archived call")
     }
 
     /// `memlink_msdk::serialize::to_msgpack` of the records (structs as maps, as

@@ -12,11 +12,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use memlink_examples::datasets::{self, BytesRef};
+use memlink_example_types::datasets::{self, BytesRef};
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
-    ArgBuffer, CallOptions, CallOutput, MethodRef, ModuleHandle, ModuleRef, ModuleRuntime, Runtime,
-    RuntimeConfig,
+    ArgBuffer, CallOptions, CallOutput, MethodRef, ModuleHandle, ModuleRef, Runtime, RuntimeConfig,
 };
 
 use crate::fixture::mp;
@@ -205,7 +204,7 @@ impl ZeroCopy {
     #[inline]
     pub fn zero_copy_call(&self, buf: ArgBuffer, reader: Reader) -> CallOutput {
         self.runtime
-            .call_buffer(self.method(reader, false), buf, &CallOptions::default())
+            .call_method(self.method(reader, false), buf, &CallOptions::default())
             .expect("zero-copy call")
     }
 
@@ -493,7 +492,7 @@ where
     );
     ns(
         "zero_copy_with_archiving",
-        measure::run(&c, || set.zero_copy_with_archiving(runtime)),
+        measure::run(&c, || set.zero_copy_with_archiving()),
         "ArchivedMethod::call: archive on the host + call",
     );
     ns(

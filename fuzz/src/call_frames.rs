@@ -55,7 +55,8 @@ pub struct FrameSpec {
     pub depth: DepthSpec,
     /// `timeout_ns`.
     pub timeout: TimeoutSpec,
-    /// `backpressure`, as it comes (NaN, negative, huge).
+    /// `backpressure`, as it comes (negative, huge; NaN sends the on-request flag
+    /// instead).
     pub backpressure: f32,
     /// `trace_id`.
     pub trace_id: u64,
@@ -435,7 +436,13 @@ pub fn call(spec: &FrameSpec, args: &[u8]) -> Outcome {
             TimeoutSpec::Raw(ns) => ns,
         },
         backpressure: spec.backpressure,
-        flags: 0,
+        // A NaN load stands for "not measured": the module asks the host for it (the
+        // host's answer is out of range too, which the module must clamp).
+        flags: if spec.backpressure.is_nan() {
+            abi::CALL_BACKPRESSURE_ON_REQUEST
+        } else {
+            0
+        },
         host: host_ptr,
         host_call: call_ptr,
         persistent: persistent_ptr,

@@ -428,7 +428,7 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
                     let callee = &methods()[index as usize];
                     request.result_format = callee.result_format as u8;
                     let converted = if request.flags & NESTED_TYPED != 0 {
-                        memlink_msdk::serialize::convert_args(callee.args_format, args.to_vec())
+                        memlink_msdk::abi::msgpack::convert_args(callee.args_format, args.to_vec())
                     } else {
                         Ok(args.to_vec())
                     };

@@ -30,9 +30,7 @@ use memlink_msdk::abi::{
 use memlink_msdk::exports::{memlink_call, memlink_init, memlink_module_info, memlink_shutdown};
 use memlink_msdk::ModuleError;
 use memlink_runtime::linked::LinkedModule;
-use memlink_runtime::{
-    CallOptions, MethodRef, ModuleHandle, ModuleRuntime, Runtime, RuntimeConfig, RuntimeError,
-};
+use memlink_runtime::{CallOptions, MethodRef, ModuleHandle, Runtime, RuntimeConfig, RuntimeError};
 
 /// The name the module is loaded under (nested calls to it re-enter it).
 pub const NAME: &str = "hostile";
@@ -249,7 +247,7 @@ fn check(
 ) {
     let code = status_code(spec.status);
     let module_error = match &result {
-        Err(RuntimeError::Call { source, .. }) => Some(source.clone()),
+        Err(RuntimeError::Call { error, .. }) => Some(error.clone()),
         _ => None,
     };
     let known = Status::from_code(code).is_some();

@@ -8,10 +8,9 @@
 //!   the value decoded from it;
 //! - an accepted value re-encodes, and its encoding decodes back to the same bytes.
 
+use memlink_msdk::abi::msgpack::{convert_args, decode_as};
 use memlink_msdk::abi::Format;
-use memlink_msdk::serialize::{
-    convert_args, decode_as, from_msgpack, to_msgpack, MAX_DEPTH, MAX_NESTING,
-};
+use memlink_msdk::serialize::{from_msgpack, to_msgpack, MAX_DEPTH, MAX_NESTING};
 use memlink_msdk::ModuleError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -64,4 +64,3 @@ pub(crate) fn with_slot<R>(f: impl FnOnce(&Cell<Option<CurrentCall>>) -> R) -> R
 pub(crate) fn current_call() -> Option<CurrentCall> {
     CURRENT.try_with(Cell::get).ok().flatten()
 }
-

@@ -15,9 +15,9 @@ use crate::abi::{self, CallFrame, HostApi, InitFrame, ModuleInfo, Status, StrRef
 use crate::arena::Arena;
 use crate::caller::ModuleCaller;
 use crate::context::CallContext;
+use crate::current::CurrentCall;
 use crate::dispatch;
 use crate::error::ModuleError;
-use crate::current::CurrentCall;
 use crate::panic as guard;
 use crate::persist::Persistent;
 use crate::request::{write_through_host, Invocation};

@@ -28,9 +28,9 @@
 //! - [`mod@error`]: [`ModuleError`] and [`Result`];
 //! - [`exports`]: the C entry points (`memlink_init`, `memlink_call`, ...);
 //! - [`mod@log`] and [`metrics`]: structured logs to the host, counters, gauges, histograms;
-//! - [`macros`]: `#[memlink_export]`;
-//! - [`panic`]: panic isolation at the boundary;
-//! - [`ref`](crate::r#ref): persistent references into the module's region (with
+//! - [`macros`]: the `#[memlink_export]` attribute;
+//! - [`mod@panic`]: panic isolation at the boundary;
+//! - `ref`: persistent references into the module's region (with
 //!   [`persist`], where they live);
 //! - [`request`]: one call as the generated code sees it;
 //! - [`serialize`]: the MessagePack encoding of arguments and results;

@@ -95,7 +95,10 @@ impl<'de, T: ?Sized> serde::Deserialize<'de> for Ref<T> {
 pub struct Persistent<'a> {
     base: NonNull<u8>,
     len: usize,
-    header: &'a PersistentHeader,
+    /// The header's `generation`, read once: the host never writes it again.
+    generation: u64,
+    /// The header's `used`, the allocation counter, only ever used atomically.
+    used: &'a AtomicU64,
     _call: PhantomData<&'a [AtomicU64]>,
 }
 
@@ -134,20 +137,30 @@ impl<'a> Persistent<'a> {
         {
             return None;
         }
+        let header = base.as_ptr().cast::<PersistentHeader>();
         // SAFETY: aligned, in bounds (checked above), and a `PersistentHeader` by the
-        // caller's contract; its fields are only read (generation) or used atomically.
-        let header = unsafe { &*base.as_ptr().cast::<PersistentHeader>() };
+        // caller's contract, whose `generation` nobody writes any more (a plain read) and
+        // whose `used` is only ever accessed atomically: an 8-aligned `u64` (the header is
+        // 64-aligned), valid for `'a`, viewed as the atomic it is used as. No reference to
+        // the header itself is made.
+        let (generation, used) = unsafe {
+            (
+                (&raw const (*header).generation).read(),
+                AtomicU64::from_ptr(&raw mut (*header).used),
+            )
+        };
         Some(Persistent {
             base,
             len,
-            header,
+            generation,
+            used,
             _call: PhantomData,
         })
     }
 
     /// This region's generation.
     pub fn generation(&self) -> u64 {
-        self.header.generation
+        self.generation
     }
 
     /// Size of the region in bytes.
@@ -157,7 +170,7 @@ impl<'a> Persistent<'a> {
 
     /// Bytes allocated so far (header and bitmap included).
     pub fn used(&self) -> usize {
-        (self.header.used.load(Ordering::Relaxed) as usize).max(data_start(self.len))
+        (self.used.load(Ordering::Relaxed) as usize).max(data_start(self.len))
     }
 
     /// Stores `value` and returns its handle; [`ModuleError::QuotaExceeded`] when the
@@ -193,8 +206,7 @@ impl<'a> Persistent<'a> {
         let start = data_start(self.len);
         let base = self.base.as_ptr().addr();
         let mut data = 0;
-        self.header
-            .used
+        self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 let from = (used as usize).max(start);
                 // Aligned on the address, not on the offset: the host only promises a

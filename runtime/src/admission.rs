@@ -1,8 +1,8 @@
 //! Admission: how many calls a module runs at once, what happens to the next one when
 //! it is full, and how loaded it is.
 //!
-//! How loaded a module is, for backpressure, is [`crate::backpressure`]'s to say from
-//! [`Gate::in_flight`].
+//! How loaded a module is, for backpressure, is the `backpressure` module's to say from
+//! the gate's calls in flight.
 //!
 //! A module has `limit` slots. Free slots sit either in a shared count or in one of the
 //! per-thread shards (`shard::shard_index`, as the built-in metrics use): a call

@@ -7,12 +7,12 @@
 //!   rkyv format), and that the result type fits (see [`TypedResult`]).
 //! - [`ArchivedMethod::call`] serializes the arguments straight into the call's arena,
 //!   aligned as rkyv needs; the module validates them in place and reads them there.
-//! - [`ArchivedMethod::arg_buffer`] and [`ArchivedMethod::call_buffer`] let the host fill
-//!   the argument memory itself: a 64 MiB input is written once and never copied.
+//! - [`Runtime::arg_buffer`](crate::Runtime::arg_buffer) and
+//!   [`ArchivedMethod::call_buffer`] let the host fill the argument memory itself: a
+//!   64 MiB input is written once and never copied.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use memlink_abi::archive::{Archivable, ArchiveType};
@@ -21,14 +21,12 @@ use rkyv::rancor;
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
 
-use crate::args::Args;
-use crate::buffer::AlignedBuf;
+use crate::args::{ArgBuffer, Args, CallArgs};
 use crate::call;
 use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::MethodRef;
 use crate::options::CallOptions;
-use crate::pool::PooledArena;
 use crate::registry::Registry;
 use crate::typed::TypedResult;
 
@@ -134,39 +132,15 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
         self.run(args, options)
     }
 
-    /// Memory for `len` bytes of arguments that the caller writes itself (an archive of
-    /// `A`), aligned for rkyv and zeroed: an arena from the pool when they fit in one,
-    /// else a buffer of its own. Hand it to [`call_buffer`](ArchivedMethod::call_buffer).
-    pub fn arg_buffer(&self, len: usize) -> ArgBuffer {
-        if len <= self.registry.config.arena_size {
-            let mut arena = self.registry.pool.take();
-            // A pooled arena holds whatever its last call left there: another caller's
-            // bytes, and bytes a module never initialized. Only zeroes are handed out.
-            arena.buf_mut().as_mut_slice()[..len].fill(0);
-            ArgBuffer {
-                repr: BufRepr::Arena(arena),
-                len,
-            }
-        } else {
-            ArgBuffer {
-                repr: BufRepr::Owned(AlignedBuf::zeroed(len)),
-                len,
-            }
-        }
-    }
-
-    /// Calls the method with the arguments in `buffer`, read by the module where they
-    /// lie.
+    /// Calls the method with an archive of `A` the caller wrote in `buffer` (from
+    /// [`Runtime::arg_buffer`](crate::Runtime::arg_buffer)), read by the module where it
+    /// lies.
     pub fn call_buffer(
         &self,
         buffer: ArgBuffer,
         options: &CallOptions,
     ) -> Result<R::Output, RuntimeError> {
-        let args = match buffer.repr {
-            BufRepr::Arena(arena) => Args::InArena(arena, buffer.len),
-            BufRepr::Owned(buf) => Args::Owned(Box::new(buf)),
-        };
-        self.run(args, options)
+        self.run(buffer.into_args().0, options)
     }
 
     fn run(&self, args: Args<'_>, options: &CallOptions) -> Result<R::Output, RuntimeError> {
@@ -200,40 +174,6 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
                 ModuleError::Serialize(m) => m,
                 other => other.to_string(),
             },
-        }
-    }
-}
-
-/// Argument memory the caller fills in place (see [`ArchivedMethod::arg_buffer`]);
-/// derefs to its bytes, zeroed at first, 64-byte aligned.
-#[derive(Debug)]
-pub struct ArgBuffer {
-    repr: BufRepr,
-    len: usize,
-}
-
-#[derive(Debug)]
-enum BufRepr {
-    Arena(PooledArena),
-    Owned(AlignedBuf),
-}
-
-impl Deref for ArgBuffer {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match &self.repr {
-            BufRepr::Arena(a) => &a.buf().as_slice()[..self.len],
-            BufRepr::Owned(b) => b.as_slice(),
-        }
-    }
-}
-
-impl DerefMut for ArgBuffer {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let len = self.len;
-        match &mut self.repr {
-            BufRepr::Arena(a) => &mut a.buf_mut().as_mut_slice()[..len],
-            BufRepr::Owned(b) => b.as_mut_slice(),
         }
     }
 }

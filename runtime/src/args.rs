@@ -1,12 +1,61 @@
-//! [`Args`]: where a call's arguments are, and where that puts the module's scratch
-//! arena.
+//! A call's argument memory: bytes the caller lends for the call, or an [`ArgBuffer`]
+//! it filled in place; and where that puts the module's scratch arena.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::buffer::{AlignedBuf, BUFFER_ALIGN};
 use crate::output::OwnedArgs;
 use crate::pool::{ArenaPool, PooledArena};
+
+/// The arguments of an untyped call (`Runtime::call_method`): encoded bytes the caller
+/// lends for the length of the call (the module reads them where they are), or an
+/// [`ArgBuffer`] the caller filled in place.
+pub trait CallArgs<'a>: sealed::Sealed {
+    /// Where the arguments are, for the call path.
+    #[doc(hidden)]
+    fn into_args(self) -> ArgsIn<'a>;
+}
+
+/// Where a call's arguments are, as the call path takes them (not a public API).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ArgsIn<'a>(pub(crate) Args<'a>);
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &[u8] {}
+    impl<const N: usize> Sealed for &[u8; N] {}
+    impl Sealed for &Vec<u8> {}
+    impl Sealed for super::ArgBuffer {}
+}
+
+impl<'a> CallArgs<'a> for &'a [u8] {
+    fn into_args(self) -> ArgsIn<'a> {
+        ArgsIn(Args::Borrowed(self))
+    }
+}
+
+impl<'a, const N: usize> CallArgs<'a> for &'a [u8; N] {
+    fn into_args(self) -> ArgsIn<'a> {
+        ArgsIn(Args::Borrowed(self))
+    }
+}
+
+impl<'a> CallArgs<'a> for &'a Vec<u8> {
+    fn into_args(self) -> ArgsIn<'a> {
+        ArgsIn(Args::Borrowed(self))
+    }
+}
+
+impl CallArgs<'static> for ArgBuffer {
+    fn into_args(self) -> ArgsIn<'static> {
+        ArgsIn(match self.repr {
+            BufRepr::Arena(arena) => Args::InArena(arena, self.len),
+            BufRepr::Owned(buf) => Args::Owned(Box::new(buf)),
+        })
+    }
+}
 
 /// Where a call's arguments are.
 pub(crate) enum Args<'a> {
@@ -20,6 +69,16 @@ pub(crate) enum Args<'a> {
     /// A buffer of their own, for arguments larger than an arena: kept until the output
     /// is dropped, so freeing it is not part of the call.
     Owned(Box<dyn Deref<Target = [u8]> + Send>),
+}
+
+impl std::fmt::Debug for Args<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Args::Borrowed(b) => write!(f, "Borrowed({} bytes)", b.len()),
+            Args::InArena(_, len) => write!(f, "InArena({len} bytes)"),
+            Args::Owned(b) => write!(f, "Owned({} bytes)", b.len()),
+        }
+    }
 }
 
 /// A call's memory, laid out for its frame.
@@ -66,6 +125,64 @@ impl Args<'_> {
                 arena_offset: 0,
                 owned: Some(OwnedArgs(bytes)),
             },
+        }
+    }
+}
+
+/// Argument memory the caller fills in place ([`Runtime::arg_buffer`](crate::Runtime::arg_buffer)):
+/// derefs to its bytes, zeroed at first, 64-byte aligned, so an archive written into it
+/// can be read where it lies. A call takes it by value and keeps it until its output is
+/// dropped.
+#[derive(Debug)]
+pub struct ArgBuffer {
+    repr: BufRepr,
+    len: usize,
+}
+
+#[derive(Debug)]
+enum BufRepr {
+    Arena(PooledArena),
+    Owned(AlignedBuf),
+}
+
+impl Deref for ArgBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.repr {
+            BufRepr::Arena(a) => &a.buf().as_slice()[..self.len],
+            BufRepr::Owned(b) => b.as_slice(),
+        }
+    }
+}
+
+impl DerefMut for ArgBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        match &mut self.repr {
+            BufRepr::Arena(a) => &mut a.buf_mut().as_mut_slice()[..len],
+            BufRepr::Owned(b) => b.as_mut_slice(),
+        }
+    }
+}
+
+impl ArgBuffer {
+    /// `len` zeroed bytes: an arena from `pool` when they fit in one of `arena_size`
+    /// bytes, else a buffer of their own.
+    pub(crate) fn new(pool: &Arc<ArenaPool>, arena_size: usize, len: usize) -> ArgBuffer {
+        if len <= arena_size {
+            let mut arena = pool.take();
+            // A pooled arena holds whatever its last call left there: another caller's
+            // bytes, and bytes a module never initialized. Only zeroes are handed out.
+            arena.buf_mut().as_mut_slice()[..len].fill(0);
+            ArgBuffer {
+                repr: BufRepr::Arena(arena),
+                len,
+            }
+        } else {
+            ArgBuffer {
+                repr: BufRepr::Owned(AlignedBuf::zeroed(len)),
+                len,
+            }
         }
     }
 }

@@ -97,16 +97,22 @@ pub(crate) fn nested(
     } else {
         request.args
     };
-    let out = run(registry, target, index, Args::Borrowed(args), meta, Some(caller)).map_err(
-        |failure| match failure {
-            Failure::Retired => ModuleError::ModuleNotFound(request.module.to_owned()),
-            Failure::Saturated => ModuleError::CallFailed(format!(
-                "module `{}` is saturated ({} calls in flight)",
-                request.module, registry.config.max_concurrency
-            )),
-            Failure::Module(e) => e,
-        },
-    )?;
+    let out = run(
+        registry,
+        target,
+        index,
+        Args::Borrowed(args),
+        meta,
+        Some(caller),
+    )
+    .map_err(|failure| match failure {
+        Failure::Retired => ModuleError::ModuleNotFound(request.module.to_owned()),
+        Failure::Saturated => ModuleError::CallFailed(format!(
+            "module `{}` is saturated ({} calls in flight)",
+            request.module, registry.config.max_concurrency
+        )),
+        Failure::Module(e) => e,
+    })?;
     Ok((out, method.result_format))
 }
 
@@ -138,7 +144,10 @@ fn run(
             Err(NotEntered::Refused(Refused::DeadlinePassed)) => return Err(timed_out()),
         }
     }
-    let start = registry.config.builtin_metrics.then(|| registry.clock.raw());
+    let start = registry
+        .config
+        .builtin_metrics
+        .then(|| registry.clock.raw());
     let (result, arena_used, bytes_in) = dispatch(registry, module, index, args, meta, parent);
     if !reentrant {
         module.leave();
@@ -229,12 +238,13 @@ fn dispatch(
     let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
     let args_len = placed.args_len;
     let owned = placed.owned.take();
-    let result = collect(placed.buf, pool, host_call.output, out, out_len).and_then(|mut output| {
-        output.args = owned;
-        match Status::from_code(status) {
-            Some(Status::Ok) => Ok(output),
-            _ => Err(ModuleError::from_status(status, output.as_bytes())),
-        }
-    });
+    let result =
+        collect(placed.buf, pool, host_call.output, out, out_len).and_then(|mut output| {
+            output.args = owned;
+            match Status::from_code(status) {
+                Some(Status::Ok) => Ok(output),
+                _ => Err(ModuleError::from_status(status, output.as_bytes())),
+            }
+        });
     (result, used, args_len)
 }

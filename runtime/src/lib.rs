@@ -12,17 +12,17 @@
 //! - [`handle`]: [`ModuleHandle`] and [`MethodRef`];
 //! - [`typed`]: [`TypedMethod`], calls with typed values; [`archived`]:
 //!   [`ArchivedMethod`], zero-copy calls;
-//! - [`output`]: [`CallOutput`], a result read in place;
+//! - [`args`]: [`ArgBuffer`] and [`CallArgs`], argument memory; [`output`]:
+//!   [`CallOutput`], a result read in place;
 //! - [`resolver`]: [`ModuleRef`] and how references become files;
 //! - [`describe`]: what a module's table says of each [`Method`];
 //! - [`log`], [`metrics`] and [`prometheus`]: module logs and figures, for the host;
 //! - [`admission`]: [`Saturation`], what happens to calls past a module's limit;
-//! - [`error`]: [`RuntimeError`].
+//! - [`error`]: the [`RuntimeError`] every operation may return.
 //!
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
 //! (arenas on loan), `shard` (per-thread figures and slots), `module` (a loaded
-//! library), `registry` (the runtime's modules), `deadline`, `args` (where arguments
-//! live), `host_call` and `host_api` (the services a module calls back), `backpressure`,
+//! library), `registry` (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a module calls back), `backpressure`,
 //! and `call` (the path itself).
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
@@ -32,8 +32,8 @@
 #![warn(missing_docs)]
 
 pub mod admission;
-mod args;
 pub mod archived;
+pub mod args;
 mod backpressure;
 pub mod buffer;
 mod call;
@@ -61,7 +61,8 @@ mod shard;
 pub mod typed;
 
 pub use admission::Saturation;
-pub use archived::{ArchivedMethod, ArgBuffer};
+pub use archived::ArchivedMethod;
+pub use args::{ArgBuffer, CallArgs};
 pub use config::RuntimeConfig;
 pub use describe::{ArchivedType, Method};
 pub use error::RuntimeError;

@@ -8,8 +8,8 @@ use std::path::Path;
 use memlink_abi as abi;
 
 use crate::error::RuntimeError;
-use crate::module::{EntryPoints, Module};
 use crate::handle::ModuleHandle;
+use crate::module::{EntryPoints, Module};
 use crate::runtime::Runtime;
 
 /// The entry points of a module linked into this binary.

@@ -49,7 +49,6 @@ impl Default for MethodStats {
     }
 }
 
-
 /// Adds `n` to a figure of shard `index`: a plain load and store in an owned shard (its
 /// only writer is this thread), an atomic add in the shared one.
 #[inline]

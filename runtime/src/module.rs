@@ -266,4 +266,3 @@ impl Module {
         self.gate.is_closed()
     }
 }
-

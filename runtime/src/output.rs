@@ -160,4 +160,3 @@ pub(crate) fn collect(
         ))),
     }
 }
-

@@ -197,7 +197,11 @@ impl Registry {
     }
 }
 
-fn init(module: &Module, config: &RuntimeConfig, host: &'static HostApi) -> Result<(), RuntimeError> {
+fn init(
+    module: &Module,
+    config: &RuntimeConfig,
+    host: &'static HostApi,
+) -> Result<(), RuntimeError> {
     let mut frame = InitFrame {
         size: size_of::<InitFrame>() as u32,
         abi_version: abi::ABI_VERSION,

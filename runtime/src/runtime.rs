@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::archived::ArchivedMethod;
-use crate::args::Args;
+use crate::args::{ArgBuffer, Args, CallArgs};
 use crate::call;
 use crate::config::RuntimeConfig;
 use crate::describe::Method;
@@ -162,7 +162,14 @@ impl Runtime {
     ) -> Result<CallOutput, RuntimeError> {
         let module = self.registry.module(handle)?;
         let (index, _) = resolve(module, method)?;
-        call::from_host(&self.registry, handle, module, index, Args::Borrowed(args), options)
+        call::from_host(
+            &self.registry,
+            handle,
+            module,
+            index,
+            Args::Borrowed(args),
+            options,
+        )
     }
 
     /// Resolves `method` of the module once, for [`call_method`](Runtime::call_method).
@@ -173,11 +180,12 @@ impl Runtime {
     }
 
     /// Calls a method resolved with [`method`](Runtime::method): no name hashing, no
-    /// search, straight to the module's table by index.
-    pub fn call_method(
+    /// search, straight to the module's table by index. `args` are encoded bytes lent
+    /// for the call, or an [`ArgBuffer`] filled in place.
+    pub fn call_method<'a>(
         &self,
         method: MethodRef,
-        args: &[u8],
+        args: impl CallArgs<'a>,
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
         let module = self.registry.module(method.handle)?;
@@ -186,9 +194,17 @@ impl Runtime {
             method.handle,
             module,
             method.index,
-            Args::Borrowed(args),
+            args.into_args().0,
             options,
         )
+    }
+
+    /// Memory for `len` bytes of arguments that the caller writes itself, aligned for an
+    /// archive and zeroed: an arena from the pool when they fit in one, else a buffer of
+    /// its own. Hand it to [`call_method`](Runtime::call_method) or
+    /// [`ArchivedMethod::call_buffer`]; the module reads it where it lies.
+    pub fn arg_buffer(&self, len: usize) -> ArgBuffer {
+        ArgBuffer::new(&self.registry.pool, self.registry.config.arena_size, len)
     }
 
     /// Resolves `method` as a typed handle, in the spirit of wasmtime's `TypedFunc`: its
@@ -216,7 +232,12 @@ impl Runtime {
     {
         let module = self.registry.module(handle)?;
         let (index, m) = resolve(module, method)?;
-        TypedMethod::new(Arc::clone(&self.registry), &module.name, MethodRef { handle, index }, m)
+        TypedMethod::new(
+            Arc::clone(&self.registry),
+            &module.name,
+            MethodRef { handle, index },
+            m,
+        )
     }
 
     /// Calls a method with typed arguments and result in one go: [`typed`](Runtime::typed)
@@ -258,7 +279,12 @@ impl Runtime {
     {
         let module = self.registry.module(handle)?;
         let (index, m) = resolve(module, method)?;
-        ArchivedMethod::new(Arc::clone(&self.registry), &module.name, MethodRef { handle, index }, m)
+        ArchivedMethod::new(
+            Arc::clone(&self.registry),
+            &module.name,
+            MethodRef { handle, index },
+            m,
+        )
     }
 
     /// Every loaded module's figures: the built-ins per export, and the module's own

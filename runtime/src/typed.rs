@@ -5,7 +5,8 @@
 //! only argument is a string or bytes) and reads the result as `R`. What `R` can be is
 //! [`TypedResult`]'s to say: any serde type, decoded from a MessagePack or raw result;
 //! or [`Rkyv<T>`], an archived result validated and read in place as
-//! [`ArchivedOutput<T>`]. Methods that take an archive are called through
+//! [`ArchivedOutput<T>`]; or [`CallOutput`], the bytes as they are. Methods that take
+//! an archive are called through
 //! [`ArchivedMethod`](crate::ArchivedMethod) instead.
 
 use std::fmt;
@@ -59,6 +60,19 @@ impl<T: DeserializeOwned> TypedResult for T {
 
     fn read(output: CallOutput, format: Format) -> Result<T, ModuleError> {
         msgpack::decode_as(format, &output)
+    }
+}
+
+/// The result as it is, in whatever format the method returns it: the output's bytes.
+impl TypedResult for CallOutput {
+    type Output = CallOutput;
+
+    fn check(_: &str, _: &Method) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn read(output: CallOutput, _: Format) -> Result<CallOutput, ModuleError> {
+        Ok(output)
     }
 }
 

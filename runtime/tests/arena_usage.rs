@@ -3,7 +3,7 @@
 mod common;
 
 use common::{load, mp};
-use memlink_runtime::{ModuleError};
+use memlink_runtime::ModuleError;
 
 #[test]
 fn arena_exports_compute_in_the_arena() {

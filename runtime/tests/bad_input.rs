@@ -16,9 +16,7 @@ use std::process::Command;
 
 use common::{de, fixture, load, module_path, mp};
 use memlink_abi::method_id;
-use memlink_runtime::{
-    CallOptions, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeError,
-};
+use memlink_runtime::{CallOptions, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeError};
 use serde::{Deserialize, Serialize};
 
 /// 16 MiB: far past the 64 KiB arena, and past anything a caller should send.
@@ -660,11 +658,10 @@ fn a_module_built_for_another_abi_version() {
         "{err}"
     );
     assert!(
-        err.to_string()
-            .contains(&format!(
-                "was built for memlink ABI 999, this runtime speaks ABI {}",
-                memlink_abi::ABI_VERSION
-            )),
+        err.to_string().contains(&format!(
+            "was built for memlink ABI 999, this runtime speaks ABI {}",
+            memlink_abi::ABI_VERSION
+        )),
         "{err}"
     );
 }

@@ -5,7 +5,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count())

@@ -12,9 +12,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use common::{de, load, mp};
-use memlink_runtime::{
-    ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
-};
+use memlink_runtime::{ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
 
 /// Serializes the tests of this file (see the module docs).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use common::{load_all, module_copy, module_path, mp, runtime_with_holding};
 use memlink_runtime::{
-    CallOptions, ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
-    Saturation,
+    CallOptions, ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError, Saturation,
 };
 
 use common::HANG;
@@ -138,17 +137,12 @@ fn unloading_during_a_reentrant_call_lets_it_finish_and_loads_go_on() {
 /// caller's result, readable through `Deref`.
 #[test]
 fn a_fresh_arg_buffer_holds_no_earlier_callers_bytes() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["basic", "zero_copy"]);
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic"]);
     let secret = "TOPSECRET-of-caller-A ".repeat(8);
     let out = rt.call(h[0], "echo", secret.as_bytes()).unwrap();
     assert_eq!(out, secret.as_bytes());
     drop(out);
-    let centroid = rt
-        .archived::<(Vec<memlink_example_types::zero_copy_types::Point>,), (f32, f32, f32, u64)>(
-            h[1], "centroid",
-        )
-        .unwrap();
-    let buffer = centroid.arg_buffer(RuntimeConfig::default().arena_size);
+    let buffer = rt.arg_buffer(RuntimeConfig::default().arena_size);
     assert!(
         buffer.iter().all(|&b| b == 0),
         "the buffer holds an earlier call's bytes"

@@ -95,7 +95,10 @@ fn a_method_taking_an_archive_refuses_a_messagepack_handle() {
         "{err}"
     );
     let text = err.to_string();
-    assert!(text.contains("zero_copy::centroid"), "names the method: {text}");
+    assert!(
+        text.contains("zero_copy::centroid"),
+        "names the method: {text}"
+    );
     assert!(text.contains("archived"), "names its format: {text}");
     assert!(
         text.contains("Runtime::archived"),

@@ -5,9 +5,7 @@ mod common;
 
 use common::{de, load_all, mp};
 use memlink_example_types::zero_copy_types::{Chain, Point};
-use memlink_runtime::{
-    CallOptions, ModuleError, Rkyv, Runtime, RuntimeConfig, RuntimeError,
-};
+use memlink_runtime::{CallOptions, ModuleError, Rkyv, Runtime, RuntimeConfig, RuntimeError};
 use rkyv::{rancor, util::AlignedVec, Archived};
 
 /// What `centroid` returns: the mean point and where it read the points.
@@ -43,15 +41,34 @@ fn raw_bytes_are_read_at_the_address_the_host_wrote_them() {
     let (rt, h) = module();
     let address_of = rt.method(h, "address_of").unwrap();
     for len in [64, 4096, 64 << 20] {
+        // Lent for the call...
         let buf = vec![7u8; len];
         let out = rt
             .call_method(address_of, &buf, &CallOptions::default())
             .unwrap();
-        assert_eq!(de::<u64>(&out), buf.as_ptr() as u64, "{len} bytes, not copied");
+        assert_eq!(
+            de::<u64>(&out),
+            buf.as_ptr() as u64,
+            "{len} bytes, not copied"
+        );
+        // ...or written in place into a buffer of the runtime's.
+        let mut buf = rt.arg_buffer(len);
+        buf.fill(7);
+        let written_at = buf.as_ptr() as u64;
+        let out = rt
+            .call_method(address_of, buf, &CallOptions::default())
+            .unwrap();
+        assert_eq!(de::<u64>(&out), written_at, "{len} bytes, not copied");
     }
     let err = rt.archived::<(Vec<u8>,), u64>(h, "address_of").unwrap_err();
     assert!(
-        matches!(err, RuntimeError::WrongFormat { part: "arguments", .. }),
+        matches!(
+            err,
+            RuntimeError::WrongFormat {
+                part: "arguments",
+                ..
+            }
+        ),
         "raw bytes are not an archive: {err}"
     );
 }
@@ -59,16 +76,16 @@ fn raw_bytes_are_read_at_the_address_the_host_wrote_them() {
 #[test]
 fn archived_arguments_are_read_where_they_lie() {
     let (rt, h) = module();
-    let centroid = rt.archived::<(Vec<Point>,), Centroid>(h, "centroid").unwrap();
+    let centroid = rt
+        .archived::<(Vec<Point>,), Centroid>(h, "centroid")
+        .unwrap();
     let pts = points(100);
     let bytes = rkyv::to_bytes::<rancor::Error>(&(pts.clone(),)).unwrap();
-    let mut buf = centroid.arg_buffer(bytes.len());
+    let mut buf = rt.arg_buffer(bytes.len());
     buf.copy_from_slice(&bytes);
     let root = rkyv::access::<Archived<(Vec<Point>,)>, rancor::Error>(&buf).unwrap();
     let vec_at = root.0.as_ptr() as u64;
-    let (x, y, z, seen_at) = centroid
-        .call_buffer(buf, &CallOptions::default())
-        .unwrap();
+    let (x, y, z, seen_at) = centroid.call_buffer(buf, &CallOptions::default()).unwrap();
     assert_eq!((x, y, z), (49.5, 99.0, 1.0));
     assert_eq!(
         seen_at, vec_at,
@@ -79,7 +96,9 @@ fn archived_arguments_are_read_where_they_lie() {
 #[test]
 fn a_typed_archived_call_writes_the_arguments_once_into_the_arena() {
     let (rt, h) = module();
-    let centroid = rt.archived::<(Vec<Point>,), Centroid>(h, "centroid").unwrap();
+    let centroid = rt
+        .archived::<(Vec<Point>,), Centroid>(h, "centroid")
+        .unwrap();
     for n in [1, 10, 1000, 100_000] {
         let (x, _, z, _) = centroid.call(&(points(n),)).unwrap();
         let want = (n - 1) as f32 / 2.0;
@@ -108,7 +127,13 @@ fn types_that_differ_are_refused_before_the_call_naming_both() {
         .archived::<(Vec<u8>,), u64>(h, "checksum_msgpack")
         .unwrap_err();
     assert!(
-        matches!(err, RuntimeError::WrongFormat { part: "arguments", .. }),
+        matches!(
+            err,
+            RuntimeError::WrongFormat {
+                part: "arguments",
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("Runtime::typed"), "{err}");
@@ -164,13 +189,13 @@ fn an_arena_reference_result_is_not_copied() {
     let method = shout.method();
     let archive = rkyv::to_bytes::<rancor::Error>(&(text.to_owned(), b"!!".to_vec())).unwrap();
     let raw = rt
-        .call_method(method, &archive, &CallOptions::default())
+        .call_method(method, &archive[..], &CallOptions::default())
         .unwrap();
     assert!(raw.is_in_arena());
     // Up to 32 bytes are copied out and the arena goes back at once.
     let archive = rkyv::to_bytes::<rancor::Error>(&("hey".to_owned(), b"!!".to_vec())).unwrap();
     let small = rt
-        .call_method(method, &archive, &CallOptions::default())
+        .call_method(method, &archive[..], &CallOptions::default())
         .unwrap();
     assert_eq!(small, b"HEY!!");
     assert!(!small.is_in_arena());
@@ -179,11 +204,13 @@ fn an_arena_reference_result_is_not_copied() {
 #[test]
 fn large_inputs_through_the_buffer_are_checked_end_to_end() {
     let (rt, h) = module();
-    let centroid = rt.archived::<(Vec<Point>,), Centroid>(h, "centroid").unwrap();
+    let centroid = rt
+        .archived::<(Vec<Point>,), Centroid>(h, "centroid")
+        .unwrap();
     // 4 million points (48 MiB) archived by the caller into a buffer of its own.
     let pts = points(4 << 20);
     let bytes = rkyv::to_bytes::<rancor::Error>(&(pts,)).unwrap();
-    let mut buf = centroid.arg_buffer(bytes.len());
+    let mut buf = rt.arg_buffer(bytes.len());
     assert!(buf.len() > RuntimeConfig::default().arena_size);
     buf.copy_from_slice(&bytes);
     let (_, _, z, _) = centroid.call_buffer(buf, &CallOptions::default()).unwrap();

@@ -175,7 +175,9 @@ fn encode_args(method: &Method, args: Option<&str>) -> Result<Vec<u8>, String> {
             let wants = method
                 .args_type
                 .as_ref()
-                .map_or("an archive".to_owned(), |t| format!("an rkyv archive of `{}`", t.name));
+                .map_or("an archive".to_owned(), |t| {
+                    format!("an rkyv archive of `{}`", t.name)
+                });
             return Err(format!(
                 "`{}` takes {wants}, which cannot be made from JSON: call it from a host with \
                  `Runtime::archived` (which writes the archive for you), or pass the archive's \

@@ -181,3 +181,59 @@ pub fn runtime_with_holding(
         rx,
     )
 }
+
+/// Compiles C sources of the repository (paths relative to the workspace) with the
+/// system C compiler (`$CC`, else `cc`) and `include/` on the include path, into
+/// `target/test-fixtures/{out}`; `shared` makes a shared library. Each output is built
+/// once per test binary, under a private name renamed into place, so that tests running
+/// at once never see a half-written file.
+pub fn compile_c(sources: &[&str], out: &str, shared: bool) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap();
+    if let Some(path) = built.get_or_insert_with(HashMap::new).get(out) {
+        return path.clone();
+    }
+    let root = workspace();
+    let dir = root.join("target/test-fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(out);
+    let tmp = dir.join(format!(".{out}.{}", std::process::id()));
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut cmd = Command::new(&compiler);
+    cmd.args([
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-pedantic",
+        "-Werror",
+        "-O1",
+        "-I",
+    ])
+    .arg(root.join("include"))
+    .arg("-o")
+    .arg(&tmp);
+    if shared {
+        cmd.args(["-shared", "-fPIC"]);
+    }
+    for s in sources {
+        cmd.arg(root.join(s));
+    }
+    if !shared {
+        cmd.arg("-ldl");
+    }
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run the C compiler `{compiler}`: {e}"));
+    assert!(
+        output.status.success(),
+        "compiling {sources:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::rename(&tmp, &path).unwrap();
+    built
+        .get_or_insert_with(HashMap::new)
+        .insert(out.to_owned(), path.clone());
+    path
+}

@@ -1,0 +1,168 @@
+/*
+ * A memlink host written in C, against include/memlink.h alone: it loads a module (a Rust
+ * one built with memlink-msdk, or the C one beside this file), checks its ABI version and
+ * method table, initializes it, calls `echo` with raw bytes and `add` with MessagePack
+ * `[2, 3]`, prints what came back, frees the outputs and shuts the module down.
+ *
+ * Build and run (the runtime's tests do this with the system C compiler):
+ *   cc -std=c11 -I include -o memlink_c_host examples/c/host.c -ldl
+ *   ./memlink_c_host target/debug/examples/libbasic.so
+ */
+
+#define _POSIX_C_SOURCE 200809L
+
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memlink.h"
+
+/* The host's side of one call: the output buffer `alloc_output` handed out. */
+typedef struct {
+    uint8_t *output;
+} HostCall;
+
+static uint8_t *alloc_output(void *call, size_t len) {
+    HostCall *c = call;
+    if (c == NULL) return NULL;
+    /* 16-aligned, as the ABI promises; a second request replaces the first. */
+    free(c->output);
+    c->output = aligned_alloc(16, (len + 15) / 16 * 16 + 16);
+    return c->output;
+}
+
+static int32_t call_module(void *call, MemlinkNestedCall *request) {
+    (void)call;
+    (void)request;
+    return MEMLINK_STATUS_MODULE_NOT_FOUND; /* this host loads one module */
+}
+
+static void log_record(void *call, const MemlinkLogRecord *record) {
+    (void)call;
+    if (record != NULL && record->size >= sizeof(MemlinkLogRecord)) {
+        fprintf(stderr, "module log: %.*s\n", (int)record->message.len,
+                (const char *)record->message.ptr);
+    }
+}
+
+static float backpressure(void *call) {
+    (void)call;
+    return 0.0f;
+}
+
+static const MemlinkHostApi HOST = {
+    sizeof(MemlinkHostApi), 0, alloc_output, call_module, log_record, backpressure,
+};
+
+typedef struct {
+    MemlinkInitFn init;
+    MemlinkCallFn call;
+    MemlinkShutdownFn shutdown;
+    const MemlinkModuleInfo *info;
+} Module;
+
+/* Looks `name` up; POSIX guarantees a function's address round-trips through `void *`. */
+#define LOOKUP(library, name, out)                                                          \
+    do {                                                                                    \
+        void *found_ = dlsym((library), (name));                                            \
+        memcpy(&(out), &found_, sizeof found_);                                             \
+    } while (0)
+
+static int fail(const char *what) {
+    fprintf(stderr, "error: %s\n", what);
+    return 1;
+}
+
+/* The index of the method `name` in the table, or -1. */
+static long find(const MemlinkModuleInfo *info, const char *name) {
+    for (size_t i = 0; i < info->method_count; i++) {
+        const MemlinkStrRef n = info->methods[i].name;
+        if (n.len == strlen(name) && memcmp(n.ptr, name, n.len) == 0) return (long)i;
+    }
+    return -1;
+}
+
+/* Calls method `index` with `args`; prints the output as text or MessagePack uint. */
+static int call(const Module *m, long index, const uint8_t *args, size_t args_len, int as_uint) {
+    _Alignas(16) static uint8_t arena[64 * 1024];
+    HostCall host_call = { NULL };
+    MemlinkCallFrame frame;
+    memset(&frame, 0, sizeof frame);
+    frame.size = sizeof frame;
+    frame.method_index = (uint32_t)index;
+    frame.method_id = m->info->methods[index].id;
+    frame.args = args;
+    frame.args_len = args_len;
+    frame.arena = arena;
+    frame.arena_len = sizeof arena;
+    frame.timeout_ns = MEMLINK_NO_DEADLINE;
+    frame.host = &HOST;
+    frame.host_call = &host_call;
+    int32_t status = m->call(&frame);
+    const MemlinkStrRef name = m->info->methods[index].name;
+    if (status != MEMLINK_STATUS_OK) {
+        printf("%.*s failed with status %d: %.*s\n", (int)name.len, (const char *)name.ptr,
+               status, (int)frame.out_len, (const char *)frame.out);
+    } else if (as_uint) {
+        /* `add` returns a small positive integer: MessagePack's positive fixint. */
+        if (frame.out_len != 1 || frame.out[0] > 0x7f) {
+            free(host_call.output);
+            return fail("add returned something other than a small integer");
+        }
+        printf("%.*s = %u\n", (int)name.len, (const char *)name.ptr, frame.out[0]);
+    } else {
+        printf("%.*s = %.*s\n", (int)name.len, (const char *)name.ptr, (int)frame.out_len,
+               (const char *)frame.out);
+    }
+    /* The output lies in the arena (ours) or in the buffer we allocated: free that. */
+    free(host_call.output);
+    return status == MEMLINK_STATUS_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) return fail("usage: memlink_c_host MODULE.so");
+    void *library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) return fail(dlerror());
+    MemlinkAbiVersionFn version;
+    LOOKUP(library, "memlink_abi_version", version);
+    if (version == NULL) return fail("not a memlink module: no memlink_abi_version");
+    if (version() != MEMLINK_ABI_VERSION) return fail("the module speaks another ABI version");
+    MemlinkModuleInfoFn info;
+    Module m;
+    LOOKUP(library, "memlink_module_info", info);
+    LOOKUP(library, "memlink_init", m.init);
+    LOOKUP(library, "memlink_call", m.call);
+    LOOKUP(library, "memlink_shutdown", m.shutdown);
+    m.info = info != NULL ? info() : NULL;
+    if (m.init == NULL || m.call == NULL || m.shutdown == NULL || m.info == NULL) {
+        return fail("the module lacks an entry point");
+    }
+    if (m.info->magic != MEMLINK_MODULE_MAGIC || m.info->size < sizeof(MemlinkModuleInfo)) {
+        return fail("the module's description is malformed");
+    }
+    printf("module %.*s %.*s, %zu methods\n", (int)m.info->name.len,
+           (const char *)m.info->name.ptr, (int)m.info->version.len,
+           (const char *)m.info->version.ptr, m.info->method_count);
+
+    MemlinkInitFrame init;
+    memset(&init, 0, sizeof init);
+    init.size = sizeof init;
+    init.abi_version = MEMLINK_ABI_VERSION;
+    init.host = &HOST;
+    init.max_log_level = MEMLINK_LOG_WARN;
+    if (m.init(&init) != MEMLINK_STATUS_OK) {
+        fprintf(stderr, "init failed: %.*s\n", (int)init.error.len, (const char *)init.error.ptr);
+        return 1;
+    }
+    long echo = find(m.info, "echo"), add = find(m.info, "add");
+    if (echo < 0 || add < 0) return fail("the module has no echo or no add");
+    static const uint8_t hello[] = "hello from C";
+    static const uint8_t two_and_three[] = { 0x92, 0x02, 0x03 }; /* MessagePack [2, 3] */
+    int failed = call(&m, echo, hello, sizeof hello - 1, 0);
+    failed |= call(&m, add, two_and_three, sizeof two_and_three, 1);
+    if (m.shutdown() != MEMLINK_STATUS_OK) return fail("shutdown failed");
+    /* A Rust library is never dlclose'd: its thread-local destructors point into it. */
+    return failed;
+}

@@ -1,0 +1,707 @@
+/*
+ * memlink.h: the memlink ABI for C, generated from the memlink-abi crate (abi/ in the
+ * memlink repository) by cbindgen. Do not edit it: change the crate and regenerate
+ * with `MEMLINK_WRITE_HEADER=1 cargo test -p memlink-abi --test header`.
+ *
+ * docs/abi.md explains the contract; examples/c/ has a module and a host written in C.
+ */
+
+#pragma once
+
+#include <stdint.h>
+#include <stddef.h>
+#if defined(_MSC_VER)
+#define MEMLINK_ALIGNED(n) __declspec(align(n))
+#else
+#define MEMLINK_ALIGNED(n) __attribute__((aligned(n)))
+#endif
+
+
+/*
+ Alignment the host gives archived arguments, and the most any archived type needs.
+ */
+#define MEMLINK_ARCHIVE_ALIGN 16
+
+/*
+ `FORMAT` bit: multi-byte values are big-endian.
+ */
+#define MEMLINK_RKYV_BIG_ENDIAN (1 << 8)
+
+/*
+ `FORMAT` bit: archived primitives are unaligned.
+ */
+#define MEMLINK_RKYV_UNALIGNED (1 << 9)
+
+/*
+ [`CallFrame::flags`] bit: the host did not measure its load for this call; the module
+ asks [`HostApi::backpressure`] if and when it needs the figure (a host whose load is
+ costly to gather for every call sets this).
+ */
+#define MEMLINK_CALL_BACKPRESSURE_ON_REQUEST 1
+
+/*
+ [`CallFrame::timeout_ns`] for a call without a deadline.
+ */
+#define MEMLINK_NO_DEADLINE UINT64_MAX
+
+/*
+ `NestedCall::flags` bit: `args` are MessagePack of a typed value; the host converts
+ them to the callee's argument format (see `msgpack::convert_args`).
+ */
+#define MEMLINK_NESTED_TYPED 1
+
+/*
+ Nothing is logged.
+ */
+#define MEMLINK_LOG_OFF 0
+
+/*
+ Errors.
+ */
+#define MEMLINK_LOG_ERROR 1
+
+/*
+ Warnings.
+ */
+#define MEMLINK_LOG_WARN 2
+
+/*
+ Information.
+ */
+#define MEMLINK_LOG_INFO 3
+
+/*
+ Debugging detail.
+ */
+#define MEMLINK_LOG_DEBUG 4
+
+/*
+ Tracing detail.
+ */
+#define MEMLINK_LOG_TRACE 5
+
+/*
+ `MetricRecord::kind` of a counter.
+ */
+#define MEMLINK_METRIC_COUNTER 0
+
+/*
+ `MetricRecord::kind` of a gauge.
+ */
+#define MEMLINK_METRIC_GAUGE 1
+
+/*
+ `MetricRecord::kind` of a histogram.
+ */
+#define MEMLINK_METRIC_HISTOGRAM 2
+
+/*
+ `MethodInfo::flags` bit: the export is an `async fn`.
+ */
+#define MEMLINK_METHOD_ASYNC 1
+
+/*
+ Version of this ABI. Host and module must agree exactly.
+
+ Version 2 carries the host's "ask for backpressure" request as a flag bit of
+ [`CallFrame::flags`] where version 1 sent a NaN.
+ */
+#define MEMLINK_ABI_VERSION 2
+
+/*
+ `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
+ (written as a literal so that C sees it too).
+ */
+#define MEMLINK_MODULE_MAGIC 21196699973010765
+
+/*
+ Outcome of an entry point, as the `i32` it returns.
+
+ `Ok` is 0. Every other value names a [`crate::ModuleError`] variant by its
+ [`code`](crate::ModuleError::code); the frame's output then holds the error's payload
+ (see [`CallFrame::out`](crate::CallFrame::out)). Values not listed here are reported
+ by the host as an ABI error rather than guessed at.
+ */
+enum MemlinkStatus
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Success: the output holds the result.
+   */
+  MEMLINK_STATUS_OK = 0,
+  /*
+   [`crate::ModuleError::QuotaExceeded`].
+   */
+  MEMLINK_STATUS_QUOTA_EXCEEDED = 1,
+  /*
+   [`crate::ModuleError::CallFailed`].
+   */
+  MEMLINK_STATUS_CALL_FAILED = 2,
+  /*
+   [`crate::ModuleError::Timeout`]; the payload is the duration in nanoseconds, `u64` LE.
+   */
+  MEMLINK_STATUS_TIMEOUT = 3,
+  /*
+   [`crate::ModuleError::Panic`].
+   */
+  MEMLINK_STATUS_PANIC = 4,
+  /*
+   [`crate::ModuleError::Serialize`].
+   */
+  MEMLINK_STATUS_SERIALIZE = 5,
+  /*
+   [`crate::ModuleError::ServiceUnavailable`].
+   */
+  MEMLINK_STATUS_SERVICE_UNAVAILABLE = 6,
+  /*
+   [`crate::ModuleError::InvalidMethod`].
+   */
+  MEMLINK_STATUS_INVALID_METHOD = 7,
+  /*
+   [`crate::ModuleError::ModuleNotFound`].
+   */
+  MEMLINK_STATUS_MODULE_NOT_FOUND = 8,
+  /*
+   [`crate::ModuleError::MaxCallDepthExceeded`].
+   */
+  MEMLINK_STATUS_MAX_CALL_DEPTH_EXCEEDED = 9,
+  /*
+   [`crate::ModuleError::Failed`].
+   */
+  MEMLINK_STATUS_FAILED = 10,
+  /*
+   [`crate::ModuleError::Abi`].
+   */
+  MEMLINK_STATUS_ABI = 11,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum MemlinkStatus MemlinkStatus;
+#else
+typedef int32_t MemlinkStatus;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ How a method's arguments or its result are encoded, as stored in [`MethodInfo`](crate::MethodInfo).
+ */
+enum MemlinkFormat
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   MessagePack. Arguments: the argument tuple as an array (`add(2, 3)` is `[2, 3]`),
+   or a map keyed by parameter name; empty input means no arguments. Results: the
+   value, structs as maps.
+   */
+  MEMLINK_FORMAT_MESSAGE_PACK = 0,
+  /*
+   The bytes as they are: a method whose only argument is `String`, `Vec<u8>`,
+   `&str` or `&[u8]`, or whose result is `String` or `Vec<u8>`.
+   */
+  MEMLINK_FORMAT_RAW = 1,
+  /*
+   One rkyv archive, read in place. Arguments: the archive of the parameters' tuple
+   (`&Archived<T>` is `T`, `&[u8]` is `Vec<u8>`, `&str` is `String`), placed by the
+   host in the call's arena, 16-aligned, validated by the module before use. Results:
+   the archive of the value, in the call's arena.
+   */
+  MEMLINK_FORMAT_ARCHIVED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum MemlinkFormat MemlinkFormat;
+#else
+typedef uint8_t MemlinkFormat;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ A borrowed UTF-8 string crossing the boundary: pointer and length, no terminator.
+ */
+typedef struct MemlinkStrRef {
+  /*
+   First byte; may dangle when `len` is 0.
+   */
+  const uint8_t *ptr;
+  /*
+   Length in bytes.
+   */
+  size_t len;
+} MemlinkStrRef;
+
+/*
+ A module-to-module call, passed to [`HostApi::call_module`].
+ */
+typedef struct MemlinkNestedCall {
+  /*
+   `size_of::<NestedCall>()` in the module.
+   */
+  uint32_t size;
+  /*
+   Bit set of `NESTED_*` flags.
+   */
+  uint32_t flags;
+  /*
+   Name of the module to call.
+   */
+  struct MemlinkStrRef module;
+  /*
+   Name of the method to call.
+   */
+  struct MemlinkStrRef method;
+  /*
+   The encoded arguments, valid for the duration of the call.
+   */
+  const uint8_t *args;
+  /*
+   Length of `args` in bytes.
+   */
+  size_t args_len;
+  /*
+   Receives the callee's output, once, before `call_module` returns. The bytes are
+   valid only during the call to `sink`.
+   */
+  void (*sink)(void *sink_ctx, const uint8_t *ptr, size_t len);
+  /*
+   Passed back to `sink`.
+   */
+  void *sink_ctx;
+  /*
+   Out: the callee's result [`Format`](crate::Format) tag, set by the host before
+   `sink` runs.
+   */
+  uint8_t result_format;
+} MemlinkNestedCall;
+
+/*
+ A key/value pair of a [`LogRecord`].
+ */
+typedef struct MemlinkLogField {
+  /*
+   The key.
+   */
+  struct MemlinkStrRef key;
+  /*
+   The value.
+   */
+  struct MemlinkStrRef value;
+} MemlinkLogField;
+
+/*
+ One structured log record, passed to [`HostApi::log`].
+ */
+typedef struct MemlinkLogRecord {
+  /*
+   `size_of::<LogRecord>()` in the module.
+   */
+  uint32_t size;
+  /*
+   One of the [`level`] constants (never `OFF`).
+   */
+  uint32_t level;
+  /*
+   The module's name.
+   */
+  struct MemlinkStrRef module;
+  /*
+   The export that was running, or empty outside a call.
+   */
+  struct MemlinkStrRef method;
+  /*
+   The message.
+   */
+  struct MemlinkStrRef message;
+  /*
+   `field_count` key/value pairs.
+   */
+  const struct MemlinkLogField *fields;
+  /*
+   Number of entries in `fields`.
+   */
+  size_t field_count;
+  /*
+   Trace id of the running call (0: none).
+   */
+  uint64_t trace_id;
+  /*
+   Span id of the running call (0: none).
+   */
+  uint64_t span_id;
+} MemlinkLogRecord;
+
+/*
+ Services the host offers to a module, valid from `memlink_init` to
+ `memlink_shutdown`. Every function is thread-safe and may be called from any thread
+ that is inside a `memlink_call` of the frame it names.
+ */
+typedef struct MemlinkHostApi {
+  /*
+   `size_of::<HostApi>()` in the host: a function lies within the struct only when its
+   offset is below this.
+   */
+  uint32_t size;
+  /*
+   Reserved, zero.
+   */
+  uint32_t reserved;
+  /*
+   Allocates `len` bytes of output for the call whose
+   [`CallFrame::host_call`](crate::CallFrame::host_call) is
+   `call`, records it as that call's output and returns a pointer to write it
+   through, aligned to 16. Null when the host cannot allocate. A second request
+   replaces the first.
+   */
+  uint8_t *(*alloc_output)(void *call, size_t len);
+  /*
+   Calls `request.method` of the module loaded under `request.module`, on behalf of
+   the call `call`: the callee inherits its trace id, deadline and depth + 1. The
+   result (status `Ok`) or error payload is handed to `request.sink` before this
+   returns; the return value is the callee's [`Status`](crate::Status).
+   */
+  int32_t (*call_module)(void *call, struct MemlinkNestedCall *request);
+  /*
+   Delivers a log record. `call` is the running call's handle, or null for a record
+   logged outside any call (from a module's own thread); the record and everything it
+   points to are valid only during this function.
+   */
+  void (*log)(void *call, const struct MemlinkLogRecord *record);
+  /*
+   The host's load on the module of the call `call` now, in `[0, 1]`: 0 idle, 1
+   saturated. Modules ask for it only when a frame's `flags` has
+   [`CALL_BACKPRESSURE_ON_REQUEST`](crate::CALL_BACKPRESSURE_ON_REQUEST). `call` may
+   be null (0 then).
+   */
+  float (*backpressure)(void *call);
+} MemlinkHostApi;
+
+/*
+ Everything one call carries, in and out. The host owns it; the module reads the
+ inputs and writes `out`/`out_len` before it returns.
+ */
+typedef struct MemlinkCallFrame {
+  /*
+   `size_of::<CallFrame>()` in the host.
+   */
+  uint32_t size;
+  /*
+   Position of the method in the module's table, as the host resolved it at load.
+   */
+  uint32_t method_index;
+  /*
+   The method id; must equal the id at `method_index`.
+   */
+  uint32_t method_id;
+  /*
+   Nesting depth: 0 for a call from the host, one more for each module-to-module hop.
+   */
+  uint32_t depth;
+  /*
+   The encoded arguments; the host keeps them alive and unchanged for the call.
+   */
+  const uint8_t *args;
+  /*
+   Length of `args` in bytes.
+   */
+  size_t args_len;
+  /*
+   Scratch memory for the call, owned by the host, aligned to 16, not touched by
+   anyone else during the call. May be null when `arena_len` is 0.
+   */
+  uint8_t *arena;
+  /*
+   Length of `arena` in bytes.
+   */
+  size_t arena_len;
+  /*
+   Trace id of the request the call belongs to (0: none).
+   */
+  uint64_t trace_id;
+  /*
+   Span id of the caller (0: none).
+   */
+  uint64_t span_id;
+  /*
+   Time left for the call in nanoseconds, measured when the host dispatched it.
+   [`NO_DEADLINE`] when there is none.
+   */
+  uint64_t timeout_ns;
+  /*
+   The host's load on this module at dispatch, in `[0, 1]`; not meaningful when
+   `flags` has [`CALL_BACKPRESSURE_ON_REQUEST`].
+   */
+  float backpressure;
+  /*
+   Bit set of `CALL_*` flags.
+   */
+  uint32_t flags;
+  /*
+   The host's services.
+   */
+  const struct MemlinkHostApi *host;
+  /*
+   The host's handle for this call, passed back to every [`HostApi`] function.
+   */
+  void *host_call;
+  /*
+   The module's persistent region: memory that outlives calls, shared by all calls
+   into this load of the module. It starts with a [`PersistentHeader`]; null when the
+   host gives none. Aligned to 64.
+   */
+  uint8_t *persistent;
+  /*
+   Length of `persistent` in bytes, header included.
+   */
+  size_t persistent_len;
+  /*
+   Out: the result (status `Ok`) or the error payload (any other status).
+
+   It points into `arena` or into a buffer from [`HostApi::alloc_output`]; the module
+   never points it at its own memory. A result in the arena stays there: the host
+   reads it in place and reuses the arena only after it is done with the result. Error payloads are the error's message in
+   UTF-8, except for `Timeout`, whose payload is 8 bytes: nanoseconds, `u64` LE.
+   */
+  const uint8_t *out;
+  /*
+   Out: length of `out` in bytes.
+   */
+  size_t out_len;
+  /*
+   Out: bytes of the arena the call used (its high-water mark).
+   */
+  size_t arena_used;
+} MemlinkCallFrame;
+
+/*
+ Passed to `memlink_init`.
+ */
+typedef struct MemlinkInitFrame {
+  /*
+   `size_of::<InitFrame>()` in the host.
+   */
+  uint32_t size;
+  /*
+   The host's [`ABI_VERSION`](crate::ABI_VERSION).
+   */
+  uint32_t abi_version;
+  /*
+   Services the host offers; valid until the module is shut down.
+   */
+  const struct MemlinkHostApi *host;
+  /*
+   The most detailed [`level`](crate::level) the host wants to receive: the module drops records
+   above it without formatting them or calling the host.
+   */
+  uint32_t max_log_level;
+  /*
+   Out: on failure, the module points this at a UTF-8 message in its own static
+   memory.
+   */
+  struct MemlinkStrRef error;
+} MemlinkInitFrame;
+
+/*
+ One row of the method table.
+ */
+typedef struct MemlinkMethodInfo {
+  /*
+   The exported name.
+   */
+  struct MemlinkStrRef name;
+  /*
+   [`method_id`] of `name`.
+   */
+  uint32_t id;
+  /*
+   Bit set of `METHOD_*` flags.
+   */
+  uint32_t flags;
+  /*
+   A [`Format`](crate::Format) tag for the arguments.
+   */
+  uint8_t args_format;
+  /*
+   A [`Format`](crate::Format) tag for the result.
+   */
+  uint8_t result_format;
+  /*
+   Number of arguments after the context.
+   */
+  uint16_t arg_count;
+  /*
+   Reserved, zero.
+   */
+  uint32_t reserved;
+  /*
+   For archived arguments: the type the archive holds (the parameters' tuple), as
+   `std::any::type_name` spells it; empty otherwise.
+   */
+  struct MemlinkStrRef args_type;
+  /*
+   For archived arguments: the type's fingerprint (`archive::fingerprint` with the
+   `rkyv` feature); 0 otherwise.
+   */
+  uint64_t args_fingerprint;
+  /*
+   For an archived result: the type the archive holds; empty otherwise.
+   */
+  struct MemlinkStrRef result_type;
+  /*
+   For an archived result: its fingerprint; 0 otherwise.
+   */
+  uint64_t result_fingerprint;
+} MemlinkMethodInfo;
+
+/*
+ What a module says about itself. Returned by `memlink_module_info`; lives in the
+ module's static memory and never changes.
+ */
+typedef struct MemlinkModuleInfo {
+  /*
+   Always [`MODULE_MAGIC`](crate::MODULE_MAGIC).
+   */
+  uint64_t magic;
+  /*
+   The module's [`ABI_VERSION`](crate::ABI_VERSION).
+   */
+  uint32_t abi_version;
+  /*
+   `size_of::<ModuleInfo>()` in the module.
+   */
+  uint32_t size;
+  /*
+   The module's crate name.
+   */
+  struct MemlinkStrRef name;
+  /*
+   The module's crate version.
+   */
+  struct MemlinkStrRef version;
+  /*
+   The version of memlink-msdk the module was built with.
+   */
+  struct MemlinkStrRef sdk_version;
+  /*
+   The method table, `method_count` entries, sorted by id.
+   */
+  const struct MemlinkMethodInfo *methods;
+  /*
+   Number of entries in `methods`.
+   */
+  size_t method_count;
+  /*
+   The rkyv format the module's archives use (`archive::format` with the `rkyv`
+   feature: pointer width, endianness, alignment): host and module must agree to
+   exchange archives.
+   */
+  uint32_t rkyv_format;
+  /*
+   Reserved, zero.
+   */
+  uint32_t reserved;
+} MemlinkModuleInfo;
+
+/*
+ One metric of a module, as [`MetricsFn`](crate::MetricsFn) reports it.
+ */
+typedef struct MemlinkMetricRecord {
+  /*
+   The metric's name.
+   */
+  struct MemlinkStrRef name;
+  /*
+   `METRIC_*`.
+   */
+  uint32_t kind;
+  /*
+   Reserved, zero.
+   */
+  uint32_t reserved;
+  /*
+   A counter's count, or a histogram's number of observations.
+   */
+  uint64_t count;
+  /*
+   A gauge's value, or a histogram's sum of observations.
+   */
+  double value;
+  /*
+   A histogram's upper bucket bounds, ascending (`+Inf` implied after the last).
+   */
+  const double *bounds;
+  /*
+   A histogram's observations per bucket (not cumulative): `bucket_count` entries,
+   the last for values above every bound.
+   */
+  const uint64_t *buckets;
+  /*
+   Entries in `buckets` (`bounds` has one fewer).
+   */
+  size_t bucket_count;
+} MemlinkMetricRecord;
+
+/*
+ The start of a persistent region (see [`CallFrame::persistent`]). The host zeroes the
+ region and sets `generation` once, when it loads the module, and never writes it
+ again; modules allocate from it by bumping `used` atomically.
+ */
+typedef struct MEMLINK_ALIGNED(64) MemlinkPersistentHeader {
+  /*
+   Different for every region the host ever makes: a reference into an older region
+   (kept in a module's statics across a reload) is recognised as stale.
+   */
+  uint64_t generation;
+  /*
+   Bytes allocated so far, counted from the start of the region (header included).
+   Only ever accessed atomically once the region is handed to a module (an
+   `AtomicU64` in Rust, `_Atomic uint64_t` in C11): never through a reference to the
+   header.
+   */
+  uint64_t used;
+} MemlinkPersistentHeader;
+
+/*
+ Signature behind [`SYM_ABI_VERSION`].
+ */
+typedef uint32_t (*MemlinkAbiVersionFn)(void);
+
+/*
+ Signature behind [`SYM_MODULE_INFO`].
+ */
+typedef const struct MemlinkModuleInfo *(*MemlinkModuleInfoFn)(void);
+
+/*
+ Signature behind [`SYM_INIT`].
+ */
+typedef int32_t (*MemlinkInitFn)(struct MemlinkInitFrame*);
+
+/*
+ Signature behind [`SYM_CALL`].
+ */
+typedef int32_t (*MemlinkCallFn)(struct MemlinkCallFrame*);
+
+/*
+ Signature behind [`SYM_SHUTDOWN`].
+ */
+typedef int32_t (*MemlinkShutdownFn)(void);
+
+/*
+ Signature behind [`SYM_METRICS`]: calls `visit(ctx, record)` once per metric the
+ module recorded; each record is valid only during its `visit`.
+ */
+typedef int32_t (*MemlinkMetricsFn)(void (*visit)(void *ctx,
+                                                  const struct MemlinkMetricRecord *record),
+                                    void *ctx);
+
+/*
+ * The entry points a module exports (see `memlink_abi::symbols`). A module written in
+ * C defines them; a host looks them up with dlsym.
+ */
+uint32_t memlink_abi_version(void);
+const MemlinkModuleInfo *memlink_module_info(void);
+int32_t memlink_init(MemlinkInitFrame *frame);
+int32_t memlink_call(MemlinkCallFrame *frame);
+int32_t memlink_shutdown(void);

@@ -1,0 +1,120 @@
+//! The ABI is C: a module written in C against `include/memlink.h` loads and runs
+//! through the runtime and the `memlink` command, and a host written in C against the
+//! same header loads and calls a Rust module. Both are built by the system C compiler.
+
+mod common;
+
+use std::process::Command;
+
+use common::{compile_c, module_path, mp};
+use memlink_runtime::{Format, ModuleError, ModuleRef, Runtime};
+
+fn c_module() -> std::path::PathBuf {
+    compile_c(&["examples/c/module.c"], "libc_module.so", true)
+}
+
+#[test]
+fn a_module_written_in_c_is_called_through_the_runtime() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(c_module())).unwrap();
+    let info = rt.module_info(h).unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("c_module", "0.1.0")
+    );
+    let methods = rt.methods(h).unwrap();
+    let names: Vec<(&str, Format, Format)> = methods
+        .iter()
+        .map(|m| (m.name.as_str(), m.args_format, m.result_format))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("fail", Format::Raw, Format::Raw),
+            ("add", Format::MessagePack, Format::MessagePack),
+            ("echo", Format::Raw, Format::Raw),
+        ]
+    );
+    // Raw echo.
+    assert_eq!(
+        rt.call(h, "echo", b"bytes from Rust").unwrap(),
+        b"bytes from Rust"
+    );
+    // MessagePack add, positional and named, through the untyped and typed calls.
+    assert_eq!(rt.call(h, "add", &mp(&(2u32, 3u32))).unwrap(), [5]);
+    let add = rt.typed::<(u32, u32), u32>(h, "add").unwrap();
+    assert_eq!(add.call(&(40_000, 2)).unwrap(), 40_002);
+    assert_eq!(add.call(&(70_000, 70_000)).unwrap(), 140_000);
+    let named = mp(&std::collections::BTreeMap::from([
+        ("a", 7u32),
+        ("b", 8u32),
+    ]));
+    assert_eq!(rt.call(h, "add", &named).unwrap(), [15]);
+    // Errors with payloads.
+    let err = rt.call(h, "fail", b"no reason").unwrap_err();
+    assert_eq!(
+        err.module_error(),
+        Some(&ModuleError::Failed(
+            "asked to fail with `no reason`".into()
+        ))
+    );
+    let err = rt.call(h, "add", b"\xc1").unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Serialize(m)) if m.starts_with("bad arguments")),
+        "{err}"
+    );
+    let err = add.call(&(u32::MAX, 1)).unwrap_err();
+    assert_eq!(
+        err.module_error(),
+        Some(&ModuleError::Failed("the sum overflows u32".into()))
+    );
+    // Still serving after each.
+    assert_eq!(rt.call(h, "echo", b"ok").unwrap(), b"ok");
+}
+
+#[test]
+fn the_memlink_command_calls_a_module_written_in_c() {
+    let module = c_module();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_memlink"))
+            .arg("call")
+            .arg(&module)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["add", "[2, 3]"]), (true, "5".into(), String::new()));
+    assert_eq!(run(&["add", r#"{"a": 20, "b": 22}"#]).1, "42");
+    assert_eq!(
+        run(&["echo", "from the command line"]).1,
+        "from the command line"
+    );
+    let (ok, _, stderr) = run(&["fail", "on purpose"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("asked to fail with `on purpose`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_host_written_in_c_calls_a_rust_module() {
+    let host = compile_c(&["examples/c/host.c"], "memlink_c_host", false);
+    for (module, name) in [(module_path("basic"), "basic"), (c_module(), "c_module")] {
+        let out = Command::new(&host).arg(&module).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines[0].starts_with(&format!("module {name} ")), "{stdout}");
+        assert_eq!(&lines[1..], ["echo = hello from C", "add = 5"], "{name}");
+    }
+}
