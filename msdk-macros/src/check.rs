@@ -235,6 +235,7 @@ pub(crate) fn result(sig: &Signature, errors: &mut Errors) -> Option<ResultKind>
             Some(ok) => {
                 return Some(match types::rkyv_result(ok) {
                     Some(t) => ResultKind::Archived(Box::new(t.clone())),
+                    None if types::is_scalar(ok) => ResultKind::Scalar,
                     None => ResultKind::MessagePack,
                 })
             }

@@ -86,7 +86,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
     });
     let result_format = format(match export.result {
         ResultKind::Raw => "Raw",
-        ResultKind::MessagePack => "MessagePack",
+        ResultKind::MessagePack | ResultKind::Scalar => "MessagePack",
         ResultKind::Archived(_) => "Archived",
     });
     let args_type = match export.args {
@@ -182,6 +182,7 @@ fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
             quote!(#inv.encode_raw_result(::core::convert::AsRef::<[u8]>::as_ref(&#value)))
         }
         ResultKind::MessagePack => quote!(#inv.encode_result(&#value)),
+        ResultKind::Scalar => quote!(#inv.encode_scalar_result(#value)),
         ResultKind::Archived(_) => quote!(#inv.encode_archived_result(&#value.0)),
     };
     quote! {
@@ -235,7 +236,10 @@ fn access_archive(params: &[ArchivedArg], names: &Names) -> TokenStream {
     }
 }
 
-/// Decodes the argument struct and destructures it into the argument locals.
+/// Decodes the argument struct and destructures it into the argument locals. When every
+/// parameter is a scalar, the plain positional form (`[a, b]`) is read without serde
+/// first; anything else falls back to the struct, which decodes it (or refuses it) as it
+/// always did.
 fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
     let Names {
         inv, args_struct, ..
@@ -244,11 +248,25 @@ fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
         // Nothing to decode: the usual encodings of "no arguments" skip the decoder.
         return quote!(#inv.decode_no_args::<#args_struct>()?;);
     }
-    let field_names = fields.iter().map(|f| &f.name);
-    let locals = (0..fields.len()).map(Names::arg);
-    quote! {
+    let field_names: Vec<&Ident> = fields.iter().map(|f| &f.name).collect();
+    let locals: Vec<Ident> = (0..fields.len()).map(Names::arg).collect();
+    let by_serde = quote! {
         let #args_struct { #(#field_names: #locals,)* } =
             #inv.decode_args::<#args_struct>()?;
+    };
+    let scalars = fields.len() <= 8 && fields.iter().all(|f| types::is_scalar(&f.ty));
+    if !scalars {
+        return by_serde;
+    }
+    let field_types = fields.iter().map(|f| &f.ty);
+    quote! {
+        let (#(#locals,)*) = match #inv.scalar_args::<(#(#field_types,)*)>() {
+            ::core::option::Option::Some(__memlink_scalars) => __memlink_scalars,
+            ::core::option::Option::None => {
+                #by_serde
+                (#(#locals,)*)
+            }
+        };
     }
 }
 

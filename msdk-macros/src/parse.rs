@@ -81,6 +81,8 @@ pub(crate) struct Export {
 pub(crate) enum ResultKind {
     /// MessagePack.
     MessagePack,
+    /// MessagePack of a scalar (`()`, `bool`, an integer, a float), written without serde.
+    Scalar,
     /// The bytes as they are (`String`, `Vec<u8>`, `&str`, `&[u8]`).
     Raw,
     /// An rkyv archive of the `T` in `Rkyv<T>`.

@@ -121,6 +121,24 @@ fn is_byte_slice(ty: &Type) -> bool {
     matches!(peel(ty), Type::Slice(s) if is_u8(&s.elem))
 }
 
+/// Whether `ty` is a scalar that MessagePack carries as one value and the SDK reads and
+/// writes without serde: `()`, `bool`, an integer or a float, spelled as the primitive
+/// (or its `core::primitive`/`std::primitive` path). Anything else (an alias, a newtype)
+/// goes through serde, which encodes scalars the same way.
+pub(crate) fn is_scalar(ty: &Type) -> bool {
+    const PRIMITIVE: &[(&str, &str)] = &[("core", "primitive"), ("std", "primitive")];
+    const SCALARS: &[&str] = &[
+        "bool", "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "f32",
+        "f64",
+    ];
+    match peel(ty) {
+        Type::Tuple(t) => t.elems.is_empty(),
+        t => SCALARS
+            .iter()
+            .any(|name| is_std_path(t, name, PRIMITIVE).is_some_and(|s| s.arguments.is_none())),
+    }
+}
+
 /// The raw kind of a single argument of type `ty`, if it is bytes-like.
 pub(crate) fn raw_arg(ty: &Type) -> Option<RawArg> {
     match peel(ty) {

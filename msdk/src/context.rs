@@ -23,6 +23,10 @@ pub struct CallContext<'a> {
     caller: Option<&'a ModuleCaller>,
     depth: u32,
     persistent: Option<Persistent<'a>>,
+    /// The host's persistent region as the frame gave it, made into a [`Persistent`] only
+    /// when the export asks for it (null when there is none, or when `persistent` was set
+    /// by hand).
+    persistent_raw: (*mut u8, usize),
 }
 
 impl<'a> CallContext<'a> {
@@ -51,6 +55,44 @@ impl<'a> CallContext<'a> {
             caller,
             depth: 0,
             persistent: None,
+            persistent_raw: (core::ptr::null_mut(), 0),
+        }
+    }
+
+    /// The context of a call the boundary runs: everything from its checked frame, the
+    /// persistent region as it lies.
+    ///
+    /// # Safety
+    ///
+    /// A non-null `persistent.0` must meet [`Persistent::from_raw`]'s contract for `'a`.
+    #[allow(clippy::too_many_arguments)] // one field each, of one frame
+    pub(crate) unsafe fn for_call(
+        arena: &'a Arena,
+        backpressure: Option<f32>,
+        trace_id: u64,
+        span_id: u64,
+        deadline: Option<Instant>,
+        caller: &'a ModuleCaller,
+        depth: u32,
+        persistent: (*mut u8, usize),
+    ) -> CallContext<'a> {
+        CallContext {
+            arena,
+            // NaN: not known yet, asked of the host on the first read.
+            backpressure: Cell::new(backpressure.map_or(f32::NAN, |b| {
+                if b.is_nan() {
+                    0.0
+                } else {
+                    b.clamp(0.0, 1.0)
+                }
+            })),
+            trace_id,
+            span_id,
+            deadline,
+            caller: Some(caller),
+            depth,
+            persistent: None,
+            persistent_raw: persistent,
         }
     }
 
@@ -69,7 +111,11 @@ impl<'a> CallContext<'a> {
     /// The module's persistent region: memory that outlives the call, for state built
     /// once (see [`crate::persist`]). `None` when the host gives none.
     pub fn persistent(&self) -> Option<Persistent<'a>> {
-        self.persistent
+        // SAFETY: `persistent_raw` is null (a context made by hand) or set by `for_call`,
+        // whose caller vouched for it for `'a`.
+        self.persistent.or_else(|| unsafe {
+            Persistent::from_raw(self.persistent_raw.0, self.persistent_raw.1)
+        })
     }
 
     /// The call's scratch arena; everything in it is gone after the call.
@@ -94,13 +140,6 @@ impl<'a> CallContext<'a> {
         };
         self.backpressure.set(value);
         value
-    }
-
-    /// The context of a call whose host sends its load on request: the first
-    /// [`backpressure`](CallContext::backpressure) asks the host through the caller.
-    pub(crate) fn with_backpressure_on_request(self) -> CallContext<'a> {
-        self.backpressure.set(f32::NAN);
-        self
     }
 
     /// Trace id of the request this call belongs to (0: none).

@@ -5,7 +5,6 @@
 //! links it. Each one catches every panic: unwinding out of an `extern "C"` function
 //! would abort the host.
 
-use std::cell::Cell;
 use std::mem::offset_of;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
@@ -18,8 +17,8 @@ use crate::context::CallContext;
 use crate::current::CurrentCall;
 use crate::dispatch;
 use crate::error::ModuleError;
+use crate::frame::{check_frame, checked_host, Regions};
 use crate::panic as guard;
-use crate::persist::Persistent;
 use crate::request::{write_through_host, Invocation};
 
 /// Returns [`abi::ABI_VERSION`]. The host reads it before anything else.
@@ -48,11 +47,11 @@ pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
     let Some(frame) = (unsafe { frame.as_mut() }) else {
         return Status::Abi as i32;
     };
-    let outcome = panic::catch_unwind(|| init(frame)).unwrap_or_else(|payload| {
-        Err(format!(
-            "memlink_init panicked: {}",
-            guard::message(payload)
-        ))
+    let outcome = guard::isolate(|| init(frame)).unwrap_or_else(|panicked| {
+        Err(match panicked {
+            ModuleError::Panic(message) => format!("memlink_init panicked: {message}"),
+            other => other.to_string(),
+        })
     });
     match outcome {
         Ok(()) => Status::Ok as i32,
@@ -196,47 +195,43 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     // SAFETY: forwarded from this function's contract (`host` is null or valid for the
     // call).
     let host = unsafe { checked_host(frame.host) };
-    let checked = match &host {
-        Ok(table) => check_frame(frame).map(|regions| (*table, regions)),
-        Err(e) => Err(e.clone()),
-    };
-    let (host, regions) = match checked {
+    let (host, regions) = match host.and_then(|h| check_frame(frame).map(|r| (h, r))) {
         Ok(valid) => valid,
-        Err(problem) => {
-            // The regions were not proven usable: the payload goes through the host's
-            // buffer, if the host's table is, and never into the arena.
-            let host = host.ok();
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, host, None, &problem)));
-            return problem.code();
-        }
+        Err(problem) => return refuse(frame, problem),
     };
-    let used = Cell::new(0);
-    let outcome = crate::current::with_slot(|slot| {
-        // Filled for the whole call: panics are captured while it is.
-        let outer = slot.replace(Some(CurrentCall::starting(
-            frame.host,
-            frame.host_call,
-            frame.trace_id,
-            frame.span_id,
-        )));
-        guard::forget();
+    let Some(entry) = dispatch::table().entry(frame.method_index, frame.method_id) else {
+        return Status::InvalidMethod as i32;
+    };
+    let outcome = crate::current::with_slot(|slot, seq| {
+        // Filled for the whole call: panics are captured while it is, and logs name it.
+        let outer = slot.replace(Some(CurrentCall {
+            seq,
+            host: frame.host,
+            host_call: frame.host_call,
+            method: entry.name,
+            module: entry.crate_name,
+            trace_id: frame.trace_id,
+            span_id: frame.span_id,
+        }));
         // SAFETY: forwarded from this function's contract; `check_frame` proved the
         // regions well formed and apart.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-            call(frame, host, &regions, &used, slot)
-        }));
+        let outcome =
+            panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, host, &regions, entry) }));
         slot.set(outer);
-        outcome
+        outcome.map_err(|payload| ModuleError::Panic(guard::message(payload, seq)))
     });
-    frame.arena_used = used.get();
     let error = match outcome {
-        Ok(Ok((ptr, len))) => {
-            frame.out = ptr;
-            frame.out_len = len;
+        Ok(Ok(ran)) => {
+            frame.out = ran.out;
+            frame.out_len = ran.out_len;
+            frame.arena_used = ran.arena_used;
             return Status::Ok as i32;
         }
-        Ok(Err(e)) => e,
-        Err(payload) => ModuleError::Panic(guard::message(payload)),
+        Ok(Err((e, used))) => {
+            frame.arena_used = used;
+            e
+        }
+        Err(panicked) => panicked,
     };
     // Reporting must not unwind either (an allocation failure in the host, say).
     let arena = Some((regions.arena, regions.arena_len));
@@ -246,138 +241,37 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     error.code()
 }
 
-/// The host's service table, if the frame names one that is large enough for this
-/// module.
-///
-/// # Safety
-///
-/// `host` must be null or point to a [`HostApi`] valid for `'a` (`memlink_call`'s
-/// contract).
-unsafe fn checked_host<'a>(host: *const HostApi) -> Result<&'a HostApi, ModuleError> {
-    // SAFETY: the caller's contract.
-    let host =
-        unsafe { host.as_ref() }.ok_or_else(|| abi_error("the call frame has no host services"))?;
-    if (host.size as usize) < size_of::<HostApi>() {
-        return Err(abi_error(&format!(
-            "the host's service table is {} bytes, this module needs {}",
-            host.size,
-            size_of::<HostApi>()
-        )));
-    }
-    Ok(host)
+/// Answers a frame that failed its checks: the payload goes through the host's buffer,
+/// if the host's table is usable, and never into the arena, which was not proven so.
+#[cold]
+fn refuse(frame: &mut CallFrame, problem: ModuleError) -> i32 {
+    // SAFETY: `memlink_call`'s contract: `host` is null or valid for the call.
+    let host = unsafe { checked_host(frame.host) }.ok();
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, host, None, &problem)));
+    problem.code()
 }
 
-/// The memory regions of a frame, proven well formed and apart by [`check_frame`].
-struct Regions {
-    args: *const u8,
-    args_len: usize,
-    arena: *mut u8,
-    arena_len: usize,
+/// Where a call that succeeded put its result, and how much arena it used.
+struct Ran {
+    out: *const u8,
+    out_len: usize,
+    arena_used: usize,
 }
 
-/// Checks the frame's regions before anything is read from them: each is non-null when
-/// it has bytes, no longer than `isize::MAX`, does not wrap around the address space,
-/// and no two overlap (the arguments must stay as they were validated while the call
-/// allocates in the arena, and the persistent region is shared by every call). Every
-/// check is a comparison or two, and nothing the frame points to is read.
-fn check_frame(frame: &CallFrame) -> Result<Regions, ModuleError> {
-    let args = region(frame.args.addr(), frame.args_len, "arguments")?;
-    let arena = region(frame.arena.addr(), frame.arena_len, "arena")?;
-    let persistent = region(
-        frame.persistent.addr(),
-        frame.persistent_len,
-        "persistent region",
-    )?;
-    if frame.arena_len > 0 && frame.arena.addr() % 16 != 0 {
-        return Err(abi_error("the call frame's arena is not aligned to 16"));
-    }
-    if frame.persistent_len > 0 && frame.persistent.addr() % 64 != 0 {
-        return Err(abi_error(
-            "the call frame's persistent region is not aligned to 64",
-        ));
-    }
-    for (a, b) in [(&args, &arena), (&args, &persistent), (&arena, &persistent)] {
-        if a.overlaps(b) {
-            return Err(abi_error(&format!(
-                "the call frame's {} and {} overlap",
-                a.what, b.what
-            )));
-        }
-    }
-    Ok(Regions {
-        args: frame.args,
-        args_len: frame.args_len,
-        arena: frame.arena,
-        arena_len: frame.arena_len,
-    })
-}
-
-/// An address range of a frame, for the checks.
-struct Span {
-    start: usize,
-    end: usize,
-    what: &'static str,
-}
-
-impl Span {
-    /// Whether the two share a byte: an empty region has none to share, wherever it
-    /// points.
-    fn overlaps(&self, other: &Span) -> bool {
-        let empty = |s: &Span| s.start == s.end;
-        !empty(self) && !empty(other) && self.start < other.end && other.start < self.end
-    }
-}
-
-fn region(addr: usize, len: usize, what: &'static str) -> Result<Span, ModuleError> {
-    if len == 0 {
-        return Ok(Span {
-            start: addr,
-            end: addr,
-            what,
-        });
-    }
-    if addr == 0 {
-        return Err(abi_error(&format!(
-            "the call frame's {what} pointer is null with a length of {len}"
-        )));
-    }
-    if isize::try_from(len).is_err() {
-        return Err(abi_error(&format!(
-            "the call frame's {what} length {len} is more than isize::MAX"
-        )));
-    }
-    let end = addr.checked_add(len).ok_or_else(|| {
-        abi_error(&format!(
-            "the call frame's {what} region runs past the end of the address space"
-        ))
-    })?;
-    Ok(Span {
-        start: addr,
-        end,
-        what,
-    })
-}
-
-fn abi_error(problem: &str) -> ModuleError {
-    ModuleError::Abi(problem.to_owned())
-}
-
-/// Finds the method and runs it. Returns where the result is.
+/// Runs the export `entry`. Returns where the result is, or the error with the arena's
+/// high-water mark.
 ///
 /// # Safety
 ///
 /// As for [`memlink_call`], with `frame` non-null, `host` its checked service table and
 /// `regions` its checked regions.
+#[inline]
 unsafe fn call(
     frame: &CallFrame,
     host: &HostApi,
     regions: &Regions,
-    frame_used: &Cell<usize>,
-    current: &Cell<Option<CurrentCall>>,
-) -> Result<(*const u8, usize), ModuleError> {
-    let entry = dispatch::table()
-        .entry(frame.method_index, frame.method_id)
-        .ok_or(ModuleError::InvalidMethod)?;
+    entry: &'static dispatch::MethodEntry,
+) -> Result<Ran, (ModuleError, usize)> {
     // SAFETY: `check_frame` verified the pointers are non-null where lengths are
     // non-zero, the lengths fit an `isize` and the regions do not overlap; the caller
     // guarantees they are valid, unchanging (args) and exclusive (arena) for the call,
@@ -392,57 +286,54 @@ unsafe fn call(
     let caller = unsafe { ModuleCaller::new(frame.host, frame.host_call) };
     let budget =
         (frame.timeout_ns != abi::NO_DEADLINE).then(|| Duration::from_nanos(frame.timeout_ns));
-    let ctx = CallContext::new(
-        &arena,
-        frame.backpressure,
-        frame.trace_id,
-        frame.span_id,
-        budget.and_then(|b| Instant::now().checked_add(b)),
-        Some(&caller),
-    )
-    .with_depth(frame.depth);
-    let ctx = if frame.flags & abi::CALL_BACKPRESSURE_ON_REQUEST != 0 {
-        ctx.with_backpressure_on_request()
-    } else {
-        ctx
-    };
+    let backpressure = (frame.flags & abi::CALL_BACKPRESSURE_ON_REQUEST == 0)
+        .then_some(frame.backpressure);
     // SAFETY: the host's region for this load, valid for the call (the caller's
-    // contract), apart from the arguments and the arena (`check_frame`).
-    let ctx = match unsafe { Persistent::from_raw(frame.persistent, frame.persistent_len) } {
-        Some(p) => ctx.with_persistent(p),
-        None => ctx,
+    // contract), checked aligned and apart from the arguments and the arena.
+    let ctx = unsafe {
+        CallContext::for_call(
+            &arena,
+            backpressure,
+            frame.trace_id,
+            frame.span_id,
+            budget.and_then(|b| Instant::now().checked_add(b)),
+            &caller,
+            frame.depth,
+            (frame.persistent, frame.persistent_len),
+        )
     };
-    current.set(Some(CurrentCall {
-        host: frame.host,
-        host_call: frame.host_call,
-        method: entry.name,
-        module: entry.crate_name,
-        trace_id: frame.trace_id,
-        span_id: frame.span_id,
-    }));
     // SAFETY: `host_call` is the handle of this running call.
     let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call, budget) };
+    let used = || invocation.context().arena().used();
     // A call whose deadline has passed is not started, and one that finishes after it
     // reports the timeout rather than a result nobody waits for any more.
-    if invocation.context().is_expired() {
-        return Err(invocation.timed_out());
+    if budget.is_some() && invocation.context().is_expired() {
+        return Err((invocation.timed_out(), 0));
     }
-    let outcome = (entry.invoke)(&invocation);
-    // Reported whatever the outcome: the high-water mark is about the arena, not the result.
-    frame_used.set(invocation.context().arena().used());
-    outcome?;
-    if invocation.context().is_expired() {
-        return Err(invocation.timed_out());
+    if let Err(e) = (entry.invoke)(&invocation) {
+        return Err((e, used()));
     }
-    invocation
-        .output()
-        .ok_or_else(|| ModuleError::Abi(format!("export `{}` produced no result", entry.name)))
+    if budget.is_some() && invocation.context().is_expired() {
+        return Err((invocation.timed_out(), used()));
+    }
+    match invocation.output() {
+        Some((out, out_len)) => Ok(Ran {
+            out,
+            out_len,
+            arena_used: used(),
+        }),
+        None => Err((
+            ModuleError::Abi(format!("export `{}` produced no result", entry.name)),
+            used(),
+        )),
+    }
 }
 
 /// # Safety
 ///
 /// `ptr` must be valid for reads of `len` bytes, unchanged, for `'a`; it may be null
 /// only when `len` is 0.
+#[inline]
 unsafe fn slice_or_empty<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     if len == 0 {
         return &[];

@@ -49,6 +49,7 @@ pub mod dispatch;
 pub mod error;
 pub mod executor;
 pub mod exports;
+mod frame;
 pub mod log;
 pub mod macros;
 pub mod metrics;

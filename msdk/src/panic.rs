@@ -23,22 +23,24 @@ use std::io::Write as _;
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
 
+use crate::current::CurrentCall;
 use crate::error::ModuleError;
 
 /// A panic the hook recorded during a call.
 #[derive(Debug, Clone)]
 struct Recorded {
+    /// The number of the call it happened in (`CurrentCall::seq`): a panic of an earlier
+    /// call (one the export caught itself) never names a later one.
+    seq: u64,
     /// The message with its location: what the host receives.
     text: String,
     /// The payload's own text, when it is a string: `message` matches the payload it is
     /// handed against it, so a panic that user code caught (and that the boundary never
-    /// saw) cannot lend its message to a later one.
+    /// saw) cannot lend its message to another in the same call.
     payload: Option<String>,
 }
 
-/// Panics recorded in the running call and not yet returned; a panic caught by the
-/// export's own code stays here until the next call starts. Bounded: only the most
-/// recent matter.
+/// Panics recorded and not yet returned. Bounded: only the most recent matter.
 const KEPT: usize = 4;
 
 thread_local! {
@@ -51,7 +53,7 @@ pub(crate) fn install_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| match crate::current::current_call() {
-            Some(call) => record(info, call.module, call.method),
+            Some(call) => record(info, &call),
             None => previous(info),
         }));
     });
@@ -71,31 +73,19 @@ pub(crate) fn install_hook() {
 /// ```
 pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, ModuleError> {
     install_hook();
-    crate::current::with_slot(|slot| {
-        // Outside a host's call, the slot names no call: panics are recorded for this
+    crate::current::with_slot(|slot, seq| {
+        // Outside a host's call, the slot names no host: panics are recorded for this
         // boundary, and log records go to the host the module was initialized by.
-        let outer = slot.replace(Some(crate::current::CurrentCall::starting(
-            core::ptr::null(),
-            core::ptr::null_mut(),
-            0,
-            0,
-        )));
-        forget();
+        let outer = slot.replace(Some(CurrentCall::isolated(seq)));
         let outcome = panic::catch_unwind(panic::AssertUnwindSafe(f));
         slot.set(outer);
-        outcome.map_err(|payload| ModuleError::Panic(message(payload)))
+        outcome.map_err(|payload| ModuleError::Panic(message(payload, seq)))
     })
 }
 
-/// Forgets what earlier calls on this thread recorded: the boundary calls it when a call
-/// starts.
-pub(crate) fn forget() {
-    // `try_with`: the thread may be tearing down its locals.
-    let _ = RECORDED.try_with(|r| r.borrow_mut().clear());
-}
-
-fn record(info: &PanicHookInfo<'_>, module: &str, method: &str) {
+fn record(info: &PanicHookInfo<'_>, call: &CurrentCall) {
     let recorded = Recorded {
+        seq: call.seq,
         text: describe(info),
         payload: payload_text(info.payload()).map(str::to_owned),
     };
@@ -106,11 +96,14 @@ fn record(info: &PanicHookInfo<'_>, module: &str, method: &str) {
                 r.remove(0);
             }
             r.push(recorded.clone());
-            r.iter().map(|p| p.text.clone()).collect()
+            r.iter()
+                .filter(|p| p.seq == call.seq)
+                .map(|p| p.text.clone())
+                .collect()
         })
         .unwrap_or_else(|_| vec![recorded.text]);
     if cannot_unwind(info) {
-        last_words(module, method, &pending);
+        last_words(call.module, call.method, &pending);
     }
 }
 
@@ -137,17 +130,18 @@ fn last_words(module: &str, method: &str, messages: &[String]) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
-/// The message of a caught panic: what the hook recorded for this payload (with the
-/// location), or the payload's text when the hook did not record it (another hook
-/// replaced ours, or the panic was resumed with `resume_unwind`, which runs no hook).
-pub(crate) fn message(payload: Box<dyn Any + Send>) -> String {
+/// The message of a panic caught at the boundary of call `seq`: what the hook recorded
+/// for this payload in this call (with the location), or the payload's text when the
+/// hook did not record it (another hook replaced ours, or the panic was resumed with
+/// `resume_unwind`, which runs no hook).
+pub(crate) fn message(payload: Box<dyn Any + Send>, seq: u64) -> String {
     let own = payload_text(payload.as_ref()).map(str::to_owned);
     let recorded = RECORDED
         .try_with(|r| {
             let mut r = r.borrow_mut();
-            let found = r.iter().rposition(|p| p.payload == own);
+            let found = r.iter().rposition(|p| p.seq == seq && p.payload == own);
             let text = found.map(|i| r.remove(i).text);
-            r.clear();
+            r.retain(|p| p.seq != seq);
             text
         })
         .ok()
@@ -180,27 +174,21 @@ fn payload_text(payload: &(dyn Any + Send)) -> Option<&str> {
 mod tests {
     use super::*;
 
-    /// Runs `f` as if inside a call, as the boundary does.
-    fn in_call<R>(f: impl FnOnce() -> R) -> R {
+    /// Runs `f` as if inside a call, as the boundary does; gives the call's number.
+    fn in_call<R>(f: impl FnOnce() -> R) -> (R, u64) {
         install_hook();
-        crate::current::with_slot(|slot| {
-            slot.set(Some(crate::current::CurrentCall::starting(
-                core::ptr::null(),
-                core::ptr::null_mut(),
-                0,
-                0,
-            )));
-            forget();
+        crate::current::with_slot(|slot, seq| {
+            slot.set(Some(CurrentCall::isolated(seq)));
             let r = f();
             slot.set(None);
-            r
+            (r, seq)
         })
     }
 
     #[test]
     fn captured_panics_carry_message_and_location() {
-        let payload = in_call(|| panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err());
-        let text = message(payload);
+        let (payload, seq) = in_call(|| panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err());
+        let text = message(payload, seq);
         assert!(text.starts_with("boom 7 (at "), "{text}");
         assert!(text.contains("panic.rs"), "{text}");
     }
@@ -208,40 +196,38 @@ mod tests {
     #[test]
     fn payload_is_used_when_nothing_was_recorded() {
         let payload: Box<dyn Any + Send> = Box::new("plain");
-        assert_eq!(message(payload), "plain");
+        assert_eq!(message(payload, 0), "plain");
         let payload: Box<dyn Any + Send> = Box::new(5u8);
-        assert_eq!(message(payload), "panic with a non-string payload");
+        assert_eq!(message(payload, 0), "panic with a non-string payload");
     }
 
     #[test]
     fn a_panic_caught_by_user_code_does_not_name_a_later_one() {
-        let payload = in_call(|| {
+        let (payload, seq) = in_call(|| {
             // The export catches a panic of its own and carries on...
             let _ = panic::catch_unwind(|| panic!("handled inside"));
             // ...then fails with a payload the hook never sees.
             panic::catch_unwind(|| panic::resume_unwind(Box::new(42u32))).unwrap_err()
         });
-        assert_eq!(message(payload), "panic with a non-string payload");
-        let payload = in_call(|| {
+        assert_eq!(message(payload, seq), "panic with a non-string payload");
+        let (payload, seq) = in_call(|| {
             let _ = panic::catch_unwind(|| panic!("handled inside"));
             panic::catch_unwind(|| panic::resume_unwind(Box::new("resumed"))).unwrap_err()
         });
-        assert_eq!(message(payload), "resumed");
+        assert_eq!(message(payload, seq), "resumed");
     }
 
     #[test]
-    fn a_new_call_forgets_what_the_last_one_recorded() {
+    fn a_new_call_ignores_what_the_last_one_recorded() {
         in_call(|| {
-            let _ = panic::catch_unwind(|| panic!("from the last call"));
+            let _ = panic::catch_unwind(|| panic::panic_any(1u8));
         });
-        let payload = in_call(|| {
-            panic::catch_unwind(|| panic::resume_unwind(Box::new("from the last call")))
-                .unwrap_err()
-        });
+        let (payload, seq) =
+            in_call(|| panic::catch_unwind(|| panic::resume_unwind(Box::new(2u8))).unwrap_err());
         assert_eq!(
-            message(payload),
-            "from the last call",
-            "the payload's own text, without the earlier panic's location"
+            message(payload, seq),
+            "panic with a non-string payload",
+            "not the earlier call's panic, with its location"
         );
     }
 }

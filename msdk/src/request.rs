@@ -18,6 +18,7 @@ use crate::archive::{self, Archivable, Checkable};
 use crate::context::CallContext;
 use crate::error::{ModuleError, Result};
 use crate::serialize;
+use crate::serialize::primitive::{Scalar, ScalarArgs};
 
 /// A call in progress. `#[memlink_export]` generates a function that takes one of these,
 /// decodes the arguments from it, runs the export and hands it the result.
@@ -76,6 +77,15 @@ impl<'a> Invocation<'a> {
         }
     }
 
+    /// The arguments of an export whose parameters are all scalars, read from the plain
+    /// positional form without serde; `None` for any other encoding, which the caller
+    /// then decodes with [`decode_args`](Invocation::decode_args) (see
+    /// [`serialize::primitive`](crate::serialize::primitive)).
+    #[inline]
+    pub fn scalar_args<T: ScalarArgs>(&self) -> Option<T> {
+        T::read_args(self.args)
+    }
+
     /// The raw argument bytes, for an export whose only argument is bytes-like.
     pub fn raw_bytes(&self) -> &'a [u8] {
         self.args
@@ -110,6 +120,15 @@ impl<'a> Invocation<'a> {
         let ptr = write_through_host(self.host, self.host_call, &bytes)?;
         self.output.set(Some((ptr, bytes.len())));
         Ok(())
+    }
+
+    /// Makes the MessagePack of a scalar (`()`, `bool`, an integer, a float) the call's
+    /// result: the bytes `rmp-serde` would write, written without it.
+    #[inline]
+    pub fn encode_scalar_result<T: Scalar>(&self, value: T) -> Result<()> {
+        let mut bytes = [0; 9];
+        let len = value.write(&mut bytes);
+        self.set_output(&bytes[..len])
     }
 
     /// Makes `bytes`, as they are, the call's result. Bytes the export built in the
@@ -163,6 +182,7 @@ impl<'a> Invocation<'a> {
     }
 
     /// Copies `bytes` into the arena when they fit, else into a buffer from the host.
+    #[inline]
     fn set_output(&self, bytes: &[u8]) -> Result<()> {
         if let Some(slot) = self.ctx.arena().alloc_bytes_aligned(bytes.len(), 16) {
             slot.copy_from_slice(bytes);

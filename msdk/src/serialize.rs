@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 
 pub use memlink_abi::msgpack::{encode_into, from_msgpack, to_msgpack, MAX_DEPTH, MAX_NESTING};
 
+pub mod primitive;
+
 use crate::error::{ModuleError, Result};
 
 /// Decodes the arguments of an export: empty input and nil (how `()` encodes) stand for

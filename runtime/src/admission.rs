@@ -1,24 +1,29 @@
-//! Admission: how many calls a module runs at once, what happens to the next one when
-//! it is full, and how loaded it is.
+//! Admission: how many calls a module runs at once, and what happens to the next one
+//! when it is full. How loaded a module is, for backpressure, is the `backpressure`
+//! module's to say from the gate's calls in flight.
 //!
-//! How loaded a module is, for backpressure, is the `backpressure` module's to say from
-//! the gate's calls in flight.
+//! A module has `limit` slots. A thread that calls a module keeps the slot of its last
+//! call as a **lease**, one per thread (per owned shard of `crate::thread`): its next call
+//! turns the lease from idle to busy with one compare-and-swap, and gives it back with a
+//! plain store, so a thread calling steadily makes one atomic operation per call and
+//! touches only a cache line of its own. Other slots sit in a shared count. A call that
+//! finds neither takes the shared count's, else steals an idle lease of another thread
+//! (a compare-and-swap from idle to empty, which the lease's owner cannot race: it only
+//! moves its lease between idle and busy with atomic operations, and never takes a slot
+//! it does not hold). So a slot is in exactly one place at a time, and no more than
+//! `limit` calls ever run. Threads beyond the owned shards, and a second call from a
+//! thread whose lease is busy (a host calling from inside a module's log record, say),
+//! take from the shared count and give back to it.
 //!
-//! A module has `limit` slots. Free slots sit either in a shared count or in one of the
-//! per-thread shards (`shard::shard_index`, as the built-in metrics use): a call
-//! takes a slot from its thread's shard when it holds one, else from the shared count,
-//! else from any other shard, and gives it back to its thread's shard. A thread calling
-//! steadily therefore touches only its own cache line, and threads calling at once do
-//! not contend (one shared count made two threads slower than one, see
-//! benches/README.md). A slot is taken or given back with one atomic operation, so no
-//! more than `limit` calls ever run. Only a call that has to wait touches the lock and
-//! condition variable, and a finishing call touches them only when someone is waiting.
+//! Only a call that has to wait touches the lock and condition variable. A finishing
+//! call looks at the waiter count without a fence, so it can miss a waiter that arrived
+//! at that very moment: waiters therefore also look again every millisecond.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::shard::{shard_index, SHARDS};
+use crate::shard::SHARED;
 
 /// What to do with a call that finds its module at its concurrency limit.
 ///
@@ -52,36 +57,37 @@ pub(crate) enum Refused {
     Closed,
 }
 
-/// A count of free slots on a cache line of its own.
+/// A lease: the slot a thread keeps between its calls, on a cache line of its own.
 #[repr(align(128))]
 #[derive(Debug, Default)]
-struct Slots(AtomicUsize);
+struct Lease(AtomicU32);
 
-impl Slots {
-    /// Takes one slot if there is one. A shard found empty costs a load, not a write.
-    fn take(&self) -> bool {
-        self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
+/// The lease holds no slot.
+const EMPTY: u32 = 0;
+/// The lease holds a slot no call uses: its owner's next call takes it, or another
+/// thread steals it.
+const IDLE: u32 = 1;
+/// The lease's slot is in use by its owner's running call.
+const BUSY: u32 = 2;
 
-    fn take_all(&self) -> usize {
-        self.0.swap(0, Ordering::SeqCst)
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
+/// How a call was admitted, for giving its slot back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a slot taken is given back with `Gate::leave`"]
+pub(crate) enum Admitted {
+    /// The slot of the calling thread's lease (`shard`), now busy.
+    Lease(usize),
+    /// A slot of the shared count.
+    Shared,
 }
 
 /// The slots of one module, with a waiting room.
 #[derive(Debug)]
 pub(crate) struct Gate {
     limit: usize,
-    /// Free slots no thread's shard holds.
-    free: Slots,
-    /// Free slots held by the threads of each shard.
-    held: Box<[Slots]>,
+    /// Free slots no lease holds.
+    free: AtomicUsize,
+    /// One lease per owned shard.
+    leases: Box<[Lease]>,
     waiters: AtomicUsize,
     lock: Mutex<()>,
     freed: Condvar,
@@ -94,8 +100,8 @@ impl Gate {
     pub(crate) fn new(limit: usize) -> Gate {
         Gate {
             limit,
-            free: Slots(AtomicUsize::new(limit)),
-            held: (0..SHARDS).map(|_| Slots::default()).collect(),
+            free: AtomicUsize::new(limit),
+            leases: (0..SHARED).map(|_| Lease::default()).collect(),
             waiters: AtomicUsize::new(0),
             lock: Mutex::new(()),
             freed: Condvar::new(),
@@ -111,15 +117,21 @@ impl Gate {
     }
 
     /// Whether [`close`](Gate::close) was called.
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// Calls running now, as of a moment during this read (slots moving between counts
-    /// while it sums may make it off by the few that moved).
+    /// Calls running now, as of a moment during this read (slots moving between places
+    /// while it reads may make it off by the few that moved).
     pub(crate) fn in_flight(&self) -> usize {
-        let free = self.free.get() + self.held.iter().map(Slots::get).sum::<usize>();
-        self.limit.saturating_sub(free)
+        let idle = self
+            .leases
+            .iter()
+            .filter(|l| l.0.load(Ordering::Relaxed) == IDLE)
+            .count();
+        self.limit
+            .saturating_sub(self.free.load(Ordering::Relaxed) + idle)
     }
 
     /// Most calls running at once.
@@ -127,70 +139,120 @@ impl Gate {
         self.limit
     }
 
-    /// Takes a slot for a call.
+    /// Takes a slot for a call from a thread whose shard is `shard`.
+    #[inline]
     pub(crate) fn enter(
         &self,
+        shard: usize,
         policy: Saturation,
         deadline: Option<Instant>,
-    ) -> Result<(), Refused> {
-        if self.try_enter() {
-            return Ok(());
+    ) -> Result<Admitted, Refused> {
+        if let Some(lease) = self.leases.get(shard) {
+            if lease
+                .0
+                .compare_exchange(IDLE, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Admitted::Lease(shard));
+            }
+        }
+        self.enter_slow(shard, policy, deadline)
+    }
+
+    #[cold]
+    fn enter_slow(
+        &self,
+        shard: usize,
+        policy: Saturation,
+        deadline: Option<Instant>,
+    ) -> Result<Admitted, Refused> {
+        if let Some(admitted) = self.try_enter(shard) {
+            return Ok(admitted);
         }
         match policy {
             Saturation::Reject => Err(Refused::Saturated),
-            Saturation::Wait => self.wait(deadline),
+            Saturation::Wait => self.wait(shard, deadline),
         }
     }
 
-    fn try_enter(&self) -> bool {
-        self.held[shard_index()].take() || self.free.take() || self.held.iter().any(Slots::take)
+    /// A slot from anywhere: the shared count, else another thread's idle lease. It
+    /// becomes the calling thread's lease when that lease is empty.
+    fn try_enter(&self, shard: usize) -> Option<Admitted> {
+        let took = self
+            .free
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+            || self.leases.iter().any(|l| {
+                l.0.compare_exchange(IDLE, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            });
+        if !took {
+            return None;
+        }
+        // Only the owner moves its lease out of empty, so this cannot race.
+        match self.leases.get(shard) {
+            Some(own) if own.0.load(Ordering::Relaxed) == EMPTY => {
+                own.0.store(BUSY, Ordering::Relaxed);
+                Some(Admitted::Lease(shard))
+            }
+            _ => Some(Admitted::Shared),
+        }
     }
 
-    fn wait(&self, deadline: Option<Instant>) -> Result<(), Refused> {
-        // Announce the waiter before looking, so a call that leaves after our look sees
-        // it and wakes us (both sides use SeqCst, see `leave`).
+    fn wait(&self, shard: usize, deadline: Option<Instant>) -> Result<Admitted, Refused> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let outcome = loop {
             if self.is_closed() {
                 break Err(Refused::Closed);
             }
-            if self.try_enter() {
-                break Ok(());
+            if let Some(admitted) = self.try_enter(shard) {
+                break Ok(admitted);
             }
-            guard = match deadline {
-                None => self.freed.wait(guard).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break Err(Refused::DeadlinePassed);
-                    }
-                    self.freed
-                        .wait_timeout(guard, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
+            // A finishing call may miss this waiter (see the module's docs): look again
+            // at least this often.
+            let mut wait = Duration::from_millis(1);
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    break Err(Refused::DeadlinePassed);
                 }
-            };
+                wait = wait.min(d - now);
+            }
+            guard = self
+                .freed
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         };
         drop(guard);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         outcome
     }
 
-    /// Gives the slot back (to this thread's shard) and wakes one waiter, if any.
-    pub(crate) fn leave(&self) {
-        self.held[shard_index()].0.fetch_add(1, Ordering::SeqCst);
-        self.wake(false);
+    /// Gives the slot of a call admitted as `admitted` back, and wakes one waiter, if
+    /// any.
+    #[inline]
+    pub(crate) fn leave(&self, admitted: Admitted) {
+        match admitted {
+            // The owner's own lease: nobody else writes it while it is busy.
+            Admitted::Lease(shard) => self.leases[shard].0.store(IDLE, Ordering::Release),
+            Admitted::Shared => {
+                self.free.fetch_add(1, Ordering::Release);
+            }
+        }
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.wake(false);
+        }
     }
 
+    #[cold]
     fn wake(&self, all: bool) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-            if all {
-                self.freed.notify_all();
-            } else {
-                self.freed.notify_one();
-            }
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if all {
+            self.freed.notify_all();
+        } else {
+            self.freed.notify_one();
         }
     }
 
@@ -199,20 +261,27 @@ impl Gate {
     /// Calls re-entering the module from a chain that holds a slot take none (see
     /// [`Saturation`]), so nothing a running call does waits on the drain.
     ///
-    /// It gathers every free slot until it holds all `limit` of them, then frees them
-    /// again: holding them all is the one proof that no call runs, where summing the
-    /// counts could miss a slot moving between two of them.
+    /// It gathers every slot (the shared count's, and each lease's once it is idle)
+    /// until it holds all `limit` of them, then frees them again: holding them all is
+    /// the one proof that no call runs.
     pub(crate) fn drain(&self) {
         let mut gathered = 0;
         loop {
-            gathered += self.free.take_all();
-            gathered += self.held.iter().map(Slots::take_all).sum::<usize>();
+            gathered += self.free.swap(0, Ordering::Acquire);
+            gathered += self
+                .leases
+                .iter()
+                .filter(|l| {
+                    l.0.compare_exchange(IDLE, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                })
+                .count();
             if gathered >= self.limit {
                 break;
             }
             std::thread::sleep(Duration::from_micros(100));
         }
-        self.free.0.fetch_add(gathered, Ordering::SeqCst);
+        self.free.fetch_add(gathered, Ordering::Release);
         self.wake(true);
     }
 }
@@ -222,91 +291,164 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    #[test]
-    fn reject_refuses_past_the_limit() {
-        let g = Gate::new(2);
-        assert_eq!(g.enter(Saturation::Reject, None), Ok(()));
-        assert_eq!(g.enter(Saturation::Reject, None), Ok(()));
-        assert_eq!(g.in_flight(), 2);
-        assert_eq!(g.enter(Saturation::Reject, None), Err(Refused::Saturated));
-        g.leave();
-        assert_eq!(g.enter(Saturation::Reject, None), Ok(()));
-        assert_eq!(g.in_flight(), g.limit());
+    /// This thread's shard, as the call path passes it.
+    fn me() -> usize {
+        crate::thread::with(|t| t.shard)
+    }
+
+    fn free(g: &Gate) -> usize {
+        g.free.load(Ordering::SeqCst)
     }
 
     #[test]
-    fn slots_held_by_one_thread_are_taken_by_another() {
+    fn reject_refuses_past_the_limit() {
+        let g = Gate::new(2);
+        let a = g.enter(me(), Saturation::Reject, None).unwrap();
+        let b = g.enter(me(), Saturation::Reject, None).unwrap();
+        assert_eq!(g.in_flight(), 2);
+        assert_eq!(
+            g.enter(me(), Saturation::Reject, None),
+            Err(Refused::Saturated)
+        );
+        g.leave(b);
+        let c = g.enter(me(), Saturation::Reject, None).unwrap();
+        assert_eq!(g.in_flight(), g.limit());
+        g.leave(a);
+        g.leave(c);
+        assert_eq!(g.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_thread_keeps_its_slot_as_a_lease_between_calls() {
+        let g = Gate::new(4);
+        if me() == SHARED {
+            return; // this thread owns no shard: nothing to lease
+        }
+        let first = g.enter(me(), Saturation::Reject, None).unwrap();
+        assert_eq!(first, Admitted::Lease(me()));
+        g.leave(first);
+        assert_eq!(free(&g), 3, "the slot stays with the thread");
+        for _ in 0..3 {
+            let again = g.enter(me(), Saturation::Reject, None).unwrap();
+            assert_eq!(again, Admitted::Lease(me()), "the same lease, no shared count");
+            g.leave(again);
+        }
+        // A second call while the lease is busy takes from the shared count.
+        let outer = g.enter(me(), Saturation::Reject, None).unwrap();
+        let inner = g.enter(me(), Saturation::Reject, None).unwrap();
+        assert_eq!(inner, Admitted::Shared);
+        assert_eq!(g.in_flight(), 2);
+        g.leave(inner);
+        g.leave(outer);
+        assert_eq!(g.in_flight(), 0);
+    }
+
+    #[test]
+    fn idle_leases_of_other_threads_are_stolen() {
         let g = Gate::new(3);
+        // Three threads each leave a lease behind: every slot is leased, none shared.
         std::thread::scope(|s| {
-            s.spawn(|| {
-                for _ in 0..3 {
-                    g.enter(Saturation::Reject, None).unwrap();
-                }
-                for _ in 0..3 {
-                    g.leave();
-                }
-            });
+            for _ in 0..3 {
+                s.spawn(|| {
+                    let admitted = g.enter(me(), Saturation::Reject, None).unwrap();
+                    g.leave(admitted);
+                });
+            }
         });
-        assert_eq!(g.free.get(), 0, "the first thread's shard holds every slot");
         assert_eq!(g.in_flight(), 0);
         std::thread::scope(|s| {
             s.spawn(|| {
-                for _ in 0..3 {
-                    assert_eq!(g.enter(Saturation::Reject, None), Ok(()));
-                }
-                assert_eq!(g.enter(Saturation::Reject, None), Err(Refused::Saturated));
+                let held: Vec<Admitted> = (0..3)
+                    .map(|_| g.enter(me(), Saturation::Reject, None).unwrap())
+                    .collect();
+                assert_eq!(g.in_flight(), 3);
+                assert_eq!(
+                    g.enter(me(), Saturation::Reject, None),
+                    Err(Refused::Saturated),
+                    "never more than the limit"
+                );
+                held.into_iter().for_each(|a| g.leave(a));
             });
         });
+        assert_eq!(g.in_flight(), 0);
+    }
+
+    #[test]
+    fn many_threads_never_run_more_than_the_limit() {
+        let g = Gate::new(3);
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..2_000 {
+                        if let Ok(admitted) = g.enter(me(), Saturation::Reject, None) {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            g.leave(admitted);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::SeqCst) <= 3);
+        assert_eq!(g.in_flight(), 0);
+        g.drain();
+        assert_eq!(free(&g), 3, "every slot gathered back");
     }
 
     #[test]
     fn wait_times_out_at_the_deadline_or_gets_the_freed_slot() {
         let g = Arc::new(Gate::new(1));
-        g.enter(Saturation::Wait, None).unwrap();
+        let held = g.enter(me(), Saturation::Wait, None).unwrap();
         let soon = Instant::now() + Duration::from_millis(20);
         assert_eq!(
-            g.enter(Saturation::Wait, Some(soon)),
+            g.enter(me(), Saturation::Wait, Some(soon)),
             Err(Refused::DeadlinePassed)
         );
         let g2 = Arc::clone(&g);
-        let waiter = std::thread::spawn(move || g2.enter(Saturation::Wait, None));
+        let waiter = std::thread::spawn(move || {
+            let admitted = g2.enter(me(), Saturation::Wait, None);
+            admitted.map(|a| g2.leave(a))
+        });
         std::thread::sleep(Duration::from_millis(20));
-        g.leave();
+        g.leave(held);
         assert_eq!(waiter.join().unwrap(), Ok(()));
-        assert_eq!(g.in_flight(), 1);
+        assert_eq!(g.in_flight(), 0);
     }
 
     #[test]
     fn closing_turns_away_waiters_at_once() {
         let g = Arc::new(Gate::new(1));
-        g.enter(Saturation::Wait, None).unwrap();
+        let held = g.enter(me(), Saturation::Wait, None).unwrap();
         let g2 = Arc::clone(&g);
-        let waiter = std::thread::spawn(move || g2.enter(Saturation::Wait, None));
+        let waiter = std::thread::spawn(move || g2.enter(me(), Saturation::Wait, None));
         while g.waiters.load(Ordering::SeqCst) == 0 {
             std::thread::yield_now();
         }
         g.close();
         assert_eq!(waiter.join().unwrap(), Err(Refused::Closed));
         assert!(g.is_closed());
-        g.leave();
+        g.leave(held);
         g.drain();
     }
 
     #[test]
     fn drain_returns_once_every_call_has_left() {
         let g = Arc::new(Gate::new(4));
-        g.enter(Saturation::Reject, None).unwrap();
+        let first = g.enter(me(), Saturation::Reject, None).unwrap();
         let g2 = Arc::clone(&g);
         let left = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let left2 = Arc::clone(&left);
         let caller = std::thread::spawn(move || {
-            g2.enter(Saturation::Reject, None).unwrap();
+            let admitted = g2.enter(me(), Saturation::Reject, None).unwrap();
             std::thread::sleep(Duration::from_millis(30));
             left2.store(true, Ordering::SeqCst);
-            g2.leave();
+            g2.leave(admitted);
         });
         std::thread::sleep(Duration::from_millis(5));
-        g.leave();
+        g.leave(first);
         g.drain();
         assert!(
             left.load(Ordering::SeqCst),
@@ -314,6 +456,6 @@ mod tests {
         );
         caller.join().unwrap();
         assert_eq!(g.in_flight(), 0);
-        assert_eq!(g.free.get(), 4, "every slot is free again");
+        assert_eq!(free(&g), 4, "every slot is free again");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::buffer::{AlignedBuf, BUFFER_ALIGN};
 use crate::output::OwnedArgs;
-use crate::pool::{ArenaPool, PooledArena};
+use crate::pool::{ArenaCache, ArenaPool, PooledArena};
 
 /// The arguments of an untyped call (`Runtime::call_method`): encoded bytes the caller
 /// lends for the length of the call (the module reads them where they are), or an
@@ -98,10 +98,11 @@ pub(crate) struct Placed {
 impl Args<'_> {
     /// Lays the call's memory out: takes an arena from `pool` unless the arguments came
     /// in one.
-    pub(crate) fn place(self, pool: &Arc<ArenaPool>) -> Placed {
+    #[inline]
+    pub(crate) fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Placed {
         match self {
             Args::Borrowed(bytes) => Placed {
-                buf: pool.take_buf(),
+                buf: pool.take_buf(cache),
                 args: bytes.as_ptr(),
                 args_len: bytes.len(),
                 arena_offset: 0,
@@ -119,7 +120,7 @@ impl Args<'_> {
                 }
             }
             Args::Owned(bytes) => Placed {
-                buf: pool.take_buf(),
+                buf: pool.take_buf(cache),
                 args: bytes.as_ptr(),
                 args_len: bytes.len(),
                 arena_offset: 0,

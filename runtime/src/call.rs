@@ -27,6 +27,7 @@ use crate::module::{Module, NotEntered};
 use crate::options::CallOptions;
 use crate::output::{collect, CallOutput};
 use crate::registry::Registry;
+use crate::thread::ThreadState;
 
 /// Why a dispatched call did not produce output.
 enum Failure {
@@ -53,7 +54,7 @@ pub(crate) fn from_host(
         span_id: options.span_id,
         deadline: deadline::decide(options, registry.config.default_timeout),
     };
-    run(registry, module, index, args, meta, None).map_err(|failure| {
+    crate::thread::with(|t| run(t, registry, module, index, args, meta, None)).map_err(|failure| {
         let method = || module.methods[index as usize].name.clone();
         match failure {
             Failure::Retired => RuntimeError::UnknownHandle(handle),
@@ -97,14 +98,9 @@ pub(crate) fn nested(
     } else {
         request.args
     };
-    let out = run(
-        registry,
-        target,
-        index,
-        Args::Borrowed(args),
-        meta,
-        Some(caller),
-    )
+    let out = crate::thread::with(|t| {
+        run(t, registry, target, index, Args::Borrowed(args), meta, Some(caller))
+    })
     .map_err(|failure| match failure {
         Failure::Retired => ModuleError::ModuleNotFound(request.module.to_owned()),
         Failure::Saturated => ModuleError::CallFailed(format!(
@@ -116,10 +112,12 @@ pub(crate) fn nested(
     Ok((out, method.result_format))
 }
 
-/// Runs method `index` of `module`: admission, the call, the built-in figures. `parent`
-/// is the running call that makes this one, for a nested call: a module already on its
-/// chain is re-entered within the chain's slot.
+/// Runs method `index` of `module` on the thread whose state is `thread`: admission,
+/// the call, the built-in figures. `parent` is the running call that makes this one, for
+/// a nested call: a module already on its chain is re-entered within the chain's slot.
+#[inline]
 fn run(
+    thread: &ThreadState,
     registry: &Registry,
     module: &Module,
     index: u32,
@@ -127,50 +125,59 @@ fn run(
     meta: CallMeta,
     parent: Option<&HostCall<'_>>,
 ) -> Result<CallOutput, Failure> {
+    let config = &registry.config;
     let given = deadline::given(meta.deadline);
     let timed_out = || Failure::Module(ModuleError::Timeout(given.unwrap_or_default()));
     // A call already out of time is not started (the module would refuse it too).
     if given == Some(Duration::ZERO) {
         return Err(timed_out());
     }
-    let reentrant = parent.is_some_and(|p| p.chain_holds(module));
-    if !reentrant {
-        match module.enter(registry.config.saturation, meta.deadline) {
-            Ok(()) => {}
+    // A module its chain already runs in is re-entered within the chain's slot.
+    let admitted = if parent.is_some_and(|p| p.chain_holds(module)) {
+        None
+    } else {
+        match module.enter(thread.shard, config.saturation, meta.deadline) {
+            Ok(admitted) => Some(admitted),
             Err(NotEntered::Retired | NotEntered::Refused(Refused::Closed)) => {
                 return Err(Failure::Retired)
             }
             Err(NotEntered::Refused(Refused::Saturated)) => return Err(Failure::Saturated),
             Err(NotEntered::Refused(Refused::DeadlinePassed)) => return Err(timed_out()),
         }
+    };
+    let timed = config.builtin_metrics && thread.time_this_call(config.latency_sampling);
+    let start = timed.then(|| registry.clock.raw());
+    let (result, arena_used, bytes_in) =
+        dispatch(thread, registry, module, index, args, meta, parent);
+    let latency = start.map(|s| {
+        let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());
+        (ns, config.latency_sampling)
+    });
+    if let Some(admitted) = admitted {
+        module.leave(admitted);
     }
-    let start = registry
-        .config
-        .builtin_metrics
-        .then(|| registry.clock.raw());
-    let (result, arena_used, bytes_in) = dispatch(registry, module, index, args, meta, parent);
-    if !reentrant {
-        module.leave();
-    }
-    if let Some(start) = start {
+    if config.builtin_metrics {
         let (status, bytes_out) = match &result {
             Ok(out) => (0, out.len()),
             Err(e) => (e.code(), e.payload().len()),
         };
-        module.stats[index as usize].record(CallRecord {
-            status,
-            latency_ns: registry.clock.delta_as_nanos(start, registry.clock.raw()),
-            bytes_in,
-            bytes_out,
-            arena_used,
-        });
+        module.stats[index as usize].record(
+            thread.shard,
+            CallRecord {
+                status,
+                latency,
+                bytes_in,
+                bytes_out,
+                arena_used,
+            },
+        );
     }
     if let Err(ModuleError::Panic(message)) = &result {
         crate::log::panicked(
             &module.name,
             &module.methods[index as usize].name,
             message,
-            registry.config.log_sink.as_deref(),
+            config.log_sink.as_deref(),
         );
     }
     result.map_err(Failure::Module)
@@ -179,7 +186,9 @@ fn run(
 /// Calls method `index` of `module` with `args`. The module must already be entered
 /// (`Module::enter`); the caller leaves it afterwards. Also returns the arena bytes the
 /// call used and the argument length.
+#[inline]
 fn dispatch(
+    thread: &ThreadState,
     registry: &Registry,
     module: &Module,
     index: u32,
@@ -188,7 +197,7 @@ fn dispatch(
     parent: Option<&HostCall<'_>>,
 ) -> (Result<CallOutput, ModuleError>, usize, usize) {
     let pool = &registry.pool;
-    let mut placed = args.place(pool);
+    let mut placed = args.place(pool, &thread.arenas);
     let mut host_call = HostCall {
         registry,
         module,
@@ -238,8 +247,8 @@ fn dispatch(
     let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
     let args_len = placed.args_len;
     let owned = placed.owned.take();
-    let result =
-        collect(placed.buf, pool, host_call.output, out, out_len).and_then(|mut output| {
+    let result = collect(placed.buf, pool, &thread.arenas, host_call.output, out, out_len)
+        .and_then(|mut output| {
             output.args = owned;
             match Status::from_code(status) {
                 Some(Status::Ok) => Ok(output),

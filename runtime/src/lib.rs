@@ -21,7 +21,7 @@
 //! - [`error`]: the [`RuntimeError`] every operation may return.
 //!
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
-//! (arenas on loan), `shard` (per-thread figures and slots), `module` (a loaded
+//! (arenas on loan), `shard` and `thread` (what the runtime keeps per calling thread), `module` (a loaded
 //! library), `registry` (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a module calls back), `backpressure`,
 //! and `call` (the path itself).
 //!
@@ -58,6 +58,7 @@ mod registry;
 pub mod resolver;
 pub mod runtime;
 mod shard;
+mod thread;
 pub mod typed;
 
 pub use admission::Saturation;

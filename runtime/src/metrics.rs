@@ -16,7 +16,7 @@ use core::ffi::c_void;
 
 use memlink_abi::{self as abi, MetricRecord, Status};
 
-use crate::shard::{shard_index, SHARDS, SHARED};
+use crate::shard::{SHARDS, SHARED};
 pub use memlink_abi::{MetricValue, BUCKETS};
 
 /// Statuses counted as errors: every non-`Ok` status the ABI defines.
@@ -87,28 +87,36 @@ fn bucket(ns: u64) -> usize {
 pub(crate) struct CallRecord {
     /// The call's status code (0: success).
     pub(crate) status: i32,
-    pub(crate) latency_ns: u64,
+    /// For a call that was timed: its latency, and how many calls it stands for (one
+    /// call in that many is timed; see `RuntimeConfig::latency_sampling`).
+    pub(crate) latency: Option<(u64, u32)>,
     pub(crate) bytes_in: usize,
     pub(crate) bytes_out: usize,
     pub(crate) arena_used: usize,
 }
 
 impl MethodStats {
-    pub(crate) fn record(&self, r: CallRecord) {
-        let i = shard_index();
-        let s = &self.shards[i];
-        add(i, &s.calls, 1);
-        if let Some(slot) = usize::try_from(r.status)
-            .ok()
-            .filter(|&c| c > 0 && c <= STATUSES)
-        {
-            add(i, &s.errors[slot - 1], 1);
+    /// Counts one call made from a thread whose shard is `shard`.
+    #[inline]
+    pub(crate) fn record(&self, shard: usize, r: CallRecord) {
+        let s = &self.shards[shard];
+        add(shard, &s.calls, 1);
+        if r.status != 0 {
+            if let Some(slot) = usize::try_from(r.status)
+                .ok()
+                .filter(|&c| c > 0 && c <= STATUSES)
+            {
+                add(shard, &s.errors[slot - 1], 1);
+            }
         }
-        add(i, &s.bytes_in, r.bytes_in as u64);
-        add(i, &s.bytes_out, r.bytes_out as u64);
-        let bucket = bucket(r.latency_ns);
-        add(i, &s.latency[bucket], 1);
-        add(i, &s.latency_sum_ns, r.latency_ns);
+        add(shard, &s.bytes_in, r.bytes_in as u64);
+        add(shard, &s.bytes_out, r.bytes_out as u64);
+        if let Some((ns, weight)) = r.latency {
+            // A timed call stands for the `weight` calls around it: the histogram is
+            // scaled, so its count and sum estimate every call's.
+            add(shard, &s.latency[bucket(ns)], u64::from(weight));
+            add(shard, &s.latency_sum_ns, ns.saturating_mul(u64::from(weight)));
+        }
         let used = r.arena_used as u64;
         if used > s.arena_high_water.load(Ordering::Relaxed) {
             s.arena_high_water.fetch_max(used, Ordering::Relaxed);
@@ -184,7 +192,9 @@ pub struct MethodMetrics {
     pub bytes_in: u64,
     /// Result (or error payload) bytes passed out.
     pub bytes_out: u64,
-    /// Number of latencies recorded.
+    /// Number of calls the latency histogram stands for. One call in
+    /// `RuntimeConfig::latency_sampling` is timed and counted that many times, so this
+    /// and the histogram are estimates; `calls` is exact.
     pub latency_count: u64,
     /// Their sum, in microseconds.
     pub latency_sum_micros: f64,
@@ -268,7 +278,7 @@ mod tests {
     fn record(status: i32, latency_ns: u64) -> CallRecord {
         CallRecord {
             status,
-            latency_ns,
+            latency: Some((latency_ns, 1)),
             bytes_in: 3,
             bytes_out: 5,
             arena_used: latency_ns as usize,
@@ -287,7 +297,8 @@ mod tests {
                 s.spawn(move || {
                     all_started.wait();
                     for i in 0..1000 {
-                        stats.record(record(if i % 10 == 0 { 4 } else { 0 }, 1_000 * (t + 1)));
+                        let shard = crate::thread::with(|t| t.shard);
+                        stats.record(shard, record(if i % 10 == 0 { 4 } else { 0 }, 1_000 * (t + 1)));
                     }
                 });
             }
@@ -303,6 +314,29 @@ mod tests {
         assert_eq!(m.arena_high_water, 1_000 * threads);
         let micros: u64 = (1..=threads).sum();
         assert!((m.latency_sum_micros - 1000.0 * micros as f64).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_timed_call_stands_for_the_calls_around_it() {
+        let stats = MethodStats::default();
+        let shard = crate::thread::with(|t| t.shard);
+        for i in 0..64u64 {
+            let latency = (i % 8 == 0).then_some((2_000, 8));
+            stats.record(
+                shard,
+                CallRecord {
+                    status: 0,
+                    latency,
+                    bytes_in: 1,
+                    bytes_out: 1,
+                    arena_used: 0,
+                },
+            );
+        }
+        let m = stats.snapshot("m", "f");
+        assert_eq!(m.calls, 64, "every call is counted");
+        assert_eq!(m.latency_count, 64, "8 timed calls, each standing for 8");
+        assert!((m.latency_sum_micros - 64.0 * 2.0).abs() < 1e-9);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 use libloading::Library;
 use memlink_abi as abi;
 
-use crate::admission::{Gate, Refused, Saturation};
+use crate::admission::{Admitted, Gate, Refused, Saturation};
 use crate::buffer::AlignedBuf;
 use crate::describe::{describe, Method};
 use crate::error::RuntimeError;
@@ -218,19 +218,22 @@ pub(crate) enum NotEntered {
 }
 
 impl Module {
-    /// Takes a slot for a call unless the module is retired or saturated.
+    /// Takes a slot for a call from a thread whose shard is `shard`, unless the module is
+    /// retired or saturated.
+    #[inline]
     pub(crate) fn enter(
         &self,
+        shard: usize,
         policy: Saturation,
         deadline: Option<Instant>,
-    ) -> Result<(), NotEntered> {
-        let entered = self.gate.enter(policy, deadline);
+    ) -> Result<Admitted, NotEntered> {
+        let entered = self.gate.enter(shard, policy, deadline);
         // Checked after taking the slot: `unload` closes the gate first and then drains
         // the slots, so a call either sees it closed or is waited for. A call refused
         // while the drain holds the slots is told the module is gone.
         if self.is_retired() {
-            if entered.is_ok() {
-                self.gate.leave();
+            if let Ok(admitted) = entered {
+                self.gate.leave(admitted);
             }
             return Err(NotEntered::Retired);
         }
@@ -240,9 +243,10 @@ impl Module {
         })
     }
 
-    /// Marks a call as finished.
-    pub(crate) fn leave(&self) {
-        self.gate.leave();
+    /// Marks a call admitted as `admitted` as finished.
+    #[inline]
+    pub(crate) fn leave(&self, admitted: Admitted) {
+        self.gate.leave(admitted);
     }
 
     /// The module's figures: its exports' built-ins and, through its `memlink_metrics`

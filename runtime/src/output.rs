@@ -7,7 +7,7 @@ use std::sync::Arc;
 use memlink_abi::ModuleError;
 
 use crate::buffer::AlignedBuf;
-use crate::pool::{ArenaPool, PooledArena};
+use crate::pool::{ArenaCache, ArenaPool, PooledArena};
 
 /// A call's result: the bytes the method returned, read in place (from the call's arena
 /// when they fit there, which stays on loan until this is dropped).
@@ -114,9 +114,11 @@ impl PartialEq<&[u8]> for CallOutput {
 
 /// Finds where the module put its output; anywhere but the arena or the buffer the host
 /// allocated for it is a protocol error, and nothing is read from there.
+#[inline]
 pub(crate) fn collect(
     arena: AlignedBuf,
     pool: &Arc<ArenaPool>,
+    cache: &ArenaCache,
     heap: Option<AlignedBuf>,
     out: *const u8,
     len: usize,
@@ -126,7 +128,7 @@ pub(crate) fn collect(
         let repr = if len <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..len].copy_from_slice(&arena.as_slice()[offset..offset + len]);
-            pool.give_back(arena);
+            pool.give_back(arena, cache);
             // `len <= INLINE`, which fits a `u8`.
             let len = len as u8;
             Repr::Inline(Inline { bytes, len })
@@ -139,7 +141,7 @@ pub(crate) fn collect(
         };
         return Ok(CallOutput { repr, args: None });
     }
-    pool.give_back(arena);
+    pool.give_back(arena, cache);
     if len == 0 {
         return Ok(CallOutput {
             repr: Repr::Empty,

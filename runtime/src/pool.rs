@@ -35,6 +35,7 @@ struct Cached {
 }
 
 impl Cached {
+    #[inline]
     fn is(&self, pool: &Arc<ArenaPool>) -> bool {
         Arc::ptr_eq(&self.pool, pool)
     }
@@ -59,9 +60,17 @@ impl Drop for Cached {
 /// from one thread keeps every one of them off the shared queue.
 const CACHED_POOLS: usize = 4;
 
-thread_local! {
-    static CACHE: RefCell<[Option<Cached>; CACHED_POOLS]> =
-        const { RefCell::new([const { None }; CACHED_POOLS]) };
+/// A thread's idle arenas, one per pool it calls through (up to [`CACHED_POOLS`]): part
+/// of the thread's state (`crate::thread`), which the call path reaches once per call.
+#[derive(Default)]
+pub(crate) struct ArenaCache {
+    entries: RefCell<[Option<Cached>; CACHED_POOLS]>,
+}
+
+impl std::fmt::Debug for ArenaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArenaCache").finish_non_exhaustive()
+    }
 }
 
 impl ArenaPool {
@@ -92,55 +101,73 @@ impl ArenaPool {
         self.soft_limit
     }
 
-    /// An arena for one call, returned with [`give_back`](Self::give_back) or kept by a
-    /// [`PooledArena`].
-    pub(crate) fn take_buf(self: &Arc<Self>) -> AlignedBuf {
-        let cached = CACHE
-            .try_with(|c| {
-                let mut entries = c.try_borrow_mut().ok()?;
-                let entry = entries.iter_mut().flatten().find(|e| e.is(self))?;
-                entry.buf.take()
-            })
-            .ok()
-            .flatten();
-        cached.unwrap_or_else(|| {
-            self.on_loan.fetch_add(1, Ordering::Relaxed);
-            self.free
-                .pop()
-                .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size))
-        })
+    /// An arena for one call from this thread's `cache` (no shared memory touched), else
+    /// from the queue, else a new one; returned with [`give_back`](Self::give_back) or
+    /// kept by a [`PooledArena`].
+    #[inline]
+    pub(crate) fn take_buf(self: &Arc<Self>, cache: &ArenaCache) -> AlignedBuf {
+        if let Ok(mut entries) = cache.entries.try_borrow_mut() {
+            for entry in entries.iter_mut().flatten() {
+                if entry.is(self) {
+                    if let Some(buf) = entry.buf.take() {
+                        return buf;
+                    }
+                    break;
+                }
+            }
+        }
+        self.take_shared()
     }
 
-    /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's cache when it
-    /// has room for it (an entry of this pool without a buffer, a free entry, or one of a
-    /// pool nobody else uses any more), else to the queue.
-    pub(crate) fn give_back(self: &Arc<Self>, buf: AlignedBuf) {
-        let mut buf = Some(buf);
-        let _ = CACHE.try_with(|c| {
-            let Ok(mut entries) = c.try_borrow_mut() else {
-                return;
-            };
-            if let Some(entry) = entries.iter_mut().flatten().find(|e| e.is(self)) {
-                if entry.buf.is_none() {
-                    entry.buf = buf.take();
+    #[cold]
+    fn take_shared(&self) -> AlignedBuf {
+        self.on_loan.fetch_add(1, Ordering::Relaxed);
+        self.free
+            .pop()
+            .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size))
+    }
+
+    /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's `cache` when
+    /// it has room for it (an entry of this pool without a buffer, a free entry, or one
+    /// of a pool nobody else uses any more), else to the queue.
+    #[inline]
+    pub(crate) fn give_back(self: &Arc<Self>, buf: AlignedBuf, cache: &ArenaCache) {
+        if let Ok(mut entries) = cache.entries.try_borrow_mut() {
+            for entry in entries.iter_mut().flatten() {
+                if entry.is(self) {
+                    if entry.buf.is_none() {
+                        entry.buf = Some(buf);
+                        return;
+                    }
+                    break;
                 }
-                return;
             }
-            let Some(slot) = entries
+        }
+        self.give_back_slow(buf, cache);
+    }
+
+    /// `give_back` when this thread's entry for the pool already holds a buffer, or the
+    /// thread has none yet.
+    #[cold]
+    fn give_back_slow(self: &Arc<Self>, buf: AlignedBuf, cache: &ArenaCache) {
+        let mut buf = Some(buf);
+        if let Ok(mut entries) = cache.entries.try_borrow_mut() {
+            if entries.iter().flatten().any(|e| e.is(self)) {
+                // This thread's entry is full: the buffer goes to the queue.
+            } else if let Some(slot) = entries
                 .iter_mut()
                 .find(|e| e.as_ref().is_none_or(Cached::is_stale))
-            else {
-                return;
-            };
-            // Replacing drops the old entry, which returns its buffer.
-            self.caching_threads.fetch_add(1, Ordering::Relaxed);
-            let old = slot.replace(Cached {
-                pool: Arc::clone(self),
-                buf: buf.take(),
-            });
-            drop(entries);
-            drop(old);
-        });
+            {
+                // Replacing drops the old entry, which returns its buffer.
+                self.caching_threads.fetch_add(1, Ordering::Relaxed);
+                let old = slot.replace(Cached {
+                    pool: Arc::clone(self),
+                    buf: buf.take(),
+                });
+                drop(entries);
+                drop(old);
+            }
+        }
         if let Some(buf) = buf {
             self.put_shared(buf);
         }
@@ -154,7 +181,8 @@ impl ArenaPool {
 
     /// An arena for one call, held until the [`PooledArena`] drops.
     pub(crate) fn take(self: &Arc<Self>) -> PooledArena {
-        PooledArena::new(self.take_buf(), Arc::clone(self))
+        let buf = crate::thread::with(|t| self.take_buf(&t.arenas));
+        PooledArena::new(buf, Arc::clone(self))
     }
 }
 
@@ -192,7 +220,7 @@ impl PooledArena {
 impl Drop for PooledArena {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
-            self.pool.give_back(buf);
+            crate::thread::with(|t| self.pool.give_back(buf, &t.arenas));
         }
     }
 }
@@ -200,6 +228,16 @@ impl Drop for PooledArena {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `take_buf` through this thread's own cache, as the call path does.
+    fn take(pool: &Arc<ArenaPool>) -> AlignedBuf {
+        crate::thread::with(|t| pool.take_buf(&t.arenas))
+    }
+
+    /// `give_back` through this thread's own cache.
+    fn back(pool: &Arc<ArenaPool>, buf: AlignedBuf) {
+        crate::thread::with(|t| pool.give_back(buf, &t.arenas))
+    }
 
     #[test]
     fn the_pool_recycles() {
@@ -228,17 +266,17 @@ mod tests {
             let first: Vec<_> = pools
                 .iter()
                 .map(|p| {
-                    let buf = p.take_buf();
+                    let buf = take(&p);
                     let at = buf.as_slice().as_ptr();
-                    p.give_back(buf);
+                    back(&p, buf);
                     at
                 })
                 .collect();
             for _ in 0..3 {
                 for (p, &at) in pools.iter().zip(&first) {
-                    let buf = p.take_buf();
+                    let buf = take(&p);
                     assert_eq!(buf.as_slice().as_ptr(), at, "the cached buffer again");
-                    p.give_back(buf);
+                    back(&p, buf);
                 }
             }
             for p in &pools {
@@ -247,8 +285,8 @@ mod tests {
             }
             // A pool past the cache's room goes through the queue.
             let extra = ArenaPool::new(64, 4, 8);
-            let buf = extra.take_buf();
-            extra.give_back(buf);
+            let buf = take(&extra);
+            back(&extra, buf);
             assert_eq!(extra.free.len(), 1);
         })
         .join()
@@ -260,15 +298,15 @@ mod tests {
         let pool = ArenaPool::new(64, 4, 8);
         let worker = Arc::clone(&pool);
         std::thread::spawn(move || {
-            let buf = worker.take_buf();
+            let buf = take(&worker);
             let again = {
-                worker.give_back(buf);
-                worker.take_buf()
+                back(&worker, buf);
+                take(&worker)
             };
-            let second = worker.take_buf();
+            let second = take(&worker);
             assert_eq!(worker.on_loan.load(Ordering::Relaxed), 2);
-            worker.give_back(again);
-            worker.give_back(second);
+            back(&worker, again);
+            back(&worker, second);
             // One cached by the thread, one in the queue; both still count until the
             // thread lets its cache go.
             assert_eq!(worker.on_loan.load(Ordering::Relaxed), 1);

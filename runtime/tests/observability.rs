@@ -221,9 +221,44 @@ fn module_metrics_are_exact_from_several_threads() {
     assert_eq!((buckets[9], buckets[10], buckets[11]), (250, 250, 500));
 }
 
+/// By default one call in 32 is timed, and counts for 32 in the histogram: call counts
+/// stay exact, the histogram's count estimates them (exactly, here: 320 calls from one
+/// thread time 10 of them).
+#[test]
+fn sampled_latency_stands_for_every_call() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_sampled")),
+            "basic_sampled",
+        )
+        .unwrap();
+    assert_eq!(RuntimeConfig::default().latency_sampling, 32);
+    for _ in 0..320 {
+        rt.call(h, "noop", b"").unwrap();
+    }
+    let all = rt.metrics();
+    let noop = all
+        .iter()
+        .find(|m| m.module == "basic_sampled")
+        .unwrap()
+        .methods
+        .iter()
+        .find(|m| m.method == "noop")
+        .unwrap()
+        .clone();
+    assert_eq!(noop.calls, 320);
+    assert_eq!(noop.latency_count, 320, "10 timed calls, each standing for 32");
+    assert!(noop.latency_sum_micros > 0.0);
+}
+
 #[test]
 fn built_in_figures_are_exact_after_a_known_sequence() {
-    let rt = Runtime::with_local_resolver();
+    // Every call timed: the latency histogram counts exactly too.
+    let rt = Runtime::new(
+        RuntimeConfig::default().latency_sampling(1),
+        memlink_runtime::resolver::LocalResolver,
+    );
     let h = rt
         .load_as(
             ModuleRef::from_path(module_copy("basic", "basic_builtins")),
@@ -291,7 +326,10 @@ fn the_arena_high_water_mark_is_tracked() {
 
 #[test]
 fn prometheus_output_parses_and_counts_once() {
-    let rt = Runtime::with_local_resolver();
+    let rt = Runtime::new(
+        RuntimeConfig::default().latency_sampling(1),
+        memlink_runtime::resolver::LocalResolver,
+    );
     let h = rt
         .load_as(
             ModuleRef::from_path(module_copy("basic", "basic_prom")),
