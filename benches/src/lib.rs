@@ -10,6 +10,8 @@ pub mod fixture;
 pub mod measure;
 pub mod modules;
 pub mod observability;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod report;
 pub mod sets;
 pub mod threads;

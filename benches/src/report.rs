@@ -90,6 +90,7 @@ pub fn run_all(report: &mut Report, cfg: &Config, fx: &Fixtures) {
 pub const GROUPS: &[&str] = &[
     "limits",
     "exports",
+    "peers",
     "arena",
     "threads",
     "lifecycle",
@@ -105,6 +106,7 @@ pub fn run_groups(report: &mut Report, cfg: &Config, fx: &Fixtures, groups: &[&s
         match *group {
             "limits" => limits(report, cfg, fx),
             "exports" => exports(report, cfg, fx),
+            "peers" => peers(report, cfg),
             "arena" => arena(report, cfg),
             "threads" => scaling(report, cfg, fx),
             "lifecycle" => lifecycle(report, cfg, fx),
@@ -189,6 +191,18 @@ pub fn exports(report: &mut Report, cfg: &Config, fx: &Fixtures) {
         measure::run(cfg, || h.add_typed()),
         "basic::add through call_typed: encode (2, 3), call, decode u32",
     );
+}
+
+/// The same calls into WebAssembly with wasmtime ([`crate::peers`]), if the package was
+/// built with its `peers` feature.
+pub fn peers(report: &mut Report, cfg: &Config) {
+    #[cfg(feature = "peers")]
+    crate::peers::figures(report, cfg);
+    #[cfg(not(feature = "peers"))]
+    {
+        let _ = (report, cfg);
+        eprintln!("  peers: not built (memlink-benches without its `peers` feature), skipped");
+    }
 }
 
 /// The arena against bumpalo, per allocation.
@@ -459,6 +473,18 @@ pub fn ratios(report: &mut Report) {
         "add_typed_ns",
         "add_msgpack_ns",
     );
+    // memlink against wasmtime, the same call each (the `exports` and `peers` groups).
+    report.ratio(
+        "noargs_over_wasmtime_nop",
+        "export_noargs_by_id_ns",
+        "wasmtime_nop_ns",
+    );
+    report.ratio(
+        "echo_over_wasmtime_echo",
+        "echo_small_raw_ns",
+        "wasmtime_echo_ns",
+    );
+    report.ratio("add_over_wasmtime_add", "add_msgpack_ns", "wasmtime_add_ns");
     report.ratio(
         "alloc_u64_over_bumpalo",
         "alloc_u64_ns",

@@ -33,10 +33,10 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 const USAGE: &str =
     "usage: report [--quick] [--only GROUP,GROUP...] | report --profile OP [--iters N]
-GROUP: limits exports arena threads lifecycle nested zero_copy observability allocations
+GROUP: limits exports peers arena threads lifecycle nested zero_copy observability allocations
 OP: raw_extern noop_by_id noop_by_name echo_raw echo_raw_by_id echo_msgpack
     add_msgpack add_typed relay_echo load_unload_shared load_unload_no_persistent
-    alloc_round bumpalo_round";
+    alloc_round bumpalo_round wasmtime_nop wasmtime_add wasmtime_echo";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -126,6 +126,10 @@ fn run_profile(op: &str, iters: u64) -> ExitCode {
             Ok(b) => Box::new(move || b.call_noop()),
             Err(e) => return fail(&e),
         },
+        "wasmtime_nop" | "wasmtime_add" | "wasmtime_echo" => match peer_op(op) {
+            Ok(op) => op,
+            Err(e) => return fail(&e),
+        },
         op => {
             let h = match Host::new() {
                 Ok(h) => h,
@@ -172,6 +176,27 @@ fn run_profile(op: &str, iters: u64) -> ExitCode {
     println!("warmup={warmup}");
     println!("host_allocs_per_iter={:.3}", allocs as f64 / iters as f64);
     ExitCode::SUCCESS
+}
+
+/// A `wasmtime_*` operation of the `peers` group, on a guest of its own.
+#[cfg(feature = "peers")]
+fn peer_op(op: &str) -> Result<Box<dyn FnMut()>, String> {
+    let mut wasm = memlink_benches::peers::Wasmtime::new()?;
+    Ok(match op {
+        "wasmtime_nop" => Box::new(move || wasm.nop()),
+        "wasmtime_add" => Box::new(move || {
+            black_box(wasm.add());
+        }),
+        "wasmtime_echo" => Box::new(move || drop(black_box(wasm.echo()))),
+        other => return Err(format!("no operation `{other}`")),
+    })
+}
+
+#[cfg(not(feature = "peers"))]
+fn peer_op(op: &str) -> Result<Box<dyn FnMut()>, String> {
+    Err(format!(
+        "{op}: the peers group was not built (memlink-benches without its `peers` feature)"
+    ))
 }
 
 fn fail(e: &str) -> ExitCode {
