@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use crate::abi::{self, CallFrame};
 use crate::arena::Arena;
 use crate::caller::ModuleCaller;
 use crate::persist::Persistent;
@@ -12,21 +13,33 @@ use crate::persist::Persistent;
 ///
 /// An export receives it as its first parameter (`&CallContext` or `CallContext`). A
 /// test builds one with [`CallContext::new`].
+///
+/// A context the call boundary makes reads the call's trace, span, depth, backpressure
+/// and persistent region from the call's frame when asked: making it costs a few
+/// stores, whatever the export uses.
 #[derive(Debug, Clone)]
 pub struct CallContext<'a> {
     arena: &'a Arena,
-    /// NaN until asked for when the host sends it on request (see `backpressure`).
-    backpressure: Cell<f32>,
-    trace_id: u64,
-    span_id: u64,
-    deadline: Option<Instant>,
     caller: Option<&'a ModuleCaller>,
-    depth: u32,
-    persistent: Option<Persistent<'a>>,
-    /// The host's persistent region as the frame gave it, made into a [`Persistent`] only
-    /// when the export asks for it (null when there is none, or when `persistent` was set
-    /// by hand).
-    persistent_raw: (*mut u8, usize),
+    info: Info<'a>,
+    deadline: Option<Instant>,
+    /// NaN until known: asked of the host on the first read when the host sends it on
+    /// request (see `backpressure`).
+    backpressure: Cell<f32>,
+}
+
+/// Where a context's description of its call comes from.
+#[derive(Debug, Clone, Copy)]
+enum Info<'a> {
+    /// The frame the host made the call with, checked by the call boundary.
+    Frame(&'a CallFrame),
+    /// Given by hand ([`CallContext::new`] and the `with_*` methods).
+    Given {
+        trace_id: u64,
+        span_id: u64,
+        depth: u32,
+        persistent: Option<Persistent<'a>>,
+    },
 }
 
 impl<'a> CallContext<'a> {
@@ -41,81 +54,83 @@ impl<'a> CallContext<'a> {
         deadline: Option<Instant>,
         caller: Option<&'a ModuleCaller>,
     ) -> CallContext<'a> {
-        let backpressure = if backpressure.is_nan() {
-            0.0
-        } else {
-            backpressure.clamp(0.0, 1.0)
-        };
         CallContext {
             arena,
-            backpressure: Cell::new(backpressure),
-            trace_id,
-            span_id,
-            deadline,
             caller,
-            depth: 0,
-            persistent: None,
-            persistent_raw: (core::ptr::null_mut(), 0),
+            info: Info::Given {
+                trace_id,
+                span_id,
+                depth: 0,
+                persistent: None,
+            },
+            deadline,
+            backpressure: Cell::new(clamp(backpressure)),
         }
     }
 
-    /// The context of a call the boundary runs: everything from its checked frame, the
-    /// persistent region as it lies.
+    /// The context of a call the boundary runs on `frame`.
     ///
     /// # Safety
     ///
-    /// A non-null `persistent.0` must meet [`Persistent::from_raw`]'s contract for `'a`.
-    #[allow(clippy::too_many_arguments)] // one field each, of one frame
+    /// `frame` must have passed the boundary's checks (`frame::is_sound`), and its
+    /// persistent region, when it has one, must meet [`Persistent::from_raw`]'s contract
+    /// for `'a`.
+    #[inline(always)]
     pub(crate) unsafe fn for_call(
         arena: &'a Arena,
-        backpressure: Option<f32>,
-        trace_id: u64,
-        span_id: u64,
+        frame: &'a CallFrame,
         deadline: Option<Instant>,
         caller: &'a ModuleCaller,
-        depth: u32,
-        persistent: (*mut u8, usize),
     ) -> CallContext<'a> {
         CallContext {
             arena,
-            // NaN: not known yet, asked of the host on the first read.
-            backpressure: Cell::new(backpressure.map_or(f32::NAN, |b| {
-                if b.is_nan() {
-                    0.0
-                } else {
-                    b.clamp(0.0, 1.0)
-                }
-            })),
-            trace_id,
-            span_id,
-            deadline,
             caller: Some(caller),
-            depth,
-            persistent: None,
-            persistent_raw: persistent,
+            info: Info::Frame(frame),
+            deadline,
+            backpressure: Cell::new(f32::NAN),
+        }
+    }
+
+    /// The context's description, given by hand from now on (keeping what it said).
+    fn given(&mut self) -> (&mut u32, &mut Option<Persistent<'a>>) {
+        if let Info::Frame(frame) = self.info {
+            self.info = Info::Given {
+                trace_id: frame.trace_id,
+                span_id: frame.span_id,
+                depth: frame.depth,
+                persistent: self.persistent(),
+            };
+        }
+        match &mut self.info {
+            Info::Given {
+                depth, persistent, ..
+            } => (depth, persistent),
+            Info::Frame(_) => unreachable!("made given above"),
         }
     }
 
     /// The same context at nesting depth `depth` (0 for a call straight from the host).
     pub fn with_depth(mut self, depth: u32) -> CallContext<'a> {
-        self.depth = depth;
+        *self.given().0 = depth;
         self
     }
 
     /// The same context with the module's persistent region.
     pub fn with_persistent(mut self, persistent: Persistent<'a>) -> CallContext<'a> {
-        self.persistent = Some(persistent);
+        *self.given().1 = Some(persistent);
         self
     }
 
     /// The module's persistent region: memory that outlives the call, for state built
     /// once (see [`crate::persist`]). `None` when the host gives none.
     pub fn persistent(&self) -> Option<Persistent<'a>> {
-        // SAFETY: `persistent_raw` is null (a context made by hand) or set by `for_call`,
-        // whose caller vouched for it for `'a`.
-        self.persistent.or_else(|| unsafe {
-            Persistent::from_raw(self.persistent_raw.0, self.persistent_raw.1)
-        })
+        match self.info {
+            // SAFETY: `for_call`'s caller vouched for the frame's region for `'a`.
+            Info::Frame(frame) => unsafe {
+                Persistent::from_raw(frame.persistent, frame.persistent_len)
+            },
+            Info::Given { persistent, .. } => persistent,
+        }
     }
 
     /// The call's scratch arena; everything in it is gone after the call.
@@ -132,11 +147,11 @@ impl<'a> CallContext<'a> {
         if !known.is_nan() {
             return known;
         }
-        let asked = self.caller.map_or(0.0, ModuleCaller::backpressure);
-        let value = if asked.is_nan() {
-            0.0
-        } else {
-            asked.clamp(0.0, 1.0)
+        let value = match self.info {
+            Info::Frame(frame) if frame.flags & abi::CALL_BACKPRESSURE_ON_REQUEST == 0 => {
+                clamp(frame.backpressure)
+            }
+            _ => clamp(self.caller.map_or(0.0, ModuleCaller::backpressure)),
         };
         self.backpressure.set(value);
         value
@@ -144,12 +159,18 @@ impl<'a> CallContext<'a> {
 
     /// Trace id of the request this call belongs to (0: none).
     pub fn trace_id(&self) -> u64 {
-        self.trace_id
+        match self.info {
+            Info::Frame(frame) => frame.trace_id,
+            Info::Given { trace_id, .. } => trace_id,
+        }
     }
 
     /// Span id of the caller (0: none).
     pub fn span_id(&self) -> u64 {
-        self.span_id
+        match self.info {
+            Info::Frame(frame) => frame.span_id,
+            Info::Given { span_id, .. } => span_id,
+        }
     }
 
     /// When the call must be finished, if it has a deadline.
@@ -176,7 +197,19 @@ impl<'a> CallContext<'a> {
 
     /// How deep in a chain of module-to-module calls this call is (0: from the host).
     pub fn call_depth(&self) -> u32 {
-        self.depth
+        match self.info {
+            Info::Frame(frame) => frame.depth,
+            Info::Given { depth, .. } => depth,
+        }
+    }
+}
+
+/// A backpressure figure in `[0, 1]`; NaN reads as 0.
+fn clamp(backpressure: f32) -> f32 {
+    if backpressure.is_nan() {
+        0.0
+    } else {
+        backpressure.clamp(0.0, 1.0)
     }
 }
 

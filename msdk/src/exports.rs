@@ -17,7 +17,7 @@ use crate::context::CallContext;
 use crate::current::CurrentCall;
 use crate::dispatch;
 use crate::error::ModuleError;
-use crate::frame::{check_frame, checked_host, Regions};
+use crate::frame;
 use crate::panic as guard;
 use crate::request::{write_through_host, Invocation};
 
@@ -185,68 +185,72 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     let Some(frame) = (unsafe { frame.as_mut() }) else {
         return Status::Abi as i32;
     };
-    // A frame smaller than this module's has no room for the outputs: write nothing.
-    if (frame.size as usize) < size_of::<CallFrame>() {
-        return Status::Abi as i32;
+    // SAFETY: forwarded from this function's contract (`host` is null or valid).
+    if !unsafe { frame::is_sound(frame) } {
+        return refuse(frame);
     }
     frame.out = core::ptr::null();
     frame.out_len = 0;
     frame.arena_used = 0;
-    // SAFETY: forwarded from this function's contract (`host` is null or valid for the
-    // call).
-    let host = unsafe { checked_host(frame.host) };
-    let (host, regions) = match host.and_then(|h| check_frame(frame).map(|r| (h, r))) {
-        Ok(valid) => valid,
-        Err(problem) => return refuse(frame, problem),
-    };
     let Some(entry) = dispatch::table().entry(frame.method_index, frame.method_id) else {
         return Status::InvalidMethod as i32;
     };
-    let outcome = crate::current::with_slot(|slot, seq| {
-        // Filled for the whole call: panics are captured while it is, and logs name it.
-        let outer = slot.replace(Some(CurrentCall {
-            seq,
-            host: frame.host,
-            host_call: frame.host_call,
-            method: entry.name,
-            module: entry.crate_name,
-            trace_id: frame.trace_id,
-            span_id: frame.span_id,
-        }));
-        // SAFETY: forwarded from this function's contract; `check_frame` proved the
-        // regions well formed and apart.
-        let outcome =
-            panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, host, &regions, entry) }));
-        slot.set(outer);
-        outcome.map_err(|payload| ModuleError::Panic(guard::message(payload, seq)))
-    });
-    let error = match outcome {
+    // SAFETY: `is_sound` found the table non-null and large enough for this module; the
+    // caller's contract makes it valid for the call.
+    let host = unsafe { &*frame.host };
+    // The running call is described for the whole call: panics are captured while it
+    // is, and logs name it.
+    let outcome = crate::current::enter(
+        // SAFETY: the frame was checked and outlives the call.
+        |seq| unsafe { CurrentCall::new(seq, frame, entry) },
+        |seq| {
+            // SAFETY: forwarded from this function's contract; `is_sound` proved the
+            // regions well formed and apart.
+            panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, host, entry) }))
+                .map_err(|payload| ModuleError::Panic(guard::message(payload, seq)))
+        },
+    );
+    match outcome {
         Ok(Ok(ran)) => {
             frame.out = ran.out;
             frame.out_len = ran.out_len;
             frame.arena_used = ran.arena_used;
-            return Status::Ok as i32;
+            Status::Ok as i32
         }
-        Ok(Err((e, used))) => {
+        Ok(Err((error, used))) => {
             frame.arena_used = used;
-            e
+            fail(frame, host, &error)
         }
-        Err(panicked) => panicked,
-    };
+        Err(panicked) => fail(frame, host, &panicked),
+    }
+}
+
+/// Answers a call that failed: its error's payload goes into the arena, or through the
+/// host's buffer when it does not fit.
+#[cold]
+#[inline(never)]
+fn fail(frame: &mut CallFrame, host: &HostApi, error: &ModuleError) -> i32 {
     // Reporting must not unwind either (an allocation failure in the host, say).
-    let arena = Some((regions.arena, regions.arena_len));
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-        report(frame, Some(host), arena, &error)
-    }));
+    let arena = Some((frame.arena, frame.arena_len));
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, Some(host), arena, error)));
     error.code()
 }
 
 /// Answers a frame that failed its checks: the payload goes through the host's buffer,
-/// if the host's table is usable, and never into the arena, which was not proven so.
+/// if the host's table is usable, and never into the arena, which was not proven so. A
+/// frame too small to hold the outputs gets nothing written.
 #[cold]
-fn refuse(frame: &mut CallFrame, problem: ModuleError) -> i32 {
+#[inline(never)]
+fn refuse(frame: &mut CallFrame) -> i32 {
     // SAFETY: `memlink_call`'s contract: `host` is null or valid for the call.
-    let host = unsafe { checked_host(frame.host) }.ok();
+    let Some(problem) = (unsafe { frame::problem(frame) }) else {
+        return Status::Abi as i32;
+    };
+    frame.out = core::ptr::null();
+    frame.out_len = 0;
+    frame.arena_used = 0;
+    // SAFETY: as above; a table too small for this module is not used.
+    let host = unsafe { frame.host.as_ref() }.filter(|h| h.size as usize >= size_of::<HostApi>());
     let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, host, None, &problem)));
     problem.code()
 }
@@ -263,45 +267,36 @@ struct Ran {
 ///
 /// # Safety
 ///
-/// As for [`memlink_call`], with `frame` non-null, `host` its checked service table and
-/// `regions` its checked regions.
+/// As for [`memlink_call`], with `frame` non-null and proven sound (`frame::is_sound`),
+/// and `host` its service table.
 #[inline]
 unsafe fn call(
     frame: &CallFrame,
     host: &HostApi,
-    regions: &Regions,
     entry: &'static dispatch::MethodEntry,
 ) -> Result<Ran, (ModuleError, usize)> {
-    // SAFETY: `check_frame` verified the pointers are non-null where lengths are
+    // SAFETY: `is_sound` verified the pointers are non-null where lengths are
     // non-zero, the lengths fit an `isize` and the regions do not overlap; the caller
     // guarantees they are valid, unchanging (args) and exclusive (arena) for the call,
     // which outlives every borrow made here.
     let (args, arena) = unsafe {
         (
-            slice_or_empty(regions.args, regions.args_len),
-            Arena::new(regions.arena, regions.arena_len),
+            slice_or_empty(frame.args, frame.args_len),
+            Arena::new(frame.arena, frame.arena_len),
         )
     };
     // SAFETY: `host` and `host_call` are valid for the call (the caller's contract).
     let caller = unsafe { ModuleCaller::new(frame.host, frame.host_call) };
     let budget =
         (frame.timeout_ns != abi::NO_DEADLINE).then(|| Duration::from_nanos(frame.timeout_ns));
-    let backpressure = (frame.flags & abi::CALL_BACKPRESSURE_ON_REQUEST == 0)
-        .then_some(frame.backpressure);
-    // SAFETY: the host's region for this load, valid for the call (the caller's
-    // contract), checked aligned and apart from the arguments and the arena.
-    let ctx = unsafe {
-        CallContext::for_call(
-            &arena,
-            backpressure,
-            frame.trace_id,
-            frame.span_id,
-            budget.and_then(|b| Instant::now().checked_add(b)),
-            &caller,
-            frame.depth,
-            (frame.persistent, frame.persistent_len),
-        )
+    let deadline = match budget {
+        Some(b) => Instant::now().checked_add(b),
+        None => None,
     };
+    // SAFETY: `is_sound` checked the frame; its persistent region is the host's for this
+    // load, valid for the call (the caller's contract), aligned and apart from the
+    // arguments and the arena.
+    let ctx = unsafe { CallContext::for_call(&arena, frame, deadline, &caller) };
     // SAFETY: `host_call` is the handle of this running call.
     let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call, budget) };
     let used = || invocation.context().arena().used();
@@ -356,7 +351,7 @@ fn report(
         return;
     }
     if let Some((ptr, _)) = arena.filter(|&(_, len)| payload.len() <= len) {
-        // SAFETY: `check_frame` proved the arena non-null (it holds at least the
+        // SAFETY: `is_sound` proved the arena non-null (it holds at least the
         // payload's bytes), 16-aligned and apart from the other regions; it is this
         // call's alone by the caller's contract; nothing of the failed call is used any
         // more, and the payload is the module's own memory.

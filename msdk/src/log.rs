@@ -44,8 +44,8 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
     let current = current::current_call();
     // The host whose call is running; outside a host's call (a module's own thread, or
     // `panic::isolate`), the host that initialized the module.
-    let host = match current {
-        Some(c) if !c.host.is_null() => c.host,
+    let host = match current.map(|c| c.host()) {
+        Some(h) if !h.is_null() => h,
         _ => HOST.load(Ordering::Acquire),
     };
     if host.is_null() {
@@ -61,15 +61,15 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
     let record = LogRecord {
         size: size_of::<LogRecord>() as u32,
         level: lvl,
-        module: StrRef::new(current.map_or_else(crate::dispatch::module_name, |c| c.module)),
-        method: StrRef::new(current.map_or("", |c| c.method)),
+        module: StrRef::new(current.map_or_else(crate::dispatch::module_name, |c| c.module())),
+        method: StrRef::new(current.map_or("", |c| c.method())),
         message: StrRef::new(message),
         fields: fields.as_ptr(),
         field_count: fields.len(),
-        trace_id: current.map_or(0, |c| c.trace_id),
-        span_id: current.map_or(0, |c| c.span_id),
+        trace_id: current.map_or(0, |c| c.trace().0),
+        span_id: current.map_or(0, |c| c.trace().1),
     };
-    let call = current.map_or(core::ptr::null_mut(), |c| c.host_call);
+    let call = current.map_or(core::ptr::null_mut(), |c| c.host_call());
     // SAFETY: inside a call, `host` is the frame's checked service table, valid for the
     // call; outside, `HOST` is set from the host's `InitFrame` and stays valid until
     // `memlink_shutdown` clears it. `call` is this thread's running call or null, as

@@ -4,7 +4,7 @@
 //!
 //! A module is a cdylib with its own copy of `std`, so the hook installed here sees
 //! only the module's panics. While a call is running on a thread (the boundary has
-//! filled the thread's running-call slot, see `current::with_slot`), the hook records the
+//! pointed the thread's running-call slot at it, see `current::enter`), the hook records the
 //! message for the boundary to return; at any other time it defers to the hook that was
 //! installed before it.
 //!
@@ -73,13 +73,11 @@ pub(crate) fn install_hook() {
 /// ```
 pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, ModuleError> {
     install_hook();
-    crate::current::with_slot(|slot, seq| {
-        // Outside a host's call, the slot names no host: panics are recorded for this
-        // boundary, and log records go to the host the module was initialized by.
-        let outer = slot.replace(Some(CurrentCall::isolated(seq)));
-        let outcome = panic::catch_unwind(panic::AssertUnwindSafe(f));
-        slot.set(outer);
-        outcome.map_err(|payload| ModuleError::Panic(message(payload, seq)))
+    // Outside a host's call, the slot names no host: panics are recorded for this
+    // boundary, and log records go to the host the module was initialized by.
+    crate::current::enter(CurrentCall::isolated, |seq| {
+        panic::catch_unwind(panic::AssertUnwindSafe(f))
+            .map_err(|payload| ModuleError::Panic(message(payload, seq)))
     })
 }
 
@@ -103,7 +101,7 @@ fn record(info: &PanicHookInfo<'_>, call: &CurrentCall) {
         })
         .unwrap_or_else(|_| vec![recorded.text]);
     if cannot_unwind(info) {
-        last_words(call.module, call.method, &pending);
+        last_words(call.module(), call.method(), &pending);
     }
 }
 
@@ -177,12 +175,7 @@ mod tests {
     /// Runs `f` as if inside a call, as the boundary does; gives the call's number.
     fn in_call<R>(f: impl FnOnce() -> R) -> (R, u64) {
         install_hook();
-        crate::current::with_slot(|slot, seq| {
-            slot.set(Some(CurrentCall::isolated(seq)));
-            let r = f();
-            slot.set(None);
-            (r, seq)
-        })
+        crate::current::enter(CurrentCall::isolated, |seq| (f(), seq))
     }
 
     #[test]

@@ -293,7 +293,7 @@ mod tests {
 
     /// This thread's shard, as the call path passes it.
     fn me() -> usize {
-        crate::thread::with(|t| t.shard)
+        crate::thread::with(crate::thread::ThreadState::shard)
     }
 
     fn free(g: &Gate) -> usize {
@@ -330,7 +330,11 @@ mod tests {
         assert_eq!(free(&g), 3, "the slot stays with the thread");
         for _ in 0..3 {
             let again = g.enter(me(), Saturation::Reject, None).unwrap();
-            assert_eq!(again, Admitted::Lease(me()), "the same lease, no shared count");
+            assert_eq!(
+                again,
+                Admitted::Lease(me()),
+                "the same lease, no shared count"
+            );
             g.leave(again);
         }
         // A second call while the lease is busy takes from the shared count.

@@ -53,27 +53,32 @@ impl AlignedBuf {
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the buffer is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Start of the buffer, for handing to a module.
+    #[inline]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// Start of the buffer, for reading through (a pointer with the buffer's own
     /// provenance, not one derived from a borrow of its bytes).
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
     /// The bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `ptr` is valid for `len` initialized (zeroed, then written) bytes, and
         // `&self` excludes writers.
@@ -81,6 +86,7 @@ impl AlignedBuf {
     }
 
     /// The bytes, for writing.
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: `ptr` is valid for `len` initialized bytes, and `&mut self` makes this
         // the only access.
@@ -88,6 +94,7 @@ impl AlignedBuf {
     }
 
     /// Whether `ptr..ptr+len` lies inside the buffer.
+    #[inline]
     pub fn contains_range(&self, ptr: *const u8, len: usize) -> bool {
         let start = self.ptr.as_ptr().addr();
         let p = ptr.addr();

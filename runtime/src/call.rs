@@ -7,17 +7,19 @@
 //!    for a call a module makes, turning a failure into the [`ModuleError`] the module
 //!    gets.
 //! 2. [`run`]: admission (a slot from the module's gate, unless the call re-enters a
-//!    module its chain already runs in), the call, the slot back, the built-in figures.
-//! 3. [`dispatch`]: the call's memory laid out (`crate::args`), the frame, the module's
-//!    `memlink_call`, and its output found where the module says it is
-//!    (`crate::output`).
+//!    module its chain already runs in), the call's memory laid out (`crate::args`), the
+//!    frame, the module's `memlink_call`, the slot back, its output found where the
+//!    module says it is (`crate::output`), the built-in figures.
+//! 3. [`finish_slow`]: everything but an empty or small result (a result kept in its
+//!    arena, a failure), out of the way of the path every call takes.
 
 use std::time::Duration;
 
 use memlink_abi::{self as abi, CallFrame, Format, ModuleError, Status};
 
 use crate::admission::Refused;
-use crate::args::Args;
+use crate::args::{Args, Placed};
+use crate::buffer::AlignedBuf;
 use crate::deadline;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
@@ -25,7 +27,7 @@ use crate::host_call::{CallMeta, HostCall, NestedRequest};
 use crate::metrics::CallRecord;
 use crate::module::{Module, NotEntered};
 use crate::options::CallOptions;
-use crate::output::{collect, CallOutput};
+use crate::output::{self, CallOutput, Found, OwnedArgs};
 use crate::registry::Registry;
 use crate::thread::ThreadState;
 
@@ -40,6 +42,7 @@ enum Failure {
 }
 
 /// Calls method `index` of `module` (loaded as `handle`) from the host.
+#[inline]
 pub(crate) fn from_host(
     registry: &Registry,
     handle: ModuleHandle,
@@ -54,22 +57,51 @@ pub(crate) fn from_host(
         span_id: options.span_id,
         deadline: deadline::decide(options, registry.config.default_timeout),
     };
-    crate::thread::with(|t| run(t, registry, module, index, args, meta, None)).map_err(|failure| {
-        let method = || module.methods[index as usize].name.clone();
-        match failure {
-            Failure::Retired => RuntimeError::UnknownHandle(handle),
-            Failure::Saturated => RuntimeError::Saturated {
-                module: module.name.clone(),
-                method: method(),
-                limit: registry.config.max_concurrency,
-            },
-            Failure::Module(error) => RuntimeError::Call {
-                module: module.name.clone(),
-                method: method(),
-                error,
-            },
+    let passing;
+    // SAFETY: the state is used only within this call.
+    let thread = match unsafe { crate::thread::current() } {
+        Some(state) => state,
+        None => {
+            passing = ThreadState::passing();
+            &passing
         }
-    })
+    };
+    run(
+        thread,
+        registry,
+        module,
+        index,
+        args,
+        &meta,
+        None,
+        |failure| host_error(registry, handle, module, index, failure),
+    )
+}
+
+/// The error a host caller gets for `failure`.
+#[cold]
+#[inline(never)]
+fn host_error(
+    registry: &Registry,
+    handle: ModuleHandle,
+    module: &Module,
+    index: u32,
+    failure: Failure,
+) -> RuntimeError {
+    let method = || module.methods[index as usize].name.clone();
+    match failure {
+        Failure::Retired => RuntimeError::UnknownHandle(handle),
+        Failure::Saturated => RuntimeError::Saturated {
+            module: module.name.clone(),
+            method: method(),
+            limit: registry.config.max_concurrency,
+        },
+        Failure::Module(error) => RuntimeError::Call {
+            module: module.name.clone(),
+            method: method(),
+            error,
+        },
+    }
 }
 
 /// A call from one module to another, by name, on behalf of the running call `caller`:
@@ -98,130 +130,114 @@ pub(crate) fn nested(
     } else {
         request.args
     };
-    let out = crate::thread::with(|t| {
-        run(t, registry, target, index, Args::Borrowed(args), meta, Some(caller))
-    })
-    .map_err(|failure| match failure {
+    let out = crate::thread::with(|thread| {
+        let args = Args::Borrowed(args);
+        run(
+            thread,
+            registry,
+            target,
+            index,
+            args,
+            &meta,
+            Some(caller),
+            |failure| nested_error(registry, request, failure),
+        )
+    })?;
+    Ok((out, method.result_format))
+}
+
+/// The error a module gets for its nested call's `failure`.
+#[cold]
+fn nested_error(registry: &Registry, request: &NestedRequest<'_>, failure: Failure) -> ModuleError {
+    match failure {
         Failure::Retired => ModuleError::ModuleNotFound(request.module.to_owned()),
         Failure::Saturated => ModuleError::CallFailed(format!(
             "module `{}` is saturated ({} calls in flight)",
             request.module, registry.config.max_concurrency
         )),
         Failure::Module(e) => e,
-    })?;
-    Ok((out, method.result_format))
+    }
 }
 
 /// Runs method `index` of `module` on the thread whose state is `thread`: admission,
-/// the call, the built-in figures. `parent` is the running call that makes this one, for
-/// a nested call: a module already on its chain is re-entered within the chain's slot.
-#[inline]
-fn run(
+/// the frame, the module's entry point, the output found where the module says it is,
+/// the slot back, the built-in figures. `parent` is the running call that makes this
+/// one, for a nested call: a module already on its chain is re-entered within the
+/// chain's slot. `fail` makes the caller's error of a failure.
+///
+/// This is the path every call takes, so it does only what a call needs, in one piece
+/// of straight-line code: the clock is read only for a call with a deadline or one the
+/// latency histogram samples; an empty or small result is the output's only copy; and
+/// everything that is not a success leaves through cold functions ([`finish_slow`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
+fn run<E>(
     thread: &ThreadState,
     registry: &Registry,
     module: &Module,
     index: u32,
     args: Args<'_>,
-    meta: CallMeta,
+    meta: &CallMeta,
     parent: Option<&HostCall<'_>>,
-) -> Result<CallOutput, Failure> {
+    fail: impl FnOnce(Failure) -> E,
+) -> Result<CallOutput, E> {
     let config = &registry.config;
-    let given = deadline::given(meta.deadline);
-    let timed_out = || Failure::Module(ModuleError::Timeout(given.unwrap_or_default()));
-    // A call already out of time is not started (the module would refuse it too).
-    if given == Some(Duration::ZERO) {
-        return Err(timed_out());
-    }
-    // A module its chain already runs in is re-entered within the chain's slot.
-    let admitted = if parent.is_some_and(|p| p.chain_holds(module)) {
-        None
+    // The time the call is given, which a timeout reports; only a call with a deadline
+    // reads the clock for it. A call already out of time is not started (the module
+    // would refuse it too).
+    let given = if meta.deadline.is_some() {
+        deadline::given(meta.deadline)
     } else {
-        match module.enter(thread.shard, config.saturation, meta.deadline) {
+        None
+    };
+    if given == Some(Duration::ZERO) {
+        return Err(fail(timed_out(given)));
+    }
+    let shard = thread.shard();
+    // A module its chain already runs in is re-entered within the chain's slot.
+    let admitted = match parent {
+        Some(p) if p.chain_holds(module) => None,
+        _ => match module.enter(shard, config.saturation, meta.deadline) {
             Ok(admitted) => Some(admitted),
-            Err(NotEntered::Retired | NotEntered::Refused(Refused::Closed)) => {
-                return Err(Failure::Retired)
-            }
-            Err(NotEntered::Refused(Refused::Saturated)) => return Err(Failure::Saturated),
-            Err(NotEntered::Refused(Refused::DeadlinePassed)) => return Err(timed_out()),
-        }
+            Err(refused) => return Err(fail(not_entered(refused, given))),
+        },
     };
     let timed = config.builtin_metrics && thread.time_this_call(config.latency_sampling);
-    let start = timed.then(|| registry.clock.raw());
-    let (result, arena_used, bytes_in) =
-        dispatch(thread, registry, module, index, args, meta, parent);
-    let latency = start.map(|s| {
-        let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());
-        (ns, config.latency_sampling)
-    });
-    if let Some(admitted) = admitted {
-        module.leave(admitted);
-    }
-    if config.builtin_metrics {
-        let (status, bytes_out) = match &result {
-            Ok(out) => (0, out.len()),
-            Err(e) => (e.code(), e.payload().len()),
-        };
-        module.stats[index as usize].record(
-            thread.shard,
-            CallRecord {
-                status,
-                latency,
-                bytes_in,
-                bytes_out,
-                arena_used,
-            },
-        );
-    }
-    if let Err(ModuleError::Panic(message)) = &result {
-        crate::log::panicked(
-            &module.name,
-            &module.methods[index as usize].name,
-            message,
-            config.log_sink.as_deref(),
-        );
-    }
-    result.map_err(Failure::Module)
-}
-
-/// Calls method `index` of `module` with `args`. The module must already be entered
-/// (`Module::enter`); the caller leaves it afterwards. Also returns the arena bytes the
-/// call used and the argument length.
-#[inline]
-fn dispatch(
-    thread: &ThreadState,
-    registry: &Registry,
-    module: &Module,
-    index: u32,
-    args: Args<'_>,
-    meta: CallMeta,
-    parent: Option<&HostCall<'_>>,
-) -> (Result<CallOutput, ModuleError>, usize, usize) {
+    let start = if timed {
+        Some(registry.clock.raw())
+    } else {
+        None
+    };
     let pool = &registry.pool;
-    let mut placed = args.place(pool, &thread.arenas);
+    let Placed {
+        mut buf,
+        args,
+        args_len,
+        arena_offset,
+        owned,
+    } = args.place(pool, &thread.arenas);
     let mut host_call = HostCall {
         registry,
         module,
         meta,
         output: None,
         parent,
-        nested,
     };
-    let (persistent, persistent_len) = module
-        .persistent
-        .as_ref()
-        .map_or((core::ptr::null_mut(), 0), |p| p.raw());
-    let arena_len = placed.buf.len() - placed.arena_offset;
+    let (persistent, persistent_len) = match &module.persistent {
+        Some(p) => p.raw(),
+        None => (core::ptr::null_mut(), 0),
+    };
     let mut frame = CallFrame {
         size: size_of::<CallFrame>() as u32,
         method_index: index,
         method_id: module.methods[index as usize].id,
         depth: meta.depth,
-        args: placed.args,
-        args_len: placed.args_len,
+        args,
+        args_len,
         // SAFETY: `arena_offset <= buf.len()` (`Args::place`), so the pointer stays
         // within (or one past) the buffer.
-        arena: unsafe { placed.buf.as_mut_ptr().add(placed.arena_offset) },
-        arena_len,
+        arena: unsafe { buf.as_mut_ptr().add(arena_offset) },
+        arena_len: buf.len() - arena_offset,
         trace_id: meta.trace_id,
         span_id: meta.span_id,
         timeout_ns: deadline::timeout_ns(meta.deadline),
@@ -244,16 +260,133 @@ fn dispatch(
     // `host_call` lives on this stack until the call returns; and `call` is the module's
     // entry point, valid for the life of the process (its library is never unloaded).
     let status = unsafe { (module.entry.call)(&mut frame) };
-    let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
-    let args_len = placed.args_len;
-    let owned = placed.owned.take();
-    let result = collect(placed.buf, pool, &thread.arenas, host_call.output, out, out_len)
-        .and_then(|mut output| {
-            output.args = owned;
-            match Status::from_code(status) {
-                Some(Status::Ok) => Ok(output),
-                _ => Err(ModuleError::from_status(status, output.as_bytes())),
+    let latency = start.map(|s| {
+        let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());
+        (ns, config.latency_sampling)
+    });
+    if let Some(admitted) = admitted {
+        module.leave(admitted);
+    }
+    let (out, out_len) = (frame.out, frame.out_len);
+    let found = if status == Status::Ok as i32 {
+        output::locate(&buf, out, out_len)
+    } else {
+        Found::Elsewhere
+    };
+    let record = CallRecord {
+        status: 0,
+        latency,
+        bytes_in: args_len,
+        bytes_out: out_len,
+        arena_used: frame.arena_used,
+    };
+    // An empty or small result: the output is built where it is returned, the arena
+    // goes back to the thread, and the call is counted.
+    let output = match found {
+        Found::Empty => CallOutput::empty(owned),
+        Found::Small(offset) => CallOutput::small(&buf, offset, out_len, owned),
+        _ => {
+            let call = Finished {
+                registry,
+                module,
+                index,
+                shard,
+                record,
+                status,
+                buf,
+                heap: host_call.output,
+                owned,
+            };
+            return finish_slow(call, found, out).map_err(fail);
+        }
+    };
+    pool.give_back(buf, &thread.arenas);
+    if config.builtin_metrics {
+        module.stats[index as usize].record(shard, record);
+    }
+    Ok(output)
+}
+
+/// A call that returned, for [`finish_slow`].
+struct Finished<'r> {
+    registry: &'r Registry,
+    module: &'r Module,
+    index: u32,
+    shard: usize,
+    record: CallRecord,
+    status: i32,
+    /// The buffer the call's arena is in.
+    buf: AlignedBuf,
+    /// The buffer `alloc_output` gave the module, if it asked for one.
+    heap: Option<AlignedBuf>,
+    owned: Option<OwnedArgs>,
+}
+
+/// The end of a call whose result is not empty or small: a result kept in its arena or
+/// in the buffer the host allocated, a failure with its payload, or a result the module
+/// put where it may not.
+#[cold]
+#[inline(never)]
+fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallOutput, Failure> {
+    let Finished {
+        registry,
+        module,
+        index,
+        shard,
+        mut record,
+        status,
+        buf,
+        heap,
+        owned,
+    } = call;
+    let pool = &registry.pool;
+    let len = record.bytes_out;
+    let result = match found {
+        Found::Large(offset) => Ok(CallOutput::in_arena(buf, pool, offset, len, owned)),
+        _ => {
+            let collected = output::collect(buf, pool, heap, out, len, owned);
+            if status == Status::Ok as i32 {
+                collected
+            } else {
+                Err(match collected {
+                    Ok(payload) => ModuleError::from_status(status, payload.as_bytes()),
+                    Err(e) => e,
+                })
             }
-        });
-    (result, used, args_len)
+        }
+    };
+    if let Err(e) = &result {
+        record.status = e.code();
+        record.bytes_out = e.payload().len();
+    }
+    if registry.config.builtin_metrics {
+        module.stats[index as usize].record(shard, record);
+    }
+    result.map_err(|error| {
+        if let ModuleError::Panic(message) = &error {
+            crate::log::panicked(
+                &module.name,
+                &module.methods[index as usize].name,
+                message,
+                registry.config.log_sink.as_deref(),
+            );
+        }
+        Failure::Module(error)
+    })
+}
+
+/// A call refused for its deadline, which reports the time it was `given`.
+#[cold]
+fn timed_out(given: Option<Duration>) -> Failure {
+    Failure::Module(ModuleError::Timeout(given.unwrap_or_default()))
+}
+
+/// Why a call that was not admitted did not run; `given` is the time it had.
+#[cold]
+fn not_entered(refused: NotEntered, given: Option<Duration>) -> Failure {
+    match refused {
+        NotEntered::Retired | NotEntered::Refused(Refused::Closed) => Failure::Retired,
+        NotEntered::Refused(Refused::Saturated) => Failure::Saturated,
+        NotEntered::Refused(Refused::DeadlinePassed) => timed_out(given),
+    }
 }

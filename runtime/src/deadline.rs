@@ -21,6 +21,7 @@ use memlink_abi::NO_DEADLINE;
 use crate::options::CallOptions;
 
 /// The deadline of a call from the host: the caller's, or `default` from now.
+#[inline]
 pub(crate) fn decide(options: &CallOptions, default: Option<Duration>) -> Option<Instant> {
     options
         .deadline
@@ -28,11 +29,13 @@ pub(crate) fn decide(options: &CallOptions, default: Option<Duration>) -> Option
 }
 
 /// The time a call with `deadline` has from now: zero once it has passed.
+#[inline]
 pub(crate) fn given(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
 
 /// `CallFrame::timeout_ns` for `deadline`, measured now.
+#[inline]
 pub(crate) fn timeout_ns(deadline: Option<Instant>) -> u64 {
     match given(deadline) {
         None => NO_DEADLINE,

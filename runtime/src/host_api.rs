@@ -170,7 +170,7 @@ unsafe fn nested(
         args,
         typed: request.flags & abi::NESTED_TYPED != 0,
     };
-    (host_call.nested)(host_call, &request)
+    crate::call::nested(host_call, &request)
 }
 #[cfg(test)]
 mod tests {

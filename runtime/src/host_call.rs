@@ -3,11 +3,8 @@
 
 use std::time::Instant;
 
-use memlink_abi::{Format, ModuleError};
-
 use crate::buffer::AlignedBuf;
 use crate::module::Module;
-use crate::output::CallOutput;
 use crate::registry::Registry;
 
 /// What travels with a call besides its arguments.
@@ -31,22 +28,16 @@ pub(crate) struct NestedRequest<'a> {
     pub(crate) typed: bool,
 }
 
-/// Runs a nested call on behalf of a running call. The call path hands its own to every
-/// call it makes, so the services (which make nested calls) need not know the call path.
-pub(crate) type NestedFn =
-    fn(&HostCall<'_>, &NestedRequest<'_>) -> Result<(CallOutput, Format), ModuleError>;
-
 /// The host's side of a running call.
 pub(crate) struct HostCall<'r> {
     pub(crate) registry: &'r Registry,
     pub(crate) module: &'r Module,
-    pub(crate) meta: CallMeta,
+    pub(crate) meta: &'r CallMeta,
     /// The buffer `alloc_output` handed out, the only place besides the arena where the
     /// module may put its output.
     pub(crate) output: Option<AlignedBuf>,
     /// The call that made this one, for a nested call.
     pub(crate) parent: Option<&'r HostCall<'r>>,
-    pub(crate) nested: NestedFn,
 }
 
 impl HostCall<'_> {
@@ -67,7 +58,7 @@ impl HostCall<'_> {
     pub(crate) fn nested_meta(&self) -> CallMeta {
         CallMeta {
             depth: self.meta.depth + 1,
-            ..self.meta
+            ..*self.meta
         }
     }
 }

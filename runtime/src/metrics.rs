@@ -115,7 +115,11 @@ impl MethodStats {
             // A timed call stands for the `weight` calls around it: the histogram is
             // scaled, so its count and sum estimate every call's.
             add(shard, &s.latency[bucket(ns)], u64::from(weight));
-            add(shard, &s.latency_sum_ns, ns.saturating_mul(u64::from(weight)));
+            add(
+                shard,
+                &s.latency_sum_ns,
+                ns.saturating_mul(u64::from(weight)),
+            );
         }
         let used = r.arena_used as u64;
         if used > s.arena_high_water.load(Ordering::Relaxed) {
@@ -297,8 +301,11 @@ mod tests {
                 s.spawn(move || {
                     all_started.wait();
                     for i in 0..1000 {
-                        let shard = crate::thread::with(|t| t.shard);
-                        stats.record(shard, record(if i % 10 == 0 { 4 } else { 0 }, 1_000 * (t + 1)));
+                        let shard = crate::thread::with(crate::thread::ThreadState::shard);
+                        stats.record(
+                            shard,
+                            record(if i % 10 == 0 { 4 } else { 0 }, 1_000 * (t + 1)),
+                        );
                     }
                 });
             }
@@ -319,7 +326,7 @@ mod tests {
     #[test]
     fn a_timed_call_stands_for_the_calls_around_it() {
         let stats = MethodStats::default();
-        let shard = crate::thread::with(|t| t.shard);
+        let shard = crate::thread::with(crate::thread::ThreadState::shard);
         for i in 0..64u64 {
             let latency = (i % 8 == 0).then_some((2_000, 8));
             stats.record(

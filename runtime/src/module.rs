@@ -82,6 +82,7 @@ impl PersistentRegion {
     }
 
     /// Where the region is and how long, for a call frame.
+    #[inline]
     pub(crate) fn raw(&self) -> (*mut u8, usize) {
         (self.ptr, self.buf.len())
     }
@@ -266,6 +267,7 @@ impl Module {
     }
 
     /// Whether the module was retired (unloaded): it takes no more calls.
+    #[inline]
     pub(crate) fn is_retired(&self) -> bool {
         self.gate.is_closed()
     }

@@ -7,16 +7,15 @@ use std::sync::Arc;
 use memlink_abi::ModuleError;
 
 use crate::buffer::AlignedBuf;
-use crate::pool::{ArenaCache, ArenaPool, PooledArena};
+use crate::pool::{ArenaPool, PooledArena};
 
 /// A call's result: the bytes the method returned, read in place (from the call's arena
 /// when they fit there, which stays on loan until this is dropped).
+///
+/// 48 bytes, whichever way it holds the result: moving one is three vector moves.
 #[derive(Debug)]
 pub struct CallOutput {
     repr: Repr,
-    /// Arguments that had a buffer of their own: released with the output, not inside
-    /// the call, so freeing a large input is not part of the call's cost.
-    pub(crate) args: Option<OwnedArgs>,
 }
 
 /// A call's own argument buffer.
@@ -32,8 +31,13 @@ impl std::fmt::Debug for OwnedArgs {
 enum Repr {
     Empty,
     /// A result of at most [`INLINE`] bytes, copied out of the arena: copying it costs
-    /// less than keeping the arena on loan (and its pool referenced) while the output lives.
-    Inline(Inline),
+    /// less than keeping the arena on loan (and its pool referenced) while the output
+    /// lives. The result is `len` bytes at `start` of the window.
+    Inline {
+        window: Window,
+        start: u8,
+        len: u8,
+    },
     Arena {
         arena: PooledArena,
         offset: usize,
@@ -43,40 +47,112 @@ enum Repr {
         buf: AlignedBuf,
         len: usize,
     },
+    /// An output of a call whose arguments had a buffer of their own (larger than an
+    /// arena), which is released with the output, not inside the call, so freeing a
+    /// large input is not part of the call's cost. Boxed: such calls are rare, and
+    /// their arguments were an allocation already.
+    WithArgs(Box<(Repr, OwnedArgs)>),
 }
 
 /// Results up to this many bytes are copied into the [`CallOutput`] itself.
 const INLINE: usize = 32;
 
-/// Storage for a small result, aligned like an arena so an archive in it can be read.
-#[derive(Debug, Clone, Copy)]
+/// A window of [`INLINE`] bytes of the call's arena that holds a small result, aligned
+/// like the arena (a window starts on a multiple of 16), so the result keeps the
+/// alignment it had there and an archive in it can be read.
+#[derive(Clone, Copy)]
 #[repr(C, align(16))]
-struct Inline {
-    bytes: [u8; INLINE],
-    len: u8,
+struct Window([u8; INLINE]);
+
+impl std::fmt::Debug for Window {
+    // The bytes around the result are the call's scratch space: not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Window(..)")
+    }
+}
+
+/// A copy of the `len` (at most [`INLINE`]) bytes at `offset` of `arena`, with where
+/// they start in it: one block of [`INLINE`] bytes, which is two vector moves, where a
+/// call to `memcpy` for a few bytes would cost more than the call it is part of.
+#[inline(always)]
+fn small_copy(arena: &[u8], offset: usize, len: usize) -> (Window, u8) {
+    debug_assert!(len <= INLINE && offset + len <= arena.len());
+    // The window starts at the result, or ends at the arena's end when the result is
+    // closer to it than a window, rounded down to a multiple of 16: it keeps the
+    // result's alignment, and it holds the result unless the result is misaligned and
+    // near the window's size.
+    let window = (offset.min(arena.len().saturating_sub(INLINE)) & !15).min(offset);
+    match arena.get(window..window + INLINE) {
+        Some(block) if offset + len <= window + INLINE => {
+            let mut bytes = [0; INLINE];
+            bytes.copy_from_slice(block);
+            // At most 15: it fits a `u8`.
+            (Window(bytes), (offset - window) as u8)
+        }
+        _ => small_copy_short(&arena[offset..offset + len], offset % 16),
+    }
+}
+
+/// `result` at `start` of a window, keeping its alignment when it fits there: for an
+/// arena shorter than a window, or a result the window cannot hold.
+#[cold]
+fn small_copy_short(result: &[u8], start: usize) -> (Window, u8) {
+    let start = if start + result.len() <= INLINE {
+        start
+    } else {
+        0
+    };
+    let mut bytes = [0; INLINE];
+    bytes[start..start + result.len()].copy_from_slice(result);
+    // At most 32: it fits a `u8`.
+    (Window(bytes), start as u8)
+}
+
+impl Repr {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Repr::Empty => &[],
+            Repr::Inline { window, start, len } => {
+                &window.0[usize::from(*start)..][..usize::from(*len)]
+            }
+            Repr::Arena { arena, offset, len } => &arena.buf().as_slice()[*offset..*offset + *len],
+            Repr::Heap { buf, len } => &buf.as_slice()[..*len],
+            Repr::WithArgs(kept) => kept.0.as_bytes(),
+        }
+    }
+
+    /// This output, keeping `args` (if any) alive with it.
+    #[inline(always)]
+    fn with_args(self, args: Option<OwnedArgs>) -> Repr {
+        match args {
+            None => self,
+            Some(args) => Repr::WithArgs(Box::new((self, args))),
+        }
+    }
 }
 
 impl CallOutput {
     /// The bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        match &self.repr {
-            Repr::Empty => &[],
-            Repr::Inline(inline) => &inline.bytes[..usize::from(inline.len)],
-            Repr::Arena { arena, offset, len } => &arena.buf().as_slice()[*offset..*offset + *len],
-            Repr::Heap { buf, len } => &buf.as_slice()[..*len],
-        }
+        self.repr.as_bytes()
     }
 
     /// Whether the result sits in the call's arena (no copy was made). Results of at most
     /// 32 bytes never do: they are copied into the output and the arena goes back at once,
     /// which costs less than keeping it on loan.
     pub fn is_in_arena(&self) -> bool {
-        matches!(self.repr, Repr::Arena { .. })
+        match &self.repr {
+            Repr::Arena { .. } => true,
+            Repr::WithArgs(kept) => matches!(kept.0, Repr::Arena { .. }),
+            _ => false,
+        }
     }
 }
 
 impl Deref for CallOutput {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.as_bytes()
     }
@@ -112,53 +188,152 @@ impl PartialEq<&[u8]> for CallOutput {
     }
 }
 
-/// Finds where the module put its output; anywhere but the arena or the buffer the host
-/// allocated for it is a protocol error, and nothing is read from there.
-#[inline]
-pub(crate) fn collect(
-    arena: AlignedBuf,
-    pool: &Arc<ArenaPool>,
-    cache: &ArenaCache,
-    heap: Option<AlignedBuf>,
-    out: *const u8,
-    len: usize,
-) -> Result<CallOutput, ModuleError> {
-    if len > 0 && arena.contains_range(out, len) {
-        let offset = out.addr() - arena.as_slice().as_ptr().addr();
-        let repr = if len <= INLINE {
-            let mut bytes = [0; INLINE];
-            bytes[..len].copy_from_slice(&arena.as_slice()[offset..offset + len]);
-            pool.give_back(arena, cache);
-            // `len <= INLINE`, which fits a `u8`.
-            let len = len as u8;
-            Repr::Inline(Inline { bytes, len })
+/// Where a call that succeeded left its result, decided before any output is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// No bytes.
+    Empty,
+    /// At most [`INLINE`] bytes in the arena, at this offset: copied into the output.
+    Small(usize),
+    /// More bytes in the arena, at this offset: the output keeps the arena.
+    Large(usize),
+    /// Not in the arena: the buffer the host allocated, or nowhere the module may put it.
+    Elsewhere,
+}
+
+/// Where `len` bytes at `out` are relative to the call's arena buffer `arena`.
+#[inline(always)]
+pub(crate) fn locate(arena: &AlignedBuf, out: *const u8, len: usize) -> Found {
+    if len == 0 {
+        Found::Empty
+    } else if arena.contains_range(out, len) {
+        let offset = out.addr() - arena.as_ptr().addr();
+        if len <= INLINE {
+            Found::Small(offset)
         } else {
-            Repr::Arena {
+            Found::Large(offset)
+        }
+    } else {
+        Found::Elsewhere
+    }
+}
+
+impl CallOutput {
+    /// An output of no bytes.
+    #[inline(always)]
+    pub(crate) fn empty(args: Option<OwnedArgs>) -> CallOutput {
+        CallOutput {
+            repr: Repr::Empty.with_args(args),
+        }
+    }
+
+    /// An output of the `len` (at most [`INLINE`]) bytes at `offset` of `arena`, copied.
+    #[inline(always)]
+    pub(crate) fn small(
+        arena: &AlignedBuf,
+        offset: usize,
+        len: usize,
+        args: Option<OwnedArgs>,
+    ) -> CallOutput {
+        let (window, start) = small_copy(arena.as_slice(), offset, len);
+        CallOutput {
+            repr: Repr::Inline {
+                window,
+                start,
+                // At most 32: it fits a `u8`.
+                len: len as u8,
+            }
+            .with_args(args),
+        }
+    }
+
+    /// An output of the `len` bytes at `offset` of `arena`, read in place: the arena
+    /// goes back to `pool` when the output is dropped.
+    pub(crate) fn in_arena(
+        arena: AlignedBuf,
+        pool: &Arc<ArenaPool>,
+        offset: usize,
+        len: usize,
+        args: Option<OwnedArgs>,
+    ) -> CallOutput {
+        CallOutput {
+            repr: Repr::Arena {
                 arena: PooledArena::new(arena, Arc::clone(pool)),
                 offset,
                 len,
             }
-        };
-        return Ok(CallOutput { repr, args: None });
+            .with_args(args),
+        }
     }
-    pool.give_back(arena, cache);
-    if len == 0 {
-        return Ok(CallOutput {
-            repr: Repr::Empty,
-            args: None,
-        });
+}
+
+/// Finds where the module put its output, for a call whose result is not empty or
+/// small, or which failed (its error's payload is its output): anywhere but the arena or
+/// the buffer the host allocated for it is a protocol error, and nothing is read from
+/// there. `args`, the call's own argument buffer if it had one, is kept with the output.
+pub(crate) fn collect(
+    arena: AlignedBuf,
+    pool: &Arc<ArenaPool>,
+    heap: Option<AlignedBuf>,
+    out: *const u8,
+    len: usize,
+    args: Option<OwnedArgs>,
+) -> Result<CallOutput, ModuleError> {
+    let give_back = |arena| crate::thread::with(|t| pool.give_back(arena, &t.arenas));
+    match locate(&arena, out, len) {
+        Found::Empty => {
+            give_back(arena);
+            return Ok(CallOutput::empty(args));
+        }
+        Found::Small(offset) => {
+            let output = CallOutput::small(&arena, offset, len, args);
+            give_back(arena);
+            return Ok(output);
+        }
+        Found::Large(offset) => return Ok(CallOutput::in_arena(arena, pool, offset, len, args)),
+        Found::Elsewhere => give_back(arena),
     }
     match heap {
         Some(buf)
             if buf.contains_range(out, len) && out.addr() == buf.as_slice().as_ptr().addr() =>
         {
             Ok(CallOutput {
-                repr: Repr::Heap { buf, len },
-                args: None,
+                repr: Repr::Heap { buf, len }.with_args(args),
             })
         }
         _ => Err(ModuleError::Abi(format!(
             "the module reported {len} output bytes outside the arena and the output buffer"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_copy_holds_exactly_the_bytes_wherever_they_are() {
+        for arena_len in [0usize, 8, 31, 32, 33, 64, 128] {
+            let arena: Vec<u8> = (0..arena_len).map(|i| i as u8).collect();
+            for offset in 0..=arena_len {
+                for len in 0..=INLINE.min(arena_len - offset) {
+                    let (window, start) = small_copy(&arena, offset, len);
+                    let start = usize::from(start);
+                    assert_eq!(
+                        &window.0[start..start + len],
+                        &arena[offset..offset + len],
+                        "arena {arena_len}, offset {offset}, length {len}"
+                    );
+                    if offset % 16 + len <= INLINE {
+                        assert_eq!(start % 16, offset % 16, "the result keeps its alignment");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_output_is_three_vector_moves() {
+        assert_eq!(size_of::<CallOutput>(), 48);
     }
 }

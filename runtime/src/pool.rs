@@ -1,7 +1,7 @@
 //! The arena pool: buffers of one size that calls borrow, recycled without a lock and
 //! without allocating.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -28,43 +28,56 @@ pub(crate) struct ArenaPool {
     soft_limit: usize,
 }
 
-/// A thread's idle buffer and the pool it belongs to.
-struct Cached {
-    pool: Arc<ArenaPool>,
-    buf: Option<AlignedBuf>,
-}
-
-impl Cached {
-    #[inline]
-    fn is(&self, pool: &Arc<ArenaPool>) -> bool {
-        Arc::ptr_eq(&self.pool, pool)
-    }
-
-    /// Whether the pool is gone but for this entry.
-    fn is_stale(&self) -> bool {
-        Arc::strong_count(&self.pool) == 1
-    }
-}
-
-impl Drop for Cached {
-    fn drop(&mut self) {
-        // The thread is exiting, or caches another pool's buffers from now on.
-        if let Some(buf) = self.buf.take() {
-            self.pool.put_shared(buf);
-        }
-        self.pool.caching_threads.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Pools whose buffer a thread caches at once: a host calling through a few runtimes
 /// from one thread keeps every one of them off the shared queue.
 const CACHED_POOLS: usize = 4;
 
 /// A thread's idle arenas, one per pool it calls through (up to [`CACHED_POOLS`]): part
 /// of the thread's state (`crate::thread`), which the call path reaches once per call.
-#[derive(Default)]
+///
+/// The path every call takes reads only `Cell`s: an entry's pool by address, and its
+/// buffer taken or put back. Which pools the entries belong to changes only on a slow
+/// path, which also keeps each pool alive (through `owners`) while its entry may hold
+/// one of its buffers.
 pub(crate) struct ArenaCache {
-    entries: RefCell<[Option<Cached>; CACHED_POOLS]>,
+    /// Each entry's pool, by address; null for an entry not in use.
+    pools: [Cell<*const ArenaPool>; CACHED_POOLS],
+    /// Each entry's idle buffer.
+    bufs: [Cell<Option<AlignedBuf>>; CACHED_POOLS],
+    /// Each entry's pool, owned: a buffer cached for it can always go back to it, and
+    /// the pool counts this thread among those that cache its buffers.
+    owners: RefCell<[Option<Arc<ArenaPool>>; CACHED_POOLS]>,
+}
+
+impl ArenaCache {
+    /// A cache holding nothing.
+    pub(crate) const fn new() -> ArenaCache {
+        ArenaCache {
+            pools: [const { Cell::new(core::ptr::null()) }; CACHED_POOLS],
+            bufs: [const { Cell::new(None) }; CACHED_POOLS],
+            owners: RefCell::new([const { None }; CACHED_POOLS]),
+        }
+    }
+
+    /// The entry of `pool`, if the thread has one.
+    #[inline(always)]
+    fn entry(&self, pool: *const ArenaPool) -> Option<usize> {
+        self.pools.iter().position(|p| p.get() == pool)
+    }
+}
+
+impl Drop for ArenaCache {
+    fn drop(&mut self) {
+        // The thread is exiting: each cached buffer goes back to its pool's queue.
+        for (owner, buf) in self.owners.get_mut().iter_mut().zip(&self.bufs) {
+            if let Some(pool) = owner.take() {
+                if let Some(buf) = buf.take() {
+                    pool.put_shared(buf);
+                }
+                pool.caching_threads.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for ArenaCache {
@@ -106,14 +119,9 @@ impl ArenaPool {
     /// kept by a [`PooledArena`].
     #[inline]
     pub(crate) fn take_buf(self: &Arc<Self>, cache: &ArenaCache) -> AlignedBuf {
-        if let Ok(mut entries) = cache.entries.try_borrow_mut() {
-            for entry in entries.iter_mut().flatten() {
-                if entry.is(self) {
-                    if let Some(buf) = entry.buf.take() {
-                        return buf;
-                    }
-                    break;
-                }
+        if let Some(i) = cache.entry(Arc::as_ptr(self)) {
+            if let Some(buf) = cache.bufs[i].take() {
+                return buf;
             }
         }
         self.take_shared()
@@ -128,48 +136,48 @@ impl ArenaPool {
     }
 
     /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's `cache` when
-    /// it has room for it (an entry of this pool without a buffer, a free entry, or one
-    /// of a pool nobody else uses any more), else to the queue.
+    /// its entry for the pool is empty, else (the entry holds a buffer already, or the
+    /// thread has no entry yet) through [`give_back_slow`](Self::give_back_slow).
     #[inline]
     pub(crate) fn give_back(self: &Arc<Self>, buf: AlignedBuf, cache: &ArenaCache) {
-        if let Ok(mut entries) = cache.entries.try_borrow_mut() {
-            for entry in entries.iter_mut().flatten() {
-                if entry.is(self) {
-                    if entry.buf.is_none() {
-                        entry.buf = Some(buf);
-                        return;
-                    }
-                    break;
-                }
+        if let Some(i) = cache.entry(Arc::as_ptr(self)) {
+            match cache.bufs[i].replace(Some(buf)) {
+                None => {}
+                // The entry held one already: the other goes to the queue.
+                Some(other) => self.put_shared(other),
             }
+            return;
         }
         self.give_back_slow(buf, cache);
     }
 
-    /// `give_back` when this thread's entry for the pool already holds a buffer, or the
-    /// thread has none yet.
+    /// `give_back` for a thread with no entry for this pool: it makes one, in a free
+    /// entry or one of a pool nobody else uses any more, else the buffer goes to the
+    /// queue.
     #[cold]
     fn give_back_slow(self: &Arc<Self>, buf: AlignedBuf, cache: &ArenaCache) {
-        let mut buf = Some(buf);
-        if let Ok(mut entries) = cache.entries.try_borrow_mut() {
-            if entries.iter().flatten().any(|e| e.is(self)) {
-                // This thread's entry is full: the buffer goes to the queue.
-            } else if let Some(slot) = entries
-                .iter_mut()
-                .find(|e| e.as_ref().is_none_or(Cached::is_stale))
-            {
-                // Replacing drops the old entry, which returns its buffer.
-                self.caching_threads.fetch_add(1, Ordering::Relaxed);
-                let old = slot.replace(Cached {
-                    pool: Arc::clone(self),
-                    buf: buf.take(),
-                });
-                drop(entries);
-                drop(old);
+        // Dropping a pool runs no code of this cache, but stay safe from re-entry anyway.
+        let Ok(mut owners) = cache.owners.try_borrow_mut() else {
+            return self.put_shared(buf);
+        };
+        let free = owners
+            .iter()
+            .position(|o| o.as_ref().is_none_or(|p| Arc::strong_count(p) == 1));
+        let Some(i) = free else {
+            drop(owners);
+            return self.put_shared(buf);
+        };
+        self.caching_threads.fetch_add(1, Ordering::Relaxed);
+        let old = owners[i].replace(Arc::clone(self));
+        cache.pools[i].set(Arc::as_ptr(self));
+        let old_buf = cache.bufs[i].replace(Some(buf));
+        drop(owners);
+        // The entry's former pool gets its buffer back, and stops counting this thread.
+        if let Some(old) = old {
+            if let Some(old_buf) = old_buf {
+                old.put_shared(old_buf);
             }
-        }
-        if let Some(buf) = buf {
-            self.put_shared(buf);
+            old.caching_threads.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -266,17 +274,17 @@ mod tests {
             let first: Vec<_> = pools
                 .iter()
                 .map(|p| {
-                    let buf = take(&p);
+                    let buf = take(p);
                     let at = buf.as_slice().as_ptr();
-                    back(&p, buf);
+                    back(p, buf);
                     at
                 })
                 .collect();
             for _ in 0..3 {
                 for (p, &at) in pools.iter().zip(&first) {
-                    let buf = take(&p);
+                    let buf = take(p);
                     assert_eq!(buf.as_slice().as_ptr(), at, "the cached buffer again");
-                    back(&p, buf);
+                    back(p, buf);
                 }
             }
             for p in &pools {

@@ -79,6 +79,7 @@ impl Registry {
     }
 
     /// The live module behind `handle`.
+    #[inline]
     pub(crate) fn module(&self, handle: ModuleHandle) -> Result<&Module, RuntimeError> {
         if handle.runtime != self.id {
             return Err(RuntimeError::UnknownHandle(handle));

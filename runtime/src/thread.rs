@@ -3,7 +3,9 @@
 //! its idle arenas, and when to time its next call.
 //!
 //! A thread owns one of [`SHARDS`] - 1 shards for its lifetime, and threads beyond those
-//! share the last: a thread calling steadily touches only cache lines of its own.
+//! share the last: a thread calling steadily touches only cache lines of its own. The
+//! state is built without running code (a constant), so reaching it costs a load and a
+//! compare; the shard is claimed on the thread's first call.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,12 +16,16 @@ use crate::shard::{SHARDS, SHARED};
 /// Which owned shards a live thread holds.
 static CLAIMED: [AtomicBool; SHARED] = [const { AtomicBool::new(false) }; SHARED];
 
+/// `ThreadState::shard` before the thread's first call claims one.
+const UNCLAIMED: usize = usize::MAX;
+
 /// A thread's state. Only `Cell`s and a `RefCell` borrowed briefly: a nested call on the
 /// same thread reaches the same state while its caller's call is running.
 #[derive(Debug)]
 pub(crate) struct ThreadState {
-    /// This thread's shard; [`SHARED`] when it owns none.
-    pub(crate) shard: usize,
+    /// This thread's shard: [`SHARED`] when it owns none, [`UNCLAIMED`] before its first
+    /// call.
+    shard: Cell<usize>,
     /// Calls left before the next one whose latency is timed.
     countdown: Cell<u32>,
     /// Idle arenas, one per pool.
@@ -27,20 +33,46 @@ pub(crate) struct ThreadState {
 }
 
 impl ThreadState {
-    fn new() -> ThreadState {
+    const fn new() -> ThreadState {
+        ThreadState {
+            shard: Cell::new(UNCLAIMED),
+            countdown: Cell::new(1),
+            arenas: ArenaCache::new(),
+        }
+    }
+
+    /// A state that owns no shard, for a thread whose own is gone (it is tearing down
+    /// its thread-locals).
+    pub(crate) const fn passing() -> ThreadState {
+        ThreadState {
+            shard: Cell::new(SHARED),
+            countdown: Cell::new(1),
+            arenas: ArenaCache::new(),
+        }
+    }
+
+    /// This thread's shard, claimed on first use.
+    #[inline]
+    pub(crate) fn shard(&self) -> usize {
+        match self.shard.get() {
+            UNCLAIMED => self.claim(),
+            shard => shard,
+        }
+    }
+
+    #[cold]
+    fn claim(&self) -> usize {
         let claimed = CLAIMED.iter().position(|c| {
             // Acquire: the shard's last owner's stores happen before ours.
             c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         });
         let shard = claimed.unwrap_or(SHARED);
-        ThreadState {
-            shard,
-            // Threads start at different points of the sampling cycle, so that threads
-            // started together do not all time the same calls.
-            countdown: Cell::new(1 + shard as u32),
-            arenas: ArenaCache::default(),
-        }
+        self.shard.set(shard);
+        // Threads start at different points of the sampling cycle, so that threads
+        // started together do not all time the same calls.
+        self.countdown.set(1 + shard as u32);
+        shard
     }
 
     /// Whether this call is one to time, when one call in `every` is: counts down, and
@@ -60,7 +92,7 @@ impl ThreadState {
 
 impl Drop for ThreadState {
     fn drop(&mut self) {
-        if let Some(claim) = CLAIMED.get(self.shard) {
+        if let Some(claim) = CLAIMED.get(self.shard.get()) {
             // Release: the next owner sees every figure this thread stored.
             claim.store(false, Ordering::Release);
         }
@@ -68,25 +100,43 @@ impl Drop for ThreadState {
 }
 
 thread_local! {
-    static STATE: ThreadState = ThreadState::new();
+    static STATE: ThreadState = const { ThreadState::new() };
 }
 
 /// Runs `f` with this thread's state; while the thread is tearing down its locals, with
 /// a state of its own that owns no shard and caches nothing.
 #[inline]
 pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
-    let mut f = Some(f);
-    match STATE.try_with(|s| f.take().map(|f| f(s))) {
-        Ok(Some(r)) => r,
-        _ => {
-            let passing = ThreadState {
-                shard: SHARED,
-                countdown: Cell::new(1),
-                arenas: ArenaCache::default(),
-            };
-            f.map_or_else(|| unreachable!("the state ran `f`"), |f| f(&passing))
-        }
+    // SAFETY: the state is used only by `f`, within this call.
+    match unsafe { current() } {
+        Some(state) => f(state),
+        None => with_passing(f),
     }
+}
+
+/// This thread's state, reached without a closure (the call path's arguments are not
+/// moved into one); `None` while the thread is tearing down its locals (use
+/// [`ThreadState::passing`] then).
+///
+/// # Safety
+///
+/// The reference must not be used after the caller returns. (It cannot leave the thread:
+/// the state is not `Sync`. Kept longer, say in another thread-local, it could outlive
+/// the state, which is destroyed when the thread exits.)
+#[inline]
+pub(crate) unsafe fn current<'a>() -> Option<&'a ThreadState> {
+    let state = STATE.try_with(core::ptr::from_ref).ok()?;
+    // SAFETY: the state lives until this thread destroys its locals, and that cannot
+    // happen while the caller runs: locals are destroyed one at a time, after the code
+    // that uses them returned (a destructor calling here either got `Err` above or runs
+    // before this state's destructor). The caller does not keep it longer.
+    Some(unsafe { &*state })
+}
+
+#[cold]
+#[inline(never)]
+fn with_passing<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
+    f(&ThreadState::passing())
 }
 
 const _: () = assert!(SHARED + 1 == SHARDS);
@@ -97,21 +147,13 @@ mod tests {
 
     #[test]
     fn one_call_in_every_is_timed() {
-        let state = ThreadState {
-            shard: SHARED,
-            countdown: Cell::new(1),
-            arenas: ArenaCache::default(),
-        };
+        let state = ThreadState::passing();
         let timed: Vec<bool> = (0..9).map(|_| state.time_this_call(4)).collect();
         assert_eq!(
             timed,
             [true, false, false, false, true, false, false, false, true]
         );
-        let every_call = ThreadState {
-            shard: SHARED,
-            countdown: Cell::new(1),
-            arenas: ArenaCache::default(),
-        };
+        let every_call = ThreadState::passing();
         assert!(
             (0..3).all(|_| every_call.time_this_call(1)),
             "every call when every is 1"
@@ -120,11 +162,24 @@ mod tests {
 
     #[test]
     fn threads_own_shards_of_their_own() {
-        let mine = with(|t| t.shard);
-        let other = std::thread::spawn(|| with(|t| t.shard)).join().unwrap();
+        let mine = with(ThreadState::shard);
+        let other = std::thread::spawn(|| with(ThreadState::shard))
+            .join()
+            .unwrap();
         assert!(mine < SHARDS && other < SHARDS);
         if mine != SHARED {
             assert_ne!(mine, other, "a live thread's shard is its own");
         }
+    }
+
+    #[test]
+    fn a_shard_is_claimed_once_for_the_threads_life() {
+        let (first, again) = std::thread::spawn(|| {
+            let first = with(ThreadState::shard);
+            (first, with(ThreadState::shard))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(first, again, "the same shard for the thread's life");
     }
 }

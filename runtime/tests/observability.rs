@@ -248,7 +248,10 @@ fn sampled_latency_stands_for_every_call() {
         .unwrap()
         .clone();
     assert_eq!(noop.calls, 320);
-    assert_eq!(noop.latency_count, 320, "10 timed calls, each standing for 32");
+    assert_eq!(
+        noop.latency_count, 320,
+        "10 timed calls, each standing for 32"
+    );
     assert!(noop.latency_sum_micros > 0.0);
 }
 

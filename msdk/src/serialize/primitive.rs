@@ -253,7 +253,9 @@ mod tests {
     /// Values around every boundary of every integer format.
     fn edges() -> Vec<i128> {
         let mut v = Vec::new();
-        for b in [0i128, 31, 32, 127, 128, 255, 256, 32_767, 32_768, 65_535, 65_536] {
+        for b in [
+            0i128, 31, 32, 127, 128, 255, 256, 32_767, 32_768, 65_535, 65_536,
+        ] {
             v.extend([b - 1, b, b + 1, -b - 1, -b, -b + 1]);
         }
         for b in [1i128 << 31, 1 << 32, 1 << 63, 1 << 64] {
@@ -310,6 +312,9 @@ mod tests {
         assert_eq!(args(&[0x92, 2, 3, 0]), None);
         assert_eq!(<(i8,)>::read_args(&[0x91, 0xff]), Some((-1,)));
         assert_eq!(<(u8,)>::read_args(&[0x91, 0xff]), None, "-1 is no u8");
-        assert_eq!(<(bool, f64)>::read_args(&serdes((true, 0.5f64))), Some((true, 0.5)));
+        assert_eq!(
+            <(bool, f64)>::read_args(&serdes((true, 0.5f64))),
+            Some((true, 0.5))
+        );
     }
 }
