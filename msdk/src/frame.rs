@@ -308,9 +308,7 @@ mod tests {
         // SAFETY: as above.
         assert!(!unsafe { is_sound(&small) });
         // SAFETY: as above.
-        assert!(
-            unsafe { problem(&small) }.is_none(),
-            "nothing is written to it"
-        );
+        let problem = unsafe { problem(&small) };
+        assert!(problem.is_none(), "nothing is written to it");
     }
 }
