@@ -17,6 +17,7 @@ use crate::format::Format;
 type Result<T, E = ModuleError> = core::result::Result<T, E>;
 
 mod depth;
+mod extent;
 mod raw;
 
 /// Deepest nesting of arrays and maps a decoder accepts: deeper input is an error, not a
@@ -53,19 +54,25 @@ pub fn to_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes a whole buffer: nesting is limited to [`MAX_DEPTH`] and trailing bytes are an
 /// error.
+///
+/// The buffer is read in place: nothing is allocated but what `T` itself holds.
 pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let mut rest = bytes;
-    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DEPTH);
     let left = std::cell::Cell::new(MAX_NESTING);
     let value = T::deserialize(depth::Depth::new(&mut de, &left))?;
-    if !rest.is_empty() {
-        return Err(ModuleError::Serialize(format!(
+    // The decoder read one value (and no further); what follows it is an error.
+    match extent::value_len(bytes) {
+        Some(len) if len == bytes.len() => Ok(value),
+        Some(len) => Err(ModuleError::Serialize(format!(
             "{} trailing bytes after the MessagePack value",
-            rest.len()
-        )));
+            bytes.len() - len
+        ))),
+        // The decoder accepted what the measure does not: trust neither.
+        None => Err(ModuleError::Serialize(
+            "cannot decode MessagePack: the value is malformed".to_owned(),
+        )),
     }
-    Ok(value)
 }
 
 /// Encodes `args` for a method whose arguments are in `format`, as typed calls do.
@@ -76,6 +83,35 @@ pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// fit in a byte counts as bytes.
 pub fn encode_as<A: Serialize + ?Sized>(format: Format, args: &A) -> Result<Vec<u8>> {
     convert_args(format, to_msgpack(args)?)
+}
+
+/// Encodes `args` as [`encode_as`] does, into `buf`: the arguments are
+/// `buf[range]`. `None` when they do not fit, or cannot be encoded for `format`
+/// ([`encode_as`] then says why). Nothing is allocated: a typed call encodes its
+/// arguments on the stack this way.
+///
+/// ```
+/// use memlink_abi::{msgpack::encode_as_into, Format};
+///
+/// let mut buf = [0; 64];
+/// let range = encode_as_into(Format::MessagePack, &(2u32, 3u32), &mut buf).unwrap();
+/// assert_eq!(&buf[range], [0x92, 2, 3]);
+/// let range = encode_as_into(Format::Raw, &("hello",), &mut buf).unwrap();
+/// assert_eq!(&buf[range], b"hello");
+/// ```
+pub fn encode_as_into<A: Serialize + ?Sized>(
+    format: Format,
+    args: &A,
+    buf: &mut [u8],
+) -> Option<core::ops::Range<usize>> {
+    let capacity = buf.len();
+    let mut rest = &mut buf[..];
+    encode_to(args, &mut rest).ok()?;
+    let len = capacity - rest.len();
+    match format {
+        Format::Raw => raw::in_place(&mut buf[..len]),
+        _ => Some(0..len),
+    }
 }
 
 /// Turns MessagePack-encoded arguments into what a method whose arguments are in
@@ -233,6 +269,52 @@ mod tests {
             .contains("one string"));
         assert!(encode_as(Format::Raw, &("a", "b")).is_err());
         assert!(encode_as(Format::Raw, &-1i32).is_err());
+    }
+
+    #[test]
+    fn encoding_in_place_agrees_with_encoding_into_a_vec() {
+        fn agree<A: Serialize + ?Sized>(args: &A) {
+            for format in [Format::MessagePack, Format::Raw] {
+                let mut buf = [0; 1024];
+                let in_place = encode_as_into(format, args, &mut buf).map(|r| buf[r].to_vec());
+                assert_eq!(in_place, encode_as(format, args).ok(), "{format:?}");
+            }
+        }
+        agree("hello");
+        agree(&("hi",));
+        agree(&vec![1u8, 2]);
+        agree(&vec![200u8; 40]);
+        agree(&(vec![9u8],));
+        agree(&vec![5u8]);
+        agree(&(1u32, 300u32));
+        agree(&(1u32, 255u32));
+        agree(&("a", "b"));
+        agree(&-1i32);
+        agree(&((),));
+        agree(&(("x",),));
+        agree(&(vec![vec![1u8]],));
+        agree(&"long string ".repeat(10));
+        agree(&(serde_bytes_like(&[7u8; 300]),));
+        agree(&User {
+            id: 1,
+            name: "n".into(),
+        });
+        let mut small = [0; 4];
+        assert_eq!(
+            encode_as_into(Format::MessagePack, "too long", &mut small),
+            None
+        );
+    }
+
+    /// A byte string (MessagePack `bin`), as `serde_bytes` would write it.
+    fn serde_bytes_like(bytes: &[u8]) -> impl Serialize + '_ {
+        struct Bin<'a>(&'a [u8]);
+        impl Serialize for Bin<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        Bin(bytes)
     }
 
     #[test]

@@ -15,6 +15,7 @@ use memlink_msdk::Arena;
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
     CallOptions, CallOutput, MethodRef, ModuleHandle, ModuleRef, Runtime, RuntimeConfig,
+    TypedMethod,
 };
 
 use crate::modules;
@@ -111,6 +112,8 @@ pub struct Host {
     pub noop: MethodRef,
     /// `basic::echo`, resolved once.
     pub echo: MethodRef,
+    /// `basic::add` as a typed handle, resolved and checked once.
+    pub add: TypedMethod<(u32, u32), u32>,
     /// The path `basic` was loaded from.
     pub basic_path: PathBuf,
     echo_msgpack_args: Vec<u8>,
@@ -144,6 +147,9 @@ impl Host {
         let host = Host {
             noop: method(basic, "noop")?,
             echo: method(basic, "echo")?,
+            add: runtime
+                .typed::<(u32, u32), u32>(basic, "add")
+                .map_err(|e| e.to_string())?,
             echo_msgpack_args: mp(&("hello",)),
             add_args: mp(&(2u32, 3u32)),
             relay_echo_args: mp(&("basic", "echo", b"hello".to_vec())),
@@ -172,7 +178,7 @@ impl Host {
         expect("echo", &self.echo_raw(), b"hello")?;
         expect("echo by id", &self.echo_raw_by_id(), b"hello")?;
         expect("add", &self.add_msgpack(), &mp(&5u32))?;
-        if self.add_typed() != 5 {
+        if self.add_typed() != 5 || self.add_call_typed() != 5 {
             return Err("typed add is not 5".into());
         }
         expect("echo_msgpack", &self.echo_msgpack(), &mp(&"hello"))?;
@@ -232,12 +238,20 @@ impl Host {
             .expect("add")
     }
 
-    /// `basic::add(2, 3)` through `call_typed`: encodes `(2, 3)` and decodes the `u32`.
+    /// `basic::add(2, 3)` through its typed handle (`runtime.typed::<(u32, u32), u32>(h,
+    /// "add")`, made once): encodes `(2, 3)`, calls, decodes the `u32`.
     #[inline]
     pub fn add_typed(&self) -> u32 {
+        self.add.call(&(2, 3)).expect("typed add")
+    }
+
+    /// `basic::add(2, 3)` through `call_typed` by name: the method resolved and checked
+    /// on every call, then as [`add_typed`](Host::add_typed).
+    #[inline]
+    pub fn add_call_typed(&self) -> u32 {
         self.runtime
             .call_typed(self.basic, "add", &(2u32, 3u32))
-            .expect("typed add")
+            .expect("typed add by name")
     }
 
     /// `nested_calls::relay("basic", "echo", b"hello")`: the host calls relay, which

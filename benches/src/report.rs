@@ -189,7 +189,12 @@ pub fn exports(report: &mut Report, cfg: &Config, fx: &Fixtures) {
     report.ns(
         "add_typed_ns",
         measure::run(cfg, || h.add_typed()),
-        "basic::add through call_typed: encode (2, 3), call, decode u32",
+        "basic::add through its typed handle (made once): encode (2, 3), call, decode u32",
+    );
+    report.ns(
+        "add_call_typed_by_name_ns",
+        measure::run(cfg, || h.add_call_typed()),
+        "basic::add through call_typed(h, \"add\", &(2, 3)): resolved by name each call",
     );
 }
 

@@ -230,13 +230,7 @@ impl ZeroCopy {
         for _ in 0..iters {
             let buf = self.filled(case);
             if warmth == Warmth::Warm {
-                let len = if case.data.len() > self.arena_size {
-                    self.arena_size + 1
-                } else {
-                    64
-                };
-                let small = self.runtime.arg_buffer(len);
-                drop(black_box(self.zero_copy_call(small, reader)));
+                self.warm_up(case, reader);
             }
             let start = Instant::now();
             let out = self.zero_copy_call(buf, reader);
@@ -245,6 +239,62 @@ impl ZeroCopy {
         }
         let timer = Duration::from_nanos((self.timer_ns * iters as f64) as u64);
         total.saturating_sub(timer)
+    }
+
+    /// The control of [`time_zero_copy_calls`](ZeroCopy::time_zero_copy_calls): the same
+    /// buffer filled and the same untimed call made, then the three bytes `bytes_peek`
+    /// reads are read by the host itself, timed. What touching those bytes costs in that
+    /// state (cache and TLB misses, page walks) with no memlink at all.
+    pub fn time_page_walks(&self, case: &ByteCase, iters: u64) -> Duration {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let buf = self.filled(case);
+            self.warm_up(case, Reader::Peek);
+            let start = Instant::now();
+            let mut read = 0u8;
+            for i in case.probes() {
+                read ^= black_box(&buf)[i];
+            }
+            black_box(read);
+            total += start.elapsed();
+        }
+        let timer = Duration::from_nanos((self.timer_ns * iters as f64) as u64);
+        total.saturating_sub(timer)
+    }
+
+    /// Times `iters` zero-copy calls on one buffer kept and lent by reference (written
+    /// once, with fresh probe bytes before each call, never zeroed or allocated again),
+    /// each after the same untimed warming call as
+    /// [`time_zero_copy_calls`](ZeroCopy::time_zero_copy_calls).
+    pub fn time_reused_calls(&self, buf: &mut ArgBuffer, case: &ByteCase, iters: u64) -> Duration {
+        let mut total = Duration::ZERO;
+        for round in 0..iters {
+            for i in case.probes() {
+                buf[i] = case.data[i].wrapping_add(round as u8);
+            }
+            self.warm_up(case, Reader::Peek);
+            let start = Instant::now();
+            let out = self
+                .runtime
+                .call_method(self.peek, &*buf, &CallOptions::default())
+                .expect("zero-copy call on a lent buffer");
+            total += start.elapsed();
+            drop(black_box(out));
+        }
+        let timer = Duration::from_nanos((self.timer_ns * iters as f64) as u64);
+        total.saturating_sub(timer)
+    }
+
+    /// The untimed call `Warmth::Warm` makes before a timed one: a small buffer taking
+    /// the same path (in an arena, or just over an arena's size).
+    fn warm_up(&self, case: &ByteCase, reader: Reader) {
+        let len = if case.data.len() > self.arena_size {
+            self.arena_size + 1
+        } else {
+            64
+        };
+        let small = self.runtime.arg_buffer(len);
+        drop(black_box(self.zero_copy_call(small, reader)));
     }
 
     /// `call_method` of `bytes_peek` with the host's own bytes, borrowed for the call:
@@ -390,6 +440,20 @@ fn byte_figures(report: &mut Report, cfg: &Config, zc: &ZeroCopy, case: &ByteCas
         &format!("bytes_peek by id via call_buffer, {len} bytes already written in the arg buffer, call path warmed by an untimed call; output dropped untimed"),
     );
     report.ns(
+        &key("page_walk"),
+        measure::run_batches(&call_cfg, per_batch, |n| zc.time_page_walks(case, n)),
+        "control, no memlink: the buffer filled and the same untimed call made as for zero_copy_SIZE_ns, then the 3 bytes bytes_peek reads read by the host, timed",
+    );
+    let mut kept = zc.filled(case);
+    report.ns(
+        &key("zero_copy_reused"),
+        measure::run_batches(&call_cfg, per_batch, |n| {
+            zc.time_reused_calls(&mut kept, case, n)
+        }),
+        "bytes_peek by id via call_method(&buf): one arg buffer kept and lent by reference (written once, 3 bytes rewritten per call, never zeroed again), warmed as zero_copy_SIZE_ns",
+    );
+    drop(kept);
+    report.ns(
         &key("zero_copy_borrowed"),
         measure::run(&short(cfg), || zc.zero_copy_borrowed(case)),
         "bytes_peek by id via call_method with the host's own bytes (borrowed, nothing allocated or written), output dropped",
@@ -505,6 +569,16 @@ where
 /// Ratios of this group's byte figures: (key, numerator, denominator).
 const BYTE_RATIOS: &[(&str, &str, &str)] = &[
     (
+        "page_walk_64mib_over_1kib",
+        "page_walk_64mib_ns",
+        "page_walk_1kib_ns",
+    ),
+    (
+        "zero_copy_reused_64mib_over_1kib",
+        "zero_copy_reused_64mib_ns",
+        "zero_copy_reused_1kib_ns",
+    ),
+    (
         "zero_copy_64mib_over_1kib",
         "zero_copy_64mib_ns",
         "zero_copy_1kib_ns",
@@ -571,6 +645,16 @@ const SET_RATIOS: &[(&str, &str, &str)] = &[
 fn ratios(report: &mut Report) {
     for (key, n, d) in BYTE_RATIOS {
         report.ratio(key, n, d);
+    }
+    // What 64 MiB adds over 1 KiB, beside what the control says touching the same bytes
+    // adds without memlink: the remainder is the runtime's.
+    let added = |what: &str| {
+        Some(report.get(&format!("{what}_64mib_ns"))? - report.get(&format!("{what}_1kib_ns"))?)
+    };
+    if let (Some(call), Some(walk)) = (added("zero_copy"), added("page_walk")) {
+        report.value("zero_copy_64mib_added_ns", call);
+        report.value("page_walk_64mib_added_ns", walk);
+        report.value("zero_copy_64mib_added_beyond_page_walks_ns", call - walk);
     }
     for set in ["log", "mesh", "minecraft"] {
         for (key, n, d) in SET_RATIOS {

@@ -254,7 +254,7 @@ fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
         let #args_struct { #(#field_names: #locals,)* } =
             #inv.decode_args::<#args_struct>()?;
     };
-    let scalars = fields.len() <= 8 && fields.iter().all(|f| types::is_scalar(&f.ty));
+    let scalars = fields.len() <= 8 && fields.iter().all(|f| types::is_plain_arg(&f.ty));
     if !scalars {
         return by_serde;
     }

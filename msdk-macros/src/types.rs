@@ -121,6 +121,12 @@ fn is_byte_slice(ty: &Type) -> bool {
     matches!(peel(ty), Type::Slice(s) if is_u8(&s.elem))
 }
 
+/// Whether an argument of type `ty` is read without serde when every argument is one
+/// (`memlink_msdk::serialize::primitive::Plain`): a scalar, a `String` or a `Vec<u8>`.
+pub(crate) fn is_plain_arg(ty: &Type) -> bool {
+    is_scalar(ty) || is_string(peel(ty)) || is_byte_vec(peel(ty))
+}
+
 /// Whether `ty` is a scalar that MessagePack carries as one value and the SDK reads and
 /// writes without serde: `()`, `bool`, an integer or a float, spelled as the primitive
 /// (or its `core::primitive`/`std::primitive` path). Anything else (an alias, a newtype)

@@ -68,8 +68,18 @@ impl ModuleCaller {
         A: serde::Serialize + ?Sized,
         R: serde::de::DeserializeOwned,
     {
-        let packed = crate::serialize::to_msgpack(args)?;
-        let (out, format) = self.send(module, method, &packed, NESTED_TYPED)?;
+        // Arguments that fit are encoded on the stack: nothing is allocated for them.
+        let mut stack = [0; 256];
+        let heap;
+        let packed =
+            match memlink_abi::msgpack::encode_as_into(Format::MessagePack, args, &mut stack) {
+                Some(range) => &stack[range],
+                None => {
+                    heap = crate::serialize::to_msgpack(args)?;
+                    &heap[..]
+                }
+            };
+        let (out, format) = self.send(module, method, packed, NESTED_TYPED)?;
         let format = Format::from_u8(format)
             .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
         memlink_abi::msgpack::decode_as(format, &out)

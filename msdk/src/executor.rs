@@ -8,8 +8,10 @@
 //! itself through the host simply runs another `block_on` on the same thread, which
 //! tokio's own `block_on` refuses to do.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -54,19 +56,77 @@ pub fn block_on_until<F: Future>(future: F, deadline: Option<Instant>) -> Option
     poll_until(future, deadline)
 }
 
+/// A `block_on`'s signal and the waker made of it.
+struct Wakeup {
+    signal: Arc<Signal>,
+    waker: Waker,
+}
+
+thread_local! {
+    /// This thread's wakeups, one per level of nested `block_on`, each made once: a call
+    /// to an async export that completes at once allocates nothing and makes no atomic
+    /// operation of its own. A nested `block_on` has its own, so no wake meant for one
+    /// is taken by another.
+    static WAKEUPS: RefCell<Vec<Rc<Wakeup>>> = const { RefCell::new(Vec::new()) };
+    /// How many `block_on`s are running on this thread.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// This thread's wakeup for a `block_on` at nesting level `depth`.
+fn wakeup(depth: usize) -> Rc<Wakeup> {
+    WAKEUPS
+        .try_with(|w| {
+            let mut w = w.borrow_mut();
+            while w.len() <= depth {
+                let signal = Arc::new(Signal {
+                    woken: AtomicBool::new(false),
+                    thread: thread::current(),
+                });
+                let waker = Waker::from(Arc::clone(&signal));
+                w.push(Rc::new(Wakeup { signal, waker }));
+            }
+            Rc::clone(&w[depth])
+        })
+        // The thread is tearing down its locals: a wakeup of its own.
+        .unwrap_or_else(|_| {
+            let signal = Arc::new(Signal {
+                woken: AtomicBool::new(false),
+                thread: thread::current(),
+            });
+            let waker = Waker::from(Arc::clone(&signal));
+            Rc::new(Wakeup { signal, waker })
+        })
+}
+
+/// Counts a `block_on` as running on this thread until dropped.
+struct Level(usize);
+
+impl Level {
+    fn enter() -> Level {
+        let depth = DEPTH.try_with(|d| d.replace(d.get() + 1)).unwrap_or(0);
+        Level(depth)
+    }
+}
+
+impl Drop for Level {
+    fn drop(&mut self) {
+        let _ = DEPTH.try_with(|d| d.set(self.0));
+    }
+}
+
 fn poll_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Output> {
     let mut future = pin!(future);
-    let signal = Arc::new(Signal {
-        woken: AtomicBool::new(false),
-        thread: thread::current(),
-    });
-    let waker = Waker::from(signal.clone());
-    let mut cx = Context::from_waker(&waker);
+    let level = Level::enter();
+    let wakeup = wakeup(level.0);
+    // A wake left over from a future that kept the waker after its `block_on` ended
+    // costs at most one extra poll; clear it before this one starts.
+    wakeup.signal.woken.store(false, Ordering::Relaxed);
+    let mut cx = Context::from_waker(&wakeup.waker);
     loop {
         if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
             return Some(value);
         }
-        while !signal.woken.swap(false, Ordering::Acquire) {
+        while !wakeup.signal.woken.swap(false, Ordering::Acquire) {
             match deadline {
                 None => thread::park(),
                 Some(d) => {
@@ -85,12 +145,23 @@ fn poll_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Outp
 pub(crate) mod runtime {
     //! The module's tokio runtime.
 
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
 
     use tokio::runtime::{Handle, Runtime};
 
     static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+    /// Changed each time the runtime starts or stops, so that a thread's cached handle is
+    /// known to be the running runtime's.
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+    thread_local! {
+        /// The generation of the runtime this thread has entered for good (0: none).
+        static ENTERED: Cell<u64> = const { Cell::new(0) };
+    }
 
     fn lock() -> std::sync::MutexGuard<'static, Option<Runtime>> {
         // A panic while holding this lock cannot leave the `Option` half-written.
@@ -111,13 +182,18 @@ pub(crate) mod runtime {
                     .enable_time()
                     .build()?,
             );
+            GENERATION.fetch_add(1, Ordering::Release);
         }
         Ok(())
     }
 
     /// Stops the runtime and waits (briefly) for its threads to end.
     pub(crate) fn stop() {
-        let runtime = lock().take();
+        let runtime = {
+            let mut slot = lock();
+            GENERATION.fetch_add(1, Ordering::Release);
+            slot.take()
+        };
         if let Some(rt) = runtime {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
@@ -127,23 +203,58 @@ pub(crate) mod runtime {
     /// without `memlink_init` (as in unit tests). Without a runtime (it could not start)
     /// `f` runs anyway; tokio timers then report the missing runtime by panicking, which
     /// the call boundary turns into an error.
+    ///
+    /// A thread that had no tokio context of this copy of tokio enters the runtime's
+    /// context once and stays in it (in a module built as a library, that is every
+    /// thread: the module's tokio is its own, and only the module's code sees it): a call
+    /// to an async export that completes at once then costs an atomic load here, not a
+    /// lock and a handle swapped in and out. A thread already in some tokio context (a
+    /// module linked into a program that runs tokio itself, as its unit tests may) enters
+    /// for each call and leaves afterwards, so its own context is never replaced.
     pub(crate) fn entered<R>(f: impl FnOnce() -> R) -> R {
-        let handle: Option<Handle> = {
+        let generation = GENERATION.load(Ordering::Acquire);
+        if generation != 0 && ENTERED.try_with(Cell::get) == Ok(generation) {
+            return f();
+        }
+        match enter_for_good() {
+            Some(handle) => {
+                let _guard = handle.enter();
+                f()
+            }
+            None => f(),
+        }
+    }
+
+    /// Enters the running runtime's context (starting it if need be) on this thread for
+    /// the rest of the thread's life, or until the runtime restarts, when the thread had
+    /// no tokio context. Otherwise returns the runtime's handle, for the caller to enter
+    /// for one call (`None`: there is no runtime).
+    #[cold]
+    fn enter_for_good() -> Option<Handle> {
+        let (generation, handle) = {
             let mut slot = lock();
             if slot.is_none() {
                 drop(slot);
                 let _ = start();
                 slot = lock();
             }
-            slot.as_ref().map(|rt| rt.handle().clone())
+            (
+                GENERATION.load(Ordering::Acquire),
+                slot.as_ref().map(|rt| rt.handle().clone())?,
+            )
         };
-        match handle {
-            Some(h) => {
-                let _guard = h.enter();
-                f()
-            }
-            None => f(),
+        let ours = ENTERED.try_with(Cell::get).unwrap_or(0);
+        // A context this function set earlier (for a runtime since restarted) is ours to
+        // replace; any other is not.
+        if ours == 0 && Handle::try_current().is_ok() {
+            return Some(handle);
         }
+        // Never left: the guard restores the previous context only when dropped. A
+        // thread that re-enters after a restart keeps the old guard's handle (a
+        // reference to a stopped runtime) alive until it exits.
+        core::mem::forget(handle.enter());
+        let _ = ENTERED.try_with(|e| e.set(generation));
+        None
     }
 }
 
@@ -190,6 +301,37 @@ mod tests {
             Some(2),
             "a ready future wins"
         );
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn a_thread_in_a_tokio_context_of_its_own_keeps_it() {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        std::thread::spawn(|| {
+            // A thread with no context stays in the module's runtime after a call.
+            assert!(block_on(async { Handle::try_current().is_ok() }));
+            assert_eq!(
+                Handle::current().runtime_flavor(),
+                RuntimeFlavor::MultiThread
+            );
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(|| {
+            let own = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _in_own = own.enter();
+            // Inside a call, the module's runtime; afterwards, the thread's own again.
+            let inside = block_on(async { Handle::current().runtime_flavor() });
+            assert_eq!(inside, RuntimeFlavor::MultiThread);
+            assert_eq!(
+                Handle::current().runtime_flavor(),
+                RuntimeFlavor::CurrentThread
+            );
+        })
+        .join()
+        .unwrap();
     }
 
     #[cfg(feature = "async")]

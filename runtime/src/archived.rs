@@ -21,7 +21,7 @@ use rkyv::rancor;
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
 
-use crate::args::{ArgBuffer, Args, CallArgs};
+use crate::args::{Args, CallArgs};
 use crate::call;
 use crate::describe::Method;
 use crate::error::RuntimeError;
@@ -134,10 +134,11 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
 
     /// Calls the method with an archive of `A` the caller wrote in `buffer` (from
     /// [`Runtime::arg_buffer`](crate::Runtime::arg_buffer)), read by the module where it
-    /// lies.
-    pub fn call_buffer(
+    /// lies. The buffer is given (`ArgBuffer`, kept until the output is dropped) or lent
+    /// (`&ArgBuffer`, to write the next call's archive into the same memory).
+    pub fn call_buffer<'b>(
         &self,
-        buffer: ArgBuffer,
+        buffer: impl CallArgs<'b>,
         options: &CallOptions,
     ) -> Result<R::Output, RuntimeError> {
         self.run(buffer.into_args().0, options)

@@ -28,6 +28,7 @@ mod sealed {
     impl<const N: usize> Sealed for &[u8; N] {}
     impl Sealed for &Vec<u8> {}
     impl Sealed for super::ArgBuffer {}
+    impl Sealed for &super::ArgBuffer {}
 }
 
 impl<'a> CallArgs<'a> for &'a [u8] {
@@ -43,6 +44,15 @@ impl<'a, const N: usize> CallArgs<'a> for &'a [u8; N] {
 }
 
 impl<'a> CallArgs<'a> for &'a Vec<u8> {
+    fn into_args(self) -> ArgsIn<'a> {
+        ArgsIn(Args::Borrowed(self))
+    }
+}
+
+/// A buffer lent for one call and kept: call after call, the caller writes new
+/// arguments into the same memory (nothing is zeroed or allocated again), and the
+/// module reads them where they lie. The call's scratch arena is one of its own.
+impl<'a> CallArgs<'a> for &'a ArgBuffer {
     fn into_args(self) -> ArgsIn<'a> {
         ArgsIn(Args::Borrowed(self))
     }
@@ -132,8 +142,11 @@ impl Args<'_> {
 
 /// Argument memory the caller fills in place ([`Runtime::arg_buffer`](crate::Runtime::arg_buffer)):
 /// derefs to its bytes, zeroed at first, 64-byte aligned, so an archive written into it
-/// can be read where it lies. A call takes it by value and keeps it until its output is
-/// dropped.
+/// can be read where it lies.
+///
+/// A call takes it by value (and keeps it until its output is dropped), or by reference:
+/// a buffer kept and reused for call after call is zeroed and allocated once, and
+/// refilling it is the caller's job, however large it is.
 #[derive(Debug)]
 pub struct ArgBuffer {
     repr: BufRepr,

@@ -75,7 +75,7 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
         &mut out,
         "memlink_call_duration_microseconds",
         "histogram",
-        "Call latency per export.",
+        "Call latency per export, from sampled calls scaled to every call.",
     );
     for m in &methods {
         histogram(

@@ -260,7 +260,16 @@ impl Runtime {
         A: serde::Serialize + ?Sized,
         R: TypedResult<Output = R>,
     {
-        self.typed::<A, R>(handle, method)?.call(args)
+        let module = self.registry.module(handle)?;
+        let (index, m) = resolve(module, method)?;
+        let formats = crate::typed::check::<R>(&module.name, m)?;
+        crate::typed::call_typed::<A, R>(
+            &self.registry,
+            MethodRef { handle, index },
+            formats,
+            args,
+            &CallOptions::default(),
+        )
     }
 
     /// Resolves `method` as a zero-copy handle: its arguments are the archive of `A`

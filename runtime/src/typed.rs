@@ -206,21 +206,12 @@ where
         method: MethodRef,
         m: &Method,
     ) -> Result<TypedMethod<A, R>, RuntimeError> {
-        if m.args_format == Format::Archived {
-            return Err(RuntimeError::WrongFormat {
-                module: module.to_owned(),
-                method: m.name.clone(),
-                part: "arguments",
-                format: m.args_format,
-                instead: "call it through `Runtime::archived`, which writes the arguments' archive in place (or pass the archive's bytes to `Runtime::call`)",
-            });
-        }
-        R::check(module, m)?;
+        let (args_format, result_format) = check::<R>(module, m)?;
         Ok(TypedMethod {
             registry,
             method,
-            args_format: m.args_format,
-            result_format: m.result_format,
+            args_format,
+            result_format,
             _types: PhantomData,
         })
     }
@@ -237,24 +228,80 @@ where
 
     /// Calls the method with `args` and per-call `options`.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
-        let module = self.registry.module(self.method.handle)?;
-        let codec = |e: ModuleError| RuntimeError::Codec {
-            module: module.name.clone(),
-            method: module.methods[self.method.index as usize].name.clone(),
-            reason: match e {
-                ModuleError::Serialize(m) => m,
-                other => other.to_string(),
-            },
-        };
-        let encoded = msgpack::encode_as(self.args_format, args).map_err(codec)?;
-        let output = call::from_host(
+        call_typed::<A, R>(
             &self.registry,
-            self.method.handle,
-            module,
-            self.method.index,
-            Args::Borrowed(&encoded),
+            self.method,
+            (self.args_format, self.result_format),
+            args,
             options,
-        )?;
-        R::read(output, self.result_format).map_err(codec)
+        )
     }
+}
+
+/// Whether a typed call can take the method `m` (of the module `module`) with
+/// MessagePack arguments and read its result as `R`; its argument and result formats.
+pub(crate) fn check<R: TypedResult>(
+    module: &str,
+    m: &Method,
+) -> Result<(Format, Format), RuntimeError> {
+    if m.args_format == Format::Archived {
+        return Err(RuntimeError::WrongFormat {
+            module: module.to_owned(),
+            method: m.name.clone(),
+            part: "arguments",
+            format: m.args_format,
+            instead: "call it through `Runtime::archived`, which writes the arguments' archive in place (or pass the archive's bytes to `Runtime::call`)",
+        });
+    }
+    R::check(module, m)?;
+    Ok((m.args_format, m.result_format))
+}
+
+/// Arguments encoded into at most this many bytes are encoded on the stack; larger ones
+/// in a vector of their own.
+const STACK_ARGS: usize = 256;
+
+/// A typed call of `method`, whose arguments and result are in `formats` (checked
+/// against `A` and `R` by the caller): `args` encoded on the stack when they fit (the
+/// module reads them there: nothing is allocated), the call, the result read as `R`.
+pub(crate) fn call_typed<A, R>(
+    registry: &Registry,
+    method: MethodRef,
+    (args_format, result_format): (Format, Format),
+    args: &A,
+    options: &CallOptions,
+) -> Result<R::Output, RuntimeError>
+where
+    A: Serialize + ?Sized,
+    R: TypedResult,
+{
+    let module = registry.module(method.handle)?;
+    let codec = |e: ModuleError| RuntimeError::Codec {
+        module: module.name.clone(),
+        method: module.methods[method.index as usize].name.clone(),
+        reason: match e {
+            ModuleError::Serialize(m) => m,
+            other => other.to_string(),
+        },
+    };
+    let mut stack = [0; STACK_ARGS];
+    let heap;
+    let encoded = match msgpack::encode_as_into(args_format, args, &mut stack) {
+        Some(range) => &stack[range],
+        // Too large for the stack, or not encodable for the method (which `encode_as`
+        // then says).
+        None => {
+            heap = msgpack::encode_as(args_format, args).map_err(codec)?;
+            &heap[..]
+        }
+    };
+    let output = call::from_host(
+        registry,
+        method.handle,
+        module,
+        method.index,
+        Args::Borrowed(encoded),
+        options,
+    )?;
+    R::read(output, result_format).map_err(codec)
 }

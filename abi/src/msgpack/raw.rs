@@ -1,4 +1,6 @@
-//! Just enough of a MessagePack value to find a raw argument in a typed value.
+//! Just enough of a MessagePack value to find a raw argument in a typed value: as a
+//! decoded [`Value`], or found in place in the encoded bytes ([`in_place`]), without an
+//! allocation.
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 
@@ -82,4 +84,81 @@ impl<'de> Visitor<'de> for V {
         {}
         Ok(Value::Other)
     }
+}
+
+/// The raw argument [`Value::into_bytes`] finds in `packed` (one MessagePack value),
+/// found in place: a string or byte string's payload where it lies, or the small
+/// integers of an array written over the array's start. `None` when `Value` would find
+/// none, or `packed` is not exactly one value.
+pub(crate) fn in_place(packed: &mut [u8]) -> Option<core::ops::Range<usize>> {
+    match item(packed, 0)? {
+        (Item::Bytes(range), end) if end == packed.len() => Some(range),
+        (Item::Array(1), start) => match item(packed, start)? {
+            (Item::Bytes(range), end) if end == packed.len() => Some(range),
+            (Item::Array(n), items) => ints_in_place(packed, items, n),
+            _ => None,
+        },
+        (Item::Array(n), items) => ints_in_place(packed, items, n),
+        _ => None,
+    }
+}
+
+/// One MessagePack item's head.
+enum Item {
+    /// A string or byte string, with its payload's place.
+    Bytes(core::ops::Range<usize>),
+    /// An array of this many items, which follow.
+    Array(usize),
+    /// An integer in `0..=255`.
+    Byte(u8),
+    /// Anything else.
+    Other,
+}
+
+/// The item at `at` and where what follows it starts (for an array: its first item).
+fn item(packed: &[u8], at: usize) -> Option<(Item, usize)> {
+    let head = *packed.get(at)?;
+    let be = |from: usize, n: usize| -> Option<usize> {
+        let bytes = packed.get(from..from + n)?;
+        Some(bytes.iter().fold(0usize, |v, b| (v << 8) | usize::from(*b)))
+    };
+    let bytes = |len_at: usize, len_size: usize| -> Option<(Item, usize)> {
+        let len = be(len_at, len_size)?;
+        let start = len_at + len_size;
+        let end = start.checked_add(len).filter(|&e| e <= packed.len())?;
+        Some((Item::Bytes(start..end), end))
+    };
+    match head {
+        0x00..=0x7f => Some((Item::Byte(head), at + 1)),
+        0xcc => Some((Item::Byte(*packed.get(at + 1)?), at + 2)),
+        0xa0..=0xbf => {
+            let start = at + 1;
+            let end = start + usize::from(head & 0x1f);
+            (end <= packed.len()).then_some((Item::Bytes(start..end), end))
+        }
+        0xd9 | 0xc4 => bytes(at + 1, 1),
+        0xda | 0xc5 => bytes(at + 1, 2),
+        0xdb | 0xc6 => bytes(at + 1, 4),
+        0x90..=0x9f => Some((Item::Array(usize::from(head & 0x0f)), at + 1)),
+        0xdc => Some((Item::Array(be(at + 1, 2)?), at + 3)),
+        0xdd => Some((Item::Array(be(at + 1, 4)?), at + 5)),
+        _ => Some((Item::Other, at)),
+    }
+}
+
+/// The `n` items from `at` as bytes, each an integer in `0..=255`, written from `at`
+/// on (each item takes at least the byte it becomes, so nothing unread is overwritten);
+/// they must end `packed`.
+fn ints_in_place(packed: &mut [u8], at: usize, n: usize) -> Option<core::ops::Range<usize>> {
+    let mut read = at;
+    for i in 0..n {
+        match item(packed, read)? {
+            (Item::Byte(b), next) => {
+                packed[at + i] = b;
+                read = next;
+            }
+            _ => return None,
+        }
+    }
+    (read == packed.len()).then_some(at..at + n)
 }

@@ -1,5 +1,6 @@
-//! MessagePack for plain scalars without serde: what `#[memlink_export]` uses when every
-//! argument, or the result, is `()`, `bool`, an integer or a float.
+//! MessagePack for plain values without serde: what `#[memlink_export]` uses when every
+//! argument is `()`, `bool`, an integer, a float, a `String` or a `Vec<u8>`, or the
+//! result is one of the scalars among them.
 //!
 //! A small call's cost is mostly bookkeeping around the user's function, and serde's
 //! MessagePack path (a serializer, a writer, a visitor per value) is a large part of it
@@ -201,7 +202,77 @@ impl Scalar for () {
     }
 }
 
-/// The arguments of an export whose parameters are all [`Scalar`]s, read from the
+/// A value an argument list can hold that is read without serde: every [`Scalar`], a
+/// `String` (from a MessagePack string) and a `Vec<u8>` (from an array of small
+/// integers, as serde writes one).
+pub trait Plain: Sized {
+    /// Reads one value from the front of `input`, advancing it; `None` when the next
+    /// value is not one this reader takes (without advancing).
+    fn read_plain(input: &mut &[u8]) -> Option<Self>;
+}
+
+impl<T: Scalar> Plain for T {
+    #[inline]
+    fn read_plain(input: &mut &[u8]) -> Option<T> {
+        T::read(input)
+    }
+}
+
+/// The length and header size of the MessagePack string at the front of `input`.
+fn str_header(input: &[u8]) -> Option<(usize, usize)> {
+    let marker = *input.first()?;
+    Some(match marker {
+        0xa0..=0xbf => (usize::from(marker & 0x1f), 1),
+        0xd9 => (usize::from(u8::from_be_bytes(after_marker(input)?)), 2),
+        0xda => (usize::from(u16::from_be_bytes(after_marker(input)?)), 3),
+        0xdb => (
+            usize::try_from(u32::from_be_bytes(after_marker(input)?)).ok()?,
+            5,
+        ),
+        _ => return None,
+    })
+}
+
+impl Plain for String {
+    #[inline]
+    fn read_plain(input: &mut &[u8]) -> Option<String> {
+        let (len, header) = str_header(input)?;
+        let bytes = input.get(header..header.checked_add(len)?)?;
+        // Not UTF-8: serde's to refuse (or take as bytes), with its own words.
+        let text = core::str::from_utf8(bytes).ok()?;
+        *input = &input[header + len..];
+        Some(text.to_owned())
+    }
+}
+
+impl Plain for Vec<u8> {
+    #[inline]
+    fn read_plain(input: &mut &[u8]) -> Option<Vec<u8>> {
+        let marker = *input.first()?;
+        let (len, header) = match marker {
+            0x90..=0x9f => (usize::from(marker & 0x0f), 1),
+            0xdc => (usize::from(u16::from_be_bytes(after_marker(input)?)), 3),
+            0xdd => (
+                usize::try_from(u32::from_be_bytes(after_marker(input)?)).ok()?,
+                5,
+            ),
+            _ => return None,
+        };
+        let mut rest = input.get(header..)?;
+        // Each item takes at least a byte: a longer count is not this reader's to trust.
+        if len > rest.len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(len);
+        for _ in 0..len {
+            out.push(u8::read(&mut rest)?);
+        }
+        *input = rest;
+        Some(out)
+    }
+}
+
+/// The arguments of an export whose parameters are all [`Plain`], read from the
 /// positional form `[a, b, ...]` with nothing after it.
 pub trait ScalarArgs: Sized {
     /// The arguments, or `None` for any other encoding (see the module's docs).
@@ -210,7 +281,7 @@ pub trait ScalarArgs: Sized {
 
 macro_rules! tuples {
     ($($n:literal: ($($t:ident),+)),* $(,)?) => {$(
-        impl<$($t: Scalar),+> ScalarArgs for ($($t,)+) {
+        impl<$($t: Plain),+> ScalarArgs for ($($t,)+) {
             #[inline]
             fn read_args(input: &[u8]) -> Option<Self> {
                 // A fixarray of exactly this many items.
@@ -218,7 +289,7 @@ macro_rules! tuples {
                 if header != 0x90 | $n {
                     return None;
                 }
-                let args = ($($t::read(&mut rest)?,)+);
+                let args = ($($t::read_plain(&mut rest)?,)+);
                 rest.is_empty().then_some(args)
             }
         }
@@ -295,6 +366,30 @@ mod tests {
             assert_eq!(ours(f), serdes(f));
         }
         assert_eq!(ours(()), serdes(()));
+    }
+
+    #[test]
+    fn strings_and_byte_vectors_are_read_as_serde_reads_them() {
+        type Relay = (String, String, Vec<u8>);
+        for (module, method, args) in [
+            ("basic", "echo", b"hello".to_vec()),
+            ("", "x".repeat(40).as_str(), vec![0, 127, 128, 255]),
+            ("m", &"long".repeat(100), vec![7; 70_000]),
+            ("ü", "✓", vec![]),
+        ] {
+            let value: Relay = (module.to_owned(), method.to_owned(), args);
+            let bytes = serdes(&value);
+            assert_eq!(Relay::read_args(&bytes), Some(value));
+        }
+        // Left to serde: bytes that are not UTF-8, a byte string for a `Vec<u8>`, an
+        // item past 255, a count longer than the input.
+        assert_eq!(<(String,)>::read_args(&[0x91, 0xa1, 0xff]), None);
+        assert_eq!(<(Vec<u8>,)>::read_args(&[0x91, 0xc4, 1, 5]), None);
+        assert_eq!(<(Vec<u8>,)>::read_args(&[0x91, 0x91, 0xcd, 1, 0]), None);
+        assert_eq!(
+            <(Vec<u8>,)>::read_args(&[0x91, 0xdd, 0xff, 0xff, 0xff, 0xff, 1]),
+            None
+        );
     }
 
     #[test]
