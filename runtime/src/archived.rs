@@ -26,6 +26,7 @@ use crate::call;
 use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::MethodRef;
+use crate::lease::PooledArena;
 use crate::options::CallOptions;
 use crate::registry::Registry;
 use crate::typed::TypedResult;
@@ -110,7 +111,7 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
 
     /// [`call`](ArchivedMethod::call) with per-call `options`.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
-        let mut arena = self.registry.pool.take();
+        let mut arena = PooledArena::take(&self.registry.pool);
         let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
             args,
             Buffer::from(arena.buf_mut().as_mut_slice()),

@@ -5,8 +5,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use crate::buffer::{AlignedBuf, BUFFER_ALIGN};
+use crate::lease::PooledArena;
 use crate::output::OwnedArgs;
-use crate::pool::{ArenaCache, ArenaPool, PooledArena};
+use crate::pool::{ArenaCache, ArenaPool};
 
 /// The arguments of an untyped call (`Runtime::call_method`): encoded bytes the caller
 /// lends for the length of the call (the module reads them where they are), or an
@@ -184,7 +185,7 @@ impl ArgBuffer {
     /// bytes, else a buffer of their own.
     pub(crate) fn new(pool: &Arc<ArenaPool>, arena_size: usize, len: usize) -> ArgBuffer {
         if len <= arena_size {
-            let mut arena = pool.take();
+            let mut arena = PooledArena::take(pool);
             // A pooled arena holds whatever its last call left there: another caller's
             // bytes, and bytes a module never initialized. Only zeroes are handed out.
             arena.buf_mut().as_mut_slice()[..len].fill(0);

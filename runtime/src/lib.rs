@@ -45,6 +45,7 @@ pub mod error;
 pub mod handle;
 mod host_api;
 mod host_call;
+mod lease;
 #[doc(hidden)]
 pub mod linked;
 pub mod log;

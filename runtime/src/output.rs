@@ -7,7 +7,8 @@ use std::sync::Arc;
 use memlink_abi::ModuleError;
 
 use crate::buffer::AlignedBuf;
-use crate::pool::{ArenaPool, PooledArena};
+use crate::lease::PooledArena;
+use crate::pool::ArenaPool;
 
 /// A call's result: the bytes the method returned, read in place (from the call's arena
 /// when they fit there, which stays on loan until this is dropped).

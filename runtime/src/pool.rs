@@ -33,7 +33,7 @@ pub(crate) struct ArenaPool {
 const CACHED_POOLS: usize = 4;
 
 /// A thread's idle arenas, one per pool it calls through (up to [`CACHED_POOLS`]): part
-/// of the thread's state (`crate::thread`), which the call path reaches once per call.
+/// of the thread's state (the `thread` module), which the call path reaches once per call.
 ///
 /// The path every call takes reads only `Cell`s: an entry's pool by address, and its
 /// buffer taken or put back. Which pools the entries belong to changes only on a slow
@@ -186,83 +186,25 @@ impl ArenaPool {
         // A full queue means enough buffers are idle: let this one go.
         let _ = self.free.push(buf);
     }
-
-    /// An arena for one call, held until the [`PooledArena`] drops.
-    pub(crate) fn take(self: &Arc<Self>) -> PooledArena {
-        let buf = crate::thread::with(|t| self.take_buf(&t.arenas));
-        PooledArena::new(buf, Arc::clone(self))
-    }
-}
-
-/// An arena on loan from the pool; it goes back when dropped.
-#[derive(Debug)]
-pub(crate) struct PooledArena {
-    buf: Option<AlignedBuf>,
-    pool: Arc<ArenaPool>,
-}
-
-impl PooledArena {
-    /// Ties `buf`, taken from `pool`, to this guard.
-    pub(crate) fn new(buf: AlignedBuf, pool: Arc<ArenaPool>) -> PooledArena {
-        PooledArena {
-            buf: Some(buf),
-            pool,
-        }
-    }
-
-    pub(crate) fn buf(&self) -> &AlignedBuf {
-        self.buf.as_ref().expect("arena present until drop")
-    }
-
-    pub(crate) fn buf_mut(&mut self) -> &mut AlignedBuf {
-        self.buf.as_mut().expect("arena present until drop")
-    }
-
-    /// The buffer, no longer given back when this drops (the caller gives it back, or
-    /// hands it to a `PooledArena` again).
-    pub(crate) fn into_buf(mut self) -> AlignedBuf {
-        self.buf.take().expect("arena present until drop")
-    }
-}
-
-impl Drop for PooledArena {
-    fn drop(&mut self) {
-        if let Some(buf) = self.buf.take() {
-            crate::thread::with(|t| self.pool.give_back(buf, &t.arenas));
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `take_buf` through this thread's own cache, as the call path does.
+    thread_local! {
+        /// A cache of this test thread's own, as the runtime keeps one per thread.
+        static CACHE: ArenaCache = const { ArenaCache::new() };
+    }
+
+    /// `take_buf` through this thread's cache, as the call path does.
     fn take(pool: &Arc<ArenaPool>) -> AlignedBuf {
-        crate::thread::with(|t| pool.take_buf(&t.arenas))
+        CACHE.with(|c| pool.take_buf(c))
     }
 
-    /// `give_back` through this thread's own cache.
+    /// `give_back` through this thread's cache.
     fn back(pool: &Arc<ArenaPool>, buf: AlignedBuf) {
-        crate::thread::with(|t| pool.give_back(buf, &t.arenas))
-    }
-
-    #[test]
-    fn the_pool_recycles() {
-        let pool = ArenaPool::new(64, 2, 8);
-        let first = pool.take().buf().as_slice().as_ptr();
-        let again = pool.take();
-        assert_eq!(
-            again.buf().as_slice().as_ptr(),
-            first,
-            "the idle arena is reused"
-        );
-        let other = pool.take();
-        assert_ne!(
-            other.buf().as_slice().as_ptr(),
-            first,
-            "a busy arena is not shared"
-        );
+        CACHE.with(|c| pool.give_back(buf, c))
     }
 
     #[test]
