@@ -80,7 +80,7 @@ impl<'a> Invocation<'a> {
     /// The arguments of an export whose parameters are all scalars, read from the plain
     /// positional form without serde; `None` for any other encoding, which the caller
     /// then decodes with [`decode_args`](Invocation::decode_args) (see
-    /// [`serialize::primitive`](crate::serialize::primitive)).
+    /// [`serialize::primitive`]).
     #[inline]
     pub fn scalar_args<T: ScalarArgs>(&self) -> Option<T> {
         T::read_args(self.args)
