@@ -79,6 +79,27 @@ pub enum RuntimeError {
     },
     /// No module with the handle (never loaded, unloaded, or from another runtime).
     UnknownHandle(ModuleHandle),
+    /// No module of that name is loaded (or served, through a daemon).
+    UnknownModule {
+        /// The name asked for.
+        name: String,
+    },
+    /// The daemon refused the call, or its reply could not be read (why).
+    Daemon {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The daemon is gone: its socket closed or refused, or it did not answer.
+    DaemonGone {
+        /// What was seen.
+        reason: String,
+    },
+    /// The daemon's worker process running the call died (a crash of a module, or the
+    /// watchdog ending a call past its deadline); the daemon starts a new one.
+    WorkerDied {
+        /// How it died.
+        reason: String,
+    },
     /// The module has no method of that name.
     UnknownMethod {
         /// The module's name.
@@ -185,6 +206,12 @@ impl fmt::Display for RuntimeError {
             NameTaken { name } => write!(f, "a module named `{name}` is already loaded"),
             TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),
             UnknownHandle(h) => write!(f, "no loaded module with handle {h}"),
+            UnknownModule { name } => write!(f, "no module named `{name}` is loaded"),
+            Daemon { reason } => write!(f, "the daemon could not take the call: {reason}"),
+            DaemonGone { reason } => write!(f, "the daemon is gone: {reason}"),
+            WorkerDied { reason } => {
+                write!(f, "the daemon's worker running the call died: {reason}")
+            }
             UnknownMethod { module, method } => {
                 write!(f, "module `{module}` has no method `{method}`")
             }

@@ -18,10 +18,12 @@
 //! - [`describe`]: what a module's table says of each [`Method`];
 //! - [`log`], [`metrics`] and [`prometheus`]: module logs and figures, for the host;
 //! - [`admission`]: [`Saturation`], what happens to calls past a module's limit;
-//! - [`error`]: the [`RuntimeError`] every operation may return.
+//! - [`error`]: the [`RuntimeError`] every operation may return;
+//! - [`caller`]: [`Caller`], the call surface this runtime and `memlink-client` share;
+//! - [`daemon`] (feature `daemon`): `memlink serve`, modules served to other processes.
 //!
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
-//! (arenas on loan), `shard` and `thread` (what the runtime keeps per calling thread), `module` (a loaded
+//! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread` (what the runtime keeps per calling thread), `module` (a loaded
 //! library), `registry` (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a module calls back), `backpressure`,
 //! and `call` (the path itself).
 //!
@@ -37,7 +39,10 @@ pub mod args;
 mod backpressure;
 pub mod buffer;
 mod call;
+pub mod caller;
 pub mod config;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 mod deadline;
 pub mod describe;
 mod elf;
@@ -65,6 +70,7 @@ pub mod typed;
 pub use admission::Saturation;
 pub use archived::ArchivedMethod;
 pub use args::{ArgBuffer, CallArgs};
+pub use caller::Caller;
 pub use config::RuntimeConfig;
 pub use describe::{ArchivedType, Method};
 pub use error::RuntimeError;

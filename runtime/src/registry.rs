@@ -121,6 +121,26 @@ impl Registry {
         }
     }
 
+    /// The handle of the live module loaded under `name`.
+    pub(crate) fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
+        let index = self
+            .names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied();
+        let handle = index.map(|index| ModuleHandle {
+            runtime: self.id,
+            index,
+        });
+        match handle {
+            Some(h) if self.module(h).is_ok() => Ok(h),
+            _ => Err(RuntimeError::UnknownModule {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
     /// The module loaded under `name`, for a nested call: live, or being retired (its
     /// calls in flight may still re-enter it).
     pub(crate) fn by_name(&self, name: &str) -> Option<&Module> {

@@ -142,6 +142,24 @@ impl Runtime {
         })
     }
 
+    /// The handle of the module loaded under `name` (what nested calls address it by).
+    pub fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
+        self.registry.handle_of(name)
+    }
+
+    /// How loaded the module is now, in `[0, 1]`: what a call entering it would read
+    /// from `CallContext::backpressure` (its calls in flight against its concurrency
+    /// limit, or the arena pool's pile-up, whichever is larger).
+    pub fn backpressure(&self, handle: ModuleHandle) -> Result<f32, RuntimeError> {
+        let module = self.registry.module(handle)?;
+        let gate = crate::backpressure::load(module.gate.in_flight() + 1, module.gate.limit());
+        let pool = crate::backpressure::load(
+            self.registry.pool.piled_up() + 1,
+            self.registry.pool.soft_limit(),
+        );
+        Ok(gate.max(pool))
+    }
+
     /// Calls `method` with encoded `args` and the default options.
     pub fn call(
         &self,

@@ -1,9 +1,13 @@
 //! `memlink`: inspect and call memlink modules from the command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
 use memlink_runtime::{Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeError};
+
+mod remote;
+mod serve;
 
 #[derive(Parser)]
 #[command(name = "memlink", version, about = "Inspect and call memlink modules")]
@@ -42,12 +46,27 @@ enum Command {
         /// Print the runtime's and the module's metrics (Prometheus text) afterwards.
         #[arg(long)]
         stats: bool,
+        /// Call through the daemon serving on this socket: MODULE is then the name the
+        /// daemon serves the module under.
+        #[arg(long, value_name = "SOCKET")]
+        daemon: Option<PathBuf>,
     },
+    /// Serve modules to other processes through shared memory (the memlink daemon).
+    ///
+    /// Runs in the foreground and logs to stderr; SIGTERM or SIGINT stop it after the
+    /// calls in flight finish. Modules run in a worker process that is started again if
+    /// a module crashes it.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = serve::worker_if_asked() {
+        return code;
+    }
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The daemon reports what it does at info level unless asked for more.
+    let floor = u8::from(matches!(cli.command, Command::Serve(_)));
+    init_logging(cli.verbose.max(floor));
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -57,7 +76,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
+pub(crate) fn init_logging(verbose: u8) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -98,6 +117,26 @@ fn run(command: Command) -> Result<(), String> {
             args,
             repeat,
             stats,
+            daemon: Some(socket),
+        } => {
+            if stats {
+                return Err("--stats reads the runtime in this process; read a daemon's from its --metrics-addr".into());
+            }
+            let mut out = String::new();
+            for _ in 0..repeat.max(1) {
+                out = remote::call(&socket, &module, &method, args.as_deref())?;
+            }
+            println!("{out}");
+            Ok(())
+        }
+        Command::Serve(args) => serve::run(args),
+        Command::Call {
+            module,
+            method,
+            args,
+            repeat,
+            stats,
+            daemon: None,
         } => {
             let handle = load(&runtime, &module)?;
             let mut out = String::new();
@@ -161,14 +200,39 @@ fn call(
             .map(|_| String::new())
             .map_err(|e| e.to_string());
     };
-    let encoded = encode_args(m, args)?;
+    let shape = Shape::from(m);
+    let encoded = encode_args(&shape, args)?;
     let out = runtime
         .call(handle, method, &encoded)
         .map_err(|e| e.to_string())?;
-    render(m, &out)
+    render(&shape, &out)
 }
 
-fn encode_args(method: &Method, args: Option<&str>) -> Result<Vec<u8>, String> {
+/// What encoding arguments and rendering a result need to know of a method, from the
+/// runtime's description or the daemon's.
+pub(crate) struct Shape {
+    name: String,
+    args_format: Format,
+    result_format: Format,
+    arg_count: u16,
+    args_type: Option<String>,
+    result_type: Option<String>,
+}
+
+impl From<&Method> for Shape {
+    fn from(m: &Method) -> Shape {
+        Shape {
+            name: m.name.clone(),
+            args_format: m.args_format,
+            result_format: m.result_format,
+            arg_count: m.arg_count,
+            args_type: m.args_type.as_ref().map(|t| t.name.clone()),
+            result_type: m.result_type.as_ref().map(|t| t.name.clone()),
+        }
+    }
+}
+
+pub(crate) fn encode_args(method: &Shape, args: Option<&str>) -> Result<Vec<u8>, String> {
     match method.args_format {
         Format::Raw => return Ok(args.unwrap_or("").as_bytes().to_vec()),
         Format::Archived => {
@@ -176,7 +240,7 @@ fn encode_args(method: &Method, args: Option<&str>) -> Result<Vec<u8>, String> {
                 .args_type
                 .as_ref()
                 .map_or("an archive".to_owned(), |t| {
-                    format!("an rkyv archive of `{}`", t.name)
+                    format!("an rkyv archive of `{t}`")
                 });
             return Err(format!(
                 "`{}` takes {wants}, which cannot be made from JSON: call it from a host with \
@@ -205,14 +269,14 @@ fn encode_args(method: &Method, args: Option<&str>) -> Result<Vec<u8>, String> {
     rmp_serde::to_vec(&value).map_err(|e| format!("cannot encode the arguments: {e}"))
 }
 
-fn render(method: &Method, bytes: &[u8]) -> Result<String, String> {
+pub(crate) fn render(method: &Shape, bytes: &[u8]) -> Result<String, String> {
     match method.result_format {
         Format::Raw => return Ok(String::from_utf8_lossy(bytes).into_owned()),
         Format::Archived => {
             let holds = method
                 .result_type
                 .as_ref()
-                .map_or("a value".to_owned(), |t| format!("`{}`", t.name));
+                .map_or("a value".to_owned(), |t| format!("`{t}`"));
             return Ok(format!(
                 "<an rkyv archive of {holds}, {} bytes: read it from a host with `Runtime::archived`>",
                 bytes.len()

@@ -1,0 +1,132 @@
+//! [`Batch`]: many calls submitted with one wakeup of the daemon, their results
+//! collected together.
+
+use memlink_ipc::client::{Connection, Lease};
+use memlink_ipc::slot::Op;
+use memlink_runtime::{CallOptions, RuntimeError};
+use std::sync::Arc;
+
+use crate::client::{Client, RemoteModule};
+use crate::error::runtime_error;
+use crate::output::RemoteOutput;
+
+/// Calls gathered to be submitted at once: each [`push`](Batch::push) fills a slot, and
+/// [`run`](Batch::run) rings the daemon once and collects every result, in order. A
+/// batch holds at most as many calls as the connection has slots.
+///
+/// ```no_run
+/// # use memlink_client::Client;
+/// # let client = Client::connect("/run/memlink.sock")?;
+/// # let basic = client.module("basic")?;
+/// let mut batch = client.batch();
+/// for word in ["a", "b", "c"] {
+///     batch.push(basic, "echo", word.as_bytes())?;
+/// }
+/// for (result, word) in batch.run().into_iter().zip(["a", "b", "c"]) {
+///     assert_eq!(&*result?, word.as_bytes());
+/// }
+/// # Ok::<(), memlink_client::RuntimeError>(())
+/// ```
+#[derive(Debug)]
+pub struct Batch<'c> {
+    client: &'c Client,
+    conn: Option<Arc<Connection>>,
+    calls: Vec<(Lease, String, String)>,
+    options: CallOptions,
+}
+
+impl<'c> Batch<'c> {
+    pub(crate) fn new(client: &'c Client) -> Batch<'c> {
+        Batch {
+            client,
+            conn: None,
+            calls: Vec::new(),
+            options: CallOptions::default(),
+        }
+    }
+
+    /// Options (deadline, trace ids) for every call of the batch.
+    pub fn options(mut self, options: CallOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Adds a call of `method` with encoded `args`, submitted but not yet announced.
+    pub fn push(
+        &mut self,
+        module: RemoteModule,
+        method: &str,
+        args: &[u8],
+    ) -> Result<(), RuntimeError> {
+        let conn = match &self.conn {
+            Some(c) => Arc::clone(c),
+            None => {
+                let c = self.client.connection()?;
+                self.conn = Some(Arc::clone(&c));
+                c
+            }
+        };
+        if self.calls.len() >= conn.welcome().geometry.slots as usize {
+            return Err(RuntimeError::Daemon {
+                reason: format!(
+                    "a batch holds at most {} calls (the connection's slots)",
+                    conn.welcome().geometry.slots
+                ),
+            });
+        }
+        let name = self.client.name(module);
+        let failed = |e| runtime_error(e, &name, method, None);
+        let mut lease = conn.lease(self.options.deadline).map_err(failed)?;
+        if args.len() > lease.capacity() {
+            return Err(RuntimeError::Daemon {
+                reason: format!(
+                    "{} bytes of arguments do not fit the slots of {} bytes",
+                    args.len(),
+                    lease.capacity()
+                ),
+            });
+        }
+        lease.data_mut()[..args.len()].copy_from_slice(args);
+        let trace = (self.options.trace_id, self.options.span_id);
+        lease
+            .submit(
+                Op::Call,
+                &name,
+                method,
+                args.len(),
+                self.options.deadline,
+                trace,
+            )
+            .map_err(failed)?;
+        self.calls.push((lease, name, method.to_owned()));
+        Ok(())
+    }
+
+    /// How many calls the batch holds.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether the batch holds no call.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Wakes the daemon once for every call and collects their results, in order.
+    pub fn run(self) -> Vec<Result<RemoteOutput, RuntimeError>> {
+        let Some(conn) = &self.conn else {
+            return Vec::new();
+        };
+        conn.ring();
+        let given = crate::client::given(&self.options);
+        self.calls
+            .into_iter()
+            .map(|(lease, module, method)| {
+                lease
+                    .wait(self.options.deadline)
+                    .map(|reply| RemoteOutput { reply })
+                    .map_err(|e| self.client.failed(conn, e, &module, &method, given))
+            })
+            .collect()
+    }
+}

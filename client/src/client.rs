@@ -1,0 +1,497 @@
+//! [`Client`]: a connection to a daemon, kept alive and re-made when the daemon comes
+//! back, and calls by name through it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use memlink_abi::Format;
+use memlink_ipc::client::{CallError, Connection, Lease, Waiting};
+use memlink_ipc::control::MethodInfo;
+use memlink_ipc::slot::Op;
+use memlink_ipc::{clock, Geometry};
+use memlink_runtime::{CallOptions, Caller, RuntimeError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::runtime_error;
+use crate::output::{ArgSlot, RemoteOutput};
+use crate::typed::{RemoteArchived, RemoteTyped};
+use crate::Batch;
+
+/// How a [`Client`] connects.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Calls this client can have in flight at once (default 8, at most 64).
+    pub slots: u32,
+    /// Bytes each call's arguments, and result, may take (default 1 MiB); the daemon
+    /// refuses a connection asking for more shared memory than its per-client limit.
+    pub slot_size: u64,
+    /// How long a caller spins on its reply before sleeping (default 20 µs).
+    pub spin: Duration,
+    /// How long to keep trying to (re)connect while the daemon is not there (default 2 s).
+    pub reconnect_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            slots: 8,
+            slot_size: 1 << 20,
+            spin: Duration::from_micros(20),
+            reconnect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Sets [`slots`](ClientConfig::slots).
+    pub fn slots(mut self, slots: u32) -> Self {
+        self.slots = slots;
+        self
+    }
+
+    /// Sets [`slot_size`](ClientConfig::slot_size).
+    pub fn slot_size(mut self, bytes: u64) -> Self {
+        self.slot_size = bytes;
+        self
+    }
+
+    /// Sets [`spin`](ClientConfig::spin).
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// Sets [`reconnect_timeout`](ClientConfig::reconnect_timeout).
+    pub fn reconnect_timeout(mut self, timeout: Duration) -> Self {
+        self.reconnect_timeout = timeout;
+        self
+    }
+}
+
+/// A module the daemon serves, resolved by name once ([`Client::module`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RemoteModule {
+    index: u32,
+}
+
+/// A connection to a memlink daemon, shared by any number of threads.
+///
+/// A daemon restarted under the client is reconnected to by the next call; a call that
+/// was running when the daemon or its worker died fails with
+/// [`RuntimeError::DaemonGone`] or [`RuntimeError::WorkerDied`], within its deadline.
+#[derive(Debug)]
+pub struct Client {
+    socket: PathBuf,
+    config: ClientConfig,
+    geometry: Geometry,
+    conn: RwLock<Option<Arc<Connection>>>,
+    names: RwLock<Vec<String>>,
+    methods: Mutex<HashMap<String, Arc<Vec<MethodInfo>>>>,
+    /// When a call last completed (`CLOCK_MONOTONIC` ns): a connection idle longer than
+    /// [`IDLE_CHECK`] is checked before use, so a daemon restarted meanwhile is noticed
+    /// before a call is lost to it.
+    last_reply: AtomicU64,
+}
+
+const IDLE_CHECK: u64 = 100_000_000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Client {
+    /// Connects to the daemon serving on `socket`, with the default [`ClientConfig`].
+    pub fn connect(socket: impl AsRef<Path>) -> Result<Client, RuntimeError> {
+        Client::with_config(socket, ClientConfig::default())
+    }
+
+    /// Connects to the daemon serving on `socket`.
+    pub fn with_config(
+        socket: impl AsRef<Path>,
+        config: ClientConfig,
+    ) -> Result<Client, RuntimeError> {
+        let geometry = Geometry::new(config.slots, config.slot_size)
+            .map_err(|reason| RuntimeError::Daemon { reason })?;
+        let client = Client {
+            socket: socket.as_ref().to_owned(),
+            config,
+            geometry,
+            conn: RwLock::new(None),
+            names: RwLock::default(),
+            methods: Mutex::default(),
+            last_reply: AtomicU64::new(0),
+        };
+        client.connection()?;
+        Ok(client)
+    }
+
+    /// The modules the daemon serves.
+    pub fn modules(&self) -> Result<Vec<String>, RuntimeError> {
+        Ok(self.connection()?.welcome().modules.clone())
+    }
+
+    /// Whether the daemon reads this client's arguments in place (it trusts this
+    /// client's user), rather than copying them first.
+    pub fn in_place(&self) -> Result<bool, RuntimeError> {
+        Ok(self.connection()?.welcome().in_place)
+    }
+
+    /// The module the daemon serves under `name`.
+    pub fn module(&self, name: &str) -> Result<RemoteModule, RuntimeError> {
+        if !self
+            .connection()?
+            .welcome()
+            .modules
+            .iter()
+            .any(|m| m == name)
+        {
+            return Err(RuntimeError::UnknownModule {
+                name: name.to_owned(),
+            });
+        }
+        if let Some(i) = self
+            .names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .position(|n| n == name)
+        {
+            return Ok(RemoteModule { index: i as u32 });
+        }
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        let index = match names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name.to_owned());
+                names.len() - 1
+            }
+        };
+        Ok(RemoteModule {
+            index: index as u32,
+        })
+    }
+
+    pub(crate) fn name(&self, module: RemoteModule) -> String {
+        self.names.read().unwrap_or_else(|p| p.into_inner())[module.index as usize].clone()
+    }
+
+    /// The module's methods, as the daemon describes them (asked once, then kept).
+    pub fn methods(&self, module: RemoteModule) -> Result<Arc<Vec<MethodInfo>>, RuntimeError> {
+        let name = self.name(module);
+        if let Some(m) = lock(&self.methods).get(&name) {
+            return Ok(Arc::clone(m));
+        }
+        let reply = self.request(Op::Methods, &name, "", &[], &CallOptions::default())?;
+        let list: Vec<MethodInfo> =
+            rmp_serde::from_slice(&reply).map_err(|e| RuntimeError::Daemon {
+                reason: format!("the daemon's method list is unreadable: {e}"),
+            })?;
+        let list = Arc::new(list);
+        lock(&self.methods).insert(name, Arc::clone(&list));
+        Ok(list)
+    }
+
+    /// The method `method` of `module`, or the error naming both.
+    pub(crate) fn method(
+        &self,
+        module: RemoteModule,
+        method: &str,
+    ) -> Result<MethodInfo, RuntimeError> {
+        self.methods(module)?
+            .iter()
+            .find(|m| m.name == method)
+            .cloned()
+            .ok_or_else(|| RuntimeError::UnknownMethod {
+                module: self.name(module),
+                method: method.to_owned(),
+            })
+    }
+
+    /// Calls `method` with encoded `args` and the default options.
+    pub fn call(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        args: &[u8],
+    ) -> Result<RemoteOutput, RuntimeError> {
+        self.call_with(module, method, args, &CallOptions::default())
+    }
+
+    /// Calls `method` with encoded `args` (copied into the shared segment) and per-call
+    /// `options`: the deadline and trace ids travel with the call.
+    pub fn call_with(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
+        let name = self.name(module);
+        self.request(Op::Call, &name, method, args, options)
+            .map(|reply| RemoteOutput { reply })
+    }
+
+    /// A typed handle on `method` (MessagePack or raw, in the spirit of
+    /// `Runtime::typed`): its formats are checked now.
+    pub fn typed<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+    ) -> Result<RemoteTyped<'_, A, R>, RuntimeError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        RemoteTyped::new(self, module, self.method(module, method)?)
+    }
+
+    /// Calls a method with typed arguments and result in one go.
+    pub fn call_typed<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        args: &A,
+    ) -> Result<R, RuntimeError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.typed::<A, R>(module, method)?.call(args)
+    }
+
+    /// A zero-copy handle on an archive method (as `Runtime::archived`): `A`'s
+    /// archive is written straight into the shared segment, and the result read there as
+    /// `R`'s archive. Both fingerprints are checked now.
+    pub fn archived<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+    ) -> Result<RemoteArchived<'_, A, R>, RuntimeError>
+    where
+        A: memlink_abi::archive::Archivable,
+        R: rkyv::Archive,
+        R::Archived: memlink_abi::archive::Checkable,
+    {
+        RemoteArchived::new(self, module, self.method(module, method)?)
+    }
+
+    /// Memory for `len` bytes of arguments in the shared segment, zeroed, to write in
+    /// place and pass to [`call_buffer`](Client::call_buffer).
+    pub fn arg_buffer(&self, len: usize) -> Result<ArgSlot, RuntimeError> {
+        let conn = self.connection()?;
+        let mut lease = conn
+            .lease(None)
+            .map_err(|e| runtime_error(e, "", "", None))?;
+        if len > lease.capacity() {
+            return Err(RuntimeError::Daemon {
+                reason: format!(
+                    "{len} bytes of arguments do not fit the connection's slots of {} bytes: connect with a larger `ClientConfig::slot_size`",
+                    lease.capacity()
+                ),
+            });
+        }
+        lease.data_mut()[..len].fill(0);
+        Ok(ArgSlot { lease, len })
+    }
+
+    /// Calls `method` with the arguments written in `buffer`, read by the daemon where
+    /// they lie.
+    pub fn call_buffer(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        buffer: ArgSlot,
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
+        let name = self.name(module);
+        let ArgSlot { lease, len } = buffer;
+        self.finish(lease, Op::Call, &name, method, len, options)
+            .map(|reply| RemoteOutput { reply })
+    }
+
+    /// Many calls submitted with one wakeup of the daemon (see [`Batch`]).
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
+    }
+
+    /// How loaded the module is in the daemon, in `[0, 1]`.
+    pub fn backpressure(&self, module: RemoteModule) -> Result<f32, RuntimeError> {
+        let name = self.name(module);
+        let reply = self.request(Op::Backpressure, &name, "", &[], &CallOptions::default())?;
+        let bytes: [u8; 4] = reply[..].try_into().map_err(|_| RuntimeError::Daemon {
+            reason: format!("a backpressure reply of {} bytes", reply.len()),
+        })?;
+        Ok(f32::from_le_bytes(bytes))
+    }
+
+    /// The connection, made again if the daemon went away.
+    pub(crate) fn connection(&self) -> Result<Arc<Connection>, RuntimeError> {
+        if let Some(conn) = &*self.conn.read().unwrap_or_else(|p| p.into_inner()) {
+            let idle = clock::now_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
+            if idle < IDLE_CHECK || conn.alive() {
+                return Ok(Arc::clone(conn));
+            }
+        }
+        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = &*slot {
+            if conn.alive() {
+                return Ok(Arc::clone(conn));
+            }
+        }
+        *slot = None;
+        lock(&self.methods).clear();
+        let waiting = Waiting {
+            spin: self.config.spin,
+            ..Waiting::default()
+        };
+        let until = Instant::now() + self.config.reconnect_timeout;
+        loop {
+            match Connection::connect(&self.socket, self.geometry, waiting) {
+                Ok(conn) => {
+                    self.last_reply.store(clock::now_ns(), Ordering::Relaxed);
+                    *slot = Some(Arc::clone(&conn));
+                    return Ok(conn);
+                }
+                Err(CallError::Gone(reason)) if Instant::now() < until => {
+                    let _ = reason;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(runtime_error(e, "", "", None)),
+            }
+        }
+    }
+
+    /// Forgets `conn` if it is still the current connection, so the next call makes a
+    /// new one.
+    pub(crate) fn lost(&self, conn: &Arc<Connection>) {
+        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            *slot = None;
+        }
+    }
+
+    fn request(
+        &self,
+        op: Op,
+        module: &str,
+        method: &str,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
+        let given = given(options);
+        let conn = self.connection()?;
+        let mut lease = conn
+            .lease(options.deadline)
+            .map_err(|e| self.failed(&conn, e, module, method, given))?;
+        if args.len() > lease.capacity() {
+            return Err(RuntimeError::Daemon {
+                reason: format!(
+                    "{} bytes of arguments do not fit the connection's slots of {} bytes: connect with a larger `ClientConfig::slot_size`",
+                    args.len(),
+                    lease.capacity()
+                ),
+            });
+        }
+        lease.data_mut()[..args.len()].copy_from_slice(args);
+        self.finish(lease, op, module, method, args.len(), options)
+    }
+
+    /// Submits a leased slot holding `len` bytes of arguments and waits for its reply.
+    pub(crate) fn finish(
+        &self,
+        mut lease: Lease,
+        op: Op,
+        module: &str,
+        method: &str,
+        len: usize,
+        options: &CallOptions,
+    ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
+        let given = given(options);
+        let conn = Arc::clone(lease.connection());
+        lease
+            .submit(
+                op,
+                module,
+                method,
+                len,
+                options.deadline,
+                (options.trace_id, options.span_id),
+            )
+            .map_err(|e| self.failed(&conn, e, module, method, given))?;
+        conn.ring();
+        let reply = lease
+            .wait(options.deadline)
+            .map_err(|e| self.failed(&conn, e, module, method, given))?;
+        self.last_reply.store(clock::now_ns(), Ordering::Relaxed);
+        Ok(reply)
+    }
+
+    pub(crate) fn failed(
+        &self,
+        conn: &Arc<Connection>,
+        e: CallError,
+        module: &str,
+        method: &str,
+        given: Option<Duration>,
+    ) -> RuntimeError {
+        if matches!(e, CallError::Gone(_)) {
+            self.lost(conn);
+        }
+        runtime_error(e, module, method, given)
+    }
+}
+
+/// The time a call has when it is made (what a timeout reports, as in the runtime).
+pub(crate) fn given(options: &CallOptions) -> Option<Duration> {
+    options
+        .deadline
+        .map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// The format a method's tag names, or the error saying the daemon sent an unknown one.
+pub(crate) fn format(tag: u8) -> Result<Format, RuntimeError> {
+    Format::from_u8(tag).ok_or_else(|| RuntimeError::Daemon {
+        reason: format!("unknown format tag {tag}"),
+    })
+}
+
+impl Caller for Client {
+    type Module = RemoteModule;
+    type Output<'c> = RemoteOutput;
+
+    fn module(&self, name: &str) -> Result<RemoteModule, RuntimeError> {
+        Client::module(self, name)
+    }
+
+    fn call_with(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
+        Client::call_with(self, module, method, args, options)
+    }
+
+    fn call_typed<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        args: &A,
+    ) -> Result<R, RuntimeError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        Client::call_typed(self, module, method, args)
+    }
+
+    fn backpressure(&self, module: RemoteModule) -> Result<f32, RuntimeError> {
+        Client::backpressure(self, module)
+    }
+}

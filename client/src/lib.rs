@@ -1,0 +1,46 @@
+//! # memlink-client
+//!
+//! Calls the modules a memlink daemon (`memlink serve`) serves, from another process,
+//! through shared memory: arguments are written into a segment the daemon maps, read
+//! there by the module (validated, and copied first unless the daemon trusts this
+//! client), and the result is read where the daemon wrote it.
+//!
+//! The call surface is the in-process runtime's: the same [`Caller`] trait, the same
+//! [`CallOptions`] (deadline, trace ids) and the same [`RuntimeError`] values, plus
+//! [`RuntimeError::DaemonGone`] and [`RuntimeError::WorkerDied`]. Code written against
+//! `Caller` runs against a `Runtime` or a [`Client`]; only how the caller is made differs.
+//!
+//! ```no_run
+//! use memlink_client::{Caller, Client};
+//!
+//! let client = Client::connect("/run/memlink.sock")?;
+//! let basic = client.module("basic")?;
+//! let sum: u32 = client.call_typed(basic, "add", &(2u32, 3u32))?;
+//! assert_eq!(sum, 5);
+//! let echoed = client.call(basic, "echo", b"hello")?;
+//! assert_eq!(&*echoed, b"hello");
+//! # Ok::<(), memlink_client::RuntimeError>(())
+//! ```
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`client`] | [`Client`], its settings, connecting and reconnecting, calls by name |
+//! | [`output`] | [`RemoteOutput`] (a result read in place) and [`ArgSlot`] (arguments written in place) |
+//! | [`typed`] | typed handles: [`RemoteTyped`] (serde values) and [`RemoteArchived`] (archives) |
+//! | [`batch`] | [`Batch`]: many calls submitted with one wakeup |
+//! | `error` | how the daemon's failures become [`RuntimeError`]s |
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod client;
+mod error;
+pub mod output;
+pub mod typed;
+
+pub use batch::Batch;
+pub use client::{Client, ClientConfig, RemoteModule};
+pub use memlink_ipc::control::MethodInfo;
+pub use memlink_runtime::{CallOptions, Caller, ModuleError, RuntimeError};
+pub use output::{ArgSlot, RemoteOutput};
+pub use typed::{ArchivedReply, RemoteArchived, RemoteTyped};

@@ -1,0 +1,85 @@
+//! A result read in place in the shared segment, and arguments written there in place.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use memlink_ipc::client::{Lease, Reply};
+
+/// The encoded result of a call, read where the daemon wrote it (in this connection's
+/// segment). Its slot is free for another call once this drops.
+pub struct RemoteOutput {
+    pub(crate) reply: Reply,
+}
+
+impl RemoteOutput {
+    /// The module's backpressure when the call ended, in `[0, 1]`, as the daemon saw it.
+    pub fn backpressure(&self) -> f32 {
+        self.reply.backpressure()
+    }
+}
+
+impl Deref for RemoteOutput {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.reply
+    }
+}
+
+impl AsRef<[u8]> for RemoteOutput {
+    fn as_ref(&self) -> &[u8] {
+        &self.reply
+    }
+}
+
+impl PartialEq<[u8]> for RemoteOutput {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for RemoteOutput {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        **self == other[..]
+    }
+}
+
+impl fmt::Debug for RemoteOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteOutput")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Memory for `len` bytes of arguments in the shared segment, for the caller to write
+/// in place (an archive, say) and hand to
+/// [`Client::call_buffer`](crate::Client::call_buffer): the daemon reads it where it
+/// lies, with no copy on this side. It is zeroed when made.
+pub struct ArgSlot {
+    pub(crate) lease: Lease,
+    pub(crate) len: usize,
+}
+
+impl Deref for ArgSlot {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.lease.data()[..self.len]
+    }
+}
+
+impl DerefMut for ArgSlot {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.lease.data_mut()[..len]
+    }
+}
+
+impl fmt::Debug for ArgSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArgSlot")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}

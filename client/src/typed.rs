@@ -1,0 +1,282 @@
+//! Typed handles on a daemon's methods, resolved and checked once: [`RemoteTyped`] for
+//! serde values, [`RemoteArchived`] for archives written and read in place.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use memlink_abi::archive::{self, Archivable, ArchiveType, Checkable, Limits};
+use memlink_abi::{msgpack, Format};
+use memlink_ipc::control::MethodInfo;
+use memlink_ipc::slot::Op;
+use memlink_runtime::{CallOptions, ModuleError, RuntimeError};
+use rkyv::rancor;
+use rkyv::ser::writer::Buffer;
+use rkyv::ser::Positional;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::client::{format, Client, RemoteModule};
+use crate::output::RemoteOutput;
+
+/// A method called with typed arguments and result: the arguments encoded straight into
+/// the shared segment for the method's format, the result decoded from where it lies.
+pub struct RemoteTyped<'c, A: ?Sized, R> {
+    client: &'c Client,
+    module: RemoteModule,
+    name: String,
+    method: String,
+    args: Format,
+    result: Format,
+    _types: PhantomData<fn(&A) -> R>,
+}
+
+impl<A: ?Sized, R> fmt::Debug for RemoteTyped<'_, A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RemoteTyped({}::{})", self.name, self.method)
+    }
+}
+
+impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
+    pub(crate) fn new(
+        client: &'c Client,
+        module: RemoteModule,
+        m: MethodInfo,
+    ) -> Result<Self, RuntimeError> {
+        let name = client.name(module);
+        let args = format(m.args)?;
+        let result = format(m.result)?;
+        if args == Format::Archived {
+            return Err(RuntimeError::WrongFormat {
+                module: name,
+                method: m.name,
+                part: "arguments",
+                format: args,
+                instead: "call it through `Client::archived`, which writes the arguments' archive in place",
+            });
+        }
+        if result == Format::Archived {
+            return Err(RuntimeError::WrongFormat {
+                module: name,
+                method: m.name,
+                part: "result",
+                format: result,
+                instead: "read it through `Client::archived`, which validates the archive in place",
+            });
+        }
+        Ok(RemoteTyped {
+            client,
+            module,
+            name,
+            method: m.name,
+            args,
+            result,
+            _types: PhantomData,
+        })
+    }
+
+    /// Calls the method with `args`.
+    pub fn call(&self, args: &A) -> Result<R, RuntimeError> {
+        self.call_with(args, &CallOptions::default())
+    }
+
+    /// [`call`](RemoteTyped::call) with per-call `options`.
+    pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
+        let conn = self.client.connection()?;
+        let given = crate::client::given(options);
+        let mut lease = conn.lease(options.deadline).map_err(|e| {
+            self.client
+                .failed(&conn, e, &self.name, &self.method, given)
+        })?;
+        let data = lease.data_mut();
+        let len = match msgpack::encode_as_into(self.args, args, data) {
+            Some(range) => {
+                data.copy_within(range.clone(), 0);
+                range.len()
+            }
+            None => {
+                // Too large for the slot, or not encodable for the format: say which.
+                let bytes = msgpack::encode_as(self.args, args).map_err(|e| self.codec(e))?;
+                return Err(RuntimeError::Daemon {
+                    reason: format!(
+                        "{} bytes of arguments do not fit the connection's slots of {} bytes",
+                        bytes.len(),
+                        data.len()
+                    ),
+                });
+            }
+        };
+        let reply = self
+            .client
+            .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
+        msgpack::decode_as(self.result, &reply).map_err(|e| self.codec(e))
+    }
+
+    fn codec(&self, e: ModuleError) -> RuntimeError {
+        RuntimeError::Codec {
+            module: self.name.clone(),
+            method: self.method.clone(),
+            reason: match e {
+                ModuleError::Serialize(m) => m,
+                other => other.to_string(),
+            },
+        }
+    }
+
+    /// The module the method belongs to.
+    pub fn module(&self) -> RemoteModule {
+        self.module
+    }
+}
+
+/// A zero-copy method: `A`'s archive written straight into the shared segment, the
+/// result validated and read in place as `R`'s archive.
+pub struct RemoteArchived<'c, A, R> {
+    client: &'c Client,
+    name: String,
+    method: String,
+    _types: PhantomData<fn(&A) -> R>,
+}
+
+impl<A, R> fmt::Debug for RemoteArchived<'_, A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RemoteArchived({}::{})", self.name, self.method)
+    }
+}
+
+impl<'c, A, R> RemoteArchived<'c, A, R>
+where
+    A: Archivable,
+    R: rkyv::Archive,
+    R::Archived: Checkable,
+{
+    pub(crate) fn new(
+        client: &'c Client,
+        module: RemoteModule,
+        m: MethodInfo,
+    ) -> Result<Self, RuntimeError> {
+        let name = client.name(module);
+        for (part, theirs, type_name, ours) in [
+            (
+                "arguments",
+                m.args_fingerprint,
+                &m.args_type,
+                ArchiveType::of::<A>(),
+            ),
+            (
+                "result",
+                m.result_fingerprint,
+                &m.result_type,
+                ArchiveType::of::<R>(),
+            ),
+        ] {
+            match theirs {
+                Some(fp) if fp == ours.fingerprint => {}
+                Some(_) => {
+                    return Err(RuntimeError::TypeMismatch {
+                        module: name,
+                        method: m.name,
+                        expected: type_name.clone().unwrap_or_default(),
+                        got: ours.name.to_owned(),
+                    })
+                }
+                None => {
+                    let tag = if part == "arguments" {
+                        m.args
+                    } else {
+                        m.result
+                    };
+                    return Err(RuntimeError::WrongFormat {
+                        module: name,
+                        method: m.name,
+                        part,
+                        format: format(tag)?,
+                        instead: "call it through `Client::typed`, which encodes values as the method takes them",
+                    });
+                }
+            }
+        }
+        Ok(RemoteArchived {
+            client,
+            name,
+            method: m.name,
+            _types: PhantomData,
+        })
+    }
+
+    /// Archives `args` into the shared segment and calls the method.
+    pub fn call(&self, args: &A) -> Result<ArchivedReply<R>, RuntimeError> {
+        self.call_with(args, &CallOptions::default())
+    }
+
+    /// [`call`](RemoteArchived::call) with per-call `options`.
+    pub fn call_with(
+        &self,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<ArchivedReply<R>, RuntimeError> {
+        let conn = self.client.connection()?;
+        let given = crate::client::given(options);
+        let mut lease = conn.lease(options.deadline).map_err(|e| {
+            self.client
+                .failed(&conn, e, &self.name, &self.method, given)
+        })?;
+        let capacity = lease.capacity();
+        let len = rkyv::api::high::to_bytes_in::<_, rancor::Error>(args, Buffer::from(lease.data_mut()))
+            .map(|w| w.pos())
+            .map_err(|e| RuntimeError::Daemon {
+                reason: format!("the arguments' archive does not fit the connection's slots of {capacity} bytes: {e}"),
+            })?;
+        let reply = self
+            .client
+            .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
+        let output = RemoteOutput { reply };
+        archive::check::<R>(&output, Limits::default(), "result").map_err(|e| {
+            RuntimeError::Codec {
+                module: self.name.clone(),
+                method: self.method.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(ArchivedReply {
+            output,
+            _type: PhantomData,
+        })
+    }
+}
+
+/// An archived result, validated, read in place in the shared segment.
+pub struct ArchivedReply<R> {
+    output: RemoteOutput,
+    _type: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for ArchivedReply<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ArchivedReply<{}>({} bytes)",
+            std::any::type_name::<R>(),
+            self.output.len()
+        )
+    }
+}
+
+impl<R> ArchivedReply<R>
+where
+    R: rkyv::Archive,
+    R::Archived: Checkable,
+{
+    /// The archived value.
+    pub fn get(&self) -> &R::Archived {
+        // SAFETY: the bytes were validated as an archive of `R` when this reply was made
+        // (`archive::check` in `call_with`), and they do not change while the reply
+        // lives: the slot is this reply's until it drops, and the daemon writes a slot
+        // only between submission and completion.
+        unsafe { rkyv::access_unchecked::<R::Archived>(&self.output) }
+    }
+
+    /// The archive's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.output
+    }
+}

@@ -1,0 +1,228 @@
+//! The client's call surface against a real `memlink serve`: by name, typed, archived,
+//! in-place buffers, batches, options, backpressure, and the same code run against the
+//! in-process runtime.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{module_path, Daemon, Setup};
+use memlink_client::{CallOptions, Caller, Client, ClientConfig, ModuleError, RuntimeError};
+use memlink_example_types::zero_copy_types::Point;
+use memlink_runtime::{ModuleRef, Runtime};
+
+/// Code written once against `Caller`: the test runs it in process and through the
+/// daemon, and the results agree.
+fn exercise(caller: &impl Caller) -> Result<(u32, Vec<u8>, String), RuntimeError> {
+    let basic = caller.module("basic")?;
+    let sum: u32 = caller.call_typed(basic, "add", &(2u32, 3u32))?;
+    let echoed = caller.call(basic, "echo", b"hello")?.to_vec();
+    let failed = caller
+        .call_typed::<_, ()>(basic, "fail", &("failed",))
+        .unwrap_err();
+    Ok((sum, echoed, failed.to_string()))
+}
+
+#[test]
+fn the_same_code_runs_in_process_and_through_the_daemon() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let runtime = Runtime::with_local_resolver();
+    runtime
+        .load(ModuleRef::parse(module_path("basic").to_str().unwrap()).unwrap())
+        .unwrap();
+    let here = exercise(&runtime).unwrap();
+    let there = exercise(&client).unwrap();
+    assert_eq!(here, there);
+    assert_eq!(there.0, 5);
+    assert_eq!(there.1, b"hello");
+    assert!(there.2.contains("basic::fail failed"), "{}", there.2);
+}
+
+#[test]
+fn calls_by_name_and_typed_handles_give_the_runtime_errors() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    assert_eq!(client.modules().unwrap(), ["basic"]);
+    assert!(client.in_place().unwrap(), "same user: read in place");
+    let basic = client.module("basic").unwrap();
+    let add = client.typed::<(u32, u32), u32>(basic, "add").unwrap();
+    for i in 0..100 {
+        assert_eq!(add.call(&(i, 1)).unwrap(), i + 1);
+    }
+    assert!(matches!(
+        client.module("nope").unwrap_err(),
+        RuntimeError::UnknownModule { name } if name == "nope"
+    ));
+    let err = client.call(basic, "nope", b"").unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::UnknownMethod { ref method, .. } if method == "nope"),
+        "{err}"
+    );
+    let err = client
+        .call_typed::<_, u32>(basic, "may_fail", &(101u32,))
+        .unwrap_err();
+    assert_eq!(
+        err.module_error(),
+        Some(&ModuleError::QuotaExceeded),
+        "{err}"
+    );
+    let methods = client.methods(basic).unwrap();
+    assert!(methods.iter().any(|m| m.name == "add" && m.arg_count == 2));
+}
+
+#[test]
+fn deadlines_and_trace_ids_reach_the_module() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let options = CallOptions::default()
+        .trace(77, 88)
+        .timeout(Duration::from_secs(5));
+    let info = client
+        .typed::<(), (f32, u64, u64, Option<u64>, u32, bool)>(basic, "context_info")
+        .unwrap();
+    let (_, trace, span, remaining, depth, _) = info.call_with(&(), &options).unwrap();
+    assert_eq!((trace, span, depth), (77, 88, 0));
+    let remaining = remaining.expect("the module sees the deadline");
+    assert!(
+        remaining > 3_000 && remaining <= 5_000,
+        "{remaining} ms left"
+    );
+}
+
+#[test]
+fn archives_are_written_and_read_in_place_and_checked_by_type() {
+    let daemon = Daemon::start(Setup::modules(&["zero_copy"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let zc = client.module("zero_copy").unwrap();
+    let scale = client
+        .archived::<(Vec<Point>, f32), Vec<Point>>(zc, "scale")
+        .unwrap();
+    let points = vec![
+        Point {
+            x: 1.0,
+            y: 2.0,
+            z: 3.0,
+        },
+        Point {
+            x: -1.0,
+            y: 0.5,
+            z: 4.0,
+        },
+    ];
+    let reply = scale.call(&(points, 2.0)).unwrap();
+    let scaled = reply.get();
+    assert_eq!(scaled.len(), 2);
+    assert_eq!(scaled[1].y.to_native(), 1.0);
+    assert_eq!(scaled[0].z.to_native(), 6.0);
+    let err = client
+        .archived::<(Vec<u32>, f32), Vec<Point>>(zc, "scale")
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::TypeMismatch { .. }), "{err}");
+    let err = client
+        .typed::<(Vec<Point>, f32), u32>(zc, "scale")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::WrongFormat {
+                part: "arguments",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_arg_slot_is_filled_in_place_and_read_by_the_module_where_it_lies() {
+    let daemon = Daemon::start(Setup::modules(&["zero_copy"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let zc = client.module("zero_copy").unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&(data.clone(),)).unwrap();
+    let mut slot = client.arg_buffer(archive.len()).unwrap();
+    assert!(slot.iter().all(|&b| b == 0), "zeroed when made");
+    slot.copy_from_slice(&archive);
+    let out = client
+        .call_buffer(zc, "checksum", slot, &CallOptions::default())
+        .unwrap();
+    let here = Runtime::with_local_resolver();
+    let h = here
+        .load(ModuleRef::parse(module_path("zero_copy").to_str().unwrap()).unwrap())
+        .unwrap();
+    let expected = here.call(h, "checksum", &archive).unwrap();
+    assert_eq!(&*out, &*expected);
+    let err = client.arg_buffer(10 << 20).unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
+}
+
+#[test]
+fn a_batch_is_submitted_at_once_and_collected_in_order() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let mut batch = client.batch();
+    let words: Vec<String> = (0..8).map(|i| format!("word {i}")).collect();
+    for w in &words {
+        batch.push(basic, "echo", w.as_bytes()).unwrap();
+    }
+    assert!(batch
+        .push(basic, "echo", b"one too many")
+        .unwrap_err()
+        .to_string()
+        .contains("at most 8"));
+    let results = batch.run();
+    assert_eq!(results.len(), 8);
+    for (r, w) in results.into_iter().zip(&words) {
+        assert_eq!(&*r.unwrap(), w.as_bytes());
+    }
+    // The slots are free again.
+    assert_eq!(&*client.call(basic, "echo", b"after").unwrap(), b"after");
+}
+
+#[test]
+fn backpressure_is_readable_and_many_threads_share_a_client() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::with_config(&daemon.socket, ClientConfig::default().slots(4)).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(client.backpressure(basic).unwrap(), 0.0);
+    std::thread::scope(|s| {
+        for t in 0..6u32 {
+            let client = &client;
+            s.spawn(move || {
+                for i in 0..200 {
+                    let sum: u32 = client.call_typed(basic, "add", &(t, i)).unwrap();
+                    assert_eq!(sum, t + i);
+                }
+            });
+        }
+    });
+    let out = client.call(basic, "echo", b"x").unwrap();
+    assert!((0.0..=1.0).contains(&out.backpressure()));
+}
+
+#[test]
+fn a_call_past_its_deadline_returns_at_the_deadline() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let hold = client.typed::<(u64,), u64>(hazards, "hold").unwrap();
+    let start = Instant::now();
+    let err = hold
+        .call_with(
+            &(3_000,),
+            &CallOptions::default().timeout(Duration::from_millis(200)),
+        )
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "returned after {took:?}"
+    );
+}

@@ -1,0 +1,396 @@
+//! A client's end of a connection: the handshake, the slots this process leases, and a
+//! call's round trip. `memlink-client` builds the runtime's call surface on it; the
+//! `memlink` command calls through it directly.
+
+use std::io;
+use std::ops::Deref;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustix::net::{recv, RecvFlags};
+
+use crate::control::{self, Answer, Hello, Welcome};
+use crate::futex;
+use crate::segment::{Geometry, Segment};
+use crate::slot::{Op, Slot, SlotState, Submit, Waited, MAX_NAME};
+use crate::{clock, Failure, PROTOCOL_VERSION};
+
+/// How a call through a connection ended, when it did not end with a reply.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The daemon answered with a failure.
+    Failed(Failure),
+    /// The deadline passed before the reply came.
+    TimedOut,
+    /// The daemon is gone (what was seen).
+    Gone(String),
+    /// The request cannot be made (a name too long, arguments larger than a slot).
+    Invalid(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Failed(failure) => failure.fmt(f),
+            CallError::TimedOut => f.write_str("the deadline passed before the reply came"),
+            CallError::Gone(why) => write!(f, "the daemon is gone: {why}"),
+            CallError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Tuning of the client's side of the wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Waiting {
+    /// How long to spin on a reply before sleeping on its futex.
+    pub spin: Duration,
+    /// How often a sleeping caller wakes to check that the daemon is still there.
+    pub poll: Duration,
+}
+
+impl Default for Waiting {
+    fn default() -> Waiting {
+        Waiting {
+            spin: Duration::from_micros(20),
+            poll: Duration::from_millis(50),
+        }
+    }
+}
+
+/// One connection to a daemon, shared by any number of threads.
+#[derive(Debug)]
+pub struct Connection {
+    stream: UnixStream,
+    segment: Segment,
+    welcome: Welcome,
+    waiting: Waiting,
+    slots: Mutex<SlotBook>,
+    freed: Condvar,
+}
+
+/// Which slots this process may lease now.
+#[derive(Debug)]
+struct SlotBook {
+    free: Vec<u32>,
+    /// Given up on (their call timed out): free again once the daemon completes them.
+    abandoned: Vec<u32>,
+}
+
+impl Connection {
+    /// Connects to the daemon at `socket` and asks for a segment of `geometry`.
+    pub fn connect(
+        socket: &Path,
+        geometry: Geometry,
+        waiting: Waiting,
+    ) -> Result<Arc<Connection>, CallError> {
+        let gone = |e: io::Error| CallError::Gone(format!("{}: {e}", socket.display()));
+        let stream = UnixStream::connect(socket).map_err(gone)?;
+        control::send(
+            &stream,
+            &Hello {
+                version: PROTOCOL_VERSION,
+                geometry,
+            },
+            None,
+        )
+        .map_err(gone)?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(gone)?;
+        let (answer, fd) = control::recv::<Answer>(&stream).map_err(gone)?;
+        stream.set_read_timeout(None).map_err(gone)?;
+        let welcome = match answer {
+            Answer::Welcome(w) => w,
+            Answer::Refused(why) => {
+                return Err(CallError::Failed(Failure::Other(format!(
+                    "the daemon refused the connection: {why}"
+                ))))
+            }
+        };
+        let fd = fd.ok_or_else(|| CallError::Gone("the welcome came without a segment".into()))?;
+        let segment = Segment::map(&fd, welcome.geometry).map_err(gone)?;
+        let free = (0..welcome.geometry.slots).rev().collect();
+        Ok(Arc::new(Connection {
+            stream,
+            segment,
+            welcome,
+            waiting,
+            slots: Mutex::new(SlotBook {
+                free,
+                abandoned: Vec::new(),
+            }),
+            freed: Condvar::new(),
+        }))
+    }
+
+    /// What the daemon said when it accepted the connection.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    fn book(&self) -> MutexGuard<'_, SlotBook> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A free slot, waiting for one until `deadline` when all are in use.
+    pub fn lease(self: &Arc<Self>, deadline: Option<Instant>) -> Result<Lease, CallError> {
+        let mut book = self.book();
+        loop {
+            let segment = &self.segment;
+            if book.free.is_empty() {
+                // Slots given up on that the daemon has since completed are free again.
+                self.recover_abandoned(&mut book);
+            }
+            if let Some(index) = book.free.pop() {
+                segment
+                    .slot(index)
+                    .expect("index below the slot count")
+                    .release();
+                return Ok(Lease {
+                    conn: Arc::clone(self),
+                    index,
+                    submitted: false,
+                });
+            }
+            let wait = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(CallError::TimedOut);
+                    }
+                    (d - now).min(self.waiting.poll)
+                }
+                None => self.waiting.poll,
+            };
+            book = self
+                .freed
+                .wait_timeout(book, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn recover_abandoned(&self, book: &mut SlotBook) {
+        let segment = &self.segment;
+        let mut i = 0;
+        while i < book.abandoned.len() {
+            let index = book.abandoned[i];
+            if segment.slot(index).and_then(|s| s.state()) == Some(SlotState::Done) {
+                book.abandoned.swap_remove(i);
+                book.free.push(index);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Tells the worker calls were submitted: one wakeup for any number of them, and a
+    /// system call only when the worker sleeps.
+    pub fn ring(&self) {
+        let header = self.segment.header();
+        header.doorbell.fetch_add(1, Ordering::SeqCst);
+        if header.worker_waiting.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&header.doorbell);
+        }
+    }
+
+    /// Whether the daemon is still there: its end of the socket is open and it has not
+    /// closed the connection.
+    pub fn alive(&self) -> bool {
+        if self.segment.header().closed.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        match recv(
+            &self.stream,
+            &mut byte,
+            RecvFlags::PEEK | RecvFlags::DONTWAIT,
+        ) {
+            Ok((0, _)) => false,
+            Ok(_) => true,
+            Err(e) => e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR,
+        }
+    }
+
+    /// Calls `method` of `module` with `args`, copied into a slot: the whole round trip.
+    pub fn call(
+        self: &Arc<Self>,
+        op: Op,
+        module: &str,
+        method: &str,
+        args: &[u8],
+        deadline: Option<Instant>,
+        trace: (u64, u64),
+    ) -> Result<Reply, CallError> {
+        let mut lease = self.lease(deadline)?;
+        let capacity = lease.capacity();
+        if args.len() > capacity {
+            return Err(CallError::Invalid(format!(
+                "arguments of {} bytes do not fit the connection's slots of {capacity} bytes",
+                args.len()
+            )));
+        }
+        lease.slot().write_data(0, args);
+        lease.submit(op, module, method, args.len(), deadline, trace)?;
+        self.ring();
+        lease.wait(deadline)
+    }
+}
+
+/// A slot this process holds: fill its data area, submit, wait for the reply.
+#[derive(Debug)]
+pub struct Lease {
+    conn: Arc<Connection>,
+    index: u32,
+    submitted: bool,
+}
+
+impl Lease {
+    fn slot(&self) -> Slot<'_> {
+        self.conn
+            .segment
+            .slot(self.index)
+            .expect("a leased index is below the slot count")
+    }
+
+    /// The connection the slot belongs to.
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// Bytes the data area holds.
+    pub fn capacity(&self) -> usize {
+        self.slot().capacity()
+    }
+
+    /// The data area, to write arguments into in place.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        assert!(!self.submitted, "a submitted slot belongs to the daemon");
+        // SAFETY: the slot is `Free` and leased to this value alone (the book hands an
+        // index to one lease at a time), so no thread of this process touches it; the
+        // daemon touches a slot's data only after it is submitted, which needs
+        // `&mut self` and ends this borrow first.
+        unsafe { self.slot().data_mut() }
+    }
+
+    /// The data area, to read back what was written in it.
+    pub fn data(&self) -> &[u8] {
+        assert!(!self.submitted, "a submitted slot belongs to the daemon");
+        let len = self.capacity();
+        // SAFETY: as for `data_mut`: the slot is leased to this value alone and not
+        // submitted, so nothing writes it while `&self` lives (writes through
+        // `data_mut` need `&mut self`).
+        unsafe { self.slot().data(len) }
+    }
+
+    /// Submits the request; its arguments are the first `args_len` bytes of the data
+    /// area. Call [`Connection::ring`] after submitting one or many.
+    pub fn submit(
+        &mut self,
+        op: Op,
+        module: &str,
+        method: &str,
+        args_len: usize,
+        deadline: Option<Instant>,
+        trace: (u64, u64),
+    ) -> Result<(), CallError> {
+        for (what, name) in [("module", module), ("method", method)] {
+            if name.len() > MAX_NAME {
+                return Err(CallError::Invalid(format!(
+                    "the {what} name `{name}` is longer than {MAX_NAME} bytes"
+                )));
+            }
+        }
+        if args_len > self.capacity() {
+            return Err(CallError::Invalid(format!(
+                "arguments of {args_len} bytes do not fit the connection's slots of {} bytes",
+                self.capacity()
+            )));
+        }
+        self.slot().submit(&Submit {
+            op,
+            module,
+            method,
+            args_len,
+            deadline_ns: clock::to_ns(deadline),
+            trace_id: trace.0,
+            span_id: trace.1,
+        });
+        self.submitted = true;
+        Ok(())
+    }
+
+    /// Waits for the reply of the submitted request.
+    pub fn wait(self, deadline: Option<Instant>) -> Result<Reply, CallError> {
+        let conn = &self.conn;
+        let slot = self.slot();
+        match slot.wait_done(deadline, conn.waiting.spin, conn.waiting.poll, || {
+            conn.alive()
+        }) {
+            Waited::Done => {}
+            Waited::TimedOut => return Err(CallError::TimedOut),
+            Waited::Gone => {
+                return Err(CallError::Gone(
+                    "its socket closed while a call was running".into(),
+                ))
+            }
+        }
+        match slot.reply() {
+            Ok(len) => Ok(Reply { lease: self, len }),
+            Err(failure) => Err(CallError::Failed(failure)),
+        }
+    }
+
+    /// The backpressure the daemon reported with the reply.
+    pub fn backpressure(&self) -> f32 {
+        self.slot().backpressure()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let slot = self.slot();
+        let mut book = self.conn.book();
+        match slot.state() {
+            // A call still running (it timed out here) is the daemon's until it is done.
+            Some(SlotState::Submitted | SlotState::Running) => book.abandoned.push(self.index),
+            _ => {
+                slot.release();
+                book.free.push(self.index);
+            }
+        }
+        drop(book);
+        self.conn.freed.notify_one();
+    }
+}
+
+/// A reply, read in place in the slot until it drops.
+#[derive(Debug)]
+pub struct Reply {
+    lease: Lease,
+    len: usize,
+}
+
+impl Reply {
+    /// The backpressure the daemon reported with the reply, in [0, 1].
+    pub fn backpressure(&self) -> f32 {
+        self.lease.backpressure()
+    }
+}
+
+impl Deref for Reply {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the slot is `Done` and leased to this reply: the daemon writes a slot
+        // only between `Submitted` and `Done`, and this process hands the slot to no one
+        // else until the reply drops; `len` was checked against the data area.
+        unsafe { self.lease.slot().data(self.len) }
+    }
+}

@@ -1,0 +1,213 @@
+//! The messages on the sockets: a client and the daemon, the daemon and its worker.
+//!
+//! Each message is a frame: a 4-byte little-endian length, then that many bytes of
+//! MessagePack. A descriptor (a segment) travels attached to its frame's first bytes. A
+//! frame over [`MAX_FRAME`] bytes, or bytes that do not decode, end the conversation
+//! with an error that says so.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::fdpass;
+use crate::segment::Geometry;
+
+/// Largest frame accepted.
+pub const MAX_FRAME: u32 = 1 << 20;
+
+/// A client's first message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION) of the client.
+    pub version: u32,
+    /// The segment the client asks for.
+    pub geometry: Geometry,
+}
+
+/// The daemon's answer to a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Answer {
+    /// Accepted: the segment's descriptor is attached to this frame.
+    Welcome(Welcome),
+    /// Refused, and why.
+    Refused(String),
+}
+
+/// What a client learns when it is accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The daemon's protocol version.
+    pub version: u32,
+    /// The connection's number (in the daemon's logs and metrics).
+    pub connection: u64,
+    /// The segment's geometry (what was asked, or less).
+    pub geometry: Geometry,
+    /// Whether the daemon reads this client's arguments in place (see `docs/daemon.md`).
+    pub in_place: bool,
+    /// The modules the daemon serves.
+    pub modules: Vec<String>,
+}
+
+/// A method as the daemon describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodInfo {
+    /// Its name.
+    pub name: String,
+    /// Its arguments' format, as the ABI's format tag.
+    pub args: u8,
+    /// Its result's format, as the ABI's format tag.
+    pub result: u8,
+    /// How many parameters it takes.
+    pub arg_count: u16,
+    /// The archived type of its arguments, for archive methods.
+    pub args_type: Option<String>,
+    /// The archived type of its result, for archive methods.
+    pub result_type: Option<String>,
+    /// The fingerprint of its arguments' archived type (`memlink_abi::archive`).
+    pub args_fingerprint: Option<u64>,
+    /// The fingerprint of its result's archived type.
+    pub result_fingerprint: Option<u64>,
+}
+
+/// The daemon to its worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// The first message: the daemon's settings (opaque to this crate) and the number of
+    /// rows of the figures table, whose descriptor is attached.
+    Init {
+        /// The settings, encoded by the daemon.
+        config: Vec<u8>,
+        /// Rows of the figures table.
+        rows: u32,
+    },
+    /// Serve a connection; its segment's descriptor is attached.
+    Attach {
+        /// The connection's number.
+        connection: u64,
+        /// The segment's geometry.
+        geometry: Geometry,
+        /// Whether arguments are read in place (else copied first).
+        in_place: bool,
+        /// Where its figures go: the index of its row in the figures segment.
+        row: u32,
+    },
+    /// Stop serving a connection (the client is gone).
+    Detach {
+        /// The connection's number.
+        connection: u64,
+    },
+    /// Send the runtime's metrics as Prometheus text.
+    Metrics,
+    /// Finish the calls in flight, refuse new ones, and exit.
+    Shutdown,
+}
+
+/// The worker to the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The modules are loaded: their names.
+    Ready(Vec<String>),
+    /// Loading failed: why.
+    LoadFailed(String),
+    /// A module's log record.
+    Log(LogRecord),
+    /// The answer to [`ToWorker::Metrics`].
+    Metrics(String),
+}
+
+/// A module's log record, forwarded for aggregation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// `tracing::Level` as text (`"INFO"`, ...).
+    pub level: String,
+    /// The module.
+    pub module: String,
+    /// The export that was running.
+    pub method: String,
+    /// The message.
+    pub message: String,
+    /// Its fields.
+    pub fields: Vec<(String, String)>,
+    /// The call's trace id.
+    pub trace_id: u64,
+}
+
+/// Writes `message` as one frame, with `fd` attached.
+pub fn send<T: Serialize>(
+    socket: impl AsFd,
+    message: &T,
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let body = rmp_serde::to_vec(message).map_err(io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| l <= MAX_FRAME)
+        .ok_or_else(|| io::Error::other(format!("a frame of {} bytes", body.len())))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    fdpass::send(socket, &frame, fd)
+}
+
+/// Reads one frame and the descriptor that came with it.
+pub fn recv<T: DeserializeOwned>(socket: impl AsFd) -> io::Result<(T, Option<OwnedFd>)> {
+    let socket = socket.as_fd();
+    let mut len = [0u8; 4];
+    let fd = fdpass::recv_exact(socket, &mut len)?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes (at most {MAX_FRAME})"),
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    let more = fdpass::recv_exact(socket, &mut body)?;
+    if more.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a descriptor mid-frame",
+        ));
+    }
+    let message = rmp_serde::from_slice(&body).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("undecodable frame: {e}"),
+        )
+    })?;
+    Ok((message, fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn frames_round_trip_and_garbage_is_refused() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let hello = Hello {
+            version: 1,
+            geometry: Geometry::new(2, 4096).unwrap(),
+        };
+        send(&a, &hello, None).unwrap();
+        let (got, fd) = recv::<Hello>(&b).unwrap();
+        assert_eq!(got, hello);
+        assert!(fd.is_none());
+        (&a).write_all(&u32::MAX.to_le_bytes()).unwrap();
+        let err = recv::<Hello>(&b).unwrap_err();
+        assert!(
+            err.to_string().contains("a frame of 4294967295 bytes"),
+            "{err}"
+        );
+        (&a).write_all(&3u32.to_le_bytes()).unwrap();
+        (&a).write_all(b"\xc1\xc1\xc1").unwrap();
+        assert!(recv::<Hello>(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("undecodable"));
+    }
+}

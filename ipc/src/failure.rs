@@ -1,0 +1,131 @@
+//! Why a call through the daemon failed, as the daemon writes it into the slot.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A failed call, as it crosses from the daemon to the client (MessagePack in the slot's
+/// data area). The client turns it into the runtime's own error values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The module ran and returned an error: its status code and payload, as the ABI's
+    /// error wire codec has them.
+    Module {
+        /// The module.
+        module: String,
+        /// The method.
+        method: String,
+        /// The `Status` code.
+        code: i32,
+        /// The error's payload.
+        payload: Vec<u8>,
+    },
+    /// The daemon serves no module of that name.
+    UnknownModule(String),
+    /// The module has no such method.
+    UnknownMethod {
+        /// The module.
+        module: String,
+        /// The method.
+        method: String,
+    },
+    /// The module refused the call: it is saturated.
+    Saturated {
+        /// The module.
+        module: String,
+        /// The method.
+        method: String,
+        /// Its concurrency limit.
+        limit: u64,
+    },
+    /// The request in the slot was malformed (what was wrong).
+    BadRequest(String),
+    /// The reply in the slot was malformed (what was wrong); the client's own finding.
+    BadReply(String),
+    /// The result did not fit in the slot's data area.
+    TooLarge {
+        /// The result's length.
+        len: u64,
+        /// The data area's size.
+        capacity: u64,
+    },
+    /// The worker running the call died (how: the signal, or the watchdog's timeout).
+    WorkerDied(String),
+    /// The daemon is shutting down and took no new calls.
+    ShuttingDown,
+    /// Any other error the daemon's runtime reported, as text.
+    Other(String),
+}
+
+impl Failure {
+    /// The MessagePack bytes of the failure.
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding a plain enum of strings and integers into a `Vec` cannot fail.
+        rmp_serde::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a failure; bytes that are not one become [`Failure::BadReply`].
+    pub fn decode(bytes: &[u8]) -> Failure {
+        rmp_serde::from_slice(bytes)
+            .unwrap_or_else(|e| Failure::BadReply(format!("undecodable failure: {e}")))
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Module {
+                module,
+                method,
+                code,
+                ..
+            } => {
+                write!(f, "{module}::{method} failed with status {code}")
+            }
+            Failure::UnknownModule(name) => write!(f, "the daemon serves no module `{name}`"),
+            Failure::UnknownMethod { module, method } => {
+                write!(f, "module `{module}` has no method `{method}`")
+            }
+            Failure::Saturated {
+                module,
+                method,
+                limit,
+            } => write!(
+                f,
+                "{module}::{method} refused: the module is saturated ({limit} calls in flight)"
+            ),
+            Failure::BadRequest(why) => write!(f, "malformed request: {why}"),
+            Failure::BadReply(why) => write!(f, "malformed reply: {why}"),
+            Failure::TooLarge { len, capacity } => write!(
+                f,
+                "the result of {len} bytes does not fit the connection's slots of {capacity} bytes"
+            ),
+            Failure::WorkerDied(how) => write!(f, "the worker running the call died: {how}"),
+            Failure::ShuttingDown => write!(f, "the daemon is shutting down"),
+            Failure::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_round_trip_and_garbage_is_named() {
+        let f = Failure::Module {
+            module: "m".into(),
+            method: "f".into(),
+            code: 3,
+            payload: b"why".to_vec(),
+        };
+        assert_eq!(Failure::decode(&f.encode()), f);
+        assert!(matches!(
+            Failure::decode(b"\xc1garbage"),
+            Failure::BadReply(_)
+        ));
+    }
+}

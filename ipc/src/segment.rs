@@ -1,0 +1,262 @@
+//! The shared segment of one connection: its layout, creation and mapping.
+//!
+//! ```text
+//! 0                 Header (doorbell, flags)                       64 bytes
+//! 64                slot table: `slots` x `SlotFields`            256 bytes each
+//! data_offset       data areas: `slots` x `slot_size`, page-aligned
+//! ```
+//!
+//! The daemon creates the segment as a memfd sealed against shrinking and growing (and
+//! against further seals), so no process holding the descriptor can cut the mapping
+//! short under another and turn a read into `SIGBUS`. The geometry travels beside the
+//! descriptor in the control messages and is never read back from the shared bytes,
+//! which the other side can rewrite at will.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicU32;
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{
+    fcntl_add_seals, fcntl_get_seals, ftruncate, memfd_create, MemfdFlags, SealFlags,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::slot::{Slot, SlotFields};
+
+/// Most slots a segment may have (calls one connection can have in flight at once).
+pub const MAX_SLOTS: u32 = 64;
+/// Largest data area of one slot (the largest arguments or result of one call): 1 GiB.
+pub const MAX_SLOT_SIZE: u64 = 1 << 30;
+const PAGE: u64 = 4096;
+const HEADER_SIZE: u64 = 64;
+
+/// How a segment is cut: how many slots, and how many bytes of data each has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Geometry {
+    /// Slots (calls in flight at once), 1 to [`MAX_SLOTS`].
+    pub slots: u32,
+    /// Bytes of each slot's data area, a multiple of 4096, at most [`MAX_SLOT_SIZE`].
+    pub slot_size: u64,
+}
+
+impl Geometry {
+    /// `slots` slots of at least `slot_size` bytes (rounded up to a page), or why not.
+    pub fn new(slots: u32, slot_size: u64) -> Result<Geometry, String> {
+        if slots == 0 || slots > MAX_SLOTS {
+            return Err(format!("{slots} slots: a segment has 1 to {MAX_SLOTS}"));
+        }
+        if slot_size == 0 || slot_size > MAX_SLOT_SIZE {
+            return Err(format!(
+                "slots of {slot_size} bytes: a slot holds 1 to {MAX_SLOT_SIZE} bytes"
+            ));
+        }
+        Ok(Geometry {
+            slots,
+            slot_size: slot_size.div_ceil(PAGE) * PAGE,
+        })
+    }
+
+    /// Checks a geometry that came from elsewhere (a control message).
+    pub fn checked(self) -> Result<Geometry, String> {
+        let g = Geometry::new(self.slots, self.slot_size)?;
+        if g != self {
+            return Err(format!(
+                "slot size {} is not a multiple of 4096",
+                self.slot_size
+            ));
+        }
+        Ok(g)
+    }
+
+    /// Where the data areas start.
+    pub fn data_offset(&self) -> u64 {
+        (HEADER_SIZE + u64::from(self.slots) * SlotFields::SIZE).div_ceil(PAGE) * PAGE
+    }
+
+    /// The segment's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.data_offset() + u64::from(self.slots) * self.slot_size
+    }
+
+    /// Whether the segment would be empty (never, for a checked geometry).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The segment's first 64 bytes: what is per connection rather than per slot.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct Header {
+    /// Bumped by the client after it submits calls; the worker sleeps on it.
+    pub doorbell: AtomicU32,
+    /// 1 while the worker is (about to be) asleep on the doorbell, so a client only makes
+    /// the wake syscall when someone sleeps.
+    pub worker_waiting: AtomicU32,
+    /// Set by the daemon when it stops serving this connection.
+    pub closed: AtomicU32,
+    /// The daemon's backpressure for this connection, an `f32` in [0, 1] as bits.
+    pub backpressure: AtomicU32,
+}
+
+/// One connection's shared memory, mapped into this process.
+#[derive(Debug)]
+pub struct Segment {
+    map: MmapRaw,
+    geometry: Geometry,
+}
+
+// SAFETY (of the layout): `Header` and `SlotFields` are `repr(C)` structs of atomics
+// only, so every bit pattern, including the zeroes a fresh memfd reads as, is a valid
+// value, and concurrent access from other processes through atomics is what they are
+// for.
+const _: () = assert!(std::mem::size_of::<Header>() as u64 == HEADER_SIZE);
+
+impl Segment {
+    /// A new segment of `geometry`, zeroed and sealed, and its descriptor to pass on.
+    pub fn create(geometry: Geometry) -> io::Result<(Segment, OwnedFd)> {
+        let geometry = geometry.checked().map_err(io::Error::other)?;
+        let fd = sealed_memfd("memlink-segment", geometry.len())?;
+        let segment = Segment::map(&fd, geometry)?;
+        Ok((segment, fd))
+    }
+
+    /// Maps the segment `fd` refers to, after checking it is at least `geometry`'s size
+    /// and sealed against shrinking (so it cannot be cut short while mapped).
+    pub fn map(fd: &OwnedFd, geometry: Geometry) -> io::Result<Segment> {
+        let geometry = geometry.checked().map_err(io::Error::other)?;
+        let map = map_sealed(fd, geometry.len())?;
+        Ok(Segment { map, geometry })
+    }
+
+    /// The segment's geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// The connection's header.
+    pub fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least `data_offset` (> 64) bytes long and page
+        // aligned, so the header is in bounds and aligned; it lives as long as `self`;
+        // every bit pattern is a valid `Header` of atomics (see the layout note above),
+        // and other processes only touch it through atomics.
+        unsafe { &*self.map.as_mut_ptr().cast::<Header>() }
+    }
+
+    /// Slot `index`, or `None` past the last.
+    pub fn slot(&self, index: u32) -> Option<Slot<'_>> {
+        if index >= self.geometry.slots {
+            return None;
+        }
+        let base = self.map.as_mut_ptr();
+        let fields_at = HEADER_SIZE + u64::from(index) * SlotFields::SIZE;
+        let data_at = self.geometry.data_offset() + u64::from(index) * self.geometry.slot_size;
+        // SAFETY: both offsets are inside the mapping by the geometry's arithmetic
+        // (`index < slots`), the fields are 64-aligned (the header is 64 bytes and each
+        // entry 256), and the data area of `slot_size` bytes ends at or before the
+        // mapping's end; the `Slot` borrows `self`, so the mapping outlives it.
+        unsafe {
+            let fields = &*base.add(fields_at as usize).cast::<SlotFields>();
+            Some(Slot::new(
+                fields,
+                base.add(data_at as usize),
+                self.geometry.slot_size as usize,
+            ))
+        }
+    }
+
+    /// Bytes of the mapping this process has touched is not knowable here; this is the
+    /// mapping's length, which costs nothing until pages are written.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the mapping is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+}
+
+/// A memfd of `len` zero bytes, sealed against shrinking, growing and further seals.
+pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
+    let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    ftruncate(&fd, len)?;
+    fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    Ok(fd)
+}
+
+/// Maps `len` bytes of `fd`, shared, after checking it is sealed against shrinking and at
+/// least that long (so no access through the mapping can fault).
+pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<MmapRaw> {
+    let seals = fcntl_get_seals(fd)?;
+    if !seals.contains(SealFlags::SHRINK) {
+        return Err(io::Error::other(
+            "the memory is not sealed against shrinking",
+        ));
+    }
+    let file = File::from(fd.try_clone()?);
+    let size = file.metadata()?.len();
+    if size < len {
+        return Err(io::Error::other(format!(
+            "the memory has {size} bytes, {len} are needed"
+        )));
+    }
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    MmapOptions::new().len(len).map_raw(&file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn geometry_rounds_to_pages_and_refuses_the_impossible() {
+        let g = Geometry::new(4, 100).unwrap();
+        assert_eq!(g.slot_size, 4096);
+        assert_eq!(g.data_offset(), 4096);
+        assert_eq!(g.len(), 4096 + 4 * 4096);
+        assert!(Geometry::new(0, 4096).is_err());
+        assert!(Geometry::new(MAX_SLOTS + 1, 4096).is_err());
+        assert!(Geometry::new(1, MAX_SLOT_SIZE + 1).is_err());
+        assert!(Geometry {
+            slots: 1,
+            slot_size: 100
+        }
+        .checked()
+        .is_err());
+    }
+
+    #[test]
+    fn two_mappings_of_one_segment_see_each_other() {
+        let g = Geometry::new(2, 4096).unwrap();
+        let (a, fd) = Segment::create(g).unwrap();
+        let b = Segment::map(&fd, g).unwrap();
+        a.header().doorbell.store(5, Ordering::Release);
+        assert_eq!(b.header().doorbell.load(Ordering::Acquire), 5);
+        assert!(a.slot(2).is_none());
+        let sa = a.slot(1).unwrap();
+        let sb = b.slot(1).unwrap();
+        sa.write_data(0, b"across");
+        let mut got = [0u8; 6];
+        sb.copy_data(0, &mut got);
+        assert_eq!(&got, b"across");
+    }
+
+    #[test]
+    fn a_segment_cannot_be_shrunk_or_mapped_larger_than_it_is() {
+        let g = Geometry::new(1, 4096).unwrap();
+        let (_a, fd) = Segment::create(g).unwrap();
+        assert!(ftruncate(&fd, 10).is_err(), "sealed against shrinking");
+        let bigger = Geometry::new(8, 4096).unwrap();
+        assert!(Segment::map(&fd, bigger).is_err());
+        let plain = memfd_create("plain", MemfdFlags::CLOEXEC).unwrap();
+        ftruncate(&plain, g.len()).unwrap();
+        assert!(
+            Segment::map(&plain, g).is_err(),
+            "an unsealed memfd is refused"
+        );
+    }
+}

@@ -1,0 +1,610 @@
+//! One slot: a call's request and reply, and the state word both sides wait on.
+//!
+//! A slot moves `Free -> Submitted` (client), `Submitted -> Running` (worker, by
+//! compare-and-swap), `Running -> Done` (worker, or the supervisor when the worker
+//! died) and `Done -> Free` (client). Every field is an atomic and the data area is
+//! reached only through raw copies or the `unsafe` views below, because the other
+//! process can write any of it at any moment: the worker copies each field once, checks
+//! it, and never reads it again.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::failure::Failure;
+use crate::futex;
+
+/// Longest module or method name a slot carries, in bytes.
+pub const MAX_NAME: usize = 64;
+
+/// Where a slot is in its cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SlotState {
+    /// Nobody uses it.
+    Free = 0,
+    /// The client wrote a request; the worker has not claimed it yet.
+    Submitted = 1,
+    /// The worker is running the call.
+    Running = 2,
+    /// The reply is written.
+    Done = 3,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Op {
+    /// Call `method` of `module` with the arguments in the data area.
+    Call = 1,
+    /// List `module`'s methods (the reply is a MessagePack list of
+    /// [`MethodInfo`](crate::control::MethodInfo)).
+    Methods = 2,
+    /// The backpressure of `module` (the reply is an `f32`, little-endian).
+    Backpressure = 3,
+}
+
+const STATUS_OK: u32 = 0;
+const STATUS_FAILED: u32 = 1;
+
+/// A slot's fields as they lie in the segment (the protocol's layout: any process that
+/// maps the segment can write any of them, which is why the worker reads each once).
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct SlotFields {
+    /// [`SlotState`] as a number; the client's futex word.
+    pub state: AtomicU32,
+    /// 1 while the client sleeps (or is about to) on `state`.
+    pub client_waiting: AtomicU32,
+    /// [`Op`] as a number.
+    pub op: AtomicU32,
+    /// The reply's status: 0 ok, 1 failed (a MessagePack [`Failure`] in the data area).
+    pub status: AtomicU32,
+    /// Bytes of the module's name in `names`.
+    pub module_len: AtomicU32,
+    /// Bytes of the method's name in `names`.
+    pub method_len: AtomicU32,
+    /// The module's backpressure with the reply, `f32` bits.
+    pub backpressure: AtomicU32,
+    /// Unused; zero.
+    pub reserved: AtomicU32,
+    /// Bytes of arguments at the start of the data area.
+    pub args_len: AtomicU64,
+    /// Bytes of the reply at the start of the data area.
+    pub out_len: AtomicU64,
+    /// The deadline on `CLOCK_MONOTONIC` in nanoseconds (0: none).
+    pub deadline_ns: AtomicU64,
+    /// Trace id.
+    pub trace_id: AtomicU64,
+    /// Span id.
+    pub span_id: AtomicU64,
+    /// The module's name, then the method's, [`MAX_NAME`] bytes each, little-endian words.
+    pub names: [AtomicU64; 2 * MAX_NAME / 8],
+}
+
+impl SlotFields {
+    /// Bytes one entry of the slot table takes.
+    pub const SIZE: u64 = 256;
+}
+
+const _: () = assert!(std::mem::size_of::<SlotFields>() as u64 == SlotFields::SIZE);
+
+/// A module or method name copied out of a slot.
+#[derive(Clone, Copy)]
+pub struct Name {
+    bytes: [u8; MAX_NAME],
+    len: u8,
+}
+
+impl Name {
+    /// The name (checked UTF-8 when read).
+    pub fn as_str(&self) -> &str {
+        // The bytes were checked as UTF-8 when the name was read from the slot, and are
+        // a private copy, so they still are.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// A request as the worker read it: private copies, checked against the slot's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// What is asked.
+    pub op: Op,
+    /// The module's name.
+    pub module: Name,
+    /// The method's name (empty for ops that need none).
+    pub method: Name,
+    /// Bytes of arguments at the start of the data area (at most its size).
+    pub args_len: usize,
+    /// The deadline on `CLOCK_MONOTONIC` (0: none).
+    pub deadline_ns: u64,
+    /// The caller's trace id (0: none).
+    pub trace_id: u64,
+    /// The caller's span id (0: none).
+    pub span_id: u64,
+}
+
+/// What a client puts in a slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Submit<'r> {
+    /// What is asked.
+    pub op: Op,
+    /// The module's name, at most [`MAX_NAME`] bytes.
+    pub module: &'r str,
+    /// The method's name, at most [`MAX_NAME`] bytes.
+    pub method: &'r str,
+    /// Bytes of arguments already in the data area.
+    pub args_len: usize,
+    /// The deadline on `CLOCK_MONOTONIC` (0: none).
+    pub deadline_ns: u64,
+    /// Trace id (0: none).
+    pub trace_id: u64,
+    /// Span id (0: none).
+    pub span_id: u64,
+}
+
+/// How waiting for a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The reply is there.
+    Done,
+    /// The deadline passed first.
+    TimedOut,
+    /// The liveness check said the daemon is gone.
+    Gone,
+}
+
+/// One slot of a mapped [`Segment`](crate::Segment).
+#[derive(Debug, Clone, Copy)]
+pub struct Slot<'a> {
+    fields: &'a SlotFields,
+    data: *mut u8,
+    cap: usize,
+    _segment: PhantomData<&'a [u8]>,
+}
+
+impl<'a> Slot<'a> {
+    /// # Safety
+    /// `data` is valid for reads and writes of `cap` bytes for `'a`, in a mapping that
+    /// only ever changes through raw copies or the `unsafe` views of this type.
+    pub(crate) unsafe fn new(fields: &'a SlotFields, data: *mut u8, cap: usize) -> Slot<'a> {
+        Slot {
+            fields,
+            data,
+            cap,
+            _segment: PhantomData,
+        }
+    }
+
+    /// The slot's fields, as they lie in the segment.
+    pub fn fields(&self) -> &'a SlotFields {
+        self.fields
+    }
+
+    /// Bytes of the data area.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The slot's state, or `None` for a value no side writes (a client scribbled).
+    pub fn state(&self) -> Option<SlotState> {
+        match self.fields.state.load(Ordering::Acquire) {
+            0 => Some(SlotState::Free),
+            1 => Some(SlotState::Submitted),
+            2 => Some(SlotState::Running),
+            3 => Some(SlotState::Done),
+            _ => None,
+        }
+    }
+
+    /// Marks the slot free (client, after reading a reply, or before first use).
+    pub fn release(&self) {
+        self.fields
+            .state
+            .store(SlotState::Free as u32, Ordering::Release);
+    }
+
+    /// Copies `bytes` into the data area at `offset`; panics if they do not fit.
+    pub fn write_data(&self, offset: usize, bytes: &[u8]) {
+        assert!(
+            offset <= self.cap && bytes.len() <= self.cap - offset,
+            "out of the slot"
+        );
+        // SAFETY: the range is inside the data area (checked above); the copy goes
+        // through raw pointers, so no reference to the shared bytes exists in this
+        // process while another process may write them, and `bytes` cannot overlap the
+        // data area unless it came from one of the `unsafe` views, whose contract
+        // forbids writes while they live (`copy` tolerates the overlap regardless).
+        unsafe { std::ptr::copy(bytes.as_ptr(), self.data.add(offset), bytes.len()) };
+    }
+
+    /// Copies `out.len()` bytes of the data area from `offset` into `out`, as they are at
+    /// this moment; panics if the range is outside the data area.
+    pub fn copy_data(&self, offset: usize, out: &mut [u8]) {
+        assert!(
+            offset <= self.cap && out.len() <= self.cap - offset,
+            "out of the slot"
+        );
+        // SAFETY: the range is inside the data area (checked above) and `out` is private
+        // memory of this process, so they do not overlap; the bytes are `u8`, for which
+        // every value is valid, so a copy racing another process's writes yields some
+        // byte string, which the reader then checks like any other.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data.add(offset), out.as_mut_ptr(), out.len())
+        };
+    }
+
+    /// The first `len` bytes of the data area, read in place.
+    ///
+    /// # Safety
+    /// No process writes those bytes while the slice lives: the caller owns the slot in
+    /// the protocol's sense (a client between `Done` and `Free`; a worker between
+    /// `Running` and `Done` serving a client it trusts not to write a submitted slot).
+    pub unsafe fn data(&self, len: usize) -> &'a [u8] {
+        assert!(len <= self.cap, "out of the slot");
+        // SAFETY: in bounds (checked), valid for `'a` (the constructor's contract), and
+        // unchanging while the slice lives (this function's contract).
+        unsafe { std::slice::from_raw_parts(self.data, len) }
+    }
+
+    /// The whole data area, to fill in place.
+    ///
+    /// # Safety
+    /// No other access to the data area, from any process, while the slice lives: the
+    /// caller is the client and holds the slot `Free` (not yet submitted).
+    #[allow(clippy::mut_from_ref)] // the exclusivity is the caller's contract, as for `data`
+    pub unsafe fn data_mut(&self) -> &'a mut [u8] {
+        // SAFETY: in bounds and valid for `'a` (the constructor's contract), and not
+        // accessed by anyone else while the slice lives (this function's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.data, self.cap) }
+    }
+
+    // ---- the client's side ----
+
+    /// Writes a request and marks the slot submitted. The arguments are already in the
+    /// data area. Panics if a name is longer than [`MAX_NAME`] or `args_len` exceeds the
+    /// data area (the client checks both first).
+    pub fn submit(&self, request: &Submit<'_>) {
+        assert!(request.module.len() <= MAX_NAME && request.method.len() <= MAX_NAME);
+        assert!(request.args_len <= self.cap);
+        let f = self.fields;
+        f.op.store(request.op as u32, Ordering::Relaxed);
+        f.module_len
+            .store(request.module.len() as u32, Ordering::Relaxed);
+        f.method_len
+            .store(request.method.len() as u32, Ordering::Relaxed);
+        write_name(&f.names[..MAX_NAME / 8], request.module.as_bytes());
+        write_name(&f.names[MAX_NAME / 8..], request.method.as_bytes());
+        f.args_len.store(request.args_len as u64, Ordering::Relaxed);
+        f.deadline_ns.store(request.deadline_ns, Ordering::Relaxed);
+        f.trace_id.store(request.trace_id, Ordering::Relaxed);
+        f.span_id.store(request.span_id, Ordering::Relaxed);
+        f.status.store(u32::MAX, Ordering::Relaxed);
+        f.client_waiting.store(0, Ordering::Relaxed);
+        f.state
+            .store(SlotState::Submitted as u32, Ordering::Release);
+    }
+
+    /// Waits for the reply: spins `spin` first, then sleeps on the slot's futex, waking
+    /// every `poll` to ask `alive` whether the daemon is still there.
+    pub fn wait_done(
+        &self,
+        deadline: Option<Instant>,
+        spin: Duration,
+        poll: Duration,
+        mut alive: impl FnMut() -> bool,
+    ) -> Waited {
+        let f = self.fields;
+        let done = SlotState::Done as u32;
+        let spin_until = Instant::now() + spin;
+        loop {
+            let state = f.state.load(Ordering::Acquire);
+            if state == done {
+                return Waited::Done;
+            }
+            std::hint::spin_loop();
+            if Instant::now() >= spin_until {
+                break;
+            }
+        }
+        loop {
+            f.client_waiting.store(1, Ordering::SeqCst);
+            let state = f.state.load(Ordering::SeqCst);
+            if state == done {
+                return Waited::Done;
+            }
+            let now = Instant::now();
+            let mut timeout = poll;
+            if let Some(d) = deadline {
+                if now >= d {
+                    return Waited::TimedOut;
+                }
+                timeout = timeout.min(d - now);
+            }
+            futex::wait(&f.state, state, Some(timeout));
+            if f.state.load(Ordering::Acquire) == done {
+                return Waited::Done;
+            }
+            if !alive() {
+                return Waited::Gone;
+            }
+        }
+    }
+
+    /// The reply of a `Done` slot: the output's length, or the failure. The output is
+    /// read with [`data`](Slot::data).
+    pub fn reply(&self) -> Result<usize, Failure> {
+        let f = self.fields;
+        let len = f.out_len.load(Ordering::Acquire);
+        match f.status.load(Ordering::Acquire) {
+            STATUS_OK => usize::try_from(len)
+                .ok()
+                .filter(|&l| l <= self.cap)
+                .ok_or_else(|| Failure::BadReply(format!("output of {len} bytes"))),
+            STATUS_FAILED => {
+                let Some(len) = usize::try_from(len).ok().filter(|&l| l <= self.cap) else {
+                    return Err(Failure::BadReply(format!("failure of {len} bytes")));
+                };
+                let mut bytes = vec![0; len];
+                self.copy_data(0, &mut bytes);
+                Err(Failure::decode(&bytes))
+            }
+            other => Err(Failure::BadReply(format!("status {other}"))),
+        }
+    }
+
+    /// The backpressure the worker reported with the reply, in [0, 1].
+    pub fn backpressure(&self) -> f32 {
+        let v = f32::from_bits(self.fields.backpressure.load(Ordering::Relaxed));
+        if v.is_nan() {
+            0.0
+        } else {
+            v.clamp(0.0, 1.0)
+        }
+    }
+
+    // ---- the worker's side ----
+
+    /// Claims a submitted slot for running; `false` if it is not submitted.
+    pub fn claim(&self) -> bool {
+        self.fields
+            .state
+            .compare_exchange(
+                SlotState::Submitted as u32,
+                SlotState::Running as u32,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Reads and checks the request of a claimed slot: each field is read once.
+    pub fn read_request(&self) -> Result<Request, Failure> {
+        let f = self.fields;
+        let op = match f.op.load(Ordering::Relaxed) {
+            1 => Op::Call,
+            2 => Op::Methods,
+            3 => Op::Backpressure,
+            other => return Err(Failure::BadRequest(format!("unknown op {other}"))),
+        };
+        let module = read_name(
+            &f.names[..MAX_NAME / 8],
+            f.module_len.load(Ordering::Relaxed),
+        )
+        .map_err(|e| Failure::BadRequest(format!("module name: {e}")))?;
+        let method = read_name(
+            &f.names[MAX_NAME / 8..],
+            f.method_len.load(Ordering::Relaxed),
+        )
+        .map_err(|e| Failure::BadRequest(format!("method name: {e}")))?;
+        let args_len = f.args_len.load(Ordering::Relaxed);
+        let args_len = usize::try_from(args_len)
+            .ok()
+            .filter(|&l| l <= self.cap)
+            .ok_or_else(|| {
+                Failure::BadRequest(format!(
+                    "arguments of {args_len} bytes in a slot of {} bytes",
+                    self.cap
+                ))
+            })?;
+        Ok(Request {
+            op,
+            module,
+            method,
+            args_len,
+            deadline_ns: f.deadline_ns.load(Ordering::Relaxed),
+            trace_id: f.trace_id.load(Ordering::Relaxed),
+            span_id: f.span_id.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Writes a successful reply and completes the slot; a reply larger than the data
+    /// area completes it with [`Failure::TooLarge`] instead.
+    pub fn finish_ok(&self, output: &[u8], backpressure: f32) {
+        if output.len() > self.cap {
+            return self.finish_failure(
+                &Failure::TooLarge {
+                    len: output.len() as u64,
+                    capacity: self.cap as u64,
+                },
+                backpressure,
+            );
+        }
+        self.write_data(0, output);
+        self.complete(STATUS_OK, output.len(), backpressure);
+    }
+
+    /// Completes the slot with the `len` bytes of reply already written at the start of
+    /// its data area; panics if `len` exceeds the data area.
+    pub fn complete_ok(&self, len: usize, backpressure: f32) {
+        assert!(len <= self.cap, "out of the slot");
+        self.complete(STATUS_OK, len, backpressure);
+    }
+
+    /// Writes a failure and completes the slot.
+    pub fn finish_failure(&self, failure: &Failure, backpressure: f32) {
+        let mut bytes = failure.encode();
+        if bytes.len() > self.cap {
+            bytes = Failure::Other("the failure's text does not fit in the slot".into()).encode();
+            bytes.truncate(self.cap);
+        }
+        self.write_data(0, &bytes);
+        self.complete(STATUS_FAILED, bytes.len(), backpressure);
+    }
+
+    fn complete(&self, status: u32, len: usize, backpressure: f32) {
+        let f = self.fields;
+        f.status.store(status, Ordering::Relaxed);
+        f.out_len.store(len as u64, Ordering::Relaxed);
+        f.backpressure
+            .store(backpressure.to_bits(), Ordering::Relaxed);
+        f.state.store(SlotState::Done as u32, Ordering::SeqCst);
+        if f.client_waiting.swap(0, Ordering::SeqCst) != 0 {
+            futex::wake_all(&f.state);
+        }
+    }
+}
+
+fn write_name(words: &[AtomicU64], name: &[u8]) {
+    for (i, word) in words.iter().enumerate() {
+        let mut chunk = [0u8; 8];
+        let start = (i * 8).min(name.len());
+        let end = (start + 8).min(name.len());
+        chunk[..end - start].copy_from_slice(&name[start..end]);
+        word.store(u64::from_le_bytes(chunk), Ordering::Relaxed);
+    }
+}
+
+fn read_name(words: &[AtomicU64], len: u32) -> Result<Name, String> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    if len > MAX_NAME {
+        return Err(format!("{len} bytes, at most {MAX_NAME}"));
+    }
+    let mut bytes = [0u8; MAX_NAME];
+    for (i, word) in words.iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+    }
+    std::str::from_utf8(&bytes[..len]).map_err(|_| "not UTF-8".to_owned())?;
+    Ok(Name {
+        bytes,
+        len: len as u8,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::{Geometry, Segment};
+
+    fn segment() -> Segment {
+        Segment::create(Geometry::new(2, 4096).unwrap()).unwrap().0
+    }
+
+    #[test]
+    fn a_request_and_its_reply_go_round() {
+        let seg = segment();
+        let slot = seg.slot(0).unwrap();
+        assert_eq!(slot.state(), Some(SlotState::Free));
+        slot.write_data(0, b"args");
+        slot.submit(&Submit {
+            op: Op::Call,
+            module: "basic",
+            method: "echo",
+            args_len: 4,
+            deadline_ns: 9,
+            trace_id: 1,
+            span_id: 2,
+        });
+        assert!(slot.claim());
+        assert!(!slot.claim(), "claimed once");
+        let r = slot.read_request().unwrap();
+        assert_eq!((r.module.as_str(), r.method.as_str()), ("basic", "echo"));
+        assert_eq!(
+            (r.args_len, r.deadline_ns, r.trace_id, r.span_id),
+            (4, 9, 1, 2)
+        );
+        slot.finish_ok(b"result", 0.25);
+        let waited = slot.wait_done(None, Duration::ZERO, Duration::from_millis(1), || true);
+        assert_eq!(waited, Waited::Done);
+        let len = slot.reply().unwrap();
+        // SAFETY: the slot is done and nobody else touches it in this test.
+        assert_eq!(unsafe { slot.data(len) }, b"result");
+        assert_eq!(slot.backpressure(), 0.25);
+    }
+
+    #[test]
+    fn scribbled_fields_are_refused_with_what_was_wrong() {
+        let seg = segment();
+        let slot = seg.slot(1).unwrap();
+        slot.submit(&Submit {
+            op: Op::Call,
+            module: "m",
+            method: "f",
+            args_len: 0,
+            deadline_ns: 0,
+            trace_id: 0,
+            span_id: 0,
+        });
+        slot.fields.args_len.store(u64::MAX, Ordering::Relaxed);
+        let err = slot.read_request().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("arguments of 18446744073709551615 bytes"),
+            "{err}"
+        );
+        slot.fields.args_len.store(0, Ordering::Relaxed);
+        slot.fields.module_len.store(1000, Ordering::Relaxed);
+        assert!(slot
+            .read_request()
+            .unwrap_err()
+            .to_string()
+            .contains("module name"));
+        slot.fields.module_len.store(1, Ordering::Relaxed);
+        slot.fields.op.store(77, Ordering::Relaxed);
+        assert!(slot
+            .read_request()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown op 77"));
+        slot.fields.state.store(99, Ordering::Relaxed);
+        assert_eq!(slot.state(), None);
+        assert!(!slot.claim());
+    }
+
+    #[test]
+    fn a_sleeping_client_is_woken_and_a_deadline_ends_the_wait() {
+        let seg = std::sync::Arc::new(segment());
+        let slot = seg.slot(0).unwrap();
+        slot.submit(&Submit {
+            op: Op::Call,
+            module: "m",
+            method: "f",
+            args_len: 0,
+            deadline_ns: 0,
+            trace_id: 0,
+            span_id: 0,
+        });
+        let d = Instant::now() + Duration::from_millis(20);
+        assert_eq!(
+            slot.wait_done(Some(d), Duration::ZERO, Duration::from_secs(1), || true),
+            Waited::TimedOut
+        );
+        let s2 = seg.clone();
+        let worker = std::thread::spawn(move || {
+            let slot = s2.slot(0).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            assert!(slot.claim());
+            slot.finish_failure(&Failure::ShuttingDown, 1.0);
+        });
+        let waited = slot.wait_done(None, Duration::ZERO, Duration::from_secs(5), || true);
+        worker.join().unwrap();
+        assert_eq!(waited, Waited::Done);
+        assert_eq!(slot.reply().unwrap_err(), Failure::ShuttingDown);
+    }
+}

@@ -1,0 +1,62 @@
+//! `memlink call --daemon`: a call through a running daemon.
+
+use std::path::Path;
+
+use memlink_ipc::client::{CallError, Connection, Waiting};
+use memlink_ipc::control::MethodInfo;
+use memlink_ipc::slot::Op;
+use memlink_ipc::{Failure, Geometry};
+use memlink_runtime::{Format, ModuleError};
+
+use super::{encode_args, render, Shape};
+
+/// Calls `method` of the daemon's module `module` with JSON (or raw text) `args`.
+pub fn call(
+    socket: &Path,
+    module: &str,
+    method: &str,
+    args: Option<&str>,
+) -> Result<String, String> {
+    let geometry = Geometry::new(1, 1 << 20).map_err(|e| e.to_string())?;
+    let conn = Connection::connect(socket, geometry, Waiting::default()).map_err(|e| text(&e))?;
+    let listing = conn
+        .call(Op::Methods, module, "", &[], None, (0, 0))
+        .map_err(|e| text(&e))?;
+    let methods: Vec<MethodInfo> = rmp_serde::from_slice(&listing)
+        .map_err(|e| format!("the daemon's method list is unreadable: {e}"))?;
+    drop(listing);
+    let Some(info) = methods.iter().find(|m| m.name == method) else {
+        return Err(format!("module `{module}` has no method `{method}`"));
+    };
+    let shape = Shape {
+        name: info.name.clone(),
+        args_format: Format::from_u8(info.args).ok_or("the daemon named an unknown format")?,
+        result_format: Format::from_u8(info.result).ok_or("the daemon named an unknown format")?,
+        arg_count: info.arg_count,
+        args_type: info.args_type.clone(),
+        result_type: info.result_type.clone(),
+    };
+    let encoded = encode_args(&shape, args)?;
+    let reply = conn
+        .call(Op::Call, module, method, &encoded, None, (0, 0))
+        .map_err(|e| text(&e))?;
+    render(&shape, &reply)
+}
+
+/// The error as the in-process `memlink call` words it.
+fn text(e: &CallError) -> String {
+    match e {
+        CallError::Failed(Failure::Module {
+            module,
+            method,
+            code,
+            payload,
+        }) => {
+            format!(
+                "{module}::{method} failed: {}",
+                ModuleError::from_status(*code, payload)
+            )
+        }
+        other => other.to_string(),
+    }
+}

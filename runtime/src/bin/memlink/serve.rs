@@ -1,0 +1,90 @@
+//! `memlink serve`, and the worker process it starts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use memlink_runtime::daemon::{self, DaemonConfig, ModuleEntry, Trust};
+
+/// Flags of `memlink serve`; they override the `--config` file's settings.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Unix socket to serve on (created mode 0600).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// A TOML file of settings (see `docs/daemon.md`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve `/metrics` (Prometheus) and `/health` over HTTP at this address.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
+    /// Whose arguments are read in place: `same-user` (default) or `nobody`.
+    #[arg(long, value_parser = ["same-user", "nobody"])]
+    trust: Option<String>,
+    /// Modules to serve: `PATH`, or `NAME=PATH` to serve it under another name.
+    modules: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let mut config = match &args.config {
+        Some(path) => DaemonConfig::from_file(path)?,
+        None => DaemonConfig::new(PathBuf::new()),
+    };
+    if let Some(socket) = args.socket {
+        config.socket = socket;
+    }
+    if config.socket.as_os_str().is_empty() {
+        return Err("no socket: pass --socket PATH or set `socket` in the --config file".into());
+    }
+    if args.metrics_addr.is_some() {
+        config.metrics_addr = args.metrics_addr;
+    }
+    match args.trust.as_deref() {
+        Some("nobody") => config.trust = Trust::Nobody,
+        Some(_) => config.trust = Trust::SameUser,
+        None => {}
+    }
+    for module in args.modules {
+        let entry = match module.split_once('=') {
+            Some((name, path)) if !name.contains('/') => ModuleEntry {
+                name: Some(name.to_owned()),
+                path: path.into(),
+            },
+            _ => ModuleEntry {
+                name: None,
+                path: module.into(),
+            },
+        };
+        config.modules.push(entry);
+    }
+    if config.modules.is_empty() {
+        return Err(
+            "no modules to serve: name them after the flags or in the --config file".into(),
+        );
+    }
+    daemon::serve(config)
+}
+
+/// Runs the worker when this process was started as one (`memlink __worker
+/// --control-fd N`), and returns its exit code; `None` otherwise.
+pub fn worker_if_asked() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some(daemon::WORKER_SUBCOMMAND) {
+        return None;
+    }
+    let fd = match args.as_slice() {
+        [_, flag, fd] if flag == "--control-fd" => fd.parse().ok(),
+        _ => None,
+    };
+    let Some(fd) = fd else {
+        eprintln!("error: the worker is started by `memlink serve`, with --control-fd N");
+        return Some(ExitCode::FAILURE);
+    };
+    super::init_logging(0);
+    Some(match daemon::run_worker(fd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: memlink worker: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}

@@ -1,0 +1,211 @@
+//! The daemon's settings: a TOML file, or the command line's flags.
+//!
+//! ```toml
+//! socket = "/run/memlink/memlink.sock"
+//! metrics_addr = "127.0.0.1:9464"
+//! trust = "same-user"          # or "nobody": copy every client's arguments
+//!
+//! [[modules]]
+//! name = "basic"
+//! path = "/opt/modules/libbasic.so"
+//!
+//! [runtime]
+//! max_concurrency = 64
+//! default_timeout_ms = 5000
+//!
+//! [limits]                     # per worker process (setrlimit)
+//! memory_bytes = 2147483648
+//! cpu_seconds = 3600
+//! open_files = 1024
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RuntimeConfig;
+
+/// Everything `memlink serve` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DaemonConfig {
+    /// Where the Unix socket is created.
+    pub socket: PathBuf,
+    /// The socket's permission bits (default `0o600`: only the daemon's user connects).
+    #[serde(default = "default_mode")]
+    pub socket_mode: u32,
+    /// The modules served.
+    #[serde(default)]
+    pub modules: Vec<ModuleEntry>,
+    /// Where to serve `/metrics` and `/health` over HTTP (none by default).
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
+    /// Whose arguments are read in place.
+    #[serde(default)]
+    pub trust: Trust,
+    /// Limits of the worker process.
+    #[serde(default)]
+    pub limits: WorkerLimits,
+    /// Most connections at once (default 1024).
+    #[serde(default = "default_connections")]
+    pub max_connections: u32,
+    /// Most shared memory one connection may ask for, in bytes (default 256 MiB).
+    #[serde(default = "default_shm")]
+    pub max_shm_per_client: u64,
+    /// How long past its deadline a call may run before the watchdog ends the worker
+    /// (default 200 ms).
+    #[serde(default = "default_grace")]
+    pub watchdog_grace_ms: u64,
+    /// The runtime's settings in the worker.
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
+}
+
+/// A module to serve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleEntry {
+    /// The name clients call it by (default: the module's own).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its shared library.
+    pub path: PathBuf,
+}
+
+/// Whose arguments the worker reads in place in the shared segment.
+///
+/// A client can rewrite its segment while the worker reads it. Reading a validated
+/// archive that then changes would be undefined behaviour in the worker, so arguments
+/// are copied into the worker's private memory before they are validated, except for
+/// clients trusted not to do that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trust {
+    /// Clients running as the daemon's own user (checked with `SO_PEERCRED`), which could
+    /// attach a debugger to the worker anyway, are read in place; others are copied.
+    #[default]
+    SameUser,
+    /// Every client's arguments are copied first.
+    Nobody,
+}
+
+/// `setrlimit` limits applied to each worker process before it loads a module.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerLimits {
+    /// Address space, in bytes (`RLIMIT_AS`).
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// CPU time, in seconds (`RLIMIT_CPU`).
+    #[serde(default)]
+    pub cpu_seconds: Option<u64>,
+    /// Open descriptors (`RLIMIT_NOFILE`).
+    #[serde(default)]
+    pub open_files: Option<u64>,
+}
+
+/// The worker runtime's settings (see [`RuntimeConfig`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// [`RuntimeConfig::arena_size`].
+    #[serde(default)]
+    pub arena_size: Option<usize>,
+    /// [`RuntimeConfig::max_concurrency`].
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// [`RuntimeConfig::default_timeout`], in milliseconds.
+    #[serde(default)]
+    pub default_timeout_ms: Option<u64>,
+    /// [`RuntimeConfig::persistent_size`].
+    #[serde(default)]
+    pub persistent_size: Option<usize>,
+}
+
+fn default_mode() -> u32 {
+    0o600
+}
+fn default_connections() -> u32 {
+    1024
+}
+fn default_shm() -> u64 {
+    256 << 20
+}
+fn default_grace() -> u64 {
+    200
+}
+
+impl DaemonConfig {
+    /// A daemon on `socket` serving nothing yet, with every default.
+    pub fn new(socket: impl Into<PathBuf>) -> DaemonConfig {
+        DaemonConfig {
+            socket: socket.into(),
+            socket_mode: default_mode(),
+            modules: Vec::new(),
+            metrics_addr: None,
+            trust: Trust::default(),
+            limits: WorkerLimits::default(),
+            max_connections: default_connections(),
+            max_shm_per_client: default_shm(),
+            watchdog_grace_ms: default_grace(),
+            runtime: RuntimeSettings::default(),
+        }
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<DaemonConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The worker runtime's configuration.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        let mut config = RuntimeConfig::default();
+        let r = &self.runtime;
+        if let Some(v) = r.arena_size {
+            config.arena_size = v;
+        }
+        if let Some(v) = r.max_concurrency {
+            config.max_concurrency = v;
+        }
+        if let Some(ms) = r.default_timeout_ms {
+            config.default_timeout = Some(Duration::from_millis(ms));
+        }
+        if let Some(v) = r.persistent_size {
+            config.persistent_size = v;
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toml_file_reads_with_defaults_and_unknown_keys_are_refused() {
+        let c: DaemonConfig = toml::from_str(
+            r#"
+            socket = "/tmp/m.sock"
+            trust = "nobody"
+            [[modules]]
+            path = "/x/libbasic.so"
+            [runtime]
+            max_concurrency = 3
+            [limits]
+            open_files = 64
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.socket_mode, 0o600);
+        assert_eq!(c.trust, Trust::Nobody);
+        assert_eq!(c.modules[0].name, None);
+        assert_eq!(c.runtime_config().max_concurrency, 3);
+        assert_eq!(c.limits.open_files, Some(64));
+        let err = toml::from_str::<DaemonConfig>("socket = \"/s\"\nsockett = 1").unwrap_err();
+        assert!(err.to_string().contains("sockett"), "{err}");
+    }
+}

@@ -1,0 +1,475 @@
+//! The worker process: loads the modules and serves each connection's slots on a thread
+//! of its own.
+//!
+//! The worker trusts its supervisor (the control socket and the figures table) and no
+//! client: every field of a slot is read once and checked, and arguments are copied into
+//! private memory first unless the supervisor said the client is trusted.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use memlink_ipc::control::{self, FromWorker, LogRecord, MethodInfo, ToWorker};
+use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
+use memlink_ipc::slot::{Op, Request, Slot};
+use memlink_ipc::{clock, futex, Failure, Geometry, Segment};
+
+use super::config::{DaemonConfig, WorkerLimits};
+use crate::log::{LogEvent, LogSink};
+use crate::resolver::{LocalResolver, ModuleRef};
+use crate::{CallOptions, ModuleHandle, Runtime, RuntimeError};
+
+/// How long a connection's thread spins on its doorbell after a call before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+/// How often a sleeping connection thread wakes to check whether it should stop.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// Runs a worker on the control socket `control_fd` (inherited from the supervisor) until
+/// the supervisor says stop or goes away. Returns the process's exit message on failure.
+pub fn run(control_fd: RawFd) -> Result<(), String> {
+    if control_fd < 3 {
+        return Err(format!(
+            "control descriptor {control_fd} is a standard stream"
+        ));
+    }
+    // SAFETY: the supervisor started this process with `control_fd` open, without
+    // close-on-exec, and nothing else in this process owns it: this is its only owner.
+    let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(control_fd) });
+    let (init, figures_fd) =
+        control::recv::<ToWorker>(&control).map_err(|e| format!("no init message: {e}"))?;
+    let ToWorker::Init { config, rows } = init else {
+        return Err("the first message was not Init".into());
+    };
+    let config: DaemonConfig =
+        rmp_serde::from_slice(&config).map_err(|e| format!("undecodable settings: {e}"))?;
+    let figures_fd = figures_fd.ok_or("no figures table with Init")?;
+    let figures = Arc::new(Figures::map(&figures_fd, rows).map_err(|e| e.to_string())?);
+    apply_limits(&config.limits)?;
+    let out = Arc::new(Mutex::new(control.try_clone().map_err(|e| e.to_string())?));
+    let sink = Arc::new(Forward {
+        out: Arc::clone(&out),
+    });
+    let runtime = Arc::new(Runtime::new(
+        config.runtime_config().log_sink(sink),
+        LocalResolver,
+    ));
+    let names = match load_all(&runtime, &config) {
+        Ok(names) => names,
+        Err(e) => {
+            let _ = send(&out, &FromWorker::LoadFailed(e.clone()));
+            return Err(e);
+        }
+    };
+    send(&out, &FromWorker::Ready(names)).map_err(|e| e.to_string())?;
+    Worker {
+        runtime,
+        figures,
+        out,
+        connections: HashMap::new(),
+        draining: Arc::default(),
+    }
+    .listen(&control);
+    Ok(())
+}
+
+fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
+    let out = out.lock().unwrap_or_else(|p| p.into_inner());
+    control::send(&*out, message, None)
+}
+
+fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for entry in &config.modules {
+        let reference =
+            ModuleRef::parse(&entry.path.to_string_lossy()).map_err(|e| e.to_string())?;
+        let handle = match &entry.name {
+            Some(name) => runtime.load_as(reference, name),
+            None => runtime.load(reference),
+        }
+        .map_err(|e| e.to_string())?;
+        names.push(runtime.module_info(handle).map_err(|e| e.to_string())?.name);
+    }
+    Ok(names)
+}
+
+fn apply_limits(limits: &WorkerLimits) -> Result<(), String> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    let set = |resource, value: Option<u64>, what: &str| -> Result<(), String> {
+        if let Some(v) = value {
+            let limit = Rlimit {
+                current: Some(v),
+                maximum: Some(v),
+            };
+            setrlimit(resource, limit).map_err(|e| format!("cannot limit {what} to {v}: {e}"))?;
+        }
+        Ok(())
+    };
+    set(Resource::As, limits.memory_bytes, "memory")?;
+    set(Resource::Cpu, limits.cpu_seconds, "CPU time")?;
+    set(Resource::Nofile, limits.open_files, "open files")
+}
+
+/// Forwards module logs to the supervisor, which aggregates every worker's.
+struct Forward {
+    out: Arc<Mutex<UnixStream>>,
+}
+
+impl LogSink for Forward {
+    fn record(&self, event: &LogEvent<'_>) {
+        let record = LogRecord {
+            level: event.level.to_string(),
+            module: event.module.to_owned(),
+            method: event.method.to_owned(),
+            message: event.message.to_owned(),
+            fields: event
+                .fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            trace_id: event.trace_id,
+        };
+        // A supervisor that is gone takes the worker with it soon; a lost record then
+        // is no loss.
+        let _ = send(&self.out, &FromWorker::Log(record));
+    }
+}
+
+struct Connection {
+    stop: Arc<AtomicBool>,
+    segment: Arc<Segment>,
+    thread: JoinHandle<()>,
+}
+
+struct Worker {
+    runtime: Arc<Runtime>,
+    figures: Arc<Figures>,
+    out: Arc<Mutex<UnixStream>>,
+    connections: HashMap<u64, Connection>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn listen(mut self, control: &UnixStream) {
+        loop {
+            let (message, fd) = match control::recv::<ToWorker>(control) {
+                Ok(m) => m,
+                // The supervisor is gone (or spoke garbage): stop serving.
+                Err(_) => break,
+            };
+            match message {
+                ToWorker::Attach {
+                    connection,
+                    geometry,
+                    in_place,
+                    row,
+                } => {
+                    if let Err(e) = self.attach(connection, geometry, in_place, row, fd) {
+                        tracing::warn!(connection, "cannot serve the connection: {e}");
+                    }
+                }
+                ToWorker::Detach { connection } => {
+                    // The thread ends after the call it is running, if any; waiting for
+                    // it here would hold up every other connection's messages.
+                    if let Some(c) = self.connections.remove(&connection) {
+                        stop(&c);
+                    }
+                    self.connections.retain(|_, c| !c.thread.is_finished());
+                }
+                ToWorker::Metrics => {
+                    let _ = send(&self.out, &FromWorker::Metrics(self.runtime.prometheus()));
+                }
+                ToWorker::Shutdown => break,
+                ToWorker::Init { .. } => {}
+            }
+        }
+        // Finish the calls in flight; each thread refuses what was submitted after.
+        self.draining.store(true, Ordering::SeqCst);
+        for c in self.connections.values() {
+            futex::wake_all(&c.segment.header().doorbell);
+        }
+        for (_, c) in self.connections.drain() {
+            let _ = c.thread.join();
+        }
+    }
+
+    fn attach(
+        &mut self,
+        connection: u64,
+        geometry: Geometry,
+        in_place: bool,
+        row: u32,
+        fd: Option<OwnedFd>,
+    ) -> Result<(), String> {
+        let fd = fd.ok_or("no segment attached")?;
+        let segment = Arc::new(Segment::map(&fd, geometry).map_err(|e| e.to_string())?);
+        if self.figures.row(row).is_none() {
+            return Err(format!("figures row {row} out of range"));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = Server {
+            runtime: Arc::clone(&self.runtime),
+            figures: Arc::clone(&self.figures),
+            row,
+            segment: Arc::clone(&segment),
+            in_place,
+            stop: Arc::clone(&stop),
+            draining: Arc::clone(&self.draining),
+            modules: HashMap::new(),
+            scratch: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("memlink-conn-{connection}"))
+            .spawn(move || server.run())
+            .map_err(|e| e.to_string())?;
+        self.connections.insert(
+            connection,
+            Connection {
+                stop,
+                segment,
+                thread,
+            },
+        );
+        Ok(())
+    }
+}
+
+fn stop(c: &Connection) {
+    c.stop.store(true, Ordering::SeqCst);
+    futex::wake_all(&c.segment.header().doorbell);
+}
+
+/// Serves one connection's slots.
+struct Server {
+    runtime: Arc<Runtime>,
+    figures: Arc<Figures>,
+    row: u32,
+    segment: Arc<Segment>,
+    in_place: bool,
+    stop: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+    modules: HashMap<String, ModuleHandle>,
+    /// Private memory arguments are copied into (16-aligned, for archives).
+    scratch: Vec<u128>,
+}
+
+impl Server {
+    fn run(mut self) {
+        let segment = Arc::clone(&self.segment);
+        let header = segment.header();
+        let slots = segment.geometry().slots;
+        let mut last_work = Instant::now();
+        loop {
+            let bell = header.doorbell.load(Ordering::Acquire);
+            let mut served = false;
+            for i in 0..slots {
+                let slot = segment.slot(i).expect("index below the slot count");
+                if slot.claim() {
+                    served = true;
+                    self.serve(i, slot);
+                }
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            if self.draining.load(Ordering::Acquire) {
+                return self.refuse_all();
+            }
+            if served {
+                last_work = Instant::now();
+                continue;
+            }
+            if last_work.elapsed() < SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            header.worker_waiting.store(1, Ordering::SeqCst);
+            if header.doorbell.load(Ordering::SeqCst) == bell {
+                futex::wait(&header.doorbell, bell, Some(IDLE_POLL));
+            }
+            header.worker_waiting.store(0, Ordering::SeqCst);
+            last_work = Instant::now();
+        }
+    }
+
+    /// Answers every call submitted after the worker began to drain.
+    fn refuse_all(&self) {
+        for i in 0..self.segment.geometry().slots {
+            let slot = self.segment.slot(i).expect("index below the slot count");
+            if slot.claim() {
+                slot.finish_failure(&Failure::ShuttingDown, 1.0);
+            }
+        }
+    }
+
+    fn row(&self) -> &Row {
+        self.figures.row(self.row).expect("row checked at attach")
+    }
+
+    fn serve(&mut self, index: u32, slot: Slot<'_>) {
+        let request = match slot.read_request() {
+            Ok(r) => r,
+            Err(failure) => {
+                self.row().errors.fetch_add(1, Ordering::Relaxed);
+                return slot.finish_failure(&failure, 0.0);
+            }
+        };
+        let running = &self.row().running[index as usize];
+        running.store(
+            if request.deadline_ns == 0 {
+                NO_DEADLINE
+            } else {
+                request.deadline_ns
+            },
+            Ordering::Relaxed,
+        );
+        let handle = self.handle(request.module.as_str());
+        let backpressure = handle
+            .as_ref()
+            .ok()
+            .and_then(|h| self.runtime.backpressure(*h).ok())
+            .unwrap_or(0.0);
+        let row = self.figures.row(self.row).expect("row checked at attach");
+        row.calls.fetch_add(1, Ordering::Relaxed);
+        row.bytes_in
+            .fetch_add(request.args_len as u64, Ordering::Relaxed);
+        let result = handle.and_then(|h| self.answer(h, &request, slot));
+        // Cleared before the slot completes, so the watchdog never blames a finished call.
+        let row = self.figures.row(self.row).expect("row checked at attach");
+        row.running[index as usize].store(0, Ordering::Relaxed);
+        match result {
+            Ok(len) => {
+                row.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
+                slot.complete_ok(len, backpressure);
+            }
+            Err(failure) => {
+                row.errors.fetch_add(1, Ordering::Relaxed);
+                slot.finish_failure(&failure, backpressure);
+            }
+        }
+    }
+
+    fn handle(&mut self, module: &str) -> Result<ModuleHandle, Failure> {
+        if let Some(h) = self.modules.get(module) {
+            return Ok(*h);
+        }
+        let h = self
+            .runtime
+            .handle_of(module)
+            .map_err(|e| failure_of(e, module, ""))?;
+        self.modules.insert(module.to_owned(), h);
+        Ok(h)
+    }
+
+    /// Runs the request; on success the reply is in the slot's data area and its length
+    /// is returned.
+    fn answer(&mut self, h: ModuleHandle, r: &Request, slot: Slot<'_>) -> Result<usize, Failure> {
+        let module = r.module.as_str();
+        match r.op {
+            Op::Methods => {
+                let methods = self
+                    .runtime
+                    .methods(h)
+                    .map_err(|e| failure_of(e, module, ""))?;
+                let infos: Vec<MethodInfo> = methods
+                    .iter()
+                    .map(|m| MethodInfo {
+                        name: m.name.clone(),
+                        args: m.args_format as u8,
+                        result: m.result_format as u8,
+                        arg_count: m.arg_count,
+                        args_type: m.args_type.as_ref().map(|t| t.name.clone()),
+                        result_type: m.result_type.as_ref().map(|t| t.name.clone()),
+                        args_fingerprint: m.args_type.as_ref().map(|t| t.fingerprint),
+                        result_fingerprint: m.result_type.as_ref().map(|t| t.fingerprint),
+                    })
+                    .collect();
+                let bytes = rmp_serde::to_vec(&infos).map_err(|e| Failure::Other(e.to_string()))?;
+                put(slot, &bytes)
+            }
+            Op::Backpressure => {
+                let b = self
+                    .runtime
+                    .backpressure(h)
+                    .map_err(|e| failure_of(e, module, ""))?;
+                put(slot, &b.to_le_bytes())
+            }
+            Op::Call => {
+                let method = r.method.as_str();
+                let options = CallOptions {
+                    trace_id: r.trace_id,
+                    span_id: r.span_id,
+                    deadline: clock::from_ns(r.deadline_ns),
+                };
+                let output = if self.in_place {
+                    // SAFETY: the slot is `Running` and the supervisor vouched that this
+                    // client (running as the daemon's own user) does not write a slot it
+                    // submitted; the slice lives only for the call.
+                    let args = unsafe { slot.data(r.args_len) };
+                    self.runtime.call_with(h, method, args, &options)
+                } else {
+                    let words = r.args_len.div_ceil(16);
+                    if self.scratch.len() < words {
+                        self.scratch.resize(words, 0);
+                    }
+                    // SAFETY: `u128` has no padding and every byte pattern is valid `u8`;
+                    // the view covers `words * 16 >= args_len` bytes of the vector.
+                    let bytes: &mut [u8] = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            self.scratch.as_mut_ptr().cast::<u8>(),
+                            words * 16,
+                        )
+                    };
+                    slot.copy_data(0, &mut bytes[..r.args_len]);
+                    self.runtime
+                        .call_with(h, method, &bytes[..r.args_len], &options)
+                };
+                let output = output.map_err(|e| failure_of(e, module, method))?;
+                put(slot, &output)
+            }
+        }
+    }
+}
+
+fn put(slot: Slot<'_>, bytes: &[u8]) -> Result<usize, Failure> {
+    if bytes.len() > slot.capacity() {
+        return Err(Failure::TooLarge {
+            len: bytes.len() as u64,
+            capacity: slot.capacity() as u64,
+        });
+    }
+    slot.write_data(0, bytes);
+    Ok(bytes.len())
+}
+
+/// The wire form of a runtime error.
+fn failure_of(e: RuntimeError, module: &str, method: &str) -> Failure {
+    match e {
+        RuntimeError::Call {
+            module,
+            method,
+            error,
+        } => Failure::Module {
+            module,
+            method,
+            code: error.status() as i32,
+            payload: error.payload(),
+        },
+        RuntimeError::UnknownModule { name } => Failure::UnknownModule(name),
+        RuntimeError::UnknownMethod { module, method } => Failure::UnknownMethod { module, method },
+        RuntimeError::Saturated {
+            module,
+            method,
+            limit,
+        } => Failure::Saturated {
+            module,
+            method,
+            limit: limit as u64,
+        },
+        other => Failure::Other(format!("{module}::{method}: {other}")),
+    }
+}
