@@ -16,7 +16,7 @@ use memlink_runtime::{CallOptions, Caller, RuntimeError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::runtime_error;
+use crate::error::{not_taken, runtime_error};
 use crate::output::{ArgSlot, RemoteOutput};
 use crate::typed::{RemoteArchived, RemoteTyped};
 use crate::Batch;
@@ -375,7 +375,23 @@ impl Client {
         }
     }
 
+    /// A request by name; one the daemon never took (it went away, and a new one is
+    /// there) is sent once more on a new connection.
     fn request(
+        &self,
+        op: Op,
+        module: &str,
+        method: &str,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
+        match self.request_once(op, module, method, args, options) {
+            Err(e) if not_taken(&e) => self.request_once(op, module, method, args, options),
+            other => other,
+        }
+    }
+
+    fn request_once(
         &self,
         op: Op,
         module: &str,
@@ -439,7 +455,7 @@ impl Client {
         method: &str,
         given: Option<Duration>,
     ) -> RuntimeError {
-        if matches!(e, CallError::Gone(_)) {
+        if matches!(e, CallError::Gone(_) | CallError::NotTaken(_)) {
             self.lost(conn);
         }
         runtime_error(e, module, method, given)

@@ -6,6 +6,15 @@ use memlink_ipc::client::CallError;
 use memlink_ipc::Failure;
 use memlink_runtime::{ModuleError, RuntimeError};
 
+/// The reason of a [`RuntimeError::DaemonGone`] for a call the daemon never took: the
+/// client sends such a call again, once, on a new connection.
+pub(crate) const NOT_TAKEN: &str = "its socket closed before it took the call";
+
+/// Whether `e` is a call the daemon never took (safe to send again).
+pub(crate) fn not_taken(e: &RuntimeError) -> bool {
+    matches!(e, RuntimeError::DaemonGone { reason } if reason == NOT_TAKEN)
+}
+
 /// The [`RuntimeError`] for `e`, a failed call of `module::method` that had `given` time
 /// when it was made (for a timeout).
 pub(crate) fn runtime_error(
@@ -22,6 +31,9 @@ pub(crate) fn runtime_error(
             error: ModuleError::Timeout(given.unwrap_or_default()),
         },
         CallError::Gone(reason) => RuntimeError::DaemonGone { reason },
+        CallError::NotTaken(_) => RuntimeError::DaemonGone {
+            reason: NOT_TAKEN.to_owned(),
+        },
         CallError::Invalid(reason) => RuntimeError::Daemon { reason },
         // `CallError` may grow; what it says is still the best account of the failure.
         other => RuntimeError::Daemon {

@@ -79,8 +79,16 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
         self.call_with(args, &CallOptions::default())
     }
 
-    /// [`call`](RemoteTyped::call) with per-call `options`.
+    /// [`call`](RemoteTyped::call) with per-call `options`. A call the daemon never took
+    /// (it went away, and a new one is there) is sent once more on a new connection.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
+        match self.call_once(args, options) {
+            Err(e) if crate::error::not_taken(&e) => self.call_once(args, options),
+            other => other,
+        }
+    }
+
+    fn call_once(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
         let conn = self.client.connection()?;
         let given = crate::client::given(options);
         let mut lease = conn.lease(options.deadline).map_err(|e| {

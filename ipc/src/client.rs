@@ -26,8 +26,10 @@ pub enum CallError {
     Failed(Failure),
     /// The deadline passed before the reply came.
     TimedOut,
-    /// The daemon is gone (what was seen).
+    /// The daemon is gone (what was seen), and the call may have run.
     Gone(String),
+    /// The daemon went away before it took the call: it never ran, and can be sent again.
+    NotTaken(String),
     /// The request cannot be made (a name too long, arguments larger than a slot).
     Invalid(String),
 }
@@ -38,6 +40,7 @@ impl std::fmt::Display for CallError {
             CallError::Failed(failure) => failure.fmt(f),
             CallError::TimedOut => f.write_str("the deadline passed before the reply came"),
             CallError::Gone(why) => write!(f, "the daemon is gone: {why}"),
+            CallError::NotTaken(why) => write!(f, "the daemon is gone: {why}"),
             CallError::Invalid(why) => f.write_str(why),
         }
     }
@@ -335,6 +338,11 @@ impl Lease {
         }) {
             Waited::Done => {}
             Waited::TimedOut => return Err(CallError::TimedOut),
+            Waited::Gone if slot.state() == Some(SlotState::Submitted) => {
+                return Err(CallError::NotTaken(
+                    "its socket closed before it took the call".into(),
+                ))
+            }
             Waited::Gone => {
                 return Err(CallError::Gone(
                     "its socket closed while a call was running".into(),

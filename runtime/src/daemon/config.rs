@@ -122,6 +122,11 @@ pub struct RuntimeSettings {
     /// [`RuntimeConfig::persistent_size`].
     #[serde(default)]
     pub persistent_size: Option<usize>,
+    /// The least severe module log record forwarded to the daemon's log (`"error"`,
+    /// `"warn"`, `"info"`, `"debug"`, `"trace"`); default: what the daemon's own
+    /// logging shows.
+    #[serde(default)]
+    pub log_level: Option<String>,
 }
 
 fn default_mode() -> u32 {
@@ -176,6 +181,9 @@ impl DaemonConfig {
         }
         if let Some(v) = r.persistent_size {
             config.persistent_size = v;
+        }
+        if let Some(level) = r.log_level.as_deref().and_then(|l| l.parse().ok()) {
+            config.log_level = Some(level);
         }
         config
     }

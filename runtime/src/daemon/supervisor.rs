@@ -73,7 +73,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The worker is this executable started again with [`WORKER_SUBCOMMAND`] and
 /// `--control-fd N`: an executable that calls `serve` must hand that invocation to
 /// [`run_worker`](super::run_worker) (the `memlink` command does).
-pub fn serve(config: DaemonConfig) -> Result<(), String> {
+pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
+    if let Some(level) = &config.runtime.log_level {
+        level
+            .parse::<tracing::Level>()
+            .map_err(|_| format!("log level `{level}`: use error, warn, info, debug or trace"))?;
+    } else if let Some(level) = tracing::level_filters::LevelFilter::current().into_level() {
+        // The worker forwards what this process's subscriber would show.
+        config.runtime.log_level = Some(level.to_string());
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let listener = bind(&config)?;
     let (figures, figures_fd) =

@@ -79,7 +79,7 @@ pub fn worker_if_asked() -> Option<ExitCode> {
         eprintln!("error: the worker is started by `memlink serve`, with --control-fd N");
         return Some(ExitCode::FAILURE);
     };
-    super::init_logging(0);
+    init_worker_logging();
     Some(match daemon::run_worker(fd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -87,4 +87,22 @@ pub fn worker_if_asked() -> Option<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// The worker's own records (warnings and errors) go to the daemon's stderr, which it
+/// inherits; module records are forwarded to the daemon instead, so they are not written
+/// here a second time.
+fn init_worker_logging() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("memlink::module", LevelFilter::OFF)
+        .with_target("memlink::panic", LevelFilter::OFF);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
 }

@@ -1,0 +1,444 @@
+//! Bad input and faults against a real daemon and real client processes: each ends in a
+//! named error or a clean recovery, nothing hangs past its deadline, and other clients
+//! keep being served.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{memlink, signal, Daemon, Setup};
+use memlink_client::{CallOptions, Client, ClientConfig, ModuleError, RuntimeError};
+use memlink_ipc::control::{self, Answer, Hello};
+use memlink_ipc::slot::{Op, SlotState, Submit, Waited};
+use memlink_ipc::{futex, Failure, Geometry, Segment, PROTOCOL_VERSION};
+use rustix::process::Signal;
+
+/// Waits until the daemon's log holds `text` (a module's log record, forwarded).
+fn wait_log(daemon: &Daemon, text: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !daemon.log_text().contains(text) {
+        assert!(
+            Instant::now() < until,
+            "no `{text}` in the daemon's log:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The daemon still serves: a call with a one-second deadline succeeds.
+fn still_serving(daemon: &Daemon) {
+    let client = Client::connect(&daemon.socket).unwrap();
+    let name = client.modules().unwrap()[0].clone();
+    let m = client.module(&name).unwrap();
+    let options = CallOptions::default().timeout(Duration::from_secs(1));
+    match name.as_str() {
+        "zero_copy" => {
+            let sum = client
+                .typed::<(Vec<u8>, u64), u64>(m, "checksum_msgpack")
+                .unwrap();
+            sum.call_with(&(vec![1, 2, 3], 0), &options).unwrap();
+        }
+        "hazards" => drop(client.call_with(m, "count", b"", &options).unwrap()),
+        _ => drop(client.call_with(m, "noop", b"", &options).unwrap()),
+    }
+}
+
+/// A hand-made connection: the handshake done with the protocol's own messages, the
+/// segment mapped, nothing of the client library in the way.
+fn raw_connection(daemon: &Daemon) -> (UnixStream, Segment, bool) {
+    let stream = UnixStream::connect(&daemon.socket).unwrap();
+    let geometry = Geometry::new(2, 4096).unwrap();
+    control::send(
+        &stream,
+        &Hello {
+            version: PROTOCOL_VERSION,
+            geometry,
+        },
+        None,
+    )
+    .unwrap();
+    let (answer, fd) = control::recv::<Answer>(&stream).unwrap();
+    let Answer::Welcome(welcome) = answer else {
+        panic!("refused: {answer:?}")
+    };
+    let segment = Segment::map(&fd.unwrap(), welcome.geometry).unwrap();
+    (stream, segment, welcome.in_place)
+}
+
+fn ring(segment: &Segment) {
+    let header = segment.header();
+    header.doorbell.fetch_add(1, Ordering::SeqCst);
+    futex::wake_all(&header.doorbell);
+}
+
+#[test]
+fn garbage_on_the_socket_is_refused_and_others_are_served() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    for garbage in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &u32::MAX.to_le_bytes()[..],
+        &[5, 0, 0, 0, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1][..],
+    ] {
+        let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+        stream.write_all(garbage).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        // The daemon answers with a refusal and hangs up (a reset, when our garbage is
+        // still unread): the read ends either way, before its timeout.
+        match stream.read_to_end(&mut answer) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+    wait_log(&daemon, "connection refused: bad hello");
+    still_serving(&daemon);
+    // A hello of another protocol version is refused with a reason.
+    let stream = UnixStream::connect(&daemon.socket).unwrap();
+    let geometry = Geometry::new(1, 4096).unwrap();
+    control::send(
+        &stream,
+        &Hello {
+            version: 999,
+            geometry,
+        },
+        None,
+    )
+    .unwrap();
+    let (answer, _) = control::recv::<Answer>(&stream).unwrap();
+    assert!(
+        matches!(answer, Answer::Refused(ref why) if why.contains("protocol 999")),
+        "{answer:?}"
+    );
+}
+
+#[test]
+fn a_slot_pointing_outside_the_segment_gets_an_error_that_says_so() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let (_stream, segment, _) = raw_connection(&daemon);
+    let slot = segment.slot(0).unwrap();
+    let submit = Submit {
+        op: Op::Call,
+        module: "basic",
+        method: "echo",
+        args_len: 4,
+        deadline_ns: 0,
+        trace_id: 0,
+        span_id: 0,
+    };
+    // Arguments past the slot's end, then names longer than a name may be, then an op
+    // that does not exist: each refused, and the slot completed.
+    let scribbles: [(&str, &dyn Fn()); 3] = [
+        ("arguments of 18446744073709551615 bytes", &|| {
+            slot.fields().args_len.store(u64::MAX, Ordering::SeqCst)
+        }),
+        ("module name: 4096 bytes", &|| {
+            slot.fields().module_len.store(4096, Ordering::SeqCst)
+        }),
+        ("unknown op 9", &|| {
+            slot.fields().op.store(9, Ordering::SeqCst)
+        }),
+    ];
+    for (said, scribble) in scribbles {
+        slot.submit(&submit);
+        slot.fields().state.store(0, Ordering::SeqCst);
+        scribble();
+        slot.fields()
+            .state
+            .store(SlotState::Submitted as u32, Ordering::SeqCst);
+        ring(&segment);
+        let d = Some(Instant::now() + Duration::from_secs(10));
+        let waited = slot.wait_done(d, Duration::ZERO, Duration::from_millis(20), || true);
+        assert_eq!(waited, Waited::Done);
+        let failure = slot.reply().unwrap_err();
+        assert!(matches!(failure, Failure::BadRequest(_)), "{failure:?}");
+        assert!(failure.to_string().contains(said), "{failure}");
+    }
+    // A state no side writes is left alone; the other slot is still served.
+    slot.fields().state.store(99, Ordering::SeqCst);
+    let other = segment.slot(1).unwrap();
+    other.write_data(0, b"fine");
+    other.submit(&submit);
+    ring(&segment);
+    let d = Some(Instant::now() + Duration::from_secs(10));
+    assert_eq!(
+        other.wait_done(d, Duration::ZERO, Duration::from_millis(20), || true),
+        Waited::Done
+    );
+    let len = other.reply().unwrap();
+    // SAFETY: the slot is done and this test is the only one touching it.
+    assert_eq!(unsafe { other.data(len) }, b"fine");
+    still_serving(&daemon);
+}
+
+#[test]
+fn a_client_that_dies_mid_call_costs_nobody_else() {
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["hazards"])
+    });
+    let other = Client::connect(&daemon.socket).unwrap();
+    let hazards = other.module("hazards").unwrap();
+    let mut doomed = Command::new(memlink())
+        .args(["call", "--daemon"])
+        .arg(&daemon.socket)
+        .args(["hazards", "hold", "1500"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The module's log record, aggregated by the daemon, says the call is running.
+    wait_log(&daemon, "holding");
+    signal(doomed.id() as i32, Signal::KILL);
+    let _ = doomed.wait();
+    let options = CallOptions::default().timeout(Duration::from_secs(5));
+    let count = other.call_with(hazards, "count", b"", &options).unwrap();
+    assert!(!count.is_empty());
+    // The dead client's connection is let go.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = daemon.http_get("/metrics");
+        if body.contains("memlink_daemon_connections 1\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the dead client's connection stays:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_client_that_rewrites_its_arguments_during_calls_cannot_harm_the_daemon() {
+    let daemon = Daemon::start(Setup {
+        extra: vec!["--trust".into(), "nobody".into()],
+        ..Setup::modules(&["zero_copy"])
+    });
+    let worker = daemon.worker_pid();
+    let (_stream, segment, in_place) = raw_connection(&daemon);
+    assert!(!in_place, "--trust nobody: arguments are copied");
+    let segment = Arc::new(segment);
+    let a = rkyv::to_bytes::<rkyv::rancor::Error>(&(vec![1u8; 1000],)).unwrap();
+    let b = rkyv::to_bytes::<rkyv::rancor::Error>(&(vec![2u8; 1000],)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scribbler = {
+        let (segment, stop, b) = (Arc::clone(&segment), Arc::clone(&stop), b.to_vec());
+        std::thread::spawn(move || {
+            let slot = segment.slot(0).unwrap();
+            let mut flip = 0u8;
+            while !stop.load(Ordering::Relaxed) {
+                // The other archive, then bytes that are no archive at all.
+                slot.write_data(0, &b);
+                flip = flip.wrapping_add(37);
+                slot.write_data(flip as usize % 900, &[flip; 64]);
+            }
+        })
+    };
+    let slot = segment.slot(0).unwrap();
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..300 {
+        slot.write_data(0, &a);
+        slot.submit(&Submit {
+            op: Op::Call,
+            module: "zero_copy",
+            method: "checksum",
+            args_len: a.len(),
+            deadline_ns: 0,
+            trace_id: 0,
+            span_id: 0,
+        });
+        ring(&segment);
+        let d = Some(Instant::now() + Duration::from_secs(10));
+        assert_eq!(
+            slot.wait_done(d, Duration::ZERO, Duration::from_millis(20), || true),
+            Waited::Done
+        );
+        match slot.reply() {
+            Ok(_) => ok += 1,
+            Err(Failure::Module { code, payload, .. }) => {
+                let e = ModuleError::from_status(code, &payload);
+                assert!(matches!(e, ModuleError::Serialize(_)), "{e}");
+                refused += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    scribbler.join().unwrap();
+    assert_eq!(ok + refused, 300);
+    assert_eq!(daemon.worker_pid(), worker, "the worker never died");
+    still_serving(&daemon);
+}
+
+#[test]
+fn a_worker_killed_mid_call_fails_the_call_with_the_signal_and_is_replaced() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let worker = daemon.worker_pid();
+    let caller = std::thread::scope(|s| {
+        let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(10_000u64,)));
+        wait_log(&daemon, "holding");
+        signal(worker, Signal::KILL);
+        call.join().unwrap()
+    });
+    let err = caller.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WorkerDied { ref reason } if reason.contains("signal 9 (SIGKILL)")),
+        "{err}"
+    );
+    // The next call succeeds within a second, on a new worker, on the same connection.
+    let options = CallOptions::default().timeout(Duration::from_secs(1));
+    client.call_with(hazards, "count", b"", &options).unwrap();
+    assert_ne!(daemon.worker_pid(), worker);
+}
+
+#[test]
+fn a_module_that_aborts_costs_its_worker_and_the_message_is_kept() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let err = client.call(hazards, "abort_in_drop", b"").unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WorkerDied { ref reason } if reason.contains("SIGABRT")),
+        "{err}"
+    );
+    wait_log(&daemon, "the first panic of abort_in_drop");
+    let options = CallOptions::default().timeout(Duration::from_secs(1));
+    client.call_with(hazards, "count", b"", &options).unwrap();
+}
+
+#[test]
+fn a_call_that_never_returns_is_ended_by_the_watchdog() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let worker = daemon.worker_pid();
+    let options = CallOptions::default().timeout(Duration::from_millis(100));
+    let hold = client.typed::<(u64,), u64>(hazards, "hold").unwrap();
+    let err = hold.call_with(&(60_000,), &options).unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "{err}"
+    );
+    wait_log(&daemon, "past its deadline");
+    let options = CallOptions::default().timeout(Duration::from_secs(1));
+    client.call_with(hazards, "count", b"", &options).unwrap();
+    assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
+}
+
+#[test]
+fn a_daemon_restarted_under_a_connected_client_is_reconnected_to() {
+    let mut daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(
+        client
+            .call_typed::<_, u32>(basic, "add", &(1u32, 1u32))
+            .unwrap(),
+        2
+    );
+    assert!(
+        daemon.terminate().success(),
+        "SIGTERM ends the daemon with status 0"
+    );
+    let dir = std::mem::replace(&mut daemon.dir, common::scratch_dir());
+    let _again = Daemon::start_in(dir, Setup::modules(&["basic"]));
+    assert_eq!(
+        client
+            .call_typed::<_, u32>(basic, "add", &(2u32, 2u32))
+            .unwrap(),
+        4
+    );
+}
+
+#[test]
+fn a_call_in_flight_when_the_daemon_is_killed_gets_daemon_gone() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let worker = daemon.worker_pid();
+    let result = std::thread::scope(|s| {
+        let call = s.spawn(|| {
+            let options = CallOptions::default().timeout(Duration::from_secs(8));
+            client
+                .typed::<(u64,), u64>(hazards, "hold")
+                .unwrap()
+                .call_with(&(5_000,), &options)
+        });
+        wait_log(&daemon, "holding");
+        signal(daemon.pid(), Signal::KILL);
+        call.join().unwrap()
+    });
+    let err = result.unwrap_err();
+    assert!(matches!(err, RuntimeError::DaemonGone { .. }), "{err}");
+    // The orphaned worker notices its supervisor is gone and exits after its call.
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::path::Path::new(&format!("/proc/{worker}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{worker}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(Instant::now() < until, "the worker outlived its supervisor");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_calls_in_flight_then_exits_zero() {
+    let mut daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let (result, status) = std::thread::scope(|s| {
+        let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(400u64,)));
+        wait_log(&daemon, "holding");
+        let status = daemon.terminate();
+        (call.join().unwrap(), status)
+    });
+    assert_eq!(result.unwrap(), 400);
+    assert!(status.success(), "{status}");
+    assert!(!daemon.socket.exists(), "the socket is removed");
+}
+
+#[test]
+fn limits_refuse_clearly_and_the_socket_is_private() {
+    let daemon = Daemon::start(Setup {
+        toml: "max_connections = 2\nmax_shm_per_client = 1048576\n[limits]\nopen_files = 64\n"
+            .into(),
+        ..Setup::modules(&["basic"])
+    });
+    let mode = std::fs::metadata(&daemon.socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let big = ClientConfig::default().slots(4).slot_size(4 << 20);
+    let err = Client::with_config(&daemon.socket, big).unwrap_err();
+    assert!(
+        err.to_string().contains("the limit per client is 1048576"),
+        "{err}"
+    );
+    let small = || ClientConfig::default().slots(2).slot_size(64 << 10);
+    let first = Client::with_config(&daemon.socket, small()).unwrap();
+    let _second = Client::with_config(&daemon.socket, small()).unwrap();
+    let err = Client::with_config(&daemon.socket, small()).unwrap_err();
+    assert!(err.to_string().contains("limit of 2 connections"), "{err}");
+    let basic = first.module("basic").unwrap();
+    assert_eq!(&*first.call(basic, "echo", b"still").unwrap(), b"still");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.worker_pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(line.split_whitespace().nth(3), Some("64"), "{line}");
+}
