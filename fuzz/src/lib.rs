@@ -17,7 +17,9 @@
 //! - [`archived_call::run`]: hostile archives, aligned or not, through `memlink_call` to
 //!   an export that reads its arguments in place;
 //! - [`host_side::run`]: the runtime's own call path and host services, with a module
-//!   that hands back any status and output and calls the services with any values.
+//!   that hands back any status and output and calls the services with any values;
+//! - [`daemon_requests::run`]: what a client of the daemon puts on its socket and in its
+//!   segment's slots, read as the daemon reads them.
 //!
 //! A panic anywhere in a harness is a finding: cargo-fuzz builds with `panic = "abort"`,
 //! and the harnesses assert the ABI's promises (see each module).
@@ -28,6 +30,7 @@ pub mod archived_call;
 pub mod archives;
 pub mod arena_ops;
 pub mod call_frames;
+pub mod daemon_requests;
 pub mod depth;
 pub mod exports;
 pub mod host;

@@ -554,3 +554,46 @@ pub fn host_side() -> Vec<(&'static str, Vec<u8>)> {
     }
     found
 }
+
+/// Seeds of `daemon_requests`: a good hello and bad ones, slots good and scribbled, and
+/// failure bytes good and bad.
+pub fn daemon_requests() -> Vec<(&'static str, Vec<u8>)> {
+    use memlink_ipc::control::Hello;
+    use memlink_ipc::{Failure, Geometry, PROTOCOL_VERSION};
+    let hello = Hello { version: PROTOCOL_VERSION, geometry: Geometry::new(2, 4096).unwrap() };
+    let body = rmp_serde::to_vec(&hello).unwrap();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    let mut truncated = frame.clone();
+    truncated.truncate(frame.len() - 2);
+    let slot = |op: u32, module: &[u8], method: &[u8], args: u64, state: u32| {
+        let mut b = vec![1u8];
+        let mut fields = vec![0u8; 160];
+        fields[0..4].copy_from_slice(&op.to_le_bytes());
+        fields[4..8].copy_from_slice(&(module.len() as u32).to_le_bytes());
+        fields[8..12].copy_from_slice(&(method.len() as u32).to_le_bytes());
+        fields[12..20].copy_from_slice(&args.to_le_bytes());
+        fields[28..28 + module.len()].copy_from_slice(module);
+        fields[92..92 + method.len()].copy_from_slice(method);
+        fields[156..160].copy_from_slice(&state.to_le_bytes());
+        b.extend_from_slice(&fields);
+        b
+    };
+    let mut failure = vec![2u8];
+    failure.extend(Failure::WorkerDied("killed by signal 9 (SIGKILL)".into()).encode());
+    vec![
+        ("hello", frame),
+        ("hello_truncated", truncated),
+        ("hello_huge_length", vec![0, 0xff, 0xff, 0xff, 0xff, 1, 2]),
+        ("hello_garbage", vec![0, 4, 0, 0, 0, 0xc1, 0xc1, 0xc1, 0xc1]),
+        ("slot_call", slot(1, b"basic", b"echo", 5, 1)),
+        ("slot_args_past_end", slot(1, b"basic", b"echo", u64::MAX, 1)),
+        ("slot_long_name", slot(1, &[b'm'; 64], b"f", 0, 1)),
+        ("slot_bad_utf8", slot(2, &[0xff, 0xfe], b"", 0, 1)),
+        ("slot_bad_op", slot(77, b"basic", b"echo", 0, 1)),
+        ("slot_not_submitted", slot(1, b"basic", b"echo", 0, 2)),
+        ("failure", failure),
+        ("failure_garbage", vec![2, 0xc1, 0x00]),
+    ]
+}

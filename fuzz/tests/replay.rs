@@ -16,14 +16,15 @@ use memlink_fuzz::call_frames::{self, FrameSpec};
 use memlink_fuzz::host;
 use memlink_fuzz::types::{Chain, Tree};
 use memlink_fuzz::{
-    archive_access, archived_call, arena_ops, host_side, known, msgpack_args, seeds,
+    archive_access, archived_call, arena_ops, daemon_requests, host_side, known, msgpack_args,
+    seeds,
 };
 use memlink_msdk::abi::Status;
 use memlink_msdk::archive::{check, Limits};
 use memlink_msdk::serialize::{from_msgpack, MAX_DEPTH, MAX_NESTING};
 use memlink_msdk::ModuleError;
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "msgpack_args",
     "call_frames",
     "arena_ops",
@@ -31,6 +32,7 @@ const TARGETS: [&str; 7] = [
     "archive_mutation",
     "archived_call",
     "host_side",
+    "daemon_requests",
 ];
 
 fn run_target(target: &str, data: &[u8]) {
@@ -42,6 +44,7 @@ fn run_target(target: &str, data: &[u8]) {
         "archive_mutation" => archive_mutation::run(data),
         "archived_call" => archived_call::run(data),
         "host_side" => host_side::run(data),
+        "daemon_requests" => daemon_requests::run(data),
         other => panic!("no target `{other}`"),
     }
 }
@@ -55,6 +58,7 @@ fn seeds_of(target: &str) -> Vec<(&'static str, Vec<u8>)> {
         "archive_mutation" => seeds::archive_mutation(),
         "archived_call" => seeds::archived_call(),
         "host_side" => seeds::host_side(),
+        "daemon_requests" => seeds::daemon_requests(),
         other => panic!("no target `{other}`"),
     }
 }
