@@ -73,17 +73,17 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
     }
     family(
         &mut out,
-        "memlink_call_duration_microseconds",
+        "memlink_call_duration_seconds",
         "histogram",
-        "Call latency per export, from sampled calls scaled to every call.",
+        "Call latency per export in seconds, from sampled calls scaled to every call.",
     );
     for m in &methods {
         histogram(
             &mut out,
-            "memlink_call_duration_microseconds",
+            "memlink_call_duration_seconds",
             &labels(m),
             &m.latency_buckets,
-            m.latency_sum_micros,
+            m.latency_sum_micros / 1e6,
         );
     }
     custom(&mut out, modules);
@@ -134,14 +134,15 @@ fn custom(out: &mut String, modules: &[ModuleMetrics]) {
     }
 }
 
-/// Cumulative buckets, then sum and count, as the format wants them.
+/// Cumulative buckets, then sum and count, as the format wants them; the bounds in
+/// seconds (Prometheus' base unit; the runtime keeps them in microseconds).
 fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64) {
     let mut cumulative = 0;
     for (i, n) in buckets.iter().enumerate() {
         cumulative += n;
         let le = BUCKETS
             .get(i)
-            .map_or_else(|| "+Inf".to_owned(), |b| float(*b));
+            .map_or_else(|| "+Inf".to_owned(), |b| float(*b / 1e6));
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
     }
     let _ = writeln!(out, "{name}_sum{{{labels}}} {}", float(sum));

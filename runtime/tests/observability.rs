@@ -367,7 +367,7 @@ fn prometheus_output_parses_and_counts_once() {
         ),
         Some(Value::Counter(1.0))
     );
-    match sample("memlink_call_duration_microseconds", &echo) {
+    match sample("memlink_call_duration_seconds", &echo) {
         Some(Value::Histogram(buckets)) => {
             let inf = buckets
                 .iter()
