@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{not_taken, runtime_error};
-use crate::output::{ArgSlot, RemoteOutput};
+use crate::output::{ArgSlot, RemoteOutput, SlotReply};
 use crate::typed::{RemoteArchived, RemoteTyped};
 use crate::Batch;
 
@@ -312,6 +312,32 @@ impl Client {
         let ArgSlot { lease, len } = buffer;
         self.finish(lease, Op::Call, &name, method, len, options)
             .map(|reply| RemoteOutput { reply })
+    }
+
+    /// Calls `method` with the arguments written in `buffer`, and keeps the buffer: the
+    /// arguments stay where they are (the reply lands after them when it fits), so the
+    /// same buffer, rewritten or not, serves the next call with no new slot and no
+    /// zeroing. The reply is read in place until it drops.
+    pub fn call_slot<'s>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        buffer: &'s mut ArgSlot,
+        options: &CallOptions,
+    ) -> Result<SlotReply<'s>, RuntimeError> {
+        let name = self.name(module);
+        let given = given(options);
+        let trace = (options.trace_id, options.span_id);
+        let len = buffer.len;
+        let conn = Arc::clone(buffer.lease.connection());
+        let range = buffer
+            .lease
+            .round_trip(Op::Call, &name, method, len, options.deadline, trace)
+            .map_err(|e| self.failed(&conn, e, &name, method, given))?;
+        self.last_reply.store(clock::now_ns(), Ordering::Relaxed);
+        Ok(SlotReply {
+            bytes: buffer.lease.reply(range),
+        })
     }
 
     /// Many calls submitted with one wakeup of the daemon (see [`Batch`]).

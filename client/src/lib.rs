@@ -42,5 +42,5 @@ pub use batch::Batch;
 pub use client::{Client, ClientConfig, RemoteModule};
 pub use memlink_ipc::control::MethodInfo;
 pub use memlink_runtime::{CallOptions, Caller, ModuleError, RuntimeError};
-pub use output::{ArgSlot, RemoteOutput};
+pub use output::{ArgSlot, RemoteOutput, SlotReply};
 pub use typed::{ArchivedReply, RemoteArchived, RemoteTyped};

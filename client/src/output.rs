@@ -83,3 +83,18 @@ impl fmt::Debug for ArgSlot {
             .finish_non_exhaustive()
     }
 }
+
+/// The reply of [`Client::call_slot`](crate::Client::call_slot), read in place; the
+/// buffer it borrows holds the arguments again once it drops.
+#[derive(Debug)]
+pub struct SlotReply<'s> {
+    pub(crate) bytes: &'s [u8],
+}
+
+impl Deref for SlotReply<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.bytes
+    }
+}

@@ -173,9 +173,9 @@ fn a_slot_pointing_outside_the_segment_gets_an_error_that_says_so() {
         other.wait_done(d, Duration::ZERO, Duration::from_millis(20), || true),
         Waited::Done
     );
-    let len = other.reply().unwrap();
+    let range = other.reply().unwrap();
     // SAFETY: the slot is done and this test is the only one touching it.
-    assert_eq!(unsafe { other.data(len) }, b"fine");
+    assert_eq!(unsafe { other.data_at(range) }, b"fine");
     still_serving(&daemon);
 }
 

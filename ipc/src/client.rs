@@ -331,6 +331,11 @@ impl Lease {
 
     /// Waits for the reply of the submitted request.
     pub fn wait(self, deadline: Option<Instant>) -> Result<Reply, CallError> {
+        let range = self.wait_ref(deadline)?;
+        Ok(Reply { lease: self, range })
+    }
+
+    fn wait_ref(&self, deadline: Option<Instant>) -> Result<std::ops::Range<usize>, CallError> {
         let conn = &self.conn;
         let slot = self.slot();
         match slot.wait_done(deadline, conn.waiting.spin, conn.waiting.poll, || {
@@ -349,10 +354,37 @@ impl Lease {
                 ))
             }
         }
-        match slot.reply() {
-            Ok(len) => Ok(Reply { lease: self, len }),
-            Err(failure) => Err(CallError::Failed(failure)),
-        }
+        slot.reply().map_err(CallError::Failed)
+    }
+
+    /// Submits the request, rings, waits, and keeps the slot: the arguments stay in the
+    /// data area (the reply goes after them when it fits), so the same arguments can be
+    /// sent again without being written again. The reply is read with
+    /// [`reply`](Lease::reply) until the next call.
+    pub fn round_trip(
+        &mut self,
+        op: Op,
+        module: &str,
+        method: &str,
+        args_len: usize,
+        deadline: Option<Instant>,
+        trace: (u64, u64),
+    ) -> Result<std::ops::Range<usize>, CallError> {
+        self.submit(op, module, method, args_len, deadline, trace)?;
+        self.conn.ring();
+        let range = self.wait_ref(deadline)?;
+        // Done: the slot is this lease's again.
+        self.submitted = false;
+        Ok(range)
+    }
+
+    /// The bytes of a reply [`round_trip`](Lease::round_trip) returned the range of.
+    pub fn reply(&self, range: std::ops::Range<usize>) -> &[u8] {
+        assert!(!self.submitted, "a submitted slot belongs to the daemon");
+        // SAFETY: the slot is not submitted (its last call is done) and leased to this
+        // value alone; writes through `data_mut` need `&mut self`, so nothing changes
+        // the bytes while `&self` lives.
+        unsafe { self.slot().data_at(range) }
     }
 
     /// The backpressure the daemon reported with the reply.
@@ -382,7 +414,7 @@ impl Drop for Lease {
 #[derive(Debug)]
 pub struct Reply {
     lease: Lease,
-    len: usize,
+    range: std::ops::Range<usize>,
 }
 
 impl Reply {
@@ -398,7 +430,7 @@ impl Deref for Reply {
     fn deref(&self) -> &[u8] {
         // SAFETY: the slot is `Done` and leased to this reply: the daemon writes a slot
         // only between `Submitted` and `Done`, and this process hands the slot to no one
-        // else until the reply drops; `len` was checked against the data area.
-        unsafe { self.lease.slot().data(self.len) }
+        // else until the reply drops; the range was checked against the data area.
+        unsafe { self.lease.slot().data_at(self.range.clone()) }
     }
 }

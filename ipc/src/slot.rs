@@ -68,6 +68,9 @@ pub struct SlotFields {
     pub backpressure: AtomicU32,
     /// Unused; zero.
     pub reserved: AtomicU32,
+    /// Where the reply starts in the data area: after the arguments (64-aligned) when it
+    /// fits there, so a client can call again with the same arguments in place; else 0.
+    pub out_at: AtomicU64,
     /// Bytes of arguments at the start of the data area.
     pub args_len: AtomicU64,
     /// Bytes of the reply at the start of the data area.
@@ -247,10 +250,22 @@ impl<'a> Slot<'a> {
     /// the protocol's sense (a client between `Done` and `Free`; a worker between
     /// `Running` and `Done` serving a client it trusts not to write a submitted slot).
     pub unsafe fn data(&self, len: usize) -> &'a [u8] {
-        assert!(len <= self.cap, "out of the slot");
+        // SAFETY: the same contract.
+        unsafe { self.data_at(0..len) }
+    }
+
+    /// The bytes of `range` in the data area, read in place.
+    ///
+    /// # Safety
+    /// As for [`data`](Slot::data).
+    pub unsafe fn data_at(&self, range: std::ops::Range<usize>) -> &'a [u8] {
+        assert!(
+            range.start <= range.end && range.end <= self.cap,
+            "out of the slot"
+        );
         // SAFETY: in bounds (checked), valid for `'a` (the constructor's contract), and
         // unchanging while the slice lives (this function's contract).
-        unsafe { std::slice::from_raw_parts(self.data, len) }
+        unsafe { std::slice::from_raw_parts(self.data.add(range.start), range.len()) }
     }
 
     /// The whole data area, to fill in place.
@@ -337,25 +352,41 @@ impl<'a> Slot<'a> {
         }
     }
 
-    /// The reply of a `Done` slot: the output's length, or the failure. The output is
-    /// read with [`data`](Slot::data).
-    pub fn reply(&self) -> Result<usize, Failure> {
+    /// The reply of a `Done` slot: where the output lies in the data area, or the
+    /// failure. The output is read with [`data_at`](Slot::data_at).
+    pub fn reply(&self) -> Result<std::ops::Range<usize>, Failure> {
         let f = self.fields;
         let len = f.out_len.load(Ordering::Acquire);
+        let at = f.out_at.load(Ordering::Acquire);
+        let range = usize::try_from(at)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(at, len)| Some(at..at.checked_add(len)?))
+            .filter(|r| r.end <= self.cap);
+        let Some(range) = range else {
+            return Err(Failure::BadReply(format!("a reply of {len} bytes at {at}")));
+        };
         match f.status.load(Ordering::Acquire) {
-            STATUS_OK => usize::try_from(len)
-                .ok()
-                .filter(|&l| l <= self.cap)
-                .ok_or_else(|| Failure::BadReply(format!("output of {len} bytes"))),
+            STATUS_OK => Ok(range),
             STATUS_FAILED => {
-                let Some(len) = usize::try_from(len).ok().filter(|&l| l <= self.cap) else {
-                    return Err(Failure::BadReply(format!("failure of {len} bytes")));
-                };
-                let mut bytes = vec![0; len];
-                self.copy_data(0, &mut bytes);
+                let mut bytes = vec![0; range.len()];
+                self.copy_data(range.start, &mut bytes);
                 Err(Failure::decode(&bytes))
             }
             other => Err(Failure::BadReply(format!("status {other}"))),
+        }
+    }
+
+    /// Where a reply of `len` bytes goes: after the arguments, 64-aligned, when it fits
+    /// there (so the arguments stay for another call), else at the start.
+    pub fn reply_at(&self, len: usize) -> usize {
+        let args = self.fields.args_len.load(Ordering::Relaxed);
+        let at = usize::try_from(args)
+            .ok()
+            .and_then(|a| a.checked_next_multiple_of(64));
+        match at {
+            Some(at) if at.checked_add(len).is_some_and(|end| end <= self.cap) => at,
+            _ => 0,
         }
     }
 
@@ -436,15 +467,19 @@ impl<'a> Slot<'a> {
                 backpressure,
             );
         }
-        self.write_data(0, output);
-        self.complete(STATUS_OK, output.len(), backpressure);
+        let at = self.reply_at(output.len());
+        self.write_data(at, output);
+        self.complete(STATUS_OK, at, output.len(), backpressure);
     }
 
-    /// Completes the slot with the `len` bytes of reply already written at the start of
-    /// its data area; panics if `len` exceeds the data area.
-    pub fn complete_ok(&self, len: usize, backpressure: f32) {
-        assert!(len <= self.cap, "out of the slot");
-        self.complete(STATUS_OK, len, backpressure);
+    /// Completes the slot with the `len` bytes of reply already written at `at` in its
+    /// data area; panics if they are not inside it.
+    pub fn complete_ok(&self, at: usize, len: usize, backpressure: f32) {
+        assert!(
+            at.checked_add(len).is_some_and(|end| end <= self.cap),
+            "out of the slot"
+        );
+        self.complete(STATUS_OK, at, len, backpressure);
     }
 
     /// Writes a failure and completes the slot.
@@ -454,13 +489,15 @@ impl<'a> Slot<'a> {
             bytes = Failure::Other("the failure's text does not fit in the slot".into()).encode();
             bytes.truncate(self.cap);
         }
-        self.write_data(0, &bytes);
-        self.complete(STATUS_FAILED, bytes.len(), backpressure);
+        let at = self.reply_at(bytes.len());
+        self.write_data(at, &bytes);
+        self.complete(STATUS_FAILED, at, bytes.len(), backpressure);
     }
 
-    fn complete(&self, status: u32, len: usize, backpressure: f32) {
+    fn complete(&self, status: u32, at: usize, len: usize, backpressure: f32) {
         let f = self.fields;
         f.status.store(status, Ordering::Relaxed);
+        f.out_at.store(at as u64, Ordering::Relaxed);
         f.out_len.store(len as u64, Ordering::Relaxed);
         f.backpressure
             .store(backpressure.to_bits(), Ordering::Relaxed);
@@ -532,9 +569,12 @@ mod tests {
         slot.finish_ok(b"result", 0.25);
         let waited = slot.wait_done(None, Duration::ZERO, Duration::from_millis(1), || true);
         assert_eq!(waited, Waited::Done);
-        let len = slot.reply().unwrap();
+        let range = slot.reply().unwrap();
+        assert_eq!(range.start, 64, "after the arguments");
         // SAFETY: the slot is done and nobody else touches it in this test.
-        assert_eq!(unsafe { slot.data(len) }, b"result");
+        assert_eq!(unsafe { slot.data_at(range) }, b"result");
+        // SAFETY: as above.
+        assert_eq!(unsafe { slot.data(4) }, b"args", "the arguments stay");
         assert_eq!(slot.backpressure(), 0.25);
     }
 

@@ -83,6 +83,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         config.runtime.log_level = Some(level.to_string());
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    raise_open_files();
     let listener = bind(&config)?;
     let (figures, figures_fd) =
         Figures::create(config.max_connections).map_err(|e| format!("figures table: {e}"))?;
@@ -139,6 +140,23 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     let _ = keeper.join();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Each connection holds a socket and a segment descriptor here: the soft limit on open
+/// files is raised to the hard one, as servers do, so the connection limit is what
+/// refuses clients rather than `EMFILE`.
+fn raise_open_files() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!("cannot raise the open files limit: {e}");
+        }
+    }
 }
 
 fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
