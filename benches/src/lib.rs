@@ -6,6 +6,7 @@
 //! both places.
 
 pub mod alloc_count;
+pub mod daemon;
 pub mod fixture;
 pub mod measure;
 pub mod modules;

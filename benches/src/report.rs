@@ -98,6 +98,7 @@ pub const GROUPS: &[&str] = &[
     "zero_copy",
     "observability",
     "allocations",
+    "daemon",
 ];
 
 /// Runs the named groups (of [`GROUPS`]), then the ratios their figures allow.
@@ -114,6 +115,7 @@ pub fn run_groups(report: &mut Report, cfg: &Config, fx: &Fixtures, groups: &[&s
             "zero_copy" => crate::zero_copy::figures(report, cfg),
             "observability" => crate::observability::figures(report, cfg),
             "allocations" => allocations(report, fx),
+            "daemon" => crate::daemon::figures(report, cfg),
             other => eprintln!("  no group named `{other}` (groups: {})", GROUPS.join(" ")),
         }
     }
@@ -452,6 +454,52 @@ pub fn allocations(report: &mut Report, fx: &Fixtures) {
 
 /// Ratios of figures of this run.
 pub fn ratios(report: &mut Report) {
+    // The daemon: against the in-process call and the Unix-socket baseline.
+    report.ratio(
+        "daemon_noargs_over_in_process",
+        "daemon_noargs_ns",
+        "export_noargs_by_name_ns",
+    );
+    report.ratio(
+        "socket_over_daemon_noargs",
+        "socket_msgpack_noargs_ns",
+        "daemon_noargs_ns",
+    );
+    report.ratio(
+        "socket_over_daemon_noargs_sleeping",
+        "socket_msgpack_noargs_sleeping_ns",
+        "daemon_noargs_sleeping_ns",
+    );
+    report.ratio(
+        "daemon_zero_copy_64mib_over_1kib",
+        "daemon_zero_copy_64mib_ns",
+        "daemon_zero_copy_1kib_ns",
+    );
+    report.ratio(
+        "daemon_untrusted_64mib_over_memcpy",
+        "daemon_untrusted_64mib_ns",
+        "memcpy_64mib_ns",
+    );
+    report.ratio(
+        "socket_over_daemon_1mib",
+        "socket_msgpack_1mib_ns",
+        "daemon_zero_copy_1mib_ns",
+    );
+    report.ratio(
+        "daemon_clients_scaling",
+        "daemon_clients_2_calls_per_sec",
+        "daemon_clients_1_calls_per_sec",
+    );
+    report.ratio(
+        "daemon_flood_ratio",
+        "daemon_latency_flooded_ns",
+        "daemon_latency_quiet_ns",
+    );
+    report.ratio(
+        "daemon_batch_saving",
+        "daemon_noargs_ns",
+        "daemon_batch8_per_call_ns",
+    );
     if let (Some(on), Some(off)) = (
         report.get("export_noargs_by_id_ns"),
         report.get("export_noargs_by_id_no_metrics_ns"),

@@ -317,16 +317,17 @@ impl<'a> Slot<'a> {
     ) -> Waited {
         let f = self.fields;
         let done = SlotState::Done as u32;
-        let spin_until = Instant::now() + spin;
+        let start = Instant::now();
         loop {
             let state = f.state.load(Ordering::Acquire);
             if state == done {
                 return Waited::Done;
             }
-            std::hint::spin_loop();
-            if Instant::now() >= spin_until {
+            let spun = start.elapsed();
+            if spun >= spin {
                 break;
             }
+            relax(spun);
         }
         loop {
             f.client_waiting.store(1, Ordering::SeqCst);
@@ -505,6 +506,17 @@ impl<'a> Slot<'a> {
         if f.client_waiting.swap(0, Ordering::SeqCst) != 0 {
             futex::wake_all(&f.state);
         }
+    }
+}
+
+/// One step of a spin wait: a pause while the wait is young, then a yield, so a spinner
+/// on a machine with more runnable threads than cores hands its core to the thread it
+/// waits for instead of burning the time slice that thread needs.
+pub fn relax(spun: Duration) {
+    if spun < Duration::from_micros(2) {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
     }
 }
 

@@ -34,12 +34,18 @@ static ALLOC: CountingAlloc = CountingAlloc;
 const USAGE: &str =
     "usage: report [--quick] [--only GROUP,GROUP...] | report --profile OP [--iters N]
 GROUP: limits exports peers arena threads lifecycle nested zero_copy observability allocations
+       daemon
 OP: raw_extern noop_by_id noop_by_name echo_raw echo_raw_by_id echo_msgpack
     add_msgpack add_typed relay_echo load_unload_shared load_unload_no_persistent
     alloc_round bumpalo_round wasmtime_nop wasmtime_add wasmtime_echo";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The `daemon` group runs this executable again as the daemon, its worker, the
+    // baseline's server and client processes.
+    if let Some(code) = memlink_benches::daemon::role(&args) {
+        return code;
+    }
     let mut quick = false;
     let mut profile = None;
     let mut only: Option<String> = None;

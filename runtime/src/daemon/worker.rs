@@ -292,8 +292,9 @@ impl Server {
                 last_work = Instant::now();
                 continue;
             }
-            if last_work.elapsed() < SPIN {
-                std::hint::spin_loop();
+            let idle = last_work.elapsed();
+            if idle < SPIN {
+                memlink_ipc::slot::relax(idle);
                 continue;
             }
             header.worker_waiting.store(1, Ordering::SeqCst);

@@ -1,0 +1,437 @@
+//! The `daemon` group: calls through `memlink serve` from this (another) process, beside
+//! the in-process call and the baseline a user would otherwise write: the same calls as
+//! MessagePack frames over a Unix socket, to a server process that calls the same module
+//! in its own runtime.
+//!
+//! The daemon, its worker, the socket server and the extra client processes are this
+//! executable started again in a role ([`role`]): the report's `main` hands them over
+//! before anything else.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use memlink_client::{ArgSlot, CallOptions, Client, ClientConfig, RemoteModule};
+use memlink_example_types::datasets::{Bytes, BytesRef};
+use memlink_runtime::daemon::{self, DaemonConfig, ModuleEntry, Trust};
+use memlink_runtime::{ModuleRef, Runtime};
+
+use crate::measure::{self, Config, Sample};
+use crate::modules::example;
+use crate::report::Report;
+
+const SERVE: &str = "__bench_serve";
+const SOCKET_SERVER: &str = "__bench_socket_server";
+const FLOOD: &str = "__bench_flood";
+
+/// Runs this process as a daemon, a worker, the socket server or a flooding client when
+/// `args` (without the executable) ask for one; `None` otherwise.
+pub fn role(args: &[String]) -> Option<ExitCode> {
+    let code = |r: Result<(), String>| match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    match args.first().map(String::as_str)? {
+        daemon::WORKER_SUBCOMMAND => {
+            let fd = args.get(2).and_then(|f| f.parse().ok())?;
+            Some(code(daemon::run_worker(fd)))
+        }
+        SERVE => {
+            let mut config = DaemonConfig::new(args.get(1)?);
+            if args.get(2).map(String::as_str) == Some("nobody") {
+                config.trust = Trust::Nobody;
+            }
+            for path in &args[3..] {
+                config.modules.push(ModuleEntry {
+                    name: None,
+                    path: path.into(),
+                });
+            }
+            Some(code(daemon::serve(config)))
+        }
+        SOCKET_SERVER => Some(code(socket_server(Path::new(args.get(1)?), args.get(2)?))),
+        FLOOD => Some(code(flood(
+            Path::new(args.get(1)?),
+            args.get(2)?.parse().ok()?,
+        ))),
+        _ => None,
+    }
+}
+
+/// A child process of this executable, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SIGTERM lets a daemon take its worker down with it.
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Result<Process, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map(Process)
+        .map_err(|e| format!("cannot start a helper process: {e}"))
+}
+
+fn wait_for(socket: &Path) -> Result<(), String> {
+    let until = Instant::now() + Duration::from_secs(60);
+    while UnixStream::connect(socket).is_err() {
+        if Instant::now() > until {
+            return Err(format!("nothing serves on {}", socket.display()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn start_daemon(
+    dir: &Path,
+    name: &str,
+    trust: &str,
+    modules: &[PathBuf],
+) -> Result<(Process, PathBuf), String> {
+    let socket = dir.join(name);
+    let mut args = vec![
+        SERVE.to_owned(),
+        socket.display().to_string(),
+        trust.to_owned(),
+    ];
+    args.extend(modules.iter().map(|m| m.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let process = spawn(&args)?;
+    wait_for(&socket)?;
+    Ok((process, socket))
+}
+
+/// Measures the group (skipped with a note if the daemon cannot start here).
+pub fn figures(report: &mut Report, cfg: &Config) {
+    if let Err(e) = measure_all(report, cfg) {
+        eprintln!("  daemon group skipped: {e}");
+    }
+}
+
+fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("memlink-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let modules = [example("basic")?, example("datasets")?];
+    let (daemon, socket) = start_daemon(&dir, "trusted.sock", "same-user", &modules)?;
+    let base_socket = dir.join("baseline.sock");
+    let _server = spawn(&[
+        SOCKET_SERVER,
+        &base_socket.display().to_string(),
+        &modules[1].display().to_string(),
+    ])?;
+    wait_for(&base_socket)?;
+    let err = |e: memlink_client::RuntimeError| e.to_string();
+
+    // Small calls.
+    let client = Client::connect(&socket).map_err(err)?;
+    let basic = client.module("basic").map_err(err)?;
+    let datasets = client.module("datasets").map_err(err)?;
+    report.ns(
+        "daemon_noargs_ns",
+        measure::run(cfg, || client.call(basic, "noop", b"").map(|o| o.len())),
+        "noop by name through the daemon, from this process, calls back to back (both sides spinning)",
+    );
+    report.ns(
+        "daemon_noargs_sleeping_ns",
+        one_at_a_time(cfg, Duration::from_millis(3), || {
+            client.call(basic, "noop", b"").map(|o| o.len()).ok()
+        }),
+        "noop by name through the daemon after 3 ms idle (the worker and this caller asleep on futexes), each call timed alone",
+    );
+    let mut baseline = SocketClient::connect(&base_socket)?;
+    report.ns(
+        "socket_msgpack_noargs_ns",
+        measure::run(cfg, || baseline.call("noop", &[])),
+        "baseline: [method, args] as a MessagePack frame over a Unix socket to a server process calling the module in its runtime, reply framed back",
+    );
+    report.ns(
+        "socket_msgpack_noargs_sleeping_ns",
+        one_at_a_time(cfg, Duration::from_millis(3), || baseline.call("noop", &[])),
+        "the baseline after 3 ms idle (its server asleep in read), each call timed alone",
+    );
+    let mut batch_op = || {
+        let mut batch = client.batch();
+        for _ in 0..8 {
+            batch.push(basic, "noop", b"").ok();
+        }
+        batch.run().len()
+    };
+    let batch = measure::run(cfg, &mut batch_op);
+    report.ns(
+        "daemon_batch8_per_call_ns",
+        Sample {
+            median_ns: batch.median_ns / 8.0,
+            min_ns: batch.min_ns / 8.0,
+            q1_ns: batch.q1_ns / 8.0,
+            q3_ns: batch.q3_ns / 8.0,
+            ..batch
+        },
+        "8 noop calls submitted with one wakeup and collected, per call",
+    );
+
+    // Large arguments, trusted (read in place) and not (copied first).
+    let big = ClientConfig::default()
+        .slots(1)
+        .slot_size((64 << 20) + (1 << 20));
+    let big_client = Client::with_config(&socket, big.clone()).map_err(err)?;
+    let big_datasets = big_client.module("datasets").map_err(err)?;
+    for (label, len) in [("1kib", 1 << 10), ("1mib", 1 << 20), ("64mib", 64 << 20)] {
+        let ns = in_place(cfg, &big_client, big_datasets, len)?;
+        report.ns(&format!("daemon_zero_copy_{label}_ns"), ns, &format!("bytes_peek of {label} written once in an argument slot, called again and again (read in place, nothing copied)"));
+    }
+    let data = vec![7u8; 1 << 20];
+    report.ns(
+        "socket_msgpack_1mib_ns",
+        measure::run(cfg, || baseline.call("bytes_peek", &data)),
+        "baseline: bytes_peek of 1 MiB as a MessagePack bin over the Unix socket (encode, send, decode, call, reply)",
+    );
+    drop(big_client);
+    let (untrusted, untrusted_socket) = start_daemon(&dir, "untrusted.sock", "nobody", &modules)?;
+    let copying = Client::with_config(&untrusted_socket, big).map_err(err)?;
+    let copying_datasets = copying.module("datasets").map_err(err)?;
+    let ns = in_place(cfg, &copying, copying_datasets, 64 << 20)?;
+    report.ns("daemon_untrusted_64mib_ns", ns, "bytes_peek of 64 MiB from a client the daemon does not trust: copied into the worker's memory before the call");
+    let src = vec![1u8; 64 << 20];
+    let mut dst = vec![0u8; 64 << 20];
+    report.ns(
+        "memcpy_64mib_ns",
+        measure::run(cfg, || {
+            dst.copy_from_slice(&src);
+            dst[12345]
+        }),
+        "control: one copy of 64 MiB in this process",
+    );
+    drop(copying);
+    drop(untrusted);
+
+    // Scale: two client processes, a flooding neighbour, idle connections.
+    let one = calls_per_sec(&socket, 1)?;
+    report.value("daemon_clients_1_calls_per_sec", one);
+    let two = calls_per_sec(&socket, 2)?;
+    report.value("daemon_clients_2_calls_per_sec", two);
+    let quiet = one_at_a_time(cfg, Duration::ZERO, || {
+        client.call(basic, "noop", b"").map(|o| o.len()).ok()
+    });
+    report.ns(
+        "daemon_latency_quiet_ns",
+        quiet,
+        "noop calls timed one by one, nothing else calling",
+    );
+    let flooder = spawn(&[FLOOD, &socket.display().to_string(), "60"])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let flooded = one_at_a_time(cfg, Duration::ZERO, || {
+        client.call(basic, "noop", b"").map(|o| o.len()).ok()
+    });
+    report.ns(
+        "daemon_latency_flooded_ns",
+        flooded,
+        "the same while another client process calls as fast as it can",
+    );
+    drop(flooder);
+    let before = tree_rss_kib(daemon.0.id());
+    let idle: Vec<Client> = (0..1000)
+        .filter_map(|_| Client::connect(&socket).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = tree_rss_kib(daemon.0.id());
+    report.value("daemon_idle_connections", idle.len() as f64);
+    report.value(
+        "daemon_1000_idle_connections_mib",
+        (after - before) / 1024.0,
+    );
+    drop(idle);
+    let _ = datasets;
+    drop(client);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Times `bytes_peek` of `len` bytes written once into a kept argument slot.
+fn in_place(
+    cfg: &Config,
+    client: &Client,
+    datasets: RemoteModule,
+    len: usize,
+) -> Result<Sample, String> {
+    let mut slot: ArgSlot = client.arg_buffer(len).map_err(|e| e.to_string())?;
+    slot.fill(3);
+    let options = CallOptions::default();
+    Ok(measure::run(cfg, || {
+        client
+            .call_slot(datasets, "bytes_peek", &mut slot, &options)
+            .map(|r| r.len())
+            .ok()
+    }))
+}
+
+/// Each call timed alone after `gap`, as a sample of batches of one.
+fn one_at_a_time<T>(cfg: &Config, gap: Duration, mut op: impl FnMut() -> T) -> Sample {
+    let mut times = Vec::new();
+    let start = Instant::now();
+    let budget = if gap.is_zero() {
+        cfg.budget
+    } else {
+        cfg.budget * 2
+    };
+    while times.len() < 31 || (start.elapsed() < budget && times.len() < 20_000) {
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
+        let t = Instant::now();
+        std::hint::black_box(op());
+        times.push(t.elapsed().as_nanos() as f64);
+    }
+    Sample::of(times, 1)
+}
+
+/// Calls per second of `n` client processes calling noop for a second each, at once.
+fn calls_per_sec(socket: &Path, n: usize) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let children: Vec<Child> = (0..n)
+        .map(|_| {
+            Command::new(&exe)
+                .args([FLOOD, &socket.display().to_string(), "1"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut total = 0.0;
+    for child in children {
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        total += text
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("a client said `{text}`"))?;
+    }
+    Ok(total)
+}
+
+/// The flooding client: noop calls for `secs` seconds; prints calls per second.
+fn flood(socket: &Path, secs: u64) -> Result<(), String> {
+    let client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let basic = client.module("basic").map_err(|e| e.to_string())?;
+    let until = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while Instant::now() < until {
+        for _ in 0..64 {
+            client.call(basic, "noop", b"").map_err(|e| e.to_string())?;
+        }
+        calls += 64;
+    }
+    println!("{:.0}", calls as f64 / start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Resident memory of `pid` and its children, KiB.
+fn tree_rss_kib(pid: u32) -> f64 {
+    let rss = |p: u32| -> f64 {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    rss(pid)
+        + children
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .map(rss)
+            .sum::<f64>()
+}
+
+/// The baseline's client: `[method, args]` as MessagePack, length-prefixed.
+struct SocketClient {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+impl SocketClient {
+    fn connect(socket: &Path) -> Result<SocketClient, String> {
+        let stream = UnixStream::connect(socket).map_err(|e| e.to_string())?;
+        Ok(SocketClient {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    fn call(&mut self, method: &str, args: &[u8]) -> usize {
+        let frame = rmp_serde::to_vec(&(method, BytesRef(args))).expect("encodable");
+        write_frame(&mut self.stream, &frame).expect("the baseline server is up");
+        read_frame(&mut self.stream, &mut self.buf).expect("the baseline server answers");
+        self.buf.len()
+    }
+}
+
+fn write_frame(stream: &mut UnixStream, body: &[u8]) -> std::io::Result<()> {
+    stream.write_all(&(body.len() as u32).to_le_bytes())?;
+    stream.write_all(body)
+}
+
+fn read_frame(stream: &mut UnixStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    buf.resize(u32::from_le_bytes(len) as usize, 0);
+    stream.read_exact(buf)
+}
+
+/// The baseline's server: one thread per connection, each call decoded and made through
+/// this process's runtime, the result framed back.
+fn socket_server(socket: &Path, module: &str) -> Result<(), String> {
+    let runtime = std::sync::Arc::new(Runtime::with_local_resolver());
+    let handle = runtime
+        .load(ModuleRef::parse(module).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let listener = UnixListener::bind(socket).map_err(|e| e.to_string())?;
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let runtime = std::sync::Arc::clone(&runtime);
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            while read_frame(&mut stream, &mut buf).is_ok() {
+                let (method, args): (String, Bytes) = match rmp_serde::from_slice(&buf) {
+                    Ok(v) => v,
+                    Err(_) => return,
+                };
+                let reply = match runtime.call(handle, &method, &args.0) {
+                    Ok(out) => out.to_vec(),
+                    Err(e) => e.to_string().into_bytes(),
+                };
+                if write_frame(&mut stream, &reply).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(())
+}
