@@ -77,16 +77,7 @@ impl<'c> Batch<'c> {
         let name = self.client.name(module);
         let failed = |e| runtime_error(e, &name, method, None);
         let mut lease = conn.lease(self.options.deadline).map_err(failed)?;
-        if args.len() > lease.capacity() {
-            return Err(RuntimeError::Daemon {
-                reason: format!(
-                    "{} bytes of arguments do not fit the slots of {} bytes",
-                    args.len(),
-                    lease.capacity()
-                ),
-            });
-        }
-        lease.data_mut()[..args.len()].copy_from_slice(args);
+        lease.write_args(args).map_err(failed)?;
         let trace = (self.options.trace_id, self.options.span_id);
         lease
             .submit(

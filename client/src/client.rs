@@ -287,14 +287,9 @@ impl Client {
         let mut lease = conn
             .lease(None)
             .map_err(|e| runtime_error(e, "", "", None))?;
-        if len > lease.capacity() {
-            return Err(RuntimeError::Daemon {
-                reason: format!(
-                    "{len} bytes of arguments do not fit the connection's slots of {} bytes: connect with a larger `ClientConfig::slot_size`",
-                    lease.capacity()
-                ),
-            });
-        }
+        lease
+            .fits(len)
+            .map_err(|e| runtime_error(e, "", "", None))?;
         lease.data_mut()[..len].fill(0);
         Ok(ArgSlot { lease, len })
     }
@@ -430,16 +425,9 @@ impl Client {
         let mut lease = conn
             .lease(options.deadline)
             .map_err(|e| self.failed(&conn, e, module, method, given))?;
-        if args.len() > lease.capacity() {
-            return Err(RuntimeError::Daemon {
-                reason: format!(
-                    "{} bytes of arguments do not fit the connection's slots of {} bytes: connect with a larger `ClientConfig::slot_size`",
-                    args.len(),
-                    lease.capacity()
-                ),
-            });
-        }
-        lease.data_mut()[..args.len()].copy_from_slice(args);
+        lease
+            .write_args(args)
+            .map_err(|e| self.failed(&conn, e, module, method, given))?;
         self.finish(lease, op, module, method, args.len(), options)
     }
 

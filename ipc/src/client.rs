@@ -232,14 +232,7 @@ impl Connection {
         trace: (u64, u64),
     ) -> Result<Reply, CallError> {
         let mut lease = self.lease(deadline)?;
-        let capacity = lease.capacity();
-        if args.len() > capacity {
-            return Err(CallError::Invalid(format!(
-                "arguments of {} bytes do not fit the connection's slots of {capacity} bytes",
-                args.len()
-            )));
-        }
-        lease.slot().write_data(0, args);
+        lease.write_args(args)?;
         lease.submit(op, module, method, args.len(), deadline, trace)?;
         self.ring();
         lease.wait(deadline)
@@ -292,6 +285,24 @@ impl Lease {
         unsafe { self.slot().data(len) }
     }
 
+    /// Copies `args` to the start of the data area, or says they do not fit.
+    pub fn write_args(&mut self, args: &[u8]) -> Result<(), CallError> {
+        self.fits(args.len())?;
+        self.data_mut()[..args.len()].copy_from_slice(args);
+        Ok(())
+    }
+
+    /// Whether `len` bytes of arguments fit the data area, as an error that says so.
+    pub fn fits(&self, len: usize) -> Result<(), CallError> {
+        if len > self.capacity() {
+            return Err(CallError::Invalid(format!(
+                "arguments of {len} bytes do not fit the connection's slots of {} bytes: connect with larger slots",
+                self.capacity()
+            )));
+        }
+        Ok(())
+    }
+
     /// Submits the request; its arguments are the first `args_len` bytes of the data
     /// area. Call [`Connection::ring`] after submitting one or many.
     pub fn submit(
@@ -310,12 +321,7 @@ impl Lease {
                 )));
             }
         }
-        if args_len > self.capacity() {
-            return Err(CallError::Invalid(format!(
-                "arguments of {args_len} bytes do not fit the connection's slots of {} bytes",
-                self.capacity()
-            )));
-        }
+        self.fits(args_len)?;
         self.slot().submit(&Submit {
             op,
             module,
