@@ -68,6 +68,7 @@ fn truncated(len: u64, what: &str) -> String {
 }
 
 /// Where the program header table is.
+#[derive(Debug)]
 struct Table {
     offset: u64,
     entry: u64,
@@ -161,5 +162,31 @@ mod tests {
     fn non_elf_files_are_left_to_the_loader() {
         assert_eq!(check_bytes(b"just text"), Ok(()));
         assert_eq!(check_bytes(&[0u8; 100]), Ok(()));
+    }
+
+    /// Issue item: the program header entry size is bounded before a table is read, so a
+    /// header naming 65535 entries of 65535 bytes cannot make the runtime read 4 GiB.
+    #[test]
+    fn program_header_entries_of_an_impossible_size_are_refused() {
+        let bytes = me();
+        if !bytes.starts_with(b"\x7fELF") {
+            return;
+        }
+        let mut header = bytes[..EHDR].to_vec();
+        for entry in [0u16, 8, 55, 257, u16::MAX] {
+            header[0x36..0x38].copy_from_slice(&entry.to_le_bytes());
+            header[0x38..0x3a].copy_from_slice(&u16::MAX.to_le_bytes());
+            let err = program_headers(&header, bytes.len() as u64).unwrap_err();
+            assert!(
+                err.contains(&format!("{entry} bytes each")),
+                "{entry}: {err}"
+            );
+        }
+        // A real ELF64 entry size is accepted.
+        header[0x36..0x38].copy_from_slice(&(PHDR as u16).to_le_bytes());
+        header[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        assert!(program_headers(&header, bytes.len() as u64)
+            .unwrap()
+            .is_some());
     }
 }

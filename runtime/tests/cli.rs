@@ -138,3 +138,28 @@ fn stats_and_verbose_show_metrics_and_module_logs() {
     assert!(!loud.contains("a fine detail"), "trace needs -vvv: {loud}");
     assert!(loud.contains("user=alice"), "fields show: {loud}");
 }
+
+/// An archive cannot be made from JSON: `memlink call` on a method that takes one says
+/// so, names the archive's type and how to call it, instead of sending MessagePack the
+/// module would misread.
+#[test]
+fn call_refuses_json_for_a_method_that_takes_an_archive() {
+    let zero_copy = common::module_path("zero_copy");
+    let out = memlink(&[
+        "call",
+        zero_copy.to_str().unwrap(),
+        "centroid",
+        "[[1, 2, 3]]",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cannot be made from JSON"), "{err}");
+    assert!(
+        err.contains("rkyv archive of `") && err.contains("Runtime::archived"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("subtree pointer"),
+        "the module never saw the bytes: {err}"
+    );
+}

@@ -232,6 +232,12 @@ fn lengths_past_isize_max_and_wrapping_regions_are_refused() {
     f.args = std::ptr::without_provenance(usize::MAX - 8);
     f.args_len = 64;
     refused(f, "runs past the end of the address space");
+    // The arena too: `arena + arena_len` past the end of the address space, each length
+    // below isize::MAX, so only the wrap can be what is refused.
+    let mut f = frame("noop", &args, &mut arena);
+    f.arena = std::ptr::without_provenance_mut(usize::MAX - 4095);
+    f.arena_len = 8192;
+    refused(f, "runs past the end of the address space");
 }
 
 /// Item 4: a host service table smaller than the module's was checked at init only; a
