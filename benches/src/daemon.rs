@@ -47,10 +47,7 @@ pub fn role(args: &[String]) -> Option<ExitCode> {
                 config.trust = Trust::Nobody;
             }
             for path in &args[3..] {
-                config.modules.push(ModuleEntry {
-                    name: None,
-                    path: path.into(),
-                });
+                config.modules.push(ModuleEntry::new(None, path));
             }
             Some(code(daemon::serve(config)))
         }

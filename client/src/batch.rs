@@ -12,7 +12,9 @@ use crate::output::RemoteOutput;
 
 /// Calls gathered to be submitted at once: each [`push`](Batch::push) fills a slot, and
 /// [`run`](Batch::run) rings the daemon once and collects every result, in order. A
-/// batch holds at most as many calls as the connection has slots.
+/// batch holds at most as many calls as the connection has slots, and its calls share
+/// one connection: the first call grows the slots if it needs to, and a later call
+/// larger than them is refused (send it in a batch of its own, or first).
 ///
 /// ```no_run
 /// # use memlink_client::Client;
@@ -58,10 +60,11 @@ impl<'c> Batch<'c> {
         method: &str,
         args: &[u8],
     ) -> Result<(), RuntimeError> {
+        // A batch's calls share one connection; the first call's size may grow it.
         let conn = match &self.conn {
             Some(c) => Arc::clone(c),
             None => {
-                let c = self.client.connection()?;
+                let c = self.client.connection_for(args.len())?;
                 self.conn = Some(Arc::clone(&c));
                 c
             }

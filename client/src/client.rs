@@ -11,7 +11,7 @@ use memlink_abi::Format;
 use memlink_ipc::client::{CallError, Connection, Lease, Waiting};
 use memlink_ipc::control::MethodInfo;
 use memlink_ipc::slot::Op;
-use memlink_ipc::{clock, Geometry};
+use memlink_ipc::{clock, Failure, Geometry};
 use memlink_runtime::{CallOptions, Caller, RuntimeError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,8 +27,10 @@ use crate::Batch;
 pub struct ClientConfig {
     /// Calls this client can have in flight at once (default 8, at most 64).
     pub slots: u32,
-    /// Bytes each call's arguments, and result, may take (default 1 MiB); the daemon
-    /// refuses a connection asking for more shared memory than its per-client limit.
+    /// Bytes each call's arguments, and result, may take at first (default 1 MiB). A
+    /// call with larger arguments grows the connection's segment: the client connects
+    /// again with slots that hold them (fewer slots if the daemon's per-client limit
+    /// needs it), and a result too large for its slot grows them for the calls after.
     pub slot_size: u64,
     /// How long a caller spins on its reply before sleeping (default 20 µs).
     pub spin: Duration,
@@ -88,7 +90,8 @@ pub struct RemoteModule {
 pub struct Client {
     socket: PathBuf,
     config: ClientConfig,
-    geometry: Geometry,
+    /// The segment the next connection asks for: the configured one, or what it grew to.
+    geometry: Mutex<Geometry>,
     conn: RwLock<Option<Arc<Connection>>>,
     names: RwLock<Vec<String>>,
     methods: Mutex<HashMap<String, Arc<Vec<MethodInfo>>>>,
@@ -120,7 +123,7 @@ impl Client {
         let client = Client {
             socket: socket.as_ref().to_owned(),
             config,
-            geometry,
+            geometry: Mutex::new(geometry),
             conn: RwLock::new(None),
             names: RwLock::default(),
             methods: Mutex::default(),
@@ -283,7 +286,7 @@ impl Client {
     /// Memory for `len` bytes of arguments in the shared segment, zeroed, to write in
     /// place and pass to [`call_buffer`](Client::call_buffer).
     pub fn arg_buffer(&self, len: usize) -> Result<ArgSlot, RuntimeError> {
-        let conn = self.connection()?;
+        let conn = self.connection_for(len)?;
         let mut lease = conn
             .lease(None)
             .map_err(|e| runtime_error(e, "", "", None))?;
@@ -366,13 +369,10 @@ impl Client {
         }
         *slot = None;
         lock(&self.methods).clear();
-        let waiting = Waiting {
-            spin: self.config.spin,
-            ..Waiting::default()
-        };
         let until = Instant::now() + self.config.reconnect_timeout;
         loop {
-            match Connection::connect(&self.socket, self.geometry, waiting) {
+            let geometry = *lock(&self.geometry);
+            match Connection::connect(&self.socket, geometry, self.waiting()) {
                 Ok(conn) => {
                     self.last_reply.store(clock::now_ns(), Ordering::Relaxed);
                     *slot = Some(Arc::clone(&conn));
@@ -385,6 +385,50 @@ impl Client {
                 Err(e) => return Err(runtime_error(e, "", "", None)),
             }
         }
+    }
+
+    /// A connection whose slots hold `len` bytes: the current one, or a new one with
+    /// larger slots (the segment grows on demand; the old connection closes when the
+    /// calls still using it are done).
+    pub(crate) fn connection_for(&self, len: usize) -> Result<Arc<Connection>, RuntimeError> {
+        let conn = self.connection()?;
+        if len as u64 <= conn.welcome().geometry.slot_size {
+            return Ok(conn);
+        }
+        self.grow(&conn, len as u64)
+    }
+
+    /// Connects again with slots of at least `len` bytes, within the daemon's limit.
+    fn grow(&self, old: &Arc<Connection>, len: u64) -> Result<Arc<Connection>, RuntimeError> {
+        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = &*slot {
+            if !Arc::ptr_eq(conn, old) && conn.welcome().geometry.slot_size >= len {
+                return Ok(Arc::clone(conn));
+            }
+        }
+        // A new connection may reach a daemon started again meanwhile: describe anew.
+        lock(&self.methods).clear();
+        let welcome = old.welcome();
+        let geometry = Geometry::to_fit(len, self.config.slots, welcome.max_shm)
+            .map_err(|reason| RuntimeError::Daemon { reason })?;
+        let conn = Connection::connect(&self.socket, geometry, self.waiting())
+            .map_err(|e| runtime_error(e, "", "", None))?;
+        *lock(&self.geometry) = geometry;
+        *slot = Some(Arc::clone(&conn));
+        Ok(conn)
+    }
+
+    fn waiting(&self) -> Waiting {
+        Waiting {
+            spin: self.config.spin,
+            ..Waiting::default()
+        }
+    }
+
+    /// The shared memory the current connection's segment holds, in bytes (its slots
+    /// times their size, and the slot table).
+    pub fn segment_size(&self) -> Result<u64, RuntimeError> {
+        Ok(self.connection()?.welcome().geometry.len())
     }
 
     /// Forgets `conn` if it is still the current connection, so the next call makes a
@@ -421,7 +465,7 @@ impl Client {
         options: &CallOptions,
     ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
         let given = given(options);
-        let conn = self.connection()?;
+        let conn = self.connection_for(args.len())?;
         let mut lease = conn
             .lease(options.deadline)
             .map_err(|e| self.failed(&conn, e, module, method, given))?;
@@ -469,8 +513,14 @@ impl Client {
         method: &str,
         given: Option<Duration>,
     ) -> RuntimeError {
-        if matches!(e, CallError::Gone(_) | CallError::NotTaken(_)) {
-            self.lost(conn);
+        match &e {
+            CallError::Gone(_) | CallError::NotTaken(_) => self.lost(conn),
+            // The call ran; its result needs larger slots, which the calls after it get.
+            // Growing is best effort here: the error returned is the result's size.
+            CallError::Failed(Failure::TooLarge { len, .. }) => {
+                let _ = self.grow(conn, *len);
+            }
+            _ => {}
         }
         runtime_error(e, module, method, given)
     }

@@ -6,7 +6,9 @@ use std::ops::{Deref, DerefMut};
 use memlink_ipc::client::{Lease, Reply};
 
 /// The encoded result of a call, read where the daemon wrote it (in this connection's
-/// segment). Its slot is free for another call once this drops.
+/// segment). Its slot is free for another call once this drops: a thread holding as
+/// many outputs as the connection has slots waits for one of them to drop before its
+/// next call can start (until the call's deadline, when it has one).
 pub struct RemoteOutput {
     pub(crate) reply: Reply,
 }

@@ -154,8 +154,65 @@ fn an_arg_slot_is_filled_in_place_and_read_by_the_module_where_it_lies() {
         .unwrap();
     let expected = here.call(h, "checksum", &archive).unwrap();
     assert_eq!(&*out, &*expected);
-    let err = client.arg_buffer(10 << 20).unwrap_err();
-    assert!(err.to_string().contains("do not fit"), "{err}");
+    // A buffer larger than the slots grows the segment (up to the daemon's 256 MiB).
+    let big = client.arg_buffer(10 << 20).unwrap();
+    assert_eq!(big.len(), 10 << 20);
+    assert!(client.segment_size().unwrap() >= 10 << 20);
+    let err = client.arg_buffer(300 << 20).unwrap_err();
+    assert!(err.to_string().contains("at most 268435456"), "{err}");
+}
+
+#[test]
+fn a_call_larger_than_the_slots_grows_the_segment_within_the_daemon_limit() {
+    let daemon = Daemon::start(Setup {
+        toml: "max_shm_per_client = 16777216".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let config = ClientConfig::default().slot_size(64 << 10);
+    let client = Client::with_config(&daemon.socket, config).unwrap();
+    let basic = client.module("basic").unwrap();
+    let small = client.segment_size().unwrap();
+    assert_eq!(small, 4096 + 8 * (64 << 10), "as asked: 8 slots of 64 KiB");
+    assert_eq!(&*client.call(basic, "echo", b"small").unwrap(), b"small");
+
+    // A result larger than its slot fails its call and grows the slots for the next.
+    let err = client
+        .call_typed::<_, Vec<u8>>(basic, "fill", &(7u8, 200_000u32))
+        .unwrap_err();
+    assert!(err.to_string().contains("does not fit"), "{err}");
+    let filled: Vec<u8> = client
+        .call_typed(basic, "fill", &(7u8, 200_000u32))
+        .unwrap();
+    assert!(filled.len() == 200_000 && filled.iter().all(|&b| b == 7));
+    assert_eq!(client.segment_size().unwrap(), 4096 + 8 * (256 << 10));
+
+    // 1 MiB: 8 slots of 1 MiB fit the 16 MiB limit.
+    let mib: Vec<u8> = (0..1u32 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    assert_eq!(&*client.call(basic, "echo", &mib).unwrap(), &mib[..]);
+    assert_eq!(client.segment_size().unwrap(), 4096 + 8 * (1 << 20));
+
+    // 5 MiB: slots of 8 MiB, and as few of them as the limit allows (one).
+    let five: Vec<u8> = (0..5u32 << 20).map(|i| b'a' + (i % 13) as u8).collect();
+    let out = client.call(basic, "echo", &five).unwrap();
+    assert_eq!(&*out, &five[..]);
+    assert_eq!(client.segment_size().unwrap(), 4096 + (8 << 20));
+    // A reply is read in place in its slot: the one slot is free again once it drops.
+    drop(out);
+    // A batch on the grown connection holds as many calls as it has slots.
+    let mut batch = client.batch();
+    batch.push(basic, "echo", &five).unwrap();
+    assert!(batch.push(basic, "echo", b"two").is_err(), "one slot");
+    assert_eq!(&*batch.run().remove(0).unwrap(), &five[..]);
+
+    // Past the daemon's limit: refused, naming both sizes; the client keeps serving.
+    let huge = vec![b'x'; 20 << 20];
+    let err = client.call(basic, "echo", &huge).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&(20u64 << 20).to_string()) && text.contains("16777216"),
+        "{text}"
+    );
+    assert_eq!(&*client.call(basic, "echo", b"still").unwrap(), b"still");
 }
 
 #[test]

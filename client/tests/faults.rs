@@ -336,6 +336,33 @@ fn a_call_that_never_returns_is_ended_by_the_watchdog() {
     assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
 }
 
+/// A call made without a deadline gets its module's own default timeout (set per
+/// module in the daemon's file), and the watchdog holds it to that.
+#[test]
+fn a_module_default_timeout_holds_a_call_made_without_a_deadline() {
+    let toml = format!(
+        "[[modules]]\npath = {:?}\ndefault_timeout_ms = 100\nmax_concurrency = 2\n",
+        common::module_path("hazards").to_str().unwrap()
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let worker = daemon.worker_pid();
+    let hold = client.typed::<(u64,), u64>(hazards, "hold").unwrap();
+    let err = hold.call(&(60_000,)).unwrap_err();
+    // The client had no deadline to time out at, so it learns what the watchdog did.
+    assert!(
+        matches!(&err, RuntimeError::WorkerDied { reason } if reason.contains("past its deadline")),
+        "{err}"
+    );
+    wait_log(&daemon, "past its deadline");
+    client.call(hazards, "count", b"").unwrap();
+    assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
+}
+
 #[test]
 fn a_daemon_restarted_under_a_connected_client_is_reconnected_to() {
     let mut daemon = Daemon::start(Setup::modules(&["basic"]));

@@ -46,6 +46,9 @@ pub struct Welcome {
     pub geometry: Geometry,
     /// Whether the daemon reads this client's arguments in place (see `docs/daemon.md`).
     pub in_place: bool,
+    /// The most shared memory the daemon gives one connection, in bytes: how far a
+    /// client may grow its segment by connecting again with larger slots.
+    pub max_shm: u64,
     /// The modules the daemon serves.
     pub modules: Vec<String>,
 }

@@ -84,6 +84,39 @@ impl Geometry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The geometry a segment grows to so that one slot holds `len` bytes: slots of
+    /// `len` rounded up to a power of two (so a run of growing calls connects again only
+    /// a few times), or of `len` itself when that is what fits, with as many of `slots`
+    /// slots as keep the whole within `limit` bytes; or why no segment within `limit`
+    /// holds `len` bytes.
+    pub fn to_fit(len: u64, slots: u32, limit: u64) -> Result<Geometry, String> {
+        let refused = || {
+            format!(
+                "{len} bytes need a slot of that size; the daemon gives a connection at most {limit} bytes of shared memory"
+            )
+        };
+        let sizes = [len.checked_next_power_of_two().unwrap_or(u64::MAX), len];
+        for size in sizes.into_iter().filter(|&s| s <= MAX_SLOT_SIZE) {
+            let mut n = slots.clamp(1, MAX_SLOTS);
+            loop {
+                let g = Geometry::new(n, size)?;
+                if g.len() <= limit {
+                    return Ok(g);
+                }
+                if n == 1 {
+                    break;
+                }
+                n = (n / 2).max(1);
+            }
+        }
+        if len > MAX_SLOT_SIZE {
+            return Err(format!(
+                "{len} bytes do not fit a slot: a slot holds at most {MAX_SLOT_SIZE} bytes"
+            ));
+        }
+        Err(refused())
+    }
 }
 
 /// The segment's first 64 bytes: what is per connection rather than per slot.
@@ -227,6 +260,28 @@ mod tests {
         }
         .checked()
         .is_err());
+    }
+
+    #[test]
+    fn a_segment_grows_to_fit_within_the_limit() {
+        // Room for all slots: a power of two.
+        let g = Geometry::to_fit(3 << 20, 8, 1 << 30).unwrap();
+        assert_eq!((g.slots, g.slot_size), (8, 4 << 20));
+        // Fewer slots when all of them would pass the limit.
+        let g = Geometry::to_fit(3 << 20, 8, 10 << 20).unwrap();
+        assert_eq!((g.slots, g.slot_size), (2, 4 << 20));
+        assert!(g.len() <= 10 << 20);
+        // The exact size when the power of two does not fit even alone.
+        let g = Geometry::to_fit(5 << 20, 8, 6 << 20).unwrap();
+        assert_eq!((g.slots, g.slot_size), (1, 5 << 20));
+        // Past the limit, or past what a slot can hold: why, with the figures.
+        let e = Geometry::to_fit(7 << 20, 8, 6 << 20).unwrap_err();
+        assert!(
+            e.contains(&format!("{}", 7 << 20)) && e.contains(&format!("{}", 6 << 20)),
+            "{e}"
+        );
+        let e = Geometry::to_fit(MAX_SLOT_SIZE + 1, 1, u64::MAX).unwrap_err();
+        assert!(e.contains("at most"), "{e}");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub(crate) fn from_host(
         depth: 0,
         trace_id: options.trace_id,
         span_id: options.span_id,
-        deadline: deadline::decide(options, registry.config.default_timeout),
+        deadline: deadline::decide(options, module.default_timeout),
     };
     let passing;
     // SAFETY: the state is used only within this call.
@@ -74,27 +74,21 @@ pub(crate) fn from_host(
         args,
         &meta,
         None,
-        |failure| host_error(registry, handle, module, index, failure),
+        |failure| host_error(handle, module, index, failure),
     )
 }
 
 /// The error a host caller gets for `failure`.
 #[cold]
 #[inline(never)]
-fn host_error(
-    registry: &Registry,
-    handle: ModuleHandle,
-    module: &Module,
-    index: u32,
-    failure: Failure,
-) -> RuntimeError {
+fn host_error(handle: ModuleHandle, module: &Module, index: u32, failure: Failure) -> RuntimeError {
     let method = || module.methods[index as usize].name.clone();
     match failure {
         Failure::Retired => RuntimeError::UnknownHandle(handle),
         Failure::Saturated => RuntimeError::Saturated {
             module: module.name.clone(),
             method: method(),
-            limit: registry.config.max_concurrency,
+            limit: module.gate.limit(),
         },
         Failure::Module(error) => RuntimeError::Call {
             module: module.name.clone(),
@@ -130,6 +124,7 @@ pub(crate) fn nested(
     } else {
         request.args
     };
+    let limit = target.gate.limit();
     let out = crate::thread::with(|thread| {
         let args = Args::Borrowed(args);
         run(
@@ -140,7 +135,7 @@ pub(crate) fn nested(
             args,
             &meta,
             Some(caller),
-            |failure| nested_error(registry, request, failure),
+            |failure| nested_error(limit, request, failure),
         )
     })?;
     Ok((out, method.result_format))
@@ -148,12 +143,12 @@ pub(crate) fn nested(
 
 /// The error a module gets for its nested call's `failure`.
 #[cold]
-fn nested_error(registry: &Registry, request: &NestedRequest<'_>, failure: Failure) -> ModuleError {
+fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> ModuleError {
     match failure {
         Failure::Retired => ModuleError::ModuleNotFound(request.module.to_owned()),
         Failure::Saturated => ModuleError::CallFailed(format!(
             "module `{}` is saturated ({} calls in flight)",
-            request.module, registry.config.max_concurrency
+            request.module, limit
         )),
         Failure::Module(e) => e,
     }

@@ -1,4 +1,5 @@
-//! [`RuntimeConfig`]: the settings of a runtime.
+//! [`RuntimeConfig`]: the settings of a runtime; [`ModuleSettings`]: those one module
+//! may have of its own.
 
 use std::fmt;
 use std::sync::Arc;
@@ -131,6 +132,60 @@ impl RuntimeConfig {
     /// Sets [`max_call_depth`](RuntimeConfig::max_call_depth).
     pub fn max_call_depth(mut self, depth: u32) -> Self {
         self.max_call_depth = depth;
+        self
+    }
+}
+
+/// Settings of one module, given when it is loaded ([`Runtime::load_with`]); each one
+/// left `None` is the runtime's ([`RuntimeConfig`]).
+///
+/// [`Runtime::load_with`]: crate::Runtime::load_with
+///
+/// ```
+/// # use std::time::Duration;
+/// use memlink_runtime::config::ModuleSettings;
+///
+/// let settings = ModuleSettings::default()
+///     .name("resize")
+///     .max_concurrency(4)
+///     .default_timeout(Duration::from_millis(250));
+/// assert_eq!(settings.max_concurrency, Some(4));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModuleSettings {
+    /// The name calls use for it (default: its crate's name).
+    pub name: Option<String>,
+    /// Its calls in flight at once ([`RuntimeConfig::max_concurrency`]).
+    pub max_concurrency: Option<usize>,
+    /// The deadline of its calls made without one ([`RuntimeConfig::default_timeout`]).
+    pub default_timeout: Option<Duration>,
+    /// Its persistent region's size ([`RuntimeConfig::persistent_size`]).
+    pub persistent_size: Option<usize>,
+}
+
+impl ModuleSettings {
+    /// Sets [`name`](ModuleSettings::name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets [`max_concurrency`](ModuleSettings::max_concurrency) (at least 1).
+    pub fn max_concurrency(mut self, calls: usize) -> Self {
+        self.max_concurrency = Some(calls.max(1));
+        self
+    }
+
+    /// Sets [`default_timeout`](ModuleSettings::default_timeout).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`persistent_size`](ModuleSettings::persistent_size).
+    pub fn persistent_size(mut self, bytes: usize) -> Self {
+        self.persistent_size = Some(bytes);
         self
     }
 }

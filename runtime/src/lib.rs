@@ -71,7 +71,7 @@ pub use admission::Saturation;
 pub use archived::ArchivedMethod;
 pub use args::{ArgBuffer, CallArgs};
 pub use caller::Caller;
-pub use config::RuntimeConfig;
+pub use config::{ModuleSettings, RuntimeConfig};
 pub use describe::{ArchivedType, Method};
 pub use error::RuntimeError;
 pub use handle::{MethodRef, ModuleHandle};

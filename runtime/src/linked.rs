@@ -7,6 +7,7 @@ use std::path::Path;
 
 use memlink_abi as abi;
 
+use crate::config::ModuleSettings;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::module::{EntryPoints, Module};
@@ -48,7 +49,8 @@ impl Runtime {
         };
         let concurrency = self.registry.config.max_concurrency;
         let label = Path::new("<linked>");
-        self.registry.install(Some(name), || {
+        let settings = ModuleSettings::default().name(name);
+        self.registry.install(&settings, || {
             // SAFETY: the caller's contract.
             unsafe { Module::from_entry_points(label, None, module.info, entry, concurrency) }
         })

@@ -3,7 +3,7 @@
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use libloading::Library;
 use memlink_abi as abi;
@@ -45,6 +45,8 @@ pub(crate) struct Module {
     pub(crate) gate: Gate,
     /// Memory the module keeps across calls; a new region (and generation) per load.
     pub(crate) persistent: Option<PersistentRegion>,
+    /// The deadline of a call made without one: the module's setting, else the runtime's.
+    pub(crate) default_timeout: Option<Duration>,
     /// Built-in figures, one per method (same order as `methods`).
     pub(crate) stats: Box<[MethodStats]>,
 }
@@ -175,6 +177,7 @@ impl Module {
             entry,
             gate: Gate::new(concurrency),
             persistent: None,
+            default_timeout: None,
         })
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use memlink_abi::{self as abi, HostApi, InitFrame, Status, StrRef};
 
-use crate::config::RuntimeConfig;
+use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::module::{Module, PersistentRegion};
@@ -169,29 +169,32 @@ impl Registry {
         }
     }
 
-    /// Loads the module `reference` names, under `name` or its own.
+    /// Loads the module `reference` names, with its own `settings`.
     pub(crate) fn load(
         &self,
         reference: &ModuleRef,
-        name: Option<&str>,
+        settings: &ModuleSettings,
     ) -> Result<ModuleHandle, RuntimeError> {
         let path = self.resolver.resolve(reference)?;
-        self.install(name, || {
+        let concurrency = settings
+            .max_concurrency
+            .unwrap_or(self.config.max_concurrency);
+        self.install(settings, || {
             if let Some((index, _)) = self.live().find(|(_, m)| m.path == path) {
                 return Err(RuntimeError::AlreadyLoaded {
                     path: path.clone(),
                     handle: self.handle(index),
                 });
             }
-            Module::open(&path, self.config.max_concurrency)
+            Module::open(&path, concurrency)
         })
     }
 
-    /// Installs the module `open` makes (called under the loading lock), under `name`
-    /// or its own name, and initializes it.
+    /// Installs the module `open` makes (called under the loading lock) with its own
+    /// `settings` (name, persistent size, default timeout), and initializes it.
     pub(crate) fn install(
         &self,
-        name: Option<&str>,
+        settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
         let mut next = self.loading.lock().unwrap_or_else(|p| p.into_inner());
@@ -201,9 +204,14 @@ impl Registry {
             });
         }
         let mut module = open()?;
-        module.persistent = PersistentRegion::new(self.config.persistent_size);
-        if let Some(name) = name {
-            module.name = name.to_owned();
+        module.persistent = PersistentRegion::new(
+            settings
+                .persistent_size
+                .unwrap_or(self.config.persistent_size),
+        );
+        module.default_timeout = settings.default_timeout.or(self.config.default_timeout);
+        if let Some(name) = &settings.name {
+            module.name = name.clone();
         }
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
         if names.contains_key(&module.name) {

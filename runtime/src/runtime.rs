@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::archived::ArchivedMethod;
 use crate::args::{ArgBuffer, Args, CallArgs};
 use crate::call;
-use crate::config::RuntimeConfig;
+use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::{MethodRef, ModuleHandle};
@@ -109,12 +109,35 @@ impl Runtime {
     /// Loads the module `module` refers to under its crate's name, checks it (the file,
     /// the ABI version, the method table) and initializes it.
     pub fn load(&self, module: ModuleRef) -> Result<ModuleHandle, RuntimeError> {
-        self.registry.load(&module, None)
+        self.registry.load(&module, &ModuleSettings::default())
     }
 
     /// Loads a module under a name other than its crate name (the name nested calls use).
     pub fn load_as(&self, module: ModuleRef, name: &str) -> Result<ModuleHandle, RuntimeError> {
-        self.registry.load(&module, Some(name))
+        self.registry
+            .load(&module, &ModuleSettings::default().name(name))
+    }
+
+    /// Loads a module with settings of its own: its name, concurrency limit, default
+    /// timeout and persistent region's size; what `settings` leaves `None` is the
+    /// runtime's.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use memlink_runtime::{ModuleRef, ModuleSettings, Runtime};
+    /// let runtime = Runtime::with_local_resolver();
+    /// let settings = ModuleSettings::default()
+    ///     .max_concurrency(2)
+    ///     .default_timeout(Duration::from_millis(100));
+    /// let resize = runtime.load_with(ModuleRef::parse("local://resize")?, &settings)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load_with(
+        &self,
+        module: ModuleRef,
+        settings: &ModuleSettings,
+    ) -> Result<ModuleHandle, RuntimeError> {
+        self.registry.load(&module, settings)
     }
 
     /// Retires the module: refuses new calls, waits for the calls in flight, calls

@@ -98,3 +98,63 @@ fn the_runtime_default_timeout_applies_when_a_call_sets_none() {
         "the 10 s sleep was cancelled at the default deadline"
     );
 }
+
+/// A module's own settings win over the runtime's: its default timeout, and its
+/// concurrency limit (the error names the module's limit); another module loaded
+/// without settings keeps the runtime's.
+#[test]
+fn a_module_loaded_with_its_own_settings_keeps_them() {
+    use memlink_runtime::{ModuleRef, ModuleSettings, RuntimeError, Saturation};
+    let config = RuntimeConfig::default()
+        .default_timeout(Duration::from_secs(10))
+        .concurrency(8, Saturation::Reject);
+    let rt = memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let own = ModuleSettings::default()
+        .name("strict")
+        .max_concurrency(1)
+        .default_timeout(Duration::from_millis(40));
+    let strict = rt
+        .load_with(
+            ModuleRef::from_path(common::module_copy("async_echo", "async_echo_strict")),
+            &own,
+        )
+        .unwrap();
+    let plain = rt
+        .load_with(
+            ModuleRef::from_path(common::module_copy("async_echo", "async_echo_plain")),
+            &ModuleSettings::default().name("plain"),
+        )
+        .unwrap();
+    assert_eq!(rt.module_info(strict).unwrap().name, "strict");
+
+    let left: Option<u64> = rt.call_typed(strict, "time_left", &()).unwrap();
+    assert!(left.is_some_and(|ms| ms <= 40), "{left:?}");
+    let left: Option<u64> = rt.call_typed(plain, "time_left", &()).unwrap();
+    assert!(left.is_some_and(|ms| ms > 40 && ms <= 10_000), "{left:?}");
+
+    // One call holds `strict`'s only slot; a second is refused naming the limit of 1,
+    // while `plain` (the runtime's 8) takes two at once.
+    let rt = std::sync::Arc::new(rt);
+    let holder = {
+        let rt = std::sync::Arc::clone(&rt);
+        std::thread::spawn(move || {
+            let opts = CallOptions::default().timeout(Duration::from_secs(5));
+            rt.call_with(strict, "hold", &mp(&(500u64,)), &opts)
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        match rt.call_typed::<_, Option<u64>>(strict, "time_left", &()) {
+            Err(e @ RuntimeError::Saturated { .. }) => break e,
+            _ if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+            other => panic!("never saturated: {other:?}"),
+        }
+    };
+    assert!(
+        matches!(refused, RuntimeError::Saturated { limit: 1, .. }),
+        "{refused}"
+    );
+    let plain_busy: f32 = rt.call_typed(plain, "hold", &(0u64,)).unwrap();
+    assert_eq!(plain_busy, 0.0);
+    holder.join().unwrap().unwrap();
+}

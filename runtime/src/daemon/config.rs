@@ -8,6 +8,8 @@
 //! [[modules]]
 //! name = "basic"
 //! path = "/opt/modules/libbasic.so"
+//! max_concurrency = 8          # this module's own runtime settings
+//! default_timeout_ms = 250
 //!
 //! [runtime]
 //! max_concurrency = 64
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuntimeConfig;
+use crate::config::{ModuleSettings, RuntimeConfig};
 
 /// Everything `memlink serve` needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,12 +68,46 @@ pub struct DaemonConfig {
 /// A module to serve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ModuleEntry {
     /// The name clients call it by (default: the module's own).
     #[serde(default)]
     pub name: Option<String>,
     /// Its shared library.
     pub path: PathBuf,
+    /// Its calls in flight at once (default: `[runtime] max_concurrency`).
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// The deadline, in milliseconds, of its calls made without one (default:
+    /// `[runtime] default_timeout_ms`). The watchdog holds such calls to it too.
+    #[serde(default)]
+    pub default_timeout_ms: Option<u64>,
+    /// Its persistent region's size in bytes (default: `[runtime] persistent_size`).
+    #[serde(default)]
+    pub persistent_size: Option<usize>,
+}
+
+impl ModuleEntry {
+    /// The module at `path`, under `name` or its own, with the runtime's settings.
+    pub fn new(name: Option<String>, path: impl Into<PathBuf>) -> ModuleEntry {
+        ModuleEntry {
+            name,
+            path: path.into(),
+            max_concurrency: None,
+            default_timeout_ms: None,
+            persistent_size: None,
+        }
+    }
+
+    /// The settings the runtime loads it with.
+    pub fn settings(&self) -> ModuleSettings {
+        ModuleSettings {
+            name: self.name.clone(),
+            max_concurrency: self.max_concurrency.map(|n| n.max(1)),
+            default_timeout: self.default_timeout_ms.map(Duration::from_millis),
+            persistent_size: self.persistent_size,
+        }
+    }
 }
 
 /// Whose arguments the worker reads in place in the shared segment.
@@ -215,5 +251,34 @@ mod tests {
         assert_eq!(c.limits.open_files, Some(64));
         let err = toml::from_str::<DaemonConfig>("socket = \"/s\"\nsockett = 1").unwrap_err();
         assert!(err.to_string().contains("sockett"), "{err}");
+    }
+
+    #[test]
+    fn a_module_entry_carries_its_own_settings() {
+        let c: DaemonConfig = toml::from_str(
+            r#"
+            socket = "/tmp/m.sock"
+            [[modules]]
+            name = "resize"
+            path = "/x/libresize.so"
+            max_concurrency = 0
+            default_timeout_ms = 250
+            persistent_size = 4096
+            [[modules]]
+            path = "/x/libbasic.so"
+            "#,
+        )
+        .unwrap();
+        let own = c.modules[0].settings();
+        assert_eq!(own.name.as_deref(), Some("resize"));
+        assert_eq!(own.max_concurrency, Some(1), "at least one call");
+        assert_eq!(own.default_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(own.persistent_size, Some(4096));
+        assert_eq!(c.modules[1].settings(), ModuleSettings::default());
+        let err = toml::from_str::<DaemonConfig>(
+            "socket = \"/s\"\n[[modules]]\npath = \"/x\"\nmax_concurency = 2",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_concurency"), "{err}");
     }
 }

@@ -535,6 +535,7 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
         connection: id,
         geometry,
         in_place,
+        max_shm: shared.config.max_shm_per_client,
         modules: lock(&shared.modules).clone(),
     });
     let sent = control::send(stream, &welcome, Some(conn.fd.as_fd()));

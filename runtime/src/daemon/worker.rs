@@ -60,8 +60,8 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         config.runtime_config().log_sink(sink),
         LocalResolver,
     ));
-    let names = match load_all(&runtime, &config) {
-        Ok(names) => names,
+    let (names, timeouts) = match load_all(&runtime, &config) {
+        Ok(loaded) => loaded,
         Err(e) => {
             let _ = send(&out, &FromWorker::LoadFailed(e.clone()));
             return Err(e);
@@ -70,6 +70,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     send(&out, &FromWorker::Ready(names)).map_err(|e| e.to_string())?;
     Worker {
         runtime,
+        timeouts: Arc::new(timeouts),
         figures,
         out,
         connections: HashMap::new(),
@@ -84,19 +85,29 @@ fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
     control::send(&*out, message, None)
 }
 
-fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<Vec<String>, String> {
+/// Loads the served modules, each with its own settings. Returns their names and the
+/// default timeout of each module that has one (its own, or the runtime's).
+fn load_all(
+    runtime: &Runtime,
+    config: &DaemonConfig,
+) -> Result<(Vec<String>, HashMap<String, Duration>), String> {
     let mut names = Vec::new();
+    let mut timeouts = HashMap::new();
+    let fallback = config.runtime_config().default_timeout;
     for entry in &config.modules {
         let reference =
             ModuleRef::parse(&entry.path.to_string_lossy()).map_err(|e| e.to_string())?;
-        let handle = match &entry.name {
-            Some(name) => runtime.load_as(reference, name),
-            None => runtime.load(reference),
+        let settings = entry.settings();
+        let handle = runtime
+            .load_with(reference, &settings)
+            .map_err(|e| e.to_string())?;
+        let name = runtime.module_info(handle).map_err(|e| e.to_string())?.name;
+        if let Some(timeout) = settings.default_timeout.or(fallback) {
+            timeouts.insert(name.clone(), timeout);
         }
-        .map_err(|e| e.to_string())?;
-        names.push(runtime.module_info(handle).map_err(|e| e.to_string())?.name);
+        names.push(name);
     }
-    Ok(names)
+    Ok((names, timeouts))
 }
 
 fn apply_limits(limits: &WorkerLimits) -> Result<(), String> {
@@ -149,6 +160,7 @@ struct Connection {
 
 struct Worker {
     runtime: Arc<Runtime>,
+    timeouts: Arc<HashMap<String, Duration>>,
     figures: Arc<Figures>,
     out: Arc<Mutex<UnixStream>>,
     connections: HashMap<u64, Connection>,
@@ -215,6 +227,7 @@ impl Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let server = Server {
             runtime: Arc::clone(&self.runtime),
+            timeouts: Arc::clone(&self.timeouts),
             figures: Arc::clone(&self.figures),
             row,
             segment: Arc::clone(&segment),
@@ -255,6 +268,9 @@ fn ring(segment: &Segment) {
 /// Serves one connection's slots.
 struct Server {
     runtime: Arc<Runtime>,
+    /// The default timeout of each module that has one: a call made without a deadline
+    /// gets it here, so the watchdog holds the call to it as the runtime does.
+    timeouts: Arc<HashMap<String, Duration>>,
     figures: Arc<Figures>,
     row: u32,
     segment: Arc<Segment>,
@@ -321,13 +337,19 @@ impl Server {
     }
 
     fn serve(&mut self, index: u32, slot: Slot<'_>) {
-        let request = match slot.read_request() {
+        let mut request = match slot.read_request() {
             Ok(r) => r,
             Err(failure) => {
                 self.row().errors.fetch_add(1, Ordering::Relaxed);
                 return slot.finish_failure(&failure, 0.0);
             }
         };
+        if request.deadline_ns == 0 && request.op == Op::Call {
+            if let Some(t) = self.timeouts.get(request.module.as_str()) {
+                let t = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+                request.deadline_ns = clock::now_ns().saturating_add(t);
+            }
+        }
         let running = &self.row().running[index as usize];
         running.store(
             if request.deadline_ns == 0 {

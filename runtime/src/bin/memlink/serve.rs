@@ -45,14 +45,10 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     for module in args.modules {
         let entry = match module.split_once('=') {
-            Some((name, path)) if !name.contains('/') => ModuleEntry {
-                name: Some(name.to_owned()),
-                path: path.into(),
-            },
-            _ => ModuleEntry {
-                name: None,
-                path: module.into(),
-            },
+            Some((name, path)) if !name.contains('/') => {
+                ModuleEntry::new(Some(name.to_owned()), path)
+            }
+            _ => ModuleEntry::new(None, module),
         };
         config.modules.push(entry);
     }
