@@ -114,7 +114,7 @@ fn errors_are_one_line_and_exit_non_zero() {
 #[test]
 fn stats_and_verbose_show_metrics_and_module_logs() {
     let b = basic();
-    let out = memlink(&["call", &b, "chatty", "4", "--repeat", "3", "--stats"]);
+    let out = memlink(&["call", &b, "chatty", "4", "--repeat", "3", "--prometheus"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -155,11 +155,103 @@ fn call_refuses_json_for_a_method_that_takes_an_archive() {
     let err = stderr(&out);
     assert!(err.contains("cannot be made from JSON"), "{err}");
     assert!(
-        err.contains("rkyv archive of `") && err.contains("Runtime::archived"),
+        err.contains("rkyv archive of `") && err.contains("--args-file"),
         "{err}"
     );
     assert!(
         !err.contains("subtree pointer"),
         "the module never saw the bytes: {err}"
     );
+}
+
+/// `--stats` prints a short table of the exports called: calls, errors by status,
+/// latency quantiles and bytes, one line each; the raw text is `--prometheus`'s.
+#[test]
+fn stats_print_a_table_of_the_exports_called() {
+    let b = basic();
+    let out = memlink(&["call", &b, "add", "[2, 3]", "--repeat", "5", "--stats"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("5"), "the result first: {text}");
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["export", "calls", "errors", "p50", "p99", "max", "in", "out"]
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["basic::add", "5", "0"], "{text}");
+    for quantile in &row[3..6] {
+        assert!(quantile.starts_with('≤'), "a bucket bound: {text}");
+    }
+    // Each call passes 3 bytes of MessagePack ([2, 3]) and gets 1 back (5).
+    assert_eq!(&row[6..], ["15", "B", "5", "B"], "{text}");
+    assert_eq!(lines.next(), None, "only the export called: {text}");
+    assert!(
+        !text.contains("memlink_calls_total"),
+        "no Prometheus text: {text}"
+    );
+
+    // A failed call is counted, by its status, and the table still prints.
+    let failing = memlink(&["call", &b, "may_fail", "101", "--stats"]);
+    assert!(!failing.status.success());
+    let text = stdout(&failing);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("basic::may_fail"))
+        .unwrap_or_else(|| panic!("a row for the failed export: {text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "1", "{text}");
+    assert_ne!(cells[2], "0", "the failure is an error: {text}");
+    assert_eq!(cells[3], "1", "one error of that status: {text}");
+}
+
+/// A method that takes an archive is called with the archive's bytes from a file.
+#[test]
+fn args_file_passes_an_archive_as_it_is() {
+    use memlink_example_types::zero_copy_types::Point;
+    let points = vec![
+        Point {
+            x: 1.0,
+            y: 2.0,
+            z: 3.0,
+        },
+        Point {
+            x: 3.0,
+            y: 4.0,
+            z: 5.0,
+        },
+    ];
+    let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&(points,)).unwrap();
+    let dir = common::workspace().join("target/test-fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("centroid-{}.rkyv", std::process::id()));
+    std::fs::write(&file, &archive).unwrap();
+    let zero_copy = common::module_path("zero_copy");
+    let out = memlink(&[
+        "call",
+        zero_copy.to_str().unwrap(),
+        "centroid",
+        "--args-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("[2.0,3.0,4.0,"), "the mean point: {text}");
+    // Bytes that are not an archive of the method's type are refused by validation.
+    std::fs::write(&file, b"not an archive").unwrap();
+    let out = memlink(&[
+        "call",
+        zero_copy.to_str().unwrap(),
+        "centroid",
+        "--args-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("zero_copy::centroid"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_file(&file);
 }

@@ -4,10 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand};
-use memlink_runtime::{Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeError};
+use memlink_runtime::resolver::LocalResolver;
+use memlink_runtime::{
+    Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
+};
 
 mod remote;
 mod serve;
+mod stats;
 
 #[derive(Parser)]
 #[command(name = "memlink", version, about = "Inspect and call memlink modules")]
@@ -39,13 +43,22 @@ enum Command {
         /// Name of the method.
         method: String,
         /// The arguments (JSON, or text for raw methods); none if omitted.
+        #[arg(conflicts_with = "args_file")]
         args: Option<String>,
+        /// Read the arguments' encoded bytes from this file and pass them as they are:
+        /// an rkyv archive for a method that takes one, MessagePack, or raw bytes.
+        #[arg(long, value_name = "PATH")]
+        args_file: Option<PathBuf>,
         /// Call this many times (the result printed is the last one's).
         #[arg(long, default_value_t = 1)]
         repeat: u32,
-        /// Print the runtime's and the module's metrics (Prometheus text) afterwards.
+        /// Print a table of the exports called afterwards: calls, errors by status,
+        /// latency (median, 99th percentile, maximum) and bytes in and out.
         #[arg(long)]
         stats: bool,
+        /// Print the runtime's and the module's metrics as Prometheus text afterwards.
+        #[arg(long)]
+        prometheus: bool,
         /// Call through the daemon serving on this socket: MODULE is then the name the
         /// daemon serves the module under.
         #[arg(long, value_name = "SOCKET")]
@@ -104,7 +117,9 @@ pub(crate) fn init_logging(verbose: u8) {
 }
 
 fn run(command: Command) -> Result<(), String> {
-    let runtime = Runtime::with_local_resolver();
+    // Every call is timed, so `--stats` reports the calls made, not a sample of them.
+    let config = RuntimeConfig::default().latency_sampling(1);
+    let runtime = Runtime::new(config, LocalResolver);
     match command {
         Command::Inspect { module } => {
             let handle = load(&runtime, &module)?;
@@ -115,16 +130,19 @@ fn run(command: Command) -> Result<(), String> {
             module,
             method,
             args,
+            args_file,
             repeat,
             stats,
+            prometheus,
             daemon: Some(socket),
         } => {
-            if stats {
-                return Err("--stats reads the runtime in this process; read a daemon's from its --metrics-addr".into());
+            if stats || prometheus {
+                return Err("--stats and --prometheus read the runtime in this process; read a daemon's from its --metrics-addr".into());
             }
+            let args = Args::read(args, args_file)?;
             let mut out = String::new();
             for _ in 0..repeat.max(1) {
-                out = remote::call(&socket, &module, &method, args.as_deref())?;
+                out = remote::call(&socket, &module, &method, &args)?;
             }
             println!("{out}");
             Ok(())
@@ -134,20 +152,27 @@ fn run(command: Command) -> Result<(), String> {
             module,
             method,
             args,
+            args_file,
             repeat,
             stats,
+            prometheus,
             daemon: None,
         } => {
             let handle = load(&runtime, &module)?;
-            let mut out = String::new();
-            for _ in 0..repeat.max(1) {
-                out = call(&runtime, handle, &method, args.as_deref())?;
+            let args = Args::read(args, args_file)?;
+            let calls = (0..repeat.max(1))
+                .try_fold(String::new(), |_, _| call(&runtime, handle, &method, &args));
+            if let Ok(out) = &calls {
+                println!("{out}");
             }
-            println!("{out}");
+            // The figures are printed after a failed call too: they count the failure.
             if stats {
+                print!("{}", stats::table(&runtime.metrics()));
+            }
+            if prometheus {
                 print!("{}", runtime.prometheus());
             }
-            Ok(())
+            calls.map(drop)
         }
     }
 }
@@ -186,11 +211,31 @@ fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeErr
     Ok(out)
 }
 
+/// A call's arguments as the command line gave them.
+pub(crate) enum Args {
+    /// Text: JSON for MessagePack methods, the bytes themselves for raw ones; `None`
+    /// when omitted.
+    Text(Option<String>),
+    /// Encoded bytes read from a file, passed as they are.
+    Encoded(Vec<u8>),
+}
+
+impl Args {
+    fn read(text: Option<String>, file: Option<PathBuf>) -> Result<Args, String> {
+        match file {
+            Some(path) => std::fs::read(&path)
+                .map(Args::Encoded)
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+            None => Ok(Args::Text(text)),
+        }
+    }
+}
+
 fn call(
     runtime: &Runtime,
     handle: ModuleHandle,
     method: &str,
-    args: Option<&str>,
+    args: &Args,
 ) -> Result<String, String> {
     let methods = runtime.methods(handle).map_err(|e| e.to_string())?;
     let Some(m) = methods.iter().find(|m| m.name == method) else {
@@ -232,7 +277,11 @@ impl From<&Method> for Shape {
     }
 }
 
-pub(crate) fn encode_args(method: &Shape, args: Option<&str>) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String> {
+    let args = match args {
+        Args::Encoded(bytes) => return Ok(bytes.clone()),
+        Args::Text(text) => text.as_deref(),
+    };
     match method.args_format {
         Format::Raw => return Ok(args.unwrap_or("").as_bytes().to_vec()),
         Format::Archived => {
@@ -243,9 +292,9 @@ pub(crate) fn encode_args(method: &Shape, args: Option<&str>) -> Result<Vec<u8>,
                     format!("an rkyv archive of `{t}`")
                 });
             return Err(format!(
-                "`{}` takes {wants}, which cannot be made from JSON: call it from a host with \
-                 `Runtime::archived` (which writes the archive for you), or pass the archive's \
-                 bytes to `Runtime::call`",
+                "`{}` takes {wants}, which cannot be made from JSON: pass the archive's bytes \
+                 with --args-file PATH, or call it from a host with `Runtime::archived` (which \
+                 writes the archive for you)",
                 method.name
             ));
         }

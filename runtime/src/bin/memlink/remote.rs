@@ -8,16 +8,17 @@ use memlink_ipc::slot::Op;
 use memlink_ipc::{Failure, Geometry};
 use memlink_runtime::{Format, ModuleError};
 
-use super::{encode_args, render, Shape};
+use super::{encode_args, render, Args, Shape};
 
-/// Calls `method` of the daemon's module `module` with JSON (or raw text) `args`.
-pub fn call(
-    socket: &Path,
-    module: &str,
-    method: &str,
-    args: Option<&str>,
-) -> Result<String, String> {
-    let geometry = Geometry::new(1, 1 << 20).map_err(|e| e.to_string())?;
+/// Calls `method` of the daemon's module `module` with `args`.
+pub fn call(socket: &Path, module: &str, method: &str, args: &Args) -> Result<String, String> {
+    // One slot, large enough for the arguments and at least 1 MiB for the result. JSON
+    // made MessagePack grows at most threefold (a 3-character float becomes 9 bytes).
+    let len = match args {
+        Args::Encoded(bytes) => bytes.len(),
+        Args::Text(text) => text.as_ref().map_or(0, |t| t.len().saturating_mul(3)),
+    };
+    let geometry = Geometry::new(1, (len as u64).max(1 << 20)).map_err(|e| e.to_string())?;
     let conn = Connection::connect(socket, geometry, Waiting::default()).map_err(|e| text(&e))?;
     let listing = conn
         .call(Op::Methods, module, "", &[], None, (0, 0))
