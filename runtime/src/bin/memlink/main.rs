@@ -9,6 +9,7 @@ use memlink_runtime::{
     Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
 };
 
+mod new;
 mod remote;
 mod serve;
 mod stats;
@@ -70,6 +71,9 @@ enum Command {
     /// calls in flight finish. Modules run in a worker process that is started again if
     /// a module crashes it.
     Serve(serve::Args),
+    /// Make a workspace for a new module: the module, the types it shares with its
+    /// hosts, and a host with a test that builds the module and calls it.
+    New(new::Args),
 }
 
 fn main() -> ExitCode {
@@ -148,6 +152,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Serve(args) => serve::run(args),
+        Command::New(args) => new::run(args),
         Command::Call {
             module,
             method,

@@ -1,0 +1,336 @@
+//! `memlink new NAME`: a workspace with a module, the types it shares with its hosts,
+//! and a host, which builds and passes its tests as made.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args as ClapArgs;
+
+/// Where the memlink crates are taken from when no checkout is found or given.
+const DEFAULT_GIT: &str = "https://github.com/memlink/memlink";
+
+/// `memlink new`'s arguments.
+#[derive(ClapArgs)]
+pub(crate) struct Args {
+    /// The module's name: lowercase letters, digits and `_`, starting with a letter (the
+    /// library is then `libNAME.so`).
+    name: String,
+    /// Take the memlink crates from this checkout (default: the checkout this `memlink`
+    /// was built in, if it was built in one).
+    #[arg(long, value_name = "DIR", conflicts_with = "git")]
+    path: Option<PathBuf>,
+    /// Take the memlink crates from this git repository instead.
+    #[arg(long, value_name = "URL")]
+    git: Option<String>,
+}
+
+/// Where the generated workspace's memlink dependencies come from.
+enum Source {
+    Path(PathBuf),
+    Git(String),
+}
+
+impl Source {
+    /// The dependency's TOML for the crate in directory `dir` of the checkout.
+    fn dependency(&self, dir: &str, extra: &str) -> String {
+        match self {
+            Source::Path(root) => {
+                format!("{{ path = {:?}{extra} }}", root.join(dir).to_string_lossy())
+            }
+            Source::Git(url) => format!("{{ git = {url:?}{extra} }}"),
+        }
+    }
+}
+
+pub(crate) fn run(args: Args) -> Result<(), String> {
+    check_name(&args.name)?;
+    let source = match (args.path, args.git) {
+        (Some(path), _) => Source::Path(checkout(&path)?),
+        (None, Some(url)) => Source::Git(url),
+        (None, None) => match own_checkout() {
+            Some(root) => Source::Path(root),
+            None => Source::Git(DEFAULT_GIT.to_owned()),
+        },
+    };
+    let root = PathBuf::from(&args.name);
+    if root.exists() {
+        return Err(format!("{} already exists", root.display()));
+    }
+    for (file, text) in files(&args.name, &source) {
+        let path = root.join(file);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    let from = match &source {
+        Source::Path(p) => format!("the memlink checkout at {}", p.display()),
+        Source::Git(url) => format!("{url} (git)"),
+    };
+    println!(
+        "created {name}/ (memlink from {from})\n  cd {name} && cargo test         # builds the module and calls it through the runtime\n  cargo build -p {name} && memlink call target/debug/lib{name}.so add '[2, 3]'",
+        name = args.name
+    );
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let good = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !good {
+        return Err(format!(
+            "`{name}` is not a module name: use lowercase letters, digits and `_`, starting with a letter"
+        ));
+    }
+    Ok(())
+}
+
+/// `dir` if it is a memlink checkout (it holds the SDK and the runtime), made absolute.
+fn checkout(dir: &Path) -> Result<PathBuf, String> {
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if is_checkout(&dir) {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{} is not a memlink checkout (it has no msdk/ and runtime/)",
+            dir.display()
+        ))
+    }
+}
+
+fn is_checkout(dir: &Path) -> bool {
+    let holds = |crate_dir: &str, name: &str| {
+        std::fs::read_to_string(dir.join(crate_dir).join("Cargo.toml"))
+            .is_ok_and(|t| t.contains(&format!("name = \"{name}\"")))
+    };
+    holds("msdk", "memlink-msdk") && holds("runtime", "memlink-runtime")
+}
+
+/// The checkout this binary was built in (`<checkout>/target/<profile>/memlink`).
+fn own_checkout() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .find(|d| is_checkout(d))
+        .map(Path::to_owned)
+}
+
+/// The generated files, by path inside the new workspace.
+fn files(name: &str, source: &Source) -> Vec<(&'static str, String)> {
+    let fill = |t: &str| {
+        t.replace("{name}", name)
+            .replace("{msdk}", &source.dependency("msdk", ""))
+            .replace(
+                "{runtime}",
+                &source.dependency("runtime", ", default-features = false"),
+            )
+    };
+    vec![
+        ("Cargo.toml", fill(WORKSPACE)),
+        (".gitignore", "/target\n".to_owned()),
+        ("README.md", fill(README)),
+        ("types/Cargo.toml", fill(TYPES_TOML)),
+        ("types/src/lib.rs", fill(TYPES_RS)),
+        ("module/Cargo.toml", fill(MODULE_TOML)),
+        ("module/src/lib.rs", fill(MODULE_RS)),
+        ("host/Cargo.toml", fill(HOST_TOML)),
+        ("host/src/main.rs", fill(HOST_RS)),
+        ("host/tests/calls.rs", fill(HOST_TEST)),
+    ]
+}
+
+const WORKSPACE: &str = r#"[workspace]
+members = ["module", "types", "host"]
+resolver = "2"
+
+[workspace.dependencies]
+{name}_types = { path = "types" }
+# memlink's crates come from its repository: the crates.io crates named memlink-* are an
+# unrelated project.
+memlink-msdk = {msdk}
+memlink-runtime = {runtime}
+# Exactly the SDK's archive format: module and host must agree on it.
+rkyv = { version = "0.8.18", default-features = false, features = ["std", "bytecheck"] }
+serde = { version = "1", features = ["derive"] }
+"#;
+
+const README: &str = r#"# {name}
+
+A memlink module (`module/`), the types it shares with its hosts (`types/`), and a host
+(`host/`).
+
+```sh
+cargo test                                   # builds the module, calls it through the runtime
+cargo build -p {name}                        # target/debug/lib{name}.so
+cargo run -p {name}-host                     # the host: loads it and calls each export
+memlink inspect target/debug/lib{name}.so
+memlink call target/debug/lib{name}.so add '[2, 3]'
+```
+"#;
+
+const TYPES_TOML: &str = r#"[package]
+name = "{name}_types"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+rkyv.workspace = true
+serde.workspace = true
+"#;
+
+const TYPES_RS: &str = r#"//! Types {name}'s module and its hosts share: one definition on both sides of an
+//! archived call.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// A point in space.
+#[derive(
+    Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize,
+)]
+pub struct Point {
+    /// X.
+    pub x: f32,
+    /// Y.
+    pub y: f32,
+    /// Z.
+    pub z: f32,
+}
+"#;
+
+const MODULE_TOML: &str = r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+memlink-msdk.workspace = true
+{name}_types.workspace = true
+"#;
+
+const MODULE_RS: &str = r#"//! The {name} module: its exports, called by name from a host.
+
+use memlink_msdk::prelude::*;
+use memlink_msdk::rkyv::Archived;
+use {name}_types::Point;
+
+/// Adds two numbers (arguments as MessagePack: `[2, 3]`).
+#[memlink_export]
+pub fn add(_ctx: &CallContext, a: u32, b: u32) -> Result<u32> {
+    a.checked_add(b)
+        .ok_or_else(|| ModuleError::CallFailed("the sum overflows".into()))
+}
+
+/// Returns its input (one string: it travels as raw bytes).
+#[memlink_export]
+pub fn echo(_ctx: &CallContext, input: String) -> Result<String> {
+    Ok(input)
+}
+
+/// The mean of the points, read in place where the host archived them.
+#[memlink_export]
+pub fn centroid(_ctx: &CallContext, points: &Archived<Vec<Point>>) -> Result<(f32, f32, f32)> {
+    let n = points.len().max(1) as f32;
+    let sum = points.iter().fold((0.0, 0.0, 0.0), |(x, y, z), p| {
+        (x + p.x.to_native(), y + p.y.to_native(), z + p.z.to_native())
+    });
+    Ok((sum.0 / n, sum.1 / n, sum.2 / n))
+}
+"#;
+
+const HOST_TOML: &str = r#"[package]
+name = "{name}-host"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+memlink-runtime.workspace = true
+{name}_types.workspace = true
+"#;
+
+const HOST_RS: &str = r#"//! Loads the {name} module and calls each export:
+//! `cargo run -p {name}-host -- [PATH]` (default: the debug build in `target/`).
+
+use memlink_runtime::{ModuleRef, Runtime};
+use {name}_types::Point;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = match std::env::args().nth(1) {
+        Some(path) => path,
+        None => format!(
+            "{}/../target/debug/{}{name}.{}",
+            env!("CARGO_MANIFEST_DIR"),
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_EXTENSION
+        ),
+    };
+    let runtime = Runtime::with_local_resolver();
+    let module = runtime.load(ModuleRef::parse(&path)?)?;
+
+    let add = runtime.typed::<(u32, u32), u32>(module, "add")?;
+    println!("add(2, 3) = {}", add.call(&(2, 3))?);
+    let echo = runtime.typed::<str, String>(module, "echo")?;
+    println!("echo(\"hello\") = {}", echo.call("hello")?);
+    let centroid = runtime.archived::<(Vec<Point>,), (f32, f32, f32)>(module, "centroid")?;
+    let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }, Point { x: 3.0, y: 4.0, z: 5.0 }];
+    println!("centroid = {:?}", centroid.call(&(points,))?);
+    Ok(())
+}
+"#;
+
+const HOST_TEST: &str = r#"//! Builds the module and calls it through the runtime, as a host does.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
+use {name}_types::Point;
+
+/// The module's library, built by cargo for this test.
+fn module() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "{name}"])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "the module builds");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("debug").join(format!(
+        "{}{name}.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ))
+}
+
+#[test]
+fn each_export_answers_through_the_runtime() {
+    let runtime = Runtime::with_local_resolver();
+    let module = runtime.load(ModuleRef::from_path(module())).unwrap();
+
+    let add = runtime.typed::<(u32, u32), u32>(module, "add").unwrap();
+    assert_eq!(add.call(&(2, 3)).unwrap(), 5);
+    let overflow = add.call(&(u32::MAX, 1)).unwrap_err();
+    assert!(matches!(overflow, RuntimeError::Call { .. }), "{overflow}");
+
+    let echo = runtime.typed::<str, String>(module, "echo").unwrap();
+    assert_eq!(echo.call("hello").unwrap(), "hello");
+
+    let centroid = runtime
+        .archived::<(Vec<Point>,), (f32, f32, f32)>(module, "centroid")
+        .unwrap();
+    let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }, Point { x: 3.0, y: 4.0, z: 5.0 }];
+    assert_eq!(centroid.call(&(points,)).unwrap(), (2.0, 3.0, 4.0));
+}
+"#;

@@ -1,0 +1,234 @@
+//! `memlink new`: the workspace it makes builds, passes its own tests (which build the
+//! module and call it through the runtime), and its module answers `memlink call`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn memlink(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run memlink")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh directory for this test's workspaces.
+fn scratch(name: &str) -> PathBuf {
+    let dir = common::workspace()
+        .join("target/test-fixtures")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
+    let dir = scratch("memlink-new");
+    // No --path: the checkout this memlink was built in.
+    let out = memlink(&dir, &["new", "demo"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let root = dir.join("demo");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let checkout = common::workspace().canonicalize().unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "memlink-msdk = {{ path = {:?} }}",
+            checkout.join("msdk").to_string_lossy()
+        )),
+        "{manifest}"
+    );
+    // The same dependency versions as this workspace: nothing new to download.
+    std::fs::copy(
+        common::workspace().join("Cargo.lock"),
+        root.join("Cargo.lock"),
+    )
+    .unwrap();
+    let target = common::workspace().join("target/scaffold");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let test = Command::new(&cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo test");
+    assert!(
+        test.status.success(),
+        "the new workspace's tests pass:\n{}\n{}",
+        text(&test.stdout),
+        text(&test.stderr)
+    );
+    assert!(
+        text(&test.stdout).contains("1 passed"),
+        "its host test ran: {}",
+        text(&test.stdout)
+    );
+    let library = target.join("debug").join(format!(
+        "{}demo.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ));
+    let call = memlink(&dir, &["call", library.to_str().unwrap(), "add", "[2, 3]"]);
+    assert!(call.status.success(), "{}", text(&call.stderr));
+    assert_eq!(text(&call.stdout).trim(), "5");
+    let call = memlink(&dir, &["call", library.to_str().unwrap(), "echo", "hi"]);
+    assert_eq!(text(&call.stdout).trim(), "hi");
+
+    // It does not write over what is there.
+    let again = memlink(&dir, &["new", "demo"]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_source_of_the_memlink_crates_can_be_chosen_and_bad_names_are_refused() {
+    let dir = scratch("memlink-new-sources");
+    let url = "https://example.invalid/memlink.git";
+    let out = memlink(&dir, &["new", "from_git", "--git", url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest = std::fs::read_to_string(dir.join("from_git/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("memlink-msdk = {{ git = {url:?} }}"))
+            && manifest.contains(&format!(
+                "memlink-runtime = {{ git = {url:?}, default-features = false }}"
+            )),
+        "{manifest}"
+    );
+
+    let not_a_checkout = memlink(&dir, &["new", "x", "--path", "/"]);
+    assert!(!not_a_checkout.status.success());
+    assert!(
+        text(&not_a_checkout.stderr).contains("not a memlink checkout"),
+        "{}",
+        text(&not_a_checkout.stderr)
+    );
+    for bad in ["Demo", "1st", "my-module", ""] {
+        let out = memlink(&dir, &["new", bad]);
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(
+            text(&out.stderr).contains("is not a module name"),
+            "{bad:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!dir.join(bad).join("Cargo.toml").exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The fenced blocks of `lang` in the part of README.md between the headings `from`
+/// and `to`, in order.
+fn readme_blocks(from: &str, to: &str, lang: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(common::workspace().join("README.md")).unwrap();
+    let start = readme
+        .find(from)
+        .unwrap_or_else(|| panic!("README has {from}"));
+    let end = readme[start..].find(to).map_or(readme.len(), |e| start + e);
+    let fence = format!("```{lang}\n");
+    readme[start..end]
+        .split(&fence)
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// README.md's "Writing a module" snippets (the module's Cargo.toml and exports, the
+/// shared types crate, the zero-copy export) and "Hosting modules" snippet, unchanged
+/// but for the SDK's git line made a path, built in a workspace `memlink new` made; the
+/// host snippet then loads the module and calls it, and `memlink call` answers.
+#[test]
+fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
+    let dir = scratch("memlink-readme");
+    let checkout = common::workspace().canonicalize().unwrap();
+    let out = memlink(&dir, &["new", "my_module"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let root = dir.join("my_module");
+    let write = |file: &str, body: String| std::fs::write(root.join(file), body).unwrap();
+    let package = |name: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n")
+    };
+
+    let tomls = readme_blocks("## Writing a module", "## Hosting modules", "toml");
+    let rusts = readme_blocks("## Writing a module", "## Hosting modules", "rust");
+    assert_eq!(
+        (tomls.len(), rusts.len()),
+        (2, 3),
+        "the blocks this test knows"
+    );
+    let git = "memlink-msdk = { git = \"https://github.com/memlink/memlink\" }";
+    assert!(tomls[0].contains(git), "{}", tomls[0]);
+    let path = format!(
+        "memlink-msdk = {{ path = {:?} }}",
+        checkout.join("msdk").to_string_lossy()
+    );
+    write(
+        "module/Cargo.toml",
+        package("my_module") + &tomls[0].replace(git, &path),
+    );
+    write("types/Cargo.toml", package("my_module_types") + &tomls[1]);
+    write("module/src/lib.rs", rusts[0].clone() + "\nmod zero_copy;\n");
+    write("module/src/zero_copy.rs", rusts[2].clone());
+    write("types/src/lib.rs", rusts[1].clone());
+    let host = readme_blocks("## Hosting modules", "## Serving modules", "rust");
+    write(
+        "host/src/main.rs",
+        format!(
+            "fn main() -> Result<(), Box<dyn std::error::Error>> {{\n{}\nOk(())\n}}\n",
+            host[0]
+        ),
+    );
+
+    std::fs::copy(
+        common::workspace().join("Cargo.lock"),
+        root.join("Cargo.lock"),
+    )
+    .unwrap();
+    let target = common::workspace().join("target/scaffold");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = Command::new(&cargo)
+        .args(["build", "--quiet"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo build");
+    assert!(
+        build.status.success(),
+        "the README's snippets build:\n{}",
+        text(&build.stderr)
+    );
+    let library = target.join("debug").join(format!(
+        "{}my_module.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ));
+    // The host snippet loads `./my_module.so` and asserts what the calls return.
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::copy(&library, run.join("my_module.so")).unwrap();
+    let host = Command::new(target.join("debug/my_module-host"))
+        .current_dir(&run)
+        .output()
+        .expect("run the host snippet");
+    assert!(host.status.success(), "{}", text(&host.stderr));
+    let call = memlink(&run, &["call", "./my_module.so", "add", "[2, 3]"]);
+    assert_eq!(text(&call.stdout).trim(), "5", "{}", text(&call.stderr));
+    let inspect = memlink(&run, &["inspect", "./my_module.so"]);
+    let listing = text(&inspect.stdout);
+    for export in ["echo", "add", "async_process", "use_arena", "centroid"] {
+        assert!(
+            listing.lines().any(|l| l.trim_start().starts_with(export)),
+            "{export}: {listing}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
