@@ -104,9 +104,12 @@
  Version of this ABI. Host and module must agree exactly.
 
  Version 2 carries the host's "ask for backpressure" request as a flag bit of
- [`CallFrame::flags`] where version 1 sent a NaN.
+ [`CallFrame::flags`] where version 1 sent a NaN. Version 3 adds each method's
+ signature to the method table ([`MethodInfo::signature`]).
+
+ [`MethodInfo::signature`]: crate::MethodInfo::signature
  */
-#define MEMLINK_ABI_VERSION 2
+#define MEMLINK_ABI_VERSION 3
 
 /*
  `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
@@ -553,6 +556,11 @@ typedef struct MemlinkMethodInfo {
    For an archived result: its fingerprint; 0 otherwise.
    */
   uint64_t result_fingerprint;
+  /*
+   The export's signature as its source spells it, without the context parameter:
+   `add(a: u32, b: u32) -> u32`. Empty when the module records none.
+   */
+  struct MemlinkStrRef signature;
 } MemlinkMethodInfo;
 
 /*

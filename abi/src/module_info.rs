@@ -82,4 +82,7 @@ pub struct MethodInfo {
     pub result_type: StrRef,
     /// For an archived result: its fingerprint; 0 otherwise.
     pub result_fingerprint: u64,
+    /// The export's signature as its source spells it, without the context parameter:
+    /// `add(a: u32, b: u32) -> u32`. Empty when the module records none.
+    pub signature: StrRef,
 }

@@ -9,8 +9,11 @@ use crate::module_info::ModuleInfo;
 /// Version of this ABI. Host and module must agree exactly.
 ///
 /// Version 2 carries the host's "ask for backpressure" request as a flag bit of
-/// [`CallFrame::flags`] where version 1 sent a NaN.
-pub const ABI_VERSION: u32 = 2;
+/// [`CallFrame::flags`] where version 1 sent a NaN. Version 3 adds each method's
+/// signature to the method table ([`MethodInfo::signature`]).
+///
+/// [`MethodInfo::signature`]: crate::MethodInfo::signature
+pub const ABI_VERSION: u32 = 3;
 
 /// `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
 /// (written as a literal so that C sees it too).

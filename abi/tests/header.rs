@@ -77,7 +77,8 @@ fn c_lays_the_structs_out_as_rust_does() {
             args_type,
             args_fingerprint,
             result_type,
-            result_fingerprint
+            result_fingerprint,
+            signature
         },
         InitFrame {
             size,

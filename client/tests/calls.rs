@@ -46,6 +46,13 @@ fn calls_by_name_and_typed_handles_give_the_runtime_errors() {
     assert_eq!(client.modules().unwrap(), ["basic"]);
     assert!(client.in_place().unwrap(), "same user: read in place");
     let basic = client.module("basic").unwrap();
+    let methods = client.methods(basic).unwrap();
+    let described = methods.iter().find(|m| m.name == "add").unwrap();
+    assert_eq!(
+        described.signature.as_deref(),
+        Some("add(a: u32, b: u32) -> u32"),
+        "the daemon passes on each method's signature"
+    );
     let add = client.typed::<(u32, u32), u32>(basic, "add").unwrap();
     for i in 0..100 {
         assert_eq!(add.call(&(i, 1)).unwrap(), i + 1);

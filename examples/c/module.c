@@ -31,11 +31,11 @@ enum { FAIL, ADD, ECHO, METHODS };
 
 static const MemlinkMethodInfo METHOD_TABLE[METHODS] = {
     [ADD] = { STR("add"), ID_ADD, 0, MEMLINK_FORMAT_MESSAGE_PACK, MEMLINK_FORMAT_MESSAGE_PACK,
-              2, 0, EMPTY, 0, EMPTY, 0 },
+              2, 0, EMPTY, 0, EMPTY, 0, STR("add(a: u32, b: u32) -> u32") },
     [FAIL] = { STR("fail"), ID_FAIL, 0, MEMLINK_FORMAT_RAW, MEMLINK_FORMAT_RAW, 1, 0, EMPTY, 0,
-               EMPTY, 0 },
+               EMPTY, 0, STR("fail(message: bytes) -> ()") },
     [ECHO] = { STR("echo"), ID_ECHO, 0, MEMLINK_FORMAT_RAW, MEMLINK_FORMAT_RAW, 1, 0, EMPTY, 0,
-               EMPTY, 0 },
+               EMPTY, 0, STR("echo(input: bytes) -> bytes") },
 };
 
 static const MemlinkModuleInfo INFO = {

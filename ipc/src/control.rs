@@ -72,6 +72,8 @@ pub struct MethodInfo {
     pub args_fingerprint: Option<u64>,
     /// The fingerprint of its result's archived type.
     pub result_fingerprint: Option<u64>,
+    /// Its signature as the module records it (`add(a: u32, b: u32) -> u32`).
+    pub signature: Option<String>,
 }
 
 /// The daemon to its worker.

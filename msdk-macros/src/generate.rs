@@ -103,6 +103,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
     };
     let arg_count = u16::try_from(export.args.count()).expect("checked in check::args");
     let is_async = export.is_async;
+    let signature = LitStr::new(&export.signature, export.ident.span());
     quote! {
         const _: () = {
             #args_struct
@@ -120,6 +121,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                 location: ::core::concat!(::core::file!(), ":", ::core::line!()),
                 args_type: #args_type,
                 result_type: #result_type,
+                signature: #signature,
                 invoke: __memlink_invoke,
             };
         };

@@ -10,6 +10,7 @@
 mod check;
 mod generate;
 mod parse;
+mod signature;
 mod types;
 
 use proc_macro::TokenStream;

@@ -75,6 +75,8 @@ pub(crate) struct Export {
     pub(crate) args: Args,
     /// How its `Ok` value leaves.
     pub(crate) result: ResultKind,
+    /// Its signature as text (`add(a: u32, b: u32) -> u32`), for the method table.
+    pub(crate) signature: String,
 }
 
 /// How an export's `Ok` value is encoded.
@@ -187,6 +189,7 @@ pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Resul
     };
     let export = Export {
         ident: sig.ident.clone(),
+        signature: crate::signature::text(&name, sig),
         name,
         is_async: sig.asyncness.is_some(),
         context,

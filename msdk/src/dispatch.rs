@@ -35,6 +35,8 @@ pub struct MethodEntry {
     pub args_type: Option<fn() -> ArchiveType>,
     /// For an archived result, the type the archive holds.
     pub result_type: Option<fn() -> ArchiveType>,
+    /// The signature without the context: `add(a: u32, b: u32) -> u32`.
+    pub signature: &'static str,
     /// Decodes the arguments, runs the function and encodes its result.
     pub invoke: fn(&Invocation<'_>) -> Result<(), ModuleError>,
 }
@@ -137,6 +139,7 @@ fn method_info(e: &'static MethodEntry) -> MethodInfo {
         args_fingerprint: args.map_or(0, |t| t.fingerprint),
         result_type: StrRef::new(result.map_or("", |t| t.name)),
         result_fingerprint: result.map_or(0, |t| t.fingerprint),
+        signature: StrRef::new(e.signature),
     }
 }
 
@@ -173,6 +176,7 @@ mod tests {
             location,
             args_type: None,
             result_type: None,
+            signature: "f(a: u32, b: u32) -> String",
             invoke: |_| Ok(()),
         }
     }

@@ -22,6 +22,9 @@ pub struct Method {
     pub args_type: Option<ArchivedType>,
     /// For an archived result: the type the archive holds.
     pub result_type: Option<ArchivedType>,
+    /// The export's signature without its context (`add(a: u32, b: u32) -> u32`), as
+    /// the module records it; `None` when it records none.
+    pub signature: Option<String>,
 }
 
 /// A type exchanged as an rkyv archive, as a method table names it.
@@ -126,6 +129,7 @@ fn method(
         is_async: row.flags & abi::METHOD_ASYNC != 0,
         args_type: archive_type(row.args_type, row.args_fingerprint)?,
         result_type: archive_type(row.result_type, row.result_fingerprint)?,
+        signature: Some(text(row.signature, "a signature")?).filter(|s| !s.is_empty()),
         id: row.id,
         name,
     })
@@ -179,6 +183,7 @@ mod tests {
             is_async: false,
             args_type: None,
             result_type: None,
+            signature: None,
         }
     }
 

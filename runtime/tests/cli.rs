@@ -45,9 +45,83 @@ fn inspect_lists_methods_ids_and_formats() {
         add.contains("0x3b391274") && add.contains("msgpack"),
         "{add}"
     );
-    assert!(text
-        .lines()
-        .any(|l| l.contains("async_process") && l.ends_with("async")));
+    assert!(text.lines().any(|l| l.contains("async_process")
+        && l.contains(" async ")
+        && l.ends_with("async async_process(data: Vec<u8>) -> Vec<u8>")));
+    assert!(text.ends_with('\n'), "the last line ends: {text:?}");
+}
+
+/// Each method's signature, as its source spells it, for every format: raw, MessagePack,
+/// archived arguments, an archived result, async.
+#[test]
+fn inspect_prints_each_methods_signature() {
+    let listing = |module: &str| {
+        let path = common::module_path(module);
+        let out = memlink(&["inspect", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let signature = |text: &str, name: &str| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} listed: {text}"));
+        line.split("  ").last().unwrap().trim().to_owned()
+    };
+    let basic = listing("basic");
+    assert_eq!(signature(&basic, "add"), "add(a: u32, b: u32) -> u32"); // MessagePack
+    assert_eq!(signature(&basic, "echo"), "echo(input: String) -> String"); // raw
+    assert_eq!(signature(&basic, "noop"), "noop() -> ()");
+    let zero_copy = listing("zero_copy");
+    assert_eq!(
+        signature(&zero_copy, "centroid"),
+        "centroid(points: &Archived<Vec<Point>>) -> (f32, f32, f32, u64)"
+    );
+    assert_eq!(
+        signature(&zero_copy, "scale"),
+        "scale(points: &Archived<Vec<Point>>, factor: &Archived<f32>) -> Rkyv<Vec<Point>>"
+    );
+    assert_eq!(
+        signature(&zero_copy, "shout"),
+        "shout(text: &str, tag: &[u8]) -> &'a [u8]"
+    );
+    // A module written in C records its own.
+    let c = common::compile_c(&["examples/c/module.c"], "libc_module.so", true);
+    let out = memlink(&["inspect", c.to_str().unwrap()]);
+    assert_eq!(
+        signature(&stdout(&out), "add"),
+        "add(a: u32, b: u32) -> u32"
+    );
+}
+
+/// `inspect --json`: the same description as one JSON object, for tools.
+#[test]
+fn inspect_json_describes_the_module_for_tools() {
+    let path = common::module_path("zero_copy");
+    let out = memlink(&["inspect", "--json", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(value["module"], "zero_copy");
+    let methods = value["methods"].as_array().unwrap();
+    let centroid = methods.iter().find(|m| m["name"] == "centroid").unwrap();
+    assert_eq!(
+        centroid["signature"],
+        "centroid(points: &Archived<Vec<Point>>) -> (f32, f32, f32, u64)"
+    );
+    assert_eq!(centroid["args"], "archived");
+    assert_eq!(centroid["result"], "msgpack");
+    assert_eq!(centroid["arg_count"], 1);
+    assert_eq!(centroid["async"], false);
+    assert!(centroid["args_type"]["type"]
+        .as_str()
+        .unwrap()
+        .contains("Point"));
+    assert!(centroid["result_type"].is_null());
+    let scale = methods.iter().find(|m| m["name"] == "scale").unwrap();
+    assert!(scale["result_type"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("0x"));
 }
 
 #[test]

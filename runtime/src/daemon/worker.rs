@@ -423,6 +423,7 @@ impl Server {
                         result_type: m.result_type.as_ref().map(|t| t.name.clone()),
                         args_fingerprint: m.args_type.as_ref().map(|t| t.fingerprint),
                         result_fingerprint: m.result_type.as_ref().map(|t| t.fingerprint),
+                        signature: m.signature.clone(),
                     })
                     .collect();
                 let bytes = rmp_serde::to_vec(&infos).map_err(|e| Failure::Other(e.to_string()))?;

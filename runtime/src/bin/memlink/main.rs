@@ -27,10 +27,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List a module's methods with their ids and formats.
+    /// List a module's methods: their signatures, ids and formats.
     Inspect {
         /// Path of the module's shared library.
         module: String,
+        /// Print the same as JSON, for tools.
+        #[arg(long)]
+        json: bool,
     },
     /// Call a method and print its result.
     ///
@@ -125,9 +128,14 @@ fn run(command: Command) -> Result<(), String> {
     let config = RuntimeConfig::default().latency_sampling(1);
     let runtime = Runtime::new(config, LocalResolver);
     match command {
-        Command::Inspect { module } => {
+        Command::Inspect { module, json } => {
             let handle = load(&runtime, &module)?;
-            print!("{}", inspect(&runtime, handle).map_err(|e| e.to_string())?);
+            let text = if json {
+                inspect_json(&runtime, handle)
+            } else {
+                inspect(&runtime, handle)
+            };
+            print!("{}", text.map_err(|e| e.to_string())?);
             Ok(())
         }
         Command::Call {
@@ -199,21 +207,57 @@ fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeErr
     );
     out += &format!("{} methods:\n", methods.len());
     out += &format!(
-        "  {:<24} {:<10} {:<8} {:<8} {:>4}  kind\n",
-        "name", "id", "args", "result", "argc"
+        "  {:<24} {:<10} {:<8} {:<8} {:>4}  {:<5}  signature\n",
+        "name", "id", "args", "result", "argc", "kind"
     );
     for m in &methods {
         out += &format!(
-            "  {:<24} {:#010x} {:<8} {:<8} {:>4}  {}\n",
+            "  {:<24} {:#010x} {:<8} {:<8} {:>4}  {:<5}  {}\n",
             m.name,
             m.id,
             m.args_format.name(),
             m.result_format.name(),
             m.arg_count,
-            if m.is_async { "async" } else { "sync" }
+            if m.is_async { "async" } else { "sync" },
+            m.signature.as_deref().unwrap_or("(not recorded)")
         );
     }
     Ok(out)
+}
+
+/// What `inspect` prints, as one JSON object (and a newline).
+fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeError> {
+    let info = runtime.module_info(handle)?;
+    let archive = |t: &Option<memlink_runtime::ArchivedType>| {
+        t.as_ref().map(|t| {
+            serde_json::json!({ "type": t.name, "fingerprint": format!("{:#018x}", t.fingerprint) })
+        })
+    };
+    let methods: Vec<serde_json::Value> = runtime
+        .methods(handle)?
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "id": m.id,
+                "signature": m.signature,
+                "args": m.args_format.name(),
+                "result": m.result_format.name(),
+                "arg_count": m.arg_count,
+                "async": m.is_async,
+                "args_type": archive(&m.args_type),
+                "result_type": archive(&m.result_type),
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "module": info.name,
+        "version": info.version,
+        "sdk_version": info.sdk_version,
+        "path": info.path,
+        "methods": methods,
+    });
+    Ok(format!("{value:#}\n"))
 }
 
 /// A call's arguments as the command line gave them.
