@@ -28,6 +28,26 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs `cargo COMMAND --quiet` in the workspace `root`, with this workspace's lock file
+/// (the same dependency versions: nothing new to download) and a target directory kept
+/// between runs. Returns the output and the target directory.
+fn cargo(root: &Path, command: &str) -> (Output, PathBuf) {
+    std::fs::copy(
+        common::workspace().join("Cargo.lock"),
+        root.join("Cargo.lock"),
+    )
+    .unwrap();
+    let target = common::workspace().join("target/scaffold");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .args([command, "--quiet"])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap_or_else(|e| panic!("run cargo {command}: {e}"));
+    (out, target)
+}
+
 #[test]
 fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
     let dir = scratch("memlink-new");
@@ -44,20 +64,7 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
         )),
         "{manifest}"
     );
-    // The same dependency versions as this workspace: nothing new to download.
-    std::fs::copy(
-        common::workspace().join("Cargo.lock"),
-        root.join("Cargo.lock"),
-    )
-    .unwrap();
-    let target = common::workspace().join("target/scaffold");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let test = Command::new(&cargo)
-        .args(["test", "--quiet"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo test");
+    let (test, target) = cargo(&root, "test");
     assert!(
         test.status.success(),
         "the new workspace's tests pass:\n{}\n{}",
@@ -188,19 +195,7 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
         ),
     );
 
-    std::fs::copy(
-        common::workspace().join("Cargo.lock"),
-        root.join("Cargo.lock"),
-    )
-    .unwrap();
-    let target = common::workspace().join("target/scaffold");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let build = Command::new(&cargo)
-        .args(["build", "--quiet"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo build");
+    let (build, target) = cargo(&root, "build");
     assert!(
         build.status.success(),
         "the README's snippets build:\n{}",
