@@ -195,6 +195,14 @@ fn stats_and_verbose_show_metrics_and_module_logs() {
         text.contains("memlink_calls_total{module=\"basic\",method=\"chatty\"} 3"),
         "{text}"
     );
+    // The runtime's text, with a module's own metrics in it, meets Prometheus' rules.
+    let observed = memlink(&["call", &b, "observe", "3", "--prometheus"]);
+    let metrics = stdout(&observed);
+    assert!(
+        metrics.contains("memlink_module_observed_total"),
+        "{metrics}"
+    );
+    common::promtool_accepts(metrics.split_once('\n').unwrap().1);
     let quiet = stderr(&out);
     assert!(
         quiet.contains("an error") && quiet.contains("a warning"),
