@@ -35,7 +35,9 @@
 //! - [`request`]: one call as the generated code sees it;
 //! - [`serialize`]: the MessagePack encoding of arguments and results;
 //! - [`archive`]: zero-copy arguments and results (rkyv archives read in place);
-//! - [`executor`]: how async exports run.
+//! - [`executor`]: how async exports run;
+//! - [`testing`]: a host for the module's own tests, calling exports through the real
+//!   entry point.
 
 #![warn(missing_docs)]
 
@@ -58,6 +60,7 @@ pub mod persist;
 pub mod r#ref;
 pub mod request;
 pub mod serialize;
+pub mod testing;
 
 pub use archive::Rkyv;
 pub use arena::Arena;

@@ -71,9 +71,10 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
         text(&test.stdout),
         text(&test.stderr)
     );
-    assert!(
-        text(&test.stdout).contains("1 passed"),
-        "its host test ran: {}",
+    assert_eq!(
+        text(&test.stdout).matches("1 passed").count(),
+        2,
+        "its module test (through the testing harness) and host test ran: {}",
         text(&test.stdout)
     );
     let library = target.join("debug").join(format!(
@@ -169,7 +170,7 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
     let rusts = readme_blocks("## Writing a module", "## Hosting modules", "rust");
     assert_eq!(
         (tomls.len(), rusts.len()),
-        (2, 3),
+        (2, 4),
         "the blocks this test knows"
     );
     let git = "memlink-msdk = { git = \"https://github.com/memlink/memlink\" }";
@@ -183,9 +184,13 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
         package("my_module") + &tomls[0].replace(git, &path),
     );
     write("types/Cargo.toml", package("my_module_types") + &tomls[1]);
-    write("module/src/lib.rs", rusts[0].clone() + "\nmod zero_copy;\n");
-    write("module/src/zero_copy.rs", rusts[2].clone());
-    write("types/src/lib.rs", rusts[1].clone());
+    // The exports, their tests, the shared type, the zero-copy export.
+    write(
+        "module/src/lib.rs",
+        format!("{}\n{}\nmod zero_copy;\n", rusts[0], rusts[1]),
+    );
+    write("types/src/lib.rs", rusts[2].clone());
+    write("module/src/zero_copy.rs", rusts[3].clone());
     let host = readme_blocks("## Hosting modules", "## Serving modules", "rust");
     write(
         "host/src/main.rs",
@@ -195,11 +200,20 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
         ),
     );
 
-    let (build, target) = cargo(&root, "build");
+    // `cargo test` builds everything, and runs the README's module test (through the
+    // testing harness) and the generated host's test (through the runtime).
+    let (test, target) = cargo(&root, "test");
     assert!(
-        build.status.success(),
-        "the README's snippets build:\n{}",
-        text(&build.stderr)
+        test.status.success(),
+        "the README's snippets build and their tests pass:\n{}\n{}",
+        text(&test.stdout),
+        text(&test.stderr)
+    );
+    assert_eq!(
+        text(&test.stdout).matches("1 passed").count(),
+        2,
+        "the README's module test and the host's test ran: {}",
+        text(&test.stdout)
     );
     let library = target.join("debug").join(format!(
         "{}my_module.{}",

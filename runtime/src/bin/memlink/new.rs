@@ -163,7 +163,7 @@ A memlink module (`module/`), the types it shares with its hosts (`types/`), and
 (`host/`).
 
 ```sh
-cargo test                                   # builds the module, calls it through the runtime
+cargo test                                   # the module's tests, and the host's through the runtime
 cargo build -p {name}                        # target/debug/lib{name}.so
 cargo run -p {name}-host                     # the host: loads it and calls each export
 memlink inspect target/debug/lib{name}.so
@@ -242,6 +242,31 @@ pub fn centroid(_ctx: &CallContext, points: &Archived<Vec<Point>>) -> Result<(f3
         (x + p.x.to_native(), y + p.y.to_native(), z + p.z.to_native())
     });
     Ok((sum.0 / n, sum.1 / n, sum.2 / n))
+}
+
+/// Each export called through the module's own entry point, as a host calls it.
+#[cfg(test)]
+mod tests {
+    use memlink_msdk::rkyv::{self, rancor};
+    use memlink_msdk::testing::TestContext;
+    use memlink_msdk::ModuleError;
+    use {name}_types::Point;
+
+    #[test]
+    fn each_export_answers_through_the_entry_point() {
+        let host = TestContext::new();
+        assert_eq!(host.call_typed::<_, u32>("add", &(2u32, 3u32)), Ok(5));
+        assert!(matches!(
+            host.call_typed::<_, u32>("add", &(u32::MAX, 1u32)),
+            Err(ModuleError::CallFailed(_))
+        ));
+        assert_eq!(host.call_typed::<_, String>("echo", "hi"), Ok("hi".to_owned()));
+        let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }, Point { x: 3.0, y: 4.0, z: 5.0 }];
+        let archive = rkyv::to_bytes::<rancor::Error>(&(points,)).unwrap();
+        let mean = host.call("centroid", &archive).unwrap();
+        let mean: (f32, f32, f32) = memlink_msdk::abi::msgpack::from_msgpack(&mean).unwrap();
+        assert_eq!(mean, (2.0, 3.0, 4.0));
+    }
 }
 "#;
 
