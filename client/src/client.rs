@@ -398,21 +398,30 @@ impl Client {
         self.grow(&conn, len as u64)
     }
 
-    /// Connects again with slots of at least `len` bytes, within the daemon's limit.
+    /// Connects again with slots of at least `len` bytes (and never smaller than they
+    /// grew to before), within the daemon's limit. The connection is made before the
+    /// lock is taken, so calls that fit the current slots go on meanwhile.
     fn grow(&self, old: &Arc<Connection>, len: u64) -> Result<Arc<Connection>, RuntimeError> {
-        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(conn) = &*slot {
-            if !Arc::ptr_eq(conn, old) && conn.welcome().geometry.slot_size >= len {
-                return Ok(Arc::clone(conn));
-            }
+        let fits = |slot: &Option<Arc<Connection>>| {
+            slot.as_ref()
+                .filter(|c| !Arc::ptr_eq(c, old) && c.welcome().geometry.slot_size >= len)
+                .cloned()
+        };
+        if let Some(conn) = fits(&self.conn.read().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(conn);
         }
-        // A new connection may reach a daemon started again meanwhile: describe anew.
-        lock(&self.methods).clear();
-        let welcome = old.welcome();
-        let geometry = Geometry::to_fit(len, self.config.slots, welcome.max_shm)
+        let floor = lock(&self.geometry).slot_size;
+        let geometry = Geometry::to_fit(len.max(floor), self.config.slots, old.welcome().max_shm)
             .map_err(|reason| RuntimeError::Daemon { reason })?;
         let conn = Connection::connect(&self.socket, geometry, self.waiting())
             .map_err(|e| runtime_error(e, "", "", None))?;
+        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        // Another thread grew it meanwhile: its connection serves, this one closes.
+        if let Some(grown) = fits(&slot) {
+            return Ok(grown);
+        }
+        // A new connection may reach a daemon started again meanwhile: describe anew.
+        lock(&self.methods).clear();
         *lock(&self.geometry) = geometry;
         *slot = Some(Arc::clone(&conn));
         Ok(conn)

@@ -102,20 +102,37 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
                 range.len()
             }
             None => {
-                // Too large for the slot, or not encodable for the format: say which.
+                // Too large for the slot (the segment grows for them), or not encodable
+                // for the format (the codec's error).
                 let bytes = msgpack::encode_as(self.args, args).map_err(|e| self.codec(e))?;
-                return Err(RuntimeError::Daemon {
-                    reason: format!(
-                        "{} bytes of arguments do not fit the connection's slots of {} bytes",
-                        bytes.len(),
-                        data.len()
-                    ),
-                });
+                drop(lease);
+                return self.call_encoded(&bytes, options);
             }
         };
         let reply = self
             .client
             .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
+        msgpack::decode_as(self.result, &reply).map_err(|e| self.codec(e))
+    }
+
+    /// Calls with arguments already encoded, on a connection whose slots hold them.
+    fn call_encoded(&self, bytes: &[u8], options: &CallOptions) -> Result<R, RuntimeError> {
+        let conn = self.client.connection_for(bytes.len())?;
+        let given = crate::client::given(options);
+        let failed = |e| {
+            self.client
+                .failed(&conn, e, &self.name, &self.method, given)
+        };
+        let mut lease = conn.lease(options.deadline).map_err(failed)?;
+        lease.write_args(bytes).map_err(failed)?;
+        let reply = self.client.finish(
+            lease,
+            Op::Call,
+            &self.name,
+            &self.method,
+            bytes.len(),
+            options,
+        )?;
         msgpack::decode_as(self.result, &reply).map_err(|e| self.codec(e))
     }
 
@@ -228,12 +245,31 @@ where
             self.client
                 .failed(&conn, e, &self.name, &self.method, given)
         })?;
-        let capacity = lease.capacity();
-        let len = rkyv::api::high::to_bytes_in::<_, rancor::Error>(args, Buffer::from(lease.data_mut()))
-            .map(|w| w.pos())
-            .map_err(|e| RuntimeError::Daemon {
-                reason: format!("the arguments' archive does not fit the connection's slots of {capacity} bytes: {e}"),
-            })?;
+        let archived =
+            rkyv::api::high::to_bytes_in::<_, rancor::Error>(args, Buffer::from(lease.data_mut()))
+                .map(|w| w.pos());
+        let (lease, len) = match archived {
+            Ok(len) => (lease, len),
+            // Too large for the slot: archived apart, then written to slots that hold it
+            // (the segment grows).
+            Err(_) => {
+                drop(lease);
+                let bytes =
+                    rkyv::to_bytes::<rancor::Error>(args).map_err(|e| RuntimeError::Codec {
+                        module: self.name.clone(),
+                        method: self.method.clone(),
+                        reason: format!("the arguments cannot be archived: {e}"),
+                    })?;
+                let conn = self.client.connection_for(bytes.len())?;
+                let failed = |e| {
+                    self.client
+                        .failed(&conn, e, &self.name, &self.method, given)
+                };
+                let mut lease = conn.lease(options.deadline).map_err(failed)?;
+                lease.write_args(&bytes).map_err(failed)?;
+                (lease, bytes.len())
+            }
+        };
         let reply = self
             .client
             .finish(lease, Op::Call, &self.name, &self.method, len, options)?;

@@ -198,18 +198,31 @@ fn a_call_larger_than_the_slots_grows_the_segment_within_the_daemon_limit() {
     assert_eq!(&*client.call(basic, "echo", &mib).unwrap(), &mib[..]);
     assert_eq!(client.segment_size().unwrap(), 4096 + 8 * (1 << 20));
 
-    // 5 MiB: slots of 8 MiB, and as few of them as the limit allows (one).
+    // 5 MiB: one slot of 8 MiB would fit the limit, three of exactly 5 MiB do: more
+    // calls in flight win over the rounded size.
     let five: Vec<u8> = (0..5u32 << 20).map(|i| b'a' + (i % 13) as u8).collect();
     let out = client.call(basic, "echo", &five).unwrap();
     assert_eq!(&*out, &five[..]);
-    assert_eq!(client.segment_size().unwrap(), 4096 + (8 << 20));
-    // A reply is read in place in its slot: the one slot is free again once it drops.
+    assert_eq!(client.segment_size().unwrap(), 4096 + 3 * (5 << 20));
+    // A reply is read in place in its slot: the slot is free again once it drops.
     drop(out);
     // A batch on the grown connection holds as many calls as it has slots.
     let mut batch = client.batch();
     batch.push(basic, "echo", &five).unwrap();
-    assert!(batch.push(basic, "echo", b"two").is_err(), "one slot");
-    assert_eq!(&*batch.run().remove(0).unwrap(), &five[..]);
+    batch.push(basic, "echo", b"two").unwrap();
+    batch.push(basic, "echo", b"three").unwrap();
+    let err = batch.push(basic, "echo", b"four").unwrap_err();
+    assert!(err.to_string().contains("at most 3"), "{err}");
+    let results = batch.run();
+    assert_eq!(&**results[0].as_ref().unwrap(), &five[..]);
+    assert_eq!(&**results[2].as_ref().unwrap(), b"three");
+    drop(results);
+
+    // A typed handle's call grows it too: 6 MB of MessagePack, two slots of it.
+    let add_all = client.typed::<(Vec<i64>,), i64>(basic, "sum").unwrap();
+    assert_eq!(add_all.call(&(vec![1; 6_000_000],)).unwrap(), 6_000_000);
+    let size = client.segment_size().unwrap();
+    assert!(size > 2 * 6_000_000 && size <= 16 << 20, "{size}");
 
     // Past the daemon's limit: refused, naming both sizes; the client keeps serving.
     let huge = vec![b'x'; 20 << 20];

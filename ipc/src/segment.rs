@@ -85,37 +85,35 @@ impl Geometry {
         self.len() == 0
     }
 
-    /// The geometry a segment grows to so that one slot holds `len` bytes: slots of
-    /// `len` rounded up to a power of two (so a run of growing calls connects again only
-    /// a few times), or of `len` itself when that is what fits, with as many of `slots`
-    /// slots as keep the whole within `limit` bytes; or why no segment within `limit`
+    /// The geometry a segment grows to so that one slot holds `len` bytes: as many of
+    /// `slots` slots as keep the whole within `limit` bytes, each of `len` rounded up to
+    /// a power of two (so a run of growing calls connects again only a few times) unless
+    /// that leaves fewer slots than `len` itself would; or why no segment within `limit`
     /// holds `len` bytes.
     pub fn to_fit(len: u64, slots: u32, limit: u64) -> Result<Geometry, String> {
-        let refused = || {
-            format!(
-                "{len} bytes need a slot of that size; the daemon gives a connection at most {limit} bytes of shared memory"
-            )
-        };
-        let sizes = [len.checked_next_power_of_two().unwrap_or(u64::MAX), len];
-        for size in sizes.into_iter().filter(|&s| s <= MAX_SLOT_SIZE) {
-            let mut n = slots.clamp(1, MAX_SLOTS);
-            loop {
-                let g = Geometry::new(n, size)?;
-                if g.len() <= limit {
-                    return Ok(g);
-                }
-                if n == 1 {
-                    break;
-                }
-                n = (n / 2).max(1);
-            }
-        }
         if len > MAX_SLOT_SIZE {
             return Err(format!(
                 "{len} bytes do not fit a slot: a slot holds at most {MAX_SLOT_SIZE} bytes"
             ));
         }
-        Err(refused())
+        // The most slots of `size` bytes within the limit.
+        let most = |size: u64| {
+            (1..=slots.clamp(1, MAX_SLOTS))
+                .rev()
+                .find_map(|n| Geometry::new(n, size).ok().filter(|g| g.len() <= limit))
+        };
+        let exact = most(len.max(1));
+        let rounded = len
+            .checked_next_power_of_two()
+            .filter(|&s| s <= MAX_SLOT_SIZE)
+            .and_then(most);
+        match (rounded, exact) {
+            (Some(r), Some(e)) if r.slots >= e.slots => Ok(r),
+            (_, Some(e)) => Ok(e),
+            _ => Err(format!(
+                "{len} bytes need a slot of that size; the daemon gives a connection at most {limit} bytes of shared memory"
+            )),
+        }
     }
 }
 
@@ -267,10 +265,18 @@ mod tests {
         // Room for all slots: a power of two.
         let g = Geometry::to_fit(3 << 20, 8, 1 << 30).unwrap();
         assert_eq!((g.slots, g.slot_size), (8, 4 << 20));
-        // Fewer slots when all of them would pass the limit.
+        // Fewer slots when all of them would pass the limit, and the exact size when the
+        // power of two would leave fewer (3 of 3 MiB, not 2 of 4 MiB, within 10 MiB).
         let g = Geometry::to_fit(3 << 20, 8, 10 << 20).unwrap();
-        assert_eq!((g.slots, g.slot_size), (2, 4 << 20));
+        assert_eq!((g.slots, g.slot_size), (3, 3 << 20));
         assert!(g.len() <= 10 << 20);
+        let g = Geometry::to_fit(3 << 20, 2, 10 << 20).unwrap();
+        assert_eq!(
+            (g.slots, g.slot_size),
+            (2, 4 << 20),
+            "as many slots, rounded up"
+        );
+        assert_eq!(Geometry::to_fit(0, 2, 1 << 20).unwrap().slots, 2);
         // The exact size when the power of two does not fit even alone.
         let g = Geometry::to_fit(5 << 20, 8, 6 << 20).unwrap();
         assert_eq!((g.slots, g.slot_size), (1, 5 << 20));

@@ -30,7 +30,9 @@
 //! calls to real modules (a nested call reaches the [`on_nested`](TestContext::on_nested)
 //! closure, or fails with `ModuleNotFound`).
 
+use core::cell::RefCell;
 use core::ffi::c_void;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -203,9 +205,10 @@ impl TestContext {
         // allocation, so the two do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(args.as_ptr(), args_ptr, args.len()) };
         let mut arena = vec![0u128; self.arena_size.div_ceil(16)];
-        let mut call = Call {
+        let call = Call {
             context: self,
-            output: None,
+            output: RefCell::new(None),
+            panicked: RefCell::new(None),
         };
         let mut frame = CallFrame {
             size: size_of::<CallFrame>() as u32,
@@ -224,7 +227,7 @@ impl TestContext {
             backpressure: self.backpressure,
             flags: 0,
             host: &HOST_API,
-            host_call: (&raw mut call).cast(),
+            host_call: (&raw const call).cast_mut().cast(),
             persistent: core::ptr::null_mut(),
             persistent_len: 0,
             out: core::ptr::null(),
@@ -233,9 +236,14 @@ impl TestContext {
         };
         // SAFETY: the frame is valid as the ABI requires: `args` for `args_len` bytes
         // nobody writes during the call, the arena for `arena_len` bytes nobody else
-        // uses, `host` a static, and `host_call` the live `Call` above, which this
-        // function does not touch until the call returns.
+        // uses, `host` a static, and `host_call` the live `Call` above, which the host
+        // services only read through shared references (its buffers are `RefCell`s).
         let status = unsafe { memlink_call(&mut frame) };
+        // The test's own closure failed (an assertion in it, say): that is the test's
+        // failure, reported as such once the module has returned.
+        if let Some(message) = call.panicked.borrow_mut().take() {
+            panic!("the on_nested closure panicked: {message}");
+        }
         let output = collect(&frame, &arena, &call)?;
         match Status::from_code(status) {
             Some(Status::Ok) => Ok(output),
@@ -259,29 +267,33 @@ fn collect(frame: &CallFrame, arena: &[u128], call: &Call<'_>) -> Result<Vec<u8>
             .checked_sub(start)
             .is_some_and(|offset| offset.checked_add(len).is_some_and(|end| end <= size))
     };
-    let from = if inside(arena.as_ptr().addr(), frame.arena_len) {
-        arena.as_ptr().cast::<u8>()
-    } else {
-        match &call.output {
-            Some(buf) if inside(buf.as_ptr().addr(), buf.len() * 16) => buf.as_ptr().cast::<u8>(),
-            _ => {
-                return Err(ModuleError::CallFailed(format!(
-                    "the module returned {len} bytes at {out:p}, outside its arena and the host's buffer"
-                )))
-            }
-        }
+    // Bounds from the buffers themselves: the module could have rewritten the frame's.
+    let copy = |buf: &[u128]| {
+        let from = buf.as_ptr().cast::<u8>();
+        let offset = out.addr() - from.addr();
+        // SAFETY: `offset + len` lies inside `buf` (checked by `inside`), initialized
+        // memory this function only reads, after the call returned.
+        unsafe { core::slice::from_raw_parts(from.add(offset), len) }.to_vec()
     };
-    let offset = out.addr() - from.addr();
-    // SAFETY: `offset + len` lies inside the allocation `from` starts (checked above),
-    // which is initialized memory this function only reads, after the call returned.
-    Ok(unsafe { core::slice::from_raw_parts(from.add(offset), len) }.to_vec())
+    if inside(arena.as_ptr().addr(), size_of_val(arena)) {
+        return Ok(copy(arena));
+    }
+    match &*call.output.borrow() {
+        Some(buf) if inside(buf.as_ptr().addr(), size_of_val(&buf[..])) => Ok(copy(buf)),
+        _ => Err(ModuleError::CallFailed(format!(
+            "the module returned {len} bytes at {out:p}, outside its arena and the host's buffer"
+        ))),
+    }
 }
 
-/// One call's host state: `CallFrame::host_call` points at it.
+/// One call's host state: `CallFrame::host_call` points at it, and the host services
+/// reach it through shared references only.
 struct Call<'a> {
     context: &'a TestContext,
     /// The last buffer `alloc_output` lent, 16-aligned.
-    output: Option<Vec<u128>>,
+    output: RefCell<Option<Vec<u128>>>,
+    /// What the `on_nested` closure panicked with, to report once the call returns.
+    panicked: RefCell<Option<String>>,
 }
 
 /// The module as its table describes it, initialized once per process.
@@ -347,19 +359,28 @@ static HOST_API: HostApi = HostApi {
     backpressure,
 };
 
-/// `HostApi::alloc_output`: a zeroed, 16-aligned buffer that replaces the call's last.
+/// `HostApi::alloc_output`: a zeroed, 16-aligned buffer that replaces the call's last;
+/// null when `len` cannot be allocated, as the ABI asks.
 ///
 /// # Safety
 ///
 /// `call` is null or the `host_call` of a running call of this module's tests.
 unsafe extern "C" fn alloc_output(call: *mut c_void, len: usize) -> *mut u8 {
-    // SAFETY: the caller's contract; `run` does not touch the `Call` while the module
-    // runs, so this is the only reference to it.
-    let Some(call) = (unsafe { call.cast::<Call<'_>>().as_mut() }) else {
+    // SAFETY: the caller's contract: a live `Call`, only ever shared.
+    let Some(call) = (unsafe { call.cast::<Call<'_>>().as_ref() }) else {
         return core::ptr::null_mut();
     };
-    let buf = call.output.insert(vec![0u128; len.div_ceil(16).max(1)]);
-    buf.as_mut_ptr().cast()
+    let words = len.div_ceil(16).max(1);
+    let mut buf = Vec::new();
+    if isize::try_from(len).is_err() || buf.try_reserve_exact(words).is_err() {
+        return core::ptr::null_mut();
+    }
+    buf.resize(words, 0u128);
+    // The buffer's heap memory does not move when the `Vec` moves into the cell, so the
+    // pointer stays valid until the next `alloc_output` or the end of the call.
+    let ptr = buf.as_mut_ptr().cast();
+    *call.output.borrow_mut() = Some(buf);
+    ptr
 }
 
 /// `HostApi::call_module`: the context's mock answers, in MessagePack.
@@ -383,13 +404,29 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
             bytes(request.args, request.args_len),
         )
     };
+    let typed = request.flags & abi::NESTED_TYPED != 0;
     let result = match (call, asked) {
         (Some(call), (Some(module), Some(method), args)) => match &call.context.nested {
-            Some(answer) => answer(NestedRequest {
-                module,
-                method,
-                args,
-                typed: request.flags & abi::NESTED_TYPED != 0,
+            // A panic must not unwind out of this `extern "C"` function (that aborts the
+            // test binary): it is kept and reported once the call returns.
+            Some(answer) => panic::catch_unwind(AssertUnwindSafe(|| {
+                answer(NestedRequest {
+                    module,
+                    method,
+                    args,
+                    typed,
+                })
+            }))
+            .unwrap_or_else(|payload| {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".to_owned());
+                *call.panicked.borrow_mut() = Some(message);
+                Err(ModuleError::CallFailed(
+                    "the on_nested closure panicked".into(),
+                ))
             }),
             None => Err(ModuleError::ModuleNotFound(module.to_owned())),
         },

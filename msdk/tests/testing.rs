@@ -144,3 +144,23 @@ fn deadline_trace_ids_and_backpressure_reach_the_export() {
         TestContext::new().call_typed("context", &()).unwrap();
     assert_eq!(plain, (None, 0, 0, 0.0));
 }
+
+/// A panic in the test's own closure (a failed assertion in it) fails the test with its
+/// message instead of aborting the test binary, and the module keeps answering.
+#[test]
+fn a_panic_in_the_nested_mock_fails_the_test_not_the_binary() {
+    let host = TestContext::new().on_nested(|_| panic!("the mock's assertion"));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        host.call_typed::<_, u32>("relay", &(1u32,))
+    }));
+    let payload = caught.expect_err("the test fails");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("on_nested closure panicked: the mock's assertion"),
+        "{message}"
+    );
+    assert_eq!(host.call_typed::<_, u32>("add", &(1u32, 2u32)).unwrap(), 3);
+}
