@@ -37,8 +37,15 @@ pub struct Batch<'c> {
     options: CallOptions,
 }
 
+impl Client {
+    /// Many calls submitted with one wakeup of the daemon (see [`Batch`]).
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
+    }
+}
+
 impl<'c> Batch<'c> {
-    pub(crate) fn new(client: &'c Client) -> Batch<'c> {
+    fn new(client: &'c Client) -> Batch<'c> {
         Batch {
             client,
             conn: None,

@@ -18,8 +18,6 @@ use serde::Serialize;
 
 use crate::error::{not_taken, runtime_error};
 use crate::output::{ArgSlot, RemoteOutput, SlotReply};
-use crate::typed::{RemoteArchived, RemoteTyped};
-use crate::Batch;
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone)]
@@ -239,50 +237,6 @@ impl Client {
             .map(|reply| RemoteOutput { reply })
     }
 
-    /// A typed handle on `method` (MessagePack or raw, in the spirit of
-    /// `Runtime::typed`): its formats are checked now.
-    pub fn typed<A, R>(
-        &self,
-        module: RemoteModule,
-        method: &str,
-    ) -> Result<RemoteTyped<'_, A, R>, RuntimeError>
-    where
-        A: Serialize + ?Sized,
-        R: DeserializeOwned,
-    {
-        RemoteTyped::new(self, module, self.method(module, method)?)
-    }
-
-    /// Calls a method with typed arguments and result in one go.
-    pub fn call_typed<A, R>(
-        &self,
-        module: RemoteModule,
-        method: &str,
-        args: &A,
-    ) -> Result<R, RuntimeError>
-    where
-        A: Serialize + ?Sized,
-        R: DeserializeOwned,
-    {
-        self.typed::<A, R>(module, method)?.call(args)
-    }
-
-    /// A zero-copy handle on an archive method (as `Runtime::archived`): `A`'s
-    /// archive is written straight into the shared segment, and the result read there as
-    /// `R`'s archive. Both fingerprints are checked now.
-    pub fn archived<A, R>(
-        &self,
-        module: RemoteModule,
-        method: &str,
-    ) -> Result<RemoteArchived<'_, A, R>, RuntimeError>
-    where
-        A: memlink_abi::archive::Archivable,
-        R: rkyv::Archive,
-        R::Archived: memlink_abi::archive::Checkable,
-    {
-        RemoteArchived::new(self, module, self.method(module, method)?)
-    }
-
     /// Memory for `len` bytes of arguments in the shared segment, zeroed, to write in
     /// place and pass to [`call_buffer`](Client::call_buffer).
     pub fn arg_buffer(&self, len: usize) -> Result<ArgSlot, RuntimeError> {
@@ -336,11 +290,6 @@ impl Client {
         Ok(SlotReply {
             bytes: buffer.lease.reply(range),
         })
-    }
-
-    /// Many calls submitted with one wakeup of the daemon (see [`Batch`]).
-    pub fn batch(&self) -> Batch<'_> {
-        Batch::new(self)
     }
 
     /// How loaded the module is in the daemon, in `[0, 1]`.

@@ -18,6 +18,53 @@ use serde::Serialize;
 use crate::client::{format, Client, RemoteModule};
 use crate::output::RemoteOutput;
 
+// The handles' constructors live beside the handles, so `client` needs no `typed`.
+impl Client {
+    /// A typed handle on `method` (MessagePack or raw, in the spirit of
+    /// `Runtime::typed`): its formats are checked now.
+    pub fn typed<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+    ) -> Result<RemoteTyped<'_, A, R>, RuntimeError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        RemoteTyped::new(self, module, self.method(module, method)?)
+    }
+
+    /// Calls a method with typed arguments and result in one go.
+    pub fn call_typed<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+        args: &A,
+    ) -> Result<R, RuntimeError>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.typed::<A, R>(module, method)?.call(args)
+    }
+
+    /// A zero-copy handle on an archive method (as `Runtime::archived`): `A`'s
+    /// archive is written straight into the shared segment, and the result read there as
+    /// `R`'s archive. Both fingerprints are checked now.
+    pub fn archived<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+    ) -> Result<RemoteArchived<'_, A, R>, RuntimeError>
+    where
+        A: memlink_abi::archive::Archivable,
+        R: rkyv::Archive,
+        R::Archived: memlink_abi::archive::Checkable,
+    {
+        RemoteArchived::new(self, module, self.method(module, method)?)
+    }
+}
+
 /// A method called with typed arguments and result: the arguments encoded straight into
 /// the shared segment for the method's format, the result decoded from where it lies.
 pub struct RemoteTyped<'c, A: ?Sized, R> {

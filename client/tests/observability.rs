@@ -3,13 +3,15 @@
 //! in the daemon's own log.
 
 mod common;
+#[path = "../../runtime/tests/common/promtool.rs"]
+mod promtool;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{memlink, Daemon, Setup};
 use memlink_client::Client;
+use promtool::promtool_accepts;
 
 #[test]
 fn metrics_and_health_are_served_over_http() {
@@ -55,39 +57,6 @@ fn metrics_and_health_are_served_over_http() {
     let (status, _) = daemon.http_get("/nothing");
     assert_eq!(status, 404);
     promtool_accepts(&body);
-}
-
-/// `promtool check metrics` on the text, when promtool is installed (CI installs it and
-/// sets `MEMLINK_REQUIRE_PROMTOOL=1`, so there it must be).
-fn promtool_accepts(text: &str) {
-    let required = std::env::var("MEMLINK_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1");
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) if !required => {
-            eprintln!("promtool not run ({e}); install Debian's `prometheus` package");
-            return;
-        }
-        Err(e) => panic!("promtool is required here: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -11,8 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, Ident, Pat, PatType, ReturnType, Signature};
 
-use crate::generate;
-use crate::parse::{Args, Field, ResultKind};
+use crate::export::{Args, Field, ResultKind, RESERVED};
 use crate::types::{self, ArchivedArg, Borrowed, ContextKind};
 
 /// The message for a missing or wrong first parameter.
@@ -74,7 +73,7 @@ impl Errors {
 /// arguments, so no `unsafe`, no foreign ABI, no variadics, no type or const parameters
 /// (lifetimes are fine, they are inferred) and no `self`.
 pub(crate) fn signature(sig: &Signature, errors: &mut Errors) {
-    if generate::RESERVED.iter().any(|name| sig.ident == name) {
+    if RESERVED.iter().any(|name| sig.ident == name) {
         let message = format!("the name `{}` is reserved by #[memlink_export]", sig.ident);
         errors.push(syn::Error::new_spanned(&sig.ident, message));
     }
@@ -250,6 +249,7 @@ pub(crate) fn result(sig: &Signature, errors: &mut Errors) -> Option<ResultKind>
 mod tests {
     use quote::quote;
 
+    use crate::export::Args;
     use crate::parse::{self, AttrArgs, Function};
 
     /// Every error message for `item`, in order.
@@ -295,7 +295,7 @@ mod tests {
         })
         .unwrap();
         let export = parse::export(Ok(AttrArgs::default()), &func).unwrap();
-        let parse::Args::MessagePack(fields) = export.args else {
+        let Args::MessagePack(fields) = export.args else {
             panic!("not MessagePack");
         };
         let names: Vec<String> = fields.iter().map(|f| f.name.to_string()).collect();

@@ -11,12 +11,9 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::{FnArg, Ident, LitStr, PatType};
 
-use crate::parse::{Args, Export, Field, Function, ResultKind};
+use crate::export::{Args, Export, Field, ResultKind};
+use crate::parse::Function;
 use crate::types::{self, ArchivedArg, ContextKind, RawArg};
-
-/// The generated items that share the value namespace with the user's function, which
-/// the wrapper calls by name: a function with one of these names would be shadowed.
-pub(crate) const RESERVED: &[&str] = &["__memlink_invoke", "__MEMLINK_METHOD"];
 
 /// Names the generated code uses; the locals are hygienic.
 struct Names {

@@ -3,11 +3,13 @@
 //! Use them through `memlink_msdk` (`use memlink_msdk::prelude::*;`), never directly:
 //! the generated code refers to `::memlink_msdk::__private`.
 
-// The work is split as in serde_derive and tokio-macros: `parse` reads the input into a
-// model, `check` enforces the rules on the way, `types` classifies the types of the
-// signature, and `generate` writes the registration.
+// The work is split as in serde_derive and tokio-macros: `parse` reads the input into
+// the model of `export`, `check` enforces the rules on the way, `types` classifies the
+// types of the signature, `signature` writes it as text, and `generate` writes the
+// registration from the model.
 
 mod check;
+mod export;
 mod generate;
 mod parse;
 mod signature;

@@ -1,6 +1,6 @@
 //! From the macro's input tokens to a model of the export.
 //!
-//! The attribute arguments and the function are read into an [`Export`] that says
+//! The attribute arguments and the function are read into an [`Export`](crate::export::Export) that says
 //! everything code generation needs and nothing else: generation never looks at the
 //! signature again. Every rule is checked here (through [`crate::check`]) and every
 //! broken rule is reported, not only the first, so one build shows the user all there
@@ -11,10 +11,10 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Signature, Token, Type, Visibility};
+use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Meta, Signature, Token, Visibility};
 
 use crate::check::{self, Errors};
-use crate::types::{ArchivedArg, ContextKind, RawArg};
+use crate::export::Export;
 
 /// The annotated function. The body is kept as tokens, not parsed: the macro only needs
 /// the signature, and a body syn cannot parse (new syntax, a typo) is then reported by
@@ -59,66 +59,6 @@ impl ToTokens for Function {
 pub(crate) struct AttrArgs {
     /// `name = "..."`: the exported name, when it is not the function's.
     pub(crate) name: Option<LitStr>,
-}
-
-/// Everything code generation needs to know about one export.
-pub(crate) struct Export {
-    /// The function, called by this name.
-    pub(crate) ident: Ident,
-    /// The name the host calls it by.
-    pub(crate) name: String,
-    /// Whether it is an `async fn`, run with `block_on`.
-    pub(crate) is_async: bool,
-    /// How it takes its context.
-    pub(crate) context: ContextKind,
-    /// How its arguments arrive.
-    pub(crate) args: Args,
-    /// How its `Ok` value leaves.
-    pub(crate) result: ResultKind,
-    /// Its signature as text (`add(a: u32, b: u32) -> u32`), for the method table.
-    pub(crate) signature: String,
-}
-
-/// How an export's `Ok` value is encoded.
-pub(crate) enum ResultKind {
-    /// MessagePack.
-    MessagePack,
-    /// MessagePack of a scalar (`()`, `bool`, an integer, a float), written without serde.
-    Scalar,
-    /// The bytes as they are (`String`, `Vec<u8>`, `&str`, `&[u8]`).
-    Raw,
-    /// An rkyv archive of the `T` in `Rkyv<T>`.
-    Archived(Box<Type>),
-}
-
-/// The arguments after the context.
-pub(crate) enum Args {
-    /// One bytes-like argument, passed the raw argument bytes.
-    Raw(RawArg),
-    /// Any number of owned arguments, decoded from MessagePack into a struct.
-    MessagePack(Vec<Field>),
-    /// Borrowed views into one rkyv archive of the parameters' tuple.
-    Archived(Vec<ArchivedArg>),
-}
-
-impl Args {
-    /// How many arguments there are after the context.
-    pub(crate) fn count(&self) -> usize {
-        match self {
-            Args::Raw(_) => 1,
-            Args::MessagePack(fields) => fields.len(),
-            Args::Archived(params) => params.len(),
-        }
-    }
-}
-
-/// One MessagePack argument: a field of the argument struct.
-pub(crate) struct Field {
-    /// The field name, which is the key of a map-encoded argument: the parameter's name,
-    /// or `arg{i}` for a `_` or destructuring parameter.
-    pub(crate) name: Ident,
-    /// The parameter's type.
-    pub(crate) ty: Type,
 }
 
 /// Reads the attribute arguments: a comma-separated list of `key = value`, where the

@@ -161,12 +161,7 @@ impl TestContext {
     /// Calls `method` with `args` encoded as the method takes them (MessagePack, the
     /// raw bytes, or an rkyv archive), and returns its encoded result.
     pub fn call(&self, method: &str, args: &[u8]) -> Result<Vec<u8>, ModuleError> {
-        let (index, row) = module()?
-            .iter()
-            .enumerate()
-            .find(|(_, m)| m.name == method)
-            .ok_or(ModuleError::InvalidMethod)?;
-        let index = u32::try_from(index).map_err(|_| ModuleError::InvalidMethod)?;
+        let (index, row) = find(method)?;
         self.run(index, row.id, args)
     }
 
@@ -177,17 +172,14 @@ impl TestContext {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let row = module()?
-            .iter()
-            .find(|m| m.name == method)
-            .ok_or(ModuleError::InvalidMethod)?;
+        let (index, row) = find(method)?;
         if row.args_format == Format::Archived || row.result_format == Format::Archived {
             return Err(ModuleError::CallFailed(format!(
                 "`{method}` exchanges an rkyv archive: pass the archive's bytes to `call` and read the result with rkyv"
             )));
         }
         let encoded = abi::msgpack::encode_as(row.args_format, args)?;
-        let bytes = self.call(method, &encoded)?;
+        let bytes = self.run(index, row.id, &encoded)?;
         abi::msgpack::decode_as(row.result_format, &bytes)
     }
 
@@ -302,6 +294,17 @@ struct Row {
     id: u32,
     args_format: Format,
     result_format: Format,
+}
+
+/// The method called `method`: its index in the table, and its row.
+fn find(method: &str) -> Result<(u32, &'static Row), ModuleError> {
+    let (index, row) = module()?
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.name == method)
+        .ok_or(ModuleError::InvalidMethod)?;
+    let index = u32::try_from(index).map_err(|_| ModuleError::InvalidMethod)?;
+    Ok((index, row))
 }
 
 fn module() -> Result<&'static [Row], ModuleError> {

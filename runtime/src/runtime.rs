@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::archived::ArchivedMethod;
 use crate::args::{ArgBuffer, Args, CallArgs};
@@ -63,6 +64,8 @@ pub struct ModuleInfo {
     pub sdk_version: String,
     /// The file it was loaded from.
     pub path: PathBuf,
+    /// The deadline its calls made without one get: its own setting, else the runtime's.
+    pub default_timeout: Option<Duration>,
 }
 
 /// Loads memlink modules and calls them, from any number of threads.
@@ -162,6 +165,7 @@ impl Runtime {
             version: m.version.clone(),
             sdk_version: m.sdk_version.clone(),
             path: m.path.clone(),
+            default_timeout: m.default_timeout,
         })
     }
 

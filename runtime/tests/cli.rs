@@ -202,7 +202,7 @@ fn stats_and_verbose_show_metrics_and_module_logs() {
         metrics.contains("memlink_module_observed_total"),
         "{metrics}"
     );
-    common::promtool_accepts(metrics.split_once('\n').unwrap().1);
+    common::promtool::promtool_accepts(metrics.split_once('\n').unwrap().1);
     let quiet = stderr(&out);
     assert!(
         quiet.contains("an error") && quiet.contains("a warning"),

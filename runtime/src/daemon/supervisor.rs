@@ -3,6 +3,7 @@
 //! never takes it, or a client's segment, down.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -47,7 +48,7 @@ struct WorkerLink {
 }
 
 /// What the supervisor's threads share.
-pub(super) struct Shared {
+struct Shared {
     pub(super) config: DaemonConfig,
     worker_exe: PathBuf,
     figures: Figures,
@@ -116,7 +117,12 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         return Err(format!("the modules did not load: {e}"));
     }
     if let Some(addr) = shared.config.metrics_addr.clone() {
-        super::http::spawn(&addr, Arc::clone(&shared))?;
+        let (for_metrics, for_health) = (Arc::clone(&shared), Arc::clone(&shared));
+        super::http::spawn(
+            &addr,
+            move || render_metrics(&for_metrics),
+            move || worker_up(&for_health),
+        )?;
     }
     {
         let shared = Arc::clone(&shared);
@@ -555,7 +561,7 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
 }
 
 /// Asks the worker for its runtime's metrics.
-pub(super) fn worker_metrics(shared: &Shared) -> Option<String> {
+fn worker_metrics(shared: &Shared) -> Option<String> {
     let (tx, rx) = mpsc::channel();
     *lock(&shared.metrics) = Some(tx);
     {
@@ -566,14 +572,75 @@ pub(super) fn worker_metrics(shared: &Shared) -> Option<String> {
 }
 
 /// Whether a worker is up.
-pub(super) fn worker_up(shared: &Shared) -> bool {
+fn worker_up(shared: &Shared) -> bool {
     lock(&shared.worker).is_some()
 }
 
 /// The per-connection figures.
-pub(super) fn figures_of<'a>(
-    shared: &'a Shared,
-    conn: &Conn,
-) -> Option<&'a memlink_ipc::figures::Row> {
+fn figures_of<'a>(shared: &'a Shared, conn: &Conn) -> Option<&'a memlink_ipc::figures::Row> {
     shared.figures.row(conn.row)
+}
+
+/// The whole exposition: the worker's runtime, then the daemon's own figures.
+fn render_metrics(shared: &Shared) -> String {
+    let mut out = worker_metrics(shared).unwrap_or_default();
+    let conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(
+        out,
+        "# HELP memlink_daemon_connections Client connections open."
+    );
+    let _ = writeln!(out, "# TYPE memlink_daemon_connections gauge");
+    let _ = writeln!(out, "memlink_daemon_connections {}", conns.len());
+    let _ = writeln!(
+        out,
+        "# HELP memlink_daemon_worker_restarts_total Workers started again after one died."
+    );
+    let _ = writeln!(out, "# TYPE memlink_daemon_worker_restarts_total counter");
+    let _ = writeln!(
+        out,
+        "memlink_daemon_worker_restarts_total {}",
+        shared.restarts.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP memlink_daemon_worker_up Whether a worker is serving."
+    );
+    let _ = writeln!(out, "# TYPE memlink_daemon_worker_up gauge");
+    let _ = writeln!(
+        out,
+        "memlink_daemon_worker_up {}",
+        u8::from(worker_up(shared))
+    );
+    let families = [
+        ("calls", "Calls a client made."),
+        ("errors", "Calls of a client that ended in an error."),
+        ("bytes_in", "Bytes of arguments a client sent."),
+        ("bytes_out", "Bytes of results a client received."),
+    ];
+    for (name, help) in families {
+        let _ = writeln!(out, "# HELP memlink_daemon_client_{name}_total {help}");
+        let _ = writeln!(out, "# TYPE memlink_daemon_client_{name}_total counter");
+        let mut ids: Vec<_> = conns.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let conn = &conns[&id];
+            let Some(row) = figures_of(shared, conn) else {
+                continue;
+            };
+            let value = match name {
+                "calls" => &row.calls,
+                "errors" => &row.errors,
+                "bytes_in" => &row.bytes_in,
+                _ => &row.bytes_out,
+            };
+            let _ = writeln!(
+                out,
+                "memlink_daemon_client_{name}_total{{connection=\"{id}\",pid=\"{}\",uid=\"{}\"}} {}",
+                conn.pid,
+                conn.uid,
+                value.load(Ordering::Relaxed)
+            );
+        }
+    }
+    out
 }

@@ -60,8 +60,8 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         config.runtime_config().log_sink(sink),
         LocalResolver,
     ));
-    let (names, timeouts) = match load_all(&runtime, &config) {
-        Ok(loaded) => loaded,
+    let names = match load_all(&runtime, &config) {
+        Ok(names) => names,
         Err(e) => {
             let _ = send(&out, &FromWorker::LoadFailed(e.clone()));
             return Err(e);
@@ -70,7 +70,6 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     send(&out, &FromWorker::Ready(names)).map_err(|e| e.to_string())?;
     Worker {
         runtime,
-        timeouts: Arc::new(timeouts),
         figures,
         out,
         connections: HashMap::new(),
@@ -85,29 +84,18 @@ fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
     control::send(&*out, message, None)
 }
 
-/// Loads the served modules, each with its own settings. Returns their names and the
-/// default timeout of each module that has one (its own, or the runtime's).
-fn load_all(
-    runtime: &Runtime,
-    config: &DaemonConfig,
-) -> Result<(Vec<String>, HashMap<String, Duration>), String> {
+/// Loads the served modules, each with its own settings, and returns their names.
+fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
-    let mut timeouts = HashMap::new();
-    let fallback = config.runtime_config().default_timeout;
     for entry in &config.modules {
         let reference =
             ModuleRef::parse(&entry.path.to_string_lossy()).map_err(|e| e.to_string())?;
-        let settings = entry.settings();
         let handle = runtime
-            .load_with(reference, &settings)
+            .load_with(reference, &entry.settings())
             .map_err(|e| e.to_string())?;
-        let name = runtime.module_info(handle).map_err(|e| e.to_string())?.name;
-        if let Some(timeout) = settings.default_timeout.or(fallback) {
-            timeouts.insert(name.clone(), timeout);
-        }
-        names.push(name);
+        names.push(runtime.module_info(handle).map_err(|e| e.to_string())?.name);
     }
-    Ok((names, timeouts))
+    Ok(names)
 }
 
 fn apply_limits(limits: &WorkerLimits) -> Result<(), String> {
@@ -160,7 +148,6 @@ struct Connection {
 
 struct Worker {
     runtime: Arc<Runtime>,
-    timeouts: Arc<HashMap<String, Duration>>,
     figures: Arc<Figures>,
     out: Arc<Mutex<UnixStream>>,
     connections: HashMap<u64, Connection>,
@@ -227,7 +214,6 @@ impl Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let server = Server {
             runtime: Arc::clone(&self.runtime),
-            timeouts: Arc::clone(&self.timeouts),
             figures: Arc::clone(&self.figures),
             row,
             segment: Arc::clone(&segment),
@@ -268,16 +254,14 @@ fn ring(segment: &Segment) {
 /// Serves one connection's slots.
 struct Server {
     runtime: Arc<Runtime>,
-    /// The default timeout of each module that has one: a call made without a deadline
-    /// gets it here, so the watchdog holds the call to it as the runtime does.
-    timeouts: Arc<HashMap<String, Duration>>,
     figures: Arc<Figures>,
     row: u32,
     segment: Arc<Segment>,
     in_place: bool,
     stop: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
-    modules: HashMap<String, ModuleHandle>,
+    /// Each module's handle and default timeout, looked up once.
+    modules: HashMap<String, (ModuleHandle, Option<Duration>)>,
     /// Private memory arguments are copied into (16-aligned, for archives).
     scratch: Vec<u128>,
 }
@@ -344,12 +328,16 @@ impl Server {
                 return slot.finish_failure(&failure, 0.0);
             }
         };
-        if request.deadline_ns == 0 && request.op == Op::Call {
-            if let Some(t) = self.timeouts.get(request.module.as_str()) {
-                let t = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        let module = self.module(request.module.as_str());
+        // A call made without a deadline gets its module's default timeout here, so the
+        // watchdog holds it to the deadline the runtime gives it.
+        if let Ok((_, Some(timeout))) = module {
+            if request.deadline_ns == 0 && request.op == Op::Call {
+                let t = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
                 request.deadline_ns = clock::now_ns().saturating_add(t);
             }
         }
+        let handle = module.map(|(h, _)| h);
         let running = &self.row().running[index as usize];
         running.store(
             if request.deadline_ns == 0 {
@@ -359,7 +347,6 @@ impl Server {
             },
             Ordering::Relaxed,
         );
-        let handle = self.handle(request.module.as_str());
         let backpressure = handle
             .as_ref()
             .ok()
@@ -385,16 +372,15 @@ impl Server {
         }
     }
 
-    fn handle(&mut self, module: &str) -> Result<ModuleHandle, Failure> {
-        if let Some(h) = self.modules.get(module) {
-            return Ok(*h);
+    fn module(&mut self, module: &str) -> Result<(ModuleHandle, Option<Duration>), Failure> {
+        if let Some(found) = self.modules.get(module) {
+            return Ok(*found);
         }
-        let h = self
-            .runtime
-            .handle_of(module)
-            .map_err(|e| failure_of(e, module, ""))?;
-        self.modules.insert(module.to_owned(), h);
-        Ok(h)
+        let failed = |e| failure_of(e, module, "");
+        let h = self.runtime.handle_of(module).map_err(failed)?;
+        let timeout = self.runtime.module_info(h).map_err(failed)?.default_timeout;
+        self.modules.insert(module.to_owned(), (h, timeout));
+        Ok((h, timeout))
     }
 
     /// Runs the request; on success the reply is in the slot's data area, where the
