@@ -76,10 +76,12 @@ impl ThreadState {
     }
 
     /// Whether this call is one to time, when one call in `every` is: counts down, and
-    /// starts again at `every` each time it says yes.
+    /// starts again at `every` each time it says yes. The count is capped at `every`: a
+    /// thread's staggered start, or a count left by a runtime that samples more sparsely,
+    /// never skips a call that `every` says to time (with 1, every call is timed).
     #[inline]
     pub(crate) fn time_this_call(&self, every: u32) -> bool {
-        let left = self.countdown.get();
+        let left = self.countdown.get().min(every);
         if left > 1 {
             self.countdown.set(left - 1);
             false
@@ -158,6 +160,21 @@ mod tests {
             (0..3).all(|_| every_call.time_this_call(1)),
             "every call when every is 1"
         );
+    }
+
+    #[test]
+    fn a_count_left_from_a_sparser_cycle_never_skips_a_call_to_time() {
+        // A thread that claimed a later shard starts its cycle further on, and a runtime
+        // that samples one call in 32 leaves a long count behind.
+        let state = ThreadState::passing();
+        state.countdown.set(7);
+        assert!(
+            (0..3).all(|_| state.time_this_call(1)),
+            "every call when every is 1"
+        );
+        state.countdown.set(30);
+        let timed: Vec<bool> = (0..4).map(|_| state.time_this_call(2)).collect();
+        assert_eq!(timed, [false, true, false, true]);
     }
 
     #[test]
