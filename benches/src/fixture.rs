@@ -487,6 +487,38 @@ pub fn rss_growth_per_cycle(path: &Path, cycles: u64) -> Option<f64> {
     Some(after.saturating_sub(before) as f64 / cycles as f64)
 }
 
+/// Reloads the module at `path` (as `basic_reload`, on a runtime of its own) `reloads`
+/// times, each time from a fresh image of the file: the nanoseconds from each `reload`
+/// call to the first call the new image answered (`noop`), and the resident memory one
+/// reload left behind, in KiB (the new image's mapping and relocations: the old image
+/// is never unmapped), when the platform reports it.
+pub fn reload_figures(path: &Path, reloads: usize) -> Result<(Vec<f64>, Option<f64>), String> {
+    let runtime = Runtime::with_local_resolver();
+    let h = runtime
+        .load_as(ModuleRef::from_path(path), "basic_reload")
+        .map_err(|e| e.to_string())?;
+    let mut times = Vec::with_capacity(reloads);
+    let reload = |times: &mut Vec<f64>| -> Result<(), String> {
+        let start = std::time::Instant::now();
+        runtime
+            .reload(h, ModuleRef::from_path(path))
+            .map_err(|e| e.to_string())?;
+        runtime.call(h, "noop", &[]).map_err(|e| e.to_string())?;
+        times.push(start.elapsed().as_nanos() as f64);
+        Ok(())
+    };
+    // One reload first, so one-time costs are not counted as growth.
+    reload(&mut Vec::new())?;
+    let before = rss_kib();
+    for _ in 0..reloads {
+        reload(&mut times)?;
+    }
+    let growth = before
+        .zip(rss_kib())
+        .map(|(b, a)| a.saturating_sub(b) as f64 / reloads as f64);
+    Ok((times, growth))
+}
+
 /// A copy of the module at `path` under another name, mapped as an image of its own.
 pub fn private_copy(path: &std::path::Path) -> Result<std::path::PathBuf, String> {
     let dir = modules::workspace().join("target/bench-fixtures");

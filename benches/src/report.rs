@@ -356,7 +356,10 @@ impl<'a> Case<'a> {
     }
 }
 
-/// Loading and unloading a module.
+/// Reloads measured for `reload_ns`: each maps an image that stays mapped, so few.
+const RELOADS: usize = 100;
+
+/// Loading, unloading and reloading a module.
 pub fn lifecycle(report: &mut Report, cfg: &Config, fx: &Fixtures) {
     let path = fx.host.basic_path.clone();
     // `fx.host` has `basic` loaded, so this image's init count never drops to zero:
@@ -378,9 +381,23 @@ pub fn lifecycle(report: &mut Report, cfg: &Config, fx: &Fixtures) {
         }),
         "as load_init_unload_shared_ns, with persistent_size = 0",
     );
-    if let Some(kib) = crate::fixture::rss_growth_per_cycle(&path, 100) {
-        eprintln!("  load_unload_rss_kib_per_cycle: resident memory left by one load + unload of basic, over 100 cycles on one runtime");
+    if let Some(kib) = crate::fixture::rss_growth_per_cycle(&path, 10_000) {
+        eprintln!("  load_unload_rss_kib_per_cycle: resident memory left by one load + unload of basic, over 10,000 cycles on one runtime");
         report.value("load_unload_rss_kib_per_cycle", kib);
+    }
+    match crate::fixture::reload_figures(&path, RELOADS) {
+        Ok((times, rss)) => {
+            report.ns(
+                "reload_ns",
+                Sample::of(times, 1),
+                "Runtime::reload of basic from its file (a fresh image each time) until the first call the new image answers",
+            );
+            if let Some(kib) = rss {
+                eprintln!("  reload_rss_kib_per_cycle: resident memory one reload of basic leaves behind (the new image's mapping; no image is ever unmapped), over {RELOADS} reloads");
+                report.value("reload_rss_kib_per_cycle", kib);
+            }
+        }
+        Err(e) => eprintln!("  reload_ns: skipped, {e}"),
     }
     // A copy of the file is a separate image that nothing else holds: each cycle's init
     // starts the module's tokio runtime (one worker thread) and its shutdown stops it.

@@ -147,11 +147,12 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
 
     fn run(&self, args: Args<'_>, options: &CallOptions) -> Result<R::Output, RuntimeError> {
         let module = self.registry.module(self.method.handle)?;
+        let index = module.method_at(self.method)?;
         let output = call::from_host(
             &self.registry,
             self.method.handle,
-            module,
-            self.method.index,
+            &module,
+            index,
             args,
             options,
         )?;
@@ -159,11 +160,12 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {
-        let (module, method) = match self.registry.module(self.method.handle) {
-            Ok(m) => (
-                m.name.clone(),
-                m.methods[self.method.index as usize].name.clone(),
-            ),
+        let found = self.registry.module(self.method.handle).and_then(|m| {
+            let index = m.method_at(self.method)?;
+            Ok((m.name.clone(), m.methods[index as usize].name.clone()))
+        });
+        let (module, method) = match found {
+            Ok(found) => found,
             Err(_) => (
                 self.method.handle.to_string(),
                 format!("#{}", self.method.index),

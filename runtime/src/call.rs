@@ -21,6 +21,7 @@ use crate::admission::Refused;
 use crate::args::{Args, Placed};
 use crate::buffer::AlignedBuf;
 use crate::deadline;
+use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::host_call::{CallMeta, HostCall, NestedRequest};
@@ -98,6 +99,48 @@ fn host_error(handle: ModuleHandle, module: &Module, index: u32, failure: Failur
     }
 }
 
+/// Hands `old`'s state to `new` for a reload (see `crate::reload`): `old`'s
+/// `memlink_save_state`, then `new`'s `memlink_restore_state` with its bytes, each a call
+/// like any other. Returns how many bytes crossed, or why they could not.
+pub(crate) fn carry_state(
+    registry: &Registry,
+    handle: ModuleHandle,
+    old: &Module,
+    new: &Module,
+) -> Result<usize, String> {
+    use crate::reload::{RESTORE_STATE, SAVE_STATE};
+    fn find<'m>(m: &'m Module, name: &str, which: &str) -> Result<(u32, &'m Method), String> {
+        m.method(name).ok_or_else(|| {
+            format!(
+                "state carry asked, but the {which} version ({}) exports no `{name}`",
+                m.version
+            )
+        })
+    }
+    let (save, saved_as) = find(old, SAVE_STATE, "old")?;
+    let (restore, restored_as) = find(new, RESTORE_STATE, "new")?;
+    if saved_as.result_format != restored_as.args_format {
+        return Err(format!(
+            "`{SAVE_STATE}` returns {} but `{RESTORE_STATE}` takes {}",
+            saved_as.result_format.name(),
+            restored_as.args_format.name()
+        ));
+    }
+    let options = CallOptions::default();
+    let state = from_host(registry, handle, old, save, Args::Borrowed(&[]), &options)
+        .map_err(|e| e.to_string())?;
+    from_host(
+        registry,
+        handle,
+        new,
+        restore,
+        Args::Borrowed(&state),
+        &options,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(state.len())
+}
+
 /// A call from one module to another, by name, on behalf of the running call `caller`:
 /// the host's `call_module` service. With `typed`, the arguments are MessagePack and are
 /// converted to the callee's argument format first. Returns the output and the callee's
@@ -130,7 +173,7 @@ pub(crate) fn nested(
         run(
             thread,
             registry,
-            target,
+            &target,
             index,
             args,
             &meta,

@@ -16,7 +16,8 @@ pub struct RuntimeConfig {
     pub arena_size: usize,
     /// Idle arenas kept for reuse (default 64).
     pub arena_pool: usize,
-    /// Most modules one runtime can load over its life (default 256).
+    /// Most modules one runtime holds at once (default 256); an unload frees its slot
+    /// for a later load.
     pub max_modules: usize,
     /// Deepest chain of module-to-module calls (default 8): a call from the host is depth
     /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`.
@@ -132,6 +133,12 @@ impl RuntimeConfig {
     /// Sets [`max_call_depth`](RuntimeConfig::max_call_depth).
     pub fn max_call_depth(mut self, depth: u32) -> Self {
         self.max_call_depth = depth;
+        self
+    }
+
+    /// Sets [`max_modules`](RuntimeConfig::max_modules).
+    pub fn max_modules(mut self, modules: usize) -> Self {
+        self.max_modules = modules;
         self
     }
 }

@@ -152,6 +152,13 @@ pub enum RuntimeError {
         /// What to use instead.
         instead: &'static str,
     },
+    /// A reload was refused; the old version serves on.
+    ReloadRefused {
+        /// The module's name.
+        module: String,
+        /// Why.
+        reason: String,
+    },
     /// A typed call could not encode its arguments or decode the result.
     Codec {
         /// The module's name.
@@ -164,6 +171,24 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// The same error, naming `to` where it named the file at `from` (a reload loads a
+    /// private copy of the file the host named).
+    pub(crate) fn for_path(mut self, from: &std::path::Path, to: &std::path::Path) -> Self {
+        use RuntimeError::*;
+        match &mut self {
+            NotALibrary { path, .. }
+            | NotAModule { path, .. }
+            | AbiMismatch { path, .. }
+            | InvalidModule { path, .. }
+                if path == from =>
+            {
+                to.clone_into(path);
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// The module's error, when the call reached the module and it failed.
     pub fn module_error(&self) -> Option<&ModuleError> {
         match self {
@@ -229,6 +254,9 @@ impl fmt::Display for RuntimeError {
                 f,
                 "{module}::{method}: type mismatch: the module's archive holds `{expected}`, the caller's `{got}`"
             ),
+            ReloadRefused { module, reason } => {
+                write!(f, "reload of module `{module}` refused: {reason}")
+            }
             Codec { module, method, reason } => write!(f, "{module}::{method}: {reason}"),
         }
     }

@@ -3,16 +3,21 @@
 use std::fmt;
 
 /// A loaded module, as a small copyable id. Valid only with the runtime that issued it,
-/// and only until the module is unloaded.
+/// and only until the module is unloaded; a reload keeps it valid.
+///
+/// A runtime reuses the slot of an unloaded module for a later load, with a new
+/// generation: a handle kept past its module's unload is refused
+/// (`RuntimeError::UnknownHandle`), never taken for the module loaded after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ModuleHandle {
     pub(crate) runtime: u32,
     pub(crate) index: u32,
+    pub(crate) generation: u32,
 }
 
 impl fmt::Display for ModuleHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.runtime, self.index)
+        write!(f, "#{}.{}.{}", self.runtime, self.index, self.generation)
     }
 }
 
@@ -21,7 +26,10 @@ impl fmt::Display for ModuleHandle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MethodRef {
     pub(crate) handle: ModuleHandle,
+    /// Where the method is in the module's table when it was resolved.
     pub(crate) index: u32,
+    /// The method's id: a reload may move it in the table, and the id finds it again.
+    pub(crate) id: u32,
 }
 
 impl MethodRef {

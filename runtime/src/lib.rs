@@ -15,6 +15,7 @@
 //! - [`args`]: [`ArgBuffer`] and [`CallArgs`], argument memory; [`output`]:
 //!   [`CallOutput`], a result read in place;
 //! - [`resolver`]: [`ModuleRef`] and how references become files;
+//! - [`reload`]: [`ReloadPolicy`], what a [`Runtime::reload`] may change and carry;
 //! - [`describe`]: what a module's table says of each [`Method`];
 //! - [`log`], [`metrics`] and [`prometheus`]: module logs and figures, for the host;
 //! - [`admission`]: [`Saturation`], what happens to calls past a module's limit;
@@ -61,6 +62,7 @@ pub mod output;
 mod pool;
 pub mod prometheus;
 mod registry;
+pub mod reload;
 pub mod resolver;
 pub mod runtime;
 mod shard;
@@ -80,6 +82,7 @@ pub use memlink_abi::{Format, ModuleError};
 pub use metrics::{MethodMetrics, MetricValue, ModuleMetrics};
 pub use options::CallOptions;
 pub use output::CallOutput;
+pub use reload::{ReloadPolicy, Reloaded};
 pub use resolver::ModuleRef;
 pub use runtime::{ModuleInfo, ModuleRuntime, Runtime};
 pub use typed::{ArchivedOutput, Rkyv, TypedMethod, TypedResult};

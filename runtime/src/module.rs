@@ -3,6 +3,7 @@
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libloading::Library;
@@ -12,6 +13,7 @@ use crate::admission::{Admitted, Gate, Refused, Saturation};
 use crate::buffer::AlignedBuf;
 use crate::describe::{describe, Method};
 use crate::error::RuntimeError;
+use crate::handle::MethodRef;
 use crate::metrics::{read_custom, MethodStats, ModuleMetrics};
 
 /// The entry points, as plain function pointers: the library is never unloaded (see
@@ -47,8 +49,12 @@ pub(crate) struct Module {
     pub(crate) persistent: Option<PersistentRegion>,
     /// The deadline of a call made without one: the module's setting, else the runtime's.
     pub(crate) default_timeout: Option<Duration>,
-    /// Built-in figures, one per method (same order as `methods`).
-    pub(crate) stats: Box<[MethodStats]>,
+    /// Built-in figures, one per method (same order as `methods`); a reload hands the
+    /// figures of each method both versions export to the new version, so its counters
+    /// run on.
+    pub(crate) stats: Box<[Arc<MethodStats>]>,
+    /// The generation of the slot the module is installed in: what its handle carries.
+    pub(crate) generation: u32,
 }
 
 /// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
@@ -69,6 +75,11 @@ unsafe impl Sync for PersistentRegion {}
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl PersistentRegion {
+    /// The region's length.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// A region of `len` bytes, or `None` for 0.
     pub(crate) fn new(len: usize) -> Option<PersistentRegion> {
         if len == 0 {
@@ -171,14 +182,36 @@ impl Module {
             version: described.version,
             sdk_version: described.sdk_version,
             stats: (0..described.methods.len())
-                .map(|_| MethodStats::default())
+                .map(|_| Arc::default())
                 .collect(),
             methods: described.methods,
             entry,
             gate: Gate::new(concurrency),
             persistent: None,
             default_timeout: None,
+            generation: 0,
         })
+    }
+
+    /// Where the method `method` refers to is in this module's table: where it was when it
+    /// was resolved, unless a reload moved it (then found again by its id).
+    #[inline]
+    pub(crate) fn method_at(&self, method: MethodRef) -> Result<u32, RuntimeError> {
+        match self.methods.get(method.index as usize) {
+            Some(m) if m.id == method.id => Ok(method.index),
+            _ => self.moved(method),
+        }
+    }
+
+    #[cold]
+    fn moved(&self, method: MethodRef) -> Result<u32, RuntimeError> {
+        match self.methods.binary_search_by_key(&method.id, |m| m.id) {
+            Ok(i) => Ok(i as u32),
+            Err(_) => Err(RuntimeError::UnknownMethod {
+                module: self.name.clone(),
+                method: format!("with id {:#010x} (a reload removed it)", method.id),
+            }),
+        }
     }
 
     /// The method named `name`: an FNV hash and a binary search, no map.
@@ -266,6 +299,21 @@ impl Module {
             module: self.name.clone(),
             methods,
             custom: self.entry.metrics.map(read_custom).unwrap_or_default(),
+        }
+    }
+
+    /// Whether the module is linked into the host rather than loaded from a file.
+    pub(crate) fn is_linked(&self) -> bool {
+        self._library.is_none()
+    }
+
+    /// Takes over `old`'s figures for each method both export under one name, so a
+    /// reloaded module's counters run on (a method `old` lacks starts at zero).
+    pub(crate) fn carry_figures_of(&mut self, old: &Module) {
+        for (method, stats) in self.methods.iter().zip(self.stats.iter_mut()) {
+            if let Some((i, _)) = old.method(&method.name) {
+                *stats = Arc::clone(&old.stats[i as usize]);
+            }
         }
     }
 

@@ -1,14 +1,21 @@
 //! The registry: what a runtime holds (its modules, their names, the arena pool, the
-//! clock) and how modules come and go (load, install, unload).
+//! clock) and how modules come and go (load, install, reload, unload).
 //!
-//! A module's slot is written once, when it is loaded, so a call finds its module with
-//! no lock; loads and unloads are serialized by a lock a call never takes, and an
-//! unload waits for the module's calls outside it.
+//! Each module sits in a slot as an `Arc` a call reaches without a lock (`arc_swap`: a
+//! load marks the pointer in a thread-local list, no shared count is touched), and holds
+//! for the length of the call, so a module's memory (its persistent region, its figures,
+//! its description) is freed only once no call can see it. Loads, reloads and unloads
+//! are serialized by a lock a call never takes, and their waits for a module's calls
+//! happen outside it. A slot freed by an unload is reused, with the next generation, so
+//! a handle of the module unloaded is refused rather than taken for its successor.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arc_swap::{ArcSwapOption, Guard};
 
 use memlink_abi::{self as abi, HostApi, InitFrame, Status, StrRef};
 
@@ -17,6 +24,7 @@ use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::module::{Module, PersistentRegion};
 use crate::pool::ArenaPool;
+use crate::reload::{PrivateCopy, ReloadPolicy, Reloaded};
 use crate::resolver::{ModuleRef, Resolver};
 
 /// A runtime's state, shared by every clone of the [`Runtime`](crate::Runtime) and by
@@ -27,12 +35,12 @@ pub(crate) struct Registry {
     /// The services every module of this runtime gets (the runtime's `HOST_API`).
     pub(crate) host: &'static HostApi,
     resolver: Box<dyn Resolver>,
-    /// One slot per module ever loaded; a slot is written once, so calls read it without
-    /// a lock.
-    slots: Box<[OnceLock<Module>]>,
-    /// Serializes loads and unloads (never held during a call, nor while an unload
-    /// waits for calls); counts the slots used.
-    loading: Mutex<usize>,
+    /// One slot per module loaded at once; the module in it is swapped by a reload and
+    /// taken out by an unload.
+    slots: Box<[ArcSwapOption<Module>]>,
+    /// Serializes loads, reloads and unloads (never held during a call, nor while they
+    /// wait for calls); knows which slots are free.
+    loading: Mutex<Slots>,
     /// Live modules by name, for nested calls.
     names: RwLock<HashMap<String, u32, Fnv>>,
     pub(crate) pool: Arc<ArenaPool>,
@@ -40,6 +48,65 @@ pub(crate) struct Registry {
     /// invariant (about 9 ns a read against 21 for `Instant::now` on the machine in
     /// benches/README.md), calibrated once per process; the OS clock elsewhere.
     pub(crate) clock: quanta::Clock,
+}
+
+/// Which slots hold no module, and each slot's generation.
+#[derive(Debug)]
+struct Slots {
+    /// Slots never used are `used..`; those freed by an unload are kept here.
+    free: Vec<u32>,
+    used: usize,
+    /// The generation the next module installed in each slot gets.
+    generations: Box<[u32]>,
+}
+
+impl Slots {
+    fn has_room(&self) -> bool {
+        !self.free.is_empty() || self.used < self.generations.len()
+    }
+
+    /// A free slot and its generation (call [`has_room`](Slots::has_room) first).
+    fn take(&mut self) -> Option<(u32, u32)> {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None if self.used < self.generations.len() => {
+                self.used += 1;
+                (self.used - 1) as u32
+            }
+            None => return None,
+        };
+        Some((index, self.generations[index as usize]))
+    }
+
+    /// Gives `index` back, for a later module of the next generation.
+    fn give_back(&mut self, index: u32) {
+        let generation = &mut self.generations[index as usize];
+        *generation = generation.wrapping_add(1).max(1);
+        self.free.push(index);
+    }
+}
+
+/// A module reached through its slot, kept alive (with everything it owns) while this
+/// lives. Hold it only for the length of a call: an unload or reload waits for it.
+pub(crate) struct Live(Guard<Option<Arc<Module>>>);
+
+impl Deref for Live {
+    type Target = Module;
+    #[inline]
+    fn deref(&self) -> &Module {
+        match &*self.0 {
+            Some(module) => module,
+            // `Live` is only made from a guard holding a module (`Live::of`).
+            None => unreachable!("a `Live` holds a module"),
+        }
+    }
+}
+
+impl Live {
+    #[inline]
+    fn of(guard: Guard<Option<Arc<Module>>>) -> Option<Live> {
+        guard.is_some().then(|| Live(guard))
+    }
 }
 
 impl fmt::Debug for Registry {
@@ -96,45 +163,56 @@ impl Registry {
                 config.arena_pool,
                 config.arena_soft_limit,
             ),
-            slots: (0..config.max_modules).map(|_| OnceLock::new()).collect(),
+            slots: (0..config.max_modules)
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
+            loading: Mutex::new(Slots {
+                free: Vec::new(),
+                used: 0,
+                generations: vec![1; config.max_modules].into(),
+            }),
             config,
             resolver,
-            loading: Mutex::new(0),
             names: RwLock::new(HashMap::default()),
             clock: quanta::Clock::new(),
         }
     }
 
+    /// The module in `handle`'s slot, whatever its state: `None` when the handle is
+    /// another runtime's, stale, or its slot is empty.
+    #[inline]
+    fn slot(&self, handle: ModuleHandle) -> Option<Live> {
+        if handle.runtime != self.id {
+            return None;
+        }
+        let live = Live::of(self.slots.get(handle.index as usize)?.load())?;
+        (live.generation == handle.generation).then_some(live)
+    }
+
     /// The live module behind `handle`.
     #[inline]
-    pub(crate) fn module(&self, handle: ModuleHandle) -> Result<&Module, RuntimeError> {
-        if handle.runtime != self.id {
-            return Err(RuntimeError::UnknownHandle(handle));
-        }
-        match self
-            .slots
-            .get(handle.index as usize)
-            .and_then(OnceLock::get)
-        {
+    pub(crate) fn module(&self, handle: ModuleHandle) -> Result<Live, RuntimeError> {
+        match self.slot(handle) {
             Some(m) if !m.is_retired() => Ok(m),
             _ => Err(RuntimeError::UnknownHandle(handle)),
         }
     }
 
-    /// The handle of the live module loaded under `name`.
-    pub(crate) fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
-        let index = self
-            .names
+    fn index_of(&self, name: &str) -> Option<u32> {
+        self.names
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-            .copied();
-        let handle = index.map(|index| ModuleHandle {
-            runtime: self.id,
-            index,
-        });
-        match handle {
-            Some(h) if self.module(h).is_ok() => Ok(h),
+            .copied()
+    }
+
+    /// The handle of the live module loaded under `name`.
+    pub(crate) fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
+        let live = self
+            .index_of(name)
+            .and_then(|index| Some((index, Live::of(self.slots.get(index as usize)?.load())?)));
+        match live {
+            Some((index, m)) if !m.is_retired() => Ok(self.handle(index, m.generation)),
             _ => Err(RuntimeError::UnknownModule {
                 name: name.to_owned(),
             }),
@@ -142,30 +220,25 @@ impl Registry {
     }
 
     /// The module loaded under `name`, for a nested call: live, or being retired (its
-    /// calls in flight may still re-enter it).
-    pub(crate) fn by_name(&self, name: &str) -> Option<&Module> {
-        let index = self
-            .names
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .copied()?;
-        self.slots.get(index as usize).and_then(OnceLock::get)
+    /// calls in flight may still re-enter it). After a reload, the new version.
+    pub(crate) fn by_name(&self, name: &str) -> Option<Live> {
+        let index = self.index_of(name)?;
+        Live::of(self.slots.get(index as usize)?.load())
     }
 
-    /// Every live module, with its slot.
-    pub(crate) fn live(&self) -> impl Iterator<Item = (u32, &Module)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.get().map(|m| (i as u32, m)))
-            .filter(|(_, m)| !m.is_retired())
+    /// Every live module, with its handle.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (ModuleHandle, Live)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            let m = Live::of(s.load())?;
+            (!m.is_retired()).then(|| (self.handle(i as u32, m.generation), m))
+        })
     }
 
-    pub(crate) fn handle(&self, index: u32) -> ModuleHandle {
+    fn handle(&self, index: u32, generation: u32) -> ModuleHandle {
         ModuleHandle {
             runtime: self.id,
             index,
+            generation,
         }
     }
 
@@ -180,10 +253,10 @@ impl Registry {
             .max_concurrency
             .unwrap_or(self.config.max_concurrency);
         self.install(settings, || {
-            if let Some((index, _)) = self.live().find(|(_, m)| m.path == path) {
+            if let Some((handle, _)) = self.live().find(|(_, m)| m.path == path) {
                 return Err(RuntimeError::AlreadyLoaded {
                     path: path.clone(),
-                    handle: self.handle(index),
+                    handle,
                 });
             }
             Module::open(&path, concurrency)
@@ -197,8 +270,8 @@ impl Registry {
         settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
-        let mut next = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        if *next >= self.slots.len() {
+        let mut slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if !slots.has_room() {
             return Err(RuntimeError::TooManyModules {
                 limit: self.slots.len(),
             });
@@ -218,21 +291,103 @@ impl Registry {
             return Err(RuntimeError::NameTaken { name: module.name });
         }
         init(&module, &self.config, self.host)?;
-        let index = *next as u32;
+        let Some((index, generation)) = slots.take() else {
+            unreachable!("`has_room` said there is a slot, under the same lock")
+        };
+        module.generation = generation;
         names.insert(module.name.clone(), index);
-        let _ = self.slots[*next].set(module);
-        *next += 1;
-        Ok(self.handle(index))
+        self.slots[index as usize].store(Some(Arc::new(module)));
+        Ok(self.handle(index, generation))
     }
 
-    /// Retires the module: closes its gate, waits for its calls, frees its name and
-    /// shuts it down.
+    /// Replaces the module behind `handle` with the one `reference` names (see
+    /// `crate::reload`): the handle, name and settings stay; calls running finish on the
+    /// old version, which is shut down once they have. `carry_state` hands the old
+    /// version's state to the new one, when the policy asks for it.
+    pub(crate) fn reload(
+        &self,
+        handle: ModuleHandle,
+        reference: &ModuleRef,
+        policy: &ReloadPolicy,
+        carry_state: impl FnOnce(&Module, &Module) -> Result<usize, String>,
+    ) -> Result<Reloaded, RuntimeError> {
+        let path = self.resolver.resolve(reference)?;
+        let slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.module(handle)?;
+        if old.is_linked() {
+            return Err(RuntimeError::ReloadRefused {
+                module: old.name.clone(),
+                reason: "it is linked into the host, not loaded from a file".to_owned(),
+            });
+        }
+        let copy = PrivateCopy::of(&path)?;
+        let mut new = Module::open(copy.path(), old.gate.limit())
+            .map_err(|e| e.for_path(copy.path(), &path))?;
+        drop(copy);
+        new.path = path;
+        new.name = old.name.clone();
+        new.default_timeout = old.default_timeout;
+        new.generation = old.generation;
+        new.persistent = old
+            .persistent
+            .as_ref()
+            .and_then(|p| PersistentRegion::new(p.len()));
+        let changes = crate::reload::compare(&old.methods, &new.methods);
+        let breaking: Vec<String> = changes
+            .iter()
+            .filter(|c| c.breaks_callers())
+            .map(ToString::to_string)
+            .collect();
+        if !breaking.is_empty() && !policy.allows_changes() {
+            return Err(RuntimeError::ReloadRefused {
+                module: old.name.clone(),
+                reason: format!(
+                    "the new version's method table differs: {} (allow it with `ReloadPolicy::allow_changes`)",
+                    breaking.join("; ")
+                ),
+            });
+        }
+        new.carry_figures_of(&old);
+        init(&new, &self.config, self.host)?;
+        let state_carried = if policy.carries_state() {
+            match carry_state(&old, &new) {
+                Ok(len) => Some(len),
+                Err(reason) => {
+                    shutdown(&new);
+                    return Err(RuntimeError::ReloadRefused {
+                        module: old.name.clone(),
+                        reason,
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        let reloaded = Reloaded {
+            from_version: old.version.clone(),
+            to_version: new.version.clone(),
+            changes,
+            state_carried,
+        };
+        let replaced = self.slots[handle.index as usize].swap(Some(Arc::new(new)));
+        drop(slots);
+        drop(old);
+        // Calls that took the old version before the switch run on; it is shut down, and
+        // its memory freed, once the last of them lets it go.
+        if let Some(replaced) = replaced {
+            retire(replaced);
+        }
+        Ok(reloaded)
+    }
+
+    /// Retires the module: closes its gate, waits for its calls, frees its name and slot,
+    /// shuts it down and frees what it owned.
     pub(crate) fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
-        // Closing the gate under the loading lock decides which of two racing unloads
-        // retires the module; the wait for its calls happens outside the lock, so loads
-        // and unloads of other modules go on meanwhile.
+        // Closing the gate under the loading lock decides which of two racing unloads (or
+        // an unload and a reload) gets the module; the wait for its calls happens outside
+        // the lock, so loads and unloads of other modules go on meanwhile.
         let module = {
-            let _loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            let _slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
             let module = self.module(handle)?;
             module.gate.close();
             module
@@ -240,17 +395,45 @@ impl Registry {
         // Calls in flight finish; a call of theirs that re-enters the module runs within
         // their slot (see `Saturation`), so nothing they do waits on this.
         module.gate.drain();
-        // The name stays taken until the calls are done: nested calls by name into a
-        // module being retired are told it is gone, but only once nothing of it runs can
-        // another module take the name.
-        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
-        if names.get(&module.name) == Some(&handle.index) {
-            names.remove(&module.name);
+        drop(module);
+        let taken = {
+            let _slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            let taken = self.slots[handle.index as usize].swap(None);
+            // The name stays taken until the calls are done: nested calls by name into a
+            // module being retired are told it is gone, but only once nothing of it runs
+            // can another module take the name.
+            let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(m) = &taken {
+                if names.get(&m.name) == Some(&handle.index) {
+                    names.remove(&m.name);
+                }
+            }
+            taken
+        };
+        if let Some(m) = taken {
+            retire(m);
         }
-        drop(names);
-        shutdown(module);
+        // Only now, with the module shut down, may another load take the slot (the slot
+        // was empty, and in no free list, meanwhile).
+        self.loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .give_back(handle.index);
         Ok(())
     }
+}
+
+/// Waits until `module` is no call's any more, then shuts it down and frees it.
+fn retire(module: Arc<Module>) {
+    // A call holds the module from before it enters until it returns; the calls that
+    // took it before it left its slot are few and finish on their own. Poll, backing
+    // off to a millisecond: this is a reload's or an unload's tail, never a call's.
+    let mut pause = std::time::Duration::from_micros(10);
+    while Arc::strong_count(&module) > 1 {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(1));
+    }
+    shutdown(&module);
 }
 
 fn init(
@@ -291,11 +474,13 @@ fn shutdown(module: &Module) {
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        // No call runs: every call holds the runtime (through a `Runtime` or a handle of
+        // one), so the last of them has returned.
         for slot in self.slots.iter() {
-            if let Some(m) = slot.get() {
+            if let Some(m) = slot.swap(None) {
                 if !m.is_retired() {
                     m.gate.close();
-                    shutdown(m);
+                    shutdown(&m);
                 }
             }
         }

@@ -31,6 +31,7 @@ use crate::module::Module;
 use crate::options::CallOptions;
 use crate::output::CallOutput;
 use crate::registry::Registry;
+use crate::reload::{ReloadPolicy, Reloaded};
 use crate::resolver::{LocalResolver, ModuleRef, Resolver};
 use crate::typed::{TypedMethod, TypedResult};
 
@@ -144,12 +145,62 @@ impl Runtime {
     }
 
     /// Retires the module: refuses new calls, waits for the calls in flight, calls
-    /// `memlink_shutdown` once. The library itself stays mapped: `dlclose` on a Rust
+    /// `memlink_shutdown` once, and gives back what the module took: its slot (a later
+    /// load reuses it, and `handle` is refused from now on), its persistent region, its
+    /// figures and its description. The library itself stays mapped: `dlclose` on a Rust
     /// cdylib can crash the process later, when a thread-local destructor it registered
     /// runs after its code was unmapped. Loading the same file again initializes that
     /// same image again (its statics are not reset).
     pub fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
         self.registry.unload(handle)
+    }
+
+    /// Replaces the module behind `handle` with a new version of it, loaded from the
+    /// file `module` refers to, with the default [`ReloadPolicy`] (a version that drops
+    /// or changes an export is refused; no state crosses).
+    ///
+    /// The handle, the name nested calls use and the module's settings stay. Calls
+    /// already running finish on the old version; every call that starts after this
+    /// returns runs the new one, and none is refused meanwhile. The old version is shut
+    /// down (`memlink_shutdown`) once its last call has returned, and its persistent
+    /// region and description freed; its image stays mapped (see
+    /// [`unload`](Runtime::unload)). The new version is loaded from a private copy of the
+    /// file, so reloading from the same path after rebuilding it loads the rebuilt code.
+    ///
+    /// A new version that cannot be loaded (not a library, another ABI, a failing
+    /// `memlink_init`) or that the policy refuses leaves the old one serving, and the
+    /// error says why.
+    ///
+    /// ```no_run
+    /// # use memlink_runtime::{ModuleRef, Runtime};
+    /// let runtime = Runtime::with_local_resolver();
+    /// let handle = runtime.load(ModuleRef::parse("./libgreeter.so")?)?;
+    /// // ... rebuild libgreeter.so ...
+    /// let reloaded = runtime.reload(handle, ModuleRef::parse("./libgreeter.so")?)?;
+    /// println!("{} -> {}", reloaded.from_version, reloaded.to_version);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reload(
+        &self,
+        handle: ModuleHandle,
+        module: ModuleRef,
+    ) -> Result<Reloaded, RuntimeError> {
+        self.reload_with(handle, module, &ReloadPolicy::default())
+    }
+
+    /// [`reload`](Runtime::reload) with a policy of its own: whether a changed method
+    /// table is allowed, and whether the old version's state is handed to the new one
+    /// (see [`crate::reload`]).
+    pub fn reload_with(
+        &self,
+        handle: ModuleHandle,
+        module: ModuleRef,
+        policy: &ReloadPolicy,
+    ) -> Result<Reloaded, RuntimeError> {
+        let registry = &self.registry;
+        registry.reload(handle, &module, policy, |old, new| {
+            call::carry_state(registry, handle, old, new)
+        })
     }
 
     /// The module's methods, as its table describes them.
@@ -206,11 +257,11 @@ impl Runtime {
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
         let module = self.registry.module(handle)?;
-        let (index, _) = resolve(module, method)?;
+        let (index, _) = resolve(&module, method)?;
         call::from_host(
             &self.registry,
             handle,
-            module,
+            &module,
             index,
             Args::Borrowed(args),
             options,
@@ -220,8 +271,12 @@ impl Runtime {
     /// Resolves `method` of the module once, for [`call_method`](Runtime::call_method).
     pub fn method(&self, handle: ModuleHandle, method: &str) -> Result<MethodRef, RuntimeError> {
         let module = self.registry.module(handle)?;
-        let (index, _) = resolve(module, method)?;
-        Ok(MethodRef { handle, index })
+        let (index, m) = resolve(&module, method)?;
+        Ok(MethodRef {
+            handle,
+            index,
+            id: m.id,
+        })
     }
 
     /// Calls a method resolved with [`method`](Runtime::method): no name hashing, no
@@ -234,11 +289,12 @@ impl Runtime {
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
         let module = self.registry.module(method.handle)?;
+        let index = module.method_at(method)?;
         call::from_host(
             &self.registry,
             method.handle,
-            module,
-            method.index,
+            &module,
+            index,
             args.into_args().0,
             options,
         )
@@ -276,11 +332,15 @@ impl Runtime {
         R: TypedResult,
     {
         let module = self.registry.module(handle)?;
-        let (index, m) = resolve(module, method)?;
+        let (index, m) = resolve(&module, method)?;
         TypedMethod::new(
             Arc::clone(&self.registry),
             &module.name,
-            MethodRef { handle, index },
+            MethodRef {
+                handle,
+                index,
+                id: m.id,
+            },
             m,
         )
     }
@@ -306,11 +366,15 @@ impl Runtime {
         R: TypedResult<Output = R>,
     {
         let module = self.registry.module(handle)?;
-        let (index, m) = resolve(module, method)?;
+        let (index, m) = resolve(&module, method)?;
         let formats = crate::typed::check::<R>(&module.name, m)?;
         crate::typed::call_typed::<A, R>(
             &self.registry,
-            MethodRef { handle, index },
+            MethodRef {
+                handle,
+                index,
+                id: m.id,
+            },
             formats,
             args,
             &CallOptions::default(),
@@ -332,11 +396,15 @@ impl Runtime {
         R: TypedResult,
     {
         let module = self.registry.module(handle)?;
-        let (index, m) = resolve(module, method)?;
+        let (index, m) = resolve(&module, method)?;
         ArchivedMethod::new(
             Arc::clone(&self.registry),
             &module.name,
-            MethodRef { handle, index },
+            MethodRef {
+                handle,
+                index,
+                id: m.id,
+            },
             m,
         )
     }

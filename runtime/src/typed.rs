@@ -276,9 +276,10 @@ where
     R: TypedResult,
 {
     let module = registry.module(method.handle)?;
+    let index = module.method_at(method)?;
     let codec = |e: ModuleError| RuntimeError::Codec {
         module: module.name.clone(),
-        method: module.methods[method.index as usize].name.clone(),
+        method: module.methods[index as usize].name.clone(),
         reason: match e {
             ModuleError::Serialize(m) => m,
             other => other.to_string(),
@@ -298,8 +299,8 @@ where
     let output = call::from_host(
         registry,
         method.handle,
-        module,
-        method.index,
+        &module,
+        index,
         Args::Borrowed(encoded),
         options,
     )?;

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -259,28 +257,10 @@ fn arena_exhaustion_mid_call_is_quota_exceeded_and_the_next_call_has_a_fresh_are
     assert_eq!(out, b"h g f e d c b a");
 }
 
-/// Builds the `init_fails` fixture, telling it this runtime's `ModuleInfo` size.
-fn init_fails_fixture() -> PathBuf {
-    let src = common::workspace().join("runtime/tests/fixtures/init_fails.rs");
-    let dir = common::workspace().join("target/test-fixtures");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("libinit_fails.{}", std::env::consts::DLL_EXTENSION));
-    let size = size_of::<memlink_abi::ModuleInfo>();
-    let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-        .args(["--crate-type", "cdylib", "--edition", "2021", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .env("MEMLINK_MODULE_INFO_SIZE", size.to_string())
-        .status()
-        .expect("run rustc");
-    assert!(status.success(), "compiling the init_fails fixture failed");
-    out
-}
-
 #[test]
 fn a_module_whose_init_fails_is_refused_with_its_message() {
     let _serial = serial();
-    let path = init_fails_fixture();
+    let path = common::fixture("init_fails");
     let rt = Runtime::with_local_resolver();
     for attempt in 0..2 {
         let err = rt.load(ModuleRef::from_path(&path)).unwrap_err();

@@ -85,18 +85,25 @@ pub fn load(name: &str) -> (Runtime, ModuleHandle) {
 }
 
 /// Compiles `tests/fixtures/{name}.rs` into a cdylib with plain rustc (no memlink-msdk:
-/// these fixtures imitate broken or foreign libraries).
+/// these fixtures imitate broken or foreign libraries). Each test binary builds its own
+/// copy (test binaries run at once, and one must not load a file another is writing),
+/// telling it this runtime's `ModuleInfo` size (`MEMLINK_MODULE_INFO_SIZE`), which the
+/// fixtures that describe a valid module read.
 pub fn fixture(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(format!("{name}.rs"));
-    let dir = workspace().join("target/test-fixtures");
+    let dir = workspace()
+        .join("target/test-fixtures")
+        .join(env!("CARGO_CRATE_NAME"));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
+    let info_size = size_of::<memlink_abi::ModuleInfo>();
     let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--crate-type", "cdylib", "--edition", "2021", "-o"])
         .arg(&out)
         .arg(&src)
+        .env("MEMLINK_MODULE_INFO_SIZE", info_size.to_string())
         .status()
         .expect("run rustc");
     assert!(status.success(), "compiling fixture {name} failed");

@@ -1,0 +1,45 @@
+//! Version 1 of a module a host reloads (with `greeter_v2.rs`, its next version, and
+//! `greeter_v3.rs`, one that breaks its callers): `version` says which one runs.
+//!
+//! Its state (a count of `hit` calls) crosses a reload when the host asks for it, through
+//! `memlink_save_state` and `memlink_restore_state`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memlink_msdk::prelude::*;
+
+static HITS: AtomicU64 = AtomicU64::new(0);
+
+/// Which build this is.
+#[memlink_export]
+pub fn version(_ctx: &CallContext) -> Result<u32> {
+    Ok(1)
+}
+
+/// Adds two numbers, as every version does.
+#[memlink_export]
+pub fn add(_ctx: &CallContext, a: u32, b: u32) -> Result<u32> {
+    Ok(a.wrapping_add(b))
+}
+
+/// Counts its calls and returns the count.
+#[memlink_export]
+pub fn hit(_ctx: &CallContext) -> Result<u64> {
+    Ok(HITS.fetch_add(1, Ordering::Relaxed) + 1)
+}
+
+/// Hands the count to the version replacing this one.
+#[memlink_export]
+pub fn memlink_save_state(_ctx: &CallContext) -> Result<Vec<u8>> {
+    Ok(HITS.load(Ordering::Relaxed).to_le_bytes().to_vec())
+}
+
+/// Takes the count of the version this one replaces.
+#[memlink_export]
+pub fn memlink_restore_state(_ctx: &CallContext, state: Vec<u8>) -> Result<()> {
+    let bytes: [u8; 8] = state
+        .try_into()
+        .map_err(|_| ModuleError::Failed("the state is not a count".into()))?;
+    HITS.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! Hot reload: what a reload may change, how the new version's method table is held
+//! against the old one's, and the private copy a reload loads.
+//!
+//! [`Runtime::reload`](crate::Runtime::reload) replaces a module's image under the same
+//! handle and name. Calls already running finish on the old image; every call that starts
+//! after the switch runs the new one. Before the switch the new version is opened from a
+//! private copy of its file (the loader returns the image it already mapped for a path it
+//! has seen, statics and all), its method table is compared with the old one's, and it is
+//! initialized; any failure leaves the old version serving.
+//!
+//! State crosses a reload only when the host asks for it ([`ReloadPolicy::carry_state`])
+//! and both versions take part: the old one exports [`SAVE_STATE`], returning its state
+//! as bytes, and the new one exports [`RESTORE_STATE`], taking them. The new version
+//! otherwise starts with a fresh persistent region: nothing crosses silently.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::describe::Method;
+use crate::error::RuntimeError;
+
+/// The export a module offers to hand its state to the version replacing it: no
+/// arguments, its state as bytes (raw) out.
+pub const SAVE_STATE: &str = "memlink_save_state";
+/// The export a module offers to take the state of the version it replaces: that
+/// version's [`SAVE_STATE`] bytes (raw) in.
+pub const RESTORE_STATE: &str = "memlink_restore_state";
+
+/// What a reload allows.
+///
+/// ```
+/// use memlink_runtime::reload::ReloadPolicy;
+///
+/// // Refuse a version that drops or changes an export (the default), and hand the old
+/// // version's state to the new one.
+/// let policy = ReloadPolicy::default().carry_state(true);
+/// assert!(!policy.allows_changes());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReloadPolicy {
+    allow_changes: bool,
+    carry_state: bool,
+}
+
+impl ReloadPolicy {
+    /// Whether a new version that removes a method, or changes one's signature, formats
+    /// or archived types, is loaded anyway (default: refused with
+    /// `RuntimeError::ReloadRefused`). Added methods are always allowed.
+    pub fn allow_changes(mut self, allow: bool) -> Self {
+        self.allow_changes = allow;
+        self
+    }
+
+    /// Whether the old version's state is handed to the new one through [`SAVE_STATE`]
+    /// and [`RESTORE_STATE`] (default: no). With it, a version lacking its export, or
+    /// either call failing, refuses the reload.
+    pub fn carry_state(mut self, carry: bool) -> Self {
+        self.carry_state = carry;
+        self
+    }
+
+    /// See [`allow_changes`](ReloadPolicy::allow_changes).
+    pub fn allows_changes(&self) -> bool {
+        self.allow_changes
+    }
+
+    /// See [`carry_state`](ReloadPolicy::carry_state).
+    pub fn carries_state(&self) -> bool {
+        self.carry_state
+    }
+}
+
+/// How a method differs between the version a reload replaces and the new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodChange {
+    /// The new version does not export it.
+    Removed {
+        /// The method.
+        method: String,
+    },
+    /// The new version exports it with another signature, other formats or other
+    /// archived types: callers written for the old one would be refused or misread.
+    Changed {
+        /// The method.
+        method: String,
+        /// The old version's signature (or formats, when it records none).
+        before: String,
+        /// The new version's.
+        after: String,
+    },
+    /// Only the new version exports it.
+    Added {
+        /// The method.
+        method: String,
+    },
+}
+
+impl MethodChange {
+    /// Whether callers of the old version can break on it (anything but an addition).
+    pub fn breaks_callers(&self) -> bool {
+        !matches!(self, MethodChange::Added { .. })
+    }
+}
+
+impl fmt::Display for MethodChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MethodChange::Removed { method } => write!(f, "`{method}` removed"),
+            MethodChange::Changed {
+                method,
+                before,
+                after,
+            } => write!(f, "`{method}` changed from `{before}` to `{after}`"),
+            MethodChange::Added { method } => write!(f, "`{method}` added"),
+        }
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// The version replaced (its crate's version).
+    pub from_version: String,
+    /// The version now serving.
+    pub to_version: String,
+    /// How the method tables differ (additions included).
+    pub changes: Vec<MethodChange>,
+    /// Bytes of state handed over, when the policy carried state.
+    pub state_carried: Option<usize>,
+}
+
+/// What callers see of a method: how to call it and what comes back.
+fn contract(m: &Method) -> String {
+    let types = |t: &Option<crate::describe::ArchivedType>| {
+        t.as_ref()
+            .map(|t| format!(" {}#{:016x}", t.name, t.fingerprint))
+            .unwrap_or_default()
+    };
+    let shape = format!(
+        "{} args{} -> {}{}",
+        m.args_format.name(),
+        types(&m.args_type),
+        m.result_format.name(),
+        types(&m.result_type)
+    );
+    match &m.signature {
+        Some(sig) => format!("{sig} ({shape})"),
+        None => format!("{} argument(s), {shape}", m.arg_count),
+    }
+}
+
+/// How `new` differs from `old`, method by method (both sorted by id, as tables are).
+pub(crate) fn compare(old: &[Method], new: &[Method]) -> Vec<MethodChange> {
+    let mut changes = Vec::new();
+    for m in old {
+        match new.iter().find(|n| n.name == m.name) {
+            None => changes.push(MethodChange::Removed {
+                method: m.name.clone(),
+            }),
+            Some(n) => {
+                let (before, after) = (contract(m), contract(n));
+                if before != after {
+                    changes.push(MethodChange::Changed {
+                        method: m.name.clone(),
+                        before,
+                        after,
+                    });
+                }
+            }
+        }
+    }
+    for n in new {
+        if !old.iter().any(|m| m.name == n.name) {
+            changes.push(MethodChange::Added {
+                method: n.name.clone(),
+            });
+        }
+    }
+    changes
+}
+
+/// A private copy of the library at `path`, for the loader to map as a new image; the
+/// caller removes it once loaded (the mapping outlives the file).
+pub(crate) struct PrivateCopy(PathBuf);
+
+impl PrivateCopy {
+    /// Copies `path` into the temporary directory under a name no other copy has had.
+    pub(crate) fn of(path: &Path) -> Result<PrivateCopy, RuntimeError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let file = path.file_name().unwrap_or(path.as_os_str()).to_owned();
+        let mut name = format!(
+            "memlink-image-{}-{}-",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        name.push_str(&file.to_string_lossy());
+        let copy = std::env::temp_dir().join(name);
+        fs::copy(path, &copy).map_err(|e| RuntimeError::NotALibrary {
+            path: path.to_owned(),
+            reason: format!(
+                "cannot copy it to {} for a fresh image: {e}",
+                copy.display()
+            ),
+        })?;
+        Ok(PrivateCopy(copy))
+    }
+
+    /// Where the copy is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateCopy {
+    fn drop(&mut self) {
+        // The loader has mapped it (or refused it): the file itself is no longer needed,
+        // and a host reloading all day must not fill its temporary directory.
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memlink_abi::Format;
+
+    fn method(name: &str, signature: &str) -> Method {
+        Method {
+            name: name.to_owned(),
+            id: memlink_abi::method_id(name),
+            args_format: Format::MessagePack,
+            result_format: Format::MessagePack,
+            arg_count: 2,
+            is_async: false,
+            args_type: None,
+            result_type: None,
+            signature: Some(signature.to_owned()),
+        }
+    }
+
+    #[test]
+    fn removals_changes_and_additions_are_told_apart() {
+        let old = [
+            method("add", "add(a: u32, b: u32) -> u32"),
+            method("gone", "gone() -> ()"),
+            method("same", "same() -> ()"),
+        ];
+        let new = [
+            method("add", "add(a: u64, b: u64) -> u64"),
+            method("same", "same() -> ()"),
+            method("fresh", "fresh() -> ()"),
+        ];
+        let changes = compare(&old, &new);
+        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(changes.len(), 3, "{shown:?}");
+        assert!(shown[0].starts_with("`add` changed from `add(a: u32, b: u32) -> u32"));
+        assert_eq!(shown[1], "`gone` removed");
+        assert_eq!(shown[2], "`fresh` added");
+        assert_eq!(
+            changes.iter().filter(|c| c.breaks_callers()).count(),
+            2,
+            "an addition breaks no caller"
+        );
+    }
+
+    #[test]
+    fn a_format_change_is_a_change_even_with_the_same_signature() {
+        let old = [method("f", "f(x: String) -> String")];
+        let mut raw = method("f", "f(x: String) -> String");
+        raw.args_format = Format::Raw;
+        assert!(matches!(
+            compare(&old, &[raw])[..],
+            [MethodChange::Changed { .. }]
+        ));
+    }
+
+    #[test]
+    fn each_copy_is_a_new_file_and_goes_when_dropped() {
+        let src = std::env::temp_dir().join(format!("memlink-copy-src-{}", std::process::id()));
+        fs::write(&src, b"image").unwrap();
+        let a = PrivateCopy::of(&src).unwrap();
+        let b = PrivateCopy::of(&src).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_eq!(fs::read(a.path()).unwrap(), b"image");
+        let kept = a.path().to_owned();
+        drop(a);
+        assert!(!kept.exists());
+        drop(b);
+        fs::remove_file(&src).unwrap();
+    }
+}
