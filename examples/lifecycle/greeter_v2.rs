@@ -2,13 +2,15 @@
 //! `greeter_v1.rs` and `greeter_v3.rs`, what the reload tests switch between.
 //!
 //! Its state (a count of `hit` calls) crosses a reload when the host asks for it, through
-//! `memlink_save_state` and `memlink_restore_state`.
+//! `memlink_save_state` and `memlink_restore_state`; its health check says what
+//! `set_ready` last told it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memlink_msdk::prelude::*;
 
 static HITS: AtomicU64 = AtomicU64::new(0);
+static NOT_READY: AtomicBool = AtomicBool::new(false);
 
 /// Which build this is.
 #[memlink_export]
@@ -41,6 +43,22 @@ pub fn memlink_restore_state(_ctx: &CallContext, state: Vec<u8>) -> Result<()> {
         .try_into()
         .map_err(|_| ModuleError::Failed("the state is not a count".into()))?;
     HITS.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Tells the module whether to report itself ready.
+#[memlink_export]
+pub fn set_ready(_ctx: &CallContext, ready: bool) -> Result<()> {
+    NOT_READY.store(!ready, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The module's health check: ready unless `set_ready(false)` said otherwise.
+#[memlink_export]
+pub fn memlink_health(_ctx: &CallContext) -> Result<()> {
+    if NOT_READY.load(Ordering::Relaxed) {
+        return Err(ModuleError::Failed("told it is not ready".into()));
+    }
     Ok(())
 }
 

@@ -107,6 +107,15 @@ pub(crate) struct Placed {
 }
 
 impl Args<'_> {
+    /// The argument bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Args::Borrowed(bytes) => bytes,
+            Args::InArena(arena, len) => &arena.buf().as_slice()[..*len],
+            Args::Owned(bytes) => bytes,
+        }
+    }
+
     /// Lays the call's memory out: takes an arena from `pool` unless the arguments came
     /// in one.
     #[inline]

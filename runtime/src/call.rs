@@ -24,7 +24,9 @@ use crate::deadline;
 use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
+use crate::health::Pass;
 use crate::host_call::{CallMeta, HostCall, NestedRequest};
+use crate::intercept::{CallInfo, Failed, Outcome};
 use crate::metrics::CallRecord;
 use crate::module::{Module, NotEntered};
 use crate::options::CallOptions;
@@ -197,6 +199,119 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
     }
 }
 
+/// Runs method `index` of `module` (see [`run_call`]), through the module's breaker
+/// and the runtime's interceptors when it has them: two branches when it has neither.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
+fn run<E>(
+    thread: &ThreadState,
+    registry: &Registry,
+    module: &Module,
+    index: u32,
+    args: Args<'_>,
+    meta: &CallMeta,
+    parent: Option<&HostCall<'_>>,
+    fail: impl FnOnce(Failure) -> E,
+) -> Result<CallOutput, E> {
+    let config = &registry.config;
+    if config.interceptors.is_empty() && config.breaker.is_none() {
+        run_call(thread, registry, module, index, args, meta, parent, fail)
+    } else {
+        guarded(thread, registry, module, index, args, meta, parent, fail)
+    }
+}
+
+/// [`run_call`] behind the module's breaker (`crate::health`) and with the runtime's
+/// interceptors around it (`crate::intercept`).
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)] // as `run`
+fn guarded<E>(
+    thread: &ThreadState,
+    registry: &Registry,
+    module: &Module,
+    index: u32,
+    args: Args<'_>,
+    meta: &CallMeta,
+    parent: Option<&HostCall<'_>>,
+    fail: impl FnOnce(Failure) -> E,
+) -> Result<CallOutput, E> {
+    let hooks = &registry.config.interceptors;
+    let info = CallInfo {
+        module: &module.name,
+        method: &module.methods[index as usize].name,
+        trace_id: meta.trace_id,
+        span_id: meta.span_id,
+        depth: meta.depth,
+    };
+    let after = |outcome: Outcome<'_>| hooks.iter().for_each(|h| h.after(&info, &outcome));
+    let refused = hooks
+        .iter()
+        .find_map(|h| h.before(&info, args.bytes()).err());
+    let breaker = registry.config.breaker.as_ref();
+    let pass = match (refused, breaker) {
+        (Some(error), _) => Err(error),
+        (None, Some(config)) => module
+            .breaker
+            .admit(config, &module.name)
+            .ok_or(ModuleError::ServiceUnavailable),
+        (None, None) => Ok(Pass::Through),
+    };
+    let pass = match pass {
+        Ok(pass) => pass,
+        Err(error) => {
+            after(Outcome {
+                duration: Duration::ZERO,
+                result: Err(Failed::Module(&error)),
+            });
+            return Err(fail(Failure::Module(error)));
+        }
+    };
+    let start = std::time::Instant::now();
+    let result = run_call(
+        thread,
+        registry,
+        module,
+        index,
+        args,
+        meta,
+        parent,
+        |failure| {
+            let failed = match &failure {
+                Failure::Retired => Failed::Unavailable,
+                Failure::Saturated => Failed::Saturated,
+                Failure::Module(error) => Failed::Module(error),
+            };
+            if let Some(config) = breaker {
+                match &failure {
+                    Failure::Module(error) => {
+                        module
+                            .breaker
+                            .record(config, &module.name, pass, Some(error))
+                    }
+                    _ if pass == Pass::Trial => module.breaker.trial_not_run(),
+                    _ => {}
+                }
+            }
+            after(Outcome {
+                duration: start.elapsed(),
+                result: Err(failed),
+            });
+            fail(failure)
+        },
+    );
+    if let Ok(output) = &result {
+        if let Some(config) = breaker {
+            module.breaker.record(config, &module.name, pass, None);
+        }
+        after(Outcome {
+            duration: start.elapsed(),
+            result: Ok(output),
+        });
+    }
+    result
+}
+
 /// Runs method `index` of `module` on the thread whose state is `thread`: admission,
 /// the frame, the module's entry point, the output found where the module says it is,
 /// the slot back, the built-in figures. `parent` is the running call that makes this
@@ -209,7 +324,7 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
 /// everything that is not a success leaves through cold functions ([`finish_slow`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
-fn run<E>(
+fn run_call<E>(
     thread: &ThreadState,
     registry: &Registry,
     module: &Module,

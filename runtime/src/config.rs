@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Saturation;
+use crate::health::BreakerConfig;
+use crate::intercept::Interceptor;
 use crate::log::LogSink;
 
 /// Settings of a [`Runtime`](crate::Runtime).
@@ -49,6 +51,11 @@ pub struct RuntimeConfig {
     pub log_level: Option<tracing::Level>,
     /// Receives every module log record (beside `tracing`).
     pub log_sink: Option<Arc<dyn LogSink>>,
+    /// See every call before and after it runs, in order (default: none; see
+    /// [`crate::intercept`]).
+    pub interceptors: Vec<Arc<dyn Interceptor>>,
+    /// Every module's circuit breaker (default: none; see [`crate::health`]).
+    pub breaker: Option<BreakerConfig>,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -61,6 +68,8 @@ impl fmt::Debug for RuntimeConfig {
             .field("default_timeout", &self.default_timeout)
             .field("log_level", &self.log_level)
             .field("log_sink", &self.log_sink.is_some())
+            .field("interceptors", &self.interceptors)
+            .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +90,8 @@ impl Default for RuntimeConfig {
             latency_sampling: 32,
             log_level: None,
             log_sink: None,
+            interceptors: Vec::new(),
+            breaker: None,
         }
     }
 }
@@ -133,6 +144,18 @@ impl RuntimeConfig {
     /// Sets [`max_call_depth`](RuntimeConfig::max_call_depth).
     pub fn max_call_depth(mut self, depth: u32) -> Self {
         self.max_call_depth = depth;
+        self
+    }
+
+    /// Adds an interceptor, after those already added (see [`crate::intercept`]).
+    pub fn interceptor(mut self, interceptor: Arc<dyn Interceptor>) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// Gives every module a circuit breaker (see [`crate::health`]).
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.breaker = Some(breaker);
         self
     }
 

@@ -18,6 +18,8 @@
 //! - [`reload`]: [`ReloadPolicy`], what a [`Runtime::reload`] may change and carry;
 //! - [`describe`]: what a module's table says of each [`Method`];
 //! - [`log`], [`metrics`] and [`prometheus`]: module logs and figures, for the host;
+//! - [`health`]: circuit breakers and [`Health`](health::Health) checks;
+//! - [`intercept`]: [`Interceptor`](intercept::Interceptor)s, host code around every call;
 //! - [`admission`]: [`Saturation`], what happens to calls past a module's limit;
 //! - [`error`]: the [`RuntimeError`] every operation may return;
 //! - [`caller`]: [`Caller`], the call surface this runtime and `memlink-client` share;
@@ -49,8 +51,10 @@ pub mod describe;
 mod elf;
 pub mod error;
 pub mod handle;
+pub mod health;
 mod host_api;
 mod host_call;
+pub mod intercept;
 mod lease;
 #[doc(hidden)]
 pub mod linked;

@@ -20,6 +20,7 @@ use core::ffi::c_void;
 
 use memlink_abi::{self as abi, MetricRecord, Status};
 
+use crate::health::BreakerState;
 use crate::shard::{SHARDS, SHARED};
 pub use memlink_abi::{MetricValue, BUCKETS};
 
@@ -233,6 +234,11 @@ pub struct ModuleMetrics {
     pub methods: Vec<MethodMetrics>,
     /// The module's own metrics, by name.
     pub custom: Vec<(String, MetricValue)>,
+    /// Its circuit breaker's state, when the runtime has breakers (see
+    /// [`crate::health`]).
+    pub breaker: Option<BreakerState>,
+    /// Times its breaker opened (this loaded version's).
+    pub breaker_opened: u64,
 }
 
 /// A module's own metrics, read through its `memlink_metrics` export.

@@ -14,6 +14,7 @@ use crate::buffer::AlignedBuf;
 use crate::describe::{describe, Method};
 use crate::error::RuntimeError;
 use crate::handle::MethodRef;
+use crate::health::Breaker;
 use crate::metrics::{read_custom, MethodStats, ModuleMetrics};
 
 /// The entry points, as plain function pointers: the library is never unloaded (see
@@ -55,6 +56,8 @@ pub(crate) struct Module {
     pub(crate) stats: Box<[Arc<MethodStats>]>,
     /// The generation of the slot the module is installed in: what its handle carries.
     pub(crate) generation: u32,
+    /// Its circuit breaker, used when the runtime has one configured.
+    pub(crate) breaker: Breaker,
 }
 
 /// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
@@ -190,6 +193,7 @@ impl Module {
             persistent: None,
             default_timeout: None,
             generation: 0,
+            breaker: Breaker::new(),
         })
     }
 
@@ -287,8 +291,8 @@ impl Module {
     }
 
     /// The module's figures: its exports' built-ins and, through its `memlink_metrics`
-    /// export, its own metrics.
-    pub(crate) fn metrics(&self) -> ModuleMetrics {
+    /// export, its own metrics; with `breaker`, its breaker's state.
+    pub(crate) fn metrics(&self, breaker: bool) -> ModuleMetrics {
         let methods = self
             .methods
             .iter()
@@ -299,6 +303,8 @@ impl Module {
             module: self.name.clone(),
             methods,
             custom: self.entry.metrics.map(read_custom).unwrap_or_default(),
+            breaker: breaker.then(|| self.breaker.state()),
+            breaker_opened: self.breaker.times_opened(),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::health::BreakerState;
 use crate::metrics::{MethodMetrics, MetricValue, ModuleMetrics, BUCKETS};
 
 /// Renders `modules` in the Prometheus text exposition format (version 0.0.4).
@@ -86,8 +87,44 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
             m.latency_sum_micros / 1e6,
         );
     }
+    breakers(&mut out, modules);
     custom(&mut out, modules);
     out
+}
+
+/// Each module's circuit breaker, when the runtime has breakers.
+fn breakers(out: &mut String, modules: &[ModuleMetrics]) {
+    let with: Vec<(&ModuleMetrics, BreakerState)> = modules
+        .iter()
+        .filter_map(|m| Some((m, m.breaker?)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP memlink_breaker_state Circuit breaker per module: 0 closed, 1 open, 2 half-open.\n# TYPE memlink_breaker_state gauge"
+    );
+    for (m, state) in &with {
+        let _ = writeln!(
+            out,
+            "memlink_breaker_state{{module=\"{}\"}} {}",
+            escape(&m.module),
+            state.gauge()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP memlink_breaker_opened_total Times the module's breaker opened.\n# TYPE memlink_breaker_opened_total counter"
+    );
+    for (m, _) in &with {
+        let _ = writeln!(
+            out,
+            "memlink_breaker_opened_total{{module=\"{}\"}} {}",
+            escape(&m.module),
+            m.breaker_opened
+        );
+    }
 }
 
 /// The modules' own metrics, one family per name, labelled by module.

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use memlink_abi::ModuleError;
+
 use crate::archived::ArchivedMethod;
 use crate::args::{ArgBuffer, Args, CallArgs};
 use crate::call;
@@ -26,6 +28,7 @@ use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::{MethodRef, ModuleHandle};
+use crate::health::{BreakerState, Health, HEALTH_CHECK};
 use crate::metrics::ModuleMetrics;
 use crate::module::Module;
 use crate::options::CallOptions;
@@ -200,6 +203,55 @@ impl Runtime {
         let registry = &self.registry;
         registry.reload(handle, &module, policy, |old, new| {
             call::carry_state(registry, handle, old, new)
+        })
+    }
+
+    /// How the module is doing (see [`crate::health`]): `Failing` while its breaker is
+    /// open, else what its `memlink_health` export says (asked now, as a call), else
+    /// `Ready`.
+    pub fn health(&self, handle: ModuleHandle) -> Result<Health, RuntimeError> {
+        let module = self.registry.module(handle)?;
+        if self.registry.config.breaker.is_some() {
+            match module.breaker.state() {
+                BreakerState::Open => {
+                    return Ok(Health::Failing {
+                        reason: "its circuit breaker is open".to_owned(),
+                    })
+                }
+                BreakerState::HalfOpen => {
+                    return Ok(Health::Live {
+                        reason: "its circuit breaker is letting a trial call through".to_owned(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        let Some((index, _)) = module.method(HEALTH_CHECK) else {
+            return Ok(Health::Ready);
+        };
+        let options = CallOptions::default();
+        let asked = call::from_host(
+            &self.registry,
+            handle,
+            &module,
+            index,
+            Args::Borrowed(&[]),
+            &options,
+        );
+        Ok(match asked {
+            Ok(_) => Health::Ready,
+            Err(RuntimeError::Call {
+                error: error @ (ModuleError::Panic(_) | ModuleError::Timeout(_)),
+                ..
+            }) => Health::Failing {
+                reason: format!("its health check failed: {error}"),
+            },
+            Err(RuntimeError::Call { error, .. }) => Health::Live {
+                reason: format!("its health check says: {error}"),
+            },
+            Err(other) => Health::Live {
+                reason: other.to_string(),
+            },
         })
     }
 
@@ -412,7 +464,11 @@ impl Runtime {
     /// Every loaded module's figures: the built-ins per export, and the module's own
     /// metrics (read from the module now).
     pub fn metrics(&self) -> Vec<ModuleMetrics> {
-        self.registry.live().map(|(_, m)| m.metrics()).collect()
+        let breaker = self.registry.config.breaker.is_some();
+        self.registry
+            .live()
+            .map(|(_, m)| m.metrics(breaker))
+            .collect()
     }
 
     /// [`metrics`](Runtime::metrics) in the Prometheus text exposition format.

@@ -1,0 +1,96 @@
+//! Interceptors: host code that sees every call, from the host or from a module, before
+//! and after it runs: middleware for auth, audit, tracing or sampling.
+//!
+//! Installed with [`RuntimeConfig::interceptor`](crate::RuntimeConfig::interceptor), in
+//! order; a runtime with none pays one branch per call. `before` runs on the calling
+//! thread before the call takes a slot, and may refuse it; `after` runs once the call is
+//! over, whatever its outcome (a call an interceptor refused included).
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//! use memlink_runtime::intercept::{CallInfo, Interceptor, Outcome};
+//! use memlink_runtime::{ModuleError, RuntimeConfig};
+//!
+//! /// Refuses calls to `admin_*` methods, and counts the rest.
+//! #[derive(Debug, Default)]
+//! struct Guard(AtomicU64);
+//!
+//! impl Interceptor for Guard {
+//!     fn before(&self, call: &CallInfo<'_>, _args: &[u8]) -> Result<(), ModuleError> {
+//!         if call.method.starts_with("admin_") {
+//!             return Err(ModuleError::Failed(format!("{} is not for this host", call.method)));
+//!         }
+//!         Ok(())
+//!     }
+//!     fn after(&self, _call: &CallInfo<'_>, _outcome: &Outcome<'_>) {
+//!         self.0.fetch_add(1, Ordering::Relaxed);
+//!     }
+//! }
+//!
+//! let config = RuntimeConfig::default().interceptor(Arc::new(Guard::default()));
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use memlink_abi::ModuleError;
+
+/// Sees calls before and after they run. Both methods do nothing by default.
+///
+/// Interceptors run on the calling thread, around module code: keep them short, and do
+/// not unload or reload from them (that waits for the very call they run in).
+pub trait Interceptor: Send + Sync + fmt::Debug {
+    /// Before the call takes a slot: `args` are its encoded arguments. An error refuses
+    /// the call: the caller gets it as the call's error (`RuntimeError::Call`, or the
+    /// `ModuleError` itself for a nested call), and the interceptors' `after` still run.
+    fn before(&self, call: &CallInfo<'_>, args: &[u8]) -> Result<(), ModuleError> {
+        let _ = (call, args);
+        Ok(())
+    }
+
+    /// After the call, with how it went.
+    fn after(&self, call: &CallInfo<'_>, outcome: &Outcome<'_>) {
+        let _ = (call, outcome);
+    }
+}
+
+/// Which call an interceptor sees.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CallInfo<'a> {
+    /// The module's name (what nested calls address it by).
+    pub module: &'a str,
+    /// The method's name.
+    pub method: &'a str,
+    /// The call's trace id (0 when the caller set none).
+    pub trace_id: u64,
+    /// The call's span id.
+    pub span_id: u64,
+    /// 0 for a call from the host, one more per module-to-module hop.
+    pub depth: u32,
+}
+
+/// How an intercepted call went.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Outcome<'a> {
+    /// From the end of the `before` hooks to the end of the call (zero for a call an
+    /// interceptor refused).
+    pub duration: Duration,
+    /// The encoded result, or why there is none.
+    pub result: Result<&'a [u8], Failed<'a>>,
+}
+
+/// Why an intercepted call produced no result.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Failed<'a> {
+    /// The module returned an error or panicked, the call ran out of time, or an
+    /// interceptor refused it: the error the caller gets.
+    Module(&'a ModuleError),
+    /// The module was at its concurrency limit, and the runtime refuses such calls.
+    Saturated,
+    /// The module was unloaded (or its breaker is open: see `crate::health`).
+    Unavailable,
+}

@@ -1,0 +1,262 @@
+//! Circuit breakers, health checks and interceptors, through real modules.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{module_copy, module_path, mp};
+use memlink_runtime::health::{BreakerConfig, BreakerState, Health};
+use memlink_runtime::intercept::{CallInfo, Failed, Interceptor, Outcome};
+use memlink_runtime::resolver::LocalResolver;
+use memlink_runtime::{ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
+
+fn module_error(result: Result<memlink_runtime::CallOutput, RuntimeError>) -> ModuleError {
+    match result {
+        Err(RuntimeError::Call { error, .. }) => error,
+        other => panic!("expected a module error, got {other:?}"),
+    }
+}
+
+fn breaker_of(rt: &Runtime, module: &str) -> (Option<BreakerState>, u64) {
+    let m = rt
+        .metrics()
+        .into_iter()
+        .find(|m| m.module == module)
+        .unwrap();
+    (m.breaker, m.breaker_opened)
+}
+
+#[test]
+fn the_breaker_opens_after_a_run_of_panics_and_closes_after_a_good_trial() {
+    let cool_down = Duration::from_millis(100);
+    let rt = Runtime::new(
+        RuntimeConfig::default().breaker(BreakerConfig::new(3, cool_down)),
+        LocalResolver,
+    );
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_breaker")),
+            "basic_breaker",
+        )
+        .unwrap();
+    // An ordinary error is the module working: it never opens the breaker.
+    for _ in 0..5 {
+        let e = module_error(rt.call(h, "fail", b"quota"));
+        assert_eq!(e, ModuleError::QuotaExceeded);
+    }
+    for _ in 0..3 {
+        assert!(matches!(
+            module_error(rt.call(h, "boom", b"x")),
+            ModuleError::Panic(_)
+        ));
+    }
+    assert_eq!(
+        breaker_of(&rt, "basic_breaker"),
+        (Some(BreakerState::Open), 1)
+    );
+    // Open: calls fail fast, without reaching the module.
+    let calls_before = echo_calls(&rt);
+    assert_eq!(
+        module_error(rt.call(h, "echo", b"hi")),
+        ModuleError::ServiceUnavailable
+    );
+    assert_eq!(echo_calls(&rt), calls_before, "the module was not called");
+    assert!(matches!(rt.health(h).unwrap(), Health::Failing { .. }));
+    let text = rt.prometheus();
+    assert!(
+        text.contains("memlink_breaker_state{module=\"basic_breaker\"} 1"),
+        "{text}"
+    );
+    common::promtool::promtool_accepts(&text);
+
+    // After the cool-down, one trial call: it goes well, the breaker closes.
+    std::thread::sleep(cool_down + Duration::from_millis(20));
+    assert_eq!(&*rt.call(h, "echo", b"hi").unwrap(), b"hi");
+    assert_eq!(
+        breaker_of(&rt, "basic_breaker"),
+        (Some(BreakerState::Closed), 1)
+    );
+    assert_eq!(rt.health(h).unwrap(), Health::Ready);
+
+    // Open again, and a trial that panics opens it for another cool-down.
+    for _ in 0..3 {
+        let _ = rt.call(h, "boom", b"x");
+    }
+    std::thread::sleep(cool_down + Duration::from_millis(20));
+    assert!(matches!(
+        module_error(rt.call(h, "boom", b"x")),
+        ModuleError::Panic(_)
+    ));
+    assert_eq!(
+        breaker_of(&rt, "basic_breaker"),
+        (Some(BreakerState::Open), 3)
+    );
+    assert_eq!(
+        module_error(rt.call(h, "echo", b"hi")),
+        ModuleError::ServiceUnavailable
+    );
+}
+
+fn echo_calls(rt: &Runtime) -> u64 {
+    rt.metrics()
+        .iter()
+        .flat_map(|m| &m.methods)
+        .find(|m| m.method == "echo")
+        .map_or(0, |m| m.calls)
+}
+
+#[test]
+fn timeouts_count_toward_the_breaker_too() {
+    let rt = Runtime::new(
+        RuntimeConfig::default().breaker(BreakerConfig::new(2, Duration::from_secs(3600))),
+        LocalResolver,
+    );
+    let h = rt
+        .load(ModuleRef::from_path(module_path("async_echo")))
+        .unwrap();
+    for _ in 0..2 {
+        let options = memlink_runtime::CallOptions::default().timeout(Duration::from_millis(5));
+        let slow = rt.call_with(h, "echo_after", &mp(&(10_000u64, [1u8])), &options);
+        let e = module_error(slow);
+        assert!(matches!(e, ModuleError::Timeout(_)), "{e}");
+    }
+    assert_eq!(breaker_of(&rt, "async_echo").0, Some(BreakerState::Open));
+}
+
+#[test]
+fn health_reports_what_the_module_says() {
+    let rt = Runtime::with_local_resolver();
+    let greeter = rt
+        .load(ModuleRef::from_path(module_path("greeter_v1")))
+        .unwrap();
+    assert_eq!(rt.health(greeter).unwrap(), Health::Ready);
+    rt.call(greeter, "set_ready", &mp(&(false,))).unwrap();
+    match rt.health(greeter).unwrap() {
+        Health::Live { reason } => assert!(reason.contains("told it is not ready"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    rt.call(greeter, "set_ready", &mp(&(true,))).unwrap();
+    assert_eq!(rt.health(greeter).unwrap(), Health::Ready);
+    // A module without a health check is ready while it is loaded.
+    let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    assert_eq!(rt.health(basic).unwrap(), Health::Ready);
+    rt.unload(basic).unwrap();
+    assert!(matches!(
+        rt.health(basic),
+        Err(RuntimeError::UnknownHandle(_))
+    ));
+}
+
+/// What an interceptor saw of one call.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    module: String,
+    method: String,
+    depth: u32,
+    trace_id: u64,
+    args_len: usize,
+    outcome: Option<Result<Vec<u8>, String>>,
+}
+
+/// Records every call, and refuses methods named `admin_*`... of which `basic` has none,
+/// so it refuses `ping` instead.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Seen>>);
+
+impl Interceptor for Recorder {
+    fn before(&self, call: &CallInfo<'_>, args: &[u8]) -> Result<(), ModuleError> {
+        self.0.lock().unwrap().push(Seen {
+            module: call.module.to_owned(),
+            method: call.method.to_owned(),
+            depth: call.depth,
+            trace_id: call.trace_id,
+            args_len: args.len(),
+            outcome: None,
+        });
+        if call.method == "ping" {
+            return Err(ModuleError::Failed("ping is not allowed here".into()));
+        }
+        Ok(())
+    }
+
+    fn after(&self, call: &CallInfo<'_>, outcome: &Outcome<'_>) {
+        let mut seen = self.0.lock().unwrap();
+        let entry = seen
+            .iter_mut()
+            .rev()
+            .find(|s| s.method == call.method && s.depth == call.depth && s.outcome.is_none())
+            .expect("`after` follows a `before`");
+        entry.outcome = Some(match outcome.result {
+            Ok(bytes) => Ok(bytes.to_vec()),
+            Err(Failed::Module(e)) => Err(e.to_string()),
+            Err(other) => Err(format!("{other:?}")),
+        });
+    }
+}
+
+#[test]
+fn interceptors_see_every_call_from_the_host_and_from_modules() {
+    let recorder = Arc::new(Recorder::default());
+    let rt = Runtime::new(
+        RuntimeConfig::default().interceptor(recorder.clone()),
+        LocalResolver,
+    );
+    let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let relay = rt
+        .load(ModuleRef::from_path(module_path("nested_calls")))
+        .unwrap();
+    let traced = memlink_runtime::CallOptions::default().trace(77, 1);
+    assert_eq!(
+        &*rt.call_with(basic, "echo", b"hello", &traced).unwrap(),
+        b"hello"
+    );
+    let _ = rt.call(basic, "boom", b"x").unwrap_err();
+    let refused = module_error(rt.call(basic, "ping", b""));
+    assert_eq!(
+        refused,
+        ModuleError::Failed("ping is not allowed here".into())
+    );
+    let sum: u32 = rt
+        .call_typed(relay, "add_via", &("basic", 2u32, 3u32))
+        .unwrap();
+    assert_eq!(sum, 5);
+
+    let seen = recorder.0.lock().unwrap().clone();
+    let summary: Vec<(&str, &str, u32)> = seen
+        .iter()
+        .map(|s| (s.module.as_str(), s.method.as_str(), s.depth))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("basic", "echo", 0),
+            ("basic", "boom", 0),
+            ("basic", "ping", 0),
+            ("nested_calls", "add_via", 0),
+            ("basic", "add", 1),
+        ]
+    );
+    assert_eq!(seen[0].trace_id, 77);
+    assert_eq!(seen[0].args_len, 5);
+    assert_eq!(seen[0].outcome, Some(Ok(b"hello".to_vec())));
+    assert!(
+        matches!(&seen[1].outcome, Some(Err(e)) if e.contains("panicked")),
+        "{:?}",
+        seen[1].outcome
+    );
+    assert!(
+        matches!(&seen[2].outcome, Some(Err(e)) if e.contains("not allowed")),
+        "{:?}",
+        seen[2].outcome
+    );
+    assert!(seen.iter().all(|s| s.outcome.is_some()), "every call ended");
+    // The refused call never reached the module.
+    let ping = rt
+        .metrics()
+        .into_iter()
+        .flat_map(|m| m.methods)
+        .find(|m| m.method == "ping")
+        .unwrap();
+    assert_eq!(ping.calls, 0);
+}
