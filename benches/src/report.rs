@@ -163,6 +163,24 @@ pub fn exports(report: &mut Report, cfg: &Config, fx: &Fixtures) {
         ),
         Err(e) => eprintln!("  export_noargs_by_id_no_metrics_ns: skipped, {e}"),
     }
+    let hooked = RuntimeConfig::default().interceptor(std::sync::Arc::new(NoopInterceptor));
+    match Host::with_config(hooked) {
+        Ok(hooked) => {
+            report.ns(
+                "export_noargs_by_id_intercepted_ns",
+                measure::run(cfg, || hooked.noop_by_id()),
+                "as export_noargs_by_id_ns, on a runtime with one interceptor that does nothing",
+            );
+            if let (Some(with), Some(without)) = (
+                report.get("export_noargs_by_id_intercepted_ns"),
+                report.get("export_noargs_by_id_ns"),
+            ) {
+                eprintln!("  interceptor_noop_added_ns: what one installed no-op interceptor adds to a call (the two figures above)");
+                report.value("interceptor_noop_added_ns", with - without);
+            }
+        }
+        Err(e) => eprintln!("  export_noargs_by_id_intercepted_ns: skipped, {e}"),
+    }
     report.ns(
         "export_noargs_by_name_ns",
         measure::run(cfg, || h.noop_by_name()),
@@ -199,6 +217,12 @@ pub fn exports(report: &mut Report, cfg: &Config, fx: &Fixtures) {
         "basic::add through call_typed(h, \"add\", &(2, 3)): resolved by name each call",
     );
 }
+
+/// An interceptor that does nothing: what installing one costs a call.
+#[derive(Debug)]
+struct NoopInterceptor;
+
+impl memlink_runtime::intercept::Interceptor for NoopInterceptor {}
 
 /// The same calls into WebAssembly with wasmtime ([`crate::peers`]), if the package was
 /// built with its `peers` feature.

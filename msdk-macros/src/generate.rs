@@ -113,7 +113,10 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                 result_format: #result_format,
                 arg_count: #arg_count,
                 is_async: #is_async,
-                crate_name: ::core::env!("CARGO_CRATE_NAME"),
+                crate_name: match ::core::option_env!("MEMLINK_MODULE_NAME") {
+                    ::core::option::Option::Some(name) => name,
+                    ::core::option::Option::None => ::core::env!("CARGO_CRATE_NAME"),
+                },
                 crate_version: ::core::env!("CARGO_PKG_VERSION"),
                 location: ::core::concat!(::core::file!(), ":", ::core::line!()),
                 args_type: #args_type,

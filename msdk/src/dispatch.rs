@@ -25,7 +25,9 @@ pub struct MethodEntry {
     pub arg_count: u16,
     /// Whether the export is an `async fn`.
     pub is_async: bool,
-    /// `CARGO_CRATE_NAME` of the crate that defines the export.
+    /// The module's name: `MEMLINK_MODULE_NAME` when the crate that defines the export
+    /// was built with it set (a build script's `cargo:rustc-env`), else the crate's
+    /// `CARGO_CRATE_NAME`.
     pub crate_name: &'static str,
     /// `CARGO_PKG_VERSION` of the crate that defines the export.
     pub crate_version: &'static str,

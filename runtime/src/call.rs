@@ -21,7 +21,6 @@ use crate::admission::Refused;
 use crate::args::{Args, Placed};
 use crate::buffer::AlignedBuf;
 use crate::deadline;
-use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::health::Pass;
@@ -101,46 +100,39 @@ fn host_error(handle: ModuleHandle, module: &Module, index: u32, failure: Failur
     }
 }
 
-/// Hands `old`'s state to `new` for a reload (see `crate::reload`): `old`'s
-/// `memlink_save_state`, then `new`'s `memlink_restore_state` with its bytes, each a call
-/// like any other. Returns how many bytes crossed, or why they could not.
-pub(crate) fn carry_state(
+/// Calls method `index` of `module` on the runtime's behalf (its lifecycle exports:
+/// `memlink_save_state`, `memlink_dependencies`, ...), as a call from the host with the
+/// default options; the output is copied out, a failure said in words.
+pub(crate) fn export(
     registry: &Registry,
-    handle: ModuleHandle,
-    old: &Module,
-    new: &Module,
-) -> Result<usize, String> {
-    use crate::reload::{RESTORE_STATE, SAVE_STATE};
-    fn find<'m>(m: &'m Module, name: &str, which: &str) -> Result<(u32, &'m Method), String> {
-        m.method(name).ok_or_else(|| {
-            format!(
-                "state carry asked, but the {which} version ({}) exports no `{name}`",
-                m.version
-            )
-        })
-    }
-    let (save, saved_as) = find(old, SAVE_STATE, "old")?;
-    let (restore, restored_as) = find(new, RESTORE_STATE, "new")?;
-    if saved_as.result_format != restored_as.args_format {
-        return Err(format!(
-            "`{SAVE_STATE}` returns {} but `{RESTORE_STATE}` takes {}",
-            saved_as.result_format.name(),
-            restored_as.args_format.name()
-        ));
-    }
-    let options = CallOptions::default();
-    let state = from_host(registry, handle, old, save, Args::Borrowed(&[]), &options)
-        .map_err(|e| e.to_string())?;
-    from_host(
-        registry,
-        handle,
-        new,
-        restore,
-        Args::Borrowed(&state),
-        &options,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(state.len())
+    module: &Module,
+    index: u32,
+    args: &[u8],
+) -> Result<Vec<u8>, String> {
+    let meta = CallMeta {
+        depth: 0,
+        trace_id: 0,
+        span_id: 0,
+        deadline: deadline::decide(&CallOptions::default(), module.default_timeout),
+    };
+    let method = &module.methods[index as usize].name;
+    let out = crate::thread::with(|thread| {
+        run_call(
+            thread,
+            registry,
+            module,
+            index,
+            Args::Borrowed(args),
+            &meta,
+            None,
+            |failure| match failure {
+                Failure::Retired => format!("`{method}`: the module was unloaded"),
+                Failure::Saturated => format!("`{method}`: the module is saturated"),
+                Failure::Module(e) => format!("`{method}` failed: {e}"),
+            },
+        )
+    })?;
+    Ok(out.to_vec())
 }
 
 /// A call from one module to another, by name, on behalf of the running call `caller`:

@@ -192,6 +192,11 @@ pub struct ModuleSettings {
     pub default_timeout: Option<Duration>,
     /// Its persistent region's size ([`RuntimeConfig::persistent_size`]).
     pub persistent_size: Option<usize>,
+    /// Whether it is loaded from a private copy of its file (default: no, the file
+    /// itself), so the file can be rewritten in place while the module runs: the loader
+    /// maps a library's file, and a file rewritten under a running image crashes it. A
+    /// reload always loads a private copy.
+    pub private_copy: bool,
 }
 
 impl ModuleSettings {
@@ -210,6 +215,12 @@ impl ModuleSettings {
     /// Sets [`default_timeout`](ModuleSettings::default_timeout).
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`private_copy`](ModuleSettings::private_copy).
+    pub fn private_copy(mut self, copy: bool) -> Self {
+        self.private_copy = copy;
         self
     }
 

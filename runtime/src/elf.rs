@@ -4,8 +4,10 @@
 //! whose segments reach past its end still loads, and the first touch of a page past
 //! the end raises `SIGBUS`, which kills the host. Reading the ELF program headers and
 //! comparing them with the file's size turns that into an error before anything is
-//! mapped. Only the headers are read, never the whole file, and only from a regular
-//! file: a device (`/dev/zero`) or a pipe is refused before a byte is read. Files that
+//! mapped. The section header table is checked the same way: linkers write it last, so
+//! a file cut anywhere (a copy still being written, say) is refused, even where every
+//! loadable segment happens to be whole. Only the headers are read, never the whole
+//! file, and only from a regular file: a device (`/dev/zero`) or a pipe is refused before a byte is read. Files that
 //! are not 64-bit little-endian ELF are left to the loader, which reports them itself.
 
 use std::fs::File;
@@ -46,7 +48,27 @@ pub(crate) fn check(path: &Path) -> Result<(), String> {
     if read_up_to(&mut file, &mut bytes)? < size {
         return Err(truncated(len, "the program header table"));
     }
-    check_segments(&bytes, table.entry, len)
+    check_segments(&bytes, table.entry, len)?;
+    check_section_headers(&header, len)
+}
+
+/// Checks that the section header table named by the ELF header `header` (already known
+/// to be a 64-bit little-endian ELF header) lies inside a file of `len` bytes.
+fn check_section_headers(header: &[u8; EHDR], len: u64) -> Result<(), String> {
+    let offset = u64::from_le_bytes(header[0x28..0x30].try_into().unwrap_or([0; 8]));
+    let entry = u64::from(u16::from_le_bytes([header[0x3a], header[0x3b]]));
+    let count = u64::from(u16::from_le_bytes([header[0x3c], header[0x3d]]));
+    if offset == 0 {
+        // No section headers (a stripped-down file): nothing to check.
+        return Ok(());
+    }
+    if offset
+        .checked_add(entry * count)
+        .is_none_or(|end| end > len)
+    {
+        return Err(truncated(len, "the section header table"));
+    }
+    Ok(())
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.
@@ -131,7 +153,9 @@ fn check_bytes(file: &[u8]) -> Result<(), String> {
         return Ok(());
     };
     let (start, end) = (table.offset as usize, (table.offset + table.size) as usize);
-    check_segments(&file[start..end], table.entry, len)
+    check_segments(&file[start..end], table.entry, len)?;
+    let header: &[u8; EHDR] = file[..EHDR].try_into().unwrap_or(&[0; EHDR]);
+    check_section_headers(header, len)
 }
 
 #[cfg(test)]
@@ -150,12 +174,15 @@ mod tests {
             return;
         }
         assert_eq!(check_bytes(&bytes), Ok(()));
-        // Cuts inside the headers and the first loadable segment (a test binary's tail is
-        // debug sections, which are not loaded).
+        // Cuts inside the headers and the first loadable segment.
         for cut in [100, 4096] {
             let err = check_bytes(&bytes[..cut]).unwrap_err();
             assert!(err.contains("truncated"), "{cut}: {err}");
         }
+        // A cut through the debug sections at the end leaves every loadable segment
+        // whole, and is refused for the section header table, written last.
+        let err = check_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(err.contains("the section header table"), "{err}");
     }
 
     #[test]

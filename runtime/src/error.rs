@@ -152,6 +152,14 @@ pub enum RuntimeError {
         /// What to use instead.
         instead: &'static str,
     },
+    /// The module declares that it calls a module that is not loaded (see
+    /// `crate::lifecycle`).
+    MissingDependency {
+        /// The module refused.
+        module: String,
+        /// What it needs, as it names it (`greeter@^1`).
+        dependency: String,
+    },
     /// A reload was refused; the old version serves on.
     ReloadRefused {
         /// The module's name.
@@ -253,6 +261,10 @@ impl fmt::Display for RuntimeError {
             TypeMismatch { module, method, expected, got } => write!(
                 f,
                 "{module}::{method}: type mismatch: the module's archive holds `{expected}`, the caller's `{got}`"
+            ),
+            MissingDependency { module, dependency } => write!(
+                f,
+                "module `{module}` calls `{dependency}`, which is not loaded: load it first"
             ),
             ReloadRefused { module, reason } => {
                 write!(f, "reload of module `{module}` refused: {reason}")

@@ -15,6 +15,8 @@
 //! - [`args`]: [`ArgBuffer`] and [`CallArgs`], argument memory; [`output`]:
 //!   [`CallOutput`], a result read in place;
 //! - [`resolver`]: [`ModuleRef`] and how references become files;
+//! - [`lifecycle`]: the exports a module offers for its own lifecycle (its
+//!   dependencies, its state across a reload, its health);
 //! - [`reload`]: [`ReloadPolicy`], what a [`Runtime::reload`] may change and carry;
 //! - [`describe`]: what a module's table says of each [`Method`];
 //! - [`log`], [`metrics`] and [`prometheus`]: module logs and figures, for the host;
@@ -23,6 +25,7 @@
 //! - [`admission`]: [`Saturation`], what happens to calls past a module's limit;
 //! - [`error`]: the [`RuntimeError`] every operation may return;
 //! - [`caller`]: [`Caller`], the call surface this runtime and `memlink-client` share;
+//! - [`watch`] (feature `watch`): a directory of modules, kept loaded as it changes;
 //! - [`daemon`] (feature `daemon`): `memlink serve`, modules served to other processes.
 //!
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
@@ -56,11 +59,13 @@ mod host_api;
 mod host_call;
 pub mod intercept;
 mod lease;
+pub mod lifecycle;
 #[doc(hidden)]
 pub mod linked;
 pub mod log;
 pub mod metrics;
 mod module;
+mod names;
 pub mod options;
 pub mod output;
 mod pool;
@@ -72,6 +77,8 @@ pub mod runtime;
 mod shard;
 mod thread;
 pub mod typed;
+#[cfg(feature = "watch")]
+pub mod watch;
 
 pub use admission::Saturation;
 pub use archived::ArchivedMethod;

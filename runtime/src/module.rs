@@ -38,7 +38,11 @@ pub(crate) struct Module {
     _library: Option<ManuallyDrop<Library>>,
     pub(crate) path: PathBuf,
     pub(crate) name: String,
+    /// The name the module gives itself (its crate's), whatever it is loaded as.
+    pub(crate) own_name: String,
     pub(crate) version: String,
+    /// `version` as semver, when it is (what versions side by side are told apart by).
+    pub(crate) semver: Option<semver::Version>,
     pub(crate) sdk_version: String,
     /// Sorted by id, as the module's table is.
     pub(crate) methods: Vec<Method>,
@@ -181,7 +185,9 @@ impl Module {
         Ok(Module {
             _library: library,
             path: path.to_owned(),
+            own_name: described.name.clone(),
             name: described.name,
+            semver: semver::Version::parse(&described.version).ok(),
             version: described.version,
             sdk_version: described.sdk_version,
             stats: (0..described.methods.len())

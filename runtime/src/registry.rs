@@ -9,7 +9,6 @@
 //! happen outside it. A slot freed by an unload is reused, with the next generation, so
 //! a handle of the module unloaded is refused rather than taken for its successor.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,7 +21,9 @@ use memlink_abi::{self as abi, HostApi, InitFrame, Status, StrRef};
 use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
+use crate::lifecycle;
 use crate::module::{Module, PersistentRegion};
+use crate::names::{Names, Taken};
 use crate::pool::ArenaPool;
 use crate::reload::{PrivateCopy, ReloadPolicy, Reloaded};
 use crate::resolver::{ModuleRef, Resolver};
@@ -41,14 +42,19 @@ pub(crate) struct Registry {
     /// Serializes loads, reloads and unloads (never held during a call, nor while they
     /// wait for calls); knows which slots are free.
     loading: Mutex<Slots>,
-    /// Live modules by name, for nested calls.
-    names: RwLock<HashMap<String, u32, Fnv>>,
+    /// Live modules by name and version, for nested calls and `handle_of`.
+    names: RwLock<Names>,
     pub(crate) pool: Arc<ArenaPool>,
     /// Times calls for the latency histogram: the CPU's time-stamp counter where it is
     /// invariant (about 9 ns a read against 21 for `Instant::now` on the machine in
     /// benches/README.md), calibrated once per process; the OS clock elsewhere.
     pub(crate) clock: quanta::Clock,
+    /// Calls a module's lifecycle exports (dependencies, state); see `export_caller`.
+    call_export: CallExport,
 }
+
+/// The call path, as the registry calls a module's lifecycle exports with it.
+pub(crate) type CallExport = fn(&Registry, &Module, u32, &[u8]) -> Result<Vec<u8>, String>;
 
 /// Which slots hold no module, and each slot's generation.
 #[derive(Debug)]
@@ -120,33 +126,6 @@ impl fmt::Debug for Registry {
 
 static NEXT_RUNTIME: AtomicU32 = AtomicU32::new(1);
 
-/// FNV-1a, the hash the ABI names methods by, for the table of module names a nested
-/// call looks its callee up in: a short name hashes in a few instructions, where the
-/// default hasher (built to resist flooding by untrusted keys) costs a hundred. The
-/// names are the host's own, given at load.
-#[derive(Default, Clone, Copy)]
-struct Fnv;
-
-impl std::hash::BuildHasher for Fnv {
-    type Hasher = FnvHasher;
-    fn build_hasher(&self) -> FnvHasher {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-struct FnvHasher(u64);
-
-impl std::hash::Hasher for FnvHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 impl Registry {
     /// An empty registry with `config` that finds modules through `resolver` and offers
     /// them `host`.
@@ -154,6 +133,7 @@ impl Registry {
         config: RuntimeConfig,
         resolver: Box<dyn Resolver>,
         host: &'static HostApi,
+        call_export: CallExport,
     ) -> Registry {
         Registry {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
@@ -173,8 +153,9 @@ impl Registry {
             }),
             config,
             resolver,
-            names: RwLock::new(HashMap::default()),
+            names: RwLock::new(Names::default()),
             clock: quanta::Clock::new(),
+            call_export,
         }
     }
 
@@ -202,8 +183,7 @@ impl Registry {
         self.names
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .copied()
+            .lookup(name)
     }
 
     /// The handle of the live module loaded under `name`.
@@ -259,7 +239,14 @@ impl Registry {
                     handle,
                 });
             }
-            Module::open(&path, concurrency)
+            if !settings.private_copy {
+                return Module::open(&path, concurrency);
+            }
+            let copy = PrivateCopy::of(&path)?;
+            let mut module = Module::open(copy.path(), concurrency)
+                .map_err(|e| e.for_path(copy.path(), &path))?;
+            module.path = path.clone();
+            Ok(module)
         })
     }
 
@@ -286,30 +273,39 @@ impl Registry {
         if let Some(name) = &settings.name {
             module.name = name.clone();
         }
-        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
-        if names.contains_key(&module.name) {
-            return Err(RuntimeError::NameTaken { name: module.name });
+        // Names change only under the loading lock, held here throughout: what this
+        // check sees still holds when the module takes its name below.
+        let taken = self.names.read().unwrap_or_else(|p| p.into_inner()).check(
+            &module.name,
+            &module.own_name,
+            module.semver.as_ref(),
+        );
+        if let Err(Taken(name)) = taken {
+            return Err(RuntimeError::NameTaken { name });
         }
         init(&module, &self.config, self.host)?;
+        if let Err(e) = self.check_dependencies(&module) {
+            shutdown(&module);
+            return Err(e);
+        }
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
         let Some((index, generation)) = slots.take() else {
             unreachable!("`has_room` said there is a slot, under the same lock")
         };
         module.generation = generation;
-        names.insert(module.name.clone(), index);
+        names.add(&module.name, &module.own_name, module.semver.clone(), index);
         self.slots[index as usize].store(Some(Arc::new(module)));
         Ok(self.handle(index, generation))
     }
 
     /// Replaces the module behind `handle` with the one `reference` names (see
     /// `crate::reload`): the handle, name and settings stay; calls running finish on the
-    /// old version, which is shut down once they have. `carry_state` hands the old
-    /// version's state to the new one, when the policy asks for it.
+    /// old version, which is shut down once they have.
     pub(crate) fn reload(
         &self,
         handle: ModuleHandle,
         reference: &ModuleRef,
         policy: &ReloadPolicy,
-        carry_state: impl FnOnce(&Module, &Module) -> Result<usize, String>,
     ) -> Result<Reloaded, RuntimeError> {
         let path = self.resolver.resolve(reference)?;
         let slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
@@ -349,8 +345,12 @@ impl Registry {
         }
         new.carry_figures_of(&old);
         init(&new, &self.config, self.host)?;
+        if let Err(e) = self.check_dependencies(&new) {
+            shutdown(&new);
+            return Err(e);
+        }
         let state_carried = if policy.carries_state() {
-            match carry_state(&old, &new) {
+            match lifecycle::carry_state(&old, &new, &self.export_caller()) {
                 Ok(len) => Some(len),
                 Err(reason) => {
                     shutdown(&new);
@@ -369,7 +369,18 @@ impl Registry {
             changes,
             state_carried,
         };
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        if let Err(Taken(name)) =
+            names.replace(&new.name, handle.index, &new.own_name, new.semver.clone())
+        {
+            shutdown(&new);
+            return Err(RuntimeError::ReloadRefused {
+                module: old.name.clone(),
+                reason: format!("`{name}` is already loaded beside it"),
+            });
+        }
         let replaced = self.slots[handle.index as usize].swap(Some(Arc::new(new)));
+        drop(names);
         drop(slots);
         drop(old);
         // Calls that took the old version before the switch run on; it is shut down, and
@@ -378,6 +389,28 @@ impl Registry {
             retire(replaced);
         }
         Ok(reloaded)
+    }
+
+    /// How the registry calls a module's lifecycle exports: the call path, which the
+    /// layer above (`crate::call`) gave it when it made the registry.
+    fn export_caller(&self) -> impl Fn(&Module, u32, &[u8]) -> Result<Vec<u8>, String> + '_ {
+        move |module, index, args| (self.call_export)(self, module, index, args)
+    }
+
+    /// Refuses `module` if a module it declares it calls is not loaded.
+    fn check_dependencies(&self, module: &Module) -> Result<(), RuntimeError> {
+        let is_loaded = |reference: &str| self.index_of(reference).is_some();
+        match lifecycle::missing_dependency(module, &self.export_caller(), is_loaded) {
+            Ok(None) => Ok(()),
+            Ok(Some(dependency)) => Err(RuntimeError::MissingDependency {
+                module: module.name.clone(),
+                dependency,
+            }),
+            Err(reason) => Err(RuntimeError::InitFailed {
+                module: module.name.clone(),
+                message: reason,
+            }),
+        }
     }
 
     /// Retires the module: closes its gate, waits for its calls, frees its name and slot,
@@ -404,9 +437,7 @@ impl Registry {
             // can another module take the name.
             let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
             if let Some(m) = &taken {
-                if names.get(&m.name) == Some(&handle.index) {
-                    names.remove(&m.name);
-                }
+                names.remove(&m.name, handle.index);
             }
             taken
         };

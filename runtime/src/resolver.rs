@@ -2,18 +2,54 @@
 
 use std::path::{Path, PathBuf};
 
+use semver::{Version, VersionReq};
+
 use crate::error::RuntimeError;
 
-/// A reference to a module: for now, the path of its shared library.
+/// A reference to a module: the path of its shared library, or a name with a version
+/// requirement (`greeter@1.2`, `greeter@^2`, `greeter`) for a resolver that keeps
+/// modules by name ([`DirectoryResolver`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModuleRef {
     path: PathBuf,
+    named: Option<Named>,
+}
+
+/// A module asked for by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Named {
+    name: String,
+    /// `None`: any version (the highest).
+    requirement: Option<VersionReq>,
+}
+
+/// Whether `name` can be a module's name: letters, digits, `_` and `-`.
+fn is_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl ModuleRef {
-    /// Parses a reference: a relative path (`./my_module.so`, `target/x.so`), an
-    /// absolute path, or a bare file name (`my_module.so`, looked up in the current
-    /// directory).
+    /// Parses a reference:
+    ///
+    /// - `name@requirement`: a module by name and semver requirement (`greeter@1.2`
+    ///   means `^1.2`, as in Cargo; `greeter@=1.4.2`, `greeter@>=2, <3`, `greeter@*`),
+    ///   which a [`DirectoryResolver`] finds;
+    /// - otherwise a path: relative (`./my_module.so`, `target/x.so`), absolute, or a bare
+    ///   file name (`my_module.so`, looked up in the current directory).
+    ///
+    /// ```
+    /// use memlink_runtime::ModuleRef;
+    ///
+    /// let by_version = ModuleRef::parse("greeter@1.2")?;
+    /// assert_eq!(by_version.name(), Some("greeter"));
+    /// assert!(by_version.matches(&"1.4.0".parse()?));
+    /// assert!(!by_version.matches(&"2.0.0".parse()?));
+    /// assert_eq!(ModuleRef::parse("./libgreeter.so")?.name(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn parse(reference: &str) -> Result<ModuleRef, RuntimeError> {
         let trimmed = reference.trim();
         if trimmed.is_empty() {
@@ -21,6 +57,17 @@ impl ModuleRef {
                 reference: reference.to_owned(),
                 reason: "it is empty",
             });
+        }
+        if let Some((name, requirement)) = trimmed.split_once('@') {
+            if is_module_name(name) {
+                let requirement = VersionReq::parse(requirement.trim()).map_err(|_| {
+                    RuntimeError::BadReference {
+                        reference: reference.to_owned(),
+                        reason: "what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)",
+                    }
+                })?;
+                return Ok(ModuleRef::named(name, Some(requirement)));
+            }
         }
         if trimmed.ends_with('/') || trimmed.ends_with(std::path::MAIN_SEPARATOR) {
             return Err(RuntimeError::BadReference {
@@ -30,17 +77,53 @@ impl ModuleRef {
         }
         Ok(ModuleRef {
             path: PathBuf::from(trimmed),
+            named: None,
         })
     }
 
     /// A reference to the library at `path`.
     pub fn from_path(path: impl Into<PathBuf>) -> ModuleRef {
-        ModuleRef { path: path.into() }
+        ModuleRef {
+            path: path.into(),
+            named: None,
+        }
     }
 
-    /// The path as given.
+    /// A reference to the module `name`, of a version matching `requirement` (any, when
+    /// `None`: the highest).
+    pub fn named(name: &str, requirement: Option<VersionReq>) -> ModuleRef {
+        let text = match &requirement {
+            Some(r) => format!("{name}@{r}"),
+            None => name.to_owned(),
+        };
+        ModuleRef {
+            path: PathBuf::from(text),
+            named: Some(Named {
+                name: name.to_owned(),
+                requirement,
+            }),
+        }
+    }
+
+    /// The path as given (for a reference by name, its text: `greeter@^1.2`).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The module's name, for a reference by name.
+    pub fn name(&self) -> Option<&str> {
+        self.named.as_ref().map(|n| n.name.as_str())
+    }
+
+    /// The version requirement, for a reference by name that has one.
+    pub fn requirement(&self) -> Option<&VersionReq> {
+        self.named.as_ref()?.requirement.as_ref()
+    }
+
+    /// Whether `version` satisfies the reference's requirement (any version does when it
+    /// has none).
+    pub fn matches(&self, version: &Version) -> bool {
+        self.requirement().is_none_or(|r| r.matches(version))
     }
 }
 
@@ -51,29 +134,112 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
 }
 
 /// Resolves references against the local file system, relative to the current
-/// directory.
+/// directory. It knows no module by name.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalResolver;
 
 impl Resolver for LocalResolver {
     fn resolve(&self, module: &ModuleRef) -> Result<PathBuf, RuntimeError> {
-        let path = module.path();
-        if !path.exists() {
-            return Err(RuntimeError::FileNotFound {
-                path: path.to_owned(),
-            });
-        }
-        if path.is_dir() {
+        if module.named.is_some() {
             return Err(RuntimeError::BadReference {
-                reference: path.display().to_string(),
-                reason: "it names a directory, not a library file",
+                reference: module.path.display().to_string(),
+                reason: "a reference by name needs a resolver that keeps modules by name (DirectoryResolver)",
             });
         }
-        // A path with no separator is a bare file name; `dlopen` would search the
-        // system's library path for it, so make it explicit.
-        path.canonicalize().map_err(|_| RuntimeError::FileNotFound {
+        local_file(module.path())
+    }
+}
+
+/// `path` as an absolute path to a file that exists.
+fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
+    if !path.exists() {
+        return Err(RuntimeError::FileNotFound {
             path: path.to_owned(),
-        })
+        });
+    }
+    if path.is_dir() {
+        return Err(RuntimeError::BadReference {
+            reference: path.display().to_string(),
+            reason: "it names a directory, not a library file",
+        });
+    }
+    // A path with no separator is a bare file name; `dlopen` would search the system's
+    // library path for it, so make it explicit.
+    path.canonicalize().map_err(|_| RuntimeError::FileNotFound {
+        path: path.to_owned(),
+    })
+}
+
+/// Finds modules by name and version in a directory where each is a file named
+/// `NAME@VERSION.so` (or `libNAME@VERSION.so`; `.dylib` on macOS), `VERSION` a semver
+/// version: `greeter@1.4.2.so`. A reference by name resolves to the highest version
+/// its requirement accepts; a path resolves as [`LocalResolver`] does.
+///
+/// ```no_run
+/// use memlink_runtime::resolver::DirectoryResolver;
+/// use memlink_runtime::{ModuleRef, Runtime, RuntimeConfig};
+///
+/// let runtime = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new("/opt/modules"));
+/// // /opt/modules holds greeter@1.4.2.so and greeter@2.0.1.so: this loads 1.4.2.
+/// let greeter = runtime.load(ModuleRef::parse("greeter@1")?)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct DirectoryResolver {
+    dir: PathBuf,
+}
+
+impl DirectoryResolver {
+    /// A resolver over the modules in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> DirectoryResolver {
+        DirectoryResolver { dir: dir.into() }
+    }
+
+    /// Every module file in the directory: its name, version and path, in no order.
+    pub fn modules(&self) -> Result<Vec<(String, Version, PathBuf)>, RuntimeError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|_| RuntimeError::FileNotFound {
+            path: self.dir.clone(),
+        })?;
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let path = e.path();
+                let (name, version) = versioned_file_name(&path)?;
+                Some((name, version, path))
+            })
+            .collect())
+    }
+}
+
+/// The module name and version a file name `[lib]NAME@VERSION.<library extension>`
+/// gives, if it is one.
+pub fn versioned_file_name(path: &Path) -> Option<(String, Version)> {
+    let file = path.file_name()?.to_str()?;
+    let stem = file
+        .strip_suffix(std::env::consts::DLL_EXTENSION)?
+        .strip_suffix('.')?;
+    let (name, version) = stem.split_once('@')?;
+    let name = name.strip_prefix("lib").unwrap_or(name);
+    let version = Version::parse(version).ok()?;
+    is_module_name(name).then(|| (name.to_owned(), version))
+}
+
+impl Resolver for DirectoryResolver {
+    fn resolve(&self, module: &ModuleRef) -> Result<PathBuf, RuntimeError> {
+        let Some(name) = module.name() else {
+            return local_file(module.path());
+        };
+        let best = self
+            .modules()?
+            .into_iter()
+            .filter(|(n, v, _)| n == name && module.matches(v))
+            .max_by(|a, b| a.1.cmp(&b.1));
+        match best {
+            Some((_, _, path)) => local_file(&path),
+            None => Err(RuntimeError::FileNotFound {
+                path: self.dir.join(module.path()),
+            }),
+        }
     }
 }
 
@@ -103,6 +269,39 @@ mod tests {
             ModuleRef::parse("target/"),
             Err(RuntimeError::BadReference { .. })
         ));
+    }
+
+    #[test]
+    fn names_with_requirements_parse_and_match() {
+        let r = ModuleRef::parse("greeter@1.2").unwrap();
+        assert_eq!(r.name(), Some("greeter"));
+        let v = |s: &str| Version::parse(s).unwrap();
+        assert!(r.matches(&v("1.2.0")) && r.matches(&v("1.9.3")));
+        assert!(!r.matches(&v("1.1.9")) && !r.matches(&v("2.0.0")));
+        assert!(ModuleRef::parse("greeter@*").unwrap().matches(&v("7.0.0")));
+        assert!(matches!(
+            ModuleRef::parse("greeter@not-a-version"),
+            Err(RuntimeError::BadReference { .. })
+        ));
+        // A path that happens to hold an `@` stays a path.
+        let path = ModuleRef::parse("./builds/greeter@1.2.so").unwrap();
+        assert_eq!(path.name(), None);
+    }
+
+    #[test]
+    fn versioned_file_names() {
+        let ext = std::env::consts::DLL_EXTENSION;
+        let parsed = |f: &str| versioned_file_name(Path::new(&format!("/m/{f}.{ext}")));
+        assert_eq!(
+            parsed("greeter@1.4.2"),
+            Some(("greeter".to_owned(), Version::new(1, 4, 2)))
+        );
+        assert_eq!(
+            parsed("libgreeter@2.0.0-rc.1").map(|(n, v)| (n, v.to_string())),
+            Some(("greeter".to_owned(), "2.0.0-rc.1".to_owned()))
+        );
+        assert_eq!(parsed("greeter"), None);
+        assert_eq!(parsed("greeter@1.4"), None, "a version, not a requirement");
     }
 
     #[test]

@@ -109,6 +109,7 @@ impl Runtime {
                 config,
                 Box::new(resolver),
                 &crate::host_api::HOST_API,
+                call::export,
             )),
         }
     }
@@ -200,10 +201,33 @@ impl Runtime {
         module: ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
-        let registry = &self.registry;
-        registry.reload(handle, &module, policy, |old, new| {
-            call::carry_state(registry, handle, old, new)
-        })
+        self.registry.reload(handle, &module, policy)
+    }
+
+    /// Loads every module in `dir` and keeps the runtime in step with it: a new file
+    /// loads, a changed file hot-reloads, a removed file unloads (see [`crate::watch`]).
+    /// Modules load in an order that satisfies their declared dependencies.
+    ///
+    /// ```no_run
+    /// use memlink_runtime::watch::{WatchEvent, WatchOptions};
+    /// use memlink_runtime::Runtime;
+    ///
+    /// let runtime = Runtime::with_local_resolver();
+    /// let watch = runtime.watch("/opt/modules", WatchOptions::default())?;
+    /// for event in watch.events() {
+    ///     if let WatchEvent::Failed { path, error } = event {
+    ///         eprintln!("{}: {error}", path.display());
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "watch")]
+    pub fn watch(
+        &self,
+        dir: impl AsRef<std::path::Path>,
+        options: crate::watch::WatchOptions,
+    ) -> Result<crate::watch::DirectoryWatch, RuntimeError> {
+        crate::watch::start(self, dir.as_ref(), options)
     }
 
     /// How the module is doing (see [`crate::health`]): `Failing` while its breaker is

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use common::{de, fixture, module_path, mp};
 use memlink_runtime::reload::{MethodChange, ReloadPolicy};
+use memlink_runtime::resolver::DirectoryResolver;
+use memlink_runtime::watch::{DirectoryWatch, WatchEvent, WatchOptions};
 use memlink_runtime::{ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
 
 fn greeter(version: u32) -> ModuleRef {
@@ -357,4 +359,197 @@ fn racing_reloads_and_unloads_end_in_one_consistent_state() {
         let serving = version(&rt, h);
         assert!(done.contains(&serving), "round {round}");
     }
+}
+
+/// A fresh directory under the scratch directory.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = common::workspace()
+        .join("target/lifecycle-scratch")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn lib(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION))
+}
+
+#[test]
+fn versions_load_side_by_side_and_callers_choose_by_requirement() {
+    let dir = fresh_dir("versions");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let one = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
+    let two = rt.load(ModuleRef::parse("greeter@^2").unwrap()).unwrap();
+    assert_eq!((version(&rt, one), version(&rt, two)), (1, 2));
+    let info = rt.module_info(one).unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("greeter", "1.4.2")
+    );
+    assert_eq!(rt.handle_of("greeter").unwrap(), two, "the highest version");
+    assert_eq!(rt.handle_of("greeter@1.4").unwrap(), one);
+    assert!(matches!(
+        rt.handle_of("greeter@3"),
+        Err(RuntimeError::UnknownModule { .. })
+    ));
+
+    // Nested calls choose by requirement too.
+    let relay = rt
+        .load(ModuleRef::from_path(module_path("nested_calls")))
+        .unwrap();
+    let via = |target: &str| -> Result<u32, RuntimeError> {
+        let out =
+            rt.call_typed::<_, Vec<u8>>(relay, "relay", &(target, "version", Vec::<u8>::new()))?;
+        Ok(de(&out))
+    };
+    assert_eq!(via("greeter@^1").unwrap(), 1);
+    assert_eq!(via("greeter@>=2").unwrap(), 2);
+    assert_eq!(via("greeter").unwrap(), 2);
+    let missing = via("greeter@^3").unwrap_err();
+    assert!(
+        missing.to_string().contains("greeter@^3"),
+        "the error names what was asked for: {missing}"
+    );
+
+    // The same version twice under one name is refused; a requirement nothing meets is
+    // a missing file naming it.
+    install(&module_path("greeter_v1"), &lib(&dir, "copy"));
+    let twice = rt
+        .load(ModuleRef::from_path(lib(&dir, "copy")))
+        .unwrap_err();
+    assert!(
+        matches!(&twice, RuntimeError::NameTaken { name } if name == "greeter@1.4.2"),
+        "{twice}"
+    );
+    let none = rt.load(ModuleRef::parse("greeter@5").unwrap()).unwrap_err();
+    assert!(none.to_string().contains("greeter@^5"), "{none}");
+    assert!(matches!(
+        Runtime::with_local_resolver().load(ModuleRef::parse("greeter@1").unwrap()),
+        Err(RuntimeError::BadReference { .. })
+    ));
+    // Unloading one version leaves the other serving under the name.
+    rt.unload(two).unwrap();
+    assert_eq!(rt.handle_of("greeter").unwrap(), one);
+    assert_eq!(via("greeter").unwrap(), 1);
+}
+
+#[test]
+fn a_module_is_refused_until_what_it_calls_is_loaded() {
+    let rt = Runtime::with_local_resolver();
+    let uses = ModuleRef::from_path(module_path("uses_greeter"));
+    let err = rt.load(uses.clone()).unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::MissingDependency { module, dependency }
+            if module == "uses_greeter" && dependency == "greeter@^1"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("calls `greeter@^1`, which is not loaded"),
+        "{err}"
+    );
+    rt.load(greeter(2)).unwrap();
+    assert!(
+        matches!(
+            rt.load(uses.clone()),
+            Err(RuntimeError::MissingDependency { .. })
+        ),
+        "2.0.1 does not meet ^1"
+    );
+    rt.load(greeter(1)).unwrap();
+    let h = rt.load(uses).unwrap();
+    let sum: u32 = rt.call_typed(h, "add_through", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+}
+
+/// The watch's next event, waiting as long as a slow machine may need.
+fn next(watch: &DirectoryWatch) -> WatchEvent {
+    watch
+        .events()
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the watch reports what it did")
+}
+
+#[test]
+fn a_watched_directory_loads_reloads_and_unloads_as_files_come_change_and_go() {
+    let dir = fresh_dir("watched");
+    // `uses_greeter` sorts before `z_greeter`, which it calls: the watch orders them.
+    install(&module_path("uses_greeter"), &lib(&dir, "libuses_greeter"));
+    install(&module_path("greeter_v1"), &lib(&dir, "z_greeter"));
+    let rt = Runtime::with_local_resolver();
+    let options = WatchOptions::default()
+        .debounce(std::time::Duration::from_millis(100))
+        .policy(ReloadPolicy::default().allow_changes(true));
+    let watch = rt.watch(&dir, options).unwrap();
+    let mut loaded = Vec::new();
+    for _ in 0..2 {
+        match next(&watch) {
+            WatchEvent::Loaded { path, handle } => loaded.push((path, handle)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let names: Vec<String> = loaded
+        .iter()
+        .map(|(_, h)| rt.module_info(*h).unwrap().name)
+        .collect();
+    assert_eq!(names, ["greeter", "uses_greeter"], "the dependency first");
+    let greeter = rt.handle_of("greeter").unwrap();
+    let uses = rt.handle_of("uses_greeter").unwrap();
+    assert_eq!(
+        rt.call_typed::<_, u32>(uses, "add_through", &(1u32, 2u32))
+            .unwrap(),
+        3
+    );
+
+    // A changed file hot-reloads, under the same handle.
+    install(&module_path("greeter_v2"), &lib(&dir, "z_greeter"));
+    match next(&watch) {
+        WatchEvent::Reloaded {
+            handle, reloaded, ..
+        } => {
+            assert_eq!(handle, greeter);
+            assert_eq!(reloaded.to_version, "2.0.1");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(version(&rt, greeter), 2);
+
+    // A file half-written when it is looked at is not loaded until it is whole.
+    let whole = std::fs::read(module_path("basic")).unwrap();
+    let half = lib(&dir, "libbasic");
+    std::fs::write(&half, &whole[..whole.len() / 2]).unwrap();
+    match next(&watch) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, half);
+            assert!(matches!(error, RuntimeError::NotALibrary { .. }), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(rt.handle_of("basic").is_err());
+    std::fs::write(&half, &whole).unwrap();
+    let basic = match next(&watch) {
+        WatchEvent::Loaded { path, handle } => {
+            assert_eq!(path, half);
+            handle
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(&*rt.call(basic, "echo", b"whole").unwrap(), b"whole");
+
+    // A removed file unloads.
+    std::fs::remove_file(&half).unwrap();
+    match next(&watch) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, basic),
+        other => panic!("{other:?}"),
+    }
+    assert!(rt.handle_of("basic").is_err());
+    drop(watch);
+    assert_eq!(
+        version(&rt, greeter),
+        2,
+        "modules stay loaded after the watch ends"
+    );
 }

@@ -106,6 +106,7 @@ impl ModuleEntry {
             max_concurrency: self.max_concurrency.map(|n| n.max(1)),
             default_timeout: self.default_timeout_ms.map(Duration::from_millis),
             persistent_size: self.persistent_size,
+            private_copy: false,
         }
     }
 }

@@ -24,6 +24,12 @@ fn artifacts() -> &'static Vec<(String, PathBuf)> {
                 "--examples",
                 "-p",
                 "memlink-seed-readme",
+                "-p",
+                "memlink-greeter-v1",
+                "-p",
+                "memlink-greeter-v2",
+                "-p",
+                "memlink-greeter-v3",
                 "--lib",
             ])
             .output()

@@ -1,4 +1,4 @@
-//! A version of the module in `greeter_v1.rs` that breaks its callers: `add` takes and
+//! A version of the module in `greeter/v1` that breaks its callers: `add` takes and
 //! returns 64-bit numbers, and `hit` is gone. A reload to it is refused unless the host
 //! allows changed method tables.
 

@@ -1,5 +1,5 @@
-//! Version 2 of the module in `greeter_v1.rs`: the same exports, and `greet`. With
-//! `greeter_v1.rs` and `greeter_v3.rs`, what the reload tests switch between.
+//! Version 2 of the module in `greeter/v1`: the same exports, and `greet`. With
+//! `greeter/v1` and `greeter/v3`, what the reload tests switch between.
 //!
 //! Its state (a count of `hit` calls) crosses a reload when the host asks for it, through
 //! `memlink_save_state` and `memlink_restore_state`; its health check says what

@@ -1,5 +1,5 @@
-//! Version 1 of a module a host reloads (with `greeter_v2.rs`, its next version, and
-//! `greeter_v3.rs`, one that breaks its callers): `version` says which one runs.
+//! Version 1 of a module a host reloads (with `greeter/v2`, its next version, and
+//! `greeter/v3`, one that breaks its callers): `version` says which one runs.
 //!
 //! Its state (a count of `hit` calls) crosses a reload when the host asks for it, through
 //! `memlink_save_state` and `memlink_restore_state`; its health check says what

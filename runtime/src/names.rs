@@ -1,0 +1,213 @@
+//! The names nested calls and `handle_of` address modules by: each loaded module's name,
+//! and its version, so that two versions of one module can be loaded side by side and
+//! a caller can ask for `greeter` (the highest version) or `greeter@^1` (the highest
+//! that matches).
+
+use std::collections::HashMap;
+
+use semver::{Version, VersionReq};
+
+/// The modules loaded under each name: their slots, versions (`None`: a version that is
+/// not semver, which cannot share its name) and own names (what their crates call
+/// them: only versions of one module share a name).
+#[derive(Debug, Default)]
+pub(crate) struct Names(HashMap<String, Vec<Entry>, Fnv>);
+
+#[derive(Debug)]
+struct Entry {
+    version: Option<Version>,
+    index: u32,
+    own_name: String,
+}
+
+/// Why a module cannot take a name.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Taken(pub(crate) String);
+
+impl Names {
+    /// The slot of the module `reference` names: `name` (its highest version) or
+    /// `name@requirement` (the highest version that matches).
+    #[inline]
+    pub(crate) fn lookup(&self, reference: &str) -> Option<u32> {
+        if let Some([only]) = self.0.get(reference).map(Vec::as_slice) {
+            return Some(only.index);
+        }
+        self.lookup_slow(reference)
+    }
+
+    #[cold]
+    fn lookup_slow(&self, reference: &str) -> Option<u32> {
+        let (name, requirement) = match reference.split_once('@') {
+            Some((name, requirement)) => (name, Some(VersionReq::parse(requirement).ok()?)),
+            None => (reference, None),
+        };
+        self.0
+            .get(name)?
+            .iter()
+            .filter(|e| match (&requirement, &e.version) {
+                (None, _) => true,
+                (Some(r), Some(v)) => r.matches(v),
+                (Some(_), None) => false,
+            })
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .map(|e| e.index)
+    }
+
+    /// Whether the module `own_name` of `version` can be added as `name`: the name is
+    /// free, or every module under it is a version of the same module, with a semver
+    /// version other than this one.
+    pub(crate) fn check(
+        &self,
+        name: &str,
+        own_name: &str,
+        version: Option<&Version>,
+    ) -> Result<(), Taken> {
+        let Some(others) = self.0.get(name) else {
+            return Ok(());
+        };
+        if others.iter().any(|e| e.own_name != own_name) {
+            return Err(Taken(name.to_owned()));
+        }
+        match version {
+            Some(v)
+                if others
+                    .iter()
+                    .all(|e| e.version.as_ref().is_some_and(|o| o != v)) =>
+            {
+                Ok(())
+            }
+            Some(v) => Err(Taken(format!("{name}@{v}"))),
+            None => Err(Taken(name.to_owned())),
+        }
+    }
+
+    /// Adds the module `own_name` of `version`, in slot `index`, as `name` (call
+    /// [`check`](Names::check) first).
+    pub(crate) fn add(&mut self, name: &str, own_name: &str, version: Option<Version>, index: u32) {
+        self.0.entry(name.to_owned()).or_default().push(Entry {
+            version,
+            index,
+            own_name: own_name.to_owned(),
+        });
+    }
+
+    /// Removes the module in slot `index` from `name`.
+    pub(crate) fn remove(&mut self, name: &str, index: u32) {
+        if let Some(entries) = self.0.get_mut(name) {
+            entries.retain(|e| e.index != index);
+            if entries.is_empty() {
+                self.0.remove(name);
+            }
+        }
+    }
+
+    /// The module in slot `index` is now `own_name` of `version` (a reload), if that
+    /// does not clash with another module under `name`.
+    pub(crate) fn replace(
+        &mut self,
+        name: &str,
+        index: u32,
+        own_name: &str,
+        version: Option<Version>,
+    ) -> Result<(), Taken> {
+        let entries = self.0.entry(name.to_owned()).or_default();
+        let mut others = entries.iter().filter(|e| e.index != index).peekable();
+        let clash = match &version {
+            _ if others.peek().is_none() => None,
+            _ if others.clone().any(|e| e.own_name != own_name) => Some(name.to_owned()),
+            Some(v) if others.all(|e| e.version.as_ref().is_some_and(|o| o != v)) => None,
+            Some(v) => Some(format!("{name}@{v}")),
+            None => Some(name.to_owned()),
+        };
+        if let Some(clash) = clash {
+            return Err(Taken(clash));
+        }
+        for entry in entries.iter_mut().filter(|e| e.index == index) {
+            entry.version = version.clone();
+            own_name.clone_into(&mut entry.own_name);
+        }
+        Ok(())
+    }
+}
+
+/// FNV-1a, the hash the ABI names methods by, for the table of module names a nested
+/// call looks its callee up in: a short name hashes in a few instructions, where the
+/// default hasher (built to resist flooding by untrusted keys) costs a hundred. The
+/// names are the host's own, given at load.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fnv;
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Option<Version> {
+        Some(Version::parse(s).unwrap())
+    }
+
+    #[test]
+    fn a_name_finds_its_highest_version_and_a_requirement_its_match() {
+        let mut names = Names::default();
+        names.add("greeter", "g", v("1.4.2"), 3);
+        assert_eq!(names.lookup("greeter"), Some(3));
+        assert_eq!(names.check("greeter", "g", v("2.0.1").as_ref()), Ok(()));
+        names.add("greeter", "g", v("2.0.1"), 5);
+        assert_eq!(names.lookup("greeter"), Some(5));
+        assert_eq!(names.lookup("greeter@1"), Some(3));
+        assert_eq!(names.lookup("greeter@^2"), Some(5));
+        assert_eq!(names.lookup("greeter@3"), None);
+        assert_eq!(names.lookup("greeter@junk"), None);
+        assert_eq!(names.lookup("other"), None);
+        names.remove("greeter", 5);
+        assert_eq!(names.lookup("greeter"), Some(3));
+    }
+
+    #[test]
+    fn a_name_is_shared_only_by_distinct_semver_versions() {
+        let mut names = Names::default();
+        names.add("m", "m", v("1.0.0"), 0);
+        assert_eq!(
+            names.check("m", "m", v("1.0.0").as_ref()),
+            Err(Taken("m@1.0.0".into()))
+        );
+        assert_eq!(names.check("m", "m", None), Err(Taken("m".into())));
+        assert_eq!(
+            names.check("m", "other", v("2.0.0").as_ref()),
+            Err(Taken("m".into())),
+            "another module never shares a name"
+        );
+        names.add("n", "n", None, 1);
+        assert!(names.check("n", "n", v("1.0.0").as_ref()).is_err());
+        names.add("m", "m", v("2.0.0"), 2);
+        assert!(
+            names.replace("m", 2, "m", v("1.0.0")).is_err(),
+            "a reload onto 1.0.0 clashes"
+        );
+        assert!(names.replace("m", 2, "m", v("3.0.0")).is_ok());
+        assert_eq!(names.lookup("m@3"), Some(2));
+        assert!(
+            names.replace("n", 1, "anything", None).is_ok(),
+            "alone under its name"
+        );
+    }
+}

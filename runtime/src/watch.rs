@@ -1,0 +1,391 @@
+//! A watched directory: every module file in it loaded, and kept in step with it (a new
+//! file loads, a changed file hot-reloads, a removed file unloads).
+//!
+//! [`Runtime::watch`](crate::Runtime::watch) loads what the directory holds (in an order
+//! that satisfies the modules' declared dependencies: see `crate::lifecycle`), then
+//! follows it with the platform's file notifications (`notify`: inotify on Linux).
+//! Events are debounced: a file is looked at once no event has touched it for
+//! [`WatchOptions::debounce`], so a build writing it in pieces is seen once it is done.
+//! A file that is still not a whole library then (a copy that stalled) is reported and
+//! left alone until it changes again; a module that is already loaded keeps serving.
+//!
+//! Module files are those with the platform's library extension (`.so`); others, and
+//! names starting with `.`, are ignored. Each is loaded from a private copy (see
+//! [`ModuleSettings::private_copy`]), so it can be rewritten in place while it runs. Each module is loaded under its own name; a
+//! file named `NAME@VERSION.so` is one version of `NAME` (see
+//! [`DirectoryResolver`](crate::resolver::DirectoryResolver)), so several versions load
+//! side by side.
+//!
+//! What happened is told on [`DirectoryWatch::events`] and logged (`tracing`, target
+//! `memlink::watch`). Dropping the [`DirectoryWatch`] stops watching; the modules stay
+//! loaded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+
+use crate::config::ModuleSettings;
+use crate::error::RuntimeError;
+use crate::handle::ModuleHandle;
+use crate::reload::{ReloadPolicy, Reloaded};
+use crate::resolver::ModuleRef;
+use crate::runtime::Runtime;
+
+/// How a directory is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchOptions {
+    /// How long a file must see no event before it is looked at (default 250 ms).
+    pub debounce: Duration,
+    /// What a reload of a changed file allows (default: [`ReloadPolicy::default`]).
+    pub policy: ReloadPolicy,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            debounce: Duration::from_millis(250),
+            policy: ReloadPolicy::default(),
+        }
+    }
+}
+
+impl WatchOptions {
+    /// Sets [`debounce`](WatchOptions::debounce).
+    pub fn debounce(mut self, debounce: Duration) -> Self {
+        self.debounce = debounce;
+        self
+    }
+
+    /// Sets [`policy`](WatchOptions::policy).
+    pub fn policy(mut self, policy: ReloadPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// What the watch did to one file.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WatchEvent {
+    /// A new file was loaded.
+    Loaded {
+        /// The file.
+        path: PathBuf,
+        /// Its module.
+        handle: ModuleHandle,
+    },
+    /// A changed file was hot-reloaded.
+    Reloaded {
+        /// The file.
+        path: PathBuf,
+        /// Its module (the same handle as before).
+        handle: ModuleHandle,
+        /// What the reload did.
+        reloaded: Reloaded,
+    },
+    /// A removed file's module was unloaded.
+    Unloaded {
+        /// The file.
+        path: PathBuf,
+        /// The module's handle, no longer valid.
+        handle: ModuleHandle,
+    },
+    /// A file could not be loaded or reloaded (a module already loaded from it keeps
+    /// serving); it is tried again when it changes, or, for a missing dependency, when
+    /// another module loads.
+    Failed {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: RuntimeError,
+    },
+}
+
+/// A directory being watched ([`Runtime::watch`](crate::Runtime::watch)); dropping it
+/// stops the watch, and leaves its modules loaded.
+#[derive(Debug)]
+pub struct DirectoryWatch {
+    events: Receiver<WatchEvent>,
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl DirectoryWatch {
+    /// What the watch did, in order, from its first scan on.
+    pub fn events(&self) -> &Receiver<WatchEvent> {
+        &self.events
+    }
+
+    /// The directory watched.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for DirectoryWatch {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether `path` names a module file the watch cares about.
+fn is_module_file(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
+    !hidden
+        && path
+            .extension()
+            .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+}
+
+/// Starts watching `dir` for `runtime` (see the module docs).
+pub(crate) fn start(
+    runtime: &Runtime,
+    dir: &Path,
+    options: WatchOptions,
+) -> Result<DirectoryWatch, RuntimeError> {
+    let dir = dir.canonicalize().map_err(|_| RuntimeError::FileNotFound {
+        path: dir.to_owned(),
+    })?;
+    if !dir.is_dir() {
+        return Err(RuntimeError::BadReference {
+            reference: dir.display().to_string(),
+            reason: "a watch needs a directory",
+        });
+    }
+    let (changes_tx, changes) = mpsc::channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        use notify::event::{EventKind, ModifyKind};
+        let Ok(event) = event else { return };
+        // Files coming, changing and going; not files read (the watch's own copies read
+        // them) nor their metadata.
+        let changed = match event.kind {
+            EventKind::Create(_) | EventKind::Remove(_) => true,
+            EventKind::Modify(ModifyKind::Metadata(_)) => false,
+            EventKind::Modify(_) => true,
+            _ => false,
+        };
+        if changed {
+            for path in event.paths {
+                let _ = changes_tx.send(path);
+            }
+        }
+    })
+    .map_err(|e| watch_failed(&dir, &e))?;
+    // Watching starts before the first scan, so a file written meanwhile is not missed.
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| watch_failed(&dir, &e))?;
+    let (events_tx, events) = mpsc::channel();
+    let (stop, stopped) = mpsc::channel();
+    let mut state = State {
+        runtime: runtime.clone(),
+        policy: options.policy,
+        loaded: BTreeMap::new(),
+        waiting: BTreeSet::new(),
+        events: events_tx,
+    };
+    let first: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| watch_failed(&dir, &e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    state.sync(first);
+    let thread = std::thread::Builder::new()
+        .name("memlink-watch".to_owned())
+        .spawn(move || {
+            // The watcher lives as long as the thread that reads its events.
+            let _watcher = watcher;
+            follow(&mut state, &changes, &stopped, options.debounce);
+        })
+        .map_err(|e| watch_failed(&dir, &e))?;
+    Ok(DirectoryWatch {
+        events,
+        stop: Some(stop),
+        thread: Some(thread),
+        dir,
+    })
+}
+
+fn watch_failed(dir: &Path, e: &dyn std::fmt::Display) -> RuntimeError {
+    RuntimeError::NotALibrary {
+        path: dir.to_owned(),
+        reason: format!("cannot watch it: {e}"),
+    }
+}
+
+/// Reads file events until `stopped` says stop (or its sender is gone), handing each
+/// path to `state` once `debounce` has passed without an event for it.
+fn follow(
+    state: &mut State,
+    changes: &Receiver<PathBuf>,
+    stopped: &Receiver<()>,
+    debounce: Duration,
+) {
+    let mut pending: BTreeMap<PathBuf, Instant> = BTreeMap::new();
+    loop {
+        match stopped.try_recv() {
+            Err(mpsc::TryRecvError::Empty) => {}
+            _ => return,
+        }
+        let wait = pending
+            .values()
+            .map(|&at| (at + debounce).saturating_duration_since(Instant::now()))
+            .min()
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100));
+        match changes.recv_timeout(wait) {
+            Ok(path) => {
+                pending.insert(path, Instant::now());
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        let ready: Vec<PathBuf> = pending
+            .iter()
+            .filter(|(_, &at)| now.duration_since(at) >= debounce)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in &ready {
+            pending.remove(path);
+        }
+        if !ready.is_empty() {
+            state.sync(ready);
+        }
+    }
+}
+
+/// What a watch knows of its directory.
+struct State {
+    runtime: Runtime,
+    policy: ReloadPolicy,
+    /// The modules loaded from its files.
+    loaded: BTreeMap<PathBuf, ModuleHandle>,
+    /// Files refused for a dependency not loaded yet: tried again after each load.
+    waiting: BTreeSet<PathBuf>,
+    events: Sender<WatchEvent>,
+}
+
+impl State {
+    /// Brings the modules of `paths` in step with the files: unloads the removed, reloads
+    /// the changed, loads the new (again and again while a load lets a waiting module's
+    /// dependency in).
+    fn sync(&mut self, paths: Vec<PathBuf>) {
+        let mut new = Vec::new();
+        for path in paths.into_iter().filter(|p| is_module_file(p)) {
+            match (path.is_file(), self.loaded.get(&path).copied()) {
+                (false, Some(handle)) => self.unload(path, handle),
+                (false, None) => {
+                    self.waiting.remove(&path);
+                }
+                (true, Some(handle)) => self.reload(path, handle),
+                (true, None) => new.push(path),
+            }
+        }
+        new.extend(std::mem::take(&mut self.waiting));
+        new.sort();
+        new.dedup();
+        // Load what can be loaded; a module refused for a dependency waits for a later
+        // round, as long as each round loads something.
+        loop {
+            let mut progress = false;
+            let mut refused = Vec::new();
+            for path in new {
+                let settings = ModuleSettings::default().private_copy(true);
+                match self
+                    .runtime
+                    .load_with(ModuleRef::from_path(&path), &settings)
+                {
+                    Ok(handle) => {
+                        progress = true;
+                        self.loaded.insert(path.clone(), handle);
+                        self.tell(WatchEvent::Loaded { path, handle });
+                    }
+                    Err(error @ RuntimeError::MissingDependency { .. }) => {
+                        refused.push((path, error))
+                    }
+                    Err(error) => self.tell(WatchEvent::Failed { path, error }),
+                }
+            }
+            if !progress || refused.is_empty() {
+                for (path, error) in refused {
+                    self.waiting.insert(path.clone());
+                    self.tell(WatchEvent::Failed { path, error });
+                }
+                return;
+            }
+            new = refused.into_iter().map(|(p, _)| p).collect();
+        }
+    }
+
+    fn reload(&mut self, path: PathBuf, handle: ModuleHandle) {
+        match self
+            .runtime
+            .reload_with(handle, ModuleRef::from_path(&path), &self.policy)
+        {
+            Ok(reloaded) => self.tell(WatchEvent::Reloaded {
+                path,
+                handle,
+                reloaded,
+            }),
+            Err(RuntimeError::UnknownHandle(_)) => {
+                // Unloaded by the host meanwhile: the file is new again.
+                self.loaded.remove(&path);
+                self.sync(vec![path]);
+            }
+            Err(error) => self.tell(WatchEvent::Failed { path, error }),
+        }
+    }
+
+    fn unload(&mut self, path: PathBuf, handle: ModuleHandle) {
+        self.loaded.remove(&path);
+        match self.runtime.unload(handle) {
+            // Already unloaded by the host: nothing more to do.
+            Ok(()) | Err(RuntimeError::UnknownHandle(_)) => {
+                self.tell(WatchEvent::Unloaded { path, handle })
+            }
+            Err(error) => self.tell(WatchEvent::Failed { path, error }),
+        }
+    }
+
+    fn tell(&self, event: WatchEvent) {
+        match &event {
+            WatchEvent::Failed { path, error } => {
+                tracing::warn!(target: "memlink::watch", path = %path.display(), "{error}");
+            }
+            other => tracing::info!(target: "memlink::watch", "{other:?}"),
+        }
+        // The host may have dropped its receiver: the watch goes on regardless.
+        let _ = self.events.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_library_files_are_modules() {
+        let ext = std::env::consts::DLL_EXTENSION;
+        assert!(is_module_file(Path::new(&format!("/m/libgreeter.{ext}"))));
+        assert!(is_module_file(Path::new(&format!(
+            "/m/greeter@1.2.0.{ext}"
+        ))));
+        assert!(!is_module_file(Path::new(&format!("/m/.libgreeter.{ext}"))));
+        assert!(!is_module_file(Path::new(&format!(
+            "/m/libgreeter.{ext}.partial"
+        ))));
+        assert!(!is_module_file(Path::new("/m/README.md")));
+    }
+}
