@@ -101,6 +101,13 @@
 #define MEMLINK_METHOD_ASYNC 1
 
 /*
+ `MethodInfo::flags` bit: the export is pure: its result depends on its arguments
+ alone (no state, no clock, no nested calls), so a host may answer a call from an
+ earlier result for the same argument bytes.
+ */
+#define MEMLINK_METHOD_PURE 2
+
+/*
  Version of this ABI. Host and module must agree exactly.
 
  Version 2 carries the host's "ask for backpressure" request as a flag bit of

@@ -54,6 +54,11 @@ pub struct ModuleInfo {
 /// `MethodInfo::flags` bit: the export is an `async fn`.
 pub const METHOD_ASYNC: u32 = 1;
 
+/// `MethodInfo::flags` bit: the export is pure: its result depends on its arguments
+/// alone (no state, no clock, no nested calls), so a host may answer a call from an
+/// earlier result for the same argument bytes.
+pub const METHOD_PURE: u32 = 2;
+
 /// One row of the method table.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]

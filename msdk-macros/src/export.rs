@@ -18,6 +18,8 @@ pub(crate) struct Export {
     pub(crate) name: String,
     /// Whether it is an `async fn`, run with `block_on`.
     pub(crate) is_async: bool,
+    /// Whether its author marked it `pure`: its result depends on its arguments alone.
+    pub(crate) pure: bool,
     /// How it takes its context.
     pub(crate) context: ContextKind,
     /// How its arguments arrive.

@@ -100,6 +100,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
     };
     let arg_count = u16::try_from(export.args.count()).expect("checked in check::args");
     let is_async = export.is_async;
+    let pure = export.pure;
     let signature = LitStr::new(&export.signature, export.ident.span());
     quote! {
         const _: () = {
@@ -113,6 +114,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                 result_format: #result_format,
                 arg_count: #arg_count,
                 is_async: #is_async,
+                pure: #pure,
                 crate_name: match ::core::option_env!("MEMLINK_MODULE_NAME") {
                     ::core::option::Option::Some(name) => name,
                     ::core::option::Option::None => ::core::env!("CARGO_CRATE_NAME"),

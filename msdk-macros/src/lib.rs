@@ -42,7 +42,10 @@ use quote::quote;
 /// `String` or `Vec<u8>` result leaves as raw bytes, any other `T: Serialize` as
 /// MessagePack. An `async fn` runs on the module's executor.
 ///
-/// `name = "..."` exports the function under another name.
+/// `name = "..."` exports the function under another name. `pure` marks a function whose
+/// result depends on its arguments alone (no state, no clock, no calls to other
+/// modules): a host with a result cache may answer a call from an earlier result for
+/// the same argument bytes.
 #[proc_macro_attribute]
 pub fn memlink_export(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr.into(), item.into()).into()

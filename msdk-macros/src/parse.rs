@@ -59,21 +59,36 @@ impl ToTokens for Function {
 pub(crate) struct AttrArgs {
     /// `name = "..."`: the exported name, when it is not the function's.
     pub(crate) name: Option<LitStr>,
+    /// `pure`: the result depends on the arguments alone (the host may cache it).
+    pub(crate) pure: bool,
 }
 
-/// Reads the attribute arguments: a comma-separated list of `key = value`, where the
-/// only key is `name`. Every bad entry is reported.
+/// Reads the attribute arguments: a comma-separated list of `name = "..."` and `pure`.
+/// Every bad entry is reported.
 pub(crate) fn attr_args(tokens: TokenStream) -> syn::Result<AttrArgs> {
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
     let mut args = AttrArgs::default();
     let mut errors = Errors::default();
     for meta in metas {
+        if meta.path().is_ident("pure") {
+            match &meta {
+                Meta::Path(_) if args.pure => {
+                    errors.push(syn::Error::new_spanned(&meta, "duplicate `pure` attribute"));
+                }
+                Meta::Path(_) => args.pure = true,
+                other => errors.push(syn::Error::new_spanned(
+                    other,
+                    "`pure` takes no value: write `#[memlink_export(pure)]`",
+                )),
+            }
+            continue;
+        }
         if !meta.path().is_ident("name") {
             let key = meta.path();
             let shown = quote::quote!(#key).to_string().replace(' ', "");
             errors.push(syn::Error::new_spanned(
                 key,
-                format!("unknown attribute `{shown}`, expected `name`"),
+                format!("unknown attribute `{shown}`, expected `name` or `pure`"),
             ));
             continue;
         }
@@ -132,6 +147,7 @@ pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Resul
         signature: crate::signature::text(&name, sig),
         name,
         is_async: sig.asyncness.is_some(),
+        pure: attr.pure,
         context,
         args,
         result,

@@ -25,6 +25,9 @@ pub struct MethodEntry {
     pub arg_count: u16,
     /// Whether the export is an `async fn`.
     pub is_async: bool,
+    /// Whether its author marked it `pure` (`#[memlink_export(pure)]`): its result
+    /// depends on its arguments alone, so a host may cache it.
+    pub pure: bool,
     /// The module's name: `MEMLINK_MODULE_NAME` when the crate that defines the export
     /// was built with it set (a build script's `cargo:rustc-env`), else the crate's
     /// `CARGO_CRATE_NAME`.
@@ -132,7 +135,8 @@ fn method_info(e: &'static MethodEntry) -> MethodInfo {
     MethodInfo {
         name: StrRef::new(e.name),
         id: abi::method_id(e.name),
-        flags: if e.is_async { abi::METHOD_ASYNC } else { 0 },
+        flags: if e.is_async { abi::METHOD_ASYNC } else { 0 }
+            | if e.pure { abi::METHOD_PURE } else { 0 },
         args_format: e.args_format as u8,
         result_format: e.result_format as u8,
         arg_count: e.arg_count,
@@ -173,6 +177,7 @@ mod tests {
             result_format: Format::Raw,
             arg_count: 2,
             is_async: true,
+            pure: false,
             crate_name: "m",
             crate_version: "1.2.3",
             location,

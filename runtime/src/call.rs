@@ -191,8 +191,9 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
     }
 }
 
-/// Runs method `index` of `module` (see [`run_call`]), through the module's breaker
-/// and the runtime's interceptors when it has them: two branches when it has neither.
+/// Runs method `index` of `module` (see [`run_call`]), through the runtime's
+/// interceptors, result cache and the module's breaker when it has them: three branches
+/// when it has none.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
 fn run<E>(
@@ -206,15 +207,16 @@ fn run<E>(
     fail: impl FnOnce(Failure) -> E,
 ) -> Result<CallOutput, E> {
     let config = &registry.config;
-    if config.interceptors.is_empty() && config.breaker.is_none() {
+    if config.interceptors.is_empty() && config.breaker.is_none() && registry.cache.is_none() {
         run_call(thread, registry, module, index, args, meta, parent, fail)
     } else {
         guarded(thread, registry, module, index, args, meta, parent, fail)
     }
 }
 
-/// [`run_call`] behind the module's breaker (`crate::health`) and with the runtime's
-/// interceptors around it (`crate::intercept`).
+/// [`run_call`] with the runtime's interceptors around it (`crate::intercept`), answered
+/// from its result cache for a pure method (`crate::cache`), and behind the module's
+/// breaker (`crate::health`).
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)] // as `run`
@@ -240,6 +242,26 @@ fn guarded<E>(
     let refused = hooks
         .iter()
         .find_map(|h| h.before(&info, args.bytes()).err());
+    // A pure method's earlier result for the same bytes is as good as a new one, even
+    // while the module's breaker is open.
+    let cache = registry
+        .cache
+        .as_ref()
+        .filter(|_| refused.is_none() && module.methods[index as usize].pure);
+    let cache_key = match cache {
+        Some(cache) => {
+            if let Some(hit) = cache.get(module.id, index, args.bytes()) {
+                let output = CallOutput::copied(&hit);
+                after(Outcome {
+                    duration: Duration::ZERO,
+                    result: Ok(&output),
+                });
+                return Ok(output);
+            }
+            Some(args.bytes().to_vec())
+        }
+        None => None,
+    };
     let breaker = registry.config.breaker.as_ref();
     let pass = match (refused, breaker) {
         (Some(error), _) => Err(error),
@@ -295,6 +317,9 @@ fn guarded<E>(
     if let Ok(output) = &result {
         if let Some(config) = breaker {
             module.breaker.record(config, &module.name, pass, None);
+        }
+        if let (Some(cache), Some(key)) = (cache, &cache_key) {
+            cache.put(module.id, index, key, output);
         }
         after(Outcome {
             duration: start.elapsed(),

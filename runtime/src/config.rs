@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Saturation;
+use crate::cache::CacheConfig;
 use crate::health::BreakerConfig;
 use crate::intercept::Interceptor;
 use crate::log::LogSink;
@@ -56,6 +57,8 @@ pub struct RuntimeConfig {
     pub interceptors: Vec<Arc<dyn Interceptor>>,
     /// Every module's circuit breaker (default: none; see [`crate::health`]).
     pub breaker: Option<BreakerConfig>,
+    /// The cache of pure methods' results (default: none; see [`crate::cache`]).
+    pub result_cache: Option<CacheConfig>,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -70,6 +73,7 @@ impl fmt::Debug for RuntimeConfig {
             .field("log_sink", &self.log_sink.is_some())
             .field("interceptors", &self.interceptors)
             .field("breaker", &self.breaker)
+            .field("result_cache", &self.result_cache)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +96,7 @@ impl Default for RuntimeConfig {
             log_sink: None,
             interceptors: Vec::new(),
             breaker: None,
+            result_cache: None,
         }
     }
 }
@@ -156,6 +161,12 @@ impl RuntimeConfig {
     /// Gives every module a circuit breaker (see [`crate::health`]).
     pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
         self.breaker = Some(breaker);
+        self
+    }
+
+    /// Caches the results of methods marked pure (see [`crate::cache`]).
+    pub fn result_cache(mut self, cache: CacheConfig) -> Self {
+        self.result_cache = Some(cache);
         self
     }
 

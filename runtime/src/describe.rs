@@ -18,6 +18,9 @@ pub struct Method {
     pub arg_count: u16,
     /// Whether the export is an `async fn`.
     pub is_async: bool,
+    /// Whether its author marked it pure (its result depends on its arguments alone):
+    /// a runtime with a result cache may answer it from there.
+    pub pure: bool,
     /// For archived arguments: the type the archive must hold.
     pub args_type: Option<ArchivedType>,
     /// For an archived result: the type the archive holds.
@@ -127,6 +130,7 @@ fn method(
         result_format: format(row.result_format)?,
         arg_count: row.arg_count,
         is_async: row.flags & abi::METHOD_ASYNC != 0,
+        pure: row.flags & abi::METHOD_PURE != 0,
         args_type: archive_type(row.args_type, row.args_fingerprint)?,
         result_type: archive_type(row.result_type, row.result_fingerprint)?,
         signature: Some(text(row.signature, "a signature")?).filter(|s| !s.is_empty()),
@@ -181,6 +185,7 @@ mod tests {
             result_format: Format::MessagePack,
             arg_count: 0,
             is_async: false,
+            pure: false,
             args_type: None,
             result_type: None,
             signature: None,

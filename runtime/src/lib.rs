@@ -21,6 +21,7 @@
 //! - [`describe`]: what a module's table says of each [`Method`];
 //! - [`log`], [`metrics`] and [`prometheus`]: module logs and figures, for the host;
 //! - [`health`]: circuit breakers and [`Health`](health::Health) checks;
+//! - [`cache`]: the result cache for methods marked pure;
 //! - [`intercept`]: [`Interceptor`](intercept::Interceptor)s, host code around every call;
 //! - [`admission`]: [`Saturation`], what happens to calls past a module's limit;
 //! - [`error`]: the [`RuntimeError`] every operation may return;
@@ -44,6 +45,7 @@ pub mod archived;
 pub mod args;
 mod backpressure;
 pub mod buffer;
+pub mod cache;
 mod call;
 pub mod caller;
 pub mod config;

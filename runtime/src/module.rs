@@ -62,6 +62,9 @@ pub(crate) struct Module {
     pub(crate) generation: u32,
     /// Its circuit breaker, used when the runtime has one configured.
     pub(crate) breaker: Breaker,
+    /// An id no other module opened in this process has had (each reload's version has
+    /// its own): what its cached results are kept under.
+    pub(crate) id: u64,
 }
 
 /// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
@@ -80,6 +83,8 @@ unsafe impl Send for PersistentRegion {}
 unsafe impl Sync for PersistentRegion {}
 
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl PersistentRegion {
     /// The region's length.
@@ -200,6 +205,7 @@ impl Module {
             default_timeout: None,
             generation: 0,
             breaker: Breaker::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 

@@ -228,6 +228,25 @@ impl CallOutput {
         }
     }
 
+    /// An output holding a copy of `bytes` (a cached result), 64-byte aligned like an
+    /// arena, so an archive in it can be read in place.
+    pub(crate) fn copied(bytes: &[u8]) -> CallOutput {
+        let mut buf = AlignedBuf::zeroed(bytes.len());
+        buf.as_mut_slice()[..bytes.len()].copy_from_slice(bytes);
+        if bytes.is_empty() {
+            return CallOutput::empty(None);
+        }
+        if bytes.len() <= INLINE {
+            return CallOutput::small(&buf, 0, bytes.len(), None);
+        }
+        CallOutput {
+            repr: Repr::Heap {
+                buf,
+                len: bytes.len(),
+            },
+        }
+    }
+
     /// An output of the `len` (at most [`INLINE`]) bytes at `offset` of `arena`, copied.
     #[inline(always)]
     pub(crate) fn small(

@@ -18,6 +18,7 @@ use arc_swap::{ArcSwapOption, Guard};
 
 use memlink_abi::{self as abi, HostApi, InitFrame, Status, StrRef};
 
+use crate::cache::ResultCache;
 use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
@@ -51,6 +52,8 @@ pub(crate) struct Registry {
     pub(crate) clock: quanta::Clock,
     /// Calls a module's lifecycle exports (dependencies, state); see `export_caller`.
     call_export: CallExport,
+    /// Results of pure methods, when the runtime keeps them.
+    pub(crate) cache: Option<ResultCache>,
 }
 
 /// The call path, as the registry calls a module's lifecycle exports with it.
@@ -135,6 +138,7 @@ impl Registry {
         host: &'static HostApi,
         call_export: CallExport,
     ) -> Registry {
+        let cache = config.result_cache.map(ResultCache::new);
         Registry {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             host,
@@ -156,6 +160,7 @@ impl Registry {
             names: RwLock::new(Names::default()),
             clock: quanta::Clock::new(),
             call_export,
+            cache,
         }
     }
 
@@ -386,7 +391,7 @@ impl Registry {
         // Calls that took the old version before the switch run on; it is shut down, and
         // its memory freed, once the last of them lets it go.
         if let Some(replaced) = replaced {
-            retire(replaced);
+            self.retire(replaced);
         }
         Ok(reloaded)
     }
@@ -442,7 +447,7 @@ impl Registry {
             taken
         };
         if let Some(m) = taken {
-            retire(m);
+            self.retire(m);
         }
         // Only now, with the module shut down, may another load take the slot (the slot
         // was empty, and in no free list, meanwhile).
@@ -451,6 +456,17 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .give_back(handle.index);
         Ok(())
+    }
+}
+
+impl Registry {
+    /// Waits until `module` is no call's any more, then shuts it down and frees it (its
+    /// cached results too).
+    fn retire(&self, module: Arc<Module>) {
+        if let Some(cache) = &self.cache {
+            cache.forget(module.id);
+        }
+        retire(module);
     }
 }
 

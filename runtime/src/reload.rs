@@ -237,6 +237,7 @@ mod tests {
             result_format: Format::MessagePack,
             arg_count: 2,
             is_async: false,
+            pure: false,
             args_type: None,
             result_type: None,
             signature: Some(signature.to_owned()),

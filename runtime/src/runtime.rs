@@ -495,6 +495,11 @@ impl Runtime {
             .collect()
     }
 
+    /// What the result cache has done, when the runtime has one (see [`crate::cache`]).
+    pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        self.registry.cache.as_ref().map(|c| c.stats())
+    }
+
     /// [`metrics`](Runtime::metrics) in the Prometheus text exposition format.
     pub fn prometheus(&self) -> String {
         crate::prometheus::render(&self.metrics())

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{module_copy, module_path, mp};
+use memlink_runtime::cache::CacheConfig;
 use memlink_runtime::health::{BreakerConfig, BreakerState, Health};
 use memlink_runtime::intercept::{CallInfo, Failed, Interceptor, Outcome};
 use memlink_runtime::resolver::LocalResolver;
@@ -259,4 +260,50 @@ fn interceptors_see_every_call_from_the_host_and_from_modules() {
         .find(|m| m.method == "ping")
         .unwrap();
     assert_eq!(ping.calls, 0);
+}
+
+#[test]
+fn results_of_pure_methods_are_cached_when_the_host_asks() {
+    let rt = Runtime::new(
+        RuntimeConfig::default().result_cache(CacheConfig::new(16, 1 << 20)),
+        LocalResolver,
+    );
+    let h = rt
+        .load(ModuleRef::from_path(module_path("greeter_v1")))
+        .unwrap();
+    let square = |x: u64| -> u64 { rt.call_typed(h, "square", &(x,)).unwrap() };
+    let ran = || -> u64 { rt.call_typed(h, "squared", &()).unwrap() };
+    assert_eq!((square(7), square(7), square(8)), (49, 49, 64));
+    assert_eq!(ran(), 2, "the second square(7) came from the cache");
+    let stats = rt.cache_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (1, 2, 2));
+    // A method not marked pure always runs.
+    let hits: Vec<u64> = (0..2)
+        .map(|_| rt.call_typed(h, "hit", &()).unwrap())
+        .collect();
+    assert_eq!(hits, [1, 2]);
+    // A reload forgets the old version's results.
+    rt.reload(h, ModuleRef::from_path(module_path("greeter_v2")))
+        .unwrap();
+    assert_eq!(square(7), 49);
+    assert_eq!(ran(), 1, "the new version computed it");
+    assert_eq!(rt.cache_stats().unwrap().entries, 1);
+
+    // Off by default. (The same file, so the same image and count as above.)
+    let plain = Runtime::with_local_resolver();
+    let h = plain
+        .load(ModuleRef::from_path(module_path("greeter_v1")))
+        .unwrap();
+    let ran = || -> u64 { plain.call_typed(h, "squared", &()).unwrap() };
+    let before = ran();
+    for _ in 0..2 {
+        let _: u64 = plain.call_typed(h, "square", &(7u64,)).unwrap();
+    }
+    assert_eq!(ran(), before + 2);
+    assert!(plain.cache_stats().is_none());
+    assert!(plain
+        .methods(h)
+        .unwrap()
+        .iter()
+        .any(|m| m.name == "square" && m.pure));
 }

@@ -3,7 +3,8 @@
 //!
 //! Its state (a count of `hit` calls) crosses a reload when the host asks for it, through
 //! `memlink_save_state` and `memlink_restore_state`; its health check says what
-//! `set_ready` last told it.
+//! `set_ready` last told it. `square` is marked pure, and counts the times it really
+//! ran (`squared`), so a host can see its result cache at work.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -11,6 +12,7 @@ use memlink_msdk::prelude::*;
 
 static HITS: AtomicU64 = AtomicU64::new(0);
 static NOT_READY: AtomicBool = AtomicBool::new(false);
+static SQUARED: AtomicU64 = AtomicU64::new(0);
 
 /// Which build this is.
 #[memlink_export]
@@ -60,4 +62,17 @@ pub fn memlink_health(_ctx: &CallContext) -> Result<()> {
         return Err(ModuleError::Failed("told it is not ready".into()));
     }
     Ok(())
+}
+
+/// `x * x`: marked pure, so a host with a result cache may answer it without calling.
+#[memlink_export(pure)]
+pub fn square(_ctx: &CallContext, x: u64) -> Result<u64> {
+    SQUARED.fetch_add(1, Ordering::Relaxed);
+    Ok(x.wrapping_mul(x))
+}
+
+/// How many times `square` ran.
+#[memlink_export]
+pub fn squared(_ctx: &CallContext) -> Result<u64> {
+    Ok(SQUARED.load(Ordering::Relaxed))
 }
