@@ -192,11 +192,16 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
     write("types/src/lib.rs", rusts[2].clone());
     write("module/src/zero_copy.rs", rusts[3].clone());
     let host = readme_blocks("## Hosting modules", "## Serving modules", "rust");
+    assert_eq!(host.len(), 2, "the host's blocks this test knows");
+    // The lifecycle snippet needs a directory of versioned modules: it is compiled, in a
+    // function the host does not call.
     write(
         "host/src/main.rs",
         format!(
-            "fn main() -> Result<(), Box<dyn std::error::Error>> {{\n{}\nOk(())\n}}\n",
-            host[0]
+            "fn main() -> Result<(), Box<dyn std::error::Error>> {{\n{}\nOk(())\n}}\n\n\
+             #[allow(dead_code)] // compiled, not run: see the test\n\
+             fn lifecycle() -> Result<(), Box<dyn std::error::Error>> {{\n{}\nOk(())\n}}\n",
+            host[0], host[1]
         ),
     );
 
