@@ -66,6 +66,16 @@ struct Entry {
     used: u64,
 }
 
+impl Key {
+    fn new(module: u64, method: u32, args: &[u8]) -> Key {
+        Key {
+            module,
+            method,
+            args: args.into(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<Key, Entry>,
@@ -94,20 +104,18 @@ impl ResultCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// The cache, locked, and the tick of this use.
+    fn lock(&self) -> (std::sync::MutexGuard<'_, Inner>, u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.clock += 1;
+        let now = inner.clock;
+        (inner, now)
     }
 
     /// The result kept for `args` of `method` of module `module`, if any.
     pub(crate) fn get(&self, module: u64, method: u32, args: &[u8]) -> Option<Arc<[u8]>> {
-        let key = Key {
-            module,
-            method,
-            args: args.into(),
-        };
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let now = inner.clock;
+        let key = Key::new(module, method, args);
+        let (mut inner, now) = self.lock();
         let found = inner.entries.get_mut(&key).map(|e| {
             let before = std::mem::replace(&mut e.used, now);
             (Arc::clone(&e.result), before)
@@ -138,14 +146,8 @@ impl ResultCache {
         {
             return;
         }
-        let key = Key {
-            module,
-            method,
-            args: args.into(),
-        };
-        let mut inner = self.lock();
-        inner.clock += 1;
-        let now = inner.clock;
+        let key = Key::new(module, method, args);
+        let (mut inner, now) = self.lock();
         if let Some(old) = inner.entries.remove(&key) {
             inner.by_use.remove(&old.used);
             inner.bytes -= key.args.len() + old.result.len();
@@ -173,7 +175,7 @@ impl ResultCache {
 
     /// Frees every result of module `module` (reloaded or unloaded).
     pub(crate) fn forget(&self, module: u64) {
-        let mut inner = self.lock();
+        let (mut inner, _) = self.lock();
         let Inner {
             entries,
             by_use,
@@ -191,7 +193,7 @@ impl ResultCache {
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
-        let inner = self.lock();
+        let (inner, _) = self.lock();
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),

@@ -227,7 +227,7 @@ impl Runtime {
         dir: impl AsRef<std::path::Path>,
         options: crate::watch::WatchOptions,
     ) -> Result<crate::watch::DirectoryWatch, RuntimeError> {
-        crate::watch::start(self, dir.as_ref(), options)
+        crate::watch::start(&self.registry, dir.as_ref(), options)
     }
 
     /// How the module is doing (see [`crate::health`]): `Failing` while its breaker is

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,9 +32,9 @@ use notify::{RecursiveMode, Watcher};
 use crate::config::ModuleSettings;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
+use crate::registry::Registry;
 use crate::reload::{ReloadPolicy, Reloaded};
 use crate::resolver::ModuleRef;
-use crate::runtime::Runtime;
 
 /// How a directory is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,9 +150,10 @@ fn is_module_file(path: &Path) -> bool {
             .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
 }
 
-/// Starts watching `dir` for `runtime` (see the module docs).
+/// Starts watching `dir` for the runtime whose registry is `registry` (see the module
+/// docs).
 pub(crate) fn start(
-    runtime: &Runtime,
+    registry: &Arc<Registry>,
     dir: &Path,
     options: WatchOptions,
 ) -> Result<DirectoryWatch, RuntimeError> {
@@ -190,7 +192,7 @@ pub(crate) fn start(
     let (events_tx, events) = mpsc::channel();
     let (stop, stopped) = mpsc::channel();
     let mut state = State {
-        runtime: runtime.clone(),
+        registry: Arc::clone(registry),
         policy: options.policy,
         loaded: BTreeMap::new(),
         waiting: BTreeSet::new(),
@@ -268,7 +270,7 @@ fn follow(
 
 /// What a watch knows of its directory.
 struct State {
-    runtime: Runtime,
+    registry: Arc<Registry>,
     policy: ReloadPolicy,
     /// The modules loaded from its files.
     loaded: BTreeMap<PathBuf, ModuleHandle>,
@@ -303,10 +305,7 @@ impl State {
             let mut refused = Vec::new();
             for path in new {
                 let settings = ModuleSettings::default().private_copy(true);
-                match self
-                    .runtime
-                    .load_with(ModuleRef::from_path(&path), &settings)
-                {
+                match self.registry.load(&ModuleRef::from_path(&path), &settings) {
                     Ok(handle) => {
                         progress = true;
                         self.loaded.insert(path.clone(), handle);
@@ -331,8 +330,8 @@ impl State {
 
     fn reload(&mut self, path: PathBuf, handle: ModuleHandle) {
         match self
-            .runtime
-            .reload_with(handle, ModuleRef::from_path(&path), &self.policy)
+            .registry
+            .reload(handle, &ModuleRef::from_path(&path), &self.policy)
         {
             Ok(reloaded) => self.tell(WatchEvent::Reloaded {
                 path,
@@ -350,7 +349,7 @@ impl State {
 
     fn unload(&mut self, path: PathBuf, handle: ModuleHandle) {
         self.loaded.remove(&path);
-        match self.runtime.unload(handle) {
+        match self.registry.unload(handle) {
             // Already unloaded by the host: nothing more to do.
             Ok(()) | Err(RuntimeError::UnknownHandle(_)) => {
                 self.tell(WatchEvent::Unloaded { path, handle })
