@@ -142,19 +142,10 @@ impl Client {
         Ok(self.connection()?.welcome().in_place)
     }
 
-    /// The module the daemon serves under `name`.
+    /// The module the daemon serves under `name`: one it served when this client
+    /// connected, or one it has served since (from a watched directory), which it is
+    /// asked about.
     pub fn module(&self, name: &str) -> Result<RemoteModule, RuntimeError> {
-        if !self
-            .connection()?
-            .welcome()
-            .modules
-            .iter()
-            .any(|m| m == name)
-        {
-            return Err(RuntimeError::UnknownModule {
-                name: name.to_owned(),
-            });
-        }
         if let Some(i) = self
             .names
             .read()
@@ -163,6 +154,19 @@ impl Client {
             .position(|n| n == name)
         {
             return Ok(RemoteModule { index: i as u32 });
+        }
+        let welcomed = self
+            .connection()?
+            .welcome()
+            .modules
+            .iter()
+            .any(|m| m == name);
+        if !welcomed {
+            // Answers `UnknownModule` for a name the daemon does not serve.
+            let reply = self.request(Op::Methods, name, "", &[], &CallOptions::default())?;
+            let list: Vec<MethodInfo> =
+                rmp_serde::from_slice(&reply).map_err(|e| unreadable(&e))?;
+            lock(&self.methods).insert(name.to_owned(), Arc::new(list));
         }
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
         let index = match names.iter().position(|n| n == name) {
@@ -188,29 +192,28 @@ impl Client {
             return Ok(Arc::clone(m));
         }
         let reply = self.request(Op::Methods, &name, "", &[], &CallOptions::default())?;
-        let list: Vec<MethodInfo> =
-            rmp_serde::from_slice(&reply).map_err(|e| RuntimeError::Daemon {
-                reason: format!("the daemon's method list is unreadable: {e}"),
-            })?;
+        let list: Vec<MethodInfo> = rmp_serde::from_slice(&reply).map_err(|e| unreadable(&e))?;
         let list = Arc::new(list);
         lock(&self.methods).insert(name, Arc::clone(&list));
         Ok(list)
     }
 
-    /// The method `method` of `module`, or the error naming both.
+    /// The method `method` of `module`, or the error naming both. A method missing from
+    /// the list kept is asked for again: the module may have been reloaded since.
     pub(crate) fn method(
         &self,
         module: RemoteModule,
         method: &str,
     ) -> Result<MethodInfo, RuntimeError> {
-        self.methods(module)?
-            .iter()
-            .find(|m| m.name == method)
-            .cloned()
-            .ok_or_else(|| RuntimeError::UnknownMethod {
-                module: self.name(module),
-                method: method.to_owned(),
-            })
+        let find = |list: &[MethodInfo]| list.iter().find(|m| m.name == method).cloned();
+        if let Some(found) = find(&self.methods(module)?) {
+            return Ok(found);
+        }
+        lock(&self.methods).remove(&self.name(module));
+        find(&self.methods(module)?).ok_or_else(|| RuntimeError::UnknownMethod {
+            module: self.name(module),
+            method: method.to_owned(),
+        })
     }
 
     /// Calls `method` with encoded `args` and the default options.
@@ -489,6 +492,12 @@ pub(crate) fn given(options: &CallOptions) -> Option<Duration> {
     options
         .deadline
         .map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+fn unreadable(e: &rmp_serde::decode::Error) -> RuntimeError {
+    RuntimeError::Daemon {
+        reason: format!("the daemon's method list is unreadable: {e}"),
+    }
 }
 
 /// The format a method's tag names, or the error saying the daemon sent an unknown one.

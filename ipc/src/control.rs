@@ -120,6 +120,9 @@ pub enum FromWorker {
     Log(LogRecord),
     /// The answer to [`ToWorker::Metrics`].
     Metrics(String),
+    /// The modules served changed (a watched directory's file came, changed or went):
+    /// their names now.
+    Modules(Vec<String>),
 }
 
 /// A module's log record, forwarded for aggregation.

@@ -286,14 +286,21 @@ impl Runtime {
 
     /// What the module says about itself, and where it was loaded from.
     pub fn module_info(&self, handle: ModuleHandle) -> Result<ModuleInfo, RuntimeError> {
-        let m = self.registry.module(handle)?;
-        Ok(ModuleInfo {
-            name: m.name.clone(),
-            version: m.version.clone(),
-            sdk_version: m.sdk_version.clone(),
-            path: m.path.clone(),
-            default_timeout: m.default_timeout,
-        })
+        let module = self.registry.module(handle)?;
+        Ok(info_of(&module))
+    }
+
+    /// Whether `handle` is a module of this runtime that is still loaded.
+    pub fn is_loaded(&self, handle: ModuleHandle) -> bool {
+        self.registry.module(handle).is_ok()
+    }
+
+    /// Every loaded module: its handle and what it says about itself.
+    pub fn modules(&self) -> Vec<(ModuleHandle, ModuleInfo)> {
+        self.registry
+            .live()
+            .map(|(h, m)| (h, info_of(&m)))
+            .collect()
     }
 
     /// The handle of the module loaded under `name` (what nested calls address it by).
@@ -503,6 +510,16 @@ impl Runtime {
     /// [`metrics`](Runtime::metrics) in the Prometheus text exposition format.
     pub fn prometheus(&self) -> String {
         crate::prometheus::render(&self.metrics())
+    }
+}
+
+fn info_of(m: &Module) -> ModuleInfo {
+    ModuleInfo {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        sdk_version: m.sdk_version.clone(),
+        path: m.path.clone(),
+        default_timeout: m.default_timeout,
     }
 }
 

@@ -27,6 +27,13 @@ fn built() -> &'static Built {
                 "--message-format=json-render-diagnostics",
             ])
             .args(["-p", "memlink-examples", "--examples"])
+            .args([
+                "-p",
+                "memlink-greeter-v1",
+                "-p",
+                "memlink-greeter-v2",
+                "--lib",
+            ])
             .args(["-p", "memlink-runtime", "--bin", "memlink"])
             .output()
             .expect("run cargo to build the modules and the memlink command");

@@ -5,6 +5,8 @@
 //! metrics_addr = "127.0.0.1:9464"
 //! trust = "same-user"          # or "nobody": copy every client's arguments
 //!
+//! watch = "/opt/modules/live" # optional: serve every module there, following changes
+//!
 //! [[modules]]
 //! name = "basic"
 //! path = "/opt/modules/libbasic.so"
@@ -41,6 +43,11 @@ pub struct DaemonConfig {
     /// The modules served.
     #[serde(default)]
     pub modules: Vec<ModuleEntry>,
+    /// A directory whose modules are served too, kept in step with its files: a new
+    /// file loads, a changed file hot-reloads, a removed file unloads (see
+    /// `Runtime::watch`). Clients that connect later see the modules it added.
+    #[serde(default)]
+    pub watch: Option<PathBuf>,
     /// Where to serve `/metrics` and `/health` over HTTP (none by default).
     #[serde(default)]
     pub metrics_addr: Option<String>,
@@ -186,6 +193,7 @@ impl DaemonConfig {
             socket: socket.into(),
             socket_mode: default_mode(),
             modules: Vec::new(),
+            watch: None,
             metrics_addr: None,
             trust: Trust::default(),
             limits: WorkerLimits::default(),

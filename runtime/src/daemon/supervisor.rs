@@ -357,6 +357,10 @@ fn read_worker(worker: &UnixStream, shared: &Shared) {
                     let _ = tx.send(text);
                 }
             }
+            FromWorker::Modules(names) => {
+                tracing::info!(modules = ?names, "the served modules changed");
+                *lock(&shared.modules) = names;
+            }
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
     }

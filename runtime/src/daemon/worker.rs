@@ -22,6 +22,7 @@ use memlink_ipc::{clock, futex, Failure, Geometry, Segment};
 use super::config::{DaemonConfig, WorkerLimits};
 use crate::log::{LogEvent, LogSink};
 use crate::resolver::{LocalResolver, ModuleRef};
+use crate::watch::{WatchEvent, WatchOptions};
 use crate::{CallOptions, ModuleHandle, Runtime, RuntimeError};
 
 /// How long a connection's thread spins on its doorbell after a call before it sleeps.
@@ -60,14 +61,12 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         config.runtime_config().log_sink(sink),
         LocalResolver,
     ));
-    let names = match load_all(&runtime, &config) {
-        Ok(names) => names,
-        Err(e) => {
-            let _ = send(&out, &FromWorker::LoadFailed(e.clone()));
-            return Err(e);
-        }
-    };
-    send(&out, &FromWorker::Ready(names)).map_err(|e| e.to_string())?;
+    let loaded = load_all(&runtime, &config).and_then(|()| watch(&runtime, &config, &out));
+    if let Err(e) = loaded {
+        let _ = send(&out, &FromWorker::LoadFailed(e.clone()));
+        return Err(e);
+    }
+    send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
     Worker {
         runtime,
         figures,
@@ -84,18 +83,86 @@ fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
     control::send(&*out, message, None)
 }
 
-/// Loads the served modules, each with its own settings, and returns their names.
-fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<Vec<String>, String> {
-    let mut names = Vec::new();
+/// Loads the served modules, each with its own settings.
+fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<(), String> {
     for entry in &config.modules {
         let reference =
             ModuleRef::parse(&entry.path.to_string_lossy()).map_err(|e| e.to_string())?;
-        let handle = runtime
+        runtime
             .load_with(reference, &entry.settings())
             .map_err(|e| e.to_string())?;
-        names.push(runtime.module_info(handle).map_err(|e| e.to_string())?.name);
     }
-    Ok(names)
+    Ok(())
+}
+
+/// The names of the modules served now.
+fn served(runtime: &Runtime) -> Vec<String> {
+    let mut names: Vec<String> = runtime.modules().into_iter().map(|(_, m)| m.name).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Starts watching the configured directory, if any: its modules are loaded now, and a
+/// thread tells the supervisor each change (the modules served, and a log record).
+fn watch(
+    runtime: &Arc<Runtime>,
+    config: &DaemonConfig,
+    out: &Arc<Mutex<UnixStream>>,
+) -> Result<(), String> {
+    let Some(dir) = &config.watch else {
+        return Ok(());
+    };
+    let watch = runtime
+        .watch(dir, WatchOptions::default())
+        .map_err(|e| format!("watching {}: {e}", dir.display()))?;
+    let (runtime, out) = (Arc::clone(runtime), Arc::clone(out));
+    // The thread owns the watch: it watches for the life of the worker.
+    std::thread::Builder::new()
+        .name("memlink-watch-events".to_owned())
+        .spawn(move || {
+            while let Ok(event) = watch.events().recv() {
+                let (level, message, changed) = match &event {
+                    WatchEvent::Failed { path, error } => {
+                        ("WARN", format!("{}: {error}", path.display()), false)
+                    }
+                    WatchEvent::Reloaded { path, reloaded, .. } => (
+                        "INFO",
+                        format!(
+                            "{}: reloaded {} -> {}",
+                            path.display(),
+                            reloaded.from_version,
+                            reloaded.to_version
+                        ),
+                        false,
+                    ),
+                    WatchEvent::Loaded { path, .. } => {
+                        ("INFO", format!("{}: loaded", path.display()), true)
+                    }
+                    WatchEvent::Unloaded { path, .. } => {
+                        ("INFO", format!("{}: unloaded", path.display()), true)
+                    }
+                };
+                let record = LogRecord {
+                    level: level.to_owned(),
+                    module: "memlink::watch".to_owned(),
+                    method: String::new(),
+                    message,
+                    fields: Vec::new(),
+                    trace_id: 0,
+                };
+                let mut sent = send(&out, &FromWorker::Log(record));
+                if changed {
+                    sent = sent.and(send(&out, &FromWorker::Modules(served(&runtime))));
+                }
+                if sent.is_err() {
+                    // The supervisor is gone; the worker is about to end.
+                    return;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn apply_limits(limits: &WorkerLimits) -> Result<(), String> {
@@ -373,8 +440,13 @@ impl Server {
     }
 
     fn module(&mut self, module: &str) -> Result<(ModuleHandle, Option<Duration>), Failure> {
+        // A module unloaded from a watched directory leaves its handle stale; another
+        // module may be loaded under its name since.
         if let Some(found) = self.modules.get(module) {
-            return Ok(*found);
+            if self.runtime.is_loaded(found.0) {
+                return Ok(*found);
+            }
+            self.modules.remove(module);
         }
         let failed = |e| failure_of(e, module, "");
         let h = self.runtime.handle_of(module).map_err(failed)?;
@@ -486,6 +558,8 @@ fn failure_of(e: RuntimeError, module: &str, method: &str) -> Failure {
             payload: error.payload(),
         },
         RuntimeError::UnknownModule { name } => Failure::UnknownModule(name),
+        // Unloaded between the lookup and the call (a watched file removed).
+        RuntimeError::UnknownHandle(_) => Failure::UnknownModule(module.to_owned()),
         RuntimeError::UnknownMethod { module, method } => Failure::UnknownMethod { module, method },
         RuntimeError::Saturated {
             module,

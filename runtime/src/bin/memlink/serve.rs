@@ -17,6 +17,10 @@ pub struct Args {
     /// Serve `/metrics` (Prometheus) and `/health` over HTTP at this address.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
+    /// Serve every module in this directory too, following it: a new file loads, a
+    /// changed file hot-reloads, a removed file unloads.
+    #[arg(long, value_name = "DIR")]
+    watch: Option<PathBuf>,
     /// Whose arguments are read in place: `same-user` (default) or `nobody`.
     #[arg(long, value_parser = ["same-user", "nobody"])]
     trust: Option<String>,
@@ -52,9 +56,12 @@ pub fn run(args: Args) -> Result<(), String> {
         };
         config.modules.push(entry);
     }
-    if config.modules.is_empty() {
+    if args.watch.is_some() {
+        config.watch = args.watch;
+    }
+    if config.modules.is_empty() && config.watch.is_none() {
         return Err(
-            "no modules to serve: name them after the flags or in the --config file".into(),
+            "no modules to serve: name them after the flags, or in the --config file, or watch a directory (--watch DIR)".into(),
         );
     }
     daemon::serve(config)

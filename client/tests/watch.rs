@@ -1,0 +1,79 @@
+//! `memlink serve --watch DIR`: the modules of a directory served, and kept in step with
+//! it, to clients connected before and after each change.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{module_path, Daemon, Setup};
+use memlink_client::{Client, RuntimeError};
+
+/// Puts a copy of `from` at `to` the way a build does: written beside it, then renamed.
+fn install(from: &Path, to: &Path) {
+    let tmp = to.with_extension("partial");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+/// Asks `check` again until it says yes, for as long as a slow machine may need.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < until, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_watched_directory_is_served_as_its_files_come_change_and_go() {
+    let dir = common::scratch_dir();
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    let so = |stem: &str| modules.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("basic"), &so("libbasic"));
+    let setup = Setup {
+        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
+        ..Setup::default()
+    };
+    std::fs::create_dir_all(dir.join("daemon")).unwrap();
+    let daemon = Daemon::start_in(dir.join("daemon"), setup);
+    let early = Client::connect(&daemon.socket).unwrap();
+    assert_eq!(early.modules().unwrap(), ["basic"]);
+    let basic = early.module("basic").unwrap();
+    assert_eq!(&*early.call(basic, "echo", b"hi").unwrap(), b"hi");
+    assert!(matches!(
+        early.module("greeter"),
+        Err(RuntimeError::UnknownModule { .. })
+    ));
+
+    // A new file: served, to the client connected before it came as to later ones.
+    install(&module_path("greeter_v1"), &so("greeter"));
+    eventually("greeter is served", || early.module("greeter").is_ok());
+    let greeter = early.module("greeter").unwrap();
+    let version =
+        |c: &Client| -> Result<u32, RuntimeError> { c.call_typed(greeter, "version", &()) };
+    assert_eq!(version(&early).unwrap(), 1);
+    let late = Client::connect(&daemon.socket).unwrap();
+    assert_eq!(late.modules().unwrap(), ["basic", "greeter"]);
+
+    // A changed file: hot-reloaded, the same name answering with the new code.
+    install(&module_path("greeter_v2"), &so("greeter"));
+    eventually("greeter 2 answers", || version(&early).ok() == Some(2));
+    let greeting: String = early.call_typed(greeter, "greet", &("daemon",)).unwrap();
+    assert_eq!(greeting, "hello, daemon");
+
+    // A removed file: no longer served.
+    std::fs::remove_file(so("libbasic")).unwrap();
+    eventually("basic is gone", || {
+        matches!(
+            early.call(basic, "echo", b"hi"),
+            Err(RuntimeError::UnknownModule { .. })
+        )
+    });
+    assert_eq!(version(&early).unwrap(), 2, "the others serve on");
+    let log = daemon.log_text();
+    assert!(log.contains("reloaded 1.4.2 -> 2.0.1"), "{log}");
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
