@@ -303,6 +303,14 @@ mod tests {
     }
 
     #[test]
+    fn pure_is_a_flag_beside_the_name() {
+        let args = parse::attr_args(quote!(name = "sq", pure)).unwrap();
+        assert!(args.pure);
+        assert_eq!(args.name.unwrap().value(), "sq");
+        assert!(!parse::attr_args(quote!()).unwrap().pure);
+    }
+
+    #[test]
     fn attribute_errors_are_all_reported() {
         let got = parse::attr_args(quote!(nmae = "x", name = 1, name = ""))
             .err()
@@ -311,7 +319,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                "unknown attribute `nmae`, expected `name`",
+                "unknown attribute `nmae`, expected `name` or `pure`",
                 "`name` must be a string literal, as in `name = \"my_method\"`",
                 "`name` must not be empty",
             ]
