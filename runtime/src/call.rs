@@ -39,8 +39,11 @@ enum Failure {
     Retired,
     /// The module was at its concurrency limit and the policy is to refuse.
     Saturated,
-    /// The call failed: the module's error, or the runtime's timeout before it started.
+    /// The call failed: the module's error.
     Module(ModuleError),
+    /// The call's deadline passed before it started (the module never saw it): a
+    /// `ModuleError::Timeout` to the caller, and nothing a breaker counts.
+    Late(ModuleError),
 }
 
 /// Calls method `index` of `module` (loaded as `handle`) from the host.
@@ -92,7 +95,7 @@ fn host_error(handle: ModuleHandle, module: &Module, index: u32, failure: Failur
             method: method(),
             limit: module.gate.limit(),
         },
-        Failure::Module(error) => RuntimeError::Call {
+        Failure::Module(error) | Failure::Late(error) => RuntimeError::Call {
             module: module.name.clone(),
             method: method(),
             error,
@@ -128,7 +131,7 @@ pub(crate) fn export(
             |failure| match failure {
                 Failure::Retired => format!("`{method}`: the module was unloaded"),
                 Failure::Saturated => format!("`{method}`: the module is saturated"),
-                Failure::Module(e) => format!("`{method}` failed: {e}"),
+                Failure::Module(e) | Failure::Late(e) => format!("`{method}` failed: {e}"),
             },
         )
     })?;
@@ -187,7 +190,7 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
             "module `{}` is saturated ({} calls in flight)",
             request.module, limit
         )),
-        Failure::Module(e) => e,
+        Failure::Module(e) | Failure::Late(e) => e,
     }
 }
 
@@ -298,7 +301,7 @@ fn guarded<E>(
             let failed = match &failure {
                 Failure::Retired => Failed::Unavailable,
                 Failure::Saturated => Failed::Saturated,
-                Failure::Module(error) => Failed::Module(error),
+                Failure::Module(error) | Failure::Late(error) => Failed::Module(error),
             };
             if let Some(config) = breaker {
                 match &failure {
@@ -552,7 +555,7 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
 /// A call refused for its deadline, which reports the time it was `given`.
 #[cold]
 fn timed_out(given: Option<Duration>) -> Failure {
-    Failure::Module(ModuleError::Timeout(given.unwrap_or_default()))
+    Failure::Late(ModuleError::Timeout(given.unwrap_or_default()))
 }
 
 /// Why a call that was not admitted did not run; `given` is the time it had.

@@ -230,6 +230,11 @@ impl Breaker {
     }
 
     fn open(&self, from: u8, module: &str, why: &str) {
+        // A failure of a call that started before the breaker opened must not extend the
+        // cool-down: only a breaker still in `from` is opened (and stamped).
+        if self.state.load(Ordering::Acquire) != from {
+            return;
+        }
         self.opened_at.store(self.now(), Ordering::Release);
         if self
             .state

@@ -191,12 +191,20 @@ impl Registry {
             .lookup(name)
     }
 
+    /// The module `name` names, read from its slot under the same read lock as the name:
+    /// a module installed in a slot takes its name under the write lock, so the slot
+    /// cannot hold another module (one loaded after an unload freed the slot) meanwhile.
+    fn named(&self, name: &str) -> Option<(u32, Live)> {
+        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+        let index = names.lookup(name)?;
+        let live = Live::of(self.slots.get(index as usize)?.load())?;
+        drop(names);
+        Some((index, live))
+    }
+
     /// The handle of the live module loaded under `name`.
     pub(crate) fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
-        let live = self
-            .index_of(name)
-            .and_then(|index| Some((index, Live::of(self.slots.get(index as usize)?.load())?)));
-        match live {
+        match self.named(name) {
             Some((index, m)) if !m.is_retired() => Ok(self.handle(index, m.generation)),
             _ => Err(RuntimeError::UnknownModule {
                 name: name.to_owned(),
@@ -207,8 +215,7 @@ impl Registry {
     /// The module loaded under `name`, for a nested call: live, or being retired (its
     /// calls in flight may still re-enter it). After a reload, the new version.
     pub(crate) fn by_name(&self, name: &str) -> Option<Live> {
-        let index = self.index_of(name)?;
-        Live::of(self.slots.get(index as usize)?.load())
+        self.named(name).map(|(_, live)| live)
     }
 
     /// Every live module, with its handle.
@@ -463,10 +470,13 @@ impl Registry {
     /// Waits until `module` is no call's any more, then shuts it down and frees it (its
     /// cached results too).
     fn retire(&self, module: Arc<Module>) {
-        if let Some(cache) = &self.cache {
-            cache.forget(module.id);
-        }
+        let id = module.id;
         retire(module);
+        // After the wait: a call that ran on the old version until then may have kept
+        // a result under its id.
+        if let Some(cache) = &self.cache {
+            cache.forget(id);
+        }
     }
 }
 
@@ -480,6 +490,9 @@ fn retire(module: Arc<Module>) {
         std::thread::sleep(pause);
         pause = (pause * 2).min(std::time::Duration::from_millis(1));
     }
+    // The count is read relaxed; each call let its guard go with a release: this pairs
+    // with it, so everything the last call did happens before the shutdown and the free.
+    std::sync::atomic::fence(Ordering::Acquire);
     shutdown(&module);
 }
 

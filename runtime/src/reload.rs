@@ -186,34 +186,81 @@ pub(crate) fn compare(old: &[Method], new: &[Method]) -> Vec<MethodChange> {
 
 /// A private copy of the library at `path`, for the loader to map as a new image; the
 /// caller removes it once loaded (the mapping outlives the file).
+///
+/// Copies go into a directory of this process's own (mode 0700 on Unix, created once
+/// under a name no one else holds), each created new: no other user can put a file or a
+/// link where a copy is about to be written and have it loaded instead.
 pub(crate) struct PrivateCopy(PathBuf);
 
 impl PrivateCopy {
-    /// Copies `path` into the temporary directory under a name no other copy has had.
+    /// Copies `path` into the process's private directory under a name no other copy
+    /// has had.
     pub(crate) fn of(path: &Path) -> Result<PrivateCopy, RuntimeError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let file = path.file_name().unwrap_or(path.as_os_str()).to_owned();
-        let mut name = format!(
-            "memlink-image-{}-{}-",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        name.push_str(&file.to_string_lossy());
-        let copy = std::env::temp_dir().join(name);
-        fs::copy(path, &copy).map_err(|e| RuntimeError::NotALibrary {
+        let failed = |what: String| RuntimeError::NotALibrary {
             path: path.to_owned(),
-            reason: format!(
-                "cannot copy it to {} for a fresh image: {e}",
-                copy.display()
-            ),
-        })?;
-        Ok(PrivateCopy(copy))
+            reason: format!("cannot make a private copy for a fresh image: {what}"),
+        };
+        let dir = private_dir().map_err(|e| failed(e.to_string()))?;
+        let file = path
+            .file_name()
+            .unwrap_or(path.as_os_str())
+            .to_string_lossy();
+        let copy = dir.join(format!("{}-{file}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let mut from = fs::File::open(path).map_err(|e| failed(format!("{e}")))?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o700);
+        let mut to = options
+            .open(&copy)
+            .map_err(|e| failed(format!("{}: {e}", copy.display())))?;
+        let copied = std::io::copy(&mut from, &mut to);
+        // From here the file is ours to remove, whether the copy is whole or not.
+        let copy = PrivateCopy(copy);
+        copied.map_err(|e| failed(format!("{}: {e}", copy.0.display())))?;
+        Ok(copy)
     }
 
     /// Where the copy is.
     pub(crate) fn path(&self) -> &Path {
         &self.0
     }
+}
+
+/// This process's directory for private copies, created on first use.
+fn private_dir() -> std::io::Result<&'static Path> {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(dir) = DIR.get() {
+        return Ok(dir);
+    }
+    let base = std::env::temp_dir();
+    let mut attempt = 0u32;
+    let dir = loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = base.join(format!(
+            "memlink-images-{}-{nanos:08x}{attempt}",
+            std::process::id()
+        ));
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        // `create` fails if anything is there already: the directory is new, and ours.
+        match builder.create(&dir) {
+            Ok(()) => break dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // Two threads may race to make it: one directory wins, the other is removed.
+    if DIR.set(dir.clone()).is_err() {
+        let _ = fs::remove_dir(&dir);
+    }
+    Ok(DIR.get().map(PathBuf::as_path).unwrap_or(Path::new("")))
 }
 
 impl Drop for PrivateCopy {
@@ -289,6 +336,17 @@ mod tests {
         assert_ne!(a.path(), b.path());
         assert_eq!(fs::read(a.path()).unwrap(), b"image");
         let kept = a.path().to_owned();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = kept.parent().unwrap();
+            let mode = fs::metadata(dir).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o700,
+                "the copies' directory is the process's own"
+            );
+        }
         drop(a);
         assert!(!kept.exists());
         drop(b);

@@ -58,7 +58,12 @@ impl ModuleRef {
                 reason: "it is empty",
             });
         }
-        if let Some((name, requirement)) = trimmed.split_once('@') {
+        // A path may hold an `@` too (`greeter@1.4.2.so`, `builds@2/libx.so`): only text
+        // with no separator that does not end like a library is a name.
+        let path_like = trimmed.contains('/')
+            || trimmed.contains(std::path::MAIN_SEPARATOR)
+            || trimmed.ends_with(&format!(".{}", std::env::consts::DLL_EXTENSION));
+        if let Some((name, requirement)) = trimmed.split_once('@').filter(|_| !path_like) {
             if is_module_name(name) {
                 let requirement = VersionReq::parse(requirement.trim()).map_err(|_| {
                     RuntimeError::BadReference {
@@ -284,8 +289,14 @@ mod tests {
             Err(RuntimeError::BadReference { .. })
         ));
         // A path that happens to hold an `@` stays a path.
-        let path = ModuleRef::parse("./builds/greeter@1.2.so").unwrap();
-        assert_eq!(path.name(), None);
+        for path in [
+            "./builds/greeter@1.2.so",
+            "greeter@1.4.2.so",
+            "builds@2/libx.so",
+        ] {
+            let path = path.replace(".so", &format!(".{}", std::env::consts::DLL_EXTENSION));
+            assert_eq!(ModuleRef::parse(&path).unwrap().name(), None, "{path}");
+        }
     }
 
     #[test]

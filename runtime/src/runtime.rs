@@ -493,13 +493,32 @@ impl Runtime {
     }
 
     /// Every loaded module's figures: the built-ins per export, and the module's own
-    /// metrics (read from the module now).
+    /// metrics (read from the module now). Versions of one module loaded side by side are
+    /// told apart as `name@version`.
     pub fn metrics(&self) -> Vec<ModuleMetrics> {
         let breaker = self.registry.config.breaker.is_some();
-        self.registry
+        let mut all: Vec<(String, ModuleMetrics)> = self
+            .registry
             .live()
-            .map(|(_, m)| m.metrics(breaker))
-            .collect()
+            .map(|(_, m)| (m.version.clone(), m.metrics(breaker)))
+            .collect();
+        // Versions of one module loaded side by side share its name: each series then
+        // names its version (`greeter@1.4.2`), so no two series carry the same labels.
+        let shared: Vec<String> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, m))| all[..*i].iter().any(|(_, o)| o.module == m.module))
+            .map(|(_, (_, m))| m.module.clone())
+            .collect();
+        for (version, m) in &mut all {
+            if shared.contains(&m.module) {
+                m.module = format!("{}@{version}", m.module);
+                for method in &mut m.methods {
+                    method.module.clone_from(&m.module);
+                }
+            }
+        }
+        all.into_iter().map(|(_, m)| m).collect()
     }
 
     /// What the result cache has done, when the runtime has one (see [`crate::cache`]).

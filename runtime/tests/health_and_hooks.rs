@@ -126,6 +126,25 @@ fn timeouts_count_toward_the_breaker_too() {
 }
 
 #[test]
+fn calls_refused_for_their_deadline_before_they_start_do_not_count() {
+    let rt = Runtime::new(
+        RuntimeConfig::default().breaker(BreakerConfig::new(1, Duration::from_secs(3600))),
+        LocalResolver,
+    );
+    let h = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let past = memlink_runtime::CallOptions::default().deadline(std::time::Instant::now());
+    for _ in 0..3 {
+        let e = module_error(rt.call_with(h, "echo", b"x", &past));
+        assert!(matches!(e, ModuleError::Timeout(_)), "{e}");
+    }
+    assert_eq!(
+        breaker_of(&rt, "basic").0,
+        Some(BreakerState::Closed),
+        "the module never saw those calls"
+    );
+}
+
+#[test]
 fn health_reports_what_the_module_says() {
     let rt = Runtime::with_local_resolver();
     let greeter = rt

@@ -430,6 +430,14 @@ fn versions_load_side_by_side_and_callers_choose_by_requirement() {
         Runtime::with_local_resolver().load(ModuleRef::parse("greeter@1").unwrap()),
         Err(RuntimeError::BadReference { .. })
     ));
+    // Each version's figures are its own series.
+    let figures: Vec<String> = rt.metrics().into_iter().map(|m| m.module).collect();
+    assert!(
+        figures.contains(&"greeter@1.4.2".to_owned())
+            && figures.contains(&"greeter@2.0.1".to_owned()),
+        "{figures:?}"
+    );
+    common::promtool::promtool_accepts(&rt.prometheus());
     // Unloading one version leaves the other serving under the name.
     rt.unload(two).unwrap();
     assert_eq!(rt.handle_of("greeter").unwrap(), one);

@@ -22,7 +22,7 @@ use memlink_ipc::{clock, futex, Failure, Geometry, Segment};
 use super::config::{DaemonConfig, WorkerLimits};
 use crate::log::{LogEvent, LogSink};
 use crate::resolver::{LocalResolver, ModuleRef};
-use crate::watch::{WatchEvent, WatchOptions};
+use crate::watch::{DirectoryWatch, WatchEvent, WatchOptions};
 use crate::{CallOptions, ModuleHandle, Runtime, RuntimeError};
 
 /// How long a connection's thread spins on its doorbell after a call before it sleeps.
@@ -61,12 +61,19 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         config.runtime_config().log_sink(sink),
         LocalResolver,
     ));
-    let loaded = load_all(&runtime, &config).and_then(|()| watch(&runtime, &config, &out));
-    if let Err(e) = loaded {
-        let _ = send(&out, &FromWorker::LoadFailed(e.clone()));
-        return Err(e);
-    }
+    let loaded = load_all(&runtime, &config).and_then(|()| watch(&runtime, &config));
+    let watch = match loaded {
+        Ok(watch) => watch,
+        Err(e) => {
+            let _ = send(&out, &FromWorker::LoadFailed(e.clone()));
+            return Err(e);
+        }
+    };
     send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
+    // Only now: the supervisor takes nothing but `Ready` first.
+    if let Some(watch) = watch {
+        tell_changes(watch, &runtime, &out)?;
+    }
     Worker {
         runtime,
         figures,
@@ -103,21 +110,25 @@ fn served(runtime: &Runtime) -> Vec<String> {
     names
 }
 
-/// Starts watching the configured directory, if any: its modules are loaded now, and a
-/// thread tells the supervisor each change (the modules served, and a log record).
-fn watch(
+/// Starts watching the configured directory, if any: its modules are loaded now.
+fn watch(runtime: &Runtime, config: &DaemonConfig) -> Result<Option<DirectoryWatch>, String> {
+    let Some(dir) = &config.watch else {
+        return Ok(None);
+    };
+    runtime
+        .watch(dir, WatchOptions::default())
+        .map(Some)
+        .map_err(|e| format!("watching {}: {e}", dir.display()))
+}
+
+/// Tells the supervisor each change the watch makes (the modules served, and a log
+/// record), from a thread that owns the watch for the life of the worker.
+fn tell_changes(
+    watch: DirectoryWatch,
     runtime: &Arc<Runtime>,
-    config: &DaemonConfig,
     out: &Arc<Mutex<UnixStream>>,
 ) -> Result<(), String> {
-    let Some(dir) = &config.watch else {
-        return Ok(());
-    };
-    let watch = runtime
-        .watch(dir, WatchOptions::default())
-        .map_err(|e| format!("watching {}: {e}", dir.display()))?;
     let (runtime, out) = (Arc::clone(runtime), Arc::clone(out));
-    // The thread owns the watch: it watches for the life of the worker.
     std::thread::Builder::new()
         .name("memlink-watch-events".to_owned())
         .spawn(move || {
@@ -161,8 +172,8 @@ fn watch(
                 }
             }
         })
-        .map_err(|e| e.to_string())?;
-    Ok(())
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 fn apply_limits(limits: &WorkerLimits) -> Result<(), String> {
