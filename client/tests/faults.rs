@@ -148,8 +148,9 @@ fn a_slot_pointing_outside_the_segment_gets_an_error_that_says_so() {
         }),
     ];
     for (said, scribble) in scribbles {
-        slot.submit(&submit);
-        slot.fields().state.store(0, Ordering::SeqCst);
+        // Written without being published: the worker, still spinning after the last
+        // reply, must not take the request before it is scribbled on.
+        slot.prepare(&submit);
         scribble();
         slot.fields()
             .state

@@ -286,6 +286,16 @@ impl<'a> Slot<'a> {
     /// data area. Panics if a name is longer than [`MAX_NAME`] or `args_len` exceeds the
     /// data area (the client checks both first).
     pub fn submit(&self, request: &Submit<'_>) {
+        self.prepare(request);
+        self.fields
+            .state
+            .store(SlotState::Submitted as u32, Ordering::Release);
+    }
+
+    /// Writes a request, as [`submit`](Slot::submit) does, but leaves the slot's state
+    /// alone: the worker does not take it until the state says submitted (a test that
+    /// rewrites a field before publishing the request uses it).
+    pub fn prepare(&self, request: &Submit<'_>) {
         assert!(request.module.len() <= MAX_NAME && request.method.len() <= MAX_NAME);
         assert!(request.args_len <= self.cap);
         let f = self.fields;
@@ -302,8 +312,6 @@ impl<'a> Slot<'a> {
         f.span_id.store(request.span_id, Ordering::Relaxed);
         f.status.store(u32::MAX, Ordering::Relaxed);
         f.client_waiting.store(0, Ordering::Relaxed);
-        f.state
-            .store(SlotState::Submitted as u32, Ordering::Release);
     }
 
     /// Waits for the reply: spins `spin` first, then sleeps on the slot's futex, waking
