@@ -261,7 +261,8 @@ fn changed(module: &str, state: BreakerState, why: &str) {
 mod tests {
     use super::*;
 
-    const PANIC: Option<&ModuleError> = None;
+    /// What a call that went well records.
+    const WENT_WELL: Option<&ModuleError> = None;
 
     fn panic() -> ModuleError {
         ModuleError::Panic("boom".into())
@@ -291,7 +292,7 @@ mod tests {
         let trial = b.admit(&config, "m");
         assert_eq!(trial, Some(Pass::Trial));
         assert_eq!(b.admit(&config, "m"), None, "one trial at a time");
-        b.record(&config, "m", Pass::Trial, PANIC);
+        b.record(&config, "m", Pass::Trial, WENT_WELL);
         assert_eq!(b.state(), BreakerState::Closed);
     }
 

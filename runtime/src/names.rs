@@ -62,23 +62,8 @@ impl Names {
         own_name: &str,
         version: Option<&Version>,
     ) -> Result<(), Taken> {
-        let Some(others) = self.0.get(name) else {
-            return Ok(());
-        };
-        if others.iter().any(|e| e.own_name != own_name) {
-            return Err(Taken(name.to_owned()));
-        }
-        match version {
-            Some(v)
-                if others
-                    .iter()
-                    .all(|e| e.version.as_ref().is_some_and(|o| o != v)) =>
-            {
-                Ok(())
-            }
-            Some(v) => Err(Taken(format!("{name}@{v}"))),
-            None => Err(Taken(name.to_owned())),
-        }
+        let others = self.0.get(name).map(Vec::as_slice).unwrap_or_default();
+        clash(name, others.iter(), own_name, version)
     }
 
     /// Adds the module `own_name` of `version`, in slot `index`, as `name` (call
@@ -111,22 +96,34 @@ impl Names {
         version: Option<Version>,
     ) -> Result<(), Taken> {
         let entries = self.0.entry(name.to_owned()).or_default();
-        let mut others = entries.iter().filter(|e| e.index != index).peekable();
-        let clash = match &version {
-            _ if others.peek().is_none() => None,
-            _ if others.clone().any(|e| e.own_name != own_name) => Some(name.to_owned()),
-            Some(v) if others.all(|e| e.version.as_ref().is_some_and(|o| o != v)) => None,
-            Some(v) => Some(format!("{name}@{v}")),
-            None => Some(name.to_owned()),
-        };
-        if let Some(clash) = clash {
-            return Err(Taken(clash));
-        }
+        let others = entries.iter().filter(|e| e.index != index);
+        clash(name, others, own_name, version.as_ref())?;
         for entry in entries.iter_mut().filter(|e| e.index == index) {
             entry.version = version.clone();
             own_name.clone_into(&mut entry.own_name);
         }
         Ok(())
+    }
+}
+
+/// Whether the module `own_name` of `version` can share `name` with `others`: only
+/// versions of one module share a name, each with a semver version of its own.
+fn clash<'e>(
+    name: &str,
+    mut others: impl Iterator<Item = &'e Entry> + Clone,
+    own_name: &str,
+    version: Option<&Version>,
+) -> Result<(), Taken> {
+    if others.clone().next().is_none() {
+        return Ok(());
+    }
+    if others.clone().any(|e| e.own_name != own_name) {
+        return Err(Taken(name.to_owned()));
+    }
+    match version {
+        Some(v) if others.all(|e| e.version.as_ref().is_some_and(|o| o != v)) => Ok(()),
+        Some(v) => Err(Taken(format!("{name}@{v}"))),
+        None => Err(Taken(name.to_owned())),
     }
 }
 

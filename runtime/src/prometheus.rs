@@ -9,9 +9,6 @@ use crate::metrics::{MethodMetrics, MetricValue, ModuleMetrics, BUCKETS};
 pub fn render(modules: &[ModuleMetrics]) -> String {
     let mut out = String::new();
     let methods: Vec<&MethodMetrics> = modules.iter().flat_map(|m| &m.methods).collect();
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     let labels = |m: &MethodMetrics| {
         format!(
             "module=\"{}\",method=\"{}\"",
@@ -92,6 +89,11 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
     out
 }
 
+/// A metric family's `HELP` and `TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// Each module's circuit breaker, when the runtime has breakers.
 fn breakers(out: &mut String, modules: &[ModuleMetrics]) {
     let with: Vec<(&ModuleMetrics, BreakerState)> = modules
@@ -101,9 +103,11 @@ fn breakers(out: &mut String, modules: &[ModuleMetrics]) {
     if with.is_empty() {
         return;
     }
-    let _ = writeln!(
+    family(
         out,
-        "# HELP memlink_breaker_state Circuit breaker per module: 0 closed, 1 open, 2 half-open.\n# TYPE memlink_breaker_state gauge"
+        "memlink_breaker_state",
+        "gauge",
+        "Circuit breaker per module: 0 closed, 1 open, 2 half-open.",
     );
     for (m, state) in &with {
         let _ = writeln!(
@@ -113,9 +117,11 @@ fn breakers(out: &mut String, modules: &[ModuleMetrics]) {
             state.gauge()
         );
     }
-    let _ = writeln!(
+    family(
         out,
-        "# HELP memlink_breaker_opened_total Times the module's breaker opened.\n# TYPE memlink_breaker_opened_total counter"
+        "memlink_breaker_opened_total",
+        "counter",
+        "Times the module's breaker opened.",
     );
     for (m, _) in &with {
         let _ = writeln!(

@@ -251,14 +251,11 @@ impl Registry {
                     handle,
                 });
             }
-            if !settings.private_copy {
-                return Module::open(&path, concurrency);
+            if settings.private_copy {
+                open_copy(&path, concurrency)
+            } else {
+                Module::open(&path, concurrency)
             }
-            let copy = PrivateCopy::of(&path)?;
-            let mut module = Module::open(copy.path(), concurrency)
-                .map_err(|e| e.for_path(copy.path(), &path))?;
-            module.path = path.clone();
-            Ok(module)
         })
     }
 
@@ -328,11 +325,7 @@ impl Registry {
                 reason: "it is linked into the host, not loaded from a file".to_owned(),
             });
         }
-        let copy = PrivateCopy::of(&path)?;
-        let mut new = Module::open(copy.path(), old.gate.limit())
-            .map_err(|e| e.for_path(copy.path(), &path))?;
-        drop(copy);
-        new.path = path;
+        let mut new = open_copy(&path, old.gate.limit())?;
         new.name = old.name.clone();
         new.default_timeout = old.default_timeout;
         new.generation = old.generation;
@@ -478,6 +471,16 @@ impl Registry {
             cache.forget(id);
         }
     }
+}
+
+/// Opens a private copy of the library at `path` (a fresh image, however often the file
+/// was loaded; see `crate::reload`), as the module of `path`: errors name `path`.
+fn open_copy(path: &std::path::Path, concurrency: usize) -> Result<Module, RuntimeError> {
+    let copy = PrivateCopy::of(path)?;
+    let mut module =
+        Module::open(copy.path(), concurrency).map_err(|e| e.for_path(copy.path(), path))?;
+    path.clone_into(&mut module.path);
+    Ok(module)
 }
 
 /// Waits until `module` is no call's any more, then shuts it down and frees it.
