@@ -38,7 +38,7 @@ pub fn role(args: &[String]) -> Option<ExitCode> {
     };
     match args.first().map(String::as_str)? {
         daemon::WORKER_SUBCOMMAND => {
-            let fd = args.get(2).and_then(|f| f.parse().ok())?;
+            let fd = daemon::worker_control_fd(args)?;
             Some(code(daemon::run_worker(fd)))
         }
         SERVE => {

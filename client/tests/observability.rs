@@ -36,7 +36,10 @@ fn metrics_and_health_are_served_over_http() {
         "{body}"
     );
     assert!(body.contains("memlink_daemon_connections 1\n"), "{body}");
-    assert!(body.contains("memlink_daemon_worker_up 1\n"), "{body}");
+    assert!(
+        body.contains("memlink_daemon_worker_up{worker=\"main\"} 1\n"),
+        "{body}"
+    );
     let client_line = |family: &str| {
         body.lines()
             .find(|l| l.starts_with(&format!("memlink_daemon_client_{family}_total{{")))

@@ -86,6 +86,10 @@ pub enum ToWorker {
         config: Vec<u8>,
         /// Rows of the figures table.
         rows: u32,
+        /// The worker's name (its group of modules).
+        name: String,
+        /// Which calls this worker claims.
+        claims: Claims,
     },
     /// Serve a connection; its segment's descriptor is attached.
     Attach {
@@ -107,6 +111,40 @@ pub enum ToWorker {
     Metrics,
     /// Finish the calls in flight, refuse new ones, and exit.
     Shutdown,
+}
+
+/// Which submitted calls a worker claims, by the module they name. A daemon with one
+/// worker per group of modules tells each group's worker its modules, and the main worker
+/// every other name (a name no worker serves gets its `UnknownModule` there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Claims {
+    /// Every call: the only worker.
+    All,
+    /// Calls to the modules this worker loads (a group's worker, which turns this into
+    /// [`Claims::Only`] once its modules are loaded; until then it takes nothing).
+    Own,
+    /// Calls to these modules.
+    Only(Vec<String>),
+    /// Calls to any module but these (served by other workers).
+    AllBut(Vec<String>),
+}
+
+impl Claims {
+    /// Whether a call naming `module` (`name` or `name@requirement`) is this worker's.
+    pub fn takes(&self, module: &str) -> bool {
+        let name = base_name(module);
+        match self {
+            Claims::All => true,
+            Claims::Own => false,
+            Claims::Only(names) => names.iter().any(|n| n == name),
+            Claims::AllBut(names) => !names.iter().any(|n| n == name),
+        }
+    }
+}
+
+/// The module name in a reference that may carry a version requirement (`greeter@^1`).
+pub fn base_name(module: &str) -> &str {
+    module.split_once('@').map_or(module, |(name, _)| name)
 }
 
 /// The worker to the daemon.
@@ -193,6 +231,18 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn claims_route_by_the_module_name_without_its_requirement() {
+        let group = Claims::Only(vec!["resize".into()]);
+        let main = Claims::AllBut(vec!["resize".into()]);
+        for (module, ours) in [("resize", true), ("resize@^1", true), ("basic", false)] {
+            assert_eq!(group.takes(module), ours, "{module}");
+            assert_eq!(main.takes(module), !ours, "{module}");
+        }
+        assert!(Claims::All.takes("anything@2"));
+        assert!(main.takes(""), "a name nobody serves is the main worker's");
+    }
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {

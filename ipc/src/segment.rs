@@ -123,8 +123,8 @@ impl Geometry {
 pub struct Header {
     /// Bumped by the client after it submits calls; the worker sleeps on it.
     pub doorbell: AtomicU32,
-    /// 1 while the worker is (about to be) asleep on the doorbell, so a client only makes
-    /// the wake syscall when someone sleeps.
+    /// How many of the daemon's serving threads are (about to be) asleep on the doorbell
+    /// (one per worker process), so a client only makes the wake syscall when one sleeps.
     pub worker_waiting: AtomicU32,
     /// Set by the daemon when it stops serving this connection.
     pub closed: AtomicU32,

@@ -424,6 +424,29 @@ impl<'a> Slot<'a> {
             .is_ok()
     }
 
+    /// The module name of a request not claimed yet, read so a worker can tell whether
+    /// the call is its own before it claims it (a daemon may run one worker per group of
+    /// modules). `None` unless the slot is submitted; `Err` for a name no client writes.
+    ///
+    /// The client may change the name until the slot is claimed, so the name decides
+    /// only who claims: the claimer reads the request again, once, after its claim.
+    pub fn submitted_module(&self) -> Option<Result<Name, String>> {
+        if self.fields.state.load(Ordering::Acquire) != SlotState::Submitted as u32 {
+            return None;
+        }
+        Some(self.module_name())
+    }
+
+    /// The module name in the slot now (the supervisor reads it to tell which worker a
+    /// call it must fail belonged to).
+    pub fn module_name(&self) -> Result<Name, String> {
+        let f = self.fields;
+        read_name(
+            &f.names[..MAX_NAME / 8],
+            f.module_len.load(Ordering::Relaxed),
+        )
+    }
+
     /// Reads and checks the request of a claimed slot: each field is read once.
     pub fn read_request(&self) -> Result<Request, Failure> {
         let f = self.fields;

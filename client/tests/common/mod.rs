@@ -229,6 +229,23 @@ impl Daemon {
         }
     }
 
+    /// The pid of the worker named `name` (`--worker NAME` on its command line).
+    pub fn worker_pid_named(&self, name: &str) -> i32 {
+        let until = Instant::now() + Duration::from_secs(10);
+        let wanted = format!("\0--worker\0{name}\0");
+        loop {
+            let found = children(self.pid()).into_iter().find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&wanted))
+            });
+            if let Some(pid) = found {
+                return pid;
+            }
+            assert!(Instant::now() < until, "no worker process named {name}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
     }

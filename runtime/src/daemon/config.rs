@@ -17,7 +17,12 @@
 //! max_concurrency = 64
 //! default_timeout_ms = 5000
 //!
-//! [limits]                     # per worker process (setrlimit)
+//! [[modules]]                  # a worker process of its own, with its own limits
+//! name = "untrusted"
+//! path = "/opt/modules/libuntrusted.so"
+//! limits = { memory_bytes = 268435456, cpu_seconds = 60 }
+//!
+//! [limits]                     # every worker process's (setrlimit)
 //! memory_bytes = 2147483648
 //! cpu_seconds = 3600
 //! open_files = 1024
@@ -54,7 +59,7 @@ pub struct DaemonConfig {
     /// Whose arguments are read in place.
     #[serde(default)]
     pub trust: Trust,
-    /// Limits of the worker process.
+    /// Limits of every worker process (a module's own `limits` lower them for its worker).
     #[serde(default)]
     pub limits: WorkerLimits,
     /// Most connections at once (default 1024).
@@ -92,6 +97,16 @@ pub struct ModuleEntry {
     /// Its persistent region's size in bytes (default: `[runtime] persistent_size`).
     #[serde(default)]
     pub persistent_size: Option<usize>,
+    /// The worker process it runs in: modules naming the same worker share one, and
+    /// `"main"` is the one serving every module without a worker of its own (see
+    /// [`DaemonConfig::workers`]). Default: a worker of its own when it has `limits`,
+    /// else `"main"`.
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// `setrlimit` limits for its worker process, over `[limits]`. A worker shared by
+    /// several modules gets the lowest of each.
+    #[serde(default)]
+    pub limits: Option<WorkerLimits>,
 }
 
 impl ModuleEntry {
@@ -103,6 +118,8 @@ impl ModuleEntry {
             max_concurrency: None,
             default_timeout_ms: None,
             persistent_size: None,
+            worker: None,
+            limits: None,
         }
     }
 
@@ -116,6 +133,21 @@ impl ModuleEntry {
             private_copy: false,
         }
     }
+}
+
+/// The name of the worker that serves every module without one of its own.
+pub const MAIN_WORKER: &str = "main";
+
+/// One worker process, as [`DaemonConfig::workers`] plans it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WorkerPlan {
+    /// Its name ([`MAIN_WORKER`] for the main one).
+    pub name: String,
+    /// The modules it loads.
+    pub modules: Vec<ModuleEntry>,
+    /// Its `setrlimit` limits.
+    pub limits: WorkerLimits,
 }
 
 /// Whose arguments the worker reads in place in the shared segment.
@@ -148,6 +180,21 @@ pub struct WorkerLimits {
     /// Open descriptors (`RLIMIT_NOFILE`).
     #[serde(default)]
     pub open_files: Option<u64>,
+}
+
+impl WorkerLimits {
+    /// Each limit the lower of `self`'s and `other`'s (a limit beats none).
+    pub fn lowest(&self, other: &WorkerLimits) -> WorkerLimits {
+        let low = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        WorkerLimits {
+            memory_bytes: low(self.memory_bytes, other.memory_bytes),
+            cpu_seconds: low(self.cpu_seconds, other.cpu_seconds),
+            open_files: low(self.open_files, other.open_files),
+        }
+    }
 }
 
 /// The worker runtime's settings (see [`RuntimeConfig`]).
@@ -209,6 +256,67 @@ impl DaemonConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The worker processes these settings ask for, the main worker first.
+    ///
+    /// The main worker serves every module without a worker of its own, the watched
+    /// directory, and every call naming a module no worker serves. A module names its
+    /// worker with `worker`; one with `limits` and no `worker` gets a worker of its own,
+    /// named for the module (its `name`, else its file's stem). A worker's limits are
+    /// `[limits]` lowered by each of its modules' own.
+    pub fn workers(&self) -> Result<Vec<WorkerPlan>, String> {
+        let mut plans = vec![WorkerPlan {
+            name: MAIN_WORKER.to_owned(),
+            modules: Vec::new(),
+            limits: self.limits.clone(),
+        }];
+        for entry in &self.modules {
+            let name = match (&entry.worker, &entry.limits) {
+                (Some(worker), _) => worker.clone(),
+                (None, Some(_)) => entry.name.clone().unwrap_or_else(|| {
+                    entry
+                        .path
+                        .file_stem()
+                        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+                }),
+                (None, None) => MAIN_WORKER.to_owned(),
+            };
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(format!(
+                    "{}: a worker's name is 1 to 64 printable characters, not {name:?}",
+                    entry.path.display()
+                ));
+            }
+            let at = match plans.iter().position(|p| p.name == name) {
+                Some(at) => at,
+                None => {
+                    plans.push(WorkerPlan {
+                        name,
+                        modules: Vec::new(),
+                        limits: self.limits.clone(),
+                    });
+                    plans.len() - 1
+                }
+            };
+            let plan = &mut plans[at];
+            if let Some(own) = &entry.limits {
+                plan.limits = plan.limits.lowest(own);
+            }
+            plan.modules.push(entry.clone());
+        }
+        Ok(plans)
+    }
+
+    /// The settings one worker runs with: its own modules and limits; the watched
+    /// directory is the main worker's.
+    pub fn for_worker(&self, plan: &WorkerPlan) -> DaemonConfig {
+        DaemonConfig {
+            modules: plan.modules.clone(),
+            limits: plan.limits.clone(),
+            watch: self.watch.clone().filter(|_| plan.name == MAIN_WORKER),
+            ..self.clone()
+        }
     }
 
     /// The worker runtime's configuration.
@@ -289,5 +397,65 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("max_concurency"), "{err}");
+    }
+
+    #[test]
+    fn modules_with_limits_or_a_worker_get_a_process_apart_with_the_lowest_limits() {
+        let c: DaemonConfig = toml::from_str(
+            r#"
+            socket = "/tmp/m.sock"
+            watch = "/w"
+            [limits]
+            open_files = 512
+            cpu_seconds = 30
+            [[modules]]
+            path = "/x/libbasic.so"
+            [[modules]]
+            path = "/x/libcrashy.so"
+            limits = { memory_bytes = 1000000, open_files = 900 }
+            [[modules]]
+            name = "a"
+            path = "/x/liba.so"
+            worker = "pair"
+            limits = { open_files = 64 }
+            [[modules]]
+            name = "b"
+            path = "/x/libb.so"
+            worker = "pair"
+            limits = { open_files = 128, cpu_seconds = 5 }
+            "#,
+        )
+        .unwrap();
+        let plans = c.workers().unwrap();
+        let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["main", "libcrashy", "pair"]);
+        assert_eq!(plans[0].modules.len(), 1);
+        assert_eq!(plans[0].limits, c.limits);
+        let crashy = &plans[1].limits;
+        assert_eq!(
+            (crashy.memory_bytes, crashy.open_files, crashy.cpu_seconds),
+            (Some(1_000_000), Some(512), Some(30)),
+            "a module's limits only lower the daemon's"
+        );
+        let pair = &plans[2];
+        assert_eq!(pair.modules.len(), 2);
+        assert_eq!(
+            (pair.limits.open_files, pair.limits.cpu_seconds),
+            (Some(64), Some(5))
+        );
+        assert_eq!(
+            c.for_worker(&plans[0]).watch.as_deref(),
+            Some(Path::new("/w"))
+        );
+        assert_eq!(
+            c.for_worker(&plans[2]).watch,
+            None,
+            "the main worker watches"
+        );
+        assert_eq!(c.for_worker(&plans[2]).modules, pair.modules);
+        let bad: DaemonConfig =
+            toml::from_str("socket = \"/s\"\n[[modules]]\npath = \"/x\"\nworker = \"\"").unwrap();
+        let err = bad.workers().unwrap_err();
+        assert!(err.contains("a worker's name is 1 to 64"), "{err}");
     }
 }

@@ -1,28 +1,36 @@
 //! The daemon: `memlink serve` serves loaded modules to other processes through shared
 //! memory (see `docs/daemon.md`).
 //!
-//! Two processes make a daemon. The **supervisor** ([`serve`]) owns the socket, the
-//! connections and their segments; it never runs module code. The **worker**
-//! ([`run_worker`], the same executable started again) loads the modules and serves
-//! every connection's slots. A module that crashes or hangs costs the worker: the
-//! supervisor fails the calls that were running with the reason, starts a new worker,
-//! and hands it every connection, so clients keep their segments.
+//! Processes make a daemon. The **supervisor** ([`serve`]) owns the socket, the
+//! connections and their segments; it never runs module code. Each **worker**
+//! ([`run_worker`], the same executable started again) loads a group of modules with
+//! limits of its own (one group, `main`, unless the settings ask for more; see
+//! [`DaemonConfig::workers`]) and serves every connection's calls to them. A module that
+//! crashes or hangs costs its worker only: the supervisor fails the calls that worker
+//! was running with the reason, starts a new one, and hands it every connection, so
+//! clients keep their segments and other workers' calls go on.
 //!
 //! | module | holds |
 //! |---|---|
 //! | [`config`] | the daemon's settings (command line or TOML) |
-//! | `supervisor` | the socket, handshakes, connections, the worker's life, the watchdog |
-//! | `worker` | the worker process: modules, and a thread serving each connection |
+//! | `state` | what the supervisor's threads share: connections, each worker's link and figures |
+//! | `supervisor` | the socket, handshakes, connections |
+//! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
+//! | `worker` | a worker process: its modules, and a thread serving each connection |
+//! | `exposition` | the Prometheus text: every worker's, merged, and the daemon's own |
 //! | `http` | the metrics and health endpoint |
 
 pub mod config;
+mod exposition;
 mod http;
+mod state;
 mod supervisor;
 mod worker;
+mod workers;
 
-pub use config::{DaemonConfig, ModuleEntry, Trust, WorkerLimits};
+pub use config::{DaemonConfig, ModuleEntry, Trust, WorkerLimits, WorkerPlan, MAIN_WORKER};
 pub use supervisor::serve;
-pub use worker::run as run_worker;
+pub use worker::{control_fd as worker_control_fd, run as run_worker};
 
 /// The hidden subcommand of the `memlink` executable that starts a worker.
 pub const WORKER_SUBCOMMAND: &str = "__worker";

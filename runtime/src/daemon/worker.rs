@@ -1,5 +1,6 @@
-//! The worker process: loads the modules and serves each connection's slots on a thread
-//! of its own.
+//! A worker process: loads its modules and serves each connection's slots on a thread
+//! of its own. A daemon runs one worker per group of modules; each claims only the calls
+//! to its own (see `Claims`).
 //!
 //! The worker trusts its supervisor (the control socket and the figures table) and no
 //! client: every field of a slot is read once and checked, and arguments are copied into
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use memlink_ipc::control::{self, FromWorker, LogRecord, MethodInfo, ToWorker};
+use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, MethodInfo, ToWorker};
 use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
 use memlink_ipc::slot::{Op, Request, Slot};
 use memlink_ipc::{clock, futex, Failure, Geometry, Segment};
@@ -32,6 +33,23 @@ const SPIN: Duration = Duration::from_micros(50);
 /// asleep (1,000 of them wake 1,000 times a second, not more).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
+/// The control descriptor of a worker's invocation: `args` (without the executable) are
+/// `__worker --control-fd N [--worker NAME]`, as the supervisor starts one. The name only
+/// tells the processes apart in `ps`.
+pub fn control_fd(args: &[String]) -> Option<RawFd> {
+    match args {
+        [sub, flag, fd, rest @ ..]
+            if sub == super::WORKER_SUBCOMMAND
+                && flag == "--control-fd"
+                && matches!(rest, [] | [_, _])
+                && rest.first().is_none_or(|f| f == "--worker") =>
+        {
+            fd.parse().ok()
+        }
+        _ => None,
+    }
+}
+
 /// Runs a worker on the control socket `control_fd` (inherited from the supervisor) until
 /// the supervisor says stop or goes away. Returns the process's exit message on failure.
 pub fn run(control_fd: RawFd) -> Result<(), String> {
@@ -45,7 +63,13 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(control_fd) });
     let (init, figures_fd) =
         control::recv::<ToWorker>(&control).map_err(|e| format!("no init message: {e}"))?;
-    let ToWorker::Init { config, rows } = init else {
+    let ToWorker::Init {
+        config,
+        rows,
+        claims,
+        ..
+    } = init
+    else {
         return Err("the first message was not Init".into());
     };
     let config: DaemonConfig =
@@ -69,7 +93,12 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
             return Err(e);
         }
     };
-    send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
+    let serving = served(&runtime);
+    let claims = Arc::new(match claims {
+        Claims::Own => Claims::Only(serving.clone()),
+        other => other,
+    });
+    send(&out, &FromWorker::Ready(serving)).map_err(|e| e.to_string())?;
     // Only now: the supervisor takes nothing but `Ready` first.
     if let Some(watch) = watch {
         tell_changes(watch, &runtime, &out)?;
@@ -77,6 +106,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     Worker {
         runtime,
         figures,
+        claims,
         out,
         connections: HashMap::new(),
         draining: Arc::default(),
@@ -227,6 +257,7 @@ struct Connection {
 struct Worker {
     runtime: Arc<Runtime>,
     figures: Arc<Figures>,
+    claims: Arc<Claims>,
     out: Arc<Mutex<UnixStream>>,
     connections: HashMap<u64, Connection>,
     draining: Arc<AtomicBool>,
@@ -293,6 +324,7 @@ impl Worker {
         let server = Server {
             runtime: Arc::clone(&self.runtime),
             figures: Arc::clone(&self.figures),
+            claims: Arc::clone(&self.claims),
             row,
             segment: Arc::clone(&segment),
             in_place,
@@ -333,6 +365,8 @@ fn ring(segment: &Segment) {
 struct Server {
     runtime: Arc<Runtime>,
     figures: Arc<Figures>,
+    /// Which calls are this worker's.
+    claims: Arc<Claims>,
     row: u32,
     segment: Arc<Segment>,
     in_place: bool,
@@ -355,7 +389,7 @@ impl Server {
             let mut served = false;
             for i in 0..slots {
                 let slot = segment.slot(i).expect("index below the slot count");
-                if slot.claim() {
+                if self.claim(&slot) {
                     served = true;
                     self.serve(i, slot);
                 }
@@ -375,20 +409,35 @@ impl Server {
                 memlink_ipc::slot::relax(idle);
                 continue;
             }
-            header.worker_waiting.store(1, Ordering::SeqCst);
+            // A count: each worker process has a thread asleep here.
+            header.worker_waiting.fetch_add(1, Ordering::SeqCst);
             if header.doorbell.load(Ordering::SeqCst) == bell {
                 futex::wait(&header.doorbell, bell, Some(IDLE_POLL));
             }
-            header.worker_waiting.store(0, Ordering::SeqCst);
+            header.worker_waiting.fetch_sub(1, Ordering::SeqCst);
             last_work = Instant::now();
         }
     }
 
-    /// Answers every call submitted after the worker began to drain.
+    /// Claims the slot if it holds a call this worker serves.
+    fn claim(&self, slot: &Slot<'_>) -> bool {
+        if *self.claims == Claims::All {
+            return slot.claim();
+        }
+        let ours = match slot.submitted_module() {
+            None => return false,
+            Some(Ok(name)) => self.claims.takes(name.as_str()),
+            // A name no client writes: whoever takes unknown names answers it.
+            Some(Err(_)) => self.claims.takes(""),
+        };
+        ours && slot.claim()
+    }
+
+    /// Answers every call of this worker's submitted after it began to drain.
     fn refuse_all(&self) {
         for i in 0..self.segment.geometry().slots {
             let slot = self.segment.slot(i).expect("index below the slot count");
-            if slot.claim() {
+            if self.claim(&slot) {
                 slot.finish_failure(&Failure::ShuttingDown, 1.0);
             }
         }
@@ -582,5 +631,29 @@ fn failure_of(e: RuntimeError, module: &str, method: &str) -> Failure {
             limit: limit as u64,
         },
         other => Failure::Other(format!("{module}::{method}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::control_fd;
+
+    #[test]
+    fn a_worker_invocation_names_its_descriptor_and_maybe_its_group() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            control_fd(&args(&["__worker", "--control-fd", "7"])),
+            Some(7)
+        );
+        let named = args(&["__worker", "--control-fd", "7", "--worker", "main"]);
+        assert_eq!(control_fd(&named), Some(7));
+        for bad in [
+            &["__worker", "--control-fd"][..],
+            &["__worker", "--control-fd", "x"],
+            &["__worker", "--control-fd", "7", "--other", "a"],
+            &["serve", "--control-fd", "7"],
+        ] {
+            assert_eq!(control_fd(&args(bad)), None, "{bad:?}");
+        }
     }
 }

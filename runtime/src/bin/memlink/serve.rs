@@ -74,11 +74,7 @@ pub fn worker_if_asked() -> Option<ExitCode> {
     if args.first().map(String::as_str) != Some(daemon::WORKER_SUBCOMMAND) {
         return None;
     }
-    let fd = match args.as_slice() {
-        [_, flag, fd] if flag == "--control-fd" => fd.parse().ok(),
-        _ => None,
-    };
-    let Some(fd) = fd else {
+    let Some(fd) = daemon::worker_control_fd(&args) else {
         eprintln!("error: the worker is started by `memlink serve`, with --control-fd N");
         return Some(ExitCode::FAILURE);
     };

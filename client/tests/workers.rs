@@ -1,0 +1,144 @@
+//! Modules in worker processes of their own: each group's `setrlimit` limits are its
+//! own, and a module that crashes its worker costs the calls to that worker only.
+
+mod common;
+
+#[path = "../../runtime/tests/common/promtool.rs"]
+mod promtool;
+
+use std::time::Duration;
+
+use common::{Daemon, Setup};
+use memlink_client::{CallOptions, Client, RuntimeError};
+
+/// The soft and hard limit on a line of `/proc/PID/limits`, e.g. `Max open files`.
+fn limit(pid: i32, what: &str) -> (String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(what))
+        .unwrap_or_else(|| panic!("no `{what}` in\n{text}"));
+    let mut values = line[what.len()..].split_whitespace();
+    (
+        values.next().unwrap().to_owned(),
+        values.next().unwrap().to_owned(),
+    )
+}
+
+/// One library served twice: as `steady` in the main worker, and as `hazards` in a
+/// worker of its own with a lower open-files limit and a CPU limit.
+fn two_workers() -> Daemon {
+    let path = common::module_path("hazards");
+    let toml = format!(
+        "[limits]\nopen_files = 1000\n\
+         [[modules]]\nname = \"steady\"\npath = {path:?}\n\
+         [[modules]]\nname = \"hazards\"\npath = {path:?}\n\
+         limits = {{ open_files = 64, cpu_seconds = 600 }}\n",
+    );
+    Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    })
+}
+
+#[test]
+fn a_module_with_limits_of_its_own_runs_in_a_worker_with_those_limits() {
+    let daemon = two_workers();
+    let main = daemon.worker_pid_named("main");
+    let apart = daemon.worker_pid_named("hazards");
+    assert_ne!(main, apart);
+    assert_eq!(
+        limit(main, "Max open files"),
+        ("1000".into(), "1000".into())
+    );
+    assert_eq!(limit(apart, "Max open files"), ("64".into(), "64".into()));
+    assert_eq!(limit(apart, "Max cpu time"), ("600".into(), "600".into()));
+    assert_eq!(
+        limit(main, "Max cpu time").0,
+        "unlimited",
+        "the CPU limit is the hazards module's alone"
+    );
+    let client = Client::connect(&daemon.socket).unwrap();
+    assert_eq!(client.modules().unwrap(), ["hazards", "steady"]);
+    // Each name is served by its own worker: the two copies count apart.
+    let (steady, hazards) = (
+        client.module("steady").unwrap(),
+        client.module("hazards").unwrap(),
+    );
+    let count = |m| {
+        let out = client.call(m, "count", b"").unwrap();
+        rmp_serde::from_slice::<u64>(&out).unwrap()
+    };
+    assert_eq!((count(steady), count(steady), count(hazards)), (1, 2, 1));
+    let err = client.call(steady, "nothing", b"").unwrap_err();
+    assert!(err.to_string().contains("nothing"), "{err}");
+    let nobody = client.module("nobody");
+    assert!(
+        matches!(nobody, Err(RuntimeError::UnknownModule { .. })),
+        "{nobody:?}"
+    );
+}
+
+#[test]
+fn a_crash_in_one_worker_leaves_the_calls_in_another_running() {
+    let daemon = two_workers();
+    let main = daemon.worker_pid_named("main");
+    let apart = daemon.worker_pid_named("hazards");
+    let socket = daemon.socket.clone();
+    // A call in the main worker, running while the other worker aborts.
+    let long = std::thread::spawn(move || {
+        let client = Client::connect(&socket).unwrap();
+        let steady = client.module("steady").unwrap();
+        let hold = client.typed::<(u64,), u64>(steady, "hold").unwrap();
+        let options = CallOptions::default().timeout(Duration::from_secs(10));
+        hold.call_with(&(1_500,), &options)
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    // The hold has begun once the module logged it.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !daemon.log_text().contains("holding") {
+        assert!(std::time::Instant::now() < until, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let err = client.call(hazards, "abort_in_drop", b"").unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::WorkerDied { reason } if reason.contains("SIGABRT")),
+        "{err}"
+    );
+    assert_eq!(
+        long.join().unwrap().unwrap(),
+        1_500,
+        "the main worker's call ran to its end"
+    );
+    let options = CallOptions::default().timeout(Duration::from_secs(1));
+    client.call_with(hazards, "count", b"", &options).unwrap();
+    assert_eq!(
+        daemon.worker_pid_named("main"),
+        main,
+        "the main worker lives on"
+    );
+    assert_ne!(
+        daemon.worker_pid_named("hazards"),
+        apart,
+        "a new worker serves"
+    );
+    let (status, body) = daemon.http_get("/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "memlink_daemon_worker_restarts_total{worker=\"main\"} 0\n",
+        "memlink_daemon_worker_restarts_total{worker=\"hazards\"} 1\n",
+        "memlink_daemon_worker_up{worker=\"hazards\"} 1\n",
+    ] {
+        assert!(body.contains(line), "no {line:?} in\n{body}");
+    }
+    // Both workers' runtime figures, merged into one exposition promtool accepts.
+    for module in ["steady", "hazards"] {
+        assert!(
+            body.contains(&format!("module=\"{module}\"")),
+            "no {module} figures in\n{body}"
+        );
+    }
+    promtool::promtool_accepts(&body);
+}

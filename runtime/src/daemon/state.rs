@@ -1,0 +1,124 @@
+//! What the supervisor's threads share: the settings, the connections and their
+//! segments, and each worker process's link, figures and modules.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+
+use memlink_ipc::control::{self, base_name, Claims, ToWorker};
+use memlink_ipc::figures::Figures;
+use memlink_ipc::Segment;
+use rustix::process::Pid;
+
+use super::config::{DaemonConfig, WorkerPlan};
+
+/// One client's connection.
+pub(super) struct Conn {
+    pub(super) segment: Arc<Segment>,
+    pub(super) fd: OwnedFd,
+    pub(super) in_place: bool,
+    pub(super) row: u32,
+    pub(super) pid: i32,
+    pub(super) uid: u32,
+}
+
+/// A running worker process, as the supervisor reaches it.
+pub(super) struct WorkerLink {
+    pub(super) pid: Pid,
+    pub(super) control: UnixStream,
+}
+
+/// One worker process of the daemon, across its restarts.
+pub(super) struct Worker {
+    pub(super) plan: WorkerPlan,
+    /// Which calls it claims (set before it first starts).
+    pub(super) claims: Mutex<Claims>,
+    /// The running calls and per-connection figures of the calls it serves: shared with
+    /// the worker alone, so the supervisor knows which worker runs which call.
+    pub(super) figures: Figures,
+    pub(super) figures_fd: OwnedFd,
+    /// The running process, if any.
+    pub(super) link: Mutex<Option<WorkerLink>>,
+    /// The modules it serves, as it last said.
+    pub(super) serves: Mutex<Vec<String>>,
+    /// Why the supervisor ended it, when it did.
+    pub(super) kill_reason: Mutex<Option<String>>,
+    pub(super) restarts: AtomicU64,
+    /// Who waits for its metrics.
+    pub(super) metrics: Mutex<Option<mpsc::Sender<String>>>,
+}
+
+impl Worker {
+    pub(super) fn new(plan: WorkerPlan, rows: u32) -> Result<Worker, String> {
+        let (figures, figures_fd) =
+            Figures::create(rows).map_err(|e| format!("figures table: {e}"))?;
+        Ok(Worker {
+            plan,
+            claims: Mutex::new(Claims::All),
+            figures,
+            figures_fd,
+            link: Mutex::default(),
+            serves: Mutex::default(),
+            kill_reason: Mutex::default(),
+            restarts: AtomicU64::new(0),
+            metrics: Mutex::default(),
+        })
+    }
+
+    /// Sends the running process `message`, if there is one.
+    pub(super) fn send(&self, message: &ToWorker) {
+        if let Some(w) = &*lock(&self.link) {
+            let _ = control::send(&w.control, message, None);
+        }
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        lock(&self.link).is_some()
+    }
+}
+
+/// What the supervisor's threads share.
+pub(super) struct Shared {
+    pub(super) config: DaemonConfig,
+    pub(super) worker_exe: PathBuf,
+    /// The main worker first.
+    pub(super) workers: Vec<Worker>,
+    pub(super) conns: Mutex<HashMap<u64, Conn>>,
+    pub(super) free_rows: Mutex<Vec<u32>>,
+    pub(super) next_id: AtomicU64,
+    pub(super) shutting_down: AtomicBool,
+}
+
+impl Shared {
+    /// The worker serving calls to `module`: the one that says it serves the name, else
+    /// the main worker (which answers `UnknownModule` for a name nobody serves). The
+    /// workers claim calls by the same rule.
+    pub(super) fn route(&self, module: &str) -> usize {
+        let name = base_name(module);
+        self.workers
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, w)| lock(&w.serves).iter().any(|n| n == name))
+            .map_or(0, |(i, _)| i)
+    }
+
+    /// Every module served, sorted.
+    pub(super) fn served(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .workers
+            .iter()
+            .flat_map(|w| lock(&w.serves).clone())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

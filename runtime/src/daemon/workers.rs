@@ -1,0 +1,319 @@
+//! The worker processes' lives: starting each (and again when it dies), the handshake,
+//! handing it the connections, reading what it says, failing the calls it was running
+//! when it died, and the watchdog that ends one whose call overran its deadline.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
+use memlink_ipc::figures::NO_DEADLINE;
+use memlink_ipc::slot::SlotState;
+use memlink_ipc::{clock, Failure};
+use rustix::process::{kill_process, Pid, Signal};
+
+use super::state::{lock, Conn, Shared, WorkerLink};
+use super::WORKER_SUBCOMMAND;
+
+/// How long a worker has to load its modules.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the watchdog looks at the running calls.
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+/// Starts worker `index`, and a new one each time it dies, until shutdown. The first
+/// start's outcome goes to `started`.
+pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Result<(), String>>) {
+    let worker = &shared.workers[index];
+    let mut first = Some(started);
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let child = match start(shared, index) {
+            Ok(child) => {
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Ok(()));
+                }
+                backoff = Duration::from_millis(20);
+                child
+            }
+            Err(e) => {
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                tracing::error!(worker = %worker.plan.name, "cannot start a worker: {e}");
+                if shared.shutting_down.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let status = wait(child);
+        let reason = lock(&worker.kill_reason)
+            .take()
+            .unwrap_or_else(|| describe(status));
+        *lock(&worker.link) = None;
+        let failed = fail_running(shared, index, &reason);
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        worker.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            worker = %worker.plan.name,
+            calls_failed = failed,
+            "the worker died ({reason}); starting a new one"
+        );
+    }
+}
+
+fn wait(mut child: Child) -> io::Result<ExitStatus> {
+    child.wait()
+}
+
+fn describe(status: io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("it exited with status {code}"),
+            (None, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
+            _ => format!("it ended: {s}"),
+        },
+        Err(e) => format!("it could not be waited for: {e}"),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        _ => "a signal",
+    }
+}
+
+fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
+    let worker = &shared.workers[index];
+    let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+    // The worker inherits its end; ours stays close-on-exec.
+    rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty()).map_err(|e| e.to_string())?;
+    let child = Command::new(&shared.worker_exe)
+        .arg(WORKER_SUBCOMMAND)
+        .arg("--control-fd")
+        .arg(theirs.as_raw_fd().to_string())
+        // Not read by the worker (the supervisor tells it everything): it names the
+        // process in `ps`.
+        .arg("--worker")
+        .arg(&worker.plan.name)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", shared.worker_exe.display()))?;
+    drop(theirs);
+    let pid = Pid::from_child(&child);
+    let modules = match handshake(shared, index, &ours) {
+        Ok(modules) => modules,
+        Err(e) => {
+            let _ = kill_process(pid, Signal::KILL);
+            let _ = wait(child);
+            return Err(e);
+        }
+    };
+    {
+        let mut serves = lock(&worker.serves);
+        if index != 0 && !serves.is_empty() && *serves != modules {
+            tracing::warn!(
+                worker = %worker.plan.name,
+                before = ?*serves,
+                now = ?modules,
+                "a restarted worker serves other modules than before; the main worker \
+                 still leaves the first ones to it"
+            );
+        }
+        *serves = modules;
+    }
+    let reader = ours.try_clone().map_err(|e| e.to_string())?;
+    // Connections that came while there was no worker are handed over with the rest;
+    // the lock keeps a new one from slipping between the two.
+    let conns = lock(&shared.conns);
+    for (&id, conn) in conns.iter() {
+        attach(&ours, id, conn);
+    }
+    *lock(&worker.link) = Some(WorkerLink { pid, control: ours });
+    drop(conns);
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || read(&reader, &shared, index));
+    Ok(child)
+}
+
+/// Sends the worker its settings and waits until it loaded its modules.
+fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<String>, String> {
+    let w = &shared.workers[index];
+    let config = shared.config.for_worker(&w.plan);
+    let config = rmp_serde::to_vec(&config).map_err(|e| e.to_string())?;
+    let init = ToWorker::Init {
+        config,
+        rows: w.figures.rows(),
+        name: w.plan.name.clone(),
+        claims: lock(&w.claims).clone(),
+    };
+    control::send(worker, &init, Some(w.figures_fd.as_fd()))
+        .map_err(|e| format!("cannot reach the worker: {e}"))?;
+    worker
+        .set_read_timeout(Some(LOAD_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let answer = control::recv::<FromWorker>(worker);
+    worker.set_read_timeout(None).map_err(|e| e.to_string())?;
+    match answer {
+        Ok((FromWorker::Ready(modules), _)) => Ok(modules),
+        Ok((FromWorker::LoadFailed(why), _)) => Err(why),
+        Ok((other, _)) => Err(format!("the worker said {other:?} before it was ready")),
+        Err(e) => Err(format!("the worker did not get ready: {e}")),
+    }
+}
+
+/// Hands a connection to a worker.
+pub(super) fn attach(worker: &UnixStream, id: u64, conn: &Conn) {
+    let message = ToWorker::Attach {
+        connection: id,
+        geometry: conn.segment.geometry(),
+        in_place: conn.in_place,
+        row: conn.row,
+    };
+    if let Err(e) = control::send(worker, &message, Some(conn.fd.as_fd())) {
+        // The worker is dying; the next one is handed every connection.
+        tracing::warn!(
+            connection = id,
+            "cannot hand the connection to the worker: {e}"
+        );
+    }
+}
+
+/// Reads what worker `index` says after it is ready: module logs, metrics, changes.
+fn read(stream: &UnixStream, shared: &Shared, index: usize) {
+    let worker = &shared.workers[index];
+    while let Ok((message, _)) = control::recv::<FromWorker>(stream) {
+        match message {
+            FromWorker::Log(record) => log(&record),
+            FromWorker::Metrics(text) => {
+                if let Some(tx) = lock(&worker.metrics).take() {
+                    let _ = tx.send(text);
+                }
+            }
+            FromWorker::Modules(names) => {
+                tracing::info!(worker = %worker.plan.name, modules = ?names, "the served modules changed");
+                *lock(&worker.serves) = names;
+            }
+            FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
+        }
+    }
+}
+
+/// Emits a module's log record through this process's `tracing` subscriber.
+fn log(r: &LogRecord) {
+    let fields = r
+        .fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    macro_rules! emit {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                module = %r.module,
+                method = %r.method,
+                trace_id = r.trace_id,
+                fields = %fields,
+                "{}",
+                r.message
+            )
+        };
+    }
+    match r.level.as_str() {
+        "ERROR" => emit!(tracing::Level::ERROR),
+        "WARN" => emit!(tracing::Level::WARN),
+        "INFO" => emit!(tracing::Level::INFO),
+        "DEBUG" => emit!(tracing::Level::DEBUG),
+        _ => emit!(tracing::Level::TRACE),
+    }
+}
+
+/// Completes every call dead worker `index` was running with `reason`. Calls submitted
+/// but not yet claimed stay for the next worker; calls running in other workers go on.
+///
+/// A running call is the dead worker's when its table says so, or when the slot names
+/// one of its modules (the worker clears its table entry just before it writes the
+/// reply, so a death between the two leaves only the name to tell).
+fn fail_running(shared: &Shared, index: usize, reason: &str) -> usize {
+    let worker = &shared.workers[index];
+    let failure = Failure::WorkerDied(reason.to_owned());
+    let mut failed = 0;
+    for conn in lock(&shared.conns).values() {
+        let row = worker.figures.row(conn.row);
+        let mut here = 0;
+        for i in 0..conn.segment.geometry().slots {
+            let slot = conn.segment.slot(i).expect("index below the slot count");
+            let listed = row.is_some_and(|r| r.running[i as usize].swap(0, Ordering::Relaxed) != 0);
+            if slot.state() != Some(SlotState::Running) {
+                continue;
+            }
+            let named = slot
+                .module_name()
+                .map_or(index == 0, |n| shared.route(n.as_str()) == index);
+            if listed || named {
+                slot.finish_failure(&failure, 1.0);
+                here += 1;
+            }
+        }
+        if let Some(row) = row {
+            row.errors.fetch_add(here, Ordering::Relaxed);
+        }
+        failed += here as usize;
+    }
+    failed
+}
+
+/// Ends a worker when a call it runs is past its deadline by more than the grace: a
+/// module that does not return cannot be stopped any other way.
+pub(super) fn watchdog(shared: &Shared) {
+    let grace = shared.config.watchdog_grace_ms.saturating_mul(1_000_000);
+    loop {
+        std::thread::sleep(WATCH_EVERY);
+        for worker in &shared.workers {
+            let Some(pid) = lock(&worker.link).as_ref().map(|w| w.pid) else {
+                continue;
+            };
+            let now = clock::now_ns();
+            let mut late = None;
+            for (&id, conn) in lock(&shared.conns).iter() {
+                let Some(row) = worker.figures.row(conn.row) else {
+                    continue;
+                };
+                for (slot, running) in row.running.iter().enumerate() {
+                    let deadline = running.load(Ordering::Relaxed);
+                    if deadline != 0
+                        && deadline != NO_DEADLINE
+                        && now > deadline.saturating_add(grace)
+                    {
+                        late = Some((id, slot, (now - deadline) / 1_000_000));
+                    }
+                }
+            }
+            if let Some((id, slot, ms)) = late {
+                *lock(&worker.kill_reason) = Some(format!(
+                    "timeout: a call (connection {id}, slot {slot}) ran {ms} ms past its deadline and the watchdog ended the worker"
+                ));
+                let _ = kill_process(pid, Signal::KILL);
+            }
+        }
+    }
+}
