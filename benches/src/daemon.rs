@@ -188,6 +188,8 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
         "8 noop calls submitted with one wakeup and collected, per call",
     );
 
+    growth(report, &socket, datasets_args(64 << 10))?;
+
     // Large arguments, trusted (read in place) and not (copied first).
     let big = ClientConfig::default()
         .slots(1)
@@ -263,6 +265,46 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
     drop(client);
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `bytes_peek`'s arguments: `len` raw bytes.
+fn datasets_args(len: usize) -> Vec<u8> {
+    vec![3u8; len]
+}
+
+/// What growing a connection's segment costs a call: a fresh client with 4 KiB slots
+/// calls `bytes_peek` with `args` that do not fit, which connects again with slots that
+/// do; beside it, the same call on a client already grown. Connecting the fresh client
+/// is not timed.
+fn growth(report: &mut Report, socket: &Path, args: Vec<u8>) -> Result<(), String> {
+    let err = |e: memlink_client::RuntimeError| e.to_string();
+    let small = ClientConfig::default().slot_size(4 << 10);
+    let (mut growing, mut grown) = (Vec::new(), Vec::new());
+    for _ in 0..31 {
+        let client = Client::with_config(socket, small.clone()).map_err(err)?;
+        let datasets = client.module("datasets").map_err(err)?;
+        let t = Instant::now();
+        client.call(datasets, "bytes_peek", &args).map_err(err)?;
+        growing.push(t.elapsed().as_nanos() as f64);
+        let t = Instant::now();
+        client.call(datasets, "bytes_peek", &args).map_err(err)?;
+        grown.push(t.elapsed().as_nanos() as f64);
+    }
+    let (growing, grown) = (Sample::of(growing, 1), Sample::of(grown, 1));
+    let added = growing.median_ns - grown.median_ns;
+    let kib = args.len() >> 10;
+    report.ns(
+        &format!("daemon_grow_{kib}kib_ns"),
+        growing,
+        &format!("bytes_peek of {kib} KiB from a client whose 4 KiB slots it outgrows: the call connects again with larger slots (31 fresh clients, each call timed alone)"),
+    );
+    report.ns(
+        &format!("daemon_grown_{kib}kib_ns"),
+        grown,
+        "the same call again on each of those clients, grown",
+    );
+    report.value("daemon_grow_added_ns", added);
     Ok(())
 }
 
