@@ -142,3 +142,30 @@ fn a_crash_in_one_worker_leaves_the_calls_in_another_running() {
     }
     promtool::promtool_accepts(&body);
 }
+
+#[test]
+fn one_module_name_in_two_workers_is_refused_at_start() {
+    let dir = common::scratch_dir();
+    let path = common::module_path("hazards");
+    let file = dir.join("memlink.toml");
+    let toml = format!(
+        "socket = {:?}\n\
+         [[modules]]\nname = \"hazards\"\npath = {path:?}\nworker = \"a\"\n\
+         [[modules]]\nname = \"hazards\"\npath = {path:?}\nworker = \"b\"\n",
+        dir.join("memlink.sock").to_str().unwrap()
+    );
+    std::fs::write(&file, toml).unwrap();
+    let out = std::process::Command::new(common::memlink())
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("module `hazards` is served by worker `a` already"),
+        "{stderr}"
+    );
+    assert!(!dir.join("memlink.sock").exists(), "the socket is removed");
+}

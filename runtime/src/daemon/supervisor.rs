@@ -116,15 +116,26 @@ fn start_workers(shared: &Arc<Shared>) -> Result<Vec<std::thread::JoinHandle<()>
         let first = started
             .recv()
             .unwrap_or_else(|_| Err("the worker keeper stopped".into()));
-        if let Err(e) = first {
-            let _ = keeper.join();
+        keepers.push(keeper);
+        let failed = first.err().or_else(|| {
+            // A name two workers serve would reach only one of them.
+            let serves = lock(&worker.serves);
+            let twice = serves.iter().find(|n| elsewhere.contains(*n))?;
+            let other = shared.workers[1..]
+                .iter()
+                .find(|w| w.plan.name != worker.plan.name && lock(&w.serves).contains(twice))
+                .map_or("another", |w| w.plan.name.as_str());
+            Some(format!(
+                "module `{twice}` is served by worker `{other}` already; give it one worker"
+            ))
+        });
+        if let Some(e) = failed {
             stop_workers(shared);
             for keeper in keepers {
                 let _ = keeper.join();
             }
             return Err(format!("worker {}: {e}", worker.plan.name));
         }
-        keepers.push(keeper);
         elsewhere.extend(lock(&worker.serves).iter().cloned());
     }
     Ok(keepers)
