@@ -169,3 +169,46 @@ fn one_module_name_in_two_workers_is_refused_at_start() {
     );
     assert!(!dir.join("memlink.sock").exists(), "the socket is removed");
 }
+
+/// Runs `await_count` on one thread and `count` on another, over one client (one
+/// connection); says whether `count` ran while `await_count` was waiting for it (if the
+/// connection runs one call at a time, `await_count` gives up after its 1.5 s first).
+fn count_overtakes_a_waiting_call(daemon: &Daemon) -> bool {
+    let client = std::sync::Arc::new(Client::connect(&daemon.socket).unwrap());
+    let hazards = client.module("hazards").unwrap();
+    let seen = rmp_serde::from_slice::<u64>(&client.call(hazards, "count", b"").unwrap()).unwrap();
+    let waiter = {
+        let client = std::sync::Arc::clone(&client);
+        std::thread::spawn(move || {
+            let wait = client
+                .typed::<(u64, u64), bool>(hazards, "await_count")
+                .unwrap();
+            wait.call(&(seen, 1_500)).unwrap()
+        })
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !daemon.log_text().contains("waiting for a count") {
+        assert!(std::time::Instant::now() < until, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    client.call(hazards, "count", b"").unwrap();
+    waiter.join().unwrap()
+}
+
+#[test]
+fn a_long_call_does_not_hold_up_the_next_call_on_its_connection() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    assert!(
+        count_overtakes_a_waiting_call(&daemon),
+        "the second call waited for the first"
+    );
+    let toml = "threads_per_connection = 1\n".to_owned();
+    let one_at_a_time = Daemon::start(Setup {
+        toml,
+        ..Setup::modules(&["hazards"])
+    });
+    assert!(
+        !count_overtakes_a_waiting_call(&one_at_a_time),
+        "threads_per_connection = 1 runs a connection's calls in order"
+    );
+}

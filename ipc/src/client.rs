@@ -6,7 +6,7 @@ use std::io;
 use std::ops::Deref;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,9 @@ pub struct Connection {
     waiting: Waiting,
     slots: Mutex<SlotBook>,
     freed: Condvar,
+    /// Slots leased now (busy or about to be), kept with the book: more than one means
+    /// a call is submitted while another is in flight.
+    leased: AtomicU32,
 }
 
 /// Which slots this process may lease now.
@@ -129,6 +132,7 @@ impl Connection {
                 abandoned: Vec::new(),
             }),
             freed: Condvar::new(),
+            leased: AtomicU32::new(0),
         }))
     }
 
@@ -151,6 +155,7 @@ impl Connection {
                 self.recover_abandoned(&mut book);
             }
             if let Some(index) = book.free.pop() {
+                self.count_leased(&book);
                 segment
                     .slot(index)
                     .expect("index below the slot count")
@@ -179,6 +184,11 @@ impl Connection {
         }
     }
 
+    fn count_leased(&self, book: &SlotBook) {
+        let leased = self.welcome.geometry.slots - book.free.len() as u32;
+        self.leased.store(leased, Ordering::Relaxed);
+    }
+
     fn recover_abandoned(&self, book: &mut SlotBook) {
         let segment = &self.segment;
         let mut i = 0;
@@ -200,6 +210,20 @@ impl Connection {
         header.doorbell.fetch_add(1, Ordering::SeqCst);
         if header.worker_waiting.load(Ordering::SeqCst) != 0 {
             futex::wake_all(&header.doorbell);
+        }
+    }
+
+    /// Wakes the daemon's helper threads of this connection, for a call still not taken
+    /// after the client's spin while another call of this process is in flight: the
+    /// connection's thread is busy with that one, and a helper takes this one. Calls
+    /// served within the spin (a batch of short calls) never pay for it.
+    fn call_helpers(&self) {
+        let header = self.segment.header();
+        header.overflow.fetch_add(1, Ordering::SeqCst);
+        if header.helpers_waiting.load(Ordering::SeqCst) != 0 {
+            // Each worker process of the daemon has its helpers here, and only one
+            // serves the module called: wake them all.
+            futex::wake_all(&header.overflow);
         }
     }
 
@@ -344,9 +368,18 @@ impl Lease {
     fn wait_ref(&self, deadline: Option<Instant>) -> Result<std::ops::Range<usize>, CallError> {
         let conn = &self.conn;
         let slot = self.slot();
-        match slot.wait_done(deadline, conn.waiting.spin, conn.waiting.poll, || {
-            conn.alive()
-        }) {
+        let queued = |state| {
+            if state == Some(SlotState::Submitted) && conn.leased.load(Ordering::Relaxed) > 1 {
+                conn.call_helpers();
+            }
+        };
+        match slot.wait_done_then(
+            deadline,
+            conn.waiting.spin,
+            conn.waiting.poll,
+            || conn.alive(),
+            queued,
+        ) {
             Waited::Done => {}
             Waited::TimedOut => return Err(CallError::TimedOut),
             Waited::Gone if slot.state() == Some(SlotState::Submitted) => {
@@ -411,6 +444,7 @@ impl Drop for Lease {
                 book.free.push(self.index);
             }
         }
+        self.conn.count_leased(&book);
         drop(book);
         self.conn.freed.notify_one();
     }

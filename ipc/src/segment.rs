@@ -130,6 +130,12 @@ pub struct Header {
     pub closed: AtomicU32,
     /// The daemon's backpressure for this connection, an `f32` in [0, 1] as bits.
     pub backpressure: AtomicU32,
+    /// Bumped by a client whose call is still not taken after its spin while another of
+    /// its calls is in flight on this connection: the futex word the daemon's helper
+    /// threads sleep on, so a call is not held up behind a long one.
+    pub overflow: AtomicU32,
+    /// How many helper threads are (about to be) asleep on `overflow`.
+    pub helpers_waiting: AtomicU32,
 }
 
 /// One connection's shared memory, mapped into this process.

@@ -321,7 +321,21 @@ impl<'a> Slot<'a> {
         deadline: Option<Instant>,
         spin: Duration,
         poll: Duration,
+        alive: impl FnMut() -> bool,
+    ) -> Waited {
+        self.wait_done_then(deadline, spin, poll, alive, |_| {})
+    }
+
+    /// [`wait_done`](Slot::wait_done), calling `sleeping` once, with the slot's state,
+    /// when the spin ends without the reply: before the first sleep. A client learns
+    /// there that its call is still `Submitted`, queued behind others.
+    pub fn wait_done_then(
+        &self,
+        deadline: Option<Instant>,
+        spin: Duration,
+        poll: Duration,
         mut alive: impl FnMut() -> bool,
+        sleeping: impl FnOnce(Option<SlotState>),
     ) -> Waited {
         let f = self.fields;
         let done = SlotState::Done as u32;
@@ -337,6 +351,7 @@ impl<'a> Slot<'a> {
             }
             relax(spun);
         }
+        sleeping(self.state());
         loop {
             f.client_waiting.store(1, Ordering::SeqCst);
             let state = f.state.load(Ordering::SeqCst);

@@ -68,6 +68,11 @@ pub struct DaemonConfig {
     /// Most shared memory one connection may ask for, in bytes (default 256 MiB).
     #[serde(default = "default_shm")]
     pub max_shm_per_client: u64,
+    /// Most calls of one connection a worker runs at once (default 2): the thread serving
+    /// the connection, and helpers that take the calls a client submits while another of
+    /// its calls is in flight. 1 runs a connection's calls one after another.
+    #[serde(default = "default_threads")]
+    pub threads_per_connection: u32,
     /// How long past its deadline a call may run before the watchdog ends the worker
     /// (default 200 ms).
     #[serde(default = "default_grace")]
@@ -232,6 +237,9 @@ fn default_shm() -> u64 {
 fn default_grace() -> u64 {
     200
 }
+fn default_threads() -> u32 {
+    2
+}
 
 impl DaemonConfig {
     /// A daemon on `socket` serving nothing yet, with every default.
@@ -246,6 +254,7 @@ impl DaemonConfig {
             limits: WorkerLimits::default(),
             max_connections: default_connections(),
             max_shm_per_client: default_shm(),
+            threads_per_connection: default_threads(),
             watchdog_grace_ms: default_grace(),
             runtime: RuntimeSettings::default(),
         }

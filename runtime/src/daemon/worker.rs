@@ -110,6 +110,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         out,
         connections: HashMap::new(),
         draining: Arc::default(),
+        helpers: config.threads_per_connection.max(1) as usize - 1,
     }
     .listen(&control);
     Ok(())
@@ -261,6 +262,8 @@ struct Worker {
     out: Arc<Mutex<UnixStream>>,
     connections: HashMap<u64, Connection>,
     draining: Arc<AtomicBool>,
+    /// Helper threads per connection, besides the one serving it.
+    helpers: usize,
 }
 
 impl Worker {
@@ -332,6 +335,8 @@ impl Worker {
             draining: Arc::clone(&self.draining),
             modules: HashMap::new(),
             scratch: Vec::new(),
+            helpers: self.helpers,
+            helper_threads: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("memlink-conn-{connection}"))
@@ -376,10 +381,96 @@ struct Server {
     modules: HashMap<String, (ModuleHandle, Option<Duration>)>,
     /// Private memory arguments are copied into (16-aligned, for archives).
     scratch: Vec<u128>,
+    /// Helper threads to start with the connection's first call (see [`Server::help`]).
+    helpers: usize,
+    helper_threads: Vec<JoinHandle<()>>,
 }
 
 impl Server {
+    /// Serves the connection until it is stopped or the worker drains, then ends its
+    /// helpers.
     fn run(mut self) {
+        self.serve_connection();
+        let header = self.segment.header();
+        header.overflow.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&header.overflow);
+        for helper in self.helper_threads.drain(..) {
+            let _ = helper.join();
+        }
+    }
+
+    /// A server of the same connection with caches of its own, for a helper.
+    fn sibling(&self) -> Server {
+        Server {
+            runtime: Arc::clone(&self.runtime),
+            figures: Arc::clone(&self.figures),
+            claims: Arc::clone(&self.claims),
+            row: self.row,
+            segment: Arc::clone(&self.segment),
+            in_place: self.in_place,
+            stop: Arc::clone(&self.stop),
+            draining: Arc::clone(&self.draining),
+            modules: HashMap::new(),
+            scratch: Vec::new(),
+            helpers: 0,
+            helper_threads: Vec::new(),
+        }
+    }
+
+    /// Starts the helpers, once: on the connection's first call, so a connection that
+    /// never calls costs one thread.
+    fn start_helpers(&mut self) {
+        if self.helper_threads.len() >= self.helpers {
+            return;
+        }
+        for _ in self.helper_threads.len()..self.helpers {
+            let helper = self.sibling();
+            match std::thread::Builder::new()
+                .name("memlink-conn-helper".to_owned())
+                .spawn(move || helper.help())
+            {
+                Ok(thread) => self.helper_threads.push(thread),
+                Err(e) => {
+                    tracing::warn!("cannot start a connection helper: {e}");
+                    self.helpers = self.helper_threads.len();
+                }
+            }
+        }
+    }
+
+    /// A helper: asleep on the connection's `overflow` word, which a client bumps when a
+    /// call of its is still not taken after its spin while another of its calls is in
+    /// flight; it serves what the connection's thread, busy with a call, cannot take. It
+    /// never spins, so a client calling one call at a time, or a batch of short calls,
+    /// never wakes it.
+    fn help(mut self) {
+        let segment = Arc::clone(&self.segment);
+        let header = segment.header();
+        loop {
+            let seen = header.overflow.load(Ordering::SeqCst);
+            let mut served = true;
+            while served {
+                served = false;
+                for i in 0..segment.geometry().slots {
+                    let slot = segment.slot(i).expect("index below the slot count");
+                    if self.claim(&slot) {
+                        served = true;
+                        self.serve(i, slot);
+                    }
+                }
+            }
+            if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
+                return;
+            }
+            header.helpers_waiting.fetch_add(1, Ordering::SeqCst);
+            if header.overflow.load(Ordering::SeqCst) == seen {
+                futex::wait(&header.overflow, seen, Some(IDLE_POLL));
+            }
+            header.helpers_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn serve_connection(&mut self) {
         let segment = Arc::clone(&self.segment);
         let header = segment.header();
         let slots = segment.geometry().slots;
@@ -391,6 +482,7 @@ impl Server {
                 let slot = segment.slot(i).expect("index below the slot count");
                 if self.claim(&slot) {
                     served = true;
+                    self.start_helpers();
                     self.serve(i, slot);
                 }
             }
