@@ -88,6 +88,8 @@ pub enum ToWorker {
         rows: u32,
         /// The worker's name (its group of modules).
         name: String,
+        /// The worker's number, 0 to 31: its bit in the segment header's sleeper words.
+        index: u32,
         /// Which calls this worker claims.
         claims: Claims,
     },

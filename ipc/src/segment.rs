@@ -123,8 +123,10 @@ impl Geometry {
 pub struct Header {
     /// Bumped by the client after it submits calls; the worker sleeps on it.
     pub doorbell: AtomicU32,
-    /// How many of the daemon's serving threads are (about to be) asleep on the doorbell
-    /// (one per worker process), so a client only makes the wake syscall when one sleeps.
+    /// One bit per worker process of the daemon, set while its thread for this connection
+    /// is (about to be) asleep on the doorbell, so a client only makes the wake syscall
+    /// when one sleeps. A bit, not a count: a worker killed asleep leaves its bit set,
+    /// and its replacement (the same bit) clears it when it first wakes.
     pub worker_waiting: AtomicU32,
     /// Set by the daemon when it stops serving this connection.
     pub closed: AtomicU32,
@@ -134,7 +136,8 @@ pub struct Header {
     /// its calls is in flight on this connection: the futex word the daemon's helper
     /// threads sleep on, so a call is not held up behind a long one.
     pub overflow: AtomicU32,
-    /// How many helper threads are (about to be) asleep on `overflow`.
+    /// One bit per worker process, set while a helper thread of its is (about to be)
+    /// asleep on `overflow` (as for `worker_waiting`).
     pub helpers_waiting: AtomicU32,
 }
 

@@ -439,6 +439,18 @@ impl<'a> Slot<'a> {
             .is_ok()
     }
 
+    /// Gives a claimed slot back, submitted, for another worker to claim: the claimer
+    /// found, reading the name again after its claim, that the call is not its own (the
+    /// client reused the slot between the look and the claim).
+    pub fn unclaim(&self) {
+        let _ = self.fields.state.compare_exchange(
+            SlotState::Running as u32,
+            SlotState::Submitted as u32,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+
     /// The module name of a request not claimed yet, read so a worker can tell whether
     /// the call is its own before it claims it (a daemon may run one worker per group of
     /// modules). `None` unless the slot is submitted; `Err` for a name no client writes.
@@ -616,8 +628,17 @@ mod tests {
             trace_id: 1,
             span_id: 2,
         });
+        assert_eq!(
+            slot.submitted_module().unwrap().unwrap().as_str(),
+            "basic",
+            "the name is read before the claim"
+        );
         assert!(slot.claim());
         assert!(!slot.claim(), "claimed once");
+        assert!(slot.submitted_module().is_none(), "running, not submitted");
+        slot.unclaim();
+        assert_eq!(slot.state(), Some(SlotState::Submitted), "given back");
+        assert!(slot.claim(), "and claimed again");
         let r = slot.read_request().unwrap();
         assert_eq!((r.module.as_str(), r.method.as_str()), ("basic", "echo"));
         assert_eq!(

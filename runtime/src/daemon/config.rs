@@ -143,6 +143,9 @@ impl ModuleEntry {
 /// The name of the worker that serves every module without one of its own.
 pub const MAIN_WORKER: &str = "main";
 
+/// Most worker processes a daemon runs: each has a bit in a segment's sleeper words.
+pub const MAX_WORKERS: usize = 32;
+
 /// One worker process, as [`DaemonConfig::workers`] plans it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -291,9 +294,17 @@ impl DaemonConfig {
                 }),
                 (None, None) => MAIN_WORKER.to_owned(),
             };
-            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            let valid = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+            if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
                 return Err(format!(
-                    "{}: a worker's name is 1 to 64 printable characters, not {name:?}",
+                    "{}: a worker's name is 1 to 64 letters, digits, `_`, `.` or `-`, not {name:?}",
+                    entry.path.display()
+                ));
+            }
+            if name == MAIN_WORKER && entry.worker.is_none() && entry.limits.is_some() {
+                return Err(format!(
+                    "{}: a module named `{MAIN_WORKER}` with limits of its own needs `worker = \"NAME\"`: \
+                     `{MAIN_WORKER}` is the worker every other module shares",
                     entry.path.display()
                 ));
             }
@@ -313,6 +324,15 @@ impl DaemonConfig {
                 plan.limits = plan.limits.lowest(own);
             }
             plan.modules.push(entry.clone());
+        }
+        if plans.len() > MAX_WORKERS {
+            return Err(format!(
+                "{} worker processes asked for; at most {MAX_WORKERS}",
+                plans.len()
+            ));
+        }
+        if self.threads_per_connection == 0 {
+            return Err("threads_per_connection is at least 1".to_owned());
         }
         Ok(plans)
     }
@@ -466,5 +486,25 @@ mod tests {
             toml::from_str("socket = \"/s\"\n[[modules]]\npath = \"/x\"\nworker = \"\"").unwrap();
         let err = bad.workers().unwrap_err();
         assert!(err.contains("a worker's name is 1 to 64"), "{err}");
+        let main: DaemonConfig = toml::from_str(
+            "socket = \"/s\"\n[[modules]]\nname = \"main\"\npath = \"/x\"\nlimits = { open_files = 9 }",
+        )
+        .unwrap();
+        let err = main.workers().unwrap_err();
+        assert!(err.contains("needs `worker = \"NAME\"`"), "{err}");
+        let zero: DaemonConfig =
+            toml::from_str("socket = \"/s\"\nthreads_per_connection = 0").unwrap();
+        assert!(zero.workers().unwrap_err().contains("at least 1"));
+        let mut many = DaemonConfig::new("/s");
+        for n in 0..MAX_WORKERS {
+            let mut entry = ModuleEntry::new(None, format!("/x/m{n}.so"));
+            entry.worker = Some(format!("w{n}"));
+            many.modules.push(entry);
+        }
+        let err = many.workers().unwrap_err();
+        assert!(
+            err.contains("33 worker processes asked for; at most 32"),
+            "{err}"
+        );
     }
 }

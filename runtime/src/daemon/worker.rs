@@ -67,6 +67,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         config,
         rows,
         claims,
+        index,
         ..
     } = init
     else {
@@ -111,6 +112,9 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         connections: HashMap::new(),
         draining: Arc::default(),
         helpers: config.threads_per_connection.max(1) as usize - 1,
+        bit: 1u32
+            .checked_shl(index)
+            .ok_or(format!("worker number {index} is past 31"))?,
     }
     .listen(&control);
     Ok(())
@@ -264,6 +268,8 @@ struct Worker {
     draining: Arc<AtomicBool>,
     /// Helper threads per connection, besides the one serving it.
     helpers: usize,
+    /// This worker's bit in the segment header's sleeper words.
+    bit: u32,
 }
 
 impl Worker {
@@ -337,6 +343,7 @@ impl Worker {
             scratch: Vec::new(),
             helpers: self.helpers,
             helper_threads: Vec::new(),
+            bit: self.bit,
         };
         let thread = std::thread::Builder::new()
             .name(format!("memlink-conn-{connection}"))
@@ -384,6 +391,8 @@ struct Server {
     /// Helper threads to start with the connection's first call (see [`Server::help`]).
     helpers: usize,
     helper_threads: Vec<JoinHandle<()>>,
+    /// This worker's bit in the segment header's sleeper words.
+    bit: u32,
 }
 
 impl Server {
@@ -414,6 +423,7 @@ impl Server {
             scratch: Vec::new(),
             helpers: 0,
             helper_threads: Vec::new(),
+            bit: self.bit,
         }
     }
 
@@ -452,6 +462,10 @@ impl Server {
             while served {
                 served = false;
                 for i in 0..segment.geometry().slots {
+                    // Draining, the connection's thread refuses what is left.
+                    if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
+                        return;
+                    }
                     let slot = segment.slot(i).expect("index below the slot count");
                     if self.claim(&slot) {
                         served = true;
@@ -462,11 +476,15 @@ impl Server {
             if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
                 return;
             }
-            header.helpers_waiting.fetch_add(1, Ordering::SeqCst);
+            header.helpers_waiting.fetch_or(self.bit, Ordering::SeqCst);
             if header.overflow.load(Ordering::SeqCst) == seen {
                 futex::wait(&header.overflow, seen, Some(IDLE_POLL));
             }
-            header.helpers_waiting.fetch_sub(1, Ordering::SeqCst);
+            // Another helper of this worker may still sleep with the bit cleared: it is
+            // this one's turn to look, and it sets the bit again before it sleeps.
+            header
+                .helpers_waiting
+                .fetch_and(!self.bit, Ordering::SeqCst);
         }
     }
 
@@ -501,12 +519,12 @@ impl Server {
                 memlink_ipc::slot::relax(idle);
                 continue;
             }
-            // A count: each worker process has a thread asleep here.
-            header.worker_waiting.fetch_add(1, Ordering::SeqCst);
+            // A bit of this worker's: each worker process has a thread asleep here.
+            header.worker_waiting.fetch_or(self.bit, Ordering::SeqCst);
             if header.doorbell.load(Ordering::SeqCst) == bell {
                 futex::wait(&header.doorbell, bell, Some(IDLE_POLL));
             }
-            header.worker_waiting.fetch_sub(1, Ordering::SeqCst);
+            header.worker_waiting.fetch_and(!self.bit, Ordering::SeqCst);
             last_work = Instant::now();
         }
     }
@@ -516,13 +534,27 @@ impl Server {
         if *self.claims == Claims::All {
             return slot.claim();
         }
-        let ours = match slot.submitted_module() {
-            None => return false,
-            Some(Ok(name)) => self.claims.takes(name.as_str()),
-            // A name no client writes: whoever takes unknown names answers it.
-            Some(Err(_)) => self.claims.takes(""),
-        };
-        ours && slot.claim()
+        if !(slot.submitted_module().is_some() && self.takes(slot) && slot.claim()) {
+            return false;
+        }
+        // The slot may have been served and submitted again for another module between
+        // the look and the claim (the state word has no generation): look again, now that
+        // the call is this claim's.
+        if self.takes(slot) {
+            return true;
+        }
+        slot.unclaim();
+        ring(&self.segment);
+        false
+    }
+
+    /// Whether the call in the slot names a module this worker serves. A name no client
+    /// writes is answered by whoever takes unknown names.
+    fn takes(&self, slot: &Slot<'_>) -> bool {
+        match slot.module_name() {
+            Ok(name) => self.claims.takes(name.as_str()),
+            Err(_) => self.claims.takes(""),
+        }
     }
 
     /// Answers every call of this worker's submitted after it began to drain.

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
+use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, ToWorker};
 use memlink_ipc::figures::NO_DEADLINE;
 use memlink_ipc::slot::SlotState;
 use memlink_ipc::{clock, Failure};
@@ -129,16 +129,23 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     };
     {
         let mut serves = lock(&worker.serves);
-        if index != 0 && !serves.is_empty() && *serves != modules {
-            tracing::warn!(
-                worker = %worker.plan.name,
-                before = ?*serves,
-                now = ?modules,
-                "a restarted worker serves other modules than before; the main worker \
-                 still leaves the first ones to it"
-            );
+        if index != 0 && !serves.is_empty() {
+            // A group's worker keeps the names it started with, which the main worker
+            // leaves to it (the `Claims::Only` it was started with again): a name it no
+            // longer serves is answered `UnknownModule` by it, and a new one by the main
+            // worker, rather than by nobody.
+            if *serves != modules {
+                tracing::warn!(
+                    worker = %worker.plan.name,
+                    before = ?*serves,
+                    now = ?modules,
+                    "a restarted worker serves other modules than before; calls keep \
+                     going to it for the first ones only"
+                );
+            }
+        } else {
+            *serves = modules;
         }
-        *serves = modules;
     }
     let reader = ours.try_clone().map_err(|e| e.to_string())?;
     // Connections that came while there was no worker are handed over with the rest;
@@ -158,11 +165,17 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
 fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<String>, String> {
     let w = &shared.workers[index];
     let config = shared.config.for_worker(&w.plan);
+    // A group's worker started again claims the names its first start served.
+    let first = lock(&w.serves).clone();
+    if index != 0 && !first.is_empty() {
+        *lock(&w.claims) = Claims::Only(first);
+    }
     let config = rmp_serde::to_vec(&config).map_err(|e| e.to_string())?;
     let init = ToWorker::Init {
         config,
         rows: w.figures.rows(),
         name: w.plan.name.clone(),
+        index: index as u32,
         claims: lock(&w.claims).clone(),
     };
     control::send(worker, &init, Some(w.figures_fd.as_fd()))
