@@ -483,11 +483,9 @@ impl<'a> Slot<'a> {
             3 => Op::Backpressure,
             other => return Err(Failure::BadRequest(format!("unknown op {other}"))),
         };
-        let module = read_name(
-            &f.names[..MAX_NAME / 8],
-            f.module_len.load(Ordering::Relaxed),
-        )
-        .map_err(|e| Failure::BadRequest(format!("module name: {e}")))?;
+        let module = self
+            .module_name()
+            .map_err(|e| Failure::BadRequest(format!("module name: {e}")))?;
         let method = read_name(
             &f.names[MAX_NAME / 8..],
             f.method_len.load(Ordering::Relaxed),

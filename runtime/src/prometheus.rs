@@ -89,8 +89,8 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
     out
 }
 
-/// A metric family's `HELP` and `TYPE` lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+/// A metric family's `HELP` and `TYPE` lines (the daemon's own families too).
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use memlink_ipc::control::ToWorker;
 
 use super::state::{lock, Shared, Worker};
+use crate::prometheus::family;
 
 /// How long a worker has to answer for its metrics.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -93,10 +94,6 @@ fn per_worker(
     for w in &shared.workers {
         let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.plan.name, value(w));
     }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// Asks a worker for its runtime's metrics; `None` when it is down or does not answer.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use memlink_ipc::control::{self, base_name, Claims, ToWorker};
+use memlink_ipc::control::{self, Claims, ToWorker};
 use memlink_ipc::figures::Figures;
 use memlink_ipc::Segment;
 use rustix::process::Pid;
@@ -93,16 +93,15 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// The worker serving calls to `module`: the one that says it serves the name, else
-    /// the main worker (which answers `UnknownModule` for a name nobody serves). The
-    /// workers claim calls by the same rule.
+    /// The worker serving calls to `module`: the group's worker whose claims take it,
+    /// else the main worker (which answers `UnknownModule` for a name nobody serves):
+    /// the rule the workers claim calls by.
     pub(super) fn route(&self, module: &str) -> usize {
-        let name = base_name(module);
         self.workers
             .iter()
             .enumerate()
             .skip(1)
-            .find(|(_, w)| lock(&w.serves).iter().any(|n| n == name))
+            .find(|(_, w)| lock(&w.claims).takes(module))
             .map_or(0, |(i, _)| i)
     }
 

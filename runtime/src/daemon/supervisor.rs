@@ -136,7 +136,13 @@ fn start_workers(shared: &Arc<Shared>) -> Result<Vec<std::thread::JoinHandle<()>
             }
             return Err(format!("worker {}: {e}", worker.plan.name));
         }
-        elsewhere.extend(lock(&worker.serves).iter().cloned());
+        let serves = lock(&worker.serves).clone();
+        if index != 0 {
+            // From now on, a group's worker (started again too) claims these names, and
+            // the supervisor routes them to it by the same claims.
+            *lock(&worker.claims) = Claims::Only(serves.clone());
+        }
+        elsewhere.extend(serves);
     }
     Ok(keepers)
 }

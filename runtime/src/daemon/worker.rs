@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, MethodInfo, ToWorker};
 use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
-use memlink_ipc::slot::{Op, Request, Slot};
+use memlink_ipc::slot::{Name, Op, Request, Slot};
 use memlink_ipc::{clock, futex, Failure, Geometry, Segment};
 
 use super::config::{DaemonConfig, WorkerLimits};
@@ -534,13 +534,16 @@ impl Server {
         if *self.claims == Claims::All {
             return slot.claim();
         }
-        if !(slot.submitted_module().is_some() && self.takes(slot) && slot.claim()) {
+        let Some(name) = slot.submitted_module() else {
+            return false;
+        };
+        if !(self.takes(name) && slot.claim()) {
             return false;
         }
         // The slot may have been served and submitted again for another module between
         // the look and the claim (the state word has no generation): look again, now that
         // the call is this claim's.
-        if self.takes(slot) {
+        if self.takes(slot.module_name()) {
             return true;
         }
         slot.unclaim();
@@ -548,10 +551,10 @@ impl Server {
         false
     }
 
-    /// Whether the call in the slot names a module this worker serves. A name no client
-    /// writes is answered by whoever takes unknown names.
-    fn takes(&self, slot: &Slot<'_>) -> bool {
-        match slot.module_name() {
+    /// Whether a call naming `module` (as read from its slot) is this worker's. A name
+    /// no client writes is answered by whoever takes unknown names.
+    fn takes(&self, module: Result<Name, String>) -> bool {
+        match module {
             Ok(name) => self.claims.takes(name.as_str()),
             Err(_) => self.claims.takes(""),
         }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, ToWorker};
+use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
 use memlink_ipc::figures::NO_DEADLINE;
 use memlink_ipc::slot::SlotState;
 use memlink_ipc::{clock, Failure};
@@ -131,7 +131,7 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
         let mut serves = lock(&worker.serves);
         if index != 0 && !serves.is_empty() {
             // A group's worker keeps the names it started with, which the main worker
-            // leaves to it (the `Claims::Only` it was started with again): a name it no
+            // leaves to it (its claims, set after its first start): a name it no
             // longer serves is answered `UnknownModule` by it, and a new one by the main
             // worker, rather than by nobody.
             if *serves != modules {
@@ -165,11 +165,6 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
 fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<String>, String> {
     let w = &shared.workers[index];
     let config = shared.config.for_worker(&w.plan);
-    // A group's worker started again claims the names its first start served.
-    let first = lock(&w.serves).clone();
-    if index != 0 && !first.is_empty() {
-        *lock(&w.claims) = Claims::Only(first);
-    }
     let config = rmp_serde::to_vec(&config).map_err(|e| e.to_string())?;
     let init = ToWorker::Init {
         config,
