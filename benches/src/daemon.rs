@@ -157,6 +157,14 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
         }),
         "noop by name through the daemon after 3 ms idle (the worker and this caller asleep on futexes), each call timed alone",
     );
+    report.ns(
+        "futex_wake_sleeping_ns",
+        Sample::of(
+            crate::wake::sleeping_round_trip(Duration::from_millis(3), 301),
+            1,
+        ),
+        "control: a thread asleep 3 ms on a futex woken by this one, which spins 20 µs for its answer and then sleeps too; no memlink (each round trip timed alone)",
+    );
     let mut baseline = SocketClient::connect(&base_socket)?;
     report.ns(
         "socket_msgpack_noargs_ns",
@@ -230,6 +238,16 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
     report.value("daemon_clients_1_calls_per_sec", one);
     let two = calls_per_sec(&socket, 2)?;
     report.value("daemon_clients_2_calls_per_sec", two);
+    // The same shape without memlink: client and server threads bouncing a word, one
+    // pair, then two at once (each the median of three runs of 0.5 s).
+    report.value(
+        "pingpong_pairs_1_per_sec",
+        crate::wake::pairs_per_sec(1, Duration::from_millis(500), 3),
+    );
+    report.value(
+        "pingpong_pairs_2_per_sec",
+        crate::wake::pairs_per_sec(2, Duration::from_millis(500), 3),
+    );
     let quiet = one_at_a_time(cfg, Duration::ZERO, || {
         client.call(basic, "noop", b"").map(|o| o.len()).ok()
     });

@@ -16,4 +16,5 @@ pub mod peers;
 pub mod report;
 pub mod sets;
 pub mod threads;
+pub mod wake;
 pub mod zero_copy;

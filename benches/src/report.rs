@@ -532,6 +532,16 @@ pub fn ratios(report: &mut Report) {
         "daemon_clients_1_calls_per_sec",
     );
     report.ratio(
+        "pingpong_pairs_scaling",
+        "pingpong_pairs_2_per_sec",
+        "pingpong_pairs_1_per_sec",
+    );
+    report.ratio(
+        "daemon_sleeping_over_futex_wake",
+        "daemon_noargs_sleeping_ns",
+        "futex_wake_sleeping_ns",
+    );
+    report.ratio(
         "daemon_flood_ratio",
         "daemon_latency_flooded_ns",
         "daemon_latency_quiet_ns",
