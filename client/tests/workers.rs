@@ -173,9 +173,10 @@ fn one_module_name_in_two_workers_is_refused_at_start() {
 /// Runs `await_count` on one thread and `count` on another, over one client (one
 /// connection); says whether `count` ran while `await_count` was waiting for it (if the
 /// connection runs one call at a time, `await_count` gives up after its 1.5 s first).
-fn count_overtakes_a_waiting_call(daemon: &Daemon) -> bool {
+fn count_overtakes_a_waiting_call(daemon: &Daemon, module: &str) -> bool {
     let client = std::sync::Arc::new(Client::connect(&daemon.socket).unwrap());
-    let hazards = client.module("hazards").unwrap();
+    let hazards = client.module(module).unwrap();
+    let waits_before = daemon.log_text().matches("waiting for a count").count();
     let seen = rmp_serde::from_slice::<u64>(&client.call(hazards, "count", b"").unwrap()).unwrap();
     let waiter = {
         let client = std::sync::Arc::clone(&client);
@@ -187,7 +188,7 @@ fn count_overtakes_a_waiting_call(daemon: &Daemon) -> bool {
         })
     };
     let until = std::time::Instant::now() + Duration::from_secs(10);
-    while !daemon.log_text().contains("waiting for a count") {
+    while daemon.log_text().matches("waiting for a count").count() == waits_before {
         assert!(std::time::Instant::now() < until, "{}", daemon.log_text());
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -199,7 +200,7 @@ fn count_overtakes_a_waiting_call(daemon: &Daemon) -> bool {
 fn a_long_call_does_not_hold_up_the_next_call_on_its_connection() {
     let daemon = Daemon::start(Setup::modules(&["hazards"]));
     assert!(
-        count_overtakes_a_waiting_call(&daemon),
+        count_overtakes_a_waiting_call(&daemon, "hazards"),
         "the second call waited for the first"
     );
     let toml = "threads_per_connection = 1\n".to_owned();
@@ -208,7 +209,60 @@ fn a_long_call_does_not_hold_up_the_next_call_on_its_connection() {
         ..Setup::modules(&["hazards"])
     });
     assert!(
-        !count_overtakes_a_waiting_call(&one_at_a_time),
+        !count_overtakes_a_waiting_call(&one_at_a_time, "hazards"),
         "threads_per_connection = 1 runs a connection's calls in order"
     );
+}
+
+#[test]
+fn each_worker_s_helpers_take_the_calls_its_busy_thread_cannot() {
+    // Every worker's helpers wake when a client's call waits; only the worker that
+    // serves its module may take it, in a worker of its own and in the main one alike.
+    let daemon = two_workers();
+    let pids = ["main", "hazards"].map(|w| daemon.worker_pid_named(w));
+    assert!(
+        count_overtakes_a_waiting_call(&daemon, "hazards"),
+        "a call to the worker of its own waited for that worker's first call"
+    );
+    assert!(
+        count_overtakes_a_waiting_call(&daemon, "steady"),
+        "a call to the main worker waited for that worker's first call"
+    );
+    assert_eq!(
+        ["main", "hazards"].map(|w| daemon.worker_pid_named(w)),
+        pids,
+        "no worker was lost on the way"
+    );
+    let client = Client::connect(&daemon.socket).unwrap();
+    for module in ["steady", "hazards"] {
+        let handle = client.module(module).unwrap();
+        client.call(handle, "count", b"").unwrap();
+    }
+}
+
+#[test]
+fn a_drain_finishes_the_calls_a_connection_s_helpers_run() {
+    let mut daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let holding = |daemon: &Daemon, n: usize| {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while daemon.log_text().matches("holding").count() < n {
+            assert!(std::time::Instant::now() < until, "{}", daemon.log_text());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let (first, second, status) = std::thread::scope(|s| {
+        let hold = || client.call_typed::<_, u64>(hazards, "hold", &(700u64,));
+        let first = s.spawn(hold);
+        holding(&daemon, 1);
+        // The connection's thread is busy with the first: a helper takes this one.
+        let second = s.spawn(hold);
+        holding(&daemon, 2);
+        let status = daemon.terminate();
+        (first.join().unwrap(), second.join().unwrap(), status)
+    });
+    assert_eq!(first.unwrap(), 700);
+    assert_eq!(second.unwrap(), 700, "the helper's call ran to its end");
+    assert!(status.success(), "{status}");
 }
