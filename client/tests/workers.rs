@@ -266,3 +266,53 @@ fn a_drain_finishes_the_calls_a_connection_s_helpers_run() {
     assert_eq!(second.unwrap(), 700, "the helper's call ran to its end");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_worker_that_cannot_map_a_connection_fails_its_calls_clearly() {
+    // 512 MiB of address space hold the worker and its modules, not a 1 GiB segment:
+    // the `hazards` worker cannot serve this client's connection; the main one can.
+    let path = common::module_path("hazards");
+    let toml = format!(
+        "max_shm_per_client = 2147483648\n\
+         [[modules]]\nname = \"steady\"\npath = {path:?}\n\
+         [[modules]]\nname = \"hazards\"\npath = {path:?}\n\
+         limits = {{ memory_bytes = 536870912 }}\n",
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        ..Setup::default()
+    });
+    let big = memlink_client::ClientConfig::default()
+        .slots(1)
+        .slot_size(1 << 30);
+    let client = std::sync::Arc::new(Client::with_config(&daemon.socket, big).unwrap());
+    let steady = client.module("steady").unwrap();
+    assert_eq!(
+        rmp_serde::from_slice::<u64>(&client.call(steady, "count", b"").unwrap()).unwrap(),
+        1
+    );
+    // No deadline: a call nobody takes would wait for ever.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caller = std::sync::Arc::clone(&client);
+    std::thread::spawn(move || {
+        let hazards = caller.module("hazards").unwrap();
+        tx.send(caller.call(hazards, "count", b"").map(|o| o.to_vec()))
+            .unwrap();
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the call hangs")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("worker `hazards` cannot serve this connection"),
+        "{text}"
+    );
+    assert!(text.contains("memory"), "the reason is named: {text}");
+    // The worker lives on, and a client whose segment fits is served by it.
+    let small = Client::connect(&daemon.socket).unwrap();
+    let hazards = small.module("hazards").unwrap();
+    small.call(hazards, "count", b"").unwrap();
+    // The main worker still serves the big client.
+    client.call(steady, "count", b"").unwrap();
+}

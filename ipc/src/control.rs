@@ -163,6 +163,15 @@ pub enum FromWorker {
     /// The modules served changed (a watched directory's file came, changed or went):
     /// their names now.
     Modules(Vec<String>),
+    /// The worker cannot serve a connection it was handed (its segment does not fit the
+    /// worker's memory limit, say): the supervisor answers that connection's calls to
+    /// this worker's modules with the reason.
+    AttachFailed {
+        /// The connection's number.
+        connection: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A module's log record, forwarded for aggregation.

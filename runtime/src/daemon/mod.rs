@@ -16,6 +16,7 @@
 //! | `state` | what the supervisor's threads share: connections, each worker's link and figures |
 //! | `supervisor` | the socket, handshakes, connections |
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
+//! | `stand_in` | answers a connection's calls for a worker that could not take it |
 //! | `worker` | a worker process: its modules, and a thread serving each connection |
 //! | `exposition` | the Prometheus text: every worker's, merged, and the daemon's own |
 //! | `http` | the metrics and health endpoint |
@@ -23,6 +24,7 @@
 pub mod config;
 mod exposition;
 mod http;
+mod stand_in;
 mod state;
 mod supervisor;
 mod worker;

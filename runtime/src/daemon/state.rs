@@ -14,6 +14,7 @@ use memlink_ipc::Segment;
 use rustix::process::Pid;
 
 use super::config::{DaemonConfig, WorkerPlan};
+use super::stand_in::StandIn;
 
 /// One client's connection.
 pub(super) struct Conn {
@@ -49,6 +50,8 @@ pub(super) struct Worker {
     pub(super) restarts: AtomicU64,
     /// Who waits for its metrics.
     pub(super) metrics: Mutex<Option<mpsc::Sender<String>>>,
+    /// The connections it could not take, by number, each answered by a stand-in.
+    pub(super) stand_ins: Mutex<HashMap<u64, StandIn>>,
 }
 
 impl Worker {
@@ -65,6 +68,7 @@ impl Worker {
             kill_reason: Mutex::default(),
             restarts: AtomicU64::new(0),
             metrics: Mutex::default(),
+            stand_ins: Mutex::default(),
         })
     }
 

@@ -152,6 +152,7 @@ fn stop_workers(shared: &Shared) {
     shared.shutting_down.store(true, Ordering::SeqCst);
     for w in &shared.workers {
         w.send(&ToWorker::Shutdown);
+        lock(&w.stand_ins).clear();
     }
 }
 
@@ -228,6 +229,7 @@ fn client(shared: &Shared, stream: UnixStream) {
         conn.segment.header().closed.store(1, Ordering::SeqCst);
         for w in &shared.workers {
             w.send(&ToWorker::Detach { connection: id });
+            lock(&w.stand_ins).remove(&id);
         }
     }
     lock(&shared.free_rows).push(row);

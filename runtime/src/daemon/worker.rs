@@ -287,8 +287,11 @@ impl Worker {
                     in_place,
                     row,
                 } => {
-                    if let Err(e) = self.attach(connection, geometry, in_place, row, fd) {
-                        tracing::warn!(connection, "cannot serve the connection: {e}");
+                    if let Err(reason) = self.attach(connection, geometry, in_place, row, fd) {
+                        tracing::warn!(connection, "cannot serve the connection: {reason}");
+                        // Nobody else takes this worker's calls on that connection: the
+                        // supervisor answers them, or they would wait for ever.
+                        let _ = send(&self.out, &FromWorker::AttachFailed { connection, reason });
                     }
                 }
                 ToWorker::Detach { connection } => {
@@ -325,7 +328,10 @@ impl Worker {
         fd: Option<OwnedFd>,
     ) -> Result<(), String> {
         let fd = fd.ok_or("no segment attached")?;
-        let segment = Arc::new(Segment::map(&fd, geometry).map_err(|e| e.to_string())?);
+        let segment = Arc::new(
+            Segment::map(&fd, geometry)
+                .map_err(|e| format!("cannot map its segment of {} bytes: {e}", geometry.len()))?,
+        );
         if self.figures.row(row).is_none() {
             return Err(format!("figures row {row} out of range"));
         }
@@ -348,7 +354,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(format!("memlink-conn-{connection}"))
             .spawn(move || server.run())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("cannot start its thread: {e}"))?;
         self.connections.insert(
             connection,
             Connection {

@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
 use memlink_ipc::figures::NO_DEADLINE;
-use memlink_ipc::slot::SlotState;
+use memlink_ipc::slot::{Name, SlotState};
 use memlink_ipc::{clock, Failure};
 use rustix::process::{kill_process, Pid, Signal};
 
+use super::stand_in::StandIn;
 use super::state::{lock, Conn, Shared, WorkerLink};
 use super::WORKER_SUBCOMMAND;
 
@@ -151,6 +152,8 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     // Connections that came while there was no worker are handed over with the rest;
     // the lock keeps a new one from slipping between the two.
     let conns = lock(&shared.conns);
+    // A new process may take the connections the last one could not.
+    lock(&worker.stand_ins).clear();
     for (&id, conn) in conns.iter() {
         attach(&ours, id, conn);
     }
@@ -206,7 +209,7 @@ pub(super) fn attach(worker: &UnixStream, id: u64, conn: &Conn) {
 }
 
 /// Reads what worker `index` says after it is ready: module logs, metrics, changes.
-fn read(stream: &UnixStream, shared: &Shared, index: usize) {
+fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize) {
     let worker = &shared.workers[index];
     while let Ok((message, _)) = control::recv::<FromWorker>(stream) {
         match message {
@@ -220,8 +223,40 @@ fn read(stream: &UnixStream, shared: &Shared, index: usize) {
                 tracing::info!(worker = %worker.plan.name, modules = ?names, "the served modules changed");
                 *lock(&worker.serves) = names;
             }
+            FromWorker::AttachFailed { connection, reason } => {
+                stand_in(shared, index, connection, &reason);
+            }
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
+    }
+}
+
+/// Answers the calls to worker `index`'s modules on connection `id`, which it could
+/// not take, with `reason` (see `stand_in`).
+fn stand_in(shared: &Arc<Shared>, index: usize, id: u64, reason: &str) {
+    let worker = &shared.workers[index];
+    let conns = lock(&shared.conns);
+    // The client is gone already: nothing to answer.
+    let Some(conn) = conns.get(&id) else {
+        return;
+    };
+    tracing::warn!(
+        worker = %worker.plan.name,
+        connection = id,
+        "the worker cannot serve the connection ({reason}); its calls there fail with that reason"
+    );
+    // The rule the workers claim by; a name no client writes is the main worker's.
+    let router = Arc::clone(shared);
+    let ours = move |name: Result<Name, String>| match name {
+        Ok(name) => router.route(name.as_str()) == index,
+        Err(_) => index == 0,
+    };
+    let segment = Arc::clone(&conn.segment);
+    match StandIn::start(segment, index, &worker.plan.name, reason, ours) {
+        Ok(s) => {
+            lock(&worker.stand_ins).insert(id, s);
+        }
+        Err(e) => tracing::error!(connection = id, "cannot start a stand-in: {e}"),
     }
 }
 

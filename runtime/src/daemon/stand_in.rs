@@ -1,0 +1,120 @@
+//! A stand-in for a worker that cannot serve a connection.
+//!
+//! A worker may fail to take a connection it is handed: its segment does not fit the
+//! worker's memory limit, or its thread cannot start. No other worker claims calls to
+//! that worker's modules, so they would sit in their slots for ever, and a client
+//! waiting without a deadline would hang. The supervisor, which maps every segment,
+//! runs a thread for each such pair that answers those calls at once with the reason.
+//! It stops when the client goes, when the worker is started again (and handed the
+//! connection anew), and at shutdown (each drops its [`StandIn`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use memlink_ipc::slot::{Name, Slot};
+use memlink_ipc::{futex, Failure, Segment};
+
+/// How long the stand-in sleeps at most between looks: stopping rings the doorbell, so
+/// this only bounds a wakeup lost some other way.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// A running stand-in; dropping it stops it (without waiting for its thread, which
+/// ends at its next look).
+pub(super) struct StandIn {
+    stop: Arc<AtomicBool>,
+    segment: Arc<Segment>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StandIn {
+    /// Starts answering the calls on the connection whose segment is `segment` that
+    /// worker `index`, named `name`, would claim (`ours` says which: the rule the
+    /// workers claim by, given a slot's module name), failing each with `reason`.
+    pub(super) fn start(
+        segment: Arc<Segment>,
+        index: usize,
+        name: &str,
+        reason: &str,
+        ours: impl Fn(Result<Name, String>) -> bool + Send + 'static,
+    ) -> std::io::Result<StandIn> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failure = Failure::Other(format!(
+            "worker `{name}` cannot serve this connection: {reason}"
+        ));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let segment = Arc::clone(&segment);
+            std::thread::Builder::new()
+                .name(format!("memlink-stand-in-{name}"))
+                .spawn(move || answer(&segment, 1 << index, &ours, &failure, &stop))?
+        };
+        Ok(StandIn {
+            stop,
+            segment,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        ring(&self.segment);
+        // Detached: it ends at its next look, and waiting here would hold the lock its
+        // owner drops it under.
+        drop(self.thread.take());
+    }
+}
+
+fn ring(segment: &Segment) {
+    segment.header().doorbell.fetch_add(1, Ordering::SeqCst);
+    futex::wake_all(&segment.header().doorbell);
+}
+
+/// The stand-in's loop: fail every call submitted that `ours` says is the worker's,
+/// then sleep on the doorbell with the worker's `bit` set, as the worker would.
+fn answer(
+    segment: &Segment,
+    bit: u32,
+    ours: &dyn Fn(Result<Name, String>) -> bool,
+    failure: &Failure,
+    stop: &AtomicBool,
+) {
+    let header = segment.header();
+    loop {
+        let bell = header.doorbell.load(Ordering::SeqCst);
+        for i in 0..segment.geometry().slots {
+            let slot = segment.slot(i).expect("index below the slot count");
+            if claim(segment, &slot, ours) {
+                slot.finish_failure(failure, 1.0);
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        header.worker_waiting.fetch_or(bit, Ordering::SeqCst);
+        if header.doorbell.load(Ordering::SeqCst) == bell {
+            futex::wait(&header.doorbell, bell, Some(IDLE_POLL));
+        }
+        header.worker_waiting.fetch_and(!bit, Ordering::SeqCst);
+    }
+}
+
+/// Claims the slot if it holds a call `ours` says is the worker's.
+fn claim(segment: &Segment, slot: &Slot<'_>, ours: &dyn Fn(Result<Name, String>) -> bool) -> bool {
+    let Some(name) = slot.submitted_module() else {
+        return false;
+    };
+    if !(ours(name) && slot.claim()) {
+        return false;
+    }
+    // Submitted again for another module between the look and the claim: give it back.
+    if ours(slot.module_name()) {
+        return true;
+    }
+    slot.unclaim();
+    ring(segment);
+    false
+}
