@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 use memlink_ipc::control::ToWorker;
 
@@ -16,7 +16,7 @@ const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The whole exposition.
 pub(super) fn render(shared: &Shared) -> String {
-    let texts: Vec<String> = shared.workers.iter().filter_map(worker_metrics).collect();
+    let texts = workers_metrics(shared);
     let mut out = merge(&texts);
     family(
         &mut out,
@@ -96,16 +96,33 @@ fn per_worker(
     }
 }
 
-/// Asks a worker for its runtime's metrics; `None` when it is down or does not answer.
-fn worker_metrics(worker: &Worker) -> Option<String> {
+/// Every worker runtime's metrics, leaving out a worker that is down or does not answer
+/// within `METRICS_TIMEOUT`.
+fn workers_metrics(shared: &Shared) -> Vec<String> {
+    // One scrape at a time: each worker has one place for its answer.
+    static SCRAPE: Mutex<()> = Mutex::new(());
+    let _scrape = lock(&SCRAPE);
+    // Every worker is asked first and all are awaited together, so a worker that does
+    // not answer costs a scrape `METRICS_TIMEOUT` once, however many there are.
+    let asked: Vec<_> = shared.workers.iter().filter_map(ask).collect();
+    let until = Instant::now() + METRICS_TIMEOUT;
+    asked
+        .into_iter()
+        .filter_map(|rx| {
+            rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+                .ok()
+        })
+        .collect()
+}
+
+/// Asks `worker` for its exposition; the answer comes on the receiver.
+fn ask(worker: &Worker) -> Option<mpsc::Receiver<String>> {
     let (tx, rx) = mpsc::channel();
     *lock(&worker.metrics) = Some(tx);
-    {
-        let link = lock(&worker.link);
-        let link = link.as_ref()?;
-        memlink_ipc::control::send(&link.control, &ToWorker::Metrics, None).ok()?;
-    }
-    rx.recv_timeout(METRICS_TIMEOUT).ok()
+    let link = lock(&worker.link);
+    let link = link.as_ref()?;
+    memlink_ipc::control::send(&link.control, &ToWorker::Metrics, None).ok()?;
+    Some(rx)
 }
 
 /// Merges expositions into one: each family once, its `HELP` and `TYPE` lines from the
