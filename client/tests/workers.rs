@@ -316,3 +316,55 @@ fn a_worker_that_cannot_map_a_connection_fails_its_calls_clearly() {
     // The main worker still serves the big client.
     client.call(steady, "count", b"").unwrap();
 }
+
+#[test]
+fn a_watched_module_named_like_another_worker_s_is_left_to_that_worker() {
+    // `hazards` runs in a worker of its own; the watched directory, which the main
+    // worker serves, holds another copy named `hazards` and `basic`.
+    let dir = common::scratch_dir();
+    let watched = dir.join("modules");
+    std::fs::create_dir_all(&watched).unwrap();
+    let ext = std::env::consts::DLL_EXTENSION;
+    for name in ["hazards", "basic"] {
+        let to = watched.join(format!("lib{name}.{ext}"));
+        std::fs::copy(common::module_path(name), to).unwrap();
+    }
+    let path = common::module_path("hazards");
+    let toml = format!(
+        "watch = {:?}\n\
+         [[modules]]\nname = \"hazards\"\npath = {path:?}\nworker = \"apart\"\n",
+        watched.to_str().unwrap()
+    );
+    std::fs::create_dir_all(dir.join("daemon")).unwrap();
+    let daemon = Daemon::start_in(
+        dir.join("daemon"),
+        Setup {
+            toml,
+            metrics: true,
+            ..Setup::default()
+        },
+    );
+    let client = Client::connect(&daemon.socket).unwrap();
+    assert_eq!(client.modules().unwrap(), ["basic", "hazards"]);
+    let hazards = client.module("hazards").unwrap();
+    client.call(hazards, "count", b"").unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"hi").unwrap(), b"hi");
+    assert!(
+        daemon
+            .log_text()
+            .contains("module `hazards` is served by another worker, so this one unloaded it"),
+        "{}",
+        daemon.log_text()
+    );
+    // One series per module: the main worker keeps no figures of its own `hazards`.
+    let (status, body) = daemon.http_get("/metrics");
+    assert_eq!(status, 200);
+    let calls = body
+        .lines()
+        .filter(|l| l.starts_with("memlink_calls_total{"))
+        .filter(|l| l.contains("module=\"hazards\"") && l.contains("method=\"count\""))
+        .count();
+    assert_eq!(calls, 1, "{body}");
+    promtool::promtool_accepts(&body);
+}

@@ -17,11 +17,13 @@
 //! | `supervisor` | the socket, handshakes, connections |
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
 //! | `stand_in` | answers a connection's calls for a worker that could not take it |
-//! | `worker` | a worker process: its modules, and a thread serving each connection |
+//! | `worker` | a worker process: its limits, its modules, the connections it is handed |
+//! | `connection` | a connection's serving thread in a worker, and its helpers |
 //! | `exposition` | the Prometheus text: every worker's, merged, and the daemon's own |
 //! | `http` | the metrics and health endpoint |
 
 pub mod config;
+mod connection;
 mod exposition;
 mod http;
 mod stand_in;
