@@ -118,7 +118,17 @@ impl<'c> Batch<'c> {
         let Some(conn) = &self.conn else {
             return Vec::new();
         };
-        conn.ring();
+        // One wakeup for each worker the batch's calls go to.
+        let mut workers: Vec<usize> = self
+            .calls
+            .iter()
+            .map(|(_, module, _)| conn.worker_of(module))
+            .collect();
+        workers.sort_unstable();
+        workers.dedup();
+        for worker in workers {
+            conn.ring_worker(worker);
+        }
         let given = crate::client::given(&self.options);
         self.calls
             .into_iter()

@@ -458,7 +458,7 @@ impl Client {
                 (options.trace_id, options.span_id),
             )
             .map_err(|e| self.failed(&conn, e, module, method, given))?;
-        conn.ring();
+        conn.ring(module);
         let reply = lease
             .wait(options.deadline)
             .map_err(|e| self.failed(&conn, e, module, method, given))?;

@@ -16,7 +16,7 @@ use common::{memlink, signal, Daemon, Setup};
 use memlink_client::{CallOptions, Client, ClientConfig, ModuleError, RuntimeError};
 use memlink_ipc::control::{self, Answer, Hello};
 use memlink_ipc::slot::{Op, SlotState, Submit, Waited};
-use memlink_ipc::{futex, Failure, Geometry, Segment, PROTOCOL_VERSION};
+use memlink_ipc::{Failure, Geometry, Segment, PROTOCOL_VERSION};
 use rustix::process::Signal;
 
 /// Waits until the daemon's log holds `text` (a module's log record, forwarded).
@@ -73,9 +73,7 @@ fn raw_connection(daemon: &Daemon) -> (UnixStream, Segment, bool) {
 }
 
 fn ring(segment: &Segment) {
-    let header = segment.header();
-    header.doorbell.fetch_add(1, Ordering::SeqCst);
-    futex::wake_all(&header.doorbell);
+    segment.header().ring_all();
 }
 
 #[test]

@@ -368,3 +368,58 @@ fn a_watched_module_named_like_another_worker_s_is_left_to_that_worker() {
     assert_eq!(calls, 1, "{body}");
     promtool::promtool_accepts(&body);
 }
+
+/// The voluntary context switches of `pid`'s threads named `memlink-conn-*`: how often
+/// its connection threads went to sleep.
+fn connection_thread_sleeps(pid: i32) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if !comm.starts_with("memlink-conn") {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    total
+}
+
+#[test]
+fn a_call_wakes_only_the_worker_that_serves_it() {
+    let daemon = two_workers();
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let steady = client.module("steady").unwrap();
+    // Both workers' threads for this connection exist once each has served a call.
+    client.call(steady, "count", b"").unwrap();
+    client.call(hazards, "count", b"").unwrap();
+    let main = daemon.worker_pid_named("main");
+    let apart = daemon.worker_pid_named("hazards");
+    std::thread::sleep(Duration::from_millis(20));
+    let (main_before, apart_before) = (
+        connection_thread_sleeps(main),
+        connection_thread_sleeps(apart),
+    );
+    // Each call after a pause long enough for both workers to fall asleep: the worker
+    // that serves it wakes for each, the other sleeps through them.
+    let calls = 100;
+    for _ in 0..calls {
+        std::thread::sleep(Duration::from_millis(2));
+        client.call(hazards, "count", b"").unwrap();
+    }
+    let main_slept = connection_thread_sleeps(main) - main_before;
+    let apart_slept = connection_thread_sleeps(apart) - apart_before;
+    assert!(
+        apart_slept >= calls / 2,
+        "the serving worker slept between calls ({apart_slept} times), as this test needs"
+    );
+    assert!(
+        main_slept < calls / 4,
+        "the other worker woke {main_slept} times for {calls} calls that were not its"
+    );
+}

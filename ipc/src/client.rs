@@ -203,14 +203,22 @@ impl Connection {
         }
     }
 
-    /// Tells the worker calls were submitted: one wakeup for any number of them, and a
-    /// system call only when the worker sleeps.
-    pub fn ring(&self) {
-        let header = self.segment.header();
-        header.doorbell.fetch_add(1, Ordering::SeqCst);
-        if header.worker_waiting.load(Ordering::SeqCst) != 0 {
-            futex::wake_all(&header.doorbell);
-        }
+    /// The daemon's worker that serves calls naming `module` (see [`control::route`]).
+    pub fn worker_of(&self, module: &str) -> usize {
+        let workers = &self.welcome.workers;
+        control::route(workers.len(), |i| workers[i].takes(module))
+    }
+
+    /// Tells the worker serving `module` that calls were submitted (see
+    /// [`ring_worker`](Connection::ring_worker)).
+    pub fn ring(&self, module: &str) {
+        self.ring_worker(self.worker_of(module));
+    }
+
+    /// Tells worker `worker` that calls were submitted: one wakeup for any number of
+    /// them, and a system call only when it sleeps. Other workers are not woken.
+    pub fn ring_worker(&self, worker: usize) {
+        self.segment.header().ring(worker);
     }
 
     /// Wakes the daemon's helper threads of this connection, for a call still not taken
@@ -258,7 +266,7 @@ impl Connection {
         let mut lease = self.lease(deadline)?;
         lease.write_args(args)?;
         lease.submit(op, module, method, args.len(), deadline, trace)?;
-        self.ring();
+        self.ring(module);
         lease.wait(deadline)
     }
 }
@@ -410,7 +418,7 @@ impl Lease {
         trace: (u64, u64),
     ) -> Result<std::ops::Range<usize>, CallError> {
         self.submit(op, module, method, args_len, deadline, trace)?;
-        self.conn.ring();
+        self.conn.ring(module);
         let range = self.wait_ref(deadline)?;
         // Done: the slot is this lease's again.
         self.submitted = false;

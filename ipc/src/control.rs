@@ -51,6 +51,9 @@ pub struct Welcome {
     pub max_shm: u64,
     /// The modules the daemon serves.
     pub modules: Vec<String>,
+    /// Which calls each worker process claims, by number, the main worker's first: a
+    /// client rings the doorbell of the worker its call goes to ([`route`]).
+    pub workers: Vec<Claims>,
 }
 
 /// A method as the daemon describes it.
@@ -142,6 +145,14 @@ impl Claims {
             Claims::AllBut(names) => !names.iter().any(|n| n == name),
         }
     }
+}
+
+/// The worker, of `workers` numbered from the main one (0), that serves calls naming
+/// `module`, where `takes(i, module)` says whether worker `i`'s claims take it: the first
+/// other worker that does, else the main one (which answers `UnknownModule` for a name
+/// nobody serves). The rule the workers claim calls by, and the one clients ring by.
+pub fn route(workers: usize, takes: impl Fn(usize) -> bool) -> usize {
+    (1..workers).find(|&i| takes(i)).unwrap_or(0)
 }
 
 /// The module name in a reference that may carry a version requirement (`greeter@^1`).

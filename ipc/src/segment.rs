@@ -1,8 +1,8 @@
 //! The shared segment of one connection: its layout, creation and mapping.
 //!
 //! ```text
-//! 0                 Header (doorbell, flags)                       64 bytes
-//! 64                slot table: `slots` x `SlotFields`            256 bytes each
+//! 0                 Header (doorbells, flags)                     192 bytes
+//! 192               slot table: `slots` x `SlotFields`            256 bytes each
 //! data_offset       data areas: `slots` x `slot_size`, page-aligned
 //! ```
 //!
@@ -15,7 +15,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{
@@ -23,6 +23,7 @@ use rustix::fs::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::futex;
 use crate::slot::{Slot, SlotFields};
 
 /// Most slots a segment may have (calls one connection can have in flight at once).
@@ -30,7 +31,7 @@ pub const MAX_SLOTS: u32 = 64;
 /// Largest data area of one slot (the largest arguments or result of one call): 1 GiB.
 pub const MAX_SLOT_SIZE: u64 = 1 << 30;
 const PAGE: u64 = 4096;
-const HEADER_SIZE: u64 = 64;
+const HEADER_SIZE: u64 = 192;
 
 /// How a segment is cut: how many slots, and how many bytes of data each has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,14 +118,21 @@ impl Geometry {
     }
 }
 
-/// The segment's first 64 bytes: what is per connection rather than per slot.
+/// Most worker processes a daemon runs: each has a doorbell and a sleeper bit in every
+/// segment's header.
+pub const MAX_WORKERS: usize = 32;
+
+/// The segment's first 192 bytes: what is per connection rather than per slot.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Header {
-    /// Bumped by the client after it submits calls; the worker sleeps on it.
-    pub doorbell: AtomicU32,
+    /// One word per worker process of the daemon, by its number: bumped by the client
+    /// after it submits calls to that worker's modules, and slept on by that worker's
+    /// thread for this connection, so a call wakes only the worker that serves it
+    /// ([`Header::doorbell`]).
+    pub doorbells: [AtomicU32; MAX_WORKERS],
     /// One bit per worker process of the daemon, set while its thread for this connection
-    /// is (about to be) asleep on the doorbell, so a client only makes the wake syscall
+    /// is (about to be) asleep on its doorbell, so a client only makes the wake syscall
     /// when one sleeps. A bit, not a count: a worker killed asleep leaves its bit set,
     /// and its replacement (the same bit) clears it when it first wakes.
     pub worker_waiting: AtomicU32,
@@ -139,6 +147,39 @@ pub struct Header {
     /// One bit per worker process, set while a helper thread of its is (about to be)
     /// asleep on `overflow` (as for `worker_waiting`).
     pub helpers_waiting: AtomicU32,
+}
+
+impl Header {
+    /// Worker `worker`'s doorbell (numbers past [`MAX_WORKERS`] wrap around: a number
+    /// comes from the other process, and a wrong bell costs a wakeup, not memory).
+    pub fn doorbell(&self, worker: usize) -> &AtomicU32 {
+        &self.doorbells[worker % MAX_WORKERS]
+    }
+
+    /// Worker `worker`'s bit in the sleeper words.
+    pub fn worker_bit(worker: usize) -> u32 {
+        1 << (worker % MAX_WORKERS)
+    }
+
+    /// Rings worker `worker`'s doorbell, and wakes its thread if it sleeps there: a
+    /// system call only then. The bell is bumped before the sleeper bit is read, and a
+    /// worker sets its bit before it reads the bell a last time, so one of the two sees
+    /// the other.
+    pub fn ring(&self, worker: usize) {
+        let bell = self.doorbell(worker);
+        bell.fetch_add(1, Ordering::SeqCst);
+        if self.worker_waiting.load(Ordering::SeqCst) & Header::worker_bit(worker) != 0 {
+            futex::wake_all(bell);
+        }
+    }
+
+    /// Rings every worker's doorbell: for a call whose worker the ringer does not know
+    /// (one given back by a worker it is not for).
+    pub fn ring_all(&self) {
+        for worker in 0..MAX_WORKERS {
+            self.ring(worker);
+        }
+    }
 }
 
 /// One connection's shared memory, mapped into this process.
@@ -304,8 +345,8 @@ mod tests {
         let g = Geometry::new(2, 4096).unwrap();
         let (a, fd) = Segment::create(g).unwrap();
         let b = Segment::map(&fd, g).unwrap();
-        a.header().doorbell.store(5, Ordering::Release);
-        assert_eq!(b.header().doorbell.load(Ordering::Acquire), 5);
+        a.header().doorbell(3).store(5, Ordering::Release);
+        assert_eq!(b.header().doorbell(3).load(Ordering::Acquire), 5);
         assert!(a.slot(2).is_none());
         let sa = a.slot(1).unwrap();
         let sb = b.slot(1).unwrap();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{Claims, MethodInfo};
 use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
+use memlink_ipc::segment::Header;
 use memlink_ipc::slot::{Name, Op, Request, Slot};
 use memlink_ipc::{clock, futex, Failure, Segment};
 
@@ -25,13 +26,6 @@ const SPIN: Duration = Duration::from_micros(50);
 /// this only bounds the cost of a wakeup lost some other way; idle connections stay
 /// asleep (1,000 of them wake 1,000 times a second, not more).
 const IDLE_POLL: Duration = Duration::from_secs(1);
-
-/// Rings a connection's doorbell from the worker's side: the serving thread, if it is
-/// about to sleep, sees the count change and does not.
-pub(super) fn ring(segment: &Segment) {
-    segment.header().doorbell.fetch_add(1, Ordering::SeqCst);
-    futex::wake_all(&segment.header().doorbell);
-}
 
 /// Serves one connection's slots.
 pub(super) struct Server {
@@ -51,8 +45,8 @@ pub(super) struct Server {
     /// Helper threads to start with the connection's first call (see [`Server::help`]).
     pub(super) helpers: usize,
     pub(super) helper_threads: Vec<JoinHandle<()>>,
-    /// This worker's bit in the segment header's sleeper words.
-    pub(super) bit: u32,
+    /// This worker's number: its doorbell and its bit in the header's sleeper words.
+    pub(super) index: usize,
 }
 
 impl Server {
@@ -83,7 +77,7 @@ impl Server {
             scratch: Vec::new(),
             helpers: 0,
             helper_threads: Vec::new(),
-            bit: self.bit,
+            index: self.index,
         }
     }
 
@@ -136,7 +130,9 @@ impl Server {
             if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
                 return;
             }
-            header.helpers_waiting.fetch_or(self.bit, Ordering::SeqCst);
+            header
+                .helpers_waiting
+                .fetch_or(Header::worker_bit(self.index), Ordering::SeqCst);
             if header.overflow.load(Ordering::SeqCst) == seen {
                 futex::wait(&header.overflow, seen, Some(IDLE_POLL));
             }
@@ -144,7 +140,7 @@ impl Server {
             // this one's turn to look, and it sets the bit again before it sleeps.
             header
                 .helpers_waiting
-                .fetch_and(!self.bit, Ordering::SeqCst);
+                .fetch_and(!Header::worker_bit(self.index), Ordering::SeqCst);
         }
     }
 
@@ -154,7 +150,7 @@ impl Server {
         let slots = segment.geometry().slots;
         let mut last_work = Instant::now();
         loop {
-            let bell = header.doorbell.load(Ordering::Acquire);
+            let bell = header.doorbell(self.index).load(Ordering::Acquire);
             let mut served = false;
             for i in 0..slots {
                 let slot = segment.slot(i).expect("index below the slot count");
@@ -179,12 +175,15 @@ impl Server {
                 memlink_ipc::slot::relax(idle);
                 continue;
             }
-            // A bit of this worker's: each worker process has a thread asleep here.
-            header.worker_waiting.fetch_or(self.bit, Ordering::SeqCst);
-            if header.doorbell.load(Ordering::SeqCst) == bell {
-                futex::wait(&header.doorbell, bell, Some(IDLE_POLL));
+            // A bit of this worker's, asleep on a doorbell of its own: a client wakes
+            // only the worker its call goes to.
+            let bit = Header::worker_bit(self.index);
+            header.worker_waiting.fetch_or(bit, Ordering::SeqCst);
+            let doorbell = header.doorbell(self.index);
+            if doorbell.load(Ordering::SeqCst) == bell {
+                futex::wait(doorbell, bell, Some(IDLE_POLL));
             }
-            header.worker_waiting.fetch_and(!self.bit, Ordering::SeqCst);
+            header.worker_waiting.fetch_and(!bit, Ordering::SeqCst);
             last_work = Instant::now();
         }
     }
@@ -207,7 +206,8 @@ impl Server {
             return true;
         }
         slot.unclaim();
-        ring(&self.segment);
+        // Its worker is another's to know: every one is rung.
+        self.segment.header().ring_all();
         false
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use memlink_ipc::segment::Header;
 use memlink_ipc::slot::{Name, Slot};
 use memlink_ipc::{futex, Failure, Segment};
 
@@ -23,6 +24,8 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// A running stand-in; dropping it stops it (without waiting for its thread, which
 /// ends at its next look).
 pub(super) struct StandIn {
+    /// The worker it stands in for: its doorbell is the one to ring.
+    worker: usize,
     stop: Arc<AtomicBool>,
     segment: Arc<Segment>,
     thread: Option<JoinHandle<()>>,
@@ -48,9 +51,10 @@ impl StandIn {
             let segment = Arc::clone(&segment);
             std::thread::Builder::new()
                 .name(format!("memlink-stand-in-{name}"))
-                .spawn(move || answer(&segment, 1 << index, &ours, &failure, &stop))?
+                .spawn(move || answer(&segment, index, &ours, &failure, &stop))?
         };
         Ok(StandIn {
+            worker: index,
             stop,
             segment,
             thread: Some(thread),
@@ -61,30 +65,26 @@ impl StandIn {
 impl Drop for StandIn {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        ring(&self.segment);
+        self.segment.header().ring(self.worker);
         // Detached: it ends at its next look, and waiting here would hold the lock its
         // owner drops it under.
         drop(self.thread.take());
     }
 }
 
-fn ring(segment: &Segment) {
-    segment.header().doorbell.fetch_add(1, Ordering::SeqCst);
-    futex::wake_all(&segment.header().doorbell);
-}
-
 /// The stand-in's loop: fail every call submitted that `ours` says is the worker's,
-/// then sleep on the doorbell with the worker's `bit` set, as the worker would.
+/// then sleep on worker `worker`'s doorbell with its bit set, as the worker would.
 fn answer(
     segment: &Segment,
-    bit: u32,
+    worker: usize,
     ours: &dyn Fn(Result<Name, String>) -> bool,
     failure: &Failure,
     stop: &AtomicBool,
 ) {
     let header = segment.header();
     loop {
-        let bell = header.doorbell.load(Ordering::SeqCst);
+        let doorbell = header.doorbell(worker);
+        let bell = doorbell.load(Ordering::SeqCst);
         for i in 0..segment.geometry().slots {
             let slot = segment.slot(i).expect("index below the slot count");
             if claim(segment, &slot, ours) {
@@ -94,9 +94,10 @@ fn answer(
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        let bit = Header::worker_bit(worker);
         header.worker_waiting.fetch_or(bit, Ordering::SeqCst);
-        if header.doorbell.load(Ordering::SeqCst) == bell {
-            futex::wait(&header.doorbell, bell, Some(IDLE_POLL));
+        if doorbell.load(Ordering::SeqCst) == bell {
+            futex::wait(doorbell, bell, Some(IDLE_POLL));
         }
         header.worker_waiting.fetch_and(!bit, Ordering::SeqCst);
     }
@@ -115,6 +116,7 @@ fn claim(segment: &Segment, slot: &Slot<'_>, ours: &dyn Fn(Result<Name, String>)
         return true;
     }
     slot.unclaim();
-    ring(segment);
+    // Its worker is another's to know: every one is rung.
+    segment.header().ring_all();
     false
 }

@@ -101,12 +101,9 @@ impl Shared {
     /// else the main worker (which answers `UnknownModule` for a name nobody serves):
     /// the rule the workers claim calls by.
     pub(super) fn route(&self, module: &str) -> usize {
-        self.workers
-            .iter()
-            .enumerate()
-            .skip(1)
-            .find(|(_, w)| lock(&w.claims).takes(module))
-            .map_or(0, |(i, _)| i)
+        control::route(self.workers.len(), |i| {
+            lock(&self.workers[i].claims).takes(module)
+        })
     }
 
     /// Every module served, sorted.

@@ -299,6 +299,11 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
         in_place,
         max_shm: shared.config.max_shm_per_client,
         modules: shared.served(),
+        workers: shared
+            .workers
+            .iter()
+            .map(|w| lock(&w.claims).clone())
+            .collect(),
     });
     let sent = control::send(stream, &welcome, Some(conn.fd.as_fd()));
     let mut conns = lock(&shared.conns);

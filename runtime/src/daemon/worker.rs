@@ -15,10 +15,11 @@ use std::thread::JoinHandle;
 
 use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, ToWorker};
 use memlink_ipc::figures::Figures;
+use memlink_ipc::segment::MAX_WORKERS;
 use memlink_ipc::{Geometry, Segment};
 
 use super::config::{DaemonConfig, WorkerLimits};
-use super::connection::{ring, Server};
+use super::connection::Server;
 use crate::log::{LogEvent, LogSink};
 use crate::resolver::{LocalResolver, ModuleRef};
 use crate::watch::{DirectoryWatch, WatchEvent, WatchOptions};
@@ -111,9 +112,10 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         connections: HashMap::new(),
         draining: Arc::default(),
         helpers: config.threads_per_connection.max(1) as usize - 1,
-        bit: 1u32
-            .checked_shl(index)
-            .ok_or(format!("worker number {index} is past 31"))?,
+        index: match index as usize {
+            i if i < MAX_WORKERS => i,
+            _ => return Err(format!("worker number {index} is past {}", MAX_WORKERS - 1)),
+        },
     }
     .listen(&control);
     Ok(())
@@ -297,8 +299,9 @@ struct Worker {
     draining: Arc<AtomicBool>,
     /// Helper threads per connection, besides the one serving it.
     helpers: usize,
-    /// This worker's bit in the segment header's sleeper words.
-    bit: u32,
+    /// This worker's number: its doorbell and its bit in the sleeper words of every
+    /// segment's header.
+    index: usize,
 }
 
 impl Worker {
@@ -327,7 +330,7 @@ impl Worker {
                     // The thread ends after the call it is running, if any; waiting for
                     // it here would hold up every other connection's messages.
                     if let Some(c) = self.connections.remove(&connection) {
-                        stop(&c);
+                        stop(&c, self.index);
                     }
                     self.connections.retain(|_, c| !c.thread.is_finished());
                 }
@@ -341,7 +344,7 @@ impl Worker {
         // Finish the calls in flight; each thread refuses what was submitted after.
         self.draining.store(true, Ordering::SeqCst);
         for c in self.connections.values() {
-            ring(&c.segment);
+            c.segment.header().ring(self.index);
         }
         for (_, c) in self.connections.drain() {
             let _ = c.thread.join();
@@ -378,7 +381,7 @@ impl Worker {
             scratch: Vec::new(),
             helpers: self.helpers,
             helper_threads: Vec::new(),
-            bit: self.bit,
+            index: self.index,
         };
         let thread = std::thread::Builder::new()
             .name(format!("memlink-conn-{connection}"))
@@ -396,9 +399,9 @@ impl Worker {
     }
 }
 
-fn stop(c: &Connection) {
+fn stop(c: &Connection, worker: usize) {
     c.stop.store(true, Ordering::SeqCst);
-    ring(&c.segment);
+    c.segment.header().ring(worker);
 }
 
 #[cfg(test)]
