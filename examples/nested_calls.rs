@@ -19,6 +19,21 @@ pub async fn relay(
     caller.call(&module, &method, &args).await
 }
 
+/// [`relay`] without copies of its own: synchronous, with the names and the arguments
+/// borrowed from the call's bytes. What it costs beyond calling the callee directly is
+/// the nested call itself, and the callee's result, which the caller receives in a
+/// `Vec`.
+#[memlink_export]
+pub fn relay_borrowed(
+    ctx: &CallContext,
+    module: &str,
+    method: &str,
+    args: &[u8],
+) -> Result<Vec<u8>> {
+    let caller = ctx.module_caller().ok_or(ModuleError::ServiceUnavailable)?;
+    caller.call_blocking(module, method, args)
+}
+
 /// Adds through another module's `add`, with typed arguments and result.
 #[memlink_export]
 pub fn add_via(ctx: &CallContext, module: String, a: u32, b: u32) -> Result<u32> {

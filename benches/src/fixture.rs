@@ -120,6 +120,7 @@ pub struct Host {
     add_args: Vec<u8>,
     relay_echo_args: Vec<u8>,
     relay_noop_args: Vec<u8>,
+    relay_borrowed_args: Vec<u8>,
 }
 
 impl Host {
@@ -154,6 +155,14 @@ impl Host {
             add_args: mp(&(2u32, 3u32)),
             relay_echo_args: mp(&("basic", "echo", b"hello".to_vec())),
             relay_noop_args: mp(&("basic", "noop", Vec::<u8>::new())),
+            // All-borrowed arguments make an archive method: the tuple archived.
+            relay_borrowed_args: rkyv::to_bytes::<rkyv::rancor::Error>(&(
+                "basic".to_owned(),
+                "echo".to_owned(),
+                b"hello".to_vec(),
+            ))
+            .map_err(|e| e.to_string())?
+            .to_vec(),
             runtime,
             basic,
             nested,
@@ -184,6 +193,11 @@ impl Host {
         expect("echo_msgpack", &self.echo_msgpack(), &mp(&"hello"))?;
         expect("relay to echo", &self.relay_echo(), b"hello")?;
         expect("relay to noop", &self.relay_noop(), &nil)?;
+        expect(
+            "borrowed relay to echo",
+            &self.relay_borrowed_echo(),
+            b"hello",
+        )?;
         Ok(())
     }
 
@@ -261,6 +275,16 @@ impl Host {
         self.runtime
             .call(self.nested, "relay", &self.relay_echo_args)
             .expect("relay to echo")
+    }
+
+    /// `nested_calls::relay_borrowed("basic", "echo", b"hello")`: as
+    /// [`relay_echo`](Host::relay_echo), through a synchronous relay that borrows its
+    /// arguments (an archive, read in place).
+    #[inline]
+    pub fn relay_borrowed_echo(&self) -> CallOutput {
+        self.runtime
+            .call(self.nested, "relay_borrowed", &self.relay_borrowed_args)
+            .expect("borrowed relay to echo")
     }
 
     /// `nested_calls::relay("basic", "noop", [])`.

@@ -454,11 +454,19 @@ pub fn nested(report: &mut Report, cfg: &Config, fx: &Fixtures) {
         measure::run(cfg, || h.relay_noop()),
         "nested_calls::relay(\"basic\", \"noop\", []) by name",
     );
-    if let (Some(relay), Some(direct)) = (
-        report.get("nested_relay_echo_ns"),
-        report.get("echo_small_raw_ns"),
-    ) {
-        report.value("nested_added_ns", relay - direct);
+    report.ns(
+        "nested_borrowed_relay_echo_ns",
+        measure::run(cfg, || h.relay_borrowed_echo()),
+        "nested_calls::relay_borrowed(\"basic\", \"echo\", b\"hello\") by name: a sync relay borrowing its arguments",
+    );
+    let direct = report.get("echo_small_raw_ns");
+    for (relay, added) in [
+        ("nested_relay_echo_ns", "nested_added_ns"),
+        ("nested_borrowed_relay_echo_ns", "nested_borrowed_added_ns"),
+    ] {
+        if let (Some(relay), Some(direct)) = (report.get(relay), direct) {
+            report.value(added, relay - direct);
+        }
     }
 }
 

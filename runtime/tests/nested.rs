@@ -51,6 +51,17 @@ fn a_nested_call_returns_the_callees_actual_bytes() {
         .call_typed(h[0], "add_via", &("basic", 40u32, 2u32))
         .unwrap();
     assert_eq!(sum, 42, "typed nested call");
+    // The synchronous relay that borrows its arguments, read in place as an archive.
+    let relay = rt
+        .archived::<(String, String, Vec<u8>), Vec<u8>>(h[0], "relay_borrowed")
+        .unwrap();
+    let args = ("basic".to_owned(), "echo".to_owned(), b"in place".to_vec());
+    assert_eq!(relay.call(&args).unwrap(), b"in place");
+    let args = ("basic".to_owned(), "nope".to_owned(), Vec::new());
+    assert!(matches!(
+        relay.call(&args).unwrap_err().module_error(),
+        Some(ModuleError::InvalidMethod)
+    ));
 }
 
 #[test]
