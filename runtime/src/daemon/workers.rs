@@ -160,7 +160,7 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     *lock(&worker.link) = Some(WorkerLink { pid, control: ours });
     drop(conns);
     let shared = Arc::clone(shared);
-    std::thread::spawn(move || read(&reader, &shared, index));
+    std::thread::spawn(move || read(&reader, &shared, index, pid));
     Ok(child)
 }
 
@@ -208,8 +208,9 @@ pub(super) fn attach(worker: &UnixStream, id: u64, conn: &Conn) {
     }
 }
 
-/// Reads what worker `index` says after it is ready: module logs, metrics, changes.
-fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize) {
+/// Reads what worker `index`, its process `pid`, says after it is ready: module logs,
+/// metrics, changes, connections it cannot take.
+fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
     let worker = &shared.workers[index];
     while let Ok((message, _)) = control::recv::<FromWorker>(stream) {
         match message {
@@ -224,22 +225,27 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize) {
                 *lock(&worker.serves) = names;
             }
             FromWorker::AttachFailed { connection, reason } => {
-                stand_in(shared, index, connection, &reason);
+                stand_in(shared, index, pid, connection, &reason);
             }
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
     }
 }
 
-/// Answers the calls to worker `index`'s modules on connection `id`, which it could
-/// not take, with `reason` (see `stand_in`).
-fn stand_in(shared: &Arc<Shared>, index: usize, id: u64, reason: &str) {
+/// Answers the calls to worker `index`'s modules on connection `id`, which its process
+/// `pid` could not take, with `reason` (see `stand_in`).
+fn stand_in(shared: &Arc<Shared>, index: usize, pid: Pid, id: u64, reason: &str) {
     let worker = &shared.workers[index];
     let conns = lock(&shared.conns);
     // The client is gone already: nothing to answer.
     let Some(conn) = conns.get(&id) else {
         return;
     };
+    // The process was replaced meanwhile, and its successor handed the connection anew:
+    // the successor answers for itself.
+    if lock(&worker.link).as_ref().map(|l| l.pid) != Some(pid) {
+        return;
+    }
     tracing::warn!(
         worker = %worker.plan.name,
         connection = id,
