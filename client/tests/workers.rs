@@ -145,29 +145,35 @@ fn a_crash_in_one_worker_leaves_the_calls_in_another_running() {
 
 #[test]
 fn one_module_name_in_two_workers_is_refused_at_start() {
-    let dir = common::scratch_dir();
     let path = common::module_path("hazards");
-    let file = dir.join("memlink.toml");
-    let toml = format!(
-        "socket = {:?}\n\
-         [[modules]]\nname = \"hazards\"\npath = {path:?}\nworker = \"a\"\n\
-         [[modules]]\nname = \"hazards\"\npath = {path:?}\nworker = \"b\"\n",
-        dir.join("memlink.sock").to_str().unwrap()
-    );
-    std::fs::write(&file, toml).unwrap();
-    let out = std::process::Command::new(common::memlink())
-        .arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("module `hazards` is served by worker `a` already"),
-        "{stderr}"
-    );
-    assert!(!dir.join("memlink.sock").exists(), "the socket is removed");
+    // Two groups, then a group and the main worker (which leaves only a watched
+    // directory's duplicates to the other worker, not its configured modules).
+    for (second, other) in [("worker = \"b\"\n", "a"), ("", "a")] {
+        let dir = common::scratch_dir();
+        let file = dir.join("memlink.toml");
+        let toml = format!(
+            "socket = {:?}\n\
+             [[modules]]\nname = \"hazards\"\npath = {path:?}\nworker = \"a\"\n\
+             [[modules]]\nname = \"hazards\"\npath = {path:?}\n{second}",
+            dir.join("memlink.sock").to_str().unwrap()
+        );
+        std::fs::write(&file, toml).unwrap();
+        let out = std::process::Command::new(common::memlink())
+            .arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "module `hazards` is served by worker `{other}` already"
+            )),
+            "{stderr}"
+        );
+        assert!(!dir.join("memlink.sock").exists(), "the socket is removed");
+    }
 }
 
 /// Runs `await_count` on one thread and `count` on another, over one client (one
@@ -269,21 +275,22 @@ fn a_drain_finishes_the_calls_a_connection_s_helpers_run() {
 
 #[test]
 fn a_worker_that_cannot_map_a_connection_fails_its_calls_clearly() {
-    // 512 MiB of address space hold the worker and its modules, not a 1 GiB segment:
-    // the `hazards` worker cannot serve this client's connection; the main one can.
+    // 1.5 GiB of address space hold the worker, its modules and its threads' malloc
+    // arenas (64 MiB reserved each), not a 3 GiB segment: the `hazards` worker cannot
+    // serve this client's connection; the main one, without limits, can.
     let path = common::module_path("hazards");
     let toml = format!(
-        "max_shm_per_client = 2147483648\n\
+        "max_shm_per_client = 8589934592\n\
          [[modules]]\nname = \"steady\"\npath = {path:?}\n\
          [[modules]]\nname = \"hazards\"\npath = {path:?}\n\
-         limits = {{ memory_bytes = 536870912 }}\n",
+         limits = {{ memory_bytes = 1610612736 }}\n",
     );
     let daemon = Daemon::start(Setup {
         toml,
         ..Setup::default()
     });
     let big = memlink_client::ClientConfig::default()
-        .slots(1)
+        .slots(3)
         .slot_size(1 << 30);
     let client = std::sync::Arc::new(Client::with_config(&daemon.socket, big).unwrap());
     let steady = client.module("steady").unwrap();
@@ -357,6 +364,17 @@ fn a_watched_module_named_like_another_worker_s_is_left_to_that_worker() {
         "{}",
         daemon.log_text()
     );
+    // A copy that comes later is unloaded as it loads.
+    let shed = "is served by another worker, so this one unloaded it";
+    let later = watched.join(format!("libhazards_again.{ext}"));
+    std::fs::copy(common::module_path("hazards"), later).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while daemon.log_text().matches(shed).count() < 2 {
+        assert!(std::time::Instant::now() < until, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(client.modules().unwrap(), ["basic", "hazards"]);
+    client.call(hazards, "count", b"").unwrap();
     // One series per module: the main worker keeps no figures of its own `hazards`.
     let (status, body) = daemon.http_get("/metrics");
     assert_eq!(status, 200);

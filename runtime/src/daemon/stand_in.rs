@@ -62,6 +62,17 @@ impl StandIn {
     }
 }
 
+impl StandIn {
+    /// Stops it and waits for its thread to end: no call is claimed by it afterwards.
+    pub(super) fn finish(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.segment.header().ring(self.worker);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Drop for StandIn {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -86,6 +97,10 @@ fn answer(
         let doorbell = header.doorbell(worker);
         let bell = doorbell.load(Ordering::SeqCst);
         for i in 0..segment.geometry().slots {
+            // Stopped: the worker's next process may be serving these slots already.
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
             let slot = segment.slot(i).expect("index below the slot count");
             if claim(segment, &slot, ours) {
                 slot.finish_failure(failure, 1.0);

@@ -78,7 +78,11 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         config.runtime_config().log_sink(sink),
         LocalResolver,
     ));
-    let loaded = load_all(&runtime, &config).and_then(|()| watch(&runtime, &config));
+    let mut configured = Vec::new();
+    let loaded = load_all(&runtime, &config).and_then(|()| {
+        configured = runtime.modules().into_iter().map(|(h, _)| h).collect();
+        watch(&runtime, &config)
+    });
     let watch = match loaded {
         Ok(watch) => watch,
         Err(e) => {
@@ -90,9 +94,12 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         Claims::Own => Claims::Only(served(&runtime)),
         other => other,
     });
+    // Only the watched directory's: a configured module named like another worker's is
+    // a settings error, which the supervisor refuses when this worker says it is ready.
     let shed: Vec<String> = runtime
         .modules()
         .into_iter()
+        .filter(|(handle, _)| !configured.contains(handle))
         .filter_map(|(handle, _)| foreign(&runtime, &claims, handle))
         .collect();
     send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
@@ -184,6 +191,9 @@ fn tell_changes(
                         ),
                         false,
                     ),
+                    // The watch's first look reports what it loaded at start, some of
+                    // which may have been unloaded since as another worker's.
+                    WatchEvent::Loaded { handle, .. } if !runtime.is_loaded(*handle) => continue,
                     WatchEvent::Loaded { path, handle } => {
                         match foreign(&runtime, &claims, *handle) {
                             Some(name) => (

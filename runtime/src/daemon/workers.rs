@@ -60,6 +60,11 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
             .take()
             .unwrap_or_else(|| describe(status));
         *lock(&worker.link) = None;
+        // Its stand-ins end before its running calls are failed: a call one of them is
+        // failing is not failed twice, and calls submitted from now on wait for the next
+        // worker, which is handed every connection anew.
+        let stand_ins = std::mem::take(&mut *lock(&worker.stand_ins));
+        stand_ins.into_values().for_each(StandIn::finish);
         let failed = fail_running(shared, index, &reason);
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
@@ -149,6 +154,12 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
         }
     }
     let reader = ours.try_clone().map_err(|e| e.to_string())?;
+    // Read before handing it the connections: it answers each it cannot take, and a
+    // full socket would stop it reading ours while we send under the lock.
+    {
+        let shared = Arc::clone(shared);
+        std::thread::spawn(move || read(&reader, &shared, index, pid));
+    }
     // Connections that came while there was no worker are handed over with the rest;
     // the lock keeps a new one from slipping between the two.
     let conns = lock(&shared.conns);
@@ -159,8 +170,6 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     }
     *lock(&worker.link) = Some(WorkerLink { pid, control: ours });
     drop(conns);
-    let shared = Arc::clone(shared);
-    std::thread::spawn(move || read(&reader, &shared, index, pid));
     Ok(child)
 }
 
@@ -212,6 +221,18 @@ pub(super) fn attach(worker: &UnixStream, id: u64, conn: &Conn) {
 /// metrics, changes, connections it cannot take.
 fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
     let worker = &shared.workers[index];
+    // Connections it cannot take go to a thread of their own: starting a stand-in takes
+    // the connections' lock, which the supervisor may hold while it sends to this
+    // worker, and this thread must keep reading meanwhile.
+    let (cannot_take, refused) = mpsc::channel::<(u64, String)>();
+    {
+        let shared = Arc::clone(shared);
+        std::thread::spawn(move || {
+            for (connection, reason) in refused {
+                stand_in(&shared, index, pid, connection, &reason);
+            }
+        });
+    }
     while let Ok((message, _)) = control::recv::<FromWorker>(stream) {
         match message {
             FromWorker::Log(record) => log(&record),
@@ -225,7 +246,7 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
                 *lock(&worker.serves) = names;
             }
             FromWorker::AttachFailed { connection, reason } => {
-                stand_in(shared, index, pid, connection, &reason);
+                let _ = cannot_take.send((connection, reason));
             }
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
