@@ -181,11 +181,16 @@ fn one_module_name_in_two_workers_is_refused_at_start() {
 /// connection runs one call at a time, `await_count` gives up after its 1.5 s first).
 fn count_overtakes_a_waiting_call(daemon: &Daemon, module: &str) -> bool {
     let client = std::sync::Arc::new(Client::connect(&daemon.socket).unwrap());
+    overtakes_on(daemon, &client, module)
+}
+
+/// [`count_overtakes_a_waiting_call`] on `client`'s connection.
+fn overtakes_on(daemon: &Daemon, client: &std::sync::Arc<Client>, module: &str) -> bool {
     let hazards = client.module(module).unwrap();
     let waits_before = daemon.log_text().matches("waiting for a count").count();
     let seen = rmp_serde::from_slice::<u64>(&client.call(hazards, "count", b"").unwrap()).unwrap();
     let waiter = {
-        let client = std::sync::Arc::clone(&client);
+        let client = std::sync::Arc::clone(client);
         std::thread::spawn(move || {
             let wait = client
                 .typed::<(u64, u64), bool>(hazards, "await_count")
@@ -390,11 +395,17 @@ fn a_watched_module_named_like_another_worker_s_is_left_to_that_worker() {
 /// The voluntary context switches of `pid`'s threads named `memlink-conn-*`: how often
 /// its connection threads went to sleep.
 fn connection_thread_sleeps(pid: i32) -> u64 {
+    thread_sleeps(pid, "memlink-conn")
+}
+
+/// The voluntary context switches of `pid`'s threads whose name starts with `prefix`
+/// (names are cut to 15 bytes: helpers are `memlink-conn-he`).
+fn thread_sleeps(pid: i32, prefix: &str) -> u64 {
     let mut total = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let task = task.unwrap().path();
         let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
-        if !comm.starts_with("memlink-conn") {
+        if !comm.starts_with(prefix) {
             continue;
         }
         let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
@@ -439,5 +450,40 @@ fn a_call_wakes_only_the_worker_that_serves_it() {
     assert!(
         main_slept < calls / 4,
         "the other worker woke {main_slept} times for {calls} calls that were not its"
+    );
+}
+
+#[test]
+fn a_held_up_call_wakes_only_its_worker_s_helpers() {
+    let daemon = two_workers();
+    let client = std::sync::Arc::new(Client::connect(&daemon.socket).unwrap());
+    // Each worker starts its helpers for a connection with its first call there.
+    for module in ["steady", "hazards"] {
+        let handle = client.module(module).unwrap();
+        client.call(handle, "count", b"").unwrap();
+    }
+    let main = daemon.worker_pid_named("main");
+    let apart = daemon.worker_pid_named("hazards");
+    std::thread::sleep(Duration::from_millis(20));
+    let helpers = |pid| thread_sleeps(pid, "memlink-conn-he");
+    let (main_before, apart_before) = (helpers(main), helpers(apart));
+    // Each round holds `hazards`'s connection thread in `await_count` until a `count`
+    // call, which waits past the client's spin and calls that worker's helpers.
+    let rounds = 10;
+    for _ in 0..rounds {
+        assert!(
+            overtakes_on(&daemon, &client, "hazards"),
+            "a helper took the count"
+        );
+    }
+    let main_woke = helpers(main) - main_before;
+    let apart_woke = helpers(apart) - apart_before;
+    assert!(
+        apart_woke >= rounds,
+        "the serving worker's helpers woke {apart_woke} times for {rounds} held-up calls"
+    );
+    assert!(
+        main_woke < rounds / 2,
+        "the other worker's helpers woke {main_woke} times for {rounds} calls not theirs"
     );
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use rustix::net::{recv, RecvFlags};
 
 use crate::control::{self, Answer, Hello, Welcome};
-use crate::futex;
 use crate::segment::{Geometry, Segment};
 use crate::slot::{Op, Slot, SlotState, Submit, Waited, MAX_NAME};
 use crate::{clock, Failure, PROTOCOL_VERSION};
@@ -221,18 +220,13 @@ impl Connection {
         self.segment.header().ring(worker);
     }
 
-    /// Wakes the daemon's helper threads of this connection, for a call still not taken
-    /// after the client's spin while another call of this process is in flight: the
-    /// connection's thread is busy with that one, and a helper takes this one. Calls
-    /// served within the spin (a batch of short calls) never pay for it.
-    fn call_helpers(&self) {
-        let header = self.segment.header();
-        header.overflow.fetch_add(1, Ordering::SeqCst);
-        if header.helpers_waiting.load(Ordering::SeqCst) != 0 {
-            // Each worker process of the daemon has its helpers here, and only one
-            // serves the module called: wake them all.
-            futex::wake_all(&header.overflow);
-        }
+    /// Wakes the helper threads of the worker serving `module` on this connection, for a
+    /// call still not taken after the client's spin while another call of this process
+    /// is in flight: the connection's thread is busy with that one, and a helper takes
+    /// this one. Calls served within the spin (a batch of short calls) never pay for it,
+    /// and other workers' helpers sleep on.
+    fn call_helpers(&self, module: &str) {
+        self.segment.header().call_helpers(self.worker_of(module));
     }
 
     /// Whether the daemon is still there: its end of the socket is open and it has not
@@ -378,7 +372,10 @@ impl Lease {
         let slot = self.slot();
         let queued = |state| {
             if state == Some(SlotState::Submitted) && conn.leased.load(Ordering::Relaxed) > 1 {
-                conn.call_helpers();
+                // The name this lease wrote; one it could not is routed as the workers
+                // route a name they cannot read.
+                let module = slot.module_name();
+                conn.call_helpers(module.as_ref().map_or("", |n| n.as_str()));
             }
         };
         match slot.wait_done_then(

@@ -47,4 +47,4 @@ pub use segment::{Geometry, Segment};
 pub use slot::{Request, Slot, SlotState};
 
 /// The protocol's version: a client and a daemon of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;

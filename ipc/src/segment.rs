@@ -1,8 +1,8 @@
 //! The shared segment of one connection: its layout, creation and mapping.
 //!
 //! ```text
-//! 0                 Header (doorbells, flags)                     192 bytes
-//! 192               slot table: `slots` x `SlotFields`            256 bytes each
+//! 0                 Header (doorbells, flags)                     320 bytes
+//! 320               slot table: `slots` x `SlotFields`            256 bytes each
 //! data_offset       data areas: `slots` x `slot_size`, page-aligned
 //! ```
 //!
@@ -31,7 +31,7 @@ pub const MAX_SLOTS: u32 = 64;
 /// Largest data area of one slot (the largest arguments or result of one call): 1 GiB.
 pub const MAX_SLOT_SIZE: u64 = 1 << 30;
 const PAGE: u64 = 4096;
-const HEADER_SIZE: u64 = 192;
+const HEADER_SIZE: u64 = 320;
 
 /// How a segment is cut: how many slots, and how many bytes of data each has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,11 +118,11 @@ impl Geometry {
     }
 }
 
-/// Most worker processes a daemon runs: each has a doorbell and a sleeper bit in every
-/// segment's header.
+/// Most worker processes a daemon runs: each has a doorbell, a helpers' word and sleeper
+/// bits in every segment's header.
 pub const MAX_WORKERS: usize = 32;
 
-/// The segment's first 192 bytes: what is per connection rather than per slot.
+/// The segment's first 320 bytes: what is per connection rather than per slot.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Header {
@@ -140,12 +140,14 @@ pub struct Header {
     pub closed: AtomicU32,
     /// The daemon's backpressure for this connection, an `f32` in [0, 1] as bits.
     pub backpressure: AtomicU32,
-    /// Bumped by a client whose call is still not taken after its spin while another of
-    /// its calls is in flight on this connection: the futex word the daemon's helper
-    /// threads sleep on, so a call is not held up behind a long one.
-    pub overflow: AtomicU32,
+    /// One word per worker process, by its number: bumped by a client whose call to
+    /// that worker is still not taken after its spin while another of its calls is in
+    /// flight on this connection. The futex word that worker's helper threads sleep on,
+    /// so a call is not held up behind a long one, and other workers' helpers sleep on
+    /// ([`Header::call_helpers`]).
+    pub overflows: [AtomicU32; MAX_WORKERS],
     /// One bit per worker process, set while a helper thread of its is (about to be)
-    /// asleep on `overflow` (as for `worker_waiting`).
+    /// asleep on its `overflows` word (as for `worker_waiting`).
     pub helpers_waiting: AtomicU32,
 }
 
@@ -170,6 +172,22 @@ impl Header {
         bell.fetch_add(1, Ordering::SeqCst);
         if self.worker_waiting.load(Ordering::SeqCst) & Header::worker_bit(worker) != 0 {
             futex::wake_all(bell);
+        }
+    }
+
+    /// Worker `worker`'s helpers' word (numbers wrap around, as for
+    /// [`doorbell`](Header::doorbell)).
+    pub fn overflow(&self, worker: usize) -> &AtomicU32 {
+        &self.overflows[worker % MAX_WORKERS]
+    }
+
+    /// Bumps worker `worker`'s helpers' word, and wakes its helpers if one sleeps there
+    /// (the same order as [`ring`](Header::ring)).
+    pub fn call_helpers(&self, worker: usize) {
+        let word = self.overflow(worker);
+        word.fetch_add(1, Ordering::SeqCst);
+        if self.helpers_waiting.load(Ordering::SeqCst) & Header::worker_bit(worker) != 0 {
+            futex::wake_all(word);
         }
     }
 

@@ -54,9 +54,9 @@ impl Server {
     /// helpers.
     pub(super) fn run(mut self) {
         self.serve_connection();
-        let header = self.segment.header();
-        header.overflow.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&header.overflow);
+        let overflow = self.segment.header().overflow(self.index);
+        overflow.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(overflow);
         for helper in self.helper_threads.drain(..) {
             let _ = helper.join();
         }
@@ -102,16 +102,17 @@ impl Server {
         }
     }
 
-    /// A helper: asleep on the connection's `overflow` word, which a client bumps when a
-    /// call of its is still not taken after its spin while another of its calls is in
-    /// flight; it serves what the connection's thread, busy with a call, cannot take. It
+    /// A helper: asleep on its worker's `overflow` word of the connection, which a
+    /// client bumps when a call of its to this worker is still not taken after its spin
+    /// while another of its calls is in flight; it serves what the connection's thread, busy with a call, cannot take. It
     /// never spins, so a client calling one call at a time, or a batch of short calls,
     /// never wakes it.
     fn help(mut self) {
         let segment = Arc::clone(&self.segment);
         let header = segment.header();
         loop {
-            let seen = header.overflow.load(Ordering::SeqCst);
+            let overflow = header.overflow(self.index);
+            let seen = overflow.load(Ordering::SeqCst);
             let mut served = true;
             while served {
                 served = false;
@@ -133,8 +134,8 @@ impl Server {
             header
                 .helpers_waiting
                 .fetch_or(Header::worker_bit(self.index), Ordering::SeqCst);
-            if header.overflow.load(Ordering::SeqCst) == seen {
-                futex::wait(&header.overflow, seen, Some(IDLE_POLL));
+            if overflow.load(Ordering::SeqCst) == seen {
+                futex::wait(overflow, seen, Some(IDLE_POLL));
             }
             // Another helper of this worker may still sleep with the bit cleared: it is
             // this one's turn to look, and it sets the bit again before it sleeps.
