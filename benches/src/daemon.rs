@@ -18,9 +18,9 @@ use memlink_example_types::datasets::{Bytes, BytesRef};
 use memlink_runtime::daemon::{self, DaemonConfig, ModuleEntry, Trust};
 use memlink_runtime::{ModuleRef, Runtime};
 
+use crate::figures::Report;
 use crate::measure::{self, Config, Sample};
 use crate::modules::example;
-use crate::report::Report;
 
 const SERVE: &str = "__bench_serve";
 const SOCKET_SERVER: &str = "__bench_socket_server";

@@ -7,6 +7,7 @@
 
 pub mod alloc_count;
 pub mod daemon;
+pub mod figures;
 pub mod fixture;
 pub mod measure;
 pub mod modules;

@@ -13,9 +13,9 @@ use memlink_runtime::{
     RuntimeConfig,
 };
 
+use crate::figures::Report;
 use crate::fixture::mp;
 use crate::measure::{Config, Sample};
-use crate::report::Report;
 
 /// Operations per measured call: enough that the call's own ~200 ns is under 1% of it
 /// for the cheapest operation.

@@ -12,8 +12,8 @@ use std::hint::black_box;
 
 use wasmtime::{Engine, Instance, Memory, Module, Store, TypedFunc};
 
+use crate::figures::Report;
 use crate::measure::{self, Config};
-use crate::report::Report;
 
 /// The guest: `nop`, `add` and `echo`, and one page (64 KiB) of linear memory.
 ///

@@ -18,9 +18,9 @@ use memlink_runtime::{
     ArgBuffer, CallOptions, CallOutput, MethodRef, ModuleHandle, ModuleRef, Runtime, RuntimeConfig,
 };
 
+use crate::figures::Report;
 use crate::fixture::mp;
 use crate::measure::{self, Config, Sample};
-use crate::report::Report;
 use crate::sets::{SetCase, Sets};
 
 /// The byte buffer sizes, by the label their report keys carry.

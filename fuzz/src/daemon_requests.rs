@@ -20,7 +20,9 @@ use memlink_ipc::{Failure, Geometry, Segment};
 
 /// Runs one input.
 pub fn run(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode {
         0 => hello(rest),
         1 => slot(rest),
@@ -55,8 +57,8 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 }
 
 fn slot(bytes: &[u8]) {
-    let (segment, _fd) = Segment::create(Geometry::new(1, 4096).expect("geometry"))
-        .expect("a segment");
+    let (segment, _fd) =
+        Segment::create(Geometry::new(1, 4096).expect("geometry")).expect("a segment");
     let slot = segment.slot(0).expect("slot 0");
     let f = slot.fields();
     f.op.store(word(bytes, 0) as u32, Ordering::Relaxed);
@@ -67,13 +69,17 @@ fn slot(bytes: &[u8]) {
     for (i, w) in f.names.iter().enumerate() {
         w.store(word(bytes, 28 + 8 * i), Ordering::Relaxed);
     }
-    f.state.store(word(bytes, 156) as u32 % 5, Ordering::Relaxed);
+    f.state
+        .store(word(bytes, 156) as u32 % 5, Ordering::Relaxed);
     if !slot.claim() {
         return;
     }
     match slot.read_request() {
         Ok(r) => {
-            assert!(r.args_len <= slot.capacity(), "arguments inside the data area");
+            assert!(
+                r.args_len <= slot.capacity(),
+                "arguments inside the data area"
+            );
             assert!(r.module.as_str().len() <= MAX_NAME && r.method.as_str().len() <= MAX_NAME);
             let mut copy = vec![0u8; r.args_len];
             slot.copy_data(0, &mut copy);
@@ -82,7 +88,11 @@ fn slot(bytes: &[u8]) {
             let text = failure.to_string();
             assert!(text.starts_with("malformed request: "), "{text}");
             slot.finish_failure(&failure, 0.0);
-            assert_eq!(slot.reply().expect_err("a failure"), failure, "the failure round-trips");
+            assert_eq!(
+                slot.reply().expect_err("a failure"),
+                failure,
+                "the failure round-trips"
+            );
         }
     }
 }

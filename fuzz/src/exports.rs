@@ -105,7 +105,7 @@ pub fn relay(ctx: &CallContext, module: String, method: String, args: Vec<u8>) -
 #[memlink_export]
 pub fn relay_typed(ctx: &CallContext, method: String, text: String) -> Result<String> {
     let caller = ctx.module_caller().ok_or(ModuleError::ServiceUnavailable)?;
-    caller.call_typed(crate::host::SELF, &method, &(text,))
+    caller.call_typed(SELF, &method, &(text,))
 }
 
 /// Logs `message` at every level, with fields, then returns the context it saw.
@@ -148,6 +148,10 @@ pub fn archived_points(
 pub fn boom(_ctx: &CallContext, message: String) -> Result<u32> {
     panic!("{message}");
 }
+
+/// The name nested calls use for this binary's own module (the harness's host answers
+/// to it).
+pub const SELF: &str = "self";
 
 /// Whether the harness may call the export `name` in this build: not a panicking one
 /// under `panic = "abort"`.

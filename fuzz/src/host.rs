@@ -16,8 +16,7 @@ use memlink_msdk::abi::{
 use memlink_msdk::exports::{memlink_call, memlink_init, memlink_module_info};
 use memlink_msdk::ModuleError;
 
-/// The name nested calls use for this binary's own module.
-pub const SELF: &str = "self";
+pub use crate::exports::SELF;
 
 /// Deepest nested call the host makes; deeper requests get `MaxCallDepthExceeded`.
 pub const MAX_NESTED_DEPTH: u32 = 6;

@@ -560,7 +560,10 @@ pub fn host_side() -> Vec<(&'static str, Vec<u8>)> {
 pub fn daemon_requests() -> Vec<(&'static str, Vec<u8>)> {
     use memlink_ipc::control::Hello;
     use memlink_ipc::{Failure, Geometry, PROTOCOL_VERSION};
-    let hello = Hello { version: PROTOCOL_VERSION, geometry: Geometry::new(2, 4096).unwrap() };
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        geometry: Geometry::new(2, 4096).unwrap(),
+    };
     let body = rmp_serde::to_vec(&hello).unwrap();
     let mut frame = vec![0u8];
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -588,7 +591,10 @@ pub fn daemon_requests() -> Vec<(&'static str, Vec<u8>)> {
         ("hello_huge_length", vec![0, 0xff, 0xff, 0xff, 0xff, 1, 2]),
         ("hello_garbage", vec![0, 4, 0, 0, 0, 0xc1, 0xc1, 0xc1, 0xc1]),
         ("slot_call", slot(1, b"basic", b"echo", 5, 1)),
-        ("slot_args_past_end", slot(1, b"basic", b"echo", u64::MAX, 1)),
+        (
+            "slot_args_past_end",
+            slot(1, b"basic", b"echo", u64::MAX, 1),
+        ),
         ("slot_long_name", slot(1, &[b'm'; 64], b"f", 0, 1)),
         ("slot_bad_utf8", slot(2, &[0xff, 0xfe], b"", 0, 1)),
         ("slot_bad_op", slot(77, b"basic", b"echo", 0, 1)),

@@ -24,7 +24,7 @@ use rustix::fs::{
 use serde::{Deserialize, Serialize};
 
 use crate::futex;
-use crate::slot::{Slot, SlotFields};
+use crate::slot::{Name, Slot, SlotFields};
 
 /// Most slots a segment may have (calls one connection can have in flight at once).
 pub const MAX_SLOTS: u32 = 64;
@@ -242,6 +242,28 @@ impl Segment {
         // every bit pattern is a valid `Header` of atomics (see the layout note above),
         // and other processes only touch it through atomics.
         unsafe { &*self.map.as_mut_ptr().cast::<Header>() }
+    }
+
+    /// Claims `slot`, one of this segment's, if it holds a submitted call that `ours`
+    /// says is the claimer's, given the module name the slot holds (or why it holds
+    /// none). The name is read before the claim and again after it: the client may have
+    /// reused the slot for another module between the two (the state word has no
+    /// generation). A call that turns out not to be the claimer's is given back,
+    /// submitted, and every worker is rung, since which one it is for is another's to
+    /// know.
+    pub fn claim_if(&self, slot: &Slot<'_>, ours: impl Fn(Result<Name, String>) -> bool) -> bool {
+        let Some(name) = slot.submitted_module() else {
+            return false;
+        };
+        if !(ours(name) && slot.claim()) {
+            return false;
+        }
+        if ours(slot.module_name()) {
+            return true;
+        }
+        slot.unclaim();
+        self.header().ring_all();
+        false
     }
 
     /// Slot `index`, or `None` past the last.

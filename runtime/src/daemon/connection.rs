@@ -54,9 +54,7 @@ impl Server {
     /// helpers.
     pub(super) fn run(mut self) {
         self.serve_connection();
-        let overflow = self.segment.header().overflow(self.index);
-        overflow.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(overflow);
+        self.segment.header().call_helpers(self.index);
         for helper in self.helper_threads.drain(..) {
             let _ = helper.join();
         }
@@ -194,22 +192,7 @@ impl Server {
         if *self.claims == Claims::All {
             return slot.claim();
         }
-        let Some(name) = slot.submitted_module() else {
-            return false;
-        };
-        if !(self.takes(name) && slot.claim()) {
-            return false;
-        }
-        // The slot may have been served and submitted again for another module between
-        // the look and the claim (the state word has no generation): look again, now that
-        // the call is this claim's.
-        if self.takes(slot.module_name()) {
-            return true;
-        }
-        slot.unclaim();
-        // Its worker is another's to know: every one is rung.
-        self.segment.header().ring_all();
-        false
+        self.segment.claim_if(slot, |name| self.takes(name))
     }
 
     /// Whether a call naming `module` (as read from its slot) is this worker's. A name

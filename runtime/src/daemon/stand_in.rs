@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use memlink_ipc::segment::Header;
-use memlink_ipc::slot::{Name, Slot};
+use memlink_ipc::slot::Name;
 use memlink_ipc::{futex, Failure, Segment};
 
 /// How long the stand-in sleeps at most between looks: stopping rings the doorbell, so
@@ -102,7 +102,7 @@ fn answer(
                 return;
             }
             let slot = segment.slot(i).expect("index below the slot count");
-            if claim(segment, &slot, ours) {
+            if segment.claim_if(&slot, ours) {
                 slot.finish_failure(failure, 1.0);
             }
         }
@@ -116,22 +116,4 @@ fn answer(
         }
         header.worker_waiting.fetch_and(!bit, Ordering::SeqCst);
     }
-}
-
-/// Claims the slot if it holds a call `ours` says is the worker's.
-fn claim(segment: &Segment, slot: &Slot<'_>, ours: &dyn Fn(Result<Name, String>) -> bool) -> bool {
-    let Some(name) = slot.submitted_module() else {
-        return false;
-    };
-    if !(ours(name) && slot.claim()) {
-        return false;
-    }
-    // Submitted again for another module between the look and the claim: give it back.
-    if ours(slot.module_name()) {
-        return true;
-    }
-    slot.unclaim();
-    // Its worker is another's to know: every one is rung.
-    segment.header().ring_all();
-    false
 }

@@ -232,7 +232,7 @@ fn shed_message(name: &str) -> String {
 /// not this worker's to serve, and returns the name: a name has one worker, so a call
 /// has one place to go and the module's figures one series.
 fn foreign(runtime: &Runtime, claims: &Claims, handle: ModuleHandle) -> Option<String> {
-    let (_, info) = runtime.modules().into_iter().find(|(h, _)| *h == handle)?;
+    let info = runtime.module_info(handle).ok()?;
     if claims.takes(&info.name) {
         return None;
     }

@@ -221,18 +221,10 @@ pub(super) fn attach(worker: &UnixStream, id: u64, conn: &Conn) {
 /// metrics, changes, connections it cannot take.
 fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
     let worker = &shared.workers[index];
-    // Connections it cannot take go to a thread of their own: starting a stand-in takes
-    // the connections' lock, which the supervisor may hold while it sends to this
-    // worker, and this thread must keep reading meanwhile.
-    let (cannot_take, refused) = mpsc::channel::<(u64, String)>();
-    {
-        let shared = Arc::clone(shared);
-        std::thread::spawn(move || {
-            for (connection, reason) in refused {
-                stand_in(&shared, index, pid, connection, &reason);
-            }
-        });
-    }
+    // Connections it cannot take go to a thread of their own, started with the first:
+    // starting a stand-in takes the connections' lock, which the supervisor may hold
+    // while it sends to this worker, and this thread must keep reading meanwhile.
+    let mut cannot_take: Option<mpsc::Sender<(u64, String)>> = None;
     while let Ok((message, _)) = control::recv::<FromWorker>(stream) {
         match message {
             FromWorker::Log(record) => log(&record),
@@ -246,7 +238,17 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
                 *lock(&worker.serves) = names;
             }
             FromWorker::AttachFailed { connection, reason } => {
-                let _ = cannot_take.send((connection, reason));
+                let starter = cannot_take.get_or_insert_with(|| {
+                    let (tx, refused) = mpsc::channel::<(u64, String)>();
+                    let shared = Arc::clone(shared);
+                    std::thread::spawn(move || {
+                        for (connection, reason) in refused {
+                            stand_in(&shared, index, pid, connection, &reason);
+                        }
+                    });
+                    tx
+                });
+                let _ = starter.send((connection, reason));
             }
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
@@ -272,11 +274,10 @@ fn stand_in(shared: &Arc<Shared>, index: usize, pid: Pid, id: u64, reason: &str)
         connection = id,
         "the worker cannot serve the connection ({reason}); its calls there fail with that reason"
     );
-    // The rule the workers claim by; a name no client writes is the main worker's.
+    // The rule the workers claim by, a name no client writes read as the empty one.
     let router = Arc::clone(shared);
-    let ours = move |name: Result<Name, String>| match name {
-        Ok(name) => router.route(name.as_str()) == index,
-        Err(_) => index == 0,
+    let ours = move |name: Result<Name, String>| {
+        router.route(name.as_ref().map_or("", |n| n.as_str())) == index
     };
     let segment = Arc::clone(&conn.segment);
     match StandIn::start(segment, index, &worker.plan.name, reason, ours) {
