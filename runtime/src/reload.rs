@@ -266,7 +266,8 @@ fn private_dir() -> std::io::Result<&'static Path> {
 impl Drop for PrivateCopy {
     fn drop(&mut self) {
         // The loader has mapped it (or refused it): the file itself is no longer needed,
-        // and a host reloading all day must not fill its temporary directory.
+        // and a host reloading all day must not leave a file per reload behind. (Its
+        // space stays held while the image is mapped; modules are never unmapped.)
         let _ = fs::remove_file(&self.0);
     }
 }
