@@ -29,15 +29,26 @@ impl StrRef {
     /// `ptr` must be valid for reads of `len` bytes for `'a`, and nothing may write
     /// those bytes during `'a`.
     pub unsafe fn as_str<'a>(self) -> Option<&'a str> {
+        // SAFETY: forwarded from this function's contract.
+        core::str::from_utf8(unsafe { self.as_bytes() }?).ok()
+    }
+
+    /// The bytes, not checked as UTF-8; `None` if the pointer is null with a non-zero
+    /// length, or the length exceeds `isize::MAX`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`as_str`](Self::as_str): unless `len` is 0, `ptr` must point to `len`
+    /// readable bytes that stay unchanged for `'a`.
+    pub unsafe fn as_bytes<'a>(self) -> Option<&'a [u8]> {
         if self.len == 0 {
-            return Some("");
+            return Some(&[]);
         }
         if self.ptr.is_null() || isize::try_from(self.len).is_err() {
             return None;
         }
         // SAFETY: non-null, no longer than `isize::MAX`, and the caller guarantees `len`
         // readable, unchanging bytes for `'a`.
-        let bytes = unsafe { core::slice::from_raw_parts(self.ptr, self.len) };
-        core::str::from_utf8(bytes).ok()
+        Some(unsafe { core::slice::from_raw_parts(self.ptr, self.len) })
     }
 }

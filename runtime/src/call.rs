@@ -30,7 +30,8 @@ use crate::metrics::CallRecord;
 use crate::module::{Module, NotEntered};
 use crate::options::CallOptions;
 use crate::output::{self, CallOutput, Found, OwnedArgs};
-use crate::registry::Registry;
+use crate::registry::{Live, Registry};
+use crate::targets::Hint;
 use crate::thread::ThreadState;
 
 /// Why a dispatched call did not produce output.
@@ -142,6 +143,10 @@ pub(crate) fn export(
 /// the host's `call_module` service. With `typed`, the arguments are MessagePack and are
 /// converted to the callee's argument format first. Returns the output and the callee's
 /// result format.
+///
+/// The callee is found through the thread's cached targets (`crate::targets`) when the
+/// same names led to it before and nothing was loaded, reloaded or unloaded since; else
+/// by looking its names up, which caches them for the next call.
 pub(crate) fn nested(
     caller: &HostCall<'_>,
     request: &NestedRequest<'_>,
@@ -151,44 +156,93 @@ pub(crate) fn nested(
     if meta.depth > registry.config.max_call_depth {
         return Err(ModuleError::MaxCallDepthExceeded);
     }
-    let target = registry
-        .by_name(request.module)
-        .ok_or_else(|| ModuleError::ModuleNotFound(request.module.to_owned()))?;
-    let (index, method) = target
-        .method(request.method)
-        .ok_or(ModuleError::InvalidMethod)?;
-    let converted;
-    let args = if request.typed {
-        converted = memlink_abi::msgpack::convert_args(method.args_format, request.args.to_vec())?;
-        &converted[..]
-    } else {
-        request.args
-    };
-    let limit = target.gate.limit();
-    let out = crate::thread::with(|thread| {
-        let args = Args::Borrowed(args);
-        run(
+    crate::thread::with(|thread| {
+        let (target, index) = match hinted(thread, registry, request) {
+            Some(found) => found,
+            None => look_up(thread, registry, request)?,
+        };
+        let method = &target.methods[index as usize];
+        let converted;
+        let args = if request.typed {
+            converted =
+                memlink_abi::msgpack::convert_args(method.args_format, request.args.to_vec())?;
+            &converted[..]
+        } else {
+            request.args
+        };
+        let limit = target.gate.limit();
+        let out = run(
             thread,
             registry,
             &target,
             index,
-            args,
+            Args::Borrowed(args),
             &meta,
             Some(caller),
             |failure| nested_error(limit, request, failure),
-        )
-    })?;
-    Ok((out, method.result_format))
+        )?;
+        Ok((out, method.result_format))
+    })
+}
+
+/// The callee and method index of `request`, from the thread's cached targets, if the
+/// registry has not changed since the same names led there.
+#[inline]
+fn hinted(
+    thread: &ThreadState,
+    registry: &Registry,
+    request: &NestedRequest<'_>,
+) -> Option<(Live, u32)> {
+    let hint = thread
+        .targets
+        .find(registry.id(), request.module, request.method)?;
+    let target = registry.hinted(hint.slot, hint.epoch)?;
+    // The same module as when the hint was kept (the registry is at the same epoch), so
+    // the index is in its table; checked all the same, as it costs a compare.
+    ((hint.method as usize) < target.methods.len()).then_some((target, hint.method))
+}
+
+/// The callee and method index of `request`, looked up by its names, which are kept in
+/// the thread's cached targets when the lookup saw the registry unchanging.
+#[cold]
+#[inline(never)]
+fn look_up(
+    thread: &ThreadState,
+    registry: &Registry,
+    request: &NestedRequest<'_>,
+) -> Result<(Live, u32), ModuleError> {
+    let module = utf8(request.module, "module name")?;
+    let method = utf8(request.method, "method name")?;
+    let (target, slot, epoch) = registry
+        .by_name(module)
+        .ok_or_else(|| ModuleError::ModuleNotFound(module.to_owned()))?;
+    let (index, _) = target.method(method).ok_or(ModuleError::InvalidMethod)?;
+    if let Some(epoch) = epoch {
+        let hint = Hint {
+            slot,
+            method: index,
+            epoch,
+        };
+        thread.targets.keep(registry.id(), module, method, hint);
+    }
+    Ok((target, index))
+}
+
+/// `bytes` as a string, or the error that `what` is not UTF-8.
+fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, ModuleError> {
+    std::str::from_utf8(bytes).map_err(|_| ModuleError::Abi(format!("{what} is not UTF-8")))
 }
 
 /// The error a module gets for its nested call's `failure`.
 #[cold]
 fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> ModuleError {
+    let module = || String::from_utf8_lossy(request.module).into_owned();
     match failure {
-        Failure::Retired => ModuleError::ModuleNotFound(request.module.to_owned()),
+        Failure::Retired => ModuleError::ModuleNotFound(module()),
         Failure::Saturated => ModuleError::CallFailed(format!(
             "module `{}` is saturated ({} calls in flight)",
-            request.module, limit
+            module(),
+            limit
         )),
         Failure::Module(e) | Failure::Late(e) => e,
     }

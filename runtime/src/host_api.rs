@@ -148,9 +148,13 @@ unsafe fn nested(
     if (request.size as usize) < size_of::<NestedCall>() {
         return Err(ModuleError::Abi("nested call request is too small".into()));
     }
-    let text = |s: abi::StrRef, what: &str| {
+    let name = |s: abi::StrRef, what: &str| {
         // SAFETY: valid for this call (the caller's contract).
-        unsafe { s.as_str() }.ok_or_else(|| ModuleError::Abi(format!("{what} is not UTF-8")))
+        unsafe { s.as_bytes() }.ok_or_else(|| {
+            ModuleError::Abi(format!(
+                "{what} is null with a length, or longer than isize::MAX"
+            ))
+        })
     };
     if isize::try_from(request.args_len).is_err() {
         return Err(ModuleError::Abi(format!(
@@ -165,8 +169,8 @@ unsafe fn nested(
         unsafe { std::slice::from_raw_parts(request.args, request.args_len) }
     };
     let request = NestedRequest {
-        module: text(request.module, "module name")?,
-        method: text(request.method, "method name")?,
+        module: name(request.module, "module name")?,
+        method: name(request.method, "method name")?,
         args,
         typed: request.flags & abi::NESTED_TYPED != 0,
     };

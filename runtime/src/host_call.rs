@@ -18,11 +18,13 @@ pub(crate) struct CallMeta {
     pub(crate) deadline: Option<Instant>,
 }
 
-/// A module-to-module call a module asked for, read from its `NestedCall`.
+/// A module-to-module call a module asked for, read from its `NestedCall`. The names
+/// are as the module passed them, checked as UTF-8 only when they are looked up (a
+/// thread's cached targets compare them as bytes: `crate::targets`).
 #[derive(Debug)]
 pub(crate) struct NestedRequest<'a> {
-    pub(crate) module: &'a str,
-    pub(crate) method: &'a str,
+    pub(crate) module: &'a [u8],
+    pub(crate) method: &'a [u8],
     pub(crate) args: &'a [u8],
     /// The arguments are MessagePack of a typed value, to convert to the callee's format.
     pub(crate) typed: bool,

@@ -77,6 +77,7 @@ pub mod reload;
 pub mod resolver;
 pub mod runtime;
 mod shard;
+mod targets;
 mod thread;
 pub mod typed;
 #[cfg(feature = "watch")]

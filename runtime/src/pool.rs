@@ -9,21 +9,25 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::buffer::AlignedBuf;
 
-/// Arena buffers of one size, recycled through a lock-free queue, with one idle buffer
-/// cached per thread (for each of up to [`CACHED_POOLS`] pools a thread calls through).
+/// Arena buffers of one size, recycled through a lock-free queue, with up to
+/// [`DEPTH`] idle buffers cached per thread (for each of up to [`CACHED_POOLS`] pools a
+/// thread calls through).
 ///
 /// The thread cache is what keeps a steady stream of calls from one thread off shared
 /// memory: the buffer it returns at the end of a call is the one it takes at the start
-/// of the next, with no atomic operation at all. Only a thread's second buffer (an
-/// output held while the next call runs, or a nested call) goes through the queue.
+/// of the next, with no atomic operation at all. Its second buffer serves a nested call
+/// (a module calling another on the same thread) or an output held while the next call
+/// runs; only a third goes through the queue.
 #[derive(Debug)]
 pub(crate) struct ArenaPool {
     free: ArrayQueue<AlignedBuf>,
     arena_size: usize,
     /// Buffers out of the queue: in a call, held by an output, or cached by a thread.
     on_loan: AtomicUsize,
-    /// Threads with a cache entry for this pool (holding its buffer or not).
-    caching_threads: AtomicUsize,
+    /// Buffers the threads keep for their own calls: one per thread with a cache entry
+    /// for this pool (holding its buffer or not), one more for each such thread that has
+    /// used its entry's second place.
+    kept: AtomicUsize,
     /// Arenas on loan at which the pool reports full load (it still lends more).
     soft_limit: usize,
 }
@@ -31,6 +35,10 @@ pub(crate) struct ArenaPool {
 /// Pools whose buffer a thread caches at once: a host calling through a few runtimes
 /// from one thread keeps every one of them off the shared queue.
 const CACHED_POOLS: usize = 4;
+
+/// Idle buffers a thread caches per pool: one for its calls, one for the call a module
+/// makes while the thread's first is running (or an output it holds meanwhile).
+const DEPTH: usize = 2;
 
 /// A thread's idle arenas, one per pool it calls through (up to [`CACHED_POOLS`]): part
 /// of the thread's state (the `thread` module), which the call path reaches once per call.
@@ -42,8 +50,11 @@ const CACHED_POOLS: usize = 4;
 pub(crate) struct ArenaCache {
     /// Each entry's pool, by address; null for an entry not in use.
     pools: [Cell<*const ArenaPool>; CACHED_POOLS],
-    /// Each entry's idle buffer.
-    bufs: [Cell<Option<AlignedBuf>>; CACHED_POOLS],
+    /// Each entry's idle buffers, the first place filled first.
+    bufs: [[Cell<Option<AlignedBuf>>; DEPTH]; CACHED_POOLS],
+    /// Whether each entry's second place has held a buffer: the pool then counts two
+    /// buffers kept by this thread (`ArenaPool::kept`).
+    deep: [Cell<bool>; CACHED_POOLS],
     /// Each entry's pool, owned: a buffer cached for it can always go back to it, and
     /// the pool counts this thread among those that cache its buffers.
     owners: RefCell<[Option<Arc<ArenaPool>>; CACHED_POOLS]>,
@@ -54,7 +65,8 @@ impl ArenaCache {
     pub(crate) const fn new() -> ArenaCache {
         ArenaCache {
             pools: [const { Cell::new(core::ptr::null()) }; CACHED_POOLS],
-            bufs: [const { Cell::new(None) }; CACHED_POOLS],
+            bufs: [const { [const { Cell::new(None) }; DEPTH] }; CACHED_POOLS],
+            deep: [const { Cell::new(false) }; CACHED_POOLS],
             owners: RefCell::new([const { None }; CACHED_POOLS]),
         }
     }
@@ -64,17 +76,27 @@ impl ArenaCache {
     fn entry(&self, pool: *const ArenaPool) -> Option<usize> {
         self.pools.iter().position(|p| p.get() == pool)
     }
+
+    /// Lets entry `i` go: its buffers back to `pool`'s queue, and the pool no longer
+    /// counts what the entry kept.
+    fn release(&self, i: usize, pool: &ArenaPool) {
+        for buf in &self.bufs[i] {
+            if let Some(buf) = buf.take() {
+                pool.put_shared(buf);
+            }
+        }
+        let kept = 1 + usize::from(self.deep[i].replace(false));
+        pool.kept.fetch_sub(kept, Ordering::Relaxed);
+    }
 }
 
 impl Drop for ArenaCache {
     fn drop(&mut self) {
         // The thread is exiting: each cached buffer goes back to its pool's queue.
-        for (owner, buf) in self.owners.get_mut().iter_mut().zip(&self.bufs) {
-            if let Some(pool) = owner.take() {
-                if let Some(buf) = buf.take() {
-                    pool.put_shared(buf);
-                }
-                pool.caching_threads.fetch_sub(1, Ordering::Relaxed);
+        let owners = std::mem::take(self.owners.get_mut());
+        for (i, owner) in owners.into_iter().enumerate() {
+            if let Some(pool) = owner {
+                self.release(i, &pool);
             }
         }
     }
@@ -94,19 +116,20 @@ impl ArenaPool {
             free: ArrayQueue::new(keep.max(1)),
             arena_size,
             on_loan: AtomicUsize::new(0),
-            caching_threads: AtomicUsize::new(0),
+            kept: AtomicUsize::new(0),
             soft_limit,
         })
     }
 
-    /// Arenas on loan beyond one per thread that calls (each keeps one for its next
-    /// call): what piles up on top of the calls in flight (outputs held in their arena,
-    /// argument buffers filled ahead, nested calls). A pool serving calls one at a time
-    /// per thread has none.
+    /// Arenas on loan beyond those the calling threads keep for their own calls (one
+    /// each, two for a thread that has made a nested call or held an output while it
+    /// called): what piles up on top of the calls in flight (outputs held in their
+    /// arena, argument buffers filled ahead). A pool serving calls one at a time per
+    /// thread has none.
     pub(crate) fn piled_up(&self) -> usize {
         let out = self.on_loan.load(Ordering::Relaxed);
-        let per_thread = self.caching_threads.load(Ordering::Relaxed);
-        out.saturating_sub(per_thread)
+        let kept = self.kept.load(Ordering::Relaxed);
+        out.saturating_sub(kept)
     }
 
     /// Arenas piled up at which the pool counts as fully loaded.
@@ -120,7 +143,8 @@ impl ArenaPool {
     #[inline]
     pub(crate) fn take_buf(self: &Arc<Self>, cache: &ArenaCache) -> AlignedBuf {
         if let Some(i) = cache.entry(Arc::as_ptr(self)) {
-            if let Some(buf) = cache.bufs[i].take() {
+            let [first, second] = &cache.bufs[i];
+            if let Some(buf) = first.take().or_else(|| second.take()) {
                 return buf;
             }
         }
@@ -135,20 +159,34 @@ impl ArenaPool {
             .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size))
     }
 
-    /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's `cache` when
-    /// its entry for the pool is empty, else (the entry holds a buffer already, or the
+    /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's `cache`, in
+    /// the first of its entry's places that is empty, else (the entry is full, or the
     /// thread has no entry yet) through [`give_back_slow`](Self::give_back_slow).
     #[inline]
     pub(crate) fn give_back(self: &Arc<Self>, buf: AlignedBuf, cache: &ArenaCache) {
         if let Some(i) = cache.entry(Arc::as_ptr(self)) {
-            match cache.bufs[i].replace(Some(buf)) {
-                None => {}
-                // The entry held one already: the other goes to the queue.
+            let [first, second] = &cache.bufs[i];
+            let Some(buf) = first.replace(Some(buf)) else {
+                return;
+            };
+            // The first place held one already: the second takes it if it is empty.
+            match second.replace(Some(buf)) {
+                None if cache.deep[i].get() => {}
+                None => self.deepen(cache, i),
+                // The entry was full: the other goes to the queue.
                 Some(other) => self.put_shared(other),
             }
             return;
         }
         self.give_back_slow(buf, cache);
+    }
+
+    /// Counts entry `i`'s second place among the buffers kept, the first time it holds
+    /// one.
+    #[cold]
+    fn deepen(&self, cache: &ArenaCache, i: usize) {
+        cache.deep[i].set(true);
+        self.kept.fetch_add(1, Ordering::Relaxed);
     }
 
     /// `give_back` for a thread with no entry for this pool: it makes one, in a free
@@ -167,18 +205,15 @@ impl ArenaPool {
             drop(owners);
             return self.put_shared(buf);
         };
-        self.caching_threads.fetch_add(1, Ordering::Relaxed);
         let old = owners[i].replace(Arc::clone(self));
-        cache.pools[i].set(Arc::as_ptr(self));
-        let old_buf = cache.bufs[i].replace(Some(buf));
         drop(owners);
-        // The entry's former pool gets its buffer back, and stops counting this thread.
+        // The entry's former pool gets its buffers back, and stops counting this thread.
         if let Some(old) = old {
-            if let Some(old_buf) = old_buf {
-                old.put_shared(old_buf);
-            }
-            old.caching_threads.fetch_sub(1, Ordering::Relaxed);
+            cache.release(i, &old);
         }
+        self.kept.fetch_add(1, Ordering::Relaxed);
+        cache.pools[i].set(Arc::as_ptr(self));
+        cache.bufs[i][0].set(Some(buf));
     }
 
     fn put_shared(&self, buf: AlignedBuf) {
@@ -244,29 +279,91 @@ mod tests {
     }
 
     #[test]
-    fn buffers_cached_by_a_thread_go_back_when_it_exits() {
+    fn a_nested_call_takes_the_second_cached_buffer_and_a_third_goes_to_the_queue() {
         let pool = ArenaPool::new(64, 4, 8);
         let worker = Arc::clone(&pool);
         std::thread::spawn(move || {
-            let buf = take(&worker);
-            let again = {
-                back(&worker, buf);
-                take(&worker)
-            };
-            let second = take(&worker);
+            // A call, and a nested call made while it runs, twice: the second time both
+            // come from the thread's cache.
+            let (outer, inner) = (take(&worker), take(&worker));
+            let at = [outer.as_slice().as_ptr(), inner.as_slice().as_ptr()];
+            back(&worker, inner);
+            back(&worker, outer);
             assert_eq!(worker.on_loan.load(Ordering::Relaxed), 2);
-            back(&worker, again);
-            back(&worker, second);
-            // One cached by the thread, one in the queue; both still count until the
-            // thread lets its cache go.
-            assert_eq!(worker.on_loan.load(Ordering::Relaxed), 1);
-            assert_eq!(worker.free.len(), 1);
-            assert_eq!(worker.piled_up(), 0, "one arena per thread is not load");
+            assert_eq!(
+                worker.piled_up(),
+                0,
+                "two arenas for a nested call are not load"
+            );
+            let (outer, inner) = (take(&worker), take(&worker));
+            let mut again = [outer.as_slice().as_ptr(), inner.as_slice().as_ptr()];
+            again.sort();
+            let mut first = at;
+            first.sort();
+            assert_eq!(again, first, "both cached buffers again");
+            assert_eq!(
+                worker.on_loan.load(Ordering::Relaxed),
+                2,
+                "the queue untouched"
+            );
+            // A third at once comes from the queue, and counts as piled up while out.
+            let third = take(&worker);
+            assert_eq!(worker.piled_up(), 1);
+            back(&worker, inner);
+            back(&worker, outer);
+            back(&worker, third);
+            assert_eq!(
+                worker.free.len(),
+                1,
+                "the cache was full: the third is queued"
+            );
+            assert_eq!(worker.on_loan.load(Ordering::Relaxed), 2);
+            assert_eq!(worker.piled_up(), 0);
         })
         .join()
         .unwrap();
         assert_eq!(pool.on_loan.load(Ordering::Relaxed), 0);
-        assert_eq!(pool.free.len(), 2, "both buffers are idle in the queue");
+        assert_eq!(pool.free.len(), 3, "every buffer is idle in the queue");
+        assert_eq!(
+            pool.kept.load(Ordering::Relaxed),
+            0,
+            "the thread keeps none"
+        );
         assert_eq!(pool.piled_up(), 0);
+    }
+
+    #[test]
+    fn an_entry_of_a_pool_nobody_else_holds_is_taken_over() {
+        std::thread::spawn(|| {
+            let gone = ArenaPool::new(64, 4, 8);
+            let (a, b) = (take(&gone), take(&gone));
+            back(&gone, a);
+            back(&gone, b);
+            assert_eq!(
+                gone.kept.load(Ordering::Relaxed),
+                2,
+                "one entry, both places"
+            );
+            let weak = Arc::downgrade(&gone);
+            drop(gone);
+            assert!(weak.upgrade().is_some(), "the cache still holds it");
+            // One more pool than free entries: the last takes over the entry of the
+            // pool only the cache holds.
+            let others: Vec<_> = (0..CACHED_POOLS)
+                .map(|_| ArenaPool::new(64, 4, 8))
+                .collect();
+            for p in &others {
+                let buf = take(p);
+                back(p, buf);
+                assert_eq!(p.kept.load(Ordering::Relaxed), 1);
+                assert_eq!(p.free.len(), 0, "cached, not queued");
+            }
+            assert!(
+                weak.upgrade().is_none(),
+                "its entry was let go, and it with it"
+            );
+        })
+        .join()
+        .unwrap();
     }
 }

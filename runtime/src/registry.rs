@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::{ArcSwapOption, Guard};
@@ -45,6 +45,11 @@ pub(crate) struct Registry {
     loading: Mutex<Slots>,
     /// Live modules by name and version, for nested calls and `handle_of`.
     names: RwLock<Names>,
+    /// Moved on twice by every change of a slot or a name (see [`Registry::changing`]):
+    /// a reader that sees the same even number before and after reading a slot read
+    /// what a lookup at that number finds, which lets a thread's nested calls skip the
+    /// lookup (`crate::targets`).
+    epoch: AtomicU64,
     pub(crate) pool: Arc<ArenaPool>,
     /// Times calls for the latency histogram: the CPU's time-stamp counter where it is
     /// invariant (about 9 ns a read against 21 for `Instant::now` on the machine in
@@ -158,6 +163,7 @@ impl Registry {
             config,
             resolver,
             names: RwLock::new(Names::default()),
+            epoch: AtomicU64::new(0),
             clock: quanta::Clock::new(),
             call_export,
             cache,
@@ -213,9 +219,49 @@ impl Registry {
     }
 
     /// The module loaded under `name`, for a nested call: live, or being retired (its
-    /// calls in flight may still re-enter it). After a reload, the new version.
-    pub(crate) fn by_name(&self, name: &str) -> Option<Live> {
-        self.named(name).map(|(_, live)| live)
+    /// calls in flight may still re-enter it). After a reload, the new version. With it,
+    /// where it was found: its slot, and the epoch at which the name led there (`None`
+    /// when a change ran meanwhile), for [`hinted`](Self::hinted).
+    pub(crate) fn by_name(&self, name: &str) -> Option<(Live, u32, Option<u64>)> {
+        let before = self.epoch.load(Ordering::Acquire);
+        let (index, live) = self.named(name)?;
+        // Orders the reads above before the epoch's second reading: a change whose
+        // writes they saw has moved it on (see `changing`).
+        fence(Ordering::Acquire);
+        let after = self.epoch.load(Ordering::Relaxed);
+        let epoch = (before == after && before % 2 == 0).then_some(before);
+        Some((live, index, epoch))
+    }
+
+    /// The module in `slot`, if the registry is still at `epoch`, an even number
+    /// [`by_name`](Self::by_name) returned with that slot: then no slot or name has
+    /// changed since, and the module is the one the same name finds now.
+    #[inline]
+    pub(crate) fn hinted(&self, slot: u32, epoch: u64) -> Option<Live> {
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return None;
+        }
+        let live = Live::of(self.slots.get(slot as usize)?.load())?;
+        // As in `by_name`: a change that the slot's reading saw has moved the epoch on.
+        fence(Ordering::Acquire);
+        (self.epoch.load(Ordering::Relaxed) == epoch).then_some(live)
+    }
+
+    /// This registry's id, unique in the process.
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Runs `change`, a change of slots or names made under the `loading` lock (so one
+    /// at a time), with the epoch odd: moved on before it writes anything, and again
+    /// after. Readers that saw an even epoch before and the same one after saw none of
+    /// it (the seqlock pattern: `fetch_add`, release fence, writes, release add).
+    fn changing<R>(&self, change: impl FnOnce() -> R) -> R {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let changed = change();
+        self.epoch.fetch_add(1, Ordering::Release);
+        changed
     }
 
     /// Every live module, with its handle.
@@ -302,8 +348,10 @@ impl Registry {
             unreachable!("`has_room` said there is a slot, under the same lock")
         };
         module.generation = generation;
-        names.add(&module.name, &module.own_name, module.semver.clone(), index);
-        self.slots[index as usize].store(Some(Arc::new(module)));
+        self.changing(|| {
+            names.add(&module.name, &module.own_name, module.semver.clone(), index);
+            self.slots[index as usize].store(Some(Arc::new(module)));
+        });
         Ok(self.handle(index, generation))
     }
 
@@ -375,16 +423,22 @@ impl Registry {
             state_carried,
         };
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
-        if let Err(Taken(name)) =
-            names.replace(&new.name, handle.index, &new.own_name, new.semver.clone())
-        {
-            shutdown(&new);
-            return Err(RuntimeError::ReloadRefused {
-                module: old.name.clone(),
-                reason: format!("`{name}` is already loaded beside it"),
-            });
-        }
-        let replaced = self.slots[handle.index as usize].swap(Some(Arc::new(new)));
+        let new = Arc::new(new);
+        let switched = self.changing(|| {
+            names.replace(&new.name, handle.index, &new.own_name, new.semver.clone())?;
+            Ok(self.slots[handle.index as usize].swap(Some(Arc::clone(&new))))
+        });
+        let replaced = match switched {
+            Ok(replaced) => replaced,
+            Err(Taken(name)) => {
+                shutdown(&new);
+                return Err(RuntimeError::ReloadRefused {
+                    module: old.name.clone(),
+                    reason: format!("`{name}` is already loaded beside it"),
+                });
+            }
+        };
+        drop(new);
         drop(names);
         drop(slots);
         drop(old);
@@ -436,15 +490,17 @@ impl Registry {
         drop(module);
         let taken = {
             let _slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-            let taken = self.slots[handle.index as usize].swap(None);
-            // The name stays taken until the calls are done: nested calls by name into a
-            // module being retired are told it is gone, but only once nothing of it runs
-            // can another module take the name.
-            let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(m) = &taken {
-                names.remove(&m.name, handle.index);
-            }
-            taken
+            self.changing(|| {
+                let taken = self.slots[handle.index as usize].swap(None);
+                // The name stays taken until the calls are done: nested calls by name
+                // into a module being retired are told it is gone, but only once nothing
+                // of it runs can another module take the name.
+                let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(m) = &taken {
+                    names.remove(&m.name, handle.index);
+                }
+                taken
+            })
         };
         if let Some(m) = taken {
             self.retire(m);

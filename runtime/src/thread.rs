@@ -1,6 +1,6 @@
 //! What the runtime keeps per calling thread, in one thread-local the call path reaches
 //! once per call: the thread's shard (of every module's admission slots and figures),
-//! its idle arenas, and when to time its next call.
+//! its idle arenas, when to time its next call, and where its nested calls went.
 //!
 //! A thread owns one of [`SHARDS`] - 1 shards for its lifetime, and threads beyond those
 //! share the last: a thread calling steadily touches only cache lines of its own. The
@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::pool::ArenaCache;
 use crate::shard::{SHARDS, SHARED};
+use crate::targets::TargetCache;
 
 /// Which owned shards a live thread holds.
 static CLAIMED: [AtomicBool; SHARED] = [const { AtomicBool::new(false) }; SHARED];
@@ -28,8 +29,10 @@ pub(crate) struct ThreadState {
     shard: Cell<usize>,
     /// Calls left before the next one whose latency is timed.
     countdown: Cell<u32>,
-    /// Idle arenas, one per pool.
+    /// Idle arenas, up to two per pool.
     pub(crate) arenas: ArenaCache,
+    /// Where this thread's nested calls went last.
+    pub(crate) targets: TargetCache,
 }
 
 impl ThreadState {
@@ -38,6 +41,7 @@ impl ThreadState {
             shard: Cell::new(UNCLAIMED),
             countdown: Cell::new(1),
             arenas: ArenaCache::new(),
+            targets: TargetCache::new(),
         }
     }
 
@@ -48,6 +52,7 @@ impl ThreadState {
             shard: Cell::new(SHARED),
             countdown: Cell::new(1),
             arenas: ArenaCache::new(),
+            targets: TargetCache::new(),
         }
     }
 

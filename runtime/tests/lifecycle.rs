@@ -375,6 +375,59 @@ fn lib(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION))
 }
 
+/// A module calling another by name from one thread reaches it without a lookup once
+/// it has looked it up (the thread keeps where the name led): every load, reload and
+/// unload since must send the next call where a lookup would.
+#[test]
+fn a_nested_call_by_name_follows_every_change_of_what_the_name_finds() {
+    let dir = fresh_dir("nested-follows");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let relay = rt
+        .load(ModuleRef::from_path(module_path("nested_calls")))
+        .unwrap();
+    // Twice each time: the first call may look the name up, the second goes where the
+    // first one's lookup led.
+    let twice = |target: &str| -> [Result<u32, String>; 2] {
+        [0, 1].map(|_| {
+            rt.call_typed::<_, Vec<u8>>(relay, "relay", &(target, "version", Vec::<u8>::new()))
+                .map(|out| de::<u32>(&out))
+                .map_err(|e| e.to_string())
+        })
+    };
+    let gone = |got: &[Result<u32, String>; 2]| {
+        got.iter()
+            .all(|r| matches!(r, Err(e) if e.contains("not found") || e.contains("greeter")))
+    };
+    let one = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
+    assert_eq!(twice("greeter"), [Ok(1), Ok(1)]);
+    let two = rt.load(ModuleRef::parse("greeter@^2").unwrap()).unwrap();
+    assert_eq!(
+        twice("greeter"),
+        [Ok(2), Ok(2)],
+        "a higher version loaded beside it takes the name"
+    );
+    assert_eq!(twice("greeter@^1"), [Ok(1), Ok(1)]);
+    rt.unload(two).unwrap();
+    assert_eq!(twice("greeter"), [Ok(1), Ok(1)], "back to the one left");
+    let back_and_forth = ReloadPolicy::default().allow_changes(true);
+    rt.reload_with(one, greeter(2), &back_and_forth).unwrap();
+    assert_eq!(twice("greeter"), [Ok(2), Ok(2)], "the reloaded version");
+    let missing = twice("greeter@^1");
+    assert!(gone(&missing), "nothing meets ^1 any more: {missing:?}");
+    rt.unload(one).unwrap();
+    let missing = twice("greeter");
+    assert!(gone(&missing), "unloaded: {missing:?}");
+    let again = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
+    assert_eq!(
+        twice("greeter"),
+        [Ok(1), Ok(1)],
+        "loaded again, in a reused slot"
+    );
+    assert_eq!(version(&rt, again), 1);
+}
+
 #[test]
 fn versions_load_side_by_side_and_callers_choose_by_requirement() {
     let dir = fresh_dir("versions");
