@@ -26,7 +26,10 @@ pub(crate) struct ArenaPool {
     on_loan: AtomicUsize,
     /// Buffers the threads keep for their own calls: one per thread with a cache entry
     /// for this pool (holding its buffer or not), one more for each such thread that has
-    /// used its entry's second place.
+    /// used its entry's second place (from then on, whether it holds one or not: so a
+    /// thread whose second buffer was returned elsewhere, an output dropped on another
+    /// thread, hides one buffer of pile-up, which keeps the nested path free of atomic
+    /// operations).
     kept: AtomicUsize,
     /// Arenas on loan at which the pool reports full load (it still lends more).
     soft_limit: usize,

@@ -257,11 +257,19 @@ impl Registry {
     /// after. Readers that saw an even epoch before and the same one after saw none of
     /// it (the seqlock pattern: `fetch_add`, release fence, writes, release add).
     fn changing<R>(&self, change: impl FnOnce() -> R) -> R {
-        self.epoch.fetch_add(1, Ordering::Relaxed);
+        /// Moves the epoch on to even when dropped, so that a change that unwinds
+        /// leaves it even too (an odd epoch left behind would turn the rule around).
+        struct Done<'a>(&'a AtomicU64);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Release);
+            }
+        }
+        let before = self.epoch.fetch_add(1, Ordering::Relaxed);
+        debug_assert!(before % 2 == 0, "one change at a time (the `loading` lock)");
         fence(Ordering::Release);
-        let changed = change();
-        self.epoch.fetch_add(1, Ordering::Release);
-        changed
+        let _done = Done(&self.epoch);
+        change()
     }
 
     /// Every live module, with its handle.
