@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{
@@ -151,6 +152,28 @@ pub struct Header {
     pub helpers_waiting: AtomicU32,
 }
 
+/// The waker's half of a futex word with sleeper bits: `word` is bumped before the
+/// sleepers' bits are read, and a sleeper sets its bit before it reads the word a last
+/// time ([`sleep`]), so one of the two sees the other; the system call is made only when
+/// worker `worker`'s bit is set.
+fn bump(word: &AtomicU32, sleepers: &AtomicU32, worker: usize) {
+    word.fetch_add(1, Ordering::SeqCst);
+    if sleepers.load(Ordering::SeqCst) & Header::worker_bit(worker) != 0 {
+        futex::wake_all(word);
+    }
+}
+
+/// The sleeper's half (see [`bump`]): worker `worker`'s bit set in `sleepers` while it
+/// sleeps on `word`, unless the word has moved on from `seen`.
+fn sleep(word: &AtomicU32, sleepers: &AtomicU32, worker: usize, seen: u32, timeout: Duration) {
+    let bit = Header::worker_bit(worker);
+    sleepers.fetch_or(bit, Ordering::SeqCst);
+    if word.load(Ordering::SeqCst) == seen {
+        futex::wait(word, seen, Some(timeout));
+    }
+    sleepers.fetch_and(!bit, Ordering::SeqCst);
+}
+
 impl Header {
     /// Worker `worker`'s doorbell (numbers past [`MAX_WORKERS`] wrap around: a number
     /// comes from the other process, and a wrong bell costs a wakeup, not memory).
@@ -164,15 +187,22 @@ impl Header {
     }
 
     /// Rings worker `worker`'s doorbell, and wakes its thread if it sleeps there: a
-    /// system call only then. The bell is bumped before the sleeper bit is read, and a
-    /// worker sets its bit before it reads the bell a last time, so one of the two sees
-    /// the other.
+    /// system call only then (see [`wait_doorbell`](Header::wait_doorbell)).
     pub fn ring(&self, worker: usize) {
-        let bell = self.doorbell(worker);
-        bell.fetch_add(1, Ordering::SeqCst);
-        if self.worker_waiting.load(Ordering::SeqCst) & Header::worker_bit(worker) != 0 {
-            futex::wake_all(bell);
-        }
+        bump(self.doorbell(worker), &self.worker_waiting, worker);
+    }
+
+    /// Sleeps worker `worker`'s thread on its doorbell, with its bit set in
+    /// `worker_waiting`, unless the bell has moved on from `seen` (its value before the
+    /// thread's last look at the slots); returns when it is rung, or after `timeout`.
+    pub fn wait_doorbell(&self, worker: usize, seen: u32, timeout: Duration) {
+        sleep(
+            self.doorbell(worker),
+            &self.worker_waiting,
+            worker,
+            seen,
+            timeout,
+        );
     }
 
     /// Worker `worker`'s helpers' word (numbers wrap around, as for
@@ -182,13 +212,23 @@ impl Header {
     }
 
     /// Bumps worker `worker`'s helpers' word, and wakes its helpers if one sleeps there
-    /// (the same order as [`ring`](Header::ring)).
+    /// (as [`ring`](Header::ring) does the doorbell).
     pub fn call_helpers(&self, worker: usize) {
-        let word = self.overflow(worker);
-        word.fetch_add(1, Ordering::SeqCst);
-        if self.helpers_waiting.load(Ordering::SeqCst) & Header::worker_bit(worker) != 0 {
-            futex::wake_all(word);
-        }
+        bump(self.overflow(worker), &self.helpers_waiting, worker);
+    }
+
+    /// Sleeps a helper of worker `worker` on its helpers' word (as
+    /// [`wait_doorbell`](Header::wait_doorbell) does on the doorbell). Another helper of
+    /// the worker may still sleep with the bit cleared when this one wakes: it is this
+    /// one's turn to look, and it sets the bit again before it sleeps.
+    pub fn wait_helpers_call(&self, worker: usize, seen: u32, timeout: Duration) {
+        sleep(
+            self.overflow(worker),
+            &self.helpers_waiting,
+            worker,
+            seen,
+            timeout,
+        );
     }
 
     /// Rings every worker's doorbell: for a call whose worker the ringer does not know

@@ -375,15 +375,22 @@ fn lib(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION))
 }
 
+/// A fresh directory `name` holding `greeter` 1.4.2 and 2.0.1, and a runtime that
+/// resolves references there.
+fn two_versions(name: &str) -> (PathBuf, Runtime) {
+    let dir = fresh_dir(name);
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    (dir, rt)
+}
+
 /// A module calling another by name from one thread reaches it without a lookup once
 /// it has looked it up (the thread keeps where the name led): every load, reload and
 /// unload since must send the next call where a lookup would.
 #[test]
 fn a_nested_call_by_name_follows_every_change_of_what_the_name_finds() {
-    let dir = fresh_dir("nested-follows");
-    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
-    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
-    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let (_, rt) = two_versions("nested-follows");
     let relay = rt
         .load(ModuleRef::from_path(module_path("nested_calls")))
         .unwrap();
@@ -430,10 +437,7 @@ fn a_nested_call_by_name_follows_every_change_of_what_the_name_finds() {
 
 #[test]
 fn versions_load_side_by_side_and_callers_choose_by_requirement() {
-    let dir = fresh_dir("versions");
-    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
-    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
-    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let (dir, rt) = two_versions("versions");
     let one = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
     let two = rt.load(ModuleRef::parse("greeter@^2").unwrap()).unwrap();
     assert_eq!((version(&rt, one), version(&rt, two)), (1, 2));

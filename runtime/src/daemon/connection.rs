@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{Claims, MethodInfo};
 use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
-use memlink_ipc::segment::Header;
 use memlink_ipc::slot::{Name, Op, Request, Slot};
-use memlink_ipc::{clock, futex, Failure, Segment};
+use memlink_ipc::{clock, Failure, Segment};
 
 use crate::{CallOptions, ModuleHandle, Runtime, RuntimeError};
 
@@ -129,17 +128,7 @@ impl Server {
             if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
                 return;
             }
-            header
-                .helpers_waiting
-                .fetch_or(Header::worker_bit(self.index), Ordering::SeqCst);
-            if overflow.load(Ordering::SeqCst) == seen {
-                futex::wait(overflow, seen, Some(IDLE_POLL));
-            }
-            // Another helper of this worker may still sleep with the bit cleared: it is
-            // this one's turn to look, and it sets the bit again before it sleeps.
-            header
-                .helpers_waiting
-                .fetch_and(!Header::worker_bit(self.index), Ordering::SeqCst);
+            header.wait_helpers_call(self.index, seen, IDLE_POLL);
         }
     }
 
@@ -176,13 +165,7 @@ impl Server {
             }
             // A bit of this worker's, asleep on a doorbell of its own: a client wakes
             // only the worker its call goes to.
-            let bit = Header::worker_bit(self.index);
-            header.worker_waiting.fetch_or(bit, Ordering::SeqCst);
-            let doorbell = header.doorbell(self.index);
-            if doorbell.load(Ordering::SeqCst) == bell {
-                futex::wait(doorbell, bell, Some(IDLE_POLL));
-            }
-            header.worker_waiting.fetch_and(!bit, Ordering::SeqCst);
+            header.wait_doorbell(self.index, bell, IDLE_POLL);
             last_work = Instant::now();
         }
     }

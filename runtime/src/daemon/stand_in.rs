@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use memlink_ipc::segment::Header;
 use memlink_ipc::slot::Name;
-use memlink_ipc::{futex, Failure, Segment};
+use memlink_ipc::{Failure, Segment};
 
 /// How long the stand-in sleeps at most between looks: stopping rings the doorbell, so
 /// this only bounds a wakeup lost some other way.
@@ -65,18 +64,22 @@ impl StandIn {
 impl StandIn {
     /// Stops it and waits for its thread to end: no call is claimed by it afterwards.
     pub(super) fn finish(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.segment.header().ring(self.worker);
+        self.tell_stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+
+    /// Tells its thread to stop, waking it from its doorbell.
+    fn tell_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.segment.header().ring(self.worker);
     }
 }
 
 impl Drop for StandIn {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.segment.header().ring(self.worker);
+        self.tell_stop();
         // Detached: it ends at its next look, and waiting here would hold the lock its
         // owner drops it under.
         drop(self.thread.take());
@@ -109,11 +112,6 @@ fn answer(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let bit = Header::worker_bit(worker);
-        header.worker_waiting.fetch_or(bit, Ordering::SeqCst);
-        if doorbell.load(Ordering::SeqCst) == bell {
-            futex::wait(doorbell, bell, Some(IDLE_POLL));
-        }
-        header.worker_waiting.fetch_and(!bit, Ordering::SeqCst);
+        header.wait_doorbell(worker, bell, IDLE_POLL);
     }
 }
