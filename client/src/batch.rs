@@ -33,7 +33,7 @@ use crate::output::RemoteOutput;
 pub struct Batch<'c> {
     client: &'c Client,
     conn: Option<Arc<Connection>>,
-    calls: Vec<(Lease, String, String)>,
+    calls: Vec<(Lease, Arc<str>, String)>,
     options: CallOptions,
 }
 

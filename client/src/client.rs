@@ -91,11 +91,14 @@ pub struct Client {
     /// The segment the next connection asks for: the configured one, or what it grew to.
     geometry: Mutex<Geometry>,
     conn: RwLock<Option<Arc<Connection>>>,
-    names: RwLock<Vec<String>>,
+    /// Resolved module names, by `RemoteModule::index`; shared, so a call takes its
+    /// name without a copy.
+    names: RwLock<Vec<Arc<str>>>,
     methods: Mutex<HashMap<String, Arc<Vec<MethodInfo>>>>,
-    /// When a call last completed (`CLOCK_MONOTONIC` ns): a connection idle longer than
-    /// [`IDLE_CHECK`] is checked before use, so a daemon restarted meanwhile is noticed
-    /// before a call is lost to it.
+    /// When a call last completed (`CLOCK_MONOTONIC_COARSE` ns, a clock cheap to read
+    /// and as fine as this needs): a connection idle longer than [`IDLE_CHECK`] is
+    /// checked before use, so a daemon restarted meanwhile is noticed before a call is
+    /// lost to it.
     last_reply: AtomicU64,
 }
 
@@ -151,7 +154,7 @@ impl Client {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .position(|n| n == name)
+            .position(|n| &**n == name)
         {
             return Ok(RemoteModule { index: i as u32 });
         }
@@ -169,10 +172,10 @@ impl Client {
             lock(&self.methods).insert(name.to_owned(), Arc::new(list));
         }
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
-        let index = match names.iter().position(|n| n == name) {
+        let index = match names.iter().position(|n| &**n == name) {
             Some(i) => i,
             None => {
-                names.push(name.to_owned());
+                names.push(name.into());
                 names.len() - 1
             }
         };
@@ -181,20 +184,20 @@ impl Client {
         })
     }
 
-    pub(crate) fn name(&self, module: RemoteModule) -> String {
-        self.names.read().unwrap_or_else(|p| p.into_inner())[module.index as usize].clone()
+    pub(crate) fn name(&self, module: RemoteModule) -> Arc<str> {
+        Arc::clone(&self.names.read().unwrap_or_else(|p| p.into_inner())[module.index as usize])
     }
 
     /// The module's methods, as the daemon describes them (asked once, then kept).
     pub fn methods(&self, module: RemoteModule) -> Result<Arc<Vec<MethodInfo>>, RuntimeError> {
         let name = self.name(module);
-        if let Some(m) = lock(&self.methods).get(&name) {
+        if let Some(m) = lock(&self.methods).get(&*name) {
             return Ok(Arc::clone(m));
         }
         let reply = self.request(Op::Methods, &name, "", &[], &CallOptions::default())?;
         let list: Vec<MethodInfo> = rmp_serde::from_slice(&reply).map_err(|e| unreadable(&e))?;
         let list = Arc::new(list);
-        lock(&self.methods).insert(name, Arc::clone(&list));
+        lock(&self.methods).insert(name.to_string(), Arc::clone(&list));
         Ok(list)
     }
 
@@ -209,9 +212,9 @@ impl Client {
         if let Some(found) = find(&self.methods(module)?) {
             return Ok(found);
         }
-        lock(&self.methods).remove(&self.name(module));
+        lock(&self.methods).remove(&*self.name(module));
         find(&self.methods(module)?).ok_or_else(|| RuntimeError::UnknownMethod {
-            module: self.name(module),
+            module: self.name(module).to_string(),
             method: method.to_owned(),
         })
     }
@@ -289,7 +292,7 @@ impl Client {
             .lease
             .round_trip(Op::Call, &name, method, len, options.deadline, trace)
             .map_err(|e| self.failed(&conn, e, &name, method, given))?;
-        self.last_reply.store(clock::now_ns(), Ordering::Relaxed);
+        self.replied();
         Ok(SlotReply {
             bytes: buffer.lease.reply(range),
         })
@@ -308,7 +311,7 @@ impl Client {
     /// The connection, made again if the daemon went away.
     pub(crate) fn connection(&self) -> Result<Arc<Connection>, RuntimeError> {
         if let Some(conn) = &*self.conn.read().unwrap_or_else(|p| p.into_inner()) {
-            let idle = clock::now_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
+            let idle = clock::coarse_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
             if idle < IDLE_CHECK || conn.alive() {
                 return Ok(Arc::clone(conn));
             }
@@ -326,7 +329,7 @@ impl Client {
             let geometry = *lock(&self.geometry);
             match Connection::connect(&self.socket, geometry, self.waiting()) {
                 Ok(conn) => {
-                    self.last_reply.store(clock::now_ns(), Ordering::Relaxed);
+                    self.replied();
                     *slot = Some(Arc::clone(&conn));
                     return Ok(conn);
                 }
@@ -462,8 +465,17 @@ impl Client {
         let reply = lease
             .wait(options.deadline)
             .map_err(|e| self.failed(&conn, e, module, method, given))?;
-        self.last_reply.store(clock::now_ns(), Ordering::Relaxed);
+        self.replied();
         Ok(reply)
+    }
+
+    /// Notes that the daemon just answered. The coarse clock moves once a tick, so
+    /// threads calling at once write the shared word only then.
+    fn replied(&self) {
+        let now = clock::coarse_ns();
+        if self.last_reply.load(Ordering::Relaxed) != now {
+            self.last_reply.store(now, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn failed(

@@ -85,6 +85,9 @@ struct SlotBook {
     free: Vec<u32>,
     /// Given up on (their call timed out): free again once the daemon completes them.
     abandoned: Vec<u32>,
+    /// Threads waiting on `freed` for a slot: a lease given back wakes one only when
+    /// there is one, since a wakeup is a system call even with nobody to wake.
+    waiters: u32,
 }
 
 impl Connection {
@@ -129,6 +132,7 @@ impl Connection {
             slots: Mutex::new(SlotBook {
                 free,
                 abandoned: Vec::new(),
+                waiters: 0,
             }),
             freed: Condvar::new(),
             leased: AtomicU32::new(0),
@@ -148,17 +152,12 @@ impl Connection {
     pub fn lease(self: &Arc<Self>, deadline: Option<Instant>) -> Result<Lease, CallError> {
         let mut book = self.book();
         loop {
-            let segment = &self.segment;
             if book.free.is_empty() {
                 // Slots given up on that the daemon has since completed are free again.
                 self.recover_abandoned(&mut book);
             }
             if let Some(index) = book.free.pop() {
                 self.count_leased(&book);
-                segment
-                    .slot(index)
-                    .expect("index below the slot count")
-                    .release();
                 return Ok(Lease {
                     conn: Arc::clone(self),
                     index,
@@ -175,11 +174,13 @@ impl Connection {
                 }
                 None => self.waiting.poll,
             };
+            book.waiters += 1;
             book = self
                 .freed
                 .wait_timeout(book, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            book.waiters -= 1;
         }
     }
 
@@ -217,7 +218,7 @@ impl Connection {
     /// Tells worker `worker` that calls were submitted: one wakeup for any number of
     /// them, and a system call only when it sleeps. Other workers are not woken.
     pub fn ring_worker(&self, worker: usize) {
-        self.segment.header().ring(worker);
+        self.segment.header().ring_if_sleeping(worker);
     }
 
     /// Wakes the helper threads of the worker serving `module` on this connection, for a
@@ -444,14 +445,18 @@ impl Drop for Lease {
         match slot.state() {
             // A call still running (it timed out here) is the daemon's until it is done.
             Some(SlotState::Submitted | SlotState::Running) => book.abandoned.push(self.index),
-            _ => {
-                slot.release();
-                book.free.push(self.index);
-            }
+            // Left as it is (`Done`, after a reply): the book says it is free, and the
+            // worker looks only for `Submitted`. Writing `Free` would take the line
+            // from the worker, which looks at it while it spins, only for the next
+            // request to take it back.
+            _ => book.free.push(self.index),
         }
         self.conn.count_leased(&book);
+        let waiters = book.waiters;
         drop(book);
-        self.conn.freed.notify_one();
+        if waiters > 0 {
+            self.conn.freed.notify_one();
+        }
     }
 }
 

@@ -128,7 +128,8 @@ pub const MAX_WORKERS: usize = 32;
 #[derive(Debug)]
 pub struct Header {
     /// One word per worker process of the daemon, by its number: bumped by the client
-    /// after it submits calls to that worker's modules, and slept on by that worker's
+    /// after it submits calls to that worker's modules while the worker sleeps
+    /// ([`Header::ring_if_sleeping`]), and by the daemon to stop it, and slept on by that worker's
     /// thread for this connection, so a call wakes only the worker that serves it
     /// ([`Header::doorbell`]).
     pub doorbells: [AtomicU32; MAX_WORKERS],
@@ -164,11 +165,19 @@ fn bump(word: &AtomicU32, sleepers: &AtomicU32, worker: usize) {
 }
 
 /// The sleeper's half (see [`bump`]): worker `worker`'s bit set in `sleepers` while it
-/// sleeps on `word`, unless the word has moved on from `seen`.
-fn sleep(word: &AtomicU32, sleepers: &AtomicU32, worker: usize, seen: u32, timeout: Duration) {
+/// sleeps on `word`, unless the word has moved on from `seen` or `ready` (asked after the
+/// bit is set) says there is work.
+fn sleep(
+    word: &AtomicU32,
+    sleepers: &AtomicU32,
+    worker: usize,
+    seen: u32,
+    timeout: Duration,
+    ready: impl FnOnce() -> bool,
+) {
     let bit = Header::worker_bit(worker);
     sleepers.fetch_or(bit, Ordering::SeqCst);
-    if word.load(Ordering::SeqCst) == seen {
+    if !ready() && word.load(Ordering::SeqCst) == seen {
         futex::wait(word, seen, Some(timeout));
     }
     sleepers.fetch_and(!bit, Ordering::SeqCst);
@@ -187,21 +196,45 @@ impl Header {
     }
 
     /// Rings worker `worker`'s doorbell, and wakes its thread if it sleeps there: a
-    /// system call only then (see [`wait_doorbell`](Header::wait_doorbell)).
+    /// system call only then (see [`wait_doorbell`](Header::wait_doorbell)). For a
+    /// change the worker must see even while it spins (stopping, draining).
     pub fn ring(&self, worker: usize) {
         bump(self.doorbell(worker), &self.worker_waiting, worker);
     }
 
+    /// Wakes worker `worker`'s thread for calls just submitted, if it sleeps on its
+    /// doorbell or is about to; a worker that spins looks at the slots, and finds them
+    /// without a ring. A busy connection so writes no shared word but the slot's.
+    ///
+    /// The slots' states must be stored sequentially consistent before this is called:
+    /// the sleeper sets its bit, then looks at the slots again
+    /// ([`wait_doorbell`](Header::wait_doorbell)'s `ready`), so either that look sees the
+    /// calls or this sees the bit.
+    pub fn ring_if_sleeping(&self, worker: usize) {
+        if self.worker_waiting.load(Ordering::SeqCst) & Header::worker_bit(worker) != 0 {
+            self.ring(worker);
+        }
+    }
+
     /// Sleeps worker `worker`'s thread on its doorbell, with its bit set in
-    /// `worker_waiting`, unless the bell has moved on from `seen` (its value before the
-    /// thread's last look at the slots); returns when it is rung, or after `timeout`.
-    pub fn wait_doorbell(&self, worker: usize, seen: u32, timeout: Duration) {
+    /// `worker_waiting`, unless the bell has moved on from `seen` (read before the bit is
+    /// set) or `ready`, a last look at the slots made after the bit is set, finds work
+    /// (see [`ring_if_sleeping`](Header::ring_if_sleeping)); returns when it is rung, or
+    /// after `timeout`.
+    pub fn wait_doorbell(
+        &self,
+        worker: usize,
+        seen: u32,
+        timeout: Duration,
+        ready: impl FnOnce() -> bool,
+    ) {
         sleep(
             self.doorbell(worker),
             &self.worker_waiting,
             worker,
             seen,
             timeout,
+            ready,
         );
     }
 
@@ -222,12 +255,14 @@ impl Header {
     /// the worker may still sleep with the bit cleared when this one wakes: it is this
     /// one's turn to look, and it sets the bit again before it sleeps.
     pub fn wait_helpers_call(&self, worker: usize, seen: u32, timeout: Duration) {
+        // A client bumps the word for every call it wants helped: no last look.
         sleep(
             self.overflow(worker),
             &self.helpers_waiting,
             worker,
             seen,
             timeout,
+            || false,
         );
     }
 
@@ -306,6 +341,15 @@ impl Segment {
         false
     }
 
+    /// Whether a slot holds a submitted call that `ours` says is the caller's (by its
+    /// module name, as for [`claim_if`](Segment::claim_if)): a worker's last look at the
+    /// slots before it sleeps (see [`Header::ring_if_sleeping`]).
+    pub fn any_submitted(&self, ours: impl Fn(Result<Name, String>) -> bool) -> bool {
+        (0..self.geometry.slots)
+            .filter_map(|i| self.slot(i)?.submitted_module())
+            .any(ours)
+    }
+
     /// Slot `index`, or `None` past the last.
     pub fn slot(&self, index: u32) -> Option<Slot<'_>> {
         if index >= self.geometry.slots {
@@ -371,7 +415,62 @@ pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<MmapRaw> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
+    use crate::slot::{SlotState, Submit, Waited};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// A worker that never spins: it sleeps on its doorbell as soon as it finds nothing,
+    /// for a minute unless rung, so a call whose ring was skipped would wait that minute.
+    /// A client rings only when the worker says it sleeps; thousands of calls, some
+    /// made just as the worker goes to sleep, each come back within its 10 s deadline.
+    #[test]
+    fn a_call_submitted_as_the_worker_falls_asleep_is_never_left_unrung() {
+        let (segment, _fd) = Segment::create(Geometry::new(2, 4096).unwrap()).unwrap();
+        let segment = Arc::new(segment);
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (segment, stop) = (Arc::clone(&segment), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let header = segment.header();
+                while !stop.load(Ordering::SeqCst) {
+                    for i in 0..segment.geometry().slots {
+                        let slot = segment.slot(i).unwrap();
+                        if slot.claim() {
+                            slot.finish_ok(b"done", 0.0);
+                        }
+                    }
+                    let bell = header.doorbell(0).load(Ordering::SeqCst);
+                    header.wait_doorbell(0, bell, Duration::from_secs(60), || {
+                        stop.load(Ordering::SeqCst) || segment.any_submitted(|_| true)
+                    });
+                }
+            })
+        };
+        let slot = segment.slot(0).unwrap();
+        for round in 0..3000u32 {
+            slot.submit(&Submit::call("m", "f"));
+            segment.header().ring_if_sleeping(0);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let waited = slot.wait_done(
+                Some(deadline),
+                Duration::ZERO,
+                Duration::from_secs(1),
+                || true,
+            );
+            assert_eq!(waited, Waited::Done, "call {round} was not answered");
+            assert_eq!(slot.state(), Some(SlotState::Done));
+            // Gaps of a few microseconds, so calls land on every step of the
+            // worker's way to sleep.
+            let gap = Instant::now() + Duration::from_nanos(u64::from(round % 50) * 200);
+            while Instant::now() < gap {
+                std::hint::spin_loop();
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        segment.header().ring(0);
+        worker.join().unwrap();
+    }
 
     #[test]
     fn geometry_rounds_to_pages_and_refuses_the_impossible() {

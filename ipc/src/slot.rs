@@ -2,7 +2,7 @@
 //!
 //! A slot moves `Free -> Submitted` (client), `Submitted -> Running` (worker, by
 //! compare-and-swap), `Running -> Done` (worker, or the supervisor when the worker
-//! died) and `Done -> Free` (client). Every field is an atomic and the data area is
+//! died) and `Done -> Submitted` (client, for its next call). Every field is an atomic and the data area is
 //! reached only through raw copies or the `unsafe` views below, because the other
 //! process can write any of it at any moment: the worker copies each field once, checks
 //! it, and never reads it again.
@@ -21,7 +21,8 @@ pub const MAX_NAME: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum SlotState {
-    /// Nobody uses it.
+    /// Never used. A slot whose reply was read stays `Done` until its client submits it
+    /// again: which slots a client may lease is the client's own book, not the state.
     Free = 0,
     /// The client wrote a request; the worker has not claimed it yet.
     Submitted = 1,
@@ -49,6 +50,11 @@ const STATUS_FAILED: u32 = 1;
 
 /// A slot's fields as they lie in the segment (the protocol's layout: any process that
 /// maps the segment can write any of them, which is why the worker reads each once).
+///
+/// The first cache line holds what changes with every call: the state, the request's
+/// sizes and the reply, so the worker's reply and its `Done` travel to the client as one
+/// line. The trace ids and the names follow; a client writes them only when they change
+/// (see [`write_name`]), so a worker reading them again finds them in its cache.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct SlotFields {
@@ -81,7 +87,8 @@ pub struct SlotFields {
     pub trace_id: AtomicU64,
     /// Span id.
     pub span_id: AtomicU64,
-    /// The module's name, then the method's, [`MAX_NAME`] bytes each, little-endian words.
+    /// The module's name, then the method's, [`MAX_NAME`] bytes each, little-endian words;
+    /// the bytes past a name's length are not part of it and may be anything.
     pub names: [AtomicU64; 2 * MAX_NAME / 8],
 }
 
@@ -92,21 +99,32 @@ impl SlotFields {
 
 const _: () = assert!(std::mem::size_of::<SlotFields>() as u64 == SlotFields::SIZE);
 
-/// A module or method name copied out of a slot.
+/// A module or method name copied out of a slot: UTF-8, checked once when read.
 #[derive(Clone, Copy)]
 pub struct Name {
+    /// Private: only `read_name` makes a `Name`, and only of bytes it checked.
     bytes: [u8; MAX_NAME],
     len: u8,
 }
 
 impl Name {
-    /// The name (checked UTF-8 when read).
+    /// The name.
     pub fn as_str(&self) -> &str {
-        // The bytes were checked as UTF-8 when the name was read from the slot, and are
-        // a private copy, so they still are.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        let bytes = &self.bytes[..usize::from(self.len)];
+        // SAFETY: `read_name`, the only constructor, checked these bytes as UTF-8; they
+        // are this value's private copy (its fields are private and it hands out no
+        // mutable access), so they still are.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Name {}
 
 impl std::fmt::Debug for Name {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,6 +168,22 @@ pub struct Submit<'r> {
     pub trace_id: u64,
     /// Span id (0: none).
     pub span_id: u64,
+}
+
+#[cfg(test)]
+impl<'r> Submit<'r> {
+    /// A call of `method` of `module` with no arguments, deadline or trace.
+    pub(crate) fn call(module: &'r str, method: &'r str) -> Submit<'r> {
+        Submit {
+            op: Op::Call,
+            module,
+            method,
+            args_len: 0,
+            deadline_ns: 0,
+            trace_id: 0,
+            span_id: 0,
+        }
+    }
 }
 
 /// How waiting for a reply ended.
@@ -204,13 +238,6 @@ impl<'a> Slot<'a> {
             3 => Some(SlotState::Done),
             _ => None,
         }
-    }
-
-    /// Marks the slot free (client, after reading a reply, or before first use).
-    pub fn release(&self) {
-        self.fields
-            .state
-            .store(SlotState::Free as u32, Ordering::Release);
     }
 
     /// Copies `bytes` into the data area at `offset`; panics if they do not fit.
@@ -287,9 +314,12 @@ impl<'a> Slot<'a> {
     /// data area (the client checks both first).
     pub fn submit(&self, request: &Submit<'_>) {
         self.prepare(request);
+        // Sequentially consistent: a worker about to sleep looks at the state after it
+        // says so, and the client reads whether it does after this (see
+        // `Header::ring_if_sleeping`).
         self.fields
             .state
-            .store(SlotState::Submitted as u32, Ordering::Release);
+            .store(SlotState::Submitted as u32, Ordering::SeqCst);
     }
 
     /// Writes a request, as [`submit`](Slot::submit) does, but leaves the slot's state
@@ -308,8 +338,8 @@ impl<'a> Slot<'a> {
         write_name(&f.names[MAX_NAME / 8..], request.method.as_bytes());
         f.args_len.store(request.args_len as u64, Ordering::Relaxed);
         f.deadline_ns.store(request.deadline_ns, Ordering::Relaxed);
-        f.trace_id.store(request.trace_id, Ordering::Relaxed);
-        f.span_id.store(request.span_id, Ordering::Relaxed);
+        store_changed(&f.trace_id, request.trace_id);
+        store_changed(&f.span_id, request.span_id);
         f.status.store(u32::MAX, Ordering::Relaxed);
         f.client_waiting.store(0, Ordering::Relaxed);
     }
@@ -339,17 +369,15 @@ impl<'a> Slot<'a> {
     ) -> Waited {
         let f = self.fields;
         let done = SlotState::Done as u32;
-        let start = Instant::now();
+        let mut spinner = Spinner::new();
         loop {
             let state = f.state.load(Ordering::Acquire);
             if state == done {
                 return Waited::Done;
             }
-            let spun = start.elapsed();
-            if spun >= spin {
+            if !spinner.spin_within(spin) {
                 break;
             }
-            relax(spun);
         }
         sleeping(self.state());
         loop {
@@ -428,8 +456,14 @@ impl<'a> Slot<'a> {
 
     /// Claims a submitted slot for running; `false` if it is not submitted.
     pub fn claim(&self) -> bool {
-        self.fields
-            .state
+        let state = &self.fields.state;
+        // Looked at before the compare-and-swap, which takes the line for writing even
+        // when it fails: a worker that swapped at every slot it passes would pull each
+        // line from the client that writes it, and the client would pull it back.
+        if state.load(Ordering::Relaxed) != SlotState::Submitted as u32 {
+            return false;
+        }
+        state
             .compare_exchange(
                 SlotState::Submitted as u32,
                 SlotState::Running as u32,
@@ -458,7 +492,9 @@ impl<'a> Slot<'a> {
     /// The client may change the name until the slot is claimed, so the name decides
     /// only who claims: the claimer reads the request again, once, after its claim.
     pub fn submitted_module(&self) -> Option<Result<Name, String>> {
-        if self.fields.state.load(Ordering::Acquire) != SlotState::Submitted as u32 {
+        // Sequentially consistent for a worker's last look before it sleeps (see
+        // `Header::ring_if_sleeping`).
+        if self.fields.state.load(Ordering::SeqCst) != SlotState::Submitted as u32 {
             return None;
         }
         Some(self.module_name())
@@ -559,9 +595,48 @@ impl<'a> Slot<'a> {
         f.backpressure
             .store(backpressure.to_bits(), Ordering::Relaxed);
         f.state.store(SlotState::Done as u32, Ordering::SeqCst);
-        if f.client_waiting.swap(0, Ordering::SeqCst) != 0 {
+        // Read, not swapped: the client clears it with its next request, and a swap
+        // would take the line the client spins on for writing once more. Both sides
+        // store, then load, sequentially consistent: either the client sees done before
+        // it sleeps, or this sees it waiting.
+        if f.client_waiting.load(Ordering::SeqCst) != 0 {
             futex::wake_all(&f.state);
         }
+    }
+}
+
+/// A spin wait's steps and the time they took. The clock is read every
+/// [`Spinner::LOOKS_PER_READ`] steps, not at each: a read costs more than a look at a
+/// word, and would delay seeing the word change by as much.
+#[derive(Debug, Default)]
+pub struct Spinner {
+    looks: u32,
+    start: Option<Instant>,
+    spun: Duration,
+}
+
+impl Spinner {
+    /// Steps between two reads of the clock.
+    pub const LOOKS_PER_READ: u32 = 8;
+
+    /// A spin that has not begun.
+    pub fn new() -> Spinner {
+        Spinner::default()
+    }
+
+    /// One step ([`relax`]), unless the spin has lasted `limit` (from its first clock
+    /// read): then `false`, and no step.
+    pub fn spin_within(&mut self, limit: Duration) -> bool {
+        self.looks = self.looks.wrapping_add(1);
+        if self.looks % Self::LOOKS_PER_READ == 0 {
+            let now = Instant::now();
+            self.spun = now - *self.start.get_or_insert(now);
+            if self.spun >= limit {
+                return false;
+            }
+        }
+        relax(self.spun);
+        true
     }
 }
 
@@ -576,13 +651,23 @@ pub fn relax(spun: Duration) {
     }
 }
 
+/// Writes `name` into the words that carry it: only the words its bytes reach (the
+/// length says where it ends), and only those that differ. A client calling the same
+/// names through a slot again writes nothing, so the lines stay shared with the worker
+/// that read them, and neither side pays to move them.
 fn write_name(words: &[AtomicU64], name: &[u8]) {
-    for (i, word) in words.iter().enumerate() {
-        let mut chunk = [0u8; 8];
-        let start = (i * 8).min(name.len());
-        let end = (start + 8).min(name.len());
-        chunk[..end - start].copy_from_slice(&name[start..end]);
-        word.store(u64::from_le_bytes(chunk), Ordering::Relaxed);
+    for (word, chunk) in words.iter().zip(name.chunks(8)) {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        store_changed(word, u64::from_le_bytes(bytes));
+    }
+}
+
+/// Stores `value` in a word off the slot's first line unless it is there already: a
+/// store would take the line from the worker that read it, for nothing.
+fn store_changed(word: &AtomicU64, value: u64) {
+    if word.load(Ordering::Relaxed) != value {
+        word.store(value, Ordering::Relaxed);
     }
 }
 
@@ -592,7 +677,9 @@ fn read_name(words: &[AtomicU64], len: u32) -> Result<Name, String> {
         return Err(format!("{len} bytes, at most {MAX_NAME}"));
     }
     let mut bytes = [0u8; MAX_NAME];
-    for (i, word) in words.iter().enumerate() {
+    // Only the words the length reaches: the rest may hold a longer name of an earlier
+    // call (see `write_name`).
+    for (i, word) in words.iter().take(len.div_ceil(8)).enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
     }
     std::str::from_utf8(&bytes[..len]).map_err(|_| "not UTF-8".to_owned())?;
@@ -656,18 +743,52 @@ mod tests {
     }
 
     #[test]
-    fn scribbled_fields_are_refused_with_what_was_wrong() {
+    fn a_spin_reads_the_clock_every_few_steps_and_ends_at_its_limit() {
+        let mut spinner = Spinner::new();
+        let steps = (0..100)
+            .take_while(|_| spinner.spin_within(Duration::ZERO))
+            .count();
+        assert_eq!(
+            steps as u32,
+            Spinner::LOOKS_PER_READ - 1,
+            "ends at its first read"
+        );
+        let mut spinner = Spinner::new();
+        assert!((0..100).all(|_| spinner.spin_within(Duration::from_secs(3600))));
+    }
+
+    #[test]
+    fn names_are_written_where_their_length_reaches_and_compared_as_read() {
         let seg = segment();
-        let slot = seg.slot(1).unwrap();
-        slot.submit(&Submit {
+        let slot = seg.slot(0).unwrap();
+        let request = |module| Submit {
             op: Op::Call,
-            module: "m",
+            module,
             method: "f",
             args_len: 0,
             deadline_ns: 0,
             trace_id: 0,
             span_id: 0,
-        });
+        };
+        slot.submit(&request("a-long-module-name"));
+        slot.submit(&request("short"));
+        let read = slot.read_request().unwrap();
+        assert_eq!(
+            read.module.as_str(),
+            "short",
+            "the longer name's tail is not read"
+        );
+        slot.submit(&request("short"));
+        assert_eq!(slot.read_request().unwrap().module, read.module);
+        slot.submit(&request("other"));
+        assert_ne!(slot.read_request().unwrap().module, read.module);
+    }
+
+    #[test]
+    fn scribbled_fields_are_refused_with_what_was_wrong() {
+        let seg = segment();
+        let slot = seg.slot(1).unwrap();
+        slot.submit(&Submit::call("m", "f"));
         slot.fields.args_len.store(u64::MAX, Ordering::Relaxed);
         let err = slot.read_request().unwrap_err();
         assert!(
@@ -698,15 +819,7 @@ mod tests {
     fn a_sleeping_client_is_woken_and_a_deadline_ends_the_wait() {
         let seg = std::sync::Arc::new(segment());
         let slot = seg.slot(0).unwrap();
-        slot.submit(&Submit {
-            op: Op::Call,
-            module: "m",
-            method: "f",
-            args_len: 0,
-            deadline_ns: 0,
-            trace_id: 0,
-            span_id: 0,
-        });
+        slot.submit(&Submit::call("m", "f"));
         let d = Instant::now() + Duration::from_millis(20);
         assert_eq!(
             slot.wait_done(Some(d), Duration::ZERO, Duration::from_secs(1), || true),

@@ -313,12 +313,41 @@ impl Runtime {
     /// limit, or the arena pool's pile-up, whichever is larger).
     pub fn backpressure(&self, handle: ModuleHandle) -> Result<f32, RuntimeError> {
         let module = self.registry.module(handle)?;
+        Ok(self.load_of(&module))
+    }
+
+    fn load_of(&self, module: &Module) -> f32 {
         let gate = crate::backpressure::load(module.gate.in_flight() + 1, module.gate.limit());
         let pool = crate::backpressure::load(
             self.registry.pool.piled_up() + 1,
             self.registry.pool.soft_limit(),
         );
-        Ok(gate.max(pool))
+        gate.max(pool)
+    }
+
+    /// [`backpressure`](Runtime::backpressure) as the call finds it, then
+    /// [`call_method`](Runtime::call_method), with the module looked up once for both:
+    /// the daemon's worker reports the one with the reply of the other.
+    #[cfg(feature = "daemon")]
+    pub(crate) fn call_method_loaded(
+        &self,
+        method: MethodRef,
+        args: &[u8],
+        options: &CallOptions,
+    ) -> Result<(f32, Result<CallOutput, RuntimeError>), RuntimeError> {
+        let module = self.registry.module(method.handle)?;
+        let backpressure = self.load_of(&module);
+        let output = module.method_at(method).and_then(|index| {
+            call::from_host(
+                &self.registry,
+                method.handle,
+                &module,
+                index,
+                Args::Borrowed(args),
+                options,
+            )
+        });
+        Ok((backpressure, output))
     }
 
     /// Calls `method` with encoded `args` and the default options.

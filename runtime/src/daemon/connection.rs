@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memlink_ipc::control::{Claims, MethodInfo};
 use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
-use memlink_ipc::slot::{Name, Op, Request, Slot};
+use memlink_ipc::slot::{Name, Op, Request, Slot, Spinner};
 use memlink_ipc::{clock, Failure, Segment};
 
-use crate::{CallOptions, ModuleHandle, Runtime, RuntimeError};
+use crate::{CallOptions, MethodRef, ModuleHandle, Runtime, RuntimeError};
 
 /// How long a connection's thread spins on its doorbell after a call before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
@@ -39,6 +39,8 @@ pub(super) struct Server {
     pub(super) draining: Arc<AtomicBool>,
     /// Each module's handle and default timeout, looked up once.
     pub(super) modules: HashMap<String, (ModuleHandle, Option<Duration>)>,
+    /// The last call's target, for the next call naming the same (most do).
+    pub(super) last: Option<Target>,
     /// Private memory arguments are copied into (16-aligned, for archives).
     pub(super) scratch: Vec<u128>,
     /// Helper threads to start with the connection's first call (see [`Server::help`]).
@@ -71,6 +73,7 @@ impl Server {
             stop: Arc::clone(&self.stop),
             draining: Arc::clone(&self.draining),
             modules: HashMap::new(),
+            last: None,
             scratch: Vec::new(),
             helpers: 0,
             helper_threads: Vec::new(),
@@ -136,9 +139,9 @@ impl Server {
         let segment = Arc::clone(&self.segment);
         let header = segment.header();
         let slots = segment.geometry().slots;
-        let mut last_work = Instant::now();
+        // The spin since the last call served.
+        let mut spinner = Spinner::new();
         loop {
-            let bell = header.doorbell(self.index).load(Ordering::Acquire);
             let mut served = false;
             for i in 0..slots {
                 let slot = segment.slot(i).expect("index below the slot count");
@@ -155,18 +158,22 @@ impl Server {
                 return self.refuse_all();
             }
             if served {
-                last_work = Instant::now();
+                spinner = Spinner::new();
                 continue;
             }
-            let idle = last_work.elapsed();
-            if idle < SPIN {
-                memlink_ipc::slot::relax(idle);
+            if spinner.spin_within(SPIN) {
                 continue;
             }
             // A bit of this worker's, asleep on a doorbell of its own: a client wakes
-            // only the worker its call goes to.
-            header.wait_doorbell(self.index, bell, IDLE_POLL);
-            last_work = Instant::now();
+            // only the worker its call goes to, and only when this bit says it sleeps,
+            // so the slots get a last look once the bit is set.
+            let bell = header.doorbell(self.index).load(Ordering::SeqCst);
+            header.wait_doorbell(self.index, bell, IDLE_POLL, || {
+                self.stop.load(Ordering::SeqCst)
+                    || self.draining.load(Ordering::SeqCst)
+                    || segment.any_submitted(|name| self.takes(name))
+            });
+            spinner = Spinner::new();
         }
     }
 
@@ -209,18 +216,21 @@ impl Server {
                 return slot.finish_failure(&failure, 0.0);
             }
         };
-        let module = self.module(request.module.as_str());
+        let target = self.target(&request);
         // A call made without a deadline gets its module's default timeout here, so the
         // watchdog holds it to the deadline the runtime gives it.
-        if let Ok((_, Some(timeout))) = module {
+        if let Ok(Target {
+            timeout: Some(timeout),
+            ..
+        }) = target
+        {
             if request.deadline_ns == 0 && request.op == Op::Call {
                 let t = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
                 request.deadline_ns = clock::now_ns().saturating_add(t);
             }
         }
-        let handle = module.map(|(h, _)| h);
-        let running = &self.row().running[index as usize];
-        running.store(
+        let row = self.figures.row(self.row).expect("row checked at attach");
+        row.running[index as usize].store(
             if request.deadline_ns == 0 {
                 NO_DEADLINE
             } else {
@@ -228,16 +238,13 @@ impl Server {
             },
             Ordering::Relaxed,
         );
-        let backpressure = handle
-            .as_ref()
-            .ok()
-            .and_then(|h| self.runtime.backpressure(*h).ok())
-            .unwrap_or(0.0);
-        let row = self.figures.row(self.row).expect("row checked at attach");
         row.calls.fetch_add(1, Ordering::Relaxed);
         row.bytes_in
             .fetch_add(request.args_len as u64, Ordering::Relaxed);
-        let result = handle.and_then(|h| self.answer(h, &request, slot));
+        let (backpressure, result) = match target {
+            Ok(target) => self.answer(target, &request, slot),
+            Err(failure) => (0.0, Err(failure)),
+        };
         // Cleared before the slot completes, so the watchdog never blames a finished call.
         let row = self.figures.row(self.row).expect("row checked at attach");
         row.running[index as usize].store(0, Ordering::Relaxed);
@@ -251,6 +258,35 @@ impl Server {
                 slot.finish_failure(&failure, backpressure);
             }
         }
+    }
+
+    /// Where the request goes: the last call's target when it names the same module and
+    /// method, else looked up (and kept, for a call).
+    fn target(&mut self, r: &Request) -> Result<Target, Failure> {
+        if let Some(last) = self.last.filter(|t| t.names == (r.module, r.method)) {
+            if r.op == Op::Call {
+                return Ok(last);
+            }
+        }
+        let (handle, timeout) = self.module(r.module.as_str())?;
+        let method = match r.op {
+            Op::Call => Some(
+                self.runtime
+                    .method(handle, r.method.as_str())
+                    .map_err(|e| failure_of(e, r.module.as_str(), r.method.as_str()))?,
+            ),
+            Op::Methods | Op::Backpressure => None,
+        };
+        let target = Target {
+            names: (r.module, r.method),
+            handle,
+            timeout,
+            method,
+        };
+        if method.is_some() {
+            self.last = Some(target);
+        }
+        Ok(target)
     }
 
     fn module(&mut self, module: &str) -> Result<(ModuleHandle, Option<Duration>), Failure> {
@@ -270,79 +306,119 @@ impl Server {
     }
 
     /// Runs the request; on success the reply is in the slot's data area, where the
-    /// returned offset and length say.
+    /// returned offset and length say. With it, the module's backpressure as the call
+    /// found it.
     fn answer(
         &mut self,
-        h: ModuleHandle,
+        target: Target,
         r: &Request,
         slot: Slot<'_>,
-    ) -> Result<(usize, usize), Failure> {
+    ) -> (f32, Result<(usize, usize), Failure>) {
         let module = r.module.as_str();
-        match r.op {
-            Op::Methods => {
-                let methods = self
-                    .runtime
-                    .methods(h)
-                    .map_err(|e| failure_of(e, module, ""))?;
-                let infos: Vec<MethodInfo> = methods
-                    .iter()
-                    .map(|m| MethodInfo {
-                        name: m.name.clone(),
-                        args: m.args_format as u8,
-                        result: m.result_format as u8,
-                        arg_count: m.arg_count,
-                        args_type: m.args_type.as_ref().map(|t| t.name.clone()),
-                        result_type: m.result_type.as_ref().map(|t| t.name.clone()),
-                        args_fingerprint: m.args_type.as_ref().map(|t| t.fingerprint),
-                        result_fingerprint: m.result_type.as_ref().map(|t| t.fingerprint),
-                        signature: m.signature.clone(),
-                    })
-                    .collect();
-                let bytes = rmp_serde::to_vec(&infos).map_err(|e| Failure::Other(e.to_string()))?;
-                put(slot, &bytes)
+        let h = target.handle;
+        let backpressure = || self.runtime.backpressure(h).unwrap_or(0.0);
+        match (r.op, target.method) {
+            (Op::Call, Some(method)) => self.call(method, r, slot),
+            (Op::Backpressure, _) => {
+                let b = backpressure();
+                (b, put(slot, &b.to_le_bytes()))
             }
-            Op::Backpressure => {
-                let b = self
-                    .runtime
-                    .backpressure(h)
-                    .map_err(|e| failure_of(e, module, ""))?;
-                put(slot, &b.to_le_bytes())
+            _ => (backpressure(), self.methods(h, module, slot)),
+        }
+    }
+
+    /// The module's methods, described.
+    fn methods(
+        &self,
+        h: ModuleHandle,
+        module: &str,
+        slot: Slot<'_>,
+    ) -> Result<(usize, usize), Failure> {
+        let methods = self
+            .runtime
+            .methods(h)
+            .map_err(|e| failure_of(e, module, ""))?;
+        let infos: Vec<MethodInfo> = methods
+            .iter()
+            .map(|m| MethodInfo {
+                name: m.name.clone(),
+                args: m.args_format as u8,
+                result: m.result_format as u8,
+                arg_count: m.arg_count,
+                args_type: m.args_type.as_ref().map(|t| t.name.clone()),
+                result_type: m.result_type.as_ref().map(|t| t.name.clone()),
+                args_fingerprint: m.args_type.as_ref().map(|t| t.fingerprint),
+                result_fingerprint: m.result_type.as_ref().map(|t| t.fingerprint),
+                signature: m.signature.clone(),
+            })
+            .collect();
+        let bytes = rmp_serde::to_vec(&infos).map_err(|e| Failure::Other(e.to_string()))?;
+        put(slot, &bytes)
+    }
+
+    /// Calls the method with the arguments in the slot (read in place, or copied first
+    /// for a client the daemon does not trust).
+    fn call(
+        &mut self,
+        method: MethodRef,
+        r: &Request,
+        slot: Slot<'_>,
+    ) -> (f32, Result<(usize, usize), Failure>) {
+        let (module, name) = (r.module.as_str(), r.method.as_str());
+        let options = CallOptions {
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            deadline: clock::from_ns(r.deadline_ns),
+        };
+        let args = if self.in_place {
+            // SAFETY: the slot is `Running` and the supervisor vouched that this client
+            // (running as the daemon's own user) does not write a slot it submitted; the
+            // slice lives only for the call.
+            unsafe { slot.data(r.args_len) }
+        } else {
+            let words = r.args_len.div_ceil(16);
+            if self.scratch.len() < words {
+                self.scratch.resize(words, 0);
             }
-            Op::Call => {
-                let method = r.method.as_str();
-                let options = CallOptions {
-                    trace_id: r.trace_id,
-                    span_id: r.span_id,
-                    deadline: clock::from_ns(r.deadline_ns),
-                };
-                let output = if self.in_place {
-                    // SAFETY: the slot is `Running` and the supervisor vouched that this
-                    // client (running as the daemon's own user) does not write a slot it
-                    // submitted; the slice lives only for the call.
-                    let args = unsafe { slot.data(r.args_len) };
-                    self.runtime.call_with(h, method, args, &options)
-                } else {
-                    let words = r.args_len.div_ceil(16);
-                    if self.scratch.len() < words {
-                        self.scratch.resize(words, 0);
-                    }
-                    // SAFETY: `u128` has no padding and every byte pattern is valid `u8`;
-                    // the view covers `words * 16 >= args_len` bytes of the vector.
-                    let bytes: &mut [u8] = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            self.scratch.as_mut_ptr().cast::<u8>(),
-                            words * 16,
-                        )
-                    };
-                    slot.copy_data(0, &mut bytes[..r.args_len]);
-                    self.runtime
-                        .call_with(h, method, &bytes[..r.args_len], &options)
-                };
-                let output = output.map_err(|e| failure_of(e, module, method))?;
-                put(slot, &output)
+            // SAFETY: `u128` has no padding and every byte pattern is valid `u8`; the
+            // view covers `words * 16 >= args_len` bytes of the vector.
+            let bytes: &mut [u8] = unsafe {
+                std::slice::from_raw_parts_mut(self.scratch.as_mut_ptr().cast::<u8>(), words * 16)
+            };
+            slot.copy_data(0, &mut bytes[..r.args_len]);
+            &bytes[..r.args_len]
+        };
+        match self.runtime.call_method_loaded(method, args, &options) {
+            Ok((backpressure, output)) => {
+                let output = output.map_err(|e| failure_of(e, module, name));
+                (backpressure, output.and_then(|o| put(slot, &o)))
+            }
+            // Unloaded since it was looked up (a watched file removed, or replaced by
+            // another module under the name): looked up once more.
+            Err(_) => {
+                self.last = None;
+                match self.target(r) {
+                    Ok(Target {
+                        method: Some(again),
+                        ..
+                    }) if again != method => self.call(again, r, slot),
+                    Ok(_) => (0.0, Err(Failure::UnknownModule(module.to_owned()))),
+                    Err(failure) => (0.0, Err(failure)),
+                }
             }
         }
     }
+}
+
+/// Where a request goes, and the names that led there.
+#[derive(Clone, Copy)]
+pub(super) struct Target {
+    names: (Name, Name),
+    handle: ModuleHandle,
+    /// The module's default timeout.
+    timeout: Option<Duration>,
+    /// The method, for a call.
+    method: Option<MethodRef>,
 }
 
 /// Writes a reply into the slot (after the arguments when it fits there).

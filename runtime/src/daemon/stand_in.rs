@@ -97,8 +97,6 @@ fn answer(
 ) {
     let header = segment.header();
     loop {
-        let doorbell = header.doorbell(worker);
-        let bell = doorbell.load(Ordering::SeqCst);
         for i in 0..segment.geometry().slots {
             // Stopped: the worker's next process may be serving these slots already.
             if stop.load(Ordering::SeqCst) {
@@ -112,6 +110,11 @@ fn answer(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        header.wait_doorbell(worker, bell, IDLE_POLL);
+        // A client rings only a worker whose bit says it sleeps: the slots get a last
+        // look once the bit is set.
+        let bell = header.doorbell(worker).load(Ordering::SeqCst);
+        header.wait_doorbell(worker, bell, IDLE_POLL, || {
+            stop.load(Ordering::SeqCst) || segment.any_submitted(ours)
+        });
     }
 }

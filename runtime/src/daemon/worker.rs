@@ -388,6 +388,7 @@ impl Worker {
             stop: Arc::clone(&stop),
             draining: Arc::clone(&self.draining),
             modules: HashMap::new(),
+            last: None,
             scratch: Vec::new(),
             helpers: self.helpers,
             helper_threads: Vec::new(),
