@@ -11,7 +11,7 @@ use crate::error::runtime_error;
 use crate::output::RemoteOutput;
 
 /// Calls gathered to be submitted at once: each [`push`](Batch::push) fills a slot, and
-/// [`run`](Batch::run) rings the daemon once and collects every result, in order. A
+/// [`run`](Batch::run) wakes the daemon once (if it sleeps) and collects every result, in order. A
 /// batch holds at most as many calls as the connection has slots, and its calls share
 /// one connection: the first call grows the slots if it needs to, and a later call
 /// larger than them is refused (send it in a batch of its own, or first).

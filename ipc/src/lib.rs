@@ -8,9 +8,10 @@
 //! socket:
 //!
 //! 1. the client takes a free slot, writes the module and method names, the deadline
-//!    and the arguments into it, marks it submitted and rings the segment's doorbell;
-//! 2. the daemon's worker, spinning briefly and then asleep on the doorbell's futex,
-//!    claims the slot, reads the arguments (in place for a trusted client, from a
+//!    and the arguments into it, marks it submitted, and rings its worker's doorbell if
+//!    the worker says it sleeps;
+//! 2. the daemon's worker, spinning on the slots' states briefly and then asleep on the
+//!    doorbell's futex, claims the slot, reads the arguments (in place for a trusted client, from a
 //!    private copy otherwise), calls the module and writes the result into the slot's
 //!    data area;
 //! 3. the client, spinning briefly and then asleep on the slot's futex, reads the
