@@ -54,7 +54,7 @@ const STATUS_FAILED: u32 = 1;
 /// The first cache line holds what changes with every call: the state, the request's
 /// sizes and the reply, so the worker's reply and its `Done` travel to the client as one
 /// line. The trace ids and the names follow; a client writes them only when they change
-/// (see [`write_name`]), so a worker reading them again finds them in its cache.
+/// (see `Slot::submit`), so a worker reading them again finds them in its cache.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct SlotFields {
