@@ -295,7 +295,8 @@ impl Lease {
     /// The data area, to write arguments into in place.
     pub fn data_mut(&mut self) -> &mut [u8] {
         assert!(!self.submitted, "a submitted slot belongs to the daemon");
-        // SAFETY: the slot is `Free` and leased to this value alone (the book hands an
+        // SAFETY: the slot is not submitted (`Free`, or `Done` from its last call) and
+        // leased to this value alone (the book hands an
         // index to one lease at a time), so no thread of this process touches it; the
         // daemon touches a slot's data only after it is submitted, which needs
         // `&mut self` and ends this borrow first.

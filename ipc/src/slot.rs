@@ -2,10 +2,10 @@
 //!
 //! A slot moves `Free -> Submitted` (client), `Submitted -> Running` (worker, by
 //! compare-and-swap), `Running -> Done` (worker, or the supervisor when the worker
-//! died) and `Done -> Submitted` (client, for its next call). Every field is an atomic and the data area is
-//! reached only through raw copies or the `unsafe` views below, because the other
-//! process can write any of it at any moment: the worker copies each field once, checks
-//! it, and never reads it again.
+//! died) and `Done -> Submitted` (client, for its next call). Every field is an atomic
+//! and the data area is reached only through raw copies or the `unsafe` views below,
+//! because the other process can write any of it at any moment: the worker copies each
+//! field once, checks it, and never reads it again.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -274,8 +274,9 @@ impl<'a> Slot<'a> {
     ///
     /// # Safety
     /// No process writes those bytes while the slice lives: the caller owns the slot in
-    /// the protocol's sense (a client between `Done` and `Free`; a worker between
-    /// `Running` and `Done` serving a client it trusts not to write a submitted slot).
+    /// the protocol's sense (a client from `Done` until it submits the slot again; a
+    /// worker between `Running` and `Done` serving a client it trusts not to write a
+    /// submitted slot).
     pub unsafe fn data(&self, len: usize) -> &'a [u8] {
         // SAFETY: the same contract.
         unsafe { self.data_at(0..len) }
@@ -299,7 +300,8 @@ impl<'a> Slot<'a> {
     ///
     /// # Safety
     /// No other access to the data area, from any process, while the slice lives: the
-    /// caller is the client and holds the slot `Free` (not yet submitted).
+    /// caller is the client and holds the slot unsubmitted (`Free`, or `Done` from its
+    /// last call).
     #[allow(clippy::mut_from_ref)] // the exclusivity is the caller's contract, as for `data`
     pub unsafe fn data_mut(&self) -> &'a mut [u8] {
         // SAFETY: in bounds and valid for `'a` (the constructor's contract), and not
