@@ -12,17 +12,18 @@ use rustix::time::{clock_gettime, ClockId};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 pub fn now_ns() -> u64 {
-    let t = clock_gettime(ClockId::Monotonic);
-    (t.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(t.tv_nsec as u64)
+    read_ns(ClockId::Monotonic)
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC_COARSE`: the same clock as [`now_ns`], read without
 /// the time-stamp counter, so in a few nanoseconds, and at the resolution of the
 /// kernel's tick (a few milliseconds): for checks measured in tens of milliseconds.
 pub fn coarse_ns() -> u64 {
-    let t = clock_gettime(ClockId::MonotonicCoarse);
+    read_ns(ClockId::MonotonicCoarse)
+}
+
+fn read_ns(clock: ClockId) -> u64 {
+    let t = clock_gettime(clock);
     (t.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec as u64)

@@ -129,7 +129,7 @@ pub const MAX_WORKERS: usize = 32;
 pub struct Header {
     /// One word per worker process of the daemon, by its number: bumped by the client
     /// after it submits calls to that worker's modules while the worker sleeps
-    /// ([`Header::ring_if_sleeping`]), and by the daemon to stop it, and slept on by that worker's
+    /// ([`Header::ring_if_sleeping`]), and by the daemon to stop it; slept on by that worker's
     /// thread for this connection, so a call wakes only the worker that serves it
     /// ([`Header::doorbell`]).
     pub doorbells: [AtomicU32; MAX_WORKERS],
@@ -217,25 +217,14 @@ impl Header {
     }
 
     /// Sleeps worker `worker`'s thread on its doorbell, with its bit set in
-    /// `worker_waiting`, unless the bell has moved on from `seen` (read before the bit is
-    /// set) or `ready`, a last look at the slots made after the bit is set, finds work
-    /// (see [`ring_if_sleeping`](Header::ring_if_sleeping)); returns when it is rung, or
-    /// after `timeout`.
-    pub fn wait_doorbell(
-        &self,
-        worker: usize,
-        seen: u32,
-        timeout: Duration,
-        ready: impl FnOnce() -> bool,
-    ) {
-        sleep(
-            self.doorbell(worker),
-            &self.worker_waiting,
-            worker,
-            seen,
-            timeout,
-            ready,
-        );
+    /// `worker_waiting`, unless `ready`, a last look at the slots made after the bit is
+    /// set, finds work (see [`ring_if_sleeping`](Header::ring_if_sleeping)) or the bell
+    /// rings meanwhile; returns when it is rung, or after `timeout`.
+    pub fn wait_doorbell(&self, worker: usize, timeout: Duration, ready: impl FnOnce() -> bool) {
+        let bell = self.doorbell(worker);
+        // Read before the bit is set: a ring after it moves the bell past this.
+        let seen = bell.load(Ordering::SeqCst);
+        sleep(bell, &self.worker_waiting, worker, seen, timeout, ready);
     }
 
     /// Worker `worker`'s helpers' word (numbers wrap around, as for
@@ -440,8 +429,7 @@ mod tests {
                             slot.finish_ok(b"done", 0.0);
                         }
                     }
-                    let bell = header.doorbell(0).load(Ordering::SeqCst);
-                    header.wait_doorbell(0, bell, Duration::from_secs(60), || {
+                    header.wait_doorbell(0, Duration::from_secs(60), || {
                         stop.load(Ordering::SeqCst) || segment.any_submitted(|_| true)
                     });
                 }

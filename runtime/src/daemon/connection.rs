@@ -167,8 +167,7 @@ impl Server {
             // A bit of this worker's, asleep on a doorbell of its own: a client wakes
             // only the worker its call goes to, and only when this bit says it sleeps,
             // so the slots get a last look once the bit is set.
-            let bell = header.doorbell(self.index).load(Ordering::SeqCst);
-            header.wait_doorbell(self.index, bell, IDLE_POLL, || {
+            header.wait_doorbell(self.index, IDLE_POLL, || {
                 self.stop.load(Ordering::SeqCst)
                     || self.draining.load(Ordering::SeqCst)
                     || segment.any_submitted(|name| self.takes(name))
@@ -263,10 +262,11 @@ impl Server {
     /// Where the request goes: the last call's target when it names the same module and
     /// method, else looked up (and kept, for a call).
     fn target(&mut self, r: &Request) -> Result<Target, Failure> {
-        if let Some(last) = self.last.filter(|t| t.names == (r.module, r.method)) {
-            if r.op == Op::Call {
-                return Ok(last);
-            }
+        if let Some(last) = self
+            .last
+            .filter(|t| r.op == Op::Call && t.names == (r.module, r.method))
+        {
+            return Ok(last);
         }
         let (handle, timeout) = self.module(r.module.as_str())?;
         let method = match r.op {

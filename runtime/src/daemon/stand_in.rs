@@ -112,8 +112,7 @@ fn answer(
         }
         // A client rings only a worker whose bit says it sleeps: the slots get a last
         // look once the bit is set.
-        let bell = header.doorbell(worker).load(Ordering::SeqCst);
-        header.wait_doorbell(worker, bell, IDLE_POLL, || {
+        header.wait_doorbell(worker, IDLE_POLL, || {
             stop.load(Ordering::SeqCst) || segment.any_submitted(ours)
         });
     }
