@@ -17,3 +17,11 @@ pub fn add_through(ctx: &CallContext, a: u32, b: u32) -> Result<u32> {
     let caller = ctx.module_caller().ok_or(ModuleError::ServiceUnavailable)?;
     caller.call_typed("greeter@^1", "add", &(a, b))
 }
+
+/// Calls `greeter`'s `linger` within this call's deadline: a nested call that stays in
+/// flight for as long as its caller wants.
+#[memlink_export]
+pub fn linger_through(ctx: &CallContext) -> Result<()> {
+    let caller = ctx.module_caller().ok_or(ModuleError::ServiceUnavailable)?;
+    caller.call_typed("greeter@^1", "linger", &())
+}

@@ -7,6 +7,7 @@ use memlink_msdk::prelude::*;
 static HITS: AtomicU64 = AtomicU64::new(0);
 static NOT_READY: AtomicBool = AtomicBool::new(false);
 static SQUARED: AtomicU64 = AtomicU64::new(0);
+static LINGERING: AtomicU64 = AtomicU64::new(0);
 
 /// Adds two numbers, as every version does.
 #[memlink_export]
@@ -63,4 +64,26 @@ pub fn square(_ctx: &CallContext, x: u64) -> Result<u64> {
 #[memlink_export]
 pub fn squared(_ctx: &CallContext) -> Result<u64> {
     Ok(SQUARED.load(Ordering::Relaxed))
+}
+
+/// Stays in flight until its call's deadline passes (then the host reports the
+/// timeout): a call that runs for as long as its caller wants, for a host checking what
+/// waits for calls in flight. Refused at once without a deadline.
+#[memlink_export]
+pub fn linger(ctx: &CallContext) -> Result<()> {
+    if ctx.deadline().is_none() {
+        return Err(ModuleError::Failed("linger needs a deadline".into()));
+    }
+    LINGERING.fetch_add(1, Ordering::Relaxed);
+    while !ctx.is_expired() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    LINGERING.fetch_sub(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// How many `linger` calls are in flight in this image.
+#[memlink_export]
+pub fn lingering(_ctx: &CallContext) -> Result<u64> {
+    Ok(LINGERING.load(Ordering::Relaxed))
 }

@@ -146,38 +146,11 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     }
 
     fn run(&self, args: Args<'_>, options: &CallOptions) -> Result<R::Output, RuntimeError> {
-        let module = self.registry.module(self.method.handle)?;
-        let index = module.method_at(self.method)?;
-        let output = call::from_host(
-            &self.registry,
-            self.method.handle,
-            &module,
-            index,
-            args,
-            options,
-        )?;
+        let output = call::method_from_host(&self.registry, self.method, args, options)?;
         R::read(output, self.result_format).map_err(|e| self.codec(e))
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {
-        let found = self.registry.module(self.method.handle).and_then(|m| {
-            let index = m.method_at(self.method)?;
-            Ok((m.name.clone(), m.methods[index as usize].name.clone()))
-        });
-        let (module, method) = match found {
-            Ok(found) => found,
-            Err(_) => (
-                self.method.handle.to_string(),
-                format!("#{}", self.method.index),
-            ),
-        };
-        RuntimeError::Codec {
-            module,
-            method,
-            reason: match e {
-                ModuleError::Serialize(m) => m,
-                other => other.to_string(),
-            },
-        }
+        crate::typed::codec_error(&self.registry, self.method, e)
     }
 }

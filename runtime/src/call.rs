@@ -2,8 +2,9 @@
 //!
 //! Read top-down, it follows one call:
 //!
-//! 1. [`from_host`]: a call from the host decides its deadline (`crate::deadline`) and
-//!    turns a failure into the [`RuntimeError`] the caller gets; [`nested`] is the same
+//! 1. [`method_from_host`]: a call from the host holds its module (with the thread's
+//!    hazard pointer when it can, `crate::hazard`); [`from_host`] decides its deadline
+//!    (`crate::deadline`) and turns a failure into the [`RuntimeError`] the caller gets; [`nested`] is the same
 //!    for a call a module makes, turning a failure into the [`ModuleError`] the module
 //!    gets.
 //! 2. [`run`]: admission (a slot from the module's gate, unless the call re-enters a
@@ -22,7 +23,7 @@ use crate::args::{Args, Placed};
 use crate::buffer::AlignedBuf;
 use crate::deadline;
 use crate::error::RuntimeError;
-use crate::handle::ModuleHandle;
+use crate::handle::{MethodRef, ModuleHandle};
 use crate::health::Pass;
 use crate::host_call::{CallMeta, HostCall, NestedRequest};
 use crate::intercept::{CallInfo, Failed, Outcome};
@@ -30,7 +31,7 @@ use crate::metrics::CallRecord;
 use crate::module::{Module, NotEntered};
 use crate::options::CallOptions;
 use crate::output::{self, CallOutput, Found, OwnedArgs};
-use crate::registry::{Live, Registry};
+use crate::registry::{Held, Registry};
 use crate::targets::Hint;
 use crate::thread::ThreadState;
 
@@ -47,9 +48,121 @@ enum Failure {
     Late(ModuleError),
 }
 
-/// Calls method `index` of `module` (loaded as `handle`) from the host.
+/// Calls `method` from the host. The module is held for the call with the calling
+/// thread's hazard pointer (no locked instruction, `Registry::pin`) when the thread owns
+/// a shard, else through its slot's `Arc` (`Registry::module`), which also says why a
+/// handle is refused.
+#[inline]
+pub(crate) fn method_from_host(
+    registry: &Registry,
+    method: MethodRef,
+    args: Args<'_>,
+    options: &CallOptions,
+) -> Result<CallOutput, RuntimeError> {
+    handle_from_host(
+        registry,
+        method.handle,
+        |module| module.method_at(method),
+        args,
+        options,
+    )
+}
+
+/// Calls the method `find` picks of the module loaded as `handle` from the host, the
+/// module held as [`method_from_host`] holds it.
+#[inline]
+pub(crate) fn handle_from_host(
+    registry: &Registry,
+    handle: ModuleHandle,
+    find: impl FnOnce(&Module) -> Result<u32, RuntimeError>,
+    args: Args<'_>,
+    options: &CallOptions,
+) -> Result<CallOutput, RuntimeError> {
+    // The steps of `holding`, written out: through its closure the compiler kept the
+    // call path out of line, 35 more instructions a call (callgrind, `noop_by_id`).
+    // SAFETY: the state is used only within this call.
+    if let Some(thread) = unsafe { crate::thread::current() } {
+        if let Some(module) = registry.pin(thread.shard(), handle) {
+            let index = find(&module)?;
+            return on_thread(thread, registry, handle, &module, index, args, options);
+        }
+    }
+    unpinned(registry, handle, None, |module, _| {
+        let index = find(module)?;
+        from_host(registry, handle, module, index, args, options)
+    })
+}
+
+/// Runs `f` on the module loaded as `handle`, held as [`method_from_host`] holds it: for
+/// what a call from the host looks up in its module before it is made.
+#[inline]
+pub(crate) fn with_module<R>(
+    registry: &Registry,
+    handle: ModuleHandle,
+    f: impl FnOnce(&Module) -> Result<R, RuntimeError>,
+) -> Result<R, RuntimeError> {
+    holding(registry, handle, |module, _| f(module))
+}
+
+/// Runs `f` on the module loaded as `handle` and the calling thread's state (`None` while
+/// the thread tears its locals down), the module held with the thread's hazard pointer
+/// when it can be, else through its slot's `Arc`.
+#[inline(always)]
+fn holding<R>(
+    registry: &Registry,
+    handle: ModuleHandle,
+    f: impl FnOnce(&Module, Option<&ThreadState>) -> Result<R, RuntimeError>,
+) -> Result<R, RuntimeError> {
+    // SAFETY: the state is used only within this call.
+    let thread = unsafe { crate::thread::current() };
+    if let Some(state) = thread {
+        if let Some(module) = registry.pin(state.shard(), handle) {
+            return f(&module, thread);
+        }
+    }
+    unpinned(registry, handle, thread, f)
+}
+
+/// [`holding`] for a module that could not be pinned: through its `Arc`, which also says
+/// why a handle is refused.
+#[cold]
+#[inline(never)]
+fn unpinned<R>(
+    registry: &Registry,
+    handle: ModuleHandle,
+    thread: Option<&ThreadState>,
+    f: impl FnOnce(&Module, Option<&ThreadState>) -> Result<R, RuntimeError>,
+) -> Result<R, RuntimeError> {
+    f(&*registry.module(handle)?, thread)
+}
+
+/// Calls method `index` of `module` (loaded as `handle`, and held by the caller) from
+/// the host.
 #[inline]
 pub(crate) fn from_host(
+    registry: &Registry,
+    handle: ModuleHandle,
+    module: &Module,
+    index: u32,
+    args: Args<'_>,
+    options: &CallOptions,
+) -> Result<CallOutput, RuntimeError> {
+    let passing;
+    // SAFETY: the state is used only within this call.
+    let thread = match unsafe { crate::thread::current() } {
+        Some(state) => state,
+        None => {
+            passing = ThreadState::passing();
+            &passing
+        }
+    };
+    on_thread(thread, registry, handle, module, index, args, options)
+}
+
+/// [`from_host`] on the thread whose state is `thread`.
+#[inline(always)]
+fn on_thread(
+    thread: &ThreadState,
     registry: &Registry,
     handle: ModuleHandle,
     module: &Module,
@@ -62,15 +175,6 @@ pub(crate) fn from_host(
         trace_id: options.trace_id,
         span_id: options.span_id,
         deadline: deadline::decide(options, module.default_timeout),
-    };
-    let passing;
-    // SAFETY: the state is used only within this call.
-    let thread = match unsafe { crate::thread::current() } {
-        Some(state) => state,
-        None => {
-            passing = ThreadState::passing();
-            &passing
-        }
     };
     run(
         thread,
@@ -192,11 +296,11 @@ fn hinted(
     thread: &ThreadState,
     registry: &Registry,
     request: &NestedRequest<'_>,
-) -> Option<(Live, u32)> {
+) -> Option<(Held, u32)> {
     let hint = thread
         .targets
         .find(registry.id(), request.module, request.method)?;
-    let target = registry.hinted(hint.slot, hint.epoch)?;
+    let target = registry.hinted(thread.shard(), hint.slot, hint.epoch)?;
     // The same module as when the hint was kept (the registry is at the same epoch), so
     // the index is in its table; checked all the same, as it costs a compare.
     ((hint.method as usize) < target.methods.len()).then_some((target, hint.method))
@@ -210,7 +314,7 @@ fn look_up(
     thread: &ThreadState,
     registry: &Registry,
     request: &NestedRequest<'_>,
-) -> Result<(Live, u32), ModuleError> {
+) -> Result<(Held, u32), ModuleError> {
     let module = utf8(request.module, "module name")?;
     let method = utf8(request.method, "method name")?;
     let (target, slot, epoch) = registry
@@ -225,7 +329,7 @@ fn look_up(
         };
         thread.targets.keep(registry.id(), module, method, hint);
     }
-    Ok((target, index))
+    Ok((Held::Live(target), index))
 }
 
 /// `bytes` as a string, or the error that `what` is not UTF-8.

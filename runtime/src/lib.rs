@@ -31,7 +31,8 @@
 //!
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
 //! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread` (what the runtime keeps per calling thread), `module` (a loaded
-//! library), `registry` (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a module calls back), `backpressure`,
+//! library), `hazard` (holding a module for a call without a locked instruction),
+//! `registry` (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a module calls back), `backpressure`,
 //! and `call` (the path itself).
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
@@ -56,6 +57,7 @@ pub mod describe;
 mod elf;
 pub mod error;
 pub mod handle;
+mod hazard;
 pub mod health;
 mod host_api;
 mod host_call;

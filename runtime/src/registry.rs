@@ -4,14 +4,17 @@
 //! Each module sits in a slot as an `Arc` a call reaches without a lock (`arc_swap`: a
 //! load marks the pointer in a thread-local list, no shared count is touched), and holds
 //! for the length of the call, so a module's memory (its persistent region, its figures,
-//! its description) is freed only once no call can see it. Loads, reloads and unloads
+//! its description) is freed only once no call can see it. A call from the host on a
+//! thread that owns a shard holds it more cheaply still, with a hazard pointer
+//! (`crate::hazard`): the slot's plain pointer, announced in the thread's cell with a
+//! plain store, which a reload or unload waits for before it frees the module. Loads, reloads and unloads
 //! are serialized by a lock a call never takes, and their waits for a module's calls
 //! happen outside it. A slot freed by an unload is reused, with the next generation, so
 //! a handle of the module unloaded is refused rather than taken for its successor.
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::{ArcSwapOption, Guard};
@@ -22,6 +25,7 @@ use crate::cache::ResultCache;
 use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
+use crate::hazard::{self, Barriers, Pinned};
 use crate::lifecycle;
 use crate::module::{Module, PersistentRegion};
 use crate::names::{Names, Taken};
@@ -40,6 +44,12 @@ pub(crate) struct Registry {
     /// One slot per module loaded at once; the module in it is swapped by a reload and
     /// taken out by an unload.
     slots: Box<[ArcSwapOption<Module>]>,
+    /// Each slot's module as a plain pointer (null when it is empty), for the calls that
+    /// hold their module with a hazard pointer ([`Registry::pin`]); written with the slot,
+    /// under the `loading` lock.
+    raw: Box<[AtomicPtr<Module>]>,
+    /// The hazard pointers' barriers in this process.
+    barriers: Barriers,
     /// Serializes loads, reloads and unloads (never held during a call, nor while they
     /// wait for calls); knows which slots are free.
     loading: Mutex<Slots>,
@@ -116,6 +126,41 @@ impl Deref for Live {
     }
 }
 
+/// A module held with the calling thread's hazard pointer (see [`Registry::pin`]): alive
+/// while this lives, and, like a [`Live`], to be held only for the length of a call.
+pub(crate) struct PinnedModule(Pinned<Module>);
+
+impl Deref for PinnedModule {
+    type Target = Module;
+    #[inline]
+    fn deref(&self) -> &Module {
+        // SAFETY: the pointer was in its slot after the thread announced it (`hazard::pin`),
+        // so the `Arc` the slot held was alive then; whoever takes a module out of its
+        // slot waits for every announcement of it to be withdrawn (`Registry::retire`)
+        // before it lets the `Arc` go, and this one is withdrawn only when `self` drops.
+        unsafe { &*self.0.get() }
+    }
+}
+
+/// A module held for a call, one way or the other.
+pub(crate) enum Held {
+    /// With the thread's hazard pointer.
+    Pinned(PinnedModule),
+    /// Through its `Arc`.
+    Live(Live),
+}
+
+impl Deref for Held {
+    type Target = Module;
+    #[inline]
+    fn deref(&self) -> &Module {
+        match self {
+            Held::Pinned(m) => m,
+            Held::Live(m) => m,
+        }
+    }
+}
+
 impl Live {
     #[inline]
     fn of(guard: Guard<Option<Arc<Module>>>) -> Option<Live> {
@@ -155,6 +200,10 @@ impl Registry {
             slots: (0..config.max_modules)
                 .map(|_| ArcSwapOption::empty())
                 .collect(),
+            raw: (0..config.max_modules)
+                .map(|_| AtomicPtr::new(core::ptr::null_mut()))
+                .collect(),
+            barriers: Barriers::of_process(),
             loading: Mutex::new(Slots {
                 free: Vec::new(),
                 used: 0,
@@ -179,6 +228,32 @@ impl Registry {
         }
         let live = Live::of(self.slots.get(handle.index as usize)?.load())?;
         (live.generation == handle.generation).then_some(live)
+    }
+
+    /// The module behind `handle`, held with the hazard pointer of `shard` (the calling
+    /// thread's own): `None` when it cannot be held that way (the shared shard, a pointer
+    /// already held, a slot changing meanwhile) or is not live; then
+    /// [`module`](Self::module) says which, and holds it with the locked path.
+    #[inline]
+    pub(crate) fn pin(&self, shard: usize, handle: ModuleHandle) -> Option<PinnedModule> {
+        if handle.runtime != self.id {
+            return None;
+        }
+        let slot = self.raw.get(handle.index as usize)?;
+        let pinned = PinnedModule(hazard::pin(shard, slot, self.barriers)?);
+        (pinned.generation == handle.generation && !pinned.is_retired()).then_some(pinned)
+    }
+
+    /// Puts `module` in slot `index`, both where the locked path and where hazard
+    /// pointers read it, and returns what the slot held (to be retired).
+    fn put(&self, index: u32, module: Option<Arc<Module>>) -> Option<Arc<Module>> {
+        let raw = module
+            .as_ref()
+            .map_or(core::ptr::null_mut(), |m| Arc::as_ptr(m).cast_mut());
+        let old = self.slots[index as usize].swap(module);
+        // Release: the module's construction happens before a reader that pins it.
+        self.raw[index as usize].store(raw, Ordering::Release);
+        old
     }
 
     /// The live module behind `handle`.
@@ -235,16 +310,21 @@ impl Registry {
 
     /// The module in `slot`, if the registry is still at `epoch`, an even number
     /// [`by_name`](Self::by_name) returned with that slot: then no slot or name has
-    /// changed since, and the module is the one the same name finds now.
+    /// changed since, and the module is the one the same name finds now. Held with the
+    /// hazard pointer of `shard` (the calling thread's own) when it can be, else through
+    /// its `Arc`.
     #[inline]
-    pub(crate) fn hinted(&self, slot: u32, epoch: u64) -> Option<Live> {
+    pub(crate) fn hinted(&self, shard: usize, slot: u32, epoch: u64) -> Option<Held> {
         if self.epoch.load(Ordering::Acquire) != epoch {
             return None;
         }
-        let live = Live::of(self.slots.get(slot as usize)?.load())?;
+        let held = match hazard::pin(shard, self.raw.get(slot as usize)?, self.barriers) {
+            Some(pinned) => Held::Pinned(PinnedModule(pinned)),
+            None => Held::Live(Live::of(self.slots.get(slot as usize)?.load())?),
+        };
         // As in `by_name`: a change that the slot's reading saw has moved the epoch on.
         fence(Ordering::Acquire);
-        (self.epoch.load(Ordering::Relaxed) == epoch).then_some(live)
+        (self.epoch.load(Ordering::Relaxed) == epoch).then_some(held)
     }
 
     /// This registry's id, unique in the process.
@@ -358,7 +438,7 @@ impl Registry {
         module.generation = generation;
         self.changing(|| {
             names.add(&module.name, &module.own_name, module.semver.clone(), index);
-            self.slots[index as usize].store(Some(Arc::new(module)));
+            self.put(index, Some(Arc::new(module)));
         });
         Ok(self.handle(index, generation))
     }
@@ -434,7 +514,7 @@ impl Registry {
         let new = Arc::new(new);
         let switched = self.changing(|| {
             names.replace(&new.name, handle.index, &new.own_name, new.semver.clone())?;
-            Ok(self.slots[handle.index as usize].swap(Some(Arc::clone(&new))))
+            Ok(self.put(handle.index, Some(Arc::clone(&new))))
         });
         let replaced = match switched {
             Ok(replaced) => replaced,
@@ -499,7 +579,7 @@ impl Registry {
         let taken = {
             let _slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
             self.changing(|| {
-                let taken = self.slots[handle.index as usize].swap(None);
+                let taken = self.put(handle.index, None);
                 // The name stays taken until the calls are done: nested calls by name
                 // into a module being retired are told it is gone, but only once nothing
                 // of it runs can another module take the name.
@@ -528,6 +608,10 @@ impl Registry {
     /// cached results too).
     fn retire(&self, module: Arc<Module>) {
         let id = module.id;
+        // Out of its slot, both where the locked path and where hazard pointers read it:
+        // a call from the host that pinned it before runs on, one that pins it from now
+        // on finds the slot changed.
+        hazard::wait_unpinned(Arc::as_ptr(&module), self.barriers);
         retire(module);
         // After the wait: a call that ran on the old version until then may have kept
         // a result under its id.
@@ -603,7 +687,8 @@ impl Drop for Registry {
     fn drop(&mut self) {
         // No call runs: every call holds the runtime (through a `Runtime` or a handle of
         // one), so the last of them has returned.
-        for slot in self.slots.iter() {
+        for (slot, raw) in self.slots.iter().zip(self.raw.iter()) {
+            raw.store(core::ptr::null_mut(), Ordering::Relaxed);
             if let Some(m) = slot.swap(None) {
                 if !m.is_retired() {
                     m.gate.close();

@@ -368,13 +368,10 @@ impl Runtime {
         args: &[u8],
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
-        let module = self.registry.module(handle)?;
-        let (index, _) = resolve(&module, method)?;
-        call::from_host(
+        call::handle_from_host(
             &self.registry,
             handle,
-            &module,
-            index,
+            |module| resolve(module, method).map(|(index, _)| index),
             Args::Borrowed(args),
             options,
         )
@@ -400,16 +397,7 @@ impl Runtime {
         args: impl CallArgs<'a>,
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
-        let module = self.registry.module(method.handle)?;
-        let index = module.method_at(method)?;
-        call::from_host(
-            &self.registry,
-            method.handle,
-            &module,
-            index,
-            args.into_args().0,
-            options,
-        )
+        call::method_from_host(&self.registry, method, args.into_args().0, options)
     }
 
     /// Memory for `len` bytes of arguments that the caller writes itself, aligned for an
@@ -477,16 +465,15 @@ impl Runtime {
         A: serde::Serialize + ?Sized,
         R: TypedResult<Output = R>,
     {
-        let module = self.registry.module(handle)?;
-        let (index, m) = resolve(&module, method)?;
-        let formats = crate::typed::check::<R>(&module.name, m)?;
+        let (method, formats) = call::with_module(&self.registry, handle, |module| {
+            let (index, m) = resolve(module, method)?;
+            let formats = crate::typed::check::<R>(&module.name, m)?;
+            let id = m.id;
+            Ok((MethodRef { handle, index, id }, formats))
+        })?;
         crate::typed::call_typed::<A, R>(
             &self.registry,
-            MethodRef {
-                handle,
-                index,
-                id: m.id,
-            },
+            method,
             formats,
             args,
             &CallOptions::default(),

@@ -275,16 +275,7 @@ where
     A: Serialize + ?Sized,
     R: TypedResult,
 {
-    let module = registry.module(method.handle)?;
-    let index = module.method_at(method)?;
-    let codec = |e: ModuleError| RuntimeError::Codec {
-        module: module.name.clone(),
-        method: module.methods[index as usize].name.clone(),
-        reason: match e {
-            ModuleError::Serialize(m) => m,
-            other => other.to_string(),
-        },
-    };
+    let codec = |e: ModuleError| codec_error(registry, method, e);
     let mut stack = [0; STACK_ARGS];
     let heap;
     let encoded = match msgpack::encode_as_into(args_format, args, &mut stack) {
@@ -296,13 +287,29 @@ where
             &heap[..]
         }
     };
-    let output = call::from_host(
-        registry,
-        method.handle,
-        &module,
-        index,
-        Args::Borrowed(encoded),
-        options,
-    )?;
+    let output = call::method_from_host(registry, method, Args::Borrowed(encoded), options)?;
     R::read(output, result_format).map_err(codec)
+}
+
+/// The error of a call to `method` whose arguments or result could not be encoded or
+/// decoded: `e` says why. It names the module and method when they are still loaded,
+/// else the handle and the method's index.
+#[cold]
+pub(crate) fn codec_error(registry: &Registry, method: MethodRef, e: ModuleError) -> RuntimeError {
+    let found = registry.module(method.handle).and_then(|m| {
+        let index = m.method_at(method)?;
+        Ok((m.name.clone(), m.methods[index as usize].name.clone()))
+    });
+    let (module, method) = match found {
+        Ok(found) => found,
+        Err(_) => (method.handle.to_string(), format!("#{}", method.index)),
+    };
+    RuntimeError::Codec {
+        module,
+        method,
+        reason: match e {
+            ModuleError::Serialize(m) => m,
+            other => other.to_string(),
+        },
+    }
 }

@@ -6,12 +6,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{de, fixture, module_path, mp};
 use memlink_runtime::reload::{MethodChange, ReloadPolicy};
 use memlink_runtime::resolver::DirectoryResolver;
 use memlink_runtime::watch::{DirectoryWatch, WatchEvent, WatchOptions};
-use memlink_runtime::{ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
+use memlink_runtime::{
+    CallOptions, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
+};
 
 fn greeter(version: u32) -> ModuleRef {
     ModuleRef::from_path(module_path(&format!("greeter_v{version}")))
@@ -309,6 +312,80 @@ fn ten_thousand_load_and_unload_cycles() {
         rt.unload(h).unwrap_or_else(|e| panic!("cycle {i}: {e}"));
     }
     assert!(rt.metrics().is_empty(), "nothing is left loaded");
+}
+
+/// A call in flight keeps the version it runs on: the reload that replaces it returns
+/// only once the call has, however the call holds its module (a call by resolved
+/// method, typed, by name, or nested from another module, made once before so that it
+/// takes the path of a known target).
+#[test]
+fn a_reload_waits_for_the_calls_still_running_on_the_old_version() {
+    let (rt, h) = with_v1();
+    let uses = rt
+        .load(ModuleRef::from_path(module_path("uses_greeter")))
+        .unwrap();
+    let linger = rt.method(h, "linger").unwrap();
+    // The nested case first: `uses_greeter` calls `greeter@^1`, which v2 is not.
+    for how in ["nested", "method", "typed", "name"] {
+        let (warmed, warm) = std::sync::mpsc::channel();
+        let in_flight = {
+            let rt = rt.clone();
+            std::thread::spawn(move || {
+                let options = |ms| CallOptions::default().timeout(Duration::from_millis(ms));
+                match how {
+                    "method" => rt.call_method(linger, b"", &options(600)).map(drop),
+                    "typed" => rt
+                        .typed::<(), ()>(h, "linger")
+                        .and_then(|m| m.call_with(&(), &options(600))),
+                    "name" => rt.call_with(h, "linger", b"", &options(600)).map(drop),
+                    _ => {
+                        let through = rt.typed::<(), ()>(uses, "linger_through").unwrap();
+                        let warm = through.call_with(&(), &options(5));
+                        assert!(warm.is_err(), "it lingers until its deadline");
+                        warmed.send(()).unwrap();
+                        through.call_with(&(), &options(600))
+                    }
+                }
+            })
+        };
+        if how == "nested" {
+            warm.recv().unwrap();
+        }
+        // Asked of the version the call runs on, before the reload.
+        while rt.call_typed::<_, u64>(h, "lingering", &()).unwrap() == 0 {
+            if in_flight.is_finished() {
+                panic!("{how}: the call ended early: {:?}", in_flight.join());
+            }
+            std::thread::yield_now();
+        }
+        let allowed = ReloadPolicy::default().allow_changes(true);
+        let to = if version(&rt, h) == 1 { 2 } else { 1 };
+        let reload = {
+            let rt = rt.clone();
+            std::thread::spawn(move || rt.reload_with(h, greeter(to), &allowed).map(drop))
+        };
+        std::thread::sleep(Duration::from_millis(150));
+        if in_flight.is_finished() {
+            panic!("{how}: the call ended early: {:?}", in_flight.join());
+        }
+        assert!(
+            !reload.is_finished(),
+            "{how}: the reload returned while a call ran on the version it replaced"
+        );
+        let ended = in_flight.join().unwrap();
+        assert!(
+            matches!(
+                &ended,
+                Err(RuntimeError::Call {
+                    error: ModuleError::Timeout(_),
+                    ..
+                })
+            ),
+            "{how}: {ended:?}"
+        );
+        reload.join().unwrap().unwrap();
+        assert_eq!(version(&rt, h), to, "{how}");
+    }
 }
 
 #[test]
