@@ -19,6 +19,8 @@ type Result<T, E = ModuleError> = core::result::Result<T, E>;
 mod depth;
 mod extent;
 mod raw;
+mod scalar;
+mod scalar_read;
 
 /// Deepest nesting of arrays and maps a decoder accepts: deeper input is an error, not a
 /// stack overflow.
@@ -39,6 +41,55 @@ pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) ->
     Ok(())
 }
 
+/// Encodes `value`, structs as maps, into the start of `buf`, memory not yet
+/// initialized, and returns the length written (those bytes are initialized); `None`
+/// when it does not fit or cannot be encoded ([`encode_into`] then says why). Numbers,
+/// strings, bytes and tuples and sequences of them are written directly, everything
+/// else through `rmp_serde`: the same bytes either way.
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// let mut buf = [MaybeUninit::<u8>::uninit(); 16];
+/// let len = memlink_abi::msgpack::encode_to_uninit(&("hi", 7u8), &mut buf).unwrap();
+/// // SAFETY: the first `len` bytes were written.
+/// let written = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
+/// assert_eq!(written, [0x92, 0xa2, b'h', b'i', 7]);
+/// ```
+pub fn encode_to_uninit<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut [core::mem::MaybeUninit<u8>],
+) -> Option<usize> {
+    if let Some(len) = scalar::encode_uninit(value, buf) {
+        return Some(len);
+    }
+    let mut out = UninitWriter { buf, len: 0 };
+    encode_to(value, &mut out).ok().map(|()| out.len)
+}
+
+/// An `io::Write` into memory not yet initialized, for `rmp_serde`.
+struct UninitWriter<'b> {
+    buf: &'b mut [core::mem::MaybeUninit<u8>],
+    /// Bytes written (initialized) so far.
+    len: usize,
+}
+
+impl std::io::Write for UninitWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) else {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        };
+        for (d, s) in dst.iter_mut().zip(bytes) {
+            d.write(*s);
+        }
+        self.len += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Encodes `value`, structs as maps.
 ///
 /// ```
@@ -57,6 +108,16 @@ pub fn to_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 ///
 /// The buffer is read in place: nothing is allocated but what `T` itself holds.
 pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    // Numbers, strings and arrays of them, the usual results and arguments, read without
+    // `rmp_serde`'s layers; anything else, and every error, is `rmp_serde`'s.
+    match scalar_read::decode(bytes) {
+        Some(value) => Ok(value),
+        None => from_msgpack_by_rmp(bytes),
+    }
+}
+
+/// [`from_msgpack`] through `rmp_serde` alone.
+fn from_msgpack_by_rmp<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DEPTH);
     let left = std::cell::Cell::new(MAX_NESTING);
@@ -104,10 +165,17 @@ pub fn encode_as_into<A: Serialize + ?Sized>(
     args: &A,
     buf: &mut [u8],
 ) -> Option<core::ops::Range<usize>> {
-    let capacity = buf.len();
-    let mut rest = &mut buf[..];
-    encode_to(args, &mut rest).ok()?;
-    let len = capacity - rest.len();
+    // Numbers, strings and tuples of them, the usual arguments, without `rmp_serde`'s
+    // layers; the same bytes either way.
+    let len = match scalar::encode(args, buf) {
+        Some(len) => len,
+        None => {
+            let capacity = buf.len();
+            let mut rest = &mut buf[..];
+            encode_to(args, &mut rest).ok()?;
+            capacity - rest.len()
+        }
+    };
     match format {
         Format::Raw => raw::in_place(&mut buf[..len]),
         _ => Some(0..len),

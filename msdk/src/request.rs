@@ -3,7 +3,6 @@
 
 use core::cell::Cell;
 use core::ffi::c_void;
-use core::mem::MaybeUninit;
 use std::future::Future;
 
 use serde::de::DeserializeOwned;
@@ -104,10 +103,7 @@ impl<'a> Invocation<'a> {
     /// call's arena, or through a buffer from the host when it does not fit there.
     pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let in_arena = self.ctx.arena().alloc_rest_with(16, |rest| {
-            let mut out = UninitWriter { buf: rest, len: 0 };
-            memlink_abi::msgpack::encode_to(value, &mut out)
-                .ok()
-                .map(|()| out.len)
+            memlink_abi::msgpack::encode_to_uninit(value, rest)
         });
         if let Some(bytes) = in_arena {
             self.output.set(Some((bytes.as_ptr(), bytes.len())));
@@ -197,29 +193,6 @@ impl<'a> Invocation<'a> {
     /// Where the result was put, if it was.
     pub(crate) fn output(&self) -> Option<(*const u8, usize)> {
         self.output.get()
-    }
-}
-
-/// An `io::Write` over uninitialized bytes, failing (like `&mut [u8]`) when full.
-struct UninitWriter<'b> {
-    buf: &'b mut [MaybeUninit<u8>],
-    len: usize,
-}
-
-impl std::io::Write for UninitWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) else {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        };
-        for (d, s) in dst.iter_mut().zip(bytes) {
-            d.write(*s);
-        }
-        self.len += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -1,0 +1,313 @@
+//! A MessagePack reader for the values calls return and take most: numbers, booleans,
+//! nil, strings, bytes, and arrays of them (tuples, sequences, structs given by
+//! position), nested a few levels at most. It hands serde what `rmp_serde` would, read
+//! straight from the slice, and gives up with `None` on anything else (maps,
+//! extensions, deep nesting, trailing bytes) and on any error, so that the caller then
+//! decodes with `rmp_serde` and reports that decoder's error: a value this reader
+//! accepts is the value `rmp_serde` gives, and everything else is `rmp_serde`'s.
+
+use serde::de::{self, DeserializeOwned, Visitor};
+
+use super::scalar::GaveUp;
+
+/// Arrays nested deeper than this are left to `rmp_serde`.
+const MAX_DEPTH: u32 = 16;
+
+/// `bytes` as one `T`, or `None` to leave it to `rmp_serde`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let mut reader = Reader {
+        rest: bytes,
+        depth: 0,
+    };
+    let value = T::deserialize(&mut reader).ok()?;
+    reader.rest.is_empty().then_some(value)
+}
+
+struct Reader<'de> {
+    rest: &'de [u8],
+    depth: u32,
+}
+
+impl<'de> Reader<'de> {
+    fn take(&mut self, n: usize) -> Result<&'de [u8], GaveUp> {
+        if self.rest.len() < n {
+            return Err(GaveUp);
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn be<const N: usize>(&mut self) -> Result<[u8; N], GaveUp> {
+        self.take(N)?.try_into().map_err(|_| GaveUp)
+    }
+
+    /// A length of `N` big-endian bytes.
+    fn len<const N: usize>(&mut self) -> Result<usize, GaveUp> {
+        let be = self.be::<N>()?;
+        let mut n = 0usize;
+        for b in be {
+            n = (n << 8) | usize::from(b);
+        }
+        Ok(n)
+    }
+
+    fn array<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, GaveUp> {
+        if self.depth == MAX_DEPTH {
+            return Err(GaveUp);
+        }
+        self.depth += 1;
+        let mut seq = Seq {
+            reader: self,
+            left: len,
+        };
+        let value = visitor.visit_seq(&mut seq)?;
+        // A visitor that stopped early leaves elements `rmp_serde` would complain of.
+        if seq.left != 0 {
+            return Err(GaveUp);
+        }
+        self.depth -= 1;
+        Ok(value)
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
+    type Error = GaveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        let marker = self.take(1)?[0];
+        match marker {
+            0x00..=0x7f => visitor.visit_u64(u64::from(marker)),
+            0xe0..=0xff => visitor.visit_i64(i64::from(marker as i8)),
+            0xc0 => visitor.visit_unit(),
+            0xc2 => visitor.visit_bool(false),
+            0xc3 => visitor.visit_bool(true),
+            0xcc => visitor.visit_u64(u64::from(self.be::<1>()?[0])),
+            0xcd => visitor.visit_u64(u64::from(u16::from_be_bytes(self.be()?))),
+            0xce => visitor.visit_u64(u64::from(u32::from_be_bytes(self.be()?))),
+            0xcf => visitor.visit_u64(u64::from_be_bytes(self.be()?)),
+            0xd0 => visitor.visit_i64(i64::from(self.be::<1>()?[0] as i8)),
+            0xd1 => visitor.visit_i64(i64::from(i16::from_be_bytes(self.be()?))),
+            0xd2 => visitor.visit_i64(i64::from(i32::from_be_bytes(self.be()?))),
+            0xd3 => visitor.visit_i64(i64::from_be_bytes(self.be()?)),
+            0xca => visitor.visit_f32(f32::from_be_bytes(self.be()?)),
+            0xcb => visitor.visit_f64(f64::from_be_bytes(self.be()?)),
+            0xa0..=0xbf | 0xd9..=0xdb => {
+                let len = match marker {
+                    0xd9 => self.len::<1>()?,
+                    0xda => self.len::<2>()?,
+                    0xdb => self.len::<4>()?,
+                    _ => usize::from(marker & 0x1f),
+                };
+                let text = core::str::from_utf8(self.take(len)?).map_err(|_| GaveUp)?;
+                visitor.visit_borrowed_str(text)
+            }
+            0xc4..=0xc6 => {
+                let len = match marker {
+                    0xc4 => self.len::<1>()?,
+                    0xc5 => self.len::<2>()?,
+                    _ => self.len::<4>()?,
+                };
+                visitor.visit_borrowed_bytes(self.take(len)?)
+            }
+            0x90..=0x9f => self.array(usize::from(marker & 0x0f), visitor),
+            0xdc => {
+                let len = self.len::<2>()?;
+                self.array(len, visitor)
+            }
+            0xdd => {
+                let len = self.len::<4>()?;
+                self.array(len, visitor)
+            }
+            // Maps, extensions and the reserved marker.
+            _ => Err(GaveUp),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        match self.rest.first() {
+            Some(0xc0) => {
+                self.rest = &self.rest[1..];
+                visitor.visit_none()
+            }
+            Some(_) => visitor.visit_some(self),
+            None => Err(GaveUp),
+        }
+    }
+
+    // What `rmp_serde` does differently from reading whatever comes (enums, newtypes,
+    // unit structs, maps) is left to it.
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, GaveUp> {
+        Err(GaveUp)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: V,
+    ) -> Result<V::Value, GaveUp> {
+        Err(GaveUp)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: V,
+    ) -> Result<V::Value, GaveUp> {
+        Err(GaveUp)
+    }
+
+    // `rmp_serde` has a form of its own for 128-bit integers.
+    fn deserialize_i128<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GaveUp> {
+        Err(GaveUp)
+    }
+
+    fn deserialize_u128<V: Visitor<'de>>(self, _: V) -> Result<V::Value, GaveUp> {
+        Err(GaveUp)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes
+        byte_buf unit seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// The elements of an array, read one by one.
+struct Seq<'a, 'de> {
+    reader: &'a mut Reader<'de>,
+    left: usize,
+}
+
+impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
+    type Error = GaveUp;
+
+    fn next_element_seed<S: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, GaveUp> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.reader).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        // Bounded by the bytes left (each element takes one at least), so a forged
+        // length cannot make a visitor reserve more than the input could hold.
+        Some(self.left.min(self.reader.rest.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Serialize};
+
+    use super::decode;
+    use crate::msgpack::{from_msgpack_by_rmp, to_msgpack};
+
+    /// Decoded here exactly as `rmp_serde` decodes it.
+    fn same<T: DeserializeOwned + PartialEq + core::fmt::Debug>(bytes: &[u8]) {
+        let direct = decode::<T>(bytes);
+        let rmp = from_msgpack_by_rmp::<T>(bytes).ok();
+        assert!(direct.is_some(), "gave up on {bytes:x?}");
+        assert_eq!(direct, rmp, "{bytes:x?}");
+    }
+
+    fn round<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(value: T) {
+        same::<T>(&to_msgpack(&value).unwrap());
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Args {
+        a: u32,
+        name: String,
+    }
+
+    #[test]
+    fn scalars_strings_and_arrays_read_as_rmp_serde_reads_them() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            u32::MAX.into(),
+            u64::MAX,
+        ] {
+            round(v);
+        }
+        for v in [
+            0i64,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            round(v);
+        }
+        round(5u8);
+        round(-5i16);
+        round(true);
+        round(1.5f32);
+        round(-2.25f64);
+        round(());
+        round(Some(3u32));
+        round(None::<u32>);
+        round("hello".to_owned());
+        round("x".repeat(40));
+        round((2u32, 3u32));
+        round((String::from("a"), (1u8, [true, false])));
+        round(vec![7u16; 20]);
+        round(Vec::<u8>::new());
+        // A struct given by position, as callers pass arguments.
+        same::<Args>(&to_msgpack(&(9u32, "n")).unwrap());
+        // Integers read as floats, and a double as a float, as `rmp_serde` reads them.
+        same::<f64>(&[0x05]);
+        same::<f32>(&to_msgpack(&1.5f64).unwrap());
+    }
+
+    #[test]
+    fn everything_else_is_left_to_rmp_serde() {
+        // A struct encoded as a map.
+        assert!(decode::<Args>(
+            &to_msgpack(&Args {
+                a: 1,
+                name: "n".into()
+            })
+            .unwrap()
+        )
+        .is_none());
+        // Out of range, the wrong type, trailing bytes, a truncated value, elements left.
+        assert!(decode::<u8>(&[0xcd, 1, 0]).is_none());
+        assert!(decode::<bool>(&[0x01]).is_none());
+        assert!(decode::<u8>(&[0x01, 0x02]).is_none());
+        assert!(decode::<u32>(&[0xce, 0, 0]).is_none());
+        assert!(decode::<(u8,)>(&[0x92, 1, 2]).is_none());
+        assert!(decode::<String>(&[0xa2, 0xff, 0xfe]).is_none(), "not UTF-8");
+        // Nesting past the limit.
+        let mut deep = vec![0x91; 40];
+        deep.push(0xc0);
+        assert!(decode::<serde::de::IgnoredAny>(&deep).is_none());
+        // A forged length does not make a visitor reserve it.
+        assert!(decode::<Vec<u8>>(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_none());
+    }
+}
