@@ -45,7 +45,10 @@ pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) ->
 /// initialized, and returns the length written (those bytes are initialized); `None`
 /// when it does not fit or cannot be encoded ([`encode_into`] then says why). Numbers,
 /// strings, bytes and tuples and sequences of them are written directly, everything
-/// else through `rmp_serde`: the same bytes either way.
+/// else through `rmp_serde`: the same bytes either way. A value the direct writer gives
+/// up on part of the way (a struct inside a tuple, say) is serialized again from the
+/// start by `rmp_serde`, so its `Serialize` must give the same output each time it
+/// runs, as serde's contract (`&self`) expects.
 ///
 /// ```
 /// use core::mem::MaybeUninit;
@@ -150,6 +153,12 @@ pub fn encode_as<A: Serialize + ?Sized>(format: Format, args: &A) -> Result<Vec<
 /// `buf[range]`. `None` when they do not fit, or cannot be encoded for `format`
 /// ([`encode_as`] then says why). Nothing is allocated: a typed call encodes its
 /// arguments on the stack this way.
+///
+/// The value may be serialized more than once: by the direct writer, then by
+/// `rmp_serde` when the direct writer gives up, as [`encode_to_uninit`] says. A
+/// `Serialize` that can run only once (one draining an iterator through a `RefCell`,
+/// say) is not supported here, as it was not before: a caller that falls back to
+/// [`encode_as`] when this returns `None` serializes it again too.
 ///
 /// ```
 /// use memlink_abi::{msgpack::encode_as_into, Format};

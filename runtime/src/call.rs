@@ -82,7 +82,7 @@ pub(crate) fn handle_from_host(
     // call path out of line, 35 more instructions a call (callgrind, `noop_by_id`).
     // SAFETY: the state is used only within this call.
     if let Some(thread) = unsafe { crate::thread::current() } {
-        if let Some(module) = registry.pin(thread.shard(), handle) {
+        if let Some(module) = registry.pin(thread, handle) {
             let index = find(&module)?;
             return on_thread(thread, registry, handle, &module, index, args, options);
         }
@@ -116,7 +116,7 @@ fn holding<R>(
     // SAFETY: the state is used only within this call.
     let thread = unsafe { crate::thread::current() };
     if let Some(state) = thread {
-        if let Some(module) = registry.pin(state.shard(), handle) {
+        if let Some(module) = registry.pin(state, handle) {
             return f(&module, thread);
         }
     }
@@ -300,7 +300,7 @@ fn hinted(
     let hint = thread
         .targets
         .find(registry.id(), request.module, request.method)?;
-    let target = registry.hinted(thread.shard(), hint.slot, hint.epoch)?;
+    let target = registry.hinted(thread, hint.slot, hint.epoch)?;
     // The same module as when the hint was kept (the registry is at the same epoch), so
     // the index is in its table; checked all the same, as it costs a compare.
     ((hint.method as usize) < target.methods.len()).then_some((target, hint.method))

@@ -32,6 +32,7 @@ use crate::names::{Names, Taken};
 use crate::pool::ArenaPool;
 use crate::reload::{PrivateCopy, ReloadPolicy, Reloaded};
 use crate::resolver::{ModuleRef, Resolver};
+use crate::thread::ThreadState;
 
 /// A runtime's state, shared by every clone of the [`Runtime`](crate::Runtime) and by
 /// the handles it hands out.
@@ -134,11 +135,41 @@ impl Deref for PinnedModule {
     type Target = Module;
     #[inline]
     fn deref(&self) -> &Module {
-        // SAFETY: the pointer was in its slot after the thread announced it (`hazard::pin`),
-        // so the `Arc` the slot held was alive then; whoever takes a module out of its
-        // slot waits for every announcement of it to be withdrawn (`Registry::retire`)
-        // before it lets the `Arc` go, and this one is withdrawn only when `self` drops.
+        // SAFETY: the pointer was in its slot after the thread announced it in a cell of
+        // the thread's own shard (`hazard::pin`, called by `Registry::pin` and
+        // `Registry::hinted` with the calling thread's `ThreadState`, so no other thread
+        // writes that cell), so the `Arc` the slot held was alive then. A module leaves
+        // its slot only through `Registry::put`, which hands it back as a `Retiring`:
+        // that frees it only in `Registry::retire`, after every announcement of it was
+        // withdrawn, and leaks it when dropped any other way (an unwind) or when the
+        // barrier cannot be run. This announcement is withdrawn only when `self` drops.
+        // The registry outlives `self`: a pin is held for a call made through `&Registry`
+        // (`Registry::drop`, which frees modules without waiting, cannot run meanwhile).
         unsafe { &*self.0.get() }
+    }
+}
+
+/// A module taken out of its slot, which a call may still hold with a hazard pointer: it
+/// is freed only by [`Registry::retire`], after the wait for them. Dropped any other way
+/// (an unwind between taking it out and retiring it), it is leaked rather than freed
+/// under a call.
+pub(crate) struct Retiring(Option<Arc<Module>>);
+
+impl Deref for Retiring {
+    type Target = Module;
+    fn deref(&self) -> &Module {
+        match &self.0 {
+            Some(module) => module,
+            None => unreachable!("a `Retiring` holds its module until retired"),
+        }
+    }
+}
+
+impl Drop for Retiring {
+    fn drop(&mut self) {
+        if let Some(module) = self.0.take() {
+            std::mem::forget(module);
+        }
     }
 }
 
@@ -235,25 +266,25 @@ impl Registry {
     /// already held, a slot changing meanwhile) or is not live; then
     /// [`module`](Self::module) says which, and holds it with the locked path.
     #[inline]
-    pub(crate) fn pin(&self, shard: usize, handle: ModuleHandle) -> Option<PinnedModule> {
+    pub(crate) fn pin(&self, thread: &ThreadState, handle: ModuleHandle) -> Option<PinnedModule> {
         if handle.runtime != self.id {
             return None;
         }
         let slot = self.raw.get(handle.index as usize)?;
-        let pinned = PinnedModule(hazard::pin(shard, slot, self.barriers)?);
+        let pinned = PinnedModule(hazard::pin(thread.shard(), slot, self.barriers)?);
         (pinned.generation == handle.generation && !pinned.is_retired()).then_some(pinned)
     }
 
     /// Puts `module` in slot `index`, both where the locked path and where hazard
-    /// pointers read it, and returns what the slot held (to be retired).
-    fn put(&self, index: u32, module: Option<Arc<Module>>) -> Option<Arc<Module>> {
+    /// pointers read it, and returns what the slot held, to be retired.
+    fn put(&self, index: u32, module: Option<Arc<Module>>) -> Option<Retiring> {
         let raw = module
             .as_ref()
             .map_or(core::ptr::null_mut(), |m| Arc::as_ptr(m).cast_mut());
         let old = self.slots[index as usize].swap(module);
         // Release: the module's construction happens before a reader that pins it.
         self.raw[index as usize].store(raw, Ordering::Release);
-        old
+        old.map(|m| Retiring(Some(m)))
     }
 
     /// The live module behind `handle`.
@@ -311,14 +342,14 @@ impl Registry {
     /// The module in `slot`, if the registry is still at `epoch`, an even number
     /// [`by_name`](Self::by_name) returned with that slot: then no slot or name has
     /// changed since, and the module is the one the same name finds now. Held with the
-    /// hazard pointer of `shard` (the calling thread's own) when it can be, else through
-    /// its `Arc`.
+    /// calling thread's hazard pointer when it can be, else through its `Arc`.
     #[inline]
-    pub(crate) fn hinted(&self, shard: usize, slot: u32, epoch: u64) -> Option<Held> {
+    pub(crate) fn hinted(&self, thread: &ThreadState, slot: u32, epoch: u64) -> Option<Held> {
         if self.epoch.load(Ordering::Acquire) != epoch {
             return None;
         }
-        let held = match hazard::pin(shard, self.raw.get(slot as usize)?, self.barriers) {
+        let raw = self.raw.get(slot as usize)?;
+        let held = match hazard::pin(thread.shard(), raw, self.barriers) {
             Some(pinned) => Held::Pinned(PinnedModule(pinned)),
             None => Held::Live(Live::of(self.slots.get(slot as usize)?.load())?),
         };
@@ -438,7 +469,8 @@ impl Registry {
         module.generation = generation;
         self.changing(|| {
             names.add(&module.name, &module.own_name, module.semver.clone(), index);
-            self.put(index, Some(Arc::new(module)));
+            let replaced = self.put(index, Some(Arc::new(module)));
+            debug_assert!(replaced.is_none(), "a free slot holds no module");
         });
         Ok(self.handle(index, generation))
     }
@@ -606,12 +638,25 @@ impl Registry {
 impl Registry {
     /// Waits until `module` is no call's any more, then shuts it down and frees it (its
     /// cached results too).
-    fn retire(&self, module: Arc<Module>) {
+    fn retire(&self, mut module: Retiring) {
         let id = module.id;
         // Out of its slot, both where the locked path and where hazard pointers read it:
         // a call from the host that pinned it before runs on, one that pins it from now
         // on finds the slot changed.
-        hazard::wait_unpinned(Arc::as_ptr(&module), self.barriers);
+        let ptr: *const Module = &*module;
+        if !hazard::wait_unpinned(ptr, self.barriers) {
+            // Calls may still hold it, and nothing can say when they stop: it is never
+            // shut down or freed (`Retiring` leaks it), the one safe course.
+            tracing::error!(
+                target: "memlink::registry",
+                module = %module.name,
+                "the memory barrier retiring a module needs failed: the module is leaked"
+            );
+            return;
+        }
+        let Some(module) = module.0.take() else {
+            unreachable!("a `Retiring` holds its module until retired")
+        };
         retire(module);
         // After the wait: a call that ran on the old version until then may have kept
         // a result under its id.

@@ -10,7 +10,10 @@ use serde::de::{self, DeserializeOwned, Visitor};
 
 use super::scalar::GaveUp;
 
-/// Arrays nested deeper than this are left to `rmp_serde`.
+/// Arrays and options nested deeper than this are left to `rmp_serde`. Options count:
+/// `Some` reads no byte, so a type that is an option of itself
+/// (`#[serde(transparent)] struct Chain(Option<Box<Chain>>)`) would otherwise recurse on
+/// one byte forever.
 const MAX_DEPTH: u32 = 16;
 
 /// `bytes` as one `T`, or `None` to leave it to `rmp_serde`.
@@ -52,43 +55,64 @@ impl<'de> Reader<'de> {
         Ok(n)
     }
 
-    fn array<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, GaveUp> {
+    /// Runs `f` one level deeper, or gives up past [`MAX_DEPTH`].
+    fn deeper<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R, GaveUp>) -> Result<R, GaveUp> {
         if self.depth == MAX_DEPTH {
             return Err(GaveUp);
         }
         self.depth += 1;
-        let mut seq = Seq {
-            reader: self,
-            left: len,
-        };
-        let value = visitor.visit_seq(&mut seq)?;
-        // A visitor that stopped early leaves elements `rmp_serde` would complain of.
-        if seq.left != 0 {
-            return Err(GaveUp);
-        }
+        let value = f(self)?;
         self.depth -= 1;
         Ok(value)
     }
-}
 
-impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
-    type Error = GaveUp;
+    fn array<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, GaveUp> {
+        self.deeper(|reader| {
+            let mut seq = Seq { reader, left: len };
+            let value = visitor.visit_seq(&mut seq)?;
+            // A visitor that stopped early leaves elements `rmp_serde` would complain of.
+            if seq.left != 0 {
+                return Err(GaveUp);
+            }
+            Ok(value)
+        })
+    }
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+    /// For a hint `rmp_serde` answers with numbers only (`bool`, the integers, the
+    /// floats): nil, a boolean, an integer or a float; anything else is its error.
+    fn number<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, GaveUp> {
+        match self.rest.first() {
+            Some(0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 | 0xca..=0xd3) => self.any(visitor),
+            _ => Err(GaveUp),
+        }
+    }
+
+    /// For a hint `rmp_serde` answers with a sequence even for bytes (a sequence, a
+    /// tuple, a struct): bytes are left to it.
+    fn sequence<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, GaveUp> {
+        match self.rest.first() {
+            Some(0xc4..=0xc6) | None => Err(GaveUp),
+            Some(_) => self.any(visitor),
+        }
+    }
+
+    /// One value of whatever kind comes, visited as `rmp_serde` visits it (integers at
+    /// the width of their marker).
+    fn any<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, GaveUp> {
         let marker = self.take(1)?[0];
         match marker {
-            0x00..=0x7f => visitor.visit_u64(u64::from(marker)),
-            0xe0..=0xff => visitor.visit_i64(i64::from(marker as i8)),
+            0x00..=0x7f => visitor.visit_u8(marker),
+            0xe0..=0xff => visitor.visit_i8(marker as i8),
             0xc0 => visitor.visit_unit(),
             0xc2 => visitor.visit_bool(false),
             0xc3 => visitor.visit_bool(true),
-            0xcc => visitor.visit_u64(u64::from(self.be::<1>()?[0])),
-            0xcd => visitor.visit_u64(u64::from(u16::from_be_bytes(self.be()?))),
-            0xce => visitor.visit_u64(u64::from(u32::from_be_bytes(self.be()?))),
+            0xcc => visitor.visit_u8(self.be::<1>()?[0]),
+            0xcd => visitor.visit_u16(u16::from_be_bytes(self.be()?)),
+            0xce => visitor.visit_u32(u32::from_be_bytes(self.be()?)),
             0xcf => visitor.visit_u64(u64::from_be_bytes(self.be()?)),
-            0xd0 => visitor.visit_i64(i64::from(self.be::<1>()?[0] as i8)),
-            0xd1 => visitor.visit_i64(i64::from(i16::from_be_bytes(self.be()?))),
-            0xd2 => visitor.visit_i64(i64::from(i32::from_be_bytes(self.be()?))),
+            0xd0 => visitor.visit_i8(self.be::<1>()?[0] as i8),
+            0xd1 => visitor.visit_i16(i16::from_be_bytes(self.be()?)),
+            0xd2 => visitor.visit_i32(i32::from_be_bytes(self.be()?)),
             0xd3 => visitor.visit_i64(i64::from_be_bytes(self.be()?)),
             0xca => visitor.visit_f32(f32::from_be_bytes(self.be()?)),
             0xcb => visitor.visit_f64(f64::from_be_bytes(self.be()?)),
@@ -123,6 +147,14 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
             _ => Err(GaveUp),
         }
     }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
+    type Error = GaveUp;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.any(visitor)
+    }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
         match self.rest.first() {
@@ -130,7 +162,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
                 self.rest = &self.rest[1..];
                 visitor.visit_none()
             }
-            Some(_) => visitor.visit_some(self),
+            Some(_) => self.deeper(|reader| visitor.visit_some(reader)),
             None => Err(GaveUp),
         }
     }
@@ -175,9 +207,65 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         false
     }
 
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.number(visitor)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.sequence(visitor)
+    }
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, GaveUp> {
+        self.sequence(visitor)
+    }
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value, GaveUp> {
+        self.sequence(visitor)
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, GaveUp> {
+        self.sequence(visitor)
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 char str string bytes
-        byte_buf unit seq tuple tuple_struct map struct identifier ignored_any
+        char str string bytes byte_buf unit map identifier ignored_any
     }
 }
 
@@ -283,6 +371,100 @@ mod tests {
         // Integers read as floats, and a double as a float, as `rmp_serde` reads them.
         same::<f64>(&[0x05]);
         same::<f32>(&to_msgpack(&1.5f64).unwrap());
+    }
+
+    /// Which `visit_*` a value arrived through, and with what.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        U8(u8),
+        U16(u16),
+        U32(u32),
+        U64(u64),
+        I8(i8),
+        I16(i16),
+        I32(i32),
+        I64(i64),
+        Str(String),
+    }
+
+    impl<'de> Deserialize<'de> for Seen {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Seen, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Seen;
+                fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                    f.write_str("a number or a string")
+                }
+                fn visit_u8<E>(self, v: u8) -> Result<Seen, E> {
+                    Ok(Seen::U8(v))
+                }
+                fn visit_u16<E>(self, v: u16) -> Result<Seen, E> {
+                    Ok(Seen::U16(v))
+                }
+                fn visit_u32<E>(self, v: u32) -> Result<Seen, E> {
+                    Ok(Seen::U32(v))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Seen, E> {
+                    Ok(Seen::U64(v))
+                }
+                fn visit_i8<E>(self, v: i8) -> Result<Seen, E> {
+                    Ok(Seen::I8(v))
+                }
+                fn visit_i16<E>(self, v: i16) -> Result<Seen, E> {
+                    Ok(Seen::I16(v))
+                }
+                fn visit_i32<E>(self, v: i32) -> Result<Seen, E> {
+                    Ok(Seen::I32(v))
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Seen, E> {
+                    Ok(Seen::I64(v))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Seen, E> {
+                    Ok(Seen::Str(v.to_owned()))
+                }
+            }
+            // A number hint, answered by `rmp_serde` with numbers only.
+            d.deserialize_u64(V)
+        }
+    }
+
+    /// A type that is an option of itself: `Some` reads no byte.
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(transparent)]
+    struct Chain(Option<Box<Chain>>);
+
+    #[test]
+    fn integers_arrive_at_the_width_of_their_marker_and_number_hints_take_numbers_only() {
+        for bytes in [
+            &[0x05][..],
+            &[0xff],
+            &[0xcc, 200],
+            &[0xcd, 1, 0],
+            &[0xce, 0, 1, 0, 0],
+            &[0xcf, 0, 0, 0, 1, 0, 0, 0, 0],
+            &[0xd0, 0x80],
+            &[0xd1, 0x80, 0],
+            &[0xd2, 0x80, 0, 0, 0],
+            &[0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            same::<Seen>(bytes);
+        }
+        // `rmp_serde` refuses a string for a number hint, whatever the visitor takes.
+        assert!(decode::<Seen>(&[0xa1, b'5']).is_none());
+        assert!(from_msgpack_by_rmp::<Seen>(&[0xa1, b'5']).is_err());
+        // Bytes asked for as a sequence: `rmp_serde` visits them as one; left to it.
+        assert!(decode::<Vec<u8>>(&[0xc4, 2, 1, 2]).is_none());
+        assert_eq!(
+            from_msgpack_by_rmp::<Vec<u8>>(&[0xc4, 2, 1, 2]).unwrap(),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn an_option_of_itself_is_left_to_rmp_serde_not_recursed_into() {
+        assert!(decode::<Chain>(&[0x01]).is_none());
+        assert!(crate::msgpack::from_msgpack::<Chain>(&[0x01]).is_err());
+        same::<Chain>(&[0xc0]);
     }
 
     #[test]
