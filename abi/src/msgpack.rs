@@ -384,7 +384,8 @@ mod tests {
     }
 
     /// A byte string (MessagePack `bin`), as `serde_bytes` would write it.
-    fn serde_bytes_like(bytes: &[u8]) -> impl Serialize + '_ {
+    pub(super) fn serde_bytes_like(bytes: &[u8]) -> impl Serialize + core::fmt::Debug + '_ {
+        #[derive(Debug)]
         struct Bin<'a>(&'a [u8]);
         impl Serialize for Bin<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -62,7 +62,7 @@ impl Barriers {
     pub(crate) fn of_process() -> Barriers {
         static CHOSEN: OnceLock<Barriers> = OnceLock::new();
         *CHOSEN.get_or_init(|| {
-            if register_membarrier() {
+            if membarrier(Command::Register) {
                 Barriers::Asymmetric
             } else {
                 Barriers::Symmetric
@@ -88,7 +88,7 @@ impl Barriers {
         match self {
             // Registered, so it fails only for want of memory in the kernel (it may
             // allocate a CPU mask) or a filter installed since: tried a few times.
-            Barriers::Asymmetric => (0..3).any(|_| run_membarrier()),
+            Barriers::Asymmetric => (0..3).any(|_| membarrier(Command::Barrier)),
             Barriers::Symmetric => {
                 fence(Ordering::SeqCst);
                 true
@@ -97,25 +97,29 @@ impl Barriers {
     }
 }
 
+/// What to ask of `membarrier`.
+#[derive(Clone, Copy)]
+enum Command {
+    /// Register the process for expedited private barriers (once).
+    Register,
+    /// Run one: a full barrier on every CPU running a thread of the process.
+    Barrier,
+}
+
+/// Runs `membarrier(command)`: whether it succeeded; `false` where there is none (off
+/// Linux, and under Miri).
 #[cfg(all(target_os = "linux", not(miri)))]
-fn register_membarrier() -> bool {
-    use rustix::thread::{membarrier, MembarrierCommand};
-    membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
+fn membarrier(command: Command) -> bool {
+    use rustix::thread::MembarrierCommand;
+    let command = match command {
+        Command::Register => MembarrierCommand::RegisterPrivateExpedited,
+        Command::Barrier => MembarrierCommand::PrivateExpedited,
+    };
+    rustix::thread::membarrier(command).is_ok()
 }
 
 #[cfg(not(all(target_os = "linux", not(miri))))]
-fn register_membarrier() -> bool {
-    false
-}
-
-#[cfg(all(target_os = "linux", not(miri)))]
-fn run_membarrier() -> bool {
-    use rustix::thread::{membarrier, MembarrierCommand};
-    membarrier(MembarrierCommand::PrivateExpedited).is_ok()
-}
-
-#[cfg(not(all(target_os = "linux", not(miri))))]
-fn run_membarrier() -> bool {
+fn membarrier(_: Command) -> bool {
     false
 }
 

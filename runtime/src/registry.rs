@@ -7,12 +7,13 @@
 //! its description) is freed only once no call can see it. A call from the host on a
 //! thread that owns a shard holds it more cheaply still, with a hazard pointer
 //! (`crate::hazard`): the slot's plain pointer, announced in the thread's cell with a
-//! plain store, which a reload or unload waits for before it frees the module. Loads, reloads and unloads
-//! are serialized by a lock a call never takes, and their waits for a module's calls
-//! happen outside it. A slot freed by an unload is reused, with the next generation, so
+//! plain store, which a reload or unload waits for before it frees the module. Loads,
+//! reloads and unloads are serialized by a lock a call never takes, and their waits for
+//! a module's calls happen outside it. A slot freed by an unload is reused, with the next generation, so
 //! a handle of the module unloaded is refused rather than taken for its successor.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -153,23 +154,12 @@ impl Deref for PinnedModule {
 /// is freed only by [`Registry::retire`], after the wait for them. Dropped any other way
 /// (an unwind between taking it out and retiring it), it is leaked rather than freed
 /// under a call.
-pub(crate) struct Retiring(Option<Arc<Module>>);
+pub(crate) struct Retiring(ManuallyDrop<Arc<Module>>);
 
 impl Deref for Retiring {
     type Target = Module;
     fn deref(&self) -> &Module {
-        match &self.0 {
-            Some(module) => module,
-            None => unreachable!("a `Retiring` holds its module until retired"),
-        }
-    }
-}
-
-impl Drop for Retiring {
-    fn drop(&mut self) {
-        if let Some(module) = self.0.take() {
-            std::mem::forget(module);
-        }
+        &self.0
     }
 }
 
@@ -261,9 +251,9 @@ impl Registry {
         (live.generation == handle.generation).then_some(live)
     }
 
-    /// The module behind `handle`, held with the hazard pointer of `shard` (the calling
-    /// thread's own): `None` when it cannot be held that way (the shared shard, a pointer
-    /// already held, a slot changing meanwhile) or is not live; then
+    /// The module behind `handle`, held with a hazard pointer of `thread` (the calling
+    /// thread's state): `None` when it cannot be held that way (the shared shard, the
+    /// thread's cells all taken, a slot changing meanwhile) or is not live; then
     /// [`module`](Self::module) says which, and holds it with the locked path.
     #[inline]
     pub(crate) fn pin(&self, thread: &ThreadState, handle: ModuleHandle) -> Option<PinnedModule> {
@@ -284,7 +274,7 @@ impl Registry {
         let old = self.slots[index as usize].swap(module);
         // Release: the module's construction happens before a reader that pins it.
         self.raw[index as usize].store(raw, Ordering::Release);
-        old.map(|m| Retiring(Some(m)))
+        old.map(|m| Retiring(ManuallyDrop::new(m)))
     }
 
     /// The live module behind `handle`.
@@ -638,7 +628,7 @@ impl Registry {
 impl Registry {
     /// Waits until `module` is no call's any more, then shuts it down and frees it (its
     /// cached results too).
-    fn retire(&self, mut module: Retiring) {
+    fn retire(&self, module: Retiring) {
         let id = module.id;
         // Out of its slot, both where the locked path and where hazard pointers read it:
         // a call from the host that pinned it before runs on, one that pins it from now
@@ -654,10 +644,7 @@ impl Registry {
             );
             return;
         }
-        let Some(module) = module.0.take() else {
-            unreachable!("a `Retiring` holds its module until retired")
-        };
-        retire(module);
+        retire(ManuallyDrop::into_inner(module.0));
         // After the wait: a call that ran on the old version until then may have kept
         // a result under its id.
         if let Some(cache) = &self.cache {

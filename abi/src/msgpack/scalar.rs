@@ -277,6 +277,7 @@ mod tests {
     use serde::Serialize;
 
     use super::encode;
+    use crate::msgpack::tests::serde_bytes_like;
 
     /// What `rmp_serde` writes for `value`, as the crate's encoder does it.
     fn rmp<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
@@ -343,18 +344,6 @@ mod tests {
         same(&vec![1u16; 20]);
         same(&((1u8, -1i8), [5u32, 6, 7]));
         same(&());
-    }
-
-    /// Bytes as serde's `serialize_bytes` writes them.
-    fn serde_bytes_like(bytes: &[u8]) -> impl Serialize + core::fmt::Debug + '_ {
-        #[derive(Debug)]
-        struct Bytes<'a>(&'a [u8]);
-        impl Serialize for Bytes<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_bytes(self.0)
-            }
-        }
-        Bytes(bytes)
     }
 
     #[test]
