@@ -8,6 +8,8 @@
 //! MessagePack and the formats the callee's method table names: [`encode_as`],
 //! [`convert_args`], [`decode_as`].
 
+use core::mem::MaybeUninit;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -60,7 +62,7 @@ pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) ->
 /// ```
 pub fn encode_to_uninit<T: Serialize + ?Sized>(
     value: &T,
-    buf: &mut [core::mem::MaybeUninit<u8>],
+    buf: &mut [MaybeUninit<u8>],
 ) -> Option<usize> {
     if let Some(len) = scalar::encode_uninit(value, buf) {
         return Some(len);
@@ -71,7 +73,7 @@ pub fn encode_to_uninit<T: Serialize + ?Sized>(
 
 /// An `io::Write` into memory not yet initialized, for `rmp_serde`.
 struct UninitWriter<'b> {
-    buf: &'b mut [core::mem::MaybeUninit<u8>],
+    buf: &'b mut [MaybeUninit<u8>],
     /// Bytes written (initialized) so far.
     len: usize,
 }
@@ -174,20 +176,46 @@ pub fn encode_as_into<A: Serialize + ?Sized>(
     args: &A,
     buf: &mut [u8],
 ) -> Option<core::ops::Range<usize>> {
+    let start = buf.as_ptr().addr();
+    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the encoders only
+    // ever store initialized bytes through the view, so `buf` stays initialized.
+    let uninit = unsafe { &mut *(core::ptr::from_mut(buf) as *mut [MaybeUninit<u8>]) };
+    let written = encode_as_into_uninit(format, args, uninit)?;
+    let at = written.as_ptr().addr() - start;
+    Some(at..at + written.len())
+}
+
+/// [`encode_as_into`] into memory not yet initialized (a buffer on the stack need not
+/// be zeroed first): the arguments are the bytes returned, within `buf`.
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use memlink_abi::{msgpack::encode_as_into_uninit, Format};
+///
+/// let mut buf = [MaybeUninit::uninit(); 64];
+/// let args = encode_as_into_uninit(Format::MessagePack, &(2u32, 3u32), &mut buf).unwrap();
+/// assert_eq!(args, [0x92, 2, 3]);
+/// let args = encode_as_into_uninit(Format::Raw, &("hello",), &mut buf).unwrap();
+/// assert_eq!(args, b"hello");
+/// ```
+pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
+    format: Format,
+    args: &A,
+    buf: &'b mut [MaybeUninit<u8>],
+) -> Option<&'b [u8]> {
     // Numbers, strings and tuples of them, the usual arguments, without `rmp_serde`'s
     // layers; the same bytes either way.
-    let len = match scalar::encode(args, buf) {
-        Some(len) => len,
-        None => {
-            let capacity = buf.len();
-            let mut rest = &mut buf[..];
-            encode_to(args, &mut rest).ok()?;
-            capacity - rest.len()
-        }
-    };
+    let len = encode_to_uninit(args, buf)?;
+    // SAFETY: `encode_to_uninit` initialized the first `len` bytes of `buf`, and `len`
+    // is within it (its writers never write past the end); `[MaybeUninit<u8>]` and
+    // `[u8]` have the same layout.
+    let written = unsafe { &mut *(core::ptr::from_mut(&mut buf[..len]) as *mut [u8]) };
     match format {
-        Format::Raw => raw::in_place(&mut buf[..len]),
-        _ => Some(0..len),
+        Format::Raw => {
+            let range = raw::in_place(written)?;
+            Some(&written[range])
+        }
+        _ => Some(written),
     }
 }
 
@@ -213,7 +241,7 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
 pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R> {
     match format {
         Format::Raw => {
-            if let Ok(text) = core::str::from_utf8(bytes) {
+            if let Ok(text) = crate::text::utf8(bytes) {
                 if let Ok(v) = from_msgpack::<R>(&to_msgpack(text)?) {
                     return Ok(v);
                 }
@@ -355,6 +383,9 @@ mod tests {
                 let mut buf = [0; 1024];
                 let in_place = encode_as_into(format, args, &mut buf).map(|r| buf[r].to_vec());
                 assert_eq!(in_place, encode_as(format, args).ok(), "{format:?}");
+                let mut uninit = [MaybeUninit::uninit(); 1024];
+                let written = encode_as_into_uninit(format, args, &mut uninit).map(<[u8]>::to_vec);
+                assert_eq!(written, in_place, "{format:?}, into uninitialized memory");
             }
         }
         agree("hello");
@@ -379,6 +410,11 @@ mod tests {
         let mut small = [0; 4];
         assert_eq!(
             encode_as_into(Format::MessagePack, "too long", &mut small),
+            None
+        );
+        let mut small = [MaybeUninit::uninit(); 4];
+        assert_eq!(
+            encode_as_into_uninit(Format::MessagePack, "too long", &mut small),
             None
         );
     }

@@ -245,6 +245,22 @@ impl Arena {
         }
     }
 
+    /// Copies `src` into the arena at an address that is a multiple of `align` (a power
+    /// of two), without zeroing the bytes first; `None` as for
+    /// [`alloc_bytes_aligned`](Arena::alloc_bytes_aligned).
+    #[inline]
+    pub(crate) fn alloc_copy_aligned(&self, src: &[u8], align: usize) -> Option<&mut [u8]> {
+        let layout = Layout::from_size_align(src.len(), align).ok()?;
+        let p = self.alloc_layout(layout)?;
+        // SAFETY: `p` is valid for `src.len()` bytes that nobody else can reach, and the
+        // arena's region cannot overlap `src` (borrowed from elsewhere, or from an earlier
+        // allocation); the copy initializes every byte before the slice is formed.
+        unsafe {
+            ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+            Some(core::slice::from_raw_parts_mut(p.as_ptr(), src.len()))
+        }
+    }
+
     /// Copies `src` into the arena.
     #[inline]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Option<&mut [T]> {

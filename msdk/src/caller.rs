@@ -68,17 +68,21 @@ impl ModuleCaller {
         A: serde::Serialize + ?Sized,
         R: serde::de::DeserializeOwned,
     {
-        // Arguments that fit are encoded on the stack: nothing is allocated for them.
-        let mut stack = [0; 256];
+        // Arguments that fit are encoded on the stack (not zeroed: the encoder writes
+        // every byte it hands back): nothing is allocated for them.
+        let mut stack = [core::mem::MaybeUninit::uninit(); 256];
         let heap;
-        let packed =
-            match memlink_abi::msgpack::encode_as_into(Format::MessagePack, args, &mut stack) {
-                Some(range) => &stack[range],
-                None => {
-                    heap = crate::serialize::to_msgpack(args)?;
-                    &heap[..]
-                }
-            };
+        let packed = match memlink_abi::msgpack::encode_as_into_uninit(
+            Format::MessagePack,
+            args,
+            &mut stack,
+        ) {
+            Some(bytes) => bytes,
+            None => {
+                heap = crate::serialize::to_msgpack(args)?;
+                &heap[..]
+            }
+        };
         let (out, format) = self.send(module, method, packed, NESTED_TYPED)?;
         let format = Format::from_u8(format)
             .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
@@ -120,7 +124,14 @@ unsafe extern "C" fn collect_output(ctx: *mut c_void, ptr: *const u8, len: usize
     unsafe {
         let out = &mut *ctx.cast::<Vec<u8>>();
         if len > 0 {
-            out.extend_from_slice(core::slice::from_raw_parts(ptr, len));
+            let bytes = core::slice::from_raw_parts(ptr, len);
+            // The host hands the output over once: allocated at its size, without the
+            // growth path an empty `Vec` takes on `extend_from_slice`.
+            if out.is_empty() {
+                *out = bytes.to_vec();
+            } else {
+                out.extend_from_slice(bytes);
+            }
         }
     }
 }

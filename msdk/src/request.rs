@@ -92,7 +92,7 @@ impl<'a> Invocation<'a> {
 
     /// The raw argument as UTF-8, for an export whose only argument is a string.
     pub fn raw_str(&self) -> Result<&'a str> {
-        core::str::from_utf8(self.args).map_err(|e| {
+        memlink_abi::text::utf8(self.args).map_err(|e| {
             ModuleError::Serialize(format!(
                 "bad arguments: the string argument is not UTF-8: {e}"
             ))
@@ -180,8 +180,7 @@ impl<'a> Invocation<'a> {
     /// Copies `bytes` into the arena when they fit, else into a buffer from the host.
     #[inline]
     fn set_output(&self, bytes: &[u8]) -> Result<()> {
-        if let Some(slot) = self.ctx.arena().alloc_bytes_aligned(bytes.len(), 16) {
-            slot.copy_from_slice(bytes);
+        if let Some(slot) = self.ctx.arena().alloc_copy_aligned(bytes, 16) {
             self.output.set(Some((slot.as_ptr(), slot.len())));
             return Ok(());
         }

@@ -334,7 +334,7 @@ fn look_up(
 
 /// `bytes` as a string, or the error that `what` is not UTF-8.
 fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, ModuleError> {
-    std::str::from_utf8(bytes).map_err(|_| ModuleError::Abi(format!("{what} is not UTF-8")))
+    memlink_abi::text::utf8(bytes).map_err(|_| ModuleError::Abi(format!("{what} is not UTF-8")))
 }
 
 /// The error a module gets for its nested call's `failure`.

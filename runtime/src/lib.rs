@@ -30,10 +30,12 @@
 //! - [`daemon`] (feature `daemon`): `memlink serve`, modules served to other processes.
 //!
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
-//! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread` (what the runtime keeps per calling thread), `module` (a loaded
-//! library), `hazard` (holding a module for a call without a locked instruction),
-//! `registry` (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a module calls back), `backpressure`,
-//! and `call` (the path itself).
+//! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread`
+//! (what the runtime keeps per calling thread), `module` (a loaded library) and
+//! `method_index` (its methods by name), `hazard` (holding a module for a call without
+//! a locked instruction), `registry` (the runtime's modules), `deadline`, `host_call`
+//! and `host_api` (the services a module calls back), `backpressure`, and `call` (the
+//! path itself).
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
 //! fields `module`, `method`, `trace_id`, `span_id` and `fields`; install any `tracing`
@@ -67,6 +69,7 @@ pub mod lifecycle;
 #[doc(hidden)]
 pub mod linked;
 pub mod log;
+mod method_index;
 pub mod metrics;
 mod module;
 mod names;

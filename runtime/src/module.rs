@@ -15,6 +15,7 @@ use crate::describe::{describe, Method};
 use crate::error::RuntimeError;
 use crate::handle::MethodRef;
 use crate::health::Breaker;
+use crate::method_index::MethodIndex;
 use crate::metrics::{read_custom, MethodStats, ModuleMetrics};
 
 /// The entry points, as plain function pointers: the library is never unloaded (see
@@ -46,6 +47,8 @@ pub(crate) struct Module {
     pub(crate) sdk_version: String,
     /// Sorted by id, as the module's table is.
     pub(crate) methods: Vec<Method>,
+    /// `methods` by name, for the calls made by name.
+    by_name: MethodIndex,
     pub(crate) entry: EntryPoints,
     /// Admission: the concurrency limit, and whether the module still takes calls (its
     /// gate closes when it is retired).
@@ -198,6 +201,7 @@ impl Module {
             stats: (0..described.methods.len())
                 .map(|_| Arc::default())
                 .collect(),
+            by_name: MethodIndex::new(described.methods.iter().map(|m| m.name.as_str())),
             methods: described.methods,
             entry,
             gate: Gate::new(concurrency),
@@ -230,12 +234,19 @@ impl Module {
         }
     }
 
-    /// The method named `name`: an FNV hash and a binary search, no map.
+    /// The method named `name`, in one probe of its index (`crate::method_index`).
+    #[inline]
     pub(crate) fn method(&self, name: &str) -> Option<(u32, &Method)> {
-        let id = abi::method_id(name);
-        let i = self.methods.binary_search_by_key(&id, |m| m.id).ok()?;
-        let m = &self.methods[i];
-        (m.name == name).then_some((i as u32, m))
+        let i = self.by_name.find(name, |i| self.is_named(i, name))?;
+        Some((i, &self.methods[i as usize]))
+    }
+
+    /// Whether method `i` is named `name`: a name longer than the index compares whole,
+    /// out of the way of the short names most methods have.
+    #[cold]
+    #[inline(never)]
+    fn is_named(&self, i: u32, name: &str) -> bool {
+        self.methods[i as usize].name == name
     }
 }
 

@@ -14,6 +14,8 @@
 
 use std::cell::{Cell, RefCell};
 
+use crate::method_index::same_name;
+
 /// Targets a thread keeps, replaced in turn.
 const TARGETS: usize = 4;
 
@@ -58,7 +60,9 @@ impl Entry {
     #[inline]
     fn is(&self, registry: u32, module: &[u8], method: &[u8]) -> bool {
         let (m, rest) = self.names.split_at(usize::from(self.module_len));
-        self.registry == registry && m == module && &rest[..usize::from(self.method_len)] == method
+        self.registry == registry
+            && same_name(m, module)
+            && same_name(&rest[..usize::from(self.method_len)], method)
     }
 }
 

@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use memlink_abi::archive::{self, ArchiveType, Checkable, Limits};
@@ -276,10 +277,11 @@ where
     R: TypedResult,
 {
     let codec = |e: ModuleError| codec_error(registry, method, e);
-    let mut stack = [0; STACK_ARGS];
+    // Not zeroed: the encoder writes every byte it hands back.
+    let mut stack = [MaybeUninit::uninit(); STACK_ARGS];
     let heap;
-    let encoded = match msgpack::encode_as_into(args_format, args, &mut stack) {
-        Some(range) => &stack[range],
+    let encoded = match msgpack::encode_as_into_uninit(args_format, args, &mut stack) {
+        Some(bytes) => bytes,
         // Too large for the stack, or not encodable for the method (which `encode_as`
         // then says).
         None => {

@@ -10,16 +10,9 @@ use core::mem::MaybeUninit;
 
 use serde::ser::{self, Impossible, Serialize};
 
-/// Writes `value` at the start of `buf` and returns its length, or `None` when the value
-/// holds something this writer leaves to `rmp_serde` or `buf` is too small.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Option<usize> {
-    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the writer only
-    // ever stores initialized bytes through the view, so `buf` stays initialized.
-    let uninit = unsafe { &mut *(core::ptr::from_mut(buf) as *mut [MaybeUninit<u8>]) };
-    encode_uninit(value, uninit)
-}
-
-/// [`encode`] into memory not yet initialized: the first `len` bytes returned are.
+/// Writes `value` at the start of `buf` and returns its length (the first `len` bytes
+/// of `buf` are then initialized), or `None` when the value holds something this writer
+/// leaves to `rmp_serde` or `buf` is too small.
 pub(crate) fn encode_uninit<T: Serialize + ?Sized>(
     value: &T,
     buf: &mut [MaybeUninit<u8>],
@@ -274,10 +267,21 @@ impl ser::SerializeTuple for &mut Writer<'_> {
 
 #[cfg(test)]
 mod tests {
+    use core::mem::MaybeUninit;
+
     use serde::Serialize;
 
-    use super::encode;
+    use super::encode_uninit;
     use crate::msgpack::tests::serde_bytes_like;
+
+    /// [`encode_uninit`] into initialized memory.
+    fn encode<T: Serialize + ?Sized>(value: &T, buf: &mut [u8]) -> Option<usize> {
+        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the writer
+        // only ever stores initialized bytes through the view, so `buf` stays
+        // initialized.
+        let uninit = unsafe { &mut *(core::ptr::from_mut(buf) as *mut [MaybeUninit<u8>]) };
+        encode_uninit(value, uninit)
+    }
 
     /// What `rmp_serde` writes for `value`, as the crate's encoder does it.
     fn rmp<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {

@@ -123,7 +123,7 @@ impl<'de> Reader<'de> {
                     0xdb => self.len::<4>()?,
                     _ => usize::from(marker & 0x1f),
                 };
-                let text = core::str::from_utf8(self.take(len)?).map_err(|_| GaveUp)?;
+                let text = crate::text::utf8(self.take(len)?).map_err(|_| GaveUp)?;
                 visitor.visit_borrowed_str(text)
             }
             0xc4..=0xc6 => {

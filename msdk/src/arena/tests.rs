@@ -233,3 +233,21 @@ fn alloc_rest_with_keeps_what_was_written() {
         "later allocations do not overlap it"
     );
 }
+
+#[test]
+fn a_copy_lands_aligned_with_the_bytes_and_never_over_an_earlier_allocation() {
+    let mut r = Region::new(64);
+    let arena = r.arena();
+    let first = arena.alloc_bytes(3).unwrap();
+    first.copy_from_slice(b"abc");
+    let copy = arena.alloc_copy_aligned(b"hello", 16).unwrap();
+    assert_eq!(copy, b"hello");
+    assert_eq!(copy.as_ptr().addr() % 16, 0);
+    assert_eq!(first, b"abc", "the copy did not overlap the earlier bytes");
+    assert!(arena.alloc_copy_aligned(&[7; 64], 16).is_none(), "no room");
+    assert!(
+        arena.alloc_copy_aligned(b"x", 3).is_none(),
+        "not a power of two"
+    );
+    assert_eq!(arena.alloc_copy_aligned(b"", 16).unwrap(), b"");
+}

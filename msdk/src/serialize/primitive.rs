@@ -239,7 +239,7 @@ impl Plain for String {
         let (len, header) = str_header(input)?;
         let bytes = input.get(header..header.checked_add(len)?)?;
         // Not UTF-8: serde's to refuse (or take as bytes), with its own words.
-        let text = core::str::from_utf8(bytes).ok()?;
+        let text = memlink_abi::text::utf8(bytes).ok()?;
         *input = &input[header + len..];
         Some(text.to_owned())
     }
