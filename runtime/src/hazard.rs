@@ -12,12 +12,8 @@
 //!
 //! The two sides need a full barrier between their store and their load (the reader
 //! between announcing and re-reading the slot, the writer between emptying the slot and
-//! reading the cells). Calls are many and module changes are rare, so on Linux the cost
-//! is put on the writer: `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` runs a full
-//! barrier on every CPU running a thread of this process, which makes the reader's
-//! compiler-only fence enough (the scheme folly's hazard pointers and Linux's RCU use).
-//! Where the system call is missing or refused, and under Miri, both sides use
-//! `fence(SeqCst)`; the choice is made once per process, before any registry exists.
+//! reading the cells). Calls are many and module changes are rare, so the cost is put on
+//! the writer, with the process's asymmetric barriers (`crate::barrier`).
 //!
 //! A shard has [`CELLS`] cells, so that a call and the nested calls it makes into other
 //! modules each hold their own. A thread on the shared shard, or one whose cells are all
@@ -27,10 +23,10 @@
 //! a pin on the same thread could take the same cell. No call of the runtime is made
 //! from a signal handler.
 
-use std::sync::atomic::{compiler_fence, fence, AtomicPtr, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
+use crate::barrier::Barriers;
 use crate::shard::SHARED;
 
 /// The cells of a shard: as many pointers as its thread can hold at once.
@@ -44,84 +40,6 @@ struct Cells([AtomicPtr<()>; CELLS]);
 /// The cells of the owned shards.
 static SHARDS: [Cells; SHARED] =
     [const { Cells([const { AtomicPtr::new(core::ptr::null_mut()) }; CELLS]) }; SHARED];
-
-/// The barriers both sides use, decided once per process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Barriers {
-    /// The writer runs `membarrier`; the reader's fence is the compiler's only.
-    Asymmetric,
-    /// Both run `fence(SeqCst)`.
-    Symmetric,
-}
-
-impl Barriers {
-    /// This process's barriers: asymmetric when the kernel registers it for expedited
-    /// private `membarrier` (Linux 4.14 and later), else symmetric. Call it before any
-    /// reader can run (a registry does, when it is made), so that every reader and
-    /// writer sees the same answer.
-    pub(crate) fn of_process() -> Barriers {
-        static CHOSEN: OnceLock<Barriers> = OnceLock::new();
-        *CHOSEN.get_or_init(|| {
-            if membarrier(Command::Register) {
-                Barriers::Asymmetric
-            } else {
-                Barriers::Symmetric
-            }
-        })
-    }
-
-    /// The reader's barrier, between announcing a pointer and reading its slot again.
-    #[inline(always)]
-    fn light(self) {
-        match self {
-            // The writer's `membarrier` orders this thread's accesses on its behalf; only
-            // the compiler must not move the slot's load above the cell's store.
-            Barriers::Asymmetric => compiler_fence(Ordering::SeqCst),
-            Barriers::Symmetric => fence(Ordering::SeqCst),
-        }
-    }
-
-    /// The writer's barrier, between emptying a slot and reading the cells: `false` if
-    /// it could not be run, and then nothing a reader may hold can be freed.
-    #[must_use]
-    fn heavy(self) -> bool {
-        match self {
-            // Registered, so it fails only for want of memory in the kernel (it may
-            // allocate a CPU mask) or a filter installed since: tried a few times.
-            Barriers::Asymmetric => (0..3).any(|_| membarrier(Command::Barrier)),
-            Barriers::Symmetric => {
-                fence(Ordering::SeqCst);
-                true
-            }
-        }
-    }
-}
-
-/// What to ask of `membarrier`.
-#[derive(Clone, Copy)]
-enum Command {
-    /// Register the process for expedited private barriers (once).
-    Register,
-    /// Run one: a full barrier on every CPU running a thread of the process.
-    Barrier,
-}
-
-/// Runs `membarrier(command)`: whether it succeeded; `false` where there is none (off
-/// Linux, and under Miri).
-#[cfg(all(target_os = "linux", not(miri)))]
-fn membarrier(command: Command) -> bool {
-    use rustix::thread::MembarrierCommand;
-    let command = match command {
-        Command::Register => MembarrierCommand::RegisterPrivateExpedited,
-        Command::Barrier => MembarrierCommand::PrivateExpedited,
-    };
-    rustix::thread::membarrier(command).is_ok()
-}
-
-#[cfg(not(all(target_os = "linux", not(miri))))]
-fn membarrier(_: Command) -> bool {
-    false
-}
 
 /// A pointer announced in the calling thread's cell, and found still in its slot after:
 /// what it points to is not freed until this is dropped. Not `Send`: the cell is the

@@ -32,8 +32,8 @@
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
 //! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread`
 //! (what the runtime keeps per calling thread), `module` (a loaded library) and
-//! `method_index` (its methods by name), `hazard` (holding a module for a call without
-//! a locked instruction), `registry` (the runtime's modules), `deadline`, `host_call`
+//! `method_index` (its methods by name), `barrier` (full barriers paid by the rare side) and `hazard` (holding a
+//! module for a call without a locked instruction), `registry` (the runtime's modules), `deadline`, `host_call`
 //! and `host_api` (the services a module calls back), `backpressure`, and `call` (the
 //! path itself).
 //!
@@ -47,6 +47,7 @@ pub mod admission;
 pub mod archived;
 pub mod args;
 mod backpressure;
+mod barrier;
 pub mod buffer;
 pub mod cache;
 mod call;

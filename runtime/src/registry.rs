@@ -22,11 +22,12 @@ use arc_swap::{ArcSwapOption, Guard};
 
 use memlink_abi::{self as abi, HostApi, InitFrame, Status, StrRef};
 
+use crate::barrier::Barriers;
 use crate::cache::ResultCache;
 use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
-use crate::hazard::{self, Barriers, Pinned};
+use crate::hazard::{self, Pinned};
 use crate::lifecycle;
 use crate::module::{Module, PersistentRegion};
 use crate::names::{Names, Taken};
