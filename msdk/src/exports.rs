@@ -199,29 +199,35 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     // caller's contract makes it valid for the call.
     let host = unsafe { &*frame.host };
     // The running call is described for the whole call: panics are captured while it
-    // is, and logs name it.
-    let outcome = crate::current::enter(
+    // is, and logs name it. The outcome is written into `ran`, the error alone returned:
+    // the common case moves no error through the unwinding boundary.
+    let mut ran = Ran {
+        out: core::ptr::null(),
+        out_len: 0,
+        arena_used: 0,
+    };
+    let failed = crate::current::enter(
         // SAFETY: the frame was checked and outlives the call.
         |seq| unsafe { CurrentCall::new(seq, frame, entry) },
         |seq| {
             // SAFETY: forwarded from this function's contract; `is_sound` proved the
             // regions well formed and apart.
-            panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, host, entry) }))
-                .map_err(|payload| ModuleError::Panic(guard::message(payload, seq)))
+            match panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+                call(frame, host, entry, &mut ran)
+            })) {
+                Ok(outcome) => outcome.err(),
+                Err(payload) => Some(ModuleError::Panic(guard::message(payload, seq))),
+            }
         },
     );
-    match outcome {
-        Ok(Ok(ran)) => {
+    frame.arena_used = ran.arena_used;
+    match failed {
+        None => {
             frame.out = ran.out;
             frame.out_len = ran.out_len;
-            frame.arena_used = ran.arena_used;
             Status::Ok as i32
         }
-        Ok(Err((error, used))) => {
-            frame.arena_used = used;
-            fail(frame, host, &error)
-        }
-        Err(panicked) => fail(frame, host, &panicked),
+        Some(error) => fail(frame, host, &error),
     }
 }
 
@@ -255,15 +261,15 @@ fn refuse(frame: &mut CallFrame) -> i32 {
     problem.code()
 }
 
-/// Where a call that succeeded put its result, and how much arena it used.
+/// Where a call put its result (when it succeeded), and how much arena it used.
 struct Ran {
     out: *const u8,
     out_len: usize,
     arena_used: usize,
 }
 
-/// Runs the export `entry`. Returns where the result is, or the error with the arena's
-/// high-water mark.
+/// Runs the export `entry`: where the result is goes into `ran` (the arena's high-water
+/// mark too, whatever the outcome), and an error is returned.
 ///
 /// # Safety
 ///
@@ -274,7 +280,8 @@ unsafe fn call(
     frame: &CallFrame,
     host: &HostApi,
     entry: &'static dispatch::MethodEntry,
-) -> Result<Ran, (ModuleError, usize)> {
+    ran: &mut Ran,
+) -> Result<(), ModuleError> {
     // SAFETY: `is_sound` verified the pointers are non-null where lengths are
     // non-zero, the lengths fit an `isize` and the regions do not overlap; the caller
     // guarantees they are valid, unchanging (args) and exclusive (arena) for the call,
@@ -299,29 +306,31 @@ unsafe fn call(
     let ctx = unsafe { CallContext::for_call(&arena, frame, deadline, &caller) };
     // SAFETY: `host_call` is the handle of this running call.
     let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call, budget) };
-    let used = || invocation.context().arena().used();
     // A call whose deadline has passed is not started, and one that finishes after it
     // reports the timeout rather than a result nobody waits for any more.
     if budget.is_some() && invocation.context().is_expired() {
-        return Err((invocation.timed_out(), 0));
+        return Err(invocation.timed_out());
     }
-    if let Err(e) = (entry.invoke)(&invocation) {
-        return Err((e, used()));
-    }
+    let outcome = (entry.invoke)(&invocation);
+    ran.arena_used = arena.used();
+    outcome?;
     if budget.is_some() && invocation.context().is_expired() {
-        return Err((invocation.timed_out(), used()));
+        return Err(invocation.timed_out());
     }
     match invocation.output() {
-        Some((out, out_len)) => Ok(Ran {
-            out,
-            out_len,
-            arena_used: used(),
-        }),
-        None => Err((
-            ModuleError::Abi(format!("export `{}` produced no result", entry.name)),
-            used(),
-        )),
+        Some((out, out_len)) => {
+            ran.out = out;
+            ran.out_len = out_len;
+            Ok(())
+        }
+        None => Err(no_result(entry)),
     }
+}
+
+/// The error of an export that returned without a result.
+#[cold]
+fn no_result(entry: &dispatch::MethodEntry) -> ModuleError {
+    ModuleError::Abi(format!("export `{}` produced no result", entry.name))
 }
 
 /// # Safety
