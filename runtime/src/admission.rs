@@ -13,25 +13,31 @@
 //!
 //! A thread's next call takes its idle lease one of two ways:
 //!
-//! - **Plain**, while no lease of the gate was ever stolen: the owner marks the lease in
+//! - **Plain**, until the gate is first contended (below): the owner marks the lease in
 //!   use (`plain`, a flag only it writes) with a plain store, then reads that the lease
-//!   is still idle, with the frequent side's barrier of `crate::barrier` between (a
-//!   compiler fence where the process has `membarrier`). No locked instruction: about
-//!   3.5 ns of a 48 ns call. It gives the slot back by clearing the flag.
-//! - **Marked busy**, once a lease was stolen: a compare-and-swap from idle to busy, and
-//!   a store back to idle.
+//!   is still idle, with the frequent side's barrier of `crate::barrier` between. Where
+//!   the process has `membarrier` that barrier is a compiler fence, and taking the lease
+//!   costs no locked instruction (about 3.5 ns of a 48 ns call); elsewhere it is a
+//!   `fence(SeqCst)`, no dearer than the compare-and-swap it replaces. It gives the slot
+//!   back by clearing the flag.
+//! - **Marked busy**, once the gate is contended: a compare-and-swap from idle to busy,
+//!   and a store back to idle.
 //!
 //! A thief takes an idle lease with a compare-and-swap from idle to empty, which the
 //! owner cannot race in the marked way (it moves its lease between idle and busy with
 //! atomic operations only, and out of empty only with a compare-and-swap). The plain way
-//! it races on purpose: the first thief of a gate sets `contended`, which turns every
-//! owner to the marked way, and runs the rare side's barrier (`membarrier`) once; from
-//! then on, an owner that announced a plain call before the barrier has its flag seen by
-//! every thief, and one that did not sees `contended` and takes the marked way. A thief
-//! that empties a lease whose flag is set puts the slot back. So a gate with enough
-//! slots for its threads (the default limit is 256) never pays a locked instruction to
-//! admit a call, and one that does steal pays one barrier for the gate's life, and a
-//! compare-and-swap per call as before.
+//! it races on purpose. The first call that finds the shared count empty and looks for a
+//! lease to take (or a drain, at unload) makes the gate **contended**, for good: it sets
+//! `contended`, which turns every owner to the marked way, and runs the rare side's
+//! barrier (`membarrier`) once. From then on, an owner that marked a plain call before
+//! the barrier has its flag seen by every thief, and one that did not sees `contended`
+//! and takes the marked way. A thief that empties a lease whose flag is set puts the
+//! slot back. So a gate with enough slots for its threads (the default limit is 256)
+//! admits calls without a locked instruction for its whole life, and one that runs out
+//! pays one barrier, and then a compare-and-swap per call as before. Should the barrier
+//! fail (a `membarrier` refused after the process registered), no lease is taken until
+//! it succeeds (calls then back off from trying it), and a drain gives up after
+//! a hundred rounds (`DRAIN_TRIES`).
 //!
 //! Only a call that has to wait touches the lock and condition variable. A finishing
 //! call looks at the waiter count without a fence, so it can miss a waiter that arrived
@@ -120,11 +126,18 @@ pub(crate) struct Gate {
     freed: Condvar,
     /// Set once, when the module is retired: no call is admitted after it.
     closed: AtomicBool,
-    /// Set by the first thief: owners take their leases the marked way from then on.
+    /// Set, for good, by the first call that finds the shared count empty and looks for
+    /// an idle lease to take (and by a drain): owners take their leases the marked way
+    /// from then on.
     contended: AtomicBool,
     /// Set once a thief has run the barrier after setting `contended`: thieves may then
     /// trust the `plain` flags they read.
     settled: AtomicBool,
+    /// Calls that found the gate unsettled: while the barrier fails, it is tried again
+    /// at the 1st, 2nd, 4th, 8th... of them only.
+    settle_attempts: AtomicU32,
+    /// Whether a failed barrier was reported (once per gate).
+    reported: AtomicBool,
     barriers: Barriers,
 }
 
@@ -141,7 +154,18 @@ impl Gate {
             closed: AtomicBool::new(false),
             contended: AtomicBool::new(false),
             settled: AtomicBool::new(false),
+            settle_attempts: AtomicU32::new(0),
+            reported: AtomicBool::new(false),
             barriers: Barriers::of_process(),
+        }
+    }
+
+    /// A gate of `limit` slots whose barriers are `barriers`, for tests.
+    #[cfg(test)]
+    fn with_barriers(limit: usize, barriers: Barriers) -> Gate {
+        Gate {
+            barriers,
+            ..Gate::new(limit)
         }
     }
 
@@ -183,8 +207,9 @@ impl Gate {
         policy: Saturation,
         deadline: Option<Instant>,
     ) -> Result<Admitted, Refused> {
-        // Relaxed throughout: only this thread writes `plain`, and the slots protect no
-        // data of their own (the module's state has its own synchronization).
+        // `plain` relaxed: only this thread writes it (the barrier orders it against the
+        // reads below); the acquire and release pair the lease's state with the thief's
+        // compare-and-swaps, as the marked way's do.
         if let Some(lease) = self.leases.get(shard) {
             // A call of this thread already uses the lease the plain way (its state still
             // says idle): this one must not take it again.
@@ -257,16 +282,37 @@ impl Gate {
         }
     }
 
-    /// Turns the gate's owners to the marked way and runs the rare side's barrier, once
-    /// (each thief that finds it not yet done runs its own): whether the `plain` flags
-    /// may now be trusted. `false` when the barrier could not be run; nothing may be
-    /// stolen then.
+    /// [`settle_now`](Gate::settle_now) for a call, which backs off while the barrier
+    /// fails: tried by the 1st, 2nd, 4th, 8th... call that finds the gate unsettled, so a
+    /// process whose barrier broke does not run a failing system call per call.
     fn settle(&self) -> bool {
+        if self.settled.load(Ordering::Acquire) {
+            return true;
+        }
+        let attempt = self.settle_attempts.fetch_add(1, Ordering::Relaxed);
+        if attempt > 1 && !attempt.is_power_of_two() {
+            return false;
+        }
+        self.settle_now()
+    }
+
+    /// Turns the gate's owners to the marked way (for good) and runs the rare side's
+    /// barrier, once (each thief that finds it not yet done runs its own): whether the
+    /// `plain` flags may now be trusted. `false` when the barrier could not be run;
+    /// nothing may be stolen then.
+    fn settle_now(&self) -> bool {
         if self.settled.load(Ordering::Acquire) {
             return true;
         }
         self.contended.store(true, Ordering::SeqCst);
         if !self.barriers.heavy() {
+            if !self.reported.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    target: "memlink::admission",
+                    "the memory barrier taking an idle lease needs failed: idle leases of \
+                     other threads are not taken until it succeeds"
+                );
+            }
             return false;
         }
         self.settled.store(true, Ordering::Release);
@@ -358,32 +404,47 @@ impl Gate {
         }
     }
 
-    /// Returns once no call holds a slot. Calls that start meanwhile must give theirs
-    /// back at once (the caller has made sure they will, by closing the gate first).
-    /// Calls re-entering the module from a chain that holds a slot take none (see
+    /// Returns `true` once no call holds a slot. Calls that start meanwhile must give
+    /// theirs back at once (the caller has made sure they will, by closing the gate
+    /// first). Calls re-entering the module from a chain that holds a slot take none (see
     /// [`Saturation`]), so nothing a running call does waits on the drain.
     ///
     /// It gathers every slot (the shared count's, and each lease's once it is idle)
     /// until it holds all `limit` of them, then frees them again: holding them all is
-    /// the one proof that no call runs.
-    pub(crate) fn drain(&self) {
+    /// the one proof that no call runs. Taking leases needs the rare side's barrier: if
+    /// it fails [`DRAIN_TRIES`] times in a row, this gives up and returns `false` (calls
+    /// may still run; the caller's other waits, for the module's hazard pointers and
+    /// its `Arc`, still keep it alive until they end).
+    #[must_use = "`false` says calls may still run"]
+    pub(crate) fn drain(&self) -> bool {
         let mut gathered = 0;
-        loop {
+        let mut failed = 0;
+        let drained = loop {
             // Leases first: a slot `steal` puts back into the shared count is gathered
             // in the same round.
-            if self.settle() {
+            if self.settle_now() {
+                failed = 0;
                 gathered += self.leases.iter().filter(|l| self.steal(l)).count();
+            } else {
+                failed += 1;
             }
             gathered += self.free.swap(0, Ordering::Acquire);
             if gathered >= self.limit {
-                break;
+                break true;
+            }
+            if failed == DRAIN_TRIES {
+                break false;
             }
             std::thread::sleep(Duration::from_micros(100));
-        }
+        };
         self.free.fetch_add(gathered, Ordering::Release);
         self.wake(true);
+        drained
     }
 }
+
+/// Rounds of a drain whose barrier failed in a row before it gives up.
+const DRAIN_TRIES: u32 = 100;
 
 #[cfg(test)]
 mod tests {
@@ -497,7 +558,7 @@ mod tests {
         });
         assert!(most.load(Ordering::SeqCst) <= 3);
         assert_eq!(g.in_flight(), 0);
-        g.drain();
+        assert!(g.drain());
         assert_eq!(free(&g), 3, "every slot gathered back");
     }
 
@@ -534,7 +595,7 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), Err(Refused::Closed));
         assert!(g.is_closed());
         g.leave(held);
-        g.drain();
+        assert!(g.drain());
     }
 
     #[test]
@@ -544,15 +605,19 @@ mod tests {
         let g2 = Arc::clone(&g);
         let left = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let left2 = Arc::clone(&left);
+        let (entered_tx, entered) = std::sync::mpsc::channel();
         let caller = std::thread::spawn(move || {
             let admitted = g2.enter(me(), Saturation::Reject, None).unwrap();
+            entered_tx.send(()).unwrap();
             std::thread::sleep(Duration::from_millis(30));
             left2.store(true, Ordering::SeqCst);
             g2.leave(admitted);
         });
-        std::thread::sleep(Duration::from_millis(5));
+        // Drained only once the caller holds its slot (else the drain could hold them
+        // all first, and the caller be refused).
+        entered.recv().unwrap();
         g.leave(first);
-        g.drain();
+        assert!(g.drain());
         assert!(
             left.load(Ordering::SeqCst),
             "drain returned with a call running"
@@ -563,27 +628,33 @@ mod tests {
     }
 
     /// A thread that leaves its lease idle, then takes it the plain way and holds it
-    /// until told to leave: returns the admission and the signals.
+    /// until told to leave. `None` when that thread owns no shard (many threads alive at
+    /// once): it has no lease to take.
     fn holding_a_plain_call(
         g: &Arc<Gate>,
-    ) -> (
-        std::thread::JoinHandle<()>,
-        std::sync::mpsc::Receiver<()>,
-        std::sync::mpsc::Sender<()>,
-    ) {
+    ) -> Option<(std::thread::JoinHandle<()>, std::sync::mpsc::Sender<()>)> {
         let (entered_tx, entered) = std::sync::mpsc::channel();
         let (leave, leave_rx) = std::sync::mpsc::channel::<()>();
         let g = Arc::clone(g);
         let owner = std::thread::spawn(move || {
+            if me() == SHARED {
+                entered_tx.send(false).unwrap();
+                return;
+            }
             let first = g.enter(me(), Saturation::Reject, None).unwrap();
             g.leave(first);
             let plain = g.enter(me(), Saturation::Reject, None).unwrap();
             assert_eq!(plain, Admitted::Plain(me()));
-            entered_tx.send(()).unwrap();
+            entered_tx.send(true).unwrap();
             leave_rx.recv().unwrap();
             g.leave(plain);
         });
-        (owner, entered, leave)
+        if entered.recv().unwrap() {
+            Some((owner, leave))
+        } else {
+            owner.join().unwrap();
+            None
+        }
     }
 
     #[test]
@@ -592,8 +663,9 @@ mod tests {
         if me() == SHARED {
             return; // this thread owns no shard: nothing to lease
         }
-        let (owner, entered, leave) = holding_a_plain_call(&g);
-        entered.recv().unwrap();
+        let Some((owner, leave)) = holding_a_plain_call(&g) else {
+            return;
+        };
         // The lease still says idle; the thief must see the owner's mark.
         assert_eq!(g.in_flight(), 1);
         for _ in 0..100 {
@@ -621,20 +693,21 @@ mod tests {
             "marked once a lease was stolen"
         );
         g.leave(again);
-        g.drain();
+        assert!(g.drain());
         assert_eq!(free(&g), 1, "the one slot gathered back");
     }
 
     #[test]
     fn drain_waits_for_a_call_that_took_its_lease_the_plain_way() {
         let g = Arc::new(Gate::new(2));
-        let (owner, entered, leave) = holding_a_plain_call(&g);
-        entered.recv().unwrap();
+        let Some((owner, leave)) = holding_a_plain_call(&g) else {
+            return;
+        };
         let drained = Arc::new(AtomicBool::new(false));
         let drainer = {
             let (g, drained) = (Arc::clone(&g), Arc::clone(&drained));
             std::thread::spawn(move || {
-                g.drain();
+                assert!(g.drain());
                 drained.store(true, Ordering::SeqCst);
             })
         };
@@ -649,5 +722,37 @@ mod tests {
         assert!(drained.load(Ordering::SeqCst));
         assert_eq!(free(&g), 2, "every slot gathered, then freed");
         assert_eq!(g.in_flight(), 0);
+    }
+
+    #[test]
+    fn without_its_barrier_a_gate_takes_no_lease_and_a_drain_gives_up() {
+        let g = Arc::new(Gate::with_barriers(1, Barriers::Failing));
+        // This thread's shard, claimed first: the other thread's cannot be it.
+        let mine = me();
+        // Another thread's idle lease holds the one slot.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let admitted = g.enter(me(), Saturation::Reject, None).unwrap();
+                g.leave(admitted);
+            });
+        });
+        if g.free.load(Ordering::SeqCst) == 1 {
+            return; // that thread owned no shard: its slot went back to the shared count
+        }
+        for _ in 0..20 {
+            assert_eq!(
+                g.enter(mine, Saturation::Reject, None),
+                Err(Refused::Saturated),
+                "an idle lease is not taken without the barrier"
+            );
+        }
+        let soon = Instant::now() + Duration::from_millis(5);
+        assert_eq!(
+            g.enter(mine, Saturation::Wait, Some(soon)),
+            Err(Refused::DeadlinePassed),
+            "a waiter is not admitted either, and does not hang past its deadline"
+        );
+        assert!(!g.drain(), "the drain gives up rather than loop forever");
+        assert_eq!(g.in_flight(), 0, "nothing was taken or lost");
     }
 }

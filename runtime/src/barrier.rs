@@ -21,6 +21,10 @@ pub(crate) enum Barriers {
     Asymmetric,
     /// Both run `fence(SeqCst)`.
     Symmetric,
+    /// For tests of what the rare side does when its barrier cannot be run: as
+    /// `Symmetric`, but the rare side's barrier always fails.
+    #[cfg(test)]
+    Failing,
 }
 
 impl Barriers {
@@ -48,6 +52,8 @@ impl Barriers {
             // only the compiler must not move the load above the store.
             Barriers::Asymmetric => compiler_fence(Ordering::SeqCst),
             Barriers::Symmetric => fence(Ordering::SeqCst),
+            #[cfg(test)]
+            Barriers::Failing => fence(Ordering::SeqCst),
         }
     }
 
@@ -64,6 +70,8 @@ impl Barriers {
                 fence(Ordering::SeqCst);
                 true
             }
+            #[cfg(test)]
+            Barriers::Failing => false,
         }
     }
 }

@@ -597,7 +597,16 @@ impl Registry {
         };
         // Calls in flight finish; a call of theirs that re-enters the module runs within
         // their slot (see `Saturation`), so nothing they do waits on this.
-        module.gate.drain();
+        if !module.gate.drain() {
+            // The barrier it needs failed: calls may still run. `retire` below waits for
+            // every call still holding the module, and leaks it if it cannot tell.
+            tracing::error!(
+                target: "memlink::registry",
+                module = %module.name,
+                "unloading without knowing that every call has left: the memory barrier \
+                 it needs failed"
+            );
+        }
         drop(module);
         let taken = {
             let _slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
