@@ -169,6 +169,53 @@ fn unknown_methods_are_named() {
 }
 
 #[test]
+fn every_method_is_found_by_its_name_and_no_near_miss_is() {
+    // `basic`'s names are all at most 16 bytes (compared by their first and last eight
+    // bytes); `datasets` has longer ones, compared whole.
+    for module in ["basic", "datasets"] {
+        let (rt, h) = load(module);
+        let methods = rt.methods(h).unwrap();
+        let names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
+        assert!(module == "basic" || names.iter().any(|n| n.len() > 16));
+        let mut found = std::collections::HashSet::new();
+        for name in &names {
+            let method = rt.method(h, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                found.insert(method),
+                "{name} resolved to another name's method"
+            );
+            let bytes = name.as_bytes();
+            let mut near = vec![
+                name[..name.len() - 1].to_owned(),
+                format!("{name}_"),
+                format!("_{name}"),
+                name.to_uppercase(),
+            ];
+            // One byte changed at each position: the first, the middle (which the first
+            // and last eight bytes of a longer name do not cover) and the last.
+            for at in [0, bytes.len() / 2, bytes.len() - 1] {
+                let mut changed = bytes.to_vec();
+                changed[at] = if changed[at] == b'x' { b'y' } else { b'x' };
+                near.push(String::from_utf8(changed).unwrap());
+            }
+            near.push(format!("{}é", &name[..name.len() - 1]));
+            for miss in near.iter().filter(|m| !names.contains(&m.as_str())) {
+                let err = rt.method(h, miss).unwrap_err();
+                assert!(
+                    matches!(&err, RuntimeError::UnknownMethod { method, .. } if method == miss),
+                    "{miss}: {err}"
+                );
+                assert!(matches!(
+                    rt.call(h, miss, b""),
+                    Err(RuntimeError::UnknownMethod { .. })
+                ));
+            }
+        }
+        assert!(rt.method(h, "").is_err());
+    }
+}
+
+#[test]
 fn garbage_arguments_say_what_the_decoder_saw() {
     let (rt, h) = load("basic");
     for bad in [
