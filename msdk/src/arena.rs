@@ -252,9 +252,12 @@ impl Arena {
     pub(crate) fn alloc_copy_aligned(&self, src: &[u8], align: usize) -> Option<&mut [u8]> {
         let layout = Layout::from_size_align(src.len(), align).ok()?;
         let p = self.alloc_layout(layout)?;
-        // SAFETY: `p` is valid for `src.len()` bytes that nobody else can reach, and the
-        // arena's region cannot overlap `src` (borrowed from elsewhere, or from an earlier
-        // allocation); the copy initializes every byte before the slice is formed.
+        // SAFETY: `p` is valid for `src.len()` bytes, freshly taken between the arena's
+        // floor and its cursor: nothing has handed that block out since the arena was made
+        // or reset (`reset` takes `&mut self`, and `alloc_rest_with`'s borrow of the free
+        // space ends with its closure), so no reference can reach it, `src` included
+        // (whether it lies in an earlier allocation or in other memory); the copy
+        // initializes every byte before the slice is formed.
         unsafe {
             ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
             Some(core::slice::from_raw_parts_mut(p.as_ptr(), src.len()))

@@ -85,9 +85,9 @@ pub(crate) struct MethodIndex {
 }
 
 impl MethodIndex {
-    /// An index of `names`, each found at its position in the iteration. Of two equal
-    /// names (a table the runtime checked has none) the first is found.
-    pub(crate) fn new<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> MethodIndex {
+    /// An index of `names`, each found at its position. Of two equal names (a table the
+    /// runtime checked has none) the first is found.
+    pub(crate) fn new(names: &[&str]) -> MethodIndex {
         let len = (names.len() * 4).next_power_of_two().max(2);
         let shift = 64 - len.trailing_zeros();
         let empty = Slot {
@@ -95,7 +95,7 @@ impl MethodIndex {
             index: EMPTY,
         };
         let mut slots = vec![empty; len].into_boxed_slice();
-        for (index, name) in names.enumerate() {
+        for (index, name) in names.iter().enumerate() {
             let print = Print::of(name.as_bytes());
             let mut at = print.slot(shift);
             while slots[at].index != EMPTY {
@@ -103,7 +103,11 @@ impl MethodIndex {
             }
             slots[at] = Slot {
                 print,
-                index: u32::try_from(index).expect("a method table's length fits a u32"),
+                // A table of `u32::MAX` methods or more would have no room in memory.
+                index: u32::try_from(index)
+                    .ok()
+                    .filter(|&i| i != EMPTY)
+                    .expect("a method table's length fits a u32"),
             };
         }
         MethodIndex { slots, shift }
@@ -135,7 +139,7 @@ mod tests {
     use super::*;
 
     fn index(names: &[&str]) -> MethodIndex {
-        MethodIndex::new(names.iter().copied())
+        MethodIndex::new(names)
     }
 
     fn find(index: &MethodIndex, names: &[&str], name: &str) -> Option<u32> {

@@ -201,7 +201,13 @@ impl Module {
             stats: (0..described.methods.len())
                 .map(|_| Arc::default())
                 .collect(),
-            by_name: MethodIndex::new(described.methods.iter().map(|m| m.name.as_str())),
+            by_name: MethodIndex::new(
+                &described
+                    .methods
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>(),
+            ),
             methods: described.methods,
             entry,
             gate: Gate::new(concurrency),

@@ -177,12 +177,14 @@ fn every_method_is_found_by_its_name_and_no_near_miss_is() {
         let methods = rt.methods(h).unwrap();
         let names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
         assert!(module == "basic" || names.iter().any(|n| n.len() > 16));
-        let mut found = std::collections::HashSet::new();
-        for name in &names {
+        for (i, name) in names.iter().enumerate() {
             let method = rt.method(h, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // The method at the name's own place in the table, with its id.
+            let shown = format!("{method:?}");
+            let (place, id) = (format!("index: {i},"), format!("id: {}", methods[i].id));
             assert!(
-                found.insert(method),
-                "{name} resolved to another name's method"
+                shown.contains(&place) && shown.contains(&id),
+                "{name}: {shown}"
             );
             let bytes = name.as_bytes();
             let mut near = vec![
