@@ -26,13 +26,39 @@ pub fn utf8(bytes: &[u8]) -> Result<&str, core::str::Utf8Error> {
 /// Whether `bytes` are at most 16 and all ASCII; `false` says nothing of longer ones.
 #[inline(always)]
 fn short_ascii(bytes: &[u8]) -> bool {
+    // Every byte of a string this short is in a lane of its own of `ends`.
+    bytes.len() <= 16 && {
+        let (head, tail) = ends(bytes);
+        (head | tail) & 0x8080_8080_8080_8080 == 0
+    }
+}
+
+/// The first and last eight bytes of `bytes`, little-endian, as two numbers:
+/// overlapping when there are fewer than 16; four and four for 4 to 7 bytes; the first,
+/// middle and last byte, in the first number's low three bytes, for 1 to 3; zeros for
+/// none. Each byte keeps a byte of its own in the numbers, so with the length they are
+/// the whole of a string of at most 16 bytes: two such strings of one length are equal
+/// exactly when their ends are, and a mask tests every byte at once.
+///
+/// ```
+/// use memlink_abi::text::ends;
+///
+/// let echo = u64::from_le_bytes(*b"echo\0\0\0\0");
+/// assert_eq!(ends(b"echo"), (echo, echo));
+/// // First, middle and last.
+/// assert_eq!(ends(b"ab"), (u64::from_le_bytes(*b"abb\0\0\0\0\0"), 0));
+/// ```
+#[inline(always)]
+pub fn ends(bytes: &[u8]) -> (u64, u64) {
     let n = bytes.len();
     match n {
-        0 => true,
-        1..=3 => (bytes[0] | bytes[n / 2] | bytes[n - 1]) < 0x80,
-        4..=7 => (word::<4>(bytes, 0) | word::<4>(bytes, n - 4)) & 0x8080_8080 == 0,
-        8..=16 => (word::<8>(bytes, 0) | word::<8>(bytes, n - 8)) & 0x8080_8080_8080_8080 == 0,
-        _ => false,
+        8.. => (word::<8>(bytes, 0), word::<8>(bytes, n - 8)),
+        4..=7 => (word::<4>(bytes, 0), word::<4>(bytes, n - 4)),
+        1..=3 => {
+            let [first, middle, last] = [bytes[0], bytes[n / 2], bytes[n - 1]].map(u64::from);
+            (first | middle << 8 | last << 16, 0)
+        }
+        0 => (0, 0),
     }
 }
 

@@ -7,10 +7,9 @@
 //! name's length and its first and last eight bytes (two loads), which for a name of at
 //! most 16 bytes is the whole name, so such a name is compared without `memcmp`.
 
-/// A name reduced to its length and its first and last eight bytes (overlapping for a
-/// name shorter than 16 bytes; four and four for a name of 4 to 7 bytes, and the first,
-/// middle and last byte for a shorter one). Two names of at most 16 bytes are equal
-/// exactly when their prints are; longer names with equal prints are compared in full.
+/// A name reduced to its length and its first and last eight bytes
+/// (`memlink_abi::text::ends`). Two names of at most 16 bytes are equal exactly when
+/// their prints are; longer names with equal prints are compared in full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Print {
     len: usize,
@@ -24,17 +23,12 @@ const WHOLE: usize = 16;
 impl Print {
     #[inline]
     fn of(name: &[u8]) -> Print {
-        let n = name.len();
-        let (head, tail) = match n {
-            8.. => (word::<8>(name, 0), word::<8>(name, n - 8)),
-            4..=7 => (word::<4>(name, 0), word::<4>(name, n - 4)),
-            1..=3 => {
-                let [first, middle, last] = [name[0], name[n / 2], name[n - 1]].map(u64::from);
-                (first | middle << 8 | last << 16, 0)
-            }
-            0 => (0, 0),
-        };
-        Print { len: n, head, tail }
+        let (head, tail) = memlink_abi::text::ends(name);
+        Print {
+            len: name.len(),
+            head,
+            tail,
+        }
     }
 
     /// The print's slot in a table of `64 - shift` bits of index (Fibonacci hashing).
@@ -55,14 +49,6 @@ pub(crate) fn same_name(a: &[u8], b: &[u8]) -> bool {
         } else {
             a == b
         }
-}
-
-/// The `N` bytes of `name` at `at`, little-endian, as a number.
-#[inline(always)]
-fn word<const N: usize>(name: &[u8], at: usize) -> u64 {
-    let mut bytes = [0; 8];
-    bytes[..N].copy_from_slice(&name[at..at + N]);
-    u64::from_le_bytes(bytes)
 }
 
 /// A slot of the table: a name's print and its method's index, or [`EMPTY`].
