@@ -4,9 +4,10 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::abi::{self, CallFrame};
+use crate::abi;
 use crate::arena::Arena;
 use crate::caller::ModuleCaller;
+use crate::frame_ref::FrameRef;
 use crate::persist::Persistent;
 
 /// What the host tells a call about the world it runs in.
@@ -32,7 +33,7 @@ pub struct CallContext<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Info<'a> {
     /// The frame the host made the call with, checked by the call boundary.
-    Frame(&'a CallFrame),
+    Frame(FrameRef<'a>),
     /// Given by hand ([`CallContext::new`] and the `with_*` methods).
     Given {
         trace_id: u64,
@@ -78,7 +79,7 @@ impl<'a> CallContext<'a> {
     #[inline(always)]
     pub(crate) unsafe fn for_call(
         arena: &'a Arena,
-        frame: &'a CallFrame,
+        frame: FrameRef<'a>,
         deadline: Option<Instant>,
         caller: &'a ModuleCaller,
     ) -> CallContext<'a> {
@@ -95,9 +96,9 @@ impl<'a> CallContext<'a> {
     fn given(&mut self) -> (&mut u32, &mut Option<Persistent<'a>>) {
         if let Info::Frame(frame) = self.info {
             self.info = Info::Given {
-                trace_id: frame.trace_id,
-                span_id: frame.span_id,
-                depth: frame.depth,
+                trace_id: frame.trace_id(),
+                span_id: frame.span_id(),
+                depth: frame.depth(),
                 persistent: self.persistent(),
             };
         }
@@ -127,7 +128,7 @@ impl<'a> CallContext<'a> {
         match self.info {
             // SAFETY: `for_call`'s caller vouched for the frame's region for `'a`.
             Info::Frame(frame) => unsafe {
-                Persistent::from_raw(frame.persistent, frame.persistent_len)
+                Persistent::from_raw(frame.persistent(), frame.persistent_len())
             },
             Info::Given { persistent, .. } => persistent,
         }
@@ -148,8 +149,8 @@ impl<'a> CallContext<'a> {
             return known;
         }
         let value = match self.info {
-            Info::Frame(frame) if frame.flags & abi::CALL_BACKPRESSURE_ON_REQUEST == 0 => {
-                clamp(frame.backpressure)
+            Info::Frame(frame) if frame.flags() & abi::CALL_BACKPRESSURE_ON_REQUEST == 0 => {
+                clamp(frame.backpressure())
             }
             _ => clamp(self.caller.map_or(0.0, ModuleCaller::backpressure)),
         };
@@ -160,7 +161,7 @@ impl<'a> CallContext<'a> {
     /// Trace id of the request this call belongs to (0: none).
     pub fn trace_id(&self) -> u64 {
         match self.info {
-            Info::Frame(frame) => frame.trace_id,
+            Info::Frame(frame) => frame.trace_id(),
             Info::Given { trace_id, .. } => trace_id,
         }
     }
@@ -168,7 +169,7 @@ impl<'a> CallContext<'a> {
     /// Span id of the caller (0: none).
     pub fn span_id(&self) -> u64 {
         match self.info {
-            Info::Frame(frame) => frame.span_id,
+            Info::Frame(frame) => frame.span_id(),
             Info::Given { span_id, .. } => span_id,
         }
     }
@@ -198,7 +199,7 @@ impl<'a> CallContext<'a> {
     /// How deep in a chain of module-to-module calls this call is (0: from the host).
     pub fn call_depth(&self) -> u32 {
         match self.info {
-            Info::Frame(frame) => frame.depth,
+            Info::Frame(frame) => frame.depth(),
             Info::Given { depth, .. } => depth,
         }
     }

@@ -9,10 +9,12 @@
 //! and a pointer stored.
 
 use core::ffi::c_void;
+use core::ptr::NonNull;
 use std::cell::Cell;
 
 use crate::abi::{CallFrame, HostApi};
 use crate::dispatch::MethodEntry;
+use crate::frame_ref::FrameRef;
 
 /// The running call on this thread, for the records it logs.
 #[derive(Clone, Copy)]
@@ -22,27 +24,18 @@ pub(crate) struct CurrentCall {
     pub(crate) seq: u64,
     /// The frame the host made the call with (checked by the boundary, and valid while
     /// the call runs); null outside a host's call (`panic::isolate`).
-    frame: *const CallFrame,
+    frame: *mut CallFrame,
     /// The export running; `None` outside a host's call.
     entry: Option<&'static MethodEntry>,
 }
 
 impl CurrentCall {
     /// The call on `frame` to `entry`, the boundary's `seq`th.
-    ///
-    /// # Safety
-    ///
-    /// `frame` must be a frame the boundary checked, valid for reads until the call
-    /// this describes returns.
     #[inline(always)]
-    pub(crate) unsafe fn new(
-        seq: u64,
-        frame: &CallFrame,
-        entry: &'static MethodEntry,
-    ) -> CurrentCall {
+    pub(crate) fn new(seq: u64, frame: FrameRef<'_>, entry: &'static MethodEntry) -> CurrentCall {
         CurrentCall {
             seq,
-            frame,
+            frame: frame.as_mut_ptr(),
             entry: Some(entry),
         }
     }
@@ -51,31 +44,33 @@ impl CurrentCall {
     pub(crate) fn isolated(seq: u64) -> CurrentCall {
         CurrentCall {
             seq,
-            frame: core::ptr::null(),
+            frame: core::ptr::null_mut(),
             entry: None,
         }
     }
 
-    fn frame(&self) -> Option<&CallFrame> {
-        // SAFETY: null, or valid while the call runs (`new`'s contract); a description
-        // is only reachable while its call runs (`enter`, `current_call`).
-        unsafe { self.frame.as_ref() }
+    fn frame(&self) -> Option<FrameRef<'_>> {
+        // SAFETY: null, or the frame of the running call (`new`), which a description is
+        // reachable only while it runs (`enter`, `current_call`); the boundary reaches
+        // that frame through pointers alone, as this does.
+        NonNull::new(self.frame).map(|f| unsafe { FrameRef::new(f) })
     }
 
     /// The services of the host that made the call (a record goes to the host whose
     /// call logged it, even when two hosts share the image); null outside a host's call.
     pub(crate) fn host(&self) -> *const HostApi {
-        self.frame().map_or(core::ptr::null(), |f| f.host)
+        self.frame().map_or(core::ptr::null(), FrameRef::host)
     }
 
     /// The host's handle of the call; null outside a host's call.
     pub(crate) fn host_call(&self) -> *mut c_void {
-        self.frame().map_or(core::ptr::null_mut(), |f| f.host_call)
+        self.frame()
+            .map_or(core::ptr::null_mut(), FrameRef::host_call)
     }
 
     /// The call's trace and span ids (0 outside a host's call).
     pub(crate) fn trace(&self) -> (u64, u64) {
-        self.frame().map_or((0, 0), |f| (f.trace_id, f.span_id))
+        self.frame().map_or((0, 0), |f| (f.trace_id(), f.span_id()))
     }
 
     /// The running export's name, `""` outside a host's call.

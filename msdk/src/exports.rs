@@ -5,6 +5,7 @@
 //! links it. Each one catches every panic: unwinding out of an `extern "C"` function
 //! would abort the host.
 
+use core::ptr::NonNull;
 use std::mem::offset_of;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +19,7 @@ use crate::current::CurrentCall;
 use crate::dispatch;
 use crate::error::ModuleError;
 use crate::frame;
+use crate::frame_ref::FrameRef;
 use crate::panic as guard;
 use crate::request::{write_through_host, Invocation};
 
@@ -181,61 +183,54 @@ pub unsafe extern "C" fn memlink_metrics(
 /// `host_call` valid.
 #[no_mangle]
 pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
-    // SAFETY: the caller's contract: null or valid and exclusively ours for the call.
-    let Some(frame) = (unsafe { frame.as_mut() }) else {
+    let Some(frame) = NonNull::new(frame) else {
         return Status::Abi as i32;
     };
-    // SAFETY: forwarded from this function's contract (`host` is null or valid).
-    if !unsafe { frame::is_sound(frame) } {
-        return refuse(frame);
+    // SAFETY: the caller's contract: the frame is valid and ours for the call; the
+    // reference lives for the check alone (`host` is null or valid, as it requires).
+    if !unsafe { frame::is_sound(frame.as_ref()) } {
+        // SAFETY: as above, the reference lives for the refusal alone.
+        return refuse(unsafe { &mut *frame.as_ptr() });
     }
-    frame.out = core::ptr::null();
-    frame.out_len = 0;
-    frame.arena_used = 0;
-    let Some(entry) = dispatch::table().entry(frame.method_index, frame.method_id) else {
+    // SAFETY: the caller's contract makes the frame valid, and its outputs ours to write,
+    // for the call; from here on it is reached through this pointer alone; and it passed
+    // `is_sound`.
+    let frame = unsafe { FrameRef::new(frame) };
+    frame.set_output(core::ptr::null(), 0);
+    frame.set_arena_used(0);
+    let Some(entry) = dispatch::table().entry(frame.method_index(), frame.method_id()) else {
         return Status::InvalidMethod as i32;
     };
-    // SAFETY: `is_sound` found the table non-null and large enough for this module; the
-    // caller's contract makes it valid for the call.
-    let host = unsafe { &*frame.host };
+    let host = frame.host_api();
     // The running call is described for the whole call: panics are captured while it
-    // is, and logs name it. The outcome is written into `ran`, the error alone returned:
-    // the common case moves no error through the unwinding boundary.
-    let mut ran = Ran {
-        out: core::ptr::null(),
-        out_len: 0,
-        arena_used: 0,
-    };
+    // is, and logs name it. The export's result and the arena it used are written into
+    // the frame where they are known (`FrameRef`); only an error comes back here, so the
+    // common case moves nothing through the unwinding boundary.
     let failed = crate::current::enter(
-        // SAFETY: the frame was checked and outlives the call.
-        |seq| unsafe { CurrentCall::new(seq, frame, entry) },
+        |seq| CurrentCall::new(seq, frame, entry),
         |seq| {
             // SAFETY: forwarded from this function's contract; `is_sound` proved the
             // regions well formed and apart.
-            match panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-                call(frame, host, entry, &mut ran)
-            })) {
+            match panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, host, entry) })) {
                 Ok(outcome) => outcome.err(),
                 Err(payload) => Some(ModuleError::Panic(guard::message(payload, seq))),
             }
         },
     );
-    frame.arena_used = ran.arena_used;
     match failed {
-        None => {
-            frame.out = ran.out;
-            frame.out_len = ran.out_len;
-            Status::Ok as i32
-        }
-        Some(error) => fail(frame, host, &error),
+        None => Status::Ok as i32,
+        // SAFETY: the call is over: nothing else reaches the frame any more.
+        Some(error) => fail(unsafe { &mut *frame.as_mut_ptr() }, host, &error),
     }
 }
 
-/// Answers a call that failed: its error's payload goes into the arena, or through the
-/// host's buffer when it does not fit.
+/// Answers a call that failed: a result it may have set is withdrawn, and its error's
+/// payload goes into the arena, or through the host's buffer when it does not fit.
 #[cold]
 #[inline(never)]
 fn fail(frame: &mut CallFrame, host: &HostApi, error: &ModuleError) -> i32 {
+    frame.out = core::ptr::null();
+    frame.out_len = 0;
     // Reporting must not unwind either (an allocation failure in the host, say).
     let arena = Some((frame.arena, frame.arena_len));
     let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, Some(host), arena, error)));
@@ -261,26 +256,19 @@ fn refuse(frame: &mut CallFrame) -> i32 {
     problem.code()
 }
 
-/// Where a call put its result (when it succeeded), and how much arena it used.
-struct Ran {
-    out: *const u8,
-    out_len: usize,
-    arena_used: usize,
-}
-
-/// Runs the export `entry`: where the result is goes into `ran` (the arena's high-water
-/// mark too, whatever the outcome), and an error is returned.
+/// Runs the export `entry` on `frame`: its result's place and the arena it used go into
+/// the frame (the arena used whatever the outcome, unless the export panicked), and an
+/// error is returned.
 ///
 /// # Safety
 ///
-/// As for [`memlink_call`], with `frame` non-null and proven sound (`frame::is_sound`),
-/// and `host` its service table.
+/// As for [`memlink_call`], with `frame` proven sound (`frame::is_sound`), and `host` its
+/// service table.
 #[inline]
 unsafe fn call(
-    frame: &CallFrame,
+    frame: FrameRef<'_>,
     host: &HostApi,
     entry: &'static dispatch::MethodEntry,
-    ran: &mut Ran,
 ) -> Result<(), ModuleError> {
     // SAFETY: `is_sound` verified the pointers are non-null where lengths are
     // non-zero, the lengths fit an `isize` and the regions do not overlap; the caller
@@ -288,14 +276,14 @@ unsafe fn call(
     // which outlives every borrow made here.
     let (args, arena) = unsafe {
         (
-            slice_or_empty(frame.args, frame.args_len),
-            Arena::new(frame.arena, frame.arena_len),
+            slice_or_empty(frame.args(), frame.args_len()),
+            Arena::new(frame.arena(), frame.arena_len()),
         )
     };
     // SAFETY: `host` and `host_call` are valid for the call (the caller's contract).
-    let caller = unsafe { ModuleCaller::new(frame.host, frame.host_call) };
-    let budget =
-        (frame.timeout_ns != abi::NO_DEADLINE).then(|| Duration::from_nanos(frame.timeout_ns));
+    let caller = unsafe { ModuleCaller::new(frame.host(), frame.host_call()) };
+    let timeout_ns = frame.timeout_ns();
+    let budget = (timeout_ns != abi::NO_DEADLINE).then(|| Duration::from_nanos(timeout_ns));
     let deadline = match budget {
         Some(b) => Instant::now().checked_add(b),
         None => None,
@@ -304,27 +292,24 @@ unsafe fn call(
     // load, valid for the call (the caller's contract), aligned and apart from the
     // arguments and the arena.
     let ctx = unsafe { CallContext::for_call(&arena, frame, deadline, &caller) };
-    // SAFETY: `host_call` is the handle of this running call.
-    let invocation = unsafe { Invocation::new(ctx, args, host, frame.host_call, budget) };
+    // SAFETY: `host_call` is the handle of this running call, and the frame's outputs
+    // are the call's to write.
+    let invocation = unsafe { Invocation::new(ctx, args, host, frame, budget) };
     // A call whose deadline has passed is not started, and one that finishes after it
     // reports the timeout rather than a result nobody waits for any more.
     if budget.is_some() && invocation.context().is_expired() {
         return Err(invocation.timed_out());
     }
     let outcome = (entry.invoke)(&invocation);
-    ran.arena_used = arena.used();
+    frame.set_arena_used(arena.used());
     outcome?;
     if budget.is_some() && invocation.context().is_expired() {
         return Err(invocation.timed_out());
     }
-    match invocation.output() {
-        Some((out, out_len)) => {
-            ran.out = out;
-            ran.out_len = out_len;
-            Ok(())
-        }
-        None => Err(no_result(entry)),
+    if !invocation.produced() {
+        return Err(no_result(entry));
     }
+    Ok(())
 }
 
 /// The error of an export that returned without a result.

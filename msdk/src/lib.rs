@@ -52,6 +52,7 @@ pub mod error;
 pub mod executor;
 pub mod exports;
 mod frame;
+mod frame_ref;
 pub mod log;
 pub mod macros;
 pub mod metrics;

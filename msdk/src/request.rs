@@ -16,6 +16,7 @@ use crate::abi::HostApi;
 use crate::archive::{self, Archivable, Checkable};
 use crate::context::CallContext;
 use crate::error::{ModuleError, Result};
+use crate::frame_ref::FrameRef;
 use crate::serialize;
 use crate::serialize::primitive::{Scalar, ScalarArgs};
 
@@ -26,32 +27,36 @@ pub struct Invocation<'a> {
     ctx: CallContext<'a>,
     args: &'a [u8],
     host: &'a HostApi,
-    host_call: *mut c_void,
-    output: Cell<Option<(*const u8, usize)>>,
+    /// The running call's frame, where the result's place is written as soon as it is
+    /// known (see `crate::frame_ref`).
+    frame: FrameRef<'a>,
+    /// Whether the result was set.
+    produced: Cell<bool>,
     budget: Option<std::time::Duration>,
 }
 
 impl<'a> Invocation<'a> {
-    /// A call with `args` in `ctx`, whose output goes to the arena or through `host`.
+    /// A call with `args` in `ctx`, whose output goes to the arena or through `host`, and
+    /// whose place is written into `frame`. `budget` is the time the host gave the call,
+    /// which a timeout reports.
     ///
     /// # Safety
     ///
-    /// `host_call` must be the host's handle of the running call that `host` expects, and
-    /// it must stay valid for `'a`.
-    /// `budget` is the time the host gave the call, which a timeout reports.
+    /// `frame.host_call()` must be the host's handle of the running call that `host`
+    /// expects, valid for `'a`.
     pub(crate) unsafe fn new(
         ctx: CallContext<'a>,
         args: &'a [u8],
         host: &'a HostApi,
-        host_call: *mut c_void,
+        frame: FrameRef<'a>,
         budget: Option<std::time::Duration>,
     ) -> Invocation<'a> {
         Invocation {
             ctx,
             args,
             host,
-            host_call,
-            output: Cell::new(None),
+            frame,
+            produced: Cell::new(false),
             budget,
         }
     }
@@ -106,15 +111,15 @@ impl<'a> Invocation<'a> {
             memlink_abi::msgpack::encode_to_uninit(value, rest)
         });
         if let Some(bytes) = in_arena {
-            self.output.set(Some((bytes.as_ptr(), bytes.len())));
+            self.set_place(bytes.as_ptr(), bytes.len());
             return Ok(());
         }
         // Too large for the arena, or the value failed to serialize: encode on the heap,
         // which also gives the error if there is one.
         let mut bytes = Vec::new();
         serialize::encode_into(value, &mut bytes)?;
-        let ptr = write_through_host(self.host, self.host_call, &bytes)?;
-        self.output.set(Some((ptr, bytes.len())));
+        let ptr = write_through_host(self.host, self.frame.host_call(), &bytes)?;
+        self.set_place(ptr, bytes.len());
         Ok(())
     }
 
@@ -131,7 +136,7 @@ impl<'a> Invocation<'a> {
     /// call's arena stay where they are: the host reads them in place.
     pub fn encode_raw_result(&self, bytes: &[u8]) -> Result<()> {
         if !bytes.is_empty() && self.ctx.arena().contains_slice(bytes) {
-            self.output.set(Some((bytes.as_ptr(), bytes.len())));
+            self.set_place(bytes.as_ptr(), bytes.len());
             return Ok(());
         }
         self.set_output(bytes)
@@ -158,7 +163,7 @@ impl<'a> Invocation<'a> {
                     .map(|written| written.pos())
             });
         if let Some(bytes) = in_arena {
-            self.output.set(Some((bytes.as_ptr(), bytes.len())));
+            self.set_place(bytes.as_ptr(), bytes.len());
             return Ok(());
         }
         let bytes = rkyv::to_bytes::<rancor::Error>(value)
@@ -181,17 +186,24 @@ impl<'a> Invocation<'a> {
     #[inline]
     fn set_output(&self, bytes: &[u8]) -> Result<()> {
         if let Some(slot) = self.ctx.arena().alloc_copy_aligned(bytes, 16) {
-            self.output.set(Some((slot.as_ptr(), slot.len())));
+            self.set_place(slot.as_ptr(), slot.len());
             return Ok(());
         }
-        let ptr = write_through_host(self.host, self.host_call, bytes)?;
-        self.output.set(Some((ptr, bytes.len())));
+        let ptr = write_through_host(self.host, self.frame.host_call(), bytes)?;
+        self.set_place(ptr, bytes.len());
         Ok(())
     }
 
-    /// Where the result was put, if it was.
-    pub(crate) fn output(&self) -> Option<(*const u8, usize)> {
-        self.output.get()
+    /// Makes the `len` bytes at `out` the call's result.
+    #[inline(always)]
+    fn set_place(&self, out: *const u8, len: usize) {
+        self.frame.set_output(out, len);
+        self.produced.set(true);
+    }
+
+    /// Whether the call's result was set.
+    pub(crate) fn produced(&self) -> bool {
+        self.produced.get()
     }
 }
 
