@@ -60,6 +60,7 @@ pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) ->
 /// let written = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
 /// assert_eq!(written, [0x92, 0xa2, b'h', b'i', 7]);
 /// ```
+#[inline]
 pub fn encode_to_uninit<T: Serialize + ?Sized>(
     value: &T,
     buf: &mut [MaybeUninit<u8>],
@@ -112,6 +113,7 @@ pub fn to_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// error.
 ///
 /// The buffer is read in place: nothing is allocated but what `T` itself holds.
+#[inline]
 pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     // Numbers, strings and arrays of them, the usual results and arguments, read without
     // `rmp_serde`'s layers; anything else, and every error, is `rmp_serde`'s.
@@ -198,6 +200,7 @@ pub fn encode_as_into<A: Serialize + ?Sized>(
 /// let args = encode_as_into_uninit(Format::Raw, &("hello",), &mut buf).unwrap();
 /// assert_eq!(args, b"hello");
 /// ```
+#[inline]
 pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
     format: Format,
     args: &A,
@@ -238,6 +241,7 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
 
 /// Decodes the result of a method whose result is in `format`, as typed calls do: a raw
 /// result is offered to `R` as a string when it is UTF-8, else as a list of bytes.
+#[inline]
 pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R> {
     match format {
         Format::Raw => {

@@ -110,6 +110,7 @@ fn small_copy_short(result: &[u8], start: usize) -> (Window, u8) {
 }
 
 impl Repr {
+    #[inline]
     fn as_bytes(&self) -> &[u8] {
         match self {
             Repr::Empty => &[],

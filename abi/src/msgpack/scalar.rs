@@ -74,7 +74,17 @@ impl Writer<'_> {
         self.put(&be)
     }
 
+    /// A positive fixint (the usual small number) where the caller is; wider ones out of
+    /// line.
+    #[inline]
     fn uint(&mut self, v: u64) -> Done {
+        if v <= 0x7f {
+            return self.put(&[v as u8]);
+        }
+        self.wide_uint(v)
+    }
+
+    fn wide_uint(&mut self, v: u64) -> Done {
         match v {
             0..=0x7f => self.put(&[v as u8]),
             0x80..=0xff => self.put(&[0xcc, v as u8]),
@@ -104,6 +114,7 @@ impl Writer<'_> {
         }
     }
 
+    #[inline]
     fn array(&mut self, len: usize) -> Done {
         match len {
             0..=15 => self.put(&[0x90 | len as u8]),
@@ -124,30 +135,39 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
     type SerializeStruct = Impossible<(), GaveUp>;
     type SerializeStructVariant = Impossible<(), GaveUp>;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Done {
         self.put(&[if v { 0xc3 } else { 0xc2 }])
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Done {
         self.sint(v.into())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Done {
         self.sint(v.into())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Done {
         self.sint(v.into())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Done {
         self.sint(v)
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Done {
         self.uint(v.into())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Done {
         self.uint(v.into())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Done {
         self.uint(v.into())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Done {
         self.uint(v)
     }
@@ -203,6 +223,7 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         self.array(len.ok_or(GaveUp)?)?;
         Ok(self)
     }
+    #[inline]
     fn serialize_tuple(self, len: usize) -> Result<Self, GaveUp> {
         self.array(len)?;
         Ok(self)

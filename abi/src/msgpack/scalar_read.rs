@@ -17,6 +17,7 @@ use super::scalar::GaveUp;
 const MAX_DEPTH: u32 = 16;
 
 /// `bytes` as one `T`, or `None` to leave it to `rmp_serde`.
+#[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     let mut reader = Reader {
         rest: bytes,
@@ -32,6 +33,7 @@ struct Reader<'de> {
 }
 
 impl<'de> Reader<'de> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'de [u8], GaveUp> {
         if self.rest.len() < n {
             return Err(GaveUp);

@@ -105,6 +105,11 @@ macro_rules! integers {
 
             #[inline]
             fn read(input: &mut &[u8]) -> Option<$ty> {
+                // A positive fixint, the usual small number, fits every integer type.
+                if let Some(&small @ 0x00..=0x7f) = input.first() {
+                    *input = &input[1..];
+                    return Some(small as $ty);
+                }
                 let (value, len) = read_integer(input)?;
                 // A value that does not fit is serde's to refuse, with its own words.
                 let value = <$ty>::try_from(value).ok()?;
