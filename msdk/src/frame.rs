@@ -192,7 +192,7 @@ fn abi_error(problem: &str) -> ModuleError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use core::ffi::c_void;
 
     use super::*;
@@ -210,7 +210,7 @@ mod tests {
 
     /// A host table as large as this module's, for frames to name; its services are
     /// never called.
-    static HOST: HostApi = HostApi {
+    pub(crate) static HOST: HostApi = HostApi {
         size: size_of::<HostApi>() as u32,
         reserved: 0,
         alloc_output: no_output,

@@ -114,3 +114,78 @@ impl<'a> FrameRef<'a> {
         persistent_len: usize,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arena::Arena;
+    use crate::caller::ModuleCaller;
+    use crate::context::CallContext;
+    use crate::frame::tests::HOST;
+    use crate::request::Invocation;
+
+    /// The boundary's use of a frame, step by step as `memlink_call` takes them: the
+    /// context reads the call's description and the invocation writes the result's
+    /// place, all through copies of one pointer, while both live. Miri runs it: a
+    /// reference to the frame held across the call would make the writes undefined.
+    #[test]
+    fn a_call_reads_its_frame_and_writes_its_result_through_one_pointer() {
+        #[repr(C, align(16))]
+        struct Aligned([u8; 64]);
+        let mut arena_bytes = Aligned([0; 64]);
+        let args = [0x91u8, 0x05];
+        let mut frame = CallFrame {
+            size: size_of::<CallFrame>() as u32,
+            method_index: 3,
+            method_id: 0xfeed,
+            depth: 2,
+            args: args.as_ptr(),
+            args_len: args.len(),
+            arena: arena_bytes.0.as_mut_ptr(),
+            arena_len: arena_bytes.0.len(),
+            trace_id: 7,
+            span_id: 9,
+            timeout_ns: crate::abi::NO_DEADLINE,
+            backpressure: 0.25,
+            flags: 0,
+            host: &raw const HOST,
+            host_call: core::ptr::null_mut(),
+            persistent: core::ptr::null_mut(),
+            persistent_len: 0,
+            out: core::ptr::null(),
+            out_len: 99,
+            arena_used: 99,
+        };
+        // SAFETY: the frame is a local, reached only through this pointer until the
+        // last use of `f`, with its regions live and apart and its host table sound.
+        let f = unsafe { FrameRef::new(NonNull::from(&mut frame)) };
+        f.set_output(core::ptr::null(), 0);
+        f.set_arena_used(0);
+        assert_eq!((f.method_index(), f.method_id()), (3, 0xfeed));
+        // SAFETY: the arena region is the local buffer, ours for the test.
+        let arena = unsafe { Arena::new(f.arena(), f.arena_len()) };
+        // SAFETY: the host table is valid; its services are never called here.
+        let caller = unsafe { ModuleCaller::new(f.host(), f.host_call()) };
+        // SAFETY: the frame passed the checks it would (no persistent region).
+        let ctx = unsafe { CallContext::for_call(&arena, f, None, &caller) };
+        // SAFETY: the call handle is never used (no service is called).
+        let invocation = unsafe { Invocation::new(ctx, &args, f.host_api(), f, None) };
+        let ctx = invocation.context();
+        assert_eq!((ctx.trace_id(), ctx.span_id(), ctx.call_depth()), (7, 9, 2));
+        assert_eq!(ctx.backpressure(), 0.25);
+        assert!(ctx.persistent().is_none());
+        assert!(!invocation.produced());
+        invocation.encode_scalar_result(5u32).unwrap();
+        // The description is still read through the pointer after the write.
+        assert_eq!(invocation.context().trace_id(), 7);
+        f.set_arena_used(arena.used());
+        assert!(invocation.produced());
+        let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
+        assert_eq!(out_len, 1);
+        assert!(used >= 1);
+        // SAFETY: the module put its result in the arena, which is still alive.
+        assert_eq!(unsafe { *out }, 0x05);
+        let start = arena_bytes.0.as_ptr().addr();
+        assert!((start..start + 64).contains(&out.addr()));
+    }
+}
