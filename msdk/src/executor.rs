@@ -10,7 +10,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,10 +50,28 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// result is `None`. The thread sleeps until the future's waker or the deadline wakes
 /// it, so cancellation is prompt however long the future would have taken.
 pub fn block_on_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Output> {
+    // Pinned here and lent from here on: the future (its arguments, its state) is not
+    // moved again, however many steps the poll is down.
+    let mut future = pin!(future);
+    match LOCAL.try_with(|local| drive(Some(local), future.as_mut(), deadline)) {
+        Ok(value) => value,
+        // The thread is tearing down its locals: a `block_on` of its own.
+        Err(_) => drive(None, future, deadline),
+    }
+}
+
+/// [`block_on_until`] with the thread's `block_on` state (`None` while the thread tears
+/// its locals down).
+#[inline]
+fn drive<F: Future>(
+    local: Option<&Local>,
+    future: Pin<&mut F>,
+    deadline: Option<Instant>,
+) -> Option<F::Output> {
     #[cfg(feature = "async")]
-    return runtime::entered(|| poll_until(future, deadline));
+    return runtime::entered(local, || poll_until(local, future, deadline));
     #[cfg(not(feature = "async"))]
-    poll_until(future, deadline)
+    poll_until(local, future, deadline)
 }
 
 /// A `block_on`'s signal and the waker made of it.
@@ -62,62 +80,83 @@ struct Wakeup {
     waker: Waker,
 }
 
-thread_local! {
+/// What a thread's `block_on`s keep, in one thread-local: a module is a shared library,
+/// where each thread-local costs a call to reach, so a `block_on` reaches this once.
+struct Local {
     /// This thread's wakeups, one per level of nested `block_on`, each made once: a call
     /// to an async export that completes at once allocates nothing and makes no atomic
     /// operation of its own. A nested `block_on` has its own, so no wake meant for one
     /// is taken by another.
-    static WAKEUPS: RefCell<Vec<Rc<Wakeup>>> = const { RefCell::new(Vec::new()) };
+    wakeups: RefCell<Vec<Rc<Wakeup>>>,
     /// How many `block_on`s are running on this thread.
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    depth: Cell<usize>,
+    /// The generation of the runtime this thread has entered for good (0: none).
+    #[cfg(feature = "async")]
+    entered: Cell<u64>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            wakeups: RefCell::new(Vec::new()),
+            depth: Cell::new(0),
+            #[cfg(feature = "async")]
+            entered: Cell::new(0),
+        }
+    };
+}
+
+/// A wakeup of its own, for a `block_on` at a level not seen before, or on a thread
+/// tearing its locals down.
+fn new_wakeup() -> Rc<Wakeup> {
+    let signal = Arc::new(Signal {
+        woken: AtomicBool::new(false),
+        thread: thread::current(),
+    });
+    let waker = Waker::from(Arc::clone(&signal));
+    Rc::new(Wakeup { signal, waker })
 }
 
 /// This thread's wakeup for a `block_on` at nesting level `depth`.
-fn wakeup(depth: usize) -> Rc<Wakeup> {
-    WAKEUPS
-        .try_with(|w| {
-            let mut w = w.borrow_mut();
-            while w.len() <= depth {
-                let signal = Arc::new(Signal {
-                    woken: AtomicBool::new(false),
-                    thread: thread::current(),
-                });
-                let waker = Waker::from(Arc::clone(&signal));
-                w.push(Rc::new(Wakeup { signal, waker }));
-            }
-            Rc::clone(&w[depth])
-        })
-        // The thread is tearing down its locals: a wakeup of its own.
-        .unwrap_or_else(|_| {
-            let signal = Arc::new(Signal {
-                woken: AtomicBool::new(false),
-                thread: thread::current(),
-            });
-            let waker = Waker::from(Arc::clone(&signal));
-            Rc::new(Wakeup { signal, waker })
-        })
+fn wakeup(local: Option<&Local>, depth: usize) -> Rc<Wakeup> {
+    let Some(local) = local else {
+        return new_wakeup();
+    };
+    let mut w = local.wakeups.borrow_mut();
+    while w.len() <= depth {
+        w.push(new_wakeup());
+    }
+    Rc::clone(&w[depth])
 }
 
 /// Counts a `block_on` as running on this thread until dropped.
-struct Level(usize);
+struct Level<'l> {
+    local: Option<&'l Local>,
+    depth: usize,
+}
 
-impl Level {
-    fn enter() -> Level {
-        let depth = DEPTH.try_with(|d| d.replace(d.get() + 1)).unwrap_or(0);
-        Level(depth)
+impl<'l> Level<'l> {
+    fn enter(local: Option<&'l Local>) -> Level<'l> {
+        let depth = local.map_or(0, |l| l.depth.replace(l.depth.get() + 1));
+        Level { local, depth }
     }
 }
 
-impl Drop for Level {
+impl Drop for Level<'_> {
     fn drop(&mut self) {
-        let _ = DEPTH.try_with(|d| d.set(self.0));
+        if let Some(local) = self.local {
+            local.depth.set(self.depth);
+        }
     }
 }
 
-fn poll_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let level = Level::enter();
-    let wakeup = wakeup(level.0);
+fn poll_until<F: Future>(
+    local: Option<&Local>,
+    mut future: Pin<&mut F>,
+    deadline: Option<Instant>,
+) -> Option<F::Output> {
+    let level = Level::enter(local);
+    let wakeup = wakeup(local, level.depth);
     // A wake left over from a future that kept the waker after its `block_on` ended
     // costs at most one extra poll; clear it before this one starts.
     wakeup.signal.woken.store(false, Ordering::Relaxed);
@@ -145,23 +184,19 @@ fn poll_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Outp
 pub(crate) mod runtime {
     //! The module's tokio runtime.
 
-    use std::cell::Cell;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
 
     use tokio::runtime::{Handle, Runtime};
 
+    use super::Local;
+
     static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 
     /// Changed each time the runtime starts or stops, so that a thread's cached handle is
     /// known to be the running runtime's.
     static GENERATION: AtomicU64 = AtomicU64::new(0);
-
-    thread_local! {
-        /// The generation of the runtime this thread has entered for good (0: none).
-        static ENTERED: Cell<u64> = const { Cell::new(0) };
-    }
 
     fn lock() -> std::sync::MutexGuard<'static, Option<Runtime>> {
         // A panic while holding this lock cannot leave the `Option` half-written.
@@ -211,12 +246,12 @@ pub(crate) mod runtime {
     /// lock and a handle swapped in and out. A thread already in some tokio context (a
     /// module linked into a program that runs tokio itself, as its unit tests may) enters
     /// for each call and leaves afterwards, so its own context is never replaced.
-    pub(crate) fn entered<R>(f: impl FnOnce() -> R) -> R {
+    pub(super) fn entered<R>(local: Option<&Local>, f: impl FnOnce() -> R) -> R {
         let generation = GENERATION.load(Ordering::Acquire);
-        if generation != 0 && ENTERED.try_with(Cell::get) == Ok(generation) {
+        if generation != 0 && local.map(|l| l.entered.get()) == Some(generation) {
             return f();
         }
-        match enter_for_good() {
+        match enter_for_good(local) {
             Some(handle) => {
                 let _guard = handle.enter();
                 f()
@@ -230,7 +265,7 @@ pub(crate) mod runtime {
     /// no tokio context. Otherwise returns the runtime's handle, for the caller to enter
     /// for one call (`None`: there is no runtime).
     #[cold]
-    fn enter_for_good() -> Option<Handle> {
+    fn enter_for_good(local: Option<&Local>) -> Option<Handle> {
         let (generation, handle) = {
             let mut slot = lock();
             if slot.is_none() {
@@ -243,7 +278,7 @@ pub(crate) mod runtime {
                 slot.as_ref().map(|rt| rt.handle().clone())?,
             )
         };
-        let ours = ENTERED.try_with(Cell::get).unwrap_or(0);
+        let ours = local.map_or(0, |l| l.entered.get());
         // A context this function set earlier (for a runtime since restarted) is ours to
         // replace; any other is not.
         if ours == 0 && Handle::try_current().is_ok() {
@@ -253,7 +288,9 @@ pub(crate) mod runtime {
         // thread that re-enters after a restart keeps the old guard's handle (a
         // reference to a stopped runtime) alive until it exits.
         core::mem::forget(handle.enter());
-        let _ = ENTERED.try_with(|e| e.set(generation));
+        if let Some(local) = local {
+            local.entered.set(generation);
+        }
         None
     }
 }
