@@ -118,7 +118,7 @@ impl Args<'_> {
 
     /// Lays the call's memory out: takes an arena from `pool` unless the arguments came
     /// in one.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Placed {
         match self {
             Args::Borrowed(bytes) => Placed {

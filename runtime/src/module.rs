@@ -290,7 +290,7 @@ pub(crate) enum NotEntered {
 impl Module {
     /// Takes a slot for a call from a thread whose shard is `shard`, unless the module is
     /// retired or saturated.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter(
         &self,
         shard: usize,
