@@ -24,7 +24,10 @@ pub struct InitFrame {
 }
 
 /// Everything one call carries, in and out. The host owns it; the module reads the
-/// inputs and writes `out`/`out_len` before it returns.
+/// inputs and writes `out`/`out_len` before it returns. From the call to its return the
+/// frame is the module's: the host neither reads nor writes it meanwhile (not from a
+/// service the module calls either), since the module may write the outputs at any time
+/// during the call and withdraw a result it set.
 #[repr(C)]
 #[derive(Debug)]
 pub struct CallFrame {

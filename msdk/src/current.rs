@@ -31,8 +31,17 @@ pub(crate) struct CurrentCall {
 
 impl CurrentCall {
     /// The call on `frame` to `entry`, the boundary's `seq`th.
+    ///
+    /// # Safety
+    ///
+    /// The description (and every copy of it) must be used only while the call on
+    /// `frame` runs: `enter` installs it for that call alone.
     #[inline(always)]
-    pub(crate) fn new(seq: u64, frame: FrameRef<'_>, entry: &'static MethodEntry) -> CurrentCall {
+    pub(crate) unsafe fn new(
+        seq: u64,
+        frame: FrameRef<'_>,
+        entry: &'static MethodEntry,
+    ) -> CurrentCall {
         CurrentCall {
             seq,
             frame: frame.as_mut_ptr(),
@@ -50,9 +59,9 @@ impl CurrentCall {
     }
 
     fn frame(&self) -> Option<FrameRef<'_>> {
-        // SAFETY: null, or the frame of the running call (`new`), which a description is
-        // reachable only while it runs (`enter`, `current_call`); the boundary reaches
-        // that frame through pointers alone, as this does.
+        // SAFETY: the pointer is null, or the frame of the call this describes, which
+        // still runs (`new`'s contract); the boundary reaches that frame through copies
+        // of one pointer, as this does, and it passed the boundary's checks.
         NonNull::new(self.frame).map(|f| unsafe { FrameRef::new(f) })
     }
 

@@ -51,27 +51,44 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// it, so cancellation is prompt however long the future would have taken.
 pub fn block_on_until<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Output> {
     // Pinned here and lent from here on: the future (its arguments, its state) is not
-    // moved again, however many steps the poll is down.
-    let mut future = pin!(future);
-    match LOCAL.try_with(|local| drive(Some(local), future.as_mut(), deadline)) {
+    // moved again, however many steps the poll is down. It is dropped in place inside
+    // the module's runtime, as it is polled (`Polled`).
+    let mut slot = pin!(Some(future));
+    match LOCAL.try_with(|local| drive(Some(local), slot.as_mut(), deadline)) {
         Ok(value) => value,
         // The thread is tearing down its locals: a `block_on` of its own.
-        Err(_) => drive(None, future, deadline),
+        Err(_) => drive(None, slot, deadline),
     }
 }
 
 /// [`block_on_until`] with the thread's `block_on` state (`None` while the thread tears
-/// its locals down).
+/// its locals down), on the future in `slot`.
 #[inline]
 fn drive<F: Future>(
     local: Option<&Local>,
-    future: Pin<&mut F>,
+    slot: Pin<&mut Option<F>>,
     deadline: Option<Instant>,
 ) -> Option<F::Output> {
+    let run = move || {
+        let mut polled = Polled(slot);
+        let future = polled.0.as_mut().as_pin_mut()?;
+        poll_until(local, future, deadline)
+    };
     #[cfg(feature = "async")]
-    return runtime::entered(local, || poll_until(local, future, deadline));
+    return runtime::entered(local, run);
     #[cfg(not(feature = "async"))]
-    poll_until(local, future, deadline)
+    run()
+}
+
+/// Drops the future in its slot when the poll ends, however it ends (done, cancelled at
+/// the deadline, unwinding): still inside the module's runtime, so what its drop does
+/// (a task it spawns, a timer it cancels) happens there, as when it ran.
+struct Polled<'s, F>(Pin<&'s mut Option<F>>);
+
+impl<F> Drop for Polled<'_, F> {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
 }
 
 /// A `block_on`'s signal and the waker made of it.
@@ -369,6 +386,60 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn a_future_is_dropped_inside_the_modules_runtime() {
+        use std::sync::Mutex;
+        use tokio::runtime::{Handle, RuntimeFlavor};
+
+        /// Records the runtime current when it is dropped.
+        struct Witness<'a>(&'a Mutex<Vec<Option<RuntimeFlavor>>>);
+        impl Drop for Witness<'_> {
+            fn drop(&mut self) {
+                let flavor = Handle::try_current().ok().map(|h| h.runtime_flavor());
+                self.0.lock().unwrap().push(flavor);
+            }
+        }
+
+        let seen = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // A thread in a tokio context of its own: the module's runtime is entered
+                // for each call only, so a drop after the call would see the thread's.
+                let own = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let _in_own = own.enter();
+                // Finished: it still holds its witness after its last poll.
+                struct Holding<'a>(#[allow(dead_code)] Witness<'a>); // held for its drop
+                impl Future for Holding<'_> {
+                    type Output = ();
+                    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                        Poll::Ready(())
+                    }
+                }
+                block_on(Holding(Witness(&seen)));
+                let witness = Witness(&seen);
+                let cancelled = block_on_until(
+                    async move {
+                        let _kept = witness;
+                        std::future::pending::<()>().await;
+                    },
+                    Some(Instant::now() + std::time::Duration::from_millis(10)),
+                );
+                assert!(cancelled.is_none());
+            });
+        });
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                Some(RuntimeFlavor::MultiThread),
+                Some(RuntimeFlavor::MultiThread)
+            ],
+            "a finished and a cancelled future are both dropped in the module's runtime"
+        );
     }
 
     #[cfg(feature = "async")]

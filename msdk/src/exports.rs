@@ -180,25 +180,50 @@ pub unsafe extern "C" fn memlink_metrics(
 /// `frame` must be null or point to a [`CallFrame`] valid for the duration of the call
 /// whose pointers honour the contract documented on each field: `args` readable and
 /// unchanging, `arena` readable, writable and used by no one else, `host` and
-/// `host_call` valid.
+/// `host_call` valid. The frame is the module's until the call returns: the host neither
+/// reads nor writes it meanwhile (the module writes `out`, `out_len` and `arena_used`
+/// while the call runs, and may withdraw a result it set).
 #[no_mangle]
 pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { run(frame, |index, id| dispatch::table().entry(index, id)) }
+}
+
+/// [`memlink_call`] with the export found by `lookup` (from the method's index and id):
+/// the boundary itself, which the tests run on exports of their own under Miri (the
+/// table `linkme` gathers is out of its reach).
+///
+/// # Safety
+///
+/// As for [`memlink_call`].
+#[inline(always)]
+unsafe fn run(
+    frame: *mut CallFrame,
+    lookup: impl FnOnce(u32, u32) -> Option<&'static dispatch::MethodEntry>,
+) -> i32 {
     let Some(frame) = NonNull::new(frame) else {
         return Status::Abi as i32;
     };
-    // SAFETY: the caller's contract: the frame is valid and ours for the call; the
-    // reference lives for the check alone (`host` is null or valid, as it requires).
+    // SAFETY: the caller's contract makes the frame readable; `size` is the first field
+    // of every version of it. A frame smaller than this module's may not be made a
+    // reference to one: it is refused on its size alone, with nothing written.
+    if (unsafe { (&raw const (*frame.as_ptr()).size).read() } as usize) < size_of::<CallFrame>() {
+        return Status::Abi as i32;
+    }
+    // SAFETY: the caller's contract: the frame is valid and ours for the call, and as
+    // large as this module's; the reference lives for the check alone (`host` is null
+    // or valid, as it requires).
     if !unsafe { frame::is_sound(frame.as_ref()) } {
         // SAFETY: as above, the reference lives for the refusal alone.
         return refuse(unsafe { &mut *frame.as_ptr() });
     }
     // SAFETY: the caller's contract makes the frame valid, and its outputs ours to write,
-    // for the call; from here on it is reached through this pointer alone; and it passed
-    // `is_sound`.
+    // for the call; until the call below is over no reference to it is made (`fail`'s
+    // comes after, when no copy of the pointer is used again); and it passed `is_sound`.
     let frame = unsafe { FrameRef::new(frame) };
-    frame.set_output(core::ptr::null(), 0);
+    frame.set_place(core::ptr::null(), 0);
     frame.set_arena_used(0);
-    let Some(entry) = dispatch::table().entry(frame.method_index(), frame.method_id()) else {
+    let Some(entry) = lookup(frame.method_index(), frame.method_id()) else {
         return Status::InvalidMethod as i32;
     };
     let host = frame.host_api();
@@ -207,7 +232,9 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     // the frame where they are known (`FrameRef`); only an error comes back here, so the
     // common case moves nothing through the unwinding boundary.
     let failed = crate::current::enter(
-        |seq| CurrentCall::new(seq, frame, entry),
+        // SAFETY: `enter` installs the description for this call alone and takes it
+        // down before returning or unwinding.
+        |seq| unsafe { CurrentCall::new(seq, frame, entry) },
         |seq| {
             // SAFETY: forwarded from this function's contract; `is_sound` proved the
             // regions well formed and apart.
@@ -219,7 +246,8 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     );
     match failed {
         None => Status::Ok as i32,
-        // SAFETY: the call is over: nothing else reaches the frame any more.
+        // SAFETY: the call is over: no copy of the frame's pointer is used again, and
+        // the frame is ours for the call (the caller's contract).
         Some(error) => fail(unsafe { &mut *frame.as_mut_ptr() }, host, &error),
     }
 }
@@ -360,5 +388,135 @@ fn report(
     if let Ok(ptr) = write_through_host(host, frame.host_call, &payload) {
         frame.out = ptr;
         frame.out_len = payload.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::Format;
+
+    /// An export of the tests' own, found without the module's table.
+    const fn export(
+        name: &'static str,
+        invoke: fn(&Invocation<'_>) -> Result<(), ModuleError>,
+    ) -> dispatch::MethodEntry {
+        dispatch::MethodEntry {
+            name,
+            args_format: Format::MessagePack,
+            result_format: Format::MessagePack,
+            arg_count: 0,
+            is_async: false,
+            pure: false,
+            crate_name: "tests",
+            crate_version: "0.0.0",
+            location: "exports.rs",
+            args_type: None,
+            result_type: None,
+            signature: "",
+            invoke,
+        }
+    }
+
+    /// Reads the call's description through the context and the running call's slot
+    /// (what logs see) before and after setting results, then keeps the second.
+    static READS_AND_WRITES: dispatch::MethodEntry = export("reads_and_writes", |call| {
+        let seen = |call: &Invocation<'_>| {
+            let running = crate::current::current_call().map(|c| c.trace());
+            let ctx = call.context();
+            (running, ctx.trace_id(), ctx.span_id(), ctx.call_depth())
+        };
+        assert_eq!(seen(call), (Some((7, 9)), 7, 9, 2));
+        call.encode_scalar_result(5u32)?;
+        assert_eq!(seen(call), (Some((7, 9)), 7, 9, 2));
+        call.encode_scalar_result(300u32)
+    });
+    static SETS_THEN_FAILS: dispatch::MethodEntry = export("sets_then_fails", |call| {
+        call.encode_scalar_result(5u32)?;
+        Err(ModuleError::CallFailed("after all".into()))
+    });
+    static SETS_THEN_PANICS: dispatch::MethodEntry = export("sets_then_panics", |call| {
+        call.encode_scalar_result(5u32)?;
+        panic!("boom")
+    });
+    static RETURNS_NOTHING: dispatch::MethodEntry = export("returns_nothing", |_| Ok(()));
+
+    /// A scalar that says it wrote more than it may.
+    #[derive(Clone, Copy)]
+    struct Overlong;
+    impl crate::serialize::primitive::Scalar for Overlong {
+        fn write(self, out: &mut [u8; 9]) -> usize {
+            out[0] = 0xc0;
+            100
+        }
+        fn read(_: &mut &[u8]) -> Option<Overlong> {
+            None
+        }
+    }
+    static OVERLONG: dispatch::MethodEntry =
+        export("overlong", |call| call.encode_scalar_result(Overlong));
+
+    #[repr(C, align(16))]
+    struct Arena([u8; 64]);
+
+    /// Runs `entry` through the real boundary on a frame of the tests' own; returns the
+    /// status, the output's bytes and the arena used.
+    fn call(entry: &'static dispatch::MethodEntry) -> (i32, Vec<u8>, usize) {
+        call_as(1, entry)
+    }
+
+    /// [`call`] with the frame naming the method by wire id `id` (the tests' table has
+    /// one method, of id 1).
+    fn call_as(id: u32, entry: &'static dispatch::MethodEntry) -> (i32, Vec<u8>, usize) {
+        let mut arena = Arena([0; 64]);
+        let mut frame = crate::frame::tests::call_frame(&[], &mut arena.0);
+        frame.method_id = id;
+        // SAFETY: the frame is a local the boundary has for the call: its arguments are
+        // empty, its arena a local buffer used by nothing else, its host table valid
+        // (its services are never called: every output here fits the arena).
+        let status = unsafe {
+            run(&raw mut frame, |index, id| {
+                ((index, id) == (0, 1)).then_some(entry)
+            })
+        };
+        let out = if frame.out.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the boundary points `out` into the arena, which is still alive.
+            unsafe { core::slice::from_raw_parts(frame.out, frame.out_len) }.to_vec()
+        };
+        (status, out, frame.arena_used)
+    }
+
+    #[test]
+    fn a_result_is_read_where_the_export_set_it_through_the_frame() {
+        assert_eq!(call(&READS_AND_WRITES), (0, vec![0xcd, 0x01, 0x2c], 32));
+    }
+
+    #[test]
+    fn a_failure_withdraws_a_result_set_before_it() {
+        let (status, payload, used) = call(&SETS_THEN_FAILS);
+        assert_eq!(status, ModuleError::CallFailed(String::new()).code());
+        assert_eq!(payload, b"after all", "the error's payload, not the result");
+        assert_eq!(used, 16);
+        let (status, payload, used) = call(&SETS_THEN_PANICS);
+        assert_eq!(status, Status::Panic as i32);
+        assert!(String::from_utf8_lossy(&payload).contains("boom"));
+        assert_eq!(used, 0, "a panic reports no arena use");
+    }
+
+    #[test]
+    fn a_missing_or_overlong_result_is_an_error_and_an_unknown_method_is_refused() {
+        let (status, payload, _) = call(&RETURNS_NOTHING);
+        assert_eq!(status, Status::Abi as i32);
+        assert!(String::from_utf8_lossy(&payload).contains("produced no result"));
+        let (status, payload, _) = call(&OVERLONG);
+        assert_eq!(status, ModuleError::Serialize(String::new()).code());
+        assert!(String::from_utf8_lossy(&payload).contains("more than 9"));
+        let (status, payload, used) = call_as(2, &READS_AND_WRITES);
+        assert_eq!(
+            (status, payload, used),
+            (Status::InvalidMethod as i32, vec![], 0)
+        );
     }
 }

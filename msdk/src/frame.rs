@@ -219,6 +219,33 @@ pub(crate) mod tests {
         backpressure: idle,
     };
 
+    /// A sound frame over `args` and `arena` naming [`HOST`]: method 0 (id 1), trace 7,
+    /// span 9, depth 2, no deadline, and outputs of 99 that the boundary must overwrite.
+    pub(crate) fn call_frame(args: &[u8], arena: &mut [u8]) -> CallFrame {
+        CallFrame {
+            size: size_of::<CallFrame>() as u32,
+            method_index: 0,
+            method_id: 1,
+            depth: 2,
+            args: args.as_ptr(),
+            args_len: args.len(),
+            arena: arena.as_mut_ptr(),
+            arena_len: arena.len(),
+            trace_id: 7,
+            span_id: 9,
+            timeout_ns: crate::abi::NO_DEADLINE,
+            backpressure: 0.0,
+            flags: 0,
+            host: &raw const HOST,
+            host_call: core::ptr::null_mut(),
+            persistent: core::ptr::null_mut(),
+            persistent_len: 0,
+            out: core::ptr::null(),
+            out_len: 99,
+            arena_used: 99,
+        }
+    }
+
     /// A frame with the three regions, everything else zero.
     fn frame(args: (usize, usize), arena: (usize, usize), persistent: (usize, usize)) -> CallFrame {
         CallFrame {

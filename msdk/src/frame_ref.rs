@@ -34,7 +34,7 @@ macro_rules! read {
 /// The frame of the call running on this thread, for `'a`.
 ///
 /// Not `Send` or `Sync` (it holds a raw pointer): it stays on the thread of its call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct FrameRef<'a> {
     frame: NonNull<CallFrame>,
     _call: PhantomData<&'a CallFrame>,
@@ -46,9 +46,10 @@ impl<'a> FrameRef<'a> {
     /// # Safety
     ///
     /// For `'a`: `frame` must be valid for reads and for writes of its `out`, `out_len`
-    /// and `arena_used` fields, written by no one else, and reached through no reference
-    /// (every access goes through this pointer or copies of it); and it must have passed
-    /// `frame::is_sound`, so its host table is non-null and large enough.
+    /// and `arena_used` fields, and written by no one else (the host leaves the frame
+    /// alone until the call returns); no reference to the frame may be live while this
+    /// pointer or a copy of it is used; and it must have passed `frame::is_sound`, so its
+    /// host table is non-null and large enough.
     #[inline(always)]
     pub(crate) unsafe fn new(frame: NonNull<CallFrame>) -> FrameRef<'a> {
         FrameRef {
@@ -73,7 +74,7 @@ impl<'a> FrameRef<'a> {
 
     /// Says where the call's result is (and makes the call's result present).
     #[inline(always)]
-    pub(crate) fn set_output(self, out: *const u8, out_len: usize) {
+    pub(crate) fn set_place(self, out: *const u8, out_len: usize) {
         let frame = self.frame.as_ptr();
         // SAFETY: `new`'s contract: the output fields are the call's to write for `'a`,
         // through this pointer, which no reference to the frame overlaps.
@@ -115,13 +116,27 @@ impl<'a> FrameRef<'a> {
     }
 }
 
+impl core::fmt::Debug for FrameRef<'_> {
+    /// The call's description, as a context printed with it shows it.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameRef")
+            .field("method_index", &self.method_index())
+            .field("method_id", &self.method_id())
+            .field("depth", &self.depth())
+            .field("trace_id", &self.trace_id())
+            .field("span_id", &self.span_id())
+            .field("args_len", &self.args_len())
+            .field("arena_len", &self.arena_len())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::arena::Arena;
     use crate::caller::ModuleCaller;
     use crate::context::CallContext;
-    use crate::frame::tests::HOST;
     use crate::request::Invocation;
 
     /// The boundary's use of a frame, step by step as `memlink_call` takes them: the
@@ -134,32 +149,14 @@ mod tests {
         struct Aligned([u8; 64]);
         let mut arena_bytes = Aligned([0; 64]);
         let args = [0x91u8, 0x05];
-        let mut frame = CallFrame {
-            size: size_of::<CallFrame>() as u32,
-            method_index: 3,
-            method_id: 0xfeed,
-            depth: 2,
-            args: args.as_ptr(),
-            args_len: args.len(),
-            arena: arena_bytes.0.as_mut_ptr(),
-            arena_len: arena_bytes.0.len(),
-            trace_id: 7,
-            span_id: 9,
-            timeout_ns: crate::abi::NO_DEADLINE,
-            backpressure: 0.25,
-            flags: 0,
-            host: &raw const HOST,
-            host_call: core::ptr::null_mut(),
-            persistent: core::ptr::null_mut(),
-            persistent_len: 0,
-            out: core::ptr::null(),
-            out_len: 99,
-            arena_used: 99,
-        };
+        let mut frame = crate::frame::tests::call_frame(&args, &mut arena_bytes.0);
+        (frame.method_index, frame.method_id, frame.backpressure) = (3, 0xfeed, 0.25);
+        // SAFETY: the host table is valid (a static of the tests).
+        assert!(unsafe { crate::frame::is_sound(&frame) });
         // SAFETY: the frame is a local, reached only through this pointer until the
-        // last use of `f`, with its regions live and apart and its host table sound.
+        // last use of `f`, with its regions live and apart (checked just above).
         let f = unsafe { FrameRef::new(NonNull::from(&mut frame)) };
-        f.set_output(core::ptr::null(), 0);
+        f.set_place(core::ptr::null(), 0);
         f.set_arena_used(0);
         assert_eq!((f.method_index(), f.method_id()), (3, 0xfeed));
         // SAFETY: the arena region is the local buffer, ours for the test.
@@ -182,7 +179,7 @@ mod tests {
         assert!(invocation.produced());
         let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
         assert_eq!(out_len, 1);
-        assert!(used >= 1);
+        assert_eq!(used, 16, "a scalar takes a 16-byte block of the arena");
         // SAFETY: the module put its result in the arena, which is still alive.
         assert_eq!(unsafe { *out }, 0x05);
         let start = arena_bytes.0.as_ptr().addr();

@@ -128,8 +128,15 @@ impl<'a> Invocation<'a> {
     #[inline(always)]
     pub fn encode_scalar_result<T: Scalar>(&self, value: T) -> Result<()> {
         let mut bytes = [0; 16];
-        let (head, _) = bytes.split_first_chunk_mut::<9>().expect("16 bytes hold 9");
-        let len = value.write(head);
+        let len = value.write(bytes.first_chunk_mut::<9>().expect("16 bytes hold 9"));
+        // `Scalar` is a public trait: a length it reports past the 9 bytes it was given
+        // would make the result's place claim bytes that are not the value's (or not in
+        // the arena at all).
+        if len > 9 {
+            return Err(ModuleError::Serialize(format!(
+                "a scalar wrote {len} bytes, more than 9"
+            )));
+        }
         // The whole 16-byte block is copied: a copy of a fixed size is one move, where
         // one of the value's own length is a call to `memcpy`; the arena spends at most
         // 15 bytes more on it.
@@ -205,7 +212,7 @@ impl<'a> Invocation<'a> {
     /// Makes the `len` bytes at `out` the call's result.
     #[inline(always)]
     fn set_place(&self, out: *const u8, len: usize) {
-        self.frame.set_output(out, len);
+        self.frame.set_place(out, len);
         self.produced.set(true);
     }
 
