@@ -238,7 +238,7 @@ unsafe fn run(
         |seq| {
             // SAFETY: forwarded from this function's contract; `is_sound` proved the
             // regions well formed and apart.
-            match panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, host, entry) })) {
+            match panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, entry) })) {
                 Ok(outcome) => outcome.err(),
                 Err(payload) => Some(ModuleError::Panic(guard::message(payload, seq))),
             }
@@ -290,12 +290,10 @@ fn refuse(frame: &mut CallFrame) -> i32 {
 ///
 /// # Safety
 ///
-/// As for [`memlink_call`], with `frame` proven sound (`frame::is_sound`), and `host` its
-/// service table.
+/// As for [`memlink_call`], with `frame` proven sound (`frame::is_sound`).
 #[inline]
 unsafe fn call(
     frame: FrameRef<'_>,
-    host: &HostApi,
     entry: &'static dispatch::MethodEntry,
 ) -> Result<(), ModuleError> {
     // SAFETY: `is_sound` verified the pointers are non-null where lengths are
@@ -322,7 +320,7 @@ unsafe fn call(
     let ctx = unsafe { CallContext::for_call(&arena, frame, deadline, &caller) };
     // SAFETY: `host_call` is the handle of this running call, and the frame's outputs
     // are the call's to write.
-    let invocation = unsafe { Invocation::new(ctx, args, host, frame, budget) };
+    let invocation = unsafe { Invocation::new(ctx, args, frame, budget) };
     // A call whose deadline has passed is not started, and one that finishes after it
     // reports the timeout rather than a result nobody waits for any more.
     if budget.is_some() && invocation.context().is_expired() {

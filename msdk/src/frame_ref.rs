@@ -87,7 +87,7 @@ impl<'a> FrameRef<'a> {
     /// Says how much of its arena the call used.
     #[inline(always)]
     pub(crate) fn set_arena_used(self, used: usize) {
-        // SAFETY: as for `set_output`.
+        // SAFETY: as for `set_place`.
         unsafe { (*self.frame.as_ptr()).arena_used = used };
     }
 
@@ -166,7 +166,7 @@ mod tests {
         // SAFETY: the frame passed the checks it would (no persistent region).
         let ctx = unsafe { CallContext::for_call(&arena, f, None, &caller) };
         // SAFETY: the call handle is never used (no service is called).
-        let invocation = unsafe { Invocation::new(ctx, &args, f.host_api(), f, None) };
+        let invocation = unsafe { Invocation::new(ctx, &args, f, None) };
         let ctx = invocation.context();
         assert_eq!((ctx.trace_id(), ctx.span_id(), ctx.call_depth()), (7, 9, 2));
         assert_eq!(ctx.backpressure(), 0.25);

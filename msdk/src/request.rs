@@ -26,8 +26,7 @@ use crate::serialize::primitive::{Scalar, ScalarArgs};
 pub struct Invocation<'a> {
     ctx: CallContext<'a>,
     args: &'a [u8],
-    host: &'a HostApi,
-    /// The running call's frame, where the result's place is written as soon as it is
+    /// The running call's frame (its host's services too), where the result's place is written as soon as it is
     /// known (see `crate::frame_ref`).
     frame: FrameRef<'a>,
     /// Whether the result was set.
@@ -36,25 +35,23 @@ pub struct Invocation<'a> {
 }
 
 impl<'a> Invocation<'a> {
-    /// A call with `args` in `ctx`, whose output goes to the arena or through `host`, and
-    /// whose place is written into `frame`. `budget` is the time the host gave the call,
+    /// A call with `args` in `ctx`, whose output goes to the arena or through the host
+    /// of `frame`, and whose place is written into `frame`. `budget` is the time the host gave the call,
     /// which a timeout reports.
     ///
     /// # Safety
     ///
-    /// `frame.host_call()` must be the host's handle of the running call that `host`
-    /// expects, valid for `'a`.
+    /// `frame.host_call()` must be the host's handle of the running call that the frame's
+    /// host expects, valid for `'a`.
     pub(crate) unsafe fn new(
         ctx: CallContext<'a>,
         args: &'a [u8],
-        host: &'a HostApi,
         frame: FrameRef<'a>,
         budget: Option<std::time::Duration>,
     ) -> Invocation<'a> {
         Invocation {
             ctx,
             args,
-            host,
             frame,
             produced: Cell::new(false),
             budget,
@@ -118,7 +115,7 @@ impl<'a> Invocation<'a> {
         // which also gives the error if there is one.
         let mut bytes = Vec::new();
         serialize::encode_into(value, &mut bytes)?;
-        let ptr = write_through_host(self.host, self.frame.host_call(), &bytes)?;
+        let ptr = write_through_host(self.frame.host_api(), self.frame.host_call(), &bytes)?;
         self.set_place(ptr, bytes.len());
         Ok(())
     }
@@ -204,7 +201,7 @@ impl<'a> Invocation<'a> {
             self.set_place(slot.as_ptr(), slot.len());
             return Ok(());
         }
-        let ptr = write_through_host(self.host, self.frame.host_call(), bytes)?;
+        let ptr = write_through_host(self.frame.host_api(), self.frame.host_call(), bytes)?;
         self.set_place(ptr, bytes.len());
         Ok(())
     }
