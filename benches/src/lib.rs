@@ -6,6 +6,7 @@
 //! both places.
 
 pub mod alloc_count;
+pub mod boundary;
 pub mod daemon;
 pub mod figures;
 pub mod fixture;

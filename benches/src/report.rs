@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use memlink_abi::Status;
 use memlink_runtime::RuntimeConfig;
 
+use crate::boundary::Boundary;
 use crate::fixture::{
     call_rust_direct, call_rust_pointer, time_load_unload, Baseline, BumpRound, Host, MemlinkRound,
     ARENA_ROUND,
@@ -90,6 +92,34 @@ pub fn limits(report: &mut Report, cfg: &Config, fx: &Fixtures) {
     );
 }
 
+/// `basic::noop` called straight through the module's entry point, beside the same call
+/// through the runtime: the module's side of a call, and what the runtime adds to it.
+fn boundary(report: &mut Report, cfg: &Config, h: &Host) {
+    let mut b = match Boundary::load(&h.basic_path, "noop") {
+        Ok(b) => b,
+        Err(e) => return eprintln!("  module_boundary_noop_ns: skipped, {e}"),
+    };
+    // `()` comes back as MessagePack's nil: one byte.
+    let (status, len) = b.call(b"");
+    if status != Status::Ok as i32 || len != 1 {
+        return eprintln!(
+            "  module_boundary_noop_ns: skipped, noop gave status {status}, {len} bytes"
+        );
+    }
+    report.ns(
+        "module_boundary_noop_ns",
+        measure::run(cfg, || b.call(b"")),
+        "basic::noop's memlink_call through its dlsym pointer, a frame filled on the stack each call: no runtime (no admission, arena pool, deadline, metrics, output copy)",
+    );
+    if let (Some(through), Some(alone)) = (
+        report.get("export_noargs_by_id_ns"),
+        report.get("module_boundary_noop_ns"),
+    ) {
+        eprintln!("  runtime_side_noop_ns: what the runtime adds to the module's side of a call (the two figures above)");
+        report.value("runtime_side_noop_ns", through - alone);
+    }
+}
+
 /// Exports called through the runtime.
 pub fn exports(report: &mut Report, cfg: &Config, fx: &Fixtures) {
     let h = &fx.host;
@@ -98,6 +128,7 @@ pub fn exports(report: &mut Report, cfg: &Config, fx: &Fixtures) {
         measure::run(cfg, || h.noop_by_id()),
         "basic::noop, call_method(m, b\"\", &CallOptions::default()), output dropped",
     );
+    boundary(report, cfg, h);
     match Host::with_config(RuntimeConfig::default().builtin_metrics(false)) {
         Ok(quiet) => report.ns(
             "export_noargs_by_id_no_metrics_ns",

@@ -21,6 +21,7 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use memlink_benches::alloc_count::{self, CountingAlloc};
+use memlink_benches::boundary::Boundary;
 use memlink_benches::fixture::{time_load_unload_with, Baseline, BumpRound, Host, MemlinkRound};
 use memlink_benches::measure::Config;
 use memlink_benches::report::{self, Fixtures, Report};
@@ -35,7 +36,7 @@ const USAGE: &str =
     "usage: report [--quick] [--only GROUP,GROUP...] | report --profile OP [--iters N]
 GROUP: limits exports peers arena threads lifecycle nested zero_copy observability allocations
        daemon
-OP: raw_extern noop_by_id noop_by_name echo_raw echo_raw_by_id echo_msgpack
+OP: raw_extern boundary_noop noop_by_id noop_by_name echo_raw echo_raw_by_id echo_msgpack
     add_msgpack add_typed relay_echo relay_borrowed_echo load_unload_shared
     load_unload_no_persistent
     alloc_round bumpalo_round wasmtime_nop wasmtime_add wasmtime_echo";
@@ -128,6 +129,17 @@ fn run_profile(op: &str, iters: u64) -> ExitCode {
         "bumpalo_round" => {
             let mut bump = BumpRound::new();
             Box::new(move || bump.alloc_round())
+        }
+        "boundary_noop" => {
+            let mut b = match memlink_benches::modules::example("basic")
+                .and_then(|path| Boundary::load(&path, "noop"))
+            {
+                Ok(b) => b,
+                Err(e) => return fail(&e),
+            };
+            Box::new(move || {
+                black_box(b.call(b""));
+            })
         }
         "raw_extern" => match Baseline::load() {
             Ok(b) => Box::new(move || b.call_noop()),
