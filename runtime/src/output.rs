@@ -1,7 +1,6 @@
 //! [`CallOutput`]: a call's result, read in place; and how the runtime finds it where
 //! the module says it put it.
 
-use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -17,22 +16,7 @@ use crate::pool::ArenaPool;
 /// 48 bytes, whichever way it holds the result: moving one is three vector moves.
 #[derive(Debug)]
 pub struct CallOutput {
-    /// Dropped by [`CallOutput`]'s `Drop`, and only when it owns something: most outputs
-    /// are empty or small and own nothing, and the drop of every variant, out of line,
-    /// cost more than the call's output itself (14 instructions a call, callgrind,
-    /// `noop_by_id`) where one compare, inline, does.
-    repr: ManuallyDrop<Repr>,
-}
-
-impl Drop for CallOutput {
-    #[inline]
-    fn drop(&mut self) {
-        if self.repr.owns_memory() {
-            // SAFETY: this is the output's drop: `repr` is dropped here, once, and never
-            // used again. The variants skipped own nothing (`Repr::owns_memory`).
-            unsafe { ManuallyDrop::drop(&mut self.repr) }
-        }
-    }
+    repr: Repr,
 }
 
 /// A call's own argument buffer.
@@ -125,17 +109,7 @@ fn small_copy_short(result: &[u8], start: usize) -> (Window, u8) {
     (Window(bytes), start as u8)
 }
 
-// What `Repr::owns_memory` relies on: an inline result is plain bytes.
-const _: () = assert!(!std::mem::needs_drop::<Window>());
-
 impl Repr {
-    /// Whether dropping this releases anything: all but an empty or inline output, which
-    /// hold no more than bytes (`Window` has no drop).
-    #[inline(always)]
-    fn owns_memory(&self) -> bool {
-        !matches!(self, Repr::Empty | Repr::Inline { .. })
-    }
-
     #[inline]
     fn as_bytes(&self) -> &[u8] {
         match self {
@@ -170,7 +144,7 @@ impl CallOutput {
     /// 32 bytes never do: they are copied into the output and the arena goes back at once,
     /// which costs less than keeping it on loan.
     pub fn is_in_arena(&self) -> bool {
-        match &*self.repr {
+        match &self.repr {
             Repr::Arena { .. } => true,
             Repr::WithArgs(kept) => matches!(kept.0, Repr::Arena { .. }),
             _ => false,
@@ -247,17 +221,12 @@ pub(crate) fn locate(arena: &AlignedBuf, out: *const u8, len: usize) -> Found {
 }
 
 impl CallOutput {
-    #[inline(always)]
-    fn new(repr: Repr) -> CallOutput {
-        CallOutput {
-            repr: ManuallyDrop::new(repr),
-        }
-    }
-
     /// An output of no bytes.
     #[inline(always)]
     pub(crate) fn empty(args: Option<OwnedArgs>) -> CallOutput {
-        CallOutput::new(Repr::Empty.with_args(args))
+        CallOutput {
+            repr: Repr::Empty.with_args(args),
+        }
     }
 
     /// An output holding a copy of `bytes` (a cached result), 64-byte aligned like an
@@ -271,10 +240,12 @@ impl CallOutput {
         if bytes.len() <= INLINE {
             return CallOutput::small(&buf, 0, bytes.len(), None);
         }
-        CallOutput::new(Repr::Heap {
-            buf,
-            len: bytes.len(),
-        })
+        CallOutput {
+            repr: Repr::Heap {
+                buf,
+                len: bytes.len(),
+            },
+        }
     }
 
     /// An output of the `len` (at most [`INLINE`]) bytes at `offset` of `arena`, copied.
@@ -286,15 +257,15 @@ impl CallOutput {
         args: Option<OwnedArgs>,
     ) -> CallOutput {
         let (window, start) = small_copy(arena.as_slice(), offset, len);
-        CallOutput::new(
-            Repr::Inline {
+        CallOutput {
+            repr: Repr::Inline {
                 window,
                 start,
                 // At most 32: it fits a `u8`.
                 len: len as u8,
             }
             .with_args(args),
-        )
+        }
     }
 
     /// An output of the `len` bytes at `offset` of `arena`, read in place: the arena
@@ -306,14 +277,14 @@ impl CallOutput {
         len: usize,
         args: Option<OwnedArgs>,
     ) -> CallOutput {
-        CallOutput::new(
-            Repr::Arena {
+        CallOutput {
+            repr: Repr::Arena {
                 arena: PooledArena::new(arena, Arc::clone(pool)),
                 offset,
                 len,
             }
             .with_args(args),
-        )
+        }
     }
 }
 
@@ -347,7 +318,9 @@ pub(crate) fn collect(
         Some(buf)
             if buf.contains_range(out, len) && out.addr() == buf.as_slice().as_ptr().addr() =>
         {
-            Ok(CallOutput::new(Repr::Heap { buf, len }.with_args(args)))
+            Ok(CallOutput {
+                repr: Repr::Heap { buf, len }.with_args(args),
+            })
         }
         _ => Err(ModuleError::Abi(format!(
             "the module reported {len} output bytes outside the arena and the output buffer"
