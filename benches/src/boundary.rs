@@ -50,14 +50,21 @@ pub struct Boundary {
 }
 
 impl Boundary {
-    /// Opens the module at `path` (the image the runtime maps, when it has loaded the
-    /// same file), initializes it for a host that offers nothing, and finds `method`.
+    /// Opens a private copy of the module at `path`, initializes it for a host that
+    /// offers nothing, and finds `method`. The copy is an image of its own: the host it
+    /// is initialized for (which receives no logs) is not the one a runtime in the same
+    /// process initialized the original file for.
     pub fn load(path: &Path, method: &str) -> Result<Boundary, String> {
-        // SAFETY: the library is one of the workspace's example modules, whose
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| format!("{}: no file name", path.display()))?;
+        let copy = crate::fixture::private_copy_as(path, &format!("{stem}_boundary"))?;
+        // SAFETY: the library is a copy of one of the workspace's example modules, whose
         // initializers are std's and memlink-msdk's. It is leaked, never closed, so the
         // entry point copied out below stays valid for the life of the process.
         let lib: &'static Library = Box::leak(Box::new(
-            unsafe { Library::new(path) }.map_err(|e| format!("{}: {e}", path.display()))?,
+            unsafe { Library::new(&copy) }.map_err(|e| format!("{}: {e}", copy.display()))?,
         ));
         // SAFETY: every memlink module exports these three with these types (the ABI).
         let (info, init, call) = unsafe {

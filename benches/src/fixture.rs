@@ -545,15 +545,18 @@ pub fn reload_figures(path: &Path, reloads: usize) -> Result<(Vec<f64>, Option<f
 
 /// A copy of the module at `path` under another name, mapped as an image of its own.
 pub fn private_copy(path: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    private_copy_as(path, "libbasic_lifecycle")
+}
+
+/// [`private_copy`] named `stem`: each user of a private image names its own, so none
+/// maps another's.
+pub fn private_copy_as(path: &std::path::Path, stem: &str) -> Result<std::path::PathBuf, String> {
     let dir = modules::workspace().join("target/bench-fixtures");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let to = dir.join(format!(
-        "libbasic_lifecycle.{}",
-        std::env::consts::DLL_EXTENSION
-    ));
+    let to = dir.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
     // Copied under a temporary name and renamed: a process that has the previous copy
     // mapped keeps its file instead of seeing it rewritten under it.
-    let tmp = dir.join(format!("libbasic_lifecycle.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!("{stem}.{}.tmp", std::process::id()));
     std::fs::copy(path, &tmp).map_err(|e| format!("copy {}: {e}", path.display()))?;
     std::fs::rename(&tmp, &to).map_err(|e| format!("rename to {}: {e}", to.display()))?;
     Ok(to)
