@@ -19,7 +19,7 @@ use std::time::Duration;
 use memlink_abi::{self as abi, CallFrame, Format, ModuleError, Status};
 
 use crate::admission::Refused;
-use crate::args::{Args, Placed};
+use crate::args::{Args, CallInput, Placed};
 use crate::buffer::AlignedBuf;
 use crate::deadline;
 use crate::error::RuntimeError;
@@ -76,6 +76,22 @@ pub(crate) fn handle_from_host(
     handle: ModuleHandle,
     find: impl FnOnce(&Module) -> Result<u32, RuntimeError>,
     args: Args<'_>,
+    options: &CallOptions,
+) -> Result<CallOutput, RuntimeError> {
+    match args {
+        Args::Borrowed(bytes) => input_from_host(registry, handle, find, bytes, options),
+        args => input_from_host(registry, handle, find, args, options),
+    }
+}
+
+/// [`handle_from_host`] for arguments of one kind: a path of its own for bytes lent for
+/// the call (see `CallInput`).
+#[inline]
+fn input_from_host(
+    registry: &Registry,
+    handle: ModuleHandle,
+    find: impl FnOnce(&Module) -> Result<u32, RuntimeError>,
+    args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     // The steps of `holding`, written out: through its closure the compiler kept the
@@ -144,7 +160,7 @@ pub(crate) fn from_host(
     handle: ModuleHandle,
     module: &Module,
     index: u32,
-    args: Args<'_>,
+    args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     let passing;
@@ -167,7 +183,7 @@ fn on_thread(
     handle: ModuleHandle,
     module: &Module,
     index: u32,
-    args: Args<'_>,
+    args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     let meta = CallMeta {
@@ -230,7 +246,7 @@ pub(crate) fn export(
             registry,
             module,
             index,
-            Args::Borrowed(args),
+            args,
             &meta,
             None,
             |failure| match failure {
@@ -280,7 +296,7 @@ pub(crate) fn nested(
             registry,
             &target,
             index,
-            Args::Borrowed(args),
+            args,
             &meta,
             Some(caller),
             |failure| nested_error(limit, request, failure),
@@ -362,7 +378,7 @@ fn run<E>(
     registry: &Registry,
     module: &Module,
     index: u32,
-    args: Args<'_>,
+    args: impl CallInput,
     meta: &CallMeta,
     parent: Option<&HostCall<'_>>,
     fail: impl FnOnce(Failure) -> E,
@@ -386,7 +402,7 @@ fn guarded<E>(
     registry: &Registry,
     module: &Module,
     index: u32,
-    args: Args<'_>,
+    args: impl CallInput,
     meta: &CallMeta,
     parent: Option<&HostCall<'_>>,
     fail: impl FnOnce(Failure) -> E,
@@ -511,7 +527,7 @@ fn run_call<E>(
     registry: &Registry,
     module: &Module,
     index: u32,
-    args: Args<'_>,
+    args: impl CallInput,
     meta: &CallMeta,
     parent: Option<&HostCall<'_>>,
     fail: impl FnOnce(Failure) -> E,
