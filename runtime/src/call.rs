@@ -176,8 +176,40 @@ pub(crate) fn from_host(
 }
 
 /// [`from_host`] on the thread whose state is `thread`.
+///
+/// A call that carries nothing (no trace, no deadline of its own, and a module without
+/// a default timeout, which is what most calls are) is described by a constant, so the
+/// path it takes is compiled with no deadline to read or check and no ids to copy; any
+/// other takes the same path with the options read, out of line.
 #[inline(always)]
 fn on_thread(
+    thread: &ThreadState,
+    registry: &Registry,
+    handle: ModuleHandle,
+    module: &Module,
+    index: u32,
+    args: impl CallInput,
+    options: &CallOptions,
+) -> Result<CallOutput, RuntimeError> {
+    if options.carries_nothing() && module.default_timeout.is_none() {
+        run(
+            thread,
+            registry,
+            module,
+            index,
+            args,
+            &CallMeta::PLAIN,
+            None,
+            |failure| host_error(handle, module, index, failure),
+        )
+    } else {
+        with_options(thread, registry, handle, module, index, args, options)
+    }
+}
+
+/// [`on_thread`] for a call with a trace, a deadline or a module's default timeout.
+#[inline(never)]
+fn with_options(
     thread: &ThreadState,
     registry: &Registry,
     handle: ModuleHandle,

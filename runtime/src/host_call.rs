@@ -42,6 +42,16 @@ pub(crate) struct HostCall<'r> {
     pub(crate) parent: Option<&'r HostCall<'r>>,
 }
 
+impl CallMeta {
+    /// A call from the host with no trace and no deadline.
+    pub(crate) const PLAIN: CallMeta = CallMeta {
+        depth: 0,
+        trace_id: 0,
+        span_id: 0,
+        deadline: None,
+    };
+}
+
 impl HostCall<'_> {
     /// Whether `module` runs a call on this chain (this call or one that led to it).
     pub(crate) fn chain_holds(&self, module: &Module) -> bool {

@@ -34,4 +34,10 @@ impl CallOptions {
         self.deadline = Some(deadline);
         self
     }
+
+    /// Whether these are the default options: no trace, no deadline.
+    #[inline]
+    pub(crate) fn carries_nothing(&self) -> bool {
+        self.trace_id == 0 && self.span_id == 0 && self.deadline.is_none()
+    }
 }

@@ -287,6 +287,27 @@ fn call_options_reach_the_context() {
     );
 }
 
+/// A call with default options takes a path of its own (`CallMeta::PLAIN`); each option
+/// alone sends a call down the other, and reaches the module.
+#[test]
+fn each_option_alone_reaches_the_context() {
+    let (rt, h) = load("basic");
+    let info = |options: &CallOptions| {
+        let out = rt.call_with(h, "context_info", b"", options).unwrap();
+        let (_, trace, span, remaining, depth, _): (f32, u64, u64, Option<u64>, u32, bool) =
+            de(&out);
+        (trace, span, remaining.is_some(), depth)
+    };
+    let mut span_only = CallOptions::default();
+    span_only.span_id = 3;
+    let mut deadline_only = CallOptions::default();
+    deadline_only.deadline = Some(std::time::Instant::now() + Duration::from_secs(5));
+    assert_eq!(info(&CallOptions::default()), (0, 0, false, 0));
+    assert_eq!(info(&CallOptions::default().trace(5, 0)), (5, 0, false, 0));
+    assert_eq!(info(&span_only), (0, 3, false, 0));
+    assert_eq!(info(&deadline_only), (0, 0, true, 0));
+}
+
 #[test]
 fn a_method_resolved_once_is_called_by_index() {
     let (rt, h) = load("basic");
