@@ -241,7 +241,8 @@ impl Module {
     }
 
     /// The method named `name`, in one probe of its index (`crate::method_index`).
-    #[inline]
+    /// Always inlined: a call by name looks its method up on the call path.
+    #[inline(always)]
     pub(crate) fn method(&self, name: &str) -> Option<(u32, &Method)> {
         let i = self.by_name.find(name, |i| self.is_named(i, name))?;
         Some((i, &self.methods[i as usize]))

@@ -357,7 +357,15 @@ impl Runtime {
         method: &str,
         args: &[u8],
     ) -> Result<CallOutput, RuntimeError> {
-        self.call_with(handle, method, args, &CallOptions::default())
+        // The path written out rather than through `call_with`: one call fewer, and the
+        // default options are constants in this copy of it.
+        call::handle_from_host(
+            &self.registry,
+            handle,
+            |module| index_of(module, method),
+            Args::Borrowed(args),
+            &CallOptions::default(),
+        )
     }
 
     /// Calls `method` with encoded `args` and per-call `options`.
@@ -371,7 +379,7 @@ impl Runtime {
         call::handle_from_host(
             &self.registry,
             handle,
-            |module| resolve(module, method).map(|(index, _)| index),
+            |module| index_of(module, method),
             Args::Borrowed(args),
             options,
         )
@@ -562,10 +570,27 @@ fn info_of(m: &Module) -> ModuleInfo {
 fn resolve<'m>(module: &'m Module, name: &str) -> Result<(u32, &'m Method), RuntimeError> {
     module
         .method(name)
-        .ok_or_else(|| RuntimeError::UnknownMethod {
-            module: module.name.clone(),
-            method: name.to_owned(),
-        })
+        .ok_or_else(|| unknown_method(module, name))
+}
+
+/// The index of the method `name` of `module`, for a call by name: inlined into the call
+/// path, with the error made out of line.
+#[inline(always)]
+fn index_of(module: &Module, name: &str) -> Result<u32, RuntimeError> {
+    match module.method(name) {
+        Some((index, _)) => Ok(index),
+        None => Err(unknown_method(module, name)),
+    }
+}
+
+/// The error of a call to a method `module` does not have.
+#[cold]
+#[inline(never)]
+fn unknown_method(module: &Module, name: &str) -> RuntimeError {
+    RuntimeError::UnknownMethod {
+        module: module.name.clone(),
+        method: name.to_owned(),
+    }
 }
 
 impl ModuleRuntime for Runtime {
