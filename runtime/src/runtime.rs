@@ -253,14 +253,13 @@ impl Runtime {
         let Some((index, _)) = module.method(HEALTH_CHECK) else {
             return Ok(Health::Ready);
         };
-        let options = CallOptions::default();
         let asked = call::from_host(
             &self.registry,
             handle,
             &module,
             index,
             Args::Borrowed(&[]),
-            &options,
+            None,
         );
         Ok(match asked {
             Ok(_) => Health::Ready,
@@ -344,7 +343,7 @@ impl Runtime {
                 &module,
                 index,
                 Args::Borrowed(args),
-                options,
+                options.unless_default(),
             )
         });
         Ok((backpressure, output))
@@ -364,7 +363,7 @@ impl Runtime {
             handle,
             |module| index_of(module, method),
             Args::Borrowed(args),
-            &CallOptions::default(),
+            None,
         )
     }
 
@@ -381,7 +380,7 @@ impl Runtime {
             handle,
             |module| index_of(module, method),
             Args::Borrowed(args),
-            options,
+            options.unless_default(),
         )
     }
 
@@ -405,7 +404,12 @@ impl Runtime {
         args: impl CallArgs<'a>,
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
-        call::method_from_host(&self.registry, method, args.into_args().0, options)
+        call::method_from_host(
+            &self.registry,
+            method,
+            args.into_args().0,
+            options.unless_default(),
+        )
     }
 
     /// Memory for `len` bytes of arguments that the caller writes itself, aligned for an
@@ -479,13 +483,7 @@ impl Runtime {
             let id = m.id;
             Ok((MethodRef { handle, index, id }, formats))
         })?;
-        crate::typed::call_typed::<A, R>(
-            &self.registry,
-            method,
-            formats,
-            args,
-            &CallOptions::default(),
-        )
+        crate::typed::call_typed::<A, R>(&self.registry, method, formats, args, None)
     }
 
     /// Resolves `method` as a zero-copy handle: its arguments are the archive of `A`
