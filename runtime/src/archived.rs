@@ -146,8 +146,7 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     }
 
     fn run(&self, args: Args<'_>, options: &CallOptions) -> Result<R::Output, RuntimeError> {
-        let output =
-            call::method_from_host(&self.registry, self.method, args, options.unless_default())?;
+        let output = call::method_from_host(&self.registry, self.method, args, options)?;
         R::read(output, self.result_format).map_err(|e| self.codec(e))
     }
 

@@ -57,7 +57,7 @@ pub(crate) fn method_from_host(
     registry: &Registry,
     method: MethodRef,
     args: Args<'_>,
-    options: Option<&CallOptions>,
+    options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     handle_from_host(
         registry,
@@ -76,7 +76,7 @@ pub(crate) fn handle_from_host(
     handle: ModuleHandle,
     find: impl FnOnce(&Module) -> Result<u32, RuntimeError>,
     args: Args<'_>,
-    options: Option<&CallOptions>,
+    options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     match args {
         Args::Borrowed(bytes) => input_from_host(registry, handle, find, bytes, options),
@@ -92,7 +92,7 @@ fn input_from_host(
     handle: ModuleHandle,
     find: impl FnOnce(&Module) -> Result<u32, RuntimeError>,
     args: impl CallInput,
-    options: Option<&CallOptions>,
+    options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     // The steps of `holding`, written out: through its closure the compiler kept the
     // call path out of line, 35 more instructions a call (callgrind, `noop_by_id`).
@@ -161,7 +161,7 @@ pub(crate) fn from_host(
     module: &Module,
     index: u32,
     args: impl CallInput,
-    options: Option<&CallOptions>,
+    options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     let passing;
     // SAFETY: the state is used only within this call.
@@ -175,8 +175,7 @@ pub(crate) fn from_host(
     on_thread(thread, registry, handle, module, index, args, options)
 }
 
-/// [`from_host`] on the thread whose state is `thread`, with `options` (`None`: the
-/// default ones, `CallOptions::unless_default`).
+/// [`from_host`] on the thread whose state is `thread`.
 ///
 /// A call that carries nothing (no trace, no deadline of its own, and a module without
 /// a default timeout, which is what most calls are) is described by a constant, so the
@@ -190,9 +189,9 @@ fn on_thread(
     module: &Module,
     index: u32,
     args: impl CallInput,
-    options: Option<&CallOptions>,
+    options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
-    if options.is_none() && module.default_timeout.is_none() {
+    if options.carries_nothing() && module.default_timeout.is_none() {
         run(
             thread,
             registry,
@@ -204,7 +203,6 @@ fn on_thread(
             |failure| host_error(handle, module, index, failure),
         )
     } else {
-        let options = options.unwrap_or(&CallOptions::DEFAULT);
         with_options(thread, registry, handle, module, index, args, options)
     }
 }

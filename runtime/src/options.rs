@@ -16,13 +16,6 @@ pub struct CallOptions {
 }
 
 impl CallOptions {
-    /// The default options, as a constant the call path can point at.
-    pub(crate) const DEFAULT: CallOptions = CallOptions {
-        trace_id: 0,
-        span_id: 0,
-        deadline: None,
-    };
-
     /// Sets the trace and span ids.
     pub fn trace(mut self, trace_id: u64, span_id: u64) -> Self {
         self.trace_id = trace_id;
@@ -43,16 +36,8 @@ impl CallOptions {
     }
 
     /// Whether these are the default options: no trace, no deadline.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn carries_nothing(&self) -> bool {
         self.trace_id == 0 && self.span_id == 0 && self.deadline.is_none()
-    }
-
-    /// These options as the call path takes them: `None` for the default ones. Asked
-    /// where a call comes in, where the options are often a constant, so that the
-    /// question is answered when the caller is compiled.
-    #[inline(always)]
-    pub(crate) fn unless_default(&self) -> Option<&CallOptions> {
-        (!self.carries_nothing()).then_some(self)
     }
 }

@@ -253,13 +253,14 @@ impl Runtime {
         let Some((index, _)) = module.method(HEALTH_CHECK) else {
             return Ok(Health::Ready);
         };
+        let options = CallOptions::default();
         let asked = call::from_host(
             &self.registry,
             handle,
             &module,
             index,
             Args::Borrowed(&[]),
-            None,
+            &options,
         );
         Ok(match asked {
             Ok(_) => Health::Ready,
@@ -343,7 +344,7 @@ impl Runtime {
                 &module,
                 index,
                 Args::Borrowed(args),
-                options.unless_default(),
+                options,
             )
         });
         Ok((backpressure, output))
@@ -363,7 +364,7 @@ impl Runtime {
             handle,
             |module| index_of(module, method),
             Args::Borrowed(args),
-            None,
+            &CallOptions::default(),
         )
     }
 
@@ -380,7 +381,7 @@ impl Runtime {
             handle,
             |module| index_of(module, method),
             Args::Borrowed(args),
-            options.unless_default(),
+            options,
         )
     }
 
@@ -404,12 +405,7 @@ impl Runtime {
         args: impl CallArgs<'a>,
         options: &CallOptions,
     ) -> Result<CallOutput, RuntimeError> {
-        call::method_from_host(
-            &self.registry,
-            method,
-            args.into_args().0,
-            options.unless_default(),
-        )
+        call::method_from_host(&self.registry, method, args.into_args().0, options)
     }
 
     /// Memory for `len` bytes of arguments that the caller writes itself, aligned for an
@@ -483,7 +479,13 @@ impl Runtime {
             let id = m.id;
             Ok((MethodRef { handle, index, id }, formats))
         })?;
-        crate::typed::call_typed::<A, R>(&self.registry, method, formats, args, None)
+        crate::typed::call_typed::<A, R>(
+            &self.registry,
+            method,
+            formats,
+            args,
+            &CallOptions::default(),
+        )
     }
 
     /// Resolves `method` as a zero-copy handle: its arguments are the archive of `A`

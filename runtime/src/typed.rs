@@ -224,13 +224,7 @@ where
 
     /// Calls the method with `args` and the default options.
     pub fn call(&self, args: &A) -> Result<R::Output, RuntimeError> {
-        call_typed::<A, R>(
-            &self.registry,
-            self.method,
-            (self.args_format, self.result_format),
-            args,
-            None,
-        )
+        self.call_with(args, &CallOptions::default())
     }
 
     /// Calls the method with `args` and per-call `options`.
@@ -240,7 +234,7 @@ where
             self.method,
             (self.args_format, self.result_format),
             args,
-            options.unless_default(),
+            options,
         )
     }
 }
@@ -271,13 +265,12 @@ const STACK_ARGS: usize = 256;
 /// A typed call of `method`, whose arguments and result are in `formats` (checked
 /// against `A` and `R` by the caller): `args` encoded on the stack when they fit (the
 /// module reads them there: nothing is allocated), the call, the result read as `R`.
-/// `options` is `None` for the default ones (`CallOptions::unless_default`).
 pub(crate) fn call_typed<A, R>(
     registry: &Registry,
     method: MethodRef,
     (args_format, result_format): (Format, Format),
     args: &A,
-    options: Option<&CallOptions>,
+    options: &CallOptions,
 ) -> Result<R::Output, RuntimeError>
 where
     A: Serialize + ?Sized,
