@@ -3,10 +3,11 @@
 //! Read top-down, it follows one call:
 //!
 //! 1. [`method_from_host`]: a call from the host holds its module (with the thread's
-//!    hazard pointer when it can, `crate::hazard`); [`from_host`] decides its deadline
-//!    (`crate::deadline`) and turns a failure into the [`RuntimeError`] the caller
-//!    gets; [`nested`] is the same for a call a module makes, turning a failure into the
-//!    [`ModuleError`] the module gets.
+//!    hazard pointer when it can, `crate::hazard`); [`on_thread`] describes it, with a
+//!    constant when it carries no option and its module has no default timeout, else
+//!    with the deadline [`with_options`] decides (`crate::deadline`), and turns a
+//!    failure into the [`RuntimeError`] the caller gets; [`nested`] is the same for a
+//!    call a module makes, turning a failure into the [`ModuleError`] the module gets.
 //! 2. [`run`]: admission (a slot from the module's gate, unless the call re-enters a
 //!    module its chain already runs in), the call's memory laid out (`crate::args`), the
 //!    frame, the module's `memlink_call`, the slot back, its output found where the

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{de, load, mp};
-use memlink_runtime::{CallOptions, Format, ModuleError, RuntimeError};
+use memlink_runtime::{CallOptions, Format, ModuleError, ModuleRef, ModuleSettings, RuntimeError};
 use serde::{Deserialize, Serialize};
 
 fn module_error(r: Result<memlink_runtime::CallOutput, RuntimeError>) -> ModuleError {
@@ -306,6 +306,20 @@ fn each_option_alone_reaches_the_context() {
     assert_eq!(info(&CallOptions::default().trace(5, 0)), (5, 0, false, 0));
     assert_eq!(info(&span_only), (0, 3, false, 0));
     assert_eq!(info(&deadline_only), (0, 0, true, 0));
+
+    // A module with a default timeout of its own: default options take the other path
+    // too, and the call has the module's deadline.
+    let timed = rt
+        .load_with(
+            ModuleRef::from_path(common::module_copy("basic", "basic_default_timeout")),
+            &ModuleSettings::default()
+                .name("timed")
+                .default_timeout(Duration::from_secs(5)),
+        )
+        .unwrap();
+    let out = rt.call(timed, "context_info", b"").unwrap();
+    let (_, _, _, remaining, _, _): (f32, u64, u64, Option<u64>, u32, bool) = de(&out);
+    assert!(remaining.is_some_and(|ms| ms <= 5_000), "{remaining:?}");
 }
 
 #[test]
