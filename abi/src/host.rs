@@ -35,6 +35,21 @@ pub struct HostApi {
     /// [`CALL_BACKPRESSURE_ON_REQUEST`](crate::CALL_BACKPRESSURE_ON_REQUEST). `call` may
     /// be null (0 then).
     pub backpressure: unsafe extern "C" fn(call: *mut c_void) -> f32,
+    /// The [`CallFrame`](crate::CallFrame) of the innermost call this host is running on
+    /// the calling thread (the frame it passed to a module's `memlink_call`, which has
+    /// not returned; untyped here because the frame names this table), or null
+    /// when it runs none there. The module's boundary keeps no record of the running
+    /// call: what logs and panics outside the export's own code need of it (the export,
+    /// the trace, the host's handle) is asked for here, and only when they need it.
+    ///
+    /// Null when the host keeps no running call: the module's log records then carry no
+    /// export or trace, and its panics keep their message but not their location.
+    ///
+    /// Thread safety: answers for the calling thread only, from any thread. The frame
+    /// stays valid until the call it belongs to returns; a module reads from it only the
+    /// fields the host wrote (`host`, `host_call`, the method and the trace) and only
+    /// while that call runs below it on the same thread.
+    pub running_call: Option<unsafe extern "C" fn() -> *mut c_void>,
 }
 
 /// Log levels as they cross the boundary; a record is sent only when its level is at

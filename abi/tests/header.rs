@@ -93,7 +93,8 @@ fn c_lays_the_structs_out_as_rust_does() {
             alloc_output,
             call_module,
             log,
-            backpressure
+            backpressure,
+            running_call
         },
         LogRecord {
             size,

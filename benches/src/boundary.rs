@@ -13,8 +13,9 @@ use memlink_abi::{
     self as abi, CallFrame, HostApi, InitFrame, LogRecord, ModuleInfo, NestedCall, Status, StrRef,
 };
 
-/// A host table that offers nothing: no output buffers, no nested calls, no logs. An
-/// export that asks for one of them fails (none of those measured here does).
+/// A host table that offers nothing: no output buffers, no nested calls, no logs, no
+/// running call. An export that asks for one of them fails (none of those measured here
+/// does).
 static NO_SERVICES: HostApi = HostApi {
     size: size_of::<HostApi>() as u32,
     reserved: 0,
@@ -22,6 +23,9 @@ static NO_SERVICES: HostApi = HostApi {
     call_module: no_call,
     log: no_log,
     backpressure: idle,
+    // The least a host can do: it keeps no running call, so the module's logs would
+    // carry no export (none of those measured here logs).
+    running_call: None,
 };
 
 unsafe extern "C" fn no_output(_: *mut c_void, _: usize) -> *mut u8 {

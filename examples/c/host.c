@@ -52,8 +52,18 @@ static float backpressure(void *call) {
     return 0.0f;
 }
 
+/* The frame this thread's call runs on, for `running_call`: a module asks for it when it
+ * logs or records a panic, rather than keeping it itself on every call. This host calls
+ * on one thread, one call at a time, never nested. */
+static _Thread_local MemlinkCallFrame *running;
+
+static void *running_call(void) {
+    return running;
+}
+
 static const MemlinkHostApi HOST = {
     sizeof(MemlinkHostApi), 0, alloc_output, call_module, log_record, backpressure,
+    running_call,
 };
 
 typedef struct {
@@ -100,7 +110,9 @@ static int call(const Module *m, long index, const uint8_t *args, size_t args_le
     frame.timeout_ns = MEMLINK_NO_DEADLINE;
     frame.host = &HOST;
     frame.host_call = &host_call;
+    running = &frame;
     int32_t status = m->call(&frame);
+    running = NULL;
     const MemlinkStrRef name = m->info->methods[index].name;
     if (status != MEMLINK_STATUS_OK) {
         printf("%.*s failed with status %d: %.*s\n", (int)name.len, (const char *)name.ptr,

@@ -26,7 +26,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use memlink_examples::zero_copy_types::Point;
 use memlink_msdk::abi::{self, CallFrame, Format, HostApi, PersistentHeader, Status};
 use memlink_msdk::archive;
-use memlink_msdk::exports::memlink_call;
+
 use memlink_msdk::serialize::MAX_DEPTH;
 use memlink_msdk::ModuleError;
 
@@ -214,6 +214,7 @@ static SHORT_HOST_API: HostApi = HostApi {
     call_module: HOST_API.call_module,
     log: HOST_API.log,
     backpressure: HOST_API.backpressure,
+    running_call: HOST_API.running_call,
 };
 
 /// A persistent region as the host makes one: zeroed and 64-aligned, with a header
@@ -473,7 +474,7 @@ pub fn call(spec: &FrameSpec, args: &[u8]) -> Outcome {
     // length, misaligned regions, lengths past `isize::MAX` or past the end of the
     // address space (which cover more than the real bytes behind them), overlapping
     // regions, a short frame and a short host table.
-    let status = unsafe { memlink_call(&mut frame) };
+    let status = unsafe { host::call_running(&raw mut frame) };
     let outcome = host::collect(status, &frame, arena.as_ref(), &host_call);
     if let Some(a) = &arena {
         a.check_guards();

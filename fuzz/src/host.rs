@@ -33,7 +33,35 @@ pub static HOST_API: HostApi = HostApi {
     call_module,
     log,
     backpressure,
+    running_call: Some(running_call),
 };
+
+std::thread_local! {
+    /// The frame of the innermost call this thread runs through [`call_running`].
+    static RUNNING: core::cell::Cell<*mut c_void> =
+        const { core::cell::Cell::new(core::ptr::null_mut()) };
+}
+
+/// `HostApi::running_call`.
+unsafe extern "C" fn running_call() -> *mut c_void {
+    RUNNING
+        .try_with(core::cell::Cell::get)
+        .unwrap_or(core::ptr::null_mut())
+}
+
+/// Calls `memlink_call` on `frame` as the runtime does: the frame is this thread's
+/// running call (`HostApi::running_call`) until it returns.
+///
+/// # Safety
+///
+/// As for `memlink_call`.
+pub unsafe fn call_running(frame: *mut CallFrame) -> i32 {
+    let outer = RUNNING.with(|r| r.replace(frame.cast()));
+    // SAFETY: the caller's contract.
+    let status = unsafe { memlink_call(frame) };
+    RUNNING.with(|r| r.set(outer));
+    status
+}
 
 /// Log records delivered so far, all checked.
 pub static LOGS: AtomicU64 = AtomicU64::new(0);
@@ -349,7 +377,7 @@ pub fn call_valid(index: u32, args: &[u8], depth: u32) -> Outcome {
     // SAFETY: every pointer in the frame is valid as the ABI requires: `args` for
     // `args_len` unchanging bytes, the arena for `arena_len` bytes used by no one else,
     // `host` a static and `host_call` a live `HostCall` on this stack.
-    let status = unsafe { memlink_call(&mut frame) };
+    let status = unsafe { call_running(&raw mut frame) };
     let outcome = collect(status, &frame, Some(&arena), &host);
     arena.check_guards();
     outcome

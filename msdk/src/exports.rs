@@ -15,7 +15,6 @@ use crate::abi::{self, CallFrame, HostApi, InitFrame, ModuleInfo, Status, StrRef
 use crate::arena::Arena;
 use crate::caller::ModuleCaller;
 use crate::context::CallContext;
-use crate::current::CurrentCall;
 use crate::dispatch;
 use crate::error::ModuleError;
 use crate::frame;
@@ -121,6 +120,9 @@ fn init(frame: &InitFrame) -> Result<(), String> {
     }
     *loads += 1;
     crate::log::connect(frame.host, frame.max_log_level);
+    // SAFETY: checked above: the table is large enough, and valid until shutdown
+    // (`memlink_init`'s contract); the image forgets it at its last shutdown.
+    unsafe { crate::current::connect(frame.host) };
     Ok(())
 }
 
@@ -145,6 +147,7 @@ pub extern "C" fn memlink_shutdown() -> i32 {
         *loads = loads.saturating_sub(1);
         if *loads == 0 {
             crate::log::disconnect();
+            crate::current::disconnect();
             #[cfg(feature = "async")]
             crate::executor::runtime::stop();
         }
@@ -227,23 +230,20 @@ unsafe fn run(
         return Status::InvalidMethod as i32;
     };
     let host = frame.host_api();
-    // The running call is described for the whole call: panics are captured while it
-    // is, and logs name it. The export's result and the arena it used are written into
-    // the frame where they are known (`FrameRef`); only an error comes back here, so the
+    // The running call is the host's to keep (`crate::current`): the boundary records
+    // nothing of it. The export's result and the arena it used are written into the
+    // frame where they are known (`FrameRef`); only an error comes back here, so the
     // common case moves nothing through the unwinding boundary.
-    let failed = crate::current::enter(
-        // SAFETY: `enter` installs the description for this call alone and takes it
-        // down before returning or unwinding.
-        |seq| unsafe { CurrentCall::new(seq, frame, entry) },
-        |seq| {
-            // SAFETY: forwarded from this function's contract; `is_sound` proved the
-            // regions well formed and apart.
-            match panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, entry) })) {
-                Ok(outcome) => outcome.err(),
-                Err(payload) => Some(ModuleError::Panic(guard::message(payload, seq))),
-            }
-        },
-    );
+    // SAFETY: forwarded from this function's contract; `is_sound` proved the regions
+    // well formed and apart.
+    let failed = match panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, entry) })) {
+        Ok(outcome) => outcome.err(),
+        Err(payload) => Some(ModuleError::Panic(guard::message(
+            payload,
+            frame.as_mut_ptr(),
+        ))),
+    };
+    guard::end_of_call();
     match failed {
         None => Status::Ok as i32,
         // SAFETY: the call is over: no copy of the frame's pointer is used again, and
@@ -416,8 +416,8 @@ mod tests {
         }
     }
 
-    /// Reads the call's description through the context and the running call's slot
-    /// (what logs see) before and after setting results, then keeps the second.
+    /// Reads the call's description through the context and the running call the host
+    /// keeps (what logs see) before and after setting results, then keeps the second.
     static READS_AND_WRITES: dispatch::MethodEntry = export("reads_and_writes", |call| {
         let seen = |call: &Invocation<'_>| {
             let running = crate::current::current_call().map(|c| c.trace());
@@ -469,14 +469,16 @@ mod tests {
         let mut arena = Arena([0; 64]);
         let mut frame = crate::frame::tests::call_frame(&[], &mut arena.0);
         frame.method_id = id;
+        let frame_ptr = &raw mut frame;
         // SAFETY: the frame is a local the boundary has for the call: its arguments are
         // empty, its arena a local buffer used by nothing else, its host table valid
-        // (its services are never called: every output here fits the arena).
-        let status = unsafe {
-            run(&raw mut frame, |index, id| {
+        // (its services are never called: every output here fits the arena, and its
+        // running call is this frame while the call runs).
+        let status = crate::frame::tests::running(frame_ptr, || unsafe {
+            run(frame_ptr, |index, id| {
                 ((index, id) == (0, 1)).then_some(entry)
             })
-        };
+        });
         let out = if frame.out.is_null() {
             Vec::new()
         } else {

@@ -208,6 +208,27 @@ pub(crate) mod tests {
         0.0
     }
 
+    std::thread_local! {
+        /// The frame [`running`] runs a call on, for [`HOST`]'s `running_call`.
+        static RUNNING: core::cell::Cell<*mut c_void> =
+            const { core::cell::Cell::new(core::ptr::null_mut()) };
+    }
+
+    unsafe extern "C" fn running_call() -> *mut c_void {
+        RUNNING.with(core::cell::Cell::get)
+    }
+
+    /// Runs `f`, a call on `frame`, as a host keeping its running call does: [`HOST`]
+    /// answers `running_call` with `frame` meanwhile (and the module asks it).
+    pub(crate) fn running<R>(frame: *mut CallFrame, f: impl FnOnce() -> R) -> R {
+        // SAFETY: `HOST` is a static, as large as this module's table.
+        unsafe { crate::current::connect(&raw const HOST) };
+        let outer = RUNNING.with(|r| r.replace(frame.cast()));
+        let result = f();
+        RUNNING.with(|r| r.set(outer));
+        result
+    }
+
     /// A host table as large as this module's, for frames to name; its services are
     /// never called.
     pub(crate) static HOST: HostApi = HostApi {
@@ -217,6 +238,7 @@ pub(crate) mod tests {
         call_module: no_call,
         log: no_log,
         backpressure: idle,
+        running_call: Some(running_call),
     };
 
     /// A sound frame over `args` and `arena` naming [`HOST`]: method 0 (id 1), trace 7,

@@ -3,10 +3,11 @@
 //! printing to stderr.
 //!
 //! A module is a cdylib with its own copy of `std`, so the hook installed here sees
-//! only the module's panics. While a call is running on a thread (the boundary has
-//! pointed the thread's running-call slot at it, see `current::enter`), the hook records the
-//! message for the boundary to return; at any other time it defers to the hook that was
-//! installed before it.
+//! only the module's panics. While a call is running on a thread (the host says so,
+//! `crate::current`), the hook records the message, tagged with the call's frame, for
+//! that call's boundary to return; at any other time it defers to the hook that was
+//! installed before it. What a call recorded and its boundary did not return (a panic
+//! the export caught itself) is forgotten when the call ends.
 //!
 //! Some panics cannot unwind, and then no boundary will ever return their message: the
 //! process aborts right after the hook. That happens for a panic in a `Drop` that runs
@@ -21,17 +22,20 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::panic::{self, PanicHookInfo};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
+use crate::abi::CallFrame;
 use crate::current::CurrentCall;
 use crate::error::ModuleError;
 
 /// A panic the hook recorded during a call.
 #[derive(Debug, Clone)]
 struct Recorded {
-    /// The number of the call it happened in (`CurrentCall::seq`): a panic of an earlier
-    /// call (one the export caught itself) never names a later one.
-    seq: u64,
+    /// The frame of the call it happened in (null for `isolate`'s work): a call that
+    /// re-enters the module through a nested call has a frame of its own, so its
+    /// boundary never returns its caller's panic.
+    frame: *mut CallFrame,
     /// The message with its location: what the host receives.
     text: String,
     /// The payload's own text, when it is a string: `message` matches the payload it is
@@ -43,8 +47,31 @@ struct Recorded {
 /// Panics recorded and not yet returned. Bounded: only the most recent matter.
 const KEPT: usize = 4;
 
+/// How many panics are recorded, on every thread: while none is, the end of a call
+/// ([`end_of_call`]) is one load; else it forgets what its thread recorded.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's recorded panics; what is left of them when the thread ends leaves the
+/// count too.
+struct Records(RefCell<Vec<Recorded>>);
+
+impl Records {
+    /// Forgets every record, and leaves the count.
+    fn clear(&self) {
+        let mut r = self.0.borrow_mut();
+        PENDING.fetch_sub(r.len(), Ordering::Relaxed);
+        r.clear();
+    }
+}
+
+impl Drop for Records {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 thread_local! {
-    static RECORDED: RefCell<Vec<Recorded>> = const { RefCell::new(Vec::new()) };
+    static RECORDED: Records = const { Records(RefCell::new(Vec::new())) };
 }
 
 /// Installs the capturing hook, once per module image.
@@ -73,29 +100,36 @@ pub(crate) fn install_hook() {
 /// ```
 pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, ModuleError> {
     install_hook();
-    // Outside a host's call, the slot names no host: panics are recorded for this
-    // boundary, and log records go to the host the module was initialized by.
-    crate::current::enter(CurrentCall::isolated, |seq| {
-        panic::catch_unwind(panic::AssertUnwindSafe(f))
-            .map_err(|payload| ModuleError::Panic(message(payload, seq)))
+    // Outside a host's call, the work is the running call: panics are recorded for this
+    // boundary, and log records go to the host the module was initialized by. Inside
+    // one, the hook tags what it records with that call's frame, as here.
+    crate::current::isolated(|| {
+        let caught = panic::catch_unwind(panic::AssertUnwindSafe(f)).map_err(|payload| {
+            let frame = crate::current::current_call().map_or(core::ptr::null_mut(), |c| c.frame());
+            ModuleError::Panic(message(payload, frame))
+        });
+        end_of_call();
+        caught
     })
 }
 
 fn record(info: &PanicHookInfo<'_>, call: &CurrentCall) {
     let recorded = Recorded {
-        seq: call.seq,
+        frame: call.frame(),
         text: describe(info),
         payload: payload_text(info.payload()).map(str::to_owned),
     };
     let pending = RECORDED
         .try_with(|r| {
-            let mut r = r.borrow_mut();
+            let mut r = r.0.borrow_mut();
             if r.len() == KEPT {
                 r.remove(0);
+            } else {
+                PENDING.fetch_add(1, Ordering::Relaxed);
             }
             r.push(recorded.clone());
             r.iter()
-                .filter(|p| p.seq == call.seq)
+                .filter(|p| p.frame == call.frame())
                 .map(|p| p.text.clone())
                 .collect()
         })
@@ -128,19 +162,23 @@ fn last_words(module: &str, method: &str, messages: &[String]) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
-/// The message of a panic caught at the boundary of call `seq`: what the hook recorded
-/// for this payload in this call (with the location), or the payload's text when the
-/// hook did not record it (another hook replaced ours, or the panic was resumed with
+/// The message of a panic caught at the boundary of the call on `frame` (null for
+/// `isolate`'s work): what the hook recorded for this payload in this call (with the
+/// location), or the payload's text when the hook did not record it (another hook
+/// replaced ours, the host keeps no running call, or the panic was resumed with
 /// `resume_unwind`, which runs no hook).
-pub(crate) fn message(payload: Box<dyn Any + Send>, seq: u64) -> String {
+pub(crate) fn message(payload: Box<dyn Any + Send>, frame: *mut CallFrame) -> String {
     let own = payload_text(payload.as_ref()).map(str::to_owned);
     let recorded = RECORDED
         .try_with(|r| {
-            let mut r = r.borrow_mut();
-            let found = r.iter().rposition(|p| p.seq == seq && p.payload == own);
-            let text = found.map(|i| r.remove(i).text);
-            r.retain(|p| p.seq != seq);
-            text
+            let found = {
+                let r = r.0.borrow();
+                r.iter().rposition(|p| p.frame == frame && p.payload == own)
+            };
+            found.map(|i| {
+                PENDING.fetch_sub(1, Ordering::Relaxed);
+                r.0.borrow_mut().remove(i).text
+            })
         })
         .ok()
         .flatten();
@@ -150,6 +188,22 @@ pub(crate) fn message(payload: Box<dyn Any + Send>, seq: u64) -> String {
     // Dropping a payload can itself panic; that must not escape either.
     let _ = panic::catch_unwind(panic::AssertUnwindSafe(move || drop(payload)));
     text
+}
+
+/// Ends a call at its boundary: the panics its thread recorded (ones the export caught
+/// itself, which no boundary returns) are forgotten, so none names a panic of a later
+/// call. One load while no thread has a record.
+#[inline(always)]
+pub(crate) fn end_of_call() {
+    if PENDING.load(Ordering::Relaxed) != 0 {
+        forget_recorded();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn forget_recorded() {
+    let _ = RECORDED.try_with(Records::clear);
 }
 
 fn describe(info: &PanicHookInfo<'_>) -> String {
@@ -172,16 +226,20 @@ fn payload_text(payload: &(dyn Any + Send)) -> Option<&str> {
 mod tests {
     use super::*;
 
-    /// Runs `f` as if inside a call, as the boundary does; gives the call's number.
-    fn in_call<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    /// Runs `f` as if inside a call, as the boundary does: the message of the payload
+    /// `f` returns, as that call's boundary would return it, or `None`.
+    fn in_call(f: impl FnOnce() -> Option<Box<dyn Any + Send>>) -> Option<String> {
         install_hook();
-        crate::current::enter(CurrentCall::isolated, |seq| (f(), seq))
+        crate::current::isolated(|| {
+            let text = f().map(|payload| message(payload, core::ptr::null_mut()));
+            end_of_call();
+            text
+        })
     }
 
     #[test]
     fn captured_panics_carry_message_and_location() {
-        let (payload, seq) = in_call(|| panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err());
-        let text = message(payload, seq);
+        let text = in_call(|| panic::catch_unwind(|| panic!("boom {}", 7)).err()).unwrap();
         assert!(text.starts_with("boom 7 (at "), "{text}");
         assert!(text.contains("panic.rs"), "{text}");
     }
@@ -189,38 +247,70 @@ mod tests {
     #[test]
     fn payload_is_used_when_nothing_was_recorded() {
         let payload: Box<dyn Any + Send> = Box::new("plain");
-        assert_eq!(message(payload, 0), "plain");
+        assert_eq!(message(payload, core::ptr::null_mut()), "plain");
         let payload: Box<dyn Any + Send> = Box::new(5u8);
-        assert_eq!(message(payload, 0), "panic with a non-string payload");
+        assert_eq!(
+            message(payload, core::ptr::null_mut()),
+            "panic with a non-string payload"
+        );
     }
 
     #[test]
     fn a_panic_caught_by_user_code_does_not_name_a_later_one() {
-        let (payload, seq) = in_call(|| {
+        let text = in_call(|| {
             // The export catches a panic of its own and carries on...
             let _ = panic::catch_unwind(|| panic!("handled inside"));
             // ...then fails with a payload the hook never sees.
-            panic::catch_unwind(|| panic::resume_unwind(Box::new(42u32))).unwrap_err()
+            panic::catch_unwind(|| panic::resume_unwind(Box::new(42u32))).err()
         });
-        assert_eq!(message(payload, seq), "panic with a non-string payload");
-        let (payload, seq) = in_call(|| {
+        assert_eq!(text.unwrap(), "panic with a non-string payload");
+        let text = in_call(|| {
             let _ = panic::catch_unwind(|| panic!("handled inside"));
-            panic::catch_unwind(|| panic::resume_unwind(Box::new("resumed"))).unwrap_err()
+            panic::catch_unwind(|| panic::resume_unwind(Box::new("resumed"))).err()
         });
-        assert_eq!(message(payload, seq), "resumed");
+        assert_eq!(text.unwrap(), "resumed");
     }
 
     #[test]
     fn a_new_call_ignores_what_the_last_one_recorded() {
         in_call(|| {
             let _ = panic::catch_unwind(|| panic::panic_any(1u8));
+            None
         });
-        let (payload, seq) =
-            in_call(|| panic::catch_unwind(|| panic::resume_unwind(Box::new(2u8))).unwrap_err());
+        let text = in_call(|| panic::catch_unwind(|| panic::resume_unwind(Box::new(2u8))).err());
         assert_eq!(
-            message(payload, seq),
+            text.unwrap(),
             "panic with a non-string payload",
             "not the earlier call's panic, with its location"
         );
+        let left = RECORDED.with(|r| r.0.borrow().len());
+        assert_eq!(
+            left, 0,
+            "the end of a call forgets what its thread recorded"
+        );
+    }
+
+    #[test]
+    fn a_panic_is_returned_by_its_own_calls_boundary_only() {
+        let outer = core::ptr::without_provenance_mut::<CallFrame>(0x40);
+        let inner = core::ptr::without_provenance_mut::<CallFrame>(0x80);
+        let recorded = |frame, text: &str| Recorded {
+            frame,
+            text: format!("{text} (at here)"),
+            payload: Some(text.to_owned()),
+        };
+        RECORDED.with(|r| {
+            r.0.borrow_mut().push(recorded(outer, "same"));
+            PENDING.fetch_add(1, Ordering::Relaxed);
+        });
+        let payload: Box<dyn Any + Send> = Box::new("same");
+        assert_eq!(
+            message(payload, inner),
+            "same",
+            "the outer call's record is not the inner's"
+        );
+        let payload: Box<dyn Any + Send> = Box::new("same");
+        assert_eq!(message(payload, outer), "same (at here)");
+        end_of_call();
     }
 }

@@ -638,12 +638,19 @@ fn run_call<E>(
         out_len: 0,
         arena_used: 0,
     };
+    // The module asks for its running call only when it logs or records a panic
+    // (`HostApi::running_call`): the host keeps it, in the state it holds already, and
+    // puts the caller's back when the module returns (a module catches its panics, so
+    // nothing unwinds past here).
+    let frame_ptr = &raw mut frame;
+    let outer = thread.running.replace(frame_ptr.cast());
     // SAFETY: the frame honours the ABI: the arguments are borrowed, owned or in the
     // arena ahead of the scratch space, and in every case alive and unwritten until the
     // call returns; the scratch space is this call's alone (taken from the pool);
     // `host_call` lives on this stack until the call returns; and `call` is the module's
     // entry point, valid for the life of the process (its library is never unloaded).
-    let status = unsafe { (module.entry.call)(&mut frame) };
+    let status = unsafe { (module.entry.call)(frame_ptr) };
+    thread.running.set(outer);
     let latency = start.map(|s| {
         let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());
         (ns, config.latency_sampling)

@@ -22,7 +22,14 @@ pub(crate) static HOST_API: HostApi = HostApi {
     call_module: host_call_module,
     log: host_log,
     backpressure: host_backpressure,
+    running_call: Some(host_running_call),
 };
+
+/// `HostApi::running_call`: the frame this thread's innermost call runs on (a state of
+/// one `Cell`, which never panics).
+unsafe extern "C" fn host_running_call() -> *mut c_void {
+    crate::thread::running_frame()
+}
 
 /// The running call behind a call handle, if there is one.
 ///

@@ -7,6 +7,7 @@
 //! state is built without running code (a constant), so reaching it costs a load and a
 //! compare; the shard is claimed on the thread's first call.
 
+use core::ffi::c_void;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,6 +34,10 @@ pub(crate) struct ThreadState {
     pub(crate) arenas: ArenaCache,
     /// Where this thread's nested calls went last.
     pub(crate) targets: TargetCache,
+    /// The frame of the innermost call this thread runs in a module, or null: what
+    /// `HostApi::running_call` answers (`crate::call` sets it around a module's entry
+    /// point and puts the outer call's back).
+    pub(crate) running: Cell<*mut c_void>,
 }
 
 impl ThreadState {
@@ -42,6 +47,7 @@ impl ThreadState {
             countdown: Cell::new(1),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
+            running: Cell::new(core::ptr::null_mut()),
         }
     }
 
@@ -53,6 +59,7 @@ impl ThreadState {
             countdown: Cell::new(1),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
+            running: Cell::new(core::ptr::null_mut()),
         }
     }
 
@@ -138,6 +145,14 @@ pub(crate) unsafe fn current<'a>() -> Option<&'a ThreadState> {
     // that uses them returned (a destructor calling here either got `Err` above or runs
     // before this state's destructor). The caller does not keep it longer.
     Some(unsafe { &*state })
+}
+
+/// The frame of the innermost call this thread runs in a module, or null (none, or the
+/// thread is tearing down its locals).
+pub(crate) fn running_frame() -> *mut c_void {
+    STATE
+        .try_with(|state| state.running.get())
+        .unwrap_or(core::ptr::null_mut())
 }
 
 #[cold]

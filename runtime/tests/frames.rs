@@ -70,6 +70,8 @@ static HOST: HostApi = HostApi {
     call_module,
     log,
     backpressure,
+    // A host that keeps no running call, as the ABI allows.
+    running_call: None,
 };
 
 /// A host table that claims to be smaller than the module's.

@@ -400,3 +400,103 @@ fn a_caught_panic_is_logged_at_error_level_with_its_location() {
     assert!(message.starts_with("panicked: kaboom (at "), "{message}");
     assert!(message.contains("basic.rs:"), "the location: {message}");
 }
+
+/// A runtime with `sink` at INFO and copies of `hazards` and `basic` loaded as
+/// `hazards_<tag>` and `basic_<tag>`.
+fn hazards_and_basic(sink: Arc<Collect>, tag: &str) -> (Runtime, memlink_runtime::ModuleHandle) {
+    let config = RuntimeConfig::default()
+        .log_sink(sink)
+        .log_level(tracing::Level::INFO);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let hazards = format!("hazards_{tag}");
+    let basic = format!("basic_{tag}");
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("hazards", &hazards)),
+            &hazards,
+        )
+        .unwrap();
+    rt.load_as(ModuleRef::from_path(module_copy("basic", &basic)), &basic)
+        .unwrap();
+    (rt, h)
+}
+
+/// The host keeps the running call, and the module asks for it when it logs: a record
+/// names the export that logged it, before, during and after a nested call, and carries
+/// the trace the call came with.
+#[test]
+fn records_name_their_own_call_across_a_nested_one() {
+    let sink = Arc::new(Collect::default());
+    let (rt, h) = hazards_and_basic(sink.clone(), "nested_logs");
+    let args = ("basic_nested_logs", "chatty", mp(&(3u32,)), "");
+    let options = CallOptions::default().trace(7, 9);
+    let out = rt
+        .call_with(h, "around_nested", &mp(&args), &options)
+        .unwrap();
+    assert_eq!(
+        out.as_bytes(),
+        b"1 bytes",
+        "a raw string result: the nested call gave nil"
+    );
+    let got = sink.0.lock().unwrap().clone();
+    let seen: Vec<(&str, &str, &str, u64)> = got
+        .iter()
+        .map(|r| (r.1.as_str(), r.2.as_str(), r.3.as_str(), r.5))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("hazards_nested_logs", "around_nested", "before", 7),
+            ("basic_nested_logs", "chatty", "an error", 7),
+            ("basic_nested_logs", "chatty", "a warning", 7),
+            ("basic_nested_logs", "chatty", "some information", 7),
+            ("hazards_nested_logs", "around_nested", "after", 7),
+        ]
+    );
+    assert_eq!(got[0].6, 9, "the call's own span");
+}
+
+/// A panic's message and location go back through its own call's boundary: a call that
+/// re-enters the module and panics there does not lend its record to its caller's
+/// panic, nor its caller's to it.
+#[test]
+fn a_panic_is_returned_by_its_own_call_when_the_module_re_enters_itself() {
+    let sink = Arc::new(Collect::default());
+    let (rt, h) = hazards_and_basic(sink.clone(), "nested_panics");
+    let inner = mp(&(
+        "basic_nested_panics",
+        "noop",
+        Vec::<u8>::new(),
+        "the inner panic",
+    ));
+    let args = (
+        "hazards_nested_panics",
+        "around_nested",
+        inner,
+        "the outer panic",
+    );
+    let err = rt.call(h, "around_nested", &mp(&args)).unwrap_err();
+    let Some(memlink_runtime::ModuleError::Panic(outer)) = err.module_error() else {
+        panic!("expected a panic, got {err}");
+    };
+    assert!(outer.starts_with("the outer panic (at "), "{outer}");
+    assert!(outer.contains("hazards.rs:"), "the location: {outer}");
+    let got = sink.0.lock().unwrap().clone();
+    let panicked: Vec<&str> = got
+        .iter()
+        .filter(|r| r.3.starts_with("panicked: "))
+        .map(|r| r.3.as_str())
+        .collect();
+    assert_eq!(panicked.len(), 2, "{panicked:?}");
+    assert!(
+        panicked[0].starts_with("panicked: the inner panic (at ")
+            && panicked[0].contains("hazards.rs:"),
+        "the inner call's own message and location: {panicked:?}"
+    );
+    let own: Vec<&str> = got
+        .iter()
+        .filter(|r| !r.3.starts_with("panicked: "))
+        .map(|r| r.3.as_str())
+        .collect();
+    assert_eq!(own, ["before", "before", "after", "after"]);
+}
