@@ -3,6 +3,10 @@
 //! Build: `cargo build -p memlink-examples --example basic`, then
 //! `memlink call target/debug/examples/libbasic.so add '[2, 3]'`.
 
+// A module needs no `unsafe` of its own, and what `#[memlink_export]` generates has none:
+// this keeps both true.
+#![forbid(unsafe_code)]
+
 use memlink_msdk::prelude::*;
 use serde::{Deserialize, Serialize};
 

@@ -112,11 +112,15 @@
 
  Version 2 carries the host's "ask for backpressure" request as a flag bit of
  [`CallFrame::flags`] where version 1 sent a NaN. Version 3 adds each method's
- signature to the method table ([`MethodInfo::signature`]).
+ signature to the method table ([`MethodInfo::signature`]). Version 4 has the host keep
+ the running call ([`HostApi::running_call`]) and lets a module give each method an
+ entry point of its own ([`ModuleInfo::method_calls`]).
 
  [`MethodInfo::signature`]: crate::MethodInfo::signature
+ [`HostApi::running_call`]: crate::HostApi::running_call
+ [`ModuleInfo::method_calls`]: crate::ModuleInfo::method_calls
  */
-#define MEMLINK_ABI_VERSION 3
+#define MEMLINK_ABI_VERSION 4
 
 /*
  `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
@@ -637,6 +641,16 @@ typedef struct MemlinkModuleInfo {
    Reserved, zero.
    */
   uint32_t reserved;
+  /*
+   Null, or `method_count` entries, one per row of `methods` in the same order: the
+   method's own entry point, or null where the module has none. A host may call a
+   method through its own entry point instead of `memlink_call`, with the same frame
+   and under the same contract; the module then does not look the method up, and can
+   run the export's code inline. The frame's method fields are filled as for
+   `memlink_call`; an entry point refuses a frame whose `method_id` is not its
+   method's with [`Status::InvalidMethod`](crate::Status::InvalidMethod).
+   */
+  int32_t (**method_calls)(struct MemlinkCallFrame *frame);
 } MemlinkModuleInfo;
 
 /*

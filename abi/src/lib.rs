@@ -76,7 +76,7 @@ pub use host::{level, HostApi, LogField, LogRecord, NestedCall, NESTED_TYPED};
 pub use metrics::{
     MetricRecord, MetricValue, BUCKETS, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM,
 };
-pub use module_info::{method_id, MethodInfo, ModuleInfo, METHOD_ASYNC, METHOD_PURE};
+pub use module_info::{method_id, MethodCallFn, MethodInfo, ModuleInfo, METHOD_ASYNC, METHOD_PURE};
 pub use status::Status;
 pub use symbols::*;
 pub use text::StrRef;

@@ -1,6 +1,11 @@
 //! What a module says about itself: [`ModuleInfo`] and its method table.
 
+use crate::frames::CallFrame;
 use crate::text::StrRef;
+
+/// A method's own entry point (see [`ModuleInfo::method_calls`]): `memlink_call` for that
+/// method alone, with the same contract.
+pub type MethodCallFn = unsafe extern "C" fn(frame: *mut CallFrame) -> i32;
 
 /// FNV-1a, 32 bits, of a method name: the method's id on the wire.
 ///
@@ -49,6 +54,14 @@ pub struct ModuleInfo {
     pub rkyv_format: u32,
     /// Reserved, zero.
     pub reserved: u32,
+    /// Null, or `method_count` entries, one per row of `methods` in the same order: the
+    /// method's own entry point, or null where the module has none. A host may call a
+    /// method through its own entry point instead of `memlink_call`, with the same frame
+    /// and under the same contract; the module then does not look the method up, and can
+    /// run the export's code inline. The frame's method fields are filled as for
+    /// `memlink_call`; an entry point refuses a frame whose `method_id` is not its
+    /// method's with [`Status::InvalidMethod`](crate::Status::InvalidMethod).
+    pub method_calls: *const Option<unsafe extern "C" fn(frame: *mut CallFrame) -> i32>,
 }
 
 /// `MethodInfo::flags` bit: the export is an `async fn`.

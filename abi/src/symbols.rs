@@ -10,10 +10,14 @@ use crate::module_info::ModuleInfo;
 ///
 /// Version 2 carries the host's "ask for backpressure" request as a flag bit of
 /// [`CallFrame::flags`] where version 1 sent a NaN. Version 3 adds each method's
-/// signature to the method table ([`MethodInfo::signature`]).
+/// signature to the method table ([`MethodInfo::signature`]). Version 4 has the host keep
+/// the running call ([`HostApi::running_call`]) and lets a module give each method an
+/// entry point of its own ([`ModuleInfo::method_calls`]).
 ///
 /// [`MethodInfo::signature`]: crate::MethodInfo::signature
-pub const ABI_VERSION: u32 = 3;
+/// [`HostApi::running_call`]: crate::HostApi::running_call
+/// [`ModuleInfo::method_calls`]: crate::ModuleInfo::method_calls
+pub const ABI_VERSION: u32 = 4;
 
 /// `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
 /// (written as a literal so that C sees it too).

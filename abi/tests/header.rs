@@ -64,7 +64,8 @@ fn c_lays_the_structs_out_as_rust_does() {
             methods,
             method_count,
             rkyv_format,
-            reserved
+            reserved,
+            method_calls
         },
         MethodInfo {
             name,

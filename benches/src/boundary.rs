@@ -1,5 +1,6 @@
-//! A call into a module with no runtime around it: the frame built on the stack,
-//! `memlink_call` through its `dlsym` pointer, the status and the result's length read.
+//! A call into a module with no runtime around it: the frame built on the stack, the
+//! method's own entry point called (`memlink_call` through its `dlsym` pointer when the
+//! module gives it none), the status and the result's length read.
 //! It is what a call costs when the host does only what the ABI requires, so beside a
 //! call through the runtime it splits that call's time between the module's side of the
 //! boundary and the runtime's (admission, the arena pool, the deadline, metrics, the
@@ -44,7 +45,8 @@ unsafe extern "C" fn idle(_: *mut c_void) -> f32 {
 #[repr(C, align(16))]
 struct Scratch([u8; 4096]);
 
-/// One export of a module, called straight through its entry point.
+/// One export of a module, called straight through its entry point (its own, when the
+/// module gives it one, as the runtime calls it).
 #[derive(Debug)]
 pub struct Boundary {
     call: unsafe extern "C" fn(*mut CallFrame) -> i32,
@@ -102,7 +104,7 @@ impl Boundary {
         }
         let arena = Box::new(Scratch([0; 4096]));
         Ok(Boundary {
-            call,
+            call: own_entry(info, index).unwrap_or(call),
             index,
             id,
             arena,
@@ -143,6 +145,17 @@ impl Boundary {
         let status = unsafe { (self.call)(&mut frame) };
         (status, frame.out_len)
     }
+}
+
+/// Method `index`'s own entry point, if the module gives it one: what a host calls
+/// instead of `memlink_call` then.
+fn own_entry(info: &ModuleInfo, index: u32) -> Option<unsafe extern "C" fn(*mut CallFrame) -> i32> {
+    if info.method_calls.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null `method_calls` has `method_count` entries that live as long as
+    // the module (the ABI), which is never unloaded; `index` was found in the table.
+    unsafe { *info.method_calls.add(index as usize) }
 }
 
 /// The index and id of `method` in the module's table.

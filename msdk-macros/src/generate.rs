@@ -68,7 +68,11 @@ fn typed(input: &mut FnArg) -> Option<&mut PatType> {
     }
 }
 
-/// The `const _: () = { ... };` block that registers `export`.
+/// The `const _: () = { ... };` block that registers `export`: the arguments' type, the
+/// wrapper, the export's own entry point and its row of the method table. The entry point
+/// is the SDK's generic `export_call` for a type of the block's own that names the wrapper
+/// (`OwnEntry`): the boundary with the wrapper compiled into it, and no `unsafe` in the
+/// author's crate, which may forbid it.
 pub(crate) fn registration(export: &Export) -> TokenStream {
     let names = Names::new();
     let private = quote!(::memlink_msdk::__private);
@@ -106,6 +110,20 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
         const _: () = {
             #args_struct
             #invoke
+            /// The export as its own entry point knows it.
+            struct __MemlinkOwnEntry;
+            impl #private::OwnEntry for __MemlinkOwnEntry {
+                const ID: u32 = #private::method_id(#name);
+                fn entry() -> &'static #private::MethodEntry {
+                    &__MEMLINK_METHOD
+                }
+                #[inline(always)]
+                fn invoke(
+                    call: &#private::Invocation<'_>,
+                ) -> ::core::result::Result<(), #private::ModuleError> {
+                    __memlink_invoke(call)
+                }
+            }
             #[#private::linkme::distributed_slice(#private::METHODS)]
             #[linkme(crate = #private::linkme)]
             static __MEMLINK_METHOD: #private::MethodEntry = #private::MethodEntry {
@@ -125,6 +143,9 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                 result_type: #result_type,
                 signature: #signature,
                 invoke: __memlink_invoke,
+                call: ::core::option::Option::Some(
+                    #private::export_call::<__MemlinkOwnEntry>,
+                ),
             };
         };
     }
@@ -190,6 +211,7 @@ fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
         ResultKind::Archived(_) => quote!(#inv.encode_archived_result(&#value.0)),
     };
     quote! {
+        #[inline]
         fn __memlink_invoke(
             #inv: &::memlink_msdk::__private::Invocation<'_>,
         ) -> ::core::result::Result<(), ::memlink_msdk::__private::ModuleError> {
@@ -317,6 +339,15 @@ mod tests {
         assert!(text.contains("arg_count : 2u16"), "{text}");
         assert!(text.contains("Format :: MessagePack"), "{text}");
         assert!(text.contains("add (__inv . context () , __memlink_arg0 , __memlink_arg1)"));
+        assert!(
+            text.contains("const ID : u32 = :: memlink_msdk :: __private :: method_id (\"add\")")
+                && text.contains("export_call :: < __MemlinkOwnEntry >"),
+            "the export's own entry point, for its id: {text}"
+        );
+        assert!(
+            !text.contains("unsafe"),
+            "nothing unsafe in the author's crate: {text}"
+        );
     }
 
     #[test]
@@ -325,7 +356,7 @@ mod tests {
             async fn up(ctx: CallContext<'_>, s: &str) -> Result<String> { Ok(s.into()) }
         });
         let text = quote!(#file).to_string();
-        assert!(!text.contains("struct"), "{text}");
+        assert!(!text.contains("struct __MemlinkArgs"), "{text}");
         assert!(text.contains("args_format : :: memlink_msdk :: __private :: Format :: Raw"));
         assert!(text.contains("result_format : :: memlink_msdk :: __private :: Format :: Raw"));
         assert!(text.contains("__inv . block_on (up (:: core :: clone :: Clone :: clone"));

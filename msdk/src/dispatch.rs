@@ -44,6 +44,10 @@ pub struct MethodEntry {
     pub signature: &'static str,
     /// Decodes the arguments, runs the function and encodes its result.
     pub invoke: fn(&Invocation<'_>) -> Result<(), ModuleError>,
+    /// The export's own entry point (`ModuleInfo::method_calls`): the call boundary with
+    /// this export's `invoke` compiled into it. `None` for an entry with none (the
+    /// boundary's tests make such entries); the host then calls `memlink_call`.
+    pub call: Option<abi::MethodCallFn>,
 }
 
 /// Every export linked into this binary.
@@ -54,13 +58,16 @@ pub static METHODS: [MethodEntry];
 pub(crate) struct Table {
     entries: Vec<&'static MethodEntry>,
     infos: Vec<MethodInfo>,
+    /// Each entry's own entry point, for `ModuleInfo::method_calls`.
+    #[allow(dead_code)] // read by the host, through `info`'s pointer into it
+    calls: Vec<Option<abi::MethodCallFn>>,
     info: ModuleInfo,
     duplicate: Option<String>,
     name: &'static str,
 }
 
 // SAFETY: the raw pointers inside `ModuleInfo`, `MethodInfo` and `StrRef` point into
-// `'static` strings and into `infos`, which is never changed after construction, so
+// `'static` strings and into `infos` and `calls`, never changed after construction, so
 // sharing the table between threads only ever reads immutable memory.
 unsafe impl Sync for Table {}
 // SAFETY: as above; nothing in the table is tied to the thread that built it.
@@ -84,6 +91,7 @@ impl Table {
         entries.sort_by_key(|e| (abi::method_id(e.name), e.name));
         let duplicate = find_duplicate(&entries);
         let infos: Vec<MethodInfo> = entries.iter().map(|e| method_info(e)).collect();
+        let calls: Vec<Option<abi::MethodCallFn>> = entries.iter().map(|e| e.call).collect();
         let (name, version) = entries
             .first()
             .map_or(("unnamed", "0.0.0"), |e| (e.crate_name, e.crate_version));
@@ -98,10 +106,12 @@ impl Table {
             method_count: infos.len(),
             rkyv_format: crate::archive::format(),
             reserved: 0,
+            method_calls: calls.as_ptr(),
         };
         Table {
             entries,
             infos,
+            calls,
             info,
             duplicate,
             name,
@@ -185,6 +195,7 @@ mod tests {
             result_type: None,
             signature: "f(a: u32, b: u32) -> String",
             invoke: |_| Ok(()),
+            call: None,
         }
     }
 

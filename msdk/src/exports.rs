@@ -189,7 +189,46 @@ pub unsafe extern "C" fn memlink_metrics(
 #[no_mangle]
 pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     // SAFETY: forwarded from this function's contract.
-    unsafe { run(frame, |index, id| dispatch::table().entry(index, id)) }
+    unsafe {
+        run(
+            frame,
+            |index, id| dispatch::table().entry(index, id),
+            |entry, call| (entry.invoke)(call),
+        )
+    }
+}
+
+/// An export as its own entry point ([`export_call`]) knows it, at compile time:
+/// `#[memlink_export]` implements it for a type of its own per export.
+#[doc(hidden)]
+pub trait OwnEntry {
+    /// [`abi::method_id`] of the export's name.
+    const ID: u32;
+    /// The export's row of the method table.
+    fn entry() -> &'static dispatch::MethodEntry;
+    /// The export's wrapper: decode, call, encode.
+    fn invoke(call: &Invocation<'_>) -> Result<(), ModuleError>;
+}
+
+/// The entry point of the one export `E` (`ModuleInfo::method_calls`): the boundary of
+/// [`memlink_call`] with the export's wrapper compiled into it and nothing looked up. A
+/// frame that names another method (by its id) is refused as `memlink_call` refuses an
+/// unknown one. Generic, so that no `unsafe` is written in the crate that defines the
+/// export.
+///
+/// # Safety
+///
+/// As for [`memlink_call`].
+#[doc(hidden)]
+pub unsafe extern "C" fn export_call<E: OwnEntry>(frame: *mut CallFrame) -> i32 {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        run(
+            frame,
+            |_, id| (id == E::ID).then(E::entry),
+            |_, call| E::invoke(call),
+        )
+    }
 }
 
 /// [`memlink_call`] with the export found by `lookup` (from the method's index and id):
@@ -203,6 +242,7 @@ pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
 unsafe fn run(
     frame: *mut CallFrame,
     lookup: impl FnOnce(u32, u32) -> Option<&'static dispatch::MethodEntry>,
+    invoke: impl FnOnce(&'static dispatch::MethodEntry, &Invocation<'_>) -> Result<(), ModuleError>,
 ) -> i32 {
     let Some(frame) = NonNull::new(frame) else {
         return Status::Abi as i32;
@@ -236,7 +276,9 @@ unsafe fn run(
     // common case moves nothing through the unwinding boundary.
     // SAFETY: forwarded from this function's contract; `is_sound` proved the regions
     // well formed and apart.
-    let failed = match panic::catch_unwind(AssertUnwindSafe(|| unsafe { call(frame, entry) })) {
+    let failed = match panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+        call(frame, entry, |call| invoke(entry, call))
+    })) {
         Ok(outcome) => outcome.err(),
         Err(payload) => Some(ModuleError::Panic(guard::message(
             payload,
@@ -284,7 +326,7 @@ fn refuse(frame: &mut CallFrame) -> i32 {
     problem.code()
 }
 
-/// Runs the export `entry` on `frame`: its result's place and the arena it used go into
+/// Runs the export `entry` on `frame` through `invoke` (its wrapper): its result's place and the arena it used go into
 /// the frame (the arena used whatever the outcome, unless the export panicked), and an
 /// error is returned.
 ///
@@ -295,6 +337,7 @@ fn refuse(frame: &mut CallFrame) -> i32 {
 unsafe fn call(
     frame: FrameRef<'_>,
     entry: &'static dispatch::MethodEntry,
+    invoke: impl FnOnce(&Invocation<'_>) -> Result<(), ModuleError>,
 ) -> Result<(), ModuleError> {
     // SAFETY: `is_sound` verified the pointers are non-null where lengths are
     // non-zero, the lengths fit an `isize` and the regions do not overlap; the caller
@@ -326,7 +369,7 @@ unsafe fn call(
     if budget.is_some() && invocation.context().is_expired() {
         return Err(invocation.timed_out());
     }
-    let outcome = (entry.invoke)(&invocation);
+    let outcome = invoke(&invocation);
     frame.set_arena_used(arena.used());
     outcome?;
     if budget.is_some() && invocation.context().is_expired() {
@@ -413,6 +456,7 @@ mod tests {
             result_type: None,
             signature: "",
             invoke,
+            call: None,
         }
     }
 
@@ -457,28 +501,70 @@ mod tests {
     #[repr(C, align(16))]
     struct Arena([u8; 64]);
 
-    /// Runs `entry` through the real boundary on a frame of the tests' own; returns the
-    /// status, the output's bytes and the arena used.
-    fn call(entry: &'static dispatch::MethodEntry) -> (i32, Vec<u8>, usize) {
-        call_as(1, entry)
+    /// The tests' exports as their own entry points know them: each of id 1, the id
+    /// the tests' table gives its one method.
+    macro_rules! own_entries {
+        ($($own:ident = $entry:ident),* $(,)?) => {$(
+            struct $own;
+            impl OwnEntry for $own {
+                const ID: u32 = 1;
+                fn entry() -> &'static dispatch::MethodEntry {
+                    &$entry
+                }
+                fn invoke(call: &Invocation<'_>) -> Result<(), ModuleError> {
+                    ($entry.invoke)(call)
+                }
+            }
+        )*};
+    }
+    own_entries!(
+        ReadsAndWrites = READS_AND_WRITES,
+        SetsThenFails = SETS_THEN_FAILS,
+        SetsThenPanics = SETS_THEN_PANICS,
+        ReturnsNothing = RETURNS_NOTHING,
+        OverlongResult = OVERLONG,
+    );
+
+    /// Runs export `E` through the real boundary on a frame of the tests' own, both as
+    /// `memlink_call` finds it and through its own entry point, which must agree;
+    /// returns the status, the output's bytes and the arena used.
+    fn call<E: OwnEntry>() -> (i32, Vec<u8>, usize) {
+        call_as::<E>(1)
     }
 
     /// [`call`] with the frame naming the method by wire id `id` (the tests' table has
     /// one method, of id 1).
-    fn call_as(id: u32, entry: &'static dispatch::MethodEntry) -> (i32, Vec<u8>, usize) {
+    fn call_as<E: OwnEntry>(id: u32) -> (i32, Vec<u8>, usize) {
+        let entry = E::entry();
+        // SAFETY: `on_frame`'s frame, as `memlink_call` requires it.
+        let looked_up = on_frame(id, |frame| unsafe {
+            run(
+                frame,
+                |index, id| ((index, id) == (0, 1)).then_some(entry),
+                |e, call| (e.invoke)(call),
+            )
+        });
+        // SAFETY: as above.
+        let own = on_frame(id, |frame| unsafe { export_call::<E>(frame) });
+        assert_eq!(
+            looked_up, own,
+            "the export's own entry point answers as memlink_call does"
+        );
+        own
+    }
+
+    /// Runs `boundary` on a frame of the tests' own naming the method by wire id `id`;
+    /// returns the status, the output's bytes and the arena used.
+    fn on_frame(id: u32, boundary: impl FnOnce(*mut CallFrame) -> i32) -> (i32, Vec<u8>, usize) {
         let mut arena = Arena([0; 64]);
         let mut frame = crate::frame::tests::call_frame(&[], &mut arena.0);
         frame.method_id = id;
         let frame_ptr = &raw mut frame;
-        // SAFETY: the frame is a local the boundary has for the call: its arguments are
-        // empty, its arena a local buffer used by nothing else, its host table valid
-        // (its services are never called: every output here fits the arena, and its
-        // running call is this frame while the call runs).
-        let status = crate::frame::tests::running(frame_ptr, || unsafe {
-            run(frame_ptr, |index, id| {
-                ((index, id) == (0, 1)).then_some(entry)
-            })
-        });
+        // The frame is a local the boundary has for the call: its arguments are empty,
+        // its arena a local buffer used by nothing else, its host table valid (its
+        // services are never called: every output here fits the arena, and its running
+        // call is this frame while the call runs).
+        let status = crate::frame::tests::running(frame_ptr, || boundary(frame_ptr));
         let out = if frame.out.is_null() {
             Vec::new()
         } else {
@@ -490,16 +576,16 @@ mod tests {
 
     #[test]
     fn a_result_is_read_where_the_export_set_it_through_the_frame() {
-        assert_eq!(call(&READS_AND_WRITES), (0, vec![0xcd, 0x01, 0x2c], 32));
+        assert_eq!(call::<ReadsAndWrites>(), (0, vec![0xcd, 0x01, 0x2c], 32));
     }
 
     #[test]
     fn a_failure_withdraws_a_result_set_before_it() {
-        let (status, payload, used) = call(&SETS_THEN_FAILS);
+        let (status, payload, used) = call::<SetsThenFails>();
         assert_eq!(status, ModuleError::CallFailed(String::new()).code());
         assert_eq!(payload, b"after all", "the error's payload, not the result");
         assert_eq!(used, 16);
-        let (status, payload, used) = call(&SETS_THEN_PANICS);
+        let (status, payload, used) = call::<SetsThenPanics>();
         assert_eq!(status, Status::Panic as i32);
         assert!(String::from_utf8_lossy(&payload).contains("boom"));
         assert_eq!(used, 0, "a panic reports no arena use");
@@ -507,13 +593,13 @@ mod tests {
 
     #[test]
     fn a_missing_or_overlong_result_is_an_error_and_an_unknown_method_is_refused() {
-        let (status, payload, _) = call(&RETURNS_NOTHING);
+        let (status, payload, _) = call::<ReturnsNothing>();
         assert_eq!(status, Status::Abi as i32);
         assert!(String::from_utf8_lossy(&payload).contains("produced no result"));
-        let (status, payload, _) = call(&OVERLONG);
+        let (status, payload, _) = call::<OverlongResult>();
         assert_eq!(status, ModuleError::Serialize(String::new()).code());
         assert!(String::from_utf8_lossy(&payload).contains("more than 9"));
-        let (status, payload, used) = call_as(2, &READS_AND_WRITES);
+        let (status, payload, used) = call_as::<ReadsAndWrites>(2);
         assert_eq!(
             (status, payload, used),
             (Status::InvalidMethod as i32, vec![], 0)

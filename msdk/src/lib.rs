@@ -91,7 +91,9 @@ pub mod __private {
     pub use crate::archive::{ArchiveType, Rkyv};
     pub use crate::dispatch::{MethodEntry, METHODS};
     pub use crate::error::ModuleError;
+    pub use crate::exports::{export_call, OwnEntry};
     pub use crate::request::Invocation;
     pub use linkme;
+    pub use memlink_abi::method_id;
     pub use serde;
 }

@@ -611,10 +611,11 @@ fn run_call<E>(
         Some(p) => p.raw(),
         None => (core::ptr::null_mut(), 0),
     };
+    let method = module.calls[index as usize];
     let mut frame = CallFrame {
         size: size_of::<CallFrame>() as u32,
         method_index: index,
-        method_id: module.methods[index as usize].id,
+        method_id: method.id,
         depth: meta.depth,
         args,
         args_len,
@@ -647,9 +648,10 @@ fn run_call<E>(
     // SAFETY: the frame honours the ABI: the arguments are borrowed, owned or in the
     // arena ahead of the scratch space, and in every case alive and unwritten until the
     // call returns; the scratch space is this call's alone (taken from the pool);
-    // `host_call` lives on this stack until the call returns; and `call` is the module's
-    // entry point, valid for the life of the process (its library is never unloaded).
-    let status = unsafe { (module.entry.call)(frame_ptr) };
+    // `host_call` lives on this stack until the call returns; and the method's entry
+    // point (its own or `memlink_call`) is the module's, valid for the life of the
+    // process (its library is never unloaded).
+    let status = unsafe { (method.enter)(frame_ptr) };
     thread.running.set(outer);
     let latency = start.map(|s| {
         let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());

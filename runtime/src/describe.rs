@@ -46,6 +46,8 @@ pub(crate) struct Described {
     pub(crate) version: String,
     pub(crate) sdk_version: String,
     pub(crate) methods: Vec<Method>,
+    /// Each method's own entry point, where the module has one (`methods`' order).
+    pub(crate) calls: Vec<Option<abi::MethodCallFn>>,
 }
 
 /// The most methods a module may export: far more than any real module has, and small
@@ -98,11 +100,20 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
     }
     check_ids(&methods)?;
     check_format(info.rkyv_format, &methods)?;
+    let calls = if info.method_calls.is_null() || rows.is_empty() {
+        vec![None; rows.len()]
+    } else {
+        // SAFETY: a non-null `method_calls` has `method_count` entries in the module's
+        // static memory (the ABI), each null or an entry point of the module; the count
+        // is bounded above, as for the rows.
+        unsafe { std::slice::from_raw_parts(info.method_calls, rows.len()) }.to_vec()
+    };
     Ok(Described {
         name: text(info.name, "module name")?,
         version: text(info.version, "module version")?,
         sdk_version: text(info.sdk_version, "sdk version")?,
         methods,
+        calls,
     })
 }
 

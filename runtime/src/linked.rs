@@ -20,7 +20,8 @@ pub struct LinkedModule {
     pub info: abi::ModuleInfoFn,
     /// `memlink_init`.
     pub init: abi::InitFn,
-    /// `memlink_call`.
+    /// `memlink_call`: every call goes through it, whatever entry points of its own the
+    /// module's methods have (a linked module's caller chooses what a call enters).
     pub call: abi::CallFn,
     /// `memlink_shutdown`.
     pub shutdown: abi::ShutdownFn,
@@ -52,7 +53,9 @@ impl Runtime {
         let settings = ModuleSettings::default().name(name);
         self.registry.install(&settings, || {
             // SAFETY: the caller's contract.
-            unsafe { Module::from_entry_points(label, None, module.info, entry, concurrency) }
+            unsafe {
+                Module::from_entry_points(label, None, module.info, entry, false, concurrency)
+            }
         })
     }
 }

@@ -29,6 +29,18 @@ pub(crate) struct EntryPoints {
     pub(crate) metrics: Option<abi::MetricsFn>,
 }
 
+/// What a call to one method needs of it, together: what the call path reads of the
+/// method, with one bounds check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MethodCall {
+    /// The method's id, which its frame carries.
+    pub(crate) id: u32,
+    /// The method's own entry point where the module has one
+    /// (`ModuleInfo::method_calls`), which runs the export with nothing looked up, else
+    /// the module's `memlink_call`.
+    pub(crate) enter: abi::CallFn,
+}
+
 /// A module the runtime loaded.
 #[derive(Debug)]
 pub(crate) struct Module {
@@ -50,6 +62,8 @@ pub(crate) struct Module {
     /// `methods` by name, for the calls made by name.
     by_name: MethodIndex,
     pub(crate) entry: EntryPoints,
+    /// What a call to each method enters (same order as `methods`).
+    pub(crate) calls: Box<[MethodCall]>,
     /// Admission: the concurrency limit, and whether the module still takes calls (its
     /// gate closes when it is retired).
     pub(crate) gate: Gate,
@@ -168,7 +182,7 @@ impl Module {
         // SAFETY: the module's ABI version matched, so its entry points have the ABI's
         // signatures, and `info_fn` returns null or a `ModuleInfo` in its static memory,
         // valid while the library is mapped (forever: it is never unloaded).
-        unsafe { Module::from_entry_points(path, Some(library), info_fn, entry, concurrency) }
+        unsafe { Module::from_entry_points(path, Some(library), info_fn, entry, true, concurrency) }
     }
 
     /// A module from its entry points: checks the description `info` returns.
@@ -177,11 +191,15 @@ impl Module {
     ///
     /// `info` and the entry points must be the ABI's functions of one module, valid (with
     /// everything `info` points to) for the life of the process.
+    ///
+    /// With `own_entries`, a method the module gives an entry point of its own is called
+    /// through it; without, every call goes through `entry.call`.
     pub(crate) unsafe fn from_entry_points(
         path: &Path,
         library: Option<ManuallyDrop<Library>>,
         info: abi::ModuleInfoFn,
         entry: EntryPoints,
+        own_entries: bool,
         concurrency: usize,
     ) -> Result<Module, RuntimeError> {
         // SAFETY: the caller's contract: null or a `ModuleInfo` valid forever.
@@ -208,6 +226,15 @@ impl Module {
                     .map(|m| m.name.as_str())
                     .collect::<Vec<_>>(),
             ),
+            calls: described
+                .methods
+                .iter()
+                .zip(&described.calls)
+                .map(|(method, own)| MethodCall {
+                    id: method.id,
+                    enter: own.filter(|_| own_entries).unwrap_or(entry.call),
+                })
+                .collect(),
             methods: described.methods,
             entry,
             gate: Gate::new(concurrency),
