@@ -365,15 +365,20 @@ unsafe fn call(
     // are the call's to write.
     let invocation = unsafe { Invocation::new(ctx, args, frame, budget) };
     // A call whose deadline has passed is not started, and one that finishes after it
-    // reports the timeout rather than a result nobody waits for any more.
-    if budget.is_some() && invocation.context().is_expired() {
-        return Err(invocation.timed_out());
+    // reports the timeout rather than a result nobody waits for any more. Checked on
+    // the locals, not through the context: a call that takes the context's address
+    // keeps the whole invocation in memory, where the export's wrapper, compiled into
+    // this function, would otherwise keep its parts in registers.
+    let expired = || deadline.is_some_and(|d| Instant::now() >= d);
+    let timed_out = || ModuleError::Timeout(budget.unwrap_or_default());
+    if budget.is_some() && expired() {
+        return Err(timed_out());
     }
     let outcome = invoke(&invocation);
     frame.set_arena_used(arena.used());
     outcome?;
-    if budget.is_some() && invocation.context().is_expired() {
-        return Err(invocation.timed_out());
+    if budget.is_some() && expired() {
+        return Err(timed_out());
     }
     if !invocation.produced() {
         return Err(no_result(entry));

@@ -64,6 +64,7 @@ impl<'a> Invocation<'a> {
     }
 
     /// The MessagePack arguments, decoded into the argument struct `T`.
+    #[inline]
     pub fn decode_args<T: DeserializeOwned>(&self) -> Result<T> {
         serialize::decode_args(self.args)
     }
@@ -71,6 +72,7 @@ impl<'a> Invocation<'a> {
     /// Checks the arguments of an export that takes none. Nothing (what the runtime
     /// sends for no arguments), nil, `[]` and `{}` are accepted without running the
     /// decoder; anything else is decoded as `T`, for its error message.
+    #[inline]
     pub fn decode_no_args<T: DeserializeOwned>(&self) -> Result<()> {
         match self.args {
             [] | [0xc0] | [0x90] | [0x80] => Ok(()),
@@ -88,35 +90,33 @@ impl<'a> Invocation<'a> {
     }
 
     /// The raw argument bytes, for an export whose only argument is bytes-like.
+    #[inline]
     pub fn raw_bytes(&self) -> &'a [u8] {
         self.args
     }
 
     /// The raw argument as UTF-8, for an export whose only argument is a string.
+    ///
+    /// Inlined, as the other steps of the wrapper are: a step the compiler keeps out of
+    /// line takes the invocation's address, and the whole invocation then lives in
+    /// memory instead of in registers.
+    #[inline]
     pub fn raw_str(&self) -> Result<&'a str> {
-        memlink_abi::text::utf8(self.args).map_err(|e| {
-            ModuleError::Serialize(format!(
-                "bad arguments: the string argument is not UTF-8: {e}"
-            ))
-        })
+        memlink_abi::text::utf8(self.args).map_err(not_utf8)
     }
 
     /// Encodes `value` as MessagePack and makes it the call's result: straight into the
     /// call's arena, or through a buffer from the host when it does not fit there.
+    #[inline]
     pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let in_arena = self.ctx.arena().alloc_rest_with(16, |rest| {
             memlink_abi::msgpack::encode_to_uninit(value, rest)
         });
-        if let Some(bytes) = in_arena {
-            self.set_place(bytes.as_ptr(), bytes.len());
-            return Ok(());
-        }
-        // Too large for the arena, or the value failed to serialize: encode on the heap,
-        // which also gives the error if there is one.
-        let mut bytes = Vec::new();
-        serialize::encode_into(value, &mut bytes)?;
-        let ptr = write_through_host(self.frame.host_api(), self.frame.host_call(), &bytes)?;
-        self.set_place(ptr, bytes.len());
+        let (ptr, len) = match in_arena {
+            Some(bytes) => (bytes.as_ptr(), bytes.len()),
+            None => encode_through_host(value, self.frame.host_api(), self.frame.host_call())?,
+        };
+        self.set_place(ptr, len);
         Ok(())
     }
 
@@ -146,6 +146,7 @@ impl<'a> Invocation<'a> {
 
     /// Makes `bytes`, as they are, the call's result. Bytes the export built in the
     /// call's arena stay where they are: the host reads them in place.
+    #[inline]
     pub fn encode_raw_result(&self, bytes: &[u8]) -> Result<()> {
         if !bytes.is_empty() && self.ctx.arena().contains_slice(bytes) {
             self.set_place(bytes.as_ptr(), bytes.len());
@@ -155,6 +156,7 @@ impl<'a> Invocation<'a> {
     }
 
     /// The archived arguments, validated in place (see [`crate::archive`]).
+    #[inline]
     pub fn access_archived<T>(&self) -> Result<&'a T::Archived>
     where
         T: rkyv::Archive,
@@ -217,6 +219,29 @@ impl<'a> Invocation<'a> {
     pub(crate) fn produced(&self) -> bool {
         self.produced.get()
     }
+}
+
+/// `value` encoded as MessagePack on the heap and copied into a buffer from `host`: a
+/// result too large for the arena, or one that failed to serialize (the heap encoding
+/// then gives the error). Returns where the result is and its length.
+#[cold]
+fn encode_through_host<T: Serialize + ?Sized>(
+    value: &T,
+    host: &HostApi,
+    call: *mut c_void,
+) -> Result<(*const u8, usize)> {
+    let mut bytes = Vec::new();
+    serialize::encode_into(value, &mut bytes)?;
+    let ptr = write_through_host(host, call, &bytes)?;
+    Ok((ptr, bytes.len()))
+}
+
+/// The error of a string argument that is not UTF-8.
+#[cold]
+fn not_utf8(e: core::str::Utf8Error) -> ModuleError {
+    ModuleError::Serialize(format!(
+        "bad arguments: the string argument is not UTF-8: {e}"
+    ))
 }
 
 /// Copies `bytes` into a buffer the host allocates for the call's output.
