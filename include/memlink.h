@@ -392,8 +392,9 @@ typedef struct MemlinkHostApi {
   float (*backpressure)(void *call);
   /*
    The [`CallFrame`](crate::CallFrame) of the innermost call this host is running on
-   the calling thread (the frame it passed to a module's `memlink_call`, which has
-   not returned; untyped here because the frame names this table), or null
+   the calling thread (the frame it passed to a module's `memlink_call` or to a
+   method's own entry point, which has not returned; untyped here because the frame
+   names this table), or null
    when it runs none there. The module's boundary keeps no record of the running
    call: what logs and panics outside the export's own code need of it (the export,
    the trace, the host's handle) is asked for here, and only when they need it.
@@ -522,7 +523,11 @@ typedef struct MemlinkInitFrame {
    */
   uint32_t abi_version;
   /*
-   Services the host offers; valid until the module is shut down.
+   Services the host offers. The module may keep the table and use it until the
+   image's last `memlink_shutdown` (another host may have initialized the same
+   image: the call has no argument that says which host leaves), and from threads
+   of its own for as long as they run: a host gives a table that outlives that (a
+   static one, as the runtime's).
    */
   const struct MemlinkHostApi *host;
   /*

@@ -13,7 +13,11 @@ pub struct InitFrame {
     pub size: u32,
     /// The host's [`ABI_VERSION`](crate::ABI_VERSION).
     pub abi_version: u32,
-    /// Services the host offers; valid until the module is shut down.
+    /// Services the host offers. The module may keep the table and use it until the
+    /// image's last `memlink_shutdown` (another host may have initialized the same
+    /// image: the call has no argument that says which host leaves), and from threads
+    /// of its own for as long as they run: a host gives a table that outlives that (a
+    /// static one, as the runtime's).
     pub host: *const HostApi,
     /// The most detailed [`level`](crate::level) the host wants to receive: the module drops records
     /// above it without formatting them or calling the host.

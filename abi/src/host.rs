@@ -36,8 +36,9 @@ pub struct HostApi {
     /// be null (0 then).
     pub backpressure: unsafe extern "C" fn(call: *mut c_void) -> f32,
     /// The [`CallFrame`](crate::CallFrame) of the innermost call this host is running on
-    /// the calling thread (the frame it passed to a module's `memlink_call`, which has
-    /// not returned; untyped here because the frame names this table), or null
+    /// the calling thread (the frame it passed to a module's `memlink_call` or to a
+    /// method's own entry point, which has not returned; untyped here because the frame
+    /// names this table), or null
     /// when it runs none there. The module's boundary keeps no record of the running
     /// call: what logs and panics outside the export's own code need of it (the export,
     /// the trace, the host's handle) is asked for here, and only when they need it.

@@ -109,7 +109,7 @@ fn boundary(report: &mut Report, cfg: &Config, h: &Host) {
     report.ns(
         "module_boundary_noop_ns",
         measure::run(cfg, || b.call(b"")),
-        "basic::noop's memlink_call through its dlsym pointer, a frame filled on the stack each call: no runtime (no admission, arena pool, deadline, metrics, output copy)",
+        "basic::noop through its own entry point (ModuleInfo::method_calls), a frame filled on the stack each call: no runtime (no admission, arena pool, deadline, metrics, output copy)",
     );
     if let (Some(through), Some(alone)) = (
         report.get("export_noargs_by_id_ns"),

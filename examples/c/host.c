@@ -52,9 +52,10 @@ static float backpressure(void *call) {
     return 0.0f;
 }
 
-/* The frame this thread's call runs on, for `running_call`: a module asks for it when it
- * logs or records a panic, rather than keeping it itself on every call. This host calls
- * on one thread, one call at a time, never nested. */
+/* The frame this thread's innermost call runs on, for `running_call`: a module asks for
+ * it when it logs or records a panic, rather than keeping it itself on every call. A call
+ * puts the outer call's frame back when it returns, as a host that serves nested calls
+ * must (this one makes none). */
 static _Thread_local MemlinkCallFrame *running;
 
 static void *running_call(void) {
@@ -116,9 +117,10 @@ static int call(const Module *m, long index, const uint8_t *args, size_t args_le
     if (m->info->method_calls != NULL && m->info->method_calls[index] != NULL) {
         enter = m->info->method_calls[index];
     }
+    MemlinkCallFrame *outer = running;
     running = &frame;
     int32_t status = enter(&frame);
-    running = NULL;
+    running = outer;
     const MemlinkStrRef name = m->info->methods[index].name;
     if (status != MEMLINK_STATUS_OK) {
         printf("%.*s failed with status %d: %.*s\n", (int)name.len, (const char *)name.ptr,

@@ -49,18 +49,45 @@ unsafe extern "C" fn running_call() -> *mut c_void {
         .unwrap_or(core::ptr::null_mut())
 }
 
-/// Calls `memlink_call` on `frame` as the runtime does: the frame is this thread's
-/// running call (`HostApi::running_call`) until it returns.
+std::thread_local! {
+    /// Whether this thread's next call enters the method's own entry point rather than
+    /// `memlink_call`: the two take turns, so every target drives both.
+    static OWN_TURN: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Calls the module on `frame` as the runtime does: through the method's own entry point
+/// (`ModuleInfo::method_calls`) or `memlink_call`, in turns, with the frame as this
+/// thread's running call (`HostApi::running_call`) until it returns.
 ///
 /// # Safety
 ///
-/// As for `memlink_call`.
+/// As for `memlink_call`; `frame` points to a whole `CallFrame` (its `size` may lie).
 pub unsafe fn call_running(frame: *mut CallFrame) -> i32 {
+    let own = OWN_TURN.with(|t| t.replace(!t.get()));
+    // SAFETY: the caller's contract: a whole frame, readable.
+    let index = unsafe { (&raw const (*frame).method_index).read() };
+    let enter = own
+        .then(|| own_entry(index))
+        .flatten()
+        .unwrap_or(memlink_call);
     let outer = RUNNING.with(|r| r.replace(frame.cast()));
-    // SAFETY: the caller's contract.
-    let status = unsafe { memlink_call(frame) };
+    // SAFETY: the caller's contract, which a method's own entry point shares.
+    let status = unsafe { enter(frame) };
     RUNNING.with(|r| r.set(outer));
     status
+}
+
+/// Method `index`'s own entry point, if the module's table has the method and gives it
+/// one.
+fn own_entry(index: u32) -> Option<abi::MethodCallFn> {
+    // SAFETY: this binary's description, built once and never changed.
+    let info = unsafe { memlink_module_info().as_ref() }?;
+    let index = index as usize;
+    if info.method_calls.is_null() || index >= info.method_count {
+        return None;
+    }
+    // SAFETY: `method_calls` has `method_count` entries (the ABI).
+    unsafe { *info.method_calls.add(index) }
 }
 
 /// Log records delivered so far, all checked.

@@ -10,6 +10,7 @@
 //! in a thread-local of the module's own, which only it touches.
 
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use core::ptr;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -17,26 +18,28 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use crate::abi::{CallFrame, HostApi};
 use crate::dispatch::MethodEntry;
 
-/// The running call on this thread, for the records it logs and the panics it records.
+/// The running call on this thread, for the records it logs and the panics it records:
+/// lent by [`with_current_call`] for `'a`, within which the call runs.
 #[derive(Clone, Copy)]
-pub(crate) struct CurrentCall {
-    /// The frame the host made the call with (valid while the call runs, which is while
-    /// this description is used: it is made and dropped by code running under the call);
-    /// null outside a host's call (`panic::isolate`).
+pub(crate) struct CurrentCall<'a> {
+    /// The frame the host made the call with, valid for reads of what the host wrote
+    /// for `'a`; null outside a host's call (`panic::isolate`).
     frame: *mut CallFrame,
     /// The host whose call it is, the one that answered for `frame`; null with it.
     host: *const HostApi,
-    /// The method the frame names: its index and id.
-    method: (u32, u32),
+    /// The method the frame names by its id.
+    method_id: u32,
+    _call: PhantomData<&'a CallFrame>,
 }
 
-impl CurrentCall {
+impl CurrentCall<'_> {
     /// Work that [`crate::panic::isolate`] runs, with no host's call behind it.
-    pub(crate) fn isolated() -> CurrentCall {
+    fn isolated() -> CurrentCall<'static> {
         CurrentCall {
             frame: ptr::null_mut(),
             host: ptr::null(),
-            method: (0, 0),
+            method_id: 0,
+            _call: PhantomData,
         }
     }
 
@@ -54,8 +57,8 @@ impl CurrentCall {
 
     /// The host's handle of the call; null outside a host's call.
     pub(crate) fn host_call(&self) -> *mut c_void {
-        // SAFETY: a non-null frame is the running call's (`running`), valid for reads
-        // while it runs; one field is read through the pointer, making no reference.
+        // SAFETY: a non-null frame is the running call's, valid for reads for `'a`
+        // (`running`); one field is read through the pointer, making no reference.
         self.read(|f| unsafe { (&raw const (*f).host_call).read() })
             .unwrap_or(ptr::null_mut())
     }
@@ -83,10 +86,11 @@ impl CurrentCall {
             .map_or_else(crate::dispatch::module_name, |e| e.crate_name)
     }
 
-    /// The export running, when the frame names one of this module's.
+    /// The export running, when the frame names one of this module's (by its id: an
+    /// export's own entry point does not read the frame's index).
     fn entry(&self) -> Option<&'static MethodEntry> {
-        let (index, id) = self.method;
-        self.read(|_| crate::dispatch::table().entry(index, id))
+        let id = self.method_id;
+        self.read(|_| crate::dispatch::table().entry_by_id(id))
             .flatten()
     }
 
@@ -104,7 +108,8 @@ static HOSTS: [AtomicPtr<HostApi>; 4] = [const { AtomicPtr::new(ptr::null_mut())
 /// # Safety
 ///
 /// `host` must be valid, and large enough for this module's [`HostApi`], until the
-/// image's last `memlink_shutdown` ([`disconnect`]).
+/// image's last `memlink_shutdown` ([`disconnect`]), and for as long as a thread the
+/// module started may still log (`memlink_init`'s contract).
 pub(crate) unsafe fn connect(host: *const HostApi) {
     let host = host.cast_mut();
     if HOSTS.iter().any(|h| h.load(Ordering::Acquire) == host) {
@@ -145,22 +150,32 @@ pub(crate) fn isolated<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The call running on this thread, if any: the innermost host call a connected host
-/// runs here, else isolated work.
-pub(crate) fn current_call() -> Option<CurrentCall> {
-    HOSTS
+/// Runs `f` with the call running on this thread, if any: the innermost host call a
+/// connected host runs here (the first host that answers), else isolated work. The
+/// description is lent to `f` alone: the call runs while `f` does, and no copy of it
+/// outlives `f`.
+pub(crate) fn with_current_call<R>(f: impl FnOnce(Option<CurrentCall<'_>>) -> R) -> R {
+    let running = HOSTS
         .iter()
-        .find_map(|h| running(h.load(Ordering::Acquire)))
-        .or_else(|| {
-            let isolating = ISOLATING.try_with(|n| n.get() > 0).unwrap_or(false);
-            isolating.then(CurrentCall::isolated)
-        })
+        .find_map(|h| running(h.load(Ordering::Acquire)));
+    let call = running.or_else(|| {
+        let isolating = ISOLATING.try_with(|n| n.get() > 0).unwrap_or(false);
+        isolating.then(CurrentCall::isolated)
+    });
+    f(call)
+}
+
+/// The frame of the call running on this thread, null outside a host's call: a tag to
+/// compare, never read.
+pub(crate) fn running_frame() -> *mut CallFrame {
+    with_current_call(|call| call.map_or(ptr::null_mut(), |c| c.frame()))
 }
 
 /// The call `host` (null or a connected host) runs on this thread, if it says one.
-fn running(host: *const HostApi) -> Option<CurrentCall> {
+fn running<'a>(host: *const HostApi) -> Option<CurrentCall<'a>> {
     // SAFETY: a connected host is valid and large enough until the image's last
-    // shutdown (`connect`'s contract), which no running code of the module outlives.
+    // shutdown, and while the module's own threads may still log (`connect`'s
+    // contract).
     let api = unsafe { host.as_ref() }?;
     // SAFETY: the host's contract for `running_call`: callable from any thread.
     let frame = unsafe { (api.running_call?)() }.cast::<CallFrame>();
@@ -168,12 +183,16 @@ fn running(host: *const HostApi) -> Option<CurrentCall> {
         return None;
     }
     // SAFETY: the host's contract: a non-null answer is the frame of a call running
-    // below us on this thread, valid for reads of what the host wrote; fields are read
-    // through the pointer, making no reference.
-    let (named, index, id) = unsafe {
+    // below us on this thread, valid for reads of what the host wrote while that call
+    // runs, which is longer than the caller's closure (`with_current_call`); fields are
+    // read through the pointer, making no reference, `size` first (the first field of
+    // every version of the frame), so nothing past a shorter frame's end is read.
+    let (named, id) = unsafe {
+        if ((&raw const (*frame).size).read() as usize) < size_of::<CallFrame>() {
+            return None;
+        }
         (
             (&raw const (*frame).host).read(),
-            (&raw const (*frame).method_index).read(),
             (&raw const (*frame).method_id).read(),
         )
     };
@@ -185,14 +204,25 @@ fn running(host: *const HostApi) -> Option<CurrentCall> {
     Some(CurrentCall {
         frame,
         host,
-        method: (index, id),
+        method_id: id,
+        _call: PhantomData,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::tests::{call_frame, running, HOST};
+    use crate::test_host::{call_frame, running, HOST};
+
+    /// The call `with_current_call` lends, copied out as the values its readers see:
+    /// the frame, the host, the trace and the host's handle.
+    type Seen = (*mut CallFrame, *const HostApi, (u64, u64), *mut c_void);
+
+    fn seen() -> Option<Seen> {
+        // SAFETY: `HOST` is a static, as large as this module's table.
+        unsafe { connect(&raw const HOST) };
+        with_current_call(|call| call.map(|c| (c.frame(), c.host(), c.trace(), c.host_call())))
+    }
 
     #[test]
     fn the_running_call_is_the_hosts_innermost_frame() {
@@ -202,35 +232,37 @@ mod tests {
         inner.trace_id = 70;
         inner.host_call = ptr::without_provenance_mut(0x10);
         let (outer_ptr, inner_ptr) = (&raw mut outer, &raw mut inner);
+        let host = &raw const HOST;
         running(outer_ptr, || {
-            let call = current_call().expect("the host runs a call");
-            assert_eq!((call.frame(), call.trace()), (outer_ptr, (7, 9)));
-            assert_eq!(call.host(), &raw const HOST);
+            assert_eq!(seen(), Some((outer_ptr, host, (7, 9), ptr::null_mut())));
             running(inner_ptr, || {
-                let call = current_call().expect("the nested call");
-                assert_eq!((call.frame(), call.trace()), (inner_ptr, (70, 9)));
-                assert_eq!(call.host_call(), ptr::without_provenance_mut(0x10));
+                let nested = (inner_ptr, host, (70, 9), ptr::without_provenance_mut(0x10));
+                assert_eq!(seen(), Some(nested));
             });
-            assert_eq!(current_call().map(|c| c.frame()), Some(outer_ptr));
+            assert_eq!(seen().map(|s| s.0), Some(outer_ptr));
+            assert_eq!(running_frame(), outer_ptr);
         });
-        assert!(current_call().is_none(), "no call once the host returned");
+        assert!(seen().is_none(), "no call once the host returned");
     }
 
     #[test]
-    fn a_frame_that_names_another_table_is_not_used() {
+    fn a_frame_that_names_another_table_or_is_short_is_not_used() {
         static OTHER: HostApi = HostApi { size: 0, ..HOST };
         let mut arena = [0u8; 16];
         let mut frame = call_frame(&[], &mut arena);
         frame.host = &raw const OTHER;
-        running(&raw mut frame, || assert!(current_call().is_none()));
+        running(&raw mut frame, || assert!(seen().is_none()));
+        let mut short = call_frame(&[], &mut arena);
+        short.size = 16;
+        running(&raw mut short, || assert!(seen().is_none()));
     }
 
     #[test]
     fn isolated_work_is_a_call_with_no_host_behind_it() {
-        assert!(current_call().is_none());
-        let call = isolated(|| current_call().expect("isolated work is the running call"));
-        assert!(call.frame().is_null() && call.host().is_null());
-        assert_eq!((call.trace(), call.method()), ((0, 0), ""));
-        assert!(current_call().is_none(), "the mark is taken down");
+        assert!(seen().is_none());
+        let call = isolated(seen).expect("isolated work is the running call");
+        assert!(call.0.is_null() && call.1.is_null());
+        assert_eq!((call.2, call.3), ((0, 0), ptr::null_mut()));
+        assert!(seen().is_none(), "the mark is taken down");
     }
 }

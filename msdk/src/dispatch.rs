@@ -128,6 +128,14 @@ impl Table {
         self.duplicate.as_deref()
     }
 
+    /// The entry whose id is `id` (the table is sorted by id, and `memlink_init` refused
+    /// a module whose ids are not all different): for a running call whose frame's index
+    /// an export's own entry point never read.
+    pub(crate) fn entry_by_id(&self, id: u32) -> Option<&'static MethodEntry> {
+        let i = self.infos.binary_search_by_key(&id, |info| info.id).ok()?;
+        Some(self.entries[i])
+    }
+
     /// The entry at `index`, if its id is `id`: the host resolved the index at load, the
     /// id guards against a host that got it wrong.
     pub(crate) fn entry(&self, index: u32, id: u32) -> Option<&'static MethodEntry> {

@@ -5,6 +5,7 @@
 //! links it. Each one catches every panic: unwinding out of an `extern "C"` function
 //! would abort the host.
 
+use core::ffi::c_void;
 use core::ptr::NonNull;
 use std::mem::offset_of;
 use std::panic::{self, AssertUnwindSafe};
@@ -41,7 +42,8 @@ pub extern "C" fn memlink_module_info() -> *const ModuleInfo {
 /// # Safety
 ///
 /// `frame` must be null or point to an [`InitFrame`] valid for the duration of the call,
-/// whose `host` stays valid until `memlink_shutdown`.
+/// whose `host` stays valid until the image's last `memlink_shutdown` and while threads
+/// the module started may still log (see `InitFrame::host`).
 #[no_mangle]
 pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
     // SAFETY: the caller's contract: null or valid and exclusively ours for the call.
@@ -120,8 +122,9 @@ fn init(frame: &InitFrame) -> Result<(), String> {
     }
     *loads += 1;
     crate::log::connect(frame.host, frame.max_log_level);
-    // SAFETY: checked above: the table is large enough, and valid until shutdown
-    // (`memlink_init`'s contract); the image forgets it at its last shutdown.
+    // SAFETY: checked above: the table is large enough, and valid until the image's
+    // last shutdown and while the module's threads may log (`memlink_init`'s contract);
+    // the image forgets it at its last shutdown.
     unsafe { crate::current::connect(frame.host) };
     Ok(())
 }
@@ -257,8 +260,7 @@ unsafe fn run(
     // large as this module's; the reference lives for the check alone (`host` is null
     // or valid, as it requires).
     if !unsafe { frame::is_sound(frame.as_ref()) } {
-        // SAFETY: as above, the reference lives for the refusal alone.
-        return refuse(unsafe { &mut *frame.as_ptr() });
+        return refuse(frame);
     }
     // SAFETY: the caller's contract makes the frame valid, and its outputs ours to write,
     // for the call; until the call below is over no reference to it is made (`fail`'s
@@ -285,44 +287,72 @@ unsafe fn run(
             frame.as_mut_ptr(),
         ))),
     };
-    guard::end_of_call();
+    guard::end_of_call(frame.as_mut_ptr());
     match failed {
         None => Status::Ok as i32,
-        // SAFETY: the call is over: no copy of the frame's pointer is used again, and
-        // the frame is ours for the call (the caller's contract).
-        Some(error) => fail(unsafe { &mut *frame.as_mut_ptr() }, host, &error),
+        Some(error) => fail(frame, host, &error),
     }
 }
 
 /// Answers a call that failed: a result it may have set is withdrawn, and its error's
-/// payload goes into the arena, or through the host's buffer when it does not fit.
+/// payload goes into the arena, or through the host's buffer when it does not fit. The
+/// frame is written through its pointer, as during the call: until the boundary returns,
+/// the host still answers `running_call` with it, so a panic recorded while the payload
+/// is written reads it through the host's copy.
 #[cold]
 #[inline(never)]
-fn fail(frame: &mut CallFrame, host: &HostApi, error: &ModuleError) -> i32 {
-    frame.out = core::ptr::null();
-    frame.out_len = 0;
+fn fail(frame: FrameRef<'_>, host: &HostApi, error: &ModuleError) -> i32 {
+    frame.set_place(core::ptr::null(), 0);
+    let arena = Some((frame.arena(), frame.arena_len()));
     // Reporting must not unwind either (an allocation failure in the host, say).
-    let arena = Some((frame.arena, frame.arena_len));
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, Some(host), arena, error)));
+    let reported = panic::catch_unwind(AssertUnwindSafe(|| {
+        report(frame.host_call(), Some(host), arena, error)
+    }));
+    if let Ok(Some((out, len))) = reported {
+        frame.set_place(out, len);
+    }
     error.code()
 }
 
 /// Answers a frame that failed its checks: the payload goes through the host's buffer,
 /// if the host's table is usable, and never into the arena, which was not proven so. A
-/// frame too small to hold the outputs gets nothing written.
+/// frame too small to hold the outputs gets nothing written. The frame is read and
+/// written through its pointer, as `fail` does.
 #[cold]
 #[inline(never)]
-fn refuse(frame: &mut CallFrame) -> i32 {
-    // SAFETY: `memlink_call`'s contract: `host` is null or valid for the call.
-    let Some(problem) = (unsafe { frame::problem(frame) }) else {
+fn refuse(frame: NonNull<CallFrame>) -> i32 {
+    let frame = frame.as_ptr();
+    // SAFETY: `memlink_call`'s contract: the frame is valid for reads, and `host` is
+    // null or valid for the call; the reference lives for the check alone.
+    let Some(problem) = (unsafe { frame::problem(&*frame) }) else {
         return Status::Abi as i32;
     };
-    frame.out = core::ptr::null();
-    frame.out_len = 0;
-    frame.arena_used = 0;
+    // SAFETY: `problem` found the frame as large as this module's (a smaller one is
+    // `None` above), so each field is within it; the contract makes it readable, its
+    // outputs writable for the call, and `host` null or valid. Fields are read and
+    // written through the pointer, making no reference.
+    unsafe {
+        (&raw mut (*frame).out).write(core::ptr::null());
+        (&raw mut (*frame).out_len).write(0);
+        (&raw mut (*frame).arena_used).write(0);
+    }
     // SAFETY: as above; a table too small for this module is not used.
-    let host = unsafe { frame.host.as_ref() }.filter(|h| h.size as usize >= size_of::<HostApi>());
-    let _ = panic::catch_unwind(AssertUnwindSafe(|| report(frame, host, None, &problem)));
+    let (host_call, host) = unsafe {
+        let host = (&raw const (*frame).host).read().as_ref();
+        (
+            (&raw const (*frame).host_call).read(),
+            host.filter(|h| h.size as usize >= size_of::<HostApi>()),
+        )
+    };
+    let reported =
+        panic::catch_unwind(AssertUnwindSafe(|| report(host_call, host, None, &problem)));
+    if let Ok(Some((out, len))) = reported {
+        // SAFETY: as above.
+        unsafe {
+            (&raw mut (*frame).out).write(out);
+            (&raw mut (*frame).out_len).write(len);
+        }
+    }
     problem.code()
 }
 
@@ -407,16 +437,16 @@ unsafe fn slice_or_empty<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 
 /// Hands the error's payload to the host: into the arena when the frame's arena was
 /// proven usable and the payload fits (the failed call no longer needs it), else through
-/// `alloc_output` when the host's table was.
+/// `alloc_output` of `host` for the call `host_call`. Returns where the payload is.
 fn report(
-    frame: &mut CallFrame,
+    host_call: *mut c_void,
     host: Option<&HostApi>,
     arena: Option<(*mut u8, usize)>,
     error: &ModuleError,
-) {
+) -> Option<(*const u8, usize)> {
     let payload = error.payload();
     if payload.is_empty() {
-        return;
+        return None;
     }
     if let Some((ptr, _)) = arena.filter(|&(_, len)| payload.len() <= len) {
         // SAFETY: `is_sound` proved the arena non-null (it holds at least the
@@ -424,17 +454,10 @@ fn report(
         // call's alone by the caller's contract; nothing of the failed call is used any
         // more, and the payload is the module's own memory.
         unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), ptr, payload.len()) };
-        frame.out = ptr;
-        frame.out_len = payload.len();
-        return;
+        return Some((ptr, payload.len()));
     }
-    let Some(host) = host else {
-        return;
-    };
-    if let Ok(ptr) = write_through_host(host, frame.host_call, &payload) {
-        frame.out = ptr;
-        frame.out_len = payload.len();
-    }
+    let ptr = write_through_host(host?, host_call, &payload).ok()?;
+    Some((ptr, payload.len()))
 }
 
 #[cfg(test)]
@@ -469,7 +492,7 @@ mod tests {
     /// keeps (what logs see) before and after setting results, then keeps the second.
     static READS_AND_WRITES: dispatch::MethodEntry = export("reads_and_writes", |call| {
         let seen = |call: &Invocation<'_>| {
-            let running = crate::current::current_call().map(|c| c.trace());
+            let running = crate::current::with_current_call(|c| c.map(|c| c.trace()));
             let ctx = call.context();
             (running, ctx.trace_id(), ctx.span_id(), ctx.call_depth())
         };
@@ -562,14 +585,16 @@ mod tests {
     /// returns the status, the output's bytes and the arena used.
     fn on_frame(id: u32, boundary: impl FnOnce(*mut CallFrame) -> i32) -> (i32, Vec<u8>, usize) {
         let mut arena = Arena([0; 64]);
-        let mut frame = crate::frame::tests::call_frame(&[], &mut arena.0);
+        let mut frame = crate::test_host::call_frame(&[], &mut arena.0);
         frame.method_id = id;
         let frame_ptr = &raw mut frame;
         // The frame is a local the boundary has for the call: its arguments are empty,
         // its arena a local buffer used by nothing else, its host table valid (its
         // services are never called: every output here fits the arena, and its running
         // call is this frame while the call runs).
-        let status = crate::frame::tests::running(frame_ptr, || boundary(frame_ptr));
+        // SAFETY: the tests' host table is a static, as large as this module's.
+        unsafe { crate::current::connect(&raw const crate::test_host::HOST) };
+        let status = crate::test_host::running(frame_ptr, || boundary(frame_ptr));
         let out = if frame.out.is_null() {
             Vec::new()
         } else {

@@ -192,81 +192,9 @@ fn abi_error(problem: &str) -> ModuleError {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use core::ffi::c_void;
-
+mod tests {
     use super::*;
-
-    unsafe extern "C" fn no_output(_: *mut c_void, _: usize) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-    unsafe extern "C" fn no_call(_: *mut c_void, _: *mut crate::abi::NestedCall) -> i32 {
-        crate::abi::Status::Abi as i32
-    }
-    unsafe extern "C" fn no_log(_: *mut c_void, _: *const crate::abi::LogRecord) {}
-    unsafe extern "C" fn idle(_: *mut c_void) -> f32 {
-        0.0
-    }
-
-    std::thread_local! {
-        /// The frame [`running`] runs a call on, for [`HOST`]'s `running_call`.
-        static RUNNING: core::cell::Cell<*mut c_void> =
-            const { core::cell::Cell::new(core::ptr::null_mut()) };
-    }
-
-    unsafe extern "C" fn running_call() -> *mut c_void {
-        RUNNING.with(core::cell::Cell::get)
-    }
-
-    /// Runs `f`, a call on `frame`, as a host keeping its running call does: [`HOST`]
-    /// answers `running_call` with `frame` meanwhile (and the module asks it).
-    pub(crate) fn running<R>(frame: *mut CallFrame, f: impl FnOnce() -> R) -> R {
-        // SAFETY: `HOST` is a static, as large as this module's table.
-        unsafe { crate::current::connect(&raw const HOST) };
-        let outer = RUNNING.with(|r| r.replace(frame.cast()));
-        let result = f();
-        RUNNING.with(|r| r.set(outer));
-        result
-    }
-
-    /// A host table as large as this module's, for frames to name; its services are
-    /// never called.
-    pub(crate) static HOST: HostApi = HostApi {
-        size: size_of::<HostApi>() as u32,
-        reserved: 0,
-        alloc_output: no_output,
-        call_module: no_call,
-        log: no_log,
-        backpressure: idle,
-        running_call: Some(running_call),
-    };
-
-    /// A sound frame over `args` and `arena` naming [`HOST`]: method 0 (id 1), trace 7,
-    /// span 9, depth 2, no deadline, and outputs of 99 that the boundary must overwrite.
-    pub(crate) fn call_frame(args: &[u8], arena: &mut [u8]) -> CallFrame {
-        CallFrame {
-            size: size_of::<CallFrame>() as u32,
-            method_index: 0,
-            method_id: 1,
-            depth: 2,
-            args: args.as_ptr(),
-            args_len: args.len(),
-            arena: arena.as_mut_ptr(),
-            arena_len: arena.len(),
-            trace_id: 7,
-            span_id: 9,
-            timeout_ns: crate::abi::NO_DEADLINE,
-            backpressure: 0.0,
-            flags: 0,
-            host: &raw const HOST,
-            host_call: core::ptr::null_mut(),
-            persistent: core::ptr::null_mut(),
-            persistent_len: 0,
-            out: core::ptr::null(),
-            out_len: 99,
-            arena_used: 99,
-        }
-    }
+    use crate::test_host::HOST;
 
     /// A frame with the three regions, everything else zero.
     fn frame(args: (usize, usize), arena: (usize, usize), persistent: (usize, usize)) -> CallFrame {

@@ -58,8 +58,8 @@ impl<'a> FrameRef<'a> {
         }
     }
 
-    /// The frame's address: for a reference made once nothing else reaches the frame
-    /// (the call is over), or kept by a description of the call.
+    /// The frame's address: what a recorded panic is tagged with and the call's end
+    /// forgets (`crate::panic`).
     pub(crate) fn as_mut_ptr(self) -> *mut CallFrame {
         self.frame.as_ptr()
     }
@@ -149,7 +149,7 @@ mod tests {
         struct Aligned([u8; 64]);
         let mut arena_bytes = Aligned([0; 64]);
         let args = [0x91u8, 0x05];
-        let mut frame = crate::frame::tests::call_frame(&args, &mut arena_bytes.0);
+        let mut frame = crate::test_host::call_frame(&args, &mut arena_bytes.0);
         (frame.method_index, frame.method_id, frame.backpressure) = (3, 0xfeed, 0.25);
         // SAFETY: the host table is valid (a static of the tests).
         assert!(unsafe { crate::frame::is_sound(&frame) });

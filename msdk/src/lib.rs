@@ -61,6 +61,8 @@ pub mod persist;
 pub mod r#ref;
 pub mod request;
 pub mod serialize;
+#[cfg(test)]
+mod test_host;
 pub mod testing;
 
 pub use archive::Rkyv;

@@ -41,40 +41,43 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
     if !enabled(lvl) {
         return;
     }
-    let current = current::current_call();
-    // The host whose call is running; outside a host's call (a module's own thread, or
-    // `panic::isolate`), the host that initialized the module.
-    let host = match current.map(|c| c.host()) {
-        Some(h) if !h.is_null() => h,
-        _ => HOST.load(Ordering::Acquire),
-    };
-    if host.is_null() {
-        return;
-    }
-    let fields: Vec<LogField> = fields
-        .iter()
-        .map(|(k, v)| LogField {
-            key: StrRef::new(k),
-            value: StrRef::new(v),
-        })
-        .collect();
-    let record = LogRecord {
-        size: size_of::<LogRecord>() as u32,
-        level: lvl,
-        module: StrRef::new(current.map_or_else(crate::dispatch::module_name, |c| c.module())),
-        method: StrRef::new(current.map_or("", |c| c.method())),
-        message: StrRef::new(message),
-        fields: fields.as_ptr(),
-        field_count: fields.len(),
-        trace_id: current.map_or(0, |c| c.trace().0),
-        span_id: current.map_or(0, |c| c.trace().1),
-    };
-    let call = current.map_or(core::ptr::null_mut(), |c| c.host_call());
-    // SAFETY: inside a call, `host` is the frame's checked service table, valid for the
-    // call; outside, `HOST` is set from the host's `InitFrame` and stays valid until
-    // `memlink_shutdown` clears it. `call` is this thread's running call or null, as
-    // `log` allows; the record and its fields outlive the call.
-    unsafe { ((*host).log)(call, &record) };
+    current::with_current_call(|current| {
+        // The host whose call is running; outside a host's call (a module's own thread,
+        // or `panic::isolate`), the host that initialized the module.
+        let host = match current.map(|c| c.host()) {
+            Some(h) if !h.is_null() => h,
+            _ => HOST.load(Ordering::Acquire),
+        };
+        if host.is_null() {
+            return;
+        }
+        let fields: Vec<LogField> = fields
+            .iter()
+            .map(|(k, v)| LogField {
+                key: StrRef::new(k),
+                value: StrRef::new(v),
+            })
+            .collect();
+        let (trace_id, span_id) = current.map_or((0, 0), |c| c.trace());
+        let record = LogRecord {
+            size: size_of::<LogRecord>() as u32,
+            level: lvl,
+            module: StrRef::new(current.map_or_else(crate::dispatch::module_name, |c| c.module())),
+            method: StrRef::new(current.map_or("", |c| c.method())),
+            message: StrRef::new(message),
+            fields: fields.as_ptr(),
+            field_count: fields.len(),
+            trace_id,
+            span_id,
+        };
+        let call = current.map_or(core::ptr::null_mut(), |c| c.host_call());
+        // SAFETY: inside a call, `host` is the connected host that answered for the
+        // running call (valid until the image's last shutdown and while the module's
+        // threads may log: `current::connect`); outside, `HOST` is set from the host's
+        // `InitFrame`, valid as long. `call` is this thread's running call or null, as
+        // `log` allows; the record and its fields outlive the call.
+        unsafe { ((*host).log)(call, &record) };
+    });
 }
 
 /// Logs at error level.

@@ -48,7 +48,7 @@ struct Recorded {
 const KEPT: usize = 4;
 
 /// How many panics are recorded, on every thread: while none is, the end of a call
-/// ([`end_of_call`]) is one load; else it forgets what its thread recorded.
+/// ([`end_of_call`]) is one load; else it forgets what was recorded for the ending call.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 
 /// A thread's recorded panics; what is left of them when the thread ends leaves the
@@ -56,17 +56,20 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 struct Records(RefCell<Vec<Recorded>>);
 
 impl Records {
-    /// Forgets every record, and leaves the count.
-    fn clear(&self) {
+    /// Forgets the records of the call on `frame`, and leaves the count.
+    fn forget(&self, frame: *mut CallFrame) {
         let mut r = self.0.borrow_mut();
-        PENDING.fetch_sub(r.len(), Ordering::Relaxed);
-        r.clear();
+        let before = r.len();
+        r.retain(|p| p.frame != frame);
+        PENDING.fetch_sub(before - r.len(), Ordering::Relaxed);
     }
 }
 
 impl Drop for Records {
     fn drop(&mut self) {
-        self.clear();
+        let r = self.0.get_mut();
+        PENDING.fetch_sub(r.len(), Ordering::Relaxed);
+        r.clear();
     }
 }
 
@@ -79,9 +82,11 @@ pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| match crate::current::current_call() {
-            Some(call) => record(info, &call),
-            None => previous(info),
+        panic::set_hook(Box::new(move |info| {
+            crate::current::with_current_call(|call| match call {
+                Some(call) => record(info, &call),
+                None => previous(info),
+            });
         }));
     });
 }
@@ -104,16 +109,20 @@ pub fn isolate<R>(f: impl FnOnce() -> R) -> Result<R, ModuleError> {
     // boundary, and log records go to the host the module was initialized by. Inside
     // one, the hook tags what it records with that call's frame, as here.
     crate::current::isolated(|| {
-        let caught = panic::catch_unwind(panic::AssertUnwindSafe(f)).map_err(|payload| {
-            let frame = crate::current::current_call().map_or(core::ptr::null_mut(), |c| c.frame());
-            ModuleError::Panic(message(payload, frame))
-        });
-        end_of_call();
+        let frame = crate::current::running_frame();
+        let caught = panic::catch_unwind(panic::AssertUnwindSafe(f))
+            .map_err(|payload| ModuleError::Panic(message(payload, frame)));
+        // Inside a host's call, what is left of the records is the call's, for its
+        // boundary (a `Drop` that isolates work while the call's panic unwinds must not
+        // lose that panic's record).
+        if frame.is_null() {
+            end_of_call(frame);
+        }
         caught
     })
 }
 
-fn record(info: &PanicHookInfo<'_>, call: &CurrentCall) {
+fn record(info: &PanicHookInfo<'_>, call: &CurrentCall<'_>) {
     let recorded = Recorded {
         frame: call.frame(),
         text: describe(info),
@@ -190,20 +199,23 @@ pub(crate) fn message(payload: Box<dyn Any + Send>, frame: *mut CallFrame) -> St
     text
 }
 
-/// Ends a call at its boundary: the panics its thread recorded (ones the export caught
-/// itself, which no boundary returns) are forgotten, so none names a panic of a later
-/// call. One load while no thread has a record.
+/// Ends the call on `frame` (null: `isolate`'s work outside a host's call) at its
+/// boundary: the panics recorded for it and not returned (ones the export caught itself)
+/// are forgotten, so none names a panic of a later call whose frame lands at the same
+/// address. A call's caller keeps its own records: a call made while its caller's panic
+/// unwinds (from a `Drop`) does not take that panic's location away. One load while no
+/// thread has a record.
 #[inline(always)]
-pub(crate) fn end_of_call() {
+pub(crate) fn end_of_call(frame: *mut CallFrame) {
     if PENDING.load(Ordering::Relaxed) != 0 {
-        forget_recorded();
+        forget_recorded(frame);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn forget_recorded() {
-    let _ = RECORDED.try_with(Records::clear);
+fn forget_recorded(frame: *mut CallFrame) {
+    let _ = RECORDED.try_with(|r| r.forget(frame));
 }
 
 fn describe(info: &PanicHookInfo<'_>) -> String {
@@ -232,7 +244,7 @@ mod tests {
         install_hook();
         crate::current::isolated(|| {
             let text = f().map(|payload| message(payload, core::ptr::null_mut()));
-            end_of_call();
+            end_of_call(core::ptr::null_mut());
             text
         })
     }
@@ -311,6 +323,41 @@ mod tests {
         );
         let payload: Box<dyn Any + Send> = Box::new("same");
         assert_eq!(message(payload, outer), "same (at here)");
-        end_of_call();
+        end_of_call(outer);
+    }
+
+    /// What a `Drop` does while the call's panic unwinds (work it isolates, a nested call
+    /// back into the module, which ends) does not take the panic's record from the
+    /// call's boundary.
+    #[test]
+    fn cleanup_during_an_unwind_keeps_the_calls_record() {
+        use crate::test_host::{call_frame, running, HOST};
+        install_hook();
+        // SAFETY: `HOST` is a static, as large as this module's table.
+        unsafe { crate::current::connect(&raw const HOST) };
+        struct Cleanup(*mut CallFrame);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                assert_eq!(isolate(|| 1), Ok(1));
+                let nested = self.0;
+                running(nested, || end_of_call(nested));
+            }
+        }
+        let mut arena = [0u8; 16];
+        let mut outer = call_frame(&[], &mut arena);
+        let mut nested = call_frame(&[], &mut arena);
+        let (outer, nested) = (&raw mut outer, &raw mut nested);
+        let text = running(outer, || {
+            let payload = panic::catch_unwind(|| {
+                let _cleanup = Cleanup(nested);
+                panic!("the call's own panic")
+            })
+            .unwrap_err();
+            let text = message(payload, outer);
+            end_of_call(outer);
+            text
+        });
+        assert!(text.starts_with("the call's own panic (at "), "{text}");
+        assert_eq!(RECORDED.with(|r| r.0.borrow().len()), 0, "nothing left");
     }
 }

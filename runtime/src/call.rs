@@ -10,7 +10,8 @@
 //!    call a module makes, turning a failure into the [`ModuleError`] the module gets.
 //! 2. [`run`]: admission (a slot from the module's gate, unless the call re-enters a
 //!    module its chain already runs in), the call's memory laid out (`crate::args`), the
-//!    frame, the module's `memlink_call`, the slot back, its output found where the
+//!    frame, the method's entry point (its own, else the module's `memlink_call`), the
+//!    slot back, its output found where the
 //!    module says it is (`crate::output`), the built-in figures.
 //! 3. [`finish_slow`]: everything but an empty or small result (a result kept in its
 //!    arena, a failure), out of the way of the path every call takes.

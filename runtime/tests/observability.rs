@@ -139,6 +139,11 @@ fn records_reach_a_tracing_subscriber() {
     let seen = Fields::default();
     let subscriber = tracing_subscriber::registry().with(seen.clone());
     tracing::subscriber::with_default(subscriber, || {
+        // The other tests of this file log from their own threads at the same time, with
+        // no subscriber: one of them may register the runtime's event callsites while
+        // this thread's subscriber is being set up, and leave them marked as wanted by
+        // no one. Asking every callsite again, now that the subscriber exists, settles it.
+        tracing::callsite::rebuild_interest_cache();
         let config = RuntimeConfig::default().log_level(tracing::Level::INFO);
         let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
         let h = rt
