@@ -103,6 +103,10 @@ impl CurrentCall<'_> {
 /// runtimes of one process that load the same file share its image.
 static HOSTS: [AtomicPtr<HostApi>; 4] = [const { AtomicPtr::new(ptr::null_mut()) }; 4];
 
+/// The host that initialized this image last: where a record logged outside any host's
+/// call goes (`crate::log`).
+static LATEST: AtomicPtr<HostApi> = AtomicPtr::new(ptr::null_mut());
+
 /// Adds `host` to the hosts asked (at `memlink_init`); a fifth host replaces the fourth.
 ///
 /// # Safety
@@ -112,6 +116,7 @@ static HOSTS: [AtomicPtr<HostApi>; 4] = [const { AtomicPtr::new(ptr::null_mut())
 /// module started may still log (`memlink_init`'s contract).
 pub(crate) unsafe fn connect(host: *const HostApi) {
     let host = host.cast_mut();
+    LATEST.store(host, Ordering::Release);
     if HOSTS.iter().any(|h| h.load(Ordering::Acquire) == host) {
         return;
     }
@@ -129,6 +134,13 @@ pub(crate) fn disconnect() {
     for h in &HOSTS {
         h.store(ptr::null_mut(), Ordering::Release);
     }
+    LATEST.store(ptr::null_mut(), Ordering::Release);
+}
+
+/// The host that initialized this image last, null before the first `memlink_init` and
+/// after the last `memlink_shutdown`; valid as long as [`connect`]'s contract says.
+pub(crate) fn latest_host() -> *const HostApi {
+    LATEST.load(Ordering::Acquire)
 }
 
 thread_local! {

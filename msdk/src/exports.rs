@@ -121,7 +121,7 @@ fn init(frame: &InitFrame) -> Result<(), String> {
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     }
     *loads += 1;
-    crate::log::connect(frame.host, frame.max_log_level);
+    crate::log::connect(frame.max_log_level);
     // SAFETY: checked above: the table is large enough, and valid until the image's
     // last shutdown and while the module's threads may log (`memlink_init`'s contract);
     // the image forgets it at its last shutdown.

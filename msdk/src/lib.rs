@@ -53,6 +53,7 @@ pub mod executor;
 pub mod exports;
 mod frame;
 mod frame_ref;
+mod host_running;
 pub mod log;
 pub mod macros;
 pub mod metrics;

@@ -11,24 +11,22 @@
 //! costs one atomic load and a comparison, and never calls the host. Outside a module
 //! loaded by a host (unit tests), records go nowhere.
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::abi::{level, HostApi, LogField, LogRecord, StrRef};
+use crate::abi::{level, LogField, LogRecord, StrRef};
 use crate::current;
 
-static HOST: AtomicPtr<HostApi> = AtomicPtr::new(core::ptr::null_mut());
 static MAX_LEVEL: AtomicU32 = AtomicU32::new(level::OFF);
 
-/// Connects logging to the host (at `memlink_init`).
-pub(crate) fn connect(host: *const HostApi, max_level: u32) {
-    HOST.store(host.cast_mut(), Ordering::Release);
+/// Sets the host's level filter (at `memlink_init`); the hosts themselves are
+/// `crate::current`'s.
+pub(crate) fn connect(max_level: u32) {
     MAX_LEVEL.store(max_level.min(level::TRACE), Ordering::Release);
 }
 
-/// Disconnects logging (at `memlink_shutdown`).
+/// Turns logging off (at the image's last `memlink_shutdown`).
 pub(crate) fn disconnect() {
     MAX_LEVEL.store(level::OFF, Ordering::Release);
-    HOST.store(core::ptr::null_mut(), Ordering::Release);
 }
 
 /// Whether a record at `lvl` would reach the host.
@@ -46,7 +44,7 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
         // or `panic::isolate`), the host that initialized the module.
         let host = match current.map(|c| c.host()) {
             Some(h) if !h.is_null() => h,
-            _ => HOST.load(Ordering::Acquire),
+            _ => current::latest_host(),
         };
         if host.is_null() {
             return;
@@ -73,8 +71,8 @@ pub fn log(lvl: u32, message: &str, fields: &[(&str, &str)]) {
         let call = current.map_or(core::ptr::null_mut(), |c| c.host_call());
         // SAFETY: inside a call, `host` is the connected host that answered for the
         // running call (valid until the image's last shutdown and while the module's
-        // threads may log: `current::connect`); outside, `HOST` is set from the host's
-        // `InitFrame`, valid as long. `call` is this thread's running call or null, as
+        // threads may log: `current::connect`); outside, the host that initialized the
+        // image last, valid as long. `call` is this thread's running call or null, as
         // `log` allows; the record and its fields outlive the call.
         unsafe { ((*host).log)(call, &record) };
     });

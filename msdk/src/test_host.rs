@@ -16,25 +16,11 @@ unsafe extern "C" fn idle(_: *mut c_void) -> f32 {
     0.0
 }
 
-std::thread_local! {
-    /// The frame [`running`] runs a call on, for [`HOST`]'s `running_call`.
-    static RUNNING: core::cell::Cell<*mut c_void> =
-        const { core::cell::Cell::new(core::ptr::null_mut()) };
-}
-
-unsafe extern "C" fn running_call() -> *mut c_void {
-    RUNNING.with(core::cell::Cell::get)
-}
-
 /// Runs `f`, a call on `frame`, as a host keeping its running call does: [`HOST`]
 /// answers `running_call` with `frame` meanwhile (the module asks it once [`HOST`] is
 /// connected, `crate::current::connect`).
-pub(crate) fn running<R>(frame: *mut CallFrame, f: impl FnOnce() -> R) -> R {
-    let outer = RUNNING.with(|r| r.replace(frame.cast()));
-    let result = f();
-    RUNNING.with(|r| r.set(outer));
-    result
-}
+pub(crate) use crate::host_running::running;
+use crate::host_running::running_call;
 
 /// A host table as large as this module's, for frames to name; its services are
 /// never called.

@@ -44,6 +44,7 @@ use crate::abi::{
 };
 use crate::error::ModuleError;
 use crate::exports::{memlink_call, memlink_init, memlink_module_info};
+use crate::host_running::{running, running_call};
 
 /// What a nested call asks for, as the mock sees it.
 #[derive(Debug, Clone, Copy)]
@@ -229,13 +230,11 @@ impl TestContext {
         // The host keeps the running call, for the module's logs and panics: this
         // frame, while the module has it.
         let frame_ptr = &raw mut frame;
-        let outer = RUNNING.with(|r| r.replace(frame_ptr.cast()));
         // SAFETY: the frame is valid as the ABI requires: `args` for `args_len` bytes
         // nobody writes during the call, the arena for `arena_len` bytes nobody else
         // uses, `host` a static, and `host_call` the live `Call` above, which the host
         // services only read through shared references (its buffers are `RefCell`s).
-        let status = unsafe { memlink_call(frame_ptr) };
-        RUNNING.with(|r| r.set(outer));
+        let status = running(frame_ptr, || unsafe { memlink_call(frame_ptr) });
         // The test's own closure failed (an assertion in it, say): that is the test's
         // failure, reported as such once the module has returned.
         if let Some(message) = call.panicked.borrow_mut().take() {
@@ -367,19 +366,6 @@ static HOST_API: HostApi = HostApi {
     backpressure,
     running_call: Some(running_call),
 };
-
-std::thread_local! {
-    /// The frame of the call this thread runs through a [`TestContext`], or null.
-    static RUNNING: core::cell::Cell<*mut c_void> =
-        const { core::cell::Cell::new(core::ptr::null_mut()) };
-}
-
-/// `HostApi::running_call`: the innermost frame this thread runs a call on.
-unsafe extern "C" fn running_call() -> *mut c_void {
-    RUNNING
-        .try_with(core::cell::Cell::get)
-        .unwrap_or(core::ptr::null_mut())
-}
 
 /// `HostApi::alloc_output`: a zeroed, 16-aligned buffer that replaces the call's last;
 /// null when `len` cannot be allocated, as the ABI asks.
