@@ -12,9 +12,8 @@ mod common;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{de, fixture, load, module_path, mp};
+use common::{de, fixture, in_child, load, module_path, mp};
 use memlink_abi::method_id;
 use memlink_runtime::{CallOptions, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeError};
 use serde::{Deserialize, Serialize};
@@ -568,30 +567,6 @@ fn a_method_count_past_any_real_module_is_refused() {
 fn an_empty_file() {
     let empty = scratch_file("libempty.so", b"");
     assert_not_a_library(&refused(&empty), "file too short");
-}
-
-/// Runs `body` in a child process (this test binary, running only `test`), and fails
-/// if the child does: a crash in the dynamic loader (SIGBUS) kills the process, which
-/// would take every other test of this file with it.
-fn in_child(test: &str, env: &[(&str, String)], body: impl FnOnce()) {
-    if std::env::var("MEMLINK_CHILD_TEST").as_deref() == Ok(test) {
-        body();
-        return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("MEMLINK_CHILD_TEST", test)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("re-run the test binary");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
-    assert!(
-        out.status.success(),
-        "{test} {env:?} failed in a child process ({}):\n{}",
-        out.status,
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    );
 }
 
 /// A copy of libbasic.so cut after `cut` bytes. Inside the ELF header the loader

@@ -114,71 +114,76 @@ fn a_disabled_level_never_reaches_the_host() {
 
 #[test]
 fn records_reach_a_tracing_subscriber() {
-    use tracing_subscriber::layer::SubscriberExt;
-    #[derive(Default, Clone)]
-    struct Fields(Arc<Mutex<Vec<String>>>);
-    struct Visitor<'a>(&'a mut Vec<String>);
-    impl tracing::field::Visit for Visitor<'_> {
-        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            self.0.push(format!("{}={:?}", field.name(), value));
+    // In a process of its own: which subscribers `tracing` thinks want an event is
+    // cached per callsite for the whole process, and the other tests of this file log
+    // through the same callsites from their own threads, with no subscriber, while this
+    // one sets its own up (it failed that way in two full test runs out of many).
+    common::in_child("records_reach_a_tracing_subscriber", &[], || {
+        use tracing_subscriber::layer::SubscriberExt;
+        #[derive(Default, Clone)]
+        struct Fields(Arc<Mutex<Vec<String>>>);
+        struct Visitor<'a>(&'a mut Vec<String>);
+        impl tracing::field::Visit for Visitor<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push(format!("{}={:?}", field.name(), value));
+            }
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                self.0.push(format!("{}={value}", field.name()));
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.push(format!("{}={value}", field.name()));
+            }
         }
-        fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-            self.0.push(format!("{}={value}", field.name()));
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
+            fn on_event(
+                &self,
+                e: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                let mut all = vec![format!("target={}", e.metadata().target())];
+                e.record(&mut Visitor(&mut all));
+                self.0.lock().unwrap().push(all.join(" "));
+            }
         }
-        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-            self.0.push(format!("{}={value}", field.name()));
-        }
-    }
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
-        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-            let mut all = vec![format!("target={}", e.metadata().target())];
-            e.record(&mut Visitor(&mut all));
-            self.0.lock().unwrap().push(all.join(" "));
-        }
-    }
-    let seen = Fields::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone());
-    tracing::subscriber::with_default(subscriber, || {
-        // The other tests of this file log from their own threads at the same time, with
-        // no subscriber: one of them may register the runtime's event callsites while
-        // this thread's subscriber is being set up, and leave them marked as wanted by
-        // no one. Asking every callsite again, now that the subscriber exists, settles it.
-        tracing::callsite::rebuild_interest_cache();
-        let config = RuntimeConfig::default().log_level(tracing::Level::INFO);
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
-        let h = rt
-            .load_as(
-                ModuleRef::from_path(module_copy("basic", "basic_logs_tracing")),
-                "basic_logs_tracing",
+        let seen = Fields::default();
+        let subscriber = tracing_subscriber::registry().with(seen.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let config = RuntimeConfig::default().log_level(tracing::Level::INFO);
+            let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+            let h = rt
+                .load_as(
+                    ModuleRef::from_path(module_copy("basic", "basic_logs_tracing")),
+                    "basic_logs_tracing",
+                )
+                .unwrap();
+            rt.call_with(
+                h,
+                "chatty",
+                &mp(&(5u32,)),
+                &CallOptions::default().trace(11, 12),
             )
             .unwrap();
-        rt.call_with(
-            h,
-            "chatty",
-            &mp(&(5u32,)),
-            &CallOptions::default().trace(11, 12),
-        )
-        .unwrap();
+        });
+        let lines = seen.0.lock().unwrap().clone();
+        let info = lines
+            .iter()
+            .find(|l| l.contains("some information"))
+            .expect("the info record");
+        for part in [
+            "target=memlink::module",
+            "module=basic_logs_tracing",
+            "method=chatty",
+            "trace_id=11",
+            "span_id=12",
+            "user=alice n=5",
+        ] {
+            assert!(info.contains(part), "{part} missing from {info}");
+        }
+        assert!(
+            !lines.iter().any(|l| l.contains("a detail")),
+            "debug is off: {lines:?}"
+        );
     });
-    let lines = seen.0.lock().unwrap().clone();
-    let info = lines
-        .iter()
-        .find(|l| l.contains("some information"))
-        .expect("the info record");
-    for part in [
-        "target=memlink::module",
-        "module=basic_logs_tracing",
-        "method=chatty",
-        "trace_id=11",
-        "span_id=12",
-        "user=alice n=5",
-    ] {
-        assert!(info.contains(part), "{part} missing from {info}");
-    }
-    assert!(
-        !lines.iter().any(|l| l.contains("a detail")),
-        "debug is off: {lines:?}"
-    );
 }
 
 #[test]

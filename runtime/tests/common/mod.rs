@@ -252,3 +252,28 @@ pub fn compile_c(sources: &[&str], out: &str, shared: bool) -> PathBuf {
 }
 
 pub mod promtool;
+
+/// Runs `body` in a child process (this test binary, running only `test`), and fails
+/// if the child does: for a test whose failure would take the whole process down (a
+/// crash in the dynamic loader), or whose outcome depends on state the process shares
+/// with the tests running beside it.
+pub fn in_child(test: &str, env: &[(&str, String)], body: impl FnOnce()) {
+    if std::env::var("MEMLINK_CHILD_TEST").as_deref() == Ok(test) {
+        body();
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MEMLINK_CHILD_TEST", test)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("re-run the test binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
+    assert!(
+        out.status.success(),
+        "{test} {env:?} failed in a child process ({}):\n{}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+}
