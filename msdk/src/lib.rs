@@ -44,6 +44,7 @@
 pub use memlink_abi as abi;
 pub mod archive;
 pub mod arena;
+mod block;
 pub mod caller;
 pub mod context;
 mod current;

@@ -124,24 +124,23 @@ impl<'a> Invocation<'a> {
     /// result: the bytes `rmp-serde` would write, written without it.
     #[inline(always)]
     pub fn encode_scalar_result<T: Scalar>(&self, value: T) -> Result<()> {
-        let mut bytes = [0; 16];
-        let len = value.write(bytes.first_chunk_mut::<9>().expect("16 bytes hold 9"));
-        // `Scalar` is a public trait: a length it reports past the 9 bytes it was given
-        // would make the result's place claim bytes that are not the value's (or not in
-        // the arena at all).
+        let (word, len) = value.encode();
+        // `Scalar` is a public trait: a length it reports past the 9 bytes of a
+        // MessagePack scalar would make the result's place claim bytes that are not the
+        // value's.
         if len > 9 {
             return Err(ModuleError::Serialize(format!(
                 "a scalar wrote {len} bytes, more than 9"
             )));
         }
-        // The whole 16-byte block is copied: a copy of a fixed size is one move, where
-        // one of the value's own length is a call to `memcpy`; the arena spends at most
-        // 15 bytes more on it.
-        if let Some(slot) = self.ctx.arena().alloc_copy_aligned(&bytes, 16) {
+        // The bytes go into the arena as one block, from registers (`crate::block`):
+        // written a byte or two at a time and copied as a block, they would be read back
+        // with loads that wait for those narrower stores to reach the cache.
+        if let Some(slot) = self.ctx.arena().alloc_block(word) {
             self.set_place(slot.as_ptr(), len);
             return Ok(());
         }
-        self.set_output(&bytes[..len])
+        self.set_output(&word.to_le_bytes()[..len])
     }
 
     /// Makes `bytes`, as they are, the call's result. Bytes the export built in the

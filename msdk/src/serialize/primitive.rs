@@ -17,58 +17,75 @@ pub trait Scalar: Sized + Copy {
     /// Writes the value as `rmp-serde` would, into `out`; returns the length (at most 9).
     fn write(self, out: &mut [u8; 9]) -> usize;
 
+    /// The bytes [`write`](Scalar::write) writes, as the little-endian `u128` whose
+    /// first bytes they are (the rest zero), with their length. The SDK's own scalars
+    /// compute it in registers, so that the result goes into the arena as one block
+    /// (`Invocation::encode_scalar_result`); the default writes the bytes first.
+    #[inline]
+    fn encode(self) -> (u128, usize) {
+        let mut out = [0; 9];
+        let len = self.write(&mut out);
+        let mut block = [0; 16];
+        block[..9].copy_from_slice(&out);
+        (u128::from_le_bytes(block), len)
+    }
+
     /// Reads one value of exactly this type from the front of `input`, advancing it;
     /// `None` when the next value is not one this reader takes (without advancing).
     fn read(input: &mut &[u8]) -> Option<Self>;
 }
 
+/// `marker` followed by `payload`, the big-endian bytes of a number of `N` bytes (the
+/// number's own bytes, `to_be_bytes`), as the little-endian word of
+/// [`Scalar::encode`], with its length.
+#[inline(always)]
+fn marked<const N: usize>(marker: u8, payload: [u8; N]) -> (u128, usize) {
+    let mut block = [0; 16];
+    block[0] = marker;
+    block[1..=N].copy_from_slice(&payload);
+    (u128::from_le_bytes(block), N + 1)
+}
+
 /// The smallest MessagePack encoding of an unsigned integer, as `rmp::encode::write_uint`.
-fn write_uint(v: u64, out: &mut [u8; 9]) -> usize {
+#[inline]
+fn encode_uint(v: u64) -> (u128, usize) {
     if v < 128 {
-        out[0] = v as u8;
-        1
+        (u128::from(v), 1)
     } else if v < 256 {
-        out[..2].copy_from_slice(&[0xcc, v as u8]);
-        2
+        marked(0xcc, [v as u8])
     } else if v < 65_536 {
-        out[0] = 0xcd;
-        out[1..3].copy_from_slice(&(v as u16).to_be_bytes());
-        3
+        marked(0xcd, (v as u16).to_be_bytes())
     } else if v < 1 << 32 {
-        out[0] = 0xce;
-        out[1..5].copy_from_slice(&(v as u32).to_be_bytes());
-        5
+        marked(0xce, (v as u32).to_be_bytes())
     } else {
-        out[0] = 0xcf;
-        out[1..9].copy_from_slice(&v.to_be_bytes());
-        9
+        marked(0xcf, v.to_be_bytes())
     }
 }
 
 /// The smallest MessagePack encoding of a signed integer, as `rmp::encode::write_sint`:
 /// non-negative values as unsigned ones.
-fn write_sint(v: i64, out: &mut [u8; 9]) -> usize {
+#[inline]
+fn encode_sint(v: i64) -> (u128, usize) {
     if v >= 0 {
-        write_uint(v as u64, out)
+        encode_uint(v as u64)
     } else if v >= -32 {
-        out[0] = v as u8;
-        1
+        (u128::from(v as u8), 1)
     } else if v >= -128 {
-        out[..2].copy_from_slice(&[0xd0, v as u8]);
-        2
+        marked(0xd0, [v as u8])
     } else if v >= -32_768 {
-        out[0] = 0xd1;
-        out[1..3].copy_from_slice(&(v as i16).to_be_bytes());
-        3
+        marked(0xd1, (v as i16).to_be_bytes())
     } else if v >= -(1 << 31) {
-        out[0] = 0xd2;
-        out[1..5].copy_from_slice(&(v as i32).to_be_bytes());
-        5
+        marked(0xd2, (v as i32).to_be_bytes())
     } else {
-        out[0] = 0xd3;
-        out[1..9].copy_from_slice(&v.to_be_bytes());
-        9
+        marked(0xd3, v.to_be_bytes())
     }
+}
+
+/// `encoded` written into `out` (the first 9 bytes of its word), for [`Scalar::write`].
+#[inline(always)]
+fn write_encoded((word, len): (u128, usize), out: &mut [u8; 9]) -> usize {
+    out.copy_from_slice(&word.to_le_bytes()[..9]);
+    len
 }
 
 /// The `N` bytes after a one-byte marker, if there are that many.
@@ -96,11 +113,16 @@ fn read_integer(input: &[u8]) -> Option<(i128, usize)> {
 }
 
 macro_rules! integers {
-    ($($ty:ty => $write:ident as $wide:ty),* $(,)?) => {$(
+    ($($ty:ty => $encode:ident as $wide:ty),* $(,)?) => {$(
         impl Scalar for $ty {
             #[inline]
             fn write(self, out: &mut [u8; 9]) -> usize {
-                $write(self as $wide, out)
+                write_encoded(self.encode(), out)
+            }
+
+            #[inline]
+            fn encode(self) -> (u128, usize) {
+                $encode(self as $wide)
             }
 
             #[inline]
@@ -121,23 +143,27 @@ macro_rules! integers {
 }
 
 integers!(
-    u8 => write_uint as u64,
-    u16 => write_uint as u64,
-    u32 => write_uint as u64,
-    u64 => write_uint as u64,
-    usize => write_uint as u64,
-    i8 => write_sint as i64,
-    i16 => write_sint as i64,
-    i32 => write_sint as i64,
-    i64 => write_sint as i64,
-    isize => write_sint as i64,
+    u8 => encode_uint as u64,
+    u16 => encode_uint as u64,
+    u32 => encode_uint as u64,
+    u64 => encode_uint as u64,
+    usize => encode_uint as u64,
+    i8 => encode_sint as i64,
+    i16 => encode_sint as i64,
+    i32 => encode_sint as i64,
+    i64 => encode_sint as i64,
+    isize => encode_sint as i64,
 );
 
 impl Scalar for bool {
     #[inline]
     fn write(self, out: &mut [u8; 9]) -> usize {
-        out[0] = if self { 0xc3 } else { 0xc2 };
-        1
+        write_encoded(self.encode(), out)
+    }
+
+    #[inline]
+    fn encode(self) -> (u128, usize) {
+        (if self { 0xc3 } else { 0xc2 }, 1)
     }
 
     #[inline]
@@ -155,9 +181,12 @@ impl Scalar for bool {
 impl Scalar for f32 {
     #[inline]
     fn write(self, out: &mut [u8; 9]) -> usize {
-        out[0] = 0xca;
-        out[1..5].copy_from_slice(&self.to_be_bytes());
-        5
+        write_encoded(self.encode(), out)
+    }
+
+    #[inline]
+    fn encode(self) -> (u128, usize) {
+        marked(0xca, self.to_be_bytes())
     }
 
     #[inline]
@@ -174,9 +203,12 @@ impl Scalar for f32 {
 impl Scalar for f64 {
     #[inline]
     fn write(self, out: &mut [u8; 9]) -> usize {
-        out[0] = 0xcb;
-        out[1..9].copy_from_slice(&self.to_be_bytes());
-        9
+        write_encoded(self.encode(), out)
+    }
+
+    #[inline]
+    fn encode(self) -> (u128, usize) {
+        marked(0xcb, self.to_be_bytes())
     }
 
     #[inline]
@@ -193,8 +225,12 @@ impl Scalar for f64 {
 impl Scalar for () {
     #[inline]
     fn write(self, out: &mut [u8; 9]) -> usize {
-        out[0] = 0xc0;
-        1
+        write_encoded(self.encode(), out)
+    }
+
+    #[inline]
+    fn encode(self) -> (u128, usize) {
+        (0xc0, 1)
     }
 
     #[inline]
@@ -316,10 +352,41 @@ tuples!(
 mod tests {
     use super::*;
 
+    /// The bytes `v` writes, checked to be the bytes it encodes into a word too.
     fn ours<T: Scalar>(v: T) -> Vec<u8> {
         let mut out = [0; 9];
         let n = v.write(&mut out);
+        let (word, len) = v.encode();
+        assert_eq!(len, n, "`encode` says the length `write` does");
+        assert_eq!(
+            &word.to_le_bytes()[..n],
+            &out[..n],
+            "`encode`'s bytes are `write`'s"
+        );
+        assert_eq!(word >> (8 * n), 0, "nothing after the bytes");
         out[..n].to_vec()
+    }
+
+    /// A scalar of another crate, which implements `write` only.
+    #[derive(Clone, Copy)]
+    struct Written;
+
+    impl Scalar for Written {
+        fn write(self, out: &mut [u8; 9]) -> usize {
+            out[..3].copy_from_slice(&[0xcd, 1, 2]);
+            3
+        }
+
+        fn read(_: &mut &[u8]) -> Option<Written> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_scalar_that_only_writes_encodes_what_it_writes() {
+        let mut expected = [0; 16];
+        expected[..3].copy_from_slice(&[0xcd, 1, 2]);
+        assert_eq!(Written.encode(), (u128::from_le_bytes(expected), 3));
     }
 
     fn serdes<T: serde::Serialize>(v: T) -> Vec<u8> {
