@@ -6,10 +6,14 @@
 //! - a failure is `ModuleError::Serialize`, never another variant;
 //! - an accepted document is at most `MAX_DEPTH` deep (the ABI's promise), and so is
 //!   the value decoded from it;
-//! - an accepted value re-encodes, and its encoding decodes back to the same bytes.
+//! - an accepted value re-encodes, and its encoding decodes back to the same bytes;
+//! - what the plain reader (`serialize::primitive`, the path of exports whose arguments
+//!   are all scalars, strings and byte vectors) accepts, serde decodes to the same value:
+//!   the reader is only a shortcut.
 
 use memlink_msdk::abi::msgpack::{convert_args, decode_as};
 use memlink_msdk::abi::Format;
+use memlink_msdk::serialize::primitive::ScalarArgs;
 use memlink_msdk::serialize::{from_msgpack, to_msgpack, MAX_DEPTH, MAX_NESTING};
 use memlink_msdk::ModuleError;
 use serde::de::DeserializeOwned;
@@ -34,6 +38,29 @@ pub fn run(data: &[u8]) {
         check::<Chain>(data, |_| 0);
     }
     conversions(data);
+    plain::<(u32, u32)>(data);
+    plain::<(String, String, Vec<u8>)>(data);
+    plain::<(i64, bool, f64, Vec<u8>)>(data);
+}
+
+/// The plain reader's answer for `data`, if it has one, is serde's: compared by their
+/// encodings, so that a NaN read by both is the same answer.
+fn plain<T>(data: &[u8])
+where
+    T: ScalarArgs + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let Some(value) = T::read_args(data) else {
+        return;
+    };
+    let name = std::any::type_name::<T>();
+    let decoded = from_msgpack::<T>(data)
+        .unwrap_or_else(|e| panic!("the plain reader read {name} that serde refuses: {e:?}"));
+    let (ours, serdes) = (to_msgpack(&value), to_msgpack(&decoded));
+    assert_eq!(
+        ours.ok(),
+        serdes.ok(),
+        "the plain reader and serde differ on {name}: {value:?} against {decoded:?}"
+    );
 }
 
 /// What typed calls do with MessagePack: turn it into a raw method's bytes, and read a
