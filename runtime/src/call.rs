@@ -32,7 +32,7 @@ use crate::intercept::{CallInfo, Failed, Outcome};
 use crate::metrics::CallRecord;
 use crate::module::{Module, NotEntered};
 use crate::options::CallOptions;
-use crate::output::{self, CallOutput, Found, OwnedArgs};
+use crate::output::{self, CallOutput, Found, Keep, OwnedArgs, Receive};
 use crate::registry::{Held, Registry};
 use crate::targets::Hint;
 use crate::thread::ThreadState;
@@ -202,6 +202,7 @@ fn on_thread(
             args,
             &CallMeta::PLAIN,
             None,
+            Keep,
             |failure| host_error(handle, module, index, failure),
         )
     } else {
@@ -234,6 +235,7 @@ fn with_options(
         args,
         &meta,
         None,
+        Keep,
         |failure| host_error(handle, module, index, failure),
     )
 }
@@ -283,6 +285,7 @@ pub(crate) fn export(
             args,
             &meta,
             None,
+            Keep,
             |failure| match failure {
                 Failure::Retired => format!("`{method}`: the module was unloaded"),
                 Failure::Saturated => format!("`{method}`: the module is saturated"),
@@ -295,16 +298,17 @@ pub(crate) fn export(
 
 /// A call from one module to another, by name, on behalf of the running call `caller`:
 /// the host's `call_module` service. With `typed`, the arguments are MessagePack and are
-/// converted to the callee's argument format first. Returns the output and the callee's
-/// result format.
+/// converted to the callee's argument format first. The output goes to the receiver
+/// that `receive` makes of the callee's result format, once the callee is found.
 ///
 /// The callee is found through the thread's cached targets (`crate::targets`) when the
 /// same names led to it before and nothing was loaded, reloaded or unloaded since; else
 /// by looking its names up, which caches them for the next call.
-pub(crate) fn nested(
+pub(crate) fn nested<R: Receive>(
     caller: &HostCall<'_>,
     request: &NestedRequest<'_>,
-) -> Result<(CallOutput, Format), ModuleError> {
+    receive: impl FnOnce(Format) -> R,
+) -> Result<R::Out, ModuleError> {
     let registry = caller.registry;
     let meta = caller.nested_meta();
     if meta.depth > registry.config.max_call_depth {
@@ -325,7 +329,7 @@ pub(crate) fn nested(
             request.args
         };
         let limit = target.gate.limit();
-        let out = run(
+        run(
             thread,
             registry,
             &target,
@@ -333,9 +337,9 @@ pub(crate) fn nested(
             args,
             &meta,
             Some(caller),
+            receive(method.result_format),
             |failure| nested_error(limit, request, failure),
-        )?;
-        Ok((out, method.result_format))
+        )
     })
 }
 
@@ -407,7 +411,7 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
 /// when it has none.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
-fn run<E>(
+fn run<R: Receive, E>(
     thread: &ThreadState,
     registry: &Registry,
     module: &Module,
@@ -415,13 +419,18 @@ fn run<E>(
     args: impl CallInput,
     meta: &CallMeta,
     parent: Option<&HostCall<'_>>,
+    receive: R,
     fail: impl FnOnce(Failure) -> E,
-) -> Result<CallOutput, E> {
+) -> Result<R::Out, E> {
     let config = &registry.config;
     if config.interceptors.is_empty() && config.breaker.is_none() && registry.cache.is_none() {
-        run_call(thread, registry, module, index, args, meta, parent, fail)
+        run_call(
+            thread, registry, module, index, args, meta, parent, receive, fail,
+        )
     } else {
+        // The hooks and the cache see a whole output, so it is made first.
         guarded(thread, registry, module, index, args, meta, parent, fail)
+            .map(|output| receive.output(output))
     }
 }
 
@@ -505,6 +514,7 @@ fn guarded<E>(
         args,
         meta,
         parent,
+        Keep,
         |failure| {
             let failed = match &failure {
                 Failure::Retired => Failed::Unavailable,
@@ -556,7 +566,7 @@ fn guarded<E>(
 /// everything that is not a success leaves through cold functions ([`finish_slow`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
-fn run_call<E>(
+fn run_call<R: Receive, E>(
     thread: &ThreadState,
     registry: &Registry,
     module: &Module,
@@ -564,8 +574,9 @@ fn run_call<E>(
     args: impl CallInput,
     meta: &CallMeta,
     parent: Option<&HostCall<'_>>,
+    receive: R,
     fail: impl FnOnce(Failure) -> E,
-) -> Result<CallOutput, E> {
+) -> Result<R::Out, E> {
     let config = &registry.config;
     // The time the call is given, which a timeout reports; only a call with a deadline
     // reads the clock for it. A call already out of time is not started (the module
@@ -674,11 +685,11 @@ fn run_call<E>(
         bytes_out: out_len,
         arena_used: frame.arena_used,
     };
-    // An empty or small result: the output is built where it is returned, the arena
-    // goes back to the thread, and the call is counted.
+    // An empty or small result: the output is made (or handed on) while the arena is
+    // the call's, then the arena goes back to the thread, and the call is counted.
     let output = match found {
-        Found::Empty => CallOutput::empty(owned),
-        Found::Small(offset) => CallOutput::small(&buf, offset, out_len, owned),
+        Found::Empty => receive.empty(owned),
+        Found::Small(offset) => receive.small(&buf, offset, out_len, owned),
         _ => {
             let call = Finished {
                 registry,
@@ -691,7 +702,9 @@ fn run_call<E>(
                 heap: host_call.output,
                 owned,
             };
-            return finish_slow(call, found, out).map_err(fail);
+            return finish_slow(call, found, out)
+                .map(|output| receive.output(output))
+                .map_err(fail);
         }
     };
     pool.give_back(buf, &thread.arenas);

@@ -6,13 +6,14 @@
 //! accepts a null call handle, which the ABI allows for a module's own threads.
 
 use core::ffi::c_void;
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 
 use memlink_abi::{self as abi, Format, HostApi, LogRecord, ModuleError, NestedCall, Status};
 
 use crate::buffer::AlignedBuf;
 use crate::host_call::{HostCall, NestedRequest};
-use crate::output::CallOutput;
+use crate::output::{CallOutput, OwnedArgs, Receive};
 
 /// The services every module gets, one static table for all.
 pub(crate) static HOST_API: HostApi = HostApi {
@@ -115,43 +116,98 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
         // but the status.
         return Status::Abi as i32;
     }
+    // SAFETY: `request` points to a valid `NestedCall` (the caller's contract), a struct
+    // of plain fields with no `Drop`, so a copy of it is a request as good. The host reads
+    // the copy and writes only `result_format` in the module's.
+    let copy = unsafe { request.read() };
+    // SAFETY: as above; no reference to the module's request is made.
+    let format_out = unsafe { &raw mut (*request).result_format };
+    let given = Cell::new(false);
+    let sink = Sink {
+        sink: copy.sink,
+        ctx: copy.sink_ctx,
+        given: &given,
+    };
+    // The ABI has the callee's result format set before the sink runs.
+    let receive = |format: Format| {
+        // SAFETY: `request` is valid and its `result_format` ours to write for this call
+        // (contract above).
+        unsafe { format_out.write(format as u8) };
+        sink
+    };
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller's contract; the nested call only reads the `HostCall`.
-        let (host_call, request) = unsafe { (&*call.cast::<HostCall<'_>>(), &*request) };
+        let host_call = unsafe { &*call.cast::<HostCall<'_>>() };
         // SAFETY: forwarded from this function's contract.
-        unsafe { nested(host_call, request) }
+        unsafe { nested(host_call, &copy, receive) }
     }));
     let result =
         outcome.unwrap_or_else(|_| Err(ModuleError::CallFailed("the host panicked".into())));
-    // SAFETY: `request` is valid and ours to write for this call (contract above).
-    let request = unsafe { &mut *request };
-    let (bytes, code): (&[u8], i32) = match &result {
-        Ok((out, format)) => {
-            request.result_format = *format as u8;
-            (out, Status::Ok as i32)
-        }
+    match result {
+        // The output went to the sink as the call returned.
+        Ok(()) => Status::Ok as i32,
+        // The callee's output was handed over, and the host failed after it (a panic
+        // while the call was counted): the call itself succeeded, and the sink is
+        // called once.
+        Err(_) if given.get() => Status::Ok as i32,
         Err(e) => {
-            let payload = e.payload();
-            // SAFETY: the sink's contract: the bytes are valid while it runs.
-            unsafe { (request.sink)(request.sink_ctx, payload.as_ptr(), payload.len()) };
-            return e.code();
+            sink.give(&e.payload());
+            e.code()
         }
-    };
-    // SAFETY: as above.
-    unsafe { (request.sink)(request.sink_ctx, bytes.as_ptr(), bytes.len()) };
-    code
+    }
 }
 
-/// Reads the nested call `request` and runs it on behalf of `host_call`. Returns the
-/// output and the callee's result format.
+/// The calling module's sink for a nested call's output (or its error's payload), which
+/// gets it where it lies, once.
+#[derive(Clone, Copy)]
+struct Sink<'g> {
+    sink: unsafe extern "C" fn(*mut c_void, *const u8, usize),
+    ctx: *mut c_void,
+    /// Whether the sink has been called.
+    given: &'g Cell<bool>,
+}
+
+impl Sink<'_> {
+    /// Hands `bytes` to the module.
+    fn give(self, bytes: &[u8]) {
+        self.given.set(true);
+        // SAFETY: the sink is the calling module's, for this nested call, which has not
+        // returned (`host_call_module`'s contract); its contract asks only that the
+        // bytes stay valid while it runs, which the borrow guarantees.
+        unsafe { (self.sink)(self.ctx, bytes.as_ptr(), bytes.len()) }
+    }
+}
+
+impl Receive for Sink<'_> {
+    type Out = ();
+
+    #[inline(always)]
+    fn empty(self, _args: Option<OwnedArgs>) {
+        self.give(&[]);
+    }
+
+    #[inline(always)]
+    fn small(self, arena: &AlignedBuf, offset: usize, len: usize, _args: Option<OwnedArgs>) {
+        self.give(&arena.as_slice()[offset..offset + len]);
+    }
+
+    #[inline(always)]
+    fn output(self, output: CallOutput) {
+        self.give(&output);
+    }
+}
+
+/// Reads the nested call `request` and runs it on behalf of `host_call`, its output
+/// handed to the receiver that `receive` makes of the callee's result format.
 ///
 /// # Safety
 ///
 /// The request's strings and arguments must be valid for the duration of this call.
-unsafe fn nested(
+unsafe fn nested<R: Receive>(
     host_call: &HostCall<'_>,
     request: &NestedCall,
-) -> Result<(CallOutput, Format), ModuleError> {
+    receive: impl FnOnce(Format) -> R,
+) -> Result<R::Out, ModuleError> {
     if (request.size as usize) < size_of::<NestedCall>() {
         return Err(ModuleError::Abi("nested call request is too small".into()));
     }
@@ -181,7 +237,7 @@ unsafe fn nested(
         args,
         typed: request.flags & abi::NESTED_TYPED != 0,
     };
-    crate::call::nested(host_call, &request)
+    crate::call::nested(host_call, &request, receive)
 }
 #[cfg(test)]
 mod tests {

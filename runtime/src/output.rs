@@ -203,6 +203,55 @@ pub(crate) enum Found {
     Elsewhere,
 }
 
+/// What a call's output is made into when the call returns, while its arena is still
+/// the call's: the [`CallOutput`] a caller keeps ([`Keep`]), or bytes handed on where
+/// they lie, so that an output used at once is not first copied into a `CallOutput`
+/// (a nested call's, which the calling module copies through its sink).
+pub(crate) trait Receive {
+    /// What the caller gets.
+    type Out;
+    /// An empty output. `args` is the call's own argument buffer, if it had one.
+    fn empty(self, args: Option<OwnedArgs>) -> Self::Out;
+    /// The `len` (at most [`INLINE`]) bytes at `offset` of `arena`.
+    fn small(
+        self,
+        arena: &AlignedBuf,
+        offset: usize,
+        len: usize,
+        args: Option<OwnedArgs>,
+    ) -> Self::Out;
+    /// Any other output, once it is a [`CallOutput`].
+    fn output(self, output: CallOutput) -> Self::Out;
+}
+
+/// Receives a call's output as the [`CallOutput`] its caller keeps.
+pub(crate) struct Keep;
+
+impl Receive for Keep {
+    type Out = CallOutput;
+
+    #[inline(always)]
+    fn empty(self, args: Option<OwnedArgs>) -> CallOutput {
+        CallOutput::empty(args)
+    }
+
+    #[inline(always)]
+    fn small(
+        self,
+        arena: &AlignedBuf,
+        offset: usize,
+        len: usize,
+        args: Option<OwnedArgs>,
+    ) -> CallOutput {
+        CallOutput::small(arena, offset, len, args)
+    }
+
+    #[inline(always)]
+    fn output(self, output: CallOutput) -> CallOutput {
+        output
+    }
+}
+
 /// Where `len` bytes at `out` are relative to the call's arena buffer `arena`.
 #[inline(always)]
 pub(crate) fn locate(arena: &AlignedBuf, out: *const u8, len: usize) -> Found {

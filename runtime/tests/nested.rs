@@ -31,6 +31,11 @@ fn a_nested_call_returns_the_callees_actual_bytes() {
         .call(h[0], "relay", &relay_args("basic", "echo", b"xyz"))
         .unwrap();
     assert_eq!(out, b"xyz");
+    // An empty output, which the sink gets as no bytes.
+    let out = rt
+        .call(h[0], "relay", &relay_args("basic", "echo", b""))
+        .unwrap();
+    assert_eq!(out, b"");
     let out = rt
         .call(
             h[0],
