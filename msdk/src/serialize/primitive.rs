@@ -278,10 +278,10 @@ impl Plain for String {
     #[inline]
     fn read_plain(input: &mut &[u8]) -> Option<String> {
         let (len, header) = str_header(input)?;
-        let bytes = input.get(header..header.checked_add(len)?)?;
+        let (bytes, after) = input.get(header..)?.split_at_checked(len)?;
         // Not UTF-8: serde's to refuse (or take as bytes), with its own words.
         let text = memlink_abi::text::utf8(bytes).ok()?;
-        *input = &input[header + len..];
+        *input = after;
         Some(text.to_owned())
     }
 }
@@ -301,14 +301,11 @@ impl Plain for Vec<u8> {
         };
         let mut rest = input.get(header..)?;
         // Each item takes at least a byte: a longer count is not this reader's to trust.
-        if len > rest.len() {
-            return None;
-        }
+        let (items, after) = rest.split_at_checked(len)?;
         // The usual bytes, all below 0x80: each item is a positive fixint, one byte that
         // is its own value, so the items are the input's next `len` bytes as they are.
         // `is_ascii` tests them a word at a time; a byte at a time, the loop below costs
         // about ten instructions an item.
-        let (items, after) = rest.split_at(len);
         if items.is_ascii() {
             *input = after;
             return Some(items.to_vec());
