@@ -118,3 +118,37 @@ fn a_host_written_in_c_calls_a_rust_module() {
         assert_eq!(&lines[1..], ["echo = hello from C", "add = 5"], "{name}");
     }
 }
+
+/// The host keeps the ABI's promises about a nested call's sink, seen by a module in C
+/// (`tests/fixtures/nested_sink.c`): the sink runs once, before `call_module` returns;
+/// on success the callee's result format is in the request by the time it runs; a
+/// failure's payload reaches it once too.
+#[test]
+fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
+    let rt = Runtime::with_local_resolver();
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/nested_sink.c"],
+        "libnested_sink.so",
+        true,
+    );
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let ok = memlink_abi::Status::Ok as u8;
+    // [sink calls, the format the sink saw, call_module's status, the bytes].
+    let out = rt.call(h, "relay", b"echo").unwrap();
+    assert_eq!(out[..3], [1, Format::Raw as u8, ok], "{out:?}");
+    assert_eq!(out[3..], *b"hi");
+    let out = rt.call(h, "relay", b"add").unwrap();
+    assert_eq!(out[..3], [1, Format::MessagePack as u8, ok], "{out:?}");
+    assert_eq!(out[3..], [5], "MessagePack 5");
+    // `noop`'s `()` is one byte of MessagePack, `nil`; an unknown method fails, and its
+    // payload goes to the sink once.
+    let out = rt.call(h, "relay", b"noop").unwrap();
+    assert_eq!(out[..], [1, Format::MessagePack as u8, ok, 0xc0], "{out:?}");
+    let out = rt.call(h, "relay", b"no_such_method").unwrap();
+    assert_eq!(out[0], 1, "one sink call for a failure: {out:?}");
+    assert_eq!(out[2], memlink_abi::Status::InvalidMethod as u8, "{out:?}");
+    // Still serving.
+    let out = rt.call(h, "relay", b"echo").unwrap();
+    assert_eq!(out[..3], [1, Format::Raw as u8, ok]);
+}
