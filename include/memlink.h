@@ -276,8 +276,10 @@ typedef struct MemlinkNestedCall {
    */
   size_t args_len;
   /*
-   Receives the callee's output, once, before `call_module` returns. The bytes are
-   valid only during the call to `sink`.
+   Receives the callee's output (or its error's payload), once, before
+   `call_module` returns. The bytes are valid only during the call to `sink`. Not
+   null: a request without a sink is refused with [`Status::Abi`](crate::Status)
+   and nothing else.
    */
   void (*sink)(void *sink_ctx, const uint8_t *ptr, size_t len);
   /*
@@ -286,7 +288,7 @@ typedef struct MemlinkNestedCall {
   void *sink_ctx;
   /*
    Out: the callee's result [`Format`](crate::Format) tag, set by the host before
-   `sink` runs.
+   `sink` runs when the call succeeds; left as it was when it fails.
    */
   uint8_t result_format;
 } MemlinkNestedCall;

@@ -120,13 +120,15 @@ pub struct NestedCall {
     pub args: *const u8,
     /// Length of `args` in bytes.
     pub args_len: usize,
-    /// Receives the callee's output, once, before `call_module` returns. The bytes are
-    /// valid only during the call to `sink`.
+    /// Receives the callee's output (or its error's payload), once, before
+    /// `call_module` returns. The bytes are valid only during the call to `sink`. Not
+    /// null: a request without a sink is refused with [`Status::Abi`](crate::Status)
+    /// and nothing else.
     pub sink: unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8, len: usize),
     /// Passed back to `sink`.
     pub sink_ctx: *mut c_void,
     /// Out: the callee's result [`Format`](crate::Format) tag, set by the host before
-    /// `sink` runs.
+    /// `sink` runs when the call succeeds; left as it was when it fails.
     pub result_format: u8,
 }
 

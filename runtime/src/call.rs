@@ -16,6 +16,7 @@
 //! 3. [`finish_slow`]: everything but an empty or small result (a result kept in its
 //!    arena, a failure), out of the way of the path every call takes.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use memlink_abi::{self as abi, CallFrame, Format, ModuleError, Status};
@@ -616,7 +617,7 @@ fn run_call<R: Receive, E>(
         registry,
         module,
         meta,
-        output: None,
+        output: Cell::new(None),
         parent,
     };
     let (persistent, persistent_len) = match &module.persistent {
@@ -699,7 +700,7 @@ fn run_call<R: Receive, E>(
                 record,
                 status,
                 buf,
-                heap: host_call.output,
+                heap: host_call.output.take(),
                 owned,
             };
             return finish_slow(call, found, out)

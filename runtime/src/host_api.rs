@@ -78,13 +78,14 @@ unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8
     }
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller's contract: `call` is a live `HostCall` of this thread's
-        // running call (not null, checked above), and no other reference to it is in use
-        // while the module runs.
-        let host_call = unsafe { &mut *call.cast::<HostCall<'_>>() };
+        // running call (not null, checked above). Only a shared reference is made: the
+        // host holds others while the module runs (a nested call's sink, say, may ask
+        // for its own call's output), and the buffer is kept in a `Cell`.
+        let host_call = unsafe { &*call.cast::<HostCall<'_>>() };
         // A length the allocator cannot give is a null return, not an abort.
         let mut buf = AlignedBuf::try_zeroed(len)?;
         let ptr = buf.as_mut_ptr();
-        host_call.output = Some(buf);
+        host_call.output.set(Some(buf));
         Some(ptr)
     }));
     result.ok().flatten().unwrap_or(core::ptr::null_mut())
@@ -109,46 +110,51 @@ unsafe extern "C" fn host_backpressure(call: *mut c_void) -> f32 {
 /// # Safety
 ///
 /// `call` must be the `host_call` of a frame whose call is running; `request` must point
-/// to a valid [`NestedCall`] whose pointers are valid for the duration of this call.
+/// to a [`NestedCall`] of at least the size its `size` field gives, whose pointers are
+/// valid for the duration of this call.
 unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCall) -> i32 {
     if call.is_null() || request.is_null() {
         // No call to act for, or no request to answer through: nothing can be reported
         // but the status.
         return Status::Abi as i32;
     }
-    // SAFETY: `request` points to a valid `NestedCall` (the caller's contract), a struct
-    // of plain fields with no `Drop`, so a copy of it is a request as good. The host reads
-    // the copy and writes only `result_format` in the module's.
-    let copy = unsafe { request.read() };
-    // SAFETY: as above; no reference to the module's request is made.
-    let format_out = unsafe { &raw mut (*request).result_format };
+    // SAFETY: `request` is not null and points to a request (the caller's contract).
+    let Some(fields) = (unsafe { Fields::read(request) }) else {
+        // Too small to hold a sink, or none in it: the status alone.
+        return Status::Abi as i32;
+    };
     let given = Cell::new(false);
     let sink = Sink {
-        sink: copy.sink,
-        ctx: copy.sink_ctx,
+        sink: fields.sink,
+        ctx: fields.sink_ctx,
+        // SAFETY: within the request (`Fields::read` checked its size); no reference to
+        // the module's request is made, and the host writes nothing else in it.
+        format_out: unsafe { &raw mut (*request).result_format },
+        format: 0,
         given: &given,
     };
-    // The ABI has the callee's result format set before the sink runs.
-    let receive = |format: Format| {
-        // SAFETY: `request` is valid and its `result_format` ours to write for this call
-        // (contract above).
-        unsafe { format_out.write(format as u8) };
-        sink
-    };
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract; the nested call only reads the `HostCall`.
+        // SAFETY: the caller's contract. The `HostCall` is only read through shared
+        // references (`alloc_output` too: its buffer is in a `Cell`).
         let host_call = unsafe { &*call.cast::<HostCall<'_>>() };
         // SAFETY: forwarded from this function's contract.
-        unsafe { nested(host_call, &copy, receive) }
+        unsafe {
+            nested(host_call, &fields, |format| Sink {
+                format: format as u8,
+                ..sink
+            })
+        }
     }));
-    let result =
-        outcome.unwrap_or_else(|_| Err(ModuleError::CallFailed("the host panicked".into())));
+    let result = outcome.unwrap_or_else(|_| {
+        tracing::error!(target: "memlink::host", "the host panicked in a nested call");
+        Err(ModuleError::CallFailed("the host panicked".into()))
+    });
     match result {
         // The output went to the sink as the call returned.
         Ok(()) => Status::Ok as i32,
         // The callee's output was handed over, and the host failed after it (a panic
-        // while the call was counted): the call itself succeeded, and the sink is
-        // called once.
+        // while the call was counted, logged above): the call itself succeeded, and the
+        // sink is called once.
         Err(_) if given.get() => Status::Ok as i32,
         Err(e) => {
             sink.give(&e.payload());
@@ -157,12 +163,64 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
     }
 }
 
+/// The fields of a module's [`NestedCall`] the host reads, each read on its own: the
+/// request may be older and smaller than this host's, and its sink may be null, which
+/// the struct's function pointer cannot hold.
+struct Fields {
+    flags: u32,
+    module: abi::StrRef,
+    method: abi::StrRef,
+    args: *const u8,
+    args_len: usize,
+    sink: unsafe extern "C" fn(*mut c_void, *const u8, usize),
+    sink_ctx: *mut c_void,
+}
+
+impl Fields {
+    /// The request's fields, or `None` when it is smaller than this host's `NestedCall`
+    /// (it may lack `result_format`, or the sink itself) or its sink is null.
+    ///
+    /// # Safety
+    ///
+    /// `request` must point to a readable `size` field, and to as many readable bytes
+    /// as it gives.
+    unsafe fn read(request: *const NestedCall) -> Option<Fields> {
+        // SAFETY: the first field, readable (the contract).
+        let size = unsafe { (&raw const (*request).size).read() };
+        if (size as usize) < size_of::<NestedCall>() {
+            return None;
+        }
+        // SAFETY: every field lies within the request's `size` bytes (checked above). The
+        // sink is read as an `Option`, whose `None` is the null pointer, so a null sink
+        // is a value and not undefined behaviour.
+        unsafe {
+            let sink = (&raw const (*request).sink)
+                .cast::<Option<unsafe extern "C" fn(*mut c_void, *const u8, usize)>>()
+                .read()?;
+            Some(Fields {
+                flags: (&raw const (*request).flags).read(),
+                module: (&raw const (*request).module).read(),
+                method: (&raw const (*request).method).read(),
+                args: (&raw const (*request).args).read(),
+                args_len: (&raw const (*request).args_len).read(),
+                sink,
+                sink_ctx: (&raw const (*request).sink_ctx).read(),
+            })
+        }
+    }
+}
+
 /// The calling module's sink for a nested call's output (or its error's payload), which
-/// gets it where it lies, once.
+/// gets it where it lies, once; on success, with the callee's result format written
+/// into the request first, as the ABI promises.
 #[derive(Clone, Copy)]
 struct Sink<'g> {
     sink: unsafe extern "C" fn(*mut c_void, *const u8, usize),
     ctx: *mut c_void,
+    /// The request's `result_format`.
+    format_out: *mut u8,
+    /// The callee's result format, written there on success.
+    format: u8,
     /// Whether the sink has been called.
     given: &'g Cell<bool>,
 }
@@ -176,6 +234,14 @@ impl Sink<'_> {
         // bytes stay valid while it runs, which the borrow guarantees.
         unsafe { (self.sink)(self.ctx, bytes.as_ptr(), bytes.len()) }
     }
+
+    /// Hands the callee's output to the module, its result format written first.
+    fn deliver(self, bytes: &[u8]) {
+        // SAFETY: `format_out` is the request's `result_format`, within it and ours to
+        // write for this call (`host_call_module`).
+        unsafe { self.format_out.write(self.format) };
+        self.give(bytes);
+    }
 }
 
 impl Receive for Sink<'_> {
@@ -183,17 +249,17 @@ impl Receive for Sink<'_> {
 
     #[inline(always)]
     fn empty(self, _args: Option<OwnedArgs>) {
-        self.give(&[]);
+        self.deliver(&[]);
     }
 
     #[inline(always)]
     fn small(self, arena: &AlignedBuf, offset: usize, len: usize, _args: Option<OwnedArgs>) {
-        self.give(&arena.as_slice()[offset..offset + len]);
+        self.deliver(&arena.as_slice()[offset..offset + len]);
     }
 
     #[inline(always)]
     fn output(self, output: CallOutput) {
-        self.give(&output);
+        self.deliver(&output);
     }
 }
 
@@ -205,12 +271,9 @@ impl Receive for Sink<'_> {
 /// The request's strings and arguments must be valid for the duration of this call.
 unsafe fn nested<R: Receive>(
     host_call: &HostCall<'_>,
-    request: &NestedCall,
+    request: &Fields,
     receive: impl FnOnce(Format) -> R,
 ) -> Result<R::Out, ModuleError> {
-    if (request.size as usize) < size_of::<NestedCall>() {
-        return Err(ModuleError::Abi("nested call request is too small".into()));
-    }
     let name = |s: abi::StrRef, what: &str| {
         // SAFETY: valid for this call (the caller's contract).
         unsafe { s.as_bytes() }.ok_or_else(|| {
@@ -244,6 +307,39 @@ mod tests {
     use super::*;
 
     unsafe extern "C" fn keep(_ctx: *mut c_void, _ptr: *const u8, _len: usize) {}
+
+    /// A request is read field by field: one smaller than this host's `NestedCall`, or
+    /// with a null sink, is refused without reading past it or calling through null.
+    #[test]
+    fn a_request_too_small_or_without_a_sink_is_refused() {
+        let words = size_of::<NestedCall>().div_ceil(8);
+        // Zeroed words: a request whose every field is zero, its sink null.
+        let mut buf = vec![0u64; words];
+        let request = buf.as_mut_ptr().cast::<NestedCall>();
+        let set_size = move |size: usize| {
+            // SAFETY: `size` is the first field, within the buffer.
+            unsafe { (&raw mut (*request).size).write(size as u32) };
+        };
+        set_size(size_of::<NestedCall>());
+        // SAFETY: the buffer holds a whole request.
+        assert!(unsafe { Fields::read(request) }.is_none(), "a null sink");
+        let keep_fn: unsafe extern "C" fn(*mut c_void, *const u8, usize) = keep;
+        // SAFETY: the sink field is within the buffer, and `keep` is a valid sink.
+        unsafe { (&raw mut (*request).sink).write(keep_fn) };
+        // SAFETY: as above.
+        let fields = unsafe { Fields::read(request) }.expect("a whole request");
+        assert_eq!((fields.args_len, fields.flags), (0, 0));
+        set_size(size_of::<NestedCall>() - 8);
+        // SAFETY: as above; only `size` is read of a request that says it is smaller.
+        assert!(unsafe { Fields::read(request) }.is_none(), "too small");
+        // Through the service: the status alone.
+        let call = core::ptr::NonNull::<u8>::dangling()
+            .as_ptr()
+            .cast::<c_void>();
+        // SAFETY: the request is refused before the call handle is used.
+        let status = unsafe { (HOST_API.call_module)(call, request) };
+        assert_eq!(status, Status::Abi as i32);
+    }
 
     /// A module may call a service with no running call (from a thread of its own); the
     /// handle is then null. `log` and `backpressure` take that, and so must the others:

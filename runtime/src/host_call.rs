@@ -1,6 +1,7 @@
 //! The host's side of a running call: what `CallFrame::host_call` points at, and what
 //! the host's services reach through it.
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use crate::buffer::AlignedBuf;
@@ -36,8 +37,9 @@ pub(crate) struct HostCall<'r> {
     pub(crate) module: &'r Module,
     pub(crate) meta: &'r CallMeta,
     /// The buffer `alloc_output` handed out, the only place besides the arena where the
-    /// module may put its output.
-    pub(crate) output: Option<AlignedBuf>,
+    /// module may put its output. In a `Cell`, as the host holds shared references to
+    /// the call while the module runs, and the module may ask for a buffer meanwhile.
+    pub(crate) output: Cell<Option<AlignedBuf>>,
     /// The call that made this one, for a nested call.
     pub(crate) parent: Option<&'r HostCall<'r>>,
 }

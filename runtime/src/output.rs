@@ -203,10 +203,11 @@ pub(crate) enum Found {
     Elsewhere,
 }
 
-/// What a call's output is made into when the call returns, while its arena is still
-/// the call's: the [`CallOutput`] a caller keeps ([`Keep`]), or bytes handed on where
-/// they lie, so that an output used at once is not first copied into a `CallOutput`
-/// (a nested call's, which the calling module copies through its sink).
+/// What a call's output is made into when the call returns: the [`CallOutput`] a caller
+/// keeps ([`Keep`]), or bytes handed on where they lie, so that an output used at once
+/// is not first copied into a `CallOutput` (a nested call's, which the calling module
+/// copies through its sink). An empty or small output is received while the call's
+/// arena is still its own; any other, once it is a `CallOutput`.
 pub(crate) trait Receive {
     /// What the caller gets.
     type Out;

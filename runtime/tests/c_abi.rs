@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::{compile_c, module_path, mp};
-use memlink_runtime::{Format, ModuleError, ModuleRef, Runtime};
+use memlink_runtime::{Format, ModuleError, ModuleRef, Runtime, RuntimeConfig};
 
 fn c_module() -> std::path::PathBuf {
     compile_c(&["examples/c/module.c"], "libc_module.so", true)
@@ -120,35 +120,79 @@ fn a_host_written_in_c_calls_a_rust_module() {
 }
 
 /// The host keeps the ABI's promises about a nested call's sink, seen by a module in C
-/// (`tests/fixtures/nested_sink.c`): the sink runs once, before `call_module` returns;
-/// on success the callee's result format is in the request by the time it runs; a
-/// failure's payload reaches it once too.
+/// (`tests/fixtures/nested_sink.c`): the sink runs once, before `call_module` returns,
+/// whatever the output (empty, small, larger than a `CallOutput` holds, or a failure's
+/// payload); on success the callee's result format is in the request by the time it
+/// runs, and on a failure the format is left as the module set it. The same holds
+/// through the path a runtime with interceptors takes.
 #[test]
 fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
-    let rt = Runtime::with_local_resolver();
+    #[derive(Debug)]
+    struct Nothing;
+    impl memlink_runtime::intercept::Interceptor for Nothing {}
     let fixture = compile_c(
         &["runtime/tests/fixtures/nested_sink.c"],
         "libnested_sink.so",
         true,
     );
-    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
-    rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
-    let ok = memlink_abi::Status::Ok as u8;
-    // [sink calls, the format the sink saw, call_module's status, the bytes].
-    let out = rt.call(h, "relay", b"echo").unwrap();
-    assert_eq!(out[..3], [1, Format::Raw as u8, ok], "{out:?}");
-    assert_eq!(out[3..], *b"hi");
-    let out = rt.call(h, "relay", b"add").unwrap();
-    assert_eq!(out[..3], [1, Format::MessagePack as u8, ok], "{out:?}");
-    assert_eq!(out[3..], [5], "MessagePack 5");
-    // `noop`'s `()` is one byte of MessagePack, `nil`; an unknown method fails, and its
-    // payload goes to the sink once.
-    let out = rt.call(h, "relay", b"noop").unwrap();
-    assert_eq!(out[..], [1, Format::MessagePack as u8, ok, 0xc0], "{out:?}");
-    let out = rt.call(h, "relay", b"no_such_method").unwrap();
-    assert_eq!(out[0], 1, "one sink call for a failure: {out:?}");
-    assert_eq!(out[2], memlink_abi::Status::InvalidMethod as u8, "{out:?}");
-    // Still serving.
-    let out = rt.call(h, "relay", b"echo").unwrap();
-    assert_eq!(out[..3], [1, Format::Raw as u8, ok]);
+    let plain = RuntimeConfig::default();
+    let intercepted = RuntimeConfig::default().interceptor(std::sync::Arc::new(Nothing));
+    for config in [plain, intercepted] {
+        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let h = rt.load(ModuleRef::from_path(fixture.clone())).unwrap();
+        rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+        // [sink calls, the format the sink saw, call_module's status, the length it
+        // received, its first 200 bytes].
+        let relay = |method: &str, args: &[u8]| {
+            let request = [method.as_bytes(), &[0], args].concat();
+            let out = rt.call(h, "relay", &request).unwrap().to_vec();
+            let len = u32::from_le_bytes(out[3..7].try_into().unwrap());
+            (out[0], out[1], out[2], len, out[7..].to_vec())
+        };
+        let (ok, raw, msgpack) = (
+            memlink_abi::Status::Ok as u8,
+            Format::Raw as u8,
+            Format::MessagePack as u8,
+        );
+        assert_eq!(relay("echo", b"hi"), (1, raw, ok, 2, b"hi".to_vec()));
+        assert_eq!(
+            relay("echo", b""),
+            (1, raw, ok, 0, vec![]),
+            "an empty output"
+        );
+        assert_eq!(
+            relay("add", &mp(&(2u32, 3u32))),
+            (1, msgpack, ok, 1, vec![5])
+        );
+        assert_eq!(relay("noop", b""), (1, msgpack, ok, 1, vec![0xc0]), "nil");
+        // Larger than a `CallOutput` holds inline, and than the arena: the slow path.
+        assert_eq!(
+            relay("fill", &mp(&(7u8, 200_000u32))),
+            (1, raw, ok, 200_000, vec![7; 200])
+        );
+        // Failures: the payload goes to the sink once; the format is not written.
+        let (calls, format, status, ..) = relay("fail", b"why");
+        let failed = memlink_abi::Status::Failed as u8;
+        assert_eq!(
+            (calls, format, status),
+            (1, 0xff, failed),
+            "the callee's error"
+        );
+        let (calls, format, status, ..) = relay("boom", b"bang");
+        let panicked = memlink_abi::Status::Panic as u8;
+        assert_eq!(
+            (calls, format, status),
+            (1, 0xff, panicked),
+            "the callee's panic"
+        );
+        let (calls, format, status, ..) = relay("no_such_method", b"");
+        let invalid = memlink_abi::Status::InvalidMethod as u8;
+        assert_eq!(
+            (calls, format, status),
+            (1, 0xff, invalid),
+            "an unknown method"
+        );
+        // Still serving.
+        assert_eq!(relay("echo", b"ok"), (1, raw, ok, 2, b"ok".to_vec()));
+    }
 }
