@@ -163,6 +163,9 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
     }
 }
 
+/// `NestedCall::sink`'s type.
+type SinkFn = unsafe extern "C" fn(*mut c_void, *const u8, usize);
+
 /// The fields of a module's [`NestedCall`] the host reads, each read on its own: the
 /// request may be older and smaller than this host's, and its sink may be null, which
 /// the struct's function pointer cannot hold.
@@ -172,7 +175,7 @@ struct Fields {
     method: abi::StrRef,
     args: *const u8,
     args_len: usize,
-    sink: unsafe extern "C" fn(*mut c_void, *const u8, usize),
+    sink: SinkFn,
     sink_ctx: *mut c_void,
 }
 
@@ -195,7 +198,7 @@ impl Fields {
         // is a value and not undefined behaviour.
         unsafe {
             let sink = (&raw const (*request).sink)
-                .cast::<Option<unsafe extern "C" fn(*mut c_void, *const u8, usize)>>()
+                .cast::<Option<SinkFn>>()
                 .read()?;
             Some(Fields {
                 flags: (&raw const (*request).flags).read(),
@@ -215,7 +218,7 @@ impl Fields {
 /// into the request first, as the ABI promises.
 #[derive(Clone, Copy)]
 struct Sink<'g> {
-    sink: unsafe extern "C" fn(*mut c_void, *const u8, usize),
+    sink: SinkFn,
     ctx: *mut c_void,
     /// The request's `result_format`.
     format_out: *mut u8,
@@ -323,7 +326,7 @@ mod tests {
         set_size(size_of::<NestedCall>());
         // SAFETY: the buffer holds a whole request.
         assert!(unsafe { Fields::read(request) }.is_none(), "a null sink");
-        let keep_fn: unsafe extern "C" fn(*mut c_void, *const u8, usize) = keep;
+        let keep_fn: SinkFn = keep;
         // SAFETY: the sink field is within the buffer, and `keep` is a valid sink.
         unsafe { (&raw mut (*request).sink).write(keep_fn) };
         // SAFETY: as above.

@@ -171,27 +171,20 @@ fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
             (1, raw, ok, 200_000, vec![7; 200])
         );
         // Failures: the payload goes to the sink once; the format is not written.
-        let (calls, format, status, ..) = relay("fail", b"why");
-        let failed = memlink_abi::Status::Failed as u8;
-        assert_eq!(
-            (calls, format, status),
-            (1, 0xff, failed),
-            "the callee's error"
-        );
-        let (calls, format, status, ..) = relay("boom", b"bang");
-        let panicked = memlink_abi::Status::Panic as u8;
-        assert_eq!(
-            (calls, format, status),
-            (1, 0xff, panicked),
-            "the callee's panic"
-        );
-        let (calls, format, status, ..) = relay("no_such_method", b"");
-        let invalid = memlink_abi::Status::InvalidMethod as u8;
-        assert_eq!(
-            (calls, format, status),
-            (1, 0xff, invalid),
-            "an unknown method"
-        );
+        use memlink_abi::Status;
+        for (method, args, want, what) in [
+            ("fail", &b"why"[..], Status::Failed, "the callee's error"),
+            ("boom", b"bang", Status::Panic, "the callee's panic"),
+            (
+                "no_such_method",
+                b"",
+                Status::InvalidMethod,
+                "an unknown method",
+            ),
+        ] {
+            let (calls, format, status, ..) = relay(method, args);
+            assert_eq!((calls, format, status), (1, 0xff, want as u8), "{what}");
+        }
         // Still serving.
         assert_eq!(relay("echo", b"ok"), (1, raw, ok, 2, b"ok".to_vec()));
     }
