@@ -8,10 +8,9 @@
 //! itself through the host simply runs another `block_on` on the same thread, which
 //! tokio's own `block_on` refuses to do.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell};
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -97,14 +96,54 @@ struct Wakeup {
     waker: Waker,
 }
 
+impl Wakeup {
+    /// A wakeup for the calling thread.
+    fn new() -> Wakeup {
+        let signal = Arc::new(Signal {
+            woken: AtomicBool::new(false),
+            thread: thread::current(),
+        });
+        let waker = Waker::from(Arc::clone(&signal));
+        Wakeup { signal, waker }
+    }
+}
+
+/// One level of nested `block_on`s on a thread: its wakeup, made at the level's first
+/// `block_on`, and the next level down, made when a `block_on` first nests this deep.
+///
+/// Each is made once and then stays where it is for the thread's life, so a `block_on`
+/// lends its level's wakeup from the thread-local, with no borrow flag to set and no
+/// count to bump: a call to an async export that completes at once allocates nothing and
+/// makes no atomic read-modify-write of its own.
+struct Nest {
+    wakeup: OnceCell<Wakeup>,
+    deeper: OnceCell<Box<Nest>>,
+}
+
+impl Nest {
+    const fn new() -> Nest {
+        Nest {
+            wakeup: OnceCell::new(),
+            deeper: OnceCell::new(),
+        }
+    }
+
+    /// The wakeup of the level `depth` below this one.
+    fn wakeup(&self, depth: usize) -> &Wakeup {
+        let mut nest = self;
+        for _ in 0..depth {
+            nest = nest.deeper.get_or_init(|| Box::new(Nest::new()));
+        }
+        nest.wakeup.get_or_init(Wakeup::new)
+    }
+}
+
 /// What a thread's `block_on`s keep, in one thread-local: a module is a shared library,
 /// where each thread-local costs a call to reach, so a `block_on` reaches this once.
 struct Local {
-    /// This thread's wakeups, one per level of nested `block_on`, each made once: a call
-    /// to an async export that completes at once allocates nothing and makes no atomic
-    /// operation of its own. A nested `block_on` has its own, so no wake meant for one
-    /// is taken by another.
-    wakeups: RefCell<Vec<Rc<Wakeup>>>,
+    /// This thread's wakeups, one per level of nested `block_on`: a nested `block_on`
+    /// has its own, so no wake meant for one is taken by another.
+    nests: Nest,
     /// How many `block_on`s are running on this thread.
     depth: Cell<usize>,
     /// The generation of the runtime this thread has entered for good (0: none).
@@ -115,35 +154,12 @@ struct Local {
 thread_local! {
     static LOCAL: Local = const {
         Local {
-            wakeups: RefCell::new(Vec::new()),
+            nests: Nest::new(),
             depth: Cell::new(0),
             #[cfg(feature = "async")]
             entered: Cell::new(0),
         }
     };
-}
-
-/// A wakeup of its own, for a `block_on` at a level not seen before, or on a thread
-/// tearing its locals down.
-fn new_wakeup() -> Rc<Wakeup> {
-    let signal = Arc::new(Signal {
-        woken: AtomicBool::new(false),
-        thread: thread::current(),
-    });
-    let waker = Waker::from(Arc::clone(&signal));
-    Rc::new(Wakeup { signal, waker })
-}
-
-/// This thread's wakeup for a `block_on` at nesting level `depth`.
-fn wakeup(local: Option<&Local>, depth: usize) -> Rc<Wakeup> {
-    let Some(local) = local else {
-        return new_wakeup();
-    };
-    let mut w = local.wakeups.borrow_mut();
-    while w.len() <= depth {
-        w.push(new_wakeup());
-    }
-    Rc::clone(&w[depth])
 }
 
 /// Counts a `block_on` as running on this thread until dropped.
@@ -173,7 +189,15 @@ fn poll_until<F: Future>(
     deadline: Option<Instant>,
 ) -> Option<F::Output> {
     let level = Level::enter(local);
-    let wakeup = wakeup(local, level.depth);
+    // On a thread tearing its locals down, a wakeup of its own.
+    let own;
+    let wakeup = match local {
+        Some(local) => local.nests.wakeup(level.depth),
+        None => {
+            own = Wakeup::new();
+            &own
+        }
+    };
     // A wake left over from a future that kept the waker after its `block_on` ended
     // costs at most one extra poll; clear it before this one starts.
     wakeup.signal.woken.store(false, Ordering::Relaxed);
@@ -319,6 +343,48 @@ mod tests {
     #[test]
     fn ready_futures_complete() {
         assert_eq!(block_on(async { 5 }), 5);
+    }
+
+    /// Pending at its first poll, after which another thread wakes it.
+    struct WokenLater(bool);
+
+    impl Future for WokenLater {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                return Poll::Ready(());
+            }
+            self.0 = true;
+            let waker = cx.waker().clone();
+            thread::spawn(move || {
+                thread::sleep(std::time::Duration::from_millis(1));
+                waker.wake();
+            });
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn each_level_of_nested_block_ons_is_woken_by_its_own_waker() {
+        /// A `block_on` that parks before and after running one `depth` levels deeper.
+        fn nest(depth: usize) -> usize {
+            block_on(async move {
+                WokenLater(false).await;
+                let below = if depth == 0 { 0 } else { nest(depth - 1) };
+                WokenLater(false).await;
+                below + 1
+            })
+        }
+        assert_eq!(nest(4), 5);
+        // Again, on the levels made by the first run.
+        assert_eq!(nest(5), 6);
+        // Each level's wakeup is made once and kept.
+        LOCAL.with(|local| {
+            assert_eq!(local.depth.get(), 0, "every level was left");
+            let first: *const Wakeup = local.nests.wakeup(3);
+            assert!(core::ptr::eq(first, local.nests.wakeup(3)));
+            assert!(!core::ptr::eq(first, local.nests.wakeup(2)));
+        });
     }
 
     #[cfg(feature = "async")]
