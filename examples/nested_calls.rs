@@ -34,6 +34,23 @@ pub fn relay_borrowed(
     caller.call_blocking(module, method, args)
 }
 
+/// [`relay_borrowed`] that hands the callee's result on from its own arena: the callee's
+/// bytes are read where the callee left them and copied once, into this call's arena,
+/// where the host reads them. Nothing is allocated. A result larger than the room left in
+/// the arena is refused with `QuotaExceeded`.
+#[memlink_export]
+pub fn relay_in_arena<'a>(
+    ctx: &CallContext<'a>,
+    module: &str,
+    method: &str,
+    args: &[u8],
+) -> Result<&'a [u8]> {
+    let caller = ctx.module_caller().ok_or(ModuleError::ServiceUnavailable)?;
+    let arena = ctx.arena();
+    let kept = caller.call_in_place(module, method, args, |out| arena.alloc_slice_copy(out))?;
+    kept.map(|out| &*out).ok_or(ModuleError::QuotaExceeded)
+}
+
 /// Adds through another module's `add`, with typed arguments and result.
 #[memlink_export]
 pub fn add_via(ctx: &CallContext, module: String, a: u32, b: u32) -> Result<u32> {

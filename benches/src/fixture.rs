@@ -198,6 +198,11 @@ impl Host {
             &self.relay_borrowed_echo(),
             b"hello",
         )?;
+        expect(
+            "relay in the arena to echo",
+            &self.relay_in_arena_echo(),
+            b"hello",
+        )?;
         Ok(())
     }
 
@@ -285,6 +290,16 @@ impl Host {
         self.runtime
             .call(self.nested, "relay_borrowed", &self.relay_borrowed_args)
             .expect("borrowed relay to echo")
+    }
+
+    /// `nested_calls::relay_in_arena("basic", "echo", b"hello")`: as
+    /// [`relay_borrowed_echo`](Host::relay_borrowed_echo), with the callee's result lent to
+    /// the relay and copied into its arena, not into a `Vec`.
+    #[inline]
+    pub fn relay_in_arena_echo(&self) -> CallOutput {
+        self.runtime
+            .call(self.nested, "relay_in_arena", &self.relay_borrowed_args)
+            .expect("relay in the arena to echo")
     }
 
     /// `nested_calls::relay("basic", "noop", [])`.

@@ -433,10 +433,16 @@ pub fn nested(report: &mut Report, cfg: &Config, fx: &Fixtures) {
         measure::run(cfg, || h.relay_borrowed_echo()),
         "nested_calls::relay_borrowed(\"basic\", \"echo\", b\"hello\") by name: a sync relay borrowing its arguments",
     );
+    report.ns(
+        "nested_in_arena_relay_echo_ns",
+        measure::run(cfg, || h.relay_in_arena_echo()),
+        "nested_calls::relay_in_arena(\"basic\", \"echo\", b\"hello\") by name: relay_borrowed, the result lent to it and kept in its arena",
+    );
     let direct = report.get("echo_small_raw_ns");
     for (relay, added) in [
         ("nested_relay_echo_ns", "nested_added_ns"),
         ("nested_borrowed_relay_echo_ns", "nested_borrowed_added_ns"),
+        ("nested_in_arena_relay_echo_ns", "nested_in_arena_added_ns"),
     ] {
         if let (Some(relay), Some(direct)) = (report.get(relay), direct) {
             report.value(added, relay - direct);

@@ -2,6 +2,7 @@
 
 use core::ffi::c_void;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 
 use crate::abi::{Format, HostApi, NestedCall, Status, StrRef, NESTED_TYPED};
 use crate::error::{ModuleError, Result};
@@ -50,7 +51,40 @@ impl ModuleCaller {
 
     /// [`call`](ModuleCaller::call) without a future, for sync exports.
     pub fn call_blocking(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
-        self.send(module, method, args, 0).map(|(out, _)| out)
+        self.lend(module, method, args, 0, |out, _| out.to_vec())
+    }
+
+    /// Calls `method` of `module` with encoded `args` and lends its encoded result to
+    /// `read`, where the callee left it, before the callee's arena goes back to the
+    /// host: nothing is copied or allocated for it unless `read` does. What `read`
+    /// returns is the call's result. The errors are [`call`](ModuleCaller::call)'s; on
+    /// an error `read` does not run.
+    ///
+    /// A relay that hands the callee's result on from its own arena allocates nothing
+    /// (a result too large for the arena is refused with
+    /// [`ModuleError::QuotaExceeded`]):
+    ///
+    /// ```no_run
+    /// # use memlink_msdk::prelude::*;
+    /// fn relay<'a>(ctx: &CallContext<'a>, method: &str, args: &[u8]) -> Result<&'a [u8]> {
+    ///     let caller = ctx.module_caller().ok_or(ModuleError::ServiceUnavailable)?;
+    ///     let arena = ctx.arena();
+    ///     let kept = caller.call_in_place("basic", method, args, |out| {
+    ///         arena.alloc_slice_copy(out)
+    ///     })?;
+    ///     kept.map(|out| &*out).ok_or(ModuleError::QuotaExceeded)
+    /// }
+    /// ```
+    ///
+    /// A panic in `read` unwinds from here, after the host has finished the call.
+    pub fn call_in_place<R>(
+        &self,
+        module: &str,
+        method: &str,
+        args: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        self.lend(module, method, args, 0, |out, _| read(out))
     }
 
     /// Calls `method` of `module` with typed arguments and result, encoded and decoded as
@@ -83,14 +117,24 @@ impl ModuleCaller {
                 &heap[..]
             }
         };
-        let (out, format) = self.send(module, method, packed, NESTED_TYPED)?;
-        let format = Format::from_u8(format)
-            .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
-        memlink_abi::msgpack::decode_as(format, &out)
+        // Decoded where the callee left it: the result is not copied first.
+        self.lend(module, method, packed, NESTED_TYPED, |out, format| {
+            let format = Format::from_u8(format)
+                .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
+            memlink_abi::msgpack::decode_as(format, out)
+        })?
     }
 
-    fn send(&self, module: &str, method: &str, args: &[u8], flags: u32) -> Result<(Vec<u8>, u8)> {
-        let mut out: Vec<u8> = Vec::new();
+    /// Makes the nested call and runs `read` on the callee's result and its format, in
+    /// the sink, while the host lends them.
+    fn lend<R, F: FnOnce(&[u8], u8) -> R>(
+        &self,
+        module: &str,
+        method: &str,
+        args: &[u8],
+        flags: u32,
+        read: F,
+    ) -> Result<R> {
         let mut request = NestedCall {
             size: size_of::<NestedCall>() as u32,
             flags,
@@ -98,46 +142,186 @@ impl ModuleCaller {
             method: StrRef::new(method),
             args: args.as_ptr(),
             args_len: args.len(),
-            sink: collect_output,
-            sink_ctx: (&raw mut out).cast(),
-            result_format: Format::MessagePack as u8,
+            sink: Lend::<F, R>::sink,
+            sink_ctx: core::ptr::null_mut(),
+            result_format: NO_FORMAT,
         };
+        // One pointer to the request, for the host and the sink alike.
+        let request_ptr = &raw mut request;
+        let mut lend = Lend {
+            request: request_ptr,
+            read: Some(read),
+            received: Received::Nothing,
+        };
+        // SAFETY: `request_ptr` points to `request`, alive on this stack frame.
+        unsafe { (*request_ptr).sink_ctx = (&raw mut lend).cast() };
         // SAFETY: `new`'s contract makes `host` valid while this call runs; `request`
-        // and `out` live on this stack frame until `call_module` returns, which is the
-        // only time the host may use them.
-        let code = unsafe { ((*self.host).call_module)(self.call, &mut request) };
-        match Status::from_code(code) {
-            Some(Status::Ok) => Ok((out, request.result_format)),
-            _ => Err(ModuleError::from_status(code, &out)),
+        // and `lend` live on this stack frame until `call_module` returns, which is the
+        // only time the host may use them, and `sink_ctx` is `lend`, of the type `sink`
+        // was made for.
+        let code = unsafe { ((*self.host).call_module)(self.call, request_ptr) };
+        match (code == Status::Ok as i32, lend.received) {
+            (true, Received::Value(value)) => Ok(value),
+            (true, Received::Panicked(panic)) => std::panic::resume_unwind(panic),
+            (true, _) => Err(ModuleError::Abi(
+                "the host reported success without handing over a result".into(),
+            )),
+            (false, Received::Error(payload)) => Err(ModuleError::from_status(code, &payload)),
+            (false, _) => Err(ModuleError::from_status(code, &[])),
         }
     }
 }
 
-/// The sink handed to the host: copies the callee's output into the `Vec` at `ctx`.
-unsafe extern "C" fn collect_output(ctx: *mut c_void, ptr: *const u8, len: usize) {
-    if ctx.is_null() || (ptr.is_null() && len > 0) {
-        return;
-    }
-    // SAFETY: `ctx` is the `&mut Vec<u8>` that `call_blocking` passed, alive and not
-    // otherwise borrowed while the host runs; the host guarantees `len` readable bytes at
-    // `ptr` for the duration of this function.
-    unsafe {
-        let out = &mut *ctx.cast::<Vec<u8>>();
-        if len > 0 {
-            let bytes = core::slice::from_raw_parts(ptr, len);
-            // The host hands the output over once: allocated at its size, without the
-            // growth path an empty `Vec` takes on `extend_from_slice`.
-            if out.is_empty() {
-                *out = bytes.to_vec();
-            } else {
-                out.extend_from_slice(bytes);
-            }
+/// The value 0 can be a format; this cannot. A request carries it until the host sets
+/// the callee's format, which it does, before the sink runs, only when the call succeeds.
+const NO_FORMAT: u8 = u8::MAX;
+
+/// What a nested call's sink works with: the request, to tell a result from an error
+/// payload by its format, the reader of a result, and what the sink received.
+struct Lend<F, R> {
+    request: *const NestedCall,
+    read: Option<F>,
+    received: Received<R>,
+}
+
+/// What a nested call's sink made of what the host handed it.
+enum Received<R> {
+    /// The sink has not run.
+    Nothing,
+    /// What the reader returned.
+    Value(R),
+    /// The panic the reader raised.
+    Panicked(Box<dyn core::any::Any + Send>),
+    /// The payload of the call's error.
+    Error(Vec<u8>),
+}
+
+impl<F: FnOnce(&[u8], u8) -> R, R> Lend<F, R> {
+    /// The sink handed to the host: a result goes to `read`, an error's payload is kept.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` is null or the `Lend<F, R>` that `lend` made, alive and not otherwise
+    /// borrowed while the host runs, whose `request` is the host's request; `len` bytes
+    /// at `ptr` are readable during this function.
+    unsafe extern "C" fn sink(ctx: *mut c_void, ptr: *const u8, len: usize) {
+        if ctx.is_null() || (ptr.is_null() && len > 0) {
+            return;
         }
+        // SAFETY: the function's contract: `ctx` is the `Lend` of this type, only this
+        // function uses it while it runs.
+        let lend = unsafe { &mut *ctx.cast::<Self>() };
+        let out: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the host lends `len` readable bytes at `ptr` until this returns.
+            unsafe { core::slice::from_raw_parts(ptr, len) }
+        };
+        // SAFETY: `request` points to the request on `lend`'s caller's stack, which the
+        // host no longer writes once it calls the sink.
+        let format = unsafe { (*lend.request).result_format };
+        lend.received = match lend.read.take() {
+            // A panic must not unwind into the host: it is carried out of the call and
+            // resumed there.
+            Some(read) if format != NO_FORMAT => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| read(out, format))) {
+                    Ok(value) => Received::Value(value),
+                    Err(panic) => Received::Panicked(panic),
+                }
+            }
+            _ => Received::Error(out.to_vec()),
+        };
     }
 }
 
 impl fmt::Debug for ModuleCaller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ModuleCaller").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Set by [`host_call_module`] when it returns (on the test's own thread).
+        static RETURNED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A host's `call_module` that answers by the module's name, reading and writing the
+    /// request through its pointer field by field, as the runtime does:
+    /// - `ok`: format `Raw`, then the sink with `lent`;
+    /// - `fail`: the sink with the payload `no such thing`, then `Failed`;
+    /// - `silent`: `Ok` without calling the sink.
+    unsafe extern "C" fn host_call_module(_call: *mut c_void, request: *mut NestedCall) -> i32 {
+        // SAFETY: the module passes a valid request, alive during this call, whose
+        // strings are valid; only this function uses it while it runs.
+        let module = unsafe { (*request).module.as_str() }.unwrap_or_default();
+        // SAFETY: as above.
+        let (sink, ctx) = unsafe { ((*request).sink, (*request).sink_ctx) };
+        let status = match module {
+            "ok" => {
+                // SAFETY: as above.
+                unsafe { (*request).result_format = Format::Raw as u8 };
+                // SAFETY: the sink and its context come from the request; the bytes
+                // are valid while it runs.
+                unsafe { sink(ctx, b"lent".as_ptr(), 4) };
+                Status::Ok
+            }
+            "fail" => {
+                // SAFETY: as above.
+                unsafe { sink(ctx, b"no such thing".as_ptr(), 13) };
+                Status::Failed
+            }
+            _ => Status::Ok,
+        };
+        RETURNED.set(true);
+        status as i32
+    }
+
+    fn host() -> HostApi {
+        HostApi {
+            call_module: host_call_module,
+            ..crate::test_host::HOST
+        }
+    }
+
+    #[test]
+    fn a_result_is_lent_to_the_reader_and_an_error_is_not() {
+        let host = host();
+        // SAFETY: `host` is a valid table that outlives the caller; its `call_module`
+        // ignores the call handle.
+        let caller = unsafe { ModuleCaller::new(&host, core::ptr::null_mut()) };
+        let seen = caller.call_in_place("ok", "m", b"", |out| (out.to_vec(), out.len()));
+        assert_eq!(seen, Ok((b"lent".to_vec(), 4)));
+        assert_eq!(caller.call_blocking("ok", "m", b"").unwrap(), b"lent");
+        let mut ran = false;
+        let err = caller.call_in_place("fail", "m", b"", |_| ran = true);
+        assert_eq!(err, Err(ModuleError::Failed("no such thing".into())));
+        assert!(!ran, "the reader does not run on an error");
+        let err = caller
+            .call_in_place("silent", "m", b"", |_| ())
+            .unwrap_err();
+        assert!(matches!(err, ModuleError::Abi(m) if m.contains("without handing over")));
+    }
+
+    #[test]
+    fn a_panic_in_the_reader_unwinds_after_the_host_returns() {
+        let host = host();
+        // SAFETY: as in the test above.
+        let caller = unsafe { ModuleCaller::new(&host, core::ptr::null_mut()) };
+        RETURNED.set(false);
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            caller.call_in_place("ok", "m", b"", |out| -> () { panic!("read {}", out.len()) })
+        }));
+        let payload = caught.expect_err("the reader's panic");
+        assert_eq!(
+            payload.downcast_ref::<String>().map(String::as_str),
+            Some("read 4")
+        );
+        assert!(RETURNED.get(), "the host returned before the panic went on");
     }
 }

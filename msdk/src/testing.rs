@@ -440,9 +440,12 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
         },
         _ => Err(ModuleError::Abi("a malformed nested call".into())),
     };
-    request.result_format = Format::MessagePack as u8;
+    // As a host does: the format is set, before the sink runs, only on success.
     let (status, payload) = match result {
-        Ok(bytes) => (Status::Ok as i32, bytes),
+        Ok(bytes) => {
+            request.result_format = Format::MessagePack as u8;
+            (Status::Ok as i32, bytes)
+        }
         Err(e) => (e.code(), e.payload()),
     };
     // SAFETY: the sink and its context come from the valid request; the bytes are valid

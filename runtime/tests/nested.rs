@@ -70,6 +70,79 @@ fn a_nested_call_returns_the_callees_actual_bytes() {
 }
 
 #[test]
+fn a_result_lent_to_the_caller_is_read_where_the_callee_left_it() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "basic"]);
+    // `relay_in_arena` copies the lent bytes into its own arena and returns them there.
+    let relay = rt
+        .archived::<(String, String, Vec<u8>), Vec<u8>>(h[0], "relay_in_arena")
+        .unwrap();
+    let call = |module: &str, method: &str, args: &[u8]| {
+        relay.call(&(module.to_owned(), method.to_owned(), args.to_vec()))
+    };
+    assert_eq!(call("basic", "echo", b"lent").unwrap(), b"lent");
+    assert_eq!(call("basic", "echo", b"").unwrap(), b"", "an empty result");
+    let sum = call("basic", "add", &mp(&(2u32, 3u32))).unwrap();
+    assert_eq!(de::<u32>(&sum), 5, "the callee's MessagePack, untouched");
+    // 40,000 bytes fit the caller's 64 KiB arena; 200,000 do not.
+    let big = call("basic", "fill", &mp(&(7u8, 40_000u32))).unwrap();
+    assert!(
+        big.len() == 40_000 && big.iter().all(|&b| b == 7),
+        "fill returns its bytes raw"
+    );
+    let error = |r: Result<Vec<u8>, RuntimeError>| r.unwrap_err().module_error().cloned();
+    assert_eq!(
+        error(call("basic", "fill", &mp(&(7u8, 200_000u32)))),
+        Some(ModuleError::QuotaExceeded),
+        "a result the caller's arena cannot hold"
+    );
+    // Errors arrive as their variants, and the reader does not run on them.
+    assert_eq!(
+        error(call("ghost", "echo", b"")),
+        Some(ModuleError::ModuleNotFound("ghost".into()))
+    );
+    assert_eq!(
+        error(call("basic", "nope", b"")),
+        Some(ModuleError::InvalidMethod)
+    );
+    assert_eq!(
+        error(call("basic", "fail", b"quota")),
+        Some(ModuleError::QuotaExceeded)
+    );
+    assert!(matches!(
+        error(call("basic", "boom", b"deep")),
+        Some(ModuleError::Panic(m)) if m.starts_with("deep")
+    ));
+    assert_eq!(call("basic", "echo", b"still").unwrap(), b"still");
+}
+
+#[test]
+fn a_panic_while_reading_a_lent_result_is_the_callers_panic() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards", "basic"]);
+    let panicky = rt
+        .archived::<(String, String), u32>(h[0], "panic_reading_nested")
+        .unwrap();
+    let call = |method: &str| panicky.call(&("basic".to_owned(), method.to_owned()));
+    let err = call("ping").unwrap_err();
+    assert!(
+        matches!(
+            err.module_error(),
+            Some(ModuleError::Panic(m)) if m.starts_with("read 4 bytes, then gave up")
+        ),
+        "{err}"
+    );
+    // Both modules keep serving.
+    assert_eq!(
+        rt.call_typed::<_, String>(h[1], "ping", &()).unwrap(),
+        "pong"
+    );
+    let err = call("nope").unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::InvalidMethod)),
+        "the reader does not run on an error: {err}"
+    );
+}
+
+#[test]
 fn each_nested_error_arrives_as_its_variant() {
     let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "basic"]);
     let relay =

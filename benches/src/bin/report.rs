@@ -37,8 +37,8 @@ const USAGE: &str =
 GROUP: limits exports peers arena threads lifecycle nested zero_copy observability allocations
        daemon
 OP: raw_extern boundary_noop noop_by_id noop_by_name echo_raw echo_raw_by_id echo_msgpack
-    add_msgpack add_typed relay_echo relay_borrowed_echo load_unload_shared
-    load_unload_no_persistent
+    add_msgpack add_typed relay_echo relay_borrowed_echo relay_in_arena_echo
+    load_unload_shared load_unload_no_persistent
     alloc_round bumpalo_round wasmtime_nop wasmtime_add wasmtime_echo";
 
 fn main() -> ExitCode {
@@ -166,6 +166,7 @@ fn run_profile(op: &str, iters: u64) -> ExitCode {
                 }),
                 "relay_echo" => Box::new(move || drop(black_box(h.relay_echo()))),
                 "relay_borrowed_echo" => Box::new(move || drop(black_box(h.relay_borrowed_echo()))),
+                "relay_in_arena_echo" => Box::new(move || drop(black_box(h.relay_in_arena_echo()))),
                 // One cycle per call on a fresh runtime (its creation included): `h`
                 // keeps the image initialized, as in `load_init_unload_shared_ns`.
                 "load_unload_shared" | "load_unload_no_persistent" => {
