@@ -59,12 +59,14 @@ mod deadline;
 pub mod describe;
 mod elf;
 pub mod error;
+mod guarded;
 pub mod handle;
 mod hazard;
 pub mod health;
 mod host_api;
 mod host_call;
 pub mod intercept;
+mod invoke;
 mod lease;
 pub mod lifecycle;
 #[doc(hidden)]

@@ -35,7 +35,7 @@ pub(crate) struct ThreadState {
     /// Where this thread's nested calls went last.
     pub(crate) targets: TargetCache,
     /// The frame of the innermost call this thread runs in a module, or null: what
-    /// `HostApi::running_call` answers (`crate::call` sets it around a module's entry
+    /// `HostApi::running_call` answers (`crate::invoke` sets it around a module's entry
     /// point and puts the outer call's back).
     pub(crate) running: Cell<*mut c_void>,
 }

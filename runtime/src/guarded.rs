@@ -1,0 +1,136 @@
+//! A call through the runtime's interceptors, its result cache and the module's breaker:
+//! the path a call takes when any of them is configured, kept out of the plain path.
+
+use std::time::Duration;
+
+use memlink_abi::ModuleError;
+
+use crate::args::CallInput;
+use crate::health::Pass;
+use crate::host_call::{CallMeta, HostCall};
+use crate::intercept::{CallInfo, Failed, Outcome};
+use crate::invoke::{run_call, Failure};
+use crate::module::Module;
+use crate::output::{CallOutput, Keep};
+use crate::registry::Registry;
+use crate::thread::ThreadState;
+
+/// [`run_call`] with the runtime's interceptors around it (`crate::intercept`), answered
+/// from its result cache for a pure method (`crate::cache`), and behind the module's
+/// breaker (`crate::health`).
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
+pub(crate) fn guarded<E>(
+    thread: &ThreadState,
+    registry: &Registry,
+    module: &Module,
+    index: u32,
+    args: impl CallInput,
+    meta: &CallMeta,
+    parent: Option<&HostCall<'_>>,
+    fail: impl FnOnce(Failure) -> E,
+) -> Result<CallOutput, E> {
+    let hooks = &registry.config.interceptors;
+    let info = CallInfo {
+        module: &module.name,
+        method: &module.methods[index as usize].name,
+        trace_id: meta.trace_id,
+        span_id: meta.span_id,
+        depth: meta.depth,
+    };
+    let after = |outcome: Outcome<'_>| hooks.iter().for_each(|h| h.after(&info, &outcome));
+    let refused = hooks
+        .iter()
+        .find_map(|h| h.before(&info, args.bytes()).err());
+    // A pure method's earlier result for the same bytes is as good as a new one, even
+    // while the module's breaker is open.
+    let cache = registry
+        .cache
+        .as_ref()
+        .filter(|_| refused.is_none() && module.methods[index as usize].pure);
+    let cache_key = match cache {
+        Some(cache) => {
+            if let Some(hit) = cache.get(module.id, index, args.bytes()) {
+                let output = CallOutput::copied(&hit);
+                after(Outcome {
+                    duration: Duration::ZERO,
+                    result: Ok(&output),
+                });
+                return Ok(output);
+            }
+            Some(args.bytes().to_vec())
+        }
+        None => None,
+    };
+    let breaker = registry.config.breaker.as_ref();
+    let pass = match (refused, breaker) {
+        (Some(error), _) => Err(error),
+        (None, Some(config)) => module
+            .breaker
+            .admit(config, &module.name)
+            .ok_or(ModuleError::ServiceUnavailable),
+        (None, None) => Ok(Pass::Through),
+    };
+    let pass = match pass {
+        Ok(pass) => pass,
+        Err(error) => {
+            after(Outcome {
+                duration: Duration::ZERO,
+                result: Err(Failed::Module(&error)),
+            });
+            return Err(fail(Failure::Module(error)));
+        }
+    };
+    // The runtime's clock (the time-stamp counter where it is invariant) costs less than
+    // half of `Instant::now` a read.
+    let clock = &registry.clock;
+    let start = clock.raw();
+    let elapsed = || Duration::from_nanos(clock.delta_as_nanos(start, clock.raw()));
+    let result = run_call(
+        thread,
+        registry,
+        module,
+        index,
+        args,
+        meta,
+        parent,
+        Keep,
+        |failure| {
+            let failed = match &failure {
+                Failure::Retired => Failed::Unavailable,
+                Failure::Saturated => Failed::Saturated,
+                Failure::Module(error) | Failure::Late(error) => Failed::Module(error),
+            };
+            if let Some(config) = breaker {
+                match &failure {
+                    Failure::Module(error) => {
+                        module
+                            .breaker
+                            .record(config, &module.name, pass, Some(error))
+                    }
+                    _ if pass == Pass::Trial => module.breaker.trial_not_run(),
+                    _ => {}
+                }
+            }
+            after(Outcome {
+                duration: elapsed(),
+                result: Err(failed),
+            });
+            fail(failure)
+        },
+    );
+    if let Ok(output) = &result {
+        if let Some(config) = breaker {
+            module.breaker.record(config, &module.name, pass, None);
+        }
+        if let (Some(cache), Some(key)) = (cache, &cache_key) {
+            cache.put(module.id, index, key, output);
+        }
+        after(Outcome {
+            duration: elapsed(),
+            result: Ok(output),
+        });
+    }
+    result
+}

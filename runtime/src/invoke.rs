@@ -1,0 +1,277 @@
+//! One run of a method on the calling thread: admission, the call's memory, the frame,
+//! the module's entry point, the output found where the module says it is, the slot
+//! back and the built-in figures ([`run_call`]); everything but an empty or small result
+//! leaves through [`finish_slow`], out of the way of the path every call takes.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use memlink_abi::{self as abi, CallFrame, ModuleError, Status};
+
+use crate::admission::Refused;
+use crate::args::{CallInput, Placed};
+use crate::buffer::AlignedBuf;
+use crate::deadline;
+use crate::host_call::{CallMeta, HostCall};
+use crate::metrics::CallRecord;
+use crate::module::{Module, NotEntered};
+use crate::output::{self, CallOutput, Found, OwnedArgs, Receive};
+use crate::registry::Registry;
+use crate::thread::ThreadState;
+
+/// Why a dispatched call did not produce output.
+pub(crate) enum Failure {
+    /// The module was retired (unloaded).
+    Retired,
+    /// The module was at its concurrency limit and the policy is to refuse.
+    Saturated,
+    /// The call failed: the module's error.
+    Module(ModuleError),
+    /// The call's deadline passed before it started (the module never saw it): a
+    /// `ModuleError::Timeout` to the caller, and nothing a breaker counts.
+    Late(ModuleError),
+}
+
+/// Runs method `index` of `module` on the thread whose state is `thread`: admission,
+/// the frame, the module's entry point, the output found where the module says it is,
+/// the slot back, the built-in figures. `parent` is the running call that makes this
+/// one, for a nested call: a module already on its chain is re-entered within the
+/// chain's slot. `fail` makes the caller's error of a failure.
+///
+/// This is the path every call takes, so it does only what a call needs, in one piece
+/// of straight-line code: the clock is read only for a call with a deadline or one the
+/// latency histogram samples; an empty or small result is the output's only copy; and
+/// everything that is not a success leaves through cold functions ([`finish_slow`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
+pub(crate) fn run_call<R: Receive, E>(
+    thread: &ThreadState,
+    registry: &Registry,
+    module: &Module,
+    index: u32,
+    args: impl CallInput,
+    meta: &CallMeta,
+    parent: Option<&HostCall<'_>>,
+    receive: R,
+    fail: impl FnOnce(Failure) -> E,
+) -> Result<R::Out, E> {
+    let config = &registry.config;
+    // The time the call is given, which a timeout reports; only a call with a deadline
+    // reads the clock for it. A call already out of time is not started (the module
+    // would refuse it too).
+    let given = if meta.deadline.is_some() {
+        deadline::given(meta.deadline)
+    } else {
+        None
+    };
+    if given == Some(Duration::ZERO) {
+        return Err(fail(timed_out(given)));
+    }
+    let shard = thread.shard();
+    // A module its chain already runs in is re-entered within the chain's slot.
+    let admitted = match parent {
+        Some(p) if p.chain_holds(module) => None,
+        _ => match module.enter(shard, config.saturation, meta.deadline) {
+            Ok(admitted) => Some(admitted),
+            Err(refused) => return Err(fail(not_entered(refused, given))),
+        },
+    };
+    let timed = config.builtin_metrics && thread.time_this_call(config.latency_sampling);
+    let start = if timed {
+        Some(registry.clock.raw())
+    } else {
+        None
+    };
+    let pool = &registry.pool;
+    let Placed {
+        mut buf,
+        args,
+        args_len,
+        arena_offset,
+        owned,
+    } = args.place(pool, &thread.arenas);
+    let mut host_call = HostCall {
+        registry,
+        module,
+        meta,
+        output: Cell::new(None),
+        parent,
+    };
+    let (persistent, persistent_len) = match &module.persistent {
+        Some(p) => p.raw(),
+        None => (core::ptr::null_mut(), 0),
+    };
+    let method = module.calls[index as usize];
+    let mut frame = CallFrame {
+        size: size_of::<CallFrame>() as u32,
+        method_index: index,
+        method_id: method.id,
+        depth: meta.depth,
+        args,
+        args_len,
+        // SAFETY: `arena_offset <= buf.len()` (`Args::place`), so the pointer stays
+        // within (or one past) the buffer.
+        arena: unsafe { buf.as_mut_ptr().add(arena_offset) },
+        arena_len: buf.len() - arena_offset,
+        trace_id: meta.trace_id,
+        span_id: meta.span_id,
+        timeout_ns: deadline::timeout_ns(meta.deadline),
+        backpressure: 0.0,
+        // Summing the load reads every thread's shard of the module's slots, bringing
+        // back the cache-line sharing the shards remove; the module asks for it through
+        // `HostApi::backpressure` when it wants it.
+        flags: abi::CALL_BACKPRESSURE_ON_REQUEST,
+        host: registry.host,
+        host_call: (&raw mut host_call).cast(),
+        persistent,
+        persistent_len,
+        out: core::ptr::null(),
+        out_len: 0,
+        arena_used: 0,
+    };
+    // The module asks for its running call only when it logs or records a panic
+    // (`HostApi::running_call`): the host keeps it, in the state it holds already, and
+    // puts the caller's back when the module returns (a module catches its panics, so
+    // nothing unwinds past here).
+    let frame_ptr = &raw mut frame;
+    let outer = thread.running.replace(frame_ptr.cast());
+    // SAFETY: the frame honours the ABI: the arguments are borrowed, owned or in the
+    // arena ahead of the scratch space, and in every case alive and unwritten until the
+    // call returns; the scratch space is this call's alone (taken from the pool);
+    // `host_call` lives on this stack until the call returns; and the method's entry
+    // point (its own or `memlink_call`) is the module's, valid for the life of the
+    // process (its library is never unloaded).
+    let status = unsafe { (method.enter)(frame_ptr) };
+    thread.running.set(outer);
+    let latency = start.map(|s| {
+        let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());
+        (ns, config.latency_sampling)
+    });
+    if let Some(admitted) = admitted {
+        module.leave(admitted);
+    }
+    let (out, out_len) = (frame.out, frame.out_len);
+    let found = if status == Status::Ok as i32 {
+        output::locate(&buf, out, out_len)
+    } else {
+        Found::Elsewhere
+    };
+    let record = CallRecord {
+        status: 0,
+        latency,
+        bytes_in: args_len,
+        bytes_out: out_len,
+        arena_used: frame.arena_used,
+    };
+    // An empty or small result: the output is made (or handed on) while the arena is
+    // the call's, then the arena goes back to the thread, and the call is counted.
+    let output = match found {
+        Found::Empty => receive.empty(owned),
+        Found::Small(offset) => receive.small(&buf, offset, out_len, owned),
+        _ => {
+            let call = Finished {
+                registry,
+                module,
+                index,
+                shard,
+                record,
+                status,
+                buf,
+                heap: host_call.output.take(),
+                owned,
+            };
+            return finish_slow(call, found, out)
+                .map(|output| receive.output(output))
+                .map_err(fail);
+        }
+    };
+    pool.give_back(buf, &thread.arenas);
+    if config.builtin_metrics {
+        module.stats[index as usize].record(shard, record);
+    }
+    Ok(output)
+}
+
+/// A call that returned, for [`finish_slow`].
+struct Finished<'r> {
+    registry: &'r Registry,
+    module: &'r Module,
+    index: u32,
+    shard: usize,
+    record: CallRecord,
+    status: i32,
+    /// The buffer the call's arena is in.
+    buf: AlignedBuf,
+    /// The buffer `alloc_output` gave the module, if it asked for one.
+    heap: Option<AlignedBuf>,
+    owned: Option<OwnedArgs>,
+}
+
+/// The end of a call whose result is not empty or small: a result kept in its arena or
+/// in the buffer the host allocated, a failure with its payload, or a result the module
+/// put where it may not.
+#[cold]
+#[inline(never)]
+fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallOutput, Failure> {
+    let Finished {
+        registry,
+        module,
+        index,
+        shard,
+        mut record,
+        status,
+        buf,
+        heap,
+        owned,
+    } = call;
+    let pool = &registry.pool;
+    let len = record.bytes_out;
+    let result = match found {
+        Found::Large(offset) => Ok(CallOutput::in_arena(buf, pool, offset, len, owned)),
+        _ => {
+            let collected = output::collect(buf, pool, heap, out, len, owned);
+            if status == Status::Ok as i32 {
+                collected
+            } else {
+                Err(match collected {
+                    Ok(payload) => ModuleError::from_status(status, payload.as_bytes()),
+                    Err(e) => e,
+                })
+            }
+        }
+    };
+    if let Err(e) = &result {
+        record.status = e.code();
+        record.bytes_out = e.payload().len();
+    }
+    if registry.config.builtin_metrics {
+        module.stats[index as usize].record(shard, record);
+    }
+    result.map_err(|error| {
+        if let ModuleError::Panic(message) = &error {
+            crate::log::panicked(
+                &module.name,
+                &module.methods[index as usize].name,
+                message,
+                registry.config.log_sink.as_deref(),
+            );
+        }
+        Failure::Module(error)
+    })
+}
+
+/// A call refused for its deadline, which reports the time it was `given`.
+#[cold]
+fn timed_out(given: Option<Duration>) -> Failure {
+    Failure::Late(ModuleError::Timeout(given.unwrap_or_default()))
+}
+
+/// Why a call that was not admitted did not run; `given` is the time it had.
+#[cold]
+fn not_entered(refused: NotEntered, given: Option<Duration>) -> Failure {
+    match refused {
+        NotEntered::Retired | NotEntered::Refused(Refused::Closed) => Failure::Retired,
+        NotEntered::Refused(Refused::Saturated) => Failure::Saturated,
+        NotEntered::Refused(Refused::DeadlinePassed) => timed_out(given),
+    }
+}
