@@ -114,13 +114,16 @@
  [`CallFrame::flags`] where version 1 sent a NaN. Version 3 adds each method's
  signature to the method table ([`MethodInfo::signature`]). Version 4 has the host keep
  the running call ([`HostApi::running_call`]) and lets a module give each method an
- entry point of its own ([`ModuleInfo::method_calls`]).
+ entry point of its own ([`ModuleInfo::method_calls`]). Version 5 has the host set a
+ nested call's [`NestedCall::result_format`] only when the call succeeds, before its
+ sink runs, so that the sink tells a result from an error's payload.
 
+ [`NestedCall::result_format`]: crate::NestedCall::result_format
  [`MethodInfo::signature`]: crate::MethodInfo::signature
  [`HostApi::running_call`]: crate::HostApi::running_call
  [`ModuleInfo::method_calls`]: crate::ModuleInfo::method_calls
  */
-#define MEMLINK_ABI_VERSION 4
+#define MEMLINK_ABI_VERSION 5
 
 /*
  `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]

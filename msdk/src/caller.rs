@@ -43,8 +43,10 @@ impl ModuleCaller {
     /// and returns its encoded result.
     ///
     /// Errors: [`ModuleError::ModuleNotFound`] for an unknown module,
-    /// [`ModuleError::InvalidMethod`] for an unknown method, the callee's own error, or
-    /// [`ModuleError::CallFailed`] when the host cannot make the call.
+    /// [`ModuleError::InvalidMethod`] for an unknown method, the callee's own error,
+    /// [`ModuleError::CallFailed`] when the host cannot make the call, or
+    /// [`ModuleError::Abi`] when the host breaks the ABI's hand-over (no result, or one
+    /// handed over twice).
     pub async fn call(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
         self.call_blocking(module, method, args)
     }
@@ -56,9 +58,14 @@ impl ModuleCaller {
 
     /// Calls `method` of `module` with encoded `args` and lends its encoded result to
     /// `read`, where the callee left it, before the callee's arena goes back to the
-    /// host: nothing is copied or allocated for it unless `read` does. What `read`
-    /// returns is the call's result. The errors are [`call`](ModuleCaller::call)'s; on
-    /// an error `read` does not run.
+    /// host: nothing is copied or allocated for it unless `read` does. (A runtime with
+    /// interceptors, a result cache or a breaker makes a whole output first, and lends
+    /// that.) What `read` returns is the call's result. The errors are
+    /// [`call`](ModuleCaller::call)'s; on an error `read` does not run.
+    ///
+    /// `read` runs while the host hands the result over, inside its `call_module`: the
+    /// callee's memory stays taken until it returns, so it should be short (a copy, a
+    /// decode), not another nested call.
     ///
     /// A relay that hands the callee's result on from its own arena allocates nothing
     /// (a result too large for the arena is refused with
@@ -76,7 +83,8 @@ impl ModuleCaller {
     /// }
     /// ```
     ///
-    /// A panic in `read` unwinds from here, after the host has finished the call.
+    /// A panic in `read` is held until the host has finished the call, then unwinds
+    /// from here.
     pub fn call_in_place<R>(
         &self,
         module: &str,
@@ -152,6 +160,7 @@ impl ModuleCaller {
             request: request_ptr,
             read: Some(read),
             received: Received::Nothing,
+            twice: false,
         };
         // SAFETY: `request_ptr` points to `request`, alive on this stack frame.
         unsafe { (*request_ptr).sink_ctx = (&raw mut lend).cast() };
@@ -160,12 +169,21 @@ impl ModuleCaller {
         // only time the host may use them, and `sink_ctx` is `lend`, of the type `sink`
         // was made for.
         let code = unsafe { ((*self.host).call_module)(self.call, request_ptr) };
+        if lend.twice {
+            return Err(ModuleError::Abi(
+                "the host handed a nested call's output over twice".into(),
+            ));
+        }
         match (code == Status::Ok as i32, lend.received) {
+            (_, Received::Panicked(panic)) => std::panic::resume_unwind(panic),
             (true, Received::Value(value)) => Ok(value),
-            (true, Received::Panicked(panic)) => std::panic::resume_unwind(panic),
-            (true, _) => Err(ModuleError::Abi(
+            (true, Received::Nothing) => Err(ModuleError::Abi(
                 "the host reported success without handing over a result".into(),
             )),
+            (true, Received::Error(_)) => Err(ModuleError::Abi(
+                "the host reported success but handed over no result format".into(),
+            )),
+            // A reader's value with a failure's status: the failure is the call's.
             (false, Received::Error(payload)) => Err(ModuleError::from_status(code, &payload)),
             (false, _) => Err(ModuleError::from_status(code, &[])),
         }
@@ -182,6 +200,9 @@ struct Lend<F, R> {
     request: *const NestedCall,
     read: Option<F>,
     received: Received<R>,
+    /// Whether the host called the sink again (the ABI calls it once): what came the
+    /// second time is ignored, and the call fails.
+    twice: bool,
 }
 
 /// What a nested call's sink made of what the host handed it.
@@ -211,6 +232,11 @@ impl<F: FnOnce(&[u8], u8) -> R, R> Lend<F, R> {
         // SAFETY: the function's contract: `ctx` is the `Lend` of this type, only this
         // function uses it while it runs.
         let lend = unsafe { &mut *ctx.cast::<Self>() };
+        if !matches!(lend.received, Received::Nothing) {
+            // Nothing is dropped here: a drop that panicked could not unwind out.
+            lend.twice = true;
+            return;
+        }
         let out: &[u8] = if len == 0 {
             &[]
         } else {
@@ -220,17 +246,19 @@ impl<F: FnOnce(&[u8], u8) -> R, R> Lend<F, R> {
         // SAFETY: `request` points to the request on `lend`'s caller's stack, which the
         // host no longer writes once it calls the sink.
         let format = unsafe { (*lend.request).result_format };
-        lend.received = match lend.read.take() {
+        if format == NO_FORMAT {
+            lend.received = Received::Error(out.to_vec());
+            return;
+        }
+        // The sink runs once (above), so the reader is there.
+        if let Some(read) = lend.read.take() {
             // A panic must not unwind into the host: it is carried out of the call and
             // resumed there.
-            Some(read) if format != NO_FORMAT => {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| read(out, format))) {
-                    Ok(value) => Received::Value(value),
-                    Err(panic) => Received::Panicked(panic),
-                }
-            }
-            _ => Received::Error(out.to_vec()),
-        };
+            lend.received = match std::panic::catch_unwind(AssertUnwindSafe(|| read(out, format))) {
+                Ok(value) => Received::Value(value),
+                Err(panic) => Received::Panicked(panic),
+            };
+        }
     }
 }
 
@@ -252,29 +280,64 @@ mod tests {
     }
 
     /// A host's `call_module` that answers by the module's name, reading and writing the
-    /// request through its pointer field by field, as the runtime does:
-    /// - `ok`: format `Raw`, then the sink with `lent`;
-    /// - `fail`: the sink with the payload `no such thing`, then `Failed`;
-    /// - `silent`: `Ok` without calling the sink.
+    /// request through its pointer field by field, as the runtime does. As the ABI
+    /// says:
+    /// - `ok`: format `Raw`, then the sink with `lent`, then `Ok`;
+    /// - `fail`: the sink with the payload `no such thing`, then `Failed`.
+    ///
+    /// Breaking it:
+    /// - `silent`: `Ok` without calling the sink;
+    /// - `twice`: as `ok`, with the sink called a second time;
+    /// - `null`: format `Raw`, the sink with a null pointer and a length, `Ok`;
+    /// - `no-format`: the sink with `lent` and no format, `Ok`;
+    /// - `odd-format`: format 200, the sink with `lent`, `Ok`;
+    /// - `late-failure`: as `ok`, then `Failed`.
     unsafe extern "C" fn host_call_module(_call: *mut c_void, request: *mut NestedCall) -> i32 {
         // SAFETY: the module passes a valid request, alive during this call, whose
         // strings are valid; only this function uses it while it runs.
         let module = unsafe { (*request).module.as_str() }.unwrap_or_default();
         // SAFETY: as above.
         let (sink, ctx) = unsafe { ((*request).sink, (*request).sink_ctx) };
+        let set_format = |format: u8| {
+            // SAFETY: as above.
+            unsafe { (*request).result_format = format };
+        };
+        let lend = |bytes: &[u8]| {
+            // SAFETY: the sink and its context come from the request; the bytes are
+            // valid while it runs.
+            unsafe { sink(ctx, bytes.as_ptr(), bytes.len()) }
+        };
         let status = match module {
-            "ok" => {
-                // SAFETY: as above.
-                unsafe { (*request).result_format = Format::Raw as u8 };
-                // SAFETY: the sink and its context come from the request; the bytes
-                // are valid while it runs.
-                unsafe { sink(ctx, b"lent".as_ptr(), 4) };
-                Status::Ok
+            "ok" | "twice" | "late-failure" => {
+                set_format(Format::Raw as u8);
+                lend(b"lent");
+                if module == "twice" {
+                    lend(b"again");
+                }
+                if module == "late-failure" {
+                    Status::Failed
+                } else {
+                    Status::Ok
+                }
             }
             "fail" => {
-                // SAFETY: as above.
-                unsafe { sink(ctx, b"no such thing".as_ptr(), 13) };
+                lend(b"no such thing");
                 Status::Failed
+            }
+            "null" => {
+                set_format(Format::Raw as u8);
+                // SAFETY: the sink refuses a null pointer without reading it.
+                unsafe { sink(ctx, core::ptr::null(), 5) };
+                Status::Ok
+            }
+            "no-format" => {
+                lend(b"lent");
+                Status::Ok
+            }
+            "odd-format" => {
+                set_format(200);
+                lend(b"lent");
+                Status::Ok
             }
             _ => Status::Ok,
         };
@@ -309,6 +372,29 @@ mod tests {
     }
 
     #[test]
+    fn a_host_that_breaks_the_hand_over_gets_an_abi_error() {
+        let host = host();
+        // SAFETY: as in the tests above.
+        let caller = unsafe { ModuleCaller::new(&host, core::ptr::null_mut()) };
+        let abi = |module: &str| match caller.call_in_place(module, "m", b"", |out| out.len()) {
+            Err(ModuleError::Abi(message)) => message,
+            other => panic!("{module}: {other:?}"),
+        };
+        assert!(abi("twice").contains("twice"));
+        assert!(abi("null").contains("without handing over"));
+        assert!(abi("no-format").contains("no result format"));
+        let typed = caller.call_typed::<_, u32>("odd-format", "m", &());
+        assert!(
+            matches!(typed, Err(ModuleError::Abi(m)) if m.contains("unknown result format 200"))
+        );
+        // A value read before the host reports a failure: the failure is the call's.
+        assert_eq!(
+            caller.call_in_place("late-failure", "m", b"", |out| out.len()),
+            Err(ModuleError::Failed(String::new()))
+        );
+    }
+
+    #[test]
     fn a_panic_in_the_reader_unwinds_after_the_host_returns() {
         let host = host();
         // SAFETY: as in the test above.
@@ -323,5 +409,11 @@ mod tests {
             Some("read 4")
         );
         assert!(RETURNED.get(), "the host returned before the panic went on");
+        // Resumed even when the host then reports a failure.
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            caller.call_in_place("late-failure", "m", b"", |_| -> () { panic!("late") })
+        }));
+        let payload = caught.expect_err("the reader's panic");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"late"));
     }
 }

@@ -345,19 +345,37 @@ mod tests {
         assert_eq!(block_on(async { 5 }), 5);
     }
 
-    /// Pending at its first poll, after which another thread wakes it.
-    struct WokenLater(bool);
+    /// Ready once another thread, started at its first poll, has woken it `delay` later.
+    struct WokenLater {
+        delay: std::time::Duration,
+        woken: Option<Arc<AtomicBool>>,
+    }
+
+    impl WokenLater {
+        fn after(delay: std::time::Duration) -> WokenLater {
+            WokenLater { delay, woken: None }
+        }
+
+        fn in_1_ms() -> WokenLater {
+            WokenLater::after(std::time::Duration::from_millis(1))
+        }
+    }
 
     impl Future for WokenLater {
         type Output = ();
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if self.0 {
-                return Poll::Ready(());
+            if let Some(woken) = &self.woken {
+                return match woken.load(Ordering::Acquire) {
+                    true => Poll::Ready(()),
+                    false => Poll::Pending,
+                };
             }
-            self.0 = true;
-            let waker = cx.waker().clone();
+            let woken = Arc::new(AtomicBool::new(false));
+            self.woken = Some(Arc::clone(&woken));
+            let (waker, delay) = (cx.waker().clone(), self.delay);
             thread::spawn(move || {
-                thread::sleep(std::time::Duration::from_millis(1));
+                thread::sleep(delay);
+                woken.store(true, Ordering::Release);
                 waker.wake();
             });
             Poll::Pending
@@ -365,13 +383,42 @@ mod tests {
     }
 
     #[test]
+    fn a_wake_for_an_outer_level_is_not_taken_by_an_inner_one() {
+        /// Polls `first` (woken 1 ms later), then, within the same poll, runs a nested
+        /// `block_on` that parks for 50 ms: the outer wake arrives while the inner level
+        /// parks, and must still be there for the outer level afterwards.
+        struct FirstThenNested {
+            first: WokenLater,
+            nested: bool,
+        }
+        impl Future for FirstThenNested {
+            type Output = ();
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                let first = Pin::new(&mut self.first).poll(cx);
+                if !self.nested {
+                    self.nested = true;
+                    block_on(WokenLater::after(std::time::Duration::from_millis(50)));
+                }
+                first
+            }
+        }
+        let future = FirstThenNested {
+            first: WokenLater::in_1_ms(),
+            nested: false,
+        };
+        // A lost wake would park the outer level until the deadline.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        assert_eq!(block_on_until(future, Some(deadline)), Some(()));
+    }
+
+    #[test]
     fn each_level_of_nested_block_ons_is_woken_by_its_own_waker() {
         /// A `block_on` that parks before and after running one `depth` levels deeper.
         fn nest(depth: usize) -> usize {
             block_on(async move {
-                WokenLater(false).await;
+                WokenLater::in_1_ms().await;
                 let below = if depth == 0 { 0 } else { nest(depth - 1) };
-                WokenLater(false).await;
+                WokenLater::in_1_ms().await;
                 below + 1
             })
         }

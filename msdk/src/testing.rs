@@ -448,9 +448,11 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
         }
         Err(e) => (e.code(), e.payload()),
     };
+    // The request is not touched once the sink, which may read it, runs.
+    let (sink, sink_ctx) = (request.sink, request.sink_ctx);
     // SAFETY: the sink and its context come from the valid request; the bytes are valid
     // while it runs.
-    unsafe { (request.sink)(request.sink_ctx, payload.as_ptr(), payload.len()) };
+    unsafe { sink(sink_ctx, payload.as_ptr(), payload.len()) };
     status
 }
 

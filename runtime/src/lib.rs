@@ -32,10 +32,12 @@
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
 //! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread`
 //! (what the runtime keeps per calling thread), `module` (a loaded library) and
-//! `method_index` (its methods by name), `barrier` (full barriers paid by the rare side) and `hazard` (holding a
-//! module for a call without a locked instruction), `registry` (the runtime's modules), `deadline`, `host_call`
-//! and `host_api` (the services a module calls back), `backpressure`, and `call` (the
-//! path itself).
+//! `method_index` (its methods by name), `barrier` (full barriers paid by the rare side)
+//! and `hazard` (holding a module for a call without a locked instruction), `registry`
+//! (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a
+//! module calls back), `backpressure`, `invoke` (one run of a method: admission, frame,
+//! entry point, output), `guarded` (the same behind interceptors, the result cache and
+//! the breaker) and `call` (the callers' entry points).
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
 //! fields `module`, `method`, `trace_id`, `span_id` and `fields`; install any `tracing`

@@ -69,9 +69,37 @@ fn a_nested_call_returns_the_callees_actual_bytes() {
     ));
 }
 
+/// Counts the calls it sees: a runtime with it takes the guarded path, which makes a
+/// whole output before lending it.
+#[derive(Debug, Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl memlink_runtime::intercept::Interceptor for Counting {
+    fn before(
+        &self,
+        _: &memlink_runtime::intercept::CallInfo<'_>,
+        _: &[u8],
+    ) -> Result<(), ModuleError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 #[test]
 fn a_result_lent_to_the_caller_is_read_where_the_callee_left_it() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "basic"]);
+    lent_results(RuntimeConfig::default());
+    let counting = std::sync::Arc::new(Counting::default());
+    lent_results(RuntimeConfig::default().interceptor(counting.clone()));
+    let seen = counting.0.load(std::sync::atomic::Ordering::Relaxed);
+    // Ten relays, and eight nested calls that reached a module (not `ghost`, not `nope`).
+    assert_eq!(
+        seen, 18,
+        "the interceptor saw the relays and their nested calls"
+    );
+}
+
+fn lent_results(config: RuntimeConfig) {
+    let (rt, h) = load_all(config, &["nested_calls", "basic"]);
     // `relay_in_arena` copies the lent bytes into its own arena and returns them there.
     let relay = rt
         .archived::<(String, String, Vec<u8>), Vec<u8>>(h[0], "relay_in_arena")
@@ -123,6 +151,18 @@ fn a_panic_while_reading_a_lent_result_is_the_callers_panic() {
         .unwrap();
     let call = |method: &str| panicky.call(&("basic".to_owned(), method.to_owned()));
     let err = call("ping").unwrap_err();
+    assert!(
+        matches!(
+            err.module_error(),
+            Some(ModuleError::Panic(m))
+                if m.starts_with("read 4 bytes, then gave up") && m.contains("hazards.rs")
+        ),
+        "the panic, recorded where it happened: {err}"
+    );
+    // From an async export, the panic unwinds through the module's executor too.
+    let err = rt
+        .call_typed::<_, u32>(h[0], "panic_reading_nested_async", &("basic", "ping"))
+        .unwrap_err();
     assert!(
         matches!(
             err.module_error(),
