@@ -53,7 +53,23 @@ impl ModuleCaller {
 
     /// [`call`](ModuleCaller::call) without a future, for sync exports.
     pub fn call_blocking(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
-        self.lend(module, method, args, 0, |out, _| out.to_vec())
+        // The output is collected into the `Vec` whatever it is, and the status says what
+        // it was: a plain sink, cheaper than [`lend`](ModuleCaller::lend)'s.
+        let mut out: Vec<u8> = Vec::new();
+        let mut request = request(module, method, args, 0, collect_output);
+        request.sink_ctx = (&raw mut out).cast();
+        // SAFETY: `new`'s contract makes `host` valid while this call runs; `request`
+        // and `out` live on this stack frame until `call_module` returns, which is the
+        // only time the host may use them, and `sink_ctx` is the `Vec` `collect_output`
+        // writes.
+        let code = unsafe { ((*self.host).call_module)(self.call, &mut request) };
+        match (code == Status::Ok as i32, request.result_format) {
+            (true, NO_FORMAT) => Err(ModuleError::Abi(
+                "the host reported success but handed over no result format".into(),
+            )),
+            (true, _) => Ok(out),
+            (false, _) => Err(ModuleError::from_status(code, &out)),
+        }
     }
 
     /// Calls `method` of `module` with encoded `args` and lends its encoded result to
@@ -143,17 +159,7 @@ impl ModuleCaller {
         flags: u32,
         read: F,
     ) -> Result<R> {
-        let mut request = NestedCall {
-            size: size_of::<NestedCall>() as u32,
-            flags,
-            module: StrRef::new(module),
-            method: StrRef::new(method),
-            args: args.as_ptr(),
-            args_len: args.len(),
-            sink: Lend::<F, R>::sink,
-            sink_ctx: core::ptr::null_mut(),
-            result_format: NO_FORMAT,
-        };
+        let mut request = request(module, method, args, flags, Lend::<F, R>::sink);
         // One pointer to the request, for the host and the sink alike.
         let request_ptr = &raw mut request;
         let mut lend = Lend {
@@ -187,6 +193,53 @@ impl ModuleCaller {
             (false, Received::Error(payload)) => Err(ModuleError::from_status(code, &payload)),
             (false, _) => Err(ModuleError::from_status(code, &[])),
         }
+    }
+}
+
+/// A request for `method` of `module` with `args`, to `sink`, its context not yet set, with
+/// no result format.
+fn request(module: &str, method: &str, args: &[u8], flags: u32, sink: SinkFn) -> NestedCall {
+    NestedCall {
+        size: size_of::<NestedCall>() as u32,
+        flags,
+        module: StrRef::new(module),
+        method: StrRef::new(method),
+        args: args.as_ptr(),
+        args_len: args.len(),
+        sink,
+        sink_ctx: core::ptr::null_mut(),
+        result_format: NO_FORMAT,
+    }
+}
+
+/// The type of [`NestedCall::sink`].
+type SinkFn = unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8, len: usize);
+
+/// The sink of [`ModuleCaller::call_blocking`]: copies the callee's output, or its error's
+/// payload, into the `Vec` at `ctx`.
+///
+/// # Safety
+///
+/// `ctx` is null or a `&mut Vec<u8>`, alive and not otherwise borrowed while this runs;
+/// `len` bytes at `ptr` are readable during this function.
+unsafe extern "C" fn collect_output(ctx: *mut c_void, ptr: *const u8, len: usize) {
+    if ctx.is_null() || ptr.is_null() || len == 0 {
+        return;
+    }
+    // SAFETY: the function's contract: `ctx` is the `Vec`, only this function uses it
+    // while it runs, and the host lends `len` readable bytes at `ptr`.
+    let (out, bytes) = unsafe {
+        (
+            &mut *ctx.cast::<Vec<u8>>(),
+            core::slice::from_raw_parts(ptr, len),
+        )
+    };
+    // The host hands the output over once: allocated at its size, without the growth
+    // path an empty `Vec` takes on `extend_from_slice`.
+    if out.is_empty() {
+        *out = bytes.to_vec();
+    } else {
+        out.extend_from_slice(bytes);
     }
 }
 
@@ -361,6 +414,14 @@ mod tests {
         let seen = caller.call_in_place("ok", "m", b"", |out| (out.to_vec(), out.len()));
         assert_eq!(seen, Ok((b"lent".to_vec(), 4)));
         assert_eq!(caller.call_blocking("ok", "m", b"").unwrap(), b"lent");
+        assert_eq!(
+            caller.call_blocking("fail", "m", b""),
+            Err(ModuleError::Failed("no such thing".into()))
+        );
+        assert!(matches!(
+            caller.call_blocking("silent", "m", b""),
+            Err(ModuleError::Abi(m)) if m.contains("no result format")
+        ));
         let mut ran = false;
         let err = caller.call_in_place("fail", "m", b"", |_| ran = true);
         assert_eq!(err, Err(ModuleError::Failed("no such thing".into())));
