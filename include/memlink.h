@@ -251,6 +251,12 @@ typedef struct MemlinkStrRef {
 } MemlinkStrRef;
 
 /*
+ The type of [`NestedCall::sink`]: receives `len` bytes at `ptr` (valid only during the
+ call), with the request's `sink_ctx`.
+ */
+typedef void (*MemlinkNestedSink)(void *sink_ctx, const uint8_t *ptr, size_t len);
+
+/*
  A module-to-module call, passed to [`HostApi::call_module`].
  */
 typedef struct MemlinkNestedCall {
@@ -284,7 +290,7 @@ typedef struct MemlinkNestedCall {
    null: a request without a sink is refused with [`Status::Abi`](crate::Status)
    and nothing else.
    */
-  void (*sink)(void *sink_ctx, const uint8_t *ptr, size_t len);
+  MemlinkNestedSink sink;
   /*
    Passed back to `sink`.
    */

@@ -124,13 +124,17 @@ pub struct NestedCall {
     /// `call_module` returns. The bytes are valid only during the call to `sink`. Not
     /// null: a request without a sink is refused with [`Status::Abi`](crate::Status)
     /// and nothing else.
-    pub sink: unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8, len: usize),
+    pub sink: NestedSink,
     /// Passed back to `sink`.
     pub sink_ctx: *mut c_void,
     /// Out: the callee's result [`Format`](crate::Format) tag, set by the host before
     /// `sink` runs when the call succeeds; left as it was when it fails.
     pub result_format: u8,
 }
+
+/// The type of [`NestedCall::sink`]: receives `len` bytes at `ptr` (valid only during the
+/// call), with the request's `sink_ctx`.
+pub type NestedSink = unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8, len: usize);
 
 /// `NestedCall::flags` bit: `args` are MessagePack of a typed value; the host converts
 /// them to the callee's argument format (see `msgpack::convert_args`).

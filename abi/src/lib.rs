@@ -72,7 +72,7 @@ pub use format::Format;
 pub use frames::{
     CallFrame, InitFrame, PersistentHeader, CALL_BACKPRESSURE_ON_REQUEST, NO_DEADLINE,
 };
-pub use host::{level, HostApi, LogField, LogRecord, NestedCall, NESTED_TYPED};
+pub use host::{level, HostApi, LogField, LogRecord, NestedCall, NestedSink, NESTED_TYPED};
 pub use metrics::{
     MetricRecord, MetricValue, BUCKETS, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM,
 };

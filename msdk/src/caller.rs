@@ -4,7 +4,7 @@ use core::ffi::c_void;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 
-use crate::abi::{Format, HostApi, NestedCall, Status, StrRef, NESTED_TYPED};
+use crate::abi::{Format, HostApi, NestedCall, NestedSink, Status, StrRef, NESTED_TYPED};
 use crate::error::{ModuleError, Result};
 
 /// Calls other modules loaded in the same host. Get one from
@@ -64,9 +64,7 @@ impl ModuleCaller {
         // writes.
         let code = unsafe { ((*self.host).call_module)(self.call, &mut request) };
         match (code == Status::Ok as i32, request.result_format) {
-            (true, NO_FORMAT) => Err(ModuleError::Abi(
-                "the host reported success but handed over no result format".into(),
-            )),
+            (true, NO_FORMAT) => Err(success_without_format()),
             (true, _) => Ok(out),
             (false, _) => Err(ModuleError::from_status(code, &out)),
         }
@@ -186,9 +184,7 @@ impl ModuleCaller {
             (true, Received::Nothing) => Err(ModuleError::Abi(
                 "the host reported success without handing over a result".into(),
             )),
-            (true, Received::Error(_)) => Err(ModuleError::Abi(
-                "the host reported success but handed over no result format".into(),
-            )),
+            (true, Received::Error(_)) => Err(success_without_format()),
             // A reader's value with a failure's status: the failure is the call's.
             (false, Received::Error(payload)) => Err(ModuleError::from_status(code, &payload)),
             (false, _) => Err(ModuleError::from_status(code, &[])),
@@ -198,7 +194,7 @@ impl ModuleCaller {
 
 /// A request for `method` of `module` with `args`, to `sink`, its context not yet set, with
 /// no result format.
-fn request(module: &str, method: &str, args: &[u8], flags: u32, sink: SinkFn) -> NestedCall {
+fn request(module: &str, method: &str, args: &[u8], flags: u32, sink: NestedSink) -> NestedCall {
     NestedCall {
         size: size_of::<NestedCall>() as u32,
         flags,
@@ -211,9 +207,6 @@ fn request(module: &str, method: &str, args: &[u8], flags: u32, sink: SinkFn) ->
         result_format: NO_FORMAT,
     }
 }
-
-/// The type of [`NestedCall::sink`].
-type SinkFn = unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8, len: usize);
 
 /// The sink of [`ModuleCaller::call_blocking`]: copies the callee's output, or its error's
 /// payload, into the `Vec` at `ctx`.
@@ -246,6 +239,13 @@ unsafe extern "C" fn collect_output(ctx: *mut c_void, ptr: *const u8, len: usize
 /// The value 0 can be a format; this cannot. A request carries it until the host sets
 /// the callee's format, which it does, before the sink runs, only when the call succeeds.
 const NO_FORMAT: u8 = u8::MAX;
+
+/// A host that reported success without the callee's result format, which it sets before
+/// the sink only on success: the bytes it handed over cannot be told from an error's.
+#[cold]
+fn success_without_format() -> ModuleError {
+    ModuleError::Abi("the host reported success but handed over no result format".into())
+}
 
 /// What a nested call's sink works with: the request, to tell a result from an error
 /// payload by its format, the reader of a result, and what the sink received.

@@ -9,7 +9,9 @@ use core::ffi::c_void;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 
-use memlink_abi::{self as abi, Format, HostApi, LogRecord, ModuleError, NestedCall, Status};
+use memlink_abi::{
+    self as abi, Format, HostApi, LogRecord, ModuleError, NestedCall, NestedSink, Status,
+};
 
 use crate::buffer::AlignedBuf;
 use crate::host_call::{HostCall, NestedRequest};
@@ -163,9 +165,6 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
     }
 }
 
-/// `NestedCall::sink`'s type.
-type SinkFn = unsafe extern "C" fn(*mut c_void, *const u8, usize);
-
 /// The fields of a module's [`NestedCall`] the host reads, each read on its own: the
 /// request may be older and smaller than this host's, and its sink may be null, which
 /// the struct's function pointer cannot hold.
@@ -175,7 +174,7 @@ struct Fields {
     method: abi::StrRef,
     args: *const u8,
     args_len: usize,
-    sink: SinkFn,
+    sink: NestedSink,
     sink_ctx: *mut c_void,
 }
 
@@ -198,7 +197,7 @@ impl Fields {
         // is a value and not undefined behaviour.
         unsafe {
             let sink = (&raw const (*request).sink)
-                .cast::<Option<SinkFn>>()
+                .cast::<Option<NestedSink>>()
                 .read()?;
             Some(Fields {
                 flags: (&raw const (*request).flags).read(),
@@ -218,7 +217,7 @@ impl Fields {
 /// into the request first, as the ABI promises.
 #[derive(Clone, Copy)]
 struct Sink<'g> {
-    sink: SinkFn,
+    sink: NestedSink,
     ctx: *mut c_void,
     /// The request's `result_format`.
     format_out: *mut u8,
@@ -326,7 +325,7 @@ mod tests {
         set_size(size_of::<NestedCall>());
         // SAFETY: the buffer holds a whole request.
         assert!(unsafe { Fields::read(request) }.is_none(), "a null sink");
-        let keep_fn: SinkFn = keep;
+        let keep_fn: NestedSink = keep;
         // SAFETY: the sink field is within the buffer, and `keep` is a valid sink.
         unsafe { (&raw mut (*request).sink).write(keep_fn) };
         // SAFETY: as above.
