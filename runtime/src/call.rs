@@ -391,8 +391,8 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
 }
 
 /// Runs method `index` of `module` (see [`run_call`]), through the runtime's
-/// interceptors, result cache and the module's breaker when it has them: three branches
-/// when it has none.
+/// interceptors, result cache and the module's breaker when it has them: one branch
+/// when it has none (`Registry::plain`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
 fn run<R: Receive, E>(
