@@ -391,8 +391,8 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
 }
 
 /// Runs method `index` of `module` (see [`run_call`]), through the runtime's
-/// interceptors, result cache and the module's breaker when it has them: one branch
-/// when it has none (`Registry::plain`).
+/// interceptors, result cache and the module's breaker when it has them: three branches
+/// when it has none.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
 fn run<R: Receive, E>(
@@ -406,7 +406,8 @@ fn run<R: Receive, E>(
     receive: R,
     fail: impl FnOnce(Failure) -> E,
 ) -> Result<R::Out, E> {
-    if registry.plain {
+    let config = &registry.config;
+    if config.interceptors.is_empty() && config.breaker.is_none() && registry.cache.is_none() {
         run_call(
             thread, registry, module, index, args, meta, parent, receive, fail,
         )

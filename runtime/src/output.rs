@@ -1,7 +1,6 @@
 //! [`CallOutput`]: a call's result, read in place; and how the runtime finds it where
 //! the module says it put it.
 
-use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -17,27 +16,7 @@ use crate::pool::ArenaPool;
 /// 48 bytes, whichever way it holds the result: moving one is three vector moves.
 #[derive(Debug)]
 pub struct CallOutput {
-    /// Dropped by hand (`Drop for CallOutput`): an empty or copied result, what most
-    /// calls return, owns nothing, and its drop is one test inlined where the output
-    /// dies instead of a call to the enum's drop glue.
-    repr: ManuallyDrop<Repr>,
-}
-
-impl Drop for CallOutput {
-    #[inline]
-    fn drop(&mut self) {
-        if !matches!(*self.repr, Repr::Empty | Repr::Inline { .. }) {
-            release(&mut self.repr);
-        }
-    }
-}
-
-/// Drops what an output holds (an arena on loan, a buffer, argument buffers), leaving
-/// an empty output behind; out of line, as such outputs are the uncommon ones.
-#[cold]
-#[inline(never)]
-fn release(repr: &mut Repr) {
-    drop(std::mem::replace(repr, Repr::Empty));
+    repr: Repr,
 }
 
 /// A call's own argument buffer.
@@ -165,7 +144,7 @@ impl CallOutput {
     /// 32 bytes never do: they are copied into the output and the arena goes back at once,
     /// which costs less than keeping it on loan.
     pub fn is_in_arena(&self) -> bool {
-        match &*self.repr {
+        match &self.repr {
             Repr::Arena { .. } => true,
             Repr::WithArgs(kept) => matches!(kept.0, Repr::Arena { .. }),
             _ => false,
@@ -279,7 +258,8 @@ impl Receive for Keep {
 pub(crate) fn locate(arena: &AlignedBuf, out: *const u8, len: usize) -> Found {
     if len == 0 {
         Found::Empty
-    } else if let Some(offset) = arena.offset_of(out, len) {
+    } else if arena.contains_range(out, len) {
+        let offset = out.addr() - arena.as_ptr().addr();
         if len <= INLINE {
             Found::Small(offset)
         } else {
@@ -295,7 +275,7 @@ impl CallOutput {
     #[inline(always)]
     pub(crate) fn empty(args: Option<OwnedArgs>) -> CallOutput {
         CallOutput {
-            repr: ManuallyDrop::new(Repr::Empty.with_args(args)),
+            repr: Repr::Empty.with_args(args),
         }
     }
 
@@ -311,10 +291,10 @@ impl CallOutput {
             return CallOutput::small(&buf, 0, bytes.len(), None);
         }
         CallOutput {
-            repr: ManuallyDrop::new(Repr::Heap {
+            repr: Repr::Heap {
                 buf,
                 len: bytes.len(),
-            }),
+            },
         }
     }
 
@@ -328,15 +308,13 @@ impl CallOutput {
     ) -> CallOutput {
         let (window, start) = small_copy(arena.as_slice(), offset, len);
         CallOutput {
-            repr: ManuallyDrop::new(
-                Repr::Inline {
-                    window,
-                    start,
-                    // At most 32: it fits a `u8`.
-                    len: len as u8,
-                }
-                .with_args(args),
-            ),
+            repr: Repr::Inline {
+                window,
+                start,
+                // At most 32: it fits a `u8`.
+                len: len as u8,
+            }
+            .with_args(args),
         }
     }
 
@@ -350,14 +328,12 @@ impl CallOutput {
         args: Option<OwnedArgs>,
     ) -> CallOutput {
         CallOutput {
-            repr: ManuallyDrop::new(
-                Repr::Arena {
-                    arena: PooledArena::new(arena, Arc::clone(pool)),
-                    offset,
-                    len,
-                }
-                .with_args(args),
-            ),
+            repr: Repr::Arena {
+                arena: PooledArena::new(arena, Arc::clone(pool)),
+                offset,
+                len,
+            }
+            .with_args(args),
         }
     }
 }
@@ -393,7 +369,7 @@ pub(crate) fn collect(
             if buf.contains_range(out, len) && out.addr() == buf.as_slice().as_ptr().addr() =>
         {
             Ok(CallOutput {
-                repr: ManuallyDrop::new(Repr::Heap { buf, len }.with_args(args)),
+                repr: Repr::Heap { buf, len }.with_args(args),
             })
         }
         _ => Err(ModuleError::Abi(format!(

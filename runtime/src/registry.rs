@@ -72,9 +72,6 @@ pub(crate) struct Registry {
     call_export: CallExport,
     /// Results of pure methods, when the runtime keeps them.
     pub(crate) cache: Option<ResultCache>,
-    /// No interceptor, result cache or breaker: calls take the plain path (decided once,
-    /// as the configuration never changes).
-    pub(crate) plain: bool,
 }
 
 /// The call path, as the registry calls a module's lifecycle exports with it.
@@ -214,9 +211,7 @@ impl Registry {
         call_export: CallExport,
     ) -> Registry {
         let cache = config.result_cache.map(ResultCache::new);
-        let plain = config.interceptors.is_empty() && config.breaker.is_none() && cache.is_none();
         Registry {
-            plain,
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             host,
             pool: ArenaPool::new(
