@@ -33,6 +33,11 @@
 #define MEMLINK_RKYV_UNALIGNED (1 << 9)
 
 /*
+ Bytes of [`CallFrame::small_out`].
+ */
+#define MEMLINK_SMALL_OUT_LEN 16
+
+/*
  [`CallFrame::flags`] bit: the host did not measure its load for this call; the module
  asks [`HostApi::backpressure`] if and when it needs the figure (a host whose load is
  costly to gather for every call sets this).
@@ -116,14 +121,16 @@
  the running call ([`HostApi::running_call`]) and lets a module give each method an
  entry point of its own ([`ModuleInfo::method_calls`]). Version 5 has the host set a
  nested call's [`NestedCall::result_format`] only when the call succeeds, before its
- sink runs, so that the sink tells a result from an error's payload.
+ sink runs, so that the sink tells a result from an error's payload. Version 6 adds
+ [`CallFrame::small_out`], where a module may put a result of at most 16 bytes.
 
+ [`CallFrame::small_out`]: crate::CallFrame::small_out
  [`NestedCall::result_format`]: crate::NestedCall::result_format
  [`MethodInfo::signature`]: crate::MethodInfo::signature
  [`HostApi::running_call`]: crate::HostApi::running_call
  [`ModuleInfo::method_calls`]: crate::ModuleInfo::method_calls
  */
-#define MEMLINK_ABI_VERSION 5
+#define MEMLINK_ABI_VERSION 6
 
 /*
  `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
@@ -505,8 +512,9 @@ typedef struct MemlinkCallFrame {
   /*
    Out: the result (status `Ok`) or the error payload (any other status).
 
-   It points into `arena` or into a buffer from [`HostApi::alloc_output`]; the module
-   never points it at its own memory. A result in the arena stays there: the host
+   It points into `arena`, into a buffer from [`HostApi::alloc_output`], or (a result
+   of at most [`SMALL_OUT_LEN`] bytes with status `Ok` only) at this frame's
+   [`small_out`](CallFrame::small_out); the module never points it at its own memory. A result in the arena stays there: the host
    reads it in place and reuses the arena only after it is done with the result. Error payloads are the error's message in
    UTF-8, except for `Timeout`, whose payload is 8 bytes: nanoseconds, `u64` LE.
    */
@@ -519,6 +527,14 @@ typedef struct MemlinkCallFrame {
    Out: bytes of the arena the call used (its high-water mark).
    */
   size_t arena_used;
+  /*
+   Out: room in the frame itself for a result of at most [`SMALL_OUT_LEN`] bytes (a
+   scalar's encoding), which the module writes here with one store instead of
+   taking a block of its arena; `out` then points at the field's first byte.
+   Unaligned: read and write it as bytes. The host's initial value is not
+   meaningful, and the host reads the field only when `out` points at it.
+   */
+  uint8_t small_out[MEMLINK_SMALL_OUT_LEN];
 } MemlinkCallFrame;
 
 /*

@@ -76,8 +76,9 @@ pub struct CallFrame {
     pub persistent_len: usize,
     /// Out: the result (status `Ok`) or the error payload (any other status).
     ///
-    /// It points into `arena` or into a buffer from [`HostApi::alloc_output`]; the module
-    /// never points it at its own memory. A result in the arena stays there: the host
+    /// It points into `arena`, into a buffer from [`HostApi::alloc_output`], or (a result
+    /// of at most [`SMALL_OUT_LEN`] bytes with status `Ok` only) at this frame's
+    /// [`small_out`](CallFrame::small_out); the module never points it at its own memory. A result in the arena stays there: the host
     /// reads it in place and reuses the arena only after it is done with the result. Error payloads are the error's message in
     /// UTF-8, except for `Timeout`, whose payload is 8 bytes: nanoseconds, `u64` LE.
     pub out: *const u8,
@@ -85,7 +86,16 @@ pub struct CallFrame {
     pub out_len: usize,
     /// Out: bytes of the arena the call used (its high-water mark).
     pub arena_used: usize,
+    /// Out: room in the frame itself for a result of at most [`SMALL_OUT_LEN`] bytes (a
+    /// scalar's encoding), which the module writes here with one store instead of
+    /// taking a block of its arena; `out` then points at the field's first byte.
+    /// Unaligned: read and write it as bytes. The host's initial value is not
+    /// meaningful, and the host reads the field only when `out` points at it.
+    pub small_out: [u8; SMALL_OUT_LEN],
 }
+
+/// Bytes of [`CallFrame::small_out`].
+pub const SMALL_OUT_LEN: usize = 16;
 
 /// The start of a persistent region (see [`CallFrame::persistent`]). The host zeroes the
 /// region and sets `generation` once, when it loads the module, and never writes it

@@ -71,6 +71,7 @@ pub use error::ModuleError;
 pub use format::Format;
 pub use frames::{
     CallFrame, InitFrame, PersistentHeader, CALL_BACKPRESSURE_ON_REQUEST, NO_DEADLINE,
+    SMALL_OUT_LEN,
 };
 pub use host::{level, HostApi, LogField, LogRecord, NestedCall, NestedSink, NESTED_TYPED};
 pub use metrics::{

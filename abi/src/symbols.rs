@@ -14,13 +14,15 @@ use crate::module_info::ModuleInfo;
 /// the running call ([`HostApi::running_call`]) and lets a module give each method an
 /// entry point of its own ([`ModuleInfo::method_calls`]). Version 5 has the host set a
 /// nested call's [`NestedCall::result_format`] only when the call succeeds, before its
-/// sink runs, so that the sink tells a result from an error's payload.
+/// sink runs, so that the sink tells a result from an error's payload. Version 6 adds
+/// [`CallFrame::small_out`], where a module may put a result of at most 16 bytes.
 ///
+/// [`CallFrame::small_out`]: crate::CallFrame::small_out
 /// [`NestedCall::result_format`]: crate::NestedCall::result_format
 /// [`MethodInfo::signature`]: crate::MethodInfo::signature
 /// [`HostApi::running_call`]: crate::HostApi::running_call
 /// [`ModuleInfo::method_calls`]: crate::ModuleInfo::method_calls
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// `b"MEMLINK\0"` read as a little-endian `u64`: the first field of [`ModuleInfo`]
 /// (written as a literal so that C sees it too).

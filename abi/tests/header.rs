@@ -140,7 +140,8 @@ fn c_lays_the_structs_out_as_rust_does() {
             persistent_len,
             out,
             out_len,
-            arena_used
+            arena_used,
+            small_out
         },
         PersistentHeader { generation, used },
         MetricRecord {

@@ -136,6 +136,7 @@ impl Boundary {
             out: core::ptr::null(),
             out_len: 0,
             arena_used: 0,
+            small_out: [0; abi::SMALL_OUT_LEN],
         };
         // SAFETY: the frame honours the ABI: the arguments are borrowed for the call and
         // apart from the arena, which is this fixture's alone (`&mut self`), 16-aligned;

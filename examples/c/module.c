@@ -76,10 +76,19 @@ int32_t memlink_init(MemlinkInitFrame *frame) {
 
 int32_t memlink_shutdown(void) { return MEMLINK_STATUS_OK; }
 
-/* ---- Output: into the call's arena when it fits, else a buffer from the host. ---- */
+/* ---- Output: a small result into the frame itself, anything else into the call's
+   arena when it fits, else a buffer from the host. ---- */
 
 static int32_t put(MemlinkCallFrame *frame, const void *bytes, size_t len, int32_t status) {
     uint8_t *dst = NULL;
+    if (status == MEMLINK_STATUS_OK && len <= MEMLINK_SMALL_OUT_LEN) {
+        /* Only a result may be there, not an error's message. */
+        memcpy(frame->small_out, bytes, len);
+        frame->out = frame->small_out;
+        frame->out_len = len;
+        frame->arena_used = 0;
+        return status;
+    }
     if (len <= frame->arena_len) {
         dst = frame->arena;
     } else {

@@ -298,6 +298,8 @@ pub enum Place {
     Arena,
     /// At the start of the last buffer `alloc_output` handed out.
     HostBuffer,
+    /// In the frame's `small_out` (a result of at most 16 bytes).
+    Frame,
 }
 
 /// What a call returned, after the host's checks.
@@ -351,6 +353,13 @@ pub fn collect(
             place: Place::Empty,
         };
     }
+    if status == Status::Ok && out == frame.small_out.as_ptr() && len <= abi::SMALL_OUT_LEN {
+        return Outcome {
+            status,
+            output: frame.small_out[..len].to_vec(),
+            place: Place::Frame,
+        };
+    }
     if let Some(bytes) = arena.and_then(|a| a.range(out, len)) {
         return Outcome {
             status,
@@ -400,6 +409,7 @@ pub fn call_valid(index: u32, args: &[u8], depth: u32) -> Outcome {
         out: core::ptr::null(),
         out_len: 0,
         arena_used: 0,
+        small_out: [0; abi::SMALL_OUT_LEN],
     };
     // SAFETY: every pointer in the frame is valid as the ABI requires: `args` for
     // `args_len` unchanging bytes, the arena for `arena_len` bytes used by no one else,

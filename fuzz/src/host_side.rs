@@ -99,6 +99,9 @@ pub enum OutSpec {
     Own(u8),
     /// Null, with this length.
     Null(u16),
+    /// The frame's `small_out`, this long (modulo 33: up to twice the field's 16 bytes).
+    /// Only a result (status `Ok`) of at most 16 bytes may be there.
+    Frame(u8),
 }
 
 /// A nested call.
@@ -357,13 +360,26 @@ fn place_output(frame: &mut CallFrame, spec: &Hostile, granted: Option<(*mut u8,
         },
         OutSpec::Own(len) => (OWN.as_ptr(), usize::from(len) % 65, false),
         OutSpec::Null(len) => (core::ptr::null(), usize::from(len), false),
+        OutSpec::Frame(len) => {
+            let len = usize::from(len) % (2 * abi::SMALL_OUT_LEN + 1);
+            let fits = len <= abi::SMALL_OUT_LEN;
+            if fits {
+                frame.small_out[..len].fill(spec.fill);
+            }
+            // An error's payload may not be there: the host reads the field only for a
+            // result.
+            let result = status_code(spec.status) == Status::Ok as i32;
+            (frame.small_out.as_ptr(), len, fits && result)
+        }
     };
     let expect = if len == 0 {
         Expect::Bytes(Vec::new())
     } else if allowed {
-        // SAFETY: `out..out + len` lies inside the call's arena or the buffer the host
-        // just granted, both this call's to write.
-        unsafe { core::ptr::write_bytes(out.cast_mut(), spec.fill, len) };
+        if !matches!(spec.out, OutSpec::Frame(_)) {
+            // SAFETY: `out..out + len` lies inside the call's arena or the buffer the
+            // host just granted, both this call's to write.
+            unsafe { core::ptr::write_bytes(out.cast_mut(), spec.fill, len) };
+        }
         Expect::Bytes(vec![spec.fill; len])
     } else {
         Expect::Abi

@@ -486,7 +486,7 @@ pub fn archived_call() -> Vec<(&'static str, Vec<u8>)> {
 pub fn host_side() -> Vec<(&'static str, Vec<u8>)> {
     use crate::host_side::{AllocLen, Hostile, NameSpec, OutSpec, StatusSpec};
     type Want = fn(&Hostile) -> bool;
-    let wanted: [(&'static str, Want); 12] = [
+    let wanted: [(&'static str, Want); 14] = [
         ("ok_in_arena", |h| {
             matches!((h.status, h.out), (StatusSpec::Ok, OutSpec::Arena(_, 1..)))
         }),
@@ -519,6 +519,15 @@ pub fn host_side() -> Vec<(&'static str, Vec<u8>)> {
             matches!(h.alloc, Some(AllocLen::PastIsize))
         }),
         ("own_memory", |h| matches!(h.out, OutSpec::Own(1..))),
+        ("ok_in_frame", |h| {
+            matches!((h.status, h.out), (StatusSpec::Ok, OutSpec::Frame(1..=16)))
+        }),
+        ("error_in_frame", |h| {
+            matches!(
+                (h.status, h.out),
+                (StatusSpec::Known(1..), OutSpec::Frame(1..=16))
+            )
+        }),
         ("null_with_length", |h| matches!(h.out, OutSpec::Null(1..))),
         (
             "unknown_status",

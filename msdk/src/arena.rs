@@ -264,22 +264,6 @@ impl Arena {
         }
     }
 
-    /// Allocates 16 bytes at a multiple of 16 holding the little-endian bytes of `word`,
-    /// written with one store (`crate::block`: the host's copy of a small result is then
-    /// answered from that store); `None` when the arena has no room.
-    #[inline]
-    pub(crate) fn alloc_block(&self, word: u128) -> Option<NonNull<u8>> {
-        /// The block's layout.
-        #[repr(C, align(16))]
-        struct Block([u8; 16]);
-        let p = self.alloc_layout(Layout::new::<Block>())?;
-        // SAFETY: `p` is valid for 16 bytes and aligned to 16 (`Block`'s layout), freshly
-        // taken between the arena's floor and its cursor, which no reference can reach
-        // (as in `alloc_copy_aligned`).
-        unsafe { crate::block::store(p, word) };
-        Some(p)
-    }
-
     /// Copies `src` into the arena.
     #[inline]
     pub fn alloc_slice_copy<T: Copy>(&self, src: &[T]) -> Option<&mut [T]> {

@@ -219,6 +219,7 @@ mod tests {
             out: core::ptr::null(),
             out_len: 0,
             arena_used: 0,
+            small_out: [0; crate::abi::SMALL_OUT_LEN],
         }
     }
 

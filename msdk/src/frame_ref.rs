@@ -45,8 +45,8 @@ impl<'a> FrameRef<'a> {
     ///
     /// # Safety
     ///
-    /// For `'a`: `frame` must be valid for reads and for writes of its `out`, `out_len`
-    /// and `arena_used` fields, and written by no one else (the host leaves the frame
+    /// For `'a`: `frame` must be valid for reads and for writes of its `out`, `out_len`,
+    /// `arena_used` and `small_out` fields, and written by no one else (the host leaves the frame
     /// alone until the call returns); no reference to the frame may be live while this
     /// pointer or a copy of it is used; and it must have passed `frame::is_sound`, so its
     /// host table is non-null and large enough.
@@ -81,6 +81,27 @@ impl<'a> FrameRef<'a> {
         unsafe {
             (*frame).out = out;
             (*frame).out_len = out_len;
+        }
+    }
+
+    /// Makes the first `len` bytes of `word` (little-endian) the call's result, written
+    /// into the frame's `small_out` with one store: no block of the arena is taken, and
+    /// the host copies the value out of the frame it owns.
+    ///
+    /// `len` is at most `SMALL_OUT_LEN`, which a `u128` holds.
+    #[inline(always)]
+    pub(crate) fn set_small_out(self, word: u128, len: usize) {
+        debug_assert!(len <= crate::abi::SMALL_OUT_LEN);
+        let frame = self.frame.as_ptr();
+        // SAFETY: `new`'s contract: `small_out` and the output fields are the call's to
+        // write for `'a`, through this pointer, which no reference to the frame
+        // overlaps; `small_out` is 16 bytes, what `block::store` writes (at any
+        // alignment).
+        unsafe {
+            let small = (&raw mut (*frame).small_out).cast::<u8>();
+            crate::block::store(small, word);
+            (*frame).out = small.cast_const();
+            (*frame).out_len = len;
         }
     }
 
@@ -179,10 +200,12 @@ mod tests {
         assert!(invocation.produced());
         let (out, out_len, used) = (frame.out, frame.out_len, frame.arena_used);
         assert_eq!(out_len, 1);
-        assert_eq!(used, 16, "a scalar takes a 16-byte block of the arena");
-        // SAFETY: the module put its result in the arena, which is still alive.
-        assert_eq!(unsafe { *out }, 0x05);
-        let start = arena_bytes.0.as_ptr().addr();
-        assert!((start..start + 64).contains(&out.addr()));
+        assert_eq!(used, 0, "a scalar takes no block of the arena");
+        assert_eq!(
+            out,
+            frame.small_out.as_ptr(),
+            "a scalar is put in the frame"
+        );
+        assert_eq!(frame.small_out[0], 0x05);
     }
 }

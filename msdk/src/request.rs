@@ -133,14 +133,12 @@ impl<'a> Invocation<'a> {
                 "a scalar wrote {len} bytes, more than 9"
             )));
         }
-        // The bytes go into the arena as one block, from registers (`crate::block`):
-        // written a byte or two at a time and copied as a block, they would be read back
-        // with loads that wait for those narrower stores to reach the cache.
-        if let Some(slot) = self.ctx.arena().alloc_block(word) {
-            self.set_place(slot.as_ptr(), len);
-            return Ok(());
-        }
-        self.set_output(&word.to_le_bytes()[..len])
+        // The bytes go into the frame's `small_out` as one store from registers, where
+        // the host copies them from: no block of the arena is taken for them, and
+        // nothing written a byte or two at a time is read back as a block (`crate::block`).
+        self.frame.set_small_out(word, len);
+        self.produced.set(true);
+        Ok(())
     }
 
     /// Makes `bytes`, as they are, the call's result. Bytes the export built in the

@@ -58,5 +58,6 @@ pub(crate) fn call_frame(args: &[u8], arena: &mut [u8]) -> CallFrame {
         out: core::ptr::null(),
         out_len: 99,
         arena_used: 99,
+        small_out: [99; crate::abi::SMALL_OUT_LEN],
     }
 }

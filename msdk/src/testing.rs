@@ -226,6 +226,7 @@ impl TestContext {
             out: core::ptr::null(),
             out_len: 0,
             arena_used: 0,
+            small_out: [0; abi::SMALL_OUT_LEN],
         };
         // The host keeps the running call, for the module's logs and panics: this
         // frame, while the module has it.
@@ -240,7 +241,7 @@ impl TestContext {
         if let Some(message) = call.panicked.borrow_mut().take() {
             panic!("the on_nested closure panicked: {message}");
         }
-        let output = collect(&frame, &arena, &call)?;
+        let output = collect(&frame, status == Status::Ok as i32, &arena, &call)?;
         match Status::from_code(status) {
             Some(Status::Ok) => Ok(output),
             Some(_) => Err(ModuleError::from_status(status, &output)),
@@ -251,12 +252,21 @@ impl TestContext {
     }
 }
 
-/// Copies the call's output from where the module put it: its arena, or the buffer the
-/// host lent through `alloc_output`. Anything else is the module's bug, reported.
-fn collect(frame: &CallFrame, arena: &[u128], call: &Call<'_>) -> Result<Vec<u8>, ModuleError> {
+/// Copies the call's output from where the module put it: its arena, the buffer the
+/// host lent through `alloc_output`, or (a result, `ok`) the frame's `small_out`.
+/// Anything else is the module's bug, reported.
+fn collect(
+    frame: &CallFrame,
+    ok: bool,
+    arena: &[u128],
+    call: &Call<'_>,
+) -> Result<Vec<u8>, ModuleError> {
     let (out, len) = (frame.out, frame.out_len);
     if len == 0 {
         return Ok(Vec::new());
+    }
+    if ok && out == frame.small_out.as_ptr() && len <= abi::SMALL_OUT_LEN {
+        return Ok(frame.small_out[..len].to_vec());
     }
     let inside = |start: usize, size: usize| {
         out.addr()

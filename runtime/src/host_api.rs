@@ -260,6 +260,11 @@ impl Receive for Sink<'_> {
     }
 
     #[inline(always)]
+    fn in_frame(self, small_out: [u8; abi::SMALL_OUT_LEN], len: usize, _args: Option<OwnedArgs>) {
+        self.deliver(&small_out[..len]);
+    }
+
+    #[inline(always)]
     fn output(self, output: CallOutput) {
         self.deliver(&output);
     }

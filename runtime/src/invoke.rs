@@ -128,6 +128,7 @@ pub(crate) fn run_call<R: Receive, E>(
         out: core::ptr::null(),
         out_len: 0,
         arena_used: 0,
+        small_out: [0; abi::SMALL_OUT_LEN],
     };
     // The module asks for its running call only when it logs or records a panic
     // (`HostApi::running_call`): the host keeps it, in the state it holds already, and
@@ -151,10 +152,12 @@ pub(crate) fn run_call<R: Receive, E>(
         module.leave(admitted);
     }
     let (out, out_len) = (frame.out, frame.out_len);
-    let found = if status == Status::Ok as i32 {
-        output::locate(&buf, out, out_len)
-    } else {
+    let found = if status != Status::Ok as i32 {
         Found::Elsewhere
+    } else if out == frame.small_out.as_ptr() && out_len <= abi::SMALL_OUT_LEN {
+        Found::InFrame
+    } else {
+        output::locate(&buf, out, out_len)
     };
     let record = CallRecord {
         status: 0,
@@ -168,6 +171,7 @@ pub(crate) fn run_call<R: Receive, E>(
     let output = match found {
         Found::Empty => receive.empty(owned),
         Found::Small(offset) => receive.small(&buf, offset, out_len, owned),
+        Found::InFrame => receive.in_frame(frame.small_out, out_len, owned),
         _ => {
             let call = Finished {
                 registry,

@@ -4,7 +4,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use memlink_abi::ModuleError;
+use memlink_abi::{self as abi, ModuleError};
 
 use crate::buffer::AlignedBuf;
 use crate::lease::PooledArena;
@@ -60,7 +60,8 @@ const INLINE: usize = 32;
 
 /// A window of [`INLINE`] bytes of the call's arena that holds a small result, aligned
 /// like the arena (a window starts on a multiple of 16), so the result keeps the
-/// alignment it had there and an archive in it can be read.
+/// alignment it had there and an archive in it can be read; or the frame's `small_out`
+/// (a MessagePack scalar, which needs no alignment), at the window's start.
 #[derive(Clone, Copy)]
 #[repr(C, align(16))]
 struct Window([u8; INLINE]);
@@ -201,6 +202,10 @@ pub(crate) enum Found {
     Large(usize),
     /// Not in the arena: the buffer the host allocated, or nowhere the module may put it.
     Elsewhere,
+    /// In the frame's `small_out`: at most [`SMALL_OUT_LEN`](abi::SMALL_OUT_LEN) bytes,
+    /// copied into the output. Said by the call itself, which knows its frame
+    /// ([`locate`] does not).
+    InFrame,
 }
 
 /// What a call's output is made into when the call returns: the [`CallOutput`] a caller
@@ -218,6 +223,13 @@ pub(crate) trait Receive {
         self,
         arena: &AlignedBuf,
         offset: usize,
+        len: usize,
+        args: Option<OwnedArgs>,
+    ) -> Self::Out;
+    /// The first `len` (at most 16) bytes of `small_out`, the frame's field.
+    fn in_frame(
+        self,
+        small_out: [u8; abi::SMALL_OUT_LEN],
         len: usize,
         args: Option<OwnedArgs>,
     ) -> Self::Out;
@@ -245,6 +257,16 @@ impl Receive for Keep {
         args: Option<OwnedArgs>,
     ) -> CallOutput {
         CallOutput::small(arena, offset, len, args)
+    }
+
+    #[inline(always)]
+    fn in_frame(
+        self,
+        small_out: [u8; abi::SMALL_OUT_LEN],
+        len: usize,
+        args: Option<OwnedArgs>,
+    ) -> CallOutput {
+        CallOutput::in_frame(small_out, len, args)
     }
 
     #[inline(always)]
@@ -318,6 +340,27 @@ impl CallOutput {
         }
     }
 
+    /// An output of the first `len` (at most 16) bytes of a frame's `small_out`, copied.
+    #[inline(always)]
+    pub(crate) fn in_frame(
+        small_out: [u8; abi::SMALL_OUT_LEN],
+        len: usize,
+        args: Option<OwnedArgs>,
+    ) -> CallOutput {
+        debug_assert!(len <= abi::SMALL_OUT_LEN);
+        let mut bytes = [0; INLINE];
+        bytes[..abi::SMALL_OUT_LEN].copy_from_slice(&small_out);
+        CallOutput {
+            repr: Repr::Inline {
+                window: Window(bytes),
+                start: 0,
+                // At most 16: it fits a `u8`.
+                len: len as u8,
+            }
+            .with_args(args),
+        }
+    }
+
     /// An output of the `len` bytes at `offset` of `arena`, read in place: the arena
     /// goes back to `pool` when the output is dropped.
     pub(crate) fn in_arena(
@@ -362,7 +405,8 @@ pub(crate) fn collect(
             return Ok(output);
         }
         Found::Large(offset) => return Ok(CallOutput::in_arena(arena, pool, offset, len, args)),
-        Found::Elsewhere => give_back(arena),
+        // `locate` never finds the frame: an output there is a call's own finding.
+        Found::Elsewhere | Found::InFrame => give_back(arena),
     }
     match heap {
         Some(buf)
@@ -402,6 +446,15 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn an_output_from_the_frame_holds_exactly_its_bytes() {
+        let small_out: [u8; abi::SMALL_OUT_LEN] = core::array::from_fn(|i| 0xa0 + i as u8);
+        for len in 0..=abi::SMALL_OUT_LEN {
+            let output = CallOutput::in_frame(small_out, len, None);
+            assert_eq!(output.as_bytes(), &small_out[..len], "{len} bytes");
         }
     }
 

@@ -189,3 +189,63 @@ fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
         assert_eq!(relay("echo", b"ok"), (1, raw, ok, 2, b"ok".to_vec()));
     }
 }
+
+/// A result of at most 16 bytes may be put in the frame's `small_out` (ABI 6), and the
+/// host reads exactly its bytes there, for a call from the host and for a nested call,
+/// with or without interceptors; a longer output or an error's payload claimed there is
+/// refused as an ABI error, and nothing is read from it (`tests/fixtures/small_out.c`).
+#[test]
+fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
+    #[derive(Debug)]
+    struct Nothing;
+    impl memlink_runtime::intercept::Interceptor for Nothing {}
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/small_out.c"],
+        "libsmall_out.so",
+        true,
+    );
+    let written = |len: usize| {
+        (0..len.min(16))
+            .map(|i| 0xa0 + i as u8)
+            .collect::<Vec<u8>>()
+    };
+    let plain = RuntimeConfig::default();
+    let intercepted = RuntimeConfig::default().interceptor(std::sync::Arc::new(Nothing));
+    for config in [plain, intercepted] {
+        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let h = rt.load(ModuleRef::from_path(fixture.clone())).unwrap();
+        let relay = rt
+            .load(ModuleRef::from_path(module_path("nested_calls")))
+            .unwrap();
+        let relay = rt
+            .archived::<(String, String, Vec<u8>), Vec<u8>>(relay, "relay_in_arena")
+            .unwrap();
+        let ok = memlink_abi::Status::Ok as u8;
+        for len in 0..=16u8 {
+            let out = rt.call(h, "put", &[ok, len]).unwrap();
+            assert_eq!(out, &written(len.into())[..], "{len} bytes");
+            // The same bytes through a module's nested call, read where they lie.
+            let nested = relay
+                .call(&("small_out".into(), "put".into(), vec![ok, len]))
+                .unwrap();
+            assert_eq!(nested, written(len.into()), "{len} bytes, nested");
+        }
+        for (status, len, what) in [
+            (ok, 17, "a result one byte longer than the field"),
+            (ok, 255, "a result far longer than the field"),
+            (memlink_abi::Status::Failed as u8, 5, "an error's payload"),
+            (memlink_abi::Status::Panic as u8, 16, "a panic's payload"),
+        ] {
+            let err = rt.call(h, "put", &[status, len]).unwrap_err();
+            assert!(
+                matches!(err.module_error(), Some(ModuleError::Abi(m)) if m.contains("outside the arena")),
+                "{what}: {err}"
+            );
+        }
+        // Still serving.
+        assert_eq!(
+            rt.call(h, "put", &[ok, 3]).unwrap(),
+            &[0xa0, 0xa1, 0xa2][..]
+        );
+    }
+}

@@ -130,6 +130,7 @@ fn frame(name: &str, args: &[u8], arena: &mut [u128]) -> CallFrame {
         out: core::ptr::null(),
         out_len: 0,
         arena_used: 0,
+        small_out: [0; abi::SMALL_OUT_LEN],
     }
 }
 
@@ -141,7 +142,8 @@ fn call(frame: &mut CallFrame) -> (i32, Vec<u8>) {
     let out = if frame.out_len == 0 {
         Vec::new()
     } else {
-        // SAFETY: the module points `out` at the arena or a host buffer, both alive.
+        // SAFETY: the module points `out` at the arena, a host buffer or the frame's
+        // `small_out`, all alive.
         unsafe { std::slice::from_raw_parts(frame.out, frame.out_len) }.to_vec()
     };
     (status, out)

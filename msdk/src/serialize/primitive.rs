@@ -19,7 +19,7 @@ pub trait Scalar: Sized + Copy {
 
     /// The bytes [`write`](Scalar::write) writes, as the little-endian `u128` whose
     /// first bytes they are (the rest zero), with their length. The SDK's own scalars
-    /// compute it in registers, so that the result goes into the arena as one block
+    /// compute it in registers, so that the result goes into the frame as one block
     /// (`Invocation::encode_scalar_result`); the default writes the bytes first.
     #[inline]
     fn encode(self) -> (u128, usize) {
