@@ -1,6 +1,6 @@
-//! A scalar result as one block: its MessagePack bytes (at most 9, from
-//! `Scalar::encode`) held in a `u128` in registers and written into the frame's
-//! `small_out` with one 16-byte store.
+//! A small result as one block: a scalar's MessagePack bytes (at most 9, from
+//! `Scalar::encode`), or raw bytes of at most 16 gathered from where they lie, held in a
+//! `u128` in registers and written into the frame's `small_out` with one 16-byte store.
 //!
 //! Why one store: the host copies a small result out of the frame within a few dozen
 //! cycles of the module writing it, 16 bytes at a time. A load that one earlier store
@@ -41,9 +41,63 @@ pub(crate) unsafe fn store(p: *mut u8, word: u128) {
     };
 }
 
+/// The bytes of `src` (at most 16) as the little-endian `u128` whose first bytes they
+/// are, the rest zero: gathered with at most two loads (overlapping where the length is
+/// not a power of two) and shifts, in registers, for [`store`] to write as one block.
+#[inline(always)]
+pub(crate) fn gather(src: &[u8]) -> u128 {
+    /// The `N` bytes of `src` at `at`, as a little-endian number.
+    #[inline(always)]
+    fn read<const N: usize>(src: &[u8], at: usize) -> [u8; N] {
+        let mut bytes = [0; N];
+        bytes.copy_from_slice(&src[at..at + N]);
+        bytes
+    }
+    let len = src.len();
+    debug_assert!(len <= 16);
+    if len >= 8 {
+        // The first 8 bytes and the last 8, which overlap by `16 - len`: the bytes they
+        // share are the same, so or-ing them in place is exact.
+        let low = u64::from_le_bytes(read(src, 0));
+        let high = u64::from_le_bytes(read(src, len - 8));
+        u128::from(low) | (u128::from(high) << (8 * (len - 8)))
+    } else if len >= 4 {
+        let low = u32::from_le_bytes(read(src, 0));
+        let high = u32::from_le_bytes(read(src, len - 4));
+        u128::from(low) | (u128::from(high) << (8 * (len - 4)))
+    } else if len > 0 {
+        // The first, middle and last bytes cover 1, 2 or 3 bytes.
+        let (first, middle, last) = (src[0], src[len / 2], src[len - 1]);
+        u128::from(first)
+            | (u128::from(middle) << (8 * (len / 2)))
+            | (u128::from(last) << (8 * (len - 1)))
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gathered_bytes_are_the_slices_bytes_and_zeros_after() {
+        let source: [u8; 16] = core::array::from_fn(|i| 0xf0 ^ (i as u8 * 17));
+        for len in 0..=16 {
+            // At every offset of a larger buffer, so that no load reads past the slice.
+            for offset in 0..4 {
+                let mut buf = [0x5a; 24];
+                buf[offset..offset + len].copy_from_slice(&source[..len]);
+                let mut want = [0; 16];
+                want[..len].copy_from_slice(&source[..len]);
+                assert_eq!(
+                    gather(&buf[offset..offset + len]).to_le_bytes(),
+                    want,
+                    "{len} bytes at {offset}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_block_is_stored_as_its_little_endian_bytes() {

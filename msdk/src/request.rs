@@ -142,11 +142,20 @@ impl<'a> Invocation<'a> {
     }
 
     /// Makes `bytes`, as they are, the call's result. Bytes the export built in the
-    /// call's arena stay where they are: the host reads them in place.
-    #[inline]
+    /// call's arena stay where they are: the host reads them in place. Up to 16 bytes
+    /// from anywhere else are put in the frame; more are copied into the arena.
+    #[inline(always)]
     pub fn encode_raw_result(&self, bytes: &[u8]) -> Result<()> {
         if !bytes.is_empty() && self.ctx.arena().contains_slice(bytes) {
             self.set_place(bytes.as_ptr(), bytes.len());
+            return Ok(());
+        }
+        // A few bytes from elsewhere go into the frame's `small_out` as one store, as a
+        // scalar does (`encode_scalar_result`).
+        if (1..=crate::abi::SMALL_OUT_LEN).contains(&bytes.len()) {
+            self.frame
+                .set_small_out(crate::block::gather(bytes), bytes.len());
+            self.produced.set(true);
             return Ok(());
         }
         self.set_output(bytes)
