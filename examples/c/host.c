@@ -136,7 +136,8 @@ static int call(const Module *m, long index, const uint8_t *args, size_t args_le
         printf("%.*s = %.*s\n", (int)name.len, (const char *)name.ptr, (int)frame.out_len,
                (const char *)frame.out);
     }
-    /* The output lies in the arena (ours) or in the buffer we allocated: free that. */
+    /* The output lies in the arena or the frame's small_out (both ours), or in the buffer
+     * we allocated: free that. */
     free(host_call.output);
     return status == MEMLINK_STATUS_OK ? 0 : 1;
 }
