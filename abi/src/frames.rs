@@ -78,9 +78,11 @@ pub struct CallFrame {
     ///
     /// It points into `arena`, into a buffer from [`HostApi::alloc_output`], or (a result
     /// of at most [`SMALL_OUT_LEN`] bytes with status `Ok` only) at this frame's
-    /// [`small_out`](CallFrame::small_out); the module never points it at its own memory. A result in the arena stays there: the host
-    /// reads it in place and reuses the arena only after it is done with the result. Error payloads are the error's message in
-    /// UTF-8, except for `Timeout`, whose payload is 8 bytes: nanoseconds, `u64` LE.
+    /// [`small_out`](CallFrame::small_out); the module never points it at its own
+    /// memory. A result in the arena stays there: the host reads it in place and reuses
+    /// the arena only after it is done with the result. Error payloads are the error's
+    /// message in UTF-8, except for `Timeout`, whose payload is 8 bytes: nanoseconds,
+    /// `u64` LE.
     pub out: *const u8,
     /// Out: length of `out` in bytes.
     pub out_len: usize,

@@ -46,10 +46,10 @@ impl<'a> FrameRef<'a> {
     /// # Safety
     ///
     /// For `'a`: `frame` must be valid for reads and for writes of its `out`, `out_len`,
-    /// `arena_used` and `small_out` fields, and written by no one else (the host leaves the frame
-    /// alone until the call returns); no reference to the frame may be live while this
-    /// pointer or a copy of it is used; and it must have passed `frame::is_sound`, so its
-    /// host table is non-null and large enough.
+    /// `arena_used` and `small_out` fields, and written by no one else (the host leaves
+    /// the frame alone until the call returns); no reference to the frame may be live
+    /// while this pointer or a copy of it is used; and it must have passed
+    /// `frame::is_sound`, so its host table is non-null and large enough.
     #[inline(always)]
     pub(crate) unsafe fn new(frame: NonNull<CallFrame>) -> FrameRef<'a> {
         FrameRef {
