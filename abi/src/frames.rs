@@ -28,7 +28,8 @@ pub struct InitFrame {
 }
 
 /// Everything one call carries, in and out. The host owns it; the module reads the
-/// inputs and writes `out`/`out_len` before it returns. From the call to its return the
+/// inputs and writes `out`/`out_len` (and a small result into `small_out`) before it
+/// returns. From the call to its return the
 /// frame is the module's: the host neither reads nor writes it meanwhile (not from a
 /// service the module calls either), since the module may write the outputs at any time
 /// during the call and withdraw a result it set.
@@ -88,11 +89,13 @@ pub struct CallFrame {
     pub out_len: usize,
     /// Out: bytes of the arena the call used (its high-water mark).
     pub arena_used: usize,
-    /// Out: room in the frame itself for a result of at most [`SMALL_OUT_LEN`] bytes (a
-    /// scalar's encoding), which the module writes here with one store instead of
-    /// taking a block of its arena; `out` then points at the field's first byte.
-    /// Unaligned: read and write it as bytes. The host's initial value is not
-    /// meaningful, and the host reads the field only when `out` points at it.
+    /// Out: room in the frame itself for a result (status `Ok` only) of at most
+    /// [`SMALL_OUT_LEN`] bytes, in any format (the Rust SDK puts scalars and short raw
+    /// results here), which the module writes instead of taking a block of its arena;
+    /// `out` then points at the field's first byte. Unaligned: read and write it as
+    /// bytes. The host initializes it (to any value: it means nothing), reads it only
+    /// when `out` points at it, and copies it to 16-aligned memory before anyone reads
+    /// the result; a nested call's sink gets the bytes with no alignment promised.
     pub small_out: [u8; SMALL_OUT_LEN],
 }
 

@@ -82,8 +82,11 @@ int32_t memlink_shutdown(void) { return MEMLINK_STATUS_OK; }
 static int32_t put(MemlinkCallFrame *frame, const void *bytes, size_t len, int32_t status) {
     uint8_t *dst = NULL;
     if (status == MEMLINK_STATUS_OK && len <= MEMLINK_SMALL_OUT_LEN) {
-        /* Only a result may be there, not an error's message. */
-        memcpy(frame->small_out, bytes, len);
+        /* Only a result may be there, not an error's message. `bytes` may be null when
+           `len` is 0 (no arguments to echo), which memcpy must not be given. */
+        if (len > 0) {
+            memcpy(frame->small_out, bytes, len);
+        }
         frame->out = frame->small_out;
         frame->out_len = len;
         frame->arena_used = 0;

@@ -12,7 +12,8 @@
 //! the module must refuse before it reads a byte.
 //!
 //! After each call the harness checks what a host relies on: the status is a known
-//! `Status`; output lies in the arena or at the start of the host's output buffer; an
+//! `Status`; output lies in the arena, at the start of the host's output buffer or (a
+//! result of at most 16 bytes) in the frame's `small_out`; an
 //! error payload decodes to the same variant; a frame the ABI calls malformed is
 //! refused with `Abi` (or `InvalidMethod` for the method) and a message naming one of
 //! its faults, without a byte written to its arena or persistent region; the arguments
@@ -520,6 +521,11 @@ pub fn call(spec: &FrameSpec, args: &[u8]) -> Outcome {
         assert_eq!(
             frame.arena_used, 0,
             "a frame with {problems:?} used its arena"
+        );
+        assert_eq!(
+            frame.small_out,
+            [0xa5; abi::SMALL_OUT_LEN],
+            "a frame with {problems:?} had its small_out written"
         );
         if let Some((ptr, len)) = real_arena {
             // SAFETY: the arena's real bytes, alive in `arena`; the call has returned.

@@ -322,7 +322,8 @@ impl Outcome {
 }
 
 /// Reads a finished call's status and output the way a host must: the status is one the
-/// ABI defines, and output bytes lie in the arena or in the host's output buffer.
+/// ABI defines, and output bytes lie in the arena, in the host's output buffer or (a
+/// result of at most 16 bytes) in the frame's `small_out`.
 pub fn collect(
     status: i32,
     frame: &CallFrame,

@@ -30,8 +30,9 @@ pub(crate) unsafe fn store(p: *mut u8, word: u128) {
         // The unaligned vector store is one instruction, which the compiler keeps: a
         // `u128` written as such would be two 8-byte stores, the split this function is
         // for.
-        // SAFETY: `p` is valid for writes of 16 bytes (the caller's contract); the
-        // instruction takes any alignment.
+        // SAFETY: SSE2, which the intrinsic needs, is part of every x86_64 target; `p`
+        // is valid for writes of 16 bytes (the caller's contract); the instruction takes
+        // any alignment.
         unsafe { _mm_storeu_si128(p.cast::<__m128i>(), block) };
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -43,7 +44,8 @@ pub(crate) unsafe fn store(p: *mut u8, word: u128) {
 
 /// The bytes of `src` (at most 16) as the little-endian `u128` whose first bytes they
 /// are, the rest zero: gathered with at most two loads (overlapping where the length is
-/// not a power of two) and shifts, in registers, for [`store`] to write as one block.
+/// not a power of two; three single bytes below 4) and shifts, in registers, for
+/// [`store`] to write as one block.
 #[inline(always)]
 pub(crate) fn gather(src: &[u8]) -> u128 {
     /// The `N` bytes of `src` at `at`, as a little-endian number.

@@ -187,8 +187,8 @@ pub unsafe extern "C" fn memlink_metrics(
 /// whose pointers honour the contract documented on each field: `args` readable and
 /// unchanging, `arena` readable, writable and used by no one else, `host` and
 /// `host_call` valid. The frame is the module's until the call returns: the host neither
-/// reads nor writes it meanwhile (the module writes `out`, `out_len` and `arena_used`
-/// while the call runs, and may withdraw a result it set).
+/// reads nor writes it meanwhile (the module writes `out`, `out_len`, `arena_used` and
+/// `small_out` while the call runs, and may withdraw a result it set).
 #[no_mangle]
 pub unsafe extern "C" fn memlink_call(frame: *mut CallFrame) -> i32 {
     // SAFETY: forwarded from this function's contract.
@@ -510,6 +510,24 @@ mod tests {
         panic!("boom")
     });
     static RETURNS_NOTHING: dispatch::MethodEntry = export("returns_nothing", |_| Ok(()));
+    static RAW_ONE: dispatch::MethodEntry = export("raw_one", |call| call.encode_raw_result(b"x"));
+    static RAW_SIXTEEN: dispatch::MethodEntry = export("raw_sixteen", |call| {
+        call.encode_raw_result(b"0123456789abcdef")
+    });
+    static RAW_SEVENTEEN: dispatch::MethodEntry = export("raw_seventeen", |call| {
+        call.encode_raw_result(b"0123456789abcdefg")
+    });
+    static RAW_EMPTY: dispatch::MethodEntry =
+        export("raw_empty", |call| call.encode_raw_result(b""));
+    /// A result the export built in its arena: it stays there, however small.
+    static RAW_IN_ARENA: dispatch::MethodEntry = export("raw_in_arena", |call| {
+        let kept = call.context().arena().alloc_slice_copy(b"kept").unwrap();
+        call.encode_raw_result(kept)
+    });
+    static RAW_THEN_FAILS: dispatch::MethodEntry = export("raw_then_fails", |call| {
+        call.encode_raw_result(b"small")?;
+        Err(ModuleError::CallFailed("after all".into()))
+    });
 
     /// A scalar that says it wrote more than it may.
     #[derive(Clone, Copy)]
@@ -551,6 +569,12 @@ mod tests {
         SetsThenPanics = SETS_THEN_PANICS,
         ReturnsNothing = RETURNS_NOTHING,
         OverlongResult = OVERLONG,
+        RawOne = RAW_ONE,
+        RawSixteen = RAW_SIXTEEN,
+        RawSeventeen = RAW_SEVENTEEN,
+        RawEmpty = RAW_EMPTY,
+        RawInArena = RAW_IN_ARENA,
+        RawThenFails = RAW_THEN_FAILS,
     );
 
     /// Runs export `E` through the real boundary on a frame of the tests' own, both as
@@ -608,6 +632,31 @@ mod tests {
     #[test]
     fn a_result_is_read_where_the_export_set_it_through_the_frame() {
         assert_eq!(call::<ReadsAndWrites>(), (0, vec![0xcd, 0x01, 0x2c], 0));
+    }
+
+    /// A raw result of 1 to 16 bytes from outside the arena goes into the frame (no
+    /// arena used); a longer one is copied into the arena; one the export built in the
+    /// arena stays there; an empty one is empty; a failure withdraws it.
+    #[test]
+    fn a_short_raw_result_goes_into_the_frame_and_any_other_where_it_was() {
+        assert_eq!(call::<RawOne>(), (0, b"x".to_vec(), 0));
+        assert_eq!(call::<RawSixteen>(), (0, b"0123456789abcdef".to_vec(), 0));
+        let (status, out, used) = call::<RawSeventeen>();
+        assert_eq!((status, &out[..]), (0, &b"0123456789abcdefg"[..]));
+        assert!(
+            used >= 17,
+            "17 bytes are copied into the arena ({used} used)"
+        );
+        let (status, out, used) = call::<RawInArena>();
+        assert_eq!((status, &out[..]), (0, &b"kept"[..]));
+        assert!(
+            used >= 4,
+            "the export's own block of the arena ({used} used)"
+        );
+        assert_eq!(call::<RawEmpty>(), (0, vec![], 0));
+        let (status, payload, _) = call::<RawThenFails>();
+        assert_eq!(status, ModuleError::CallFailed(String::new()).code());
+        assert_eq!(payload, b"after all", "the error's payload, not the result");
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub struct Invocation<'a> {
 }
 
 impl<'a> Invocation<'a> {
-    /// A call with `args` in `ctx`, whose output goes to the arena or through the host
-    /// of `frame`, and whose place is written into `frame`. `budget` is the time the host gave the call,
+    /// A call with `args` in `ctx`, whose output goes to the frame's `small_out`, the
+    /// arena or through the host of `frame`, and whose place is written into `frame`. `budget` is the time the host gave the call,
     /// which a timeout reports.
     ///
     /// # Safety

@@ -36,8 +36,9 @@ pub(crate) struct HostCall<'r> {
     pub(crate) registry: &'r Registry,
     pub(crate) module: &'r Module,
     pub(crate) meta: &'r CallMeta,
-    /// The buffer `alloc_output` handed out, the only place besides the arena where the
-    /// module may put its output. In a `Cell`, as the host holds shared references to
+    /// The buffer `alloc_output` handed out, the only place besides the arena (and, for
+    /// a result of at most 16 bytes, the frame's `small_out`) where the module may put
+    /// its output. In a `Cell`, as the host holds shared references to
     /// the call while the module runs, and the module may ask for a buffer meanwhile.
     pub(crate) output: Cell<Option<AlignedBuf>>,
     /// The call that made this one, for a nested call.

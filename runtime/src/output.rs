@@ -60,8 +60,8 @@ const INLINE: usize = 32;
 
 /// A window of [`INLINE`] bytes of the call's arena that holds a small result, aligned
 /// like the arena (a window starts on a multiple of 16), so the result keeps the
-/// alignment it had there and an archive in it can be read; or the frame's `small_out`
-/// (a MessagePack scalar, which needs no alignment), at the window's start.
+/// alignment it had there and an archive in it can be read; or the 16 bytes of the
+/// frame's `small_out`, at the window's start (16-aligned, whatever they hold).
 #[derive(Clone, Copy)]
 #[repr(C, align(16))]
 struct Window([u8; INLINE]);
@@ -417,7 +417,8 @@ pub(crate) fn collect(
             })
         }
         _ => Err(ModuleError::Abi(format!(
-            "the module reported {len} output bytes outside the arena and the output buffer"
+            "the module reported {len} output bytes outside the arena and the output buffer \
+             (the frame's small_out holds only a result of at most 16 bytes)"
         ))),
     }
 }

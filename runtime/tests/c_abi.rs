@@ -238,7 +238,7 @@ fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
         ] {
             let err = rt.call(h, "put", &[status, len]).unwrap_err();
             assert!(
-                matches!(err.module_error(), Some(ModuleError::Abi(m)) if m.contains("outside the arena")),
+                matches!(err.module_error(), Some(ModuleError::Abi(m)) if m.contains("small_out holds only a result of at most 16 bytes")),
                 "{what}: {err}"
             );
         }
