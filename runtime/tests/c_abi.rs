@@ -192,8 +192,9 @@ fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
 
 /// A result of at most 16 bytes may be put in the frame's `small_out` (ABI 6), and the
 /// host reads exactly its bytes there, for a call from the host and for a nested call,
-/// with or without interceptors; a longer output or an error's payload claimed there is
-/// refused as an ABI error, and nothing is read from it (`tests/fixtures/small_out.c`).
+/// with or without interceptors; a longer output, one not at the field's start, or an
+/// error's payload claimed there is refused as an ABI error, and nothing is read from it
+/// (`tests/fixtures/small_out.c`).
 #[test]
 fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
     #[derive(Debug)]
@@ -230,13 +231,20 @@ fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
                 .unwrap();
             assert_eq!(nested, written(len.into()), "{len} bytes, nested");
         }
-        for (status, len, what) in [
-            (ok, 17, "a result one byte longer than the field"),
-            (ok, 255, "a result far longer than the field"),
-            (memlink_abi::Status::Failed as u8, 5, "an error's payload"),
-            (memlink_abi::Status::Panic as u8, 16, "a panic's payload"),
+        for (request, what) in [
+            (&[ok, 17][..], "a result one byte longer than the field"),
+            (&[ok, 255], "a result far longer than the field"),
+            (
+                &[ok, 4, 1],
+                "a result inside the field but not at its start",
+            ),
+            (
+                &[memlink_abi::Status::Failed as u8, 5],
+                "an error's payload",
+            ),
+            (&[memlink_abi::Status::Panic as u8, 16], "a panic's payload"),
         ] {
-            let err = rt.call(h, "put", &[status, len]).unwrap_err();
+            let err = rt.call(h, "put", request).unwrap_err();
             assert!(
                 matches!(err.module_error(), Some(ModuleError::Abi(m)) if m.contains("small_out holds only a result of at most 16 bytes")),
                 "{what}: {err}"
