@@ -3,6 +3,7 @@
 use core::ffi::c_void;
 
 use crate::host::HostApi;
+use crate::status::Status;
 use crate::text::StrRef;
 
 /// Passed to `memlink_init`.
@@ -101,6 +102,20 @@ pub struct CallFrame {
 
 /// Bytes of [`CallFrame::small_out`].
 pub const SMALL_OUT_LEN: usize = 16;
+
+impl CallFrame {
+    /// Whether a call that returned `status` left its result in
+    /// [`small_out`](CallFrame::small_out), as the ABI allows it there: status `Ok`,
+    /// `out` at the field's first byte, `out_len` at most [`SMALL_OUT_LEN`]. The result
+    /// is then `small_out[..out_len]`; any other output claimed in the field is out of
+    /// place.
+    #[inline(always)]
+    pub fn holds_small_result(&self, status: i32) -> bool {
+        status == Status::Ok as i32
+            && self.out == self.small_out.as_ptr()
+            && self.out_len <= SMALL_OUT_LEN
+    }
+}
 
 /// The start of a persistent region (see [`CallFrame::persistent`]). The host zeroes the
 /// region and sets `generation` once, when it loads the module, and never writes it

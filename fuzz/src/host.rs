@@ -354,7 +354,7 @@ pub fn collect(
             place: Place::Empty,
         };
     }
-    if status == Status::Ok && out == frame.small_out.as_ptr() && len <= abi::SMALL_OUT_LEN {
+    if frame.holds_small_result(status as i32) {
         return Outcome {
             status,
             output: frame.small_out[..len].to_vec(),

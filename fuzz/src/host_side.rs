@@ -362,24 +362,19 @@ fn place_output(frame: &mut CallFrame, spec: &Hostile, granted: Option<(*mut u8,
         OutSpec::Null(len) => (core::ptr::null(), usize::from(len), false),
         OutSpec::Frame(len) => {
             let len = usize::from(len) % (2 * abi::SMALL_OUT_LEN + 1);
-            let fits = len <= abi::SMALL_OUT_LEN;
-            if fits {
-                frame.small_out[..len].fill(spec.fill);
-            }
             // An error's payload may not be there: the host reads the field only for a
             // result.
             let result = status_code(spec.status) == Status::Ok as i32;
-            (frame.small_out.as_ptr(), len, fits && result)
+            let out = frame.small_out.as_mut_ptr().cast_const();
+            (out, len, len <= abi::SMALL_OUT_LEN && result)
         }
     };
     let expect = if len == 0 {
         Expect::Bytes(Vec::new())
     } else if allowed {
-        if !matches!(spec.out, OutSpec::Frame(_)) {
-            // SAFETY: `out..out + len` lies inside the call's arena or the buffer the
-            // host just granted, both this call's to write.
-            unsafe { core::ptr::write_bytes(out.cast_mut(), spec.fill, len) };
-        }
+        // SAFETY: `out..out + len` lies inside the call's arena, the buffer the host just
+        // granted or the frame's `small_out`, all this call's to write.
+        unsafe { core::ptr::write_bytes(out.cast_mut(), spec.fill, len) };
         Expect::Bytes(vec![spec.fill; len])
     } else {
         Expect::Abi

@@ -241,7 +241,7 @@ impl TestContext {
         if let Some(message) = call.panicked.borrow_mut().take() {
             panic!("the on_nested closure panicked: {message}");
         }
-        let output = collect(&frame, status == Status::Ok as i32, &arena, &call)?;
+        let output = collect(&frame, status, &arena, &call)?;
         match Status::from_code(status) {
             Some(Status::Ok) => Ok(output),
             Some(_) => Err(ModuleError::from_status(status, &output)),
@@ -253,11 +253,11 @@ impl TestContext {
 }
 
 /// Copies the call's output from where the module put it: its arena, the buffer the
-/// host lent through `alloc_output`, or (a result, `ok`) the frame's `small_out`.
-/// Anything else is the module's bug, reported.
+/// host lent through `alloc_output`, or (a result of a call that returned `status`) the
+/// frame's `small_out`. Anything else is the module's bug, reported.
 fn collect(
     frame: &CallFrame,
-    ok: bool,
+    status: i32,
     arena: &[u128],
     call: &Call<'_>,
 ) -> Result<Vec<u8>, ModuleError> {
@@ -265,7 +265,7 @@ fn collect(
     if len == 0 {
         return Ok(Vec::new());
     }
-    if ok && out == frame.small_out.as_ptr() && len <= abi::SMALL_OUT_LEN {
+    if frame.holds_small_result(status) {
         return Ok(frame.small_out[..len].to_vec());
     }
     let inside = |start: usize, size: usize| {

@@ -154,7 +154,7 @@ pub(crate) fn run_call<R: Receive, E>(
     let (out, out_len) = (frame.out, frame.out_len);
     let found = if status != Status::Ok as i32 {
         Found::Elsewhere
-    } else if out == frame.small_out.as_ptr() && out_len <= abi::SMALL_OUT_LEN {
+    } else if frame.holds_small_result(status) {
         Found::InFrame
     } else {
         output::locate(&buf, out, out_len)

@@ -119,6 +119,18 @@ fn a_host_written_in_c_calls_a_rust_module() {
     }
 }
 
+/// A default runtime's configuration, and the same with one interceptor that does
+/// nothing: each call then takes the path a runtime with interceptors takes.
+fn plain_and_intercepted() -> [RuntimeConfig; 2] {
+    #[derive(Debug)]
+    struct Nothing;
+    impl memlink_runtime::intercept::Interceptor for Nothing {}
+    [
+        RuntimeConfig::default(),
+        RuntimeConfig::default().interceptor(std::sync::Arc::new(Nothing)),
+    ]
+}
+
 /// The host keeps the ABI's promises about a nested call's sink, seen by a module in C
 /// (`tests/fixtures/nested_sink.c`): the sink runs once, before `call_module` returns,
 /// whatever the output (empty, small, larger than a `CallOutput` holds, or a failure's
@@ -127,17 +139,12 @@ fn a_host_written_in_c_calls_a_rust_module() {
 /// through the path a runtime with interceptors takes.
 #[test]
 fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
-    #[derive(Debug)]
-    struct Nothing;
-    impl memlink_runtime::intercept::Interceptor for Nothing {}
     let fixture = compile_c(
         &["runtime/tests/fixtures/nested_sink.c"],
         "libnested_sink.so",
         true,
     );
-    let plain = RuntimeConfig::default();
-    let intercepted = RuntimeConfig::default().interceptor(std::sync::Arc::new(Nothing));
-    for config in [plain, intercepted] {
+    for config in plain_and_intercepted() {
         let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
         let h = rt.load(ModuleRef::from_path(fixture.clone())).unwrap();
         rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
@@ -197,9 +204,6 @@ fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
 /// (`tests/fixtures/small_out.c`).
 #[test]
 fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
-    #[derive(Debug)]
-    struct Nothing;
-    impl memlink_runtime::intercept::Interceptor for Nothing {}
     let fixture = compile_c(
         &["runtime/tests/fixtures/small_out.c"],
         "libsmall_out.so",
@@ -210,9 +214,7 @@ fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
             .map(|i| 0xa0 + i as u8)
             .collect::<Vec<u8>>()
     };
-    let plain = RuntimeConfig::default();
-    let intercepted = RuntimeConfig::default().interceptor(std::sync::Arc::new(Nothing));
-    for config in [plain, intercepted] {
+    for config in plain_and_intercepted() {
         let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
         let h = rt.load(ModuleRef::from_path(fixture.clone())).unwrap();
         let relay = rt
