@@ -15,6 +15,7 @@
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
+use std::path::Path;
 use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -32,7 +33,7 @@ use crate::lifecycle;
 use crate::module::{Module, PersistentRegion};
 use crate::names::{Names, Taken};
 use crate::pool::ArenaPool;
-use crate::reload::{PrivateCopy, ReloadPolicy, Reloaded};
+use crate::reload::{MethodChange, PrivateCopy, ReloadPolicy, Reloaded};
 use crate::resolver::{ModuleRef, Resolver};
 use crate::thread::ThreadState;
 
@@ -484,49 +485,8 @@ impl Registry {
                 reason: "it is linked into the host, not loaded from a file".to_owned(),
             });
         }
-        let mut new = open_copy(&path, old.gate.limit())?;
-        new.name = old.name.clone();
-        new.default_timeout = old.default_timeout;
-        new.generation = old.generation;
-        new.persistent = old
-            .persistent
-            .as_ref()
-            .and_then(|p| PersistentRegion::new(p.len()));
-        let changes = crate::reload::compare(&old.methods, &new.methods);
-        let breaking: Vec<String> = changes
-            .iter()
-            .filter(|c| c.breaks_callers())
-            .map(ToString::to_string)
-            .collect();
-        if !breaking.is_empty() && !policy.allows_changes() {
-            return Err(RuntimeError::ReloadRefused {
-                module: old.name.clone(),
-                reason: format!(
-                    "the new version's method table differs: {} (allow it with `ReloadPolicy::allow_changes`)",
-                    breaking.join("; ")
-                ),
-            });
-        }
-        new.carry_figures_of(&old);
-        init(&new, &self.config, self.host)?;
-        if let Err(e) = self.check_dependencies(&new) {
-            shutdown(&new);
-            return Err(e);
-        }
-        let state_carried = if policy.carries_state() {
-            match lifecycle::carry_state(&old, &new, &self.export_caller()) {
-                Ok(len) => Some(len),
-                Err(reason) => {
-                    shutdown(&new);
-                    return Err(RuntimeError::ReloadRefused {
-                        module: old.name.clone(),
-                        reason,
-                    });
-                }
-            }
-        } else {
-            None
-        };
+        let (new, changes) = self.next_version(&old, &path, policy)?;
+        let state_carried = self.start_next_version(&old, &new, policy)?;
         let reloaded = Reloaded {
             from_version: old.version.clone(),
             to_version: new.version.clone(),
@@ -559,6 +519,72 @@ impl Registry {
             self.retire(replaced);
         }
         Ok(reloaded)
+    }
+
+    /// The module at `path` made ready to stand in for `old`: its name, timeout,
+    /// generation and figures carried over, a fresh persistent region of the same size,
+    /// and the changes in its method table, refused if they would break callers and the
+    /// policy does not allow them.
+    fn next_version(
+        &self,
+        old: &Module,
+        path: &Path,
+        policy: &ReloadPolicy,
+    ) -> Result<(Module, Vec<MethodChange>), RuntimeError> {
+        let mut new = open_copy(path, old.gate.limit())?;
+        new.name = old.name.clone();
+        new.default_timeout = old.default_timeout;
+        new.generation = old.generation;
+        new.persistent = old
+            .persistent
+            .as_ref()
+            .and_then(|p| PersistentRegion::new(p.len()));
+        let changes = crate::reload::compare(&old.methods, &new.methods);
+        let breaking: Vec<String> = changes
+            .iter()
+            .filter(|c| c.breaks_callers())
+            .map(ToString::to_string)
+            .collect();
+        if !breaking.is_empty() && !policy.allows_changes() {
+            return Err(RuntimeError::ReloadRefused {
+                module: old.name.clone(),
+                reason: format!(
+                    "the new version's method table differs: {} (allow it with `ReloadPolicy::allow_changes`)",
+                    breaking.join("; ")
+                ),
+            });
+        }
+        new.carry_figures_of(old);
+        Ok((new, changes))
+    }
+
+    /// Starts `new`, the next version of `old`: its init, its dependencies checked, and
+    /// the old version's state carried over when the policy asks for it (its length, or
+    /// `None` when not asked). A failure shuts `new` down.
+    fn start_next_version(
+        &self,
+        old: &Module,
+        new: &Module,
+        policy: &ReloadPolicy,
+    ) -> Result<Option<usize>, RuntimeError> {
+        init(new, &self.config, self.host)?;
+        if let Err(e) = self.check_dependencies(new) {
+            shutdown(new);
+            return Err(e);
+        }
+        if !policy.carries_state() {
+            return Ok(None);
+        }
+        match lifecycle::carry_state(old, new, &self.export_caller()) {
+            Ok(len) => Ok(Some(len)),
+            Err(reason) => {
+                shutdown(new);
+                Err(RuntimeError::ReloadRefused {
+                    module: old.name.clone(),
+                    reason,
+                })
+            }
+        }
     }
 
     /// How the registry calls a module's lifecycle exports: the call path, which the
@@ -665,7 +691,7 @@ impl Registry {
 
 /// Opens a private copy of the library at `path` (a fresh image, however often the file
 /// was loaded; see `crate::reload`), as the module of `path`: errors name `path`.
-fn open_copy(path: &std::path::Path, concurrency: usize) -> Result<Module, RuntimeError> {
+fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
     let copy = PrivateCopy::of(path)?;
     let mut module =
         Module::open(copy.path(), concurrency).map_err(|e| e.for_path(copy.path(), path))?;
