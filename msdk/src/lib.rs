@@ -18,7 +18,8 @@
 //! encodes the result, and turns a panic anywhere in that into
 //! [`ModuleError::Panic`] instead of unwinding into the host.
 //!
-//! The pieces, one module each (the names the SDK's published README documents):
+//! The pieces, one module each (the names the README published with memlink-msdk 0.1.0
+//! documents):
 //!
 //! - [`abi`]: the C ABI shared with the host: the `memlink-abi` crate, re-exported;
 //! - [`arena`]: the bump allocator over host memory that every call gets;

@@ -1,4 +1,4 @@
-//! Every code snippet of the memlink-msdk README (`shared/seed/memlink-msdk-README.txt`),
+//! Every code snippet of the README published with memlink-msdk 0.1.0 on crates.io,
 //! copied unchanged, in one module crate that depends on memlink-msdk by path. If this
 //! crate stops compiling, or its test stops passing, the README's promise is broken.
 //!
