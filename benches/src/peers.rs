@@ -167,3 +167,21 @@ pub fn figures(report: &mut Report, cfg: &Config) {
         "wasmtime: b\"hello\" written into linear memory, echo(ptr, 5) copies it (memory.copy), read back into a new Vec, dropped",
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_answers_every_call_the_report_measures() {
+        let mut wasm = Wasmtime::new().expect("the guest compiles, instantiates and checks");
+        wasm.nop();
+        assert_eq!(wasm.add(), 5);
+        // Each call rewrites the input, so a second echo sees the same bytes, not the
+        // first call's output left in memory.
+        assert_eq!(wasm.echo(), ECHO_INPUT);
+        assert_eq!(wasm.echo(), ECHO_INPUT);
+        let data = wasm.memory.data(&wasm.store);
+        assert_eq!(&data[OUTPUT..OUTPUT + ECHO_INPUT.len()], ECHO_INPUT);
+    }
+}
