@@ -82,6 +82,7 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
             &labels(m),
             &m.latency_buckets,
             m.latency_sum_micros / 1e6,
+            1e-6,
         );
     }
     breakers(&mut out, modules);
@@ -169,7 +170,7 @@ fn custom(out: &mut String, modules: &[ModuleMetrics]) {
                     let _ = writeln!(out, "{family}{{{labels}}} {}", float(*v));
                 }
                 MetricValue::Histogram { sum, buckets, .. } => {
-                    histogram(out, &family, &labels, buckets, *sum)
+                    histogram(out, &family, &labels, buckets, *sum, 1.0)
                 }
                 _ => {}
             }
@@ -177,15 +178,17 @@ fn custom(out: &mut String, modules: &[ModuleMetrics]) {
     }
 }
 
-/// Cumulative buckets, then sum and count, as the format wants them; the bounds in
-/// seconds (Prometheus' base unit; the runtime keeps them in microseconds).
-fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64) {
+/// Cumulative buckets, then sum and count, as the format wants them. `unit` is what a
+/// bound of [`BUCKETS`] stands for in the family's unit: the built-in latency is kept in
+/// microseconds and exposed in seconds, Prometheus' base unit (`1e-6`); a module's own
+/// histogram is exposed in whatever unit it observes (`1.0`).
+fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64, unit: f64) {
     let mut cumulative = 0;
     for (i, n) in buckets.iter().enumerate() {
         cumulative += n;
         let le = BUCKETS
             .get(i)
-            .map_or_else(|| "+Inf".to_owned(), |b| float(*b / 1e6));
+            .map_or_else(|| "+Inf".to_owned(), |b| float(*b * unit));
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
     }
     let _ = writeln!(out, "{name}_sum{{{labels}}} {}", float(sum));

@@ -394,6 +394,21 @@ fn prometheus_output_parses_and_counts_once() {
         sample("memlink_module_observed_total", &[("module", "basic_prom")]),
         Some(Value::Counter(3.0))
     );
+    // A module's own histogram keeps the unit it observes in: 3 falls under the bound 5,
+    // not under 5e-6 as the built-in latency's microseconds-to-seconds would put it.
+    match sample("memlink_module_batch_size", &[("module", "basic_prom")]) {
+        Some(Value::Histogram(buckets)) => {
+            let count_under = |bound: f64| {
+                buckets
+                    .iter()
+                    .find(|b| b.less_than == bound)
+                    .map(|b| b.count)
+            };
+            assert_eq!(count_under(2.5), Some(0.0), "{buckets:?}");
+            assert_eq!(count_under(5.0), Some(1.0), "{buckets:?}");
+        }
+        other => panic!("expected a histogram, got {other:?}"),
+    }
 }
 
 #[test]
