@@ -5,7 +5,7 @@
 //! into a real `memlink_runtime::Runtime` with the runtime's `load_linked`, so every
 //! call goes through the runtime's real call path: admission, the frame, the arena from
 //! its pool, its `HostApi` services, and `collect`, which decides what of the module's
-//! output the caller may read. The module's `memlink_call` is [`hostile_call`]: at depth
+//! output the caller may read. The module's `memlink_call` is `hostile_call`: at depth
 //! 0 it does what a [`Hostile`] spec says (any status code, output claimed anywhere:
 //! inside the arena, past its end, inside or past a buffer from `alloc_output`, in its
 //! own memory; requests to `alloc_output` of any length; nested calls with any size, any
