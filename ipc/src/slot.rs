@@ -630,7 +630,7 @@ impl Spinner {
     /// read): then `false`, and no step.
     pub fn spin_within(&mut self, limit: Duration) -> bool {
         self.looks = self.looks.wrapping_add(1);
-        if self.looks % Self::LOOKS_PER_READ == 0 {
+        if self.looks.is_multiple_of(Self::LOOKS_PER_READ) {
             let now = Instant::now();
             self.spun = now - *self.start.get_or_insert(now);
             if self.spun >= limit {

@@ -37,13 +37,13 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
     }
     let args = Bounds::of(frame.args.addr(), frame.args_len);
     let arena = Bounds::of(frame.arena.addr(), frame.arena_len);
-    let mut bad = args.bad | arena.bad | (arena.start % 16 != 0) | args.meets(&arena);
+    let mut bad = args.bad | arena.bad | !arena.start.is_multiple_of(16) | args.meets(&arena);
     // Most modules keep no persistent region: its checks are skipped when it is empty
     // (an empty region is sound and apart from everything).
     if frame.persistent_len != 0 {
         let persistent = Bounds::of(frame.persistent.addr(), frame.persistent_len);
         bad |= persistent.bad
-            | (persistent.start % 64 != 0)
+            | !persistent.start.is_multiple_of(64)
             | args.meets(&persistent)
             | arena.meets(&persistent);
     }
@@ -120,10 +120,10 @@ fn region_problem(frame: &CallFrame) -> Option<ModuleError> {
             frame.persistent_len,
             "persistent region",
         )?;
-        if frame.arena_len > 0 && frame.arena.addr() % 16 != 0 {
+        if frame.arena_len > 0 && !frame.arena.addr().is_multiple_of(16) {
             return Err(abi_error("the call frame's arena is not aligned to 16"));
         }
-        if frame.persistent_len > 0 && frame.persistent.addr() % 64 != 0 {
+        if frame.persistent_len > 0 && !frame.persistent.addr().is_multiple_of(64) {
             return Err(abi_error(
                 "the call frame's persistent region is not aligned to 64",
             ));

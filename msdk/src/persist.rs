@@ -283,7 +283,7 @@ impl<'a> Persistent<'a> {
             && offset
                 .checked_add(bytes.max(1))
                 .is_some_and(|end| end <= self.len)
-            && (self.base.as_ptr().addr() + offset) % align_of::<T>().max(GRANULE) == 0;
+            && (self.base.as_ptr().addr() + offset).is_multiple_of(align_of::<T>().max(GRANULE));
         if !in_bounds {
             return Err(stale(&format!(
                 "offset {offset} is outside the region or misaligned"

@@ -327,7 +327,7 @@ impl Registry {
         // writes they saw has moved it on (see `changing`).
         fence(Ordering::Acquire);
         let after = self.epoch.load(Ordering::Relaxed);
-        let epoch = (before == after && before % 2 == 0).then_some(before);
+        let epoch = (before == after && before.is_multiple_of(2)).then_some(before);
         Some((live, index, epoch))
     }
 
@@ -369,7 +369,10 @@ impl Registry {
             }
         }
         let before = self.epoch.fetch_add(1, Ordering::Relaxed);
-        debug_assert!(before % 2 == 0, "one change at a time (the `loading` lock)");
+        debug_assert!(
+            before.is_multiple_of(2),
+            "one change at a time (the `loading` lock)"
+        );
         fence(Ordering::Release);
         let _done = Done(&self.epoch);
         change()
