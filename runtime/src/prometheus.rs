@@ -134,34 +134,23 @@ fn breakers(out: &mut String, modules: &[ModuleMetrics]) {
     }
 }
 
-/// The modules' own metrics, one family per name, labelled by module.
+/// The modules' own metrics, one family per name and kind, labelled by module.
 fn custom(out: &mut String, modules: &[ModuleMetrics]) {
-    let mut names: Vec<&str> = modules
-        .iter()
-        .flat_map(|m| m.custom.iter().map(|(n, _)| n.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        let family = format!("memlink_module_{}", sanitize(name));
-        let mut typed = false;
+    for (family, name, kind) in custom_families(modules) {
+        let _ = writeln!(
+            out,
+            "# HELP {family} Module metric `{}`.\n# TYPE {family} {kind}",
+            escape_help(name)
+        );
         for module in modules {
-            let Some((_, value)) = module.custom.iter().find(|(n, _)| n == name) else {
+            let value = module
+                .custom
+                .iter()
+                .find(|(n, v)| n == name && kind_of(v) == Some(kind));
+            let Some((_, value)) = value else {
                 continue;
             };
             let labels = format!("module=\"{}\"", escape(&module.module));
-            let kind = match value {
-                MetricValue::Counter(_) => "counter",
-                MetricValue::Gauge(_) => "gauge",
-                _ => "histogram",
-            };
-            if !typed {
-                let _ = writeln!(
-                    out,
-                    "# HELP {family} Module metric `{name}`.\n# TYPE {family} {kind}"
-                );
-                typed = true;
-            }
             match value {
                 MetricValue::Counter(n) => {
                     let _ = writeln!(out, "{family}{{{labels}}} {n}");
@@ -176,6 +165,57 @@ fn custom(out: &mut String, modules: &[ModuleMetrics]) {
             }
         }
     }
+}
+
+/// The Prometheus kind of a module's metric (`None` for a kind this renderer does not
+/// know).
+fn kind_of(value: &MetricValue) -> Option<&'static str> {
+    match value {
+        MetricValue::Counter(_) => Some("counter"),
+        MetricValue::Gauge(_) => Some("gauge"),
+        MetricValue::Histogram { .. } => Some("histogram"),
+        _ => None,
+    }
+}
+
+/// Each distinct name and kind of the modules' own metrics, in order, with the family
+/// that exposes it: `memlink_module_<name>`, the name reduced to `[a-zA-Z0-9_]`. Names
+/// a module may pick freely can reduce to the same family (`"a b"` and `"a_b"`), and one
+/// name can be a counter in one module and a gauge in another; a family may be written
+/// once, with one kind, so each later one of those takes a suffix of its own, the hash of
+/// its name and kind: the same in every scrape.
+fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str)> {
+    let mut keys: Vec<(&str, &'static str)> = modules
+        .iter()
+        .flat_map(|m| &m.custom)
+        .filter_map(|(n, v)| Some((n.as_str(), kind_of(v)?)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut taken = std::collections::HashSet::new();
+    keys.into_iter()
+        .map(|(name, kind)| {
+            let base = format!("memlink_module_{}", sanitize(name));
+            let mut family = base.clone();
+            let mut seed = 0u64;
+            while !taken.insert(family.clone()) {
+                seed += 1;
+                family = format!("{base}_{:08x}", fnv(&[name, kind], seed) as u32);
+            }
+            (family, name, kind)
+        })
+        .collect()
+}
+
+/// FNV-1a over `parts` (each followed by a 0 byte), started from `seed`.
+fn fnv(parts: &[&str], seed: u64) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for part in parts {
+        for b in part.bytes().chain([0]) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 /// Cumulative buckets, then sum and count, as the format wants them. `unit` is what a
@@ -220,6 +260,11 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
+/// A `HELP` text with `\` and newlines escaped, the two escapes the format has there.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
 /// A label value with `\`, `"` and newlines escaped.
 fn escape(value: &str) -> String {
     value
@@ -237,5 +282,68 @@ mod tests {
         assert_eq!(sanitize("req.latency-ms"), "req_latency_ms");
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(float(f64::INFINITY), "+Inf");
+        assert_eq!(escape_help("a\\b\nc\"d"), "a\\\\b\\nc\"d");
+    }
+
+    fn module(name: &str, custom: Vec<(String, MetricValue)>) -> ModuleMetrics {
+        ModuleMetrics {
+            module: name.to_owned(),
+            methods: Vec::new(),
+            custom,
+            breaker: None,
+            breaker_opened: 0,
+        }
+    }
+
+    #[test]
+    fn names_that_reduce_alike_and_kinds_that_differ_get_families_of_their_own() {
+        let a = module(
+            "a",
+            vec![
+                ("has space".to_owned(), MetricValue::Counter(1)),
+                ("has_space".to_owned(), MetricValue::Counter(2)),
+                ("x".to_owned(), MetricValue::Counter(3)),
+            ],
+        );
+        let b = module("b", vec![("x".to_owned(), MetricValue::Gauge(4.0))]);
+        let (a2, b2) = (a.clone(), b.clone());
+        let text = render(&[a, b]);
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
+        let mut families: Vec<&str> = types.iter().map(|l| l.split(' ').nth(2).unwrap()).collect();
+        let all = families.len();
+        families.sort_unstable();
+        families.dedup();
+        assert_eq!(families.len(), all, "each family is typed once: {types:?}");
+        assert!(
+            text.contains("# TYPE memlink_module_x counter\nmemlink_module_x{module=\"a\"} 3\n")
+        );
+        let gauge = types
+            .iter()
+            .find(|l| l.ends_with(" gauge") && l.contains("memlink_module_x_"))
+            .expect(&text);
+        let family = gauge.split(' ').nth(2).unwrap();
+        assert!(
+            text.contains(&format!("{family}{{module=\"b\"}} 4\n")),
+            "{text}"
+        );
+        // The same suffixes in every scrape, whichever order the modules come in.
+        assert_eq!(text, render(&[b2, a2]));
+    }
+
+    #[test]
+    fn a_name_with_a_newline_stays_on_its_help_line() {
+        let text = render(&[module(
+            "a",
+            vec![("x\ny".to_owned(), MetricValue::Counter(1))],
+        )]);
+        assert!(
+            text.contains("# HELP memlink_module_x_y Module metric `x\\ny`.\n"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with('#') || l.starts_with("memlink_")),
+            "{text}"
+        );
     }
 }
