@@ -198,10 +198,9 @@ where
     let misalignment = bytes.as_ptr().addr() % ARCHIVE_ALIGN;
     if misalignment != 0 {
         return Err(bad(format!(
-            "the archive starts {misalignment} bytes past a {ARCHIVE_ALIGN}-byte boundary (address {:#x}); \
+            "the archive starts {misalignment} bytes past a {ARCHIVE_ALIGN}-byte boundary; \
              rkyv reads it in place and needs it aligned: let the runtime place it (typed archived calls do), \
-             or copy it into an rkyv::util::AlignedVec",
-            bytes.as_ptr().addr()
+             or copy it into an rkyv::util::AlignedVec"
         )));
     }
     // The cheap error type first; only a failure pays for an explanation. `BoxedError`
@@ -211,7 +210,10 @@ where
         Ok(root) => Ok(root),
         Err(_) => match validate::<T::Archived, BoxedError>(bytes, limits.max_depth) {
             Ok(root) => Ok(root),
-            Err(e) => Err(bad(explain(&e, limits.max_depth))),
+            Err(e) => Err(bad(without_addresses(
+                &explain(&e, limits.max_depth),
+                bytes,
+            ))),
         },
     }
 }
@@ -264,4 +266,33 @@ fn explain(e: &BoxedError, depth: usize) -> String {
         Some(outermost) => format!("validation failed: {cause}, {outermost}"),
         None => format!("validation failed: {cause}"),
     }
+}
+
+/// `message` with each address in it (`0x` and hex digits, as rkyv's errors print
+/// pointers) told as an offset into `bytes` (`offset 16`), or as `an address outside the
+/// archive`: where in the archive something failed is what its author can use, and the
+/// process's addresses are not the caller's to know (the message may reach another
+/// process).
+fn without_addresses(message: &str, bytes: &[u8]) -> String {
+    let base = bytes.as_ptr().addr();
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("0x") {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 2..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len() - at - 2);
+        let hex = &rest[at + 2..at + 2 + digits];
+        match usize::from_str_radix(hex, 16) {
+            Ok(addr) if (base..=base + bytes.len()).contains(&addr) => {
+                out.push_str(&format!("offset {}", addr - base));
+            }
+            Ok(_) => out.push_str("an address outside the archive"),
+            // Not a number (`0x` alone) or too long for one: left as it was.
+            Err(_) => out.push_str(&rest[at..at + 2 + digits]),
+        }
+        rest = &rest[at + 2 + digits..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -75,6 +75,28 @@ fn misalignment_is_refused_with_how_to_fix_it() {
     let text = err_text(access::<Record>(&shifted[1..]));
     assert!(text.contains("1 bytes past a 16-byte boundary"), "{text}");
     assert!(text.contains("AlignedVec"), "{text}");
+    assert!(!text.contains("0x"), "no address: {text}");
+}
+
+#[test]
+fn a_refusal_tells_offsets_into_the_archive_not_addresses() {
+    let mut bytes = AlignedVec::<16>::new();
+    bytes.extend_from_slice(&[0xff; 64]);
+    let text = err_text(access::<Record>(&bytes));
+    assert!(text.starts_with("bad archive: validation failed"), "{text}");
+    assert!(!text.contains("0x"), "no address: {text}");
+
+    let base = bytes.as_ptr().addr();
+    let message = format!(
+        "ptr {:#018x} size 16 in range {:#x}..{:#x}, then 0x10 and 0x",
+        base + 8,
+        base,
+        base + 64
+    );
+    assert_eq!(
+        without_addresses(&message, &bytes),
+        "ptr offset 8 size 16 in range offset 0..offset 64, then an address outside the archive and 0x"
+    );
 }
 
 #[test]
