@@ -149,7 +149,8 @@ fn register(name: &str, kind: Kind) -> &'static Metric {
     m
 }
 
-/// Adds `n` to the counter `name`.
+/// Adds `n` to the counter `name`. A counter is a `u64`: past `u64::MAX` it wraps
+/// around, which Prometheus reads as the counter's reset.
 pub fn increment_counter(name: &str, n: u64) {
     lookup(name, Kind::Counter).add(n);
 }
@@ -203,7 +204,7 @@ handle!(
 );
 
 impl Counter {
-    /// Adds `n`.
+    /// Adds `n`, wrapping around past `u64::MAX` (see [`increment_counter`]).
     pub fn increment(&self, n: u64) {
         self.get().add(n);
     }
