@@ -26,7 +26,8 @@ const REFERENCE_PARAM: &str = "a reference parameter must be a view into archive
 /// The message for an owned parameter next to borrowed archive views.
 const ARCHIVED_MIX: &str =
     "an export that reads its arguments in place takes only &Archived<T>, &str and &[u8] \
-     parameters: pass this one as `&Archived<T>` too, or take every parameter owned (MessagePack)";
+     parameters: pass this one as `&Archived<T>` too, or take every parameter owned (MessagePack: \
+     `String` for `&str`, `Vec<u8>` for `&[u8]`)";
 /// The message for generic parameters, including `impl Trait` arguments.
 const GENERIC: &str = "memlink exports cannot be generic";
 
