@@ -406,7 +406,7 @@ unsafe fn call(
     }
     let outcome = invoke(&invocation);
     frame.set_arena_used(arena.used());
-    outcome?;
+    outcome.map_err(|e| with_signature(e, entry))?;
     if budget.is_some() && expired() {
         return Err(timed_out());
     }
@@ -414,6 +414,21 @@ unsafe fn call(
         return Err(no_result(entry));
     }
     Ok(())
+}
+
+/// `e`, and when it refuses the call's arguments, the export's signature after it: the
+/// shape the caller's bytes missed (`bad arguments: … (the export is `add(a: u32, b: u32)
+/// -> u32`)`).
+#[cold]
+fn with_signature(e: ModuleError, entry: &dispatch::MethodEntry) -> ModuleError {
+    match e {
+        ModuleError::Serialize(m)
+            if m.starts_with("bad arguments") || m.starts_with("bad archived arguments") =>
+        {
+            ModuleError::Serialize(format!("{m} (the export is `{}`)", entry.signature))
+        }
+        e => e,
+    }
 }
 
 /// The error of an export that returned without a result.
