@@ -7,7 +7,8 @@
 //! mapped. The section header table is checked the same way: linkers write it last, so
 //! a file cut anywhere (a copy still being written, say) is refused, even where every
 //! loadable segment happens to be whole. Only the headers are read, never the whole
-//! file, and only from a regular file: a device (`/dev/zero`) or a pipe is refused before a byte is read. Files that
+//! file, and only from a regular file: a device (`/dev/zero`) or a pipe is refused before a
+//! byte is read, and a FIFO without waiting for a writer ([`open_regular`]). Files that
 //! are not 64-bit little-endian ELF are left to the loader, which reports them itself.
 
 use std::fs::File;
@@ -25,16 +26,43 @@ const PHDR: u64 = 56;
 /// table this reads is at most 14 MiB (real libraries have about ten entries).
 const MAX_PHDR: u64 = 256;
 
+/// Opens `path` for reading if it is a regular file, or says why not (`it is not a regular
+/// file`, or the system's error).
+///
+/// Opening a FIFO for reading blocks until a writer comes, and a device may never end:
+/// the path is checked before it is opened, and the open file again, in case the path
+/// changed in between. On Linux the file is opened without blocking, so a FIFO put there
+/// in that moment is refused too, not waited on.
+pub(crate) fn open_regular(path: &Path) -> Result<File, String> {
+    let cannot = |e: std::io::Error| format!("cannot read the file: {e}");
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(NOT_REGULAR.to_owned());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        // A bit pattern of the kernel's, which `custom_flags` takes as a C int.
+        rustix::fs::OFlags::NONBLOCK.bits() as i32,
+    );
+    let file = options.open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(NOT_REGULAR.to_owned());
+    }
+    Ok(file)
+}
+
+/// Why a path that is a directory, a FIFO, a socket or a device is refused.
+const NOT_REGULAR: &str = "it is not a regular file";
+
 /// Why a file cannot be loaded safely, or `Ok` when the loader may try it.
 pub(crate) fn check(path: &Path) -> Result<(), String> {
-    let mut file = File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
-    let meta = file
+    let mut file = open_regular(path)?;
+    let len = file
         .metadata()
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    if !meta.is_file() {
-        return Err("it is not a regular file".to_owned());
-    }
-    let len = meta.len();
+        .map_err(|e| format!("cannot read the file: {e}"))?
+        .len();
     let mut header = [0u8; EHDR];
     let got = read_up_to(&mut file, &mut header)?;
     let Some(table) = program_headers(&header[..got], len)? else {

@@ -207,7 +207,13 @@ impl PrivateCopy {
             .unwrap_or(path.as_os_str())
             .to_string_lossy();
         let copy = dir.join(format!("{}-{file}", NEXT.fetch_add(1, Ordering::Relaxed)));
-        let mut from = fs::File::open(path).map_err(|e| failed(format!("{e}")))?;
+        // Only a regular file is copied: reading a FIFO would wait for a writer, and a
+        // device might never end.
+        let mut from =
+            crate::elf::open_regular(path).map_err(|reason| RuntimeError::NotALibrary {
+                path: path.to_owned(),
+                reason,
+            })?;
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]

@@ -555,6 +555,34 @@ fn a_device_is_refused_before_a_byte_is_read() {
     assert_not_a_library(&err, "it is not a regular file");
 }
 
+/// A FIFO is not a library either, and opening one for reading waits for a writer: the
+/// runtime refuses it without opening it that way. Before, the load blocked in `open`
+/// for good. The load runs on a thread of its own, so that a regression fails this test
+/// (after a writer is brought to release it) instead of hanging it.
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let dir = common::workspace().join("target/test-fixtures/bad_input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join(format!("libfifo-{}.so", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || tx.send(refused(&path)).unwrap());
+    let outcome = rx.recv_timeout(std::time::Duration::from_secs(20));
+    if outcome.is_err() {
+        // Let the blocked load go before failing.
+        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+    }
+    std::fs::remove_file(&fifo).unwrap();
+    let err = outcome.expect("the load of a FIFO returned instead of waiting for a writer");
+    assert_not_a_library(&err, "it is not a regular file");
+}
+
 /// A module description whose method count is garbage is refused before the runtime
 /// reads the table or allocates for it. Before, the count reached `from_raw_parts` and
 /// `Vec::with_capacity` as it was.
