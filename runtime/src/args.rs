@@ -164,6 +164,18 @@ impl Args<'_> {
     pub(crate) fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Placed {
         match self {
             Args::Borrowed(bytes) => bytes.place(pool, cache),
+            // An `ArgBuffer` of another runtime (whose arenas may be of another size)
+            // stays that runtime's: lent for the call, given back to its own pool.
+            Args::InArena(arena, len) if !arena.is_of(pool) => {
+                let args = arena.buf().as_ptr();
+                Placed {
+                    buf: pool.take_buf(cache),
+                    args,
+                    args_len: len,
+                    arena_offset: 0,
+                    owned: Some(OwnedArgs(Box::new(Foreign(arena, len)))),
+                }
+            }
             Args::InArena(arena, len) => {
                 let buf = arena.into_buf();
                 let arena_offset = len.next_multiple_of(BUFFER_ALIGN).min(buf.len());
@@ -183,6 +195,17 @@ impl Args<'_> {
                 owned: Some(OwnedArgs(bytes)),
             },
         }
+    }
+}
+
+/// The first `.1` bytes of an arena of another runtime's pool, kept for a call and then
+/// given back to that pool.
+struct Foreign(PooledArena, usize);
+
+impl Deref for Foreign {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0.buf().as_slice()[..self.1]
     }
 }
 

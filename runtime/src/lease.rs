@@ -36,6 +36,11 @@ impl PooledArena {
         self.buf.as_mut().expect("arena present until drop")
     }
 
+    /// Whether the arena is on loan from `pool` (and not from another runtime's).
+    pub(crate) fn is_of(&self, pool: &Arc<ArenaPool>) -> bool {
+        Arc::ptr_eq(&self.pool, pool)
+    }
+
     /// The buffer, no longer given back when this drops (the caller gives it back, or
     /// hands it to a `PooledArena` again).
     pub(crate) fn into_buf(mut self) -> AlignedBuf {

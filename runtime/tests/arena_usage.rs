@@ -36,3 +36,31 @@ fn exhaustion_is_quota_exceeded_and_the_next_call_works() {
     let s: u64 = rt.call_typed(h, "sum_of_squares", &(3u32,)).unwrap();
     assert_eq!(s, 5);
 }
+
+/// An `ArgBuffer` belongs to the runtime that made it: given by value to a call of another
+/// runtime (whose arenas are of another size), it is lent for that call and goes back to
+/// its own pool. Before, it joined the other runtime's pool, whose later calls then ran in
+/// an arena of the wrong size, and whose next large `arg_buffer` panicked.
+#[test]
+fn an_argument_buffer_of_another_runtime_goes_back_to_its_own() {
+    use memlink_runtime::{resolver::LocalResolver, CallOptions, Runtime, RuntimeConfig};
+    let small = Runtime::new(RuntimeConfig::default().arena_size(4096), LocalResolver);
+    let (rt, h) = load("arena_usage");
+    let stats = rt.method(h, "arena_stats").unwrap();
+    let args = mp(&(10u32,));
+    for _ in 0..3 {
+        let mut foreign = small.arg_buffer(args.len());
+        foreign.copy_from_slice(&args);
+        let out = rt
+            .call_method(stats, foreign, &CallOptions::default())
+            .unwrap();
+        let (cap, used, _): (usize, usize, usize) = common::de(&out);
+        assert_eq!((cap, used), (64 * 1024, 10), "the call's own arena, whole");
+    }
+    for _ in 0..3 {
+        let (cap, ..): (usize, usize, usize) = rt.call_typed(h, "arena_stats", &(10u32,)).unwrap();
+        assert_eq!(cap, 64 * 1024, "the runtime's arenas are all of its size");
+    }
+    // Larger than the other runtime's arenas, within this one's: one of its pool's.
+    assert_eq!(rt.arg_buffer(10_000).len(), 10_000);
+}
