@@ -22,11 +22,16 @@ unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
-    /// `len` zeroed bytes. Panics (like `Vec`) only if the allocator fails.
+    /// `len` zeroed bytes. As `Vec` does, panics if `len` is too large for any
+    /// allocation (past `isize::MAX`, aligned), and aborts through
+    /// `handle_alloc_error` if the allocator has no memory for it.
     pub fn zeroed(len: usize) -> AlignedBuf {
+        let Some(layout) = Self::layout(len) else {
+            panic!("capacity overflow: a buffer of {len} bytes is larger than any allocation");
+        };
         match Self::try_zeroed(len) {
             Some(buf) => buf,
-            None => alloc::handle_alloc_error(Self::layout(len).unwrap_or(Layout::new::<u8>())),
+            None => alloc::handle_alloc_error(layout),
         }
     }
 
@@ -149,5 +154,12 @@ mod tests {
         assert!(!b.contains_range(p, 101));
         assert!(!b.contains_range(p.wrapping_add(50), usize::MAX));
         assert!(AlignedBuf::zeroed(0).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "capacity overflow: a buffer of 18446744073709551615 bytes")]
+    fn a_length_past_any_allocation_panics_saying_so() {
+        // Not the allocator's abort for a one-byte layout, which it was.
+        let _ = AlignedBuf::zeroed(usize::MAX);
     }
 }

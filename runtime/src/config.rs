@@ -25,7 +25,8 @@ pub struct RuntimeConfig {
     /// Deepest chain of module-to-module calls (default 8): a call from the host is depth
     /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`.
     pub max_call_depth: u32,
-    /// Calls one module runs at once (default 256).
+    /// Calls one module runs at once (default 256; 0, which no call could pass, is taken
+    /// as 1).
     pub max_concurrency: usize,
     /// What happens to a call beyond `max_concurrency` (default: rejected at once).
     pub saturation: Saturation,
@@ -45,7 +46,7 @@ pub struct RuntimeConfig {
     /// 32; 1 times every call). A timed call is counted that many times in the histogram,
     /// which so estimates every call's latency; call, error and byte counts are exact.
     /// Timing a call reads the clock twice, which costs more than the rest of a small
-    /// call's bookkeeping.
+    /// call's bookkeeping. 0 is taken as 1.
     pub latency_sampling: u32,
     /// The most detailed module log level delivered (default: whatever the installed
     /// `tracing` subscriber enables). Modules drop more detailed records themselves.
@@ -102,6 +103,16 @@ impl Default for RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// The settings as a runtime keeps them: the fields are public, so a limit of 0 calls
+    /// at once (every call would wait, or be refused, for good) and sampling 1 call in 0
+    /// are made 1, as [`concurrency`](RuntimeConfig::concurrency) and
+    /// [`latency_sampling`](RuntimeConfig::latency_sampling) make them.
+    pub(crate) fn normalized(mut self) -> Self {
+        self.max_concurrency = self.max_concurrency.max(1);
+        self.latency_sampling = self.latency_sampling.max(1);
+        self
+    }
+
     /// Sets [`max_concurrency`](RuntimeConfig::max_concurrency) and
     /// [`saturation`](RuntimeConfig::saturation).
     pub fn concurrency(mut self, max: usize, saturation: Saturation) -> Self {

@@ -106,7 +106,7 @@ impl Runtime {
     pub fn new(config: RuntimeConfig, resolver: impl Resolver + 'static) -> Runtime {
         Runtime {
             registry: Arc::new(Registry::new(
-                config,
+                config.normalized(),
                 Box::new(resolver),
                 &crate::host_api::HOST_API,
                 call::export,
@@ -412,6 +412,11 @@ impl Runtime {
     /// archive and zeroed: an arena from the pool when they fit in one, else a buffer of
     /// its own. Hand it to [`call_method`](Runtime::call_method) or
     /// [`ArchivedMethod::call_buffer`]; the module reads it where it lies.
+    ///
+    /// # Panics
+    ///
+    /// As `Vec::with_capacity` does, if `len` is larger than any allocation can be
+    /// (`isize::MAX` bytes); if the allocator has no memory for it, the process aborts.
     pub fn arg_buffer(&self, len: usize) -> ArgBuffer {
         ArgBuffer::new(&self.registry.pool, self.registry.config.arena_size, len)
     }

@@ -130,3 +130,24 @@ fn async_exports_run_concurrently() {
         "no call saw another running: {seen:?}"
     );
 }
+
+/// The settings' fields are public: a limit of 0 calls at once set there (no call could
+/// pass it; with `Wait`, every call waited for good) is taken as 1, as the builder makes
+/// it.
+#[test]
+fn a_limit_of_zero_calls_set_in_the_field_is_one() {
+    let mut config = RuntimeConfig::default();
+    config.max_concurrency = 0;
+    config.saturation = Saturation::Wait;
+    config.latency_sampling = 0;
+    let (rt, h) = load_all(config, &["basic"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sum: Result<u32, _> = rt.call_typed(h[0], "add", &(2u32, 3u32));
+        tx.send(sum.map_err(|e| e.to_string())).unwrap();
+    });
+    let sum = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the call ran instead of waiting for a slot that never comes");
+    assert_eq!(sum, Ok(5));
+}
