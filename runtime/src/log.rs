@@ -25,6 +25,9 @@ pub struct LogEvent<'a> {
 }
 
 /// Receives module log records, beside the `tracing` events the runtime emits.
+///
+/// A sink runs on the thread of the call that logs, inside that call: keep it short, and
+/// do not unload or reload a module from it (that waits for the very call it runs in).
 pub trait LogSink: Send + Sync {
     /// One record.
     fn record(&self, event: &LogEvent<'_>);
