@@ -23,7 +23,10 @@ pub struct RuntimeConfig {
     /// for a later load.
     pub max_modules: usize,
     /// Deepest chain of module-to-module calls (default 8): a call from the host is depth
-    /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`.
+    /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`. Every
+    /// level of a chain runs on the calling thread's stack, so a deep limit needs a stack
+    /// to match: a chain of 256 calls between two modules passing strings overran a 2 MiB
+    /// thread stack in a debug build.
     pub max_call_depth: u32,
     /// Calls one module runs at once (default 256; 0, which no call could pass, is taken
     /// as 1).
