@@ -468,3 +468,38 @@ fn limits_refuse_clearly_and_the_socket_is_private() {
         .unwrap();
     assert_eq!(line.split_whitespace().nth(3), Some("64"), "{line}");
 }
+
+/// A socket left by a daemon that died (nothing accepts on it) is replaced by the next
+/// daemon; a socket a daemon serves on is not: a second daemon refuses to start and the
+/// first keeps serving.
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_is_left_to_its_daemon() {
+    let dir = common::scratch_dir();
+    let stale = dir.join("memlink.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(
+        UnixStream::connect(&stale).is_err(),
+        "nothing accepts on it"
+    );
+    let daemon = Daemon::start_in(dir, Setup::modules(&["basic"]));
+    still_serving(&daemon);
+
+    let second = Command::new(memlink())
+        .arg("serve")
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .arg(common::module_path("basic"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "a daemon already serves on {}",
+            daemon.socket.display()
+        )),
+        "{err}"
+    );
+    still_serving(&daemon);
+}

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::process::{Command, Output};
 
 fn memlink(args: &[&str]) -> Output {
@@ -336,4 +337,90 @@ fn args_file_passes_an_archive_as_it_is() {
         stderr(&out)
     );
     let _ = std::fs::remove_file(&file);
+}
+
+/// Runs `memlink` with `args` (any bytes) to its end, or kills it and fails after 60 s:
+/// each use expects it to stop on its own, so a start that goes on serving is a failure
+/// rather than a hang.
+fn memlink_os(args: &[&OsStr]) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run memlink");
+    let until = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("memlink {args:?} did not stop:\n{}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A directory of this test's own, under the workspace's target directory.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = common::workspace()
+        .join("target/test-fixtures")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Only a stale socket is ever replaced: a regular file, a directory, a FIFO or a
+/// symbolic link at the socket's path makes `serve` refuse to start, naming the path and
+/// what is there, and leaves it as it was.
+#[test]
+fn serve_refuses_a_socket_path_that_is_not_a_socket_and_leaves_it_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("not-a-socket");
+    let file = dir.join("notes.txt");
+    std::fs::write(&file, "someone's notes\n").unwrap();
+    let sub = dir.join("a-directory");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("inside"), "kept").unwrap();
+    let fifo = dir.join("a-fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let link = dir.join("a-link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let dangling = dir.join("a-dangling-link");
+    std::os::unix::fs::symlink(dir.join("nothing-here"), &dangling).unwrap();
+    let module = dir.join("libnone.so");
+    let cases = [
+        (&file, "a regular file"),
+        (&sub, "a directory"),
+        (&fifo, "a FIFO"),
+        (&link, "a symbolic link"),
+        (&dangling, "a symbolic link"),
+    ];
+    for (path, kind) in cases {
+        let out = memlink_os(&[
+            OsStr::new("serve"),
+            OsStr::new("--socket"),
+            path.as_os_str(),
+            module.as_os_str(),
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{path:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{} exists and is not a socket (it is {kind})",
+                path.display()
+            )),
+            "{path:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "someone's notes\n");
+    assert_eq!(std::fs::read_to_string(sub.join("inside")).unwrap(), "kept");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::read_link(&link).unwrap(), file);
+    assert!(std::fs::symlink_metadata(&dangling).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -175,19 +175,63 @@ fn raise_open_files() {
 
 fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
     let path = &config.socket;
-    if path.exists() {
-        // A socket nobody answers on is left over from a daemon that died: replace it.
-        if UnixStream::connect(path).is_ok() {
-            return Err(format!("a daemon already serves on {}", path.display()));
+    // `symlink_metadata`: a link is judged as itself, so a link to a file is never
+    // followed and its target never removed.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            // A socket that refuses connections is left over from a daemon that died:
+            // replace it. Any other failure leaves it alone, since it may still be live.
+            match UnixStream::connect(path) {
+                Ok(_) => return Err(format!("a daemon already serves on {}", path.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path)
+                        .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot tell whether a daemon serves on {}: {e}",
+                        path.display()
+                    ))
+                }
+            }
         }
-        std::fs::remove_file(path)
-            .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+        // Only a socket is ever replaced: anything else at the path is someone's file.
+        Ok(meta) => {
+            return Err(format!(
+                "{} exists and is not a socket (it is {}): remove it or choose another socket path",
+                path.display(),
+                kind_of(meta.file_type())
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot look at {}: {e}", path.display())),
     }
     let listener =
         UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.socket_mode))
-        .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+    if let Err(e) =
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.socket_mode))
+    {
+        let _ = std::fs::remove_file(path);
+        return Err(format!("cannot set the mode of {}: {e}", path.display()));
+    }
     Ok(listener)
+}
+
+/// What a file that is not a socket is, for the message refusing to replace it.
+fn kind_of(kind: std::fs::FileType) -> &'static str {
+    if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_file() {
+        "a regular file"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "another kind of file"
+    }
 }
 
 fn on_signals(shared: Arc<Shared>) -> Result<(), String> {
