@@ -424,3 +424,27 @@ fn serve_refuses_a_socket_path_that_is_not_a_socket_and_leaves_it_alone() {
     assert!(std::fs::symlink_metadata(&dangling).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bad metrics address fails the start before the socket is made: nothing is left at
+/// the socket's path.
+#[test]
+fn serve_with_a_bad_metrics_address_leaves_no_socket_behind() {
+    let dir = scratch("bad-metrics");
+    let socket = dir.join("memlink.sock");
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--socket"),
+        socket.as_os_str(),
+        OsStr::new("--metrics-addr"),
+        OsStr::new("nonsense"),
+        common::module_path("basic").as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot serve metrics on nonsense"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(&socket).is_err(),
+        "the socket is left behind: {err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

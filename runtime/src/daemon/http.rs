@@ -2,14 +2,19 @@
 //! `/health` (200 while `healthy` says so, else 503). What they report is the
 //! supervisor's; this module only serves it.
 
-/// Serves the endpoint on `addr` from a thread of its own.
+/// Listens on `addr`; [`spawn`] serves it. Apart, so a bad address is refused before the
+/// daemon creates anything it would have to clean up.
+pub(super) fn bind(addr: &str) -> Result<tiny_http::Server, String> {
+    tiny_http::Server::http(addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))
+}
+
+/// Serves the endpoint `server` listens on (at `addr`) from a thread of its own.
 pub(super) fn spawn(
+    server: tiny_http::Server,
     addr: &str,
     metrics: impl Fn() -> String + Send + 'static,
     healthy: impl Fn() -> bool + Send + 'static,
-) -> Result<(), String> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+) {
     tracing::info!(addr, "metrics on http://{addr}/metrics");
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
@@ -27,5 +32,4 @@ pub(super) fn spawn(
             let _ = request.respond(response);
         }
     });
-    Ok(())
 }

@@ -43,6 +43,13 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         .into_iter()
         .map(|plan| Worker::new(plan, config.max_connections))
         .collect::<Result<Vec<_>, _>>()?;
+    // Bound before the socket exists and the workers start, so a bad address leaves
+    // neither behind.
+    let metrics = config
+        .metrics_addr
+        .as_deref()
+        .map(|addr| Ok::<_, String>((super::http::bind(addr)?, addr.to_owned())))
+        .transpose()?;
     let listener = bind(&config)?;
     let shared = Arc::new(Shared {
         free_rows: Mutex::new((0..config.max_connections).rev().collect()),
@@ -60,19 +67,24 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
             return Err(format!("the modules did not load: {e}"));
         }
     };
-    if let Some(addr) = shared.config.metrics_addr.clone() {
+    if let Some((server, addr)) = metrics {
         let (for_metrics, for_health) = (Arc::clone(&shared), Arc::clone(&shared));
         super::http::spawn(
+            server,
             &addr,
             move || exposition::render(&for_metrics),
             move || for_health.workers.iter().all(Worker::is_up),
-        )?;
+        );
     }
     {
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || workers::watchdog(&shared));
     }
-    on_signals(Arc::clone(&shared))?;
+    if let Err(e) = on_signals(Arc::clone(&shared)) {
+        stop_workers(&shared);
+        let _ = std::fs::remove_file(&shared.config.socket);
+        return Err(e);
+    }
     tracing::info!(
         socket = %shared.config.socket.display(),
         modules = ?shared.served(),
