@@ -448,3 +448,35 @@ fn serve_with_a_bad_metrics_address_leaves_no_socket_behind() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `[runtime] max_concurrency = 0` would serve nothing (every call refused as saturated):
+/// the settings file is refused, naming the key, before anything starts.
+#[test]
+fn serve_refuses_a_zero_max_concurrency() {
+    let dir = scratch("zero-concurrency");
+    let socket = dir.join("memlink.sock");
+    let config = dir.join("memlink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\n[[modules]]\npath = {:?}\n[runtime]\nmax_concurrency = 0\n",
+            socket.to_str().unwrap(),
+            basic()
+        ),
+    )
+    .unwrap();
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`[runtime] max_concurrency` is 0") && err.contains("at least 1"),
+        "{err}"
+    );
+    assert!(!err.contains("serving"), "{err}");
+    assert!(std::fs::symlink_metadata(&socket).is_err(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -92,7 +92,7 @@ pub struct ModuleEntry {
     pub name: Option<String>,
     /// Its shared library.
     pub path: PathBuf,
-    /// Its calls in flight at once (default: `[runtime] max_concurrency`).
+    /// Its calls in flight at once, at least 1 (default: `[runtime] max_concurrency`).
     #[serde(default)]
     pub max_concurrency: Option<usize>,
     /// The deadline, in milliseconds, of its calls made without one (default:
@@ -212,7 +212,7 @@ pub struct RuntimeSettings {
     /// [`RuntimeConfig::arena_size`].
     #[serde(default)]
     pub arena_size: Option<usize>,
-    /// [`RuntimeConfig::max_concurrency`].
+    /// [`RuntimeConfig::max_concurrency`], at least 1.
     #[serde(default)]
     pub max_concurrency: Option<usize>,
     /// [`RuntimeConfig::default_timeout`], in milliseconds.
@@ -267,7 +267,33 @@ impl DaemonConfig {
     pub fn from_file(path: &Path) -> Result<DaemonConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let config: DaemonConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        config
+            .check()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Refuses settings under which nothing could be served: a limit of zero calls at
+    /// once would start a daemon that reports serving and refuses every call as
+    /// saturated. Refused rather than raised to 1, so the file says what runs.
+    fn check(&self) -> Result<(), String> {
+        const ZERO: &str = "is 0, so every call would be refused as saturated; it is at least 1";
+        if self.runtime.max_concurrency == Some(0) {
+            return Err(format!("`[runtime] max_concurrency` {ZERO}"));
+        }
+        if let Some(entry) = self.modules.iter().find(|m| m.max_concurrency == Some(0)) {
+            let module = match &entry.name {
+                Some(name) => format!("`{name}`"),
+                None => entry.path.display().to_string(),
+            };
+            return Err(format!("`max_concurrency` of module {module} {ZERO}"));
+        }
+        if self.threads_per_connection == 0 {
+            return Err("`threads_per_connection` is at least 1".to_owned());
+        }
+        Ok(())
     }
 
     /// The worker processes these settings ask for, the main worker first.
@@ -278,6 +304,7 @@ impl DaemonConfig {
     /// named for the module (its `name`, else its file's stem). A worker's limits are
     /// `[limits]` lowered by each of its modules' own.
     pub fn workers(&self) -> Result<Vec<WorkerPlan>, String> {
+        self.check()?;
         let mut plans = vec![WorkerPlan {
             name: MAIN_WORKER.to_owned(),
             modules: Vec::new(),
@@ -330,9 +357,6 @@ impl DaemonConfig {
                 "{} worker processes asked for; at most {MAX_WORKERS}",
                 plans.len()
             ));
-        }
-        if self.threads_per_connection == 0 {
-            return Err("threads_per_connection is at least 1".to_owned());
         }
         Ok(plans)
     }
@@ -407,7 +431,7 @@ mod tests {
             [[modules]]
             name = "resize"
             path = "/x/libresize.so"
-            max_concurrency = 0
+            max_concurrency = 8
             default_timeout_ms = 250
             persistent_size = 4096
             [[modules]]
@@ -417,7 +441,7 @@ mod tests {
         .unwrap();
         let own = c.modules[0].settings();
         assert_eq!(own.name.as_deref(), Some("resize"));
-        assert_eq!(own.max_concurrency, Some(1), "at least one call");
+        assert_eq!(own.max_concurrency, Some(8));
         assert_eq!(own.default_timeout, Some(Duration::from_millis(250)));
         assert_eq!(own.persistent_size, Some(4096));
         assert_eq!(c.modules[1].settings(), ModuleSettings::default());
@@ -494,7 +518,10 @@ mod tests {
         assert!(err.contains("needs `worker = \"NAME\"`"), "{err}");
         let zero: DaemonConfig =
             toml::from_str("socket = \"/s\"\nthreads_per_connection = 0").unwrap();
-        assert!(zero.workers().unwrap_err().contains("at least 1"));
+        assert!(zero
+            .workers()
+            .unwrap_err()
+            .contains("`threads_per_connection` is at least 1"));
         let mut many = DaemonConfig::new("/s");
         for n in 0..MAX_WORKERS {
             let mut entry = ModuleEntry::new(None, format!("/x/m{n}.so"));
@@ -506,5 +533,42 @@ mod tests {
             err.contains("33 worker processes asked for; at most 32"),
             "{err}"
         );
+    }
+
+    /// A limit of zero calls at once would serve nothing: the file is refused when read,
+    /// naming the key, and so is a configuration made in code when the daemon plans its
+    /// workers.
+    #[test]
+    fn a_zero_max_concurrency_is_refused_naming_the_key() {
+        let dir = std::env::temp_dir().join(format!("memlink-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("zero.toml");
+        let read = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            DaemonConfig::from_file(&file)
+        };
+        let err = read("socket = \"/s\"\n[runtime]\nmax_concurrency = 0").unwrap_err();
+        assert!(
+            err.starts_with(&format!("{}: ", file.display()))
+                && err.contains("`[runtime] max_concurrency` is 0")
+                && err.contains("at least 1"),
+            "{err}"
+        );
+        let err = read(
+            "socket = \"/s\"\n[[modules]]\nname = \"resize\"\npath = \"/x/libresize.so\"\nmax_concurrency = 0",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("`max_concurrency` of module `resize` is 0"),
+            "{err}"
+        );
+        let one = read("socket = \"/s\"\n[runtime]\nmax_concurrency = 1").unwrap();
+        assert_eq!(one.runtime_config().max_concurrency, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let mut made = DaemonConfig::new("/s");
+        made.runtime.max_concurrency = Some(0);
+        let err = made.workers().unwrap_err();
+        assert!(err.contains("`[runtime] max_concurrency` is 0"), "{err}");
     }
 }
