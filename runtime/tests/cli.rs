@@ -480,3 +480,19 @@ fn serve_refuses_a_zero_max_concurrency() {
     assert!(std::fs::symlink_metadata(&socket).is_err(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--repeat` counts calls, at least one: 0 is a usage error, and nothing is called.
+#[test]
+fn repeat_zero_is_a_usage_error() {
+    let b = basic();
+    let out = memlink(&["call", &b, "add", "[2, 3]", "--repeat", "0"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--repeat"), "{err}");
+    assert_eq!(stdout(&out), "", "no call made");
+    let out = memlink(&["call", &b, "add", "[2, 3]", "--repeat", "2", "--stats"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row = text.lines().find(|l| l.starts_with("basic::add")).unwrap();
+    assert_eq!(row.split_whitespace().nth(1), Some("2"), "{text}");
+}

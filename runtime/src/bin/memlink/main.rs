@@ -53,8 +53,8 @@ enum Command {
         /// an rkyv archive for a method that takes one, MessagePack, or raw bytes.
         #[arg(long, value_name = "PATH")]
         args_file: Option<PathBuf>,
-        /// Call this many times (the result printed is the last one's).
-        #[arg(long, default_value_t = 1)]
+        /// Call this many times, at least once (the result printed is the last one's).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         repeat: u32,
         /// Print a table of the exports called afterwards: calls, errors by status,
         /// latency (median, 99th percentile, maximum) and bytes in and out.
@@ -153,7 +153,7 @@ fn run(command: Command) -> Result<(), String> {
             }
             let args = Args::read(args, args_file)?;
             let mut out = String::new();
-            for _ in 0..repeat.max(1) {
+            for _ in 0..repeat {
                 out = remote::call(&socket, &module, &method, &args)?;
             }
             println!("{out}");
@@ -173,8 +173,8 @@ fn run(command: Command) -> Result<(), String> {
         } => {
             let handle = load(&runtime, &module)?;
             let args = Args::read(args, args_file)?;
-            let calls = (0..repeat.max(1))
-                .try_fold(String::new(), |_, _| call(&runtime, handle, &method, &args));
+            let calls =
+                (0..repeat).try_fold(String::new(), |_, _| call(&runtime, handle, &method, &args));
             if let Ok(out) = &calls {
                 println!("{out}");
             }
