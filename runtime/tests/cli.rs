@@ -481,6 +481,89 @@ fn serve_refuses_a_zero_max_concurrency() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Arguments need not be UTF-8: a module path that is not is taken as the path it is
+/// (here one that does not exist, so the error says so); any other argument that is not
+/// is a usage error (exit code 2). Never a panic.
+#[test]
+fn arguments_that_are_not_utf8_are_handled_or_refused_without_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("not-utf8");
+    let mut bytes = dir.as_os_str().as_bytes().to_vec();
+    bytes.extend_from_slice(b"/lib\xffnone.so");
+    let missing = OsStr::from_bytes(&bytes);
+    let no_panic = |out: &Output| {
+        let err = stderr(out);
+        assert_ne!(out.status.code(), Some(101), "a panic: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+
+    for sub in ["call", "inspect"] {
+        let mut args: Vec<&OsStr> = vec![sub.as_ref(), missing];
+        if sub == "call" {
+            args.extend([OsStr::new("add"), OsStr::new("[2, 3]")]);
+        }
+        let out = memlink_os(&args);
+        let err = no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{sub}: {err}");
+        assert_eq!(err.lines().count(), 1, "{sub}: one line, got {err:?}");
+        assert!(
+            err.starts_with(&format!(
+                "error: no module file at {}/lib\u{fffd}none.so",
+                dir.display()
+            )),
+            "{sub}: {err}"
+        );
+    }
+
+    // The daemon serves modules too from a path that is not UTF-8 (here missing).
+    let socket = dir.join("memlink.sock");
+    let mut named = b"basic=".to_vec();
+    named.extend_from_slice(&bytes);
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--socket"),
+        socket.as_os_str(),
+        OsStr::from_bytes(&named),
+    ]);
+    let err = no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no module file at") && err.contains("lib\u{fffd}none.so"),
+        "{err}"
+    );
+
+    let module = common::module_path("basic");
+    let usage: [&[&OsStr]; 3] = [
+        // A method name is text.
+        &[
+            OsStr::new("call"),
+            module.as_os_str(),
+            OsStr::from_bytes(b"a\xffd"),
+        ],
+        // Through a daemon, MODULE is a name, which is text.
+        &[
+            OsStr::new("call"),
+            OsStr::new("--daemon"),
+            socket.as_os_str(),
+            OsStr::from_bytes(b"b\xffsic"),
+            OsStr::new("add"),
+        ],
+        &[
+            OsStr::new("serve"),
+            OsStr::new("--metrics-addr"),
+            OsStr::from_bytes(b"\xff"),
+        ],
+    ];
+    for args in usage {
+        let out = memlink_os(args);
+        let err = no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("UTF-8"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--repeat` counts calls, at least one: 0 is a usage error, and nothing is called.
 #[test]
 fn repeat_zero_is_a_usage_error() {
@@ -495,4 +578,78 @@ fn repeat_zero_is_a_usage_error() {
     let text = stdout(&out);
     let row = text.lines().find(|l| l.starts_with("basic::add")).unwrap();
     assert_eq!(row.split_whitespace().nth(1), Some("2"), "{text}");
+}
+
+/// A module at a path that is not UTF-8 is called from it, and served from it by a daemon
+/// whose socket's path is not UTF-8 either.
+#[test]
+fn a_module_at_a_path_that_is_not_utf8_is_called_and_served() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::{Duration, Instant};
+    let dir = scratch("utf8-less");
+    let mut name = dir.as_os_str().as_bytes().to_vec();
+    name.extend_from_slice(b"/lib\xffbasic.so");
+    let module = std::path::PathBuf::from(OsStr::from_bytes(&name));
+    std::fs::copy(common::module_path("basic"), &module).unwrap();
+    let out = memlink_os(&[
+        OsStr::new("call"),
+        module.as_os_str(),
+        OsStr::new("add"),
+        OsStr::new("[2, 3]"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "5\n");
+
+    let mut socket = dir.as_os_str().as_bytes().to_vec();
+    socket.extend_from_slice(b"/\xffmemlink.sock");
+    let socket = std::path::PathBuf::from(OsStr::from_bytes(&socket));
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg(&module)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start memlink serve");
+    let (lines, log) = std::sync::mpsc::channel();
+    let err = daemon.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while !seen.contains("serving") {
+        let left = until.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) => seen += &(line + "\n"),
+            Err(_) => {
+                let _ = daemon.kill();
+                panic!("the daemon did not start serving:\n{seen}");
+            }
+        }
+    }
+    let out = memlink_os(&[
+        OsStr::new("call"),
+        OsStr::new("--daemon"),
+        socket.as_os_str(),
+        OsStr::new("basic"),
+        OsStr::new("add"),
+        OsStr::new("[2, 3]"),
+    ]);
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = daemon.wait().unwrap();
+    assert!(out.status.success(), "{}\n{seen}", stderr(&out));
+    assert_eq!(stdout(&out), "5\n");
+    assert!(status.success(), "{status}");
+    assert!(
+        std::fs::symlink_metadata(&socket).is_err(),
+        "the socket is removed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

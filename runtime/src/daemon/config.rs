@@ -41,6 +41,7 @@ use crate::config::{ModuleSettings, RuntimeConfig};
 #[non_exhaustive]
 pub struct DaemonConfig {
     /// Where the Unix socket is created.
+    #[serde(with = "os_path")]
     pub socket: PathBuf,
     /// The socket's permission bits (default `0o600`: only the daemon's user connects).
     #[serde(default = "default_mode")]
@@ -51,7 +52,7 @@ pub struct DaemonConfig {
     /// A directory whose modules are served too, kept in step with its files: a new
     /// file loads, a changed file hot-reloads, a removed file unloads (see
     /// `Runtime::watch`). Clients that connect later see the modules it added.
-    #[serde(default)]
+    #[serde(default, with = "os_path::option")]
     pub watch: Option<PathBuf>,
     /// Where to serve `/metrics` and `/health` over HTTP (none by default).
     #[serde(default)]
@@ -91,6 +92,7 @@ pub struct ModuleEntry {
     #[serde(default)]
     pub name: Option<String>,
     /// Its shared library.
+    #[serde(with = "os_path")]
     pub path: PathBuf,
     /// Its calls in flight at once, at least 1 (default: `[runtime] max_concurrency`).
     #[serde(default)]
@@ -226,6 +228,69 @@ pub struct RuntimeSettings {
     /// logging shows.
     #[serde(default)]
     pub log_level: Option<String>,
+}
+
+/// A path as text when it is UTF-8, else as its bytes: a Linux path need not be UTF-8,
+/// and the settings travel to each worker as MessagePack, which would refuse it as text.
+/// A TOML file gives text.
+mod os_path {
+    use std::ffi::OsStr;
+    use std::fmt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(path: &Path, out: S) -> Result<S::Ok, S::Error> {
+        match path.to_str() {
+            Some(text) => out.serialize_str(text),
+            None => out.serialize_bytes(path.as_os_str().as_bytes()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<PathBuf, D::Error> {
+        input.deserialize_any(PathVisitor)
+    }
+
+    struct PathVisitor;
+
+    impl Visitor<'_> for PathVisitor {
+        type Value = PathBuf;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a path")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(text))
+        }
+
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<PathBuf, E> {
+            Ok(PathBuf::from(OsStr::from_bytes(bytes)))
+        }
+    }
+
+    /// The same for an optional path.
+    pub mod option {
+        use std::path::PathBuf;
+
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        #[derive(Serialize, Deserialize)]
+        #[serde(transparent)]
+        struct Wrapped(#[serde(with = "super")] PathBuf);
+
+        pub fn serialize<S: Serializer>(path: &Option<PathBuf>, out: S) -> Result<S::Ok, S::Error> {
+            path.clone().map(Wrapped).serialize(out)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            input: D,
+        ) -> Result<Option<PathBuf>, D::Error> {
+            Ok(Option::<Wrapped>::deserialize(input)?.map(|w| w.0))
+        }
+    }
 }
 
 fn default_mode() -> u32 {
@@ -570,5 +635,38 @@ mod tests {
         made.runtime.max_concurrency = Some(0);
         let err = made.workers().unwrap_err();
         assert!(err.contains("`[runtime] max_concurrency` is 0"), "{err}");
+    }
+
+    /// The settings reach each worker as MessagePack: paths that are not UTF-8 (a Linux
+    /// path need not be) travel as their bytes and come back the same; others as text,
+    /// as a TOML file gives them.
+    #[test]
+    fn paths_that_are_not_utf8_survive_the_trip_to_the_worker() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = |bytes: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+        let mut c = DaemonConfig::new(odd(b"/tmp/\xffm.sock"));
+        c.modules
+            .push(ModuleEntry::new(None, odd(b"/x/lib\xfe.so")));
+        c.modules.push(ModuleEntry::new(None, "/x/libbasic.so"));
+        c.watch = Some(odd(b"/w/\x80"));
+        let back: DaemonConfig = rmp_serde::from_slice(&rmp_serde::to_vec(&c).unwrap()).unwrap();
+        assert_eq!(back.socket, c.socket);
+        assert_eq!(back.modules, c.modules);
+        assert_eq!(back.watch, c.watch);
+        c.watch = None;
+        let back: DaemonConfig = rmp_serde::from_slice(&rmp_serde::to_vec(&c).unwrap()).unwrap();
+        assert_eq!(back.watch, None);
+        let text: DaemonConfig =
+            toml::from_str("socket = \"/s\"\nwatch = \"/w\"\n[[modules]]\npath = \"/x\"").unwrap();
+        assert_eq!(
+            (text.socket, text.watch, &text.modules[0].path),
+            (
+                PathBuf::from("/s"),
+                Some(PathBuf::from("/w")),
+                &PathBuf::from("/x")
+            )
+        );
+        let err = toml::from_str::<DaemonConfig>("socket = 7").unwrap_err();
+        assert!(err.to_string().contains("a path"), "{err}");
     }
 }

@@ -136,8 +136,11 @@ fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
 /// Loads the served modules, each with its own settings.
 fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<(), String> {
     for entry in &config.modules {
-        let reference =
-            ModuleRef::parse(&entry.path.to_string_lossy()).map_err(|e| e.to_string())?;
+        let reference = match entry.path.to_str() {
+            Some(text) => ModuleRef::parse(text).map_err(|e| e.to_string())?,
+            // A path that is not UTF-8 is loaded as it is: no name (`name@version`) is.
+            None => ModuleRef::from_path(&entry.path),
+        };
         runtime
             .load_with(reference, &entry.settings())
             .map_err(|e| e.to_string())?;

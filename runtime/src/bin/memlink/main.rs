@@ -1,9 +1,10 @@
 //! `memlink`: inspect and call memlink modules from the command line.
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
     Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
@@ -30,7 +31,7 @@ enum Command {
     /// List a module's methods: their signatures, ids and formats.
     Inspect {
         /// Path of the module's shared library.
-        module: String,
+        module: OsString,
         /// Print the same as JSON, for tools.
         #[arg(long)]
         json: bool,
@@ -43,7 +44,7 @@ enum Command {
     /// result as text.
     Call {
         /// Path of the module's shared library.
-        module: String,
+        module: OsString,
         /// Name of the method.
         method: String,
         /// The arguments (JSON, or text for raw methods); none if omitted.
@@ -84,6 +85,25 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
+    if let Command::Call {
+        module,
+        daemon: Some(_),
+        ..
+    } = &cli.command
+    {
+        if module.to_str().is_none() {
+            // A usage error, like clap's own for other arguments that are not UTF-8.
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::InvalidUtf8,
+                    format!(
+                        "with --daemon, MODULE is the name the daemon serves it under, which is UTF-8; `{}` is not",
+                        module.to_string_lossy()
+                    ),
+                )
+                .exit();
+        }
+    }
     // The daemon reports what it does at info level unless asked for more.
     let floor = u8::from(matches!(cli.command, Command::Serve(_)));
     init_logging(cli.verbose.max(floor));
@@ -151,6 +171,7 @@ fn run(command: Command) -> Result<(), String> {
             if stats || prometheus {
                 return Err("--stats and --prometheus read the runtime in this process; read a daemon's from its --metrics-addr".into());
             }
+            let module = module.to_string_lossy();
             let args = Args::read(args, args_file)?;
             let mut out = String::new();
             for _ in 0..repeat {
@@ -190,8 +211,13 @@ fn run(command: Command) -> Result<(), String> {
     }
 }
 
-fn load(runtime: &Runtime, module: &str) -> Result<ModuleHandle, String> {
-    let reference = ModuleRef::parse(module).map_err(|e| e.to_string())?;
+fn load(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, String> {
+    let reference = match module.to_str() {
+        Some(text) => ModuleRef::parse(text).map_err(|e| e.to_string())?,
+        // A file name need not be UTF-8 on Linux; a module's name (`name@version`) is, so
+        // anything else is a path.
+        None => ModuleRef::from_path(module),
+    };
     runtime.load(reference).map_err(|e| e.to_string())
 }
 

@@ -1,5 +1,7 @@
 //! `memlink serve`, and the worker process it starts.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,7 +27,7 @@ pub struct Args {
     #[arg(long, value_parser = ["same-user", "nobody"])]
     trust: Option<String>,
     /// Modules to serve: `PATH`, or `NAME=PATH` to serve it under another name.
-    modules: Vec<String>,
+    modules: Vec<OsString>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -48,13 +50,7 @@ pub fn run(args: Args) -> Result<(), String> {
         None => {}
     }
     for module in args.modules {
-        let entry = match module.split_once('=') {
-            Some((name, path)) if !name.contains('/') => {
-                ModuleEntry::new(Some(name.to_owned()), path)
-            }
-            _ => ModuleEntry::new(None, module),
-        };
-        config.modules.push(entry);
+        config.modules.push(module_entry(module)?);
     }
     if args.watch.is_some() {
         config.watch = args.watch;
@@ -67,14 +63,42 @@ pub fn run(args: Args) -> Result<(), String> {
     daemon::serve(config)
 }
 
+/// A module named on the command line: `PATH`, or `NAME=PATH` when what comes before the
+/// first `=` holds no `/`. The path is taken as bytes (it need not be UTF-8); a name is
+/// what clients call the module by, so it is text.
+fn module_entry(module: OsString) -> Result<ModuleEntry, String> {
+    let bytes = module.as_bytes();
+    let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
+        return Ok(ModuleEntry::new(None, module));
+    };
+    let (name, path) = (&bytes[..eq], &bytes[eq + 1..]);
+    if name.contains(&b'/') {
+        return Ok(ModuleEntry::new(None, module));
+    }
+    let name = std::str::from_utf8(name).map_err(|_| {
+        format!(
+            "module name `{}` is not UTF-8: name it in UTF-8 (`NAME=PATH`)",
+            String::from_utf8_lossy(name)
+        )
+    })?;
+    Ok(ModuleEntry::new(
+        Some(name.to_owned()),
+        PathBuf::from(OsStr::from_bytes(path)),
+    ))
+}
+
 /// Runs the worker when this process was started as one (`memlink __worker
 /// --control-fd N`), and returns its exit code; `None` otherwise.
 pub fn worker_if_asked() -> Option<ExitCode> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some(daemon::WORKER_SUBCOMMAND) {
+    // `args_os`: this runs before every subcommand, whose arguments (paths among them)
+    // need not be UTF-8; `args` would panic on them.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().map(OsString::as_os_str) != Some(OsStr::new(daemon::WORKER_SUBCOMMAND)) {
         return None;
     }
-    let Some(fd) = daemon::worker_control_fd(&args) else {
+    // The supervisor's own invocation is UTF-8; anything else is not one.
+    let args: Option<Vec<String>> = args.into_iter().map(|a| a.into_string().ok()).collect();
+    let Some(fd) = args.and_then(|args| daemon::worker_control_fd(&args)) else {
         eprintln!("error: the worker is started by `memlink serve`, with --control-fd N");
         return Some(ExitCode::FAILURE);
     };
