@@ -67,6 +67,7 @@ impl<'c> Batch<'c> {
         method: &str,
         args: &[u8],
     ) -> Result<(), RuntimeError> {
+        let name = self.client.name(module)?;
         // A batch's calls share one connection; the first call's size may grow it.
         let conn = match &self.conn {
             Some(c) => Arc::clone(c),
@@ -84,7 +85,6 @@ impl<'c> Batch<'c> {
                 ),
             });
         }
-        let name = self.client.name(module);
         let failed = |e| runtime_error(e, &name, method, None);
         let mut lease = conn.lease(self.options.deadline).map_err(failed)?;
         lease.write_args(args).map_err(failed)?;

@@ -2,6 +2,7 @@
 //! back, and calls by name through it.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -73,11 +74,26 @@ impl ClientConfig {
     }
 }
 
-/// A module the daemon serves, resolved by name once ([`Client::module`]).
+/// A module the daemon serves, resolved by name once ([`Client::module`]). It is valid
+/// only with the client that resolved it: another client refuses it
+/// ([`RuntimeError::BadReference`]), as a runtime refuses another runtime's handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RemoteModule {
+    /// The id of the client that resolved it.
+    client: u64,
+    /// Where its name is in that client's list.
     index: u32,
 }
+
+impl fmt::Display for RemoteModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.client, self.index)
+    }
+}
+
+/// The id of the next client made in this process: a handle carries its client's id, so
+/// that no client takes another's handle for one of its own.
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 
 /// A connection to a memlink daemon, shared by any number of threads.
 ///
@@ -86,6 +102,8 @@ pub struct RemoteModule {
 /// [`RuntimeError::DaemonGone`] or [`RuntimeError::WorkerDied`], within its deadline.
 #[derive(Debug)]
 pub struct Client {
+    /// Unique in the process; carried by the handles this client issues.
+    id: u64,
     socket: PathBuf,
     config: ClientConfig,
     /// The segment the next connection asks for: the configured one, or what it grew to.
@@ -122,6 +140,7 @@ impl Client {
         let geometry = Geometry::new(config.slots, config.slot_size)
             .map_err(|reason| RuntimeError::Daemon { reason })?;
         let client = Client {
+            id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
             socket: socket.as_ref().to_owned(),
             config,
             geometry: Mutex::new(geometry),
@@ -156,7 +175,10 @@ impl Client {
             .iter()
             .position(|n| &**n == name)
         {
-            return Ok(RemoteModule { index: i as u32 });
+            return Ok(RemoteModule {
+                client: self.id,
+                index: i as u32,
+            });
         }
         let welcomed = self
             .connection()?
@@ -180,17 +202,43 @@ impl Client {
             }
         };
         Ok(RemoteModule {
+            client: self.id,
             index: index as u32,
         })
     }
 
-    pub(crate) fn name(&self, module: RemoteModule) -> Arc<str> {
-        Arc::clone(&self.names.read().unwrap_or_else(|p| p.into_inner())[module.index as usize])
+    /// The name `module` stands for, if this client resolved it: another client's index
+    /// would name whatever module this client resolved at that place, or none.
+    pub(crate) fn name(&self, module: RemoteModule) -> Result<Arc<str>, RuntimeError> {
+        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+        match names.get(module.index as usize) {
+            Some(name) if module.client == self.id => Ok(Arc::clone(name)),
+            _ => Err(RuntimeError::BadReference {
+                reference: format!("module handle {module}"),
+                reason: if module.client == self.id {
+                    "this client resolved no module under that handle"
+                } else {
+                    "the handle was resolved by another client: resolve the module with this client's `module`"
+                },
+            }),
+        }
+    }
+
+    /// Refuses an [`ArgSlot`] another client made: it lies in that client's segment, so
+    /// the call would go over that client's connection, perhaps to another daemon.
+    fn own(&self, buffer: &ArgSlot) -> Result<(), RuntimeError> {
+        if buffer.client == self.id {
+            return Ok(());
+        }
+        Err(RuntimeError::BadReference {
+            reference: format!("argument buffer of client #{}", buffer.client),
+            reason: "it lies in the shared memory of the client that made it: call with that client, or make one with this client's `arg_buffer`",
+        })
     }
 
     /// The module's methods, as the daemon describes them (asked once, then kept).
     pub fn methods(&self, module: RemoteModule) -> Result<Arc<Vec<MethodInfo>>, RuntimeError> {
-        let name = self.name(module);
+        let name = self.name(module)?;
         if let Some(m) = lock(&self.methods).get(&*name) {
             return Ok(Arc::clone(m));
         }
@@ -212,9 +260,10 @@ impl Client {
         if let Some(found) = find(&self.methods(module)?) {
             return Ok(found);
         }
-        lock(&self.methods).remove(&*self.name(module));
+        let name = self.name(module)?;
+        lock(&self.methods).remove(&*name);
         find(&self.methods(module)?).ok_or_else(|| RuntimeError::UnknownMethod {
-            module: self.name(module).to_string(),
+            module: name.to_string(),
             method: method.to_owned(),
         })
     }
@@ -238,7 +287,7 @@ impl Client {
         args: &[u8],
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        let name = self.name(module);
+        let name = self.name(module)?;
         self.request(Op::Call, &name, method, args, options)
             .map(|reply| RemoteOutput { reply })
     }
@@ -254,7 +303,11 @@ impl Client {
             .fits(len)
             .map_err(|e| runtime_error(e, "", "", None))?;
         lease.data_mut()[..len].fill(0);
-        Ok(ArgSlot { lease, len })
+        Ok(ArgSlot {
+            lease,
+            len,
+            client: self.id,
+        })
     }
 
     /// Calls `method` with the arguments written in `buffer`, read by the daemon where
@@ -266,8 +319,9 @@ impl Client {
         buffer: ArgSlot,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        let name = self.name(module);
-        let ArgSlot { lease, len } = buffer;
+        let name = self.name(module)?;
+        self.own(&buffer)?;
+        let ArgSlot { lease, len, .. } = buffer;
         self.finish(lease, Op::Call, &name, method, len, options)
             .map(|reply| RemoteOutput { reply })
     }
@@ -283,7 +337,8 @@ impl Client {
         buffer: &'s mut ArgSlot,
         options: &CallOptions,
     ) -> Result<SlotReply<'s>, RuntimeError> {
-        let name = self.name(module);
+        let name = self.name(module)?;
+        self.own(buffer)?;
         let given = given(options);
         let trace = (options.trace_id, options.span_id);
         let len = buffer.len;
@@ -300,7 +355,7 @@ impl Client {
 
     /// How loaded the module is in the daemon, in `[0, 1]`.
     pub fn backpressure(&self, module: RemoteModule) -> Result<f32, RuntimeError> {
-        let name = self.name(module);
+        let name = self.name(module)?;
         let reply = self.request(Op::Backpressure, &name, "", &[], &CallOptions::default())?;
         let bytes: [u8; 4] = reply[..].try_into().map_err(|_| RuntimeError::Daemon {
             reason: format!("a backpressure reply of {} bytes", reply.len()),

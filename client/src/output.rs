@@ -56,11 +56,14 @@ impl fmt::Debug for RemoteOutput {
 
 /// Memory for `len` bytes of arguments in the shared segment, for the caller to write
 /// in place (an archive, say) and hand to
-/// [`Client::call_buffer`](crate::Client::call_buffer): the daemon reads it where it
-/// lies, with no copy on this side. It is zeroed when made.
+/// [`Client::call_buffer`](crate::Client::call_buffer) of the client that made it
+/// (another client refuses it): the daemon reads it where it lies, with no copy on this
+/// side. It is zeroed when made.
 pub struct ArgSlot {
     pub(crate) lease: Lease,
     pub(crate) len: usize,
+    /// The id of the client whose segment holds it.
+    pub(crate) client: u64,
 }
 
 impl Deref for ArgSlot {

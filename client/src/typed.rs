@@ -89,7 +89,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
         module: RemoteModule,
         m: MethodInfo,
     ) -> Result<Self, RuntimeError> {
-        let name = client.name(module).to_string();
+        let name = client.name(module)?.to_string();
         let args = format(m.args)?;
         let result = format(m.result)?;
         if args == Format::Archived {
@@ -226,7 +226,7 @@ where
         module: RemoteModule,
         m: MethodInfo,
     ) -> Result<Self, RuntimeError> {
-        let name = client.name(module).to_string();
+        let name = client.name(module)?.to_string();
         for (part, theirs, type_name, ours) in [
             (
                 "arguments",

@@ -1,0 +1,94 @@
+//! A client used in ways it cannot serve: another client's handles and buffers. Each is
+//! refused with an error that says so; none panics or reaches another module.
+
+mod common;
+
+use common::{Daemon, Setup};
+use memlink_client::{CallOptions, Client, RuntimeError};
+
+fn refused_as_foreign(result: Result<impl std::fmt::Debug, RuntimeError>) -> String {
+    match result {
+        Err(e @ RuntimeError::BadReference { .. }) => e.to_string(),
+        other => panic!("a foreign handle was not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn a_handle_of_another_client_is_refused_by_every_method_that_takes_one() {
+    let daemon = Daemon::start(Setup::modules(&["basic", "async_echo"]));
+    let a = Client::connect(&daemon.socket).unwrap();
+    let b = Client::connect(&daemon.socket).unwrap();
+    // `a` resolves two modules, `b` one: `a`'s first handle is at the place of `b`'s
+    // only module, and its second at a place `b` has none.
+    let a_basic = a.module("basic").unwrap();
+    let a_echo = a.module("async_echo").unwrap();
+    let b_echo = b.module("async_echo").unwrap();
+    assert_ne!(a_basic, b_echo);
+    assert_ne!(a_echo, b_echo, "handles of two clients never compare equal");
+
+    for foreign in [a_basic, a_echo] {
+        let text = refused_as_foreign(b.call(foreign, "echo", b"hi"));
+        assert!(text.contains("another client"), "{text}");
+        assert!(text.contains(&foreign.to_string()), "{text}");
+        refused_as_foreign(b.call_with(foreign, "echo", b"hi", &CallOptions::default()));
+        refused_as_foreign(b.call_typed::<_, String>(foreign, "echo", &("hi",)));
+        refused_as_foreign(b.typed::<(String,), String>(foreign, "echo"));
+        refused_as_foreign(b.archived::<u32, u32>(foreign, "echo"));
+        refused_as_foreign(b.methods(foreign));
+        refused_as_foreign(b.backpressure(foreign));
+        let buffer = b.arg_buffer(3).unwrap();
+        refused_as_foreign(b.call_buffer(foreign, "echo", buffer, &CallOptions::default()));
+        let mut buffer = b.arg_buffer(3).unwrap();
+        refused_as_foreign(
+            b.call_slot(foreign, "echo", &mut buffer, &CallOptions::default())
+                .map(|r| r.to_vec()),
+        );
+        let mut batch = b.batch();
+        refused_as_foreign(batch.push(foreign, "echo", b"hi"));
+        assert!(batch.is_empty());
+        // Through the trait the runtime shares, too.
+        refused_as_foreign(memlink_client::Caller::call_with(
+            &b,
+            foreign,
+            "echo",
+            b"hi",
+            &CallOptions::default(),
+        ));
+    }
+
+    // Each client's own handles still serve, and reach their own modules.
+    assert_eq!(&*a.call(a_basic, "echo", b"hi").unwrap(), b"hi");
+    let sum: u32 = a.call_typed(a_basic, "add", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+    assert!(b
+        .methods(b_echo)
+        .unwrap()
+        .iter()
+        .any(|m| m.name == "time_left"));
+    let typed = a.typed::<(u32, u32), u32>(a_basic, "add").unwrap();
+    assert_eq!(typed.module(), a_basic);
+    assert_eq!(typed.call(&(1, 1)).unwrap(), 2);
+}
+
+#[test]
+fn an_argument_buffer_of_another_client_is_refused() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let a = Client::connect(&daemon.socket).unwrap();
+    let b = Client::connect(&daemon.socket).unwrap();
+    let b_basic = b.module("basic").unwrap();
+    let mut buffer = a.arg_buffer(3).unwrap();
+    buffer.copy_from_slice(b"abc");
+    let text = refused_as_foreign(
+        b.call_slot(b_basic, "echo", &mut buffer, &CallOptions::default())
+            .map(|r| r.to_vec()),
+    );
+    assert!(text.contains("argument buffer"), "{text}");
+    refused_as_foreign(b.call_buffer(b_basic, "echo", buffer, &CallOptions::default()));
+    // Its own client's buffer serves.
+    let mut own = b.arg_buffer(3).unwrap();
+    own.copy_from_slice(b"abc");
+    let reply = b
+        .call_slot(b_basic, "echo", &mut own, &CallOptions::default())
+        .unwrap();
+    assert_eq!(&*reply, b"abc");
+}
