@@ -34,6 +34,8 @@ pub struct ClientConfig {
     /// How long a caller spins on its reply before sleeping (default 20 µs).
     pub spin: Duration,
     /// How long to keep trying to (re)connect while the daemon is not there (default 2 s).
+    /// A timeout too long to add to the current instant (`Duration::MAX`) is no limit:
+    /// the client keeps trying for as long as the daemon is not there.
     pub reconnect_timeout: Duration,
 }
 
@@ -67,7 +69,9 @@ impl ClientConfig {
         self
     }
 
-    /// Sets [`reconnect_timeout`](ClientConfig::reconnect_timeout).
+    /// Sets [`reconnect_timeout`](ClientConfig::reconnect_timeout). `Duration::MAX` (or
+    /// any timeout too long to add to the current instant) means no limit: the client
+    /// keeps trying to connect for as long as the daemon is not there.
     pub fn reconnect_timeout(mut self, timeout: Duration) -> Self {
         self.reconnect_timeout = timeout;
         self
@@ -379,7 +383,8 @@ impl Client {
         }
         *slot = None;
         lock(&self.methods).clear();
-        let until = Instant::now() + self.config.reconnect_timeout;
+        // `None`: a timeout past what an instant can hold, which is no limit.
+        let until = Instant::now().checked_add(self.config.reconnect_timeout);
         loop {
             let geometry = *lock(&self.geometry);
             match Connection::connect(&self.socket, geometry, self.waiting()) {
@@ -388,7 +393,7 @@ impl Client {
                     *slot = Some(Arc::clone(&conn));
                     return Ok(conn);
                 }
-                Err(CallError::Gone(reason)) if Instant::now() < until => {
+                Err(CallError::Gone(reason)) if until.is_none_or(|u| Instant::now() < u) => {
                     let _ = reason;
                     std::thread::sleep(Duration::from_millis(20));
                 }

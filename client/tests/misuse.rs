@@ -1,10 +1,13 @@
-//! A client used in ways it cannot serve: another client's handles and buffers. Each is
-//! refused with an error that says so; none panics or reaches another module.
+//! A client used in ways it cannot serve: another client's handles and buffers,
+//! durations too long to add to an instant. Each is refused with an error that says so,
+//! or served as documented; none panics or reaches another module.
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{Daemon, Setup};
-use memlink_client::{CallOptions, Client, RuntimeError};
+use memlink_client::{CallOptions, Client, ClientConfig, RuntimeError};
 
 fn refused_as_foreign(result: Result<impl std::fmt::Debug, RuntimeError>) -> String {
     match result {
@@ -91,4 +94,62 @@ fn an_argument_buffer_of_another_client_is_refused() {
         .call_slot(b_basic, "echo", &mut own, &CallOptions::default())
         .unwrap();
     assert_eq!(&*reply, b"abc");
+}
+
+#[test]
+fn a_reconnect_timeout_too_long_for_an_instant_is_no_limit() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let config = ClientConfig::default().reconnect_timeout(Duration::MAX);
+    let client = Client::with_config(&daemon.socket, config.clone()).unwrap();
+    let basic = client.module("basic").unwrap();
+    let sum: u32 = client.call_typed(basic, "add", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+
+    // With no daemon yet, connecting waits for as long as it takes one to start.
+    let dir = common::scratch_dir();
+    let socket = dir.join("memlink.sock");
+    let waiting = std::thread::spawn(move || Client::with_config(&socket, config));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "connecting gave up without a limit");
+    let _late = Daemon::start_in(dir, Setup::modules(&["basic"]));
+    let client = waiting.join().unwrap().unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"x").unwrap(), b"x");
+}
+
+#[test]
+fn calls_with_timeouts_and_deadlines_too_far_to_reach_run_as_calls_without_one() {
+    let daemon = Daemon::start(Setup::modules(&["async_echo"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let echo = client.module("async_echo").unwrap();
+    let time_left = client.typed::<(), Option<u64>>(echo, "time_left").unwrap();
+
+    let unbounded = CallOptions::default().timeout(Duration::MAX);
+    assert_eq!(time_left.call_with(&(), &unbounded).unwrap(), None);
+    let reply = client
+        .call_with(echo, "echo_after", b"\x92\x00\xc4\x01z", &unbounded)
+        .unwrap();
+    assert_eq!(&*reply, b"z");
+
+    // An instant centuries ahead: the call runs, and sees a long time left.
+    let far = Instant::now()
+        .checked_add(Duration::from_secs(u64::MAX >> 2))
+        .expect("an instant far ahead");
+    let options = CallOptions::default().deadline(far);
+    let left = time_left.call_with(&(), &options).unwrap();
+    assert!(
+        left.is_none_or(|ms| ms > 1000 * 86_400 * 365),
+        "{left:?} ms left"
+    );
+    let reply = client
+        .call_with(echo, "echo_after", b"\x92\x00\xc4\x01z", &options)
+        .unwrap();
+    assert_eq!(&*reply, b"z");
+    let mut batch = client.batch().options(options);
+    batch
+        .push(echo, "echo_after", b"\x92\x00\xc4\x01z")
+        .unwrap();
+    for result in batch.run() {
+        assert_eq!(&*result.unwrap(), b"z");
+    }
 }
