@@ -31,7 +31,8 @@ pub struct ClientConfig {
     /// again with slots that hold them (fewer slots if the daemon's per-client limit
     /// needs it), and a result too large for its slot grows them for the calls after.
     pub slot_size: u64,
-    /// How long a caller spins on its reply before sleeping (default 20 µs).
+    /// How long a caller spins on its reply before sleeping (default 20 µs; at most
+    /// 50 ms, the interval at which a sleeping caller checks that the daemon is there).
     pub spin: Duration,
     /// How long to keep trying to (re)connect while the daemon is not there (default 2 s).
     /// A timeout too long to add to the current instant (`Duration::MAX`) is no limit:
@@ -443,9 +444,12 @@ impl Client {
     }
 
     fn waiting(&self) -> Waiting {
+        let waiting = Waiting::default();
         Waiting {
-            spin: self.config.spin,
-            ..Waiting::default()
+            // A caller checks its deadline and the daemon's life only once it stops
+            // spinning: a longer spin would put both off (forever, for `Duration::MAX`).
+            spin: self.config.spin.min(waiting.poll),
+            ..waiting
         }
     }
 

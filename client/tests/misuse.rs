@@ -153,3 +153,27 @@ fn calls_with_timeouts_and_deadlines_too_far_to_reach_run_as_calls_without_one()
         assert_eq!(&*result.unwrap(), b"z");
     }
 }
+
+#[test]
+fn a_spin_too_long_still_notices_a_daemon_that_died() {
+    let daemon = Daemon::start(Setup::modules(&["async_echo"]));
+    let config = ClientConfig::default()
+        .spin(Duration::MAX)
+        .reconnect_timeout(Duration::from_millis(100));
+    let client = Client::with_config(&daemon.socket, config).unwrap();
+    let echo = client.module("async_echo").unwrap();
+    let calling = std::thread::spawn(move || {
+        let started = Instant::now();
+        // Sleeps a minute: only the daemon's death ends it sooner.
+        let result = client.call(echo, "echo_after", b"\x92\xcd\xea\x60\xc4\x00");
+        (result.map(|r| r.to_vec()), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(daemon);
+    let (result, took) = calling.join().unwrap();
+    assert!(
+        matches!(result, Err(RuntimeError::DaemonGone { .. })),
+        "{result:?}"
+    );
+    assert!(took < Duration::from_secs(10), "noticed after {took:?}");
+}
