@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use memlink_abi::Format;
 use memlink_ipc::client::{CallError, Connection, Lease, Waiting};
 use memlink_ipc::control::MethodInfo;
+use memlink_ipc::segment::{MAX_SLOTS, MAX_SLOT_SIZE};
 use memlink_ipc::slot::Op;
 use memlink_ipc::{clock, Failure, Geometry};
 use memlink_runtime::{CallOptions, Caller, RuntimeError};
@@ -24,12 +25,14 @@ use crate::output::{ArgSlot, RemoteOutput, SlotReply};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// Calls this client can have in flight at once (default 8, at most 64).
+    /// Calls this client can have in flight at once (default 8; 1 to 64, another number
+    /// is refused when connecting).
     pub slots: u32,
     /// Bytes each call's arguments, and result, may take at first (default 1 MiB). A
     /// call with larger arguments grows the connection's segment: the client connects
     /// again with slots that hold them (fewer slots if the daemon's per-client limit
     /// needs it), and a result too large for its slot grows them for the calls after.
+    /// 1 byte to 1 GiB (rounded up to a page); another size is refused when connecting.
     pub slot_size: u64,
     /// How long a caller spins on its reply before sleeping (default 20 µs; at most
     /// 50 ms, the interval at which a sleeping caller checks that the daemon is there).
@@ -52,13 +55,15 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
-    /// Sets [`slots`](ClientConfig::slots).
+    /// Sets [`slots`](ClientConfig::slots): 1 to 64, or connecting fails naming the
+    /// setting.
     pub fn slots(mut self, slots: u32) -> Self {
         self.slots = slots;
         self
     }
 
-    /// Sets [`slot_size`](ClientConfig::slot_size).
+    /// Sets [`slot_size`](ClientConfig::slot_size): 1 byte to 1 GiB, or connecting fails
+    /// naming the setting.
     pub fn slot_size(mut self, bytes: u64) -> Self {
         self.slot_size = bytes;
         self
@@ -76,6 +81,39 @@ impl ClientConfig {
     pub fn reconnect_timeout(mut self, timeout: Duration) -> Self {
         self.reconnect_timeout = timeout;
         self
+    }
+
+    /// The geometry the settings ask for, or the error naming the setting that no
+    /// connection can have. The client refuses it itself: the daemon never saw it.
+    fn geometry(&self) -> Result<Geometry, RuntimeError> {
+        // No error of the runtime's is about a setting: `Codec` prints as
+        // `ClientConfig::slots: why`, and blames no daemon as `Daemon` would.
+        let refused = |setting: &str, reason: String| RuntimeError::Codec {
+            module: "ClientConfig".to_owned(),
+            method: setting.to_owned(),
+            reason,
+        };
+        if !(1..=MAX_SLOTS).contains(&self.slots) {
+            return Err(refused(
+                "slots",
+                format!(
+                    "{} slots: a client has 1 to {MAX_SLOTS} (the calls it can have in flight at once)",
+                    self.slots
+                ),
+            ));
+        }
+        if !(1..=MAX_SLOT_SIZE).contains(&self.slot_size) {
+            return Err(refused(
+                "slot_size",
+                format!(
+                    "slots of {} bytes: a slot holds 1 to {MAX_SLOT_SIZE} bytes",
+                    self.slot_size
+                ),
+            ));
+        }
+        // Within both bounds the segment takes them; any rule it adds is still about
+        // the settings.
+        Geometry::new(self.slots, self.slot_size).map_err(|reason| refused("slots", reason))
     }
 }
 
@@ -142,8 +180,7 @@ impl Client {
         socket: impl AsRef<Path>,
         config: ClientConfig,
     ) -> Result<Client, RuntimeError> {
-        let geometry = Geometry::new(config.slots, config.slot_size)
-            .map_err(|reason| RuntimeError::Daemon { reason })?;
+        let geometry = config.geometry()?;
         let client = Client {
             id: NEXT_CLIENT.fetch_add(1, Ordering::Relaxed),
             socket: socket.as_ref().to_owned(),

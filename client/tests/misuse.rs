@@ -1,6 +1,7 @@
-//! A client used in ways it cannot serve: another client's handles and buffers,
-//! durations too long to add to an instant. Each is refused with an error that says so,
-//! or served as documented; none panics or reaches another module.
+//! A client used in ways it cannot serve: another client's handles and buffers, settings
+//! no connection can have, durations too long to add to an instant. Each is refused
+//! with an error that says so, or served as documented; none panics or reaches another
+//! module.
 
 mod common;
 
@@ -176,4 +177,55 @@ fn a_spin_too_long_still_notices_a_daemon_that_died() {
         "{result:?}"
     );
     assert!(took < Duration::from_secs(10), "noticed after {took:?}");
+}
+
+#[test]
+fn settings_no_connection_can_have_are_refused_naming_the_setting() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let cases = [
+        (
+            ClientConfig::default().slots(0),
+            "ClientConfig::slots",
+            "0 slots",
+        ),
+        (
+            ClientConfig::default().slots(65),
+            "ClientConfig::slots",
+            "65 slots",
+        ),
+        (
+            ClientConfig::default().slot_size(0),
+            "ClientConfig::slot_size",
+            "0 bytes",
+        ),
+        (
+            ClientConfig::default().slot_size(u64::MAX),
+            "ClientConfig::slot_size",
+            "18446744073709551615 bytes",
+        ),
+    ];
+    for (config, setting, value) in cases {
+        let e = Client::with_config(&daemon.socket, config).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            !matches!(
+                e,
+                RuntimeError::Daemon { .. } | RuntimeError::DaemonGone { .. }
+            ),
+            "{text}"
+        );
+        assert!(text.contains(setting), "{text}");
+        assert!(text.contains(value), "{text}");
+        assert!(!text.contains("daemon"), "no daemon saw it: {text}");
+    }
+    // The bounds themselves serve.
+    for config in [
+        ClientConfig::default().slots(1).slot_size(1),
+        ClientConfig::default().slots(64),
+    ] {
+        let client = Client::with_config(&daemon.socket, config).unwrap();
+        let basic = client.module("basic").unwrap();
+        let sum: u32 = client.call_typed(basic, "add", &(2u32, 3u32)).unwrap();
+        assert_eq!(sum, 5);
+    }
 }
