@@ -363,23 +363,13 @@ fn memlink_os(args: &[&OsStr]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// A directory of this test's own, under the workspace's target directory.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = common::workspace()
-        .join("target/test-fixtures")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Only a stale socket is ever replaced: a regular file, a directory, a FIFO or a
 /// symbolic link at the socket's path makes `serve` refuse to start, naming the path and
 /// what is there, and leaves it as it was.
 #[test]
 fn serve_refuses_a_socket_path_that_is_not_a_socket_and_leaves_it_alone() {
     use std::os::unix::fs::FileTypeExt;
-    let dir = scratch("not-a-socket");
+    let dir = common::scratch("not-a-socket");
     let file = dir.join("notes.txt");
     std::fs::write(&file, "someone's notes\n").unwrap();
     let sub = dir.join("a-directory");
@@ -429,7 +419,7 @@ fn serve_refuses_a_socket_path_that_is_not_a_socket_and_leaves_it_alone() {
 /// the socket's path.
 #[test]
 fn serve_with_a_bad_metrics_address_leaves_no_socket_behind() {
-    let dir = scratch("bad-metrics");
+    let dir = common::scratch("bad-metrics");
     let socket = dir.join("memlink.sock");
     let out = memlink_os(&[
         OsStr::new("serve"),
@@ -453,7 +443,7 @@ fn serve_with_a_bad_metrics_address_leaves_no_socket_behind() {
 /// the settings file is refused, naming the key, before anything starts.
 #[test]
 fn serve_refuses_a_zero_max_concurrency() {
-    let dir = scratch("zero-concurrency");
+    let dir = common::scratch("zero-concurrency");
     let socket = dir.join("memlink.sock");
     let config = dir.join("memlink.toml");
     std::fs::write(
@@ -487,7 +477,7 @@ fn serve_refuses_a_zero_max_concurrency() {
 #[test]
 fn arguments_that_are_not_utf8_are_handled_or_refused_without_a_panic() {
     use std::os::unix::ffi::OsStrExt;
-    let dir = scratch("not-utf8");
+    let dir = common::scratch("not-utf8");
     let mut bytes = dir.as_os_str().as_bytes().to_vec();
     bytes.extend_from_slice(b"/lib\xffnone.so");
     let missing = OsStr::from_bytes(&bytes);
@@ -587,7 +577,7 @@ fn a_module_at_a_path_that_is_not_utf8_is_called_and_served() {
     use std::io::{BufRead, BufReader};
     use std::os::unix::ffi::OsStrExt;
     use std::time::{Duration, Instant};
-    let dir = scratch("utf8-less");
+    let dir = common::scratch("utf8-less");
     let mut name = dir.as_os_str().as_bytes().to_vec();
     name.extend_from_slice(b"/lib\xffbasic.so");
     let module = std::path::PathBuf::from(OsStr::from_bytes(&name));

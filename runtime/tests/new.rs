@@ -18,16 +18,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A fresh directory for this test's workspaces.
-fn scratch(name: &str) -> PathBuf {
-    let dir = common::workspace()
-        .join("target/test-fixtures")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Runs `cargo COMMAND --quiet` in the workspace `root`, with this workspace's lock file
 /// (the same dependency versions: nothing new to download) and a target directory kept
 /// between runs. Returns the output and the target directory.
@@ -50,7 +40,7 @@ fn cargo(root: &Path, command: &str) -> (Output, PathBuf) {
 
 #[test]
 fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
-    let dir = scratch("memlink-new");
+    let dir = common::scratch("memlink-new");
     // No --path: the checkout this memlink was built in.
     let out = memlink(&dir, &["new", "demo"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -101,7 +91,7 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
 
 #[test]
 fn the_source_of_the_memlink_crates_can_be_chosen_and_bad_names_are_refused() {
-    let dir = scratch("memlink-new-sources");
+    let dir = common::scratch("memlink-new-sources");
     let url = "https://example.invalid/memlink.git";
     let out = memlink(&dir, &["new", "from_git", "--git", url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -156,7 +146,7 @@ fn readme_blocks(from: &str, to: &str, lang: &str) -> Vec<String> {
 /// host snippet then loads the module and calls it, and `memlink call` answers.
 #[test]
 fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
-    let dir = scratch("memlink-readme");
+    let dir = common::scratch("memlink-readme");
     let checkout = common::workspace().canonicalize().unwrap();
     let out = memlink(&dir, &["new", "my_module"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -90,6 +90,17 @@ pub fn load(name: &str) -> (Runtime, ModuleHandle) {
     (runtime, handle)
 }
 
+/// A fresh directory for this test's files, under the workspace's target directory
+/// (emptied if a run before left it).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = workspace()
+        .join("target/test-fixtures")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Compiles `tests/fixtures/{name}.rs` into a cdylib with plain rustc (no memlink-msdk:
 /// these fixtures imitate broken or foreign libraries). Each test binary builds its own
 /// copy (test binaries run at once, and one must not load a file another is writing),
