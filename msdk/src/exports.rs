@@ -290,7 +290,7 @@ unsafe fn run(
     guard::end_of_call(frame.as_mut_ptr());
     match failed {
         None => Status::Ok as i32,
-        Some(error) => fail(frame, host, &error),
+        Some(error) => fail(frame, host, &with_signature(error, entry)),
     }
 }
 
@@ -406,7 +406,7 @@ unsafe fn call(
     }
     let outcome = invoke(&invocation);
     frame.set_arena_used(arena.used());
-    outcome.map_err(|e| with_signature(e, entry))?;
+    outcome?;
     if budget.is_some() && expired() {
         return Err(timed_out());
     }
