@@ -358,6 +358,20 @@ impl DaemonConfig {
         if self.threads_per_connection == 0 {
             return Err("`threads_per_connection` is at least 1".to_owned());
         }
+        // A client names the module in each call's slot, in at most `MAX_NAME` bytes: a
+        // longer name (or none) could be served but never called.
+        let max = memlink_ipc::slot::MAX_NAME;
+        if let Some(name) = self
+            .modules
+            .iter()
+            .filter_map(|m| m.name.as_ref())
+            .find(|n| n.is_empty() || n.len() > max)
+        {
+            return Err(format!(
+                "the module name {name:?} is {} bytes: a served module's name is 1 to {max} bytes, what a call's slot holds",
+                name.len()
+            ));
+        }
         Ok(())
     }
 
@@ -635,6 +649,25 @@ mod tests {
         made.runtime.max_concurrency = Some(0);
         let err = made.workers().unwrap_err();
         assert!(err.contains("`[runtime] max_concurrency` is 0"), "{err}");
+    }
+
+    #[test]
+    fn a_module_name_no_call_could_carry_is_refused() {
+        let with_name = |name: &str| {
+            let mut config = DaemonConfig::new("/s");
+            config
+                .modules
+                .push(ModuleEntry::new(Some(name.to_owned()), "/x/libm.so"));
+            config
+        };
+        for name in [String::new(), "n".repeat(65)] {
+            let err = with_name(&name).workers().unwrap_err();
+            assert!(
+                err.contains("a served module's name is 1 to 64 bytes"),
+                "{err}"
+            );
+        }
+        assert!(with_name(&"n".repeat(64)).workers().is_ok());
     }
 
     /// The settings reach each worker as MessagePack: paths that are not UTF-8 (a Linux
