@@ -16,6 +16,10 @@ use crate::output::RemoteOutput;
 /// one connection: the first call grows the slots if it needs to, and a later call
 /// larger than them is refused (send it in a batch of its own, or first).
 ///
+/// A pushed call holds its slot until [`run`](Batch::run) collects it (or the batch is
+/// dropped). So do not push into a second batch while a first one on the same client holds
+/// every slot: that push waits for a slot the first batch frees only when it runs.
+///
 /// ```no_run
 /// # use memlink_client::Client;
 /// # let client = Client::connect("/run/memlink.sock")?;
