@@ -469,6 +469,41 @@ fn limits_refuse_clearly_and_the_socket_is_private() {
     assert_eq!(line.split_whitespace().nth(3), Some("64"), "{line}");
 }
 
+/// Connections that never say hello count against `max_connections` while the daemon
+/// waits for their hello: past the limit a connection is refused at once, saying why,
+/// instead of each taking a thread for the hello's timeout. Once they hang up, clients
+/// are welcome again.
+#[test]
+fn silent_connections_count_against_the_limit_until_they_hang_up() {
+    let daemon = Daemon::start(Setup {
+        toml: "max_connections = 2\n".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let silent: Vec<UnixStream> = (0..2)
+        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    let err = Client::connect(&daemon.socket).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("2 connections are still to say hello"),
+        "{err}"
+    );
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        match Client::connect(&daemon.socket) {
+            Ok(client) => break client,
+            Err(e) if Instant::now() < deadline => {
+                assert!(e.to_string().contains("still to say hello"), "{e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("no client welcome after the silent ones left: {e}"),
+        }
+    };
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"again").unwrap(), b"again");
+}
+
 /// A socket left by a daemon that died (nothing accepts on it) is replaced by the next
 /// daemon; a socket a daemon serves on is not: a second daemon refuses to start and the
 /// first keeps serving.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use memlink_ipc::control::{self, Claims, ToWorker};
@@ -94,6 +94,10 @@ pub(super) struct Shared {
     pub(super) free_rows: Mutex<Vec<u32>>,
     pub(super) next_id: AtomicU64,
     pub(super) shutting_down: AtomicBool,
+    /// Connections accepted that have not yet said hello (or been refused), each on a
+    /// thread of its own: bounded by `max_connections` too, so silent connections cannot
+    /// pile threads up for the hello's timeout.
+    pub(super) greeting: AtomicUsize,
 }
 
 impl Shared {

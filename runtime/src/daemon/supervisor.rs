@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +59,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         conns: Mutex::default(),
         next_id: AtomicU64::new(1),
         shutting_down: AtomicBool::new(false),
+        greeting: AtomicUsize::new(0),
     });
     let keepers = match start_workers(&shared) {
         Ok(keepers) => keepers,
@@ -96,6 +97,18 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
             break;
         }
         let Ok(stream) = stream else { continue };
+        if shared.greeting.fetch_add(1, Ordering::SeqCst) >= shared.config.max_connections as usize
+        {
+            shared.greeting.fetch_sub(1, Ordering::SeqCst);
+            let why = format!(
+                "{} connections are still to say hello, the daemon's limit",
+                shared.config.max_connections
+            );
+            tracing::warn!("connection refused: {why}");
+            // A small answer into a fresh socket's empty buffer: it does not block.
+            let _ = control::send(&stream, &Answer::Refused(why), None);
+            continue;
+        }
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || client(&shared, stream));
     }
@@ -263,7 +276,9 @@ fn on_signals(shared: Arc<Shared>) -> Result<(), String> {
 
 /// One client: the handshake, then waiting for it to hang up.
 fn client(shared: &Shared, stream: UnixStream) {
-    let (id, row) = match welcome(shared, &stream) {
+    let welcomed = welcome(shared, &stream);
+    shared.greeting.fetch_sub(1, Ordering::SeqCst);
+    let (id, row) = match welcomed {
         Ok(v) => v,
         Err(why) => {
             tracing::warn!("connection refused: {why}");
