@@ -123,6 +123,52 @@ pub fn from_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
 }
 
+/// One step of the way to a value that did not decode ([`failure_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathStep {
+    /// The element at this index of an array (or of arguments given as an array).
+    Index(usize),
+    /// The value under this key of a map (or a struct's field).
+    Key(String),
+    /// This variant of an enum.
+    Variant(String),
+}
+
+/// Where decoding `bytes` as a `T` fails, from the outermost value in: what to tell a
+/// caller beside the decoder's own words, which name no field (`wrong msgpack marker
+/// FixStr(1)`). Empty when the failure is at the top, or when `bytes` decode.
+///
+/// It decodes `bytes` again, with the same limits as [`from_msgpack`], keeping track of
+/// where it is: for a call's error path, not its way to success.
+///
+/// ```
+/// use memlink_abi::msgpack::{failure_path, to_msgpack, PathStep};
+///
+/// let bytes = to_msgpack(&(1u32, "two")).unwrap();
+/// assert_eq!(failure_path::<(u32, u32)>(&bytes), [PathStep::Index(1)]);
+/// ```
+#[cold]
+pub fn failure_path<T: DeserializeOwned>(bytes: &[u8]) -> Vec<PathStep> {
+    use serde_path_to_error::Segment;
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    let left = std::cell::Cell::new(MAX_NESTING);
+    match serde_path_to_error::deserialize::<_, T>(depth::Depth::new(&mut de, &left)) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .path()
+            .iter()
+            .filter_map(|step| match step {
+                Segment::Seq { index } => Some(PathStep::Index(*index)),
+                Segment::Map { key } => Some(PathStep::Key(key.clone())),
+                Segment::Enum { variant } => Some(PathStep::Variant(variant.clone())),
+                Segment::Unknown => None,
+            })
+            .collect(),
+    }
+}
+
 /// [`from_msgpack`] through `rmp_serde` alone.
 fn from_msgpack_by_rmp<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);

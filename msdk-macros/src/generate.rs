@@ -9,6 +9,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 use syn::{FnArg, Ident, LitStr, PatType};
 
 use crate::export::{Args, Export, Field, ResultKind};
@@ -276,9 +277,10 @@ fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
     }
     let field_names: Vec<&Ident> = fields.iter().map(|f| &f.name).collect();
     let locals: Vec<Ident> = (0..fields.len()).map(Names::arg).collect();
+    let params = field_names.iter().map(|name| name.unraw().to_string());
     let by_serde = quote! {
         let #args_struct { #(#field_names: #locals,)* } =
-            #inv.decode_args::<#args_struct>()?;
+            #inv.decode_args::<#args_struct>(&[#(#params),*])?;
     };
     let scalars = fields.len() <= 8 && fields.iter().all(|f| types::is_plain_arg(&f.ty));
     if !scalars {

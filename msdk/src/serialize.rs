@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 
 pub use memlink_abi::msgpack::{encode_into, from_msgpack, to_msgpack, MAX_DEPTH, MAX_NESTING};
 
+use memlink_abi::msgpack::{failure_path, PathStep};
+
 pub mod primitive;
 
 use crate::error::{ModuleError, Result};
@@ -24,9 +26,65 @@ pub(crate) fn decode_args<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         bytes
     };
     from_msgpack(bytes).map_err(|e| match e {
-        ModuleError::Serialize(m) => ModuleError::Serialize(format!("bad arguments: {m}")),
+        ModuleError::Serialize(m) => ModuleError::Serialize(format!("{BAD_ARGUMENTS}{m}")),
         other => other,
     })
+}
+
+/// How [`decode_args`]' errors start.
+const BAD_ARGUMENTS: &str = "bad arguments: ";
+
+/// `error`, from [`decode_args`] of `bytes` as a `T` whose fields are the parameters
+/// `params` in order, naming the argument it is about when it is about one: decoded
+/// again, keeping track of where, for the error path only.
+#[cold]
+pub(crate) fn name_the_argument<T: DeserializeOwned>(
+    error: ModuleError,
+    bytes: &[u8],
+    params: &[&str],
+) -> ModuleError {
+    match error {
+        ModuleError::Serialize(m) if m.starts_with(BAD_ARGUMENTS) => {
+            let at = which_argument(&failure_path::<T>(bytes), params);
+            ModuleError::Serialize(format!("{BAD_ARGUMENTS}{at}{}", &m[BAD_ARGUMENTS.len()..]))
+        }
+        other => other,
+    }
+}
+
+/// The most steps of a path into an argument an error names: a value nested deeper is
+/// named by where it starts.
+const SHOWN_STEPS: usize = 8;
+
+/// `argument `b`: ` for a failure at `path` (`argument `user` at `.name`: ` inside one),
+/// or nothing for a failure that is not inside an argument.
+#[cold]
+fn which_argument(path: &[PathStep], params: &[&str]) -> String {
+    let name = match path.first() {
+        Some(PathStep::Index(i)) => match params.get(*i) {
+            Some(name) => format!("`{name}`"),
+            None => format!("{}", i + 1),
+        },
+        Some(PathStep::Key(key)) => format!("`{key}`"),
+        _ => return String::new(),
+    };
+    let mut within = String::new();
+    for step in path.iter().skip(1).take(SHOWN_STEPS) {
+        match step {
+            PathStep::Index(i) => within.push_str(&format!("[{i}]")),
+            PathStep::Key(key) => within.push_str(&format!(".{key}")),
+            PathStep::Variant(v) => within.push_str(&format!("::{v}")),
+            _ => within.push_str(".?"),
+        }
+    }
+    if path.len() > SHOWN_STEPS + 1 {
+        within.push_str("...");
+    }
+    if within.is_empty() {
+        format!("argument {name}: ")
+    } else {
+        format!("argument {name} at `{within}`: ")
+    }
 }
 
 #[cfg(test)]
@@ -42,5 +100,49 @@ mod tests {
         assert!(decode_args::<NoArgs>(b"\xc0").is_ok());
         let err = decode_args::<u32>(b"\xc1").err().unwrap();
         assert!(matches!(err, ModuleError::Serialize(m) if m.starts_with("bad arguments: ")));
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)] // only decoded, for the errors
+    struct User {
+        id: u32,
+        name: String,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)] // only decoded, for the errors
+    struct Args {
+        count: u32,
+        user: User,
+    }
+
+    fn error(bytes: &[u8]) -> String {
+        let params = ["count", "user"];
+        match decode_args::<Args>(bytes).map_err(|e| name_the_argument::<Args>(e, bytes, &params)) {
+            Err(ModuleError::Serialize(m)) => m,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_error_names_the_argument_and_where_in_it() {
+        let bytes = to_msgpack(&("seven", (1u32, "ada"))).unwrap();
+        let m = error(&bytes);
+        assert!(m.starts_with("bad arguments: argument `count`: "), "{m}");
+        let bytes = to_msgpack(&(7u32, (1u32, 2u32))).unwrap();
+        let m = error(&bytes);
+        assert!(
+            m.starts_with("bad arguments: argument `user` at `[1]`: "),
+            "{m}"
+        );
+        let by_name = std::collections::BTreeMap::from([("count", 1u32), ("user", 2u32)]);
+        let m = error(&to_msgpack(&by_name).unwrap());
+        assert!(m.starts_with("bad arguments: argument `user`: "), "{m}");
+        // Not inside one argument: the count is wrong.
+        let m = error(&to_msgpack(&(1u32,)).unwrap());
+        assert!(
+            m.starts_with("bad arguments: cannot decode MessagePack: invalid length 1"),
+            "{m}"
+        );
     }
 }

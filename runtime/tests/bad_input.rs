@@ -208,9 +208,9 @@ fn msgpack_with_two_arguments() {
             "strings for numbers",
             mp(&("x", "y")),
             // rmp-serde's wording names neither the argument nor the type it wanted; the
-            // export's signature after it does.
+            // argument's name before it and the export's signature after it do.
             Expect::Serialize(&[
-                "bad arguments: ",
+                "bad arguments: argument `a`: ",
                 "wrong msgpack marker FixStr(1)",
                 " (the export is `add(a: u32, b: u32) -> u32`)",
             ]),
@@ -222,8 +222,11 @@ fn msgpack_with_two_arguments() {
         ),
         case(
             "too large",
-            mp(&(1u64 << 32, 2u32)),
-            Expect::Serialize(&["invalid value: integer `4294967296`, expected u32"]),
+            mp(&(2u32, 1u64 << 32)),
+            Expect::Serialize(&[
+                "argument `b`: ",
+                "invalid value: integer `4294967296`, expected u32",
+            ]),
         ),
         case(
             "three arguments",
