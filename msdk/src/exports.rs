@@ -423,7 +423,8 @@ unsafe fn call(
 fn with_signature(e: ModuleError, entry: &dispatch::MethodEntry) -> ModuleError {
     match e {
         ModuleError::Serialize(m)
-            if m.starts_with("bad arguments") || m.starts_with("bad archived arguments") =>
+            if !entry.signature.is_empty()
+                && (m.starts_with("bad arguments") || m.starts_with("bad archived arguments")) =>
         {
             ModuleError::Serialize(format!("{m} (the export is `{}`)", entry.signature))
         }

@@ -192,16 +192,28 @@ fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str
         .collect();
     keys.sort_unstable();
     keys.dedup();
+    // Every sample name written so far: a histogram `h` writes `h_bucket`, `h_sum` and
+    // `h_count` too, which a counter named `h_count` must not repeat.
     let mut taken = std::collections::HashSet::new();
+    let samples = |family: &str, kind: &str| -> Vec<String> {
+        match kind {
+            "histogram" => ["", "_bucket", "_sum", "_count"]
+                .iter()
+                .map(|end| format!("{family}{end}"))
+                .collect(),
+            _ => vec![family.to_owned()],
+        }
+    };
     keys.into_iter()
         .map(|(name, kind)| {
             let base = format!("memlink_module_{}", sanitize(name));
             let mut family = base.clone();
             let mut seed = 0u64;
-            while !taken.insert(family.clone()) {
+            while samples(&family, kind).iter().any(|s| taken.contains(s)) {
                 seed += 1;
                 family = format!("{base}_{:08x}", fnv(&[name, kind], seed) as u32);
             }
+            taken.extend(samples(&family, kind));
             (family, name, kind)
         })
         .collect()
@@ -328,6 +340,35 @@ mod tests {
         );
         // The same suffixes in every scrape, whichever order the modules come in.
         assert_eq!(text, render(&[b2, a2]));
+    }
+
+    #[test]
+    fn a_counter_named_like_a_histogram_s_samples_gets_a_family_of_its_own() {
+        let histogram = MetricValue::Histogram {
+            count: 1,
+            sum: 1.0,
+            buckets: vec![0; BUCKETS.len() + 1],
+        };
+        let m = module(
+            "a",
+            vec![
+                ("h".to_owned(), histogram.clone()),
+                ("h_count".to_owned(), MetricValue::Counter(1)),
+                // Sorts before `h_b` as given, but reduces to what `h_b`'s samples use.
+                ("h.b_count".to_owned(), MetricValue::Counter(2)),
+                ("h_b".to_owned(), histogram),
+            ],
+        );
+        let text = render(&[m]);
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap())
+            .collect();
+        let count = |name: &str| samples.iter().filter(|s| **s == name).count();
+        assert_eq!(count("memlink_module_h_count"), 1, "{text}");
+        assert_eq!(count("memlink_module_h_b_count"), 1, "{text}");
+        assert_eq!(samples.len(), 2 * (BUCKETS.len() + 3) + 2, "{text}");
     }
 
     #[test]

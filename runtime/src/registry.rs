@@ -403,7 +403,9 @@ impl Registry {
         let path = self.resolver.resolve(reference)?;
         let concurrency = settings
             .max_concurrency
-            .unwrap_or(self.config.max_concurrency);
+            .unwrap_or(self.config.max_concurrency)
+            // The field is public: a limit of 0 would refuse (or hold) every call.
+            .max(1);
         self.install(settings, || {
             if let Some((handle, _)) = self.live().find(|(_, m)| m.path == path) {
                 return Err(RuntimeError::AlreadyLoaded {

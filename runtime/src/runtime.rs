@@ -156,8 +156,9 @@ impl Runtime {
     /// runs after its code was unmapped. Loading the same file again initializes that
     /// same image again (its statics are not reset).
     ///
-    /// Waiting for the calls in flight, it must not run inside one of them: not from an
-    /// interceptor or a log sink of a call to this module.
+    /// Waiting for the calls in flight, it must not run inside one of them: not from a
+    /// call to this module (or a nested call it made), nor from an interceptor or a log
+    /// sink while such a call runs.
     pub fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
         self.registry.unload(handle)
     }
@@ -170,8 +171,8 @@ impl Runtime {
     /// already running finish on the old version; every call that starts after this
     /// returns runs the new one, and none is refused meanwhile. The old version is shut
     /// down (`memlink_shutdown`) once its last call has returned (this waits for it, so a
-    /// reload returns only after the calls running when it switched have; never reload
-    /// from inside a call, an interceptor or a log sink), and its persistent
+    /// reload returns only after the calls running when it switched have, and must not
+    /// run inside one of them, as for [`unload`](Runtime::unload)), and its persistent
     /// region and description freed; its image stays mapped (see
     /// [`unload`](Runtime::unload)). The new version is loaded from a private copy of the
     /// file, so reloading from the same path after rebuilding it loads the rebuilt code.
