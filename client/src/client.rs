@@ -86,11 +86,8 @@ impl ClientConfig {
     /// The geometry the settings ask for, or the error naming the setting that no
     /// connection can have. The client refuses it itself: the daemon never saw it.
     fn geometry(&self) -> Result<Geometry, RuntimeError> {
-        // No error of the runtime's is about a setting: `Codec` prints as
-        // `ClientConfig::slots: why`, and blames no daemon as `Daemon` would.
-        let refused = |setting: &str, reason: String| RuntimeError::Codec {
-            module: "ClientConfig".to_owned(),
-            method: setting.to_owned(),
+        let refused = |setting: &str, reason: String| RuntimeError::BadSetting {
+            setting: format!("ClientConfig::{setting}"),
             reason,
         };
         if !(1..=MAX_SLOTS).contains(&self.slots) {
@@ -119,7 +116,7 @@ impl ClientConfig {
 
 /// A module the daemon serves, resolved by name once ([`Client::module`]). It is valid
 /// only with the client that resolved it: another client refuses it
-/// ([`RuntimeError::BadReference`]), as a runtime refuses another runtime's handle.
+/// ([`RuntimeError::ForeignHandle`]), as a runtime refuses another runtime's handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RemoteModule {
     /// The id of the client that resolved it.
@@ -255,8 +252,8 @@ impl Client {
         let names = self.names.read().unwrap_or_else(|p| p.into_inner());
         match names.get(module.index as usize) {
             Some(name) if module.client == self.id => Ok(Arc::clone(name)),
-            _ => Err(RuntimeError::BadReference {
-                reference: format!("module handle {module}"),
+            _ => Err(RuntimeError::ForeignHandle {
+                handle: format!("module handle {module}"),
                 reason: if module.client == self.id {
                     "this client resolved no module under that handle"
                 } else {
@@ -272,8 +269,8 @@ impl Client {
         if buffer.client == self.id {
             return Ok(());
         }
-        Err(RuntimeError::BadReference {
-            reference: format!("argument buffer of client #{}", buffer.client),
+        Err(RuntimeError::ForeignHandle {
+            handle: format!("argument buffer of client #{}", buffer.client),
             reason: "it lies in the shared memory of the client that made it: call with that client, or make one with this client's `arg_buffer`",
         })
     }

@@ -167,6 +167,22 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
+    /// A handle or buffer of another daemon client (or one its client never issued), used
+    /// with this one: what [`UnknownHandle`](RuntimeError::UnknownHandle) is to a runtime.
+    ForeignHandle {
+        /// The handle or buffer, as it prints.
+        handle: String,
+        /// Why it is refused, and what to use instead.
+        reason: &'static str,
+    },
+    /// A setting no connection or runtime could work with, refused before anything was
+    /// asked of a daemon.
+    BadSetting {
+        /// The setting (`ClientConfig::slots`).
+        setting: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A typed call could not encode its arguments or decode the result.
     Codec {
         /// The module's name.
@@ -269,6 +285,8 @@ impl fmt::Display for RuntimeError {
             ReloadRefused { module, reason } => {
                 write!(f, "reload of module `{module}` refused: {reason}")
             }
+            ForeignHandle { handle, reason } => write!(f, "{handle} is not this client's: {reason}"),
+            BadSetting { setting, reason } => write!(f, "bad setting `{setting}`: {reason}"),
             Codec { module, method, reason } => write!(f, "{module}::{method}: {reason}"),
         }
     }
