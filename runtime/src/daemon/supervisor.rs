@@ -4,8 +4,9 @@
 
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +39,10 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let plans = config.workers()?;
+    // The socket's path is claimed first, so that a second daemon on it says so before
+    // it binds anything else (its metrics address would be taken too), and held until
+    // this one stops.
+    let _claim = claim(&config)?;
     raise_open_files();
     let workers = plans
         .into_iter()
@@ -198,8 +203,41 @@ fn raise_open_files() {
     }
 }
 
-fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
+/// The lock that makes one daemon the socket path's: an exclusive `flock` on
+/// `<socket>.lock`, held while the file stays open (the daemon's life).
+struct Claim {
+    /// Kept only to be closed when the daemon stops, which lets the lock go.
+    _lock: std::fs::File,
+}
+
+/// Claims the socket's path for this daemon: takes `<socket>.lock` (refused while another
+/// daemon holds it, starting or serving), then looks at what is at the path: nothing, or
+/// a socket left by a daemon that died, which it removes. Under the lock no other daemon
+/// checks or replaces the path meanwhile, so two starting at once cannot remove each
+/// other's socket.
+fn claim(config: &DaemonConfig) -> Result<Claim, String> {
     let path = &config.socket;
+    let mut lock_path = path.clone().into_os_string();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", Path::new(&lock_path).display()))?;
+    use rustix::fs::{flock, FlockOperation};
+    if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        return Err(if e == rustix::io::Errno::WOULDBLOCK {
+            format!(
+                "a daemon already serves on {} (or is starting)",
+                path.display()
+            )
+        } else {
+            format!("cannot lock {}: {e}", Path::new(&lock_path).display())
+        });
+    }
     // `symlink_metadata`: a link is judged as itself, so a link to a file is never
     // followed and its target never removed.
     match std::fs::symlink_metadata(path) {
@@ -231,6 +269,12 @@ fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot look at {}: {e}", path.display())),
     }
+    Ok(Claim { _lock: file })
+}
+
+/// Binds the socket at the path [`claim`] made free, with the configured mode.
+fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
+    let path = &config.socket;
     let listener =
         UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
     if let Err(e) =
