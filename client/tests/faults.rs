@@ -519,14 +519,24 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_left_to_its_daemon() {
     let daemon = Daemon::start_in(dir, Setup::modules(&["basic"]));
     still_serving(&daemon);
 
-    let second = Command::new(memlink())
+    let mut second = Command::new(memlink())
         .arg("serve")
         .arg("--socket")
         .arg(&daemon.socket)
         .arg(common::module_path("basic"))
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A second daemon that served instead of refusing would never exit: it is killed
+    // after a minute, and the assertions below then fail.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while second.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = second.kill();
+    let second = second.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{err}");
     assert!(
