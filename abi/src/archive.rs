@@ -210,10 +210,7 @@ where
         Ok(root) => Ok(root),
         Err(_) => match validate::<T::Archived, BoxedError>(bytes, limits.max_depth) {
             Ok(root) => Ok(root),
-            Err(e) => Err(bad(without_addresses(
-                &explain(&e, limits.max_depth),
-                bytes,
-            ))),
+            Err(e) => Err(bad(explain(&e, limits.max_depth, bytes))),
         },
     }
 }
@@ -236,9 +233,17 @@ where
 #[cfg(test)]
 mod tests;
 
-/// Says why validation failed: rkyv's error, the innermost context it recorded (the
-/// check that failed) and the outermost (where in the argument it was).
-fn explain(e: &BoxedError, depth: usize) -> String {
+/// Says why validation of `bytes` failed: rkyv's error, the innermost context it
+/// recorded (the check that failed) and the outermost (where in the argument it was),
+/// with offsets into `bytes` for addresses ([`without_addresses`]).
+#[cold]
+#[inline(never)]
+fn explain(e: &BoxedError, depth: usize, bytes: &[u8]) -> String {
+    without_addresses(&explain_in_rkyv_words(e, depth), bytes)
+}
+
+/// [`explain`], in rkyv's words as they come.
+fn explain_in_rkyv_words(e: &BoxedError, depth: usize) -> String {
     // Each `trace` rkyv added wraps the error once more; the alternate form of a level
     // adds its own trace to the plain message.
     let base = e.to_string();

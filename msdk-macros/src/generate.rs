@@ -107,6 +107,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
     let is_async = export.is_async;
     let pure = export.pure;
     let signature = LitStr::new(&export.signature, export.ident.span());
+    let which_argument = which_argument(export, &names);
     quote! {
         const _: () = {
             #args_struct
@@ -143,12 +144,32 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                 args_type: #args_type,
                 result_type: #result_type,
                 signature: #signature,
+                which_argument: #which_argument,
                 invoke: __memlink_invoke,
                 call: ::core::option::Option::Some(
                     #private::export_call::<__MemlinkOwnEntry>,
                 ),
             };
         };
+    }
+}
+
+/// The entry's `which_argument`: for parameters decoded from MessagePack, the function
+/// that names the one a refused call's bytes fail at (the argument struct's fields, in
+/// order); `None` for raw or archived arguments, or none at all.
+fn which_argument(export: &Export, names: &Names) -> TokenStream {
+    let private = quote!(::memlink_msdk::__private);
+    match &export.args {
+        Args::MessagePack(fields) if !fields.is_empty() => {
+            let args_struct = &names.args_struct;
+            let params = fields.iter().map(|f| f.name.unraw().to_string());
+            quote! {
+                ::core::option::Option::Some(|bytes: &[u8]| {
+                    #private::which_argument::<#args_struct>(bytes, &[#(#params),*])
+                })
+            }
+        }
+        _ => quote!(::core::option::Option::None),
     }
 }
 
@@ -277,10 +298,9 @@ fn decode_struct(fields: &[Field], names: &Names) -> TokenStream {
     }
     let field_names: Vec<&Ident> = fields.iter().map(|f| &f.name).collect();
     let locals: Vec<Ident> = (0..fields.len()).map(Names::arg).collect();
-    let params = field_names.iter().map(|name| name.unraw().to_string());
     let by_serde = quote! {
         let #args_struct { #(#field_names: #locals,)* } =
-            #inv.decode_args::<#args_struct>(&[#(#params),*])?;
+            #inv.decode_args::<#args_struct>()?;
     };
     let scalars = fields.len() <= 8 && fields.iter().all(|f| types::is_plain_arg(&f.ty));
     if !scalars {

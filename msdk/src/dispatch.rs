@@ -42,6 +42,10 @@ pub struct MethodEntry {
     pub result_type: Option<fn() -> ArchiveType>,
     /// The signature without the context: `add(a: u32, b: u32) -> u32`.
     pub signature: &'static str,
+    /// For MessagePack arguments, which argument (by name) and where in it the bytes fail
+    /// to decode (`argument `b`: `), or nothing: asked only once a call's arguments were
+    /// refused, for the error's message.
+    pub which_argument: Option<fn(&[u8]) -> String>,
     /// Decodes the arguments, runs the function and encodes its result.
     pub invoke: fn(&Invocation<'_>) -> Result<(), ModuleError>,
     /// The export's own entry point (`ModuleInfo::method_calls`): the call boundary with
@@ -202,6 +206,7 @@ mod tests {
             args_type: None,
             result_type: None,
             signature: "f(a: u32, b: u32) -> String",
+            which_argument: None,
             invoke: |_| Ok(()),
             call: None,
         }

@@ -290,7 +290,7 @@ unsafe fn run(
     guard::end_of_call(frame.as_mut_ptr());
     match failed {
         None => Status::Ok as i32,
-        Some(error) => fail(frame, host, &with_signature(error, entry)),
+        Some(error) => fail(frame, host, &error, entry),
     }
 }
 
@@ -301,7 +301,17 @@ unsafe fn run(
 /// is written reads it through the host's copy.
 #[cold]
 #[inline(never)]
-fn fail(frame: FrameRef<'_>, host: &HostApi, error: &ModuleError) -> i32 {
+fn fail(
+    frame: FrameRef<'_>,
+    host: &HostApi,
+    error: &ModuleError,
+    entry: &dispatch::MethodEntry,
+) -> i32 {
+    // SAFETY: the frame passed `is_sound` (`fail` answers only such frames), so its
+    // arguments are readable and unchanged for the call, as `call` reads them.
+    let args = unsafe { slice_or_empty(frame.args(), frame.args_len()) };
+    let told = in_context(error, entry, args);
+    let error = told.as_ref().unwrap_or(error);
     frame.set_place(core::ptr::null(), 0);
     let arena = Some((frame.arena(), frame.arena_len()));
     // Reporting must not unwind either (an allocation failure in the host, say).
@@ -416,20 +426,31 @@ unsafe fn call(
     Ok(())
 }
 
-/// `e`, and when it refuses the call's arguments, the export's signature after it: the
-/// shape the caller's bytes missed (`bad arguments: … (the export is `add(a: u32, b: u32)
-/// -> u32`)`).
+/// An error refusing the call's arguments `args`, told with the argument it is about
+/// (`argument `b`: `, when the export can tell) and the export's signature after it: the
+/// shape the caller's bytes missed (`bad arguments: argument `a`: … (the export is
+/// `add(a: u32, b: u32) -> u32`)`). `None` for any other error, reported as it is.
 #[cold]
-fn with_signature(e: ModuleError, entry: &dispatch::MethodEntry) -> ModuleError {
-    match e {
-        ModuleError::Serialize(m)
-            if !entry.signature.is_empty()
-                && (m.starts_with("bad arguments") || m.starts_with("bad archived arguments")) =>
-        {
-            ModuleError::Serialize(format!("{m} (the export is `{}`)", entry.signature))
-        }
-        e => e,
+fn in_context(
+    error: &ModuleError,
+    entry: &dispatch::MethodEntry,
+    args: &[u8],
+) -> Option<ModuleError> {
+    const BAD_ARGUMENTS: &str = "bad arguments: ";
+    let ModuleError::Serialize(m) = error else {
+        return None;
+    };
+    if !m.starts_with("bad arguments") && !m.starts_with("bad archived arguments") {
+        return None;
     }
+    let mut told = m.clone();
+    if let (Some(which), Some(why)) = (entry.which_argument, m.strip_prefix(BAD_ARGUMENTS)) {
+        told = format!("{BAD_ARGUMENTS}{}{why}", which(args));
+    }
+    if !entry.signature.is_empty() {
+        told.push_str(&format!(" (the export is `{}`)", entry.signature));
+    }
+    Some(ModuleError::Serialize(told))
 }
 
 /// The error of an export that returned without a result.
@@ -499,6 +520,7 @@ mod tests {
             args_type: None,
             result_type: None,
             signature: "",
+            which_argument: None,
             invoke,
             call: None,
         }

@@ -98,6 +98,7 @@ pub mod __private {
     pub use crate::error::ModuleError;
     pub use crate::exports::{export_call, OwnEntry};
     pub use crate::request::Invocation;
+    pub use crate::serialize::which_argument;
     pub use linkme;
     pub use memlink_abi::method_id;
     pub use serde;

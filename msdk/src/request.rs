@@ -63,14 +63,10 @@ impl<'a> Invocation<'a> {
         &self.ctx
     }
 
-    /// The MessagePack arguments, decoded into the argument struct `T`, whose fields are
-    /// the parameters `params` (an error names the one it is about).
+    /// The MessagePack arguments, decoded into the argument struct `T`.
     #[inline]
-    pub fn decode_args<T: DeserializeOwned>(&self, params: &[&str]) -> Result<T> {
-        match serialize::decode_args(self.args) {
-            Ok(args) => Ok(args),
-            Err(e) => Err(serialize::name_the_argument::<T>(e, self.args, params)),
-        }
+    pub fn decode_args<T: DeserializeOwned>(&self) -> Result<T> {
+        serialize::decode_args(self.args)
     }
 
     /// Checks the arguments of an export that takes none. Nothing (what the runtime
@@ -80,7 +76,7 @@ impl<'a> Invocation<'a> {
     pub fn decode_no_args<T: DeserializeOwned>(&self) -> Result<()> {
         match self.args {
             [] | [0xc0] | [0x90] | [0x80] => Ok(()),
-            _ => self.decode_args::<T>(&[]).map(drop),
+            _ => self.decode_args::<T>().map(drop),
         }
     }
 

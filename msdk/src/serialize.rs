@@ -19,37 +19,31 @@ use crate::error::{ModuleError, Result};
 /// Decodes the arguments of an export: empty input and nil (how `()` encodes) stand for
 /// no arguments (`[]`).
 pub(crate) fn decode_args<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    const EMPTY_ARRAY: &[u8] = &[0x90];
-    let bytes = if bytes.is_empty() || bytes == [0xc0] {
-        EMPTY_ARRAY
-    } else {
-        bytes
-    };
-    from_msgpack(bytes).map_err(|e| match e {
-        ModuleError::Serialize(m) => ModuleError::Serialize(format!("{BAD_ARGUMENTS}{m}")),
+    from_msgpack(as_arguments(bytes)).map_err(|e| match e {
+        ModuleError::Serialize(m) => ModuleError::Serialize(format!("bad arguments: {m}")),
         other => other,
     })
 }
 
-/// How [`decode_args`]' errors start.
-const BAD_ARGUMENTS: &str = "bad arguments: ";
-
-/// `error`, from [`decode_args`] of `bytes` as a `T` whose fields are the parameters
-/// `params` in order, naming the argument it is about when it is about one: decoded
-/// again, keeping track of where, for the error path only.
-#[cold]
-pub(crate) fn name_the_argument<T: DeserializeOwned>(
-    error: ModuleError,
-    bytes: &[u8],
-    params: &[&str],
-) -> ModuleError {
-    match error {
-        ModuleError::Serialize(m) if m.starts_with(BAD_ARGUMENTS) => {
-            let at = which_argument(&failure_path::<T>(bytes), params);
-            ModuleError::Serialize(format!("{BAD_ARGUMENTS}{at}{}", &m[BAD_ARGUMENTS.len()..]))
-        }
-        other => other,
+/// The arguments `bytes` stand for: empty input and nil are no arguments (`[]`).
+#[inline]
+fn as_arguments(bytes: &[u8]) -> &[u8] {
+    const EMPTY_ARRAY: &[u8] = &[0x90];
+    if bytes.is_empty() || bytes == [0xc0] {
+        EMPTY_ARRAY
+    } else {
+        bytes
     }
+}
+
+/// Which of the parameters `params` (the fields of `T`, in order) the arguments `bytes`
+/// fail to decode as, and where in it: `argument `b`: `, `argument `user` at `.name`: `,
+/// or nothing when the failure is not inside one argument. Decodes `bytes` again,
+/// keeping track of where: for an error's message only (an export's
+/// `MethodEntry::which_argument`).
+#[cold]
+pub fn which_argument<T: DeserializeOwned>(bytes: &[u8], params: &[&str]) -> String {
+    describe_path(&failure_path::<T>(as_arguments(bytes)), params)
 }
 
 /// The most steps of a path into an argument an error names: a value nested deeper is
@@ -58,8 +52,7 @@ const SHOWN_STEPS: usize = 8;
 
 /// `argument `b`: ` for a failure at `path` (`argument `user` at `.name`: ` inside one),
 /// or nothing for a failure that is not inside an argument.
-#[cold]
-fn which_argument(path: &[PathStep], params: &[&str]) -> String {
+fn describe_path(path: &[PathStep], params: &[&str]) -> String {
     let name = match path.first() {
         Some(PathStep::Index(i)) => match params.get(*i) {
             Some(name) => format!("`{name}`"),
@@ -117,9 +110,11 @@ mod tests {
     }
 
     fn error(bytes: &[u8]) -> String {
-        let params = ["count", "user"];
-        match decode_args::<Args>(bytes).map_err(|e| name_the_argument::<Args>(e, bytes, &params)) {
-            Err(ModuleError::Serialize(m)) => m,
+        match decode_args::<Args>(bytes) {
+            Err(ModuleError::Serialize(m)) => {
+                let why = m.strip_prefix("bad arguments: ").unwrap();
+                format!("{}{why}", which_argument::<Args>(bytes, &["count", "user"]))
+            }
             other => panic!("expected an error, got {other:?}"),
         }
     }
@@ -128,20 +123,17 @@ mod tests {
     fn an_error_names_the_argument_and_where_in_it() {
         let bytes = to_msgpack(&("seven", (1u32, "ada"))).unwrap();
         let m = error(&bytes);
-        assert!(m.starts_with("bad arguments: argument `count`: "), "{m}");
+        assert!(m.starts_with("argument `count`: "), "{m}");
         let bytes = to_msgpack(&(7u32, (1u32, 2u32))).unwrap();
         let m = error(&bytes);
-        assert!(
-            m.starts_with("bad arguments: argument `user` at `[1]`: "),
-            "{m}"
-        );
+        assert!(m.starts_with("argument `user` at `[1]`: "), "{m}");
         let by_name = std::collections::BTreeMap::from([("count", 1u32), ("user", 2u32)]);
         let m = error(&to_msgpack(&by_name).unwrap());
-        assert!(m.starts_with("bad arguments: argument `user`: "), "{m}");
+        assert!(m.starts_with("argument `user`: "), "{m}");
         // Not inside one argument: the count is wrong.
         let m = error(&to_msgpack(&(1u32,)).unwrap());
         assert!(
-            m.starts_with("bad arguments: cannot decode MessagePack: invalid length 1"),
+            m.starts_with("cannot decode MessagePack: invalid length 1"),
             "{m}"
         );
     }
