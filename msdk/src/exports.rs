@@ -310,7 +310,11 @@ fn fail(
     // SAFETY: the frame passed `is_sound` (`fail` answers only such frames), so its
     // arguments are readable and unchanged for the call, as `call` reads them.
     let args = unsafe { slice_or_empty(frame.args(), frame.args_len()) };
-    let told = in_context(error, entry, args);
+    // Naming the argument decodes the arguments again, through the author's types,
+    // whose code may panic: nothing unwinds out of here, and the error goes as it was.
+    let told = panic::catch_unwind(AssertUnwindSafe(|| in_context(error, entry, args)))
+        .ok()
+        .flatten();
     let error = told.as_ref().unwrap_or(error);
     frame.set_place(core::ptr::null(), 0);
     let arena = Some((frame.arena(), frame.arena_len()));
