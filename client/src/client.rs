@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use memlink_abi::Format;
 use memlink_ipc::client::{CallError, Connection, Lease, Waiting};
 use memlink_ipc::control::MethodInfo;
-use memlink_ipc::segment::{MAX_SLOTS, MAX_SLOT_SIZE};
+use memlink_ipc::segment::MAX_SLOTS;
 use memlink_ipc::slot::Op;
 use memlink_ipc::{clock, Failure, Geometry};
 use memlink_runtime::{CallOptions, Caller, RuntimeError};
@@ -99,18 +99,9 @@ impl ClientConfig {
                 ),
             ));
         }
-        if !(1..=MAX_SLOT_SIZE).contains(&self.slot_size) {
-            return Err(refused(
-                "slot_size",
-                format!(
-                    "slots of {} bytes: a slot holds 1 to {MAX_SLOT_SIZE} bytes",
-                    self.slot_size
-                ),
-            ));
-        }
-        // Within both bounds the segment takes them; any rule it adds is still about
-        // the settings.
-        Geometry::new(self.slots, self.slot_size).map_err(|reason| refused("slots", reason))
+        // With the slots within bounds, the segment's own check refuses only the slot
+        // size, in its own words.
+        Geometry::new(self.slots, self.slot_size).map_err(|reason| refused("slot_size", reason))
     }
 }
 
