@@ -175,10 +175,10 @@ pub enum RuntimeError {
         /// Why it is refused, and what to use instead.
         reason: &'static str,
     },
-    /// A setting no connection or runtime could work with, refused before anything was
-    /// asked of a daemon.
+    /// A setting no connection, runtime or module could work with, refused before
+    /// anything was asked of a daemon or a module's library was opened.
     BadSetting {
-        /// The setting (`ClientConfig::slots`).
+        /// The setting (`ClientConfig::slots`, `ModuleSettings::name = ""`).
         setting: String,
         /// What is wrong with it.
         reason: String,

@@ -428,6 +428,10 @@ impl Registry {
         settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
+        // Before the library is opened, which runs its initializers.
+        if let Some(name) = &settings.name {
+            check_name(name)?;
+        }
         let mut slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         if !slots.has_room() {
             return Err(RuntimeError::TooManyModules {
@@ -770,4 +774,21 @@ impl Drop for Registry {
             }
         }
     }
+}
+
+/// Refuses a name a module cannot be called by: an empty one (no nested call can name
+/// it, and no log line or figure tells it apart), or one with a control character (a
+/// NUL or a line break, which would break the lines the name is printed in).
+fn check_name(name: &str) -> Result<(), RuntimeError> {
+    let reason = if name.is_empty() {
+        "a module's name cannot be empty"
+    } else if name.chars().any(char::is_control) {
+        "a module's name cannot hold a control character (a NUL, a line break, a tab)"
+    } else {
+        return Ok(());
+    };
+    Err(RuntimeError::BadSetting {
+        setting: format!("ModuleSettings::name = {name:?}"),
+        reason: reason.to_owned(),
+    })
 }

@@ -121,6 +121,8 @@ impl Runtime {
     }
 
     /// Loads a module under a name other than its crate name (the name nested calls use).
+    /// A name that is empty or holds a control character is refused
+    /// ([`RuntimeError::BadSetting`]) before the file is opened.
     pub fn load_as(&self, module: ModuleRef, name: &str) -> Result<ModuleHandle, RuntimeError> {
         self.registry
             .load(&module, &ModuleSettings::default().name(name))

@@ -112,3 +112,29 @@ fn names_are_unique_and_can_be_overridden() {
         "{err}"
     );
 }
+
+#[test]
+fn a_name_no_call_could_use_is_refused_before_the_module_is_opened() {
+    let rt = Runtime::with_local_resolver();
+    for (name, why) in [
+        ("", "cannot be empty"),
+        ("a\0b", "control character"),
+        ("two\nlines", "control character"),
+    ] {
+        let err = rt
+            .load_as(ModuleRef::from_path(module_path("basic")), name)
+            .unwrap_err();
+        assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(why) && text.contains(&format!("{name:?}")),
+            "{text}"
+        );
+    }
+    // Nothing was loaded: the file loads under a good name, and is called by it.
+    let h = rt
+        .load_as(ModuleRef::from_path(module_path("basic")), "basic two")
+        .unwrap();
+    assert_eq!(rt.module_info(h).unwrap().name, "basic two");
+    assert_eq!(rt.call_typed::<_, u32>(h, "add", &(2u32, 3u32)).unwrap(), 5);
+}
