@@ -6,6 +6,8 @@ mod common;
 #[path = "../../runtime/tests/common/promtool.rs"]
 mod promtool;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -60,6 +62,95 @@ fn metrics_and_health_are_served_over_http() {
     let (status, _) = daemon.http_get("/nothing");
     assert_eq!(status, 404);
     promtool_accepts(&body);
+}
+
+/// `GET path` on `addr` from a connection of its own, waiting at most `within` for each
+/// read and write: the status and body, or what went wrong.
+fn get_within(addr: &str, path: &str, within: Duration) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(within)).unwrap();
+    stream.set_write_timeout(Some(within)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{e} after {text:?}"))?;
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    status
+        .zip(body)
+        .ok_or_else(|| format!("not an answer: {text:?}"))
+}
+
+#[test]
+fn a_stalled_request_does_not_hold_up_metrics_or_health() {
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["basic"])
+    });
+    let addr = daemon.metrics_addr.clone().unwrap();
+    // A request whose body never comes.
+    let mut no_body = TcpStream::connect(&addr).unwrap();
+    no_body
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    // Pipelined requests whose answers are never read, written from a thread: the
+    // server need not read them all.
+    let pipelined = TcpStream::connect(&addr).unwrap();
+    let writer = pipelined.try_clone().unwrap();
+    let writing = std::thread::spawn(move || {
+        let mut writer = writer;
+        writer
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let requests = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+        let _ = writer.write_all(&requests);
+    });
+    // The stalled requests reach the server first.
+    std::thread::sleep(Duration::from_millis(300));
+    // Less than any time the server gives a stalled client: before the fix, each timed
+    // out until the stalled clients hung up.
+    for path in ["/health", "/metrics", "/health"] {
+        let answer = get_within(&addr, path, Duration::from_secs(3));
+        let (status, body) = answer.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    drop((no_body, pipelined));
+    writing.join().unwrap();
+}
+
+#[test]
+fn past_its_bound_of_clients_the_endpoint_refuses_at_once_and_serves_again_after() {
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["basic"])
+    });
+    let addr = daemon.metrics_addr.clone().unwrap();
+    // Clients that never finish their request, more than the endpoint answers at once.
+    let stalled: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    // Connected after them, it is refused without waiting for them; it sends nothing,
+    // so the server closes it with nothing unread.
+    let mut late = TcpStream::connect(&addr).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut text = String::new();
+    late.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+    assert!(text.contains("requests are being answered"), "{text}");
+    drop(stalled);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        match get_within(&addr, "/health", Duration::from_secs(3)) {
+            Ok((200, _)) => break,
+            other => assert!(Instant::now() < until, "{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
