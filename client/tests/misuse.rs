@@ -5,10 +5,67 @@
 
 mod common;
 
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Setup};
-use memlink_client::{CallOptions, Client, ClientConfig, RuntimeError};
+use memlink_client::{CallOptions, Client, ClientConfig, ModuleError, RuntimeError};
+use memlink_ipc::control::{self, Answer, Hello};
+use memlink_ipc::slot::{Op, Submit, Waited};
+use memlink_ipc::{Failure, Geometry, Segment, PROTOCOL_VERSION};
+
+/// A hand-made connection of `slots` slots of `slot_size` bytes: the handshake done with
+/// the protocol's own messages, nothing of the client library in the way.
+fn raw_connection(daemon: &Daemon, slots: u32, slot_size: u64) -> (UnixStream, Segment) {
+    let stream = UnixStream::connect(&daemon.socket).unwrap();
+    let geometry = Geometry::new(slots, slot_size).unwrap();
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        geometry,
+    };
+    control::send(&stream, &hello, None).unwrap();
+    let (answer, fd) = control::recv::<Answer>(&stream).unwrap();
+    let Answer::Welcome(welcome) = answer else {
+        panic!("refused: {answer:?}")
+    };
+    let segment = Segment::map(&fd.unwrap(), welcome.geometry).unwrap();
+    (stream, segment)
+}
+
+/// Submits `op` on `module`'s `method` in slot 0 with the slot's first `args_len` bytes
+/// as arguments, and waits (at most 30 s) for the reply: its length, or the failure.
+fn raw_request(
+    segment: &Segment,
+    op: Op,
+    module: &str,
+    method: &str,
+    args_len: usize,
+) -> Result<usize, Failure> {
+    let slot = segment.slot(0).unwrap();
+    slot.submit(&Submit {
+        op,
+        module,
+        method,
+        args_len,
+        deadline_ns: 0,
+        trace_id: 0,
+        span_id: 0,
+    });
+    segment.header().ring_all();
+    let until = Instant::now() + Duration::from_secs(30);
+    let waited = slot.wait_done(
+        Some(until),
+        Duration::ZERO,
+        Duration::from_millis(10),
+        || true,
+    );
+    assert_eq!(
+        waited,
+        Waited::Done,
+        "no reply to {op:?} {module}::{method}"
+    );
+    slot.reply().map(|range| range.len())
+}
 
 fn refused_as_foreign(result: Result<impl std::fmt::Debug, RuntimeError>) -> String {
     match result {
@@ -222,4 +279,175 @@ fn settings_no_connection_can_have_are_refused_naming_the_setting() {
         let sum: u32 = client.call_typed(basic, "add", &(2u32, 3u32)).unwrap();
         assert_eq!(sum, 5);
     }
+}
+
+#[test]
+fn calls_already_past_their_deadline_are_refused_without_ending_the_worker() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let worker = daemon.worker_pid();
+    let innocent = Client::connect(&daemon.socket).unwrap();
+    let careless = Client::connect(&daemon.socket).unwrap();
+    let hazards = careless.module("hazards").unwrap();
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            innocent.call_typed::<_, u64>(innocent.module("hazards")?, "hold", &(1500u64,))
+        });
+        // Calls whose deadline passed a second ago, back to back while the innocent
+        // client's call runs: before the fix the watchdog, seeing them listed with that
+        // deadline, ended the worker and failed the innocent call too.
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut refused = 0;
+        while !held.is_finished() && Instant::now() < until {
+            let late = CallOptions::default().deadline(Instant::now() - Duration::from_secs(1));
+            let e = careless
+                .call_with(hazards, "count", b"", &late)
+                .unwrap_err();
+            assert!(
+                matches!(e.module_error(), Some(ModuleError::Timeout(_))),
+                "{e}"
+            );
+            refused += 1;
+        }
+        assert!(refused > 0);
+        let held = held.join().unwrap();
+        assert!(
+            held.is_ok(),
+            "the innocent call: {held:?}\n{}",
+            daemon.log_text()
+        );
+    });
+    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
+    assert!(
+        !daemon.log_text().contains("past its deadline"),
+        "{}",
+        daemon.log_text()
+    );
+    // A raw deadline 1 ns after boot, long past: refused, and the worker lives on.
+    let (_stream, segment) = raw_connection(&daemon, 1, 4096);
+    let slot = segment.slot(0).unwrap();
+    for _ in 0..200 {
+        slot.submit(&Submit {
+            op: Op::Call,
+            module: "hazards",
+            method: "count",
+            args_len: 0,
+            deadline_ns: 1,
+            trace_id: 0,
+            span_id: 0,
+        });
+        segment.header().ring_all();
+        let until = Instant::now() + Duration::from_secs(30);
+        let waited = slot.wait_done(
+            Some(until),
+            Duration::ZERO,
+            Duration::from_millis(10),
+            || true,
+        );
+        assert_eq!(waited, Waited::Done);
+        let failure = slot.reply().unwrap_err();
+        assert!(matches!(failure, Failure::Module { .. }), "{failure}");
+    }
+    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
+    assert!(
+        !daemon.log_text().contains("past its deadline"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn a_malformed_version_requirement_is_named_as_such() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let (_stream, segment) = raw_connection(&daemon, 1, 4096);
+    for op in [Op::Call, Op::Methods, Op::Backpressure] {
+        for name in ["basic@>>1", "basic@@", "a@b@c"] {
+            let failure = raw_request(&segment, op, name, "noop", 0).unwrap_err();
+            let text = failure.to_string();
+            assert!(
+                matches!(failure, Failure::BadRequest(_)),
+                "{op:?} {name}: {text}"
+            );
+            assert!(text.contains(&format!("`{name}`")), "{text}");
+            assert!(text.contains("not a semver requirement"), "{text}");
+        }
+        // A requirement that is well formed but matches nothing names the module as unknown.
+        let failure = raw_request(&segment, op, "basic@99", "noop", 0).unwrap_err();
+        assert_eq!(failure, Failure::UnknownModule("basic@99".into()));
+    }
+    let client = Client::connect(&daemon.socket).unwrap();
+    let e = client.module("basic@>>1").unwrap_err();
+    assert!(e.to_string().contains("not a semver requirement"), "{e}");
+    let basic = client.module("basic").unwrap();
+    client.call(basic, "noop", b"").unwrap();
+}
+
+/// Kibibytes of `field` (`RssAnon`, `VmSize`) in `/proc/PID/status`.
+fn status_kib(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn an_untrusted_clients_large_arguments_are_not_kept_in_the_worker_after_the_call() {
+    let daemon = Daemon::start(Setup {
+        toml: "trust = \"nobody\"".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let worker = daemon.worker_pid();
+    let (_stream, segment) = raw_connection(&daemon, 1, 64 << 20);
+    // A first small call, so the connection's threads exist before the measure.
+    raw_request(&segment, Op::Call, "basic", "noop", 0).unwrap();
+    let before = status_kib(worker, "RssAnon");
+    // Arguments the whole slot long (zeros, never written: they cost the client
+    // nothing), copied into the worker's memory: not a valid argument list.
+    let capacity = segment.slot(0).unwrap().capacity();
+    let failure = raw_request(&segment, Op::Call, "basic", "echo", capacity).unwrap_err();
+    assert!(matches!(failure, Failure::Module { .. }), "{failure}");
+    let after = status_kib(worker, "RssAnon");
+    // Before the fix the copy stayed: 64 MiB more for as long as the connection lived.
+    assert!(
+        after < before + (16 << 10),
+        "the worker kept {} KiB after the call",
+        after.saturating_sub(before)
+    );
+    raw_request(&segment, Op::Call, "basic", "noop", 0).unwrap();
+}
+
+#[test]
+fn an_untrusted_copy_the_worker_has_no_memory_for_fails_its_call_alone() {
+    // The worker's address space holds a segment of one 1 GiB slot, with 768 MiB to spare
+    // (its code, threads and heap need far less), not a copy of that slot besides.
+    let limit: u64 = (1 << 30) + (768 << 20);
+    let daemon = Daemon::start(Setup {
+        toml: format!(
+            "trust = \"nobody\"\nmax_shm_per_client = {}\n[limits]\nmemory_bytes = {limit}",
+            2u64 << 30
+        ),
+        ..Setup::modules(&["basic"])
+    });
+    let worker = daemon.worker_pid();
+    let (_stream, segment) = raw_connection(&daemon, 1, 1 << 30);
+    let capacity = segment.slot(0).unwrap().capacity();
+    // Before the fix the worker aborted ("memory allocation ... failed") and the call
+    // failed with `WorkerDied`, with every other call the worker ran.
+    let failure = raw_request(&segment, Op::Call, "basic", "echo", capacity).unwrap_err();
+    let text = failure.to_string();
+    assert!(matches!(failure, Failure::Other(_)), "{text}");
+    assert!(
+        text.contains(&format!(
+            "no memory for a private copy of the call's {capacity} bytes"
+        )),
+        "{text}"
+    );
+    // The worker serves on: the same connection, and another.
+    raw_request(&segment, Op::Call, "basic", "noop", 0).unwrap();
+    let client = Client::with_config(&daemon.socket, ClientConfig::default().slots(2)).unwrap();
+    let basic = client.module("basic").unwrap();
+    let sum: u32 = client.call_typed(basic, "add", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
 }

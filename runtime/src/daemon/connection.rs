@@ -17,10 +17,14 @@ use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
 use memlink_ipc::slot::{Name, Op, Request, Slot, Spinner};
 use memlink_ipc::{clock, Failure, Segment};
 
-use crate::{CallOptions, MethodRef, ModuleHandle, Runtime, RuntimeError};
+use crate::{CallOptions, MethodRef, ModuleError, ModuleHandle, Runtime, RuntimeError};
 
 /// How long a connection's thread spins on its doorbell after a call before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
+/// The private copy of arguments a connection's thread keeps between calls, in 16-byte
+/// words (64 KiB): a larger one is freed after its call, so between calls an untrusted
+/// connection costs a worker at most this per thread, beside its segment.
+const KEEP_SCRATCH_WORDS: usize = 4096;
 /// How long a sleeping connection thread sleeps at most. Stopping rings the doorbell, so
 /// this only bounds the cost of a wakeup lost some other way; idle connections stay
 /// asleep (1,000 of them wake 1,000 times a second, not more).
@@ -229,19 +233,28 @@ impl Server {
             }
         }
         let row = self.figures.row(self.row).expect("row checked at attach");
-        row.running[index as usize].store(
-            if request.deadline_ns == 0 {
-                NO_DEADLINE
-            } else {
-                request.deadline_ns
-            },
-            Ordering::Relaxed,
-        );
         row.calls.fetch_add(1, Ordering::Relaxed);
         row.bytes_in
             .fetch_add(request.args_len as u64, Ordering::Relaxed);
         let (backpressure, result) = match target {
-            Ok(target) => self.answer(target, &request, slot),
+            // A call past its deadline before it starts (sent so, or claimed after it
+            // waited in its slot) is refused here, never listed for the watchdog: it
+            // would end the worker for a call that never ran, failing other clients'.
+            Ok(target) if request.op == Op::Call && is_past(request.deadline_ns) => {
+                (0.0, Err(self.too_late(target, &request)))
+            }
+            Ok(target) => {
+                // Listed only now, so the watchdog holds to its deadline a call that
+                // had time left when it started (the runtime refuses it at its deadline
+                // if it waits for a slot until then). A method list or backpressure
+                // runs no module code and has no deadline to hold.
+                let deadline = match request.op {
+                    Op::Call if request.deadline_ns != 0 => request.deadline_ns,
+                    _ => NO_DEADLINE,
+                };
+                row.running[index as usize].store(deadline, Ordering::Relaxed);
+                self.answer(target, &request, slot)
+            }
             Err(failure) => (0.0, Err(failure)),
         };
         // Cleared before the slot completes, so the watchdog never blames a finished call.
@@ -257,6 +270,22 @@ impl Server {
                 slot.finish_failure(&failure, backpressure);
             }
         }
+    }
+
+    /// The failure of a call refused for its deadline before it started: what the
+    /// runtime answers such a call (`ModuleError::Timeout` of the zero time it had).
+    #[cold]
+    fn too_late(&self, target: Target, r: &Request) -> Failure {
+        let module = self
+            .runtime
+            .module_info(target.handle)
+            .map_or_else(|_| r.module.as_str().to_owned(), |info| info.name);
+        let e = RuntimeError::Call {
+            module,
+            method: r.method.as_str().to_owned(),
+            error: ModuleError::Timeout(Duration::ZERO),
+        };
+        failure_of(e, r.module.as_str(), r.method.as_str())
     }
 
     /// Where the request goes: the last call's target when it names the same module and
@@ -299,7 +328,10 @@ impl Server {
             self.modules.remove(module);
         }
         let failed = |e| failure_of(e, module, "");
-        let h = self.runtime.handle_of(module).map_err(failed)?;
+        let h = self
+            .runtime
+            .handle_of(module)
+            .map_err(|e| malformed(module).unwrap_or_else(|| failed(e)))?;
         let timeout = self.runtime.module_info(h).map_err(failed)?.default_timeout;
         self.modules.insert(module.to_owned(), (h, timeout));
         Ok((h, timeout))
@@ -377,18 +409,19 @@ impl Server {
             unsafe { slot.data(r.args_len) }
         } else {
             let words = r.args_len.div_ceil(16);
-            if self.scratch.len() < words {
-                self.scratch.resize(words, 0);
+            if let Err(failure) = grow(&mut self.scratch, r.args_len) {
+                return (0.0, Err(failure));
             }
             // SAFETY: `u128` has no padding and every byte pattern is valid `u8`; the
-            // view covers `words * 16 >= args_len` bytes of the vector.
+            // view covers `words * 16 >= args_len` bytes of the vector, which `grow`
+            // made at least `words` long.
             let bytes: &mut [u8] = unsafe {
                 std::slice::from_raw_parts_mut(self.scratch.as_mut_ptr().cast::<u8>(), words * 16)
             };
             slot.copy_data(0, &mut bytes[..r.args_len]);
             &bytes[..r.args_len]
         };
-        match self.runtime.call_method_loaded(method, args, &options) {
+        let answered = match self.runtime.call_method_loaded(method, args, &options) {
             Ok((backpressure, output)) => {
                 let output = output.map_err(|e| failure_of(e, module, name));
                 (backpressure, output.and_then(|o| put(slot, &o)))
@@ -406,7 +439,13 @@ impl Server {
                     Err(failure) => (0.0, Err(failure)),
                 }
             }
+        };
+        // A large copy is given back at once: kept, it would cost the worker the
+        // client's slot size a second time for as long as the connection lives.
+        if self.scratch.capacity() > KEEP_SCRATCH_WORDS {
+            self.scratch = Vec::new();
         }
+        answered
     }
 }
 
@@ -419,6 +458,44 @@ pub(super) struct Target {
     timeout: Option<Duration>,
     /// The method, for a call.
     method: Option<MethodRef>,
+}
+
+/// Makes `scratch` long enough for `len` bytes without aborting the worker when memory runs
+/// out (its `memory_bytes` limit, say): that call fails, saying so, and the worker goes
+/// on serving.
+fn grow(scratch: &mut Vec<u128>, len: usize) -> Result<(), Failure> {
+    let words = len.div_ceil(16);
+    if scratch.len() >= words {
+        return Ok(());
+    }
+    scratch
+        .try_reserve_exact(words - scratch.len())
+        .map_err(|_| {
+            Failure::Other(format!(
+                "the worker has no memory for a private copy of the call's {len} bytes of arguments"
+            ))
+        })?;
+    scratch.resize(words, 0);
+    Ok(())
+}
+
+/// Why `module`, a name no module is served by, is malformed: a version requirement
+/// after its `@` that is not semver (`basic@>>1`), which no module could match.
+#[cold]
+fn malformed(module: &str) -> Option<Failure> {
+    let (_, requirement) = module.split_once('@')?;
+    semver::VersionReq::parse(requirement).err()?;
+    Some(Failure::BadRequest(format!(
+        "module `{module}`: what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)"
+    )))
+}
+
+/// Whether a call's deadline (nanoseconds on `CLOCK_MONOTONIC`, 0 for none) has passed.
+/// Read on the coarse clock, which costs a call a few nanoseconds and lags by a tick at
+/// most: a call past its deadline by less is listed and then refused by the runtime at
+/// once, far within the watchdog's grace.
+fn is_past(deadline_ns: u64) -> bool {
+    deadline_ns != 0 && clock::coarse_ns() >= deadline_ns
 }
 
 /// Writes a reply into the slot (after the arguments when it fits there).
