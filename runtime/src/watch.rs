@@ -240,13 +240,7 @@ fn follow(
             Err(mpsc::TryRecvError::Empty) => {}
             _ => return,
         }
-        let wait = pending
-            .values()
-            .map(|&at| (at + debounce).saturating_duration_since(Instant::now()))
-            .min()
-            .unwrap_or(Duration::from_millis(100))
-            .min(Duration::from_millis(100));
-        match changes.recv_timeout(wait) {
+        match changes.recv_timeout(next_wait(pending.values(), debounce, Instant::now())) {
             Ok(path) => {
                 pending.insert(path, Instant::now());
             }
@@ -266,6 +260,25 @@ fn follow(
             state.sync(ready);
         }
     }
+}
+
+/// How long to wait for the next event: until the first pending file has seen no event
+/// for `debounce`, at most 100 ms (so a stop is seen). A debounce no `Instant` can add
+/// (`Duration::MAX`, say) waits the 100 ms: such a file is never due.
+fn next_wait<'a>(
+    pending: impl Iterator<Item = &'a Instant>,
+    debounce: Duration,
+    now: Instant,
+) -> Duration {
+    const AT_MOST: Duration = Duration::from_millis(100);
+    pending
+        .map(|&at| match at.checked_add(debounce) {
+            Some(due) => due.saturating_duration_since(now),
+            None => AT_MOST,
+        })
+        .min()
+        .unwrap_or(AT_MOST)
+        .min(AT_MOST)
 }
 
 /// What a watch knows of its directory.
@@ -386,5 +399,24 @@ mod tests {
             "/m/libgreeter.{ext}.partial"
         ))));
         assert!(!is_module_file(Path::new("/m/README.md")));
+    }
+
+    #[test]
+    fn the_wait_for_a_pending_file_never_overflows() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        // Nothing pending, or nothing due soon: the stop check's 100 ms.
+        assert_eq!(next_wait([].iter(), second, now), ms(100));
+        assert_eq!(next_wait([now].iter(), second, now), ms(100));
+        // Due sooner: until then; overdue: at once.
+        assert_eq!(next_wait([now].iter(), ms(30), now), ms(30));
+        assert_eq!(
+            next_wait([now].iter(), ms(30), now + ms(50)),
+            Duration::ZERO
+        );
+        // A debounce past what an `Instant` can hold (the watch thread panicked on it,
+        // and the watch stopped without a word): never due.
+        assert_eq!(next_wait([now].iter(), Duration::MAX, now), ms(100));
     }
 }
