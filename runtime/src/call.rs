@@ -177,7 +177,10 @@ fn on_thread(
     args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
-    if options.carries_nothing() && module.default_timeout.is_none() {
+    if options.carries_nothing()
+        && module.default_timeout.is_none()
+        && thread.running.get().is_null()
+    {
         run(
             thread,
             registry,
@@ -194,7 +197,11 @@ fn on_thread(
     }
 }
 
-/// [`on_thread`] for a call with a trace, a deadline or a module's default timeout.
+/// [`on_thread`] for a call with a trace, a deadline or a module's default timeout, or
+/// one made while this thread runs a call in a module of the same runtime (from a log
+/// sink or an interceptor, say): that call is part of the running call's chain, one
+/// level deeper, so it re-enters a module the chain holds instead of waiting for a slot
+/// the chain itself holds, and the depth limit ends a loop of such calls.
 #[inline(never)]
 fn with_options(
     thread: &ThreadState,
@@ -205,23 +212,43 @@ fn with_options(
     args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
+    let fail = |failure| host_error(handle, module, index, failure);
+    // SAFETY: used only within this call, which runs inside the running call.
+    let parent = unsafe { running_call(thread) }.filter(|p| core::ptr::eq(p.registry, registry));
     let meta = CallMeta {
-        depth: 0,
+        depth: parent.map_or(0, |p| p.meta.depth + 1),
         trace_id: options.trace_id,
         span_id: options.span_id,
         deadline: deadline::decide(options, module.default_timeout),
     };
+    if meta.depth > registry.config.max_call_depth {
+        return Err(fail(Failure::Module(ModuleError::MaxCallDepthExceeded)));
+    }
     run(
-        thread,
-        registry,
-        module,
-        index,
-        args,
-        &meta,
-        None,
-        Keep,
-        |failure| host_error(handle, module, index, failure),
+        thread, registry, module, index, args, &meta, parent, Keep, fail,
     )
+}
+
+/// The host's side of the call this thread runs in a module, if it runs one: the host
+/// was called from inside that call.
+///
+/// # Safety
+///
+/// The reference must not be used after the caller returns.
+unsafe fn running_call<'a>(thread: &'a ThreadState) -> Option<&'a HostCall<'a>> {
+    let frame = thread.running.get().cast::<memlink_abi::CallFrame>();
+    if frame.is_null() {
+        return None;
+    }
+    // SAFETY: `running` is the frame of the innermost call this thread runs in a module
+    // (`crate::invoke::run_call` sets it around the entry point and puts the outer one
+    // back after), so the frame lives until that call returns, after the caller's use.
+    // Its `host_call` field is read through the pointer, making no reference to the
+    // frame (the module writes its output fields through its own), and no one writes it.
+    let host_call = unsafe { (&raw const (*frame).host_call).read() };
+    // SAFETY: `run_call` points `host_call` at the `HostCall` on its stack, alive until the
+    // call returns, and only shared references to it are made while the module runs.
+    unsafe { host_call.cast::<HostCall<'a>>().as_ref() }
 }
 
 /// The error a host caller gets for `failure`.

@@ -56,11 +56,15 @@ impl CallMeta {
 }
 
 impl HostCall<'_> {
-    /// Whether `module` runs a call on this chain (this call or one that led to it).
+    /// Whether `module` runs a call on this chain (this call or one that led to it), in
+    /// this version or another: a chain that holds a module's slot and reaches a version
+    /// a reload put in its place meanwhile re-enters it, as it would the same version.
+    /// (Waiting for the new version's slot could wait forever: its holder may be waiting
+    /// for a module this chain holds.)
     pub(crate) fn chain_holds(&self, module: &Module) -> bool {
         let mut call = Some(self);
         while let Some(c) = call {
-            if core::ptr::eq(c.module, module) {
+            if c.module.lineage == module.lineage {
                 return true;
             }
             call = c.parent;

@@ -82,6 +82,10 @@ pub(crate) struct Module {
     /// An id no other module opened in this process has had (each reload's version has
     /// its own): what its cached results are kept under.
     pub(crate) id: u64,
+    /// The `id` of the first version of the module a reload replaced by this one (its
+    /// own, unless it came by a reload): a call chain that runs in one version and
+    /// reaches another re-enters the module it holds, without waiting for a slot.
+    pub(crate) lineage: u64,
 }
 
 /// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
@@ -99,6 +103,16 @@ unsafe impl Send for PersistentRegion {}
 // SAFETY: as above.
 unsafe impl Sync for PersistentRegion {}
 
+/// A buffer of this many bytes could not be allocated.
+#[derive(Debug)]
+pub(crate) struct CannotAllocate(pub(crate) usize);
+
+impl std::fmt::Display for CannotAllocate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot allocate {} bytes", self.0)
+    }
+}
+
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -109,18 +123,20 @@ impl PersistentRegion {
         self.buf.len()
     }
 
-    /// A region of `len` bytes, or `None` for 0.
-    pub(crate) fn new(len: usize) -> Option<PersistentRegion> {
+    /// A region of `len` bytes, `Ok(None)` for 0, or `Err` when the allocator cannot give
+    /// that many (or no allocation can be that large).
+    pub(crate) fn new(len: usize) -> Result<Option<PersistentRegion>, CannotAllocate> {
         if len == 0 {
-            return None;
+            return Ok(None);
         }
-        let mut buf = AlignedBuf::zeroed(len.max(size_of::<abi::PersistentHeader>()));
+        let len = len.max(size_of::<abi::PersistentHeader>());
+        let mut buf = AlignedBuf::try_zeroed(len).ok_or(CannotAllocate(len))?;
         let ptr = buf.as_mut_ptr();
         let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the buffer is 64-aligned (as `PersistentHeader` needs), at least one
         // header long, zeroed, and not shared with anyone yet.
         unsafe { (*ptr.cast::<abi::PersistentHeader>()).generation = generation };
-        Some(PersistentRegion { buf, ptr })
+        Ok(Some(PersistentRegion { buf, ptr }))
     }
 
     /// Where the region is and how long, for a call frame.
@@ -208,6 +224,7 @@ impl Module {
             path: path.to_owned(),
             reason,
         })?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Module {
             _library: library,
             path: path.to_owned(),
@@ -242,7 +259,8 @@ impl Module {
             default_timeout: None,
             generation: 0,
             breaker: Breaker::new(),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
+            lineage: id,
         })
     }
 

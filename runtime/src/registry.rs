@@ -24,13 +24,14 @@ use arc_swap::{ArcSwapOption, Guard};
 use memlink_abi::{self as abi, HostApi, InitFrame, Status, StrRef};
 
 use crate::barrier::Barriers;
+use crate::buffer::AlignedBuf;
 use crate::cache::ResultCache;
 use crate::config::{ModuleSettings, RuntimeConfig};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::hazard::{self, Pinned};
 use crate::lifecycle;
-use crate::module::{Module, PersistentRegion};
+use crate::module::{CannotAllocate, Module, PersistentRegion};
 use crate::names::{Names, Taken};
 use crate::pool::ArenaPool;
 use crate::reload::{MethodChange, PrivateCopy, ReloadPolicy, Reloaded};
@@ -438,12 +439,25 @@ impl Registry {
                 limit: self.slots.len(),
             });
         }
+        // Every call takes an arena of this size, allocated when no idle one is at hand:
+        // one that cannot be had would abort (or panic in) each call, so it is tried
+        // here, where it is an error the host sees.
+        let arena = self.config.arena_size;
+        if AlignedBuf::try_zeroed(arena).is_none() {
+            return Err(too_large(
+                "RuntimeConfig::arena_size",
+                CannotAllocate(arena),
+            ));
+        }
+        let persistent = match settings.persistent_size {
+            Some(len) => region(len, "ModuleSettings::persistent_size")?,
+            None => region(
+                self.config.persistent_size,
+                "RuntimeConfig::persistent_size",
+            )?,
+        };
         let mut module = open()?;
-        module.persistent = PersistentRegion::new(
-            settings
-                .persistent_size
-                .unwrap_or(self.config.persistent_size),
-        );
+        module.persistent = persistent;
         module.default_timeout = settings.default_timeout.or(self.config.default_timeout);
         if let Some(name) = &settings.name {
             module.name = name.clone();
@@ -544,10 +558,10 @@ impl Registry {
         new.name = old.name.clone();
         new.default_timeout = old.default_timeout;
         new.generation = old.generation;
-        new.persistent = old
-            .persistent
-            .as_ref()
-            .and_then(|p| PersistentRegion::new(p.len()));
+        new.persistent = match &old.persistent {
+            Some(p) => region(p.len(), "the persistent region")?,
+            None => None,
+        };
         let changes = crate::reload::compare(&old.methods, &new.methods);
         let breaking: Vec<String> = changes
             .iter()
@@ -564,6 +578,7 @@ impl Registry {
             });
         }
         new.carry_figures_of(old);
+        new.lineage = old.lineage;
         Ok((new, changes))
     }
 
@@ -773,6 +788,20 @@ impl Drop for Registry {
                 }
             }
         }
+    }
+}
+
+/// A persistent region of `len` bytes, which `setting` asked for, or the error that it
+/// cannot be had.
+fn region(len: usize, setting: &str) -> Result<Option<PersistentRegion>, RuntimeError> {
+    PersistentRegion::new(len).map_err(|e| too_large(setting, e))
+}
+
+/// The error that the size `setting` asks for cannot be allocated.
+fn too_large(setting: &str, e: CannotAllocate) -> RuntimeError {
+    RuntimeError::BadSetting {
+        setting: format!("{setting} = {}", e.0),
+        reason: e.to_string(),
     }
 }
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{fixture, module_path};
-use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
+use memlink_runtime::{ModuleRef, ModuleSettings, Runtime, RuntimeConfig, RuntimeError};
 
 fn load(
     path: impl Into<std::path::PathBuf>,
@@ -137,4 +137,39 @@ fn a_name_no_call_could_use_is_refused_before_the_module_is_opened() {
         .unwrap();
     assert_eq!(rt.module_info(h).unwrap().name, "basic two");
     assert_eq!(rt.call_typed::<_, u32>(h, "add", &(2u32, 3u32)).unwrap(), 5);
+}
+
+/// Sizes no allocation can give are errors of the load that would use them, not a panic
+/// inside `load` (a persistent region) or an abort at the first call (an arena).
+#[test]
+fn memory_sizes_that_cannot_be_allocated_are_refused_at_load() {
+    let basic = || ModuleRef::from_path(module_path("basic"));
+    let rt = Runtime::with_local_resolver();
+    for size in [usize::MAX, 1 << 50] {
+        let settings = ModuleSettings::default().persistent_size(size);
+        let err = rt.load_with(basic(), &settings).unwrap_err();
+        assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("ModuleSettings::persistent_size = {size}"))
+                && text.contains("cannot allocate"),
+            "{text}"
+        );
+    }
+    // Nothing was loaded: the same file loads after, and serves.
+    let h = rt.load(basic()).unwrap();
+    assert_eq!(rt.call_typed::<_, u32>(h, "add", &(2u32, 3u32)).unwrap(), 5);
+
+    for size in [usize::MAX / 2, 1 << 50] {
+        let config = RuntimeConfig::default().arena_size(size);
+        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let err = rt.load(basic()).unwrap_err();
+        assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("RuntimeConfig::arena_size = {size}"))
+                && text.contains("cannot allocate"),
+            "{text}"
+        );
+    }
 }

@@ -255,3 +255,112 @@ fn a_panic_that_cannot_unwind_prints_its_message_before_the_abort() {
         }
     }
 }
+
+/// A chain that holds a module's only slot and reaches, by name, the version a reload put
+/// in its place, re-enters it within the chain's slot. Before, it waited for the new
+/// version's slot; when that slot's holder waited for the chain (here, for the chain's
+/// `count`), neither went on, and with no deadline the reload's drain waited forever too.
+#[test]
+fn a_chain_that_reaches_the_version_a_reload_put_in_place_re_enters_it() {
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
+    let (rt, holding) = runtime_with_holding(config);
+    let path = module_copy("hazards", "hazards_reload_chain");
+    let h = rt.load(ModuleRef::from_path(&path)).unwrap();
+    let name = rt.module_info(h).unwrap().name;
+    // In the first version: holds its slot, then (well after the reload below) calls
+    // `count` by the module's name, which by then names the second version.
+    let chain = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.call_typed::<_, u64>(h, "reenter_after", &(3000u64, name)))
+    };
+    holding.recv_timeout(HANG).expect("the chain started");
+    // The reload returns once the first version's calls are done: from a thread of its own.
+    let reloading = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.reload(h, ModuleRef::from_path(&path)))
+    };
+    // A call into the first version waits for the slot the chain holds, and gives up at
+    // its deadline; one that runs is in the second version, which counts it.
+    let seen = within("the second version", {
+        let rt = rt.clone();
+        move || loop {
+            let short = CallOptions::default().timeout(Duration::from_millis(5));
+            if let Ok(out) = rt.call_with(h, "count", &mp(&()), &short) {
+                break common::de::<u64>(&out);
+            }
+        }
+    });
+    assert!(
+        !chain.is_finished(),
+        "the chain's wait outlasts a reload on any machine this runs on"
+    );
+    // The second version's only slot, held until one more `count` runs in that version.
+    let counted: bool = within("a call waiting for the chain", move || {
+        rt.call_typed(h, "await_count", &(seen, 30_000u64)).unwrap()
+    });
+    assert!(
+        counted,
+        "the chain's call ran in the new version while its slot was held"
+    );
+    let count = within("the chain", move || chain.join().unwrap()).unwrap();
+    assert_eq!(count, seen + 1);
+    within("the reload", move || reloading.join().unwrap()).unwrap();
+}
+
+/// Host code run inside a call (a log sink here; an interceptor of a nested call alike)
+/// that calls the runtime makes a call of the running call's chain: it re-enters the
+/// module the chain holds instead of waiting for the slot its own call holds, and calls
+/// made this way that loop (the sink's call logs, which calls again) end at the depth
+/// limit. Before, the first such call waited forever for its own call's slot.
+#[test]
+fn a_call_made_by_a_log_sink_inside_a_call_is_part_of_its_chain() {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// On each `holding` record, calls `hold(0)` of the module, which logs `holding`
+    /// again; keeps how each of those calls went.
+    #[derive(Default)]
+    struct CallsBack {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        outcomes: Mutex<Vec<Result<u64, String>>>,
+    }
+    impl memlink_runtime::LogSink for CallsBack {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            let Some((rt, h)) = self.target.get() else {
+                return;
+            };
+            if event.message != "holding" {
+                return;
+            }
+            let outcome = rt
+                .call_typed::<_, u64>(*h, "hold", &(0u64,))
+                .map_err(|e| e.to_string());
+            self.outcomes.lock().unwrap().push(outcome);
+        }
+    }
+
+    let sink = Arc::new(CallsBack::default());
+    let config = RuntimeConfig::default()
+        .concurrency(1, Saturation::Wait)
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy(
+            "hazards",
+            "hazards_sink_calls",
+        )))
+        .unwrap();
+    let _ = sink.target.set((rt.clone(), h));
+    let held: u64 = within("a call whose log sink calls the module", move || {
+        rt.call_typed(h, "hold", &(1u64,)).unwrap()
+    });
+    assert_eq!(held, 1);
+    let outcomes = sink.outcomes.lock().unwrap();
+    // Depths 1 to 8 ran (the default limit is 8); the ninth, the innermost and so the
+    // first to finish, was refused, which ended the loop.
+    let max = RuntimeConfig::default().max_call_depth as usize;
+    assert_eq!(outcomes.len(), max + 1, "{outcomes:?}");
+    let refused = outcomes[0].as_ref().unwrap_err();
+    assert!(refused.contains("call depth"), "{refused}");
+    assert!(outcomes[1..].iter().all(|o| o == &Ok(0)), "{outcomes:?}");
+}
