@@ -382,9 +382,13 @@ fn look_up(
 ) -> Result<(Held, u32), ModuleError> {
     let module = utf8(request.module, "module name")?;
     let method = utf8(request.method, "method name")?;
-    let (target, slot, epoch) = registry
-        .by_name(module)
-        .ok_or_else(|| ModuleError::ModuleNotFound(module.to_owned()))?;
+    let (target, slot, epoch) =
+        registry
+            .by_name(module)
+            .ok_or_else(|| match crate::names::malformed(module) {
+                Some(why) => ModuleError::CallFailed(format!("module `{module}`: {why}")),
+                None => ModuleError::ModuleNotFound(module.to_owned()),
+            })?;
     let (index, _) = target.method(method).ok_or(ModuleError::InvalidMethod)?;
     if let Some(epoch) = epoch {
         let hint = Hint {

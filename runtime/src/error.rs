@@ -11,7 +11,8 @@ use crate::handle::ModuleHandle;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    /// A module reference that cannot name a file (empty, or a directory).
+    /// A module reference that cannot name a file (empty, or a directory), or a name
+    /// whose version requirement is not semver (`basic@>>1`).
     BadReference {
         /// The reference as given.
         reference: String,

@@ -24,6 +24,16 @@ struct Entry {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Taken(pub(crate) String);
 
+/// Why `reference` can name no module however the modules change, or `None`: a version
+/// requirement after its `@` that is not semver (`basic@>>1`), which a lookup reads as
+/// naming nothing.
+#[cold]
+pub(crate) fn malformed(reference: &str) -> Option<&'static str> {
+    let (_, requirement) = reference.split_once('@')?;
+    VersionReq::parse(requirement).err()?;
+    Some("what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)")
+}
+
 impl Names {
     /// The slot of the module `reference` names: `name` (its highest version) or
     /// `name@requirement` (the highest version that matches).

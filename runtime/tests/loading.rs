@@ -114,6 +114,24 @@ fn names_are_unique_and_can_be_overridden() {
 }
 
 #[test]
+fn a_lookup_with_a_requirement_that_is_not_semver_says_so() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    assert_eq!(rt.handle_of("basic").unwrap(), h);
+    let err = rt.handle_of("basic@>>1").unwrap_err();
+    assert!(matches!(err, RuntimeError::BadReference { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "bad module reference `basic@>>1`: what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)"
+    );
+    // A requirement no loaded version meets is a module that is not loaded.
+    assert!(matches!(
+        rt.handle_of("basic@99"),
+        Err(RuntimeError::UnknownModule { .. })
+    ));
+}
+
+#[test]
 fn a_name_no_call_could_use_is_refused_before_the_module_is_opened() {
     let rt = Runtime::with_local_resolver();
     for (name, why) in [

@@ -192,6 +192,18 @@ fn each_nested_error_arrives_as_its_variant() {
         ModuleError::ModuleNotFound("ghost".into())
     );
     assert_eq!(relay("basic", "nope", b""), ModuleError::InvalidMethod);
+    // A version requirement that is not semver says so, where `basic@99` is not found.
+    assert_eq!(
+        relay("basic@>>1", "echo", b""),
+        ModuleError::CallFailed(
+            "module `basic@>>1`: what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)"
+                .into()
+        )
+    );
+    assert_eq!(
+        relay("basic@99", "echo", b""),
+        ModuleError::ModuleNotFound("basic@99".into())
+    );
     assert_eq!(relay("basic", "fail", b"quota"), ModuleError::QuotaExceeded);
     assert!(
         matches!(relay("basic", "boom", b"deep"), ModuleError::Panic(m) if m.starts_with("deep"))

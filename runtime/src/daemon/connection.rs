@@ -479,15 +479,11 @@ fn grow(scratch: &mut Vec<u128>, len: usize) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Why `module`, a name no module is served by, is malformed: a version requirement
-/// after its `@` that is not semver (`basic@>>1`), which no module could match.
+/// Why `module`, a name no module is served by, is malformed (`crate::names::malformed`).
 #[cold]
 fn malformed(module: &str) -> Option<Failure> {
-    let (_, requirement) = module.split_once('@')?;
-    semver::VersionReq::parse(requirement).err()?;
-    Some(Failure::BadRequest(format!(
-        "module `{module}`: what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)"
-    )))
+    let why = crate::names::malformed(module)?;
+    Some(Failure::BadRequest(format!("module `{module}`: {why}")))
 }
 
 /// Whether a call's deadline (nanoseconds on `CLOCK_MONOTONIC`, 0 for none) has passed.
