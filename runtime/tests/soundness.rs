@@ -364,3 +364,61 @@ fn a_call_made_by_a_log_sink_inside_a_call_is_part_of_its_chain() {
     assert!(refused.contains("call depth"), "{refused}");
     assert!(outcomes[1..].iter().all(|o| o == &Ok(0)), "{outcomes:?}");
 }
+
+/// The same for an interceptor: one that calls the runtime from `before` while a module's
+/// nested call is being made, on a module that holds its only slot for the call that
+/// makes it. Before, the interceptor's call waited forever for that slot.
+#[test]
+fn a_call_made_by_an_interceptor_of_a_nested_call_is_part_of_its_chain() {
+    use memlink_runtime::intercept::{CallInfo, Interceptor};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// Before the nested `count`, calls `count` itself, once.
+    #[derive(Default)]
+    struct CallsFromBefore {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        called: AtomicBool,
+        outcome: Mutex<Option<Result<u64, String>>>,
+    }
+    impl std::fmt::Debug for CallsFromBefore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("CallsFromBefore")
+        }
+    }
+    impl Interceptor for CallsFromBefore {
+        fn before(&self, call: &CallInfo<'_>, _args: &[u8]) -> Result<(), ModuleError> {
+            let nested_count = call.depth == 1 && call.method == "count";
+            if nested_count && !self.called.swap(true, Ordering::SeqCst) {
+                let (rt, h) = self.target.get().expect("set before the call");
+                let outcome = rt
+                    .call_typed::<_, u64>(*h, "count", &())
+                    .map_err(|e| e.to_string());
+                *self.outcome.lock().unwrap() = Some(outcome);
+            }
+            Ok(())
+        }
+    }
+
+    let hook = Arc::new(CallsFromBefore::default());
+    let config = RuntimeConfig::default()
+        .concurrency(1, Saturation::Wait)
+        .interceptor(hook.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy(
+            "hazards",
+            "hazards_hook_calls",
+        )))
+        .unwrap();
+    let name = rt.module_info(h).unwrap().name;
+    let _ = hook.target.set((rt.clone(), h));
+    let args = mp(&(name, "count", mp(&()), ""));
+    let out = within(
+        "a nested call whose interceptor calls the module",
+        move || rt.call(h, "around_nested", &args).unwrap().to_vec(),
+    );
+    // The nested `count` ran after the interceptor's: the second.
+    assert_eq!(String::from_utf8_lossy(&out), "1 bytes");
+    assert_eq!(*hook.outcome.lock().unwrap(), Some(Ok(1)));
+}
