@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::{memlink, signal, Daemon, Setup};
 use memlink_client::{CallOptions, Client, ClientConfig, ModuleError, RuntimeError};
-use memlink_ipc::control::{self, Answer, Hello};
+use memlink_ipc::control::{self, Answer, Hello, Welcome};
 use memlink_ipc::slot::{Op, SlotState, Submit, Waited};
-use memlink_ipc::{Failure, Geometry, Segment, PROTOCOL_VERSION};
+use memlink_ipc::{clock, Failure, Geometry, Segment, PROTOCOL_VERSION};
 use rustix::process::Signal;
 
 /// Waits until the daemon's log holds `text` (a module's log record, forwarded).
@@ -53,6 +53,12 @@ fn still_serving(daemon: &Daemon) {
 /// A hand-made connection: the handshake done with the protocol's own messages, the
 /// segment mapped, nothing of the client library in the way.
 fn raw_connection(daemon: &Daemon) -> (UnixStream, Segment, bool) {
+    let (stream, segment, welcome) = raw_welcome(daemon);
+    (stream, segment, welcome.in_place)
+}
+
+/// [`raw_connection`], with all the welcome said.
+fn raw_welcome(daemon: &Daemon) -> (UnixStream, Segment, Welcome) {
     let stream = UnixStream::connect(&daemon.socket).unwrap();
     let geometry = Geometry::new(2, 4096).unwrap();
     control::send(
@@ -69,7 +75,7 @@ fn raw_connection(daemon: &Daemon) -> (UnixStream, Segment, bool) {
         panic!("refused: {answer:?}")
     };
     let segment = Segment::map(&fd.unwrap(), welcome.geometry).unwrap();
-    (stream, segment, welcome.in_place)
+    (stream, segment, welcome)
 }
 
 fn ring(segment: &Segment) {
@@ -545,6 +551,151 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_left_to_its_daemon() {
             daemon.socket.display()
         )),
         "{err}"
+    );
+    still_serving(&daemon);
+}
+
+/// A client that hangs up (or is killed) while its call runs takes nothing from the
+/// watchdog: the call is still ended at its deadline and grace, blamed on that client's
+/// connection, and a client connecting meanwhile is neither blamed nor kept waiting for
+/// the module (one call at a time) longer than that.
+#[test]
+fn a_call_whose_client_hung_up_is_still_ended_by_the_watchdog_and_blamed_on_it() {
+    let toml = format!(
+        "[[modules]]\npath = {:?}\nmax_concurrency = 1\n",
+        common::module_path("hazards").to_str().unwrap()
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    });
+    let worker = daemon.worker_pid();
+    let (stream, segment, welcome) = raw_welcome(&daemon);
+    let slot = segment.slot(0).unwrap();
+    let args = rmp_serde::to_vec(&(600_000u64,)).unwrap();
+    slot.write_data(0, &args);
+    slot.submit(&Submit {
+        op: Op::Call,
+        module: "hazards",
+        method: "hold",
+        args_len: args.len(),
+        deadline_ns: clock::now_ns() + 300_000_000,
+        trace_id: 0,
+        span_id: 0,
+    });
+    ring(&segment);
+    wait_log(&daemon, "holding");
+    drop((stream, segment));
+    // Once the daemon let the connection go, another client connects and calls nothing.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !daemon
+        .http_get("/metrics")
+        .1
+        .contains("memlink_daemon_connections 0\n")
+    {
+        assert!(
+            Instant::now() < until,
+            "the connection stays after its hang-up"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let innocent = Client::connect(&daemon.socket).unwrap();
+    wait_log(&daemon, "past its deadline");
+    let log = daemon.log_text();
+    let blamed = format!("a call (connection {}, slot 0)", welcome.connection);
+    assert!(log.contains(&blamed), "{log}");
+    let hazards = innocent.module("hazards").unwrap();
+    let options = CallOptions::default().timeout(Duration::from_secs(5));
+    innocent.call_with(hazards, "count", b"", &options).unwrap();
+    assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
+}
+
+/// A hello trickled a byte at a time, each well within the hello's time, is cut off when
+/// the whole hello's time is up: its place among the connections still to say hello
+/// (here the only one) goes to the next client.
+#[test]
+fn a_hello_trickled_byte_by_byte_is_cut_off_when_its_time_is_up() {
+    let daemon = Daemon::start(Setup {
+        toml: "max_connections = 1\n".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+    stream.write_all(&1000u32.to_le_bytes()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    // A byte a second: 60 of them would hold the connection for a minute. The daemon
+    // hangs up (after its refusal) well before.
+    let mut buf = [0u8; 256];
+    for _ in 0..60 {
+        if stream.write_all(&[0x90]).is_err() {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock) => continue,
+            _ => break,
+        }
+    }
+    wait_log(
+        &daemon,
+        "connection refused: bad hello: none complete within 5 s",
+    );
+    still_serving(&daemon);
+}
+
+/// A connection the daemon cannot start a thread for (its address space limited here;
+/// `RLIMIT_NPROC` or a pids cgroup do the same) is refused with the reason, and the
+/// daemon serves on.
+#[test]
+fn a_connection_without_a_thread_is_refused_and_the_daemon_serves_on() {
+    use rustix::process::{prlimit, Pid, Resource, Rlimit};
+    let mut daemon = Daemon::start(Setup::modules(&["basic"]));
+    still_serving(&daemon);
+    let pid = Pid::from_raw(daemon.pid()).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    // Room for a few more threads' stacks (2 MiB each), not for 64.
+    let limited = Rlimit {
+        current: Some(vm_kib * 1024 + (16 << 20)),
+        maximum: None,
+    };
+    prlimit(Some(pid), Resource::As, limited).unwrap();
+    let mut silent = Vec::new();
+    let refusal = loop {
+        assert!(silent.len() < 64, "every connection got a thread");
+        let stream = UnixStream::connect(&daemon.socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match control::recv::<Answer>(&stream) {
+            Ok((Answer::Refused(why), _)) => break why,
+            Ok((other, _)) => panic!("an answer to no hello: {other:?}"),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => silent.push(stream),
+            Err(e) => panic!("the daemon hung up without a reason: {e}"),
+        }
+    };
+    assert!(
+        refusal.contains("cannot start a thread for the connection"),
+        "{refusal}"
+    );
+    wait_log(
+        &daemon,
+        "connection refused: the daemon cannot start a thread",
+    );
+    let unlimited = Rlimit {
+        current: None,
+        maximum: None,
+    };
+    prlimit(Some(pid), Resource::As, unlimited).unwrap();
+    drop(silent);
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon ended"
     );
     still_serving(&daemon);
 }

@@ -487,3 +487,68 @@ fn a_held_up_call_wakes_only_its_worker_s_helpers() {
         "the other worker's helpers woke {main_woke} times for {rounds} calls not theirs"
     );
 }
+
+/// A client that sends its hello and hangs up at once, before the welcome, costs the
+/// worker no thread and no mapping of its segment: the connection it never learned of
+/// is not handed to the worker, or is taken back.
+#[test]
+fn a_client_gone_before_its_welcome_leaves_the_worker_nothing() {
+    use memlink_ipc::control::{self, Hello};
+    use memlink_ipc::{Geometry, PROTOCOL_VERSION};
+    const GONE: usize = 20;
+    let daemon = Daemon::start(Setup {
+        // Debug: each connection welcomed says so, as each refused one does.
+        extra: vec!["-vv".into()],
+        ..Setup::modules(&["basic"])
+    });
+    let worker = daemon.worker_pid();
+    let held = || {
+        let threads = std::fs::read_dir(format!("/proc/{worker}/task"))
+            .unwrap()
+            .count();
+        let maps = std::fs::read_to_string(format!("/proc/{worker}/maps")).unwrap();
+        let segments = maps
+            .lines()
+            .filter(|l| l.contains("memlink-segment"))
+            .count();
+        (threads, segments)
+    };
+    let (threads, _) = held();
+    for _ in 0..GONE {
+        let stream = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            // A segment that takes the daemon a while to make: the client is gone
+            // before the welcome is sent.
+            geometry: Geometry::new(64, 1 << 20).unwrap(),
+        };
+        control::send(&stream, &hello, None).unwrap();
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let answered = || {
+        let log = daemon.log_text();
+        log.matches("connection refused").count() + log.matches("client connected").count()
+    };
+    while answered() < GONE {
+        assert!(
+            std::time::Instant::now() < until,
+            "not every hello was answered:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The worker reads its messages in order: once it served this client, it has read
+    // whatever it was told of the others.
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"still").unwrap(), b"still");
+    drop(client);
+    while held() != (threads, 0) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the worker holds (threads, segments) {:?}, not ({threads}, 0)",
+            held()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

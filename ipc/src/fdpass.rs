@@ -3,7 +3,9 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
 
+use rustix::net::sockopt::{set_socket_timeout, Timeout};
 use rustix::net::{
     recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
@@ -43,18 +45,52 @@ pub fn send(socket: impl AsFd, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::
 /// A peer that closes before `buf` is full gives `UnexpectedEof`; more descriptors than
 /// one are closed and refused.
 pub fn recv_exact(socket: impl AsFd, buf: &mut [u8]) -> io::Result<Option<OwnedFd>> {
-    let socket = socket.as_fd();
+    recv_exact_within(socket.as_fd(), buf, None)
+}
+
+/// [`recv_exact`] with one deadline for all of `buf`: a peer that trickles its bytes
+/// cannot stretch the wait, as it could a read timeout that each read starts afresh. Past
+/// `deadline` the error is `TimedOut`. It sets the socket's receive timeout.
+pub fn recv_exact_by(
+    socket: impl AsFd,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> io::Result<Option<OwnedFd>> {
+    recv_exact_within(socket.as_fd(), buf, Some(deadline))
+}
+
+fn recv_exact_within(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> io::Result<Option<OwnedFd>> {
     let mut got = 0;
     let mut fd = None;
     while got < buf.len() {
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            // A zero timeout would mean none: at least a microsecond.
+            let left = left.max(Duration::from_micros(1));
+            set_socket_timeout(socket, Timeout::Recv, Some(left))?;
+        }
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
-        let msg = recvmsg(
+        let msg = match recvmsg(
             socket,
             &mut [IoSliceMut::new(&mut buf[got..])],
             &mut control,
             RecvFlags::CMSG_CLOEXEC,
-        )?;
+        ) {
+            Ok(msg) => msg,
+            // The receive timeout, set to what was left of the deadline, ran out.
+            Err(e) if e == rustix::io::Errno::AGAIN && deadline.is_some() => {
+                return Err(io::ErrorKind::TimedOut.into())
+            }
+            Err(e) => return Err(e.into()),
+        };
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(rights) = message {
                 for received in rights {
@@ -105,5 +141,26 @@ mod tests {
             recv_exact(&b, &mut one).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    #[test]
+    fn a_deadline_holds_for_all_the_bytes_however_they_trickle() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let trickle = std::thread::spawn(move || {
+            // A byte every 100 ms, each well within what is left of the deadline at
+            // first: 20 of them would take two seconds.
+            for _ in 0..20 {
+                if send(&a, b"x", None).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let mut buf = [0u8; 20];
+        let err = recv_exact_by(&b, &mut buf, deadline).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        drop(b);
+        trickle.join().unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! What the supervisor's threads share: the settings, the connections and their
 //! segments, and each worker process's link, figures and modules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -91,7 +91,12 @@ pub(super) struct Shared {
     /// The main worker first.
     pub(super) workers: Vec<Worker>,
     pub(super) conns: Mutex<HashMap<u64, Conn>>,
-    pub(super) free_rows: Mutex<Vec<u32>>,
+    /// Connections whose client hung up, kept until no worker runs a call of theirs: the
+    /// watchdog still holds those calls to their deadlines, and their figures rows are
+    /// not handed to another connection meanwhile (`workers::release_rows`).
+    pub(super) retired: Mutex<HashMap<u64, Conn>>,
+    /// Rows of the figures tables no connection holds, the longest free first.
+    pub(super) free_rows: Mutex<VecDeque<u32>>,
     pub(super) next_id: AtomicU64,
     pub(super) shutting_down: AtomicBool,
     /// Connections accepted that have not yet said hello (or been refused), each on a

@@ -9,10 +9,10 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{self, Answer, Claims, Hello, ToWorker, Welcome};
-use memlink_ipc::{Segment, PROTOCOL_VERSION};
+use memlink_ipc::{fdpass, Geometry, Segment, PROTOCOL_VERSION};
 
 use super::config::{DaemonConfig, Trust};
 use super::state::{lock, Conn, Shared, Worker};
@@ -57,11 +57,12 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         .transpose()?;
     let listener = bind(&config)?;
     let shared = Arc::new(Shared {
-        free_rows: Mutex::new((0..config.max_connections).rev().collect()),
+        free_rows: Mutex::new((0..config.max_connections).collect()),
         config,
         worker_exe: exe,
         workers,
         conns: Mutex::default(),
+        retired: Mutex::default(),
         next_id: AtomicU64::new(1),
         shutting_down: AtomicBool::new(false),
         greeting: AtomicUsize::new(0),
@@ -82,11 +83,15 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
             move || for_health.workers.iter().all(Worker::is_up),
         );
     }
-    {
+    let watchdog = {
         let shared = Arc::clone(&shared);
-        std::thread::spawn(move || workers::watchdog(&shared));
-    }
-    if let Err(e) = on_signals(Arc::clone(&shared)) {
+        std::thread::Builder::new()
+            .name("memlink-watchdog".to_owned())
+            .spawn(move || workers::watchdog(&shared))
+            .map(drop)
+            .map_err(|e| format!("cannot start the watchdog: {e}"))
+    };
+    if let Err(e) = watchdog.and_then(|()| on_signals(Arc::clone(&shared))) {
         stop_workers(&shared);
         let _ = std::fs::remove_file(&shared.config.socket);
         return Err(e);
@@ -102,20 +107,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
             break;
         }
         let Ok(stream) = stream else { continue };
-        if shared.greeting.fetch_add(1, Ordering::SeqCst) >= shared.config.max_connections as usize
-        {
-            shared.greeting.fetch_sub(1, Ordering::SeqCst);
-            let why = format!(
-                "{} connections are still to say hello, the daemon's limit",
-                shared.config.max_connections
-            );
-            tracing::warn!("connection refused: {why}");
-            // A small answer into a fresh socket's empty buffer: it does not block.
-            let _ = control::send(&stream, &Answer::Refused(why), None);
-            continue;
-        }
-        let shared = Arc::clone(&shared);
-        std::thread::spawn(move || client(&shared, stream));
+        accept(&shared, stream);
     }
     tracing::info!("shutting down: finishing the calls in flight");
     for keeper in keepers {
@@ -123,6 +115,40 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Gives an accepted connection a thread of its own for its hello and its life, or
+/// refuses it with the reason: past the limit of connections still to say hello, or when
+/// no thread can be started (`RLIMIT_NPROC`, a pids cgroup, `RLIMIT_AS`), which costs
+/// that connection only.
+fn accept(shared: &Arc<Shared>, stream: UnixStream) {
+    fn refuse(stream: &UnixStream, why: String) {
+        tracing::warn!("connection refused: {why}");
+        // A small answer into a fresh socket's empty buffer: it does not block.
+        let _ = control::send(stream, &Answer::Refused(why), None);
+    }
+    if shared.greeting.fetch_add(1, Ordering::SeqCst) >= shared.config.max_connections as usize {
+        shared.greeting.fetch_sub(1, Ordering::SeqCst);
+        let why = format!(
+            "{} connections are still to say hello, the daemon's limit",
+            shared.config.max_connections
+        );
+        return refuse(&stream, why);
+    }
+    // Shared with the thread, so that the stream is still here to answer on when the
+    // thread cannot start (the closure, and what it holds, is dropped then).
+    let stream = Arc::new(stream);
+    let started = {
+        let (shared, stream) = (Arc::clone(shared), Arc::clone(&stream));
+        std::thread::Builder::new()
+            .name("memlink-client".to_owned())
+            .spawn(move || client(&shared, &stream))
+    };
+    if let Err(e) = started {
+        shared.greeting.fetch_sub(1, Ordering::SeqCst);
+        let why = format!("the daemon cannot start a thread for the connection: {e}");
+        refuse(&stream, why);
+    }
 }
 
 /// Starts every worker, each kept by a thread of its own: the groups' workers first, so
@@ -141,12 +167,19 @@ fn start_workers(shared: &Arc<Shared>) -> Result<Vec<std::thread::JoinHandle<()>
         let (started_tx, started) = mpsc::channel();
         let keeper = {
             let shared = Arc::clone(shared);
-            std::thread::spawn(move || workers::keep(&shared, index, started_tx))
+            std::thread::Builder::new()
+                .name(format!("memlink-keep-{}", worker.plan.name))
+                .spawn(move || workers::keep(&shared, index, started_tx))
         };
-        let first = started
-            .recv()
-            .unwrap_or_else(|_| Err("the worker keeper stopped".into()));
-        keepers.push(keeper);
+        let first = match keeper {
+            Ok(keeper) => {
+                keepers.push(keeper);
+                started
+                    .recv()
+                    .unwrap_or_else(|_| Err("the worker keeper stopped".into()))
+            }
+            Err(e) => Err(format!("cannot start its keeper thread: {e}")),
+        };
         let failed = first.err().or_else(|| {
             // A name two workers serve would reach only one of them.
             let serves = lock(&worker.serves);
@@ -307,26 +340,29 @@ fn on_signals(shared: Arc<Shared>) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            stop_workers(&shared);
-            // Wakes the accept loop, which sees the flag; then no one can connect.
-            let _ = UnixStream::connect(&shared.config.socket);
-            let _ = std::fs::remove_file(&shared.config.socket);
-        }
-    });
-    Ok(())
+    std::thread::Builder::new()
+        .name("memlink-signals".to_owned())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                stop_workers(&shared);
+                // Wakes the accept loop, which sees the flag; then no one can connect.
+                let _ = UnixStream::connect(&shared.config.socket);
+                let _ = std::fs::remove_file(&shared.config.socket);
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the signal thread: {e}"))
 }
 
 /// One client: the handshake, then waiting for it to hang up.
-fn client(shared: &Shared, stream: UnixStream) {
-    let welcomed = welcome(shared, &stream);
+fn client(shared: &Shared, stream: &UnixStream) {
+    let welcomed = welcome(shared, stream);
     shared.greeting.fetch_sub(1, Ordering::SeqCst);
     let (id, row) = match welcomed {
         Ok(v) => v,
         Err(why) => {
             tracing::warn!("connection refused: {why}");
-            let _ = control::send(&stream, &Answer::Refused(why), None);
+            let _ = control::send(stream, &Answer::Refused(why), None);
             return;
         }
     };
@@ -334,32 +370,42 @@ fn client(shared: &Shared, stream: UnixStream) {
     let _ = stream.set_read_timeout(None);
     let mut buf = [0u8; 256];
     loop {
-        match (&stream).read(&mut buf) {
+        match { stream }.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => continue,
         }
     }
     let conn = lock(&shared.conns).remove(&id);
-    if let Some(conn) = conn {
-        conn.segment.header().closed.store(1, Ordering::SeqCst);
-        for w in &shared.workers {
-            w.send(&ToWorker::Detach { connection: id });
-            lock(&w.stand_ins).remove(&id);
+    match conn {
+        Some(conn) => {
+            conn.segment.header().closed.store(1, Ordering::SeqCst);
+            for w in &shared.workers {
+                w.send(&ToWorker::Detach { connection: id });
+                lock(&w.stand_ins).remove(&id);
+            }
+            // A call of its may still run (a client killed mid-call): the watchdog
+            // still holds it to its deadline, and the row goes back to the free ones
+            // once no worker runs a call of this connection (`workers::release_rows`),
+            // not before: a row's running calls are the watchdog's only record of them.
+            lock(&shared.retired).insert(id, conn);
         }
+        None => lock(&shared.free_rows).push_back(row),
     }
-    lock(&shared.free_rows).push(row);
     tracing::debug!(connection = id, "client gone");
 }
 
-/// Checks a client's hello, makes its segment and hands it to the worker and the client.
-fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
-    stream
-        .set_read_timeout(Some(HELLO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let (hello, fd) = control::recv::<Hello>(stream).map_err(|e| format!("bad hello: {e}"))?;
-    if fd.is_some() {
-        return Err("a hello with a descriptor".into());
-    }
+/// What a client's hello settles: the segment it gets, who it is, and whether its
+/// arguments are read in place.
+struct Greeted {
+    geometry: Geometry,
+    uid: u32,
+    pid: i32,
+    in_place: bool,
+}
+
+/// Reads and checks a client's hello, and learns who the client is.
+fn greet(shared: &Shared, stream: &UnixStream) -> Result<Greeted, String> {
+    let hello = read_hello(stream)?;
     if hello.version != PROTOCOL_VERSION {
         return Err(format!(
             "the client speaks protocol {}, the daemon {PROTOCOL_VERSION}",
@@ -377,22 +423,62 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
     let cred = rustix::net::sockopt::socket_peercred(stream)
         .map_err(|e| format!("cannot learn the client's credentials: {e}"))?;
     let uid = cred.uid.as_raw();
-    let in_place =
-        shared.config.trust == Trust::SameUser && uid == rustix::process::getuid().as_raw();
-    let row = lock(&shared.free_rows).pop().ok_or_else(|| {
+    Ok(Greeted {
+        geometry,
+        uid,
+        pid: cred.pid.as_raw_nonzero().get(),
+        in_place: shared.config.trust == Trust::SameUser
+            && uid == rustix::process::getuid().as_raw(),
+    })
+}
+
+/// Reads a client's hello frame (as `control::recv` reads a frame), all of it within
+/// [`HELLO_TIMEOUT`]: a read timeout would start afresh with each read, and a client
+/// trickling a byte at a time would hold its thread, and its place among the
+/// connections still to say hello, for as long as it liked.
+fn read_hello(stream: &UnixStream) -> Result<Hello, String> {
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    let read = |buf: &mut [u8]| match fdpass::recv_exact_by(stream, buf, deadline) {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err("a hello with a descriptor".to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
+            "bad hello: none complete within {} s",
+            HELLO_TIMEOUT.as_secs()
+        )),
+        Err(e) => Err(format!("bad hello: {e}")),
+    };
+    let mut len = [0u8; 4];
+    read(&mut len)?;
+    let len = u32::from_le_bytes(len);
+    if len > control::MAX_FRAME {
+        return Err(format!(
+            "bad hello: a frame of {len} bytes (at most {})",
+            control::MAX_FRAME
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    read(&mut body)?;
+    rmp_serde::from_slice(&body).map_err(|e| format!("bad hello: undecodable frame: {e}"))
+}
+
+/// Checks a client's hello, makes its segment and hands it to the client, then to the
+/// workers: only a connection the client was told of is attached, so a client that
+/// hangs up before its welcome costs no worker a thread or a mapping.
+fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
+    let greeted = greet(shared, stream)?;
+    let row = lock(&shared.free_rows).pop_front().ok_or_else(|| {
         format!(
             "the daemon holds its limit of {} connections",
             shared.config.max_connections
         )
     })?;
-    let made = Segment::create(geometry);
-    let (segment, fd) = match made {
-        Ok(v) => v,
-        Err(e) => {
-            lock(&shared.free_rows).push(row);
-            return Err(format!("cannot make the segment: {e}"));
-        }
+    // Every way out below that does not keep the connection gives the row back.
+    let give_back = |why: String| {
+        lock(&shared.free_rows).push_back(row);
+        why
     };
+    let (segment, fd) = Segment::create(greeted.geometry)
+        .map_err(|e| give_back(format!("cannot make the segment: {e}")))?;
     for r in shared.workers.iter().filter_map(|w| w.figures.row(row)) {
         for v in [&r.calls, &r.errors, &r.bytes_in, &r.bytes_out] {
             v.store(0, Ordering::Relaxed);
@@ -402,16 +488,16 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
     let conn = Conn {
         segment: Arc::new(segment),
         fd,
-        in_place,
+        in_place: greeted.in_place,
         row,
-        pid: cred.pid.as_raw_nonzero().get(),
-        uid,
+        pid: greeted.pid,
+        uid: greeted.uid,
     };
     let welcome = Answer::Welcome(Welcome {
         version: PROTOCOL_VERSION,
         connection: id,
-        geometry,
-        in_place,
+        geometry: greeted.geometry,
+        in_place: greeted.in_place,
         max_shm: shared.config.max_shm_per_client,
         modules: shared.served(),
         workers: shared
@@ -420,7 +506,10 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
             .map(|w| lock(&w.claims).clone())
             .collect(),
     });
-    let sent = control::send(stream, &welcome, Some(conn.fd.as_fd()));
+    control::send(stream, &welcome, Some(conn.fd.as_fd()))
+        .map_err(|e| give_back(format!("cannot answer the client: {e}")))?;
+    // Under the lock a worker starting meanwhile is handed this connection once: by
+    // `workers::start`, or here once it has its link.
     let mut conns = lock(&shared.conns);
     for w in &shared.workers {
         if let Some(link) = &*lock(&w.link) {
@@ -429,11 +518,11 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
     }
     conns.insert(id, conn);
     drop(conns);
-    if let Err(e) = sent {
-        lock(&shared.conns).remove(&id);
-        lock(&shared.free_rows).push(row);
-        return Err(format!("cannot answer the client: {e}"));
-    }
-    tracing::debug!(connection = id, uid, in_place, "client connected");
+    tracing::debug!(
+        connection = id,
+        uid = greeted.uid,
+        in_place = greeted.in_place,
+        "client connected"
+    );
     Ok((id, row))
 }

@@ -2,6 +2,7 @@
 //! handing it the connections, reading what it says, failing the calls it was running
 //! when it died, and the watchdog that ends one whose call overran its deadline.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
@@ -12,7 +13,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
-use memlink_ipc::figures::NO_DEADLINE;
+use memlink_ipc::figures::{Row, NO_DEADLINE};
 use memlink_ipc::slot::{Name, SlotState};
 use memlink_ipc::{clock, Failure};
 use rustix::process::{kill_process, Pid, Signal};
@@ -153,12 +154,19 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
             *serves = modules;
         }
     }
-    let reader = ours.try_clone().map_err(|e| e.to_string())?;
     // Read before handing it the connections: it answers each it cannot take, and a
-    // full socket would stop it reading ours while we send under the lock.
-    {
+    // full socket would stop it reading ours while we send under the lock. Without a
+    // reader the worker cannot be kept: it is ended, and started again after a while.
+    let reading = ours.try_clone().and_then(|reader| {
         let shared = Arc::clone(shared);
-        std::thread::spawn(move || read(&reader, &shared, index, pid));
+        std::thread::Builder::new()
+            .name(format!("memlink-read-{}", worker.plan.name))
+            .spawn(move || read(&reader, &shared, index, pid))
+    });
+    if let Err(e) = reading {
+        let _ = kill_process(pid, Signal::KILL);
+        let _ = wait(child);
+        return Err(format!("cannot start a thread to read the worker: {e}"));
     }
     // Connections that came while there was no worker are handed over with the rest;
     // the lock keeps a new one from slipping between the two.
@@ -238,21 +246,44 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
                 *lock(&worker.serves) = names;
             }
             FromWorker::AttachFailed { connection, reason } => {
-                let starter = cannot_take.get_or_insert_with(|| {
-                    let (tx, refused) = mpsc::channel::<(u64, String)>();
-                    let shared = Arc::clone(shared);
-                    std::thread::spawn(move || {
-                        for (connection, reason) in refused {
-                            stand_in(&shared, index, pid, connection, &reason);
-                        }
-                    });
-                    tx
-                });
-                let _ = starter.send((connection, reason));
+                if cannot_take.is_none() {
+                    cannot_take = stand_in_starter(shared, index, pid);
+                }
+                match &cannot_take {
+                    Some(starter) => drop(starter.send((connection, reason))),
+                    None => tracing::error!(
+                        worker = %worker.plan.name,
+                        connection,
+                        "the worker cannot serve the connection ({reason}), and no thread \
+                         can be started to answer its calls there: they wait for their deadlines"
+                    ),
+                }
             }
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
     }
+}
+
+/// Starts the thread that starts stand-ins for the connections worker `index`, its
+/// process `pid`, cannot take; `None` (logged) when no thread can be started, which the
+/// next refused connection tries again.
+fn stand_in_starter(
+    shared: &Arc<Shared>,
+    index: usize,
+    pid: Pid,
+) -> Option<mpsc::Sender<(u64, String)>> {
+    let (tx, refused) = mpsc::channel::<(u64, String)>();
+    let shared = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name("memlink-stand-ins".to_owned())
+        .spawn(move || {
+            for (connection, reason) in refused {
+                stand_in(&shared, index, pid, connection, &reason);
+            }
+        })
+        .map_err(|e| tracing::error!("cannot start a thread for stand-ins: {e}"))
+        .ok()?;
+    Some(tx)
 }
 
 /// Answers the calls to worker `index`'s modules on connection `id`, which its process
@@ -328,7 +359,10 @@ fn fail_running(shared: &Shared, index: usize, reason: &str) -> usize {
     let worker = &shared.workers[index];
     let failure = Failure::WorkerDied(reason.to_owned());
     let mut failed = 0;
-    for conn in lock(&shared.conns).values() {
+    // A connection whose client is gone too: its calls' entries are cleared, so its row
+    // can be freed (the replies go to a segment no one may read, which harms nobody).
+    let (conns, retired) = (lock(&shared.conns), lock(&shared.retired));
+    for conn in conns.values().chain(retired.values()) {
         let row = worker.figures.row(conn.row);
         let mut here = 0;
         for i in 0..conn.segment.geometry().slots {
@@ -354,9 +388,12 @@ fn fail_running(shared: &Shared, index: usize, reason: &str) -> usize {
 }
 
 /// Ends a worker when a call it runs is past its deadline by more than the grace: a
-/// module that does not return cannot be stopped any other way.
+/// module that does not return cannot be stopped any other way. The calls of connections
+/// whose client hung up are watched too, as their own connection's; and their rows are
+/// freed once no call of theirs runs.
 pub(super) fn watchdog(shared: &Shared) {
     let grace = shared.config.watchdog_grace_ms.saturating_mul(1_000_000);
+    let mut idle = HashSet::new();
     loop {
         std::thread::sleep(WATCH_EVERY);
         for worker in &shared.workers {
@@ -364,21 +401,12 @@ pub(super) fn watchdog(shared: &Shared) {
                 continue;
             };
             let now = clock::now_ns();
-            let mut late = None;
-            for (&id, conn) in lock(&shared.conns).iter() {
-                let Some(row) = worker.figures.row(conn.row) else {
-                    continue;
-                };
-                for (slot, running) in row.running.iter().enumerate() {
-                    let deadline = running.load(Ordering::Relaxed);
-                    if deadline != 0
-                        && deadline != NO_DEADLINE
-                        && now > deadline.saturating_add(grace)
-                    {
-                        late = Some((id, slot, (now - deadline) / 1_000_000));
-                    }
-                }
-            }
+            let late = {
+                let (conns, retired) = (lock(&shared.conns), lock(&shared.retired));
+                let rows = conns.iter().chain(retired.iter());
+                rows.filter_map(|(&id, conn)| Some((id, worker.figures.row(conn.row)?)))
+                    .find_map(|(id, row)| late_call(row, now, grace).map(|(s, ms)| (id, s, ms)))
+            };
             if let Some((id, slot, ms)) = late {
                 *lock(&worker.kill_reason) = Some(format!(
                     "timeout: a call (connection {id}, slot {slot}) ran {ms} ms past its deadline and the watchdog ended the worker"
@@ -386,5 +414,47 @@ pub(super) fn watchdog(shared: &Shared) {
                 let _ = kill_process(pid, Signal::KILL);
             }
         }
+        release_rows(shared, &mut idle);
     }
+}
+
+/// A call of `row` past its deadline by more than `grace` at `now`: its slot, and by how
+/// many milliseconds.
+fn late_call(row: &Row, now: u64, grace: u64) -> Option<(usize, u64)> {
+    row.running.iter().enumerate().find_map(|(slot, running)| {
+        let deadline = running.load(Ordering::Relaxed);
+        (deadline != 0 && deadline != NO_DEADLINE && now > deadline.saturating_add(grace))
+            .then(|| (slot, (now - deadline) / 1_000_000))
+    })
+}
+
+/// Frees the rows of the connections whose client is gone once no worker runs a call of
+/// theirs, seen at two looks in a row (`idle`, the connections idle at the last): a
+/// worker's thread that claimed a slot as its client hung up writes the call's entry
+/// just after, and the second look sees it. The row then goes to the back of the free
+/// ones, a connection's figures start from zero, and no call of another connection
+/// writes its entries.
+fn release_rows(shared: &Shared, idle: &mut HashSet<u64>) {
+    let mut retired = lock(&shared.retired);
+    let running = |conn: &Conn| {
+        shared.workers.iter().any(|w| {
+            w.figures
+                .row(conn.row)
+                .is_some_and(|r| r.running.iter().any(|e| e.load(Ordering::Relaxed) != 0))
+        })
+    };
+    let now_idle: HashSet<u64> = retired
+        .iter()
+        .filter(|(_, conn)| !running(conn))
+        .map(|(&id, _)| id)
+        .collect();
+    for id in now_idle.intersection(idle) {
+        if let Some(conn) = retired.remove(id) {
+            lock(&shared.free_rows).push_back(conn.row);
+        }
+    }
+    *idle = now_idle
+        .into_iter()
+        .filter(|id| retired.contains_key(id))
+        .collect();
 }
