@@ -23,6 +23,7 @@ mod extent;
 mod raw;
 mod scalar;
 mod scalar_read;
+mod wide;
 
 /// Deepest nesting of arrays and maps a decoder accepts: deeper input is an error, not a
 /// stack overflow.

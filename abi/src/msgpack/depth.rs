@@ -69,7 +69,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Depth<'_, D> {
         deserialize_u16,
         deserialize_u32,
         deserialize_u64,
-        deserialize_u128,
         deserialize_f32,
         deserialize_f64,
         deserialize_char,
@@ -84,6 +83,16 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Depth<'_, D> {
         deserialize_identifier,
         deserialize_ignored_any,
     );
+
+    /// Read as what is there, not through the decoder's `u128`, which casts a negative
+    /// integer to a huge value (`super::wide`).
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        let _level = enter::<D::Error>(self.left)?;
+        self.inner.deserialize_any(super::wide::U128(Wrap {
+            inner: visitor,
+            left: self.left,
+        }))
+    }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
         self,
