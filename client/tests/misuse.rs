@@ -41,13 +41,25 @@ fn raw_request(
     method: &str,
     args_len: usize,
 ) -> Result<usize, Failure> {
+    raw_request_by(segment, op, module, method, args_len, 0)
+}
+
+/// [`raw_request`] with a deadline (`CLOCK_MONOTONIC` nanoseconds, 0 for none).
+fn raw_request_by(
+    segment: &Segment,
+    op: Op,
+    module: &str,
+    method: &str,
+    args_len: usize,
+    deadline_ns: u64,
+) -> Result<usize, Failure> {
     let slot = segment.slot(0).unwrap();
     slot.submit(&Submit {
         op,
         module,
         method,
         args_len,
-        deadline_ns: 0,
+        deadline_ns,
         trace_id: 0,
         span_id: 0,
     });
@@ -324,27 +336,8 @@ fn calls_already_past_their_deadline_are_refused_without_ending_the_worker() {
     );
     // A raw deadline 1 ns after boot, long past: refused, and the worker lives on.
     let (_stream, segment) = raw_connection(&daemon, 1, 4096);
-    let slot = segment.slot(0).unwrap();
     for _ in 0..200 {
-        slot.submit(&Submit {
-            op: Op::Call,
-            module: "hazards",
-            method: "count",
-            args_len: 0,
-            deadline_ns: 1,
-            trace_id: 0,
-            span_id: 0,
-        });
-        segment.header().ring_all();
-        let until = Instant::now() + Duration::from_secs(30);
-        let waited = slot.wait_done(
-            Some(until),
-            Duration::ZERO,
-            Duration::from_millis(10),
-            || true,
-        );
-        assert_eq!(waited, Waited::Done);
-        let failure = slot.reply().unwrap_err();
+        let failure = raw_request_by(&segment, Op::Call, "hazards", "count", 0, 1).unwrap_err();
         assert!(matches!(failure, Failure::Module { .. }), "{failure}");
     }
     assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());

@@ -379,6 +379,23 @@ fn raw_str_argument() {
 /// today the caller reads "expected struct __MemlinkArgs", a name from the macro's
 /// insides.
 #[test]
+fn a_negative_integer_is_no_u128_argument() {
+    let (rt, h) = load("hazards");
+    let err = rt.call(h, "ones", &mp(&(-1i64,))).unwrap_err();
+    let Some(ModuleError::Serialize(m)) = err.module_error() else {
+        panic!("{err}")
+    };
+    assert!(m.contains("argument `value`") && m.contains("integer `-1`"), "{m}");
+    // Every u128, from an integer or as the 16 bytes a Rust caller's encoder writes.
+    for (value, ones) in [(5u128, 2u32), (u128::MAX, 128)] {
+        let out = rt.call(h, "ones", &mp(&(value,))).unwrap();
+        assert_eq!(de::<u32>(&out), ones);
+    }
+    let out = rt.call(h, "ones", &mp(&(u64::MAX,))).unwrap();
+    assert_eq!(de::<u32>(&out), 64);
+}
+
+#[test]
 fn decode_errors_name_the_export_not_a_generated_struct() {
     let (rt, h) = load("basic");
     for (method, args) in [

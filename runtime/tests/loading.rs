@@ -166,13 +166,7 @@ fn memory_sizes_that_cannot_be_allocated_are_refused_at_load() {
     for size in [usize::MAX, 1 << 50] {
         let settings = ModuleSettings::default().persistent_size(size);
         let err = rt.load_with(basic(), &settings).unwrap_err();
-        assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
-        let text = err.to_string();
-        assert!(
-            text.contains(&format!("ModuleSettings::persistent_size = {size}"))
-                && text.contains("cannot allocate"),
-            "{text}"
-        );
+        assert_cannot_allocate(err, &format!("ModuleSettings::persistent_size = {size}"));
     }
     // Nothing was loaded: the same file loads after, and serves.
     let h = rt.load(basic()).unwrap();
@@ -182,12 +176,16 @@ fn memory_sizes_that_cannot_be_allocated_are_refused_at_load() {
         let config = RuntimeConfig::default().arena_size(size);
         let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
         let err = rt.load(basic()).unwrap_err();
-        assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
-        let text = err.to_string();
-        assert!(
-            text.contains(&format!("RuntimeConfig::arena_size = {size}"))
-                && text.contains("cannot allocate"),
-            "{text}"
-        );
+        assert_cannot_allocate(err, &format!("RuntimeConfig::arena_size = {size}"));
     }
+}
+
+/// `err` is the setting `setting` (with its value) refused for its size.
+fn assert_cannot_allocate(err: RuntimeError, setting: &str) {
+    assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(setting) && text.contains("cannot allocate"),
+        "{text}"
+    );
 }
