@@ -385,7 +385,10 @@ fn a_negative_integer_is_no_u128_argument() {
     let Some(ModuleError::Serialize(m)) = err.module_error() else {
         panic!("{err}")
     };
-    assert!(m.contains("argument `value`") && m.contains("integer `-1`"), "{m}");
+    assert!(
+        m.contains("argument `value`") && m.contains("integer `-1`"),
+        "{m}"
+    );
     // Every u128, from an integer or as the 16 bytes a Rust caller's encoder writes.
     for (value, ones) in [(5u128, 2u32), (u128::MAX, 128)] {
         let out = rt.call(h, "ones", &mp(&(value,))).unwrap();
