@@ -40,6 +40,11 @@ use memlink_abi::ModuleError;
 ///
 /// Interceptors run on the calling thread, around module code: keep them short, and do
 /// not unload or reload from them (that waits for the very call they run in).
+///
+/// A call an interceptor makes through the runtime while a module's call runs on its
+/// thread (around a nested call, say) is part of that call's chain, one level deeper:
+/// it re-enters a module the chain holds without waiting for a slot, and counts against
+/// `max_call_depth`.
 pub trait Interceptor: Send + Sync + fmt::Debug {
     /// Before the call takes a slot: `args` are its encoded arguments. An error refuses
     /// the call: the caller gets it as the call's error (`RuntimeError::Call`, or the

@@ -28,6 +28,11 @@ pub struct LogEvent<'a> {
 ///
 /// A sink runs on the thread of the call that logs, inside that call: keep it short, and
 /// do not unload or reload a module from it (that waits for the very call it runs in).
+///
+/// A call it makes through the runtime is part of the logging call's chain, one level
+/// deeper (when the record comes from the call's own thread): it re-enters the module
+/// that logs without waiting for a slot, and a sink whose calls log, and so call again,
+/// stops at `max_call_depth`.
 pub trait LogSink: Send + Sync {
     /// One record.
     fn record(&self, event: &LogEvent<'_>);
