@@ -107,6 +107,16 @@ unsafe impl Sync for PersistentRegion {}
 #[derive(Debug)]
 pub(crate) struct CannotAllocate(pub(crate) usize);
 
+impl CannotAllocate {
+    /// The error that the size `setting` asked for cannot be had.
+    pub(crate) fn refused(self, setting: &str) -> RuntimeError {
+        RuntimeError::BadSetting {
+            setting: format!("{setting} = {}", self.0),
+            reason: self.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for CannotAllocate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "cannot allocate {} bytes", self.0)
@@ -121,6 +131,14 @@ impl PersistentRegion {
     /// The region's length.
     pub(crate) fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// [`new`](Self::new) for a size `setting` asked for, its failure that setting's error.
+    pub(crate) fn asked(
+        len: usize,
+        setting: &str,
+    ) -> Result<Option<PersistentRegion>, RuntimeError> {
+        PersistentRegion::new(len).map_err(|e| e.refused(setting))
     }
 
     /// A region of `len` bytes, `Ok(None)` for 0, or `Err` when the allocator cannot give

@@ -24,6 +24,19 @@ struct Entry {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Taken(pub(crate) String);
 
+/// Why a module cannot be loaded under `name`, or `None`: an empty name (no nested call
+/// can name it, and no log line or figure tells it apart), or one with a control
+/// character (a NUL or a line break, which would break the lines it is printed in).
+pub(crate) fn unusable(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("a module's name cannot be empty")
+    } else if name.chars().any(char::is_control) {
+        Some("a module's name cannot hold a control character (a NUL, a line break, a tab)")
+    } else {
+        None
+    }
+}
+
 /// Why `reference` can name no module however the modules change, or `None`: a version
 /// requirement after its `@` that is not semver (`basic@>>1`), which a lookup reads as
 /// naming nothing.

@@ -436,32 +436,13 @@ impl Registry {
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
         // Before the library is opened, which runs its initializers.
-        if let Some(name) = &settings.name {
-            check_name(name)?;
-        }
+        let persistent = self.before_opening(settings)?;
         let mut slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         if !slots.has_room() {
             return Err(RuntimeError::TooManyModules {
                 limit: self.slots.len(),
             });
         }
-        // Every call takes an arena of this size, allocated when no idle one is at hand:
-        // one that cannot be had would abort (or panic in) each call, so it is tried
-        // here, where it is an error the host sees.
-        let arena = self.config.arena_size;
-        if AlignedBuf::try_zeroed(arena).is_none() {
-            return Err(too_large(
-                "RuntimeConfig::arena_size",
-                CannotAllocate(arena),
-            ));
-        }
-        let persistent = match settings.persistent_size {
-            Some(len) => region(len, "ModuleSettings::persistent_size")?,
-            None => region(
-                self.config.persistent_size,
-                "RuntimeConfig::persistent_size",
-            )?,
-        };
         let mut module = open()?;
         module.persistent = persistent;
         module.default_timeout = settings.default_timeout.or(self.config.default_timeout);
@@ -494,6 +475,37 @@ impl Registry {
             debug_assert!(replaced.is_none(), "a free slot holds no module");
         });
         Ok(self.handle(index, generation))
+    }
+
+    /// What `install` checks of `settings` before it opens a library: the module's name,
+    /// and memory of the sizes a call and the module need, of which the module's
+    /// persistent region is made here.
+    fn before_opening(
+        &self,
+        settings: &ModuleSettings,
+    ) -> Result<Option<PersistentRegion>, RuntimeError> {
+        if let Some(name) = &settings.name {
+            if let Some(reason) = crate::names::unusable(name) {
+                return Err(RuntimeError::BadSetting {
+                    setting: format!("ModuleSettings::name = {name:?}"),
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+        // Every call takes an arena of this size, allocated when no idle one is at hand:
+        // one that cannot be had would abort (or panic in) each call, so it is tried
+        // here, where it is an error the host sees.
+        let arena = self.config.arena_size;
+        if AlignedBuf::try_zeroed(arena).is_none() {
+            return Err(CannotAllocate(arena).refused("RuntimeConfig::arena_size"));
+        }
+        Ok(match settings.persistent_size {
+            Some(len) => PersistentRegion::asked(len, "ModuleSettings::persistent_size")?,
+            None => {
+                let len = self.config.persistent_size;
+                PersistentRegion::asked(len, "RuntimeConfig::persistent_size")?
+            }
+        })
     }
 
     /// Replaces the module behind `handle` with the one `reference` names (see
@@ -565,7 +577,7 @@ impl Registry {
         new.default_timeout = old.default_timeout;
         new.generation = old.generation;
         new.persistent = match &old.persistent {
-            Some(p) => region(p.len(), "the persistent region")?,
+            Some(p) => PersistentRegion::asked(p.len(), "the persistent region")?,
             None => None,
         };
         let changes = crate::reload::compare(&old.methods, &new.methods);
@@ -795,35 +807,4 @@ impl Drop for Registry {
             }
         }
     }
-}
-
-/// A persistent region of `len` bytes, which `setting` asked for, or the error that it
-/// cannot be had.
-fn region(len: usize, setting: &str) -> Result<Option<PersistentRegion>, RuntimeError> {
-    PersistentRegion::new(len).map_err(|e| too_large(setting, e))
-}
-
-/// The error that the size `setting` asks for cannot be allocated.
-fn too_large(setting: &str, e: CannotAllocate) -> RuntimeError {
-    RuntimeError::BadSetting {
-        setting: format!("{setting} = {}", e.0),
-        reason: e.to_string(),
-    }
-}
-
-/// Refuses a name a module cannot be called by: an empty one (no nested call can name
-/// it, and no log line or figure tells it apart), or one with a control character (a
-/// NUL or a line break, which would break the lines the name is printed in).
-fn check_name(name: &str) -> Result<(), RuntimeError> {
-    let reason = if name.is_empty() {
-        "a module's name cannot be empty"
-    } else if name.chars().any(char::is_control) {
-        "a module's name cannot hold a control character (a NUL, a line break, a tab)"
-    } else {
-        return Ok(());
-    };
-    Err(RuntimeError::BadSetting {
-        setting: format!("ModuleSettings::name = {name:?}"),
-        reason: reason.to_owned(),
-    })
 }
