@@ -293,6 +293,54 @@ fn settings_no_connection_can_have_are_refused_naming_the_setting() {
     }
 }
 
+/// A client the daemon does not trust has its arguments copied before its call starts:
+/// a copy that outlasts the call's deadline (four slots of 250 MiB at once, and 2 ms)
+/// refuses the call, and is never counted against it by the watchdog. Before, the call
+/// was listed first, and the watchdog ended the worker for calls that never ran, failing
+/// the innocent call running meanwhile.
+#[test]
+fn untrusted_copies_that_outlast_their_deadline_never_end_the_worker() {
+    let daemon = Daemon::start(Setup {
+        toml: "trust = \"nobody\"".into(),
+        ..Setup::modules(&["basic", "hazards"])
+    });
+    let worker = daemon.worker_pid();
+    let conns: Vec<_> = (0..4)
+        .map(|_| raw_connection(&daemon, 1, 250 << 20))
+        .collect();
+    let innocent = Client::connect(&daemon.socket).unwrap();
+    let hazards = innocent.module("hazards").unwrap();
+    std::thread::scope(|s| {
+        let held = s.spawn(|| innocent.call_typed::<_, u64>(hazards, "hold", &(1500u64,)));
+        let deadline = memlink_ipc::clock::now_ns() + 2_000_000;
+        let copies: Vec<_> = conns
+            .iter()
+            .map(|(_, segment)| {
+                s.spawn(move || {
+                    let all = segment.slot(0).unwrap().capacity();
+                    raw_request_by(segment, Op::Call, "basic", "echo", all, deadline)
+                })
+            })
+            .collect();
+        for copy in copies {
+            let failure = copy.join().unwrap().unwrap_err();
+            let timeout = memlink_abi::Status::Timeout as i32;
+            assert!(
+                matches!(failure, Failure::Module { code, .. } if code == timeout),
+                "{failure}"
+            );
+        }
+        let held = held.join().unwrap();
+        assert_eq!(held.ok(), Some(1500), "{}", daemon.log_text());
+    });
+    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
+    assert!(
+        !daemon.log_text().contains("past its deadline"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
 #[test]
 fn calls_already_past_their_deadline_are_refused_without_ending_the_worker() {
     let daemon = Daemon::start(Setup::modules(&["hazards"]));

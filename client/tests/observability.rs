@@ -127,7 +127,7 @@ fn past_its_bound_of_clients_the_endpoint_refuses_at_once_and_serves_again_after
     });
     let addr = daemon.metrics_addr.clone().unwrap();
     // Clients that never finish their request, more than the endpoint answers at once.
-    let stalled: Vec<TcpStream> = (0..40)
+    let stalled: Vec<TcpStream> = (0..80)
         .map(|_| {
             let mut s = TcpStream::connect(&addr).unwrap();
             s.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
@@ -141,7 +141,12 @@ fn past_its_bound_of_clients_the_endpoint_refuses_at_once_and_serves_again_after
     let mut text = String::new();
     late.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
-    assert!(text.contains("requests are being answered"), "{text}");
+    assert!(
+        text.contains("busy: 64 requests are being answered"),
+        "{text}"
+    );
+    // Told apart from `/health`'s own 503, which says a worker is down.
+    assert!(text.contains("\r\nRetry-After: 1\r\n"), "{text}");
     drop(stalled);
     let until = Instant::now() + Duration::from_secs(20);
     loop {

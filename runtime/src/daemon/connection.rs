@@ -220,26 +220,26 @@ impl Server {
             }
         };
         let target = self.target(&request);
-        // A call made without a deadline gets its module's default timeout here, so the
-        // watchdog holds it to the deadline the runtime gives it.
-        if let Ok(Target {
-            timeout: Some(timeout),
-            ..
-        }) = target
-        {
-            if request.deadline_ns == 0 && request.op == Op::Call {
-                let t = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-                request.deadline_ns = clock::now_ns().saturating_add(t);
-            }
+        if let Ok(target) = &target {
+            default_deadline(&mut request, target);
         }
+        // An untrusted client's arguments are copied first: the copy of a large slot
+        // takes time the watchdog must not count against a call that has not started.
+        let copied = match (&target, request.op) {
+            (Ok(t), Op::Call) if t.method.is_some() => self.take_args(&request, slot),
+            _ => Ok(()),
+        };
         let row = self.figures.row(self.row).expect("row checked at attach");
         row.calls.fetch_add(1, Ordering::Relaxed);
         row.bytes_in
             .fetch_add(request.args_len as u64, Ordering::Relaxed);
         let (backpressure, result) = match target {
-            // A call past its deadline before it starts (sent so, or claimed after it
-            // waited in its slot) is refused here, never listed for the watchdog: it
-            // would end the worker for a call that never ran, failing other clients'.
+            Err(failure) => (0.0, Err(failure)),
+            Ok(_) if copied.is_err() => (0.0, copied.map(|()| (0, 0))),
+            // A call past its deadline before it starts (sent so, claimed after it waited
+            // in its slot, or once its arguments were copied) is refused here, never
+            // listed for the watchdog: it would end the worker for a call that never
+            // ran, failing other clients'.
             Ok(target) if request.op == Op::Call && is_past(request.deadline_ns) => {
                 (0.0, Err(self.too_late(target, &request)))
             }
@@ -255,7 +255,6 @@ impl Server {
                 row.running[index as usize].store(deadline, Ordering::Relaxed);
                 self.answer(target, &request, slot)
             }
-            Err(failure) => (0.0, Err(failure)),
         };
         // Cleared before the slot completes, so the watchdog never blames a finished call.
         let row = self.figures.row(self.row).expect("row checked at attach");
@@ -408,18 +407,8 @@ impl Server {
             // slice lives only for the call.
             unsafe { slot.data(r.args_len) }
         } else {
-            let words = r.args_len.div_ceil(16);
-            if let Err(failure) = grow(&mut self.scratch, r.args_len) {
-                return (0.0, Err(failure));
-            }
-            // SAFETY: `u128` has no padding and every byte pattern is valid `u8`; the
-            // view covers `words * 16 >= args_len` bytes of the vector, which `grow`
-            // made at least `words` long.
-            let bytes: &mut [u8] = unsafe {
-                std::slice::from_raw_parts_mut(self.scratch.as_mut_ptr().cast::<u8>(), words * 16)
-            };
-            slot.copy_data(0, &mut bytes[..r.args_len]);
-            &bytes[..r.args_len]
+            // Copied by `take_args` before the call was listed.
+            &scratch_bytes(&mut self.scratch)[..r.args_len]
         };
         let answered = match self.runtime.call_method_loaded(method, args, &options) {
             Ok((backpressure, output)) => {
@@ -447,6 +436,40 @@ impl Server {
         }
         answered
     }
+}
+
+impl Server {
+    /// Copies a call's arguments out of the slot of a client the daemon does not trust
+    /// (one that trusted is read in place), so the module reads bytes the client can no
+    /// longer change.
+    fn take_args(&mut self, r: &Request, slot: Slot<'_>) -> Result<(), Failure> {
+        if self.in_place {
+            return Ok(());
+        }
+        grow(&mut self.scratch, r.args_len)?;
+        slot.copy_data(0, &mut scratch_bytes(&mut self.scratch)[..r.args_len]);
+        Ok(())
+    }
+}
+
+/// A call made without a deadline gets its module's default timeout here, so the
+/// watchdog holds it to the deadline the runtime gives it.
+fn default_deadline(request: &mut Request, target: &Target) {
+    if let Some(timeout) = target.timeout {
+        if request.deadline_ns == 0 && request.op == Op::Call {
+            let t = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            request.deadline_ns = clock::now_ns().saturating_add(t);
+        }
+    }
+}
+
+/// `scratch` as bytes.
+fn scratch_bytes(scratch: &mut [u128]) -> &mut [u8] {
+    let len = size_of_val(scratch);
+    // SAFETY: `u128` has no padding and every byte pattern is a valid `u8` (and every
+    // `u8` written is a valid part of a `u128`); the view covers exactly the slice's
+    // bytes and borrows it mutably for as long as it lives.
+    unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), len) }
 }
 
 /// Where a request goes, and the names that led there.

@@ -18,8 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Connections answered at once; past it a connection gets a 503 and is closed.
-/// Scrapers and health checks make one request at a time each.
-const MAX_CLIENTS: usize = 16;
+/// Scrapers and health checks make one request at a time each; the bound is what it
+/// takes clients that stall (each holding a place for at most `READ_WITHIN` plus
+/// `WRITE_WITHIN` plus `LINGER`) to keep everyone else out: as many connections, held
+/// open without end. A thread waiting on a client costs little (`STACK`).
+const MAX_CLIENTS: usize = 64;
+/// The stack of a thread answering a connection: it parses a request line and writes an
+/// exposition the supervisor renders, far within this.
+const STACK: usize = 256 * 1024;
 /// How long a client has to send its request line and headers.
 const READ_WITHIN: Duration = Duration::from_secs(5);
 /// How long a client has to take the answer.
@@ -100,6 +106,7 @@ fn accept(endpoint: &Arc<Endpoint>, stream: TcpStream) {
     let place = Place(Arc::clone(endpoint));
     let answering = std::thread::Builder::new()
         .name("memlink-http-client".to_owned())
+        .stack_size(STACK)
         .spawn(move || answer(&place.0, stream));
     // The closure, its place and its stream are dropped with the error: the place is
     // given back and the connection closed.
@@ -111,8 +118,11 @@ fn accept(endpoint: &Arc<Endpoint>, stream: TcpStream) {
 /// A 503 for a connection past [`MAX_CLIENTS`], written without waiting (the accepting
 /// thread must never block on a client): what the socket's buffer takes, then closed.
 fn refuse(mut stream: TcpStream) {
-    let busy = format!("{MAX_CLIENTS} requests are being answered; try again\n");
-    let text = head(503, "text/plain", busy.len()) + &busy;
+    let busy = format!("busy: {MAX_CLIENTS} requests are being answered; try again\n");
+    let mut text = head(503, "text/plain", busy.len());
+    // Told apart from `/health`'s own 503 by the header (and the body).
+    text.insert_str(text.len() - 2, "Retry-After: 1\r\n");
+    text.push_str(&busy);
     if stream.set_nonblocking(true).is_ok() {
         // What the request sent so far, read so the close does not reset the connection
         // under the answer (see `LINGER`).
