@@ -31,6 +31,13 @@ pub struct Row {
     pub bytes_in: AtomicU64,
     /// Bytes of results sent.
     pub bytes_out: AtomicU64,
+    /// 1 while the connection may have a thread in the worker whose table this is: set
+    /// by the supervisor before it hands the connection over, cleared by that thread
+    /// when it ends (after its last call's entry), by the worker when it cannot take the
+    /// connection, and by the supervisor when the worker process is gone. A row is free
+    /// for another connection only once it is 0 in every worker's table: a thread still
+    /// serving the old connection would list its calls under the new one.
+    pub attached: AtomicU64,
 }
 
 /// The table of rows, one per connection the daemon may hold.

@@ -63,6 +63,9 @@ impl Server {
         for helper in self.helper_threads.drain(..) {
             let _ = helper.join();
         }
+        // No call of the connection runs in this worker any more: its row may go to
+        // another connection once every worker says so (`Row::attached`).
+        self.row().attached.store(0, Ordering::Release);
     }
 
     /// A server of the same connection with caches of its own, for a helper.

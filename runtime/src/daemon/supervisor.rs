@@ -513,7 +513,7 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
     let mut conns = lock(&shared.conns);
     for w in &shared.workers {
         if let Some(link) = &*lock(&w.link) {
-            workers::attach(&link.control, id, &conn);
+            workers::attach(&link.control, &w.figures, id, &conn);
         }
     }
     conns.insert(id, conn);

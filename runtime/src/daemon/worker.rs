@@ -334,6 +334,10 @@ impl Worker {
                 } => {
                     if let Err(reason) = self.attach(connection, geometry, in_place, row, fd) {
                         tracing::warn!(connection, "cannot serve the connection: {reason}");
+                        // No thread of this worker serves it (`Row::attached`).
+                        if let Some(row) = self.figures.row(row) {
+                            row.attached.store(0, Ordering::Release);
+                        }
                         // Nobody else takes this worker's calls on that connection: the
                         // supervisor answers them, or they would wait for ever.
                         let _ = send(&self.out, &FromWorker::AttachFailed { connection, reason });

@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
-use memlink_ipc::figures::{Row, NO_DEADLINE};
+use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
 use memlink_ipc::slot::{Name, SlotState};
 use memlink_ipc::{clock, Failure};
 use rustix::process::{kill_process, Pid, Signal};
@@ -67,6 +67,10 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
         let stand_ins = std::mem::take(&mut *lock(&worker.stand_ins));
         stand_ins.into_values().for_each(StandIn::finish);
         let failed = fail_running(shared, index, &reason);
+        // Its threads are gone with it: no row is held for them any more.
+        for row in (0..worker.figures.rows()).filter_map(|r| worker.figures.row(r)) {
+            row.attached.store(0, Ordering::Release);
+        }
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
         }
@@ -174,7 +178,7 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     // A new process may take the connections the last one could not.
     lock(&worker.stand_ins).clear();
     for (&id, conn) in conns.iter() {
-        attach(&ours, id, conn);
+        attach(&ours, &worker.figures, id, conn);
     }
     *lock(&worker.link) = Some(WorkerLink { pid, control: ours });
     drop(conns);
@@ -208,14 +212,18 @@ fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<S
     }
 }
 
-/// Hands a connection to a worker.
-pub(super) fn attach(worker: &UnixStream, id: u64, conn: &Conn) {
+/// Hands a connection to a worker, whose figures table is `figures`.
+pub(super) fn attach(worker: &UnixStream, figures: &Figures, id: u64, conn: &Conn) {
     let message = ToWorker::Attach {
         connection: id,
         geometry: conn.segment.geometry(),
         in_place: conn.in_place,
         row: conn.row,
     };
+    // Before the worker can start a thread for it (see `Row::attached`).
+    if let Some(row) = figures.row(conn.row) {
+        row.attached.store(1, Ordering::Release);
+    }
     if let Err(e) = control::send(worker, &message, Some(conn.fd.as_fd())) {
         // The worker is dying; the next one is handed every connection.
         tracing::warn!(
@@ -429,18 +437,18 @@ fn late_call(row: &Row, now: u64, grace: u64) -> Option<(usize, u64)> {
 }
 
 /// Frees the rows of the connections whose client is gone once no worker runs a call of
-/// theirs, seen at two looks in a row (`idle`, the connections idle at the last): a
-/// worker's thread that claimed a slot as its client hung up writes the call's entry
-/// just after, and the second look sees it. The row then goes to the back of the free
+/// theirs or has a thread that could (`Row::attached`), seen at two looks in a row
+/// (`idle`, the connections idle at the last). The row then goes to the back of the free
 /// ones, a connection's figures start from zero, and no call of another connection
 /// writes its entries.
 fn release_rows(shared: &Shared, idle: &mut HashSet<u64>) {
     let mut retired = lock(&shared.retired);
     let running = |conn: &Conn| {
         shared.workers.iter().any(|w| {
-            w.figures
-                .row(conn.row)
-                .is_some_and(|r| r.running.iter().any(|e| e.load(Ordering::Relaxed) != 0))
+            w.figures.row(conn.row).is_some_and(|r| {
+                r.attached.load(Ordering::Acquire) != 0
+                    || r.running.iter().any(|e| e.load(Ordering::Relaxed) != 0)
+            })
         })
     };
     let now_idle: HashSet<u64> = retired
