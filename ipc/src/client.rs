@@ -38,8 +38,9 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Failed(failure) => failure.fmt(f),
             CallError::TimedOut => f.write_str("the deadline passed before the reply came"),
-            CallError::Gone(why) => write!(f, "the daemon is gone: {why}"),
-            CallError::NotTaken(why) => write!(f, "the daemon is gone: {why}"),
+            CallError::Gone(why) | CallError::NotTaken(why) => {
+                write!(f, "the daemon cannot be reached: {why}")
+            }
             CallError::Invalid(why) => f.write_str(why),
         }
     }
@@ -98,7 +99,9 @@ impl Connection {
         waiting: Waiting,
     ) -> Result<Arc<Connection>, CallError> {
         let gone = |e: io::Error| CallError::Gone(format!("{}: {e}", socket.display()));
-        let stream = UnixStream::connect(socket).map_err(gone)?;
+        let stream = UnixStream::connect(socket).map_err(|e| {
+            CallError::Gone(format!("nothing listens at {} ({e})", socket.display()))
+        })?;
         control::send(
             &stream,
             &Hello {

@@ -90,7 +90,8 @@ pub enum RuntimeError {
         /// What went wrong.
         reason: String,
     },
-    /// The daemon is gone: its socket closed or refused, or it did not answer.
+    /// The daemon cannot be reached: nothing listens at its socket, the connection
+    /// closed, or it did not answer.
     DaemonGone {
         /// What was seen.
         reason: String,
@@ -258,7 +259,7 @@ impl fmt::Display for RuntimeError {
             UnknownHandle(h) => write!(f, "no loaded module with handle {h}"),
             UnknownModule { name } => write!(f, "no module named `{name}` is loaded"),
             Daemon { reason } => write!(f, "the daemon could not take the call: {reason}"),
-            DaemonGone { reason } => write!(f, "the daemon is gone: {reason}"),
+            DaemonGone { reason } => write!(f, "the daemon cannot be reached: {reason}"),
             WorkerDied { reason } => {
                 write!(f, "the daemon's worker running the call died: {reason}")
             }

@@ -358,6 +358,14 @@ impl DaemonConfig {
         if self.threads_per_connection == 0 {
             return Err("`threads_per_connection` is at least 1".to_owned());
         }
+        // A mode written in decimal (`660`) reads as other bits than meant (`0o1224`):
+        // only permission bits are a socket's mode.
+        if self.socket_mode > 0o777 {
+            return Err(format!(
+                "`socket_mode` {} is {:#o}, not permission bits: write it in octal, as `0o660`",
+                self.socket_mode, self.socket_mode
+            ));
+        }
         // A client names the module in each call's slot, in at most `MAX_NAME` bytes: a
         // longer name (or none) could be served but never called.
         let max = memlink_ipc::slot::MAX_NAME;
@@ -649,6 +657,22 @@ mod tests {
         made.runtime.max_concurrency = Some(0);
         let err = made.workers().unwrap_err();
         assert!(err.contains("`[runtime] max_concurrency` is 0"), "{err}");
+    }
+
+    #[test]
+    fn a_socket_mode_that_is_not_permission_bits_is_refused() {
+        let read = |text: &str| -> Result<DaemonConfig, String> {
+            let c: DaemonConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+            c.workers().map(|_| c)
+        };
+        // `660` in decimal is `0o1224`: sticky, and not what was meant.
+        let err = read("socket = \"/s\"\nsocket_mode = 660").unwrap_err();
+        assert!(
+            err.contains("`socket_mode` 660 is 0o1224") && err.contains("`0o660`"),
+            "{err}"
+        );
+        let octal = read("socket = \"/s\"\nsocket_mode = 0o660").unwrap();
+        assert_eq!(octal.socket_mode, 0o660);
     }
 
     #[test]

@@ -41,8 +41,11 @@ pub(super) fn render(shared: &Shared) -> String {
         |w| u64::from(w.is_up()),
     );
     let families = [
-        ("calls", "Calls a client made."),
-        ("errors", "Calls of a client that ended in an error."),
+        (
+            "calls",
+            "Requests a client made: its calls, and the method lists and backpressure reads its library asks for.",
+        ),
+        ("errors", "Requests of a client that ended in an error."),
         ("bytes_in", "Bytes of arguments a client sent."),
         ("bytes_out", "Bytes of results a client received."),
     ];

@@ -10,7 +10,8 @@ use memlink_runtime::daemon::{self, DaemonConfig, ModuleEntry, Trust};
 /// Flags of `memlink serve`; they override the `--config` file's settings.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The Unix socket to serve on (created mode 0600).
+    /// The Unix socket to serve on (created mode 0600, or the `--config` file's
+    /// `socket_mode`).
     #[arg(long)]
     socket: Option<PathBuf>,
     /// A TOML file of settings (see `docs/daemon.md`).
