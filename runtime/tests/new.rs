@@ -18,31 +18,66 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs `cargo COMMAND --quiet` in the workspace `root`, with this workspace's lock file
-/// (the same dependency versions: nothing new to download) and a target directory kept
-/// between runs. Returns the output and the target directory.
-fn cargo(root: &Path, command: &str) -> (Output, PathBuf) {
+/// Where the scaffolds' cargo builds: one directory, kept between runs.
+fn scaffold_target() -> PathBuf {
+    common::workspace().join("target/scaffold")
+}
+
+/// How a scaffold's cargo is told to build in `scaffold_target()`: the two ways a
+/// newcomer may have set it, both of which the generated host must follow.
+enum TargetDir {
+    Variable,
+    Config,
+}
+
+/// Runs `cargo ARGS --quiet` in the workspace `root`, with this workspace's lock file
+/// (the same dependency versions: nothing new to download), building in
+/// `scaffold_target()` as `how` says.
+fn cargo(root: &Path, args: &[&str], how: TargetDir) -> Output {
     std::fs::copy(
         common::workspace().join("Cargo.lock"),
         root.join("Cargo.lock"),
     )
     .unwrap();
-    let target = common::workspace().join("target/scaffold");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo)
-        .args([command, "--quiet"])
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", &target)
+    let mut command = Command::new(&cargo);
+    command.args(args).arg("--quiet").current_dir(root);
+    match how {
+        TargetDir::Variable => {
+            command.env("CARGO_TARGET_DIR", scaffold_target());
+        }
+        TargetDir::Config => {
+            let config = format!("[build]\ntarget-dir = {:?}\n", scaffold_target());
+            std::fs::create_dir_all(root.join(".cargo")).unwrap();
+            std::fs::write(root.join(".cargo/config.toml"), config).unwrap();
+            // Either variable would win over the config.
+            command
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_BUILD_TARGET_DIR");
+        }
+    }
+    command
         .output()
-        .unwrap_or_else(|e| panic!("run cargo {command}: {e}"));
-    (out, target)
+        .unwrap_or_else(|e| panic!("run cargo {args:?}: {e}"))
 }
 
+/// The scaffold as a newcomer gets it: from a `memlink` that is not in the checkout it
+/// was built in (installed, or built into another target directory), with the target
+/// directory set in `.cargo/config.toml`.
 #[test]
 fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
     let dir = common::scratch("memlink-new");
-    // No --path: the checkout this memlink was built in.
-    let out = memlink(&dir, &["new", "demo"]);
+    // The real binary, copied outside the checkout: it still finds the checkout.
+    let elsewhere = std::env::temp_dir().join(format!("memlink-new-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let installed = elsewhere.join("memlink");
+    std::fs::copy(env!("CARGO_BIN_EXE_memlink"), &installed).unwrap();
+    let out = Command::new(&installed)
+        .args(["new", "demo"])
+        .current_dir(&dir)
+        .output()
+        .expect("run the copied memlink");
+    let _ = std::fs::remove_dir_all(&elsewhere);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let root = dir.join("demo");
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
@@ -54,7 +89,16 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
         )),
         "{manifest}"
     );
-    let (test, target) = cargo(&root, "test");
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "(memlink from the memlink checkout at {})",
+            checkout.display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let test = cargo(&root, &["test"], TargetDir::Config);
     assert!(
         test.status.success(),
         "the new workspace's tests pass:\n{}\n{}",
@@ -67,7 +111,15 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
         "its module test (through the testing harness) and host test ran: {}",
         text(&test.stdout)
     );
-    let library = target.join("debug").join(format!(
+    // The host finds the module its test built, beside it.
+    let run = cargo(&root, &["run", "-p", "demo-host"], TargetDir::Config);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains("add(2, 3) = 5"),
+        "{}",
+        text(&run.stdout)
+    );
+    let library = scaffold_target().join("debug").join(format!(
         "{}demo.{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
@@ -197,7 +249,8 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
 
     // `cargo test` builds everything, and runs the README's module test (through the
     // testing harness) and the generated host's test (through the runtime).
-    let (test, target) = cargo(&root, "test");
+    // The target directory as a variable here (the other scaffold sets it in a config).
+    let test = cargo(&root, &["test"], TargetDir::Variable);
     assert!(
         test.status.success(),
         "the README's snippets build and their tests pass:\n{}\n{}",
@@ -210,6 +263,7 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
         "the README's module test and the host's test ran: {}",
         text(&test.stdout)
     );
+    let target = scaffold_target();
     let library = target.join("debug").join(format!(
         "{}my_module.{}",
         std::env::consts::DLL_PREFIX,

@@ -15,7 +15,7 @@ pub(crate) struct Args {
     /// library is then `libNAME.so`).
     name: String,
     /// Take the memlink crates from this checkout (default: the checkout this `memlink`
-    /// was built in, if it was built in one).
+    /// was built in, if it is still there).
     #[arg(long, value_name = "DIR", conflicts_with = "git")]
     path: Option<PathBuf>,
     /// Take the memlink crates from this git repository instead.
@@ -43,12 +43,22 @@ impl Source {
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
     check_name(&args.name)?;
+    // Why the default checkout was not used, said with where memlink comes from: a
+    // scaffold that needs the network to build should not be a surprise.
+    let mut no_checkout = None;
     let source = match (args.path, args.git) {
         (Some(path), _) => Source::Path(checkout(&path)?),
         (None, Some(url)) => Source::Git(url),
         (None, None) => match own_checkout() {
             Some(root) => Source::Path(root),
-            None => Source::Git(DEFAULT_GIT.to_owned()),
+            None => {
+                no_checkout = Some(format!(
+                    "  no memlink checkout at {}, where this memlink was built: building fetches memlink \
+                     from git (`--path DIR` takes a checkout instead)\n",
+                    built_in().display()
+                ));
+                Source::Git(DEFAULT_GIT.to_owned())
+            }
         },
     };
     let root = PathBuf::from(&args.name);
@@ -68,8 +78,9 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         Source::Git(url) => format!("{url} (git)"),
     };
     println!(
-        "created {name}/ (memlink from {from})\n  cd {name} && cargo test         # builds the module and calls it through the runtime\n  cargo build -p {name} && memlink call target/debug/lib{name}.so add '[2, 3]'",
-        name = args.name
+        "created {name}/ (memlink from {from})\n{note}  cd {name} && cargo test         # builds the module and calls it through the runtime\n  cargo build -p {name} && memlink call target/debug/lib{name}.so add '[2, 3]'",
+        name = args.name,
+        note = no_checkout.unwrap_or_default(),
     );
     Ok(())
 }
@@ -109,8 +120,21 @@ fn is_checkout(dir: &Path) -> bool {
     holds("msdk", "memlink-msdk") && holds("runtime", "memlink-runtime")
 }
 
-/// The checkout this binary was built in (`<checkout>/target/<profile>/memlink`).
+/// The workspace this binary's crate (the runtime) was compiled in.
+fn built_in() -> &'static Path {
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR"));
+    runtime.parent().unwrap_or(runtime)
+}
+
+/// The checkout this binary was built in. Its path is recorded at compile time, since
+/// the binary itself may be anywhere (a `CARGO_TARGET_DIR`, `cargo install --path`); if
+/// that checkout has gone, one the binary sits in (moved with its `target/`).
 fn own_checkout() -> Option<PathBuf> {
+    if let Ok(dir) = built_in().canonicalize() {
+        if is_checkout(&dir) {
+            return Some(dir);
+        }
+    }
     let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
     exe.ancestors()
         .skip(1)
@@ -155,6 +179,7 @@ memlink-runtime = {runtime}
 # Exactly the SDK's archive format: module and host must agree on it.
 rkyv = { version = "0.8.18", default-features = false, features = ["std", "bytecheck"] }
 serde = { version = "1", features = ["derive"] }
+serde_json = "1"
 "#;
 
 const README: &str = r#"# {name}
@@ -279,26 +304,31 @@ publish = false
 [dependencies]
 memlink-runtime.workspace = true
 {name}_types.workspace = true
+
+[dev-dependencies]
+serde_json.workspace = true # to read `cargo metadata`
 "#;
 
 const HOST_RS: &str = r#"//! Loads the {name} module and calls each export:
-//! `cargo run -p {name}-host -- [PATH]` (default: the debug build in `target/`).
+//! `cargo run -p {name}-host -- [PATH]` (default: the module cargo built beside this
+//! host, in the same target directory and profile: `cargo build -p {name}` first).
+
+use std::path::PathBuf;
 
 use memlink_runtime::{ModuleRef, Runtime};
 use {name}_types::Point;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = match std::env::args().nth(1) {
-        Some(path) => path,
-        None => format!(
-            "{}/../target/debug/{}{name}.{}",
-            env!("CARGO_MANIFEST_DIR"),
+    let path = match std::env::args_os().nth(1) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()?.with_file_name(format!(
+            "{}{name}.{}",
             std::env::consts::DLL_PREFIX,
             std::env::consts::DLL_EXTENSION
-        ),
+        )),
     };
     let runtime = Runtime::with_local_resolver();
-    let module = runtime.load(ModuleRef::parse(&path)?)?;
+    let module = runtime.load(ModuleRef::from_path(path))?;
 
     let add = runtime.typed::<(u32, u32), u32>(module, "add")?;
     println!("add(2, 3) = {}", add.call(&(2, 3))?);
@@ -321,17 +351,20 @@ use {name}_types::Point;
 
 /// The module's library, built by cargo for this test.
 fn module() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = Command::new(&cargo)
         .args(["build", "-p", "{name}"])
-        .current_dir(&root)
         .status()
         .expect("run cargo");
     assert!(status.success(), "the module builds");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    // Cargo knows where it put it: `target/` unless CARGO_TARGET_DIR or a
+    // `.cargo/config.toml` says otherwise.
+    let metadata = Command::new(&cargo)
+        .args(["metadata", "--format-version=1", "--no-deps"])
+        .output()
+        .expect("run cargo metadata");
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap();
+    let target = PathBuf::from(metadata["target_directory"].as_str().unwrap());
     target.join("debug").join(format!(
         "{}{name}.{}",
         std::env::consts::DLL_PREFIX,
