@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -22,9 +22,16 @@ use crate::{CallOptions, MethodRef, ModuleError, ModuleHandle, Runtime, RuntimeE
 /// How long a connection's thread spins on its doorbell after a call before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
 /// The private copy of arguments a connection's thread keeps between calls, in 16-byte
-/// words (64 KiB): a larger one is freed after its call, so between calls an untrusted
-/// connection costs a worker at most this per thread, beside its segment.
+/// words (64 KiB): a larger one goes to the worker's [`Spare`] after its call, so
+/// between calls an untrusted connection costs a worker at most this per thread, beside
+/// its segment, and the worker one large copy more.
 const KEEP_SCRATCH_WORDS: usize = 4096;
+
+/// The largest private copy of arguments given back by a call, kept by the worker for
+/// the next large one (whichever connection makes it): the memory of one such copy
+/// instead of one per connection, and a large copy that does not allocate and fault
+/// in its pages again on each call.
+pub(super) type Spare = Mutex<Vec<u128>>;
 /// How long a sleeping connection thread sleeps at most. Stopping rings the doorbell, so
 /// this only bounds the cost of a wakeup lost some other way; idle connections stay
 /// asleep (1,000 of them wake 1,000 times a second, not more).
@@ -47,6 +54,8 @@ pub(super) struct Server {
     pub(super) last: Option<Target>,
     /// Private memory arguments are copied into (16-aligned, for archives).
     pub(super) scratch: Vec<u128>,
+    /// The worker's large copy, shared by its connections.
+    pub(super) spare: Arc<Spare>,
     /// Helper threads to start with the connection's first call (see [`Server::help`]).
     pub(super) helpers: usize,
     pub(super) helper_threads: Vec<JoinHandle<()>>,
@@ -82,6 +91,7 @@ impl Server {
             modules: HashMap::new(),
             last: None,
             scratch: Vec::new(),
+            spare: Arc::clone(&self.spare),
             helpers: 0,
             helper_threads: Vec::new(),
             index: self.index,
@@ -432,10 +442,15 @@ impl Server {
                 }
             }
         };
-        // A large copy is given back at once: kept, it would cost the worker the
-        // client's slot size a second time for as long as the connection lives.
+        // A large copy is not kept by the connection: that would cost the worker the
+        // client's slot size a second time for as long as the connection lives. The
+        // worker keeps the largest for the next large call.
         if self.scratch.capacity() > KEEP_SCRATCH_WORDS {
-            self.scratch = Vec::new();
+            let copy = std::mem::take(&mut self.scratch);
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            if copy.capacity() > spare.capacity() {
+                *spare = copy;
+            }
         }
         answered
     }
@@ -448,6 +463,13 @@ impl Server {
     fn take_args(&mut self, r: &Request, slot: Slot<'_>) -> Result<(), Failure> {
         if self.in_place {
             return Ok(());
+        }
+        if r.args_len.div_ceil(16) > self.scratch.len() {
+            // The worker's large copy, if it has one and it is larger than this one's.
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            if spare.len() > self.scratch.len() {
+                self.scratch = std::mem::take(&mut *spare);
+            }
         }
         grow(&mut self.scratch, r.args_len)?;
         slot.copy_data(0, &mut scratch_bytes(&mut self.scratch)[..r.args_len]);

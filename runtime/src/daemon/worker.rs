@@ -117,6 +117,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         claims,
         out,
         connections: HashMap::new(),
+        spare: Arc::default(),
         draining: Arc::default(),
         helpers: config.threads_per_connection.max(1) as usize - 1,
         index: match index as usize {
@@ -309,6 +310,8 @@ struct Worker {
     claims: Arc<Claims>,
     out: Arc<Mutex<UnixStream>>,
     connections: HashMap<u64, Connection>,
+    /// The largest copy of an untrusted call's arguments, for the next large call.
+    spare: Arc<crate::daemon::connection::Spare>,
     draining: Arc<AtomicBool>,
     /// Helper threads per connection, besides the one serving it.
     helpers: usize,
@@ -397,6 +400,7 @@ impl Worker {
             modules: HashMap::new(),
             last: None,
             scratch: Vec::new(),
+            spare: Arc::clone(&self.spare),
             helpers: self.helpers,
             helper_threads: Vec::new(),
             index: self.index,
