@@ -200,8 +200,10 @@ fn on_thread(
 /// [`on_thread`] for a call with a trace, a deadline or a module's default timeout, or
 /// one made while this thread runs a call in a module of the same runtime (from a log
 /// sink or an interceptor, say): that call is part of the running call's chain, one
-/// level deeper, so it re-enters a module the chain holds instead of waiting for a slot
-/// the chain itself holds, and the depth limit ends a loop of such calls.
+/// level deeper, as a module's nested call is: it re-enters a module the chain holds
+/// instead of waiting for a slot the chain itself holds, the depth limit ends a loop of
+/// such calls, it ends by the chain's deadline if that comes first, and it carries the
+/// chain's trace unless its options carry one.
 #[inline(never)]
 fn with_options(
     thread: &ThreadState,
@@ -215,18 +217,40 @@ fn with_options(
     let fail = |failure| host_error(handle, module, index, failure);
     // SAFETY: used only within this call, which runs inside the running call.
     let parent = unsafe { running_call(thread) }.filter(|p| core::ptr::eq(p.registry, registry));
-    let meta = CallMeta {
-        depth: parent.map_or(0, |p| p.meta.depth + 1),
+    let own = CallMeta {
+        depth: 0,
         trace_id: options.trace_id,
         span_id: options.span_id,
         deadline: deadline::decide(options, module.default_timeout),
     };
+    let meta = parent.map_or(own, |p| within_chain(own, p.meta));
     if meta.depth > registry.config.max_call_depth {
         return Err(fail(Failure::Module(ModuleError::MaxCallDepthExceeded)));
     }
     run(
         thread, registry, module, index, args, &meta, parent, Keep, fail,
     )
+}
+
+/// What a host call made inside a call whose own is `chain` carries: one level deeper,
+/// the earlier of the two deadlines, and the chain's trace unless `own` has one.
+fn within_chain(own: CallMeta, chain: &CallMeta) -> CallMeta {
+    let traced = own.trace_id != 0 || own.span_id != 0;
+    let (trace_id, span_id) = if traced {
+        (own.trace_id, own.span_id)
+    } else {
+        (chain.trace_id, chain.span_id)
+    };
+    let deadline = match (own.deadline, chain.deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    CallMeta {
+        depth: chain.depth + 1,
+        trace_id,
+        span_id,
+        deadline,
+    }
 }
 
 /// The host's side of the call this thread runs in a module, if it runs one: the host

@@ -43,8 +43,9 @@ use memlink_abi::ModuleError;
 ///
 /// A call an interceptor makes through the runtime while a module's call runs on its
 /// thread (around a nested call, say) is part of that call's chain, one level deeper:
-/// it re-enters a module the chain holds without waiting for a slot, and counts against
-/// `max_call_depth`.
+/// it re-enters a module the chain holds without waiting for a slot, counts against
+/// `max_call_depth`, ends by the chain's deadline if that comes first, and carries the
+/// chain's trace unless its options carry one.
 pub trait Interceptor: Send + Sync + fmt::Debug {
     /// Before the call takes a slot: `args` are its encoded arguments. An error refuses
     /// the call: the caller gets it as the call's error (`RuntimeError::Call`, or the

@@ -31,8 +31,9 @@ pub struct LogEvent<'a> {
 ///
 /// A call it makes through the runtime is part of the logging call's chain, one level
 /// deeper (when the record comes from the call's own thread): it re-enters the module
-/// that logs without waiting for a slot, and a sink whose calls log, and so call again,
-/// stops at `max_call_depth`.
+/// that logs without waiting for a slot, ends by the logging call's deadline if that
+/// comes first, carries its trace unless the call's options carry one, and a sink whose
+/// calls log, and so call again, stops at `max_call_depth`.
 pub trait LogSink: Send + Sync {
     /// One record.
     fn record(&self, event: &LogEvent<'_>);

@@ -422,3 +422,58 @@ fn a_call_made_by_an_interceptor_of_a_nested_call_is_part_of_its_chain() {
     assert_eq!(String::from_utf8_lossy(&out), "1 bytes");
     assert_eq!(*hook.outcome.lock().unwrap(), Some(Ok(1)));
 }
+
+/// A call a log sink makes inside a call carries that call's trace and ends by its
+/// deadline, as a module's nested call does: here the sink asks `context_info` what it
+/// sees, with no options of its own. Before, it carried no trace and no deadline.
+#[test]
+fn a_call_made_by_a_log_sink_carries_the_running_calls_trace_and_deadline() {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    type Seen = (f32, u64, u64, Option<u64>, u32, bool);
+    /// On the first record, calls `context_info` of the module and keeps its answer.
+    #[derive(Default)]
+    struct AsksContext {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        seen: Mutex<Option<Result<Seen, String>>>,
+    }
+    impl memlink_runtime::LogSink for AsksContext {
+        fn record(&self, _event: &memlink_runtime::LogEvent<'_>) {
+            let Some((rt, h)) = self.target.get() else {
+                return;
+            };
+            let mut seen = self.seen.lock().unwrap();
+            if seen.is_none() {
+                let asked = rt.call_typed::<_, Seen>(*h, "context_info", &());
+                *seen = Some(asked.map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    let sink = Arc::new(AsksContext::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy(
+            "basic",
+            "basic_sink_context",
+        )))
+        .unwrap();
+    let _ = sink.target.set((rt.clone(), h));
+    let options = CallOptions::default()
+        .trace(77, 5)
+        .timeout(Duration::from_secs(600));
+    rt.call_with(h, "chatty", &mp(&(1u32,)), &options).unwrap();
+    let seen = sink
+        .seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the sink was called");
+    let (_, trace_id, span_id, remaining_ms, depth, _) = seen.unwrap();
+    assert_eq!((trace_id, span_id, depth), (77, 5, 1));
+    let remaining = remaining_ms.expect("the chain's deadline");
+    assert!(remaining <= 600_000, "{remaining} ms");
+}
