@@ -293,6 +293,17 @@ fn settings_no_connection_can_have_are_refused_naming_the_setting() {
     }
 }
 
+/// The worker is still the process `worker`, and the watchdog ended none for a call
+/// past its deadline.
+fn assert_the_worker_lived(daemon: &Daemon, worker: i32) {
+    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
+    assert!(
+        !daemon.log_text().contains("past its deadline"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
 /// A client the daemon does not trust has its arguments copied before its call starts:
 /// a copy that outlasts the call's deadline (four slots of 250 MiB at once, and 2 ms)
 /// refuses the call, and is never counted against it by the watchdog. Before, the call
@@ -333,12 +344,7 @@ fn untrusted_copies_that_outlast_their_deadline_never_end_the_worker() {
         let held = held.join().unwrap();
         assert_eq!(held.ok(), Some(1500), "{}", daemon.log_text());
     });
-    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
-    assert!(
-        !daemon.log_text().contains("past its deadline"),
-        "{}",
-        daemon.log_text()
-    );
+    assert_the_worker_lived(&daemon, worker);
 }
 
 #[test]
@@ -376,24 +382,14 @@ fn calls_already_past_their_deadline_are_refused_without_ending_the_worker() {
             daemon.log_text()
         );
     });
-    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
-    assert!(
-        !daemon.log_text().contains("past its deadline"),
-        "{}",
-        daemon.log_text()
-    );
+    assert_the_worker_lived(&daemon, worker);
     // A raw deadline 1 ns after boot, long past: refused, and the worker lives on.
     let (_stream, segment) = raw_connection(&daemon, 1, 4096);
     for _ in 0..200 {
         let failure = raw_request_by(&segment, Op::Call, "hazards", "count", 0, 1).unwrap_err();
         assert!(matches!(failure, Failure::Module { .. }), "{failure}");
     }
-    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
-    assert!(
-        !daemon.log_text().contains("past its deadline"),
-        "{}",
-        daemon.log_text()
-    );
+    assert_the_worker_lived(&daemon, worker);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -221,9 +222,28 @@ pub fn send<T: Serialize>(
 
 /// Reads one frame and the descriptor that came with it.
 pub fn recv<T: DeserializeOwned>(socket: impl AsFd) -> io::Result<(T, Option<OwnedFd>)> {
-    let socket = socket.as_fd();
+    recv_within(socket.as_fd(), None)
+}
+
+/// [`recv`] with one deadline for the whole frame (see [`fdpass::recv_exact_by`]): past
+/// it, the error is `TimedOut`.
+pub fn recv_by<T: DeserializeOwned>(
+    socket: impl AsFd,
+    deadline: Instant,
+) -> io::Result<(T, Option<OwnedFd>)> {
+    recv_within(socket.as_fd(), Some(deadline))
+}
+
+fn recv_within<T: DeserializeOwned>(
+    socket: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+) -> io::Result<(T, Option<OwnedFd>)> {
+    let read = |buf: &mut [u8]| match deadline {
+        Some(deadline) => fdpass::recv_exact_by(socket, buf, deadline),
+        None => fdpass::recv_exact(socket, buf),
+    };
     let mut len = [0u8; 4];
-    let fd = fdpass::recv_exact(socket, &mut len)?;
+    let fd = read(&mut len)?;
     let len = u32::from_le_bytes(len);
     if len > MAX_FRAME {
         return Err(io::Error::new(
@@ -232,7 +252,7 @@ pub fn recv<T: DeserializeOwned>(socket: impl AsFd) -> io::Result<(T, Option<Own
         ));
     }
     let mut body = vec![0u8; len as usize];
-    let more = fdpass::recv_exact(socket, &mut body)?;
+    let more = read(&mut body)?;
     if more.is_some() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -242,13 +242,14 @@ impl Server {
             (Ok(t), Op::Call) if t.method.is_some() => self.take_args(&request, slot),
             _ => Ok(()),
         };
+        // A copy that failed fails the call as a target that was not found would.
+        let target = copied.and(target);
         let row = self.figures.row(self.row).expect("row checked at attach");
         row.calls.fetch_add(1, Ordering::Relaxed);
         row.bytes_in
             .fetch_add(request.args_len as u64, Ordering::Relaxed);
         let (backpressure, result) = match target {
             Err(failure) => (0.0, Err(failure)),
-            Ok(_) if copied.is_err() => (0.0, copied.map(|()| (0, 0))),
             // A call past its deadline before it starts (sent so, claimed after it waited
             // in its slot, or once its arguments were copied) is refused here, never
             // listed for the watchdog: it would end the worker for a call that never

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{self, Answer, Claims, Hello, ToWorker, Welcome};
-use memlink_ipc::{fdpass, Geometry, Segment, PROTOCOL_VERSION};
+use memlink_ipc::{Geometry, Segment, PROTOCOL_VERSION};
 
 use super::config::{DaemonConfig, Trust};
 use super::state::{lock, Conn, Shared, Worker};
@@ -432,33 +432,19 @@ fn greet(shared: &Shared, stream: &UnixStream) -> Result<Greeted, String> {
     })
 }
 
-/// Reads a client's hello frame (as `control::recv` reads a frame), all of it within
-/// [`HELLO_TIMEOUT`]: a read timeout would start afresh with each read, and a client
+/// Reads a client's hello frame, all of it within [`HELLO_TIMEOUT`]: a read timeout would start afresh with each read, and a client
 /// trickling a byte at a time would hold its thread, and its place among the
 /// connections still to say hello, for as long as it liked.
 fn read_hello(stream: &UnixStream) -> Result<Hello, String> {
-    let deadline = Instant::now() + HELLO_TIMEOUT;
-    let read = |buf: &mut [u8]| match fdpass::recv_exact_by(stream, buf, deadline) {
-        Ok(None) => Ok(()),
-        Ok(Some(_)) => Err("a hello with a descriptor".to_owned()),
+    match control::recv_by::<Hello>(stream, Instant::now() + HELLO_TIMEOUT) {
+        Ok((hello, None)) => Ok(hello),
+        Ok((_, Some(_))) => Err("a hello with a descriptor".to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
             "bad hello: none complete within {} s",
             HELLO_TIMEOUT.as_secs()
         )),
         Err(e) => Err(format!("bad hello: {e}")),
-    };
-    let mut len = [0u8; 4];
-    read(&mut len)?;
-    let len = u32::from_le_bytes(len);
-    if len > control::MAX_FRAME {
-        return Err(format!(
-            "bad hello: a frame of {len} bytes (at most {})",
-            control::MAX_FRAME
-        ));
     }
-    let mut body = vec![0u8; len as usize];
-    read(&mut body)?;
-    rmp_serde::from_slice(&body).map_err(|e| format!("bad hello: undecodable frame: {e}"))
 }
 
 /// Checks a client's hello, makes its segment and hands it to the client, then to the

@@ -2,7 +2,6 @@
 //! handing it the connections, reading what it says, failing the calls it was running
 //! when it died, and the watchdog that ends one whose call overran its deadline.
 
-use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
@@ -401,7 +400,6 @@ fn fail_running(shared: &Shared, index: usize, reason: &str) -> usize {
 /// freed once no call of theirs runs.
 pub(super) fn watchdog(shared: &Shared) {
     let grace = shared.config.watchdog_grace_ms.saturating_mul(1_000_000);
-    let mut idle = HashSet::new();
     loop {
         std::thread::sleep(WATCH_EVERY);
         for worker in &shared.workers {
@@ -422,7 +420,7 @@ pub(super) fn watchdog(shared: &Shared) {
                 let _ = kill_process(pid, Signal::KILL);
             }
         }
-        release_rows(shared, &mut idle);
+        release_rows(shared);
     }
 }
 
@@ -437,13 +435,12 @@ fn late_call(row: &Row, now: u64, grace: u64) -> Option<(usize, u64)> {
 }
 
 /// Frees the rows of the connections whose client is gone once no worker runs a call of
-/// theirs or has a thread that could (`Row::attached`), seen at two looks in a row
-/// (`idle`, the connections idle at the last). The row then goes to the back of the free
-/// ones, a connection's figures start from zero, and no call of another connection
-/// writes its entries.
-fn release_rows(shared: &Shared, idle: &mut HashSet<u64>) {
-    let mut retired = lock(&shared.retired);
-    let running = |conn: &Conn| {
+/// theirs or has a thread that could (`Row::attached`, which a worker's thread clears
+/// only after its last call's entry). The row then goes to the back of the free ones, a
+/// connection's figures start from zero, and no call of another connection writes its
+/// entries.
+fn release_rows(shared: &Shared) {
+    let busy = |conn: &Conn| {
         shared.workers.iter().any(|w| {
             w.figures.row(conn.row).is_some_and(|r| {
                 r.attached.load(Ordering::Acquire) != 0
@@ -451,18 +448,11 @@ fn release_rows(shared: &Shared, idle: &mut HashSet<u64>) {
             })
         })
     };
-    let now_idle: HashSet<u64> = retired
-        .iter()
-        .filter(|(_, conn)| !running(conn))
-        .map(|(&id, _)| id)
-        .collect();
-    for id in now_idle.intersection(idle) {
-        if let Some(conn) = retired.remove(id) {
+    lock(&shared.retired).retain(|_, conn| {
+        let keep = busy(conn);
+        if !keep {
             lock(&shared.free_rows).push_back(conn.row);
         }
-    }
-    *idle = now_idle
-        .into_iter()
-        .filter(|id| retired.contains_key(id))
-        .collect();
+        keep
+    });
 }
