@@ -114,7 +114,11 @@ pub enum ToWorker {
         connection: u64,
     },
     /// Send the runtime's metrics as Prometheus text.
-    Metrics,
+    Metrics {
+        /// The scrape asking, echoed in the answer: an answer that comes after its scrape
+        /// gave up waiting is told from the next scrape's.
+        scrape: u64,
+    },
     /// Finish the calls in flight, refuse new ones, and exit.
     Shutdown,
 }
@@ -171,7 +175,12 @@ pub enum FromWorker {
     /// A module's log record.
     Log(LogRecord),
     /// The answer to [`ToWorker::Metrics`].
-    Metrics(String),
+    Metrics {
+        /// The scrape it answers.
+        scrape: u64,
+        /// The runtime's metrics as Prometheus text.
+        text: String,
+    },
     /// The modules served changed (a watched directory's file came, changed or went):
     /// their names now.
     Modules(Vec<String>),

@@ -2,7 +2,7 @@
 //! exposition, then the daemon's own (connections, workers, per-client figures).
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,7 +107,13 @@ fn workers_metrics(shared: &Shared) -> Vec<String> {
     let _scrape = lock(&SCRAPE);
     // Every worker is asked first and all are awaited together, so a worker that does
     // not answer costs a scrape `METRICS_TIMEOUT` once, however many there are.
-    let asked: Vec<_> = shared.workers.iter().filter_map(ask).collect();
+    static SCRAPES: AtomicU64 = AtomicU64::new(0);
+    let scrape = SCRAPES.fetch_add(1, Ordering::Relaxed);
+    let asked: Vec<_> = shared
+        .workers
+        .iter()
+        .filter_map(|worker| ask(worker, scrape))
+        .collect();
     let until = Instant::now() + METRICS_TIMEOUT;
     asked
         .into_iter()
@@ -118,13 +124,12 @@ fn workers_metrics(shared: &Shared) -> Vec<String> {
         .collect()
 }
 
-/// Asks `worker` for its exposition; the answer comes on the receiver.
-fn ask(worker: &Worker) -> Option<mpsc::Receiver<String>> {
-    let (tx, rx) = mpsc::channel();
-    *lock(&worker.metrics) = Some(tx);
+/// Asks `worker` for its exposition for `scrape`; the answer comes on the receiver.
+fn ask(worker: &Worker, scrape: u64) -> Option<mpsc::Receiver<String>> {
+    let rx = worker.metrics.expect(scrape);
     let link = lock(&worker.link);
     let link = link.as_ref()?;
-    memlink_ipc::control::send(&link.control, &ToWorker::Metrics, None).ok()?;
+    memlink_ipc::control::send(&link.control, &ToWorker::Metrics { scrape }, None).ok()?;
     Some(rx)
 }
 

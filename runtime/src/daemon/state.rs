@@ -32,6 +32,34 @@ pub(super) struct WorkerLink {
     pub(super) control: UnixStream,
 }
 
+/// The scrape a worker's metrics are awaited for, if any. A worker that answers after its
+/// scrape gave up waiting (`METRICS_TIMEOUT`) answers a scrape nobody waits for: that
+/// answer is dropped, not handed to the next scrape as if it were its own.
+#[derive(Default)]
+pub(super) struct MetricsWait(Mutex<Option<(u64, mpsc::Sender<String>)>>);
+
+impl MetricsWait {
+    /// Waits for the answer to `scrape` from now on (an earlier scrape's no longer counts):
+    /// it comes on the receiver.
+    pub(super) fn expect(&self, scrape: u64) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel();
+        *lock(&self.0) = Some((scrape, tx));
+        rx
+    }
+
+    /// Hands the answer to `scrape` to whoever waits for it; dropped if that is nobody.
+    pub(super) fn answer(&self, scrape: u64, text: String) {
+        let mut waiting = lock(&self.0);
+        match waiting.take() {
+            Some((awaited, tx)) if awaited == scrape => drop(tx.send(text)),
+            other => {
+                tracing::debug!(scrape, "a worker's metrics came after their scrape ended");
+                *waiting = other;
+            }
+        }
+    }
+}
+
 /// One worker process of the daemon, across its restarts.
 pub(super) struct Worker {
     pub(super) plan: WorkerPlan,
@@ -49,7 +77,7 @@ pub(super) struct Worker {
     pub(super) kill_reason: Mutex<Option<String>>,
     pub(super) restarts: AtomicU64,
     /// Who waits for its metrics.
-    pub(super) metrics: Mutex<Option<mpsc::Sender<String>>>,
+    pub(super) metrics: MetricsWait,
     /// The connections it could not take, by number, each answered by a stand-in.
     pub(super) stand_ins: Mutex<HashMap<u64, StandIn>>,
 }
@@ -67,7 +95,7 @@ impl Worker {
             serves: Mutex::default(),
             kill_reason: Mutex::default(),
             restarts: AtomicU64::new(0),
-            metrics: Mutex::default(),
+            metrics: MetricsWait::default(),
             stand_ins: Mutex::default(),
         })
     }
@@ -130,4 +158,26 @@ impl Shared {
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MetricsWait;
+
+    #[test]
+    fn an_answer_to_an_earlier_scrape_is_not_handed_to_the_next() {
+        let wait = MetricsWait::default();
+        // Scrape 1 gave up waiting; scrape 2 asks; scrape 1's answer comes late.
+        let first = wait.expect(1);
+        drop(first);
+        let second = wait.expect(2);
+        wait.answer(1, "stale".to_owned());
+        assert!(second.try_recv().is_err(), "scrape 2 got scrape 1's answer");
+        // Its own answer still reaches it.
+        wait.answer(2, "fresh".to_owned());
+        assert_eq!(second.try_recv().as_deref(), Ok("fresh"));
+        // And once answered, a repeat of it goes nowhere.
+        wait.answer(2, "again".to_owned());
+        assert!(second.try_recv().is_err());
+    }
 }

@@ -354,8 +354,9 @@ impl Worker {
                     }
                     self.connections.retain(|_, c| !c.thread.is_finished());
                 }
-                ToWorker::Metrics => {
-                    let _ = send(&self.out, &FromWorker::Metrics(self.runtime.prometheus()));
+                ToWorker::Metrics { scrape } => {
+                    let text = self.runtime.prometheus();
+                    let _ = send(&self.out, &FromWorker::Metrics { scrape, text });
                 }
                 ToWorker::Shutdown => break,
                 ToWorker::Init { .. } => {}

@@ -243,11 +243,7 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
     while let Ok((message, _)) = control::recv::<FromWorker>(stream) {
         match message {
             FromWorker::Log(record) => log(&record),
-            FromWorker::Metrics(text) => {
-                if let Some(tx) = lock(&worker.metrics).take() {
-                    let _ = tx.send(text);
-                }
-            }
+            FromWorker::Metrics { scrape, text } => worker.metrics.answer(scrape, text),
             FromWorker::Modules(names) => {
                 tracing::info!(worker = %worker.plan.name, modules = ?names, "the served modules changed");
                 *lock(&worker.serves) = names;
