@@ -18,8 +18,10 @@ use crate::types::{self, ArchivedArg, Borrowed, ContextKind};
 const NOT_CONTEXT: &str = "First parameter must be &CallContext";
 /// The message for a missing or wrong return type.
 const NOT_RESULT: &str = "Return type must be Result";
-/// The message for a `self` parameter.
-const SELF_PARAM: &str = "memlink exports cannot take self";
+/// The message for a `self` parameter: the function is a method, which the wrapper
+/// cannot call by name with nothing but the decoded arguments.
+const METHOD: &str = "#[memlink_export] exports free functions, not methods: move this \
+     function out of the `impl` block";
 /// The message for a reference where an owned MessagePack argument is needed.
 const REFERENCE_PARAM: &str = "a reference parameter must be a view into archived arguments \
      (&Archived<T>, &str or &[u8]); MessagePack parameters are owned";
@@ -73,6 +75,12 @@ impl Errors {
 /// its name (which the generated items must not shadow) with nothing but the decoded
 /// arguments, so no `unsafe`, no foreign ABI, no variadics, no type or const parameters
 /// (lifetimes are fine, they are inferred) and no `self`.
+///
+/// A `self` (`self`, `&self`, `&mut self`, `self: Box<Self>`, ...) is reported on the
+/// receiver: the function is a method. It still goes out as written, inside its `impl`,
+/// and with no registration (which rustc would refuse there), so rustc adds no error of
+/// its own to this one. An associated function without `self` cannot be told from a
+/// free function: the macro sees the function, not the `impl` around it.
 pub(crate) fn signature(sig: &Signature, errors: &mut Errors) {
     if RESERVED.iter().any(|name| sig.ident == name) {
         let message = format!("the name `{}` is reserved by #[memlink_export]", sig.ident);
@@ -102,7 +110,7 @@ pub(crate) fn signature(sig: &Signature, errors: &mut Errors) {
     }
     for input in &sig.inputs {
         if let FnArg::Receiver(receiver) = input {
-            errors.push(syn::Error::new_spanned(receiver, SELF_PARAM));
+            errors.push(syn::Error::new_spanned(receiver, METHOD));
         }
     }
 }
@@ -278,7 +286,7 @@ mod tests {
         });
         let want = [
             "memlink exports cannot be generic",
-            "memlink exports cannot take self",
+            "#[memlink_export] exports free functions, not methods",
             "First parameter must be &CallContext",
             "MessagePack parameters must be owned types",
             "Return type must be Result",
@@ -286,6 +294,34 @@ mod tests {
         assert_eq!(got.len(), want.len(), "{got:?}");
         for (got, want) in got.iter().zip(want) {
             assert!(got.starts_with(want), "{got:?} should start with {want:?}");
+        }
+    }
+
+    #[test]
+    fn a_method_is_refused_for_its_receiver_alone() {
+        let receivers = [
+            quote!(self),
+            quote!(mut self),
+            quote!(&self),
+            quote!(&'a mut self),
+            quote!(self: Box<Self>),
+            quote!(self: &Arc<Self>),
+        ];
+        for receiver in receivers {
+            let func: Function = syn::parse2(quote! {
+                fn m(#receiver, ctx: &CallContext, a: u32) -> Result<u32> {}
+            })
+            .unwrap();
+            let got: Vec<syn::Error> = match parse::export(Ok(AttrArgs::default()), &func) {
+                Ok(_) => panic!("`{receiver}` was accepted"),
+                Err(e) => e.into_iter().collect(),
+            };
+            assert_eq!(got.len(), 1, "{receiver}: {got:?}");
+            assert_eq!(
+                got[0].to_string(),
+                "#[memlink_export] exports free functions, not methods: move this function \
+                 out of the `impl` block"
+            );
         }
     }
 

@@ -35,7 +35,9 @@ use quote::quote;
 /// ```
 ///
 /// The function stays as it is; the macro adds an entry to the module's method table.
-/// The first parameter must be the context (`&CallContext` or `CallContext`) and the
+/// It must be a free function, not a method or an associated function in an `impl`
+/// block (a method is refused at its `self`; an associated function without one gets
+/// rustc's errors about the generated code, which cannot live in an `impl`). The first parameter must be the context (`&CallContext` or `CallContext`) and the
 /// return type a `Result<T>` or `Result<T, E>` with `E: Into<ModuleError>`. The other
 /// parameters arrive as MessagePack and must be owned and `Deserialize`, except that a
 /// single `String`, `&str`, `Vec<u8>` or `&[u8]` argument receives the raw bytes; a
