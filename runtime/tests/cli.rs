@@ -643,3 +643,58 @@ fn a_module_at_a_path_that_is_not_utf8_is_called_and_served() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `memlink` with `args`, run in `dir`, its standard output `stdout`.
+fn memlink_to(args: &[&str], dir: &std::path::Path, stdout: std::process::Stdio) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run memlink")
+}
+
+/// Output that cannot be written (a full disk, a reader that went away, as with
+/// `| head -1`) is an error that says so, exit code 1: never a panic.
+#[test]
+fn output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let b = basic();
+    let dir = common::scratch("unwritable-output");
+    let sinks = ["a full disk", "a closed pipe"];
+    for sink in sinks {
+        let new_name = format!("fresh_{}", sink.len());
+        let cases: [&[&str]; 6] = [
+            &["inspect", &b],
+            &["inspect", "--json", &b],
+            &["call", &b, "add", "[2, 3]"],
+            &["call", &b, "echo", "hello"],
+            &["call", &b, "add", "[2, 3]", "--stats", "--prometheus"],
+            &["new", &new_name],
+        ];
+        for args in cases {
+            let stdout = if sink == "a full disk" {
+                let full = std::fs::File::options()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap();
+                std::process::Stdio::from(full)
+            } else {
+                let (reader, writer) = std::io::pipe().unwrap();
+                drop(reader);
+                std::process::Stdio::from(writer)
+            };
+            let out = memlink_to(args, &dir, stdout);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{args:?} to {sink}: {err}");
+            assert!(!err.contains("panicked"), "{args:?} to {sink}: {err}");
+            assert!(
+                err.starts_with("error: cannot write the output: "),
+                "{args:?} to {sink}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{args:?} to {sink}: {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,7 @@
 //! `memlink`: inspect and call memlink modules from the command line.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -110,10 +111,20 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            // Not `eprintln!`: a stderr that cannot be written to would make it panic.
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `bytes` to stdout and flushes them: an error (a full disk, a reader that went
+/// away, as with `| head -1`) is reported, not a panic as `print!` would make it.
+pub(crate) fn write_out(bytes: &[u8]) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write the output: {e}"))
 }
 
 pub(crate) fn init_logging(verbose: u8) {
@@ -155,8 +166,7 @@ fn run(command: Command) -> Result<(), String> {
             } else {
                 inspect(&runtime, handle)
             };
-            print!("{}", text.map_err(|e| e.to_string())?);
-            Ok(())
+            write_out(text.map_err(|e| e.to_string())?.as_bytes())
         }
         Command::Call {
             module,
@@ -177,8 +187,7 @@ fn run(command: Command) -> Result<(), String> {
             for _ in 0..repeat {
                 out = remote::call(&socket, &module, &method, &args)?;
             }
-            println!("{out}");
-            Ok(())
+            write_out(format!("{out}\n").as_bytes())
         }
         Command::Serve(args) => serve::run(args),
         Command::New(args) => new::run(args),
@@ -196,17 +205,22 @@ fn run(command: Command) -> Result<(), String> {
             let args = Args::read(args, args_file)?;
             let calls =
                 (0..repeat).try_fold(String::new(), |_, _| call(&runtime, handle, &method, &args));
+            let mut text = String::new();
             if let Ok(out) = &calls {
-                println!("{out}");
+                text += out;
+                text.push('\n');
             }
             // The figures are printed after a failed call too: they count the failure.
             if stats {
-                print!("{}", stats::table(&runtime.metrics()));
+                text += &stats::table(&runtime.metrics());
             }
             if prometheus {
-                print!("{}", runtime.prometheus());
+                text += &runtime.prometheus();
             }
-            calls.map(drop)
+            let written = write_out(text.as_bytes());
+            // A failed call is the error to report, written or not.
+            calls?;
+            written
         }
     }
 }

@@ -77,12 +77,12 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         Source::Path(p) => format!("the memlink checkout at {}", p.display()),
         Source::Git(url) => format!("{url} (git)"),
     };
-    println!(
-        "created {name}/ (memlink from {from})\n{note}  cd {name} && cargo test         # builds the module and calls it through the runtime\n  cargo build -p {name} && memlink call target/debug/lib{name}.so add '[2, 3]'",
+    let summary = format!(
+        "created {name}/ (memlink from {from})\n{note}  cd {name} && cargo test         # builds the module and calls it through the runtime\n  cargo build -p {name} && memlink call target/debug/lib{name}.so add '[2, 3]'\n",
         name = args.name,
         note = no_checkout.unwrap_or_default(),
     );
-    Ok(())
+    crate::write_out(summary.as_bytes())
 }
 
 fn check_name(name: &str) -> Result<(), String> {

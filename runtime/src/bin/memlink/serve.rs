@@ -1,6 +1,7 @@
 //! `memlink serve`, and the worker process it starts.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,14 +101,17 @@ pub fn worker_if_asked() -> Option<ExitCode> {
     // The supervisor's own invocation is UTF-8; anything else is not one.
     let args: Option<Vec<String>> = args.into_iter().map(|a| a.into_string().ok()).collect();
     let Some(fd) = args.and_then(|args| daemon::worker_control_fd(&args)) else {
-        eprintln!("error: the worker is started by `memlink serve`, with --control-fd N");
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: the worker is started by `memlink serve`, with --control-fd N"
+        );
         return Some(ExitCode::FAILURE);
     };
     init_worker_logging();
     Some(match daemon::run_worker(fd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: memlink worker: {e}");
+            let _ = writeln!(std::io::stderr(), "error: memlink worker: {e}");
             ExitCode::FAILURE
         }
     })
