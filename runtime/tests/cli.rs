@@ -698,3 +698,23 @@ fn output_that_cannot_be_written_is_an_error_not_a_panic() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A raw method's result is written as the bytes it is, UTF-8 or not (then a newline):
+/// not made text with U+FFFD in place of the bytes that are not.
+#[test]
+fn a_raw_result_that_is_not_utf8_is_written_as_its_bytes() {
+    let dir = common::scratch("raw-bytes");
+    let file = dir.join("args.bin");
+    let bytes = b"\xff\xfe\x00a\x80";
+    std::fs::write(&file, bytes).unwrap();
+    let out = memlink(&[
+        "call",
+        &basic(),
+        "async_process",
+        "--args-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, [&bytes[..], b"\n"].concat());
+    let _ = std::fs::remove_dir_all(&dir);
+}

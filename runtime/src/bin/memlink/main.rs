@@ -42,7 +42,7 @@ enum Command {
     /// MessagePack methods take JSON: an array of the arguments (`[2, 3]`), an object
     /// keyed by parameter name (`{"a": 2, "b": 3}`), or, for a method with one argument,
     /// that argument alone (`7`). Raw methods take the text as it is and print their
-    /// result as text.
+    /// result's bytes as they are.
     Call {
         /// Path of the module's shared library.
         module: OsString,
@@ -183,11 +183,12 @@ fn run(command: Command) -> Result<(), String> {
             }
             let module = module.to_string_lossy();
             let args = Args::read(args, args_file)?;
-            let mut out = String::new();
+            let mut out = Vec::new();
             for _ in 0..repeat {
                 out = remote::call(&socket, &module, &method, &args)?;
             }
-            write_out(format!("{out}\n").as_bytes())
+            out.push(b'\n');
+            write_out(&out)
         }
         Command::Serve(args) => serve::run(args),
         Command::New(args) => new::run(args),
@@ -204,20 +205,20 @@ fn run(command: Command) -> Result<(), String> {
             let handle = load(&runtime, &module)?;
             let args = Args::read(args, args_file)?;
             let calls =
-                (0..repeat).try_fold(String::new(), |_, _| call(&runtime, handle, &method, &args));
-            let mut text = String::new();
+                (0..repeat).try_fold(Vec::new(), |_, _| call(&runtime, handle, &method, &args));
+            let mut text = Vec::new();
             if let Ok(out) = &calls {
-                text += out;
-                text.push('\n');
+                text.extend_from_slice(out);
+                text.push(b'\n');
             }
             // The figures are printed after a failed call too: they count the failure.
             if stats {
-                text += &stats::table(&runtime.metrics());
+                text.extend_from_slice(stats::table(&runtime.metrics()).as_bytes());
             }
             if prometheus {
-                text += &runtime.prometheus();
+                text.extend_from_slice(runtime.prometheus().as_bytes());
             }
-            let written = write_out(text.as_bytes());
+            let written = write_out(&text);
             // A failed call is the error to report, written or not.
             calls?;
             written
@@ -325,13 +326,13 @@ fn call(
     handle: ModuleHandle,
     method: &str,
     args: &Args,
-) -> Result<String, String> {
+) -> Result<Vec<u8>, String> {
     let methods = runtime.methods(handle).map_err(|e| e.to_string())?;
     let Some(m) = methods.iter().find(|m| m.name == method) else {
         // Let the runtime word the error, naming the module.
         return runtime
             .call(handle, method, b"")
-            .map(|_| String::new())
+            .map(|_| Vec::new())
             .map_err(|e| e.to_string());
     };
     let shape = Shape::from(m);
@@ -407,9 +408,11 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     rmp_serde::to_vec(&value).map_err(|e| format!("cannot encode the arguments: {e}"))
 }
 
-pub(crate) fn render(method: &Shape, bytes: &[u8]) -> Result<String, String> {
+/// The result as it is printed: a raw one's bytes as they are (they need not be UTF-8),
+/// else text.
+pub(crate) fn render(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
     match method.result_format {
-        Format::Raw => return Ok(String::from_utf8_lossy(bytes).into_owned()),
+        Format::Raw => return Ok(bytes.to_vec()),
         Format::Archived => {
             let holds = method
                 .result_type
@@ -418,11 +421,12 @@ pub(crate) fn render(method: &Shape, bytes: &[u8]) -> Result<String, String> {
             return Ok(format!(
                 "<an rkyv archive of {holds}, {} bytes: read it from a host with `Runtime::archived`>",
                 bytes.len()
-            ));
+            )
+            .into_bytes());
         }
         _ => {}
     }
     let value: serde_json::Value = memlink_abi::msgpack::from_msgpack(bytes)
         .map_err(|e| format!("cannot decode the result as JSON: {e}"))?;
-    serde_json::to_string(&value).map_err(|e| e.to_string())
+    serde_json::to_vec(&value).map_err(|e| e.to_string())
 }

@@ -11,7 +11,7 @@ use memlink_runtime::{Format, ModuleError};
 use super::{encode_args, render, Args, Shape};
 
 /// Calls `method` of the daemon's module `module` with `args`.
-pub fn call(socket: &Path, module: &str, method: &str, args: &Args) -> Result<String, String> {
+pub fn call(socket: &Path, module: &str, method: &str, args: &Args) -> Result<Vec<u8>, String> {
     // One slot, large enough for the arguments and at least 1 MiB for the result. JSON
     // made MessagePack grows at most threefold (a 3-character float becomes 9 bytes).
     let len = match args {
