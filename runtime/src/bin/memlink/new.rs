@@ -19,26 +19,67 @@ pub(crate) struct Args {
     #[arg(long, value_name = "DIR", conflicts_with = "git")]
     path: Option<PathBuf>,
     /// Take the memlink crates from this git repository instead.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     git: Option<String>,
 }
 
 /// Where the generated workspace's memlink dependencies come from.
 enum Source {
-    Path(PathBuf),
+    /// A checkout, at a path that is UTF-8 (a Cargo.toml names no other).
+    Path(String),
     Git(String),
 }
 
 impl Source {
+    /// A checkout's source: its path must be UTF-8, as a Cargo.toml holds only text.
+    fn path(root: PathBuf) -> Result<Source, String> {
+        root.into_os_string()
+            .into_string()
+            .map(Source::Path)
+            .map_err(|root| {
+                format!(
+                    "the memlink checkout at {} has a path that is not UTF-8, which a Cargo.toml \
+                 cannot name: pass --path DIR with one that is, or --git URL",
+                    root.to_string_lossy()
+                )
+            })
+    }
+
     /// The dependency's TOML for the crate in directory `dir` of the checkout.
     fn dependency(&self, dir: &str, extra: &str) -> String {
         match self {
             Source::Path(root) => {
-                format!("{{ path = {:?}{extra} }}", root.join(dir).to_string_lossy())
+                // Lossless: both are UTF-8.
+                let path = Path::new(root).join(dir);
+                format!(
+                    "{{ path = {}{extra} }}",
+                    toml_string(&path.to_string_lossy())
+                )
             }
-            Source::Git(url) => format!("{{ git = {url:?}{extra} }}"),
+            Source::Git(url) => format!("{{ git = {}{extra} }}", toml_string(url)),
         }
     }
+}
+
+/// `text` as a TOML basic string: quoted, with `"`, `\` and the control characters TOML
+/// refuses in one escaped (Rust's `{:?}` writes some as `\u{7f}`, which TOML does not read).
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == '\u{7f}' || (c < ' ' && c != '\t') => {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 pub(crate) fn run(args: Args) -> Result<(), String> {
@@ -47,10 +88,10 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     // scaffold that needs the network to build should not be a surprise.
     let mut no_checkout = None;
     let source = match (args.path, args.git) {
-        (Some(path), _) => Source::Path(checkout(&path)?),
+        (Some(path), _) => Source::path(checkout(&path)?)?,
         (None, Some(url)) => Source::Git(url),
         (None, None) => match own_checkout() {
-            Some(root) => Source::Path(root),
+            Some(root) => Source::path(root)?,
             None => {
                 no_checkout = Some(format!(
                     "  no memlink checkout at {}, where this memlink was built: building fetches memlink \
@@ -74,7 +115,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let from = match &source {
-        Source::Path(p) => format!("the memlink checkout at {}", p.display()),
+        Source::Path(p) => format!("the memlink checkout at {p}"),
         Source::Git(url) => format!("{url} (git)"),
     };
     let summary = format!(
