@@ -789,3 +789,33 @@ fn new_writes_memlinks_source_as_toml_that_reads_back_or_refuses_it() {
     assert!(!dir.join("lossy_path").exists(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Arguments larger than a call through a daemon can carry (a slot holds at most 1 GiB)
+/// are refused saying so, before the file is read or the daemon is asked.
+#[test]
+fn arguments_too_large_for_a_daemon_call_are_refused_naming_the_limit() {
+    let dir = common::scratch("daemon-args-too-large");
+    let file = dir.join("huge.bin");
+    let huge = std::fs::File::create(&file).unwrap();
+    huge.set_len((1 << 30) + 1).unwrap(); // sparse: no disk used
+    drop(huge);
+    let socket = dir.join("memlink.sock");
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        socket.to_str().unwrap(),
+        "basic",
+        "echo",
+        "--args-file",
+        file.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("1073741825 bytes")
+            && err.contains("at most 1073741824")
+            && err.contains("--daemon"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -182,6 +182,15 @@ fn run(command: Command) -> Result<(), String> {
                 return Err("--stats and --prometheus read the runtime in this process; read a daemon's from its --metrics-addr".into());
             }
             let module = module.to_string_lossy();
+            // A file too large to send is refused before it is read.
+            if let Some(len) = args_file
+                .as_ref()
+                .and_then(|path| std::fs::metadata(path).ok())
+                .map(|meta| meta.len())
+                .filter(|&len| len > remote::MAX_ARGS)
+            {
+                return Err(remote::too_large(len));
+            }
             let args = Args::read(args, args_file)?;
             let mut out = Vec::new();
             for _ in 0..repeat {

@@ -10,15 +10,26 @@ use memlink_runtime::{Format, ModuleError};
 
 use super::{encode_args, render, Args, Shape};
 
+/// Most bytes of arguments a call through a daemon carries: what one slot holds.
+pub const MAX_ARGS: u64 = memlink_ipc::segment::MAX_SLOT_SIZE;
+
+/// Why arguments of `len` bytes cannot be sent.
+pub fn too_large(len: u64) -> String {
+    format!("the arguments are {len} bytes: a call through a daemon (--daemon) carries at most {MAX_ARGS}")
+}
+
 /// Calls `method` of the daemon's module `module` with `args`.
 pub fn call(socket: &Path, module: &str, method: &str, args: &Args) -> Result<Vec<u8>, String> {
     // One slot, large enough for the arguments and at least 1 MiB for the result. JSON
     // made MessagePack grows at most threefold (a 3-character float becomes 9 bytes).
     let len = match args {
-        Args::Encoded(bytes) => bytes.len(),
-        Args::Text(text) => text.as_ref().map_or(0, |t| t.len().saturating_mul(3)),
+        Args::Encoded(bytes) if bytes.len() as u64 > MAX_ARGS => {
+            return Err(too_large(bytes.len() as u64))
+        }
+        Args::Encoded(bytes) => bytes.len() as u64,
+        Args::Text(text) => text.as_ref().map_or(0, |t| t.len() as u64 * 3),
     };
-    let geometry = Geometry::new(1, (len as u64).max(1 << 20)).map_err(|e| e.to_string())?;
+    let geometry = Geometry::new(1, len.clamp(1 << 20, MAX_ARGS)).map_err(|e| e.to_string())?;
     let conn = Connection::connect(socket, geometry, Waiting::default()).map_err(|e| text(&e))?;
     let listing = conn
         .call(Op::Methods, module, "", &[], None, (0, 0))
