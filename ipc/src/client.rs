@@ -99,9 +99,7 @@ impl Connection {
         waiting: Waiting,
     ) -> Result<Arc<Connection>, CallError> {
         let gone = |e: io::Error| CallError::Gone(format!("{}: {e}", socket.display()));
-        let stream = UnixStream::connect(socket).map_err(|e| {
-            CallError::Gone(format!("nothing listens at {} ({e})", socket.display()))
-        })?;
+        let stream = UnixStream::connect(socket).map_err(|e| not_listening(socket, e))?;
         control::send(
             &stream,
             &Hello {
@@ -111,11 +109,8 @@ impl Connection {
             None,
         )
         .map_err(gone)?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(gone)?;
-        let (answer, fd) = control::recv::<Answer>(&stream).map_err(gone)?;
-        stream.set_read_timeout(None).map_err(gone)?;
+        let (answer, fd) = control::recv_by::<Answer>(&stream, Instant::now() + WELCOME_WITHIN)
+            .map_err(|e| unwelcome(socket, e))?;
         let welcome = match answer {
             Answer::Welcome(w) => w,
             Answer::Refused(why) => {
@@ -124,6 +119,13 @@ impl Connection {
                 ))))
             }
         };
+        if welcome.version != PROTOCOL_VERSION {
+            return Err(CallError::Invalid(format!(
+                "the daemon at {} speaks memlink protocol {}, this client {PROTOCOL_VERSION}",
+                socket.display(),
+                welcome.version
+            )));
+        }
         let fd = fd.ok_or_else(|| CallError::Gone("the welcome came without a segment".into()))?;
         let segment = Segment::map(&fd, welcome.geometry).map_err(gone)?;
         let free = (0..welcome.geometry.slots).rev().collect();
@@ -266,6 +268,52 @@ impl Connection {
         lease.submit(op, module, method, args.len(), deadline, trace)?;
         self.ring(module);
         lease.wait(deadline)
+    }
+}
+
+/// How long a daemon has to answer a hello.
+const WELCOME_WITHIN: Duration = Duration::from_secs(10);
+
+/// Why nothing could be connected to at `socket`: a path that holds something other
+/// than a socket is said to (a daemon never replaces it, so trying again cannot help);
+/// anything else may be a daemon not started yet, and is tried again.
+fn not_listening(socket: &Path, e: io::Error) -> CallError {
+    use std::os::unix::fs::FileTypeExt;
+    let what = match std::fs::metadata(socket).map(|m| m.file_type()) {
+        Ok(t) if t.is_socket() => None,
+        Ok(t) if t.is_dir() => Some("a directory"),
+        Ok(t) if t.is_file() => Some("a regular file"),
+        Ok(t) if t.is_fifo() => Some("a FIFO"),
+        Ok(t) if t.is_char_device() || t.is_block_device() => Some("a device"),
+        Ok(_) => Some("not a socket"),
+        Err(_) => None,
+    };
+    match what {
+        Some(what) => CallError::Invalid(format!(
+            "{} is {what}, not a socket: no memlink daemon serves there",
+            socket.display()
+        )),
+        None => CallError::Gone(format!("nothing listens at {} ({e})", socket.display())),
+    }
+}
+
+/// Why the answer to a hello was not a welcome or a refusal: bytes that are no answer
+/// of this protocol come from something other than a memlink daemon of this version
+/// (trying again cannot help); silence or a hang-up may be a daemon busy or going away.
+fn unwelcome(socket: &Path, e: io::Error) -> CallError {
+    let socket = socket.display();
+    match e.kind() {
+        io::ErrorKind::InvalidData => CallError::Invalid(format!(
+            "{socket} does not answer as a memlink daemon of protocol {PROTOCOL_VERSION}: {e}"
+        )),
+        io::ErrorKind::TimedOut => CallError::Gone(format!(
+            "{socket} accepted the connection but sent no welcome within {} s (is a memlink daemon serving there?)",
+            WELCOME_WITHIN.as_secs()
+        )),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => CallError::Gone(format!(
+            "{socket} closed the connection before it answered the hello"
+        )),
+        _ => CallError::Gone(format!("{socket}: no answer to the hello: {e}")),
     }
 }
 
