@@ -19,6 +19,10 @@ use crate::output::RemoteOutput;
 /// A pushed call holds its slot until [`run`](Batch::run) collects it (or the batch is
 /// dropped). So do not push into a second batch while a first one on the same client holds
 /// every slot: that push waits for a slot the first batch frees only when it runs.
+/// Dropping a batch without running it (a later push failed, say) withdraws its calls
+/// that no worker has taken yet: they never run, and their slots are free at once (a
+/// worker still spinning after an earlier call may have taken one already: that one
+/// runs, and its slot is free once it is done).
 ///
 /// ```no_run
 /// # use memlink_client::Client;

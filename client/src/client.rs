@@ -333,11 +333,7 @@ impl Client {
             .fits(len)
             .map_err(|e| runtime_error(e, "", "", None))?;
         lease.data_mut()[..len].fill(0);
-        Ok(ArgSlot {
-            lease,
-            len,
-            client: self.id,
-        })
+        Ok(ArgSlot::new(lease, len, self.id))
     }
 
     /// Calls `method` with the arguments written in `buffer`, read by the daemon where
@@ -346,20 +342,30 @@ impl Client {
         &self,
         module: RemoteModule,
         method: &str,
-        buffer: ArgSlot,
+        mut buffer: ArgSlot,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
         let name = self.name(module)?;
         self.own(&buffer)?;
-        let ArgSlot { lease, len, .. } = buffer;
-        self.finish(lease, Op::Call, &name, method, len, options)
-            .map(|reply| RemoteOutput { reply })
+        let range = self.call_in(&mut buffer, &name, method, options)?;
+        let lease = buffer
+            .lease
+            .take()
+            .expect("a buffer whose call was answered lies in its slot");
+        Ok(RemoteOutput {
+            reply: lease.into_reply(range),
+        })
     }
 
     /// Calls `method` with the arguments written in `buffer`, and keeps the buffer: the
     /// arguments stay where they are (the reply lands after them when it fits), so the
     /// same buffer, rewritten or not, serves the next call with no new slot and no
     /// zeroing. The reply is read in place until it drops.
+    ///
+    /// A reply that does not fit after the arguments is written over them: the buffer
+    /// then reads as the reply, and the next call through it is refused, saying so,
+    /// until it is written again (through `DerefMut`). A call that failed, timed out or
+    /// lost the daemon leaves the buffer usable as [`ArgSlot`] describes.
     pub fn call_slot<'s>(
         &self,
         module: RemoteModule,
@@ -369,18 +375,79 @@ impl Client {
     ) -> Result<SlotReply<'s>, RuntimeError> {
         let name = self.name(module)?;
         self.own(buffer)?;
+        let range = self.call_in(buffer, &name, method, options)?;
+        let lease = buffer
+            .lease
+            .as_ref()
+            .expect("a buffer whose call was answered lies in its slot");
+        Ok(SlotReply {
+            bytes: lease.reply(range),
+        })
+    }
+
+    /// A call with the arguments in `buffer`, where they lie: its reply's range in the
+    /// buffer's slot. A buffer without a slot (its last call left it to the daemon) is
+    /// put in one first; a call the daemon never took (it went away, and a new one is
+    /// there) is sent once more on a new connection, the arguments moved there.
+    fn call_in(
+        &self,
+        buffer: &mut ArgSlot,
+        module: &str,
+        method: &str,
+        options: &CallOptions,
+    ) -> Result<std::ops::Range<usize>, RuntimeError> {
         let given = given(options);
         let trace = (options.trace_id, options.span_id);
         let len = buffer.len;
-        let conn = Arc::clone(buffer.lease.connection());
-        let range = buffer
-            .lease
-            .round_trip(Op::Call, &name, method, len, options.deadline, trace)
-            .map_err(|e| self.failed(&conn, e, &name, method, given))?;
-        self.replied();
-        Ok(SlotReply {
-            bytes: buffer.lease.reply(range),
-        })
+        let mut retried = false;
+        loop {
+            if buffer.overwritten {
+                return Err(RuntimeError::Daemon {
+                    reason: format!(
+                        "the arguments in the buffer were overwritten by the last reply through it ({module}::{method} or the call before), which did not fit after them: write them again before calling"
+                    ),
+                });
+            }
+            if buffer.lease.is_none() {
+                let conn = self.connection_for(len)?;
+                let mut lease = conn
+                    .lease(options.deadline)
+                    .map_err(|e| self.failed(&conn, e, module, method, given))?;
+                lease
+                    .fits(len)
+                    .map_err(|e| self.failed(&conn, e, module, method, given))?;
+                lease.data_mut()[..len].copy_from_slice(&buffer.spare);
+                buffer.spare = Vec::new();
+                buffer.lease = Some(lease);
+            }
+            let lease = buffer.lease.as_mut().expect("put in a slot above");
+            let conn = Arc::clone(lease.connection());
+            let e = match lease.round_trip(Op::Call, module, method, len, options.deadline, trace) {
+                Ok(range) => {
+                    buffer.overwritten = lease.reply_over_args(len);
+                    self.replied();
+                    return Ok(range);
+                }
+                Err(e) => e,
+            };
+            if !lease.take_back() {
+                // A worker still runs the call in the slot: it is the daemon's until done.
+                buffer.detach();
+            } else {
+                buffer.overwritten = lease.reply_over_args(len);
+            }
+            let not_taken = matches!(e, CallError::NotTaken(_));
+            let e = self.failed(&conn, e, module, method, given);
+            if !not_taken || retried {
+                return Err(e);
+            }
+            // Withdrawn from a daemon that went away: the arguments move to the next
+            // connection.
+            retried = true;
+            if let Some(lease) = buffer.lease.take() {
+                buffer.spare = lease.data()[..len].to_vec();
+            }
+        }
     }
 
     /// How loaded the module is in the daemon, in `[0, 1]`.

@@ -56,28 +56,71 @@ impl fmt::Debug for RemoteOutput {
 
 /// Memory for `len` bytes of arguments in the shared segment, for the caller to write
 /// in place (an archive, say) and hand to
-/// [`Client::call_buffer`](crate::Client::call_buffer) of the client that made it
+/// [`Client::call_buffer`](crate::Client::call_buffer) or
+/// [`Client::call_slot`](crate::Client::call_slot) of the client that made it
 /// (another client refuses it): the daemon reads it where it lies, with no copy on this
 /// side. It is zeroed when made.
+///
+/// A call through it that does not end with the daemon's answer while the daemon still
+/// runs it (its deadline passed mid-call, or the daemon went away during it) leaves the
+/// slot to the daemon: the buffer then reads as zeros, in this process's memory, and the
+/// next call puts it back in the segment (on a new connection if the daemon was
+/// restarted). A call the daemon never took is withdrawn instead, and the arguments
+/// stay.
 pub struct ArgSlot {
-    pub(crate) lease: Lease,
+    /// The slot it lies in; `None` once a call left the slot to the daemon.
+    pub(crate) lease: Option<Lease>,
+    /// The buffer while it has no slot: zeros, or what was written since.
+    pub(crate) spare: Vec<u8>,
     pub(crate) len: usize,
     /// The id of the client whose segment holds it.
     pub(crate) client: u64,
+    /// The last reply was written over the arguments (it did not fit after them), and
+    /// the buffer was not written since: sending it again would send the reply.
+    pub(crate) overwritten: bool,
+}
+
+impl ArgSlot {
+    /// A buffer in `lease`'s slot, of `len` bytes, made by client `client`.
+    pub(crate) fn new(lease: Lease, len: usize, client: u64) -> ArgSlot {
+        ArgSlot {
+            lease: Some(lease),
+            spare: Vec::new(),
+            len,
+            client,
+            overwritten: false,
+        }
+    }
+
+    /// Leaves the slot to the daemon, which still runs a call in it: the buffer goes on
+    /// in private memory, zeroed.
+    pub(crate) fn detach(&mut self) {
+        self.lease = None;
+        self.spare = vec![0; self.len];
+        self.overwritten = false;
+    }
 }
 
 impl Deref for ArgSlot {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.lease.data()[..self.len]
+        match &self.lease {
+            Some(lease) => &lease.data()[..self.len],
+            None => &self.spare,
+        }
     }
 }
 
 impl DerefMut for ArgSlot {
     fn deref_mut(&mut self) -> &mut [u8] {
         let len = self.len;
-        &mut self.lease.data_mut()[..len]
+        // Handed out to be written: what the caller sends next is theirs again.
+        self.overwritten = false;
+        match &mut self.lease {
+            Some(lease) => &mut lease.data_mut()[..len],
+            None => &mut self.spare,
+        }
     }
 }
 
@@ -85,6 +128,7 @@ impl fmt::Debug for ArgSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArgSlot")
             .field("len", &self.len)
+            .field("in_segment", &self.lease.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,8 @@
-//! A host using the client carelessly: a socket path that holds no memlink daemon. Each
-//! ends with an error that says what was wrong, or is served as documented.
+//! A host using the client carelessly: a buffer called through after its call failed,
+//! timed out, had its arguments overwritten by the reply, or outlived its daemon; a batch
+//! dropped after a push failed; a socket path that holds no memlink daemon. Each ends
+//! with an error that says what was wrong, or is served as documented; none panics,
+//! returns another call's reply, or runs a call its caller dropped.
 
 mod common;
 
@@ -7,7 +10,221 @@ use std::io::Write;
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
-use memlink_client::Client;
+use common::{Daemon, Setup};
+use memlink_client::{CallOptions, Client, ClientConfig, ModuleError, RuntimeError};
+
+/// `value`'s MessagePack, as a method of one parameter takes it.
+fn encoded<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec(value).unwrap()
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+    rmp_serde::from_slice(bytes).unwrap()
+}
+
+/// A call through an [`ArgSlot`](memlink_client::ArgSlot) that the daemon answered with a
+/// failure (a method that is not there) leaves the buffer as it was: readable, its
+/// arguments in place, and good for the next call. Before, the buffer still counted as
+/// the daemon's, and reading it panicked ("a submitted slot belongs to the daemon").
+#[test]
+fn a_call_slot_the_daemon_refused_leaves_the_buffer_readable_and_reusable() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let args = encoded(&(2u32, 3u32));
+    let mut buffer = client.arg_buffer(args.len()).unwrap();
+    buffer.copy_from_slice(&args);
+    let none = CallOptions::default();
+    let err = client
+        .call_slot(basic, "ad", &mut buffer, &none)
+        .map(|r| r.to_vec())
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::UnknownMethod { .. }), "{err}");
+    assert_eq!(&buffer[..], &args[..], "the arguments stay in the buffer");
+    let sum: u32 = decoded(&client.call_slot(basic, "add", &mut buffer, &none).unwrap());
+    assert_eq!(sum, 5);
+    // And a buffer handed over whole after the same failure.
+    let err = client
+        .call_slot(basic, "ad", &mut buffer, &none)
+        .map(|r| r.to_vec())
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::UnknownMethod { .. }), "{err}");
+    let sum: u32 = decoded(&client.call_buffer(basic, "add", buffer, &none).unwrap());
+    assert_eq!(sum, 5);
+}
+
+/// A call through a buffer that times out while the module still runs it leaves the slot
+/// to the daemon; the buffer goes on in private memory (zeros), and the next call through
+/// it gets its own reply. Before, reading the buffer panicked, and calling again
+/// resubmitted the slot under the running call: the second call returned the first
+/// call's reply and never ran.
+#[test]
+fn a_call_slot_that_timed_out_mid_call_never_hands_its_reply_to_the_next_call() {
+    // Grace enough that the watchdog leaves the first call to end on its own.
+    let daemon = Daemon::start(Setup {
+        toml: "watchdog_grace_ms = 10000".into(),
+        ..Setup::modules(&["async_echo"])
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let echo = client.module("async_echo").unwrap();
+    let worker = daemon.worker_pid();
+    // Two durations of the same encoded length, so one buffer holds either.
+    let first = encoded(&(600u64,));
+    let second = encoded(&(257u64,));
+    assert_eq!(first.len(), second.len());
+    let mut buffer = client.arg_buffer(first.len()).unwrap();
+    buffer.copy_from_slice(&first);
+    let short = CallOptions::default().timeout(Duration::from_millis(100));
+    let err = client
+        .call_slot(echo, "slow_sync", &mut buffer, &short)
+        .map(|r| r.to_vec())
+        .unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "{err}"
+    );
+    assert!(
+        buffer.iter().all(|&b| b == 0),
+        "a buffer whose slot the daemon still holds reads as zeros: {:?}",
+        &buffer[..]
+    );
+    buffer.copy_from_slice(&second);
+    let long = CallOptions::default().timeout(Duration::from_secs(10));
+    let ms: u64 = decoded(
+        &client
+            .call_slot(echo, "slow_sync", &mut buffer, &long)
+            .unwrap(),
+    );
+    assert_eq!(ms, 257, "the second call's own reply");
+    // Both calls ran, the first to its end, and nothing was ended by the watchdog.
+    let started: u64 = decoded(&client.call(echo, "slow_sync_started", &[0x90]).unwrap());
+    assert_eq!(started, 2);
+    let ms: u64 = decoded(
+        &client
+            .call_slot(echo, "slow_sync", &mut buffer, &long)
+            .unwrap(),
+    );
+    assert_eq!(ms, 257, "the buffer serves again, arguments in place");
+    assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
+}
+
+/// A reply too large to follow the arguments in their slot is written over them. The
+/// next call through the buffer, unless it was written since, is refused saying so.
+/// Before, the reply's bytes went out as the next call's arguments.
+#[test]
+fn a_buffer_whose_arguments_a_reply_overwrote_is_not_sent_again_unwritten() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client =
+        Client::with_config(&daemon.socket, ClientConfig::default().slot_size(4096)).unwrap();
+    let basic = client.module("basic").unwrap();
+    let none = CallOptions::default();
+    // A reply of 4,050 bytes cannot follow 5 bytes of arguments (at 64) in 4,096.
+    let args = encoded(&(7u8, 4050u32));
+    let mut buffer = client.arg_buffer(args.len()).unwrap();
+    buffer.copy_from_slice(&args);
+    let filled = client
+        .call_slot(basic, "fill", &mut buffer, &none)
+        .unwrap()
+        .to_vec();
+    assert!(filled.ends_with(&[7; 4050]), "{} bytes", filled.len());
+    assert_ne!(
+        &buffer[..],
+        &args[..],
+        "the reply lies where the arguments were"
+    );
+    let err = client
+        .call_slot(basic, "fill", &mut buffer, &none)
+        .map(|r| r.to_vec())
+        .unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::Daemon { reason } if reason.contains("overwritten by the last reply")),
+        "{err}"
+    );
+    // Written again, the buffer serves; a reply that fits after the arguments leaves
+    // them be.
+    let small = encoded(&(7u8, 3000u32));
+    buffer.copy_from_slice(&small);
+    for _ in 0..2 {
+        let filled = client
+            .call_slot(basic, "fill", &mut buffer, &none)
+            .unwrap()
+            .to_vec();
+        assert!(filled.ends_with(&[7; 3000]), "{} bytes", filled.len());
+        assert_eq!(&buffer[..], &small[..]);
+    }
+}
+
+/// A buffer made before its daemon was restarted is called through on the new daemon,
+/// as every other call of the client is. Before, every call through it failed with
+/// `DaemonGone`, for as long as the buffer lived.
+#[test]
+fn a_buffer_made_before_the_daemon_restarted_serves_on_the_new_daemon() {
+    let mut daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let none = CallOptions::default();
+    let args = encoded(&(2u32, 3u32));
+    let mut buffer = client.arg_buffer(args.len()).unwrap();
+    buffer.copy_from_slice(&args);
+    let sum: u32 = decoded(&client.call_slot(basic, "add", &mut buffer, &none).unwrap());
+    assert_eq!(sum, 5);
+    assert!(daemon.terminate().success());
+    let dir = std::mem::replace(&mut daemon.dir, common::scratch_dir());
+    let _again = Daemon::start_in(dir, Setup::modules(&["basic"]));
+    for _ in 0..2 {
+        let sum: u32 = decoded(&client.call_slot(basic, "add", &mut buffer, &none).unwrap());
+        assert_eq!(sum, 5);
+    }
+    let sum: u32 = decoded(&client.call_buffer(basic, "add", buffer, &none).unwrap());
+    assert_eq!(sum, 5);
+}
+
+/// A batch dropped before it ran (a later push failed and `?` returned, say) withdraws
+/// the calls it pushed: they never run, and their slots are free at once. Before, they
+/// stayed submitted without a wakeup: the worker ran them when it next looked (within a
+/// second), and until then they held their slots, so the client's next call waited.
+#[test]
+fn a_batch_dropped_after_a_push_failed_runs_none_of_its_calls() {
+    let daemon = Daemon::start(Setup::modules(&["async_echo"]));
+    let client = Client::with_config(&daemon.socket, ClientConfig::default().slots(2)).unwrap();
+    let echo = client.module("async_echo").unwrap();
+    // The worker goes to sleep: nothing but a wakeup (or its next look) takes a call.
+    std::thread::sleep(Duration::from_millis(200));
+    let pushed = || -> Result<(), RuntimeError> {
+        let mut batch = client.batch();
+        batch.push(echo, "slow_sync", &encoded(&(0u64,)))?;
+        batch.push(echo, &"x".repeat(65), b"")?;
+        Ok(())
+    };
+    let err = pushed().unwrap_err();
+    assert!(err.to_string().contains("longer than 64 bytes"), "{err}");
+    // Both slots are free: two calls in flight at once need both.
+    let options = CallOptions::default().timeout(Duration::from_millis(500));
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    client
+                        .call_with(echo, "slow_sync", &encoded(&(100u64,)), &options)
+                        .map(|out| decoded::<u64>(&out))
+                })
+            })
+            .collect();
+        for call in calls {
+            assert_eq!(call.join().unwrap().unwrap(), 100);
+        }
+    });
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // Past the worker's next look: the dropped call never ran.
+    std::thread::sleep(Duration::from_millis(1500));
+    let started: u64 = decoded(&client.call(echo, "slow_sync_started", &[0x90]).unwrap());
+    assert_eq!(started, 2, "only the two calls made ran");
+}
 
 /// A path with no memlink daemon behind it is named for what it is, at once: a file or a
 /// directory is no socket (no daemon ever replaces it, so there is nothing to wait for),

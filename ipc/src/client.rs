@@ -469,10 +469,60 @@ impl Lease {
     ) -> Result<std::ops::Range<usize>, CallError> {
         self.submit(op, module, method, args_len, deadline, trace)?;
         self.conn.ring(module);
-        let range = self.wait_ref(deadline)?;
-        // Done: the slot is this lease's again.
-        self.submitted = false;
-        Ok(range)
+        let waited = self.wait_ref(deadline);
+        // Done, with a reply or a failure: the slot is this lease's again. Otherwise the
+        // daemon may still hold it: see `take_back`.
+        if matches!(waited, Ok(_) | Err(CallError::Failed(_))) {
+            self.submitted = false;
+        }
+        waited
+    }
+
+    /// Takes the slot back after a [`round_trip`](Lease::round_trip) that did not end
+    /// with the daemon's answer (a timeout, the daemon gone): `true` if the slot is this
+    /// lease's again, its call withdrawn before any worker took it (it never runs) or
+    /// done meanwhile; `false` while a worker still runs it (the slot is the daemon's
+    /// until it is done, and its data must not be touched).
+    pub fn take_back(&mut self) -> bool {
+        if !self.submitted {
+            return true;
+        }
+        let slot = self.slot();
+        if slot.withdraw() || slot.state() == Some(SlotState::Done) {
+            self.submitted = false;
+        }
+        !self.submitted
+    }
+
+    /// Whether the slot is the daemon's now: submitted, and not taken back.
+    pub fn is_submitted(&self) -> bool {
+        self.submitted
+    }
+
+    /// Whether the last reply in the slot (a result or a failure) was written over the
+    /// first `args_len` bytes of the data area, where the arguments were: a reply that
+    /// does not fit after the arguments goes at the start.
+    pub fn reply_over_args(&self, args_len: usize) -> bool {
+        let slot = self.slot();
+        // A slot withdrawn (free again) holds no reply of this call: the arguments stay.
+        if self.submitted || slot.state() != Some(SlotState::Done) {
+            return false;
+        }
+        let f = slot.fields();
+        let at = f.out_at.load(Ordering::Acquire);
+        let len = f.out_len.load(Ordering::Acquire);
+        len > 0 && at < args_len as u64
+    }
+
+    /// The reply [`round_trip`](Lease::round_trip) returned the range of, kept with the
+    /// slot until it drops.
+    pub fn into_reply(self, range: std::ops::Range<usize>) -> Reply {
+        assert!(!self.submitted, "a submitted slot belongs to the daemon");
+        assert!(
+            range.start <= range.end && range.end <= self.capacity(),
+            "out of the slot"
+        );
+        Reply { lease: self, range }
     }
 
     /// The bytes of a reply [`round_trip`](Lease::round_trip) returned the range of.
@@ -495,6 +545,12 @@ impl Drop for Lease {
         let slot = self.slot();
         let mut book = self.conn.book();
         match slot.state() {
+            // A call no worker took yet (it timed out queued, its caller dropped it, or a
+            // batch was dropped before it ran) is withdrawn: it never runs, and the slot
+            // is free at once rather than when a worker next looks.
+            Some(SlotState::Submitted) if self.submitted && slot.withdraw() => {
+                book.free.push(self.index)
+            }
             // A call still running (it timed out here) is the daemon's until it is done.
             Some(SlotState::Submitted | SlotState::Running) => book.abandoned.push(self.index),
             // Left as it is (`Done`, after a reply): the book says it is free, and the

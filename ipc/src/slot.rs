@@ -475,6 +475,21 @@ impl<'a> Slot<'a> {
             .is_ok()
     }
 
+    /// Takes back a request no worker has claimed yet: `true` if the slot was still
+    /// submitted, and is now free again (the request never runs); `false` if a worker
+    /// claimed it first (or it is not submitted).
+    pub fn withdraw(&self) -> bool {
+        self.fields
+            .state
+            .compare_exchange(
+                SlotState::Submitted as u32,
+                SlotState::Free as u32,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
     /// Gives a claimed slot back, submitted, for another worker to claim: the claimer
     /// found, reading the name again after its claim, that the call is not its own (the
     /// client reused the slot between the look and the claim).
