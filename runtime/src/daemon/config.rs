@@ -207,6 +207,38 @@ impl WorkerLimits {
     }
 }
 
+/// The fewest open descriptors a worker may be limited to: its standard streams, its two
+/// sockets to the supervisor, its figures table, its modules' files while they load and a
+/// segment per connection while it is mapped. Fewer, and it fails before it is ready.
+pub const MIN_OPEN_FILES: u64 = 16;
+
+impl WorkerLimits {
+    /// Refuses limits under which a worker could not start: no CPU time (`SIGXCPU` at
+    /// once) or fewer open files than it needs for itself.
+    fn check(&self) -> Result<(), String> {
+        if self.cpu_seconds == Some(0) {
+            return Err(
+                "`cpu_seconds` is 0: the worker would be ended before it serves; it is at least 1"
+                    .to_owned(),
+            );
+        }
+        match self.open_files {
+            Some(n) if n < MIN_OPEN_FILES => Err(format!(
+                "`open_files` is {n}: a worker needs at least {MIN_OPEN_FILES} for its own sockets and files"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How an error names a served module: its name, else its file.
+fn entry_name(entry: &ModuleEntry) -> String {
+    match &entry.name {
+        Some(name) => format!("`{name}`"),
+        None => entry.path.display().to_string(),
+    }
+}
+
 /// The worker runtime's settings (see [`RuntimeConfig`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -342,21 +374,63 @@ impl DaemonConfig {
 
     /// Refuses settings under which nothing could be served: a limit of zero calls at
     /// once would start a daemon that reports serving and refuses every call as
-    /// saturated. Refused rather than raised to 1, so the file says what runs.
+    /// saturated; so would zero connections, a shared-memory limit below the smallest
+    /// segment, a deadline of 0 or worker limits no worker starts under. Refused rather
+    /// than raised, so the file says what runs.
     fn check(&self) -> Result<(), String> {
         const ZERO: &str = "is 0, so every call would be refused as saturated; it is at least 1";
         if self.runtime.max_concurrency == Some(0) {
             return Err(format!("`[runtime] max_concurrency` {ZERO}"));
         }
         if let Some(entry) = self.modules.iter().find(|m| m.max_concurrency == Some(0)) {
-            let module = match &entry.name {
-                Some(name) => format!("`{name}`"),
-                None => entry.path.display().to_string(),
-            };
-            return Err(format!("`max_concurrency` of module {module} {ZERO}"));
+            return Err(format!(
+                "`max_concurrency` of module {} {ZERO}",
+                entry_name(entry)
+            ));
         }
-        if self.threads_per_connection == 0 {
-            return Err("`threads_per_connection` is at least 1".to_owned());
+        // More threads than a connection has slots would never have a call to take.
+        let slots = memlink_ipc::segment::MAX_SLOTS;
+        if self.threads_per_connection == 0 || self.threads_per_connection > slots {
+            return Err(format!(
+                "`threads_per_connection` is {}: it is 1 to {slots}, the most calls one connection has in flight",
+                self.threads_per_connection
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(
+                "`max_connections` is 0, so every client would be refused; it is at least 1"
+                    .to_owned(),
+            );
+        }
+        let smallest = memlink_ipc::Geometry::new(1, 1).map_or(0, |g| g.len());
+        if self.max_shm_per_client < smallest {
+            return Err(format!(
+                "`max_shm_per_client` is {} bytes, less than the smallest segment ({smallest} bytes: one slot of one page), so every client would be refused",
+                self.max_shm_per_client
+            ));
+        }
+        const NO_TIME: &str =
+            "is 0, so every call would time out before it starts; leave it out for no deadline";
+        if self.runtime.default_timeout_ms == Some(0) {
+            return Err(format!("`[runtime] default_timeout_ms` {NO_TIME}"));
+        }
+        if let Some(entry) = self
+            .modules
+            .iter()
+            .find(|m| m.default_timeout_ms == Some(0))
+        {
+            return Err(format!(
+                "`default_timeout_ms` of module {} {NO_TIME}",
+                entry_name(entry)
+            ));
+        }
+        self.limits.check().map_err(|e| format!("`[limits]` {e}"))?;
+        for entry in &self.modules {
+            if let Some(limits) = &entry.limits {
+                limits
+                    .check()
+                    .map_err(|e| format!("the `limits` of module {} {e}", entry_name(entry)))?;
+            }
         }
         // A mode written in decimal (`660`) reads as other bits than meant (`0o1224`):
         // only permission bits are a socket's mode.
@@ -598,7 +672,7 @@ mod tests {
         let err = bad.workers().unwrap_err();
         assert!(err.contains("a worker's name is 1 to 64"), "{err}");
         let main: DaemonConfig = toml::from_str(
-            "socket = \"/s\"\n[[modules]]\nname = \"main\"\npath = \"/x\"\nlimits = { open_files = 9 }",
+            "socket = \"/s\"\n[[modules]]\nname = \"main\"\npath = \"/x\"\nlimits = { open_files = 90 }",
         )
         .unwrap();
         let err = main.workers().unwrap_err();
@@ -608,7 +682,7 @@ mod tests {
         assert!(zero
             .workers()
             .unwrap_err()
-            .contains("`threads_per_connection` is at least 1"));
+            .contains("`threads_per_connection` is 0: it is 1 to 64"));
         let mut many = DaemonConfig::new("/s");
         for n in 0..MAX_WORKERS {
             let mut entry = ModuleEntry::new(None, format!("/x/m{n}.so"));
@@ -657,6 +731,61 @@ mod tests {
         made.runtime.max_concurrency = Some(0);
         let err = made.workers().unwrap_err();
         assert!(err.contains("`[runtime] max_concurrency` is 0"), "{err}");
+    }
+
+    /// Settings under which no call could be served, each refused naming its key.
+    #[test]
+    fn settings_that_would_serve_nothing_are_refused_naming_the_key() {
+        let read = |text: &str| -> Result<DaemonConfig, String> {
+            let c: DaemonConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+            c.workers().map(|_| c)
+        };
+        let module = "[[modules]]\nname = \"m\"\npath = \"/x/libm.so\"\n";
+        for (text, says) in [
+            ("max_connections = 0".to_owned(), "`max_connections` is 0"),
+            (
+                "max_shm_per_client = 4096".to_owned(),
+                "`max_shm_per_client` is 4096 bytes",
+            ),
+            (
+                "threads_per_connection = 0".to_owned(),
+                "`threads_per_connection` is 0: it is 1 to 64",
+            ),
+            (
+                "threads_per_connection = 4294967295".to_owned(),
+                "`threads_per_connection` is 4294967295",
+            ),
+            (
+                "[runtime]\ndefault_timeout_ms = 0".to_owned(),
+                "`[runtime] default_timeout_ms` is 0",
+            ),
+            (
+                format!("{module}default_timeout_ms = 0"),
+                "`default_timeout_ms` of module `m` is 0",
+            ),
+            (
+                "[limits]\ncpu_seconds = 0".to_owned(),
+                "`[limits]` `cpu_seconds` is 0",
+            ),
+            (
+                "[limits]\nopen_files = 3".to_owned(),
+                "`[limits]` `open_files` is 3: a worker needs at least 16",
+            ),
+            (
+                format!("{module}limits = {{ open_files = 0 }}"),
+                "the `limits` of module `m` `open_files` is 0",
+            ),
+        ] {
+            let err = read(&format!("socket = \"/s\"\n{text}")).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        // The least of each is served.
+        let least = read(&format!(
+            "socket = \"/s\"\nmax_connections = 1\nthreads_per_connection = 64\n\
+             max_shm_per_client = 8192\n[runtime]\ndefault_timeout_ms = 1\n\
+             [limits]\ncpu_seconds = 1\nopen_files = 16\n{module}default_timeout_ms = 1\n"
+        ));
+        assert!(least.is_ok(), "{least:?}");
     }
 
     #[test]
