@@ -65,6 +65,8 @@ pub enum RuntimeError {
     AlreadyLoaded {
         /// The file.
         path: PathBuf,
+        /// The name it is loaded under.
+        name: String,
         /// The handle it is loaded under.
         handle: ModuleHandle,
     },
@@ -251,9 +253,11 @@ impl fmt::Display for RuntimeError {
             InitFailed { module, message } => {
                 write!(f, "module `{module}` failed to initialize: {message}")
             }
-            AlreadyLoaded { path, handle } => {
-                write!(f, "{} is already loaded as {handle}", path.display())
-            }
+            AlreadyLoaded { path, name, handle } => write!(
+                f,
+                "{} is already loaded, as `{name}` ({handle}): a file is loaded once (a private copy of it, `ModuleSettings::private_copy`, loads under another name)",
+                path.display()
+            ),
             NameTaken { name } => write!(f, "a module named `{name}` is already loaded"),
             TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),
             UnknownHandle(h) => write!(f, "no loaded module with handle {h}"),

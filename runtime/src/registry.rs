@@ -414,9 +414,10 @@ impl Registry {
             // The field is public: a limit of 0 would refuse (or hold) every call.
             .max(1);
         self.install(settings, || {
-            if let Some((handle, _)) = self.live().find(|(_, m)| m.path == path) {
+            if let Some((handle, module)) = self.live().find(|(_, m)| m.path == path) {
                 return Err(RuntimeError::AlreadyLoaded {
                     path: path.clone(),
+                    name: module.name.clone(),
                     handle,
                 });
             }

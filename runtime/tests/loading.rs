@@ -90,8 +90,14 @@ fn one_file_twice_in_one_runtime_is_refused() {
         .load(ModuleRef::from_path(module_path("basic")))
         .unwrap_err();
     assert!(
-        matches!(err, RuntimeError::AlreadyLoaded { handle, .. } if handle == h),
+        matches!(err, RuntimeError::AlreadyLoaded { handle, ref name, .. } if handle == h && name == "basic"),
         "{err}"
+    );
+    // It says under which name, and how a second copy loads.
+    let text = err.to_string();
+    assert!(
+        text.contains("is already loaded, as `basic`") && text.contains("private_copy"),
+        "{text}"
     );
 }
 
