@@ -265,3 +265,24 @@ fn a_path_without_a_memlink_daemon_is_named_for_what_it_is_at_once() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A name far too long to carry is refused with an error that shows its start and its
+/// length, not the whole name (an error of megabytes).
+#[test]
+fn a_name_megabytes_long_is_refused_with_an_error_of_a_line() {
+    let daemon = Daemon::start(Setup::modules(&["async_echo"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let echo = client.module("async_echo").unwrap();
+    let long = "é".repeat(1 << 20);
+    let err = client.call(echo, &long, b"").unwrap_err().to_string();
+    assert!(
+        err.contains("(2097152 bytes) is longer than 64 bytes") && err.len() < 300,
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    // The client serves on.
+    assert_eq!(
+        decoded::<u64>(&client.call(echo, "slow_sync", &encoded(&(1u64,))).unwrap()),
+        1
+    );
+}

@@ -274,6 +274,19 @@ impl Connection {
 /// How long a daemon has to answer a hello.
 const WELCOME_WITHIN: Duration = Duration::from_secs(10);
 
+/// A name too long to carry, as an error shows it: its first [`MAX_NAME`] bytes (to a
+/// character's end) and an ellipsis, not all of it (a name may be megabytes).
+fn shown(name: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return format!("`{name}`");
+    }
+    let mut end = MAX_NAME;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("`{}…`", &name[..end])
+}
+
 /// Why nothing could be connected to at `socket`: a path that holds something other
 /// than a socket is said to (a daemon never replaces it, so trying again cannot help);
 /// anything else may be a daemon not started yet, and is tried again.
@@ -396,7 +409,9 @@ impl Lease {
         for (what, name) in [("module", module), ("method", method)] {
             if name.len() > MAX_NAME {
                 return Err(CallError::Invalid(format!(
-                    "the {what} name `{name}` is longer than {MAX_NAME} bytes"
+                    "the {what} name {} ({} bytes) is longer than {MAX_NAME} bytes",
+                    shown(name),
+                    name.len()
                 )));
             }
         }
