@@ -156,46 +156,61 @@ enum MemlinkStatus
    */
   MEMLINK_STATUS_OK = 0,
   /*
-   [`crate::ModuleError::QuotaExceeded`].
+   An arena or resource quota was exceeded (for example `alloc_output` returned
+   null); no payload. [`crate::ModuleError::QuotaExceeded`], shown as "quota exceeded".
    */
   MEMLINK_STATUS_QUOTA_EXCEEDED = 1,
   /*
+   A nested call ([`HostApi::call_module`](crate::HostApi::call_module)) the export
+   made failed; the payload is a UTF-8 message, shown after "nested call failed: ".
+   An export's own failure is [`Failed`](Status::Failed), not this.
    [`crate::ModuleError::CallFailed`].
    */
   MEMLINK_STATUS_CALL_FAILED = 2,
   /*
-   [`crate::ModuleError::Timeout`]; the payload is the duration in nanoseconds, `u64` LE.
+   The call ran out of time; the payload is exactly 8 bytes, the time it was given in
+   nanoseconds, `u64` LE (any other length is an ABI error).
+   [`crate::ModuleError::Timeout`].
    */
   MEMLINK_STATUS_TIMEOUT = 3,
   /*
+   The export panicked (crashed); the payload is a UTF-8 message and location.
    [`crate::ModuleError::Panic`].
    */
   MEMLINK_STATUS_PANIC = 4,
   /*
-   [`crate::ModuleError::Serialize`].
+   The arguments (or a result) could not be decoded (or encoded); the payload is a
+   UTF-8 reason, shown after "serialization error: ". [`crate::ModuleError::Serialize`].
    */
   MEMLINK_STATUS_SERIALIZE = 5,
   /*
+   A service the module needs is not available; no payload.
    [`crate::ModuleError::ServiceUnavailable`].
    */
   MEMLINK_STATUS_SERVICE_UNAVAILABLE = 6,
   /*
-   [`crate::ModuleError::InvalidMethod`].
+   The frame names no method of the module (index out of range, or the id at the
+   index is another); no payload. [`crate::ModuleError::InvalidMethod`].
    */
   MEMLINK_STATUS_INVALID_METHOD = 7,
   /*
-   [`crate::ModuleError::ModuleNotFound`].
+   No module is loaded under the name a nested call gave; the payload is that name,
+   UTF-8. [`crate::ModuleError::ModuleNotFound`].
    */
   MEMLINK_STATUS_MODULE_NOT_FOUND = 8,
   /*
+   A nested call would go past the host's depth limit; no payload.
    [`crate::ModuleError::MaxCallDepthExceeded`].
    */
   MEMLINK_STATUS_MAX_CALL_DEPTH_EXCEEDED = 9,
   /*
-   [`crate::ModuleError::Failed`].
+   The export failed for a reason of its own: the status for an export's errors.
+   The payload is a UTF-8 message, shown as it is. [`crate::ModuleError::Failed`].
    */
   MEMLINK_STATUS_FAILED = 10,
   /*
+   Host and module disagree on the protocol (a malformed frame, an output where
+   none may be); the payload is a UTF-8 message, shown after "abi error: ".
    [`crate::ModuleError::Abi`].
    */
   MEMLINK_STATUS_ABI = 11,
@@ -741,7 +756,10 @@ typedef struct MEMLINK_ALIGNED(64) MemlinkPersistentHeader {
    */
   uint64_t generation;
   /*
-   Bytes allocated so far, counted from the start of the region (header included).
+   The allocation counter: the offset from the start of the region of its first
+   free byte. The host leaves it 0, not counting the header, so a module allocates
+   from `max(used, start)` with a compare-and-swap, its `start` at least the
+   header's size (64; the Rust SDK's is past the bitmap it keeps after the header).
    Only ever accessed atomically once the region is handed to a module (an
    `AtomicU64` in Rust, `_Atomic uint64_t` in C11): never through a reference to the
    header.
@@ -791,3 +809,7 @@ const MemlinkModuleInfo *memlink_module_info(void);
 int32_t memlink_init(MemlinkInitFrame *frame);
 int32_t memlink_call(MemlinkCallFrame *frame);
 int32_t memlink_shutdown(void);
+/* Optional: exported only by a module with metrics of its own (see MemlinkMetricsFn);
+ * a host finds it with dlsym and goes on without it when it is absent. */
+int32_t memlink_metrics(void (*visit)(void *ctx, const MemlinkMetricRecord *record),
+                        void *ctx);

@@ -126,7 +126,10 @@ pub struct PersistentHeader {
     /// Different for every region the host ever makes: a reference into an older region
     /// (kept in a module's statics across a reload) is recognised as stale.
     pub generation: u64,
-    /// Bytes allocated so far, counted from the start of the region (header included).
+    /// The allocation counter: the offset from the start of the region of its first
+    /// free byte. The host leaves it 0, not counting the header, so a module allocates
+    /// from `max(used, start)` with a compare-and-swap, its `start` at least the
+    /// header's size (64; the Rust SDK's is past the bitmap it keeps after the header).
     /// Only ever accessed atomically once the region is handed to a module (an
     /// `AtomicU64` in Rust, `_Atomic uint64_t` in C11): never through a reference to the
     /// header.

@@ -12,26 +12,41 @@
 pub enum Status {
     /// Success: the output holds the result.
     Ok = 0,
-    /// [`crate::ModuleError::QuotaExceeded`].
+    /// An arena or resource quota was exceeded (for example `alloc_output` returned
+    /// null); no payload. [`crate::ModuleError::QuotaExceeded`], shown as "quota exceeded".
     QuotaExceeded = 1,
+    /// A nested call ([`HostApi::call_module`](crate::HostApi::call_module)) the export
+    /// made failed; the payload is a UTF-8 message, shown after "nested call failed: ".
+    /// An export's own failure is [`Failed`](Status::Failed), not this.
     /// [`crate::ModuleError::CallFailed`].
     CallFailed = 2,
-    /// [`crate::ModuleError::Timeout`]; the payload is the duration in nanoseconds, `u64` LE.
+    /// The call ran out of time; the payload is exactly 8 bytes, the time it was given in
+    /// nanoseconds, `u64` LE (any other length is an ABI error).
+    /// [`crate::ModuleError::Timeout`].
     Timeout = 3,
+    /// The export panicked (crashed); the payload is a UTF-8 message and location.
     /// [`crate::ModuleError::Panic`].
     Panic = 4,
-    /// [`crate::ModuleError::Serialize`].
+    /// The arguments (or a result) could not be decoded (or encoded); the payload is a
+    /// UTF-8 reason, shown after "serialization error: ". [`crate::ModuleError::Serialize`].
     Serialize = 5,
+    /// A service the module needs is not available; no payload.
     /// [`crate::ModuleError::ServiceUnavailable`].
     ServiceUnavailable = 6,
-    /// [`crate::ModuleError::InvalidMethod`].
+    /// The frame names no method of the module (index out of range, or the id at the
+    /// index is another); no payload. [`crate::ModuleError::InvalidMethod`].
     InvalidMethod = 7,
-    /// [`crate::ModuleError::ModuleNotFound`].
+    /// No module is loaded under the name a nested call gave; the payload is that name,
+    /// UTF-8. [`crate::ModuleError::ModuleNotFound`].
     ModuleNotFound = 8,
+    /// A nested call would go past the host's depth limit; no payload.
     /// [`crate::ModuleError::MaxCallDepthExceeded`].
     MaxCallDepthExceeded = 9,
-    /// [`crate::ModuleError::Failed`].
+    /// The export failed for a reason of its own: the status for an export's errors.
+    /// The payload is a UTF-8 message, shown as it is. [`crate::ModuleError::Failed`].
     Failed = 10,
+    /// Host and module disagree on the protocol (a malformed frame, an output where
+    /// none may be); the payload is a UTF-8 message, shown after "abi error: ".
     /// [`crate::ModuleError::Abi`].
     Abi = 11,
 }

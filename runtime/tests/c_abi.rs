@@ -259,3 +259,127 @@ fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
         );
     }
 }
+
+/// A log record as a module sent it: level, module, method, message and fields.
+type Record = (
+    tracing::Level,
+    String,
+    String,
+    String,
+    Vec<(String, String)>,
+);
+
+/// Collects every log record modules send.
+#[derive(Default)]
+struct Records(std::sync::Mutex<Vec<Record>>);
+
+impl memlink_runtime::LogSink for Records {
+    fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+        self.0.lock().unwrap().push((
+            event.level,
+            event.module.into(),
+            event.method.into(),
+            event.message.into(),
+            event
+                .fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ));
+    }
+}
+
+/// A module in C reaches the host's services as docs/abi.md and memlink.h describe them
+/// (`tests/fixtures/services.c`): a record it hands to `log` arrives with its level,
+/// names, message and fields, and none is sent above the `max_log_level` its
+/// `memlink_init` got; the `memlink_metrics` it defines (declared by the header) is
+/// found and read, a counter, a gauge and a 31-bucket histogram becoming its custom
+/// metrics while a histogram of another bucket count is skipped.
+#[test]
+fn a_module_in_c_logs_through_the_host_and_reports_metrics_of_its_own() {
+    use memlink_runtime::MetricValue;
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/services.c"],
+        "libservices.so",
+        true,
+    );
+    let records = std::sync::Arc::new(Records::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(records.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(fixture.clone())).unwrap();
+    for text in ["hello", "a somewhat longer note"] {
+        assert_eq!(rt.call(h, "note", text.as_bytes()).unwrap(), b"");
+    }
+    let got = std::mem::take(&mut *records.0.lock().unwrap());
+    let want = |text: &str| {
+        (
+            tracing::Level::INFO,
+            "services".to_owned(),
+            "note".to_owned(),
+            text.to_owned(),
+            vec![("len".to_owned(), text.len().to_string())],
+        )
+    };
+    assert_eq!(got, [want("hello"), want("a somewhat longer note")]);
+
+    let all = rt.metrics();
+    let custom = &all.iter().find(|m| m.module == "services").unwrap().custom;
+    let names: Vec<&str> = custom.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["c_notes", "c_last_len", "c_len"],
+        "c_short_hist is skipped"
+    );
+    assert_eq!(custom[0].1, MetricValue::Counter(2));
+    assert_eq!(custom[1].1, MetricValue::Gauge(22.0));
+    let MetricValue::Histogram {
+        count,
+        sum,
+        ref buckets,
+    } = custom[2].1
+    else {
+        panic!("{:?}", custom[2]);
+    };
+    assert_eq!((count, sum), (2, 27.0));
+    // 5 falls in the ≤5 bucket, 22 in ≤25.
+    let mut expected = vec![0u64; memlink_abi::BUCKETS.len() + 1];
+    expected[11] = 1;
+    expected[13] = 1;
+    assert_eq!(buckets, &expected);
+
+    // A host that wants warnings at most gets no INFO record.
+    let records = std::sync::Arc::new(Records::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::WARN)
+        .log_sink(records.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    rt.call(h, "note", b"quiet").unwrap();
+    assert!(records.0.lock().unwrap().is_empty());
+}
+
+/// The persistent region a C module gets is as docs/abi.md says: 64-aligned, its header's
+/// generation set and `used` left at 0 by the host, so a module allocates from past the
+/// header; allocations persist from call to call (`tests/fixtures/services.c`).
+#[test]
+fn a_module_in_c_allocates_from_its_persistent_region_past_the_header() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/services.c"],
+        "libservices.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let persist = || {
+        let out = rt.call(h, "persist", b"").unwrap();
+        let word = |i: usize| u64::from_le_bytes(out[8 * i..8 * i + 8].try_into().unwrap());
+        (word(0), word(1), word(2))
+    };
+    let (generation, used, at) = persist();
+    assert_ne!(generation, 0);
+    assert_eq!((used, at), (0, 64), "the host leaves `used` at 0");
+    assert_eq!(persist(), (generation, 80, 80));
+    assert_eq!(persist(), (generation, 96, 96));
+}
