@@ -129,12 +129,22 @@ thread_local! {
 }
 
 /// The metric `name`, registering it with `kind` on first use.
+///
+/// Without the cache (a thread-local destructor that records a metric after the cache's
+/// own destructor ran, or a recording made while the cache is borrowed) the registry is
+/// asked: `with` or `borrow` would panic there, and a panic in a thread-local destructor
+/// aborts the process, the host with it.
 fn lookup(name: &str, kind: Kind) -> &'static Metric {
-    if let Some(m) = CACHE.with(|c| c.borrow().get(name).copied()) {
+    let cached = CACHE.try_with(|c| c.try_borrow().ok()?.get(name).copied());
+    if let Ok(Some(m)) = cached {
         return m;
     }
     let m = register(name, kind);
-    CACHE.with(|c| c.borrow_mut().insert(name.to_owned(), m));
+    let _ = CACHE.try_with(|c| {
+        if let Ok(mut cache) = c.try_borrow_mut() {
+            cache.insert(name.to_owned(), m);
+        }
+    });
     m
 }
 
