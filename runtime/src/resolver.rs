@@ -157,7 +157,18 @@ impl Resolver for LocalResolver {
 
 /// `path` as an absolute path to a file that exists.
 fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
-    if !path.exists() {
+    if let Err(e) = std::fs::metadata(path) {
+        // A symbolic link is there, but leads to no file: say so, rather than that
+        // nothing is there (which `ls` would contradict).
+        if let Ok(target) = std::fs::read_link(path) {
+            return Err(RuntimeError::NotALibrary {
+                path: path.to_owned(),
+                reason: format!(
+                    "it is a symbolic link to {}, which leads to no file: {e}",
+                    target.display()
+                ),
+            });
+        }
         return Err(RuntimeError::FileNotFound {
             path: path.to_owned(),
         });

@@ -9,9 +9,21 @@
 //! A file that is still not a whole library then (a copy that stalled) is reported and
 //! left alone until it changes again; a module that is already loaded keeps serving.
 //!
-//! Module files are those with the platform's library extension (`.so`); others, and
-//! names starting with `.`, are ignored. Each is loaded from a private copy (see
-//! [`ModuleSettings::private_copy`]), so it can be rewritten in place while it runs. Each module is loaded under its own name; a
+//! Module files are those with the platform's library extension (`.so`), their names
+//! UTF-8 or not; others, and names starting with `.`, are ignored. What has such a name
+//! but is no file to load from (a directory, a FIFO, a symbolic link that leads nowhere
+//! or in a loop) is reported, and its module, if one was loaded from the file that was
+//! there, unloaded. A module refused because a module it calls is not loaded is tried
+//! again after a module loads or reloads, and only then (each try opens a fresh image).
+//!
+//! The directory itself may go: removed, or moved away. That is reported (a
+//! [`WatchEvent::Failed`] naming the directory); its modules stay loaded, and once a
+//! directory is at the path again it is followed, and the modules brought in step with
+//! it. Events the platform lost (its queue overflowed) make the watch look at every
+//! file again, reloading only those changed since.
+//!
+//! Each is loaded from a private copy (see [`ModuleSettings::private_copy`]), so it can
+//! be rewritten in place while it runs. Each module is loaded under its own name; a
 //! file named `NAME@VERSION.so` is one version of `NAME` (see
 //! [`DirectoryResolver`](crate::resolver::DirectoryResolver)), so several versions load
 //! side by side.
@@ -138,12 +150,12 @@ impl Drop for DirectoryWatch {
     }
 }
 
-/// Whether `path` names a module file the watch cares about.
+/// Whether `path` names a module file the watch cares about (its name UTF-8 or not: a
+/// file name is bytes, and `libgr\xfcn.so` is a module file too).
 fn is_module_file(path: &Path) -> bool {
     let hidden = path
         .file_name()
-        .and_then(|n| n.to_str())
-        .is_none_or(|n| n.starts_with('.'));
+        .is_none_or(|n| n.as_encoded_bytes().starts_with(b"."));
     !hidden
         && path
             .extension()
@@ -167,9 +179,19 @@ pub(crate) fn start(
         });
     }
     let (changes_tx, changes) = mpsc::channel::<PathBuf>();
+    let everything = dir.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         use notify::event::{EventKind, ModifyKind};
-        let Ok(event) = event else { return };
+        // Events lost (the kernel's queue overflowed, say, with thousands of files
+        // written at once) or an error: the directory itself is looked at again, which
+        // `follow` takes as "every file" (see `State::rescan`).
+        let event = match event {
+            Ok(event) if !event.need_rescan() => event,
+            _ => {
+                let _ = changes_tx.send(everything.clone());
+                return;
+            }
+        };
         // Files coming, changing and going; not files read (the watch's own copies read
         // them) nor their metadata.
         let changed = match event.kind {
@@ -202,13 +224,24 @@ pub(crate) fn start(
         .map_err(|e| watch_failed(&dir, &e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
+    let watched = Watched {
+        id: identity(&dir),
+        watcher,
+        dir: dir.clone(),
+    };
     state.sync(first);
     let thread = std::thread::Builder::new()
         .name("memlink-watch".to_owned())
         .spawn(move || {
             // The watcher lives as long as the thread that reads its events.
-            let _watcher = watcher;
-            follow(&mut state, &changes, &stopped, options.debounce);
+            let mut watched = watched;
+            follow(
+                &mut state,
+                &mut watched,
+                &changes,
+                &stopped,
+                options.debounce,
+            );
         })
         .map_err(|e| watch_failed(&dir, &e))?;
     Ok(DirectoryWatch {
@@ -226,10 +259,84 @@ fn watch_failed(dir: &Path, e: &dyn std::fmt::Display) -> RuntimeError {
     }
 }
 
+/// Which directory a path is: its device and inode, so that another directory put at
+/// the same path (the old one removed, or moved away) is told from it.
+#[cfg(unix)]
+type DirId = (u64, u64);
+#[cfg(not(unix))]
+type DirId = ();
+
+/// The identity of the directory at `dir`, or `None`: no directory there.
+fn identity(dir: &Path) -> Option<DirId> {
+    let meta = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        drop(meta);
+        Some(())
+    }
+}
+
+/// The directory a watch follows, and the notifications that follow it.
+struct Watched {
+    watcher: notify::RecommendedWatcher,
+    dir: PathBuf,
+    /// The directory the notifications come from (`None` once it has gone).
+    id: Option<DirId>,
+}
+
+impl Watched {
+    /// Whether the directory at the watched path is still the one watched. When it has
+    /// gone (removed, moved away), the watch says so and waits; when a directory is
+    /// there again (the same one moved back, or a new one), it follows that one from
+    /// now on, and brings the modules in step with what it holds.
+    fn check(&mut self, state: &mut State) {
+        let now = identity(&self.dir);
+        if now == self.id {
+            return;
+        }
+        // The notifications followed the directory that was there: moved away, its
+        // files would be told under paths they no longer have.
+        let _ = self.watcher.unwatch(&self.dir);
+        if self.id.is_some() {
+            self.id = None;
+            state.tell(WatchEvent::Failed {
+                path: self.dir.clone(),
+                error: RuntimeError::NotALibrary {
+                    path: self.dir.clone(),
+                    reason: "the watched directory is gone (removed, moved away or \
+                             replaced by something else): its modules stay loaded, and \
+                             the watch resumes when a directory is there again"
+                        .to_owned(),
+                },
+            });
+        }
+        if now.is_none() {
+            return;
+        }
+        if let Err(e) = self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
+            // Tried again at the next look.
+            state.tell(WatchEvent::Failed {
+                path: self.dir.clone(),
+                error: watch_failed(&self.dir, &e),
+            });
+            return;
+        }
+        self.id = now;
+        state.rescan(&self.dir);
+    }
+}
+
 /// Reads file events until `stopped` says stop (or its sender is gone), handing each
-/// path to `state` once `debounce` has passed without an event for it.
+/// path to `state` once `debounce` has passed without an event for it. An event for the
+/// directory itself (events were lost) looks at every file again.
 fn follow(
     state: &mut State,
+    watched: &mut Watched,
     changes: &Receiver<PathBuf>,
     stopped: &Receiver<()>,
     debounce: Duration,
@@ -240,6 +347,7 @@ fn follow(
             Err(mpsc::TryRecvError::Empty) => {}
             _ => return,
         }
+        watched.check(state);
         match changes.recv_timeout(next_wait(pending.values(), debounce, Instant::now())) {
             Ok(path) => {
                 pending.insert(path, Instant::now());
@@ -256,7 +364,9 @@ fn follow(
         for path in &ready {
             pending.remove(path);
         }
-        if !ready.is_empty() {
+        if ready.contains(&watched.dir) {
+            state.rescan(&watched.dir);
+        } else if !ready.is_empty() {
             state.sync(ready);
         }
     }
@@ -285,43 +395,137 @@ fn next_wait<'a>(
 struct State {
     registry: Arc<Registry>,
     policy: ReloadPolicy,
-    /// The modules loaded from its files.
-    loaded: BTreeMap<PathBuf, ModuleHandle>,
-    /// Files refused for a dependency not loaded yet: tried again after each load.
+    /// The modules loaded from its files, with what each file was when last loaded or
+    /// reloaded from.
+    loaded: BTreeMap<PathBuf, (ModuleHandle, Option<Stamp>)>,
+    /// Files refused for a dependency not loaded yet: tried again after a load or a
+    /// reload (which may bring the dependency in), and then only.
     waiting: BTreeSet<PathBuf>,
     events: Sender<WatchEvent>,
 }
 
+/// What a file was when looked at: a rescan reloads only the files that changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+        }
+    }
+}
+
+/// What is at a module file's path.
+enum Entry {
+    /// A regular file (or a link to one).
+    File(Stamp),
+    /// Nothing.
+    Gone,
+    /// Something that is no module file: a directory, a FIFO, a socket, a device, a
+    /// symbolic link that leads to no file (dangling, or a loop). Loading it says which.
+    Other,
+}
+
+impl Entry {
+    fn of(path: &Path) -> Entry {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Entry::File(Stamp::of(&meta)),
+            Ok(_) => Entry::Other,
+            Err(_) if std::fs::symlink_metadata(path).is_ok() => Entry::Other,
+            Err(_) => Entry::Gone,
+        }
+    }
+}
+
 impl State {
+    /// Looks at every file again, those the directory holds now and those modules were
+    /// loaded from: events were lost, or the directory was replaced. Files unchanged
+    /// since their module was loaded are left alone.
+    fn rescan(&mut self, dir: &Path) {
+        // A directory that cannot be read is told by `Watched::check` when it is gone.
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.extend(self.loaded.keys().cloned());
+        paths.sort();
+        paths.dedup();
+        self.look_at(paths, true);
+    }
+
     /// Brings the modules of `paths` in step with the files: unloads the removed, reloads
     /// the changed, loads the new (again and again while a load lets a waiting module's
     /// dependency in).
     fn sync(&mut self, paths: Vec<PathBuf>) {
+        self.look_at(paths, false);
+    }
+
+    /// [`sync`](State::sync); with `rescan`, a file whose module was loaded from it as
+    /// it is now is not reloaded.
+    fn look_at(&mut self, paths: Vec<PathBuf>, rescan: bool) {
         let mut new = Vec::new();
+        // Whether a module was loaded or reloaded: a waiting module may now find what
+        // it calls. Without one, trying them again would only open a fresh image of
+        // each (never unmapped) to be refused for the same reason.
+        let mut changed = false;
         for path in paths.into_iter().filter(|p| is_module_file(p)) {
-            match (path.is_file(), self.loaded.get(&path).copied()) {
-                (false, Some(handle)) => self.unload(path, handle),
-                (false, None) => {
+            let loaded = self.loaded.get(&path).copied();
+            match (Entry::of(&path), loaded) {
+                (Entry::Gone, Some((handle, _))) => self.unload(path, handle),
+                (Entry::Gone, None) => {
                     self.waiting.remove(&path);
                 }
-                (true, Some(handle)) => self.reload(path, handle),
-                (true, None) => new.push(path),
+                (Entry::File(stamp), Some((_, was))) if rescan && was == Some(stamp) => {}
+                (Entry::File(stamp), Some((handle, _))) => {
+                    changed |= self.reload(path, handle, stamp);
+                }
+                (Entry::File(_), None) => new.push(path),
+                // No module file any more: its module goes, and the load below tells
+                // what is there instead.
+                (Entry::Other, loaded) => {
+                    if let Some((handle, _)) = loaded {
+                        self.unload(path.clone(), handle);
+                    }
+                    self.waiting.remove(&path);
+                    new.push(path);
+                }
             }
         }
-        new.extend(std::mem::take(&mut self.waiting));
-        new.sort();
-        new.dedup();
         // Load what can be loaded; a module refused for a dependency waits for a later
         // round, as long as each round loads something.
         loop {
-            let mut progress = false;
+            if changed {
+                new.extend(std::mem::take(&mut self.waiting));
+            }
+            new.sort();
+            new.dedup();
+            if new.is_empty() {
+                return;
+            }
+            changed = false;
             let mut refused = Vec::new();
             for path in new {
+                let stamp = match std::fs::metadata(&path) {
+                    Ok(meta) => Some(Stamp::of(&meta)),
+                    Err(_) => None,
+                };
                 let settings = ModuleSettings::default().private_copy(true);
                 match self.registry.load(&ModuleRef::from_path(&path), &settings) {
                     Ok(handle) => {
-                        progress = true;
-                        self.loaded.insert(path.clone(), handle);
+                        changed = true;
+                        self.loaded.insert(path.clone(), (handle, stamp));
                         self.tell(WatchEvent::Loaded { path, handle });
                     }
                     Err(error @ RuntimeError::MissingDependency { .. }) => {
@@ -330,33 +534,49 @@ impl State {
                     Err(error) => self.tell(WatchEvent::Failed { path, error }),
                 }
             }
-            if !progress || refused.is_empty() {
+            if !changed || refused.is_empty() {
                 for (path, error) in refused {
                     self.waiting.insert(path.clone());
                     self.tell(WatchEvent::Failed { path, error });
                 }
-                return;
+                if !changed {
+                    return;
+                }
+                new = Vec::new();
+            } else {
+                new = refused.into_iter().map(|(p, _)| p).collect();
             }
-            new = refused.into_iter().map(|(p, _)| p).collect();
         }
     }
 
-    fn reload(&mut self, path: PathBuf, handle: ModuleHandle) {
+    /// Reloads the module of `path`, now `stamp`; whether it was reloaded (or loaded
+    /// again, when the host had unloaded it).
+    fn reload(&mut self, path: PathBuf, handle: ModuleHandle, stamp: Stamp) -> bool {
+        // Tried once for what the file is now; a rescan tries it again only once it
+        // changes.
+        self.loaded.insert(path.clone(), (handle, Some(stamp)));
         match self
             .registry
             .reload(handle, &ModuleRef::from_path(&path), &self.policy)
         {
-            Ok(reloaded) => self.tell(WatchEvent::Reloaded {
-                path,
-                handle,
-                reloaded,
-            }),
+            Ok(reloaded) => {
+                self.tell(WatchEvent::Reloaded {
+                    path,
+                    handle,
+                    reloaded,
+                });
+                true
+            }
             Err(RuntimeError::UnknownHandle(_)) => {
                 // Unloaded by the host meanwhile: the file is new again.
                 self.loaded.remove(&path);
                 self.sync(vec![path]);
+                false
             }
-            Err(error) => self.tell(WatchEvent::Failed { path, error }),
+            Err(error) => {
+                self.tell(WatchEvent::Failed { path, error });
+                false
+            }
         }
     }
 
@@ -399,6 +619,13 @@ mod tests {
             "/m/libgreeter.{ext}.partial"
         ))));
         assert!(!is_module_file(Path::new("/m/README.md")));
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let name = |b: &[u8]| Path::new("/m").join(std::ffi::OsStr::from_bytes(b));
+            assert!(is_module_file(&name(b"gr\xfcn.so")), "a name is bytes");
+            assert!(!is_module_file(&name(b".gr\xfcn.so")));
+        }
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! The lifecycle API used carelessly: a watched directory holding what is not a module
+//! file, changing under the watch, or losing the directory itself; references that
+//! name nothing loadable. Each case is told clearly, and the runtime serves on.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::module_path;
+use memlink_runtime::watch::{DirectoryWatch, WatchEvent, WatchOptions};
+use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
+
+/// A fresh directory for one test.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = common::workspace()
+        .join("target/lifecycle-misuse")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn lib(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION))
+}
+
+/// Puts a copy of `from` at `to` the way a build does: written beside it, then renamed.
+fn install(from: &Path, to: &Path) {
+    let tmp = to.with_extension("partial");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+fn options() -> WatchOptions {
+    WatchOptions::default().debounce(Duration::from_millis(50))
+}
+
+/// The watch's next event, waiting as long as a slow machine may need.
+fn next(watch: &DirectoryWatch) -> WatchEvent {
+    watch
+        .events()
+        .recv_timeout(common::HANG)
+        .expect("the watch reports what it did")
+}
+
+/// The events the watch reports within `quiet` of each other.
+fn drain(watch: &DirectoryWatch, quiet: Duration) -> Vec<WatchEvent> {
+    let mut events = Vec::new();
+    while let Ok(event) = watch.events().recv_timeout(quiet) {
+        events.push(event);
+    }
+    events
+}
+
+/// The next event, within `wait` (short where the event follows at once, so that a
+/// watch that never tells fails the test instead of stalling it).
+fn within(watch: &DirectoryWatch, wait: Duration) -> WatchEvent {
+    watch
+        .events()
+        .recv_timeout(wait)
+        .unwrap_or_else(|_| panic!("the watch told nothing in {wait:?}"))
+}
+
+#[test]
+fn a_watched_directory_moved_away_or_replaced_is_told_and_followed_again() {
+    let dir = fresh_dir("replaced");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let greeter = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    // Moved away: the watch says its directory is gone; the module serves on, and what
+    // happens to the moved directory's files is no longer taken for the watched path's.
+    let away = dir.with_extension("away");
+    let _ = std::fs::remove_dir_all(&away);
+    std::fs::rename(&dir, &away).unwrap();
+    match within(&watch, Duration::from_secs(10)) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, dir.canonicalize().unwrap_or(dir.clone()));
+            assert!(
+                error.to_string().contains("the watched directory is gone"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    install(&module_path("greeter_v2"), &lib(&away, "greeter"));
+    let quiet = drain(&watch, Duration::from_millis(500));
+    assert!(quiet.is_empty(), "{quiet:?}");
+    assert_eq!(rt.call_typed::<_, u32>(greeter, "version", &()).unwrap(), 1);
+
+    // A new directory at the path: followed from now on, the modules in step with it
+    // (its file loads; the file the module came from is not there, so it unloads).
+    std::fs::create_dir(&dir).unwrap();
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        events.push(within(&watch, Duration::from_secs(10)));
+    }
+    assert!(
+        events.iter().any(|e| matches!(e,
+            WatchEvent::Unloaded { handle, .. } if *handle == greeter)),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e,
+            WatchEvent::Loaded { path, .. } if *path == lib(&dir, "basic"))),
+        "{events:?}"
+    );
+    let basic = rt.handle_of("basic").unwrap();
+    // Its changes are seen, as before.
+    std::fs::remove_file(lib(&dir, "basic")).unwrap();
+    match within(&watch, Duration::from_secs(10)) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, basic),
+        other => panic!("{other:?}"),
+    }
+
+    // Removed and made again: the same.
+    std::fs::remove_dir_all(&dir).unwrap();
+    match within(&watch, Duration::from_secs(10)) {
+        WatchEvent::Failed { error, .. } => {
+            assert!(error.to_string().contains("gone"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::create_dir(&dir).unwrap();
+    install(&module_path("greeter_v1"), &lib(&dir, "again"));
+    match within(&watch, Duration::from_secs(10)) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "again")),
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(&away).unwrap();
+}
+
+/// A module refused for a missing dependency is tried again once a module loads; each
+/// try opens a fresh image of it (never unmapped) and runs its init. Tried on every
+/// event in the directory instead, it mapped one more image, ran its init and told the
+/// same failure for each file written nearby.
+#[test]
+fn a_module_waiting_for_its_dependency_is_tried_again_only_when_a_module_loads() {
+    let dir = fresh_dir("waiting");
+    install(&module_path("uses_greeter"), &lib(&dir, "uses"));
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    match next(&watch) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "uses"));
+            assert!(
+                matches!(error, RuntimeError::MissingDependency { .. }),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Files that load nothing: a note, and a file that is no library.
+    for i in 0..3 {
+        std::fs::write(dir.join("NOTES.txt"), format!("{i}")).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::fs::write(lib(&dir, "junk"), b"no library").unwrap();
+    let events = drain(&watch, Duration::from_secs(1));
+    let told: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Failed { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [&lib(&dir, "junk")],
+        "only the junk file is told: {events:?}"
+    );
+    // Its dependency comes: both load.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    let mut loaded = Vec::new();
+    while loaded.len() < 2 {
+        match next(&watch) {
+            WatchEvent::Loaded { path, .. } => loaded.push(path),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(loaded, [lib(&dir, "greeter"), lib(&dir, "uses")]);
+    let uses = rt.handle_of("uses_greeter").unwrap();
+    let sum: u32 = rt.call_typed(uses, "add_through", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+}
+
+/// What has a module file's name but is no file a module loads from is told, not passed
+/// over in silence; a file whose name is not UTF-8 is a module file like any other.
+#[test]
+fn what_is_no_module_file_in_a_watched_directory_is_told() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = fresh_dir("odd");
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let not_utf8 = dir.join(std::ffi::OsStr::from_bytes(b"gr\xfcn.so"));
+    install(&module_path("greeter_v1"), &not_utf8);
+    std::os::unix::fs::symlink(lib(&dir, "loop"), lib(&dir, "loop")).unwrap();
+    std::os::unix::fs::symlink(lib(&dir, "nowhere"), lib(&dir, "dangling")).unwrap();
+    std::fs::create_dir(lib(&dir, "a_dir")).unwrap();
+    let fifo = lib(&dir, "fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let mut told = std::collections::BTreeMap::new();
+    while told.len() < 5 {
+        match within(&watch, Duration::from_secs(10)) {
+            WatchEvent::Loaded { path, .. } => told.insert(path, "loaded".to_owned()),
+            WatchEvent::Failed { path, error } => told.insert(path, error.to_string()),
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(told[&not_utf8], "loaded");
+    let says = |stem: &str, what: &str| {
+        let error = &told[&lib(&dir, stem)];
+        assert!(error.contains(what), "{stem}: {error}");
+    };
+    says("loop", "symbolic link");
+    says("loop", "Too many levels of symbolic links");
+    says("dangling", "symbolic link");
+    says("dangling", "nowhere");
+    says("a_dir", "names a directory");
+    says("fifo", "not a regular file");
+    let greeter = rt.handle_of("greeter").unwrap();
+    assert_eq!(rt.call_typed::<_, u32>(greeter, "version", &()).unwrap(), 1);
+
+    // A module file replaced by something else: its module goes, and what is there now
+    // is told.
+    std::fs::remove_file(&not_utf8).unwrap();
+    std::os::unix::fs::symlink(lib(&dir, "nowhere"), &not_utf8).unwrap();
+    let events = [0, 1].map(|_| within(&watch, Duration::from_secs(10)));
+    assert!(
+        matches!(&events[0], WatchEvent::Unloaded { handle, .. } if *handle == greeter),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], WatchEvent::Failed { path, error }
+            if *path == not_utf8 && error.to_string().contains("symbolic link")),
+        "{events:?}"
+    );
+
+    // Loaded directly, a link that leads nowhere says so too (not "no module file").
+    let err = rt
+        .load(ModuleRef::from_path(lib(&dir, "loop")))
+        .unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+}
