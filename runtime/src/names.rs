@@ -25,11 +25,19 @@ struct Entry {
 pub(crate) struct Taken(pub(crate) String);
 
 /// Why a module cannot be loaded under `name`, or `None`: an empty name (no nested call
-/// can name it, and no log line or figure tells it apart), or one with a control
-/// character (a NUL or a line break, which would break the lines it is printed in).
+/// can name it, and no log line or figure tells it apart), one with a control character
+/// (a NUL or a line break, which would break the lines it is printed in), or one with an
+/// `@`, which in a reference separates a name from a version requirement: a module
+/// loaded as `greeter@^1` would answer the calls, and meet the dependencies, meant for
+/// the versions of `greeter` that `^1` matches.
 pub(crate) fn unusable(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("a module's name cannot be empty")
+    } else if name.contains('@') {
+        Some(
+            "a module's name cannot hold `@`, which separates a name from a version \
+             requirement (`greeter@^1` means a version of `greeter`)",
+        )
     } else if name.chars().any(char::is_control) {
         Some("a module's name cannot hold a control character (a NUL, a line break, a tab)")
     } else {
@@ -183,6 +191,14 @@ mod tests {
 
     fn v(s: &str) -> Option<Version> {
         Some(Version::parse(s).unwrap())
+    }
+
+    #[test]
+    fn a_name_is_refused_when_a_reference_would_read_it_as_something_else() {
+        assert_eq!(unusable("greeter"), None);
+        assert!(unusable("").is_some());
+        assert!(unusable("a\nb").is_some());
+        assert!(unusable("greeter@^1").unwrap().contains("`@`"));
     }
 
     #[test]

@@ -189,7 +189,9 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
 /// Finds modules by name and version in a directory where each is a file named
 /// `NAME@VERSION.so` (or `libNAME@VERSION.so`; `.dylib` on macOS), `VERSION` a semver
 /// version: `greeter@1.4.2.so`. A reference by name resolves to the highest version
-/// its requirement accepts; a path resolves as [`LocalResolver`] does.
+/// its requirement accepts (two files giving that same version, `greeter@1.4.2.so` and
+/// `libgreeter@1.4.2.so`, are refused as ambiguous); a path resolves as
+/// [`LocalResolver`] does.
 ///
 /// ```no_run
 /// use memlink_runtime::resolver::DirectoryResolver;
@@ -245,14 +247,27 @@ impl Resolver for DirectoryResolver {
         let Some(name) = module.name() else {
             return local_file(module.path());
         };
-        let best = self
+        let mut matching: Vec<(Version, PathBuf)> = self
             .modules()?
             .into_iter()
             .filter(|(n, v, _)| n == name && module.matches(v))
-            .max_by(|a, b| a.1.cmp(&b.1));
-        match best {
-            Some((_, _, path)) => local_file(&path),
-            None => Err(RuntimeError::FileNotFound {
+            .map(|(_, v, p)| (v, p))
+            .collect();
+        // Highest version last; of one version, by path (so that what follows does not
+        // depend on the order the directory lists its files in).
+        matching.sort();
+        match &matching[..] {
+            [.., (v, first), (w, second)] if v == w => Err(RuntimeError::NotALibrary {
+                path: second.clone(),
+                reason: format!(
+                    "it gives `{name}` {v}, as {} does: which of the two `{}` means is \
+                     ambiguous (remove or rename one)",
+                    first.display(),
+                    module.path().display()
+                ),
+            }),
+            [.., (_, path)] => local_file(path),
+            [] => Err(RuntimeError::FileNotFound {
                 path: self.dir.join(module.path()),
             }),
         }

@@ -248,3 +248,61 @@ fn what_is_no_module_file_in_a_watched_directory_is_told() {
         .unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
 }
+
+/// A name given at load holding an `@` took the calls and met the dependencies meant
+/// for versions of another module: `basic` loaded as `greeter@^1` let `uses_greeter`
+/// load with no greeter at all, and its calls to `greeter@^1` ran `basic`.
+#[test]
+fn a_name_holding_an_at_sign_is_refused_at_load() {
+    let rt = Runtime::with_local_resolver();
+    let basic = ModuleRef::from_path(module_path("basic"));
+    let err = rt.load_as(basic.clone(), "greeter@^1").unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::BadSetting { .. }) && err.to_string().contains("`@`"),
+        "{err}"
+    );
+    let uses = ModuleRef::from_path(module_path("uses_greeter"));
+    let err = rt.load(uses).unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::MissingDependency { dependency, .. } if dependency == "greeter@^1"),
+        "{err}"
+    );
+    assert!(rt.handle_of("greeter@^1").is_err());
+    // The runtime serves on: the same module loads under a usable name.
+    let h = rt.load_as(basic, "greeter_like").unwrap();
+    assert_eq!(&*rt.call(h, "echo", b"on").unwrap(), b"on");
+}
+
+/// Two files giving one version (`greeter@1.4.2.so` and `libgreeter@1.4.2.so`, here of
+/// different builds): the reference chose whichever the directory listed last.
+#[test]
+fn two_files_of_one_version_are_refused_as_ambiguous() {
+    use memlink_runtime::resolver::DirectoryResolver;
+    use memlink_runtime::RuntimeConfig;
+    let dir = fresh_dir("ambiguous");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    install(&module_path("greeter_v2"), &lib(&dir, "libgreeter@1.4.2"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let references = [
+        ModuleRef::parse("greeter@1").unwrap(),
+        ModuleRef::parse("greeter@=1.4.2").unwrap(),
+        ModuleRef::named("greeter", None),
+    ];
+    for reference in references {
+        let err = rt.load(reference.clone()).unwrap_err();
+        let said = err.to_string();
+        assert!(said.contains("ambiguous"), "{reference:?}: {said}");
+        assert!(
+            said.contains("greeter@1.4.2.so") && said.contains("libgreeter@1.4.2.so"),
+            "{reference:?}: names both files: {said}"
+        );
+    }
+    // A higher version beside them is no ambiguity: it is the one meant.
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@1.5.0"));
+    let h = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
+    assert_eq!(rt.module_info(h).unwrap().path, lib(&dir, "greeter@1.5.0"));
+    let err = rt
+        .load(ModuleRef::parse("greeter@=1.4.2").unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("ambiguous"), "{err}");
+}
