@@ -179,11 +179,12 @@ fn kind_of(value: &MetricValue) -> Option<&'static str> {
 }
 
 /// Each distinct name and kind of the modules' own metrics, in order, with the family
-/// that exposes it: `memlink_module_<name>`, the name reduced to `[a-zA-Z0-9_]`. Names
-/// a module may pick freely can reduce to the same family (`"a b"` and `"a_b"`), and one
-/// name can be a counter in one module and a gauge in another; a family may be written
-/// once, with one kind, so each later one of those takes a suffix of its own, the hash of
-/// its name and kind: the same in every scrape.
+/// that exposes it: `memlink_module_<name>` as [`stem`] makes it lint-clean, a counter's
+/// ending in `_total`. Names a module may pick freely can reduce to the same family (`"a
+/// b"` and `"a_b"`), and one name can be a gauge in one module and a histogram in
+/// another; a family may be written once, with one kind, so each later one of those
+/// takes a suffix of its own (before a counter's `_total`), the hash of its name and
+/// kind: the same in every scrape.
 fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str)> {
     let mut keys: Vec<(&str, &'static str)> = modules
         .iter()
@@ -193,7 +194,7 @@ fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str
     keys.sort_unstable();
     keys.dedup();
     // Every sample name written so far: a histogram `h` writes `h_bucket`, `h_sum` and
-    // `h_count` too, which a counter named `h_count` must not repeat.
+    // `h_count` too, which a histogram named `h_count` must not repeat.
     let mut taken = std::collections::HashSet::new();
     let samples = |family: &str, kind: &str| -> Vec<String> {
         match kind {
@@ -206,17 +207,147 @@ fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str
     };
     keys.into_iter()
         .map(|(name, kind)| {
-            let base = format!("memlink_module_{}", sanitize(name));
-            let mut family = base.clone();
+            let stem = stem(name, kind);
+            let (body, end) = match kind {
+                "counter" => (stem.strip_suffix("_total").unwrap_or(&stem), "_total"),
+                _ => (stem.as_str(), ""),
+            };
+            let mut family = format!("{body}{end}");
             let mut seed = 0u64;
             while samples(&family, kind).iter().any(|s| taken.contains(s)) {
                 seed += 1;
-                family = format!("{base}_{:08x}", fnv(&[name, kind], seed) as u32);
+                family = format!("{body}_{:08x}{end}", fnv(&[name, kind], seed) as u32);
             }
             taken.extend(samples(&family, kind));
             (family, name, kind)
         })
         .collect()
+}
+
+/// Abbreviated units, which `promtool check metrics` refuses as a word of a name.
+const UNIT_ABBREVIATIONS: [&str; 14] = [
+    "s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d",
+];
+
+/// Units `promtool` knows, with their base units: a word that is one of them, other than
+/// a base unit itself, or a base unit with a prefix, is refused.
+const UNITS: [(&str, &str); 24] = [
+    ("amperes", "amperes"),
+    ("bytes", "bytes"),
+    ("celsius", "celsius"),
+    ("grams", "grams"),
+    ("joules", "joules"),
+    ("kelvin", "kelvin"),
+    ("meters", "meters"),
+    ("metres", "metres"),
+    ("seconds", "seconds"),
+    ("volts", "volts"),
+    ("minutes", "seconds"),
+    ("hours", "seconds"),
+    ("days", "seconds"),
+    ("weeks", "seconds"),
+    ("kelvins", "kelvin"),
+    ("fahrenheit", "celsius"),
+    ("rankine", "celsius"),
+    ("inches", "meters"),
+    ("yards", "meters"),
+    ("miles", "meters"),
+    ("bits", "bytes"),
+    ("calories", "joules"),
+    ("pounds", "grams"),
+    ("ounces", "grams"),
+];
+
+/// The prefixes `promtool` recognizes before a unit.
+const UNIT_PREFIXES: [&str; 18] = [
+    "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi", "mega",
+    "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
+];
+
+/// Whether `word`, a word of a metric name, is one `promtool check metrics` refuses
+/// there, in any case: an abbreviated unit, a unit other than a base one, a metric type;
+/// as the last word, a suffix that belongs to other kinds (`previous` is the word
+/// before). A word longer than any of those is not looked at further.
+fn refused(word: &str, previous: &str, last: bool, kind: &str) -> bool {
+    // The longest refused word: the longest prefix and the longest unit.
+    const LONGEST: usize = 5 + 10;
+    if word.len() > LONGEST {
+        return false;
+    }
+    let lower = word.to_ascii_lowercase();
+    let word = lower.as_str();
+    let unit = |w: &str| UNITS.iter().find(|(u, _)| *u == w).map(|(_, base)| *base);
+    let non_base = unit(word).is_some_and(|base| base != word)
+        || UNIT_PREFIXES.iter().any(|p| {
+            word.strip_prefix(p)
+                .is_some_and(|rest| unit(rest).is_some())
+        });
+    UNIT_ABBREVIATIONS.contains(&word)
+        || non_base
+        || ["counter", "gauge", "histogram", "summary"].contains(&word)
+        || (last
+            && match kind {
+                "gauge" => ["total", "bucket", "count", "sum"].contains(&word),
+                "histogram" => {
+                    word == "total"
+                        || (word == "seconds" && previous.eq_ignore_ascii_case("timestamp"))
+                }
+                _ => false,
+            })
+}
+
+/// The family name of a module's metric `name` of `kind`, before a suffix that tells it
+/// from another family: `memlink_module_<name>`, every character but an ASCII letter,
+/// digit or `_` made `_`, that `promtool check metrics` accepts (its lint included) as a
+/// family of that kind. A name it already accepts is kept as it is; else
+/// - a lower-case letter followed by an upper-case one gets a `_` between (camelCase);
+/// - a word (between `_`) it refuses (an abbreviated unit such as `ms`, a unit it wants in
+///   base units such as `minutes` or `milliseconds`, a type name such as `gauge`, and as
+///   a gauge's or histogram's last word `total`, as a gauge's `bucket`, `count` or `sum`)
+///   is joined, in lower case, to the word before it: `latency_ms` becomes `latencyms`;
+/// - a counter ends in `_total`, added when the name does not.
+fn stem(name: &str, kind: &str) -> String {
+    let mut flat = String::from("memlink_module_");
+    let mut lower_before = false;
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        };
+        if lower_before && c.is_ascii_uppercase() {
+            flat.push('_');
+        }
+        lower_before = c.is_ascii_lowercase();
+        flat.push(c);
+    }
+    // Words are kept on a stack, each refused one joined to the one below, which may
+    // then be refused in turn (`` and `s` make `s`); the first (`memlink`) never is. Each
+    // word is looked at a bounded number of times: linear in the name, whatever it is.
+    let refused_top = |words: &[String], last: bool| match words {
+        [.., previous, top] => refused(top, previous, last, kind),
+        _ => false,
+    };
+    let join_top = |words: &mut Vec<String>| {
+        if let (Some(top), Some(below)) = (words.pop(), words.last_mut()) {
+            below.push_str(&top.to_ascii_lowercase());
+        }
+    };
+    let mut words: Vec<String> = Vec::new();
+    for word in flat.split('_') {
+        words.push(word.to_owned());
+        while refused_top(&words, false) {
+            join_top(&mut words);
+        }
+    }
+    while refused_top(&words, true) {
+        join_top(&mut words);
+    }
+    let mut stem = words.join("_");
+    if kind == "counter" && !stem.ends_with("_total") {
+        stem.push_str("_total");
+    }
+    stem
 }
 
 /// FNV-1a over `parts` (each followed by a 0 byte), started from `seed`.
@@ -259,19 +390,6 @@ fn float(v: f64) -> String {
     }
 }
 
-/// A metric name of only `[a-zA-Z0-9_]`.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// A `HELP` text with `\` and newlines escaped, the two escapes the format has there.
 fn escape_help(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\n', "\\n")
@@ -291,7 +409,10 @@ mod tests {
 
     #[test]
     fn names_and_labels_are_made_safe() {
-        assert_eq!(sanitize("req.latency-ms"), "req_latency_ms");
+        assert_eq!(
+            stem("req.latency-ms", "gauge"),
+            "memlink_module_req_latencyms"
+        );
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(float(f64::INFINITY), "+Inf");
         assert_eq!(escape_help("a\\b\nc\"d"), "a\\\\b\\nc\"d");
@@ -309,15 +430,20 @@ mod tests {
 
     #[test]
     fn names_that_reduce_alike_and_kinds_that_differ_get_families_of_their_own() {
+        let histogram = MetricValue::Histogram {
+            count: 1,
+            sum: 1.0,
+            buckets: vec![0; BUCKETS.len() + 1],
+        };
         let a = module(
             "a",
             vec![
                 ("has space".to_owned(), MetricValue::Counter(1)),
                 ("has_space".to_owned(), MetricValue::Counter(2)),
-                ("x".to_owned(), MetricValue::Counter(3)),
+                ("x".to_owned(), MetricValue::Gauge(3.0)),
             ],
         );
-        let b = module("b", vec![("x".to_owned(), MetricValue::Gauge(4.0))]);
+        let b = module("b", vec![("x".to_owned(), histogram)]);
         let (a2, b2) = (a.clone(), b.clone());
         let text = render(&[a, b]);
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
@@ -326,24 +452,33 @@ mod tests {
         families.sort_unstable();
         families.dedup();
         assert_eq!(families.len(), all, "each family is typed once: {types:?}");
-        assert!(
-            text.contains("# TYPE memlink_module_x counter\nmemlink_module_x{module=\"a\"} 3\n")
-        );
-        let gauge = types
+        assert!(text.contains("# TYPE memlink_module_x gauge\nmemlink_module_x{module=\"a\"} 3\n"));
+        let histogram = types
             .iter()
-            .find(|l| l.ends_with(" gauge") && l.contains("memlink_module_x_"))
+            .find(|l| l.ends_with(" histogram") && l.contains("memlink_module_x_"))
             .expect(&text);
-        let family = gauge.split(' ').nth(2).unwrap();
+        let family = histogram.split(' ').nth(2).unwrap();
         assert!(
-            text.contains(&format!("{family}{{module=\"b\"}} 4\n")),
+            text.contains(&format!("{family}_count{{module=\"b\"}} 0\n")),
             "{text}"
+        );
+        // The suffix of a counter goes before its `_total`.
+        let counters: Vec<&str> = types
+            .iter()
+            .filter(|l| l.contains("has_space"))
+            .map(|l| l.split(' ').nth(2).unwrap())
+            .collect();
+        assert_eq!(counters.len(), 2, "{text}");
+        assert!(
+            counters.iter().all(|c| c.ends_with("_total")),
+            "{counters:?}"
         );
         // The same suffixes in every scrape, whichever order the modules come in.
         assert_eq!(text, render(&[b2, a2]));
     }
 
     #[test]
-    fn a_counter_named_like_a_histogram_s_samples_gets_a_family_of_its_own() {
+    fn a_histogram_named_like_another_s_samples_gets_a_family_of_its_own() {
         let histogram = MetricValue::Histogram {
             count: 1,
             sum: 1.0,
@@ -352,11 +487,9 @@ mod tests {
         let m = module(
             "a",
             vec![
-                ("h".to_owned(), histogram.clone()),
-                ("h_count".to_owned(), MetricValue::Counter(1)),
-                // Sorts before `h_b` as given, but reduces to what `h_b`'s samples use.
-                ("h.b_count".to_owned(), MetricValue::Counter(2)),
-                ("h_b".to_owned(), histogram),
+                ("lat".to_owned(), histogram.clone()),
+                ("lat_count".to_owned(), MetricValue::Counter(1)),
+                ("lat_count".to_owned(), histogram),
             ],
         );
         let text = render(&[m]);
@@ -366,9 +499,9 @@ mod tests {
             .map(|l| l.split(['{', ' ']).next().unwrap())
             .collect();
         let count = |name: &str| samples.iter().filter(|s| **s == name).count();
-        assert_eq!(count("memlink_module_h_count"), 1, "{text}");
-        assert_eq!(count("memlink_module_h_b_count"), 1, "{text}");
-        assert_eq!(samples.len(), 2 * (BUCKETS.len() + 3) + 2, "{text}");
+        assert_eq!(count("memlink_module_lat_count"), 1, "{text}");
+        assert_eq!(count("memlink_module_lat_count_total"), 1, "{text}");
+        assert_eq!(samples.len(), 2 * (BUCKETS.len() + 3) + 1, "{text}");
     }
 
     #[test]
@@ -378,13 +511,81 @@ mod tests {
             vec![("x\ny".to_owned(), MetricValue::Counter(1))],
         )]);
         assert!(
-            text.contains("# HELP memlink_module_x_y Module metric `x\\ny`.\n"),
+            text.contains("# HELP memlink_module_x_y_total Module metric `x\\ny`.\n"),
             "{text}"
         );
         assert!(
             text.lines()
                 .all(|l| l.starts_with('#') || l.starts_with("memlink_")),
             "{text}"
+        );
+    }
+
+    /// What `promtool check metrics` lints (its exit status fails on it): a counter
+    /// without `_total`, a gauge with it, camelCase, an abbreviated or non-base unit, a
+    /// type name, a gauge named like a histogram's samples. Names it accepts are kept.
+    #[test]
+    fn family_names_are_ones_promtool_accepts() {
+        for (name, kind, family) in [
+            ("observed_total", "counter", "memlink_module_observed_total"),
+            ("last_batch", "gauge", "memlink_module_last_batch"),
+            ("batch_size", "histogram", "memlink_module_batch_size"),
+            (
+                "latency_seconds",
+                "histogram",
+                "memlink_module_latency_seconds",
+            ),
+            ("requests", "counter", "memlink_module_requests_total"),
+            ("cache_hits", "counter", "memlink_module_cache_hits_total"),
+            ("cacheHits", "counter", "memlink_module_cache_Hits_total"),
+            ("latency_ms", "histogram", "memlink_module_latencyms"),
+            ("uptime_minutes", "gauge", "memlink_module_uptimeminutes"),
+            (
+                "read_kilobytes",
+                "counter",
+                "memlink_module_readkilobytes_total",
+            ),
+            ("depth_total", "gauge", "memlink_module_depthtotal"),
+            ("x_bucket", "gauge", "memlink_module_xbucket"),
+            ("x_count", "gauge", "memlink_module_xcount"),
+            ("x_count", "histogram", "memlink_module_x_count"),
+            ("x_total", "histogram", "memlink_module_xtotal"),
+            (
+                "hits_counter",
+                "counter",
+                "memlink_module_hitscounter_total",
+            ),
+            (
+                "queue_gauge_value",
+                "gauge",
+                "memlink_module_queuegauge_value",
+            ),
+            ("size_MB", "gauge", "memlink_module_sizemb"),
+            ("a__ms", "gauge", "memlink_module_ams"),
+            ("s", "gauge", "memlink_modules"),
+            ("", "counter", "memlink_module__total"),
+            (
+                "last_timestamp_seconds",
+                "histogram",
+                "memlink_module_last_timestampseconds",
+            ),
+        ] {
+            assert_eq!(stem(name, kind), family, "{name:?} as a {kind}");
+        }
+    }
+
+    /// However a name is made, the family is made in time linear in it: a name of many
+    /// refused words (each joined to the one before) scrapes at once.
+    #[test]
+    fn a_long_name_of_refused_words_is_named_in_linear_time() {
+        let name = "_s".repeat(200_000);
+        let started = std::time::Instant::now();
+        let family = stem(&name, "gauge");
+        assert!(family.starts_with("memlink_modules"), "{}", &family[..40]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
         );
     }
 }

@@ -49,3 +49,67 @@ fn a_metric_recorded_by_a_thread_local_destructor_counts_and_the_host_lives() {
         },
     );
 }
+
+/// A module names its own metrics as it likes, as the SDK's docs do
+/// (`Counter::new("cache_hits")`): a counter without `_total`, camelCase, units such as
+/// `ms` or `minutes`, a gauge ending in `_total` or `_count`, a type in the name, empty,
+/// control characters, non-ASCII, 30 000 characters, one name as three kinds; values NaN
+/// and infinite. The exposition passes `promtool check metrics`, which also lints the
+/// names: before, most of those names failed it (exit status 3, e.g. `counter metrics
+/// should have "_total" suffix`), so a scrape check failed on the module's choice of
+/// names. Every metric is still there, once.
+#[test]
+fn module_metrics_named_carelessly_pass_promtool() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let (counter, gauge, histogram) = (0u8, 1u8, 2u8);
+    let metrics: Vec<(String, u8, f64)> = vec![
+        ("cache_hits".into(), counter, 1.0),
+        ("requests".into(), counter, 2.0),
+        ("requests".into(), gauge, 3.0),
+        ("requests".into(), histogram, 4.0),
+        ("requests_total".into(), counter, 5.0),
+        ("cacheHits".into(), counter, 6.0),
+        ("latency_ms".into(), histogram, 7.0),
+        ("uptime_minutes".into(), gauge, 8.0),
+        ("depth_total".into(), gauge, 9.0),
+        ("queue_count".into(), gauge, 10.0),
+        ("x_bucket".into(), counter, 11.0),
+        ("hits_counter".into(), counter, 12.0),
+        ("size_MB".into(), gauge, f64::NAN),
+        ("".into(), counter, 13.0),
+        ("a b".into(), gauge, f64::INFINITY),
+        ("a_b".into(), gauge, f64::NEG_INFINITY),
+        ("ünïcode".into(), gauge, 14.0),
+        ("ctl\0\r\t\x1b[31m".into(), gauge, 15.0),
+        ("quote\\\"\n".into(), histogram, f64::NAN),
+        ("long".repeat(7500), counter, 16.0),
+    ];
+    let n: u32 = rt
+        .call_typed(h[0], "record_metrics", &(metrics.clone(),))
+        .unwrap();
+    assert_eq!(n as usize, metrics.len());
+    let text = rt.prometheus();
+    common::promtool::promtool_accepts(&text);
+    // Each of the module's metrics is one family of its own; a name keeps the kind it
+    // was first recorded as (the SDK's rule), so `requests` is one counter.
+    let module: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("# TYPE memlink_module"))
+        .collect();
+    let mut names: Vec<&str> = metrics.iter().map(|(n, _, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(module.len(), names.len(), "{module:#?}");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid exposition format");
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "memlink_module_cache_hits_total"
+            && s.value == prometheus_parse::Value::Counter(1.0)));
+    // The host keeps serving.
+    let n: u32 = rt
+        .call_typed(h[0], "record_metrics", &(Vec::<(String, u8, f64)>::new(),))
+        .unwrap();
+    assert_eq!(n, 0);
+}
