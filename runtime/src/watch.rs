@@ -226,6 +226,7 @@ pub(crate) fn start(
         .collect();
     let watched = Watched {
         id: identity(&dir),
+        refused: false,
         watcher,
         dir: dir.clone(),
     };
@@ -287,6 +288,8 @@ struct Watched {
     dir: PathBuf,
     /// The directory the notifications come from (`None` once it has gone).
     id: Option<DirId>,
+    /// Whether following the directory now at the path failed (and was told).
+    refused: bool,
 }
 
 impl Watched {
@@ -319,13 +322,16 @@ impl Watched {
             return;
         }
         if let Err(e) = self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
-            // Tried again at the next look.
-            state.tell(WatchEvent::Failed {
-                path: self.dir.clone(),
-                error: watch_failed(&self.dir, &e),
-            });
+            // Tried again at the next look; told once, not at each.
+            if !std::mem::replace(&mut self.refused, true) {
+                state.tell(WatchEvent::Failed {
+                    path: self.dir.clone(),
+                    error: watch_failed(&self.dir, &e),
+                });
+            }
             return;
         }
+        self.refused = false;
         self.id = now;
         state.rescan(&self.dir);
     }
