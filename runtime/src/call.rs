@@ -253,6 +253,22 @@ fn within_chain(own: CallMeta, chain: &CallMeta) -> CallMeta {
     }
 }
 
+/// Whether this thread runs inside a call of `registry`'s runtime whose chain holds
+/// `module` (a call to it, in this version or another, or a call it led to), as a log
+/// sink or an interceptor does: what waits for that module's calls to end would wait
+/// there for the call it runs in.
+pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> bool {
+    // SAFETY: the state is used only within this call.
+    let Some(thread) = (unsafe { crate::thread::current() }) else {
+        return false;
+    };
+    // SAFETY: the reference is used only within this call, which runs inside the running
+    // call if there is one.
+    unsafe { running_call(thread) }
+        .filter(|c| core::ptr::eq(c.registry, registry))
+        .is_some_and(|c| c.chain_holds(module))
+}
+
 /// The host's side of the call this thread runs in a module, if it runs one: the host
 /// was called from inside that call.
 ///

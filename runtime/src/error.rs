@@ -70,6 +70,14 @@ pub enum RuntimeError {
         /// The handle it is loaded under.
         handle: ModuleHandle,
     },
+    /// Asked for from inside a call to the module (by a log sink or an interceptor while
+    /// the call runs, say), what would wait for that call to end.
+    InsideCall {
+        /// The module.
+        module: String,
+        /// What was asked for (`unload`, `reload`).
+        action: &'static str,
+    },
     /// Another loaded module has the name.
     NameTaken {
         /// The name.
@@ -257,6 +265,10 @@ impl fmt::Display for RuntimeError {
                 f,
                 "{} is already loaded, as `{name}` ({handle}): a file is loaded once (a private copy of it, `ModuleSettings::private_copy`, loads under another name)",
                 path.display()
+            ),
+            InsideCall { module, action } => write!(
+                f,
+                "cannot {action} `{module}` from inside a call to it: it waits for the module's calls to end, that call among them"
             ),
             NameTaken { name } => write!(f, "a module named `{name}` is already loaded"),
             TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),

@@ -158,11 +158,31 @@ impl Runtime {
     /// runs after its code was unmapped. Loading the same file again initializes that
     /// same image again (its statics are not reset).
     ///
-    /// Waiting for the calls in flight, it must not run inside one of them: not from a
-    /// call to this module (or a nested call it made), nor from an interceptor or a log
-    /// sink while such a call runs.
+    /// Waiting for the calls in flight, it must not run inside one of them: asked for from
+    /// an interceptor or a log sink while a call to this module (or a nested call it
+    /// made) runs on the same thread, it is refused with [`RuntimeError::InsideCall`].
+    /// (Code there that waits for another thread to unload it is not seen, and waits for
+    /// ever.)
     pub fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
+        self.not_inside_a_call_to(handle, "unload")?;
         self.registry.unload(handle)
+    }
+
+    /// Refuses `action` on the module behind `handle` when this thread runs inside a call
+    /// to it (see [`unload`](Runtime::unload)): it would wait for itself for ever.
+    fn not_inside_a_call_to(
+        &self,
+        handle: ModuleHandle,
+        action: &'static str,
+    ) -> Result<(), RuntimeError> {
+        let module = self.registry.module(handle)?;
+        if call::chain_on_thread_holds(&self.registry, &module) {
+            return Err(RuntimeError::InsideCall {
+                module: module.name.clone(),
+                action,
+            });
+        }
+        Ok(())
     }
 
     /// Replaces the module behind `handle` with a new version of it, loaded from the
@@ -173,8 +193,8 @@ impl Runtime {
     /// already running finish on the old version; every call that starts after this
     /// returns runs the new one, and none is refused meanwhile. The old version is shut
     /// down (`memlink_shutdown`) once its last call has returned (this waits for it, so a
-    /// reload returns only after the calls running when it switched have, and must not
-    /// run inside one of them, as for [`unload`](Runtime::unload)), and its persistent
+    /// reload returns only after the calls running when it switched have, and is refused
+    /// inside one of them, as [`unload`](Runtime::unload) is), and its persistent
     /// region and description freed; its image stays mapped (see
     /// [`unload`](Runtime::unload)). The new version is loaded from a private copy of the
     /// file, so reloading from the same path after rebuilding it loads the rebuilt code.
@@ -209,6 +229,7 @@ impl Runtime {
         module: ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
+        self.not_inside_a_call_to(handle, "reload")?;
         self.registry.reload(handle, &module, policy)
     }
 

@@ -695,3 +695,68 @@ fn a_watched_directory_loads_reloads_and_unloads_as_files_come_change_and_go() {
         "modules stay loaded after the watch ends"
     );
 }
+
+/// Asked for from a log sink while a call to the module runs on the sink's thread, an
+/// unload or a reload would wait for that call to end, and the call for the sink: both
+/// are refused, saying why, and the module serves on. Before, both hung.
+#[test]
+fn an_unload_or_reload_asked_for_inside_a_call_to_the_module_is_refused() {
+    use std::sync::{mpsc, Mutex, OnceLock};
+
+    #[derive(Default)]
+    struct UnloadsFromInside {
+        target: OnceLock<(Runtime, ModuleHandle, PathBuf)>,
+        outcomes: Mutex<Vec<Result<(), String>>>,
+    }
+    impl memlink_runtime::LogSink for UnloadsFromInside {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            let Some((rt, h, path)) = self.target.get() else {
+                return;
+            };
+            if event.message != "holding" {
+                return;
+            }
+            let reloaded = rt
+                .reload(*h, ModuleRef::from_path(path.clone()))
+                .map(drop)
+                .map_err(|e| e.to_string());
+            let unloaded = rt.unload(*h).map_err(|e| e.to_string());
+            self.outcomes.lock().unwrap().extend([reloaded, unloaded]);
+        }
+    }
+
+    let sink = Arc::new(UnloadsFromInside::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let path = common::module_copy("hazards", "hazards_unloads_inside");
+    let h = rt.load(ModuleRef::from_path(path.clone())).unwrap();
+    let _ = sink.target.set((rt.clone(), h, path));
+    let (tx, rx) = mpsc::channel();
+    let caller = rt.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(caller.call_typed::<_, u64>(h, "hold", &(0u64,)));
+    });
+    let held = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the call whose log sink unloads its module hung");
+    assert_eq!(held.unwrap(), 0);
+    let outcomes = sink.outcomes.lock().unwrap().clone();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    for (outcome, action) in outcomes.iter().zip(["reload", "unload"]) {
+        let err = outcome.as_ref().unwrap_err();
+        assert!(
+            err.contains(&format!("cannot {action} `")) && err.contains("from inside a call to it"),
+            "{err}"
+        );
+    }
+    // The module still serves; from outside a call, the unload goes through.
+    drop(outcomes);
+    assert_eq!(rt.call_typed::<_, u64>(h, "hold", &(0u64,)).unwrap(), 0);
+    rt.unload(h).unwrap();
+    assert!(matches!(
+        rt.call_typed::<_, u64>(h, "hold", &(0u64,)),
+        Err(RuntimeError::UnknownHandle(_))
+    ));
+}
