@@ -209,8 +209,8 @@ impl RuntimeConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ModuleSettings {
-    /// The name calls use for it (default: its crate's name); not empty, and with no
-    /// control character.
+    /// The name calls use for it (default: its crate's name); not empty, with no `@`
+    /// (which separates a name from a version requirement) and no control character.
     pub name: Option<String>,
     /// Its calls in flight at once ([`RuntimeConfig::max_concurrency`]).
     pub max_concurrency: Option<usize>,

@@ -108,8 +108,16 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
         // is bounded above, as for the rows.
         unsafe { std::slice::from_raw_parts(info.method_calls, rows.len()) }.to_vec()
     };
+    let name = text(info.name, "module name")?;
+    // Its name is what calls and nested calls address it by, and what a load under a name
+    // of the host's choosing keeps as its own (a versioned reference finds it by it).
+    if let Some(reason) = crate::names::unusable(&name) {
+        return Err(format!(
+            "its name {name:?} cannot be used: {reason} (rebuild it with another name)"
+        ));
+    }
     Ok(Described {
-        name: text(info.name, "module name")?,
+        name,
         version: text(info.version, "module version")?,
         sdk_version: text(info.sdk_version, "sdk version")?,
         methods,

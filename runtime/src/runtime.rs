@@ -121,8 +121,10 @@ impl Runtime {
     }
 
     /// Loads a module under a name other than its crate name (the name nested calls use).
-    /// A name that is empty or holds a control character is refused
-    /// ([`RuntimeError::BadSetting`]) before the file is opened.
+    /// A name that is empty or holds `@` (which separates a name from a version
+    /// requirement) or a control character is refused ([`RuntimeError::BadSetting`])
+    /// before the file is opened; so is a module whose own name is such a name
+    /// ([`RuntimeError::InvalidModule`]), once opened.
     pub fn load_as(&self, module: ModuleRef, name: &str) -> Result<ModuleHandle, RuntimeError> {
         self.registry
             .load(&module, &ModuleSettings::default().name(name))

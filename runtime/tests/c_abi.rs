@@ -383,3 +383,29 @@ fn a_module_in_c_allocates_from_its_persistent_region_past_the_header() {
     assert_eq!(persist(), (generation, 80, 80));
     assert_eq!(persist(), (generation, 96, 96));
 }
+
+/// A module whose own name holds `@` (built that way: here in C,
+/// `tests/fixtures/at_name.c`, named `greeter@^1`) would be found by references meant
+/// as a version requirement of another module: it is refused at load, saying why.
+#[test]
+fn a_module_whose_own_name_holds_an_at_sign_is_refused() {
+    let fixture = compile_c(&["runtime/tests/fixtures/at_name.c"], "libat_name.so", true);
+    let rt = memlink_runtime::Runtime::with_local_resolver();
+    let err = rt
+        .load(memlink_runtime::ModuleRef::from_path(&fixture))
+        .unwrap_err();
+    assert!(
+        matches!(err, memlink_runtime::RuntimeError::InvalidModule { .. })
+            && err
+                .to_string()
+                .contains("its name \"greeter@^1\" cannot be used")
+            && err.to_string().contains("cannot hold `@`"),
+        "{err}"
+    );
+    // Under a name of the host's choosing it is still refused: its own name is kept too
+    // (a versioned reference finds a module by it).
+    let err = rt
+        .load_as(memlink_runtime::ModuleRef::from_path(&fixture), "fine")
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot hold `@`"), "{err}");
+}
