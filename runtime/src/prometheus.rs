@@ -1,5 +1,6 @@
 //! The Prometheus text exposition format (version 0.0.4) of the runtime's figures.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::health::BreakerState;
@@ -136,21 +137,30 @@ fn breakers(out: &mut String, modules: &[ModuleMetrics]) {
 
 /// The modules' own metrics, one family per name and kind, labelled by module.
 fn custom(out: &mut String, modules: &[ModuleMetrics]) {
+    // Each name and kind's values, by module in order (a module's first, should it
+    // repeat one), gathered in one pass: looking each family up in every module's list
+    // made a scrape quadratic in the number of metrics (a module with a metric per user
+    // took seconds, then minutes).
+    let mut values: HashMap<(&str, &str), Vec<(usize, &MetricValue)>> = HashMap::new();
+    for (i, module) in modules.iter().enumerate() {
+        for (name, value) in &module.custom {
+            let Some(kind) = kind_of(value) else {
+                continue;
+            };
+            let of_name = values.entry((name.as_str(), kind)).or_default();
+            if of_name.last().is_none_or(|(m, _)| *m != i) {
+                of_name.push((i, value));
+            }
+        }
+    }
     for (family, name, kind) in custom_families(modules) {
         let _ = writeln!(
             out,
             "# HELP {family} Module metric `{}`.\n# TYPE {family} {kind}",
             escape_help(name)
         );
-        for module in modules {
-            let value = module
-                .custom
-                .iter()
-                .find(|(n, v)| n == name && kind_of(v) == Some(kind));
-            let Some((_, value)) = value else {
-                continue;
-            };
-            let labels = format!("module=\"{}\"", escape(&module.module));
+        for (i, value) in values.get(&(name, kind)).into_iter().flatten() {
+            let labels = format!("module=\"{}\"", escape(&modules[*i].module));
             match value {
                 MetricValue::Counter(n) => {
                     let _ = writeln!(out, "{family}{{{labels}}} {n}");
