@@ -7,8 +7,22 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::load_all;
-use memlink_runtime::{MetricValue, RuntimeConfig};
+use common::{load_all, module_copy};
+use memlink_runtime::{MetricValue, ModuleHandle, ModuleRef, Runtime, RuntimeConfig};
+
+/// A runtime with a copy of `hazards` of its own loaded as `name`: the module's metrics
+/// are the test's alone (the tests of this binary that load `hazards` share its image,
+/// and so its registry of metrics).
+fn own_hazards(name: &str) -> (Runtime, Vec<ModuleHandle>) {
+    let rt = Runtime::new(
+        RuntimeConfig::default(),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let h = rt
+        .load_as(ModuleRef::from_path(module_copy("hazards", name)), name)
+        .unwrap();
+    (rt, vec![h])
+}
 
 /// A thread-local guard of the module whose `Drop` records a metric by name, on a
 /// thread of the host's that ran a call and ends. The SDK's per-thread cache of metric
@@ -61,7 +75,7 @@ fn a_metric_recorded_by_a_thread_local_destructor_counts_and_the_host_lives() {
 /// names. Every metric is still there, once.
 #[test]
 fn module_metrics_named_carelessly_pass_promtool() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let (rt, h) = own_hazards("hazards_names");
     let (counter, gauge, histogram) = (0u8, 1u8, 2u8);
     let metrics: Vec<(String, u8, f64)> = vec![
         ("cache_hits".into(), counter, 1.0),
@@ -122,7 +136,7 @@ fn module_metrics_named_carelessly_pass_promtool() {
 /// both take a moment, and every metric is exposed.
 #[test]
 fn a_metric_per_user_registers_and_scrapes_in_linear_time() {
-    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let (rt, h) = own_hazards("hazards_per_user");
     let started = Instant::now();
     let n: u32 = rt
         .call_typed(h[0], "many_counters", &(100_000u32,))
@@ -141,4 +155,53 @@ fn a_metric_per_user_registers_and_scrapes_in_linear_time() {
         registering < Duration::from_secs(8) && scraping < Duration::from_secs(8),
         "registering took {registering:?}, a scrape {scraping:?}"
     );
+}
+
+/// Already sound, kept so: a result whose `Drop` panics after it was encoded, a panic
+/// whose payload is no string and whose own `Drop` panics, and a log record of 12 MiB
+/// with 10 000 fields full of control characters each end in a named outcome, and the
+/// host keeps serving.
+#[test]
+fn panics_in_drops_and_outsized_logs_end_in_named_outcomes() {
+    use memlink_runtime::{LogEvent, LogSink, ModuleError, RuntimeError};
+    struct Sizes(std::sync::Mutex<Vec<(usize, usize)>>);
+    impl LogSink for Sizes {
+        fn record(&self, e: &LogEvent<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((e.message.len(), e.fields.len()));
+        }
+    }
+    let sink = Arc::new(Sizes(Default::default()));
+    let config = RuntimeConfig::default()
+        .log_sink(sink.clone())
+        .log_level(tracing::Level::INFO);
+    let (rt, h) = load_all(config, &["hazards"]);
+    let panic_of = |method: &str, args: &[u8]| match rt.call(h[0], method, args) {
+        Err(RuntimeError::Call {
+            error: ModuleError::Panic(message),
+            ..
+        }) => message,
+        other => panic!("{method}: {other:?}"),
+    };
+    let message = panic_of("drop_bomb", &common::mp(&(3u32,)));
+    assert!(
+        message.starts_with("the result's drop panicked"),
+        "{message}"
+    );
+    let message = panic_of("payload_bomb", &[]);
+    assert!(
+        message.starts_with("panic with a non-string payload"),
+        "{message}"
+    );
+    let fields: Vec<(String, String)> = (0..10_000)
+        .map(|i| (format!("k\0\n{i}"), "\x1b[2J\r\n".repeat(100)))
+        .collect();
+    let n: u32 = rt
+        .call_typed(h[0], "log_as_given", &("m\0\n".repeat(4 << 20), fields))
+        .unwrap();
+    assert_eq!(n, 10_000);
+    // After the two caught panics' records.
+    assert_eq!(sink.0.lock().unwrap().last(), Some(&(12 << 20, 10_000)));
 }
