@@ -208,16 +208,17 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     /// The same error, naming `to` where it named the file at `from` (a reload loads a
-    /// private copy of the file the host named).
+    /// private copy of the file the host named): in its path, and in its reason (the
+    /// dynamic loader's words name the file it opened).
     pub(crate) fn for_path(mut self, from: &std::path::Path, to: &std::path::Path) -> Self {
         use RuntimeError::*;
         match &mut self {
-            NotALibrary { path, .. }
-            | NotAModule { path, .. }
-            | AbiMismatch { path, .. }
-            | InvalidModule { path, .. }
-                if path == from =>
-            {
+            NotALibrary { path, reason } | InvalidModule { path, reason } if path == from => {
+                to.clone_into(path);
+                let (from, to) = (from.to_string_lossy(), to.to_string_lossy());
+                *reason = reason.replace(&*from, &to);
+            }
+            NotAModule { path, .. } | AbiMismatch { path, .. } if path == from => {
                 to.clone_into(path);
             }
             _ => {}

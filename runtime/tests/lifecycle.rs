@@ -223,9 +223,21 @@ fn a_reload_to_a_bad_file_leaves_the_old_version_serving() {
             "{reference:?}: the old version serves on"
         );
     }
-    // The error names the file the host gave, not the private copy loaded.
+    // The error names the file the host gave, not the private copy loaded, also where
+    // the dynamic loader's own words name the file it opened (an empty file).
     let err = rt.reload(h, ModuleRef::from_path(&junk)).unwrap_err();
     assert!(err.to_string().contains(&*junk.to_string_lossy()), "{err}");
+    let empty = scratch("empty_library");
+    std::fs::write(&empty, b"").unwrap();
+    let err = rt
+        .reload(h, ModuleRef::from_path(&empty))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&*empty.to_string_lossy()) && !err.contains("memlink-images"),
+        "{err}"
+    );
+    assert_eq!(version(&rt, h), 1);
 }
 
 #[test]
