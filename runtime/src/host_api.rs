@@ -61,8 +61,15 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         let name = host.map(|c| c.module.name.as_str());
         // SAFETY: the caller's contract.
         let record = unsafe { record.as_ref() };
-        // A record smaller than this runtime's lacks fields it would read: dropped.
-        if let Some(record) = record.filter(|r| r.size as usize >= size_of::<LogRecord>()) {
+        // A record smaller than this runtime's lacks fields it would read, and one more
+        // detailed than the runtime's configured level was not asked for (a module is
+        // to drop those itself; one that does not gets them dropped here): both dropped.
+        let wanted = |r: &&LogRecord| {
+            let configured = host.and_then(|c| c.registry.config.log_level);
+            r.size as usize >= size_of::<LogRecord>()
+                && configured.is_none_or(|l| r.level <= crate::log::max_level(Some(l)))
+        };
+        if let Some(record) = record.filter(wanted) {
             // SAFETY: the caller's contract covers the record's strings and fields.
             unsafe { crate::log::emit(record, name, sink.as_deref()) };
         }

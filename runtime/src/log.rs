@@ -27,7 +27,8 @@ pub struct LogEvent<'a> {
 /// Receives module log records, beside the `tracing` events the runtime emits.
 ///
 /// A sink runs on the thread of the call that logs, inside that call: keep it short, and
-/// do not unload or reload a module from it (that waits for the very call it runs in).
+/// an unload or a reload of a module from it is refused while the call runs (it would
+/// wait for the very call it runs in).
 ///
 /// A call it makes through the runtime is part of the logging call's chain, one level
 /// deeper (when the record comes from the call's own thread): it re-enters the module
@@ -75,7 +76,8 @@ pub(crate) fn panicked(module: &str, method: &str, message: &str, sink: Option<&
 }
 
 /// Delivers `record` to the sink and to `tracing`, under the name `name` the host knows
-/// the module by (it may have been loaded under another), else the record's own.
+/// the module by (it may have been loaded under another), else the record's own; a
+/// record whose level is no level is dropped.
 ///
 /// # Safety
 ///
@@ -101,12 +103,8 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
         text(record.message),
     );
     let (trace_id, span_id) = (record.trace_id, record.span_id);
-    let level = match record.level {
-        level::ERROR => tracing::Level::ERROR,
-        level::WARN => tracing::Level::WARN,
-        level::INFO => tracing::Level::INFO,
-        level::DEBUG => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
+    let Some(level) = level_of(record.level) else {
+        return;
     };
     if let Some(sink) = sink {
         sink.record(&LogEvent {
@@ -124,11 +122,24 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
             tracing::event!(target: "memlink::module", $lvl, module, method, trace_id, span_id, fields = %fields, "{message}")
         };
     }
-    match record.level {
-        level::ERROR => event!(tracing::Level::ERROR),
-        level::WARN => event!(tracing::Level::WARN),
-        level::INFO => event!(tracing::Level::INFO),
-        level::DEBUG => event!(tracing::Level::DEBUG),
-        _ => event!(tracing::Level::TRACE),
+    match level {
+        tracing::Level::ERROR => event!(tracing::Level::ERROR),
+        tracing::Level::WARN => event!(tracing::Level::WARN),
+        tracing::Level::INFO => event!(tracing::Level::INFO),
+        tracing::Level::DEBUG => event!(tracing::Level::DEBUG),
+        tracing::Level::TRACE => event!(tracing::Level::TRACE),
     }
+}
+
+/// The level a record's `level` field names; `None` for `OFF` (never a record's) and a
+/// number that is no level, whose records are dropped.
+fn level_of(level: u32) -> Option<tracing::Level> {
+    Some(match level {
+        level::ERROR => tracing::Level::ERROR,
+        level::WARN => tracing::Level::WARN,
+        level::INFO => tracing::Level::INFO,
+        level::DEBUG => tracing::Level::DEBUG,
+        level::TRACE => tracing::Level::TRACE,
+        _ => return None,
+    })
 }

@@ -409,3 +409,45 @@ fn a_module_whose_own_name_holds_an_at_sign_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot hold `@`"), "{err}");
 }
+
+/// A module that logs at levels the host did not ask for, or at numbers that are no
+/// level (`OFF`, 99), has those records dropped by the host; the records at levels it
+/// asked for arrive (`tests/fixtures/log_levels.c`). Before, `OFF` and 99 arrived as
+/// TRACE, and records past the host's level reached its sink.
+#[test]
+fn log_records_at_no_level_or_past_the_hosts_are_dropped() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Levels(Mutex<Vec<tracing::Level>>);
+    impl memlink_runtime::LogSink for Levels {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            self.0.lock().unwrap().push(event.level);
+        }
+    }
+
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/log_levels.c"],
+        "liblog_levels.so",
+        true,
+    );
+    let sink = Arc::new(Levels::default());
+    let config = memlink_runtime::RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(memlink_runtime::ModuleRef::from_path(&fixture))
+        .unwrap();
+    for level in [0u8, 1, 2, 3, 4, 5, 6, 99] {
+        rt.call(h, "say", &[level]).unwrap();
+    }
+    assert_eq!(
+        *sink.0.lock().unwrap(),
+        [
+            tracing::Level::ERROR,
+            tracing::Level::WARN,
+            tracing::Level::INFO
+        ]
+    );
+}
