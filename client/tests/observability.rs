@@ -230,3 +230,53 @@ fn memlink_call_through_the_daemon_prints_what_the_local_call_prints() {
     let (ok, _, err) = run(&["basic", "fail", "\"failed\""]);
     assert!(!ok && err.contains("basic::fail failed"), "{err}");
 }
+
+/// Two workers' modules that use one metric name as two kinds (a gauge in one, a
+/// histogram in the other) are merged into an exposition Prometheus takes: each family
+/// typed once, the later one named apart, every sample kept. Before, the histogram's
+/// samples were written under the gauge's `TYPE`, and the whole scrape was refused.
+#[test]
+fn one_metric_name_as_two_kinds_in_two_workers_is_exposed_as_two_families() {
+    let path = common::module_path("hazards");
+    let toml = format!(
+        "[[modules]]\nname = \"steady\"\npath = {path:?}\n\
+         [[modules]]\nname = \"apart\"\npath = {path:?}\nworker = \"apart\"\n",
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let record = |module: &str, kind: u8| {
+        let m = client.module(module).unwrap();
+        let n: u32 = client
+            .call_typed(
+                m,
+                "record_metrics",
+                &(vec![("shared".to_owned(), kind, 3.0)],),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    };
+    record("steady", 1);
+    record("apart", 2);
+    let (status, body) = daemon.http_get("/metrics");
+    assert_eq!(status, 200);
+    let types: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("# TYPE memlink_module_shared"))
+        .collect();
+    assert_eq!(types.len(), 2, "{body}");
+    assert!(
+        body.contains("memlink_module_shared{module=\"steady\"} 3\n"),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("memlink_module_shared_")
+                && l.contains("_count{module=\"apart\"} 1")),
+        "{body}"
+    );
+    promtool_accepts(&body);
+}

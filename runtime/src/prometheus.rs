@@ -361,7 +361,7 @@ fn stem(name: &str, kind: &str) -> String {
 }
 
 /// FNV-1a over `parts` (each followed by a 0 byte), started from `seed`.
-fn fnv(parts: &[&str], seed: u64) -> u64 {
+pub(crate) fn fnv(parts: &[&str], seed: u64) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325 ^ seed;
     for part in parts {
         for b in part.bytes().chain([0]) {

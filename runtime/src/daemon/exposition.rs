@@ -1,6 +1,7 @@
 //! The daemon's Prometheus text: every worker runtime's figures, merged into one
 //! exposition, then the daemon's own (connections, workers, per-client figures).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -135,45 +136,27 @@ fn ask(worker: &Worker, scrape: u64) -> Option<mpsc::Receiver<String>> {
 
 /// Merges expositions into one: each family once, its `HELP` and `TYPE` lines from the
 /// first text that has it, then its samples from every text in order. (Workers serve
-/// different modules, so their samples carry different `module` labels.)
+/// different modules, so their samples carry different `module` labels.) A family of
+/// another kind under a name a family already has (a module's gauge `x` on one worker, a
+/// histogram `x` on another), or whose samples would repeat another family's (a
+/// histogram `h` beside another worker's `h_count`), is renamed: a suffix, the hash of
+/// its name and kind, before a counter's `_total`, as one runtime names its modules'
+/// families apart. Each family is then written once, with one kind, as the format wants.
 pub(super) fn merge(texts: &[String]) -> String {
     if let [one] = texts {
         return one.clone();
     }
-    // Families in the order first seen: (name, header lines, sample lines).
-    let mut families: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    let mut families: Vec<Family> = Vec::new();
+    // Each sample name written, and the family that writes it.
+    let mut taken: HashMap<String, usize> = HashMap::new();
     for text in texts {
-        let mut current: Option<usize> = None;
-        for line in text.lines() {
-            let meta = line
-                .strip_prefix("# HELP ")
-                .or_else(|| line.strip_prefix("# TYPE "));
-            if let Some(rest) = meta {
-                let name = rest.split_whitespace().next().unwrap_or_default();
-                let at = families
-                    .iter()
-                    .position(|f| f.0 == name)
-                    .unwrap_or_else(|| {
-                        families.push((name.to_owned(), Vec::new(), Vec::new()));
-                        families.len() - 1
-                    });
-                // "# HELP " or "# TYPE ": each kept once.
-                let kind = &line[..7];
-                if !families[at].1.iter().any(|h| h.starts_with(kind)) {
-                    families[at].1.push(line.to_owned());
-                }
-                current = Some(at);
-            } else if !line.is_empty() && !line.starts_with('#') {
-                match current {
-                    Some(at) => families[at].2.push(line.to_owned()),
-                    None => families.push((String::new(), Vec::new(), vec![line.to_owned()])),
-                }
-            }
+        for block in blocks(text) {
+            place(&mut families, &mut taken, block);
         }
     }
     let mut out = String::new();
-    for (_, header, samples) in families {
-        for line in header.iter().chain(&samples) {
+    for family in families {
+        for line in family.header.iter().chain(&family.samples) {
             out.push_str(line);
             out.push('\n');
         }
@@ -181,9 +164,219 @@ pub(super) fn merge(texts: &[String]) -> String {
     out
 }
 
+/// One family of an exposition: its name and kind (from its `TYPE` line), its `HELP` and
+/// `TYPE` lines, and its samples. Samples before any family's lines have an empty name.
+struct Family {
+    name: String,
+    kind: String,
+    header: Vec<String>,
+    samples: Vec<String>,
+}
+
+impl Family {
+    /// The names its samples are written under.
+    fn sample_names(&self) -> Vec<String> {
+        let ends: &[&str] = match self.kind.as_str() {
+            "histogram" => &["", "_bucket", "_sum", "_count"],
+            "summary" => &["", "_sum", "_count"],
+            _ => &[""],
+        };
+        ends.iter()
+            .map(|end| format!("{}{end}", self.name))
+            .collect()
+    }
+
+    /// The same family under `name`: its lines rewritten (each begins with the old name,
+    /// after `# HELP ` or `# TYPE ` for the header).
+    fn renamed(self, name: String) -> Family {
+        let old = self.name.len();
+        let header = self
+            .header
+            .iter()
+            .map(|line| format!("{}{name}{}", &line[..7], &line[7 + old..]))
+            .collect();
+        let samples = self
+            .samples
+            .iter()
+            .map(|line| format!("{name}{}", &line[old..]))
+            .collect();
+        Family {
+            name,
+            kind: self.kind,
+            header,
+            samples,
+        }
+    }
+}
+
+/// The families of one exposition, in order.
+fn blocks(text: &str) -> Vec<Family> {
+    let mut blocks: Vec<Family> = Vec::new();
+    for line in text.lines() {
+        let meta = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "));
+        if let Some(rest) = meta {
+            let mut words = rest.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            if blocks.last().is_none_or(|b| b.name != name) {
+                blocks.push(Family {
+                    name: name.to_owned(),
+                    kind: String::new(),
+                    header: Vec::new(),
+                    samples: Vec::new(),
+                });
+            }
+            let block = blocks.last_mut().expect("pushed above");
+            if line.starts_with("# TYPE ") {
+                block.kind = words.next().unwrap_or_default().to_owned();
+            }
+            // "# HELP " or "# TYPE ": each kept once.
+            if !block.header.iter().any(|h| h.starts_with(&line[..7])) {
+                block.header.push(line.to_owned());
+            }
+        } else if !line.is_empty() && !line.starts_with('#') {
+            if blocks.is_empty() {
+                blocks.push(Family {
+                    name: String::new(),
+                    kind: String::new(),
+                    header: Vec::new(),
+                    samples: Vec::new(),
+                });
+            }
+            let block = blocks.last_mut().expect("pushed above");
+            block.samples.push(line.to_owned());
+        }
+    }
+    blocks
+}
+
+/// Adds `block` to `families`: its samples to the family of its name and kind, else as a
+/// family of its own, renamed if its name or its samples' names are another family's.
+fn place(families: &mut Vec<Family>, taken: &mut HashMap<String, usize>, block: Family) {
+    let same = families
+        .iter()
+        .position(|f| f.name == block.name && f.kind == block.kind);
+    if let Some(at) = same {
+        families[at].samples.extend(block.samples);
+        return;
+    }
+    // Whether a family of the block's kind named `name` writes a sample another family
+    // writes already.
+    let clashes = |name: &str, taken: &HashMap<String, usize>| {
+        let probe = Family {
+            name: name.to_owned(),
+            kind: block.kind.clone(),
+            header: Vec::new(),
+            samples: Vec::new(),
+        };
+        probe.sample_names().iter().any(|n| taken.contains_key(n))
+    };
+    let mut name = block.name.clone();
+    if !name.is_empty() && clashes(&name, taken) {
+        let (body, end) = match block.name.strip_suffix("_total") {
+            Some(body) if block.kind == "counter" => (body, "_total"),
+            _ => (block.name.as_str(), ""),
+        };
+        let mut seed = 0;
+        while clashes(&name, taken) || families.iter().any(|f| f.name == name) {
+            seed += 1;
+            let hash = crate::prometheus::fnv(&[&block.name, &block.kind], seed) as u32;
+            name = format!("{body}_{hash:08x}{end}");
+        }
+    }
+    let block = if name == block.name {
+        block
+    } else {
+        block.renamed(name)
+    };
+    let at = families.len();
+    for n in block.sample_names() {
+        taken.entry(n).or_insert(at);
+    }
+    families.push(block);
+}
+
 #[cfg(test)]
 mod tests {
     use super::merge;
+
+    /// Each family's `TYPE`, and which family every sample line belongs to: `None` if a
+    /// family is typed twice or a sample belongs to no family or to two.
+    fn typed(text: &str) -> Option<Vec<(String, String)>> {
+        let mut families: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut words = rest.split_whitespace();
+                let (name, kind) = (words.next()?.to_owned(), words.next()?.to_owned());
+                if families.iter().any(|f| f.0 == name) {
+                    return None;
+                }
+                families.push((name, kind));
+            } else if !line.starts_with('#') && !line.is_empty() {
+                let sample = line.split(['{', ' ']).next()?;
+                let owners = families
+                    .iter()
+                    .filter(|(name, kind)| {
+                        let ends: &[&str] = match kind.as_str() {
+                            "histogram" => &["", "_bucket", "_sum", "_count"],
+                            _ => &[""],
+                        };
+                        ends.iter().any(|end| format!("{name}{end}") == sample)
+                    })
+                    .count();
+                if owners != 1 {
+                    return None;
+                }
+            }
+        }
+        Some(families)
+    }
+
+    fn histogram(name: &str, module: &str) -> String {
+        format!(
+            "# HELP {name} H.\n# TYPE {name} histogram\n\
+             {name}_bucket{{module=\"{module}\",le=\"+Inf\"}} 1\n\
+             {name}_sum{{module=\"{module}\"}} 2\n{name}_count{{module=\"{module}\"}} 1\n"
+        )
+    }
+
+    fn single(name: &str, kind: &str, module: &str) -> String {
+        format!("# HELP {name} S.\n# TYPE {name} {kind}\n{name}{{module=\"{module}\"}} 3\n")
+    }
+
+    /// Modules of two workers that use one name as two kinds, or a histogram's sample
+    /// name as another family, are merged into families each typed once: the later one
+    /// renamed (a counter's suffix before its `_total`), its samples with it.
+    #[test]
+    fn families_of_two_workers_that_would_clash_are_named_apart() {
+        for (a, b) in [
+            (single("x", "gauge", "a"), histogram("x", "b")),
+            (histogram("x", "a"), single("x", "gauge", "b")),
+            (histogram("h", "a"), single("h_count", "gauge", "b")),
+            (single("h_count", "gauge", "a"), histogram("h", "b")),
+            (
+                single("c_total", "gauge", "a"),
+                single("c_total", "counter", "b"),
+            ),
+        ] {
+            let merged = merge(&[a.clone(), b.clone()]);
+            let families = typed(&merged).unwrap_or_else(|| panic!("{merged}"));
+            assert_eq!(families.len(), 2, "{merged}");
+            // Every sample of both is there.
+            let lines = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+            assert_eq!(lines(&merged), lines(&a) + lines(&b), "{merged}");
+            // The first keeps its name; a renamed counter still ends in `_total`.
+            assert!(merged.starts_with(a.lines().next().unwrap()), "{merged}");
+            if let Some((name, _)) = families.iter().find(|f| f.1 == "counter") {
+                assert!(name.starts_with("c_") && name.ends_with("_total"), "{name}");
+            }
+        }
+        // The same family of both workers is still one.
+        let merged = merge(&[histogram("x", "a"), histogram("x", "b")]);
+        assert_eq!(typed(&merged).unwrap().len(), 1, "{merged}");
+        assert_eq!(merged.matches("_count{").count(), 2, "{merged}");
+    }
 
     #[test]
     fn each_family_is_written_once_with_every_workers_samples() {
