@@ -242,7 +242,19 @@ impl fmt::Display for RuntimeError {
             BadReference { reference, reason } => {
                 write!(f, "bad module reference `{reference}`: {reason}")
             }
-            FileNotFound { path } => write!(f, "no module file at {}", path.display()),
+            FileNotFound { path } => {
+                write!(f, "no module file at {}", path.display())?;
+                // A bare word is a file in the current directory, not a module's name.
+                let bare = path.extension().is_none() && path.components().count() == 1;
+                if bare {
+                    write!(
+                        f,
+                        " (a reference without `@` is a path: a module by name is `{}@*`, found by a DirectoryResolver)",
+                        path.display()
+                    )?;
+                }
+                Ok(())
+            }
             NotALibrary { path, reason, .. } => {
                 write!(f, "{} is not a loadable shared library: {reason}", path.display())
             }

@@ -215,8 +215,9 @@ impl DirectoryResolver {
 
     /// Every module file in the directory: its name, version and path, in no order.
     pub fn modules(&self) -> Result<Vec<(String, Version, PathBuf)>, RuntimeError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|_| RuntimeError::FileNotFound {
-            path: self.dir.clone(),
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| RuntimeError::BadSetting {
+            setting: format!("DirectoryResolver::new({:?})", self.dir),
+            reason: format!("its directory cannot be read: {e}"),
         })?;
         Ok(entries
             .filter_map(Result::ok)

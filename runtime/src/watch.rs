@@ -169,8 +169,9 @@ pub(crate) fn start(
     dir: &Path,
     options: WatchOptions,
 ) -> Result<DirectoryWatch, RuntimeError> {
-    let dir = dir.canonicalize().map_err(|_| RuntimeError::FileNotFound {
-        path: dir.to_owned(),
+    let dir = dir.canonicalize().map_err(|_| RuntimeError::BadReference {
+        reference: dir.display().to_string(),
+        reason: "a watch needs a directory, and there is none there",
     })?;
     if !dir.is_dir() {
         return Err(RuntimeError::BadReference {

@@ -18,6 +18,41 @@ fn a_missing_file() {
     assert_eq!(err.to_string(), "no module file at /no/such/libmodule.so");
 }
 
+/// A bare word is a path, which a reader may have meant as a module's name: the error
+/// says how a module is named. A resolver's or a watch's missing directory is named as
+/// a directory, not as a missing module file.
+#[test]
+fn a_missing_name_or_directory_says_what_was_looked_for() {
+    let err = Runtime::with_local_resolver()
+        .load(ModuleRef::parse("greeter").unwrap())
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::FileNotFound { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("no module file at greeter (a reference without `@` is a path: a module by name is `greeter@*`, found by a DirectoryResolver)"),
+        "{err}"
+    );
+    let rt = Runtime::new(
+        RuntimeConfig::default(),
+        memlink_runtime::resolver::DirectoryResolver::new("/no/such/modules"),
+    );
+    let err = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("DirectoryResolver::new(\"/no/such/modules\")")
+            && err.to_string().contains("its directory cannot be read"),
+        "{err}"
+    );
+    let err = rt
+        .watch("/no/such/modules", Default::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a watch needs a directory, and there is none there"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_file_that_is_not_a_shared_library() {
     let path = common::workspace().join("target/test-fixtures/not-elf.so");
