@@ -1,6 +1,7 @@
 //! A call through the runtime's interceptors, its result cache and the module's breaker:
 //! the path a call takes when any of them is configured, kept out of the plain path.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use memlink_abi::ModuleError;
@@ -14,6 +15,45 @@ use crate::module::Module;
 use crate::output::{CallOutput, Keep};
 use crate::registry::Registry;
 use crate::thread::ThreadState;
+
+thread_local! {
+    /// The lineages of the modules whose guarded calls this thread runs, innermost last:
+    /// the calls the interceptors of which may call the runtime while they hold their
+    /// module (pinned, or through its `Arc`), before and after its slot.
+    static HOOKED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether this thread runs a guarded call to `module` (in this version or another), as
+/// an interceptor of it does: what waits for that module's calls to end would wait for
+/// it.
+pub(crate) fn hooks_hold(module: &Module) -> bool {
+    HOOKED
+        .try_with(|h| h.try_borrow().is_ok_and(|h| h.contains(&module.lineage)))
+        .unwrap_or(false)
+}
+
+/// A guarded call's place in [`HOOKED`], from its start to its end (none while the
+/// thread tears its locals down).
+struct Hooked(bool);
+
+impl Hooked {
+    fn enter(module: &Module) -> Hooked {
+        let pushed = HOOKED.try_with(|h| {
+            h.try_borrow_mut()
+                .map(|mut h| h.push(module.lineage))
+                .is_ok()
+        });
+        Hooked(pushed == Ok(true))
+    }
+}
+
+impl Drop for Hooked {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = HOOKED.try_with(|h| h.try_borrow_mut().map(|mut h| h.pop()));
+        }
+    }
+}
 
 /// [`run_call`] with the runtime's interceptors around it (`crate::intercept`), answered
 /// from its result cache for a pure method (`crate::cache`), and behind the module's
@@ -32,6 +72,7 @@ pub(crate) fn guarded<E>(
     fail: impl FnOnce(Failure) -> E,
 ) -> Result<CallOutput, E> {
     let hooks = &registry.config.interceptors;
+    let _hooked = Hooked::enter(module);
     let info = CallInfo {
         module: &module.name,
         method: &module.methods[index as usize].name,

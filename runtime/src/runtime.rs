@@ -178,7 +178,9 @@ impl Runtime {
         action: &'static str,
     ) -> Result<(), RuntimeError> {
         let module = self.registry.module(handle)?;
-        if call::chain_on_thread_holds(&self.registry, &module) {
+        if call::chain_on_thread_holds(&self.registry, &module)
+            || crate::guarded::hooks_hold(&module)
+        {
             return Err(RuntimeError::InsideCall {
                 module: module.name.clone(),
                 action,

@@ -772,3 +772,77 @@ fn an_unload_or_reload_asked_for_inside_a_call_to_the_module_is_refused() {
         Err(RuntimeError::UnknownHandle(_))
     ));
 }
+
+/// An interceptor of a call to the module (before its slot is taken, and after it is
+/// given back, the module still held) that asks for an unload or a reload of it is
+/// refused as a log sink is; the call and the module go on. Before, both hung.
+#[test]
+fn an_unload_or_reload_asked_for_by_an_interceptor_of_the_module_is_refused() {
+    use std::sync::{mpsc, Mutex, OnceLock};
+
+    #[derive(Debug, Default)]
+    struct UnloadsAround {
+        target: OnceLock<(Runtime, ModuleHandle, PathBuf)>,
+        outcomes: Mutex<Vec<Result<(), String>>>,
+    }
+    impl UnloadsAround {
+        fn try_both(&self) {
+            let Some((rt, h, path)) = self.target.get() else {
+                return;
+            };
+            let reloaded = rt
+                .reload(*h, ModuleRef::from_path(path.clone()))
+                .map(drop)
+                .map_err(|e| e.to_string());
+            let unloaded = rt.unload(*h).map_err(|e| e.to_string());
+            self.outcomes.lock().unwrap().extend([reloaded, unloaded]);
+        }
+    }
+    impl memlink_runtime::intercept::Interceptor for UnloadsAround {
+        fn before(
+            &self,
+            _: &memlink_runtime::intercept::CallInfo<'_>,
+            _: &[u8],
+        ) -> Result<(), ModuleError> {
+            self.try_both();
+            Ok(())
+        }
+        fn after(
+            &self,
+            _: &memlink_runtime::intercept::CallInfo<'_>,
+            _: &memlink_runtime::intercept::Outcome<'_>,
+        ) {
+            self.try_both();
+        }
+    }
+
+    let hook = Arc::new(UnloadsAround::default());
+    let config = RuntimeConfig::default().interceptor(hook.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let path = common::module_copy("hazards", "hazards_intercepted");
+    let h = rt.load(ModuleRef::from_path(path.clone())).unwrap();
+    let _ = hook.target.set((rt.clone(), h, path));
+    let (tx, rx) = mpsc::channel();
+    let caller = rt.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(caller.call_typed::<_, u64>(h, "hold", &(0u64,)));
+    });
+    let held = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the call whose interceptor unloads its module hung");
+    assert_eq!(held.unwrap(), 0);
+    let outcomes = hook.outcomes.lock().unwrap().clone();
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    for (outcome, action) in outcomes
+        .iter()
+        .zip(["reload", "unload", "reload", "unload"])
+    {
+        let err = outcome.as_ref().unwrap_err();
+        assert!(
+            err.contains(&format!("cannot {action} `")) && err.contains("from inside a call to it"),
+            "{err}"
+        );
+    }
+    // From outside the call, the unload goes through.
+    rt.unload(h).unwrap();
+}
