@@ -503,8 +503,19 @@ impl Lease {
             return true;
         }
         let slot = self.slot();
-        if slot.withdraw() || slot.state() == Some(SlotState::Done) {
-            self.submitted = false;
+        // A worker that claims a call not its own gives it back at once (`unclaim`): a
+        // slot seen running is looked at again, for up to a millisecond, before it is left
+        // to the daemon, so a call no worker runs is withdrawn, not taken for running.
+        let until = Instant::now() + Duration::from_millis(1);
+        loop {
+            if slot.withdraw() || slot.state() == Some(SlotState::Done) {
+                self.submitted = false;
+                break;
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            std::thread::yield_now();
         }
         !self.submitted
     }
