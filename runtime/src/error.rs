@@ -78,6 +78,15 @@ pub enum RuntimeError {
         /// What was asked for (`unload`, `reload`).
         action: &'static str,
     },
+    /// A reference by name and version that two module files answer alike (`greeter@1`
+    /// with `greeter@1.4.2.so` and `libgreeter@1.4.2.so` beside it): remove or rename
+    /// one.
+    Ambiguous {
+        /// The reference.
+        reference: String,
+        /// The files that answer it.
+        files: Vec<PathBuf>,
+    },
     /// Another loaded module has the name.
     NameTaken {
         /// The name.
@@ -283,6 +292,14 @@ impl fmt::Display for RuntimeError {
                 f,
                 "cannot {action} `{module}` from inside a call to it: it waits for the module's calls to end, that call among them"
             ),
+            Ambiguous { reference, files } => {
+                write!(f, "`{reference}` is ambiguous: ")?;
+                for (i, file) in files.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { " and " };
+                    write!(f, "{sep}{}", file.display())?;
+                }
+                write!(f, " give one version")
+            }
             NameTaken { name } => write!(f, "a module named `{name}` is already loaded"),
             TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),
             UnknownHandle(h) => write!(f, "no loaded module with handle {h}"),

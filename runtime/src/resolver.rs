@@ -258,15 +258,13 @@ impl Resolver for DirectoryResolver {
         // depend on the order the directory lists its files in).
         matching.sort();
         match &matching[..] {
-            [.., (v, first), (w, second)] if v == w => Err(RuntimeError::NotALibrary {
-                path: second.clone(),
-                reason: format!(
-                    "it gives `{name}` {v}, as {} does: which of the two `{}` means is \
-                     ambiguous (remove or rename one)",
-                    first.display(),
-                    module.path().display()
-                ),
-            }),
+            // Of one precedence (build metadata aside, `1.4.2+a` is `1.4.2+b`).
+            [.., (v, first), (w, second)] if v.cmp_precedence(w).is_eq() => {
+                Err(RuntimeError::Ambiguous {
+                    reference: module.path().display().to_string(),
+                    files: vec![first.clone(), second.clone()],
+                })
+            }
             [.., (_, path)] => local_file(path),
             [] => Err(RuntimeError::FileNotFound {
                 path: self.dir.join(module.path()),

@@ -310,12 +310,11 @@ impl Watched {
             self.id = None;
             state.tell(WatchEvent::Failed {
                 path: self.dir.clone(),
-                error: RuntimeError::NotALibrary {
-                    path: self.dir.clone(),
+                error: RuntimeError::BadReference {
+                    reference: self.dir.display().to_string(),
                     reason: "the watched directory is gone (removed, moved away or \
                              replaced by something else): its modules stay loaded, and \
-                             the watch resumes when a directory is there again"
-                        .to_owned(),
+                             the watch resumes when a directory is there again",
                 },
             });
         }

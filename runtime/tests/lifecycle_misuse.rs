@@ -304,5 +304,18 @@ fn two_files_of_one_version_are_refused_as_ambiguous() {
     let err = rt
         .load(ModuleRef::parse("greeter@=1.4.2").unwrap())
         .unwrap_err();
-    assert!(err.to_string().contains("ambiguous"), "{err}");
+    assert!(
+        matches!(err, memlink_runtime::RuntimeError::Ambiguous { .. })
+            && err.to_string().contains("ambiguous"),
+        "{err}"
+    );
+    // Versions that differ in build metadata alone are one version.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.6.0+a"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@1.6.0+b"));
+    let err = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.contains("ambiguous") && said.contains("1.6.0+a") && said.contains("1.6.0+b"),
+        "{said}"
+    );
 }
