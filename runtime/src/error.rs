@@ -20,6 +20,10 @@ pub enum RuntimeError {
         reason: &'static str,
     },
     /// No file at the path.
+    ///
+    /// A reference without `@` is a path, a bare word a file in the current directory: a
+    /// module by name is `NAME@REQUIREMENT` (`greeter@*`), found by a
+    /// [`DirectoryResolver`](crate::resolver::DirectoryResolver).
     FileNotFound {
         /// The path looked at.
         path: PathBuf,
@@ -61,7 +65,9 @@ pub enum RuntimeError {
         /// The module's message.
         message: String,
     },
-    /// The file is already loaded and not unloaded.
+    /// The file is already loaded and not unloaded: a file is loaded once in a runtime
+    /// (loaded with [`ModuleSettings::private_copy`](crate::ModuleSettings::private_copy),
+    /// a copy of it loads beside it, under another name).
     AlreadyLoaded {
         /// The file.
         path: PathBuf,
@@ -71,7 +77,8 @@ pub enum RuntimeError {
         handle: ModuleHandle,
     },
     /// Asked for from inside a call to the module (by a log sink or an interceptor while
-    /// the call runs, say), what would wait for that call to end.
+    /// the call runs, say), what would wait for that call to end: it waits for the
+    /// module's calls, that call among them.
     InsideCall {
         /// The module.
         module: String,
@@ -258,7 +265,7 @@ impl fmt::Display for RuntimeError {
                 if bare {
                     write!(
                         f,
-                        " (a reference without `@` is a path: a module by name is `{}@*`, found by a DirectoryResolver)",
+                        " (a module by name is `{}@*`)",
                         path.display()
                     )?;
                 }
@@ -285,12 +292,12 @@ impl fmt::Display for RuntimeError {
             }
             AlreadyLoaded { path, name, handle } => write!(
                 f,
-                "{} is already loaded, as `{name}` ({handle}): a file is loaded once (a private copy of it, `ModuleSettings::private_copy`, loads under another name)",
+                "{} is already loaded as `{name}` ({handle})",
                 path.display()
             ),
             InsideCall { module, action } => write!(
                 f,
-                "cannot {action} `{module}` from inside a call to it: it waits for the module's calls to end, that call among them"
+                "cannot {action} `{module}` from inside a call to it"
             ),
             Ambiguous { reference, files } => {
                 write!(f, "`{reference}` is ambiguous: ")?;
