@@ -32,6 +32,20 @@ const ARCHIVED_MIX: &str =
      `String` for `&str`, `Vec<u8>` for `&[u8]`)";
 /// The message for generic parameters, including `impl Trait` arguments.
 const GENERIC: &str = "memlink exports cannot be generic";
+/// The message for a context after the first parameter, when the first is another.
+const CONTEXT_NOT_FIRST: &str =
+    "the context must be the first parameter: move this one before the others";
+/// The message for a second context.
+const SECOND_CONTEXT: &str =
+    "an export takes the context once, as its first parameter: remove this one";
+/// The message for a `'static` borrow of the context or of an argument, which the
+/// wrapper lends for the call alone.
+const STATIC_BORROW: &str = "the context and borrowed arguments live only as long as the \
+     call, not `'static`: leave the lifetime out, or use one of the function's own (`'a`)";
+/// The message for `#[cfg]` on a parameter: the wrapper passes every parameter it sees.
+const CFG_PARAM: &str = "#[cfg] on a parameter of a memlink export is not supported: the \
+     host calls it with one fixed list of arguments; put the #[cfg] on the whole function \
+     (one definition per configuration)";
 
 /// Errors collected so far; empty until something is pushed.
 #[derive(Debug, Default)]
@@ -125,14 +139,24 @@ fn typed_params(sig: &Signature) -> Vec<&PatType> {
     typed.collect()
 }
 
-/// How the first parameter takes the context, which it must be.
+/// How the first parameter takes the context, which it must be. A context further on
+/// (`fn f(a: u32, ctx: &CallContext)`) is reported there, as misplaced, and not the
+/// first parameter as a missing context.
 pub(crate) fn context(sig: &Signature, errors: &mut Errors) -> Option<ContextKind> {
-    let error = match typed_params(sig).first() {
+    let params = typed_params(sig);
+    let error = match params.first() {
         None if sig.receiver().is_some() => return None,
         None => syn::Error::new(sig.paren_token.span.join(), NOT_CONTEXT),
-        Some(param) => match types::context_kind(&param.ty) {
-            Some(kind) => return Some(kind),
-            None => syn::Error::new_spanned(param, NOT_CONTEXT),
+        Some(first) => match types::context_kind(&first.ty) {
+            Some(kind) => match types::static_lifetime(&first.ty) {
+                None => return Some(kind),
+                Some(lifetime) => syn::Error::new_spanned(lifetime, STATIC_BORROW),
+            },
+            None if types::is_context(&first.ty) => syn::Error::new_spanned(first, NOT_CONTEXT),
+            None => match params[1..].iter().find(|p| types::is_context(&p.ty)) {
+                Some(later) => syn::Error::new_spanned(later, CONTEXT_NOT_FIRST),
+                None => syn::Error::new_spanned(first, NOT_CONTEXT),
+            },
         },
     };
     errors.push(error);
@@ -142,10 +166,26 @@ pub(crate) fn context(sig: &Signature, errors: &mut Errors) -> Option<ContextKin
 /// The arguments after the context: one bytes-like argument is raw, anything else is a
 /// MessagePack struct whose fields must be owned.
 pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
-    let params: Vec<&PatType> = typed_params(sig).into_iter().skip(1).collect();
+    let all = typed_params(sig);
+    if !configured(&all, errors) {
+        return None;
+    }
+    let context_first = all.first().is_some_and(|p| types::is_context(&p.ty));
+    let params: Vec<&PatType> = all.into_iter().skip(1).collect();
+    // A context after the first parameter is no argument: a second one is reported
+    // here, a misplaced one (the first parameter being something else) by `context`.
+    let contexts: Vec<&&PatType> = params.iter().filter(|p| types::is_context(&p.ty)).collect();
+    if !contexts.is_empty() {
+        if context_first {
+            for param in contexts {
+                errors.push(syn::Error::new_spanned(param, SECOND_CONTEXT));
+            }
+        }
+        return None;
+    }
     if let [param] = params.as_slice() {
         if let Some(raw) = types::raw_arg(&param.ty) {
-            return Some(Args::Raw(raw));
+            return not_static(&params, errors).then_some(Args::Raw(raw));
         }
     }
     if u16::try_from(params.len()).is_err() {
@@ -154,7 +194,8 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
         return None;
     }
     if params.iter().any(|p| types::archived_arg(&p.ty).is_some()) {
-        return archived(&params, errors);
+        let views = archived(&params, errors);
+        return views.filter(|_| not_static(&params, errors));
     }
     let mut owned = true;
     for param in &params {
@@ -164,6 +205,34 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
         }
     }
     owned.then(|| Args::MessagePack(fields(&params)))
+}
+
+/// Whether no parameter has a `#[cfg]` (reported if one does): the argument struct and
+/// the call list every parameter, whichever of them the configuration leaves.
+fn configured(params: &[&PatType], errors: &mut Errors) -> bool {
+    let mut ok = true;
+    for param in params {
+        for attr in &param.attrs {
+            if attr.path().is_ident("cfg") {
+                errors.push(syn::Error::new_spanned(attr, CFG_PARAM));
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// Whether no borrowed parameter is declared `'static` (reported if one is): the wrapper
+/// lends the argument bytes for the call alone.
+fn not_static(params: &[&PatType], errors: &mut Errors) -> bool {
+    let mut ok = true;
+    for param in params {
+        if let Some(lifetime) = types::static_reference(&param.ty) {
+            errors.push(syn::Error::new_spanned(lifetime, STATIC_BORROW));
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// The parameters of an archived export: every one must be a view into the archive.
@@ -247,6 +316,11 @@ pub(crate) fn result(sig: &Signature, errors: &mut Errors) -> Option<ResultKind>
                     None => ResultKind::MessagePack,
                 })
             }
+            None if types::is_bare_result(ty) => syn::Error::new_spanned(
+                ty.to_token_stream(),
+                "Return type must be Result<T> or Result<T, E>: write the `Ok` type out \
+                 (the macro reads it from the signature, not from a `Result` alias)",
+            ),
             None => syn::Error::new_spanned(ty.to_token_stream(), NOT_RESULT),
         },
     };

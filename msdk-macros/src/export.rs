@@ -2,6 +2,7 @@
 //! all code generation needs. `check` and `generate` both build on it, and neither on
 //! the other.
 
+use proc_macro2::Span;
 use syn::{Ident, Type};
 
 use crate::types::{ArchivedArg, ContextKind, RawArg};
@@ -26,6 +27,11 @@ pub(crate) struct Export {
     pub(crate) args: Args,
     /// How its `Ok` value leaves.
     pub(crate) result: ResultKind,
+    /// Where a `T` that cannot be encoded is reported: the `Ok` type.
+    pub(crate) ok_span: Span,
+    /// Where an error type that does not convert into `ModuleError` is reported: the
+    /// `E` of `Result<T, E>`, or the whole return type of a `Result` alias.
+    pub(crate) error_span: Span,
     /// Its signature as text (`add(a: u32, b: u32) -> u32`), for the method table.
     pub(crate) signature: String,
 }

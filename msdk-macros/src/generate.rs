@@ -5,10 +5,11 @@
 //! the SDK only through absolute `::memlink_msdk::__private` paths, so a module crate
 //! needs no other dependency and no particular `use`s. The wrapper's own locals get
 //! [`Span::mixed_site`] hygiene and never reuse the user's parameter names, so nothing
-//! the user writes can shadow them.
+//! the user writes can shadow them (but for `__memlink_error`, which must carry the
+//! user's span: see [`invoke_fn`]).
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{FnArg, Ident, LitStr, PatType};
 
@@ -228,9 +229,24 @@ fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
         ResultKind::Raw => {
             quote!(#inv.encode_raw_result(::core::convert::AsRef::<[u8]>::as_ref(&#value)))
         }
-        ResultKind::MessagePack => quote!(#inv.encode_result(&#value)),
+        ResultKind::MessagePack => {
+            // Located at the `Ok` type (with the wrapper's hygiene): a `T` that is not
+            // `Serialize` is reported there, not at the attribute.
+            let at = Span::mixed_site().located_at(export.ok_span);
+            let value = Ident::new("__value", at);
+            quote_spanned!(at=> #inv.encode_result(&#value))
+        }
         ResultKind::Scalar => quote!(#inv.encode_scalar_result(#value)),
         ResultKind::Archived(_) => quote!(#inv.encode_archived_result(&#value.0)),
+    };
+    // The error converted by one call spanned at the error type: one that does not
+    // convert into `ModuleError` is reported there, once, not at the attribute. rustc
+    // reports it at the call's argument, which must have the user's span for that (a
+    // mixed-site span located there is reported at the attribute): the one local with
+    // call-site hygiene, named so that no item of the user's is likely to shadow it.
+    let error = Ident::new("__memlink_error", export.error_span);
+    let into_error = quote_spanned! {export.error_span=>
+        ::core::convert::Into::<::memlink_msdk::__private::ModuleError>::into(#error)
     };
     quote! {
         #[inline]
@@ -238,8 +254,12 @@ fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
             #inv: &::memlink_msdk::__private::Invocation<'_>,
         ) -> ::core::result::Result<(), ::memlink_msdk::__private::ModuleError> {
             #decode
-            let #value = #call
-                .map_err(::core::convert::Into::<::memlink_msdk::__private::ModuleError>::into)?;
+            let #value = match #call {
+                ::core::result::Result::Ok(#value) => #value,
+                ::core::result::Result::Err(#error) => {
+                    return ::core::result::Result::Err(#into_error);
+                }
+            };
             #encode
         }
     }

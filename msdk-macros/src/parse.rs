@@ -11,10 +11,12 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Meta, Signature, Token, Visibility};
+use syn::spanned::Spanned;
+use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Meta, ReturnType, Signature, Token, Visibility};
 
 use crate::check::{self, Errors};
 use crate::export::Export;
+use crate::types;
 
 /// The annotated function. The body is kept as tokens, not parsed: the macro only needs
 /// the signature, and a body syn cannot parse (new syntax, a typo) is then reported by
@@ -142,7 +144,29 @@ pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Resul
         Some(lit) => lit.value(),
         None => sig.ident.unraw().to_string(),
     };
+    for attr in &func.attrs {
+        if again(attr, sig).is_some_and(|other| other == name) {
+            let message = format!(
+                "#[memlink_export] is applied twice, both exporting `{name}`: remove one, \
+                 or give each its own `name = \"...\"`"
+            );
+            errors.push(syn::Error::new_spanned(attr, message));
+        }
+    }
+    let (ok_span, error_span) = match &sig.output {
+        ReturnType::Type(_, ty) => (
+            types::result_ok_type(ty).map_or_else(|| ty.span(), |t| t.span()),
+            // With no `E` written (an alias such as `io::Result<T>`), at `Result`.
+            types::result_error_type(ty)
+                .map(Spanned::span)
+                .or_else(|| types::name_span(ty))
+                .unwrap_or_else(|| ty.span()),
+        ),
+        ReturnType::Default => (sig.ident.span(), sig.ident.span()),
+    };
     let export = Export {
+        ok_span,
+        error_span,
         ident: sig.ident.clone(),
         signature: crate::signature::text(&name, sig),
         name,
@@ -153,4 +177,23 @@ pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Resul
         result,
     };
     errors.finish(export)
+}
+
+/// The name another `#[memlink_export]` on the same function exports it under, if
+/// `attr` is one (spelled with any path ending in `memlink_export`) and its arguments
+/// read; broken arguments are reported by its own expansion.
+fn again(attr: &Attribute, sig: &Signature) -> Option<String> {
+    let last = attr.path().segments.last()?;
+    if last.ident != "memlink_export" {
+        return None;
+    }
+    let args = match &attr.meta {
+        Meta::Path(_) => AttrArgs::default(),
+        Meta::List(list) => attr_args(list.tokens.clone()).ok()?,
+        Meta::NameValue(_) => return None,
+    };
+    Some(match args.name {
+        Some(lit) => lit.value(),
+        None => sig.ident.unraw().to_string(),
+    })
 }

@@ -231,6 +231,31 @@ pub(crate) fn result_ok_type(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// The span of the name of a path type (`Result` in `io::Result<u32>`).
+pub(crate) fn name_span(ty: &Type) -> Option<proc_macro2::Span> {
+    last_segment(ty).map(|seg| seg.ident.span())
+}
+
+/// Whether `ty` is a path ending in `Result` with no generic arguments (an alias).
+pub(crate) fn is_bare_result(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|seg| seg.ident == "Result" && seg.arguments.is_none())
+}
+
+/// The `E` of a `Result<T, E>` return type, when it is written out.
+pub(crate) fn result_error_type(ty: &Type) -> Option<&Type> {
+    let seg = last_segment(ty)?;
+    match &seg.arguments {
+        PathArguments::AngleBracketed(args) => {
+            let mut types = args.args.iter().filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            });
+            types.nth(1)
+        }
+        _ => None,
+    }
+}
+
 /// How a first parameter of type `ty` takes the context, if it is a `CallContext` by
 /// shared reference or by value (`&mut` cannot be lent from a shared invocation).
 pub(crate) fn context_kind(ty: &Type) -> Option<ContextKind> {
@@ -241,6 +266,52 @@ pub(crate) fn context_kind(ty: &Type) -> Option<ContextKind> {
     };
     let seg = last_segment(inner)?;
     (seg.ident == "CallContext").then_some(kind)
+}
+
+/// Whether `ty` is a `CallContext` in any form (by value, `&` or `&mut`): a parameter
+/// that is one but cannot be taken as the context is a misplaced or repeated context,
+/// not an argument.
+pub(crate) fn is_context(ty: &Type) -> bool {
+    let inner = match peel(ty) {
+        Type::Reference(r) => &*r.elem,
+        other => other,
+    };
+    last_segment(inner).is_some_and(|seg| seg.ident == "CallContext")
+}
+
+/// The first `'static` lifetime written in `ty`. A borrowed argument or context lives
+/// only as long as the call, so one declared `'static` cannot be passed.
+pub(crate) fn static_lifetime(ty: &Type) -> Option<&Lifetime> {
+    match peel(ty) {
+        Type::Reference(r) => r
+            .lifetime
+            .as_ref()
+            .filter(|l| l.ident == "static")
+            .or_else(|| static_lifetime(&r.elem)),
+        Type::Slice(s) => static_lifetime(&s.elem),
+        Type::Array(a) => static_lifetime(&a.elem),
+        Type::Tuple(t) => t.elems.iter().find_map(static_lifetime),
+        Type::Path(p) => p.path.segments.iter().find_map(|s| {
+            let PathArguments::AngleBracketed(args) = &s.arguments else {
+                return None;
+            };
+            args.args.iter().find_map(|arg| match arg {
+                GenericArgument::Lifetime(l) if l.ident == "static" => Some(l),
+                GenericArgument::Type(t) => static_lifetime(t),
+                _ => None,
+            })
+        }),
+        _ => None,
+    }
+}
+
+/// The lifetime of a reference type `&'static T` (the reference's own, not one inside
+/// `T`).
+pub(crate) fn static_reference(ty: &Type) -> Option<&Lifetime> {
+    match peel(ty) {
+        Type::Reference(r) => r.lifetime.as_ref().filter(|l| l.ident == "static"),
+        _ => None,
+    }
 }
 
 /// Writes out the lifetime of a context type that leaves it hidden (`&CallContext` becomes
