@@ -664,7 +664,9 @@ typedef struct MemlinkModuleInfo {
    */
   uint32_t size;
   /*
-   The module's crate name.
+   The module's name (a Rust module's crate name): not empty, UTF-8, with no `@`
+   (which separates a name from a version requirement) and no control character, or
+   the host refuses to load it.
    */
   struct MemlinkStrRef name;
   /*

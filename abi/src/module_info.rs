@@ -38,7 +38,9 @@ pub struct ModuleInfo {
     pub abi_version: u32,
     /// `size_of::<ModuleInfo>()` in the module.
     pub size: u32,
-    /// The module's crate name.
+    /// The module's name (a Rust module's crate name): not empty, UTF-8, with no `@`
+    /// (which separates a name from a version requirement) and no control character, or
+    /// the host refuses to load it.
     pub name: StrRef,
     /// The module's crate version.
     pub version: StrRef,

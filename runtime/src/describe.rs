@@ -58,20 +58,7 @@ const MAX_METHODS: usize = 1 << 16;
 /// Checks a module's self-description and copies it into owned values.
 pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
     let info = info.ok_or("memlink_module_info returned null")?;
-    if info.magic != abi::MODULE_MAGIC {
-        return Err(format!(
-            "module info has magic {:#x}, expected {:#x}",
-            info.magic,
-            abi::MODULE_MAGIC
-        ));
-    }
-    if (info.size as usize) < size_of::<ModuleInfo>() {
-        return Err(format!(
-            "module info is {} bytes, expected at least {}",
-            info.size,
-            size_of::<ModuleInfo>()
-        ));
-    }
+    check_header(info)?;
     let text = |s: StrRef, what: &str| -> Result<String, String> {
         // SAFETY: the module's strings are in its static memory, alive while it is
         // mapped, and never written.
@@ -123,6 +110,26 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
         methods,
         calls,
     })
+}
+
+/// The checks of a module's self-description that come before anything in it is read:
+/// its magic and its size.
+fn check_header(info: &ModuleInfo) -> Result<(), String> {
+    if info.magic != abi::MODULE_MAGIC {
+        return Err(format!(
+            "module info has magic {:#x}, expected {:#x}",
+            info.magic,
+            abi::MODULE_MAGIC
+        ));
+    }
+    if (info.size as usize) < size_of::<ModuleInfo>() {
+        return Err(format!(
+            "module info is {} bytes, expected at least {}",
+            info.size,
+            size_of::<ModuleInfo>()
+        ));
+    }
+    Ok(())
 }
 
 fn method(
