@@ -179,39 +179,7 @@ pub(crate) fn start(
             reason: "a watch needs a directory",
         });
     }
-    let (changes_tx, changes) = mpsc::channel::<PathBuf>();
-    let everything = dir.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        use notify::event::{EventKind, ModifyKind};
-        // Events lost (the kernel's queue overflowed, say, with thousands of files
-        // written at once) or an error: the directory itself is looked at again, which
-        // `follow` takes as "every file" (see `State::rescan`).
-        let event = match event {
-            Ok(event) if !event.need_rescan() => event,
-            _ => {
-                let _ = changes_tx.send(everything.clone());
-                return;
-            }
-        };
-        // Files coming, changing and going; not files read (the watch's own copies read
-        // them) nor their metadata.
-        let changed = match event.kind {
-            EventKind::Create(_) | EventKind::Remove(_) => true,
-            EventKind::Modify(ModifyKind::Metadata(_)) => false,
-            EventKind::Modify(_) => true,
-            _ => false,
-        };
-        if changed {
-            for path in event.paths {
-                let _ = changes_tx.send(path);
-            }
-        }
-    })
-    .map_err(|e| watch_failed(&dir, &e))?;
-    // Watching starts before the first scan, so a file written meanwhile is not missed.
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|e| watch_failed(&dir, &e))?;
+    let (watcher, changes) = notifications(&dir)?;
     let (events_tx, events) = mpsc::channel();
     let (stop, stopped) = mpsc::channel();
     let mut state = State {
@@ -252,6 +220,53 @@ pub(crate) fn start(
         thread: Some(thread),
         dir,
     })
+}
+
+/// The platform's notifications for `dir`, started: the watcher, and the paths it tells
+/// of (see [`forward`]).
+fn notifications(
+    dir: &Path,
+) -> Result<(notify::RecommendedWatcher, Receiver<PathBuf>), RuntimeError> {
+    let (changes_tx, changes) = mpsc::channel::<PathBuf>();
+    let everything = dir.to_owned();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        forward(event, &changes_tx, &everything)
+    })
+    .map_err(|e| watch_failed(dir, &e))?;
+    // Watching starts before the first scan, so a file written meanwhile is not missed.
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(|e| watch_failed(dir, &e))?;
+    Ok((watcher, changes))
+}
+
+/// The watcher's handler: sends on `changes` the paths of files that came, changed or
+/// went, and `everything` (the watched directory) when events were lost.
+fn forward(event: notify::Result<notify::Event>, changes: &Sender<PathBuf>, everything: &Path) {
+    use notify::event::{EventKind, ModifyKind};
+    // Events lost (the kernel's queue overflowed, say, with thousands of files
+    // written at once) or an error: the directory itself is looked at again, which
+    // `follow` takes as "every file" (see `State::rescan`).
+    let event = match event {
+        Ok(event) if !event.need_rescan() => event,
+        _ => {
+            let _ = changes.send(everything.to_owned());
+            return;
+        }
+    };
+    // Files coming, changing and going; not files read (the watch's own copies read
+    // them) nor their metadata.
+    let changed = match event.kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        _ => false,
+    };
+    if changed {
+        for path in event.paths {
+            let _ = changes.send(path);
+        }
+    }
 }
 
 fn watch_failed(dir: &Path, e: &dyn std::fmt::Display) -> RuntimeError {
@@ -509,6 +524,13 @@ impl State {
                 }
             }
         }
+        self.load_new(new, changed);
+    }
+
+    /// Loads the files `new` (and, when `changed` says a module was loaded or reloaded,
+    /// those waiting): round after round, while a round loads something, so that a
+    /// module refused for a dependency loaded later in the same look is let in.
+    fn load_new(&mut self, mut new: Vec<PathBuf>, mut changed: bool) {
         // Load what can be loaded; a module refused for a dependency waits for a later
         // round, as long as each round loads something.
         loop {

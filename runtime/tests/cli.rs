@@ -5,6 +5,8 @@ mod common;
 use std::ffi::OsStr;
 use std::process::{Command, Output};
 
+use common::{memlink_to, stderr};
+
 fn memlink(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_memlink"))
         .args(args)
@@ -14,10 +16,6 @@ fn memlink(args: &[&str]) -> Output {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn basic() -> String {
@@ -644,18 +642,6 @@ fn a_module_at_a_path_that_is_not_utf8_is_called_and_served() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `memlink` with `args`, run in `dir`, its standard output `stdout`.
-fn memlink_to(args: &[&str], dir: &std::path::Path, stdout: std::process::Stdio) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memlink"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(stdout)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .expect("run memlink")
-}
-
 /// Output that cannot be written (a full disk, a reader that went away, as with
 /// `| head -1`) is an error that says so, exit code 1: never a panic.
 #[test]
@@ -716,77 +702,6 @@ fn a_raw_result_that_is_not_utf8_is_written_as_its_bytes() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(out.stdout, [&bytes[..], b"\n"].concat());
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// `memlink new` writes where memlink comes from into the new workspace's Cargo.toml as
-/// TOML strings that read back as given, whatever characters they hold; an empty
-/// `--git` URL, or a checkout whose path is not UTF-8 (which a Cargo.toml cannot name),
-/// is refused and makes nothing.
-#[test]
-fn new_writes_memlinks_source_as_toml_that_reads_back_or_refuses_it() {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = common::scratch("new-sources");
-    let piped = std::process::Stdio::piped;
-    let dependency = |name: &str, key: &str| -> String {
-        let text = std::fs::read_to_string(dir.join(name).join("Cargo.toml")).unwrap();
-        let manifest: toml::Table = toml::from_str(&text)
-            .unwrap_or_else(|e| panic!("{name}'s Cargo.toml is not TOML: {e}\n{text}"));
-        manifest["workspace"]["dependencies"]["memlink-msdk"][key]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-
-    let out = memlink_to(&["new", "empty_git", "--git", ""], &dir, piped());
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("--git"), "{err}");
-    assert!(!dir.join("empty_git").exists(), "{err}");
-
-    let url = "https://example.com/a\"b\\c\u{7f}d\te\u{1}";
-    let out = memlink_to(&["new", "odd_git", "--git", url], &dir, piped());
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(dependency("odd_git", "git"), url);
-
-    // A checkout (as `memlink new` recognizes one) at a path TOML must escape.
-    let make_checkout = |root: &std::path::Path| {
-        for (sub, name) in [("msdk", "memlink-msdk"), ("runtime", "memlink-runtime")] {
-            std::fs::create_dir_all(root.join(sub)).unwrap();
-            std::fs::write(
-                root.join(sub).join("Cargo.toml"),
-                format!("[package]\nname = \"{name}\"\n"),
-            )
-            .unwrap();
-        }
-    };
-    let odd = dir.join("check\"out\\\u{7f}");
-    make_checkout(&odd);
-    let out = memlink_to(
-        &["new", "odd_path", "--path", odd.to_str().unwrap()],
-        &dir,
-        piped(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        dependency("odd_path", "path"),
-        odd.join("msdk").to_str().unwrap()
-    );
-
-    let mut bytes = dir.as_os_str().as_bytes().to_vec();
-    bytes.extend_from_slice(b"/check\xffout");
-    let not_utf8 = std::path::PathBuf::from(OsStr::from_bytes(&bytes));
-    make_checkout(&not_utf8);
-    let out = Command::new(env!("CARGO_BIN_EXE_memlink"))
-        .args(["new", "lossy_path", "--path"])
-        .arg(&not_utf8)
-        .current_dir(&dir)
-        .output()
-        .expect("run memlink");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("UTF-8"), "{err}");
-    assert!(!dir.join("lossy_path").exists(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

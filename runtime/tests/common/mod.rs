@@ -288,3 +288,20 @@ pub fn in_child(test: &str, env: &[(&str, String)], body: impl FnOnce()) {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// The standard error of a process that ran, as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `memlink` with `args`, run in `dir`, its standard output `stdout`.
+pub fn memlink_to(args: &[&str], dir: &Path, stdout: std::process::Stdio) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run memlink")
+}

@@ -2,7 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
@@ -43,33 +43,7 @@ enum Command {
     /// keyed by parameter name (`{"a": 2, "b": 3}`), or, for a method with one argument,
     /// that argument alone (`7`). Raw methods take the text as it is and print their
     /// result's bytes as they are.
-    Call {
-        /// Path of the module's shared library.
-        module: OsString,
-        /// Name of the method.
-        method: String,
-        /// The arguments (JSON, or text for raw methods); none if omitted.
-        #[arg(conflicts_with = "args_file")]
-        args: Option<String>,
-        /// Read the arguments' encoded bytes from this file and pass them as they are:
-        /// an rkyv archive for a method that takes one, MessagePack, or raw bytes.
-        #[arg(long, value_name = "PATH")]
-        args_file: Option<PathBuf>,
-        /// Call this many times, at least once (the result printed is the last one's).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        repeat: u32,
-        /// Print a table of the exports called afterwards: calls, errors by status,
-        /// latency (median, 99th percentile, maximum) and bytes in and out.
-        #[arg(long)]
-        stats: bool,
-        /// Print the runtime's and the module's metrics as Prometheus text afterwards.
-        #[arg(long)]
-        prometheus: bool,
-        /// Call through the daemon serving on this socket: MODULE is then the name the
-        /// daemon serves the module under.
-        #[arg(long, value_name = "SOCKET")]
-        daemon: Option<PathBuf>,
-    },
+    Call(CallArgs),
     /// Serve modules to other processes through shared memory (the memlink daemon).
     ///
     /// Runs in the foreground and logs to stderr; SIGTERM or SIGINT stop it after the
@@ -81,16 +55,46 @@ enum Command {
     New(new::Args),
 }
 
+/// `memlink call`'s arguments.
+#[derive(clap::Args)]
+struct CallArgs {
+    /// Path of the module's shared library.
+    module: OsString,
+    /// Name of the method.
+    method: String,
+    /// The arguments (JSON, or text for raw methods); none if omitted.
+    #[arg(conflicts_with = "args_file")]
+    args: Option<String>,
+    /// Read the arguments' encoded bytes from this file and pass them as they are:
+    /// an rkyv archive for a method that takes one, MessagePack, or raw bytes.
+    #[arg(long, value_name = "PATH")]
+    args_file: Option<PathBuf>,
+    /// Call this many times, at least once (the result printed is the last one's).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    /// Print a table of the exports called afterwards: calls, errors by status,
+    /// latency (median, 99th percentile, maximum) and bytes in and out.
+    #[arg(long)]
+    stats: bool,
+    /// Print the runtime's and the module's metrics as Prometheus text afterwards.
+    #[arg(long)]
+    prometheus: bool,
+    /// Call through the daemon serving on this socket: MODULE is then the name the
+    /// daemon serves the module under.
+    #[arg(long, value_name = "SOCKET")]
+    daemon: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     if let Some(code) = serve::worker_if_asked() {
         return code;
     }
     let cli = Cli::parse();
-    if let Command::Call {
+    if let Command::Call(CallArgs {
         module,
         daemon: Some(_),
         ..
-    } = &cli.command
+    }) = &cli.command
     {
         if module.to_str().is_none() {
             // A usage error, like clap's own for other arguments that are not UTF-8.
@@ -168,71 +172,65 @@ fn run(command: Command) -> Result<(), String> {
             };
             write_out(text.map_err(|e| e.to_string())?.as_bytes())
         }
-        Command::Call {
-            module,
-            method,
-            args,
-            args_file,
-            repeat,
-            stats,
-            prometheus,
-            daemon: Some(socket),
-        } => {
-            if stats || prometheus {
-                return Err("--stats and --prometheus read the runtime in this process; read a daemon's from its --metrics-addr".into());
-            }
-            let module = module.to_string_lossy();
-            // A file too large to send is refused before it is read.
-            if let Some(len) = args_file
-                .as_ref()
-                .and_then(|path| std::fs::metadata(path).ok())
-                .map(|meta| meta.len())
-                .filter(|&len| len > remote::MAX_ARGS)
-            {
-                return Err(remote::too_large(len));
-            }
-            let args = Args::read(args, args_file)?;
-            let mut out = Vec::new();
-            for _ in 0..repeat {
-                out = remote::call(&socket, &module, &method, &args)?;
-            }
-            out.push(b'\n');
-            write_out(&out)
-        }
+        Command::Call(mut request) => match request.daemon.take() {
+            Some(socket) => call_remote(&socket, request),
+            None => call_local(&runtime, request),
+        },
         Command::Serve(args) => serve::run(args),
         Command::New(args) => new::run(args),
-        Command::Call {
-            module,
-            method,
-            args,
-            args_file,
-            repeat,
-            stats,
-            prometheus,
-            daemon: None,
-        } => {
-            let handle = load(&runtime, &module)?;
-            let args = Args::read(args, args_file)?;
-            let calls =
-                (0..repeat).try_fold(Vec::new(), |_, _| call(&runtime, handle, &method, &args));
-            let mut text = Vec::new();
-            if let Ok(out) = &calls {
-                text.extend_from_slice(out);
-                text.push(b'\n');
-            }
-            // The figures are printed after a failed call too: they count the failure.
-            if stats {
-                text.extend_from_slice(stats::table(&runtime.metrics()).as_bytes());
-            }
-            if prometheus {
-                text.extend_from_slice(runtime.prometheus().as_bytes());
-            }
-            let written = write_out(&text);
-            // A failed call is the error to report, written or not.
-            calls?;
-            written
-        }
     }
+}
+
+/// `memlink call --daemon SOCKET`: calls through the daemon serving on `socket`, where
+/// `request.module` is the name it serves the module under.
+fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
+    if request.stats || request.prometheus {
+        return Err("--stats and --prometheus read the runtime in this process; read a daemon's from its --metrics-addr".into());
+    }
+    let module = request.module.to_string_lossy();
+    // A file too large to send is refused before it is read.
+    if let Some(len) = request
+        .args_file
+        .as_ref()
+        .and_then(|path| std::fs::metadata(path).ok())
+        .map(|meta| meta.len())
+        .filter(|&len| len > remote::MAX_ARGS)
+    {
+        return Err(remote::too_large(len));
+    }
+    let args = Args::read(request.args, request.args_file)?;
+    let mut out = Vec::new();
+    for _ in 0..request.repeat {
+        out = remote::call(socket, &module, &request.method, &args)?;
+    }
+    out.push(b'\n');
+    write_out(&out)
+}
+
+/// `memlink call` without `--daemon`: loads the module into `runtime` and calls it here,
+/// then prints the result and the figures asked for.
+fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
+    let handle = load(runtime, &request.module)?;
+    let args = Args::read(request.args, request.args_file)?;
+    let calls = (0..request.repeat).try_fold(Vec::new(), |_, _| {
+        call(runtime, handle, &request.method, &args)
+    });
+    let mut text = Vec::new();
+    if let Ok(out) = &calls {
+        text.extend_from_slice(out);
+        text.push(b'\n');
+    }
+    // The figures are printed after a failed call too: they count the failure.
+    if request.stats {
+        text.extend_from_slice(stats::table(&runtime.metrics()).as_bytes());
+    }
+    if request.prometheus {
+        text.extend_from_slice(runtime.prometheus().as_bytes());
+    }
+    let written = write_out(&text);
+    // A failed call is the error to report, written or not.
+    calls?;
+    written
 }
 
 fn load(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, String> {
