@@ -146,16 +146,14 @@ pub(super) fn merge(texts: &[String]) -> String {
     if let [one] = texts {
         return one.clone();
     }
-    let mut families: Vec<Family> = Vec::new();
-    // Each sample name written, and the family that writes it.
-    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut merged = Merged::default();
     for text in texts {
         for block in blocks(text) {
-            place(&mut families, &mut taken, block);
+            merged.place(block);
         }
     }
     let mut out = String::new();
-    for family in families {
+    for family in merged.families {
         for line in family.header.iter().chain(&family.samples) {
             out.push_str(line);
             out.push('\n');
@@ -186,8 +184,9 @@ impl Family {
             .collect()
     }
 
-    /// The same family under `name`: its lines rewritten (each begins with the old name,
-    /// after `# HELP ` or `# TYPE ` for the header).
+    /// The same family under `name`: its lines rewritten. Each begins with the old name
+    /// (after `# HELP ` or `# TYPE ` for the header): a runtime's exposition writes every
+    /// sample of a family under a name that starts with the family's.
     fn renamed(self, name: String) -> Family {
         let old = self.name.len();
         let header = self
@@ -251,50 +250,71 @@ fn blocks(text: &str) -> Vec<Family> {
     blocks
 }
 
-/// Adds `block` to `families`: its samples to the family of its name and kind, else as a
-/// family of its own, renamed if its name or its samples' names are another family's.
-fn place(families: &mut Vec<Family>, taken: &mut HashMap<String, usize>, block: Family) {
-    let same = families
-        .iter()
-        .position(|f| f.name == block.name && f.kind == block.kind);
-    if let Some(at) = same {
-        families[at].samples.extend(block.samples);
-        return;
-    }
-    // Whether a family of the block's kind named `name` writes a sample another family
-    // writes already.
-    let clashes = |name: &str, taken: &HashMap<String, usize>| {
-        let probe = Family {
-            name: name.to_owned(),
-            kind: block.kind.clone(),
-            header: Vec::new(),
-            samples: Vec::new(),
-        };
-        probe.sample_names().iter().any(|n| taken.contains_key(n))
-    };
-    let mut name = block.name.clone();
-    if !name.is_empty() && clashes(&name, taken) {
-        let (body, end) = match block.name.strip_suffix("_total") {
-            Some(body) if block.kind == "counter" => (body, "_total"),
-            _ => (block.name.as_str(), ""),
-        };
-        let mut seed = 0;
-        while clashes(&name, taken) || families.iter().any(|f| f.name == name) {
-            seed += 1;
-            let hash = crate::prometheus::fnv(&[&block.name, &block.kind], seed) as u32;
-            name = format!("{body}_{hash:08x}{end}");
+/// The families merged so far, found by name and kind, and each sample name written with
+/// the family that writes it: a scrape of workers with many families each stays linear.
+#[derive(Default)]
+struct Merged {
+    families: Vec<Family>,
+    by_key: HashMap<(String, String), usize>,
+    taken: HashMap<String, usize>,
+}
+
+impl Merged {
+    /// Adds `block`: its samples to the family of its name and kind, else as a family of
+    /// its own, renamed if its samples' names are another family's (a family's own name
+    /// is one of them).
+    fn place(&mut self, block: Family) {
+        let key = (block.name.clone(), block.kind.clone());
+        if let Some(&at) = self.by_key.get(&key) {
+            self.families[at].samples.extend(block.samples);
+            return;
         }
+        let name = if block.name.is_empty() {
+            block.name.clone()
+        } else {
+            self.free_name(&block.name, &block.kind)
+        };
+        let block = if name == block.name {
+            block
+        } else {
+            block.renamed(name)
+        };
+        let at = self.families.len();
+        for n in block.sample_names() {
+            self.taken.entry(n).or_insert(at);
+        }
+        self.by_key.insert(key, at);
+        self.families.push(block);
     }
-    let block = if name == block.name {
-        block
-    } else {
-        block.renamed(name)
-    };
-    let at = families.len();
-    for n in block.sample_names() {
-        taken.entry(n).or_insert(at);
+
+    /// `name` for a family of `kind` if none of its samples' names is taken, else `name`
+    /// with a suffix, the hash of its name and kind (before a counter's `_total`).
+    fn free_name(&self, name: &str, kind: &str) -> String {
+        let clashes = |candidate: &str| {
+            let probe = Family {
+                name: candidate.to_owned(),
+                kind: kind.to_owned(),
+                header: Vec::new(),
+                samples: Vec::new(),
+            };
+            probe
+                .sample_names()
+                .iter()
+                .any(|n| self.taken.contains_key(n))
+        };
+        let (body, end) = match name.strip_suffix("_total") {
+            Some(body) if kind == "counter" => (body, "_total"),
+            _ => (name, ""),
+        };
+        let mut candidate = name.to_owned();
+        let mut seed = 0;
+        while clashes(&candidate) {
+            seed += 1;
+            let hash = crate::prometheus::fnv(&[name, kind], seed) as u32;
+            candidate = format!("{body}_{hash:08x}{end}");
+        }
+        candidate
     }
-    families.push(block);
 }
 
 #[cfg(test)]
