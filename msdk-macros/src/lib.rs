@@ -37,12 +37,15 @@ use quote::quote;
 /// The function stays as it is; the macro adds an entry to the module's method table.
 /// It must be a free function, not a method or an associated function in an `impl`
 /// block (a method is refused at its `self`; an associated function without one gets
-/// rustc's errors about the generated code, which cannot live in an `impl`). The first parameter must be the context (`&CallContext` or `CallContext`) and the
-/// return type a `Result<T>` or `Result<T, E>` with `E: Into<ModuleError>`. The other
-/// parameters arrive as MessagePack and must be owned and `Deserialize`, except that a
-/// single `String`, `&str`, `Vec<u8>` or `&[u8]` argument receives the raw bytes; a
-/// `String` or `Vec<u8>` result leaves as raw bytes, any other `T: Serialize` as
-/// MessagePack. An `async fn` runs on the module's executor.
+/// rustc's errors about the generated code, which cannot live in an `impl`). The first
+/// parameter must be the context (`&CallContext` or `CallContext`), and only the first,
+/// and the return type a `Result<T>` or `Result<T, E>` with `E: Into<ModuleError>`. The
+/// other parameters arrive as MessagePack and must be owned and `Deserialize`, except
+/// that a single `String`, `&str`, `Vec<u8>` or `&[u8]` argument receives the raw bytes;
+/// a `String` or `Vec<u8>` result leaves as raw bytes, any other `T: Serialize` as
+/// MessagePack. A borrowed argument borrows from the call, never `'static`; a `#[cfg]`
+/// goes on the whole function, not on a parameter. An `async fn` runs on the module's
+/// executor.
 ///
 /// `name = "..."` exports the function under another name. `pure` marks a function whose
 /// result depends on its arguments alone (no state, no clock, no calls to other
