@@ -713,7 +713,7 @@ fn a_watched_directory_loads_reloads_and_unloads_as_files_come_change_and_go() {
 /// are refused, saying why, and the module serves on. Before, both hung.
 #[test]
 fn an_unload_or_reload_asked_for_inside_a_call_to_the_module_is_refused() {
-    use std::sync::{mpsc, Mutex, OnceLock};
+    use std::sync::{Mutex, OnceLock};
 
     #[derive(Default)]
     struct UnloadsFromInside {
@@ -745,26 +745,8 @@ fn an_unload_or_reload_asked_for_inside_a_call_to_the_module_is_refused() {
     let path = common::module_copy("hazards", "hazards_unloads_inside");
     let h = rt.load(ModuleRef::from_path(path.clone())).unwrap();
     let _ = sink.target.set((rt.clone(), h, path));
-    let (tx, rx) = mpsc::channel();
-    let caller = rt.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(caller.call_typed::<_, u64>(h, "hold", &(0u64,)));
-    });
-    let held = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the call whose log sink unloads its module hung");
-    assert_eq!(held.unwrap(), 0);
-    let outcomes = sink.outcomes.lock().unwrap().clone();
-    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
-    for (outcome, action) in outcomes.iter().zip(["reload", "unload"]) {
-        let err = outcome.as_ref().unwrap_err();
-        assert!(
-            err.contains(&format!("cannot {action} `")) && err.contains("from inside a call to it"),
-            "{err}"
-        );
-    }
+    hold_and_expect_refusals(&rt, h, "log sink", &sink.outcomes, 2);
     // The module still serves; from outside a call, the unload goes through.
-    drop(outcomes);
     assert_eq!(rt.call_typed::<_, u64>(h, "hold", &(0u64,)).unwrap(), 0);
     rt.unload(h).unwrap();
     assert!(matches!(
@@ -778,7 +760,7 @@ fn an_unload_or_reload_asked_for_inside_a_call_to_the_module_is_refused() {
 /// refused as a log sink is; the call and the module go on. Before, both hung.
 #[test]
 fn an_unload_or_reload_asked_for_by_an_interceptor_of_the_module_is_refused() {
-    use std::sync::{mpsc, Mutex, OnceLock};
+    use std::sync::{Mutex, OnceLock};
 
     #[derive(Debug, Default)]
     struct UnloadsAround {
@@ -822,27 +804,37 @@ fn an_unload_or_reload_asked_for_by_an_interceptor_of_the_module_is_refused() {
     let path = common::module_copy("hazards", "hazards_intercepted");
     let h = rt.load(ModuleRef::from_path(path.clone())).unwrap();
     let _ = hook.target.set((rt.clone(), h, path));
-    let (tx, rx) = mpsc::channel();
+    hold_and_expect_refusals(&rt, h, "interceptor", &hook.outcomes, 4);
+    // From outside the call, the unload goes through.
+    rt.unload(h).unwrap();
+}
+
+/// Calls `hold(0)` of `h` on a thread of its own, whose `host_code` (a log sink or an
+/// interceptor) asks for a reload and an unload of the module, `count` outcomes in all
+/// (a hang fails the test), and checks each was refused as asked from inside a call.
+fn hold_and_expect_refusals(
+    rt: &Runtime,
+    h: ModuleHandle,
+    host_code: &str,
+    outcomes: &std::sync::Mutex<Vec<Result<(), String>>>,
+    count: usize,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
     let caller = rt.clone();
     std::thread::spawn(move || {
         let _ = tx.send(caller.call_typed::<_, u64>(h, "hold", &(0u64,)));
     });
     let held = rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("the call whose interceptor unloads its module hung");
+        .unwrap_or_else(|_| panic!("the call whose {host_code} unloads its module hung"));
     assert_eq!(held.unwrap(), 0);
-    let outcomes = hook.outcomes.lock().unwrap().clone();
-    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
-    for (outcome, action) in outcomes
-        .iter()
-        .zip(["reload", "unload", "reload", "unload"])
-    {
+    let outcomes = outcomes.lock().unwrap().clone();
+    assert_eq!(outcomes.len(), count, "{outcomes:?}");
+    for (outcome, action) in outcomes.iter().zip(["reload", "unload"].iter().cycle()) {
         let err = outcome.as_ref().unwrap_err();
         assert!(
             err.contains(&format!("cannot {action} `")) && err.contains("from inside a call to it"),
             "{err}"
         );
     }
-    // From outside the call, the unload goes through.
-    rt.unload(h).unwrap();
 }
