@@ -1,6 +1,6 @@
 // The attribute twice under one name would register the method twice (which the host
 // refuses at load): refused at compile time, at the second attribute. Two different
-// names are two exports of one function (see pass/unusual.rs).
+// names are two exports of one function (examples/fixtures/signatures.rs).
 
 use memlink_msdk::prelude::*;
 
