@@ -163,7 +163,7 @@ fn the_source_of_the_memlink_crates_can_be_chosen_and_bad_names_are_refused() {
         "{}",
         text(&not_a_checkout.stderr)
     );
-    for bad in ["Demo", "1st", "my-module", ""] {
+    for bad in ["Demo", "1st", "my-module", "", "self", "std", "test"] {
         let out = memlink(&dir, &["new", bad]);
         assert!(!out.status.success(), "{bad:?}");
         assert!(

@@ -135,8 +135,74 @@ fn check_name(name: &str) -> Result<(), String> {
             "`{name}` is not a module name: use lowercase letters, digits and `_`, starting with a letter"
         ));
     }
+    if RESERVED.contains(&name) {
+        return Err(format!(
+            "`{name}` is not a module name: it is a Rust keyword or the name of a crate of Rust's own, which Cargo refuses as a package name"
+        ));
+    }
     Ok(())
 }
+
+/// Names of the right letters that Cargo refuses as a package's (keywords, reserved
+/// words, and the standard crates a package would shadow).
+const RESERVED: [&str; 56] = [
+    "abstract",
+    "alloc",
+    "as",
+    "async",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "core",
+    "crate",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "proc_macro",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "std",
+    "struct",
+    "super",
+    "test",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+];
 
 /// `dir` if it is a memlink checkout (it holds the SDK and the runtime), made absolute.
 fn checkout(dir: &Path) -> Result<PathBuf, String> {
