@@ -702,6 +702,18 @@ fn a_raw_result_that_is_not_utf8_is_written_as_its_bytes() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(out.stdout, [&bytes[..], b"\n"].concat());
+    // `--args-file -` reads them from standard input.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .args(["call", &basic(), "async_process", "--args-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, [&bytes[..], b"\n"].concat());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -65,8 +65,9 @@ struct CallArgs {
     /// The arguments (JSON, or text for raw methods); none if omitted.
     #[arg(conflicts_with = "args_file")]
     args: Option<String>,
-    /// Read the arguments' encoded bytes from this file and pass them as they are:
-    /// an rkyv archive for a method that takes one, MessagePack, or raw bytes.
+    /// Read the arguments' encoded bytes from this file (`-`: standard input) and pass
+    /// them as they are: an rkyv archive for a method that takes one, MessagePack, or
+    /// raw bytes.
     #[arg(long, value_name = "PATH")]
     args_file: Option<PathBuf>,
     /// Call this many times, at least once (the result printed is the last one's).
@@ -318,8 +319,15 @@ pub(crate) enum Args {
 }
 
 impl Args {
+    /// The arguments: `text`, or the bytes of `file` (`-`: standard input).
     fn read(text: Option<String>, file: Option<PathBuf>) -> Result<Args, String> {
         match file {
+            Some(path) if path.as_os_str() == "-" => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+                    .map(|_| Args::Encoded(bytes))
+                    .map_err(|e| format!("cannot read the arguments from standard input: {e}"))
+            }
             Some(path) => std::fs::read(&path)
                 .map(Args::Encoded)
                 .map_err(|e| format!("cannot read {}: {e}", path.display())),
