@@ -942,3 +942,25 @@ fn batches_spanning_two_workers_lose_nothing_of_the_one_that_never_crashes() {
     );
     serves_afterwards(&daemon);
 }
+
+/// A daemon that serves one connection at most, and clients one after another: once
+/// the daemon has seen a client hang up (its connections gauge reads 0), the next one is
+/// welcome. Before, the row of a client that hung up went back to the free ones only
+/// after the worker's thread for it ended and the watchdog next looked, so the next
+/// client was refused for "the daemon holds its limit of 1 connections" with none held.
+#[test]
+fn a_client_that_hung_up_leaves_its_place_to_the_next_at_once() {
+    let daemon = Daemon::start(Setup {
+        toml: "max_connections = 1\n".into(),
+        metrics: true,
+        ..Setup::modules(&["basic"])
+    });
+    for i in 0..30 {
+        let client = Client::connect(&daemon.socket)
+            .unwrap_or_else(|e| panic!("client {i}, after {i} that hung up: {e}"));
+        let basic = client.module("basic").unwrap();
+        assert_eq!(&*client.call(basic, "echo", b"x").unwrap(), b"x");
+        drop(client);
+        metric_becomes(&daemon, "memlink_daemon_connections", 0.0);
+    }
+}

@@ -131,6 +131,10 @@ pub(super) struct Shared {
     /// thread of its own: bounded by `max_connections` too, so silent connections cannot
     /// pile threads up for the hello's timeout.
     pub(super) greeting: AtomicUsize,
+    /// Connections whose client hung up and whose row is not free yet: a hello that
+    /// finds no free row waits for theirs a little (`supervisor::take_row`) rather than
+    /// be refused for a limit no client holds.
+    pub(super) leaving: AtomicUsize,
 }
 
 impl Shared {

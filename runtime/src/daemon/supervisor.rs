@@ -21,6 +21,12 @@ use super::{exposition, workers};
 /// How long a client has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the row of a client that hung up is waited for, by its own connection's
+/// thread and by a hello that finds no other row free: the workers' threads for the
+/// connection end at once unless a call of it still runs (a client killed mid-call),
+/// whose row stays the watchdog's until the call ends.
+const LEAVE_WAIT: Duration = Duration::from_millis(500);
+
 /// Serves `config`'s modules on its socket until SIGTERM or SIGINT, then finishes the
 /// calls in flight and returns.
 ///
@@ -66,6 +72,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         next_id: AtomicU64::new(1),
         shutting_down: AtomicBool::new(false),
         greeting: AtomicUsize::new(0),
+        leaving: AtomicUsize::new(0),
     });
     let keepers = match start_workers(&shared) {
         Ok(keepers) => keepers,
@@ -375,6 +382,9 @@ fn client(shared: &Shared, stream: &UnixStream) {
             Ok(_) => continue,
         }
     }
+    // Counted before the connection leaves the gauge, until its row is free again or
+    // left to the watchdog: a client welcome once this one is gone waits for the row.
+    shared.leaving.fetch_add(1, Ordering::SeqCst);
     let conn = lock(&shared.conns).remove(&id);
     match conn {
         Some(conn) => {
@@ -388,9 +398,20 @@ fn client(shared: &Shared, stream: &UnixStream) {
             // once no worker runs a call of this connection (`workers::release_rows`),
             // not before: a row's running calls are the watchdog's only record of them.
             lock(&shared.retired).insert(id, conn);
+            // Without a call running, the workers' threads for it end at once: its row
+            // is free before the next client is told the daemon holds its limit.
+            let until = Instant::now() + LEAVE_WAIT;
+            loop {
+                workers::release_rows(shared);
+                if !lock(&shared.retired).contains_key(&id) || Instant::now() >= until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         None => lock(&shared.free_rows).push_back(row),
     }
+    shared.leaving.fetch_sub(1, Ordering::SeqCst);
     tracing::debug!(connection = id, "client gone");
 }
 
@@ -447,12 +468,27 @@ fn read_hello(stream: &UnixStream) -> Result<Hello, String> {
     }
 }
 
+/// A free row of the figures tables, waiting a little for one while a client that hung
+/// up still holds its row (see [`LEAVE_WAIT`]); `None` when every row is held.
+fn take_row(shared: &Shared) -> Option<u32> {
+    let until = Instant::now() + LEAVE_WAIT;
+    loop {
+        if let Some(row) = lock(&shared.free_rows).pop_front() {
+            return Some(row);
+        }
+        if shared.leaving.load(Ordering::SeqCst) == 0 || Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Checks a client's hello, makes its segment and hands it to the client, then to the
 /// workers: only a connection the client was told of is attached, so a client that
 /// hangs up before its welcome costs no worker a thread or a mapping.
 fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
     let greeted = greet(shared, stream)?;
-    let row = lock(&shared.free_rows).pop_front().ok_or_else(|| {
+    let row = take_row(shared).ok_or_else(|| {
         format!(
             "the daemon holds its limit of {} connections",
             shared.config.max_connections

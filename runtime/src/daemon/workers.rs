@@ -435,7 +435,7 @@ fn late_call(row: &Row, now: u64, grace: u64) -> Option<(usize, u64)> {
 /// only after its last call's entry). The row then goes to the back of the free ones, a
 /// connection's figures start from zero, and no call of another connection writes its
 /// entries.
-fn release_rows(shared: &Shared) {
+pub(super) fn release_rows(shared: &Shared) {
     let busy = |conn: &Conn| {
         shared.workers.iter().any(|w| {
             w.figures.row(conn.row).is_some_and(|r| {
