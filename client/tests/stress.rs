@@ -69,11 +69,26 @@ impl Drop for Raise<'_> {
     }
 }
 
+/// Taken to start a process, and held (for writing) by a test whose clients must be
+/// seen to hang up at once: a child forked meanwhile holds a copy of every descriptor
+/// of this process until it executes its program, the sockets of clients just dropped
+/// included, and the daemon cannot see those clients hang up until then.
+static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn spawning() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPAWNING.read().unwrap_or_else(|p| p.into_inner())
+}
+
 fn start(modules: &[&str]) -> Arc<Daemon> {
-    Arc::new(Daemon::start(Setup {
+    start_with(Setup {
         metrics: true,
         ..Setup::modules(modules)
-    }))
+    })
+}
+
+fn start_with(setup: Setup) -> Arc<Daemon> {
+    let _spawning = spawning();
+    Arc::new(Daemon::start(setup))
 }
 
 /// The lines of the daemon's log that tell of a panic of the daemon itself, in the
@@ -662,6 +677,7 @@ fn clients_that_vanish_mid_call_cost_the_others_nothing_and_leak_nothing() {
                 for _ in 0..3 {
                     let mut doomed: Vec<_> = (0..3)
                         .map(|_| {
+                            let _spawning = spawning();
                             Command::new(memlink())
                                 .args(["call", "--daemon"])
                                 .arg(&d.socket)
@@ -830,11 +846,11 @@ fn batches_spanning_two_workers_lose_nothing_of_the_one_that_never_crashes() {
          limits = {{ open_files = 256 }}\n",
         common::module_path("basic"),
     );
-    let daemon = Arc::new(Daemon::start(Setup {
+    let daemon = start_with(Setup {
         toml,
         metrics: true,
         ..Setup::default()
-    }));
+    });
     let main = daemon.worker_pid_named("main");
     let d = Arc::clone(&daemon);
     let crashes = 8u32;
@@ -950,11 +966,12 @@ fn batches_spanning_two_workers_lose_nothing_of_the_one_that_never_crashes() {
 /// client was refused for "the daemon holds its limit of 1 connections" with none held.
 #[test]
 fn a_client_that_hung_up_leaves_its_place_to_the_next_at_once() {
-    let daemon = Daemon::start(Setup {
+    let daemon = start_with(Setup {
         toml: "max_connections = 1\n".into(),
         metrics: true,
         ..Setup::modules(&["basic"])
     });
+    let _alone = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
     for i in 0..30 {
         let client = Client::connect(&daemon.socket)
             .unwrap_or_else(|e| panic!("client {i}, after {i} that hung up: {e}"));
@@ -963,4 +980,34 @@ fn a_client_that_hung_up_leaves_its_place_to_the_next_at_once() {
         drop(client);
         metric_becomes(&daemon, "memlink_daemon_connections", 0.0);
     }
+}
+
+/// Four threads, each with at most one client at a time, connect, call and hang up
+/// over and over against a daemon of four connections at most: every client is welcome.
+/// Before, a client was refused now and then, for the daemon's "limit of 4 connections"
+/// (the place of a client that hung up went back only once its connection's thread had
+/// read the hang-up, and after its workers' threads had ended) or for "4 connections
+/// are still to say hello" (a connection counted as one until after its welcome was
+/// sent, so its client could be gone and back before).
+#[test]
+fn clients_coming_and_going_at_the_connection_limit_are_all_welcome() {
+    let daemon = start_with(Setup {
+        toml: "max_connections = 4\n".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let _alone = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let daemon = &daemon;
+            s.spawn(move || {
+                for i in 0..100 {
+                    let client = Client::connect(&daemon.socket)
+                        .unwrap_or_else(|e| panic!("thread {t}, client {i}: {e}"));
+                    let basic = client.module("basic").unwrap();
+                    assert_eq!(&*client.call(basic, "echo", b"x").unwrap(), b"x");
+                }
+            });
+        }
+    });
+    serves_afterwards(&daemon);
 }

@@ -24,6 +24,9 @@ pub(super) struct Conn {
     pub(super) row: u32,
     pub(super) pid: i32,
     pub(super) uid: u32,
+    /// The client's socket (shared with the connection's thread, which reads it to learn
+    /// that the client hung up): a hello short of a row looks at it too.
+    pub(super) client: Arc<UnixStream>,
 }
 
 /// A running worker process, as the supervisor reaches it.

@@ -362,9 +362,8 @@ fn on_signals(shared: Arc<Shared>) -> Result<(), String> {
 }
 
 /// One client: the handshake, then waiting for it to hang up.
-fn client(shared: &Shared, stream: &UnixStream) {
+fn client(shared: &Shared, stream: &Arc<UnixStream>) {
     let welcomed = welcome(shared, stream);
-    shared.greeting.fetch_sub(1, Ordering::SeqCst);
     let (id, row) = match welcomed {
         Ok(v) => v,
         Err(why) => {
@@ -377,7 +376,7 @@ fn client(shared: &Shared, stream: &UnixStream) {
     let _ = stream.set_read_timeout(None);
     let mut buf = [0u8; 256];
     loop {
-        match { stream }.read(&mut buf) {
+        match { &**stream }.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => continue,
         }
@@ -469,26 +468,49 @@ fn read_hello(stream: &UnixStream) -> Result<Hello, String> {
 }
 
 /// A free row of the figures tables, waiting a little for one while a client that hung
-/// up still holds its row (see [`LEAVE_WAIT`]); `None` when every row is held.
+/// up still holds its row (see [`LEAVE_WAIT`]), its connection's thread perhaps not yet
+/// told; `None` when every row is held.
 fn take_row(shared: &Shared) -> Option<u32> {
     let until = Instant::now() + LEAVE_WAIT;
     loop {
+        // Looked at before the free rows, so that a row freed after the look is found
+        // below; and the connections before the count, which a connection whose
+        // client hung up joins before it leaves them.
+        let leaving = lock(&shared.conns).values().any(|c| hung_up(&c.client))
+            || shared.leaving.load(Ordering::SeqCst) > 0;
         if let Some(row) = lock(&shared.free_rows).pop_front() {
             return Some(row);
         }
-        if shared.leaving.load(Ordering::SeqCst) == 0 || Instant::now() >= until {
+        if !leaving || Instant::now() >= until {
             return None;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
+/// Whether the client on `stream` hung up: it sends nothing after its hello, so a
+/// socket with its end of file (or reset) waiting is one whose client is gone.
+fn hung_up(stream: &UnixStream) -> bool {
+    use rustix::net::{recv, RecvFlags};
+    let mut byte = [0u8; 1];
+    match recv(stream, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(e) => e == rustix::io::Errno::CONNRESET,
+    }
+}
+
 /// Checks a client's hello, makes its segment and hands it to the client, then to the
 /// workers: only a connection the client was told of is attached, so a client that
 /// hangs up before its welcome costs no worker a thread or a mapping.
-fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
-    let greeted = greet(shared, stream)?;
-    let row = take_row(shared).ok_or_else(|| {
+fn welcome(shared: &Shared, stream: &Arc<UnixStream>) -> Result<(u64, u32), String> {
+    let greeted = greet(shared, stream);
+    let row = greeted.as_ref().ok().and_then(|_| take_row(shared));
+    // No longer a connection still to say hello, before its welcome is sent: a client
+    // welcome that hangs up and connects again finds its place among those free.
+    shared.greeting.fetch_sub(1, Ordering::SeqCst);
+    let greeted = greeted?;
+    let row = row.ok_or_else(|| {
         format!(
             "the daemon holds its limit of {} connections",
             shared.config.max_connections
@@ -514,6 +536,7 @@ fn welcome(shared: &Shared, stream: &UnixStream) -> Result<(u64, u32), String> {
         row,
         pid: greeted.pid,
         uid: greeted.uid,
+        client: Arc::clone(stream),
     };
     let welcome = Answer::Welcome(Welcome {
         version: PROTOCOL_VERSION,
