@@ -1011,3 +1011,87 @@ fn clients_coming_and_going_at_the_connection_limit_are_all_welcome() {
     });
     serves_afterwards(&daemon);
 }
+
+/// Four threads (two sharing a client) call on — echoes, batches, short holds — while
+/// the daemon is told to stop: every call ends, with its right answer or an error
+/// saying the daemon stops or is gone (never another call's answer, never a hang), and
+/// the daemon exits 0 with no panic of its own.
+#[test]
+fn callers_busy_when_the_daemon_is_told_to_stop_all_get_an_end() {
+    let daemon = start(&["basic", "hazards"]);
+    let d = Arc::clone(&daemon);
+    let (ok, ended) = bounded(&daemon, "callers across SIGTERM", move || {
+        let shared = Client::connect(&d.socket).unwrap();
+        let progress = AtomicU64::new(0);
+        let ended = AtomicU64::new(0);
+        let ok = std::thread::scope(|s| {
+            let callers: Vec<_> = (0..4u32)
+                .map(|t| {
+                    let (shared, d, progress, ended) = (&shared, &d, &progress, &ended);
+                    s.spawn(move || {
+                        let own;
+                        let client = if t < 2 {
+                            shared
+                        } else {
+                            own = Client::connect(&d.socket).unwrap();
+                            &own
+                        };
+                        let basic = client.module("basic").unwrap();
+                        let hazards = client.module("hazards").unwrap();
+                        let hold = rmp_serde::to_vec(&(2u64,)).unwrap();
+                        let mut ok = 0u64;
+                        // Until a call fails: from then on the daemon is stopping.
+                        for round in 0u32.. {
+                            let word = format!("t{t}r{round}");
+                            let mut batch = client.batch();
+                            let pushed = batch
+                                .push(basic, "echo", word.as_bytes())
+                                .and_then(|()| batch.push(hazards, "hold", &hold));
+                            let results = match pushed {
+                                Ok(()) => batch.run(),
+                                Err(e) => vec![Err(e)],
+                            };
+                            let mut failed = false;
+                            for (i, r) in results.iter().enumerate() {
+                                match r {
+                                    Ok(out) if i == 0 => assert_eq!(&**out, word.as_bytes()),
+                                    Ok(out) => {
+                                        assert_eq!(rmp_serde::from_slice::<u64>(out).unwrap(), 2)
+                                    }
+                                    Err(
+                                        RuntimeError::DaemonGone { .. }
+                                        | RuntimeError::Daemon { .. },
+                                    ) => failed = true,
+                                    Err(e) => panic!("thread {t}: {e} ({e:?})"),
+                                }
+                            }
+                            if failed {
+                                ended.fetch_add(1, Ordering::Relaxed);
+                                return ok;
+                            }
+                            ok += 1;
+                            progress.fetch_add(1, Ordering::Relaxed);
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            while progress.load(Ordering::Relaxed) < 200 && !callers.iter().any(|c| c.is_finished())
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            signal(d.pid(), Signal::TERM);
+            callers.into_iter().map(|c| c.join().unwrap()).sum::<u64>()
+        });
+        (ok, ended.into_inner())
+    });
+    eprintln!("{ok} batches answered, {ended} callers ended by the stop");
+    assert_eq!(ended, 4, "every caller saw the daemon stop");
+    // The scenario's share of the daemon is dropped with it. A second SIGTERM to a
+    // daemon stopping already changes nothing; this waits for its exit.
+    let mut daemon = Arc::try_unwrap(daemon).unwrap_or_else(|_| panic!("the daemon is shared"));
+    let status = daemon.terminate();
+    assert!(status.success(), "{status}\n{}", daemon.log_text());
+    let panics = daemon_panics(&daemon);
+    assert!(panics.is_empty(), "{}", daemon.log_text());
+}
