@@ -12,11 +12,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{memlink, signal, Daemon, Setup};
+use common::{memlink, raw_welcome, signal, submit_hold, Daemon, Setup};
 use memlink_client::{CallOptions, Client, ClientConfig, ModuleError, RuntimeError};
-use memlink_ipc::control::{self, Answer, Hello, Welcome};
+use memlink_ipc::control::{self, Answer, Hello};
 use memlink_ipc::slot::{Op, SlotState, Submit, Waited};
-use memlink_ipc::{clock, Failure, Geometry, Segment, PROTOCOL_VERSION};
+use memlink_ipc::{Failure, Geometry, Segment};
 use rustix::process::Signal;
 
 /// Waits until the daemon's log holds `text` (a module's log record, forwarded).
@@ -55,27 +55,6 @@ fn still_serving(daemon: &Daemon) {
 fn raw_connection(daemon: &Daemon) -> (UnixStream, Segment, bool) {
     let (stream, segment, welcome) = raw_welcome(daemon);
     (stream, segment, welcome.in_place)
-}
-
-/// [`raw_connection`], with all the welcome said.
-fn raw_welcome(daemon: &Daemon) -> (UnixStream, Segment, Welcome) {
-    let stream = UnixStream::connect(&daemon.socket).unwrap();
-    let geometry = Geometry::new(2, 4096).unwrap();
-    control::send(
-        &stream,
-        &Hello {
-            version: PROTOCOL_VERSION,
-            geometry,
-        },
-        None,
-    )
-    .unwrap();
-    let (answer, fd) = control::recv::<Answer>(&stream).unwrap();
-    let Answer::Welcome(welcome) = answer else {
-        panic!("refused: {answer:?}")
-    };
-    let segment = Segment::map(&fd.unwrap(), welcome.geometry).unwrap();
-    (stream, segment, welcome)
 }
 
 fn ring(segment: &Segment) {
@@ -572,19 +551,7 @@ fn a_call_whose_client_hung_up_is_still_ended_by_the_watchdog_and_blamed_on_it()
     });
     let worker = daemon.worker_pid();
     let (stream, segment, welcome) = raw_welcome(&daemon);
-    let slot = segment.slot(0).unwrap();
-    let args = rmp_serde::to_vec(&(600_000u64,)).unwrap();
-    slot.write_data(0, &args);
-    slot.submit(&Submit {
-        op: Op::Call,
-        module: "hazards",
-        method: "hold",
-        args_len: args.len(),
-        deadline_ns: clock::now_ns() + 300_000_000,
-        trace_id: 0,
-        span_id: 0,
-    });
-    ring(&segment);
+    submit_hold(&segment, 600_000, Duration::from_millis(300));
     wait_log(&daemon, "holding");
     drop((stream, segment));
     // Once the daemon let the connection go, another client connects and calls nothing.

@@ -11,17 +11,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{memlink, signal, Daemon, Setup};
+use common::{memlink, raw_welcome, signal, submit_hold, Daemon, Setup};
 use memlink_client::{ArgSlot, CallOptions, Client, ClientConfig, ModuleError, RuntimeError};
-use memlink_ipc::control::{self, Answer, Hello};
-use memlink_ipc::slot::{Op, Submit};
-use memlink_ipc::{clock, Geometry, Segment, PROTOCOL_VERSION};
 use rustix::process::Signal;
 
 /// How long a scenario may run before it counts as hung: far past what any of them
@@ -66,6 +63,69 @@ struct Raise<'a>(&'a AtomicBool);
 impl Drop for Raise<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `body` in a thread scope while another thread of it scrapes `daemon` until
+/// `stop` (set once `body` returns, or panics); the scraper must have scraped.
+fn scraped<'env, R>(
+    daemon: &'env Daemon,
+    stop: &'env AtomicBool,
+    body: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+) -> R {
+    std::thread::scope(|s| {
+        let _raise = Raise(stop);
+        let scraper = s.spawn(|| scrape_until(daemon, stop));
+        let out = body(s);
+        stop.store(true, Ordering::Relaxed);
+        assert!(scraper.join().unwrap() > 0);
+        out
+    })
+}
+
+/// Joins `threads`, in order, failing on the first that panicked.
+fn join_all<T>(threads: Vec<ScopedJoinHandle<'_, T>>) -> Vec<T> {
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// Waits until `progress` reads `target`, or until one of `callers` has ended (a caller
+/// that ends early panicked: joining it says why).
+fn await_progress<T>(progress: &AtomicU64, target: u64, callers: &[ScopedJoinHandle<'_, T>]) {
+    while progress.load(Ordering::Relaxed) < target && !callers.iter().any(|c| c.is_finished()) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The client a caller thread calls on: one it shares with others, or one of its own.
+enum Caller<'a> {
+    Shared(&'a Client),
+    Own(Box<Client>),
+}
+
+impl Caller<'_> {
+    /// A client of its own, connected to `daemon`.
+    fn own(daemon: &Daemon) -> Self {
+        Caller::Own(Box::new(Client::connect(&daemon.socket).unwrap()))
+    }
+
+    /// Thread `t`'s client: `shared` for threads 0 and 1, one of its own for the others.
+    fn shared_by_two<'a>(t: u32, shared: &'a Client, daemon: &Daemon) -> Caller<'a> {
+        if t < 2 {
+            Caller::Shared(shared)
+        } else {
+            Caller::own(daemon)
+        }
+    }
+}
+
+impl std::ops::Deref for Caller<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        match self {
+            Caller::Shared(client) => client,
+            Caller::Own(client) => client,
+        }
     }
 }
 
@@ -187,6 +247,25 @@ impl Tally {
         self.died += other.died;
         self.timed_out += other.timed_out;
     }
+}
+
+impl std::iter::Sum for Tally {
+    fn sum<I: Iterator<Item = Tally>>(tallies: I) -> Tally {
+        let mut sum = Tally::default();
+        for t in tallies {
+            sum.add(&t);
+        }
+        sum
+    }
+}
+
+/// Runs `caller(t)` on `threads` threads at once, and adds up their tallies.
+fn tally_of(threads: u32, caller: impl Fn(u32) -> Tally + Sync) -> Tally {
+    std::thread::scope(|s| {
+        let caller = &caller;
+        let callers: Vec<_> = (0..threads).map(|t| s.spawn(move || caller(t))).collect();
+        join_all(callers).into_iter().sum()
+    })
 }
 
 /// One caller's mix of calls on `client`: echo and typed `add` with right answers
@@ -354,24 +433,18 @@ fn shared_and_separate_clients_mixing_every_kind_of_call_lose_and_repeat_nothing
         let roomy = Client::connect(&d.socket).unwrap();
         let counts = Mutex::new(Vec::new());
         let stop = AtomicBool::new(false);
-        let tally = std::thread::scope(|s| {
-            let _raise = Raise(&stop);
-            let scraper = s.spawn(|| scrape_until(&d, &stop));
+        let tally = scraped(&d, &stop, |s| {
             let mut callers = Vec::new();
             for t in 0..6u32 {
                 let (tight, roomy, counts, d) = (&tight, &roomy, &counts, &d);
                 callers.push(s.spawn(move || {
-                    let own;
                     let (client, batch) = match t {
-                        0 | 1 => (tight, 2),
-                        2 | 3 => (roomy, 3),
-                        _ => {
-                            own = Client::connect(&d.socket).unwrap();
-                            (&own, 4)
-                        }
+                        0 | 1 => (Caller::Shared(tight), 2),
+                        2 | 3 => (Caller::Shared(roomy), 3),
+                        _ => (Caller::own(d), 4),
                     };
                     let mix = Mix {
-                        client,
+                        client: &client,
                         thread: t,
                         batch,
                         crashes: false,
@@ -381,13 +454,7 @@ fn shared_and_separate_clients_mixing_every_kind_of_call_lose_and_repeat_nothing
                     mix.run(1000, None)
                 }));
             }
-            let mut tally = Tally::default();
-            for c in callers {
-                tally.add(&c.join().unwrap());
-            }
-            stop.store(true, Ordering::Relaxed);
-            assert!(scraper.join().unwrap() > 0);
-            tally
+            join_all(callers).into_iter().sum::<Tally>()
         });
         (tally, counts.into_inner().unwrap())
     });
@@ -425,23 +492,16 @@ fn calls_of_every_kind_across_a_worker_crashing_again_and_again() {
         let stop = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
         let scrape_stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let _raise = (Raise(&stop), Raise(&scrape_stop));
-            let scraper = s.spawn(|| scrape_until(&d, &scrape_stop));
+        scraped(&d, &scrape_stop, |s| {
+            let _raise = Raise(&stop);
             let newcomers = s.spawn(|| newcomers_until(&d, &stop));
             let mut callers = Vec::new();
             for t in 0..4u32 {
                 let (shared, d, stop, progress) = (&shared, &d, &stop, &progress);
                 callers.push(s.spawn(move || {
-                    let own;
-                    let client = if t < 2 {
-                        shared
-                    } else {
-                        own = Client::connect(&d.socket).unwrap();
-                        &own
-                    };
+                    let client = Caller::shared_by_two(t, shared, d);
                     let mix = Mix {
-                        client,
+                        client: &client,
                         thread: t,
                         batch: 3,
                         crashes: true,
@@ -457,15 +517,7 @@ fn calls_of_every_kind_across_a_worker_crashing_again_and_again() {
             for i in 0..crashes {
                 // The callers made calls since the last crash (and the new worker
                 // served some).
-                let seen = progress.load(Ordering::Relaxed);
-                // A caller that ended early panicked: the join below says why.
-                while progress.load(Ordering::Relaxed) < seen + 60
-                    && !callers
-                        .iter()
-                        .any(|c: &std::thread::ScopedJoinHandle<'_, _>| c.is_finished())
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                await_progress(&progress, progress.load(Ordering::Relaxed) + 60, &callers);
                 let err = match i % 3 {
                     0 => crasher.call(hazards, "abort_in_drop", b"").unwrap_err(),
                     1 => crasher.call(hazards, "panic_in_extern_c", b"").unwrap_err(),
@@ -499,12 +551,8 @@ fn calls_of_every_kind_across_a_worker_crashing_again_and_again() {
             }
             stop.store(true, Ordering::Relaxed);
             scrape_stop.store(true, Ordering::Relaxed);
-            let mut tally = Tally::default();
-            for c in callers {
-                tally.add(&c.join().unwrap());
-            }
+            let mut tally: Tally = join_all(callers).into_iter().sum();
             tally.add(&newcomers.join().unwrap());
-            assert!(scraper.join().unwrap() > 0);
             tally
         })
     });
@@ -530,39 +578,28 @@ fn newcomers_until(daemon: &Daemon, stop: &AtomicBool) -> Tally {
         let config = ClientConfig::default().slots(3).slot_size(4096);
         let client = Client::with_config(&daemon.socket, config).unwrap();
         let basic = client.module("basic").unwrap();
-        let tallies: Vec<Tally> = std::thread::scope(|s| {
-            let calls: Vec<_> = (0..2u32)
-                .map(|t| {
-                    let client = &client;
-                    s.spawn(move || {
-                        let mut tally = Tally::default();
-                        let big: Vec<u8> = (0..5000 + 3000 * t + round % 100)
-                            .map(|i| b'a' + ((i + t) % 26) as u8)
-                            .collect();
-                        let mut check = |r: Result<(), RuntimeError>| match r {
-                            Ok(()) => tally.ok += 1,
-                            Err(RuntimeError::WorkerDied { .. }) => tally.died += 1,
-                            Err(e) => panic!("newcomer {round}.{t}: {e} ({e:?})"),
-                        };
-                        let r = client.call(basic, "echo", &big);
-                        check(r.map(|out| assert_eq!(&*out, &big[..], "grown echo")));
-                        let mut batch = client.batch();
-                        batch.push(basic, "echo", &big).unwrap();
-                        batch.push(basic, "echo", b"small").unwrap();
-                        let mut results = batch.run().into_iter();
-                        let r = results.next().unwrap();
-                        check(r.map(|out| assert_eq!(&*out, &big[..], "batch echo")));
-                        let r = results.next().unwrap();
-                        check(r.map(|out| assert_eq!(&*out, b"small")));
-                        tally
-                    })
-                })
+        tally.add(&tally_of(2, |t| {
+            let mut tally = Tally::default();
+            let big: Vec<u8> = (0..5000 + 3000 * t + round % 100)
+                .map(|i| b'a' + ((i + t) % 26) as u8)
                 .collect();
-            calls.into_iter().map(|c| c.join().unwrap()).collect()
-        });
-        for t in &tallies {
-            tally.add(t);
-        }
+            let mut check = |r: Result<(), RuntimeError>| match r {
+                Ok(()) => tally.ok += 1,
+                Err(RuntimeError::WorkerDied { .. }) => tally.died += 1,
+                Err(e) => panic!("newcomer {round}.{t}: {e} ({e:?})"),
+            };
+            let r = client.call(basic, "echo", &big);
+            check(r.map(|out| assert_eq!(&*out, &big[..], "grown echo")));
+            let mut batch = client.batch();
+            batch.push(basic, "echo", &big).unwrap();
+            batch.push(basic, "echo", b"small").unwrap();
+            let mut results = batch.run().into_iter();
+            let r = results.next().unwrap();
+            check(r.map(|out| assert_eq!(&*out, &big[..], "batch echo")));
+            let r = results.next().unwrap();
+            check(r.map(|out| assert_eq!(&*out, b"small")));
+            tally
+        }));
         round += 1;
     }
     tally
@@ -571,35 +608,8 @@ fn newcomers_until(daemon: &Daemon, stop: &AtomicBool) -> Tally {
 /// A connection made by hand that submits a `hold` and hangs up at once, without
 /// waiting for it.
 fn hang_up_mid_call(daemon: &Daemon, ms: u64) {
-    let stream = UnixStream::connect(&daemon.socket).unwrap();
-    let geometry = Geometry::new(2, 4096).unwrap();
-    control::send(
-        &stream,
-        &Hello {
-            version: PROTOCOL_VERSION,
-            geometry,
-        },
-        None,
-    )
-    .unwrap();
-    let (answer, fd) = control::recv::<Answer>(&stream).unwrap();
-    let Answer::Welcome(welcome) = answer else {
-        panic!("refused: {answer:?}")
-    };
-    let segment = Segment::map(&fd.unwrap(), welcome.geometry).unwrap();
-    let args = rmp_serde::to_vec(&(ms,)).unwrap();
-    let slot = segment.slot(0).unwrap();
-    slot.write_data(0, &args);
-    slot.submit(&Submit {
-        op: Op::Call,
-        module: "hazards",
-        method: "hold",
-        args_len: args.len(),
-        deadline_ns: clock::now_ns() + 5_000_000_000,
-        trace_id: 0,
-        span_id: 0,
-    });
-    segment.header().ring_all();
+    let (stream, segment, _) = raw_welcome(daemon);
+    submit_hold(&segment, ms, Duration::from_secs(5));
     drop((stream, segment));
 }
 
@@ -653,9 +663,7 @@ fn clients_that_vanish_mid_call_cost_the_others_nothing_and_leak_nothing() {
     let calls = bounded(&daemon, "clients vanishing mid-call", move || {
         let stop = AtomicBool::new(false);
         let made = AtomicU64::new(0);
-        std::thread::scope(|s| {
-            let _raise = Raise(&stop);
-            let scraper = s.spawn(|| scrape_until(&d, &stop));
+        scraped(&d, &stop, |s| {
             let callers: Vec<_> = (0..2u32)
                 .map(|t| {
                     let (client, stop, made) = (&s2, &stop, &made);
@@ -735,10 +743,7 @@ fn clients_that_vanish_mid_call_cost_the_others_nothing_and_leak_nothing() {
             raw.join().unwrap();
             churn.join().unwrap();
             stop.store(true, Ordering::Relaxed);
-            for c in callers {
-                c.join().unwrap();
-            }
-            assert!(scraper.join().unwrap() > 0);
+            join_all(callers);
         });
         made.into_inner()
     });
@@ -770,61 +775,48 @@ fn slots_left_to_a_worker_the_watchdog_ends_come_back_to_their_client() {
         let client = Client::with_config(&d.socket, config).unwrap();
         let basic = client.module("basic").unwrap();
         let hazards = client.module("hazards").unwrap();
-        let tallies: Vec<Tally> = std::thread::scope(|s| {
-            let callers: Vec<_> = (0..3u32)
-                .map(|t| {
-                    let client = &client;
-                    s.spawn(move || {
-                        let mut tally = Tally::default();
-                        let long = rmp_serde::to_vec(&(5_000u64,)).unwrap();
-                        for round in 0..6u32 {
-                            let short = CallOptions::default().timeout(Duration::from_millis(20));
-                            let abandoned = match (round + t) % 3 {
-                                0 => {
-                                    // Made for the call (a buffer kept would hold one
-                                    // of the two slots for good).
-                                    let mut slot = client.arg_buffer(long.len()).unwrap();
-                                    slot.copy_from_slice(&long);
-                                    client
-                                        .call_slot(hazards, "hold", &mut slot, &short)
-                                        .map(|out| out.len())
-                                }
-                                1 => {
-                                    let mut batch = client.batch().options(short);
-                                    match batch.push(hazards, "hold", &long) {
-                                        Ok(()) => batch.run().pop().unwrap().map(|out| out.len()),
-                                        Err(e) => Err(e),
-                                    }
-                                }
-                                _ => client
-                                    .call_with(hazards, "hold", &long, &short)
-                                    .map(|out| out.len()),
-                            };
-                            match abandoned {
-                                Err(e) if allowed(&e, true, true) => {}
-                                other => panic!("thread {t}: a 5 s hold in 20 ms: {other:?}"),
-                            }
-                            let word = format!("t{t}r{round}");
-                            match client.call(basic, "echo", word.as_bytes()) {
-                                Ok(out) => {
-                                    assert_eq!(&*out, word.as_bytes());
-                                    tally.ok += 1;
-                                }
-                                Err(RuntimeError::WorkerDied { .. }) => tally.died += 1,
-                                Err(e) => panic!("thread {t}: echo: {e}"),
-                            }
+        tally_of(3, |t| {
+            let mut tally = Tally::default();
+            let long = rmp_serde::to_vec(&(5_000u64,)).unwrap();
+            for round in 0..6u32 {
+                let short = CallOptions::default().timeout(Duration::from_millis(20));
+                let abandoned = match (round + t) % 3 {
+                    0 => {
+                        // Made for the call (a buffer kept would hold one of the two
+                        // slots for good).
+                        let mut slot = client.arg_buffer(long.len()).unwrap();
+                        slot.copy_from_slice(&long);
+                        client
+                            .call_slot(hazards, "hold", &mut slot, &short)
+                            .map(|out| out.len())
+                    }
+                    1 => {
+                        let mut batch = client.batch().options(short);
+                        match batch.push(hazards, "hold", &long) {
+                            Ok(()) => batch.run().pop().unwrap().map(|out| out.len()),
+                            Err(e) => Err(e),
                         }
-                        tally
-                    })
-                })
-                .collect();
-            callers.into_iter().map(|c| c.join().unwrap()).collect()
-        });
-        let mut tally = Tally::default();
-        for t in &tallies {
-            tally.add(t);
-        }
-        tally
+                    }
+                    _ => client
+                        .call_with(hazards, "hold", &long, &short)
+                        .map(|out| out.len()),
+                };
+                match abandoned {
+                    Err(e) if allowed(&e, true, true) => {}
+                    other => panic!("thread {t}: a 5 s hold in 20 ms: {other:?}"),
+                }
+                let word = format!("t{t}r{round}");
+                match client.call(basic, "echo", word.as_bytes()) {
+                    Ok(out) => {
+                        assert_eq!(&*out, word.as_bytes());
+                        tally.ok += 1;
+                    }
+                    Err(RuntimeError::WorkerDied { .. }) => tally.died += 1,
+                    Err(e) => panic!("thread {t}: echo: {e}"),
+                }
+            }
+            tally
+        })
     });
     eprintln!("tally: {tally:?}");
     assert!(daemon.log_text().contains("past its deadline"));
@@ -860,21 +852,13 @@ fn batches_spanning_two_workers_lose_nothing_of_the_one_that_never_crashes() {
         let died = AtomicU64::new(0);
         let stop = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
-        std::thread::scope(|s| {
-            let _raise = Raise(&stop);
-            let scraper = s.spawn(|| scrape_until(&d, &stop));
+        scraped(&d, &stop, |s| {
             let callers: Vec<_> = (0..3u32)
                 .map(|t| {
                     let (shared, d, stop, counts, died, progress) =
                         (&shared, &d, &stop, &counts, &died, &progress);
                     s.spawn(move || {
-                        let own;
-                        let client = if t < 2 {
-                            shared
-                        } else {
-                            own = Client::connect(&d.socket).unwrap();
-                            &own
-                        };
+                        let client = Caller::shared_by_two(t, shared, d);
                         let basic = client.module("basic").unwrap();
                         let steady = client.module("steady").unwrap();
                         let hazards = client.module("hazards").unwrap();
@@ -916,12 +900,7 @@ fn batches_spanning_two_workers_lose_nothing_of_the_one_that_never_crashes() {
             let crasher = Client::connect(&d.socket).unwrap();
             let hazards = crasher.module("hazards").unwrap();
             for i in 0..crashes {
-                let seen = progress.load(Ordering::Relaxed);
-                while progress.load(Ordering::Relaxed) < seen + 20
-                    && !callers.iter().any(|c| c.is_finished())
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                await_progress(&progress, progress.load(Ordering::Relaxed) + 20, &callers);
                 let err = crasher.call(hazards, "abort_in_drop", b"").unwrap_err();
                 assert!(
                     matches!(err, RuntimeError::WorkerDied { .. }),
@@ -929,10 +908,7 @@ fn batches_spanning_two_workers_lose_nothing_of_the_one_that_never_crashes() {
                 );
             }
             stop.store(true, Ordering::Relaxed);
-            for c in callers {
-                c.join().unwrap();
-            }
-            assert!(scraper.join().unwrap() > 0);
+            join_all(callers);
         });
         (counts.into_inner().unwrap(), died.into_inner())
     });
@@ -1029,13 +1005,7 @@ fn callers_busy_when_the_daemon_is_told_to_stop_all_get_an_end() {
                 .map(|t| {
                     let (shared, d, progress, ended) = (&shared, &d, &progress, &ended);
                     s.spawn(move || {
-                        let own;
-                        let client = if t < 2 {
-                            shared
-                        } else {
-                            own = Client::connect(&d.socket).unwrap();
-                            &own
-                        };
+                        let client = Caller::shared_by_two(t, shared, d);
                         let basic = client.module("basic").unwrap();
                         let hazards = client.module("hazards").unwrap();
                         let hold = rmp_serde::to_vec(&(2u64,)).unwrap();
@@ -1076,12 +1046,9 @@ fn callers_busy_when_the_daemon_is_told_to_stop_all_get_an_end() {
                     })
                 })
                 .collect();
-            while progress.load(Ordering::Relaxed) < 200 && !callers.iter().any(|c| c.is_finished())
-            {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            await_progress(&progress, 200, &callers);
             signal(d.pid(), Signal::TERM);
-            callers.into_iter().map(|c| c.join().unwrap()).sum::<u64>()
+            join_all(callers).into_iter().sum::<u64>()
         });
         (ok, ended.into_inner())
     });

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{de, fixture, module_path, mp};
+use common::{de, fixture, install, module_path, mp};
 use memlink_runtime::reload::{MethodChange, ReloadPolicy};
 use memlink_runtime::resolver::DirectoryResolver;
 use memlink_runtime::watch::{DirectoryWatch, WatchEvent, WatchOptions};
@@ -36,14 +36,6 @@ fn scratch(name: &str) -> PathBuf {
     let dir = common::workspace().join("target/lifecycle-scratch");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(format!("{name}.{}", std::env::consts::DLL_EXTENSION))
-}
-
-/// Puts a copy of `from` at `to` the way a build does: written beside it, then renamed
-/// over it.
-fn install(from: &Path, to: &Path) {
-    let tmp = to.with_extension("partial");
-    std::fs::copy(from, &tmp).unwrap();
-    std::fs::rename(&tmp, to).unwrap();
 }
 
 #[test]

@@ -8,18 +8,19 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{de, module_path, mp, HANG};
+use common::{de, install, module_path, mp, HANG};
 use memlink_runtime::intercept::{CallInfo, Interceptor, Outcome};
 use memlink_runtime::reload::ReloadPolicy;
 use memlink_runtime::watch::{WatchEvent, WatchOptions};
 use memlink_runtime::{
-    CallOptions, LogEvent, LogSink, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeConfig,
-    RuntimeError, Saturation,
+    CallOptions, CallOutput, LogEvent, LogSink, ModuleError, ModuleHandle, ModuleRef, Runtime,
+    RuntimeConfig, RuntimeError, Saturation,
 };
 
 /// Runs `scenario` on a thread of its own and waits for it, failing the test if it has
@@ -46,12 +47,109 @@ fn watchdog(name: &str, scenario: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// Joins `threads`, passing on the first panic.
-fn join_all<T>(threads: Vec<std::thread::JoinHandle<T>>) -> Vec<T> {
-    threads
-        .into_iter()
-        .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+/// Joins `thread`, passing on its panic.
+fn join<T>(thread: JoinHandle<T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Joins `threads` and adds up what they returned, passing on the first panic.
+fn join_sum(threads: Vec<JoinHandle<u32>>) -> u32 {
+    threads.into_iter().map(join).sum()
+}
+
+/// Starts `threads` callers of `rt`. Caller `t` runs `round(rt, t, i)` for i = 1, 2, …:
+/// `at_least` rounds, then on until `stop` is set, `at_most` rounds at the most. Each
+/// returns the sum of what its rounds returned (a round, a refusal, a timeout).
+fn callers(
+    rt: &Runtime,
+    threads: u32,
+    (at_least, at_most): (u32, u32),
+    stop: &Arc<AtomicBool>,
+    round: impl Fn(&Runtime, u32, u32) -> u32 + Send + Sync + 'static,
+) -> Vec<JoinHandle<u32>> {
+    let round = Arc::new(round);
+    (0..threads)
+        .map(|t| {
+            let (rt, stop, round) = (rt.clone(), Arc::clone(stop), Arc::clone(&round));
+            std::thread::spawn(move || {
+                let (mut i, mut sum) = (0u32, 0u32);
+                while i < at_least || (!stop.load(Ordering::Relaxed) && i < at_most) {
+                    i += 1;
+                    sum += round(&rt, t, i);
+                }
+                sum
+            })
+        })
         .collect()
+}
+
+/// Starts a thread that makes `change(rt, n)` for n = 1 to `times`, then sets `stop`; it
+/// returns `times`.
+fn churner(
+    rt: &Runtime,
+    stop: &Arc<AtomicBool>,
+    times: u32,
+    change: impl Fn(&Runtime, u32) + Send + 'static,
+) -> JoinHandle<u32> {
+    let (rt, stop) = (rt.clone(), Arc::clone(stop));
+    std::thread::spawn(move || {
+        for n in 1..=times {
+            change(&rt, n);
+        }
+        stop.store(true, Ordering::Relaxed);
+        times
+    })
+}
+
+fn runtime(config: RuntimeConfig) -> Runtime {
+    Runtime::new(config, memlink_runtime::resolver::LocalResolver)
+}
+
+/// `nested_calls`, whose `relay` calls a module by name.
+fn load_relay(rt: &Runtime) -> ModuleHandle {
+    rt.load(ModuleRef::from_path(module_path("nested_calls")))
+        .unwrap()
+}
+
+/// The version of whichever `greeter` serves, asked through `relay`.
+fn version_via(rt: &Runtime, relay: ModuleHandle) -> Result<u32, RuntimeError> {
+    rt.call_typed::<_, Vec<u8>>(relay, "relay", &("greeter", "version", Vec::<u8>::new()))
+        .map(|out| de(&out))
+}
+
+/// A call of `linger` whose deadline of `ms` passes while it runs.
+fn linger(rt: &Runtime, h: ModuleHandle, ms: u64) -> Result<CallOutput, RuntimeError> {
+    let short = CallOptions::default().timeout(Duration::from_millis(ms));
+    rt.call_with(h, "linger", b"", &short)
+}
+
+fn timed_out(e: &RuntimeError) -> bool {
+    matches!(
+        e,
+        RuntimeError::Call {
+            error: ModuleError::Timeout(_),
+            ..
+        }
+    )
+}
+
+/// Refused while the breaker is open.
+fn unavailable(e: &RuntimeError) -> bool {
+    matches!(
+        e,
+        RuntimeError::Call {
+            error: ModuleError::ServiceUnavailable,
+            ..
+        }
+    )
+}
+
+/// Reloads `h` to version 1 or 2 of greeter, the one `n` names.
+fn reload_to(rt: &Runtime, h: ModuleHandle, n: u32) {
+    rt.reload_with(h, greeter(1 + n % 2), &back_and_forth())
+        .unwrap_or_else(|e| panic!("reload {n}: {e:?}"));
 }
 
 fn greeter(version: u32) -> ModuleRef {
@@ -203,11 +301,9 @@ fn calls_of_every_shape_survive_reloads_unloads_scrapes_and_hooks() {
                 Arc::new(AtomicU64::new(0)),
                 Arc::clone(&slot),
             )));
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let rt = runtime(config);
         let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
-        let relay = rt
-            .load(ModuleRef::from_path(module_path("nested_calls")))
-            .unwrap();
+        let relay = load_relay(&rt);
         let current = Arc::clone(&hooked.greeter);
         current.set(rt.load_as(greeter(1), "greeter").unwrap());
         hooked.runtime.set((rt.clone(), basic)).ok().unwrap();
@@ -215,71 +311,49 @@ fn calls_of_every_shape_survive_reloads_unloads_scrapes_and_hooks() {
 
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicU64::new(0));
-        let callers: Vec<_> = (0..4u32)
-            .map(|t| {
-                let (rt, current, answered, stop) = (
-                    rt.clone(),
-                    Arc::clone(&current),
-                    Arc::clone(&answered),
-                    Arc::clone(&stop),
-                );
-                std::thread::spawn(move || {
-                    // Until the churn is over (at least 50 rounds, at most 5,000).
-                    let mut i = 0u32;
-                    while i < 50 || (!stop.load(Ordering::Relaxed) && i < 5_000) {
-                        i += 1;
-                        let h = current.get();
-                        let want = i.wrapping_add(t);
-                        let args = mp(&(i, t));
-                        let what = |how: &str| format!("thread {t}, call {i}, {how}");
-                        let by_name = rt.call(h, "add", &args).map(|o| de::<u32>(&o));
-                        right_or_gone(&rt, h, &what("by name"), by_name, want);
-                        let by_ref = rt
-                            .method(h, "add")
-                            .and_then(|m| rt.call_method(m, &args[..], &CallOptions::default()))
-                            .map(|o| de::<u32>(&o));
-                        right_or_gone(&rt, h, &what("by method"), by_ref, want);
-                        let typed = rt
-                            .typed::<(u32, u32), u32>(h, "add")
-                            .and_then(|add| add.call(&(i, t)));
-                        right_or_gone(&rt, h, &what("typed"), typed, want);
-                        // Through a module: the name finds whichever version serves, or
-                        // none between an unload and the next load.
-                        let nested = rt.call_typed::<_, Vec<u8>>(
-                            relay,
-                            "relay",
-                            &("greeter", "version", Vec::<u8>::new()),
-                        );
-                        match nested {
-                            Ok(out) => {
-                                let v: u32 = de(&out);
-                                assert!(v == 1 || v == 2, "{}: v{v}", what("relay"));
-                            }
-                            Err(RuntimeError::Call {
-                                error: ModuleError::ModuleNotFound(name),
-                                ..
-                            }) if name == "greeter" => {}
-                            Err(e) => panic!("{}: {e:?}", what("relay")),
-                        }
-                        // A deadline that passes while the call runs.
-                        let short = CallOptions::default().timeout(Duration::from_millis(1));
-                        match rt.call_with(h, "linger", b"", &short) {
-                            Err(RuntimeError::Call {
-                                error: ModuleError::Timeout(_),
-                                ..
-                            }) => {}
-                            Err(RuntimeError::UnknownHandle(stale)) if stale == h => {}
-                            other => panic!("{}: {other:?}", what("linger")),
-                        }
-                        // Logs, so the sink calls in from inside this call.
-                        let chatty = rt.call_typed::<_, ()>(basic, "chatty", &(i,));
-                        assert!(chatty.is_ok(), "{}: {chatty:?}", what("chatty"));
-                        answered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    i
-                })
-            })
-            .collect();
+        // Until the churn is over (at least 50 rounds, at most 5,000); each counts its
+        // rounds.
+        let callers = callers(&rt, 4, (50, 5_000), &stop, {
+            let (current, answered) = (Arc::clone(&current), Arc::clone(&answered));
+            move |rt, t, i| {
+                let h = current.get();
+                let want = i.wrapping_add(t);
+                let args = mp(&(i, t));
+                let what = |how: &str| format!("thread {t}, call {i}, {how}");
+                let by_name = rt.call(h, "add", &args).map(|o| de::<u32>(&o));
+                right_or_gone(rt, h, &what("by name"), by_name, want);
+                let by_ref = rt
+                    .method(h, "add")
+                    .and_then(|m| rt.call_method(m, &args[..], &CallOptions::default()))
+                    .map(|o| de::<u32>(&o));
+                right_or_gone(rt, h, &what("by method"), by_ref, want);
+                let typed = rt
+                    .typed::<(u32, u32), u32>(h, "add")
+                    .and_then(|add| add.call(&(i, t)));
+                right_or_gone(rt, h, &what("typed"), typed, want);
+                // Through a module: the name finds whichever version serves, or none
+                // between an unload and the next load.
+                match version_via(rt, relay) {
+                    Ok(v) => assert!(v == 1 || v == 2, "{}: v{v}", what("relay")),
+                    Err(RuntimeError::Call {
+                        error: ModuleError::ModuleNotFound(name),
+                        ..
+                    }) if name == "greeter" => {}
+                    Err(e) => panic!("{}: {e:?}", what("relay")),
+                }
+                // A deadline that passes while the call runs.
+                match linger(rt, h, 1) {
+                    Err(e) if timed_out(&e) => {}
+                    Err(RuntimeError::UnknownHandle(stale)) if stale == h => {}
+                    other => panic!("{}: {other:?}", what("linger")),
+                }
+                // Logs, so the sink calls in from inside this call.
+                let chatty = rt.call_typed::<_, ()>(basic, "chatty", &(i,));
+                assert!(chatty.is_ok(), "{}: {chatty:?}", what("chatty"));
+                answered.fetch_add(1, Ordering::Relaxed);
+                1
+            }
+        });
 
         let reloads = Arc::new(AtomicU64::new(0));
         let reloader = {
@@ -347,16 +421,10 @@ fn calls_of_every_shape_survive_reloads_unloads_scrapes_and_hooks() {
                 }
             })
         };
-        let rounds: u32 = join_all(callers).into_iter().sum();
-        let reloads = reloader
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let cycles = unloader
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        scraper
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let rounds = join_sum(callers);
+        let reloads = join(reloader);
+        let cycles = join(unloader);
+        join(scraper);
         assert_eq!(
             answered.load(Ordering::Relaxed),
             u64::from(rounds),
@@ -384,8 +452,7 @@ fn calls_of_every_shape_survive_reloads_unloads_scrapes_and_hooks() {
 #[test]
 fn one_slot_waits_and_reentry_survive_reloads() {
     watchdog("one slot", || {
-        let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let rt = runtime(RuntimeConfig::default().concurrency(1, Saturation::Wait));
         let hz_path = common::module_copy("hazards", "hazards_stress");
         let hz = rt
             .load_as(ModuleRef::from_path(hz_path.clone()), "hz")
@@ -399,66 +466,45 @@ fn one_slot_waits_and_reentry_survive_reloads() {
             .load_as(ModuleRef::from_path(b_path.clone()), "b")
             .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let callers: Vec<_> = (0..4u32)
-            .map(|t| {
-                let (rt, stop) = (rt.clone(), Arc::clone(&stop));
-                std::thread::spawn(move || {
-                    let mut timeouts = 0u32;
-                    let mut i = 0u32;
-                    while i < 20 || (!stop.load(Ordering::Relaxed) && i < 5_000) {
-                        i += 1;
-                        // Re-enters itself by name: never waits for its own slot.
-                        let count: u64 = rt
-                            .call_typed(hz, "reenter_after", &(0u64, "hz"))
-                            .unwrap_or_else(|e| panic!("thread {t}, call {i}: {e:?}"));
-                        assert!(count >= 1);
-                        // a -> b -> a -> ... from both ends at once: a chain may wait for
-                        // the other's slot, so it has a deadline.
-                        let (from, me, peer) = if (i + t).is_multiple_of(2) {
-                            (a, "a", "b")
-                        } else {
-                            (b, "b", "a")
-                        };
-                        let options = CallOptions::default().timeout(Duration::from_millis(50));
-                        let bounced = rt
-                            .typed::<(u32, &str, &str), u32>(from, "bounce")
-                            .unwrap()
-                            .call_with(&(3, me, peer), &options);
-                        match bounced {
-                            Ok(depth) => assert_eq!(depth, 3, "thread {t}, call {i}"),
-                            Err(RuntimeError::Call {
-                                error: ModuleError::Timeout(_),
-                                ..
-                            }) => timeouts += 1,
-                            Err(e) => panic!("thread {t}, call {i}: bounce: {e:?}"),
-                        }
-                    }
-                    timeouts
-                })
-            })
-            .collect();
-        let reloader = {
-            let (rt, stop) = (rt.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut n = 0u32;
-                while n < 30 {
-                    let (h, path) = match n % 3 {
-                        0 => (hz, &hz_path),
-                        1 => (a, &nested),
-                        _ => (b, &b_path),
-                    };
-                    n += 1;
-                    rt.reload(h, ModuleRef::from_path(path.clone()))
-                        .unwrap_or_else(|e| panic!("reload {n}: {e:?}"));
+        // Each caller counts its bounces that timed out.
+        let callers = callers(&rt, 4, (20, 5_000), &stop, move |rt, t, i| {
+            // Re-enters itself by name: never waits for its own slot.
+            let count: u64 = rt
+                .call_typed(hz, "reenter_after", &(0u64, "hz"))
+                .unwrap_or_else(|e| panic!("thread {t}, call {i}: {e:?}"));
+            assert!(count >= 1);
+            // a -> b -> a -> ... from both ends at once: a chain may wait for the other's
+            // slot, so it has a deadline.
+            let (from, me, peer) = if (i + t).is_multiple_of(2) {
+                (a, "a", "b")
+            } else {
+                (b, "b", "a")
+            };
+            let options = CallOptions::default().timeout(Duration::from_millis(50));
+            let bounced = rt
+                .typed::<(u32, &str, &str), u32>(from, "bounce")
+                .unwrap()
+                .call_with(&(3, me, peer), &options);
+            match bounced {
+                Ok(depth) => {
+                    assert_eq!(depth, 3, "thread {t}, call {i}");
+                    0
                 }
-                stop.store(true, Ordering::Relaxed);
-                n
-            })
-        };
-        let timeouts: u32 = join_all(callers).into_iter().sum();
-        let reloads = reloader
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                Err(e) if timed_out(&e) => 1,
+                Err(e) => panic!("thread {t}, call {i}: bounce: {e:?}"),
+            }
+        });
+        let reloader = churner(&rt, &stop, 30, move |rt, n| {
+            let (h, path) = match (n - 1) % 3 {
+                0 => (hz, &hz_path),
+                1 => (a, &nested),
+                _ => (b, &b_path),
+            };
+            rt.reload(h, ModuleRef::from_path(path.clone()))
+                .unwrap_or_else(|e| panic!("reload {n}: {e:?}"));
+        });
+        let timeouts = join_sum(callers);
+        let reloads = join(reloader);
         eprintln!("{reloads} reloads, {timeouts} bounces timed out");
         let count: u64 = rt.call_typed(hz, "reenter_after", &(0u64, "hz")).unwrap();
         assert!(count >= 1);
@@ -473,58 +519,33 @@ fn one_slot_waits_and_reentry_survive_reloads() {
 #[test]
 fn reject_refuses_cleanly_under_reloads() {
     watchdog("reject", || {
-        let config = RuntimeConfig::default().concurrency(2, Saturation::Reject);
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let rt = runtime(RuntimeConfig::default().concurrency(2, Saturation::Reject));
         let g = rt.load_as(greeter(1), "greeter").unwrap();
-        let relay = rt
-            .load(ModuleRef::from_path(module_path("nested_calls")))
-            .unwrap();
+        let relay = load_relay(&rt);
         let stop = Arc::new(AtomicBool::new(false));
-        let callers: Vec<_> = (0..6u32)
-            .map(|t| {
-                let (rt, stop) = (rt.clone(), Arc::clone(&stop));
-                std::thread::spawn(move || {
-                    let mut refused = 0u32;
-                    let mut i = 0u32;
-                    while i < 50 || (!stop.load(Ordering::Relaxed) && i < 20_000) {
-                        i += 1;
-                        match rt.call_typed::<_, u32>(g, "add", &(i, t)) {
-                            Ok(sum) => assert_eq!(sum, i + t),
-                            Err(RuntimeError::Saturated { limit: 2, .. }) => refused += 1,
-                            Err(e) => panic!("thread {t}, call {i}: {e:?}"),
-                        }
-                        let via = rt.call_typed::<_, u32>(relay, "add_via", &("greeter", i, t));
-                        match via {
-                            Ok(sum) => assert_eq!(sum, i + t),
-                            Err(RuntimeError::Saturated { limit: 2, .. }) => refused += 1,
-                            Err(RuntimeError::Call {
-                                error: ModuleError::CallFailed(why),
-                                ..
-                            }) if why.contains("saturated") => refused += 1,
-                            Err(e) => panic!("thread {t}, call {i}: add_via: {e:?}"),
-                        }
-                    }
-                    refused
-                })
-            })
-            .collect();
-        let reloader = {
-            let (rt, stop) = (rt.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                let mut n = 0u32;
-                while n < 30 {
-                    n += 1;
-                    rt.reload_with(g, greeter(1 + n % 2), &back_and_forth())
-                        .unwrap_or_else(|e| panic!("reload {n}: {e:?}"));
-                }
-                stop.store(true, Ordering::Relaxed);
-                n
-            })
-        };
-        let refused: u32 = join_all(callers).into_iter().sum();
-        let reloads = reloader
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // Each caller counts its calls refused.
+        let callers = callers(&rt, 6, (50, 20_000), &stop, move |rt, t, i| {
+            let mut refused = 0;
+            match rt.call_typed::<_, u32>(g, "add", &(i, t)) {
+                Ok(sum) => assert_eq!(sum, i + t),
+                Err(RuntimeError::Saturated { limit: 2, .. }) => refused += 1,
+                Err(e) => panic!("thread {t}, call {i}: {e:?}"),
+            }
+            let via = rt.call_typed::<_, u32>(relay, "add_via", &("greeter", i, t));
+            match via {
+                Ok(sum) => assert_eq!(sum, i + t),
+                Err(RuntimeError::Saturated { limit: 2, .. }) => refused += 1,
+                Err(RuntimeError::Call {
+                    error: ModuleError::CallFailed(why),
+                    ..
+                }) if why.contains("saturated") => refused += 1,
+                Err(e) => panic!("thread {t}, call {i}: add_via: {e:?}"),
+            }
+            refused
+        });
+        let reloader = churner(&rt, &stop, 30, move |rt, n| reload_to(rt, g, n));
+        let refused = join_sum(callers);
+        let reloads = join(reloader);
         eprintln!("{reloads} reloads, {refused} calls refused");
         let sum: u32 = rt.call_typed(g, "add", &(2u32, 3u32)).unwrap();
         assert_eq!(sum, 5);
@@ -542,14 +563,6 @@ fn reject_refuses_cleanly_under_reloads() {
     });
 }
 
-/// Puts a copy of `from` at `to` the way a build does: written beside it, then renamed
-/// over it.
-fn install(from: &Path, to: &Path) {
-    let tmp = to.with_extension("partial");
-    std::fs::copy(from, &tmp).unwrap();
-    std::fs::rename(&tmp, to).unwrap();
-}
-
 /// A watched directory whose module file is replaced again and again (each version in
 /// turn) while three threads call the module by name, directly and through a relay:
 /// every replacement hot-reloads, and every call is answered by one version or the
@@ -561,9 +574,7 @@ fn a_watched_file_replaced_again_and_again_while_calls_run() {
         let file: PathBuf = dir.join(format!("greeter.{}", std::env::consts::DLL_EXTENSION));
         install(&module_path("greeter_v1"), &file);
         let rt = Runtime::with_local_resolver();
-        let relay = rt
-            .load(ModuleRef::from_path(module_path("nested_calls")))
-            .unwrap();
+        let relay = load_relay(&rt);
         let options = WatchOptions::default()
             .debounce(Duration::from_millis(10))
             .policy(back_and_forth());
@@ -573,33 +584,18 @@ fn a_watched_file_replaced_again_and_again_while_calls_run() {
             other => panic!("{other:?}"),
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let callers: Vec<_> = (0..3u32)
-            .map(|t| {
-                let (rt, stop) = (rt.clone(), Arc::clone(&stop));
-                std::thread::spawn(move || {
-                    let mut calls = 0u32;
-                    while !stop.load(Ordering::Relaxed) && calls < 20_000 {
-                        calls += 1;
-                        let found = rt.handle_of("greeter").expect("greeter stays loaded");
-                        assert_eq!(found, h, "a reload keeps the handle");
-                        let v: u32 = rt.call_typed(h, "version", &()).unwrap();
-                        assert!(v == 1 || v == 2);
-                        let sum: u32 = rt.call_typed(h, "add", &(calls, t)).unwrap();
-                        assert_eq!(sum, calls + t);
-                        let out = rt
-                            .call_typed::<_, Vec<u8>>(
-                                relay,
-                                "relay",
-                                &("greeter", "version", Vec::<u8>::new()),
-                            )
-                            .unwrap();
-                        let v: u32 = de(&out);
-                        assert!(v == 1 || v == 2);
-                    }
-                    calls
-                })
-            })
-            .collect();
+        // Each caller counts its rounds.
+        let callers = callers(&rt, 3, (0, 20_000), &stop, move |rt, t, calls| {
+            let found = rt.handle_of("greeter").expect("greeter stays loaded");
+            assert_eq!(found, h, "a reload keeps the handle");
+            let v: u32 = rt.call_typed(h, "version", &()).unwrap();
+            assert!(v == 1 || v == 2);
+            let sum: u32 = rt.call_typed(h, "add", &(calls, t)).unwrap();
+            assert_eq!(sum, calls + t);
+            let v = version_via(rt, relay).unwrap();
+            assert!(v == 1 || v == 2);
+            1
+        });
         for n in 0..20u32 {
             let to = 2 - n % 2;
             install(&module_path(&format!("greeter_v{to}")), &file);
@@ -624,7 +620,7 @@ fn a_watched_file_replaced_again_and_again_while_calls_run() {
             assert_eq!(v, to, "replacement {n}: what the file holds serves");
         }
         stop.store(true, Ordering::Relaxed);
-        let calls: u32 = join_all(callers).into_iter().sum();
+        let calls = join_sum(callers);
         eprintln!("{calls} rounds of calls across 20 replacements");
         drop(watch);
         let _ = std::fs::remove_dir_all(&dir);
@@ -638,59 +634,44 @@ fn a_watched_file_replaced_again_and_again_while_calls_run() {
 #[test]
 fn one_slot_waiters_survive_unloads_and_reloads() {
     watchdog("one slot waiters", || {
-        let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let rt = runtime(RuntimeConfig::default().concurrency(1, Saturation::Wait));
         let current = Arc::new(Current::default());
         current.set(rt.load_as(greeter(1), "greeter").unwrap());
         let stop = Arc::new(AtomicBool::new(false));
-        let callers: Vec<_> = (0..4u32)
-            .map(|t| {
-                let (rt, current, stop) = (rt.clone(), Arc::clone(&current), Arc::clone(&stop));
-                std::thread::spawn(move || {
-                    let mut i = 0u32;
-                    while i < 20 || (!stop.load(Ordering::Relaxed) && i < 100_000) {
-                        i += 1;
-                        let h = current.get();
-                        let what = format!("thread {t}, call {i}");
-                        if (i + t).is_multiple_of(4) {
-                            let short = CallOptions::default().timeout(Duration::from_millis(2));
-                            match rt.call_with(h, "linger", b"", &short) {
-                                Err(RuntimeError::Call {
-                                    error: ModuleError::Timeout(_),
-                                    ..
-                                }) => {}
-                                Err(RuntimeError::UnknownHandle(stale)) if stale == h => {}
-                                other => panic!("{what}: linger: {other:?}"),
-                            }
-                        } else {
-                            let got = rt.call_typed::<_, u32>(h, "add", &(i, t));
-                            right_or_gone(&rt, h, &what, got, i + t);
-                        }
+        // Each caller counts its rounds.
+        let callers = callers(&rt, 4, (20, 100_000), &stop, {
+            let current = Arc::clone(&current);
+            move |rt, t, i| {
+                let h = current.get();
+                let what = format!("thread {t}, call {i}");
+                if (i + t).is_multiple_of(4) {
+                    match linger(rt, h, 2) {
+                        Err(e) if timed_out(&e) => {}
+                        Err(RuntimeError::UnknownHandle(stale)) if stale == h => {}
+                        other => panic!("{what}: linger: {other:?}"),
                     }
-                    i
-                })
-            })
-            .collect();
-        let churn = {
-            let (rt, current, stop) = (rt.clone(), Arc::clone(&current), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                for n in 0..30u32 {
-                    let h = current.get();
-                    if n % 3 == 2 {
-                        rt.unload(h).unwrap_or_else(|e| panic!("unload {n}: {e:?}"));
-                        current.set(rt.load_as(greeter(1), "greeter").unwrap());
-                    } else {
-                        rt.reload_with(h, greeter(1 + n % 2), &back_and_forth())
-                            .unwrap_or_else(|e| panic!("reload {n}: {e:?}"));
-                    }
+                } else {
+                    let got = rt.call_typed::<_, u32>(h, "add", &(i, t));
+                    right_or_gone(rt, h, &what, got, i + t);
                 }
-                stop.store(true, Ordering::Relaxed);
-            })
-        };
-        let rounds: u32 = join_all(callers).into_iter().sum();
-        churn
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                1
+            }
+        });
+        // Changes 0 to 29: each third an unload and a load, the others reloads.
+        let churn = churner(&rt, &stop, 30, {
+            let current = Arc::clone(&current);
+            move |rt, n| {
+                let (n, h) = (n - 1, current.get());
+                if n % 3 == 2 {
+                    rt.unload(h).unwrap_or_else(|e| panic!("unload {n}: {e:?}"));
+                    current.set(rt.load_as(greeter(1), "greeter").unwrap());
+                } else {
+                    reload_to(rt, h, n);
+                }
+            }
+        });
+        let rounds = join_sum(callers);
+        join(churn);
         eprintln!("{rounds} rounds across 20 reloads and 10 unload-load cycles");
         let sum: u32 = rt.call_typed(current.get(), "add", &(2u32, 3u32)).unwrap();
         assert_eq!(sum, 5);
@@ -707,63 +688,33 @@ fn a_breaker_under_concurrent_timeouts_and_reloads_closes_again() {
     watchdog("breaker", || {
         let breaker = memlink_runtime::health::BreakerConfig::new(3, Duration::from_millis(1));
         let config = RuntimeConfig::default().breaker(breaker);
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let rt = runtime(config);
         let g = rt.load_as(greeter(1), "greeter").unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let callers: Vec<_> = (0..4u32)
-            .map(|t| {
-                let (rt, stop) = (rt.clone(), Arc::clone(&stop));
-                std::thread::spawn(move || {
-                    let mut refused = 0u32;
-                    let mut i = 0u32;
-                    while i < 20 || (!stop.load(Ordering::Relaxed) && i < 20_000) {
-                        i += 1;
-                        let what = format!("thread {t}, call {i}");
-                        let unavailable = |e: &RuntimeError| {
-                            matches!(
-                                e,
-                                RuntimeError::Call {
-                                    error: ModuleError::ServiceUnavailable,
-                                    ..
-                                }
-                            )
-                        };
-                        if t % 2 == 0 {
-                            let short = CallOptions::default().timeout(Duration::from_millis(1));
-                            match rt.call_with(g, "linger", b"", &short) {
-                                Err(RuntimeError::Call {
-                                    error: ModuleError::Timeout(_),
-                                    ..
-                                }) => {}
-                                Err(e) if unavailable(&e) => refused += 1,
-                                other => panic!("{what}: linger: {other:?}"),
-                            }
-                        } else {
-                            match rt.call_typed::<_, u32>(g, "add", &(i, t)) {
-                                Ok(sum) => assert_eq!(sum, i + t, "{what}"),
-                                Err(e) if unavailable(&e) => refused += 1,
-                                Err(e) => panic!("{what}: {e:?}"),
-                            }
-                        }
-                    }
-                    refused
-                })
-            })
-            .collect();
-        let reloader = {
-            let (rt, stop) = (rt.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                for n in 0..20u32 {
-                    rt.reload_with(g, greeter(1 + n % 2), &back_and_forth())
-                        .unwrap_or_else(|e| panic!("reload {n}: {e:?}"));
+        // Each caller counts its calls refused.
+        let callers = callers(&rt, 4, (20, 20_000), &stop, move |rt, t, i| {
+            let what = format!("thread {t}, call {i}");
+            if t % 2 == 0 {
+                match linger(rt, g, 1) {
+                    Err(e) if timed_out(&e) => 0,
+                    Err(e) if unavailable(&e) => 1,
+                    other => panic!("{what}: linger: {other:?}"),
                 }
-                stop.store(true, Ordering::Relaxed);
-            })
-        };
-        let refused: u32 = join_all(callers).into_iter().sum();
-        reloader
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            } else {
+                match rt.call_typed::<_, u32>(g, "add", &(i, t)) {
+                    Ok(sum) => {
+                        assert_eq!(sum, i + t, "{what}");
+                        0
+                    }
+                    Err(e) if unavailable(&e) => 1,
+                    Err(e) => panic!("{what}: {e:?}"),
+                }
+            }
+        });
+        // Reloads 0 to 19.
+        let reloader = churner(&rt, &stop, 20, move |rt, n| reload_to(rt, g, n - 1));
+        let refused = join_sum(callers);
+        join(reloader);
         eprintln!("{refused} calls refused by the breaker");
         // Quiet now: past its cool-down, a trial call closes the breaker. Tried until it
         // does (the watchdog ends a breaker that never closes).
@@ -775,10 +726,7 @@ fn a_breaker_under_concurrent_timeouts_and_reloads_closes_again() {
                     assert_eq!(sum, 5);
                     break;
                 }
-                Err(RuntimeError::Call {
-                    error: ModuleError::ServiceUnavailable,
-                    ..
-                }) => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) if unavailable(&e) => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => panic!("after {tries} tries: {e:?}"),
             }
         }

@@ -299,6 +299,54 @@ pub fn signal(pid: i32, sig: rustix::process::Signal) {
     }
 }
 
+/// A hand-made connection to `daemon`: the handshake done with the protocol's own
+/// messages (a hello for two slots of 4 KiB), the segment mapped, nothing of the client
+/// library in the way. The stream, the segment and all the welcome said.
+pub fn raw_welcome(
+    daemon: &Daemon,
+) -> (
+    std::os::unix::net::UnixStream,
+    memlink_ipc::Segment,
+    memlink_ipc::control::Welcome,
+) {
+    use memlink_ipc::control::{self, Answer, Hello};
+    let stream = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    let geometry = memlink_ipc::Geometry::new(2, 4096).unwrap();
+    control::send(
+        &stream,
+        &Hello {
+            version: memlink_ipc::PROTOCOL_VERSION,
+            geometry,
+        },
+        None,
+    )
+    .unwrap();
+    let (answer, fd) = control::recv::<Answer>(&stream).unwrap();
+    let Answer::Welcome(welcome) = answer else {
+        panic!("refused: {answer:?}")
+    };
+    let segment = memlink_ipc::Segment::map(&fd.unwrap(), welcome.geometry).unwrap();
+    (stream, segment, welcome)
+}
+
+/// Submits a call of `hazards`' `hold` for `ms` ms, with a deadline `deadline` from now,
+/// in slot 0 of the `segment` of a [`raw_welcome`] connection, and rings.
+pub fn submit_hold(segment: &memlink_ipc::Segment, ms: u64, deadline: Duration) {
+    let slot = segment.slot(0).unwrap();
+    let args = rmp_serde::to_vec(&(ms,)).unwrap();
+    slot.write_data(0, &args);
+    slot.submit(&memlink_ipc::slot::Submit {
+        op: memlink_ipc::slot::Op::Call,
+        module: "hazards",
+        method: "hold",
+        args_len: args.len(),
+        deadline_ns: memlink_ipc::clock::now_ns() + deadline.as_nanos() as u64,
+        trace_id: 0,
+        span_id: 0,
+    });
+    segment.header().ring_all();
+}
+
 /// Live (not zombie) children of `pid`, from /proc.
 pub fn children(pid: i32) -> Vec<i32> {
     let mut found = Vec::new();

@@ -101,6 +101,14 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Puts a copy of `from` at `to` the way a build does: written beside it, then renamed
+/// over it.
+pub fn install(from: &Path, to: &Path) {
+    let tmp = to.with_extension("partial");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
 /// Compiles `tests/fixtures/{name}.rs` into a cdylib with plain rustc (no memlink-msdk:
 /// these fixtures imitate broken or foreign libraries). Each test binary builds its own
 /// copy (test binaries run at once, and one must not load a file another is writing),
