@@ -206,32 +206,48 @@ fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str
     // Every sample name written so far: a histogram `h` writes `h_bucket`, `h_sum` and
     // `h_count` too, which a histogram named `h_count` must not repeat.
     let mut taken = std::collections::HashSet::new();
-    let samples = |family: &str, kind: &str| -> Vec<String> {
-        match kind {
-            "histogram" => ["", "_bucket", "_sum", "_count"]
-                .iter()
-                .map(|end| format!("{family}{end}"))
-                .collect(),
-            _ => vec![family.to_owned()],
-        }
-    };
     keys.into_iter()
         .map(|(name, kind)| {
-            let stem = stem(name, kind);
-            let (body, end) = match kind {
-                "counter" => (stem.strip_suffix("_total").unwrap_or(&stem), "_total"),
-                _ => (stem.as_str(), ""),
-            };
-            let mut family = format!("{body}{end}");
-            let mut seed = 0u64;
-            while samples(&family, kind).iter().any(|s| taken.contains(s)) {
-                seed += 1;
-                family = format!("{body}_{:08x}{end}", fnv(&[name, kind], seed) as u32);
-            }
-            taken.extend(samples(&family, kind));
+            let family = named_apart(&stem(name, kind), kind, &[name, kind], |s| {
+                taken.contains(s)
+            });
+            taken.extend(sample_names(&family, kind));
             (family, name, kind)
         })
         .collect()
+}
+
+/// The names a family of `kind` named `family` writes its samples under.
+pub(crate) fn sample_names(family: &str, kind: &str) -> Vec<String> {
+    let ends: &[&str] = match kind {
+        "histogram" => &["", "_bucket", "_sum", "_count"],
+        "summary" => &["", "_sum", "_count"],
+        _ => &[""],
+    };
+    ends.iter().map(|end| format!("{family}{end}")).collect()
+}
+
+/// `family` for a family of `kind` if none of its samples' names is `taken`, else
+/// `family` with a suffix (before a counter's `_total`), the hash of `hashed`: the same
+/// in every scrape.
+pub(crate) fn named_apart(
+    family: &str,
+    kind: &str,
+    hashed: &[&str],
+    taken: impl Fn(&str) -> bool,
+) -> String {
+    let clashes = |candidate: &str| sample_names(candidate, kind).iter().any(|n| taken(n));
+    let (body, end) = match family.strip_suffix("_total") {
+        Some(body) if kind == "counter" => (body, "_total"),
+        _ => (family, ""),
+    };
+    let mut candidate = family.to_owned();
+    let mut seed = 0;
+    while clashes(&candidate) {
+        seed += 1;
+        candidate = format!("{body}_{:08x}{end}", fnv(hashed, seed) as u32);
+    }
+    candidate
 }
 
 /// Abbreviated units, which `promtool check metrics` refuses as a word of a name.
@@ -361,7 +377,7 @@ fn stem(name: &str, kind: &str) -> String {
 }
 
 /// FNV-1a over `parts` (each followed by a 0 byte), started from `seed`.
-pub(crate) fn fnv(parts: &[&str], seed: u64) -> u64 {
+fn fnv(parts: &[&str], seed: u64) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325 ^ seed;
     for part in parts {
         for b in part.bytes().chain([0]) {

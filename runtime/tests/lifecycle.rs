@@ -705,31 +705,7 @@ fn a_watched_directory_loads_reloads_and_unloads_as_files_come_change_and_go() {
 /// are refused, saying why, and the module serves on. Before, both hung.
 #[test]
 fn an_unload_or_reload_asked_for_inside_a_call_to_the_module_is_refused() {
-    use std::sync::{Mutex, OnceLock};
-
-    #[derive(Default)]
-    struct UnloadsFromInside {
-        target: OnceLock<(Runtime, ModuleHandle, PathBuf)>,
-        outcomes: Mutex<Vec<Result<(), String>>>,
-    }
-    impl memlink_runtime::LogSink for UnloadsFromInside {
-        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
-            let Some((rt, h, path)) = self.target.get() else {
-                return;
-            };
-            if event.message != "holding" {
-                return;
-            }
-            let reloaded = rt
-                .reload(*h, ModuleRef::from_path(path.clone()))
-                .map(drop)
-                .map_err(|e| e.to_string());
-            let unloaded = rt.unload(*h).map_err(|e| e.to_string());
-            self.outcomes.lock().unwrap().extend([reloaded, unloaded]);
-        }
-    }
-
-    let sink = Arc::new(UnloadsFromInside::default());
+    let sink = Arc::new(AsksForUnload::default());
     let config = RuntimeConfig::default()
         .log_level(tracing::Level::INFO)
         .log_sink(sink.clone());
@@ -752,45 +728,7 @@ fn an_unload_or_reload_asked_for_inside_a_call_to_the_module_is_refused() {
 /// refused as a log sink is; the call and the module go on. Before, both hung.
 #[test]
 fn an_unload_or_reload_asked_for_by_an_interceptor_of_the_module_is_refused() {
-    use std::sync::{Mutex, OnceLock};
-
-    #[derive(Debug, Default)]
-    struct UnloadsAround {
-        target: OnceLock<(Runtime, ModuleHandle, PathBuf)>,
-        outcomes: Mutex<Vec<Result<(), String>>>,
-    }
-    impl UnloadsAround {
-        fn try_both(&self) {
-            let Some((rt, h, path)) = self.target.get() else {
-                return;
-            };
-            let reloaded = rt
-                .reload(*h, ModuleRef::from_path(path.clone()))
-                .map(drop)
-                .map_err(|e| e.to_string());
-            let unloaded = rt.unload(*h).map_err(|e| e.to_string());
-            self.outcomes.lock().unwrap().extend([reloaded, unloaded]);
-        }
-    }
-    impl memlink_runtime::intercept::Interceptor for UnloadsAround {
-        fn before(
-            &self,
-            _: &memlink_runtime::intercept::CallInfo<'_>,
-            _: &[u8],
-        ) -> Result<(), ModuleError> {
-            self.try_both();
-            Ok(())
-        }
-        fn after(
-            &self,
-            _: &memlink_runtime::intercept::CallInfo<'_>,
-            _: &memlink_runtime::intercept::Outcome<'_>,
-        ) {
-            self.try_both();
-        }
-    }
-
-    let hook = Arc::new(UnloadsAround::default());
+    let hook = Arc::new(AsksForUnload::default());
     let config = RuntimeConfig::default().interceptor(hook.clone());
     let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
     let path = common::module_copy("hazards", "hazards_intercepted");
@@ -828,5 +766,55 @@ fn hold_and_expect_refusals(
             err.contains(&format!("cannot {action} `")) && err.contains("from inside a call to it"),
             "{err}"
         );
+    }
+}
+
+/// Host code that, run inside a call to its module (a log sink on the module's `holding`
+/// record, an interceptor before and after the call), asks for a reload and an unload of
+/// it, and keeps how each went.
+#[derive(Debug, Default)]
+struct AsksForUnload {
+    target: std::sync::OnceLock<(Runtime, ModuleHandle, PathBuf)>,
+    outcomes: std::sync::Mutex<Vec<Result<(), String>>>,
+}
+
+impl AsksForUnload {
+    fn try_both(&self) {
+        let Some((rt, h, path)) = self.target.get() else {
+            return;
+        };
+        let reloaded = rt
+            .reload(*h, ModuleRef::from_path(path.clone()))
+            .map(drop)
+            .map_err(|e| e.to_string());
+        let unloaded = rt.unload(*h).map_err(|e| e.to_string());
+        self.outcomes.lock().unwrap().extend([reloaded, unloaded]);
+    }
+}
+
+impl memlink_runtime::LogSink for AsksForUnload {
+    fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+        if event.message == "holding" {
+            self.try_both();
+        }
+    }
+}
+
+impl memlink_runtime::intercept::Interceptor for AsksForUnload {
+    fn before(
+        &self,
+        _: &memlink_runtime::intercept::CallInfo<'_>,
+        _: &[u8],
+    ) -> Result<(), ModuleError> {
+        self.try_both();
+        Ok(())
+    }
+
+    fn after(
+        &self,
+        _: &memlink_runtime::intercept::CallInfo<'_>,
+        _: &memlink_runtime::intercept::Outcome<'_>,
+    ) {
+        self.try_both();
     }
 }

@@ -174,14 +174,7 @@ struct Family {
 impl Family {
     /// The names its samples are written under.
     fn sample_names(&self) -> Vec<String> {
-        let ends: &[&str] = match self.kind.as_str() {
-            "histogram" => &["", "_bucket", "_sum", "_count"],
-            "summary" => &["", "_sum", "_count"],
-            _ => &[""],
-        };
-        ends.iter()
-            .map(|end| format!("{}{end}", self.name))
-            .collect()
+        crate::prometheus::sample_names(&self.name, &self.kind)
     }
 
     /// The same family under `name`: its lines rewritten. Each begins with the old name
@@ -272,7 +265,10 @@ impl Merged {
         let name = if block.name.is_empty() {
             block.name.clone()
         } else {
-            self.free_name(&block.name, &block.kind)
+            let (name, kind) = (&block.name, &block.kind);
+            crate::prometheus::named_apart(name, kind, &[name, kind], |n| {
+                self.taken.contains_key(n)
+            })
         };
         let block = if name == block.name {
             block
@@ -285,35 +281,6 @@ impl Merged {
         }
         self.by_key.insert(key, at);
         self.families.push(block);
-    }
-
-    /// `name` for a family of `kind` if none of its samples' names is taken, else `name`
-    /// with a suffix, the hash of its name and kind (before a counter's `_total`).
-    fn free_name(&self, name: &str, kind: &str) -> String {
-        let clashes = |candidate: &str| {
-            let probe = Family {
-                name: candidate.to_owned(),
-                kind: kind.to_owned(),
-                header: Vec::new(),
-                samples: Vec::new(),
-            };
-            probe
-                .sample_names()
-                .iter()
-                .any(|n| self.taken.contains_key(n))
-        };
-        let (body, end) = match name.strip_suffix("_total") {
-            Some(body) if kind == "counter" => (body, "_total"),
-            _ => (name, ""),
-        };
-        let mut candidate = name.to_owned();
-        let mut seed = 0;
-        while clashes(&candidate) {
-            seed += 1;
-            let hash = crate::prometheus::fnv(&[name, kind], seed) as u32;
-            candidate = format!("{body}_{hash:08x}{end}");
-        }
-        candidate
     }
 }
 
