@@ -83,7 +83,7 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
             &labels(m),
             &m.latency_buckets,
             m.latency_sum_micros / 1e6,
-            1e-6,
+            -6,
         );
     }
     breakers(&mut out, modules);
@@ -169,7 +169,7 @@ fn custom(out: &mut String, modules: &[ModuleMetrics]) {
                     let _ = writeln!(out, "{family}{{{labels}}} {}", float(*v));
                 }
                 MetricValue::Histogram { sum, buckets, .. } => {
-                    histogram(out, &family, &labels, buckets, *sum, 1.0)
+                    histogram(out, &family, &labels, buckets, *sum, 0)
                 }
                 _ => {}
             }
@@ -387,21 +387,28 @@ fn fnv(parts: &[&str], seed: u64) -> u64 {
     hash
 }
 
-/// Cumulative buckets, then sum and count, as the format wants them. `unit` is what a
-/// bound of [`BUCKETS`] stands for in the family's unit: the built-in latency is kept in
-/// microseconds and exposed in seconds, Prometheus' base unit (`1e-6`); a module's own
-/// histogram is exposed in whatever unit it observes (`1.0`).
-fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64, unit: f64) {
+/// Cumulative buckets, then sum and count, as the format wants them. A bound of
+/// [`BUCKETS`] times `10^exponent` is the bound in the family's unit: the built-in
+/// latency is kept in microseconds and exposed in seconds, Prometheus' base unit (`-6`);
+/// a module's own histogram is exposed in whatever unit it observes (`0`).
+fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64, exponent: i32) {
     let mut cumulative = 0;
     for (i, n) in buckets.iter().enumerate() {
         cumulative += n;
         let le = BUCKETS
             .get(i)
-            .map_or_else(|| "+Inf".to_owned(), |b| float(*b * unit));
+            .map_or_else(|| "+Inf".to_owned(), |b| float(scaled(*b, exponent)));
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
     }
     let _ = writeln!(out, "{name}_sum{{{labels}}} {}", float(sum));
     let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
+/// `bound * 10^exponent`, the double nearest that decimal: scaled through its decimal
+/// digits, not multiplied, so a bound reads as its digits (2.5 µs is `le="0.0000025"`,
+/// where `2.5 * 1e-6` prints `0.0000024999999999999998`).
+fn scaled(bound: f64, exponent: i32) -> f64 {
+    format!("{bound}e{exponent}").parse().unwrap_or(bound)
 }
 
 fn float(v: f64) -> String {
@@ -613,6 +620,38 @@ mod tests {
             rest.len() == 200_000 && rest.bytes().all(|b| b == b's'),
             "{}",
             &family[..40]
+        );
+    }
+
+    #[test]
+    fn bucket_bounds_read_as_their_digits() {
+        let mut out = String::new();
+        let buckets = vec![1; BUCKETS.len() + 1];
+        histogram(&mut out, "h", "m=\"a\"", &buckets, 1.0, -6);
+        let bounds: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(bounds.len(), BUCKETS.len() + 1, "{out}");
+        // Each bound is its microsecond figure's digits moved six places: 1 ns is 0.000000001 s.
+        assert_eq!(bounds[0], "0.000000001", "{out}");
+        assert_eq!(bounds[1], "0.0000000025", "{out}");
+        assert_eq!(bounds[10], "0.0000025", "{out}");
+        assert_eq!(bounds[BUCKETS.len() - 1], "5", "{out}");
+        assert_eq!(bounds[BUCKETS.len()], "+Inf", "{out}");
+        for (bound, micros) in bounds.iter().zip(BUCKETS) {
+            let seconds: f64 = bound.parse().expect("a number");
+            assert!(
+                (seconds * 1e6 - micros).abs() <= micros * 1e-12,
+                "{bound} for {micros}"
+            );
+            assert!(bound.len() <= 13, "{bound}: digits past the bound's own");
+        }
+        let mut own = String::new();
+        histogram(&mut own, "h", "m=\"a\"", &buckets, 1.0, 0);
+        assert!(
+            own.contains("le=\"0.0025\"") && own.contains("le=\"5000000\""),
+            "{own}"
         );
     }
 }
