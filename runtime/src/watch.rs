@@ -29,12 +29,16 @@
 //! side by side.
 //!
 //! What happened is told on [`DirectoryWatch::events`] and logged (`tracing`, target
-//! `memlink::watch`). Dropping the [`DirectoryWatch`] stops watching; the modules stay
+//! `memlink::watch`). The channel holds at most [`WatchOptions::events_capacity`] unread
+//! events: a host that never reads them does not make the watch grow without bound.
+//! Events past that are logged only, and counted ([`DirectoryWatch::dropped`]); the
+//! watch goes on. Dropping the [`DirectoryWatch`] stops watching; the modules stay
 //! loaded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -56,6 +60,10 @@ pub struct WatchOptions {
     pub debounce: Duration,
     /// What a reload of a changed file allows (default: [`ReloadPolicy::default`]).
     pub policy: ReloadPolicy,
+    /// How many events [`DirectoryWatch::events`] holds unread before later ones are
+    /// dropped (default 1024; at least 1). The first scan's events count: a directory of
+    /// more modules than this, watched before its events are read, has the rest dropped.
+    pub events_capacity: usize,
 }
 
 impl Default for WatchOptions {
@@ -63,6 +71,7 @@ impl Default for WatchOptions {
         WatchOptions {
             debounce: Duration::from_millis(250),
             policy: ReloadPolicy::default(),
+            events_capacity: 1024,
         }
     }
 }
@@ -77,6 +86,12 @@ impl WatchOptions {
     /// Sets [`policy`](WatchOptions::policy).
     pub fn policy(mut self, policy: ReloadPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Sets [`events_capacity`](WatchOptions::events_capacity) (0 is taken as 1).
+    pub fn events_capacity(mut self, capacity: usize) -> Self {
+        self.events_capacity = capacity;
         self
     }
 }
@@ -124,15 +139,25 @@ pub enum WatchEvent {
 #[derive(Debug)]
 pub struct DirectoryWatch {
     events: Receiver<WatchEvent>,
+    dropped: Arc<AtomicU64>,
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
 }
 
 impl DirectoryWatch {
-    /// What the watch did, in order, from its first scan on.
+    /// What the watch did, in order, from its first scan on; at most
+    /// [`WatchOptions::events_capacity`] of them wait unread (see
+    /// [`dropped`](DirectoryWatch::dropped)).
     pub fn events(&self) -> &Receiver<WatchEvent> {
         &self.events
+    }
+
+    /// How many events were dropped, not told on [`events`](DirectoryWatch::events),
+    /// because it held [`WatchOptions::events_capacity`] unread ones. Each was logged all
+    /// the same; what the watch did to the modules is in the runtime either way.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// The directory watched.
@@ -180,7 +205,8 @@ pub(crate) fn start(
         });
     }
     let (watcher, changes) = notifications(&dir)?;
-    let (events_tx, events) = mpsc::channel();
+    let (events_tx, events) = mpsc::sync_channel(options.events_capacity.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = mpsc::channel();
     let mut state = State {
         registry: Arc::clone(registry),
@@ -188,6 +214,7 @@ pub(crate) fn start(
         loaded: BTreeMap::new(),
         waiting: BTreeSet::new(),
         events: events_tx,
+        dropped: Arc::clone(&dropped),
     };
     let first: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| watch_failed(&dir, &e))?
@@ -216,6 +243,7 @@ pub(crate) fn start(
         .map_err(|e| watch_failed(&dir, &e))?;
     Ok(DirectoryWatch {
         events,
+        dropped,
         stop: Some(stop),
         thread: Some(thread),
         dir,
@@ -422,7 +450,9 @@ struct State {
     /// Files refused for a dependency not loaded yet: tried again after a load or a
     /// reload (which may bring the dependency in), and then only.
     waiting: BTreeSet<PathBuf>,
-    events: Sender<WatchEvent>,
+    events: SyncSender<WatchEvent>,
+    /// Events not told for want of room ([`DirectoryWatch::dropped`]).
+    dropped: Arc<AtomicU64>,
 }
 
 /// What a file was when looked at: a rescan reloads only the files that changed since.
@@ -626,8 +656,11 @@ impl State {
             }
             other => tracing::info!(target: "memlink::watch", "{other:?}"),
         }
-        // The host may have dropped its receiver: the watch goes on regardless.
-        let _ = self.events.send(event);
+        // Never waiting for the host to read: an event with no room is dropped (it was
+        // logged above), and the watch goes on, as it does once the receiver is gone.
+        if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

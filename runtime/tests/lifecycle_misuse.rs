@@ -319,3 +319,34 @@ fn two_files_of_one_version_are_refused_as_ambiguous() {
         "{said}"
     );
 }
+
+#[test]
+fn a_watch_whose_events_go_unread_holds_only_so_many_and_goes_on() {
+    let dir = fresh_dir("unread");
+    for (module, stem) in [
+        ("basic", "basic"),
+        ("greeter_v1", "greeter"),
+        ("arena_usage", "arena_usage"),
+    ] {
+        install(&module_path(module), &lib(&dir, stem));
+    }
+    let rt = Runtime::with_local_resolver();
+    // The first scan tells of three loads; two fit, the third is dropped and counted.
+    let watch = rt.watch(&dir, options().events_capacity(2)).unwrap();
+    assert_eq!(watch.dropped(), 1);
+    for _ in 0..2 {
+        assert!(matches!(next(&watch), WatchEvent::Loaded { .. }));
+    }
+    // What the dropped event told happened all the same: every module serves.
+    for name in ["basic", "greeter", "arena_usage"] {
+        rt.handle_of(name)
+            .unwrap_or_else(|e| panic!("{name} is loaded: {e}"));
+    }
+    // With room again, the watch tells what it does next.
+    install(&module_path("zero_copy"), &lib(&dir, "zero_copy"));
+    match within(&watch, Duration::from_secs(10)) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "zero_copy")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(watch.dropped(), 1);
+}
