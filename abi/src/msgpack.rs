@@ -419,6 +419,12 @@ mod tests {
         assert_eq!(encode_as(Format::Raw, &("hi",)).unwrap(), b"hi");
         assert_eq!(encode_as(Format::Raw, &vec![1u8, 2]).unwrap(), [1, 2]);
         assert_eq!(encode_as(Format::Raw, &(vec![9u8],)).unwrap(), [9]);
+        // One byte is an array of one integer, as a tuple of one integer is.
+        assert_eq!(encode_as(Format::Raw, &vec![7u8]).unwrap(), [7]);
+        assert_eq!(encode_as(Format::Raw, &[0u8][..]).unwrap(), [0]);
+        assert_eq!(encode_as(Format::Raw, &(255u32,)).unwrap(), [255]);
+        assert!(encode_as(Format::Raw, &(256u32,)).is_err());
+        assert!(encode_as(Format::Raw, &(vec![vec![1u8]],)).is_err());
         assert!(encode_as(Format::Raw, &(1u32, 300u32))
             .unwrap_err()
             .to_string()
@@ -445,6 +451,10 @@ mod tests {
         agree(&vec![200u8; 40]);
         agree(&(vec![9u8],));
         agree(&vec![5u8]);
+        agree(&vec![200u8]);
+        agree(&(5u8,));
+        agree(&(256u32,));
+        agree(&(vec![5u8],));
         agree(&(1u32, 300u32));
         agree(&(1u32, 255u32));
         agree(&("a", "b"));

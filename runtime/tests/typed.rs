@@ -25,6 +25,16 @@ fn the_right_types_call_through_a_handle() {
     // A raw method: one string argument in, the string out.
     let echo = rt.typed::<str, String>(h[0], "echo").unwrap();
     assert_eq!(echo.call("hello").unwrap(), "hello");
+    // Bytes of every length, one byte too (serde writes it as an array of one integer).
+    let process = rt.typed::<[u8], Vec<u8>>(h[0], "async_process").unwrap();
+    for data in [&b""[..], b"q", b"qr", &[0xff; 300]] {
+        let out = process.call(data).unwrap();
+        assert_eq!(out.len(), data.len(), "{data:?}");
+        let by_name: Vec<u8> = rt
+            .call_typed(h[0], "async_process", &data.to_vec())
+            .unwrap();
+        assert_eq!(by_name, out, "{data:?}");
+    }
     // No arguments.
     let ping = rt.typed::<(), String>(h[0], "ping").unwrap();
     assert_eq!(ping.call(&()).unwrap(), "pong");

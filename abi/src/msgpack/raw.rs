@@ -12,13 +12,18 @@ pub(crate) enum Value {
 }
 
 impl Value {
+    /// The raw argument `self` holds: a string or byte string; an array of integers in
+    /// `0..=255` (how serde writes a `&[u8]` or a `Vec<u8>`); or either inside an array
+    /// of one (an argument tuple of one). An array of one integer is that one byte: a
+    /// tuple of one integer is no raw argument, so nothing else could be meant.
     pub(crate) fn into_bytes(self) -> Option<Vec<u8>> {
         match self {
             Value::Bytes(b) => Some(b),
             Value::List(mut items) if items.len() == 1 => match items.pop()? {
                 Value::Bytes(b) => Some(b),
                 Value::List(inner) => ints(inner),
-                _ => None,
+                Value::Int(n) => Some(vec![u8::try_from(n).ok()?]),
+                Value::Other => None,
             },
             Value::List(items) => ints(items),
             _ => None,
@@ -96,6 +101,8 @@ pub(crate) fn in_place(packed: &mut [u8]) -> Option<core::ops::Range<usize>> {
         (Item::Array(1), start) => match item(packed, start)? {
             (Item::Bytes(range), end) if end == packed.len() => Some(range),
             (Item::Array(n), items) => ints_in_place(packed, items, n),
+            // An array of one byte: that byte (see `Value::into_bytes`).
+            (Item::Byte(_), _) => ints_in_place(packed, start, 1),
             _ => None,
         },
         (Item::Array(n), items) => ints_in_place(packed, items, n),
