@@ -18,10 +18,13 @@ use crate::current;
 
 static MAX_LEVEL: AtomicU32 = AtomicU32::new(level::OFF);
 
-/// Sets the host's level filter (at `memlink_init`); the hosts themselves are
-/// `crate::current`'s.
+/// Lets records through up to the host's level filter (at `memlink_init`); the hosts
+/// themselves are `crate::current`'s. Hosts that share the image (two runtimes loading
+/// one file) each init it: the most verbose of their levels is kept, not the last one
+/// (which would silence a host that asked for more), and each host drops the records
+/// past its own level.
 pub(crate) fn connect(max_level: u32) {
-    MAX_LEVEL.store(max_level.min(level::TRACE), Ordering::Release);
+    MAX_LEVEL.fetch_max(max_level.min(level::TRACE), Ordering::AcqRel);
 }
 
 /// Turns logging off (at the image's last `memlink_shutdown`).

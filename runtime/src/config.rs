@@ -54,7 +54,10 @@ pub struct RuntimeConfig {
     /// The most detailed module log level delivered (default: whatever the installed
     /// `tracing` subscriber enables). Modules drop more detailed records themselves.
     pub log_level: Option<tracing::Level>,
-    /// Receives every module log record (beside `tracing`).
+    /// Receives every module log record made in one of this runtime's calls, up to
+    /// `log_level` (beside `tracing`). A record made outside any call (from a module's
+    /// `memlink_init` or its own threads) belongs to no runtime, and goes to `tracing`
+    /// alone.
     pub log_sink: Option<Arc<dyn LogSink>>,
     /// See every call before and after it runs, in order (default: none; see
     /// [`crate::intercept`]).

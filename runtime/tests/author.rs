@@ -196,3 +196,50 @@ fn panics_in_drops_and_outsized_logs_end_in_named_outcomes() {
     // After the two caught panics' records.
     assert_eq!(sink.0.lock().unwrap().last(), Some(&(12 << 20, 10_000)));
 }
+
+/// Two runtimes that load one module file share its image, and each tells it its level
+/// at load. The module kept the last one: a runtime asking for debug records got none
+/// once a second runtime, asking for warnings only, loaded the same file.
+#[test]
+fn two_runtimes_sharing_an_image_each_get_the_records_they_asked_for() {
+    use memlink_runtime::{LogEvent, LogSink};
+    struct Debugs(std::sync::atomic::AtomicUsize);
+    impl LogSink for Debugs {
+        fn record(&self, e: &LogEvent<'_>) {
+            if e.level == tracing::Level::DEBUG {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+    let path = module_copy("datasets", "datasets_two_hosts");
+    let runtime = |level| {
+        let sink = Arc::new(Debugs(Default::default()));
+        let config = RuntimeConfig::default()
+            .log_sink(sink.clone())
+            .log_level(level);
+        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let h = rt
+            .load_as(ModuleRef::from_path(path.clone()), "datasets_two_hosts")
+            .unwrap();
+        (rt, h, sink)
+    };
+    let (verbose, v, verbose_sink) = runtime(tracing::Level::TRACE);
+    let (terse, t, terse_sink) = runtime(tracing::Level::WARN);
+    let debug_records = |rt: &Runtime, h| {
+        rt.call_typed::<_, ()>(h, "quiet_log_macros", &(3u32,))
+            .unwrap()
+    };
+    debug_records(&verbose, v);
+    debug_records(&terse, t);
+    let seen = |sink: &Arc<Debugs>| sink.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        seen(&verbose_sink),
+        3,
+        "the runtime that asked for debug records"
+    );
+    assert_eq!(
+        seen(&terse_sink),
+        0,
+        "the runtime that asked for warnings only"
+    );
+}
