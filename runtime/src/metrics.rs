@@ -257,11 +257,19 @@ pub(crate) fn read_custom(read: abi::MetricsFn) -> Vec<(String, MetricValue)> {
 /// # Safety
 ///
 /// `ctx` must be the `Vec<(String, MetricValue)>` `read_custom` passed; `record` must
-/// be valid for this call.
+/// be null (skipped) or valid for this call.
 unsafe extern "C" fn collect(ctx: *mut c_void, record: *const MetricRecord) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract.
-        let (out, r) = unsafe { (&mut *ctx.cast::<Vec<(String, MetricValue)>>(), &*record) };
+        // SAFETY: the caller's contract; a null record is no reference (made into one,
+        // it aborted the host: the check that a reference is not null cannot unwind).
+        let (out, Some(r)) = (unsafe {
+            (
+                &mut *ctx.cast::<Vec<(String, MetricValue)>>(),
+                record.as_ref(),
+            )
+        }) else {
+            return;
+        };
         // SAFETY: the record's name is valid during this call.
         let Some(name) = (unsafe { r.name.as_str() }) else {
             return;
