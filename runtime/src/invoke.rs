@@ -4,7 +4,7 @@
 //! leaves through [`finish_slow`], out of the way of the path every call takes.
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memlink_abi::{self as abi, CallFrame, ModuleError, Status};
 
@@ -151,6 +151,11 @@ pub(crate) fn run_call<R: Receive, E>(
     if let Some(admitted) = admitted {
         module.leave(admitted);
     }
+    // A result that comes after the call's deadline is not taken: the caller gets the
+    // `Timeout` the deadline promised, whichever module made the call late (the SDK makes
+    // its own late results `Timeout`; a module written to the ABI alone may not). Only a
+    // call with a deadline reads the clock for it.
+    let late = meta.deadline.is_some_and(|d| Instant::now() >= d);
     let (out, out_len) = (frame.out, frame.out_len);
     let found = if status != Status::Ok as i32 {
         Found::Elsewhere
@@ -166,6 +171,16 @@ pub(crate) fn run_call<R: Receive, E>(
         bytes_out: out_len,
         arena_used: frame.arena_used,
     };
+    // A late success is a timeout: its output is dropped before anyone sees it (a
+    // nested caller's sink included), its memory back in the pool. A late failure stays
+    // the failure it was.
+    if late && status == Status::Ok as i32 {
+        pool.give_back(buf, &thread.arenas);
+        let timeout = ModuleError::Timeout(given.unwrap_or_default());
+        return Err(fail(late_result(
+            registry, module, index, shard, record, timeout,
+        )));
+    }
     // An empty or small result: the output is made (or handed on) while the arena is
     // the call's, then the arena goes back to the thread, and the call is counted.
     let output = match found {
@@ -194,6 +209,26 @@ pub(crate) fn run_call<R: Receive, E>(
         module.stats[index as usize].record(shard, record);
     }
     Ok(output)
+}
+
+/// The end of a call whose result came after its deadline (`timeout`, the time it was
+/// given): counted as a timeout, and given to the caller as one.
+#[cold]
+#[inline(never)]
+fn late_result(
+    registry: &Registry,
+    module: &Module,
+    index: u32,
+    shard: usize,
+    mut record: CallRecord,
+    timeout: ModuleError,
+) -> Failure {
+    record.status = timeout.code();
+    record.bytes_out = timeout.payload().len();
+    if registry.config.builtin_metrics {
+        module.stats[index as usize].record(shard, record);
+    }
+    Failure::Module(timeout)
 }
 
 /// A call that returned, for [`finish_slow`].

@@ -451,3 +451,40 @@ fn log_records_at_no_level_or_past_the_hosts_are_dropped() {
         ]
     );
 }
+
+/// A result that comes back after the call's deadline is not taken, from a module that
+/// does not look at its deadline itself (`tests/fixtures/late.c`): the caller gets the
+/// `Timeout` the deadline promised, counted as one, wherever the module put its result,
+/// and the module serves on. Before, a module in C that finished late had its result
+/// taken: only the Rust SDK's own check made a late result `Timeout`.
+#[test]
+fn a_result_after_the_deadline_is_a_timeout_whatever_the_module() {
+    use memlink_runtime::CallOptions;
+    use std::time::Duration;
+    let fixture = compile_c(&["runtime/tests/fixtures/late.c"], "liblate.so", true);
+    let given = Duration::from_millis(5);
+    for config in plain_and_intercepted() {
+        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let h = rt.load(ModuleRef::from_path(fixture.clone())).unwrap();
+        // In the frame, in the arena, in a buffer from `alloc_output`.
+        for place in 0..3u8 {
+            // A deadline is a moment: options made for each call.
+            let hurried = CallOptions::default().timeout(given);
+            match rt.call_with(h, "nap", &[40, place], &hurried) {
+                Err(e) => assert!(
+                    matches!(e.module_error(), Some(ModuleError::Timeout(d)) if *d <= given),
+                    "place {place}: {e}"
+                ),
+                Ok(out) => panic!("place {place}: a late result was taken: {out:?}"),
+            }
+            // In time, or with no deadline, the result is taken.
+            let patient = CallOptions::default().timeout(Duration::from_secs(600));
+            let out = rt.call_with(h, "nap", &[0, place], &patient).unwrap();
+            assert_eq!(out, &b"rested"[..], "place {place}");
+            assert_eq!(rt.call(h, "nap", &[1, place]).unwrap(), &b"rested"[..]);
+        }
+        let all = rt.metrics();
+        let nap = &all[0].methods[0];
+        assert_eq!((nap.calls, nap.errors_of("timeout")), (9, 3));
+    }
+}
