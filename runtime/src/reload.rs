@@ -185,28 +185,25 @@ pub(crate) fn compare(old: &[Method], new: &[Method]) -> Vec<MethodChange> {
 }
 
 /// A private copy of the library at `path`, for the loader to map as a new image; the
-/// caller removes it once loaded (the mapping outlives the file).
+/// caller drops it once loaded (the mapping outlives the file), which removes it.
 ///
-/// Copies go into a directory of this process's own (mode 0700 on Unix, created once
-/// under a name no one else holds), each created new: no other user can put a file or a
-/// link where a copy is about to be written and have it loaded instead.
-pub(crate) struct PrivateCopy(PathBuf);
+/// Each copy goes into a directory of its own (mode 0700 on Unix, created new under a
+/// name no one else holds), created new: no other user can put a file or a link where a
+/// copy is about to be written and have it loaded instead. The directory goes with the
+/// copy, so a host reloading all day leaves nothing behind in the temporary directory.
+pub(crate) struct PrivateCopy {
+    dir: PathBuf,
+    file: PathBuf,
+}
 
 impl PrivateCopy {
-    /// Copies `path` into the process's private directory under a name no other copy
-    /// has had.
+    /// Copies `path` into a new private directory of its own.
     pub(crate) fn of(path: &Path) -> Result<PrivateCopy, RuntimeError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let failed = |what: String| RuntimeError::NotALibrary {
             path: path.to_owned(),
             reason: format!("cannot make a private copy for a fresh image: {what}"),
         };
-        let dir = private_dir().map_err(|e| failed(e.to_string()))?;
-        let file = path
-            .file_name()
-            .unwrap_or(path.as_os_str())
-            .to_string_lossy();
-        let copy = dir.join(format!("{}-{file}", NEXT.fetch_add(1, Ordering::Relaxed)));
         // Only a regular file is copied: reading a FIFO would wait for a writer, and a
         // device might never end.
         let mut from =
@@ -214,6 +211,15 @@ impl PrivateCopy {
                 path: path.to_owned(),
                 reason,
             })?;
+        let dir =
+            private_dir(NEXT.fetch_add(1, Ordering::Relaxed)).map_err(|e| failed(e.to_string()))?;
+        let file = path.file_name().unwrap_or(path.as_os_str());
+        let copy = dir.join(file);
+        // From here the directory is ours to remove.
+        let mut made = PrivateCopy {
+            dir,
+            file: PathBuf::new(),
+        };
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -221,25 +227,21 @@ impl PrivateCopy {
         let mut to = options
             .open(&copy)
             .map_err(|e| failed(format!("{}: {e}", copy.display())))?;
-        let copied = std::io::copy(&mut from, &mut to);
-        // From here the file is ours to remove, whether the copy is whole or not.
-        let copy = PrivateCopy(copy);
-        copied.map_err(|e| failed(format!("{}: {e}", copy.0.display())))?;
-        Ok(copy)
+        // From here the file is ours to remove too, whether the copy is whole or not.
+        made.file = copy;
+        std::io::copy(&mut from, &mut to)
+            .map_err(|e| failed(format!("{}: {e}", made.file.display())))?;
+        Ok(made)
     }
 
     /// Where the copy is.
     pub(crate) fn path(&self) -> &Path {
-        &self.0
+        &self.file
     }
 }
 
-/// This process's directory for private copies, created on first use.
-fn private_dir() -> std::io::Result<&'static Path> {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    if let Some(dir) = DIR.get() {
-        return Ok(dir);
-    }
+/// A new directory of this process's own for the private copy numbered `n`.
+fn private_dir(n: u64) -> std::io::Result<PathBuf> {
     let base = std::env::temp_dir();
     let mut attempt = 0u32;
     let dir = loop {
@@ -247,7 +249,7 @@ fn private_dir() -> std::io::Result<&'static Path> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let dir = base.join(format!(
-            "memlink-images-{}-{nanos:08x}{attempt}",
+            "memlink-image-{}-{n}-{nanos:08x}{attempt}",
             std::process::id()
         ));
         let mut builder = fs::DirBuilder::new();
@@ -262,11 +264,7 @@ fn private_dir() -> std::io::Result<&'static Path> {
             Err(e) => return Err(e),
         }
     };
-    // Two threads may race to make it: one directory wins, the other is removed.
-    if DIR.set(dir.clone()).is_err() {
-        let _ = fs::remove_dir(&dir);
-    }
-    Ok(DIR.get().map(PathBuf::as_path).unwrap_or(Path::new("")))
+    Ok(dir)
 }
 
 impl Drop for PrivateCopy {
@@ -274,7 +272,10 @@ impl Drop for PrivateCopy {
         // The loader has mapped it (or refused it): the file itself is no longer needed,
         // and a host reloading all day must not leave a file per reload behind. (Its
         // space stays held while the image is mapped; modules are never unmapped.)
-        let _ = fs::remove_file(&self.0);
+        if !self.file.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.file);
+        }
+        let _ = fs::remove_dir(&self.dir);
     }
 }
 
@@ -351,12 +352,17 @@ mod tests {
             assert_eq!(
                 mode & 0o777,
                 0o700,
-                "the copies' directory is the process's own"
+                "the copy's directory is the process's own"
             );
         }
+        let dirs = [&a, &b].map(|c| c.path().parent().unwrap().to_owned());
+        assert_ne!(dirs[0], dirs[1], "each copy has a directory of its own");
         drop(a);
-        assert!(!kept.exists());
+        // The copy and its directory go: a process reloading all day leaves nothing.
+        assert!(!kept.exists() && !dirs[0].exists());
+        assert!(dirs[1].exists());
         drop(b);
+        assert!(!dirs[1].exists());
         fs::remove_file(&src).unwrap();
     }
 }
