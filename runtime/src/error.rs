@@ -195,6 +195,16 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
+    /// A reload was given a file of another module: a reload takes a version of the
+    /// same module (its own name, as its file declares it); the old version serves on.
+    OtherModule {
+        /// The module's name.
+        module: String,
+        /// The name the module in the file has.
+        found: String,
+        /// The module's own name, which the file's module lacks.
+        expected: String,
+    },
     /// A handle or buffer of another daemon client (or one its client never issued), used
     /// with this one: what [`UnknownHandle`](RuntimeError::UnknownHandle) is to a runtime.
     ForeignHandle {
@@ -340,6 +350,15 @@ impl fmt::Display for RuntimeError {
             ReloadRefused { module, reason } => {
                 write!(f, "reload of module `{module}` refused: {reason}")
             }
+            OtherModule {
+                module,
+                found,
+                expected,
+            } => write!(
+                f,
+                "reload of module `{module}` refused: the file holds module `{found}`, not a \
+                 version of `{expected}` (load it beside instead)"
+            ),
             ForeignHandle { handle, reason } => write!(f, "{handle} is not this client's: {reason}"),
             BadSetting { setting, reason } => write!(f, "bad setting `{setting}`: {reason}"),
             Codec { module, method, reason } => write!(f, "{module}::{method}: {reason}"),

@@ -574,6 +574,13 @@ impl Registry {
         policy: &ReloadPolicy,
     ) -> Result<(Module, Vec<MethodChange>), RuntimeError> {
         let mut new = open_copy(path, old.gate.limit())?;
+        if new.own_name != old.own_name {
+            return Err(RuntimeError::OtherModule {
+                module: old.name.clone(),
+                found: new.own_name.clone(),
+                expected: old.own_name.clone(),
+            });
+        }
         new.name = old.name.clone();
         new.default_timeout = old.default_timeout;
         new.generation = old.generation;

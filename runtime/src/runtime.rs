@@ -204,8 +204,9 @@ impl Runtime {
     /// file, so reloading from the same path after rebuilding it loads the rebuilt code.
     ///
     /// A new version that cannot be loaded (not a library, another ABI, a failing
-    /// `memlink_init`) or that the policy refuses leaves the old one serving, and the
-    /// error says why.
+    /// `memlink_init`), that is another module ([`RuntimeError::OtherModule`]: the file's
+    /// module declares another name) or that the policy refuses leaves the old one
+    /// serving, and the error says why.
     ///
     /// ```no_run
     /// # use memlink_runtime::{ModuleRef, Runtime};

@@ -9,6 +9,9 @@
 //! A file that is still not a whole library then (a copy that stalled) is reported and
 //! left alone until it changes again; a module that is already loaded keeps serving.
 //!
+//! A changed file that holds another module than before (the name its module declares
+//! differs) is no new version: the module it held is unloaded, and the other loaded.
+//!
 //! Module files are those with the platform's library extension (`.so`), their names
 //! UTF-8 or not; others, and names starting with `.`, are ignored. What has such a name
 //! but is no file to load from (a directory, a FIFO, a symbolic link that leads nowhere
@@ -628,6 +631,13 @@ impl State {
             Err(RuntimeError::UnknownHandle(_)) => {
                 // Unloaded by the host meanwhile: the file is new again.
                 self.loaded.remove(&path);
+                self.sync(vec![path]);
+                false
+            }
+            Err(RuntimeError::OtherModule { .. }) => {
+                // The file holds another module now: the one it held goes, and the one
+                // it holds comes, as if the file had been removed and another put there.
+                self.unload(path.clone(), handle);
                 self.sync(vec![path]);
                 false
             }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{de, fixture, install, module_path, mp};
+use common::{de, fixture, fixture_named, install, module_path, mp};
 use memlink_runtime::reload::{MethodChange, ReloadPolicy};
 use memlink_runtime::resolver::DirectoryResolver;
 use memlink_runtime::watch::{DirectoryWatch, WatchEvent, WatchOptions};
@@ -188,10 +188,14 @@ fn a_reload_to_a_bad_file_leaves_the_old_version_serving() {
     let junk = scratch("not_a_library");
     std::fs::write(&junk, b"this is not an ELF file").unwrap();
     let allowed = ReloadPolicy::default().allow_changes(true);
-    let cases: [(ModuleRef, &str); 4] = [
+    let cases: [(ModuleRef, &str); 5] = [
         (
             ModuleRef::from_path("/nonexistent/libnone.so"),
             "no module file at",
+        ),
+        (
+            ModuleRef::from_path(fixture("init_fails")),
+            "holds module `init_fails`, not a version of `greeter`",
         ),
         (
             ModuleRef::from_path(&junk),
@@ -202,7 +206,7 @@ fn a_reload_to_a_bad_file_leaves_the_old_version_serving() {
             "was built for memlink ABI 999",
         ),
         (
-            ModuleRef::from_path(fixture("init_fails")),
+            ModuleRef::from_path(fixture_named("init_fails", "greeter")),
             "failed to initialize",
         ),
     ];

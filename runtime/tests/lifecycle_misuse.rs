@@ -350,3 +350,56 @@ fn a_watch_whose_events_go_unread_holds_only_so_many_and_goes_on() {
     }
     assert_eq!(watch.dropped(), 1);
 }
+
+/// A reload takes a version of the same module. Given another module's file, it loaded
+/// it under the old name (with changes allowed), or refused it for its methods alone; the
+/// new module's own name then led nowhere. A watched file that comes to hold another
+/// module is that module's now: the one it held is unloaded, the other loaded.
+#[test]
+fn a_file_of_another_module_is_no_new_version() {
+    use memlink_runtime::reload::ReloadPolicy;
+    let rt = Runtime::with_local_resolver();
+    let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let other = ModuleRef::from_path(module_path("arena_usage"));
+    for policy in [
+        ReloadPolicy::default(),
+        ReloadPolicy::default().allow_changes(true),
+    ] {
+        let err = rt.reload_with(basic, other.clone(), &policy).unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::OtherModule { found, expected, .. }
+                if found == "arena_usage" && expected == "basic"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("not a version of `basic`"),
+            "{err}"
+        );
+    }
+    // The old version serves on, under its name.
+    assert_eq!(
+        rt.call_typed::<_, String>(basic, "ping", &()).unwrap(),
+        "pong"
+    );
+    assert_eq!(rt.handle_of("basic").unwrap(), basic);
+
+    let dir = fresh_dir("other_module");
+    install(&module_path("greeter_v1"), &lib(&dir, "plugin"));
+    let watch = rt.watch(&dir, options()).unwrap();
+    let greeter = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    install(&module_path("zero_copy"), &lib(&dir, "plugin"));
+    let events = [0, 1].map(|_| within(&watch, Duration::from_secs(10)));
+    assert!(
+        matches!(&events[0], WatchEvent::Unloaded { handle, .. } if *handle == greeter),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], WatchEvent::Loaded { path, .. } if *path == lib(&dir, "plugin")),
+        "{events:?}"
+    );
+    assert!(rt.handle_of("greeter").is_err());
+    rt.handle_of("zero_copy").unwrap();
+}

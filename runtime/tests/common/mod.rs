@@ -115,6 +115,16 @@ pub fn install(from: &Path, to: &Path) {
 /// telling it this runtime's `ModuleInfo` size (`MEMLINK_MODULE_INFO_SIZE`), which the
 /// fixtures that describe a valid module read.
 pub fn fixture(name: &str) -> PathBuf {
+    build_fixture(name, None)
+}
+
+/// [`fixture`] `name` built as the module `module` (for a fixture that reads
+/// `MEMLINK_FIXTURE_NAME`).
+pub fn fixture_named(name: &str, module: &str) -> PathBuf {
+    build_fixture(name, Some(module))
+}
+
+fn build_fixture(name: &str, module: Option<&str>) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(format!("{name}.rs"));
@@ -122,15 +132,22 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("target/test-fixtures")
         .join(env!("CARGO_CRATE_NAME"));
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("lib{name}.{}", std::env::consts::DLL_EXTENSION));
+    let file = match module {
+        Some(module) => format!("lib{name}_as_{module}"),
+        None => format!("lib{name}"),
+    };
+    let out = dir.join(format!("{file}.{}", std::env::consts::DLL_EXTENSION));
     let info_size = size_of::<memlink_abi::ModuleInfo>();
-    let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+    let mut rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    rustc
         .args(["--crate-type", "cdylib", "--edition", "2021", "-o"])
         .arg(&out)
         .arg(&src)
-        .env("MEMLINK_MODULE_INFO_SIZE", info_size.to_string())
-        .status()
-        .expect("run rustc");
+        .env("MEMLINK_MODULE_INFO_SIZE", info_size.to_string());
+    if let Some(module) = module {
+        rustc.env("MEMLINK_FIXTURE_NAME", module);
+    }
+    let status = rustc.status().expect("run rustc");
     assert!(status.success(), "compiling fixture {name} failed");
     out
 }
