@@ -195,6 +195,17 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
+    /// A reference by name led to a file whose module is not what it asked for: another
+    /// module, or a version the requirement does not match (the file's name says one
+    /// thing, the module it holds another).
+    WrongFile {
+        /// The reference, as given.
+        reference: String,
+        /// The file it led to.
+        path: PathBuf,
+        /// The module the file holds: its own name and version.
+        found: String,
+    },
     /// A reload was given a file of another module: a reload takes a version of the
     /// same module (its own name, as its file declares it); the old version serves on.
     OtherModule {
@@ -350,6 +361,16 @@ impl fmt::Display for RuntimeError {
             ReloadRefused { module, reason } => {
                 write!(f, "reload of module `{module}` refused: {reason}")
             }
+            WrongFile {
+                reference,
+                path,
+                found,
+            } => write!(
+                f,
+                "`{reference}` led to {}, which holds {found}: a module file's name must give \
+                 its module's own name and version",
+                path.display()
+            ),
             OtherModule {
                 module,
                 found,

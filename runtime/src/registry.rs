@@ -421,11 +421,13 @@ impl Registry {
                     handle,
                 });
             }
-            if settings.private_copy {
-                open_copy(&path, concurrency)
+            let module = if settings.private_copy {
+                open_copy(&path, concurrency)?
             } else {
-                Module::open(&path, concurrency)
-            }
+                Module::open(&path, concurrency)?
+            };
+            answers(reference, &path, &module, settings.name.as_deref())?;
+            Ok(module)
         })
     }
 
@@ -527,7 +529,7 @@ impl Registry {
                 reason: "it is linked into the host, not loaded from a file".to_owned(),
             });
         }
-        let (new, changes) = self.next_version(&old, &path, policy)?;
+        let (new, changes) = self.next_version(&old, &path, reference, policy)?;
         let state_carried = self.start_next_version(&old, &new, policy)?;
         let reloaded = Reloaded {
             from_version: old.version.clone(),
@@ -563,7 +565,8 @@ impl Registry {
         Ok(reloaded)
     }
 
-    /// The module at `path` made ready to stand in for `old`: its name, timeout,
+    /// The module at `path` made ready to stand in for `old`, if it is a version of it
+    /// (and what `reference` asked for, see [`answers`]): its name, timeout,
     /// generation and figures carried over, a fresh persistent region of the same size,
     /// and the changes in its method table, refused if they would break callers and the
     /// policy does not allow them.
@@ -571,6 +574,7 @@ impl Registry {
         &self,
         old: &Module,
         path: &Path,
+        reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<(Module, Vec<MethodChange>), RuntimeError> {
         let mut new = open_copy(path, old.gate.limit())?;
@@ -581,6 +585,7 @@ impl Registry {
                 expected: old.own_name.clone(),
             });
         }
+        answers(reference, path, &new, Some(&old.name))?;
         new.name = old.name.clone();
         new.default_timeout = old.default_timeout;
         new.generation = old.generation;
@@ -737,6 +742,36 @@ impl Registry {
             cache.forget(id);
         }
     }
+}
+
+/// Refuses `module`, opened from `path`, if `reference` asked for a module by name and
+/// it is not that module (by its own name, or the name it is `kept` under), or not of a
+/// version the reference's requirement matches: the file's name said one thing and the
+/// module says another, and the name the reference gives would then lead to nothing
+/// loaded.
+fn answers(
+    reference: &ModuleRef,
+    path: &Path,
+    module: &Module,
+    kept: Option<&str>,
+) -> Result<(), RuntimeError> {
+    let Some(name) = reference.name() else {
+        return Ok(());
+    };
+    let fits = (module.own_name == name || kept == Some(name))
+        && match (reference.requirement(), &module.semver) {
+            (None, _) => true,
+            (Some(req), Some(version)) => req.matches(version),
+            (Some(_), None) => false,
+        };
+    if fits {
+        return Ok(());
+    }
+    Err(RuntimeError::WrongFile {
+        reference: reference.path().display().to_string(),
+        path: path.to_owned(),
+        found: format!("`{}` {}", module.own_name, module.version),
+    })
 }
 
 /// Opens a private copy of the library at `path` (a fresh image, however often the file

@@ -191,7 +191,9 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
 /// version: `greeter@1.4.2.so`. A reference by name resolves to the highest version
 /// its requirement accepts (two files giving that same version, `greeter@1.4.2.so` and
 /// `libgreeter@1.4.2.so`, are refused as ambiguous); a path resolves as
-/// [`LocalResolver`] does.
+/// [`LocalResolver`] does. The file's name must tell the truth: a load or reload by name
+/// whose file holds another module, or a version the requirement does not match, is
+/// refused with [`RuntimeError::WrongFile`].
 ///
 /// ```no_run
 /// use memlink_runtime::resolver::DirectoryResolver;

@@ -281,7 +281,7 @@ fn two_files_of_one_version_are_refused_as_ambiguous() {
     use memlink_runtime::RuntimeConfig;
     let dir = fresh_dir("ambiguous");
     install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
-    install(&module_path("greeter_v2"), &lib(&dir, "libgreeter@1.4.2"));
+    install(&module_path("greeter_v1"), &lib(&dir, "libgreeter@1.4.2"));
     let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
     let references = [
         ModuleRef::parse("greeter@1").unwrap(),
@@ -298,9 +298,9 @@ fn two_files_of_one_version_are_refused_as_ambiguous() {
         );
     }
     // A higher version beside them is no ambiguity: it is the one meant.
-    install(&module_path("greeter_v2"), &lib(&dir, "greeter@1.5.0"));
-    let h = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
-    assert_eq!(rt.module_info(h).unwrap().path, lib(&dir, "greeter@1.5.0"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let h = rt.load(ModuleRef::named("greeter", None)).unwrap();
+    assert_eq!(rt.module_info(h).unwrap().path, lib(&dir, "greeter@2.0.1"));
     let err = rt
         .load(ModuleRef::parse("greeter@=1.4.2").unwrap())
         .unwrap_err();
@@ -402,4 +402,52 @@ fn a_file_of_another_module_is_no_new_version() {
     );
     assert!(rt.handle_of("greeter").is_err());
     rt.handle_of("zero_copy").unwrap();
+}
+
+/// A file's name gives its module's name and version, and a reference by name is
+/// answered by the file's: a file whose module is another, or of another version, was
+/// loaded all the same, and the name it was asked for then led nowhere
+/// (`handle_of("basic@2")` said no such module was loaded). It is now refused, naming
+/// what the file holds; a module loaded under the name asked for is that module.
+#[test]
+fn a_file_named_for_another_module_or_version_is_refused() {
+    use memlink_runtime::resolver::DirectoryResolver;
+    use memlink_runtime::{ModuleSettings, RuntimeConfig};
+    let dir = fresh_dir("misnamed");
+    install(&module_path("basic"), &lib(&dir, "basic@2.0.0"));
+    install(&module_path("greeter_v1"), &lib(&dir, "hello@1.4.2"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    for (reference, holds) in [
+        ("basic@2", "holds `basic` 0.1.0"),
+        ("hello@1", "holds `greeter` 1.4.2"),
+    ] {
+        let err = rt.load(ModuleRef::parse(reference).unwrap()).unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::WrongFile { .. }) && err.to_string().contains(holds),
+            "{reference}: {err}"
+        );
+    }
+    assert!(rt.modules().is_empty(), "nothing was loaded");
+    // Loaded under the name asked for, the module answers to it.
+    let hello = rt
+        .load_with(
+            ModuleRef::parse("hello@1").unwrap(),
+            &ModuleSettings::default().name("hello"),
+        )
+        .unwrap();
+    assert_eq!(rt.handle_of("hello@1").unwrap(), hello);
+    // A file that holds what its name says loads, and answers to that name.
+    let greeter = rt.load(ModuleRef::parse("greeter@2").unwrap()).unwrap();
+    assert_eq!(rt.handle_of("greeter@2").unwrap(), greeter);
+    // A reload by name is held to the same, and the old version serves on.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@3.0.0"));
+    let err = rt
+        .reload(greeter, ModuleRef::parse("greeter@3").unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WrongFile { .. }) && err.to_string().contains("1.4.2"),
+        "{err}"
+    );
+    assert_eq!(rt.handle_of("greeter@2").unwrap(), greeter);
 }
