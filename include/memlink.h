@@ -400,7 +400,8 @@ typedef struct MemlinkHostApi {
    [`CallFrame::host_call`](crate::CallFrame::host_call) is
    `call`, records it as that call's output and returns a pointer to write it
    through, aligned to 16. Null when the host cannot allocate. A second request
-   replaces the first.
+   replaces the first, which the host frees at once: the module must not write
+   through the first pointer again.
    */
   uint8_t *(*alloc_output)(void *call, size_t len);
   /*

@@ -19,7 +19,8 @@ pub struct HostApi {
     /// [`CallFrame::host_call`](crate::CallFrame::host_call) is
     /// `call`, records it as that call's output and returns a pointer to write it
     /// through, aligned to 16. Null when the host cannot allocate. A second request
-    /// replaces the first.
+    /// replaces the first, which the host frees at once: the module must not write
+    /// through the first pointer again.
     pub alloc_output: unsafe extern "C" fn(call: *mut c_void, len: usize) -> *mut u8,
     /// Calls `request.method` of the module loaded under `request.module`, on behalf of
     /// the call `call`: the callee inherits its trace id, deadline and depth + 1. The

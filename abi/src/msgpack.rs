@@ -265,7 +265,9 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
             let range = raw::in_place(written)?;
             Some(&written[range])
         }
-        _ => Some(written),
+        Format::MessagePack => Some(written),
+        // Typed values are no archive (`convert_args` says so).
+        Format::Archived => None,
     }
 }
 
@@ -282,7 +284,12 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
                         .to_owned(),
                 )
             }),
-        _ => Ok(packed),
+        Format::Archived => Err(ModuleError::Serialize(
+            "this method takes an rkyv archive of its arguments: send the archive's bytes \
+             with a plain call, not typed values"
+                .to_owned(),
+        )),
+        Format::MessagePack => Ok(packed),
     }
 }
 
@@ -430,6 +437,10 @@ mod tests {
             .to_string()
             .contains("one string"));
         assert!(encode_as(Format::Raw, &("a", "b")).is_err());
+        assert!(encode_as(Format::Archived, &(1u32,))
+            .unwrap_err()
+            .to_string()
+            .contains("takes an rkyv archive"));
         assert!(encode_as(Format::Raw, &-1i32).is_err());
     }
 
