@@ -302,8 +302,14 @@ unsafe fn nested<R: Receive>(
             request.args_len
         )));
     }
-    let args = if request.args_len == 0 || request.args.is_null() {
+    let args = if request.args_len == 0 {
         &[][..]
+    } else if request.args.is_null() {
+        // As a name with a length is refused: the module meant bytes it did not give.
+        return Err(ModuleError::Abi(format!(
+            "nested call arguments are null with a length ({} bytes)",
+            request.args_len
+        )));
     } else {
         // SAFETY: `args_len` readable bytes (the caller's contract), at most isize::MAX.
         unsafe { std::slice::from_raw_parts(request.args, request.args_len) }

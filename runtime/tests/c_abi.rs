@@ -192,6 +192,11 @@ fn a_nested_calls_sink_runs_once_with_the_result_format_set() {
             let (calls, format, status, ..) = relay(method, args);
             assert_eq!((calls, format, status), (1, 0xff, want as u8), "{what}");
         }
+        // Arguments null with a length are refused, as a name is, not taken for none.
+        let (calls, format, status, _, said) = relay("!echo", b"ten bytes!");
+        assert_eq!((calls, format, status), (1, 0xff, Status::Abi as u8));
+        let said = String::from_utf8_lossy(&said);
+        assert!(said.contains("null with a length (10 bytes)"), "{said}");
         // Still serving.
         assert_eq!(relay("echo", b"ok"), (1, raw, ok, 2, b"ok".to_vec()));
     }
