@@ -72,6 +72,12 @@ impl fmt::Debug for RuntimeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RuntimeConfig")
             .field("arena_size", &self.arena_size)
+            .field("arena_pool", &self.arena_pool)
+            .field("arena_soft_limit", &self.arena_soft_limit)
+            .field("max_modules", &self.max_modules)
+            .field("persistent_size", &self.persistent_size)
+            .field("builtin_metrics", &self.builtin_metrics)
+            .field("latency_sampling", &self.latency_sampling)
             .field("max_concurrency", &self.max_concurrency)
             .field("saturation", &self.saturation)
             .field("max_call_depth", &self.max_call_depth)
@@ -190,6 +196,32 @@ impl RuntimeConfig {
     /// Sets [`max_modules`](RuntimeConfig::max_modules).
     pub fn max_modules(mut self, modules: usize) -> Self {
         self.max_modules = modules;
+        self
+    }
+
+    /// Sets [`persistent_size`](RuntimeConfig::persistent_size).
+    ///
+    /// ```
+    /// use memlink_runtime::RuntimeConfig;
+    ///
+    /// // Modules that keep no state, and a smaller pool of idle arenas.
+    /// let config = RuntimeConfig::default().persistent_size(0).arena_pool(8);
+    /// assert_eq!((config.persistent_size, config.arena_pool), (0, 8));
+    /// ```
+    pub fn persistent_size(mut self, bytes: usize) -> Self {
+        self.persistent_size = bytes;
+        self
+    }
+
+    /// Sets [`arena_pool`](RuntimeConfig::arena_pool).
+    pub fn arena_pool(mut self, arenas: usize) -> Self {
+        self.arena_pool = arenas;
+        self
+    }
+
+    /// Sets [`arena_soft_limit`](RuntimeConfig::arena_soft_limit).
+    pub fn arena_soft_limit(mut self, arenas: usize) -> Self {
+        self.arena_soft_limit = arenas;
         self
     }
 }
