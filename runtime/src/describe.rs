@@ -64,7 +64,7 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
         // mapped, and never written.
         unsafe { s.as_str() }
             .map(str::to_owned)
-            .ok_or_else(|| format!("{what} is not UTF-8"))
+            .ok_or_else(|| format!("{what} is not UTF-8, or is null with a length"))
     };
     if info.method_count > MAX_METHODS {
         return Err(format!(
@@ -188,7 +188,7 @@ fn check_ids(methods: &[Method]) -> Result<(), String> {
     for w in methods.windows(2) {
         if w[0].id == w[1].id {
             return Err(format!(
-                "methods `{}` and `{}` share id {:#010x}; rename one with #[memlink_export(name = \"...\")]",
+                "methods `{}` and `{}` share id {:#010x}; rename one (in Rust, with #[memlink_export(name = \"...\")])",
                 w[0].name, w[1].name, w[0].id
             ));
         }

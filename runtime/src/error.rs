@@ -297,7 +297,7 @@ impl fmt::Display for RuntimeError {
             }
             NotAModule { path, missing } => write!(
                 f,
-                "{} is not a memlink module: it does not export `{missing}` (build it with memlink-msdk as a cdylib)",
+                "{} is not a memlink module: it does not export `{missing}` (build it as a cdylib with memlink-msdk, or, in C, define what include/memlink.h declares)",
                 path.display()
             ),
             AbiMismatch { path, module, host } => write!(
