@@ -28,6 +28,13 @@ pub enum RuntimeError {
         /// The path looked at.
         path: PathBuf,
     },
+    /// A reference by name whose module has files, none of a version it accepts.
+    NoSuchVersion {
+        /// The reference, as given.
+        reference: String,
+        /// The versions there are, lowest first.
+        versions: Vec<String>,
+    },
     /// The file exists but is not a shared library that can be loaded safely.
     NotALibrary {
         /// The file.
@@ -279,6 +286,14 @@ impl fmt::Display for RuntimeError {
             BadReference { reference, reason } => {
                 write!(f, "bad module reference `{reference}`: {reason}")
             }
+            NoSuchVersion {
+                reference,
+                versions,
+            } => write!(
+                f,
+                "no version of the module matches `{reference}`: there are {}",
+                versions.join(", ")
+            ),
             FileNotFound { path } => {
                 write!(f, "no module file at {}", path.display())?;
                 // A bare word is a file in the current directory, not a module's name.

@@ -250,15 +250,20 @@ impl Resolver for DirectoryResolver {
         let Some(name) = module.name() else {
             return local_file(module.path());
         };
-        let mut matching: Vec<(Version, PathBuf)> = self
+        let mut all: Vec<(Version, PathBuf)> = self
             .modules()?
             .into_iter()
-            .filter(|(n, v, _)| n == name && module.matches(v))
+            .filter(|(n, _, _)| n == name)
             .map(|(_, v, p)| (v, p))
             .collect();
         // Highest version last; of one version, by path (so that what follows does not
         // depend on the order the directory lists its files in).
-        matching.sort();
+        all.sort();
+        let matching: Vec<(Version, PathBuf)> = all
+            .iter()
+            .filter(|(v, _)| module.matches(v))
+            .cloned()
+            .collect();
         match &matching[..] {
             // Of one precedence (build metadata aside, `1.4.2+a` is `1.4.2+b`).
             [.., (v, first), (w, second)] if v.cmp_precedence(w).is_eq() => {
@@ -268,6 +273,15 @@ impl Resolver for DirectoryResolver {
                 })
             }
             [.., (_, path)] => local_file(path),
+            // Other versions are there: say which, rather than that nothing is.
+            [] if !all.is_empty() => {
+                let mut versions: Vec<String> = all.iter().map(|(v, _)| v.to_string()).collect();
+                versions.dedup();
+                Err(RuntimeError::NoSuchVersion {
+                    reference: module.path().display().to_string(),
+                    versions,
+                })
+            }
             [] => Err(RuntimeError::FileNotFound {
                 path: self.dir.join(module.path()),
             }),
