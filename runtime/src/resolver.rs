@@ -73,6 +73,11 @@ impl ModuleRef {
                 })?;
                 return Ok(ModuleRef::named(name, Some(requirement)));
             }
+            // `@1.2`, `my module@1`: meant as a name, or a file named so is `./` away.
+            return Err(RuntimeError::BadReference {
+                reference: reference.to_owned(),
+                reason: "what comes before `@` is not a module name (letters, digits, `_` and `-`); a file of that name is `./` followed by it",
+            });
         }
         if trimmed.ends_with('/') || trimmed.ends_with(std::path::MAIN_SEPARATOR) {
             return Err(RuntimeError::BadReference {
@@ -329,6 +334,12 @@ mod tests {
             ModuleRef::parse("greeter@not-a-version"),
             Err(RuntimeError::BadReference { .. })
         ));
+        // No name before the `@`: refused as `greeter@` is, not taken for a file.
+        for r in ["@", "@1.2", "my module@1"] {
+            let err = ModuleRef::parse(r).unwrap_err();
+            assert!(err.to_string().contains("not a module name"), "{r}: {err}");
+        }
+        assert_eq!(ModuleRef::parse("./@").unwrap().path(), Path::new("./@"));
         // A path that happens to hold an `@` stays a path.
         for path in [
             "./builds/greeter@1.2.so",
