@@ -1,7 +1,7 @@
 //! `memlink`: inspect and call memlink modules from the command line.
 
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -42,7 +42,7 @@ enum Command {
     /// MessagePack methods take JSON: an array of the arguments (`[2, 3]`), an object
     /// keyed by parameter name (`{"a": 2, "b": 3}`), or, for a method with one argument,
     /// that argument alone (`7`). Raw methods take the text as it is and print their
-    /// result's bytes as they are.
+    /// result's bytes as they are (nothing added to them, but a newline on a terminal).
     Call(CallArgs),
     /// Serve modules to other processes through shared memory (the memlink daemon).
     ///
@@ -204,7 +204,6 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
     for _ in 0..request.repeat {
         out = remote::call(socket, &module, &request.method, &args)?;
     }
-    out.push(b'\n');
     write_out(&out)
 }
 
@@ -219,7 +218,6 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
     let mut text = Vec::new();
     if let Ok(out) = &calls {
         text.extend_from_slice(out);
-        text.push(b'\n');
     }
     // The figures are printed after a failed call too: they count the failure.
     if request.stats {
@@ -423,9 +421,21 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     rmp_serde::to_vec(&value).map_err(|e| format!("cannot encode the arguments: {e}"))
 }
 
-/// The result as it is printed: a raw one's bytes as they are (they need not be UTF-8),
-/// else text.
+/// The result as it is printed: a raw one's bytes as they are (they need not be UTF-8,
+/// and nothing is added to them, so that they can be written to a file or piped whole;
+/// on a terminal a newline follows a result that does not end in one, where the prompt
+/// would take the rest of its line), else a line of text.
 pub(crate) fn render(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = render_text(method, bytes)?;
+    let raw = method.result_format == Format::Raw;
+    if !raw || (std::io::stdout().is_terminal() && !out.ends_with(b"\n")) {
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// [`render`] without its newline.
+fn render_text(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
     match method.result_format {
         Format::Raw => return Ok(bytes.to_vec()),
         Format::Archived => {
