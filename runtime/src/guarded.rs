@@ -116,6 +116,10 @@ pub(crate) fn guarded<E>(
     let pass = match pass {
         Ok(pass) => pass,
         Err(error) => {
+            // Refused by an interceptor or the breaker: a call all the same, failed.
+            if registry.config.builtin_metrics {
+                module.stats[index as usize].refused(thread.shard(), error.code());
+            }
             after(Outcome {
                 duration: Duration::ZERO,
                 result: Err(Failed::Module(&error)),

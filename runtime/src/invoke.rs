@@ -65,7 +65,8 @@ pub(crate) fn run_call<R: Receive, E>(
         None
     };
     if given == Some(Duration::ZERO) {
-        return Err(fail(timed_out(given)));
+        let late = timed_out(given);
+        return Err(fail(counted(registry, module, index, thread.shard(), late)));
     }
     let shard = thread.shard();
     // A module its chain already runs in is re-entered within the chain's slot.
@@ -73,7 +74,10 @@ pub(crate) fn run_call<R: Receive, E>(
         Some(p) if p.chain_holds(module) => None,
         _ => match module.enter(shard, config.saturation, meta.deadline) {
             Ok(admitted) => Some(admitted),
-            Err(refused) => return Err(fail(not_entered(refused, given))),
+            Err(refused) => {
+                let refused = not_entered(refused, given);
+                return Err(fail(counted(registry, module, index, shard, refused)));
+            }
         },
     };
     let timed = config.builtin_metrics && thread.time_this_call(config.latency_sampling);
@@ -303,6 +307,28 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
 #[cold]
 fn timed_out(given: Option<Duration>) -> Failure {
     Failure::Late(ModuleError::Timeout(given.unwrap_or_default()))
+}
+
+/// `refused`, a call the module never saw, counted as a call and an error of why (but
+/// for a call to a module unloaded meanwhile: no longer this module's).
+#[cold]
+#[inline(never)]
+fn counted(
+    registry: &Registry,
+    module: &Module,
+    index: u32,
+    shard: usize,
+    refused: Failure,
+) -> Failure {
+    let status = match &refused {
+        Failure::Retired => None,
+        Failure::Saturated => Some(crate::metrics::SATURATED),
+        Failure::Module(e) | Failure::Late(e) => Some(e.code()),
+    };
+    if let (Some(status), true) = (status, registry.config.builtin_metrics) {
+        module.stats[index as usize].refused(shard, status);
+    }
+    refused
 }
 
 /// Why a call that was not admitted did not run; `given` is the time it had.

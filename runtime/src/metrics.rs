@@ -27,12 +27,18 @@ pub use memlink_abi::{MetricValue, BUCKETS};
 /// Statuses counted as errors: every non-`Ok` status the ABI defines.
 const STATUSES: usize = 12;
 
+/// The status of a call refused because its module was at its concurrency limit: no
+/// status of the ABI (the module never saw the call), counted as errors labelled
+/// `saturated`, in the slot after the ABI's.
+pub(crate) const SATURATED: i32 = i32::MIN;
+
 /// One shard of an export's figures, on cache lines of its own.
 #[repr(align(128))]
 #[derive(Debug, Default)]
 struct Shard {
     calls: AtomicU64,
-    errors: [AtomicU64; STATUSES],
+    /// Per status, then `saturated` ([`SATURATED`]).
+    errors: [AtomicU64; STATUSES + 1],
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     latency: [AtomicU64; BUCKETS.len() + 1],
@@ -101,6 +107,23 @@ pub(crate) struct CallRecord {
 }
 
 impl MethodStats {
+    /// Counts a call refused before the module saw it, made from a thread whose shard is
+    /// `shard`: a call, and an error of `status` (why it was refused).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refused(&self, shard: usize, status: i32) {
+        self.record(
+            shard,
+            CallRecord {
+                status,
+                latency: None,
+                bytes_in: 0,
+                bytes_out: 0,
+                arena_used: 0,
+            },
+        );
+    }
+
     /// Counts one call made from a thread whose shard is `shard`. Always inlined: on
     /// the call path a success's record is mostly constants (status 0), which only an
     /// inlined copy folds.
@@ -109,11 +132,15 @@ impl MethodStats {
         let s = &self.shards[shard];
         add(shard, &s.calls, 1);
         if r.status != 0 {
-            if let Some(slot) = usize::try_from(r.status)
-                .ok()
-                .filter(|&c| c > 0 && c <= STATUSES)
-            {
-                add(shard, &s.errors[slot - 1], 1);
+            let slot = match r.status {
+                SATURATED => Some(STATUSES),
+                code => usize::try_from(code)
+                    .ok()
+                    .filter(|&c| c > 0 && c <= STATUSES)
+                    .map(|c| c - 1),
+            };
+            if let Some(slot) = slot {
+                add(shard, &s.errors[slot], 1);
             }
         }
         add(shard, &s.bytes_in, r.bytes_in as u64);
@@ -141,8 +168,12 @@ impl MethodStats {
                 .map(|s| f(s).load(Ordering::Relaxed))
                 .sum::<u64>()
         };
-        let errors = (0..STATUSES)
-            .map(|i| (status_name(i as i32 + 1), sum(&|s: &Shard| &s.errors[i])))
+        let name = |i: usize| match i {
+            STATUSES => "saturated",
+            i => status_name(i as i32 + 1),
+        };
+        let errors = (0..=STATUSES)
+            .map(|i| (name(i), sum(&|s: &Shard| &s.errors[i])))
             .filter(|(_, n)| *n > 0)
             .collect();
         let buckets: Vec<u64> = (0..=BUCKETS.len())
@@ -195,9 +226,11 @@ pub struct MethodMetrics {
     pub module: String,
     /// The export's name.
     pub method: String,
-    /// Calls that reached the module.
+    /// Calls made: those that reached the module, and those refused before it saw them
+    /// (each also an error: `saturated`, `service_unavailable`, `timeout`).
     pub calls: u64,
-    /// Failed calls by status name (`panic`, `timeout`, `serialize`, …); absent: none.
+    /// Failed calls by status name (`panic`, `timeout`, `serialize`, …, and `saturated`
+    /// for a call refused at the module's concurrency limit); absent: none.
     pub errors: Vec<(&'static str, u64)>,
     /// Argument bytes passed in.
     pub bytes_in: u64,

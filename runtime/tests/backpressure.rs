@@ -80,6 +80,16 @@ fn reject_refuses_at_once_when_saturated() {
         busy.iter().all(|t| !t.is_finished()),
         "refused while both slots were held, not after waiting for one"
     );
+    // The refused call is counted: a call, failed `saturated`.
+    let count = rt
+        .metrics()
+        .into_iter()
+        .flat_map(|m| m.methods)
+        .find(|m| m.method == "count")
+        .unwrap();
+    assert_eq!((count.calls, count.errors_of("saturated")), (1, 1));
+    let text = rt.prometheus();
+    assert!(text.contains("status=\"saturated\"} 1"), "{text}");
     busy.into_iter().for_each(|t| t.join().unwrap());
     let ok: u64 = rt.call_typed(h, "count", &()).unwrap();
     assert!(ok >= 1, "capacity comes back");

@@ -56,13 +56,23 @@ fn the_breaker_opens_after_a_run_of_panics_and_closes_after_a_good_trial() {
         breaker_of(&rt, "basic_breaker"),
         (Some(BreakerState::Open), 1)
     );
-    // Open: calls fail fast, without reaching the module.
-    let calls_before = echo_calls(&rt);
+    // Open: calls fail fast, without reaching the module (no argument byte went in),
+    // and are counted: a call, failed `service_unavailable`.
+    let before = echo_figures(&rt);
     assert_eq!(
         module_error(rt.call(h, "echo", b"hi")),
         ModuleError::ServiceUnavailable
     );
-    assert_eq!(echo_calls(&rt), calls_before, "the module was not called");
+    let after = echo_figures(&rt);
+    assert_eq!(after.bytes_in, before.bytes_in, "the module was not called");
+    assert_eq!(
+        (after.calls, after.errors_of("service_unavailable")),
+        (
+            before.calls + 1,
+            before.errors_of("service_unavailable") + 1
+        ),
+        "the refused call is counted"
+    );
     assert!(matches!(rt.health(h).unwrap(), Health::Failing { .. }));
     let text = rt.prometheus();
     assert!(
@@ -99,12 +109,12 @@ fn the_breaker_opens_after_a_run_of_panics_and_closes_after_a_good_trial() {
     );
 }
 
-fn echo_calls(rt: &Runtime) -> u64 {
+fn echo_figures(rt: &Runtime) -> memlink_runtime::MethodMetrics {
     rt.metrics()
-        .iter()
-        .flat_map(|m| &m.methods)
+        .into_iter()
+        .flat_map(|m| m.methods)
         .find(|m| m.method == "echo")
-        .map_or(0, |m| m.calls)
+        .expect("echo's figures")
 }
 
 #[test]
@@ -271,14 +281,16 @@ fn interceptors_see_every_call_from_the_host_and_from_modules() {
         seen[2].outcome
     );
     assert!(seen.iter().all(|s| s.outcome.is_some()), "every call ended");
-    // The refused call never reached the module.
+    // The refused call never reached the module (no argument byte went in), and is
+    // counted: a call, failed with the interceptor's error.
     let ping = rt
         .metrics()
         .into_iter()
         .flat_map(|m| m.methods)
         .find(|m| m.method == "ping")
         .unwrap();
-    assert_eq!(ping.calls, 0);
+    let failed: u64 = ping.errors.iter().map(|(_, n)| n).sum();
+    assert_eq!((ping.calls, failed, ping.bytes_in), (1, 1, 0));
 }
 
 #[test]
