@@ -13,7 +13,8 @@
 //!
 //! **Health** ([`Health`]): a module that exports `memlink_health` (no arguments; an
 //! `Ok` result means ready) is asked; one without it is ready while it is loaded and
-//! its breaker is closed.
+//! its breaker is closed. An open breaker makes a module failing until its cool-down is
+//! over; it is live from then until its trial call has closed it.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -143,6 +144,14 @@ impl Breaker {
 
     pub(crate) fn state(&self) -> BreakerState {
         BreakerState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Whether the breaker is open with its cool-down over: the next call is its trial.
+    pub(crate) fn cooled(&self, config: &BreakerConfig) -> bool {
+        let open_for = self
+            .now()
+            .saturating_sub(self.opened_at.load(Ordering::Acquire));
+        self.state() == BreakerState::Open && u128::from(open_for) >= config.cool_down.as_nanos()
     }
 
     /// Times the breaker opened.

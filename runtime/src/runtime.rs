@@ -265,12 +265,22 @@ impl Runtime {
     }
 
     /// How the module is doing (see [`crate::health`]): `Failing` while its breaker is
-    /// open, else what its `memlink_health` export says (asked now, as a call), else
+    /// open, `Live` once its cool-down is over (the next call is its trial) and while that
+    /// trial runs, else what its `memlink_health` export says (asked now, as a call), else
     /// `Ready`.
     pub fn health(&self, handle: ModuleHandle) -> Result<Health, RuntimeError> {
         let module = self.registry.module(handle)?;
-        if self.registry.config.breaker.is_some() {
+        if let Some(config) = &self.registry.config.breaker {
             match module.breaker.state() {
+                // Its cool-down over, it waits for a call to try: a host that sends calls
+                // only to modules that are not failing must still send that one.
+                BreakerState::Open if module.breaker.cooled(config) => {
+                    return Ok(Health::Live {
+                        reason:
+                            "its circuit breaker's cool-down is over: the next call is its trial"
+                                .to_owned(),
+                    })
+                }
                 BreakerState::Open => {
                     return Ok(Health::Failing {
                         reason: "its circuit breaker is open".to_owned(),

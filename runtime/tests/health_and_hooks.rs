@@ -81,8 +81,15 @@ fn the_breaker_opens_after_a_run_of_panics_and_closes_after_a_good_trial() {
     );
     common::promtool::promtool_accepts(&text);
 
-    // After the cool-down, one trial call: it goes well, the breaker closes.
+    // After the cool-down the module is live (not failing), so that a host that sends
+    // calls only to modules that are not failing sends the trial; one trial call: it
+    // goes well, the breaker closes.
     std::thread::sleep(cool_down + Duration::from_millis(20));
+    assert!(
+        matches!(rt.health(h).unwrap(), Health::Live { reason } if reason.contains("trial")),
+        "{:?}",
+        rt.health(h)
+    );
     assert_eq!(&*rt.call(h, "echo", b"hi").unwrap(), b"hi");
     assert_eq!(
         breaker_of(&rt, "basic_breaker"),
