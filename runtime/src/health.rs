@@ -154,6 +154,13 @@ impl Breaker {
         self.state() == BreakerState::Open && u128::from(open_for) >= config.cool_down.as_nanos()
     }
 
+    /// Takes over `old`'s count of times it opened: the count of a module's breaker runs
+    /// on across its reloads, as its calls' counts do.
+    pub(crate) fn carry_count_of(&self, old: &Breaker) {
+        self.opened
+            .store(old.opened.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Times the breaker opened.
     pub(crate) fn times_opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)

@@ -272,7 +272,7 @@ pub struct ModuleMetrics {
     /// Its circuit breaker's state, when the runtime has breakers (see
     /// [`crate::health`]).
     pub breaker: Option<BreakerState>,
-    /// Times its breaker opened (this loaded version's).
+    /// Times its breaker opened, its reloads' versions included.
     pub breaker_opened: u64,
 }
 

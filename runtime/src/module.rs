@@ -407,13 +407,15 @@ impl Module {
     }
 
     /// Takes over `old`'s figures for each method both export under one name, so a
-    /// reloaded module's counters run on (a method `old` lacks starts at zero).
+    /// reloaded module's counters run on (a method `old` lacks starts at zero), and the
+    /// count of times its breaker opened (the breaker itself starts closed).
     pub(crate) fn carry_figures_of(&mut self, old: &Module) {
         for (method, stats) in self.methods.iter().zip(self.stats.iter_mut()) {
             if let Some((i, _)) = old.method(&method.name) {
                 *stats = Arc::clone(&old.stats[i as usize]);
             }
         }
+        self.breaker.carry_count_of(&old.breaker);
     }
 
     /// Whether the module was retired (unloaded): it takes no more calls.

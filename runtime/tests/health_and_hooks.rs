@@ -114,6 +114,20 @@ fn the_breaker_opens_after_a_run_of_panics_and_closes_after_a_good_trial() {
         module_error(rt.call(h, "echo", b"hi")),
         ModuleError::ServiceUnavailable
     );
+    // A reload starts the new version with a closed breaker; the count of times it
+    // opened runs on, as the calls' counts do (it went back to 0).
+    let calls = echo_figures(&rt).calls;
+    rt.reload(
+        h,
+        ModuleRef::from_path(module_copy("basic", "basic_breaker")),
+    )
+    .unwrap();
+    assert_eq!(
+        breaker_of(&rt, "basic_breaker"),
+        (Some(BreakerState::Closed), 3)
+    );
+    assert_eq!(&*rt.call(h, "echo", b"hi").unwrap(), b"hi");
+    assert_eq!(echo_figures(&rt).calls, calls + 1);
 }
 
 fn echo_figures(rt: &Runtime) -> memlink_runtime::MethodMetrics {
