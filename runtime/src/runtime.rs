@@ -567,31 +567,39 @@ impl Runtime {
 
     /// Every loaded module's figures: the built-ins per export, and the module's own
     /// metrics (read from the module now). Versions of one module loaded side by side are
-    /// told apart as `name@version`.
+    /// told apart as `name@version`, and so is, from the start, a module loaded as a
+    /// version (from a file named `NAME@VERSION.so`): its series keep their labels when
+    /// another version comes and goes.
     pub fn metrics(&self) -> Vec<ModuleMetrics> {
         let breaker = self.registry.config.breaker.is_some();
-        let mut all: Vec<(String, ModuleMetrics)> = self
+        let mut all: Vec<(String, bool, ModuleMetrics)> = self
             .registry
             .live()
-            .map(|(_, m)| (m.version.clone(), m.metrics(breaker)))
+            .map(|(_, m)| {
+                let versioned = crate::resolver::versioned_file_name(&m.path).is_some();
+                (m.version.clone(), versioned, m.metrics(breaker))
+            })
             .collect();
         // Versions of one module loaded side by side share its name: each series then
-        // names its version (`greeter@1.4.2`), so no two series carry the same labels.
+        // names its version (`greeter@1.4.2`), so no two series carry the same labels. A
+        // module loaded as a version (from a file `NAME@VERSION.so`) names it from the
+        // start, so that its series keep their labels when another version loads beside
+        // it, and when that one goes.
         let shared: Vec<String> = all
             .iter()
             .enumerate()
-            .filter(|(i, (_, m))| all[..*i].iter().any(|(_, o)| o.module == m.module))
-            .map(|(_, (_, m))| m.module.clone())
+            .filter(|(i, (_, _, m))| all[..*i].iter().any(|(_, _, o)| o.module == m.module))
+            .map(|(_, (_, _, m))| m.module.clone())
             .collect();
-        for (version, m) in &mut all {
-            if shared.contains(&m.module) {
+        for (version, versioned, m) in &mut all {
+            if *versioned || shared.contains(&m.module) {
                 m.module = format!("{}@{version}", m.module);
                 for method in &mut m.methods {
                     method.module.clone_from(&m.module);
                 }
             }
         }
-        all.into_iter().map(|(_, m)| m).collect()
+        all.into_iter().map(|(_, _, m)| m).collect()
     }
 
     /// What the result cache has done, when the runtime has one (see [`crate::cache`]).

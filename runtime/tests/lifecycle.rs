@@ -524,6 +524,12 @@ fn a_nested_call_by_name_follows_every_change_of_what_the_name_finds() {
 fn versions_load_side_by_side_and_callers_choose_by_requirement() {
     let (dir, rt) = two_versions("versions");
     let one = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
+    // A module loaded as a version is labelled so from the start: its series keep their
+    // labels when another version loads beside it (they were renamed then), and when it
+    // goes.
+    let labels =
+        |rt: &Runtime| -> Vec<String> { rt.metrics().into_iter().map(|m| m.module).collect() };
+    assert_eq!(labels(&rt), ["greeter@1.4.2"]);
     let two = rt.load(ModuleRef::parse("greeter@^2").unwrap()).unwrap();
     assert_eq!((version(&rt, one), version(&rt, two)), (1, 2));
     let info = rt.module_info(one).unwrap();
@@ -585,10 +591,16 @@ fn versions_load_side_by_side_and_callers_choose_by_requirement() {
         "{figures:?}"
     );
     common::promtool::promtool_accepts(&rt.prometheus());
-    // Unloading one version leaves the other serving under the name.
+    // Unloading one version leaves the other serving under the name, and its series
+    // under their labels.
     rt.unload(two).unwrap();
     assert_eq!(rt.handle_of("greeter").unwrap(), one);
     assert_eq!(via("greeter").unwrap(), 1);
+    assert!(
+        labels(&rt).contains(&"greeter@1.4.2".to_owned()),
+        "{:?}",
+        labels(&rt)
+    );
 }
 
 #[test]
