@@ -28,11 +28,20 @@ pub enum RuntimeError {
         /// The path looked at.
         path: PathBuf,
     },
-    /// A reference by name whose module has files, none of a version it accepts.
+    /// A watched directory went: removed, moved away or replaced by something else (see
+    /// `crate::watch`).
+    WatchedDirectoryGone {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A reference by name that no module file answers: the module has no file where
+    /// its resolver looks, or none of a version the reference accepts.
     NoSuchVersion {
         /// The reference, as given.
         reference: String,
-        /// The versions there are, lowest first.
+        /// Where its files were looked for.
+        dir: PathBuf,
+        /// The versions there are, lowest first (none: the module has no file there).
         versions: Vec<String>,
     },
     /// The file exists but is not a shared library that can be loaded safely.
@@ -286,9 +295,27 @@ impl fmt::Display for RuntimeError {
             BadReference { reference, reason } => {
                 write!(f, "bad module reference `{reference}`: {reason}")
             }
+            WatchedDirectoryGone { dir } => write!(
+                f,
+                "the watched directory {} is gone (removed, moved away or replaced by \
+                 something else): modules whose files were removed first (as `rm -r` \
+                 removes them) are unloaded, the others stay loaded, and the watch resumes \
+                 when a directory is there again",
+                dir.display()
+            ),
+            NoSuchVersion {
+                reference,
+                dir,
+                versions,
+            } if versions.is_empty() => write!(
+                f,
+                "no file of the module `{reference}` asks for in {} (a module's files are named `NAME@VERSION.so`)",
+                dir.display()
+            ),
             NoSuchVersion {
                 reference,
                 versions,
+                ..
             } => write!(
                 f,
                 "no version of the module matches `{reference}`: there are {}",

@@ -278,18 +278,17 @@ impl Resolver for DirectoryResolver {
                 })
             }
             [.., (_, path)] => local_file(path),
-            // Other versions are there: say which, rather than that nothing is.
-            [] if !all.is_empty() => {
+            // Which versions there are (other ones, or none), rather than that no file is
+            // at a path that was never looked at.
+            [] => {
                 let mut versions: Vec<String> = all.iter().map(|(v, _)| v.to_string()).collect();
                 versions.dedup();
                 Err(RuntimeError::NoSuchVersion {
                     reference: module.path().display().to_string(),
+                    dir: self.dir.clone(),
                     versions,
                 })
             }
-            [] => Err(RuntimeError::FileNotFound {
-                path: self.dir.join(module.path()),
-            }),
         }
     }
 }
@@ -373,5 +372,24 @@ mod tests {
         assert!(matches!(err, Err(RuntimeError::FileNotFound { .. })));
         let dir = LocalResolver.resolve(&ModuleRef::from_path("."));
         assert!(matches!(dir, Err(RuntimeError::BadReference { .. })));
+    }
+
+    #[test]
+    fn a_name_with_no_file_says_where_its_files_were_looked_for() {
+        let dir = std::env::temp_dir().join(format!("memlink-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = DirectoryResolver::new(&dir)
+            .resolve(&ModuleRef::parse("nosuch@1").unwrap())
+            .unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::NoSuchVersion { versions, .. } if versions.is_empty()),
+            "{err}"
+        );
+        let said = err.to_string();
+        assert!(
+            said.contains("`nosuch@^1`") && said.contains(&*dir.to_string_lossy()),
+            "{said}"
+        );
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -20,9 +20,11 @@
 //! again after a module loads or reloads, and only then (each try opens a fresh image).
 //!
 //! The directory itself may go: removed, or moved away. That is reported (a
-//! [`WatchEvent::Failed`] naming the directory); its modules stay loaded, and once a
-//! directory is at the path again it is followed, and the modules brought in step with
-//! it. Events the platform lost (its queue overflowed) make the watch look at every
+//! [`WatchEvent::Failed`] naming the directory, with
+//! [`RuntimeError::WatchedDirectoryGone`]); its modules stay loaded (but for those whose
+//! files were removed first, as `rm -r` removes them: each is unloaded as its file goes),
+//! and once a directory is at the path again it is followed, and the modules brought in
+//! step with it. Events the platform lost (its queue overflowed) make the watch look at every
 //! file again, reloading only those changed since.
 //!
 //! Each is loaded from a private copy (see [`ModuleSettings::private_copy`]), so it can
@@ -356,11 +358,8 @@ impl Watched {
             self.id = None;
             state.tell(WatchEvent::Failed {
                 path: self.dir.clone(),
-                error: RuntimeError::BadReference {
-                    reference: self.dir.display().to_string(),
-                    reason: "the watched directory is gone (removed, moved away or \
-                             replaced by something else): its modules stay loaded, and \
-                             the watch resumes when a directory is there again",
+                error: RuntimeError::WatchedDirectoryGone {
+                    dir: self.dir.clone(),
                 },
             });
         }

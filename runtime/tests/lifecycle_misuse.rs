@@ -81,7 +81,8 @@ fn a_watched_directory_moved_away_or_replaced_is_told_and_followed_again() {
         WatchEvent::Failed { path, error } => {
             assert_eq!(path, dir.canonicalize().unwrap_or(dir.clone()));
             assert!(
-                error.to_string().contains("the watched directory is gone"),
+                matches!(&error, RuntimeError::WatchedDirectoryGone { dir: gone } if *gone == path)
+                    && error.to_string().contains("is gone"),
                 "{error}"
             );
         }
