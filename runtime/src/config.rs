@@ -59,7 +59,8 @@ pub struct RuntimeConfig {
     /// `memlink_init` or its own threads) belongs to no runtime, and goes to `tracing`
     /// alone.
     pub log_sink: Option<Arc<dyn LogSink>>,
-    /// See every call before and after it runs, in order (default: none; see
+    /// See every call before and after it runs: each `before` in the order they were
+    /// added, then each `after` in the same order (default: none; see
     /// [`crate::intercept`]).
     pub interceptors: Vec<Arc<dyn Interceptor>>,
     /// Every module's circuit breaker (default: none; see [`crate::health`]).

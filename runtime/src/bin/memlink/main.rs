@@ -41,7 +41,9 @@ enum Command {
     ///
     /// MessagePack methods take JSON: an array of the arguments (`[2, 3]`), an object
     /// keyed by parameter name (`{"a": 2, "b": 3}`), or, for a method with one argument,
-    /// that argument alone (`7`). Raw methods take the text as it is and print their
+    /// that argument alone (`7`); an array or object is always read as the arguments, so
+    /// one argument that is itself a list or a struct goes inside one (`[[1, 2, 3]]`,
+    /// `{"user": {"id": 1}}`). Raw methods take the text as it is and print their
     /// result's bytes as they are (nothing added to them, but a newline on a terminal).
     Call(CallArgs),
     /// Serve modules to other processes through shared memory (the memlink daemon).
@@ -70,14 +72,17 @@ struct CallArgs {
     /// raw bytes.
     #[arg(long, value_name = "PATH")]
     args_file: Option<PathBuf>,
-    /// Call this many times, at least once (the result printed is the last one's).
+    /// Call this many times, at least once (the result printed is the last one's; the
+    /// first call that fails ends the run, and its error is printed).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
-    /// Print a table of the exports called afterwards: calls, errors by status,
-    /// latency (median, 99th percentile, maximum) and bytes in and out.
+    /// Print a table of the exports called afterwards (on standard output, after the
+    /// result): calls, errors by status, latency (median, 99th percentile, maximum) and
+    /// bytes in and out.
     #[arg(long)]
     stats: bool,
-    /// Print the runtime's and the module's metrics as Prometheus text afterwards.
+    /// Print the runtime's and the module's metrics as Prometheus text afterwards (on
+    /// standard output, after the result).
     #[arg(long)]
     prometheus: bool,
     /// Call through the daemon serving on this socket: MODULE is then the name the
