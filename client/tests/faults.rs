@@ -666,3 +666,41 @@ fn a_connection_without_a_thread_is_refused_and_the_daemon_serves_on() {
     );
     still_serving(&daemon);
 }
+
+/// SIGTERM sent to the daemon's whole process group (`kill -- -PGID`, `timeout`, Ctrl-C,
+/// systemd's default stop) reaches its workers too. Before, it killed a worker in the
+/// middle of its calls, which failed with `WorkerDied`, and now and then the daemon,
+/// having started a new worker as it began to stop, waited for that one for good. Now the
+/// call in flight finishes and the daemon stops, exit status 0.
+#[test]
+fn sigterm_to_the_whole_process_group_finishes_the_calls_and_stops() {
+    let mut daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let held = std::thread::scope(|s| {
+        let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(300u64,)));
+        wait_log(&daemon, "holding");
+        let status = daemon.terminate_group();
+        assert!(status.success(), "{status:?}:\n{}", daemon.log_text());
+        call.join().unwrap()
+    });
+    held.unwrap_or_else(|e| panic!("the call in flight: {e}\n{}", daemon.log_text()));
+}
+
+/// A worker that dies just before the daemon is told to stop is started again while the
+/// daemon stops; the shutdown found no worker to tell then, and the daemon waited for
+/// the new one for good. Now the new one is told too, and the daemon stops.
+#[test]
+fn a_worker_started_again_as_the_daemon_stops_is_stopped_too() {
+    for delay_ms in [0, 2, 10, 30] {
+        let mut daemon = Daemon::start(Setup::modules(&["basic"]));
+        signal(daemon.worker_pid(), Signal::KILL);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let status = daemon.terminate();
+        assert!(
+            status.success(),
+            "{delay_ms} ms: {status:?}:\n{}",
+            daemon.log_text()
+        );
+    }
+}

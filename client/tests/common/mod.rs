@@ -171,6 +171,9 @@ impl Daemon {
                 None => cmd.arg(module_path(m)),
             };
         }
+        // A process group of its own (it and its workers), as a service manager or a
+        // shell job gives it: a signal to the group reaches none of the tests.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -268,6 +271,20 @@ impl Daemon {
     /// Sends SIGTERM and waits for the daemon to exit; its exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         signal(self.pid(), rustix::process::Signal::TERM);
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM to the daemon's whole process group, its workers too (as
+    /// `kill -- -PGID`, `timeout` and systemd's default stop do), and waits for the daemon
+    /// to exit; its exit status.
+    pub fn terminate_group(&mut self) -> std::process::ExitStatus {
+        if let Some(group) = rustix::process::Pid::from_raw(self.pid()) {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+        }
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -42,6 +42,23 @@ pub fn control_fd(args: &[String]) -> Option<RawFd> {
     }
 }
 
+/// Makes SIGTERM and SIGINT do nothing here: the supervisor stops its workers itself,
+/// once each has finished its calls in flight. The signals reach workers too when they
+/// are sent to the daemon's whole process group (`kill -- -PGID`, `timeout`, Ctrl-C,
+/// systemd's default `KillMode`); their default action killed a worker in the middle of
+/// its calls, which then failed with `WorkerDied`. A handler that only sets a flag
+/// replaces that action (it is reset at `exec`, which a worker does not do); SIGKILL
+/// still ends a worker.
+fn shield_from_stop_signals() -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let seen = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&seen))
+            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs a worker on the control socket `control_fd` (inherited from the supervisor) until
 /// the supervisor says stop or goes away. Returns the process's exit message on failure.
 pub fn run(control_fd: RawFd) -> Result<(), String> {
@@ -50,6 +67,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
             "control descriptor {control_fd} is a standard stream"
         ));
     }
+    shield_from_stop_signals()?;
     // SAFETY: the supervisor started this process with `control_fd` open, without
     // close-on-exec, and nothing else in this process owns it: this is its only owner.
     let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(control_fd) });

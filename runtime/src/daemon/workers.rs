@@ -39,6 +39,14 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
                     let _ = tx.send(Ok(()));
                 }
                 backoff = Duration::from_millis(20);
+                // Started while the daemon began to stop (the last one died meanwhile):
+                // the shutdown found no worker to tell, so this one is told here. `start`
+                // set the link first, so either the shutdown saw it, or this sees the
+                // flag the shutdown set before it looked (both may: a second Shutdown
+                // is one the worker no longer reads).
+                if shared.shutting_down.load(Ordering::SeqCst) {
+                    worker.send(&ToWorker::Shutdown);
+                }
                 child
             }
             Err(e) => {
