@@ -704,3 +704,74 @@ fn a_worker_started_again_as_the_daemon_stops_is_stopped_too() {
         );
     }
 }
+
+/// A worker that died and cannot be started again (its module's file was replaced by
+/// something that does not load) leaves its modules' calls answered at once with why,
+/// while the other worker serves on; once the file is whole again, the worker comes back
+/// and its calls succeed. Before, a call to it waited in its slot for good (a client
+/// without a deadline hung until the file was restored).
+#[test]
+fn calls_to_a_worker_that_cannot_be_started_again_fail_at_once_saying_why() {
+    let dir = common::scratch_dir();
+    let file = dir.join("libbasic.so");
+    std::fs::copy(common::module_path("basic"), &file).unwrap();
+    let toml = format!(
+        "[[modules]]\nname = \"basic\"\npath = {file:?}\nlimits = {{ open_files = 256 }}\n\
+         [[modules]]\nname = \"hazards\"\npath = {:?}\n",
+        common::module_path("hazards"),
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let hazards = client.module("hazards").unwrap();
+    assert_eq!(
+        client
+            .call_typed::<_, u32>(basic, "add", &(1u32, 2u32))
+            .unwrap(),
+        3
+    );
+    // The file is replaced (renamed over, as a build would), then the worker dies.
+    let broken = dir.join("libbasic.so.new");
+    std::fs::write(&broken, b"not a library").unwrap();
+    std::fs::rename(&broken, &file).unwrap();
+    signal(daemon.worker_pid_named("basic"), Signal::KILL);
+    wait_log(&daemon, "calls to the worker's modules fail at once");
+    // No deadline: the call must not wait for a worker that is not coming.
+    let err = client
+        .call_typed::<_, u32>(basic, "add", &(1u32, 2u32))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("could not be started again"),
+        "{err}\n{}",
+        daemon.log_text()
+    );
+    // The other worker serves on.
+    client.call(hazards, "count", b"").unwrap();
+    // A client that connects meanwhile is told the same at once.
+    let late = Client::connect(&daemon.socket).unwrap();
+    let late_basic = late.module("basic").unwrap();
+    let err = late.call(late_basic, "echo", b"hi").unwrap_err();
+    assert!(
+        err.to_string().contains("could not be started again"),
+        "{err}"
+    );
+    // Whole again: the worker is started again (tries are seconds apart), and serves.
+    let whole = dir.join("libbasic.so.new");
+    std::fs::copy(common::module_path("basic"), &whole).unwrap();
+    std::fs::rename(&whole, &file).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.call_typed::<_, u32>(basic, "add", &(1u32, 2u32)) {
+            Ok(sum) => {
+                assert_eq!(sum, 3);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < until, "never came back: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(&*late.call(late_basic, "echo", b"hi").unwrap(), b"hi");
+}

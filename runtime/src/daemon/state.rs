@@ -83,6 +83,10 @@ pub(super) struct Worker {
     pub(super) metrics: MetricsWait,
     /// The connections it could not take, by number, each answered by a stand-in.
     pub(super) stand_ins: Mutex<HashMap<u64, StandIn>>,
+    /// Why no process runs it, while one could not be started again after the last
+    /// died: every connection's calls to it are answered with that by stand-ins, until
+    /// a start succeeds.
+    pub(super) down: Mutex<Option<String>>,
 }
 
 impl Worker {
@@ -100,6 +104,7 @@ impl Worker {
             restarts: AtomicU64::new(0),
             metrics: MetricsWait::default(),
             stand_ins: Mutex::default(),
+            down: Mutex::default(),
         })
     }
 

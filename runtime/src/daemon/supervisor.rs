@@ -362,7 +362,7 @@ fn on_signals(shared: Arc<Shared>) -> Result<(), String> {
 }
 
 /// One client: the handshake, then waiting for it to hang up.
-fn client(shared: &Shared, stream: &Arc<UnixStream>) {
+fn client(shared: &Arc<Shared>, stream: &Arc<UnixStream>) {
     let welcomed = welcome(shared, stream);
     let (id, row) = match welcomed {
         Ok(v) => v,
@@ -507,7 +507,7 @@ fn hung_up(stream: &UnixStream) -> bool {
 /// Checks a client's hello, makes its segment and hands it to the client, then to the
 /// workers: only a connection the client was told of is attached, so a client that
 /// hangs up before its welcome costs no worker a thread or a mapping.
-fn welcome(shared: &Shared, stream: &Arc<UnixStream>) -> Result<(u64, u32), String> {
+fn welcome(shared: &Arc<Shared>, stream: &Arc<UnixStream>) -> Result<(u64, u32), String> {
     let greeted = greet(shared, stream);
     let row = greeted.as_ref().ok().and_then(|_| take_row(shared));
     // No longer a connection still to say hello, before its welcome is sent: a client
@@ -560,9 +560,12 @@ fn welcome(shared: &Shared, stream: &Arc<UnixStream>) -> Result<(u64, u32), Stri
     // Under the lock a worker starting meanwhile is handed this connection once: by
     // `workers::start`, or here once it has its link.
     let mut conns = lock(&shared.conns);
-    for w in &shared.workers {
+    for (index, w) in shared.workers.iter().enumerate() {
         if let Some(link) = &*lock(&w.link) {
             workers::attach(&link.control, &w.figures, id, &conn);
+        } else {
+            // No process runs it, and none could be started: its calls are answered so.
+            workers::stand_in_if_down(shared, index, id, &conn);
         }
     }
     conns.insert(id, conn);

@@ -58,6 +58,14 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
                 if shared.shutting_down.load(Ordering::SeqCst) {
                     return;
                 }
+                // Until a start succeeds, no process takes its calls: they are answered
+                // with why, not left to wait in their slots (a client without a
+                // deadline waited for good).
+                let reason = format!(
+                    "the worker serving the module is down: it died, and could not be \
+                     started again ({e}); it is tried again every few seconds"
+                );
+                stand_in_while_down(shared, index, reason);
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -182,7 +190,9 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     // Connections that came while there was no worker are handed over with the rest;
     // the lock keeps a new one from slipping between the two.
     let conns = lock(&shared.conns);
-    // A new process may take the connections the last one could not.
+    // A new process may take the connections the last one could not, and the ones it
+    // could not be started for.
+    *lock(&worker.down) = None;
     lock(&worker.stand_ins).clear();
     for (&id, conn) in conns.iter() {
         attach(&ours, &worker.figures, id, conn);
@@ -323,6 +333,55 @@ fn stand_in(shared: &Arc<Shared>, index: usize, pid: Pid, id: u64, reason: &str)
     };
     let segment = Arc::clone(&conn.segment);
     match StandIn::start(segment, index, &worker.plan.name, reason, ours) {
+        Ok(s) => {
+            lock(&worker.stand_ins).insert(id, s);
+        }
+        Err(e) => tracing::error!(connection = id, "cannot start a stand-in: {e}"),
+    }
+}
+
+/// Answers the calls to worker `index`'s modules on every connection with `reason`, while
+/// no process runs it (see [`Worker::down`]); connections that come meanwhile get a
+/// stand-in as they are accepted ([`stand_in_if_down`]).
+///
+/// [`Worker::down`]: super::state::Worker::down
+fn stand_in_while_down(shared: &Arc<Shared>, index: usize, reason: String) {
+    let conns = lock(&shared.conns);
+    let worker = &shared.workers[index];
+    let first = lock(&worker.down).replace(reason).is_none();
+    if first {
+        tracing::warn!(
+            worker = %worker.plan.name,
+            "calls to the worker's modules fail at once until it is started again"
+        );
+    }
+    for (&id, conn) in conns.iter() {
+        stand_in_if_down(shared, index, id, conn);
+    }
+}
+
+/// Starts a stand-in for connection `id` answering the calls to worker `index`'s
+/// modules, if no process runs it (called under the connections' lock, so that a start
+/// that succeeds meanwhile, which takes it to clear them, comes after).
+pub(super) fn stand_in_if_down(shared: &Arc<Shared>, index: usize, id: u64, conn: &Conn) {
+    let worker = &shared.workers[index];
+    let Some(reason) = lock(&worker.down).clone() else {
+        return;
+    };
+    if lock(&worker.stand_ins).contains_key(&id) {
+        return;
+    }
+    let router = Arc::clone(shared);
+    let ours = move |name: Result<Name, String>| {
+        router.route(name.as_ref().map_or("", |n| n.as_str())) == index
+    };
+    match StandIn::start(
+        Arc::clone(&conn.segment),
+        index,
+        &worker.plan.name,
+        &reason,
+        ours,
+    ) {
         Ok(s) => {
             lock(&worker.stand_ins).insert(id, s);
         }
