@@ -433,12 +433,23 @@ fn limits_refuse_clearly_and_the_socket_is_private() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+    // A client asking for more than the limit is given what fits it (it was refused,
+    // the default client too): its four slots, smaller, which serve what fits them.
     let big = ClientConfig::default().slots(4).slot_size(4 << 20);
-    let err = Client::with_config(&daemon.socket, big).unwrap_err();
-    assert!(
-        err.to_string().contains("the limit per client is 1048576"),
-        "{err}"
+    let cut = Client::with_config(&daemon.socket, big).unwrap();
+    let basic = cut.module("basic").unwrap();
+    assert_eq!(&*cut.call(basic, "echo", b"cut").unwrap(), b"cut");
+    // Arguments no segment within the limit holds are refused, naming it.
+    let err = cut.call(basic, "echo", &vec![7u8; 2 << 20]).unwrap_err();
+    assert!(err.to_string().contains("at most 1048576 bytes"), "{err}");
+    drop(cut);
+    let default = Client::connect(&daemon.socket).unwrap();
+    let basic = default.module("basic").unwrap();
+    assert_eq!(
+        &*default.call(basic, "echo", b"default").unwrap(),
+        b"default"
     );
+    drop(default);
     let small = || ClientConfig::default().slots(2).slot_size(64 << 10);
     let first = Client::with_config(&daemon.socket, small()).unwrap();
     let _second = Client::with_config(&daemon.socket, small()).unwrap();

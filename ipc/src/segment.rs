@@ -87,6 +87,27 @@ impl Geometry {
         self.len() == 0
     }
 
+    /// This geometry cut down to fit within `limit` bytes: as many of its slots as can
+    /// each have a page, each as large as the limit lets it be (never larger than here);
+    /// itself when it fits already, `None` when not even one slot of a page fits.
+    pub fn within(self, limit: u64) -> Option<Geometry> {
+        if self.len() <= limit {
+            return Some(self);
+        }
+        (1..=self.slots).rev().find_map(|slots| {
+            let data_offset = Geometry {
+                slots,
+                slot_size: 0,
+            }
+            .data_offset();
+            let each = limit.checked_sub(data_offset)? / u64::from(slots) / PAGE * PAGE;
+            (each >= PAGE).then(|| Geometry {
+                slots,
+                slot_size: each.min(self.slot_size),
+            })
+        })
+    }
+
     /// The geometry a segment grows to so that one slot holds `len` bytes: as many of
     /// `slots` slots as keep the whole within `limit` bytes, each of `len` rounded up to
     /// a power of two (so a run of growing calls connects again only a few times) unless
@@ -408,6 +429,23 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Instant;
+
+    #[test]
+    fn a_geometry_is_cut_down_to_a_limit_keeping_its_slots_where_it_can() {
+        let asked = Geometry::new(8, 1 << 20).unwrap();
+        assert_eq!(asked.within(asked.len()), Some(asked));
+        // 4 MiB: the eight slots, each as large as fits.
+        let cut = asked.within(4 << 20).unwrap();
+        assert_eq!(cut.slots, 8);
+        assert!(cut.len() <= 4 << 20 && cut.slot_size % PAGE == 0, "{cut:?}");
+        assert!(Geometry::new(8, cut.slot_size + PAGE).unwrap().len() > 4 << 20);
+        // 8 KiB, the smallest limit a daemon takes: one slot of a page.
+        assert_eq!(asked.within(8192), Some(Geometry::new(1, PAGE).unwrap()));
+        assert_eq!(asked.within(4096), None);
+        // Never larger than asked.
+        let small = Geometry::new(2, PAGE).unwrap();
+        assert_eq!(small.within(1 << 30), Some(small));
+    }
 
     /// A worker that never spins: it sleeps on its doorbell as soon as it finds nothing,
     /// for a minute unless rung, so a call whose ring was skipped would wait that minute.

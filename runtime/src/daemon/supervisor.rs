@@ -432,14 +432,17 @@ fn greet(shared: &Shared, stream: &UnixStream) -> Result<Greeted, String> {
             hello.version
         ));
     }
-    let geometry = hello.geometry.checked()?;
-    if geometry.len() > shared.config.max_shm_per_client {
-        return Err(format!(
-            "the client asks for {} bytes of shared memory; the limit per client is {}",
-            geometry.len(),
-            shared.config.max_shm_per_client
-        ));
-    }
+    let asked = hello.geometry.checked()?;
+    // A segment larger than the limit is cut down to it (the welcome says what the client
+    // got, and a client grows its slots later within the limit it is told), rather than
+    // refused: a client asks before it knows the limit.
+    let limit = shared.config.max_shm_per_client;
+    let geometry = asked.within(limit).ok_or_else(|| {
+        format!(
+            "the client asks for {} bytes of shared memory, and not even one slot fits the limit per client, {limit}",
+            asked.len()
+        )
+    })?;
     let cred = rustix::net::sockopt::socket_peercred(stream)
         .map_err(|e| format!("cannot learn the client's credentials: {e}"))?;
     let uid = cred.uid.as_raw();
