@@ -437,7 +437,10 @@ mod tests {
         // 4 MiB: the eight slots, each as large as fits.
         let cut = asked.within(4 << 20).unwrap();
         assert_eq!(cut.slots, 8);
-        assert!(cut.len() <= 4 << 20 && cut.slot_size % PAGE == 0, "{cut:?}");
+        assert!(
+            cut.len() <= 4 << 20 && cut.slot_size.is_multiple_of(PAGE),
+            "{cut:?}"
+        );
         assert!(Geometry::new(8, cut.slot_size + PAGE).unwrap().len() > 4 << 20);
         // 8 KiB, the smallest limit a daemon takes: one slot of a page.
         assert_eq!(asked.within(8192), Some(Geometry::new(1, PAGE).unwrap()));
