@@ -212,10 +212,21 @@ impl WorkerLimits {
 /// segment per connection while it is mapped. Fewer, and it fails before it is ready.
 pub const MIN_OPEN_FILES: u64 = 16;
 
+/// The least address space a worker may be limited to: its code and libraries, a thread's
+/// stack, its runtime and a module's persistent region take more than this before it
+/// serves. Less, and it failed at start with an allocation error that named another
+/// setting.
+pub const MIN_MEMORY_BYTES: u64 = 32 << 20;
+
 impl WorkerLimits {
     /// Refuses limits under which a worker could not start: no CPU time (`SIGXCPU` at
-    /// once) or fewer open files than it needs for itself.
+    /// once), too little memory, or fewer open files than it needs for itself.
     fn check(&self) -> Result<(), String> {
+        if let Some(n) = self.memory_bytes.filter(|&n| n < MIN_MEMORY_BYTES) {
+            return Err(format!(
+                "`memory_bytes` is {n}: a worker needs at least {MIN_MEMORY_BYTES} (32 MiB) of address space for its own code, threads and runtime"
+            ));
+        }
         if self.cpu_seconds == Some(0) {
             return Err(
                 "`cpu_seconds` is 0: the worker would be ended before it serves; it is at least 1"
@@ -443,7 +454,7 @@ impl DaemonConfig {
         // only permission bits are a socket's mode.
         if self.socket_mode > 0o777 {
             return Err(format!(
-                "`socket_mode` {} is {:#o}, not permission bits: write it in octal, as `0o660`",
+                "`socket_mode` {} is {:#o}, which holds more than permission bits (a socket's mode is at most 0o777): write those bits in octal, as `0o660`",
                 self.socket_mode, self.socket_mode
             ));
         }

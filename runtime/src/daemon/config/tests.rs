@@ -66,7 +66,7 @@ fn modules_with_limits_or_a_worker_get_a_process_apart_with_the_lowest_limits() 
         path = "/x/libbasic.so"
         [[modules]]
         path = "/x/libcrashy.so"
-        limits = { memory_bytes = 1000000, open_files = 900 }
+        limits = { memory_bytes = 100000000, open_files = 900 }
         [[modules]]
         name = "a"
         path = "/x/liba.so"
@@ -88,7 +88,7 @@ fn modules_with_limits_or_a_worker_get_a_process_apart_with_the_lowest_limits() 
     let crashy = &plans[1].limits;
     assert_eq!(
         (crashy.memory_bytes, crashy.open_files, crashy.cpu_seconds),
-        (Some(1_000_000), Some(512), Some(30)),
+        (Some(100_000_000), Some(512), Some(30)),
         "a module's limits only lower the daemon's"
     );
     let pair = &plans[2];
@@ -207,6 +207,14 @@ fn settings_that_would_serve_nothing_are_refused_naming_the_key() {
             "`[limits]` `cpu_seconds` is 0",
         ),
         (
+            "[limits]\nmemory_bytes = 0".to_owned(),
+            "`[limits]` `memory_bytes` is 0: a worker needs at least 33554432",
+        ),
+        (
+            format!("{module}limits = {{ memory_bytes = 1048576 }}"),
+            "the `limits` of module `m` `memory_bytes` is 1048576",
+        ),
+        (
             "[limits]\nopen_files = 3".to_owned(),
             "`[limits]` `open_files` is 3: a worker needs at least 16",
         ),
@@ -222,7 +230,8 @@ fn settings_that_would_serve_nothing_are_refused_naming_the_key() {
     let least = read(&format!(
         "socket = \"/s\"\nmax_connections = 1\nthreads_per_connection = 64\n\
          max_shm_per_client = 8192\n[runtime]\ndefault_timeout_ms = 1\n\
-         [limits]\ncpu_seconds = 1\nopen_files = 16\n{module}default_timeout_ms = 1\n"
+         [limits]\ncpu_seconds = 1\nopen_files = 16\nmemory_bytes = 33554432\n\
+         {module}default_timeout_ms = 1\n"
     ));
     assert!(least.is_ok(), "{least:?}");
 }
