@@ -81,12 +81,7 @@ fn reject_refuses_at_once_when_saturated() {
         "refused while both slots were held, not after waiting for one"
     );
     // The refused call is counted: a call, failed `saturated`.
-    let count = rt
-        .metrics()
-        .into_iter()
-        .flat_map(|m| m.methods)
-        .find(|m| m.method == "count")
-        .unwrap();
+    let count = common::figures_of(&rt, "count");
     assert_eq!((count.calls, count.errors_of("saturated")), (1, 1));
     let text = rt.prometheus();
     assert!(text.contains("status=\"saturated\"} 1"), "{text}");

@@ -65,12 +65,7 @@ fn a_sync_export_past_its_deadline_is_not_started() {
     let after: u64 = rt.call_typed(h[0], "slow_sync_started", &()).unwrap();
     assert_eq!(after, before, "the export never ran");
     // It is counted all the same: a call, failed `timeout`.
-    let slow = rt
-        .metrics()
-        .into_iter()
-        .flat_map(|m| m.methods)
-        .find(|m| m.method == "slow_sync")
-        .unwrap();
+    let slow = common::figures_of(&rt, "slow_sync");
     assert_eq!((slow.calls, slow.errors_of("timeout")), (1, 1));
 }
 

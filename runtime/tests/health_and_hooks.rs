@@ -131,11 +131,7 @@ fn the_breaker_opens_after_a_run_of_panics_and_closes_after_a_good_trial() {
 }
 
 fn echo_figures(rt: &Runtime) -> memlink_runtime::MethodMetrics {
-    rt.metrics()
-        .into_iter()
-        .flat_map(|m| m.methods)
-        .find(|m| m.method == "echo")
-        .expect("echo's figures")
+    common::figures_of(rt, "echo")
 }
 
 #[test]
@@ -304,12 +300,7 @@ fn interceptors_see_every_call_from_the_host_and_from_modules() {
     assert!(seen.iter().all(|s| s.outcome.is_some()), "every call ended");
     // The refused call never reached the module (no argument byte went in), and is
     // counted: a call, failed with the interceptor's error.
-    let ping = rt
-        .metrics()
-        .into_iter()
-        .flat_map(|m| m.methods)
-        .find(|m| m.method == "ping")
-        .unwrap();
+    let ping = common::figures_of(&rt, "ping");
     let failed: u64 = ping.errors.iter().map(|(_, n)| n).sum();
     assert_eq!((ping.calls, failed, ping.bytes_in), (1, 1, 0));
 }

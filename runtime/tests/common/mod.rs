@@ -81,6 +81,16 @@ pub fn module_path(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no cdylib named `{name}` was built"))
 }
 
+/// The built-in figures of the export `method` (of whichever loaded module has one).
+pub fn figures_of(runtime: &Runtime, method: &str) -> memlink_runtime::MethodMetrics {
+    runtime
+        .metrics()
+        .into_iter()
+        .flat_map(|m| m.methods)
+        .find(|m| m.method == method)
+        .unwrap_or_else(|| panic!("no figures of `{method}`"))
+}
+
 /// A fresh runtime with `name` loaded.
 pub fn load(name: &str) -> (Runtime, ModuleHandle) {
     let runtime = Runtime::with_local_resolver();
