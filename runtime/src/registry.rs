@@ -744,34 +744,20 @@ impl Registry {
     }
 }
 
-/// Refuses `module`, opened from `path`, if `reference` asked for a module by name and
-/// it is not that module (by its own name, or the name it is `kept` under), or not of a
-/// version the reference's requirement matches: the file's name said one thing and the
-/// module says another, and the name the reference gives would then lead to nothing
-/// loaded.
+/// Refuses `module`, opened from `path`, unless it is what `reference` asks for (see
+/// [`ModuleRef::answered_by`]), by its own name or the name it is `kept` under.
 fn answers(
     reference: &ModuleRef,
     path: &Path,
     module: &Module,
     kept: Option<&str>,
 ) -> Result<(), RuntimeError> {
-    let Some(name) = reference.name() else {
-        return Ok(());
-    };
-    let fits = (module.own_name == name || kept == Some(name))
-        && match (reference.requirement(), &module.semver) {
-            (None, _) => true,
-            (Some(req), Some(version)) => req.matches(version),
-            (Some(_), None) => false,
-        };
-    if fits {
-        return Ok(());
-    }
-    Err(RuntimeError::WrongFile {
-        reference: reference.path().display().to_string(),
-        path: path.to_owned(),
-        found: format!("`{}` {}", module.own_name, module.version),
-    })
+    reference.answered_by(
+        path,
+        (&module.own_name, kept),
+        &module.version,
+        module.semver.as_ref(),
+    )
 }
 
 /// Opens a private copy of the library at `path` (a fresh image, however often the file

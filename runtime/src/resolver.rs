@@ -91,6 +91,37 @@ impl ModuleRef {
         })
     }
 
+    /// Refuses the module found at `path` for this reference (its own name, and another
+    /// it is kept under if any; its `version`, and that as semver) if the reference
+    /// asked for a module by name and it is not that module, or not of a version the
+    /// requirement matches: the file's name said one thing and the module says another,
+    /// and the name the reference gives would then lead to nothing loaded.
+    pub(crate) fn answered_by(
+        &self,
+        path: &Path,
+        (own, kept): (&str, Option<&str>),
+        version: &str,
+        semver: Option<&Version>,
+    ) -> Result<(), RuntimeError> {
+        let Some(name) = self.name() else {
+            return Ok(());
+        };
+        let fits = (own == name || kept == Some(name))
+            && match (self.requirement(), semver) {
+                (None, _) => true,
+                (Some(req), Some(version)) => req.matches(version),
+                (Some(_), None) => false,
+            };
+        if fits {
+            return Ok(());
+        }
+        Err(RuntimeError::WrongFile {
+            reference: self.path.display().to_string(),
+            path: path.to_owned(),
+            found: format!("`{own}` {version}"),
+        })
+    }
+
     /// A reference to the library at `path`.
     pub fn from_path(path: impl Into<PathBuf>) -> ModuleRef {
         ModuleRef {
