@@ -148,10 +148,15 @@ impl Breaker {
 
     /// Whether the breaker is open with its cool-down over: the next call is its trial.
     pub(crate) fn cooled(&self, config: &BreakerConfig) -> bool {
+        self.state() == BreakerState::Open && self.cool_down_over(config)
+    }
+
+    /// Whether `config.cool_down` has passed since the breaker last opened.
+    fn cool_down_over(&self, config: &BreakerConfig) -> bool {
         let open_for = self
             .now()
             .saturating_sub(self.opened_at.load(Ordering::Acquire));
-        self.state() == BreakerState::Open && u128::from(open_for) >= config.cool_down.as_nanos()
+        u128::from(open_for) >= config.cool_down.as_nanos()
     }
 
     /// Takes over `old`'s count of times it opened: the count of a module's breaker runs
@@ -185,10 +190,7 @@ impl Breaker {
             // Half-open: its trial call is running.
             return None;
         }
-        let open_for = self
-            .now()
-            .saturating_sub(self.opened_at.load(Ordering::Acquire));
-        if u128::from(open_for) < config.cool_down.as_nanos() {
+        if !self.cool_down_over(config) {
             return None;
         }
         // The first call past the cool-down is the trial; the others keep failing fast.

@@ -106,12 +106,9 @@ impl ModuleRef {
         let Some(name) = self.name() else {
             return Ok(());
         };
+        // A version that is no semver matches no requirement.
         let fits = (own == name || kept == Some(name))
-            && match (self.requirement(), semver) {
-                (None, _) => true,
-                (Some(req), Some(version)) => req.matches(version),
-                (Some(_), None) => false,
-            };
+            && semver.map_or(self.requirement().is_none(), |v| self.matches(v));
         if fits {
             return Ok(());
         }

@@ -326,6 +326,13 @@ fn stand_in(shared: &Arc<Shared>, index: usize, pid: Pid, id: u64, reason: &str)
         connection = id,
         "the worker cannot serve the connection ({reason}); its calls there fail with that reason"
     );
+    start_stand_in(shared, index, id, conn, reason);
+}
+
+/// Starts the stand-in answering the calls to worker `index`'s modules on connection
+/// `id` (`conn`) with `reason`, kept among the worker's.
+fn start_stand_in(shared: &Arc<Shared>, index: usize, id: u64, conn: &Conn, reason: &str) {
+    let worker = &shared.workers[index];
     // The rule the workers claim by, a name no client writes read as the empty one.
     let router = Arc::clone(shared);
     let ours = move |name: Result<Name, String>| {
@@ -371,22 +378,7 @@ pub(super) fn stand_in_if_down(shared: &Arc<Shared>, index: usize, id: u64, conn
     if lock(&worker.stand_ins).contains_key(&id) {
         return;
     }
-    let router = Arc::clone(shared);
-    let ours = move |name: Result<Name, String>| {
-        router.route(name.as_ref().map_or("", |n| n.as_str())) == index
-    };
-    match StandIn::start(
-        Arc::clone(&conn.segment),
-        index,
-        &worker.plan.name,
-        &reason,
-        ours,
-    ) {
-        Ok(s) => {
-            lock(&worker.stand_ins).insert(id, s);
-        }
-        Err(e) => tracing::error!(connection = id, "cannot start a stand-in: {e}"),
-    }
+    start_stand_in(shared, index, id, conn, &reason);
 }
 
 /// Emits a module's log record through this process's `tracing` subscriber.
