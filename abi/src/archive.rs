@@ -18,7 +18,7 @@ use core::num::NonZeroUsize;
 use rkyv::api::high::{HighSerializer, HighValidator};
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor::{self, BoxedError, Failure};
-use rkyv::ser::allocator::ArenaHandle;
+use rkyv::ser::allocator::{Arena, ArenaHandle};
 use rkyv::ser::writer::Buffer;
 use rkyv::util::AlignedVec;
 use rkyv::validation::archive::ArchiveValidator;
@@ -29,6 +29,45 @@ use rkyv::{Archive, Portable};
 use crate::error::ModuleError;
 
 type Result<T, E = ModuleError> = core::result::Result<T, E>;
+
+/// Archives `value` into `writer` (`rkyv::api::high::to_bytes_in`), with scratch space
+/// of this thread's that is there whenever the thread can run code: rkyv's own is a
+/// thread-local that panics once the thread has begun to destroy its locals, so
+/// archiving from a thread-local's destructor would abort the process. There, a fresh
+/// arena is used.
+pub fn to_bytes_in<T, W>(value: &T, writer: W) -> Result<W, rancor::Error>
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<W, ArenaHandle<'a>, rancor::Error>>,
+    W: rkyv::ser::Writer<rancor::Error>,
+{
+    with_scratch(|arena| rkyv::api::high::to_bytes_in_with_alloc(value, writer, arena.acquire()))
+}
+
+/// [`to_bytes_in`] into a vector of its own.
+pub fn to_bytes<T>(value: &T) -> Result<AlignedVec, rancor::Error>
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+{
+    to_bytes_in(value, AlignedVec::new())
+}
+
+/// Runs `f` with this thread's archiving scratch, kept between calls as rkyv keeps its
+/// own (shrunk to its first block after each use), or with a fresh one while the thread
+/// destroys its locals.
+fn with_scratch<R>(f: impl FnOnce(&mut Arena) -> R) -> R {
+    std::thread_local! {
+        static SCRATCH: core::cell::Cell<Option<Arena>> = const { core::cell::Cell::new(None) };
+    }
+    let Ok(kept) = SCRATCH.try_with(core::cell::Cell::take) else {
+        return f(&mut Arena::new());
+    };
+    let mut arena = kept.unwrap_or_default();
+    let out = f(&mut arena);
+    arena.shrink();
+    // Gone meanwhile (a destructor archiving as the thread ends): dropped with it.
+    let _ = SCRATCH.try_with(|s| s.set(Some(arena)));
+    out
+}
 
 /// Alignment the host gives archived arguments, and the most any archived type needs.
 pub const ARCHIVE_ALIGN: usize = 16;

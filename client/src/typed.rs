@@ -9,7 +9,6 @@ use memlink_abi::{msgpack, Format};
 use memlink_ipc::control::MethodInfo;
 use memlink_ipc::slot::Op;
 use memlink_runtime::{CallOptions, ModuleError, RuntimeError};
-use rkyv::rancor;
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
 use serde::de::DeserializeOwned;
@@ -292,9 +291,8 @@ where
             self.client
                 .failed(&conn, e, &self.name, &self.method, given)
         })?;
-        let archived =
-            rkyv::api::high::to_bytes_in::<_, rancor::Error>(args, Buffer::from(lease.data_mut()))
-                .map(|w| w.pos());
+        let archived = memlink_abi::archive::to_bytes_in(args, Buffer::from(lease.data_mut()))
+            .map(|w| w.pos());
         let (lease, len) = match archived {
             Ok(len) => (lease, len),
             // Too large for the slot: archived apart, then written to slots that hold it
@@ -302,7 +300,7 @@ where
             Err(_) => {
                 drop(lease);
                 let bytes =
-                    rkyv::to_bytes::<rancor::Error>(args).map_err(|e| RuntimeError::Codec {
+                    memlink_abi::archive::to_bytes(args).map_err(|e| RuntimeError::Codec {
                         module: self.name.clone(),
                         method: self.method.clone(),
                         reason: format!("the arguments cannot be archived: {e}"),

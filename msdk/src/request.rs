@@ -8,7 +8,6 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use rkyv::rancor;
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
 
@@ -178,7 +177,7 @@ impl<'a> Invocation<'a> {
             .ctx
             .arena()
             .alloc_rest_with(archive::ARCHIVE_ALIGN, |rest| {
-                rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, Buffer::from(rest))
+                memlink_abi::archive::to_bytes_in(value, Buffer::from(rest))
                     .ok()
                     .map(|written| written.pos())
             });
@@ -186,7 +185,7 @@ impl<'a> Invocation<'a> {
             self.set_place(bytes.as_ptr(), bytes.len());
             return Ok(());
         }
-        let bytes = rkyv::to_bytes::<rancor::Error>(value)
+        let bytes = memlink_abi::archive::to_bytes(value)
             .map_err(|e| ModuleError::Serialize(format!("cannot archive the result: {e}")))?;
         self.set_output(&bytes)
     }

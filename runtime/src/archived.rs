@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use memlink_abi::archive::{Archivable, ArchiveType};
 use memlink_abi::{Format, ModuleError};
-use rkyv::rancor;
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
 
@@ -104,7 +103,12 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     }
 
     /// Archives `args` into the call's arena and calls the method: one write of the
-    /// arguments, no other copy, no deserialization on either side.
+    /// arguments, no other copy, no deserialization on either side. The archive takes
+    /// the arena's first bytes, and the module's scratch is the rest (see
+    /// [`RuntimeConfig::arena_size`](crate::RuntimeConfig::arena_size)); an archive
+    /// larger than the arena is written into a buffer of its own, and the module gets a
+    /// whole arena. A method that needs its whole arena takes its archive lent:
+    /// [`call_buffer`](ArchivedMethod::call_buffer) with `&ArgBuffer`.
     pub fn call(&self, args: &A) -> Result<R::Output, RuntimeError> {
         self.call_with(args, &CallOptions::default())
     }
@@ -112,17 +116,15 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     /// [`call`](ArchivedMethod::call) with per-call `options`.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
         let mut arena = PooledArena::take(&self.registry.pool);
-        let written = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
-            args,
-            Buffer::from(arena.buf_mut().as_mut_slice()),
-        )
-        .map(|w| w.pos());
+        let written =
+            memlink_abi::archive::to_bytes_in(args, Buffer::from(arena.buf_mut().as_mut_slice()))
+                .map(|w| w.pos());
         let args = match written {
             Ok(len) => Args::InArena(arena, len),
             Err(_) => {
                 // Too large for an arena: archive into a buffer of its own, once.
                 drop(arena);
-                let bytes = rkyv::to_bytes::<rancor::Error>(args).map_err(|e| {
+                let bytes = memlink_abi::archive::to_bytes(args).map_err(|e| {
                     self.codec(ModuleError::Serialize(format!(
                         "cannot archive the arguments: {e}"
                     )))

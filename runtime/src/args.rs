@@ -61,9 +61,15 @@ impl<'a> CallArgs<'a> for &'a ArgBuffer {
 
 impl CallArgs<'static> for ArgBuffer {
     fn into_args(self) -> ArgsIn<'static> {
+        let (len, capacity) = (self.len, self.capacity);
         ArgsIn(match self.repr {
-            BufRepr::Arena(arena) => Args::InArena(arena, self.len),
-            BufRepr::Owned(buf) => Args::Owned(Box::new(buf)),
+            BufRepr::Arena(arena) => Args::InArena(arena, len),
+            // Kept as the buffer it is: its bytes are its first `len`.
+            repr @ BufRepr::Owned(_) => Args::Owned(Box::new(ArgBuffer {
+                repr,
+                len,
+                capacity,
+            })),
         })
     }
 }
@@ -79,7 +85,7 @@ pub(crate) enum Args<'a> {
     InArena(PooledArena, usize),
     /// A buffer of their own, for arguments larger than an arena: kept until the output
     /// is dropped, so freeing it is not part of the call.
-    Owned(Box<dyn Deref<Target = [u8]> + Send>),
+    Owned(Box<dyn Deref<Target = [u8]> + Send + Sync>),
 }
 
 impl std::fmt::Debug for Args<'_> {
@@ -215,11 +221,37 @@ impl Deref for Foreign {
 ///
 /// A call takes it by value (and keeps it until its output is dropped), or by reference:
 /// a buffer kept and reused for call after call is zeroed and allocated once, and
-/// refilling it is the caller's job, however large it is.
+/// refilling it is the caller's job, however large it is. Given by value, a buffer of at
+/// most an arena's size is the call's arena too: the module's scratch follows the
+/// arguments (see [`RuntimeConfig::arena_size`](crate::RuntimeConfig::arena_size)). Lent,
+/// it leaves the module a whole arena.
+///
+/// The call passes the buffer's bytes, all of them: an archive is read from its end
+/// (rkyv keeps its root last), so the buffer must end where the archive does. To reuse
+/// one buffer for archives of different sizes, make it as large as the largest and set
+/// each call's length with [`set_len`](ArgBuffer::set_len) before writing the archive.
+///
+/// ```no_run
+/// # use memlink_runtime::{CallOptions, Runtime, ModuleRef};
+/// # let runtime = Runtime::with_local_resolver();
+/// # let h = runtime.load(ModuleRef::from_path("libzero_copy.so")).unwrap();
+/// let checksum = runtime.method(h, "checksum")?;
+/// let mut buf = runtime.arg_buffer(4096);
+/// for size in [4096, 100, 7] {
+///     buf.set_len(size);
+///     buf.fill(1);
+///     runtime.call_method(checksum, &buf, &CallOptions::default())?;
+/// }
+/// # Ok::<(), memlink_runtime::RuntimeError>(())
+/// ```
 #[derive(Debug)]
 pub struct ArgBuffer {
     repr: BufRepr,
+    /// The bytes a call passes, at most `capacity`.
     len: usize,
+    /// The bytes zeroed at first, and the most `len` may be: an arena from the pool is
+    /// longer, but past them it holds what earlier calls left there.
+    capacity: usize,
 }
 
 #[derive(Debug)]
@@ -233,7 +265,7 @@ impl Deref for ArgBuffer {
     fn deref(&self) -> &[u8] {
         match &self.repr {
             BufRepr::Arena(a) => &a.buf().as_slice()[..self.len],
-            BufRepr::Owned(b) => b.as_slice(),
+            BufRepr::Owned(b) => &b.as_slice()[..self.len],
         }
     }
 }
@@ -243,7 +275,7 @@ impl DerefMut for ArgBuffer {
         let len = self.len;
         match &mut self.repr {
             BufRepr::Arena(a) => &mut a.buf_mut().as_mut_slice()[..len],
-            BufRepr::Owned(b) => b.as_mut_slice(),
+            BufRepr::Owned(b) => &mut b.as_mut_slice()[..len],
         }
     }
 }
@@ -260,12 +292,36 @@ impl ArgBuffer {
             ArgBuffer {
                 repr: BufRepr::Arena(arena),
                 len,
+                capacity: len,
             }
         } else {
             ArgBuffer {
                 repr: BufRepr::Owned(AlignedBuf::zeroed(len)),
                 len,
+                capacity: len,
             }
         }
+    }
+
+    /// The length the buffer was made with ([`Runtime::arg_buffer`](crate::Runtime::arg_buffer)'s
+    /// `len`): the most [`set_len`](ArgBuffer::set_len) can give it.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Makes the buffer `len` bytes long, the bytes a call passes from now on. Nothing
+    /// is written or moved: bytes it takes back keep what was last written there (zero
+    /// if nothing was).
+    ///
+    /// # Panics
+    ///
+    /// If `len` is larger than the [`capacity`](ArgBuffer::capacity).
+    pub fn set_len(&mut self, len: usize) {
+        assert!(
+            len <= self.capacity,
+            "ArgBuffer::set_len: {len} bytes asked of a buffer of {}",
+            self.capacity
+        );
+        self.len = len;
     }
 }

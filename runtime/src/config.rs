@@ -15,7 +15,14 @@ use crate::log::LogSink;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RuntimeConfig {
-    /// Bytes of arena each call gets (default 64 KiB).
+    /// Bytes of arena each call gets (default 64 KiB): the module's scratch space, where
+    /// a result it builds there stays. Arguments written into an arena take its first
+    /// bytes, rounded up to 64, and the module's scratch is the rest: an [`ArgBuffer`]
+    /// of at most this size given by value, and the archive
+    /// [`ArchivedMethod::call`](crate::ArchivedMethod::call) writes when it fits.
+    /// Arguments lent for the call (`&ArgBuffer`, a slice) leave the arena whole.
+    ///
+    /// [`ArgBuffer`]: crate::ArgBuffer
     pub arena_size: usize,
     /// Idle arenas kept for reuse (default 64).
     pub arena_pool: usize,

@@ -23,9 +23,11 @@ impl CallOptions {
         self
     }
 
-    /// Sets the deadline to `timeout` from now.
+    /// Sets the deadline to `timeout` from now. A timeout later than the clock can
+    /// hold (`Duration::MAX`) is the latest deadline it can: in effect none, and the
+    /// runtime's default timeout does not apply.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.deadline = Instant::now().checked_add(timeout);
+        self.deadline = Some(crate::deadline::after(Instant::now(), timeout));
         self
     }
 

@@ -20,7 +20,7 @@ pub struct CallOutput {
 }
 
 /// A call's own argument buffer.
-pub(crate) struct OwnedArgs(pub(crate) Box<dyn Deref<Target = [u8]> + Send>);
+pub(crate) struct OwnedArgs(pub(crate) Box<dyn Deref<Target = [u8]> + Send + Sync>);
 
 impl std::fmt::Debug for OwnedArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

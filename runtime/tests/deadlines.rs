@@ -100,6 +100,19 @@ fn the_runtime_default_timeout_applies_when_a_call_sets_none() {
         cancelled, 1,
         "the 10 s sleep was cancelled at the default deadline"
     );
+    // A caller's own timeout replaces the default, the longest one an instant cannot
+    // hold included: that is no limit, not the default's 40 ms.
+    let unlimited = CallOptions::default().timeout(Duration::MAX);
+    let left: Option<u64> = rt
+        .typed::<(), Option<u64>>(h, "time_left")
+        .unwrap()
+        .call_with(&(), &unlimited)
+        .unwrap();
+    assert!(left.is_some_and(|ms| ms > 60_000), "{left:?}");
+    let out = rt
+        .call_with(h, "echo_after", &mp(&(80u64, [7u8])), &unlimited)
+        .unwrap();
+    assert_eq!(out, [7u8], "the 80 ms sleep finished");
 }
 
 /// A module's own settings win over the runtime's: its default timeout, and its

@@ -93,6 +93,47 @@ fn archived_arguments_are_read_where_they_lie() {
     );
 }
 
+/// One buffer, as large as the largest archive, reused for archives of other sizes:
+/// each call passes the length set for it. Before `set_len`, the whole buffer went, and
+/// a shorter archive written at its start was read through the root the longer one had
+/// left at the end (a NaN centroid), or through zeroes (an empty list): wrong, and `Ok`.
+#[test]
+fn a_reused_argument_buffer_passes_the_length_set_for_each_call() {
+    let (rt, h) = module();
+    let centroid = rt
+        .archived::<(Vec<Point>,), Centroid>(h, "centroid")
+        .unwrap();
+    let archive = |n| rkyv::to_bytes::<rancor::Error>(&(points(n),)).unwrap();
+    // One buffer in an arena, one of its own (larger than an arena), each lent and given.
+    for capacity in [archive(1000).len(), archive(20_000).len()] {
+        let mut buf = rt.arg_buffer(capacity);
+        assert_eq!(buf.capacity(), capacity);
+        for n in [1000, 10, 1, 1000, 3] {
+            let bytes = archive(n);
+            if bytes.len() > capacity {
+                continue;
+            }
+            buf.set_len(bytes.len());
+            buf.copy_from_slice(&bytes);
+            let (x, _, z, _) = centroid.call_buffer(&buf, &CallOptions::default()).unwrap();
+            assert_eq!((x, z), ((n - 1) as f32 / 2.0, 1.0), "{n} points lent");
+        }
+        let bytes = archive(10);
+        buf.set_len(bytes.len());
+        buf.copy_from_slice(&bytes);
+        assert_eq!(buf.len(), bytes.len());
+        let (x, _, _, _) = centroid.call_buffer(buf, &CallOptions::default()).unwrap();
+        assert_eq!(x, 4.5, "10 points given");
+    }
+    let mut buf = rt.arg_buffer(100);
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| buf.set_len(101)));
+    let message = *refused.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains("101 bytes asked of a buffer of 100"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_typed_archived_call_writes_the_arguments_once_into_the_arena() {
     let (rt, h) = module();
@@ -174,6 +215,49 @@ fn archived_results_are_read_in_place() {
     let one = scale.call(&(points(1), 3.0)).unwrap();
     assert_eq!(one.get()[0].z.to_native(), 3.0);
     assert!(!one.into_output().is_in_arena());
+}
+
+/// Results are shared read-only across threads: one kept in the call's arena, one that
+/// keeps its arguments' buffer alive, and an archived one.
+#[test]
+fn results_are_read_from_other_threads_by_reference() {
+    fn shared<T: Sync>(_: &T) {}
+    let (rt, h) = module();
+    let shout = rt
+        .archived::<(String, Vec<u8>), memlink_runtime::CallOutput>(h, "shout")
+        .unwrap();
+    let text = "a result long enough to stay in the call's arena";
+    let in_arena = shout.call(&(text.to_owned(), Vec::new())).unwrap();
+    assert!(in_arena.is_in_arena());
+    let centroid = rt.method(h, "centroid").unwrap();
+    let bytes = rkyv::to_bytes::<rancor::Error>(&(points(20_000),)).unwrap();
+    let mut buf = rt.arg_buffer(bytes.len());
+    buf.copy_from_slice(&bytes);
+    let with_args = rt
+        .call_method(centroid, buf, &CallOptions::default())
+        .unwrap();
+    let scale = rt
+        .archived::<(Vec<Point>, f32), Rkyv<Vec<Point>>>(h, "scale")
+        .unwrap();
+    let archived = scale.call(&(points(3), 2.0)).unwrap();
+    shared(&in_arena);
+    shared(&with_args);
+    shared(&archived);
+    let expected = text.to_uppercase();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                assert_eq!(&in_arena[..], expected.as_bytes());
+                assert_eq!(with_args.len(), in_arena_len(&with_args));
+                assert_eq!(archived.get()[2].x.to_native(), 4.0);
+            });
+        }
+    });
+}
+
+/// The length of a `centroid` result, read as the caller's thread reads it.
+fn in_arena_len(out: &memlink_runtime::CallOutput) -> usize {
+    out.to_vec().len()
 }
 
 #[test]
@@ -354,5 +438,61 @@ fn persistent_refs_are_checked_for_staleness_and_forgery() {
         rt.call_typed::<_, u64>(h, "sum_squares", &(10u32,))
             .unwrap(),
         285
+    );
+}
+
+/// Calls made from a thread-local's destructor, after the thread's other locals (the
+/// runtime's, the archiving scratch) are gone: each answers. Archiving arguments used to
+/// reach rkyv's thread-local scratch there, which panics once destroyed, and a panic in
+/// a thread-local's destructor aborts the process.
+#[test]
+fn archived_calls_work_from_a_thread_local_destructor() {
+    common::in_child(
+        "archived_calls_work_from_a_thread_local_destructor",
+        &[],
+        || {
+            type Centroid3 = memlink_runtime::ArchivedMethod<(Vec<Point>,), Centroid>;
+            struct CallsOnDrop(
+                Arc<Mutex<Option<(Runtime, Centroid3)>>>,
+                Arc<Mutex<Vec<f32>>>,
+            );
+            impl Drop for CallsOnDrop {
+                fn drop(&mut self) {
+                    let held = self.0.lock().unwrap();
+                    let (_rt, centroid) = held.as_ref().unwrap();
+                    for n in [3, 20_000] {
+                        let (x, ..) = centroid.call(&(points(n),)).unwrap();
+                        self.1.lock().unwrap().push(x);
+                    }
+                }
+            }
+            thread_local! {
+                static GUARD: std::cell::RefCell<Option<CallsOnDrop>> = const { std::cell::RefCell::new(None) };
+            }
+            use std::sync::{Arc, Mutex};
+            let held = Arc::new(Mutex::new(None));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let (h_held, h_seen) = (Arc::clone(&held), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                // Registered first, so destroyed last: after every local the calls
+                // below set up on this thread.
+                GUARD.with(|g| *g.borrow_mut() = Some(CallsOnDrop(h_held.clone(), h_seen)));
+                let (rt, h) = module();
+                let centroid = rt
+                    .archived::<(Vec<Point>,), Centroid>(h, "centroid")
+                    .unwrap();
+                assert_eq!(centroid.call(&(points(3),)).unwrap().0, 1.0);
+                *h_held.lock().unwrap() = Some((rt, centroid));
+            })
+            .join()
+            .unwrap();
+            // 20,000 points (240 KB) are archived apart from the arena; their f32 sum
+            // drifts a little.
+            let seen = seen.lock().unwrap();
+            assert!(
+                seen.len() == 2 && seen[0] == 1.0 && (seen[1] - 9999.5).abs() < 1.0,
+                "{seen:?}"
+            );
+        },
     );
 }

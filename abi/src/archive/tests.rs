@@ -217,3 +217,19 @@ fn a_refusal_names_the_check_that_failed() {
     assert!(text.contains("invalid UTF-8"), "{text}");
     assert!(text.contains("field 'name'"), "{text}");
 }
+
+#[test]
+fn archiving_with_the_threads_scratch_writes_what_rkyv_writes() {
+    let r = Record {
+        id: 9,
+        name: "a name longer than the inline limit".into(),
+        tags: (0..50).map(|i| i.to_string()).collect(),
+    };
+    let ours = to_bytes(&r).unwrap();
+    assert_eq!(&ours[..], &rkyv::to_bytes::<rancor::Error>(&r).unwrap()[..]);
+    // Into a buffer too small: an error, not a panic, and the scratch is usable after.
+    let mut small = [0u8; 16];
+    assert!(to_bytes_in(&r, Buffer::from(&mut small[..])).is_err());
+    let again = to_bytes(&r).unwrap();
+    assert_eq!(access::<Record>(&again).unwrap().tags.len(), 50);
+}
