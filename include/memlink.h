@@ -805,8 +805,11 @@ typedef int32_t (*MemlinkMetricsFn)(void (*visit)(void *ctx,
 
 /*
  * The entry points a module exports (see `memlink_abi::symbols`). A module written in
- * C defines them; a host looks them up with dlsym.
+ * C (or C++: they keep C linkage) defines them; a host looks them up with dlsym.
  */
+#ifdef __cplusplus
+extern "C" {
+#endif
 uint32_t memlink_abi_version(void);
 const MemlinkModuleInfo *memlink_module_info(void);
 int32_t memlink_init(MemlinkInitFrame *frame);
@@ -816,3 +819,6 @@ int32_t memlink_shutdown(void);
  * a host finds it with dlsym and goes on without it when it is absent. */
 int32_t memlink_metrics(void (*visit)(void *ctx, const MemlinkMetricRecord *record),
                         void *ctx);
+#ifdef __cplusplus
+}
+#endif

@@ -326,10 +326,12 @@ impl fmt::Display for RuntimeError {
                 // A bare word is a file in the current directory, not a module's name.
                 let bare = path.extension().is_none() && path.components().count() == 1;
                 if bare {
+                    let word = path.display();
                     write!(
                         f,
-                        " (a module by name is `{}@*`)",
-                        path.display()
+                        " (a bare word is a file in this directory: give the library's path, as \
+                         `./lib{word}.so`; a module by name, `{word}@*`, needs a resolver that \
+                         keeps modules by name)"
                     )?;
                 }
                 Ok(())

@@ -72,6 +72,22 @@ fn a_module_written_in_c_is_called_through_the_runtime() {
     assert_eq!(rt.call(h, "echo", b"ok").unwrap(), b"ok");
 }
 
+/// The header gives the entry points C linkage in C++ too: a module written in C++
+/// against it alone exports them under their own names, and loads and answers
+/// (`tests/fixtures/cpp_module.cpp`).
+#[test]
+fn a_module_written_in_cpp_against_the_header_loads_and_answers() {
+    let module = compile_c(
+        &["runtime/tests/fixtures/cpp_module.cpp"],
+        "libcpp_module.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(module)).unwrap();
+    assert_eq!(rt.module_info(h).unwrap().name, "cpp_module");
+    assert_eq!(rt.call(h, "echo", b"from C++").unwrap(), b"from C++");
+}
+
 #[test]
 fn the_memlink_command_calls_a_module_written_in_c() {
     let module = c_module();

@@ -309,25 +309,13 @@ fn args_file_passes_an_archive_as_it_is() {
     let file = dir.join(format!("centroid-{}.rkyv", std::process::id()));
     std::fs::write(&file, &archive).unwrap();
     let zero_copy = common::module_path("zero_copy");
-    let out = memlink(&[
-        "call",
-        zero_copy.to_str().unwrap(),
-        "centroid",
-        "--args-file",
-        file.to_str().unwrap(),
-    ]);
+    let out = call_with_args_file(zero_copy.to_str().unwrap(), "centroid", &file);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("[2.0,3.0,4.0,"), "the mean point: {text}");
     // Bytes that are not an archive of the method's type are refused by validation.
     std::fs::write(&file, b"not an archive").unwrap();
-    let out = memlink(&[
-        "call",
-        zero_copy.to_str().unwrap(),
-        "centroid",
-        "--args-file",
-        file.to_str().unwrap(),
-    ]);
+    let out = call_with_args_file(zero_copy.to_str().unwrap(), "centroid", &file);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("zero_copy::centroid"),
@@ -335,6 +323,17 @@ fn args_file_passes_an_archive_as_it_is() {
         stderr(&out)
     );
     let _ = std::fs::remove_file(&file);
+}
+
+/// `memlink call MODULE METHOD --args-file FILE`.
+fn call_with_args_file(module: &str, method: &str, file: &std::path::Path) -> Output {
+    memlink(&[
+        "call",
+        module,
+        method,
+        "--args-file",
+        file.to_str().unwrap(),
+    ])
 }
 
 /// Runs `memlink` with `args` (any bytes) to its end, or kills it and fails after 60 s:
@@ -695,13 +694,7 @@ fn a_raw_result_that_is_not_utf8_is_written_as_its_bytes() {
     let file = dir.join("args.bin");
     let bytes = b"\xff\xfe\x00a\x80";
     std::fs::write(&file, bytes).unwrap();
-    let out = memlink(&[
-        "call",
-        &basic(),
-        "async_process",
-        "--args-file",
-        file.to_str().unwrap(),
-    ]);
+    let out = call_with_args_file(&basic(), "async_process", &file);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(out.stdout, bytes);
     // `--args-file -` reads them from standard input.
@@ -747,4 +740,56 @@ fn arguments_too_large_for_a_daemon_call_are_refused_naming_the_limit() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A MessagePack result that JSON has no place for is printed the nearest way JSON can:
+/// a map keyed by numbers, `bin`, an extension type, NaN and infinities. Before, the
+/// call succeeded and the CLI printed nothing but "cannot decode the result as JSON"
+/// (`tests/fixtures/msgpack_echo.c` returns its arguments' bytes as the result).
+#[test]
+fn any_messagepack_result_is_printed_as_json() {
+    let echo = common::compile_c(
+        &["runtime/tests/fixtures/msgpack_echo.c"],
+        "libmsgpack_echo.so",
+        true,
+    );
+    let dir = common::scratch("cli-msgpack-json");
+    let file = dir.join("args.msgpack");
+    let cases: [(&[u8], &str); 5] = [
+        // {1: "one", 2: "two"}
+        (
+            &[
+                0x82, 0x01, 0xa3, b'o', b'n', b'e', 0x02, 0xa3, b't', b'w', b'o',
+            ],
+            r#"{"1":"one","2":"two"}"#,
+        ),
+        // bin 8 of [0, 255]
+        (&[0xc4, 0x02, 0x00, 0xff], "[0,255]"),
+        // fixext 1 of type 5 holding 42
+        (&[0xd4, 0x05, 0x2a], "[5,[42]]"),
+        // [NaN, -inf] as float 64
+        (
+            &[
+                0x92, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0, 0xcb, 0xff, 0xf0, 0, 0, 0, 0, 0, 0,
+            ],
+            r#"["NaN","-inf"]"#,
+        ),
+        // {[1, 2]: nil}
+        (&[0x81, 0x92, 0x01, 0x02, 0xc0], r#"{"[1,2]":null}"#),
+    ];
+    for (bytes, printed) in cases {
+        std::fs::write(&file, bytes).unwrap();
+        let out = call_with_args_file(echo.to_str().unwrap(), "echo", &file);
+        assert!(out.status.success(), "{bytes:x?}: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim_end(), printed, "{bytes:x?}");
+    }
+    // Bytes that are not MessagePack at all are named as such.
+    std::fs::write(&file, [0xc1]).unwrap();
+    let out = call_with_args_file(echo.to_str().unwrap(), "echo", &file);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the result is not MessagePack"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -28,8 +28,11 @@ fn a_missing_name_or_directory_says_what_was_looked_for() {
         .unwrap_err();
     assert!(matches!(err, RuntimeError::FileNotFound { .. }), "{err}");
     assert!(
-        err.to_string()
-            .ends_with("no module file at greeter (a module by name is `greeter@*`)"),
+        err.to_string().ends_with(
+            "no module file at greeter (a bare word is a file in this directory: give the \
+                 library's path, as `./libgreeter.so`; a module by name, `greeter@*`, needs a \
+                 resolver that keeps modules by name)"
+        ),
         "{err}"
     );
     let rt = Runtime::new(

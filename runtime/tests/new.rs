@@ -63,7 +63,9 @@ fn cargo(root: &Path, args: &[&str], how: TargetDir) -> Output {
 
 /// The scaffold as a newcomer gets it: from a `memlink` that is not in the checkout it
 /// was built in (installed, or built into another target directory), with the target
-/// directory set in `.cargo/config.toml`.
+/// directory set in `.cargo/config.toml`. Its name is also a crate's in its dependency
+/// graph (`serde`): its own test once built it with `cargo build -p serde`, which
+/// Cargo refuses as ambiguous.
 #[test]
 fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
     let dir = common::scratch("memlink-new");
@@ -73,13 +75,13 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
     let installed = elsewhere.join("memlink");
     std::fs::copy(env!("CARGO_BIN_EXE_memlink"), &installed).unwrap();
     let out = Command::new(&installed)
-        .args(["new", "demo"])
+        .args(["new", "serde"])
         .current_dir(&dir)
         .output()
         .expect("run the copied memlink");
     let _ = std::fs::remove_dir_all(&elsewhere);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let root = dir.join("demo");
+    let root = dir.join("serde");
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let checkout = common::workspace().canonicalize().unwrap();
     assert!(
@@ -112,7 +114,7 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
         text(&test.stdout)
     );
     // The host finds the module its test built, beside it.
-    let run = cargo(&root, &["run", "-p", "demo-host"], TargetDir::Config);
+    let run = cargo(&root, &["run", "-p", "serde-host"], TargetDir::Config);
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert!(
         text(&run.stdout).contains("add(2, 3) = 5"),
@@ -120,7 +122,7 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
         text(&run.stdout)
     );
     let library = scaffold_target().join("debug").join(format!(
-        "{}demo.{}",
+        "{}serde.{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
     ));
@@ -129,9 +131,18 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
     assert_eq!(text(&call.stdout).trim(), "5");
     let call = memlink(&dir, &["call", library.to_str().unwrap(), "echo", "hi"]);
     assert_eq!(text(&call.stdout).trim(), "hi");
+    // Its own failure is the module's, not a nested call's.
+    let call = memlink(
+        &dir,
+        &["call", library.to_str().unwrap(), "add", "[4294967295, 1]"],
+    );
+    assert_eq!(
+        text(&call.stderr).trim(),
+        "error: serde::add failed: the sum overflows"
+    );
 
     // It does not write over what is there.
-    let again = memlink(&dir, &["new", "demo"]);
+    let again = memlink(&dir, &["new", "serde"]);
     assert!(!again.status.success());
     assert!(
         text(&again.stderr).contains("already exists"),

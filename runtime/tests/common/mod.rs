@@ -242,7 +242,8 @@ pub fn runtime_with_holding(
 }
 
 /// Compiles C sources of the repository (paths relative to the workspace) with the
-/// system C compiler (`$CC`, else `cc`) and `include/` on the include path, into
+/// system C compiler (`$CC`, else `cc`; for `.cpp` sources the C++ one, `$CXX`, else
+/// `c++`) and `include/` on the include path, into
 /// `target/test-fixtures/{out}`; `shared` makes a shared library. Each output is built
 /// once per test binary, under a private name renamed into place, so that tests running
 /// at once never see a half-written file.
@@ -259,20 +260,19 @@ pub fn compile_c(sources: &[&str], out: &str, shared: bool) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(out);
     let tmp = dir.join(format!(".{out}.{}", std::process::id()));
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    // C++ sources (`.cpp`) go to the C++ compiler (`$CXX`, else `c++`).
+    let cpp = sources.iter().any(|s| s.ends_with(".cpp"));
+    let (variable, default, std) = if cpp {
+        ("CXX", "c++", "-std=c++17")
+    } else {
+        ("CC", "cc", "-std=c11")
+    };
+    let compiler = std::env::var(variable).unwrap_or_else(|_| default.into());
     let mut cmd = Command::new(&compiler);
-    cmd.args([
-        "-std=c11",
-        "-Wall",
-        "-Wextra",
-        "-pedantic",
-        "-Werror",
-        "-O1",
-        "-I",
-    ])
-    .arg(root.join("include"))
-    .arg("-o")
-    .arg(&tmp);
+    cmd.args([std, "-Wall", "-Wextra", "-pedantic", "-Werror", "-O1", "-I"])
+        .arg(root.join("include"))
+        .arg("-o")
+        .arg(&tmp);
     if shared {
         cmd.args(["-shared", "-fPIC"]);
     }

@@ -11,6 +11,7 @@ use memlink_runtime::{
     Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
 };
 
+mod json;
 mod new;
 mod remote;
 mod serve;
@@ -456,7 +457,7 @@ fn render_text(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
         }
         _ => {}
     }
-    let value: serde_json::Value = memlink_abi::msgpack::from_msgpack(bytes)
-        .map_err(|e| format!("cannot decode the result as JSON: {e}"))?;
+    let json::Json(value) = memlink_abi::msgpack::from_msgpack(bytes)
+        .map_err(|e| format!("the result is not MessagePack: {e}"))?;
     serde_json::to_vec(&value).map_err(|e| e.to_string())
 }

@@ -119,7 +119,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         Source::Git(url) => format!("{url} (git)"),
     };
     let summary = format!(
-        "created {name}/ (memlink from {from})\n{note}  cd {name} && cargo test         # builds the module and calls it through the runtime\n  cargo build -p {name} && memlink call target/debug/lib{name}.so add '[2, 3]'\n",
+        "created {name}/ (memlink from {from})\n{note}  cd {name} && cargo test         # builds the module and calls it through the runtime\n  cargo build && memlink call target/debug/lib{name}.so add '[2, 3]'\n",
         name = args.name,
         note = no_checkout.unwrap_or_default(),
     );
@@ -296,7 +296,7 @@ A memlink module (`module/`), the types it shares with its hosts (`types/`), and
 
 ```sh
 cargo test                                   # the module's tests, and the host's through the runtime
-cargo build -p {name}                        # target/debug/lib{name}.so
+cargo build                                  # target/debug/lib{name}.so, and the host
 cargo run -p {name}-host                     # the host: loads it and calls each export
 memlink inspect target/debug/lib{name}.so
 memlink call target/debug/lib{name}.so add '[2, 3]'
@@ -357,7 +357,7 @@ use {name}_types::Point;
 #[memlink_export]
 pub fn add(_ctx: &CallContext, a: u32, b: u32) -> Result<u32> {
     a.checked_add(b)
-        .ok_or_else(|| ModuleError::CallFailed("the sum overflows".into()))
+        .ok_or_else(|| ModuleError::Failed("the sum overflows".into()))
 }
 
 /// Returns its input (one string: it travels as raw bytes).
@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(host.call_typed::<_, u32>("add", &(2u32, 3u32)), Ok(5));
         assert!(matches!(
             host.call_typed::<_, u32>("add", &(u32::MAX, 1u32)),
-            Err(ModuleError::CallFailed(_))
+            Err(ModuleError::Failed(_))
         ));
         assert_eq!(host.call_typed::<_, String>("echo", "hi"), Ok("hi".to_owned()));
         let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }, Point { x: 3.0, y: 4.0, z: 5.0 }];
@@ -418,7 +418,7 @@ serde_json.workspace = true # to read `cargo metadata`
 
 const HOST_RS: &str = r#"//! Loads the {name} module and calls each export:
 //! `cargo run -p {name}-host -- [PATH]` (default: the module cargo built beside this
-//! host, in the same target directory and profile: `cargo build -p {name}` first).
+//! host, in the same target directory and profile: `cargo build` first).
 
 use std::path::PathBuf;
 
@@ -459,8 +459,11 @@ use {name}_types::Point;
 /// The module's library, built by cargo for this test.
 fn module() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // By its manifest, not `-p {name}`: a name that is also a crate in the dependency
+    // graph (`serde`) would be ambiguous.
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../module/Cargo.toml");
     let status = Command::new(&cargo)
-        .args(["build", "-p", "{name}"])
+        .args(["build", "--manifest-path", manifest])
         .status()
         .expect("run cargo");
     assert!(status.success(), "the module builds");

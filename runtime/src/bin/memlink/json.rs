@@ -1,0 +1,147 @@
+//! A MessagePack result as JSON, whatever it holds: JSON has no place for some of what
+//! MessagePack carries, so each such value is written the nearest way JSON can:
+//!
+//! - a map key that is not a string (`HashMap<u32, _>`) is the key's JSON text (`"1"`);
+//! - bytes (`bin`, as `serde_bytes` writes them) are an array of numbers;
+//! - an extension type is `[type, [bytes]]`;
+//! - a float that is not finite is the string `"NaN"`, `"inf"` or `"-inf"`.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// A value read from any self-describing format, as JSON.
+pub(crate) struct Json(pub(crate) Value);
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(JsonVisitor).map(Json)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any MessagePack value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(match Number::from_f64(v) {
+            Some(n) => Value::Number(n),
+            None if v.is_nan() => Value::from("NaN"),
+            None if v > 0.0 => Value::from("inf"),
+            None => Value::from("-inf"),
+        })
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::Array(v.iter().map(|&b| Value::from(b)).collect()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+
+    // rmp-serde hands an extension type over as a newtype holding `(type, bytes)`.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(Json(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some((Json(key), Json(value))) = map.next_entry()? {
+            let key = match key {
+                Value::String(s) => s,
+                other => serde_json::to_string(&other).map_err(de::Error::custom)?,
+            };
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn json_of<T: serde::Serialize>(value: &T) -> String {
+        let bytes = rmp_serde::to_vec(value).unwrap();
+        let Json(v) = memlink_abi::msgpack::from_msgpack(&bytes).unwrap();
+        v.to_string()
+    }
+
+    #[test]
+    fn what_json_has_no_place_for_is_written_the_nearest_way() {
+        let by_number: BTreeMap<u32, &str> = [(1, "one"), (20, "twenty")].into();
+        assert_eq!(json_of(&by_number), r#"{"1":"one","20":"twenty"}"#);
+        let by_pair: BTreeMap<(u8, bool), u8> = [((1, true), 2)].into();
+        assert_eq!(json_of(&by_pair), r#"{"[1,true]":2}"#);
+        let bin = rmp_serde::to_vec(&serde_bytes_like(b"\x00\xff")).unwrap();
+        let Json(v) = memlink_abi::msgpack::from_msgpack(&bin).unwrap();
+        assert_eq!(v.to_string(), "[0,255]");
+        assert_eq!(
+            json_of(&(f64::NAN, f64::INFINITY, -f64::INFINITY, 1.5)),
+            r#"["NaN","inf","-inf",1.5]"#
+        );
+        assert_eq!(
+            json_of(&(Some(3u8), None::<u8>, (), "s")),
+            r#"[3,null,null,"s"]"#
+        );
+        // An extension type: fixext1 of type 5 holding 0x2a.
+        let Json(v) = memlink_abi::msgpack::from_msgpack(&[0xd4, 0x05, 0x2a]).unwrap();
+        assert_eq!(v.to_string(), "[5,[42]]");
+    }
+
+    /// Bytes serialized as MessagePack `bin`, as `serde_bytes` does.
+    fn serde_bytes_like(bytes: &[u8]) -> impl serde::Serialize + '_ {
+        struct Bin<'a>(&'a [u8]);
+        impl serde::Serialize for Bin<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        Bin(bytes)
+    }
+}
