@@ -177,10 +177,7 @@ fn on_thread(
     args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
-    if options.carries_nothing()
-        && module.default_timeout.is_none()
-        && thread.running.get().is_null()
-    {
+    if options.carries_nothing() && module.default_timeout.is_none() && thread.idle() {
         run(
             thread,
             registry,
@@ -199,7 +196,8 @@ fn on_thread(
 
 /// [`on_thread`] for a call with a trace, a deadline or a module's default timeout, or
 /// one made while this thread runs a call in a module of the same runtime (from a log
-/// sink or an interceptor, say): that call is part of the running call's chain, one
+/// sink, say) or runs a call's interceptors (`ThreadState::hooked_by`): that call is
+/// part of the running call's chain, one
 /// level deeper, as a module's nested call is: it re-enters a module the chain holds
 /// instead of waiting for a slot the chain itself holds, the depth limit ends a loop of
 /// such calls, it ends by the chain's deadline if that comes first, and it carries the
@@ -223,7 +221,15 @@ fn with_options(
         span_id: options.span_id,
         deadline: deadline::decide(options, module.default_timeout),
     };
-    let meta = parent.map_or(own, |p| within_chain(own, p.meta));
+    // The chain is the innermost of the call running in a module and the call whose
+    // host code runs (an interceptor's, a sink's given a panic: no module runs then),
+    // whichever runtime's: a loop through hooks of two runtimes ends too.
+    let hooked = thread.hooked();
+    let chain = match (parent.map(|p| p.meta), hooked.as_ref()) {
+        (Some(p), Some(h)) => Some(if h.depth >= p.depth { h } else { p }),
+        (p, h) => p.or(h),
+    };
+    let meta = chain.map_or(own, |c| within_chain(own, c));
     if meta.depth > registry.config.max_call_depth {
         return Err(fail(Failure::Module(ModuleError::MaxCallDepthExceeded)));
     }

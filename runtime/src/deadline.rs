@@ -28,18 +28,6 @@ pub(crate) fn decide(options: &CallOptions, default: Option<Duration>) -> Option
         .or_else(|| default.and_then(|t| Instant::now().checked_add(t)))
 }
 
-/// `timeout` after `now`, or the latest instant short of it that the clock can hold.
-pub(crate) fn after(now: Instant, timeout: Duration) -> Instant {
-    let mut timeout = timeout;
-    loop {
-        // Halving reaches zero, which every instant can take.
-        match now.checked_add(timeout) {
-            Some(at) => return at,
-            None => timeout /= 2,
-        }
-    }
-}
-
 /// The time a call with `deadline` has from now: zero once it has passed.
 #[inline]
 pub(crate) fn given(deadline: Option<Instant>) -> Option<Duration> {
@@ -60,23 +48,6 @@ pub(crate) fn timeout_ns(deadline: Option<Instant>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_timeout_past_the_clock_is_the_latest_deadline_it_can_hold() {
-        let now = Instant::now();
-        assert_eq!(
-            after(now, Duration::from_secs(3)),
-            now + Duration::from_secs(3)
-        );
-        let far = after(now, Duration::MAX);
-        assert!(far > now + Duration::from_secs(100 * 365 * 86_400));
-        // A caller's timeout, however long, is the call's: the default does not apply.
-        let options = CallOptions::default().timeout(Duration::MAX);
-        assert!(
-            decide(&options, Some(Duration::from_millis(1))).unwrap()
-                > now + Duration::from_secs(60)
-        );
-    }
 
     #[test]
     fn the_callers_deadline_wins_and_the_default_counts_from_now() {

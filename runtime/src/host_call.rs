@@ -2,22 +2,11 @@
 //! the host's services reach through it.
 
 use std::cell::Cell;
-use std::time::Instant;
 
 use crate::buffer::AlignedBuf;
+pub(crate) use crate::meta::CallMeta;
 use crate::module::Module;
 use crate::registry::Registry;
-
-/// What travels with a call besides its arguments.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CallMeta {
-    /// 0 for a call from the host, one more per module-to-module hop.
-    pub(crate) depth: u32,
-    pub(crate) trace_id: u64,
-    pub(crate) span_id: u64,
-    /// See `crate::deadline`.
-    pub(crate) deadline: Option<Instant>,
-}
 
 /// A module-to-module call a module asked for, read from its `NestedCall`. The names
 /// are as the module passed them, checked as UTF-8 only when they are looked up (a
@@ -43,16 +32,6 @@ pub(crate) struct HostCall<'r> {
     pub(crate) output: Cell<Option<AlignedBuf>>,
     /// The call that made this one, for a nested call.
     pub(crate) parent: Option<&'r HostCall<'r>>,
-}
-
-impl CallMeta {
-    /// A call from the host with no trace and no deadline.
-    pub(crate) const PLAIN: CallMeta = CallMeta {
-        depth: 0,
-        trace_id: 0,
-        span_id: 0,
-        deadline: None,
-    };
 }
 
 impl HostCall<'_> {

@@ -195,6 +195,7 @@ pub(crate) fn run_call<R: Receive, E>(
             let call = Finished {
                 registry,
                 module,
+                meta,
                 index,
                 shard,
                 record,
@@ -239,6 +240,7 @@ fn late_result(
 struct Finished<'r> {
     registry: &'r Registry,
     module: &'r Module,
+    meta: &'r CallMeta,
     index: u32,
     shard: usize,
     record: CallRecord,
@@ -259,6 +261,7 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
     let Finished {
         registry,
         module,
+        meta,
         index,
         shard,
         mut record,
@@ -292,12 +295,18 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
     }
     result.map_err(|error| {
         if let ModuleError::Panic(message) = &error {
-            crate::log::panicked(
-                &module.name,
-                &module.methods[index as usize].name,
-                message,
-                registry.config.log_sink.as_deref(),
-            );
+            let report = || {
+                crate::log::panicked(
+                    (&module.name, &module.methods[index as usize].name),
+                    message,
+                    (meta.trace_id, meta.span_id),
+                    registry.config.log_sink.as_deref(),
+                )
+            };
+            // The record is the call's, and the sink runs as its host code: a call the
+            // sink makes is part of its chain, one level deeper, so a sink that calls a
+            // module that panics again ends at the depth limit.
+            crate::thread::with(|thread| thread.hooked_by(meta, report));
         }
         Failure::Module(error)
     })

@@ -74,6 +74,7 @@ pub mod lifecycle;
 #[doc(hidden)]
 pub mod linked;
 pub mod log;
+mod meta;
 mod method_index;
 pub mod metrics;
 mod module;

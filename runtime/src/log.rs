@@ -56,11 +56,17 @@ pub(crate) fn max_level(configured: Option<tracing::Level>) -> u32 {
     }
 }
 
-/// Logs a caught panic at error level, with the module, the export, and the message
-/// (which carries the panic's location), under the target `memlink::panic`: a host that
-/// already reports the failed call can filter these out.
-pub(crate) fn panicked(module: &str, method: &str, message: &str, sink: Option<&dyn LogSink>) {
-    tracing::error!(target: "memlink::panic", module, method, "panicked: {message}");
+/// Logs a caught panic at error level, with the module and the export (`source`), the
+/// message (which carries the panic's location) and the call's trace and span ids,
+/// under the target `memlink::panic`: a host that already reports the failed call can
+/// filter these out.
+pub(crate) fn panicked(
+    (module, method): (&str, &str),
+    message: &str,
+    (trace_id, span_id): (u64, u64),
+    sink: Option<&dyn LogSink>,
+) {
+    tracing::error!(target: "memlink::panic", module, method, trace_id, span_id, "panicked: {message}");
     if let Some(sink) = sink {
         let text = format!("panicked: {message}");
         sink.record(&LogEvent {
@@ -69,8 +75,8 @@ pub(crate) fn panicked(module: &str, method: &str, message: &str, sink: Option<&
             method,
             message: &text,
             fields: Vec::new(),
-            trace_id: 0,
-            span_id: 0,
+            trace_id,
+            span_id,
         });
     }
 }

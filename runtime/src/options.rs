@@ -27,7 +27,7 @@ impl CallOptions {
     /// hold (`Duration::MAX`) is the latest deadline it can: in effect none, and the
     /// runtime's default timeout does not apply.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.deadline = Some(crate::deadline::after(Instant::now(), timeout));
+        self.deadline = Some(after(Instant::now(), timeout));
         self
     }
 
@@ -48,5 +48,35 @@ impl CallOptions {
             deadline,
         } = *self;
         trace_id == 0 && span_id == 0 && deadline.is_none()
+    }
+}
+
+/// `timeout` after `now`, or the latest instant short of it that the clock can hold.
+fn after(now: Instant, timeout: Duration) -> Instant {
+    let mut timeout = timeout;
+    loop {
+        // Halving reaches zero, which every instant can take.
+        match now.checked_add(timeout) {
+            Some(at) => return at,
+            None => timeout /= 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_past_the_clock_is_the_latest_deadline_it_can_hold() {
+        let now = Instant::now();
+        assert_eq!(
+            after(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
+        let far = after(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(100 * 365 * 86_400));
+        let options = CallOptions::default().timeout(Duration::MAX);
+        assert!(options.deadline.unwrap() > now + Duration::from_secs(60));
     }
 }

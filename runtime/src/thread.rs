@@ -11,6 +11,7 @@ use core::ffi::c_void;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::meta::CallMeta;
 use crate::pool::ArenaCache;
 use crate::shard::{SHARDS, SHARED};
 use crate::targets::TargetCache;
@@ -38,6 +39,11 @@ pub(crate) struct ThreadState {
     /// `HostApi::running_call` answers (`crate::invoke` sets it around a module's entry
     /// point and puts the outer call's back).
     pub(crate) running: Cell<*mut c_void>,
+    /// What the innermost call whose host code (its interceptors, a log sink given its
+    /// panic) this thread runs carries, or null: a call that host code makes is part of
+    /// that call's chain, though no module runs on the thread meanwhile
+    /// ([`ThreadState::hooked_by`]).
+    hooked: Cell<*const CallMeta>,
 }
 
 impl ThreadState {
@@ -48,6 +54,7 @@ impl ThreadState {
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
             running: Cell::new(core::ptr::null_mut()),
+            hooked: Cell::new(core::ptr::null()),
         }
     }
 
@@ -60,7 +67,42 @@ impl ThreadState {
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
             running: Cell::new(core::ptr::null_mut()),
+            hooked: Cell::new(core::ptr::null()),
         }
+    }
+
+    /// Runs `f`, host code of the call that carries `meta` (its interceptors, a log sink
+    /// given its panic), with that call as this thread's hooked call: a call `f` makes
+    /// is part of its chain. The one before is put back after, `f` unwinding or not.
+    pub(crate) fn hooked_by<R>(&self, meta: &CallMeta, f: impl FnOnce() -> R) -> R {
+        /// Puts the outer hooked call back when dropped.
+        struct Restore<'t>(&'t ThreadState, *const CallMeta);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.hooked.set(self.1);
+            }
+        }
+        let _restore = Restore(self, self.hooked.replace(meta));
+        f()
+    }
+
+    /// What the innermost call whose host code this thread runs carries, if it runs any
+    /// (a copy: the call's own is on the stack of a frame that ends before this state
+    /// does).
+    #[inline]
+    pub(crate) fn hooked(&self) -> Option<CallMeta> {
+        // SAFETY: the pointer is null or set by `hooked_by`, to a `CallMeta` it borrows
+        // for as long as it runs, and it puts the pointer before back when it returns or
+        // unwinds: while set, that meta is alive on this thread's stack (the state is
+        // not `Sync`: no other thread sets or reads it). It is read here and copied.
+        unsafe { self.hooked.get().as_ref().copied() }
+    }
+
+    /// Whether this thread runs no call: no module's code and no call's host code, so a
+    /// call made now starts a chain of its own.
+    #[inline(always)]
+    pub(crate) fn idle(&self) -> bool {
+        self.running.get().is_null() && self.hooked.get().is_null()
     }
 
     /// This thread's shard, claimed on first use.

@@ -477,3 +477,115 @@ fn a_call_made_by_a_log_sink_carries_the_running_calls_trace_and_deadline() {
     let remaining = remaining_ms.expect("the chain's deadline");
     assert!(remaining <= 600_000, "{remaining} ms");
 }
+
+/// A call an interceptor makes is part of the intercepted call's chain, one level
+/// deeper, so an interceptor that calls a module on every call (which intercepts that
+/// call too) stops at `max_call_depth`. Before, no module ran while an interceptor did,
+/// so its call started a chain of its own at depth 0: the loop never ended, and the
+/// stack overflowed, aborting the host.
+#[test]
+fn calls_interceptors_make_are_one_level_deeper_and_a_loop_of_them_ends() {
+    use memlink_runtime::intercept::{CallInfo, Interceptor};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// Before each call of `noop`, calls `noop` again, and keeps the depths it saw.
+    #[derive(Default)]
+    struct CallsAgain {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        depths: Mutex<Vec<u32>>,
+    }
+    impl std::fmt::Debug for CallsAgain {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("CallsAgain")
+        }
+    }
+    impl Interceptor for CallsAgain {
+        fn before(&self, call: &CallInfo<'_>, _args: &[u8]) -> Result<(), ModuleError> {
+            if call.method == "noop" {
+                self.depths.lock().unwrap().push(call.depth);
+                let (rt, h) = self.target.get().expect("set before the call");
+                let again = rt.call(*h, "noop", b"");
+                if call.depth == 8 {
+                    // The ninth level is past the limit: refused before it starts.
+                    assert!(matches!(
+                        again.unwrap_err().module_error(),
+                        Some(ModuleError::MaxCallDepthExceeded)
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let hook = Arc::new(CallsAgain::default());
+    let config = RuntimeConfig::default().interceptor(hook.clone());
+    assert_eq!(config.max_call_depth, 8);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy(
+            "basic",
+            "basic_hook_loop",
+        )))
+        .unwrap();
+    let _ = hook.target.set((rt.clone(), h));
+    let traced = CallOptions::default().trace(42, 7);
+    within(
+        "an interceptor calling the module it intercepts",
+        move || {
+            rt.call_with(h, "noop", b"", &traced).unwrap();
+        },
+    );
+    assert_eq!(*hook.depths.lock().unwrap(), (0..=8).collect::<Vec<u32>>());
+}
+
+/// The record of a caught panic carries the call's trace, and a sink that makes a call
+/// on it makes it within that call's chain, one level deeper: a sink that calls an
+/// export which panics, on every panic record, stops at `max_call_depth`. Before, the
+/// record carried no trace, and its sink ran after the call had left its module, so its
+/// call started a chain of its own: the loop never ended, and the stack overflowed.
+#[test]
+fn a_sink_calling_on_a_panic_record_is_one_level_deeper_and_its_loop_ends() {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// On each panic record, keeps its trace and calls `boom` again.
+    #[derive(Default)]
+    struct Alerts {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        traces: Mutex<Vec<(u64, u64)>>,
+    }
+    impl memlink_runtime::LogSink for Alerts {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            if !event.message.starts_with("panicked: ") {
+                return;
+            }
+            self.traces
+                .lock()
+                .unwrap()
+                .push((event.trace_id, event.span_id));
+            let (rt, h) = self.target.get().expect("set before the call");
+            let again = rt.call(*h, "boom", b"again");
+            assert!(again.is_err(), "boom always panics");
+        }
+    }
+
+    let sink = Arc::new(Alerts::default());
+    let config = RuntimeConfig::default().log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy(
+            "basic",
+            "basic_sink_loop",
+        )))
+        .unwrap();
+    let _ = sink.target.set((rt.clone(), h));
+    let traced = CallOptions::default().trace(42, 7);
+    let failed = within("a sink calling an export that panics", move || {
+        rt.call_with(h, "boom", b"first", &traced)
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(failed.contains("panicked"), "{failed}");
+    // The first call and one per level down to the limit (8): nine panics, each recorded
+    // with the first call's trace.
+    assert_eq!(*sink.traces.lock().unwrap(), vec![(42, 7); 9]);
+}
