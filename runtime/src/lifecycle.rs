@@ -52,34 +52,48 @@ pub(crate) fn missing_dependency(
         .find(|d| !is_loaded(d)))
 }
 
-/// Hands `old`'s state to `new` for a reload: `old`'s `memlink_save_state`, then `new`'s
-/// `memlink_restore_state` with its bytes. Returns how many bytes crossed, or why they
-/// could not.
-pub(crate) fn carry_state(
-    old: &Module,
+/// A module's state, taken by its `memlink_save_state` for a reload: the bytes, in the
+/// export's result format.
+pub(crate) struct SavedState {
+    format: Format,
+    bytes: Vec<u8>,
+}
+
+/// Takes `old`'s state for a reload: its `memlink_save_state`, or why it could not.
+pub(crate) fn save_state(old: &Module, call: CallExport<'_>) -> Result<SavedState, String> {
+    let (save, method) = old
+        .method(SAVE_STATE)
+        .ok_or_else(|| missing(old, SAVE_STATE, "old"))?;
+    let format = method.result_format;
+    let bytes = call(old, save, &[])?;
+    Ok(SavedState { format, bytes })
+}
+
+/// Hands `state` to `new`, the next version: its `memlink_restore_state` with the bytes.
+/// Returns how many bytes crossed, or why they could not.
+pub(crate) fn restore_state(
     new: &Module,
+    state: &SavedState,
     call: CallExport<'_>,
 ) -> Result<usize, String> {
-    let find = |m: &Module, name: &str, which: &str| {
-        m.method(name)
-            .map(|(i, method)| (i, method.result_format, method.args_format))
-            .ok_or_else(|| {
-                format!(
-                    "state carry asked, but the {which} version ({}) exports no `{name}`",
-                    m.version
-                )
-            })
-    };
-    let (save, saved_as, _) = find(old, SAVE_STATE, "old")?;
-    let (restore, _, restored_as) = find(new, RESTORE_STATE, "new")?;
-    if saved_as != restored_as {
+    let (restore, method) = new
+        .method(RESTORE_STATE)
+        .ok_or_else(|| missing(new, RESTORE_STATE, "new"))?;
+    if method.args_format != state.format {
         return Err(format!(
             "`{SAVE_STATE}` returns {} but `{RESTORE_STATE}` takes {}",
-            saved_as.name(),
-            restored_as.name()
+            state.format.name(),
+            method.args_format.name()
         ));
     }
-    let state = call(old, save, &[])?;
-    call(new, restore, &state)?;
-    Ok(state.len())
+    call(new, restore, &state.bytes)?;
+    Ok(state.bytes.len())
+}
+
+/// Why a state carry cannot be made: `module`, the `which` version, exports no `name`.
+fn missing(module: &Module, name: &str, which: &str) -> String {
+    format!(
+        "state carry asked, but the {which} version ({}) exports no `{name}`",
+        module.version
+    )
 }

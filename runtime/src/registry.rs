@@ -521,16 +521,28 @@ impl Registry {
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
         let path = self.resolver.resolve(reference)?;
+        // The old version's state is taken first, outside the lock that orders loads:
+        // the save is a call, which may wait for the module's slot while its calls run,
+        // and loads, unloads and reloads of other modules go on meanwhile.
+        let saved = match policy.carries_state() {
+            true => Some(self.save_state(handle)?),
+            false => None,
+        };
         let slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.module(handle)?;
-        if old.is_linked() {
-            return Err(RuntimeError::ReloadRefused {
-                module: old.name.clone(),
-                reason: "it is linked into the host, not loaded from a file".to_owned(),
-            });
+        refuse_linked(&old)?;
+        if let Some((saved_from, _)) = &saved {
+            if old.id != *saved_from {
+                return Err(RuntimeError::ReloadRefused {
+                    module: old.name.clone(),
+                    reason: "another reload replaced the module while its state was taken"
+                        .to_owned(),
+                });
+            }
         }
         let (new, changes) = self.next_version(&old, &path, reference, policy)?;
-        let state_carried = self.start_next_version(&old, &new, policy)?;
+        let state = saved.as_ref().map(|(_, state)| state);
+        let state_carried = self.start_next_version(&old, &new, state)?;
         let reloaded = Reloaded {
             from_version: old.version.clone(),
             to_version: new.version.clone(),
@@ -613,24 +625,41 @@ impl Registry {
         Ok((new, changes))
     }
 
+    /// The state of the module loaded as `handle`, taken for a reload, with the id of
+    /// the version it came from.
+    fn save_state(
+        &self,
+        handle: ModuleHandle,
+    ) -> Result<(u64, lifecycle::SavedState), RuntimeError> {
+        let old = self.module(handle)?;
+        refuse_linked(&old)?;
+        match lifecycle::save_state(&old, &self.export_caller()) {
+            Ok(state) => Ok((old.id, state)),
+            Err(reason) => Err(RuntimeError::ReloadRefused {
+                module: old.name.clone(),
+                reason,
+            }),
+        }
+    }
+
     /// Starts `new`, the next version of `old`: its init, its dependencies checked, and
-    /// the old version's state carried over when the policy asks for it (its length, or
-    /// `None` when not asked). A failure shuts `new` down.
+    /// the old version's `state`, taken when the policy asks for it, handed over (its
+    /// length, or `None` when none was taken). A failure shuts `new` down.
     fn start_next_version(
         &self,
         old: &Module,
         new: &Module,
-        policy: &ReloadPolicy,
+        state: Option<&lifecycle::SavedState>,
     ) -> Result<Option<usize>, RuntimeError> {
         init(new, &self.config, self.host)?;
         if let Err(e) = self.check_dependencies(new) {
             shutdown(new);
             return Err(e);
         }
-        if !policy.carries_state() {
+        let Some(state) = state else {
             return Ok(None);
-        }
-        match lifecycle::carry_state(old, new, &self.export_caller()) {
+        };
+        match lifecycle::restore_state(new, state, &self.export_caller()) {
             Ok(len) => Ok(Some(len)),
             Err(reason) => {
                 shutdown(new);
@@ -742,6 +771,18 @@ impl Registry {
             cache.forget(id);
         }
     }
+}
+
+/// Refuses a reload of `module` when it is linked into the host: there is no file to
+/// load its next version from.
+fn refuse_linked(module: &Module) -> Result<(), RuntimeError> {
+    if module.is_linked() {
+        return Err(RuntimeError::ReloadRefused {
+            module: module.name.clone(),
+            reason: "it is linked into the host, not loaded from a file".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses `module`, opened from `path`, unless it is what `reference` asks for (see

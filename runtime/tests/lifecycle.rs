@@ -839,3 +839,52 @@ impl memlink_runtime::intercept::Interceptor for AsksForUnload {
         self.try_both();
     }
 }
+
+/// A reload that carries state takes it with a call, which waits for the module's only
+/// slot while another call holds it; meanwhile, other modules load and unload. Before,
+/// the reload waited holding the lock that orders loads, so a load of another module
+/// waited for the lingering call too (for good, with a call that has no deadline).
+#[test]
+fn a_reload_waiting_to_take_state_holds_up_no_other_load() {
+    use memlink_runtime::Saturation;
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Wait);
+    let rt = Arc::new(Runtime::new(
+        config,
+        memlink_runtime::resolver::LocalResolver,
+    ));
+    let h = rt.load_as(greeter(1), "greeter").unwrap();
+    let lingering = {
+        let rt = Arc::clone(&rt);
+        std::thread::spawn(move || {
+            let options = CallOptions::default().timeout(Duration::from_secs(5));
+            rt.call_with(h, "linger", b"", &options).map(|_| ())
+        })
+    };
+    // The linger call holds the module's one slot.
+    while rt.backpressure(h).unwrap() < 1.0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let reload = {
+        let rt = Arc::clone(&rt);
+        std::thread::spawn(move || {
+            let carry = ReloadPolicy::default().carry_state(true);
+            rt.reload_with(h, greeter(2), &carry)
+        })
+    };
+    // Time for the reload to reach its wait for the slot.
+    std::thread::sleep(Duration::from_millis(300));
+    let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    rt.unload(basic).unwrap();
+    assert!(
+        !lingering.is_finished(),
+        "another module loaded and unloaded while the call lingered"
+    );
+    let err = lingering.join().unwrap().unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "{err}"
+    );
+    let reloaded = reload.join().unwrap().unwrap();
+    assert!(reloaded.state_carried.is_some());
+    assert_eq!(version(&rt, h), 2);
+}
