@@ -282,15 +282,32 @@ unsafe fn run(
         call(frame, entry, |call| invoke(entry, call))
     })) {
         Ok(outcome) => outcome.err(),
-        Err(payload) => Some(ModuleError::Panic(guard::message(
+        Err(payload) => Some(Failed::from(ModuleError::Panic(guard::message(
             payload,
             frame.as_mut_ptr(),
-        ))),
+        )))),
     };
     guard::end_of_call(frame.as_mut_ptr());
     match failed {
         None => Status::Ok as i32,
-        Some(error) => fail(frame, host, &error, entry),
+        Some(failed) => fail(frame, host, failed, entry),
+    }
+}
+
+/// An export's call that failed: its error, and whether the error refuses the call's own
+/// arguments (one the export returns otherwise, from a nested call say, is not about
+/// them, and is not told with this export's signature).
+struct Failed {
+    error: ModuleError,
+    own_args: bool,
+}
+
+impl From<ModuleError> for Failed {
+    fn from(error: ModuleError) -> Failed {
+        Failed {
+            error,
+            own_args: false,
+        }
     }
 }
 
@@ -301,21 +318,17 @@ unsafe fn run(
 /// is written reads it through the host's copy.
 #[cold]
 #[inline(never)]
-fn fail(
-    frame: FrameRef<'_>,
-    host: &HostApi,
-    error: &ModuleError,
-    entry: &dispatch::MethodEntry,
-) -> i32 {
+fn fail(frame: FrameRef<'_>, host: &HostApi, failed: Failed, entry: &dispatch::MethodEntry) -> i32 {
+    let Failed { error, own_args } = failed;
     // SAFETY: the frame passed `is_sound` (`fail` answers only such frames), so its
     // arguments are readable and unchanged for the call, as `call` reads them.
     let args = unsafe { slice_or_empty(frame.args(), frame.args_len()) };
     // Naming the argument decodes the arguments again, through the author's types,
     // whose code may panic: nothing unwinds out of here, and the error goes as it was.
-    let told = panic::catch_unwind(AssertUnwindSafe(|| in_context(error, entry, args)))
-        .ok()
-        .flatten();
-    let error = told.as_ref().unwrap_or(error);
+    let told = own_args
+        .then(|| panic::catch_unwind(AssertUnwindSafe(|| in_context(&error, entry, args))))
+        .and_then(|told| told.ok().flatten());
+    let error = told.as_ref().unwrap_or(&error);
     frame.set_place(core::ptr::null(), 0);
     let arena = Some((frame.arena(), frame.arena_len()));
     // Reporting must not unwind either (an allocation failure in the host, say).
@@ -382,7 +395,7 @@ unsafe fn call(
     frame: FrameRef<'_>,
     entry: &'static dispatch::MethodEntry,
     invoke: impl FnOnce(&Invocation<'_>) -> Result<(), ModuleError>,
-) -> Result<(), ModuleError> {
+) -> Result<(), Failed> {
     // SAFETY: `is_sound` verified the pointers are non-null where lengths are
     // non-zero, the lengths fit an `isize` and the regions do not overlap; the caller
     // guarantees they are valid, unchanging (args) and exclusive (arena) for the call,
@@ -416,16 +429,21 @@ unsafe fn call(
     let expired = || deadline.is_some_and(|d| Instant::now() >= d);
     let timed_out = || ModuleError::Timeout(budget.unwrap_or_default());
     if budget.is_some() && expired() {
-        return Err(timed_out());
+        return Err(timed_out().into());
     }
     let outcome = invoke(&invocation);
     frame.set_arena_used(arena.used());
-    outcome?;
+    if let Err(error) = outcome {
+        return Err(Failed {
+            error,
+            own_args: invocation.args_refused(),
+        });
+    }
     if budget.is_some() && expired() {
-        return Err(timed_out());
+        return Err(timed_out().into());
     }
     if !invocation.produced() {
-        return Err(no_result(entry));
+        return Err(no_result(entry).into());
     }
     Ok(())
 }

@@ -30,6 +30,9 @@ pub struct Invocation<'a> {
     frame: FrameRef<'a>,
     /// Whether the result was set.
     produced: Cell<bool>,
+    /// Whether the call's own arguments were refused (an error the export returns
+    /// otherwise, a nested call's included, is not about them).
+    args_refused: Cell<bool>,
     budget: Option<std::time::Duration>,
 }
 
@@ -53,6 +56,7 @@ impl<'a> Invocation<'a> {
             args,
             frame,
             produced: Cell::new(false),
+            args_refused: Cell::new(false),
             budget,
         }
     }
@@ -65,7 +69,7 @@ impl<'a> Invocation<'a> {
     /// The MessagePack arguments, decoded into the argument struct `T`.
     #[inline]
     pub fn decode_args<T: DeserializeOwned>(&self) -> Result<T> {
-        serialize::decode_args(self.args)
+        serialize::decode_args(self.args).map_err(|e| self.refused(e))
     }
 
     /// Checks the arguments of an export that takes none. Nothing (what the runtime
@@ -101,7 +105,7 @@ impl<'a> Invocation<'a> {
     /// memory instead of in registers.
     #[inline]
     pub fn raw_str(&self) -> Result<&'a str> {
-        memlink_abi::text::utf8(self.args).map_err(not_utf8)
+        memlink_abi::text::utf8(self.args).map_err(|e| self.refused(not_utf8(e)))
     }
 
     /// Encodes `value` as MessagePack and makes it the call's result: straight into the
@@ -168,6 +172,7 @@ impl<'a> Invocation<'a> {
         T::Archived: Checkable,
     {
         archive::check::<T>(self.args, archive::limits(), "archived arguments")
+            .map_err(|e| self.refused(e))
     }
 
     /// Archives `value` as the call's result, straight into the call's arena (through a
@@ -223,6 +228,19 @@ impl<'a> Invocation<'a> {
     /// Whether the call's result was set.
     pub(crate) fn produced(&self) -> bool {
         self.produced.get()
+    }
+
+    /// `error`, refusing the call's own arguments: noted, so that the error is told with
+    /// the argument and the export's signature.
+    #[cold]
+    fn refused(&self, error: ModuleError) -> ModuleError {
+        self.args_refused.set(true);
+        error
+    }
+
+    /// Whether the call's own arguments were refused.
+    pub(crate) fn args_refused(&self) -> bool {
+        self.args_refused.get()
     }
 }
 

@@ -212,6 +212,25 @@ fn each_nested_error_arrives_as_its_variant() {
         relay("basic", "add", b"\xc1"),
         ModuleError::Serialize(_)
     ));
+    // The callee's refusal of its arguments is the callee's, told with its signature
+    // alone. Before, the caller added its own, as if its (good) arguments were wrong.
+    assert_eq!(
+        relay("basic", "add", &mp(&("two", 3u32))),
+        ModuleError::Serialize(
+            "bad arguments: argument `a`: cannot decode MessagePack: wrong msgpack marker FixStr(3) (the export is `add(a: u32, b: u32) -> u32`)"
+                .into()
+        )
+    );
+    // The caller's own arguments refused are told with its signature.
+    let ModuleError::Serialize(own) = nested_error(rt.call(h[0], "relay", &mp(&(1u8,)))) else {
+        panic!("a serialize error")
+    };
+    assert!(
+        own.ends_with(
+            "(the export is `async relay(module: String, method: String, args: Vec<u8>) -> Vec<u8>`)"
+        ),
+        "{own}"
+    );
     // The caller keeps serving after every one of them.
     assert_eq!(
         rt.call(h[0], "relay", &relay_args("basic", "echo", b"ok"))
