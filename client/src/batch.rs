@@ -80,7 +80,9 @@ impl<'c> Batch<'c> {
         let conn = match &self.conn {
             Some(c) => Arc::clone(c),
             None => {
-                let c = self.client.connection_for(args.len())?;
+                let c =
+                    self.client
+                        .connection_for_call(args.len(), &name, method, &self.options)?;
                 self.conn = Some(Arc::clone(&c));
                 c
             }
@@ -93,7 +95,8 @@ impl<'c> Batch<'c> {
                 ),
             });
         }
-        let failed = |e| runtime_error(e, &name, method, None);
+        let given = crate::client::given(&self.options);
+        let failed = |e| runtime_error(e, &name, method, given);
         let mut lease = conn.lease(self.options.deadline).map_err(failed)?;
         lease.write_args(args).map_err(failed)?;
         let trace = (self.options.trace_id, self.options.span_id);
@@ -138,14 +141,20 @@ impl<'c> Batch<'c> {
             conn.ring_worker(worker);
         }
         let given = crate::client::given(&self.options);
-        self.calls
-            .into_iter()
-            .map(|(lease, module, method)| {
+        // Waited for in order; a call still queued when an earlier one's wait stops
+        // spinning gets a helper of its worker.
+        let mut left = self.calls;
+        left.reverse();
+        let mut results = Vec::with_capacity(left.len());
+        while let Some((lease, module, method)) = left.pop() {
+            let later = left.iter().map(|(lease, ..)| lease);
+            results.push(
                 lease
-                    .wait(self.options.deadline)
+                    .wait_beside(self.options.deadline, later)
                     .map(|reply| RemoteOutput { reply })
-                    .map_err(|e| self.client.failed(conn, e, &module, &method, given))
-            })
-            .collect()
+                    .map_err(|e| self.client.failed(conn, e, &module, &method, given)),
+            );
+        }
+        results
     }
 }

@@ -409,7 +409,7 @@ impl Client {
                 });
             }
             if buffer.lease.is_none() {
-                let conn = self.connection_for(len)?;
+                let conn = self.connection_for_call(len, module, method, options)?;
                 let mut lease = conn
                     .lease(options.deadline)
                     .map_err(|e| self.failed(&conn, e, module, method, given))?;
@@ -430,7 +430,8 @@ impl Client {
                 }
                 Err(e) => e,
             };
-            if !lease.take_back() {
+            let detached = !lease.take_back();
+            if detached {
                 // A worker still runs the call in the slot: it is the daemon's until done.
                 buffer.detach();
             } else {
@@ -438,7 +439,9 @@ impl Client {
             }
             let not_taken = matches!(e, CallError::NotTaken(_));
             let e = self.failed(&conn, e, module, method, given);
-            if !not_taken || retried {
+            // A call a worker holds after all is not sent again: its arguments are no
+            // longer the caller's to send (and it may run).
+            if !not_taken || retried || detached {
                 return Err(e);
             }
             // Withdrawn from a daemon that went away: the arguments move to the next
@@ -462,36 +465,71 @@ impl Client {
 
     /// The connection, made again if the daemon went away.
     pub(crate) fn connection(&self) -> Result<Arc<Connection>, RuntimeError> {
+        self.connection_until(None)
+            .map_err(|e| runtime_error(e, "", "", None))
+    }
+
+    /// The connection for a call of `module::method` with `options`, made again if the
+    /// daemon went away (trying until the call's deadline at the latest, when it fails
+    /// with the call's `Timeout`), whose slots hold `len` bytes.
+    pub(crate) fn connection_for_call(
+        &self,
+        len: usize,
+        module: &str,
+        method: &str,
+        options: &CallOptions,
+    ) -> Result<Arc<Connection>, RuntimeError> {
+        let conn = self
+            .connection_until(options.deadline)
+            .map_err(|e| runtime_error(e, module, method, given(options)))?;
+        self.fitting(conn, len)
+    }
+
+    /// The connection, made again if the daemon went away: tried for as long as the
+    /// reconnect timeout allows, or until `deadline` (then `CallError::TimedOut`),
+    /// whichever comes first. The lock that orders reconnects is not held while it waits
+    /// between tries, so a caller with an earlier deadline gives up at it.
+    fn connection_until(&self, deadline: Option<Instant>) -> Result<Arc<Connection>, CallError> {
         if let Some(conn) = &*self.conn.read().unwrap_or_else(|p| p.into_inner()) {
             let idle = clock::coarse_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
             if idle < IDLE_CHECK || conn.alive() {
                 return Ok(Arc::clone(conn));
             }
         }
-        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(conn) = &*slot {
-            if conn.alive() {
-                return Ok(Arc::clone(conn));
-            }
-        }
-        *slot = None;
-        lock(&self.methods).clear();
         // `None`: a timeout past what an instant can hold, which is no limit.
         let until = Instant::now().checked_add(self.config.reconnect_timeout);
         loop {
-            let geometry = *lock(&self.geometry);
-            match Connection::connect(&self.socket, geometry, self.waiting()) {
-                Ok(conn) => {
-                    self.replied();
-                    *slot = Some(Arc::clone(&conn));
-                    return Ok(conn);
+            let gone = {
+                let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(conn) = &*slot {
+                    if conn.alive() {
+                        return Ok(Arc::clone(conn));
+                    }
                 }
-                Err(CallError::Gone(reason)) if until.is_none_or(|u| Instant::now() < u) => {
-                    let _ = reason;
-                    std::thread::sleep(Duration::from_millis(20));
+                *slot = None;
+                lock(&self.methods).clear();
+                let geometry = *lock(&self.geometry);
+                match Connection::connect(&self.socket, geometry, self.waiting()) {
+                    Ok(conn) => {
+                        self.replied();
+                        *slot = Some(Arc::clone(&conn));
+                        return Ok(conn);
+                    }
+                    Err(CallError::Gone(reason)) => CallError::Gone(reason),
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(runtime_error(e, "", "", None)),
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(CallError::TimedOut);
             }
+            if until.is_some_and(|u| now >= u) {
+                return Err(gone);
+            }
+            let pause = deadline.map_or(RECONNECT_PAUSE, |d| {
+                RECONNECT_PAUSE.min(d.saturating_duration_since(now))
+            });
+            std::thread::sleep(pause);
         }
     }
 
@@ -500,6 +538,12 @@ impl Client {
     /// calls still using it are done).
     pub(crate) fn connection_for(&self, len: usize) -> Result<Arc<Connection>, RuntimeError> {
         let conn = self.connection()?;
+        self.fitting(conn, len)
+    }
+
+    /// `conn`, or a new connection with larger slots when its own do not hold `len`
+    /// bytes.
+    fn fitting(&self, conn: Arc<Connection>, len: usize) -> Result<Arc<Connection>, RuntimeError> {
         if len as u64 <= conn.welcome().geometry.slot_size {
             return Ok(conn);
         }
@@ -585,7 +629,7 @@ impl Client {
         options: &CallOptions,
     ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
         let given = given(options);
-        let conn = self.connection_for(args.len())?;
+        let conn = self.connection_for_call(args.len(), module, method, options)?;
         let mut lease = conn
             .lease(options.deadline)
             .map_err(|e| self.failed(&conn, e, module, method, given))?;
@@ -647,6 +691,16 @@ impl Client {
             // The call ran; its result needs larger slots, which the calls after it get.
             // Growing is best effort here: the error returned is the result's size.
             CallError::Failed(Failure::TooLarge { len, .. }) => {
+                let floor = lock(&self.geometry).slot_size;
+                let max_shm = conn.welcome().max_shm;
+                if let Err(why) = Geometry::to_fit((*len).max(floor), self.config.slots, max_shm) {
+                    // No connection this daemon allows can hold it: calling again would
+                    // run the method again in vain.
+                    let e = runtime_error(e, module, method, given);
+                    return RuntimeError::Daemon {
+                        reason: format!("{e}, and no connection can hold it: {why}"),
+                    };
+                }
                 let _ = self.grow(conn, *len);
             }
             _ => {}
@@ -654,6 +708,9 @@ impl Client {
         runtime_error(e, module, method, given)
     }
 }
+
+/// The pause between two tries to reach a daemon that went away.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 
 /// The time a call has when it is made (what a timeout reports, as in the runtime).
 pub(crate) fn given(options: &CallOptions) -> Option<Duration> {

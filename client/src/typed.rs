@@ -135,7 +135,9 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
     }
 
     fn call_once(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
-        let conn = self.client.connection()?;
+        let conn = self
+            .client
+            .connection_for_call(0, &self.name, &self.method, options)?;
         let given = crate::client::given(options);
         let mut lease = conn.lease(options.deadline).map_err(|e| {
             self.client
@@ -163,7 +165,9 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
 
     /// Calls with arguments already encoded, on a connection whose slots hold them.
     fn call_encoded(&self, bytes: &[u8], options: &CallOptions) -> Result<R, RuntimeError> {
-        let conn = self.client.connection_for(bytes.len())?;
+        let conn =
+            self.client
+                .connection_for_call(bytes.len(), &self.name, &self.method, options)?;
         let given = crate::client::given(options);
         let failed = |e| {
             self.client
@@ -285,7 +289,9 @@ where
         args: &A,
         options: &CallOptions,
     ) -> Result<ArchivedReply<R>, RuntimeError> {
-        let conn = self.client.connection()?;
+        let conn = self
+            .client
+            .connection_for_call(0, &self.name, &self.method, options)?;
         let given = crate::client::given(options);
         let mut lease = conn.lease(options.deadline).map_err(|e| {
             self.client
@@ -305,7 +311,12 @@ where
                         method: self.method.clone(),
                         reason: format!("the arguments cannot be archived: {e}"),
                     })?;
-                let conn = self.client.connection_for(bytes.len())?;
+                let conn = self.client.connection_for_call(
+                    bytes.len(),
+                    &self.name,
+                    &self.method,
+                    options,
+                )?;
                 let failed = |e| {
                     self.client
                         .failed(&conn, e, &self.name, &self.method, given)

@@ -233,6 +233,22 @@ fn a_call_larger_than_the_slots_grows_the_segment_within_the_daemon_limit() {
         "{text}"
     );
     assert_eq!(&*client.call(basic, "echo", b"still").unwrap(), b"still");
+    // A result past it: the call fails saying no connection can hold it, naming the
+    // limit, every time (before, it said only that the slots were too small, and each
+    // try ran the method again in vain).
+    for _ in 0..2 {
+        let err = client
+            .call_typed::<_, Vec<u8>>(basic, "fill", &(1u8, 20_000_000u32))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("20000000")
+                && text.contains("no connection can hold it")
+                && text.contains("16777216"),
+            "{text}"
+        );
+    }
+    assert_eq!(&*client.call(basic, "echo", b"still").unwrap(), b"still");
 }
 
 #[test]
@@ -257,6 +273,40 @@ fn a_batch_is_submitted_at_once_and_collected_in_order() {
     }
     // The slots are free again.
     assert_eq!(&*client.call(basic, "echo", b"after").unwrap(), b"after");
+}
+
+/// A short call a batch holds behind a long one is handed to a helper of the worker
+/// while the batch waits for the long one, as a short call from another thread is: it
+/// answers before the batch's deadline, which the long one misses. Before, nobody woke
+/// the sleeping helpers for it, and it waited for their next look, past the deadline.
+#[test]
+fn a_short_call_behind_a_long_one_in_a_batch_gets_a_helper() {
+    let daemon = Daemon::start(Setup::modules(&["basic", "hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let hazards = client.module("hazards").unwrap();
+    // The connection's helpers start, look once and go to sleep.
+    assert_eq!(&*client.call(basic, "echo", b"warm").unwrap(), b"warm");
+    std::thread::sleep(Duration::from_millis(100));
+    for round in 0..3 {
+        let mut batch = client
+            .batch()
+            .options(CallOptions::default().timeout(Duration::from_millis(300)));
+        batch
+            .push(hazards, "hold", &rmp_serde::to_vec(&(400u64,)).unwrap())
+            .unwrap();
+        batch.push(basic, "echo", b"short").unwrap();
+        let results = batch.run();
+        let long = results[0].as_ref().unwrap_err();
+        assert!(
+            matches!(long.module_error(), Some(ModuleError::Timeout(_))),
+            "round {round}: {long}"
+        );
+        let short = results[1]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(&**short, b"short");
+    }
 }
 
 #[test]

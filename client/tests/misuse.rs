@@ -504,3 +504,49 @@ fn an_untrusted_copy_the_worker_has_no_memory_for_fails_its_call_alone() {
     assert_eq!(sum, 5);
     assert_eq!(daemon.worker_pid(), worker, "{}", daemon.log_text());
 }
+
+/// A call's deadline bounds its wait for a daemon that went away, however long the
+/// client may try to reconnect: it fails with its `Timeout`, and so does a typed call.
+/// Before, the reconnect loop never looked at the deadline: with no reconnect limit
+/// such a call waited for good, and every other call queued behind its lock.
+#[test]
+fn a_calls_deadline_bounds_its_wait_for_a_daemon_that_went_away() {
+    let mut daemon = Daemon::start(Setup::modules(&["basic"]));
+    let config = ClientConfig::default().reconnect_timeout(Duration::MAX);
+    let client = std::sync::Arc::new(Client::with_config(&daemon.socket, config).unwrap());
+    let basic = client.module("basic").unwrap();
+    let sum: u32 = client.call_typed(basic, "add", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let calls = {
+        let client = std::sync::Arc::clone(&client);
+        std::thread::spawn(move || {
+            // Resolved while the daemon serves, called once it is gone.
+            let add = client.typed::<(u32, u32), u32>(basic, "add").unwrap();
+            let _ = ready_tx.send(());
+            let _ = go_rx.recv();
+            let options = CallOptions::default().timeout(Duration::from_millis(200));
+            let by_name = client.call_with(basic, "echo", b"x", &options).map(|_| ());
+            let typed = add.call_with(&(2, 3), &options).map(|_| ());
+            let _ = tx.send((by_name, typed));
+        })
+    };
+    ready_rx.recv().unwrap();
+    daemon.terminate();
+    go_tx.send(()).unwrap();
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let (by_name, typed) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the calls ended at their deadline");
+    calls.join().unwrap();
+    for (what, result) in [("by name", by_name), ("typed", typed)] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err.module_error(), Some(ModuleError::Timeout(t)) if *t <= Duration::from_millis(200)),
+            "{what}: {err}"
+        );
+    }
+}

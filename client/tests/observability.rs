@@ -281,3 +281,43 @@ fn one_metric_name_as_two_kinds_in_two_workers_is_exposed_as_two_families() {
     );
     promtool_accepts(&body);
 }
+
+/// Scrapes that come together while a worker does not answer share one wait for it:
+/// each is answered (without that worker's figures) within Prometheus's default scrape
+/// timeout of 10 s, however many there are. Before, they asked the workers one after
+/// another, each waiting 2 s for the silent worker: the eighth waited 16 s.
+#[test]
+fn scrapes_at_once_share_one_wait_for_a_silent_worker() {
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["basic"])
+    });
+    let addr = daemon.metrics_addr.clone().unwrap();
+    let worker = daemon.worker_pid();
+    common::signal(worker, rustix::process::Signal::STOP);
+    let scrapes: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || get_within(&addr, "/metrics", Duration::from_secs(10)))
+        })
+        .collect();
+    for scrape in scrapes {
+        let (status, body) = scrape.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("memlink_daemon_connections "), "{body}");
+        assert!(
+            !body.contains("module=\"basic\""),
+            "the silent worker's figures: {body}"
+        );
+    }
+    common::signal(worker, rustix::process::Signal::CONT);
+    // Answering again, its figures are back.
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    client.call(basic, "echo", b"back").unwrap();
+    let (_, body) = daemon.http_get("/metrics");
+    assert!(
+        body.contains("memlink_calls_total{module=\"basic\",method=\"echo\"} 1\n"),
+        "{body}"
+    );
+}

@@ -431,19 +431,41 @@ impl Lease {
 
     /// Waits for the reply of the submitted request.
     pub fn wait(self, deadline: Option<Instant>) -> Result<Reply, CallError> {
-        let range = self.wait_ref(deadline)?;
+        self.wait_beside(deadline, [])
+    }
+
+    /// [`wait`](Lease::wait), for a request submitted with `others` of the same
+    /// connection (a batch, waited for in order): any of them still queued when this
+    /// wait stops spinning gets a helper of its worker too, as this one would, so that
+    /// a short call is not held up behind a long one the batch waits for first.
+    pub fn wait_beside<'o>(
+        self,
+        deadline: Option<Instant>,
+        others: impl IntoIterator<Item = &'o Lease>,
+    ) -> Result<Reply, CallError> {
+        let range = self.wait_ref(deadline, others)?;
         Ok(Reply { lease: self, range })
     }
 
-    fn wait_ref(&self, deadline: Option<Instant>) -> Result<std::ops::Range<usize>, CallError> {
+    fn wait_ref<'o>(
+        &self,
+        deadline: Option<Instant>,
+        others: impl IntoIterator<Item = &'o Lease>,
+    ) -> Result<std::ops::Range<usize>, CallError> {
         let conn = &self.conn;
         let slot = self.slot();
         let queued = |state| {
-            if state == Some(SlotState::Submitted) && conn.leased.load(Ordering::Relaxed) > 1 {
-                // The name this lease wrote; one it could not is routed as the workers
-                // route a name they cannot read.
-                let module = slot.module_name();
-                conn.call_helpers(module.as_ref().map_or("", |n| n.as_str()));
+            if conn.leased.load(Ordering::Relaxed) <= 1 {
+                return;
+            }
+            let others = others.into_iter().map(|o| (o.slot(), o.slot().state()));
+            for (slot, state) in std::iter::once((slot, state)).chain(others) {
+                if state == Some(SlotState::Submitted) {
+                    // The name the lease wrote; one it could not is routed as the workers
+                    // route a name they cannot read.
+                    let module = slot.module_name();
+                    conn.call_helpers(module.as_ref().map_or("", |n| n.as_str()));
+                }
             }
         };
         match slot.wait_done_then(
@@ -484,7 +506,7 @@ impl Lease {
     ) -> Result<std::ops::Range<usize>, CallError> {
         self.submit(op, module, method, args_len, deadline, trace)?;
         self.conn.ring(module);
-        let waited = self.wait_ref(deadline);
+        let waited = self.wait_ref(deadline, []);
         // Done, with a reply or a failure: the slot is this lease's again. Otherwise the
         // daemon may still hold it: see `take_back`.
         if matches!(waited, Ok(_) | Err(CallError::Failed(_))) {

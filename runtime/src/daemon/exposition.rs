@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use memlink_ipc::control::ToWorker;
@@ -101,13 +101,63 @@ fn per_worker(
 }
 
 /// Every worker runtime's metrics, leaving out a worker that is down or does not answer
-/// within `METRICS_TIMEOUT`.
+/// within `METRICS_TIMEOUT`. Scrapes are asked one at a time (each worker has one place
+/// for its answer); a scrape that comes while one is being asked waits for it and takes
+/// its answers, so that however many come at once, a silent worker costs them
+/// `METRICS_TIMEOUT` once, not once each in turn.
 fn workers_metrics(shared: &Shared) -> Vec<String> {
-    // One scrape at a time: each worker has one place for its answer.
-    static SCRAPE: Mutex<()> = Mutex::new(());
-    let _scrape = lock(&SCRAPE);
-    // Every worker is asked first and all are awaited together, so a worker that does
-    // not answer costs a scrape `METRICS_TIMEOUT` once, however many there are.
+    let mut flight = lock(&FLIGHT);
+    if flight.asking {
+        let awaited = flight.done + 1;
+        while flight.done < awaited {
+            flight = ANSWERED.wait(flight).unwrap_or_else(|p| p.into_inner());
+        }
+        return flight.answers.clone();
+    }
+    flight.asking = true;
+    drop(flight);
+    let mut asking = Asking(Vec::new());
+    asking.0 = ask_all(shared);
+    asking.0.clone()
+}
+
+/// The scrape asking the workers now, and the answers of the last one.
+static FLIGHT: Mutex<Flight> = Mutex::new(Flight {
+    asking: false,
+    done: 0,
+    answers: Vec::new(),
+});
+
+/// Woken when a scrape has its answers.
+static ANSWERED: Condvar = Condvar::new();
+
+/// The scrape that asks the workers, holding their answers once it has them: when it
+/// ends, the scrapes that waited take them (none, if it unwound).
+struct Asking(Vec<String>);
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        let mut flight = lock(&FLIGHT);
+        flight.asking = false;
+        flight.done += 1;
+        flight.answers = std::mem::take(&mut self.0);
+        ANSWERED.notify_all();
+    }
+}
+
+/// The scrape being asked of the workers, and the answers of the last one.
+struct Flight {
+    /// Whether a scrape is asking the workers now.
+    asking: bool,
+    /// How many scrapes have had their answers.
+    done: u64,
+    /// The answers of the last.
+    answers: Vec<String>,
+}
+
+/// Asks every worker for its metrics and awaits them all together, so a worker that
+/// does not answer costs `METRICS_TIMEOUT` once, however many there are.
+fn ask_all(shared: &Shared) -> Vec<String> {
     static SCRAPES: AtomicU64 = AtomicU64::new(0);
     let scrape = SCRAPES.fetch_add(1, Ordering::Relaxed);
     let asked: Vec<_> = shared
