@@ -378,7 +378,7 @@ impl Module {
     }
 
     /// Marks a call admitted as `admitted` as finished.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn leave(&self, admitted: Admitted) {
         self.gate.leave(admitted);
     }

@@ -142,8 +142,8 @@ impl ArenaPool {
 
     /// An arena for one call from this thread's `cache` (no shared memory touched), else
     /// from the queue, else a new one; returned with [`give_back`](Self::give_back) or
-    /// kept by a [`PooledArena`].
-    #[inline]
+    /// kept by a [`PooledArena`]. Always inlined, as [`give_back`](Self::give_back) is.
+    #[inline(always)]
     pub(crate) fn take_buf(self: &Arc<Self>, cache: &ArenaCache) -> AlignedBuf {
         if let Some(i) = cache.entry(Arc::as_ptr(self)) {
             let [first, second] = &cache.bufs[i];
