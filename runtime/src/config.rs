@@ -44,7 +44,9 @@ pub struct RuntimeConfig {
     /// which the pool reports full load (default 1024). The pool lends more past it; the
     /// figure only feeds backpressure.
     pub arena_soft_limit: usize,
-    /// Deadline of a call that sets none (default: none).
+    /// Deadline of a call from the host that sets none (default: none), counted from
+    /// when the call comes in. A module's nested call keeps its caller's deadline, this
+    /// one's or none: it is part of its caller's call, whose time it spends.
     pub default_timeout: Option<Duration>,
     /// Bytes of persistent memory each loaded module gets, for state it keeps across
     /// calls (default 1 MiB; 0 for none).
@@ -257,7 +259,8 @@ pub struct ModuleSettings {
     pub name: Option<String>,
     /// Its calls in flight at once ([`RuntimeConfig::max_concurrency`]).
     pub max_concurrency: Option<usize>,
-    /// The deadline of its calls made without one ([`RuntimeConfig::default_timeout`]).
+    /// The deadline of its calls from the host made without one
+    /// ([`RuntimeConfig::default_timeout`]; a nested call into it keeps its caller's).
     pub default_timeout: Option<Duration>,
     /// Its persistent region's size ([`RuntimeConfig::persistent_size`]).
     pub persistent_size: Option<usize>,
