@@ -142,7 +142,8 @@ impl<'a> CallContext<'a> {
     /// The host's load on this module: 0 idle, 1 saturated. memlink's runtime measures
     /// it the first time a call asks (the call itself counts as running) and later reads
     /// return that figure; a context made with [`new`](CallContext::new) returns the value
-    /// given there.
+    /// given there. A call alone reads 0, so under a concurrency limit of one every call
+    /// does, however many wait behind it (docs/abi.md, "Backpressure").
     pub fn backpressure(&self) -> f32 {
         let known = self.backpressure.get();
         if !known.is_nan() {

@@ -151,6 +151,19 @@ pub enum RuntimeError {
         /// The method asked for.
         method: String,
     },
+    /// A method handle resolved on an earlier version of the module names a method a
+    /// reload took away (the version loaded now lacks it).
+    MethodRemoved {
+        /// The module's name.
+        module: String,
+        /// The method's name, as the version it was resolved on exported it (`None`
+        /// only if no version this runtime loaded said it).
+        method: Option<String>,
+        /// The method's id.
+        id: u32,
+        /// The version loaded now.
+        version: String,
+    },
     /// The module is running as many calls as it may, and the runtime is set to refuse
     /// more (`Saturation::Reject`).
     Saturated {
@@ -383,6 +396,13 @@ impl fmt::Display for RuntimeError {
             }
             UnknownMethod { module, method } => {
                 write!(f, "module `{module}` has no method `{method}`")
+            }
+            MethodRemoved { module, method, id, version } => {
+                match method {
+                    Some(name) => write!(f, "module `{module}` has no method `{name}` any more")?,
+                    None => write!(f, "module `{module}` has no method of id {id:#010x} any more")?,
+                }
+                write!(f, ": a reload to version {version} removed it")
             }
             Saturated { module, method, limit } => write!(
                 f,

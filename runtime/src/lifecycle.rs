@@ -41,15 +41,21 @@ pub(crate) fn dependencies(module: &Module, call: CallExport<'_>) -> Result<Vec<
     })
 }
 
-/// The first of `module`'s dependencies that `is_loaded` says is not loaded.
+/// The first of `module`'s dependencies that `is_loaded` says is not loaded, or why a
+/// dependency can never be (a requirement that is not semver: no load would answer it).
 pub(crate) fn missing_dependency(
     module: &Module,
     call: CallExport<'_>,
     is_loaded: impl Fn(&str) -> bool,
 ) -> Result<Option<String>, String> {
-    Ok(dependencies(module, call)?
-        .into_iter()
-        .find(|d| !is_loaded(d)))
+    let dependencies = dependencies(module, call)?;
+    if let Some((d, why)) = dependencies
+        .iter()
+        .find_map(|d| crate::names::malformed(d).map(|why| (d, why)))
+    {
+        return Err(format!("`{DEPENDENCIES}` names `{d}`: {why}"));
+    }
+    Ok(dependencies.into_iter().find(|d| !is_loaded(d)))
 }
 
 /// A module's state, taken by its `memlink_save_state` for a reload: the bytes, in the

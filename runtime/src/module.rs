@@ -86,6 +86,9 @@ pub(crate) struct Module {
     /// own, unless it came by a reload): a call chain that runs in one version and
     /// reaches another re-enters the module it holds, without waiting for a slot.
     pub(crate) lineage: u64,
+    /// The methods reloads took away from the module's versions before this one, by id:
+    /// a handle resolved on an older version names the method it lost.
+    pub(crate) removed: Vec<(u32, String)>,
 }
 
 /// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
@@ -279,6 +282,7 @@ impl Module {
             breaker: Breaker::new(),
             id,
             lineage: id,
+            removed: Vec::new(),
         })
     }
 
@@ -296,9 +300,15 @@ impl Module {
     fn moved(&self, method: MethodRef) -> Result<u32, RuntimeError> {
         match self.methods.binary_search_by_key(&method.id, |m| m.id) {
             Ok(i) => Ok(i as u32),
-            Err(_) => Err(RuntimeError::UnknownMethod {
+            Err(_) => Err(RuntimeError::MethodRemoved {
                 module: self.name.clone(),
-                method: format!("with id {:#010x} (a reload removed it)", method.id),
+                method: self
+                    .removed
+                    .iter()
+                    .find(|(id, _)| *id == method.id)
+                    .map(|(_, name)| name.clone()),
+                id: method.id,
+                version: self.version.clone(),
             }),
         }
     }
@@ -404,6 +414,19 @@ impl Module {
     /// Whether the module is linked into the host rather than loaded from a file.
     pub(crate) fn is_linked(&self) -> bool {
         self._library.is_none()
+    }
+
+    /// Takes over what `old`, the version this one replaces, knew of the methods
+    /// reloads took away, and the methods of its own this one lacks.
+    pub(crate) fn carry_removed_of(&mut self, old: &Module) {
+        let lost = old.methods.iter().map(|m| (m.id, m.name.clone()));
+        self.removed = old
+            .removed
+            .iter()
+            .cloned()
+            .chain(lost)
+            .filter(|(id, _)| self.methods.binary_search_by_key(id, |m| m.id).is_err())
+            .collect();
     }
 
     /// Takes over `old`'s figures for each method both export under one name, so a

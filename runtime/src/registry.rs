@@ -58,6 +58,10 @@ pub(crate) struct Registry {
     /// Serializes loads, reloads and unloads (never held during a call, nor while they
     /// wait for calls); knows which slots are free.
     loading: Mutex<Slots>,
+    /// One per slot: serializes the reloads of the module in it, held while a reload
+    /// makes its next version ready (and takes its state, which may wait for a call),
+    /// so that reloads of one module follow one another and hold up nothing else.
+    reloading: Box<[Mutex<()>]>,
     /// Live modules by name and version, for nested calls and `handle_of`.
     names: RwLock<Names>,
     /// Moved on twice by every change of a slot or a name (see [`Registry::changing`]):
@@ -228,6 +232,7 @@ impl Registry {
                 .map(|_| AtomicPtr::new(core::ptr::null_mut()))
                 .collect(),
             barriers: Barriers::of_process(),
+            reloading: (0..config.max_modules).map(|_| Mutex::new(())).collect(),
             loading: Mutex::new(Slots {
                 free: Vec::new(),
                 used: 0,
@@ -521,28 +526,29 @@ impl Registry {
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
         let path = self.resolver.resolve(reference)?;
-        // The old version's state is taken first, outside the lock that orders loads:
-        // the save is a call, which may wait for the module's slot while its calls run,
-        // and loads, unloads and reloads of other modules go on meanwhile.
-        let saved = match policy.carries_state() {
-            true => Some(self.save_state(handle)?),
-            false => None,
-        };
+        let _one_at_a_time = self
+            .reloading
+            .get(handle.index as usize)
+            .ok_or(RuntimeError::UnknownHandle(handle))?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Ready {
+            old,
+            new,
+            changes,
+            saved,
+        } = self.make_ready(handle, &path, reference, policy)?;
         let slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.module(handle)?;
-        refuse_linked(&old)?;
-        if let Some((saved_from, _)) = &saved {
-            if old.id != *saved_from {
-                return Err(RuntimeError::ReloadRefused {
-                    module: old.name.clone(),
-                    reason: "another reload replaced the module while its state was taken"
-                        .to_owned(),
-                });
-            }
+        // The handle still names the module made ready against (reloads of it wait their
+        // turn above; an unload ends the handle).
+        if let Err(e) = self.module(handle).map(drop) {
+            shutdown(&new);
+            return Err(e);
         }
-        let (new, changes) = self.next_version(&old, &path, reference, policy)?;
-        let state = saved.as_ref().map(|(_, state)| state);
-        let state_carried = self.start_next_version(&old, &new, state)?;
+        let state_carried = match &saved {
+            Some(state) => Some(self.restore_state(&old, &new, state)?),
+            None => None,
+        };
         let reloaded = Reloaded {
             from_version: old.version.clone(),
             to_version: new.version.clone(),
@@ -575,6 +581,43 @@ impl Registry {
             self.retire(replaced);
         }
         Ok(reloaded)
+    }
+
+    /// The next version of the module loaded as `handle`, from `path`, made ready to
+    /// take its place, outside the lock that orders loads (so loads of other modules go
+    /// on meanwhile): opened, its table compared, started, and, when the policy asks,
+    /// the old version's state taken, last: the save is a call, which may wait for the
+    /// module's slot, and what calls do to the old version after it is not carried.
+    fn make_ready(
+        &self,
+        handle: ModuleHandle,
+        path: &Path,
+        reference: &ModuleRef,
+        policy: &ReloadPolicy,
+    ) -> Result<Ready, RuntimeError> {
+        let old = self.module(handle)?;
+        refuse_linked(&old)?;
+        let (new, changes) = self.next_version(&old, path, reference, policy)?;
+        self.start_next_version(&new)?;
+        let saved = match policy.carries_state() {
+            true => match lifecycle::save_state(&old, &self.export_caller()) {
+                Ok(state) => Some(state),
+                Err(reason) => {
+                    shutdown(&new);
+                    return Err(RuntimeError::ReloadRefused {
+                        module: old.name.clone(),
+                        reason,
+                    });
+                }
+            },
+            false => None,
+        };
+        Ok(Ready {
+            old,
+            new,
+            changes,
+            saved,
+        })
     }
 
     /// The module at `path` made ready to stand in for `old`, if it is a version of it
@@ -621,54 +664,37 @@ impl Registry {
             });
         }
         new.carry_figures_of(old);
+        new.carry_removed_of(old);
         new.lineage = old.lineage;
         Ok((new, changes))
     }
 
-    /// The state of the module loaded as `handle`, taken for a reload, with the id of
-    /// the version it came from.
-    fn save_state(
-        &self,
-        handle: ModuleHandle,
-    ) -> Result<(u64, lifecycle::SavedState), RuntimeError> {
-        let old = self.module(handle)?;
-        refuse_linked(&old)?;
-        match lifecycle::save_state(&old, &self.export_caller()) {
-            Ok(state) => Ok((old.id, state)),
-            Err(reason) => Err(RuntimeError::ReloadRefused {
-                module: old.name.clone(),
-                reason,
-            }),
-        }
-    }
-
-    /// Starts `new`, the next version of `old`: its init, its dependencies checked, and
-    /// the old version's `state`, taken when the policy asks for it, handed over (its
-    /// length, or `None` when none was taken). A failure shuts `new` down.
-    fn start_next_version(
-        &self,
-        old: &Module,
-        new: &Module,
-        state: Option<&lifecycle::SavedState>,
-    ) -> Result<Option<usize>, RuntimeError> {
+    /// Starts `new`, the next version of a module: its init and its dependencies
+    /// checked. A failure shuts `new` down.
+    fn start_next_version(&self, new: &Module) -> Result<(), RuntimeError> {
         init(new, &self.config, self.host)?;
         if let Err(e) = self.check_dependencies(new) {
             shutdown(new);
             return Err(e);
         }
-        let Some(state) = state else {
-            return Ok(None);
-        };
-        match lifecycle::restore_state(new, state, &self.export_caller()) {
-            Ok(len) => Ok(Some(len)),
-            Err(reason) => {
-                shutdown(new);
-                Err(RuntimeError::ReloadRefused {
-                    module: old.name.clone(),
-                    reason,
-                })
+        Ok(())
+    }
+
+    /// Hands `state`, taken of `old`, to `new`, its next version (before it serves): the
+    /// bytes that crossed. A failure shuts `new` down.
+    fn restore_state(
+        &self,
+        old: &Module,
+        new: &Module,
+        state: &lifecycle::SavedState,
+    ) -> Result<usize, RuntimeError> {
+        lifecycle::restore_state(new, state, &self.export_caller()).map_err(|reason| {
+            shutdown(new);
+            RuntimeError::ReloadRefused {
+                module: old.name.clone(),
+                reason,
             }
-        }
+        })
     }
 
     /// How the registry calls a module's lifecycle exports: the call path, which the
@@ -771,6 +797,15 @@ impl Registry {
             cache.forget(id);
         }
     }
+}
+
+/// A reload's next version, ready to take the place of `old` ([`Registry::make_ready`]).
+struct Ready {
+    old: Live,
+    new: Module,
+    changes: Vec<MethodChange>,
+    /// The old version's state, when the policy carries it.
+    saved: Option<lifecycle::SavedState>,
 }
 
 /// Refuses a reload of `module` when it is linked into the host: there is no file to

@@ -57,6 +57,13 @@ impl ReloadPolicy {
     /// Whether the old version's state is handed to the new one through [`SAVE_STATE`]
     /// and [`RESTORE_STATE`] (default: no). With it, a version lacking its export, or
     /// either call failing, refuses the reload.
+    ///
+    /// The state crossing is what the old version holds when its `SAVE_STATE` runs:
+    /// the last step before the switch, once the new version is loaded and started.
+    /// Calls go on meanwhile, and what they do to the old version after the save (calls
+    /// that run on it until the switch, and those that took it before and end after) is
+    /// not carried. The save is a call like any other: it waits for a slot of a module
+    /// at its concurrency limit (or is refused, under `Saturation::Reject`).
     pub fn carry_state(mut self, carry: bool) -> Self {
         self.carry_state = carry;
         self

@@ -213,10 +213,23 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
         });
     }
     // A path with no separator is a bare file name; `dlopen` would search the system's
-    // library path for it, so make it explicit.
-    path.canonicalize().map_err(|_| RuntimeError::FileNotFound {
+    // library path for it, so make it explicit. The directory is made canonical and the
+    // file keeps its name: a symbolic link's name (`greeter@1.4.2.so`, a version) is the
+    // module's, wherever the link leads.
+    let not_found = || RuntimeError::FileNotFound {
         path: path.to_owned(),
-    })
+    };
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            Ok(dir.canonicalize().map_err(|_| not_found())?.join(name))
+        }
+        _ => path.canonicalize().map_err(|_| not_found()),
+    }
 }
 
 /// Finds modules by name and version in a directory where each is a file named

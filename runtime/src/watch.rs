@@ -199,10 +199,17 @@ pub(crate) fn start(
     dir: &Path,
     options: WatchOptions,
 ) -> Result<DirectoryWatch, RuntimeError> {
-    let dir = dir.canonicalize().map_err(|_| RuntimeError::BadReference {
+    // The path as given (made absolute), not where it leads: a symbolic link to a
+    // directory that is later pointed elsewhere is followed there, as a directory
+    // replaced at the path is.
+    let missing = || RuntimeError::BadReference {
         reference: dir.display().to_string(),
         reason: "a watch needs a directory, and there is none there",
-    })?;
+    };
+    let dir = std::path::absolute(dir).map_err(|_| missing())?;
+    if !dir.exists() {
+        return Err(missing());
+    }
     if !dir.is_dir() {
         return Err(RuntimeError::BadReference {
             reference: dir.display().to_string(),

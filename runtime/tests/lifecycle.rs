@@ -632,6 +632,28 @@ fn a_module_is_refused_until_what_it_calls_is_loaded() {
     assert_eq!(sum, 5);
 }
 
+/// A dependency whose version requirement is not semver can never be loaded: the module
+/// is refused saying so, not told to wait for it (`tests/fixtures/bad_dependency.c`).
+/// Before, it was a `MissingDependency`, "load it first", which no load could answer.
+#[test]
+fn a_dependency_no_load_can_answer_is_refused_as_such() {
+    let fixture = common::compile_c(
+        &["runtime/tests/fixtures/bad_dependency.c"],
+        "libbad_dependency.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let err = rt.load(ModuleRef::from_path(fixture)).unwrap_err();
+    assert!(matches!(err, RuntimeError::InitFailed { .. }), "{err}");
+    assert!(
+        err.to_string().contains(
+            "`memlink_dependencies` names `basic@>>1`: what follows `@` is not a semver requirement"
+        ),
+        "{err}"
+    );
+}
+
 /// The watch's next event, waiting as long as a slow machine may need.
 fn next(watch: &DirectoryWatch) -> WatchEvent {
     watch
@@ -852,7 +874,9 @@ fn a_reload_waiting_to_take_state_holds_up_no_other_load() {
         config,
         memlink_runtime::resolver::LocalResolver,
     ));
-    let h = rt.load_as(greeter(1), "greeter").unwrap();
+    // A private copy: `linger` counts in the image, and other tests load greeter_v1's.
+    let copy = common::module_copy("greeter_v1", "greeter_v1_reload_waits_for_state");
+    let h = rt.load_as(ModuleRef::from_path(copy), "greeter").unwrap();
     let lingering = {
         let rt = Arc::clone(&rt);
         std::thread::spawn(move || {
@@ -887,4 +911,159 @@ fn a_reload_waiting_to_take_state_holds_up_no_other_load() {
     let reloaded = reload.join().unwrap().unwrap();
     assert!(reloaded.state_carried.is_some());
     assert_eq!(version(&rt, h), 2);
+}
+
+/// Reloads of one module from two threads at once follow one another: each is made
+/// ready against the version the one before it left. Every reload succeeds, state
+/// crosses each, and the module serves.
+#[test]
+fn reloads_of_one_module_from_two_threads_each_take_effect() {
+    // A private copy: the count is the image's, and other tests load greeter_v1's.
+    let rt = Runtime::with_local_resolver();
+    let copy = common::module_copy("greeter_v1", "greeter_v1_two_reloaders");
+    let h = rt.load_as(ModuleRef::from_path(copy), "greeter").unwrap();
+    let rt = Arc::new(rt);
+    let hit = |rt: &Runtime| rt.call_typed::<_, u64>(h, "hit", &()).unwrap();
+    assert_eq!(hit(&rt), 1);
+    let policy = ReloadPolicy::default()
+        .allow_changes(true)
+        .carry_state(true);
+    let reloaders: Vec<_> = (0..2)
+        .map(|t| {
+            let rt = Arc::clone(&rt);
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let to = if (t + i) % 2 == 0 { 2 } else { 1 };
+                    let reloaded = rt.reload_with(h, greeter(to), &policy).unwrap();
+                    assert_eq!(reloaded.state_carried, Some(8));
+                }
+            })
+        })
+        .collect();
+    for r in reloaders {
+        r.join().unwrap();
+    }
+    // The count crossed all twenty reloads, one `hit` before them.
+    assert_eq!(hit(&rt), 2);
+}
+
+/// A method handle resolved on a version whose method a reload took away says which
+/// method, and which version lacks it; once a version with it is back, it calls it
+/// again. Before, the error named the method "with id 0x…" where its name goes.
+#[test]
+fn a_handle_to_a_method_a_reload_removed_names_it() {
+    // A private copy: `hit` counts in the image, and other tests load greeter_v1's.
+    let rt = Runtime::with_local_resolver();
+    let copy = common::module_copy("greeter_v1", "greeter_v1_removed_method");
+    let h = rt.load_as(ModuleRef::from_path(copy), "greeter").unwrap();
+    let hit = rt.method(h, "hit").unwrap();
+    let typed = rt.typed::<(), u64>(h, "hit").unwrap();
+    let allowed = ReloadPolicy::default().allow_changes(true);
+    rt.reload_with(h, greeter(3), &allowed).unwrap();
+    // Through a version in between too: the name is carried.
+    rt.reload_with(h, greeter(3), &allowed).unwrap();
+    let version = rt.module_info(h).unwrap().version;
+    for err in [
+        rt.call_method(hit, b"", &CallOptions::default())
+            .unwrap_err(),
+        typed.call(&()).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, RuntimeError::MethodRemoved { method: Some(m), .. } if m == "hit"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("module `greeter` has no method `hit` any more: a reload to version {version} removed it")
+        );
+    }
+    rt.reload_with(h, greeter(1), &allowed).unwrap();
+    assert_eq!(typed.call(&()).unwrap(), 1);
+}
+
+/// Version files that are symbolic links (`greeter@1.4.2.so -> libgreeter_v1.so`) are
+/// versions by their own names: labelled so from the start and while others come and
+/// go, and named in `module_info`. Before, the link was resolved first, and its target's
+/// name (no version in it) was what the runtime saw.
+#[test]
+fn version_files_that_are_links_keep_their_names() {
+    let dir = fresh_dir("version-links");
+    for (version, example) in [("1.4.2", "greeter_v1"), ("2.0.1", "greeter_v2")] {
+        std::os::unix::fs::symlink(
+            module_path(example),
+            lib(&dir, &format!("greeter@{version}")),
+        )
+        .unwrap();
+    }
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let labels =
+        |rt: &Runtime| -> Vec<String> { rt.metrics().into_iter().map(|m| m.module).collect() };
+    let one = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
+    assert_eq!(labels(&rt), ["greeter@1.4.2"]);
+    assert!(rt
+        .module_info(one)
+        .unwrap()
+        .path
+        .ends_with(lib(&dir, "greeter@1.4.2").file_name().unwrap()));
+    let two = rt.load(ModuleRef::parse("greeter@2").unwrap()).unwrap();
+    assert_eq!(labels(&rt), ["greeter@1.4.2", "greeter@2.0.1"]);
+    rt.unload(two).unwrap();
+    assert_eq!(labels(&rt), ["greeter@1.4.2"]);
+}
+
+/// A watched directory given as a symbolic link is followed where the link leads: a
+/// link pointed at another directory brings the modules in step with that one, and the
+/// old directory's going unloads nothing. Before, the link was resolved once; the new
+/// target was never looked at, and the old one's removal unloaded its modules.
+#[test]
+fn a_watched_link_to_a_directory_is_followed_where_it_points() {
+    let root = fresh_dir("watched-link");
+    let (first, second, current) = (
+        root.join("release1"),
+        root.join("release2"),
+        root.join("current"),
+    );
+    for (dir, example) in [(&first, "greeter_v1"), (&second, "greeter_v2")] {
+        std::fs::create_dir_all(dir).unwrap();
+        install(&module_path(example), &lib(dir, "libgreeter"));
+    }
+    std::os::unix::fs::symlink(&first, &current).unwrap();
+    let rt = Runtime::with_local_resolver();
+    let options = WatchOptions::default()
+        .debounce(std::time::Duration::from_millis(100))
+        .policy(ReloadPolicy::default().allow_changes(true));
+    let watch = rt.watch(&current, options).unwrap();
+    assert_eq!(watch.dir(), current);
+    assert!(matches!(next(&watch), WatchEvent::Loaded { .. }));
+    let greeter = rt.handle_of("greeter").unwrap();
+    assert_eq!(version(&rt, greeter), 1);
+
+    // Pointed at the second release, as a deployment swaps it: a new link renamed over.
+    let swap = root.join("current.new");
+    std::os::unix::fs::symlink(&second, &swap).unwrap();
+    std::fs::rename(&swap, &current).unwrap();
+    loop {
+        match next(&watch) {
+            WatchEvent::Reloaded {
+                handle, reloaded, ..
+            } => {
+                assert_eq!((handle, reloaded.to_version.as_str()), (greeter, "2.0.1"));
+                break;
+            }
+            // The directory at the path is another one: told, then followed.
+            WatchEvent::Failed {
+                error: RuntimeError::WatchedDirectoryGone { .. },
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // The first release goes: nothing it held is served any more, and nothing unloads.
+    std::fs::remove_dir_all(&first).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    while let Ok(event) = watch.events().try_recv() {
+        assert!(!matches!(event, WatchEvent::Unloaded { .. }), "{event:?}");
+    }
+    assert_eq!(rt.handle_of("greeter").unwrap(), greeter);
+    assert_eq!(version(&rt, greeter), 2);
 }
