@@ -244,9 +244,11 @@ enum MemlinkFormat
   MEMLINK_FORMAT_RAW = 1,
   /*
    One rkyv archive, read in place. Arguments: the archive of the parameters' tuple
-   (`&Archived<T>` is `T`, `&[u8]` is `Vec<u8>`, `&str` is `String`), placed by the
-   host in the call's arena, 16-aligned, validated by the module before use. Results:
-   the archive of the value, in the call's arena.
+   (`&Archived<T>` is `T`, `&[u8]` is `Vec<u8>`, `&str` is `String`), in memory of
+   the host's, 16-aligned and apart from the frame's `arena` (the runtime writes it at
+   the front of the block it takes the call's arena from, and passes `arena` starting
+   after it), validated by the module before use. Results: the archive of the value,
+   in the call's arena.
    */
   MEMLINK_FORMAT_ARCHIVED = 2,
 };

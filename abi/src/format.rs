@@ -13,9 +13,11 @@ pub enum Format {
     /// `&str` or `&[u8]`, or whose result is `String` or `Vec<u8>`.
     Raw = 1,
     /// One rkyv archive, read in place. Arguments: the archive of the parameters' tuple
-    /// (`&Archived<T>` is `T`, `&[u8]` is `Vec<u8>`, `&str` is `String`), placed by the
-    /// host in the call's arena, 16-aligned, validated by the module before use. Results:
-    /// the archive of the value, in the call's arena.
+    /// (`&Archived<T>` is `T`, `&[u8]` is `Vec<u8>`, `&str` is `String`), in memory of
+    /// the host's, 16-aligned and apart from the frame's `arena` (the runtime writes it at
+    /// the front of the block it takes the call's arena from, and passes `arena` starting
+    /// after it), validated by the module before use. Results: the archive of the value,
+    /// in the call's arena.
     Archived = 2,
 }
 

@@ -140,6 +140,9 @@ pub struct Client {
     /// The segment the next connection asks for: the configured one, or what it grew to.
     geometry: Mutex<Geometry>,
     conn: RwLock<Option<Arc<Connection>>>,
+    /// Held by the one thread that connects again once the daemon went away; the others
+    /// wait for its connection, each no longer than its call's deadline.
+    reconnecting: Mutex<()>,
     /// Resolved module names, by `RemoteModule::index`; shared, so a call takes its
     /// name without a copy.
     names: RwLock<Vec<Arc<str>>>,
@@ -175,6 +178,7 @@ impl Client {
             config,
             geometry: Mutex::new(geometry),
             conn: RwLock::new(None),
+            reconnecting: Mutex::new(()),
             names: RwLock::default(),
             methods: Mutex::default(),
             last_reply: AtomicU64::new(0),
@@ -487,8 +491,8 @@ impl Client {
 
     /// The connection, made again if the daemon went away: tried for as long as the
     /// reconnect timeout allows, or until `deadline` (then `CallError::TimedOut`),
-    /// whichever comes first. The lock that orders reconnects is not held while it waits
-    /// between tries, so a caller with an earlier deadline gives up at it.
+    /// whichever comes first. One thread connects at a time; the others wait for its
+    /// connection, each until its own deadline, and no lock is held while anyone waits.
     fn connection_until(&self, deadline: Option<Instant>) -> Result<Arc<Connection>, CallError> {
         if let Some(conn) = &*self.conn.read().unwrap_or_else(|p| p.into_inner()) {
             let idle = clock::coarse_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
@@ -498,39 +502,65 @@ impl Client {
         }
         // `None`: a timeout past what an instant can hold, which is no limit.
         let until = Instant::now().checked_add(self.config.reconnect_timeout);
+        let mut gone = None;
         loop {
-            let gone = {
-                let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
-                if let Some(conn) = &*slot {
-                    if conn.alive() {
-                        return Ok(Arc::clone(conn));
-                    }
-                }
-                *slot = None;
-                lock(&self.methods).clear();
-                let geometry = *lock(&self.geometry);
-                match Connection::connect(&self.socket, geometry, self.waiting()) {
-                    Ok(conn) => {
-                        self.replied();
-                        *slot = Some(Arc::clone(&conn));
-                        return Ok(conn);
-                    }
-                    Err(CallError::Gone(reason)) => CallError::Gone(reason),
-                    Err(e) => return Err(e),
-                }
-            };
+            if let Some(conn) = self.live_connection() {
+                return Ok(conn);
+            }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return Err(CallError::TimedOut);
             }
             if until.is_some_and(|u| now >= u) {
-                return Err(gone);
+                return Err(gone.unwrap_or_else(|| {
+                    CallError::Gone(format!(
+                        "{}: no daemon answered within the reconnect timeout",
+                        self.socket.display()
+                    ))
+                }));
+            }
+            let turn = match self.reconnecting.try_lock() {
+                Ok(turn) => Some(turn),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                // Another thread is connecting: its connection is looked for next round.
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(_turn) = turn {
+                match self.reconnect(deadline) {
+                    Ok(Some(conn)) => return Ok(conn),
+                    Ok(None) => continue,
+                    Err(CallError::Gone(reason)) => gone = Some(CallError::Gone(reason)),
+                    Err(e) => return Err(e),
+                }
             }
             let pause = deadline.map_or(RECONNECT_PAUSE, |d| {
-                RECONNECT_PAUSE.min(d.saturating_duration_since(now))
+                RECONNECT_PAUSE.min(d.saturating_duration_since(Instant::now()))
             });
             std::thread::sleep(pause);
         }
+    }
+
+    /// The current connection, if the daemon still holds it.
+    fn live_connection(&self) -> Option<Arc<Connection>> {
+        let slot = self.conn.read().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().filter(|c| c.alive()).cloned()
+    }
+
+    /// One try to connect again, by the thread holding `reconnecting`, the lock on the
+    /// current connection not held while it waits for the daemon: the new connection,
+    /// or `None` when another one is there by now (made while this thread took its turn).
+    fn reconnect(&self, deadline: Option<Instant>) -> Result<Option<Arc<Connection>>, CallError> {
+        if self.live_connection().is_some() {
+            return Ok(None);
+        }
+        let geometry = *lock(&self.geometry);
+        let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
+        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        // A new connection may reach a daemon started again meanwhile: describe anew.
+        lock(&self.methods).clear();
+        self.replied();
+        *slot = Some(Arc::clone(&conn));
+        Ok(Some(conn))
     }
 
     /// A connection whose slots hold `len` bytes: the current one, or a new one with
@@ -696,7 +726,6 @@ impl Client {
                 if let Err(why) = Geometry::to_fit((*len).max(floor), self.config.slots, max_shm) {
                     // No connection this daemon allows can hold it: calling again would
                     // run the method again in vain.
-                    let e = runtime_error(e, module, method, given);
                     return RuntimeError::Daemon {
                         reason: format!("{e}, and no connection can hold it: {why}"),
                     };

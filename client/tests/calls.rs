@@ -247,6 +247,11 @@ fn a_call_larger_than_the_slots_grows_the_segment_within_the_daemon_limit() {
                 && text.contains("16777216"),
             "{text}"
         );
+        assert_eq!(
+            text.matches("the daemon could not take the call").count(),
+            1,
+            "{text}"
+        );
     }
     assert_eq!(&*client.call(basic, "echo", b"still").unwrap(), b"still");
 }

@@ -98,6 +98,18 @@ impl Connection {
         geometry: Geometry,
         waiting: Waiting,
     ) -> Result<Arc<Connection>, CallError> {
+        Connection::connect_by(socket, geometry, waiting, None)
+    }
+
+    /// [`connect`](Connection::connect) for a call that must be done by `deadline`:
+    /// the wait for the daemon's welcome ends there if it comes first, with
+    /// [`CallError::TimedOut`].
+    pub fn connect_by(
+        socket: &Path,
+        geometry: Geometry,
+        waiting: Waiting,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Connection>, CallError> {
         let gone = |e: io::Error| CallError::Gone(format!("{}: {e}", socket.display()));
         let stream = UnixStream::connect(socket).map_err(|e| not_listening(socket, e))?;
         control::send(
@@ -109,8 +121,15 @@ impl Connection {
             None,
         )
         .map_err(gone)?;
-        let (answer, fd) = control::recv_by::<Answer>(&stream, Instant::now() + WELCOME_WITHIN)
-            .map_err(|e| unwelcome(socket, e))?;
+        let welcome_by = Instant::now() + WELCOME_WITHIN;
+        let by = deadline.map_or(welcome_by, |d| d.min(welcome_by));
+        let (answer, fd) = control::recv_by::<Answer>(&stream, by).map_err(|e| {
+            if deadline.is_some_and(|d| d <= welcome_by && Instant::now() >= d) {
+                CallError::TimedOut
+            } else {
+                unwelcome(socket, e)
+            }
+        })?;
         let welcome = match answer {
             Answer::Welcome(w) => w,
             Answer::Refused(why) => {
@@ -224,15 +243,6 @@ impl Connection {
     /// them, and a system call only when it sleeps. Other workers are not woken.
     pub fn ring_worker(&self, worker: usize) {
         self.segment.header().ring_if_sleeping(worker);
-    }
-
-    /// Wakes the helper threads of the worker serving `module` on this connection, for a
-    /// call still not taken after the client's spin while another call of this process
-    /// is in flight: the connection's thread is busy with that one, and a helper takes
-    /// this one. Calls served within the spin (a batch of short calls) never pay for it,
-    /// and other workers' helpers sleep on.
-    fn call_helpers(&self, module: &str) {
-        self.segment.header().call_helpers(self.worker_of(module));
     }
 
     /// Whether the daemon is still there: its end of the socket is open and it has not
@@ -458,14 +468,30 @@ impl Lease {
             if conn.leased.load(Ordering::Relaxed) <= 1 {
                 return;
             }
-            let others = others.into_iter().map(|o| (o.slot(), o.slot().state()));
-            for (slot, state) in std::iter::once((slot, state)).chain(others) {
-                if state == Some(SlotState::Submitted) {
+            // A call still not taken after the spin while another call of this process
+            // is in flight: the connection's thread is busy with that one, and a helper
+            // takes this one (calls served within the spin never pay for it). This call
+            // and the others on this connection still queued: each worker serving one
+            // of them has its helpers woken once (they look at every slot); other
+            // workers' helpers sleep on.
+            let others = others
+                .into_iter()
+                .filter(|o| Arc::ptr_eq(&o.conn, conn))
+                .map(|o| (o.slot(), o.slot().state()));
+            let mut workers: Vec<usize> = std::iter::once((slot, state))
+                .chain(others)
+                .filter(|(_, state)| *state == Some(SlotState::Submitted))
+                .map(|(slot, _)| {
                     // The name the lease wrote; one it could not is routed as the workers
                     // route a name they cannot read.
                     let module = slot.module_name();
-                    conn.call_helpers(module.as_ref().map_or("", |n| n.as_str()));
-                }
+                    conn.worker_of(module.as_ref().map_or("", |n| n.as_str()))
+                })
+                .collect();
+            workers.sort_unstable();
+            workers.dedup();
+            for worker in workers {
+                conn.segment.header().call_helpers(worker);
             }
         };
         match slot.wait_done_then(

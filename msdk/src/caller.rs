@@ -55,18 +55,28 @@ impl ModuleCaller {
     pub fn call_blocking(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
         // The output is collected into the `Vec` whatever it is, and the status says what
         // it was: a plain sink, cheaper than [`lend`](ModuleCaller::lend)'s.
-        let mut out: Vec<u8> = Vec::new();
+        let mut collected = Collected {
+            out: Vec::new(),
+            handovers: 0,
+        };
         let mut request = request(module, method, args, 0, collect_output);
-        request.sink_ctx = (&raw mut out).cast();
+        request.sink_ctx = (&raw mut collected).cast();
         // SAFETY: `new`'s contract makes `host` valid while this call runs; `request`
-        // and `out` live on this stack frame until `call_module` returns, which is the
-        // only time the host may use them, and `sink_ctx` is the `Vec` `collect_output`
-        // writes.
+        // and `collected` live on this stack frame until `call_module` returns, which is
+        // the only time the host may use them, and `sink_ctx` is the `Collected`
+        // `collect_output` writes.
         let code = unsafe { ((*self.host).call_module)(self.call, &mut request) };
-        match (code == Status::Ok as i32, request.result_format) {
-            (true, NO_FORMAT) => Err(success_without_format()),
-            (true, _) => Ok(out),
-            (false, _) => Err(ModuleError::from_status(code, &out)),
+        let Collected { out, handovers } = collected;
+        match (code == Status::Ok as i32, request.result_format, handovers) {
+            (_, _, 2..) => Err(ModuleError::Abi(
+                "the host handed a nested call's output over twice".into(),
+            )),
+            (true, NO_FORMAT, _) => Err(success_without_format()),
+            (true, _, 0) => Err(ModuleError::Abi(
+                "the host reported success without handing over a result".into(),
+            )),
+            (true, _, _) => Ok(out),
+            (false, _, _) => Err(ModuleError::from_status(code, &out)),
         }
     }
 
@@ -208,32 +218,37 @@ fn request(module: &str, method: &str, args: &[u8], flags: u32, sink: NestedSink
     }
 }
 
+/// What [`ModuleCaller::call_blocking`]'s sink received: the callee's output, or its
+/// error's payload, and how many times the host handed one over (the ABI does once).
+struct Collected {
+    out: Vec<u8>,
+    handovers: u32,
+}
+
 /// The sink of [`ModuleCaller::call_blocking`]: copies the callee's output, or its error's
-/// payload, into the `Vec` at `ctx`.
+/// payload, into the [`Collected`] at `ctx`, the first time; a second hand-over is only
+/// counted (the call then fails).
 ///
 /// # Safety
 ///
-/// `ctx` is null or a `&mut Vec<u8>`, alive and not otherwise borrowed while this runs;
-/// `len` bytes at `ptr` are readable during this function.
+/// `ctx` is null or a `&mut Collected`, alive and not otherwise borrowed while this
+/// runs; `len` bytes at `ptr` are readable during this function.
 unsafe extern "C" fn collect_output(ctx: *mut c_void, ptr: *const u8, len: usize) {
-    if ctx.is_null() || ptr.is_null() || len == 0 {
+    if ctx.is_null() || (ptr.is_null() && len > 0) {
         return;
     }
-    // SAFETY: the function's contract: `ctx` is the `Vec`, only this function uses it
-    // while it runs, and the host lends `len` readable bytes at `ptr`.
-    let (out, bytes) = unsafe {
-        (
-            &mut *ctx.cast::<Vec<u8>>(),
-            core::slice::from_raw_parts(ptr, len),
-        )
-    };
-    // The host hands the output over once: allocated at its size, without the growth
-    // path an empty `Vec` takes on `extend_from_slice`.
-    if out.is_empty() {
-        *out = bytes.to_vec();
-    } else {
-        out.extend_from_slice(bytes);
+    // SAFETY: the function's contract: `ctx` is the `Collected`, only this function uses
+    // it while it runs.
+    let collected = unsafe { &mut *ctx.cast::<Collected>() };
+    collected.handovers = collected.handovers.saturating_add(1);
+    if collected.handovers > 1 || len == 0 {
+        return;
     }
+    // SAFETY: the host lends `len` readable bytes at `ptr` (not null, checked above)
+    // until this returns.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
+    // Allocated at its size, without the growth path of `extend_from_slice`.
+    collected.out = bytes.to_vec();
 }
 
 /// The value 0 can be a format; this cannot. A request carries it until the host sets
@@ -344,7 +359,8 @@ mod tests {
     /// - `null`: format `Raw`, the sink with a null pointer and a length, `Ok`;
     /// - `no-format`: the sink with `lent` and no format, `Ok`;
     /// - `odd-format`: format 200, the sink with `lent`, `Ok`;
-    /// - `late-failure`: as `ok`, then `Failed`.
+    /// - `late-failure`: as `ok`, then `Failed`;
+    /// - `format-only`: format `Raw`, `Ok`, without calling the sink.
     unsafe extern "C" fn host_call_module(_call: *mut c_void, request: *mut NestedCall) -> i32 {
         // SAFETY: the module passes a valid request, alive during this call, whose
         // strings are valid; only this function uses it while it runs.
@@ -390,6 +406,10 @@ mod tests {
             "odd-format" => {
                 set_format(200);
                 lend(b"lent");
+                Status::Ok
+            }
+            "format-only" => {
+                set_format(Format::Raw as u8);
                 Status::Ok
             }
             _ => Status::Ok,
@@ -444,6 +464,17 @@ mod tests {
         assert!(abi("twice").contains("twice"));
         assert!(abi("null").contains("without handing over"));
         assert!(abi("no-format").contains("no result format"));
+        assert!(abi("format-only").contains("without handing over"));
+        // The plain sink of `call` and `call_blocking` holds the host to the same.
+        // Before, it appended a second hand-over, and took none for an empty result.
+        let plain = |module: &str| match caller.call_blocking(module, "m", b"") {
+            Err(ModuleError::Abi(message)) => message,
+            other => panic!("{module}: {other:?}"),
+        };
+        assert!(plain("twice").contains("twice"));
+        assert!(plain("null").contains("without handing over"));
+        assert!(plain("no-format").contains("no result format"));
+        assert!(plain("format-only").contains("without handing over"));
         let typed = caller.call_typed::<_, u32>("odd-format", "m", &());
         assert!(
             matches!(typed, Err(ModuleError::Abi(m)) if m.contains("unknown result format 200"))

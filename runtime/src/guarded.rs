@@ -1,7 +1,6 @@
 //! A call through the runtime's interceptors, its result cache and the module's breaker:
 //! the path a call takes when any of them is configured, kept out of the plain path.
 
-use std::cell::RefCell;
 use std::time::Duration;
 
 use memlink_abi::ModuleError;
@@ -16,50 +15,13 @@ use crate::output::{CallOutput, Keep};
 use crate::registry::Registry;
 use crate::thread::ThreadState;
 
-thread_local! {
-    /// The lineages of the modules whose guarded calls this thread runs, innermost last:
-    /// the calls the interceptors of which may call the runtime while they hold their
-    /// module (pinned, or through its `Arc`), before and after its slot.
-    static HOOKED: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Whether this thread runs a guarded call to `module` (in this version or another), as
-/// an interceptor of it does: what waits for that module's calls to end would wait for
-/// it.
-pub(crate) fn hooks_hold(module: &Module) -> bool {
-    HOOKED
-        .try_with(|h| h.try_borrow().is_ok_and(|h| h.contains(&module.lineage)))
-        .unwrap_or(false)
-}
-
-/// A guarded call's place in [`HOOKED`], from its start to its end (none while the
-/// thread tears its locals down).
-struct Hooked(bool);
-
-impl Hooked {
-    fn enter(module: &Module) -> Hooked {
-        let pushed = HOOKED.try_with(|h| {
-            h.try_borrow_mut()
-                .map(|mut h| h.push(module.lineage))
-                .is_ok()
-        });
-        Hooked(pushed == Ok(true))
-    }
-}
-
-impl Drop for Hooked {
-    fn drop(&mut self) {
-        if self.0 {
-            let _ = HOOKED.try_with(|h| h.try_borrow_mut().map(|mut h| h.pop()));
-        }
-    }
-}
-
 /// [`run_call`] with the runtime's interceptors around it (`crate::intercept`), answered
 /// from its result cache for a pure method (`crate::cache`), and behind the module's
-/// breaker (`crate::health`). The interceptors run as the call's host code: a call they
-/// make is part of its chain, one level deeper (`ThreadState::hooked_by`), so the depth
-/// limit ends a loop of them.
+/// breaker (`crate::health`). The interceptors run as the call's host code
+/// (`ThreadState::hooked_by`): a call they make is part of its chain, one level deeper,
+/// so the depth limit ends a loop of them; `before`'s spends the call's time (its
+/// deadline), `after`'s comes once the call is over and is not bound by it; and an
+/// unload or reload of the module from them is refused (it would wait for this call).
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)] // the call path's own parts, passed down once
@@ -73,9 +35,8 @@ pub(crate) fn guarded<E>(
     parent: Option<&HostCall<'_>>,
     fail: impl FnOnce(Failure) -> E,
 ) -> Result<CallOutput, E> {
-    thread.hooked_by(meta, move || {
+    {
         let hooks = &registry.config.interceptors;
-        let _hooked = Hooked::enter(module);
         let info = CallInfo {
             module: &module.name,
             method: &module.methods[index as usize].name,
@@ -83,10 +44,20 @@ pub(crate) fn guarded<E>(
             span_id: meta.span_id,
             depth: meta.depth,
         };
-        let after = |outcome: Outcome<'_>| hooks.iter().for_each(|h| h.after(&info, &outcome));
-        let refused = hooks
-            .iter()
-            .find_map(|h| h.before(&info, args.bytes()).err());
+        let after_meta = CallMeta {
+            deadline: None,
+            ..*meta
+        };
+        let after = |outcome: Outcome<'_>| {
+            thread.hooked_by(after_meta, module.lineage, || {
+                hooks.iter().for_each(|h| h.after(&info, &outcome))
+            })
+        };
+        let refused = thread.hooked_by(*meta, module.lineage, || {
+            hooks
+                .iter()
+                .find_map(|h| h.before(&info, args.bytes()).err())
+        });
         // A pure method's earlier result for the same bytes is as good as a new one, even
         // while the module's breaker is open.
         let cache = registry
@@ -181,5 +152,5 @@ pub(crate) fn guarded<E>(
             });
         }
         result
-    })
+    }
 }

@@ -38,14 +38,18 @@ use memlink_abi::ModuleError;
 
 /// Sees calls before and after they run. Both methods do nothing by default.
 ///
-/// Interceptors run on the calling thread, around module code: keep them short, and do
-/// not unload or reload from them (that waits for the very call they run in).
+/// Interceptors run on the calling thread, around module code: keep them short. An
+/// unload or a reload of the intercepted module from them is refused (it would wait for
+/// the very call they run in).
 ///
-/// A call an interceptor makes through the runtime while a module's call runs on its
-/// thread (around a nested call, say) is part of that call's chain, one level deeper:
-/// it re-enters a module the chain holds without waiting for a slot, counts against
-/// `max_call_depth`, ends by the chain's deadline if that comes first, and carries the
-/// chain's trace unless its options carry one.
+/// A call an interceptor makes through the runtime (of this runtime or another) is part
+/// of the intercepted call's chain, one level deeper: it counts against
+/// `max_call_depth`, so an interceptor that calls a module on every call, its own calls
+/// included, stops there; it carries the chain's trace unless its options carry one;
+/// from `before`, it ends by the call's deadline if that comes first (it spends the
+/// call's time), from `after`, the call is over and its deadline binds it no more. While
+/// a module's call runs on the thread (around a nested call, say), it also re-enters a
+/// module the chain holds without waiting for a slot.
 pub trait Interceptor: Send + Sync + fmt::Debug {
     /// Before the call takes a slot: `args` are its encoded arguments. An error refuses
     /// the call: the caller gets it as the call's error (`RuntimeError::Call`, or the

@@ -304,9 +304,15 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
                 )
             };
             // The record is the call's, and the sink runs as its host code: a call the
-            // sink makes is part of its chain, one level deeper, so a sink that calls a
-            // module that panics again ends at the depth limit.
-            crate::thread::with(|thread| thread.hooked_by(meta, report));
+            // sink makes is part of its chain, one level deeper (a sink that calls a
+            // module that panics again ends at the depth limit), not bound by the
+            // deadline of a call that is over; and it may not unload or reload the
+            // module, whose call it runs in.
+            let chain = CallMeta {
+                deadline: None,
+                ..*meta
+            };
+            crate::thread::with(|thread| thread.hooked_by(chain, module.lineage, report));
         }
         Failure::Module(error)
     })

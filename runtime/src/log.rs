@@ -34,7 +34,9 @@ pub struct LogEvent<'a> {
 /// deeper (when the record comes from the call's own thread): it re-enters the module
 /// that logs without waiting for a slot, ends by the logging call's deadline if that
 /// comes first, carries its trace unless the call's options carry one, and a sink whose
-/// calls log, and so call again, stops at `max_call_depth`.
+/// calls log, and so call again, stops at `max_call_depth`. The record of a caught panic
+/// comes once the call is over: the sink's calls then go one level deeper and carry its
+/// trace, not its deadline, and the module may not be unloaded or reloaded from there.
 pub trait LogSink: Send + Sync {
     /// One record.
     fn record(&self, event: &LogEvent<'_>);

@@ -8,9 +8,12 @@
 //! thread that owns a shard holds it more cheaply still, with a hazard pointer
 //! (`crate::hazard`): the slot's plain pointer, announced in the thread's cell with a
 //! plain store, which a reload or unload waits for before it frees the module. Loads,
-//! reloads and unloads are serialized by a lock a call never takes, and their waits for
-//! a module's calls happen outside it. A slot freed by an unload is reused, with the next generation, so
-//! a handle of the module unloaded is refused rather than taken for its successor.
+//! unloads and the switch of a reload are serialized by a lock a call never takes
+//! (`loading`), and their waits for a module's calls happen outside it; a reload makes
+//! its next version ready (opened, started, the old state taken) outside it too, under a
+//! lock of its module's slot that orders the reloads of that module alone. A slot freed
+//! by an unload is reused, with the next generation, so a handle of the module unloaded
+//! is refused rather than taken for its successor.
 
 use std::fmt;
 use std::mem::ManuallyDrop;
@@ -55,8 +58,9 @@ pub(crate) struct Registry {
     raw: Box<[AtomicPtr<Module>]>,
     /// The hazard pointers' barriers in this process.
     barriers: Barriers,
-    /// Serializes loads, reloads and unloads (never held during a call, nor while they
-    /// wait for calls); knows which slots are free.
+    /// Serializes loads, unloads and the switch of a reload (never held during a call,
+    /// nor while they wait for calls, nor while a reload makes its next version ready);
+    /// knows which slots are free.
     loading: Mutex<Slots>,
     /// One per slot: serializes the reloads of the module in it, held while a reload
     /// makes its next version ready (and takes its state, which may wait for a call),
@@ -419,7 +423,9 @@ impl Registry {
             // The field is public: a limit of 0 would refuse (or hold) every call.
             .max(1);
         self.install(settings, || {
-            if let Some((handle, module)) = self.live().find(|(_, m)| m.path == path) {
+            // One file is one image, whatever path (a symbolic link) leads to it.
+            let same_file = |m: &Module| m.path == path || same_file(&m.path, &path);
+            if let Some((handle, module)) = self.live().find(|(_, m)| same_file(m)) {
                 return Err(RuntimeError::AlreadyLoaded {
                     path: path.clone(),
                     name: module.name.clone(),
@@ -526,7 +532,7 @@ impl Registry {
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
         let path = self.resolver.resolve(reference)?;
-        let _one_at_a_time = self
+        let one_at_a_time = self
             .reloading
             .get(handle.index as usize)
             .ok_or(RuntimeError::UnknownHandle(handle))?
@@ -575,6 +581,9 @@ impl Registry {
         drop(names);
         drop(slots);
         drop(old);
+        // The next reload of the module may go on: it replaces the version this one put
+        // in, and does not wait for the calls still on the one it took out.
+        drop(one_at_a_time);
         // Calls that took the old version before the switch run on; it is shut down, and
         // its memory freed, once the last of them lets it go.
         if let Some(replaced) = replaced {
@@ -806,6 +815,23 @@ struct Ready {
     changes: Vec<MethodChange>,
     /// The old version's state, when the policy carries it.
     saved: Option<lifecycle::SavedState>,
+}
+
+/// Whether `a` and `b` lead to one file (a symbolic link and its target, say), as the
+/// dynamic loader sees them: one image for both.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+    }
 }
 
 /// Refuses a reload of `module` when it is linked into the host: there is no file to

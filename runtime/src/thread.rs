@@ -39,11 +39,18 @@ pub(crate) struct ThreadState {
     /// `HostApi::running_call` answers (`crate::invoke` sets it around a module's entry
     /// point and puts the outer call's back).
     pub(crate) running: Cell<*mut c_void>,
-    /// What the innermost call whose host code (its interceptors, a log sink given its
-    /// panic) this thread runs carries, or null: a call that host code makes is part of
-    /// that call's chain, though no module runs on the thread meanwhile
-    /// ([`ThreadState::hooked_by`]).
-    hooked: Cell<*const CallMeta>,
+    /// The innermost call whose host code (its interceptors, a log sink given its panic)
+    /// this thread runs, or null: a call that host code makes is part of that call's
+    /// chain, though no module runs on the thread meanwhile ([`ThreadState::hooked_by`]).
+    hooked: Cell<*const Hooked>,
+}
+
+/// A call whose host code runs on a thread: what a call that code makes carries, the
+/// lineage of the module it runs for, and the hooked call around it (or null).
+struct Hooked {
+    meta: CallMeta,
+    lineage: u64,
+    outer: *const Hooked,
 }
 
 impl ThreadState {
@@ -71,18 +78,28 @@ impl ThreadState {
         }
     }
 
-    /// Runs `f`, host code of the call that carries `meta` (its interceptors, a log sink
-    /// given its panic), with that call as this thread's hooked call: a call `f` makes
-    /// is part of its chain. The one before is put back after, `f` unwinding or not.
-    pub(crate) fn hooked_by<R>(&self, meta: &CallMeta, f: impl FnOnce() -> R) -> R {
+    /// Runs `f`, host code of a call to the module of `lineage` (its interceptors, a log
+    /// sink given its panic), with that call as this thread's hooked call: a call `f`
+    /// makes carries `meta`'s chain, one level deeper, and an unload or reload of that
+    /// module from `f` is refused (it would wait for the call `f` runs in). The hooked
+    /// call before is put back after, `f` unwinding or not.
+    pub(crate) fn hooked_by<R>(&self, meta: CallMeta, lineage: u64, f: impl FnOnce() -> R) -> R {
         /// Puts the outer hooked call back when dropped.
-        struct Restore<'t>(&'t ThreadState, *const CallMeta);
+        struct Restore<'t>(&'t ThreadState, *const Hooked);
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 self.0.hooked.set(self.1);
             }
         }
-        let _restore = Restore(self, self.hooked.replace(meta));
+        let hook = Hooked {
+            meta,
+            lineage,
+            outer: self.hooked.get(),
+        };
+        // Declared after `hook`, so dropped before it: the pointer is put back while
+        // `hook` is still alive.
+        let _restore = Restore(self, hook.outer);
+        self.hooked.set(&hook);
         f()
     }
 
@@ -91,11 +108,28 @@ impl ThreadState {
     /// does).
     #[inline]
     pub(crate) fn hooked(&self) -> Option<CallMeta> {
-        // SAFETY: the pointer is null or set by `hooked_by`, to a `CallMeta` it borrows
-        // for as long as it runs, and it puts the pointer before back when it returns or
-        // unwinds: while set, that meta is alive on this thread's stack (the state is
-        // not `Sync`: no other thread sets or reads it). It is read here and copied.
-        unsafe { self.hooked.get().as_ref().copied() }
+        // SAFETY: the pointer is null or set by `hooked_by` to a `Hooked` on its stack
+        // frame, which it puts back before that value is dropped, when it returns or
+        // unwinds: while set, the value is alive in a frame outside this one (the state
+        // is not `Sync`: no other thread sets it). It is read and copied here.
+        unsafe { self.hooked.get().as_ref().map(|h| h.meta) }
+    }
+
+    /// Whether this thread runs host code of a call to the module of `lineage` (in this
+    /// version or another).
+    pub(crate) fn hooks_hold(&self, lineage: u64) -> bool {
+        let mut hook = self.hooked.get();
+        // SAFETY: each pointer (the cell's, then each `outer`) is null or was set by a
+        // `hooked_by` still running on this thread, to a `Hooked` on its stack frame,
+        // alive until it returns (it puts the one before back first); the state is not
+        // `Sync`, so no other thread sets them. Each is read within this loop only.
+        while let Some(h) = unsafe { hook.as_ref() } {
+            if h.lineage == lineage {
+                return true;
+            }
+            hook = h.outer;
+        }
+        false
     }
 
     /// Whether this thread runs no call: no module's code and no call's host code, so a

@@ -1067,3 +1067,43 @@ fn a_watched_link_to_a_directory_is_followed_where_it_points() {
     assert_eq!(rt.handle_of("greeter").unwrap(), greeter);
     assert_eq!(version(&rt, greeter), 2);
 }
+
+/// A reload returns once the calls on the version it took out have ended; the next
+/// reload of the module does not wait for them: it replaces the version the first one
+/// put in. Before, it waited for the first reload's lingering calls too.
+#[test]
+fn a_second_reload_does_not_wait_for_the_calls_on_the_version_the_first_took_out() {
+    let rt = Arc::new(Runtime::with_local_resolver());
+    // A private copy: `linger` counts in the image, and other tests load greeter_v1's.
+    let copy = common::module_copy("greeter_v1", "greeter_v1_second_reload");
+    let h = rt.load_as(ModuleRef::from_path(copy), "greeter").unwrap();
+    let lingering = {
+        let rt = Arc::clone(&rt);
+        std::thread::spawn(move || {
+            let options = CallOptions::default().timeout(Duration::from_secs(3));
+            rt.call_with(h, "linger", b"", &options).map(drop)
+        })
+    };
+    while rt.call_typed::<_, u64>(h, "lingering", &()).unwrap() == 0 {
+        std::thread::yield_now();
+    }
+    let allowed = ReloadPolicy::default().allow_changes(true);
+    let first = {
+        let rt = Arc::clone(&rt);
+        std::thread::spawn(move || rt.reload_with(h, greeter(2), &allowed).map(drop))
+    };
+    while version(&rt, h) != 2 {
+        std::thread::yield_now();
+    }
+    rt.reload_with(h, greeter(1), &allowed).unwrap();
+    assert!(
+        !lingering.is_finished() && !first.is_finished(),
+        "the second reload returned while the call on v1 lingered, and the first waited"
+    );
+    assert!(
+        lingering.join().unwrap().is_err(),
+        "it lingers to its deadline"
+    );
+    first.join().unwrap().unwrap();
+    assert_eq!(version(&rt, h), 1);
+}

@@ -134,6 +134,19 @@ fn one_file_twice_in_one_runtime_is_refused() {
     // It says under which name.
     let text = err.to_string();
     assert!(text.contains("is already loaded as `basic`"), "{text}");
+    // A symbolic link to the file is the file, under another name too: the loader
+    // would hand back the same image, to be initialized and shut down twice.
+    let dir = common::scratch("one-file-through-a-link");
+    let link = dir.join("libanother_name.so");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(module_path("basic"), &link).unwrap();
+    let err = rt
+        .load_as(ModuleRef::from_path(&link), "another")
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::AlreadyLoaded { handle, .. } if handle == h),
+        "{err}"
+    );
 }
 
 #[test]

@@ -589,3 +589,102 @@ fn a_sink_calling_on_a_panic_record_is_one_level_deeper_and_its_loop_ends() {
     // with the first call's trace.
     assert_eq!(*sink.traces.lock().unwrap(), vec![(42, 7); 9]);
 }
+
+/// An interceptor's `after` runs once the call is over: a call it makes is not bound
+/// by the deadline of the call it saw end, so an audit of a call that timed out can
+/// still call a module. (`before`'s calls spend the call's time, and end by its
+/// deadline.)
+#[test]
+fn an_after_hook_calls_for_a_call_that_timed_out() {
+    use memlink_runtime::intercept::{CallInfo, Interceptor, Outcome};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// After each `echo_after`, asks the module how long its own call has.
+    #[derive(Default)]
+    struct Audit {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        seen: Mutex<Vec<Result<Option<u64>, String>>>,
+    }
+    impl std::fmt::Debug for Audit {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Audit")
+        }
+    }
+    impl Interceptor for Audit {
+        fn after(&self, call: &CallInfo<'_>, _outcome: &Outcome<'_>) {
+            if call.method == "echo_after" {
+                let (rt, h) = self.target.get().expect("set before the call");
+                let left = rt.call_typed::<_, Option<u64>>(*h, "time_left", &());
+                self.seen
+                    .lock()
+                    .unwrap()
+                    .push(left.map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    let hook = Arc::new(Audit::default());
+    let config = RuntimeConfig::default().interceptor(hook.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy(
+            "async_echo",
+            "async_echo_audit",
+        )))
+        .unwrap();
+    let _ = hook.target.set((rt.clone(), h));
+    let options = CallOptions::default().timeout(Duration::from_millis(30));
+    let err = rt
+        .call_with(h, "echo_after", &mp(&(2_000u64, [1u8])), &options)
+        .unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "{err}"
+    );
+    assert_eq!(*hook.seen.lock().unwrap(), vec![Ok(None)]);
+}
+
+/// A sink given the record of a caught panic runs in that call's host code: an unload
+/// of the module from it is refused, not a wait for the call it runs in. Before, the
+/// record came after the call had left its module and the unload waited for good.
+#[test]
+fn a_sink_given_a_panic_may_not_unload_the_module_it_runs_for() {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// On a panic record, tries to unload the module.
+    #[derive(Default)]
+    struct Unloads {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        tried: Mutex<Option<String>>,
+    }
+    impl memlink_runtime::LogSink for Unloads {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            if event.message.starts_with("panicked: ") {
+                let (rt, h) = self.target.get().expect("set before the call");
+                let tried = rt.unload(*h).map_err(|e| e.to_string());
+                *self.tried.lock().unwrap() = Some(format!("{tried:?}"));
+            }
+        }
+    }
+
+    let sink = Arc::new(Unloads::default());
+    let config = RuntimeConfig::default().log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy(
+            "basic",
+            "basic_sink_unloads",
+        )))
+        .unwrap();
+    let _ = sink.target.set((rt.clone(), h));
+    let rt2 = rt.clone();
+    within(
+        "a sink unloading the module whose panic it records",
+        move || {
+            assert!(rt2.call(h, "boom", b"x").is_err());
+        },
+    );
+    let tried = sink.tried.lock().unwrap().clone().unwrap();
+    assert!(tried.contains("inside a call"), "{tried}");
+    assert_eq!(rt.call(h, "echo", b"still").unwrap(), b"still");
+}

@@ -248,16 +248,14 @@ fn results_are_read_from_other_threads_by_reference() {
         for _ in 0..2 {
             s.spawn(|| {
                 assert_eq!(&in_arena[..], expected.as_bytes());
-                assert_eq!(with_args.len(), in_arena_len(&with_args));
+                // The centroid of 20,000 points, read through the other thread's
+                // reference (its f32 sum drifts a little).
+                let (x, _, z, _): Centroid = de(&with_args);
+                assert!((x - 9999.5).abs() < 1.0 && z == 1.0, "{x} {z}");
                 assert_eq!(archived.get()[2].x.to_native(), 4.0);
             });
         }
     });
-}
-
-/// The length of a `centroid` result, read as the caller's thread reads it.
-fn in_arena_len(out: &memlink_runtime::CallOutput) -> usize {
-    out.to_vec().len()
 }
 
 #[test]

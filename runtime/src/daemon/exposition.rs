@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Condvar, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use memlink_ipc::control::ToWorker;
 
-use super::state::{lock, Shared, Worker};
+use super::state::{lock, Scrapes, Shared, Worker};
 use crate::prometheus::family;
 
 /// How long a worker has to answer for its metrics.
@@ -106,53 +106,37 @@ fn per_worker(
 /// its answers, so that however many come at once, a silent worker costs them
 /// `METRICS_TIMEOUT` once, not once each in turn.
 fn workers_metrics(shared: &Shared) -> Vec<String> {
-    let mut flight = lock(&FLIGHT);
+    let scrapes = &shared.scrapes;
+    let mut flight = lock(&scrapes.flight);
     if flight.asking {
         let awaited = flight.done + 1;
         while flight.done < awaited {
-            flight = ANSWERED.wait(flight).unwrap_or_else(|p| p.into_inner());
+            flight = scrapes
+                .answered
+                .wait(flight)
+                .unwrap_or_else(|p| p.into_inner());
         }
         return flight.answers.clone();
     }
     flight.asking = true;
     drop(flight);
-    let mut asking = Asking(Vec::new());
-    asking.0 = ask_all(shared);
-    asking.0.clone()
+    let mut asking = Asking(scrapes, Vec::new());
+    asking.1 = ask_all(shared);
+    asking.1.clone()
 }
-
-/// The scrape asking the workers now, and the answers of the last one.
-static FLIGHT: Mutex<Flight> = Mutex::new(Flight {
-    asking: false,
-    done: 0,
-    answers: Vec::new(),
-});
-
-/// Woken when a scrape has its answers.
-static ANSWERED: Condvar = Condvar::new();
 
 /// The scrape that asks the workers, holding their answers once it has them: when it
 /// ends, the scrapes that waited take them (none, if it unwound).
-struct Asking(Vec<String>);
+struct Asking<'s>(&'s Scrapes, Vec<String>);
 
-impl Drop for Asking {
+impl Drop for Asking<'_> {
     fn drop(&mut self) {
-        let mut flight = lock(&FLIGHT);
+        let mut flight = lock(&self.0.flight);
         flight.asking = false;
         flight.done += 1;
-        flight.answers = std::mem::take(&mut self.0);
-        ANSWERED.notify_all();
+        flight.answers = std::mem::take(&mut self.1);
+        self.0.answered.notify_all();
     }
-}
-
-/// The scrape being asked of the workers, and the answers of the last one.
-struct Flight {
-    /// Whether a scrape is asking the workers now.
-    asking: bool,
-    /// How many scrapes have had their answers.
-    done: u64,
-    /// The answers of the last.
-    answers: Vec<String>,
 }
 
 /// Asks every worker for its metrics and awaits them all together, so a worker that

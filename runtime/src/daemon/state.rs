@@ -143,6 +143,29 @@ pub(super) struct Shared {
     /// finds no free row waits for theirs a little (`supervisor::take_row`) rather than
     /// be refused for a limit no client holds.
     pub(super) leaving: AtomicUsize,
+    /// The metrics scrape asking the workers now, which scrapes that come meanwhile
+    /// wait for and share (`exposition`).
+    pub(super) scrapes: Scrapes,
+}
+
+/// The metrics scrapes of one daemon: one asks the workers at a time (each worker has
+/// one place for its answer), and the scrapes that come meanwhile take its answers.
+#[derive(Default)]
+pub(super) struct Scrapes {
+    pub(super) flight: Mutex<Flight>,
+    /// Woken when a scrape has its answers.
+    pub(super) answered: std::sync::Condvar,
+}
+
+/// The scrape asking the workers now, and the answers of the last one.
+#[derive(Default)]
+pub(super) struct Flight {
+    /// Whether a scrape is asking the workers now.
+    pub(super) asking: bool,
+    /// How many scrapes have had their answers.
+    pub(super) done: u64,
+    /// The answers of the last.
+    pub(super) answers: Vec<String>,
 }
 
 impl Shared {

@@ -15,7 +15,7 @@ use memlink_ipc::control::{self, Answer, Claims, Hello, ToWorker, Welcome};
 use memlink_ipc::{Geometry, Segment, PROTOCOL_VERSION};
 
 use super::config::{DaemonConfig, Trust};
-use super::state::{lock, Conn, Shared, Worker};
+use super::state::{lock, Conn, Scrapes, Shared, Worker};
 use super::{exposition, workers};
 
 /// How long a client has to say hello.
@@ -73,6 +73,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         shutting_down: AtomicBool::new(false),
         greeting: AtomicUsize::new(0),
         leaving: AtomicUsize::new(0),
+        scrapes: Scrapes::default(),
     });
     let keepers = match start_workers(&shared) {
         Ok(keepers) => keepers,
