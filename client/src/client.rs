@@ -486,7 +486,13 @@ impl Client {
         let conn = self
             .connection_until(options.deadline)
             .map_err(|e| runtime_error(e, module, method, given(options)))?;
-        self.fitting(conn, len)
+        self.fitting(conn, len, options.deadline)
+            .map_err(|e| match e {
+                Grown::TimedOut => {
+                    runtime_error(CallError::TimedOut, module, method, given(options))
+                }
+                Grown::Failed(e) => e,
+            })
     }
 
     /// The connection, made again if the daemon went away: tried for as long as the
@@ -503,6 +509,7 @@ impl Client {
         // `None`: a timeout past what an instant can hold, which is no limit.
         let until = Instant::now().checked_add(self.config.reconnect_timeout);
         let mut gone = None;
+        let mut first = true;
         loop {
             if let Some(conn) = self.live_connection() {
                 return Ok(conn);
@@ -511,7 +518,8 @@ impl Client {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(CallError::TimedOut);
             }
-            if until.is_some_and(|u| now >= u) {
+            // One round at least, whatever the reconnect timeout (zero: one try).
+            if !std::mem::take(&mut first) && until.is_some_and(|u| now >= u) {
                 return Err(gone.unwrap_or_else(|| {
                     CallError::Gone(format!(
                         "{}: no daemon answered within the reconnect timeout",
@@ -556,6 +564,11 @@ impl Client {
         let geometry = *lock(&self.geometry);
         let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
         let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        // One made meanwhile (larger slots, by a call that needed them) serves; this one
+        // closes.
+        if let Some(live) = slot.as_ref().filter(|c| c.alive()) {
+            return Ok(Some(Arc::clone(live)));
+        }
         // A new connection may reach a daemon started again meanwhile: describe anew.
         lock(&self.methods).clear();
         self.replied();
@@ -568,22 +581,35 @@ impl Client {
     /// calls still using it are done).
     pub(crate) fn connection_for(&self, len: usize) -> Result<Arc<Connection>, RuntimeError> {
         let conn = self.connection()?;
-        self.fitting(conn, len)
+        self.fitting(conn, len, None).map_err(|e| match e {
+            Grown::Failed(e) => e,
+            Grown::TimedOut => runtime_error(CallError::TimedOut, "", "", None),
+        })
     }
 
     /// `conn`, or a new connection with larger slots when its own do not hold `len`
-    /// bytes.
-    fn fitting(&self, conn: Arc<Connection>, len: usize) -> Result<Arc<Connection>, RuntimeError> {
+    /// bytes, made by `deadline`.
+    fn fitting(
+        &self,
+        conn: Arc<Connection>,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Connection>, Grown> {
         if len as u64 <= conn.welcome().geometry.slot_size {
             return Ok(conn);
         }
-        self.grow(&conn, len as u64)
+        self.grow(&conn, len as u64, deadline)
     }
 
     /// Connects again with slots of at least `len` bytes (and never smaller than they
     /// grew to before), within the daemon's limit. The connection is made before the
     /// lock is taken, so calls that fit the current slots go on meanwhile.
-    fn grow(&self, old: &Arc<Connection>, len: u64) -> Result<Arc<Connection>, RuntimeError> {
+    fn grow(
+        &self,
+        old: &Arc<Connection>,
+        len: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Connection>, Grown> {
         let fits = |slot: &Option<Arc<Connection>>| {
             slot.as_ref()
                 .filter(|c| !Arc::ptr_eq(c, old) && c.welcome().geometry.slot_size >= len)
@@ -594,9 +620,12 @@ impl Client {
         }
         let floor = lock(&self.geometry).slot_size;
         let geometry = Geometry::to_fit(len.max(floor), self.config.slots, old.welcome().max_shm)
-            .map_err(|reason| RuntimeError::Daemon { reason })?;
-        let conn = Connection::connect(&self.socket, geometry, self.waiting())
-            .map_err(|e| runtime_error(e, "", "", None))?;
+            .map_err(|reason| Grown::Failed(RuntimeError::Daemon { reason }))?;
+        let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)
+            .map_err(|e| match e {
+                CallError::TimedOut => Grown::TimedOut,
+                e => Grown::Failed(runtime_error(e, "", "", None)),
+            })?;
         let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
         // Another thread grew it meanwhile: its connection serves, this one closes.
         if let Some(grown) = fits(&slot) {
@@ -730,12 +759,19 @@ impl Client {
                         reason: format!("{e}, and no connection can hold it: {why}"),
                     };
                 }
-                let _ = self.grow(conn, *len);
+                let _ = self.grow(conn, *len, None);
             }
             _ => {}
         }
         runtime_error(e, module, method, given)
     }
+}
+
+/// Why a connection with larger slots was not made: the call's deadline came first
+/// (told as the call's timeout), or another reason.
+enum Grown {
+    TimedOut,
+    Failed(RuntimeError),
 }
 
 /// The pause between two tries to reach a daemon that went away.

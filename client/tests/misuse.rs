@@ -166,6 +166,17 @@ fn an_argument_buffer_of_another_client_is_refused() {
     assert_eq!(&*reply, b"abc");
 }
 
+/// A reconnect timeout of zero still connects once: it is how long to keep trying, not
+/// whether to try. Before, the client gave up before its first try.
+#[test]
+fn a_reconnect_timeout_of_zero_still_connects_once() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let config = ClientConfig::default().reconnect_timeout(Duration::ZERO);
+    let client = Client::with_config(&daemon.socket, config).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"once").unwrap(), b"once");
+}
+
 #[test]
 fn a_reconnect_timeout_too_long_for_an_instant_is_no_limit() {
     let daemon = Daemon::start(Setup::modules(&["basic"]));

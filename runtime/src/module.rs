@@ -50,6 +50,10 @@ pub(crate) struct Module {
     /// module linked into the host itself.
     _library: Option<ManuallyDrop<Library>>,
     pub(crate) path: PathBuf,
+    /// The file the library was loaded from (the loader keeps one image per file,
+    /// however it is reached): `None` for a module linked into the host, or a file that
+    /// could not be told.
+    pub(crate) file: Option<FileId>,
     pub(crate) name: String,
     /// The name the module gives itself (its crate's), whatever it is loaded as.
     pub(crate) own_name: String,
@@ -89,6 +93,29 @@ pub(crate) struct Module {
     /// The methods reloads took away from the module's versions before this one, by id:
     /// a handle resolved on an older version names the method it lost.
     pub(crate) removed: Vec<(u32, String)>,
+}
+
+/// A file's identity, as the dynamic loader tells files apart (device and inode): two
+/// paths to one file, a symbolic link and its target say, map one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId(u64, u64);
+
+impl FileId {
+    /// The identity of the file at `path` (following links), if it can be read.
+    pub(crate) fn of(path: &Path) -> Option<FileId> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| FileId(m.dev(), m.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            None
+        }
+    }
 }
 
 /// A module's persistent region (see `memlink_msdk::persist`): zeroed, stamped with a
@@ -177,10 +204,15 @@ impl Module {
             path: path.to_owned(),
             reason,
         })?;
+        // The loader is given the file a symbolic link leads to: the library's `$ORIGIN`
+        // (where it finds libraries of its own) is the directory it was built for, not the
+        // link's. The module keeps the path it was given, whose name may say its version.
+        let target = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+        let file = FileId::of(&target);
         // SAFETY: loading a library runs its initializers; a memlink module is native code
         // the host chose to trust (see docs/security.md). Nothing else is assumed here.
         let library =
-            unsafe { Library::new(path) }.map_err(|source| RuntimeError::NotALibrary {
+            unsafe { Library::new(&target) }.map_err(|source| RuntimeError::NotALibrary {
                 path: path.to_owned(),
                 reason: source.to_string(),
             })?;
@@ -219,7 +251,11 @@ impl Module {
         // SAFETY: the module's ABI version matched, so its entry points have the ABI's
         // signatures, and `info_fn` returns null or a `ModuleInfo` in its static memory,
         // valid while the library is mapped (forever: it is never unloaded).
-        unsafe { Module::from_entry_points(path, Some(library), info_fn, entry, true, concurrency) }
+        let mut module = unsafe {
+            Module::from_entry_points(path, Some(library), info_fn, entry, true, concurrency)
+        }?;
+        module.file = file;
+        Ok(module)
     }
 
     /// A module from its entry points: checks the description `info` returns.
@@ -283,6 +319,7 @@ impl Module {
             id,
             lineage: id,
             removed: Vec::new(),
+            file: None,
         })
     }
 

@@ -58,9 +58,10 @@ pub(crate) struct Registry {
     raw: Box<[AtomicPtr<Module>]>,
     /// The hazard pointers' barriers in this process.
     barriers: Barriers,
-    /// Serializes loads, unloads and the switch of a reload (never held during a call,
-    /// nor while they wait for calls, nor while a reload makes its next version ready);
-    /// knows which slots are free.
+    /// Serializes loads, unloads and the switch of a reload (not held while they wait
+    /// for calls, nor while a reload makes its next version ready; a load starts its
+    /// module under it: its init and its dependencies export); knows which slots are
+    /// free.
     loading: Mutex<Slots>,
     /// One per slot: serializes the reloads of the module in it, held while a reload
     /// makes its next version ready (and takes its state, which may wait for a call),
@@ -423,8 +424,10 @@ impl Registry {
             // The field is public: a limit of 0 would refuse (or hold) every call.
             .max(1);
         self.install(settings, || {
-            // One file is one image, whatever path (a symbolic link) leads to it.
-            let same_file = |m: &Module| m.path == path || same_file(&m.path, &path);
+            // One file is one image, whatever path (a symbolic link) leads to it: the file
+            // a live module was loaded from, as it was then.
+            let file = crate::module::FileId::of(&path);
+            let same_file = |m: &Module| m.path == path || (file.is_some() && m.file == file);
             if let Some((handle, module)) = self.live().find(|(_, m)| same_file(m)) {
                 return Err(RuntimeError::AlreadyLoaded {
                     path: path.clone(),
@@ -532,6 +535,15 @@ impl Registry {
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
         let path = self.resolver.resolve(reference)?;
+        // A reload asked from code a reload runs (a sink or an interceptor of the state's
+        // save) would wait for that reload, or for another that waits for it.
+        let Some(_on_this_thread) = ReloadOnThread::enter() else {
+            return Err(RuntimeError::ReloadRefused {
+                module: self.module(handle)?.name.clone(),
+                reason: "it was asked from inside another reload, on the thread running it"
+                    .to_owned(),
+            });
+        };
         let one_at_a_time = self
             .reloading
             .get(handle.index as usize)
@@ -542,7 +554,7 @@ impl Registry {
             old,
             new,
             changes,
-            saved,
+            state_carried,
         } = self.make_ready(handle, &path, reference, policy)?;
         let slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         // The handle still names the module made ready against (reloads of it wait their
@@ -551,10 +563,6 @@ impl Registry {
             shutdown(&new);
             return Err(e);
         }
-        let state_carried = match &saved {
-            Some(state) => Some(self.restore_state(&old, &new, state)?),
-            None => None,
-        };
         let reloaded = Reloaded {
             from_version: old.version.clone(),
             to_version: new.version.clone(),
@@ -595,8 +603,9 @@ impl Registry {
     /// The next version of the module loaded as `handle`, from `path`, made ready to
     /// take its place, outside the lock that orders loads (so loads of other modules go
     /// on meanwhile): opened, its table compared, started, and, when the policy asks,
-    /// the old version's state taken, last: the save is a call, which may wait for the
-    /// module's slot, and what calls do to the old version after it is not carried.
+    /// the old version's state handed to it, last: the save is a call, which may wait
+    /// for the module's slot, and what calls do to the old version after it is not
+    /// carried.
     fn make_ready(
         &self,
         handle: ModuleHandle,
@@ -608,24 +617,30 @@ impl Registry {
         refuse_linked(&old)?;
         let (new, changes) = self.next_version(&old, path, reference, policy)?;
         self.start_next_version(&new)?;
-        let saved = match policy.carries_state() {
-            true => match lifecycle::save_state(&old, &self.export_caller()) {
-                Ok(state) => Some(state),
-                Err(reason) => {
-                    shutdown(&new);
-                    return Err(RuntimeError::ReloadRefused {
-                        module: old.name.clone(),
-                        reason,
-                    });
+        let state_carried = match policy.carries_state() {
+            true => {
+                let saved = lifecycle::save_state(&old, &self.export_caller());
+                let carried = saved.and_then(|state| {
+                    lifecycle::restore_state(&new, &state, &self.export_caller())
+                });
+                match carried {
+                    Ok(len) => Some(len),
+                    Err(reason) => {
+                        shutdown(&new);
+                        return Err(RuntimeError::ReloadRefused {
+                            module: old.name.clone(),
+                            reason,
+                        });
+                    }
                 }
-            },
+            }
             false => None,
         };
         Ok(Ready {
             old,
             new,
             changes,
-            saved,
+            state_carried,
         })
     }
 
@@ -687,23 +702,6 @@ impl Registry {
             return Err(e);
         }
         Ok(())
-    }
-
-    /// Hands `state`, taken of `old`, to `new`, its next version (before it serves): the
-    /// bytes that crossed. A failure shuts `new` down.
-    fn restore_state(
-        &self,
-        old: &Module,
-        new: &Module,
-        state: &lifecycle::SavedState,
-    ) -> Result<usize, RuntimeError> {
-        lifecycle::restore_state(new, state, &self.export_caller()).map_err(|reason| {
-            shutdown(new);
-            RuntimeError::ReloadRefused {
-                module: old.name.clone(),
-                reason,
-            }
-        })
     }
 
     /// How the registry calls a module's lifecycle exports: the call path, which the
@@ -813,24 +811,31 @@ struct Ready {
     old: Live,
     new: Module,
     changes: Vec<MethodChange>,
-    /// The old version's state, when the policy carries it.
-    saved: Option<lifecycle::SavedState>,
+    /// The bytes of the old version's state handed to the new one, when the policy
+    /// carries it.
+    state_carried: Option<usize>,
 }
 
-/// Whether `a` and `b` lead to one file (a symbolic link and its target, say), as the
-/// dynamic loader sees them: one image for both.
-fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-            _ => false,
-        }
+std::thread_local! {
+    /// Whether this thread runs a reload.
+    static RELOADING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A reload this thread runs, until dropped.
+struct ReloadOnThread;
+
+impl ReloadOnThread {
+    /// `None` when this thread already runs a reload.
+    fn enter() -> Option<ReloadOnThread> {
+        // A thread tearing its locals down runs no reload the state could tell of.
+        let already = RELOADING.try_with(|r| r.replace(true)).unwrap_or(false);
+        (!already).then_some(ReloadOnThread)
     }
-    #[cfg(not(unix))]
-    {
-        matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+impl Drop for ReloadOnThread {
+    fn drop(&mut self) {
+        let _ = RELOADING.try_with(|r| r.set(false));
     }
 }
 

@@ -147,6 +147,25 @@ fn one_file_twice_in_one_runtime_is_refused() {
         matches!(err, RuntimeError::AlreadyLoaded { handle, .. } if handle == h),
         "{err}"
     );
+    // The file a module was loaded from counts, not where a link leads now: a link
+    // pointed elsewhere after its load refuses the file it was loaded from, and only it.
+    let rt = Runtime::with_local_resolver();
+    let current = dir.join("libcurrent.so");
+    let one = common::module_copy("basic", "basic_link_one");
+    let two = common::module_copy("basic", "basic_link_two");
+    std::os::unix::fs::symlink(&one, &current).unwrap();
+    let first = rt
+        .load_as(ModuleRef::from_path(&current), "current")
+        .unwrap();
+    let repointed = dir.join("libcurrent.so.new");
+    std::os::unix::fs::symlink(&two, &repointed).unwrap();
+    std::fs::rename(&repointed, &current).unwrap();
+    rt.load_as(ModuleRef::from_path(&two), "two").unwrap();
+    let err = rt.load_as(ModuleRef::from_path(&one), "one").unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::AlreadyLoaded { handle, .. } if handle == first),
+        "{err}"
+    );
 }
 
 #[test]

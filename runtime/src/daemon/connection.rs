@@ -573,6 +573,15 @@ fn failure_of(e: RuntimeError, module: &str, method: &str) -> Failure {
         // Unloaded between the lookup and the call (a watched file removed).
         RuntimeError::UnknownHandle(_) => Failure::UnknownModule(module.to_owned()),
         RuntimeError::UnknownMethod { module, method } => Failure::UnknownMethod { module, method },
+        // A reload took the method away between the lookup and the call.
+        RuntimeError::MethodRemoved {
+            module,
+            method: name,
+            ..
+        } => Failure::UnknownMethod {
+            module,
+            method: name.unwrap_or_else(|| method.to_owned()),
+        },
         RuntimeError::Saturated {
             module,
             method,
