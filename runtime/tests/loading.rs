@@ -262,3 +262,36 @@ fn assert_cannot_allocate(err: RuntimeError, setting: &str) {
         "{text}"
     );
 }
+
+/// A module reached through a symbolic link in another directory is opened at the file
+/// the link leads to: a library it needs beside itself (linked with an rpath of
+/// `$ORIGIN`) is found there. Before, the loader was given the link, and `$ORIGIN` was
+/// the link's directory, where the library is not.
+#[test]
+fn a_module_through_a_link_finds_the_libraries_beside_its_file() {
+    let helper = common::compile_c(
+        &["runtime/tests/fixtures/origin_helper.c"],
+        "liborigin_helper.so",
+        true,
+    );
+    assert!(helper.exists());
+    let module = common::compile_c_with(
+        &["runtime/tests/fixtures/msgpack_echo.c"],
+        "libneeds_origin_helper.so",
+        true,
+        &[
+            "-L{fixtures}",
+            "-Wl,--no-as-needed",
+            "-lorigin_helper",
+            "-Wl,-rpath,$ORIGIN",
+        ],
+    );
+    let elsewhere = common::scratch("module-through-a-link");
+    let link = elsewhere.join("libmsgpack_echo.so");
+    std::os::unix::fs::symlink(&module, &link).unwrap();
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(&link)).unwrap();
+    // nil, echoed.
+    assert_eq!(rt.call(h, "echo", &[0xc0]).unwrap(), [0xc0]);
+    assert_eq!(rt.module_info(h).unwrap().path, link);
+}

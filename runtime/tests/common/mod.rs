@@ -248,6 +248,12 @@ pub fn runtime_with_holding(
 /// once per test binary, under a private name renamed into place, so that tests running
 /// at once never see a half-written file.
 pub fn compile_c(sources: &[&str], out: &str, shared: bool) -> PathBuf {
+    compile_c_with(sources, out, shared, &[])
+}
+
+/// [`compile_c`] with `extra` arguments after the sources (libraries to link, an rpath),
+/// where `{fixtures}` stands for the directory the outputs go to.
+pub fn compile_c_with(sources: &[&str], out: &str, shared: bool, extra: &[&str]) -> PathBuf {
     use std::collections::HashMap;
     use std::sync::Mutex;
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
@@ -278,6 +284,9 @@ pub fn compile_c(sources: &[&str], out: &str, shared: bool) -> PathBuf {
     }
     for s in sources {
         cmd.arg(root.join(s));
+    }
+    for arg in extra {
+        cmd.arg(arg.replace("{fixtures}", &dir.to_string_lossy()));
     }
     if !shared {
         cmd.arg("-ldl");
