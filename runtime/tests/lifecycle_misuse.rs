@@ -452,3 +452,73 @@ fn a_file_named_for_another_module_or_version_is_refused() {
     );
     assert_eq!(rt.handle_of("greeter@2").unwrap(), greeter);
 }
+
+/// A reload asked from code a reload runs, on its thread, is refused: a log sink given
+/// the record module `a` logs while it saves its state (`tests/fixtures/saves_loudly.c`)
+/// reloads module `b`, whose save logs too, whose sink reloads `a`: the thread would wait
+/// for the reload of `a` it runs in. The outer reload goes on.
+#[test]
+fn a_reload_asked_from_inside_a_reload_is_refused() {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use memlink_runtime::reload::ReloadPolicy;
+    use memlink_runtime::{LogEvent, LogSink, ModuleHandle, RuntimeConfig};
+
+    /// On the record one module's save logs, reloads the other.
+    #[derive(Default)]
+    struct ReloadsTheOther {
+        target: OnceLock<(Runtime, [(ModuleHandle, PathBuf); 2])>,
+        tried: Mutex<Vec<String>>,
+    }
+    impl LogSink for ReloadsTheOther {
+        fn record(&self, event: &LogEvent<'_>) {
+            if event.message != "saving" {
+                return;
+            }
+            let (rt, [a, b]) = self.target.get().expect("set before the reload");
+            let (other, file) = if event.module == "a" { b } else { a };
+            let carry = ReloadPolicy::default().carry_state(true);
+            let tried = rt.reload_with(*other, ModuleRef::from_path(file), &carry);
+            self.tried.lock().unwrap().push(
+                tried
+                    .map(|_| "reloaded".to_owned())
+                    .unwrap_or_else(|e| e.to_string()),
+            );
+        }
+    }
+
+    let fixture = common::compile_c(
+        &["runtime/tests/fixtures/saves_loudly.c"],
+        "libsaves_loudly.so",
+        true,
+    );
+    let sink = Arc::new(ReloadsTheOther::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let files = ["a", "b"].map(|n| common::module_copy_of(&fixture, &format!("saves_loudly_{n}")));
+    let a = rt.load_as(ModuleRef::from_path(&files[0]), "a").unwrap();
+    let b = rt.load_as(ModuleRef::from_path(&files[1]), "b").unwrap();
+    let _ = sink
+        .target
+        .set((rt.clone(), [(a, files[0].clone()), (b, files[1].clone())]));
+    let (done, ended) = std::sync::mpsc::channel();
+    let file = files[0].clone();
+    let reloading = std::thread::spawn(move || {
+        let carry = ReloadPolicy::default().carry_state(true);
+        let _ = done.send(
+            rt.reload_with(a, ModuleRef::from_path(&file), &carry)
+                .map(drop),
+        );
+    });
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let outer = ended
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the reload ended");
+    reloading.join().unwrap();
+    outer.unwrap();
+    let tried = sink.tried.lock().unwrap().clone();
+    assert_eq!(tried.len(), 1, "{tried:?}");
+    assert!(tried[0].contains("inside another reload"), "{tried:?}");
+}

@@ -179,6 +179,11 @@ pub fn de<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
 /// the same copy, and a library another test has mapped must never be rewritten under it
 /// (a rename leaves the mapped file's contents alone).
 pub fn module_copy(name: &str, copy: &str) -> PathBuf {
+    module_copy_of(&module_path(name), copy)
+}
+
+/// [`module_copy`] of the library at `from`.
+pub fn module_copy_of(from: &Path, copy: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = workspace().join("target/test-fixtures");
@@ -189,7 +194,7 @@ pub fn module_copy(name: &str, copy: &str) -> PathBuf {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::copy(module_path(name), &tmp).unwrap();
+    std::fs::copy(from, &tmp).unwrap();
     std::fs::rename(&tmp, &to).unwrap();
     to
 }
