@@ -483,16 +483,9 @@ impl Client {
         method: &str,
         options: &CallOptions,
     ) -> Result<Arc<Connection>, RuntimeError> {
-        let conn = self
-            .connection_until(options.deadline)
-            .map_err(|e| runtime_error(e, module, method, given(options)))?;
-        self.fitting(conn, len, options.deadline)
-            .map_err(|e| match e {
-                Grown::TimedOut => {
-                    runtime_error(CallError::TimedOut, module, method, given(options))
-                }
-                Grown::Failed(e) => e,
-            })
+        self.connection_until(options.deadline)
+            .and_then(|conn| self.fitting(conn, len, options.deadline))
+            .map_err(|e| runtime_error(e, module, method, given(options)))
     }
 
     /// The connection, made again if the daemon went away: tried for as long as the
@@ -581,10 +574,8 @@ impl Client {
     /// calls still using it are done).
     pub(crate) fn connection_for(&self, len: usize) -> Result<Arc<Connection>, RuntimeError> {
         let conn = self.connection()?;
-        self.fitting(conn, len, None).map_err(|e| match e {
-            Grown::Failed(e) => e,
-            Grown::TimedOut => runtime_error(CallError::TimedOut, "", "", None),
-        })
+        self.fitting(conn, len, None)
+            .map_err(|e| runtime_error(e, "", "", None))
     }
 
     /// `conn`, or a new connection with larger slots when its own do not hold `len`
@@ -594,7 +585,7 @@ impl Client {
         conn: Arc<Connection>,
         len: usize,
         deadline: Option<Instant>,
-    ) -> Result<Arc<Connection>, Grown> {
+    ) -> Result<Arc<Connection>, CallError> {
         if len as u64 <= conn.welcome().geometry.slot_size {
             return Ok(conn);
         }
@@ -609,7 +600,7 @@ impl Client {
         old: &Arc<Connection>,
         len: u64,
         deadline: Option<Instant>,
-    ) -> Result<Arc<Connection>, Grown> {
+    ) -> Result<Arc<Connection>, CallError> {
         let fits = |slot: &Option<Arc<Connection>>| {
             slot.as_ref()
                 .filter(|c| !Arc::ptr_eq(c, old) && c.welcome().geometry.slot_size >= len)
@@ -620,12 +611,8 @@ impl Client {
         }
         let floor = lock(&self.geometry).slot_size;
         let geometry = Geometry::to_fit(len.max(floor), self.config.slots, old.welcome().max_shm)
-            .map_err(|reason| Grown::Failed(RuntimeError::Daemon { reason }))?;
-        let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)
-            .map_err(|e| match e {
-                CallError::TimedOut => Grown::TimedOut,
-                e => Grown::Failed(runtime_error(e, "", "", None)),
-            })?;
+            .map_err(CallError::Invalid)?;
+        let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
         let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
         // Another thread grew it meanwhile: its connection serves, this one closes.
         if let Some(grown) = fits(&slot) {
@@ -765,13 +752,6 @@ impl Client {
         }
         runtime_error(e, module, method, given)
     }
-}
-
-/// Why a connection with larger slots was not made: the call's deadline came first
-/// (told as the call's timeout), or another reason.
-enum Grown {
-    TimedOut,
-    Failed(RuntimeError),
 }
 
 /// The pause between two tries to reach a daemon that went away.

@@ -35,122 +35,120 @@ pub(crate) fn guarded<E>(
     parent: Option<&HostCall<'_>>,
     fail: impl FnOnce(Failure) -> E,
 ) -> Result<CallOutput, E> {
-    {
-        let hooks = &registry.config.interceptors;
-        let info = CallInfo {
-            module: &module.name,
-            method: &module.methods[index as usize].name,
-            trace_id: meta.trace_id,
-            span_id: meta.span_id,
-            depth: meta.depth,
-        };
-        let after_meta = CallMeta {
-            deadline: None,
-            ..*meta
-        };
-        let after = |outcome: Outcome<'_>| {
-            thread.hooked_by(after_meta, module.lineage, || {
-                hooks.iter().for_each(|h| h.after(&info, &outcome))
-            })
-        };
-        let refused = thread.hooked_by(*meta, module.lineage, || {
-            hooks
-                .iter()
-                .find_map(|h| h.before(&info, args.bytes()).err())
-        });
-        // A pure method's earlier result for the same bytes is as good as a new one, even
-        // while the module's breaker is open.
-        let cache = registry
-            .cache
-            .as_ref()
-            .filter(|_| refused.is_none() && module.methods[index as usize].pure);
-        let cache_key = match cache {
-            Some(cache) => {
-                if let Some(hit) = cache.get(module.id, index, args.bytes()) {
-                    let output = CallOutput::copied(&hit);
-                    after(Outcome {
-                        duration: Duration::ZERO,
-                        result: Ok(&output),
-                    });
-                    return Ok(output);
-                }
-                Some(args.bytes().to_vec())
-            }
-            None => None,
-        };
-        let breaker = registry.config.breaker.as_ref();
-        let pass = match (refused, breaker) {
-            (Some(error), _) => Err(error),
-            (None, Some(config)) => module
-                .breaker
-                .admit(config, &module.name)
-                .ok_or(ModuleError::ServiceUnavailable),
-            (None, None) => Ok(Pass::Through),
-        };
-        let pass = match pass {
-            Ok(pass) => pass,
-            Err(error) => {
-                // Refused by an interceptor or the breaker: a call all the same, failed.
-                if registry.config.builtin_metrics {
-                    module.stats[index as usize].refused(thread.shard(), error.code());
-                }
+    let hooks = &registry.config.interceptors;
+    let info = CallInfo {
+        module: &module.name,
+        method: &module.methods[index as usize].name,
+        trace_id: meta.trace_id,
+        span_id: meta.span_id,
+        depth: meta.depth,
+    };
+    let after_meta = CallMeta {
+        deadline: None,
+        ..*meta
+    };
+    let after = |outcome: Outcome<'_>| {
+        thread.hooked_by(after_meta, module.lineage, || {
+            hooks.iter().for_each(|h| h.after(&info, &outcome))
+        })
+    };
+    let refused = thread.hooked_by(*meta, module.lineage, || {
+        hooks
+            .iter()
+            .find_map(|h| h.before(&info, args.bytes()).err())
+    });
+    // A pure method's earlier result for the same bytes is as good as a new one, even
+    // while the module's breaker is open.
+    let cache = registry
+        .cache
+        .as_ref()
+        .filter(|_| refused.is_none() && module.methods[index as usize].pure);
+    let cache_key = match cache {
+        Some(cache) => {
+            if let Some(hit) = cache.get(module.id, index, args.bytes()) {
+                let output = CallOutput::copied(&hit);
                 after(Outcome {
                     duration: Duration::ZERO,
-                    result: Err(Failed::Module(&error)),
+                    result: Ok(&output),
                 });
-                return Err(fail(Failure::Module(error)));
+                return Ok(output);
             }
-        };
-        // The runtime's clock (the time-stamp counter where it is invariant) costs less than
-        // half of `Instant::now` a read.
-        let clock = &registry.clock;
-        let start = clock.raw();
-        let elapsed = || Duration::from_nanos(clock.delta_as_nanos(start, clock.raw()));
-        let result = run_call(
-            thread,
-            registry,
-            module,
-            index,
-            args,
-            meta,
-            parent,
-            Keep,
-            |failure| {
-                let failed = match &failure {
-                    Failure::Retired => Failed::Unavailable,
-                    Failure::Saturated => Failed::Saturated,
-                    Failure::Module(error) | Failure::Late(error) => Failed::Module(error),
-                };
-                if let Some(config) = breaker {
-                    match &failure {
-                        Failure::Module(error) => {
-                            module
-                                .breaker
-                                .record(config, &module.name, pass, Some(error))
-                        }
-                        _ if pass == Pass::Trial => module.breaker.trial_not_run(),
-                        _ => {}
-                    }
-                }
-                after(Outcome {
-                    duration: elapsed(),
-                    result: Err(failed),
-                });
-                fail(failure)
-            },
-        );
-        if let Ok(output) = &result {
+            Some(args.bytes().to_vec())
+        }
+        None => None,
+    };
+    let breaker = registry.config.breaker.as_ref();
+    let pass = match (refused, breaker) {
+        (Some(error), _) => Err(error),
+        (None, Some(config)) => module
+            .breaker
+            .admit(config, &module.name)
+            .ok_or(ModuleError::ServiceUnavailable),
+        (None, None) => Ok(Pass::Through),
+    };
+    let pass = match pass {
+        Ok(pass) => pass,
+        Err(error) => {
+            // Refused by an interceptor or the breaker: a call all the same, failed.
+            if registry.config.builtin_metrics {
+                module.stats[index as usize].refused(thread.shard(), error.code());
+            }
+            after(Outcome {
+                duration: Duration::ZERO,
+                result: Err(Failed::Module(&error)),
+            });
+            return Err(fail(Failure::Module(error)));
+        }
+    };
+    // The runtime's clock (the time-stamp counter where it is invariant) costs less than
+    // half of `Instant::now` a read.
+    let clock = &registry.clock;
+    let start = clock.raw();
+    let elapsed = || Duration::from_nanos(clock.delta_as_nanos(start, clock.raw()));
+    let result = run_call(
+        thread,
+        registry,
+        module,
+        index,
+        args,
+        meta,
+        parent,
+        Keep,
+        |failure| {
+            let failed = match &failure {
+                Failure::Retired => Failed::Unavailable,
+                Failure::Saturated => Failed::Saturated,
+                Failure::Module(error) | Failure::Late(error) => Failed::Module(error),
+            };
             if let Some(config) = breaker {
-                module.breaker.record(config, &module.name, pass, None);
-            }
-            if let (Some(cache), Some(key)) = (cache, &cache_key) {
-                cache.put(module.id, index, key, output);
+                match &failure {
+                    Failure::Module(error) => {
+                        module
+                            .breaker
+                            .record(config, &module.name, pass, Some(error))
+                    }
+                    _ if pass == Pass::Trial => module.breaker.trial_not_run(),
+                    _ => {}
+                }
             }
             after(Outcome {
                 duration: elapsed(),
-                result: Ok(output),
+                result: Err(failed),
             });
+            fail(failure)
+        },
+    );
+    if let Ok(output) = &result {
+        if let Some(config) = breaker {
+            module.breaker.record(config, &module.name, pass, None);
         }
-        result
+        if let (Some(cache), Some(key)) = (cache, &cache_key) {
+            cache.put(module.id, index, key, output);
+        }
+        after(Outcome {
+            duration: elapsed(),
+            result: Ok(output),
+        });
     }
+    result
 }
