@@ -13,7 +13,9 @@
 //! differs) is no new version: the module it held is unloaded, and the other loaded.
 //!
 //! Module files are those with the platform's library extension (`.so`), their names
-//! UTF-8 or not; others, and names starting with `.`, are ignored. What has such a name
+//! UTF-8 or not; others, and names starting with `.`, are ignored. A module file may be a
+//! symbolic link to a file elsewhere (into a build's output, say): a change of that file
+//! reloads the link's module as a change of the link does. What has such a name
 //! but is no file to load from (a directory, a FIFO, a symbolic link that leads nowhere
 //! or in a loop) is reported, and its module, if one was loaded from the file that was
 //! there, unloaded. A module refused because a module it calls is not loaded is tried
@@ -56,6 +58,8 @@ use crate::handle::ModuleHandle;
 use crate::registry::Registry;
 use crate::reload::{ReloadPolicy, Reloaded};
 use crate::resolver::ModuleRef;
+
+mod links;
 
 /// How a directory is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,12 +236,16 @@ pub(crate) fn start(
         .map_err(|e| watch_failed(&dir, &e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
-    let watched = Watched {
+    let mut watched = Watched {
         id: identity(&dir),
         refused: false,
         watcher,
         dir: dir.clone(),
+        links: links::Links::default(),
     };
+    // The directories links lead into are watched before their modules load, so a
+    // rebuild meanwhile is not missed.
+    watched.relink();
     state.sync(first);
     let thread = std::thread::Builder::new()
         .name("memlink-watch".to_owned())
@@ -346,6 +354,9 @@ struct Watched {
     id: Option<DirId>,
     /// Whether following the directory now at the path failed (and was told).
     refused: bool,
+    /// Its module files that are links to files elsewhere, whose directories are
+    /// followed too.
+    links: links::Links,
 }
 
 impl Watched {
@@ -385,7 +396,14 @@ impl Watched {
         }
         self.refused = false;
         self.id = now;
+        self.relink();
         state.rescan(&self.dir);
+    }
+
+    /// Follows the files the directory's links lead to as they are now.
+    fn relink(&mut self) {
+        self.links
+            .update(&self.dir, &mut self.watcher, is_module_file);
     }
 }
 
@@ -408,7 +426,10 @@ fn follow(
         watched.check(state);
         match changes.recv_timeout(next_wait(pending.values(), debounce, Instant::now())) {
             Ok(path) => {
-                pending.insert(path, Instant::now());
+                let now = Instant::now();
+                for path in watched.links.paths_for(&watched.dir, path) {
+                    pending.insert(path, now);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -421,6 +442,11 @@ fn follow(
             .collect();
         for path in &ready {
             pending.remove(path);
+        }
+        if !ready.is_empty() {
+            // Links may have come, gone or been pointed elsewhere: their files are
+            // followed before their modules load.
+            watched.relink();
         }
         if ready.contains(&watched.dir) {
             state.rescan(&watched.dir);

@@ -1068,6 +1068,52 @@ fn a_watched_link_to_a_directory_is_followed_where_it_points() {
     assert_eq!(version(&rt, greeter), 2);
 }
 
+/// A watched directory of links into build outputs: rebuilding the file a link leads
+/// to reloads the link's module, as rewriting the link's own path does; the other files
+/// of that build directory are not the watch's. Before, the watch heard only its own
+/// directory, and the rebuild went unseen.
+#[test]
+fn a_watched_link_to_a_file_elsewhere_reloads_when_that_file_is_rebuilt() {
+    let root = fresh_dir("watched-file-link");
+    let (build, modules) = (root.join("build"), root.join("modules"));
+    for dir in [&build, &modules] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    install(&module_path("greeter_v1"), &lib(&build, "libgreeter"));
+    let link = lib(&modules, "libgreeter");
+    std::os::unix::fs::symlink(lib(&build, "libgreeter"), &link).unwrap();
+    let rt = Runtime::with_local_resolver();
+    let options = WatchOptions::default()
+        .debounce(std::time::Duration::from_millis(100))
+        .policy(ReloadPolicy::default().allow_changes(true));
+    let watch = rt.watch(&modules, options).unwrap();
+    assert!(matches!(next(&watch), WatchEvent::Loaded { path, .. } if path == link));
+    let greeter = rt.handle_of("greeter").unwrap();
+    assert_eq!(version(&rt, greeter), 1);
+
+    // A module file no link leads to, written into the build directory: not the watch's.
+    install(&module_path("basic"), &lib(&build, "libbasic"));
+    // The linked file rebuilt where the build leaves it.
+    install(&module_path("greeter_v2"), &lib(&build, "libgreeter"));
+    match next(&watch) {
+        WatchEvent::Reloaded {
+            path,
+            handle,
+            reloaded,
+        } => {
+            assert_eq!(path, link, "told under the link's path");
+            assert_eq!((handle, reloaded.to_version.as_str()), (greeter, "2.0.1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(version(&rt, greeter), 2);
+    assert!(
+        rt.handle_of("basic").is_err(),
+        "only the watched directory's modules load"
+    );
+    assert!(watch.events().try_recv().is_err(), "nothing else happened");
+}
+
 /// A reload returns once the calls on the version it took out have ended; the next
 /// reload of the module does not wait for them: it replaces the version the first one
 /// put in. Before, it waited for the first reload's lingering calls too.
