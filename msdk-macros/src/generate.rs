@@ -11,6 +11,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{FnArg, Ident, LitStr, PatType};
 
 use crate::export::{Args, Export, Field, ResultKind};
@@ -237,7 +238,13 @@ fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
             quote_spanned!(at=> #inv.encode_result(&#value))
         }
         ResultKind::Scalar => quote!(#inv.encode_scalar_result(#value)),
-        ResultKind::Archived(_) => quote!(#inv.encode_archived_result(&#value.0)),
+        ResultKind::Archived(t) => {
+            // Located at the `T` of `Rkyv<T>`: one that cannot be archived is reported
+            // there, as `ArchiveType::of` reports it, not at the attribute.
+            let at = Span::mixed_site().located_at(t.span());
+            let value = Ident::new("__value", at);
+            quote_spanned!(at=> #inv.encode_archived_result(&#value.0))
+        }
     };
     // The error converted by one call spanned at the error type: one that does not
     // convert into `ModuleError` is reported there, once, not at the attribute. rustc
@@ -254,6 +261,10 @@ fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
             #inv: &::memlink_msdk::__private::Invocation<'_>,
         ) -> ::core::result::Result<(), ::memlink_msdk::__private::ModuleError> {
             #decode
+            // The host calling an export its author marked `#[deprecated]` (kept for the
+            // hosts that still call it) is no use of it by the author: rustc would warn at
+            // the function, with nothing the author could change but the attribute.
+            #[allow(deprecated)]
             let #value = match #call {
                 ::core::result::Result::Ok(#value) => #value,
                 ::core::result::Result::Err(#error) => {

@@ -1,5 +1,6 @@
-// An error type that does not convert into `ModuleError`, and an `Ok` type that is not
-// `Serialize`, are reported once, at that type, not at the attribute.
+// An error type that does not convert into `ModuleError`, an `Ok` type that is not
+// `Serialize`, and a `T` of `Rkyv<T>` that cannot be archived, are reported at that type,
+// not at the attribute.
 
 use memlink_msdk::prelude::*;
 
@@ -18,6 +19,13 @@ pub struct NotSerde;
 #[memlink_export]
 pub fn not_serialize(_ctx: &CallContext<'_>) -> Result<NotSerde> {
     Ok(NotSerde)
+}
+
+pub struct NotArchive;
+
+#[memlink_export]
+pub fn not_archive(_ctx: &CallContext<'_>) -> Result<Rkyv<NotArchive>> {
+    Ok(Rkyv(NotArchive))
 }
 
 fn main() {}

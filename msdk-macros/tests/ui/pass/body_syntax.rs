@@ -20,6 +20,21 @@ pub async fn documented_async(_ctx: &memlink_msdk::CallContext, x: u32) -> Resul
     Ok(x)
 }
 
+/// A deprecated export, kept for the hosts that still call it: its registration is no
+/// use of it, so it warns only where the module's own code calls it.
+#[memlink_export]
+#[deprecated = "call `documented`"]
+pub fn old(_ctx: &CallContext, x: u32) -> Result<u32> {
+    Ok(x)
+}
+
+/// The same, async.
+#[memlink_export]
+#[deprecated]
+pub async fn old_async(_ctx: &CallContext, x: u32) -> Result<u32> {
+    Ok(x)
+}
+
 fn main() {
     let arena = Arena::empty();
     let ctx = CallContext::new(&arena, 0.0, 0, 0, None, None);
