@@ -8,8 +8,9 @@
 use proc_macro2::Span;
 use quote::ToTokens;
 use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, Ident, Pat, PatType, ReturnType, Signature};
+use syn::{FnArg, GenericParam, Ident, Meta, Pat, PatType, ReturnType, Signature, Token};
 
 use crate::export::{Args, Field, ResultKind, RESERVED};
 use crate::types::{self, ArchivedArg, Borrowed, ContextKind};
@@ -207,19 +208,42 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
     owned.then(|| Args::MessagePack(fields(&params)))
 }
 
-/// Whether no parameter has a `#[cfg]` (reported if one does): the argument struct and
-/// the call list every parameter, whichever of them the configuration leaves.
+/// Whether no parameter has a `#[cfg]`, itself or inside a `#[cfg_attr]` (reported if
+/// one does): the argument struct and the call list every parameter, whichever of them
+/// the configuration leaves.
 fn configured(params: &[&PatType], errors: &mut Errors) -> bool {
     let mut ok = true;
     for param in params {
         for attr in &param.attrs {
-            if attr.path().is_ident("cfg") {
+            if may_remove(&attr.meta) {
                 errors.push(syn::Error::new_spanned(attr, CFG_PARAM));
                 ok = false;
             }
         }
     }
     ok
+}
+
+/// Whether an attribute may remove what it is on: a `cfg`, or a `cfg_attr` that may
+/// apply one. rustc expands a parameter's `cfg_attr` only after the macro has run, so
+/// `#[cfg_attr(feature = "x", cfg(any()))]` would remove the parameter behind its back;
+/// one that only adds lint levels (`#[cfg_attr(test, allow(unused))]`) is fine.
+fn may_remove(meta: &Meta) -> bool {
+    if meta.path().is_ident("cfg") {
+        return true;
+    }
+    if !meta.path().is_ident("cfg_attr") {
+        return false;
+    }
+    let Meta::List(list) = meta else {
+        return false;
+    };
+    // The predicate, then the attributes; one that does not read as such is rustc's
+    // to report.
+    let Ok(parts) = list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) else {
+        return false;
+    };
+    parts.iter().skip(1).any(may_remove)
 }
 
 /// Whether no borrowed parameter is declared `'static` (reported if one is): the wrapper
@@ -266,13 +290,22 @@ fn borrowed_error(borrowed: &Borrowed<'_>) -> syn::Error {
 }
 
 /// The argument struct's fields: each parameter's name, or `arg{i}` when it has none,
-/// never the same name twice.
+/// never the same name twice. A name the function binds twice (`a: u32, a: u32`) is
+/// rustc's to report (E0415) on the function; its second field gets a name of its own,
+/// so the struct and its destructuring add no errors of theirs to that one.
 fn fields(params: &[&PatType]) -> Vec<Field> {
-    let named: Vec<Option<Ident>> = params.iter().map(|p| binding_name(&p.pat)).collect();
-    let mut taken: Vec<String> = named
+    let mut taken: Vec<String> = Vec::new();
+    let named: Vec<Option<Ident>> = params
         .iter()
-        .flatten()
-        .map(|i| i.unraw().to_string())
+        .map(|p| {
+            let name = binding_name(&p.pat)?;
+            let key = name.unraw().to_string();
+            if taken.contains(&key) {
+                return None;
+            }
+            taken.push(key);
+            Some(name)
+        })
         .collect();
     params
         .iter()
