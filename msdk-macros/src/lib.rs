@@ -40,7 +40,8 @@ use quote::quote;
 /// rustc's errors about the generated code, which cannot live in an `impl`). The first
 /// parameter must be the context (`&CallContext` or `CallContext`), and only the first,
 /// and the return type a `Result<T>` or `Result<T, E>` with `E: Into<ModuleError>`. The
-/// other parameters arrive as MessagePack and must be owned and `Deserialize`, except
+/// other parameters arrive as MessagePack (an array, or a map keyed by parameter name:
+/// `arg{i}` for a `_` or a pattern) and must be owned and `Deserialize`, except
 /// that a single `String`, `&str`, `Vec<u8>` or `&[u8]` argument receives the raw bytes;
 /// a `String` or `Vec<u8>` result leaves as raw bytes, any other `T: Serialize` as
 /// MessagePack. A borrowed argument borrows from the call, never `'static`; a `#[cfg]`
