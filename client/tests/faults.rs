@@ -393,14 +393,73 @@ fn a_call_in_flight_when_the_daemon_is_killed_gets_daemon_gone() {
     let err = result.unwrap_err();
     assert!(matches!(err, RuntimeError::DaemonGone { .. }), "{err}");
     // The orphaned worker notices its supervisor is gone and exits after its call.
-    let until = Instant::now() + Duration::from_secs(20);
-    while std::path::Path::new(&format!("/proc/{worker}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{worker}/stat"))
+    assert!(
+        ended_within(worker, Duration::from_secs(20)),
+        "the worker outlived its supervisor"
+    );
+}
+
+/// Whether process `pid` ends (is gone, or a zombie) within `within`.
+fn ended_within(pid: i32, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .unwrap_or_default()
             .contains(") Z")
     {
-        assert!(Instant::now() < until, "the worker outlived its supervisor");
+        if Instant::now() >= until {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Kills the process when dropped: a worker orphaned by a test outlives the `Daemon`,
+/// which kills only its own children.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        signal(self.0, Signal::KILL);
+    }
+}
+
+/// The daemon is SIGKILLed while its worker runs a call that never returns, on a
+/// connection of each kind of deadline: with none, nothing but the worker itself ends
+/// the orphan (its supervisor's watchdog is gone); with one, the orphan holds the call
+/// to it as the watchdog did. Before, it waited for the call for good.
+#[test]
+fn a_worker_orphaned_in_a_call_that_never_returns_still_ends() {
+    for deadline in [None, Some(Duration::from_millis(300))] {
+        let daemon = Daemon::start(Setup::modules(&["hazards"]));
+        let worker = daemon.worker_pid();
+        let _reaped = KillOnDrop(worker);
+        let (_stream, segment, _) = raw_welcome(&daemon);
+        match deadline {
+            Some(deadline) => submit_hold(&segment, 3_600_000, deadline),
+            None => {
+                let slot = segment.slot(0).unwrap();
+                let args = rmp_serde::to_vec(&(3_600_000u64,)).unwrap();
+                slot.write_data(0, &args);
+                slot.submit(&Submit {
+                    op: Op::Call,
+                    module: "hazards",
+                    method: "hold",
+                    args_len: args.len(),
+                    deadline_ns: 0,
+                    trace_id: 0,
+                    span_id: 0,
+                });
+                segment.header().ring_all();
+            }
+        }
+        wait_log(&daemon, "holding");
+        signal(daemon.pid(), Signal::KILL);
+        assert!(
+            ended_within(worker, Duration::from_secs(60)),
+            "the orphaned worker still runs its call (deadline {deadline:?})"
+        );
     }
 }
 

@@ -12,14 +12,17 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, ToWorker};
-use memlink_ipc::figures::Figures;
+use memlink_ipc::figures::{Figures, NO_DEADLINE};
 use memlink_ipc::segment::MAX_WORKERS;
-use memlink_ipc::{Geometry, Segment};
+use memlink_ipc::{clock, Geometry, Segment};
+use rustix::process::{getpid, kill_process, Signal};
 
 use super::config::{DaemonConfig, WorkerLimits};
 use super::connection::Server;
+use super::workers::late_call;
 use crate::log::{LogEvent, LogSink};
 use crate::resolver::{LocalResolver, ModuleRef};
 use crate::watch::{DirectoryWatch, WatchEvent, WatchOptions};
@@ -138,6 +141,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         spare: Arc::default(),
         draining: Arc::default(),
         helpers: config.threads_per_connection.max(1) as usize - 1,
+        grace_ns: config.watchdog_grace_ms.saturating_mul(1_000_000),
         index: match index as usize {
             i if i < MAX_WORKERS => i,
             _ => return Err(format!("worker number {index} is past {}", MAX_WORKERS - 1)),
@@ -333,6 +337,9 @@ struct Worker {
     draining: Arc<AtomicBool>,
     /// Helper threads per connection, besides the one serving it.
     helpers: usize,
+    /// How long past its deadline a call may run, in nanoseconds: the supervisor's
+    /// watchdog's grace, which the worker applies itself once it has no supervisor.
+    grace_ns: u64,
     /// This worker's number: its doorbell and its bit in the sleeper words of every
     /// segment's header.
     index: usize,
@@ -340,11 +347,11 @@ struct Worker {
 
 impl Worker {
     fn listen(mut self, control: &UnixStream) {
-        loop {
+        let orphaned = loop {
             let (message, fd) = match control::recv::<ToWorker>(control) {
                 Ok(m) => m,
                 // The supervisor is gone (or spoke garbage): stop serving.
-                Err(_) => break,
+                Err(_) => break true,
             };
             match message {
                 ToWorker::Attach {
@@ -376,12 +383,15 @@ impl Worker {
                     let text = self.runtime.prometheus();
                     let _ = send(&self.out, &FromWorker::Metrics { scrape, text });
                 }
-                ToWorker::Shutdown => break,
+                ToWorker::Shutdown => break false,
                 ToWorker::Init { .. } => {}
             }
-        }
+        };
         // Finish the calls in flight; each thread refuses what was submitted after.
         self.draining.store(true, Ordering::SeqCst);
+        if orphaned {
+            bound_orphan_drain(Arc::clone(&self.figures), self.grace_ns);
+        }
         for c in self.connections.values() {
             c.segment.header().ring(self.index);
         }
@@ -437,6 +447,52 @@ impl Worker {
             },
         );
         Ok(())
+    }
+}
+
+/// How long a worker whose supervisor is gone lets a call without a deadline run before
+/// it ends itself. Its clients were told the daemon is gone, so the call's reply has no
+/// reader: the wait only spares a module being cut off in the middle of a short call.
+const ORPHAN_DRAIN: Duration = Duration::from_secs(10);
+
+/// Bounds the drain of a worker whose supervisor went away without telling it to stop
+/// (SIGKILL, say). Its watchdog went with it, and the drain joins every connection's
+/// thread: a call that never returns kept the orphan, its modules and their resources
+/// alive for good, out of reach of a restarted daemon. A thread of its own applies the
+/// watchdog's rule (a call past its deadline by more than the grace ends the process) and
+/// [`ORPHAN_DRAIN`] to a call without a deadline; the process ends with SIGKILL, as the
+/// watchdog would have ended it, since a thread stuck in module code cannot be unwound.
+fn bound_orphan_drain(figures: Arc<Figures>, grace_ns: u64) {
+    let since = Instant::now();
+    let end = |why: &str| {
+        tracing::error!("the supervisor is gone and {why}: the worker ends itself");
+        let _ = kill_process(getpid(), Signal::KILL);
+    };
+    let bounding = std::thread::Builder::new()
+        .name("memlink-orphan".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let rows = (0..figures.rows()).filter_map(|r| figures.row(r));
+            let now = clock::now_ns();
+            if rows
+                .clone()
+                .any(|row| late_call(row, now, grace_ns).is_some())
+            {
+                return end("a call ran past its deadline");
+            }
+            let unbounded = rows
+                .flat_map(|row| row.running.iter())
+                .any(|e| e.load(Ordering::Relaxed) == NO_DEADLINE);
+            if unbounded && since.elapsed() >= ORPHAN_DRAIN {
+                return end(&format!(
+                    "a call without a deadline still runs after {} s",
+                    ORPHAN_DRAIN.as_secs()
+                ));
+            }
+        });
+    // Nothing could bound the drain: end now rather than perhaps never.
+    if bounding.is_err() {
+        end("no thread can be started to bound its drain");
     }
 }
 

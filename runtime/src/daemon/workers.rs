@@ -481,7 +481,7 @@ pub(super) fn watchdog(shared: &Shared) {
 
 /// A call of `row` past its deadline by more than `grace` at `now`: its slot, and by how
 /// many milliseconds.
-fn late_call(row: &Row, now: u64, grace: u64) -> Option<(usize, u64)> {
+pub(super) fn late_call(row: &Row, now: u64, grace: u64) -> Option<(usize, u64)> {
     row.running.iter().enumerate().find_map(|(slot, running)| {
         let deadline = running.load(Ordering::Relaxed);
         (deadline != 0 && deadline != NO_DEADLINE && now > deadline.saturating_add(grace))
