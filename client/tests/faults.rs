@@ -559,6 +559,23 @@ fn silent_connections_count_against_the_limit_until_they_hang_up() {
     assert_eq!(&*client.call(basic, "echo", b"again").unwrap(), b"again");
 }
 
+/// The socket's file removed under a serving daemon (by hand, by a cleaner of `/tmp`)
+/// and another file put at its path: SIGTERM still stops the daemon, which leaves that
+/// file alone. Before, nothing woke its accept loop: it stopped its worker and never
+/// exited.
+#[test]
+fn sigterm_stops_a_daemon_whose_socket_file_was_removed_and_spares_what_replaced_it() {
+    let mut daemon = Daemon::start(Setup::modules(&["hazards"]));
+    std::fs::remove_file(&daemon.socket).unwrap();
+    std::fs::write(&daemon.socket, "someone's file").unwrap();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        std::fs::read_to_string(&daemon.socket).unwrap(),
+        "someone's file"
+    );
+}
+
 /// A socket left by a daemon that died (nothing accepts on it) is replaced by the next
 /// daemon; a socket a daemon serves on is not: a second daemon refuses to start and the
 /// first keeps serving.

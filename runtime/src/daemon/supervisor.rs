@@ -99,7 +99,8 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
             .map(drop)
             .map_err(|e| format!("cannot start the watchdog: {e}"))
     };
-    if let Err(e) = watchdog.and_then(|()| on_signals(Arc::clone(&shared))) {
+    let stopper = Stopper::new(&listener, &shared.config.socket);
+    if let Err(e) = watchdog.and_then(|()| on_signals(Arc::clone(&shared), stopper)) {
         stop_workers(&shared);
         let _ = std::fs::remove_file(&shared.config.socket);
         return Err(e);
@@ -344,7 +345,51 @@ fn kind_of(kind: std::fs::FileType) -> &'static str {
     }
 }
 
-fn on_signals(shared: Arc<Shared>) -> Result<(), String> {
+/// What stops the accept loop: the listening socket, and the file it was bound to.
+///
+/// The loop was woken by connecting to the socket's path: once the file was gone
+/// (removed by hand, or by a cleaner of `/tmp`), nothing woke it, and the daemon stopped
+/// its workers but never exited, on that SIGTERM or any later one. Shutting the listener
+/// down wakes `accept` whatever is at the path, and refuses later connections at once.
+struct Stopper {
+    listener: Option<UnixListener>,
+    /// The socket file's device and inode as bound: only that file is removed, not
+    /// another put at the path since (another daemon's socket, someone's file).
+    file: Option<(u64, u64)>,
+}
+
+impl Stopper {
+    fn new(listener: &UnixListener, path: &Path) -> Stopper {
+        use std::os::unix::fs::MetadataExt;
+        Stopper {
+            listener: listener
+                .try_clone()
+                .map_err(|e| tracing::warn!("cannot keep the socket to stop it: {e}"))
+                .ok(),
+            file: std::fs::symlink_metadata(path)
+                .ok()
+                .map(|m| (m.dev(), m.ino())),
+        }
+    }
+
+    /// Wakes the accept loop, which sees the shutdown flag, and removes the socket file.
+    fn stop(&self, path: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        match &self.listener {
+            Some(listener) => {
+                let _ = rustix::net::shutdown(listener, rustix::net::Shutdown::Both);
+            }
+            // Without a descriptor of its own, the path is all there is.
+            None => drop(UnixStream::connect(path)),
+        }
+        let at_path = std::fs::symlink_metadata(path).ok();
+        if at_path.is_some_and(|m| Some((m.dev(), m.ino())) == self.file) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn on_signals(shared: Arc<Shared>, stopper: Stopper) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
@@ -353,9 +398,7 @@ fn on_signals(shared: Arc<Shared>) -> Result<(), String> {
         .spawn(move || {
             if signals.forever().next().is_some() {
                 stop_workers(&shared);
-                // Wakes the accept loop, which sees the flag; then no one can connect.
-                let _ = UnixStream::connect(&shared.config.socket);
-                let _ = std::fs::remove_file(&shared.config.socket);
+                stopper.stop(&shared.config.socket);
             }
         })
         .map(drop)
