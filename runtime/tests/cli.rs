@@ -412,6 +412,30 @@ fn serve_refuses_a_socket_path_that_is_not_a_socket_and_leaves_it_alone() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A socket in a directory that does not exist: `serve` fails at once, naming the socket
+/// and the missing directory (it named only the lock file it makes beside the socket,
+/// which the operator never wrote).
+#[test]
+fn serve_names_the_missing_directory_of_its_socket() {
+    let dir = common::scratch("socket-dir-missing");
+    let socket = dir.join("not-made").join("memlink.sock");
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--socket"),
+        socket.as_os_str(),
+        common::module_path("basic").as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "cannot create the socket {}: its directory {} does not exist",
+        socket.display(),
+        dir.join("not-made").display()
+    );
+    assert!(err.contains(&want), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A bad metrics address fails the start before the socket is made: nothing is left at
 /// the socket's path.
 #[test]

@@ -268,7 +268,22 @@ fn claim(config: &DaemonConfig) -> Result<Claim, String> {
         .truncate(false)
         .mode(0o600)
         .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", Path::new(&lock_path).display()))?;
+        .map_err(|e| {
+            let lock_path = Path::new(&lock_path).display();
+            // The lock is the first file made beside the socket: its error is the
+            // socket's, said of the path the operator gave rather than of the lock's.
+            match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                Some(dir) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                    "cannot create the socket {}: its directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                ),
+                _ => format!(
+                    "cannot create the socket {}: cannot open {lock_path} beside it: {e}",
+                    path.display()
+                ),
+            }
+        })?;
     use rustix::fs::{flock, FlockOperation};
     if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
         return Err(if e == rustix::io::Errno::WOULDBLOCK {
