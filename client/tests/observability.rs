@@ -64,6 +64,43 @@ fn metrics_and_health_are_served_over_http() {
     promtool_accepts(&body);
 }
 
+/// A request to the metrics endpoint as it is written: the answer's head and body.
+fn http_raw(addr: &str, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+/// A method the endpoint does not serve is answered 405 with the `Allow` header such an
+/// answer must carry, and a request in the absolute form (as a proxy sends it) is served
+/// like its path; before, the first had no `Allow` and the second was a 404.
+#[test]
+fn the_endpoint_says_which_methods_it_serves_and_takes_absolute_targets() {
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["basic"])
+    });
+    let addr = daemon.metrics_addr.clone().unwrap();
+    let (head, _) = http_raw(
+        &addr,
+        "POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert!(head.starts_with("HTTP/1.1 405 "), "{head}");
+    assert!(head.contains("\r\nAllow: GET, HEAD"), "{head}");
+    let absolute = format!("GET http://{addr}/metrics?x=1 HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (head, body) = http_raw(&addr, &absolute);
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    promtool_accepts(&body);
+    let (head, _) = http_raw(&addr, &format!("GET http://{addr} HTTP/1.1\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+}
+
 /// `GET path` on `addr` from a connection of its own, waiting at most `within` for each
 /// read and write: the status and body, or what went wrong.
 fn get_within(addr: &str, path: &str, within: Duration) -> Result<(u16, String), String> {

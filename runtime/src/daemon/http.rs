@@ -147,7 +147,12 @@ fn answer(endpoint: &Endpoint, mut stream: TcpStream) {
         Request::Refused(status, why) => (status, format!("{why}\n"), "text/plain", false),
         Request::Gone => return,
     };
-    let mut text = head(status, kind, body.len()).into_bytes();
+    let mut text = head(status, kind, body.len());
+    if status == 405 {
+        // What a 405 must say (RFC 9110, 15.5.6): the methods that are served.
+        text.insert_str(text.len() - 2, "Allow: GET, HEAD\r\n");
+    }
+    let mut text = text.into_bytes();
     if !head_only {
         text.extend_from_slice(body.as_bytes());
     }
@@ -221,6 +226,14 @@ fn parse(head: &[u8]) -> Request {
         "GET" => false,
         "HEAD" => true,
         _ => return Request::Refused(405, "only GET and HEAD are served"),
+    };
+    // The absolute form (`http://host:port/metrics`), which a server must take too
+    // (RFC 9112, 3.2.2) and proxies send: its path is what follows the authority.
+    let target = match target.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+            rest.find('/').map_or("/", |at| &rest[at..])
+        }
+        _ => target,
     };
     let path = target.split('?').next().unwrap_or_default().to_owned();
     Request::Get { path, head_only }
