@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
@@ -23,6 +23,9 @@ use super::WORKER_SUBCOMMAND;
 
 /// How long a worker has to load its modules.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Held while a worker's end of its control socket is inheritable (see [`start`]).
+static SPAWNING: Mutex<()> = Mutex::new(());
 /// How often the watchdog looks at the running calls.
 const WATCH_EVERY: Duration = Duration::from_millis(5);
 
@@ -130,7 +133,12 @@ fn signal_name(sig: i32) -> &'static str {
 fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     let worker = &shared.workers[index];
     let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
-    // The worker inherits its end; ours stays close-on-exec.
+    // The worker inherits its end; ours stays close-on-exec. Until the end is closed
+    // here, any process started would inherit it: two workers starting at once (both
+    // restarted after a crash) would each hold the other's end, which then never reads
+    // as closed when that worker dies, and the thread reading it never ends. Starts
+    // take turns over that window.
+    let spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
     rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty()).map_err(|e| e.to_string())?;
     let child = Command::new(&shared.worker_exe)
         .arg(WORKER_SUBCOMMAND)
@@ -144,6 +152,7 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", shared.worker_exe.display()))?;
     drop(theirs);
+    drop(spawning);
     let pid = Pid::from_child(&child);
     let modules = match handshake(shared, index, &ours) {
         Ok(modules) => modules,
