@@ -392,9 +392,12 @@ fn fnv(parts: &[&str], seed: u64) -> u64 {
 /// latency is kept in microseconds and exposed in seconds, Prometheus' base unit (`-6`);
 /// a module's own histogram is exposed in whatever unit it observes (`0`).
 fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64], sum: f64, exponent: i32) {
-    let mut cumulative = 0;
+    let mut cumulative = 0u64;
     for (i, n) in buckets.iter().enumerate() {
-        cumulative += n;
+        // A module in C reports its buckets as it likes: counts that add up past
+        // `u64::MAX` stop there, rather than panicking the host (or, wrapped, falling,
+        // which no scraper takes).
+        cumulative = cumulative.saturating_add(*n);
         let le = BUCKETS
             .get(i)
             .map_or_else(|| "+Inf".to_owned(), |b| float(scaled(*b, exponent)));

@@ -509,3 +509,32 @@ fn a_result_after_the_deadline_is_a_timeout_whatever_the_module() {
         assert_eq!((nap.calls, nap.errors_of("timeout")), (9, 3));
     }
 }
+
+/// A module in C may report a histogram whose buckets add up past `u64::MAX`
+/// (`tests/fixtures/full_histogram.c`: u64::MAX observations in one bucket, one in the
+/// next). The exposition added them up unchecked: the host panicked in `prometheus()`
+/// (an overflow, in a build that checks), or wrapped and wrote buckets that fall, which
+/// no scraper takes. The cumulative counts now stop at `u64::MAX`: they never fall, and
+/// the exposition passes `promtool`.
+#[test]
+fn a_histogram_whose_buckets_overflow_is_exposed_saturated() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/full_histogram.c"],
+        "libfull_histogram.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    rt.call(h, "noop", b"").unwrap();
+    let text = rt.prometheus();
+    common::promtool::promtool_accepts(&text);
+    let counts: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("memlink_module_c_full_bucket"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), memlink_abi::BUCKETS.len() + 1, "{text}");
+    assert!(counts.iter().all(|&n| n == u64::MAX), "{counts:?}");
+    // The host keeps serving.
+    rt.call(h, "noop", b"").unwrap();
+}
