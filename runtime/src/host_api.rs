@@ -3,7 +3,9 @@
 //!
 //! Every function here is called by module code through the ABI: none unwinds (a panic
 //! in the host, or in a log subscriber, is caught and reported as a status), and each
-//! accepts a null call handle, which the ABI allows for a module's own threads.
+//! accepts a null call handle, which the ABI allows for a module's own threads, and
+//! takes a handle that names no call this thread runs (one a module kept past its call)
+//! as null, never reading through it.
 
 use core::ffi::c_void;
 use std::cell::Cell;
@@ -34,16 +36,47 @@ unsafe extern "C" fn host_running_call() -> *mut c_void {
     crate::thread::running_frame()
 }
 
-/// The running call behind a call handle, if there is one.
+/// The running call behind a call handle: the call it names if that is a call this
+/// thread runs in a module (the innermost, or one whose nested call led to it), else
+/// `None`. A module written to the ABI alone may keep a handle past its call and pass it
+/// back later, or from another thread: the `HostCall` it pointed at (on the stack of the
+/// call that made it) is gone, or another call's, so it is compared, never read.
 ///
 /// # Safety
 ///
-/// `call` must be null or the `host_call` of a frame whose call is running.
+/// The reference must not be used after the service that asked for it returns.
 unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
-    // SAFETY: the caller's contract; the `HostCall` lives until its call returns, and
-    // the registry and module it borrows live longer.
-    unsafe { call.cast::<HostCall<'r>>().as_ref() }
+    if call.is_null() {
+        return None;
+    }
+    let frame = crate::thread::running_frame().cast::<abi::CallFrame>();
+    if frame.is_null() {
+        return None;
+    }
+    // SAFETY: `running_frame` is the frame of the innermost call this thread runs in a
+    // module (`crate::invoke` sets it around the entry point and puts the outer one back
+    // after), alive until that call returns, which is after the service running on
+    // this thread for it does. Its `host_call` field is read through the pointer, making
+    // no reference to the frame (the module writes its outputs through its own), and the
+    // host wrote it.
+    let innermost = unsafe { (&raw const (*frame).host_call).read() };
+    // SAFETY: `crate::invoke` points `host_call` at the `HostCall` on its stack, alive
+    // until the call returns, and only shared references to it are made while the
+    // module runs. Each `parent` is the call that made the one before, running below it
+    // on this thread, so alive longer; all are used within the service (the contract).
+    let mut running = unsafe { innermost.cast::<HostCall<'r>>().as_ref() };
+    while let Some(c) = running {
+        if core::ptr::eq(c, call.cast::<HostCall<'r>>()) {
+            return Some(c);
+        }
+        running = c.parent;
+    }
+    None
 }
+
+/// Why a service refuses a handle [`call_of`] does not find.
+const NOT_RUNNING: &str =
+    "the call handle is null, or not a call running on this thread (a handle is valid only while its call runs, on its thread)";
 
 /// `HostApi::log`.
 ///
@@ -54,7 +87,8 @@ unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
 unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
     // A subscriber that panics must not unwind into the module.
     let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract: null, or the running call's handle.
+        // SAFETY: used within this function. A handle of no running call on this thread
+        // is taken as null: the record is the module's, of no call.
         let host = unsafe { call_of(call) };
         let sink = host.and_then(|c| c.registry.config.log_sink.clone());
         // The name the host knows the module by (it may have been loaded under another).
@@ -82,15 +116,15 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
 ///
 /// `call` must be the `host_call` of a frame whose call is running.
 unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8 {
-    if call.is_null() || isize::try_from(len).is_err() {
+    if isize::try_from(len).is_err() {
         return core::ptr::null_mut();
     }
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract: `call` is a live `HostCall` of this thread's
-        // running call (not null, checked above). Only a shared reference is made: the
-        // host holds others while the module runs (a nested call's sink, say, may ask
-        // for its own call's output), and the buffer is kept in a `Cell`.
-        let host_call = unsafe { &*call.cast::<HostCall<'_>>() };
+        // SAFETY: used within this closure. A handle of no running call on this thread
+        // (null, or kept past its call) gets no buffer. Only a shared reference is
+        // made: the host holds others while the module runs (a nested call's sink, say,
+        // may ask for its own call's output), and the buffer is kept in a `Cell`.
+        let host_call = unsafe { call_of(call) }?;
         // A length the allocator cannot give is a null return, not an abort.
         let mut buf = AlignedBuf::try_zeroed(len)?;
         let ptr = buf.as_mut_ptr();
@@ -107,7 +141,7 @@ unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8
 ///
 /// `call` must be the `host_call` of a frame whose call is running.
 unsafe extern "C" fn host_backpressure(call: *mut c_void) -> f32 {
-    // SAFETY: the caller's contract; the `HostCall` is only read.
+    // SAFETY: used within this function, and only read.
     match unsafe { call_of(call) } {
         Some(c) => crate::backpressure::now(&c.module.gate, &c.registry.pool),
         None => 0.0,
@@ -122,9 +156,8 @@ unsafe extern "C" fn host_backpressure(call: *mut c_void) -> f32 {
 /// to a [`NestedCall`] of at least the size its `size` field gives, whose pointers are
 /// valid for the duration of this call.
 unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCall) -> i32 {
-    if call.is_null() || request.is_null() {
-        // No call to act for, or no request to answer through: nothing can be reported
-        // but the status.
+    if request.is_null() {
+        // No request to answer through: nothing can be reported but the status.
         return Status::Abi as i32;
     }
     // SAFETY: `request` is not null and points to a request (the caller's contract).
@@ -142,10 +175,15 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
         format: 0,
         given: &given,
     };
+    // SAFETY: used within this function. The `HostCall` is only read through shared
+    // references (`alloc_output` too: its buffer is in a `Cell`).
+    let Some(host_call) = (unsafe { call_of(call) }) else {
+        // No call to act for (null, or a handle kept past its call): refused, saying so.
+        let e = ModuleError::Abi(format!("nested call refused: {NOT_RUNNING}"));
+        sink.give(&e.payload());
+        return e.code();
+    };
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract. The `HostCall` is only read through shared
-        // references (`alloc_output` too: its buffer is in a `Cell`).
-        let host_call = unsafe { &*call.cast::<HostCall<'_>>() };
         // SAFETY: forwarded from this function's contract.
         unsafe {
             nested(host_call, &fields, |format| Sink {

@@ -538,3 +538,57 @@ fn a_histogram_whose_buckets_overflow_is_exposed_saturated() {
     // The host keeps serving.
     rt.call(h, "noop", b"").unwrap();
 }
+
+/// A module in C keeps the host's handle of a call (`frame.host_call`) past that call,
+/// on a thread that has ended since, and passes it to every service of the host in a
+/// later call (`tests/fixtures/kept_handle.c`). The host took any handle that was not
+/// null for a live call and read the call through it: memory of a stack that was gone
+/// (output recorded there, a record sent to that call's sink, a nested call made for
+/// it). Now a handle that is not one of the calls its thread runs is refused as a null
+/// one is: no output buffer, no sink, a nested call refused as `Abi`, saying why.
+#[test]
+fn a_call_handle_kept_past_its_call_is_refused_by_every_service() {
+    // In a child process: before, reading the ended call could crash the process.
+    common::in_child(
+        "a_call_handle_kept_past_its_call_is_refused_by_every_service",
+        &[],
+        || {
+            let fixture = compile_c(
+                &["runtime/tests/fixtures/kept_handle.c"],
+                "libkept_handle.so",
+                true,
+            );
+            let records = std::sync::Arc::new(Records::default());
+            let config = RuntimeConfig::default()
+                .log_level(tracing::Level::INFO)
+                .log_sink(records.clone());
+            let rt = std::sync::Arc::new(Runtime::new(
+                config,
+                memlink_runtime::resolver::LocalResolver,
+            ));
+            let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+            let keeper = rt.clone();
+            std::thread::spawn(move || keeper.call(h, "keep", b"").unwrap())
+                .join()
+                .unwrap();
+            let out = rt.call(h, "use_kept", b"").unwrap();
+            let (alloc, status, sink_calls) = (out[0], out[1], out[2]);
+            let payload = String::from_utf8_lossy(&out[3..]);
+            assert_eq!(alloc, 0, "alloc_output gave a buffer for an ended call");
+            assert_eq!(status, memlink_abi::Status::Abi as u8, "{payload}");
+            assert_eq!(sink_calls, 1);
+            assert!(
+                payload.contains("not a call running on this thread"),
+                "{payload}"
+            );
+            let got = records.0.lock().unwrap();
+            assert!(
+                got.iter().all(|r| r.3 != "kept"),
+                "a record reached the sink of a call that ended: {got:?}"
+            );
+            drop(got);
+            // The host keeps serving.
+            rt.call(h, "keep", b"").unwrap();
+        },
+    );
+}
