@@ -386,6 +386,10 @@ typedef struct MemlinkLogRecord {
  Services the host offers to a module, valid from `memlink_init` to
  `memlink_shutdown`. Every function is thread-safe and may be called from any thread
  that is inside a `memlink_call` of the frame it names.
+
+ A call handle ([`CallFrame::host_call`](crate::CallFrame::host_call)) is valid while
+ its call runs, on the thread that runs it: memlink's runtime takes any other handle
+ (one a module kept past its call, or passed to another thread) as null.
  */
 typedef struct MemlinkHostApi {
   /*
