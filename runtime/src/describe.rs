@@ -193,7 +193,12 @@ fn check_ids(methods: &[Method]) -> Result<(), String> {
             ));
         }
         if w[0].id > w[1].id {
-            return Err("method table is not sorted by id".into());
+            // A C author writes the table by hand: say which entry is out of place.
+            return Err(format!(
+                "method table is not sorted by id: `{}` ({:#010x}) comes before `{}` \
+                 ({:#010x}); list the methods in ascending order of id",
+                w[0].name, w[0].id, w[1].name, w[1].id
+            ));
         }
     }
     Ok(())
@@ -228,6 +233,6 @@ mod tests {
         assert!(check_ids(&[m("add"), m("echo")]).is_ok());
         assert!(check_ids(&[m("echo"), m("add")])
             .unwrap_err()
-            .contains("sorted"));
+            .contains("not sorted by id: `echo` (0xd49dd484) comes before `add`"));
     }
 }

@@ -431,6 +431,33 @@ fn a_module_whose_own_name_holds_an_at_sign_is_refused() {
     assert!(err.to_string().contains("cannot hold `@`"), "{err}");
 }
 
+/// A C module's table written in its author's order rather than by id
+/// (`tests/fixtures/unsorted_table.c`: `echo`, then `add`) is refused, naming the two
+/// methods out of order and their ids, so the author knows which entry to move. Before,
+/// the error said only that the table was not sorted.
+#[test]
+fn a_method_table_out_of_id_order_is_refused_naming_the_methods() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/unsorted_table.c"],
+        "libunsorted_table.so",
+        true,
+    );
+    let err = Runtime::with_local_resolver()
+        .load(ModuleRef::from_path(&fixture))
+        .unwrap_err();
+    assert!(
+        matches!(err, memlink_runtime::RuntimeError::InvalidModule { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().ends_with(
+            "method table is not sorted by id: `echo` (0xd49dd484) comes before `add` \
+             (0x3b391274); list the methods in ascending order of id"
+        ),
+        "{err}"
+    );
+}
+
 /// A module that logs at levels the host did not ask for, or at numbers that are no
 /// level (`OFF`, 99), has those records dropped by the host; the records at levels it
 /// asked for arrive (`tests/fixtures/log_levels.c`). Before, `OFF` and 99 arrived as
