@@ -139,6 +139,34 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     /// [`Runtime::arg_buffer`](crate::Runtime::arg_buffer)), read by the module where it
     /// lies. The buffer is given (`ArgBuffer`, kept until the output is dropped) or lent
     /// (`&ArgBuffer`, to write the next call's archive into the same memory).
+    ///
+    /// rkyv writes the archive into the buffer itself, with no copy; the bytes it wrote
+    /// are the length the call passes:
+    ///
+    /// ```no_run
+    /// use memlink_example_types::zero_copy_types::Point;
+    /// use memlink_runtime::{CallOptions, ModuleRef, Runtime};
+    /// use rkyv::rancor;
+    /// use rkyv::ser::{writer::Buffer, Positional};
+    ///
+    /// let runtime = Runtime::with_local_resolver();
+    /// let handle = runtime.load(ModuleRef::parse("./libzero_copy.so")?)?;
+    /// let centroid = runtime.archived::<(Vec<Point>,), (f32, f32, f32, u64)>(handle, "centroid")?;
+    /// let mut buffer = runtime.arg_buffer(1 << 20); // made once, lent to every call
+    /// for n in [1000, 3] {
+    ///     let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }; n];
+    ///     buffer.set_len(buffer.capacity()); // room for the whole archive
+    ///     let len = rkyv::api::high::to_bytes_in::<_, rancor::Error>(
+    ///         &(points,),
+    ///         Buffer::from(&mut *buffer),
+    ///     )?
+    ///     .pos();
+    ///     buffer.set_len(len);
+    ///     let (x, y, z, _) = centroid.call_buffer(&buffer, &CallOptions::default())?;
+    ///     assert_eq!((x, y, z), (1.0, 2.0, 3.0));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call_buffer<'b>(
         &self,
         buffer: impl CallArgs<'b>,
