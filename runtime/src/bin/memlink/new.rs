@@ -295,9 +295,12 @@ A memlink module (`module/`), the types it shares with its hosts (`types/`), and
 (`host/`).
 
 ```sh
-cargo test                                   # the module's tests, and the host's through the runtime
-cargo build                                  # target/debug/lib{name}.so, and the host
-cargo run -p {name}-host                     # the host: loads it and calls each export
+# The module's tests, and the host's through the runtime:
+cargo test
+# target/debug/lib{name}.so, and the host:
+cargo build
+# The host: loads it and calls each export:
+cargo run -p {name}-host
 memlink inspect target/debug/lib{name}.so
 memlink call target/debug/lib{name}.so add '[2, 3]'
 ```
