@@ -39,6 +39,34 @@ fn the_same_code_runs_in_process_and_through_the_daemon() {
     assert!(there.2.contains("basic::fail failed"), "{}", there.2);
 }
 
+/// Code written once against `Caller` that shares a resolved module with other threads
+/// and keys a map by it: both callers' handles allow it, and the trait says so (before,
+/// `Caller::Module` was only `Copy + Debug`, and this did not build).
+fn shared_across_threads<C: Caller + Sync>(caller: &C) -> Result<Vec<u32>, RuntimeError> {
+    let basic = caller.module("basic")?;
+    let mut seen = std::collections::HashMap::new();
+    seen.insert(basic, "basic");
+    std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4u32)
+            .map(|i| s.spawn(move || caller.call_typed::<_, u32>(basic, "add", &(i, 1u32))))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn generic_code_shares_a_module_handle_between_threads_on_both_callers() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let runtime = Runtime::with_local_resolver();
+    runtime
+        .load(ModuleRef::parse(module_path("basic").to_str().unwrap()).unwrap())
+        .unwrap();
+    let here = shared_across_threads(&runtime).unwrap();
+    assert_eq!(here, [1, 2, 3, 4]);
+    assert_eq!(shared_across_threads(&client).unwrap(), here);
+}
+
 #[test]
 fn calls_by_name_and_typed_handles_give_the_runtime_errors() {
     let daemon = Daemon::start(Setup::modules(&["basic"]));

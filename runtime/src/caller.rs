@@ -2,6 +2,7 @@
 //! (`memlink-client`) share, so code written against one runs against the other.
 
 use std::fmt::Debug;
+use std::hash::Hash;
 use std::ops::Deref;
 
 use serde::de::DeserializeOwned;
@@ -10,7 +11,20 @@ use serde::Serialize;
 use crate::{CallOptions, CallOutput, ModuleHandle, Runtime, RuntimeError};
 
 /// Calls modules by name: in this process ([`Runtime`]) or in a daemon's
-/// (`memlink_client::Client`). Only how the caller is obtained differs.
+/// (`memlink_client::Client`). Only how the caller is obtained differs: the same call
+/// gives the same result, or the same error, from either, but for what the daemon's
+/// shared memory adds (documented on the client):
+///
+/// - an output of a client is read in place in one of its connection's slots
+///   (`ClientConfig::slots`, 8 by default) until it drops: a thread that holds that many
+///   outputs waits for one to drop before its next call starts, forever if that call
+///   has no deadline. Drop or copy outputs before making more calls than that.
+/// - a result larger than a client's slots (`ClientConfig::slot_size`, 1 MiB at first)
+///   fails its call with [`RuntimeError::Daemon`] saying so, after the method ran; the
+///   slots grow for the calls after it.
+/// - a call past its deadline returns at the deadline through a client; in this process
+///   a method that does not stop at the deadline is waited for, then reported as timed
+///   out. Both give `ModuleError::Timeout`.
 ///
 /// ```no_run
 /// use memlink_runtime::{Caller, RuntimeError};
@@ -23,8 +37,9 @@ use crate::{CallOptions, CallOutput, ModuleHandle, Runtime, RuntimeError};
 /// }
 /// ```
 pub trait Caller {
-    /// A module, resolved by name once.
-    type Module: Copy + Debug;
+    /// A module, resolved by name once. It can be shared with other threads, and kept as
+    /// a key, as both callers' handles can.
+    type Module: Copy + Debug + Eq + Hash + Send + Sync;
     /// A call's encoded result.
     type Output<'c>: Deref<Target = [u8]>
     where
