@@ -735,18 +735,27 @@ impl Client {
         match &e {
             CallError::Gone(_) | CallError::NotTaken(_) => self.lost(conn),
             // The call ran; its result needs larger slots, which the calls after it get.
-            // Growing is best effort here: the error returned is the result's size.
+            // The error says both, for a runtime returns such a result: a host that
+            // switched to a client learns the method ran (calling again runs it again)
+            // and whether calling again can work.
             CallError::Failed(Failure::TooLarge { len, .. }) => {
                 let floor = lock(&self.geometry).slot_size;
                 let max_shm = conn.welcome().max_shm;
+                let ran = format!("{module}::{method} ran and its result was dropped");
                 if let Err(why) = Geometry::to_fit((*len).max(floor), self.config.slots, max_shm) {
                     // No connection this daemon allows can hold it: calling again would
                     // run the method again in vain.
                     return RuntimeError::Daemon {
-                        reason: format!("{e}, and no connection can hold it: {why}"),
+                        reason: format!("{e}, and no connection can hold it: {why} ({ran})"),
                     };
                 }
-                let _ = self.grow(conn, *len, None);
+                let next = match self.grow(conn, *len, None) {
+                    Ok(_) => "the slots grew to hold it for the calls after this one".to_owned(),
+                    Err(why) => format!("the slots could not grow to hold it: {why}"),
+                };
+                return RuntimeError::Daemon {
+                    reason: format!("{e}: {ran}; {next}"),
+                };
             }
             _ => {}
         }

@@ -127,7 +127,8 @@ pub enum RuntimeError {
         /// The name asked for.
         name: String,
     },
-    /// The daemon refused the call, or its reply could not be read (why).
+    /// The daemon refused the call, or its reply could not be read or held (why: a
+    /// result larger than the client's slots is dropped after the method ran).
     Daemon {
         /// What went wrong.
         reason: String,
@@ -389,7 +390,7 @@ impl fmt::Display for RuntimeError {
             TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),
             UnknownHandle(h) => write!(f, "no loaded module with handle {h}"),
             UnknownModule { name } => write!(f, "no module named `{name}` is loaded"),
-            Daemon { reason } => write!(f, "the daemon could not take the call: {reason}"),
+            Daemon { reason } => write!(f, "the daemon failed the call: {reason}"),
             DaemonGone { reason } => write!(f, "the daemon cannot be reached: {reason}"),
             WorkerDied { reason } => {
                 write!(f, "the daemon's worker running the call died: {reason}")
