@@ -390,3 +390,113 @@ fn a_call_past_its_deadline_returns_at_the_deadline() {
         _ => panic!("{err}"),
     }
 }
+
+/// What a call gave, as it prints: the bytes, or the error's variant, fields and text.
+fn outcome<T: std::fmt::Debug>(result: Result<T, RuntimeError>) -> String {
+    match result {
+        Ok(v) => format!("Ok({v:?})"),
+        Err(e) => format!("Err({e:?}): {e}"),
+    }
+}
+
+/// The same calls, written once against `Caller`, each failure among them: what each
+/// gave, by case.
+fn every_outcome(c: &impl Caller) -> Vec<(&'static str, String)> {
+    let mut out = vec![("unknown module", outcome(c.module("nope")))];
+    let basic = c.module("basic").unwrap();
+    let nested = c.module("nested_calls").unwrap();
+    let raw = |method: &str, args: &[u8], options: &CallOptions| {
+        outcome(
+            c.call_with(basic, method, args, options)
+                .map(|o| o.to_vec()),
+        )
+    };
+    let none = CallOptions::default();
+    let past = CallOptions::default().deadline(std::time::Instant::now() - Duration::from_secs(1));
+    out.push(("unknown method", raw("nope", b"", &none)));
+    out.push(("not MessagePack", raw("add", b"\xc1", &none)));
+    out.push(("too few arguments", raw("add", b"\x91\x01", &none)));
+    out.push(("raw result", raw("echo", b"hi", &none)));
+    out.push(("empty result", raw("echo", b"", &none)));
+    out.push(("unit result", raw("noop", b"", &none)));
+    out.push(("not UTF-8", raw("echo", b"\xff", &none)));
+    out.push(("deadline passed", raw("add", b"\x92\x01\x02", &past)));
+    let traced = CallOptions::default().trace(7, 8).timeout(Duration::MAX);
+    let seen = c
+        .call_with(basic, "context_info", b"", &traced)
+        .map(|o| rmp_serde::from_slice::<(f32, u64, u64, Option<u64>, u32, bool)>(&o).unwrap())
+        .map(|(_, trace, span, left, depth, _)| (trace, span, left.is_some(), depth));
+    out.push(("trace ids and Duration::MAX", outcome(seen)));
+    for kind in [
+        "quota",
+        "call_failed",
+        "timeout",
+        "serialize",
+        "unavailable",
+        "invalid_method",
+        "module_not_found",
+        "depth",
+        "other",
+    ] {
+        out.push((
+            "module error",
+            outcome(c.call_typed::<_, ()>(basic, "fail", &(kind,))),
+        ));
+    }
+    out.push((
+        "panic",
+        outcome(c.call_typed::<_, u32>(basic, "boom", &("oh",))),
+    ));
+    out.push((
+        "panic in decode",
+        outcome(c.call_typed::<_, u32>(basic, "touchy", &(13u32,))),
+    ));
+    out.push((
+        "wrong result type",
+        outcome(c.call_typed::<_, String>(basic, "add", &(1u32, 2u32))),
+    ));
+    out.push((
+        "arguments not encodable",
+        outcome(c.call_typed::<_, String>(basic, "echo", &("a", "b"))),
+    ));
+    let large = c.call_typed::<_, Vec<u8>>(basic, "fill", &(1u8, 100_000u32));
+    out.push(("large result", outcome(large.map(|v| v.len()))));
+    let depth = c.call_typed::<_, u32>(nested, "bounce", &(100u32, "nested_calls", "nested_calls"));
+    out.push(("depth limit", outcome(depth)));
+    out.push(("backpressure", outcome(c.backpressure(basic))));
+    out
+}
+
+#[test]
+fn each_outcome_is_the_same_in_process_and_through_the_daemon() {
+    let modules = ["basic", "nested_calls"];
+    let daemon = Daemon::start(Setup::modules(&modules));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let runtime = Runtime::with_local_resolver();
+    for m in modules {
+        runtime
+            .load(ModuleRef::parse(module_path(m).to_str().unwrap()).unwrap())
+            .unwrap();
+    }
+    let here = every_outcome(&runtime);
+    let there = every_outcome(&client);
+    for ((case, a), (_, b)) in here.iter().zip(&there) {
+        assert_eq!(a, b, "{case}");
+    }
+    assert_eq!(here.len(), there.len());
+    // The cases reach what they name (a case that failed to reach it alike on both
+    // sides would pass unseen).
+    let text = format!("{here:?}");
+    for seen in [
+        "UnknownModule",
+        "UnknownMethod",
+        "Panic(",
+        "Codec",
+        "Timeout(0ns)",
+        "MaxCallDepthExceeded",
+        "Ok((7, 8, true, 0))",
+        "Ok(100000)",
+    ] {
+        assert!(text.contains(seen), "{seen}: {text}");
+    }
+}
