@@ -163,6 +163,31 @@ fn a_slot_pointing_outside_the_segment_gets_an_error_that_says_so() {
     still_serving(&daemon);
 }
 
+/// The worker reads a request's fields once: a client that rewrites the length of its
+/// arguments while its call runs does not move where the reply goes, which the worker
+/// decides by the length it read (after the arguments, 64-aligned). Before, the worker
+/// read the length again to place the reply.
+#[test]
+fn a_length_rewritten_mid_call_does_not_move_the_reply() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let (_stream, segment, _) = raw_connection(&daemon);
+    submit_hold(&segment, 1000, Duration::from_secs(10));
+    wait_log(&daemon, "holding");
+    let slot = segment.slot(0).unwrap();
+    // A length after which no reply fits: placed by it, the reply would go to 0.
+    slot.fields()
+        .args_len
+        .store(slot.capacity() as u64, Ordering::SeqCst);
+    let d = Some(Instant::now() + Duration::from_secs(10));
+    let waited = slot.wait_done(d, Duration::ZERO, Duration::from_millis(20), || true);
+    assert_eq!(waited, Waited::Done);
+    let range = slot.reply().unwrap();
+    assert_eq!(range.start, 64, "after the arguments the worker read");
+    // SAFETY: the slot is done and this test is the only one touching it.
+    let held: u64 = rmp_serde::from_slice(unsafe { slot.data_at(range) }).unwrap();
+    assert_eq!(held, 1000);
+}
+
 #[test]
 fn a_client_that_dies_mid_call_costs_nobody_else() {
     let daemon = Daemon::start(Setup {

@@ -431,14 +431,21 @@ impl<'a> Slot<'a> {
         }
     }
 
-    /// Where a reply of `len` bytes goes: after the arguments, 64-aligned, when it fits
-    /// there (so the arguments stay for another call), else at the start.
+    /// Where a reply of `len` bytes goes, by the arguments' length as the slot holds it
+    /// now: for a finisher that has not read the request (the supervisor failing a dead
+    /// worker's calls, a stand-in) or could not. A worker that read it places the reply
+    /// by what it read ([`reply_after`](Slot::reply_after)): the client may have written
+    /// another length since.
     pub fn reply_at(&self, len: usize) -> usize {
         let args = self.fields.args_len.load(Ordering::Relaxed);
-        let at = usize::try_from(args)
-            .ok()
-            .and_then(|a| a.checked_next_multiple_of(64));
-        match at {
+        self.reply_after(usize::try_from(args).unwrap_or(usize::MAX), len)
+    }
+
+    /// Where a reply of `len` bytes goes after `args_len` bytes of arguments: after
+    /// them, 64-aligned, when it fits there (so the arguments stay for another call),
+    /// else at the start.
+    pub fn reply_after(&self, args_len: usize, len: usize) -> usize {
+        match args_len.checked_next_multiple_of(64) {
             Some(at) if at.checked_add(len).is_some_and(|end| end <= self.cap) => at,
             _ => 0,
         }
@@ -592,14 +599,23 @@ impl<'a> Slot<'a> {
         self.complete(STATUS_OK, at, len, backpressure);
     }
 
-    /// Writes a failure and completes the slot.
+    /// Writes a failure and completes the slot (placed by the arguments' length as the
+    /// slot holds it now, as [`reply_at`](Slot::reply_at) says).
     pub fn finish_failure(&self, failure: &Failure, backpressure: f32) {
+        let args = self.fields.args_len.load(Ordering::Relaxed);
+        let args = usize::try_from(args).unwrap_or(usize::MAX);
+        self.finish_failure_after(args, failure, backpressure);
+    }
+
+    /// Writes a failure after `args_len` bytes of arguments (the length a worker read
+    /// with the request) and completes the slot.
+    pub fn finish_failure_after(&self, args_len: usize, failure: &Failure, backpressure: f32) {
         let mut bytes = failure.encode();
         if bytes.len() > self.cap {
             bytes = Failure::Other("the failure's text does not fit in the slot".into()).encode();
             bytes.truncate(self.cap);
         }
-        let at = self.reply_at(bytes.len());
+        let at = self.reply_after(args_len, bytes.len());
         self.write_data(at, &bytes);
         self.complete(STATUS_FAILED, at, bytes.len(), backpressure);
     }

@@ -280,7 +280,7 @@ impl Server {
             }
             Err(failure) => {
                 row.errors.fetch_add(1, Ordering::Relaxed);
-                slot.finish_failure(&failure, backpressure);
+                slot.finish_failure_after(request.args_len, &failure, backpressure);
             }
         }
     }
@@ -359,16 +359,15 @@ impl Server {
         r: &Request,
         slot: Slot<'_>,
     ) -> (f32, Result<(usize, usize), Failure>) {
-        let module = r.module.as_str();
         let h = target.handle;
         let backpressure = || self.runtime.backpressure(h).unwrap_or(0.0);
         match (r.op, target.method) {
             (Op::Call, Some(method)) => self.call(method, r, slot),
             (Op::Backpressure, _) => {
                 let b = backpressure();
-                (b, put(slot, &b.to_le_bytes()))
+                (b, put(slot, r, &b.to_le_bytes()))
             }
-            _ => (backpressure(), self.methods(h, module, slot)),
+            _ => (backpressure(), self.methods(h, r, slot)),
         }
     }
 
@@ -376,9 +375,10 @@ impl Server {
     fn methods(
         &self,
         h: ModuleHandle,
-        module: &str,
+        r: &Request,
         slot: Slot<'_>,
     ) -> Result<(usize, usize), Failure> {
+        let module = r.module.as_str();
         let methods = self
             .runtime
             .methods(h)
@@ -398,7 +398,7 @@ impl Server {
             })
             .collect();
         let bytes = rmp_serde::to_vec(&infos).map_err(|e| Failure::Other(e.to_string()))?;
-        put(slot, &bytes)
+        put(slot, r, &bytes)
     }
 
     /// Calls the method with the arguments in the slot (read in place, or copied first
@@ -427,7 +427,7 @@ impl Server {
         let answered = match self.runtime.call_method_loaded(method, args, &options) {
             Ok((backpressure, output)) => {
                 let output = output.map_err(|e| failure_of(e, module, name));
-                (backpressure, output.and_then(|o| put(slot, &o)))
+                (backpressure, output.and_then(|o| put(slot, r, &o)))
             }
             // Unloaded since it was looked up (a watched file removed, or replaced by
             // another module under the name): looked up once more.
@@ -543,15 +543,17 @@ fn is_past(deadline_ns: u64) -> bool {
     deadline_ns != 0 && clock::coarse_ns() >= deadline_ns
 }
 
-/// Writes a reply into the slot (after the arguments when it fits there).
-fn put(slot: Slot<'_>, bytes: &[u8]) -> Result<(usize, usize), Failure> {
+/// Writes a reply into the slot (after the arguments when it fits there): placed by the
+/// arguments' length read with the request `r`, not read again from the slot, which
+/// the client may have rewritten since.
+fn put(slot: Slot<'_>, r: &Request, bytes: &[u8]) -> Result<(usize, usize), Failure> {
     if bytes.len() > slot.capacity() {
         return Err(Failure::TooLarge {
             len: bytes.len() as u64,
             capacity: slot.capacity() as u64,
         });
     }
-    let at = slot.reply_at(bytes.len());
+    let at = slot.reply_after(r.args_len, bytes.len());
     slot.write_data(at, bytes);
     Ok((at, bytes.len()))
 }
