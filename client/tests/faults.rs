@@ -101,6 +101,21 @@ fn garbage_on_the_socket_is_refused_and_others_are_served() {
         matches!(answer, Answer::Refused(ref why) if why.contains("protocol 999")),
         "{answer:?}"
     );
+    // A hello that hands the daemon a descriptor (here, the client's own socket) is
+    // refused: a client gives the daemon bytes only.
+    let stream = UnixStream::connect(&daemon.socket).unwrap();
+    let hello = Hello {
+        version: memlink_ipc::PROTOCOL_VERSION,
+        geometry,
+    };
+    control::send(&stream, &hello, Some(std::os::fd::AsFd::as_fd(&stream))).unwrap();
+    let (answer, fd) = control::recv::<Answer>(&stream).unwrap();
+    assert!(
+        matches!(answer, Answer::Refused(ref why) if why.contains("a hello with a descriptor")),
+        "{answer:?}"
+    );
+    assert!(fd.is_none(), "no segment for a refused client");
+    still_serving(&daemon);
 }
 
 #[test]
@@ -117,14 +132,22 @@ fn a_slot_pointing_outside_the_segment_gets_an_error_that_says_so() {
         trace_id: 0,
         span_id: 0,
     };
-    // Arguments past the slot's end, then names longer than a name may be, then an op
-    // that does not exist: each refused, and the slot completed.
-    let scribbles: [(&str, &dyn Fn()); 3] = [
+    // Arguments past the slot's end, then names longer than a name may be or not UTF-8,
+    // then an op that does not exist: each refused, and the slot completed.
+    let scribbles: [(&str, &dyn Fn()); 5] = [
         ("arguments of 18446744073709551615 bytes", &|| {
             slot.fields().args_len.store(u64::MAX, Ordering::SeqCst)
         }),
         ("module name: 4096 bytes", &|| {
             slot.fields().module_len.store(4096, Ordering::SeqCst)
+        }),
+        // 0xff starts no UTF-8 sequence.
+        ("module name: not UTF-8", &|| {
+            slot.fields().names[0].store(0xff, Ordering::SeqCst)
+        }),
+        ("method name: not UTF-8", &|| {
+            let words = &slot.fields().names;
+            words[words.len() / 2].store(0xff, Ordering::SeqCst)
         }),
         ("unknown op 9", &|| {
             slot.fields().op.store(9, Ordering::SeqCst)
