@@ -23,14 +23,23 @@ fn exercise(caller: &impl Caller) -> Result<(u32, Vec<u8>, String), RuntimeError
     Ok((sum, echoed, failed.to_string()))
 }
 
-#[test]
-fn the_same_code_runs_in_process_and_through_the_daemon() {
-    let daemon = Daemon::start(Setup::modules(&["basic"]));
+/// `modules` served by a daemon (running while the first is held), a client of it, and
+/// a runtime with them loaded: the two callers of the same modules.
+fn both_ways(modules: &[&str]) -> (Daemon, Client, Runtime) {
+    let daemon = Daemon::start(Setup::modules(modules));
     let client = Client::connect(&daemon.socket).unwrap();
     let runtime = Runtime::with_local_resolver();
-    runtime
-        .load(ModuleRef::parse(module_path("basic").to_str().unwrap()).unwrap())
-        .unwrap();
+    for m in modules {
+        runtime
+            .load(ModuleRef::parse(module_path(m).to_str().unwrap()).unwrap())
+            .unwrap();
+    }
+    (daemon, client, runtime)
+}
+
+#[test]
+fn the_same_code_runs_in_process_and_through_the_daemon() {
+    let (_daemon, client, runtime) = both_ways(&["basic"]);
     let here = exercise(&runtime).unwrap();
     let there = exercise(&client).unwrap();
     assert_eq!(here, there);
@@ -56,12 +65,7 @@ fn shared_across_threads<C: Caller + Sync>(caller: &C) -> Result<Vec<u32>, Runti
 
 #[test]
 fn generic_code_shares_a_module_handle_between_threads_on_both_callers() {
-    let daemon = Daemon::start(Setup::modules(&["basic"]));
-    let client = Client::connect(&daemon.socket).unwrap();
-    let runtime = Runtime::with_local_resolver();
-    runtime
-        .load(ModuleRef::parse(module_path("basic").to_str().unwrap()).unwrap())
-        .unwrap();
+    let (_daemon, client, runtime) = both_ways(&["basic"]);
     let here = shared_across_threads(&runtime).unwrap();
     assert_eq!(here, [1, 2, 3, 4]);
     assert_eq!(shared_across_threads(&client).unwrap(), here);
@@ -469,15 +473,7 @@ fn every_outcome(c: &impl Caller) -> Vec<(&'static str, String)> {
 
 #[test]
 fn each_outcome_is_the_same_in_process_and_through_the_daemon() {
-    let modules = ["basic", "nested_calls"];
-    let daemon = Daemon::start(Setup::modules(&modules));
-    let client = Client::connect(&daemon.socket).unwrap();
-    let runtime = Runtime::with_local_resolver();
-    for m in modules {
-        runtime
-            .load(ModuleRef::parse(module_path(m).to_str().unwrap()).unwrap())
-            .unwrap();
-    }
+    let (_daemon, client, runtime) = both_ways(&["basic", "nested_calls"]);
     let here = every_outcome(&runtime);
     let there = every_outcome(&client);
     for ((case, a), (_, b)) in here.iter().zip(&there) {
