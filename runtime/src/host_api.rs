@@ -82,8 +82,10 @@ const NOT_RUNNING: &str =
 ///
 /// # Safety
 ///
-/// `record` must point to a valid [`LogRecord`] whose strings and fields are valid for
-/// the duration of this call.
+/// `record` must be null or point to a readable `size` field; when that `size` is at
+/// least this host's `size_of::<LogRecord>()`, to a valid [`LogRecord`] whose strings
+/// and fields are valid for the duration of this call. (A module built against an
+/// older, smaller `LogRecord` passes one that is only its own `size` bytes long.)
 unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
     // A subscriber that panics must not unwind into the module.
     let _ = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -93,17 +95,22 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         let sink = host.and_then(|c| c.registry.config.log_sink.clone());
         // The name the host knows the module by (it may have been loaded under another).
         let name = host.map(|c| c.module.name.as_str());
-        // SAFETY: the caller's contract.
-        let record = unsafe { record.as_ref() };
-        // A record smaller than this runtime's lacks fields it would read, and one more
-        // detailed than the runtime's configured level was not asked for (a module is
-        // to drop those itself; one that does not gets them dropped here): both dropped.
-        let wanted = |r: &&LogRecord| {
-            let configured = host.and_then(|c| c.registry.config.log_level);
-            r.size as usize >= size_of::<LogRecord>()
-                && configured.is_none_or(|l| r.level <= crate::log::max_level(Some(l)))
-        };
-        if let Some(record) = record.filter(wanted) {
+        if record.is_null() {
+            return;
+        }
+        // A record smaller than this runtime's lacks fields it would read: dropped. Its
+        // size is read through the pointer first: a reference to a `LogRecord` would
+        // claim this host's size of it, past the end of a smaller one.
+        // SAFETY: not null, and its `size` is readable (the caller's contract).
+        if (unsafe { (&raw const (*record).size).read() } as usize) < size_of::<LogRecord>() {
+            return;
+        }
+        // SAFETY: a whole `LogRecord`, by its size (the caller's contract).
+        let record = unsafe { &*record };
+        // One more detailed than the runtime's configured level was not asked for (a
+        // module is to drop those itself; one that does not gets them dropped here).
+        let configured = host.and_then(|c| c.registry.config.log_level);
+        if configured.is_none_or(|l| record.level <= crate::log::max_level(Some(l))) {
             // SAFETY: the caller's contract covers the record's strings and fields.
             unsafe { crate::log::emit(record, name, sink.as_deref()) };
         }
@@ -397,6 +404,19 @@ mod tests {
         // SAFETY: the request is refused before the call handle is used.
         let status = unsafe { (HOST_API.call_module)(call, request) };
         assert_eq!(status, Status::Abi as i32);
+    }
+
+    /// A record from a module built against a smaller `LogRecord` is dropped having read
+    /// only its `size`: a reference to the whole struct would reach past its end (Miri
+    /// reported the reference before, as out of bounds).
+    #[test]
+    fn a_log_record_smaller_than_the_hosts_is_read_no_further_than_its_size() {
+        // `size` and `level` alone, as an older module's record might end.
+        let short = [8u32, abi::level::ERROR];
+        // SAFETY: null is a call of none; the record's `size` is readable and says 8.
+        unsafe { (HOST_API.log)(core::ptr::null_mut(), short.as_ptr().cast()) };
+        // SAFETY: null is no record.
+        unsafe { (HOST_API.log)(core::ptr::null_mut(), core::ptr::null()) };
     }
 
     /// A module may call a service with no running call (from a thread of its own); the
