@@ -245,15 +245,19 @@ mod tests {
         inner.host_call = ptr::without_provenance_mut(0x10);
         let (outer_ptr, inner_ptr) = (&raw mut outer, &raw mut inner);
         let host = &raw const HOST;
-        running(outer_ptr, || {
-            assert_eq!(seen(), Some((outer_ptr, host, (7, 9), ptr::null_mut())));
-            running(inner_ptr, || {
-                let nested = (inner_ptr, host, (70, 9), ptr::without_provenance_mut(0x10));
-                assert_eq!(seen(), Some(nested));
-            });
-            assert_eq!(seen().map(|s| s.0), Some(outer_ptr));
-            assert_eq!(running_frame(), outer_ptr);
-        });
+        // SAFETY: both frames outlive their calls and name the tests' host, whose
+        // services are never called here (the handle 0x10 is only compared).
+        unsafe {
+            running(outer_ptr, || {
+                assert_eq!(seen(), Some((outer_ptr, host, (7, 9), ptr::null_mut())));
+                running(inner_ptr, || {
+                    let nested = (inner_ptr, host, (70, 9), ptr::without_provenance_mut(0x10));
+                    assert_eq!(seen(), Some(nested));
+                });
+                assert_eq!(seen().map(|s| s.0), Some(outer_ptr));
+                assert_eq!(running_frame(), outer_ptr);
+            })
+        };
         assert!(seen().is_none(), "no call once the host returned");
     }
 
@@ -263,10 +267,13 @@ mod tests {
         let mut arena = [0u8; 16];
         let mut frame = call_frame(&[], &mut arena);
         frame.host = &raw const OTHER;
-        running(&raw mut frame, || assert!(seen().is_none()));
+        // SAFETY: the frames outlive their calls; one names a table that is no host's,
+        // the other is short: neither is used past its fields.
+        unsafe { running(&raw mut frame, || assert!(seen().is_none())) };
         let mut short = call_frame(&[], &mut arena);
         short.size = 16;
-        running(&raw mut short, || assert!(seen().is_none()));
+        // SAFETY: as above.
+        unsafe { running(&raw mut short, || assert!(seen().is_none())) };
     }
 
     #[test]

@@ -678,7 +678,9 @@ mod tests {
         // call is this frame while the call runs).
         // SAFETY: the tests' host table is a static, as large as this module's.
         unsafe { crate::current::connect(&raw const crate::test_host::HOST) };
-        let status = crate::test_host::running(frame_ptr, || boundary(frame_ptr));
+        // SAFETY: the frame is alive until after the call, and names the tests' host,
+        // whose services take any handle.
+        let status = unsafe { crate::test_host::running(frame_ptr, || boundary(frame_ptr)) };
         let out = if frame.out.is_null() {
             Vec::new()
         } else {

@@ -340,23 +340,28 @@ mod tests {
             fn drop(&mut self) {
                 assert_eq!(isolate(|| 1), Ok(1));
                 let nested = self.0;
-                running(nested, || end_of_call(nested));
+                // SAFETY: the nested frame outlives the cleanup, and names the tests'
+                // host, whose services take any handle.
+                unsafe { running(nested, || end_of_call(nested)) };
             }
         }
         let mut arena = [0u8; 16];
         let mut outer = call_frame(&[], &mut arena);
         let mut nested = call_frame(&[], &mut arena);
         let (outer, nested) = (&raw mut outer, &raw mut nested);
-        let text = running(outer, || {
-            let payload = panic::catch_unwind(|| {
-                let _cleanup = Cleanup(nested);
-                panic!("the call's own panic")
+        // SAFETY: as in `Cleanup`: the outer frame outlives the call.
+        let text = unsafe {
+            running(outer, || {
+                let payload = panic::catch_unwind(|| {
+                    let _cleanup = Cleanup(nested);
+                    panic!("the call's own panic")
+                })
+                .unwrap_err();
+                let text = message(payload, outer);
+                end_of_call(outer);
+                text
             })
-            .unwrap_err();
-            let text = message(payload, outer);
-            end_of_call(outer);
-            text
-        });
+        };
         assert!(text.starts_with("the call's own panic (at "), "{text}");
         assert_eq!(RECORDED.with(|r| r.0.borrow().len()), 0, "nothing left");
     }

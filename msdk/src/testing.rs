@@ -235,7 +235,8 @@ impl TestContext {
         // nobody writes during the call, the arena for `arena_len` bytes nobody else
         // uses, `host` a static, and `host_call` the live `Call` above, which the host
         // services only read through shared references (its buffers are `RefCell`s).
-        let status = running(frame_ptr, || unsafe { memlink_call(frame_ptr) });
+        // All of it outlives the call, so `running` may publish the frame meanwhile.
+        let status = unsafe { running(frame_ptr, || memlink_call(frame_ptr)) };
         // The test's own closure failed (an assertion in it, say): that is the test's
         // failure, reported as such once the module has returned.
         if let Some(message) = call.panicked.borrow_mut().take() {
