@@ -418,7 +418,8 @@ impl Server {
         let args = if self.in_place {
             // SAFETY: the slot is `Running` and the supervisor vouched that this client
             // (running as the daemon's own user) does not write a slot it submitted; the
-            // slice lives only for the call.
+            // slice lives only for the call, and this worker writes the slot only after
+            // it (`put`); `args_len` is within the data area (`read_request`).
             unsafe { slot.data(r.args_len) }
         } else {
             // Copied by `take_args` before the call was listed.
