@@ -358,3 +358,134 @@ fn scrapes_at_once_share_one_wait_for_a_silent_worker() {
         "{body}"
     );
 }
+
+/// The connection's figure `family` (`calls`, `errors`, `bytes_in`, `bytes_out`) in a
+/// scrape of a daemon with one client.
+fn client_figure(body: &str, family: &str) -> u64 {
+    let prefix = format!("memlink_daemon_client_{family}_total{{");
+    let values: Vec<u64> = body
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(values.len(), 1, "one connection's {family}:\n{body}");
+    values[0]
+}
+
+/// Calls to a worker that is down and cannot be started again are answered at once by
+/// the daemon, standing in for it: each is still a request the client made that ended in
+/// an error, and counts in its figures as the worker would count it.
+#[test]
+fn calls_answered_for_a_worker_that_is_down_count_in_the_clients_figures() {
+    let dir = common::scratch_dir();
+    let file = dir.join("libbasic.so");
+    std::fs::copy(common::module_path("basic"), &file).unwrap();
+    let toml = format!(
+        "[[modules]]\nname = \"basic\"\npath = {file:?}\nlimits = {{ open_files = 256 }}\n\
+         [[modules]]\nname = \"hazards\"\npath = {:?}\n",
+        common::module_path("hazards"),
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    client.call(basic, "echo", b"hi").unwrap();
+    // The file is replaced by one that is no library, then the worker dies: it cannot be
+    // started again, and the daemon answers its calls.
+    let broken = dir.join("libbasic.so.new");
+    std::fs::write(&broken, b"not a library").unwrap();
+    std::fs::rename(&broken, &file).unwrap();
+    common::signal(
+        daemon.worker_pid_named("basic"),
+        rustix::process::Signal::KILL,
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while !daemon
+        .log_text()
+        .contains("calls to the worker's modules fail at once")
+    {
+        assert!(Instant::now() < until, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_, before) = daemon.http_get("/metrics");
+    assert!(
+        before.contains("memlink_daemon_worker_up{worker=\"basic\"} 0\n"),
+        "{before}"
+    );
+    for _ in 0..2 {
+        let err = client.call(basic, "echo", b"hey").unwrap_err();
+        assert!(
+            err.to_string().contains("could not be started again"),
+            "{err}"
+        );
+    }
+    let (status, after) = daemon.http_get("/metrics");
+    assert_eq!(status, 200);
+    let delta = |family: &str| client_figure(&after, family) - client_figure(&before, family);
+    assert_eq!(
+        (
+            delta("calls"),
+            delta("errors"),
+            delta("bytes_in"),
+            delta("bytes_out")
+        ),
+        (2, 2, 6, 0),
+        "before:\n{before}\nafter:\n{after}"
+    );
+    promtool_accepts(&after);
+}
+
+/// A request the worker cannot read (an op that does not exist) is one the client made
+/// and that failed: it counts as a request and an error, so a client's errors never
+/// outnumber its requests (it counted as an error alone).
+#[test]
+fn a_request_that_does_not_read_as_one_counts_as_a_request_and_an_error() {
+    use memlink_ipc::slot::{Op, SlotState, Submit, Waited};
+    use std::sync::atomic::Ordering;
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["basic"])
+    });
+    // A hand-made connection: no request but this test's own.
+    let (_stream, segment, _) = common::raw_welcome(&daemon);
+    let slot = segment.slot(0).unwrap();
+    let submit = Submit {
+        op: Op::Call,
+        module: "basic",
+        method: "echo",
+        args_len: 4,
+        deadline_ns: 0,
+        trace_id: 0,
+        span_id: 0,
+    };
+    slot.write_data(0, b"fine");
+    let run = |op: Option<u32>| {
+        slot.prepare(&submit);
+        if let Some(op) = op {
+            slot.fields().op.store(op, Ordering::SeqCst);
+        }
+        slot.fields()
+            .state
+            .store(SlotState::Submitted as u32, Ordering::SeqCst);
+        segment.header().ring_all();
+        let d = Some(Instant::now() + Duration::from_secs(10));
+        let waited = slot.wait_done(d, Duration::ZERO, Duration::from_millis(20), || true);
+        assert_eq!(waited, Waited::Done);
+        slot.reply().is_ok()
+    };
+    assert!(!run(Some(9)), "an op that does not exist is refused");
+    assert!(run(None), "a call is served");
+    let (_, body) = daemon.http_get("/metrics");
+    assert_eq!(
+        (
+            client_figure(&body, "calls"),
+            client_figure(&body, "errors")
+        ),
+        (2, 1),
+        "{body}"
+    );
+    promtool_accepts(&body);
+}

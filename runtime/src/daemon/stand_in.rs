@@ -6,7 +6,9 @@
 //! waiting without a deadline would hang. The supervisor, which maps every segment,
 //! runs a thread for each such pair that answers those calls at once with the reason.
 //! It stops when the client goes, when the worker is started again (and handed the
-//! connection anew), and at shutdown (each drops its [`StandIn`]).
+//! connection anew), and at shutdown (each drops its [`StandIn`]). Each call it answers
+//! is counted in the connection's figures, as the worker would have counted it: the
+//! client made the request and got an error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,13 +35,16 @@ pub(super) struct StandIn {
 impl StandIn {
     /// Starts answering the calls on the connection whose segment is `segment` that
     /// worker `index`, named `name`, would claim (`ours` says which: the rule the
-    /// workers claim by, given a slot's module name), failing each with `reason`.
+    /// workers claim by, given a slot's module name), failing each with `reason`;
+    /// `count` is told of each, with its arguments' length (`None`: a request that does
+    /// not read as one).
     pub(super) fn start(
         segment: Arc<Segment>,
         index: usize,
         name: &str,
         reason: &str,
         ours: impl Fn(Result<Name, String>) -> bool + Send + 'static,
+        count: impl Fn(Option<usize>) + Send + 'static,
     ) -> std::io::Result<StandIn> {
         let stop = Arc::new(AtomicBool::new(false));
         let failure = Failure::Other(format!(
@@ -50,7 +55,7 @@ impl StandIn {
             let segment = Arc::clone(&segment);
             std::thread::Builder::new()
                 .name(format!("memlink-stand-in-{name}"))
-                .spawn(move || answer(&segment, index, &ours, &failure, &stop))?
+                .spawn(move || answer(&segment, index, &ours, &count, &failure, &stop))?
         };
         Ok(StandIn {
             worker: index,
@@ -86,12 +91,14 @@ impl Drop for StandIn {
     }
 }
 
-/// The stand-in's loop: fail every call submitted that `ours` says is the worker's,
-/// then sleep on worker `worker`'s doorbell with its bit set, as the worker would.
+/// The stand-in's loop: fail every call submitted that `ours` says is the worker's
+/// (telling `count` first, so a scrape after the client has its error counts it), then
+/// sleep on worker `worker`'s doorbell with its bit set, as the worker would.
 fn answer(
     segment: &Segment,
     worker: usize,
     ours: &dyn Fn(Result<Name, String>) -> bool,
+    count: &dyn Fn(Option<usize>),
     failure: &Failure,
     stop: &AtomicBool,
 ) {
@@ -104,6 +111,7 @@ fn answer(
             }
             let slot = segment.slot(i).expect("index below the slot count");
             if segment.claim_if(&slot, ours) {
+                count(slot.read_request().ok().map(|r| r.args_len));
                 slot.finish_failure(failure, 1.0);
             }
         }

@@ -347,8 +347,21 @@ fn start_stand_in(shared: &Arc<Shared>, index: usize, id: u64, conn: &Conn, reas
     let ours = move |name: Result<Name, String>| {
         router.route(name.as_ref().map_or("", |n| n.as_str())) == index
     };
+    // Counted as the worker counts a call (`connection::serve`). Left uncounted, the
+    // calls a down worker's modules were asked for went missing from the client's
+    // figures, failures and all.
+    let (shared_row, row) = (Arc::clone(shared), conn.row);
+    let count = move |args_len: Option<usize>| {
+        let Some(r) = shared_row.workers[index].figures.row(row) else {
+            return;
+        };
+        r.calls.fetch_add(1, Ordering::Relaxed);
+        r.bytes_in
+            .fetch_add(args_len.unwrap_or(0) as u64, Ordering::Relaxed);
+        r.errors.fetch_add(1, Ordering::Relaxed);
+    };
     let segment = Arc::clone(&conn.segment);
-    match StandIn::start(segment, index, &worker.plan.name, reason, ours) {
+    match StandIn::start(segment, index, &worker.plan.name, reason, ours, count) {
         Ok(s) => {
             lock(&worker.stand_ins).insert(id, s);
         }
