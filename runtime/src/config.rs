@@ -57,6 +57,8 @@ pub struct RuntimeConfig {
     /// One call in this many is timed for the latency histogram, on each thread (default
     /// 32; 1 times every call). A timed call is counted that many times in the histogram,
     /// which so estimates every call's latency; call, error and byte counts are exact.
+    /// The count runs across every export a thread calls, so a thread that calls
+    /// exports in a fixed cycle may time some more often than others.
     /// Timing a call reads the clock twice, which costs more than the rest of a small
     /// call's bookkeeping. 0 is taken as 1.
     pub latency_sampling: u32,

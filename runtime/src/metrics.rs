@@ -238,7 +238,9 @@ pub struct MethodMetrics {
     pub bytes_out: u64,
     /// Number of calls the latency histogram stands for. One call in
     /// `RuntimeConfig::latency_sampling` is timed and counted that many times, so this
-    /// and the histogram are estimates; `calls` is exact.
+    /// and the histogram are estimates; `calls` is exact. A call refused before the
+    /// module saw it is in `calls` but never timed, so this falls short of `calls` by
+    /// those even when every call is timed.
     pub latency_count: u64,
     /// Their sum, in microseconds.
     pub latency_sum_micros: f64,

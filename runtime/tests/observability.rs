@@ -525,3 +525,67 @@ fn a_panic_is_returned_by_its_own_call_when_the_module_re_enters_itself() {
         .collect();
     assert_eq!(own, ["before", "before", "after", "after"]);
 }
+
+/// The latency histogram counts the calls the module ran: a call refused before it
+/// started (here, its deadline passed) is a call and an error, but was never timed, so
+/// even with every call timed the histogram's `_count` falls short of
+/// `memlink_calls_total` by the refused calls, as the metrics docs say.
+#[test]
+fn refused_calls_count_as_calls_but_not_in_the_latency_histogram() {
+    let rt = Runtime::new(
+        RuntimeConfig::default().latency_sampling(1),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_refused")),
+            "basic_refused",
+        )
+        .unwrap();
+    for _ in 0..5 {
+        rt.call(h, "echo", b"x").unwrap();
+    }
+    let past = CallOptions::default().deadline(std::time::Instant::now());
+    for _ in 0..3 {
+        rt.call_with(h, "echo", b"x", &past).unwrap_err();
+    }
+    let echo = common::figures_of(&rt, "echo");
+    assert_eq!(
+        (echo.calls, echo.errors_of("timeout"), echo.latency_count),
+        (8, 3, 5)
+    );
+    let text = rt.prometheus();
+    let value = |sample: &str| {
+        let line = format!("{sample}{{module=\"basic_refused\",method=\"echo\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {sample}:\n{text}"))
+            .to_owned()
+    };
+    assert_eq!(value("memlink_calls_total"), "8");
+    assert_eq!(value("memlink_call_duration_seconds_count"), "5");
+}
+
+/// A reload carries an export's built-in counters to the new version; the module's own
+/// metrics live in its image, which a reload loads afresh: they start from zero, the
+/// counter reset the metrics docs describe.
+#[test]
+fn a_reload_carries_the_built_in_counters_and_starts_the_modules_own_afresh() {
+    let rt = Runtime::with_local_resolver();
+    let file = module_copy("basic", "basic_reloaded");
+    let h = rt
+        .load_as(ModuleRef::from_path(file.clone()), "basic_reloaded")
+        .unwrap();
+    rt.call(h, "observe", &mp(&(3u32,))).unwrap();
+    rt.reload(h, ModuleRef::from_path(file)).unwrap();
+    rt.call(h, "observe", &mp(&(2u32,))).unwrap();
+    assert_eq!(common::figures_of(&rt, "observe").calls, 2);
+    let all = rt.metrics();
+    let own = all.iter().find(|m| m.module == "basic_reloaded").unwrap();
+    let observed = own.custom.iter().find(|(n, _)| n == "observed_total");
+    assert_eq!(
+        observed.map(|(_, v)| v),
+        Some(&MetricValue::Counter(2)),
+        "{own:?}"
+    );
+}
