@@ -54,13 +54,13 @@ pub struct RuntimeConfig {
     /// Whether the runtime keeps its built-in figures per export (default: yes). Off,
     /// a call skips the per-export counters and the latency timing.
     pub builtin_metrics: bool,
-    /// One call in this many is timed for the latency histogram, on each thread (default
-    /// 32; 1 times every call). A timed call is counted that many times in the histogram,
-    /// which so estimates every call's latency; call, error and byte counts are exact.
-    /// The count runs across every export a thread calls, so a thread that calls
-    /// exports in a fixed cycle may time some more often than others.
-    /// Timing a call reads the clock twice, which costs more than the rest of a small
-    /// call's bookkeeping. 0 is taken as 1.
+    /// One call in this many is timed for the latency histogram, on each thread, on
+    /// average (default 32; 1 times every call). A timed call is counted that many times
+    /// in the histogram, which so estimates every call's latency; call, error and byte
+    /// counts are exact. The calls between two timed ones vary at random, from none to
+    /// twice this less two, across every export a thread calls, so that exports called
+    /// in a fixed cycle are timed alike. Timing a call reads the clock twice, which
+    /// costs more than the rest of a small call's bookkeeping. 0 is taken as 1.
     pub latency_sampling: u32,
     /// The most detailed module log level delivered (default: whatever the installed
     /// `tracing` subscriber enables). Modules drop more detailed records themselves.

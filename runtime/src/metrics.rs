@@ -4,7 +4,7 @@
 //! (panics and timeouts among them), a latency histogram, bytes in and out and the
 //! arena's high-water mark. Latency is sampled: one call in
 //! [`RuntimeConfig::latency_sampling`](crate::RuntimeConfig::latency_sampling) is timed,
-//! and the histogram is scaled by that number, so its count and sum estimate every
+//! on average, at random spacings, and the histogram is scaled by that number, so its count and sum estimate every
 //! call's; every other figure counts every call exactly. The counts are atomics split
 //! into shards: a thread owns a
 //! shard (of every export) for its lifetime and updates it with plain loads and stores,

@@ -31,6 +31,8 @@ pub(crate) struct ThreadState {
     shard: Cell<usize>,
     /// Calls left before the next one whose latency is timed.
     countdown: Cell<u32>,
+    /// The generator that spaces the timed calls (xorshift32: never 0).
+    spacing: Cell<u32>,
     /// Idle arenas, up to two per pool.
     pub(crate) arenas: ArenaCache,
     /// Where this thread's nested calls went last.
@@ -58,6 +60,7 @@ impl ThreadState {
         ThreadState {
             shard: Cell::new(UNCLAIMED),
             countdown: Cell::new(1),
+            spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
             running: Cell::new(core::ptr::null_mut()),
@@ -71,6 +74,7 @@ impl ThreadState {
         ThreadState {
             shard: Cell::new(SHARED),
             countdown: Cell::new(1),
+            spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
             running: Cell::new(core::ptr::null_mut()),
@@ -157,28 +161,54 @@ impl ThreadState {
         });
         let shard = claimed.unwrap_or(SHARED);
         self.shard.set(shard);
-        // Threads start at different points of the sampling cycle, so that threads
-        // started together do not all time the same calls.
+        // Threads start at different points of the sampling cycle, and space their timed
+        // calls with generators of their own, so that threads started together do not
+        // all time the same calls.
         self.countdown.set(1 + shard as u32);
+        self.spacing
+            .set((SPACING_SEED ^ (shard as u32).wrapping_mul(0x85EB_CA6B)) | 1);
         shard
     }
 
-    /// Whether this call is one to time, when one call in `every` is: counts down, and
-    /// starts again at `every` each time it says yes. The count is capped at `every`: a
-    /// thread's staggered start, or a count left by a runtime that samples more sparsely,
-    /// never skips a call that `every` says to time (with 1, every call is timed).
+    /// Whether this call is one to time, when one call in `every` is, on average: counts
+    /// down, and each time it says yes starts again from a count drawn from 1 to
+    /// `2 * every - 1`, whose mean is `every`. A fixed count would time the same export
+    /// each time round on a thread that calls exports in a fixed cycle: with 32, a
+    /// thread alternating two exports timed the first only, and the second's histogram
+    /// stayed empty. A count beyond that range (a thread's staggered start, or a count
+    /// left by a runtime that samples more sparsely) times this call: with 1, every
+    /// call is timed.
     #[inline]
     pub(crate) fn time_this_call(&self, every: u32) -> bool {
-        let left = self.countdown.get().min(every);
-        if left > 1 {
+        let left = self.countdown.get();
+        if left > 1 && left < every.saturating_mul(2) {
             self.countdown.set(left - 1);
             false
         } else {
-            self.countdown.set(every.max(1));
+            self.countdown.set(self.next_count(every));
             true
         }
     }
+
+    /// A count from 1 to `2 * every - 1`, each as likely (xorshift32, scaled by the high
+    /// half of a multiply rather than a division); 1 when `every` is 0 or 1.
+    #[inline(never)]
+    fn next_count(&self, every: u32) -> u32 {
+        let span = every.saturating_mul(2).saturating_sub(1);
+        if span <= 1 {
+            return 1;
+        }
+        let mut x = self.spacing.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.spacing.set(x);
+        1 + ((u64::from(x) * u64::from(span)) >> 32) as u32
+    }
 }
+
+/// The spacing generator's start; each thread's is mixed with its shard.
+const SPACING_SEED: u32 = 0x9E37_79B9;
 
 impl Drop for ThreadState {
     fn drop(&mut self) {
@@ -244,12 +274,29 @@ mod tests {
     use super::*;
 
     #[test]
+    // Counts over many thousand calls, with no memory of interest to Miri, which would
+    // take minutes over them.
+    #[cfg_attr(miri, ignore)]
     fn one_call_in_every_is_timed() {
         let state = ThreadState::passing();
-        let timed: Vec<bool> = (0..9).map(|_| state.time_this_call(4)).collect();
-        assert_eq!(
-            timed,
-            [true, false, false, false, true, false, false, false, true]
+        let timed = (0..64_000).filter(|_| state.time_this_call(32)).count();
+        assert!(
+            (1_800..=2_200).contains(&timed),
+            "{timed} of 64,000, not about 2,000"
+        );
+        // The gaps between timed calls vary, from 1 to 2 * every - 1.
+        let mut gaps = Vec::new();
+        let mut last = 0;
+        for i in 1..=20_000 {
+            if state.time_this_call(4) {
+                gaps.push(i - last);
+                last = i;
+            }
+        }
+        assert!(gaps.iter().all(|g| (1..=7).contains(g)), "{gaps:?}");
+        assert!(
+            (1..=7).all(|g| gaps.contains(&g)),
+            "every gap from 1 to 7 comes"
         );
         let every_call = ThreadState::passing();
         assert!(
@@ -269,8 +316,31 @@ mod tests {
             "every call when every is 1"
         );
         state.countdown.set(30);
-        let timed: Vec<bool> = (0..4).map(|_| state.time_this_call(2)).collect();
-        assert_eq!(timed, [false, true, false, true]);
+        assert!(
+            state.time_this_call(2),
+            "a count past 2 * every - 1 times this call"
+        );
+        assert!(state.countdown.get() <= 3);
+    }
+
+    /// A thread calling two exports in turn times both about equally: with a fixed
+    /// count of 32, every timed call fell on the first.
+    #[test]
+    // Counts over many thousand calls, with no memory of interest to Miri, which would
+    // take minutes over them.
+    #[cfg_attr(miri, ignore)]
+    fn exports_called_in_a_cycle_are_timed_alike() {
+        let state = ThreadState::passing();
+        let mut timed = [0u32; 2];
+        for i in 0..64_000 {
+            if state.time_this_call(32) {
+                timed[i % 2] += 1;
+            }
+        }
+        assert!(
+            timed.iter().all(|&t| (800..=1_200).contains(&t)),
+            "{timed:?}"
+        );
     }
 
     #[test]

@@ -271,7 +271,7 @@ fn logs_name_the_export_and_the_trace() {
 fn every_call_is_counted_and_latency_is_sampled() {
     let (rt, h) = load("basic");
     let noop = rt.method(h, "noop").unwrap();
-    let n = 1000;
+    let n = 32_000;
     for _ in 0..n {
         rt.call_method(noop, b"", &CallOptions::default()).unwrap();
     }
@@ -282,11 +282,11 @@ fn every_call_is_counted_and_latency_is_sampled() {
         .find(|m| m.method == "noop")
         .unwrap();
     assert_eq!(m.calls, n, "every call counted");
-    // One call in 32 is timed and stands for 32: the histogram's count is a multiple of
-    // 32 within one sample of the calls made.
+    // One call in 32 is timed, on average, and stands for 32: the histogram's count is
+    // a multiple of 32 near the calls made (about 1,000 timed, give or take a few dozen).
     let every = u64::from(RuntimeConfig::default().latency_sampling);
     assert_eq!(m.latency_count % every, 0);
-    assert!(m.latency_count.abs_diff(n) <= every, "{}", m.latency_count);
+    assert!(m.latency_count.abs_diff(n) <= n / 8, "{}", m.latency_count);
 }
 
 #[test]
