@@ -178,10 +178,11 @@ impl ThreadState {
     /// stayed empty. A count beyond that range (a thread's staggered start, or a count
     /// left by a runtime that samples more sparsely) times this call: with 1, every
     /// call is timed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn time_this_call(&self, every: u32) -> bool {
         let left = self.countdown.get();
-        if left > 1 && left < every.saturating_mul(2) {
+        // `left < 2 * every`, with no overflow.
+        if left > 1 && (left >> 1) < every {
             self.countdown.set(left - 1);
             false
         } else {
@@ -191,7 +192,9 @@ impl ThreadState {
     }
 
     /// A count from 1 to `2 * every - 1`, each as likely (xorshift32, scaled by the high
-    /// half of a multiply rather than a division); 1 when `every` is 0 or 1.
+    /// half of a multiply rather than a division); 1 when `every` is 0 or 1. Out of
+    /// line: one call in `every` comes here.
+    #[cold]
     #[inline(never)]
     fn next_count(&self, every: u32) -> u32 {
         let span = every.saturating_mul(2).saturating_sub(1);
