@@ -579,10 +579,8 @@ impl Registry {
             Ok(replaced) => replaced,
             Err(Taken(name)) => {
                 shutdown(&new);
-                return Err(RuntimeError::ReloadRefused {
-                    module: old.name.clone(),
-                    reason: format!("`{name}` is already loaded beside it"),
-                });
+                // As a load is refused: the name and version another module holds.
+                return Err(RuntimeError::NameTaken { name });
             }
         };
         drop(new);

@@ -205,8 +205,9 @@ impl Runtime {
     ///
     /// A new version that cannot be loaded (not a library, another ABI, a failing
     /// `memlink_init`), that is another module ([`RuntimeError::OtherModule`]: the file's
-    /// module declares another name) or that the policy refuses leaves the old one
-    /// serving, and the error says why.
+    /// module declares another name), that is a version another module loaded beside it
+    /// already is ([`RuntimeError::NameTaken`]) or that the policy refuses leaves the old
+    /// one serving, and the error says why.
     ///
     /// ```no_run
     /// # use memlink_runtime::{ModuleRef, Runtime};

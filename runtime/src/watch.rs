@@ -20,6 +20,9 @@
 //! or in a loop) is reported, and its module, if one was loaded from the file that was
 //! there, unloaded. A module refused because a module it calls is not loaded is tried
 //! again after a module loads or reloads, and only then (each try opens a fresh image).
+//! A module refused because another holds its name and version (a second file of it,
+//! written before the first is removed), or the runtime's last slot, is tried again
+//! after the watch unloads or reloads a module.
 //!
 //! The directory itself may go: removed, or moved away. That is reported (a
 //! [`WatchEvent::Failed`] naming the directory, with
@@ -134,7 +137,8 @@ pub enum WatchEvent {
     },
     /// A file could not be loaded or reloaded (a module already loaded from it keeps
     /// serving); it is tried again when it changes, or, for a missing dependency, when
-    /// another module loads.
+    /// another module loads, or, for a name and version, a file or the last slot another
+    /// module holds, when the watch unloads or reloads a module.
     Failed {
         /// The file.
         path: PathBuf,
@@ -196,6 +200,18 @@ fn is_module_file(path: &Path) -> bool {
             .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
 }
 
+/// Whether `error` refused a file for what another loaded module holds (its module's
+/// name and version, its file, the runtime's last slot), which an unload or a reload may
+/// free.
+fn held_by_another(error: &RuntimeError) -> bool {
+    matches!(
+        error,
+        RuntimeError::NameTaken { .. }
+            | RuntimeError::AlreadyLoaded { .. }
+            | RuntimeError::TooManyModules { .. }
+    )
+}
+
 /// Starts watching `dir` for the runtime whose registry is `registry` (see the module
 /// docs).
 pub(crate) fn start(
@@ -229,6 +245,8 @@ pub(crate) fn start(
         policy: options.policy,
         loaded: BTreeMap::new(),
         waiting: BTreeSet::new(),
+        blocked: BTreeSet::new(),
+        freed: false,
         events: events_tx,
         dropped: Arc::clone(&dropped),
     };
@@ -485,6 +503,12 @@ struct State {
     /// Files refused for a dependency not loaded yet: tried again after a load or a
     /// reload (which may bring the dependency in), and then only.
     waiting: BTreeSet<PathBuf>,
+    /// Files refused because another module holds what they need: their module's name
+    /// and version, their file, or the runtime's last slot. Tried again once the watch
+    /// unloads or reloads a module (which may free it), and only then.
+    blocked: BTreeSet<PathBuf>,
+    /// Whether the watch unloaded or reloaded a module since `blocked` was last tried.
+    freed: bool,
     events: SyncSender<WatchEvent>,
     /// Events not told for want of room ([`DirectoryWatch::dropped`]).
     dropped: Arc<AtomicU64>,
@@ -569,9 +593,13 @@ impl State {
         for path in paths.into_iter().filter(|p| is_module_file(p)) {
             let loaded = self.loaded.get(&path).copied();
             match (Entry::of(&path), loaded) {
-                (Entry::Gone, Some((handle, _))) => self.unload(path, handle),
+                (Entry::Gone, Some((handle, _))) => {
+                    self.blocked.remove(&path);
+                    self.unload(path, handle);
+                }
                 (Entry::Gone, None) => {
                     self.waiting.remove(&path);
+                    self.blocked.remove(&path);
                 }
                 (Entry::File(stamp), Some((_, was))) if rescan && was == Some(stamp) => {}
                 (Entry::File(stamp), Some((handle, _))) => {
@@ -585,11 +613,20 @@ impl State {
                         self.unload(path.clone(), handle);
                     }
                     self.waiting.remove(&path);
+                    self.blocked.remove(&path);
                     new.push(path);
                 }
             }
         }
         self.load_new(new, changed);
+        // A file refused for a name, a file or a slot another module held is tried again
+        // once a module went or changed version: else, with the module that held it
+        // gone (its file removed after the new one was written, say), the directory
+        // would hold a module file and the runtime no module of it.
+        if std::mem::take(&mut self.freed) && !self.blocked.is_empty() {
+            let blocked = std::mem::take(&mut self.blocked);
+            self.look_at(blocked.into_iter().collect(), false);
+        }
     }
 
     /// Loads the files `new` (and, when `changed` says a module was loaded or reloaded,
@@ -618,11 +655,16 @@ impl State {
                 match self.registry.load(&ModuleRef::from_path(&path), &settings) {
                     Ok(handle) => {
                         changed = true;
+                        self.blocked.remove(&path);
                         self.loaded.insert(path.clone(), (handle, stamp));
                         self.tell(WatchEvent::Loaded { path, handle });
                     }
                     Err(error @ RuntimeError::MissingDependency { .. }) => {
                         refused.push((path, error))
+                    }
+                    Err(error) if held_by_another(&error) => {
+                        self.blocked.insert(path.clone());
+                        self.tell(WatchEvent::Failed { path, error });
                     }
                     Err(error) => self.tell(WatchEvent::Failed { path, error }),
                 }
@@ -653,6 +695,9 @@ impl State {
             .reload(handle, &ModuleRef::from_path(&path), &self.policy)
         {
             Ok(reloaded) => {
+                // Its old version's name may be what a blocked file waits for.
+                self.freed = true;
+                self.blocked.remove(&path);
                 self.tell(WatchEvent::Reloaded {
                     path,
                     handle,
@@ -674,6 +719,9 @@ impl State {
                 false
             }
             Err(error) => {
+                if held_by_another(&error) {
+                    self.blocked.insert(path.clone());
+                }
                 self.tell(WatchEvent::Failed { path, error });
                 false
             }
@@ -685,6 +733,7 @@ impl State {
         match self.registry.unload(handle) {
             // Already unloaded by the host: nothing more to do.
             Ok(()) | Err(RuntimeError::UnknownHandle(_)) => {
+                self.freed = true;
                 self.tell(WatchEvent::Unloaded { path, handle })
             }
             Err(error) => self.tell(WatchEvent::Failed { path, error }),

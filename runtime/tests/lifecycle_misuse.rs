@@ -522,3 +522,109 @@ fn a_reload_asked_from_inside_a_reload_is_refused() {
     assert_eq!(tried.len(), 1, "{tried:?}");
     assert!(tried[0].contains("inside another reload"), "{tried:?}");
 }
+
+/// A file refused because another file's module holds what it needs (its name and
+/// version, or the runtime's last slot) was tried again only when it changed: once that
+/// module went (its file removed, as a build that writes the new file before removing
+/// the old one does, or a rename the watch sees in two looks), the directory held a
+/// module file and the runtime no module of it. It is tried again when a module the
+/// watch unloads or reloads frees what it waited for.
+#[test]
+fn a_file_refused_for_what_another_module_holds_loads_once_that_module_goes() {
+    use memlink_runtime::reload::ReloadPolicy;
+    use memlink_runtime::resolver::LocalResolver;
+    use memlink_runtime::RuntimeConfig;
+    let wait = Duration::from_secs(20);
+    let dir = fresh_dir("name_freed");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    let rt = Runtime::with_local_resolver();
+    let options = options().policy(ReloadPolicy::default().allow_changes(true));
+    let watch = rt.watch(&dir, options).unwrap();
+    let first = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    // The same module and version in a second file: refused, the name is taken.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter_copy"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "greeter_copy"));
+            assert!(matches!(error, RuntimeError::NameTaken { .. }), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first file goes: its module is unloaded, and the second file's loaded.
+    std::fs::remove_file(lib(&dir, "greeter")).unwrap();
+    match within(&watch, wait) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, first),
+        other => panic!("{other:?}"),
+    }
+    let second = match within(&watch, wait) {
+        WatchEvent::Loaded { path, handle } => {
+            assert_eq!(path, lib(&dir, "greeter_copy"));
+            handle
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rt.handle_of("greeter").unwrap(), second);
+
+    // A reload to the version another file serves is refused for the name too, and
+    // made once that version goes.
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter_two"));
+    let two = match within(&watch, wait) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter_two"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "greeter_two"));
+            assert!(matches!(error, RuntimeError::NameTaken { .. }), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let v = |h| rt.call_typed::<_, u32>(h, "version", &()).unwrap();
+    assert_eq!(v(two), 2, "the old version serves on meanwhile");
+    std::fs::remove_file(lib(&dir, "greeter_copy")).unwrap();
+    match within(&watch, wait) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, second),
+        other => panic!("{other:?}"),
+    }
+    match within(&watch, wait) {
+        WatchEvent::Reloaded { handle, .. } => assert_eq!(handle, two),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(v(two), 1, "the file's version serves");
+    assert_eq!(rt.handle_of("greeter@1").unwrap(), two);
+    drop(watch);
+
+    // A runtime full: the file waits for a slot an unload frees.
+    let dir = fresh_dir("slot_freed");
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    let rt = Runtime::new(RuntimeConfig::default().max_modules(1), LocalResolver);
+    let watch = rt.watch(&dir, options).unwrap();
+    let basic = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { error, .. } => {
+            assert!(
+                matches!(error, RuntimeError::TooManyModules { .. }),
+                "{error}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_file(lib(&dir, "basic")).unwrap();
+    match within(&watch, wait) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, basic),
+        other => panic!("{other:?}"),
+    }
+    match within(&watch, wait) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "greeter")),
+        other => panic!("{other:?}"),
+    }
+    rt.handle_of("greeter").unwrap();
+}
