@@ -19,7 +19,9 @@
 //! but is no file to load from (a directory, a FIFO, a symbolic link that leads nowhere
 //! or in a loop) is reported, and its module, if one was loaded from the file that was
 //! there, unloaded. A module refused because a module it calls is not loaded is tried
-//! again after a module loads or reloads, and only then (each try opens a fresh image).
+//! again after a module loads or reloads, and only then (each try opens a fresh image);
+//! so is a loaded module's new version refused for that reason (the old one serves
+//! meanwhile).
 //! A module refused because another holds its name and version (a second file of it,
 //! written before the first is removed), or the runtime's last slot, is tried again
 //! after the watch unloads or reloads a module.
@@ -500,8 +502,9 @@ struct State {
     /// The modules loaded from its files, with what each file was when last loaded or
     /// reloaded from.
     loaded: BTreeMap<PathBuf, (ModuleHandle, Option<Stamp>)>,
-    /// Files refused for a dependency not loaded yet: tried again after a load or a
-    /// reload (which may bring the dependency in), and then only.
+    /// Files refused for a dependency not loaded yet (a new file's module, or a loaded
+    /// module's new version): tried again after a load or a reload (which may bring the
+    /// dependency in), and then only.
     waiting: BTreeSet<PathBuf>,
     /// Files refused because another module holds what they need: their module's name
     /// and version, their file, or the runtime's last slot. Tried again once the watch
@@ -594,6 +597,7 @@ impl State {
             let loaded = self.loaded.get(&path).copied();
             match (Entry::of(&path), loaded) {
                 (Entry::Gone, Some((handle, _))) => {
+                    self.waiting.remove(&path);
                     self.blocked.remove(&path);
                     self.unload(path, handle);
                 }
@@ -636,15 +640,29 @@ impl State {
         // Load what can be loaded; a module refused for a dependency waits for a later
         // round, as long as each round loads something.
         loop {
+            // Whether a waiting file's new version was reloaded in this round.
+            let mut reloaded = false;
             if changed {
-                new.extend(std::mem::take(&mut self.waiting));
+                for path in std::mem::take(&mut self.waiting) {
+                    match self.loaded.get(&path).copied() {
+                        // A new version of a loaded module, refused for a dependency:
+                        // reloaded again (refused again, it waits again).
+                        Some((handle, _)) => {
+                            // Gone meanwhile: its removal's event unloads it.
+                            if let Ok(meta) = std::fs::metadata(&path) {
+                                reloaded |= self.reload(path, handle, Stamp::of(&meta));
+                            }
+                        }
+                        None => new.push(path),
+                    }
+                }
             }
             new.sort();
             new.dedup();
-            if new.is_empty() {
+            if new.is_empty() && !reloaded {
                 return;
             }
-            changed = false;
+            changed = reloaded;
             let mut refused = Vec::new();
             for path in new {
                 let stamp = match std::fs::metadata(&path) {
@@ -688,8 +706,9 @@ impl State {
     /// again, when the host had unloaded it).
     fn reload(&mut self, path: PathBuf, handle: ModuleHandle, stamp: Stamp) -> bool {
         // Tried once for what the file is now; a rescan tries it again only once it
-        // changes.
+        // changes (or, refused for a dependency, once a module loads or reloads).
         self.loaded.insert(path.clone(), (handle, Some(stamp)));
+        self.waiting.remove(&path);
         match self
             .registry
             .reload(handle, &ModuleRef::from_path(&path), &self.policy)
@@ -721,6 +740,11 @@ impl State {
             Err(error) => {
                 if held_by_another(&error) {
                     self.blocked.insert(path.clone());
+                }
+                // Its new version waits for what it calls, as a new file does; the old
+                // version serves meanwhile.
+                if matches!(error, RuntimeError::MissingDependency { .. }) {
+                    self.waiting.insert(path.clone());
                 }
                 self.tell(WatchEvent::Failed { path, error });
                 false

@@ -628,3 +628,58 @@ fn a_file_refused_for_what_another_module_holds_loads_once_that_module_goes() {
     }
     rt.handle_of("greeter").unwrap();
 }
+
+/// A changed file whose new version calls a module not loaded is refused, and its old
+/// version serves on. It was tried again only when the file changed again: the module
+/// it waited for loaded, and the old version went on serving though the file held the
+/// new one. It is tried again after a module loads or reloads, as a new file is
+/// (`tests/fixtures/depends_on.c`: the same module built to declare `greeter`, or not).
+#[test]
+fn a_reload_refused_for_a_dependency_is_made_once_the_dependency_loads() {
+    let source = ["runtime/tests/fixtures/depends_on.c"];
+    let alone = common::compile_c(&source, "libdepends_on_alone.so", true);
+    let needs = common::compile_c_with(
+        &source,
+        "libdepends_on_greeter.so",
+        true,
+        &["-DDEPENDS_ON_GREETER"],
+    );
+    let wait = Duration::from_secs(20);
+    let dir = fresh_dir("reload_waits");
+    install(&alone, &lib(&dir, "depends_on"));
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let h = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    let declared = |rt: &Runtime| -> Vec<String> {
+        common::de(&rt.call(h, "memlink_dependencies", &[]).unwrap())
+    };
+    assert!(declared(&rt).is_empty());
+    install(&needs, &lib(&dir, "depends_on"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "depends_on"));
+            assert!(
+                matches!(&error, RuntimeError::MissingDependency { dependency, .. } if dependency == "greeter"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(declared(&rt).is_empty(), "the old version serves on");
+    // The module it calls comes: it loads, and the waiting version takes over.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    match within(&watch, wait) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "greeter")),
+        other => panic!("{other:?}"),
+    }
+    match within(&watch, wait) {
+        WatchEvent::Reloaded { path, handle, .. } => {
+            assert_eq!((path, handle), (lib(&dir, "depends_on"), h));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(declared(&rt), ["greeter"], "the file's version serves");
+}
