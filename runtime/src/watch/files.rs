@@ -1,0 +1,369 @@
+//! What a watch knows of its directory's module files, and what it does when they
+//! come, change and go: the loads, reloads and unloads, and the files that wait for
+//! another module (one they call, or one that holds what they need).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+
+use super::event::WatchEvent;
+use crate::config::ModuleSettings;
+use crate::error::RuntimeError;
+use crate::handle::ModuleHandle;
+use crate::registry::Registry;
+use crate::reload::ReloadPolicy;
+use crate::resolver::ModuleRef;
+
+/// Whether `path` names a module file the watch cares about (its name UTF-8 or not: a
+/// file name is bytes, and `libgr\xfcn.so` is a module file too).
+pub(super) fn is_module_file(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .is_none_or(|n| n.as_encoded_bytes().starts_with(b"."));
+    !hidden
+        && path
+            .extension()
+            .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+}
+
+/// Whether `error` refused a file for what another loaded module holds (its module's
+/// name and version, its file, the runtime's last slot), which an unload or a reload may
+/// free.
+fn held_by_another(error: &RuntimeError) -> bool {
+    matches!(
+        error,
+        RuntimeError::NameTaken { .. }
+            | RuntimeError::AlreadyLoaded { .. }
+            | RuntimeError::TooManyModules { .. }
+    )
+}
+
+/// What a watch knows of its directory.
+pub(super) struct State {
+    registry: Arc<Registry>,
+    policy: ReloadPolicy,
+    /// The modules loaded from its files, with what each file was when last loaded or
+    /// reloaded from.
+    loaded: BTreeMap<PathBuf, (ModuleHandle, Option<Stamp>)>,
+    /// Files refused for a dependency not loaded yet (a new file's module, or a loaded
+    /// module's new version): tried again after a load or a reload (which may bring the
+    /// dependency in), and then only.
+    waiting: BTreeSet<PathBuf>,
+    /// Files refused because another module holds what they need: their module's name
+    /// and version, their file, or the runtime's last slot. Tried again once the watch
+    /// unloads or reloads a module (which may free it), and only then.
+    blocked: BTreeSet<PathBuf>,
+    /// Whether the watch unloaded or reloaded a module since `blocked` was last tried.
+    freed: bool,
+    events: SyncSender<WatchEvent>,
+    /// Events not told for want of room ([`DirectoryWatch::dropped`]).
+    dropped: Arc<AtomicU64>,
+}
+
+/// What a file was when looked at: a rescan reloads only the files that changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+        }
+    }
+}
+
+/// What is at a module file's path.
+enum Entry {
+    /// A regular file (or a link to one).
+    File(Stamp),
+    /// Nothing.
+    Gone,
+    /// Something that is no module file: a directory, a FIFO, a socket, a device, a
+    /// symbolic link that leads to no file (dangling, or a loop). Loading it says which.
+    Other,
+}
+
+impl Entry {
+    fn of(path: &Path) -> Entry {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => Entry::File(Stamp::of(&meta)),
+            Ok(_) => Entry::Other,
+            Err(_) if std::fs::symlink_metadata(path).is_ok() => Entry::Other,
+            Err(_) => Entry::Gone,
+        }
+    }
+}
+
+impl State {
+    /// A watch's state before its first look: nothing loaded, nothing waiting.
+    pub(super) fn new(
+        registry: Arc<Registry>,
+        policy: ReloadPolicy,
+        events: SyncSender<WatchEvent>,
+        dropped: Arc<AtomicU64>,
+    ) -> State {
+        State {
+            registry,
+            policy,
+            loaded: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            blocked: BTreeSet::new(),
+            freed: false,
+            events,
+            dropped,
+        }
+    }
+    /// Looks at every file again, those the directory holds now and those modules were
+    /// loaded from: events were lost, or the directory was replaced. Files unchanged
+    /// since their module was loaded are left alone.
+    pub(super) fn rescan(&mut self, dir: &Path) {
+        // A directory that cannot be read is told by `Watched::check` when it is gone.
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.extend(self.loaded.keys().cloned());
+        paths.sort();
+        paths.dedup();
+        self.look_at(paths, true);
+    }
+
+    /// Brings the modules of `paths` in step with the files: unloads the removed, reloads
+    /// the changed, loads the new (again and again while a load lets a waiting module's
+    /// dependency in).
+    pub(super) fn sync(&mut self, paths: Vec<PathBuf>) {
+        self.look_at(paths, false);
+    }
+
+    /// [`sync`](State::sync); with `rescan`, a file whose module was loaded from it as
+    /// it is now is not reloaded.
+    fn look_at(&mut self, paths: Vec<PathBuf>, rescan: bool) {
+        let mut new = Vec::new();
+        // Whether a module was loaded or reloaded: a waiting module may now find what
+        // it calls. Without one, trying them again would only open a fresh image of
+        // each (never unmapped) to be refused for the same reason.
+        let mut changed = false;
+        for path in paths.into_iter().filter(|p| is_module_file(p)) {
+            let loaded = self.loaded.get(&path).copied();
+            match (Entry::of(&path), loaded) {
+                (Entry::Gone, Some((handle, _))) => {
+                    self.waiting.remove(&path);
+                    self.blocked.remove(&path);
+                    self.unload(path, handle);
+                }
+                (Entry::Gone, None) => {
+                    self.waiting.remove(&path);
+                    self.blocked.remove(&path);
+                }
+                (Entry::File(stamp), Some((_, was))) if rescan && was == Some(stamp) => {}
+                (Entry::File(stamp), Some((handle, _))) => {
+                    changed |= self.reload(path, handle, stamp);
+                }
+                (Entry::File(_), None) => new.push(path),
+                // No module file any more: its module goes, and the load below tells
+                // what is there instead.
+                (Entry::Other, loaded) => {
+                    if let Some((handle, _)) = loaded {
+                        self.unload(path.clone(), handle);
+                    }
+                    self.waiting.remove(&path);
+                    self.blocked.remove(&path);
+                    new.push(path);
+                }
+            }
+        }
+        self.load_new(new, changed);
+        // A file refused for a name, a file or a slot another module held is tried again
+        // once a module went or changed version: else, with the module that held it
+        // gone (its file removed after the new one was written, say), the directory
+        // would hold a module file and the runtime no module of it.
+        if std::mem::take(&mut self.freed) && !self.blocked.is_empty() {
+            let blocked = std::mem::take(&mut self.blocked);
+            self.look_at(blocked.into_iter().collect(), false);
+        }
+    }
+
+    /// Loads the files `new` (and, when `changed` says a module was loaded or reloaded,
+    /// those waiting): round after round, while a round loads something, so that a
+    /// module refused for a dependency loaded later in the same look is let in.
+    fn load_new(&mut self, mut new: Vec<PathBuf>, mut changed: bool) {
+        // Load what can be loaded; a module refused for a dependency waits for a later
+        // round, as long as each round loads something.
+        loop {
+            // Whether a waiting file's new version was reloaded in this round.
+            let mut reloaded = false;
+            if changed {
+                for path in std::mem::take(&mut self.waiting) {
+                    match self.loaded.get(&path).copied() {
+                        // A new version of a loaded module, refused for a dependency:
+                        // reloaded again (refused again, it waits again).
+                        Some((handle, _)) => {
+                            // Gone meanwhile: its removal's event unloads it.
+                            if let Ok(meta) = std::fs::metadata(&path) {
+                                reloaded |= self.reload(path, handle, Stamp::of(&meta));
+                            }
+                        }
+                        None => new.push(path),
+                    }
+                }
+            }
+            new.sort();
+            new.dedup();
+            if new.is_empty() && !reloaded {
+                return;
+            }
+            changed = reloaded;
+            let mut refused = Vec::new();
+            for path in new {
+                let stamp = match std::fs::metadata(&path) {
+                    Ok(meta) => Some(Stamp::of(&meta)),
+                    Err(_) => None,
+                };
+                let settings = ModuleSettings::default().private_copy(true);
+                match self.registry.load(&ModuleRef::from_path(&path), &settings) {
+                    Ok(handle) => {
+                        changed = true;
+                        self.blocked.remove(&path);
+                        self.loaded.insert(path.clone(), (handle, stamp));
+                        self.tell(WatchEvent::Loaded { path, handle });
+                    }
+                    Err(error @ RuntimeError::MissingDependency { .. }) => {
+                        refused.push((path, error))
+                    }
+                    Err(error) if held_by_another(&error) => {
+                        self.blocked.insert(path.clone());
+                        self.tell(WatchEvent::Failed { path, error });
+                    }
+                    Err(error) => self.tell(WatchEvent::Failed { path, error }),
+                }
+            }
+            if !changed || refused.is_empty() {
+                for (path, error) in refused {
+                    self.waiting.insert(path.clone());
+                    self.tell(WatchEvent::Failed { path, error });
+                }
+                if !changed {
+                    return;
+                }
+                new = Vec::new();
+            } else {
+                new = refused.into_iter().map(|(p, _)| p).collect();
+            }
+        }
+    }
+
+    /// Reloads the module of `path`, now `stamp`; whether it was reloaded (or loaded
+    /// again, when the host had unloaded it).
+    fn reload(&mut self, path: PathBuf, handle: ModuleHandle, stamp: Stamp) -> bool {
+        // Tried once for what the file is now; a rescan tries it again only once it
+        // changes (or, refused for a dependency, once a module loads or reloads).
+        self.loaded.insert(path.clone(), (handle, Some(stamp)));
+        self.waiting.remove(&path);
+        match self
+            .registry
+            .reload(handle, &ModuleRef::from_path(&path), &self.policy)
+        {
+            Ok(reloaded) => {
+                // Its old version's name may be what a blocked file waits for.
+                self.freed = true;
+                self.blocked.remove(&path);
+                self.tell(WatchEvent::Reloaded {
+                    path,
+                    handle,
+                    reloaded,
+                });
+                true
+            }
+            Err(RuntimeError::UnknownHandle(_)) => {
+                // Unloaded by the host meanwhile: the file is new again.
+                self.loaded.remove(&path);
+                self.sync(vec![path]);
+                false
+            }
+            Err(RuntimeError::OtherModule { .. }) => {
+                // The file holds another module now: the one it held goes, and the one
+                // it holds comes, as if the file had been removed and another put there.
+                self.unload(path.clone(), handle);
+                self.sync(vec![path]);
+                false
+            }
+            Err(error) => {
+                if held_by_another(&error) {
+                    self.blocked.insert(path.clone());
+                }
+                // Its new version waits for what it calls, as a new file does; the old
+                // version serves meanwhile.
+                if matches!(error, RuntimeError::MissingDependency { .. }) {
+                    self.waiting.insert(path.clone());
+                }
+                self.tell(WatchEvent::Failed { path, error });
+                false
+            }
+        }
+    }
+
+    fn unload(&mut self, path: PathBuf, handle: ModuleHandle) {
+        self.loaded.remove(&path);
+        match self.registry.unload(handle) {
+            // Already unloaded by the host: nothing more to do.
+            Ok(()) | Err(RuntimeError::UnknownHandle(_)) => {
+                self.freed = true;
+                self.tell(WatchEvent::Unloaded { path, handle })
+            }
+            Err(error) => self.tell(WatchEvent::Failed { path, error }),
+        }
+    }
+
+    pub(super) fn tell(&self, event: WatchEvent) {
+        match &event {
+            WatchEvent::Failed { path, error } => {
+                tracing::warn!(target: "memlink::watch", path = %path.display(), "{error}");
+            }
+            other => tracing::info!(target: "memlink::watch", "{other:?}"),
+        }
+        // Never waiting for the host to read: an event with no room is dropped (it was
+        // logged above), and the watch goes on, as it does once the receiver is gone.
+        if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_library_files_are_modules() {
+        let ext = std::env::consts::DLL_EXTENSION;
+        assert!(is_module_file(Path::new(&format!("/m/libgreeter.{ext}"))));
+        assert!(is_module_file(Path::new(&format!(
+            "/m/greeter@1.2.0.{ext}"
+        ))));
+        assert!(!is_module_file(Path::new(&format!("/m/.libgreeter.{ext}"))));
+        assert!(!is_module_file(Path::new(&format!(
+            "/m/libgreeter.{ext}.partial"
+        ))));
+        assert!(!is_module_file(Path::new("/m/README.md")));
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let name = |b: &[u8]| Path::new("/m").join(std::ffi::OsStr::from_bytes(b));
+            assert!(is_module_file(&name(b"gr\xfcn.so")), "a name is bytes");
+            assert!(!is_module_file(&name(b".gr\xfcn.so")));
+        }
+    }
+}
