@@ -21,7 +21,10 @@
 //!
 //! Region layout: the [`PersistentHeader`], then one bit per 16 bytes of the region
 //! (`AtomicU64` words), then records. A record is a 16-byte record header (type tag,
-//! byte length) followed by its data, aligned on its address to its type (at least 16).
+//! number of values) followed by its data, aligned on its address to its type (at least
+//! 16). The header counts values, not bytes: any number of zero-sized values takes 0
+//! bytes, so a byte length would let a forged handle read more of them than were stored
+//! (one value of an uninhabited type out of an empty slice).
 
 use core::any::TypeId;
 use core::hash::{Hash, Hasher};
@@ -229,7 +232,7 @@ impl<'a> Persistent<'a> {
         unsafe {
             let record = self.base.as_ptr().add(data - RECORD_HEADER).cast::<u64>();
             record.write(tag::<T>());
-            record.add(1).write(bytes as u64);
+            record.add(1).write(n as u64);
             write(self.base.as_ptr().add(data).cast::<T>());
         }
         // Release: whoever sees the bit (Acquire) sees the record and its data.
@@ -294,11 +297,13 @@ impl<'a> Persistent<'a> {
         }
         // SAFETY: the bit is set, so a record header was written there before it was
         // published (Release/Acquire above) and is never written again.
-        let (found_tag, found_len) = unsafe {
+        let (found_tag, found_count) = unsafe {
             let record = self.base.as_ptr().add(offset - RECORD_HEADER).cast::<u64>();
             (record.read(), record.add(1).read())
         };
-        if found_tag != tag::<T>() || found_len != bytes as u64 || len != n as u64 {
+        // The count, not the byte length: they differ for zero-sized values, of which a
+        // record of none must not be read as one (see the module's documentation).
+        if found_tag != tag::<T>() || found_count != n as u64 || len != n as u64 {
             return Err(stale(&format!(
                 "the value at offset {offset} is not a {}",
                 core::any::type_name::<T>()

@@ -262,3 +262,34 @@ fn an_empty_value_at_the_end_of_the_region_is_outside_it() {
     };
     assert!(invalid(p.get_slice(empty)).contains("outside the region"));
 }
+
+/// A type no value of which exists: a `&Never` is undefined behaviour to read (`match
+/// *r {}`), so the region must never hand one out.
+#[derive(Clone, Copy)]
+enum Never {}
+
+/// A caller forges a longer handle to zero-sized values (`Ref` is `Deserialize`). Every
+/// length of them takes 0 bytes, so a record that knew only its byte length matched any
+/// length: an empty `[Never]`, stored without a value, read back as one `Never`, and a
+/// zero-sized type whose values are tokens (a proof its constructor ran) was conjured
+/// out of an empty slice.
+#[test]
+fn a_forged_length_of_zero_sized_values_is_refused() {
+    let mut region = Region::new(4096, 5);
+    let p = region.view();
+    let empty = p.store_slice::<Never>(&[]).unwrap();
+    assert!(p.get_slice(empty).unwrap().is_empty());
+    let forge = |len: u64| format!("[{},5,{len}]", empty.offset);
+    let longer: Ref<[Never]> = serde_json::from_str(&forge(1)).unwrap();
+    assert!(invalid(p.get_slice(longer)).contains("not a"));
+    let one: Ref<Never> = serde_json::from_str(&forge(1)).unwrap();
+    assert!(invalid(p.get(one)).contains("not a"));
+
+    let units = p.store_slice(&[(); 3]).unwrap();
+    let forge = |len: u64| format!("[{},5,{len}]", units.offset);
+    let more: Ref<[()]> = serde_json::from_str(&forge(4)).unwrap();
+    assert!(invalid(p.get_slice(more)).contains("not a"));
+    let fewer: Ref<[()]> = serde_json::from_str(&forge(2)).unwrap();
+    assert!(invalid(p.get_slice(fewer)).contains("not a"));
+    assert_eq!(p.get_slice(units).unwrap().len(), 3);
+}
