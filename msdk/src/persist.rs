@@ -20,18 +20,16 @@
 //! `OnceLock`, an atomic with release/acquire), as for any shared data.
 //!
 //! Region layout: the [`PersistentHeader`], then one bit per 16 bytes of the region
-//! (`AtomicU64` words), then records. A record is a 16-byte record header (type tag,
-//! number of values) followed by its data, aligned on its address to its type (at least
-//! 16). The header counts values, not bytes: any number of zero-sized values takes 0
-//! bytes, so a byte length would let a forged handle read more of them than were stored
-//! (one value of an uninhabited type out of an empty slice).
+//! (`AtomicU64` words), then records. A record is a 32-byte record header (the type's
+//! whole `TypeId`, the number of values) followed by its data, aligned on its address to
+//! its type (at least 16). The header counts values, not bytes: any number of zero-sized
+//! values takes 0 bytes, so a byte length would let a forged handle read more of them
+//! than were stored (one value of an uninhabited type out of an empty slice).
 
 use core::any::TypeId;
-use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::collections::hash_map::DefaultHasher;
 use std::fmt;
 
 use crate::abi::PersistentHeader;
@@ -39,8 +37,24 @@ use crate::error::{ModuleError, Result};
 
 /// Granule of the region: records start on multiples of it.
 const GRANULE: usize = 16;
-/// Size of a record's header.
-const RECORD_HEADER: usize = 16;
+/// What precedes a record's data, written once before the record is published.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RecordHeader {
+    /// The stored type, compared whole: a hash of it (64 bits of the `TypeId`, which
+    /// is what `TypeId`'s `Hash` feeds a hasher) would let two types whose hashes
+    /// collide read each other's bytes, and such a pair can be searched for offline.
+    /// Compared within one build: a region serves one load, of one image.
+    type_id: TypeId,
+    /// How many values of it follow.
+    count: u64,
+}
+
+/// Room a record's header takes: a whole number of granules, so data stays on one.
+const RECORD_HEADER: usize = size_of::<RecordHeader>().next_multiple_of(GRANULE);
+
+// The header sits `RECORD_HEADER` before data aligned to at least a granule.
+const _: () = assert!(align_of::<RecordHeader>() <= GRANULE);
 
 /// A handle to a value stored in the persistent region. `T` is the stored type (or
 /// `[T]` for a slice).
@@ -227,12 +241,17 @@ impl<'a> Persistent<'a> {
                 (end <= self.len).then_some(end as u64)
             })
             .map_err(|_| ModuleError::QuotaExceeded)?;
-        // SAFETY: the bump above gave this call `data - 16 .. end` alone, inside the
-        // region; nothing reads it before the bitmap bit is set below.
+        // SAFETY: the bump above gave this call `data - RECORD_HEADER .. end` alone,
+        // inside the region (`data` is at least `start + RECORD_HEADER`); the header's
+        // place is aligned for it (`data` is on a granule, `RECORD_HEADER` a multiple of
+        // one, see the assertion on `RecordHeader`) and `data` for `T` (`align`);
+        // nothing reads any of it before the bitmap bit is set below.
         unsafe {
-            let record = self.base.as_ptr().add(data - RECORD_HEADER).cast::<u64>();
-            record.write(tag::<T>());
-            record.add(1).write(n as u64);
+            let record = self.base.as_ptr().add(data - RECORD_HEADER);
+            record.cast::<RecordHeader>().write(RecordHeader {
+                type_id: TypeId::of::<T>(),
+                count: n as u64,
+            });
             write(self.base.as_ptr().add(data).cast::<T>());
         }
         // Release: whoever sees the bit (Acquire) sees the record and its data.
@@ -295,15 +314,20 @@ impl<'a> Persistent<'a> {
         if self.bitmap_word(offset).load(Ordering::Acquire) & bit(offset) == 0 {
             return Err(stale(&format!("no value starts at offset {offset}")));
         }
-        // SAFETY: the bit is set, so a record header was written there before it was
-        // published (Release/Acquire above) and is never written again.
-        let (found_tag, found_count) = unsafe {
-            let record = self.base.as_ptr().add(offset - RECORD_HEADER).cast::<u64>();
-            (record.read(), record.add(1).read())
+        // SAFETY: the bit is set, so `store_with` wrote a `RecordHeader` there, in
+        // bounds and aligned (`offset` is on a granule and at least `data_start +
+        // RECORD_HEADER`, checked above), before it was published (Release/Acquire
+        // above); it is never written again.
+        let found = unsafe {
+            self.base
+                .as_ptr()
+                .add(offset - RECORD_HEADER)
+                .cast::<RecordHeader>()
+                .read()
         };
         // The count, not the byte length: they differ for zero-sized values, of which a
         // record of none must not be read as one (see the module's documentation).
-        if found_tag != tag::<T>() || found_count != n as u64 || len != n as u64 {
+        if found.type_id != TypeId::of::<T>() || found.count != n as u64 || len != n as u64 {
             return Err(stale(&format!(
                 "the value at offset {offset} is not a {}",
                 core::any::type_name::<T>()
@@ -341,14 +365,6 @@ fn data_start(len: usize) -> usize {
 
 fn bit(offset: usize) -> u64 {
     1 << ((offset / GRANULE) % 64)
-}
-
-/// Identifies `T` within this build of the module.
-fn tag<T: 'static>() -> u64 {
-    let mut h = DefaultHasher::new();
-    TypeId::of::<T>().hash(&mut h);
-    (size_of::<T>(), align_of::<T>()).hash(&mut h);
-    h.finish()
 }
 
 fn stale(why: &str) -> ModuleError {
