@@ -153,7 +153,21 @@ impl std::fmt::Display for CannotAllocate {
     }
 }
 
-static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// A generation no other region of this process has had, and most likely none of another
+/// process: a count from a random start. Counted from 1 in every process, the first
+/// region of each run had the same generation, and a `Ref` a module saved (in a file, in
+/// a state another run restores) resolved in the next run's region, to whatever record
+/// of its type lay at its offset there.
+fn next_generation() -> u64 {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+    });
+    start.wrapping_add(NEXT_GENERATION.fetch_add(1, Ordering::Relaxed))
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -180,7 +194,7 @@ impl PersistentRegion {
         let len = len.max(size_of::<abi::PersistentHeader>());
         let mut buf = AlignedBuf::try_zeroed(len).ok_or(CannotAllocate(len))?;
         let ptr = buf.as_mut_ptr();
-        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        let generation = next_generation();
         // SAFETY: the buffer is 64-aligned (as `PersistentHeader` needs), at least one
         // header long, zeroed, and not shared with anyone yet.
         unsafe { (*ptr.cast::<abi::PersistentHeader>()).generation = generation };
@@ -482,5 +496,26 @@ impl Module {
     #[inline]
     pub(crate) fn is_retired(&self) -> bool {
         self.gate.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generations count from a random start: counted from 1, every run's first region
+    /// had generation 1, and a `Ref` saved by one run resolved in the next.
+    #[test]
+    fn generations_count_from_a_random_start() {
+        let generation = |r: &PersistentRegion| {
+            // SAFETY: the region starts with its header, written when it was made.
+            unsafe { (*r.ptr.cast::<abi::PersistentHeader>()).generation }
+        };
+        let a = PersistentRegion::new(4096).unwrap().unwrap();
+        let b = PersistentRegion::new(4096).unwrap().unwrap();
+        let (a, b) = (generation(&a), generation(&b));
+        assert_ne!(a, b, "no two regions share one");
+        // A random start is below 2^32 once in 2^32 runs; a count from 1 always was.
+        assert!(a > u64::from(u32::MAX), "{a}");
     }
 }
