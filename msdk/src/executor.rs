@@ -248,6 +248,12 @@ pub(crate) mod runtime {
 
     /// Starts the runtime if it is not running: one worker thread drives timers and
     /// I/O; futures themselves are polled on the calling threads.
+    ///
+    /// Every driver the module's tokio is built with is enabled, not only the timer:
+    /// the SDK asks tokio for no I/O, but the module's tokio is one crate with the
+    /// features of all its users, so a module that enables `net` (or `process`,
+    /// `signal`) for its own exports gets sockets that work, rather than a panic that
+    /// "IO is disabled".
     pub(crate) fn start() -> std::io::Result<()> {
         let mut slot = lock();
         if slot.is_none() {
@@ -255,7 +261,7 @@ pub(crate) mod runtime {
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .thread_name("memlink-module-io")
-                    .enable_time()
+                    .enable_all()
                     .build()?,
             );
             GENERATION.fetch_add(1, Ordering::Release);

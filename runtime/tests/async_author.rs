@@ -1,0 +1,131 @@
+//! Async exports that use tokio's own APIs (tasks, blocking work, channels, locks,
+//! sockets, timeouts, `select!`), called through the host: what the SDK's README
+//! promises when it says async exports are supported.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mp;
+use memlink_runtime::{CallOptions, ModuleError, ModuleRef, Runtime, RuntimeConfig};
+
+fn load() -> (Runtime, memlink_runtime::ModuleHandle) {
+    common::load("async_author")
+}
+
+/// Calls `method` with `args` and decodes its result, within [`in_time`].
+fn call<R: serde::de::DeserializeOwned>(
+    rt: &Runtime,
+    h: memlink_runtime::ModuleHandle,
+    method: &str,
+    args: &impl serde::Serialize,
+) -> Result<R, memlink_runtime::RuntimeError> {
+    rt.call_with(h, method, &mp(args), &in_time())
+        .map(|out| common::de(&out))
+}
+
+/// Every call here is given a deadline far away, so that one that hangs fails instead.
+fn in_time() -> CallOptions {
+    CallOptions::default().timeout(common::HANG)
+}
+
+#[test]
+fn io_on_the_modules_runtime_works() {
+    let (rt, h) = load();
+    // A lone `Vec<u8>` argument and result are the call's raw bytes.
+    let out = rt
+        .call_with(h, "over_socket", &[1, 2, 3], &in_time())
+        .unwrap();
+    assert_eq!(out, [1, 2, 3]);
+}
+
+#[test]
+fn tasks_blocking_work_timeouts_and_select_work() {
+    let (rt, h) = load();
+    let spawned: u64 = call(&rt, h, "spawned_double", &(21u64,)).unwrap();
+    assert_eq!(spawned, 42);
+    let blocking: u64 = call(&rt, h, "blocking_double", &(4u64,)).unwrap();
+    assert_eq!(blocking, 8);
+    let fired: bool = call(&rt, h, "timeout_fires", &(1u64,)).unwrap();
+    assert!(fired);
+    let first: u8 = call(&rt, h, "first_of_two", &()).unwrap();
+    assert_eq!(first, 0);
+    let yielded: u64 = call(&rt, h, "yields", &(1000u64,)).unwrap();
+    assert_eq!(yielded, 1000);
+    let not_send: u64 = call(&rt, h, "not_send", &(1u64,)).unwrap();
+    assert_eq!(not_send, 2);
+}
+
+#[test]
+fn a_panic_after_an_await_fails_that_call_only() {
+    let (rt, h) = load();
+    let err = rt
+        .call_with(h, "panics_after_await", &mp(&()), &in_time())
+        .unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Panic(m)) if m.contains("late panic")),
+        "{err}"
+    );
+    let caught: bool = call(&rt, h, "spawned_panic_is_caught", &()).unwrap();
+    assert!(caught, "a spawned task's panic reaches its join handle");
+    let still: u64 = call(&rt, h, "spawned_double", &(1u64,)).unwrap();
+    assert_eq!(still, 2, "the module keeps serving");
+}
+
+#[test]
+fn a_task_started_by_one_call_serves_later_ones() {
+    let (rt, h) = load();
+    call::<()>(&rt, h, "start_worker", &()).unwrap();
+    // From other threads too: the task runs on the module's runtime, not the caller's.
+    let sums: Vec<u64> = std::thread::scope(|s| {
+        (0..4)
+            .map(|_| s.spawn(|| call::<u64>(&rt, h, "to_worker", &(1u64,))))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect()
+    });
+    let mut sums = sums;
+    sums.sort_unstable();
+    assert_eq!(sums.len(), 4);
+    assert!(sums.windows(2).all(|w| w[0] < w[1]), "{sums:?}");
+}
+
+#[test]
+fn a_lock_held_by_a_cancelled_call_is_released() {
+    let (rt, h) = load();
+    let short = CallOptions::default().timeout(Duration::from_millis(20));
+    let err = rt
+        .call_with(h, "hold_lock", &mp(&(10_000u64,)), &short)
+        .unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "{err}"
+    );
+    // The cancelled future dropped its guard: the next holder gets the lock.
+    let held: u64 = call(&rt, h, "hold_lock", &(0u64,)).unwrap();
+    assert!(held >= 1);
+}
+
+#[test]
+fn async_recursion_through_the_host_stops_at_the_depth_limit() {
+    let rt = Runtime::new(
+        RuntimeConfig::default().max_call_depth(4),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(common::module_copy("async_author", "async_author_self")),
+            "me",
+        )
+        .unwrap();
+    let depth: u32 = call(&rt, h, "recurse", &("me", 2u32)).unwrap();
+    assert_eq!(depth, 2);
+    let err = rt
+        .call_with(h, "recurse", &mp(&("me", 100u32)), &in_time())
+        .unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::MaxCallDepthExceeded)),
+        "{err}"
+    );
+}
