@@ -149,6 +149,9 @@ struct Local {
     /// The generation of the runtime this thread has entered for good (0: none).
     #[cfg(feature = "async")]
     entered: Cell<u64>,
+    /// How this thread entered that runtime, left when it enters the next one.
+    #[cfg(feature = "async")]
+    stay: Cell<Option<runtime::Stay>>,
 }
 
 thread_local! {
@@ -158,6 +161,8 @@ thread_local! {
             depth: Cell::new(0),
             #[cfg(feature = "async")]
             entered: Cell::new(0),
+            #[cfg(feature = "async")]
+            stay: Cell::new(None),
         }
     };
 }
@@ -225,11 +230,12 @@ fn poll_until<F: Future>(
 pub(crate) mod runtime {
     //! The module's tokio runtime.
 
+    use std::mem::ManuallyDrop;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use tokio::runtime::{Handle, Runtime};
+    use tokio::runtime::{EnterGuard, Handle, Runtime};
 
     use super::Local;
 
@@ -325,20 +331,64 @@ pub(crate) mod runtime {
                 slot.as_ref().map(|rt| rt.handle().clone())?,
             )
         };
-        let ours = local.map_or(0, |l| l.entered.get());
+        // A thread tearing its locals down has nowhere to keep a context: one call's.
+        let Some(local) = local else {
+            return Some(handle);
+        };
         // A context this function set earlier (for a runtime since restarted) is ours to
         // replace; any other is not.
-        if ours == 0 && Handle::try_current().is_ok() {
+        let ours = local.stay.take();
+        if ours.is_none() && Handle::try_current().is_ok() {
             return Some(handle);
         }
-        // Never left: the guard restores the previous context only when dropped. A
-        // thread that re-enters after a restart keeps the old guard's handle (a
-        // reference to a stopped runtime) alive until it exits.
-        core::mem::forget(handle.enter());
-        if let Some(local) = local {
-            local.entered.set(generation);
+        // Left before the next is entered, rather than entered on top of: each context
+        // entered keeps the one it replaced until it is left, so a thread that entered
+        // every restart's runtime for good kept every stopped runtime (its I/O driver,
+        // its timers, its queues) alive, some 30 KB a load of the module.
+        if let Some(old) = ours {
+            old.leave();
         }
+        local.stay.set(Some(Stay::enter(handle)));
+        local.entered.set(generation);
         None
+    }
+
+    /// A thread's stay in a runtime's context: the guard that entered it, and the handle
+    /// the guard borrows.
+    ///
+    /// Never dropped, only left ([`Stay::leave`]): dropping the guard touches tokio's
+    /// thread-local context, which may already be gone when the thread's locals are torn
+    /// down. A thread that ends in the context keeps its last runtime's handle, as tokio
+    /// itself would.
+    pub(super) struct Stay {
+        guard: ManuallyDrop<EnterGuard<'static>>,
+        handle: ManuallyDrop<Box<Handle>>,
+    }
+
+    impl Stay {
+        fn enter(handle: Handle) -> Stay {
+            let handle = Box::new(handle);
+            // SAFETY: the guard borrows the boxed handle, which stays at its address and
+            // alive until `leave` drops it, after the guard; `Stay` has no drop glue, so
+            // nothing else ends either.
+            let guard = unsafe {
+                core::mem::transmute::<EnterGuard<'_>, EnterGuard<'static>>(handle.enter())
+            };
+            Stay {
+                guard: ManuallyDrop::new(guard),
+                handle: ManuallyDrop::new(handle),
+            }
+        }
+
+        /// Leaves the runtime's context, restoring the one the thread had before (none),
+        /// and drops the handle. Called at the thread's outermost `block_on`: the runtime
+        /// restarts only while none of the image's calls run, so no context entered
+        /// later is still in place above this one.
+        fn leave(self) {
+            let Stay { guard, handle } = self;
+            drop(ManuallyDrop::into_inner(guard));
+            drop(ManuallyDrop::into_inner(handle));
+        }
     }
 }
 
