@@ -129,3 +129,32 @@ fn async_recursion_through_the_host_stops_at_the_depth_limit() {
         "{err}"
     );
 }
+
+/// A task the module spawned ends when the module is unloaded (its runtime stops), and
+/// the image loaded again serves async exports on the threads that called it before.
+#[test]
+fn a_spawned_task_ends_with_the_module_and_a_second_load_serves() {
+    let path = common::module_copy("async_author", "async_author_unloaded");
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(&path)).unwrap();
+    call::<()>(&rt, h, "start_ticking", &()).unwrap();
+    let ticks = |rt: &Runtime, h| call::<u64>(rt, h, "ticks", &()).unwrap();
+    let start = std::time::Instant::now();
+    while ticks(&rt, h) < 3 {
+        assert!(start.elapsed() < common::HANG, "the task never ticked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    rt.unload(h).unwrap();
+    let h = rt.load(ModuleRef::from_path(&path)).unwrap();
+    let after_unload = ticks(&rt, h);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        ticks(&rt, h),
+        after_unload,
+        "the task stopped with its runtime"
+    );
+    let doubled: u64 = call(&rt, h, "spawned_double", &(3u64,)).unwrap();
+    assert_eq!(doubled, 6);
+    let out = rt.call_with(h, "over_socket", &[9], &in_time()).unwrap();
+    assert_eq!(out, [9]);
+}
