@@ -847,18 +847,7 @@ fn a_worker_started_again_as_the_daemon_stops_is_stopped_too() {
 /// without a deadline hung until the file was restored).
 #[test]
 fn calls_to_a_worker_that_cannot_be_started_again_fail_at_once_saying_why() {
-    let dir = common::scratch_dir();
-    let file = dir.join("libbasic.so");
-    std::fs::copy(common::module_path("basic"), &file).unwrap();
-    let toml = format!(
-        "[[modules]]\nname = \"basic\"\npath = {file:?}\nlimits = {{ open_files = 256 }}\n\
-         [[modules]]\nname = \"hazards\"\npath = {:?}\n",
-        common::module_path("hazards"),
-    );
-    let daemon = Daemon::start(Setup {
-        toml,
-        ..Setup::default()
-    });
+    let (file, daemon) = common::basic_in_its_own_worker(false);
     let client = Client::connect(&daemon.socket).unwrap();
     let basic = client.module("basic").unwrap();
     let hazards = client.module("hazards").unwrap();
@@ -869,9 +858,7 @@ fn calls_to_a_worker_that_cannot_be_started_again_fail_at_once_saying_why() {
         3
     );
     // The file is replaced (renamed over, as a build would), then the worker dies.
-    let broken = dir.join("libbasic.so.new");
-    std::fs::write(&broken, b"not a library").unwrap();
-    std::fs::rename(&broken, &file).unwrap();
+    common::break_library(&file);
     signal(daemon.worker_pid_named("basic"), Signal::KILL);
     wait_log(&daemon, "calls to the worker's modules fail at once");
     // No deadline: the call must not wait for a worker that is not coming.
@@ -894,7 +881,7 @@ fn calls_to_a_worker_that_cannot_be_started_again_fail_at_once_saying_why() {
         "{err}"
     );
     // Whole again: the worker is started again (tries are seconds apart), and serves.
-    let whole = dir.join("libbasic.so.new");
+    let whole = file.with_extension("so.new");
     std::fs::copy(common::module_path("basic"), &whole).unwrap();
     std::fs::rename(&whole, &file).unwrap();
     let until = Instant::now() + Duration::from_secs(30);

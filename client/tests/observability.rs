@@ -377,27 +377,13 @@ fn client_figure(body: &str, family: &str) -> u64 {
 /// an error, and counts in its figures as the worker would count it.
 #[test]
 fn calls_answered_for_a_worker_that_is_down_count_in_the_clients_figures() {
-    let dir = common::scratch_dir();
-    let file = dir.join("libbasic.so");
-    std::fs::copy(common::module_path("basic"), &file).unwrap();
-    let toml = format!(
-        "[[modules]]\nname = \"basic\"\npath = {file:?}\nlimits = {{ open_files = 256 }}\n\
-         [[modules]]\nname = \"hazards\"\npath = {:?}\n",
-        common::module_path("hazards"),
-    );
-    let daemon = Daemon::start(Setup {
-        toml,
-        metrics: true,
-        ..Setup::default()
-    });
+    let (file, daemon) = common::basic_in_its_own_worker(true);
     let client = Client::connect(&daemon.socket).unwrap();
     let basic = client.module("basic").unwrap();
     client.call(basic, "echo", b"hi").unwrap();
     // The file is replaced by one that is no library, then the worker dies: it cannot be
     // started again, and the daemon answers its calls.
-    let broken = dir.join("libbasic.so.new");
-    std::fs::write(&broken, b"not a library").unwrap();
-    std::fs::rename(&broken, &file).unwrap();
+    common::break_library(&file);
     common::signal(
         daemon.worker_pid_named("basic"),
         rustix::process::Signal::KILL,

@@ -109,6 +109,33 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
+/// A daemon serving a copy of `basic` (`libbasic.so` in a directory of its own, returned)
+/// in a worker of its own, beside `hazards` in the main one: a test can break the copy
+/// ([`break_library`]) so that its worker cannot be started again.
+pub fn basic_in_its_own_worker(metrics: bool) -> (PathBuf, Daemon) {
+    let dir = scratch_dir();
+    let file = dir.join("libbasic.so");
+    std::fs::copy(module_path("basic"), &file).unwrap();
+    let toml = format!(
+        "[[modules]]\nname = \"basic\"\npath = {file:?}\nlimits = {{ open_files = 256 }}\n\
+         [[modules]]\nname = \"hazards\"\npath = {:?}\n",
+        module_path("hazards"),
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        metrics,
+        ..Setup::default()
+    });
+    (file, daemon)
+}
+
+/// Replaces `file` by one that is no library, renamed over it as a build would.
+pub fn break_library(file: &std::path::Path) {
+    let broken = file.with_extension("so.new");
+    std::fs::write(&broken, b"not a library").unwrap();
+    std::fs::rename(&broken, file).unwrap();
+}
+
 /// A running `memlink serve`, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Daemon {
     pub child: Child,
