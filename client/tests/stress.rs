@@ -1062,3 +1062,60 @@ fn callers_busy_when_the_daemon_is_told_to_stop_all_get_an_end() {
     let panics = daemon_panics(&daemon);
     assert!(panics.is_empty(), "{}", daemon.log_text());
 }
+
+/// A caller waiting for a free slot when the daemon (with its worker) is killed: the
+/// call holding the slot ends with the daemon gone, and leaves its slot to the dead
+/// daemon (`Running` for good, never recovered). The waiter must not wait for that slot
+/// forever, though it has no deadline: it is told the daemon went away.
+#[test]
+fn a_caller_waiting_for_a_slot_when_the_daemon_is_killed_is_not_left_waiting() {
+    let daemon = start(&["basic", "hazards"]);
+    let d = Arc::clone(&daemon);
+    let (holder, waiter) = bounded(&daemon, "a caller waiting for a slot", move || {
+        // One slot, and a reconnect timeout too short to find a new daemon: the
+        // waiter's call fails rather than being served by the next daemon.
+        let config = ClientConfig::default()
+            .slots(1)
+            .reconnect_timeout(Duration::ZERO);
+        let client = Client::with_config(&d.socket, config).unwrap();
+        let basic = client.module("basic").unwrap();
+        let hazards = client.module("hazards").unwrap();
+        let worker = d.worker_pid();
+        let waiting = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let holder = s.spawn(|| {
+                client
+                    .typed::<(u64,), u64>(hazards, "hold")
+                    .unwrap()
+                    .call_with(&(60_000,), &CallOptions::default())
+            });
+            while !d.log_text().contains("holding") {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let waiter = s.spawn(|| {
+                waiting.store(true, Ordering::Relaxed);
+                client.call_typed::<_, u32>(basic, "add", &(1u32, 2u32))
+            });
+            while !waiting.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+            // Gives the waiter the time to reach the wait for the slot; were it not
+            // there yet, it would find the daemon gone on its way and the test would
+            // pass without testing the wait.
+            std::thread::sleep(Duration::from_millis(200));
+            signal(worker, Signal::KILL);
+            signal(d.pid(), Signal::KILL);
+            (holder.join().unwrap(), waiter.join().unwrap())
+        })
+    });
+    let holder = holder.unwrap_err();
+    assert!(
+        matches!(holder, RuntimeError::DaemonGone { .. }),
+        "{holder}"
+    );
+    let waiter = waiter.unwrap_err();
+    assert!(
+        matches!(waiter, RuntimeError::DaemonGone { .. }),
+        "{waiter}"
+    );
+}

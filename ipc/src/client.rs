@@ -188,6 +188,15 @@ impl Connection {
                     submitted: false,
                 });
             }
+            // Every slot is in use. A daemon gone for good never completes the calls it
+            // left `Running`, so their slots never come back: a caller without a deadline
+            // would wait forever. Checked only here, when no slot is free, off the path
+            // of a call that finds one.
+            if !self.alive() {
+                return Err(CallError::NotTaken(
+                    "it went away while the call waited for a free slot".into(),
+                ));
+            }
             let wait = match deadline {
                 Some(d) => {
                     let now = Instant::now();
