@@ -495,7 +495,9 @@ impl Client {
     fn connection_until(&self, deadline: Option<Instant>) -> Result<Arc<Connection>, CallError> {
         if let Some(conn) = &*self.conn.read().unwrap_or_else(|p| p.into_inner()) {
             let idle = clock::coarse_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
-            if idle < IDLE_CHECK || conn.alive() {
+            // An inherited connection (this process forked from the one that made it)
+            // is the parent's: a new one is made, whatever the idle time says.
+            if (idle < IDLE_CHECK && !conn.inherited()) || conn.alive() {
                 return Ok(Arc::clone(conn));
             }
         }

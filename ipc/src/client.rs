@@ -6,8 +6,8 @@ use std::io;
 use std::ops::Deref;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use rustix::net::{recv, RecvFlags};
@@ -66,9 +66,32 @@ impl Default for Waiting {
     }
 }
 
+/// How many times this process's ancestors forked on the way to it, since the first
+/// connection was made: bumped in a child by the handler [`watch_forks`] registers.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked() {
+    // Async-signal-safe, as a child's fork handler of a threaded process must be.
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Registers [`forked`] to run in every child forked from now on (once per process).
+fn watch_forks() {
+    static WATCH: Once = Once::new();
+    WATCH.call_once(|| {
+        // SAFETY: `forked` is a plain function that only bumps an atomic; it stays
+        // valid for the life of the process. A registration that fails (no memory)
+        // leaves forks unnoticed, as before.
+        unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+    });
+}
+
 /// One connection to a daemon, shared by any number of threads.
 #[derive(Debug)]
 pub struct Connection {
+    /// [`FORKS`] when it was made: a child of this process inherits the connection (its
+    /// socket and its segment, slots the parent goes on using), but must not use it.
+    forks: u64,
     stream: UnixStream,
     segment: Segment,
     welcome: Welcome,
@@ -145,10 +168,12 @@ impl Connection {
                 welcome.version
             )));
         }
+        watch_forks();
         let fd = fd.ok_or_else(|| CallError::Gone("the welcome came without a segment".into()))?;
         let segment = Segment::map(&fd, welcome.geometry).map_err(gone)?;
         let free = (0..welcome.geometry.slots).rev().collect();
         Ok(Arc::new(Connection {
+            forks: FORKS.load(Ordering::Relaxed),
             stream,
             segment,
             welcome,
@@ -254,9 +279,20 @@ impl Connection {
         self.segment.header().ring_if_sleeping(worker);
     }
 
+    /// Whether this process inherited the connection from the one that made it (it
+    /// forked since): the slots are that process's, which goes on using them, and the
+    /// socket is shared with it. A child connects on its own instead.
+    pub fn inherited(&self) -> bool {
+        FORKS.load(Ordering::Relaxed) != self.forks
+    }
+
     /// Whether the daemon is still there: its end of the socket is open and it has not
-    /// closed the connection.
+    /// closed the connection. A connection this process [`inherited`](Self::inherited)
+    /// is not this process's to use, and counts as gone.
     pub fn alive(&self) -> bool {
+        if self.inherited() {
+            return false;
+        }
         if self.segment.header().closed.load(Ordering::Acquire) != 0 {
             return false;
         }
