@@ -114,7 +114,9 @@ impl WatchOptions {
 }
 
 /// A directory being watched ([`Runtime::watch`](crate::Runtime::watch)); dropping it
-/// stops the watch, and leaves its modules loaded.
+/// stops the watch, and leaves its modules loaded. Dropped inside a call (from a log
+/// sink or an interceptor), it does not wait for what the watch is doing (an unload or
+/// a reload may be waiting for that call): that ends after the drop returns.
 #[derive(Debug)]
 pub struct DirectoryWatch {
     events: Receiver<WatchEvent>,
@@ -148,7 +150,12 @@ impl DirectoryWatch {
 impl Drop for DirectoryWatch {
     fn drop(&mut self) {
         drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
+        // Inside a call (a log sink's, an interceptor's), the watch's thread may be
+        // unloading or reloading a module that call holds, waiting for it to leave:
+        // waiting for the thread here would wait for ever. It is let go instead; told
+        // to stop, it ends once what it is doing is done.
+        let in_a_call = !crate::thread::with(|thread| thread.idle());
+        if let Some(thread) = self.thread.take().filter(|_| !in_a_call) {
             let _ = thread.join();
         }
     }

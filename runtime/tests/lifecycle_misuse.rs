@@ -683,3 +683,79 @@ fn a_reload_refused_for_a_dependency_is_made_once_the_dependency_loads() {
     }
     assert_eq!(declared(&rt), ["greeter"], "the file's version serves");
 }
+
+/// A watch dropped from a log sink, inside a call to a module the watch is unloading
+/// (its file was removed), returns: the watch's thread waits for that very call to
+/// leave the module, so waiting for the thread there would wait for ever. Before, the
+/// drop joined the thread and the call, the unload and the host hung.
+#[test]
+fn a_watch_dropped_inside_a_call_it_waits_for_does_not_wait_for_itself() {
+    use std::sync::{mpsc, Arc, Mutex, OnceLock};
+
+    use memlink_runtime::{LogEvent, LogSink, ModuleHandle, RuntimeConfig};
+
+    /// On the module's first record: removes its file, waits for the watch to start
+    /// unloading it (a call from another thread is refused), then drops the watch.
+    #[derive(Default)]
+    struct DropsTheWatch {
+        watch: Mutex<Option<DirectoryWatch>>,
+        target: OnceLock<(Runtime, ModuleHandle, PathBuf)>,
+    }
+    impl LogSink for DropsTheWatch {
+        fn record(&self, event: &LogEvent<'_>) {
+            let Some(watch) = self.watch.lock().unwrap().take() else {
+                return;
+            };
+            assert_eq!(event.module, "basic");
+            let (rt, h, file) = self.target.get().expect("set before the call").clone();
+            std::fs::remove_file(&file).unwrap();
+            // Another thread, not in this call: its calls are refused once the unload
+            // closed the module to new calls, and the unload then waits for this one.
+            std::thread::spawn(move || {
+                while rt.call(h, "noop", b"").is_ok() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+            .join()
+            .unwrap();
+            drop(watch);
+        }
+    }
+
+    let dir = fresh_dir("dropped-inside-a-call");
+    let file = lib(&dir, "basic");
+    install(&module_path("basic"), &file);
+    let sink = Arc::new(DropsTheWatch::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let watch = rt.watch(&dir, options()).unwrap();
+    let h = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    let _ = sink.target.set((rt.clone(), h, file.clone()));
+    *sink.watch.lock().unwrap() = Some(watch);
+    let (done, ended) = mpsc::channel();
+    let caller = rt.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(caller.call(h, "chatty", &common::mp(&(1u32,))).map(drop));
+    });
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let called = ended
+        .recv_timeout(common::HANG)
+        .expect("the call whose sink dropped the watch returned");
+    called.unwrap();
+    assert!(sink.watch.lock().unwrap().is_none(), "the sink dropped it");
+    // The unload the watch began ends once the call is over: the module goes.
+    let mut gone = false;
+    for _ in 0..12_000 {
+        if rt.modules().iter().all(|(_, m)| m.name != "basic") {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(gone, "the unload the watch began ended");
+}
