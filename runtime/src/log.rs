@@ -37,6 +37,7 @@ pub struct LogEvent<'a> {
 /// calls log, and so call again, stops at `max_call_depth`. The record of a caught panic
 /// comes once the call is over: the sink's calls then go one level deeper and carry its
 /// trace, not its deadline, and the module may not be unloaded or reloaded from there.
+/// A panic of the sink goes no further than the record it was given.
 pub trait LogSink: Send + Sync {
     /// One record.
     fn record(&self, event: &LogEvent<'_>);
@@ -68,19 +69,24 @@ pub(crate) fn panicked(
     (trace_id, span_id): (u64, u64),
     sink: Option<&dyn LogSink>,
 ) {
-    tracing::error!(target: "memlink::panic", module, method, trace_id, span_id, "panicked: {message}");
-    if let Some(sink) = sink {
-        let text = format!("panicked: {message}");
-        sink.record(&LogEvent {
-            level: tracing::Level::ERROR,
-            module,
-            method,
-            message: &text,
-            fields: Vec::new(),
-            trace_id,
-            span_id,
-        });
-    }
+    // A sink or subscriber that panics goes no further, as from any other record: this
+    // runs inside the call, before the call's breaker hears how it went, and unwinding
+    // from here left a trial call's breaker half-open for good.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tracing::error!(target: "memlink::panic", module, method, trace_id, span_id, "panicked: {message}");
+        if let Some(sink) = sink {
+            let text = format!("panicked: {message}");
+            sink.record(&LogEvent {
+                level: tracing::Level::ERROR,
+                module,
+                method,
+                message: &text,
+                fields: Vec::new(),
+                trace_id,
+                span_id,
+            });
+        }
+    }));
 }
 
 /// Delivers `record` to the sink and to `tracing`, under the name `name` the host knows

@@ -350,3 +350,70 @@ fn results_of_pure_methods_are_cached_when_the_host_asks() {
         .iter()
         .any(|m| m.name == "square" && m.pure));
 }
+
+/// A log sink that panics on the record of a caught panic, in the breaker's trial call,
+/// leaves the breaker able to close again: the trial counts as the failure it was, and
+/// the sink's panic goes no further, as it goes no further from any other record.
+/// Before, it unwound out of the call before the breaker heard how the trial went: the
+/// breaker stayed half-open, and every later call was refused, for good.
+#[test]
+fn a_sink_panicking_in_the_breakers_trial_does_not_keep_the_breaker_half_open() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Panics on every panic record but the first.
+    #[derive(Default)]
+    struct PanicsOnPanics(AtomicU32);
+    impl memlink_runtime::LogSink for PanicsOnPanics {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            if event.message.starts_with("panicked: ") && self.0.fetch_add(1, Ordering::Relaxed) > 0
+            {
+                panic!("the sink panics");
+            }
+        }
+    }
+
+    let rt = Runtime::new(
+        RuntimeConfig::default()
+            .breaker(BreakerConfig::new(1, Duration::from_millis(20)))
+            .log_sink(Arc::new(PanicsOnPanics::default())),
+        LocalResolver,
+    );
+    let name = "basic_trial_sink_panics";
+    let h = rt
+        .load_as(ModuleRef::from_path(module_copy("basic", name)), name)
+        .unwrap();
+    let live = |rt: &Runtime| {
+        // Polled only to know the cool-down is over; no time is asserted.
+        for _ in 0..12_000 {
+            if matches!(rt.health(h).unwrap(), Health::Live { .. }) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("the cool-down never ended: {:?}", rt.health(h));
+    };
+    assert!(matches!(
+        module_error(rt.call(h, "boom", b"x")),
+        ModuleError::Panic(_)
+    ));
+    assert_eq!(breaker_of(&rt, name).0, Some(BreakerState::Open));
+    live(&rt);
+    // The trial panics, and the sink with it.
+    let trial = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.call(h, "boom", b"x").map(drop)
+    }));
+    assert!(
+        matches!(
+            &trial,
+            Ok(Err(RuntimeError::Call {
+                error: ModuleError::Panic(_),
+                ..
+            }))
+        ),
+        "{trial:?}"
+    );
+    assert_eq!(breaker_of(&rt, name).0, Some(BreakerState::Open));
+    live(&rt);
+    assert_eq!(&*rt.call(h, "echo", b"hi").unwrap(), b"hi");
+    assert_eq!(breaker_of(&rt, name).0, Some(BreakerState::Closed));
+}
