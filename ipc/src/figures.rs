@@ -7,7 +7,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::MmapRaw;
 
@@ -38,6 +38,18 @@ pub struct Row {
     /// for another connection only once it is 0 in every worker's table: a thread still
     /// serving the old connection would list its calls under the new one.
     pub attached: AtomicU64,
+}
+
+impl Row {
+    /// Counts a request answered with an error without being served (one that does not
+    /// read as a request, or one the daemon answers for a worker that is down), with
+    /// `args_len` bytes of arguments: a call and an error, so a client's errors never
+    /// outnumber its requests.
+    pub fn count_refused(&self, args_len: u64) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(args_len, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The table of rows, one per connection the daemon may hold.

@@ -282,19 +282,9 @@ pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> boo
 ///
 /// The reference must not be used after the caller returns.
 unsafe fn running_call<'a>(thread: &'a ThreadState) -> Option<&'a HostCall<'a>> {
-    let frame = thread.running.get().cast::<memlink_abi::CallFrame>();
-    if frame.is_null() {
-        return None;
-    }
-    // SAFETY: `running` is the frame of the innermost call this thread runs in a module
-    // (`crate::invoke::run_call` sets it around the entry point and puts the outer one
-    // back after), so the frame lives until that call returns, after the caller's use.
-    // Its `host_call` field is read through the pointer, making no reference to the
-    // frame (the module writes its output fields through its own), and no one writes it.
-    let host_call = unsafe { (&raw const (*frame).host_call).read() };
-    // SAFETY: `run_call` points `host_call` at the `HostCall` on its stack, alive until the
-    // call returns, and only shared references to it are made while the module runs.
-    unsafe { host_call.cast::<HostCall<'a>>().as_ref() }
+    // SAFETY: `running` is null or the frame of the innermost call this thread runs in a
+    // module, and the caller uses the reference only within that call.
+    unsafe { HostCall::of_running_frame(thread.running.get()) }
 }
 
 /// The error a host caller gets for `failure`.

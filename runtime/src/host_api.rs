@@ -49,22 +49,11 @@ unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
     if call.is_null() {
         return None;
     }
-    let frame = crate::thread::running_frame().cast::<abi::CallFrame>();
-    if frame.is_null() {
-        return None;
-    }
-    // SAFETY: `running_frame` is the frame of the innermost call this thread runs in a
-    // module (`crate::invoke` sets it around the entry point and puts the outer one back
-    // after), alive until that call returns, which is after the service running on
-    // this thread for it does. Its `host_call` field is read through the pointer, making
-    // no reference to the frame (the module writes its outputs through its own), and the
-    // host wrote it.
-    let innermost = unsafe { (&raw const (*frame).host_call).read() };
-    // SAFETY: `crate::invoke` points `host_call` at the `HostCall` on its stack, alive
-    // until the call returns, and only shared references to it are made while the
-    // module runs. Each `parent` is the call that made the one before, running below it
-    // on this thread, so alive longer; all are used within the service (the contract).
-    let mut running = unsafe { innermost.cast::<HostCall<'r>>().as_ref() };
+    // SAFETY: `running_frame` is null or the frame of the innermost call this thread runs
+    // in a module, which returns after the service running on this thread for it does.
+    // Each `parent` is the call that made the one before, running below it on this
+    // thread, so alive longer; all are used within the service (the contract).
+    let mut running = unsafe { HostCall::of_running_frame(crate::thread::running_frame()) };
     while let Some(c) = running {
         if core::ptr::eq(c, call.cast::<HostCall<'r>>()) {
             return Some(c);

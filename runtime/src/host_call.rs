@@ -34,7 +34,32 @@ pub(crate) struct HostCall<'r> {
     pub(crate) parent: Option<&'r HostCall<'r>>,
 }
 
-impl HostCall<'_> {
+impl<'a> HostCall<'a> {
+    /// The host's side of the call whose frame is `frame` (the innermost call a thread
+    /// runs in a module, as `ThreadState::running` holds it), or `None` for null.
+    ///
+    /// # Safety
+    ///
+    /// `frame` is null or the frame of a call this thread runs in a module
+    /// (`crate::invoke::run_call` sets it around the entry point and puts the outer one
+    /// back after), and the reference is not used after that call returns.
+    #[inline]
+    pub(crate) unsafe fn of_running_frame(frame: *mut core::ffi::c_void) -> Option<&'a Self> {
+        let frame = frame.cast::<memlink_abi::CallFrame>();
+        if frame.is_null() {
+            return None;
+        }
+        // SAFETY: the frame lives until its call returns, after the caller's use (the
+        // contract). Its `host_call` field is read through the pointer, making no
+        // reference to the frame (the module writes its output fields through its own),
+        // and no one writes it.
+        let host_call = unsafe { (&raw const (*frame).host_call).read() };
+        // SAFETY: `run_call` points `host_call` at the `HostCall` on its stack, alive until
+        // the call returns, and only shared references to it are made while the module
+        // runs.
+        unsafe { host_call.cast::<HostCall<'a>>().as_ref() }
+    }
+
     /// Whether `module` runs a call on this chain (this call or one that led to it), in
     /// this version or another: a chain that holds a module's slot and reaches a version
     /// a reload put in its place meanwhile re-enters it, as it would the same version.

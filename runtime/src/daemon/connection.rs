@@ -228,11 +228,7 @@ impl Server {
         let mut request = match slot.read_request() {
             Ok(r) => r,
             Err(failure) => {
-                // A request too, one that failed: counted as both, so a client's errors
-                // never outnumber its requests.
-                let row = self.row();
-                row.calls.fetch_add(1, Ordering::Relaxed);
-                row.errors.fetch_add(1, Ordering::Relaxed);
+                self.row().count_refused(0);
                 return slot.finish_failure(&failure, 0.0);
             }
         };

@@ -352,13 +352,9 @@ fn start_stand_in(shared: &Arc<Shared>, index: usize, id: u64, conn: &Conn, reas
     // figures, failures and all.
     let (shared_row, row) = (Arc::clone(shared), conn.row);
     let count = move |args_len: Option<usize>| {
-        let Some(r) = shared_row.workers[index].figures.row(row) else {
-            return;
-        };
-        r.calls.fetch_add(1, Ordering::Relaxed);
-        r.bytes_in
-            .fetch_add(args_len.unwrap_or(0) as u64, Ordering::Relaxed);
-        r.errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = shared_row.workers[index].figures.row(row) {
+            r.count_refused(args_len.unwrap_or(0) as u64);
+        }
     };
     let segment = Arc::clone(&conn.segment);
     match StandIn::start(segment, index, &worker.plan.name, reason, ours, count) {

@@ -148,6 +148,13 @@ impl State {
         self.look_at(paths, false);
     }
 
+    /// Forgets that `path` was refused and waits for another module: what is there now
+    /// is looked at afresh.
+    fn forget_refusal(&mut self, path: &Path) {
+        self.waiting.remove(path);
+        self.blocked.remove(path);
+    }
+
     /// [`sync`](State::sync); with `rescan`, a file whose module was loaded from it as
     /// it is now is not reloaded.
     fn look_at(&mut self, paths: Vec<PathBuf>, rescan: bool) {
@@ -160,14 +167,10 @@ impl State {
             let loaded = self.loaded.get(&path).copied();
             match (Entry::of(&path), loaded) {
                 (Entry::Gone, Some((handle, _))) => {
-                    self.waiting.remove(&path);
-                    self.blocked.remove(&path);
+                    self.forget_refusal(&path);
                     self.unload(path, handle);
                 }
-                (Entry::Gone, None) => {
-                    self.waiting.remove(&path);
-                    self.blocked.remove(&path);
-                }
+                (Entry::Gone, None) => self.forget_refusal(&path),
                 (Entry::File(stamp), Some((_, was))) if rescan && was == Some(stamp) => {}
                 (Entry::File(stamp), Some((handle, _))) => {
                     changed |= self.reload(path, handle, stamp);
@@ -179,8 +182,7 @@ impl State {
                     if let Some((handle, _)) = loaded {
                         self.unload(path.clone(), handle);
                     }
-                    self.waiting.remove(&path);
-                    self.blocked.remove(&path);
+                    self.forget_refusal(&path);
                     new.push(path);
                 }
             }
