@@ -330,10 +330,15 @@ fn claim(config: &DaemonConfig) -> Result<Claim, String> {
 }
 
 /// Binds the socket at the path [`claim`] made free, with the configured mode.
+///
+/// `bind` creates the file with the process's umask, and a mode set afterwards leaves a
+/// window in which a permissive umask lets another user connect. So the file is created
+/// under a umask that also masks every bit the configured mode leaves out (no more
+/// permissive than the process's own), and given the configured mode once it exists.
 fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
     let path = &config.socket;
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+    let listener = with_umask_at_least(!config.socket_mode & 0o777, || UnixListener::bind(path))
+        .map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
     if let Err(e) =
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.socket_mode))
     {
@@ -341,6 +346,18 @@ fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
         return Err(format!("cannot set the mode of {}: {e}", path.display()));
     }
     Ok(listener)
+}
+
+/// Runs `create` with the process's umask widened by `mask`: the files it creates have
+/// none of `mask`'s bits, nor any the umask already masked. The umask is the process's,
+/// so a file another thread creates meanwhile is made only less permissive, never more.
+fn with_umask_at_least<T>(mask: u32, create: impl FnOnce() -> T) -> T {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_bits_truncate(0o777));
+    rustix::process::umask(old | Mode::from_bits_truncate(mask));
+    let made = create();
+    rustix::process::umask(old);
+    made
 }
 
 /// What a file that is not a socket is, for the message refusing to replace it.
@@ -639,4 +656,32 @@ fn welcome(shared: &Arc<Shared>, stream: &Arc<UnixStream>) -> Result<(u64, u32),
         "client connected"
     );
     Ok((id, row))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::with_umask_at_least;
+
+    fn mode_of(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// A file made inside has none of the masked bits when it appears (no window in which
+    /// it has more), and the process's umask is as it was afterwards.
+    #[test]
+    fn a_file_is_created_without_the_masked_bits_and_the_umask_is_restored() {
+        let dir = std::env::temp_dir().join(format!("memlink-umask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (inside, after) = (dir.join("inside"), dir.join("after"));
+        // `File::create` asks for 0o666; the umask takes bits away from it.
+        with_umask_at_least(0o077, || std::fs::File::create(&inside)).unwrap();
+        std::fs::File::create(&after).unwrap();
+        let old = rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o022));
+        rustix::process::umask(old);
+        assert_eq!(mode_of(&inside), 0o666 & !0o077 & !old.bits());
+        assert_eq!(mode_of(&after), 0o666 & !old.bits());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
