@@ -817,3 +817,28 @@ fn any_messagepack_result_is_printed_as_json() {
         stderr(&out)
     );
 }
+
+/// `inspect --json` of a module at a path that is not UTF-8 prints valid JSON, the path
+/// written as the text listing shows it (U+FFFD for the bytes that are not UTF-8).
+/// Before, serializing the path failed and `memlink` panicked with a backtrace.
+#[test]
+fn inspect_json_of_a_module_at_a_path_that_is_not_utf8_is_json() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = common::scratch("inspect-json-not-utf8");
+    let mut name = dir.as_os_str().as_bytes().to_vec();
+    name.extend_from_slice(b"/lib\xffbasic.so");
+    let module = std::path::PathBuf::from(OsStr::from_bytes(&name));
+    std::fs::copy(common::module_path("basic"), &module).unwrap();
+    let out = memlink_os(&[
+        OsStr::new("inspect"),
+        OsStr::new("--json"),
+        module.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["module"], "basic");
+    let path = value["path"].as_str().unwrap();
+    assert!(path.ends_with("/lib\u{fffd}basic.so"), "{path}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -307,7 +307,10 @@ fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, Runti
         "module": info.name,
         "version": info.version,
         "sdk_version": info.sdk_version,
-        "path": info.path,
+        // JSON text is UTF-8 and a path need not be (serializing one that is not fails):
+        // one that is not is written with U+FFFD for the bytes that are not, as the text
+        // listing shows it.
+        "path": info.path.to_string_lossy(),
         "methods": methods,
     });
     Ok(format!("{value:#}\n"))
