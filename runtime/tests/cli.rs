@@ -842,3 +842,21 @@ fn inspect_json_of_a_module_at_a_path_that_is_not_utf8_is_json() {
     assert!(path.ends_with("/lib\u{fffd}basic.so"), "{path}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Arguments that start with `-` are arguments: raw text (`-hello`, which clap read as
+/// `-h`: the help was printed and the exit code was 0, with no call made) and negative
+/// numbers (a usage error before). memlink's own flags after them stay flags.
+#[test]
+fn arguments_that_start_with_a_hyphen_are_passed_to_the_method() {
+    let b = basic();
+    let out = memlink(&["call", &b, "echo", "-hello"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "-hello");
+    let out = memlink(&["call", &b, "may_fail", "-1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("integer `-1`, expected u32"), "{err}");
+    let out = memlink(&["call", &b, "add", "[2, 3]", "--repeat", "2", "--stats"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("5\nexport"), "{}", stdout(&out));
+}

@@ -66,7 +66,10 @@ struct CallArgs {
     /// Name of the method.
     method: String,
     /// The arguments (JSON, or text for raw methods); none if omitted.
-    #[arg(conflicts_with = "args_file")]
+    // Hyphen values: a negative number (`-5`) or text that starts with `-` are arguments,
+    // not flags (`-hello` was read as `-h`, printed the help and exited 0 without a
+    // call); memlink's own flags (`-v`, `--stats`) stay flags.
+    #[arg(conflicts_with = "args_file", allow_hyphen_values = true)]
     args: Option<String>,
     /// Read the arguments' encoded bytes from this file (`-`: standard input) and pass
     /// them as they are: an rkyv archive for a method that takes one, MessagePack, or
