@@ -860,3 +860,21 @@ fn arguments_that_start_with_a_hyphen_are_passed_to_the_method() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("5\nexport"), "{}", stdout(&out));
 }
+
+/// The figures after a raw result that ends without a newline start on a line of their
+/// own: the table's header, and Prometheus' `# HELP`, were glued to the result's last
+/// line (`pongexport  calls ...`).
+#[test]
+fn figures_after_a_raw_result_start_on_their_own_line() {
+    let b = basic();
+    for (flag, first) in [("--stats", "export "), ("--prometheus", "# HELP ")] {
+        let out = memlink(&["call", &b, "ping", flag]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("pong"), "{flag}: {text}");
+        assert!(lines.next().unwrap().starts_with(first), "{flag}: {text}");
+    }
+    // Without figures, the raw result is still written as it is.
+    assert_eq!(stdout(&memlink(&["call", &b, "ping"])), "pong");
+}

@@ -45,7 +45,8 @@ enum Command {
     /// that argument alone (`7`); an array or object is always read as the arguments, so
     /// one argument that is itself a list or a struct goes inside one (`[[1, 2, 3]]`,
     /// `{"user": {"id": 1}}`). Raw methods take the text as it is and print their
-    /// result's bytes as they are (nothing added to them, but a newline on a terminal).
+    /// result's bytes as they are (nothing added to them, but a newline on a terminal or
+    /// before the figures of --stats or --prometheus).
     Call(CallArgs),
     /// Serve modules to other processes through shared memory (the memlink daemon).
     ///
@@ -227,6 +228,11 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
     let mut text = Vec::new();
     if let Ok(out) = &calls {
         text.extend_from_slice(out);
+    }
+    // A raw result is written as it is, with no newline of its own; the figures after it
+    // start on a line of their own (a Prometheus reader needs `# HELP` at a line's start).
+    if (request.stats || request.prometheus) && !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
     }
     // The figures are printed after a failed call too: they count the failure.
     if request.stats {
