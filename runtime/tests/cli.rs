@@ -493,8 +493,9 @@ fn serve_refuses_a_zero_max_concurrency() {
 }
 
 /// Arguments need not be UTF-8: a module path that is not is taken as the path it is
-/// (here one that does not exist, so the error says so); any other argument that is not
-/// is a usage error (exit code 2). Never a panic.
+/// (here one that does not exist, so the error says so); a method's name, a daemon's
+/// module name or an address that is not is a usage error (exit code 2). Never a panic.
+/// (A call's arguments: `arguments_that_are_not_utf8_reach_a_raw_method`.)
 #[test]
 fn arguments_that_are_not_utf8_are_handled_or_refused_without_a_panic() {
     use std::os::unix::ffi::OsStrExt;
@@ -877,4 +878,32 @@ fn figures_after_a_raw_result_start_on_their_own_line() {
     }
     // Without figures, the raw result is still written as it is.
     assert_eq!(stdout(&memlink(&["call", &b, "ping"])), "pong");
+}
+
+/// Arguments given on the command line need not be UTF-8: a raw method that takes bytes
+/// gets them as they are; JSON must be UTF-8, and arguments that are not are refused
+/// naming the method. Before, both were one usage error (exit code 2) that named no
+/// argument: "invalid UTF-8 was detected in one or more arguments".
+#[test]
+fn arguments_that_are_not_utf8_reach_a_raw_method() {
+    use std::os::unix::ffi::OsStrExt;
+    let module = common::module_path("basic");
+    let call = |method: &str, args: &[u8]| {
+        memlink_os(&[
+            OsStr::new("call"),
+            module.as_os_str(),
+            OsStr::new(method),
+            OsStr::from_bytes(args),
+        ])
+    };
+    let out = call("async_process", b"a\xffb");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"a\xffb");
+    let out = call("add", b"[1, \xff]");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: the arguments are not UTF-8, so not JSON, which `add` takes"),
+        "{err}"
+    );
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -71,7 +72,9 @@ struct CallArgs {
     // not flags (`-hello` was read as `-h`, printed the help and exited 0 without a
     // call); memlink's own flags (`-v`, `--stats`) stay flags.
     #[arg(conflicts_with = "args_file", allow_hyphen_values = true)]
-    args: Option<String>,
+    // `OsString`: a raw method's text is bytes, which need not be UTF-8 (JSON must be, and
+    // is checked when it is read as JSON).
+    args: Option<OsString>,
     /// Read the arguments' encoded bytes from this file (`-`: standard input) and pass
     /// them as they are: an rkyv archive for a method that takes one, MessagePack, or
     /// raw bytes.
@@ -329,14 +332,14 @@ fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, Runti
 pub(crate) enum Args {
     /// Text: JSON for MessagePack methods, the bytes themselves for raw ones; `None`
     /// when omitted.
-    Text(Option<String>),
+    Text(Option<OsString>),
     /// Encoded bytes read from a file, passed as they are.
     Encoded(Vec<u8>),
 }
 
 impl Args {
     /// The arguments: `text`, or the bytes of `file` (`-`: standard input).
-    fn read(text: Option<String>, file: Option<PathBuf>) -> Result<Args, String> {
+    fn read(text: Option<OsString>, file: Option<PathBuf>) -> Result<Args, String> {
         match file {
             Some(path) if path.as_os_str() == "-" => {
                 let mut bytes = Vec::new();
@@ -404,7 +407,7 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
         Args::Text(text) => text.as_deref(),
     };
     match method.args_format {
-        Format::Raw => return Ok(args.unwrap_or("").as_bytes().to_vec()),
+        Format::Raw => return Ok(args.map_or(&[][..], OsStr::as_bytes).to_vec()),
         Format::Archived => {
             let wants = method
                 .args_type
@@ -424,6 +427,14 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     let Some(text) = args else {
         return Ok(Vec::new());
     };
+    let text = text.to_str().ok_or_else(|| {
+        format!(
+            "the arguments are not UTF-8, so not JSON, which `{}` takes: `{}` (pass encoded \
+             bytes with --args-file PATH)",
+            method.name,
+            text.to_string_lossy()
+        )
+    })?;
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
     let value = match value {
