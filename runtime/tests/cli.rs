@@ -907,3 +907,19 @@ fn arguments_that_are_not_utf8_reach_a_raw_method() {
         "{err}"
     );
 }
+
+/// Empty arguments are no arguments, for a MessagePack method as for a raw one (a
+/// script's `"$ARGS"` with nothing in it). Before, they were refused as JSON that ends
+/// before its value ("EOF while parsing a value at line 1 column 0").
+#[test]
+fn empty_arguments_are_no_arguments() {
+    let b = basic();
+    for args in ["", "  \n"] {
+        let out = memlink(&["call", &b, "noop", args]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "null\n", "{args:?}");
+    }
+    let omitted = stderr(&memlink(&["call", &b, "add"]));
+    assert!(omitted.contains("invalid length 0"), "{omitted}");
+    assert_eq!(stderr(&memlink(&["call", &b, "add", ""])), omitted);
+}

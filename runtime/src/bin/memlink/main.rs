@@ -67,7 +67,7 @@ struct CallArgs {
     module: OsString,
     /// Name of the method.
     method: String,
-    /// The arguments (JSON, or text for raw methods); none if omitted.
+    /// The arguments (JSON, or text for raw methods); none if omitted or empty.
     // Hyphen values: a negative number (`-5`) or text that starts with `-` are arguments,
     // not flags (`-hello` was read as `-h`, printed the help and exited 0 without a
     // call); memlink's own flags (`-v`, `--stats`) stay flags.
@@ -435,6 +435,11 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
             text.to_string_lossy()
         )
     })?;
+    // Empty text is no arguments, as it is for a raw method (a script's `"$ARGS"` with
+    // nothing in it): not JSON that ends before its value.
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
     let value = match value {
