@@ -923,3 +923,33 @@ fn empty_arguments_are_no_arguments() {
     assert!(omitted.contains("invalid length 0"), "{omitted}");
     assert_eq!(stderr(&memlink(&["call", &b, "add", ""])), omitted);
 }
+
+/// An integer no 64-bit integer holds (MessagePack has none wider) is refused naming it.
+/// Before, JSON made it the nearest float: the module saw `18446744073709552000.0`, a
+/// number the user did not write, and a method taking any value got it silently.
+#[test]
+fn an_integer_wider_than_64_bits_is_refused_naming_it() {
+    let b = basic();
+    for (method, args, number) in [
+        ("may_fail", "18446744073709551616", "18446744073709551616"),
+        (
+            "sum",
+            "[[1, -99999999999999999999]]",
+            "-99999999999999999999",
+        ),
+    ] {
+        let out = memlink(&["call", &b, method, args]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args}: {err}");
+        assert!(
+            err.starts_with(&format!("error: the integer {number} in the arguments")),
+            "{args}: {err}"
+        );
+    }
+    // The widest that fit, and a wide number inside a string, are passed.
+    let out = memlink(&["call", &b, "sum", "[[9223372036854775807, -1]]"]);
+    assert_eq!(stdout(&out), "9223372036854775806\n", "{}", stderr(&out));
+    let user = r#"[{"id": 1, "name": "99999999999999999999", "score": 1}]"#;
+    let out = memlink(&["call", &b, "process_user", user]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

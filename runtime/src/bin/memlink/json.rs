@@ -5,6 +5,9 @@
 //! - bytes (`bin`, as `serde_bytes` writes them) are an array of numbers;
 //! - an extension type is `[type, [bytes]]`;
 //! - a float that is not finite is the string `"NaN"`, `"inf"` or `"-inf"`.
+//!
+//! The other way, arguments given as JSON: an integer wider than MessagePack carries is
+//! found ([`too_wide_integer`]) rather than made a float.
 
 use std::fmt;
 
@@ -100,6 +103,41 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
+/// The first integer in the JSON `text` (valid JSON) that fits in no 64-bit integer.
+/// serde_json reads one as the nearest float, which would make `18446744073709551616`
+/// a float `18446744073709552000.0` silently (MessagePack has no wider integer).
+pub(crate) fn too_wide_integer(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Past the string: its escapes (`\"`) do not end it.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let number = &text[start..i];
+                let integer = !number.contains(['.', 'e', 'E']);
+                if integer && number.parse::<i64>().is_err() && number.parse::<u64>().is_err() {
+                    return Some(number);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -132,6 +170,30 @@ mod tests {
         // An extension type: fixext1 of type 5 holding 0x2a.
         let Json(v) = memlink_abi::msgpack::from_msgpack(&[0xd4, 0x05, 0x2a]).unwrap();
         assert_eq!(v.to_string(), "[5,[42]]");
+    }
+
+    #[test]
+    fn integers_wider_than_64_bits_are_found_outside_strings() {
+        assert_eq!(
+            too_wide_integer("[18446744073709551615, -9223372036854775808]"),
+            None
+        );
+        assert_eq!(
+            too_wide_integer("[1, 18446744073709551616]"),
+            Some("18446744073709551616")
+        );
+        assert_eq!(
+            too_wide_integer("-9223372036854775809"),
+            Some("-9223372036854775809")
+        );
+        assert_eq!(
+            too_wide_integer(r#"{"a\"99999999999999999999": 1e400, "b": 1.5}"#),
+            None
+        );
+        assert_eq!(
+            too_wide_integer(r#"["\\", 99999999999999999999]"#),
+            Some("99999999999999999999")
+        );
     }
 
     /// Bytes serialized as MessagePack `bin`, as `serde_bytes` does.

@@ -442,6 +442,13 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
+    if let Some(number) = json::too_wide_integer(text) {
+        return Err(format!(
+            "the integer {number} in the arguments fits in no 64-bit integer, which is as wide \
+             as MessagePack carries (-9223372036854775808 to 18446744073709551615): write it as \
+             a float (`1e20`) if a float is meant"
+        ));
+    }
     let value = match value {
         v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_)) => v,
         single if method.arg_count == 1 => serde_json::Value::Array(vec![single]),
