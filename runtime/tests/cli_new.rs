@@ -78,3 +78,19 @@ fn new_writes_memlinks_source_as_toml_that_reads_back_or_refuses_it() {
     assert!(!dir.join("lossy_path").exists(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A name already taken, by anything at all, is refused saying so: a symbolic link to
+/// nothing too (`Path::exists` follows it, and the error was "cannot create NAME: File
+/// exists"). Nothing is written through the link.
+#[test]
+fn new_refuses_a_name_taken_by_a_dangling_symbolic_link() {
+    let dir = common::scratch("new-dangling-link");
+    let target = dir.join("nowhere");
+    std::os::unix::fs::symlink(&target, dir.join("taken")).unwrap();
+    let out = memlink_to(&["new", "taken"], &dir, std::process::Stdio::piped());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: taken already exists"), "{err}");
+    assert!(!target.exists(), "nothing made through the link");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -103,8 +103,15 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         },
     };
     let root = PathBuf::from(&args.name);
-    if root.exists() {
-        return Err(format!("{} already exists", root.display()));
+    // `symlink_metadata`: a symbolic link whose target is missing is there too (`exists`
+    // follows it and says no; creating the directory then failed with "File exists").
+    if let Ok(there) = std::fs::symlink_metadata(&root) {
+        let what = if there.is_symlink() {
+            " (a symbolic link)"
+        } else {
+            ""
+        };
+        return Err(format!("{} already exists{what}", root.display()));
     }
     for (file, text) in files(&args.name, &source) {
         let path = root.join(file);
