@@ -311,6 +311,7 @@ pub fn compile_c_with(sources: &[&str], out: &str, shared: bool, extra: &[&str])
     path
 }
 
+pub mod cli;
 pub mod promtool;
 
 /// Runs `body` in a child process (this test binary, running only `test`), and fails
