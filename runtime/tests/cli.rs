@@ -442,3 +442,40 @@ fn serve_refuses_a_zero_max_concurrency() {
     assert!(std::fs::symlink_metadata(&socket).is_err(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A module that calls another is called with that one's file given by `--with`; the
+/// modules of `--with` load in the order their calls need, whichever order they are
+/// given in; and without `--with`, the error says which module is missing and how to give
+/// it.
+#[test]
+fn with_loads_the_modules_a_module_calls_in_the_order_they_need() {
+    let path = |name: &str| common::module_path(name).to_str().unwrap().to_owned();
+    let (uses, greeter) = (path("uses_greeter"), path("greeter_v1"));
+    let out = memlink(&["call", &uses, "add_through", "[2, 3]", "--with", &greeter]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "5");
+
+    // `uses_greeter` is given before the module it calls.
+    let b = basic();
+    let args = ["inspect", &b, "--with", &uses, "--with", &greeter];
+    let out = memlink(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("module basic "),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = memlink(&["call", &uses, "add_through", "[2, 3]"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("calls `greeter@^1`, which is not loaded") && err.contains("--with PATH"),
+        "{err}"
+    );
+
+    // A module no file given answers is named, not waited for.
+    let out = memlink(&["inspect", &b, "--with", &uses]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`greeter@^1`"), "{}", stderr(&out));
+}

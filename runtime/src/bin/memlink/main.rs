@@ -38,6 +38,10 @@ enum Command {
         /// Print the same as JSON, for tools.
         #[arg(long)]
         json: bool,
+        /// Load this module first, for the module to call (repeatable; each is loaded
+        /// after the ones it calls).
+        #[arg(long = "with", value_name = "PATH")]
+        with: Vec<OsString>,
     },
     /// Call a method and print its result.
     ///
@@ -97,6 +101,10 @@ struct CallArgs {
     /// daemon serves the module under.
     #[arg(long, value_name = "SOCKET")]
     daemon: Option<PathBuf>,
+    /// Load this module first, for the module to call (repeatable; each is loaded
+    /// after the ones it calls).
+    #[arg(long = "with", value_name = "PATH")]
+    with: Vec<OsString>,
 }
 
 fn main() -> ExitCode {
@@ -177,7 +185,8 @@ fn run(command: Command) -> Result<(), String> {
     let config = RuntimeConfig::default().latency_sampling(1);
     let runtime = Runtime::new(config, LocalResolver);
     match command {
-        Command::Inspect { module, json } => {
+        Command::Inspect { module, json, with } => {
+            load_first(&runtime, &with)?;
             let handle = load(&runtime, &module)?;
             let text = if json {
                 inspect_json(&runtime, handle)
@@ -201,6 +210,9 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
     if request.stats || request.prometheus {
         return Err("--stats and --prometheus read the runtime in this process; read a daemon's from its --metrics-addr".into());
     }
+    if !request.with.is_empty() {
+        return Err("--with loads modules in this process; a daemon calls the modules it serves (list them in its configuration)".into());
+    }
     let module = request.module.to_string_lossy();
     // A file too large to send is refused before it is read.
     if let Some(len) = request
@@ -223,6 +235,7 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
 /// `memlink call` without `--daemon`: loads the module into `runtime` and calls it here,
 /// then prints the result and the figures asked for.
 fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
+    load_first(runtime, &request.with)?;
     let handle = load(runtime, &request.module)?;
     let args = Args::read(request.args, request.args_file)?;
     let calls = (0..request.repeat).try_fold(Vec::new(), |_, _| {
@@ -251,13 +264,51 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
 }
 
 fn load(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, String> {
+    load_ref(runtime, module).map_err(|e| match e {
+        RuntimeError::MissingDependency { .. } => {
+            format!("{e} (give its file with --with PATH)")
+        }
+        e => e.to_string(),
+    })
+}
+
+fn load_ref(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, RuntimeError> {
     let reference = match module.to_str() {
-        Some(text) => ModuleRef::parse(text).map_err(|e| e.to_string())?,
+        Some(text) => ModuleRef::parse(text)?,
         // A file name need not be UTF-8 on Linux; a module's name (`name@version`) is, so
         // anything else is a path.
         None => ModuleRef::from_path(module),
     };
-    runtime.load(reference).map_err(|e| e.to_string())
+    runtime.load(reference)
+}
+
+/// Loads the modules of `--with`, each after the ones it calls, whatever order they
+/// were given in: each round loads every module whose calls are loaded, until all are,
+/// or a round loads none (a call no module given answers), whose first error says so.
+fn load_first(runtime: &Runtime, modules: &[OsString]) -> Result<(), String> {
+    let mut pending: Vec<&OsString> = modules.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = None;
+        let mut error = None;
+        pending.retain(|module| match load_ref(runtime, module) {
+            Ok(_) => false,
+            Err(e @ RuntimeError::MissingDependency { .. }) => {
+                waiting.get_or_insert(e);
+                true
+            }
+            Err(e) => {
+                error.get_or_insert(e);
+                true
+            }
+        });
+        // A round that loaded nothing would load nothing again.
+        let stuck = pending.len() == before;
+        if let Some(e) = error.or(waiting.filter(|_| stuck)) {
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
 }
 
 fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeError> {
