@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use memlink_abi::archive::{Archivable, ArchiveType};
-use memlink_abi::{Format, ModuleError};
+use memlink_abi::ModuleError;
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
 
@@ -26,16 +26,18 @@ use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::MethodRef;
 use crate::lease::PooledArena;
+use crate::module::Module;
 use crate::options::CallOptions;
 use crate::registry::Registry;
-use crate::typed::TypedResult;
+use crate::typed::{Checked, TypedResult};
 
 /// A method taking archived arguments of type `A` (the tuple of its parameters'
 /// unarchived types) and returning `R`, resolved and checked once.
 pub struct ArchivedMethod<A, R> {
     registry: Arc<Registry>,
     method: MethodRef,
-    result_format: Format,
+    /// The method as it was checked, compared on each call (a reload may change it).
+    checked: Checked,
     _types: PhantomData<fn(&A) -> R>,
 }
 
@@ -54,7 +56,7 @@ impl<A, R> Clone for ArchivedMethod<A, R> {
         ArchivedMethod {
             registry: Arc::clone(&self.registry),
             method: self.method,
-            result_format: self.result_format,
+            checked: self.checked,
             _types: PhantomData,
         }
     }
@@ -92,7 +94,7 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
         Ok(ArchivedMethod {
             registry,
             method,
-            result_format: m.result_format,
+            checked: Checked::of(m),
             _types: PhantomData,
         })
     }
@@ -176,8 +178,11 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     }
 
     fn run(&self, args: Args<'_>, options: &CallOptions) -> Result<R::Output, RuntimeError> {
-        let output = call::method_from_host(&self.registry, self.method, args, options)?;
-        R::read(output, self.result_format).map_err(|e| self.codec(e))
+        // The method as the handle checked it, or an error: see `Checked`.
+        let (checked, method) = (self.checked, self.method);
+        let find = |module: &Module| checked.find(module, method);
+        let output = call::handle_from_host(&self.registry, method.handle, find, args, options)?;
+        R::read(output, checked.result_format()).map_err(|e| self.codec(e))
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {

@@ -165,6 +165,19 @@ pub enum RuntimeError {
         /// The version loaded now.
         version: String,
     },
+    /// A typed or archived handle resolved on an earlier version of the module names a
+    /// method a reload (allowed to change exports) changed: its arguments' or result's
+    /// format or archive type is no longer the one the handle checked when it was made.
+    MethodChanged {
+        /// The module's name.
+        module: String,
+        /// The method.
+        method: String,
+        /// The version loaded now.
+        version: String,
+        /// The method's signature in that version, when the module records it.
+        signature: Option<String>,
+    },
     /// The module is running as many calls as it may, and the runtime is set to refuse
     /// more (`Saturation::Reject`).
     Saturated {
@@ -404,6 +417,16 @@ impl fmt::Display for RuntimeError {
                     None => write!(f, "module `{module}` has no method of id {id:#010x} any more")?,
                 }
                 write!(f, ": a reload to version {version} removed it")
+            }
+            MethodChanged { module, method, version, signature } => {
+                write!(f, "{module}::{method} changed in the reload to version {version}")?;
+                if let Some(signature) = signature {
+                    write!(f, " (now `{signature}`)")?;
+                }
+                write!(
+                    f,
+                    ": this handle was made for the earlier version's arguments and result; make it again"
+                )
             }
             Saturated { module, method, limit } => write!(
                 f,

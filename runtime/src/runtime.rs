@@ -523,16 +523,16 @@ impl Runtime {
         A: serde::Serialize + ?Sized,
         R: TypedResult<Output = R>,
     {
-        let (method, formats) = call::with_module(&self.registry, handle, |module| {
+        let (method, checked) = call::with_module(&self.registry, handle, |module| {
             let (index, m) = resolve(module, method)?;
-            let formats = crate::typed::check::<R>(&module.name, m)?;
+            let checked = crate::typed::check::<R>(&module.name, m)?;
             let id = m.id;
-            Ok((MethodRef { handle, index, id }, formats))
+            Ok((MethodRef { handle, index, id }, checked))
         })?;
         crate::typed::call_typed::<A, R>(
             &self.registry,
             method,
-            formats,
+            checked,
             args,
             &CallOptions::default(),
         )

@@ -24,6 +24,7 @@ use crate::call;
 use crate::describe::Method;
 use crate::error::RuntimeError;
 use crate::handle::MethodRef;
+use crate::module::Module;
 use crate::options::CallOptions;
 use crate::output::CallOutput;
 use crate::registry::Registry;
@@ -169,8 +170,7 @@ where
 pub struct TypedMethod<A: ?Sized, R> {
     registry: Arc<Registry>,
     method: MethodRef,
-    args_format: Format,
-    result_format: Format,
+    checked: Checked,
     _types: PhantomData<fn(&A) -> R>,
 }
 
@@ -189,8 +189,7 @@ impl<A: ?Sized, R> Clone for TypedMethod<A, R> {
         TypedMethod {
             registry: Arc::clone(&self.registry),
             method: self.method,
-            args_format: self.args_format,
-            result_format: self.result_format,
+            checked: self.checked,
             _types: PhantomData,
         }
     }
@@ -207,12 +206,11 @@ where
         method: MethodRef,
         m: &Method,
     ) -> Result<TypedMethod<A, R>, RuntimeError> {
-        let (args_format, result_format) = check::<R>(module, m)?;
+        check::<R>(module, m)?;
         Ok(TypedMethod {
             registry,
             method,
-            args_format,
-            result_format,
+            checked: Checked::of(m),
             _types: PhantomData,
         })
     }
@@ -229,22 +227,71 @@ where
 
     /// Calls the method with `args` and per-call `options`.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
-        call_typed::<A, R>(
-            &self.registry,
-            self.method,
-            (self.args_format, self.result_format),
-            args,
-            options,
-        )
+        call_typed::<A, R>(&self.registry, self.method, self.checked, args, options)
+    }
+}
+
+/// What a handle checked of its method when it was made: the formats it writes the
+/// arguments in and reads the result in, and the archive types' fingerprints.
+///
+/// A reload allowed to change exports (`ReloadPolicy::allow_changes`) may change them
+/// under a handle made before it, keeping the method's name and id. Each call compares
+/// them with the method it reaches, in the version it runs (`Checked::find`), and
+/// refuses a changed one: otherwise it would send arguments the method no longer reads,
+/// or read a result as what it no longer is (a number's MessagePack read as raw text,
+/// say, a silent wrong value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checked {
+    args_format: Format,
+    result_format: Format,
+    args_type: Option<u64>,
+    result_type: Option<u64>,
+}
+
+impl Checked {
+    /// What `m`'s table entry says now.
+    pub(crate) fn of(m: &Method) -> Checked {
+        Checked {
+            args_format: m.args_format,
+            result_format: m.result_format,
+            args_type: m.args_type.as_ref().map(|t| t.fingerprint),
+            result_type: m.result_type.as_ref().map(|t| t.fingerprint),
+        }
+    }
+
+    /// The format the method returns its result in.
+    pub(crate) fn result_format(self) -> Format {
+        self.result_format
+    }
+
+    /// The index of `method` in `module`'s table, when it is still the method this
+    /// handle checked; a reload that removed it, or changed it, is an error.
+    #[inline]
+    pub(crate) fn find(self, module: &Module, method: MethodRef) -> Result<u32, RuntimeError> {
+        let index = module.method_at(method)?;
+        let m = &module.methods[index as usize];
+        if Checked::of(m) == self {
+            Ok(index)
+        } else {
+            Err(changed(module, m))
+        }
+    }
+}
+
+/// The error of a call through a handle whose method `m` a reload changed.
+#[cold]
+fn changed(module: &Module, m: &Method) -> RuntimeError {
+    RuntimeError::MethodChanged {
+        module: module.name.clone(),
+        method: m.name.clone(),
+        version: module.version.clone(),
+        signature: m.signature.clone(),
     }
 }
 
 /// Whether a typed call can take the method `m` (of the module `module`) with
-/// MessagePack arguments and read its result as `R`; its argument and result formats.
-pub(crate) fn check<R: TypedResult>(
-    module: &str,
-    m: &Method,
-) -> Result<(Format, Format), RuntimeError> {
+/// MessagePack arguments and read its result as `R`; what it checked.
+pub(crate) fn check<R: TypedResult>(module: &str, m: &Method) -> Result<Checked, RuntimeError> {
     if m.args_format == Format::Archived {
         return Err(RuntimeError::WrongFormat {
             module: module.to_owned(),
@@ -255,7 +302,7 @@ pub(crate) fn check<R: TypedResult>(
         });
     }
     R::check(module, m)?;
-    Ok((m.args_format, m.result_format))
+    Ok(Checked::of(m))
 }
 
 /// Arguments encoded into at most this many bytes are encoded on the stack; larger ones
@@ -268,7 +315,7 @@ const STACK_ARGS: usize = 256;
 pub(crate) fn call_typed<A, R>(
     registry: &Registry,
     method: MethodRef,
-    (args_format, result_format): (Format, Format),
+    checked: Checked,
     args: &A,
     options: &CallOptions,
 ) -> Result<R::Output, RuntimeError>
@@ -280,17 +327,25 @@ where
     // Not zeroed: the encoder writes every byte it hands back.
     let mut stack = [MaybeUninit::uninit(); STACK_ARGS];
     let heap;
-    let encoded = match msgpack::encode_as_into_uninit(args_format, args, &mut stack) {
+    let encoded = match msgpack::encode_as_into_uninit(checked.args_format, args, &mut stack) {
         Some(bytes) => bytes,
         // Too large for the stack, or not encodable for the method (which `encode_as`
         // then says).
         None => {
-            heap = msgpack::encode_as(args_format, args).map_err(codec)?;
+            heap = msgpack::encode_as(checked.args_format, args).map_err(codec)?;
             &heap[..]
         }
     };
-    let output = call::method_from_host(registry, method, Args::Borrowed(encoded), options)?;
-    R::read(output, result_format).map_err(codec)
+    // The method as the handle checked it, or an error: see `Checked`.
+    let find = |module: &Module| checked.find(module, method);
+    let output = call::handle_from_host(
+        registry,
+        method.handle,
+        find,
+        Args::Borrowed(encoded),
+        options,
+    )?;
+    R::read(output, checked.result_format).map_err(codec)
 }
 
 /// The error of a call to `method` whose arguments or result could not be encoded or

@@ -3,9 +3,12 @@
 
 mod common;
 
-use common::load_all;
+use common::{load_all, module_path};
 use memlink_example_types::zero_copy_types::Point;
-use memlink_runtime::{CallOptions, ModuleError, Rkyv, RuntimeConfig, RuntimeError};
+use memlink_runtime::reload::ReloadPolicy;
+use memlink_runtime::{
+    CallOptions, ModuleError, ModuleRef, Rkyv, Runtime, RuntimeConfig, RuntimeError,
+};
 use serde::{Deserialize, Serialize};
 
 /// The `basic` module's record, as a host declares it.
@@ -125,4 +128,41 @@ fn a_method_taking_an_archive_refuses_a_messagepack_handle() {
     };
     let (x, y, z, _) = centroid.call(&(vec![p, p],)).unwrap();
     assert_eq!((x, y, z), (1.0, 2.0, 3.0));
+}
+
+/// A handle made before a reload that changed its method (allowed by the policy) is
+/// refused, naming the method and what it is now, instead of reading the new result
+/// as the old type: `greeter` 2's `greet` returns the greeting's raw bytes, version 3's
+/// the name's length as a number, which the handle read as the text "\u{3}".
+#[test]
+fn a_typed_handle_refuses_a_method_a_reload_changed() {
+    let greeter = |v: u32| ModuleRef::from_path(module_path(&format!("greeter_v{v}")));
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load_as(greeter(2), "greeter").unwrap();
+    let greet = rt.typed::<str, String>(h, "greet").unwrap();
+    let add = rt.typed::<(u32, u32), u32>(h, "add").unwrap();
+    assert_eq!(greet.call("ada").unwrap(), "hello, ada");
+
+    let allowed = ReloadPolicy::default().allow_changes(true);
+    rt.reload_with(h, greeter(3), &allowed).unwrap();
+    let err = greet.call("ada").unwrap_err();
+    let RuntimeError::MethodChanged {
+        module,
+        method,
+        version,
+        signature,
+    } = &err
+    else {
+        panic!("expected the change to be refused, got {err:?}");
+    };
+    assert_eq!((module.as_str(), method.as_str()), ("greeter", "greet"));
+    assert_eq!(*version, rt.module_info(h).unwrap().version);
+    assert_eq!(signature.as_deref(), Some("greet(name: String) -> u32"));
+    assert!(err.to_string().contains("make it again"), "{err}");
+    // Made again, a handle reads what the method returns now.
+    let greet = rt.typed::<str, u32>(h, "greet").unwrap();
+    assert_eq!(greet.call("ada").unwrap(), 3);
+    // `add` changed its types but not its formats (MessagePack in and out): a handle
+    // made before still calls it, and reads what fits its type.
+    assert_eq!(add.call(&(2, 3)).unwrap(), 5);
 }
