@@ -299,13 +299,28 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
 pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R> {
     match format {
         Format::Raw => {
-            if let Ok(text) = crate::text::utf8(bytes) {
-                if let Ok(v) = from_msgpack::<R>(&to_msgpack(text)?) {
-                    return Ok(v);
-                }
-            }
-            from_msgpack(&to_msgpack(bytes)?)
-                .map_err(|e| ModuleError::Serialize(format!("cannot decode the raw result: {e}")))
+            // Text is offered as text first; when `R` takes neither, the error is the
+            // one for the form the result has (text, when it is UTF-8), not for the list
+            // of byte values it was offered as last.
+            let as_text = match crate::text::utf8(bytes) {
+                Ok(text) => match from_msgpack::<R>(&to_msgpack(text)?) {
+                    Ok(v) => return Ok(v),
+                    Err(e) => Some(e),
+                },
+                Err(_) => None,
+            };
+            from_msgpack(&to_msgpack(bytes)?).map_err(|as_bytes| {
+                let (form, e) = match as_text {
+                    Some(e) => ("UTF-8 text", e),
+                    None => ("bytes", as_bytes),
+                };
+                // The decoder's words alone: `ModuleError`'s own prefix is the caller's.
+                let why = match e {
+                    ModuleError::Serialize(m) => m,
+                    other => other.to_string(),
+                };
+                ModuleError::Serialize(format!("the result is raw {form}: {why}"))
+            })
         }
         _ => from_msgpack(bytes),
     }
@@ -501,6 +516,21 @@ mod tests {
             }
         }
         Bin(bytes)
+    }
+
+    #[test]
+    fn a_raw_result_that_decodes_as_neither_says_what_it_is() {
+        let err = decode_as::<u64>(Format::Raw, b"12")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the result is raw UTF-8 text: "), "{err}");
+        assert!(!err.contains("FixArray"), "not the list of bytes: {err}");
+        assert!(!err.contains("error: serialization error"), "{err}");
+        let err = decode_as::<String>(Format::Raw, &[0xff]).unwrap_err();
+        assert!(
+            err.to_string().contains("the result is raw bytes: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -182,7 +182,8 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
         let (checked, method) = (self.checked, self.method);
         let find = |module: &Module| checked.find(module, method);
         let output = call::handle_from_host(&self.registry, method.handle, find, args, options)?;
-        R::read(output, checked.result_format()).map_err(|e| self.codec(e))
+        R::read(output, checked.result_format())
+            .map_err(|e| crate::typed::result_error::<R::Output>(&self.registry, method, e))
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {

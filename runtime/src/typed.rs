@@ -345,28 +345,70 @@ where
         Args::Borrowed(encoded),
         options,
     )?;
-    R::read(output, checked.result_format).map_err(codec)
+    R::read(output, checked.result_format)
+        .map_err(|e| result_error::<R::Output>(registry, method, e))
 }
 
-/// The error of a call to `method` whose arguments or result could not be encoded or
-/// decoded: `e` says why. It names the module and method when they are still loaded,
-/// else the handle and the method's index.
+/// The error of a call to `method` whose arguments could not be encoded: `e` says why.
+/// It names the module and method when they are still loaded, else the handle and the
+/// method's index.
 #[cold]
 pub(crate) fn codec_error(registry: &Registry, method: MethodRef, e: ModuleError) -> RuntimeError {
-    let found = registry.module(method.handle).and_then(|m| {
-        let index = m.method_at(method)?;
-        Ok((m.name.clone(), m.methods[index as usize].name.clone()))
-    });
-    let (module, method) = match found {
-        Ok(found) => found,
-        Err(_) => (method.handle.to_string(), format!("#{}", method.index)),
-    };
+    let (module, method, _) = describe(registry, method);
     RuntimeError::Codec {
         module,
         method,
-        reason: match e {
-            ModuleError::Serialize(m) => m,
-            other => other.to_string(),
-        },
+        reason: reason(e),
+    }
+}
+
+/// The error of a call to `method` whose result could not be read as the caller's type
+/// `T`: `e` says why. The decoder's words alone (`wrong msgpack marker FixMap(3)`) say
+/// neither that it is the result nor what it was read as, so the error names `T` and,
+/// when the module records it, the export's signature, as the module's own error for
+/// bad arguments does.
+#[cold]
+pub(crate) fn result_error<T: ?Sized>(
+    registry: &Registry,
+    method: MethodRef,
+    e: ModuleError,
+) -> RuntimeError {
+    let (module, method, signature) = describe(registry, method);
+    let mut reason = format!(
+        "cannot read its result as `{}`: {}",
+        core::any::type_name::<T>(),
+        reason(e)
+    );
+    if let Some(signature) = signature {
+        reason.push_str(&format!(" (the export is `{signature}`)"));
+    }
+    RuntimeError::Codec {
+        module,
+        method,
+        reason,
+    }
+}
+
+/// `method`'s module and name, and its signature when the module records one; the
+/// handle and the method's index once the module is unloaded.
+fn describe(registry: &Registry, method: MethodRef) -> (String, String, Option<String>) {
+    let found = registry.module(method.handle).and_then(|m| {
+        let found = &m.methods[m.method_at(method)? as usize];
+        Ok((m.name.clone(), found.name.clone(), found.signature.clone()))
+    });
+    found.unwrap_or_else(|_| {
+        (
+            method.handle.to_string(),
+            format!("#{}", method.index),
+            None,
+        )
+    })
+}
+
+/// What `e` says, without `ModuleError`'s own prefix for a codec error.
+fn reason(e: ModuleError) -> String {
+    match e {
+        ModuleError::Serialize(m) => m,
+        other => other.to_string(),
     }
 }

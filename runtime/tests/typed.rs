@@ -90,6 +90,48 @@ fn the_wrong_types_are_errors_that_name_the_method() {
     assert_eq!(sum, 2);
 }
 
+/// A result read as a type it is not says that it is the result, what it was read as
+/// and what the export returns. Before, it was the decoder's words alone
+/// (`basic::process_user: cannot decode MessagePack: wrong msgpack marker FixMap(3)`),
+/// and a raw text result was reported as the list of bytes it was offered as last
+/// (`... serialization error: ... wrong msgpack marker FixArray(4)`).
+#[test]
+fn a_result_read_as_the_wrong_type_names_the_type_and_the_export() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic"]);
+    let user = UserData {
+        id: 1,
+        name: "ada".into(),
+        score: 2,
+    };
+    let process = rt.typed::<(UserData,), u32>(h[0], "process_user").unwrap();
+    let err = process.call(&(user,)).unwrap_err();
+    assert!(matches!(err, RuntimeError::Codec { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("basic::process_user: cannot read its result as `u32`: "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("(the export is `process_user(user: UserData) -> UserData`)"),
+        "{text}"
+    );
+    // A raw result, text: reported as text, not as the bytes it is made of.
+    let ping = rt.typed::<(), u64>(h[0], "ping").unwrap();
+    let text = ping.call(&()).unwrap_err().to_string();
+    assert!(
+        text.starts_with(
+            "basic::ping: cannot read its result as `u64`: the result is raw UTF-8 text: "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("(the export is `ping() -> String`)"),
+        "{text}"
+    );
+    assert!(!text.contains("FixArray"), "{text}");
+    assert!(!text.contains("serialization error"), "{text}");
+}
+
 #[test]
 fn a_method_taking_an_archive_refuses_a_messagepack_handle() {
     let (rt, h) = load_all(RuntimeConfig::default(), &["zero_copy"]);
