@@ -208,3 +208,34 @@ fn a_typed_handle_refuses_a_method_a_reload_changed() {
     // made before still calls it, and reads what fits its type.
     assert_eq!(add.call(&(2, 3)).unwrap(), 5);
 }
+
+/// The same for an archived handle: `greeter` 3's `measure` takes version 2's
+/// parameters swapped, an archive of `(Vec<u8>, String)` where version 2's is of
+/// `(String, Vec<u8>)`. Before, the archive a handle made for version 2 wrote went to
+/// it, and
+/// the module's validation refused it in words about rkyv's layout (`subtree pointer
+/// overran range`), not about the handle: the fingerprint checked when it was made is
+/// checked again on each call.
+#[test]
+fn an_archived_handle_refuses_a_method_a_reload_changed() {
+    let greeter = |v: u32| ModuleRef::from_path(module_path(&format!("greeter_v{v}")));
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load_as(greeter(2), "greeter").unwrap();
+    let measure = rt.archived::<(String, Vec<u8>), u64>(h, "measure").unwrap();
+    let args = ("ab".to_owned(), vec![1, 2, 3]);
+    assert_eq!(measure.call(&args).unwrap(), 2003);
+
+    let allowed = ReloadPolicy::default().allow_changes(true);
+    rt.reload_with(h, greeter(3), &allowed).unwrap();
+    let err = measure.call(&args).unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::MethodChanged { method, .. } if method == "measure"),
+        "expected the change to be refused, got {err:?}"
+    );
+    // Made again for the new arguments, a handle calls it.
+    let measure = rt.archived::<(Vec<u8>, String), u64>(h, "measure").unwrap();
+    assert_eq!(
+        measure.call(&(vec![1, 2, 3], "ab".to_owned())).unwrap(),
+        2003
+    );
+}
