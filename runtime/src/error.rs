@@ -433,11 +433,15 @@ impl fmt::Display for RuntimeError {
                 "{module}::{method} refused: the module is saturated ({limit} calls in flight)"
             ),
             Call { module, method, error } => write!(f, "{module}::{method} failed: {error}"),
-            WrongFormat { module, method, part, format, instead } => write!(
-                f,
-                "{module}::{method}: its {part} are {}, which this handle does not speak: {instead}",
-                format.name()
-            ),
+            WrongFormat { module, method, part, format, instead } => {
+                // `part` is "arguments" or "result": one verb for each.
+                let verb = if part.ends_with('s') { "are" } else { "is" };
+                write!(
+                    f,
+                    "{module}::{method}: its {part} {verb} {}, which this handle does not speak: {instead}",
+                    format.name()
+                )
+            }
             TypeMismatch { module, method, expected, got } => write!(
                 f,
                 "{module}::{method}: type mismatch: the module's archive holds `{expected}`, the caller's `{got}`"

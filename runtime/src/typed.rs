@@ -309,9 +309,10 @@ pub(crate) fn check<R: TypedResult>(module: &str, m: &Method) -> Result<Checked,
 /// in a vector of their own.
 const STACK_ARGS: usize = 256;
 
-/// A typed call of `method`, whose arguments and result are in `formats` (checked
-/// against `A` and `R` by the caller): `args` encoded on the stack when they fit (the
-/// module reads them there: nothing is allocated), the call, the result read as `R`.
+/// A typed call of `method`, whose arguments and result are in the formats `checked`
+/// holds (checked against `A` and `R` by the caller, and against the method the call
+/// reaches by `Checked::find`): `args` encoded on the stack when they fit (the module
+/// reads them there: nothing is allocated), the call, the result read as `R`.
 pub(crate) fn call_typed<A, R>(
     registry: &Registry,
     method: MethodRef,

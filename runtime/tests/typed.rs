@@ -85,6 +85,11 @@ fn the_wrong_types_are_errors_that_name_the_method() {
         matches!(err, RuntimeError::WrongFormat { part: "result", .. }),
         "{err}"
     );
+    assert!(
+        err.to_string()
+            .starts_with("basic::add: its result is msgpack, which this handle does not speak: "),
+        "{err}"
+    );
     // The module keeps serving.
     let sum: u32 = rt.call_typed(h[0], "add", &(1u32, 1u32)).unwrap();
     assert_eq!(sum, 2);
