@@ -367,8 +367,10 @@ pub(crate) fn nested<R: Receive>(
             None => look_up(thread, registry, request)?,
         };
         let method = &target.methods[index as usize];
+        // Typed arguments are MessagePack: a callee that takes MessagePack reads them as
+        // they are, and only another format's callee needs them converted (copied).
         let converted;
-        let args = if request.typed {
+        let args = if request.typed && method.args_format != Format::MessagePack {
             converted =
                 memlink_abi::msgpack::convert_args(method.args_format, request.args.to_vec())?;
             &converted[..]

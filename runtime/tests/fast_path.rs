@@ -102,6 +102,19 @@ fn the_measured_calls_allocate_nothing_on_the_host() {
     }
 }
 
+/// A module's typed call to another's MessagePack method reaches it with the caller's
+/// encoded arguments as they are: the host copies nothing (a copy was made for every
+/// nested typed call, whatever the callee's format).
+#[test]
+fn a_nested_typed_call_to_a_messagepack_method_allocates_nothing_on_the_host() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic", "nested_calls"]);
+    let add_via = rt.typed::<(&str, u32, u32), u32>(h[1], "add_via").unwrap();
+    let per_call = allocations_per_call(|| {
+        assert_eq!(add_via.call(&("basic", 2, 3)).unwrap(), 5);
+    });
+    assert_eq!(per_call, 0.0);
+}
+
 #[test]
 fn an_argument_buffer_lent_by_reference_is_reused_without_allocating() {
     let (rt, h) = load("datasets");
