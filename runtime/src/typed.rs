@@ -312,7 +312,10 @@ const STACK_ARGS: usize = 256;
 /// A typed call of `method`, whose arguments and result are in the formats `checked`
 /// holds (checked against `A` and `R` by the caller, and against the method the call
 /// reaches by `Checked::find`): `args` encoded on the stack when they fit (the module
-/// reads them there: nothing is allocated), the call, the result read as `R`.
+/// reads them there: nothing is allocated), the call, the result read as `R`. The
+/// serializer buffers a map or sequence serialized without its length (as a struct with
+/// a `#[serde(flatten)]` field is), which allocates: the stack holds what it writes, not
+/// what it buffers.
 pub(crate) fn call_typed<A, R>(
     registry: &Registry,
     method: MethodRef,
