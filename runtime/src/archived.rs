@@ -65,10 +65,12 @@ impl<A, R> Clone for ArchivedMethod<A, R> {
 impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     pub(crate) fn new(
         registry: Arc<Registry>,
-        module: &str,
+        module: &Module,
         method: MethodRef,
         m: &Method,
     ) -> Result<ArchivedMethod<A, R>, RuntimeError> {
+        let checked = Checked::of(module, m);
+        let module = &module.name;
         let ours = ArchiveType::of::<A>();
         match &m.args_type {
             Some(theirs) if theirs.fingerprint == ours.fingerprint => {}
@@ -94,7 +96,7 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
         Ok(ArchivedMethod {
             registry,
             method,
-            checked: Checked::of(m),
+            checked,
             _types: PhantomData,
         })
     }

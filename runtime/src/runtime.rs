@@ -493,7 +493,7 @@ impl Runtime {
         let (index, m) = resolve(&module, method)?;
         TypedMethod::new(
             Arc::clone(&self.registry),
-            &module.name,
+            &module,
             MethodRef {
                 handle,
                 index,
@@ -525,7 +525,7 @@ impl Runtime {
     {
         let (method, checked) = call::with_module(&self.registry, handle, |module| {
             let (index, m) = resolve(module, method)?;
-            let checked = crate::typed::check::<R>(&module.name, m)?;
+            let checked = crate::typed::check::<R>(module, m)?;
             let id = m.id;
             Ok((MethodRef { handle, index, id }, checked))
         })?;
@@ -556,7 +556,7 @@ impl Runtime {
         let (index, m) = resolve(&module, method)?;
         ArchivedMethod::new(
             Arc::clone(&self.registry),
-            &module.name,
+            &module,
             MethodRef {
                 handle,
                 index,

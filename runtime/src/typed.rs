@@ -202,15 +202,15 @@ where
 {
     pub(crate) fn new(
         registry: Arc<Registry>,
-        module: &str,
+        module: &Module,
         method: MethodRef,
         m: &Method,
     ) -> Result<TypedMethod<A, R>, RuntimeError> {
-        check::<R>(module, m)?;
+        let checked = check::<R>(module, m)?;
         Ok(TypedMethod {
             registry,
             method,
-            checked: Checked::of(m),
+            checked,
             _types: PhantomData,
         })
     }
@@ -232,36 +232,55 @@ where
 }
 
 /// What a handle checked of its method when it was made: the formats it writes the
-/// arguments in and reads the result in, and the archive types' fingerprints.
+/// arguments in and reads the result in, and the archive types' fingerprints, in the
+/// version of the module it checked them in.
 ///
 /// A reload allowed to change exports (`ReloadPolicy::allow_changes`) may change them
-/// under a handle made before it, keeping the method's name and id. Each call compares
-/// them with the method it reaches, in the version it runs (`Checked::find`), and
-/// refuses a changed one: otherwise it would send arguments the method no longer reads,
-/// or read a result as what it no longer is (a number's MessagePack read as raw text,
-/// say, a silent wrong value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// under a handle made before it, keeping the method's name and id. Each call checks
+/// that the method it reaches, in the version it runs, is still as checked
+/// (`Checked::find`), and refuses a changed one: otherwise it would send arguments the
+/// method no longer reads, or read a result as what it no longer is (a number's
+/// MessagePack read as raw text, say, a silent wrong value). In the version checked
+/// (every call until a reload) that is one comparison of the version's id.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Checked {
+    shape: Shape,
+    /// The `Module::id` of the version checked: unique to it, a reload's next has another.
+    version: u64,
+}
+
+/// The formats and archive fingerprints of a method's arguments and result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
     args_format: Format,
     result_format: Format,
     args_type: Option<u64>,
     result_type: Option<u64>,
 }
 
-impl Checked {
-    /// What `m`'s table entry says now.
-    pub(crate) fn of(m: &Method) -> Checked {
-        Checked {
+impl Shape {
+    fn of(m: &Method) -> Shape {
+        Shape {
             args_format: m.args_format,
             result_format: m.result_format,
             args_type: m.args_type.as_ref().map(|t| t.fingerprint),
             result_type: m.result_type.as_ref().map(|t| t.fingerprint),
         }
     }
+}
+
+impl Checked {
+    /// What `m`'s table entry in `module` says now.
+    pub(crate) fn of(module: &Module, m: &Method) -> Checked {
+        Checked {
+            shape: Shape::of(m),
+            version: module.id,
+        }
+    }
 
     /// The format the method returns its result in.
     pub(crate) fn result_format(self) -> Format {
-        self.result_format
+        self.shape.result_format
     }
 
     /// The index of `method` in `module`'s table, when it is still the method this
@@ -269,8 +288,19 @@ impl Checked {
     #[inline]
     pub(crate) fn find(self, module: &Module, method: MethodRef) -> Result<u32, RuntimeError> {
         let index = module.method_at(method)?;
+        if module.id == self.version {
+            return Ok(index);
+        }
+        self.find_reloaded(module, index)
+    }
+
+    /// [`find`](Self::find) in a version other than the one checked: its method may
+    /// differ.
+    #[cold]
+    #[inline(never)]
+    fn find_reloaded(self, module: &Module, index: u32) -> Result<u32, RuntimeError> {
         let m = &module.methods[index as usize];
-        if Checked::of(m) == self {
+        if Shape::of(m) == self.shape {
             Ok(index)
         } else {
             Err(changed(module, m))
@@ -291,18 +321,18 @@ fn changed(module: &Module, m: &Method) -> RuntimeError {
 
 /// Whether a typed call can take the method `m` (of the module `module`) with
 /// MessagePack arguments and read its result as `R`; what it checked.
-pub(crate) fn check<R: TypedResult>(module: &str, m: &Method) -> Result<Checked, RuntimeError> {
+pub(crate) fn check<R: TypedResult>(module: &Module, m: &Method) -> Result<Checked, RuntimeError> {
     if m.args_format == Format::Archived {
         return Err(RuntimeError::WrongFormat {
-            module: module.to_owned(),
+            module: module.name.clone(),
             method: m.name.clone(),
             part: "arguments",
             format: m.args_format,
             instead: "call it through `Runtime::archived`, which writes the arguments' archive in place (or pass the archive's bytes to `Runtime::call`)",
         });
     }
-    R::check(module, m)?;
-    Ok(Checked::of(m))
+    R::check(&module.name, m)?;
+    Ok(Checked::of(module, m))
 }
 
 /// Arguments encoded into at most this many bytes are encoded on the stack; larger ones
@@ -331,12 +361,13 @@ where
     // Not zeroed: the encoder writes every byte it hands back.
     let mut stack = [MaybeUninit::uninit(); STACK_ARGS];
     let heap;
-    let encoded = match msgpack::encode_as_into_uninit(checked.args_format, args, &mut stack) {
+    let encoded = match msgpack::encode_as_into_uninit(checked.shape.args_format, args, &mut stack)
+    {
         Some(bytes) => bytes,
         // Too large for the stack, or not encodable for the method (which `encode_as`
         // then says).
         None => {
-            heap = msgpack::encode_as(checked.args_format, args).map_err(codec)?;
+            heap = msgpack::encode_as(checked.shape.args_format, args).map_err(codec)?;
             &heap[..]
         }
     };
@@ -349,7 +380,7 @@ where
         Args::Borrowed(encoded),
         options,
     )?;
-    R::read(output, checked.result_format)
+    R::read(output, checked.result_format())
         .map_err(|e| result_error::<R::Output>(registry, method, e))
 }
 
