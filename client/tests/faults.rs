@@ -131,6 +131,7 @@ fn a_slot_pointing_outside_the_segment_gets_an_error_that_says_so() {
         deadline_ns: 0,
         trace_id: 0,
         span_id: 0,
+        checked: 0,
     };
     // Arguments past the slot's end, then names longer than a name may be or not UTF-8,
     // then an op that does not exist: each refused, and the slot completed.
@@ -287,6 +288,7 @@ fn a_client_that_rewrites_its_arguments_during_calls_cannot_harm_the_daemon() {
             deadline_ns: 0,
             trace_id: 0,
             span_id: 0,
+            checked: 0,
         });
         ring(&segment);
         let d = Some(Instant::now() + Duration::from_secs(10));
@@ -498,6 +500,7 @@ fn a_worker_orphaned_in_a_call_that_never_returns_still_ends() {
                     deadline_ns: 0,
                     trace_id: 0,
                     span_id: 0,
+                    checked: 0,
                 });
                 segment.header().ring_all();
             }

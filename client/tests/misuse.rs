@@ -62,6 +62,7 @@ fn raw_request_by(
         deadline_ns,
         trace_id: 0,
         span_id: 0,
+        checked: 0,
     });
     segment.header().ring_all();
     let until = Instant::now() + Duration::from_secs(30);

@@ -446,6 +446,7 @@ fn a_request_that_does_not_read_as_one_counts_as_a_request_and_an_error() {
         deadline_ns: 0,
         trace_id: 0,
         span_id: 0,
+        checked: 0,
     };
     slot.write_data(0, b"fine");
     let run = |op: Option<u32>| {

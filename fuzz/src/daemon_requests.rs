@@ -4,7 +4,7 @@
 //! - `0`: bytes on a client's socket, read as the daemon reads a hello (framed
 //!   MessagePack through `control::recv`);
 //! - `1`: the fields of a slot as a hostile client leaves them (state, op, name lengths
-//!   and words, argument length), claimed and read as the worker does;
+//!   and words, argument length, checked digest), claimed and read as the worker does;
 //! - anything else: bytes in a reply's data area, read as the client reads a failure.
 //!
 //! Promises checked: no panic; a request read as valid names at most `MAX_NAME` bytes of
@@ -71,6 +71,8 @@ fn slot(bytes: &[u8]) {
     }
     f.state
         .store(word(bytes, 156) as u32 % 5, Ordering::Relaxed);
+    // The checked method's digest: any word is one, read once like the others.
+    f.checked.store(word(bytes, 164), Ordering::Relaxed);
     if !slot.claim() {
         return;
     }

@@ -211,6 +211,7 @@ impl Connection {
                     conn: Arc::clone(self),
                     index,
                     submitted: false,
+                    checked: 0,
                 });
             }
             // Every slot is in use. A daemon gone for good never completes the calls it
@@ -391,6 +392,8 @@ pub struct Lease {
     conn: Arc<Connection>,
     index: u32,
     submitted: bool,
+    /// The method digest its requests carry (see [`Lease::checking`]).
+    checked: u64,
 }
 
 impl Lease {
@@ -450,6 +453,14 @@ impl Lease {
         Ok(())
     }
 
+    /// Makes the requests this lease submits carry `digest`, what a typed handle checked
+    /// of its method ([`method_digest`](crate::control::method_digest)): the worker
+    /// refuses the call if the method is no longer that ([`Failure::MethodChanged`]).
+    /// A lease carries 0, which checks nothing, until told otherwise.
+    pub fn checking(&mut self, digest: u64) {
+        self.checked = digest;
+    }
+
     /// Submits the request; its arguments are the first `args_len` bytes of the data
     /// area. Call [`Connection::ring`] after submitting one or many.
     pub fn submit(
@@ -479,6 +490,7 @@ impl Lease {
             deadline_ns: clock::to_ns(deadline),
             trace_id: trace.0,
             span_id: trace.1,
+            checked: self.checked,
         });
         self.submitted = true;
         Ok(())

@@ -80,6 +80,48 @@ pub struct MethodInfo {
     pub signature: Option<String>,
 }
 
+impl MethodInfo {
+    /// The digest a typed handle made from this description sends with its calls
+    /// ([`method_digest`] of its formats and archive fingerprints).
+    pub fn digest(&self) -> u64 {
+        method_digest(
+            self.args,
+            self.result,
+            self.args_fingerprint,
+            self.result_fingerprint,
+        )
+    }
+}
+
+/// What a typed handle checked of a method, in one word: FNV-1a of its arguments' and
+/// result's format tags and archive fingerprints (absent ones told from any present
+/// one), never 0 (which a call that checked nothing sends).
+///
+/// A client computes it from the method's [`MethodInfo`] when it makes a handle; the
+/// worker, once per method per load, from the method it runs. A call whose digest is not
+/// the method's now (a reload, an unload and a new load under the name, or another
+/// daemon changed it) is refused, where otherwise the handle would send arguments the
+/// method no longer reads, or read its result as what it no longer is.
+pub fn method_digest(
+    args: u8,
+    result: u8,
+    args_type: Option<u64>,
+    result_type: Option<u64>,
+) -> u64 {
+    let mut bytes = [0u8; 20];
+    bytes[0] = args;
+    bytes[1] = result;
+    bytes[2] = u8::from(args_type.is_some());
+    bytes[3] = u8::from(result_type.is_some());
+    bytes[4..12].copy_from_slice(&args_type.unwrap_or(0).to_le_bytes());
+    bytes[12..20].copy_from_slice(&result_type.unwrap_or(0).to_le_bytes());
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    // 0 means "checked nothing": a digest that happens to be 0 must not mean that.
+    hash.max(1)
+}
+
 /// The daemon to its worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -293,6 +335,28 @@ mod tests {
         }
         assert!(Claims::All.takes("anything@2"));
         assert!(main.takes(""), "a name nobody serves is the main worker's");
+    }
+
+    #[test]
+    fn a_method_digest_tells_each_checked_part_apart_and_is_never_zero() {
+        let base = method_digest(1, 2, None, None);
+        let others = [
+            method_digest(2, 2, None, None),
+            method_digest(1, 1, None, None),
+            method_digest(1, 2, Some(0), None),
+            method_digest(1, 2, None, Some(0)),
+            method_digest(1, 2, Some(5), Some(6)),
+            method_digest(1, 2, Some(6), Some(5)),
+        ];
+        for (i, d) in others.iter().enumerate() {
+            assert_ne!(*d, base, "{i}");
+            assert_ne!(*d, 0, "{i}");
+        }
+        assert_eq!(
+            method_digest(1, 2, None, None),
+            base,
+            "the same in every process"
+        );
     }
 
     #[test]

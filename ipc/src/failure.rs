@@ -39,6 +39,20 @@ pub enum Failure {
         /// Its concurrency limit.
         limit: u64,
     },
+    /// The call came through a typed handle made for the method as it was (the digest it
+    /// checked, `SlotFields::checked`), and the method is no longer that: a reload, or a
+    /// new module under the name, changed its arguments' or result's format or archive
+    /// type. It did not run.
+    MethodChanged {
+        /// The module.
+        module: String,
+        /// The method.
+        method: String,
+        /// The module's version now.
+        version: String,
+        /// The method's signature now, when the module records it.
+        signature: Option<String>,
+    },
     /// The request in the slot was malformed (what was wrong).
     BadRequest(String),
     /// The reply in the slot was malformed (what was wrong); the client's own finding.
@@ -94,6 +108,15 @@ impl fmt::Display for Failure {
             } => write!(
                 f,
                 "{module}::{method} refused: the module is saturated ({limit} calls in flight)"
+            ),
+            Failure::MethodChanged {
+                module,
+                method,
+                version,
+                ..
+            } => write!(
+                f,
+                "{module}::{method} changed in version {version}: the handle was made for what it was"
             ),
             Failure::BadRequest(why) => write!(f, "malformed request: {why}"),
             Failure::BadReply(why) => write!(f, "malformed reply: {why}"),

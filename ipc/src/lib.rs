@@ -48,4 +48,8 @@ pub use segment::{Geometry, Segment};
 pub use slot::{Request, Slot, SlotState};
 
 /// The protocol's version: a client and a daemon of different versions refuse each other.
-pub const PROTOCOL_VERSION: u32 = 4;
+///
+/// 5: a slot carries the digest of the method a typed handle checked
+/// ([`SlotFields::checked`](slot::SlotFields::checked)), and a call whose method changed
+/// fails with [`Failure::MethodChanged`].
+pub const PROTOCOL_VERSION: u32 = 5;

@@ -53,7 +53,8 @@ const STATUS_FAILED: u32 = 1;
 ///
 /// The first cache line holds what changes with every call: the state, the request's
 /// sizes and the reply, so the worker's reply and its `Done` travel to the client as one
-/// line. The trace ids and the names follow; a client writes them only when they change
+/// line. The trace ids, the checked method's digest and the names follow; a client writes
+/// them only when they change
 /// (see `Slot::submit`), so a worker reading them again finds them in its cache.
 #[repr(C, align(64))]
 #[derive(Debug)]
@@ -87,6 +88,11 @@ pub struct SlotFields {
     pub trace_id: AtomicU64,
     /// Span id.
     pub span_id: AtomicU64,
+    /// What the caller checked of the method ([`method_digest`](crate::control::method_digest)
+    /// of its formats and archive types, when its typed handle was made); 0 for a call
+    /// that checked nothing. The worker refuses a call whose method is no longer that
+    /// ([`Failure::MethodChanged`]) rather than run it with arguments it does not read.
+    pub checked: AtomicU64,
     /// The module's name, then the method's, [`MAX_NAME`] bytes each, little-endian words;
     /// the bytes past a name's length are not part of it and may be anything.
     pub names: [AtomicU64; 2 * MAX_NAME / 8],
@@ -149,6 +155,8 @@ pub struct Request {
     pub trace_id: u64,
     /// The caller's span id (0: none).
     pub span_id: u64,
+    /// The digest of the method the caller checked (0: it checked nothing).
+    pub checked: u64,
 }
 
 /// What a client puts in a slot.
@@ -168,6 +176,9 @@ pub struct Submit<'r> {
     pub trace_id: u64,
     /// Span id (0: none).
     pub span_id: u64,
+    /// The digest of the method the caller checked (0: it checked nothing; see
+    /// [`SlotFields::checked`]).
+    pub checked: u64,
 }
 
 #[cfg(test)]
@@ -182,6 +193,7 @@ impl<'r> Submit<'r> {
             deadline_ns: 0,
             trace_id: 0,
             span_id: 0,
+            checked: 0,
         }
     }
 }
@@ -342,6 +354,8 @@ impl<'a> Slot<'a> {
         f.deadline_ns.store(request.deadline_ns, Ordering::Relaxed);
         store_changed(&f.trace_id, request.trace_id);
         store_changed(&f.span_id, request.span_id);
+        // The same for every call of a handle: written only when it changes, as above.
+        store_changed(&f.checked, request.checked);
         f.status.store(u32::MAX, Ordering::Relaxed);
         f.client_waiting.store(0, Ordering::Relaxed);
     }
@@ -569,6 +583,8 @@ impl<'a> Slot<'a> {
             deadline_ns: f.deadline_ns.load(Ordering::Relaxed),
             trace_id: f.trace_id.load(Ordering::Relaxed),
             span_id: f.span_id.load(Ordering::Relaxed),
+            // Any value is one: the worker compares it, and only 0 checks nothing.
+            checked: f.checked.load(Ordering::Relaxed),
         })
     }
 
@@ -745,6 +761,7 @@ mod tests {
             deadline_ns: 9,
             trace_id: 1,
             span_id: 2,
+            checked: 7,
         });
         assert_eq!(
             slot.submitted_module().unwrap().unwrap().as_str(),
@@ -760,8 +777,8 @@ mod tests {
         let r = slot.read_request().unwrap();
         assert_eq!((r.module.as_str(), r.method.as_str()), ("basic", "echo"));
         assert_eq!(
-            (r.args_len, r.deadline_ns, r.trace_id, r.span_id),
-            (4, 9, 1, 2)
+            (r.args_len, r.deadline_ns, r.trace_id, r.span_id, r.checked),
+            (4, 9, 1, 2, 7)
         );
         slot.finish_ok(b"result", 0.25);
         let waited = slot.wait_done(None, Duration::ZERO, Duration::from_millis(1), || true);
@@ -802,6 +819,7 @@ mod tests {
             deadline_ns: 0,
             trace_id: 0,
             span_id: 0,
+            checked: 0,
         };
         slot.submit(&request("a-long-module-name"));
         slot.submit(&request("short"));

@@ -387,6 +387,7 @@ pub fn submit_hold(segment: &memlink_ipc::Segment, ms: u64, deadline: Duration) 
         deadline_ns: memlink_ipc::clock::now_ns() + deadline.as_nanos() as u64,
         trace_id: 0,
         span_id: 0,
+        checked: 0,
     });
     segment.header().ring_all();
 }
