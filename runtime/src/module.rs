@@ -93,6 +93,22 @@ pub(crate) struct Module {
     /// The methods reloads took away from the module's versions before this one, by id:
     /// a handle resolved on an older version names the method it lost.
     pub(crate) removed: Vec<(u32, String)>,
+    /// Each method's digest as a daemon's client checks it (`methods`' order; see
+    /// `memlink_ipc::control::method_digest`): computed once per load, so the worker
+    /// compares a call's digest with a word.
+    #[cfg(feature = "daemon")]
+    pub(crate) digests: Box<[u64]>,
+}
+
+/// `m`'s digest, as a daemon's client computes it from the method's description.
+#[cfg(feature = "daemon")]
+fn digest(m: &Method) -> u64 {
+    memlink_ipc::control::method_digest(
+        m.args_format as u8,
+        m.result_format as u8,
+        m.args_type.as_ref().map(|t| t.fingerprint),
+        m.result_type.as_ref().map(|t| t.fingerprint),
+    )
 }
 
 /// A file's identity, as the dynamic loader tells files apart (device and inode): two
@@ -296,6 +312,8 @@ impl Module {
             reason,
         })?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "daemon")]
+        let digests = described.methods.iter().map(digest).collect();
         Ok(Module {
             _library: library,
             path: path.to_owned(),
@@ -334,6 +352,8 @@ impl Module {
             lineage: id,
             removed: Vec::new(),
             file: None,
+            #[cfg(feature = "daemon")]
+            digests,
         })
     }
 

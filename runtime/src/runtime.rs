@@ -373,16 +373,26 @@ impl Runtime {
     /// [`backpressure`](Runtime::backpressure) as the call finds it, then
     /// [`call_method`](Runtime::call_method), with the module looked up once for both:
     /// the daemon's worker reports the one with the reply of the other.
+    ///
+    /// `checked` is the digest of the method a client's typed handle checked (0: none):
+    /// the method in the version this call runs must still be that, or the call is
+    /// refused with [`RuntimeError::MethodChanged`], before it runs. Compared here, on
+    /// the module the call runs in, so no reload comes between the check and the call.
     #[cfg(feature = "daemon")]
     pub(crate) fn call_method_loaded(
         &self,
         method: MethodRef,
+        checked: u64,
         args: &[u8],
         options: &CallOptions,
     ) -> Result<(f32, Result<CallOutput, RuntimeError>), RuntimeError> {
         let module = self.registry.module(method.handle)?;
         let backpressure = self.load_of(&module);
         let output = module.method_at(method).and_then(|index| {
+            if checked != 0 && module.digests[index as usize] != checked {
+                let m = &module.methods[index as usize];
+                return Err(crate::typed::changed(&module, m));
+            }
             call::from_host(
                 &self.registry,
                 method.handle,

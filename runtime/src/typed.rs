@@ -310,7 +310,7 @@ impl Checked {
 
 /// The error of a call through a handle whose method `m` a reload changed.
 #[cold]
-fn changed(module: &Module, m: &Method) -> RuntimeError {
+pub(crate) fn changed(module: &Module, m: &Method) -> RuntimeError {
     RuntimeError::MethodChanged {
         module: module.name.clone(),
         method: m.name.clone(),

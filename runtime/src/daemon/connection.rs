@@ -425,7 +425,10 @@ impl Server {
             // Copied by `take_args` before the call was listed.
             &scratch_bytes(&mut self.scratch)[..r.args_len]
         };
-        let answered = match self.runtime.call_method_loaded(method, args, &options) {
+        let answered = match self
+            .runtime
+            .call_method_loaded(method, r.checked, args, &options)
+        {
             Ok((backpressure, output)) => {
                 let output = output.map_err(|e| failure_of(e, module, name));
                 (backpressure, output.and_then(|o| put(slot, r, &o)))
@@ -584,6 +587,18 @@ fn failure_of(e: RuntimeError, module: &str, method: &str) -> Failure {
         } => Failure::UnknownMethod {
             module,
             method: name.unwrap_or_else(|| method.to_owned()),
+        },
+        // A typed handle's method a reload (or a new module under the name) changed.
+        RuntimeError::MethodChanged {
+            module,
+            method,
+            version,
+            signature,
+        } => Failure::MethodChanged {
+            module,
+            method,
+            version,
+            signature,
         },
         RuntimeError::Saturated {
             module,
