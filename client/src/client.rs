@@ -270,7 +270,8 @@ impl Client {
         })
     }
 
-    /// The module's methods, as the daemon describes them (asked once, then kept).
+    /// The module's methods, as the daemon describes them (asked once, then kept until a
+    /// call finds a method changed, or the client connects again).
     pub fn methods(&self, module: RemoteModule) -> Result<Arc<Vec<MethodInfo>>, RuntimeError> {
         let name = self.name(module)?;
         if let Some(m) = lock(&self.methods).get(&*name) {
@@ -736,6 +737,10 @@ impl Client {
     ) -> RuntimeError {
         match &e {
             CallError::Gone(_) | CallError::NotTaken(_) => self.lost(conn),
+            // The module is no longer as described: a handle made again asks anew.
+            CallError::Failed(Failure::MethodChanged { .. }) => {
+                lock(&self.methods).remove(module);
+            }
             // The call ran; its result needs larger slots, which the calls after it get.
             // The error says both, for a runtime returns such a result: a host that
             // switched to a client learns the method ran (calling again runs it again)

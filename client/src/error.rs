@@ -66,6 +66,17 @@ fn from_failure(f: Failure) -> RuntimeError {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
         },
         Failure::WorkerDied(reason) => RuntimeError::WorkerDied { reason },
+        Failure::MethodChanged {
+            module,
+            method,
+            version,
+            signature,
+        } => RuntimeError::MethodChanged {
+            module,
+            method,
+            version,
+            signature,
+        },
         other => RuntimeError::Daemon {
             reason: other.to_string(),
         },

@@ -44,7 +44,15 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.typed::<A, R>(module, method)?.call(args)
+        match self.typed::<A, R>(module, method)?.call(args) {
+            // The handle was made from a description kept from before the method changed
+            // (which the failure dropped): made once more from the daemon's, as the
+            // caller, who holds no handle, would expect. The refused call never ran.
+            Err(RuntimeError::MethodChanged { .. }) => {
+                self.typed::<A, R>(module, method)?.call(args)
+            }
+            other => other,
+        }
     }
 
     /// A zero-copy handle on an archive method (as `Runtime::archived`): `A`'s
@@ -73,6 +81,9 @@ pub struct RemoteTyped<'c, A: ?Sized, R> {
     method: String,
     args: Format,
     result: Format,
+    /// What it checked of the method (`MethodInfo::digest`), sent with each call: the
+    /// worker refuses the call if the method it would run is no longer that.
+    digest: u64,
     _types: PhantomData<fn(&A) -> R>,
 }
 
@@ -113,6 +124,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
             client,
             module,
             name,
+            digest: m.digest(),
             method: m.name,
             args,
             result,
@@ -157,6 +169,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
                 return self.call_encoded(&bytes, options);
             }
         };
+        lease.checking(self.digest);
         let reply = self
             .client
             .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
@@ -175,6 +188,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
         };
         let mut lease = conn.lease(options.deadline).map_err(failed)?;
         lease.write_args(bytes).map_err(failed)?;
+        lease.checking(self.digest);
         let reply = self.client.finish(
             lease,
             Op::Call,
@@ -209,6 +223,8 @@ pub struct RemoteArchived<'c, A, R> {
     client: &'c Client,
     name: String,
     method: String,
+    /// What it checked of the method, sent with each call (see `RemoteTyped`).
+    digest: u64,
     _types: PhantomData<fn(&A) -> R>,
 }
 
@@ -273,6 +289,7 @@ where
         Ok(RemoteArchived {
             client,
             name,
+            digest: m.digest(),
             method: m.name,
             _types: PhantomData,
         })
@@ -299,7 +316,7 @@ where
         })?;
         let archived = memlink_abi::archive::to_bytes_in(args, Buffer::from(lease.data_mut()))
             .map(|w| w.pos());
-        let (lease, len) = match archived {
+        let (mut lease, len) = match archived {
             Ok(len) => (lease, len),
             // Too large for the slot: archived apart, then written to slots that hold it
             // (the segment grows).
@@ -326,6 +343,7 @@ where
                 (lease, bytes.len())
             }
         };
+        lease.checking(self.digest);
         let reply = self
             .client
             .finish(lease, Op::Call, &self.name, &self.method, len, options)?;

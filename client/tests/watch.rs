@@ -77,3 +77,70 @@ fn a_watched_directory_is_served_as_its_files_come_change_and_go() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A typed handle made for a method that changed under it since (here: the watched
+/// file removed, then `greeter` 3 put there, whose `greet` returns the name's length
+/// where version 2's returns the greeting's raw bytes; the watch refuses such a change
+/// as a reload, not as a new module) is refused by the worker, naming the method as it
+/// is now. Before, it sent its call as it was and read the number's MessagePack as text,
+/// `Ok("\u{3}")`: a wrong value, no error. Plain calls, and handles on methods that
+/// did not change, call on.
+#[test]
+fn a_typed_handle_refuses_a_method_that_changed_in_the_daemon() {
+    let dir = common::scratch_dir();
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    let so = modules.join(format!("greeter.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("greeter_v2"), &so);
+    let setup = Setup {
+        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
+        ..Setup::default()
+    };
+    std::fs::create_dir_all(dir.join("daemon")).unwrap();
+    let daemon = Daemon::start_in(dir.join("daemon"), setup);
+    let client = Client::connect(&daemon.socket).unwrap();
+    let other = Client::connect(&daemon.socket).unwrap();
+    let greeter = client.module("greeter").unwrap();
+    let greet = client.typed::<str, String>(greeter, "greet").unwrap();
+    let version = client.typed::<(), u32>(greeter, "version").unwrap();
+    let add = client.typed::<(u32, u32), u32>(greeter, "add").unwrap();
+    assert_eq!(greet.call("ada").unwrap(), "hello, ada");
+    // Another client that described the module before the change, and holds no handle.
+    let theirs = other.module("greeter").unwrap();
+    assert_eq!(
+        other.methods(theirs).unwrap().len(),
+        client.methods(greeter).unwrap().len()
+    );
+
+    std::fs::remove_file(&so).unwrap();
+    eventually("greeter 2 is gone", || version.call(&()).is_err());
+    install(&module_path("greeter_v3"), &so);
+    eventually("greeter 3 answers", || version.call(&()).ok() == Some(3));
+
+    let err = greet.call("ada").unwrap_err();
+    let RuntimeError::MethodChanged {
+        module,
+        method,
+        signature,
+        ..
+    } = &err
+    else {
+        panic!("expected the change to be refused, got {err:?}");
+    };
+    assert_eq!((module.as_str(), method.as_str()), ("greeter", "greet"));
+    assert_eq!(signature.as_deref(), Some("greet(name: String) -> u32"));
+    assert!(err.to_string().contains("make it again"), "{err}");
+    // Made again, from the daemon's description now, a handle reads what it returns.
+    let greet = client.typed::<str, u32>(greeter, "greet").unwrap();
+    assert_eq!(greet.call("ada").unwrap(), 3);
+    // A call by name with a description kept from before is made anew, not refused.
+    let n: u32 = other.call_typed(theirs, "greet", "ada").unwrap();
+    assert_eq!(n, 3);
+    // `add` changed its types, not its formats (MessagePack in and out): its handle
+    // calls on, as in the runtime; a plain call checks nothing.
+    assert_eq!(add.call(&(2, 3)).unwrap(), 5);
+    let raw = client.call(greeter, "version", &[0x90]).unwrap();
+    assert_eq!(&*raw, &[3]);
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -32,6 +32,8 @@ fn built() -> &'static Built {
                 "memlink-greeter-v1",
                 "-p",
                 "memlink-greeter-v2",
+                "-p",
+                "memlink-greeter-v3",
                 "--lib",
             ])
             .args(["-p", "memlink-runtime", "--bin", "memlink"])
