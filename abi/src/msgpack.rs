@@ -293,6 +293,22 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
     }
 }
 
+/// Why a typed call could not read its result as `type_name`: the decoder's error `e`
+/// alone (`wrong msgpack marker FixMap(3)`) says neither that it is the result nor what
+/// it was read as, so this names the type and, when the module records it, the export's
+/// `signature`. The runtime's typed handles and a daemon client's say the same.
+pub fn unreadable_result(type_name: &str, e: ModuleError, signature: Option<&str>) -> String {
+    let why = match e {
+        ModuleError::Serialize(m) => m,
+        other => other.to_string(),
+    };
+    let mut reason = format!("cannot read its result as `{type_name}`: {why}");
+    if let Some(signature) = signature {
+        reason.push_str(&format!(" (the export is `{signature}`)"));
+    }
+    reason
+}
+
 /// Decodes the result of a method whose result is in `format`, as typed calls do: a raw
 /// result is offered to `R` as a string when it is UTF-8, else as a list of bytes.
 #[inline]

@@ -84,6 +84,9 @@ pub struct RemoteTyped<'c, A: ?Sized, R> {
     /// What it checked of the method (`MethodInfo::digest`), sent with each call: the
     /// worker refuses the call if the method it would run is no longer that.
     digest: u64,
+    /// The export's signature, when the module records it: a result that cannot be read
+    /// as `R` is told beside it.
+    signature: Option<String>,
     _types: PhantomData<fn(&A) -> R>,
 }
 
@@ -125,6 +128,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
             module,
             name,
             digest: m.digest(),
+            signature: m.signature,
             method: m.name,
             args,
             result,
@@ -173,7 +177,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
         let reply = self
             .client
             .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
-        msgpack::decode_as(self.result, &reply).map_err(|e| self.codec(e))
+        msgpack::decode_as(self.result, &reply).map_err(|e| self.unreadable(e))
     }
 
     /// Calls with arguments already encoded, on a connection whose slots hold them.
@@ -197,7 +201,18 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
             bytes.len(),
             options,
         )?;
-        msgpack::decode_as(self.result, &reply).map_err(|e| self.codec(e))
+        msgpack::decode_as(self.result, &reply).map_err(|e| self.unreadable(e))
+    }
+
+    /// The error of a result that cannot be read as `R`, as the runtime's typed handles
+    /// say it.
+    fn unreadable(&self, e: ModuleError) -> RuntimeError {
+        let type_name = core::any::type_name::<R>();
+        RuntimeError::Codec {
+            module: self.name.clone(),
+            method: self.method.clone(),
+            reason: msgpack::unreadable_result(type_name, e, self.signature.as_deref()),
+        }
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {

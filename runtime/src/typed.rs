@@ -409,18 +409,11 @@ pub(crate) fn result_error<T: ?Sized>(
     e: ModuleError,
 ) -> RuntimeError {
     let (module, method, signature) = describe(registry, method);
-    let mut reason = format!(
-        "cannot read its result as `{}`: {}",
-        core::any::type_name::<T>(),
-        reason(e)
-    );
-    if let Some(signature) = signature {
-        reason.push_str(&format!(" (the export is `{signature}`)"));
-    }
+    let type_name = core::any::type_name::<T>();
     RuntimeError::Codec {
         module,
         method,
-        reason,
+        reason: msgpack::unreadable_result(type_name, e, signature.as_deref()),
     }
 }
 
