@@ -44,8 +44,11 @@ enum Repr {
         offset: usize,
         len: usize,
     },
+    /// The buffer `alloc_output` gave the module (or a copy of a cached result): the
+    /// result is `len` bytes at `offset` of it.
     Heap {
         buf: AlignedBuf,
+        offset: usize,
         len: usize,
     },
     /// An output of a call whose arguments had a buffer of their own (larger than an
@@ -119,7 +122,7 @@ impl Repr {
                 &window.0[usize::from(*start)..][..usize::from(*len)]
             }
             Repr::Arena { arena, offset, len } => &arena.buf().as_slice()[*offset..*offset + *len],
-            Repr::Heap { buf, len } => &buf.as_slice()[..*len],
+            Repr::Heap { buf, offset, len } => &buf.as_slice()[*offset..*offset + *len],
             Repr::WithArgs(kept) => kept.0.as_bytes(),
         }
     }
@@ -315,6 +318,7 @@ impl CallOutput {
         CallOutput {
             repr: Repr::Heap {
                 buf,
+                offset: 0,
                 len: bytes.len(),
             },
         }
@@ -409,11 +413,12 @@ pub(crate) fn collect(
         Found::Elsewhere | Found::InFrame => give_back(arena),
     }
     match heap {
-        Some(buf)
-            if buf.contains_range(out, len) && out.addr() == buf.as_slice().as_ptr().addr() =>
-        {
+        // Anywhere in the buffer, as anywhere in the arena: the ABI says the output points
+        // "into" either (a C module may write a header of its own before the result).
+        Some(buf) if buf.contains_range(out, len) => {
+            let offset = out.addr() - buf.as_slice().as_ptr().addr();
             Ok(CallOutput {
-                repr: Repr::Heap { buf, len }.with_args(args),
+                repr: Repr::Heap { buf, offset, len }.with_args(args),
             })
         }
         _ => Err(ModuleError::Abi(format!(
