@@ -82,8 +82,8 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
         unsafe { std::slice::from_raw_parts(info.methods, info.method_count) }
     };
     let mut methods = Vec::with_capacity(rows.len());
-    for row in rows {
-        methods.push(method(row, &text)?);
+    for (i, row) in rows.iter().enumerate() {
+        methods.push(method(i, row, &text)?);
     }
     check_ids(&methods)?;
     check_format(info.rkyv_format, &methods)?;
@@ -132,11 +132,15 @@ fn check_header(info: &ModuleInfo) -> Result<(), String> {
     Ok(())
 }
 
+/// Row `i` of the method table, checked. A C author writes the table by hand: every
+/// error names the row's method (or, for a name that cannot be read, the row's place).
 fn method(
+    i: usize,
     row: &abi::MethodInfo,
     text: &impl Fn(StrRef, &str) -> Result<String, String>,
 ) -> Result<Method, String> {
-    let name = text(row.name, "a method name")?;
+    let name = text(row.name, &format!("the name of method {i} of the table"))?;
+    let text = |s: StrRef, what: &str| text(s, &format!("method `{name}`: its {what}"));
     if row.id != abi::method_id(&name) {
         return Err(format!(
             "method `{name}` has id {:#010x}, expected {:#010x}",
@@ -147,19 +151,20 @@ fn method(
     let format = |tag| {
         Format::from_u8(tag).ok_or_else(|| format!("method `{name}` has unknown format {tag}"))
     };
-    let archive_type = |s: StrRef, fingerprint: u64| -> Result<Option<ArchivedType>, String> {
-        let name = text(s, "an archive type name")?;
-        Ok((fingerprint != 0).then_some(ArchivedType { name, fingerprint }))
-    };
+    let archive_type =
+        |s: StrRef, fingerprint: u64, what| -> Result<Option<ArchivedType>, String> {
+            let name = text(s, what)?;
+            Ok((fingerprint != 0).then_some(ArchivedType { name, fingerprint }))
+        };
     Ok(Method {
         args_format: format(row.args_format)?,
         result_format: format(row.result_format)?,
         arg_count: row.arg_count,
         is_async: row.flags & abi::METHOD_ASYNC != 0,
         pure: row.flags & abi::METHOD_PURE != 0,
-        args_type: archive_type(row.args_type, row.args_fingerprint)?,
-        result_type: archive_type(row.result_type, row.result_fingerprint)?,
-        signature: Some(text(row.signature, "a signature")?).filter(|s| !s.is_empty()),
+        args_type: archive_type(row.args_type, row.args_fingerprint, "args_type")?,
+        result_type: archive_type(row.result_type, row.result_fingerprint, "result_type")?,
+        signature: Some(text(row.signature, "signature")?).filter(|s| !s.is_empty()),
         id: row.id,
         name,
     })

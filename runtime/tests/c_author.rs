@@ -42,3 +42,28 @@ fn an_output_past_the_start_of_the_hosts_buffer_is_read_there() {
         &[&[failed][..], b"nested"].concat()[..]
     );
 }
+
+/// A method table is written by hand in C, and a load refused for one of its strings
+/// says which row to fix: its place in the table for a name that cannot be read, else
+/// the method's name and the field. Before, the message said "a signature is not
+/// UTF-8" (or "an archive type name", "a method name") of a table of any length.
+#[test]
+fn a_table_row_that_cannot_be_read_is_refused_naming_it() {
+    for (bad, expected) in [
+        (1, "the name of method 1 of the table is not UTF-8"),
+        (2, "method `echo`: its signature is not UTF-8"),
+        (3, "method `echo`: its args_type is not UTF-8"),
+    ] {
+        let fixture = common::compile_c_with(
+            &["runtime/tests/fixtures/bad_row.c"],
+            &format!("libbad_row_{bad}.so"),
+            true,
+            &[&format!("-DBAD={bad}")],
+        );
+        let err = Runtime::with_local_resolver()
+            .load(ModuleRef::from_path(fixture))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "BAD={bad}: {err}");
+    }
+}
