@@ -373,7 +373,7 @@ impl fmt::Display for RuntimeError {
             ),
             AbiMismatch { path, module, host } => write!(
                 f,
-                "{} was built for memlink ABI {module}, this runtime speaks ABI {host}: rebuild the module against a matching memlink-msdk",
+                "{} was built for memlink ABI {module}, this runtime speaks ABI {host}: rebuild the module against a matching memlink-msdk (in C, the include/memlink.h of this runtime)",
                 path.display()
             ),
             InvalidModule { path, reason } => {

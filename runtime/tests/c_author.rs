@@ -67,3 +67,23 @@ fn a_table_row_that_cannot_be_read_is_refused_naming_it() {
         assert!(err.contains(expected), "BAD={bad}: {err}");
     }
 }
+
+/// A module in C built against another version's memlink.h is refused with what to
+/// rebuild it against in C too. Before, the message named only memlink-msdk, which a C
+/// module does not use.
+#[test]
+fn a_module_in_c_for_another_abi_version_is_told_to_rebuild_against_the_header() {
+    let fixture = compile_c(&["runtime/tests/fixtures/old_abi.c"], "libold_abi.so", true);
+    let err = Runtime::with_local_resolver()
+        .load(ModuleRef::from_path(fixture))
+        .unwrap_err()
+        .to_string();
+    let version = memlink_abi::ABI_VERSION;
+    assert!(
+        err.contains(&format!(
+            "was built for memlink ABI {}, this runtime speaks ABI {version}",
+            version - 1
+        )) && err.contains("include/memlink.h"),
+        "{err}"
+    );
+}
