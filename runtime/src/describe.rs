@@ -113,13 +113,24 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
 }
 
 /// The checks of a module's self-description that come before anything in it is read:
-/// its magic and its size.
+/// its magic, its ABI version and its size.
 fn check_header(info: &ModuleInfo) -> Result<(), String> {
     if info.magic != abi::MODULE_MAGIC {
         return Err(format!(
             "module info has magic {:#x}, expected {:#x}",
             info.magic,
             abi::MODULE_MAGIC
+        ));
+    }
+    // `memlink_abi_version` said this runtime's version (checked before anything else);
+    // a description that says another was written for another layout, or by hand with
+    // its fields out of order (a C initializer names none of them).
+    if info.abi_version != abi::ABI_VERSION {
+        return Err(format!(
+            "module info has abi_version {}, expected {} (what its memlink_abi_version \
+             returned; in C, MEMLINK_ABI_VERSION)",
+            info.abi_version,
+            abi::ABI_VERSION
         ));
     }
     if (info.size as usize) < size_of::<ModuleInfo>() {

@@ -87,3 +87,27 @@ fn a_module_in_c_for_another_abi_version_is_told_to_rebuild_against_the_header()
         "{err}"
     );
 }
+
+/// `ModuleInfo::abi_version` is "the module's ABI_VERSION" (memlink.h): a description
+/// that says another version than `memlink_abi_version` did is refused, naming both.
+/// Before, the field was never read, and such a module loaded.
+#[test]
+fn a_description_of_another_abi_version_is_refused() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/info_version.c"],
+        "libinfo_version.so",
+        true,
+    );
+    let err = Runtime::with_local_resolver()
+        .load(ModuleRef::from_path(fixture))
+        .unwrap_err()
+        .to_string();
+    let version = memlink_abi::ABI_VERSION;
+    assert!(
+        err.contains(&format!(
+            "module info has abi_version {}, expected {version}",
+            version - 1
+        )),
+        "{err}"
+    );
+}
