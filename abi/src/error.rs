@@ -122,6 +122,11 @@ impl fmt::Display for ModuleError {
             ModuleError::InvalidMethod => f.write_str("invalid method"),
             ModuleError::ModuleNotFound(m) => write!(f, "module not found: {m}"),
             ModuleError::MaxCallDepthExceeded => f.write_str("maximum call depth exceeded"),
+            // Shown as it is, with no prefix: an empty message would show nothing at all
+            // (a module in C that returns the status and forgets the payload).
+            ModuleError::Failed(m) if m.is_empty() => {
+                f.write_str("the module failed and gave no message")
+            }
             ModuleError::Failed(m) => f.write_str(m),
             ModuleError::Abi(m) => write!(f, "abi error: {m}"),
         }

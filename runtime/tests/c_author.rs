@@ -111,3 +111,27 @@ fn a_description_of_another_abi_version_is_refused() {
         "{err}"
     );
 }
+
+/// `MEMLINK_STATUS_FAILED` is shown as its message alone: one returned with no payload
+/// still says that the module failed. Before, it was shown as nothing at all
+/// (`silent_failure::fail failed: `).
+#[test]
+fn a_failure_without_a_message_says_so() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/silent_failure.c"],
+        "libsilent_failure.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let err = rt.call(h, "fail", b"").unwrap_err();
+    assert_eq!(
+        err.module_error(),
+        Some(&ModuleError::Failed(String::new()))
+    );
+    assert!(
+        err.to_string()
+            .ends_with("fail failed: the module failed and gave no message"),
+        "{err}"
+    );
+}
