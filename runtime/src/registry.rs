@@ -915,11 +915,24 @@ fn init(
     // SAFETY: on failure the module points `error` at a message in its static memory.
     let message = unsafe { frame.error.as_str() }
         .filter(|m| !m.is_empty())
-        .map_or_else(|| format!("status {status}"), str::to_owned);
+        .map_or_else(|| no_init_message(status, frame.error.len), str::to_owned);
     Err(RuntimeError::InitFailed {
         module: module.name.clone(),
         message,
     })
+}
+
+/// What a failed `memlink_init` is reported as when its `error` holds no message: the
+/// status by its name too (a bare number sent a C author to the header), and why no
+/// message was read.
+fn no_init_message(status: i32, error_len: usize) -> String {
+    let name = Status::from_code(status).map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}"));
+    let why = if error_len == 0 {
+        "no message in InitFrame::error"
+    } else {
+        "InitFrame::error is not UTF-8, or is null with a length"
+    };
+    format!("status {status} ({name}), {why}")
 }
 
 fn shutdown(module: &Module) {

@@ -135,3 +135,27 @@ fn a_failure_without_a_message_says_so() {
         "{err}"
     );
 }
+
+/// A `memlink_init` that refuses without a readable message is reported with its
+/// status's name and why no message was read. Before, the error was `status 6` alone,
+/// a number to look up in the header, the same for an empty message and one that is
+/// not UTF-8.
+#[test]
+fn an_init_refused_without_a_message_names_its_status() {
+    for (flags, why) in [
+        (&[][..], "no message in InitFrame::error"),
+        (&["-DNOT_UTF8"][..], "InitFrame::error is not UTF-8"),
+    ] {
+        let out = format!("libinit_silent{}.so", flags.len());
+        let fixture =
+            common::compile_c_with(&["runtime/tests/fixtures/init_silent.c"], &out, true, flags);
+        let err = Runtime::with_local_resolver()
+            .load(ModuleRef::from_path(fixture))
+            .unwrap_err()
+            .to_string();
+        let expected = format!(
+            "module `init_silent` failed to initialize: status 6 (ServiceUnavailable), {why}"
+        );
+        assert!(err.starts_with(&expected), "{err}");
+    }
+}
