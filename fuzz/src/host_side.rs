@@ -91,7 +91,8 @@ pub enum OutSpec {
     PastArena(u32, u16),
     /// The whole buffer from `alloc_output`.
     Alloc,
-    /// The buffer from `alloc_output`, starting this far in (1 + the value, clamped).
+    /// The buffer from `alloc_output`, starting this far in (1 + the value, clamped): its
+    /// rest is the output.
     AllocOffset(u16),
     /// The buffer from `alloc_output`, longer than it by 1 + the value.
     AllocTooLong(u16),
@@ -349,8 +350,9 @@ fn place_output(frame: &mut CallFrame, spec: &Hostile, granted: Option<(*mut u8,
         },
         OutSpec::AllocOffset(by) => match granted {
             Some((ptr, len)) if len > 1 => {
+                // Anywhere in the buffer is the output's place, as anywhere in the arena.
                 let by = 1 + usize::from(by) % (len - 1);
-                (ptr.wrapping_add(by).cast_const(), len - by, false)
+                (ptr.wrapping_add(by).cast_const(), len - by, true)
             }
             _ => none,
         },
