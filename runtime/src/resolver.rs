@@ -234,7 +234,8 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
 
 /// Finds modules by name and version in a directory where each is a file named
 /// `NAME@VERSION.so` (or `libNAME@VERSION.so`; `.dylib` on macOS), `VERSION` a semver
-/// version: `greeter@1.4.2.so`. A reference by name resolves to the highest version
+/// version: `greeter@1.4.2.so`. A file `libNAME@…` is looked at for both `NAME` and
+/// `libNAME` (a module may be named `library`); the module it holds tells which. A reference by name resolves to the highest version
 /// its requirement accepts (two files giving that same version, `greeter@1.4.2.so` and
 /// `libgreeter@1.4.2.so`, are refused as ambiguous); a path resolves as
 /// [`LocalResolver`] does. The file's name must tell the truth: a load or reload by name
@@ -261,34 +262,68 @@ impl DirectoryResolver {
         DirectoryResolver { dir: dir.into() }
     }
 
-    /// Every module file in the directory: its name, version and path, in no order.
+    /// Every module file in the directory: its name, version and path, in no order (a
+    /// file `libNAME@VERSION.so` listed as `NAME`).
     pub fn modules(&self) -> Result<Vec<(String, Version, PathBuf)>, RuntimeError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| RuntimeError::BadSetting {
-            setting: format!("DirectoryResolver::new({:?})", self.dir),
-            reason: format!("its directory cannot be read: {e}"),
-        })?;
-        Ok(entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let path = e.path();
+        Ok(self
+            .paths()?
+            .filter_map(|path| {
                 let (name, version) = versioned_file_name(&path)?;
                 Some((name, version, path))
             })
             .collect())
     }
+
+    /// The files in the directory that may hold versions of the module `name`, with
+    /// their versions, in no order.
+    fn files_of(&self, name: &str) -> Result<Vec<(Version, PathBuf)>, RuntimeError> {
+        Ok(self
+            .paths()?
+            .filter_map(|path| {
+                let (written, version) = written_version(&path)?;
+                file_answers(written, name).then_some((version, path))
+            })
+            .collect())
+    }
+
+    /// The paths of what the directory holds.
+    fn paths(&self) -> Result<impl Iterator<Item = PathBuf>, RuntimeError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| RuntimeError::BadSetting {
+            setting: format!("DirectoryResolver::new({:?})", self.dir),
+            reason: format!("its directory cannot be read: {e}"),
+        })?;
+        Ok(entries.filter_map(Result::ok).map(|e| e.path()))
+    }
 }
 
 /// The module name and version a file name `[lib]NAME@VERSION.<library extension>`
-/// gives, if it is one.
+/// gives, if it is one (a leading `lib` taken off the name: `libgreeter@1.4.2.so` is
+/// `greeter`; such a file also answers a reference to a module whose own name starts
+/// with `lib`, see [`DirectoryResolver`]).
 pub fn versioned_file_name(path: &Path) -> Option<(String, Version)> {
+    let (written, version) = written_version(path)?;
+    let name = written.strip_prefix("lib").unwrap_or(written);
+    is_module_name(name).then(|| (name.to_owned(), version))
+}
+
+/// The name as written before the `@`, and the version, of a file named
+/// `NAME@VERSION.<library extension>`.
+fn written_version(path: &Path) -> Option<(&str, Version)> {
     let file = path.file_name()?.to_str()?;
     let stem = file
         .strip_suffix(std::env::consts::DLL_EXTENSION)?
         .strip_suffix('.')?;
-    let (name, version) = stem.split_once('@')?;
-    let name = name.strip_prefix("lib").unwrap_or(name);
+    let (written, version) = stem.split_once('@')?;
     let version = Version::parse(version).ok()?;
-    is_module_name(name).then(|| (name.to_owned(), version))
+    is_module_name(written).then_some((written, version))
+}
+
+/// Whether a file whose name is written `written` before its `@` may hold the module
+/// `name`: `NAME@…` or `libNAME@…`. Both readings are kept, since a module's own name
+/// may start with `lib` (`library@1.0.0.so` is the module `library`, not `rary`); a
+/// file read the wrong way is refused at load, as holding another module.
+fn file_answers(written: &str, name: &str) -> bool {
+    written == name || written.strip_prefix("lib") == Some(name)
 }
 
 impl Resolver for DirectoryResolver {
@@ -296,12 +331,7 @@ impl Resolver for DirectoryResolver {
         let Some(name) = module.name() else {
             return local_file(module.path());
         };
-        let mut all: Vec<(Version, PathBuf)> = self
-            .modules()?
-            .into_iter()
-            .filter(|(n, _, _)| n == name)
-            .map(|(_, v, p)| (v, p))
-            .collect();
+        let mut all = self.files_of(name)?;
         // Highest version last; of one version, by path (so that what follows does not
         // depend on the order the directory lists its files in).
         all.sort();

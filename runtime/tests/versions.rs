@@ -1,0 +1,61 @@
+//! Version resolution and naming through the real runtime: which version a name, a
+//! `name@requirement` and a nested call pick, what a `DirectoryResolver` makes of the
+//! files beside a module's, and what may share a name. `greeter_v1` (1.4.2) and
+//! `greeter_v2` (2.0.1) are real builds of one module; `tests/fixtures/versioned.c` is
+//! a C module built under any name and version (a prerelease, build metadata).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{install, module_path};
+use memlink_runtime::resolver::DirectoryResolver;
+use memlink_runtime::{ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
+
+fn lib(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION))
+}
+
+/// `tests/fixtures/versioned.c` built as the module `name` of `version`.
+fn versioned(name: &str, version: &str) -> PathBuf {
+    let tag: String = format!("{name}_{version}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    common::compile_c_with(
+        &["runtime/tests/fixtures/versioned.c"],
+        &format!("libversioned_{tag}.{}", std::env::consts::DLL_EXTENSION),
+        true,
+        &[
+            &format!("-DMODULE_NAME=\"{name}\""),
+            &format!("-DMODULE_VERSION=\"{version}\""),
+        ],
+    )
+}
+
+/// The version the module behind `h` says it is.
+fn version_of(rt: &Runtime, h: ModuleHandle) -> String {
+    rt.module_info(h).unwrap().version
+}
+
+/// A module whose own name starts with `lib`, in a file named after it
+/// (`library@1.0.0.so`), is found by its name. Before, the resolver took the `lib` off
+/// every file name, read the file as the module `rary`, and said no file of `library`
+/// was there.
+#[test]
+fn a_module_named_lib_something_is_found_under_its_name() {
+    let dir = common::scratch("versions-lib-prefix");
+    install(&versioned("library", "1.0.0"), &lib(&dir, "library@1.0.0"));
+    install(&module_path("greeter_v1"), &lib(&dir, "libgreeter@1.4.2"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let library = rt.load(ModuleRef::parse("library@1").unwrap());
+    let library = library.unwrap_or_else(|e| panic!("library@1: {e}"));
+    assert_eq!(rt.module_info(library).unwrap().name, "library");
+    // A `lib` before the name is still a library's prefix.
+    let greeter = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap();
+    assert_eq!(version_of(&rt, greeter), "1.4.2");
+    // The other reading of `library@1.0.0.so` leads to a file holding another module.
+    let fresh = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let rary = fresh.load(ModuleRef::parse("rary@1").unwrap()).unwrap_err();
+    assert!(matches!(rary, RuntimeError::WrongFile { .. }), "{rary}");
+}
