@@ -138,7 +138,10 @@ impl Names {
 }
 
 /// Whether the module `own_name` of `version` can share `name` with `others`: only
-/// versions of one module share a name, each with a semver version of its own.
+/// versions of one module share a name, each with a semver version of its own. Build
+/// metadata does not make a version of its own (semver gives `1.0.0+a` and `1.0.0+b`
+/// one precedence, and every requirement matches both or neither): two such builds
+/// under one name would leave `name@=1.0.0` to pick between them by the text after `+`.
 fn clash<'e>(
     name: &str,
     mut others: impl Iterator<Item = &'e Entry> + Clone,
@@ -151,10 +154,20 @@ fn clash<'e>(
     if others.clone().any(|e| e.own_name != own_name) {
         return Err(Taken(name.to_owned()));
     }
-    match version {
-        Some(v) if others.all(|e| e.version.as_ref().is_some_and(|o| o != v)) => Ok(()),
-        Some(v) => Err(Taken(format!("{name}@{v}"))),
-        None => Err(Taken(name.to_owned())),
+    let Some(v) = version else {
+        return Err(Taken(name.to_owned()));
+    };
+    // Named as the module already loaded is: `m@1.0.0+a`, when `1.0.0+b` is refused.
+    match others.find(|e| {
+        e.version
+            .as_ref()
+            .is_none_or(|o| o.cmp_precedence(v).is_eq())
+    }) {
+        None => Ok(()),
+        Some(Entry {
+            version: Some(o), ..
+        }) => Err(Taken(format!("{name}@{o}"))),
+        Some(_) => Err(Taken(name.to_owned())),
     }
 }
 
@@ -231,6 +244,12 @@ mod tests {
             names.check("m", "other", v("2.0.0").as_ref()),
             Err(Taken("m".into())),
             "another module never shares a name"
+        );
+        names.add("b", "b", v("1.0.0+a"), 3);
+        assert_eq!(
+            names.check("b", "b", v("1.0.0+b").as_ref()),
+            Err(Taken("b@1.0.0+a".into())),
+            "build metadata makes no version of its own"
         );
         names.add("n", "n", None, 1);
         assert!(names.check("n", "n", v("1.0.0").as_ref()).is_err());

@@ -59,3 +59,34 @@ fn a_module_named_lib_something_is_found_under_its_name() {
     let rary = fresh.load(ModuleRef::parse("rary@1").unwrap()).unwrap_err();
     assert!(matches!(rary, RuntimeError::WrongFile { .. }), "{rary}");
 }
+
+/// Builds that differ only by build metadata (`1.0.0+a`, `1.0.0+b`) are one version to
+/// semver: every requirement matches both or neither, so they cannot share a name, by
+/// a load or by a reload. Before, both loaded, and `m@=1.0.0` (and a nested call to
+/// `m`) picked one by the text after the `+`.
+#[test]
+fn builds_of_one_version_do_not_load_side_by_side() {
+    let rt = Runtime::with_local_resolver();
+    let a = rt
+        .load(ModuleRef::from_path(versioned("m", "1.0.0+a")))
+        .unwrap();
+    let b = rt
+        .load(ModuleRef::from_path(versioned("m", "1.0.0+b")))
+        .unwrap_err();
+    assert!(
+        matches!(&b, RuntimeError::NameTaken { name } if name == "m@1.0.0+a"),
+        "{b}"
+    );
+    assert_eq!(rt.handle_of("m@=1.0.0").unwrap(), a);
+    let two = rt
+        .load(ModuleRef::from_path(versioned("m", "2.0.0")))
+        .unwrap();
+    let onto = rt
+        .reload(two, ModuleRef::from_path(versioned("m", "1.0.0+b")))
+        .unwrap_err();
+    assert!(
+        matches!(&onto, RuntimeError::NameTaken { name } if name == "m@1.0.0+a"),
+        "{onto}"
+    );
+    assert_eq!(version_of(&rt, two), "2.0.0", "the old version serves on");
+}
