@@ -1,7 +1,8 @@
 //! The names nested calls and `handle_of` address modules by: each loaded module's name,
 //! and its version, so that two versions of one module can be loaded side by side and
-//! a caller can ask for `greeter` (the highest version) or `greeter@^1` (the highest
-//! that matches).
+//! a caller can ask for `greeter` (the highest release; the highest prerelease only
+//! when no release is loaded) or `greeter@^1` (the highest that matches, by Cargo's
+//! rules: a prerelease only when the requirement names one).
 
 use std::collections::HashMap;
 
@@ -56,8 +57,9 @@ pub(crate) fn malformed(reference: &str) -> Option<&'static str> {
 }
 
 impl Names {
-    /// The slot of the module `reference` names: `name` (its highest version) or
-    /// `name@requirement` (the highest version that matches).
+    /// The slot of the module `reference` names: `name` (its highest release, or
+    /// highest prerelease when no release is loaded) or `name@requirement` (the highest
+    /// version that matches).
     #[inline]
     pub(crate) fn lookup(&self, reference: &str) -> Option<u32> {
         if let Some([only]) = self.0.get(reference).map(Vec::as_slice) {
@@ -80,7 +82,11 @@ impl Names {
                 (Some(r), Some(v)) => r.matches(v),
                 (Some(_), None) => false,
             })
-            .max_by(|a, b| a.version.cmp(&b.version))
+            // A bare name prefers a release, as `name@*` (which matches no prerelease)
+            // does: a `2.0.0-rc.1` loaded to be tried beside `1.4.2` takes no caller
+            // that did not ask for a prerelease. With only prereleases loaded, the
+            // highest of them. A requirement has chosen already (Cargo's rules).
+            .max_by_key(|e| (requirement.is_some() || is_release(e), &e.version))
             .map(|e| e.index)
     }
 
@@ -135,6 +141,12 @@ impl Names {
         }
         Ok(())
     }
+}
+
+/// Whether `entry` is a release (not a prerelease; a version that is not semver counts
+/// as one: it never shares its name).
+fn is_release(entry: &Entry) -> bool {
+    entry.version.as_ref().is_none_or(|v| v.pre.is_empty())
 }
 
 /// Whether the module `own_name` of `version` can share `name` with `others`: only
@@ -227,6 +239,14 @@ mod tests {
         assert_eq!(names.lookup("greeter@3"), None);
         assert_eq!(names.lookup("greeter@junk"), None);
         assert_eq!(names.lookup("other"), None);
+        names.add("greeter", "g", v("3.0.0-rc.1"), 6);
+        assert_eq!(
+            names.lookup("greeter"),
+            Some(5),
+            "a release before a prerelease"
+        );
+        assert_eq!(names.lookup("greeter@3.0.0-rc.1"), Some(6));
+        names.remove("greeter", 6);
         names.remove("greeter", 5);
         assert_eq!(names.lookup("greeter"), Some(3));
     }

@@ -128,7 +128,8 @@ impl ModuleRef {
     }
 
     /// A reference to the module `name`, of a version matching `requirement` (any, when
-    /// `None`: the highest).
+    /// `None`: the highest release, or the highest prerelease when there is no
+    /// release).
     pub fn named(name: &str, requirement: Option<VersionReq>) -> ModuleRef {
         let text = match &requirement {
             Some(r) => format!("{name}@{r}"),
@@ -235,9 +236,12 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
 /// Finds modules by name and version in a directory where each is a file named
 /// `NAME@VERSION.so` (or `libNAME@VERSION.so`; `.dylib` on macOS), `VERSION` a semver
 /// version: `greeter@1.4.2.so`. A file `libNAME@…` is looked at for both `NAME` and
-/// `libNAME` (a module may be named `library`); the module it holds tells which. A reference by name resolves to the highest version
-/// its requirement accepts (two files giving that same version, `greeter@1.4.2.so` and
-/// `libgreeter@1.4.2.so`, are refused as ambiguous); a path resolves as
+/// `libNAME` (a module may be named `library`); the module it holds tells which. A
+/// reference by name resolves to the highest version its requirement accepts (by
+/// Cargo's rules, `^2` accepts no `2.1.0-rc.1`, `2.1.0-rc.1` does), one with no
+/// requirement to the highest release (the highest prerelease only when there is no
+/// release); two files giving that same version, `greeter@1.4.2.so` and
+/// `libgreeter@1.4.2.so`, are refused as ambiguous. A path resolves as
 /// [`LocalResolver`] does. The file's name must tell the truth: a load or reload by name
 /// whose file holds another module, or a version the requirement does not match, is
 /// refused with [`RuntimeError::WrongFile`].
@@ -335,11 +339,7 @@ impl Resolver for DirectoryResolver {
         // Highest version last; of one version, by path (so that what follows does not
         // depend on the order the directory lists its files in).
         all.sort();
-        let matching: Vec<(Version, PathBuf)> = all
-            .iter()
-            .filter(|(v, _)| module.matches(v))
-            .cloned()
-            .collect();
+        let matching = chosen_from(module, &all);
         match &matching[..] {
             // Of one precedence (build metadata aside, `1.4.2+a` is `1.4.2+b`).
             [.., (v, first), (w, second)] if v.cmp_precedence(w).is_eq() => {
@@ -362,6 +362,19 @@ impl Resolver for DirectoryResolver {
             }
         }
     }
+}
+
+/// The versions of `all` that `module` may be answered by: those its requirement
+/// matches (Cargo's rules: a prerelease only when the requirement names one). With no
+/// requirement, the releases, as `name@*` would give; the prereleases only when there
+/// is no release, so that a name still finds a module that has none.
+fn chosen_from(module: &ModuleRef, all: &[(Version, PathBuf)]) -> Vec<(Version, PathBuf)> {
+    let matching = all.iter().filter(|(v, _)| module.matches(v));
+    let releases = matching.clone().filter(|(v, _)| v.pre.is_empty());
+    if module.requirement().is_none() && releases.clone().next().is_some() {
+        return releases.cloned().collect();
+    }
+    matching.cloned().collect()
 }
 
 #[cfg(test)]

@@ -90,3 +90,53 @@ fn builds_of_one_version_do_not_load_side_by_side() {
     );
     assert_eq!(version_of(&rt, two), "2.0.0", "the old version serves on");
 }
+
+/// A prerelease loaded beside a release (`2.0.0-rc.1` beside `1.4.2`) takes no caller
+/// that did not ask for a prerelease: a bare name leads to the release, as `name@*`
+/// does (Cargo's rules), from the resolver, `handle_of` and a nested call alike, and to
+/// the prerelease only once no release is there. Before, a bare `greeter` went to the
+/// release candidate, while `greeter@*` went to 1.4.2.
+#[test]
+fn a_bare_name_prefers_a_release_to_a_prerelease() {
+    let dir = common::scratch("versions-prerelease");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    let rc = versioned("greeter", "2.0.0-rc.1");
+    install(&rc, &lib(&dir, "greeter@2.0.0-rc.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let one = rt.load(ModuleRef::named("greeter", None)).unwrap();
+    assert_eq!(version_of(&rt, one), "1.4.2", "the resolver's choice");
+    let next = rt.load(ModuleRef::parse("greeter@2.0.0-rc.1").unwrap());
+    let next = next.unwrap();
+    assert_eq!(version_of(&rt, next), "2.0.0-rc.1");
+    assert_eq!(rt.handle_of("greeter").unwrap(), one);
+    assert_eq!(rt.handle_of("greeter@*").unwrap(), one);
+    assert!(
+        rt.handle_of("greeter@^2").is_err(),
+        "^2 matches no 2.0.0-rc.1"
+    );
+    assert_eq!(rt.handle_of("greeter@>=2.0.0-rc.1").unwrap(), next);
+
+    let relay = rt
+        .load(ModuleRef::from_path(module_path("nested_calls")))
+        .unwrap();
+    let via = |target: &str| -> Vec<u8> {
+        let args = (target, "version", Vec::<u8>::new());
+        let out = rt.call_typed::<_, Vec<u8>>(relay, "relay", &args);
+        out.unwrap_or_else(|e| panic!("{target}: {e}"))
+    };
+    assert_eq!(
+        common::de::<u32>(&via("greeter")),
+        1,
+        "greeter_v1's `version`"
+    );
+    rt.unload(one).unwrap();
+    assert_eq!(rt.handle_of("greeter").unwrap(), next, "no release is left");
+    assert_eq!(via("greeter"), b"2.0.0-rc.1");
+
+    // A directory with prereleases alone still answers the bare name.
+    let only = common::scratch("versions-prerelease-only");
+    install(&rc, &lib(&only, "greeter@2.0.0-rc.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&only));
+    let h = rt.load(ModuleRef::named("greeter", None)).unwrap();
+    assert_eq!(version_of(&rt, h), "2.0.0-rc.1");
+}
