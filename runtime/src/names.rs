@@ -52,8 +52,16 @@ pub(crate) fn unusable(name: &str) -> Option<&'static str> {
 #[cold]
 pub(crate) fn malformed(reference: &str) -> Option<&'static str> {
     let (_, requirement) = reference.split_once('@')?;
-    VersionReq::parse(requirement).err()?;
+    parse_requirement(requirement).err()?;
     Some("what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)")
+}
+
+/// What follows a reference's `@`, read the same way wherever a reference is given
+/// (`ModuleRef::parse`, `handle_of`, a nested call, a declared dependency): whitespace
+/// around it is no part of it (`greeter@\t^1`, a line read from a file with its line
+/// break), where semver alone would take only spaces off.
+pub(crate) fn parse_requirement(text: &str) -> Result<VersionReq, semver::Error> {
+    VersionReq::parse(text.trim())
 }
 
 impl Names {
@@ -71,7 +79,7 @@ impl Names {
     #[cold]
     fn lookup_slow(&self, reference: &str) -> Option<u32> {
         let (name, requirement) = match reference.split_once('@') {
-            Some((name, requirement)) => (name, Some(VersionReq::parse(requirement).ok()?)),
+            Some((name, requirement)) => (name, Some(parse_requirement(requirement).ok()?)),
             None => (reference, None),
         };
         self.0

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use semver::{Version, VersionReq};
 
 use crate::error::RuntimeError;
+use crate::names::parse_requirement;
 
 /// A reference to a module: the path of its shared library, or a name with a version
 /// requirement (`greeter@1.2`, `greeter@^2`, `greeter`) for a resolver that keeps
@@ -65,7 +66,7 @@ impl ModuleRef {
             || trimmed.ends_with(&format!(".{}", std::env::consts::DLL_EXTENSION));
         if let Some((name, requirement)) = trimmed.split_once('@').filter(|_| !path_like) {
             if is_module_name(name) {
-                let requirement = VersionReq::parse(requirement.trim()).map_err(|_| {
+                let requirement = parse_requirement(requirement).map_err(|_| {
                     RuntimeError::BadReference {
                         reference: reference.to_owned(),
                         reason: "what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)",

@@ -140,3 +140,26 @@ fn a_bare_name_prefers_a_release_to_a_prerelease() {
     let h = rt.load(ModuleRef::named("greeter", None)).unwrap();
     assert_eq!(version_of(&rt, h), "2.0.0-rc.1");
 }
+
+/// What `ModuleRef::parse` accepts after an `@` (whitespace around a requirement: a
+/// tab, a line break left from a line read from a file), `handle_of` and a nested call
+/// accept too. Before, they took only spaces off (as semver does), and refused
+/// `greeter@\t^1` as "not a semver requirement" while `ModuleRef::parse` loaded it.
+#[test]
+fn a_requirement_reads_alike_wherever_it_is_given() {
+    let dir = common::scratch("versions-whitespace");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let relay = rt
+        .load(ModuleRef::from_path(module_path("nested_calls")))
+        .unwrap();
+    for reference in ["greeter@\t^1", "greeter@^1\n", "greeter@ ^1 "] {
+        let one = rt.load(ModuleRef::parse(reference).unwrap()).unwrap();
+        assert_eq!(rt.handle_of(reference).unwrap(), one, "{reference:?}");
+        let args = (reference, "version", Vec::<u8>::new());
+        let out = rt.call_typed::<_, Vec<u8>>(relay, "relay", &args);
+        let out = out.unwrap_or_else(|e| panic!("{reference:?}: {e}"));
+        assert_eq!(common::de::<u32>(&out), 1, "{reference:?}");
+        rt.unload(one).unwrap();
+    }
+}
