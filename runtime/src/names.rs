@@ -46,13 +46,21 @@ pub(crate) fn unusable(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Why `reference` can name no module however the modules change, or `None`: a version
-/// requirement after its `@` that is not semver (`basic@>>1`), which a lookup reads as
-/// naming nothing.
+/// Why `reference` can name no module however the modules change, or `None`: a name no
+/// module can be loaded under (`@^1`, with none before its `@`; an empty one; one with a
+/// control character), or a version requirement after its `@` that is not semver
+/// (`basic@>>1`), which a lookup reads as naming nothing. A dependency declared so would
+/// otherwise be reported as missing, and waited for, when no load can answer it.
 #[cold]
 pub(crate) fn malformed(reference: &str) -> Option<&'static str> {
-    let (_, requirement) = reference.split_once('@')?;
-    parse_requirement(requirement).err()?;
+    let (name, requirement) = match reference.split_once('@') {
+        Some((name, requirement)) => (name, Some(requirement)),
+        None => (reference, None),
+    };
+    if let Some(why) = unusable(name) {
+        return Some(why);
+    }
+    parse_requirement(requirement?).err()?;
     Some("what follows `@` is not a semver requirement (say `1.2`, `^2`, `=1.4.2`)")
 }
 
@@ -232,6 +240,11 @@ mod tests {
         assert!(unusable("").is_some());
         assert!(unusable("a\nb").is_some());
         assert!(unusable("greeter@^1").unwrap().contains("`@`"));
+        assert_eq!(malformed("greeter@ ^1"), None);
+        assert_eq!(malformed("greeter"), None);
+        for never in ["@^1", "", "greeter@>>1", "a\nb@1"] {
+            assert!(malformed(never).is_some(), "{never:?}");
+        }
     }
 
     #[test]

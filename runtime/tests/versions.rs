@@ -163,3 +163,47 @@ fn a_requirement_reads_alike_wherever_it_is_given() {
         rt.unload(one).unwrap();
     }
 }
+
+/// A reference with no name before its `@` (`@^1`), or none at all, can name no module
+/// however the modules change (no module may be loaded under an empty name): a module
+/// declaring it as a dependency is refused saying so, and `handle_of` and a nested call
+/// say so too. Before, the module was refused as calling "`@^1`, which is not loaded"
+/// (a watched directory waited for it for ever), and the lookups said no such module
+/// was loaded.
+#[test]
+fn a_reference_with_no_name_is_refused_as_naming_nothing() {
+    let rt = Runtime::with_local_resolver();
+    let extra = "-DDEPENDENCY=\"@^1\"";
+    let file = format!(
+        "libbad_dependency_no_name.{}",
+        std::env::consts::DLL_EXTENSION
+    );
+    let fixture = common::compile_c_with(
+        &["runtime/tests/fixtures/bad_dependency.c"],
+        &file,
+        true,
+        &[extra],
+    );
+    let err = rt.load(ModuleRef::from_path(fixture)).unwrap_err();
+    assert!(matches!(err, RuntimeError::InitFailed { .. }), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("`memlink_dependencies` names `@^1`: a module's name cannot be empty"),
+        "{said}"
+    );
+    for reference in ["@^1", ""] {
+        let err = rt.handle_of(reference).unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::BadReference { reason, .. } if reason.contains("cannot be empty")),
+            "{reference:?}: {err}"
+        );
+    }
+    let relay = rt
+        .load(ModuleRef::from_path(module_path("nested_calls")))
+        .unwrap();
+    let args = ("@^1", "version", Vec::<u8>::new());
+    let err = rt
+        .call_typed::<_, Vec<u8>>(relay, "relay", &args)
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot be empty"), "{err}");
+}
