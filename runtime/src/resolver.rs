@@ -24,7 +24,9 @@ struct Named {
     requirement: Option<VersionReq>,
 }
 
-/// Whether `name` can be a module's name: letters, digits, `_` and `-`.
+/// Whether `name` can be a module's name in a reference or a file name: ASCII letters,
+/// digits, `_` and `-` (a module named otherwise, `grüße`, is loaded by its path and
+/// called by its name, but no reference or versioned file names it).
 fn is_module_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -77,7 +79,7 @@ impl ModuleRef {
             // `@1.2`, `my module@1`: meant as a name, or a file named so is `./` away.
             return Err(RuntimeError::BadReference {
                 reference: reference.to_owned(),
-                reason: "what comes before `@` is not a module name (letters, digits, `_` and `-`); a file of that name is `./` followed by it",
+                reason: "what comes before `@` is not a module name (ASCII letters, digits, `_` and `-`); a file of that name is `./` followed by it",
             });
         }
         if trimmed.ends_with('/') || trimmed.ends_with(std::path::MAIN_SEPARATOR) {

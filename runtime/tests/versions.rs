@@ -207,3 +207,33 @@ fn a_reference_with_no_name_is_refused_as_naming_nothing() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot be empty"), "{err}");
 }
+
+/// Names are compared as they are (README, "Versions"): a package `my-mod` builds the
+/// module `my_mod`, and a file named after the package is refused as holding another
+/// module; a name that is not ASCII is loaded by path and found by name, but no
+/// reference can name it, and the error says what a reference's name may hold.
+#[test]
+fn names_are_compared_as_they_are() {
+    let dir = common::scratch("versions-spelling");
+    install(&versioned("my_mod", "1.0.0"), &lib(&dir, "my-mod@1.0.0"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let err = rt.load(ModuleRef::parse("my-mod@1").unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::WrongFile { found, .. } if found == "`my_mod` 1.0.0"),
+        "{err}"
+    );
+    assert!(
+        matches!(
+            rt.load(ModuleRef::parse("my_mod@1").unwrap()),
+            Err(RuntimeError::NoSuchVersion { .. })
+        ),
+        "no file is named `my_mod@…`"
+    );
+    let h = rt
+        .load(ModuleRef::from_path(versioned("grüße", "1.0.0")))
+        .unwrap();
+    assert_eq!(rt.handle_of("grüße").unwrap(), h);
+    assert!(rt.handle_of("Grüße").is_err(), "no folding of case");
+    let err = ModuleRef::parse("grüße@1").unwrap_err().to_string();
+    assert!(err.contains("ASCII letters"), "{err}");
+}
