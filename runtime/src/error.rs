@@ -343,11 +343,22 @@ impl fmt::Display for RuntimeError {
                 reference,
                 versions,
                 ..
-            } => write!(
-                f,
-                "no version of the module matches `{reference}`: there are {}",
-                versions.join(", ")
-            ),
+            } => {
+                write!(
+                    f,
+                    "no version of the module matches `{reference}`: there are {}",
+                    versions.join(", ")
+                )?;
+                if let Some((name, pre)) = passed_prerelease(reference, versions) {
+                    write!(
+                        f,
+                        " ({pre} is a prerelease, which a requirement matches only when it \
+                         names a prerelease of the same version: `{name}@={pre}`, \
+                         `{name}@>={pre}`)"
+                    )?;
+                }
+                Ok(())
+            }
             FileNotFound { path } => {
                 write!(f, "no module file at {}", path.display())?;
                 // A bare word is a file in the current directory, not a module's name.
@@ -482,3 +493,20 @@ impl fmt::Display for RuntimeError {
 // Every variant prints what it carries (the module's error, the loader's reason), so
 // none returns it again as a source: a reporter walking the chain would print it twice.
 impl std::error::Error for RuntimeError {}
+
+/// The name and the highest of `versions` that `reference` (`name@requirement`) passed
+/// by only for being a prerelease (`^2` and `2.0.0-rc.1`: Cargo's rule), if any: what a
+/// reader of "no version matches `greeter@^2`: there are 2.0.0-rc.1" would ask about.
+#[cold]
+fn passed_prerelease<'a>(reference: &'a str, versions: &[String]) -> Option<(&'a str, String)> {
+    let (name, requirement) = reference.split_once('@')?;
+    let requirement = crate::names::parse_requirement(requirement).ok()?;
+    versions.iter().rev().find_map(|v| {
+        let mut release = semver::Version::parse(v).ok()?;
+        if release.pre.is_empty() {
+            return None;
+        }
+        release.pre = semver::Prerelease::EMPTY;
+        requirement.matches(&release).then(|| (name, v.clone()))
+    })
+}

@@ -237,3 +237,39 @@ fn names_are_compared_as_they_are() {
     let err = ModuleRef::parse("grüße@1").unwrap_err().to_string();
     assert!(err.contains("ASCII letters"), "{err}");
 }
+
+/// A requirement that passes a version by only because it is a prerelease (`^2` and
+/// `2.0.0-rc.1`, Cargo's rule) is told so, with a requirement that takes it, which
+/// does. Before, the error listed 2.0.0-rc.1 as there and left the reader to wonder
+/// why `^2` did not match it.
+#[test]
+fn a_prerelease_a_requirement_passes_by_is_named_as_such() {
+    let dir = common::scratch("versions-prerelease-hint");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    let rc = versioned("greeter", "2.0.0-rc.1");
+    install(&rc, &lib(&dir, "greeter@2.0.0-rc.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let err = rt
+        .load(ModuleRef::parse("greeter@^2").unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::NoSuchVersion { versions, .. } if versions == &["1.4.2", "2.0.0-rc.1"]),
+        "{err}"
+    );
+    let said = err.to_string();
+    assert!(
+        said.contains("2.0.0-rc.1 is a prerelease") && said.contains("`greeter@=2.0.0-rc.1`"),
+        "{said}"
+    );
+    let taken = rt.load(ModuleRef::parse("greeter@=2.0.0-rc.1").unwrap());
+    assert_eq!(
+        version_of(&rt, taken.unwrap()),
+        "2.0.0-rc.1",
+        "as the error said"
+    );
+    // A requirement that would not match the release either gets no such word.
+    let err = rt
+        .load(ModuleRef::parse("greeter@^3").unwrap())
+        .unwrap_err();
+    assert!(!err.to_string().contains("prerelease"), "{err}");
+}
