@@ -348,7 +348,9 @@ impl Runtime {
             .collect()
     }
 
-    /// The handle of the module loaded under `name` (what nested calls address it by).
+    /// The handle of the module loaded under `name` (what nested calls address it by):
+    /// its highest release (the highest prerelease when no release is loaded), or, for
+    /// `name@requirement`, the highest version that matches (Cargo's rules).
     pub fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
         self.registry.handle_of(name)
     }
