@@ -118,6 +118,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri has no memfd, sendmsg or recvmsg (SCM_RIGHTS)")]
     fn a_descriptor_crosses_with_its_bytes() {
         let (a, b) = UnixStream::pair().unwrap();
         let mut file = std::fs::File::from(
@@ -144,6 +145,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri has no sendmsg, recvmsg or socket timeouts")]
     fn a_deadline_holds_for_all_the_bytes_however_they_trickle() {
         let (a, b) = UnixStream::pair().unwrap();
         let deadline = Instant::now() + Duration::from_millis(300);

@@ -9,9 +9,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::MmapRaw;
-
-use crate::segment::{map_sealed, sealed_memfd, MAX_SLOTS};
+use crate::segment::{map_sealed, sealed_memfd, Shared, MAX_SLOTS};
 
 /// `Row::running` of a slot whose call has no deadline.
 pub const NO_DEADLINE: u64 = u64::MAX;
@@ -55,7 +53,7 @@ impl Row {
 /// The table of rows, one per connection the daemon may hold.
 #[derive(Debug)]
 pub struct Figures {
-    map: MmapRaw,
+    map: Shared,
     rows: u32,
 }
 

@@ -12,13 +12,16 @@
 //! descriptor in the control messages and is never read back from the shared bytes,
 //! which the other side can rewrite at will.
 
+#[cfg(not(miri))]
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+#[cfg(not(miri))]
 use memmap2::{MmapOptions, MmapRaw};
+#[cfg(not(miri))]
 use rustix::fs::{
     fcntl_add_seals, fcntl_get_seals, ftruncate, memfd_create, MemfdFlags, SealFlags,
 };
@@ -26,6 +29,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::futex;
 use crate::slot::{Name, Slot, SlotFields};
+
+#[cfg(any(miri, test))]
+mod heap;
+#[cfg(miri)]
+pub(crate) use heap::{map_sealed, sealed_memfd};
+
+/// The memory a segment (or the figures table) lies in: a shared mapping of its memfd,
+/// or under Miri, which can neither make a memfd nor map one, a heap allocation laid
+/// out the same (see `heap`).
+#[cfg(not(miri))]
+pub(crate) type Shared = MmapRaw;
+#[cfg(miri)]
+pub(crate) type Shared = heap::Shared;
 
 /// Most slots a segment may have (calls one connection can have in flight at once).
 pub const MAX_SLOTS: u32 = 64;
@@ -288,7 +304,7 @@ impl Header {
 /// One connection's shared memory, mapped into this process.
 #[derive(Debug)]
 pub struct Segment {
-    map: MmapRaw,
+    map: Shared,
     geometry: Geometry,
 }
 
@@ -395,6 +411,7 @@ impl Segment {
 }
 
 /// A memfd of `len` zero bytes, sealed against shrinking, growing and further seals.
+#[cfg(not(miri))]
 pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
     let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
     ftruncate(&fd, len)?;
@@ -404,6 +421,7 @@ pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
 
 /// Maps `len` bytes of `fd`, shared, after checking it is sealed against shrinking and at
 /// least that long (so no access through the mapping can fault).
+#[cfg(not(miri))]
 pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<MmapRaw> {
     let seals = fcntl_get_seals(fd)?;
     if !seals.contains(SealFlags::SHRINK) {
@@ -477,7 +495,10 @@ mod tests {
             })
         };
         let slot = segment.slot(0).unwrap();
-        for round in 0..3000u32 {
+        // Miri runs a round hundreds of times slower: there 300 (each gap below six
+        // times) take a few seconds.
+        let rounds = if cfg!(miri) { 300 } else { 3000u32 };
+        for round in 0..rounds {
             slot.submit(&Submit::call("m", "f"));
             segment.header().ring_if_sleeping(0);
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -565,7 +586,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "memfd seals are the kernel's, and Miri has no memfd")]
     fn a_segment_cannot_be_shrunk_or_mapped_larger_than_it_is() {
+        use rustix::fs::{ftruncate, memfd_create, MemfdFlags};
         let g = Geometry::new(1, 4096).unwrap();
         let (_a, fd) = Segment::create(g).unwrap();
         assert!(ftruncate(&fd, 10).is_err(), "sealed against shrinking");
