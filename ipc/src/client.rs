@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
-use rustix::net::{recv, RecvFlags};
-
 use crate::control::{self, Answer, Hello, Welcome};
 use crate::segment::{Geometry, Segment};
 use crate::slot::{Op, Slot, SlotState, Submit, Waited, MAX_NAME};
@@ -92,6 +90,9 @@ pub struct Connection {
     /// [`FORKS`] when it was made: a child of this process inherits the connection (its
     /// socket and its segment, slots the parent goes on using), but must not use it.
     forks: u64,
+    // Its closing tells the daemon the client left; under Miri it is only held (see
+    // `peer_open`).
+    #[cfg_attr(miri, allow(dead_code))]
     stream: UnixStream,
     segment: Segment,
     welcome: Welcome,
@@ -171,8 +172,19 @@ impl Connection {
         watch_forks();
         let fd = fd.ok_or_else(|| CallError::Gone("the welcome came without a segment".into()))?;
         let segment = Segment::map(&fd, welcome.geometry).map_err(gone)?;
+        Ok(Connection::over(stream, segment, welcome, waiting))
+    }
+
+    /// The connection the daemon at the end of `stream` welcomed with `welcome`, whose
+    /// `segment` is mapped, every slot free.
+    fn over(
+        stream: UnixStream,
+        segment: Segment,
+        welcome: Welcome,
+        waiting: Waiting,
+    ) -> Arc<Connection> {
         let free = (0..welcome.geometry.slots).rev().collect();
-        Ok(Arc::new(Connection {
+        Arc::new(Connection {
             forks: FORKS.load(Ordering::Relaxed),
             stream,
             segment,
@@ -185,7 +197,7 @@ impl Connection {
             }),
             freed: Condvar::new(),
             leased: AtomicU32::new(0),
-        }))
+        })
     }
 
     /// What the daemon said when it accepted the connection.
@@ -297,6 +309,13 @@ impl Connection {
         if self.segment.header().closed.load(Ordering::Acquire) != 0 {
             return false;
         }
+        self.peer_open()
+    }
+
+    /// Whether the daemon's end of the socket is open (a peek finds no end of file).
+    #[cfg(not(miri))]
+    fn peer_open(&self) -> bool {
+        use rustix::net::{recv, RecvFlags};
         let mut byte = [0u8; 1];
         match recv(
             &self.stream,
@@ -307,6 +326,13 @@ impl Connection {
             Ok(_) => true,
             Err(e) => e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR,
         }
+    }
+
+    /// Under Miri, whose sockets take no `recv` (it fails with `ENOTSOCK`), the daemon's
+    /// end counts as open: only the header's `closed` says it left.
+    #[cfg(miri)]
+    fn peer_open(&self) -> bool {
+        true
     }
 
     /// Calls `method` of `module` with `args`, copied into a slot: the whole round trip.
@@ -721,5 +747,171 @@ impl Deref for Reply {
         // only between `Submitted` and `Done`, and this process hands the slot to no one
         // else until the reply drops; the range was checked against the data area.
         unsafe { self.lease.slot().data_at(self.range.clone()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Claims;
+    use std::sync::atomic::AtomicBool;
+    use std::thread::JoinHandle;
+
+    /// A stand-in daemon in this process: one worker thread serving every slot of a
+    /// segment ("reverse" answers the arguments reversed, read in place; "fail" fails),
+    /// and the daemon's end of the socket, held so the connection stays alive.
+    struct Daemon {
+        conn: Arc<Connection>,
+        stop: Arc<AtomicBool>,
+        worker: Option<JoinHandle<()>>,
+        _socket: UnixStream,
+    }
+
+    impl Daemon {
+        fn start(serving: bool) -> Daemon {
+            let geometry = Geometry::new(2, 4096).unwrap();
+            let (segment, fd) = Segment::create(geometry).unwrap();
+            let (stream, socket) = UnixStream::pair().unwrap();
+            let welcome = Welcome {
+                version: PROTOCOL_VERSION,
+                connection: 1,
+                geometry,
+                in_place: true,
+                max_shm: geometry.len(),
+                modules: vec!["m".into()],
+                workers: vec![Claims::All],
+            };
+            let daemon = Segment::map(&fd, geometry).unwrap();
+            let conn = Connection::over(stream, segment, welcome, Waiting::default());
+            let stop = Arc::new(AtomicBool::new(false));
+            let worker = serving.then(|| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || serve(&daemon, &stop))
+            });
+            Daemon {
+                conn,
+                stop,
+                worker,
+                _socket: socket,
+            }
+        }
+    }
+
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            self.conn.segment.header().ring(0);
+            if let Some(worker) = self.worker.take() {
+                worker.join().unwrap();
+            }
+        }
+    }
+
+    /// The worker: claims every submitted slot and answers it, then sleeps on its
+    /// doorbell, until `stop`.
+    fn serve(segment: &Segment, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) {
+            for slot in (0..segment.geometry().slots).filter_map(|i| segment.slot(i)) {
+                if !slot.claim() {
+                    continue;
+                }
+                let request = slot.read_request().unwrap();
+                if request.method.as_str() != "reverse" {
+                    slot.finish_failure_after(request.args_len, &Failure::Other("no".into()), 0.0);
+                    continue;
+                }
+                // SAFETY: the slot is `Running`, claimed by this thread, and the tests'
+                // client writes no submitted slot: the arguments stay as they are.
+                let args = unsafe { slot.data(request.args_len) };
+                let reply: Vec<u8> = args.iter().rev().copied().collect();
+                slot.finish_ok(&reply, 0.5);
+            }
+            segment
+                .header()
+                .wait_doorbell(0, Duration::from_secs(60), || {
+                    stop.load(Ordering::SeqCst) || segment.any_submitted(|_| true)
+                });
+        }
+    }
+
+    #[test]
+    fn a_call_goes_round_a_leased_slot_and_its_reply_is_read_in_place() {
+        let daemon = Daemon::start(true);
+        let conn = &daemon.conn;
+        let reply = conn
+            .call(Op::Call, "m", "reverse", b"abc", None, (1, 2))
+            .unwrap();
+        assert_eq!(&*reply, b"cba");
+        assert_eq!(reply.backpressure(), 0.5);
+        drop(reply);
+        let mut lease = conn.lease(None).unwrap();
+        lease.data_mut()[..3].copy_from_slice(b"xyz");
+        for _ in 0..2 {
+            let range = lease
+                .round_trip(Op::Call, "m", "reverse", 3, None, (0, 0))
+                .unwrap();
+            assert_eq!(lease.reply(range.clone()), b"zyx");
+            assert!(
+                !lease.reply_over_args(3),
+                "the reply goes after the arguments"
+            );
+            assert_eq!(&lease.data()[..3], b"xyz", "which stay for the next call");
+        }
+        let failed = lease.round_trip(Op::Call, "m", "fail", 3, None, (0, 0));
+        assert_eq!(failed, Err(CallError::Failed(Failure::Other("no".into()))));
+        let range = lease
+            .round_trip(Op::Call, "m", "reverse", 2, None, (0, 0))
+            .unwrap();
+        assert_eq!(&*lease.into_reply(range), b"yx");
+    }
+
+    #[test]
+    fn calls_in_flight_at_once_each_get_their_own_reply() {
+        let daemon = Daemon::start(true);
+        let conn = &daemon.conn;
+        let mut a = conn.lease(None).unwrap();
+        let mut b = conn.lease(None).unwrap();
+        a.write_args(b"first").unwrap();
+        b.write_args(b"second").unwrap();
+        a.submit(Op::Call, "m", "reverse", 5, None, (0, 0)).unwrap();
+        b.submit(Op::Call, "m", "reverse", 6, None, (0, 0)).unwrap();
+        conn.ring("m");
+        let second = b.wait_beside(None, [&a]).unwrap();
+        let first = a.wait(None).unwrap();
+        assert_eq!((&*first, &*second), (&b"tsrif"[..], &b"dnoces"[..]));
+        assert!(
+            conn.book().free.is_empty(),
+            "both slots are held by the replies"
+        );
+        drop((first, second));
+        assert!(conn.lease(None).is_ok(), "and free again once they drop");
+    }
+
+    #[test]
+    fn a_call_no_worker_took_is_withdrawn_and_its_slot_comes_back() {
+        let daemon = Daemon::start(false);
+        let conn = &daemon.conn;
+        let mut lease = conn.lease(None).unwrap();
+        lease.write_args(b"never").unwrap();
+        lease
+            .submit(Op::Call, "m", "reverse", 5, None, (0, 0))
+            .unwrap();
+        assert!(lease.is_submitted());
+        assert!(lease.take_back(), "no worker took it");
+        assert_eq!(&lease.data()[..5], b"never");
+        lease
+            .submit(Op::Call, "m", "reverse", 5, None, (0, 0))
+            .unwrap();
+        let index = lease.index;
+        drop(lease);
+        let slot = conn.segment.slot(index).unwrap();
+        assert_eq!(
+            slot.state(),
+            Some(SlotState::Free),
+            "withdrawn as it dropped"
+        );
+        let (a, b) = (conn.lease(None).unwrap(), conn.lease(None).unwrap());
+        assert_ne!(a.index, b.index, "both slots are free");
+        assert!(conn.book().free.is_empty(), "and no third is free");
     }
 }
