@@ -6,6 +6,14 @@ mod common;
 use common::compile_c;
 use memlink_runtime::{ModuleError, ModuleRef, Runtime};
 
+/// Why the module at `fixture` does not load.
+fn load_error(fixture: std::path::PathBuf) -> String {
+    Runtime::with_local_resolver()
+        .load(ModuleRef::from_path(fixture))
+        .unwrap_err()
+        .to_string()
+}
+
 /// `CallFrame::out` may point "into" a buffer from `alloc_output`, as into the arena
 /// (memlink.h, docs/abi.md): a result or an error's message that starts past the
 /// buffer's start, behind a header the module keeps there, is read where it lies, by a
@@ -60,10 +68,7 @@ fn a_table_row_that_cannot_be_read_is_refused_naming_it() {
             true,
             &[&format!("-DBAD={bad}")],
         );
-        let err = Runtime::with_local_resolver()
-            .load(ModuleRef::from_path(fixture))
-            .unwrap_err()
-            .to_string();
+        let err = load_error(fixture);
         assert!(err.contains(expected), "BAD={bad}: {err}");
     }
 }
@@ -74,10 +79,7 @@ fn a_table_row_that_cannot_be_read_is_refused_naming_it() {
 #[test]
 fn a_module_in_c_for_another_abi_version_is_told_to_rebuild_against_the_header() {
     let fixture = compile_c(&["runtime/tests/fixtures/old_abi.c"], "libold_abi.so", true);
-    let err = Runtime::with_local_resolver()
-        .load(ModuleRef::from_path(fixture))
-        .unwrap_err()
-        .to_string();
+    let err = load_error(fixture);
     let version = memlink_abi::ABI_VERSION;
     assert!(
         err.contains(&format!(
@@ -98,10 +100,7 @@ fn a_description_of_another_abi_version_is_refused() {
         "libinfo_version.so",
         true,
     );
-    let err = Runtime::with_local_resolver()
-        .load(ModuleRef::from_path(fixture))
-        .unwrap_err()
-        .to_string();
+    let err = load_error(fixture);
     let version = memlink_abi::ABI_VERSION;
     assert!(
         err.contains(&format!(
@@ -149,10 +148,7 @@ fn an_init_refused_without_a_message_names_its_status() {
         let out = format!("libinit_silent{}.so", flags.len());
         let fixture =
             common::compile_c_with(&["runtime/tests/fixtures/init_silent.c"], &out, true, flags);
-        let err = Runtime::with_local_resolver()
-            .load(ModuleRef::from_path(fixture))
-            .unwrap_err()
-            .to_string();
+        let err = load_error(fixture);
         let expected = format!(
             "module `init_silent` failed to initialize: status 6 (ServiceUnavailable), {why}"
         );
