@@ -356,18 +356,23 @@ impl Gate {
             if self.is_closed() {
                 break Err(Refused::Closed);
             }
+            // The deadline before a slot: a waiter woken at or after its deadline (by the
+            // timed wait, or late to get the lock back) must not be admitted, or its call
+            // would start with no time left.
+            let now = deadline.map(|_| Instant::now());
+            if let (Some(d), Some(now)) = (deadline, now) {
+                if now >= d {
+                    break Err(Refused::DeadlinePassed);
+                }
+            }
             if let Some(admitted) = self.try_enter(shard) {
                 break Ok(admitted);
             }
             // A finishing call may miss this waiter (see the module's docs): look again
             // at least this often.
             let mut wait = Duration::from_millis(1);
-            if let Some(d) = deadline {
-                let now = Instant::now();
-                if now >= d {
-                    break Err(Refused::DeadlinePassed);
-                }
-                wait = wait.min(d - now);
+            if let (Some(d), Some(now)) = (deadline, now) {
+                wait = wait.min(d.saturating_duration_since(now));
             }
             guard = self
                 .freed
@@ -584,6 +589,37 @@ mod tests {
         g.leave(held);
         assert_eq!(waiter.join().unwrap(), Ok(()));
         assert_eq!(g.in_flight(), 0);
+    }
+
+    /// A waiter back only after its deadline (kept from the lock until then) is refused,
+    /// though a slot freed meanwhile: before, it took the slot first, and its call reached
+    /// the module with no time left (`Timeout(0ns)`, or run in full by a C module).
+    #[test]
+    fn a_waiter_back_after_its_deadline_takes_no_slot() {
+        let g = Arc::new(Gate::new(1));
+        let held = g.enter(me(), Saturation::Wait, None).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let g2 = Arc::clone(&g);
+        let waiter = std::thread::spawn(move || {
+            let admitted = g2.enter(me(), Saturation::Wait, Some(deadline));
+            admitted.map(|a| g2.leave(a))
+        });
+        while g.waiters.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        {
+            // The waiter cannot look again until this guard goes, after its deadline; a
+            // slot frees meanwhile, and no one is woken for it.
+            let _lock = g.lock.lock().unwrap();
+            g.free.fetch_add(1, Ordering::SeqCst);
+            while Instant::now() <= deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert_eq!(waiter.join().unwrap(), Err(Refused::DeadlinePassed));
+        assert_eq!(free(&g), 1, "the freed slot is still free");
+        g.free.fetch_sub(1, Ordering::SeqCst);
+        g.leave(held);
     }
 
     #[test]
