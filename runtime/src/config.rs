@@ -45,7 +45,12 @@ pub struct RuntimeConfig {
     /// figure only feeds backpressure.
     pub arena_soft_limit: usize,
     /// Deadline of a call from the host that sets none (default: none), counted from
-    /// when the call comes in. A module's nested call keeps its caller's deadline, this
+    /// when the call comes in. A module loaded with its own
+    /// ([`ModuleSettings::default_timeout`]) uses that instead, and a call that sets a
+    /// deadline (`CallOptions::deadline`) uses its own, even a later one. A timeout longer
+    /// than the clock can count from now (`Duration::MAX`) gives no deadline at all (the
+    /// module sees none), where `CallOptions::timeout(Duration::MAX)` gives the latest
+    /// one the clock holds. A module's nested call keeps its caller's deadline, this
     /// one's or none: it is part of its caller's call, whose time it spends.
     pub default_timeout: Option<Duration>,
     /// Bytes of persistent memory each loaded module gets, for state it keeps across

@@ -10,8 +10,10 @@ pub struct CallOptions {
     pub trace_id: u64,
     /// Span id of the caller (0: none).
     pub span_id: u64,
-    /// When the call must be finished; the module sees the time left. `None`: the
-    /// runtime's default timeout, if it has one.
+    /// When the call must be finished; the module sees the time left. It replaces the
+    /// default timeouts, later or earlier than they would be. `None`: the module's default
+    /// timeout (`ModuleSettings::default_timeout`), else the runtime's
+    /// (`RuntimeConfig::default_timeout`), if either is set.
     pub deadline: Option<Instant>,
 }
 

@@ -174,3 +174,45 @@ fn a_module_loaded_with_its_own_settings_keeps_them() {
     assert_eq!(plain_busy, 0.0);
     holder.join().unwrap().unwrap();
 }
+
+/// As `RuntimeConfig::default_timeout` says: a default too long for the clock to count
+/// from now is no deadline at all (the module sees none), and a call's own deadline
+/// replaces a module's default even when it is the later one.
+#[test]
+fn a_default_past_the_clock_is_none_and_a_later_own_deadline_wins() {
+    use memlink_runtime::{ModuleRef, ModuleSettings};
+    let config = RuntimeConfig::default().default_timeout(Duration::MAX);
+    let rt = memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let unbounded = rt
+        .load(ModuleRef::from_path(common::module_copy(
+            "async_echo",
+            "async_echo_default_max",
+        )))
+        .unwrap();
+    let left: Option<u64> = rt.call_typed(unbounded, "time_left", &()).unwrap();
+    assert_eq!(left, None, "no deadline reached the module");
+    let short = ModuleSettings::default()
+        .name("short")
+        .default_timeout(Duration::from_millis(40));
+    let short = rt
+        .load_with(
+            ModuleRef::from_path(common::module_copy("async_echo", "async_echo_short")),
+            &short,
+        )
+        .unwrap();
+    let left: Option<u64> = rt.call_typed(short, "time_left", &()).unwrap();
+    assert!(
+        left.is_some_and(|ms| ms <= 40),
+        "the module's own default: {left:?}"
+    );
+    let own = CallOptions::default().timeout(Duration::from_secs(600));
+    let left = rt
+        .typed::<(), Option<u64>>(short, "time_left")
+        .unwrap()
+        .call_with(&(), &own)
+        .unwrap();
+    assert!(
+        left.is_some_and(|ms| ms > 60_000),
+        "the call's own: {left:?}"
+    );
+}
