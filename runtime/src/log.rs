@@ -37,7 +37,13 @@ pub struct LogEvent<'a> {
 /// calls log, and so call again, stops at `max_call_depth`. The record of a caught panic
 /// comes once the call is over: the sink's calls then go one level deeper and carry its
 /// trace, not its deadline, and the module may not be unloaded or reloaded from there.
-/// A panic of the sink goes no further than the record it was given.
+/// A panic of the sink goes no further than its own delivery of the record: the call
+/// goes on, and the record still reaches `tracing`. A slow sink slows the call that
+/// logs: its time is the call's.
+///
+/// It gets the records up to `RuntimeConfig::log_level`; without one, up to what the
+/// `tracing` subscriber installed when the module was loaded enables (none at all
+/// without a subscriber). Messages and field values arrive whole, never truncated.
 pub trait LogSink: Send + Sync {
     /// One record.
     fn record(&self, event: &LogEvent<'_>);
@@ -77,12 +83,16 @@ pub(crate) fn panicked(
 ) {
     // A sink or subscriber that panics goes no further, as from any other record: this
     // runs inside the call, before the call's breaker hears how it went, and unwinding
-    // from here left a trial call's breaker half-open for good.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    // from here left a trial call's breaker half-open for good. Each is shielded on its
+    // own (`apart`): a subscriber that panics does not cost the sink the record.
+    apart(|| {
         tracing::error!(target: "memlink::panic", module, method, trace_id, span_id, "panicked: {message}");
-        if let Some(sink) = sink {
-            let text = format!("panicked: {message}");
-            sink.record(&LogEvent {
+    });
+    if let Some(sink) = sink {
+        let text = format!("panicked: {message}");
+        to_sink(
+            sink,
+            &LogEvent {
                 level: tracing::Level::ERROR,
                 module,
                 method,
@@ -90,9 +100,21 @@ pub(crate) fn panicked(
                 fields: Vec::new(),
                 trace_id,
                 span_id,
-            });
-        }
-    }));
+            },
+        );
+    }
+}
+
+/// Runs `f`, and stops a panic of it here.
+fn apart(f: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+}
+
+/// Gives `event` to the host's sink; a panic of the sink ends there. Without this, a
+/// sink that panicked on a record took the record's `tracing` event with it (the
+/// event is sent after the sink), and so hid it from the host's own logs.
+fn to_sink(sink: &dyn LogSink, event: &LogEvent<'_>) {
+    apart(|| sink.record(event));
 }
 
 /// Delivers `record` to the sink and to `tracing`, under the name `name` the host knows
@@ -127,7 +149,7 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
         return;
     };
     if let Some(sink) = sink {
-        sink.record(&LogEvent {
+        let event = LogEvent {
             level,
             module,
             method,
@@ -135,7 +157,8 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
             fields: pairs,
             trace_id,
             span_id,
-        });
+        };
+        to_sink(sink, &event);
     }
     macro_rules! event {
         ($lvl:expr) => {
