@@ -324,7 +324,14 @@ pub fn in_child(test: &str, env: &[(&str, String)], body: impl FnOnce()) {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        // `--include-ignored`: an ignored test run with `--ignored` runs in its child too.
+        .args([
+            test,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("MEMLINK_CHILD_TEST", test)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
