@@ -114,11 +114,14 @@ pub fn trace(message: &str, fields: &[(&str, &str)]) {
 /// ```
 #[macro_export]
 macro_rules! log {
-    ($level:expr, $($arg:tt)+) => {
-        if $crate::log::enabled($level) {
-            $crate::log::log($level, &::std::format!($($arg)+), &[]);
+    // The level is bound once: an expression given for it runs once, as a function's
+    // argument would, not once to test it and again to log with it.
+    ($level:expr, $($arg:tt)+) => {{
+        let level: u32 = $level;
+        if $crate::log::enabled(level) {
+            $crate::log::log(level, &::std::format!($($arg)+), &[]);
         }
-    };
+    }};
 }
 
 /// `log!` at error level: `memlink_msdk::error!("failed: {e}")`.

@@ -37,6 +37,23 @@ pub fn relay(ctx: &CallContext, x: u32) -> Result<u32> {
     Ok(doubled)
 }
 
+/// Logs through the formatting macros as the README shows them, then through `log!`
+/// with a level expression that counts how often it is evaluated.
+#[memlink_export]
+pub fn macro_logs(_ctx: &CallContext, rows: u32) -> Result<u32> {
+    memlink_msdk::info!("{} rows", rows);
+    memlink_msdk::warn!("{rows} rows, inline");
+    let mut evaluated = 0u32;
+    memlink_msdk::log!(
+        {
+            evaluated += 1;
+            memlink_msdk::abi::level::ERROR
+        },
+        "counted"
+    );
+    Ok(evaluated)
+}
+
 #[memlink_export]
 pub fn context(ctx: &CallContext) -> Result<(Option<u64>, u64, u64, f32)> {
     Ok((
@@ -163,4 +180,27 @@ fn a_panic_in_the_nested_mock_fails_the_test_not_the_binary() {
         "{message}"
     );
     assert_eq!(host.call_typed::<_, u32>("add", &(1u32, 2u32)).unwrap(), 3);
+}
+
+/// The logging macros log what they format, at their level; `log!` evaluates its level
+/// once. Before, it evaluated it once to test it and again to log with it.
+#[test]
+fn the_logging_macros_format_once_and_evaluate_their_level_once() {
+    let host = TestContext::new();
+    let evaluated: u32 = host.call_typed("macro_logs", &(12u32,)).unwrap();
+    assert_eq!(evaluated, 1, "the level expression's evaluations");
+    let seen: Vec<(u32, String)> = host
+        .logs()
+        .into_iter()
+        .map(|l| (l.level, l.message))
+        .collect();
+    use memlink_msdk::abi::level;
+    assert_eq!(
+        seen,
+        [
+            (level::INFO, "12 rows".to_owned()),
+            (level::WARN, "12 rows, inline".to_owned()),
+            (level::ERROR, "counted".to_owned()),
+        ]
+    );
 }
