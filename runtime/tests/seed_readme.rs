@@ -51,3 +51,53 @@ fn every_snippet_export_answers() {
         ))
     );
 }
+
+/// The logging snippet's record reaches the host's sink as the README says: its level,
+/// message and field, named by the module and the export that logged it.
+#[test]
+fn the_logging_snippet_reaches_the_hosts_sink() {
+    use std::sync::{Arc, Mutex};
+
+    type Record = (
+        tracing::Level,
+        String,
+        String,
+        String,
+        Vec<(String, String)>,
+    );
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Record>>);
+    impl memlink_runtime::LogSink for Keep {
+        fn record(&self, e: &memlink_runtime::LogEvent<'_>) {
+            let fields = e.fields.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            self.0.lock().unwrap().push((
+                e.level,
+                e.module.to_owned(),
+                e.method.to_owned(),
+                e.message.to_owned(),
+                fields.collect(),
+            ));
+        }
+    }
+    let sink = Arc::new(Keep::default());
+    let config = memlink_runtime::RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let copy = common::module_copy("seed_readme", "seed_readme_logs");
+    let h = rt
+        .load_as(ModuleRef::from_path(copy), "seed_readme_logs")
+        .unwrap();
+    let (): () = rt.call_typed(h, "log_and_measure", &()).unwrap();
+    let got = sink.0.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        [(
+            tracing::Level::INFO,
+            "seed_readme_logs".to_owned(),
+            "log_and_measure".to_owned(),
+            "Processing request".to_owned(),
+            vec![("user".to_owned(), "alice".to_owned())],
+        )]
+    );
+}
