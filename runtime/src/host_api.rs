@@ -96,10 +96,13 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         }
         // SAFETY: a whole `LogRecord`, by its size (the caller's contract).
         let record = unsafe { &*record };
-        // One more detailed than the runtime's configured level was not asked for (a
-        // module is to drop those itself; one that does not gets them dropped here).
-        let configured = host.and_then(|c| c.registry.config.log_level);
-        if configured.is_none_or(|l| record.level <= crate::log::max_level(Some(l))) {
+        // One more detailed than the runtime's level (its `log_level`, else its
+        // subscriber's) was not asked for: a module is to drop those itself, but one
+        // whose image another runtime loaded with a more detailed level keeps that one,
+        // and one that does not drop them gets them dropped here. A record of no call
+        // belongs to no runtime, and goes on.
+        let max = host.map(|c| crate::log::max_level(c.registry.config.log_level));
+        if max.is_none_or(|max| record.level <= max) {
             // SAFETY: the caller's contract covers the record's strings and fields.
             unsafe { crate::log::emit(record, name, sink.as_deref()) };
         }

@@ -225,10 +225,9 @@ fn a_sink_that_panics_costs_neither_the_call_nor_the_tracing_event() {
 /// Two runtimes share one image: one without a `log_level` under a subscriber at INFO,
 /// the other at TRACE, so the module sends everything. The first runtime's sink is to
 /// get records up to INFO (`RuntimeConfig::log_level`'s default), as its module would
-/// send alone. Fails until `host_log` (runtime/src/host_api.rs) filters by
-/// `max_level(None)` too: run it with `-- --ignored`.
+/// send alone. Before, `host_log` filtered only by a `log_level` set, and the sink got
+/// the other runtime's DEBUG and TRACE records.
 #[test]
-#[ignore = "needs host_log to filter by the subscriber's level when no log_level is set"]
 fn without_a_level_a_shared_images_records_past_the_subscribers_are_dropped() {
     common::in_child(
         "without_a_level_a_shared_images_records_past_the_subscribers_are_dropped",
