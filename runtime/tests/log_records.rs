@@ -5,42 +5,9 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use common::records::Collect;
 use common::{module_copy, mp};
 use memlink_runtime::{CallOptions, LogEvent, LogSink, ModuleRef, Runtime, RuntimeConfig};
-
-/// A record, owned: level, module, method, message, fields, trace id, span id.
-type Owned = (
-    tracing::Level,
-    String,
-    String,
-    String,
-    Vec<(String, String)>,
-    u64,
-    u64,
-);
-
-/// A sink that keeps every record.
-#[derive(Default)]
-struct Collect(Mutex<Vec<Owned>>);
-
-impl LogSink for Collect {
-    fn record(&self, e: &LogEvent<'_>) {
-        let fields = e
-            .fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.0.lock().unwrap().push((
-            e.level,
-            e.module.to_owned(),
-            e.method.to_owned(),
-            e.message.to_owned(),
-            fields,
-            e.trace_id,
-            e.span_id,
-        ));
-    }
-}
 
 /// A runtime with `config` and a copy of the example `name` loaded as `copy`.
 fn loaded(
