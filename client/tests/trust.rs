@@ -135,6 +135,64 @@ fn another_users_client_is_kept_out_by_the_socket_mode_and_copied_when_let_in() 
     assert!(child.wait().unwrap().success());
 }
 
+/// A client whose process has no id in the daemon's pid namespace (a daemon in a
+/// container, the client on its host, the socket shared between them) is welcome, and
+/// known by its uid. The kernel gives such a peer's pid as 0, which the daemon read as a
+/// non-zero process id: the handshake took it for an error, "Success (os error 0)", and
+/// refused every such client.
+#[test]
+fn a_client_outside_the_daemons_pid_namespace_is_welcome() {
+    if !rustix::process::getuid().is_root() {
+        eprintln!("skipped: a pid namespace of its own for the daemon needs root");
+        return;
+    }
+    let dir = common::scratch_dir();
+    let socket = dir.join("memlink.sock");
+    // The daemon is pid 1 of a namespace of its own, where this process has no id;
+    // `--kill-child` ends it when `unshare` is ended.
+    let started = Command::new("unshare")
+        .args(["--pid", "--kill-child"])
+        .arg(common::memlink())
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg(common::module_path("zero_copy"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut unshare) = started else {
+        eprintln!("skipped: no `unshare` command to start the daemon in a pid namespace");
+        return;
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let connected = loop {
+        if let Some(status) = unshare.try_wait().unwrap() {
+            eprintln!("skipped: `unshare --pid` did not start the daemon ({status})");
+            return;
+        }
+        match Client::connect(&socket) {
+            Ok(client) => break Ok(client),
+            Err(e) if std::time::Instant::now() >= until => break Err(e),
+            // Not up yet: its socket is made once its worker is ready.
+            Err(e) if e.to_string().contains("nothing listens") => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let served = connected.and_then(|client| {
+        let zc = client.module("zero_copy")?;
+        let sum = client.typed::<(Vec<u8>, u64), u64>(zc, "checksum_msgpack")?;
+        Ok((client.in_place()?, sum.call(&(vec![1, 2, 3], 0))?))
+    });
+    let _ = unshare.kill();
+    let _ = unshare.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (in_place, _) = served.unwrap_or_else(|e| panic!("not served: {e}"));
+    assert!(in_place, "the daemon's own user: read in place");
+}
+
 /// Runs this test again in a process of user [`OTHER_UID`] doing `role` against
 /// `daemon`: the first line it prints, and the process (its stdin held open: it keeps
 /// its connection until that closes).

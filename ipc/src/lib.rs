@@ -24,6 +24,7 @@
 //! | [`slot`] | one slot's fields, the request read from it and the reply written to it |
 //! | [`futex`] | waiting on and waking a 32-bit word shared between processes |
 //! | [`fdpass`] | sending a descriptor over a Unix socket (`SCM_RIGHTS`) |
+//! | [`peer`] | who is at the other end of a Unix socket (`SO_PEERCRED`) |
 //! | [`control`] | the framed MessagePack messages on the sockets |
 //! | [`failure`] | why a call failed, as the daemon tells the client |
 //! | [`figures`] | what the daemon and its worker share: running calls, per-connection figures |
@@ -40,6 +41,7 @@ pub mod failure;
 pub mod fdpass;
 pub mod figures;
 pub mod futex;
+pub mod peer;
 pub mod segment;
 pub mod slot;
 

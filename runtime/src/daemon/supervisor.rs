@@ -519,13 +519,14 @@ fn greet(shared: &Shared, stream: &UnixStream) -> Result<Greeted, String> {
             asked.len()
         )
     })?;
-    let cred = rustix::net::sockopt::socket_peercred(stream)
+    let peer = memlink_ipc::peer::peer(stream)
         .map_err(|e| format!("cannot learn the client's credentials: {e}"))?;
-    let uid = cred.uid.as_raw();
+    let uid = peer.uid;
     Ok(Greeted {
         geometry,
         uid,
-        pid: cred.pid.as_raw_nonzero().get(),
+        // 0 for a client with no process id in the daemon's pid namespace.
+        pid: peer.pid.unwrap_or(0),
         in_place: shared.config.trust == Trust::SameUser
             && uid == rustix::process::getuid().as_raw(),
     })
