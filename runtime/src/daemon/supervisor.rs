@@ -2,7 +2,7 @@
 //! runs no module code, so a module's crash or hang never takes it, or a client's
 //! segment, down; the worker processes' lives are in `workers`.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -20,6 +20,9 @@ use super::{exposition, workers};
 
 /// How long a client has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the accept loop pauses after `accept` failed for want of a resource.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
 /// How long the row of a client that hung up is waited for, by its own connection's
 /// thread and by a hello that finds no other row free: the workers' threads for the
@@ -111,12 +114,37 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         workers = shared.workers.len(),
         "serving"
     );
+    // Whether the last accept failed for want of a resource: said once, not per failure.
+    let mut starved = false;
     for stream in listener.incoming() {
         if shared.shutting_down.load(Ordering::SeqCst) {
             break;
         }
-        let Ok(stream) = stream else { continue };
-        accept(&shared, stream);
+        match stream {
+            Ok(stream) => {
+                starved = false;
+                accept(&shared, stream);
+            }
+            // The client hung up before it was accepted: nothing is short.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                ) => {}
+            // Out of descriptors (`EMFILE`: silent connections hold one each while
+            // they have time to say hello), or of memory. The connection stays queued,
+            // so `accept` fails again at once: tried again after a pause, not in a loop
+            // that kept a core busy for as long as the shortage lasted.
+            Err(e) => {
+                if !std::mem::replace(&mut starved, true) {
+                    tracing::warn!(
+                        "cannot accept a connection: {e}; trying again every {} ms",
+                        ACCEPT_PAUSE.as_millis()
+                    );
+                }
+                std::thread::sleep(ACCEPT_PAUSE);
+            }
+        }
     }
     tracing::info!("shutting down: finishing the calls in flight");
     for keeper in keepers {

@@ -1,0 +1,109 @@
+//! A daemon short of what its peers can use up: open files, and the memory their
+//! hellos take. Each shortage costs the clients that caused it, is said in the log, and
+//! ends with the daemon serving as before.
+
+mod common;
+
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Setup};
+use memlink_client::{CallOptions, Client};
+
+/// Waits until the daemon's log holds `text`.
+fn wait_log(daemon: &Daemon, text: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !daemon.log_text().contains(text) {
+        assert!(
+            Instant::now() < until,
+            "no `{text}` in the daemon's log:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A call through a new client, with a deadline.
+fn still_serving(daemon: &Daemon) {
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let options = CallOptions::default().timeout(Duration::from_secs(5));
+    let out = client.call_with(basic, "echo", b"still", &options).unwrap();
+    assert_eq!(&*out, b"still");
+}
+
+/// CPU time `pid` has used, in clock ticks (`USER_HZ`: 100 a second on Linux).
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // `pid (comm) state ...`: utime and stime are the 12th and 13th fields after `)`.
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Connections queued while the daemon has no descriptor left to accept them with: it
+/// says so once and tries again after a pause, and serves them once descriptors are
+/// free. Before, `accept` failed at once for as long as the shortage lasted, and the
+/// loop tried again at once, keeping a core busy (1.25 s of CPU in 2 s) and saying nothing.
+#[test]
+fn connections_the_daemon_has_no_descriptor_for_wait_without_a_busy_loop() {
+    use rustix::process::{prlimit, Pid, Resource, Rlimit};
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    still_serving(&daemon);
+    let pid = Pid::from_raw(daemon.pid()).unwrap();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    // No descriptor past those open now (but the few a closed one left free below); the
+    // call gives back the limit it replaced.
+    let hard = open_files_hard_limit(daemon.pid());
+    let before = prlimit(
+        Some(pid),
+        Resource::Nofile,
+        Rlimit {
+            current: Some(open),
+            maximum: hard,
+        },
+    )
+    .unwrap();
+    // Each holds a descriptor of the daemon's while it has time to say hello (5 s); the
+    // ones past the limit wait to be accepted.
+    let silent: Vec<UnixStream> = (0..16)
+        .map(|_| UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    // Time to accept what it can and meet the limit.
+    std::thread::sleep(Duration::from_millis(300));
+    let window = Duration::from_secs(2);
+    let (ticks, start) = (cpu_ticks(daemon.pid()), Instant::now());
+    std::thread::sleep(window);
+    let (used, took) = (cpu_ticks(daemon.pid()) - ticks, start.elapsed());
+    // Half of one core over the window, in ticks: a loop calling `accept` takes it all.
+    let half = took.as_millis() as u64 / 20;
+    assert!(
+        used < half,
+        "the daemon used {used} ticks of CPU in {took:?} with connections it cannot accept"
+    );
+    wait_log(&daemon, "cannot accept a connection");
+    prlimit(Some(pid), Resource::Nofile, before).unwrap();
+    drop(silent);
+    still_serving(&daemon);
+    let said = daemon
+        .log_text()
+        .matches("cannot accept a connection")
+        .count();
+    assert!(
+        said <= 3,
+        "said once per shortage, not per failure: {said} times"
+    );
+}
+
+/// The hard limit on open files of `pid` (`None`: unlimited), from `/proc/PID/limits`.
+fn open_files_hard_limit(pid: i32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .unwrap();
+    let hard = line.split_whitespace().nth(1).unwrap();
+    hard.parse().ok()
+}
