@@ -264,6 +264,34 @@ fn a_path_without_a_memlink_daemon_is_named_for_what_it_is_at_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A socket path longer than a Unix socket's path can be is refused at once, saying so,
+/// even by a client told to keep trying for as long as the daemon is not there. Before,
+/// it was reported as "nothing listens at ... (path must be shorter than SUN_LEN)", a
+/// daemon not up yet, and tried again for the whole reconnect timeout: for good, with
+/// no limit.
+#[test]
+fn a_socket_path_too_long_for_a_socket_is_refused_at_once() {
+    let dir = common::scratch_dir();
+    let socket = dir.join("d".repeat(120)).join("memlink.sock");
+    let len = socket.as_os_str().len();
+    let config = ClientConfig::default().reconnect_timeout(Duration::MAX);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let connecting = socket.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(Client::with_config(&connecting, config).map(drop));
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the client is still trying to connect")
+        .unwrap_err();
+    let want = format!(
+        "the socket path {} is {len} bytes; a Unix socket's path holds at most 107",
+        socket.display()
+    );
+    assert!(err.to_string().contains(&want), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A name far too long to carry is refused with an error that shows its start and its
 /// length, not the whole name (an error of megabytes).
 #[test]

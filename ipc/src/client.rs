@@ -135,6 +135,9 @@ impl Connection {
         deadline: Option<Instant>,
     ) -> Result<Arc<Connection>, CallError> {
         let gone = |e: io::Error| CallError::Gone(format!("{}: {e}", socket.display()));
+        // No daemon can ever listen there: said at once, not tried again as a daemon
+        // that is not up yet.
+        crate::check_socket_path(socket).map_err(CallError::Invalid)?;
         let stream = UnixStream::connect(socket).map_err(|e| not_listening(socket, e))?;
         control::send(
             &stream,

@@ -55,3 +55,21 @@ pub use slot::{Request, Slot, SlotState};
 /// ([`SlotFields::checked`](slot::SlotFields::checked)), and a call whose method changed
 /// fails with [`Failure::MethodChanged`].
 pub const PROTOCOL_VERSION: u32 = 5;
+
+/// Longest path a Unix socket can be bound or connected at, in bytes: `sun_path` holds
+/// 108, the last a terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Whether `path` can be a Unix socket's path at all, or why not: one too long can never
+/// be bound or connected, so a daemon cannot serve there and a client has nothing to wait
+/// for there.
+pub fn check_socket_path(path: &std::path::Path) -> Result<(), String> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "the socket path {} is {len} bytes; a Unix socket's path holds at most {MAX_SOCKET_PATH}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
