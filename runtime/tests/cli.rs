@@ -387,6 +387,34 @@ fn serve_names_the_missing_directory_of_its_socket() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A socket path longer than a Unix socket's can be: `serve` fails at once, naming its
+/// length and the limit, and makes nothing beside it. Before, it failed only at `bind`,
+/// after its lock file was made, with "path must be shorter than SUN_LEN".
+#[test]
+fn serve_refuses_a_socket_path_too_long_for_a_socket_and_makes_nothing() {
+    let dir = common::scratch("socket-path-long");
+    let deep = dir.join("d".repeat(120));
+    std::fs::create_dir_all(&deep).unwrap();
+    let socket = deep.join("memlink.sock");
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--socket"),
+        socket.as_os_str(),
+        common::module_path("basic").as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "the socket path {} is {} bytes; a Unix socket's path holds at most 107",
+        socket.display(),
+        socket.as_os_str().len()
+    );
+    assert!(err.contains(&want), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&deep).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A bad metrics address fails the start before the socket is made: nothing is left at
 /// the socket's path.
 #[test]

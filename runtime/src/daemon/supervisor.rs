@@ -287,6 +287,9 @@ struct Claim {
 /// other's socket.
 fn claim(config: &DaemonConfig) -> Result<Claim, String> {
     let path = &config.socket;
+    // Before the lock file is made beside it: `bind` refused the path only once the
+    // lock was made, which stayed behind, and the metrics address bound.
+    memlink_ipc::check_socket_path(path)?;
     let mut lock_path = path.clone().into_os_string();
     lock_path.push(".lock");
     let file = std::fs::OpenOptions::new()
