@@ -107,3 +107,56 @@ fn open_files_hard_limit(pid: i32) -> Option<u64> {
     let hard = line.split_whitespace().nth(1).unwrap();
     hard.parse().ok()
 }
+
+/// The daemon's resident memory, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Connections whose hellos claim a frame of a megabyte are refused once the length is
+/// read, saying so, and cost the daemon none of the megabytes they send. Before, a hello
+/// was read as any frame, up to a megabyte, and held until whole or until its 5 s were up:
+/// 64 such connections, each one byte short, held 64 MiB of the daemon's memory (and the
+/// connection limit, 1024 by default, a gigabyte).
+#[test]
+fn a_hello_claiming_a_megabyte_is_refused_before_its_body_is_read() {
+    use memlink_ipc::control::{self, Answer};
+    use std::io::Write;
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    still_serving(&daemon);
+    let before = rss_kib(daemon.pid());
+    let len: u32 = 1 << 20;
+    let streams: Vec<UnixStream> = (0..64)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&daemon.socket).unwrap();
+            let _ = stream.write_all(&len.to_le_bytes());
+            // All but the last byte: the frame is never whole. A daemon that refused it
+            // closed the connection under the write, which then fails.
+            let _ = stream.write_all(&vec![0; len as usize - 1]);
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let grown = rss_kib(daemon.pid()).saturating_sub(before);
+    assert!(
+        grown < 16 << 10,
+        "the daemon holds {grown} KiB more with 64 hellos of a megabyte under way"
+    );
+    for stream in &streams {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (answer, _) = control::recv::<Answer>(stream).unwrap();
+        assert!(
+            matches!(&answer, Answer::Refused(why) if why.contains("a frame of 1048576 bytes (at most 4096)")),
+            "{answer:?}"
+        );
+    }
+    drop(streams);
+    still_serving(&daemon);
+}

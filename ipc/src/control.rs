@@ -18,6 +18,11 @@ use crate::segment::Geometry;
 /// Largest frame accepted.
 pub const MAX_FRAME: u32 = 1 << 20;
 
+/// Largest hello a daemon reads ([`recv_hello_by`]): a hello is a few dozen bytes, and
+/// the daemon holds each connection's until it is whole, for every connection still to
+/// say hello at once.
+pub const MAX_HELLO: u32 = 4096;
+
 /// A client's first message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
@@ -273,7 +278,7 @@ pub fn send<T: Serialize>(
 
 /// Reads one frame and the descriptor that came with it.
 pub fn recv<T: DeserializeOwned>(socket: impl AsFd) -> io::Result<(T, Option<OwnedFd>)> {
-    recv_within(socket.as_fd(), None)
+    recv_within(socket.as_fd(), None, MAX_FRAME)
 }
 
 /// [`recv`] with one deadline for the whole frame (see [`fdpass::recv_exact_by`]): past
@@ -282,12 +287,21 @@ pub fn recv_by<T: DeserializeOwned>(
     socket: impl AsFd,
     deadline: Instant,
 ) -> io::Result<(T, Option<OwnedFd>)> {
-    recv_within(socket.as_fd(), Some(deadline))
+    recv_within(socket.as_fd(), Some(deadline), MAX_FRAME)
+}
+
+/// A client's [`Hello`], as [`recv_by`] reads a frame, in a frame of at most
+/// [`MAX_HELLO`] bytes: a larger one is refused before its body is read. Held to
+/// [`MAX_FRAME`], connections each claiming a frame of a megabyte, and sending it, had
+/// the daemon hold a megabyte for each.
+pub fn recv_hello_by(socket: impl AsFd, deadline: Instant) -> io::Result<(Hello, Option<OwnedFd>)> {
+    recv_within(socket.as_fd(), Some(deadline), MAX_HELLO)
 }
 
 fn recv_within<T: DeserializeOwned>(
     socket: BorrowedFd<'_>,
     deadline: Option<Instant>,
+    max: u32,
 ) -> io::Result<(T, Option<OwnedFd>)> {
     let read = |buf: &mut [u8]| match deadline {
         Some(deadline) => fdpass::recv_exact_by(socket, buf, deadline),
@@ -296,10 +310,10 @@ fn recv_within<T: DeserializeOwned>(
     let mut len = [0u8; 4];
     let fd = read(&mut len)?;
     let len = u32::from_le_bytes(len);
-    if len > MAX_FRAME {
+    if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("a frame of {len} bytes (at most {MAX_FRAME})"),
+            format!("a frame of {len} bytes (at most {max})"),
         ));
     }
     let mut body = vec![0u8; len as usize];
@@ -383,5 +397,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("undecodable"));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "frames go by sendmsg and recvmsg, which Miri lacks")]
+    fn a_hello_is_read_whole_and_one_past_its_bound_is_refused_unread() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let by = Instant::now() + std::time::Duration::from_secs(5);
+        let hello = Hello {
+            version: 1,
+            geometry: Geometry::new(2, 4096).unwrap(),
+        };
+        send(&a, &hello, None).unwrap();
+        assert_eq!(recv_hello_by(&b, by).unwrap().0, hello);
+        (&a).write_all(&(MAX_HELLO + 1).to_le_bytes()).unwrap();
+        let err = recv_hello_by(&b, by).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a frame of 4097 bytes (at most 4096)"),
+            "{err}"
+        );
     }
 }

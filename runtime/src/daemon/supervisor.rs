@@ -567,7 +567,7 @@ fn greet(shared: &Shared, stream: &UnixStream) -> Result<Greeted, String> {
 /// trickling a byte at a time would hold its thread, and its place among the
 /// connections still to say hello, for as long as it liked.
 fn read_hello(stream: &UnixStream) -> Result<Hello, String> {
-    match control::recv_by::<Hello>(stream, Instant::now() + HELLO_TIMEOUT) {
+    match control::recv_hello_by(stream, Instant::now() + HELLO_TIMEOUT) {
         Ok((hello, None)) => Ok(hello),
         Ok((_, Some(_))) => Err("a hello with a descriptor".to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
