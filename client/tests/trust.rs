@@ -16,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use common::{Daemon, Setup};
-use memlink_client::Client;
+use memlink_client::{Client, ClientConfig};
 
 /// Set in the environment of this test binary run again as another user: what to do
 /// there (see [`as_other_user`]).
@@ -104,6 +104,17 @@ fn another_users_client_is_kept_out_by_the_socket_mode_and_copied_when_let_in() 
     assert_eq!(
         line, "refused PermissionDenied",
         "the socket is the daemon user's"
+    );
+    assert!(child.wait().unwrap().success());
+
+    // Through the client library, told to keep trying for as long as the daemon is not
+    // there: the socket's mode keeps it out for good, and it says so at once. Before, it
+    // took the refusal for a daemon not up yet ("nothing listens at ... (Permission
+    // denied)") and tried again without end.
+    let (line, mut child) = spawn_other_user("client", &daemon);
+    assert!(
+        line.contains("does not let this user connect") && line.contains("socket_mode"),
+        "{line}"
     );
     assert!(child.wait().unwrap().success());
     drop(daemon);
@@ -234,6 +245,18 @@ fn as_other_user(role: &str) {
         "connect" => {
             let err = std::os::unix::net::UnixStream::connect(&socket).unwrap_err();
             println!("answer: refused {:?}", err.kind());
+        }
+        "client" => {
+            let config = ClientConfig::default().reconnect_timeout(std::time::Duration::MAX);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(Client::with_config(&socket, config).map(drop));
+            });
+            match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(Err(e)) => println!("answer: refused: {e}"),
+                Ok(Ok(())) => println!("answer: connected"),
+                Err(_) => println!("answer: still trying after 30 s"),
+            }
         }
         "call" => {
             let client = Client::connect(&socket).unwrap();

@@ -373,10 +373,19 @@ fn shown(name: &str) -> String {
 }
 
 /// Why nothing could be connected to at `socket`: a path that holds something other
-/// than a socket is said to (a daemon never replaces it, so trying again cannot help);
-/// anything else may be a daemon not started yet, and is tried again.
+/// than a socket is said to (a daemon never replaces it, so trying again cannot help), as
+/// is a socket this user may not connect to; anything else may be a daemon not started
+/// yet, and is tried again.
 fn not_listening(socket: &Path, e: io::Error) -> CallError {
     use std::os::unix::fs::FileTypeExt;
+    // A daemon makes its socket with its mode from the start, so a user kept out now is
+    // kept out for good: trying again cannot help.
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        return CallError::Invalid(format!(
+            "{} does not let this user connect ({e}): the daemon's `socket_mode` (0600 by default), or a directory on the path, keeps it out",
+            socket.display()
+        ));
+    }
     let what = match std::fs::metadata(socket).map(|m| m.file_type()) {
         Ok(t) if t.is_socket() => None,
         Ok(t) if t.is_dir() => Some("a directory"),
