@@ -471,6 +471,56 @@ fn serve_refuses_a_zero_max_concurrency() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A `max_connections` past what a daemon can serve is refused when the settings are
+/// read, naming the key. Before, the daemon made a row of figures for each in every
+/// worker's table and started: 10^8 took 24 GB, and the OOM killer ended it when a
+/// worker's death (or a stop) wrote every row.
+#[test]
+fn serve_refuses_more_connections_than_it_can_serve() {
+    use std::os::unix::process::CommandExt;
+    let dir = common::scratch("too-many-connections");
+    let socket = dir.join("memlink.sock");
+    let config = dir.join("memlink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nmax_connections = 65537\n[[modules]]\npath = {:?}\n",
+            socket.to_str().unwrap(),
+            basic()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        // A group of its own, so that a daemon that started is ended with its worker.
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while daemon.try_wait().unwrap().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let started = daemon.try_wait().unwrap().is_none();
+    if started {
+        let group = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let out = daemon.wait_with_output().unwrap();
+    let err = stderr(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!started, "the daemon started: {err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`max_connections` is 65537: it is at most 65536"),
+        "{err}"
+    );
+}
+
 /// A module that calls another is called with that one's file given by `--with`; the
 /// modules of `--with` load in the order their calls need, whichever order they are
 /// given in; and without `--with`, the error says which module is missing and how to give

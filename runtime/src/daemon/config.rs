@@ -63,7 +63,7 @@ pub struct DaemonConfig {
     /// Limits of every worker process (a module's own `limits` lower them for its worker).
     #[serde(default)]
     pub limits: WorkerLimits,
-    /// Most connections at once (default 1024).
+    /// Most connections at once (default 1024, at most [`MAX_CONNECTIONS`]).
     #[serde(default = "default_connections")]
     pub max_connections: u32,
     /// Most shared memory one connection may ask for, in bytes (default 256 MiB).
@@ -339,6 +339,9 @@ mod os_path {
 fn default_mode() -> u32 {
     0o600
 }
+/// Most connections a daemon may be set to serve at once (`max_connections`).
+pub const MAX_CONNECTIONS: u32 = 1 << 16;
+
 fn default_connections() -> u32 {
     1024
 }
@@ -463,6 +466,17 @@ impl DaemonConfig {
                 "`max_connections` is 0, so every client would be refused; it is at least 1"
                     .to_owned(),
             );
+        }
+        // Every worker's figures table has a row per connection, made at the start and
+        // written whole when a worker dies: 10^8 took 24 GB and the OOM killer, 4*10^9
+        // more than a minute without serving. No kernel with default settings serves so
+        // many anyway: each connection maps a segment and starts a thread in every worker,
+        // and `vm.max_map_count` (65530) bounds a process's mappings.
+        if self.max_connections > MAX_CONNECTIONS {
+            return Err(format!(
+                "`max_connections` is {}: it is at most {MAX_CONNECTIONS} (each connection maps a segment and starts a thread in every worker, which a kernel's default `vm.max_map_count`, 65530, bounds below that)",
+                self.max_connections
+            ));
         }
         let smallest = memlink_ipc::Geometry::new(1, 1).map_or(0, |g| g.len());
         if self.max_shm_per_client < smallest {

@@ -183,6 +183,10 @@ fn settings_that_would_serve_nothing_are_refused_naming_the_key() {
     for (text, says) in [
         ("max_connections = 0".to_owned(), "`max_connections` is 0"),
         (
+            "max_connections = 4000000000".to_owned(),
+            "`max_connections` is 4000000000: it is at most 65536",
+        ),
+        (
             "max_shm_per_client = 4096".to_owned(),
             "`max_shm_per_client` is 4096 bytes",
         ),
