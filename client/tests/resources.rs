@@ -1,6 +1,7 @@
-//! A daemon short of what its peers can use up: open files, and the memory their
-//! hellos take. Each shortage costs the clients that caused it, is said in the log, and
-//! ends with the daemon serving as before.
+//! A daemon short of what its peers can use up: open files, the memory their hellos
+//! take, room in its queue of connections. Each shortage costs the clients that caused
+//! it, is said (in the log, or to the client waiting), and ends with the daemon serving
+//! as before.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Setup};
-use memlink_client::{CallOptions, Client};
+use memlink_client::{CallOptions, Client, ClientConfig};
 
 /// Waits until the daemon's log holds `text`.
 fn wait_log(daemon: &Daemon, text: &str) {
@@ -159,4 +160,51 @@ fn a_hello_claiming_a_megabyte_is_refused_before_its_body_is_read() {
     }
     drop(streams);
     still_serving(&daemon);
+}
+
+/// A daemon whose queue of connections not yet accepted is full (stopped, out of
+/// descriptors, or flooded with connections) is tried again until the reconnect timeout,
+/// then said to be so. Before, the client's `connect` waited for room in the queue for
+/// good, past the reconnect timeout and any call's deadline. Here the daemon is a socket
+/// that listens with room for one connection and accepts none.
+#[test]
+fn a_daemon_whose_queue_of_connections_is_full_is_waited_for_no_longer_than_the_reconnect_timeout()
+{
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let dir = common::scratch_dir();
+    let path = dir.join("full.sock");
+    let listener = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+    let addr = SocketAddrUnix::new(&path).unwrap();
+    rustix::net::bind(&listener, &addr).unwrap();
+    rustix::net::listen(&listener, 1).unwrap();
+    // Connections until the queue takes no more.
+    let mut queued = Vec::new();
+    loop {
+        let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+        let fd =
+            rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None).unwrap();
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => queued.push(fd),
+            Err(e) if e == rustix::io::Errno::AGAIN => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(queued.len() < 64, "the queue takes every connection");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let connecting = path.clone();
+    std::thread::spawn(move || {
+        let config = ClientConfig::default().reconnect_timeout(Duration::from_millis(500));
+        let _ = tx.send(Client::with_config(&connecting, config).map(drop));
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the client still waits for room in the queue")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("its queue of connections not yet accepted is full"),
+        "{err}"
+    );
+    drop((queued, listener));
+    let _ = std::fs::remove_dir_all(&dir);
 }

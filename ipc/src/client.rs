@@ -138,7 +138,7 @@ impl Connection {
         // No daemon can ever listen there: said at once, not tried again as a daemon
         // that is not up yet.
         crate::check_socket_path(socket).map_err(CallError::Invalid)?;
-        let stream = UnixStream::connect(socket).map_err(|e| not_listening(socket, e))?;
+        let stream = connect_now(socket).map_err(|e| not_listening(socket, e))?;
         control::send(
             &stream,
             &Hello {
@@ -372,6 +372,24 @@ fn shown(name: &str) -> String {
     format!("`{}…`", &name[..end])
 }
 
+/// Connects to `socket` without waiting for room in its queue of connections not yet
+/// accepted: `UnixStream::connect` waits for room there for good (a daemon out of
+/// descriptors, stopped, or flooded with connections accepts none), past any deadline
+/// and reconnect timeout. A full queue is `WouldBlock`, which is tried again as a daemon
+/// not up yet is. The stream is blocking once connected.
+fn connect_now(socket: &Path) -> io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(socket)?)?;
+    rustix::io::ioctl_fionbio(&fd, false)?;
+    Ok(UnixStream::from(fd))
+}
+
 /// Why nothing could be connected to at `socket`: a path that holds something other
 /// than a socket is said to (a daemon never replaces it, so trying again cannot help), as
 /// is a socket this user may not connect to; anything else may be a daemon not started
@@ -398,6 +416,10 @@ fn not_listening(socket: &Path, e: io::Error) -> CallError {
     match what {
         Some(what) => CallError::Invalid(format!(
             "{} is {what}, not a socket: no memlink daemon serves there",
+            socket.display()
+        )),
+        None if e.kind() == io::ErrorKind::WouldBlock => CallError::Gone(format!(
+            "{} takes no more connections now: its queue of connections not yet accepted is full (is the daemon stopped, or out of descriptors?)",
             socket.display()
         )),
         None => CallError::Gone(format!("nothing listens at {} ({e})", socket.display())),
