@@ -101,6 +101,26 @@ fn the_endpoint_says_which_methods_it_serves_and_takes_absolute_targets() {
     assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
 }
 
+/// A metrics address whose port is 0 is served on the port the system chose, and the log
+/// says which: before, it said port 0 ("metrics on http://127.0.0.1:0/metrics"), where
+/// nothing listens.
+#[test]
+fn the_log_names_the_port_chosen_for_a_metrics_address_of_port_0() {
+    let daemon = Daemon::start(Setup {
+        extra: vec!["--metrics-addr".into(), "127.0.0.1:0".into()],
+        ..Setup::modules(&["basic"])
+    });
+    let log = daemon.log_text();
+    let addr = log
+        .split_once("metrics on http://")
+        .and_then(|(_, rest)| rest.split_once("/metrics"))
+        .map(|(addr, _)| addr.to_owned())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"));
+    assert!(!addr.ends_with(":0"), "{log}");
+    let answer = get_within(&addr, "/health", Duration::from_secs(10));
+    assert_eq!(answer, Ok((200, "ok\n".to_owned())), "{log}");
+}
+
 /// `GET path` on `addr` from a connection of its own, waiting at most `within` for each
 /// read and write: the status and body, or what went wrong.
 fn get_within(addr: &str, path: &str, within: Duration) -> Result<(u16, String), String> {

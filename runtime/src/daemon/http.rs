@@ -71,7 +71,12 @@ pub(super) fn spawn(
     metrics: impl Fn() -> String + Send + Sync + 'static,
     healthy: impl Fn() -> bool + Send + Sync + 'static,
 ) {
-    tracing::info!(addr, "metrics on http://{addr}/metrics");
+    // Where it listens: the port the system chose for one given as 0, which the address
+    // given does not say.
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_owned(), |a| a.to_string());
+    tracing::info!(addr, "metrics on http://{bound}/metrics");
     let endpoint = Arc::new(Endpoint {
         metrics: Box::new(metrics),
         healthy: Box::new(healthy),
