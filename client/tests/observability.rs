@@ -121,6 +121,39 @@ fn the_log_names_the_port_chosen_for_a_metrics_address_of_port_0() {
     assert_eq!(answer, Ok((200, "ok\n".to_owned())), "{log}");
 }
 
+/// A worker whose metrics are megabytes of text (a module's metric per user, 20 000 of
+/// them) has them all scraped, as a runtime in process exposes them. Before, the worker's
+/// answer was past the largest frame of the control protocol (1 MiB) and never sent:
+/// every scrape waited 2 s for it and went without any of that worker's metrics, its
+/// modules' calls and errors too, and the log said nothing.
+#[test]
+fn a_worker_whose_metrics_are_megabytes_is_scraped_whole() {
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["hazards"])
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let made: u32 = client
+        .call_typed(hazards, "many_counters", &(20_000u32,))
+        .unwrap();
+    assert_eq!(made, 20_000);
+    let addr = daemon.metrics_addr.clone().unwrap();
+    let (status, body) = get_within(&addr, "/metrics", Duration::from_secs(30)).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.len() > 1 << 20, "{} bytes", body.len());
+    for wanted in [
+        "memlink_module_per_user_19999_total{",
+        "memlink_calls_total{module=\"hazards\",method=\"many_counters\"",
+    ] {
+        assert!(
+            body.contains(wanted),
+            "no `{wanted}` in {} bytes",
+            body.len()
+        );
+    }
+}
+
 /// `GET path` on `addr` from a connection of its own, waiting at most `within` for each
 /// read and write: the status and body, or what went wrong.
 fn get_within(addr: &str, path: &str, within: Duration) -> Result<(u16, String), String> {

@@ -18,6 +18,12 @@ use crate::segment::Geometry;
 /// Largest frame accepted.
 pub const MAX_FRAME: u32 = 1 << 20;
 
+/// Largest frame a worker sends its supervisor ([`send_up_to`], [`recv_up_to`]): its
+/// metrics grow with its modules' (100 000 counters of a module are 20 MB of text), and a
+/// module's log record may be megabytes, where [`MAX_FRAME`] would cut either off. Still
+/// bounded: the supervisor, which holds every client's connection, holds a frame whole.
+pub const MAX_WORKER_FRAME: u32 = 1 << 26;
+
 /// Largest hello a daemon reads ([`recv_hello_by`]): a hello is a few dozen bytes, and
 /// the daemon holds each connection's until it is whole, for every connection still to
 /// say hello at once.
@@ -265,11 +271,24 @@ pub fn send<T: Serialize>(
     message: &T,
     fd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
+    send_up_to(socket, message, fd, MAX_FRAME)
+}
+
+/// [`send`] of a frame of up to `max` bytes (a worker to its supervisor: [`MAX_WORKER_FRAME`]).
+/// A larger one is refused before a byte is written.
+pub fn send_up_to<T: Serialize>(
+    socket: impl AsFd,
+    message: &T,
+    fd: Option<BorrowedFd<'_>>,
+    max: u32,
+) -> io::Result<()> {
     let body = rmp_serde::to_vec(message).map_err(io::Error::other)?;
     let len = u32::try_from(body.len())
         .ok()
-        .filter(|&l| l <= MAX_FRAME)
-        .ok_or_else(|| io::Error::other(format!("a frame of {} bytes", body.len())))?;
+        .filter(|&l| l <= max)
+        .ok_or_else(|| {
+            io::Error::other(format!("a frame of {} bytes (at most {max})", body.len()))
+        })?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&body);
@@ -279,6 +298,15 @@ pub fn send<T: Serialize>(
 /// Reads one frame and the descriptor that came with it.
 pub fn recv<T: DeserializeOwned>(socket: impl AsFd) -> io::Result<(T, Option<OwnedFd>)> {
     recv_within(socket.as_fd(), None, MAX_FRAME)
+}
+
+/// [`recv`] of a frame of up to `max` bytes (a supervisor from its worker:
+/// [`MAX_WORKER_FRAME`]).
+pub fn recv_up_to<T: DeserializeOwned>(
+    socket: impl AsFd,
+    max: u32,
+) -> io::Result<(T, Option<OwnedFd>)> {
+    recv_within(socket.as_fd(), None, max)
 }
 
 /// [`recv`] with one deadline for the whole frame (see [`fdpass::recv_exact_by`]): past

@@ -153,7 +153,9 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
 
 fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
     let out = out.lock().unwrap_or_else(|p| p.into_inner());
-    control::send(&*out, message, None)
+    // Up to the supervisor's bound for its workers: the runtime's metrics, and a module's
+    // log record, may be megabytes.
+    control::send_up_to(&*out, message, None, control::MAX_WORKER_FRAME)
 }
 
 /// Loads the served modules, each with its own settings.
@@ -264,6 +266,14 @@ fn foreign(runtime: &Runtime, claims: &Claims, handle: ModuleHandle) -> Option<S
     }
     let _ = runtime.unload(handle);
     Some(info.name)
+}
+
+/// A warning about the worker's metrics, for the supervisor's log.
+fn metrics_record(message: String) -> LogRecord {
+    LogRecord {
+        module: "memlink::metrics".to_owned(),
+        ..watch_record("WARN", message)
+    }
 }
 
 /// A log record of the watch, for the supervisor's log.
@@ -381,7 +391,15 @@ impl Worker {
                 }
                 ToWorker::Metrics { scrape } => {
                     let text = self.runtime.prometheus();
-                    let _ = send(&self.out, &FromWorker::Metrics { scrape, text });
+                    if let Err(e) = send(&self.out, &FromWorker::Metrics { scrape, text }) {
+                        // Past even the workers' bound: said, and answered empty, so the
+                        // scrape does not wait out its timeout for an answer that never
+                        // comes.
+                        let why = format!("the worker's metrics cannot be sent: {e}");
+                        let _ = send(&self.out, &FromWorker::Log(metrics_record(why)));
+                        let text = String::new();
+                        let _ = send(&self.out, &FromWorker::Metrics { scrape, text });
+                    }
                 }
                 ToWorker::Shutdown => break false,
                 ToWorker::Init { .. } => {}

@@ -228,7 +228,7 @@ fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<S
     worker
         .set_read_timeout(Some(LOAD_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let answer = control::recv::<FromWorker>(worker);
+    let answer = control::recv_up_to::<FromWorker>(worker, control::MAX_WORKER_FRAME);
     worker.set_read_timeout(None).map_err(|e| e.to_string())?;
     match answer {
         Ok((FromWorker::Ready(modules), _)) => Ok(modules),
@@ -267,7 +267,12 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
     // starting a stand-in takes the connections' lock, which the supervisor may hold
     // while it sends to this worker, and this thread must keep reading meanwhile.
     let mut cannot_take: Option<mpsc::Sender<(u64, String)>> = None;
-    while let Ok((message, _)) = control::recv::<FromWorker>(stream) {
+    // Frames up to the workers' bound: a worker's metrics, and a module's log record,
+    // may be megabytes (within `MAX_FRAME` a worker's metrics past it were never sent,
+    // and every scrape waited out its timeout and went without them).
+    while let Ok((message, _)) =
+        control::recv_up_to::<FromWorker>(stream, control::MAX_WORKER_FRAME)
+    {
         match message {
             FromWorker::Log(record) => log(&record),
             FromWorker::Metrics { scrape, text } => worker.metrics.answer(scrape, text),
