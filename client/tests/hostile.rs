@@ -292,6 +292,28 @@ fn a_socket_path_too_long_for_a_socket_is_refused_at_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A socket path that names a directory that is not there yet (`dir/`) is refused at
+/// once, even by a client told to keep trying for as long as the daemon is not there: no
+/// daemon can ever bind it. Before, it was "nothing listens at ...", tried again for good.
+#[test]
+fn a_socket_path_naming_a_directory_is_refused_at_once() {
+    let dir = common::scratch_dir();
+    let socket = format!("{}/", dir.join("not-made").display());
+    let config = ClientConfig::default().reconnect_timeout(Duration::MAX);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let connecting = socket.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(Client::with_config(&connecting, config).map(drop));
+    });
+    let err = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the client is still trying to connect")
+        .unwrap_err();
+    let want = format!("the socket path {socket} names a directory, not a file");
+    assert!(err.to_string().contains(&want), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A name far too long to carry is refused with an error that shows its start and its
 /// length, not the whole name (an error of megabytes).
 #[test]

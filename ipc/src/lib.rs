@@ -60,14 +60,25 @@ pub const PROTOCOL_VERSION: u32 = 5;
 /// 108, the last a terminating NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
 
-/// Whether `path` can be a Unix socket's path at all, or why not: one too long can never
-/// be bound or connected, so a daemon cannot serve there and a client has nothing to wait
-/// for there.
+/// Whether `path` can be a Unix socket's path at all, or why not: one too long, or one
+/// that names no file (`dir/`, `..`), can never be bound or connected, so a daemon cannot
+/// serve there and a client has nothing to wait for there.
 pub fn check_socket_path(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         return Err(format!(
             "the socket path {} is {len} bytes; a Unix socket's path holds at most {MAX_SOCKET_PATH}",
+            path.display()
+        ));
+    }
+    if path.as_os_str().is_empty() {
+        return Err("the socket path is empty".to_owned());
+    }
+    // `file_name` reads `dir/` as `dir`: the slash is looked at itself.
+    if path.file_name().is_none() || path.as_os_str().as_bytes().ends_with(b"/") {
+        return Err(format!(
+            "the socket path {} names a directory, not a file: give the socket's own name in it (`memlink.sock`, say)",
             path.display()
         ));
     }

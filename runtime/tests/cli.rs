@@ -415,6 +415,33 @@ fn serve_refuses_a_socket_path_too_long_for_a_socket_and_makes_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A socket path that names a directory (`dir/`, `..`): `serve` fails at once, saying
+/// so, and makes nothing. Before, `dir/` of a directory that exists got a stray `.lock`
+/// file inside it, and of one that does not, an error naming its parent as the missing
+/// directory.
+#[test]
+fn serve_refuses_a_socket_path_that_names_a_directory_and_makes_nothing() {
+    let dir = common::scratch("socket-path-dir");
+    let missing = format!("{}/", dir.join("not-made").display());
+    let there = format!("{}/", dir.display());
+    let up = format!("{}/..", dir.display());
+    for socket in [&missing, &there, &up] {
+        let out = memlink_os(&[
+            OsStr::new("serve"),
+            OsStr::new("--socket"),
+            OsStr::new(socket),
+            common::module_path("basic").as_os_str(),
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let want = format!("the socket path {socket} names a directory, not a file");
+        assert!(err.contains(&want), "{err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A bad metrics address fails the start before the socket is made: nothing is left at
 /// the socket's path.
 #[test]
