@@ -274,7 +274,8 @@ pub struct ModuleSettings {
     /// Whether it is loaded from a private copy of its file (default: no, the file
     /// itself), so the file can be rewritten in place while the module runs: the loader
     /// maps a library's file, and a file rewritten under a running image crashes it. A
-    /// reload always loads a private copy.
+    /// reload always loads a private copy, and so does a load of a path the loader
+    /// mapped another file from before (it would return that file's image).
     pub private_copy: bool,
 }
 

@@ -116,6 +116,22 @@ fn digest(m: &Method) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileId(u64, u64);
 
+/// The file the dynamic loader was handed at each path, in this process. The loader keeps
+/// the image it mapped for a path (images are never unmapped) and hands that image back
+/// for the same path later, whatever file is there by then: a new build renamed over the
+/// file after its module was unloaded, or while another runtime holds it.
+static HANDED: std::sync::Mutex<std::collections::BTreeMap<PathBuf, Option<FileId>>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Whether the loader, handed `path` (already resolved), would return the image of
+/// another file than the one there now: one it mapped for that path before.
+pub(crate) fn loader_holds_another_file(path: &Path) -> bool {
+    let target = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let now = FileId::of(&target);
+    let handed = HANDED.lock().unwrap_or_else(|p| p.into_inner());
+    handed.get(&target).is_some_and(|&was| was != now)
+}
+
 impl FileId {
     /// The identity of the file at `path` (following links), if it can be read.
     pub(crate) fn of(path: &Path) -> Option<FileId> {
@@ -228,6 +244,16 @@ impl Module {
     /// Opens the library at `path` (already resolved) and checks that it is a memlink
     /// module this runtime can call. Does not call `memlink_init`.
     pub(crate) fn open(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
+        Module::open_as(path, concurrency, true)
+    }
+
+    /// [`open`](Module::open) of a private copy of a file: its path is new, and no load
+    /// hands it to the loader again, so it is not kept among the paths the loader holds.
+    pub(crate) fn open_private(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
+        Module::open_as(path, concurrency, false)
+    }
+
+    fn open_as(path: &Path, concurrency: usize, remember: bool) -> Result<Module, RuntimeError> {
         // A truncated file would load, then crash the process with SIGBUS when its pages
         // are touched: refuse it before the loader maps anything.
         crate::elf::check(path).map_err(|reason| RuntimeError::NotALibrary {
@@ -246,6 +272,13 @@ impl Module {
                 path: path.to_owned(),
                 reason: source.to_string(),
             })?;
+        if remember {
+            // Mapped under this path from now on, module or not.
+            HANDED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(target.clone(), file);
+        }
         let library = ManuallyDrop::new(library);
         // SAFETY: `memlink_abi_version` is declared `extern "C" fn() -> u32` by every
         // version of the ABI, so reading it is sound before the version is known.

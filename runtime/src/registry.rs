@@ -435,7 +435,11 @@ impl Registry {
                     handle,
                 });
             }
-            let module = if settings.private_copy {
+            // The loader would hand back the image of the file it mapped at this path
+            // before (a new build renamed over it since): the file there now is loaded
+            // from a private copy, as a fresh image of its own.
+            let fresh = settings.private_copy || crate::module::loader_holds_another_file(&path);
+            let module = if fresh {
                 open_copy(&path, concurrency)?
             } else {
                 Module::open(&path, concurrency)?
@@ -869,8 +873,8 @@ fn answers(
 /// was loaded; see `crate::reload`), as the module of `path`: errors name `path`.
 fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
     let copy = PrivateCopy::of(path)?;
-    let mut module =
-        Module::open(copy.path(), concurrency).map_err(|e| e.for_path(copy.path(), path))?;
+    let mut module = Module::open_private(copy.path(), concurrency)
+        .map_err(|e| e.for_path(copy.path(), path))?;
     path.clone_into(&mut module.path);
     Ok(module)
 }

@@ -158,7 +158,9 @@ impl Runtime {
     /// figures and its description. The library itself stays mapped: `dlclose` on a Rust
     /// cdylib can crash the process later, when a thread-local destructor it registered
     /// runs after its code was unmapped. Loading the same file again initializes that
-    /// same image again (its statics are not reset).
+    /// same image again (its statics are not reset); another file put at its path since
+    /// (a new build renamed over it) is loaded from a private copy, as an image of its
+    /// own, since the loader would hand back the old file's for that path.
     ///
     /// Waiting for the calls in flight, it must not run inside one of them: asked for from
     /// an interceptor or a log sink while a call to this module (or a nested call it

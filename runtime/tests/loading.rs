@@ -295,3 +295,46 @@ fn a_module_through_a_link_finds_the_libraries_beside_its_file() {
     assert_eq!(rt.call(h, "echo", &[0xc0]).unwrap(), [0xc0]);
     assert_eq!(rt.module_info(h).unwrap().path, link);
 }
+
+/// The loader hands back the image it mapped for a path, whatever file is at the path
+/// by then. A new build renamed over a module's file (as docs/security.md says to
+/// install one) and loaded again after an unload ran the old build; loaded by a second
+/// runtime while the first held the old one, it ran the old build too; and a file that
+/// was no module when first tried was refused as such again once a module was put there.
+/// Each loads as the file it is now.
+#[test]
+fn a_new_file_at_a_path_loaded_before_loads_as_itself() {
+    let dir = common::scratch("new-file-at-an-old-path");
+    let file = dir.join("libplugin.so");
+    let version = |rt: &Runtime, h| rt.call_typed::<_, u32>(h, "version", &()).unwrap();
+    common::install(&module_path("greeter_v1"), &file);
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(&file)).unwrap();
+    assert_eq!(version(&rt, h), 1);
+    rt.unload(h).unwrap();
+    common::install(&module_path("greeter_v2"), &file);
+    let h = rt.load(ModuleRef::from_path(&file)).unwrap();
+    assert_eq!(version(&rt, h), 2, "the file's build, not the one unloaded");
+    assert_eq!(rt.module_info(h).unwrap().path, file);
+
+    // Another runtime, while this one holds version 2: the file's module.
+    common::install(&module_path("basic"), &file);
+    let other = Runtime::with_local_resolver();
+    let basic = other.load(ModuleRef::from_path(&file)).unwrap();
+    assert_eq!(other.module_info(basic).unwrap().name, "basic");
+    assert_eq!(&*other.call(basic, "echo", b"hi").unwrap(), b"hi");
+    assert_eq!(version(&rt, h), 2, "the first runtime's module serves on");
+    // The same file again is the same image, as before.
+    other.unload(basic).unwrap();
+    let again = other.load(ModuleRef::from_path(&file)).unwrap();
+    assert_eq!(other.module_info(again).unwrap().name, "basic");
+
+    // A library that was no module, then a module at its path.
+    let late = dir.join("liblate.so");
+    common::install(&fixture("not_a_module"), &late);
+    let err = rt.load(ModuleRef::from_path(&late)).unwrap_err();
+    assert!(matches!(err, RuntimeError::NotAModule { .. }), "{err}");
+    common::install(&module_path("arena_usage"), &late);
+    let h = rt.load(ModuleRef::from_path(&late)).unwrap();
+    assert_eq!(rt.module_info(h).unwrap().name, "arena_usage");
+}
