@@ -101,6 +101,15 @@ pub enum RuntimeError {
         /// What was asked for (`unload`, `reload`).
         action: &'static str,
     },
+    /// Asked for from code a load runs before it ends (a log sink given a record the
+    /// module logs from its `memlink_dependencies` export): the load holds what a load,
+    /// an unload or a reload waits for, until it returns.
+    InsideLoad {
+        /// The module being loaded.
+        loading: String,
+        /// What was asked for (`load`, `unload`, `reload`).
+        action: &'static str,
+    },
     /// A reference by name and version that two module files answer alike (`greeter@1`
     /// with `greeter@1.4.2.so` and `libgreeter@1.4.2.so` beside it): remove or rename
     /// one.
@@ -401,6 +410,10 @@ impl fmt::Display for RuntimeError {
             InsideCall { module, action } => write!(
                 f,
                 "cannot {action} `{module}` from inside a call to it"
+            ),
+            InsideLoad { loading, action } => write!(
+                f,
+                "cannot {action} a module from inside the load of `{loading}`"
             ),
             Ambiguous { reference, files } => {
                 write!(f, "`{reference}` is ambiguous: ")?;

@@ -12,8 +12,11 @@
 //!
 //! Each is an ordinary export, called as a call from the host would be.
 
+use std::cell::RefCell;
+
 use memlink_abi::Format;
 
+use crate::error::RuntimeError;
 use crate::module::Module;
 use crate::reload::{RESTORE_STATE, SAVE_STATE};
 
@@ -102,4 +105,43 @@ fn missing(module: &Module, name: &str, which: &str) -> String {
         "state carry asked, but the {which} version ({}) exports no `{name}`",
         module.version
     )
+}
+
+std::thread_local! {
+    /// The module whose load this thread runs, and its runtime's id, while it runs the
+    /// module's code (its init and its dependencies export) holding that runtime's lock
+    /// of loads.
+    static LOADING: RefCell<Option<(u32, String)>> = const { RefCell::new(None) };
+}
+
+/// A load running the code of the module `name` on this thread, until dropped: a load,
+/// unload or reload of the same runtime asked for meanwhile from this thread (by a log
+/// sink the module's records reach) would wait for the lock this load holds, for ever.
+pub(crate) struct Loading(());
+
+impl Loading {
+    /// Marks the load of `name` into the runtime `runtime` as running on this thread.
+    pub(crate) fn enter(runtime: u32, name: &str) -> Loading {
+        LOADING.with(|l| *l.borrow_mut() = Some((runtime, name.to_owned())));
+        Loading(())
+    }
+
+    /// Refuses `action` in the runtime `runtime` when this thread runs the module code
+    /// of a load into it.
+    pub(crate) fn refuse(runtime: u32, action: &'static str) -> Result<(), RuntimeError> {
+        // A thread tearing its locals down runs no load.
+        let loading = LOADING.try_with(|l| l.borrow().clone()).ok().flatten();
+        match loading {
+            Some((id, loading)) if id == runtime => {
+                Err(RuntimeError::InsideLoad { loading, action })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Loading {
+    fn drop(&mut self) {
+        let _ = LOADING.try_with(|l| l.borrow_mut().take());
+    }
 }

@@ -456,6 +456,7 @@ impl Registry {
         settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
+        lifecycle::Loading::refuse(self.id, "load")?;
         // Before the library is opened, which runs its initializers.
         let persistent = self.before_opening(settings)?;
         let mut slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
@@ -480,11 +481,15 @@ impl Registry {
         if let Err(Taken(name)) = taken {
             return Err(RuntimeError::NameTaken { name });
         }
+        // The module's code runs under the lock of loads from here: what it calls back
+        // into on this thread must not ask for that lock again.
+        let running = lifecycle::Loading::enter(self.id, &module.name);
         init(&module, &self.config, self.host)?;
         if let Err(e) = self.check_dependencies(&module) {
             shutdown(&module);
             return Err(e);
         }
+        drop(running);
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
         let Some((index, generation)) = slots.take() else {
             unreachable!("`has_room` said there is a slot, under the same lock")
@@ -538,6 +543,7 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
+        lifecycle::Loading::refuse(self.id, "reload")?;
         let path = self.resolver.resolve(reference)?;
         // A reload asked from code a reload runs (a sink or an interceptor of the state's
         // save) would wait for that reload, or for another that waits for it.
@@ -731,6 +737,7 @@ impl Registry {
     /// Retires the module: closes its gate, waits for its calls, frees its name and slot,
     /// shuts it down and frees what it owned.
     pub(crate) fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
+        lifecycle::Loading::refuse(self.id, "unload")?;
         // Closing the gate under the loading lock decides which of two racing unloads (or
         // an unload and a reload) gets the module; the wait for its calls happens outside
         // the lock, so loads and unloads of other modules go on meanwhile.

@@ -116,6 +116,11 @@ impl Runtime {
 
     /// Loads the module `module` refers to under its crate's name, checks it (the file,
     /// the ABI version, the method table) and initializes it.
+    ///
+    /// A load holds the runtime's loads, unloads and reloads until it returns: one asked
+    /// for from code it runs on its thread (a log sink given a record the module logs
+    /// from its `memlink_dependencies` export) is refused with
+    /// [`RuntimeError::InsideLoad`].
     pub fn load(&self, module: ModuleRef) -> Result<ModuleHandle, RuntimeError> {
         self.registry.load(&module, &ModuleSettings::default())
     }

@@ -759,3 +759,78 @@ fn a_watch_dropped_inside_a_call_it_waits_for_does_not_wait_for_itself() {
     }
     assert!(gone, "the unload the watch began ended");
 }
+
+/// A log sink given the record a module logs from its `memlink_dependencies` export,
+/// while the module loads, that loads, unloads or reloads a module of the same runtime
+/// is refused, saying why: the load holds the lock those wait for until it returns.
+/// Before, the sink's load waited for that lock for ever, and the host's load with it
+/// (`tests/fixtures/depends_on.c`, built to log as it declares).
+#[test]
+fn a_load_asked_for_by_a_sink_the_module_being_loaded_logs_to_is_refused() {
+    use std::sync::{mpsc, Arc, Mutex, OnceLock};
+
+    use memlink_runtime::{LogEvent, LogSink, ModuleHandle, RuntimeConfig};
+
+    /// On the record the module logs as it declares, asks for a load, an unload and a
+    /// reload.
+    #[derive(Default)]
+    struct Reenters {
+        target: OnceLock<(Runtime, ModuleHandle)>,
+        said: Mutex<Vec<String>>,
+    }
+    impl LogSink for Reenters {
+        fn record(&self, event: &LogEvent<'_>) {
+            if event.message != "declaring" {
+                return;
+            }
+            let (rt, basic) = self.target.get().expect("set before the load");
+            let file = ModuleRef::from_path(module_path("greeter_v1"));
+            let tried = [
+                rt.load(file).map(drop),
+                rt.unload(*basic),
+                rt.reload(*basic, ModuleRef::from_path(module_path("basic")))
+                    .map(drop),
+            ];
+            let mut said = self.said.lock().unwrap();
+            said.extend(tried.map(|t| t.map_or_else(|e| e.to_string(), |()| "done".into())));
+        }
+    }
+
+    let logs = common::compile_c_with(
+        &["runtime/tests/fixtures/depends_on.c"],
+        "libdepends_on_logs.so",
+        true,
+        &["-DDEPENDS_ON_LOGS"],
+    );
+    let sink = Arc::new(Reenters::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::TRACE)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let _ = sink.target.set((rt.clone(), basic));
+    let (done, ended) = mpsc::channel();
+    let loader = rt.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(loader.load(ModuleRef::from_path(&logs)).map(drop));
+    });
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let loaded = ended.recv_timeout(common::HANG).expect("the load returned");
+    loaded.unwrap();
+    let said = sink.said.lock().unwrap().clone();
+    assert_eq!(said.len(), 3, "{said:?}");
+    for (told, action) in said.iter().zip(["load", "unload", "reload"]) {
+        assert_eq!(
+            *told,
+            format!("cannot {action} a module from inside the load of `depends_on`")
+        );
+    }
+    // The runtime serves on, and the same requests from the host are made.
+    assert_eq!(&*rt.call(basic, "echo", b"on").unwrap(), b"on");
+    rt.handle_of("depends_on").unwrap();
+    let greeter = rt
+        .load(ModuleRef::from_path(module_path("greeter_v1")))
+        .unwrap();
+    rt.unload(greeter).unwrap();
+    rt.unload(basic).unwrap();
+}
