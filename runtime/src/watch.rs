@@ -30,9 +30,10 @@
 //! [`WatchEvent::Failed`] naming the directory, with
 //! [`RuntimeError::WatchedDirectoryGone`]); its modules stay loaded (but for those whose
 //! files were removed first, as `rm -r` removes them: each is unloaded as its file goes),
-//! and once a directory is at the path again it is followed, and the modules brought in
-//! step with it. Events the platform lost (its queue overflowed) make the watch look at every
-//! file again, reloading only those changed since.
+//! and once a directory is at the path again (one made there at once too) it is followed,
+//! and the modules brought in step with it. Events the platform lost (its queue
+//! overflowed) make the watch look at every file again, reloading only those changed
+//! since.
 //!
 //! Each is loaded from a private copy (see
 //! [`ModuleSettings::private_copy`](crate::config::ModuleSettings::private_copy)), so it can
@@ -50,7 +51,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -185,7 +186,8 @@ pub(crate) fn start(
             reason: "a watch needs a directory",
         });
     }
-    let (watcher, changes) = notifications(&dir)?;
+    let lost = Arc::new(AtomicBool::new(false));
+    let (watcher, changes) = notifications(&dir, &lost)?;
     let (events_tx, events) = mpsc::sync_channel(options.events_capacity.max(1));
     let dropped = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = mpsc::channel();
@@ -201,6 +203,7 @@ pub(crate) fn start(
         .collect();
     let mut watched = Watched {
         id: identity(&dir),
+        lost,
         refused: false,
         watcher,
         dir: dir.clone(),
@@ -234,14 +237,16 @@ pub(crate) fn start(
 }
 
 /// The platform's notifications for `dir`, started: the watcher, and the paths it tells
-/// of (see [`forward`]).
+/// of (see [`forward`]); `lost` is set when they tell that `dir` itself went.
 fn notifications(
     dir: &Path,
+    lost: &Arc<AtomicBool>,
 ) -> Result<(notify::RecommendedWatcher, Receiver<PathBuf>), RuntimeError> {
     let (changes_tx, changes) = mpsc::channel::<PathBuf>();
     let everything = dir.to_owned();
+    let lost = Arc::clone(lost);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        forward(event, &changes_tx, &everything)
+        forward(event, &changes_tx, &everything, &lost)
     })
     .map_err(|e| watch_failed(dir, &e))?;
     // Watching starts before the first scan, so a file written meanwhile is not missed.
@@ -252,8 +257,14 @@ fn notifications(
 }
 
 /// The watcher's handler: sends on `changes` the paths of files that came, changed or
-/// went, and `everything` (the watched directory) when events were lost.
-fn forward(event: notify::Result<notify::Event>, changes: &Sender<PathBuf>, everything: &Path) {
+/// went, and `everything` (the watched directory) when events were lost; sets `lost`
+/// when the watched directory itself was removed or moved.
+fn forward(
+    event: notify::Result<notify::Event>,
+    changes: &Sender<PathBuf>,
+    everything: &Path,
+    lost: &AtomicBool,
+) {
     use notify::event::{EventKind, ModifyKind};
     // Events lost (the kernel's queue overflowed, say, with thousands of files
     // written at once) or an error: the directory itself is looked at again, which
@@ -265,6 +276,18 @@ fn forward(event: notify::Result<notify::Event>, changes: &Sender<PathBuf>, ever
             return;
         }
     };
+    // The directory itself removed or moved away: the platform's watch went with it. A
+    // directory made at the path at once may be given the very inode just freed, and so
+    // look like the one watched; this tells them apart.
+    let itself = event.paths.iter().any(|p| p == everything);
+    if itself
+        && matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+        )
+    {
+        lost.store(true, Ordering::Relaxed);
+    }
     // Files coming, changing and going; not files read (the watch's own copies read
     // them) nor their metadata.
     let changed = match event.kind {
@@ -315,6 +338,8 @@ struct Watched {
     dir: PathBuf,
     /// The directory the notifications come from (`None` once it has gone).
     id: Option<DirId>,
+    /// Set when the notifications told that the directory itself went (see [`forward`]).
+    lost: Arc<AtomicBool>,
     /// Whether following the directory now at the path failed (and was told).
     refused: bool,
     /// Its module files that are links to files elsewhere, whose directories are
@@ -329,12 +354,18 @@ impl Watched {
     /// now on, and brings the modules in step with what it holds.
     fn check(&mut self, state: &mut State) {
         let now = identity(&self.dir);
-        if now == self.id {
+        // Told gone, a directory is gone, whatever is at the path now: removed, and a new
+        // one made there at once with the inode it freed, it looks like the one watched,
+        // whose platform watch ended with it (nothing in the new one would be seen).
+        if now == self.id && !self.lost.swap(false, Ordering::Relaxed) {
             return;
         }
         // The notifications followed the directory that was there: moved away, its
         // files would be told under paths they no longer have.
         let _ = self.watcher.unwatch(&self.dir);
+        // Once unwatched, its events have all been handled (the watcher takes the
+        // request between them): what it told of itself is no news of the next one.
+        self.lost.store(false, Ordering::Relaxed);
         if self.id.is_some() {
             self.id = None;
             state.tell(WatchEvent::Failed {

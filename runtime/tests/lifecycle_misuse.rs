@@ -834,3 +834,78 @@ fn a_load_asked_for_by_a_sink_the_module_being_loaded_logs_to_is_refused() {
     rt.unload(greeter).unwrap();
     rt.unload(basic).unwrap();
 }
+
+/// A watched directory removed and made again at once (`rm -r modules && mkdir
+/// modules`), while the watch was busy loading, was taken for the one watched: the new
+/// directory was given the inode the old one freed. The platform's watch had ended with
+/// the old one, so nothing put in the new one was ever loaded, and nothing said so. The
+/// removal is told, and the new directory followed. The watch is held busy by a log
+/// sink, inside the load of a module that logs as it declares its dependencies
+/// (`tests/fixtures/depends_on.c`).
+#[test]
+fn a_watched_directory_removed_and_made_again_at_once_is_followed() {
+    use std::sync::{mpsc, Arc, Mutex};
+
+    use memlink_runtime::{LogEvent, LogSink, RuntimeConfig};
+
+    /// Holds the first load that logs "declaring" until told to go on.
+    struct Holds {
+        inside: Mutex<Option<mpsc::Sender<()>>>,
+        go: Mutex<mpsc::Receiver<()>>,
+    }
+    impl LogSink for Holds {
+        fn record(&self, event: &LogEvent<'_>) {
+            if event.message != "declaring" {
+                return;
+            }
+            if let Some(inside) = self.inside.lock().unwrap().take() {
+                inside.send(()).unwrap();
+                let _ = self.go.lock().unwrap().recv();
+            }
+        }
+    }
+
+    let logs = common::compile_c_with(
+        &["runtime/tests/fixtures/depends_on.c"],
+        "libdepends_on_logs.so",
+        true,
+        &["-DDEPENDS_ON_LOGS"],
+    );
+    let (inside, held) = mpsc::channel();
+    let (go, wait) = mpsc::channel();
+    let sink = Arc::new(Holds {
+        inside: Mutex::new(Some(inside)),
+        go: Mutex::new(wait),
+    });
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let dir = fresh_dir("made_again");
+    let watch = rt.watch(&dir, options()).unwrap();
+    install(&logs, &lib(&dir, "depends_on"));
+    held.recv_timeout(common::HANG)
+        .expect("the watch loads the module");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    go.send(()).unwrap();
+    let wait = Duration::from_secs(20);
+    // The removal is told, and the module whose file went with it unloaded, in
+    // whichever order the watch sees them.
+    let gone = |e: &WatchEvent| {
+        matches!(e, WatchEvent::Failed { path, error }
+            if *path == dir && matches!(error, RuntimeError::WatchedDirectoryGone { .. }))
+    };
+    let unloaded = |e: &WatchEvent| matches!(e, WatchEvent::Unloaded { .. });
+    let mut told = Vec::new();
+    while !(told.iter().any(gone) && told.iter().any(unloaded)) {
+        told.push(within(&watch, wait));
+    }
+    // What the new directory holds loads.
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    match within(&watch, wait) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "basic")),
+        other => panic!("{other:?}"),
+    }
+    rt.handle_of("basic").unwrap();
+}
