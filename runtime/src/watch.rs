@@ -15,7 +15,8 @@
 //! Module files are those with the platform's library extension (`.so`), their names
 //! UTF-8 or not; others, and names starting with `.`, are ignored. A module file may be a
 //! symbolic link to a file elsewhere (into a build's output, say): a change of that file
-//! reloads the link's module as a change of the link does. What has such a name
+//! reloads the link's module as a change of the link does, and that file removed and
+//! written again (while its directory stays) unloads the module and loads it again. What has such a name
 //! but is no file to load from (a directory, a FIFO, a symbolic link that leads nowhere
 //! or in a loop) is reported, and its module, if one was loaded from the file that was
 //! there, unloaded. A module refused because a module it calls is not loaded is tried

@@ -909,3 +909,49 @@ fn a_watched_directory_removed_and_made_again_at_once_is_followed() {
     }
     rt.handle_of("basic").unwrap();
 }
+
+/// A watched link into a build directory whose file is removed (a clean, a build that
+/// removes its output before writing it) and built again: its module goes, and comes
+/// back with the file. Before, the link that led nowhere was no longer followed into
+/// the build directory, so the file's return went unseen and the module stayed gone.
+#[test]
+fn a_watched_link_whose_file_is_removed_and_built_again_loads_again() {
+    let root = fresh_dir("link_rebuilt");
+    let (build, modules) = (root.join("build"), root.join("modules"));
+    for dir in [&build, &modules] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let built = lib(&build, "libgreeter");
+    install(&module_path("greeter_v1"), &built);
+    let link = lib(&modules, "greeter");
+    std::os::unix::fs::symlink(&built, &link).unwrap();
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&modules, options()).unwrap();
+    let first = match next(&watch) {
+        WatchEvent::Loaded { path, handle } => {
+            assert_eq!(path, link);
+            handle
+        }
+        other => panic!("{other:?}"),
+    };
+    let wait = Duration::from_secs(20);
+    std::fs::remove_file(&built).unwrap();
+    match within(&watch, wait) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, first),
+        other => panic!("{other:?}"),
+    }
+    match within(&watch, wait) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, link);
+            assert!(error.to_string().contains("symbolic link"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    install(&module_path("greeter_v2"), &built);
+    match within(&watch, wait) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, link),
+        other => panic!("{other:?}"),
+    }
+    let greeter = rt.handle_of("greeter").unwrap();
+    assert_eq!(rt.call_typed::<_, u32>(greeter, "version", &()).unwrap(), 2);
+}

@@ -26,7 +26,10 @@ pub(super) struct Links {
 impl Links {
     /// Finds the links among `dir`'s module files (`is_module`) as they are now, and
     /// watches the directories they lead into with `watcher` (and no longer those no
-    /// link leads into). A link that leads nowhere is left to the load, which says so.
+    /// link leads into). A link that leads nowhere (the load says so) is followed into
+    /// the directory of the file it names, when that directory is there, so that the
+    /// file is seen when it comes back; with its directory gone too, it is looked at
+    /// again when the watched directory changes.
     pub(super) fn update(
         &mut self,
         dir: &Path,
@@ -41,7 +44,12 @@ impl Links {
             if !is_link || !is_module(&link) {
                 continue;
             }
-            let Ok(target) = std::fs::canonicalize(&link) else {
+            // A link that leads nowhere now (its file removed, to be built again) is
+            // followed where it would lead: the file's return is an event there.
+            let Some(target) = std::fs::canonicalize(&link)
+                .ok()
+                .or_else(|| would_lead_to(&link))
+            else {
                 continue;
             };
             let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
@@ -101,6 +109,16 @@ impl Links {
         }
         paths
     }
+}
+
+/// Where the link `link`, which leads to no file, would lead once its file is there:
+/// the file it names, in its directory made canonical, if that directory is there.
+/// (Only the link's own target is read: a link to a link leads no further.)
+fn would_lead_to(link: &Path) -> Option<PathBuf> {
+    let named = std::fs::read_link(link).ok()?;
+    let named = link.parent()?.join(named);
+    let dir = std::fs::canonicalize(named.parent()?).ok()?;
+    Some(dir.join(named.file_name()?))
 }
 
 #[cfg(test)]
