@@ -218,6 +218,7 @@ impl PrivateCopy {
                 path: path.to_owned(),
                 reason,
             })?;
+        refuse_noexec(&std::env::temp_dir())?;
         let dir =
             private_dir(NEXT.fetch_add(1, Ordering::Relaxed)).map_err(|e| failed(e.to_string()))?;
         let file = path.file_name().unwrap_or(path.as_os_str());
@@ -245,6 +246,29 @@ impl PrivateCopy {
     pub(crate) fn path(&self) -> &Path {
         &self.file
     }
+}
+
+/// Refuses a temporary directory `base` on a file system mounted `noexec`: the loader
+/// can map no library from there, and its words ("failed to map segment") would be
+/// taken for a fault of the module's file, which the error names.
+fn refuse_noexec(base: &Path) -> Result<(), RuntimeError> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{statvfs, StatVfsMountFlags};
+        // Where this cannot be told, the copy is tried, and the loader says what it says.
+        if statvfs(base).is_ok_and(|fs| fs.f_flag.contains(StatVfsMountFlags::NOEXEC)) {
+            return Err(RuntimeError::BadSetting {
+                setting: format!("TMPDIR ({})", base.display()),
+                reason: "its file system is mounted noexec, so the private copy of a module \
+                         that a reload or a watched directory loads cannot be mapped from it: \
+                         point TMPDIR at a directory that allows running code"
+                    .to_owned(),
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = base;
+    Ok(())
 }
 
 /// A new directory of this process's own for the private copy numbered `n`.

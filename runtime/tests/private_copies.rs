@@ -1,0 +1,91 @@
+//! The private copy a reload and a watched directory load a module from (so that its
+//! file can be rewritten while it runs): where it cannot be mapped, the error says why.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::module_path;
+use memlink_runtime::watch::{WatchEvent, WatchOptions};
+use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
+
+/// A temporary directory on a file system mounted `noexec` (as a hardened `/tmp` often
+/// is) can hold a private copy but not map it: a reload and a watched directory's loads
+/// failed with the loader's "failed to map segment from shared object", told of the
+/// module's own file, which was fine. They are refused naming `TMPDIR`, before a copy
+/// is made; the module loaded serves on. Run in a child process with a mount namespace
+/// of its own, where the mount ends with it.
+#[test]
+fn a_temporary_directory_mounted_noexec_is_named_for_a_private_copy() {
+    const TEST: &str = "a_temporary_directory_mounted_noexec_is_named_for_a_private_copy";
+    if std::env::var("MEMLINK_CHILD_TEST").as_deref() == Ok(TEST) {
+        let tmp = std::env::var("TMPDIR").unwrap();
+        let modules = std::env::var("MEMLINK_WATCHED").unwrap();
+        return refused_for_noexec(Path::new(&tmp), Path::new(&modules));
+    }
+    // A mount namespace needs the privilege to make one: without it, there is no
+    // `noexec` file system to try.
+    let private = ["--mount", "--propagation", "private", "--"];
+    let can = Command::new("unshare").args(private).arg("true").output();
+    if !can.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no mount namespace can be made here");
+        return;
+    }
+    let tmp = common::scratch("noexec-tmp");
+    let modules = common::scratch("noexec-watched");
+    common::install(&module_path("greeter_v1"), &modules.join("libgreeter.so"));
+    let out = Command::new("unshare")
+        .args(private)
+        .arg(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MEMLINK_CHILD_TEST", TEST)
+        .env("TMPDIR", &tmp)
+        .env("MEMLINK_WATCHED", &modules)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+fn refused_for_noexec(tmp: &Path, modules: &Path) {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs"])
+        .arg(tmp)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let says = |error: &RuntimeError| {
+        let said = error.to_string();
+        assert!(
+            matches!(error, RuntimeError::BadSetting { .. })
+                && said.contains("TMPDIR")
+                && said.contains(&*tmp.to_string_lossy())
+                && said.contains("noexec"),
+            "{said}"
+        );
+    };
+    let rt = Runtime::with_local_resolver();
+    let basic = ModuleRef::from_path(module_path("basic"));
+    let h = rt.load(basic.clone()).unwrap();
+    says(&rt.reload(h, basic).unwrap_err());
+    assert_eq!(&*rt.call(h, "echo", b"on").unwrap(), b"on");
+    assert_eq!(
+        std::fs::read_dir(tmp).unwrap().count(),
+        0,
+        "no copy was made"
+    );
+    let watch = rt
+        .watch(
+            modules,
+            WatchOptions::default().debounce(Duration::from_millis(50)),
+        )
+        .unwrap();
+    match watch.events().recv_timeout(common::HANG).unwrap() {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, modules.join("libgreeter.so"));
+            says(&error);
+        }
+        other => panic!("{other:?}"),
+    }
+}
