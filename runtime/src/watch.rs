@@ -8,6 +8,9 @@
 //! [`WatchOptions::debounce`], so a build writing it in pieces is seen once it is done.
 //! A file that is still not a whole library then (a copy that stalled) is reported and
 //! left alone until it changes again; a module that is already loaded keeps serving.
+//! A change of a file's metadata alone is looked at too: a file refused (one the host's
+//! user could not read) is tried again once made readable, and a module's file touched
+//! (its time changed) is reloaded; one whose permissions alone changed is left alone.
 //!
 //! A changed file that holds another module than before (the name its module declares
 //! differs) is no new version: the module it held is unloaded, and the other loaded.
@@ -242,8 +245,8 @@ pub(crate) fn start(
 fn notifications(
     dir: &Path,
     lost: &Arc<AtomicBool>,
-) -> Result<(notify::RecommendedWatcher, Receiver<PathBuf>), RuntimeError> {
-    let (changes_tx, changes) = mpsc::channel::<PathBuf>();
+) -> Result<(notify::RecommendedWatcher, Receiver<Touched>), RuntimeError> {
+    let (changes_tx, changes) = mpsc::channel::<Touched>();
     let everything = dir.to_owned();
     let lost = Arc::clone(lost);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -257,12 +260,19 @@ fn notifications(
     Ok((watcher, changes))
 }
 
+/// A path the platform told of: a file that came, changed or went (`contents`), or only
+/// had its metadata changed (its permissions, its times).
+struct Touched {
+    path: PathBuf,
+    contents: bool,
+}
+
 /// The watcher's handler: sends on `changes` the paths of files that came, changed or
-/// went, and `everything` (the watched directory) when events were lost; sets `lost`
-/// when the watched directory itself was removed or moved.
+/// went, or had their metadata changed, and `everything` (the watched directory) when
+/// events were lost; sets `lost` when the watched directory itself was removed or moved.
 fn forward(
     event: notify::Result<notify::Event>,
-    changes: &Sender<PathBuf>,
+    changes: &Sender<Touched>,
     everything: &Path,
     lost: &AtomicBool,
 ) {
@@ -273,7 +283,10 @@ fn forward(
     let event = match event {
         Ok(event) if !event.need_rescan() => event,
         _ => {
-            let _ = changes.send(everything.to_owned());
+            let _ = changes.send(Touched {
+                path: everything.to_owned(),
+                contents: true,
+            });
             return;
         }
     };
@@ -289,18 +302,17 @@ fn forward(
     {
         lost.store(true, Ordering::Relaxed);
     }
-    // Files coming, changing and going; not files read (the watch's own copies read
-    // them) nor their metadata.
-    let changed = match event.kind {
+    // Files coming, changing and going, and their metadata changing (a file refused as
+    // unreadable is tried again once it is made readable); not files read (the watch's
+    // own copies read them).
+    let contents = match event.kind {
         EventKind::Create(_) | EventKind::Remove(_) => true,
         EventKind::Modify(ModifyKind::Metadata(_)) => false,
         EventKind::Modify(_) => true,
-        _ => false,
+        _ => return,
     };
-    if changed {
-        for path in event.paths {
-            let _ = changes.send(path);
-        }
+    for path in event.paths {
+        let _ = changes.send(Touched { path, contents });
     }
 }
 
@@ -404,26 +416,31 @@ impl Watched {
 
 /// Reads file events until `stopped` says stop (or its sender is gone), handing each
 /// path to `state` once `debounce` has passed without an event for it. An event for the
-/// directory itself (events were lost) looks at every file again.
+/// directory itself (events were lost) looks at every file again. A file whose metadata
+/// alone changed is looked at as a rescan looks at it: loaded from it as it is, its
+/// module is left alone (a `chmod` reloads nothing); refused, it is tried again.
 fn follow(
     state: &mut State,
     watched: &mut Watched,
-    changes: &Receiver<PathBuf>,
+    changes: &Receiver<Touched>,
     stopped: &Receiver<()>,
     debounce: Duration,
 ) {
-    let mut pending: BTreeMap<PathBuf, Instant> = BTreeMap::new();
+    // Each path's last event, and whether any of its events changed more than metadata.
+    let mut pending: BTreeMap<PathBuf, (Instant, bool)> = BTreeMap::new();
     loop {
         match stopped.try_recv() {
             Err(mpsc::TryRecvError::Empty) => {}
             _ => return,
         }
         watched.check(state);
-        match changes.recv_timeout(next_wait(pending.values(), debounce, Instant::now())) {
-            Ok(path) => {
+        let wait = next_wait(pending.values().map(|(at, _)| at), debounce, Instant::now());
+        match changes.recv_timeout(wait) {
+            Ok(Touched { path, contents }) => {
                 let now = Instant::now();
                 for path in watched.links.paths_for(&watched.dir, path) {
-                    pending.insert(path, now);
+                    let seen = pending.entry(path).or_insert((now, false));
+                    *seen = (now, seen.1 || contents);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -432,21 +449,31 @@ fn follow(
         let now = Instant::now();
         let ready: Vec<PathBuf> = pending
             .iter()
-            .filter(|(_, &at)| now.duration_since(at) >= debounce)
+            .filter(|(_, &(at, _))| now.duration_since(at) >= debounce)
             .map(|(p, _)| p.clone())
             .collect();
-        for path in &ready {
-            pending.remove(path);
+        let (mut changed, mut touched) = (Vec::new(), Vec::new());
+        for path in ready {
+            match pending.remove(&path) {
+                Some((_, true)) => changed.push(path),
+                _ => touched.push(path),
+            }
         }
-        if !ready.is_empty() {
+        if !changed.is_empty() || !touched.is_empty() {
             // Links may have come, gone or been pointed elsewhere: their files are
             // followed before their modules load.
             watched.relink();
         }
-        if ready.contains(&watched.dir) {
-            state.rescan(&watched.dir);
-        } else if !ready.is_empty() {
-            state.sync(ready);
+        let dir = &watched.dir;
+        if changed.contains(dir) || touched.contains(dir) {
+            state.rescan(dir);
+            continue;
+        }
+        if !changed.is_empty() {
+            state.sync(changed);
+        }
+        if !touched.is_empty() {
+            state.refresh(touched);
         }
     }
 }

@@ -148,6 +148,13 @@ impl State {
         self.look_at(paths, false);
     }
 
+    /// Looks at `paths`, whose metadata alone changed, as [`rescan`](State::rescan)
+    /// does: a module loaded from a file as it is now is left alone, and a file refused
+    /// (one that could not be read, say) is tried again.
+    pub(super) fn refresh(&mut self, paths: Vec<PathBuf>) {
+        self.look_at(paths, true);
+    }
+
     /// Forgets that `path` was refused and waits for another module: what is there now
     /// is looked at afresh.
     fn forget_refusal(&mut self, path: &Path) {
