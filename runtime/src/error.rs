@@ -34,6 +34,14 @@ pub enum RuntimeError {
         /// The directory.
         dir: PathBuf,
     },
+    /// A directory cannot be watched: it cannot be read, or the platform refused to
+    /// follow it (its limit of watches reached, say).
+    CannotWatch {
+        /// The directory.
+        dir: PathBuf,
+        /// Why (the system's words).
+        reason: String,
+    },
     /// A reference by name that no module file answers: the module has no file where
     /// its resolver looks, or none of a version the reference accepts.
     NoSuchVersion {
@@ -330,6 +338,9 @@ impl fmt::Display for RuntimeError {
         match self {
             BadReference { reference, reason } => {
                 write!(f, "bad module reference `{reference}`: {reason}")
+            }
+            CannotWatch { dir, reason } => {
+                write!(f, "cannot watch {}: {reason}", dir.display())
             }
             WatchedDirectoryGone { dir } => write!(
                 f,

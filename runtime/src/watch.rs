@@ -317,9 +317,9 @@ fn forward(
 }
 
 fn watch_failed(dir: &Path, e: &dyn std::fmt::Display) -> RuntimeError {
-    RuntimeError::NotALibrary {
-        path: dir.to_owned(),
-        reason: format!("cannot watch it: {e}"),
+    RuntimeError::CannotWatch {
+        dir: dir.to_owned(),
+        reason: e.to_string(),
     }
 }
 

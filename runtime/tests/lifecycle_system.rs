@@ -92,24 +92,18 @@ fn refused_for_noexec(tmp: &Path, modules: &Path) {
     }
 }
 
-/// A watched module file the host's user cannot read is refused saying so, and loaded
-/// once it is made readable. Before, a change of its permissions alone was not looked
-/// at: the file stayed refused until it was written again. Run as an unprivileged user
-/// (`nobody`, in a child process, when the tests run as root, who reads any file).
-#[test]
-fn a_watched_file_made_readable_is_loaded() {
-    const TEST: &str = "a_watched_file_made_readable_is_loaded";
-    let child = std::env::var("MEMLINK_CHILD_TEST").as_deref() == Ok(TEST);
-    if child || !rustix::process::geteuid().is_root() {
-        let [dir, module] = match child {
-            true => ["MEMLINK_WATCHED", "MEMLINK_MODULE"].map(|v| std::env::var(v).unwrap()),
-            false => [common::scratch("unreadable"), module_path("basic")]
-                .map(|p| p.to_string_lossy().into_owned()),
-        };
-        return made_readable(Path::new(&dir), Path::new(&module));
+/// Runs `body` with `dir` (a fresh directory its user owns) and `TMPDIR` as a user
+/// who cannot read what its permissions refuse: this process's, or, when the tests run
+/// as root (who reads any file), `nobody`'s, in a child process.
+fn unprivileged(test: &str, body: impl FnOnce(&Path)) {
+    if std::env::var("MEMLINK_CHILD_TEST").as_deref() == Ok(test) {
+        return body(Path::new(&std::env::var("MEMLINK_DIR").unwrap()));
     }
-    let dir = common::scratch("unreadable");
-    let tmp = common::scratch("unreadable-tmp");
+    let dir = common::scratch(test);
+    if !rustix::process::geteuid().is_root() {
+        return body(&dir);
+    }
+    let tmp = common::scratch(&format!("{test}-tmp"));
     let owned = Command::new("chown")
         .arg("nobody")
         .args([&dir, &tmp])
@@ -119,14 +113,63 @@ fn a_watched_file_made_readable_is_loaded() {
     let out = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
         .arg(std::env::current_exe().unwrap())
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env("MEMLINK_CHILD_TEST", TEST)
-        .env("MEMLINK_WATCHED", &dir)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MEMLINK_CHILD_TEST", test)
+        .env("MEMLINK_DIR", &dir)
+        // Built here: the child builds nothing, and finds it by this.
         .env("MEMLINK_MODULE", module_path("basic"))
         .env("TMPDIR", &tmp)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+/// The `basic` example module's file (built by the parent process, for a child).
+fn basic() -> PathBuf {
+    std::env::var_os("MEMLINK_MODULE").map_or_else(|| module_path("basic"), PathBuf::from)
+}
+
+/// A watched module file the host's user cannot read is refused saying so, and loaded
+/// once it is made readable. Before, a change of its permissions alone was not looked
+/// at: the file stayed refused until it was written again.
+#[test]
+fn a_watched_file_made_readable_is_loaded() {
+    unprivileged("a_watched_file_made_readable_is_loaded", |dir| {
+        made_readable(dir, &basic())
+    });
+}
+
+/// A directory that cannot be watched (its user may not read it) is refused saying
+/// so. Before, the error said it was "not a loadable shared library".
+#[test]
+fn a_directory_that_cannot_be_read_is_refused_as_one_that_cannot_be_watched() {
+    unprivileged(
+        "a_directory_that_cannot_be_read_is_refused_as_one_that_cannot_be_watched",
+        |dir| {
+            let modules = dir.join("modules");
+            std::fs::create_dir(&modules).unwrap();
+            std::fs::copy(basic(), modules.join("libbasic.so")).unwrap();
+            let mode = |mode| std::fs::set_permissions(&modules, PermissionsExt::from_mode(mode));
+            mode(0o000).unwrap();
+            let rt = Runtime::with_local_resolver();
+            let err = rt.watch(&modules, WatchOptions::default()).unwrap_err();
+            let said = err.to_string();
+            assert!(
+                matches!(&err, RuntimeError::CannotWatch { dir, .. } if *dir == modules)
+                    && said.starts_with(&format!("cannot watch {}: ", modules.display()))
+                    && said.contains("Permission denied")
+                    && !said.contains("shared library"),
+                "{said}"
+            );
+            // Readable again, it is watched.
+            mode(0o755).unwrap();
+            let watch = rt.watch(&modules, WatchOptions::default()).unwrap();
+            match watch.events().recv_timeout(common::HANG).unwrap() {
+                WatchEvent::Loaded { path, .. } => assert_eq!(path, modules.join("libbasic.so")),
+                other => panic!("{other:?}"),
+            }
+        },
+    );
 }
 
 fn made_readable(dir: &Path, module: &Path) {
