@@ -51,6 +51,10 @@ pub enum RuntimeError {
         dir: PathBuf,
         /// The versions there are, lowest first (none: the module has no file there).
         versions: Vec<String>,
+        /// Files named for the module whose version is no semver version
+        /// (`greeter@1.0.so`, `greeter@v1.4.2.so`): no version can be read from their
+        /// names, so no reference finds them.
+        passed_by: Vec<PathBuf>,
     },
     /// The file exists but is not a shared library that can be loaded safely.
     NotALibrary {
@@ -354,14 +358,19 @@ impl fmt::Display for RuntimeError {
                 reference,
                 dir,
                 versions,
-            } if versions.is_empty() => write!(
-                f,
-                "no file of the module `{reference}` asks for in {} (a module's files are named `NAME@VERSION.so`)",
-                dir.display()
-            ),
+                passed_by,
+            } if versions.is_empty() => {
+                write!(
+                    f,
+                    "no file of the module `{reference}` asks for in {} (a module's files are named `NAME@VERSION.so`)",
+                    dir.display()
+                )?;
+                passed_over(f, passed_by)
+            }
             NoSuchVersion {
                 reference,
                 versions,
+                passed_by,
                 ..
             } => {
                 write!(
@@ -369,6 +378,7 @@ impl fmt::Display for RuntimeError {
                     "no version of the module matches `{reference}`: there are {}",
                     versions.join(", ")
                 )?;
+                passed_over(f, passed_by)?;
                 if let Some((name, pre)) = passed_prerelease(reference, versions) {
                     write!(
                         f,
@@ -517,6 +527,20 @@ impl fmt::Display for RuntimeError {
 // Every variant prints what it carries (the module's error, the loader's reason), so
 // none returns it again as a source: a reporter walking the chain would print it twice.
 impl std::error::Error for RuntimeError {}
+
+/// Names the files a resolver passed by for a version that is no semver version, if any.
+fn passed_over(f: &mut fmt::Formatter<'_>, files: &[PathBuf]) -> fmt::Result {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    write!(
+        f,
+        "; passed by, their version being no semver version (MAJOR.MINOR.PATCH, as in \
+         `NAME@1.4.2.so`): {}",
+        named.join(", ")
+    )
+}
 
 /// The name and the highest of `versions` that `reference` (`name@requirement`) passed
 /// by only for being a prerelease (`^2` and `2.0.0-rc.1`: Cargo's rule), if any: what a

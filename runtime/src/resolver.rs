@@ -238,7 +238,9 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
 
 /// Finds modules by name and version in a directory where each is a file named
 /// `NAME@VERSION.so` (or `libNAME@VERSION.so`; `.dylib` on macOS), `VERSION` a semver
-/// version: `greeter@1.4.2.so`. A file `libNAME@…` is looked at for both `NAME` and
+/// version: `greeter@1.4.2.so` (a file whose `VERSION` is not, `greeter@v1.4.2.so`, is
+/// passed by, and named by the error when no version answers a reference). A file
+/// `libNAME@…` is looked at for both `NAME` and
 /// `libNAME` (a module may be named `library`); the module it holds tells which. A
 /// reference by name resolves to the highest version its requirement accepts (by
 /// Cargo's rules, `^2` accepts no `2.1.0-rc.1`, `2.1.0-rc.1` does), one with no
@@ -291,6 +293,30 @@ impl DirectoryResolver {
                 file_answers(written, name).then_some((version, path))
             })
             .collect())
+    }
+
+    /// The files named for the module `name` (`NAME@…` or `libNAME@…`, with the library
+    /// extension) whose version is no semver version, which [`files_of`](Self::files_of)
+    /// passes by: an error that no version answers names them.
+    fn misversioned(&self, name: &str) -> Vec<PathBuf> {
+        let Ok(paths) = self.paths() else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = paths
+            .filter(|path| {
+                let stem = path
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .and_then(|f| f.strip_suffix(std::env::consts::DLL_EXTENSION))
+                    .and_then(|f| f.strip_suffix('.'));
+                let Some((written, version)) = stem.and_then(|s| s.split_once('@')) else {
+                    return false;
+                };
+                file_answers(written, name) && Version::parse(version).is_err()
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     /// The paths of what the directory holds.
@@ -361,6 +387,7 @@ impl Resolver for DirectoryResolver {
                     reference: module.path().display().to_string(),
                     dir: self.dir.clone(),
                     versions,
+                    passed_by: self.misversioned(name),
                 })
             }
         }

@@ -273,3 +273,41 @@ fn a_prerelease_a_requirement_passes_by_is_named_as_such() {
         .unwrap_err();
     assert!(!err.to_string().contains("prerelease"), "{err}");
 }
+
+/// A file named for a module whose version is no semver version (`greeter@v1.4.2.so`,
+/// `greeter@1.4.so`) is passed by, as no version can be read from its name: the error
+/// that no version answers names it, and says what a version is. Before, it said only
+/// that the module had no file there, beside the file the reader had named for it.
+#[test]
+fn a_file_whose_version_is_no_semver_is_named_when_it_is_passed_by() {
+    let dir = common::scratch("versions-not-semver");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@v1.4.2"));
+    install(&module_path("greeter_v1"), &lib(&dir, "libgreeter@1.4"));
+    install(&module_path("basic"), &lib(&dir, "basic@v0.1.0"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let err = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap_err();
+    let said = err.to_string();
+    assert!(
+        matches!(&err, RuntimeError::NoSuchVersion { versions, passed_by, .. }
+            if versions.is_empty()
+                && *passed_by == [lib(&dir, "greeter@v1.4.2"), lib(&dir, "libgreeter@1.4")]),
+        "{said}"
+    );
+    assert!(
+        said.contains("no semver version (MAJOR.MINOR.PATCH")
+            && said.contains("greeter@v1.4.2.so")
+            && !said.contains("basic@"),
+        "{said}"
+    );
+    // Beside a version that is one, the same.
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let err = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.starts_with("no version of the module matches `greeter@^1`: there are 2.0.1; ")
+            && said.contains("libgreeter@1.4.so"),
+        "{said}"
+    );
+    // The file with a version loads.
+    rt.load(ModuleRef::parse("greeter@2").unwrap()).unwrap();
+}
