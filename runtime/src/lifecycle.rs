@@ -117,13 +117,15 @@ std::thread_local! {
 /// A load running the code of the module `name` on this thread, until dropped: a load,
 /// unload or reload of the same runtime asked for meanwhile from this thread (by a log
 /// sink the module's records reach) would wait for the lock this load holds, for ever.
-pub(crate) struct Loading(());
+/// Holds the load it runs inside, if any (one into another runtime, which such a sink
+/// may start), to mark again when it ends.
+pub(crate) struct Loading(Option<(u32, String)>);
 
 impl Loading {
     /// Marks the load of `name` into the runtime `runtime` as running on this thread.
     pub(crate) fn enter(runtime: u32, name: &str) -> Loading {
-        LOADING.with(|l| *l.borrow_mut() = Some((runtime, name.to_owned())));
-        Loading(())
+        let outer = LOADING.with(|l| l.borrow_mut().replace((runtime, name.to_owned())));
+        Loading(outer)
     }
 
     /// Refuses `action` in the runtime `runtime` when this thread runs the module code
@@ -142,6 +144,7 @@ impl Loading {
 
 impl Drop for Loading {
     fn drop(&mut self) {
-        let _ = LOADING.try_with(|l| l.borrow_mut().take());
+        let outer = self.0.take();
+        let _ = LOADING.try_with(|l| *l.borrow_mut() = outer);
     }
 }
