@@ -45,6 +45,8 @@ fn a_temporary_directory_mounted_noexec_is_named_for_a_private_copy() {
         .env("MEMLINK_CHILD_TEST", TEST)
         .env("TMPDIR", &tmp)
         .env("MEMLINK_WATCHED", &modules)
+        // Built here: the child builds nothing (its TMPDIR runs no code).
+        .env("MEMLINK_MODULE", module_path("basic"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -68,9 +70,9 @@ fn refused_for_noexec(tmp: &Path, modules: &Path) {
         );
     };
     let rt = Runtime::with_local_resolver();
-    let basic = ModuleRef::from_path(module_path("basic"));
-    let h = rt.load(basic.clone()).unwrap();
-    says(&rt.reload(h, basic).unwrap_err());
+    let file = ModuleRef::from_path(basic());
+    let h = rt.load(file.clone()).unwrap();
+    says(&rt.reload(h, file).unwrap_err());
     assert_eq!(&*rt.call(h, "echo", b"on").unwrap(), b"on");
     assert_eq!(
         std::fs::read_dir(tmp).unwrap().count(),
@@ -103,6 +105,22 @@ fn unprivileged(test: &str, body: impl FnOnce(&Path)) {
     if !rustix::process::geteuid().is_root() {
         return body(&dir);
     }
+    // `nobody` must reach this test binary and the module, through every directory
+    // above them: a checkout under a directory only root may enter has nothing to try.
+    let exe = std::env::current_exe().unwrap();
+    let reaches = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg("test")
+        .arg("-x")
+        .arg(&exe)
+        .arg("-a")
+        .arg("-r")
+        .arg(module_path("basic"))
+        .status();
+    if !reaches.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: `nobody` cannot reach the test binary and the module here");
+        return;
+    }
     let tmp = common::scratch(&format!("{test}-tmp"));
     let owned = Command::new("chown")
         .arg("nobody")
@@ -112,7 +130,7 @@ fn unprivileged(test: &str, body: impl FnOnce(&Path)) {
     assert!(owned.success());
     let out = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(std::env::current_exe().unwrap())
+        .arg(&exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("MEMLINK_CHILD_TEST", test)
         .env("MEMLINK_DIR", &dir)
