@@ -248,7 +248,9 @@ impl Runtime {
 
     /// Loads every module in `dir` and keeps the runtime in step with it: a new file
     /// loads, a changed file hot-reloads, a removed file unloads (see [`crate::watch`]).
-    /// Modules load in an order that satisfies their declared dependencies.
+    /// Modules load in an order that satisfies their declared dependencies. A `dir` that
+    /// is no directory is refused ([`RuntimeError::BadReference`]), and so is one that
+    /// cannot be read or followed ([`RuntimeError::CannotWatch`]).
     ///
     /// ```no_run
     /// use memlink_runtime::watch::{WatchEvent, WatchOptions};
