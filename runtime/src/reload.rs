@@ -259,9 +259,10 @@ fn refuse_noexec(base: &Path) -> Result<(), RuntimeError> {
         if statvfs(base).is_ok_and(|fs| fs.f_flag.contains(StatVfsMountFlags::NOEXEC)) {
             return Err(RuntimeError::BadSetting {
                 setting: format!("TMPDIR ({})", base.display()),
-                reason: "its file system is mounted noexec, so the private copy of a module \
-                         that a reload or a watched directory loads cannot be mapped from it: \
-                         point TMPDIR at a directory that allows running code"
+                reason: "its file system is mounted noexec, so no private copy of a module \
+                         (which a reload, a watched directory and `private_copy` load) can \
+                         be mapped from it: point TMPDIR at a directory that allows running \
+                         code"
                     .to_owned(),
             });
         }

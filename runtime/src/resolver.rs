@@ -240,8 +240,8 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
 /// `NAME@VERSION.so` (or `libNAME@VERSION.so`; `.dylib` on macOS), `VERSION` a semver
 /// version: `greeter@1.4.2.so` (a file whose `VERSION` is not, `greeter@v1.4.2.so`, is
 /// passed by, and named by the error when no version answers a reference). A file
-/// `libNAME@…` is looked at for both `NAME` and
-/// `libNAME` (a module may be named `library`); the module it holds tells which. A
+/// `libNAME@…` is looked at for both `NAME` and `libNAME` (a module may be named
+/// `library`); the module it holds tells which. A
 /// reference by name resolves to the highest version its requirement accepts (by
 /// Cargo's rules, `^2` accepts no `2.1.0-rc.1`, `2.1.0-rc.1` does), one with no
 /// requirement to the highest release (the highest prerelease only when there is no
