@@ -144,3 +144,32 @@ fn a_typed_handle_refuses_a_method_that_changed_in_the_daemon() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What the watch of a directory did is written to the daemon's log once. The worker
+/// forwards each step to the daemon, which logs it, and its own log wrote each refusal
+/// too: every file the watch refused was told twice.
+#[test]
+fn a_file_the_watch_refuses_is_logged_once() {
+    let dir = common::scratch_dir();
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    let so = |stem: &str| modules.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("basic"), &so("libbasic"));
+    let setup = Setup {
+        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
+        ..Setup::default()
+    };
+    std::fs::create_dir_all(dir.join("daemon")).unwrap();
+    let daemon = Daemon::start_in(dir.join("daemon"), setup);
+    std::fs::write(so("junk"), b"no library").unwrap();
+    // A module loaded after it: once its step is logged, so is the refusal's, which
+    // came first on the same way (and was written by the worker, if at all, before it
+    // was sent).
+    install(&module_path("greeter_v1"), &so("greeter"));
+    eventually("greeter is loaded", || {
+        daemon.log_text().contains("greeter.so: loaded")
+    });
+    let log = daemon.log_text();
+    let refusals = log.lines().filter(|l| l.contains("junk.so")).count();
+    assert_eq!(refusals, 1, "{log}");
+}

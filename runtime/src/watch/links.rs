@@ -87,7 +87,7 @@ impl Links {
                 // Tried again at the next update; the link's module stays as it is, and a
                 // rebuild of its file is seen only when the watched directory changes.
                 Err(e) => tracing::warn!(
-                    target: "memlink::watch",
+                    target: "memlink::watch::links",
                     dir = %want.display(),
                     "cannot watch a directory a module file's link leads into: {e}"
                 ),

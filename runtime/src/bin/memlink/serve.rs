@@ -118,8 +118,10 @@ pub fn worker_if_asked() -> Option<ExitCode> {
 }
 
 /// The worker's own records (warnings and errors) go to the daemon's stderr, which it
-/// inherits; module records are forwarded to the daemon instead, so they are not written
-/// here a second time.
+/// inherits; module records, and what the watch of a directory did (each step is told
+/// to the daemon as an event), are forwarded to the daemon instead, so they are not
+/// written here a second time. A directory a watched link leads into that cannot be
+/// followed is told in the log alone, so it is written here.
 fn init_worker_logging() {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
@@ -127,7 +129,9 @@ fn init_worker_logging() {
     let filter = Targets::new()
         .with_default(LevelFilter::WARN)
         .with_target("memlink::module", LevelFilter::OFF)
-        .with_target("memlink::panic", LevelFilter::OFF);
+        .with_target("memlink::panic", LevelFilter::OFF)
+        .with_target("memlink::watch", LevelFilter::OFF)
+        .with_target("memlink::watch::links", LevelFilter::WARN);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
