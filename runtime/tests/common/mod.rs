@@ -312,8 +312,10 @@ pub fn compile_c_with(sources: &[&str], out: &str, shared: bool, extra: &[&str])
 }
 
 pub mod cli;
+pub mod lifecycle;
 pub mod promtool;
 pub mod records;
+pub mod watch;
 
 /// Runs `body` in a child process (this test binary, running only `test`), and fails
 /// if the child does: for a test whose failure would take the whole process down (a
