@@ -1,10 +1,14 @@
-//! Modules that call others: refused until what they call is loaded, and for good when
-//! what they declare could never be.
+//! Modules that call others: refused until what they call is loaded (a watched file
+//! tried again once a module loads), and for good when what they declare could never be.
 
 mod common;
 
-use common::lifecycle::greeter;
-use common::module_path;
+use std::time::Duration;
+
+use common::lifecycle::{fresh_dir, greeter, lib};
+use common::watch::{drain, next, options, within};
+use common::{install, module_path};
+use memlink_runtime::watch::WatchEvent;
 use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
 
 #[test]
@@ -56,4 +60,113 @@ fn a_dependency_no_load_can_answer_is_refused_as_such() {
         ),
         "{err}"
     );
+}
+
+/// A module refused for a missing dependency is tried again once a module loads; each
+/// try opens a fresh image of it (never unmapped) and runs its init. Tried on every
+/// event in the directory instead, it mapped one more image, ran its init and told the
+/// same failure for each file written nearby.
+#[test]
+fn a_module_waiting_for_its_dependency_is_tried_again_only_when_a_module_loads() {
+    let dir = fresh_dir("waiting");
+    install(&module_path("uses_greeter"), &lib(&dir, "uses"));
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    match next(&watch) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "uses"));
+            assert!(
+                matches!(error, RuntimeError::MissingDependency { .. }),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Files that load nothing: a note, and a file that is no library.
+    for i in 0..3 {
+        std::fs::write(dir.join("NOTES.txt"), format!("{i}")).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::fs::write(lib(&dir, "junk"), b"no library").unwrap();
+    let events = drain(&watch, Duration::from_secs(1));
+    let told: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Failed { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [&lib(&dir, "junk")],
+        "only the junk file is told: {events:?}"
+    );
+    // Its dependency comes: both load.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    let mut loaded = Vec::new();
+    while loaded.len() < 2 {
+        match next(&watch) {
+            WatchEvent::Loaded { path, .. } => loaded.push(path),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(loaded, [lib(&dir, "greeter"), lib(&dir, "uses")]);
+    let uses = rt.handle_of("uses_greeter").unwrap();
+    let sum: u32 = rt.call_typed(uses, "add_through", &(2u32, 3u32)).unwrap();
+    assert_eq!(sum, 5);
+}
+
+/// A changed file whose new version calls a module not loaded is refused, and its old
+/// version serves on. It was tried again only when the file changed again: the module
+/// it waited for loaded, and the old version went on serving though the file held the
+/// new one. It is tried again after a module loads or reloads, as a new file is
+/// (`tests/fixtures/depends_on.c`: the same module built to declare `greeter`, or not).
+#[test]
+fn a_reload_refused_for_a_dependency_is_made_once_the_dependency_loads() {
+    let source = ["runtime/tests/fixtures/depends_on.c"];
+    let alone = common::compile_c(&source, "libdepends_on_alone.so", true);
+    let needs = common::compile_c_with(
+        &source,
+        "libdepends_on_greeter.so",
+        true,
+        &["-DDEPENDS_ON_GREETER"],
+    );
+    let wait = Duration::from_secs(20);
+    let dir = fresh_dir("reload_waits");
+    install(&alone, &lib(&dir, "depends_on"));
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let h = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    let declared = |rt: &Runtime| -> Vec<String> {
+        common::de(&rt.call(h, "memlink_dependencies", &[]).unwrap())
+    };
+    assert!(declared(&rt).is_empty());
+    install(&needs, &lib(&dir, "depends_on"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "depends_on"));
+            assert!(
+                matches!(&error, RuntimeError::MissingDependency { dependency, .. } if dependency == "greeter"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(declared(&rt).is_empty(), "the old version serves on");
+    // The module it calls comes: it loads, and the waiting version takes over.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    match within(&watch, wait) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "greeter")),
+        other => panic!("{other:?}"),
+    }
+    match within(&watch, wait) {
+        WatchEvent::Reloaded { path, handle, .. } => {
+            assert_eq!((path, handle), (lib(&dir, "depends_on"), h));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(declared(&rt), ["greeter"], "the file's version serves");
 }

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::lifecycle::{fresh_dir, lib};
+use common::watch::{next, options};
+use common::{install, module_path};
+use memlink_runtime::watch::{DirectoryWatch, WatchEvent};
 use memlink_runtime::{ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
 
 /// Asked for from a log sink while a call to the module runs on the sink's thread, an
@@ -127,4 +131,233 @@ impl memlink_runtime::intercept::Interceptor for AsksForUnload {
     ) {
         self.try_both();
     }
+}
+
+/// A reload asked from code a reload runs, on its thread, is refused: a log sink given
+/// the record module `a` logs while it saves its state (`tests/fixtures/saves_loudly.c`)
+/// reloads module `b`, whose save logs too, whose sink reloads `a`: the thread would wait
+/// for the reload of `a` it runs in. The outer reload goes on.
+#[test]
+fn a_reload_asked_from_inside_a_reload_is_refused() {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use memlink_runtime::reload::ReloadPolicy;
+    use memlink_runtime::{LogEvent, LogSink, ModuleHandle, RuntimeConfig};
+
+    /// On the record one module's save logs, reloads the other.
+    #[derive(Default)]
+    struct ReloadsTheOther {
+        target: OnceLock<(Runtime, [(ModuleHandle, PathBuf); 2])>,
+        tried: Mutex<Vec<String>>,
+    }
+    impl LogSink for ReloadsTheOther {
+        fn record(&self, event: &LogEvent<'_>) {
+            if event.message != "saving" {
+                return;
+            }
+            let (rt, [a, b]) = self.target.get().expect("set before the reload");
+            let (other, file) = if event.module == "a" { b } else { a };
+            let carry = ReloadPolicy::default().carry_state(true);
+            let tried = rt.reload_with(*other, ModuleRef::from_path(file), &carry);
+            self.tried.lock().unwrap().push(
+                tried
+                    .map(|_| "reloaded".to_owned())
+                    .unwrap_or_else(|e| e.to_string()),
+            );
+        }
+    }
+
+    let fixture = common::compile_c(
+        &["runtime/tests/fixtures/saves_loudly.c"],
+        "libsaves_loudly.so",
+        true,
+    );
+    let sink = Arc::new(ReloadsTheOther::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let files = ["a", "b"].map(|n| common::module_copy_of(&fixture, &format!("saves_loudly_{n}")));
+    let a = rt.load_as(ModuleRef::from_path(&files[0]), "a").unwrap();
+    let b = rt.load_as(ModuleRef::from_path(&files[1]), "b").unwrap();
+    let _ = sink
+        .target
+        .set((rt.clone(), [(a, files[0].clone()), (b, files[1].clone())]));
+    let (done, ended) = std::sync::mpsc::channel();
+    let file = files[0].clone();
+    let reloading = std::thread::spawn(move || {
+        let carry = ReloadPolicy::default().carry_state(true);
+        let _ = done.send(
+            rt.reload_with(a, ModuleRef::from_path(&file), &carry)
+                .map(drop),
+        );
+    });
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let outer = ended
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the reload ended");
+    reloading.join().unwrap();
+    outer.unwrap();
+    let tried = sink.tried.lock().unwrap().clone();
+    assert_eq!(tried.len(), 1, "{tried:?}");
+    assert!(tried[0].contains("inside another reload"), "{tried:?}");
+}
+
+/// A watch dropped from a log sink, inside a call to a module the watch is unloading
+/// (its file was removed), returns: the watch's thread waits for that very call to
+/// leave the module, so waiting for the thread there would wait for ever. Before, the
+/// drop joined the thread and the call, the unload and the host hung.
+#[test]
+fn a_watch_dropped_inside_a_call_it_waits_for_does_not_wait_for_itself() {
+    use std::sync::{mpsc, Arc, Mutex, OnceLock};
+
+    use memlink_runtime::{LogEvent, LogSink, ModuleHandle, RuntimeConfig};
+
+    /// On the module's first record: removes its file, waits for the watch to start
+    /// unloading it (a call from another thread is refused), then drops the watch.
+    #[derive(Default)]
+    struct DropsTheWatch {
+        watch: Mutex<Option<DirectoryWatch>>,
+        target: OnceLock<(Runtime, ModuleHandle, PathBuf)>,
+    }
+    impl LogSink for DropsTheWatch {
+        fn record(&self, event: &LogEvent<'_>) {
+            let Some(watch) = self.watch.lock().unwrap().take() else {
+                return;
+            };
+            assert_eq!(event.module, "basic");
+            let (rt, h, file) = self.target.get().expect("set before the call").clone();
+            std::fs::remove_file(&file).unwrap();
+            // Another thread, not in this call: its calls are refused once the unload
+            // closed the module to new calls, and the unload then waits for this one.
+            std::thread::spawn(move || {
+                while rt.call(h, "noop", b"").is_ok() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+            .join()
+            .unwrap();
+            drop(watch);
+        }
+    }
+
+    let dir = fresh_dir("dropped-inside-a-call");
+    let file = lib(&dir, "basic");
+    install(&module_path("basic"), &file);
+    let sink = Arc::new(DropsTheWatch::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let watch = rt.watch(&dir, options()).unwrap();
+    let h = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    let _ = sink.target.set((rt.clone(), h, file.clone()));
+    *sink.watch.lock().unwrap() = Some(watch);
+    let (done, ended) = mpsc::channel();
+    let caller = rt.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(caller.call(h, "chatty", &common::mp(&(1u32,))).map(drop));
+    });
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let called = ended
+        .recv_timeout(common::HANG)
+        .expect("the call whose sink dropped the watch returned");
+    called.unwrap();
+    assert!(sink.watch.lock().unwrap().is_none(), "the sink dropped it");
+    // The unload the watch began ends once the call is over: the module goes.
+    let mut gone = false;
+    for _ in 0..12_000 {
+        if rt.modules().iter().all(|(_, m)| m.name != "basic") {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(gone, "the unload the watch began ended");
+}
+
+/// A log sink given the record a module logs from its `memlink_dependencies` export,
+/// while the module loads, that loads, unloads or reloads a module of the same runtime
+/// (after a load into another runtime, which is made) is refused, saying why: the load holds the lock those wait for until it returns.
+/// Before, the sink's load waited for that lock for ever, and the host's load with it
+/// (`tests/fixtures/depends_on.c`, built to log as it declares).
+#[test]
+fn a_load_asked_for_by_a_sink_the_module_being_loaded_logs_to_is_refused() {
+    use std::sync::{mpsc, Arc, Mutex, OnceLock};
+
+    use memlink_runtime::{LogEvent, LogSink, ModuleHandle, RuntimeConfig};
+
+    /// On the record the module logs as it declares, asks for a load, an unload and a
+    /// reload.
+    #[derive(Default)]
+    struct Reenters {
+        target: OnceLock<(Runtime, ModuleHandle)>,
+        said: Mutex<Vec<String>>,
+    }
+    impl LogSink for Reenters {
+        fn record(&self, event: &LogEvent<'_>) {
+            if event.message != "declaring" {
+                return;
+            }
+            let (rt, basic) = self.target.get().expect("set before the load");
+            // Another runtime's load is its own, and made; this load is still running.
+            let other = Runtime::with_local_resolver();
+            let elsewhere = other.load(ModuleRef::from_path(module_path("basic")));
+            self.said
+                .lock()
+                .unwrap()
+                .push(format!("{:?}", elsewhere.map(drop)));
+            let file = ModuleRef::from_path(module_path("greeter_v1"));
+            let tried = [
+                rt.load(file).map(drop),
+                rt.unload(*basic),
+                rt.reload(*basic, ModuleRef::from_path(module_path("basic")))
+                    .map(drop),
+            ];
+            let mut said = self.said.lock().unwrap();
+            said.extend(tried.map(|t| t.map_or_else(|e| e.to_string(), |()| "done".into())));
+        }
+    }
+
+    let logs = common::compile_c_with(
+        &["runtime/tests/fixtures/depends_on.c"],
+        "libdepends_on_logs.so",
+        true,
+        &["-DDEPENDS_ON_LOGS"],
+    );
+    let sink = Arc::new(Reenters::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::TRACE)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let _ = sink.target.set((rt.clone(), basic));
+    let (done, ended) = mpsc::channel();
+    let loader = rt.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(loader.load(ModuleRef::from_path(&logs)).map(drop));
+    });
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let loaded = ended.recv_timeout(common::HANG).expect("the load returned");
+    loaded.unwrap();
+    let said = sink.said.lock().unwrap().clone();
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert_eq!(said[0], "Ok(())");
+    for (told, action) in said[1..].iter().zip(["load", "unload", "reload"]) {
+        assert_eq!(
+            *told,
+            format!("cannot {action} a module from inside the load of `depends_on`")
+        );
+    }
+    // The runtime serves on, and the same requests from the host are made.
+    assert_eq!(&*rt.call(basic, "echo", b"on").unwrap(), b"on");
+    rt.handle_of("depends_on").unwrap();
+    let greeter = rt
+        .load(ModuleRef::from_path(module_path("greeter_v1")))
+        .unwrap();
+    rt.unload(greeter).unwrap();
+    rt.unload(basic).unwrap();
 }

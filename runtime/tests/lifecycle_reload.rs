@@ -1,17 +1,21 @@
 //! Hot reload, through real modules: `greeter_v1`, `greeter_v2` (one more export) and
 //! `greeter_v3` (a breaking change) are three builds of one module. What a reload
 //! replaces, what it keeps (the handle, resolved methods, figures, state when asked),
-//! and what it refuses, the old version serving on.
+//! and what it refuses (a breaking change, a bad file, another module's), the old
+//! version serving on.
 
 mod common;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use common::lifecycle::{greeter, version, with_v1};
+use common::lifecycle::{fresh_dir, greeter, lib, version, with_v1};
+use common::watch::{next, options, within};
 use common::{de, fixture, fixture_named, install, module_path, mp};
 use memlink_runtime::reload::{MethodChange, ReloadPolicy};
+use memlink_runtime::watch::WatchEvent;
 use memlink_runtime::{CallOptions, ModuleRef, Runtime, RuntimeError};
 
 /// A scratch path for a module file a test rewrites.
@@ -288,4 +292,57 @@ fn a_handle_to_a_method_a_reload_removed_names_it() {
     }
     rt.reload_with(h, greeter(1), &allowed).unwrap();
     assert_eq!(typed.call(&()).unwrap(), 1);
+}
+
+/// A reload takes a version of the same module. Given another module's file, it loaded
+/// it under the old name (with changes allowed), or refused it for its methods alone; the
+/// new module's own name then led nowhere. A watched file that comes to hold another
+/// module is that module's now: the one it held is unloaded, the other loaded.
+#[test]
+fn a_file_of_another_module_is_no_new_version() {
+    use memlink_runtime::reload::ReloadPolicy;
+    let rt = Runtime::with_local_resolver();
+    let basic = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let other = ModuleRef::from_path(module_path("arena_usage"));
+    for policy in [
+        ReloadPolicy::default(),
+        ReloadPolicy::default().allow_changes(true),
+    ] {
+        let err = rt.reload_with(basic, other.clone(), &policy).unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::OtherModule { found, expected, .. }
+                if found == "arena_usage" && expected == "basic"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("not a version of `basic`"),
+            "{err}"
+        );
+    }
+    // The old version serves on, under its name.
+    assert_eq!(
+        rt.call_typed::<_, String>(basic, "ping", &()).unwrap(),
+        "pong"
+    );
+    assert_eq!(rt.handle_of("basic").unwrap(), basic);
+
+    let dir = fresh_dir("other_module");
+    install(&module_path("greeter_v1"), &lib(&dir, "plugin"));
+    let watch = rt.watch(&dir, options()).unwrap();
+    let greeter = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    install(&module_path("zero_copy"), &lib(&dir, "plugin"));
+    let events = [0, 1].map(|_| within(&watch, Duration::from_secs(10)));
+    assert!(
+        matches!(&events[0], WatchEvent::Unloaded { handle, .. } if *handle == greeter),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], WatchEvent::Loaded { path, .. } if *path == lib(&dir, "plugin")),
+        "{events:?}"
+    );
+    assert!(rt.handle_of("greeter").is_err());
+    rt.handle_of("zero_copy").unwrap();
 }

@@ -1,5 +1,6 @@
 //! Versions of one module side by side: references by requirement, the names and labels
-//! they are known by, and nested calls by name following what a name finds.
+//! they are known by, nested calls by name following what a name finds, and names and
+//! files that would make a reference mean two things, refused.
 
 mod common;
 
@@ -182,4 +183,123 @@ fn version_files_that_are_links_keep_their_names() {
     assert_eq!(labels(&rt), ["greeter@1.4.2", "greeter@2.0.1"]);
     rt.unload(two).unwrap();
     assert_eq!(labels(&rt), ["greeter@1.4.2"]);
+}
+
+/// A name given at load holding an `@` took the calls and met the dependencies meant
+/// for versions of another module: `basic` loaded as `greeter@^1` let `uses_greeter`
+/// load with no greeter at all, and its calls to `greeter@^1` ran `basic`.
+#[test]
+fn a_name_holding_an_at_sign_is_refused_at_load() {
+    let rt = Runtime::with_local_resolver();
+    let basic = ModuleRef::from_path(module_path("basic"));
+    let err = rt.load_as(basic.clone(), "greeter@^1").unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::BadSetting { .. }) && err.to_string().contains("`@`"),
+        "{err}"
+    );
+    let uses = ModuleRef::from_path(module_path("uses_greeter"));
+    let err = rt.load(uses).unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::MissingDependency { dependency, .. } if dependency == "greeter@^1"),
+        "{err}"
+    );
+    assert!(rt.handle_of("greeter@^1").is_err());
+    // The runtime serves on: the same module loads under a usable name.
+    let h = rt.load_as(basic, "greeter_like").unwrap();
+    assert_eq!(&*rt.call(h, "echo", b"on").unwrap(), b"on");
+}
+
+/// Two files giving one version (`greeter@1.4.2.so` and `libgreeter@1.4.2.so`, here of
+/// different builds): the reference chose whichever the directory listed last.
+#[test]
+fn two_files_of_one_version_are_refused_as_ambiguous() {
+    use memlink_runtime::resolver::DirectoryResolver;
+    use memlink_runtime::RuntimeConfig;
+    let dir = fresh_dir("ambiguous");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.4.2"));
+    install(&module_path("greeter_v1"), &lib(&dir, "libgreeter@1.4.2"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    let references = [
+        ModuleRef::parse("greeter@1").unwrap(),
+        ModuleRef::parse("greeter@=1.4.2").unwrap(),
+        ModuleRef::named("greeter", None),
+    ];
+    for reference in references {
+        let err = rt.load(reference.clone()).unwrap_err();
+        let said = err.to_string();
+        assert!(said.contains("ambiguous"), "{reference:?}: {said}");
+        assert!(
+            said.contains("greeter@1.4.2.so") && said.contains("libgreeter@1.4.2.so"),
+            "{reference:?}: names both files: {said}"
+        );
+    }
+    // A higher version beside them is no ambiguity: it is the one meant.
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let h = rt.load(ModuleRef::named("greeter", None)).unwrap();
+    assert_eq!(rt.module_info(h).unwrap().path, lib(&dir, "greeter@2.0.1"));
+    let err = rt
+        .load(ModuleRef::parse("greeter@=1.4.2").unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(err, memlink_runtime::RuntimeError::Ambiguous { .. })
+            && err.to_string().contains("ambiguous"),
+        "{err}"
+    );
+    // Versions that differ in build metadata alone are one version.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@1.6.0+a"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@1.6.0+b"));
+    let err = rt.load(ModuleRef::parse("greeter@1").unwrap()).unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.contains("ambiguous") && said.contains("1.6.0+a") && said.contains("1.6.0+b"),
+        "{said}"
+    );
+}
+
+/// A file's name gives its module's name and version, and a reference by name is
+/// answered by the file's: a file whose module is another, or of another version, was
+/// loaded all the same, and the name it was asked for then led nowhere
+/// (`handle_of("basic@2")` said no such module was loaded). It is now refused, naming
+/// what the file holds; a module loaded under the name asked for is that module.
+#[test]
+fn a_file_named_for_another_module_or_version_is_refused() {
+    use memlink_runtime::resolver::DirectoryResolver;
+    use memlink_runtime::{ModuleSettings, RuntimeConfig};
+    let dir = fresh_dir("misnamed");
+    install(&module_path("basic"), &lib(&dir, "basic@2.0.0"));
+    install(&module_path("greeter_v1"), &lib(&dir, "hello@1.4.2"));
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter@2.0.1"));
+    let rt = Runtime::new(RuntimeConfig::default(), DirectoryResolver::new(&dir));
+    for (reference, holds) in [
+        ("basic@2", "holds `basic` 0.1.0"),
+        ("hello@1", "holds `greeter` 1.4.2"),
+    ] {
+        let err = rt.load(ModuleRef::parse(reference).unwrap()).unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::WrongFile { .. }) && err.to_string().contains(holds),
+            "{reference}: {err}"
+        );
+    }
+    assert!(rt.modules().is_empty(), "nothing was loaded");
+    // Loaded under the name asked for, the module answers to it.
+    let hello = rt
+        .load_with(
+            ModuleRef::parse("hello@1").unwrap(),
+            &ModuleSettings::default().name("hello"),
+        )
+        .unwrap();
+    assert_eq!(rt.handle_of("hello@1").unwrap(), hello);
+    // A file that holds what its name says loads, and answers to that name.
+    let greeter = rt.load(ModuleRef::parse("greeter@2").unwrap()).unwrap();
+    assert_eq!(rt.handle_of("greeter@2").unwrap(), greeter);
+    // A reload by name is held to the same, and the old version serves on.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter@3.0.0"));
+    let err = rt
+        .reload(greeter, ModuleRef::parse("greeter@3").unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WrongFile { .. }) && err.to_string().contains("1.4.2"),
+        "{err}"
+    );
+    assert_eq!(rt.handle_of("greeter@2").unwrap(), greeter);
 }

@@ -3,12 +3,14 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::lifecycle::{fresh_dir, lib, version};
-use common::watch::next;
+use common::watch::{next, options, within};
 use common::{install, module_path};
 use memlink_runtime::reload::ReloadPolicy;
 use memlink_runtime::watch::{WatchEvent, WatchOptions};
-use memlink_runtime::{Runtime, RuntimeError};
+use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
 
 #[test]
 fn a_watched_directory_loads_reloads_and_unloads_as_files_come_change_and_go() {
@@ -89,4 +91,201 @@ fn a_watched_directory_loads_reloads_and_unloads_as_files_come_change_and_go() {
         2,
         "modules stay loaded after the watch ends"
     );
+}
+
+/// What has a module file's name but is no file a module loads from is told, not passed
+/// over in silence; a file whose name is not UTF-8 is a module file like any other.
+#[test]
+fn what_is_no_module_file_in_a_watched_directory_is_told() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = fresh_dir("odd");
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let not_utf8 = dir.join(std::ffi::OsStr::from_bytes(b"gr\xfcn.so"));
+    install(&module_path("greeter_v1"), &not_utf8);
+    std::os::unix::fs::symlink(lib(&dir, "loop"), lib(&dir, "loop")).unwrap();
+    std::os::unix::fs::symlink(lib(&dir, "nowhere"), lib(&dir, "dangling")).unwrap();
+    std::fs::create_dir(lib(&dir, "a_dir")).unwrap();
+    let fifo = lib(&dir, "fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let mut told = std::collections::BTreeMap::new();
+    while told.len() < 5 {
+        match within(&watch, Duration::from_secs(10)) {
+            WatchEvent::Loaded { path, .. } => told.insert(path, "loaded".to_owned()),
+            WatchEvent::Failed { path, error } => told.insert(path, error.to_string()),
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(told[&not_utf8], "loaded");
+    let says = |stem: &str, what: &str| {
+        let error = &told[&lib(&dir, stem)];
+        assert!(error.contains(what), "{stem}: {error}");
+    };
+    says("loop", "symbolic link");
+    says("loop", "Too many levels of symbolic links");
+    says("dangling", "symbolic link");
+    says("dangling", "nowhere");
+    says("a_dir", "names a directory");
+    says("fifo", "not a regular file");
+    let greeter = rt.handle_of("greeter").unwrap();
+    assert_eq!(rt.call_typed::<_, u32>(greeter, "version", &()).unwrap(), 1);
+
+    // A module file replaced by something else: its module goes, and what is there now
+    // is told.
+    std::fs::remove_file(&not_utf8).unwrap();
+    std::os::unix::fs::symlink(lib(&dir, "nowhere"), &not_utf8).unwrap();
+    let events = [0, 1].map(|_| within(&watch, Duration::from_secs(10)));
+    assert!(
+        matches!(&events[0], WatchEvent::Unloaded { handle, .. } if *handle == greeter),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], WatchEvent::Failed { path, error }
+            if *path == not_utf8 && error.to_string().contains("symbolic link")),
+        "{events:?}"
+    );
+
+    // Loaded directly, a link that leads nowhere says so too (not "no module file").
+    let err = rt
+        .load(ModuleRef::from_path(lib(&dir, "loop")))
+        .unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+}
+
+#[test]
+fn a_watch_whose_events_go_unread_holds_only_so_many_and_goes_on() {
+    let dir = fresh_dir("unread");
+    for (module, stem) in [
+        ("basic", "basic"),
+        ("greeter_v1", "greeter"),
+        ("arena_usage", "arena_usage"),
+    ] {
+        install(&module_path(module), &lib(&dir, stem));
+    }
+    let rt = Runtime::with_local_resolver();
+    // The first scan tells of three loads; two fit, the third is dropped and counted.
+    let watch = rt.watch(&dir, options().events_capacity(2)).unwrap();
+    assert_eq!(watch.dropped(), 1);
+    for _ in 0..2 {
+        assert!(matches!(next(&watch), WatchEvent::Loaded { .. }));
+    }
+    // What the dropped event told happened all the same: every module serves.
+    for name in ["basic", "greeter", "arena_usage"] {
+        rt.handle_of(name)
+            .unwrap_or_else(|e| panic!("{name} is loaded: {e}"));
+    }
+    // With room again, the watch tells what it does next.
+    install(&module_path("zero_copy"), &lib(&dir, "zero_copy"));
+    match within(&watch, Duration::from_secs(10)) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "zero_copy")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(watch.dropped(), 1);
+}
+
+/// A file refused because another file's module holds what it needs (its name and
+/// version, or the runtime's last slot) was tried again only when it changed: once that
+/// module went (its file removed, as a build that writes the new file before removing
+/// the old one does, or a rename the watch sees in two looks), the directory held a
+/// module file and the runtime no module of it. It is tried again when a module the
+/// watch unloads or reloads frees what it waited for.
+#[test]
+fn a_file_refused_for_what_another_module_holds_loads_once_that_module_goes() {
+    use memlink_runtime::reload::ReloadPolicy;
+    use memlink_runtime::resolver::LocalResolver;
+    use memlink_runtime::RuntimeConfig;
+    let wait = Duration::from_secs(20);
+    let dir = fresh_dir("name_freed");
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    let rt = Runtime::with_local_resolver();
+    let options = options().policy(ReloadPolicy::default().allow_changes(true));
+    let watch = rt.watch(&dir, options).unwrap();
+    let first = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    // The same module and version in a second file: refused, the name is taken.
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter_copy"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "greeter_copy"));
+            assert!(matches!(error, RuntimeError::NameTaken { .. }), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first file goes: its module is unloaded, and the second file's loaded.
+    std::fs::remove_file(lib(&dir, "greeter")).unwrap();
+    match within(&watch, wait) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, first),
+        other => panic!("{other:?}"),
+    }
+    let second = match within(&watch, wait) {
+        WatchEvent::Loaded { path, handle } => {
+            assert_eq!(path, lib(&dir, "greeter_copy"));
+            handle
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rt.handle_of("greeter").unwrap(), second);
+
+    // A reload to the version another file serves is refused for the name too, and
+    // made once that version goes.
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter_two"));
+    let two = match within(&watch, wait) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter_two"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, lib(&dir, "greeter_two"));
+            assert!(matches!(error, RuntimeError::NameTaken { .. }), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let v = |h| rt.call_typed::<_, u32>(h, "version", &()).unwrap();
+    assert_eq!(v(two), 2, "the old version serves on meanwhile");
+    std::fs::remove_file(lib(&dir, "greeter_copy")).unwrap();
+    match within(&watch, wait) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, second),
+        other => panic!("{other:?}"),
+    }
+    match within(&watch, wait) {
+        WatchEvent::Reloaded { handle, .. } => assert_eq!(handle, two),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(v(two), 1, "the file's version serves");
+    assert_eq!(rt.handle_of("greeter@1").unwrap(), two);
+    drop(watch);
+
+    // A runtime full: the file waits for a slot an unload frees.
+    let dir = fresh_dir("slot_freed");
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    let rt = Runtime::new(RuntimeConfig::default().max_modules(1), LocalResolver);
+    let watch = rt.watch(&dir, options).unwrap();
+    let basic = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    match within(&watch, wait) {
+        WatchEvent::Failed { error, .. } => {
+            assert!(
+                matches!(error, RuntimeError::TooManyModules { .. }),
+                "{error}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_file(lib(&dir, "basic")).unwrap();
+    match within(&watch, wait) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, basic),
+        other => panic!("{other:?}"),
+    }
+    match within(&watch, wait) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "greeter")),
+        other => panic!("{other:?}"),
+    }
+    rt.handle_of("greeter").unwrap();
 }
