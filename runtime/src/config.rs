@@ -11,6 +11,11 @@ use crate::health::BreakerConfig;
 use crate::intercept::Interceptor;
 use crate::log::LogSink;
 
+/// The most modules a runtime holds at once, whatever
+/// [`RuntimeConfig::max_modules`] says: far more than the dynamic loader is asked to hold
+/// in practice, for a few bytes a slot.
+pub(crate) const MOST_MODULES: usize = 1 << 16;
+
 /// Settings of a [`Runtime`](crate::Runtime).
 #[derive(Clone)]
 #[non_exhaustive]
@@ -26,8 +31,9 @@ pub struct RuntimeConfig {
     pub arena_size: usize,
     /// Idle arenas kept for reuse (default 64).
     pub arena_pool: usize,
-    /// Most modules one runtime holds at once (default 256); an unload frees its slot
-    /// for a later load.
+    /// Most modules one runtime holds at once (default 256, at most 65 536: more is taken
+    /// as 65 536); an unload frees its slot for a later load. Every slot is made with the
+    /// runtime, so a limit meant as "no limit" (`usize::MAX`) cannot be taken as it is.
     pub max_modules: usize,
     /// Deepest chain of module-to-module calls (default 8): a call from the host is depth
     /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`. Every
@@ -135,10 +141,13 @@ impl RuntimeConfig {
     /// The settings as a runtime keeps them: the fields are public, so a limit of 0 calls
     /// at once (every call would wait, or be refused, for good) and sampling 1 call in 0
     /// are made 1, as [`concurrency`](RuntimeConfig::concurrency) and
-    /// [`latency_sampling`](RuntimeConfig::latency_sampling) make them.
+    /// [`latency_sampling`](RuntimeConfig::latency_sampling) make them; and
+    /// `max_modules` is made at most [`MOST_MODULES`], since the runtime makes every slot
+    /// up front (a slot for each of `usize::MAX` modules panicked in `Runtime::new`).
     pub(crate) fn normalized(mut self) -> Self {
         self.max_concurrency = self.max_concurrency.max(1);
         self.latency_sampling = self.latency_sampling.max(1);
+        self.max_modules = self.max_modules.min(MOST_MODULES);
         self
     }
 

@@ -253,6 +253,19 @@ fn memory_sizes_that_cannot_be_allocated_are_refused_at_load() {
     }
 }
 
+/// A limit on modules meant as none (`usize::MAX`) is taken as the most a runtime holds:
+/// the runtime is made, loads, serves and unloads. Before, `Runtime::new` panicked
+/// making a slot for each of them.
+#[test]
+fn a_module_limit_meant_as_none_is_taken_as_the_most_a_runtime_holds() {
+    let config = RuntimeConfig::default().max_modules(usize::MAX);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    assert_eq!(rt.call_typed::<_, u32>(h, "add", &(2u32, 3u32)).unwrap(), 5);
+    rt.unload(h).unwrap();
+    assert!(!rt.is_loaded(h));
+}
+
 /// `err` is the setting `setting` (with its value) refused for its size.
 fn assert_cannot_allocate(err: RuntimeError, setting: &str) {
     assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
