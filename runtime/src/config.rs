@@ -16,6 +16,10 @@ use crate::log::LogSink;
 /// in practice, for a few bytes a slot.
 pub(crate) const MOST_MODULES: usize = 1 << 16;
 
+/// The most idle arenas a runtime keeps, whatever [`RuntimeConfig::arena_pool`] says:
+/// 4 GiB of them at the default arena size.
+pub(crate) const MOST_IDLE_ARENAS: usize = 1 << 16;
+
 /// Settings of a [`Runtime`](crate::Runtime).
 #[derive(Clone)]
 #[non_exhaustive]
@@ -29,7 +33,8 @@ pub struct RuntimeConfig {
     ///
     /// [`ArgBuffer`]: crate::ArgBuffer
     pub arena_size: usize,
-    /// Idle arenas kept for reuse (default 64).
+    /// Idle arenas kept for reuse (default 64, at most 65 536: more is taken as 65 536).
+    /// The pool makes room for them all up front, a few bytes each.
     pub arena_pool: usize,
     /// Most modules one runtime holds at once (default 256, at most 65 536: more is taken
     /// as 65 536); an unload frees its slot for a later load. Every slot is made with the
@@ -142,12 +147,14 @@ impl RuntimeConfig {
     /// at once (every call would wait, or be refused, for good) and sampling 1 call in 0
     /// are made 1, as [`concurrency`](RuntimeConfig::concurrency) and
     /// [`latency_sampling`](RuntimeConfig::latency_sampling) make them; and
-    /// `max_modules` is made at most [`MOST_MODULES`], since the runtime makes every slot
-    /// up front (a slot for each of `usize::MAX` modules panicked in `Runtime::new`).
+    /// `max_modules` and `arena_pool` are made at most [`MOST_MODULES`] and
+    /// [`MOST_IDLE_ARENAS`], since the runtime makes room for every module and every idle
+    /// arena up front (room for `usize::MAX` of them panicked in `Runtime::new`).
     pub(crate) fn normalized(mut self) -> Self {
         self.max_concurrency = self.max_concurrency.max(1);
         self.latency_sampling = self.latency_sampling.max(1);
         self.max_modules = self.max_modules.min(MOST_MODULES);
+        self.arena_pool = self.arena_pool.min(MOST_IDLE_ARENAS);
         self
     }
 

@@ -266,6 +266,26 @@ fn a_module_limit_meant_as_none_is_taken_as_the_most_a_runtime_holds() {
     assert!(!rt.is_loaded(h));
 }
 
+/// Idle arenas kept without limit (`usize::MAX`) are taken as the most a runtime keeps:
+/// the runtime is made, and its calls take and give back arenas. Before, `Runtime::new`
+/// panicked making room for each of them.
+#[test]
+fn an_arena_pool_meant_as_unbounded_is_taken_as_the_most_a_runtime_keeps() {
+    let config = RuntimeConfig::default().arena_pool(usize::MAX);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    // Outputs held at once: arenas on loan past the calling thread's own, given back to
+    // the pool as they are dropped.
+    let held: Vec<_> = (0..8u32)
+        .map(|i| rt.call(h, "echo", &[i as u8; 64]).unwrap())
+        .collect();
+    for (i, out) in held.iter().enumerate() {
+        assert_eq!(**out, [i as u8; 64]);
+    }
+    drop(held);
+    assert_eq!(rt.call_typed::<_, u32>(h, "add", &(2u32, 3u32)).unwrap(), 5);
+}
+
 /// `err` is the setting `setting` (with its value) refused for its size.
 fn assert_cannot_allocate(err: RuntimeError, setting: &str) {
     assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
