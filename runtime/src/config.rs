@@ -20,6 +20,11 @@ pub(crate) const MOST_MODULES: usize = 1 << 16;
 /// 4 GiB of them at the default arena size.
 pub(crate) const MOST_IDLE_ARENAS: usize = 1 << 16;
 
+/// The sparsest latency sampling, whatever [`RuntimeConfig::latency_sampling`] says: a
+/// timed call counts this many times its latency in a 64-bit sum of nanoseconds, which
+/// `u32::MAX` times a call of five seconds overflowed.
+pub(crate) const SPARSEST_SAMPLING: u32 = 1 << 16;
+
 /// Settings of a [`Runtime`](crate::Runtime).
 #[derive(Clone)]
 #[non_exhaustive]
@@ -76,7 +81,9 @@ pub struct RuntimeConfig {
     /// counts are exact. The calls between two timed ones vary at random, from none to
     /// twice this less two, across every export a thread calls, so that exports called
     /// in a fixed cycle are timed alike. Timing a call reads the clock twice, which
-    /// costs more than the rest of a small call's bookkeeping. 0 is taken as 1.
+    /// costs more than the rest of a small call's bookkeeping. 0 is taken as 1, and more
+    /// than 65 536 as 65 536: a timed call adds this many times its latency to the
+    /// histogram's sum, which 65 536 keeps inside 64 bits for 78 hours of timed calls.
     pub latency_sampling: u32,
     /// The most detailed module log level delivered (default: whatever the installed
     /// `tracing` subscriber enables). Modules drop more detailed records themselves.
@@ -149,10 +156,11 @@ impl RuntimeConfig {
     /// [`latency_sampling`](RuntimeConfig::latency_sampling) make them; and
     /// `max_modules` and `arena_pool` are made at most [`MOST_MODULES`] and
     /// [`MOST_IDLE_ARENAS`], since the runtime makes room for every module and every idle
-    /// arena up front (room for `usize::MAX` of them panicked in `Runtime::new`).
+    /// arena up front (room for `usize::MAX` of them panicked in `Runtime::new`); and
+    /// `latency_sampling` at most [`SPARSEST_SAMPLING`].
     pub(crate) fn normalized(mut self) -> Self {
         self.max_concurrency = self.max_concurrency.max(1);
-        self.latency_sampling = self.latency_sampling.max(1);
+        self.latency_sampling = self.latency_sampling.clamp(1, SPARSEST_SAMPLING);
         self.max_modules = self.max_modules.min(MOST_MODULES);
         self.arena_pool = self.arena_pool.min(MOST_IDLE_ARENAS);
         self
@@ -184,9 +192,9 @@ impl RuntimeConfig {
         self
     }
 
-    /// Sets [`latency_sampling`](RuntimeConfig::latency_sampling) (at least 1).
+    /// Sets [`latency_sampling`](RuntimeConfig::latency_sampling) (from 1 to 65 536).
     pub fn latency_sampling(mut self, every: u32) -> Self {
-        self.latency_sampling = every.max(1);
+        self.latency_sampling = every.clamp(1, SPARSEST_SAMPLING);
         self
     }
 

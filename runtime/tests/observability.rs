@@ -580,3 +580,43 @@ fn exports_called_in_turn_are_both_timed() {
         );
     }
 }
+
+/// Sampling as sparse as the setting holds (`u32::MAX`): a timed call stands for at most
+/// 65 536, so the latency sum, a counter, only grows. Before, a timed call counted
+/// `u32::MAX` times its latency, and five seconds of timed calls overflowed the sum: it
+/// fell back to almost nothing (and, summed across threads, the figures panicked).
+#[test]
+fn the_sparsest_sampling_keeps_the_latency_sum_growing() {
+    // A runtime that times every call leaves the thread's count at its end, so that the
+    // next call, the sparse runtime's, is timed too.
+    let dense = Runtime::new(
+        RuntimeConfig::default().latency_sampling(1),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let basic = dense
+        .load(ModuleRef::from_path(module_copy("basic", "basic_dense")))
+        .unwrap();
+    let sparse = Runtime::new(
+        RuntimeConfig::default().latency_sampling(u32::MAX),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let slow = sparse
+        .load(ModuleRef::from_path(module_copy(
+            "async_echo",
+            "async_echo_sparse",
+        )))
+        .unwrap();
+    let mut before = 0.0;
+    for timed in 1..=5u64 {
+        dense.call(basic, "noop", b"").unwrap();
+        sparse.call(slow, "slow_sync", &mp(&(1000u64,))).unwrap();
+        let figures = common::figures_of(&sparse, "slow_sync");
+        assert!(
+            figures.latency_sum_micros > before,
+            "the sum went from {before} to {}",
+            figures.latency_sum_micros
+        );
+        assert_eq!(figures.latency_count, timed * 65_536);
+        before = figures.latency_sum_micros;
+    }
+}
