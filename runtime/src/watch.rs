@@ -83,10 +83,15 @@ pub struct WatchOptions {
     /// What a reload of a changed file allows (default: [`ReloadPolicy::default`]).
     pub policy: ReloadPolicy,
     /// How many events [`DirectoryWatch::events`] holds unread before later ones are
-    /// dropped (default 1024; at least 1). The first scan's events count: a directory of
-    /// more modules than this, watched before its events are read, has the rest dropped.
+    /// dropped (default 1024; at least 1, at most 65 536: the channel makes room for them
+    /// all up front). The first scan's events count: a directory of more modules than
+    /// this, watched before its events are read, has the rest dropped.
     pub events_capacity: usize,
 }
+
+/// The most events a watch holds unread, whatever [`WatchOptions::events_capacity`]
+/// says.
+const MOST_UNREAD_EVENTS: usize = 1 << 16;
 
 impl Default for WatchOptions {
     fn default() -> Self {
@@ -111,7 +116,8 @@ impl WatchOptions {
         self
     }
 
-    /// Sets [`events_capacity`](WatchOptions::events_capacity) (0 is taken as 1).
+    /// Sets [`events_capacity`](WatchOptions::events_capacity) (0 is taken as 1, more
+    /// than 65 536 as 65 536).
     pub fn events_capacity(mut self, capacity: usize) -> Self {
         self.events_capacity = capacity;
         self
@@ -192,7 +198,10 @@ pub(crate) fn start(
     }
     let lost = Arc::new(AtomicBool::new(false));
     let (watcher, changes) = notifications(&dir, &lost)?;
-    let (events_tx, events) = mpsc::sync_channel(options.events_capacity.max(1));
+    // The channel makes room for every event it may hold when it is made: room for
+    // `usize::MAX` of them (a host meaning "no limit") panicked here.
+    let capacity = options.events_capacity.clamp(1, MOST_UNREAD_EVENTS);
+    let (events_tx, events) = mpsc::sync_channel(capacity);
     let dropped = Arc::new(AtomicU64::new(0));
     let (stop, stopped) = mpsc::channel();
     let mut state = State::new(

@@ -289,3 +289,23 @@ fn a_file_refused_for_what_another_module_holds_loads_once_that_module_goes() {
     }
     rt.handle_of("greeter").unwrap();
 }
+
+/// Unread events held without limit (`usize::MAX`) are taken as the most a watch holds:
+/// the watch starts, and tells what it does. Before, `Runtime::watch` panicked making
+/// room for each of them.
+#[test]
+fn a_watch_told_to_hold_events_without_limit_holds_the_most_it_can() {
+    let dir = fresh_dir("events_unbounded");
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    let rt = Runtime::with_local_resolver();
+    let watch = rt
+        .watch(&dir, options().events_capacity(usize::MAX))
+        .unwrap();
+    assert!(matches!(next(&watch), WatchEvent::Loaded { .. }));
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    match next(&watch) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "greeter")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(watch.dropped(), 0);
+}
