@@ -67,7 +67,9 @@ pub struct RuntimeConfig {
     /// than the clock can count from now (`Duration::MAX`) gives no deadline at all (the
     /// module sees none), where `CallOptions::timeout(Duration::MAX)` gives the latest
     /// one the clock holds. A module's nested call keeps its caller's deadline, this
-    /// one's or none: it is part of its caller's call, whose time it spends.
+    /// one's or none: it is part of its caller's call, whose time it spends. A timeout of
+    /// 0, which every call would meet before it starts, is refused at load
+    /// ([`RuntimeError::BadSetting`](crate::RuntimeError::BadSetting)).
     pub default_timeout: Option<Duration>,
     /// Bytes of persistent memory each loaded module gets, for state it keeps across
     /// calls (default 1 MiB; 0 for none).
@@ -291,7 +293,8 @@ pub struct ModuleSettings {
     /// Its calls in flight at once ([`RuntimeConfig::max_concurrency`]).
     pub max_concurrency: Option<usize>,
     /// The deadline of its calls from the host made without one
-    /// ([`RuntimeConfig::default_timeout`]; a nested call into it keeps its caller's).
+    /// ([`RuntimeConfig::default_timeout`]; a nested call into it keeps its caller's). A
+    /// timeout of 0 is refused, as the runtime's is.
     pub default_timeout: Option<Duration>,
     /// Its persistent region's size ([`RuntimeConfig::persistent_size`]).
     pub persistent_size: Option<usize>,

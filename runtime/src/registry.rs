@@ -21,6 +21,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use arc_swap::{ArcSwapOption, Guard};
 
@@ -517,6 +518,23 @@ impl Registry {
                     reason: reason.to_owned(),
                 });
             }
+        }
+        // A deadline as the call comes in: every call made without one of its own would
+        // time out before it starts, each failure a timeout that names no setting.
+        let timeouts = [
+            ("ModuleSettings::default_timeout", settings.default_timeout),
+            (
+                "RuntimeConfig::default_timeout",
+                self.config.default_timeout,
+            ),
+        ];
+        if let Some((setting, _)) = timeouts.iter().find(|(_, t)| *t == Some(Duration::ZERO)) {
+            return Err(RuntimeError::BadSetting {
+                setting: format!("{setting} = 0"),
+                reason: "every call made without a deadline would time out before it starts; \
+                         leave it `None` for no deadline"
+                    .to_owned(),
+            });
         }
         // Every call takes an arena of this size, allocated when no idle one is at hand:
         // one that cannot be had would abort (or panic in) each call, so it is tried

@@ -216,3 +216,37 @@ fn a_default_past_the_clock_is_none_and_a_later_own_deadline_wins() {
         "the call's own: {left:?}"
     );
 }
+
+/// A default timeout of 0, the runtime's or the module's, is refused at load, naming it:
+/// every call made without a deadline would time out before it starts. Before, the load
+/// was made, and each such call failed with a timeout of 0 that named no setting.
+#[test]
+fn a_default_timeout_of_zero_is_refused_at_load_naming_it() {
+    use memlink_runtime::{ModuleRef, ModuleSettings, Runtime, RuntimeError};
+    let basic = || ModuleRef::from_path(common::module_path("basic"));
+    let config = RuntimeConfig::default().default_timeout(Duration::ZERO);
+    let zero = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let rt = Runtime::with_local_resolver();
+    let settings = ModuleSettings::default().default_timeout(Duration::ZERO);
+    for (err, setting) in [
+        (
+            zero.load(basic()).unwrap_err(),
+            "RuntimeConfig::default_timeout",
+        ),
+        (
+            rt.load_with(basic(), &settings).unwrap_err(),
+            "ModuleSettings::default_timeout",
+        ),
+    ] {
+        assert!(matches!(err, RuntimeError::BadSetting { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(setting) && text.contains("would time out before it starts"),
+            "{text}"
+        );
+    }
+    // The runtime serves on: the module loads with a timeout that is not 0.
+    let own = ModuleSettings::default().default_timeout(Duration::from_secs(60));
+    let h = rt.load_with(basic(), &own).unwrap();
+    assert_eq!(rt.call_typed::<_, u32>(h, "add", &(2u32, 3u32)).unwrap(), 5);
+}
