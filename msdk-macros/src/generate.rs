@@ -114,8 +114,10 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
         const _: () = {
             #args_struct
             #invoke
-            /// The export as its own entry point knows it.
-            struct __MemlinkOwnEntry;
+            /// The export as its own entry point knows it. A type and never a value (a
+            /// unit struct would be both), so a function of the same name is still the
+            /// one the wrapper calls.
+            enum __MemlinkOwnEntry {}
             impl #private::OwnEntry for __MemlinkOwnEntry {
                 const ID: u32 = #private::method_id(#name);
                 fn entry() -> &'static #private::MethodEntry {

@@ -10,6 +10,19 @@ pub fn clash(__inv: &CallContext, __value: u32, __memlink_arg0: u32, arg0: u32) 
     Ok(__value + __memlink_arg0 + arg0)
 }
 
+// The names of the generated types are no function's: a function may take them.
+#[memlink_export]
+#[allow(non_snake_case)]
+pub fn __MemlinkOwnEntry(_ctx: &CallContext, a: u32) -> Result<u32> {
+    Ok(a + 1)
+}
+
+#[memlink_export]
+#[allow(non_snake_case)]
+pub fn __MemlinkArgs(_ctx: &CallContext, a: u32, b: u32) -> Result<u32> {
+    Ok(a + b)
+}
+
 macro_rules! export_const {
     ($name:ident, $ty:ty, $value:expr) => {
         #[memlink_export]
@@ -35,6 +48,8 @@ fn main() {
     let arena = Arena::empty();
     let ctx = CallContext::new(&arena, 0.0, 0, 0, None, None);
     assert_eq!(clash(&ctx, 1, 2, 3), Ok(6));
+    assert_eq!(__MemlinkOwnEntry(&ctx, 1), Ok(2));
+    assert_eq!(__MemlinkArgs(&ctx, 1, 2), Ok(3));
     assert_eq!(seven(&ctx, 0), Ok(7));
     assert_eq!(text(&ctx, String::new()), Ok("t".to_string()));
     assert_eq!(nested::add(&ctx, 1, 2), Ok(3));
