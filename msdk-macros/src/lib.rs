@@ -43,8 +43,8 @@ use quote::quote;
 /// other parameters arrive as MessagePack (an array, or a map keyed by parameter name:
 /// `arg{i}` for a `_` or a pattern) and must be owned and `Deserialize`, except
 /// that a single `String`, `&str`, `Vec<u8>` or `&[u8]` argument receives the raw bytes;
-/// a `String` or `Vec<u8>` result leaves as raw bytes, any other `T: Serialize` as
-/// MessagePack. A borrowed argument borrows from the call, never `'static`; a `#[cfg]`
+/// a `String`, `Vec<u8>`, `&str` or `&[u8]` result (`&mut` too, as the arena lends
+/// bytes) leaves as raw bytes, any other `T: Serialize` as MessagePack. A borrowed argument borrows from the call, never `'static`; a `#[cfg]`
 /// goes on the whole function, not on a parameter. An `async fn` runs on the module's
 /// executor.
 ///

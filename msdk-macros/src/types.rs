@@ -160,10 +160,11 @@ pub(crate) fn raw_arg(ty: &Type) -> Option<RawArg> {
 
 /// Whether a result of type `ty` goes out as raw bytes: `String`, `Vec<u8>`, or a
 /// borrowed `&str` / `&[u8]` (bytes the export built in the call's arena leave without
-/// a copy).
+/// a copy), `&mut` alike: the arena lends its bytes as `&mut [u8]`, and returning them
+/// as lent is no reason to send them as a MessagePack array of integers.
 pub(crate) fn is_raw_result(ty: &Type) -> bool {
     match peel(ty) {
-        Type::Reference(r) => r.mutability.is_none() && (is_str(&r.elem) || is_byte_slice(&r.elem)),
+        Type::Reference(r) => is_str(&r.elem) || is_byte_slice(&r.elem),
         t => is_string(t) || is_byte_vec(t),
     }
 }

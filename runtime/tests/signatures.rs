@@ -5,7 +5,7 @@
 mod common;
 
 use common::{de, load, mp};
-use memlink_runtime::{ModuleError, RuntimeError};
+use memlink_runtime::{Format, ModuleError, RuntimeError};
 
 #[test]
 fn patterns_and_raw_identifiers() {
@@ -45,6 +45,17 @@ fn borrowed_arguments() {
         .archived::<(String, Vec<u8>), (u64, u64)>(h, "views")
         .unwrap();
     assert_eq!(views.call(&("four".into(), vec![1, 2])).unwrap(), (4, 2));
+}
+
+#[test]
+fn a_mut_byte_slice_result_leaves_raw_as_a_shared_one_does() {
+    let (rt, h) = load("signatures");
+    let methods = rt.methods(h).unwrap();
+    let method = methods.iter().find(|m| m.name == "arena_bytes").unwrap();
+    assert_eq!(method.result_format, Format::Raw);
+    assert_eq!(rt.call(h, "arena_bytes", &mp(&(3u8,))).unwrap(), [1, 2, 3]);
+    let got: Vec<u8> = rt.call_typed(h, "arena_bytes", &(2u8,)).unwrap();
+    assert_eq!(got, [1, 2]);
 }
 
 #[test]

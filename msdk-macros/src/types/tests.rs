@@ -65,7 +65,10 @@ fn raw_results_are_bytes_owned_or_borrowed() {
         "a borrowed result leaves without a copy"
     );
     assert!(is_raw_result(&parse_quote!(&'a [u8])));
-    assert!(!is_raw_result(&parse_quote!(&mut [u8])));
+    assert!(
+        is_raw_result(&parse_quote!(&'a mut [u8])) && is_raw_result(&parse_quote!(&mut str)),
+        "bytes the arena lent as `&mut` leave as they are too"
+    );
     assert!(!is_raw_result(&parse_quote!(&u32)));
     assert!(!is_raw_result(&parse_quote!(Vec<u32>)));
     assert!(!is_raw_result(&parse_quote!(())));
