@@ -68,7 +68,16 @@ pub(crate) struct AttrArgs {
 /// Reads the attribute arguments: a comma-separated list of `name = "..."` and `pure`.
 /// Every bad entry is reported.
 pub(crate) fn attr_args(tokens: TokenStream) -> syn::Result<AttrArgs> {
-    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+    if let Ok(lit) = syn::parse2::<LitStr>(tokens.clone()) {
+        let message = format!(
+            "the exported name goes after `name =`: write `#[memlink_export(name = {})]`",
+            lit.token()
+        );
+        return Err(syn::Error::new_spanned(lit, message));
+    }
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated
+        .parse2(tokens)
+        .map_err(unreadable)?;
     let mut args = AttrArgs::default();
     let mut errors = Errors::default();
     for meta in metas {
@@ -103,6 +112,15 @@ pub(crate) fn attr_args(tokens: TokenStream) -> syn::Result<AttrArgs> {
         }
     }
     errors.finish(args)
+}
+
+/// The error for arguments that do not read as a list of `key = value` and flags: syn's
+/// own words ("expected `,`") say what it looked for next, not what the attribute takes.
+fn unreadable(error: syn::Error) -> syn::Error {
+    let message = format!(
+        "{error}: #[memlink_export] takes `name = \"...\"` and `pure`, separated by commas"
+    );
+    syn::Error::new(error.span(), message)
 }
 
 /// The string literal of `name = "..."`, which must be neither missing nor empty.
