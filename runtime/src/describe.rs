@@ -167,9 +167,12 @@ fn method(
             let name = text(s, what)?;
             Ok((fingerprint != 0).then_some(ArchivedType { name, fingerprint }))
         };
+    let (args_format, result_format) = (format(row.args_format)?, format(row.result_format)?);
+    typed_as_archived(&name, args_format, row.args_fingerprint, Part::Args)?;
+    typed_as_archived(&name, result_format, row.result_fingerprint, Part::Result)?;
     Ok(Method {
-        args_format: format(row.args_format)?,
-        result_format: format(row.result_format)?,
+        args_format,
+        result_format,
         arg_count: row.arg_count,
         is_async: row.flags & abi::METHOD_ASYNC != 0,
         pure: row.flags & abi::METHOD_PURE != 0,
@@ -179,6 +182,47 @@ fn method(
         id: row.id,
         name,
     })
+}
+
+/// The arguments or the result of a method, for [`typed_as_archived`].
+#[derive(Clone, Copy)]
+enum Part {
+    Args,
+    Result,
+}
+
+/// Whether a row names the type of an archive exactly when that part is archived: a
+/// typed handle checks the type by its fingerprint, and takes a part with none for one
+/// that is not archived (and one with a fingerprint for an archive), so a row written
+/// otherwise by hand would be told to use the handle that refuses it.
+fn typed_as_archived(
+    name: &str,
+    format: Format,
+    fingerprint: u64,
+    part: Part,
+) -> Result<(), String> {
+    let (field, what) = match part {
+        Part::Args => ("args_fingerprint", "its arguments are"),
+        Part::Result => ("result_fingerprint", "its result is"),
+    };
+    match (format == Format::Archived, fingerprint != 0) {
+        (true, false) => Err(match part {
+            Part::Args => format!(
+                "method `{name}` takes archived arguments but gives their type no fingerprint \
+                 ({field} is 0)"
+            ),
+            Part::Result => format!(
+                "method `{name}` returns an archive but gives its type no fingerprint ({field} \
+                 is 0)"
+            ),
+        }),
+        (false, true) => Err(format!(
+            "method `{name}` has {field} {fingerprint:#x}, but {what} {}, not archived: set \
+             it to 0",
+            format.name()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Archives can only cross between two builds of rkyv with the same format settings.

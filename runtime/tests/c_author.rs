@@ -155,3 +155,28 @@ fn an_init_refused_without_a_message_names_its_status() {
         assert!(err.starts_with(&expected), "{err}");
     }
 }
+
+/// A method table that says a method exchanges an archive names the archive's type by
+/// its fingerprint, and one that names a type exchanges an archive (docs/abi.md, the
+/// header's `MethodInfo`): a row that breaks either is refused at load, naming the
+/// method and the field. Before, such a module loaded, and a typed handle for the
+/// method said its arguments "are archived, which this handle does not speak: call it
+/// through `Runtime::typed`", which refuses archives; or took archives for MessagePack.
+#[test]
+fn an_archive_without_its_type_or_a_type_without_an_archive_is_refused() {
+    let format = memlink_abi::archive::format();
+    for (bad, expected) in [
+        (1, "method `sum` takes archived arguments but gives their type no fingerprint (args_fingerprint is 0)"),
+        (2, "method `sum` returns an archive but gives its type no fingerprint (result_fingerprint is 0)"),
+        (3, "method `sum` has args_fingerprint 0x1234, but its arguments are msgpack, not archived: set it to 0"),
+    ] {
+        let fixture = common::compile_c_with(
+            &["runtime/tests/fixtures/untyped_archive.c"],
+            &format!("libuntyped_archive_{bad}.so"),
+            true,
+            &[&format!("-DBAD={bad}"), &format!("-DRKYV_FORMAT={format}u")],
+        );
+        let err = load_error(fixture);
+        assert!(err.ends_with(expected), "BAD={bad}: {err}");
+    }
+}
