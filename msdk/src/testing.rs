@@ -442,6 +442,9 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
                     .map(|s| (*s).to_owned())
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string payload".to_owned());
+                // Dropping the payload can panic in turn, and nothing may unwind from
+                // here: that panic is the closure's, already reported with the first.
+                let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 *call.panicked.borrow_mut() = Some(message);
                 Err(ModuleError::CallFailed(
                     "the on_nested closure panicked".into(),

@@ -182,6 +182,36 @@ fn a_panic_in_the_nested_mock_fails_the_test_not_the_binary() {
     assert_eq!(host.call_typed::<_, u32>("add", &(1u32, 2u32)).unwrap(), 3);
 }
 
+/// A panic payload that panics again when it is dropped.
+struct PayloadBomb;
+
+impl Drop for PayloadBomb {
+    fn drop(&mut self) {
+        panic!("the payload's own drop");
+    }
+}
+
+/// A closure that panics with a payload whose drop panics too fails the test as any
+/// other panic in it does. Before, the payload was dropped inside the host's
+/// `extern "C"` service, where its panic could not unwind: the test binary aborted.
+#[test]
+fn a_mock_panic_whose_payload_panics_when_dropped_fails_the_test_not_the_binary() {
+    let host = TestContext::new().on_nested(|_| std::panic::panic_any(PayloadBomb));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        host.call_typed::<_, u32>("relay", &(1u32,))
+    }));
+    let payload = caught.expect_err("the test fails");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("on_nested closure panicked: a non-string payload"),
+        "{message}"
+    );
+    assert_eq!(host.call_typed::<_, u32>("add", &(1u32, 2u32)).unwrap(), 3);
+}
+
 /// The logging macros log what they format, at their level; `log!` evaluates its level
 /// once. Before, it evaluated it once to test it and again to log with it.
 #[test]
