@@ -129,6 +129,9 @@ impl ModuleCaller {
     /// let sum: u32 = caller.call_typed("basic", "add", &(2u32, 3u32))?;
     /// # Ok(sum) }
     /// ```
+    ///
+    /// A result that does not read as `R` is [`ModuleError::Serialize`] naming the callee
+    /// and `R`.
     pub fn call_typed<A, R>(&self, module: &str, method: &str, args: &A) -> Result<R>
     where
         A: serde::Serialize + ?Sized,
@@ -154,6 +157,7 @@ impl ModuleCaller {
             let format = Format::from_u8(format)
                 .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
             memlink_abi::msgpack::decode_as(format, out)
+                .map_err(|e| unreadable_result::<R>(module, method, e))
         })?
     }
 
@@ -200,6 +204,22 @@ impl ModuleCaller {
             (false, _) => Err(ModuleError::from_status(code, &[])),
         }
     }
+}
+
+/// The error of a typed nested call whose result `e` could not read as `R`: the
+/// decoder's words alone (`invalid value: integer `4294967296`, expected u32`) reach the
+/// host as the caller's own serialization error, as if its own arguments or result were
+/// wrong, so this names the callee and the type it was read as.
+#[cold]
+fn unreadable_result<R>(module: &str, method: &str, e: ModuleError) -> ModuleError {
+    let why = match e {
+        ModuleError::Serialize(m) => m,
+        other => other.to_string(),
+    };
+    ModuleError::Serialize(format!(
+        "the result of nested call `{module}::{method}` cannot be read as `{}`: {why}",
+        core::any::type_name::<R>()
+    ))
 }
 
 /// A request for `method` of `module` with `args`, to `sink`, its context not yet set, with

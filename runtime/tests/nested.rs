@@ -239,6 +239,29 @@ fn each_nested_error_arrives_as_its_variant() {
     );
 }
 
+/// A typed nested call whose result does not fit the type the caller reads it as (greeter
+/// 3's `add` sums to a `u64`, `add_via` reads a `u32`) names the callee and the type.
+/// Before, the decoder's words alone reached the host as `add_via`'s own serialization
+/// error, as if its arguments or its result were wrong.
+#[test]
+fn a_typed_nested_result_that_does_not_read_names_the_callee_and_the_type() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "greeter_v3"]);
+    let fits: u32 = rt
+        .call_typed(h[0], "add_via", &("greeter", 2u32, 3u32))
+        .unwrap();
+    assert_eq!(fits, 5);
+    let too_wide = rt.call_typed::<_, u32>(h[0], "add_via", &("greeter", u32::MAX, 1u32));
+    let Some(ModuleError::Serialize(message)) =
+        too_wide.as_ref().err().and_then(|e| e.module_error())
+    else {
+        panic!("a serialize error, got {too_wide:?}")
+    };
+    assert_eq!(
+        message,
+        "the result of nested call `greeter::add` cannot be read as `u32`: cannot decode MessagePack: invalid value: integer `4294967296`, expected u32"
+    );
+}
+
 #[test]
 fn a_saturated_callee_is_call_failed() {
     let config = RuntimeConfig::default().concurrency(1, Saturation::Reject);
