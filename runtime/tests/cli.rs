@@ -584,3 +584,26 @@ fn with_loads_the_modules_a_module_calls_in_the_order_they_need() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("`greeter@^1`"), "{}", stderr(&out));
 }
+
+/// A module that calls `greeter@^1`, given greeter 3.0.0 by `--with`, is told that the
+/// version loaded is not one its call admits. Before, the error said `greeter@^1` was not
+/// loaded and to give its file with `--with`: the file the user had just given.
+#[test]
+fn with_a_version_the_call_does_not_admit_names_the_version_loaded() {
+    let path = |name: &str| common::module_path(name).to_str().unwrap().to_owned();
+    let (uses, v3) = (path("uses_greeter"), path("greeter_v3"));
+    let b = basic();
+    for args in [
+        &["call", &uses, "add_through", "[2, 3]", "--with", &v3][..],
+        &["inspect", &b, "--with", &uses, "--with", &v3],
+    ] {
+        let out = memlink(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("calls `greeter@^1`")
+                && err.contains("`greeter` 3.0.0 is loaded, which `^1` does not admit"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -264,12 +264,34 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
 }
 
 fn load(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, String> {
-    load_ref(runtime, module).map_err(|e| match e {
-        RuntimeError::MissingDependency { .. } => {
-            format!("{e} (give its file with --with PATH)")
-        }
-        e => e.to_string(),
-    })
+    load_ref(runtime, module).map_err(|e| missing(runtime, &e))
+}
+
+/// What a load's error `e` tells the user. A module that calls one not loaded is told how
+/// to give it; and when the one loaded under that name is of a version the call does not
+/// admit (`greeter@^1` with greeter 3.0.0 given by `--with`), that is said: "not loaded,
+/// give its file" alone sent the user to give again the file they gave.
+fn missing(runtime: &Runtime, e: &RuntimeError) -> String {
+    let RuntimeError::MissingDependency { dependency, .. } = e else {
+        return e.to_string();
+    };
+    let (name, requirement) = dependency
+        .split_once('@')
+        .unwrap_or((dependency.as_str(), ""));
+    let loaded: Vec<String> = runtime
+        .modules()
+        .into_iter()
+        .filter(|(_, info)| info.name == name)
+        .map(|(_, info)| info.version)
+        .collect();
+    if loaded.is_empty() || requirement.is_empty() {
+        return format!("{e} (give its file with --with PATH)");
+    }
+    format!(
+        "{e}; `{name}` {} is loaded, which `{requirement}` does not admit (give the file of a \
+         version it admits with --with PATH)",
+        loaded.join(", ")
+    )
 }
 
 fn load_ref(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, RuntimeError> {
@@ -305,7 +327,7 @@ fn load_first(runtime: &Runtime, modules: &[OsString]) -> Result<(), String> {
         // A round that loaded nothing would load nothing again.
         let stuck = pending.len() == before;
         if let Some(e) = error.or(waiting.filter(|_| stuck)) {
-            return Err(e.to_string());
+            return Err(missing(runtime, &e));
         }
     }
     Ok(())
