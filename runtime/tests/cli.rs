@@ -607,3 +607,62 @@ fn with_a_version_the_call_does_not_admit_names_the_version_loaded() {
         );
     }
 }
+
+/// `memlink serve` given a module before the module it calls (`uses_greeter`, then
+/// greeter) loads them in the order the calls need and serves both, as `--with` does.
+/// Before, the worker loaded them in the order given, and refused `uses_greeter`: its
+/// greeter "not loaded: load it first", from a command line that listed it.
+#[test]
+fn serve_loads_the_modules_a_module_calls_first_whatever_their_order() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let path = |name: &str| common::module_path(name).to_str().unwrap().to_owned();
+    let dir = common::scratch("serve-order");
+    let socket = dir.join("memlink.sock");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .args([path("uses_greeter"), path("greeter_v1")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start memlink serve");
+    let (lines, log) = std::sync::mpsc::channel();
+    let err = daemon.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while !seen.contains("serving") {
+        let left = until.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) => seen += &(line + "\n"),
+            Err(_) => {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+                panic!("the daemon did not start serving:\n{seen}");
+            }
+        }
+    }
+    let socket = socket.to_str().unwrap();
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        socket,
+        "uses_greeter",
+        "add_through",
+        "[2, 3]",
+    ]);
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = daemon.wait().unwrap();
+    assert!(out.status.success(), "{}\n{seen}", stderr(&out));
+    assert_eq!(stdout(&out), "5\n");
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

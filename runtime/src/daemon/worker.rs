@@ -20,13 +20,13 @@ use memlink_ipc::segment::MAX_WORKERS;
 use memlink_ipc::{clock, Geometry, Segment};
 use rustix::process::{getpid, kill_process, Signal};
 
-use super::config::{DaemonConfig, WorkerLimits};
+use super::config::{DaemonConfig, ModuleEntry, WorkerLimits};
 use super::connection::Server;
 use super::workers::late_call;
 use crate::log::{LogEvent, LogSink};
 use crate::resolver::{LocalResolver, ModuleRef};
 use crate::watch::{DirectoryWatch, WatchEvent, WatchOptions};
-use crate::{ModuleHandle, Runtime};
+use crate::{ModuleHandle, Runtime, RuntimeError};
 
 /// The control descriptor of a worker's invocation: `args` (without the executable) are
 /// `__worker --control-fd N [--worker NAME]`, as the supervisor starts one. The name only
@@ -158,19 +158,44 @@ fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
     control::send_up_to(&*out, message, None, control::MAX_WORKER_FRAME)
 }
 
-/// Loads the served modules, each with its own settings.
+/// Loads the served modules, each with its own settings, each after the modules it
+/// calls, whatever order the settings list them in (as `memlink call --with` loads its
+/// modules): each round loads every module whose calls are loaded, until all are, or a
+/// round loads none, whose first refusal names the call no module of this worker answers.
 fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<(), String> {
-    for entry in &config.modules {
-        let reference = match entry.path.to_str() {
-            Some(text) => ModuleRef::parse(text).map_err(|e| e.to_string())?,
-            // A path that is not UTF-8 is loaded as it is: no name (`name@version`) is.
-            None => ModuleRef::from_path(&entry.path),
-        };
-        runtime
-            .load_with(reference, &entry.settings())
-            .map_err(|e| e.to_string())?;
+    let mut pending: Vec<&ModuleEntry> = config.modules.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = None;
+        let mut error = None;
+        pending.retain(|entry| match load(runtime, entry) {
+            Ok(()) => false,
+            Err(e @ RuntimeError::MissingDependency { .. }) => {
+                waiting.get_or_insert(e);
+                true
+            }
+            Err(e) => {
+                error.get_or_insert(e);
+                true
+            }
+        });
+        // A round that loaded nothing would load nothing again.
+        let stuck = pending.len() == before;
+        if let Some(e) = error.or(waiting.filter(|_| stuck)) {
+            return Err(e.to_string());
+        }
     }
     Ok(())
+}
+
+/// Loads one served module with its own settings.
+fn load(runtime: &Runtime, entry: &ModuleEntry) -> Result<(), RuntimeError> {
+    let reference = match entry.path.to_str() {
+        Some(text) => ModuleRef::parse(text)?,
+        // A path that is not UTF-8 is loaded as it is: no name (`name@version`) is.
+        None => ModuleRef::from_path(&entry.path),
+    };
+    runtime.load_with(reference, &entry.settings()).map(|_| ())
 }
 
 /// The names of the modules served now.
