@@ -223,6 +223,12 @@ fn poll_until<F: Future>(
                 }
             }
         }
+        // A future that woke itself before it returned (`yield_now`, a busy loop of
+        // them) is polled again without a wait, so the wait above never reads the clock:
+        // the deadline is read here too, or such a future would never be cancelled.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
     }
 }
 

@@ -56,6 +56,35 @@ fn tasks_blocking_work_timeouts_and_select_work() {
     assert_eq!(not_send, 2);
 }
 
+/// An async export that only yields (`yield_now` in a loop that would outlast the
+/// process) is cancelled at its deadline like one that waits, and the module serves on.
+/// Before, a future that woke itself was polled again without the deadline being read,
+/// and the call never returned.
+#[test]
+fn an_async_export_that_only_yields_is_cancelled_at_its_deadline() {
+    let (rt, h) = load();
+    let rt = std::sync::Arc::new(rt);
+    let (done, outcome) = std::sync::mpsc::channel();
+    let caller = std::sync::Arc::clone(&rt);
+    std::thread::spawn(move || {
+        let soon = CallOptions::default().timeout(Duration::from_millis(200));
+        let r = caller.call_with(h, "yields", &mp(&(u64::MAX,)), &soon);
+        let _ = done.send(r.map(|out| out.to_vec()));
+    });
+    let r = outcome
+        .recv_timeout(common::HANG)
+        .expect("a call that only yields ends at its deadline");
+    assert!(
+        matches!(
+            r.as_ref().err().and_then(|e| e.module_error()),
+            Some(ModuleError::Timeout(_))
+        ),
+        "{r:?}"
+    );
+    let yielded: u64 = call(&rt, h, "yields", &(10u64,)).unwrap();
+    assert_eq!(yielded, 10);
+}
+
 #[test]
 fn a_panic_after_an_await_fails_that_call_only() {
     let (rt, h) = load();
