@@ -47,6 +47,10 @@ impl ModuleCaller {
     /// [`ModuleError::CallFailed`] when the host cannot make the call, or
     /// [`ModuleError::Abi`] when the host breaks the ABI's hand-over (no result, or one
     /// handed over twice).
+    ///
+    /// The call is made, to its end, when the future is first polled, on the polling
+    /// thread: a `tokio::time::timeout` or `select!` around it cannot end it sooner. What
+    /// bounds it is the caller's deadline, which the callee inherits.
     pub async fn call(&self, module: &str, method: &str, args: &[u8]) -> Result<Vec<u8>> {
         self.call_blocking(module, method, args)
     }
