@@ -310,10 +310,13 @@ pub fn unreadable_result(type_name: &str, e: ModuleError, signature: Option<&str
 }
 
 /// Decodes the result of a method whose result is in `format`, as typed calls do: a raw
-/// result is offered to `R` as a string when it is UTF-8, else as a list of bytes.
+/// result is offered to `R` as a string when it is UTF-8, else as a list of bytes. An
+/// archived result is refused: its bytes are no MessagePack, and read as such they could
+/// decode to a value they do not hold.
 #[inline]
 pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R> {
     match format {
+        Format::Archived => Err(archived_result()),
         Format::Raw => {
             // Text is offered as text first; when `R` takes neither, the error is the
             // one for the form the result has (text, when it is UTF-8), not for the list
@@ -338,8 +341,18 @@ pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R>
                 ModuleError::Serialize(format!("the result is raw {form}: {why}"))
             })
         }
-        _ => from_msgpack(bytes),
+        Format::MessagePack => from_msgpack(bytes),
     }
+}
+
+/// The error of an archived result read as a typed value.
+#[cold]
+fn archived_result() -> ModuleError {
+    ModuleError::Serialize(
+        "the result is an rkyv archive, not MessagePack: take its bytes with a plain call \
+         and validate them in place as the archive of its type"
+            .to_owned(),
+    )
 }
 
 impl From<rmp_serde::decode::Error> for ModuleError {
@@ -547,6 +560,19 @@ mod tests {
             err.to_string().contains("the result is raw bytes: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_archived_result_is_not_read_as_messagepack() {
+        // The archive of a `u8` is the byte itself, which is also the MessagePack of it:
+        // read as MessagePack, it decoded to a value by accident of its bytes.
+        let err = decode_as::<u8>(Format::Archived, &[7]).unwrap_err();
+        assert!(
+            err.to_string().contains("the result is an rkyv archive"),
+            "{err}"
+        );
+        let err = decode_as::<Vec<u8>>(Format::Archived, &[0x91, 5]).unwrap_err();
+        assert!(matches!(err, ModuleError::Serialize(_)), "{err}");
     }
 
     #[test]

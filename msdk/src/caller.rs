@@ -124,7 +124,9 @@ impl ModuleCaller {
     }
 
     /// Calls `method` of `module` with typed arguments and result, encoded and decoded as
-    /// the callee's formats require (as the host's `call_typed` does):
+    /// the callee's formats require (as the host's `call_typed` does; a callee that takes
+    /// or returns an archive is refused: its archive's bytes go through
+    /// [`call_in_place`](Self::call_in_place)):
     ///
     /// ```no_run
     /// # use memlink_msdk::prelude::*;

@@ -400,3 +400,21 @@ fn a_cycle_ends_at_the_depth_limit() {
         .unwrap();
     assert_eq!(depth, 1, "both modules keep serving");
 }
+
+/// A typed nested call of a method whose result is an archive is refused, saying so
+/// (before: the archive's bytes were read as MessagePack, and the archive of a `u8` under
+/// 128, one byte, decoded to it by accident; another archive to another value).
+#[test]
+fn a_typed_nested_call_refuses_an_archived_result() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let archived = rt.call(h[0], "archived_sum", &mp(&(2u8, 3u8))).unwrap();
+    assert_eq!(&archived[..], [5], "the archive of a u8 is the byte itself");
+    let typed: Result<u8, RuntimeError> =
+        rt.call_typed(h[0], "archived_sum_typed", &("hazards", 2u8, 3u8));
+    let err = typed.unwrap_err();
+    let said = err.module_error().cloned();
+    assert!(
+        matches!(&said, Some(ModuleError::Serialize(m)) if m.contains("the result is an rkyv archive")),
+        "{err}"
+    );
+}
