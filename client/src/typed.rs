@@ -70,6 +70,23 @@ impl Client {
     {
         RemoteArchived::new(self, module, self.method(module, method)?)
     }
+
+    /// A handle on a method that takes an archive and returns MessagePack or raw bytes
+    /// (`centroid(points: &Archived<Vec<Point>>) -> (f32, f32, f32)`), as
+    /// `Runtime::archived` with a serde result: `A`'s archive is written straight into
+    /// the shared segment and the result decoded as `R`. The arguments' fingerprint and
+    /// the result's format are checked now.
+    pub fn archived_decoded<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+    ) -> Result<RemoteArchivedDecoded<'_, A, R>, RuntimeError>
+    where
+        A: Archivable,
+        R: DeserializeOwned,
+    {
+        RemoteArchivedDecoded::new(self, module, self.method(module, method)?)
+    }
 }
 
 /// A method called with typed arguments and result: the arguments encoded straight into
@@ -235,17 +252,17 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
 /// A zero-copy method: `A`'s archive written straight into the shared segment, the
 /// result validated and read in place as `R`'s archive.
 pub struct RemoteArchived<'c, A, R> {
-    client: &'c Client,
-    name: String,
-    method: String,
-    /// What it checked of the method, sent with each call (see `RemoteTyped`).
-    digest: u64,
+    args: ArchivedArgs<'c>,
     _types: PhantomData<fn(&A) -> R>,
 }
 
 impl<A, R> fmt::Debug for RemoteArchived<'_, A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RemoteArchived({}::{})", self.name, self.method)
+        write!(
+            f,
+            "RemoteArchived({}::{})",
+            self.args.name, self.args.method
+        )
     }
 }
 
@@ -261,51 +278,30 @@ where
         m: MethodInfo,
     ) -> Result<Self, RuntimeError> {
         let name = client.name(module)?.to_string();
-        for (part, theirs, type_name, ours) in [
-            (
-                "arguments",
-                m.args_fingerprint,
-                &m.args_type,
-                ArchiveType::of::<A>(),
-            ),
-            (
-                "result",
-                m.result_fingerprint,
-                &m.result_type,
-                ArchiveType::of::<R>(),
-            ),
-        ] {
-            match theirs {
-                Some(fp) if fp == ours.fingerprint => {}
-                Some(_) => {
-                    return Err(RuntimeError::TypeMismatch {
-                        module: name,
-                        method: m.name,
-                        expected: type_name.clone().unwrap_or_default(),
-                        got: ours.name.to_owned(),
-                    })
-                }
-                None => {
-                    let tag = if part == "arguments" {
-                        m.args
-                    } else {
-                        m.result
-                    };
-                    return Err(RuntimeError::WrongFormat {
-                        module: name,
-                        method: m.name,
-                        part,
-                        format: format(tag)?,
-                        instead: "call it through `Client::typed`, which encodes values as the method takes them",
-                    });
-                }
+        check_args::<A>(&name, &m)?;
+        let ours = ArchiveType::of::<R>();
+        match m.result_fingerprint {
+            Some(fp) if fp == ours.fingerprint => {}
+            Some(_) => {
+                return Err(RuntimeError::TypeMismatch {
+                    module: name,
+                    method: m.name,
+                    expected: m.result_type.clone().unwrap_or_default(),
+                    got: ours.name.to_owned(),
+                })
+            }
+            None => {
+                return Err(RuntimeError::WrongFormat {
+                    module: name,
+                    method: m.name,
+                    part: "result",
+                    format: format(m.result)?,
+                    instead: "read it through `Client::archived_decoded`, which decodes it as the serde type it is",
+                })
             }
         }
         Ok(RemoteArchived {
-            client,
-            name,
-            digest: m.digest(),
-            method: m.name,
+            args: ArchivedArgs::new(client, name, &m),
             _types: PhantomData,
         })
     }
@@ -321,6 +317,68 @@ where
         args: &A,
         options: &CallOptions,
     ) -> Result<ArchivedReply<R>, RuntimeError> {
+        let output = self.args.send(args, options)?;
+        archive::check::<R>(&output, Limits::default(), "result").map_err(|e| {
+            RuntimeError::Codec {
+                module: self.args.name.clone(),
+                method: self.args.method.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(ArchivedReply {
+            output,
+            _type: PhantomData,
+        })
+    }
+}
+
+/// Whether `m` (of the module `name`) takes an archive of `A`.
+fn check_args<A: Archivable>(name: &str, m: &MethodInfo) -> Result<(), RuntimeError> {
+    let ours = ArchiveType::of::<A>();
+    match m.args_fingerprint {
+        Some(fp) if fp == ours.fingerprint => Ok(()),
+        Some(_) => Err(RuntimeError::TypeMismatch {
+            module: name.to_owned(),
+            method: m.name.clone(),
+            expected: m.args_type.clone().unwrap_or_default(),
+            got: ours.name.to_owned(),
+        }),
+        None => Err(RuntimeError::WrongFormat {
+            module: name.to_owned(),
+            method: m.name.clone(),
+            part: "arguments",
+            format: format(m.args)?,
+            instead:
+                "call it through `Client::typed`, which encodes values as the method takes them",
+        }),
+    }
+}
+
+/// The method an archived handle calls, and how it writes the arguments' archive.
+struct ArchivedArgs<'c> {
+    client: &'c Client,
+    name: String,
+    method: String,
+    /// What it checked of the method, sent with each call (see `RemoteTyped`).
+    digest: u64,
+}
+
+impl<'c> ArchivedArgs<'c> {
+    fn new(client: &'c Client, name: String, m: &MethodInfo) -> ArchivedArgs<'c> {
+        ArchivedArgs {
+            client,
+            name,
+            digest: m.digest(),
+            method: m.name.clone(),
+        }
+    }
+
+    /// Archives `args` into the shared segment and calls the method.
+    fn send<A: Archivable>(
+        &self,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
         let conn = self
             .client
             .connection_for_call(0, &self.name, &self.method, options)?;
@@ -362,17 +420,72 @@ where
         let reply = self
             .client
             .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
-        let output = RemoteOutput { reply };
-        archive::check::<R>(&output, Limits::default(), "result").map_err(|e| {
-            RuntimeError::Codec {
-                module: self.name.clone(),
-                method: self.method.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        Ok(ArchivedReply {
-            output,
-            _type: PhantomData,
+        Ok(RemoteOutput { reply })
+    }
+}
+
+/// A method that takes an archive and returns MessagePack or raw bytes: `A`'s archive
+/// written straight into the shared segment, the result decoded as `R` where it lies.
+pub struct RemoteArchivedDecoded<'c, A, R> {
+    args: ArchivedArgs<'c>,
+    result: Format,
+    /// The export's signature, when the module records it (see `RemoteTyped`).
+    signature: Option<String>,
+    _types: PhantomData<fn(&A) -> R>,
+}
+
+impl<A, R> fmt::Debug for RemoteArchivedDecoded<'_, A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RemoteArchivedDecoded({}::{})",
+            self.args.name, self.args.method
+        )
+    }
+}
+
+impl<'c, A: Archivable, R: DeserializeOwned> RemoteArchivedDecoded<'c, A, R> {
+    pub(crate) fn new(
+        client: &'c Client,
+        module: RemoteModule,
+        m: MethodInfo,
+    ) -> Result<Self, RuntimeError> {
+        let name = client.name(module)?.to_string();
+        check_args::<A>(&name, &m)?;
+        let result = format(m.result)?;
+        if result == Format::Archived {
+            return Err(RuntimeError::WrongFormat {
+                module: name,
+                method: m.name,
+                part: "result",
+                format: result,
+                instead: "read it through `Client::archived`, which validates the archive in place",
+            });
+        }
+        Ok(RemoteArchivedDecoded {
+            args: ArchivedArgs::new(client, name, &m),
+            result,
+            signature: m.signature,
+            _types: PhantomData,
+        })
+    }
+
+    /// Archives `args` into the shared segment, calls the method and decodes its result.
+    pub fn call(&self, args: &A) -> Result<R, RuntimeError> {
+        self.call_with(args, &CallOptions::default())
+    }
+
+    /// [`call`](RemoteArchivedDecoded::call) with per-call `options`.
+    pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
+        let output = self.args.send(args, options)?;
+        msgpack::decode_as(self.result, &output).map_err(|e| RuntimeError::Codec {
+            module: self.args.name.clone(),
+            method: self.args.method.clone(),
+            reason: msgpack::unreadable_result(
+                core::any::type_name::<R>(),
+                e,
+                self.signature.as_deref(),
+            ),
         })
     }
 }

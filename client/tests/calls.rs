@@ -496,3 +496,61 @@ fn each_outcome_is_the_same_in_process_and_through_the_daemon() {
         assert!(text.contains(seen), "{seen}: {text}");
     }
 }
+
+/// A method that takes an archive and returns MessagePack (`centroid`) is called with
+/// its archive written in place and its result decoded, as `Runtime::archived` with a
+/// serde result does, giving what the runtime gives (before: `Client::archived` refused
+/// it for its result, saying to use `Client::typed`, which refused it for its arguments,
+/// saying to use `Client::archived`).
+#[test]
+fn archived_arguments_with_a_decoded_result_agree_with_the_runtime() {
+    let (_daemon, client, runtime) = both_ways(&["zero_copy"]);
+    let points = vec![
+        Point {
+            x: 1.0,
+            y: 2.0,
+            z: 3.0,
+        },
+        Point {
+            x: 3.0,
+            y: 0.0,
+            z: -1.0,
+        },
+    ];
+    type Centroid = (f32, f32, f32, u64);
+    let here = runtime
+        .archived::<(Vec<Point>,), Centroid>(
+            Caller::module(&runtime, "zero_copy").unwrap(),
+            "centroid",
+        )
+        .unwrap()
+        .call(&(points.clone(),))
+        .unwrap();
+    let zc = client.module("zero_copy").unwrap();
+    let there = client
+        .archived_decoded::<(Vec<Point>,), Centroid>(zc, "centroid")
+        .unwrap()
+        .call(&(points,))
+        .unwrap();
+    // The last is where the module read the points: in each process's own memory.
+    assert_eq!((here.0, here.1, here.2), (there.0, there.1, there.2));
+    assert_eq!((there.0, there.1, there.2), (2.0, 1.0, 1.0));
+    let err = client
+        .archived::<(Vec<Point>,), Centroid>(zc, "centroid")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Client::archived_decoded"),
+        "{err}"
+    );
+    let err = client
+        .archived_decoded::<(Vec<Point>, f32), Vec<u32>>(zc, "scale")
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WrongFormat { part: "result", .. }),
+        "{err}"
+    );
+    let err = client
+        .archived_decoded::<(Vec<u32>,), Centroid>(zc, "centroid")
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::TypeMismatch { .. }), "{err}");
+}
