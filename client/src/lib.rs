@@ -26,7 +26,7 @@
 //! |---|---|
 //! | [`client`] | [`Client`], its settings, connecting and reconnecting, calls by name |
 //! | [`output`] | [`RemoteOutput`] (a result read in place) and [`ArgSlot`] (arguments written in place) |
-//! | [`typed`] | typed handles: [`RemoteTyped`] (serde values), [`RemoteArchived`] (archives) and [`RemoteArchivedDecoded`] (archived arguments, a serde result) |
+//! | [`typed`] | typed handles: [`RemoteTyped`] (serde values), [`RemoteArchived`] (archives), [`RemoteArchivedDecoded`] (archived arguments, a serde result) and [`RemoteTypedArchived`] (serde arguments, an archived result) |
 //! | [`batch`] | [`Batch`]: many calls submitted with one wakeup |
 //! | `error` | how the daemon's failures become [`RuntimeError`]s |
 
@@ -43,4 +43,6 @@ pub use client::{Client, ClientConfig, RemoteModule};
 pub use memlink_ipc::control::MethodInfo;
 pub use memlink_runtime::{CallOptions, Caller, ModuleError, RuntimeError};
 pub use output::{ArgSlot, RemoteOutput, SlotReply};
-pub use typed::{ArchivedReply, RemoteArchived, RemoteArchivedDecoded, RemoteTyped};
+pub use typed::{
+    ArchivedReply, RemoteArchived, RemoteArchivedDecoded, RemoteTyped, RemoteTypedArchived,
+};

@@ -71,6 +71,24 @@ impl Client {
         RemoteArchived::new(self, module, self.method(module, method)?)
     }
 
+    /// A handle on a method that takes MessagePack or raw arguments and returns an
+    /// archive (`grid(n: u32) -> Rkyv<Vec<Point>>`), as `Runtime::typed` with an
+    /// `Rkyv<T>` result: `A` is encoded straight into the shared segment and the result
+    /// validated and read there as `R`'s archive. The arguments' format and the result's
+    /// fingerprint are checked now.
+    pub fn typed_archived<A, R>(
+        &self,
+        module: RemoteModule,
+        method: &str,
+    ) -> Result<RemoteTypedArchived<'_, A, R>, RuntimeError>
+    where
+        A: Serialize + ?Sized,
+        R: rkyv::Archive,
+        R::Archived: Checkable,
+    {
+        RemoteTypedArchived::new(self, module, self.method(module, method)?)
+    }
+
     /// A handle on a method that takes an archive and returns MessagePack or raw bytes
     /// (`centroid(points: &Archived<Vec<Point>>) -> (f32, f32, f32)`), as
     /// `Runtime::archived` with a serde result: `A`'s archive is written straight into
@@ -92,15 +110,9 @@ impl Client {
 /// A method called with typed arguments and result: the arguments encoded straight into
 /// the shared segment for the method's format, the result decoded from where it lies.
 pub struct RemoteTyped<'c, A: ?Sized, R> {
-    client: &'c Client,
+    args: TypedArgs<'c>,
     module: RemoteModule,
-    name: String,
-    method: String,
-    args: Format,
     result: Format,
-    /// What it checked of the method (`MethodInfo::digest`), sent with each call: the
-    /// worker refuses the call if the method it would run is no longer that.
-    digest: u64,
     /// The export's signature, when the module records it: a result that cannot be read
     /// as `R` is told beside it.
     signature: Option<String>,
@@ -109,7 +121,7 @@ pub struct RemoteTyped<'c, A: ?Sized, R> {
 
 impl<A: ?Sized, R> fmt::Debug for RemoteTyped<'_, A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RemoteTyped({}::{})", self.name, self.method)
+        write!(f, "RemoteTyped({}::{})", self.args.name, self.args.method)
     }
 }
 
@@ -120,34 +132,22 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
         m: MethodInfo,
     ) -> Result<Self, RuntimeError> {
         let name = client.name(module)?.to_string();
-        let args = format(m.args)?;
+        let args = TypedArgs::new(client, name, &m)?;
         let result = format(m.result)?;
-        if args == Format::Archived {
-            return Err(RuntimeError::WrongFormat {
-                module: name,
-                method: m.name,
-                part: "arguments",
-                format: args,
-                instead: "call it through `Client::archived`, which writes the arguments' archive in place",
-            });
-        }
         if result == Format::Archived {
             return Err(RuntimeError::WrongFormat {
-                module: name,
+                module: args.name,
                 method: m.name,
                 part: "result",
                 format: result,
-                instead: "read it through `Client::archived`, which validates the archive in place",
+                instead:
+                    "read it through `Client::typed_archived`, which validates the archive in place",
             });
         }
         Ok(RemoteTyped {
-            client,
-            module,
-            name,
-            digest: m.digest(),
-            signature: m.signature,
-            method: m.name,
             args,
+            module,
+            signature: m.signature,
             result,
             _types: PhantomData,
         })
@@ -161,13 +161,83 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
     /// [`call`](RemoteTyped::call) with per-call `options`. A call the daemon never took
     /// (it went away, and a new one is there) is sent once more on a new connection.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
-        match self.call_once(args, options) {
-            Err(e) if crate::error::not_taken(&e) => self.call_once(args, options),
+        let reply = self.args.send(args, options)?;
+        msgpack::decode_as(self.result, &reply).map_err(|e| self.unreadable(e))
+    }
+
+    /// The error of a result that cannot be read as `R`, as the runtime's typed handles
+    /// say it.
+    fn unreadable(&self, e: ModuleError) -> RuntimeError {
+        let type_name = core::any::type_name::<R>();
+        RuntimeError::Codec {
+            module: self.args.name.clone(),
+            method: self.args.method.clone(),
+            reason: msgpack::unreadable_result(type_name, e, self.signature.as_deref()),
+        }
+    }
+
+    /// The module the method belongs to.
+    pub fn module(&self) -> RemoteModule {
+        self.module
+    }
+}
+
+/// The method a typed handle calls, and how it encodes the arguments.
+struct TypedArgs<'c> {
+    client: &'c Client,
+    name: String,
+    method: String,
+    args: Format,
+    /// What it checked of the method (`MethodInfo::digest`), sent with each call: the
+    /// worker refuses the call if the method it would run is no longer that.
+    digest: u64,
+}
+
+impl<'c> TypedArgs<'c> {
+    /// The arguments of `m` (of the module `name`), unless they are an archive.
+    fn new(client: &'c Client, name: String, m: &MethodInfo) -> Result<Self, RuntimeError> {
+        let args = format(m.args)?;
+        if args == Format::Archived {
+            return Err(RuntimeError::WrongFormat {
+                module: name,
+                method: m.name.clone(),
+                part: "arguments",
+                format: args,
+                instead: if m.result_fingerprint.is_some() {
+                    "call it through `Client::archived`, which writes the arguments' archive in place"
+                } else {
+                    "call it through `Client::archived_decoded`, which writes the arguments' archive in place"
+                },
+            });
+        }
+        Ok(TypedArgs {
+            client,
+            name,
+            method: m.name.clone(),
+            args,
+            digest: m.digest(),
+        })
+    }
+
+    /// Encodes `args` into the shared segment and calls the method. A call the daemon
+    /// never took (it went away, and a new one is there) is sent once more on a new
+    /// connection.
+    fn send<A: Serialize + ?Sized>(
+        &self,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
+        match self.send_once(args, options) {
+            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options),
             other => other,
         }
     }
 
-    fn call_once(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
+    fn send_once<A: Serialize + ?Sized>(
+        &self,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
         let conn = self
             .client
             .connection_for_call(0, &self.name, &self.method, options)?;
@@ -187,18 +257,22 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
                 // for the format (the codec's error).
                 let bytes = msgpack::encode_as(self.args, args).map_err(|e| self.codec(e))?;
                 drop(lease);
-                return self.call_encoded(&bytes, options);
+                return self.send_encoded(&bytes, options);
             }
         };
         lease.checking(self.digest);
         let reply = self
             .client
             .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
-        msgpack::decode_as(self.result, &reply).map_err(|e| self.unreadable(e))
+        Ok(RemoteOutput { reply })
     }
 
     /// Calls with arguments already encoded, on a connection whose slots hold them.
-    fn call_encoded(&self, bytes: &[u8], options: &CallOptions) -> Result<R, RuntimeError> {
+    fn send_encoded(
+        &self,
+        bytes: &[u8],
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
         let conn =
             self.client
                 .connection_for_call(bytes.len(), &self.name, &self.method, options)?;
@@ -218,18 +292,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
             bytes.len(),
             options,
         )?;
-        msgpack::decode_as(self.result, &reply).map_err(|e| self.unreadable(e))
-    }
-
-    /// The error of a result that cannot be read as `R`, as the runtime's typed handles
-    /// say it.
-    fn unreadable(&self, e: ModuleError) -> RuntimeError {
-        let type_name = core::any::type_name::<R>();
-        RuntimeError::Codec {
-            module: self.name.clone(),
-            method: self.method.clone(),
-            reason: msgpack::unreadable_result(type_name, e, self.signature.as_deref()),
-        }
+        Ok(RemoteOutput { reply })
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {
@@ -242,10 +305,89 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
             },
         }
     }
+}
 
-    /// The module the method belongs to.
-    pub fn module(&self) -> RemoteModule {
-        self.module
+/// A method that takes MessagePack or raw arguments and returns an archive: the
+/// arguments encoded straight into the shared segment, the result validated and read in
+/// place as `R`'s archive.
+pub struct RemoteTypedArchived<'c, A: ?Sized, R> {
+    args: TypedArgs<'c>,
+    _types: PhantomData<fn(&A) -> R>,
+}
+
+impl<A: ?Sized, R> fmt::Debug for RemoteTypedArchived<'_, A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RemoteTypedArchived({}::{})",
+            self.args.name, self.args.method
+        )
+    }
+}
+
+impl<'c, A, R> RemoteTypedArchived<'c, A, R>
+where
+    A: Serialize + ?Sized,
+    R: rkyv::Archive,
+    R::Archived: Checkable,
+{
+    pub(crate) fn new(
+        client: &'c Client,
+        module: RemoteModule,
+        m: MethodInfo,
+    ) -> Result<Self, RuntimeError> {
+        let name = client.name(module)?.to_string();
+        let args = TypedArgs::new(client, name, &m)?;
+        check_result::<R>(
+            &args.name,
+            &m,
+            "read it through `Client::typed`, which decodes it as the serde type it is",
+        )?;
+        Ok(RemoteTypedArchived {
+            args,
+            _types: PhantomData,
+        })
+    }
+
+    /// Calls the method with `args`.
+    pub fn call(&self, args: &A) -> Result<ArchivedReply<R>, RuntimeError> {
+        self.call_with(args, &CallOptions::default())
+    }
+
+    /// [`call`](RemoteTypedArchived::call) with per-call `options`.
+    pub fn call_with(
+        &self,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<ArchivedReply<R>, RuntimeError> {
+        let output = self.args.send(args, options)?;
+        ArchivedReply::checked(output, &self.args.name, &self.args.method)
+    }
+}
+
+/// Whether `m` (of the module `name`) returns an archive of `R`; `instead` says what to
+/// use for a result that is no archive.
+fn check_result<R: rkyv::Archive>(
+    name: &str,
+    m: &MethodInfo,
+    instead: &'static str,
+) -> Result<(), RuntimeError> {
+    let ours = ArchiveType::of::<R>();
+    match m.result_fingerprint {
+        Some(fp) if fp == ours.fingerprint => Ok(()),
+        Some(_) => Err(RuntimeError::TypeMismatch {
+            module: name.to_owned(),
+            method: m.name.clone(),
+            expected: m.result_type.clone().unwrap_or_default(),
+            got: ours.name.to_owned(),
+        }),
+        None => Err(RuntimeError::WrongFormat {
+            module: name.to_owned(),
+            method: m.name.clone(),
+            part: "result",
+            format: format(m.result)?,
+            instead,
+        }),
     }
 }
 
@@ -279,27 +421,11 @@ where
     ) -> Result<Self, RuntimeError> {
         let name = client.name(module)?.to_string();
         check_args::<A>(&name, &m)?;
-        let ours = ArchiveType::of::<R>();
-        match m.result_fingerprint {
-            Some(fp) if fp == ours.fingerprint => {}
-            Some(_) => {
-                return Err(RuntimeError::TypeMismatch {
-                    module: name,
-                    method: m.name,
-                    expected: m.result_type.clone().unwrap_or_default(),
-                    got: ours.name.to_owned(),
-                })
-            }
-            None => {
-                return Err(RuntimeError::WrongFormat {
-                    module: name,
-                    method: m.name,
-                    part: "result",
-                    format: format(m.result)?,
-                    instead: "read it through `Client::archived_decoded`, which decodes it as the serde type it is",
-                })
-            }
-        }
+        check_result::<R>(
+            &name,
+            &m,
+            "read it through `Client::archived_decoded`, which decodes it as the serde type it is",
+        )?;
         Ok(RemoteArchived {
             args: ArchivedArgs::new(client, name, &m),
             _types: PhantomData,
@@ -318,17 +444,7 @@ where
         options: &CallOptions,
     ) -> Result<ArchivedReply<R>, RuntimeError> {
         let output = self.args.send(args, options)?;
-        archive::check::<R>(&output, Limits::default(), "result").map_err(|e| {
-            RuntimeError::Codec {
-                module: self.args.name.clone(),
-                method: self.args.method.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        Ok(ArchivedReply {
-            output,
-            _type: PhantomData,
-        })
+        ArchivedReply::checked(output, &self.args.name, &self.args.method)
     }
 }
 
@@ -348,8 +464,11 @@ fn check_args<A: Archivable>(name: &str, m: &MethodInfo) -> Result<(), RuntimeEr
             method: m.name.clone(),
             part: "arguments",
             format: format(m.args)?,
-            instead:
-                "call it through `Client::typed`, which encodes values as the method takes them",
+            instead: if m.result_fingerprint.is_some() {
+                "call it through `Client::typed_archived`, which encodes values as the method takes them"
+            } else {
+                "call it through `Client::typed`, which encodes values as the method takes them"
+            },
         }),
     }
 }
@@ -512,6 +631,21 @@ where
     R: rkyv::Archive,
     R::Archived: Checkable,
 {
+    /// `output` of a call to `module::method`, validated as an archive of `R`.
+    fn checked(output: RemoteOutput, module: &str, method: &str) -> Result<Self, RuntimeError> {
+        archive::check::<R>(&output, Limits::default(), "result").map_err(|e| {
+            RuntimeError::Codec {
+                module: module.to_owned(),
+                method: method.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(ArchivedReply {
+            output,
+            _type: PhantomData,
+        })
+    }
+
     /// The archived value.
     pub fn get(&self) -> &R::Archived {
         // SAFETY: the bytes were validated as an archive of `R` when this reply was made

@@ -554,3 +554,48 @@ fn archived_arguments_with_a_decoded_result_agree_with_the_runtime() {
         .unwrap_err();
     assert!(matches!(err, RuntimeError::TypeMismatch { .. }), "{err}");
 }
+
+/// A method that takes MessagePack and returns an archive (`archived_sum`) is called with
+/// its arguments encoded in place and its archive read where it lies, as
+/// `Runtime::typed` with an `Rkyv<T>` result does (before: `Client::typed` refused it for
+/// its result, saying to use `Client::archived`, which refused it for its arguments,
+/// saying to use `Client::typed`).
+#[test]
+fn typed_arguments_with_an_archived_result_agree_with_the_runtime() {
+    let (_daemon, client, runtime) = both_ways(&["hazards"]);
+    let in_process = Caller::module(&runtime, "hazards").unwrap();
+    let here = runtime
+        .typed::<(u8, u8), memlink_runtime::Rkyv<u8>>(in_process, "archived_sum")
+        .unwrap()
+        .call(&(2, 3))
+        .unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let there = client
+        .typed_archived::<(u8, u8), u8>(hazards, "archived_sum")
+        .unwrap()
+        .call(&(2, 3))
+        .unwrap();
+    assert_eq!((*here.get(), *there.get()), (5, 5));
+    assert_eq!(here.bytes(), there.bytes());
+    for err in [
+        client
+            .typed::<(u8, u8), u8>(hazards, "archived_sum")
+            .unwrap_err(),
+        client
+            .archived::<(u8, u8), u8>(hazards, "archived_sum")
+            .unwrap_err(),
+    ] {
+        assert!(err.to_string().contains("Client::typed_archived"), "{err}");
+    }
+    let err = client
+        .typed_archived::<(u8, u8), u32>(hazards, "archived_sum")
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::TypeMismatch { .. }), "{err}");
+    let err = client
+        .typed_archived::<(u8, u8), u8>(hazards, "archived_sum_typed")
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::WrongFormat { part: "result", .. }),
+        "{err}"
+    );
+}
