@@ -312,6 +312,8 @@ impl<'c> TypedArgs<'c> {
 /// place as `R`'s archive.
 pub struct RemoteTypedArchived<'c, A: ?Sized, R> {
     args: TypedArgs<'c>,
+    /// The export's signature, when the module records it (see `RemoteTyped`).
+    signature: Option<String>,
     _types: PhantomData<fn(&A) -> R>,
 }
 
@@ -345,6 +347,7 @@ where
         )?;
         Ok(RemoteTypedArchived {
             args,
+            signature: m.signature,
             _types: PhantomData,
         })
     }
@@ -361,7 +364,12 @@ where
         options: &CallOptions,
     ) -> Result<ArchivedReply<R>, RuntimeError> {
         let output = self.args.send(args, options)?;
-        ArchivedReply::checked(output, &self.args.name, &self.args.method)
+        ArchivedReply::checked(
+            output,
+            &self.args.name,
+            &self.args.method,
+            self.signature.as_deref(),
+        )
     }
 }
 
@@ -395,6 +403,8 @@ fn check_result<R: rkyv::Archive>(
 /// result validated and read in place as `R`'s archive.
 pub struct RemoteArchived<'c, A, R> {
     args: ArchivedArgs<'c>,
+    /// The export's signature, when the module records it (see `RemoteTyped`).
+    signature: Option<String>,
     _types: PhantomData<fn(&A) -> R>,
 }
 
@@ -428,6 +438,7 @@ where
         )?;
         Ok(RemoteArchived {
             args: ArchivedArgs::new(client, name, &m),
+            signature: m.signature,
             _types: PhantomData,
         })
     }
@@ -444,7 +455,12 @@ where
         options: &CallOptions,
     ) -> Result<ArchivedReply<R>, RuntimeError> {
         let output = self.args.send(args, options)?;
-        ArchivedReply::checked(output, &self.args.name, &self.args.method)
+        ArchivedReply::checked(
+            output,
+            &self.args.name,
+            &self.args.method,
+            self.signature.as_deref(),
+        )
     }
 }
 
@@ -631,13 +647,20 @@ where
     R: rkyv::Archive,
     R::Archived: Checkable,
 {
-    /// `output` of a call to `module::method`, validated as an archive of `R`.
-    fn checked(output: RemoteOutput, module: &str, method: &str) -> Result<Self, RuntimeError> {
-        archive::check::<R>(&output, Limits::default(), "result").map_err(|e| {
+    /// `output` of a call to `module::method` (whose signature is `signature`, when the
+    /// module records it), validated as an archive of `R`. A refusal is told as the
+    /// runtime's typed handles tell it: what it was read as, then why.
+    fn checked(
+        output: RemoteOutput,
+        module: &str,
+        method: &str,
+        signature: Option<&str>,
+    ) -> Result<Self, RuntimeError> {
+        archive::check::<R>(&output, Limits::default(), "archived result").map_err(|e| {
             RuntimeError::Codec {
                 module: module.to_owned(),
                 method: method.to_owned(),
-                reason: e.to_string(),
+                reason: msgpack::unreadable_result(core::any::type_name::<Self>(), e, signature),
             }
         })?;
         Ok(ArchivedReply {

@@ -599,3 +599,36 @@ fn typed_arguments_with_an_archived_result_agree_with_the_runtime() {
         "{err}"
     );
 }
+
+/// An archived result that fails validation (nested deeper than a host reads) is refused
+/// in the runtime's words: what it was read as, why, and the export (before: the client
+/// said "serialization error: bad result: …", neither the type nor the export).
+#[test]
+fn an_archived_result_refused_is_told_as_the_runtime_tells_it() {
+    use memlink_example_types::zero_copy_types::Chain;
+    let (_daemon, client, runtime) = both_ways(&["hazards"]);
+    let in_process = Caller::module(&runtime, "hazards").unwrap();
+    let here = runtime
+        .typed::<(u32,), memlink_runtime::Rkyv<Chain>>(in_process, "archived_chain")
+        .unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let there = client
+        .typed_archived::<(u32,), Chain>(hazards, "archived_chain")
+        .unwrap();
+    assert!(here.call(&(10,)).is_ok() && there.call(&(10,)).is_ok());
+    let reason = |e: RuntimeError| match e {
+        RuntimeError::Codec { reason, .. } => reason,
+        other => panic!("{other}"),
+    };
+    let here = reason(here.call(&(200,)).unwrap_err());
+    let there = reason(there.call(&(200,)).unwrap_err());
+    // The part after the type each reads it as.
+    let why = |r: &str| r.split_once("`: ").map(|(_, why)| why.to_owned());
+    assert_eq!(why(&here), why(&there), "{here}\n{there}");
+    assert!(
+        there.starts_with("cannot read its result as `memlink_client::typed::ArchivedReply<")
+            && there.contains("bad archived result: validation failed: pointers nested deeper than the depth limit of 128")
+            && there.contains("(the export is `archived_chain(n: u32)"),
+        "{there}"
+    );
+}
