@@ -635,7 +635,8 @@ typedef struct MemlinkMethodInfo {
   struct MemlinkStrRef args_type;
   /*
    For archived arguments: the type's fingerprint (`archive::fingerprint` with the
-   `rkyv` feature); 0 otherwise.
+   `rkyv` feature: FNV-1a 64 of the type name, the archived size and alignment as
+   `u64` LE and the rkyv format as `u32` LE, see docs/abi.md); 0 otherwise.
    */
   uint64_t args_fingerprint;
   /*

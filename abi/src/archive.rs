@@ -156,6 +156,10 @@ impl ArchiveType {
 /// archived form, and the rkyv [`format()`]. Two sides that disagree on any of them
 /// would read each other's bytes as something else.
 ///
+/// It is FNV-1a 64 over the name's bytes, then the size and the alignment as `u64`
+/// little-endian, then the format as `u32` little-endian: what a module in another
+/// language computes for its method table (docs/abi.md).
+///
 /// A change that keeps the name, size and alignment (two fields of one type swapped) is
 /// not seen: share the types through one crate rather than copies.
 pub fn fingerprint<T: Archive>() -> u64 {

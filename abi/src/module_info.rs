@@ -96,7 +96,8 @@ pub struct MethodInfo {
     /// `std::any::type_name` spells it; empty otherwise.
     pub args_type: StrRef,
     /// For archived arguments: the type's fingerprint (`archive::fingerprint` with the
-    /// `rkyv` feature); 0 otherwise.
+    /// `rkyv` feature: FNV-1a 64 of the type name, the archived size and alignment as
+    /// `u64` LE and the rkyv format as `u32` LE, see docs/abi.md); 0 otherwise.
     pub args_fingerprint: u64,
     /// For an archived result: the type the archive holds; empty otherwise.
     pub result_type: StrRef,

@@ -233,3 +233,37 @@ fn archiving_with_the_threads_scratch_writes_what_rkyv_writes() {
     let again = to_bytes(&r).unwrap();
     assert_eq!(access::<Record>(&again).unwrap().tags.len(), 50);
 }
+
+/// The fingerprint is what docs/abi.md says a C module computes for the method table:
+/// FNV-1a 64 over the type name, the archived size and alignment as `u64` LE, and the
+/// format as `u32` LE; the example there is `(Vec<u32>,)` in the default format.
+#[test]
+fn the_fingerprint_is_the_documented_hash_of_its_documented_parts() {
+    fn fnv1a(parts: &[&[u8]]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in parts.iter().flat_map(|p| p.iter()) {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+    type Args = (Vec<u32>,);
+    let name = core::any::type_name::<Args>();
+    assert_eq!(name, "(alloc::vec::Vec<u32>,)");
+    let size = size_of::<<Args as Archive>::Archived>() as u64;
+    let align = align_of::<<Args as Archive>::Archived>() as u64;
+    let expected = fnv1a(&[
+        name.as_bytes(),
+        &size.to_le_bytes(),
+        &align.to_le_bytes(),
+        &format().to_le_bytes(),
+    ]);
+    assert_eq!(fingerprint::<Args>(), expected);
+    if format() == 4 {
+        assert_eq!((size, align), (8, 4));
+        assert_eq!(
+            fingerprint::<Args>(),
+            0x8ea6_a149_8b70_686b,
+            "docs/abi.md's example"
+        );
+    }
+}
