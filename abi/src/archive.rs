@@ -220,8 +220,8 @@ impl<T> Archivable for T where
 /// `what` names the bytes in error messages.
 ///
 /// Errors ([`ModuleError::Serialize`]) say what was wrong: empty, over the size limit,
-/// misaligned (with how to fix it), or which validation check failed, including nesting
-/// deeper than the depth limit.
+/// misaligned (with how each writer fixes it), or which validation check failed,
+/// including nesting deeper than the depth limit.
 pub fn check<'b, T>(bytes: &'b [u8], limits: Limits, what: &str) -> Result<&'b T::Archived>
 where
     T: Archive,
@@ -242,8 +242,9 @@ where
     if misalignment != 0 {
         return Err(bad(format!(
             "the archive starts {misalignment} bytes past a {ARCHIVE_ALIGN}-byte boundary; \
-             rkyv reads it in place and needs it aligned: let the runtime place it (typed archived calls do), \
-             or copy it into an rkyv::util::AlignedVec"
+             rkyv reads it in place and needs it aligned: its writer starts it on one (a host \
+             lets the runtime place its arguments, as typed archived calls do, or copies them \
+             into an rkyv::util::AlignedVec; a module returns its archive on one)"
         )));
     }
     // The cheap error type first; only a failure pays for an explanation. `BoxedError`

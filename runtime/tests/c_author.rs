@@ -180,3 +180,35 @@ fn an_archive_without_its_type_or_a_type_without_an_archive_is_refused() {
         assert!(err.ends_with(expected), "BAD={bad}: {err}");
     }
 }
+
+/// An archived result a module put off a 16-byte boundary is refused saying that the
+/// module must align it (before: the advice was a host's for its arguments, "let the
+/// runtime place it (typed archived calls do), or copy it into an
+/// rkyv::util::AlignedVec", neither of which a host can do for a module's result).
+#[test]
+fn a_misaligned_archived_result_is_refused_saying_the_module_must_align_it() {
+    let fixture = common::compile_c_with(
+        &["runtime/tests/fixtures/misaligned_archive.c"],
+        "libmisaligned_archive.so",
+        true,
+        &[
+            &format!("-DRKYV_FORMAT={}u", memlink_abi::archive::format()),
+            &format!(
+                "-DFINGERPRINT={}ull",
+                memlink_abi::archive::fingerprint::<u32>()
+            ),
+        ],
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let seven = rt
+        .typed::<(), memlink_runtime::Rkyv<u32>>(h, "seven")
+        .unwrap();
+    let err = seven.call(&()).unwrap_err().to_string();
+    assert!(
+        err.contains("the archive starts 4 bytes past a 16-byte boundary")
+            && err.contains("a module returns its archive on one")
+            && !err.contains("let the runtime place it"),
+        "{err}"
+    );
+}
