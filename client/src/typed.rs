@@ -357,7 +357,9 @@ where
         self.call_with(args, &CallOptions::default())
     }
 
-    /// [`call`](RemoteTypedArchived::call) with per-call `options`.
+    /// [`call`](RemoteTypedArchived::call) with per-call `options`. A call the daemon
+    /// never took (it went away, and a new one is there) is sent once more on a new
+    /// connection.
     pub fn call_with(
         &self,
         args: &A,
@@ -448,7 +450,9 @@ where
         self.call_with(args, &CallOptions::default())
     }
 
-    /// [`call`](RemoteArchived::call) with per-call `options`.
+    /// [`call`](RemoteArchived::call) with per-call `options`. A call the daemon
+    /// never took (it went away, and a new one is there) is sent once more on a new
+    /// connection.
     pub fn call_with(
         &self,
         args: &A,
@@ -508,8 +512,21 @@ impl<'c> ArchivedArgs<'c> {
         }
     }
 
-    /// Archives `args` into the shared segment and calls the method.
+    /// Archives `args` into the shared segment and calls the method. A call the daemon
+    /// never took (it went away, and a new one is there) is sent once more on a new
+    /// connection, as a typed handle's is.
     fn send<A: Archivable>(
+        &self,
+        args: &A,
+        options: &CallOptions,
+    ) -> Result<RemoteOutput, RuntimeError> {
+        match self.send_once(args, options) {
+            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options),
+            other => other,
+        }
+    }
+
+    fn send_once<A: Archivable>(
         &self,
         args: &A,
         options: &CallOptions,
@@ -610,7 +627,9 @@ impl<'c, A: Archivable, R: DeserializeOwned> RemoteArchivedDecoded<'c, A, R> {
         self.call_with(args, &CallOptions::default())
     }
 
-    /// [`call`](RemoteArchivedDecoded::call) with per-call `options`.
+    /// [`call`](RemoteArchivedDecoded::call) with per-call `options`. A call the daemon
+    /// never took (it went away, and a new one is there) is sent once more on a new
+    /// connection.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
         let output = self.args.send(args, options)?;
         msgpack::decode_as(self.result, &output).map_err(|e| RuntimeError::Codec {

@@ -632,3 +632,26 @@ fn an_archived_result_refused_is_told_as_the_runtime_tells_it() {
         "{there}"
     );
 }
+
+/// An archived handle's call that a restarted daemon never took is sent once more on a
+/// new connection, as a typed handle's is (before: the first archived call after the
+/// restart failed with `DaemonGone`, "its socket closed before it took the call").
+#[test]
+fn an_archived_call_after_the_daemon_restarted_is_sent_again() {
+    let mut daemon = Daemon::start(Setup::modules(&["zero_copy"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let zc = client.module("zero_copy").unwrap();
+    let scale = client
+        .archived::<(Vec<Point>, f32), Vec<Point>>(zc, "scale")
+        .unwrap();
+    let point = Point {
+        x: 1.0,
+        y: 2.0,
+        z: 3.0,
+    };
+    assert_eq!(scale.call(&(vec![point], 2.0)).unwrap().get()[0].x, 2.0);
+    assert!(daemon.terminate().success());
+    let dir = std::mem::replace(&mut daemon.dir, common::scratch_dir());
+    let _again = Daemon::start_in(dir, Setup::modules(&["zero_copy"]));
+    assert_eq!(scale.call(&(vec![point], 3.0)).unwrap().get()[0].x, 3.0);
+}
