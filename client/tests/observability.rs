@@ -372,6 +372,52 @@ fn one_metric_name_as_two_kinds_in_two_workers_is_exposed_as_two_families() {
     promtool_accepts(&body);
 }
 
+/// A third worker's module that uses the name as the kind the second's was named apart
+/// for joins that family, its samples renamed with it. Before, its samples were added
+/// to that family under their old name (`memlink_module_shared_bucket` under the
+/// renamed family's `TYPE`), samples of no family that `promtool` refused.
+#[test]
+fn a_family_named_apart_takes_a_third_workers_samples_under_its_new_name() {
+    let path = common::module_path("hazards");
+    let toml = format!(
+        "[[modules]]\nname = \"steady\"\npath = {path:?}\n\
+         [[modules]]\nname = \"apart\"\npath = {path:?}\nworker = \"apart\"\n\
+         [[modules]]\nname = \"third\"\npath = {path:?}\nworker = \"third\"\n",
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    for (module, kind) in [("steady", 1u8), ("apart", 2), ("third", 2)] {
+        let m = client.module(module).unwrap();
+        let n: u32 = client
+            .call_typed(
+                m,
+                "record_metrics",
+                &(vec![("shared".to_owned(), kind, 3.0)],),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let (status, body) = daemon.http_get("/metrics");
+    assert_eq!(status, 200);
+    let histogram = body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("# TYPE memlink_module_shared_")?
+                .strip_suffix(" histogram")
+        })
+        .unwrap_or_else(|| panic!("{body}"));
+    for module in ["apart", "third"] {
+        let count = format!("memlink_module_shared_{histogram}_count{{module=\"{module}\"}} 1\n");
+        assert!(body.contains(&count), "{count} in {body}");
+    }
+    assert!(!body.contains("memlink_module_shared_bucket"), "{body}");
+    promtool_accepts(&body);
+}
+
 /// Scrapes that come together while a worker does not answer share one wait for it:
 /// each is answered (without that worker's figures) within Prometheus's default scrape
 /// timeout of 10 s, however many there are. Before, they asked the workers one after

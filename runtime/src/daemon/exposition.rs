@@ -293,7 +293,16 @@ impl Merged {
     fn place(&mut self, block: Family) {
         let key = (block.name.clone(), block.kind.clone());
         if let Some(&at) = self.by_key.get(&key) {
-            self.families[at].samples.extend(block.samples);
+            // The family may have been named apart when an earlier worker brought it:
+            // these samples go under the name it has now, not the one they came with
+            // (which would leave them outside any family, or in another's).
+            let family = &mut self.families[at];
+            let block = if block.name == family.name {
+                block
+            } else {
+                block.renamed(family.name.clone())
+            };
+            family.samples.extend(block.samples);
             return;
         }
         let name = if block.name.is_empty() {
@@ -393,6 +402,14 @@ mod tests {
                 assert!(name.starts_with("c_") && name.ends_with("_total"), "{name}");
             }
         }
+        // A third worker's family of the kind named apart joins it under its new name.
+        let merged = merge(&[
+            single("x", "gauge", "a"),
+            histogram("x", "b"),
+            histogram("x", "c"),
+        ]);
+        assert_eq!(typed(&merged).map(|f| f.len()), Some(2), "{merged}");
+        assert!(!merged.contains("x_count{module=\"c\"}"), "{merged}");
         // The same family of both workers is still one.
         let merged = merge(&[histogram("x", "a"), histogram("x", "b")]);
         assert_eq!(typed(&merged).unwrap().len(), 1, "{merged}");
