@@ -1,13 +1,38 @@
 //! The Prometheus text exposition format (version 0.0.4) of the runtime's figures.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::health::BreakerState;
 use crate::metrics::{MethodMetrics, MetricValue, ModuleMetrics, BUCKETS};
 
 /// Renders `modules` in the Prometheus text exposition format (version 0.0.4).
+///
+/// Each call names the modules' own metrics afresh: a name that reduces to another's
+/// family gets the family or a suffix by the names there are now. A runtime's own
+/// exposition ([`crate::Runtime::prometheus`]) keeps each one's family from one scrape
+/// to the next.
 pub fn render(modules: &[ModuleMetrics]) -> String {
+    render_with(modules, &mut Families::default())
+}
+
+/// The families the modules' own metrics were given, kept by a runtime for its life so
+/// that each keeps its family from one scrape to the next: a metric whose name reduces
+/// to one given already (`cache hits` after `cache_hits`), or a name used as another
+/// kind by a module loaded later, is named apart, rather than taking the family from
+/// the one that had it (a series of one metric going on with another's values, or a
+/// family changing its type between scrapes). It grows by each name and kind seen once.
+#[derive(Debug, Default)]
+pub(crate) struct Families {
+    /// Each name's families, by kind.
+    given: HashMap<String, Vec<(&'static str, String)>>,
+    /// Every sample name those families write.
+    taken: HashSet<String>,
+}
+
+/// [`render`], with the modules' own metrics named as `families` has them, those it
+/// does not have yet added to it.
+pub(crate) fn render_with(modules: &[ModuleMetrics], families: &mut Families) -> String {
     let mut out = String::new();
     let methods: Vec<&MethodMetrics> = modules.iter().flat_map(|m| &m.methods).collect();
     let labels = |m: &MethodMetrics| {
@@ -87,7 +112,7 @@ pub fn render(modules: &[ModuleMetrics]) -> String {
         );
     }
     breakers(&mut out, modules);
-    custom(&mut out, modules);
+    custom(&mut out, modules, families);
     out
 }
 
@@ -136,7 +161,7 @@ fn breakers(out: &mut String, modules: &[ModuleMetrics]) {
 }
 
 /// The modules' own metrics, one family per name and kind, labelled by module.
-fn custom(out: &mut String, modules: &[ModuleMetrics]) {
+fn custom(out: &mut String, modules: &[ModuleMetrics], families: &mut Families) {
     // Each name and kind's values, by module in order (a module's first, should it
     // repeat one), gathered in one pass: looking each family up in every module's list
     // made a scrape quadratic in the number of metrics (a module with a metric per user
@@ -153,7 +178,7 @@ fn custom(out: &mut String, modules: &[ModuleMetrics]) {
             }
         }
     }
-    for (family, name, kind) in custom_families(modules) {
+    for (family, name, kind) in custom_families(modules, families) {
         let _ = writeln!(
             out,
             "# HELP {family} Module metric `{}`.\n# TYPE {family} {kind}",
@@ -189,13 +214,16 @@ fn kind_of(value: &MetricValue) -> Option<&'static str> {
 }
 
 /// Each distinct name and kind of the modules' own metrics, in order, with the family
-/// that exposes it: `memlink_module_<name>` as [`stem`] makes it lint-clean, a counter's
-/// ending in `_total`. Names a module may pick freely can reduce to the same family (`"a
-/// b"` and `"a_b"`), and one name can be a gauge in one module and a histogram in
-/// another; a family may be written once, with one kind, so each later one of those
-/// takes a suffix of its own (before a counter's `_total`), the hash of its name and
-/// kind: the same in every scrape.
-fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str)> {
+/// that exposes it: the one `families` gave it, else `memlink_module_<name>` as [`stem`]
+/// makes it lint-clean, a counter's ending in `_total`. Names a module may pick freely
+/// can reduce to the same family (`"a b"` and `"a_b"`), and one name can be a gauge in
+/// one module and a histogram in another; a family may be written once, with one kind,
+/// so each one of those after the first (given earlier, else first in order) takes a
+/// suffix of its own (before a counter's `_total`), the hash of its name and kind.
+fn custom_families<'m>(
+    modules: &'m [ModuleMetrics],
+    families: &mut Families,
+) -> Vec<(String, &'m str, &'static str)> {
     let mut keys: Vec<(&str, &'static str)> = modules
         .iter()
         .flat_map(|m| &m.custom)
@@ -203,15 +231,26 @@ fn custom_families(modules: &[ModuleMetrics]) -> Vec<(String, &str, &'static str
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    // Every sample name written so far: a histogram `h` writes `h_bucket`, `h_sum` and
-    // `h_count` too, which a histogram named `h_count` must not repeat.
-    let mut taken = std::collections::HashSet::new();
     keys.into_iter()
         .map(|(name, kind)| {
+            let given = families
+                .given
+                .get(name)
+                .and_then(|kinds| kinds.iter().find(|(k, _)| *k == kind));
+            if let Some((_, family)) = given {
+                return (family.clone(), name, kind);
+            }
+            // Every sample name given: a histogram `h` writes `h_bucket`, `h_sum` and
+            // `h_count` too, which a histogram named `h_count` must not repeat.
             let family = named_apart(&stem(name, kind), kind, &[name, kind], |s| {
-                taken.contains(s)
+                families.taken.contains(s)
             });
-            taken.extend(sample_names(&family, kind));
+            families.taken.extend(sample_names(&family, kind));
+            families
+                .given
+                .entry(name.to_owned())
+                .or_default()
+                .push((kind, family.clone()));
             (family, name, kind)
         })
         .collect()

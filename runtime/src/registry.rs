@@ -84,6 +84,9 @@ pub(crate) struct Registry {
     call_export: CallExport,
     /// Results of pure methods, when the runtime keeps them.
     pub(crate) cache: Option<ResultCache>,
+    /// The families its Prometheus text gave the modules' own metrics, kept so that
+    /// each keeps its own from one scrape to the next.
+    pub(crate) families: Mutex<crate::prometheus::Families>,
 }
 
 /// The call path, as the registry calls a module's lifecycle exports with it.
@@ -251,6 +254,7 @@ impl Registry {
             clock: quanta::Clock::new(),
             call_export,
             cache,
+            families: Mutex::default(),
         }
     }
 

@@ -630,8 +630,17 @@ impl Runtime {
     }
 
     /// [`metrics`](Runtime::metrics) in the Prometheus text exposition format.
+    ///
+    /// A module's own metric keeps the family it was first exposed under for the
+    /// runtime's life, whatever names and kinds its modules record later.
     pub fn prometheus(&self) -> String {
-        crate::prometheus::render(&self.metrics())
+        let metrics = self.metrics();
+        let mut families = self
+            .registry
+            .families
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        crate::prometheus::render_with(&metrics, &mut families)
     }
 }
 
