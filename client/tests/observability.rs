@@ -418,6 +418,61 @@ fn a_family_named_apart_takes_a_third_workers_samples_under_its_new_name() {
     promtool_accepts(&body);
 }
 
+/// A family keeps its type from one scrape to the next: a histogram of the second
+/// worker's module exposed first stays `memlink_module_shared`, and the gauge the main
+/// worker's module records under that name later is the one named apart. Before, the
+/// merge gave the name to whichever worker came first, so the family turned from a
+/// histogram into a gauge between two scrapes, and the histogram took a new name.
+#[test]
+fn a_family_keeps_its_type_when_an_earlier_worker_uses_its_name_later() {
+    let path = common::module_path("hazards");
+    let toml = format!(
+        "[[modules]]\nname = \"steady\"\npath = {path:?}\n\
+         [[modules]]\nname = \"apart\"\npath = {path:?}\nworker = \"apart\"\n",
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let record = |module: &str, kind: u8| {
+        let m = client.module(module).unwrap();
+        let n: u32 = client
+            .call_typed(
+                m,
+                "record_metrics",
+                &(vec![("shared".to_owned(), kind, 3.0)],),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    };
+    record("apart", 2);
+    let (_, before) = daemon.http_get("/metrics");
+    assert!(
+        before.contains("# TYPE memlink_module_shared histogram\n"),
+        "{before}"
+    );
+    record("steady", 1);
+    let (status, after) = daemon.http_get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        after.contains("# TYPE memlink_module_shared histogram\n"),
+        "{after}"
+    );
+    assert!(
+        after.contains("memlink_module_shared_count{module=\"apart\"} 1\n"),
+        "{after}"
+    );
+    assert!(
+        after.lines().any(
+            |l| l.starts_with("memlink_module_shared_") && l.ends_with("{module=\"steady\"} 3")
+        ),
+        "{after}"
+    );
+    promtool_accepts(&after);
+}
+
 /// Scrapes that come together while a worker does not answer share one wait for it:
 /// each is answered (without that worker's figures) within Prometheus's default scrape
 /// timeout of 10 s, however many there are. Before, they asked the workers one after

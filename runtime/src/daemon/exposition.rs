@@ -1,7 +1,7 @@
 //! The daemon's Prometheus text: every worker runtime's figures, merged into one
 //! exposition, then the daemon's own (connections, workers, per-client figures).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -18,7 +18,7 @@ const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The whole exposition.
 pub(super) fn render(shared: &Shared) -> String {
     let texts = workers_metrics(shared);
-    let mut out = merge(&texts);
+    let mut out = merge_with(&texts, &mut lock(&shared.scrapes.names));
     family(
         &mut out,
         "memlink_daemon_connections",
@@ -176,11 +176,34 @@ fn ask(worker: &Worker, scrape: u64) -> Option<mpsc::Receiver<String>> {
 /// histogram `h` beside another worker's `h_count`), is renamed: a suffix, the hash of
 /// its name and kind, before a counter's `_total`, as one runtime names its modules'
 /// families apart. Each family is then written once, with one kind, as the format wants.
+#[cfg(test)]
 pub(super) fn merge(texts: &[String]) -> String {
-    if let [one] = texts {
-        return one.clone();
-    }
-    let mut merged = Merged::default();
+    merge_with(texts, &mut Names::default())
+}
+
+/// The names the daemon's merges gave the workers' families, kept for the daemon's life
+/// so that a family keeps its name and kind from one scrape to the next: one another
+/// worker's text brings later under its name as another kind (a module of the main
+/// worker recording a gauge `x` once another worker's histogram `x` was exposed) is the
+/// one named apart, not the one exposed first (whose family would change its type
+/// between two scrapes). It grows by each name and kind seen once.
+#[derive(Default)]
+pub(super) struct Names {
+    /// The name each family, by its name and kind in its worker's text, was given.
+    given: HashMap<(String, String), String>,
+    /// Every sample name those families write.
+    taken: HashSet<String>,
+}
+
+/// [`merge`], naming the families as `names` has them, those it has not seen added to
+/// it. One text goes through it too: a family named apart keeps its name while the
+/// worker that had its name first is down.
+pub(super) fn merge_with(texts: &[String], names: &mut Names) -> String {
+    let mut merged = Merged {
+        names,
+        families: Vec::new(),
+        by_key: HashMap::new(),
+    };
     for text in texts {
         for block in blocks(text) {
             merged.place(block);
@@ -206,11 +229,6 @@ struct Family {
 }
 
 impl Family {
-    /// The names its samples are written under.
-    fn sample_names(&self) -> Vec<String> {
-        crate::prometheus::sample_names(&self.name, &self.kind)
-    }
-
     /// The same family under `name`: its lines rewritten. Each begins with the old name
     /// (after `# HELP ` or `# TYPE ` for the header): a runtime's exposition writes every
     /// sample of a family under a name that starts with the family's.
@@ -277,16 +295,15 @@ fn blocks(text: &str) -> Vec<Family> {
     blocks
 }
 
-/// The families merged so far, found by name and kind, and each sample name written with
-/// the family that writes it: a scrape of workers with many families each stays linear.
-#[derive(Default)]
-struct Merged {
+/// The families merged so far, found by name and kind, and the names families were
+/// given: a scrape of workers with many families each stays linear.
+struct Merged<'n> {
+    names: &'n mut Names,
     families: Vec<Family>,
     by_key: HashMap<(String, String), usize>,
-    taken: HashMap<String, usize>,
 }
 
-impl Merged {
+impl Merged<'_> {
     /// Adds `block`: its samples to the family of its name and kind, else as a family of
     /// its own, renamed if its samples' names are another family's (a family's own name
     /// is one of them).
@@ -307,29 +324,32 @@ impl Merged {
         }
         let name = if block.name.is_empty() {
             block.name.clone()
+        } else if let Some(given) = self.names.given.get(&key) {
+            given.clone()
         } else {
             let (name, kind) = (&block.name, &block.kind);
-            crate::prometheus::named_apart(name, kind, &[name, kind], |n| {
-                self.taken.contains_key(n)
-            })
+            let taken = &self.names.taken;
+            let given =
+                crate::prometheus::named_apart(name, kind, &[name, kind], |n| taken.contains(n));
+            self.names
+                .taken
+                .extend(crate::prometheus::sample_names(&given, kind));
+            self.names.given.insert(key.clone(), given.clone());
+            given
         };
         let block = if name == block.name {
             block
         } else {
             block.renamed(name)
         };
-        let at = self.families.len();
-        for n in block.sample_names() {
-            self.taken.entry(n).or_insert(at);
-        }
-        self.by_key.insert(key, at);
+        self.by_key.insert(key, self.families.len());
         self.families.push(block);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::merge;
+    use super::{merge, merge_with};
 
     /// Each family's `TYPE`, and which family every sample line belongs to: `None` if a
     /// family is typed twice or a sample belongs to no family or to two.
@@ -414,6 +434,31 @@ mod tests {
         let merged = merge(&[histogram("x", "a"), histogram("x", "b")]);
         assert_eq!(typed(&merged).unwrap().len(), 1, "{merged}");
         assert_eq!(merged.matches("_count{").count(), 2, "{merged}");
+    }
+
+    /// A family named apart keeps its name in the scrapes after, the worker that took
+    /// its name first answering or not, and the one exposed first keeps its own.
+    #[test]
+    fn a_family_keeps_its_name_from_one_merge_to_the_next() {
+        let mut names = super::Names::default();
+        let first = merge_with(&[String::new(), histogram("x", "b")], &mut names);
+        assert!(first.contains("# TYPE x histogram\n"), "{first}");
+        let second = merge_with(
+            &[single("x", "gauge", "a"), histogram("x", "b")],
+            &mut names,
+        );
+        assert!(second.contains("# TYPE x histogram\n"), "{second}");
+        assert!(second.contains("x_count{module=\"b\"} 1\n"), "{second}");
+        let gauge = second
+            .lines()
+            .find_map(|l| l.strip_prefix("# TYPE x_")?.strip_suffix(" gauge"))
+            .unwrap_or_else(|| panic!("{second}"));
+        // The gauge's worker alone: its family keeps the name it was given.
+        let alone = merge_with(&[single("x", "gauge", "a")], &mut names);
+        assert!(
+            alone.contains(&format!("x_{gauge}{{module=\"a\"}} 3\n")),
+            "{alone}"
+        );
     }
 
     #[test]

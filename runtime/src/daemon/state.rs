@@ -155,6 +155,8 @@ pub(super) struct Scrapes {
     pub(super) flight: Mutex<Flight>,
     /// Woken when a scrape has its answers.
     pub(super) answered: std::sync::Condvar,
+    /// The names the merges of the workers' figures gave their families.
+    pub(super) names: Mutex<super::exposition::Names>,
 }
 
 /// The scrape asking the workers now, and the answers of the last one.
