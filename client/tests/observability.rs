@@ -473,6 +473,32 @@ fn a_family_keeps_its_type_when_an_earlier_worker_uses_its_name_later() {
     promtool_accepts(&after);
 }
 
+/// `/health`'s 503 names the workers that are down. Before, it said `no worker` while
+/// the main worker served on, and a health check's log did not say which was down.
+#[test]
+fn health_names_the_worker_that_is_down() {
+    let (file, daemon) = common::basic_in_its_own_worker(true);
+    let (status, body) = daemon.http_get("/health");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    // The file is replaced by one that is no library, then the worker dies: it stays
+    // down (started again every few seconds, each time refused).
+    common::break_library(&file);
+    common::signal(
+        daemon.worker_pid_named("basic"),
+        rustix::process::Signal::KILL,
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    let (status, body) = loop {
+        let (status, body) = daemon.http_get("/health");
+        if status != 200 || Instant::now() > until {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "down: worker basic\n");
+}
+
 /// Scrapes that come together while a worker does not answer share one wait for it:
 /// each is answered (without that worker's figures) within Prometheus's default scrape
 /// timeout of 10 s, however many there are. Before, they asked the workers one after

@@ -1,6 +1,6 @@
 //! The daemon's HTTP endpoint: `/metrics` (the Prometheus text `metrics` renders) and
-//! `/health` (200 while `healthy` says so, else 503). What they report is the
-//! supervisor's; this module only serves it.
+//! `/health` (200 while `healthy` says so, else 503 with what it says is wrong). What
+//! they report is the supervisor's; this module only serves it.
 //!
 //! A server of its own on `std::net` rather than `tiny_http`'s, which answers its
 //! requests from one queue and sets no time limit on a socket: there one request whose
@@ -48,7 +48,8 @@ pub(super) fn bind(addr: &str) -> Result<TcpListener, String> {
 /// What the endpoint serves, shared by the threads answering its connections.
 struct Endpoint {
     metrics: Box<dyn Fn() -> String + Send + Sync>,
-    healthy: Box<dyn Fn() -> bool + Send + Sync>,
+    /// `Ok` while the daemon is healthy, else what is wrong, for the 503's body.
+    healthy: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
     /// Connections being answered.
     clients: AtomicUsize,
 }
@@ -69,7 +70,7 @@ pub(super) fn spawn(
     listener: TcpListener,
     addr: &str,
     metrics: impl Fn() -> String + Send + Sync + 'static,
-    healthy: impl Fn() -> bool + Send + Sync + 'static,
+    healthy: impl Fn() -> Result<(), String> + Send + Sync + 'static,
 ) {
     // Where it listens: the port the system chose for one given as 0, which the address
     // given does not say.
@@ -143,8 +144,10 @@ fn answer(endpoint: &Endpoint, mut stream: TcpStream) {
         Request::Get { path, head_only } => {
             let (status, body, kind) = match path.as_str() {
                 "/metrics" => (200, (endpoint.metrics)(), "text/plain; version=0.0.4"),
-                "/health" if (endpoint.healthy)() => (200, "ok\n".to_owned(), "text/plain"),
-                "/health" => (503, "no worker\n".to_owned(), "text/plain"),
+                "/health" => match (endpoint.healthy)() {
+                    Ok(()) => (200, "ok\n".to_owned(), "text/plain"),
+                    Err(why) => (503, format!("{why}\n"), "text/plain"),
+                },
                 _ => (404, "not found\n".to_owned(), "text/plain"),
             };
             (status, body, kind, head_only)

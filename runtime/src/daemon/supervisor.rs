@@ -91,7 +91,20 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
             server,
             &addr,
             move || exposition::render(&for_metrics),
-            move || for_health.workers.iter().all(Worker::is_up),
+            // Which workers are down, by name: a health check's log then says which.
+            move || {
+                let down: Vec<String> = for_health
+                    .workers
+                    .iter()
+                    .filter(|w| !w.is_up())
+                    .map(|w| format!("worker {}", w.plan.name))
+                    .collect();
+                if down.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("down: {}", down.join(", ")))
+                }
+            },
         );
     }
     let watchdog = {
