@@ -5,11 +5,12 @@ use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
-    Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
+    CallOptions, Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
 };
 
 mod json;
@@ -88,6 +89,13 @@ struct CallArgs {
     /// first call that fails ends the run, and its error is printed).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
+    /// Give each call this long (`500ms`, `2s`, `1m`; units `ns`, `us`, `ms`, `s`, `m`,
+    /// `h`): the call's deadline, which a method reads from its context. A call past it
+    /// fails with the runtime's timeout error: an async method is cancelled there, a sync
+    /// one cannot be stopped and fails once it returns (with --daemon, the wait for it
+    /// ends at the deadline).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
     /// Print a table of the exports called afterwards (on standard output, after the
     /// result): calls, errors by status, latency (median, 99th percentile, maximum) and
     /// bytes in and out.
@@ -227,7 +235,7 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
     let args = Args::read(request.args, request.args_file)?;
     let mut out = Vec::new();
     for _ in 0..request.repeat {
-        out = remote::call(socket, &module, &request.method, &args)?;
+        out = remote::call(socket, &module, &request.method, &args, request.timeout)?;
     }
     write_out(&out)
 }
@@ -239,7 +247,7 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
     let handle = load(runtime, &request.module)?;
     let args = Args::read(request.args, request.args_file)?;
     let calls = (0..request.repeat).try_fold(Vec::new(), |_, _| {
-        call(runtime, handle, &request.method, &args)
+        call(runtime, handle, &request.method, &args, request.timeout)
     });
     let mut text = Vec::new();
     if let Ok(out) = &calls {
@@ -401,6 +409,49 @@ fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, Runti
     Ok(format!("{value:#}\n"))
 }
 
+/// `--timeout`'s value: a whole number and its unit (`500ms`, `2s`, `1m`). A unit is
+/// required, since a bare `5` could be seconds or milliseconds; 0 is refused, since a
+/// call given no time at all would fail before it starts.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    if number.is_empty() {
+        return Err(format!(
+            "`{text}` is not a duration: write a whole number and its unit, as `500ms`, `2s` or `1m`"
+        ));
+    }
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is longer than a duration can be"))?;
+    if number == 0 {
+        return Err("a timeout of 0 would fail every call before it starts".into());
+    }
+    let duration = match unit {
+        "ns" => Some(Duration::from_nanos(number)),
+        "us" | "µs" => Some(Duration::from_micros(number)),
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => number.checked_mul(60).map(Duration::from_secs),
+        "h" => number.checked_mul(3600).map(Duration::from_secs),
+        "" => {
+            return Err(format!(
+                "`{text}` has no unit: write `{text}s`, `{text}ms`, …"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}`: use ns, us, ms, s, m or h"
+            ))
+        }
+    };
+    match duration {
+        None => Err(format!("`{text}` is longer than a duration can be")),
+        Some(d) => Ok(d),
+    }
+}
+
 /// A call's arguments as the command line gave them.
 pub(crate) enum Args {
     /// Text: JSON for MessagePack methods, the bytes themselves for raw ones; `None`
@@ -433,6 +484,7 @@ fn call(
     handle: ModuleHandle,
     method: &str,
     args: &Args,
+    timeout: Option<Duration>,
 ) -> Result<Vec<u8>, String> {
     let methods = runtime.methods(handle).map_err(|e| e.to_string())?;
     let Some(m) = methods.iter().find(|m| m.name == method) else {
@@ -444,8 +496,13 @@ fn call(
     };
     let shape = Shape::from(m);
     let encoded = encode_args(&shape, args)?;
+    // Each call of a --repeat run has the whole timeout: its deadline is taken as it starts.
+    let options = match timeout {
+        Some(timeout) => CallOptions::default().timeout(timeout),
+        None => CallOptions::default(),
+    };
     let out = runtime
-        .call(handle, method, &encoded)
+        .call_with(handle, method, &encoded, &options)
         .map_err(|e| e.to_string())?;
     render(&shape, &out)
 }

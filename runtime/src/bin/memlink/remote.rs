@@ -1,6 +1,7 @@
 //! `memlink call --daemon`: a call through a running daemon.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use memlink_ipc::client::{CallError, Connection, Waiting};
 use memlink_ipc::control::MethodInfo;
@@ -19,7 +20,13 @@ pub fn too_large(len: u64) -> String {
 }
 
 /// Calls `method` of the daemon's module `module` with `args`.
-pub fn call(socket: &Path, module: &str, method: &str, args: &Args) -> Result<Vec<u8>, String> {
+pub fn call(
+    socket: &Path,
+    module: &str,
+    method: &str,
+    args: &Args,
+    timeout: Option<Duration>,
+) -> Result<Vec<u8>, String> {
     // One slot, large enough for the arguments and at least 1 MiB for the result. JSON
     // made MessagePack grows at most threefold (a 3-character float becomes 9 bytes).
     let len = match args {
@@ -49,9 +56,19 @@ pub fn call(socket: &Path, module: &str, method: &str, args: &Args) -> Result<Ve
         result_type: info.result_type.clone(),
     };
     let encoded = encode_args(&shape, args)?;
+    // The deadline goes with the call: the daemon runs it under it, and the wait here
+    // ends there too, should the daemon not answer in time.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let reply = conn
-        .call(Op::Call, module, method, &encoded, None, (0, 0))
-        .map_err(|e| text(&e))?;
+        .call(Op::Call, module, method, &encoded, deadline, (0, 0))
+        .map_err(|e| match (e, timeout) {
+            // The wait here ended first (a method that runs on past its deadline): said as
+            // the runtime says a call past its deadline, as the daemon's own answer is.
+            (CallError::TimedOut, Some(t)) => {
+                format!("{module}::{method} failed: {}", ModuleError::Timeout(t))
+            }
+            (e, _) => text(&e),
+        })?;
     render(&shape, &reply)
 }
 

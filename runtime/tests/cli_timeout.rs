@@ -1,0 +1,140 @@
+//! `memlink call --timeout`: a call's deadline from the command line, in this process
+//! and through a daemon, run as a user would.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cli::{memlink, memlink_os, stdout};
+use common::stderr;
+
+fn async_echo() -> String {
+    common::module_path("async_echo")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `memlink serve --socket SOCKET MODULE`, once it says it is serving.
+fn serve(socket: &std::path::Path, module: &str) -> Child {
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(socket)
+        .arg(module)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start memlink serve");
+    let (lines, log) = std::sync::mpsc::channel();
+    let err = daemon.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while !seen.contains("serving") {
+        let left = until.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) => seen += &(line + "\n"),
+            Err(_) => {
+                let _ = daemon.kill();
+                panic!("the daemon did not start serving:\n{seen}");
+            }
+        }
+    }
+    daemon
+}
+
+fn stop(mut daemon: Child) {
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+}
+
+/// The deadline reaches the method (`time_left` returns the milliseconds its context
+/// reports, `null` with none), and a method that would run a minute is cancelled at it:
+/// the command fails with the runtime's timeout error rather than waiting.
+#[test]
+fn a_timeout_is_the_calls_deadline_here_and_through_a_daemon() {
+    let module = async_echo();
+    let left = |out: &std::process::Output| -> Option<u64> {
+        assert!(out.status.success(), "{}", stderr(out));
+        serde_json::from_str(stdout(out).trim()).unwrap()
+    };
+    assert_eq!(left(&memlink(&["call", &module, "time_left"])), None);
+    let given = left(&memlink(&["call", &module, "time_left", "--timeout", "1m"]));
+    assert!(given.is_some_and(|ms| ms <= 60_000), "{given:?}");
+    let out = memlink_os(&[
+        OsStr::new("call"),
+        OsStr::new(&module),
+        OsStr::new("echo_after"),
+        OsStr::new("[600000, [1]]"),
+        OsStr::new("--timeout"),
+        OsStr::new("50ms"),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("async_echo::echo_after failed: timed out after"),
+        "{err}"
+    );
+
+    let dir = common::scratch("cli-timeout-daemon");
+    let socket = dir.join("memlink.sock");
+    let daemon = serve(&socket, &module);
+    let through = |args: &[&str]| {
+        let mut all = vec!["call", "--daemon", socket.to_str().unwrap(), "async_echo"];
+        all.extend_from_slice(args);
+        let all: Vec<&OsStr> = all.iter().map(OsStr::new).collect();
+        memlink_os(&all)
+    };
+    let none = through(&["time_left"]);
+    let given = through(&["time_left", "--timeout", "1m"]);
+    let late = through(&["echo_after", "[600000, [1]]", "--timeout", "50ms"]);
+    // A sync method runs to its end: the wait for it ends at the deadline all the same.
+    let sync = through(&["slow_sync", "[5000]", "--timeout", "50ms"]);
+    stop(daemon);
+    assert_eq!(left(&none), None);
+    let given = left(&given);
+    assert!(given.is_some_and(|ms| ms <= 60_000), "{given:?}");
+    for (out, method) in [(&late, "echo_after"), (&sync, "slow_sync")] {
+        let err = stderr(out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("async_echo::{method} failed: timed out after")),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A timeout that is 0, has no unit or is no duration is a usage error naming the
+/// option, before any module is loaded.
+#[test]
+fn a_timeout_of_zero_or_no_duration_is_refused_naming_the_option() {
+    let module = async_echo();
+    for (value, says) in [
+        ("0", "a timeout of 0"),
+        ("0ms", "a timeout of 0"),
+        ("5", "no unit"),
+        ("soon", "not a duration"),
+        ("5 days", "unknown unit"),
+        ("99999999999999999999s", "longer than a duration can be"),
+    ] {
+        let out = memlink(&["call", &module, "time_left", "--timeout", value]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(
+            err.contains("--timeout") && err.contains(says),
+            "{value}: {err}"
+        );
+        assert!(stdout(&out).is_empty(), "{value}: no call");
+    }
+}
