@@ -471,3 +471,38 @@ fn an_integer_wider_than_64_bits_is_refused_naming_it() {
     let out = memlink(&["call", &b, "process_user", user]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// `--args-file -` through a daemon: standard input is read (within the daemon's limit
+/// of a call's arguments, past which the read stops) and passed as it is.
+#[test]
+fn arguments_from_standard_input_reach_a_daemons_method() {
+    use std::io::Write;
+    let dir = common::scratch("daemon-args-stdin");
+    let socket = dir.join("memlink.sock");
+    let daemon = common::cli::serve(&socket, &basic());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .args([
+            "call",
+            "--daemon",
+            socket.to_str().unwrap(),
+            "basic",
+            "echo",
+        ])
+        .args(["--args-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run memlink");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::cli::stop(daemon);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"from stdin");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,11 +4,8 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::cli::{memlink, memlink_os, stdout};
+use common::cli::{memlink, memlink_os, serve, stdout, stop};
 use common::stderr;
 
 fn async_echo() -> String {
@@ -16,46 +13,6 @@ fn async_echo() -> String {
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-/// `memlink serve --socket SOCKET MODULE`, once it says it is serving.
-fn serve(socket: &std::path::Path, module: &str) -> Child {
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
-        .arg("serve")
-        .arg("--socket")
-        .arg(socket)
-        .arg(module)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start memlink serve");
-    let (lines, log) = std::sync::mpsc::channel();
-    let err = daemon.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut seen = String::new();
-    while !seen.contains("serving") {
-        let left = until.saturating_duration_since(Instant::now());
-        match log.recv_timeout(left) {
-            Ok(line) => seen += &(line + "\n"),
-            Err(_) => {
-                let _ = daemon.kill();
-                panic!("the daemon did not start serving:\n{seen}");
-            }
-        }
-    }
-    daemon
-}
-
-fn stop(mut daemon: Child) {
-    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    assert!(daemon.wait().unwrap().success());
 }
 
 /// The deadline reaches the method (`time_left` returns the milliseconds its context

@@ -55,3 +55,44 @@ pub fn memlink_os(args: &[&OsStr]) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// `memlink serve --socket SOCKET MODULE`, once it says it is serving.
+pub fn serve(socket: &std::path::Path, module: &str) -> std::process::Child {
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(socket)
+        .arg(module)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start memlink serve");
+    let (lines, log) = std::sync::mpsc::channel();
+    let err = daemon.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(err)).map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = String::new();
+    while !seen.contains("serving") {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) => seen += &(line + "\n"),
+            Err(_) => {
+                let _ = daemon.kill();
+                panic!("the daemon did not start serving:\n{seen}");
+            }
+        }
+    }
+    daemon
+}
+
+/// Stops `daemon` as a user would (SIGTERM), and checks it ended well.
+pub fn stop(mut daemon: std::process::Child) {
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+}

@@ -1,7 +1,7 @@
 //! `memlink`: inspect and call memlink modules from the command line.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,7 +82,8 @@ struct CallArgs {
     args: Option<OsString>,
     /// Read the arguments' encoded bytes from this file (`-`: standard input) and pass
     /// them as they are: an rkyv archive for a method that takes one, MessagePack, or
-    /// raw bytes.
+    /// raw bytes. With --daemon at most 1 GiB (a call's slot) is read, and more is
+    /// refused; without, all of it, which the module is lent where it lies.
     #[arg(long, value_name = "PATH")]
     args_file: Option<PathBuf>,
     /// Call this many times, at least once (the result printed is the last one's; the
@@ -232,7 +233,7 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
     {
         return Err(remote::too_large(len));
     }
-    let args = Args::read(request.args, request.args_file)?;
+    let args = Args::read(request.args, request.args_file, Some(remote::MAX_ARGS))?;
     let mut out = Vec::new();
     for _ in 0..request.repeat {
         out = remote::call(socket, &module, &request.method, &args, request.timeout)?;
@@ -245,7 +246,9 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
 fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
     load_first(runtime, &request.with)?;
     let handle = load(runtime, &request.module)?;
-    let args = Args::read(request.args, request.args_file)?;
+    // No limit here: the arguments are lent to the module where they are read, as long
+    // as memory holds them, and a method may take any length.
+    let args = Args::read(request.args, request.args_file, None)?;
     let calls = (0..request.repeat).try_fold(Vec::new(), |_, _| {
         call(runtime, handle, &request.method, &args, request.timeout)
     });
@@ -462,20 +465,47 @@ pub(crate) enum Args {
 }
 
 impl Args {
-    /// The arguments: `text`, or the bytes of `file` (`-`: standard input).
-    fn read(text: Option<OsString>, file: Option<PathBuf>) -> Result<Args, String> {
-        match file {
-            Some(path) if path.as_os_str() == "-" => {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
-                    .map(|_| Args::Encoded(bytes))
-                    .map_err(|e| format!("cannot read the arguments from standard input: {e}"))
-            }
-            Some(path) => std::fs::read(&path)
-                .map(Args::Encoded)
-                .map_err(|e| format!("cannot read {}: {e}", path.display())),
-            None => Ok(Args::Text(text)),
-        }
+    /// The arguments: `text`, or the bytes of `file` (`-`: standard input), of at most
+    /// `limit` bytes when one is given. Only that much (and one byte more, to tell) is
+    /// read: a stream or a device (`/dev/zero`) has no length to check first, and read to
+    /// its end it would fill the memory before any check.
+    fn read(
+        text: Option<OsString>,
+        file: Option<PathBuf>,
+        limit: Option<u64>,
+    ) -> Result<Args, String> {
+        let Some(path) = file else {
+            return Ok(Args::Text(text));
+        };
+        let (reader, name): (Box<dyn std::io::Read>, String) = if path.as_os_str() == "-" {
+            (
+                Box::new(std::io::stdin().lock()),
+                "standard input".to_owned(),
+            )
+        } else {
+            let name = path.display().to_string();
+            let file =
+                std::fs::File::open(&path).map_err(|e| format!("cannot read {name}: {e}"))?;
+            (Box::new(file), name)
+        };
+        read_at_most(reader, limit, &name).map(Args::Encoded)
+    }
+}
+
+/// All of `reader`, or an error once it gives more than `limit` bytes.
+fn read_at_most(mut reader: impl Read, limit: Option<u64>, name: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let read = match limit {
+        Some(limit) => reader
+            .by_ref()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes),
+        None => reader.read_to_end(&mut bytes),
+    };
+    read.map_err(|e| format!("cannot read {name}: {e}"))?;
+    match limit {
+        Some(limit) if bytes.len() as u64 > limit => Err(remote::too_long(name, limit)),
+        _ => Ok(bytes),
     }
 }
 
@@ -625,4 +655,32 @@ fn render_text(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
     let json::Json(value) = memlink_abi::msgpack::from_msgpack(bytes)
         .map_err(|e| format!("the result is not MessagePack: {e}"))?;
     serde_json::to_vec(&value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_at_most;
+
+    /// A stream is read to its limit and one byte past it, no further: here an endless
+    /// one, which read whole would never end.
+    #[test]
+    fn a_stream_past_the_limit_is_refused_after_reading_one_byte_more() {
+        let err = read_at_most(std::io::repeat(7), Some(16), "standard input").unwrap_err();
+        assert!(
+            err.contains("standard input") && err.contains("--args-file") && err.contains("16"),
+            "{err}"
+        );
+        let err = read_at_most(&[1u8; 17][..], Some(16), "args.bin").unwrap_err();
+        assert!(err.contains("args.bin"), "{err}");
+        assert_eq!(
+            read_at_most(&[1u8; 16][..], Some(16), "args.bin").unwrap(),
+            [1u8; 16]
+        );
+        assert_eq!(
+            read_at_most(&[1u8; 17][..], None, "args.bin")
+                .unwrap()
+                .len(),
+            17
+        );
+    }
 }

@@ -19,6 +19,12 @@ pub fn too_large(len: u64) -> String {
     format!("the arguments are {len} bytes: a call through a daemon (--daemon) carries at most {MAX_ARGS}")
 }
 
+/// Why arguments read from `name` (`--args-file`), more than `limit` bytes, cannot be
+/// sent: a stream's whole length is not known, only that it goes past the limit.
+pub fn too_long(name: &str, limit: u64) -> String {
+    format!("the arguments in {name} (--args-file) are more than {limit} bytes: a call through a daemon (--daemon) carries at most {limit}")
+}
+
 /// Calls `method` of the daemon's module `module` with `args`.
 pub fn call(
     socket: &Path,
