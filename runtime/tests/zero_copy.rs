@@ -494,3 +494,52 @@ fn archived_calls_work_from_a_thread_local_destructor() {
         },
     );
 }
+
+/// README's CLI part writes `points.rkyv` by hand, with `printf`: those bytes are what
+/// rkyv archives for its two points, and `memlink call ... centroid --args-file` reads
+/// them to the centroid it says.
+#[test]
+fn the_readmes_hand_written_points_are_rkyvs_archive_and_the_cli_reads_them() {
+    let readme = std::fs::read_to_string(common::workspace().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("printf '") && l.ends_with("' > points.rkyv"))
+        .expect("README writes points.rkyv with printf");
+    let escaped = &line["printf '".len()..line.len() - "' > points.rkyv".len()];
+    // printf's octal escapes, `\` and one to three digits: the only ones the line uses.
+    let bytes: Vec<u8> = escaped
+        .split('\\')
+        .skip(1)
+        .map(|octal| u8::from_str_radix(octal, 8).unwrap())
+        .collect();
+    let two = vec![
+        Point {
+            x: 1.0,
+            y: 2.0,
+            z: 3.0,
+        },
+        Point {
+            x: 3.0,
+            y: 4.0,
+            z: 5.0,
+        },
+    ];
+    let archived = rkyv::to_bytes::<rancor::Error>(&(two,)).unwrap();
+    assert_eq!(bytes, archived.as_slice());
+
+    let dir = common::scratch("readme-points");
+    let file = dir.join("points.rkyv");
+    std::fs::write(&file, &bytes).unwrap();
+    let module = common::module_path("zero_copy");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("call")
+        .arg(&module)
+        .args(["centroid", "--args-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("[2.0,3.0,4.0,"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
