@@ -1109,8 +1109,12 @@ fn a_caller_waiting_for_a_slot_when_the_daemon_is_killed_is_not_left_waiting() {
         })
     });
     let holder = holder.unwrap_err();
+    // Killed just after its worker, the supervisor may yet end the call as the worker's.
     assert!(
-        matches!(holder, RuntimeError::DaemonGone { .. }),
+        matches!(
+            holder,
+            RuntimeError::DaemonGone { .. } | RuntimeError::WorkerDied { .. }
+        ),
         "{holder}"
     );
     let waiter = waiter.unwrap_err();
