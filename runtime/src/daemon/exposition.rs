@@ -1,7 +1,7 @@
 //! The daemon's Prometheus text: every worker runtime's figures, merged into one
 //! exposition, then the daemon's own (connections, workers, per-client figures).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use memlink_ipc::control::ToWorker;
 
+use super::families::Names;
 use super::state::{lock, Scrapes, Shared, Worker};
 use crate::prometheus::family;
 
@@ -179,20 +180,6 @@ fn ask(worker: &Worker, scrape: u64) -> Option<mpsc::Receiver<String>> {
 #[cfg(test)]
 pub(super) fn merge(texts: &[String]) -> String {
     merge_with(texts, &mut Names::default())
-}
-
-/// The names the daemon's merges gave the workers' families, kept for the daemon's life
-/// so that a family keeps its name and kind from one scrape to the next: one another
-/// worker's text brings later under its name as another kind (a module of the main
-/// worker recording a gauge `x` once another worker's histogram `x` was exposed) is the
-/// one named apart, not the one exposed first (whose family would change its type
-/// between two scrapes). It grows by each name and kind seen once.
-#[derive(Default)]
-pub(super) struct Names {
-    /// The name each family, by its name and kind in its worker's text, was given.
-    given: HashMap<(String, String), String>,
-    /// Every sample name those families write.
-    taken: HashSet<String>,
 }
 
 /// [`merge`], naming the families as `names` has them, those it has not seen added to

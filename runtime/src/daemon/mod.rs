@@ -20,11 +20,13 @@
 //! | `worker` | a worker process: its limits, its modules, the connections it is handed |
 //! | `connection` | a connection's serving thread in a worker, and its helpers |
 //! | `exposition` | the Prometheus text: every worker's, merged, and the daemon's own |
+//! | `families` | the names the merges gave the workers' families, kept between scrapes |
 //! | `http` | the metrics and health endpoint |
 
 pub mod config;
 mod connection;
 mod exposition;
+mod families;
 mod http;
 mod stand_in;
 mod state;

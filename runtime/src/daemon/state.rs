@@ -156,7 +156,7 @@ pub(super) struct Scrapes {
     /// Woken when a scrape has its answers.
     pub(super) answered: std::sync::Condvar,
     /// The names the merges of the workers' figures gave their families.
-    pub(super) names: Mutex<super::exposition::Names>,
+    pub(super) names: Mutex<super::families::Names>,
 }
 
 /// The scrape asking the workers now, and the answers of the last one.
