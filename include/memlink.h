@@ -601,7 +601,8 @@ typedef struct MemlinkInitFrame {
  */
 typedef struct MemlinkMethodInfo {
   /*
-   The exported name.
+   The exported name: not empty, UTF-8, with no control character (in C, a length
+   that does not count the terminating NUL), or the host refuses to load the module.
    */
   struct MemlinkStrRef name;
   /*

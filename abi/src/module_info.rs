@@ -78,7 +78,8 @@ pub const METHOD_PURE: u32 = 2;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct MethodInfo {
-    /// The exported name.
+    /// The exported name: not empty, UTF-8, with no control character (in C, a length
+    /// that does not count the terminating NUL), or the host refuses to load the module.
     pub name: StrRef,
     /// [`method_id`] of `name`.
     pub id: u32,

@@ -151,6 +151,20 @@ fn method(
     text: &impl Fn(StrRef, &str) -> Result<String, String>,
 ) -> Result<Method, String> {
     let name = text(row.name, &format!("the name of method {i} of the table"))?;
+    // A row a C initializer left out (all zeroes) has no name, and a length that counts
+    // the terminator gives one ending in a NUL the author cannot see in a message: the
+    // call by the name they meant would find nothing, so neither loads.
+    if name.is_empty() {
+        return Err(format!(
+            "method {i} of the table has no name (its name is empty or null)"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "method {i} of the table: its name {name:?} holds a control character (in C, \
+             a length that counts the terminating NUL?)"
+        ));
+    }
     let text = |s: StrRef, what: &str| text(s, &format!("method `{name}`: its {what}"));
     if row.id != abi::method_id(&name) {
         return Err(format!(

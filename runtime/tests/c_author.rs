@@ -61,6 +61,15 @@ fn a_table_row_that_cannot_be_read_is_refused_naming_it() {
         (1, "the name of method 1 of the table is not UTF-8"),
         (2, "method `echo`: its signature is not UTF-8"),
         (3, "method `echo`: its args_type is not UTF-8"),
+        (
+            4,
+            "method 1 of the table has no name (its name is empty or null)",
+        ),
+        (
+            5,
+            "method 1 of the table: its name \"echo\\0\" holds a control character (in C, a \
+             length that counts the terminating NUL?)",
+        ),
     ] {
         let fixture = common::compile_c_with(
             &["runtime/tests/fixtures/bad_row.c"],
