@@ -656,6 +656,13 @@ typedef struct MemlinkMethodInfo {
 } MemlinkMethodInfo;
 
 /*
+ An entry of [`ModuleInfo::method_calls`]: a method's own entry point, or null. A type
+ of its own so that C sees the table as `const MemlinkMethodCall *`, which a `const`
+ array of a module's converts to.
+ */
+typedef int32_t (*MemlinkMethodCall)(struct MemlinkCallFrame *frame);
+
+/*
  What a module says about itself. Returned by `memlink_module_info`; lives in the
  module's static memory and never changes.
  */
@@ -713,7 +720,7 @@ typedef struct MemlinkModuleInfo {
    `memlink_call`; an entry point refuses a frame whose `method_id` is not its
    method's with [`Status::InvalidMethod`](crate::Status::InvalidMethod).
    */
-  int32_t (**method_calls)(struct MemlinkCallFrame *frame);
+  const MemlinkMethodCall *method_calls;
 } MemlinkModuleInfo;
 
 /*

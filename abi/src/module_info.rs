@@ -7,6 +7,11 @@ use crate::text::StrRef;
 /// method alone, with the same contract.
 pub type MethodCallFn = unsafe extern "C" fn(frame: *mut CallFrame) -> i32;
 
+/// An entry of [`ModuleInfo::method_calls`]: a method's own entry point, or null. A type
+/// of its own so that C sees the table as `const MemlinkMethodCall *`, which a `const`
+/// array of a module's converts to.
+pub type MethodCall = Option<unsafe extern "C" fn(frame: *mut CallFrame) -> i32>;
+
 /// FNV-1a, 32 bits, of a method name: the method's id on the wire.
 ///
 /// ```
@@ -63,7 +68,7 @@ pub struct ModuleInfo {
     /// run the export's code inline. The frame's method fields are filled as for
     /// `memlink_call`; an entry point refuses a frame whose `method_id` is not its
     /// method's with [`Status::InvalidMethod`](crate::Status::InvalidMethod).
-    pub method_calls: *const Option<unsafe extern "C" fn(frame: *mut CallFrame) -> i32>,
+    pub method_calls: *const MethodCall,
 }
 
 /// `MethodInfo::flags` bit: the export is an `async fn`.

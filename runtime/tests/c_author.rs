@@ -221,3 +221,23 @@ fn a_misaligned_archived_result_is_refused_saying_the_module_must_align_it() {
         "{err}"
     );
 }
+
+/// A C module's table of its methods' own entry points is `const`, as its method table
+/// is: memlink.h types `method_calls` as `const MemlinkMethodCall *`, so the array
+/// converts without a cast and the module loads and answers through it. Before, the
+/// field was `int32_t (**)(MemlinkCallFrame *)`, and a `const` array of entry points
+/// was refused under -Werror (a discarded qualifier).
+#[test]
+fn a_const_table_of_own_entry_points_builds_and_answers() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/const_calls.c"],
+        "libconst_calls.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    assert_eq!(
+        rt.call(h, "echo", b"from a const table").unwrap(),
+        b"from a const table"
+    );
+}
