@@ -748,16 +748,20 @@ typedef struct MemlinkMetricRecord {
    */
   double value;
   /*
-   A histogram's upper bucket bounds, ascending (`+Inf` implied after the last).
+   A histogram's upper bucket bounds, ascending (`+Inf` implied after the last):
+   [`BUCKETS`], the one set every histogram uses (30 values, which docs/abi.md lists
+   for C). The runtime does not read them: it takes the buckets as counted against
+   its own `BUCKETS`, so a histogram of other bounds is exposed under the wrong ones.
    */
   const double *bounds;
   /*
    A histogram's observations per bucket (not cumulative): `bucket_count` entries,
-   the last for values above every bound.
+   the last for values above every bound. Not null, or the histogram is skipped.
    */
   const uint64_t *buckets;
   /*
-   Entries in `buckets` (`bounds` has one fewer).
+   Entries in `buckets` (`bounds` has one fewer): 31, one per bound of [`BUCKETS`]
+   and one above them; the runtime skips a histogram with any other count.
    */
   size_t bucket_count;
 } MemlinkMetricRecord;

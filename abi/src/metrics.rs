@@ -24,12 +24,16 @@ pub struct MetricRecord {
     pub count: u64,
     /// A gauge's value, or a histogram's sum of observations.
     pub value: f64,
-    /// A histogram's upper bucket bounds, ascending (`+Inf` implied after the last).
+    /// A histogram's upper bucket bounds, ascending (`+Inf` implied after the last):
+    /// [`BUCKETS`], the one set every histogram uses (30 values, which docs/abi.md lists
+    /// for C). The runtime does not read them: it takes the buckets as counted against
+    /// its own `BUCKETS`, so a histogram of other bounds is exposed under the wrong ones.
     pub bounds: *const f64,
     /// A histogram's observations per bucket (not cumulative): `bucket_count` entries,
-    /// the last for values above every bound.
+    /// the last for values above every bound. Not null, or the histogram is skipped.
     pub buckets: *const u64,
-    /// Entries in `buckets` (`bounds` has one fewer).
+    /// Entries in `buckets` (`bounds` has one fewer): 31, one per bound of [`BUCKETS`]
+    /// and one above them; the runtime skips a histogram with any other count.
     pub bucket_count: usize,
 }
 
