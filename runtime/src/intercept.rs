@@ -96,11 +96,13 @@ pub struct Outcome<'a> {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Failed<'a> {
-    /// The module returned an error or panicked, the call ran out of time, or an
-    /// interceptor refused it: the error the caller gets.
+    /// The module returned an error or panicked, the call ran out of time, an
+    /// interceptor refused it, or the module's breaker is open
+    /// (`ModuleError::ServiceUnavailable`, see `crate::health`): the error the caller
+    /// gets.
     Module(&'a ModuleError),
     /// The module was at its concurrency limit, and the runtime refuses such calls.
     Saturated,
-    /// The module was unloaded (or its breaker is open: see `crate::health`).
+    /// The module was unloaded as the call reached it.
     Unavailable,
 }

@@ -417,3 +417,45 @@ fn a_sink_panicking_in_the_breakers_trial_does_not_keep_the_breaker_half_open() 
     assert_eq!(&*rt.call(h, "echo", b"hi").unwrap(), b"hi");
     assert_eq!(breaker_of(&rt, name).0, Some(BreakerState::Closed));
 }
+
+/// What `after` was told of each call's failure, in order.
+#[derive(Debug, Default)]
+struct Failures(Mutex<Vec<String>>);
+
+impl Interceptor for Failures {
+    fn after(&self, _call: &CallInfo<'_>, outcome: &Outcome<'_>) {
+        if let Err(failed) = outcome.result {
+            self.0.lock().unwrap().push(format!("{failed:?}"));
+        }
+    }
+}
+
+#[test]
+fn an_open_breakers_refusal_reaches_interceptors_as_the_callers_error() {
+    let failures = Arc::new(Failures::default());
+    let rt = Runtime::new(
+        RuntimeConfig::default()
+            .interceptor(failures.clone())
+            .breaker(BreakerConfig::new(1, Duration::from_secs(3600))),
+        LocalResolver,
+    );
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_refused")),
+            "basic_refused",
+        )
+        .unwrap();
+    assert!(matches!(
+        module_error(rt.call(h, "boom", b"x")),
+        ModuleError::Panic(_)
+    ));
+    let refused = module_error(rt.call(h, "echo", b"hi"));
+    assert_eq!(refused, ModuleError::ServiceUnavailable);
+    let seen = failures.0.lock().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        seen[1],
+        format!("{:?}", Failed::Module(&ModuleError::ServiceUnavailable)),
+        "the error the caller got, as the intercept docs say"
+    );
+}
