@@ -1,0 +1,53 @@
+//! Interceptors that panic, and the result cache beside an open breaker, through real
+//! modules.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::module_copy;
+use memlink_runtime::intercept::{CallInfo, Interceptor};
+use memlink_runtime::resolver::LocalResolver;
+use memlink_runtime::{ModuleError, ModuleRef, Runtime, RuntimeConfig};
+
+/// Panics in `before` while armed.
+#[derive(Debug, Default)]
+struct Panicky(AtomicBool);
+
+impl Interceptor for Panicky {
+    fn before(&self, _call: &CallInfo<'_>, _args: &[u8]) -> Result<(), ModuleError> {
+        if self.0.swap(false, Ordering::Relaxed) {
+            panic!("an interceptor's bug");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_interceptor_leaves_the_module_callable_and_unloadable() {
+    let hook = Arc::new(Panicky(AtomicBool::new(true)));
+    let rt = Runtime::new(
+        RuntimeConfig::default().interceptor(hook.clone()),
+        LocalResolver,
+    );
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("basic", "basic_hook_panics")),
+            "basic_hook_panics",
+        )
+        .unwrap();
+    let panicked = catch_unwind(AssertUnwindSafe(|| rt.call(h, "echo", b"hi")));
+    assert!(panicked.is_err());
+    assert_eq!(&*rt.call(h, "echo", b"hi").unwrap(), b"hi");
+    // On a thread of its own, so that an unload waiting for good fails the test rather
+    // than hanging it.
+    let rt = Arc::new(rt);
+    let (done, unloaded) = mpsc::channel();
+    let unloading = Arc::clone(&rt);
+    std::thread::spawn(move || done.send(unloading.unload(h).is_ok()).unwrap());
+    let result = unloaded.recv_timeout(Duration::from_secs(30));
+    assert_eq!(result, Ok(true), "the unload ended");
+}
