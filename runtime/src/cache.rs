@@ -43,7 +43,9 @@ impl CacheConfig {
 pub struct CacheStats {
     /// Calls answered from the cache.
     pub hits: u64,
-    /// Calls to pure methods that ran.
+    /// Calls to pure methods the cache could not answer: looked up and not found, whether
+    /// they then ran or not (refused by the module's open breaker, say), so that hits
+    /// and misses together are the lookups.
     pub misses: u64,
     /// Results kept now.
     pub entries: usize,

@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use common::module_copy;
+use common::{module_copy, mp};
+use memlink_runtime::cache::CacheConfig;
+use memlink_runtime::health::BreakerConfig;
 use memlink_runtime::intercept::{CallInfo, Interceptor};
 use memlink_runtime::resolver::LocalResolver;
-use memlink_runtime::{ModuleError, ModuleRef, Runtime, RuntimeConfig};
+use memlink_runtime::{CallOptions, ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
 
 /// Panics in `before` while armed.
 #[derive(Debug, Default)]
@@ -50,4 +52,50 @@ fn a_panicking_interceptor_leaves_the_module_callable_and_unloadable() {
     std::thread::spawn(move || done.send(unloading.unload(h).is_ok()).unwrap());
     let result = unloaded.recv_timeout(Duration::from_secs(30));
     assert_eq!(result, Ok(true), "the unload ended");
+}
+
+#[test]
+fn a_pure_call_its_open_breaker_refuses_is_a_miss_of_the_cache() {
+    let rt = Runtime::new(
+        RuntimeConfig::default()
+            .result_cache(CacheConfig::new(16, 1 << 20))
+            .breaker(BreakerConfig::new(1, Duration::from_secs(3600))),
+        LocalResolver,
+    );
+    let h = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("greeter_v1", "greeter_cache_open")),
+            "greeter_cache_open",
+        )
+        .unwrap();
+    // A call that outlives its deadline: a timeout, which opens the breaker.
+    let options = CallOptions::default().timeout(Duration::from_millis(10));
+    let late = rt.call_with(h, "linger", &mp(&()), &options);
+    assert!(
+        matches!(
+            late,
+            Err(RuntimeError::Call {
+                error: ModuleError::Timeout(_),
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    let refused = rt.call_typed::<_, u64>(h, "square", &(7u64,));
+    assert!(
+        matches!(
+            refused,
+            Err(RuntimeError::Call {
+                error: ModuleError::ServiceUnavailable,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let stats = rt.cache_stats().unwrap();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.entries),
+        (0, 1, 0),
+        "looked up and not found, though it never ran"
+    );
 }
