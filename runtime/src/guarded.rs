@@ -1,6 +1,7 @@
 //! A call through the runtime's interceptors, its result cache and the module's breaker:
 //! the path a call takes when any of them is configured, kept out of the plain path.
 
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use memlink_abi::ModuleError;
@@ -14,6 +15,50 @@ use crate::module::Module;
 use crate::output::{CallOutput, Keep};
 use crate::registry::Registry;
 use crate::thread::ThreadState;
+
+thread_local! {
+    /// For each call behind a breaker running on this thread, innermost last: the last
+    /// panic or timeout one of its nested calls ended with, the callee's own or one it
+    /// passed on in turn.
+    static PASSED_UP: RefCell<Vec<Option<ModuleError>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A call's place in [`PASSED_UP`], for the time its module runs: given back as it ends,
+/// unwinding or not.
+struct Watch;
+
+impl Watch {
+    fn start() -> Watch {
+        // `try_with`: a call made as the thread's locals are torn down finds the list
+        // gone, and its breaker counts what it returns as it would without one.
+        let _ = PASSED_UP.try_with(|s| s.borrow_mut().push(None));
+        Watch
+    }
+
+    /// Whether `error` is the very panic or timeout a nested call of this call ended
+    /// with: its module passing its callee's failure on, which says nothing of itself.
+    fn passed_on(&self, error: &ModuleError) -> bool {
+        PASSED_UP
+            .try_with(|s| s.borrow().last().is_some_and(|e| e.as_ref() == Some(error)))
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = PASSED_UP.try_with(|s| s.borrow_mut().pop());
+    }
+}
+
+/// Tells the call that made this nested one (whose [`Watch`] is now the innermost) the
+/// panic or timeout it ended with.
+fn tell_caller(error: ModuleError) {
+    let _ = PASSED_UP.try_with(|s| {
+        if let Some(last) = s.borrow_mut().last_mut() {
+            *last = Some(error);
+        }
+    });
+}
 
 /// [`run_call`] with the runtime's interceptors around it (`crate::intercept`), answered
 /// from its result cache for a pure method (`crate::cache`), and behind the module's
@@ -105,6 +150,11 @@ pub(crate) fn guarded<E>(
     let clock = &registry.clock;
     let start = clock.raw();
     let elapsed = || Duration::from_nanos(clock.delta_as_nanos(start, clock.raw()));
+    // A panic or timeout the module returns that is the one a nested call of its own
+    // ended with is its callee's, counted toward the callee's breaker: the caller only
+    // passed it on.
+    let watch = breaker.map(|_| Watch::start());
+    let ended_with = Cell::new(None);
     let result = run_call(
         thread,
         registry,
@@ -123,9 +173,13 @@ pub(crate) fn guarded<E>(
             if let Some(config) = breaker {
                 match &failure {
                     Failure::Module(error) => {
-                        module
-                            .breaker
-                            .record(config, &module.name, pass, Some(error))
+                        let passed_on = watch.as_ref().is_some_and(|w| w.passed_on(error));
+                        let own = (!passed_on).then_some(error);
+                        module.breaker.record(config, &module.name, pass, own);
+                        // Its own or passed on, it is what its caller may pass on in turn.
+                        if matches!(error, ModuleError::Panic(_) | ModuleError::Timeout(_)) {
+                            ended_with.set(Some(error.clone()));
+                        }
                     }
                     _ if pass == Pass::Trial => module.breaker.trial_not_run(),
                     _ => {}
@@ -138,6 +192,10 @@ pub(crate) fn guarded<E>(
             fail(failure)
         },
     );
+    drop(watch);
+    if let (Some(error), Some(_)) = (ended_with.take(), parent) {
+        tell_caller(error);
+    }
     if let Ok(output) = &result {
         if let Some(config) = breaker {
             module.breaker.record(config, &module.name, pass, None);

@@ -7,6 +7,9 @@
 //! `ModuleError::ServiceUnavailable`, without reaching it. After `cool_down` it lets one
 //! trial call through (**half-open**): a call that succeeds (or fails in the ordinary
 //! way, by returning an error) closes it, another panic or timeout opens it again.
+//! A panic or timeout a module returns as a nested call gave it to it (passing its
+//! callee's failure on) is the callee's: it counts toward the callee's breaker, and
+//! toward its caller's as an ordinary error.
 //! A reload gives the new version a closed breaker. Each change is logged (`tracing`,
 //! target `memlink::health`) and counted (`memlink_breaker_state`,
 //! `memlink_breaker_opened_total`).

@@ -1,5 +1,5 @@
-//! Interceptors that panic, and the result cache beside an open breaker, through real
-//! modules.
+//! Interceptors that panic, the result cache beside an open breaker, and whose breaker a
+//! nested call's panic counts toward, through real modules.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{module_copy, mp};
 use memlink_runtime::cache::CacheConfig;
-use memlink_runtime::health::BreakerConfig;
+use memlink_runtime::health::{BreakerConfig, BreakerState};
 use memlink_runtime::intercept::{CallInfo, Interceptor};
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{CallOptions, ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
@@ -98,4 +98,59 @@ fn a_pure_call_its_open_breaker_refuses_is_a_miss_of_the_cache() {
         (0, 1, 0),
         "looked up and not found, though it never ran"
     );
+}
+
+#[test]
+fn a_callees_panic_passed_on_by_its_caller_opens_the_callees_breaker_only() {
+    let (rt, h) = common::load_all(
+        RuntimeConfig::default().breaker(BreakerConfig::new(1, Duration::from_secs(3600))),
+        &["nested_calls", "basic"],
+    );
+    let relay =
+        |method: &str, args: &[u8]| rt.call(h[0], "relay", &mp(&("basic", method, args.to_vec())));
+    let passed_on = relay("boom", b"deep");
+    assert!(
+        matches!(
+            &passed_on,
+            Err(RuntimeError::Call { error: ModuleError::Panic(m), .. }) if m.starts_with("deep")
+        ),
+        "{passed_on:?}"
+    );
+    let state = |module: &str| {
+        rt.metrics()
+            .into_iter()
+            .find(|m| m.module == module)
+            .and_then(|m| m.breaker)
+    };
+    assert_eq!(state("basic"), Some(BreakerState::Open), "basic panicked");
+    assert_eq!(
+        state("nested_calls"),
+        Some(BreakerState::Closed),
+        "nested_calls returned basic's panic, and did not panic itself"
+    );
+    // Passed on twice: by nested_calls, then by a module relaying to it.
+    let outer = rt
+        .load_as(
+            ModuleRef::from_path(module_copy("nested_calls", "relay_outer")),
+            "relay_outer",
+        )
+        .unwrap();
+    // A basic of its own, its breaker closed.
+    rt.load_as(
+        ModuleRef::from_path(module_copy("basic", "basic_again")),
+        "basic_again",
+    )
+    .unwrap();
+    let inner = mp(&("basic_again", "boom", b"again".to_vec()));
+    let twice = rt.call(outer, "relay", &mp(&("nested_calls", "relay", inner)));
+    assert!(
+        matches!(
+            &twice,
+            Err(RuntimeError::Call { error: ModuleError::Panic(m), .. }) if m.starts_with("again")
+        ),
+        "{twice:?}"
+    );
+    assert_eq!(state("basic_again"), Some(BreakerState::Open));
+    assert_eq!(state("relay_outer"), Some(BreakerState::Closed));
+    assert_eq!(state("nested_calls"), Some(BreakerState::Closed));
 }
