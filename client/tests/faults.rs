@@ -19,19 +19,6 @@ use memlink_ipc::slot::{Op, SlotState, Submit, Waited};
 use memlink_ipc::{Failure, Geometry, Segment};
 use rustix::process::Signal;
 
-/// Waits until the daemon's log holds `text` (a module's log record, forwarded).
-fn wait_log(daemon: &Daemon, text: &str) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !daemon.log_text().contains(text) {
-        assert!(
-            Instant::now() < until,
-            "no `{text}` in the daemon's log:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The daemon still serves: a call with a one-second deadline succeeds.
 fn still_serving(daemon: &Daemon) {
     let client = Client::connect(&daemon.socket).unwrap();
@@ -82,7 +69,7 @@ fn garbage_on_the_socket_is_refused_and_others_are_served() {
             Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
         }
     }
-    wait_log(&daemon, "connection refused: bad hello");
+    daemon.wait_log("connection refused: bad hello");
     still_serving(&daemon);
     // A hello of another protocol version is refused with a reason.
     let stream = UnixStream::connect(&daemon.socket).unwrap();
@@ -196,7 +183,7 @@ fn a_length_rewritten_mid_call_does_not_move_the_reply() {
     let daemon = Daemon::start(Setup::modules(&["hazards"]));
     let (_stream, segment, _) = raw_connection(&daemon);
     submit_hold(&segment, 1000, Duration::from_secs(10));
-    wait_log(&daemon, "holding");
+    daemon.wait_log("holding");
     let slot = segment.slot(0).unwrap();
     // A length after which no reply fits: placed by it, the reply would go to 0.
     slot.fields()
@@ -229,7 +216,7 @@ fn a_client_that_dies_mid_call_costs_nobody_else() {
         .spawn()
         .unwrap();
     // The module's log record, aggregated by the daemon, says the call is running.
-    wait_log(&daemon, "holding");
+    daemon.wait_log("holding");
     signal(doomed.id() as i32, Signal::KILL);
     let _ = doomed.wait();
     let options = CallOptions::default().timeout(Duration::from_secs(5));
@@ -321,7 +308,7 @@ fn a_worker_killed_mid_call_fails_the_call_with_the_signal_and_is_replaced() {
     let worker = daemon.worker_pid();
     let caller = std::thread::scope(|s| {
         let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(10_000u64,)));
-        wait_log(&daemon, "holding");
+        daemon.wait_log("holding");
         signal(worker, Signal::KILL);
         call.join().unwrap()
     });
@@ -346,7 +333,7 @@ fn a_module_that_aborts_costs_its_worker_and_the_message_is_kept() {
         matches!(err, RuntimeError::WorkerDied { ref reason } if reason.contains("SIGABRT")),
         "{err}"
     );
-    wait_log(&daemon, "the first panic of abort_in_drop");
+    daemon.wait_log("the first panic of abort_in_drop");
     let options = CallOptions::default().timeout(Duration::from_secs(1));
     client.call_with(hazards, "count", b"", &options).unwrap();
 }
@@ -364,7 +351,7 @@ fn a_call_that_never_returns_is_ended_by_the_watchdog() {
         matches!(err.module_error(), Some(ModuleError::Timeout(_))),
         "{err}"
     );
-    wait_log(&daemon, "past its deadline");
+    daemon.wait_log("past its deadline");
     let options = CallOptions::default().timeout(Duration::from_secs(1));
     client.call_with(hazards, "count", b"", &options).unwrap();
     assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
@@ -392,7 +379,7 @@ fn a_module_default_timeout_holds_a_call_made_without_a_deadline() {
         matches!(&err, RuntimeError::WorkerDied { reason } if reason.contains("past its deadline")),
         "{err}"
     );
-    wait_log(&daemon, "past its deadline");
+    daemon.wait_log("past its deadline");
     client.call(hazards, "count", b"").unwrap();
     assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
 }
@@ -436,7 +423,7 @@ fn a_call_in_flight_when_the_daemon_is_killed_gets_daemon_gone() {
                 .unwrap()
                 .call_with(&(5_000,), &options)
         });
-        wait_log(&daemon, "holding");
+        daemon.wait_log("holding");
         signal(daemon.pid(), Signal::KILL);
         call.join().unwrap()
     });
@@ -505,7 +492,7 @@ fn a_worker_orphaned_in_a_call_that_never_returns_still_ends() {
                 segment.header().ring_all();
             }
         }
-        wait_log(&daemon, "holding");
+        daemon.wait_log("holding");
         signal(daemon.pid(), Signal::KILL);
         assert!(
             ended_within(worker, Duration::from_secs(60)),
@@ -521,7 +508,7 @@ fn sigterm_finishes_the_calls_in_flight_then_exits_zero() {
     let hazards = client.module("hazards").unwrap();
     let (result, status) = std::thread::scope(|s| {
         let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(400u64,)));
-        wait_log(&daemon, "holding");
+        daemon.wait_log("holding");
         let status = daemon.terminate();
         (call.join().unwrap(), status)
     });
@@ -690,7 +677,7 @@ fn a_call_whose_client_hung_up_is_still_ended_by_the_watchdog_and_blamed_on_it()
     let worker = daemon.worker_pid();
     let (stream, segment, welcome) = raw_welcome(&daemon);
     submit_hold(&segment, 600_000, Duration::from_millis(300));
-    wait_log(&daemon, "holding");
+    daemon.wait_log("holding");
     drop((stream, segment));
     // Once the daemon let the connection go, another client connects and calls nothing.
     let until = Instant::now() + Duration::from_secs(10);
@@ -706,7 +693,7 @@ fn a_call_whose_client_hung_up_is_still_ended_by_the_watchdog_and_blamed_on_it()
         std::thread::sleep(Duration::from_millis(10));
     }
     let innocent = Client::connect(&daemon.socket).unwrap();
-    wait_log(&daemon, "past its deadline");
+    daemon.wait_log("past its deadline");
     let log = daemon.log_text();
     let blamed = format!("a call (connection {}, slot 0)", welcome.connection);
     assert!(log.contains(&blamed), "{log}");
@@ -742,10 +729,7 @@ fn a_hello_trickled_byte_by_byte_is_cut_off_when_its_time_is_up() {
             _ => break,
         }
     }
-    wait_log(
-        &daemon,
-        "connection refused: bad hello: none complete within 5 s",
-    );
+    daemon.wait_log("connection refused: bad hello: none complete within 5 s");
     still_serving(&daemon);
 }
 
@@ -788,10 +772,7 @@ fn a_connection_without_a_thread_is_refused_and_the_daemon_serves_on() {
         refusal.contains("cannot start a thread for the connection"),
         "{refusal}"
     );
-    wait_log(
-        &daemon,
-        "connection refused: the daemon cannot start a thread",
-    );
+    daemon.wait_log("connection refused: the daemon cannot start a thread");
     let unlimited = Rlimit {
         current: None,
         maximum: None,
@@ -817,7 +798,7 @@ fn sigterm_to_the_whole_process_group_finishes_the_calls_and_stops() {
     let hazards = client.module("hazards").unwrap();
     let held = std::thread::scope(|s| {
         let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(300u64,)));
-        wait_log(&daemon, "holding");
+        daemon.wait_log("holding");
         let status = daemon.terminate_group();
         assert!(status.success(), "{status:?}:\n{}", daemon.log_text());
         call.join().unwrap()
@@ -863,7 +844,7 @@ fn calls_to_a_worker_that_cannot_be_started_again_fail_at_once_saying_why() {
     // The file is replaced (renamed over, as a build would), then the worker dies.
     common::break_library(&file);
     signal(daemon.worker_pid_named("basic"), Signal::KILL);
-    wait_log(&daemon, "calls to the worker's modules fail at once");
+    daemon.wait_log("calls to the worker's modules fail at once");
     // No deadline: the call must not wait for a worker that is not coming.
     let err = client
         .call_typed::<_, u32>(basic, "add", &(1u32, 2u32))

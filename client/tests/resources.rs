@@ -11,19 +11,6 @@ use std::time::{Duration, Instant};
 use common::{Daemon, Setup};
 use memlink_client::{CallOptions, Client, ClientConfig};
 
-/// Waits until the daemon's log holds `text`.
-fn wait_log(daemon: &Daemon, text: &str) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !daemon.log_text().contains(text) {
-        assert!(
-            Instant::now() < until,
-            "no `{text}` in the daemon's log:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// A call through a new client, with a deadline.
 fn still_serving(daemon: &Daemon) {
     let client = Client::connect(&daemon.socket).unwrap();
@@ -84,7 +71,7 @@ fn connections_the_daemon_has_no_descriptor_for_wait_without_a_busy_loop() {
         used < half,
         "the daemon used {used} ticks of CPU in {took:?} with connections it cannot accept"
     );
-    wait_log(&daemon, "cannot accept a connection");
+    daemon.wait_log("cannot accept a connection");
     prlimit(Some(pid), Resource::Nofile, before).unwrap();
     drop(silent);
     still_serving(&daemon);

@@ -614,41 +614,12 @@ fn with_a_version_the_call_does_not_admit_names_the_version_loaded() {
 /// greeter "not loaded: load it first", from a command line that listed it.
 #[test]
 fn serve_loads_the_modules_a_module_calls_first_whatever_their_order() {
-    use std::io::{BufRead, BufReader};
-    use std::time::{Duration, Instant};
     let path = |name: &str| common::module_path(name).to_str().unwrap().to_owned();
     let dir = common::scratch("serve-order");
     let socket = dir.join("memlink.sock");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .args([path("uses_greeter"), path("greeter_v1")])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start memlink serve");
-    let (lines, log) = std::sync::mpsc::channel();
-    let err = daemon.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut seen = String::new();
-    while !seen.contains("serving") {
-        let left = until.saturating_duration_since(Instant::now());
-        match log.recv_timeout(left) {
-            Ok(line) => seen += &(line + "\n"),
-            Err(_) => {
-                let _ = daemon.kill();
-                let _ = daemon.wait();
-                panic!("the daemon did not start serving:\n{seen}");
-            }
-        }
-    }
+    let (uses_greeter, greeter) = (path("uses_greeter"), path("greeter_v1"));
+    let (mut daemon, seen) =
+        common::cli::serve_all(&socket, &[OsStr::new(&uses_greeter), OsStr::new(&greeter)]);
     let socket = socket.to_str().unwrap();
     let out = memlink(&[
         "call",

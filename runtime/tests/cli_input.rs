@@ -114,9 +114,7 @@ fn repeat_zero_is_a_usage_error() {
 /// whose socket's path is not UTF-8 either.
 #[test]
 fn a_module_at_a_path_that_is_not_utf8_is_called_and_served() {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::ffi::OsStrExt;
-    use std::time::{Duration, Instant};
     let dir = common::scratch("utf8-less");
     let mut name = dir.as_os_str().as_bytes().to_vec();
     name.extend_from_slice(b"/lib\xffbasic.so");
@@ -134,35 +132,7 @@ fn a_module_at_a_path_that_is_not_utf8_is_called_and_served() {
     let mut socket = dir.as_os_str().as_bytes().to_vec();
     socket.extend_from_slice(b"/\xffmemlink.sock");
     let socket = std::path::PathBuf::from(OsStr::from_bytes(&socket));
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .arg(&module)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start memlink serve");
-    let (lines, log) = std::sync::mpsc::channel();
-    let err = daemon.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut seen = String::new();
-    while !seen.contains("serving") {
-        let left = until.saturating_duration_since(Instant::now());
-        match log.recv_timeout(left) {
-            Ok(line) => seen += &(line + "\n"),
-            Err(_) => {
-                let _ = daemon.kill();
-                panic!("the daemon did not start serving:\n{seen}");
-            }
-        }
-    }
+    let (mut daemon, seen) = common::cli::serve_all(&socket, &[module.as_os_str()]);
     let out = memlink_os(&[
         OsStr::new("call"),
         OsStr::new("--daemon"),

@@ -282,6 +282,20 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the daemon's log holds `text` (its own lines, and its modules' log
+    /// records, forwarded).
+    pub fn wait_log(&self, text: &str) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < until,
+                "no `{text}` in the daemon's log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// `GET path` on the metrics endpoint: status and body.
     pub fn http_get(&self, path: &str) -> (u16, String) {
         let addr = self.metrics_addr.as_ref().expect("started with metrics");

@@ -58,11 +58,17 @@ pub fn memlink_os(args: &[&OsStr]) -> Output {
 
 /// `memlink serve --socket SOCKET MODULE`, once it says it is serving.
 pub fn serve(socket: &std::path::Path, module: &str) -> std::process::Child {
+    serve_all(socket, &[OsStr::new(module)]).0
+}
+
+/// `memlink serve --socket SOCKET MODULE...`, once it says it is serving, with what it
+/// logged until then.
+pub fn serve_all(socket: &std::path::Path, modules: &[&OsStr]) -> (std::process::Child, String) {
     let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
         .arg("serve")
         .arg("--socket")
         .arg(socket)
-        .arg(module)
+        .args(modules)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -83,11 +89,12 @@ pub fn serve(socket: &std::path::Path, module: &str) -> std::process::Child {
             Ok(line) => seen += &(line + "\n"),
             Err(_) => {
                 let _ = daemon.kill();
+                let _ = daemon.wait();
                 panic!("the daemon did not start serving:\n{seen}");
             }
         }
     }
-    daemon
+    (daemon, seen)
 }
 
 /// Stops `daemon` as a user would (SIGTERM), and checks it ended well.
