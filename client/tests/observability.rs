@@ -322,34 +322,47 @@ fn memlink_call_through_the_daemon_prints_what_the_local_call_prints() {
     assert!(!ok && err.contains("basic::fail failed"), "{err}");
 }
 
+/// A daemon with its metrics endpoint serving the `hazards` module under each name of
+/// `modules`, in the worker given (the main one for `None`).
+fn hazards_in_workers(modules: &[(&str, Option<&str>)]) -> Daemon {
+    let path = common::module_path("hazards");
+    let mut toml = String::new();
+    for (name, worker) in modules {
+        toml += &format!("[[modules]]\nname = {name:?}\npath = {path:?}\n");
+        if let Some(worker) = worker {
+            toml += &format!("worker = {worker:?}\n");
+        }
+    }
+    Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    })
+}
+
+/// Has `module` (a `hazards`) record a metric `shared` of `kind` (as `record_metrics`
+/// takes it) with the value 3.
+fn record_shared(client: &Client, module: &str, kind: u8) {
+    let m = client.module(module).unwrap();
+    let n: u32 = client
+        .call_typed(
+            m,
+            "record_metrics",
+            &(vec![("shared".to_owned(), kind, 3.0)],),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
 /// Two workers' modules that use one metric name as two kinds (a gauge in one, a
 /// histogram in the other) are merged into an exposition Prometheus takes: each family
 /// typed once, the later one named apart, every sample kept. Before, the histogram's
 /// samples were written under the gauge's `TYPE`, and the whole scrape was refused.
 #[test]
 fn one_metric_name_as_two_kinds_in_two_workers_is_exposed_as_two_families() {
-    let path = common::module_path("hazards");
-    let toml = format!(
-        "[[modules]]\nname = \"steady\"\npath = {path:?}\n\
-         [[modules]]\nname = \"apart\"\npath = {path:?}\nworker = \"apart\"\n",
-    );
-    let daemon = Daemon::start(Setup {
-        toml,
-        metrics: true,
-        ..Setup::default()
-    });
+    let daemon = hazards_in_workers(&[("steady", None), ("apart", Some("apart"))]);
     let client = Client::connect(&daemon.socket).unwrap();
-    let record = |module: &str, kind: u8| {
-        let m = client.module(module).unwrap();
-        let n: u32 = client
-            .call_typed(
-                m,
-                "record_metrics",
-                &(vec![("shared".to_owned(), kind, 3.0)],),
-            )
-            .unwrap();
-        assert_eq!(n, 1);
-    };
+    let record = |module: &str, kind: u8| record_shared(&client, module, kind);
     record("steady", 1);
     record("apart", 2);
     let (status, body) = daemon.http_get("/metrics");
@@ -378,28 +391,14 @@ fn one_metric_name_as_two_kinds_in_two_workers_is_exposed_as_two_families() {
 /// renamed family's `TYPE`), samples of no family that `promtool` refused.
 #[test]
 fn a_family_named_apart_takes_a_third_workers_samples_under_its_new_name() {
-    let path = common::module_path("hazards");
-    let toml = format!(
-        "[[modules]]\nname = \"steady\"\npath = {path:?}\n\
-         [[modules]]\nname = \"apart\"\npath = {path:?}\nworker = \"apart\"\n\
-         [[modules]]\nname = \"third\"\npath = {path:?}\nworker = \"third\"\n",
-    );
-    let daemon = Daemon::start(Setup {
-        toml,
-        metrics: true,
-        ..Setup::default()
-    });
+    let daemon = hazards_in_workers(&[
+        ("steady", None),
+        ("apart", Some("apart")),
+        ("third", Some("third")),
+    ]);
     let client = Client::connect(&daemon.socket).unwrap();
     for (module, kind) in [("steady", 1u8), ("apart", 2), ("third", 2)] {
-        let m = client.module(module).unwrap();
-        let n: u32 = client
-            .call_typed(
-                m,
-                "record_metrics",
-                &(vec![("shared".to_owned(), kind, 3.0)],),
-            )
-            .unwrap();
-        assert_eq!(n, 1);
+        record_shared(&client, module, kind);
     }
     let (status, body) = daemon.http_get("/metrics");
     assert_eq!(status, 200);
@@ -425,28 +424,9 @@ fn a_family_named_apart_takes_a_third_workers_samples_under_its_new_name() {
 /// histogram into a gauge between two scrapes, and the histogram took a new name.
 #[test]
 fn a_family_keeps_its_type_when_an_earlier_worker_uses_its_name_later() {
-    let path = common::module_path("hazards");
-    let toml = format!(
-        "[[modules]]\nname = \"steady\"\npath = {path:?}\n\
-         [[modules]]\nname = \"apart\"\npath = {path:?}\nworker = \"apart\"\n",
-    );
-    let daemon = Daemon::start(Setup {
-        toml,
-        metrics: true,
-        ..Setup::default()
-    });
+    let daemon = hazards_in_workers(&[("steady", None), ("apart", Some("apart"))]);
     let client = Client::connect(&daemon.socket).unwrap();
-    let record = |module: &str, kind: u8| {
-        let m = client.module(module).unwrap();
-        let n: u32 = client
-            .call_typed(
-                m,
-                "record_metrics",
-                &(vec![("shared".to_owned(), kind, 3.0)],),
-            )
-            .unwrap();
-        assert_eq!(n, 1);
-    };
+    let record = |module: &str, kind: u8| record_shared(&client, module, kind);
     record("apart", 2);
     let (_, before) = daemon.http_get("/metrics");
     assert!(
