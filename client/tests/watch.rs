@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{module_path, Daemon, Setup};
@@ -25,19 +25,27 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn a_watched_directory_is_served_as_its_files_come_change_and_go() {
+/// A daemon watching a new directory (`modules`, in a scratch directory) that holds
+/// `basic`'s library: the scratch directory, the watched one, and the daemon.
+fn watching_basic() -> (PathBuf, PathBuf, Daemon) {
     let dir = common::scratch_dir();
     let modules = dir.join("modules");
     std::fs::create_dir_all(&modules).unwrap();
-    let so = |stem: &str| modules.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
-    install(&module_path("basic"), &so("libbasic"));
+    let lib = format!("libbasic.{}", std::env::consts::DLL_EXTENSION);
+    install(&module_path("basic"), &modules.join(lib));
     let setup = Setup {
         extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
         ..Setup::default()
     };
     std::fs::create_dir_all(dir.join("daemon")).unwrap();
     let daemon = Daemon::start_in(dir.join("daemon"), setup);
+    (dir, modules, daemon)
+}
+
+#[test]
+fn a_watched_directory_is_served_as_its_files_come_change_and_go() {
+    let (dir, modules, daemon) = watching_basic();
+    let so = |stem: &str| modules.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
     let early = Client::connect(&daemon.socket).unwrap();
     assert_eq!(early.modules().unwrap(), ["basic"]);
     let basic = early.module("basic").unwrap();
@@ -150,17 +158,8 @@ fn a_typed_handle_refuses_a_method_that_changed_in_the_daemon() {
 /// too: every file the watch refused was told twice.
 #[test]
 fn a_file_the_watch_refuses_is_logged_once() {
-    let dir = common::scratch_dir();
-    let modules = dir.join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
+    let (_, modules, daemon) = watching_basic();
     let so = |stem: &str| modules.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
-    install(&module_path("basic"), &so("libbasic"));
-    let setup = Setup {
-        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
-        ..Setup::default()
-    };
-    std::fs::create_dir_all(dir.join("daemon")).unwrap();
-    let daemon = Daemon::start_in(dir.join("daemon"), setup);
     std::fs::write(so("junk"), b"no library").unwrap();
     // A module loaded after it: once its step is logged, so is the refusal's, which
     // came first on the same way (and was written by the worker, if at all, before it
