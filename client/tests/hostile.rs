@@ -1,8 +1,9 @@
 //! A host using the client carelessly: a buffer called through after its call failed,
 //! timed out, had its arguments overwritten by the reply, or outlived its daemon; a batch
-//! dropped after a push failed; a socket path that holds no memlink daemon. Each ends
-//! with an error that says what was wrong, or is served as documented; none panics,
-//! returns another call's reply, or runs a call its caller dropped.
+//! dropped after a push failed; a socket path that holds no memlink daemon; a daemon that
+//! broke the protocol before it went away. Each ends with an error that says what was
+//! wrong, or is served as documented; none panics, hangs, returns another call's reply,
+//! or runs a call its caller dropped.
 
 mod common;
 
@@ -333,4 +334,62 @@ fn a_name_megabytes_long_is_refused_with_an_error_of_a_line() {
         decoded::<u64>(&client.call(echo, "slow_sync", &encoded(&(1u64,))).unwrap()),
         1
     );
+}
+
+/// A daemon that wrote bytes after its welcome (the protocol has it send nothing more)
+/// and then went away is seen to be gone: a call waiting on it without a deadline ends
+/// with `DaemonGone`, as it does when a daemon goes away without a word. Before, the
+/// client's look at the socket peeked, found the stray byte, and took the daemon for
+/// alive for good: the call waited for ever.
+#[test]
+fn a_daemon_that_wrote_a_stray_byte_and_went_away_is_seen_to_be_gone() {
+    use memlink_ipc::control::{self, Answer, Claims, Hello, Welcome};
+    use memlink_ipc::slot::SlotState;
+    use std::os::fd::AsFd;
+    let dir = common::scratch_dir();
+    let socket = dir.join("memlink.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    // A daemon in this process speaking the protocol's own messages: it welcomes the
+    // client, waits for its call, writes one byte it should not, and goes away.
+    let daemon = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let (hello, _) = control::recv::<Hello>(&stream).unwrap();
+        let (segment, fd) = memlink_ipc::Segment::create(hello.geometry).unwrap();
+        let welcome = Answer::Welcome(Welcome {
+            version: memlink_ipc::PROTOCOL_VERSION,
+            connection: 1,
+            geometry: hello.geometry,
+            in_place: true,
+            max_shm: hello.geometry.len(),
+            modules: vec!["basic".into()],
+            workers: vec![Claims::All],
+        });
+        control::send(&stream, &welcome, Some(fd.as_fd())).unwrap();
+        let submitted = || {
+            (0..hello.geometry.slots)
+                .any(|i| segment.slot(i).unwrap().state() == Some(SlotState::Submitted))
+        };
+        while !submitted() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stream.write_all(b"x").unwrap();
+    });
+    let config = ClientConfig::default().reconnect_timeout(Duration::from_millis(100));
+    let client = Client::with_config(&socket, config).unwrap();
+    let basic = client.module("basic").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // No deadline: only seeing the daemon gone ends the wait.
+        let _ = tx.send(client.call(basic, "echo", b"x").map(|reply| reply.to_vec()));
+    });
+    daemon.join().unwrap();
+    // Only a hang reaches this watchdog; it asserts nothing about speed.
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the call still waits on a daemon that went away");
+    assert!(
+        matches!(result, Err(RuntimeError::DaemonGone { .. })),
+        "{result:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

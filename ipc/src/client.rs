@@ -315,20 +315,27 @@ impl Connection {
         self.peer_open()
     }
 
-    /// Whether the daemon's end of the socket is open (a peek finds no end of file).
+    /// Whether the daemon's end of the socket is open (a read finds no end of file).
+    ///
+    /// The daemon sends nothing after its welcome, so bytes waiting here come from a
+    /// daemon that broke the protocol: they are read and dropped, so that the end of file
+    /// behind them is seen. A peek saw only the first of them, and a daemon that wrote a
+    /// stray byte and went away counted as alive for good.
     #[cfg(not(miri))]
     fn peer_open(&self) -> bool {
         use rustix::net::{recv, RecvFlags};
-        let mut byte = [0u8; 1];
-        match recv(
-            &self.stream,
-            &mut byte,
-            RecvFlags::PEEK | RecvFlags::DONTWAIT,
-        ) {
-            Ok((0, _)) => false,
-            Ok(_) => true,
-            Err(e) => e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR,
+        /// Reads of stray bytes in one look (64 KiB, about what a socket holds, so a
+        /// daemon gone is seen within a look or two): one still writing them is there.
+        const STRAY_READS: usize = 16;
+        let mut stray = [0u8; 4096];
+        for _ in 0..STRAY_READS {
+            match recv(&self.stream, &mut stray, RecvFlags::DONTWAIT) {
+                Ok((0, _)) => return false,
+                Ok(_) => {}
+                Err(e) => return e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR,
+            }
         }
+        true
     }
 
     /// Under Miri, whose sockets take no `recv` (it fails with `ENOTSOCK`), the daemon's
