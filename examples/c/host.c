@@ -29,6 +29,10 @@ static uint8_t *alloc_output(void *call, size_t len) {
     if (c == NULL) return NULL;
     /* 16-aligned, as the ABI promises; a second request replaces the first. */
     free(c->output);
+    c->output = NULL;
+    /* Null for a length that cannot be had: rounded up unchecked, one near SIZE_MAX
+     * would wrap around to a few bytes, which the module would then write past. */
+    if (len > SIZE_MAX - 32) return NULL;
     c->output = aligned_alloc(16, (len + 15) / 16 * 16 + 16);
     return c->output;
 }

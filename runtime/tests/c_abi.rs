@@ -135,6 +135,35 @@ fn a_host_written_in_c_calls_a_rust_module() {
     }
 }
 
+/// `alloc_output` answers null when the host cannot allocate (docs/abi.md), and a
+/// host written from the example does: a module that asks examples/c/host.c for
+/// `SIZE_MAX - 8` bytes gets null, as it does from the runtime. Before, the example
+/// rounded the length up to 16 with no check, wrapped around and handed out a 16-byte
+/// buffer for it, which a module then writes past (`tests/fixtures/greedy_output.c`
+/// says when it is given one).
+#[test]
+fn a_length_no_buffer_can_have_gets_null_from_the_c_host_too() {
+    let host = compile_c(&["examples/c/host.c"], "memlink_c_host", false);
+    let module = compile_c(
+        &["runtime/tests/fixtures/greedy_output.c"],
+        "libgreedy_output.so",
+        true,
+    );
+    let out = Command::new(&host).arg(&module).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(&lines[1..], ["echo = hello from C", "add = 5"], "{stdout}");
+    // The runtime's own alloc_output, for the same module.
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(module)).unwrap();
+    assert_eq!(rt.call(h, "echo", b"hello").unwrap(), b"hello");
+}
+
 /// A default runtime's configuration, and the same with one interceptor that does
 /// nothing: each call then takes the path a runtime with interceptors takes.
 fn plain_and_intercepted() -> [RuntimeConfig; 2] {
