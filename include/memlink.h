@@ -453,10 +453,13 @@ typedef struct MemlinkHostApi {
 /*
  Everything one call carries, in and out. The host owns it; the module reads the
  inputs and writes `out`/`out_len` (and a small result into `small_out`) before it
- returns. From the call to its return the
- frame is the module's: the host neither reads nor writes it meanwhile (not from a
- service the module calls either), since the module may write the outputs at any time
- during the call and withdraw a result it set.
+ returns. From the call to its return the outputs (`out`, `out_len`, `arena_used`,
+ `small_out`) are the module's: the host neither reads nor writes them meanwhile (not
+ from a service the module calls either), since the module may write them at any time
+ during the call and withdraw a result it set. The inputs stay as the host wrote them:
+ the module writes none of them, for the host's services read the running call's
+ `host_call` from its frame ([`HostApi::running_call`]'s frame) to tell the call
+ handles they are given.
  */
 typedef struct MemlinkCallFrame {
   /*
@@ -519,7 +522,8 @@ typedef struct MemlinkCallFrame {
    */
   const struct MemlinkHostApi *host;
   /*
-   The host's handle for this call, passed back to every [`HostApi`] function.
+   The host's handle for this call, passed back to every [`HostApi`] function. The
+   host's services read it here while the call runs: the module does not write it.
    */
   void *host_call;
   /*
