@@ -204,6 +204,11 @@ fn each_nested_error_arrives_as_its_variant() {
         relay("basic@99", "echo", b""),
         ModuleError::ModuleNotFound("basic@99".into())
     );
+    // So does a name no module could be loaded under (docs/abi.md, `call_module`).
+    assert_eq!(
+        relay("", "echo", b""),
+        ModuleError::CallFailed("module ``: a module's name cannot be empty".into())
+    );
     assert_eq!(relay("basic", "fail", b"quota"), ModuleError::QuotaExceeded);
     assert!(
         matches!(relay("basic", "boom", b"deep"), ModuleError::Panic(m) if m.starts_with("deep"))
