@@ -262,3 +262,71 @@ fn a_module_that_writes_over_its_frames_call_handle_still_gets_its_services() {
     // Request [0]: null written over `host_call` (request [1], an address, crashes).
     assert_eq!(rt.call(h, "scribble", &[0]).unwrap(), b"hello");
 }
+
+/// What a careless C author's exports do (`tests/fixtures/careless.c`), each breaking one
+/// rule of docs/abi.md, fails that call with an ABI error saying what was wrong: a status
+/// outside the enum (named), a `Timeout` with a payload of another length, an output at
+/// the arguments, in the module's own memory, null with a length or `SIZE_MAX` bytes
+/// long, a result or an error's payload alike. The host's services, given null or
+/// garbage handles and requests, answer null, `Abi` or 0 without reading through them;
+/// and the module serves on between each.
+#[test]
+fn a_careless_modules_broken_calls_fail_saying_why_and_it_serves_on() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/careless.c"],
+        "libcareless.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let abi_error = |method: &str, args: &[u8]| -> String {
+        match rt.call(h, method, args) {
+            Err(e) => match e.module_error() {
+                Some(ModuleError::Abi(m)) => m.clone(),
+                _ => panic!("{method} {args:?}: {e}"),
+            },
+            Ok(out) => panic!("{method} {args:?} answered {:?}", &out[..]),
+        }
+    };
+    let serving = || assert_eq!(rt.call(h, "echo", b"still here").unwrap(), b"still here");
+    for code in [42, -1, i32::MAX, i32::MIN] {
+        let m = abi_error("bad_status", &code.to_le_bytes());
+        assert_eq!(m, format!("unknown status code {code}"));
+        serving();
+    }
+    let m = abi_error("bad_status", &3i32.to_le_bytes());
+    assert_eq!(m, "timeout payload is 2 bytes, expected 8");
+    let outside = |len: usize| {
+        format!("the module reported {len} output bytes outside the arena and the output buffer")
+    };
+    for (method, args, len) in [
+        ("out_at_args", &b"hi"[..], 2),
+        ("out_at_args", &[7; 100][..], 100),
+        ("wild_out", &[0], 39),
+        ("wild_out", &[0, 1], 39),
+        ("wild_out", &[1], 5),
+        ("wild_out", &[1, 1], 5),
+        ("huge_out", &[0], usize::MAX),
+        ("huge_out", &[1], usize::MAX),
+    ] {
+        let m = abi_error(method, args);
+        assert!(m.starts_with(&outside(len)), "{method} {args:?}: {m}");
+        serving();
+    }
+    assert_eq!(rt.call(h, "huge_used", b"abc").unwrap(), b"abc");
+    let abi = memlink_abi::Status::Abi as u8;
+    assert_eq!(
+        rt.call(h, "host_garbage", b"").unwrap(),
+        [
+            // alloc_output: null and garbage handles, SIZE_MAX, past isize::MAX.
+            1, 1, 1, 1,
+            // call_module: a null request, one of size 0 (the status alone), then
+            // a null handle, a garbage one, a null module name with a length, null
+            // arguments with a length (Abi, and the message to the sink once).
+            abi, abi, abi, 1, abi, 1, abi, 1, abi, 1,
+            // backpressure: null and garbage handles; log: returned each time.
+            1, 1, 1, 1, 1,
+        ]
+    );
+    serving();
+}
