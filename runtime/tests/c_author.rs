@@ -330,3 +330,27 @@ fn a_careless_modules_broken_calls_fail_saying_why_and_it_serves_on() {
     );
     serving();
 }
+
+/// A known gap, until the call path bounds the figure by the arena it gave: a module's
+/// `arena_used` is taken as it is for the method's arena high-water mark, so a C module
+/// that writes `SIZE_MAX` there (`huge_used` in `tests/fixtures/careless.c`) leaves the
+/// mark at 2^64 - 1 bytes for the life of the runtime, which no arena ever held.
+#[test]
+#[ignore = "known gap: arena_used is recorded past the arena the call was given"]
+fn a_modules_arena_used_past_its_arena_does_not_become_the_high_water_mark() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/careless.c"],
+        "libcareless.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    assert_eq!(rt.call(h, "huge_used", b"abc").unwrap(), b"abc");
+    let figures = common::figures_of(&rt, "huge_used");
+    let arena = memlink_runtime::RuntimeConfig::default().arena_size as u64;
+    assert!(
+        figures.arena_high_water <= arena,
+        "{} bytes",
+        figures.arena_high_water
+    );
+}
