@@ -529,6 +529,40 @@ fn log_records_at_no_level_or_past_the_hosts_are_dropped() {
     );
 }
 
+/// During a call, a record above the runtime's level is dropped, and a runtime with no
+/// `log_level` takes its level from its `tracing` subscriber: with none (this test
+/// binary installs none), a log sink alone receives nothing, whatever the level
+/// (docs/abi.md, `log`).
+#[test]
+fn a_runtime_without_a_log_level_or_a_subscriber_delivers_no_record() {
+    use std::sync::Arc;
+
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/log_levels.c"],
+        "liblog_levels.so",
+        true,
+    );
+    let sink = Arc::new(common::records::Collect::default());
+    let config = RuntimeConfig::default().log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(&fixture)).unwrap();
+    for level in [1u8, 2, 3, 4, 5] {
+        rt.call(h, "say", &[level]).unwrap();
+    }
+    assert!(sink.0.lock().unwrap().is_empty());
+    // The same module, with a level set, is heard up to it.
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::ERROR)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(&fixture)).unwrap();
+    for level in [1u8, 2, 3, 4, 5] {
+        rt.call(h, "say", &[level]).unwrap();
+    }
+    let levels: Vec<_> = sink.0.lock().unwrap().iter().map(|r| r.0).collect();
+    assert_eq!(levels, [tracing::Level::ERROR]);
+}
+
 /// A result that comes back after the call's deadline is not taken, from a module that
 /// does not look at its deadline itself (`tests/fixtures/late.c`): the caller gets the
 /// `Timeout` the deadline promised, counted as one, wherever the module put its result,
