@@ -383,9 +383,11 @@ typedef struct MemlinkLogRecord {
 } MemlinkLogRecord;
 
 /*
- Services the host offers to a module, valid from `memlink_init` to
- `memlink_shutdown`. Every function is thread-safe and may be called from any thread
- that is inside a `memlink_call` of the frame it names.
+ Services the host offers to a module, valid from `memlink_init` until the image's
+ last `memlink_shutdown` (see [`InitFrame::host`](crate::InitFrame::host)). Every
+ function is thread-safe and may be called from any thread, a module's own included:
+ what a function does for a call it does only on the thread running that call (a
+ thread of the module's own passes a null handle, or has its handle taken as null).
 
  A call handle ([`CallFrame::host_call`](crate::CallFrame::host_call)) is valid while
  its call runs, on the thread that runs it: memlink's runtime takes any other handle

@@ -563,6 +563,26 @@ fn a_runtime_without_a_log_level_or_a_subscriber_delivers_no_record() {
     assert_eq!(levels, [tracing::Level::ERROR]);
 }
 
+/// The host's services may be called from any thread, a module's own included
+/// (docs/abi.md, `HostApi`): from a thread it started inside a call, `running_call`
+/// answers null, `backpressure` 0 for a null handle, `alloc_output` null for the call's
+/// own handle (valid only on the thread running the call), and `log` takes a record of
+/// no call; the call then answers as usual (`tests/fixtures/own_thread.c`).
+#[test]
+fn a_modules_own_thread_may_call_the_hosts_services() {
+    let fixture = common::compile_c_with(
+        &["runtime/tests/fixtures/own_thread.c"],
+        "libown_thread.so",
+        true,
+        &["-pthread"],
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    for _ in 0..2 {
+        assert_eq!(rt.call(h, "from_thread", b"").unwrap(), [1, 1, 1, 1]);
+    }
+}
+
 /// A result that comes back after the call's deadline is not taken, from a module that
 /// does not look at its deadline itself (`tests/fixtures/late.c`): the caller gets the
 /// `Timeout` the deadline promised, counted as one, wherever the module put its result,
