@@ -387,3 +387,35 @@ fn an_output_at_arguments_handed_over_in_a_buffer_is_refused_as_lent_ones_are() 
         "{err}"
     );
 }
+
+/// The checks docs/abi.md lists for a description that no other test makes on a module in
+/// C: a table counted but null, and archives in another rkyv format than the runtime's
+/// (`misaligned_archive.c` built with the big-endian bit flipped), each refused saying so.
+#[test]
+fn a_null_table_or_another_rkyv_format_is_refused_at_load() {
+    let null_table = compile_c(
+        &["runtime/tests/fixtures/null_table.c"],
+        "libnull_table.so",
+        true,
+    );
+    let err = load_error(null_table);
+    assert!(err.contains("method table is null"), "{err}");
+    let other_format = memlink_abi::archive::format() ^ 0x100;
+    let fixture = common::compile_c_with(
+        &["runtime/tests/fixtures/misaligned_archive.c"],
+        "libother_rkyv_format.so",
+        true,
+        &[
+            &format!("-DRKYV_FORMAT={other_format}u"),
+            &format!(
+                "-DFINGERPRINT={}ull",
+                memlink_abi::archive::fingerprint::<u32>()
+            ),
+        ],
+    );
+    let err = load_error(fixture);
+    assert!(
+        err.contains("its archives use rkyv with") && err.contains("must match on both sides"),
+        "{err}"
+    );
+}
