@@ -162,9 +162,11 @@ enum MemlinkStatus
   MEMLINK_STATUS_QUOTA_EXCEEDED = 1,
   /*
    A nested call ([`HostApi::call_module`](crate::HostApi::call_module)) the export
-   made failed; the payload is a UTF-8 message, shown after "nested call failed: ".
-   An export's own failure is [`Failed`](Status::Failed), not this.
-   [`crate::ModuleError::CallFailed`].
+   made could not be made: the host could not make it, or refused it (a saturated
+   callee, a module name no module could be loaded under). A nested call that was
+   made and failed comes back with the callee's own status instead. The payload is a
+   UTF-8 message, shown after "nested call failed: ". An export's own failure is
+   [`Failed`](Status::Failed), not this. [`crate::ModuleError::CallFailed`].
    */
   MEMLINK_STATUS_CALL_FAILED = 2,
   /*

@@ -17,7 +17,8 @@ use crate::status::Status;
 pub enum ModuleError {
     /// Arena or resource quota exceeded.
     QuotaExceeded,
-    /// A nested call failed; the text says why.
+    /// A nested call could not be made (a nested call that was made and failed comes
+    /// back as the callee's own error); the text says why.
     CallFailed(String),
     /// An operation ran out of time; the duration is the time it was given.
     Timeout(Duration),

@@ -16,9 +16,11 @@ pub enum Status {
     /// null); no payload. [`crate::ModuleError::QuotaExceeded`], shown as "quota exceeded".
     QuotaExceeded = 1,
     /// A nested call ([`HostApi::call_module`](crate::HostApi::call_module)) the export
-    /// made failed; the payload is a UTF-8 message, shown after "nested call failed: ".
-    /// An export's own failure is [`Failed`](Status::Failed), not this.
-    /// [`crate::ModuleError::CallFailed`].
+    /// made could not be made: the host could not make it, or refused it (a saturated
+    /// callee, a module name no module could be loaded under). A nested call that was
+    /// made and failed comes back with the callee's own status instead. The payload is a
+    /// UTF-8 message, shown after "nested call failed: ". An export's own failure is
+    /// [`Failed`](Status::Failed), not this. [`crate::ModuleError::CallFailed`].
     CallFailed = 2,
     /// The call ran out of time; the payload is exactly 8 bytes, the time it was given in
     /// nanoseconds, `u64` LE (any other length is an ABI error).
