@@ -15,6 +15,14 @@
 #else
 #define MEMLINK_ALIGNED(n) __attribute__((aligned(n)))
 #endif
+/* The entry points' visibility: default, so that a module built with
+ * -fvisibility=hidden still exports the functions this header declares (a definition
+ * takes the visibility of its first declaration). */
+#if defined(__GNUC__)
+#define MEMLINK_EXPORT __attribute__((visibility("default")))
+#else
+#define MEMLINK_EXPORT
+#endif
 
 
 /*
@@ -837,15 +845,16 @@ typedef int32_t (*MemlinkMetricsFn)(void (*visit)(void *ctx,
 #ifdef __cplusplus
 extern "C" {
 #endif
-uint32_t memlink_abi_version(void);
-const MemlinkModuleInfo *memlink_module_info(void);
-int32_t memlink_init(MemlinkInitFrame *frame);
-int32_t memlink_call(MemlinkCallFrame *frame);
-int32_t memlink_shutdown(void);
+MEMLINK_EXPORT uint32_t memlink_abi_version(void);
+MEMLINK_EXPORT const MemlinkModuleInfo *memlink_module_info(void);
+MEMLINK_EXPORT int32_t memlink_init(MemlinkInitFrame *frame);
+MEMLINK_EXPORT int32_t memlink_call(MemlinkCallFrame *frame);
+MEMLINK_EXPORT int32_t memlink_shutdown(void);
 /* Optional: exported only by a module with metrics of its own (see MemlinkMetricsFn);
  * a host finds it with dlsym and goes on without it when it is absent. */
-int32_t memlink_metrics(void (*visit)(void *ctx, const MemlinkMetricRecord *record),
-                        void *ctx);
+MEMLINK_EXPORT int32_t memlink_metrics(void (*visit)(void *ctx,
+                                                     const MemlinkMetricRecord *record),
+                                       void *ctx);
 #ifdef __cplusplus
 }
 #endif

@@ -75,6 +75,25 @@ fn a_module_written_in_c_is_called_through_the_runtime() {
 /// The header gives the entry points C linkage in C++ too: a module written in C++
 /// against it alone exports them under their own names, and loads and answers
 /// (`tests/fixtures/cpp_module.cpp`).
+/// A module built with `-fvisibility=hidden`, as many C projects build everything,
+/// still exports the entry points: memlink.h declares them with default visibility,
+/// which their definitions take. Before, the example module built so was refused as
+/// "not a memlink module: it does not export `memlink_abi_version`", which it defines.
+#[test]
+fn a_module_built_with_hidden_visibility_still_exports_its_entry_points() {
+    let fixture = common::compile_c_with(
+        &["examples/c/module.c"],
+        "libc_module_hidden.so",
+        true,
+        &["-fvisibility=hidden"],
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load(ModuleRef::from_path(fixture))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rt.call(h, "echo", b"hidden").unwrap(), b"hidden");
+}
+
 #[test]
 fn a_module_written_in_cpp_against_the_header_loads_and_answers() {
     let module = compile_c(
