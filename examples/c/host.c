@@ -22,6 +22,7 @@
 /* The host's side of one call: the output buffer `alloc_output` handed out. */
 typedef struct {
     uint8_t *output;
+    size_t output_len;
 } HostCall;
 
 static uint8_t *alloc_output(void *call, size_t len) {
@@ -30,10 +31,12 @@ static uint8_t *alloc_output(void *call, size_t len) {
     /* 16-aligned, as the ABI promises; a second request replaces the first. */
     free(c->output);
     c->output = NULL;
+    c->output_len = 0;
     /* Null for a length that cannot be had: rounded up unchecked, one near SIZE_MAX
      * would wrap around to a few bytes, which the module would then write past. */
     if (len > SIZE_MAX - 32) return NULL;
     c->output = aligned_alloc(16, (len + 15) / 16 * 16 + 16);
+    c->output_len = c->output != NULL ? len : 0;
     return c->output;
 }
 
@@ -99,10 +102,17 @@ static long find(const MemlinkModuleInfo *info, const char *name) {
     return -1;
 }
 
+/* Whether `len` bytes at `out` lie within the `size` bytes at `start`, compared as
+ * addresses: `out` may point anywhere, and is read only once it is found within. */
+static int within(const uint8_t *out, size_t len, const uint8_t *start, size_t size) {
+    uintptr_t at = (uintptr_t)out, from = (uintptr_t)start;
+    return start != NULL && at >= from && at - from <= size && len <= size - (at - from);
+}
+
 /* Calls method `index` with `args`; prints the output as text or MessagePack uint. */
 static int call(const Module *m, long index, const uint8_t *args, size_t args_len, int as_uint) {
     _Alignas(16) static uint8_t arena[64 * 1024];
-    HostCall host_call = { NULL };
+    HostCall host_call = { NULL, 0 };
     MemlinkCallFrame frame;
     memset(&frame, 0, sizeof frame);
     frame.size = sizeof frame;
@@ -126,9 +136,23 @@ static int call(const Module *m, long index, const uint8_t *args, size_t args_le
     int32_t status = enter(&frame);
     running = outer;
     const MemlinkStrRef name = m->info->methods[index].name;
+    /* An empty output may leave `out` null, which printf's %s must not be given. */
+    const char *text = frame.out_len > 0 ? (const char *)frame.out : "";
+    /* The output is read only where the ABI lets a module put it: the arena, the
+     * buffer alloc_output gave, or (a result, status OK) the frame's small_out. */
+    if (frame.out_len > 0 && !within(frame.out, frame.out_len, arena, sizeof arena) &&
+        !within(frame.out, frame.out_len, host_call.output, host_call.output_len) &&
+        !(status == MEMLINK_STATUS_OK &&
+          within(frame.out, frame.out_len, frame.small_out, sizeof frame.small_out))) {
+        printf("%.*s refused: its output of %zu bytes lies outside the arena, small_out and "
+               "the buffer it was given\n",
+               (int)name.len, (const char *)name.ptr, frame.out_len);
+        free(host_call.output);
+        return 1;
+    }
     if (status != MEMLINK_STATUS_OK) {
         printf("%.*s failed with status %d: %.*s\n", (int)name.len, (const char *)name.ptr,
-               status, (int)frame.out_len, (const char *)frame.out);
+               status, (int)frame.out_len, text);
     } else if (as_uint) {
         /* `add` returns a small positive integer: MessagePack's positive fixint. */
         if (frame.out_len != 1 || frame.out[0] > 0x7f) {
@@ -138,7 +162,7 @@ static int call(const Module *m, long index, const uint8_t *args, size_t args_le
         printf("%.*s = %u\n", (int)name.len, (const char *)name.ptr, frame.out[0]);
     } else {
         printf("%.*s = %.*s\n", (int)name.len, (const char *)name.ptr, (int)frame.out_len,
-               (const char *)frame.out);
+               text);
     }
     /* The output lies in the arena or the frame's small_out (both ours), or in the buffer
      * we allocated: free that. */

@@ -183,6 +183,34 @@ fn a_length_no_buffer_can_have_gets_null_from_the_c_host_too() {
     assert_eq!(rt.call(h, "echo", b"hello").unwrap(), b"hello");
 }
 
+/// examples/c/host.c reads an output only where the ABI lets a module put it (its
+/// arena, the frame's `small_out` or the buffer its `alloc_output` gave), as the runtime
+/// does: a module whose `echo` points `out` at an address no memory is at is refused,
+/// saying so, and the host goes on to call `add` (`tests/fixtures/wild_echo.c`).
+/// Before, the example printed whatever `out` pointed at and died of SIGSEGV.
+#[test]
+fn the_c_host_refuses_an_output_outside_the_memory_it_gave() {
+    let host = compile_c(&["examples/c/host.c"], "memlink_c_host", false);
+    let module = compile_c(
+        &["runtime/tests/fixtures/wild_echo.c"],
+        "libwild_echo.so",
+        true,
+    );
+    let out = Command::new(&host).arg(&module).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        &lines[1..],
+        [
+            "echo refused: its output of 5 bytes lies outside the arena, small_out and \
+             the buffer it was given",
+            "add = 5"
+        ],
+        "{stdout}"
+    );
+}
+
 /// A default runtime's configuration, and the same with one interceptor that does
 /// nothing: each call then takes the path a runtime with interceptors takes.
 fn plain_and_intercepted() -> [RuntimeConfig; 2] {
