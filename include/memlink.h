@@ -426,7 +426,11 @@ typedef struct MemlinkHostApi {
    Calls `request.method` of the module loaded under `request.module`, on behalf of
    the call `call`: the callee inherits its trace id, deadline and depth + 1. The
    result (status `Ok`) or error payload is handed to `request.sink` before this
-   returns; the return value is the callee's [`Status`](crate::Status).
+   returns; the return value is the callee's [`Status`](crate::Status) when the
+   call was made, else the host's reason it was not (`ModuleNotFound`,
+   `InvalidMethod`, `CallFailed`, `MaxCallDepthExceeded`, or `Abi` for a request it
+   cannot read), whose payload goes to the sink as well (but for a request too small
+   or without a sink, which gets the status alone).
    */
   int32_t (*call_module)(void *call, struct MemlinkNestedCall *request);
   /*
