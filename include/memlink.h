@@ -469,13 +469,13 @@ typedef struct MemlinkHostApi {
 /*
  Everything one call carries, in and out. The host owns it; the module reads the
  inputs and writes `out`/`out_len` (and a small result into `small_out`) before it
- returns. From the call to its return the outputs (`out`, `out_len`, `arena_used`,
- `small_out`) are the module's: the host neither reads nor writes them meanwhile (not
- from a service the module calls either), since the module may write them at any time
- during the call and withdraw a result it set. The inputs stay as the host wrote them:
- the module writes none of them, for the host's services read the running call's
- `host_call` from its frame ([`HostApi::running_call`]'s frame) to tell the call
- handles they are given.
+ returns. From the call to its return the frame is the module's: the host neither
+ reads nor writes it meanwhile (not from a service the module calls either), since the
+ module may write the outputs (`out`, `out_len`, `arena_used`, `small_out`) at any time
+ during the call and withdraw a result it set. The inputs are not the module's to
+ write, but the host keeps what its services need of the running call beside the
+ frame, so a module that writes over one (`host_call` among them) changes nothing the
+ host relies on.
  */
 typedef struct MemlinkCallFrame {
   /*
@@ -539,7 +539,8 @@ typedef struct MemlinkCallFrame {
   const struct MemlinkHostApi *host;
   /*
    The host's handle for this call, passed back to every [`HostApi`] function. The
-   host's services read it here while the call runs: the module does not write it.
+   services tell it by the calls the host keeps, not by this field: a module that
+   writes over it still passes back the value it was given.
    */
   void *host_call;
   /*

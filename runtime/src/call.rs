@@ -282,9 +282,9 @@ pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> boo
 ///
 /// The reference must not be used after the caller returns.
 unsafe fn running_call<'a>(thread: &'a ThreadState) -> Option<&'a HostCall<'a>> {
-    // SAFETY: `running` is null or the frame of the innermost call this thread runs in a
-    // module, and the caller uses the reference only within that call.
-    unsafe { HostCall::of_running_frame(thread.running.get()) }
+    // SAFETY: `running_call` is null or the host's side of the innermost call this thread
+    // runs in a module, and the caller uses the reference only within that call.
+    unsafe { HostCall::of_running(thread.running_call.get()) }
 }
 
 /// The error a host caller gets for `failure`.

@@ -49,11 +49,11 @@ unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
     if call.is_null() {
         return None;
     }
-    // SAFETY: `running_frame` is null or the frame of the innermost call this thread runs
-    // in a module, which returns after the service running on this thread for it does.
-    // Each `parent` is the call that made the one before, running below it on this
+    // SAFETY: `running_call` is null or the host's side of the innermost call this thread
+    // runs in a module, which returns after the service running on this thread for it
+    // does. Each `parent` is the call that made the one before, running below it on this
     // thread, so alive longer; all are used within the service (the contract).
-    let mut running = unsafe { HostCall::of_running_frame(crate::thread::running_frame()) };
+    let mut running = unsafe { HostCall::of_running(crate::thread::running_call()) };
     while let Some(c) = running {
         if core::ptr::eq(c, call.cast::<HostCall<'r>>()) {
             return Some(c);

@@ -1,5 +1,6 @@
-//! The host's side of a running call: what `CallFrame::host_call` points at, and what
-//! the host's services reach through it.
+//! The host's side of a running call: what `CallFrame::host_call` points at (the
+//! handle a module passes back to the host's services, which find the call itself in
+//! the thread's state, `ThreadState::running_call`), and what they reach through it.
 
 use std::cell::Cell;
 
@@ -35,29 +36,20 @@ pub(crate) struct HostCall<'r> {
 }
 
 impl<'a> HostCall<'a> {
-    /// The host's side of the call whose frame is `frame` (the innermost call a thread
-    /// runs in a module, as `ThreadState::running` holds it), or `None` for null.
+    /// The host's side of the innermost call a thread runs in a module, as
+    /// `ThreadState::running_call` holds it, or `None` for null.
     ///
     /// # Safety
     ///
-    /// `frame` is null or the frame of a call this thread runs in a module
+    /// `call` is null or the `HostCall` of a call this thread runs in a module
     /// (`crate::invoke::run_call` sets it around the entry point and puts the outer one
     /// back after), and the reference is not used after that call returns.
     #[inline]
-    pub(crate) unsafe fn of_running_frame(frame: *mut core::ffi::c_void) -> Option<&'a Self> {
-        let frame = frame.cast::<memlink_abi::CallFrame>();
-        if frame.is_null() {
-            return None;
-        }
-        // SAFETY: the frame lives until its call returns, after the caller's use (the
-        // contract). Its `host_call` field is read through the pointer, making no
-        // reference to the frame (the module writes its output fields through its own),
-        // and no one writes it.
-        let host_call = unsafe { (&raw const (*frame).host_call).read() };
-        // SAFETY: `run_call` points `host_call` at the `HostCall` on its stack, alive until
-        // the call returns, and only shared references to it are made while the module
-        // runs.
-        unsafe { host_call.cast::<HostCall<'a>>().as_ref() }
+    pub(crate) unsafe fn of_running(call: *const core::ffi::c_void) -> Option<&'a Self> {
+        // SAFETY: `run_call` points `running_call` at the `HostCall` on its stack, alive
+        // until the call returns, after the caller's use (the contract), and only shared
+        // references to it are made while the module runs.
+        unsafe { call.cast::<HostCall<'a>>().as_ref() }
     }
 
     /// Whether `module` runs a call on this chain (this call or one that led to it), in

@@ -101,6 +101,7 @@ pub(crate) fn run_call<R: Receive, E>(
         output: Cell::new(None),
         parent,
     };
+    let call_ptr = &raw mut host_call;
     let (persistent, persistent_len) = match &module.persistent {
         Some(p) => p.raw(),
         None => (core::ptr::null_mut(), 0),
@@ -126,7 +127,7 @@ pub(crate) fn run_call<R: Receive, E>(
         // `HostApi::backpressure` when it wants it.
         flags: abi::CALL_BACKPRESSURE_ON_REQUEST,
         host: registry.host,
-        host_call: (&raw mut host_call).cast(),
+        host_call: call_ptr.cast(),
         persistent,
         persistent_len,
         out: core::ptr::null(),
@@ -135,11 +136,13 @@ pub(crate) fn run_call<R: Receive, E>(
         small_out: [0; abi::SMALL_OUT_LEN],
     };
     // The module asks for its running call only when it logs or records a panic
-    // (`HostApi::running_call`): the host keeps it, in the state it holds already, and
-    // puts the caller's back when the module returns (a module catches its panics, so
-    // nothing unwinds past here).
+    // (`HostApi::running_call`), and the host's services find the call they serve by the
+    // thread's innermost (never by the frame, which the module may write over): the host
+    // keeps both, in the state it holds already, and puts the caller's back when the
+    // module returns (a module catches its panics, so nothing unwinds past here).
     let frame_ptr = &raw mut frame;
     let outer = thread.running.replace(frame_ptr.cast());
+    let outer_call = thread.running_call.replace(call_ptr.cast_const().cast());
     // SAFETY: the frame honours the ABI: the arguments are borrowed, owned or in the
     // arena ahead of the scratch space, and in every case alive and unwritten until the
     // call returns; the scratch space is this call's alone (taken from the pool);
@@ -148,6 +151,7 @@ pub(crate) fn run_call<R: Receive, E>(
     // process (its library is never unloaded).
     let status = unsafe { (method.enter)(frame_ptr) };
     thread.running.set(outer);
+    thread.running_call.set(outer_call);
     let latency = start.map(|s| {
         let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());
         (ns, config.latency_sampling)
@@ -166,14 +170,16 @@ pub(crate) fn run_call<R: Receive, E>(
     } else if frame.holds_small_result(status) {
         Found::InFrame
     } else {
-        output::locate(&buf, out, out_len)
+        output::locate(&buf, arena_offset, out, out_len)
     };
     let record = CallRecord {
         status: 0,
         latency,
         bytes_in: args_len,
         bytes_out: out_len,
-        arena_used: frame.arena_used,
+        // A module's figure past the arena it was given (a C module's `SIZE_MAX`, say) is
+        // no arena's use: the mark it feeds is kept to what an arena can hold.
+        arena_used: frame.arena_used.min(buf.len() - arena_offset),
     };
     // A late success is a timeout: its output is dropped before anyone sees it (a
     // nested caller's sink included), its memory back in the pool. A late failure stays
@@ -201,6 +207,7 @@ pub(crate) fn run_call<R: Receive, E>(
                 record,
                 status,
                 buf,
+                arena_offset,
                 heap: host_call.output.take(),
                 owned,
             };
@@ -247,6 +254,8 @@ struct Finished<'r> {
     status: i32,
     /// The buffer the call's arena is in.
     buf: AlignedBuf,
+    /// Where in `buf` the arena starts (the arguments handed over in it lie ahead).
+    arena_offset: usize,
     /// The buffer `alloc_output` gave the module, if it asked for one.
     heap: Option<AlignedBuf>,
     owned: Option<OwnedArgs>,
@@ -267,6 +276,7 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
         mut record,
         status,
         buf,
+        arena_offset,
         heap,
         owned,
     } = call;
@@ -275,7 +285,7 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
     let result = match found {
         Found::Large(offset) => Ok(CallOutput::in_arena(buf, pool, offset, len, owned)),
         _ => {
-            let collected = output::collect(buf, pool, heap, out, len, owned);
+            let collected = output::collect(buf, arena_offset, pool, heap, out, len, owned);
             if status == Status::Ok as i32 {
                 collected
             } else {

@@ -278,12 +278,14 @@ impl Receive for Keep {
     }
 }
 
-/// Where `len` bytes at `out` are relative to the call's arena buffer `arena`.
+/// Where `len` bytes at `out` are relative to the call's arena buffer `arena`, whose
+/// arena (what the module was given) starts at `from`: the bytes ahead of it are the
+/// arguments handed over in the buffer, where an output may not be.
 #[inline(always)]
-pub(crate) fn locate(arena: &AlignedBuf, out: *const u8, len: usize) -> Found {
+pub(crate) fn locate(arena: &AlignedBuf, from: usize, out: *const u8, len: usize) -> Found {
     if len == 0 {
         Found::Empty
-    } else if arena.contains_range(out, len) {
+    } else if arena.contains_range(out, len) && out.addr() - arena.as_ptr().addr() >= from {
         let offset = out.addr() - arena.as_ptr().addr();
         if len <= INLINE {
             Found::Small(offset)
@@ -389,8 +391,10 @@ impl CallOutput {
 /// small, or which failed (its error's payload is its output): anywhere but the arena or
 /// the buffer the host allocated for it is a protocol error, and nothing is read from
 /// there. `args`, the call's own argument buffer if it had one, is kept with the output.
+/// The call's arena starts at `from` in `arena` (see [`locate`]).
 pub(crate) fn collect(
     arena: AlignedBuf,
+    from: usize,
     pool: &Arc<ArenaPool>,
     heap: Option<AlignedBuf>,
     out: *const u8,
@@ -398,7 +402,7 @@ pub(crate) fn collect(
     args: Option<OwnedArgs>,
 ) -> Result<CallOutput, ModuleError> {
     let give_back = |arena| crate::thread::with(|t| pool.give_back(arena, &t.arenas));
-    match locate(&arena, out, len) {
+    match locate(&arena, from, out, len) {
         Found::Empty => {
             give_back(arena);
             return Ok(CallOutput::empty(args));

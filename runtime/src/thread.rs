@@ -41,6 +41,11 @@ pub(crate) struct ThreadState {
     /// `HostApi::running_call` answers (`crate::invoke` sets it around a module's entry
     /// point and puts the outer call's back).
     pub(crate) running: Cell<*mut c_void>,
+    /// The host's side of that call (a `crate::host_call::HostCall`), or null: what the
+    /// host's services find the running call by. Kept here beside the frame, not read
+    /// from the frame's `host_call`: the frame lies in memory the module writes, and a
+    /// module that wrote over that input would have the host follow its pointer.
+    pub(crate) running_call: Cell<*const c_void>,
     /// The innermost call whose host code (its interceptors, a log sink given its panic)
     /// this thread runs, or null: a call that host code makes is part of that call's
     /// chain, though no module runs on the thread meanwhile ([`ThreadState::hooked_by`]).
@@ -64,6 +69,7 @@ impl ThreadState {
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
             running: Cell::new(core::ptr::null_mut()),
+            running_call: Cell::new(core::ptr::null()),
             hooked: Cell::new(core::ptr::null()),
         }
     }
@@ -78,6 +84,7 @@ impl ThreadState {
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
             running: Cell::new(core::ptr::null_mut()),
+            running_call: Cell::new(core::ptr::null()),
             hooked: Cell::new(core::ptr::null()),
         }
     }
@@ -262,6 +269,15 @@ pub(crate) fn running_frame() -> *mut c_void {
     STATE
         .try_with(|state| state.running.get())
         .unwrap_or(core::ptr::null_mut())
+}
+
+/// The host's side of the innermost call this thread runs in a module
+/// (`ThreadState::running_call`), or null (none, or the thread is tearing down its
+/// locals).
+pub(crate) fn running_call() -> *const c_void {
+    STATE
+        .try_with(|state| state.running_call.get())
+        .unwrap_or(core::ptr::null())
 }
 
 #[cold]
