@@ -216,20 +216,26 @@ struct Family {
 }
 
 impl Family {
-    /// The same family under `name`: its lines rewritten. Each begins with the old name
-    /// (after `# HELP ` or `# TYPE ` for the header): a runtime's exposition writes every
-    /// sample of a family under a name that starts with the family's.
+    /// The same family under `name`: its lines rewritten. A runtime's exposition writes
+    /// each under a name that starts with the family's (after `# HELP ` or `# TYPE ` for
+    /// the header); a line that does not (text a broken worker sent: two spaces before
+    /// the name, a sample of another family's name or shorter than its own) is dropped,
+    /// as it would belong to no family under the new name.
     fn renamed(self, name: String) -> Family {
-        let old = self.name.len();
+        let old = self.name.as_str();
         let header = self
             .header
             .iter()
-            .map(|line| format!("{}{name}{}", &line[..7], &line[7 + old..]))
+            .filter_map(|line| {
+                // "# HELP " or "# TYPE ", seven ASCII bytes (how `blocks` found it).
+                let (meta, rest) = line.split_at_checked(7)?;
+                Some(format!("{meta}{name}{}", rest.strip_prefix(old)?))
+            })
             .collect();
         let samples = self
             .samples
             .iter()
-            .map(|line| format!("{name}{}", &line[old..]))
+            .filter_map(|line| Some(format!("{name}{}", line.strip_prefix(old)?)))
             .collect();
         Family {
             name,
@@ -421,6 +427,30 @@ mod tests {
         let merged = merge(&[histogram("x", "a"), histogram("x", "b")]);
         assert_eq!(typed(&merged).unwrap().len(), 1, "{merged}");
         assert_eq!(merged.matches("_count{").count(), 2, "{merged}");
+    }
+
+    /// A worker's text whose lines do not begin with their family's name (a sample
+    /// shorter than it, or whose name ends inside a character of it, two spaces before a
+    /// `HELP`'s name) is merged without those lines when its family is renamed. Before,
+    /// the renaming sliced each line at the name's length and panicked, ending the scrape.
+    #[test]
+    fn a_broken_workers_lines_are_dropped_when_their_family_is_renamed() {
+        let broken = "# HELP  x H.\n# TYPE x histogram\nx_count{module=\"b\"} 1\n\
+                      y 1\n\u{e9} 2\n";
+        let merged = merge(&[single("x", "gauge", "a"), broken.to_owned()]);
+        assert_eq!(typed(&merged).map(|f| f.len()), Some(2), "{merged}");
+        assert!(
+            !merged.contains("\u{e9}") && !merged.contains("\ny 1"),
+            "{merged}"
+        );
+        assert_eq!(
+            merged.matches("_count{module=\"b\"} 1").count(),
+            1,
+            "{merged}"
+        );
+        let long = "# HELP lengthy H.\n# TYPE lengthy histogram\nl 1\nlengthy_count 1\n";
+        let merged = merge(&[single("lengthy", "gauge", "a"), long.to_owned()]);
+        assert_eq!(typed(&merged).map(|f| f.len()), Some(2), "{merged}");
     }
 
     /// A family named apart keeps its name in the scrapes after, the worker that took
