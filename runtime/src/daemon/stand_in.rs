@@ -67,11 +67,18 @@ impl StandIn {
 }
 
 impl StandIn {
-    /// Stops it and waits for its thread to end: no call is claimed by it afterwards.
-    pub(super) fn finish(mut self) {
-        self.tell_stop();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    /// Stops every one of `stand_ins` and waits for their threads to end: no call is
+    /// claimed by them afterwards. All are told before any is waited for: a stand-in
+    /// whose client cleared its doorbell's sleeper bit sleeps until its next look
+    /// (`IDLE_POLL`), and told one after another, N such stand-ins would keep a worker's
+    /// restart waiting N times that.
+    pub(super) fn finish_all(stand_ins: impl IntoIterator<Item = StandIn>) {
+        let mut told: Vec<StandIn> = stand_ins.into_iter().collect();
+        told.iter().for_each(StandIn::tell_stop);
+        for stand_in in &mut told {
+            if let Some(thread) = stand_in.thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 

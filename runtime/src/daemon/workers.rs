@@ -83,7 +83,7 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
         // failing is not failed twice, and calls submitted from now on wait for the next
         // worker, which is handed every connection anew.
         let stand_ins = std::mem::take(&mut *lock(&worker.stand_ins));
-        stand_ins.into_values().for_each(StandIn::finish);
+        StandIn::finish_all(stand_ins.into_values());
         let failed = fail_running(shared, index, &reason);
         // Its threads are gone with it: no row is held for them any more.
         for row in (0..worker.figures.rows()).filter_map(|r| worker.figures.row(r)) {
