@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::flight::Flight;
+
 /// Connections answered at once; past it a connection gets a 503 and is closed.
 /// Scrapers and health checks make one request at a time each; the bound is what it
 /// takes clients that stall (each holding a place for at most `READ_WITHIN` plus
@@ -48,6 +50,8 @@ pub(super) fn bind(addr: &str) -> Result<TcpListener, String> {
 /// What the endpoint serves, shared by the threads answering its connections.
 struct Endpoint {
     metrics: Box<dyn Fn() -> String + Send + Sync>,
+    /// The exposition being rendered, which the scrapes that come meanwhile share.
+    rendering: Flight<Arc<str>>,
     /// `Ok` while the daemon is healthy, else what is wrong, for the 503's body.
     healthy: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
     /// Connections being answered.
@@ -80,6 +84,7 @@ pub(super) fn spawn(
     tracing::info!(addr, "metrics on http://{bound}/metrics");
     let endpoint = Arc::new(Endpoint {
         metrics: Box::new(metrics),
+        rendering: Flight::default(),
         healthy: Box::new(healthy),
         clients: AtomicUsize::new(0),
     });
@@ -142,17 +147,17 @@ fn refuse(mut stream: TcpStream) {
 fn answer(endpoint: &Endpoint, mut stream: TcpStream) {
     let (status, body, kind, head_only) = match read_request(&mut stream) {
         Request::Get { path, head_only } => {
-            let (status, body, kind) = match path.as_str() {
-                "/metrics" => (200, (endpoint.metrics)(), "text/plain; version=0.0.4"),
+            let (status, body, kind): (_, Arc<str>, _) = match path.as_str() {
+                "/metrics" => (200, endpoint.exposition(), "text/plain; version=0.0.4"),
                 "/health" => match (endpoint.healthy)() {
-                    Ok(()) => (200, "ok\n".to_owned(), "text/plain"),
-                    Err(why) => (503, format!("{why}\n"), "text/plain"),
+                    Ok(()) => (200, "ok\n".into(), "text/plain"),
+                    Err(why) => (503, format!("{why}\n").into(), "text/plain"),
                 },
-                _ => (404, "not found\n".to_owned(), "text/plain"),
+                _ => (404, "not found\n".into(), "text/plain"),
             };
             (status, body, kind, head_only)
         }
-        Request::Refused(status, why) => (status, format!("{why}\n"), "text/plain", false),
+        Request::Refused(status, why) => (status, format!("{why}\n").into(), "text/plain", false),
         Request::Gone => return,
     };
     let mut text = head(status, kind, body.len());
@@ -160,12 +165,26 @@ fn answer(endpoint: &Endpoint, mut stream: TcpStream) {
         // What a 405 must say (RFC 9110, 15.5.6): the methods that are served.
         text.insert_str(text.len() - 2, "Allow: GET, HEAD\r\n");
     }
-    let mut text = text.into_bytes();
-    if !head_only {
-        text.extend_from_slice(body.as_bytes());
-    }
-    if write_within(&mut stream, &text, Instant::now() + WRITE_WITHIN).is_ok() {
+    // The head and the body written apart, the body from the exposition the scrapes
+    // share (no copy of it per connection); without Nagle's delay, which would hold the
+    // body's last segment back until the client acknowledged the head.
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + WRITE_WITHIN;
+    let body = if head_only { "" } else { &body[..] };
+    let written = write_within(&mut stream, text.as_bytes(), deadline)
+        .and_then(|()| write_within(&mut stream, body.as_bytes(), deadline));
+    if written.is_ok() {
         linger(&mut stream);
+    }
+}
+
+impl Endpoint {
+    /// The exposition for a scrape: the one being rendered when the scrape comes, else
+    /// one rendered for it. Scrapes that come together share one rendering, and one copy
+    /// of it: each would otherwise ask every worker for its figures and hold a copy of
+    /// the whole text (60 scrapes at once of an exposition of 3.8 MB took 270 MB).
+    fn exposition(&self) -> Arc<str> {
+        self.rendering.join(|| (self.metrics)().into())
     }
 }
 

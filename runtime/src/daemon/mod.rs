@@ -22,11 +22,13 @@
 //! | `exposition` | the Prometheus text: every worker's, merged, and the daemon's own |
 //! | `families` | the names the merges gave the workers' families, kept between scrapes |
 //! | `http` | the metrics and health endpoint |
+//! | `flight` | one exposition rendered for the scrapes that come together |
 
 pub mod config;
 mod connection;
 mod exposition;
 mod families;
+mod flight;
 mod http;
 mod stand_in;
 mod state;
