@@ -171,6 +171,24 @@ pub(super) struct Flight {
 }
 
 impl Shared {
+    /// The state of a daemon of `config`, whose workers are `workers` (not started),
+    /// started from `worker_exe`: no connection yet, every figures row free.
+    pub(super) fn new(config: DaemonConfig, worker_exe: PathBuf, workers: Vec<Worker>) -> Shared {
+        Shared {
+            free_rows: Mutex::new((0..config.max_connections).collect()),
+            config,
+            worker_exe,
+            workers,
+            conns: Mutex::default(),
+            retired: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            greeting: AtomicUsize::new(0),
+            leaving: AtomicUsize::new(0),
+            scrapes: Scrapes::default(),
+        }
+    }
+
     /// The worker serving calls to `module`: the group's worker whose claims take it,
     /// else the main worker (which answers `UnknownModule` for a name nobody serves):
     /// the rule the workers claim calls by.

@@ -7,15 +7,15 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{self, Answer, Claims, Hello, ToWorker, Welcome};
 use memlink_ipc::{Geometry, Segment, PROTOCOL_VERSION};
 
 use super::config::{DaemonConfig, Trust};
-use super::state::{lock, Conn, Scrapes, Shared, Worker};
+use super::state::{lock, Conn, Shared, Worker};
 use super::{exposition, workers};
 
 /// How long a client has to say hello.
@@ -38,14 +38,7 @@ const LEAVE_WAIT: Duration = Duration::from_millis(500);
 /// that calls `serve` must hand that invocation to [`run_worker`](super::run_worker) (the
 /// `memlink` command does).
 pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
-    if let Some(level) = &config.runtime.log_level {
-        level
-            .parse::<tracing::Level>()
-            .map_err(|_| format!("log level `{level}`: use error, warn, info, debug or trace"))?;
-    } else if let Some(level) = tracing::level_filters::LevelFilter::current().into_level() {
-        // The workers forward what this process's subscriber would show.
-        config.runtime.log_level = Some(level.to_string());
-    }
+    settle_log_level(&mut config)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let plans = config.workers()?;
     // The socket's path is claimed first, so that a second daemon on it says so before
@@ -65,19 +58,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         .map(|addr| Ok::<_, String>((super::http::bind(addr)?, addr.to_owned())))
         .transpose()?;
     let listener = bind(&config)?;
-    let shared = Arc::new(Shared {
-        free_rows: Mutex::new((0..config.max_connections).collect()),
-        config,
-        worker_exe: exe,
-        workers,
-        conns: Mutex::default(),
-        retired: Mutex::default(),
-        next_id: AtomicU64::new(1),
-        shutting_down: AtomicBool::new(false),
-        greeting: AtomicUsize::new(0),
-        leaving: AtomicUsize::new(0),
-        scrapes: Scrapes::default(),
-    });
+    let shared = Arc::new(Shared::new(config, exe, workers));
     let keepers = match start_workers(&shared) {
         Ok(keepers) => keepers,
         Err(e) => {
@@ -86,37 +67,11 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         }
     };
     if let Some((server, addr)) = metrics {
-        let (for_metrics, for_health) = (Arc::clone(&shared), Arc::clone(&shared));
-        super::http::spawn(
-            server,
-            &addr,
-            move || exposition::render(&for_metrics),
-            // Which workers are down, by name: a health check's log then says which.
-            move || {
-                let down: Vec<String> = for_health
-                    .workers
-                    .iter()
-                    .filter(|w| !w.is_up())
-                    .map(|w| format!("worker {}", w.plan.name))
-                    .collect();
-                if down.is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("down: {}", down.join(", ")))
-                }
-            },
-        );
+        serve_metrics(&shared, server, &addr);
     }
-    let watchdog = {
-        let shared = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("memlink-watchdog".to_owned())
-            .spawn(move || workers::watchdog(&shared))
-            .map(drop)
-            .map_err(|e| format!("cannot start the watchdog: {e}"))
-    };
     let stopper = Stopper::new(&listener, &shared.config.socket);
-    if let Err(e) = watchdog.and_then(|()| on_signals(Arc::clone(&shared), stopper)) {
+    if let Err(e) = start_watchdog(&shared).and_then(|()| on_signals(Arc::clone(&shared), stopper))
+    {
         stop_workers(&shared);
         let _ = std::fs::remove_file(&shared.config.socket);
         return Err(e);
@@ -127,6 +82,64 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         workers = shared.workers.len(),
         "serving"
     );
+    accept_until_stopped(&shared, &listener);
+    tracing::info!("shutting down: finishing the calls in flight");
+    for keeper in keepers {
+        let _ = keeper.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts the thread that ends calls past their deadline (`workers::watchdog`).
+fn start_watchdog(shared: &Arc<Shared>) -> Result<(), String> {
+    let shared = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name("memlink-watchdog".to_owned())
+        .spawn(move || workers::watchdog(&shared))
+        .map(drop)
+        .map_err(|e| format!("cannot start the watchdog: {e}"))
+}
+
+/// Checks the runtime's `log_level`, or, without one, sets it to what this process's
+/// subscriber shows: the workers forward their modules' records at that level.
+fn settle_log_level(config: &mut DaemonConfig) -> Result<(), String> {
+    if let Some(level) = &config.runtime.log_level {
+        level
+            .parse::<tracing::Level>()
+            .map_err(|_| format!("log level `{level}`: use error, warn, info, debug or trace"))?;
+    } else if let Some(level) = tracing::level_filters::LevelFilter::current().into_level() {
+        config.runtime.log_level = Some(level.to_string());
+    }
+    Ok(())
+}
+
+/// Serves the metrics and health endpoint `server` listens on (at `addr`).
+fn serve_metrics(shared: &Arc<Shared>, server: std::net::TcpListener, addr: &str) {
+    let (for_metrics, for_health) = (Arc::clone(shared), Arc::clone(shared));
+    super::http::spawn(
+        server,
+        addr,
+        move || exposition::render(&for_metrics),
+        // Which workers are down, by name: a health check's log then says which.
+        move || {
+            let down: Vec<String> = for_health
+                .workers
+                .iter()
+                .filter(|w| !w.is_up())
+                .map(|w| format!("worker {}", w.plan.name))
+                .collect();
+            if down.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("down: {}", down.join(", ")))
+            }
+        },
+    );
+}
+
+/// Accepts the connections `listener` is given until the daemon shuts down.
+fn accept_until_stopped(shared: &Arc<Shared>, listener: &UnixListener) {
     // Whether the last accept failed for want of a resource: said once, not per failure.
     let mut starved = false;
     for stream in listener.incoming() {
@@ -136,7 +149,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         match stream {
             Ok(stream) => {
                 starved = false;
-                accept(&shared, stream);
+                accept(shared, stream);
             }
             // The client hung up before it was accepted: nothing is short.
             Err(e)
@@ -159,12 +172,6 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
             }
         }
     }
-    tracing::info!("shutting down: finishing the calls in flight");
-    for keeper in keepers {
-        let _ = keeper.join();
-    }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Gives an accepted connection a thread of its own for its hello and its life, or
