@@ -5,12 +5,17 @@
 //! [`Errors`] and returns what it could make out (or `None`), so a single build lists
 //! everything wrong with the function at once.
 
-use proc_macro2::Span;
-use quote::ToTokens;
+use std::collections::HashSet;
+
+use proc_macro2::{Punct, Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
 use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, Ident, Meta, Pat, PatType, ReturnType, Signature, Token};
+use syn::{
+    FnArg, GenericParam, Generics, Ident, Lifetime, Meta, Pat, PatType, ReturnType, Signature,
+    Token, TypeParamBound, WherePredicate,
+};
 
 use crate::export::{Args, Field, ResultKind, RESERVED};
 use crate::types::{self, ArchivedArg, Borrowed, ContextKind};
@@ -128,6 +133,7 @@ pub(crate) fn signature(sig: &Signature, errors: &mut Errors) {
             errors.push(syn::Error::new_spanned(receiver, METHOD));
         }
     }
+    static_bounds(sig, errors);
 }
 
 /// The typed parameters; a `self` is reported by [`signature`] and otherwise ignored, so
@@ -244,6 +250,106 @@ fn may_remove(meta: &Meta) -> bool {
         return false;
     };
     parts.iter().skip(1).any(may_remove)
+}
+
+/// Reports a parameter whose lifetime the function's bounds make `'static` (`'a:
+/// 'static`, in the generics or the `where` clause, directly or through another
+/// lifetime): the wrapper lends the context and the arguments for the call alone, and
+/// such a bound would otherwise surface as rustc's "borrowed data escapes" in the
+/// generated wrapper, pointing at the attribute.
+fn static_bounds(sig: &Signature, errors: &mut Errors) {
+    let forced = static_lifetimes(&sig.generics);
+    if forced.is_empty() {
+        return;
+    }
+    for param in typed_params(sig) {
+        // One error a parameter: `&'a CallContext<'a>` has one bound to remove.
+        let found = lifetimes_in(param.ty.to_token_stream())
+            .into_iter()
+            .find(|(_, ident)| forced.contains(&ident.to_string()));
+        if let Some((quote, ident)) = found {
+            let message = format!(
+                "the context and borrowed arguments live only as long as the call, and a \
+                 bound makes `'{ident}` outlive `'static`: remove that bound"
+            );
+            errors.push(syn::Error::new_spanned(quote!(#quote #ident), message));
+        }
+    }
+}
+
+/// The names of the lifetimes (without the `'`) that `generics` requires to outlive
+/// `'static`: bounded by it, or by one that is.
+fn static_lifetimes(generics: &Generics) -> HashSet<String> {
+    // Each bound as (the bounded lifetimes, the lifetimes they outlive).
+    let mut bounds: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for param in &generics.params {
+        if let GenericParam::Lifetime(p) = param {
+            bounds.push((vec![p.lifetime.ident.to_string()], names(&p.bounds)));
+        }
+    }
+    for predicate in generics.where_clause.iter().flat_map(|w| &w.predicates) {
+        match predicate {
+            WherePredicate::Lifetime(p) => {
+                bounds.push((vec![p.lifetime.ident.to_string()], names(&p.bounds)));
+            }
+            // `&'a str: 'static` binds every lifetime the type names.
+            WherePredicate::Type(p) => {
+                let bounded = lifetimes_in(p.bounded_ty.to_token_stream())
+                    .into_iter()
+                    .map(|(_, ident)| ident.to_string())
+                    .collect();
+                let outlived = p.bounds.iter().filter_map(|b| match b {
+                    TypeParamBound::Lifetime(l) => Some(l),
+                    _ => None,
+                });
+                bounds.push((bounded, names(outlived)));
+            }
+            _ => {}
+        }
+    }
+    let mut forced: HashSet<String> = HashSet::new();
+    loop {
+        let before = forced.len();
+        for (bounded, outlived) in &bounds {
+            if outlived.iter().any(|l| l == "static" || forced.contains(l)) {
+                forced.extend(bounded.iter().cloned());
+            }
+        }
+        if forced.len() == before {
+            return forced;
+        }
+    }
+}
+
+/// The names of `lifetimes`, without the `'`.
+fn names<'l>(lifetimes: impl IntoIterator<Item = &'l Lifetime>) -> Vec<String> {
+    lifetimes.into_iter().map(|l| l.ident.to_string()).collect()
+}
+
+/// The lifetimes written in `tokens` (a `'` joined to the name that follows it), each as
+/// its two tokens, for an error that points at both; `'_` and `'static` are left out.
+fn lifetimes_in(tokens: TokenStream) -> Vec<(Punct, Ident)> {
+    let mut found = Vec::new();
+    let mut quote: Option<Punct> = None;
+    for token in tokens {
+        match token {
+            TokenTree::Punct(p) if p.as_char() == '\'' => {
+                quote = Some(p);
+                continue;
+            }
+            TokenTree::Ident(ident) => {
+                if let Some(q) = quote.take() {
+                    if ident != "_" && ident != "static" {
+                        found.push((q, ident));
+                    }
+                }
+            }
+            TokenTree::Group(g) => found.extend(lifetimes_in(g.stream())),
+            _ => {}
+        }
+        quote = None;
+    }
+    found
 }
 
 /// Whether no borrowed parameter is declared `'static` (reported if one is): the wrapper

@@ -18,6 +18,16 @@ pub fn borrowed<'a>(_ctx: &CallContext<'a>, input: &'a str) -> Result<usize> {
     Ok(input.len())
 }
 
+/// Bounds between the call's lifetimes, and `'static` on one that only the result names
+/// (static data), are no `'static` borrow of the call.
+#[memlink_export]
+pub fn bounded<'a, 'b: 'a, 'r: 'static>(_ctx: &CallContext<'a>, input: &'b str) -> Result<&'r str>
+where
+    'b: 'a,
+{
+    Ok(if input.is_empty() { "empty" } else { "some" })
+}
+
 #[memlink_export]
 pub fn bytes(_ctx: &CallContext, data: std::vec::Vec<u8>) -> Result<Vec<u8>> {
     Ok(data)
