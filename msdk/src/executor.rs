@@ -322,9 +322,18 @@ pub(crate) mod runtime {
     /// Enters the running runtime's context (starting it if need be) on this thread for
     /// the rest of the thread's life, or until the runtime restarts, when the thread had
     /// no tokio context. Otherwise returns the runtime's handle, for the caller to enter
-    /// for one call (`None`: there is no runtime).
+    /// for one call (`None`: there is no runtime, or the thread's tokio context is
+    /// already torn down, so none can be entered).
     #[cold]
     fn enter_for_good(local: Option<&Local>) -> Option<Handle> {
+        // A thread-local destructor running after tokio's own thread-local context was
+        // torn down: `Handle::enter` panics there, and a panic in a thread-local
+        // destructor aborts the process, the host with it. Nothing can be entered; the
+        // future runs outside any runtime, as without one (a timer it makes panics, as
+        // tokio's do on such a thread anyway).
+        if Handle::try_current().is_err_and(|e| e.is_thread_local_destroyed()) {
+            return None;
+        }
         let (generation, handle) = {
             let mut slot = lock();
             if slot.is_none() {

@@ -64,6 +64,48 @@ fn a_metric_recorded_by_a_thread_local_destructor_counts_and_the_host_lives() {
     );
 }
 
+/// A thread-local destructor of a module runs an async block on the SDK's executor
+/// (`executor::block_on`, a future that needs no timer) when a host thread that called
+/// the module ends, after tokio's own thread-local context is gone. The block runs and
+/// the host lives. Before, the executor entered the module's runtime there, which tokio
+/// refuses by panicking ("The Tokio context thread-local variable has been destroyed"),
+/// and a panic in a thread-local destructor aborts the process, the host with it.
+#[test]
+fn an_async_block_run_by_a_thread_local_destructor_runs_and_the_host_lives() {
+    // In a child process: before, the abort took the whole test binary down.
+    common::in_child(
+        "an_async_block_run_by_a_thread_local_destructor_runs_and_the_host_lives",
+        &[],
+        || {
+            let (rt, h) = own_hazards("hazards_async_exit");
+            let rt = Arc::new(rt);
+            for _ in 0..2 {
+                let (rt, h) = (rt.clone(), h[0]);
+                std::thread::spawn(move || {
+                    rt.call(h, "async_at_thread_exit", b"async_exits_total")
+                        .unwrap();
+                })
+                .join()
+                .expect("the call's thread ends cleanly");
+            }
+            let metrics = rt.metrics();
+            let custom = &metrics
+                .iter()
+                .find(|m| m.module == "hazards_async_exit")
+                .unwrap()
+                .custom;
+            let exits = custom
+                .iter()
+                .find(|(name, _)| name == "async_exits_total")
+                .map(|(_, v)| v.clone());
+            assert_eq!(exits, Some(MetricValue::Counter(2)), "{custom:?}");
+            // The host keeps serving.
+            rt.call(h[0], "async_at_thread_exit", b"again_total")
+                .unwrap();
+        },
+    );
+}
+
 /// A module names its own metrics as it likes, as the SDK's docs do
 /// (`Counter::new("cache_hits")`): a counter without `_total`, camelCase, units such as
 /// `ms` or `minutes`, a gauge ending in `_total` or `_count`, a type in the name, empty,
