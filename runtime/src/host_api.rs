@@ -103,8 +103,22 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         // belongs to no runtime, and goes on.
         let max = host.map(|c| crate::log::max_level(c.registry.config.log_level));
         if max.is_none_or(|max| record.level <= max) {
-            // SAFETY: the caller's contract covers the record's strings and fields.
-            unsafe { crate::log::emit(record, name, sink.as_deref()) };
+            let emit = || {
+                // SAFETY: the caller's contract covers the record's strings and fields
+                // for the duration of this service, which runs `emit` within it.
+                unsafe { crate::log::emit(record, name, sink.as_deref()) }
+            };
+            match host {
+                // The sink runs as the call's host code, as an interceptor does: a call
+                // it makes through another runtime is part of this call's chain too, one
+                // level deeper (the running call names only its own runtime's calls).
+                // Without it, two runtimes whose sinks call each other's logging modules
+                // started a chain of depth 0 at each hop, and overflowed the stack.
+                Some(c) => {
+                    crate::thread::with(|thread| thread.hooked_by(*c.meta, c.module.lineage, emit))
+                }
+                None => emit(),
+            }
         }
     }));
 }

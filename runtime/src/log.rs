@@ -30,16 +30,18 @@ pub struct LogEvent<'a> {
 /// an unload or a reload of a module from it is refused while the call runs (it would
 /// wait for the very call it runs in).
 ///
-/// A call it makes through the runtime is part of the logging call's chain, one level
-/// deeper (when the record comes from the call's own thread): it re-enters the module
-/// that logs without waiting for a slot, ends by the logging call's deadline if that
-/// comes first, carries its trace unless the call's options carry one, and a sink whose
-/// calls log, and so call again, stops at `max_call_depth`. The record of a caught panic
-/// comes once the call is over: the sink's calls then go one level deeper and carry its
-/// trace, not its deadline, and the module may not be unloaded or reloaded from there.
-/// A panic of the sink goes no further than its own delivery of the record: the call
-/// goes on, and the record still reaches `tracing`. A slow sink slows the call that
-/// logs: its time is the call's.
+/// A call it makes through the runtime, this one or another, is part of the logging
+/// call's chain, one level deeper (when the record comes from the call's own thread): it
+/// ends by the logging call's deadline if that comes first, carries its trace unless the
+/// call's options carry one, and a sink whose calls log, and so call again, stops at
+/// `max_call_depth`, sinks of two runtimes calling each other's modules included. A
+/// call through this runtime re-enters the module that logs without waiting for a slot
+/// (one that comes back to it through another runtime's sink waits for one). The record
+/// of a caught panic comes once the call is over: the sink's calls then go one level
+/// deeper and carry its trace, not its deadline, and the module may not be unloaded or
+/// reloaded from there. A panic of the sink goes no further than its own delivery of the
+/// record: the call goes on, and the record still reaches `tracing`. A slow sink slows
+/// the call that logs: its time is the call's.
 ///
 /// It gets the records up to `RuntimeConfig::log_level`; without one, up to what the
 /// `tracing` subscriber installed when the module was loaded enables (none at all

@@ -365,6 +365,82 @@ fn a_call_made_by_a_log_sink_inside_a_call_is_part_of_its_chain() {
     assert!(outcomes[1..].iter().all(|o| o == &Ok(0)), "{outcomes:?}");
 }
 
+/// Log sinks of two runtimes, each calling a module of the other on every record of its
+/// own: the calls are one chain, one level deeper each hop, whichever runtime they go
+/// through, and the depth limit ends it. Before, a sink's call through another runtime
+/// started a chain of its own, at depth 0: the ping-pong never ended, and the stack
+/// overflowed (the sinks here give up after 64 hops, so that the test fails instead).
+#[test]
+fn log_sinks_of_two_runtimes_calling_each_other_end_at_the_depth_limit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// Hops made by the two sinks together, and how each of their calls went.
+    #[derive(Default)]
+    struct Hops {
+        made: AtomicUsize,
+        outcomes: Mutex<Vec<Result<u64, String>>>,
+    }
+    /// On each `holding` record, calls `hold(0)` of the other runtime's module, which
+    /// logs `holding` there.
+    struct CallsOther {
+        other: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        hops: Arc<Hops>,
+    }
+    impl memlink_runtime::LogSink for CallsOther {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            let Some((rt, h)) = self.other.get() else {
+                return;
+            };
+            if event.message != "holding" || self.hops.made.fetch_add(1, Ordering::Relaxed) >= 64 {
+                return;
+            }
+            let outcome = rt
+                .call_typed::<_, u64>(*h, "hold", &(0u64,))
+                .map_err(|e| e.to_string());
+            self.hops.outcomes.lock().unwrap().push(outcome);
+        }
+    }
+
+    let hops = Arc::new(Hops::default());
+    let runtime = |copy: &str| {
+        let sink = Arc::new(CallsOther {
+            other: OnceLock::new(),
+            hops: Arc::clone(&hops),
+        });
+        let config = RuntimeConfig::default()
+            .log_level(tracing::Level::INFO)
+            .log_sink(sink.clone());
+        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+        let h = rt
+            .load(ModuleRef::from_path(module_copy("hazards", copy)))
+            .unwrap();
+        (rt, h, sink)
+    };
+    let (a, ha, to_b) = runtime("hazards_sinks_a");
+    let (b, hb, to_a) = runtime("hazards_sinks_b");
+    let _ = to_b.other.set((b.clone(), hb));
+    let _ = to_a.other.set((a.clone(), ha));
+    let first = a.clone();
+    let held: u64 = within("sinks of two runtimes calling each other", move || {
+        first.call_typed(ha, "hold", &(1u64,)).unwrap()
+    });
+    assert_eq!(held, 1);
+    let outcomes = hops.outcomes.lock().unwrap();
+    // Depths 1 to 8 ran, alternating runtimes (the default limit is 8); the ninth, the
+    // innermost and so the first to finish, was refused, which ended the loop.
+    let max = RuntimeConfig::default().max_call_depth as usize;
+    assert_eq!(outcomes.len(), max + 1, "{outcomes:?}");
+    let refused = outcomes[0].as_ref().unwrap_err();
+    assert!(refused.contains("call depth"), "{refused}");
+    assert!(outcomes[1..].iter().all(|o| o == &Ok(0)), "{outcomes:?}");
+    // Both runtimes serve on, their sinks' chains over.
+    drop(outcomes);
+    hops.made.store(64, Ordering::Relaxed);
+    assert_eq!(a.call_typed::<_, u64>(ha, "hold", &(0u64,)).unwrap(), 0);
+    assert_eq!(b.call_typed::<_, u64>(hb, "hold", &(0u64,)).unwrap(), 0);
+}
+
 /// The same for an interceptor: one that calls the runtime from `before` while a module's
 /// nested call is being made, on a module that holds its only slot for the call that
 /// makes it. Before, the interceptor's call waited forever for that slot.
