@@ -200,7 +200,10 @@ impl Client {
 
     /// The module the daemon serves under `name`: one it served when this client
     /// connected, or one it has served since (from a watched directory), which it is
-    /// asked about.
+    /// asked about. A name that can name no module (empty, holding a control character,
+    /// a requirement after its `@` that is not semver) is refused with
+    /// [`RuntimeError::BadReference`], as `Runtime::handle_of` refuses it, without
+    /// asking the daemon.
     pub fn module(&self, name: &str) -> Result<RemoteModule, RuntimeError> {
         if let Some(i) = self
             .names
@@ -213,6 +216,12 @@ impl Client {
                 client: self.id,
                 index: i as u32,
             });
+        }
+        // Refused here as the runtime refuses it: the daemon would answer a malformed
+        // request, which reaches the caller as `RuntimeError::Daemon`, where code
+        // written against `Caller` matches `BadReference` in process.
+        if let Some(error) = memlink_runtime::caller::malformed_module_name(name) {
+            return Err(error);
         }
         let welcomed = self
             .connection()?

@@ -407,6 +407,9 @@ fn outcome<T: std::fmt::Debug>(result: Result<T, RuntimeError>) -> String {
 /// gave, by case.
 fn every_outcome(c: &impl Caller) -> Vec<(&'static str, String)> {
     let mut out = vec![("unknown module", outcome(c.module("nope")))];
+    for name in ["", "basic@>>1", "ba\nsic", "@^1"] {
+        out.push(("malformed module name", outcome(c.module(name))));
+    }
     let basic = c.module("basic").unwrap();
     let nested = c.module("nested_calls").unwrap();
     let raw = |method: &str, args: &[u8], options: &CallOptions| {
@@ -485,6 +488,7 @@ fn each_outcome_is_the_same_in_process_and_through_the_daemon() {
     let text = format!("{here:?}");
     for seen in [
         "UnknownModule",
+        "BadReference",
         "UnknownMethod",
         "Panic(",
         "Codec",

@@ -83,6 +83,19 @@ pub trait Caller {
     fn backpressure(&self, module: Self::Module) -> Result<f32, RuntimeError>;
 }
 
+/// The error [`Caller::module`] gives for `name` when it can name no module however the
+/// modules change (empty, holding a control character, a requirement after its `@`
+/// that is not semver), worded as [`Runtime::handle_of`] words it; `None` for a name
+/// that could name one. `memlink-client` refuses such a name with it, before asking its
+/// daemon, so both callers give the same error.
+#[doc(hidden)]
+pub fn malformed_module_name(name: &str) -> Option<RuntimeError> {
+    crate::names::malformed(name).map(|reason| RuntimeError::BadReference {
+        reference: name.to_owned(),
+        reason,
+    })
+}
+
 impl Caller for Runtime {
     type Module = ModuleHandle;
     type Output<'c> = CallOutput;

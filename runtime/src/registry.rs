@@ -326,15 +326,14 @@ impl Registry {
     pub(crate) fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
         match self.named(name) {
             Some((index, m)) if !m.is_retired() => Ok(self.handle(index, m.generation)),
-            _ => Err(match crate::names::malformed(name) {
-                Some(reason) => RuntimeError::BadReference {
-                    reference: name.to_owned(),
-                    reason,
-                },
-                None => RuntimeError::UnknownModule {
-                    name: name.to_owned(),
-                },
-            }),
+            // The client's `Caller::module` refuses a malformed name with the same error.
+            _ => Err(
+                crate::caller::malformed_module_name(name).unwrap_or_else(|| {
+                    RuntimeError::UnknownModule {
+                        name: name.to_owned(),
+                    }
+                }),
+            ),
         }
     }
 
