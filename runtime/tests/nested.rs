@@ -423,3 +423,77 @@ fn a_typed_nested_call_refuses_an_archived_result() {
         "{err}"
     );
 }
+
+/// Calls made from a thread-local's destructor, after the runtime's own thread state is
+/// gone, run as any other: a module's nested call is made, and its log records reach
+/// the runtime's sink. Both are refused or dropped instead: the call runs on a stand-in
+/// state (`thread::with_passing`), and the host's services find the running call
+/// through the thread-local that is gone (`thread::running_frame` answers null), so
+/// `add_via`'s nested call fails with "the call handle is null, or not a call running on
+/// this thread", a call that runs on that very thread.
+#[test]
+#[ignore = "known gap: during thread-local teardown the host's services find no running call (thread::running_frame reads the destroyed state; fix in thread.rs)"]
+fn nested_calls_and_log_records_work_from_a_thread_local_destructor() {
+    common::in_child(
+        "nested_calls_and_log_records_work_from_a_thread_local_destructor",
+        &[],
+        || {
+            use memlink_runtime::{LogEvent, LogSink, Runtime};
+            use std::sync::{Arc, Mutex};
+
+            /// Keeps each record's message.
+            #[derive(Default)]
+            struct Kept(Mutex<Vec<String>>);
+            impl LogSink for Kept {
+                fn record(&self, event: &LogEvent<'_>) {
+                    self.0.lock().unwrap().push(event.message.to_owned());
+                }
+            }
+            type Held = Arc<Mutex<Option<Runtime>>>;
+            /// Makes a nested call and a call that logs when dropped, keeping how they went.
+            struct CallsOnDrop(Held, Arc<Mutex<Vec<String>>>);
+            impl Drop for CallsOnDrop {
+                fn drop(&mut self) {
+                    let held = self.0.lock().unwrap();
+                    let rt = held.as_ref().unwrap();
+                    let nested = rt.handle_of("nested_calls").unwrap();
+                    let basic = rt.handle_of("basic").unwrap();
+                    let sum = rt.call_typed::<_, u32>(nested, "add_via", &("basic", 2u32, 3u32));
+                    let logged = rt.call_typed::<_, ()>(basic, "chatty", &(1u32,));
+                    let mut seen = self.1.lock().unwrap();
+                    seen.push(format!("{sum:?}"));
+                    seen.push(format!("{logged:?}"));
+                }
+            }
+            thread_local! {
+                static GUARD: std::cell::RefCell<Option<CallsOnDrop>> = const { std::cell::RefCell::new(None) };
+            }
+            let held: Held = Arc::new(Mutex::new(None));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::new(Kept::default());
+            let (h_held, h_seen, h_sink) = (Arc::clone(&held), Arc::clone(&seen), sink.clone());
+            std::thread::spawn(move || {
+                // Registered first, so destroyed last: after the runtime's state, which
+                // the calls below set up on this thread.
+                GUARD.with(|g| *g.borrow_mut() = Some(CallsOnDrop(h_held.clone(), h_seen)));
+                let config = RuntimeConfig::default()
+                    .log_level(tracing::Level::INFO)
+                    .log_sink(h_sink);
+                let (rt, handles) = load_all(config, &["basic", "nested_calls"]);
+                let sum = rt.call_typed::<_, u32>(handles[1], "add_via", &("basic", 2u32, 3u32));
+                assert_eq!(sum.unwrap(), 5);
+                *h_held.lock().unwrap() = Some(rt);
+            })
+            .join()
+            .unwrap();
+            assert_eq!(*seen.lock().unwrap(), ["Ok(5)", "Ok(())"]);
+            // `chatty` logs "an error", "a warning" and "some information" at INFO.
+            let records = sink.0.lock().unwrap();
+            assert_eq!(
+                records.iter().filter(|m| m.as_str() == "an error").count(),
+                1,
+                "{records:?}"
+            );
+        },
+    );
+}
