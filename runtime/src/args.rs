@@ -283,23 +283,31 @@ impl DerefMut for ArgBuffer {
 impl ArgBuffer {
     /// `len` zeroed bytes: an arena from `pool` when they fit in one of `arena_size`
     /// bytes, else a buffer of their own.
+    ///
+    /// An arena size no allocation can give (which the runtime's loads refuse) leaves
+    /// the pool without arenas: the bytes are then a buffer of their own too, where
+    /// taking an arena aborted the process, or panicked for a size past any allocation.
     pub(crate) fn new(pool: &Arc<ArenaPool>, arena_size: usize, len: usize) -> ArgBuffer {
-        if len <= arena_size {
-            let mut arena = PooledArena::take(pool);
-            // A pooled arena holds whatever its last call left there: another caller's
-            // bytes, and bytes a module never initialized. Only zeroes are handed out.
-            arena.buf_mut().as_mut_slice()[..len].fill(0);
-            ArgBuffer {
-                repr: BufRepr::Arena(arena),
-                len,
-                capacity: len,
+        let arena = (len <= arena_size)
+            .then(|| PooledArena::try_take(pool))
+            .flatten();
+        match arena {
+            Some(mut arena) => {
+                // A pooled arena holds whatever its last call left there: another
+                // caller's bytes, and bytes a module never initialized. Only zeroes are
+                // handed out.
+                arena.buf_mut().as_mut_slice()[..len].fill(0);
+                ArgBuffer {
+                    repr: BufRepr::Arena(arena),
+                    len,
+                    capacity: len,
+                }
             }
-        } else {
-            ArgBuffer {
+            None => ArgBuffer {
                 repr: BufRepr::Owned(AlignedBuf::zeroed(len)),
                 len,
                 capacity: len,
-            }
+            },
         }
     }
 

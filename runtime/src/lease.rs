@@ -20,6 +20,13 @@ impl PooledArena {
         PooledArena::new(buf, Arc::clone(pool))
     }
 
+    /// [`take`](Self::take), or `None` when the pool has no idle arena and none can be
+    /// allocated (see `ArenaPool::try_take_buf`).
+    pub(crate) fn try_take(pool: &Arc<ArenaPool>) -> Option<PooledArena> {
+        let buf = crate::thread::with(|t| pool.try_take_buf(&t.arenas))?;
+        Some(PooledArena::new(buf, Arc::clone(pool)))
+    }
+
     /// Ties `buf`, taken from `pool`, to this guard.
     pub(crate) fn new(buf: AlignedBuf, pool: Arc<ArenaPool>) -> PooledArena {
         PooledArena {

@@ -162,6 +162,25 @@ impl ArenaPool {
             .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size))
     }
 
+    /// [`take_buf`](Self::take_buf), or `None` when no idle arena is at hand and the
+    /// allocator cannot give a new one (an arena size no allocation can have): for what
+    /// can do without an arena, where `take_buf` would abort the process.
+    pub(crate) fn try_take_buf(self: &Arc<Self>, cache: &ArenaCache) -> Option<AlignedBuf> {
+        if let Some(i) = cache.entry(Arc::as_ptr(self)) {
+            let [first, second] = &cache.bufs[i];
+            if let Some(buf) = first.take().or_else(|| second.take()) {
+                return Some(buf);
+            }
+        }
+        let buf = self
+            .free
+            .pop()
+            .or_else(|| AlignedBuf::try_zeroed(self.arena_size))?;
+        // Counted once it is had, as `take_shared` counts it: `give_back` uncounts it.
+        self.on_loan.fetch_add(1, Ordering::Relaxed);
+        Some(buf)
+    }
+
     /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's `cache`, in
     /// the first of its entry's places that is empty, else (the entry is full, or the
     /// thread has no entry yet) through [`give_back_slow`](Self::give_back_slow).

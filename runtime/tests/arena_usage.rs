@@ -64,3 +64,33 @@ fn an_argument_buffer_of_another_runtime_goes_back_to_its_own() {
     // Larger than the other runtime's arenas, within this one's: one of its pool's.
     assert_eq!(rt.arg_buffer(10_000).len(), 10_000);
 }
+
+/// A runtime whose arena size no allocation can give (which its loads refuse, naming
+/// the setting) still hands out argument buffers: one of the length asked for, zeroed,
+/// which a call of another runtime takes. Before, `arg_buffer(16)` took an arena of that
+/// size from the pool: it aborted the process when the allocator had no memory for it,
+/// and panicked with "capacity overflow" for one past any allocation. Run in a child
+/// process, which the abort ends.
+#[test]
+fn an_argument_buffer_of_a_runtime_whose_arenas_cannot_be_allocated_is_one_of_its_own() {
+    common::in_child(
+        "an_argument_buffer_of_a_runtime_whose_arenas_cannot_be_allocated_is_one_of_its_own",
+        &[],
+        || {
+            use memlink_runtime::{resolver::LocalResolver, CallOptions, Runtime, RuntimeConfig};
+            let (rt, h) = load("arena_usage");
+            let reverse = rt.method(h, "reverse_words").unwrap();
+            for size in [1usize << 50, usize::MAX / 2] {
+                let config = RuntimeConfig::default().arena_size(size);
+                let unusable = Runtime::new(config, LocalResolver);
+                let mut buffer = unusable.arg_buffer(7);
+                assert_eq!(*buffer, [0; 7], "arena size {size}");
+                buffer.copy_from_slice(b"one two");
+                let out = rt
+                    .call_method(reverse, buffer, &CallOptions::default())
+                    .unwrap();
+                assert_eq!(&*out, b"two one", "arena size {size}");
+            }
+        },
+    );
+}
