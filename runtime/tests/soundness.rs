@@ -725,6 +725,83 @@ fn a_sink_calling_on_a_panic_record_is_one_level_deeper_and_its_loop_ends() {
     assert_eq!(*sink.traces.lock().unwrap(), vec![(42, 7); 9]);
 }
 
+/// The same loop, started from a thread-local's destructor after the runtime's own
+/// thread state is gone: it should end at the depth limit as it does on a live thread.
+/// It does not: each call there runs on a stand-in state of its own
+/// (`thread::with_passing`), so the record's call is no chain the sink's call can join,
+/// and every call starts at depth 0; the loop ran until the stack overflowed (SIGSEGV).
+/// The sink here gives up after 64 panics, so that the test fails instead.
+#[test]
+#[ignore = "known gap: during thread-local teardown a call's chain is lost between calls (each runs on a stand-in thread state), so a sink's loop is not ended by the depth limit (fix in thread.rs)"]
+fn a_sink_calling_on_a_panic_record_from_a_thread_local_destructor_ends_at_the_depth_limit() {
+    common::in_child(
+        "a_sink_calling_on_a_panic_record_from_a_thread_local_destructor_ends_at_the_depth_limit",
+        &[],
+        || {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            use std::sync::{Arc, Mutex, OnceLock};
+
+            use memlink_runtime::ModuleHandle;
+
+            /// On each panic record, calls `boom` again, up to 64 times.
+            #[derive(Default)]
+            struct Again {
+                target: OnceLock<(Runtime, ModuleHandle)>,
+                records: AtomicUsize,
+            }
+            impl memlink_runtime::LogSink for Again {
+                fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+                    if !event.message.starts_with("panicked: ")
+                        || self.records.fetch_add(1, Ordering::Relaxed) >= 64
+                    {
+                        return;
+                    }
+                    let (rt, h) = self.target.get().expect("set before the calls");
+                    assert!(rt.call(*h, "boom", b"again").is_err(), "boom always panics");
+                }
+            }
+            /// Calls `boom` when dropped.
+            struct CallsOnDrop(Arc<Mutex<Option<(Runtime, ModuleHandle)>>>);
+            impl Drop for CallsOnDrop {
+                fn drop(&mut self) {
+                    let held = self.0.lock().unwrap();
+                    let (rt, h) = held.as_ref().unwrap();
+                    assert!(rt.call(*h, "boom", b"first").is_err(), "boom always panics");
+                }
+            }
+            thread_local! {
+                static GUARD: std::cell::RefCell<Option<CallsOnDrop>> = const { std::cell::RefCell::new(None) };
+            }
+            let sink = Arc::new(Again::default());
+            let held = Arc::new(Mutex::new(None));
+            let (h_held, h_sink) = (Arc::clone(&held), Arc::clone(&sink));
+            std::thread::spawn(move || {
+                // Registered first, so destroyed last: after the runtime's state, which
+                // the call below sets up on this thread.
+                GUARD.with(|g| *g.borrow_mut() = Some(CallsOnDrop(Arc::clone(&h_held))));
+                let config = RuntimeConfig::default().log_sink(h_sink.clone());
+                let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+                let h = rt
+                    .load(ModuleRef::from_path(module_copy(
+                        "basic",
+                        "basic_sink_loop_tls",
+                    )))
+                    .unwrap();
+                let _ = h_sink.target.set((rt.clone(), h));
+                assert!(rt.call(h, "boom", b"live").is_err());
+                // On a live thread: the first call and one per level down to the limit.
+                let max = RuntimeConfig::default().max_call_depth as usize;
+                assert_eq!(h_sink.records.swap(0, Ordering::Relaxed), max + 1);
+                *h_held.lock().unwrap() = Some((rt, h));
+            })
+            .join()
+            .unwrap();
+            let max = RuntimeConfig::default().max_call_depth as usize;
+            assert_eq!(sink.records.load(Ordering::Relaxed), max + 1);
+        },
+    );
+}
+
 /// An interceptor's `after` runs once the call is over: a call it makes is not bound
 /// by the deadline of the call it saw end, so an audit of a call that timed out can
 /// still call a module. (`before`'s calls spend the call's time, and end by its
