@@ -115,7 +115,9 @@ pub enum RuntimeError {
     },
     /// Asked for from code a load runs before it ends (a log sink given a record the
     /// module logs from its `memlink_dependencies` export): the load holds what a load,
-    /// an unload or a reload waits for, until it returns.
+    /// an unload or a reload of its runtime waits for, until it returns. One of another
+    /// runtime is made, unless it would wait for a load that waits, in turn, for this
+    /// one (two runtimes' sinks loading into each other from inside their loads).
     InsideLoad {
         /// The module being loaded.
         loading: String,

@@ -463,7 +463,11 @@ impl Registry {
         lifecycle::Loading::refuse(self.id, "load")?;
         // Before the library is opened, which runs its initializers.
         let persistent = self.before_opening(settings)?;
+        // A load into this runtime from inside another's (a sink of its module's) must
+        // not wait in a loop of such loads.
+        let waiting = lifecycle::Waiting::enter(self.id, "load")?;
         let mut slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        drop(waiting);
         if !slots.has_room() {
             return Err(RuntimeError::TooManyModules {
                 limit: self.slots.len(),
@@ -565,6 +569,10 @@ impl Registry {
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
         lifecycle::Loading::refuse(self.id, "reload")?;
+        // Asked from inside another runtime's load, it will wait for this runtime's lock
+        // of loads: refused now, before anything is done, if that wait would close a
+        // loop; and recorded until it returns, so that no other closes one with it.
+        let _waiting = lifecycle::Waiting::enter(self.id, "reload")?;
         let path = self.resolver.resolve(reference)?;
         // A reload asked from code a reload runs (a sink or an interceptor of the state's
         // save) would wait for that reload, or for another that waits for it.
@@ -759,6 +767,8 @@ impl Registry {
     /// shuts it down and frees what it owned.
     pub(crate) fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
         lifecycle::Loading::refuse(self.id, "unload")?;
+        // As for a reload: the unload waits for this runtime's lock of loads three times.
+        let _waiting = lifecycle::Waiting::enter(self.id, "unload")?;
         // Closing the gate under the loading lock decides which of two racing unloads (or
         // an unload and a reload) gets the module; the wait for its calls happens outside
         // the lock, so loads and unloads of other modules go on meanwhile.
