@@ -177,7 +177,7 @@ fn on_thread(
     args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
-    if options.carries_nothing() && module.default_timeout.is_none() && thread.idle() {
+    if options.carries_nothing() && module.default_timeout.is_none() && crate::chain::idle() {
         run(
             thread,
             registry,
@@ -214,7 +214,7 @@ fn with_options(
 ) -> Result<CallOutput, RuntimeError> {
     let fail = |failure| host_error(handle, module, index, failure);
     // SAFETY: used only within this call, which runs inside the running call.
-    let parent = unsafe { running_call(thread) }.filter(|p| core::ptr::eq(p.registry, registry));
+    let parent = unsafe { running_call() }.filter(|p| core::ptr::eq(p.registry, registry));
     let own = CallMeta {
         depth: 0,
         trace_id: options.trace_id,
@@ -224,7 +224,7 @@ fn with_options(
     // The chain is the innermost of the call running in a module and the call whose
     // host code runs (an interceptor's, a sink's given a panic: no module runs then),
     // whichever runtime's: a loop through hooks of two runtimes ends too.
-    let hooked = thread.hooked();
+    let hooked = crate::chain::hooked();
     let chain = match (parent.map(|p| p.meta), hooked.as_ref()) {
         (Some(p), Some(h)) => Some(if h.depth >= p.depth { h } else { p }),
         (p, h) => p.or(h),
@@ -264,13 +264,9 @@ fn within_chain(own: CallMeta, chain: &CallMeta) -> CallMeta {
 /// sink or an interceptor does: what waits for that module's calls to end would wait
 /// there for the call it runs in.
 pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> bool {
-    // SAFETY: the state is used only within this call.
-    let Some(thread) = (unsafe { crate::thread::current() }) else {
-        return false;
-    };
     // SAFETY: the reference is used only within this call, which runs inside the running
     // call if there is one.
-    unsafe { running_call(thread) }
+    unsafe { running_call() }
         .filter(|c| core::ptr::eq(c.registry, registry))
         .is_some_and(|c| c.chain_holds(module))
 }
@@ -281,10 +277,10 @@ pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> boo
 /// # Safety
 ///
 /// The reference must not be used after the caller returns.
-unsafe fn running_call<'a>(thread: &'a ThreadState) -> Option<&'a HostCall<'a>> {
+unsafe fn running_call<'a>() -> Option<&'a HostCall<'a>> {
     // SAFETY: `running_call` is null or the host's side of the innermost call this thread
     // runs in a module, and the caller uses the reference only within that call.
-    unsafe { HostCall::of_running(thread.running_call.get()) }
+    unsafe { HostCall::of_running(crate::chain::running_call()) }
 }
 
 /// The error a host caller gets for `failure`.

@@ -93,11 +93,11 @@ pub(crate) fn guarded<E>(
         ..*meta
     };
     let after = |outcome: Outcome<'_>| {
-        thread.hooked_by(after_meta, module.lineage, || {
+        crate::chain::hooked_by(after_meta, module.lineage, false, || {
             hooks.iter().for_each(|h| h.after(&info, &outcome))
         })
     };
-    let refused = thread.hooked_by(*meta, module.lineage, || {
+    let refused = crate::chain::hooked_by(*meta, module.lineage, false, || {
         hooks
             .iter()
             .find_map(|h| h.before(&info, args.bytes()).err())

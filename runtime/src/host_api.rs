@@ -33,7 +33,7 @@ pub(crate) static HOST_API: HostApi = HostApi {
 /// `HostApi::running_call`: the frame this thread's innermost call runs on (a state of
 /// one `Cell`, which never panics).
 unsafe extern "C" fn host_running_call() -> *mut c_void {
-    crate::thread::running_frame()
+    crate::chain::running_frame()
 }
 
 /// The running call behind a call handle: the call it names if that is a call this
@@ -53,7 +53,7 @@ unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
     // runs in a module, which returns after the service running on this thread for it
     // does. Each `parent` is the call that made the one before, running below it on this
     // thread, so alive longer; all are used within the service (the contract).
-    let mut running = unsafe { HostCall::of_running(crate::thread::running_call()) };
+    let mut running = unsafe { HostCall::of_running(crate::chain::running_call()) };
     while let Some(c) = running {
         if core::ptr::eq(c, call.cast::<HostCall<'r>>()) {
             return Some(c);
@@ -114,9 +114,7 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
                 // level deeper (the running call names only its own runtime's calls).
                 // Without it, two runtimes whose sinks call each other's logging modules
                 // started a chain of depth 0 at each hop, and overflowed the stack.
-                Some(c) => {
-                    crate::thread::with(|thread| thread.hooked_by(*c.meta, c.module.lineage, emit))
-                }
+                Some(c) => crate::chain::hooked_by(*c.meta, c.module.lineage, true, emit),
                 None => emit(),
             }
         }

@@ -69,16 +69,21 @@ pub(crate) fn run_call<R: Receive, E>(
         return Err(fail(counted(registry, module, index, thread.shard(), late)));
     }
     let shard = thread.shard();
-    // A module its chain already runs in is re-entered within the chain's slot.
-    let admitted = match parent {
-        Some(p) if p.chain_holds(module) => None,
-        _ => match module.enter(shard, config.saturation, meta.deadline) {
+    // A module its chain already runs in is re-entered within the chain's slot: a call
+    // of this runtime's chain, or one whose host code (a log sink's) this thread runs
+    // while it holds its slot, through whichever runtime that code called.
+    let reentered = parent.is_some_and(|p| p.chain_holds(module))
+        || crate::chain::hooks_hold_slot(module.lineage);
+    let admitted = if reentered {
+        None
+    } else {
+        match module.enter(shard, config.saturation, meta.deadline) {
             Ok(admitted) => Some(admitted),
             Err(refused) => {
                 let refused = not_entered(refused, given);
                 return Err(fail(counted(registry, module, index, shard, refused)));
             }
-        },
+        }
     };
     let timed = config.builtin_metrics && thread.time_this_call(config.latency_sampling);
     let start = if timed {
@@ -141,8 +146,7 @@ pub(crate) fn run_call<R: Receive, E>(
     // keeps both, in the state it holds already, and puts the caller's back when the
     // module returns (a module catches its panics, so nothing unwinds past here).
     let frame_ptr = &raw mut frame;
-    let outer = thread.running.replace(frame_ptr.cast());
-    let outer_call = thread.running_call.replace(call_ptr.cast_const().cast());
+    let outer = crate::chain::enter(frame_ptr.cast(), call_ptr.cast_const().cast());
     // SAFETY: the frame honours the ABI: the arguments are borrowed, owned or in the
     // arena ahead of the scratch space, and in every case alive and unwritten until the
     // call returns; the scratch space is this call's alone (taken from the pool);
@@ -150,8 +154,7 @@ pub(crate) fn run_call<R: Receive, E>(
     // point (its own or `memlink_call`) is the module's, valid for the life of the
     // process (its library is never unloaded).
     let status = unsafe { (method.enter)(frame_ptr) };
-    thread.running.set(outer);
-    thread.running_call.set(outer_call);
+    crate::chain::leave(outer);
     let latency = start.map(|s| {
         let ns = registry.clock.delta_as_nanos(s, registry.clock.raw());
         (ns, config.latency_sampling)
@@ -322,7 +325,7 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
                 deadline: None,
                 ..*meta
             };
-            crate::thread::with(|thread| thread.hooked_by(chain, module.lineage, report));
+            crate::chain::hooked_by(chain, module.lineage, false, report);
         }
         Failure::Module(error)
     })

@@ -31,7 +31,8 @@
 //!
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
 //! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread`
-//! (what the runtime keeps per calling thread), `module` (a loaded library) and
+//! (what the runtime keeps per calling thread), `chain` (the calls a thread runs, kept
+//! until it ends), `module` (a loaded library) and
 //! `method_index` (its methods by name), `barrier` (full barriers paid by the rare side)
 //! and `hazard` (holding a module for a call without a locked instruction), `registry`
 //! (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a
@@ -54,6 +55,7 @@ pub mod buffer;
 pub mod cache;
 mod call;
 pub mod caller;
+mod chain;
 pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;

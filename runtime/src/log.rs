@@ -35,8 +35,8 @@ pub struct LogEvent<'a> {
 /// ends by the logging call's deadline if that comes first, carries its trace unless the
 /// call's options carry one, and a sink whose calls log, and so call again, stops at
 /// `max_call_depth`, sinks of two runtimes calling each other's modules included. A
-/// call through this runtime re-enters the module that logs without waiting for a slot
-/// (one that comes back to it through another runtime's sink waits for one). The record
+/// call to the module that logs re-enters it without waiting for a slot, through this
+/// runtime or back through another runtime's sink. The record
 /// of a caught panic comes once the call is over: the sink's calls then go one level
 /// deeper and carry its trace, not its deadline, and the module may not be unloaded or
 /// reloaded from there. A panic of the sink goes no further than its own delivery of the

@@ -186,7 +186,7 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         let module = self.registry.module(handle)?;
         if call::chain_on_thread_holds(&self.registry, &module)
-            || crate::thread::with(|thread| thread.hooks_hold(module.lineage))
+            || crate::chain::hooks_hold(module.lineage)
         {
             return Err(RuntimeError::InsideCall {
                 module: module.name.clone(),

@@ -1,17 +1,16 @@
 //! What the runtime keeps per calling thread, in one thread-local the call path reaches
 //! once per call: the thread's shard (of every module's admission slots and figures),
-//! its idle arenas, when to time its next call, and where its nested calls went.
+//! its idle arenas, when to time its next call, and where its nested calls went. (The
+//! calls the thread runs are kept apart, in `crate::chain`, which outlives this state.)
 //!
 //! A thread owns one of [`SHARDS`] - 1 shards for its lifetime, and threads beyond those
 //! share the last: a thread calling steadily touches only cache lines of its own. The
 //! state is built without running code (a constant), so reaching it costs a load and a
 //! compare; the shard is claimed on the thread's first call.
 
-use core::ffi::c_void;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::meta::CallMeta;
 use crate::pool::ArenaCache;
 use crate::shard::{SHARDS, SHARED};
 use crate::targets::TargetCache;
@@ -37,27 +36,6 @@ pub(crate) struct ThreadState {
     pub(crate) arenas: ArenaCache,
     /// Where this thread's nested calls went last.
     pub(crate) targets: TargetCache,
-    /// The frame of the innermost call this thread runs in a module, or null: what
-    /// `HostApi::running_call` answers (`crate::invoke` sets it around a module's entry
-    /// point and puts the outer call's back).
-    pub(crate) running: Cell<*mut c_void>,
-    /// The host's side of that call (a `crate::host_call::HostCall`), or null: what the
-    /// host's services find the running call by. Kept here beside the frame, not read
-    /// from the frame's `host_call`: the frame lies in memory the module writes, and a
-    /// module that wrote over that input would have the host follow its pointer.
-    pub(crate) running_call: Cell<*const c_void>,
-    /// The innermost call whose host code (its interceptors, a log sink given its panic)
-    /// this thread runs, or null: a call that host code makes is part of that call's
-    /// chain, though no module runs on the thread meanwhile ([`ThreadState::hooked_by`]).
-    hooked: Cell<*const Hooked>,
-}
-
-/// A call whose host code runs on a thread: what a call that code makes carries, the
-/// lineage of the module it runs for, and the hooked call around it (or null).
-struct Hooked {
-    meta: CallMeta,
-    lineage: u64,
-    outer: *const Hooked,
 }
 
 impl ThreadState {
@@ -68,9 +46,6 @@ impl ThreadState {
             spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
-            running: Cell::new(core::ptr::null_mut()),
-            running_call: Cell::new(core::ptr::null()),
-            hooked: Cell::new(core::ptr::null()),
         }
     }
 
@@ -83,71 +58,7 @@ impl ThreadState {
             spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
-            running: Cell::new(core::ptr::null_mut()),
-            running_call: Cell::new(core::ptr::null()),
-            hooked: Cell::new(core::ptr::null()),
         }
-    }
-
-    /// Runs `f`, host code of a call to the module of `lineage` (its interceptors, a log
-    /// sink given its panic), with that call as this thread's hooked call: a call `f`
-    /// makes carries `meta`'s chain, one level deeper, and an unload or reload of that
-    /// module from `f` is refused (it would wait for the call `f` runs in). The hooked
-    /// call before is put back after, `f` unwinding or not.
-    pub(crate) fn hooked_by<R>(&self, meta: CallMeta, lineage: u64, f: impl FnOnce() -> R) -> R {
-        /// Puts the outer hooked call back when dropped.
-        struct Restore<'t>(&'t ThreadState, *const Hooked);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.hooked.set(self.1);
-            }
-        }
-        let hook = Hooked {
-            meta,
-            lineage,
-            outer: self.hooked.get(),
-        };
-        // Declared after `hook`, so dropped before it: the pointer is put back while
-        // `hook` is still alive.
-        let _restore = Restore(self, hook.outer);
-        self.hooked.set(&hook);
-        f()
-    }
-
-    /// What the innermost call whose host code this thread runs carries, if it runs any
-    /// (a copy: the call's own is on the stack of a frame that ends before this state
-    /// does).
-    #[inline]
-    pub(crate) fn hooked(&self) -> Option<CallMeta> {
-        // SAFETY: the pointer is null or set by `hooked_by` to a `Hooked` on its stack
-        // frame, which it puts back before that value is dropped, when it returns or
-        // unwinds: while set, the value is alive in a frame outside this one (the state
-        // is not `Sync`: no other thread sets it). It is read and copied here.
-        unsafe { self.hooked.get().as_ref().map(|h| h.meta) }
-    }
-
-    /// Whether this thread runs host code of a call to the module of `lineage` (in this
-    /// version or another).
-    pub(crate) fn hooks_hold(&self, lineage: u64) -> bool {
-        let mut hook = self.hooked.get();
-        // SAFETY: each pointer (the cell's, then each `outer`) is null or was set by a
-        // `hooked_by` still running on this thread, to a `Hooked` on its stack frame,
-        // alive until it returns (it puts the one before back first); the state is not
-        // `Sync`, so no other thread sets them. Each is read within this loop only.
-        while let Some(h) = unsafe { hook.as_ref() } {
-            if h.lineage == lineage {
-                return true;
-            }
-            hook = h.outer;
-        }
-        false
-    }
-
-    /// Whether this thread runs no call: no module's code and no call's host code, so a
-    /// call made now starts a chain of its own.
-    #[inline(always)]
-    pub(crate) fn idle(&self) -> bool {
-        self.running.get().is_null() && self.hooked.get().is_null()
     }
 
     /// This thread's shard, claimed on first use.
@@ -261,23 +172,6 @@ pub(crate) unsafe fn current<'a>() -> Option<&'a ThreadState> {
     // that uses them returned (a destructor calling here either got `Err` above or runs
     // before this state's destructor). The caller does not keep it longer.
     Some(unsafe { &*state })
-}
-
-/// The frame of the innermost call this thread runs in a module, or null (none, or the
-/// thread is tearing down its locals).
-pub(crate) fn running_frame() -> *mut c_void {
-    STATE
-        .try_with(|state| state.running.get())
-        .unwrap_or(core::ptr::null_mut())
-}
-
-/// The host's side of the innermost call this thread runs in a module
-/// (`ThreadState::running_call`), or null (none, or the thread is tearing down its
-/// locals).
-pub(crate) fn running_call() -> *const c_void {
-    STATE
-        .try_with(|state| state.running_call.get())
-        .unwrap_or(core::ptr::null())
 }
 
 #[cold]

@@ -165,7 +165,7 @@ impl Drop for DirectoryWatch {
         // unloading or reloading a module that call holds, waiting for it to leave:
         // waiting for the thread here would wait for ever. It is let go instead; told
         // to stop, it ends once what it is doing is done.
-        let in_a_call = !crate::thread::with(|thread| thread.idle());
+        let in_a_call = !crate::chain::idle();
         if let Some(thread) = self.thread.take().filter(|_| !in_a_call) {
             let _ = thread.join();
         }

@@ -426,13 +426,11 @@ fn a_typed_nested_call_refuses_an_archived_result() {
 
 /// Calls made from a thread-local's destructor, after the runtime's own thread state is
 /// gone, run as any other: a module's nested call is made, and its log records reach
-/// the runtime's sink. Both are refused or dropped instead: the call runs on a stand-in
-/// state (`thread::with_passing`), and the host's services find the running call
-/// through the thread-local that is gone (`thread::running_frame` answers null), so
-/// `add_via`'s nested call fails with "the call handle is null, or not a call running on
-/// this thread", a call that runs on that very thread.
+/// the runtime's sink (the host's services find the running call in a thread-local with
+/// no destructor, `crate::chain`). Before, the services read the thread-local that was
+/// gone, and `add_via`'s nested call failed with "the call handle is null, or not a call
+/// running on this thread", a call that ran on that very thread.
 #[test]
-#[ignore = "known gap: during thread-local teardown the host's services find no running call (thread::running_frame reads the destroyed state; fix in thread.rs)"]
 fn nested_calls_and_log_records_work_from_a_thread_local_destructor() {
     common::in_child(
         "nested_calls_and_log_records_work_from_a_thread_local_destructor",

@@ -443,13 +443,12 @@ fn log_sinks_of_two_runtimes_calling_each_other_end_at_the_depth_limit() {
 
 /// A module of one slot (`Saturation::Wait`) whose record's sink calls another
 /// runtime's module, whose sink calls the first module back: the call back is part of
-/// the chain that holds the first module's slot, and should re-enter it, as a sink's
-/// call through the module's own runtime does. It waits instead for the slot its own
-/// chain holds, for ever: the call path finds the chain's calls only among those of the
-/// runtime it calls through (`call::with_options` filters the running call by registry,
-/// and `invoke::run_call` re-enters only a module that chain holds).
+/// the chain that holds the first module's slot, and re-enters it, as a sink's call
+/// through the module's own runtime does (a sink runs as host code of a call that holds
+/// its slot, `crate::chain`). Before, it waited for the slot its own chain held, for
+/// ever: the call path found the chain's calls only among those of the runtime it
+/// called through.
 #[test]
-#[ignore = "known gap: a call back into a module through another runtime's sink waits for the slot its own chain holds (fix in call.rs/invoke.rs)"]
 fn a_sink_call_back_through_another_runtime_re_enters_the_module_its_chain_holds() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
@@ -726,13 +725,13 @@ fn a_sink_calling_on_a_panic_record_is_one_level_deeper_and_its_loop_ends() {
 }
 
 /// The same loop, started from a thread-local's destructor after the runtime's own
-/// thread state is gone: it should end at the depth limit as it does on a live thread.
-/// It does not: each call there runs on a stand-in state of its own
-/// (`thread::with_passing`), so the record's call is no chain the sink's call can join,
-/// and every call starts at depth 0; the loop ran until the stack overflowed (SIGSEGV).
-/// The sink here gives up after 64 panics, so that the test fails instead.
+/// thread state is gone, ends at the depth limit as it does on a live thread: the
+/// thread's calls are kept apart from its state, in a thread-local with no destructor
+/// (`crate::chain`). Before, each call there ran on a stand-in state of its own, the
+/// record's call was no chain the sink's call could join, and the loop ran until the
+/// stack overflowed (SIGSEGV). The sink here gives up after 64 panics, so that the test
+/// fails instead.
 #[test]
-#[ignore = "known gap: during thread-local teardown a call's chain is lost between calls (each runs on a stand-in thread state), so a sink's loop is not ended by the depth limit (fix in thread.rs)"]
 fn a_sink_calling_on_a_panic_record_from_a_thread_local_destructor_ends_at_the_depth_limit() {
     common::in_child(
         "a_sink_calling_on_a_panic_record_from_a_thread_local_destructor_ends_at_the_depth_limit",

@@ -1,0 +1,258 @@
+//! The calls a thread runs, innermost first: the call it runs in a module (its frame,
+//! which `HostApi::running_call` answers, and the host's side of it, by which the host's
+//! services know the call handles they are given) and the calls whose host code it runs
+//! (an interceptor's, a log sink's), each with what a call made from there carries.
+//!
+//! In a thread-local of its own, of plain `Cell`s with no destructor, apart from the
+//! thread's state (`crate::thread`), which is destroyed with the thread's locals: this
+//! one is there until the thread ends, so a call made from a thread-local's destructor
+//! keeps its chain (its depth limit, its deadline, the modules it re-enters) and a
+//! module it calls keeps the host's services.
+
+use core::ffi::c_void;
+use std::cell::Cell;
+
+use crate::meta::CallMeta;
+
+/// A thread's calls (see the module's docs). Only pointers to values on the stacks of
+/// the calls that set them, each put back before its value is dropped.
+struct Chain {
+    /// The frame of the innermost call this thread runs in a module, or null.
+    frame: Cell<*mut c_void>,
+    /// The host's side of that call (a `crate::host_call::HostCall`), or null. Kept
+    /// beside the frame, not read from the frame's `host_call`: the frame lies in memory
+    /// the module writes, and a module that wrote over that input would have the host
+    /// follow its pointer.
+    call: Cell<*const c_void>,
+    /// The innermost call whose host code this thread runs, or null.
+    hooked: Cell<*const Hooked>,
+}
+
+thread_local! {
+    static CHAIN: Chain = const {
+        Chain {
+            frame: Cell::new(core::ptr::null_mut()),
+            call: Cell::new(core::ptr::null()),
+            hooked: Cell::new(core::ptr::null()),
+        }
+    };
+}
+
+/// This thread's chain: always there (a thread-local with no destructor is never torn
+/// down), but reached through `try_with`, whose failure branch is a null check: `with`
+/// keeps a panic path the compiler would not inline into the call path (60 more
+/// instructions a call, callgrind, `noop_by_id`).
+#[inline(always)]
+fn chain<'a>() -> Option<&'a Chain> {
+    let chain = CHAIN.try_with(core::ptr::from_ref).ok()?;
+    // SAFETY: a thread-local with no destructor lives as long as its thread; the
+    // reference does not leave the thread (`Chain` is not `Sync`), and each caller uses
+    // it within its own body only.
+    Some(unsafe { &*chain })
+}
+
+/// A call whose host code runs on a thread: what a call that code makes carries, the
+/// lineage of the module it runs for, whether the call holds its slot of that module's
+/// gate meanwhile, and the hooked call around it (or null).
+struct Hooked {
+    meta: CallMeta,
+    lineage: u64,
+    holds_slot: bool,
+    outer: *const Hooked,
+}
+
+/// The call a thread ran in a module before [`enter`], which [`leave`] puts back.
+#[must_use]
+pub(crate) struct Outer {
+    frame: *mut c_void,
+    call: *const c_void,
+}
+
+/// Makes the call whose frame is `frame` and whose host's side is `call` the innermost
+/// this thread runs in a module, until [`leave`] puts back what this returns. Both must
+/// stay alive until then.
+#[inline(always)]
+pub(crate) fn enter(frame: *mut c_void, call: *const c_void) -> Outer {
+    match chain() {
+        Some(c) => Outer {
+            frame: c.frame.replace(frame),
+            call: c.call.replace(call),
+        },
+        None => Outer {
+            frame: core::ptr::null_mut(),
+            call: core::ptr::null(),
+        },
+    }
+}
+
+/// Puts back the call [`enter`] replaced.
+#[inline(always)]
+pub(crate) fn leave(outer: Outer) {
+    if let Some(c) = chain() {
+        c.frame.set(outer.frame);
+        c.call.set(outer.call);
+    }
+}
+
+/// The frame of the innermost call this thread runs in a module, or null.
+pub(crate) fn running_frame() -> *mut c_void {
+    chain().map_or(core::ptr::null_mut(), |c| c.frame.get())
+}
+
+/// The host's side of the innermost call this thread runs in a module (a
+/// `crate::host_call::HostCall`), or null.
+#[inline(always)]
+pub(crate) fn running_call() -> *const c_void {
+    chain().map_or(core::ptr::null(), |c| c.call.get())
+}
+
+/// Whether this thread runs no call: no module's code and no call's host code, so a
+/// call made now starts a chain of its own.
+#[inline(always)]
+pub(crate) fn idle() -> bool {
+    chain().is_none_or(|c| c.frame.get().is_null() && c.hooked.get().is_null())
+}
+
+/// Runs `f`, host code of a call to the module of `lineage` (its interceptors, a log
+/// sink given its records), with that call as this thread's hooked call: a call `f`
+/// makes carries `meta`'s chain, one level deeper; with `holds_slot` (the call runs in
+/// the module meanwhile, a sink's record being one it logs), a call `f` makes to that
+/// module re-enters it, whichever runtime it goes through, instead of waiting for the
+/// slot its own chain holds; and an unload or reload of that module from `f` is refused
+/// (it would wait for the call `f` runs in). The hooked call before is put back after,
+/// `f` unwinding or not.
+pub(crate) fn hooked_by<R>(
+    meta: CallMeta,
+    lineage: u64,
+    holds_slot: bool,
+    f: impl FnOnce() -> R,
+) -> R {
+    /// Puts the outer hooked call back when dropped.
+    struct Restore(*const Hooked);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(c) = chain() {
+                c.hooked.set(self.0);
+            }
+        }
+    }
+    let hook = Hooked {
+        meta,
+        lineage,
+        holds_slot,
+        outer: chain().map_or(core::ptr::null(), |c| c.hooked.get()),
+    };
+    // Declared after `hook`, so dropped before it: the pointer is put back while `hook`
+    // is still alive.
+    let _restore = Restore(hook.outer);
+    if let Some(c) = chain() {
+        c.hooked.set(&hook);
+    }
+    f()
+}
+
+/// What the innermost call whose host code this thread runs carries, if it runs any
+/// (a copy: the call's own is on the stack of a frame that ends before this one does).
+#[inline]
+pub(crate) fn hooked() -> Option<CallMeta> {
+    // SAFETY: the pointer is null or set by `hooked_by` to a `Hooked` on its stack frame,
+    // which it puts back before that value is dropped, when it returns or unwinds: while
+    // set, the value is alive in a frame outside this one (the chain is the thread's
+    // own: no other thread sets it). It is read and copied here.
+    chain().and_then(|c| unsafe { c.hooked.get().as_ref().map(|h| h.meta) })
+}
+
+/// Whether this thread runs host code of a call to the module of `lineage` (in this
+/// version or another).
+pub(crate) fn hooks_hold(lineage: u64) -> bool {
+    any_hook(|h| h.lineage == lineage)
+}
+
+/// Whether this thread runs host code of a call to the module of `lineage` (in this
+/// version or another) that holds its slot of that module's gate meanwhile.
+#[inline]
+pub(crate) fn hooks_hold_slot(lineage: u64) -> bool {
+    any_hook(|h| h.holds_slot && h.lineage == lineage)
+}
+
+/// Whether any call whose host code this thread runs is one `which` says.
+#[inline]
+fn any_hook(which: impl Fn(&Hooked) -> bool) -> bool {
+    let mut hook = chain().map_or(core::ptr::null(), |c| c.hooked.get());
+    // SAFETY: each pointer (the cell's, then each `outer`) is null or was set by a
+    // `hooked_by` still running on this thread, to a `Hooked` on its stack frame, alive
+    // until it returns (it puts the one before back first); no other thread sets them.
+    // Each is read within this loop only.
+    while let Some(h) = unsafe { hook.as_ref() } {
+        if which(h) {
+            return true;
+        }
+        hook = h.outer;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(depth: u32) -> CallMeta {
+        CallMeta {
+            depth,
+            trace_id: 0,
+            span_id: 0,
+            deadline: None,
+        }
+    }
+
+    #[test]
+    fn hooked_calls_nest_and_are_put_back_even_when_their_code_unwinds() {
+        assert!(idle() && hooked().is_none());
+        hooked_by(meta(1), 7, true, || {
+            assert!(!idle());
+            assert_eq!(hooked().map(|m| m.depth), Some(1));
+            hooked_by(meta(2), 8, false, || {
+                assert_eq!(hooked().map(|m| m.depth), Some(2));
+                assert!(hooks_hold(7) && hooks_hold(8) && !hooks_hold(9));
+                assert!(hooks_hold_slot(7) && !hooks_hold_slot(8));
+            });
+            let unwound = std::panic::catch_unwind(|| hooked_by(meta(3), 9, false, || panic!()));
+            assert!(unwound.is_err());
+            assert_eq!(hooked().map(|m| m.depth), Some(1));
+        });
+        assert!(idle() && hooked().is_none() && !hooks_hold(7));
+    }
+
+    #[test]
+    fn a_call_entered_is_the_running_one_until_it_leaves() {
+        let (mut frame, call) = (0u8, 0u8);
+        let outer = enter((&raw mut frame).cast(), (&raw const call).cast());
+        assert!(!idle());
+        assert_eq!(running_frame(), (&raw mut frame).cast());
+        assert_eq!(running_call(), (&raw const call).cast());
+        leave(outer);
+        assert!(idle() && running_frame().is_null() && running_call().is_null());
+    }
+
+    /// The chain is there while the thread destroys its locals: a destructor that runs
+    /// after the thread's state is gone (`crate::thread`) still sees the calls around
+    /// it.
+    #[test]
+    fn the_chain_outlives_the_threads_other_locals() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        /// The depth the destructor saw its hooked call carry (0: none).
+        static SEEN: AtomicU32 = AtomicU32::new(0);
+        struct Late;
+        impl Drop for Late {
+            fn drop(&mut self) {
+                let depth = hooked_by(meta(4), 1, false, || hooked().map(|m| m.depth));
+                SEEN.store(depth.unwrap_or(0), Ordering::SeqCst);
+            }
+        }
+        thread_local! {
+            static LATE: Late = const { Late };
+        }
+        std::thread::spawn(|| LATE.with(|_| ())).join().unwrap();
+        assert_eq!(SEEN.load(Ordering::SeqCst), 4);
+    }
+}
