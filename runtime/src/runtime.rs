@@ -277,7 +277,8 @@ impl Runtime {
     /// How the module is doing (see [`crate::health`]): `Failing` while its breaker is
     /// open, `Live` once its cool-down is over (the next call is its trial) and while that
     /// trial runs, else what its `memlink_health` export says (asked now, as a call), else
-    /// `Ready`.
+    /// `Ready`. A handle of no loaded module, the module unloaded while it is asked
+    /// included, is `UnknownHandle`.
     pub fn health(&self, handle: ModuleHandle) -> Result<Health, RuntimeError> {
         let module = self.registry.module(handle)?;
         if let Some(config) = &self.registry.config.breaker {
@@ -318,6 +319,8 @@ impl Runtime {
         );
         Ok(match asked {
             Ok(_) => Health::Ready,
+            // Unloaded while it was asked: as gone as for a check that came after.
+            Err(gone @ RuntimeError::UnknownHandle(_)) => return Err(gone),
             Err(RuntimeError::Call {
                 error: error @ (ModuleError::Panic(_) | ModuleError::Timeout(_)),
                 ..

@@ -195,6 +195,57 @@ fn health_reports_what_the_module_says() {
     ));
 }
 
+/// A health check whose module is unloaded while it is asked (here between its
+/// interceptor's `before`, which waits until the module is gone, and the slot the check
+/// would take) says the handle is unknown, as a check after the unload does. Before, the
+/// refusal was taken for the module's answer: `Live`, "no loaded module with handle".
+#[test]
+fn a_health_check_whose_module_is_unloaded_meanwhile_says_the_handle_is_unknown() {
+    use std::sync::{mpsc, OnceLock};
+
+    #[derive(Debug)]
+    struct UnloadedMeanwhile {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle)>,
+        asked: Mutex<mpsc::Sender<()>>,
+    }
+    impl Interceptor for UnloadedMeanwhile {
+        fn before(&self, call: &CallInfo<'_>, _: &[u8]) -> Result<(), ModuleError> {
+            if call.method == memlink_runtime::health::HEALTH_CHECK {
+                let (rt, h) = self.target.get().expect("set once loaded");
+                self.asked.lock().unwrap().send(()).unwrap();
+                while rt.is_loaded(*h) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Ok(())
+        }
+    }
+    let (asked, is_asked) = mpsc::channel();
+    let hook = Arc::new(UnloadedMeanwhile {
+        target: OnceLock::new(),
+        asked: Mutex::new(asked),
+    });
+    let rt = Runtime::new(
+        RuntimeConfig::default().interceptor(hook.clone()),
+        LocalResolver,
+    );
+    let h = rt
+        .load(ModuleRef::from_path(module_path("greeter_v1")))
+        .unwrap();
+    hook.target.set((rt.clone(), h)).unwrap();
+    let checking = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.health(h))
+    };
+    is_asked.recv().unwrap();
+    rt.unload(h).unwrap();
+    let health = checking.join().unwrap();
+    assert!(
+        matches!(health, Err(RuntimeError::UnknownHandle(_))),
+        "{health:?}"
+    );
+}
+
 /// What an interceptor saw of one call.
 #[derive(Debug, Clone, PartialEq)]
 struct Seen {
