@@ -37,29 +37,7 @@ fn a_metric_recorded_by_a_thread_local_destructor_counts_and_the_host_lives() {
         &[],
         || {
             let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
-            let rt = Arc::new(rt);
-            for _ in 0..2 {
-                let (rt, h) = (rt.clone(), h[0]);
-                std::thread::spawn(move || {
-                    rt.call(h, "count_thread_exits", b"thread_exits_total")
-                        .unwrap();
-                })
-                .join()
-                .expect("the call's thread ends cleanly");
-            }
-            let metrics = rt.metrics();
-            let custom = &metrics
-                .iter()
-                .find(|m| m.module == "hazards")
-                .unwrap()
-                .custom;
-            let exits = custom
-                .iter()
-                .find(|(name, _)| name == "thread_exits_total")
-                .map(|(_, v)| v.clone());
-            assert_eq!(exits, Some(MetricValue::Counter(2)), "{custom:?}");
-            // The host keeps serving.
-            rt.call(h[0], "count_thread_exits", b"again_total").unwrap();
+            counted_at_thread_exits(rt, h[0], "hazards", "count_thread_exits");
         },
     );
 }
@@ -78,32 +56,32 @@ fn an_async_block_run_by_a_thread_local_destructor_runs_and_the_host_lives() {
         &[],
         || {
             let (rt, h) = own_hazards("hazards_async_exit");
-            let rt = Arc::new(rt);
-            for _ in 0..2 {
-                let (rt, h) = (rt.clone(), h[0]);
-                std::thread::spawn(move || {
-                    rt.call(h, "async_at_thread_exit", b"async_exits_total")
-                        .unwrap();
-                })
-                .join()
-                .expect("the call's thread ends cleanly");
-            }
-            let metrics = rt.metrics();
-            let custom = &metrics
-                .iter()
-                .find(|m| m.module == "hazards_async_exit")
-                .unwrap()
-                .custom;
-            let exits = custom
-                .iter()
-                .find(|(name, _)| name == "async_exits_total")
-                .map(|(_, v)| v.clone());
-            assert_eq!(exits, Some(MetricValue::Counter(2)), "{custom:?}");
-            // The host keeps serving.
-            rt.call(h[0], "async_at_thread_exit", b"again_total")
-                .unwrap();
+            counted_at_thread_exits(rt, h[0], "hazards_async_exit", "async_at_thread_exit");
         },
     );
+}
+
+/// Calls `method` of `module` (loaded as `h`), whose thread-local destructor counts the
+/// counter its argument names, from two host threads that then end: the counter is 2,
+/// and the host serves on.
+fn counted_at_thread_exits(rt: Runtime, h: ModuleHandle, module: &str, method: &str) {
+    let rt = Arc::new(rt);
+    for _ in 0..2 {
+        let (rt, method) = (rt.clone(), method.to_owned());
+        std::thread::spawn(move || {
+            rt.call(h, &method, b"exits_total").unwrap();
+        })
+        .join()
+        .expect("the call's thread ends cleanly");
+    }
+    let metrics = rt.metrics();
+    let custom = &metrics.iter().find(|m| m.module == module).unwrap().custom;
+    let exits = custom
+        .iter()
+        .find(|(name, _)| name == "exits_total")
+        .map(|(_, v)| v.clone());
+    assert_eq!(exits, Some(MetricValue::Counter(2)), "{custom:?}");
+    rt.call(h, method, b"again_total").unwrap();
 }
 
 /// A module names its own metrics as it likes, as the SDK's docs do

@@ -262,6 +262,18 @@ fn a_module_that_writes_over_its_frames_call_handle_still_gets_its_services() {
     assert_eq!(rt.call(h, "scribble", &[1]).unwrap(), b"hello");
 }
 
+/// `tests/fixtures/careless.c`, built and loaded in a runtime of its own.
+fn careless() -> (Runtime, memlink_runtime::ModuleHandle) {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/careless.c"],
+        "libcareless.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    (rt, h)
+}
+
 /// What a careless C author's exports do (`tests/fixtures/careless.c`), each breaking one
 /// rule of docs/abi.md, fails that call with an ABI error saying what was wrong: a status
 /// outside the enum (named), a `Timeout` with a payload of another length, an output at
@@ -271,13 +283,7 @@ fn a_module_that_writes_over_its_frames_call_handle_still_gets_its_services() {
 /// and the module serves on between each.
 #[test]
 fn a_careless_modules_broken_calls_fail_saying_why_and_it_serves_on() {
-    let fixture = compile_c(
-        &["runtime/tests/fixtures/careless.c"],
-        "libcareless.so",
-        true,
-    );
-    let rt = Runtime::with_local_resolver();
-    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let (rt, h) = careless();
     let abi_error = |method: &str, args: &[u8]| -> String {
         match rt.call(h, method, args) {
             Err(e) => match e.module_error() {
@@ -335,13 +341,7 @@ fn a_careless_modules_broken_calls_fail_saying_why_and_it_serves_on() {
 /// mark. Before, the mark stayed at 2^64 - 1 bytes for the life of the runtime.
 #[test]
 fn a_modules_arena_used_past_its_arena_does_not_become_the_high_water_mark() {
-    let fixture = compile_c(
-        &["runtime/tests/fixtures/careless.c"],
-        "libcareless.so",
-        true,
-    );
-    let rt = Runtime::with_local_resolver();
-    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let (rt, h) = careless();
     assert_eq!(rt.call(h, "huge_used", b"abc").unwrap(), b"abc");
     let figures = common::figures_of(&rt, "huge_used");
     let arena = memlink_runtime::RuntimeConfig::default().arena_size as u64;
@@ -359,13 +359,7 @@ fn a_modules_arena_used_past_its_arena_does_not_become_the_high_water_mark() {
 /// the result.
 #[test]
 fn an_output_at_arguments_handed_over_in_a_buffer_is_refused_as_lent_ones_are() {
-    let fixture = compile_c(
-        &["runtime/tests/fixtures/careless.c"],
-        "libcareless.so",
-        true,
-    );
-    let rt = Runtime::with_local_resolver();
-    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let (rt, h) = careless();
     let method = rt.method(h, "out_at_args").unwrap();
     let options = memlink_runtime::CallOptions::default();
     let mut lent = rt.arg_buffer(100);

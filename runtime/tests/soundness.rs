@@ -355,9 +355,28 @@ fn a_call_made_by_a_log_sink_inside_a_call_is_part_of_its_chain() {
         rt.call_typed(h, "hold", &(1u64,)).unwrap()
     });
     assert_eq!(held, 1);
-    let outcomes = sink.outcomes.lock().unwrap();
-    // Depths 1 to 8 ran (the default limit is 8); the ninth, the innermost and so the
-    // first to finish, was refused, which ended the loop.
+    ended_at_the_depth_limit(&sink.outcomes.lock().unwrap());
+}
+
+/// A copy of `hazards` loaded as `copy` by a runtime of `config` whose records of
+/// level INFO and above go to `sink`.
+fn hazards_logging_to(
+    copy: &str,
+    config: RuntimeConfig,
+    sink: std::sync::Arc<dyn memlink_runtime::LogSink>,
+) -> (Runtime, memlink_runtime::ModuleHandle) {
+    let config = config.log_level(tracing::Level::INFO).log_sink(sink);
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt
+        .load(ModuleRef::from_path(module_copy("hazards", copy)))
+        .unwrap();
+    (rt, h)
+}
+
+/// The outcomes of a loop of calls that the depth limit ends, innermost first: depths 1
+/// to the default limit ran, and the one past it, the innermost and so the first to
+/// finish, was refused, which ended the loop.
+fn ended_at_the_depth_limit(outcomes: &[Result<u64, String>]) {
     let max = RuntimeConfig::default().max_call_depth as usize;
     assert_eq!(outcomes.len(), max + 1, "{outcomes:?}");
     let refused = outcomes[0].as_ref().unwrap_err();
@@ -408,13 +427,7 @@ fn log_sinks_of_two_runtimes_calling_each_other_end_at_the_depth_limit() {
             other: OnceLock::new(),
             hops: Arc::clone(&hops),
         });
-        let config = RuntimeConfig::default()
-            .log_level(tracing::Level::INFO)
-            .log_sink(sink.clone());
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
-        let h = rt
-            .load(ModuleRef::from_path(module_copy("hazards", copy)))
-            .unwrap();
+        let (rt, h) = hazards_logging_to(copy, RuntimeConfig::default(), sink.clone());
         (rt, h, sink)
     };
     let (a, ha, to_b) = runtime("hazards_sinks_a");
@@ -426,16 +439,9 @@ fn log_sinks_of_two_runtimes_calling_each_other_end_at_the_depth_limit() {
         first.call_typed(ha, "hold", &(1u64,)).unwrap()
     });
     assert_eq!(held, 1);
-    let outcomes = hops.outcomes.lock().unwrap();
-    // Depths 1 to 8 ran, alternating runtimes (the default limit is 8); the ninth, the
-    // innermost and so the first to finish, was refused, which ended the loop.
-    let max = RuntimeConfig::default().max_call_depth as usize;
-    assert_eq!(outcomes.len(), max + 1, "{outcomes:?}");
-    let refused = outcomes[0].as_ref().unwrap_err();
-    assert!(refused.contains("call depth"), "{refused}");
-    assert!(outcomes[1..].iter().all(|o| o == &Ok(0)), "{outcomes:?}");
+    // The runtimes alternate, one level deeper each hop.
+    ended_at_the_depth_limit(&hops.outcomes.lock().unwrap());
     // Both runtimes serve on, their sinks' chains over.
-    drop(outcomes);
     hops.made.store(64, Ordering::Relaxed);
     assert_eq!(a.call_typed::<_, u64>(ha, "hold", &(0u64,)).unwrap(), 0);
     assert_eq!(b.call_typed::<_, u64>(hb, "hold", &(0u64,)).unwrap(), 0);
@@ -477,14 +483,8 @@ fn a_sink_call_back_through_another_runtime_re_enters_the_module_its_chain_holds
 
     let runtime = |copy: &str| {
         let sink = Arc::new(CallsOther::default());
-        let config = RuntimeConfig::default()
-            .concurrency(1, Saturation::Wait)
-            .log_level(tracing::Level::INFO)
-            .log_sink(sink.clone());
-        let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
-        let h = rt
-            .load(ModuleRef::from_path(module_copy("hazards", copy)))
-            .unwrap();
+        let one_slot = RuntimeConfig::default().concurrency(1, Saturation::Wait);
+        let (rt, h) = hazards_logging_to(copy, one_slot, sink.clone());
         (rt, h, sink)
     };
     let (a, ha, to_b) = runtime("hazards_back_a");
