@@ -196,7 +196,7 @@ fn on_thread(
 
 /// [`on_thread`] for a call with a trace, a deadline or a module's default timeout, or
 /// one made while this thread runs a call in a module of the same runtime (from a log
-/// sink, say) or runs a call's interceptors (`ThreadState::hooked_by`): that call is
+/// sink, say) or runs a call's interceptors (`crate::chain::hooked_by`): that call is
 /// part of the running call's chain, one
 /// level deeper, as a module's nested call is: it re-enters a module the chain holds
 /// instead of waiting for a slot the chain itself holds, the depth limit ends a loop of

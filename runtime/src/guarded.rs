@@ -63,7 +63,7 @@ fn tell_caller(error: ModuleError) {
 /// [`run_call`] with the runtime's interceptors around it (`crate::intercept`), answered
 /// from its result cache for a pure method (`crate::cache`), and behind the module's
 /// breaker (`crate::health`). The interceptors run as the call's host code
-/// (`ThreadState::hooked_by`): a call they make is part of its chain, one level deeper,
+/// (`crate::chain::hooked_by`): a call they make is part of its chain, one level deeper,
 /// so the depth limit ends a loop of them; `before`'s spends the call's time (its
 /// deadline), `after`'s comes once the call is over and is not bound by it; and an
 /// unload or reload of the module from them is refused (it would wait for this call).

@@ -1,6 +1,6 @@
 //! The host's side of a running call: what `CallFrame::host_call` points at (the
 //! handle a module passes back to the host's services, which find the call itself in
-//! the thread's state, `ThreadState::running_call`), and what they reach through it.
+//! the thread's chain of calls, `crate::chain`), and what they reach through it.
 
 use std::cell::Cell;
 
@@ -37,7 +37,7 @@ pub(crate) struct HostCall<'r> {
 
 impl<'a> HostCall<'a> {
     /// The host's side of the innermost call a thread runs in a module, as
-    /// `ThreadState::running_call` holds it, or `None` for null.
+    /// `crate::chain::running_call` answers it, or `None` for null.
     ///
     /// # Safety
     ///
