@@ -659,3 +659,34 @@ fn an_archived_call_after_the_daemon_restarted_is_sent_again() {
     let _again = Daemon::start_in(dir, Setup::modules(&["zero_copy"]));
     assert_eq!(scale.call(&(vec![point], 3.0)).unwrap().get()[0].x, 3.0);
 }
+
+/// A module name longer than a call's slot carries (64 bytes) is one place the two
+/// callers differ, as `Caller` and docs/daemon.md say: the runtime loads and calls a
+/// module under it, the client refuses it with `RuntimeError::Daemon` naming the limit
+/// (and `memlink serve` refuses to serve a module under it).
+#[test]
+fn a_module_name_past_64_bytes_works_in_process_and_is_refused_through_the_daemon() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let runtime = Runtime::with_local_resolver();
+    let long = "b".repeat(65);
+    let path = module_path("basic");
+    let here = runtime
+        .load_as(ModuleRef::parse(path.to_str().unwrap()).unwrap(), &long)
+        .unwrap();
+    assert_eq!(
+        runtime
+            .call_typed::<_, u32>(here, "add", &(2u32, 3u32))
+            .unwrap(),
+        5
+    );
+    match client.module(&long) {
+        Err(RuntimeError::Daemon { reason }) => {
+            assert!(
+                reason.contains("(65 bytes) is longer than 64 bytes"),
+                "{reason}"
+            )
+        }
+        other => panic!("a 65-byte name through the daemon gave {other:?}"),
+    }
+}

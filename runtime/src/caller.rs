@@ -25,6 +25,10 @@ use crate::{CallOptions, CallOutput, ModuleHandle, Runtime, RuntimeError};
 /// - a call past its deadline returns at the deadline through a client; in this process
 ///   a method that does not stop at the deadline is waited for, then reported as timed
 ///   out. Both give `ModuleError::Timeout`.
+/// - a module or method name is at most 64 bytes through a client (what a call's slot
+///   carries): a longer one fails with [`RuntimeError::Daemon`] saying so, and a daemon
+///   serves no module under one, where a [`Runtime`] loads (`Runtime::load_as`) and
+///   calls a module under a longer name, and calls an export of a longer name.
 ///
 /// ```no_run
 /// use memlink_runtime::{Caller, RuntimeError};
