@@ -5,8 +5,9 @@
 //!   machine with nothing wrong; tests assert outcomes (the error, its payload, that a
 //!   call ended after its deadline, that a future was cancelled). Waits bounded only to
 //!   turn a hang into a failure use `common::HANG` and are not assertions.
-//! - `docs/security.md` names only tests that exist, and lists as a known gap no
-//!   behaviour whose test passes: a fixed gap moves out of that section with its fix.
+//! - `docs/security.md` and `docs/daemon.md` name only tests that exist and run, and
+//!   `docs/security.md` lists as a known gap no behaviour whose test passes: a fixed gap
+//!   moves out of that section with its fix.
 
 mod common;
 
@@ -153,17 +154,44 @@ fn test_names(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// The tests the docs cite as "`name` in `path`".
+/// The tests the docs cite as "`name` in `path`" or "`path::name`".
 fn cited_tests(doc: &str) -> Vec<(&str, &str)> {
     // Backticked words sit at odd positions of the split.
     let words: Vec<&str> = doc.split('`').collect();
-    words
+    let in_path = words
         .windows(3)
         .skip(1)
         .step_by(2)
         .filter(|w| w[1].trim() == "in" && w[2].ends_with(".rs"))
-        .map(|w| (w[0], w[2]))
-        .collect()
+        .map(|w| (w[0], w[2]));
+    let qualified = words.iter().skip(1).step_by(2).filter_map(|w| {
+        let at = w.find(".rs::")?;
+        Some((&w[at + ".rs::".len()..], &w[..at + ".rs".len()]))
+    });
+    in_path.chain(qualified).collect()
+}
+
+/// Every test `doc` cites, as "`name` in `path`" or "`path::name`", runs in that file.
+fn cites_live_tests(doc: &str) {
+    let root = common::workspace();
+    let text = std::fs::read_to_string(root.join(doc)).unwrap();
+    let cited = cited_tests(&text);
+    assert!(!cited.is_empty(), "{doc} cites the tests that hold it");
+    for (name, path) in cited {
+        let text = std::fs::read_to_string(root.join(path))
+            .unwrap_or_else(|_| panic!("{doc} cites `{path}`, which does not exist"));
+        assert!(
+            live_test(name, &[(root.join(path), text)]).is_some(),
+            "{doc} cites `{name}` in `{path}`: no such test runs there"
+        );
+    }
+}
+
+/// docs/daemon.md cites its tests as `path::name`; a renamed or ignored test would leave
+/// a promise there that nothing holds.
+#[test]
+fn the_daemon_docs_name_real_tests() {
+    cites_live_tests("docs/daemon.md");
 }
 
 #[test]
@@ -177,16 +205,7 @@ fn the_security_docs_name_real_tests_and_no_fixed_gap() {
             (p, text)
         })
         .collect();
-    let cited = cited_tests(&doc);
-    assert!(!cited.is_empty(), "the docs cite the tests that hold them");
-    for (name, path) in cited {
-        let text = std::fs::read_to_string(root.join(path))
-            .unwrap_or_else(|_| panic!("docs/security.md cites `{path}`, which does not exist"));
-        assert!(
-            live_test(name, &[(root.join(path), text)]).is_some(),
-            "docs/security.md cites `{name}` in `{path}`: no such test runs there"
-        );
-    }
+    cites_live_tests("docs/security.md");
     let (_, gaps) = doc
         .split_once("## Known gaps")
         .expect("docs/security.md has a Known gaps section");
