@@ -7,8 +7,12 @@
 //!
 //! The call surface is the in-process runtime's: the same [`Caller`] trait, the same
 //! [`CallOptions`] (deadline, trace ids) and the same [`RuntimeError`] values, plus
-//! [`RuntimeError::DaemonGone`] and [`RuntimeError::WorkerDied`]. Code written against
-//! `Caller` runs against a `Runtime` or a [`Client`]; only how the caller is made differs.
+//! [`RuntimeError::DaemonGone`], [`RuntimeError::WorkerDied`] and
+//! [`RuntimeError::Daemon`]: a request the daemon's shared memory cannot carry (a module
+//! or method name past 64 bytes, a result larger than the connection's slots) or that a
+//! worker could not serve, saying why. Code written against `Caller` runs against a
+//! `Runtime` or a [`Client`]; only how the caller is made differs, and what
+//! [`Caller`]'s docs list.
 //!
 //! ```no_run
 //! use memlink_client::{Caller, Client};
