@@ -881,3 +881,56 @@ fn calls_to_a_worker_that_cannot_be_started_again_fail_at_once_saying_why() {
     }
     assert_eq!(&*late.call(late_basic, "echo", b"hi").unwrap(), b"hi");
 }
+
+/// A signal a worker catches with a handler that does not restart system calls (Rust's
+/// own for SIGSEGV and SIGBUS; one a module installs, for SIGCHLD or a profiler's
+/// SIGPROF, say) interrupts its wait for the supervisor's next message. The worker reads
+/// on and serves on (before: it took the interruption for its supervisor gone, finished
+/// its calls, exited with status 0, and the supervisor started another).
+#[test]
+fn a_signal_that_interrupts_a_worker_s_wait_for_its_supervisor_does_not_end_it() {
+    let daemon = Daemon::start(Setup {
+        metrics: true,
+        ..Setup::modules(&["basic"])
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(
+        client
+            .call_typed::<_, u32>(basic, "add", &(2u32, 3u32))
+            .unwrap(),
+        5
+    );
+    let worker = daemon.worker_pid();
+    signal(worker, Signal::SEGV);
+    // Rust's handler puts SIGSEGV back to its default once it has run: the bit of signal
+    // 11 leaves the caught set, so the handler ran, and the wait was interrupted.
+    let caught = |pid: i32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+        Some(u64::from_str_radix(mask.trim(), 16).ok()? & (1 << 10) != 0)
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while caught(worker) == Some(true) {
+        assert!(
+            Instant::now() < until,
+            "the worker's SIGSEGV handler never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Room for a worker that took the interruption for its supervisor gone to end (not
+    // an assertion: the one that serves on does so however long this takes).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        client
+            .call_typed::<_, u32>(basic, "add", &(2u32, 3u32))
+            .unwrap(),
+        5
+    );
+    assert_eq!(daemon.worker_pid(), worker, "the worker was started again");
+    let (_, metrics) = daemon.http_get("/metrics");
+    assert!(
+        metrics.contains("memlink_daemon_worker_restarts_total{worker=\"main\"} 0"),
+        "{metrics}"
+    );
+}

@@ -26,12 +26,19 @@ pub fn send(socket: impl AsFd, bytes: &[u8], fd: Option<BorrowedFd<'_>>) -> io::
                 }
             }
         }
-        let n = sendmsg(
+        let n = match sendmsg(
             socket,
             &[IoSlice::new(&bytes[sent..])],
             &mut control,
             SendFlags::NOSIGNAL,
-        )?;
+        ) {
+            Ok(n) => n,
+            // A signal caught by a handler without SA_RESTART (Rust's own for SIGSEGV and
+            // SIGBUS, or one a module installs) is no failure of the socket: nothing
+            // was sent, so the same bytes (and descriptor) go again.
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -85,6 +92,9 @@ fn recv_exact_within(
             RecvFlags::CMSG_CLOEXEC,
         ) {
             Ok(msg) => msg,
+            // A signal caught by a handler without SA_RESTART interrupted the wait: read
+            // on (a worker took this for its supervisor gone, and ended).
+            Err(rustix::io::Errno::INTR) => continue,
             // The receive timeout, set to what was left of the deadline, ran out.
             Err(e) if e == rustix::io::Errno::AGAIN && deadline.is_some() => {
                 return Err(io::ErrorKind::TimedOut.into())
