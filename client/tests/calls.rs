@@ -690,3 +690,28 @@ fn a_module_name_past_64_bytes_works_in_process_and_is_refused_through_the_daemo
         other => panic!("a 65-byte name through the daemon gave {other:?}"),
     }
 }
+
+/// An output is read in place in one of its connection's slots until it drops, as
+/// `Caller`'s docs say: a client holding as many outputs as it has slots has none left
+/// for its next call, which waits for one until its deadline, then times out; one
+/// dropped serves the call after it.
+#[test]
+fn a_client_holding_an_output_in_every_slot_waits_for_one_to_drop() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client = Client::with_config(&daemon.socket, ClientConfig::default().slots(2)).unwrap();
+    let basic = client.module("basic").unwrap();
+    let first = client.call(basic, "echo", b"one").unwrap();
+    let second = client.call(basic, "echo", b"two").unwrap();
+    let options = CallOptions::default().timeout(Duration::from_millis(300));
+    let held = client
+        .call_with(basic, "echo", b"three", &options)
+        .map(|o| o.to_vec());
+    let err = held.unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Timeout(_))),
+        "a call with every slot held gave {err:?}"
+    );
+    assert_eq!((&*first, &*second), (&b"one"[..], &b"two"[..]));
+    drop(first);
+    assert_eq!(&*client.call(basic, "echo", b"three").unwrap(), b"three");
+}
