@@ -23,7 +23,7 @@ mod stats;
 #[command(name = "memlink", version, about = "Inspect and call memlink modules")]
 struct Cli {
     /// Show module logs on stderr: -v info, -vv debug, -vvv trace (errors and warnings
-    /// always show).
+    /// always show); with `call --daemon`, the daemon's log has them instead.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -107,7 +107,8 @@ struct CallArgs {
     #[arg(long)]
     prometheus: bool,
     /// Call through the daemon serving on this socket: MODULE is then the name the
-    /// daemon serves the module under.
+    /// daemon serves the module under, and its logs go to the daemon's log (`memlink
+    /// serve -v`), not to this stderr, whatever -v says.
     #[arg(long, value_name = "SOCKET")]
     daemon: Option<PathBuf>,
     /// Load this module first, for the module to call (repeatable; each is loaded
