@@ -85,10 +85,14 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Depth<'_, D> {
     );
 
     /// Read as what is there, not through the decoder's `u128`, which casts a negative
-    /// integer to a huge value (`super::wide`).
+    /// integer to a huge value (`super::wide`). Asked for as a sequence, so that a binary
+    /// comes as its bytes one by one, as an array does: rmp-serde hands a string that is
+    /// not UTF-8 to `visit_bytes`, which `U128` then refuses, where under
+    /// `deserialize_any` a binary and such a string both came there and could not be
+    /// told apart.
     fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         let _level = enter::<D::Error>(self.left)?;
-        self.inner.deserialize_any(super::wide::U128(Wrap {
+        self.inner.deserialize_seq(super::wide::U128(Wrap {
             inner: visitor,
             left: self.left,
         }))

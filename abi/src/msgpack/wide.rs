@@ -3,7 +3,8 @@
 //! rmp-serde writes a `u128` as 16 bytes, big-endian, and reads one from those bytes, an
 //! array of 16 bytes, or any integer, but through an `i128` cast to `u128`: a negative
 //! integer (`-1`) arrives as a huge value (`2^128 - 1`) instead of an error. [`U128`]
-//! reads what is there with the decoder's `deserialize_any` and converts it itself.
+//! reads what is there with the decoder's `deserialize_seq` (a binary as its bytes, one by
+//! one) and converts it itself.
 
 use std::fmt;
 
@@ -28,13 +29,6 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for U128<V> {
         match u128::try_from(v) {
             Ok(v) => self.0.visit_u128(v),
             Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
-        }
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<V::Value, E> {
-        match <[u8; 16]>::try_from(v) {
-            Ok(bytes) => self.0.visit_u128(u128::from_be_bytes(bytes)),
-            Err(_) => Err(E::invalid_length(v.len(), &self)),
         }
     }
 
@@ -90,6 +84,25 @@ mod tests {
         assert!(from_msgpack::<u128>(&short).is_err());
         // Neither is a string.
         assert!(from_msgpack::<u128>(&to_msgpack("12").unwrap()).is_err());
+    }
+
+    /// Found by fuzzing (`msgpack_differential`): a string of 16 bytes that are not UTF-8,
+    /// which rmp-serde hands a visitor as bytes, was read as a `u128`'s 16 bytes.
+    #[test]
+    fn a_string_of_sixteen_bytes_that_are_not_utf8_is_not_a_u128() {
+        let mut text = vec![0xb0];
+        text.extend([0xff; 16]);
+        assert!(from_msgpack::<u128>(&text).is_err(), "fixstr");
+        let mut text = vec![0xd9, 16];
+        text.extend([0xb0; 16]);
+        assert!(
+            from_msgpack::<(u128,)>(&[&[0x91][..], &text].concat()).is_err(),
+            "str8"
+        );
+        // The same 16 bytes as a binary are one.
+        let mut bin = vec![0xc4, 16];
+        bin.extend([0xff; 16]);
+        assert_eq!(from_msgpack::<u128>(&bin).unwrap(), u128::MAX);
     }
 
     /// Bytes as MessagePack's binary, as `serialize_bytes` writes them.
