@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 SECONDS_PER_TARGET="${1:-30}"
-TARGETS=(msgpack_args call_frames arena_ops archive_access archive_mutation archived_call host_side daemon_requests)
+TARGETS=(msgpack_args msgpack_differential call_frames arena_ops archive_access archive_mutation archived_call host_side daemon_requests)
 status=0
 
 step() { printf '\n=== %s (%ss)\n' "$1" "$SECONDS"; }

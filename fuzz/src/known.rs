@@ -36,6 +36,11 @@ pub const ARCHIVE_DEPTH_COUNT: &str = "archive-depth-count";
 /// failed: `Option` is `None`, expected `Some`". It now says the depth limit was passed.
 pub const ARCHIVE_DEPTH_MESSAGE: &str = "archive-depth-message";
 
+/// Found and fixed: a string of 16 bytes that are not UTF-8 decoded as a `u128`
+/// (`from_msgpack` read a `u128` through `deserialize_any`, where rmp-serde hands such a
+/// string to `visit_bytes` as it does a binary); rmp-serde alone refuses it.
+pub const U128_FROM_STRING: &str = "u128-from-string";
+
 /// Bugs found and not fixed yet.
 pub const OPEN: &[&str] = &[];
 

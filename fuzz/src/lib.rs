@@ -7,6 +7,9 @@
 //!
 //! - [`msgpack_args::run`]: arbitrary bytes decoded as the arguments of example-like
 //!   signatures through `memlink_msdk::serialize::from_msgpack`;
+//! - [`msgpack_differential::run`]: arbitrary bytes decoded as one type by
+//!   `memlink_abi::msgpack::from_msgpack` (its direct reader first) and by rmp-serde
+//!   alone, which must give the same value or both refuse;
 //! - [`call_frames::run`]: arbitrary `CallFrame`s through `memlink_call`, against the
 //!   exports in [`exports`] and a real host ([`host`]);
 //! - [`arena_ops::run`]: sequences of arena operations checked against a model;
@@ -37,5 +40,6 @@ pub mod host;
 pub mod host_side;
 pub mod known;
 pub mod msgpack_args;
+pub mod msgpack_differential;
 pub mod seeds;
 pub mod types;

@@ -77,6 +77,61 @@ pub fn msgpack_args() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Seeds for `msgpack_differential`: the type's number (see its `run`), then a
+/// document; each type's usual form, and the forms where the direct reader and
+/// rmp-serde could part (other integer widths, bytes and strings, maps, nil).
+pub fn msgpack_differential() -> Vec<(&'static str, Vec<u8>)> {
+    let typed = |t: u8, doc: &[u8]| [&[t][..], doc].concat();
+    let mut u128_bin = vec![0xc4, 16];
+    u128_bin.extend([0xff; 16]);
+    vec![
+        ("u8_fix", typed(0, &[0x05])),
+        ("u8_from_u16", typed(0, &[0xcd, 0x01, 0x00])),
+        ("u32_nil", typed(2, &[0xc0])),
+        ("i64_min", typed(7, &mp(&i64::MIN))),
+        ("f32_from_f64", typed(8, &mp(&1.5f64))),
+        ("f64_from_int", typed(9, &[0x05])),
+        ("char", typed(11, &mp(&"\u{e9}"))),
+        ("string", typed(12, &mp(&"abc"))),
+        ("string_not_utf8", typed(12, &[0xa2, 0xff, 0xfe])),
+        ("bytes_bin", typed(14, &[0xc4, 0x02, 0x01, 0x02])),
+        ("bytes_array", typed(14, &mp(&[1u8, 2, 200]))),
+        ("bytes_not_utf8_string", typed(14, &[0xa2, 0xff, 0xfe])),
+        ("option_option_nil", typed(16, &[0xc0])),
+        ("option_option_some", typed(16, &mp(&-300i16))),
+        ("pair", typed(17, &mp(&(2u32, 3u32)))),
+        ("pair_short", typed(17, &[0x91, 0x02])),
+        ("args_by_position", typed(22, &mp(&(9u32, "n", ["t"])))),
+        (
+            "args_by_name",
+            typed(
+                22,
+                &to_msgpack(&json!({"a": 9, "name": "n", "tags": []})).unwrap(),
+            ),
+        ),
+        (
+            "nested",
+            typed(23, &mp(&(Some(vec![0.5f32]), (-1i64, (7u8,))))),
+        ),
+        ("u128_bin", typed(25, &u128_bin)),
+        ("u128_negative", typed(25, &[0xff])),
+        ("i128_bin", typed(26, &u128_bin)),
+        (
+            "probe_any",
+            typed(
+                27,
+                &[0x94, 0xc0, 0xc4, 0x01, 0x00, 0xcc, 0x80, 0xd1, 0xff, 0x00],
+            ),
+        ),
+        ("probe_any_map", typed(27, &[0x81, 0xa1, b'k', 0x01])),
+        ("probe_any_ext", typed(27, &[0xd4, 0x01, 0x02])),
+        ("probe_number_string", typed(28, &[0xa1, b'5'])),
+        ("probe_sequence_bin", typed(29, &[0xc4, 0x02, 0x01, 0x02])),
+        ("probe_text_not_utf8", typed(30, &[0xa2, 0xff, 0xfe])),
+        ("probe_options", typed(31, &[0x92, 0xc0, 0x01])),
+    ]
+}
+
 /// Seeds for `call_frames`: a good call of each export, and each malformed frame.
 pub fn call_frames() -> Vec<(&'static str, Vec<u8>)> {
     let spec = FrameSpec::for_method;

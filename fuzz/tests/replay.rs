@@ -17,15 +17,16 @@ use memlink_fuzz::host;
 use memlink_fuzz::types::{Chain, Tree};
 use memlink_fuzz::{
     archive_access, archived_call, arena_ops, daemon_requests, host_side, known, msgpack_args,
-    seeds,
+    msgpack_differential, seeds,
 };
 use memlink_msdk::abi::Status;
 use memlink_msdk::archive::{check, Limits};
 use memlink_msdk::serialize::{from_msgpack, MAX_DEPTH, MAX_NESTING};
 use memlink_msdk::ModuleError;
 
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 9] = [
     "msgpack_args",
+    "msgpack_differential",
     "call_frames",
     "arena_ops",
     "archive_access",
@@ -38,6 +39,7 @@ const TARGETS: [&str; 8] = [
 fn run_target(target: &str, data: &[u8]) {
     match target {
         "msgpack_args" => msgpack_args::run(data),
+        "msgpack_differential" => msgpack_differential::run(data),
         "call_frames" => call_frames::run(data),
         "arena_ops" => arena_ops::run(data),
         "archive_access" => archive_access::run(data),
@@ -52,6 +54,7 @@ fn run_target(target: &str, data: &[u8]) {
 fn seeds_of(target: &str) -> Vec<(&'static str, Vec<u8>)> {
     match target {
         "msgpack_args" => seeds::msgpack_args(),
+        "msgpack_differential" => seeds::msgpack_differential(),
         "call_frames" => seeds::call_frames(),
         "arena_ops" => seeds::arena_ops(),
         "archive_access" => seeds::archive_access(),
