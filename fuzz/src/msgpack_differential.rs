@@ -16,9 +16,10 @@
 
 use std::fmt::{self, Debug};
 
-use memlink_msdk::abi::msgpack::from_msgpack;
+use memlink_msdk::abi::msgpack::{convert_args, encode_as_into, from_msgpack, to_msgpack};
+use memlink_msdk::abi::Format;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::depth::depth;
 
@@ -34,71 +35,107 @@ pub fn run(data: &[u8]) {
         return;
     }
     match which % 32 {
-        0 => same::<u8>(doc),
-        1 => same::<u16>(doc),
-        2 => same::<u32>(doc),
-        3 => same::<u64>(doc),
-        4 => same::<i8>(doc),
-        5 => same::<i16>(doc),
-        6 => same::<i32>(doc),
-        7 => same::<i64>(doc),
-        8 => same::<f32>(doc),
-        9 => same::<f64>(doc),
-        10 => same::<bool>(doc),
-        11 => same::<char>(doc),
-        12 => same::<String>(doc),
-        13 => same::<()>(doc),
-        14 => same::<Vec<u8>>(doc),
-        15 => same::<Option<u32>>(doc),
-        16 => same::<Option<Option<i16>>>(doc),
-        17 => same::<(u32, u32)>(doc),
-        18 => same::<(String, Vec<u8>)>(doc),
-        19 => same::<[u16; 3]>(doc),
-        20 => same::<Vec<Option<bool>>>(doc),
-        21 => same::<Vec<String>>(doc),
-        22 => same::<Args>(doc),
-        23 => same::<(Option<Vec<f32>>, (i64, (u8,)))>(doc),
-        24 => same::<Box<str>>(doc),
+        0 => both::<u8>(doc),
+        1 => both::<u16>(doc),
+        2 => both::<u32>(doc),
+        3 => both::<u64>(doc),
+        4 => both::<i8>(doc),
+        5 => both::<i16>(doc),
+        6 => both::<i32>(doc),
+        7 => both::<i64>(doc),
+        8 => both::<f32>(doc),
+        9 => both::<f64>(doc),
+        10 => both::<bool>(doc),
+        11 => both::<char>(doc),
+        12 => both::<String>(doc),
+        13 => both::<()>(doc),
+        14 => both::<Vec<u8>>(doc),
+        15 => both::<Option<u32>>(doc),
+        16 => both::<Option<Option<i16>>>(doc),
+        17 => both::<(u32, u32)>(doc),
+        18 => both::<(String, Vec<u8>)>(doc),
+        19 => both::<[u16; 3]>(doc),
+        20 => both::<Vec<Option<bool>>>(doc),
+        21 => both::<Vec<String>>(doc),
+        22 => both::<Args>(doc),
+        23 => both::<(Option<Vec<f32>>, (i64, (u8,)))>(doc),
+        24 => both::<Box<str>>(doc),
         25 => same_u128(doc),
-        26 => same::<i128>(doc),
-        27 => same::<Probe<Any>>(doc),
-        28 => same::<Probe<Number>>(doc),
-        29 => same::<Probe<Sequence>>(doc),
-        30 => same::<Probe<Text>>(doc),
-        _ => same::<Vec<Probe<Optional>>>(doc),
+        26 => both::<i128>(doc),
+        27 => drop(same::<Probe<Any>>(doc)),
+        28 => drop(same::<Probe<Number>>(doc)),
+        29 => drop(same::<Probe<Sequence>>(doc)),
+        30 => drop(same::<Probe<Text>>(doc)),
+        _ => drop(same::<Vec<Probe<Optional>>>(doc)),
     }
 }
 
 /// `doc` as a `T` by `from_msgpack` and by `rmp_serde` alone: the same value, or both
-/// refused.
-fn same<T: DeserializeOwned + Debug>(doc: &[u8]) {
+/// refused. The value, if any.
+fn same<T: DeserializeOwned + Debug>(doc: &[u8]) -> Option<T> {
     let ours = from_msgpack::<T>(doc).ok();
     let oracle = by_rmp::<T>(doc);
-    let (ours, oracle) = (
-        ours.map(|v| format!("{v:?}")),
-        oracle.map(|v| format!("{v:?}")),
-    );
     assert_eq!(
-        ours,
-        oracle,
+        ours.as_ref().map(|v| format!("{v:?}")),
+        oracle.as_ref().map(|v| format!("{v:?}")),
         "from_msgpack::<{}> and rmp_serde disagree on {doc:02x?}",
         std::any::type_name::<T>()
     );
+    ours
 }
 
-/// [`same`] for `u128`, whose oracle is `rmp_serde` but for one difference
-/// `from_msgpack` makes on purpose (`abi/src/msgpack/wide.rs`): rmp-serde reads a
-/// negative integer as a `u128` through a cast (`-1` is `2^128 - 1`), which
-/// `from_msgpack` refuses.
+/// [`same`], then the value read written back by the direct writer (`encode_as_into`,
+/// as a typed call encodes its arguments) and by `rmp_serde`: the same bytes, in a
+/// buffer just large enough, and `None` from a buffer one byte short (never a write
+/// past it); for a raw method, the bytes `convert_args` makes of rmp-serde's encoding,
+/// or both refuse.
+fn both<T: DeserializeOwned + Serialize + Debug>(doc: &[u8]) {
+    if let Some(value) = same::<T>(doc) {
+        written_alike(&value);
+    }
+}
+
+fn written_alike<T: Serialize + Debug>(value: &T) {
+    let name = std::any::type_name::<T>();
+    let encoded = to_msgpack(value).unwrap_or_else(|e| panic!("{name}: {value:?}: {e}"));
+    let mut buf = vec![0u8; encoded.len()];
+    let range = encode_as_into(Format::MessagePack, value, &mut buf)
+        .unwrap_or_else(|| panic!("{name}: {value:?} does not fit {} bytes", encoded.len()));
+    assert_eq!(
+        &buf[range],
+        &encoded[..],
+        "{name}: {value:?} written otherwise"
+    );
+    if let Some(short) = encoded.len().checked_sub(1) {
+        let mut buf = vec![0u8; short];
+        let written = encode_as_into(Format::MessagePack, value, &mut buf);
+        assert!(written.is_none(), "{name}: {value:?} in {short} bytes");
+    }
+    let mut buf = vec![0u8; encoded.len()];
+    let raw = encode_as_into(Format::Raw, value, &mut buf).map(|range| buf[range].to_vec());
+    let oracle = convert_args(Format::Raw, encoded).ok();
+    assert_eq!(raw, oracle, "{name}: {value:?} as a raw method's arguments");
+}
+
+/// [`same`] for `u128`, whose oracle is `rmp_serde` but for what `from_msgpack` does
+/// otherwise on purpose (`abi/src/msgpack/wide.rs`): rmp-serde reads a negative integer
+/// as a `u128` through a cast (`-1` is `2^128 - 1`), which `from_msgpack` refuses; and
+/// it reads 16 big-endian bytes only as a `bin 8`, where `from_msgpack` reads them from
+/// any binary or array of 16 bytes, as rmp-serde reads a `[u8; 16]`.
 fn same_u128(doc: &[u8]) {
     let ours = from_msgpack::<u128>(doc).ok();
     // A negative integer (as an `i64`: a binary's 16 bytes are no `i64`).
     let negative = by_rmp::<i64>(doc).is_some_and(|v| v < 0);
-    let oracle = by_rmp::<u128>(doc).filter(|_| !negative);
+    let oracle = by_rmp::<u128>(doc)
+        .filter(|_| !negative)
+        .or_else(|| by_rmp::<[u8; 16]>(doc).map(u128::from_be_bytes));
     assert_eq!(
         ours, oracle,
         "from_msgpack::<u128> and rmp_serde disagree on {doc:02x?}"
     );
+    if let Some(value) = ours {
+        written_alike(&value);
+    }
 }
 
 /// `doc` as one `T` by `rmp_serde`, every byte of it, or `None`.
@@ -113,8 +150,7 @@ fn by_rmp<T: DeserializeOwned>(doc: &[u8]) -> Option<T> {
 }
 
 /// A struct given by position, as callers pass arguments (or by name, as a map).
-#[derive(Debug, Deserialize)]
-#[allow(dead_code)] // Read through `Debug`.
+#[derive(Debug, Deserialize, Serialize)]
 struct Args {
     a: u32,
     name: String,

@@ -115,6 +115,14 @@ pub fn msgpack_differential() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("u128_bin", typed(25, &u128_bin)),
         ("u128_negative", typed(25, &[0xff])),
+        (
+            "u128_array16",
+            typed(25, &[&[0xdc, 0, 16][..], &[7; 16]].concat()),
+        ),
+        (
+            "u128_bin16",
+            typed(25, &[&[0xc5, 0, 16][..], &[7; 16]].concat()),
+        ),
         ("i128_bin", typed(26, &u128_bin)),
         (
             "probe_any",
