@@ -1,10 +1,11 @@
 //! `u128` as rmp-serde writes it, read without the decoder's cast.
 //!
-//! rmp-serde writes a `u128` as 16 bytes, big-endian, and reads one from those bytes, an
-//! array of 16 bytes, or any integer, but through an `i128` cast to `u128`: a negative
-//! integer (`-1`) arrives as a huge value (`2^128 - 1`) instead of an error. [`U128`]
-//! reads what is there with the decoder's `deserialize_seq` (a binary as its bytes, one by
-//! one) and converts it itself.
+//! rmp-serde writes a `u128` as 16 bytes, big-endian, in a `bin 8`, and reads one from
+//! such a binary or any integer, but through an `i128` cast to `u128`: a negative integer
+//! (`-1`) arrives as a huge value (`2^128 - 1`) instead of an error. [`U128`] reads what is
+//! there with the decoder's `deserialize_seq` (a binary as its bytes, one by one) and
+//! converts it itself, taking 16 bytes in any binary or array, as rmp-serde reads a
+//! `[u8; 16]` (rmp-serde's own `u128` refuses an array, and a `bin 16` or `bin 32`).
 
 use std::fmt;
 
@@ -74,7 +75,7 @@ mod tests {
             );
         }
         assert_eq!(from_msgpack::<u128>(&to_msgpack(&7i8).unwrap()).unwrap(), 7);
-        // 16 bytes as an array, which rmp-serde reads too.
+        // 16 bytes as an array, as rmp-serde reads a `[u8; 16]` (its `u128` does not).
         let mut array = vec![0xdc, 0x00, 0x10];
         array.extend([0u8; 15]);
         array.push(9);
