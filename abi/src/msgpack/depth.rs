@@ -244,11 +244,28 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
         self.inner.visit_newtype_struct(Depth::new(d, self.left))
     }
 
+    /// A visitor that stops before the sequence's end (a tuple or array of `N`) leaves
+    /// elements that are then an error, in rmp-serde's words for an array: rmp-serde
+    /// hands a binary asked for as a sequence through serde's `SeqDeserializer` without
+    /// its end check, and a longer binary read as `[u8; 3]` or `(u8, u8)` had its other
+    /// bytes dropped. What is left is read from the size hint (rmp-serde's and serde's
+    /// are exact), so nothing more is read.
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        self.inner.visit_seq(Wrap {
-            inner: seq,
-            left: self.left,
-        })
+        let mut seq = Items {
+            seq: Wrap {
+                inner: seq,
+                left: self.left,
+            },
+            taken: 0,
+        };
+        let value = self.inner.visit_seq(&mut seq)?;
+        if seq.size_hint().is_some_and(|left| left > 0) {
+            return Err(de::Error::custom(format_args!(
+                "array had incorrect length, expected {}",
+                seq.taken
+            )));
+        }
+        Ok(value)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
@@ -289,6 +306,29 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrap<'_, A> {
 
     fn size_hint(&self) -> Option<usize> {
         self.inner.size_hint()
+    }
+}
+
+/// A sequence's elements, counted as they are taken.
+struct Items<'c, A> {
+    seq: Wrap<'c, A>,
+    taken: usize,
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Items<'_, A> {
+    type Error = A::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, A::Error> {
+        let item = self.seq.next_element_seed(seed)?;
+        self.taken += usize::from(item.is_some());
+        Ok(item)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.seq.size_hint()
     }
 }
 
@@ -376,5 +416,30 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Wrap<'_, A> {
                 left: self.left,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::msgpack::from_msgpack;
+
+    /// Found by reading rmp-serde while fuzzing `msgpack_differential` (which agrees
+    /// with rmp-serde here, so could not flag it): a binary longer than the tuple or
+    /// array it was read as decoded, its other bytes dropped, where an array is refused.
+    #[test]
+    fn a_binary_longer_than_its_tuple_or_array_is_refused_as_an_array_is() {
+        let long = [0xc4, 5, 1, 2, 3, 4, 5];
+        assert!(from_msgpack::<[u8; 3]>(&long).is_err());
+        let err = from_msgpack::<(u8, u8)>(&long).unwrap_err().to_string();
+        // In the words rmp-serde has for an array.
+        let array = from_msgpack::<(u8, u8)>(&[0x95, 1, 2, 3, 4, 5]).unwrap_err();
+        assert_eq!(err, array.to_string());
+        assert!(
+            err.contains("array had incorrect length, expected 2"),
+            "{err}"
+        );
+        // Exactly as long, it is read, as a sequence of any length is.
+        assert_eq!(from_msgpack::<[u8; 5]>(&long).unwrap(), [1, 2, 3, 4, 5]);
+        assert_eq!(from_msgpack::<Vec<u8>>(&long).unwrap(), [1, 2, 3, 4, 5]);
     }
 }
