@@ -72,9 +72,20 @@ pub fn run(data: &[u8]) {
 
 /// `doc` as a `T` by `from_msgpack` and by `rmp_serde` alone: the same value, or both
 /// refused. The value, if any.
+///
+/// But for one difference `from_msgpack` makes on purpose (`abi/src/msgpack/depth.rs`):
+/// a binary read as a tuple or array shorter than it is refused, in rmp-serde's words
+/// for such an array, where rmp-serde alone reads its first bytes and drops the others.
 fn same<T: DeserializeOwned + Debug>(doc: &[u8]) -> Option<T> {
-    let ours = from_msgpack::<T>(doc).ok();
+    let ours = from_msgpack::<T>(doc);
     let oracle = by_rmp::<T>(doc);
+    if let (Err(e), Some(_)) = (&ours, &oracle) {
+        let binary = doc.iter().any(|b| (0xc4..=0xc6).contains(b));
+        if binary && e.to_string().contains("array had incorrect length") {
+            return None;
+        }
+    }
+    let ours = ours.ok();
     assert_eq!(
         ours.as_ref().map(|v| format!("{v:?}")),
         oracle.as_ref().map(|v| format!("{v:?}")),
@@ -121,14 +132,19 @@ fn written_alike<T: Serialize + Debug>(value: &T) {
 /// otherwise on purpose (`abi/src/msgpack/wide.rs`): rmp-serde reads a negative integer
 /// as a `u128` through a cast (`-1` is `2^128 - 1`), which `from_msgpack` refuses; and
 /// it reads 16 big-endian bytes only as a `bin 8`, where `from_msgpack` reads them from
-/// any binary or array of 16 bytes, as rmp-serde reads a `[u8; 16]`.
+/// any binary or array of exactly 16 bytes.
 fn same_u128(doc: &[u8]) {
     let ours = from_msgpack::<u128>(doc).ok();
     // A negative integer (as an `i64`: a binary's 16 bytes are no `i64`).
     let negative = by_rmp::<i64>(doc).is_some_and(|v| v < 0);
     let oracle = by_rmp::<u128>(doc)
         .filter(|_| !negative)
-        .or_else(|| by_rmp::<[u8; 16]>(doc).map(u128::from_be_bytes));
+        // As a `Vec<u8>`, not a `[u8; 16]`, which rmp-serde reads from the first 16 of
+        // a longer binary.
+        .or_else(|| {
+            let bytes = <[u8; 16]>::try_from(by_rmp::<Vec<u8>>(doc)?).ok()?;
+            Some(u128::from_be_bytes(bytes))
+        });
     assert_eq!(
         ours, oracle,
         "from_msgpack::<u128> and rmp_serde disagree on {doc:02x?}"

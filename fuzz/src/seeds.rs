@@ -101,6 +101,8 @@ pub fn msgpack_differential() -> Vec<(&'static str, Vec<u8>)> {
         ("option_option_some", typed(16, &mp(&-300i16))),
         ("pair", typed(17, &mp(&(2u32, 3u32)))),
         ("pair_short", typed(17, &[0x91, 0x02])),
+        ("pair_bin_long", typed(17, &[0xc4, 3, 1, 2, 3])),
+        ("triple_bin", typed(19, &[0xc4, 3, 1, 2, 3])),
         ("args_by_position", typed(22, &mp(&(9u32, "n", ["t"])))),
         (
             "args_by_name",
