@@ -71,9 +71,11 @@ pub(crate) fn run_call<R: Receive, E>(
     let shard = thread.shard();
     // A module its chain already runs in is re-entered within the chain's slot: a call
     // of this runtime's chain, or one whose host code (a log sink's) this thread runs
-    // while it holds its slot, through whichever runtime that code called.
+    // while it holds its slot, through whichever runtime that code called. A call of
+    // depth 0 is no chain's (a call from host code is one level below it), so the plain
+    // call's constant compiles the look at the hooks away.
     let reentered = parent.is_some_and(|p| p.chain_holds(module))
-        || crate::chain::hooks_hold_slot(module.lineage);
+        || (meta.depth > 0 && crate::chain::hooks_hold_slot(module.lineage));
     let admitted = if reentered {
         None
     } else {
