@@ -637,3 +637,52 @@ fn serve_loads_the_modules_a_module_calls_first_whatever_their_order() {
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `memlink call --daemon` of a method whose result is larger than the call's slot (1
+/// MiB unless its arguments are larger) says so, that the method ran, and what to pass:
+/// `--result-bytes` sized as the error says gives a slot that holds it, and the result
+/// is printed. A `--repeat` run makes its calls on one connection. Before, the result
+/// could not be had at all: the slot was sized by the arguments alone.
+#[test]
+fn a_result_larger_than_a_daemon_calls_slot_is_had_with_result_bytes() {
+    let dir = common::scratch("result-bytes");
+    let socket = dir.join("memlink.sock");
+    let basic = common::module_path("basic");
+    let (mut daemon, seen) = common::cli::serve_all(&socket, &[basic.as_os_str()]);
+    let socket = socket.to_str().unwrap();
+    let fill = |extra: &[&str]| {
+        let mut args = vec!["call", "--daemon", socket];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["basic", "fill", "[7, 1100000]"]);
+        memlink(&args)
+    };
+    let out = fill(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}\n{seen}");
+    // `fill`'s bytes leave raw: the result is the bytes themselves.
+    assert!(
+        err.contains("the result of 1100000 bytes does not fit")
+            && err.contains("basic::fill ran and its result was dropped")
+            && err.contains("--result-bytes 1100000 gives the call a slot that holds it"),
+        "{err}"
+    );
+    let out = fill(&["--result-bytes", "1100000", "--repeat", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        out.stdout.len() == 1_100_000 && out.stdout.iter().all(|&b| b == 7),
+        "{} bytes printed",
+        out.stdout.len()
+    );
+    // Past what a slot can hold, refused before anything is sent.
+    let out = fill(&["--result-bytes", "2000000000"]);
+    assert!(
+        stderr(&out)
+            .contains("--result-bytes 2000000000: a call through a daemon has a slot of at most"),
+        "{}",
+        stderr(&out)
+    );
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -111,6 +111,11 @@ struct CallArgs {
     /// serve -v`), not to this stderr, whatever -v says.
     #[arg(long, value_name = "SOCKET")]
     daemon: Option<PathBuf>,
+    /// With --daemon: room for a result of this many bytes. The call's slot holds the
+    /// larger of its arguments and this (1 MiB unless given; at most 1 GiB); a larger
+    /// result is dropped after the method ran, and the error says what to give here.
+    #[arg(long, value_name = "BYTES", requires = "daemon")]
+    result_bytes: Option<u64>,
     /// Load this module first, for the module to call (repeatable; each is loaded
     /// after the ones it calls).
     #[arg(long = "with", value_name = "PATH")]
@@ -235,9 +240,17 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
         return Err(remote::too_large(len));
     }
     let args = Args::read(request.args, request.args_file, Some(remote::MAX_ARGS))?;
+    // One connection for the run: a --repeat run times calls, not connections.
+    let remote = remote::Remote::connect(
+        socket,
+        &module,
+        &request.method,
+        &args,
+        request.result_bytes,
+    )?;
     let mut out = Vec::new();
     for _ in 0..request.repeat {
-        out = remote::call(socket, &module, &request.method, &args, request.timeout)?;
+        out = remote.call(request.timeout)?;
     }
     write_out(&out)
 }

@@ -25,57 +25,99 @@ pub fn too_long(name: &str, limit: u64) -> String {
     format!("the arguments in {name} (--args-file) are more than {limit} bytes: a call through a daemon (--daemon) carries at most {limit}")
 }
 
-/// Calls `method` of the daemon's module `module` with `args`.
-pub fn call(
-    socket: &Path,
-    module: &str,
-    method: &str,
-    args: &Args,
-    timeout: Option<Duration>,
-) -> Result<Vec<u8>, String> {
-    // One slot, large enough for the arguments and at least 1 MiB for the result. JSON
-    // made MessagePack grows at most threefold (a 3-character float becomes 9 bytes).
-    let len = match args {
-        Args::Encoded(bytes) if bytes.len() as u64 > MAX_ARGS => {
-            return Err(too_large(bytes.len() as u64))
-        }
-        Args::Encoded(bytes) => bytes.len() as u64,
-        Args::Text(text) => text.as_ref().map_or(0, |t| t.len() as u64 * 3),
-    };
-    let geometry = Geometry::new(1, len.clamp(1 << 20, MAX_ARGS)).map_err(|e| e.to_string())?;
-    let conn = Connection::connect(socket, geometry, Waiting::default()).map_err(|e| text(&e))?;
-    let listing = conn
-        .call(Op::Methods, module, "", &[], None, (0, 0))
-        .map_err(|e| text(&e))?;
-    let methods: Vec<MethodInfo> = rmp_serde::from_slice(&listing)
-        .map_err(|e| format!("the daemon's method list is unreadable: {e}"))?;
-    drop(listing);
-    let Some(info) = methods.iter().find(|m| m.name == method) else {
-        return Err(format!("module `{module}` has no method `{method}`"));
-    };
-    let shape = Shape {
-        name: info.name.clone(),
-        args_format: Format::from_u8(info.args).ok_or("the daemon named an unknown format")?,
-        result_format: Format::from_u8(info.result).ok_or("the daemon named an unknown format")?,
-        arg_count: info.arg_count,
-        args_type: info.args_type.clone(),
-        result_type: info.result_type.clone(),
-    };
-    let encoded = encode_args(&shape, args)?;
-    // The deadline goes with the call: the daemon runs it under it, and the wait here
-    // ends there too, should the daemon not answer in time.
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let reply = conn
-        .call(Op::Call, module, method, &encoded, deadline, (0, 0))
-        .map_err(|e| match (e, timeout) {
-            // The wait here ended first (a method that runs on past its deadline): said as
-            // the runtime says a call past its deadline, as the daemon's own answer is.
-            (CallError::TimedOut, Some(t)) => {
-                format!("{module}::{method} failed: {}", ModuleError::Timeout(t))
+/// A connection to a daemon, ready to call one method of one of its modules with
+/// arguments encoded once.
+pub struct Remote {
+    conn: std::sync::Arc<Connection>,
+    module: String,
+    method: String,
+    shape: Shape,
+    encoded: Vec<u8>,
+}
+
+impl Remote {
+    /// Connects to the daemon serving on `socket` with one slot, large enough for the
+    /// arguments and for a result of `result_bytes` (at least 1 MiB), and finds `method`
+    /// of its module `module`.
+    pub fn connect(
+        socket: &Path,
+        module: &str,
+        method: &str,
+        args: &Args,
+        result_bytes: Option<u64>,
+    ) -> Result<Remote, String> {
+        // JSON made MessagePack grows at most threefold (a 3-character float becomes 9
+        // bytes).
+        let args_len = match args {
+            Args::Encoded(bytes) if bytes.len() as u64 > MAX_ARGS => {
+                return Err(too_large(bytes.len() as u64))
             }
-            (e, _) => text(&e),
-        })?;
-    render(&shape, &reply)
+            Args::Encoded(bytes) => bytes.len() as u64,
+            Args::Text(text) => text.as_ref().map_or(0, |t| t.len() as u64 * 3),
+        };
+        if let Some(len) = result_bytes.filter(|&len| len > MAX_ARGS) {
+            return Err(format!(
+                "--result-bytes {len}: a call through a daemon has a slot of at most {MAX_ARGS} bytes"
+            ));
+        }
+        let len = args_len.max(result_bytes.unwrap_or(0));
+        let geometry = Geometry::new(1, len.clamp(1 << 20, MAX_ARGS)).map_err(|e| e.to_string())?;
+        let conn =
+            Connection::connect(socket, geometry, Waiting::default()).map_err(|e| text(&e))?;
+        let listing = conn
+            .call(Op::Methods, module, "", &[], None, (0, 0))
+            .map_err(|e| text(&e))?;
+        let methods: Vec<MethodInfo> = rmp_serde::from_slice(&listing)
+            .map_err(|e| format!("the daemon's method list is unreadable: {e}"))?;
+        drop(listing);
+        let Some(info) = methods.iter().find(|m| m.name == method) else {
+            return Err(format!("module `{module}` has no method `{method}`"));
+        };
+        let shape = Shape {
+            name: info.name.clone(),
+            args_format: Format::from_u8(info.args).ok_or("the daemon named an unknown format")?,
+            result_format: Format::from_u8(info.result)
+                .ok_or("the daemon named an unknown format")?,
+            arg_count: info.arg_count,
+            args_type: info.args_type.clone(),
+            result_type: info.result_type.clone(),
+        };
+        let encoded = encode_args(&shape, args)?;
+        Ok(Remote {
+            conn,
+            module: module.to_owned(),
+            method: method.to_owned(),
+            shape,
+            encoded,
+        })
+    }
+
+    /// Calls the method, given `timeout` if any, and renders its result.
+    pub fn call(&self, timeout: Option<Duration>) -> Result<Vec<u8>, String> {
+        let (module, method) = (&self.module, &self.method);
+        // The deadline goes with the call: the daemon runs it under it, and the wait here
+        // ends there too, should the daemon not answer in time.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let reply = self
+            .conn
+            .call(Op::Call, module, method, &self.encoded, deadline, (0, 0))
+            .map_err(|e| match (e, timeout) {
+                // The wait here ended first (a method that runs on past its deadline):
+                // said as the runtime says a call past its deadline, as the daemon's own
+                // answer is.
+                (CallError::TimedOut, Some(t)) => {
+                    format!("{module}::{method} failed: {}", ModuleError::Timeout(t))
+                }
+                // The method ran, and its result did not fit: calling again runs it
+                // again, so the remedy is the caller's to take.
+                (e @ CallError::Failed(Failure::TooLarge { len, .. }), _) => format!(
+                    "{e}: {module}::{method} ran and its result was dropped; \
+                     --result-bytes {len} gives the call a slot that holds it"
+                ),
+                (e, _) => text(&e),
+            })?;
+        render(&self.shape, &reply)
+    }
 }
 
 /// The error as the in-process `memlink call` words it.
