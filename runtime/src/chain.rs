@@ -45,9 +45,10 @@ thread_local! {
 #[inline(always)]
 fn chain<'a>() -> Option<&'a Chain> {
     let chain = CHAIN.try_with(core::ptr::from_ref).ok()?;
-    // SAFETY: a thread-local with no destructor lives as long as its thread; the
-    // reference does not leave the thread (`Chain` is not `Sync`), and each caller uses
-    // it within its own body only.
+    // SAFETY: `CHAIN` has no destructor, so it is never torn down: its memory lasts as
+    // long as its thread, and only that thread's code can use the reference (`Chain` is
+    // not `Sync`, so `&Chain` is not `Send`), which it does only while it runs. Whatever
+    // lifetime a caller picks, every use of the reference is within the thread's life.
     Some(unsafe { &*chain })
 }
 
