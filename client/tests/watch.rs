@@ -172,3 +172,38 @@ fn a_file_the_watch_refuses_is_logged_once() {
     let refusals = log.lines().filter(|l| l.contains("junk.so")).count();
     assert_eq!(refusals, 1, "{log}");
 }
+
+/// A watched file rewritten with another module that the daemon already serves under
+/// its name and version (here `basic`, a second copy of it written over `greeter.so`)
+/// is refused once, and told once. Before, the unload of the module the file held made
+/// the watch try again every file refused for a name held, the one just refused among
+/// them: the same refusal was logged twice for one change (and its library opened
+/// twice to be refused).
+#[test]
+fn a_file_rewritten_with_a_module_already_served_is_refused_once() {
+    let (_, modules, daemon) = watching_basic();
+    let so = |stem: &str| modules.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("greeter_v1"), &so("greeter"));
+    eventually("greeter is loaded", || {
+        daemon.log_text().contains("greeter.so: loaded")
+    });
+    install(&module_path("basic"), &so("greeter"));
+    eventually("greeter is unloaded", || {
+        daemon.log_text().contains("greeter.so: unloaded")
+    });
+    // A module loaded after it: once its step is logged, so is every step of the
+    // change before it, which the watch made first.
+    install(&module_path("greeter_v2"), &so("later"));
+    eventually("later is loaded", || {
+        daemon.log_text().contains("later.so: loaded")
+    });
+    let log = daemon.log_text();
+    let refusals = log
+        .lines()
+        .filter(|l| l.contains("greeter.so") && l.contains("is already loaded"))
+        .count();
+    assert_eq!(refusals, 1, "{log}");
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"hi").unwrap(), b"hi");
+}

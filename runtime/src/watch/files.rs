@@ -194,14 +194,32 @@ impl State {
                 }
             }
         }
+        // What went or changed version above was gone before the loads below: a file
+        // they try was tried with it gone already, and is not tried again for it.
+        let freed_before = std::mem::take(&mut self.freed);
+        let tried: BTreeSet<PathBuf> = new.iter().cloned().collect();
         self.load_new(new, changed);
         // A file refused for a name, a file or a slot another module held is tried again
         // once a module went or changed version: else, with the module that held it
         // gone (its file removed after the new one was written, say), the directory
-        // would hold a module file and the runtime no module of it.
-        if std::mem::take(&mut self.freed) && !self.blocked.is_empty() {
-            let blocked = std::mem::take(&mut self.blocked);
-            self.look_at(blocked.into_iter().collect(), false);
+        // would hold a module file and the runtime no module of it. One tried above
+        // after the module went is not (a module that went during the loads, a waiting
+        // one's new version, frees what any of them waits for): trying it again would
+        // refuse it, and tell it, a second time for one change.
+        let freed_during = std::mem::take(&mut self.freed);
+        let retry: Vec<PathBuf> = if freed_during {
+            std::mem::take(&mut self.blocked).into_iter().collect()
+        } else if freed_before {
+            let retry: Vec<PathBuf> = self.blocked.difference(&tried).cloned().collect();
+            for path in &retry {
+                self.blocked.remove(path);
+            }
+            retry
+        } else {
+            Vec::new()
+        };
+        if !retry.is_empty() {
+            self.look_at(retry, false);
         }
     }
 
