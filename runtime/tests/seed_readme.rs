@@ -101,3 +101,73 @@ fn the_logging_snippet_reaches_the_hosts_sink() {
         )]
     );
 }
+
+/// The Custom Data Structures snippet's struct travels both ways through the runtime,
+/// as the README's `process_user` promises: the name upper-cased, the score doubled.
+#[test]
+fn the_custom_data_structures_snippet_answers() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct UserData {
+        id: u32,
+        name: String,
+        score: u64,
+    }
+    let (rt, h) = common::load("seed_readme");
+    let user = UserData {
+        id: 7,
+        name: "alice".into(),
+        score: 21,
+    };
+    let back: UserData = rt.call_typed(h, "process_user", &(&user,)).unwrap();
+    assert_eq!(
+        back,
+        UserData {
+            id: 7,
+            name: "ALICE".into(),
+            score: 42
+        }
+    );
+}
+
+/// The Logging and Metrics snippet's counter and histogram reach the host's snapshot,
+/// under the names it recorded them by, with the values it gave.
+#[test]
+fn the_metrics_snippet_reaches_the_hosts_snapshot() {
+    use memlink_runtime::MetricValue;
+
+    // A copy of its own: a module's metrics live in its image, which every runtime in
+    // this process that loads the same file shares, and the other tests call
+    // `log_and_measure` too.
+    let copy = common::module_copy("seed_readme", "seed_readme_metrics");
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load_as(ModuleRef::from_path(copy), "seed_readme_metrics")
+        .unwrap();
+    let (): () = rt.call_typed(h, "log_and_measure", &()).unwrap();
+    let metrics = rt.metrics();
+    let custom = &metrics
+        .iter()
+        .find(|m| m.module == "seed_readme_metrics")
+        .unwrap()
+        .custom;
+    let get = |name: &str| {
+        custom
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        get("requests_total"),
+        Some(MetricValue::Counter(1)),
+        "{custom:?}"
+    );
+    match get("request_latency") {
+        Some(MetricValue::Histogram { count, sum, .. }) => assert_eq!((count, sum), (1, 42.0)),
+        other => panic!("request_latency is {other:?}, in {custom:?}"),
+    }
+    let text = rt.prometheus();
+    assert!(
+        text.contains("memlink_module_requests_total{module=\"seed_readme_metrics\"} 1"),
+        "{text}"
+    );
+}
