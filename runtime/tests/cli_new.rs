@@ -94,3 +94,24 @@ fn new_refuses_a_name_taken_by_a_dangling_symbolic_link() {
     assert!(!target.exists(), "nothing made through the link");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A name taken by a directory is refused with the way out: another name, or the
+/// directory moved (before: "probe already exists", and no word of what to do). What
+/// is there is left as it was.
+#[test]
+fn new_refuses_an_existing_directory_and_says_what_to_do() {
+    let dir = common::scratch("new-existing-dir");
+    std::fs::create_dir_all(dir.join("taken")).unwrap();
+    std::fs::write(dir.join("taken/mine.txt"), "mine").unwrap();
+    let out = memlink_to(&["new", "taken"], &dir, std::process::Stdio::piped());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("taken already exists")
+            && err.contains("choose another name, or move taken away"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.join("taken")).unwrap().collect();
+    assert_eq!(left.len(), 1, "nothing written beside mine.txt");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -111,7 +111,13 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         } else {
             ""
         };
-        return Err(format!("{} already exists{what}", root.display()));
+        // Say the way out: `new` never writes into what is there, so the author renames
+        // one or the other.
+        return Err(format!(
+            "{} already exists{what}: `memlink new` makes a new directory; choose another name, or move {} away",
+            root.display(),
+            root.display()
+        ));
     }
     for (file, text) in files(&args.name, &source) {
         let path = root.join(file);
