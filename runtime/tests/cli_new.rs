@@ -115,3 +115,38 @@ fn new_refuses_an_existing_directory_and_says_what_to_do() {
     assert_eq!(left.len(), 1, "nothing written beside mine.txt");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--path` to a directory that is not there, or is no checkout, is refused naming the
+/// option and what it wants (before: "/nowhere: No such file or directory (os error
+/// 2)", with no word of which path or what to give), and makes nothing.
+#[test]
+fn new_refuses_a_path_that_is_no_checkout_and_says_what_to_give() {
+    let dir = common::scratch("new-bad-path");
+    let missing = dir.join("nowhere");
+    let missing = missing.to_str().unwrap();
+    let out = memlink_to(
+        &["new", "x", "--path", missing],
+        &dir,
+        std::process::Stdio::piped(),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!("error: --path {missing}: "))
+            && err.contains("give the directory of a memlink checkout"),
+        "{err}"
+    );
+    let out = memlink_to(
+        &["new", "x", "--path", "/"],
+        &dir,
+        std::process::Stdio::piped(),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not a memlink checkout") && err.contains("--git URL"),
+        "{err}"
+    );
+    assert!(!dir.join("x").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

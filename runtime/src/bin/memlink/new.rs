@@ -221,12 +221,18 @@ const RESERVED: [&str; 56] = [
 fn checkout(dir: &Path) -> Result<PathBuf, String> {
     let dir = dir
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(|e| {
+            // Name the option: the bare OS error did not say which path it was about.
+            format!(
+                "--path {}: {e}: give the directory of a memlink checkout (the one holding msdk/ and runtime/)",
+                dir.display()
+            )
+        })?;
     if is_checkout(&dir) {
         Ok(dir)
     } else {
         Err(format!(
-            "{} is not a memlink checkout (it has no msdk/ and runtime/)",
+            "{} is not a memlink checkout (it has no msdk/ and runtime/): give --path the directory of a clone of memlink, or use --git URL",
             dir.display()
         ))
     }
