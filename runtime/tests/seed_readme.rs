@@ -34,6 +34,14 @@ fn every_snippet_export_answers() {
     assert_eq!(pressure, 0.0);
     let deadline: Option<u64> = rt.call_typed(h, "check_deadline", &()).unwrap();
     assert_eq!(deadline, None);
+    // With a deadline the snippet reports the milliseconds left, at most those given.
+    let options =
+        memlink_runtime::CallOptions::default().timeout(std::time::Duration::from_secs(60));
+    let left: Option<u64> = common::de(
+        &rt.call_with(h, "check_deadline", &common::mp(&()), &options)
+            .unwrap(),
+    );
+    assert!(left.is_some_and(|ms| ms <= 60_000), "{left:?}");
     let (): () = rt.call_typed(h, "log_and_measure", &()).unwrap();
     let doubled: u32 = rt.call_typed(h, "may_fail", &(50u32,)).unwrap();
     assert_eq!(doubled, 100);
