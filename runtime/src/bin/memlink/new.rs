@@ -336,6 +336,9 @@ rkyv.workspace = true
 serde.workspace = true
 "#;
 
+// The Rust templates are as rustfmt leaves them, so that the author's first `cargo fmt
+// --check` passes on files they did not write; `use {name}_types::...` sits in a group
+// of its own, since rustfmt sorts a group's imports and the name decides where it sorts.
 const TYPES_RS: &str = r#"//! Types {name}'s module and its hosts share: one definition on both sides of an
 //! archived call.
 
@@ -343,7 +346,15 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 /// A point in space.
 #[derive(
-    Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize,
+    Archive,
+    Serialize,
+    Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct Point {
     /// X.
@@ -373,6 +384,7 @@ const MODULE_RS: &str = r#"//! The {name} module: its exports, called by name fr
 
 use memlink_msdk::prelude::*;
 use memlink_msdk::rkyv::Archived;
+
 use {name}_types::Point;
 
 /// Adds two numbers (arguments as MessagePack: `[2, 3]`).
@@ -393,7 +405,11 @@ pub fn echo(_ctx: &CallContext, input: String) -> Result<String> {
 pub fn centroid(_ctx: &CallContext, points: &Archived<Vec<Point>>) -> Result<(f32, f32, f32)> {
     let n = points.len().max(1) as f32;
     let sum = points.iter().fold((0.0, 0.0, 0.0), |(x, y, z), p| {
-        (x + p.x.to_native(), y + p.y.to_native(), z + p.z.to_native())
+        (
+            x + p.x.to_native(),
+            y + p.y.to_native(),
+            z + p.z.to_native(),
+        )
     });
     Ok((sum.0 / n, sum.1 / n, sum.2 / n))
 }
@@ -404,6 +420,7 @@ mod tests {
     use memlink_msdk::rkyv::{self, rancor};
     use memlink_msdk::testing::TestContext;
     use memlink_msdk::ModuleError;
+
     use {name}_types::Point;
 
     #[test]
@@ -414,8 +431,22 @@ mod tests {
             host.call_typed::<_, u32>("add", &(u32::MAX, 1u32)),
             Err(ModuleError::Failed(_))
         ));
-        assert_eq!(host.call_typed::<_, String>("echo", "hi"), Ok("hi".to_owned()));
-        let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }, Point { x: 3.0, y: 4.0, z: 5.0 }];
+        assert_eq!(
+            host.call_typed::<_, String>("echo", "hi"),
+            Ok("hi".to_owned())
+        );
+        let points = vec![
+            Point {
+                x: 1.0,
+                y: 2.0,
+                z: 3.0,
+            },
+            Point {
+                x: 3.0,
+                y: 4.0,
+                z: 5.0,
+            },
+        ];
         let archive = rkyv::to_bytes::<rancor::Error>(&(points,)).unwrap();
         let mean = host.call("centroid", &archive).unwrap();
         let mean: (f32, f32, f32) = memlink_msdk::abi::msgpack::from_msgpack(&mean).unwrap();
@@ -445,6 +476,7 @@ const HOST_RS: &str = r#"//! Loads the {name} module and calls each export:
 use std::path::PathBuf;
 
 use memlink_runtime::{ModuleRef, Runtime};
+
 use {name}_types::Point;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -464,7 +496,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let echo = runtime.typed::<str, String>(module, "echo")?;
     println!("echo(\"hello\") = {}", echo.call("hello")?);
     let centroid = runtime.archived::<(Vec<Point>,), (f32, f32, f32)>(module, "centroid")?;
-    let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }, Point { x: 3.0, y: 4.0, z: 5.0 }];
+    let points = vec![
+        Point {
+            x: 1.0,
+            y: 2.0,
+            z: 3.0,
+        },
+        Point {
+            x: 3.0,
+            y: 4.0,
+            z: 5.0,
+        },
+    ];
     println!("centroid = {:?}", centroid.call(&(points,))?);
     Ok(())
 }
@@ -476,6 +519,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use memlink_runtime::{ModuleRef, Runtime, RuntimeError};
+
 use {name}_types::Point;
 
 /// The module's library, built by cargo for this test.
@@ -520,7 +564,18 @@ fn each_export_answers_through_the_runtime() {
     let centroid = runtime
         .archived::<(Vec<Point>,), (f32, f32, f32)>(module, "centroid")
         .unwrap();
-    let points = vec![Point { x: 1.0, y: 2.0, z: 3.0 }, Point { x: 3.0, y: 4.0, z: 5.0 }];
+    let points = vec![
+        Point {
+            x: 1.0,
+            y: 2.0,
+            z: 3.0,
+        },
+        Point {
+            x: 3.0,
+            y: 4.0,
+            z: 5.0,
+        },
+    ];
     assert_eq!(centroid.call(&(points,)).unwrap(), (2.0, 3.0, 4.0));
 }
 "#;
