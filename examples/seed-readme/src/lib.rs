@@ -2,9 +2,11 @@
 //! copied unchanged, in one module crate that depends on memlink-msdk by path. If this
 //! crate stops compiling, or its test stops passing, the README's promise is broken.
 //!
-//! The Troubleshooting snippets live in the macro's UI tests
-//! (`msdk-macros/tests/ui`): their "Wrong" halves must fail to compile, and their two
-//! "Correct" halves would share the export name `good` here.
+//! The Troubleshooting snippets live in the macro's UI tests, one file each, since
+//! both pairs name their exports `bad` and `good`: the "Wrong" halves
+//! (`msdk-macros/tests/ui/seed_wrong_*.rs`) must fail to compile with the words the
+//! README heads them with, the "Correct" halves (`tests/ui/pass/seed_correct_*.rs`)
+//! must compile.
 
 // --- Quick Start: Basic Function Export ---
 use memlink_msdk::prelude::*;
