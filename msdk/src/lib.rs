@@ -3,6 +3,12 @@
 //! The SDK for writing memlink modules: Rust crates built as shared libraries
 //! (`crate-type = ["cdylib"]`) that a memlink host loads and calls by method name.
 //!
+//! A module depends on this crate from memlink's repository, by git or by a path to a
+//! checkout (`memlink-msdk = { git = "https://github.com/memlink/memlink" }`, or
+//! `{ path = "…/msdk" }`): the crates.io crates named `memlink-msdk` and
+//! `memlink-runtime` are an unrelated project. `memlink new NAME` makes a workspace
+//! with the module, its shared types and a host, wired this way.
+//!
 //! ```
 //! use memlink_msdk::prelude::*;
 //!
