@@ -145,13 +145,18 @@ impl ArenaPool {
     /// kept by a [`PooledArena`]. Always inlined, as [`give_back`](Self::give_back) is.
     #[inline(always)]
     pub(crate) fn take_buf(self: &Arc<Self>, cache: &ArenaCache) -> AlignedBuf {
-        if let Some(i) = cache.entry(Arc::as_ptr(self)) {
-            let [first, second] = &cache.bufs[i];
-            if let Some(buf) = first.take().or_else(|| second.take()) {
-                return buf;
-            }
+        if let Some(buf) = self.cached(cache) {
+            return buf;
         }
         self.take_shared()
+    }
+
+    /// An idle arena of this pool from this thread's `cache`, if it keeps one.
+    #[inline(always)]
+    fn cached(self: &Arc<Self>, cache: &ArenaCache) -> Option<AlignedBuf> {
+        let i = cache.entry(Arc::as_ptr(self))?;
+        let [first, second] = &cache.bufs[i];
+        first.take().or_else(|| second.take())
     }
 
     #[cold]
@@ -166,11 +171,8 @@ impl ArenaPool {
     /// allocator cannot give a new one (an arena size no allocation can have): for what
     /// can do without an arena, where `take_buf` would abort the process.
     pub(crate) fn try_take_buf(self: &Arc<Self>, cache: &ArenaCache) -> Option<AlignedBuf> {
-        if let Some(i) = cache.entry(Arc::as_ptr(self)) {
-            let [first, second] = &cache.bufs[i];
-            if let Some(buf) = first.take().or_else(|| second.take()) {
-                return Some(buf);
-            }
+        if let Some(buf) = self.cached(cache) {
+            return Some(buf);
         }
         let buf = self
             .free
