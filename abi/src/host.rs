@@ -13,6 +13,12 @@ use crate::text::StrRef;
 /// A call handle ([`CallFrame::host_call`](crate::CallFrame::host_call)) is valid while
 /// its call runs, on the thread that runs it: memlink's runtime takes any other handle
 /// (one a module kept past its call, or passed to another thread) as null.
+///
+/// A host fills every function but `running_call`, which alone may be null: a module
+/// calls the others without checking them (in Rust they are function pointers, which
+/// cannot be null), so a host that leaves one null crashes the module's process when
+/// it is called. A host without a service fills it with a function that refuses it: an
+/// `alloc_output` that returns null, a `log` that drops the record.
 #[repr(C)]
 #[derive(Debug)]
 pub struct HostApi {
