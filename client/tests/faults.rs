@@ -934,3 +934,48 @@ fn a_signal_that_interrupts_a_worker_s_wait_for_its_supervisor_does_not_end_it()
         "{metrics}"
     );
 }
+
+/// A client that submits a slot again while its call runs there, for a call that ends at
+/// once, cannot take the running call out of the watchdog's sight: the second request is
+/// refused, saying so, and the call past its deadline still ends the worker. Before, a
+/// helper thread ran the second request in the same slot and, done, cleared the slot's
+/// entry in the figures table, so the first call ran on unwatched (its module's default
+/// timeout, or its deadline, no longer held it, and a stop waited for it).
+#[test]
+fn a_slot_submitted_again_mid_call_does_not_hide_the_call_from_the_watchdog() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let worker = daemon.worker_pid();
+    let (_stream, segment, _) = raw_connection(&daemon);
+    submit_hold(&segment, 600_000, Duration::from_millis(300));
+    daemon.wait_log("holding");
+    let slot = segment.slot(0).unwrap();
+    assert_eq!(slot.state(), Some(SlotState::Running));
+    // The same slot, submitted again for a call that returns at once, and the worker's
+    // helpers called to it as a client does for a call held up behind another.
+    slot.submit(&Submit {
+        op: Op::Call,
+        module: "hazards",
+        method: "count",
+        args_len: 0,
+        deadline_ns: 0,
+        trace_id: 0,
+        span_id: 0,
+        checked: 0,
+    });
+    segment.header().call_helpers(0);
+    let d = Some(Instant::now() + Duration::from_secs(10));
+    assert_eq!(
+        slot.wait_done(d, Duration::ZERO, Duration::from_millis(20), || true),
+        Waited::Done
+    );
+    let failure = slot.reply().unwrap_err();
+    assert!(
+        failure
+            .to_string()
+            .contains("submitted again while its call runs"),
+        "{failure}"
+    );
+    daemon.wait_log("past its deadline");
+    still_serving(&daemon);
+    assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
+}

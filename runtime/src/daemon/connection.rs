@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use memlink_ipc::control::{Claims, MethodInfo};
 use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
+use memlink_ipc::segment::MAX_SLOTS;
 use memlink_ipc::slot::{Name, Op, Request, Slot, Spinner};
 use memlink_ipc::{clock, Failure, Segment};
 
@@ -61,7 +62,14 @@ pub(super) struct Server {
     pub(super) helper_threads: Vec<JoinHandle<()>>,
     /// This worker's number: its doorbell and its bit in the header's sleeper words.
     pub(super) index: usize,
+    /// Per slot, set while one of this connection's threads in this worker serves it
+    /// (see [`Server::take`]); shared by the thread and its helpers.
+    pub(super) serving: Arc<Serving>,
 }
+
+/// Which slots a connection's threads in a worker are serving: private to the worker,
+/// where the slot's state word is the client's to rewrite.
+pub(super) type Serving = [AtomicBool; MAX_SLOTS as usize];
 
 impl Server {
     /// Serves the connection until it is stopped or the worker drains, then ends its
@@ -95,6 +103,7 @@ impl Server {
             helpers: 0,
             helper_threads: Vec::new(),
             index: self.index,
+            serving: Arc::clone(&self.serving),
         }
     }
 
@@ -139,7 +148,7 @@ impl Server {
                         return;
                     }
                     let slot = segment.slot(i).expect("index below the slot count");
-                    if self.claim(&slot) {
+                    if self.take(i, &slot) {
                         served = true;
                         self.serve(i, slot);
                     }
@@ -162,7 +171,7 @@ impl Server {
             let mut served = false;
             for i in 0..slots {
                 let slot = segment.slot(i).expect("index below the slot count");
-                if self.claim(&slot) {
+                if self.take(i, &slot) {
                     served = true;
                     self.start_helpers();
                     self.serve(i, slot);
@@ -191,6 +200,36 @@ impl Server {
             });
             spinner = Spinner::new();
         }
+    }
+
+    /// Claims slot `index` if it holds a call this worker serves, for this thread to
+    /// serve. A client may submit a slot again while a thread of this worker still runs
+    /// its call (the state word is the client's to write): claimed by another thread, the
+    /// second request is refused, saying so, and the first runs on alone. Served both,
+    /// the one that ended first cleared the slot's entry in the figures table, and the
+    /// other ran on out of the watchdog's sight, past any deadline.
+    fn take(&self, index: u32, slot: &Slot<'_>) -> bool {
+        if !self.claim(slot) {
+            return false;
+        }
+        // Set after the claim: of two threads that claimed the slot, one after the
+        // other, the first to set it serves, whichever claimed first.
+        if !self.serving[index as usize].swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        self.row().count_refused(0);
+        let failure = Failure::BadRequest(format!(
+            "slot {index} was submitted again while its call runs"
+        ));
+        slot.finish_failure(&failure, 0.0);
+        false
+    }
+
+    /// Lets another thread serve slot `index` (see [`Server::take`]): after this thread's
+    /// entry for it in the figures table is cleared, which only the slot's server writes,
+    /// and before the slot is done, after which its client may submit it again at once.
+    fn leave(&self, index: u32) {
+        self.serving[index as usize].store(false, Ordering::Release);
     }
 
     /// Claims the slot if it holds a call this worker serves.
@@ -229,6 +268,7 @@ impl Server {
             Ok(r) => r,
             Err(failure) => {
                 self.row().count_refused(0);
+                self.leave(index);
                 return slot.finish_failure(&failure, 0.0);
             }
         };
@@ -273,6 +313,7 @@ impl Server {
         // Cleared before the slot completes, so the watchdog never blames a finished call.
         let row = self.figures.row(self.row).expect("row checked at attach");
         row.running[index as usize].store(0, Ordering::Relaxed);
+        self.leave(index);
         match result {
             Ok((at, len)) => {
                 row.bytes_out.fetch_add(len as u64, Ordering::Relaxed);

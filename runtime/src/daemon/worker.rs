@@ -476,6 +476,7 @@ impl Worker {
             helpers: self.helpers,
             helper_threads: Vec::new(),
             index: self.index,
+            serving: Arc::new(std::array::from_fn(|_| AtomicBool::new(false))),
         };
         let thread = std::thread::Builder::new()
             .name(format!("memlink-conn-{connection}"))
