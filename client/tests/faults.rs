@@ -501,6 +501,26 @@ fn a_worker_orphaned_in_a_call_that_never_returns_still_ends() {
     }
 }
 
+/// A call whose deadline is years away, which a client may send, does not keep an
+/// orphaned worker alive any longer than a call without one: both are held to the
+/// orphan's drain. Before, only a call without a deadline was, and one with a deadline a
+/// century away kept the orphan for that century.
+#[test]
+fn a_worker_orphaned_in_a_call_whose_deadline_is_years_away_still_ends() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let worker = daemon.worker_pid();
+    let _reaped = KillOnDrop(worker);
+    let (_stream, segment, _) = raw_welcome(&daemon);
+    let century = Duration::from_secs(100 * 365 * 86_400);
+    submit_hold(&segment, 3_600_000, century);
+    daemon.wait_log("holding");
+    signal(daemon.pid(), Signal::KILL);
+    assert!(
+        ended_within(worker, Duration::from_secs(60)),
+        "the orphaned worker still runs its call"
+    );
+}
+
 #[test]
 fn sigterm_finishes_the_calls_in_flight_then_exits_zero() {
     let mut daemon = Daemon::start(Setup::modules(&["hazards"]));

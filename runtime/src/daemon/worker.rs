@@ -504,10 +504,13 @@ const ORPHAN_DRAIN: Duration = Duration::from_secs(10);
 /// thread: a call that never returns kept the orphan, its modules and their resources
 /// alive for good, out of reach of a restarted daemon. A thread of its own applies the
 /// watchdog's rule (a call past its deadline by more than the grace ends the process) and
-/// [`ORPHAN_DRAIN`] to a call without a deadline; the process ends with SIGKILL, as the
+/// [`ORPHAN_DRAIN`] to a call without a deadline or with one past it; the process ends with SIGKILL, as the
 /// watchdog would have ended it, since a thread stuck in module code cannot be unwound.
 fn bound_orphan_drain(figures: Arc<Figures>, grace_ns: u64) {
     let since = Instant::now();
+    // A deadline past the drain's end is held to it, as none is: a client may send one
+    // years away, and only the deadlines within it are the watchdog's rule to apply.
+    let drain_end = clock::now_ns().saturating_add(ORPHAN_DRAIN.as_nanos() as u64);
     let end = |why: &str| {
         tracing::error!("the supervisor is gone and {why}: the worker ends itself");
         let _ = kill_process(getpid(), Signal::KILL);
@@ -526,10 +529,11 @@ fn bound_orphan_drain(figures: Arc<Figures>, grace_ns: u64) {
             }
             let unbounded = rows
                 .flat_map(|row| row.running.iter())
-                .any(|e| e.load(Ordering::Relaxed) == NO_DEADLINE);
+                .map(|e| e.load(Ordering::Relaxed))
+                .any(|d| d == NO_DEADLINE || d > drain_end);
             if unbounded && since.elapsed() >= ORPHAN_DRAIN {
                 return end(&format!(
-                    "a call without a deadline still runs after {} s",
+                    "a call without a deadline within it still runs after {} s",
                     ORPHAN_DRAIN.as_secs()
                 ));
             }
