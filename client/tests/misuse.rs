@@ -562,3 +562,24 @@ fn a_calls_deadline_bounds_its_wait_for_a_daemon_that_went_away() {
         );
     }
 }
+
+/// A client that names a module differently in each request (the same module, under
+/// version requirements without end) costs the worker no memory that grows with the
+/// names. Before, the connection's thread kept each name it had looked up for as long as
+/// the connection lasted: 200 000 such requests grew the worker by tens of MiB, and a
+/// client going on took every worker process's memory.
+#[test]
+fn module_names_a_client_makes_up_cost_the_worker_no_memory_that_grows_with_them() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let worker = daemon.worker_pid();
+    let (_stream, segment) = raw_connection(&daemon, 1, 4096);
+    raw_request(&segment, Op::Backpressure, "basic@>=0.0.0", "", 0).unwrap();
+    let before = status_kib(worker, "RssAnon");
+    for n in 0..200_000u64 {
+        let name = format!("basic@<1000000.0.{n}");
+        raw_request(&segment, Op::Backpressure, &name, "", 0).unwrap();
+    }
+    let grown = status_kib(worker, "RssAnon").saturating_sub(before);
+    assert!(grown < 8 * 1024, "the worker grew by {grown} KiB");
+    raw_request(&segment, Op::Backpressure, "basic", "", 0).unwrap();
+}

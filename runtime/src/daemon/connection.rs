@@ -33,6 +33,8 @@ const KEEP_SCRATCH_WORDS: usize = 4096;
 /// instead of one per connection, and a large copy that does not allocate and fault
 /// in its pages again on each call.
 pub(super) type Spare = Mutex<Vec<u128>>;
+/// Module names a connection's thread keeps the lookup of (see [`Server::module`]).
+const KEEP_MODULES: usize = 64;
 /// How long a sleeping connection thread sleeps at most. Stopping rings the doorbell, so
 /// this only bounds the cost of a wakeup lost some other way; idle connections stay
 /// asleep (1,000 of them wake 1,000 times a second, not more).
@@ -387,6 +389,12 @@ impl Server {
             .handle_of(module)
             .map_err(|e| malformed(module).unwrap_or_else(|| failed(e)))?;
         let timeout = self.runtime.module_info(h).map_err(failed)?.default_timeout;
+        // Names are the client's to make up (a module under requirements without end:
+        // `basic@<1.0.1`, `basic@<1.0.2`, ...), so only so many are kept: kept all, they
+        // grew the worker for as long as the connection lasted.
+        if self.modules.len() >= KEEP_MODULES {
+            self.modules.clear();
+        }
         self.modules.insert(module.to_owned(), (h, timeout));
         Ok((h, timeout))
     }
