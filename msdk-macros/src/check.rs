@@ -207,7 +207,8 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
     let mut owned = true;
     for param in &params {
         if let Some(borrowed) = types::find_borrowed(&param.ty) {
-            errors.push(borrowed_error(&borrowed));
+            let error = archive_spelled(&param.ty).unwrap_or_else(|| borrowed_error(&borrowed));
+            errors.push(error);
             owned = false;
         }
     }
@@ -371,13 +372,26 @@ fn archived(params: &[&PatType], errors: &mut Errors) -> Option<Args> {
         params.iter().map(|p| types::archived_arg(&p.ty)).collect();
     for (param, view) in params.iter().zip(&views) {
         if view.is_none() {
-            errors.push(syn::Error::new_spanned(&param.ty, ARCHIVED_MIX));
+            let error = archive_spelled(&param.ty)
+                .unwrap_or_else(|| syn::Error::new_spanned(&param.ty, ARCHIVED_MIX));
+            errors.push(error);
         }
     }
     views
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .map(Args::Archived)
+}
+
+/// The error for a view written as an archive type (`&ArchivedPoint`): it is one, but
+/// the generic words (a view must be `&Archived<T>`) do not say what to change.
+fn archive_spelled(ty: &syn::Type) -> Option<syn::Error> {
+    let (archive, source) = types::archive_spelling(ty)?;
+    let message = format!(
+        "an archived parameter names the type the host archives: write \
+         `&Archived<{source}>` (memlink_msdk::rkyv::Archived), not its archive `&{archive}`"
+    );
+    Some(syn::Error::new_spanned(ty, message))
 }
 
 /// The error for a borrowing MessagePack parameter type.

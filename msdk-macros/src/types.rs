@@ -197,6 +197,87 @@ pub(crate) fn archived_arg(ty: &Type) -> Option<ArchivedArg> {
     single_type_arg(&r.elem, "Archived").map(|t| ArchivedArg::Archived(Box::new(t.clone())))
 }
 
+/// A parameter written as an archive type rather than as `&Archived<T>`: `&ArchivedPoint`,
+/// the name rkyv's derive gives `Point`'s archive, or `&<Point as Archive>::Archived`.
+/// Returns the archive as written and the `T` it stands for (`Point`). Such a view cannot
+/// be taken as it is: the export needs `T`, the type the host archives (the archive is
+/// checked and read as `T`'s), and rkyv's name gives it only by convention.
+pub(crate) fn archive_spelling(ty: &Type) -> Option<(String, String)> {
+    let Type::Reference(r) = peel(ty) else {
+        return None;
+    };
+    let Type::Path(p) = peel(&r.elem) else {
+        return None;
+    };
+    if r.mutability.is_some() {
+        return None;
+    }
+    let source = match &p.qself {
+        // `<T as Archive>::Archived`: the trait's path, then `Archived` alone.
+        Some(q) => {
+            let segments: Vec<&PathSegment> = p.path.segments.iter().collect();
+            let is_archive = |seg: &PathSegment| seg.ident == "Archive";
+            match segments.as_slice() {
+                [.., tr, last]
+                    if q.position + 1 == segments.len()
+                        && is_archive(tr)
+                        && last.ident == "Archived"
+                        && last.arguments.is_none() =>
+                {
+                    text(&q.ty)
+                }
+                _ => return None,
+            }
+        }
+        None => {
+            let mut path = p.path.clone();
+            if !unarchive(path.segments.last_mut()?) {
+                return None;
+            }
+            text(&path)
+        }
+    };
+    Some((text(&r.elem), source))
+}
+
+/// Renames `ArchivedName` to `Name` in `seg` (and in its type arguments, as in
+/// `ArchivedVec<ArchivedPoint>`); false when `seg` is no such name.
+fn unarchive(seg: &mut PathSegment) -> bool {
+    let name = seg.ident.to_string();
+    let Some(rest) = name.strip_prefix("Archived") else {
+        return false;
+    };
+    if !rest.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return false;
+    }
+    seg.ident = syn::Ident::new(rest, seg.ident.span());
+    if let PathArguments::AngleBracketed(args) = &mut seg.arguments {
+        for arg in &mut args.args {
+            if let GenericArgument::Type(Type::Path(p)) = arg {
+                if let Some(last) = p.path.segments.last_mut() {
+                    unarchive(last);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Tokens as a person writes them (`types::Point<u8>`, not `types :: Point < u8 >`).
+fn text(tokens: &impl quote::ToTokens) -> String {
+    let spaced = tokens.to_token_stream().to_string();
+    [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+    ]
+    .iter()
+    .fold(spaced, |s, (from, to)| s.replace(from, to))
+}
+
 /// The `T` of a `Rkyv<T>` result, which goes out as an archive.
 pub(crate) fn rkyv_result(ty: &Type) -> Option<&Type> {
     single_type_arg(ty, "Rkyv")

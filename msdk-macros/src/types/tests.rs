@@ -216,3 +216,35 @@ fn archived_views_and_results_are_recognised() {
     assert!(rkyv_result(&parse_quote!(Rkyv<Vec<Point>>)).is_some());
     assert!(rkyv_result(&parse_quote!(Vec<Point>)).is_none());
 }
+
+#[test]
+fn archives_spelled_as_rkyv_names_them_are_told_apart() {
+    let spelled = |ty: Type| archive_spelling(&ty);
+    let pair = |a: &str, t: &str| Some((a.to_owned(), t.to_owned()));
+    assert_eq!(
+        spelled(parse_quote!(&ArchivedPoint)),
+        pair("ArchivedPoint", "Point")
+    );
+    assert_eq!(
+        spelled(parse_quote!(&'a types::ArchivedPoint)),
+        pair("types::ArchivedPoint", "types::Point")
+    );
+    assert_eq!(
+        spelled(parse_quote!(&ArchivedVec<ArchivedPoint>)),
+        pair("ArchivedVec<ArchivedPoint>", "Vec<Point>")
+    );
+    assert_eq!(
+        spelled(parse_quote!(&<Point as rkyv::Archive>::Archived)),
+        pair("<Point as rkyv::Archive>::Archived", "Point")
+    );
+    // The spelling the SDK takes, and names that are no archive's.
+    for ty in [
+        parse_quote!(&Archived<Point>),
+        parse_quote!(&Archivedness),
+        parse_quote!(&mut ArchivedPoint),
+        parse_quote!(ArchivedPoint),
+        parse_quote!(&<Point as Other>::Archived),
+    ] {
+        assert_eq!(spelled(ty), None);
+    }
+}
