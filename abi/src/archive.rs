@@ -228,8 +228,15 @@ where
     T::Archived: Checkable,
 {
     let bad = |reason: String| ModuleError::Serialize(format!("bad {what}: {reason}"));
+    let mut bytes = bytes;
     if bytes.is_empty() {
-        return Err(bad("the archive is empty".into()));
+        if size_of::<T::Archived>() != 0 {
+            return Err(bad("the archive is empty".into()));
+        }
+        // A zero-sized root (`()`, a unit struct, `((),)`) is archived as no bytes at
+        // all, and an empty slice may point anywhere: it is read from one that is
+        // aligned.
+        bytes = &EMPTY.0;
     }
     if bytes.len() > limits.max_size {
         return Err(bad(format!(
@@ -258,6 +265,14 @@ where
         },
     }
 }
+
+/// No bytes, on an archive's alignment: where a zero-sized root is read.
+#[repr(C, align(16))]
+struct Empty([u8; 0]);
+
+const _: () = assert!(align_of::<Empty>() == ARCHIVE_ALIGN);
+
+static EMPTY: Empty = Empty([]);
 
 /// Validates with pointers nested at most `depth` deep.
 fn validate<A, E>(bytes: &[u8], depth: usize) -> core::result::Result<&A, E>

@@ -66,6 +66,19 @@ fn empty_and_oversized_are_refused_with_the_reason() {
     assert!(text.contains("over the limit of 8 bytes"), "{text}");
 }
 
+/// rkyv archives a zero-sized root as no bytes: those are read, wherever an empty slice
+/// points, and a root of any size is still refused without bytes.
+#[test]
+fn a_zero_sized_root_is_read_from_no_bytes() {
+    #[derive(rkyv::Archive, rkyv::Serialize)]
+    struct Marker;
+    assert!(rkyv::to_bytes::<rancor::Error>(&((),)).unwrap().is_empty());
+    assert!(access::<((),)>(&[]).is_ok());
+    assert!(access::<Marker>(&[]).is_ok());
+    assert!(access::<[u64; 0]>(&[]).is_ok());
+    assert!(err_text(access::<(u8,)>(&[])).ends_with("the archive is empty"));
+}
+
 #[test]
 fn misalignment_is_refused_with_how_to_fix_it() {
     let bytes = record();
