@@ -79,7 +79,8 @@ pub(crate) fn save_state(old: &Module, call: CallExport<'_>) -> Result<SavedStat
     Ok(SavedState { format, bytes })
 }
 
-/// Hands `state` to `new`, the next version: its `memlink_restore_state` with the bytes.
+/// Hands `state` to `new`, the next version: its `memlink_restore_state` with the bytes
+/// (a MessagePack value as its one argument, when it takes one).
 /// Returns how many bytes crossed, or why they could not.
 pub(crate) fn restore_state(
     new: &Module,
@@ -96,9 +97,23 @@ pub(crate) fn restore_state(
             method.args_format.name()
         ));
     }
-    call(new, restore, &state.bytes)?;
+    // A MessagePack state is one value, and arguments are a list of them: a restore
+    // that takes one parameter gets the value as that parameter (`[value]`), as a raw
+    // restore gets the bytes. Handed over as they are, a struct's fields would be read
+    // as parameter names, and a number as no argument list at all.
+    if state.format == Format::MessagePack && method.arg_count == 1 {
+        let mut args = Vec::with_capacity(state.bytes.len() + 1);
+        args.push(ONE_ELEMENT_ARRAY);
+        args.extend_from_slice(&state.bytes);
+        call(new, restore, &args)?;
+    } else {
+        call(new, restore, &state.bytes)?;
+    }
     Ok(state.bytes.len())
 }
+
+/// MessagePack's marker of an array of one element (a fixarray of length 1).
+const ONE_ELEMENT_ARRAY: u8 = 0x91;
 
 /// Why a state carry cannot be made: `module`, the `which` version, exports no `name`.
 fn missing(module: &Module, name: &str, which: &str) -> String {

@@ -22,10 +22,11 @@ use crate::describe::Method;
 use crate::error::RuntimeError;
 
 /// The export a module offers to hand its state to the version replacing it: no
-/// arguments, its state as bytes (raw) out.
+/// arguments, its state as bytes (raw) or a serde value (MessagePack) out.
 pub const SAVE_STATE: &str = "memlink_save_state";
 /// The export a module offers to take the state of the version it replaces: that
-/// version's [`SAVE_STATE`] bytes (raw) in.
+/// version's [`SAVE_STATE`] bytes (raw) in, or its MessagePack value as the one
+/// parameter.
 pub const RESTORE_STATE: &str = "memlink_restore_state";
 
 /// What a reload allows.

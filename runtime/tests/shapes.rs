@@ -285,3 +285,28 @@ fn archived_shapes() {
     let o = CallOptions::default().timeout(std::time::Duration::from_secs(20));
     assert_eq!(m.call_with(&("l".into(), vec![]), &o).unwrap(), "l:0");
 }
+
+/// State that crosses a reload as a value of the module's own: `memlink_save_state`
+/// returns it, and `memlink_restore_state` takes it as its one parameter, as a raw pair
+/// does with bytes. Before, the saved value's MessagePack was handed over as the whole
+/// argument list, so the reload was refused: `unknown field `count`, expected `state``
+/// (a struct's fields read as parameter names), and a number was no argument list at
+/// all.
+#[test]
+fn a_value_saved_for_a_reload_is_restored_as_the_one_argument() {
+    use memlink_runtime::reload::ReloadPolicy;
+    use memlink_runtime::{ModuleRef, Runtime};
+
+    // A copy of its own: the reload's new image starts with fresh statics, and this one
+    // is the test's alone.
+    let path = common::module_copy("shapes", "shapes_state");
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(&path)).unwrap();
+    let carry = ReloadPolicy::default().carry_state(true);
+    let reloaded = rt
+        .reload_with(h, ModuleRef::from_path(&path), &carry)
+        .unwrap();
+    assert!(reloaded.state_carried.is_some());
+    let restored: u64 = rt.call_typed(h, "restored", &()).unwrap();
+    assert_eq!(restored, 42, "the saved count, plus the one restore adds");
+}
