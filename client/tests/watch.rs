@@ -207,3 +207,53 @@ fn a_file_rewritten_with_a_module_already_served_is_refused_once() {
     let basic = client.module("basic").unwrap();
     assert_eq!(&*client.call(basic, "echo", b"hi").unwrap(), b"hi");
 }
+
+/// A connection that called a module by name keeps calling what the name finds now: a
+/// higher version loaded beside it (here from a watched directory) takes the name, for
+/// that connection as for a new one. Before, the connection's thread kept the handle its
+/// first lookup found for as long as that module stayed loaded, and sent `greeter` to
+/// 1.4.2 with 2.0.1 served beside it, where a new client reached 2.0.1.
+#[test]
+fn a_connection_calling_a_name_follows_a_version_loaded_beside_it() {
+    let (dir, modules, daemon) = watching_basic();
+    let so = |stem: &str| modules.join(format!("{stem}.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("greeter_v1"), &so("greeter@1.4.2"));
+    let early = Client::connect(&daemon.socket).unwrap();
+    eventually("greeter 1 is served", || early.module("greeter").is_ok());
+    let version = |c: &Client| -> Result<u32, RuntimeError> {
+        let greeter = c.module("greeter")?;
+        c.call_typed(greeter, "version", &())
+    };
+    assert_eq!(version(&early).unwrap(), 1);
+    assert_eq!(
+        early
+            .call_typed::<_, u32>(early.module("greeter@^1").unwrap(), "version", &())
+            .unwrap(),
+        1
+    );
+
+    install(&module_path("greeter_v2"), &so("greeter@2.0.1"));
+    eventually("a new client reaches greeter 2", || {
+        Client::connect(&daemon.socket).is_ok_and(|late| version(&late).ok() == Some(2))
+    });
+    assert_eq!(
+        version(&early).unwrap(),
+        2,
+        "the highest version takes the name"
+    );
+    assert_eq!(
+        early
+            .call_typed::<_, u32>(early.module("greeter@^1").unwrap(), "version", &())
+            .unwrap(),
+        1,
+        "a requirement only 1.4.2 meets still finds it"
+    );
+
+    // The higher version gone, the name leads back to the one left.
+    std::fs::remove_file(so("greeter@2.0.1")).unwrap();
+    eventually("greeter 1 answers again", || {
+        version(&early).ok() == Some(1)
+    });
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -352,6 +352,13 @@ impl Registry {
         Some((live, index, epoch))
     }
 
+    /// The registry's epoch now: a cache of where names led, kept with the epoch it was
+    /// filled at, is stale once this differs (a module loaded, reloaded or unloaded may
+    /// have made a name lead elsewhere, as a higher version loaded beside it does).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// The module in `slot`, if the registry is still at `epoch`, an even number
     /// [`by_name`](Self::by_name) returned with that slot: then no slot or name has
     /// changed since, and the module is the one the same name finds now. Held with the

@@ -55,6 +55,9 @@ pub(super) struct Server {
     pub(super) modules: HashMap<String, (ModuleHandle, Option<Duration>)>,
     /// The last call's target, for the next call naming the same (most do).
     pub(super) last: Option<Target>,
+    /// The registry's epoch when `modules` and `last` were last known good: any load,
+    /// reload or unload since may have made a name lead elsewhere.
+    pub(super) epoch: u64,
     /// Private memory arguments are copied into (16-aligned, for archives).
     pub(super) scratch: Vec<u128>,
     /// The worker's large copy, shared by its connections.
@@ -100,6 +103,7 @@ impl Server {
             draining: Arc::clone(&self.draining),
             modules: HashMap::new(),
             last: None,
+            epoch: 0,
             scratch: Vec::new(),
             spare: Arc::clone(&self.spare),
             helpers: 0,
@@ -347,6 +351,16 @@ impl Server {
     /// Where the request goes: the last call's target when it names the same module and
     /// method, else looked up (and kept, for a call).
     fn target(&mut self, r: &Request) -> Result<Target, Failure> {
+        // A name keeps its lookup only while no module came, changed or went: a higher
+        // version loaded beside the one it found takes the name, and a reload may leave
+        // it a version its requirement no longer accepts. Read before any lookup, so a
+        // change made during one is seen by the next request.
+        let epoch = self.runtime.registry.epoch();
+        if epoch != self.epoch {
+            self.modules.clear();
+            self.last = None;
+            self.epoch = epoch;
+        }
         if let Some(last) = self
             .last
             .filter(|t| r.op == Op::Call && t.names == (r.module, r.method))

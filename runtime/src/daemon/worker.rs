@@ -471,6 +471,7 @@ impl Worker {
             draining: Arc::clone(&self.draining),
             modules: HashMap::new(),
             last: None,
+            epoch: 0,
             scratch: Vec::new(),
             spare: Arc::clone(&self.spare),
             helpers: self.helpers,
