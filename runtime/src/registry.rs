@@ -756,7 +756,10 @@ impl Registry {
 
     /// Refuses `module` if a module it declares it calls is not loaded.
     fn check_dependencies(&self, module: &Module) -> Result<(), RuntimeError> {
-        let is_loaded = |reference: &str| self.index_of(reference).is_some();
+        // A module that calls itself is its own dependency: once loaded it answers its
+        // name, and a requirement its version meets; no other load could stand in.
+        let is_loaded =
+            |reference: &str| self.index_of(reference).is_some() || answers_as(module, reference);
         match lifecycle::missing_dependency(module, &self.export_caller(), is_loaded) {
             Ok(None) => Ok(()),
             Ok(Some(dependency)) => Err(RuntimeError::MissingDependency {
@@ -922,6 +925,24 @@ fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
         .map_err(|e| e.for_path(copy.path(), path))?;
     path.clone_into(&mut module.path);
     Ok(module)
+}
+
+/// Whether `module`, once loaded, is what `reference` (`name` or `name@requirement`)
+/// finds.
+fn answers_as(module: &Module, reference: &str) -> bool {
+    let (name, requirement) = match reference.split_once('@') {
+        Some((name, requirement)) => (name, Some(requirement)),
+        None => (reference, None),
+    };
+    if name != module.name {
+        return false;
+    }
+    match (requirement, &module.semver) {
+        (None, _) => true,
+        (Some(requirement), Some(version)) => crate::names::parse_requirement(requirement)
+            .is_ok_and(|requirement| requirement.matches(version)),
+        (Some(_), None) => false,
+    }
 }
 
 /// Waits until `module` is no call's any more, then shuts it down and frees it.

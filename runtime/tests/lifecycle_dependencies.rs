@@ -40,6 +40,41 @@ fn a_module_is_refused_until_what_it_calls_is_loaded() {
     assert_eq!(sum, 5);
 }
 
+/// A module that calls itself, and declares so, is its own dependency: the one it waits
+/// for is the one being loaded, which answers its name once loaded. Before, it was
+/// refused with `MissingDependency`, "load it first", which no load could answer
+/// (`tests/fixtures/depends_on.c`, built to declare itself). A requirement its own
+/// version does not meet is still missing.
+#[test]
+fn a_module_that_declares_itself_is_loaded() {
+    let source = ["runtime/tests/fixtures/depends_on.c"];
+    let itself = common::compile_c_with(
+        &source,
+        "libdepends_on_itself.so",
+        true,
+        &["-DDEPENDS_ON_ITSELF"],
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(&itself)).unwrap();
+    assert_eq!(rt.handle_of("depends_on").unwrap(), h);
+    rt.reload(h, ModuleRef::from_path(&itself)).unwrap();
+
+    let other = common::compile_c_with(
+        &source,
+        "libdepends_on_version_2.so",
+        true,
+        &["-DDEPENDS_ON_VERSION_2"],
+    );
+    let err = Runtime::with_local_resolver()
+        .load(ModuleRef::from_path(&other))
+        .unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::MissingDependency { module, dependency }
+            if module == "depends_on" && dependency == "depends_on@^2"),
+        "{err}"
+    );
+}
+
 /// A dependency whose version requirement is not semver can never be loaded: the module
 /// is refused saying so, not told to wait for it (`tests/fixtures/bad_dependency.c`).
 /// Before, it was a `MissingDependency`, "load it first", which no load could answer.
