@@ -279,6 +279,15 @@ impl Runtime {
     /// trial runs, else what its `memlink_health` export says (asked now, as a call), else
     /// `Ready`. A handle of no loaded module, the module unloaded while it is asked
     /// included, is `UnknownHandle`.
+    ///
+    /// The check is a call like any other, with the module's default timeout as its
+    /// deadline: an `async` check is cancelled when it passes, and a plain `fn` one is
+    /// `Failing` once it returns past it. A plain `fn` check that never returns keeps
+    /// `health` from returning, as any call of it would: a module whose check may block
+    /// makes it `async` and gets a default timeout
+    /// ([`RuntimeConfig::default_timeout`](crate::RuntimeConfig::default_timeout),
+    /// [`ModuleSettings::default_timeout`](crate::ModuleSettings::default_timeout), or the
+    /// daemon's `default_timeout_ms`).
     pub fn health(&self, handle: ModuleHandle) -> Result<Health, RuntimeError> {
         let module = self.registry.module(handle)?;
         if let Some(config) = &self.registry.config.breaker {
