@@ -79,6 +79,63 @@ impl Failure {
         rmp_serde::to_vec(self).unwrap_or_default()
     }
 
+    /// The failure encoded in at most `cap` bytes: a module's failure keeps its module,
+    /// method and status, its message cut to fit and saying how much was cut (a module
+    /// may fail with a message of any length, a slot holds one of its size); anything
+    /// else that does not fit says only that.
+    pub fn encode_within(&self, cap: usize) -> Vec<u8> {
+        let bytes = self.encode();
+        if bytes.len() <= cap {
+            return bytes;
+        }
+        if let Failure::Module {
+            module,
+            method,
+            code,
+            payload,
+        } = self
+        {
+            let mut cut = Failure::Module {
+                module: module.clone(),
+                method: method.clone(),
+                code: *code,
+                payload: Vec::new(),
+            };
+            // A payload byte takes at most 2 bytes in MessagePack (an array of `u8`),
+            // its array's header at most 5: what is left over holds this many bytes.
+            const NOTE: usize = 96;
+            let room = cap
+                .saturating_sub(cut.encode().len() + 5)
+                .saturating_sub(2 * NOTE)
+                / 2;
+            if room > 0 {
+                let mut keep = room.min(payload.len());
+                // Not halfway into a UTF-8 character, so that the message stays text.
+                if let Err(e) = std::str::from_utf8(&payload[..keep]) {
+                    if e.error_len().is_none() {
+                        keep = e.valid_up_to();
+                    }
+                }
+                let note = format!(
+                    " ... ({} bytes of the message did not fit the call's slot)",
+                    payload.len() - keep
+                );
+                if let Failure::Module { payload: p, .. } = &mut cut {
+                    p.extend_from_slice(&payload[..keep]);
+                    p.extend_from_slice(&note.as_bytes()[..note.len().min(NOTE)]);
+                }
+                let bytes = cut.encode();
+                if bytes.len() <= cap {
+                    return bytes;
+                }
+            }
+        }
+        let mut bytes =
+            Failure::Other("the failure's text does not fit in the slot".into()).encode();
+        bytes.truncate(cap);
+        bytes
+    }
+
     /// Reads a failure; bytes that are not one become [`Failure::BadReply`].
     pub fn decode(bytes: &[u8]) -> Failure {
         rmp_serde::from_slice(bytes)
@@ -150,5 +207,26 @@ mod tests {
             Failure::decode(b"\xc1garbage"),
             Failure::BadReply(_)
         ));
+    }
+
+    #[test]
+    fn a_module_failure_too_long_for_its_room_is_cut_and_says_so() {
+        let f = Failure::Module {
+            module: "m".into(),
+            method: "f".into(),
+            code: 10,
+            payload: "é".repeat(1000).into_bytes(),
+        };
+        let bytes = f.encode_within(1000);
+        assert!(bytes.len() <= 1000);
+        let Failure::Module { code, payload, .. } = Failure::decode(&bytes) else {
+            panic!("not a module's failure");
+        };
+        let text = String::from_utf8(payload).unwrap();
+        assert_eq!(code, 10);
+        assert!(
+            text.starts_with("éé") && text.ends_with("did not fit the call's slot)"),
+            "{text}"
+        );
     }
 }

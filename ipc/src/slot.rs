@@ -626,11 +626,7 @@ impl<'a> Slot<'a> {
     /// Writes a failure after `args_len` bytes of arguments (the length a worker read
     /// with the request) and completes the slot.
     pub fn finish_failure_after(&self, args_len: usize, failure: &Failure, backpressure: f32) {
-        let mut bytes = failure.encode();
-        if bytes.len() > self.cap {
-            bytes = Failure::Other("the failure's text does not fit in the slot".into()).encode();
-            bytes.truncate(self.cap);
-        }
+        let bytes = failure.encode_within(self.cap);
         let at = self.reply_after(args_len, bytes.len());
         self.write_data(at, &bytes);
         self.complete(STATUS_FAILED, at, bytes.len(), backpressure);

@@ -409,3 +409,39 @@ fn a_null_table_or_another_rkyv_format_is_refused_at_load() {
         "{err}"
     );
 }
+
+/// A module's failure whose message is larger than the daemon call's slot still reaches
+/// the caller as that module's failure, its message cut to fit and saying so, and the
+/// daemon serves on. Before, the caller got "the failure's text does not fit in the
+/// slot", which named neither the module nor its status.
+#[test]
+fn a_failure_longer_than_a_daemon_calls_slot_arrives_cut_to_fit() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/long_failure.c"],
+        "liblong_failure.so",
+        true,
+    );
+    let dir = common::scratch("long-failure");
+    let socket = dir.join("memlink.sock");
+    let (daemon, seen) = common::cli::serve_all(&socket, &[fixture.as_os_str()]);
+    let socket = socket.to_str().unwrap();
+    let fail = |len: &str| {
+        common::cli::memlink(&["call", "--daemon", socket, "long_failure", "fail", len])
+    };
+    // Two MiB of message, past the call's slot of one.
+    let out = fail("2000000");
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}\n{seen}");
+    assert!(
+        err.starts_with("error: long_failure::fail failed: why:xxx")
+            && err.contains("bytes of the message did not fit"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
+    let out = fail("10");
+    assert_eq!(
+        common::stderr(&out).trim_end(),
+        "error: long_failure::fail failed: why:xxxxxx"
+    );
+    common::cli::stop(daemon);
+}
