@@ -713,7 +713,9 @@ typedef struct MemlinkModuleInfo {
    */
   struct MemlinkStrRef name;
   /*
-   The module's crate version.
+   The module's crate version: semver (`MAJOR.MINOR.PATCH`, as `1.0.0`) for a version
+   requirement (`name@^1`, in a nested call or `memlink_dependencies`) to admit it;
+   another text (`1.0`) loads, but no requirement admits it.
    */
   struct MemlinkStrRef version;
   /*

@@ -47,7 +47,9 @@ pub struct ModuleInfo {
     /// (which separates a name from a version requirement) and no control character, or
     /// the host refuses to load it.
     pub name: StrRef,
-    /// The module's crate version.
+    /// The module's crate version: semver (`MAJOR.MINOR.PATCH`, as `1.0.0`) for a version
+    /// requirement (`name@^1`, in a nested call or `memlink_dependencies`) to admit it;
+    /// another text (`1.0`) loads, but no requirement admits it.
     pub version: StrRef,
     /// The version of memlink-msdk the module was built with.
     pub sdk_version: StrRef,

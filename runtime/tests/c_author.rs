@@ -445,3 +445,38 @@ fn a_failure_longer_than_a_daemon_calls_slot_arrives_cut_to_fit() {
     );
     common::cli::stop(daemon);
 }
+
+/// A module in C has no crate to take its version from, and one written as "1.0" is no
+/// semver version, which no requirement admits: `memlink call --with` of it for a
+/// module that calls `greeter@^1` says that, not that `^1` does not admit 1.0 (which it
+/// would, as 1.0.0). Before, the message said only the latter.
+#[test]
+fn a_version_that_is_no_semver_version_is_named_so_when_a_call_passes_it_by() {
+    let greeter = common::compile_c_with(
+        &["runtime/tests/fixtures/versioned.c"],
+        "libversioned_greeter_1_0.so",
+        true,
+        &["-DMODULE_NAME=\"greeter\"", "-DMODULE_VERSION=\"1.0\""],
+    );
+    let caller = common::compile_c_with(
+        &["runtime/tests/fixtures/bad_dependency.c"],
+        "libbad_dependency_greeter_1.so",
+        true,
+        &["-DDEPENDENCY=\"greeter@^1\""],
+    );
+    let out = common::cli::memlink(&[
+        "call",
+        caller.to_str().unwrap(),
+        "memlink_dependencies",
+        "--with",
+        greeter.to_str().unwrap(),
+    ]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("calls `greeter@^1`")
+            && err.contains("`greeter` 1.0 is loaded, which is no semver version")
+            && !err.contains("does not admit"),
+        "{err}"
+    );
+}

@@ -312,6 +312,22 @@ fn missing(runtime: &Runtime, e: &RuntimeError) -> String {
     if loaded.is_empty() || requirement.is_empty() {
         return format!("{e} (give its file with --with PATH)");
     }
+    // A version that is not semver ("1.0", which a C module may well give) is admitted
+    // by no requirement: saying `^1` does not admit 1.0 would send the user looking for
+    // another file, where the module's own version is what to fix.
+    let unversioned: Vec<&str> = loaded
+        .iter()
+        .filter(|v| semver::Version::parse(v).is_err())
+        .map(String::as_str)
+        .collect();
+    if !unversioned.is_empty() {
+        return format!(
+            "{e}; `{name}` {} is loaded, which is no semver version (MAJOR.MINOR.PATCH, \
+             as `1.0.0`) and so admitted by no requirement (give it such a version, or \
+             call `{name}` without one)",
+            unversioned.join(", ")
+        );
+    }
     format!(
         "{e}; `{name}` {} is loaded, which `{requirement}` does not admit (give the file of a \
          version it admits with --with PATH)",
