@@ -172,6 +172,14 @@ pub fn failure_path<T: DeserializeOwned>(bytes: &[u8]) -> Vec<PathStep> {
 
 /// [`from_msgpack`] through `rmp_serde` alone.
 fn from_msgpack_by_rmp<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    // No value is written as no bytes (nothing is nil), so this is always an error, and
+    // the decoder's words for it ("failed to fill whole buffer") say nothing of what was
+    // wrong: a C module that writes nothing for a method that returns nothing gets this.
+    if bytes.is_empty() {
+        return Err(ModuleError::Serialize(
+            "no bytes, which hold no MessagePack value (nothing, `()`, is nil: 0xc0)".to_owned(),
+        ));
+    }
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DEPTH);
     let left = std::cell::Cell::new(MAX_NESTING);

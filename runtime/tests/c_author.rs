@@ -480,3 +480,25 @@ fn a_version_that_is_no_semver_version_is_named_so_when_a_call_passes_it_by() {
         "{err}"
     );
 }
+
+/// A MessagePack result of no bytes (a C module that writes nothing for "returns
+/// nothing") is refused saying it is empty and what nothing is in MessagePack, by the
+/// CLI and by a typed call. Before: "cannot decode MessagePack: IO error while reading
+/// marker: failed to fill whole buffer".
+#[test]
+fn an_empty_messagepack_result_is_refused_saying_it_is_empty() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/empty_result.c"],
+        "libempty_result.so",
+        true,
+    );
+    let expected = "no bytes, which hold no MessagePack value (nothing, `()`, is nil: 0xc0)";
+    let out = common::cli::memlink(&["call", fixture.to_str().unwrap(), "nothing"]);
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(expected), "{err}");
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let err = rt.call_typed::<(), ()>(h, "nothing", &()).unwrap_err();
+    assert!(err.to_string().contains(expected), "{err}");
+}
