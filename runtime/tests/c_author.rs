@@ -502,3 +502,27 @@ fn an_empty_messagepack_result_is_refused_saying_it_is_empty() {
     let err = rt.call_typed::<(), ()>(h, "nothing", &()).unwrap_err();
     assert!(err.to_string().contains(expected), "{err}");
 }
+
+/// A C module that points `out` into `small_out` but not at its first byte, or puts an
+/// error's message there, is told what the ABI asks instead: a result there starts at
+/// the field's first byte, and only a result (status OK) goes there. Now both get "the
+/// module reported N output bytes outside the arena and the output buffer (the frame's
+/// small_out holds only a result of at most 16 bytes)", which for 4 bytes of a result
+/// names a limit they are within.
+#[test]
+#[ignore = "the message is written in runtime/src/output.rs (collect), which this change may not touch"]
+fn an_output_in_small_out_that_the_abi_refuses_is_told_why() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/small_out.c"],
+        "libsmall_out.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    let ok = memlink_abi::Status::Ok as u8;
+    let err = rt.call(h, "put", &[ok, 4, 1]).unwrap_err().to_string();
+    assert!(err.contains("first byte"), "{err}");
+    let failed = memlink_abi::Status::Failed as u8;
+    let err = rt.call(h, "put", &[failed, 5]).unwrap_err().to_string();
+    assert!(err.contains("status OK"), "{err}");
+}
