@@ -1007,7 +1007,19 @@ fn no_init_message(status: i32, error_len: usize) -> String {
 
 fn shutdown(module: &Module) {
     // SAFETY: the module's entry point, called once, after its last call finished.
-    unsafe { (module.entry.shutdown)() };
+    let status = unsafe { (module.entry.shutdown)() };
+    // The module is retired whatever it answers (nothing of it may run again), but a
+    // failure is its only word on what it could not finish: told, not dropped.
+    if status != Status::Ok as i32 {
+        let name =
+            Status::from_code(status).map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}"));
+        tracing::warn!(
+            target: "memlink::registry",
+            module = %module.name,
+            status,
+            "memlink_shutdown failed with status {status} ({name}); the module is retired all the same"
+        );
+    }
 }
 
 impl Drop for Registry {

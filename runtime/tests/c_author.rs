@@ -526,3 +526,29 @@ fn an_output_in_small_out_that_the_abi_refuses_is_told_why() {
     let err = rt.call(h, "put", &[failed, 5]).unwrap_err().to_string();
     assert!(err.contains("status OK"), "{err}");
 }
+
+/// A module whose `memlink_shutdown` fails (a C module that could not flush what it
+/// kept) is retired all the same, and the failure is told: `memlink call`, which shows
+/// warnings, names the module and the status. Before, the status was dropped unread.
+#[test]
+fn a_failed_shutdown_is_told() {
+    let fixture = common::compile_c_with(
+        &["runtime/tests/fixtures/versioned.c"],
+        "libversioned_shutdown_fails.so",
+        true,
+        &[
+            "-DMODULE_NAME=\"shutdown_fails\"",
+            "-DMODULE_VERSION=\"1.0.0\"",
+            "-DFIXTURE_SHUTDOWN_STATUS=MEMLINK_STATUS_FAILED",
+        ],
+    );
+    let out = common::cli::memlink(&["call", fixture.to_str().unwrap(), "version"]);
+    let err = common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(out.stdout, b"1.0.0");
+    assert!(
+        err.contains("memlink_shutdown failed with status 10 (Failed)")
+            && err.contains("shutdown_fails"),
+        "{err}"
+    );
+}
