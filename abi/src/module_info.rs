@@ -49,9 +49,12 @@ pub struct ModuleInfo {
     pub name: StrRef,
     /// The module's crate version: semver (`MAJOR.MINOR.PATCH`, as `1.0.0`) for a version
     /// requirement (`name@^1`, in a nested call or `memlink_dependencies`) to admit it;
-    /// another text (`1.0`) loads, but no requirement admits it.
+    /// another text (`1.0`) loads, but no requirement admits it. With no control
+    /// character (in C, a length that does not count the terminating NUL), or the host
+    /// refuses to load the module.
     pub version: StrRef,
-    /// The version of memlink-msdk the module was built with.
+    /// The version of memlink-msdk the module was built with (a C module's text of its
+    /// own): with no control character, or the host refuses to load the module.
     pub sdk_version: StrRef,
     /// The method table, `method_count` entries, sorted by id.
     pub methods: *const MethodInfo,

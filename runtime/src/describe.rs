@@ -103,10 +103,23 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
             "its name {name:?} cannot be used: {reason} (rebuild it with another name)"
         ));
     }
+    // Printed as they are (`memlink inspect`, errors, logs), and the version read as
+    // semver: a control character (in C, most often the NUL a length counted) would
+    // break the lines they are printed in, and make a version no requirement admits.
+    let printable = |s: StrRef, what: &str| -> Result<String, String> {
+        let s = text(s, &format!("module {what}"))?;
+        if s.chars().any(char::is_control) {
+            return Err(format!(
+                "its {what} {s:?} holds a control character (in C, a length that counts \
+                 the terminating NUL?)"
+            ));
+        }
+        Ok(s)
+    };
     Ok(Described {
         name,
-        version: text(info.version, "module version")?,
-        sdk_version: text(info.sdk_version, "sdk version")?,
+        version: printable(info.version, "version")?,
+        sdk_version: printable(info.sdk_version, "SDK version")?,
         methods,
         calls,
     })

@@ -552,3 +552,33 @@ fn a_failed_shutdown_is_told() {
         "{err}"
     );
 }
+
+/// A version written in C with a length that counts its terminating NUL (or holding any
+/// other control character) is refused at load, saying so, as such a name is. Before, it
+/// loaded: "1.0.0\0" is no semver version, so no requirement (`name@^1`) admitted it,
+/// and `memlink inspect` printed the NUL (or a terminal's escape sequence) as it was.
+#[test]
+fn a_version_holding_a_control_character_is_refused_at_load() {
+    for (tag, version) in [("nul", "1.0.0\\0"), ("escape", "1.0.0\\x1b[2J")] {
+        let fixture = common::compile_c_with(
+            &["runtime/tests/fixtures/versioned.c"],
+            &format!("libversioned_control_{tag}.so"),
+            true,
+            &[
+                "-DMODULE_NAME=\"greeter\"",
+                &format!("-DMODULE_VERSION=\"{version}\""),
+            ],
+        );
+        let err = load_error(fixture.clone());
+        assert!(
+            err.contains("its version") && err.contains("holds a control character"),
+            "{tag}: {err}"
+        );
+        let out = common::cli::memlink(&["inspect", fixture.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{tag}");
+        assert!(
+            common::stderr(&out).contains("holds a control character"),
+            "{tag}"
+        );
+    }
+}
