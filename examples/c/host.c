@@ -40,10 +40,21 @@ static uint8_t *alloc_output(void *call, size_t len) {
     return c->output;
 }
 
+/* This host loads one module, so no nested call finds its callee: it answers
+ * ModuleNotFound, whose payload, the name asked for, goes to the sink as memlink.h says
+ * (a request too small for this host's NestedCall, or without a sink, gets Abi alone). */
 static int32_t call_module(void *call, MemlinkNestedCall *request) {
     (void)call;
-    (void)request;
-    return MEMLINK_STATUS_MODULE_NOT_FOUND; /* this host loads one module */
+    if (request == NULL || request->size < sizeof(MemlinkNestedCall) || request->sink == NULL) {
+        return MEMLINK_STATUS_ABI;
+    }
+    if (request->module.ptr == NULL && request->module.len > 0) {
+        static const char null_name[] = "the module's name is null with a length";
+        request->sink(request->sink_ctx, (const uint8_t *)null_name, sizeof null_name - 1);
+        return MEMLINK_STATUS_ABI;
+    }
+    request->sink(request->sink_ctx, request->module.ptr, request->module.len);
+    return MEMLINK_STATUS_MODULE_NOT_FOUND;
 }
 
 static void log_record(void *call, const MemlinkLogRecord *record) {

@@ -749,3 +749,38 @@ fn a_call_handle_kept_past_its_call_is_refused_by_every_service() {
         },
     );
 }
+
+/// examples/c/host.c serves one module, so every nested call gets `ModuleNotFound`; as
+/// memlink.h says of a host's reason, its payload (the module's name) goes to the sink,
+/// as the runtime sends it (`tests/fixtures/nested_echo.c` fails with what it got).
+/// Before, the example returned the status and never called the sink.
+#[test]
+fn the_c_host_hands_a_nested_calls_module_name_to_its_sink() {
+    let host = compile_c(&["examples/c/host.c"], "memlink_c_host", false);
+    let module = compile_c(
+        &["runtime/tests/fixtures/nested_echo.c"],
+        "libnested_echo.so",
+        true,
+    );
+    let out = Command::new(&host).arg(&module).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let not_found = memlink_abi::Status::ModuleNotFound as i32;
+    assert_eq!(
+        &lines[1..],
+        [
+            format!("echo failed with status 10: status {not_found}: absent").as_str(),
+            "add = 5"
+        ],
+        "{stdout}"
+    );
+    // The runtime, for the same module.
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(module)).unwrap();
+    let err = rt.call(h, "echo", b"hello").unwrap_err();
+    assert_eq!(
+        err.module_error(),
+        Some(&ModuleError::Failed(format!("status {not_found}: absent")))
+    );
+}
