@@ -425,11 +425,22 @@ pub(crate) fn collect(
                 repr: Repr::Heap { buf, offset, len }.with_args(args),
             })
         }
-        _ => Err(ModuleError::Abi(format!(
-            "the module reported {len} output bytes outside the arena and the output buffer \
-             (the frame's small_out holds only a result of at most 16 bytes)"
-        ))),
+        _ => Err(misplaced(len)),
     }
+}
+
+/// Why an output the module put where none may lie is refused: the places it may lie,
+/// each with its rule, since the host cannot tell which rule the module meant to follow
+/// (a C module that returns its input points at the arguments; one that fills
+/// `small_out` may start past its first byte or put an error's message there).
+#[cold]
+fn misplaced(len: usize) -> ModuleError {
+    ModuleError::Abi(format!(
+        "the module reported {len} output bytes outside the places an output may lie: \
+         its arena, a buffer from alloc_output, or the frame's small_out (a result of \
+         status OK of at most 16 bytes, from its first byte); not at the arguments (a \
+         module returning its input must copy it)"
+    ))
 }
 
 #[cfg(test)]

@@ -345,7 +345,7 @@ fn a_result_in_the_frame_is_read_there_and_nothing_else_is() {
         ] {
             let err = rt.call(h, "put", request).unwrap_err();
             assert!(
-                matches!(err.module_error(), Some(ModuleError::Abi(m)) if m.contains("small_out holds only a result of at most 16 bytes")),
+                matches!(err.module_error(), Some(ModuleError::Abi(m)) if m.contains("small_out (a result of status OK of at most 16 bytes, from its first byte)")),
                 "{what}: {err}"
             );
         }

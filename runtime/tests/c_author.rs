@@ -302,7 +302,7 @@ fn a_careless_modules_broken_calls_fail_saying_why_and_it_serves_on() {
     let m = abi_error("bad_status", &3i32.to_le_bytes());
     assert_eq!(m, "timeout payload is 2 bytes, expected 8");
     let outside = |len: usize| {
-        format!("the module reported {len} output bytes outside the arena and the output buffer")
+        format!("the module reported {len} output bytes outside the places an output may lie")
     };
     for (method, args, len) in [
         ("out_at_args", &b"hi"[..], 2),
@@ -505,12 +505,11 @@ fn an_empty_messagepack_result_is_refused_saying_it_is_empty() {
 
 /// A C module that points `out` into `small_out` but not at its first byte, or puts an
 /// error's message there, is told what the ABI asks instead: a result there starts at
-/// the field's first byte, and only a result (status OK) goes there. Now both get "the
-/// module reported N output bytes outside the arena and the output buffer (the frame's
-/// small_out holds only a result of at most 16 bytes)", which for 4 bytes of a result
-/// names a limit they are within.
+/// the field's first byte, and only a result (status OK) goes there. Before, both got
+/// "the module reported N output bytes outside the arena and the output buffer (the
+/// frame's small_out holds only a result of at most 16 bytes)", which for 4 bytes of a
+/// result names a limit they are within.
 #[test]
-#[ignore = "the message is written in runtime/src/output.rs (collect), which this change may not touch"]
 fn an_output_in_small_out_that_the_abi_refuses_is_told_why() {
     let fixture = compile_c(
         &["runtime/tests/fixtures/small_out.c"],
@@ -584,12 +583,11 @@ fn a_version_holding_a_control_character_is_refused_at_load() {
 }
 
 /// A C module's `echo` that points `out` at its arguments, the likeliest way to write
-/// it, is told that is where its output lies and that a module returning its input
-/// copies it (docs/abi.md). Now it gets "the module reported 100 output bytes outside
-/// the arena and the output buffer (the frame's small_out holds only a result of at
-/// most 16 bytes)", which names neither.
+/// it, is told an output may not lie at the arguments and that a module returning its input
+/// copies it (docs/abi.md). Before, it got "the module reported 100 output bytes
+/// outside the arena and the output buffer (the frame's small_out holds only a result
+/// of at most 16 bytes)", which said neither.
 #[test]
-#[ignore = "the message is written in runtime/src/output.rs (collect), which this change may not touch"]
 fn an_output_at_the_arguments_is_told_to_copy_them() {
     let (rt, h) = careless();
     let err = rt
