@@ -291,6 +291,32 @@ fn module_logs_from_the_worker_reach_the_daemons_log() {
     }
 }
 
+/// A module's record of no call (from a thread of its own, or its `memlink_init`) reaches
+/// the daemon's log too, as the same module's records under `memlink call -v` reach
+/// stderr. Before, the worker's log sink got only the records of its calls, and the
+/// worker's own log leaves module records to the daemon: such a record was lost.
+#[test]
+fn a_module_s_record_of_no_call_reaches_the_daemons_log() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let joined: bool = client
+        .call_typed(
+            hazards,
+            "log_from_own_thread",
+            &("logged off the call's thread",),
+        )
+        .unwrap();
+    assert!(joined);
+    daemon.wait_log("logged off the call's thread");
+    let log = daemon.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("logged off the call's thread"))
+        .unwrap();
+    assert!(line.contains("from=own thread"), "{line}");
+}
+
 #[test]
 fn memlink_call_through_the_daemon_prints_what_the_local_call_prints() {
     let daemon = Daemon::start(Setup::modules(&["basic"]));

@@ -107,6 +107,20 @@ pub(crate) fn panicked(
     }
 }
 
+/// Where records of no call go besides `tracing`, in a process that asked for them: the
+/// daemon's worker, whose own log leaves module records to the daemon, so that a record
+/// a module makes outside its calls (from `memlink_init`, or a thread of its own) would
+/// otherwise reach no log at all.
+#[cfg(feature = "daemon")]
+static OF_NO_CALL: std::sync::OnceLock<Box<dyn LogSink>> = std::sync::OnceLock::new();
+
+/// Sends the records of no call, of every runtime in this process, to `sink` too (the
+/// first sink given keeps them).
+#[cfg(feature = "daemon")]
+pub(crate) fn send_records_of_no_call_to(sink: Box<dyn LogSink>) {
+    let _ = OF_NO_CALL.set(sink);
+}
+
 /// Runs `f`, and stops a panic of it here.
 fn apart(f: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -150,6 +164,9 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
     let Some(level) = level_of(record.level) else {
         return;
     };
+    // No name: the record is of no call (the host names the module of a call).
+    #[cfg(feature = "daemon")]
+    let sink = sink.or_else(|| OF_NO_CALL.get().filter(|_| name.is_none()).map(|s| &**s));
     if let Some(sink) = sink {
         let event = LogEvent {
             level,

@@ -95,6 +95,14 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     let sink = Arc::new(Forward {
         out: Arc::clone(&out),
     });
+    // Records a module makes outside its calls are forwarded too, held until `Ready`.
+    let of_no_call = Arc::new(OfNoCall {
+        forward: Forward {
+            out: Arc::clone(&out),
+        },
+        held: Mutex::new(Some(Vec::new())),
+    });
+    crate::log::send_records_of_no_call_to(Box::new(Arc::clone(&of_no_call)));
     let runtime = Arc::new(Runtime::new(
         config.runtime_config().log_sink(sink),
         LocalResolver,
@@ -124,6 +132,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         .filter_map(|(handle, _)| foreign(&runtime, &claims, handle))
         .collect();
     send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
+    of_no_call.release();
     // Only now: the supervisor takes nothing but `Ready` first.
     for name in shed {
         let record = watch_record("WARN", shed_message(&name));
@@ -337,21 +346,63 @@ struct Forward {
 
 impl LogSink for Forward {
     fn record(&self, event: &LogEvent<'_>) {
-        let record = LogRecord {
-            level: event.level.to_string(),
-            module: event.module.to_owned(),
-            method: event.method.to_owned(),
-            message: event.message.to_owned(),
-            fields: event
-                .fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            trace_id: event.trace_id,
-        };
         // A supervisor that is gone takes the worker with it soon; a lost record then
         // is no loss.
-        let _ = send(&self.out, &FromWorker::Log(record));
+        let _ = send(&self.out, &FromWorker::Log(record_of(event)));
+    }
+}
+
+/// `event` as the supervisor takes it.
+fn record_of(event: &LogEvent<'_>) -> LogRecord {
+    LogRecord {
+        level: event.level.to_string(),
+        module: event.module.to_owned(),
+        method: event.method.to_owned(),
+        message: event.message.to_owned(),
+        fields: event
+            .fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        trace_id: event.trace_id,
+    }
+}
+
+/// Forwards the records a module makes outside its calls (from `memlink_init`, or a
+/// thread of its own), which reach no runtime's sink. Those made before the worker said
+/// `Ready` (the supervisor takes nothing else first) are held until then, at most
+/// [`HELD_RECORDS`] of them.
+struct OfNoCall {
+    forward: Forward,
+    /// The records held, until `release`; `None` once released.
+    held: Mutex<Option<Vec<LogRecord>>>,
+}
+
+/// The most records of no call held until the worker is ready; later ones are dropped.
+const HELD_RECORDS: usize = 1024;
+
+impl OfNoCall {
+    /// Forwards the records held, and from now on each as it comes.
+    fn release(&self) {
+        // Held while they are sent, so that a record that comes meanwhile follows them.
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for record in held.take().into_iter().flatten() {
+            let _ = send(&self.forward.out, &FromWorker::Log(record));
+        }
+    }
+}
+
+impl LogSink for Arc<OfNoCall> {
+    fn record(&self, event: &LogEvent<'_>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.as_mut() {
+            Some(records) if records.len() < HELD_RECORDS => records.push(record_of(event)),
+            Some(_) => {}
+            None => {
+                drop(held);
+                self.forward.record(event);
+            }
+        }
     }
 }
 
