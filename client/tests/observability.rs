@@ -291,6 +291,55 @@ fn module_logs_from_the_worker_reach_the_daemons_log() {
     }
 }
 
+/// A module's own histogram `x`, recorded by a module of each of two workers, goes under
+/// one family, whichever worker's runtime named it apart from a gauge `x` beside it, as
+/// docs/daemon.md says ("every worker's samples of that name and kind go under it").
+/// Before, the main worker's runtime named its histogram `x` apart (its gauge `x` came
+/// first) and the other worker's kept `memlink_module_x`, which the merge then named
+/// apart again under a hash of its own: two histogram families for the one metric.
+#[test]
+fn a_module_metric_of_one_name_and_kind_is_one_family_across_workers() {
+    let dir = common::scratch_dir();
+    let mut toml = String::new();
+    for (name, worker) in [("a", None), ("b", None), ("c", Some("other"))] {
+        let path = dir.join(format!("{name}.so"));
+        std::fs::copy(common::module_path("hazards"), &path).unwrap();
+        toml += &format!("[[modules]]\nname = \"{name}\"\npath = {path:?}\n");
+        if let Some(worker) = worker {
+            toml += &format!("worker = \"{worker}\"\n");
+        }
+    }
+    let daemon = Daemon::start(Setup {
+        toml,
+        metrics: true,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    for (module, kind) in [("a", 1u8), ("b", 2), ("c", 2)] {
+        let m = client.module(module).unwrap();
+        let n: u32 = client
+            .call_typed(m, "record_metrics", &(vec![("x".to_owned(), kind, 1.0)],))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let (status, body) = daemon.http_get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    promtool_accepts(&body);
+    let histograms: Vec<&str> = body
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("# TYPE memlink_module_x")?
+                .strip_suffix(" histogram")
+        })
+        .collect();
+    assert_eq!(histograms.len(), 1, "{body}");
+    let family = format!("memlink_module_x{}", histograms[0]);
+    for module in ["b", "c"] {
+        let count = format!("{family}_count{{module=\"{module}\"}} 1\n");
+        assert!(body.contains(&count), "no {count} in:\n{body}");
+    }
+}
+
 /// A module's record of no call (from a thread of its own, or its `memlink_init`) reaches
 /// the daemon's log too, as the same module's records under `memlink call -v` reach
 /// stderr. Before, the worker's log sink got only the records of its calls, and the

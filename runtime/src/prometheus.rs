@@ -181,7 +181,7 @@ fn custom(out: &mut String, modules: &[ModuleMetrics], families: &mut Families) 
     for (family, name, kind) in custom_families(modules, families) {
         let _ = writeln!(
             out,
-            "# HELP {family} Module metric `{}`.\n# TYPE {family} {kind}",
+            "# HELP {family} {MODULE_METRIC}{}`.\n# TYPE {family} {kind}",
             escape_help(name)
         );
         for (i, value) in values.get(&(name, kind)).into_iter().flatten() {
@@ -201,6 +201,11 @@ fn custom(out: &mut String, modules: &[ModuleMetrics], families: &mut Families) 
         }
     }
 }
+
+/// How the `HELP` text of a module's own metric begins, its name following: by it the
+/// daemon tells which metric a worker's family is, whatever that worker's runtime named
+/// the family.
+pub(crate) const MODULE_METRIC: &str = "Module metric `";
 
 /// The Prometheus kind of a module's metric (`None` for a kind this renderer does not
 /// know).

@@ -211,6 +211,12 @@ pub(super) fn merge_with(texts: &[String], names: &mut Names) -> String {
 struct Family {
     name: String,
     kind: String,
+    /// For a module's own metric, its `HELP` text, which names the metric: each worker's
+    /// runtime names its modules' families apart on its own (a histogram `x` beside a
+    /// gauge `x` in one worker is `memlink_module_x_<hash>`, alone in another
+    /// `memlink_module_x`), so the metric, not the family's name, tells which family of
+    /// another worker's it is.
+    metric: Option<String>,
     header: Vec<String>,
     samples: Vec<String>,
 }
@@ -240,6 +246,7 @@ impl Family {
         Family {
             name,
             kind: self.kind,
+            metric: self.metric,
             header,
             samples,
         }
@@ -260,6 +267,7 @@ fn blocks(text: &str) -> Vec<Family> {
                 blocks.push(Family {
                     name: name.to_owned(),
                     kind: String::new(),
+                    metric: None,
                     header: Vec::new(),
                     samples: Vec::new(),
                 });
@@ -267,6 +275,10 @@ fn blocks(text: &str) -> Vec<Family> {
             let block = blocks.last_mut().expect("pushed above");
             if line.starts_with("# TYPE ") {
                 block.kind = words.next().unwrap_or_default().to_owned();
+            } else if let Some((_, help)) = rest.split_once(' ') {
+                if help.starts_with(crate::prometheus::MODULE_METRIC) {
+                    block.metric = Some(help.to_owned());
+                }
             }
             // "# HELP " or "# TYPE ": each kept once.
             if !block.header.iter().any(|h| h.starts_with(&line[..7])) {
@@ -277,6 +289,7 @@ fn blocks(text: &str) -> Vec<Family> {
                 blocks.push(Family {
                     name: String::new(),
                     kind: String::new(),
+                    metric: None,
                     header: Vec::new(),
                     samples: Vec::new(),
                 });
@@ -297,11 +310,14 @@ struct Merged<'n> {
 }
 
 impl Merged<'_> {
-    /// Adds `block`: its samples to the family of its name and kind, else as a family of
-    /// its own, renamed if its samples' names are another family's (a family's own name
-    /// is one of them).
+    /// Adds `block`: its samples to the family of its name and kind (a module's own
+    /// metric: of its metric and kind), else as a family of its own, renamed if its
+    /// samples' names are another family's (a family's own name is one of them).
     fn place(&mut self, block: Family) {
-        let key = (block.name.clone(), block.kind.clone());
+        // A module's metric by its `HELP` text, which no family's name can be (it has a
+        // space), every other family by its name.
+        let identity = block.metric.clone().unwrap_or_else(|| block.name.clone());
+        let key = (identity, block.kind.clone());
         if let Some(&at) = self.by_key.get(&key) {
             // The family may have been named apart when an earlier worker brought it:
             // these samples go under the name it has now, not the one they came with
@@ -451,6 +467,33 @@ mod tests {
         let long = "# HELP lengthy H.\n# TYPE lengthy histogram\nl 1\nlengthy_count 1\n";
         let merged = merge(&[single("lengthy", "gauge", "a"), long.to_owned()]);
         assert_eq!(typed(&merged).map(|f| f.len()), Some(2), "{merged}");
+    }
+
+    /// A module's metric is one family whatever each worker's runtime named it: a
+    /// histogram `x` named apart in one worker (beside a gauge `x`) and not in another
+    /// is merged by its metric, in either order of the workers.
+    #[test]
+    fn a_module_metric_named_apart_by_one_worker_only_is_one_family() {
+        let metric = |family: &str, kind: &str, module: &str| {
+            let sample = if kind == "histogram" { "_count" } else { "" };
+            format!(
+                "# HELP {family} Module metric `x`.\n# TYPE {family} {kind}\n\
+                 {family}{sample}{{module=\"{module}\"}} 1\n"
+            )
+        };
+        let a = metric("memlink_module_x", "gauge", "a")
+            + &metric("memlink_module_x_0123abcd", "histogram", "b");
+        let c = metric("memlink_module_x", "histogram", "c");
+        for texts in [[a.clone(), c.clone()], [c, a]] {
+            let merged = merge(&texts);
+            let families = typed(&merged).unwrap_or_else(|| panic!("{merged}"));
+            assert_eq!(families.len(), 2, "{merged}");
+            let (histogram, _) = families.iter().find(|f| f.1 == "histogram").unwrap();
+            for module in ["b", "c"] {
+                let count = format!("{histogram}_count{{module=\"{module}\"}} 1\n");
+                assert!(merged.contains(&count), "{merged}");
+            }
+        }
     }
 
     /// A family named apart keeps its name in the scrapes after, the worker that took

@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 /// between two scrapes). It grows by each name and kind seen once.
 #[derive(Default)]
 pub(super) struct Names {
-    /// The name each family, by its name and kind in its worker's text, was given.
+    /// The name each family, by its name (a module's own metric: its `HELP` text, which
+    /// names the metric) and kind in its worker's text, was given.
     pub(super) given: HashMap<(String, String), String>,
     /// Every sample name those families write.
     pub(super) taken: HashSet<String>,
