@@ -686,3 +686,103 @@ fn a_result_larger_than_a_daemon_calls_slot_is_had_with_result_bytes() {
     assert!(daemon.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A worker whose module's `memlink_metrics` waits (on a lock one of its calls holds,
+/// say) keeps serving its clients, a new one too: the scrape goes without its figures.
+/// Before, the worker read its figures on the thread that attaches connections: a client
+/// that connected meanwhile was never served, and its call, even with `--timeout`, never
+/// returned.
+#[test]
+fn a_module_whose_metrics_wait_holds_up_no_client() {
+    /// The daemon's process group, killed whatever the test's outcome: a worker held in
+    /// the module outlives a daemon that is only asked to stop.
+    struct Group(std::process::Child);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let group = rustix::process::Pid::from_raw(self.0.id() as i32).unwrap();
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            let _ = self.0.wait();
+        }
+    }
+    let module = common::compile_c(
+        &["runtime/tests/fixtures/slow_metrics.c"],
+        "libslow_metrics.so",
+        true,
+    );
+    let dir = common::scratch("slow-metrics");
+    let socket = dir.join("memlink.sock");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_memlink"));
+    serve
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .arg(&module)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut serve, 0);
+    let mut daemon = Group(serve.spawn().unwrap());
+    let err = daemon.0.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
+    let mut addr = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(at) = line.split("http://").nth(1) {
+            addr = at.split('/').next().map(str::to_owned);
+        }
+        if line.contains("serving") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let addr = addr.expect("the daemon says where its metrics are");
+    let socket = socket.to_str().unwrap();
+    let gate = |byte: &str| {
+        Command::new(env!("CARGO_BIN_EXE_memlink"))
+            .args(["call", "--daemon", socket, "--timeout", "10s"])
+            .args(["slow_metrics", "gate", byte])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    assert!(gate("1").wait_with_output().unwrap().status.success());
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut http = std::net::TcpStream::connect(&addr).unwrap();
+        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: memlink\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        http.read_to_string(&mut text).unwrap();
+        text
+    };
+    // The module's figures wait for the gate: the scrape goes without them.
+    let text = scrape();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(!text.contains("memlink_module_gate_reads_total"), "{text}");
+    // A client that connects now is served: its call opens the gate. (Bounded, so that
+    // a call that never returns fails here rather than holding the test.)
+    let mut release = gate("0");
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = release.try_wait().unwrap() {
+            break Some(status);
+        }
+        if waited == 600 {
+            let _ = release.kill();
+            break None;
+        }
+        waited += 1;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = release.wait_with_output().unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the call did not return: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The gate open, the module's figures come again.
+    while !scrape().contains("memlink_module_gate_reads_total{module=\"slow_metrics\"} 1") {}
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -141,8 +141,10 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     if let Some(watch) = watch {
         tell_changes(watch, &runtime, &claims, &out)?;
     }
+    let scrapes = answer_scrapes(&runtime, &out)?;
     Worker {
         runtime,
+        scrapes,
         figures,
         claims,
         out,
@@ -158,6 +160,34 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     }
     .listen(&control);
     Ok(())
+}
+
+/// Starts the thread that answers the supervisor's scrapes, each with the runtime's
+/// exposition; the scrapes go to it through the sender returned, which holds one waiting.
+fn answer_scrapes(
+    runtime: &Arc<Runtime>,
+    out: &Arc<Mutex<UnixStream>>,
+) -> Result<mpsc::SyncSender<u64>, String> {
+    let (scrapes, asked) = mpsc::sync_channel::<u64>(1);
+    let (runtime, out) = (Arc::clone(runtime), Arc::clone(out));
+    std::thread::Builder::new()
+        .name("memlink-metrics".to_owned())
+        .spawn(move || {
+            for scrape in asked {
+                let text = runtime.prometheus();
+                if let Err(e) = send(&out, &FromWorker::Metrics { scrape, text }) {
+                    // Past even the workers' bound: said, and answered empty, so the
+                    // scrape does not wait out its timeout for an answer that never
+                    // comes.
+                    let why = format!("the worker's metrics cannot be sent: {e}");
+                    let _ = send(&out, &FromWorker::Log(metrics_record(why)));
+                    let text = String::new();
+                    let _ = send(&out, &FromWorker::Metrics { scrape, text });
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the thread that answers scrapes: {e}"))?;
+    Ok(scrapes)
 }
 
 fn send(out: &Mutex<UnixStream>, message: &FromWorker) -> io::Result<()> {
@@ -414,6 +444,8 @@ struct Connection {
 
 struct Worker {
     runtime: Arc<Runtime>,
+    /// The scrapes for the thread that answers them ([`answer_scrapes`]).
+    scrapes: mpsc::SyncSender<u64>,
     figures: Arc<Figures>,
     claims: Arc<Claims>,
     out: Arc<Mutex<UnixStream>>,
@@ -466,16 +498,13 @@ impl Worker {
                     self.connections.retain(|_, c| !c.thread.is_finished());
                 }
                 ToWorker::Metrics { scrape } => {
-                    let text = self.runtime.prometheus();
-                    if let Err(e) = send(&self.out, &FromWorker::Metrics { scrape, text }) {
-                        // Past even the workers' bound: said, and answered empty, so the
-                        // scrape does not wait out its timeout for an answer that never
-                        // comes.
-                        let why = format!("the worker's metrics cannot be sent: {e}");
-                        let _ = send(&self.out, &FromWorker::Log(metrics_record(why)));
-                        let text = String::new();
-                        let _ = send(&self.out, &FromWorker::Metrics { scrape, text });
-                    }
+                    // Answered by a thread of its own: reading the figures calls each
+                    // module's `memlink_metrics`, which may wait (on a lock one of its
+                    // calls holds); here it held up every connection's attach and
+                    // detach meanwhile, and a client's call waited past its deadline for
+                    // a thread to serve it. A scrape that comes while one read waits and
+                    // another is queued goes without this worker, as a late one does.
+                    let _ = self.scrapes.try_send(scrape);
                 }
                 ToWorker::Shutdown => break false,
                 ToWorker::Init { .. } => {}
