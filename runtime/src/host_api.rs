@@ -42,10 +42,41 @@ unsafe extern "C" fn host_running_call() -> *mut c_void {
 /// back later, or from another thread: the `HostCall` it pointed at (on the stack of the
 /// call that made it) is gone, or another call's, so it is compared, never read.
 ///
+/// For the services that only read (`log`, `backpressure`); the ones that act for the
+/// call take [`innermost_of`].
+///
 /// # Safety
 ///
 /// The reference must not be used after the service that asked for it returns.
 unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
+    // SAFETY: forwarded (the contract).
+    unsafe { on_chain(call) }.map(|(named, _)| named)
+}
+
+/// The innermost call this thread runs in a module, if `call` names it or a call whose
+/// nested calls led to it (else `None`, as [`call_of`]): the call a nested call or an
+/// output buffer is for. A handle of an outer call that is waiting for its nested call
+/// acts as the innermost: a nested call made with it is one level below the call that
+/// is really running, so the depth limit counts it and the chain's re-entry rule sees
+/// every module in between (made for the outer call, it would start the depth again
+/// there, so a loop of such calls would never end, and it would wait for a slot that a
+/// call in between holds).
+///
+/// # Safety
+///
+/// As [`call_of`].
+unsafe fn innermost_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
+    // SAFETY: forwarded (the contract).
+    unsafe { on_chain(call) }.map(|(_, innermost)| innermost)
+}
+
+/// The call `call` names among the calls this thread runs in a module, and the
+/// innermost of them.
+///
+/// # Safety
+///
+/// As [`call_of`].
+unsafe fn on_chain<'r>(call: *mut c_void) -> Option<(&'r HostCall<'r>, &'r HostCall<'r>)> {
     if call.is_null() {
         return None;
     }
@@ -53,10 +84,11 @@ unsafe fn call_of<'r>(call: *mut c_void) -> Option<&'r HostCall<'r>> {
     // runs in a module, which returns after the service running on this thread for it
     // does. Each `parent` is the call that made the one before, running below it on this
     // thread, so alive longer; all are used within the service (the contract).
-    let mut running = unsafe { HostCall::of_running(crate::chain::running_call()) };
+    let innermost = unsafe { HostCall::of_running(crate::chain::running_call()) }?;
+    let mut running = Some(innermost);
     while let Some(c) = running {
         if core::ptr::eq(c, call.cast::<HostCall<'r>>()) {
-            return Some(c);
+            return Some((c, innermost));
         }
         running = c.parent;
     }
@@ -132,10 +164,15 @@ unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8
     }
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: used within this closure. A handle of no running call on this thread
-        // (null, or kept past its call) gets no buffer. Only a shared reference is
-        // made: the host holds others while the module runs (a nested call's sink, say,
-        // may ask for its own call's output), and the buffer is kept in a `Cell`.
-        let host_call = unsafe { call_of(call) }?;
+        // (null, or kept past its call) gets no buffer, and neither does an outer call
+        // waiting for its nested call: replacing its buffer would free memory its module
+        // may still write. Only a shared reference is made: the host holds others while
+        // the module runs (a nested call's sink, say, may ask for its own call's output),
+        // and the buffer is kept in a `Cell`.
+        let (host_call, innermost) = unsafe { on_chain(call) }?;
+        if !core::ptr::eq(host_call, innermost) {
+            return None;
+        }
         // A length the allocator cannot give is a null return, not an abort.
         let mut buf = AlignedBuf::try_zeroed(len)?;
         let ptr = buf.as_mut_ptr();
@@ -188,7 +225,8 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
     };
     // SAFETY: used within this function. The `HostCall` is only read through shared
     // references (`alloc_output` too: its buffer is in a `Cell`).
-    let Some(host_call) = (unsafe { call_of(call) }) else {
+    // A handle of an outer call acts for the innermost (`innermost_of`).
+    let Some(host_call) = (unsafe { innermost_of(call) }) else {
         // No call to act for (null, or a handle kept past its call): refused, saying so.
         let e = ModuleError::Abi(format!("nested call refused: {NOT_RUNNING}"));
         sink.give(&e.payload());

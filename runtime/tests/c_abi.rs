@@ -5,6 +5,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::{compile_c, module_path, mp};
 use memlink_runtime::{Format, ModuleError, ModuleRef, Runtime, RuntimeConfig};
@@ -638,7 +639,6 @@ fn a_modules_own_thread_may_call_the_hosts_services() {
 #[test]
 fn a_result_after_the_deadline_is_a_timeout_whatever_the_module() {
     use memlink_runtime::CallOptions;
-    use std::time::Duration;
     let fixture = compile_c(&["runtime/tests/fixtures/late.c"], "liblate.so", true);
     let given = Duration::from_millis(5);
     for config in plain_and_intercepted() {
@@ -746,6 +746,43 @@ fn a_call_handle_kept_past_its_call_is_refused_by_every_service() {
             drop(got);
             // The host keeps serving.
             rt.call(h, "keep", b"").unwrap();
+        },
+    );
+}
+
+/// A module that keeps its outermost call's handle in a thread-local and passes it to
+/// the host while the calls it led to run (`tests/fixtures/outer_handle.c`). Before, the
+/// host made a nested call for the call the handle named: each started at that call's
+/// depth + 1, so a module calling itself that way never reached the depth limit and
+/// overflowed the host thread's stack, killing the process; and `alloc_output` replaced
+/// the outer call's buffer, freeing memory its module still held. Now the nested call is
+/// made for the innermost call and the depth limit ends the loop, and an outer call's
+/// handle gets no buffer.
+#[test]
+fn an_outer_calls_handle_acts_for_the_innermost_call() {
+    // In a child process: before, the loop overflowed the stack and the process died.
+    common::in_child(
+        "an_outer_calls_handle_acts_for_the_innermost_call",
+        &[],
+        || {
+            let fixture = compile_c(
+                &["runtime/tests/fixtures/outer_handle.c"],
+                "libouter_handle.so",
+                true,
+            );
+            let rt = Runtime::with_local_resolver();
+            let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+            let err = rt.call(h, "loop_outer", b"").unwrap_err();
+            assert_eq!(
+                err.module_error(),
+                Some(&ModuleError::MaxCallDepthExceeded),
+                "{err}"
+            );
+            // Its own call's buffer for the outer call, none for its handle from inside
+            // the nested call.
+            assert_eq!(rt.call(h, "alloc_outer", b"").unwrap(), [1, 0]);
+            // The host keeps serving.
+            assert_eq!(rt.call(h, "alloc_outer", b"").unwrap(), [1, 0]);
         },
     );
 }
