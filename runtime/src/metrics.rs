@@ -14,6 +14,7 @@
 //! [`crate::Runtime::metrics`] returns both; [`crate::prometheus`] renders them in the
 //! Prometheus text format.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use core::ffi::c_void;
@@ -278,25 +279,45 @@ pub struct ModuleMetrics {
     pub breaker_opened: u64,
 }
 
+std::thread_local! {
+    /// The `ctx` of the `memlink_metrics` call this thread runs (null outside one): what
+    /// [`collect`] takes a `ctx` to be before it writes through it.
+    static READING: Cell<*mut c_void> = const { Cell::new(core::ptr::null_mut()) };
+}
+
 /// A module's own metrics, read through its `memlink_metrics` export.
 pub(crate) fn read_custom(read: abi::MetricsFn) -> Vec<(String, MetricValue)> {
     let mut custom: Vec<(String, MetricValue)> = Vec::new();
+    let ctx: *mut c_void = (&raw mut custom).cast();
+    // Put back as it was, so a read inside another (a module reading a module's
+    // metrics, through the host) leaves the outer one's `ctx` in place.
+    let outer = READING.replace(ctx);
     // SAFETY: the module's `memlink_metrics` with the ABI's signature; `collect` only
-    // reads each record during its call, and `custom` outlives the call.
-    unsafe { read(collect, (&raw mut custom).cast()) };
+    // reads each record during its call, and writes through `ctx` only while this read
+    // runs on this thread (`READING`), where `custom` is alive and not otherwise used.
+    unsafe { read(collect, ctx) };
+    READING.set(outer);
     custom
 }
 
-/// Copies one module metric into the `Vec` at `ctx`.
+/// Copies one module metric into the `Vec` at `ctx`, if `ctx` is the one of the read
+/// running on this thread. A module written to the ABI alone may keep the visitor and
+/// its `ctx` and call it later, or from another thread: the `Vec` it pointed at is gone,
+/// or in use by a read on another thread, so that `ctx` is compared, never written
+/// through, and the record dropped.
 ///
 /// # Safety
 ///
-/// `ctx` must be the `Vec<(String, MetricValue)>` `read_custom` passed; `record` must
-/// be null (skipped) or valid for this call.
+/// `record` must be null (skipped) or valid for this call.
 unsafe extern "C" fn collect(ctx: *mut c_void, record: *const MetricRecord) {
+    if ctx.is_null() || READING.get() != ctx {
+        return;
+    }
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: the caller's contract; a null record is no reference (made into one,
-        // it aborted the host: the check that a reference is not null cannot unwind).
+        // SAFETY: `ctx` is the `Vec` of the read running on this thread (checked above),
+        // alive and used by nothing else until the module returns; the record is the
+        // caller's contract. A null record is no reference (made into one, it aborted
+        // the host: the check that a reference is not null cannot unwind).
         let (out, Some(r)) = (unsafe {
             (
                 &mut *ctx.cast::<Vec<(String, MetricValue)>>(),

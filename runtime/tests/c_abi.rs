@@ -787,6 +787,62 @@ fn an_outer_calls_handle_acts_for_the_innermost_call() {
     );
 }
 
+/// A module whose `memlink_metrics` keeps the host's `visit` and `ctx` and calls them from
+/// a call (`tests/fixtures/kept_visit.c`): on another thread while the read they belong
+/// to waits, and after that read returned. Before, the host wrote the record through
+/// `ctx` wherever it pointed: into a read running on another thread (a data race, the
+/// record showing up in that read's figures) or into the stack of a read that had
+/// returned. Now a record given with any `ctx` but the one of the read running on its
+/// thread is dropped.
+#[test]
+fn a_metrics_visitor_kept_past_its_read_writes_nothing() {
+    use memlink_runtime::MetricValue;
+    // In a child process: before, a write into a returned read's stack could crash it.
+    common::in_child(
+        "a_metrics_visitor_kept_past_its_read_writes_nothing",
+        &[],
+        || {
+            let fixture = compile_c(
+                &["runtime/tests/fixtures/kept_visit.c"],
+                "libkept_visit.so",
+                true,
+            );
+            let rt = Runtime::with_local_resolver();
+            let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+            let custom = |rt: &Runtime| {
+                rt.metrics()
+                    .into_iter()
+                    .find(|m| m.module == "kept_visit")
+                    .unwrap()
+                    .custom
+            };
+            assert_eq!(rt.call(h, "replay", b"a").unwrap(), [0]);
+            let waiting_read = std::thread::scope(|s| {
+                let read = s.spawn(|| custom(&rt));
+                // Up to 10 s in steps of 1 ms for the read to reach its wait.
+                for _ in 0..10_000 {
+                    if rt.call(h, "replay", b"w").unwrap() == [1] {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                assert_eq!(rt.call(h, "replay", b"w").unwrap(), [1], "no read waits");
+                // The visitor of the read waiting on the other thread, from this one.
+                assert_eq!(rt.call(h, "replay", b"r").unwrap(), [1]);
+                read.join().unwrap()
+            });
+            assert_eq!(
+                waiting_read,
+                [("reads".to_owned(), MetricValue::Counter(1))]
+            );
+            // The visitor of a read that returned, on the thread that made it.
+            assert_eq!(custom(&rt), [("reads".to_owned(), MetricValue::Counter(2))]);
+            assert_eq!(rt.call(h, "replay", b"r").unwrap(), [1]);
+            assert_eq!(custom(&rt), [("reads".to_owned(), MetricValue::Counter(3))]);
+        },
+    );
+}
+
 /// examples/c/host.c serves one module, so every nested call gets `ModuleNotFound`; as
 /// memlink.h says of a host's reason, its payload (the module's name) goes to the sink,
 /// as the runtime sends it (`tests/fixtures/nested_echo.c` fails with what it got).
