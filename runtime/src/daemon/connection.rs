@@ -211,9 +211,12 @@ impl Server {
     /// Claims slot `index` if it holds a call this worker serves, for this thread to
     /// serve. A client may submit a slot again while a thread of this worker still runs
     /// its call (the state word is the client's to write): claimed by another thread, the
-    /// second request is refused, saying so, and the first runs on alone. Served both,
-    /// the one that ended first cleared the slot's entry in the figures table, and the
-    /// other ran on out of the watchdog's sight, past any deadline.
+    /// second request is counted as refused and dropped, and the first runs on alone and
+    /// answers in the slot. Served both, the one that ended first cleared the slot's
+    /// entry in the figures table, and the other ran on out of the watchdog's sight,
+    /// past any deadline. The second is not answered in the slot either: its answer would
+    /// go where the length the client wrote again says, over the arguments the running
+    /// call may still be reading in place.
     fn take(&self, index: u32, slot: &Slot<'_>) -> bool {
         if !self.claim(slot) {
             return false;
@@ -224,10 +227,6 @@ impl Server {
             return true;
         }
         self.row().count_refused(0);
-        let failure = Failure::BadRequest(format!(
-            "slot {index} was submitted again while its call runs"
-        ));
-        slot.finish_failure(&failure, 0.0);
         false
     }
 
@@ -259,7 +258,10 @@ impl Server {
     fn refuse_all(&self) {
         for i in 0..self.segment.geometry().slots {
             let slot = self.segment.slot(i).expect("index below the slot count");
-            if self.claim(&slot) {
+            // Taken as a call is (`take`): a slot submitted again while its call still
+            // runs on another thread is left to that call's answer.
+            if self.take(i, &slot) {
+                self.leave(i);
                 slot.finish_failure(&Failure::ShuttingDown, 1.0);
             }
         }
