@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{not_taken, runtime_error};
-use crate::output::{ArgSlot, RemoteOutput, SlotReply};
+use crate::output::{decode_private, ArgSlot, RemoteOutput, SlotReply};
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone)]
@@ -233,7 +233,7 @@ impl Client {
             // Answers `UnknownModule` for a name the daemon does not serve.
             let reply = self.request(Op::Methods, name, "", &[], &CallOptions::default())?;
             let list: Vec<MethodInfo> =
-                rmp_serde::from_slice(&reply).map_err(|e| unreadable(&e))?;
+                decode_private(&reply, |b| rmp_serde::from_slice(b)).map_err(|e| unreadable(&e))?;
             lock(&self.methods).insert(name.to_owned(), Arc::new(list));
         }
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
@@ -287,7 +287,8 @@ impl Client {
             return Ok(Arc::clone(m));
         }
         let reply = self.request(Op::Methods, &name, "", &[], &CallOptions::default())?;
-        let list: Vec<MethodInfo> = rmp_serde::from_slice(&reply).map_err(|e| unreadable(&e))?;
+        let list: Vec<MethodInfo> =
+            decode_private(&reply, |b| rmp_serde::from_slice(b)).map_err(|e| unreadable(&e))?;
         let list = Arc::new(list);
         lock(&self.methods).insert(name.to_string(), Arc::clone(&list));
         Ok(list)

@@ -3,7 +3,9 @@
 //! Calls the modules a memlink daemon (`memlink serve`) serves, from another process,
 //! through shared memory: arguments are written into a segment the daemon maps, read
 //! there by the module (validated, and copied first unless the daemon trusts this
-//! client), and the result is read where the daemon wrote it.
+//! client), and the result is read where the daemon wrote it: its bytes in place, what
+//! is decoded from it (MessagePack, a checked archive) from a private copy, as the
+//! daemon's workers, where modules run, map the segment too.
 //!
 //! The call surface is the in-process runtime's: the same [`Caller`] trait, the same
 //! [`CallOptions`] (deadline, trace ids) and the same [`RuntimeError`] values, plus

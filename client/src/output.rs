@@ -147,3 +147,44 @@ impl Deref for SlotReply<'_> {
         self.bytes
     }
 }
+
+/// Replies at most this long are copied onto the stack to be decoded; longer ones into a
+/// `Vec`.
+const STACK_COPY: usize = 256;
+
+/// Runs `f` on a private copy of `shared`, bytes of a reply in the shared segment.
+///
+/// Every process of the daemon maps the segment, its workers included, where modules'
+/// native code runs, so the bytes may change while they are read. What is decoded from
+/// them is read once more after a check (a string checked as UTF-8, then copied), so it
+/// is decoded from memory no other process can write: a module that rewrote its result
+/// between the check and the copy would otherwise hand this process a `String` that is
+/// not UTF-8.
+pub(crate) fn decode_private<T>(shared: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    if shared.len() <= STACK_COPY {
+        let mut copy = [0u8; STACK_COPY];
+        copy[..shared.len()].copy_from_slice(shared);
+        f(&copy[..shared.len()])
+    } else {
+        let mut copy = Vec::with_capacity(shared.len());
+        copy.extend_from_slice(shared);
+        f(&copy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_private;
+
+    #[test]
+    fn a_private_copy_holds_the_same_bytes_whatever_their_length() {
+        for len in [0, 1, 255, 256, 257, 4096] {
+            let shared: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let copied = decode_private(&shared, |b| {
+                assert_ne!(b.as_ptr(), shared.as_ptr(), "not a copy at {len}");
+                b.to_vec()
+            });
+            assert_eq!(copied, shared, "at {len}");
+        }
+    }
+}

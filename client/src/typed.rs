@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::{format, Client, RemoteModule};
-use crate::output::RemoteOutput;
+use crate::output::{decode_private, RemoteOutput};
 
 // The handles' constructors live beside the handles, so `client` needs no `typed`.
 impl Client {
@@ -162,7 +162,8 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
     /// (it went away, and a new one is there) is sent once more on a new connection.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
         let reply = self.args.send(args, options)?;
-        msgpack::decode_as(self.result, &reply).map_err(|e| self.unreadable(e))
+        decode_private(&reply, |bytes| msgpack::decode_as(self.result, bytes))
+            .map_err(|e| self.unreadable(e))
     }
 
     /// The error of a result that cannot be read as `R`, as the runtime's typed handles
@@ -632,21 +633,29 @@ impl<'c, A: Archivable, R: DeserializeOwned> RemoteArchivedDecoded<'c, A, R> {
     /// connection.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R, RuntimeError> {
         let output = self.args.send(args, options)?;
-        msgpack::decode_as(self.result, &output).map_err(|e| RuntimeError::Codec {
-            module: self.args.name.clone(),
-            method: self.args.method.clone(),
-            reason: msgpack::unreadable_result(
-                core::any::type_name::<R>(),
-                e,
-                self.signature.as_deref(),
-            ),
+        decode_private(&output, |bytes| msgpack::decode_as(self.result, bytes)).map_err(|e| {
+            RuntimeError::Codec {
+                module: self.args.name.clone(),
+                method: self.args.method.clone(),
+                reason: msgpack::unreadable_result(
+                    core::any::type_name::<R>(),
+                    e,
+                    self.signature.as_deref(),
+                ),
+            }
         })
     }
 }
 
-/// An archived result, validated, read in place in the shared segment.
+/// An archived result, copied out of the shared segment and validated there.
+///
+/// Copied because every process of the daemon maps the segment, its workers included,
+/// where modules' native code runs: an archive checked where they can write it could be
+/// changed after the check, and its relative pointers then followed out of bounds. The
+/// copy is one `memcpy` of the result, into memory aligned for any archive; the slot is
+/// free for the next call as soon as the reply is made.
 pub struct ArchivedReply<R> {
-    output: RemoteOutput,
+    bytes: rkyv::util::AlignedVec<16>,
     _type: PhantomData<fn() -> R>,
 }
 
@@ -656,7 +665,7 @@ impl<R> fmt::Debug for ArchivedReply<R> {
             f,
             "ArchivedReply<{}>({} bytes)",
             std::any::type_name::<R>(),
-            self.output.len()
+            self.bytes.len()
         )
     }
 }
@@ -667,15 +676,18 @@ where
     R::Archived: Checkable,
 {
     /// `output` of a call to `module::method` (whose signature is `signature`, when the
-    /// module records it), validated as an archive of `R`. A refusal is told as the
-    /// runtime's typed handles tell it: what it was read as, then why.
+    /// module records it), copied and validated as an archive of `R`. A refusal is told
+    /// as the runtime's typed handles tell it: what it was read as, then why.
     fn checked(
         output: RemoteOutput,
         module: &str,
         method: &str,
         signature: Option<&str>,
     ) -> Result<Self, RuntimeError> {
-        archive::check::<R>(&output, Limits::default(), "archived result").map_err(|e| {
+        let mut bytes = rkyv::util::AlignedVec::<16>::with_capacity(output.len());
+        bytes.extend_from_slice(&output);
+        drop(output);
+        archive::check::<R>(&bytes, Limits::default(), "archived result").map_err(|e| {
             RuntimeError::Codec {
                 module: module.to_owned(),
                 method: method.to_owned(),
@@ -683,7 +695,7 @@ where
             }
         })?;
         Ok(ArchivedReply {
-            output,
+            bytes,
             _type: PhantomData,
         })
     }
@@ -691,14 +703,13 @@ where
     /// The archived value.
     pub fn get(&self) -> &R::Archived {
         // SAFETY: the bytes were validated as an archive of `R` when this reply was made
-        // (`archive::check` in `call_with`), and they do not change while the reply
-        // lives: the slot is this reply's until it drops, and the daemon writes a slot
-        // only between submission and completion.
-        unsafe { rkyv::access_unchecked::<R::Archived>(&self.output) }
+        // (`archive::check` in `checked`), and they are this reply's own copy, which
+        // nothing writes while the reply lives (it is never lent mutably).
+        unsafe { rkyv::access_unchecked::<R::Archived>(&self.bytes) }
     }
 
     /// The archive's bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.output
+        &self.bytes
     }
 }
