@@ -355,6 +355,8 @@ impl Registry {
     /// The registry's epoch now: a cache of where names led, kept with the epoch it was
     /// filled at, is stale once this differs (a module loaded, reloaded or unloaded may
     /// have made a name lead elsewhere, as a higher version loaded beside it does).
+    /// Only the daemon's connections keep such a cache.
+    #[cfg(feature = "daemon")]
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
