@@ -596,30 +596,45 @@ mod tests {
     /// the module with no time left (`Timeout(0ns)`, or run in full by a C module).
     #[test]
     fn a_waiter_back_after_its_deadline_takes_no_slot() {
-        let g = Arc::new(Gate::new(1));
-        let held = g.enter(me(), Saturation::Wait, None).unwrap();
-        let deadline = Instant::now() + Duration::from_millis(20);
-        let g2 = Arc::clone(&g);
-        let waiter = std::thread::spawn(move || {
-            let admitted = g2.enter(me(), Saturation::Wait, Some(deadline));
-            admitted.map(|a| g2.leave(a))
-        });
-        while g.waiters.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
-        {
-            // The waiter cannot look again until this guard goes, after its deadline; a
-            // slot frees meanwhile, and no one is woken for it.
-            let _lock = g.lock.lock().unwrap();
-            g.free.fetch_add(1, Ordering::SeqCst);
-            while Instant::now() <= deadline {
-                std::thread::sleep(Duration::from_millis(5));
+        // A waiter whose deadline passed before it waited (a slow start: under Miri the
+        // clock runs on while a thread starts, and took all of 20 ms) tests nothing, and
+        // is gone before this thread sees it wait: tried again with twice the time, until
+        // one waits.
+        let mut given = Duration::from_millis(20);
+        for _ in 0..12 {
+            let g = Arc::new(Gate::new(1));
+            let held = g.enter(me(), Saturation::Wait, None).unwrap();
+            let deadline = Instant::now() + given;
+            let g2 = Arc::clone(&g);
+            let waiter = std::thread::spawn(move || {
+                let admitted = g2.enter(me(), Saturation::Wait, Some(deadline));
+                admitted.map(|a| g2.leave(a))
+            });
+            while g.waiters.load(Ordering::SeqCst) == 0 && !waiter.is_finished() {
+                std::thread::yield_now();
             }
+            if g.waiters.load(Ordering::SeqCst) == 0 {
+                assert_eq!(waiter.join().unwrap(), Err(Refused::DeadlinePassed));
+                g.leave(held);
+                given *= 2;
+                continue;
+            }
+            {
+                // The waiter cannot look again until this guard goes, after its deadline;
+                // a slot frees meanwhile, and no one is woken for it.
+                let _lock = g.lock.lock().unwrap();
+                g.free.fetch_add(1, Ordering::SeqCst);
+                while Instant::now() <= deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            assert_eq!(waiter.join().unwrap(), Err(Refused::DeadlinePassed));
+            assert_eq!(free(&g), 1, "the freed slot is still free");
+            g.free.fetch_sub(1, Ordering::SeqCst);
+            g.leave(held);
+            return;
         }
-        assert_eq!(waiter.join().unwrap(), Err(Refused::DeadlinePassed));
-        assert_eq!(free(&g), 1, "the freed slot is still free");
-        g.free.fetch_sub(1, Ordering::SeqCst);
-        g.leave(held);
+        panic!("the waiter never waited, its deadline past before it could");
     }
 
     #[test]
