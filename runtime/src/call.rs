@@ -213,14 +213,32 @@ fn with_options(
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
     let fail = |failure| host_error(handle, module, index, failure);
-    // SAFETY: used only within this call, which runs inside the running call.
-    let parent = unsafe { running_call() }.filter(|p| core::ptr::eq(p.registry, registry));
     let own = CallMeta {
         depth: 0,
         trace_id: options.trace_id,
         span_id: options.span_id,
         deadline: deadline::decide(options, module.default_timeout),
     };
+    // SAFETY: used only within this call, which runs inside the running call.
+    let (meta, parent) = unsafe { joining(registry, own) };
+    if meta.depth > registry.config.max_call_depth {
+        return Err(fail(Failure::Module(ModuleError::MaxCallDepthExceeded)));
+    }
+    run(
+        thread, registry, module, index, args, &meta, parent, Keep, fail,
+    )
+}
+
+/// What a call from host code that carries `own` carries when this thread runs inside a
+/// call (see [`with_options`]), and the running call of `registry`'s runtime it is made
+/// inside, if any: its parent, through which it re-enters the modules of its chain.
+///
+/// # Safety
+///
+/// The parent must not be used after the caller returns.
+unsafe fn joining<'a>(registry: &Registry, own: CallMeta) -> (CallMeta, Option<&'a HostCall<'a>>) {
+    // SAFETY: the caller's contract.
+    let parent = unsafe { running_call() }.filter(|p| core::ptr::eq(p.registry, registry));
     // The chain is the innermost of the call running in a module and the call whose
     // host code runs (an interceptor's, a sink's given a panic: no module runs then),
     // whichever runtime's: a loop through hooks of two runtimes ends too.
@@ -229,13 +247,7 @@ fn with_options(
         (Some(p), Some(h)) => Some(if h.depth >= p.depth { h } else { p }),
         (p, h) => p.or(h),
     };
-    let meta = chain.map_or(own, |c| within_chain(own, c));
-    if meta.depth > registry.config.max_call_depth {
-        return Err(fail(Failure::Module(ModuleError::MaxCallDepthExceeded)));
-    }
-    run(
-        thread, registry, module, index, args, &meta, parent, Keep, fail,
-    )
+    (chain.map_or(own, |c| within_chain(own, c)), parent)
 }
 
 /// What a host call made inside a call whose own is `chain` carries: one level deeper,
@@ -305,20 +317,32 @@ fn host_error(handle: ModuleHandle, module: &Module, index: u32, failure: Failur
 
 /// Calls method `index` of `module` on the runtime's behalf (its lifecycle exports:
 /// `memlink_save_state`, `memlink_dependencies`, ...), as a call from the host with the
-/// default options; the output is copied out, a failure said in words.
+/// default options; the output is copied out, a failure said in words. Made from host
+/// code inside a call (a load, reload or unload from a log sink or an interceptor), it
+/// joins that call's chain as any call from host code does (see [`with_options`]): a
+/// nested call it makes re-enters a module the chain holds instead of waiting for the
+/// slot the chain itself holds.
 pub(crate) fn export(
     registry: &Registry,
     module: &Module,
     index: u32,
     args: &[u8],
 ) -> Result<Vec<u8>, String> {
-    let meta = CallMeta {
+    let own = CallMeta {
         depth: 0,
         trace_id: 0,
         span_id: 0,
         deadline: deadline::decide(&CallOptions::default(), module.default_timeout),
     };
     let method = &module.methods[index as usize].name;
+    // SAFETY: used only within this call, which runs inside the running call if any.
+    let (meta, parent) = unsafe { joining(registry, own) };
+    if meta.depth > registry.config.max_call_depth {
+        return Err(format!(
+            "`{method}` failed: {}",
+            ModuleError::MaxCallDepthExceeded
+        ));
+    }
     let out = crate::thread::with(|thread| {
         run_call(
             thread,
@@ -327,7 +351,7 @@ pub(crate) fn export(
             index,
             args,
             &meta,
-            None,
+            parent,
             Keep,
             |failure| match failure {
                 Failure::Retired => format!("`{method}`: the module was unloaded"),

@@ -673,6 +673,10 @@ impl Registry {
                     Ok(len) => Some(len),
                     Err(reason) => {
                         shutdown(&new);
+                        // An unload that closed the old version meanwhile failed the save
+                        // ("the module was unloaded"): said as the unload, as a reload
+                        // that came after it is, so a caller (the watch) loads it anew.
+                        self.module(handle)?;
                         return Err(RuntimeError::ReloadRefused {
                             module: old.name.clone(),
                             reason,

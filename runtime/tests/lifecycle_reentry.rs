@@ -456,3 +456,67 @@ fn loads_into_each_other_from_inside_two_runtimes_loads_do_not_deadlock() {
         assert_eq!(&*rt.call(basic.unwrap(), "echo", b"on").unwrap(), b"on");
     }
 }
+
+/// A reload asked for from a log sink inside a call runs the module's state save inside
+/// that call's chain: a save that calls a module the chain holds re-enters it, as any
+/// call from host code there does. Module `a` (one slot, as every module here) calls `b`,
+/// which logs; the sink reloads `c`, whose save calls `a`
+/// (`tests/fixtures/saves_calling.c`). Before, the save was made as if from outside every
+/// call: it waited for `a`'s only slot, held by the call the sink runs in, for ever (or,
+/// as here with `Saturation::Reject`, the reload failed as `a` saturated).
+#[test]
+fn a_state_save_made_inside_a_call_reenters_the_modules_of_its_chain() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    use memlink_runtime::reload::ReloadPolicy;
+    use memlink_runtime::{LogEvent, LogSink, Saturation};
+
+    /// On the first "ping" record, reloads `c`, carrying its state.
+    #[derive(Default)]
+    struct ReloadsC {
+        target: OnceLock<(Runtime, ModuleHandle, PathBuf)>,
+        fired: AtomicBool,
+        tried: Mutex<Vec<String>>,
+    }
+    impl LogSink for ReloadsC {
+        fn record(&self, event: &LogEvent<'_>) {
+            if event.message != "ping" || self.fired.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let (rt, c, file) = self.target.get().expect("set before the call");
+            let carry = ReloadPolicy::default().carry_state(true);
+            let tried = rt.reload_with(*c, ModuleRef::from_path(file), &carry);
+            self.tried.lock().unwrap().push(
+                tried
+                    .map(|_| "reloaded".to_owned())
+                    .unwrap_or_else(|e| e.to_string()),
+            );
+        }
+    }
+
+    let fixture = common::compile_c(
+        &["runtime/tests/fixtures/saves_calling.c"],
+        "libsaves_calling.so",
+        true,
+    );
+    let sink = Arc::new(ReloadsC::default());
+    let mut config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    config.max_concurrency = 1;
+    config.saturation = Saturation::Reject;
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let files =
+        ["a", "b", "c"].map(|n| common::module_copy_of(&fixture, &format!("saves_calling_{n}")));
+    let a = rt.load_as(ModuleRef::from_path(&files[0]), "a").unwrap();
+    rt.load_as(ModuleRef::from_path(&files[1]), "b").unwrap();
+    let c = rt.load_as(ModuleRef::from_path(&files[2]), "c").unwrap();
+    let _ = sink.target.set((rt.clone(), c, files[2].clone()));
+    assert_eq!(rt.call(a, "relay", b"").unwrap(), b"");
+    let tried = sink.tried.lock().unwrap().clone();
+    assert_eq!(tried, ["reloaded"]);
+    // Both serve on, `c` in its new version.
+    assert_eq!(rt.call(a, "ping", b"").unwrap(), b"");
+    assert_eq!(rt.call(c, "ping", b"").unwrap(), b"");
+}
