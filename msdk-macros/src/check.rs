@@ -102,8 +102,10 @@ impl Errors {
 /// its own to this one. An associated function without `self` cannot be told from a
 /// free function: the macro sees the function, not the `impl` around it.
 pub(crate) fn signature(sig: &Signature, errors: &mut Errors) {
-    if RESERVED.iter().any(|name| sig.ident == name) {
-        let message = format!("the name `{}` is reserved by #[memlink_export]", sig.ident);
+    // `r#__memlink_invoke` is the same name: compared without its `r#`.
+    let ident = sig.ident.unraw();
+    if RESERVED.iter().any(|name| ident == name) {
+        let message = format!("the name `{ident}` is reserved by #[memlink_export]");
         errors.push(syn::Error::new_spanned(&sig.ident, message));
     }
     if let Some(unsafety) = &sig.unsafety {

@@ -123,7 +123,9 @@ fn unreadable(error: syn::Error) -> syn::Error {
     syn::Error::new(error.span(), message)
 }
 
-/// The string literal of `name = "..."`, which must be neither missing nor empty.
+/// The string literal of `name = "..."`, which must be neither missing nor empty, and
+/// hold no control character: a host refuses to load a module whose method table has
+/// such a name, all of its methods with it.
 fn name_value(meta: &Meta) -> syn::Result<LitStr> {
     let Meta::NameValue(nv) = meta else {
         return Err(syn::Error::new_spanned(meta, "expected `name = \"...\"`"));
@@ -134,6 +136,13 @@ fn name_value(meta: &Meta) -> syn::Result<LitStr> {
         }) if lit.value().is_empty() => {
             Err(syn::Error::new_spanned(lit, "`name` must not be empty"))
         }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if lit.value().chars().any(char::is_control) => Err(syn::Error::new_spanned(
+            lit,
+            "`name` must not hold a control character: a host refuses to load a module \
+             whose method names hold one",
+        )),
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) => Ok(lit.clone()),

@@ -327,7 +327,15 @@ fn fail(frame: FrameRef<'_>, host: &HostApi, failed: Failed, entry: &dispatch::M
     // whose code may panic: nothing unwinds out of here, and the error goes as it was.
     let told = own_args
         .then(|| panic::catch_unwind(AssertUnwindSafe(|| in_context(&error, entry, args))))
-        .and_then(|told| told.ok().flatten());
+        .and_then(|told| match told {
+            Ok(told) => told,
+            // The payload is the author's value, whose drop may panic too: dropped
+            // inside a catch of its own, as every caught panic's is.
+            Err(payload) => {
+                let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                None
+            }
+        });
     let error = told.as_ref().unwrap_or(&error);
     frame.set_place(core::ptr::null(), 0);
     let arena = Some((frame.arena(), frame.arena_len()));

@@ -25,4 +25,9 @@ pub fn twice(_ctx: &CallContext<'_>) -> Result<u32> {
     Ok(1)
 }
 
+#[memlink_export(name = "add\n")]
+pub fn control(_ctx: &CallContext<'_>) -> Result<u32> {
+    Ok(1)
+}
+
 fn main() {}
