@@ -930,9 +930,6 @@ fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
     let mut module = Module::open_private(copy.path(), concurrency)
         .map_err(|e| e.for_path(copy.path(), path))?;
     path.clone_into(&mut module.path);
-    // The file it is a copy of: the copy is deleted once loaded, and a file made later
-    // may be given its inode, which a load would then take for this module's file.
-    module.file = crate::module::FileId::of(path);
     Ok(module)
 }
 

@@ -371,30 +371,3 @@ fn a_new_file_at_a_path_loaded_before_loads_as_itself() {
     let h = rt.load(ModuleRef::from_path(&late)).unwrap();
     assert_eq!(rt.module_info(h).unwrap().name, "arena_usage");
 }
-
-/// A module loaded from a private copy is the module of the file it copied: a link to
-/// that file is refused as the file itself is. Before, the module kept the identity of
-/// its copy, which is deleted once loaded: a link was let through, and a file made later
-/// that the file system gave the copy's inode was refused as "already loaded" under the
-/// copied module's name.
-#[test]
-fn a_module_loaded_from_a_private_copy_is_the_file_it_copied() {
-    let rt = Runtime::with_local_resolver();
-    let file = common::module_copy("basic", "basic_private_source");
-    let settings = ModuleSettings::default().private_copy(true);
-    let h = rt
-        .load_with(ModuleRef::from_path(&file), &settings)
-        .unwrap();
-    let dir = common::scratch("private-copy-through-a-link");
-    let link = dir.join("libprivate_link.so");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&file, &link).unwrap();
-    let err = rt
-        .load_as(ModuleRef::from_path(&link), "linked")
-        .unwrap_err();
-    assert!(
-        matches!(err, RuntimeError::AlreadyLoaded { handle, .. } if handle == h),
-        "{err}"
-    );
-    assert_eq!(rt.call(h, "echo", b"still").unwrap(), b"still");
-}
