@@ -373,10 +373,27 @@ fn archived(params: &[&PatType], errors: &mut Errors) -> Option<Args> {
     let views: Vec<Option<ArchivedArg>> =
         params.iter().map(|p| types::archived_arg(&p.ty)).collect();
     for (param, view) in params.iter().zip(&views) {
-        if view.is_none() {
-            let error = archive_spelled(&param.ty)
-                .unwrap_or_else(|| syn::Error::new_spanned(&param.ty, ARCHIVED_MIX));
-            errors.push(error);
+        match view {
+            None => {
+                let error = archive_spelled(&param.ty)
+                    .unwrap_or_else(|| syn::Error::new_spanned(&param.ty, ARCHIVED_MIX));
+                errors.push(error);
+            }
+            // The `T` of `&Archived<T>` is archived by the host as it is: generic or
+            // borrowing, it names no one archive (and rustc would say so inside the
+            // generated items, not here).
+            Some(ArchivedArg::Archived(t)) => match types::find_borrowed(t) {
+                Some(Borrowed::ImplTrait(ty)) => {
+                    errors.push(syn::Error::new_spanned(ty, GENERIC));
+                }
+                Some(_) => errors.push(syn::Error::new_spanned(
+                    &**t,
+                    "the type of an archived parameter must be owned: `&Archived<T>` is \
+                     the borrow, and `T` itself may not borrow",
+                )),
+                None => {}
+            },
+            Some(_) => {}
         }
     }
     views
@@ -401,6 +418,11 @@ fn borrowed_error(borrowed: &Borrowed<'_>) -> syn::Error {
     match borrowed {
         Borrowed::Reference(ty) => syn::Error::new_spanned(ty, REFERENCE_PARAM),
         Borrowed::ImplTrait(ty) => syn::Error::new_spanned(ty, GENERIC),
+        Borrowed::Elided(ty) => syn::Error::new_spanned(
+            ty,
+            "MessagePack parameters must be owned types, and this one borrows (its \
+             lifetime is left out): take `String` for `Cow<str>`, `Vec<T>` for `Cow<[T]>`",
+        ),
         Borrowed::Lifetime(lifetime) => syn::Error::new_spanned(
             lifetime,
             format!(

@@ -40,6 +40,8 @@ pub(crate) enum Borrowed<'a> {
     Lifetime(&'a Lifetime),
     /// `impl Trait` in argument position, which is a hidden generic parameter.
     ImplTrait(&'a Type),
+    /// A type that borrows with its lifetime left out: `Cow<str>`.
+    Elided(&'a Type),
 }
 
 /// Strips the invisible groups that `macro_rules!` puts around a `$t:ty`, and parens.
@@ -430,6 +432,7 @@ pub(crate) fn find_borrowed(ty: &Type) -> Option<Borrowed<'_>> {
         Type::Slice(s) => find_borrowed(&s.elem),
         Type::Array(a) => find_borrowed(&a.elem),
         Type::Tuple(t) => t.elems.iter().find_map(find_borrowed),
+        Type::Path(p) if elided_cow(p) => Some(Borrowed::Elided(ty)),
         Type::Path(p) => {
             let qself = p.qself.as_ref().and_then(|q| find_borrowed(&q.ty));
             qself.or_else(|| {
@@ -441,6 +444,22 @@ pub(crate) fn find_borrowed(ty: &Type) -> Option<Borrowed<'_>> {
         }
         _ => None,
     }
+}
+
+/// Whether `path` is a `Cow` written without its lifetime (`Cow<str>`, which borrows
+/// all the same): the lifetime is not there to be found among its arguments.
+fn elided_cow(path: &syn::TypePath) -> bool {
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    last.ident == "Cow"
+        && !args
+            .args
+            .iter()
+            .any(|a| matches!(a, GenericArgument::Lifetime(_)))
 }
 
 /// The first borrow among a path segment's generic arguments.

@@ -187,6 +187,19 @@ fn borrowed_parts_are_found_anywhere_in_a_type() {
         find_borrowed(&generic),
         Some(Borrowed::ImplTrait(_))
     ));
+    // A `Cow` borrows with its lifetime left out too, however it is named.
+    for ty in [
+        parse_quote!(Cow<str>),
+        parse_quote!(std::borrow::Cow<[u8]>),
+        parse_quote!(Vec<Cow<str>>),
+    ] {
+        let ty: Type = ty;
+        assert!(
+            matches!(find_borrowed(&ty), Some(Borrowed::Elided(_))),
+            "{}",
+            quote::quote!(#ty)
+        );
+    }
 }
 
 #[test]

@@ -15,4 +15,10 @@ pub fn impl_arg(_ctx: &CallContext<'_>, n: impl Into<u32>) -> Result<u32> {
     Ok(n.into())
 }
 
+#[memlink_export]
+pub fn impl_archived(_ctx: &CallContext<'_>, p: &Archived<impl memlink_msdk::rkyv::Archive>) -> Result<()> {
+    let _ = p;
+    Ok(())
+}
+
 fn main() {}

@@ -21,4 +21,9 @@ pub fn cow<'a>(_ctx: &CallContext<'a>, text: Cow<'a, str>, n: u8) -> Result<usiz
     Ok(text.len() + n as usize)
 }
 
+#[memlink_export]
+pub fn cow_elided(_ctx: &CallContext<'_>, text: Cow<str>, n: u8) -> Result<usize> {
+    Ok(text.len() + n as usize)
+}
+
 fn main() {}
