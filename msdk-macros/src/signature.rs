@@ -47,7 +47,7 @@ fn ok_type(ty: &Type) -> Option<&Type> {
 /// The tokens as a person writes them: `proc_macro2` puts a space between every two
 /// tokens (`& Archived < Vec < u8 > >`), which is dropped next to punctuation that
 /// does not take one.
-fn tidy(tokens: &impl ToTokens) -> String {
+pub(crate) fn tidy(tokens: &impl ToTokens) -> String {
     let spaced = tokens.to_token_stream().to_string();
     let chars: Vec<char> = spaced.chars().collect();
     let tight = |c: char| matches!(c, '<' | '>' | ':' | '&' | '(' | ')' | '[' | ']' | ';' | ',');

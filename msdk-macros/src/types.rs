@@ -9,6 +9,8 @@
 
 use syn::{GenericArgument, Lifetime, PathArguments, PathSegment, Type, TypePath};
 
+use crate::signature::tidy;
+
 /// How the export takes its context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ContextKind {
@@ -226,7 +228,7 @@ pub(crate) fn archive_spelling(ty: &Type) -> Option<(String, String)> {
                         && last.ident == "Archived"
                         && last.arguments.is_none() =>
                 {
-                    text(&q.ty)
+                    tidy(&q.ty)
                 }
                 _ => return None,
             }
@@ -236,10 +238,10 @@ pub(crate) fn archive_spelling(ty: &Type) -> Option<(String, String)> {
             if !unarchive(path.segments.last_mut()?) {
                 return None;
             }
-            text(&path)
+            tidy(&path)
         }
     };
-    Some((text(&r.elem), source))
+    Some((tidy(&r.elem), source))
 }
 
 /// Renames `ArchivedName` to `Name` in `seg` (and in its type arguments, as in
@@ -263,21 +265,6 @@ fn unarchive(seg: &mut PathSegment) -> bool {
         }
     }
     true
-}
-
-/// Tokens as a person writes them (`types::Point<u8>`, not `types :: Point < u8 >`).
-fn text(tokens: &impl quote::ToTokens) -> String {
-    let spaced = tokens.to_token_stream().to_string();
-    [
-        (" :: ", "::"),
-        (":: ", "::"),
-        (" <", "<"),
-        ("< ", "<"),
-        (" >", ">"),
-        (" ,", ","),
-    ]
-    .iter()
-    .fold(spaced, |s, (from, to)| s.replace(from, to))
 }
 
 /// The `T` of a `Rkyv<T>` result, which goes out as an archive.

@@ -72,6 +72,25 @@ pub(crate) fn parse_requirement(text: &str) -> Result<VersionReq, semver::Error>
     VersionReq::parse(text.trim())
 }
 
+/// The name `reference` asks for and its requirement, if it has one; `None` when what
+/// follows its `@` is not semver, so that it names nothing.
+pub(crate) fn split(reference: &str) -> Option<(&str, Option<VersionReq>)> {
+    match reference.split_once('@') {
+        Some((name, requirement)) => Some((name, Some(parse_requirement(requirement).ok()?))),
+        None => Some((reference, None)),
+    }
+}
+
+/// Whether `requirement` (none: any version) admits a module of `version` (none: a
+/// version that is not semver, which only no requirement admits).
+pub(crate) fn admits(requirement: Option<&VersionReq>, version: Option<&Version>) -> bool {
+    match (requirement, version) {
+        (None, _) => true,
+        (Some(r), Some(v)) => r.matches(v),
+        (Some(_), None) => false,
+    }
+}
+
 impl Names {
     /// The slot of the module `reference` names: `name` (its highest release, or
     /// highest prerelease when no release is loaded) or `name@requirement` (the highest
@@ -86,18 +105,11 @@ impl Names {
 
     #[cold]
     fn lookup_slow(&self, reference: &str) -> Option<u32> {
-        let (name, requirement) = match reference.split_once('@') {
-            Some((name, requirement)) => (name, Some(parse_requirement(requirement).ok()?)),
-            None => (reference, None),
-        };
+        let (name, requirement) = split(reference)?;
         self.0
             .get(name)?
             .iter()
-            .filter(|e| match (&requirement, &e.version) {
-                (None, _) => true,
-                (Some(r), Some(v)) => r.matches(v),
-                (Some(_), None) => false,
-            })
+            .filter(|e| admits(requirement.as_ref(), e.version.as_ref()))
             // A bare name prefers a release, as `name@*` (which matches no prerelease)
             // does: a `2.0.0-rc.1` loaded to be tried beside `1.4.2` takes no caller
             // that did not ask for a prerelease. With only prereleases loaded, the

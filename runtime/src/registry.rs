@@ -936,19 +936,9 @@ fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
 /// Whether `module`, once loaded, is what `reference` (`name` or `name@requirement`)
 /// finds.
 fn answers_as(module: &Module, reference: &str) -> bool {
-    let (name, requirement) = match reference.split_once('@') {
-        Some((name, requirement)) => (name, Some(requirement)),
-        None => (reference, None),
-    };
-    if name != module.name {
-        return false;
-    }
-    match (requirement, &module.semver) {
-        (None, _) => true,
-        (Some(requirement), Some(version)) => crate::names::parse_requirement(requirement)
-            .is_ok_and(|requirement| requirement.matches(version)),
-        (Some(_), None) => false,
-    }
+    crate::names::split(reference).is_some_and(|(name, requirement)| {
+        name == module.name && crate::names::admits(requirement.as_ref(), module.semver.as_ref())
+    })
 }
 
 /// Waits until `module` is no call's any more, then shuts it down and frees it.

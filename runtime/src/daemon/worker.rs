@@ -585,8 +585,9 @@ const ORPHAN_DRAIN: Duration = Duration::from_secs(10);
 /// thread: a call that never returns kept the orphan, its modules and their resources
 /// alive for good, out of reach of a restarted daemon. A thread of its own applies the
 /// watchdog's rule (a call past its deadline by more than the grace ends the process) and
-/// [`ORPHAN_DRAIN`] to a call without a deadline or with one past it; the process ends with SIGKILL, as the
-/// watchdog would have ended it, since a thread stuck in module code cannot be unwound.
+/// [`ORPHAN_DRAIN`] to a call without a deadline or with one past it; the process ends
+/// with SIGKILL, as the watchdog would have ended it, since a thread stuck in module code
+/// cannot be unwound.
 fn bound_orphan_drain(figures: Arc<Figures>, grace_ns: u64) {
     let since = Instant::now();
     // A deadline past the drain's end is held to it, as none is: a client may send one
