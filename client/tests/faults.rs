@@ -384,6 +384,53 @@ fn a_module_default_timeout_holds_a_call_made_without_a_deadline() {
     assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
 }
 
+/// A module's `max_call_ms` holds a call whose client asks for a deadline an hour away:
+/// the watchdog ends the worker stuck in it at the limit (plus its grace), as it would a
+/// call that asked for that deadline itself, and a replacement serves the next call. A
+/// shorter deadline the client asks for is kept.
+#[test]
+fn a_module_max_call_time_holds_a_call_whose_client_asks_for_more() {
+    let toml = format!(
+        "[[modules]]\npath = {:?}\nmax_call_ms = 100\nmax_concurrency = 2\n\
+         [[modules]]\npath = {:?}\nmax_call_ms = 100\n",
+        common::module_path("hazards").to_str().unwrap(),
+        common::module_path("async_echo").to_str().unwrap(),
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hour = CallOptions::default().timeout(Duration::from_secs(3600));
+    let echo = client.module("async_echo").unwrap();
+    let time_left = client.typed::<(), Option<u64>>(echo, "time_left").unwrap();
+    let left = time_left.call_with(&(), &hour).unwrap();
+    assert!(left.is_some_and(|ms| ms <= 100), "{left:?}");
+    let left = time_left.call(&()).unwrap();
+    assert!(left.is_some_and(|ms| ms <= 100), "none asked: {left:?}");
+    let soon = CallOptions::default().timeout(Duration::from_millis(20));
+    let left = time_left.call_with(&(), &soon).unwrap();
+    assert!(left.is_some_and(|ms| ms <= 20), "kept: {left:?}");
+
+    let hazards = client.module("hazards").unwrap();
+    let worker = daemon.worker_pid();
+    let err = client
+        .call_with(
+            hazards,
+            "hold",
+            &rmp_serde::to_vec(&(60_000u64,)).unwrap(),
+            &hour,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::WorkerDied { reason } if reason.contains("past its deadline")),
+        "{err}"
+    );
+    daemon.wait_log("past its deadline");
+    client.call(hazards, "count", b"").unwrap();
+    assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
+}
+
 #[test]
 fn a_daemon_restarted_under_a_connected_client_is_reconnected_to() {
     let mut daemon = Daemon::start(Setup::modules(&["basic"]));

@@ -164,7 +164,7 @@ pub(crate) fn from_host(
 /// [`from_host`] on the thread whose state is `thread`.
 ///
 /// A call that carries nothing (no trace, no deadline of its own, and a module without
-/// a default timeout, which is what most calls are) is described by a constant, so the
+/// a default timeout or a most time a call is given, which is what most calls are) is described by a constant, so the
 /// path it takes is compiled with no deadline to read or check and no ids to copy; any
 /// other takes the same path with the options read, out of line.
 #[inline(always)]
@@ -177,7 +177,11 @@ fn on_thread(
     args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
-    if options.carries_nothing() && module.default_timeout.is_none() && crate::chain::idle() {
+    if options.carries_nothing()
+        && module.default_timeout.is_none()
+        && module.max_call_time.is_none()
+        && crate::chain::idle()
+    {
         run(
             thread,
             registry,
@@ -217,7 +221,7 @@ fn with_options(
         depth: 0,
         trace_id: options.trace_id,
         span_id: options.span_id,
-        deadline: deadline::decide(options, module.default_timeout),
+        deadline: deadline::decide(options, module.default_timeout, module.max_call_time),
     };
     // SAFETY: used only within this call, which runs inside the running call.
     let (meta, parent) = unsafe { joining(registry, own) };
@@ -332,7 +336,11 @@ pub(crate) fn export(
         depth: 0,
         trace_id: 0,
         span_id: 0,
-        deadline: deadline::decide(&CallOptions::default(), module.default_timeout),
+        deadline: deadline::decide(
+            &CallOptions::default(),
+            module.default_timeout,
+            module.max_call_time,
+        ),
     };
     let method = &module.methods[index as usize].name;
     // SAFETY: used only within this call, which runs inside the running call if any.
@@ -387,6 +395,14 @@ pub(crate) fn nested<R: Receive>(
             None => look_up(thread, registry, request)?,
         };
         let method = &target.methods[index as usize];
+        // A callee with a most time a call is given holds its caller's chain to it too.
+        let meta = match target.max_call_time {
+            None => meta,
+            max => CallMeta {
+                deadline: deadline::within(meta.deadline, max),
+                ..meta
+            },
+        };
         // Typed arguments are MessagePack: a callee that takes MessagePack reads them as
         // they are, and only another format's callee needs them converted (copied).
         let converted;

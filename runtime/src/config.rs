@@ -71,6 +71,17 @@ pub struct RuntimeConfig {
     /// 0, which every call would meet before it starts, is refused at load
     /// ([`RuntimeError::BadSetting`](crate::RuntimeError::BadSetting)).
     pub default_timeout: Option<Duration>,
+    /// The most time a call to a module is given (default: no limit), counted from when
+    /// the call comes in: a call whose deadline is later, or that has none (its own, the
+    /// default's, a daemon client's), gets this one instead. Unlike
+    /// [`default_timeout`](RuntimeConfig::default_timeout), a caller cannot extend it: it
+    /// is for hosts that take calls from code they do not control (a daemon's clients,
+    /// say), so that none can hold a module's slot, or a worker thread, for longer. It
+    /// holds for every call into the module, a module's nested call included (which then
+    /// ends by the earlier of its caller's deadline and this one). A module loaded with its
+    /// own ([`ModuleSettings::max_call_time`]) uses that instead. `Duration::MAX` is no
+    /// limit; 0 is refused at load, as a default timeout of 0 is.
+    pub max_call_time: Option<Duration>,
     /// Bytes of persistent memory each loaded module gets, for state it keeps across
     /// calls (default 1 MiB; 0 for none).
     pub persistent_size: usize,
@@ -119,6 +130,7 @@ impl fmt::Debug for RuntimeConfig {
             .field("saturation", &self.saturation)
             .field("max_call_depth", &self.max_call_depth)
             .field("default_timeout", &self.default_timeout)
+            .field("max_call_time", &self.max_call_time)
             .field("log_level", &self.log_level)
             .field("log_sink", &self.log_sink.is_some())
             .field("interceptors", &self.interceptors)
@@ -139,6 +151,7 @@ impl Default for RuntimeConfig {
             saturation: Saturation::Reject,
             arena_soft_limit: 1024,
             default_timeout: None,
+            max_call_time: None,
             persistent_size: 1 << 20,
             builtin_metrics: true,
             latency_sampling: 32,
@@ -203,6 +216,12 @@ impl RuntimeConfig {
     /// Sets [`default_timeout`](RuntimeConfig::default_timeout).
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`max_call_time`](RuntimeConfig::max_call_time).
+    pub fn max_call_time(mut self, limit: Duration) -> Self {
+        self.max_call_time = Some(limit);
         self
     }
 
@@ -296,6 +315,9 @@ pub struct ModuleSettings {
     /// ([`RuntimeConfig::default_timeout`]; a nested call into it keeps its caller's). A
     /// timeout of 0 is refused, as the runtime's is.
     pub default_timeout: Option<Duration>,
+    /// The most time any call to it is given, which no caller can extend
+    /// ([`RuntimeConfig::max_call_time`]). 0 is refused, as the runtime's is.
+    pub max_call_time: Option<Duration>,
     /// Its persistent region's size ([`RuntimeConfig::persistent_size`]).
     pub persistent_size: Option<usize>,
     /// Whether it is loaded from a private copy of its file (default: no, the file
@@ -322,6 +344,12 @@ impl ModuleSettings {
     /// Sets [`default_timeout`](ModuleSettings::default_timeout).
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`max_call_time`](ModuleSettings::max_call_time).
+    pub fn max_call_time(mut self, limit: Duration) -> Self {
+        self.max_call_time = Some(limit);
         self
     }
 

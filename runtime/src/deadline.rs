@@ -20,12 +20,28 @@ use memlink_abi::NO_DEADLINE;
 
 use crate::options::CallOptions;
 
-/// The deadline of a call from the host: the caller's, or `default` from now.
+/// The deadline of a call from the host: the caller's, or `default` from now; in either
+/// case no later than `max` from now (a module's `max_call_time`).
 #[inline]
-pub(crate) fn decide(options: &CallOptions, default: Option<Duration>) -> Option<Instant> {
-    options
+pub(crate) fn decide(
+    options: &CallOptions,
+    default: Option<Duration>,
+    max: Option<Duration>,
+) -> Option<Instant> {
+    let own = options
         .deadline
-        .or_else(|| default.and_then(|t| Instant::now().checked_add(t)))
+        .or_else(|| default.and_then(|t| Instant::now().checked_add(t)));
+    within(own, max)
+}
+
+/// `deadline`, brought in to `max` from now if it is later or none: a call's deadline
+/// under a module's `max_call_time`. A `max` too far off for the clock is no limit.
+#[inline]
+pub(crate) fn within(deadline: Option<Instant>, max: Option<Duration>) -> Option<Instant> {
+    match max.and_then(|t| Instant::now().checked_add(t)) {
+        Some(limit) => Some(deadline.map_or(limit, |d| d.min(limit))),
+        None => deadline,
+    }
 }
 
 /// The time a call with `deadline` has from now: zero once it has passed.
@@ -53,10 +69,39 @@ mod tests {
     fn the_callers_deadline_wins_and_the_default_counts_from_now() {
         let soon = Instant::now() + Duration::from_secs(1);
         let own = CallOptions::default().deadline(soon);
-        assert_eq!(decide(&own, Some(Duration::from_secs(60))), Some(soon));
-        let later = decide(&CallOptions::default(), Some(Duration::from_secs(60))).unwrap();
+        assert_eq!(
+            decide(&own, Some(Duration::from_secs(60)), None),
+            Some(soon)
+        );
+        let later = decide(&CallOptions::default(), Some(Duration::from_secs(60)), None).unwrap();
         assert!(later > soon);
-        assert_eq!(decide(&CallOptions::default(), None), None);
+        assert_eq!(decide(&CallOptions::default(), None, None), None);
+    }
+
+    #[test]
+    fn the_max_call_time_brings_in_a_later_deadline_or_none_and_keeps_an_earlier_one() {
+        let max = Some(Duration::from_secs(1));
+        let before = Instant::now();
+        let far = CallOptions::default().deadline(before + Duration::from_secs(3600));
+        for options in [far, CallOptions::default()] {
+            let capped = decide(&options, Some(Duration::from_secs(60)), max).unwrap();
+            assert!(
+                capped >= before + Duration::from_secs(1),
+                "counted from now"
+            );
+            assert!(
+                capped <= Instant::now() + Duration::from_secs(1),
+                "{options:?}"
+            );
+        }
+        let soon = Instant::now() + Duration::from_millis(5);
+        let own = CallOptions::default().deadline(soon);
+        assert_eq!(decide(&own, None, max), Some(soon));
+        // A limit the clock cannot hold is none.
+        assert_eq!(
+            decide(&CallOptions::default(), None, Some(Duration::MAX)),
+            None
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub(crate) struct Module {
     pub(crate) persistent: Option<PersistentRegion>,
     /// The deadline of a call made without one: the module's setting, else the runtime's.
     pub(crate) default_timeout: Option<Duration>,
+    /// The most time any call to it is given: the module's setting, else the runtime's.
+    pub(crate) max_call_time: Option<Duration>,
     /// Built-in figures, one per method (same order as `methods`); a reload hands the
     /// figures of each method both versions export to the new version, so its counters
     /// run on.
@@ -379,6 +381,7 @@ impl Module {
             gate: Gate::new(concurrency),
             persistent: None,
             default_timeout: None,
+            max_call_time: None,
             generation: 0,
             breaker: Breaker::new(),
             id,

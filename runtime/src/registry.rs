@@ -485,6 +485,7 @@ impl Registry {
         let mut module = open()?;
         module.persistent = persistent;
         module.default_timeout = settings.default_timeout.or(self.config.default_timeout);
+        module.max_call_time = settings.max_call_time.or(self.config.max_call_time);
         if let Some(name) = &settings.name {
             module.name = name.clone();
         }
@@ -549,6 +550,18 @@ impl Registry {
                 setting: format!("{setting} = 0"),
                 reason: "every call made without a deadline would time out before it starts; \
                          leave it `None` for no deadline"
+                    .to_owned(),
+            });
+        }
+        let limits = [
+            ("ModuleSettings::max_call_time", settings.max_call_time),
+            ("RuntimeConfig::max_call_time", self.config.max_call_time),
+        ];
+        if let Some((setting, _)) = limits.iter().find(|(_, t)| *t == Some(Duration::ZERO)) {
+            return Err(RuntimeError::BadSetting {
+                setting: format!("{setting} = 0"),
+                reason: "every call would time out before it starts; leave it `None` for no \
+                         limit"
                     .to_owned(),
             });
         }
@@ -717,6 +730,7 @@ impl Registry {
         answers(reference, path, &new, Some(&old.name))?;
         new.name = old.name.clone();
         new.default_timeout = old.default_timeout;
+        new.max_call_time = old.max_call_time;
         new.generation = old.generation;
         new.persistent = match &old.persistent {
             Some(p) => PersistentRegion::asked(p.len(), "the persistent region")?,

@@ -70,6 +70,9 @@ pub struct ModuleInfo {
     pub path: PathBuf,
     /// The deadline its calls made without one get: its own setting, else the runtime's.
     pub default_timeout: Option<Duration>,
+    /// The most time any call to it is given, which no caller can extend: its own
+    /// setting, else the runtime's.
+    pub max_call_time: Option<Duration>,
 }
 
 /// Loads memlink modules and calls them, from any number of threads.
@@ -663,6 +666,7 @@ fn info_of(m: &Module) -> ModuleInfo {
         sdk_version: m.sdk_version.clone(),
         path: m.path.clone(),
         default_timeout: m.default_timeout,
+        max_call_time: m.max_call_time,
     }
 }
 

@@ -250,3 +250,75 @@ fn a_default_timeout_of_zero_is_refused_at_load_naming_it() {
     let h = rt.load_with(basic(), &own).unwrap();
     assert_eq!(rt.call_typed::<_, u32>(h, "add", &(2u32, 3u32)).unwrap(), 5);
 }
+
+/// A module's most time a call is given holds every call to it, whatever the caller
+/// asks: a later deadline or none is brought in to it, an earlier one is kept, and a
+/// module's nested call into it ends by it too. A limit of 0 is refused at load.
+#[test]
+fn a_modules_max_call_time_holds_every_call_whatever_its_caller_asks() {
+    use memlink_runtime::{ModuleRef, ModuleSettings, RuntimeError};
+    let rt = memlink_runtime::Runtime::with_local_resolver();
+    let capped = rt
+        .load_with(
+            ModuleRef::from_path(common::module_copy("async_echo", "async_echo_capped")),
+            &ModuleSettings::default()
+                .name("capped")
+                .max_call_time(Duration::from_millis(40)),
+        )
+        .unwrap();
+    let info = rt.module_info(capped).unwrap();
+    assert_eq!(info.max_call_time, Some(Duration::from_millis(40)));
+    assert_eq!(info.default_timeout, None);
+
+    let left = |options: &CallOptions| -> Option<u64> {
+        rt.typed::<(), Option<u64>>(capped, "time_left")
+            .unwrap()
+            .call_with(&(), options)
+            .unwrap()
+    };
+    for asked in [
+        CallOptions::default(),
+        CallOptions::default().timeout(Duration::from_secs(3600)),
+        CallOptions::default().timeout(Duration::MAX),
+    ] {
+        let ms = left(&asked);
+        assert!(ms.is_some_and(|ms| ms <= 40), "{asked:?}: {ms:?}");
+    }
+    let own = left(&CallOptions::default().timeout(Duration::from_millis(10)));
+    assert!(
+        own.is_some_and(|ms| ms <= 10),
+        "an earlier deadline is kept: {own:?}"
+    );
+
+    // A 10 s sleep asked for with an hour's deadline ends at the limit, cancelled.
+    let hour = CallOptions::default().timeout(Duration::from_secs(3600));
+    let reported = timeout_of(rt.call_with(capped, "echo_after", &mp(&(10_000u64, [1u8])), &hour));
+    assert!(reported <= Duration::from_millis(40), "{reported:?}");
+    let cancelled: u64 = rt.call_typed(capped, "cancelled", &()).unwrap();
+    assert_eq!(cancelled, 1, "the sleep was cancelled at the limit");
+
+    // A module without a limit, called with no deadline, calls `capped`: the nested call
+    // sees the limit, not its caller's lack of one.
+    let relay = rt
+        .load(ModuleRef::from_path(common::module_path("nested_calls")))
+        .unwrap();
+    let out = rt
+        .call(
+            relay,
+            "relay",
+            &mp(&("capped", "time_left", Vec::<u8>::new())),
+        )
+        .unwrap();
+    let nested: Option<u64> = rmp_serde::from_slice(&out).unwrap();
+    assert!(nested.is_some_and(|ms| ms <= 40), "{nested:?}");
+
+    let zero = rt.load_with(
+        ModuleRef::from_path(common::module_copy("async_echo", "async_echo_zero_limit")),
+        &ModuleSettings::default().max_call_time(Duration::ZERO),
+    );
+    assert!(
+        matches!(&zero, Err(RuntimeError::BadSetting { setting, .. })
+            if setting == "ModuleSettings::max_call_time = 0"),
+        "{zero:?}"
+    );
+}

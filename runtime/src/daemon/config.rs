@@ -12,10 +12,12 @@
 //! path = "/opt/modules/libbasic.so"
 //! max_concurrency = 8          # this module's own runtime settings
 //! default_timeout_ms = 250
+//! max_call_ms = 2000           # no client's call runs longer, whatever it asks
 //!
 //! [runtime]
 //! max_concurrency = 64
 //! default_timeout_ms = 5000
+//! max_call_ms = 60000
 //!
 //! [[modules]]                  # a worker process of its own, with its own limits
 //! name = "untrusted"
@@ -101,6 +103,12 @@ pub struct ModuleEntry {
     /// `[runtime] default_timeout_ms`). The watchdog holds such calls to it too.
     #[serde(default)]
     pub default_timeout_ms: Option<u64>,
+    /// The most time, in milliseconds, any call to it is given, whatever deadline its
+    /// client asks for (a later one or none is brought in to it); default: `[runtime]
+    /// max_call_ms`. The watchdog holds calls to it too, so no client can hold a worker
+    /// thread with this module's calls for longer (plus `watchdog_grace_ms`).
+    #[serde(default)]
+    pub max_call_ms: Option<u64>,
     /// Its persistent region's size in bytes (default: `[runtime] persistent_size`).
     #[serde(default)]
     pub persistent_size: Option<usize>,
@@ -124,6 +132,7 @@ impl ModuleEntry {
             path: path.into(),
             max_concurrency: None,
             default_timeout_ms: None,
+            max_call_ms: None,
             persistent_size: None,
             worker: None,
             limits: None,
@@ -136,6 +145,7 @@ impl ModuleEntry {
             name: self.name.clone(),
             max_concurrency: self.max_concurrency.map(|n| n.max(1)),
             default_timeout: self.default_timeout_ms.map(Duration::from_millis),
+            max_call_time: self.max_call_ms.map(Duration::from_millis),
             persistent_size: self.persistent_size,
             private_copy: false,
         }
@@ -263,6 +273,10 @@ pub struct RuntimeSettings {
     /// [`RuntimeConfig::default_timeout`], in milliseconds.
     #[serde(default)]
     pub default_timeout_ms: Option<u64>,
+    /// [`RuntimeConfig::max_call_time`], in milliseconds: the most time any client's call
+    /// is given, whatever deadline it asks for (default: no limit).
+    #[serde(default)]
+    pub max_call_ms: Option<u64>,
     /// [`RuntimeConfig::persistent_size`].
     #[serde(default)]
     pub persistent_size: Option<usize>,
@@ -447,6 +461,17 @@ impl DaemonConfig {
                 entry_name(entry)
             ));
         }
+        const NO_LIMIT: &str =
+            "is 0, so every call would time out before it starts; leave it out for no limit";
+        if self.runtime.max_call_ms == Some(0) {
+            return Err(format!("`[runtime] max_call_ms` {NO_LIMIT}"));
+        }
+        if let Some(entry) = self.modules.iter().find(|m| m.max_call_ms == Some(0)) {
+            return Err(format!(
+                "`max_call_ms` of module {} {NO_LIMIT}",
+                entry_name(entry)
+            ));
+        }
         Ok(())
     }
 
@@ -584,6 +609,9 @@ impl DaemonConfig {
         }
         if let Some(ms) = r.default_timeout_ms {
             config.default_timeout = Some(Duration::from_millis(ms));
+        }
+        if let Some(ms) = r.max_call_ms {
+            config.max_call_time = Some(Duration::from_millis(ms));
         }
         if let Some(v) = r.persistent_size {
             config.persistent_size = v;

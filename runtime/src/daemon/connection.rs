@@ -51,8 +51,8 @@ pub(super) struct Server {
     pub(super) in_place: bool,
     pub(super) stop: Arc<AtomicBool>,
     pub(super) draining: Arc<AtomicBool>,
-    /// Each module's handle and default timeout, looked up once.
-    pub(super) modules: HashMap<String, (ModuleHandle, Option<Duration>)>,
+    /// Each module's handle and deadlines, looked up once.
+    pub(super) modules: HashMap<String, (ModuleHandle, Deadlines)>,
     /// The last call's target, for the next call naming the same (most do).
     pub(super) last: Option<Target>,
     /// The registry's epoch when `modules` and `last` were last known good: any load,
@@ -282,7 +282,7 @@ impl Server {
         };
         let target = self.target(&request);
         if let Ok(target) = &target {
-            default_deadline(&mut request, target);
+            decide_deadline(&mut request, target);
         }
         // An untrusted client's arguments are copied first: the copy of a large slot
         // takes time the watchdog must not count against a call that has not started.
@@ -369,7 +369,7 @@ impl Server {
         {
             return Ok(last);
         }
-        let (handle, timeout) = self.module(r.module.as_str())?;
+        let (handle, deadlines) = self.module(r.module.as_str())?;
         let method = match r.op {
             Op::Call => Some(
                 self.runtime
@@ -381,7 +381,7 @@ impl Server {
         let target = Target {
             names: (r.module, r.method),
             handle,
-            timeout,
+            deadlines,
             method,
         };
         if method.is_some() {
@@ -390,7 +390,7 @@ impl Server {
         Ok(target)
     }
 
-    fn module(&mut self, module: &str) -> Result<(ModuleHandle, Option<Duration>), Failure> {
+    fn module(&mut self, module: &str) -> Result<(ModuleHandle, Deadlines), Failure> {
         // A module unloaded from a watched directory leaves its handle stale; another
         // module may be loaded under its name since.
         if let Some(found) = self.modules.get(module) {
@@ -404,15 +404,19 @@ impl Server {
             .runtime
             .handle_of(module)
             .map_err(|e| malformed(module).unwrap_or_else(|| failed(e)))?;
-        let timeout = self.runtime.module_info(h).map_err(failed)?.default_timeout;
+        let info = self.runtime.module_info(h).map_err(failed)?;
+        let deadlines = Deadlines {
+            default: info.default_timeout,
+            max: info.max_call_time,
+        };
         // Names are the client's to make up (a module under requirements without end:
         // `basic@<1.0.1`, `basic@<1.0.2`, ...), so only so many are kept: kept all, they
         // grew the worker for as long as the connection lasted.
         if self.modules.len() >= KEEP_MODULES {
             self.modules.clear();
         }
-        self.modules.insert(module.to_owned(), (h, timeout));
-        Ok((h, timeout))
+        self.modules.insert(module.to_owned(), (h, deadlines));
+        Ok((h, deadlines))
     }
 
     /// Runs the request; on success the reply is in the slot's data area, where the
@@ -547,13 +551,30 @@ impl Server {
     }
 }
 
-/// A call made without a deadline gets its module's default timeout here, so the
-/// watchdog holds it to the deadline the runtime gives it.
-fn default_deadline(request: &mut Request, target: &Target) {
-    if let Some(timeout) = target.timeout {
-        if request.deadline_ns == 0 && request.op == Op::Call {
-            let t = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-            request.deadline_ns = clock::now_ns().saturating_add(t);
+/// A call's deadline decided here as the runtime decides it, so that the watchdog holds
+/// the call to the deadline the runtime gives it: a call made without one gets its
+/// module's default timeout, and one whose deadline is later than the module's most time
+/// a call is given, or that has none, gets that (whatever the client asked for).
+fn decide_deadline(request: &mut Request, target: &Target) {
+    if request.op != Op::Call {
+        return;
+    }
+    let from_now = |t: Duration| {
+        let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        clock::now_ns().saturating_add(ns)
+    };
+    if let (0, Some(timeout)) = (request.deadline_ns, target.deadlines.default) {
+        request.deadline_ns = from_now(timeout);
+    }
+    // A limit too far off for the clock is none, as the runtime reads it.
+    let limit = target
+        .deadlines
+        .max
+        .map(from_now)
+        .filter(|&l| l != u64::MAX);
+    if let Some(limit) = limit {
+        if request.deadline_ns == 0 || request.deadline_ns > limit {
+            request.deadline_ns = limit;
         }
     }
 }
@@ -567,13 +588,22 @@ fn scratch_bytes(scratch: &mut [u128]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), len) }
 }
 
+/// A module's deadlines for its calls.
+#[derive(Clone, Copy)]
+pub(super) struct Deadlines {
+    /// The deadline, from when it comes in, of a call made without one.
+    default: Option<Duration>,
+    /// The most time any call is given, whatever its client asks for.
+    max: Option<Duration>,
+}
+
 /// Where a request goes, and the names that led there.
 #[derive(Clone, Copy)]
 pub(super) struct Target {
     names: (Name, Name),
     handle: ModuleHandle,
-    /// The module's default timeout.
-    timeout: Option<Duration>,
+    /// The module's deadlines.
+    deadlines: Deadlines,
     /// The method, for a call.
     method: Option<MethodRef>,
 }

@@ -10,6 +10,7 @@ fn a_toml_file_reads_with_defaults_and_unknown_keys_are_refused() {
         path = "/x/libbasic.so"
         [runtime]
         max_concurrency = 3
+        max_call_ms = 1500
         [limits]
         open_files = 64
         "#,
@@ -19,6 +20,10 @@ fn a_toml_file_reads_with_defaults_and_unknown_keys_are_refused() {
     assert_eq!(c.trust, Trust::Nobody);
     assert_eq!(c.modules[0].name, None);
     assert_eq!(c.runtime_config().max_concurrency, 3);
+    assert_eq!(
+        c.runtime_config().max_call_time,
+        Some(Duration::from_millis(1500))
+    );
     assert_eq!(c.limits.open_files, Some(64));
     let err = toml::from_str::<DaemonConfig>("socket = \"/s\"\nsockett = 1").unwrap_err();
     assert!(err.to_string().contains("sockett"), "{err}");
@@ -34,6 +39,7 @@ fn a_module_entry_carries_its_own_settings() {
         path = "/x/libresize.so"
         max_concurrency = 8
         default_timeout_ms = 250
+        max_call_ms = 2000
         persistent_size = 4096
         [[modules]]
         path = "/x/libbasic.so"
@@ -44,6 +50,7 @@ fn a_module_entry_carries_its_own_settings() {
     assert_eq!(own.name.as_deref(), Some("resize"));
     assert_eq!(own.max_concurrency, Some(8));
     assert_eq!(own.default_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(own.max_call_time, Some(Duration::from_secs(2)));
     assert_eq!(own.persistent_size, Some(4096));
     assert_eq!(c.modules[1].settings(), ModuleSettings::default());
     let err = toml::from_str::<DaemonConfig>(
@@ -205,6 +212,14 @@ fn settings_that_would_serve_nothing_are_refused_naming_the_key() {
         (
             format!("{module}default_timeout_ms = 0"),
             "`default_timeout_ms` of module `m` is 0",
+        ),
+        (
+            "[runtime]\nmax_call_ms = 0".to_owned(),
+            "`[runtime] max_call_ms` is 0",
+        ),
+        (
+            format!("{module}max_call_ms = 0"),
+            "`max_call_ms` of module `m` is 0",
         ),
         (
             "[limits]\ncpu_seconds = 0".to_owned(),
