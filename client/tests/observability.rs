@@ -291,6 +291,35 @@ fn module_logs_from_the_worker_reach_the_daemons_log() {
     }
 }
 
+/// A module's record cannot forge a line of the daemon's log: a newline (or another
+/// control character) in its message or a field's value, which the module may have from
+/// its caller, is written escaped, on the record's own line.
+#[test]
+fn a_module_record_with_a_newline_stays_on_its_own_line_of_the_daemons_log() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let message = "asked for\n2026-01-01T00:00:00Z ERROR forged: the daemon is compromised";
+    let fields = vec![("user".to_owned(), "eve\rINFO forged field".to_owned())];
+    let logged: u32 = client
+        .call_typed(hazards, "log_as_given", &(message, fields))
+        .unwrap();
+    assert_eq!(logged, 1);
+    daemon.wait_log("asked for");
+    let log = daemon.log_text();
+    let line = log.lines().find(|l| l.contains("asked for")).unwrap();
+    assert!(
+        line.contains("asked for\\n2026-01-01T00:00:00Z ERROR forged")
+            && line.contains("user=eve\\rINFO forged field"),
+        "{line}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line:\n{log}"
+    );
+    assert!(!log.contains('\r'), "{log:?}");
+}
+
 /// A module's own histogram `x`, recorded by a module of each of two workers, goes under
 /// one family, whichever worker's runtime named it apart from a gauge `x` beside it, as
 /// docs/daemon.md says ("every worker's samples of that name and kind go under it").

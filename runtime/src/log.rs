@@ -1,6 +1,8 @@
 //! Module log records, delivered to the host's `tracing` subscriber and to a
 //! [`LogSink`] if the host installed one.
 
+use std::fmt;
+
 use memlink_abi::{level, LogField, LogRecord, StrRef};
 use tracing::level_filters::LevelFilter;
 
@@ -153,8 +155,7 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
         unsafe { std::slice::from_raw_parts(record.fields, record.field_count) }
     };
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|f| (text(f.key), text(f.value))).collect();
-    let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let fields = fields.join(" ");
+    let fields = one_line_fields(pairs.iter().copied());
     let (module, method, message) = (
         name.unwrap_or_else(|| text(record.module)),
         text(record.method),
@@ -181,7 +182,7 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
     }
     macro_rules! event {
         ($lvl:expr) => {
-            tracing::event!(target: "memlink::module", $lvl, module, method, trace_id, span_id, fields = %fields, "{message}")
+            tracing::event!(target: "memlink::module", $lvl, module, method, trace_id, span_id, fields = %fields, "{}", OneLine(message))
         };
     }
     match level {
@@ -204,4 +205,47 @@ fn level_of(level: u32) -> Option<tracing::Level> {
         level::TRACE => tracing::Level::TRACE,
         _ => return None,
     })
+}
+
+/// Text for a line of a log: a control character (a newline, a carriage return, the
+/// escape that starts a terminal's control sequence) is written escaped, as `\n` or
+/// `\u{1b}`. A record's text is the module's to choose, and often its caller's: written
+/// as it is, a newline in it ended the record's line and forged the next.
+pub(crate) struct OneLine<'a>(pub(crate) &'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some((at, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+            f.write_str(&rest[..at])?;
+            write!(f, "{}", c.escape_default())?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
+/// A record's fields as one line of `key=value` pairs, each written as [`OneLine`].
+pub(crate) fn one_line_fields<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let fields: Vec<String> = pairs
+        .map(|(k, v)| format!("{}={}", OneLine(k), OneLine(v)))
+        .collect();
+    fields.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_of_a_log_holds_no_control_character_and_keeps_the_rest() {
+        let text = OneLine("done\nINFO forged\r\u{1b}[31m\tä ok").to_string();
+        assert_eq!(text, "done\\nINFO forged\\r\\u{1b}[31m\\tä ok");
+        assert_eq!(
+            OneLine("plain \"text\" \\ as is").to_string(),
+            "plain \"text\" \\ as is"
+        );
+        let fields = one_line_fields([("user", "a\nb"), ("n", "7")].into_iter());
+        assert_eq!(fields, "user=a\\nb n=7");
+    }
 }

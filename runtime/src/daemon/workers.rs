@@ -406,12 +406,8 @@ pub(super) fn stand_in_if_down(shared: &Arc<Shared>, index: usize, id: u64, conn
 
 /// Emits a module's log record through this process's `tracing` subscriber.
 fn log(r: &LogRecord) {
-    let fields = r
-        .fields
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let fields =
+        crate::log::one_line_fields(r.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     macro_rules! emit {
         ($level:expr) => {
             tracing::event!(
@@ -421,7 +417,7 @@ fn log(r: &LogRecord) {
                 trace_id = r.trace_id,
                 fields = %fields,
                 "{}",
-                r.message
+                crate::log::OneLine(&r.message)
             )
         };
     }
