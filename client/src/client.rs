@@ -279,14 +279,28 @@ impl Client {
         })
     }
 
-    /// The module's methods, as the daemon describes them (asked once, then kept until a
-    /// call finds a method changed, or the client connects again).
+    /// The module's methods, as the daemon describes them now: asked each time, so that
+    /// a module the daemon reloaded since is described as it is. The list is kept for
+    /// the client's typed handles and typed calls, which look a method up in it.
     pub fn methods(&self, module: RemoteModule) -> Result<Arc<Vec<MethodInfo>>, RuntimeError> {
+        let name = self.name(module)?;
+        self.describe(&name)
+    }
+
+    /// The methods kept for `module`, asked for if none are (see [`Client::methods`]):
+    /// what a typed lookup reads, until a call finds a method changed or the client
+    /// connects again.
+    fn kept_methods(&self, module: RemoteModule) -> Result<Arc<Vec<MethodInfo>>, RuntimeError> {
         let name = self.name(module)?;
         if let Some(m) = lock(&self.methods).get(&*name) {
             return Ok(Arc::clone(m));
         }
-        let reply = self.request(Op::Methods, &name, "", &[], &CallOptions::default())?;
+        self.describe(&name)
+    }
+
+    /// Asks the daemon for the methods of the module called `name`, and keeps the list.
+    fn describe(&self, name: &str) -> Result<Arc<Vec<MethodInfo>>, RuntimeError> {
+        let reply = self.request(Op::Methods, name, "", &[], &CallOptions::default())?;
         let list: Vec<MethodInfo> =
             decode_private(&reply, |b| rmp_serde::from_slice(b)).map_err(|e| unreadable(&e))?;
         let list = Arc::new(list);
@@ -302,12 +316,11 @@ impl Client {
         method: &str,
     ) -> Result<MethodInfo, RuntimeError> {
         let find = |list: &[MethodInfo]| list.iter().find(|m| m.name == method).cloned();
-        if let Some(found) = find(&self.methods(module)?) {
+        if let Some(found) = find(&self.kept_methods(module)?) {
             return Ok(found);
         }
         let name = self.name(module)?;
-        lock(&self.methods).remove(&*name);
-        find(&self.methods(module)?).ok_or_else(|| RuntimeError::UnknownMethod {
+        find(&self.describe(&name)?).ok_or_else(|| RuntimeError::UnknownMethod {
             module: name.to_string(),
             method: method.to_owned(),
         })

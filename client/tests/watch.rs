@@ -125,6 +125,15 @@ fn a_typed_handle_refuses_a_method_that_changed_in_the_daemon() {
     install(&module_path("greeter_v3"), &so);
     eventually("greeter 3 answers", || version.call(&()).ok() == Some(3));
 
+    // The other client's description is asked for anew: `greet` returns a number now
+    // (before, the list kept from greeter 2 said `String`).
+    let described = other.methods(theirs).unwrap();
+    let greet_now = described.iter().find(|m| m.name == "greet").unwrap();
+    assert_eq!(
+        greet_now.signature.as_deref(),
+        Some("greet(name: String) -> u32")
+    );
+
     let err = greet.call("ada").unwrap_err();
     let RuntimeError::MethodChanged {
         module,
