@@ -40,7 +40,9 @@ pub(crate) fn dependencies(module: &Module, call: CallExport<'_>) -> Result<Vec<
         ));
     }
     let bytes = call(module, index, &[])?;
-    rmp_serde::from_slice(&bytes).map_err(|e| {
+    // The whole result: a list followed by more bytes is a result that is not a list
+    // (rmp-serde alone read the list and let the rest go unseen).
+    memlink_abi::msgpack::from_msgpack(&bytes).map_err(|e| {
         format!("`{DEPENDENCIES}` returned something other than a list of strings: {e}")
     })
 }

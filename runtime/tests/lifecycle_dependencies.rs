@@ -97,6 +97,33 @@ fn a_dependency_no_load_can_answer_is_refused_as_such() {
     );
 }
 
+/// A `memlink_dependencies` result with bytes after its list is not a list: the module is
+/// refused saying so (`tests/fixtures/bad_dependency.c` built with `-DTRAILING`, naming a
+/// module that is loaded). Before, the list was read and the rest went unseen.
+#[test]
+fn a_dependency_list_followed_by_more_bytes_is_refused() {
+    let file = format!(
+        "libbad_dependency_trailing.{}",
+        std::env::consts::DLL_EXTENSION
+    );
+    let fixture = common::compile_c_with(
+        &["runtime/tests/fixtures/bad_dependency.c"],
+        &file,
+        true,
+        &["-DTRAILING", "-DDEPENDENCY=\"basic\""],
+    );
+    let rt = Runtime::with_local_resolver();
+    rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    let err = rt.load(ModuleRef::from_path(fixture)).unwrap_err();
+    assert!(matches!(err, RuntimeError::InitFailed { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`memlink_dependencies` returned something other than a list of strings")
+            && err.to_string().contains("1 trailing bytes"),
+        "{err}"
+    );
+}
+
 /// A module refused for a missing dependency is tried again once a module loads; each
 /// try opens a fresh image of it (never unmapped) and runs its init. Tried on every
 /// event in the directory instead, it mapped one more image, ran its init and told the
