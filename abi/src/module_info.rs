@@ -115,6 +115,7 @@ pub struct MethodInfo {
     /// For an archived result: its fingerprint; 0 otherwise.
     pub result_fingerprint: u64,
     /// The export's signature as its source spells it, without the context parameter:
-    /// `add(a: u32, b: u32) -> u32`. Empty when the module records none.
+    /// `add(a: u32, b: u32) -> u32`. Empty when the module records none. UTF-8 with no
+    /// control character (as the type names above), or the host refuses the module.
     pub signature: StrRef,
 }

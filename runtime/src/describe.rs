@@ -178,7 +178,18 @@ fn method(
              a length that counts the terminating NUL?)"
         ));
     }
-    let text = |s: StrRef, what: &str| text(s, &format!("method `{name}`: its {what}"));
+    // Its signature and type names are printed as they are (`memlink inspect`, the error
+    // of a method that changed), as a module's version is: no control character either.
+    let text = |s: StrRef, what: &str| -> Result<String, String> {
+        let s = text(s, &format!("method `{name}`: its {what}"))?;
+        if s.chars().any(char::is_control) {
+            return Err(format!(
+                "method `{name}`: its {what} {s:?} holds a control character (in C, a length \
+                 that counts the terminating NUL?)"
+            ));
+        }
+        Ok(s)
+    };
     if row.id != abi::method_id(&name) {
         return Err(format!(
             "method `{name}` has id {:#010x}, expected {:#010x}",

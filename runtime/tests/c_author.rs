@@ -582,6 +582,37 @@ fn a_version_holding_a_control_character_is_refused_at_load() {
     }
 }
 
+/// A method signature holding a control character (a NUL its length counted, a newline,
+/// a terminal's escape) is refused at load, as such a version is. Before, it loaded, and
+/// `memlink inspect` printed it as it was: a NUL, a line of its own, or the escape.
+#[test]
+fn a_signature_holding_a_control_character_is_refused_at_load() {
+    for (tag, signature) in [
+        ("nul", "version() -> bytes\\0"),
+        ("newline", "version() -> bytes\\nforged line"),
+        ("escape", "version() -> bytes\\x1b[2J"),
+    ] {
+        let fixture = common::compile_c_with(
+            &["runtime/tests/fixtures/versioned.c"],
+            &format!("libversioned_signature_{tag}.so"),
+            true,
+            &[
+                "-DMODULE_NAME=\"greeter\"",
+                "-DMODULE_VERSION=\"1.0.0\"",
+                &format!("-DSIGNATURE=\"{signature}\""),
+            ],
+        );
+        let err = load_error(fixture.clone());
+        assert!(
+            err.contains("method `version`: its signature")
+                && err.contains("holds a control character"),
+            "{tag}: {err}"
+        );
+        let out = common::cli::memlink(&["inspect", fixture.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{tag}");
+    }
+}
+
 /// A C module's `echo` that points `out` at its arguments, the likeliest way to write
 /// it, is told an output may not lie at the arguments and that a module returning its input
 /// copies it (docs/abi.md). Before, it got "the module reported 100 output bytes
