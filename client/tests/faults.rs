@@ -431,6 +431,45 @@ fn a_module_max_call_time_holds_a_call_whose_client_asks_for_more() {
     assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
 }
 
+/// `memlink call --daemon --timeout` ends at its timeout when the worker does not answer
+/// (stopped here with `SIGSTOP`), saying so. Before, the method list it asks for first
+/// was asked with no deadline, and the command waited for as long as the worker was
+/// stopped.
+#[test]
+fn a_cli_call_with_a_timeout_ends_when_the_worker_does_not_answer() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let worker = daemon.worker_pid();
+    signal(worker, Signal::STOP);
+    let mut cli = Command::new(memlink())
+        .args(["call", "--daemon"])
+        .arg(&daemon.socket)
+        .args(["--timeout", "300ms", "basic", "add", "[1, 2]"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Up to 30 s of 10 ms waits, far past the timeout.
+    let status = (0..3000).find_map(|_| match cli.try_wait() {
+        Ok(Some(status)) => Some(status),
+        _ => {
+            std::thread::sleep(Duration::from_millis(10));
+            None
+        }
+    });
+    signal(worker, Signal::CONT);
+    let Some(status) = status else {
+        let _ = cli.kill();
+        panic!("the command was still waiting for the stopped worker");
+    };
+    let out = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("did not describe module `basic` within 300ms"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_daemon_restarted_under_a_connected_client_is_reconnected_to() {
     let mut daemon = Daemon::start(Setup::modules(&["basic"]));

@@ -94,7 +94,8 @@ struct CallArgs {
     /// `h`): the call's deadline, which a method reads from its context. A call past it
     /// fails with the runtime's timeout error: an async method is cancelled there, a sync
     /// one cannot be stopped and fails once it returns (with --daemon, the wait for it
-    /// ends at the deadline).
+    /// ends at the deadline, and so does the wait for the module's method list, asked
+    /// first).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Print a table of the exports called afterwards (on standard output, after the
@@ -243,10 +244,10 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
     // One connection for the run: a --repeat run times calls, not connections.
     let remote = remote::Remote::connect(
         socket,
-        &module,
-        &request.method,
+        (&module, &request.method),
         &args,
         request.result_bytes,
+        request.timeout,
     )?;
     let mut out = Vec::new();
     for _ in 0..request.repeat {

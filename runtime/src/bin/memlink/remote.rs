@@ -38,13 +38,14 @@ pub struct Remote {
 impl Remote {
     /// Connects to the daemon serving on `socket` with one slot, large enough for the
     /// arguments and for a result of `result_bytes` (at least 1 MiB), and finds `method`
-    /// of its module `module`.
+    /// of its module `module`, waiting for the daemon's description at most `timeout`
+    /// (`--timeout`, which each call has too).
     pub fn connect(
         socket: &Path,
-        module: &str,
-        method: &str,
+        (module, method): (&str, &str),
         args: &Args,
         result_bytes: Option<u64>,
+        timeout: Option<Duration>,
     ) -> Result<Remote, String> {
         // JSON made MessagePack grows at most threefold (a 3-character float becomes 9
         // bytes).
@@ -64,9 +65,17 @@ impl Remote {
         let geometry = Geometry::new(1, len.clamp(1 << 20, MAX_ARGS)).map_err(|e| e.to_string())?;
         let conn =
             Connection::connect(socket, geometry, Waiting::default()).map_err(|e| text(&e))?;
+        // A worker that does not answer (stopped, or gone with no replacement yet) would
+        // keep the command waiting for ever: the listing ends at the timeout a call has.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let listing = conn
-            .call(Op::Methods, module, "", &[], None, (0, 0))
-            .map_err(|e| text(&e))?;
+            .call(Op::Methods, module, "", &[], deadline, (0, 0))
+            .map_err(|e| match (e, timeout) {
+                (CallError::TimedOut, Some(t)) => {
+                    format!("the daemon did not describe module `{module}` within {t:?}")
+                }
+                (e, _) => text(&e),
+            })?;
         let methods: Vec<MethodInfo> = rmp_serde::from_slice(&listing)
             .map_err(|e| format!("the daemon's method list is unreadable: {e}"))?;
         drop(listing);
