@@ -677,7 +677,8 @@ typedef struct MemlinkMethodInfo {
   uint64_t result_fingerprint;
   /*
    The export's signature as its source spells it, without the context parameter:
-   `add(a: u32, b: u32) -> u32`. Empty when the module records none.
+   `add(a: u32, b: u32) -> u32`. Empty when the module records none. UTF-8 with no
+   control character (as the type names above), or the host refuses the module.
    */
   struct MemlinkStrRef signature;
 } MemlinkMethodInfo;

@@ -511,8 +511,7 @@ fn run<R: Receive, E>(
     receive: R,
     fail: impl FnOnce(Failure) -> E,
 ) -> Result<R::Out, E> {
-    let config = &registry.config;
-    if config.interceptors.is_empty() && config.breaker.is_none() && registry.cache.is_none() {
+    if registry.unguarded {
         run_call(
             thread, registry, module, index, args, meta, parent, receive, fail,
         )

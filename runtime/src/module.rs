@@ -397,7 +397,9 @@ impl Module {
     /// was resolved, unless a reload moved it (then found again by its id).
     #[inline]
     pub(crate) fn method_at(&self, method: MethodRef) -> Result<u32, RuntimeError> {
-        match self.methods.get(method.index as usize) {
+        // `calls` is what the call reads next, with the same index: one bounds check for
+        // both (`methods` has the same order and length).
+        match self.calls.get(method.index as usize) {
             Some(m) if m.id == method.id => Ok(method.index),
             _ => self.moved(method),
         }

@@ -84,6 +84,9 @@ pub(crate) struct Registry {
     call_export: CallExport,
     /// Results of pure methods, when the runtime keeps them.
     pub(crate) cache: Option<ResultCache>,
+    /// Whether a call runs through nothing but the module: no interceptors, no breaker
+    /// and no result cache (`crate::call`'s `run` reads this one flag, not three).
+    pub(crate) unguarded: bool,
     /// The families its Prometheus text gave the modules' own metrics, kept so that
     /// each keeps its own from one scrape to the next.
     pub(crate) families: Mutex<crate::prometheus::Families>,
@@ -226,6 +229,8 @@ impl Registry {
         call_export: CallExport,
     ) -> Registry {
         let cache = config.result_cache.map(ResultCache::new);
+        let unguarded =
+            config.interceptors.is_empty() && config.breaker.is_none() && cache.is_none();
         Registry {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             host,
@@ -254,6 +259,7 @@ impl Registry {
             clock: quanta::Clock::new(),
             call_export,
             cache,
+            unguarded,
             families: Mutex::default(),
         }
     }
