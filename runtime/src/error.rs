@@ -444,7 +444,7 @@ impl fmt::Display for RuntimeError {
                     let sep = if i == 0 { "" } else { " and " };
                     write!(f, "{sep}{}", file.display())?;
                 }
-                write!(f, " give one version")
+                write!(f, " are the same version of the module: remove or rename one")
             }
             NameTaken { name } => write!(f, "a module named `{name}` is already loaded"),
             TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),

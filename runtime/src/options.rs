@@ -13,7 +13,9 @@ pub struct CallOptions {
     /// When the call must be finished; the module sees the time left. It replaces the
     /// default timeouts, later or earlier than they would be. `None`: the module's default
     /// timeout (`ModuleSettings::default_timeout`), else the runtime's
-    /// (`RuntimeConfig::default_timeout`), if either is set.
+    /// (`RuntimeConfig::default_timeout`), if either is set. Either way, a module with a
+    /// most time a call is given (`ModuleSettings::max_call_time`, else
+    /// `RuntimeConfig::max_call_time`) ends the call by then if that comes first.
     pub deadline: Option<Instant>,
 }
 
@@ -27,7 +29,7 @@ impl CallOptions {
 
     /// Sets the deadline to `timeout` from now. A timeout later than the clock can
     /// hold (`Duration::MAX`) is the latest deadline it can: in effect none, and the
-    /// runtime's default timeout does not apply.
+    /// runtime's default timeout does not apply (a module's `max_call_time` still does).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.deadline = Some(after(Instant::now(), timeout));
         self

@@ -120,6 +120,15 @@ impl Runtime {
     /// Loads the module `module` refers to under its crate's name, checks it (the file,
     /// the ABI version, the method table) and initializes it.
     ///
+    /// **A module is native code, trusted as the host's own.** Loading one runs its
+    /// library's initializers and `memlink_init` in this process, and its calls run
+    /// there too: the checks here, and those of every call, refuse a module that breaks
+    /// the ABI (a malformed table, an output out of bounds), not one that means harm
+    /// (docs/security.md says what a module can do, and what isolating one in a daemon's
+    /// worker process gives). Load only files you would link into the host; the same
+    /// holds for [`load_as`](Self::load_as), [`load_with`](Self::load_with),
+    /// [`reload`](Self::reload) and [`watch`](Self::watch).
+    ///
     /// A load holds the runtime's loads, unloads and reloads until it returns: one asked
     /// for from code it runs on its thread (a log sink given a record the module logs
     /// from its `memlink_dependencies` export) is refused with
@@ -139,8 +148,8 @@ impl Runtime {
     }
 
     /// Loads a module with settings of its own: its name, concurrency limit, default
-    /// timeout and persistent region's size; what `settings` leaves `None` is the
-    /// runtime's.
+    /// timeout, most time a call is given and persistent region's size; what `settings`
+    /// leaves `None` is the runtime's.
     ///
     /// ```no_run
     /// # use std::time::Duration;
@@ -149,7 +158,7 @@ impl Runtime {
     /// let settings = ModuleSettings::default()
     ///     .max_concurrency(2)
     ///     .default_timeout(Duration::from_millis(100));
-    /// let resize = runtime.load_with(ModuleRef::parse("local://resize")?, &settings)?;
+    /// let resize = runtime.load_with(ModuleRef::parse("./libresize.so")?, &settings)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn load_with(
