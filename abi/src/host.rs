@@ -39,9 +39,14 @@ pub struct HostApi {
     /// result (status `Ok`) or error payload is handed to `request.sink` before this
     /// returns; the return value is the callee's [`Status`](crate::Status) when the
     /// call was made, else the host's reason it was not (`ModuleNotFound`,
-    /// `InvalidMethod`, `CallFailed`, `MaxCallDepthExceeded`, or `Abi` for a request it
-    /// cannot read), whose payload goes to the sink as well (but for a request too small
-    /// or without a sink, which gets the status alone).
+    /// `InvalidMethod`, `CallFailed`, `MaxCallDepthExceeded`, `Timeout` for a deadline
+    /// that passed before it started or while it waited for a slot, `Serialize` for
+    /// [`NESTED_TYPED`](crate::NESTED_TYPED) arguments the callee's format cannot take,
+    /// or `Abi` for a request it cannot read), whose payload goes to the sink as well
+    /// (but for a request too small or without a sink, which gets the status alone). A
+    /// call made from a sink, while it is given a nested call's output, is one level
+    /// deeper than that nested call; one made from the sink given a refusal for the
+    /// depth limit is refused with `MaxCallDepthExceeded`, its own sink not called.
     pub call_module: unsafe extern "C" fn(call: *mut c_void, request: *mut NestedCall) -> i32,
     /// Delivers a log record. `call` is the running call's handle, or null for a record
     /// logged outside any call (from a module's own thread); the record and everything it

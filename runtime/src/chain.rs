@@ -26,6 +26,9 @@ struct Chain {
     call: Cell<*const c_void>,
     /// The innermost call whose host code this thread runs, or null.
     hooked: Cell<*const Hooked>,
+    /// While a module's sink is given the output of a nested call (at this depth), the
+    /// depth of that call, else 0: see [`in_sink`].
+    sink_depth: Cell<u32>,
 }
 
 thread_local! {
@@ -34,6 +37,7 @@ thread_local! {
             frame: Cell::new(core::ptr::null_mut()),
             call: Cell::new(core::ptr::null()),
             hooked: Cell::new(core::ptr::null()),
+            sink_depth: Cell::new(0),
         }
     };
 }
@@ -112,6 +116,35 @@ pub(crate) fn running_call() -> *const c_void {
 #[inline(always)]
 pub(crate) fn idle() -> bool {
     chain().is_none_or(|c| c.frame.get().is_null() && c.hooked.get().is_null())
+}
+
+/// Runs `f`, a module's sink given the output (or the error) of a nested call at
+/// `depth`, with a call the sink makes counted one level deeper than that call.
+///
+/// The sink runs inside the nested call's `call_module`, on the host's stack, with its
+/// caller as the innermost call again: counted from the caller alone, a sink that calls
+/// again from each output (a pager fetching the next page) stayed one level below it
+/// however many calls it stacked, and overflowed the host thread's stack instead of
+/// meeting the depth limit. The depth before is put back after, `f` unwinding or not.
+pub(crate) fn in_sink<R>(depth: u32, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a>(Option<&'a Chain>, u32);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            if let Some(c) = self.0 {
+                c.sink_depth.set(self.1);
+            }
+        }
+    }
+    let chain = chain();
+    let outer = chain.map_or(0, |c| c.sink_depth.replace(c.sink_depth.get().max(depth)));
+    let _restore = Restore(chain, outer);
+    f()
+}
+
+/// The depth a call made now is at least, one below the nested call whose output this
+/// thread's module sink is given (0 outside any sink): see [`in_sink`].
+pub(crate) fn sink_floor() -> u32 {
+    chain().map_or(0, |c| c.sink_depth.get().saturating_add(1))
 }
 
 /// Runs `f`, host code of a call to the module of `lineage` (its interceptors, a log
@@ -222,6 +255,21 @@ mod tests {
             assert_eq!(hooked().map(|m| m.depth), Some(1));
         });
         assert!(idle() && hooked().is_none() && !hooks_hold(7));
+    }
+
+    #[test]
+    fn a_call_from_a_sink_is_below_the_deepest_sink_and_the_floor_is_put_back() {
+        assert_eq!(sink_floor(), 1);
+        in_sink(3, || {
+            assert_eq!(sink_floor(), 4);
+            // A sink of a shallower call inside keeps the deeper floor.
+            in_sink(2, || assert_eq!(sink_floor(), 4));
+            in_sink(5, || assert_eq!(sink_floor(), 6));
+            let unwound = std::panic::catch_unwind(|| in_sink(7, || panic!()));
+            assert!(unwound.is_err());
+            assert_eq!(sink_floor(), 4);
+        });
+        assert_eq!(sink_floor(), 1);
     }
 
     #[test]

@@ -222,6 +222,7 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
         format_out: unsafe { &raw mut (*request).result_format },
         format: 0,
         given: &given,
+        depth: 0,
     };
     // SAFETY: used within this function. The `HostCall` is only read through shared
     // references (`alloc_output` too: its buffer is in a `Cell`).
@@ -232,6 +233,15 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
         sink.give(&e.payload());
         return e.code();
     };
+    let depth = host_call.nested_meta().depth;
+    // A call made from the sink of a call refused for the depth limit (its depth past
+    // the limit + 1) is refused too, its sink not called: given the same refusal, a
+    // sink that calls again whatever it gets would stack calls on the host's stack
+    // without end (the pager of `crate::chain::in_sink`).
+    if depth > host_call.registry.config.max_call_depth.saturating_add(1) {
+        return ModuleError::MaxCallDepthExceeded.code();
+    }
+    let sink = Sink { depth, ..sink };
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
@@ -319,6 +329,8 @@ struct Sink<'g> {
     format: u8,
     /// Whether the sink has been called.
     given: &'g Cell<bool>,
+    /// The depth of the nested call whose output it is given.
+    depth: u32,
 }
 
 impl Sink<'_> {
@@ -328,7 +340,9 @@ impl Sink<'_> {
         // SAFETY: the sink is the calling module's, for this nested call, which has not
         // returned (`host_call_module`'s contract); its contract asks only that the
         // bytes stay valid while it runs, which the borrow guarantees.
-        unsafe { (self.sink)(self.ctx, bytes.as_ptr(), bytes.len()) }
+        crate::chain::in_sink(self.depth, || unsafe {
+            (self.sink)(self.ctx, bytes.as_ptr(), bytes.len())
+        })
     }
 
     /// Hands the callee's output to the module, its result format written first.

@@ -69,10 +69,11 @@ impl<'a> HostCall<'a> {
     }
 
     /// What a call made on behalf of this one carries: the same trace, the same
-    /// deadline, one level deeper.
+    /// deadline, one level deeper; made from a module's sink, deeper than the call whose
+    /// output the sink is given too (`crate::chain::in_sink`).
     pub(crate) fn nested_meta(&self) -> CallMeta {
         CallMeta {
-            depth: self.meta.depth + 1,
+            depth: (self.meta.depth + 1).max(crate::chain::sink_floor()),
             ..*self.meta
         }
     }

@@ -877,3 +877,36 @@ fn the_c_host_hands_a_nested_calls_module_name_to_its_sink() {
         Some(&ModuleError::Failed(format!("status {not_found}: absent")))
     );
 }
+
+/// A module whose nested call's sink makes the next nested call, whatever it was given
+/// (`tests/fixtures/sink_pager.c`, a pager fetching the next page from the callback that
+/// got the last one). Before, the sink ran with its caller as the innermost call, so
+/// each call was one level below it however many the sinks had stacked on the host's
+/// stack, and the host thread's stack overflowed (the process aborted). Now a call made
+/// from a sink is one level deeper than the call whose output the sink is given: the
+/// depth limit ends the run, and a call made from the sink given that refusal is
+/// refused with nothing given to its sink.
+#[test]
+fn a_sink_that_calls_again_meets_the_depth_limit() {
+    // In a child process: before, the stack overflowed and the process died.
+    common::in_child("a_sink_that_calls_again_meets_the_depth_limit", &[], || {
+        let fixture = compile_c(
+            &["runtime/tests/fixtures/sink_pager.c"],
+            "libsink_pager.so",
+            true,
+        );
+        let rt = Runtime::with_local_resolver();
+        let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+        let pager = |pages: u32| {
+            let out = rt.call(h, "pager", &pages.to_le_bytes()).unwrap().to_vec();
+            (u32::from_le_bytes(out[..4].try_into().unwrap()), out[4])
+        };
+        // Within the limit (8): every page fetched, each sink called once.
+        assert_eq!(pager(3), (3, 0));
+        // Past it: the calls at depths 1 to 8 are made, the ninth is refused and its
+        // sink given the refusal; the call that sink makes is refused unseen.
+        let refused = memlink_abi::Status::MaxCallDepthExceeded as u8;
+        assert_eq!(pager(1_000_000), (9, refused));
+        assert_eq!(pager(2), (2, 0), "the module keeps serving");
+    });
+}
