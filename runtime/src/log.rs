@@ -90,6 +90,7 @@ pub(crate) fn panicked(
     // from here left a trial call's breaker half-open for good. Each is shielded on its
     // own (`apart`): a subscriber that panics does not cost the sink the record.
     apart(|| {
+        let message = OneLine(message);
         tracing::error!(target: "memlink::panic", module, method, trace_id, span_id, "panicked: {message}");
     });
     if let Some(sink) = sink {

@@ -160,6 +160,12 @@ fn errors_are_one_line_and_exit_non_zero() {
             &["call", &b, "boom", "oops"],
             "error: basic::boom failed: module panicked: oops (at ",
         ),
+        // A module's text with a line break and a terminal's escape in it, on one line,
+        // escaped: before, the terminal ran the escape and showed a line of its own.
+        (
+            &["call", &b, "boom", "oops\nforged\u{1b}[2J"],
+            "error: basic::boom failed: module panicked: oops\\nforged\\u{1b}[2J (at ",
+        ),
     ];
     for (args, prefix) in cases {
         let out = memlink(args);
@@ -168,6 +174,23 @@ fn errors_are_one_line_and_exit_non_zero() {
         assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
         assert!(err.starts_with(prefix), "{args:?}: {err}");
     }
+}
+
+/// The record of a module's panic keeps to its line of the log, its control characters
+/// escaped, as a module's own records do: before, a line break in the message (which
+/// `boom` takes from its caller) wrote a line of its own into the log.
+#[test]
+fn a_panic_record_stays_on_its_line_of_the_log() {
+    let b = basic();
+    let out = memlink(&["-v", "call", &b, "boom", "oops\nforged: a line\u{1b}[2J"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("panicked: oops\\nforged: a line\\u{1b}[2J"),
+        "{err}"
+    );
+    assert!(!err.lines().any(|l| l.starts_with("forged")), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
 }
 
 #[test]
