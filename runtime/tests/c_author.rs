@@ -308,14 +308,35 @@ fn a_careless_modules_broken_calls_fail_saying_why_and_it_serves_on() {
         ("out_at_args", &b"hi"[..], 2),
         ("out_at_args", &[7; 100][..], 100),
         ("wild_out", &[0], 39),
-        ("wild_out", &[0, 1], 39),
+        ("wild_out", &[0, 10], 39),
         ("wild_out", &[1], 5),
-        ("wild_out", &[1, 1], 5),
+        ("wild_out", &[1, 10], 5),
         ("huge_out", &[0], usize::MAX),
         ("huge_out", &[1], usize::MAX),
     ] {
         let m = abi_error(method, args);
         assert!(m.starts_with(&outside(len)), "{method} {args:?}: {m}");
+        // An error's payload out of place names the status it came with.
+        let failed = match method {
+            "wild_out" => args.len() > 1,
+            "huge_out" => args == [1],
+            _ => false,
+        };
+        assert_eq!(
+            m.ends_with("(the payload of the status it returned, Failed 10)"),
+            failed,
+            "{method} {args:?}: {m}"
+        );
+        serving();
+    }
+    // A status whose payload is empty ignores the output fields, as docs/abi.md says:
+    // the module's own status, not an output out of place. Before, both were `Abi`.
+    for (args, error) in [
+        (&[1, 1], ModuleError::QuotaExceeded),
+        (&[0, 6], ModuleError::ServiceUnavailable),
+    ] {
+        let err = rt.call(h, "wild_out", args).unwrap_err();
+        assert_eq!(err.module_error(), Some(&error), "{args:?}: {err}");
         serving();
     }
     assert_eq!(rt.call(h, "huge_used", b"abc").unwrap(), b"abc");
