@@ -190,3 +190,23 @@ fn c_lays_the_structs_out_as_rust_does() {
     }
     assert_eq!(got.lines().count(), expected.lines().count());
 }
+
+/// The histogram bounds docs/abi.md lists for a C module to copy (the header has no
+/// copy of them) are `BUCKETS`, in order.
+#[test]
+fn the_bucket_bounds_docs_abi_md_lists_for_c_are_the_crates() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/abi.md"))
+        .expect("read docs/abi.md");
+    let start = doc
+        .find("static const double MEMLINK_BUCKETS[30] = {")
+        .expect("docs/abi.md lists the bounds for C");
+    let list = &doc[start..];
+    let list = &list[list.find('{').unwrap() + 1..list.find('}').unwrap()];
+    let listed: Vec<f64> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("a number"))
+        .collect();
+    assert_eq!(listed, memlink_abi::BUCKETS);
+}
