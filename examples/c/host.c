@@ -12,12 +12,19 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "memlink.h"
+
+/* Whether a string of the module's may be read: its pointer is not null when it has a
+ * length, and the length fits printf's `%.*s`. */
+static int text_ok(MemlinkStrRef s) {
+    return (s.ptr != NULL || s.len == 0) && s.len <= INT_MAX;
+}
 
 /* The host's side of one call: the output buffer `alloc_output` handed out. */
 typedef struct {
@@ -59,7 +66,7 @@ static int32_t call_module(void *call, MemlinkNestedCall *request) {
 
 static void log_record(void *call, const MemlinkLogRecord *record) {
     (void)call;
-    if (record != NULL && record->size >= sizeof(MemlinkLogRecord)) {
+    if (record != NULL && record->size >= sizeof(MemlinkLogRecord) && text_ok(record->message)) {
         fprintf(stderr, "module log: %.*s\n", (int)record->message.len,
                 (const char *)record->message.ptr);
     }
@@ -104,7 +111,7 @@ static int fail(const char *what) {
     return 1;
 }
 
-/* The index of the method `name` in the table, or -1. */
+/* The index of the method `name` in the table, or -1 (the table checked by `main`). */
 static long find(const MemlinkModuleInfo *info, const char *name) {
     for (size_t i = 0; i < info->method_count; i++) {
         const MemlinkStrRef n = info->methods[i].name;
@@ -150,11 +157,12 @@ static int call(const Module *m, long index, const uint8_t *args, size_t args_le
     /* An empty output may leave `out` null, which printf's %s must not be given. */
     const char *text = frame.out_len > 0 ? (const char *)frame.out : "";
     /* The output is read only where the ABI lets a module put it: the arena, the
-     * buffer alloc_output gave, or (a result, status OK) the frame's small_out. */
+     * buffer alloc_output gave, or (a result, status OK) the frame's small_out, from its
+     * first byte. */
     if (frame.out_len > 0 && !within(frame.out, frame.out_len, arena, sizeof arena) &&
         !within(frame.out, frame.out_len, host_call.output, host_call.output_len) &&
-        !(status == MEMLINK_STATUS_OK &&
-          within(frame.out, frame.out_len, frame.small_out, sizeof frame.small_out))) {
+        !(status == MEMLINK_STATUS_OK && frame.out == frame.small_out &&
+          frame.out_len <= sizeof frame.small_out)) {
         printf("%.*s refused: its output of %zu bytes lies outside the arena, small_out and "
                "the buffer it was given\n",
                (int)name.len, (const char *)name.ptr, frame.out_len);
@@ -199,8 +207,19 @@ int main(int argc, char **argv) {
     if (m.init == NULL || m.call == NULL || m.shutdown == NULL || m.info == NULL) {
         return fail("the module lacks an entry point");
     }
-    if (m.info->magic != MEMLINK_MODULE_MAGIC || m.info->size < sizeof(MemlinkModuleInfo)) {
-        return fail("the module's description is malformed");
+    if (m.info->magic != MEMLINK_MODULE_MAGIC || m.info->size < sizeof(MemlinkModuleInfo) ||
+        m.info->abi_version != MEMLINK_ABI_VERSION) {
+        return fail("the module's description is malformed, or of another ABI version");
+    }
+    /* Every string it gives is read (printed, compared), so each is checked first. */
+    if (!text_ok(m.info->name) || !text_ok(m.info->version) ||
+        (m.info->methods == NULL && m.info->method_count > 0)) {
+        return fail("the module's description has a null string or method table");
+    }
+    for (size_t i = 0; i < m.info->method_count; i++) {
+        if (!text_ok(m.info->methods[i].name)) {
+            return fail("a method of the module's table has a null name");
+        }
     }
     printf("module %.*s %.*s, %zu methods\n", (int)m.info->name.len,
            (const char *)m.info->name.ptr, (int)m.info->version.len,
@@ -213,6 +232,7 @@ int main(int argc, char **argv) {
     init.host = &HOST;
     init.max_log_level = MEMLINK_LOG_WARN;
     if (m.init(&init) != MEMLINK_STATUS_OK) {
+        if (!text_ok(init.error)) return fail("init failed, its message null with a length");
         fprintf(stderr, "init failed: %.*s\n", (int)init.error.len, (const char *)init.error.ptr);
         return 1;
     }
