@@ -128,6 +128,19 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         }
         // SAFETY: a whole `LogRecord`, by its size (the caller's contract).
         let record = unsafe { &*record };
+        if crate::log::level_of(record.level).is_none() {
+            // No level (0, or past `TRACE`): dropped, as docs/abi.md says, and said once
+            // for the module of the call (a record of no call names no module the host
+            // can be sure of).
+            if let Some(c) = host {
+                let why = format!(
+                    "its level {} is none of 1 (error) to 5 (trace)",
+                    record.level
+                );
+                c.module.told.log_skipped(&c.module.name, &why);
+            }
+            return;
+        }
         // One more detailed than the runtime's level (its `log_level`, else its
         // subscriber's) was not asked for: a module is to drop those itself, but one
         // whose image another runtime loaded with a more detailed level keeps that one,

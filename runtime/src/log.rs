@@ -197,7 +197,7 @@ pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&
 
 /// The level a record's `level` field names; `None` for `OFF` (never a record's) and a
 /// number that is no level, whose records are dropped.
-fn level_of(level: u32) -> Option<tracing::Level> {
+pub(crate) fn level_of(level: u32) -> Option<tracing::Level> {
     Some(match level {
         level::ERROR => tracing::Level::ERROR,
         level::WARN => tracing::Level::WARN,
@@ -206,6 +206,30 @@ fn level_of(level: u32) -> Option<tracing::Level> {
         level::TRACE => tracing::Level::TRACE,
         _ => return None,
     })
+}
+
+/// Which kinds of records the host said it skipped, once each, for one version of a
+/// module (`crate::module::Module::told`): a module that writes them wrong writes many.
+#[derive(Debug, Default)]
+pub(crate) struct Told {
+    log: std::sync::atomic::AtomicBool,
+    metric: std::sync::atomic::AtomicBool,
+}
+
+impl Told {
+    /// Says, once for `module`, that its log record was skipped for `why`.
+    pub(crate) fn log_skipped(&self, module: &str, why: &str) {
+        if !self.log.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(target: "memlink::host", module, "a log record of the module was skipped: {why} (said once)");
+        }
+    }
+
+    /// Says, once for `module`, that its metric record was skipped for `why`.
+    pub(crate) fn metric_skipped(&self, module: &str, why: &str) {
+        if !self.metric.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(target: "memlink::host", module, "a metric record of the module was skipped: {why} (said once)");
+        }
+    }
 }
 
 /// Text for a line of a log: a control character (a newline, a carriage return, the

@@ -283,21 +283,39 @@ std::thread_local! {
     /// The `ctx` of the `memlink_metrics` call this thread runs (null outside one): what
     /// [`collect`] takes a `ctx` to be before it writes through it.
     static READING: Cell<*mut c_void> = const { Cell::new(core::ptr::null_mut()) };
+    /// Why [`collect`] skipped a record of the read this thread runs, if it did.
+    static SKIPPED: Cell<Option<&'static str>> = const { Cell::new(None) };
 }
 
-/// A module's own metrics, read through its `memlink_metrics` export.
-pub(crate) fn read_custom(read: abi::MetricsFn) -> Vec<(String, MetricValue)> {
+/// A module's own metrics, read through its `memlink_metrics` export; a record skipped
+/// is said once for the module (`told`).
+pub(crate) fn read_custom(
+    read: abi::MetricsFn,
+    module: &str,
+    told: &crate::log::Told,
+) -> Vec<(String, MetricValue)> {
     let mut custom: Vec<(String, MetricValue)> = Vec::new();
     let ctx: *mut c_void = (&raw mut custom).cast();
     // Put back as it was, so a read inside another (a module reading a module's
     // metrics, through the host) leaves the outer one's `ctx` in place.
     let outer = READING.replace(ctx);
+    let outer_skipped = SKIPPED.take();
     // SAFETY: the module's `memlink_metrics` with the ABI's signature; `collect` only
     // reads each record during its call, and writes through `ctx` only while this read
     // runs on this thread (`READING`), where `custom` is alive and not otherwise used.
     unsafe { read(collect, ctx) };
     READING.set(outer);
+    if let Some(why) = SKIPPED.replace(outer_skipped) {
+        told.metric_skipped(module, why);
+    }
     custom
+}
+
+/// Notes why [`collect`] skipped a record (the first reason of the read).
+fn skipped(why: &'static str) {
+    if SKIPPED.get().is_none() {
+        SKIPPED.set(Some(why));
+    }
 }
 
 /// Copies one module metric into the `Vec` at `ctx`, if `ctx` is the one of the read
@@ -324,11 +342,11 @@ unsafe extern "C" fn collect(ctx: *mut c_void, record: *const MetricRecord) {
                 record.as_ref(),
             )
         }) else {
-            return;
+            return skipped("it is null");
         };
         // SAFETY: the record's name is valid during this call.
         let Some(name) = (unsafe { r.name.as_str() }) else {
-            return;
+            return skipped("its name is not UTF-8, or null with a length");
         };
         let value = match r.kind {
             abi::METRIC_COUNTER => MetricValue::Counter(r.count),
@@ -345,7 +363,12 @@ unsafe extern "C" fn collect(ctx: *mut c_void, record: *const MetricRecord) {
                     buckets,
                 }
             }
-            _ => return,
+            abi::METRIC_HISTOGRAM => {
+                return skipped(
+                    "a histogram whose buckets are null or not 31 (BUCKETS and one above them)",
+                )
+            }
+            _ => return skipped("its kind is none of counter (0), gauge (1) or histogram (2)"),
         };
         out.push((name.to_owned(), value));
     }));

@@ -85,6 +85,9 @@ pub(crate) struct Module {
     pub(crate) generation: u32,
     /// Its circuit breaker, used when the runtime has one configured.
     pub(crate) breaker: Breaker,
+    /// Whether the host said already that it skipped a log record (of no level) or a
+    /// metric record (malformed) of this version: said once, not on every record.
+    pub(crate) told: crate::log::Told,
     /// An id no other module opened in this process has had (each reload's version has
     /// its own): what its cached results are kept under.
     pub(crate) id: u64,
@@ -384,6 +387,7 @@ impl Module {
             max_call_time: None,
             generation: 0,
             breaker: Breaker::new(),
+            told: crate::log::Told::default(),
             id,
             lineage: id,
             removed: Vec::new(),
@@ -514,7 +518,11 @@ impl Module {
         ModuleMetrics {
             module: self.name.clone(),
             methods,
-            custom: self.entry.metrics.map(read_custom).unwrap_or_default(),
+            custom: self
+                .entry
+                .metrics
+                .map(|read| read_custom(read, &self.name, &self.told))
+                .unwrap_or_default(),
             breaker: breaker.then(|| self.breaker.state()),
             breaker_opened: self.breaker.times_opened(),
         }

@@ -648,3 +648,55 @@ fn an_output_at_the_arguments_is_told_to_copy_them() {
         .to_string();
     assert!(err.contains("arguments") && err.contains("copy"), "{err}");
 }
+
+/// A log record at no level, and metric records the runtime cannot read, are skipped,
+/// as docs/abi.md says, and the host says so, once for the module and kind, naming why
+/// (`tests/fixtures/log_levels.c` logging at level 6, `tests/fixtures/services.c`
+/// reporting a null record and a histogram with a bucket too few). Before, they
+/// vanished with no word at any verbosity.
+#[test]
+fn records_a_module_writes_wrong_are_skipped_saying_so_once() {
+    let levels = compile_c(
+        &["runtime/tests/fixtures/log_levels.c"],
+        "liblog_levels.so",
+        true,
+    );
+    let out = common::cli::memlink(&[
+        "call",
+        levels.to_str().unwrap(),
+        "say",
+        "\u{6}",
+        "--repeat",
+        "3",
+    ]);
+    let err = common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let told =
+        "a log record of the module was skipped: its level 6 is none of 1 (error) to 5 (trace)";
+    assert_eq!(err.matches(told).count(), 1, "{err}");
+
+    let services = compile_c(
+        &["runtime/tests/fixtures/services.c"],
+        "libservices.so",
+        true,
+    );
+    let out = common::cli::memlink(&[
+        "call",
+        services.to_str().unwrap(),
+        "note",
+        "hi",
+        "--prometheus",
+    ]);
+    let err = common::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("a metric record of the module was skipped")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        common::cli::stdout(&out).contains("c_notes"),
+        "the others are read"
+    );
+}
