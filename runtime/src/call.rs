@@ -228,6 +228,9 @@ fn with_options(
     if meta.depth > registry.config.max_call_depth {
         return Err(fail(Failure::Module(ModuleError::MaxCallDepthExceeded)));
     }
+    if let Some(why) = crate::stack::too_little_left().filter(|_| meta.depth > 0) {
+        return Err(fail(Failure::Module(ModuleError::CallFailed(why))));
+    }
     run(
         thread, registry, module, index, args, &meta, parent, Keep, fail,
     )
@@ -388,6 +391,9 @@ pub(crate) fn nested<R: Receive>(
     let meta = caller.nested_meta();
     if meta.depth > registry.config.max_call_depth {
         return Err(ModuleError::MaxCallDepthExceeded);
+    }
+    if let Some(why) = crate::stack::too_little_left() {
+        return Err(ModuleError::CallFailed(why));
     }
     crate::thread::with(|thread| {
         let (target, index) = match hinted(thread, registry, request) {

@@ -48,8 +48,10 @@ pub struct RuntimeConfig {
     /// Deepest chain of module-to-module calls (default 8): a call from the host is depth
     /// 0, and a nested call deeper than this fails with `MaxCallDepthExceeded`. Every
     /// level of a chain runs on the calling thread's stack, so a deep limit needs a stack
-    /// to match: a chain of 256 calls between two modules passing strings overran a 2 MiB
-    /// thread stack in a debug build.
+    /// to match (a chain of 256 calls between two modules passing strings takes more than
+    /// a 2 MiB thread stack in a debug build): whatever the limit, a nested call made
+    /// with less than 256 KiB of the thread's stack left fails with `CallFailed`, saying
+    /// so, rather than overflow it.
     pub max_call_depth: u32,
     /// Calls one module runs at once (default 256; 0, which no call could pass, is taken
     /// as 1).

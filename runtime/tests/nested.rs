@@ -495,3 +495,31 @@ fn nested_calls_and_log_records_work_from_a_thread_local_destructor() {
         },
     );
 }
+
+/// A chain of nested calls deeper than the calling thread's stack can hold ends in an
+/// error saying so, whatever the depth limit: here a limit of a million, and two modules
+/// bouncing calls 100,000 times. Before, the depth limit alone held, and the stack
+/// overflowed, aborting the process.
+#[test]
+fn a_chain_too_deep_for_the_threads_stack_is_refused_before_it_overflows() {
+    // In a child process: before, the process died.
+    common::in_child(
+        "a_chain_too_deep_for_the_threads_stack_is_refused_before_it_overflows",
+        &[],
+        || {
+            let (rt, left) = two_bouncers(1_000_000);
+            let err = rt
+                .call(left, "bounce", &mp(&(100_000u32, "left", "right")))
+                .unwrap_err();
+            assert!(
+                matches!(err.module_error(), Some(ModuleError::CallFailed(m))
+                    if m.contains("the host thread's stack has")),
+                "{err}"
+            );
+            let depth: u32 = rt
+                .call_typed(left, "bounce", &(3u32, "left", "right"))
+                .unwrap();
+            assert_eq!(depth, 3, "both modules keep serving");
+        },
+    );
+}
