@@ -436,7 +436,7 @@ typedef struct MemlinkHostApi {
    call was made, else the host's reason it was not (`ModuleNotFound`,
    `InvalidMethod`, `CallFailed`, `MaxCallDepthExceeded`, `Timeout` for a deadline
    that passed before it started or while it waited for a slot, `Serialize` for
-   [`NESTED_TYPED`](crate::NESTED_TYPED) arguments the callee's format cannot take,
+   [`NESTED_TYPED`] arguments the callee's format cannot take,
    or `Abi` for a request it cannot read), whose payload goes to the sink as well
    (but for a request too small or without a sink, which gets the status alone). A
    call made from a sink, while it is given a nested call's output, is one level
