@@ -72,4 +72,17 @@ impl Status {
             _ => return None,
         })
     }
+
+    /// Whether a call that returns this status has a payload (docs/abi.md's table):
+    /// `false` for the statuses whose payload is empty, whose output fields the host does
+    /// not read.
+    pub const fn has_payload(self) -> bool {
+        !matches!(
+            self,
+            Status::QuotaExceeded
+                | Status::ServiceUnavailable
+                | Status::InvalidMethod
+                | Status::MaxCallDepthExceeded
+        )
+    }
 }

@@ -257,15 +257,7 @@ fn check(
     let known = Status::from_code(code).is_some();
     // A status whose payload is empty: the output fields are not read, wherever the
     // module put them (docs/abi.md), and the error is that status.
-    let bare = matches!(
-        Status::from_code(code),
-        Some(
-            Status::QuotaExceeded
-                | Status::ServiceUnavailable
-                | Status::InvalidMethod
-                | Status::MaxCallDepthExceeded
-        )
-    );
+    let bare = Status::from_code(code).is_some_and(|s| !s.has_payload());
     if bare {
         let error = module_error
             .unwrap_or_else(|| panic!("{spec:?}: expected a module error, got {result:?}"));

@@ -163,10 +163,11 @@ pub(crate) fn from_host(
 
 /// [`from_host`] on the thread whose state is `thread`.
 ///
-/// A call that carries nothing (no trace, no deadline of its own, and a module without
-/// a default timeout or a most time a call is given, which is what most calls are) is described by a constant, so the
-/// path it takes is compiled with no deadline to read or check and no ids to copy; any
-/// other takes the same path with the options read, out of line.
+/// A call that carries nothing (no trace, no deadline of its own, and a module with no
+/// default timeout and no most time a call is given, which is what most calls are) is
+/// described by a constant, so the path it takes is compiled with no deadline to read or
+/// check and no ids to copy; any other takes the same path with the options read, out of
+/// line.
 #[inline(always)]
 fn on_thread(
     thread: &ThreadState,
@@ -228,8 +229,11 @@ fn with_options(
     if meta.depth > registry.config.max_call_depth {
         return Err(fail(Failure::Module(ModuleError::MaxCallDepthExceeded)));
     }
-    if let Some(why) = crate::stack::too_little_left().filter(|_| meta.depth > 0) {
-        return Err(fail(Failure::Module(ModuleError::CallFailed(why))));
+    // Only a call inside a chain nests on this thread's stack.
+    if meta.depth > 0 {
+        if let Some(why) = crate::stack::too_little_left() {
+            return Err(fail(Failure::Module(ModuleError::CallFailed(why))));
+        }
     }
     run(
         thread, registry, module, index, args, &meta, parent, Keep, fail,

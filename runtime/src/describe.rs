@@ -103,18 +103,10 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
             "its name {name:?} cannot be used: {reason} (rebuild it with another name)"
         ));
     }
-    // Printed as they are (`memlink inspect`, errors, logs), and the version read as
-    // semver: a control character (in C, most often the NUL a length counted) would
-    // break the lines they are printed in, and make a version no requirement admits.
-    let printable = |s: StrRef, what: &str| -> Result<String, String> {
-        let s = text(s, &format!("module {what}"))?;
-        if s.chars().any(char::is_control) {
-            return Err(format!(
-                "its {what} {s:?} holds a control character (in C, a length that counts \
-                 the terminating NUL?)"
-            ));
-        }
-        Ok(s)
+    // The version is read as semver too: with a control character, no requirement
+    // would admit it.
+    let printable = |s: StrRef, what: &str| {
+        printable(text(s, &format!("module {what}"))?, &format!("its {what}"))
     };
     Ok(Described {
         name,
@@ -123,6 +115,20 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
         methods,
         calls,
     })
+}
+
+/// `s`, a text of the module's that is printed as it is (`memlink inspect`, errors, logs:
+/// its version, a method's signature and type names), refused naming it as `what` when
+/// it holds a control character, which would break the line it is printed in (in C,
+/// most often the NUL a length counted).
+fn printable(s: String, what: &str) -> Result<String, String> {
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} {s:?} holds a control character (in C, a length that counts the \
+             terminating NUL?)"
+        ));
+    }
+    Ok(s)
 }
 
 /// The checks of a module's self-description that come before anything in it is read:
@@ -178,17 +184,9 @@ fn method(
              a length that counts the terminating NUL?)"
         ));
     }
-    // Its signature and type names are printed as they are (`memlink inspect`, the error
-    // of a method that changed), as a module's version is: no control character either.
-    let text = |s: StrRef, what: &str| -> Result<String, String> {
-        let s = text(s, &format!("method `{name}`: its {what}"))?;
-        if s.chars().any(char::is_control) {
-            return Err(format!(
-                "method `{name}`: its {what} {s:?} holds a control character (in C, a length \
-                 that counts the terminating NUL?)"
-            ));
-        }
-        Ok(s)
+    let text = |s: StrRef, what: &str| {
+        let what = format!("method `{name}`: its {what}");
+        printable(text(s, &what)?, &what)
     };
     if row.id != abi::method_id(&name) {
         return Err(format!(

@@ -289,11 +289,11 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
     let len = record.bytes_out;
     let result = match found {
         Found::Large(offset) => Ok(CallOutput::in_arena(buf, pool, offset, len, owned)),
-        // A status whose payload is empty (or no status at all) ignores the output
-        // fields, as the ABI says: a module that set them and then failed (asked
-        // `alloc_output` for its output, got null, and returned `QuotaExceeded`) is told
-        // its own status, not that its output lies where none may.
-        _ if status != Status::Ok as i32 && !has_payload(status) => {
+        // A status whose payload is empty ignores the output fields, as the ABI says: a
+        // module that set them and then failed (asked `alloc_output` for its output, got
+        // null, and returned `QuotaExceeded`) is told its own status, not that its output
+        // lies where none may. A code that is no status is `Abi` whatever it sent.
+        _ if Status::from_code(status).is_none_or(|s| !s.has_payload()) => {
             crate::thread::with(|t| pool.give_back(buf, &t.arenas));
             drop((heap, owned));
             Err(ModuleError::from_status(status, &[]))
@@ -346,20 +346,6 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
         }
         Failure::Module(error)
     })
-}
-
-/// Whether a failure of `status` carries a payload (docs/abi.md's table): `false` for the
-/// statuses whose payload is empty, and for a code that is no status.
-fn has_payload(status: i32) -> bool {
-    !matches!(
-        Status::from_code(status),
-        None | Some(
-            Status::QuotaExceeded
-                | Status::ServiceUnavailable
-                | Status::InvalidMethod
-                | Status::MaxCallDepthExceeded
-        )
-    )
 }
 
 /// A call refused for its deadline, which reports the time it was `given`.

@@ -32,8 +32,9 @@
 //! And how a call is made, lowest layer first: [`buffer`] (aligned memory), `pool`
 //! (arenas of one size) and `lease` (an arena on loan for a call), `shard` and `thread`
 //! (what the runtime keeps per calling thread), `chain` (the calls a thread runs, kept
-//! until it ends), `stack` (how much of a thread's stack a nested call leaves), `module` (a loaded library) and
-//! `method_index` (its methods by name), `barrier` (full barriers paid by the rare side)
+//! until it ends), `stack` (how much of a thread's stack a nested call leaves), `module`
+//! (a loaded library) and `method_index` (its methods by name), `barrier` (full barriers
+//! paid by the rare side)
 //! and `hazard` (holding a module for a call without a locked instruction), `registry`
 //! (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a
 //! module calls back), `backpressure`, `invoke` (one run of a method: admission, frame,

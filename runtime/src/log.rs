@@ -232,11 +232,20 @@ impl Told {
     }
 }
 
-/// Text for a line of a log: a control character (a newline, a carriage return, the
-/// escape that starts a terminal's control sequence) is written escaped, as `\n` or
-/// `\u{1b}`. A record's text is the module's to choose, and often its caller's: written
-/// as it is, a newline in it ended the record's line and forged the next.
-pub(crate) struct OneLine<'a>(pub(crate) &'a str);
+/// Text for a line of a log or a terminal: a control character (a newline, a carriage
+/// return, the escape that starts a terminal's control sequence) is written escaped, as
+/// `\n` or `\u{1b}`. A record's text is the module's to choose, and often its caller's:
+/// written as it is, a newline in it ended the record's line and forged the next. The
+/// runtime writes module records so; a host printing a module's text (an error's
+/// message) can too.
+///
+/// ```
+/// use memlink_runtime::log::OneLine;
+///
+/// assert_eq!(OneLine("a\nb\u{1b}[2J").to_string(), "a\\nb\\u{1b}[2J");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct OneLine<'a>(pub &'a str);
 
 impl fmt::Display for OneLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

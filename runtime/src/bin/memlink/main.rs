@@ -154,24 +154,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             // Not `eprintln!`: a stderr that cannot be written to would make it panic.
-            let _ = writeln!(std::io::stderr(), "error: {}", for_terminal(&message));
+            // On one line, its control characters escaped: an error often quotes a
+            // module's text (a failure's message, a panic's), which the module may have
+            // from its caller, and a terminal would run an escape sequence in it, or show
+            // a line break in it as a line of the command's own.
+            let message = memlink_runtime::log::OneLine(&message);
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// `message` on one line, its control characters written escaped (`\n`, `\u{1b}`): an
-/// error often quotes a module's text (a failure's message, a panic's), which the module
-/// may have from its caller, and a terminal would run an escape sequence in it, or show
-/// a line break in it as a line of the command's own.
-fn for_terminal(message: &str) -> String {
-    message
-        .chars()
-        .map(|c| match c {
-            c if c.is_control() => c.escape_default().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 /// Writes `bytes` to stdout and flushes them: an error (a full disk, a reader that went
