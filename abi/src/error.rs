@@ -116,6 +116,11 @@ impl fmt::Display for ModuleError {
         match self {
             ModuleError::QuotaExceeded => f.write_str("quota exceeded"),
             ModuleError::CallFailed(m) => write!(f, "nested call failed: {m}"),
+            // No time given is a deadline that had passed when the call came to start (the
+            // host does not start such a call): "after 0ns" would read as a bug.
+            ModuleError::Timeout(d) if d.is_zero() => {
+                f.write_str("timed out: its deadline had passed before it started")
+            }
             ModuleError::Timeout(d) => write!(f, "timed out after {d:?}"),
             ModuleError::Panic(m) => write!(f, "module panicked: {m}"),
             ModuleError::Serialize(m) => write!(f, "serialization error: {m}"),
@@ -168,6 +173,20 @@ mod tests {
     fn codes_are_stable_and_distinct() {
         let codes: Vec<i32> = all().iter().map(ModuleError::code).collect();
         assert_eq!(codes, (1..=11).collect::<Vec<_>>());
+    }
+
+    /// A call given no time is said to have been too late to start, not "timed out
+    /// after 0ns".
+    #[test]
+    fn a_timeout_of_no_time_says_the_deadline_had_passed() {
+        assert_eq!(
+            ModuleError::Timeout(Duration::ZERO).to_string(),
+            "timed out: its deadline had passed before it started"
+        );
+        assert_eq!(
+            ModuleError::Timeout(Duration::from_millis(1500)).to_string(),
+            "timed out after 1.5s"
+        );
     }
 
     #[test]

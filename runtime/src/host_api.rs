@@ -16,7 +16,7 @@ use memlink_abi::{
 };
 
 use crate::buffer::AlignedBuf;
-use crate::host_call::{HostCall, NestedRequest};
+use crate::host_call::{CallMeta, HostCall, NestedRequest};
 use crate::output::{CallOutput, OwnedArgs, Receive};
 
 /// The services every module gets, one static table for all.
@@ -246,7 +246,8 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
         sink.give(&e.payload());
         return e.code();
     };
-    let depth = host_call.nested_meta().depth;
+    let meta = host_call.nested_meta();
+    let depth = meta.depth;
     // A call made from the sink of a call refused for the depth limit (its depth past
     // the limit + 1) is refused too, its sink not called: given the same refusal, a
     // sink that calls again whatever it gets would stack calls on the host's stack
@@ -258,7 +259,7 @@ unsafe extern "C" fn host_call_module(call: *mut c_void, request: *mut NestedCal
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
         unsafe {
-            nested(host_call, &fields, |format| Sink {
+            nested(host_call, meta, &fields, |format| Sink {
                 format: format as u8,
                 ..sink
             })
@@ -391,14 +392,16 @@ impl Receive for Sink<'_> {
     }
 }
 
-/// Reads the nested call `request` and runs it on behalf of `host_call`, its output
-/// handed to the receiver that `receive` makes of the callee's result format.
+/// Reads the nested call `request` and runs it on behalf of `host_call`, carrying `meta`
+/// (`HostCall::nested_meta`), its output handed to the receiver that `receive` makes of
+/// the callee's result format.
 ///
 /// # Safety
 ///
 /// The request's strings and arguments must be valid for the duration of this call.
 unsafe fn nested<R: Receive>(
     host_call: &HostCall<'_>,
+    meta: CallMeta,
     request: &Fields,
     receive: impl FnOnce(Format) -> R,
 ) -> Result<R::Out, ModuleError> {
@@ -434,7 +437,7 @@ unsafe fn nested<R: Receive>(
         args,
         typed: request.flags & abi::NESTED_TYPED != 0,
     };
-    crate::call::nested(host_call, &request, receive)
+    crate::call::nested(host_call, meta, &request, receive)
 }
 #[cfg(test)]
 mod tests {

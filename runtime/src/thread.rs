@@ -1,7 +1,8 @@
 //! What the runtime keeps per calling thread, in one thread-local the call path reaches
 //! once per call: the thread's shard (of every module's admission slots and figures),
-//! its idle arenas, when to time its next call, and where its nested calls went. (The
-//! calls the thread runs are kept apart, in `crate::chain`, which outlives this state.)
+//! its idle arenas, when to time its next call, where its nested calls went and where its
+//! stack ends. (The calls the thread runs are kept apart, in `crate::chain`, which
+//! outlives this state.)
 //!
 //! A thread owns one of [`SHARDS`] - 1 shards for its lifetime, and threads beyond those
 //! share the last: a thread calling steadily touches only cache lines of its own. The
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::pool::ArenaCache;
 use crate::shard::{SHARDS, SHARED};
+use crate::stack::StackFloor;
 use crate::targets::TargetCache;
 
 /// Which owned shards a live thread holds.
@@ -36,6 +38,8 @@ pub(crate) struct ThreadState {
     pub(crate) arenas: ArenaCache,
     /// Where this thread's nested calls went last.
     pub(crate) targets: TargetCache,
+    /// The lowest address of this thread's stack, for the calls that nest on it.
+    pub(crate) stack: StackFloor,
 }
 
 impl ThreadState {
@@ -46,6 +50,7 @@ impl ThreadState {
             spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
+            stack: StackFloor::new(),
         }
     }
 
@@ -58,6 +63,7 @@ impl ThreadState {
             spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
+            stack: StackFloor::new(),
         }
     }
 
