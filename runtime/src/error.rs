@@ -124,6 +124,15 @@ pub enum RuntimeError {
         /// What was asked for (`load`, `unload`, `reload`).
         action: &'static str,
     },
+    /// A load, unload or reload asked for by host code that a reload runs (a log sink
+    /// given the new version's records, say) that would wait in a loop: for a lock whose
+    /// holder waits, in turn, for the reload's.
+    InsideReload {
+        /// The module being reloaded.
+        reloading: String,
+        /// What was asked for (`load`, `unload`, `reload`).
+        action: &'static str,
+    },
     /// A reference by name and version that two module files answer alike (`greeter@1`
     /// with `greeter@1.4.2.so` and `libgreeter@1.4.2.so` beside it): remove or rename
     /// one.
@@ -437,6 +446,10 @@ impl fmt::Display for RuntimeError {
             InsideLoad { loading, action } => write!(
                 f,
                 "cannot {action} a module from inside the load of `{loading}`"
+            ),
+            InsideReload { reloading, action } => write!(
+                f,
+                "cannot {action} a module from inside the reload of `{reloading}`"
             ),
             Ambiguous { reference, files } => {
                 write!(f, "`{reference}` is ambiguous: ")?;

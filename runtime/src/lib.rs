@@ -36,7 +36,8 @@
 //! (a loaded library) and `method_index` (its methods by name), `barrier` (full barriers
 //! paid by the rare side)
 //! and `hazard` (holding a module for a call without a locked instruction), `registry`
-//! (the runtime's modules), `deadline`, `host_call` and `host_api` (the services a
+//! (the runtime's modules) and `locks` (the locks its loads and reloads hold while module
+//! code runs, and the waits refused for closing a loop), `deadline`, `host_call` and `host_api` (the services a
 //! module calls back), `backpressure`, `invoke` (one run of a method: admission, frame,
 //! entry point, output), `guarded` (the same behind interceptors, the result cache and
 //! the breaker) and `call` (the callers' entry points).
@@ -76,6 +77,7 @@ mod lease;
 pub mod lifecycle;
 #[doc(hidden)]
 pub mod linked;
+mod locks;
 pub mod log;
 mod meta;
 mod method_index;

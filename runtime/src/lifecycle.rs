@@ -12,12 +12,8 @@
 //!
 //! Each is an ordinary export, called as a call from the host would be.
 
-use std::cell::RefCell;
-use std::sync::Mutex;
-
 use memlink_abi::Format;
 
-use crate::error::RuntimeError;
 use crate::module::Module;
 use crate::reload::{RESTORE_STATE, SAVE_STATE};
 
@@ -123,110 +119,4 @@ fn missing(module: &Module, name: &str, which: &str) -> String {
         "state carry asked, but the {which} version ({}) exports no `{name}`",
         module.version
     )
-}
-
-std::thread_local! {
-    /// The module whose load this thread runs, and its runtime's id, while it runs the
-    /// module's code (its init and its dependencies export) holding that runtime's lock
-    /// of loads.
-    static LOADING: RefCell<Option<(u32, String)>> = const { RefCell::new(None) };
-    /// The runtimes whose locks of loads this thread holds while it runs loads' module
-    /// code, innermost last (a sink of one load may start a load into another runtime).
-    static HELD: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A load running the code of the module `name` on this thread, until dropped: a load,
-/// unload or reload of the same runtime asked for meanwhile from this thread (by a log
-/// sink the module's records reach) would wait for the lock this load holds, for ever.
-/// Holds the load it runs inside, if any (one into another runtime, which such a sink
-/// may start), to mark again when it ends.
-pub(crate) struct Loading(Option<(u32, String)>);
-
-impl Loading {
-    /// Marks the load of `name` into the runtime `runtime` as running on this thread.
-    pub(crate) fn enter(runtime: u32, name: &str) -> Loading {
-        let outer = LOADING.with(|l| l.borrow_mut().replace((runtime, name.to_owned())));
-        HELD.with(|h| h.borrow_mut().push(runtime));
-        Loading(outer)
-    }
-
-    /// Refuses `action` in the runtime `runtime` when this thread runs the module code
-    /// of a load into it.
-    pub(crate) fn refuse(runtime: u32, action: &'static str) -> Result<(), RuntimeError> {
-        // A thread tearing its locals down runs no load.
-        let loading = LOADING.try_with(|l| l.borrow().clone()).ok().flatten();
-        match loading {
-            Some((id, loading)) if id == runtime => {
-                Err(RuntimeError::InsideLoad { loading, action })
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Drop for Loading {
-    fn drop(&mut self) {
-        let outer = self.0.take();
-        let _ = LOADING.try_with(|l| *l.borrow_mut() = outer);
-        let _ = HELD.try_with(|h| h.borrow_mut().pop());
-    }
-}
-
-/// The waits for a runtime's lock of loads made by threads that hold another's (a
-/// load into that one runs on them): `(held, wanted)`, the runtimes by id. Each lock has
-/// one holder, so `(held, wanted)` says the holder of `held`'s lock waits for `wanted`'s.
-static WAITS: Mutex<Vec<(u32, u32)>> = Mutex::new(Vec::new());
-
-/// A wait for a runtime's lock of loads, recorded in [`WAITS`] until dropped (once the
-/// lock is had, or the wait is given up).
-pub(crate) struct Waiting(Vec<(u32, u32)>);
-
-impl Waiting {
-    /// Before this thread waits for the lock of loads of the runtime `runtime`, to
-    /// `action`: when it holds another runtime's (a log sink running in a load made it
-    /// load, unload or reload into this one), the wait is recorded, unless it would
-    /// close a loop (the holder of `runtime`'s lock waits, in turn, for the lock this
-    /// thread holds): every thread in the loop would wait for ever, so this one is
-    /// refused instead, and the others go on. Two runtimes whose sinks load into each
-    /// other from inside their loads deadlocked so.
-    pub(crate) fn enter(runtime: u32, action: &'static str) -> Result<Waiting, RuntimeError> {
-        // A thread tearing its locals down runs no load.
-        let Some((_, loading)) = LOADING.try_with(|l| l.borrow().clone()).ok().flatten() else {
-            return Ok(Waiting(Vec::new()));
-        };
-        // Every lock this thread holds: a load's sink may load into another runtime,
-        // whose module's sink loads into a third, each holding its runtime's lock.
-        let held: Vec<u32> = HELD.try_with(|h| h.borrow().clone()).unwrap_or_default();
-        let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
-        // From `runtime`, whose holder waits for the next, and so on: reaching a lock
-        // this thread holds closes the loop. Each lock has one holder and each holder
-        // one wait, so the walk takes at most one step a wait.
-        let mut at = runtime;
-        for _ in 0..=waits.len() {
-            if held.contains(&at) {
-                return Err(RuntimeError::InsideLoad { loading, action });
-            }
-            match waits.iter().find(|(h, _)| *h == at) {
-                Some(&(_, next)) => at = next,
-                None => break,
-            }
-        }
-        let mine: Vec<(u32, u32)> = held.iter().map(|&h| (h, runtime)).collect();
-        waits.extend_from_slice(&mine);
-        Ok(Waiting(mine))
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        if self.0.is_empty() {
-            return;
-        }
-        let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
-        for wait in self.0.drain(..) {
-            if let Some(i) = waits.iter().position(|w| *w == wait) {
-                waits.swap_remove(i);
-            }
-        }
-    }
 }

@@ -35,6 +35,7 @@ use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::hazard::{self, Pinned};
 use crate::lifecycle;
+use crate::locks::{self, Lock};
 use crate::module::{CannotAllocate, Module, PersistentRegion};
 use crate::names::{Names, Taken};
 use crate::pool::ArenaPool;
@@ -475,12 +476,12 @@ impl Registry {
         settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
-        lifecycle::Loading::refuse(self.id, "load")?;
+        locks::Loading::refuse(self.id, "load")?;
         // Before the library is opened, which runs its initializers.
         let persistent = self.before_opening(settings)?;
         // A load into this runtime from inside another's (a sink of its module's) must
         // not wait in a loop of such loads.
-        let waiting = lifecycle::Waiting::enter(self.id, "load")?;
+        let waiting = locks::Waiting::enter(Lock::Loads(self.id), "load")?;
         let mut slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         drop(waiting);
         if !slots.has_room() {
@@ -507,7 +508,7 @@ impl Registry {
         }
         // The module's code runs under the lock of loads from here: what it calls back
         // into on this thread must not ask for that lock again.
-        let running = lifecycle::Loading::enter(self.id, &module.name);
+        let running = locks::Loading::enter(self.id, &module.name);
         init(&module, &self.config, self.host)?;
         if let Err(e) = self.check_dependencies(&module) {
             shutdown(&module);
@@ -596,11 +597,11 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
-        lifecycle::Loading::refuse(self.id, "reload")?;
+        locks::Loading::refuse(self.id, "reload")?;
         // Asked from inside another runtime's load, it will wait for this runtime's lock
         // of loads: refused now, before anything is done, if that wait would close a
         // loop; and recorded until it returns, so that no other closes one with it.
-        let _waiting = lifecycle::Waiting::enter(self.id, "reload")?;
+        let _waiting = locks::Waiting::enter(Lock::Loads(self.id), "reload")?;
         let path = self.resolver.resolve(reference)?;
         // A reload asked from code a reload runs (a sink or an interceptor of the state's
         // save) would wait for that reload, or for another that waits for it.
@@ -611,19 +612,41 @@ impl Registry {
                     .to_owned(),
             });
         };
-        let one_at_a_time = self
+        let reloads = self
             .reloading
             .get(handle.index as usize)
-            .ok_or(RuntimeError::UnknownHandle(handle))?
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .ok_or(RuntimeError::UnknownHandle(handle))?;
+        // Asked from inside a load or another reload (a sink's), the wait for the slot's
+        // reload must not close a loop either: that reload's code may be waiting, in
+        // turn, for the lock the asking code's runs under.
+        let waiting = locks::Waiting::enter(Lock::Reload(self.id, handle.index), "reload")?;
+        let one_at_a_time = reloads.lock().unwrap_or_else(|p| p.into_inner());
+        drop(waiting);
+        // The module code the reload runs from here (the new version's start, the state's
+        // carry) holds the slot's lock: what it asks for waits as its holder.
+        let holding = locks::Reloading::enter(self.id, handle.index, &self.module(handle)?.name);
         let Ready {
             old,
             new,
             changes,
             state_carried,
         } = self.make_ready(handle, &path, reference, policy)?;
+        // The switch waits for the lock of loads holding the slot's: refused if a load
+        // holding that lock waits (through code it runs) for this reload.
+        let waiting = match locks::Waiting::enter(Lock::Loads(self.id), "reload") {
+            Ok(waiting) => waiting,
+            Err(_) => {
+                shutdown(&new);
+                return Err(RuntimeError::ReloadRefused {
+                    module: old.name.clone(),
+                    reason: "its switch would wait for a load that waits, through host code \
+                             it runs, for this reload"
+                        .to_owned(),
+                });
+            }
+        };
         let slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        drop(waiting);
         // The handle still names the module made ready against (reloads of it wait their
         // turn above; an unload ends the handle).
         if let Err(e) = self.module(handle).map(drop) {
@@ -656,6 +679,7 @@ impl Registry {
         drop(old);
         // The next reload of the module may go on: it replaces the version this one put
         // in, and does not wait for the calls still on the one it took out.
+        drop(holding);
         drop(one_at_a_time);
         // Calls that took the old version before the switch run on; it is shut down, and
         // its memory freed, once the last of them lets it go.
@@ -802,9 +826,10 @@ impl Registry {
     /// Retires the module: closes its gate, waits for its calls, frees its name and slot,
     /// shuts it down and frees what it owned.
     pub(crate) fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
-        lifecycle::Loading::refuse(self.id, "unload")?;
+        locks::Loading::refuse(self.id, "unload")?;
+        locks::Reloading::refuse(self.id, handle.index, "unload")?;
         // As for a reload: the unload waits for this runtime's lock of loads three times.
-        let _waiting = lifecycle::Waiting::enter(self.id, "unload")?;
+        let _waiting = locks::Waiting::enter(Lock::Loads(self.id), "unload")?;
         // Closing the gate under the loading lock decides which of two racing unloads (or
         // an unload and a reload) gets the module; the wait for its calls happens outside
         // the lock, so loads and unloads of other modules go on meanwhile.

@@ -228,6 +228,14 @@ impl Runtime {
     /// already is ([`RuntimeError::NameTaken`]) or that the policy refuses leaves the old
     /// one serving, and the error says why.
     ///
+    /// A reload holds the module's other reloads while the new version starts and the
+    /// state is carried. Host code that runs meanwhile (a log sink given the new
+    /// version's records) may load, unload or reload, in this runtime or another, unless
+    /// that would wait in a loop (a load whose code asks for this same reload while the
+    /// reload's asks for that load): it is refused then with
+    /// [`RuntimeError::InsideReload`] (or, on the load's side,
+    /// [`RuntimeError::InsideLoad`]), and the rest goes on.
+    ///
     /// ```no_run
     /// # use memlink_runtime::{ModuleRef, Runtime};
     /// let runtime = Runtime::with_local_resolver();

@@ -405,18 +405,11 @@ fn loads_into_each_other_from_inside_two_runtimes_loads_do_not_deadlock() {
     );
     let both_loading = Arc::new(Barrier::new(2));
     let runtime = || {
-        let sink = Arc::new(LoadsOther {
+        logging_to(Arc::new(LoadsOther {
             other: OnceLock::new(),
             both_loading: Arc::clone(&both_loading),
             said: Mutex::new(Vec::new()),
-        });
-        let config = RuntimeConfig::default()
-            .log_level(tracing::Level::TRACE)
-            .log_sink(sink.clone());
-        (
-            Runtime::new(config, memlink_runtime::resolver::LocalResolver),
-            sink,
-        )
+        }))
     };
     let (a, to_b) = runtime();
     let (b, to_a) = runtime();
@@ -429,19 +422,9 @@ fn loads_into_each_other_from_inside_two_runtimes_loads_do_not_deadlock() {
             let _ = done.send(rt.load(ModuleRef::from_path(&logs)).map(drop));
         });
     }
-    for _ in 0..2 {
-        // Only a hang reaches this watchdog; it asserts nothing about speed.
-        let loaded = ended
-            .recv_timeout(common::HANG)
-            .expect("both loads returned");
-        loaded.unwrap();
-    }
+    each_returns_ok(&ended, 2, "both loads");
     // One sink's load was made, the other's refused saying why; both runtimes serve on.
-    let mut said: Vec<String> = [&to_a, &to_b]
-        .iter()
-        .flat_map(|sink| sink.said.lock().unwrap().clone())
-        .collect();
-    said.sort();
+    let said = sorted(&[&to_a.said, &to_b.said]);
     assert_eq!(
         said,
         [
@@ -455,6 +438,189 @@ fn loads_into_each_other_from_inside_two_runtimes_loads_do_not_deadlock() {
             .or_else(|_| rt.load(ModuleRef::from_path(module_path("basic"))));
         assert_eq!(&*rt.call(basic.unwrap(), "echo", b"on").unwrap(), b"on");
     }
+}
+
+/// A reload in one runtime and a load in another, each on a thread of its own, each
+/// module logging as it declares its dependencies, each runtime's log sink asking for
+/// the other's lock once both are there: the reload's sink loads into the load's runtime
+/// (whose lock of loads the load holds), and the load's sink reloads the same module
+/// (whose lock of reloads the reload holds). One of the two is refused, saying why, and
+/// the other made once the first is done. Before, the waits for a slot's lock of
+/// reloads were not recorded: each sink waited for the other thread's lock, for ever.
+#[test]
+fn a_reload_and_a_load_asking_for_each_others_locks_do_not_deadlock() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Barrier, Mutex, OnceLock};
+
+    use memlink_runtime::{LogEvent, LogSink};
+
+    /// Once armed, on the first "declaring" record: waits for the other sink, then runs
+    /// its errand and keeps what it returned.
+    struct Errand {
+        armed: AtomicBool,
+        both_there: Arc<Barrier>,
+        run: OnceLock<Box<dyn Fn() -> Result<(), RuntimeError> + Send + Sync>>,
+        said: Mutex<Vec<String>>,
+    }
+    impl LogSink for Errand {
+        fn record(&self, event: &LogEvent<'_>) {
+            if event.message != "declaring" || !self.armed.swap(false, Ordering::AcqRel) {
+                return;
+            }
+            self.both_there.wait();
+            let outcome = (self.run.get().expect("set before arming"))();
+            self.said.lock().unwrap().push(format!("{outcome:?}"));
+        }
+    }
+
+    let logs = common::compile_c_with(
+        &["runtime/tests/fixtures/depends_on.c"],
+        "libdepends_on_logs.so",
+        true,
+        &["-DDEPENDS_ON_LOGS"],
+    );
+    let both_there = Arc::new(Barrier::new(2));
+    let runtime = || {
+        logging_to(Arc::new(Errand {
+            armed: AtomicBool::new(false),
+            both_there: Arc::clone(&both_there),
+            run: OnceLock::new(),
+            said: Mutex::new(Vec::new()),
+        }))
+    };
+    // `reloads` runs the reload; `loads` the load.
+    let (reloads, reloads_sink) = runtime();
+    let (loads, loads_sink) = runtime();
+    let reloaded = reloads.load(ModuleRef::from_path(&logs)).unwrap();
+    let _ = reloads_sink.run.set({
+        let loads = loads.clone();
+        Box::new(move || {
+            loads
+                .load(ModuleRef::from_path(module_path("basic")))
+                .map(drop)
+        })
+    });
+    let _ = loads_sink.run.set({
+        let (reloads, logs) = (reloads.clone(), logs.clone());
+        Box::new(move || {
+            reloads
+                .reload(reloaded, ModuleRef::from_path(&logs))
+                .map(drop)
+        })
+    });
+    reloads_sink.armed.store(true, Ordering::Release);
+    loads_sink.armed.store(true, Ordering::Release);
+    let (done, ended) = mpsc::channel();
+    {
+        let (done, rt, logs) = (done.clone(), reloads.clone(), logs.clone());
+        std::thread::spawn(move || {
+            let _ = done.send(rt.reload(reloaded, ModuleRef::from_path(&logs)).map(drop));
+        });
+    }
+    {
+        let (rt, logs) = (loads.clone(), logs.clone());
+        std::thread::spawn(move || {
+            let _ = done.send(rt.load(ModuleRef::from_path(&logs)).map(drop));
+        });
+    }
+    each_returns_ok(&ended, 2, "the reload and the load");
+    // One sink's errand was done, the other's refused saying why (which one depends on
+    // which thread asked last); both runtimes serve on.
+    let said = sorted(&[&reloads_sink.said, &loads_sink.said]);
+    let refused = [
+        "Err(InsideLoad { loading: \"depends_on\", action: \"reload\" })",
+        "Err(InsideReload { reloading: \"depends_on\", action: \"load\" })",
+    ];
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(refused.contains(&said[0].as_str()), "{said:?}");
+    assert_eq!(said[1], "Ok(())", "{said:?}");
+    let basic = loads
+        .handle_of("basic")
+        .or_else(|_| loads.load(ModuleRef::from_path(module_path("basic"))))
+        .unwrap();
+    assert_eq!(&*loads.call(basic, "echo", b"on").unwrap(), b"on");
+    reloads
+        .reload(reloaded, ModuleRef::from_path(&logs))
+        .unwrap();
+}
+
+/// An unload asked for by host code that a reload of the same module runs (a `tracing`
+/// layer given the record the new version logs from its `memlink_init`, outside any
+/// call) is refused, saying why, and the reload goes on. Before, the unload waited for
+/// the old version to be let go, which the reload on the same thread holds until it
+/// returns: the thread waited for itself.
+#[test]
+fn an_unload_asked_for_inside_the_modules_reload_is_refused() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex, OnceLock};
+
+    /// Once armed, on the first event whose message is "starting": unloads the module,
+    /// keeping what that returned.
+    #[derive(Default)]
+    struct Unloads {
+        armed: AtomicBool,
+        target: OnceLock<(Runtime, ModuleHandle)>,
+        said: Mutex<Vec<String>>,
+    }
+    struct Layer(Arc<Unloads>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Layer {
+        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            struct Starting(bool);
+            impl tracing::field::Visit for Starting {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    self.0 |= f.name() == "message" && format!("{v:?}") == "starting";
+                }
+            }
+            let mut starting = Starting(false);
+            e.record(&mut starting);
+            if !starting.0 || !self.0.armed.swap(false, Ordering::AcqRel) {
+                return;
+            }
+            let (rt, handle) = self.0.target.get().expect("set before arming");
+            let outcome = rt.unload(*handle);
+            self.0.said.lock().unwrap().push(format!("{outcome:?}"));
+        }
+    }
+
+    // In a process of its own: the layer is the process's subscriber, and `tracing`
+    // caches per callsite which subscribers want it.
+    let test = "an_unload_asked_for_inside_the_modules_reload_is_refused";
+    common::in_child(test, &[], || {
+        use tracing_subscriber::layer::SubscriberExt;
+        let unloads = Arc::new(Unloads::default());
+        let subscriber = tracing_subscriber::registry().with(Layer(Arc::clone(&unloads)));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        let logs = common::compile_c_with(
+            &["runtime/tests/fixtures/depends_on.c"],
+            "libdepends_on_init_logs.so",
+            true,
+            &["-DFIXTURE_INIT_LOGS"],
+        );
+        let rt = Runtime::with_local_resolver();
+        let handle = rt.load(ModuleRef::from_path(&logs)).unwrap();
+        let _ = unloads.target.set((rt.clone(), handle));
+        unloads.armed.store(true, Ordering::Release);
+        let (done, ended) = mpsc::channel();
+        {
+            let (rt, logs) = (rt.clone(), logs.clone());
+            std::thread::spawn(move || {
+                let _ = done.send(rt.reload(handle, ModuleRef::from_path(&logs)).map(drop));
+            });
+        }
+        // Only a hang reaches this watchdog; it asserts nothing about speed.
+        let reloaded = ended
+            .recv_timeout(common::HANG)
+            .expect("the reload returned");
+        reloaded.unwrap();
+        assert_eq!(
+            *unloads.said.lock().unwrap(),
+            ["Err(InsideReload { reloading: \"depends_on\", action: \"unload\" })"]
+        );
+        // The reload put the new version in; asked for from outside it, the unload is
+        // made.
+        assert_eq!(rt.module_info(handle).unwrap().name, "depends_on");
+        rt.unload(handle).unwrap();
+    });
 }
 
 /// A reload asked for from a log sink inside a call runs the module's state save inside
@@ -519,4 +685,39 @@ fn a_state_save_made_inside_a_call_reenters_the_modules_of_its_chain() {
     // Both serve on, `c` in its new version.
     assert_eq!(rt.call(a, "ping", b"").unwrap(), b"");
     assert_eq!(rt.call(c, "ping", b"").unwrap(), b"");
+}
+
+/// Takes `n` outcomes from `ended`, each of which must be `Ok`: those of `what`, run on
+/// threads of their own. Only a hang reaches its watchdog; it asserts nothing about
+/// speed.
+fn each_returns_ok(
+    ended: &std::sync::mpsc::Receiver<Result<(), RuntimeError>>,
+    n: usize,
+    what: &str,
+) {
+    for _ in 0..n {
+        let outcome = ended
+            .recv_timeout(common::HANG)
+            .unwrap_or_else(|_| panic!("{what} returned"));
+        outcome.unwrap();
+    }
+}
+
+/// What the sinks kept, together, sorted.
+fn sorted(said: &[&std::sync::Mutex<Vec<String>>]) -> Vec<String> {
+    let mut all: Vec<String> = said
+        .iter()
+        .flat_map(|s| s.lock().unwrap().clone())
+        .collect();
+    all.sort();
+    all
+}
+
+/// A runtime whose module records, at every level, go to `sink`; and the sink.
+fn logging_to<S: memlink_runtime::LogSink + 'static>(sink: Arc<S>) -> (Runtime, Arc<S>) {
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::TRACE)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    (rt, sink)
 }

@@ -1,0 +1,294 @@
+//! The locks a load or a reload holds while it runs a module's code, and the waits for
+//! them.
+//!
+//! A load holds its runtime's lock of loads while the module's `memlink_init` and
+//! dependency list run; a reload holds the lock of reloads of the module's slot while
+//! the new version starts and the state is carried. That code may log, and a log sink
+//! (or an interceptor) may ask for a load, unload or reload: of the same runtime, which
+//! would wait for the lock its own thread holds ([`Loading::refuse`]), or of another,
+//! whose thread may be waiting, in turn, for a lock this one holds. Every thread in such
+//! a loop would wait for ever; the wait that would close it is refused instead
+//! ([`Waiting::enter`]), saying why, and the others go on.
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+
+use crate::error::RuntimeError;
+
+/// A lock a thread may hold while it runs module code, or wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// The lock of loads of the runtime whose id it holds: loads, the switch of a
+    /// reload, unloads.
+    Loads(u32),
+    /// The lock of reloads of one slot (the runtime's id, the slot): one reload of a
+    /// module at a time.
+    Reload(u32, u32),
+}
+
+/// A lock held while module code runs, and the module whose load or reload holds it.
+#[derive(Clone, Debug)]
+struct Held {
+    lock: Lock,
+    module: String,
+}
+
+std::thread_local! {
+    /// The module whose load this thread runs, and its runtime's id, while it runs the
+    /// module's code (its init and its dependencies export) holding that runtime's lock
+    /// of loads.
+    static LOADING: RefCell<Option<(u32, String)>> = const { RefCell::new(None) };
+    /// The locks this thread holds while it runs module code, innermost last (a sink of
+    /// one load may start a load into another runtime, or a reload).
+    static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The lock `lock` held by this thread while it runs the code of `module`, until
+/// dropped: a wait this thread makes meanwhile is recorded as made by its holder.
+struct Holding;
+
+impl Holding {
+    fn enter(lock: Lock, module: &str) -> Holding {
+        HELD.with(|h| {
+            h.borrow_mut().push(Held {
+                lock,
+                module: module.to_owned(),
+            })
+        });
+        Holding
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        // A thread tearing its locals down holds nothing any more.
+        let _ = HELD.try_with(|h| h.borrow_mut().pop());
+    }
+}
+
+/// A load running the code of the module `name` on this thread, until dropped: a load,
+/// unload or reload of the same runtime asked for meanwhile from this thread (by a log
+/// sink the module's records reach) would wait for the lock this load holds, for ever.
+/// Holds the load it runs inside, if any (one into another runtime, which such a sink
+/// may start), to mark again when it ends.
+pub(crate) struct Loading {
+    outer: Option<(u32, String)>,
+    _holding: Holding,
+}
+
+impl Loading {
+    /// Marks the load of `name` into the runtime `runtime` as running on this thread.
+    pub(crate) fn enter(runtime: u32, name: &str) -> Loading {
+        let outer = LOADING.with(|l| l.borrow_mut().replace((runtime, name.to_owned())));
+        Loading {
+            outer,
+            _holding: Holding::enter(Lock::Loads(runtime), name),
+        }
+    }
+
+    /// Refuses `action` in the runtime `runtime` when this thread runs the module code
+    /// of a load into it.
+    pub(crate) fn refuse(runtime: u32, action: &'static str) -> Result<(), RuntimeError> {
+        // A thread tearing its locals down runs no load.
+        let loading = LOADING.try_with(|l| l.borrow().clone()).ok().flatten();
+        match loading {
+            Some((id, loading)) if id == runtime => {
+                Err(RuntimeError::InsideLoad { loading, action })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Loading {
+    fn drop(&mut self) {
+        let outer = self.outer.take();
+        let _ = LOADING.try_with(|l| *l.borrow_mut() = outer);
+    }
+}
+
+/// A reload holding the lock of reloads of its module's slot on this thread, until
+/// dropped (taken after the lock, dropped before it): the module code it runs (the new
+/// version's init and dependency list, the state's save and restore) holds that lock.
+pub(crate) struct Reloading(Holding);
+
+impl Reloading {
+    /// Marks the reload of `module`, in slot `slot` of the runtime `runtime`, as holding
+    /// that slot's lock of reloads on this thread.
+    pub(crate) fn enter(runtime: u32, slot: u32, module: &str) -> Reloading {
+        Reloading(Holding::enter(Lock::Reload(runtime, slot), module))
+    }
+
+    /// Refuses `action` of the module in slot `slot` of the runtime `runtime` when this
+    /// thread runs the module code of its reload: the reload holds the old version (its
+    /// state save may be the call a sink runs in), and what waits for that version to be
+    /// let go (an unload) would wait for itself.
+    pub(crate) fn refuse(
+        runtime: u32,
+        slot: u32,
+        action: &'static str,
+    ) -> Result<(), RuntimeError> {
+        let lock = Lock::Reload(runtime, slot);
+        // A thread tearing its locals down runs no reload.
+        let reloading = HELD
+            .try_with(|h| {
+                let held = h.borrow();
+                held.iter()
+                    .find(|h| h.lock == lock)
+                    .map(|h| h.module.clone())
+            })
+            .ok()
+            .flatten();
+        match reloading {
+            Some(reloading) => Err(RuntimeError::InsideReload { reloading, action }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The waits for a lock made by threads that hold others: `(held, wanted)`. Each lock
+/// has one holder, so `(held, wanted)` says the holder of `held` waits for `wanted`.
+static WAITS: Mutex<Vec<(Lock, Lock)>> = Mutex::new(Vec::new());
+
+/// A wait for a lock, recorded in [`WAITS`] until dropped (once the lock is had, or the
+/// wait is given up).
+pub(crate) struct Waiting(Vec<(Lock, Lock)>);
+
+impl Waiting {
+    /// Before this thread waits for `lock`, to `action`: when it holds others (a log sink
+    /// running in a load or a reload asked for a load, unload or reload), the wait is
+    /// recorded, unless it would close a loop (the holder of `lock` waits, in turn, for a
+    /// lock this thread holds, or for one whose holder does, and so on): every thread in
+    /// the loop would wait for ever, so this one is refused instead, and the others go
+    /// on. Two runtimes whose sinks load into each other from inside their loads
+    /// deadlocked so, as did a load and a reload whose sinks asked for each other's lock.
+    pub(crate) fn enter(lock: Lock, action: &'static str) -> Result<Waiting, RuntimeError> {
+        // A thread tearing its locals down holds nothing.
+        let held: Vec<Held> = HELD.try_with(|h| h.borrow().clone()).unwrap_or_default();
+        let Some(innermost) = held.last() else {
+            return Ok(Waiting(Vec::new()));
+        };
+        let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
+        if closes_loop(&waits, lock, &held) {
+            return Err(match innermost.lock {
+                Lock::Loads(_) => RuntimeError::InsideLoad {
+                    loading: innermost.module.clone(),
+                    action,
+                },
+                Lock::Reload(..) => RuntimeError::InsideReload {
+                    reloading: innermost.module.clone(),
+                    action,
+                },
+            });
+        }
+        let mine: Vec<(Lock, Lock)> = held.iter().map(|h| (h.lock, lock)).collect();
+        waits.extend_from_slice(&mine);
+        Ok(Waiting(mine))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
+        for wait in self.0.drain(..) {
+            if let Some(i) = waits.iter().position(|w| *w == wait) {
+                waits.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Whether a wait for `wanted` by the holder of `held` closes a loop of `waits`: whether
+/// a lock it holds is reached from `wanted`, through the locks each holder waits for.
+/// A holder may have more than one wait recorded (a reload records its wait for its
+/// runtime's lock of loads before it takes the lock of its slot), so every path is
+/// followed, each lock once.
+fn closes_loop(waits: &[(Lock, Lock)], wanted: Lock, held: &[Held]) -> bool {
+    let mut seen = vec![wanted];
+    let mut next = 0;
+    while let Some(&at) = seen.get(next) {
+        next += 1;
+        if held.iter().any(|h| h.lock == at) {
+            return true;
+        }
+        for &(_, then) in waits.iter().filter(|(h, _)| *h == at) {
+            if !seen.contains(&then) {
+                seen.push(then);
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(locks: &[Lock]) -> Vec<Held> {
+        locks
+            .iter()
+            .map(|&lock| Held {
+                lock,
+                module: "m".to_owned(),
+            })
+            .collect()
+    }
+
+    /// A loop is found through a holder with two waits recorded, whichever of them is
+    /// listed first (the walk used to follow only the first).
+    #[test]
+    fn a_loop_is_found_through_any_of_a_holders_waits() {
+        let (a, b, r) = (Lock::Loads(1), Lock::Loads(2), Lock::Reload(2, 0));
+        // The holder of `a` waits for `b` (recorded first) and for `r`.
+        let waits = [(a, b), (a, r)];
+        assert!(closes_loop(&waits, a, &held(&[r])), "r's holder wants a");
+        assert!(!closes_loop(&waits, a, &held(&[Lock::Loads(3)])));
+        assert!(!closes_loop(&[], a, &held(&[r])), "nobody waits");
+        // A longer loop: 3 waits for 1, whose holder waits for r.
+        let waits = [(Lock::Loads(3), a), (a, r)];
+        assert!(closes_loop(&waits, Lock::Loads(3), &held(&[r])));
+        // A loop the walk meets that does not pass through this thread's locks ends.
+        let waits = [(a, b), (b, a)];
+        assert!(!closes_loop(&waits, a, &held(&[r])));
+    }
+
+    /// An id no runtime of the tests takes (ids count up from 1).
+    const RUNTIME: u32 = u32::MAX - 1;
+
+    /// The error names the innermost load or reload the thread runs.
+    #[test]
+    fn a_refused_wait_names_the_innermost_load_or_reload() {
+        let reload = Reloading::enter(RUNTIME, 0, "inner");
+        // This thread now holds slot 0's lock of reloads of the runtime; a wait for it, by
+        // this very thread, is the shortest loop.
+        let refused = Waiting::enter(Lock::Reload(RUNTIME, 0), "load").map(drop);
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "cannot load a module from inside the reload of `inner`"
+        );
+        let waiting = Waiting::enter(Lock::Loads(RUNTIME), "load").expect("no loop");
+        drop(waiting);
+        assert_eq!(
+            Reloading::refuse(RUNTIME, 0, "unload")
+                .unwrap_err()
+                .to_string(),
+            "cannot unload a module from inside the reload of `inner`"
+        );
+        assert!(
+            Reloading::refuse(RUNTIME, 1, "unload").is_ok(),
+            "another slot"
+        );
+        drop(reload);
+        assert!(
+            Reloading::refuse(RUNTIME, 0, "unload").is_ok(),
+            "held no more"
+        );
+        assert!(
+            Waiting::enter(Lock::Reload(RUNTIME, 0), "load").is_ok(),
+            "held no more"
+        );
+    }
+}
