@@ -21,6 +21,7 @@ type Result<T, E = ModuleError> = core::result::Result<T, E>;
 mod depth;
 mod extent;
 mod raw;
+mod raw_shape;
 mod scalar;
 mod scalar_read;
 mod wide;
@@ -201,10 +202,22 @@ fn from_msgpack_by_rmp<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// Encodes `args` for a method whose arguments are in `format`, as typed calls do.
 ///
 /// MessagePack: the value as it is (a tuple becomes an array, a struct a map). Raw: the
-/// value must be one string or byte string, alone or in a one-element tuple. MessagePack
-/// cannot tell a `Vec<u8>` from a tuple of small integers, so a sequence whose items all
-/// fit in a byte counts as bytes.
+/// value must be one string or byte string (a `&str`, `String`, `&[u8]`, `Vec<u8>` or
+/// `[u8; N]`), alone or in a one-element tuple. A sequence of integers wider than `u8`
+/// is refused, whatever their values: encoded, `(2u32, 3u32)` would read as the bytes
+/// `[2, 3]`, so its type is asked of its `Serialize` first.
+///
+/// ```
+/// use memlink_abi::{msgpack::encode_as, Format};
+///
+/// assert_eq!(encode_as(Format::Raw, &("hello",)).unwrap(), b"hello");
+/// assert_eq!(encode_as(Format::Raw, &vec![2u8, 3]).unwrap(), [2, 3]);
+/// assert!(encode_as(Format::Raw, &(2u32, 3u32)).is_err());
+/// ```
 pub fn encode_as<A: Serialize + ?Sized>(format: Format, args: &A) -> Result<Vec<u8>> {
+    if format == Format::Raw && !raw_shape::fits(args) {
+        return Err(not_raw());
+    }
     convert_args(format, to_msgpack(args)?)
 }
 
@@ -263,6 +276,9 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
 ) -> Option<&'b [u8]> {
     // Numbers, strings and tuples of them, the usual arguments, without `rmp_serde`'s
     // layers; the same bytes either way.
+    if format == Format::Raw && !raw_shape::fits(args) {
+        return None;
+    }
     let len = encode_to_uninit(args, buf)?;
     // SAFETY: `encode_to_uninit` initialized the first `len` bytes of `buf`, and `len`
     // is within it (its writers never write past the end); `[MaybeUninit<u8>]` and
@@ -286,12 +302,7 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
         Format::Raw => from_msgpack::<raw::Value>(&packed)
             .ok()
             .and_then(raw::Value::into_bytes)
-            .ok_or_else(|| {
-                ModuleError::Serialize(
-                    "this method takes one string or byte argument: pass a &str, String, &[u8] or Vec<u8>"
-                        .to_owned(),
-                )
-            }),
+            .ok_or_else(not_raw),
         Format::Archived => Err(ModuleError::Serialize(
             "this method takes an rkyv archive of its arguments: send the archive's bytes \
              with a plain call, not typed values"
@@ -299,6 +310,15 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
         )),
         Format::MessagePack => Ok(packed),
     }
+}
+
+/// The error of typed arguments given to a method that takes raw ones which are not one
+/// string or byte string.
+fn not_raw() -> ModuleError {
+    ModuleError::Serialize(
+        "this method takes one string or byte argument: pass a &str, String, &[u8] or Vec<u8>"
+            .to_owned(),
+    )
 }
 
 /// Why a typed call could not read its result as `type_name`: the decoder's error `e`
@@ -481,8 +501,20 @@ mod tests {
         // One byte is an array of one integer, as a tuple of one integer is.
         assert_eq!(encode_as(Format::Raw, &vec![7u8]).unwrap(), [7]);
         assert_eq!(encode_as(Format::Raw, &[0u8][..]).unwrap(), [0]);
-        assert_eq!(encode_as(Format::Raw, &(255u32,)).unwrap(), [255]);
+        assert_eq!(encode_as(Format::Raw, &(255u8,)).unwrap(), [255]);
         assert!(encode_as(Format::Raw, &(256u32,)).is_err());
+        // Integers wider than a byte are no bytes, even when their values would fit:
+        // their type is asked first (encoded, `(2u32, 3u32)` reads as `[2, 3]`).
+        assert!(encode_as(Format::Raw, &(255u32,)).is_err());
+        assert!(encode_as(Format::Raw, &(2u32, 3u32))
+            .unwrap_err()
+            .to_string()
+            .contains("one string"));
+        let mut buf = [0; 64];
+        assert_eq!(encode_as_into(Format::Raw, &(2u32, 3u32), &mut buf), None);
+        // What a module sends for a nested call carries no type: there, MessagePack's
+        // array of small integers is bytes.
+        assert_eq!(convert_args(Format::Raw, vec![0x92, 2, 3]).unwrap(), [2, 3]);
         assert!(encode_as(Format::Raw, &(vec![vec![1u8]],)).is_err());
         assert!(encode_as(Format::Raw, &(1u32, 300u32))
             .unwrap_err()

@@ -90,6 +90,22 @@ fn the_wrong_types_are_errors_that_name_the_method() {
             .starts_with("basic::add: its result is msgpack, which this handle does not speak: "),
         "{err}"
     );
+    // Integers for a method that takes bytes are refused before any call, even ones
+    // that would fit in a byte. Before, `(2u32, 3u32)` reached `echo` as the bytes
+    // `[2, 3]`: encoded, MessagePack cannot tell it from a `Vec<u8>`.
+    let echo = rt.typed::<(u32, u32), Vec<u8>>(h[0], "echo").unwrap();
+    let err = echo.call(&(2, 3)).unwrap_err();
+    assert!(matches!(err, RuntimeError::Codec { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with("basic::echo: ") && err.to_string().contains("one string"),
+        "{err}"
+    );
+    let err = rt
+        .call_typed::<_, Vec<u8>>(h[0], "echo", &vec![2u32, 3])
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::Codec { .. }), "{err}");
+    let echoed: Vec<u8> = rt.call_typed(h[0], "echo", &vec![2u8, 3]).unwrap();
+    assert_eq!(echoed, [2, 3]);
     // The module keeps serving.
     let sum: u32 = rt.call_typed(h[0], "add", &(1u32, 1u32)).unwrap();
     assert_eq!(sum, 2);

@@ -49,6 +49,51 @@ impl serde::de::Error for GaveUp {
 
 type Done = Result<(), GaveUp>;
 
+/// The methods of a `serde::Serializer` whose error is [`GaveUp`] for the values it
+/// leaves to others: maps, structs and enum variants with data.
+macro_rules! gives_up_on_maps_structs_and_variants {
+    () => {
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<(), GaveUp> {
+            Err(GaveUp)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, GaveUp> {
+            Err(GaveUp)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, GaveUp> {
+            Err(GaveUp)
+        }
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, GaveUp> {
+            Err(GaveUp)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, GaveUp> {
+            Err(GaveUp)
+        }
+    };
+}
+pub(crate) use gives_up_on_maps_structs_and_variants;
+
 /// Writes into `buf`, whose first `len` bytes it has initialized.
 struct Writer<'b> {
     buf: &'b mut [MaybeUninit<u8>],
@@ -210,15 +255,6 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, _: &T) -> Done {
         Err(GaveUp)
     }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Done {
-        Err(GaveUp)
-    }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, GaveUp> {
         self.array(len.ok_or(GaveUp)?)?;
         Ok(self)
@@ -235,30 +271,7 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
     ) -> Result<Self::SerializeTupleStruct, GaveUp> {
         Err(GaveUp)
     }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, GaveUp> {
-        Err(GaveUp)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, GaveUp> {
-        Err(GaveUp)
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, GaveUp> {
-        Err(GaveUp)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, GaveUp> {
-        Err(GaveUp)
-    }
+    gives_up_on_maps_structs_and_variants!();
     fn is_human_readable(&self) -> bool {
         false
     }
