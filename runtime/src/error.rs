@@ -152,8 +152,11 @@ pub enum RuntimeError {
         /// The limit.
         limit: usize,
     },
-    /// No module with the handle (never loaded, unloaded, or from another runtime).
+    /// No module with the handle (never loaded here, or unloaded since).
     UnknownHandle(ModuleHandle),
+    /// A handle that another runtime made (a handle, or a method resolved through one,
+    /// is good only in the runtime that loaded its module).
+    OtherRuntimesHandle(ModuleHandle),
     /// No module of that name is loaded (or served, through a daemon).
     UnknownModule {
         /// The name asked for.
@@ -462,6 +465,11 @@ impl fmt::Display for RuntimeError {
             NameTaken { name } => write!(f, "a module named `{name}` is already loaded"),
             TooManyModules { limit } => write!(f, "the runtime holds at most {limit} modules"),
             UnknownHandle(h) => write!(f, "no loaded module with handle {h}"),
+            OtherRuntimesHandle(h) => write!(
+                f,
+                "handle {h} is another runtime's: a handle is good only in the runtime that \
+                 loaded its module"
+            ),
             UnknownModule { name } => write!(f, "no module named `{name}` is loaded"),
             Daemon { reason } => write!(f, "the daemon failed the call: {reason}"),
             DaemonGone { reason } => write!(f, "the daemon cannot be reached: {reason}"),

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// A loaded module, as a small copyable id. Valid only with the runtime that issued it,
-/// and only until the module is unloaded; a reload keeps it valid.
+/// A loaded module, as a small copyable id. Valid only with the runtime that issued it
+/// (another refuses it, `RuntimeError::OtherRuntimesHandle`), and only until the module
+/// is unloaded; a reload keeps it valid.
 ///
 /// A runtime reuses the slot of an unloaded module for a later load, with a new
 /// generation: a handle kept past its module's unload is refused

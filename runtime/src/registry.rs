@@ -307,6 +307,7 @@ impl Registry {
     pub(crate) fn module(&self, handle: ModuleHandle) -> Result<Live, RuntimeError> {
         match self.slot(handle) {
             Some(m) if !m.is_retired() => Ok(m),
+            _ if handle.runtime != self.id => Err(RuntimeError::OtherRuntimesHandle(handle)),
             _ => Err(RuntimeError::UnknownHandle(handle)),
         }
     }

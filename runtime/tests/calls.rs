@@ -409,13 +409,40 @@ fn unload_retires_the_module_and_reload_works() {
     assert_eq!(out, [4], "the async runtime restarts after a shutdown");
 }
 
+/// A handle, or a method resolved through one, used with another runtime is refused
+/// saying so, on every path: by name, by method, typed, and for what is not a call.
+/// Before, it read "no loaded module with handle ...", as for an unloaded module.
 #[test]
 fn handles_belong_to_their_runtime() {
     let (rt, h) = load("basic");
     let (other, _) = load("arena_usage");
-    assert!(matches!(
-        other.call(h, "echo", b"x"),
-        Err(RuntimeError::UnknownHandle(_))
-    ));
+    let add = rt.method(h, "add").unwrap();
+    let foreign = |err: RuntimeError| {
+        assert!(
+            matches!(err, RuntimeError::OtherRuntimesHandle(x) if x == h),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "handle {h} is another runtime's: a handle is good only in the runtime that \
+                 loaded its module"
+            )
+        );
+    };
+    foreign(other.call(h, "echo", b"x").unwrap_err());
+    foreign(
+        other
+            .call_method(add, &mp(&(2u32, 3u32)), &CallOptions::default())
+            .unwrap_err(),
+    );
+    foreign(
+        other
+            .call_typed::<_, u32>(h, "add", &(2u32, 3u32))
+            .unwrap_err(),
+    );
+    foreign(other.method(h, "add").unwrap_err());
+    foreign(other.module_info(h).unwrap_err());
+    foreign(other.unload(h).unwrap_err());
     assert_eq!(rt.call(h, "echo", b"x").unwrap(), b"x");
 }
