@@ -76,13 +76,20 @@ impl<'c> Batch<'c> {
         args: &[u8],
     ) -> Result<(), RuntimeError> {
         let name = self.client.name(module)?;
+        // The time the call has as it is pushed, before a reconnect or a slot is waited
+        // for: what a timeout reports.
+        let given = crate::client::given(&self.options);
         // A batch's calls share one connection; the first call's size may grow it.
         let conn = match &self.conn {
             Some(c) => Arc::clone(c),
             None => {
-                let c =
-                    self.client
-                        .connection_for_call(args.len(), &name, method, &self.options)?;
+                let c = self.client.connection_for_call(
+                    args.len(),
+                    &name,
+                    method,
+                    &self.options,
+                    given,
+                )?;
                 self.conn = Some(Arc::clone(&c));
                 c
             }
@@ -95,7 +102,6 @@ impl<'c> Batch<'c> {
                 ),
             });
         }
-        let given = crate::client::given(&self.options);
         let failed = |e| runtime_error(e, &name, method, given);
         let mut lease = conn.lease(self.options.deadline).map_err(failed)?;
         lease.write_args(args).map_err(failed)?;

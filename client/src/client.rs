@@ -437,7 +437,7 @@ impl Client {
                 });
             }
             if buffer.lease.is_none() {
-                let conn = self.connection_for_call(len, module, method, options)?;
+                let conn = self.connection_for_call(len, module, method, options, given)?;
                 let mut lease = conn
                     .lease(options.deadline)
                     .map_err(|e| self.failed(&conn, e, module, method, given))?;
@@ -499,17 +499,20 @@ impl Client {
 
     /// The connection for a call of `module::method` with `options`, made again if the
     /// daemon went away (trying until the call's deadline at the latest, when it fails
-    /// with the call's `Timeout`), whose slots hold `len` bytes.
+    /// with the call's `Timeout` of `given`, the time the call had when it was made: read
+    /// after the reconnect ran the deadline out, it would be none), whose slots hold
+    /// `len` bytes.
     pub(crate) fn connection_for_call(
         &self,
         len: usize,
         module: &str,
         method: &str,
         options: &CallOptions,
+        given: Option<Duration>,
     ) -> Result<Arc<Connection>, RuntimeError> {
         self.connection_until(options.deadline)
             .and_then(|conn| self.fitting(conn, len, options.deadline))
-            .map_err(|e| runtime_error(e, module, method, given(options)))
+            .map_err(|e| runtime_error(e, module, method, given))
     }
 
     /// The connection, made again if the daemon went away: tried for as long as the
@@ -686,8 +689,12 @@ impl Client {
         args: &[u8],
         options: &CallOptions,
     ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
-        match self.request_once(op, module, method, args, options) {
-            Err(e) if not_taken(&e) => self.request_once(op, module, method, args, options),
+        // The time the call had when it was made, which a timeout reports: a second try
+        // comes after the first ran some of it out.
+        let given = given(options);
+        let once = || self.request_once(op, module, method, args, options, given);
+        match once() {
+            Err(e) if not_taken(&e) => once(),
             other => other,
         }
     }
@@ -699,19 +706,22 @@ impl Client {
         method: &str,
         args: &[u8],
         options: &CallOptions,
+        given: Option<Duration>,
     ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
-        let given = given(options);
-        let conn = self.connection_for_call(args.len(), module, method, options)?;
+        let conn = self.connection_for_call(args.len(), module, method, options, given)?;
         let mut lease = conn
             .lease(options.deadline)
             .map_err(|e| self.failed(&conn, e, module, method, given))?;
         lease
             .write_args(args)
             .map_err(|e| self.failed(&conn, e, module, method, given))?;
-        self.finish(lease, op, module, method, args.len(), options)
+        self.finish(lease, op, module, method, args.len(), options, given)
     }
 
     /// Submits a leased slot holding `len` bytes of arguments and waits for its reply.
+    /// `given` is the time the call had when it was made, before the connection and the
+    /// slot were waited for: what a timeout reports, as in the runtime.
+    #[allow(clippy::too_many_arguments)] // the call's own parts, passed down once
     pub(crate) fn finish(
         &self,
         mut lease: Lease,
@@ -720,8 +730,8 @@ impl Client {
         method: &str,
         len: usize,
         options: &CallOptions,
+        given: Option<Duration>,
     ) -> Result<memlink_ipc::client::Reply, RuntimeError> {
-        let given = given(options);
         let conn = Arc::clone(lease.connection());
         lease
             .submit(

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use memlink_abi::archive::{self, Archivable, ArchiveType, Checkable, Limits};
 use memlink_abi::{msgpack, Format};
@@ -228,8 +229,11 @@ impl<'c> TypedArgs<'c> {
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        match self.send_once(args, options) {
-            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options),
+        // The time the call had when it was made, which a timeout reports: a second try
+        // comes after the first ran some of it out.
+        let given = crate::client::given(options);
+        match self.send_once(args, options, given) {
+            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options, given),
             other => other,
         }
     }
@@ -238,11 +242,11 @@ impl<'c> TypedArgs<'c> {
         &self,
         args: &A,
         options: &CallOptions,
+        given: Option<Duration>,
     ) -> Result<RemoteOutput, RuntimeError> {
         let conn = self
             .client
-            .connection_for_call(0, &self.name, &self.method, options)?;
-        let given = crate::client::given(options);
+            .connection_for_call(0, &self.name, &self.method, options, given)?;
         let mut lease = conn.lease(options.deadline).map_err(|e| {
             self.client
                 .failed(&conn, e, &self.name, &self.method, given)
@@ -258,13 +262,19 @@ impl<'c> TypedArgs<'c> {
                 // for the format (the codec's error).
                 let bytes = msgpack::encode_as(self.args, args).map_err(|e| self.codec(e))?;
                 drop(lease);
-                return self.send_encoded(&bytes, options);
+                return self.send_encoded(&bytes, options, given);
             }
         };
         lease.checking(self.digest);
-        let reply = self
-            .client
-            .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
+        let reply = self.client.finish(
+            lease,
+            Op::Call,
+            &self.name,
+            &self.method,
+            len,
+            options,
+            given,
+        )?;
         Ok(RemoteOutput { reply })
     }
 
@@ -273,11 +283,15 @@ impl<'c> TypedArgs<'c> {
         &self,
         bytes: &[u8],
         options: &CallOptions,
+        given: Option<Duration>,
     ) -> Result<RemoteOutput, RuntimeError> {
-        let conn =
-            self.client
-                .connection_for_call(bytes.len(), &self.name, &self.method, options)?;
-        let given = crate::client::given(options);
+        let conn = self.client.connection_for_call(
+            bytes.len(),
+            &self.name,
+            &self.method,
+            options,
+            given,
+        )?;
         let failed = |e| {
             self.client
                 .failed(&conn, e, &self.name, &self.method, given)
@@ -292,6 +306,7 @@ impl<'c> TypedArgs<'c> {
             &self.method,
             bytes.len(),
             options,
+            given,
         )?;
         Ok(RemoteOutput { reply })
     }
@@ -521,8 +536,11 @@ impl<'c> ArchivedArgs<'c> {
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        match self.send_once(args, options) {
-            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options),
+        // The time the call had when it was made, which a timeout reports: a second try
+        // comes after the first ran some of it out.
+        let given = crate::client::given(options);
+        match self.send_once(args, options, given) {
+            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options, given),
             other => other,
         }
     }
@@ -531,11 +549,11 @@ impl<'c> ArchivedArgs<'c> {
         &self,
         args: &A,
         options: &CallOptions,
+        given: Option<Duration>,
     ) -> Result<RemoteOutput, RuntimeError> {
         let conn = self
             .client
-            .connection_for_call(0, &self.name, &self.method, options)?;
-        let given = crate::client::given(options);
+            .connection_for_call(0, &self.name, &self.method, options, given)?;
         let mut lease = conn.lease(options.deadline).map_err(|e| {
             self.client
                 .failed(&conn, e, &self.name, &self.method, given)
@@ -559,6 +577,7 @@ impl<'c> ArchivedArgs<'c> {
                     &self.name,
                     &self.method,
                     options,
+                    given,
                 )?;
                 let failed = |e| {
                     self.client
@@ -570,9 +589,15 @@ impl<'c> ArchivedArgs<'c> {
             }
         };
         lease.checking(self.digest);
-        let reply = self
-            .client
-            .finish(lease, Op::Call, &self.name, &self.method, len, options)?;
+        let reply = self.client.finish(
+            lease,
+            Op::Call,
+            &self.name,
+            &self.method,
+            len,
+            options,
+            given,
+        )?;
         Ok(RemoteOutput { reply })
     }
 }

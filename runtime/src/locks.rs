@@ -45,24 +45,25 @@ std::thread_local! {
 
 /// The lock `lock` held by this thread while it runs the code of `module`, until
 /// dropped: a wait this thread makes meanwhile is recorded as made by its holder.
-struct Holding;
+/// Whether it was recorded: a thread tearing its locals down (a load or reload made from
+/// a thread-local's destructor) records nothing, and has nothing to take back.
+struct Holding(bool);
 
 impl Holding {
     fn enter(lock: Lock, module: &str) -> Holding {
-        HELD.with(|h| {
-            h.borrow_mut().push(Held {
-                lock,
-                module: module.to_owned(),
-            })
-        });
-        Holding
+        let held = Held {
+            lock,
+            module: module.to_owned(),
+        };
+        Holding(HELD.try_with(|h| h.borrow_mut().push(held)).is_ok())
     }
 }
 
 impl Drop for Holding {
     fn drop(&mut self) {
-        // A thread tearing its locals down holds nothing any more.
-        let _ = HELD.try_with(|h| h.borrow_mut().pop());
+        if self.0 {
+            let _ = HELD.try_with(|h| h.borrow_mut().pop());
+        }
     }
 }
 
@@ -79,7 +80,11 @@ pub(crate) struct Loading {
 impl Loading {
     /// Marks the load of `name` into the runtime `runtime` as running on this thread.
     pub(crate) fn enter(runtime: u32, name: &str) -> Loading {
-        let outer = LOADING.with(|l| l.borrow_mut().replace((runtime, name.to_owned())));
+        // A thread tearing its locals down marks nothing (and refuses nothing for it).
+        let outer = LOADING
+            .try_with(|l| l.borrow_mut().replace((runtime, name.to_owned())))
+            .ok()
+            .flatten();
         Loading {
             outer,
             _holding: Holding::enter(Lock::Loads(runtime), name),
@@ -110,13 +115,17 @@ impl Drop for Loading {
 /// A reload holding the lock of reloads of its module's slot on this thread, until
 /// dropped (taken after the lock, dropped before it): the module code it runs (the new
 /// version's init and dependency list, the state's save and restore) holds that lock.
-pub(crate) struct Reloading(Holding);
+pub(crate) struct Reloading {
+    _holding: Holding,
+}
 
 impl Reloading {
     /// Marks the reload of `module`, in slot `slot` of the runtime `runtime`, as holding
     /// that slot's lock of reloads on this thread.
     pub(crate) fn enter(runtime: u32, slot: u32, module: &str) -> Reloading {
-        Reloading(Holding::enter(Lock::Reload(runtime, slot), module))
+        Reloading {
+            _holding: Holding::enter(Lock::Reload(runtime, slot), module),
+        }
     }
 
     /// Refuses `action` of the module in slot `slot` of the runtime `runtime` when this

@@ -600,9 +600,11 @@ impl Registry {
     ) -> Result<Reloaded, RuntimeError> {
         locks::Loading::refuse(self.id, "reload")?;
         // Asked from inside another runtime's load, it will wait for this runtime's lock
-        // of loads: refused now, before anything is done, if that wait would close a
-        // loop; and recorded until it returns, so that no other closes one with it.
-        let _waiting = locks::Waiting::enter(Lock::Loads(self.id), "reload")?;
+        // of loads (for its switch, below): refused now, before anything is done, if that
+        // wait would close a loop; and recorded until it has the lock, so that no other
+        // closes one with it. Every reload records it first, so a loop through the wait
+        // of a reload's switch is refused here, in whichever reload closes it.
+        let waiting_for_loads = locks::Waiting::enter(Lock::Loads(self.id), "reload")?;
         let path = self.resolver.resolve(reference)?;
         // A reload asked from code a reload runs (a sink or an interceptor of the state's
         // save) would wait for that reload, or for another that waits for it.
@@ -632,25 +634,14 @@ impl Registry {
             changes,
             state_carried,
         } = self.make_ready(handle, &path, reference, policy)?;
-        // The switch waits for the lock of loads holding the slot's: refused if a load
-        // holding that lock waits (through code it runs) for this reload.
-        let waiting = match locks::Waiting::enter(Lock::Loads(self.id), "reload") {
-            Ok(waiting) => waiting,
-            Err(_) => {
-                shutdown(&new);
-                return Err(RuntimeError::ReloadRefused {
-                    module: old.name.clone(),
-                    reason: "its switch would wait for a load that waits, through host code \
-                             it runs, for this reload"
-                        .to_owned(),
-                });
-            }
-        };
         let slots = self.loading.lock().unwrap_or_else(|p| p.into_inner());
-        drop(waiting);
+        drop(waiting_for_loads);
         // The handle still names the module made ready against (reloads of it wait their
-        // turn above; an unload ends the handle).
+        // turn above; an unload ends the handle). The new version's shutdown is module
+        // code, run once the locks are let go: host code it leads to (a sink given its
+        // records) may load.
         if let Err(e) = self.module(handle).map(drop) {
+            drop(slots);
             shutdown(&new);
             return Err(e);
         }
@@ -669,6 +660,8 @@ impl Registry {
         let replaced = match switched {
             Ok(replaced) => replaced,
             Err(Taken(name)) => {
+                drop(names);
+                drop(slots);
                 shutdown(&new);
                 // As a load is refused: the name and version another module holds.
                 return Err(RuntimeError::NameTaken { name });

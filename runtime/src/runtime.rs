@@ -181,9 +181,10 @@ impl Runtime {
     ///
     /// Waiting for the calls in flight, it must not run inside one of them: asked for from
     /// an interceptor or a log sink while a call to this module (or a nested call it
-    /// made) runs on the same thread, it is refused with [`RuntimeError::InsideCall`].
-    /// (Code there that waits for another thread to unload it is not seen, and waits for
-    /// ever.)
+    /// made) runs on the same thread, it is refused with [`RuntimeError::InsideCall`];
+    /// asked for from host code the module's own reload runs (a `tracing` layer given
+    /// its new version's records), with [`RuntimeError::InsideReload`]. (Code there that
+    /// waits for another thread to unload it is not seen, and waits for ever.)
     pub fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
         self.not_inside_a_call_to(handle, "unload")?;
         self.registry.unload(handle)
