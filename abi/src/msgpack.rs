@@ -276,9 +276,6 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
 ) -> Option<&'b [u8]> {
     // Numbers, strings and tuples of them, the usual arguments, without `rmp_serde`'s
     // layers; the same bytes either way.
-    if format == Format::Raw && !raw_shape::fits(args) {
-        return None;
-    }
     let len = encode_to_uninit(args, buf)?;
     // SAFETY: `encode_to_uninit` initialized the first `len` bytes of `buf`, and `len`
     // is within it (its writers never write past the end); `[MaybeUninit<u8>]` and
@@ -286,6 +283,9 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
     let written = unsafe { &mut *(core::ptr::from_mut(&mut buf[..len]) as *mut [u8]) };
     match format {
         Format::Raw => {
+            if !raw_shape::fits(args) {
+                return None;
+            }
             let range = raw::in_place(written)?;
             Some(&written[range])
         }
