@@ -5,7 +5,7 @@
 //! dependency list run; a reload holds the lock of reloads of the module's slot while
 //! the new version starts and the state is carried. That code may log, and a log sink
 //! (or an interceptor) may ask for a load, unload or reload: of the same runtime, which
-//! would wait for the lock its own thread holds ([`Loading::refuse`]), or of another,
+//! would wait for the lock its own thread holds ([`refuse`]), or of another,
 //! whose thread may be waiting, in turn, for a lock this one holds. Every thread in such
 //! a loop would wait for ever; the wait that would close it is refused instead
 //! ([`Waiting::enter`]), saying why, and the others go on.
@@ -33,24 +33,40 @@ struct Held {
     module: String,
 }
 
+impl Held {
+    /// The refusal of `action` asked from code this hold runs.
+    fn refusal(&self, action: &'static str) -> RuntimeError {
+        match self.lock {
+            Lock::Loads(_) => RuntimeError::InsideLoad {
+                loading: self.module.clone(),
+                action,
+            },
+            Lock::Reload(..) => RuntimeError::InsideReload {
+                reloading: self.module.clone(),
+                action,
+            },
+        }
+    }
+}
+
 std::thread_local! {
-    /// The module whose load this thread runs, and its runtime's id, while it runs the
-    /// module's code (its init and its dependencies export) holding that runtime's lock
-    /// of loads.
-    static LOADING: RefCell<Option<(u32, String)>> = const { RefCell::new(None) };
     /// The locks this thread holds while it runs module code, innermost last (a sink of
     /// one load may start a load into another runtime, or a reload).
     static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The lock `lock` held by this thread while it runs the code of `module`, until
-/// dropped: a wait this thread makes meanwhile is recorded as made by its holder.
-/// Whether it was recorded: a thread tearing its locals down (a load or reload made from
-/// a thread-local's destructor) records nothing, and has nothing to take back.
-struct Holding(bool);
+/// The lock `lock` held by this thread while it runs the code of `module` (a load's
+/// init and dependency list under its runtime's lock of loads; a reload's new version
+/// and state carry under its slot's lock of reloads), until dropped: a wait this thread
+/// makes meanwhile is recorded as made by its holder, and what would wait for the lock
+/// itself is refused ([`refuse`]). Whether it was recorded: a thread tearing its locals
+/// down (a load or reload made from a thread-local's destructor) records nothing, and
+/// has nothing to take back.
+pub(crate) struct Holding(bool);
 
 impl Holding {
-    fn enter(lock: Lock, module: &str) -> Holding {
+    /// Marks `lock` as held by this thread for the code of `module`.
+    pub(crate) fn enter(lock: Lock, module: &str) -> Holding {
         let held = Held {
             lock,
             module: module.to_owned(),
@@ -67,92 +83,22 @@ impl Drop for Holding {
     }
 }
 
-/// A load running the code of the module `name` on this thread, until dropped: a load,
-/// unload or reload of the same runtime asked for meanwhile from this thread (by a log
-/// sink the module's records reach) would wait for the lock this load holds, for ever.
-/// Holds the load it runs inside, if any (one into another runtime, which such a sink
-/// may start), to mark again when it ends.
-pub(crate) struct Loading {
-    outer: Option<(u32, String)>,
-    _holding: Holding,
-}
-
-impl Loading {
-    /// Marks the load of `name` into the runtime `runtime` as running on this thread.
-    pub(crate) fn enter(runtime: u32, name: &str) -> Loading {
-        // A thread tearing its locals down marks nothing (and refuses nothing for it).
-        let outer = LOADING
-            .try_with(|l| l.borrow_mut().replace((runtime, name.to_owned())))
-            .ok()
-            .flatten();
-        Loading {
-            outer,
-            _holding: Holding::enter(Lock::Loads(runtime), name),
-        }
-    }
-
-    /// Refuses `action` in the runtime `runtime` when this thread runs the module code
-    /// of a load into it.
-    pub(crate) fn refuse(runtime: u32, action: &'static str) -> Result<(), RuntimeError> {
-        // A thread tearing its locals down runs no load.
-        let loading = LOADING.try_with(|l| l.borrow().clone()).ok().flatten();
-        match loading {
-            Some((id, loading)) if id == runtime => {
-                Err(RuntimeError::InsideLoad { loading, action })
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Drop for Loading {
-    fn drop(&mut self) {
-        let outer = self.outer.take();
-        let _ = LOADING.try_with(|l| *l.borrow_mut() = outer);
-    }
-}
-
-/// A reload holding the lock of reloads of its module's slot on this thread, until
-/// dropped (taken after the lock, dropped before it): the module code it runs (the new
-/// version's init and dependency list, the state's save and restore) holds that lock.
-pub(crate) struct Reloading {
-    _holding: Holding,
-}
-
-impl Reloading {
-    /// Marks the reload of `module`, in slot `slot` of the runtime `runtime`, as holding
-    /// that slot's lock of reloads on this thread.
-    pub(crate) fn enter(runtime: u32, slot: u32, module: &str) -> Reloading {
-        Reloading {
-            _holding: Holding::enter(Lock::Reload(runtime, slot), module),
-        }
-    }
-
-    /// Refuses `action` of the module in slot `slot` of the runtime `runtime` when this
-    /// thread runs the module code of its reload: the reload holds the old version (its
-    /// state save may be the call a sink runs in), and what waits for that version to be
-    /// let go (an unload) would wait for itself.
-    pub(crate) fn refuse(
-        runtime: u32,
-        slot: u32,
-        action: &'static str,
-    ) -> Result<(), RuntimeError> {
-        let lock = Lock::Reload(runtime, slot);
-        // A thread tearing its locals down runs no reload.
-        let reloading = HELD
-            .try_with(|h| {
-                let held = h.borrow();
-                held.iter()
-                    .find(|h| h.lock == lock)
-                    .map(|h| h.module.clone())
-            })
-            .ok()
-            .flatten();
-        match reloading {
-            Some(reloading) => Err(RuntimeError::InsideReload { reloading, action }),
-            None => Ok(()),
-        }
-    }
+/// Refuses `action` when this thread runs module code holding `lock`: it would wait for
+/// that lock (a load, unload or reload of the runtime whose load runs, from a log sink
+/// its module's records reach), or for what the hold keeps (an unload of the module
+/// whose reload runs, which waits for the old version the reload holds), for ever.
+pub(crate) fn refuse(lock: Lock, action: &'static str) -> Result<(), RuntimeError> {
+    // A thread tearing its locals down holds nothing.
+    let refused = HELD
+        .try_with(|h| {
+            let held = h.borrow();
+            held.iter()
+                .find(|h| h.lock == lock)
+                .map(|h| h.refusal(action))
+        })
+        .ok()
+        .flatten();
+    refused.map_or(Ok(()), Err)
 }
 
 /// The waits for a lock made by threads that hold others: `(held, wanted)`. Each lock
@@ -179,16 +125,7 @@ impl Waiting {
         };
         let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
         if closes_loop(&waits, lock, &held) {
-            return Err(match innermost.lock {
-                Lock::Loads(_) => RuntimeError::InsideLoad {
-                    loading: innermost.module.clone(),
-                    action,
-                },
-                Lock::Reload(..) => RuntimeError::InsideReload {
-                    reloading: innermost.module.clone(),
-                    action,
-                },
-            });
+            return Err(innermost.refusal(action));
         }
         let mine: Vec<(Lock, Lock)> = held.iter().map(|h| (h.lock, lock)).collect();
         waits.extend_from_slice(&mine);
@@ -270,7 +207,7 @@ mod tests {
     /// The error names the innermost load or reload the thread runs.
     #[test]
     fn a_refused_wait_names_the_innermost_load_or_reload() {
-        let reload = Reloading::enter(RUNTIME, 0, "inner");
+        let reload = Holding::enter(Lock::Reload(RUNTIME, 0), "inner");
         // This thread now holds slot 0's lock of reloads of the runtime; a wait for it, by
         // this very thread, is the shortest loop.
         let refused = Waiting::enter(Lock::Reload(RUNTIME, 0), "load").map(drop);
@@ -281,18 +218,18 @@ mod tests {
         let waiting = Waiting::enter(Lock::Loads(RUNTIME), "load").expect("no loop");
         drop(waiting);
         assert_eq!(
-            Reloading::refuse(RUNTIME, 0, "unload")
+            refuse(Lock::Reload(RUNTIME, 0), "unload")
                 .unwrap_err()
                 .to_string(),
             "cannot unload a module from inside the reload of `inner`"
         );
         assert!(
-            Reloading::refuse(RUNTIME, 1, "unload").is_ok(),
+            refuse(Lock::Reload(RUNTIME, 1), "unload").is_ok(),
             "another slot"
         );
         drop(reload);
         assert!(
-            Reloading::refuse(RUNTIME, 0, "unload").is_ok(),
+            refuse(Lock::Reload(RUNTIME, 0), "unload").is_ok(),
             "held no more"
         );
         assert!(

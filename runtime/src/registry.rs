@@ -35,7 +35,7 @@ use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::hazard::{self, Pinned};
 use crate::lifecycle;
-use crate::locks::{self, Lock};
+use crate::locks::{self, Holding, Lock};
 use crate::module::{CannotAllocate, Module, PersistentRegion};
 use crate::names::{Names, Taken};
 use crate::pool::ArenaPool;
@@ -477,7 +477,7 @@ impl Registry {
         settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
-        locks::Loading::refuse(self.id, "load")?;
+        locks::refuse(Lock::Loads(self.id), "load")?;
         // Before the library is opened, which runs its initializers.
         let persistent = self.before_opening(settings)?;
         // A load into this runtime from inside another's (a sink of its module's) must
@@ -509,7 +509,7 @@ impl Registry {
         }
         // The module's code runs under the lock of loads from here: what it calls back
         // into on this thread must not ask for that lock again.
-        let running = locks::Loading::enter(self.id, &module.name);
+        let running = Holding::enter(Lock::Loads(self.id), &module.name);
         init(&module, &self.config, self.host)?;
         if let Err(e) = self.check_dependencies(&module) {
             shutdown(&module);
@@ -598,7 +598,7 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
-        locks::Loading::refuse(self.id, "reload")?;
+        locks::refuse(Lock::Loads(self.id), "reload")?;
         // Asked from inside another runtime's load, it will wait for this runtime's lock
         // of loads (for its switch, below): refused now, before anything is done, if that
         // wait would close a loop; and recorded until it has the lock, so that no other
@@ -627,7 +627,10 @@ impl Registry {
         drop(waiting);
         // The module code the reload runs from here (the new version's start, the state's
         // carry) holds the slot's lock: what it asks for waits as its holder.
-        let holding = locks::Reloading::enter(self.id, handle.index, &self.module(handle)?.name);
+        let holding = Holding::enter(
+            Lock::Reload(self.id, handle.index),
+            &self.module(handle)?.name,
+        );
         let Ready {
             old,
             new,
@@ -820,8 +823,8 @@ impl Registry {
     /// Retires the module: closes its gate, waits for its calls, frees its name and slot,
     /// shuts it down and frees what it owned.
     pub(crate) fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
-        locks::Loading::refuse(self.id, "unload")?;
-        locks::Reloading::refuse(self.id, handle.index, "unload")?;
+        locks::refuse(Lock::Loads(self.id), "unload")?;
+        locks::refuse(Lock::Reload(self.id, handle.index), "unload")?;
         // As for a reload: the unload waits for this runtime's lock of loads three times.
         let _waiting = locks::Waiting::enter(Lock::Loads(self.id), "unload")?;
         // Closing the gate under the loading lock decides which of two racing unloads (or
