@@ -59,9 +59,22 @@
 
 /*
  `NestedCall::flags` bit: `args` are MessagePack of a typed value; the host converts
- them to the callee's argument format (see `msgpack::convert_args`).
+ them to the callee's argument format (see `msgpack::nested_args`).
  */
 #define MEMLINK_NESTED_TYPED 1
+
+/*
+ `NestedCall::flags` bit, with [`NESTED_TYPED`]: the typed value is not one a raw
+ argument is made of (a string, or bytes, alone or in a tuple of one), as its
+ `Serialize` said before it was encoded (`msgpack::typed_nested_flags`). The host
+ refuses it for a callee that takes raw arguments with `Serialize`.
+
+ Why it is needed: encoded, MessagePack cannot tell a tuple of small integers,
+ `(2u32, 3u32)`, from the bytes `[2, 3]`, and without the bit a host reads the array
+ as bytes. A module that leaves it clear (one built before it, or a C module that
+ does not set it) has its arguments read from the bytes alone.
+ */
+#define MEMLINK_NESTED_NOT_RAW 2
 
 /*
  Nothing is logged.

@@ -73,7 +73,9 @@ pub use frames::{
     CallFrame, InitFrame, PersistentHeader, CALL_BACKPRESSURE_ON_REQUEST, NO_DEADLINE,
     SMALL_OUT_LEN,
 };
-pub use host::{level, HostApi, LogField, LogRecord, NestedCall, NestedSink, NESTED_TYPED};
+pub use host::{
+    level, HostApi, LogField, LogRecord, NestedCall, NestedSink, NESTED_NOT_RAW, NESTED_TYPED,
+};
 pub use metrics::{
     MetricRecord, MetricValue, BUCKETS, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM,
 };

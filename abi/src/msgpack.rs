@@ -9,6 +9,7 @@
 //! [`convert_args`], [`decode_as`].
 
 use core::mem::MaybeUninit;
+use std::borrow::Cow;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -312,6 +313,63 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
     }
 }
 
+/// The `NestedCall::flags` of a module's typed nested call with `args`:
+/// [`NESTED_TYPED`](crate::NESTED_TYPED), and [`NESTED_NOT_RAW`](crate::NESTED_NOT_RAW)
+/// when `args` is not made as a raw argument is (its `Serialize` asked, as [`encode_as`]
+/// asks it). The module does not know the callee's format; this lets the host refuse
+/// `(2u32, 3u32)` for a callee that takes bytes rather than read its encoding as `[2, 3]`.
+///
+/// ```
+/// use memlink_abi::{msgpack::typed_nested_flags, NESTED_NOT_RAW, NESTED_TYPED};
+///
+/// assert_eq!(typed_nested_flags(&("hello",)), NESTED_TYPED);
+/// assert_eq!(typed_nested_flags(&(2u32, 3u32)), NESTED_TYPED | NESTED_NOT_RAW);
+/// ```
+pub fn typed_nested_flags<A: Serialize + ?Sized>(args: &A) -> u32 {
+    if raw_shape::fits(args) {
+        crate::NESTED_TYPED
+    } else {
+        crate::NESTED_TYPED | crate::NESTED_NOT_RAW
+    }
+}
+
+/// A nested call's arguments as its callee takes them, given the request's `flags` and
+/// the callee's argument `format`: the bytes as they are for an untyped request or a
+/// callee that takes MessagePack (nothing copied), else converted as [`convert_args`]
+/// converts them. A request marked [`NESTED_NOT_RAW`](crate::NESTED_NOT_RAW) is refused
+/// for a callee that takes raw arguments. Hosts read every request through this, so
+/// they read it alike.
+///
+/// ```
+/// use memlink_abi::{msgpack::{nested_args, to_msgpack, typed_nested_flags}, Format};
+///
+/// let text = to_msgpack(&("hello",)).unwrap();
+/// let flags = typed_nested_flags(&("hello",));
+/// assert_eq!(&*nested_args(flags, Format::Raw, &text).unwrap(), b"hello");
+/// let pair = to_msgpack(&(2u32, 3u32)).unwrap();
+/// let flags = typed_nested_flags(&(2u32, 3u32));
+/// assert!(nested_args(flags, Format::Raw, &pair).is_err());
+/// assert_eq!(&*nested_args(flags, Format::MessagePack, &pair).unwrap(), &pair[..]);
+/// ```
+#[inline]
+pub fn nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Cow<'_, [u8]>> {
+    // Inlined into the host's nested call: most requests lend their bytes as they are,
+    // and pay for no call here.
+    if flags & crate::NESTED_TYPED == 0 || format == Format::MessagePack {
+        return Ok(Cow::Borrowed(args));
+    }
+    converted_nested_args(flags, format, args).map(Cow::Owned)
+}
+
+/// [`nested_args`] for a typed request whose callee does not take MessagePack.
+#[inline(never)]
+fn converted_nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Vec<u8>> {
+    if format == Format::Raw && flags & crate::NESTED_NOT_RAW != 0 {
+        return Err(not_raw());
+    }
+    convert_args(format, args.to_vec())
+}
+
 /// The error of typed arguments given to a method that takes raw ones which are not one
 /// string or byte string.
 fn not_raw() -> ModuleError {
@@ -415,6 +473,44 @@ mod tests {
         let bytes = to_msgpack(&u).unwrap();
         assert_eq!(bytes[0], 0x82, "a two-entry map");
         assert_eq!(from_msgpack::<User>(&bytes).unwrap(), u);
+    }
+
+    /// A request's flags decide alone whether its bytes are converted: untyped bytes and a
+    /// MessagePack callee's are lent as they are, `NESTED_NOT_RAW` matters only to a raw
+    /// callee of a typed request, and bits the ABI does not define change nothing.
+    #[test]
+    fn nested_args_follow_the_requests_flags() {
+        use crate::{NESTED_NOT_RAW, NESTED_TYPED};
+        let pair = to_msgpack(&(2u32, 3u32)).unwrap();
+        let borrowed = |c: &Cow<'_, [u8]>| matches!(c, Cow::Borrowed(b) if *b == &pair[..]);
+        assert!(borrowed(&nested_args(0, Format::Raw, &pair).unwrap()));
+        assert!(borrowed(
+            &nested_args(NESTED_NOT_RAW, Format::Raw, &pair).unwrap()
+        ));
+        let both = NESTED_TYPED | NESTED_NOT_RAW;
+        assert!(borrowed(
+            &nested_args(both, Format::MessagePack, &pair).unwrap()
+        ));
+        // Without the bit the bytes alone are read: the old reading, kept for modules
+        // that do not set it.
+        assert_eq!(
+            &*nested_args(NESTED_TYPED, Format::Raw, &pair).unwrap(),
+            [2, 3]
+        );
+        assert_eq!(
+            nested_args(both | 0x8000, Format::Raw, &pair).unwrap_err(),
+            not_raw()
+        );
+        assert!(matches!(
+            nested_args(NESTED_TYPED, Format::Archived, &pair),
+            Err(ModuleError::Serialize(m)) if m.contains("rkyv archive")
+        ));
+        let text = to_msgpack(&("hi",)).unwrap();
+        let flags = typed_nested_flags(&("hi",));
+        assert_eq!(
+            &*nested_args(flags | 0x8000, Format::Raw, &text).unwrap(),
+            b"hi"
+        );
     }
 
     #[test]

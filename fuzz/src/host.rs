@@ -11,7 +11,6 @@ use std::sync::OnceLock;
 
 use memlink_msdk::abi::{
     self, CallFrame, Format, HostApi, InitFrame, LogField, LogRecord, NestedCall, Status, StrRef,
-    NESTED_TYPED,
 };
 use memlink_msdk::exports::{memlink_call, memlink_init, memlink_module_info};
 use memlink_msdk::ModuleError;
@@ -454,8 +453,8 @@ unsafe extern "C" fn alloc_output(call: *mut c_void, len: usize) -> *mut u8 {
 }
 
 /// `HostApi::call_module`: calls into this binary's own module under [`SELF`],
-/// converting typed arguments (`NESTED_TYPED`) to the callee's format as the runtime
-/// does.
+/// converting typed arguments (`NESTED_TYPED`) to the callee's format through
+/// `msgpack::nested_args`, as the runtime does.
 ///
 /// # Safety
 ///
@@ -492,11 +491,12 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
                 Some(index) => {
                     let callee = &methods()[index as usize];
                     request.result_format = callee.result_format as u8;
-                    let converted = if request.flags & NESTED_TYPED != 0 {
-                        memlink_msdk::abi::msgpack::convert_args(callee.args_format, args.to_vec())
-                    } else {
-                        Ok(args.to_vec())
-                    };
+                    let converted = memlink_msdk::abi::msgpack::nested_args(
+                        request.flags,
+                        callee.args_format,
+                        args,
+                    )
+                    .map(|args| args.into_owned());
                     let outcome = match converted {
                         Ok(args) => call_valid(index, &args, depth),
                         Err(e) => return sink_error(request, e),

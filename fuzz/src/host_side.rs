@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use memlink_msdk::abi::{
-    self, CallFrame, HostApi, LogField, LogRecord, NestedCall, Status, StrRef, NESTED_TYPED,
+    self, CallFrame, HostApi, LogField, LogRecord, NestedCall, Status, StrRef,
 };
 use memlink_msdk::exports::{memlink_call, memlink_init, memlink_module_info, memlink_shutdown};
 use memlink_msdk::ModuleError;
@@ -116,8 +116,9 @@ pub struct NestedSpec {
     pub method: Vec<u8>,
     /// The arguments.
     pub args: Vec<u8>,
-    /// Whether the arguments are typed MessagePack to convert.
-    pub typed: bool,
+    /// The request's flags: `NESTED_TYPED` (typed MessagePack to convert),
+    /// `NESTED_NOT_RAW`, and bits the ABI does not define, which a host ignores.
+    pub flags: u8,
 }
 
 /// `NestedCall::size`.
@@ -419,7 +420,7 @@ fn nested_call(host: &HostApi, call: *mut c_void, spec: &NestedSpec) {
     };
     let mut request = NestedCall {
         size,
-        flags: if spec.typed { NESTED_TYPED } else { 0 },
+        flags: u32::from(spec.flags),
         module: StrRef {
             ptr: module.as_ptr(),
             len: module.len(),

@@ -4,7 +4,7 @@ use core::ffi::c_void;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 
-use crate::abi::{Format, HostApi, NestedCall, NestedSink, Status, StrRef, NESTED_TYPED};
+use crate::abi::{Format, HostApi, NestedCall, NestedSink, Status, StrRef};
 use crate::error::{ModuleError, Result};
 
 /// Calls other modules loaded in the same host. Get one from
@@ -137,7 +137,9 @@ impl ModuleCaller {
     /// ```
     ///
     /// A result that does not read as `R` is [`ModuleError::Serialize`] naming the callee
-    /// and `R`.
+    /// and `R`. Arguments a callee that takes raw bytes cannot take (anything but one
+    /// string or byte string, alone or in a tuple of one: `(2u32, 3u32)` too, though its
+    /// encoding reads as the bytes `[2, 3]`) are [`ModuleError::Serialize`] as well.
     pub fn call_typed<A, R>(&self, module: &str, method: &str, args: &A) -> Result<R>
     where
         A: serde::Serialize + ?Sized,
@@ -159,7 +161,8 @@ impl ModuleCaller {
             }
         };
         // Decoded where the callee left it: the result is not copied first.
-        self.lend(module, method, packed, NESTED_TYPED, |out, format| {
+        let flags = memlink_abi::msgpack::typed_nested_flags(args);
+        self.lend(module, method, packed, flags, |out, format| {
             let format = Format::from_u8(format)
                 .ok_or_else(|| ModuleError::Abi(format!("unknown result format {format}")))?;
             memlink_abi::msgpack::decode_as(format, out)

@@ -421,14 +421,9 @@ pub(crate) fn nested<R: Receive>(
         };
         // Typed arguments are MessagePack: a callee that takes MessagePack reads them as
         // they are, and only another format's callee needs them converted (copied).
-        let converted;
-        let args = if request.typed && method.args_format != Format::MessagePack {
-            converted =
-                memlink_abi::msgpack::convert_args(method.args_format, request.args.to_vec())?;
-            &converted[..]
-        } else {
-            request.args
-        };
+        let args =
+            memlink_abi::msgpack::nested_args(request.flags, method.args_format, request.args)?;
+        let args = &args[..];
         let limit = target.gate.limit();
         run(
             thread,

@@ -435,7 +435,7 @@ unsafe fn nested<R: Receive>(
         module: name(request.module, "module name")?,
         method: name(request.method, "method name")?,
         args,
-        typed: request.flags & abi::NESTED_TYPED != 0,
+        flags: request.flags,
     };
     crate::call::nested(host_call, meta, &request, receive)
 }

@@ -17,8 +17,9 @@ pub(crate) struct NestedRequest<'a> {
     pub(crate) module: &'a [u8],
     pub(crate) method: &'a [u8],
     pub(crate) args: &'a [u8],
-    /// The arguments are MessagePack of a typed value, to convert to the callee's format.
-    pub(crate) typed: bool,
+    /// The request's `NESTED_*` flags: whether the arguments are MessagePack of a typed
+    /// value, to convert to the callee's format, and whether that value may be raw.
+    pub(crate) flags: u32,
 }
 
 /// The host's side of a running call.

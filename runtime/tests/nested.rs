@@ -424,6 +424,32 @@ fn a_typed_nested_call_refuses_an_archived_result() {
     );
 }
 
+/// A module's typed nested call of a method that takes raw arguments: a string reaches it
+/// as its bytes, and a pair of integers is refused as the wrong type, as a typed call
+/// from the host refuses it (before, its encoding `[2, 3]` reached `echo` as the bytes 2
+/// and 3). Both modules go on serving.
+#[test]
+fn a_typed_nested_call_of_a_raw_method_takes_text_and_refuses_integers() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards", "basic"]);
+    let echoed: String = rt
+        .call_typed(h[0], "echo_text_typed", &("basic", "hello"))
+        .unwrap();
+    assert_eq!(echoed, "hello");
+    let err = rt
+        .call_typed::<_, String>(h[0], "echo_pair_typed", &("basic", 2u32, 3u32))
+        .unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Serialize(m))
+            if m.contains("takes one string or byte argument")),
+        "{err}"
+    );
+    let again: String = rt
+        .call_typed(h[0], "echo_text_typed", &("basic", "again"))
+        .unwrap();
+    assert_eq!(again, "again");
+    assert_eq!(rt.call(h[1], "echo", b"direct").unwrap(), b"direct"[..]);
+}
+
 /// Calls made from a thread-local's destructor, after the runtime's own thread state is
 /// gone, run as any other: a module's nested call is made, and its log records reach
 /// the runtime's sink (the host's services find the running call in a thread-local with
