@@ -27,6 +27,7 @@ use crate::guarded::guarded;
 use crate::handle::{MethodRef, ModuleHandle};
 use crate::host_call::{CallMeta, HostCall, NestedRequest};
 use crate::invoke::{run_call, Failure};
+use crate::locks;
 use crate::module::Module;
 use crate::options::CallOptions;
 use crate::output::{CallOutput, Keep, Receive};
@@ -292,6 +293,28 @@ pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> boo
     unsafe { running_call() }
         .filter(|c| core::ptr::eq(c.registry, registry))
         .is_some_and(|c| c.chain_holds(module))
+}
+
+/// The calls this thread runs, held as `crate::locks::Lock::Calls` until the holds are
+/// dropped (see `locks::hold_calls`): the calls in modules of its innermost chain, and
+/// those whose host code it runs (an interceptor's, a log sink's), in any runtime. For a
+/// load, unload or reload asked from host code: an unload or reload of one of those
+/// modules waits for this thread's call.
+pub(crate) fn hold_running_calls() -> Vec<locks::Holding> {
+    let mut calls: Vec<(u64, String)> = Vec::new();
+    // SAFETY: the reference is used only within this call, which runs inside the running
+    // call if there is one.
+    let mut call = unsafe { running_call() };
+    while let Some(c) = call {
+        calls.push((c.module.lineage, c.module.name.clone()));
+        call = c.parent;
+    }
+    crate::chain::each_hook(|lineage, name| calls.push((lineage, name.to_owned())));
+    locks::hold_calls(
+        calls
+            .iter()
+            .map(|(lineage, name)| (*lineage, name.as_str())),
+    )
 }
 
 /// The host's side of the call this thread runs in a module, if it runs one: the host

@@ -57,11 +57,13 @@ fn chain<'a>() -> Option<&'a Chain> {
 }
 
 /// A call whose host code runs on a thread: what a call that code makes carries, the
-/// lineage of the module it runs for, whether the call holds its slot of that module's
-/// gate meanwhile, and the hooked call around it (or null).
+/// lineage and name of the module it runs for, whether the call holds its slot of that
+/// module's gate meanwhile, and the hooked call around it (or null).
 struct Hooked {
     meta: CallMeta,
     lineage: u64,
+    /// Borrowed for as long as the `hooked_by` that set it runs.
+    name: *const str,
     holds_slot: bool,
     outer: *const Hooked,
 }
@@ -147,8 +149,9 @@ pub(crate) fn sink_floor() -> u32 {
     chain().map_or(0, |c| c.sink_depth.get().saturating_add(1))
 }
 
-/// Runs `f`, host code of a call to the module of `lineage` (its interceptors, a log
-/// sink given its records), with that call as this thread's hooked call: a call `f`
+/// Runs `f`, host code of a call to the module of `lineage`, loaded under `name` (its
+/// interceptors, a log sink given its records), with that call as this thread's hooked
+/// call: a call `f`
 /// makes carries `meta`'s chain, one level deeper; with `holds_slot` (the call runs in
 /// the module meanwhile, a sink's record being one it logs), a call `f` makes to that
 /// module re-enters it, whichever runtime it goes through, instead of waiting for the
@@ -158,6 +161,7 @@ pub(crate) fn sink_floor() -> u32 {
 pub(crate) fn hooked_by<R>(
     meta: CallMeta,
     lineage: u64,
+    name: &str,
     holds_slot: bool,
     f: impl FnOnce() -> R,
 ) -> R {
@@ -173,6 +177,7 @@ pub(crate) fn hooked_by<R>(
     let hook = Hooked {
         meta,
         lineage,
+        name,
         holds_slot,
         outer: chain().map_or(core::ptr::null(), |c| c.hooked.get()),
     };
@@ -209,6 +214,21 @@ pub(crate) fn hooks_hold_slot(lineage: u64) -> bool {
     any_hook(|h| h.holds_slot && h.lineage == lineage)
 }
 
+/// The lineage and name of the module of each call whose host code this thread runs,
+/// innermost first.
+pub(crate) fn each_hook(mut f: impl FnMut(u64, &str)) {
+    let mut hook = chain().map_or(core::ptr::null(), |c| c.hooked.get());
+    // SAFETY: as in `any_hook`: each pointer is null or a `Hooked` alive on the stack of
+    // a `hooked_by` still running on this thread.
+    while let Some(h) = unsafe { hook.as_ref() } {
+        // SAFETY: the `hooked_by` that set this hook borrowed `name` for as long as it
+        // runs, which it still does (its hook is on the chain).
+        let name = unsafe { &*h.name };
+        f(h.lineage, name);
+        hook = h.outer;
+    }
+}
+
 /// Whether any call whose host code this thread runs is one `which` says.
 #[inline]
 fn any_hook(which: impl Fn(&Hooked) -> bool) -> bool {
@@ -242,15 +262,16 @@ mod tests {
     #[test]
     fn hooked_calls_nest_and_are_put_back_even_when_their_code_unwinds() {
         assert!(idle() && hooked().is_none());
-        hooked_by(meta(1), 7, true, || {
+        hooked_by(meta(1), 7, "a", true, || {
             assert!(!idle());
             assert_eq!(hooked().map(|m| m.depth), Some(1));
-            hooked_by(meta(2), 8, false, || {
+            hooked_by(meta(2), 8, "b", false, || {
                 assert_eq!(hooked().map(|m| m.depth), Some(2));
                 assert!(hooks_hold(7) && hooks_hold(8) && !hooks_hold(9));
                 assert!(hooks_hold_slot(7) && !hooks_hold_slot(8));
             });
-            let unwound = std::panic::catch_unwind(|| hooked_by(meta(3), 9, false, || panic!()));
+            let unwound =
+                std::panic::catch_unwind(|| hooked_by(meta(3), 9, "c", false, || panic!()));
             assert!(unwound.is_err());
             assert_eq!(hooked().map(|m| m.depth), Some(1));
         });
@@ -294,7 +315,7 @@ mod tests {
         struct Late;
         impl Drop for Late {
             fn drop(&mut self) {
-                let depth = hooked_by(meta(4), 1, false, || hooked().map(|m| m.depth));
+                let depth = hooked_by(meta(4), 1, "d", false, || hooked().map(|m| m.depth));
                 SEEN.store(depth.unwrap_or(0), Ordering::SeqCst);
             }
         }

@@ -133,6 +133,16 @@ pub enum RuntimeError {
         /// What was asked for (`load`, `unload`, `reload`).
         action: &'static str,
     },
+    /// A load, unload or reload asked for from inside a call to `module` (by a log sink
+    /// or an interceptor while the call runs, say) that would wait in a loop: for a lock
+    /// held by a thread whose unload or reload of `module` waits, in turn, for the call
+    /// to end.
+    InsideAwaitedCall {
+        /// The module whose call runs.
+        module: String,
+        /// What was asked for (`load`, `unload`, `reload`).
+        action: &'static str,
+    },
     /// A reference by name and version that two module files answer alike (`greeter@1`
     /// with `greeter@1.4.2.so` and `libgreeter@1.4.2.so` beside it): remove or rename
     /// one.
@@ -453,6 +463,11 @@ impl fmt::Display for RuntimeError {
             InsideReload { reloading, action } => write!(
                 f,
                 "cannot {action} a module from inside the reload of `{reloading}`"
+            ),
+            InsideAwaitedCall { module, action } => write!(
+                f,
+                "cannot {action} a module from inside a call to `{module}`: it would wait for \
+                 a lock held where an unload or reload of `{module}` waits for this call"
             ),
             Ambiguous { reference, files } => {
                 write!(f, "`{reference}` is ambiguous: ")?;

@@ -93,11 +93,11 @@ pub(crate) fn guarded<E>(
         ..*meta
     };
     let after = |outcome: Outcome<'_>| {
-        crate::chain::hooked_by(after_meta, module.lineage, false, || {
+        crate::chain::hooked_by(after_meta, module.lineage, &module.name, false, || {
             hooks.iter().for_each(|h| h.after(&info, &outcome))
         })
     };
-    let refused = crate::chain::hooked_by(*meta, module.lineage, false, || {
+    let refused = crate::chain::hooked_by(*meta, module.lineage, &module.name, false, || {
         hooks
             .iter()
             .find_map(|h| h.before(&info, args.bytes()).err())

@@ -159,7 +159,9 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
                 // level deeper (the running call names only its own runtime's calls).
                 // Without it, two runtimes whose sinks call each other's logging modules
                 // started a chain of depth 0 at each hop, and overflowed the stack.
-                Some(c) => crate::chain::hooked_by(*c.meta, c.module.lineage, true, emit),
+                Some(c) => {
+                    crate::chain::hooked_by(*c.meta, c.module.lineage, &c.module.name, true, emit)
+                }
                 None => emit(),
             }
         }

@@ -342,7 +342,7 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
                 deadline: None,
                 ..*meta
             };
-            crate::chain::hooked_by(chain, module.lineage, false, report);
+            crate::chain::hooked_by(chain, module.lineage, &module.name, false, report);
         }
         Failure::Module(error)
     })

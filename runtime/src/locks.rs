@@ -24,6 +24,12 @@ pub(crate) enum Lock {
     /// The lock of reloads of one slot (the runtime's id, the slot): one reload of a
     /// module at a time.
     Reload(u32, u32),
+    /// The calls of the module of this lineage (`Module::lineage`, its versions alike),
+    /// which an unload or a reload waits for, as for a lock with a holder in each thread
+    /// that runs one (the module's code, or host code of a call to it). A thread holds it
+    /// only while it asks for a load, unload or reload from inside such a call
+    /// ([`hold_calls`]), where that can close a loop.
+    Calls(u64),
 }
 
 /// A lock held while module code runs, and the module whose load or reload holds it.
@@ -43,6 +49,10 @@ impl Held {
             },
             Lock::Reload(..) => RuntimeError::InsideReload {
                 reloading: self.module.clone(),
+                action,
+            },
+            Lock::Calls(_) => RuntimeError::InsideAwaitedCall {
+                module: self.module.clone(),
                 action,
             },
         }
@@ -83,6 +93,22 @@ impl Drop for Holding {
     }
 }
 
+/// The calls this thread runs, each given as its module's lineage and name (repeats
+/// are held once), held as [`Lock::Calls`] until the holds are dropped: for a load,
+/// unload or reload asked from inside them, whose waits would otherwise not say that
+/// an unload or reload of one of those modules waits, in turn, for this thread.
+pub(crate) fn hold_calls<'a>(calls: impl IntoIterator<Item = (u64, &'a str)>) -> Vec<Holding> {
+    let mut held: Vec<u64> = Vec::new();
+    let mut holds = Vec::new();
+    for (lineage, name) in calls {
+        if !held.contains(&lineage) {
+            held.push(lineage);
+            holds.push(Holding::enter(Lock::Calls(lineage), name));
+        }
+    }
+    holds
+}
+
 /// Refuses `action` when this thread runs module code holding `lock`: it would wait for
 /// that lock (a load, unload or reload of the runtime whose load runs, from a log sink
 /// its module's records reach), or for what the hold keeps (an unload of the module
@@ -120,12 +146,13 @@ impl Waiting {
     pub(crate) fn enter(lock: Lock, action: &'static str) -> Result<Waiting, RuntimeError> {
         // A thread tearing its locals down holds nothing.
         let held: Vec<Held> = HELD.try_with(|h| h.borrow().clone()).unwrap_or_default();
-        let Some(innermost) = held.last() else {
+        if held.is_empty() {
             return Ok(Waiting(Vec::new()));
-        };
+        }
         let mut waits = WAITS.lock().unwrap_or_else(|p| p.into_inner());
-        if closes_loop(&waits, lock, &held) {
-            return Err(innermost.refusal(action));
+        if let Some(hold) = closes_loop(&waits, lock, &held) {
+            // The hold the loop runs through names the refusal.
+            return Err(hold.refusal(action));
         }
         let mine: Vec<(Lock, Lock)> = held.iter().map(|h| (h.lock, lock)).collect();
         waits.extend_from_slice(&mine);
@@ -147,26 +174,28 @@ impl Drop for Waiting {
     }
 }
 
-/// Whether a wait for `wanted` by the holder of `held` closes a loop of `waits`: whether
-/// a lock it holds is reached from `wanted`, through the locks each holder waits for.
+/// Whether a wait for `wanted` by the holder of `held` closes a loop of `waits`: the
+/// hold whose lock is reached from `wanted`, through the locks each holder waits for,
+/// if one is. Of several, a lock's (the innermost) names the loop rather than a call's:
+/// "inside the load of" says more than "inside a call to" of what holds the others up.
 /// A holder may have more than one wait recorded (a reload records its wait for its
 /// runtime's lock of loads before it takes the lock of its slot), so every path is
 /// followed, each lock once.
-fn closes_loop(waits: &[(Lock, Lock)], wanted: Lock, held: &[Held]) -> bool {
+fn closes_loop<'h>(waits: &[(Lock, Lock)], wanted: Lock, held: &'h [Held]) -> Option<&'h Held> {
     let mut seen = vec![wanted];
     let mut next = 0;
     while let Some(&at) = seen.get(next) {
         next += 1;
-        if held.iter().any(|h| h.lock == at) {
-            return true;
-        }
         for &(_, then) in waits.iter().filter(|(h, _)| *h == at) {
             if !seen.contains(&then) {
                 seen.push(then);
             }
         }
     }
-    false
+    held.iter()
+        .rev()
+        .filter(|h| seen.contains(&h.lock))
+        .min_by_key(|h| matches!(h.lock, Lock::Calls(_)))
 }
 
 #[cfg(test)]
@@ -190,15 +219,55 @@ mod tests {
         let (a, b, r) = (Lock::Loads(1), Lock::Loads(2), Lock::Reload(2, 0));
         // The holder of `a` waits for `b` (recorded first) and for `r`.
         let waits = [(a, b), (a, r)];
-        assert!(closes_loop(&waits, a, &held(&[r])), "r's holder wants a");
-        assert!(!closes_loop(&waits, a, &held(&[Lock::Loads(3)])));
-        assert!(!closes_loop(&[], a, &held(&[r])), "nobody waits");
+        assert_eq!(
+            closes_loop(&waits, a, &held(&[r])).map(|h| h.lock),
+            Some(r),
+            "r's holder wants a"
+        );
+        assert_eq!(
+            closes_loop(&waits, a, &held(&[Lock::Loads(3)])).map(|h| h.lock),
+            None
+        );
+        assert_eq!(
+            closes_loop(&[], a, &held(&[r])).map(|h| h.lock),
+            None,
+            "nobody waits"
+        );
         // A longer loop: 3 waits for 1, whose holder waits for r.
         let waits = [(Lock::Loads(3), a), (a, r)];
-        assert!(closes_loop(&waits, Lock::Loads(3), &held(&[r])));
+        assert_eq!(
+            closes_loop(&waits, Lock::Loads(3), &held(&[r])).map(|h| h.lock),
+            Some(r)
+        );
         // A loop the walk meets that does not pass through this thread's locks ends.
         let waits = [(a, b), (b, a)];
-        assert!(!closes_loop(&waits, a, &held(&[r])));
+        assert_eq!(closes_loop(&waits, a, &held(&[r])).map(|h| h.lock), None);
+    }
+
+    /// Of the holds a loop runs through, a lock's names it rather than a call's; a call
+    /// names it when it is the only one.
+    #[test]
+    fn a_loop_through_a_lock_and_a_call_is_named_by_the_lock() {
+        let (a, c, r) = (Lock::Loads(1), Lock::Calls(7), Lock::Reload(2, 0));
+        let holds = held(&[r, c]);
+        let named = |waits: &[(Lock, Lock)]| closes_loop(waits, a, &holds).map(|h| h.lock);
+        assert_eq!(named(&[(a, c), (a, r)]), Some(r));
+        assert_eq!(named(&[(a, r), (a, c)]), Some(r));
+        assert_eq!(named(&[(a, c)]), Some(c));
+        assert_eq!(
+            named(&[(a, Lock::Calls(8))]),
+            None,
+            "another module's calls"
+        );
+        let call = Held {
+            lock: c,
+            module: "basic".to_owned(),
+        };
+        assert_eq!(
+            call.refusal("load").to_string(),
+            "cannot load a module from inside a call to `basic`: it would wait for a lock \
+             held where an unload or reload of `basic` waits for this call"
+        );
     }
 
     /// An id no runtime of the tests takes (ids count up from 1).

@@ -605,6 +605,10 @@ impl Registry {
         // closes one with it. Every reload records it first, so a loop through the wait
         // of a reload's switch is refused here, in whichever reload closes it.
         let waiting_for_loads = locks::Waiting::enter(Lock::Loads(self.id), "reload")?;
+        // It waits for the old version's calls at its end, holding what the code that
+        // asked for it holds: recorded for the whole reload, as an unload's is.
+        let lineage = self.module(handle)?.lineage;
+        let _waiting_for_calls = locks::Waiting::enter(Lock::Calls(lineage), "reload")?;
         let path = self.resolver.resolve(reference)?;
         // A reload asked from code a reload runs (a sink or an interceptor of the state's
         // save) would wait for that reload, or for another that waits for it.
@@ -827,6 +831,12 @@ impl Registry {
         locks::refuse(Lock::Reload(self.id, handle.index), "unload")?;
         // As for a reload: the unload waits for this runtime's lock of loads three times.
         let _waiting = locks::Waiting::enter(Lock::Loads(self.id), "unload")?;
+        // And for the module's calls: asked from host code that holds a lock (a sink of
+        // another runtime's load), it must not close a loop through a call whose host
+        // code waits, in turn, for that lock. Recorded before the gate closes, so that a
+        // refusal leaves the module serving.
+        let lineage = self.module(handle)?.lineage;
+        let _waiting_for_calls = locks::Waiting::enter(Lock::Calls(lineage), "unload")?;
         // Closing the gate under the loading lock decides which of two racing unloads (or
         // an unload and a reload) gets the module; the wait for its calls happens outside
         // the lock, so loads and unloads of other modules go on meanwhile.

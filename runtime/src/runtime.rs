@@ -134,6 +134,7 @@ impl Runtime {
     /// from its `memlink_dependencies` export) is refused with
     /// [`RuntimeError::InsideLoad`].
     pub fn load(&self, module: ModuleRef) -> Result<ModuleHandle, RuntimeError> {
+        let _calls = call::hold_running_calls();
         self.registry.load(&module, &ModuleSettings::default())
     }
 
@@ -143,6 +144,7 @@ impl Runtime {
     /// before the file is opened; so is a module whose own name is such a name
     /// ([`RuntimeError::InvalidModule`]), once opened.
     pub fn load_as(&self, module: ModuleRef, name: &str) -> Result<ModuleHandle, RuntimeError> {
+        let _calls = call::hold_running_calls();
         self.registry
             .load(&module, &ModuleSettings::default().name(name))
     }
@@ -166,6 +168,7 @@ impl Runtime {
         module: ModuleRef,
         settings: &ModuleSettings,
     ) -> Result<ModuleHandle, RuntimeError> {
+        let _calls = call::hold_running_calls();
         self.registry.load(&module, settings)
     }
 
@@ -183,10 +186,16 @@ impl Runtime {
     /// an interceptor or a log sink while a call to this module (or a nested call it
     /// made) runs on the same thread, it is refused with [`RuntimeError::InsideCall`];
     /// asked for from host code the module's own reload runs (a `tracing` layer given
-    /// its new version's records), with [`RuntimeError::InsideReload`]. (Code there that
-    /// waits for another thread to unload it is not seen, and waits for ever.)
+    /// its new version's records), with [`RuntimeError::InsideReload`]. Asked for from
+    /// host code that holds what one of the calls it waits for waits for in turn (a sink
+    /// of another runtime's load, while the call's own sink loads into that runtime), one
+    /// of the two is refused, [`RuntimeError::InsideLoad`] here or
+    /// [`RuntimeError::InsideAwaitedCall`] there, and the other goes on. (Code there that
+    /// waits for another thread to unload it, not through the runtime, is not seen, and
+    /// waits for ever.)
     pub fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
         self.not_inside_a_call_to(handle, "unload")?;
+        let _calls = call::hold_running_calls();
         self.registry.unload(handle)
     }
 
@@ -235,7 +244,8 @@ impl Runtime {
     /// that would wait in a loop (a load whose code asks for this same reload while the
     /// reload's asks for that load): it is refused then with
     /// [`RuntimeError::InsideReload`] (or, on the load's side,
-    /// [`RuntimeError::InsideLoad`]), and the rest goes on.
+    /// [`RuntimeError::InsideLoad`]; or, from inside a call to the module the reload
+    /// waits for at its end, [`RuntimeError::InsideAwaitedCall`]), and the rest goes on.
     ///
     /// ```no_run
     /// # use memlink_runtime::{ModuleRef, Runtime};
@@ -264,6 +274,7 @@ impl Runtime {
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
         self.not_inside_a_call_to(handle, "reload")?;
+        let _calls = call::hold_running_calls();
         self.registry.reload(handle, &module, policy)
     }
 

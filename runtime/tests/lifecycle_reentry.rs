@@ -449,99 +449,79 @@ fn loads_into_each_other_from_inside_two_runtimes_loads_do_not_deadlock() {
 /// reloads were not recorded: each sink waited for the other thread's lock, for ever.
 #[test]
 fn a_reload_and_a_load_asking_for_each_others_locks_do_not_deadlock() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Barrier, Mutex, OnceLock};
-
-    use memlink_runtime::{LogEvent, LogSink};
-
-    /// Once armed, on the first "declaring" record: waits for the other sink, then runs
-    /// its errand and keeps what it returned.
-    struct Errand {
-        armed: AtomicBool,
-        both_there: Arc<Barrier>,
-        run: OnceLock<Box<dyn Fn() -> Result<(), RuntimeError> + Send + Sync>>,
-        said: Mutex<Vec<String>>,
-    }
-    impl LogSink for Errand {
-        fn record(&self, event: &LogEvent<'_>) {
-            if event.message != "declaring" || !self.armed.swap(false, Ordering::AcqRel) {
-                return;
-            }
-            self.both_there.wait();
-            let outcome = (self.run.get().expect("set before arming"))();
-            self.said.lock().unwrap().push(format!("{outcome:?}"));
-        }
-    }
-
-    let logs = common::compile_c_with(
-        &["runtime/tests/fixtures/depends_on.c"],
-        "libdepends_on_logs.so",
-        true,
-        &["-DDEPENDS_ON_LOGS"],
-    );
-    let both_there = Arc::new(Barrier::new(2));
-    let runtime = || {
-        logging_to(Arc::new(Errand {
-            armed: AtomicBool::new(false),
-            both_there: Arc::clone(&both_there),
-            run: OnceLock::new(),
-            said: Mutex::new(Vec::new()),
-        }))
-    };
+    let logs = depends_on_logs();
     // `reloads` runs the reload; `loads` the load.
-    let (reloads, reloads_sink) = runtime();
-    let (loads, loads_sink) = runtime();
+    let [(reloads, reloads_sink), (loads, loads_sink)] = errand_runtimes(["declaring"; 2]);
     let reloaded = reloads.load(ModuleRef::from_path(&logs)).unwrap();
-    let _ = reloads_sink.run.set({
-        let loads = loads.clone();
-        Box::new(move || {
-            loads
-                .load(ModuleRef::from_path(module_path("basic")))
-                .map(drop)
-        })
-    });
-    let _ = loads_sink.run.set({
+    reloads_sink.set(loads_basic(loads.clone()));
+    loads_sink.set({
         let (reloads, logs) = (reloads.clone(), logs.clone());
-        Box::new(move || {
+        move || {
             reloads
                 .reload(reloaded, ModuleRef::from_path(&logs))
                 .map(drop)
-        })
+        }
     });
-    reloads_sink.armed.store(true, Ordering::Release);
-    loads_sink.armed.store(true, Ordering::Release);
-    let (done, ended) = mpsc::channel();
-    {
-        let (done, rt, logs) = (done.clone(), reloads.clone(), logs.clone());
-        std::thread::spawn(move || {
-            let _ = done.send(rt.reload(reloaded, ModuleRef::from_path(&logs)).map(drop));
-        });
-    }
-    {
-        let (rt, logs) = (loads.clone(), logs.clone());
-        std::thread::spawn(move || {
-            let _ = done.send(rt.load(ModuleRef::from_path(&logs)).map(drop));
-        });
-    }
-    each_returns_ok(&ended, 2, "the reload and the load");
-    // One sink's errand was done, the other's refused saying why (which one depends on
-    // which thread asked last); both runtimes serve on.
-    let said = sorted(&[&reloads_sink.said, &loads_sink.said]);
-    let refused = [
-        "Err(InsideLoad { loading: \"depends_on\", action: \"reload\" })",
-        "Err(InsideReload { reloading: \"depends_on\", action: \"load\" })",
-    ];
-    assert_eq!(said.len(), 2, "{said:?}");
-    assert!(refused.contains(&said[0].as_str()), "{said:?}");
-    assert_eq!(said[1], "Ok(())", "{said:?}");
-    let basic = loads
-        .handle_of("basic")
-        .or_else(|_| loads.load(ModuleRef::from_path(module_path("basic"))))
-        .unwrap();
-    assert_eq!(&*loads.call(basic, "echo", b"on").unwrap(), b"on");
+    let (rt, path) = (reloads.clone(), logs.clone());
+    let reload = move || rt.reload(reloaded, ModuleRef::from_path(&path)).map(drop);
+    let (rt, path) = (loads.clone(), logs.clone());
+    let load = move || rt.load(ModuleRef::from_path(&path)).map(drop);
+    one_refused_one_done(
+        reload,
+        load,
+        [&reloads_sink, &loads_sink],
+        &[
+            "Err(InsideLoad { loading: \"depends_on\", action: \"reload\" })",
+            "Err(InsideReload { reloading: \"depends_on\", action: \"load\" })",
+        ],
+    );
+    // Both runtimes serve on.
+    serves_basic(&loads);
     reloads
         .reload(reloaded, ModuleRef::from_path(&logs))
         .unwrap();
+}
+
+/// A call in one runtime and a load in another, each on a thread of its own, each
+/// runtime's log sink asking, once both are there, for what the other thread holds: the
+/// call's sink (given a record the call logs) loads into the load's runtime, whose lock
+/// of loads the load holds, and the load's sink (given a record the module logs as it
+/// declares its dependencies) unloads the called module, which waits for the call to
+/// end. One of the two is refused, saying why, and the other made once the first is
+/// done. Before, an unload's wait for calls was no wait the loop check knew of: each
+/// sink waited for the other thread for ever.
+#[test]
+fn an_unload_and_a_load_asking_for_each_others_holds_from_a_call_do_not_deadlock() {
+    let logs = depends_on_logs();
+    // `calls` runs `basic::chatty`, whose first record is "an error"; `loads` the load.
+    let [(calls, calls_sink), (loads, loads_sink)] = errand_runtimes(["an error", "declaring"]);
+    let basic = calls
+        .load(ModuleRef::from_path(module_path("basic")))
+        .unwrap();
+    calls_sink.set(loads_basic(loads.clone()));
+    loads_sink.set({
+        let calls = calls.clone();
+        move || calls.unload(basic)
+    });
+    let rt = calls.clone();
+    let call = move || rt.call_typed::<_, ()>(basic, "chatty", &(1u32,));
+    let rt = loads.clone();
+    let load = move || rt.load(ModuleRef::from_path(&logs)).map(drop);
+    one_refused_one_done(
+        call,
+        load,
+        [&calls_sink, &loads_sink],
+        &[
+            "Err(InsideAwaitedCall { module: \"basic\", action: \"load\" })",
+            "Err(InsideLoad { loading: \"depends_on\", action: \"unload\" })",
+        ],
+    );
+    // Whichever was made, both runtimes serve on.
+    serves_basic(&loads);
+    match calls.call(basic, "echo", b"on") {
+        Ok(out) => assert_eq!(&*out, b"on", "not unloaded"),
+        Err(e) => assert!(matches!(e, RuntimeError::UnknownHandle(_)), "unloaded: {e}"),
+    }
 }
 
 /// An unload asked for by host code that a reload of the same module runs (a `tracing`
@@ -685,6 +665,105 @@ fn a_state_save_made_inside_a_call_reenters_the_modules_of_its_chain() {
     // Both serve on, `c` in its new version.
     assert_eq!(rt.call(a, "ping", b"").unwrap(), b"");
     assert_eq!(rt.call(c, "ping", b"").unwrap(), b"");
+}
+
+/// A log sink that, once armed, on the first record whose message is `trigger`: waits
+/// for the other sink, then runs its errand and keeps what it returned.
+struct Errand {
+    trigger: &'static str,
+    armed: std::sync::atomic::AtomicBool,
+    both_there: Arc<std::sync::Barrier>,
+    run: std::sync::OnceLock<Box<dyn Fn() -> Result<(), RuntimeError> + Send + Sync>>,
+    said: std::sync::Mutex<Vec<String>>,
+}
+
+impl Errand {
+    /// Sets the errand.
+    fn set(&self, run: impl Fn() -> Result<(), RuntimeError> + Send + Sync + 'static) {
+        assert!(self.run.set(Box::new(run)).is_ok(), "set once");
+    }
+}
+
+impl memlink_runtime::LogSink for Errand {
+    fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+        use std::sync::atomic::Ordering;
+        if event.message != self.trigger || !self.armed.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        self.both_there.wait();
+        let outcome = (self.run.get().expect("set before arming"))();
+        self.said.lock().unwrap().push(format!("{outcome:?}"));
+    }
+}
+
+/// Two runtimes, each logging to an [`Errand`] of its own on `triggers`, the errands
+/// waiting for each other before they run.
+fn errand_runtimes(triggers: [&'static str; 2]) -> [(Runtime, Arc<Errand>); 2] {
+    let both_there = Arc::new(std::sync::Barrier::new(2));
+    triggers.map(|trigger| {
+        logging_to(Arc::new(Errand {
+            trigger,
+            armed: std::sync::atomic::AtomicBool::new(false),
+            both_there: Arc::clone(&both_there),
+            run: std::sync::OnceLock::new(),
+            said: std::sync::Mutex::new(Vec::new()),
+        }))
+    })
+}
+
+/// Arms both `sinks`, then runs `a` and `b` on threads of their own: each must return
+/// `Ok`, one sink's errand must have been refused with one of `refused` (which one
+/// depends on which thread asked last), and the other's done.
+fn one_refused_one_done(
+    a: impl FnOnce() -> Result<(), RuntimeError> + Send + 'static,
+    b: impl FnOnce() -> Result<(), RuntimeError> + Send + 'static,
+    sinks: [&Errand; 2],
+    refused: &[&str],
+) {
+    use std::sync::atomic::Ordering;
+    for sink in sinks {
+        sink.armed.store(true, Ordering::Release);
+    }
+    let (done, ended) = std::sync::mpsc::channel();
+    let done_too = done.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(a());
+    });
+    std::thread::spawn(move || {
+        let _ = done_too.send(b());
+    });
+    each_returns_ok(&ended, 2, "both");
+    let said = sorted(&[&sinks[0].said, &sinks[1].said]);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(refused.contains(&said[0].as_str()), "{said:?}");
+    assert_eq!(said[1], "Ok(())", "{said:?}");
+}
+
+/// An errand that loads `basic` into `rt`.
+fn loads_basic(rt: Runtime) -> impl Fn() -> Result<(), RuntimeError> + Send + Sync {
+    move || {
+        rt.load(ModuleRef::from_path(module_path("basic")))
+            .map(drop)
+    }
+}
+
+/// Calls `basic` in `rt`, loading it first unless an errand did.
+fn serves_basic(rt: &Runtime) {
+    let basic = rt
+        .handle_of("basic")
+        .or_else(|_| rt.load(ModuleRef::from_path(module_path("basic"))))
+        .unwrap();
+    assert_eq!(&*rt.call(basic, "echo", b"on").unwrap(), b"on");
+}
+
+/// `depends_on.c` built to log "declaring" (at info) as it declares its dependencies.
+fn depends_on_logs() -> PathBuf {
+    common::compile_c_with(
+        &["runtime/tests/fixtures/depends_on.c"],
+        "libdepends_on_logs.so",
+        true,
+        &["-DDEPENDS_ON_LOGS"],
+    )
 }
 
 /// Takes `n` outcomes from `ended`, each of which must be `Ok`: those of `what`, run on
