@@ -34,6 +34,7 @@
 //! | [`output`] | [`RemoteOutput`] (a result read in place) and [`ArgSlot`] (arguments written in place) |
 //! | [`typed`] | typed handles: [`RemoteTyped`] (serde values), [`RemoteArchived`] (archives), [`RemoteArchivedDecoded`] (archived arguments, a serde result) and [`RemoteTypedArchived`] (serde arguments, an archived result) |
 //! | [`batch`] | [`Batch`]: many calls submitted with one wakeup |
+//! | `send` | how a typed or archived handle's call reaches the daemon: its arguments written into a slot, or apart, and sent once more when the daemon never took it |
 //! | `error` | how the daemon's failures become [`RuntimeError`]s |
 
 #![warn(missing_docs)]
@@ -42,6 +43,7 @@ pub mod batch;
 pub mod client;
 mod error;
 pub mod output;
+mod send;
 pub mod typed;
 
 pub use batch::Batch;

@@ -3,12 +3,10 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use memlink_abi::archive::{self, Archivable, ArchiveType, Checkable, Limits};
 use memlink_abi::{msgpack, Format};
 use memlink_ipc::control::MethodInfo;
-use memlink_ipc::slot::Op;
 use memlink_runtime::{CallOptions, ModuleError, RuntimeError};
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
@@ -17,6 +15,7 @@ use serde::Serialize;
 
 use crate::client::{format, Client, RemoteModule};
 use crate::output::{decode_private, RemoteOutput};
+use crate::send::{Filled, Target};
 
 // The handles' constructors live beside the handles, so `client` needs no `typed`.
 impl Client {
@@ -122,7 +121,11 @@ pub struct RemoteTyped<'c, A: ?Sized, R> {
 
 impl<A: ?Sized, R> fmt::Debug for RemoteTyped<'_, A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RemoteTyped({}::{})", self.args.name, self.args.method)
+        write!(
+            f,
+            "RemoteTyped({}::{})",
+            self.args.target.name, self.args.target.method
+        )
     }
 }
 
@@ -137,7 +140,7 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
         let result = format(m.result)?;
         if result == Format::Archived {
             return Err(RuntimeError::WrongFormat {
-                module: args.name,
+                module: args.target.name,
                 method: m.name,
                 part: "result",
                 format: result,
@@ -172,8 +175,8 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
     fn unreadable(&self, e: ModuleError) -> RuntimeError {
         let type_name = core::any::type_name::<R>();
         RuntimeError::Codec {
-            module: self.args.name.clone(),
-            method: self.args.method.clone(),
+            module: self.args.target.name.clone(),
+            method: self.args.target.method.clone(),
             reason: msgpack::unreadable_result(type_name, e, self.signature.as_deref()),
         }
     }
@@ -186,13 +189,8 @@ impl<'c, A: Serialize + ?Sized, R: DeserializeOwned> RemoteTyped<'c, A, R> {
 
 /// The method a typed handle calls, and how it encodes the arguments.
 struct TypedArgs<'c> {
-    client: &'c Client,
-    name: String,
-    method: String,
+    target: Target<'c>,
     args: Format,
-    /// What it checked of the method (`MethodInfo::digest`), sent with each call: the
-    /// worker refuses the call if the method it would run is no longer that.
-    digest: u64,
 }
 
 impl<'c> TypedArgs<'c> {
@@ -213,108 +211,42 @@ impl<'c> TypedArgs<'c> {
             });
         }
         Ok(TypedArgs {
-            client,
-            name,
-            method: m.name.clone(),
+            target: Target {
+                client,
+                name,
+                method: m.name.clone(),
+                digest: m.digest(),
+            },
             args,
-            digest: m.digest(),
         })
     }
 
-    /// Encodes `args` into the shared segment and calls the method. A call the daemon
-    /// never took (it went away, and a new one is there) is sent once more on a new
-    /// connection.
+    /// Encodes `args` into the shared segment and calls the method (see
+    /// `Target::send`).
     fn send<A: Serialize + ?Sized>(
         &self,
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        // The time the call had when it was made, which a timeout reports: a second try
-        // comes after the first ran some of it out.
-        let given = crate::client::given(options);
-        match self.send_once(args, options, given) {
-            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options, given),
-            other => other,
-        }
-    }
-
-    fn send_once<A: Serialize + ?Sized>(
-        &self,
-        args: &A,
-        options: &CallOptions,
-        given: Option<Duration>,
-    ) -> Result<RemoteOutput, RuntimeError> {
-        let conn = self
-            .client
-            .connection_for_call(0, &self.name, &self.method, options, given)?;
-        let mut lease = conn.lease(options.deadline).map_err(|e| {
-            self.client
-                .failed(&conn, e, &self.name, &self.method, given)
-        })?;
-        let data = lease.data_mut();
-        let len = match msgpack::encode_as_into(self.args, args, data) {
-            Some(range) => {
-                data.copy_within(range.clone(), 0);
-                range.len()
+        self.target.send(options, |data| {
+            match msgpack::encode_as_into(self.args, args, data) {
+                Some(range) => {
+                    data.copy_within(range.clone(), 0);
+                    Ok(Filled::InPlace(range.len()))
+                }
+                // Too large for the slot, or not encodable for the format (the codec's
+                // error).
+                None => msgpack::encode_as(self.args, args)
+                    .map(Filled::Apart)
+                    .map_err(|e| self.codec(e)),
             }
-            None => {
-                // Too large for the slot (the segment grows for them), or not encodable
-                // for the format (the codec's error).
-                let bytes = msgpack::encode_as(self.args, args).map_err(|e| self.codec(e))?;
-                drop(lease);
-                return self.send_encoded(&bytes, options, given);
-            }
-        };
-        lease.checking(self.digest);
-        let reply = self.client.finish(
-            lease,
-            Op::Call,
-            &self.name,
-            &self.method,
-            len,
-            options,
-            given,
-        )?;
-        Ok(RemoteOutput { reply })
-    }
-
-    /// Calls with arguments already encoded, on a connection whose slots hold them.
-    fn send_encoded(
-        &self,
-        bytes: &[u8],
-        options: &CallOptions,
-        given: Option<Duration>,
-    ) -> Result<RemoteOutput, RuntimeError> {
-        let conn = self.client.connection_for_call(
-            bytes.len(),
-            &self.name,
-            &self.method,
-            options,
-            given,
-        )?;
-        let failed = |e| {
-            self.client
-                .failed(&conn, e, &self.name, &self.method, given)
-        };
-        let mut lease = conn.lease(options.deadline).map_err(failed)?;
-        lease.write_args(bytes).map_err(failed)?;
-        lease.checking(self.digest);
-        let reply = self.client.finish(
-            lease,
-            Op::Call,
-            &self.name,
-            &self.method,
-            bytes.len(),
-            options,
-            given,
-        )?;
-        Ok(RemoteOutput { reply })
+        })
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {
         RuntimeError::Codec {
-            module: self.name.clone(),
-            method: self.method.clone(),
+            module: self.target.name.clone(),
+            method: self.target.method.clone(),
             reason: match e {
                 ModuleError::Serialize(m) => m,
                 other => other.to_string(),
@@ -338,7 +270,7 @@ impl<A: ?Sized, R> fmt::Debug for RemoteTypedArchived<'_, A, R> {
         write!(
             f,
             "RemoteTypedArchived({}::{})",
-            self.args.name, self.args.method
+            self.args.target.name, self.args.target.method
         )
     }
 }
@@ -357,7 +289,7 @@ where
         let name = client.name(module)?.to_string();
         let args = TypedArgs::new(client, name, &m)?;
         check_result::<R>(
-            &args.name,
+            &args.target.name,
             &m,
             "read it through `Client::typed`, which decodes it as the serde type it is",
         )?;
@@ -384,8 +316,8 @@ where
         let output = self.args.send(args, options)?;
         ArchivedReply::checked(
             output,
-            &self.args.name,
-            &self.args.method,
+            &self.args.target.name,
+            &self.args.target.method,
             self.signature.as_deref(),
         )
     }
@@ -398,22 +330,52 @@ fn check_result<R: rkyv::Archive>(
     m: &MethodInfo,
     instead: &'static str,
 ) -> Result<(), RuntimeError> {
-    let ours = ArchiveType::of::<R>();
-    match m.result_fingerprint {
-        Some(fp) if fp == ours.fingerprint => Ok(()),
-        Some(_) => Err(RuntimeError::TypeMismatch {
-            module: name.to_owned(),
-            method: m.name.clone(),
-            expected: m.result_type.clone().unwrap_or_default(),
-            got: ours.name.to_owned(),
-        }),
-        None => Err(RuntimeError::WrongFormat {
-            module: name.to_owned(),
-            method: m.name.clone(),
-            part: "result",
-            format: format(m.result)?,
-            instead,
-        }),
+    let described = Described {
+        part: "result",
+        fingerprint: m.result_fingerprint,
+        type_name: &m.result_type,
+        tag: m.result,
+    };
+    described.check(name, m, ArchiveType::of::<R>(), instead)
+}
+
+/// One part of a method, its arguments or its result, as the daemon describes it.
+struct Described<'m> {
+    part: &'static str,
+    /// The fingerprint of its archived type, for an archive.
+    fingerprint: Option<u64>,
+    /// The name of its archived type, for an archive.
+    type_name: &'m Option<String>,
+    /// Its format tag.
+    tag: u8,
+}
+
+impl Described<'_> {
+    /// Whether the part (of `m`, of the module `name`) is an archive of the type `ours`
+    /// describes; `instead` says what to use for a part that is no archive.
+    fn check(
+        &self,
+        name: &str,
+        m: &MethodInfo,
+        ours: ArchiveType,
+        instead: &'static str,
+    ) -> Result<(), RuntimeError> {
+        match self.fingerprint {
+            Some(fp) if fp == ours.fingerprint => Ok(()),
+            Some(_) => Err(RuntimeError::TypeMismatch {
+                module: name.to_owned(),
+                method: m.name.clone(),
+                expected: self.type_name.clone().unwrap_or_default(),
+                got: ours.name.to_owned(),
+            }),
+            None => Err(RuntimeError::WrongFormat {
+                module: name.to_owned(),
+                method: m.name.clone(),
+                part: self.part,
+                format: format(self.tag)?,
+                instead,
+            }),
+        }
     }
 }
 
@@ -431,7 +393,7 @@ impl<A, R> fmt::Debug for RemoteArchived<'_, A, R> {
         write!(
             f,
             "RemoteArchived({}::{})",
-            self.args.name, self.args.method
+            self.args.target.name, self.args.target.method
         )
     }
 }
@@ -477,8 +439,8 @@ where
         let output = self.args.send(args, options)?;
         ArchivedReply::checked(
             output,
-            &self.args.name,
-            &self.args.method,
+            &self.args.target.name,
+            &self.args.target.method,
             self.signature.as_deref(),
         )
     }
@@ -486,119 +448,57 @@ where
 
 /// Whether `m` (of the module `name`) takes an archive of `A`.
 fn check_args<A: Archivable>(name: &str, m: &MethodInfo) -> Result<(), RuntimeError> {
-    let ours = ArchiveType::of::<A>();
-    match m.args_fingerprint {
-        Some(fp) if fp == ours.fingerprint => Ok(()),
-        Some(_) => Err(RuntimeError::TypeMismatch {
-            module: name.to_owned(),
-            method: m.name.clone(),
-            expected: m.args_type.clone().unwrap_or_default(),
-            got: ours.name.to_owned(),
-        }),
-        None => Err(RuntimeError::WrongFormat {
-            module: name.to_owned(),
-            method: m.name.clone(),
-            part: "arguments",
-            format: format(m.args)?,
-            instead: if m.result_fingerprint.is_some() {
-                "call it through `Client::typed_archived`, which encodes values as the method takes them"
-            } else {
-                "call it through `Client::typed`, which encodes values as the method takes them"
-            },
-        }),
-    }
+    let described = Described {
+        part: "arguments",
+        fingerprint: m.args_fingerprint,
+        type_name: &m.args_type,
+        tag: m.args,
+    };
+    let instead = if m.result_fingerprint.is_some() {
+        "call it through `Client::typed_archived`, which encodes values as the method takes them"
+    } else {
+        "call it through `Client::typed`, which encodes values as the method takes them"
+    };
+    described.check(name, m, ArchiveType::of::<A>(), instead)
 }
 
 /// The method an archived handle calls, and how it writes the arguments' archive.
 struct ArchivedArgs<'c> {
-    client: &'c Client,
-    name: String,
-    method: String,
-    /// What it checked of the method, sent with each call (see `RemoteTyped`).
-    digest: u64,
+    target: Target<'c>,
 }
 
 impl<'c> ArchivedArgs<'c> {
     fn new(client: &'c Client, name: String, m: &MethodInfo) -> ArchivedArgs<'c> {
         ArchivedArgs {
-            client,
-            name,
-            digest: m.digest(),
-            method: m.name.clone(),
+            target: Target {
+                client,
+                name,
+                method: m.name.clone(),
+                digest: m.digest(),
+            },
         }
     }
 
-    /// Archives `args` into the shared segment and calls the method. A call the daemon
-    /// never took (it went away, and a new one is there) is sent once more on a new
-    /// connection, as a typed handle's is.
+    /// Archives `args` into the shared segment and calls the method (see
+    /// `Target::send`).
     fn send<A: Archivable>(
         &self,
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        // The time the call had when it was made, which a timeout reports: a second try
-        // comes after the first ran some of it out.
-        let given = crate::client::given(options);
-        match self.send_once(args, options, given) {
-            Err(e) if crate::error::not_taken(&e) => self.send_once(args, options, given),
-            other => other,
-        }
-    }
-
-    fn send_once<A: Archivable>(
-        &self,
-        args: &A,
-        options: &CallOptions,
-        given: Option<Duration>,
-    ) -> Result<RemoteOutput, RuntimeError> {
-        let conn = self
-            .client
-            .connection_for_call(0, &self.name, &self.method, options, given)?;
-        let mut lease = conn.lease(options.deadline).map_err(|e| {
-            self.client
-                .failed(&conn, e, &self.name, &self.method, given)
-        })?;
-        let archived = memlink_abi::archive::to_bytes_in(args, Buffer::from(lease.data_mut()))
-            .map(|w| w.pos());
-        let (mut lease, len) = match archived {
-            Ok(len) => (lease, len),
-            // Too large for the slot: archived apart, then written to slots that hold it
-            // (the segment grows).
-            Err(_) => {
-                drop(lease);
-                let bytes =
-                    memlink_abi::archive::to_bytes(args).map_err(|e| RuntimeError::Codec {
-                        module: self.name.clone(),
-                        method: self.method.clone(),
+        self.target.send(options, |data| {
+            match memlink_abi::archive::to_bytes_in(args, Buffer::from(data)) {
+                Ok(written) => Ok(Filled::InPlace(written.pos())),
+                // Too large for the slot: archived apart.
+                Err(_) => memlink_abi::archive::to_bytes(args)
+                    .map(Filled::Apart)
+                    .map_err(|e| RuntimeError::Codec {
+                        module: self.target.name.clone(),
+                        method: self.target.method.clone(),
                         reason: format!("the arguments cannot be archived: {e}"),
-                    })?;
-                let conn = self.client.connection_for_call(
-                    bytes.len(),
-                    &self.name,
-                    &self.method,
-                    options,
-                    given,
-                )?;
-                let failed = |e| {
-                    self.client
-                        .failed(&conn, e, &self.name, &self.method, given)
-                };
-                let mut lease = conn.lease(options.deadline).map_err(failed)?;
-                lease.write_args(&bytes).map_err(failed)?;
-                (lease, bytes.len())
+                    }),
             }
-        };
-        lease.checking(self.digest);
-        let reply = self.client.finish(
-            lease,
-            Op::Call,
-            &self.name,
-            &self.method,
-            len,
-            options,
-            given,
-        )?;
-        Ok(RemoteOutput { reply })
+        })
     }
 }
 
@@ -617,7 +517,7 @@ impl<A, R> fmt::Debug for RemoteArchivedDecoded<'_, A, R> {
         write!(
             f,
             "RemoteArchivedDecoded({}::{})",
-            self.args.name, self.args.method
+            self.args.target.name, self.args.target.method
         )
     }
 }
@@ -660,8 +560,8 @@ impl<'c, A: Archivable, R: DeserializeOwned> RemoteArchivedDecoded<'c, A, R> {
         let output = self.args.send(args, options)?;
         decode_private(&output, |bytes| msgpack::decode_as(self.result, bytes)).map_err(|e| {
             RuntimeError::Codec {
-                module: self.args.name.clone(),
-                method: self.args.method.clone(),
+                module: self.args.target.name.clone(),
+                method: self.args.target.method.clone(),
                 reason: msgpack::unreadable_result(
                     core::any::type_name::<R>(),
                     e,
