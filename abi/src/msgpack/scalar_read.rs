@@ -98,6 +98,38 @@ impl<'de> Reader<'de> {
         }
     }
 
+    /// For a hint of `len` elements given by position (a tuple, a struct): a fixed
+    /// array of exactly that many, how every encoder writes a short argument list, is
+    /// visited at once, without [`any`](Self::any)'s dispatch on its marker; anything
+    /// else as [`sequence`](Self::sequence) reads it. The same value either way.
+    #[inline]
+    fn fixed<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, GaveUp> {
+        match self.rest.split_first() {
+            Some((&marker, rest)) if len < 16 && usize::from(marker) == 0x90 | len => {
+                self.rest = rest;
+                self.array(len, visitor)
+            }
+            _ => self.sequence(visitor),
+        }
+    }
+
+    /// For a string hint: a short string (a fixstr) is read at once, without
+    /// [`any`](Self::any)'s dispatch on its marker; anything else as `any` reads it. The
+    /// same value either way.
+    #[inline]
+    fn text<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, GaveUp> {
+        match self.rest.split_first() {
+            Some((&marker @ 0xa0..=0xbf, rest)) => {
+                let len = usize::from(marker & 0x1f);
+                let bytes = rest.get(..len).ok_or(GaveUp)?;
+                let text = crate::text::utf8(bytes).map_err(|_| GaveUp)?;
+                self.rest = &rest[len..];
+                visitor.visit_borrowed_str(text)
+            }
+            _ => self.any(visitor),
+        }
+    }
+
     /// One value of whatever kind comes, visited as `rmp_serde` visits it (integers at
     /// the width of their marker).
     fn any<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, GaveUp> {
@@ -246,28 +278,38 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
         self.sequence(visitor)
     }
-    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, GaveUp> {
-        self.sequence(visitor)
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, GaveUp> {
+        self.fixed(len, visitor)
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
-        _: usize,
+        len: usize,
         visitor: V,
     ) -> Result<V::Value, GaveUp> {
-        self.sequence(visitor)
+        self.fixed(len, visitor)
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
-        _: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, GaveUp> {
-        self.sequence(visitor)
+        self.fixed(fields.len(), visitor)
+    }
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.text(visitor)
+    }
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GaveUp> {
+        self.text(visitor)
     }
 
     serde::forward_to_deserialize_any! {
-        char str string bytes byte_buf unit map identifier ignored_any
+        char bytes byte_buf unit map identifier ignored_any
     }
 }
 
@@ -368,8 +410,17 @@ mod tests {
         round((String::from("a"), (1u8, [true, false])));
         round(vec![7u16; 20]);
         round(Vec::<u8>::new());
-        // A struct given by position, as callers pass arguments.
+        // A struct given by position, as callers pass arguments; in a fixed array of
+        // exactly its fields, or in the longer forms of an array.
         same::<Args>(&to_msgpack(&(9u32, "n")).unwrap());
+        same::<Args>(&[0xdc, 0, 2, 9, 0xa1, b'n']);
+        same::<Args>(&[0xdd, 0, 0, 0, 2, 9, 0xd9, 1, b'n']);
+        same::<(u8, u8, u8)>(&[0x93, 1, 2, 3]);
+        // Strings in each of their forms, and not ASCII.
+        same::<String>(&[0xa0]);
+        same::<String>(&[0xd9, 2, b'h', b'i']);
+        same::<String>(&to_msgpack(&"grüße").unwrap());
+        same::<String>(&to_msgpack(&"y".repeat(31)).unwrap());
         // Integers read as floats, and a double as a float, as `rmp_serde` reads them.
         same::<f64>(&[0x05]);
         same::<f32>(&to_msgpack(&1.5f64).unwrap());
@@ -487,6 +538,11 @@ mod tests {
         assert!(decode::<u32>(&[0xce, 0, 0]).is_none());
         assert!(decode::<(u8,)>(&[0x92, 1, 2]).is_none());
         assert!(decode::<String>(&[0xa2, 0xff, 0xfe]).is_none(), "not UTF-8");
+        assert!(decode::<String>(&[0xa3, b'a', b'b']).is_none(), "a short string cut");
+        assert!(decode::<String>(&[0x05]).is_none(), "a number for a string");
+        // A struct given fewer elements than its fields (the short form of a fixed array
+        // misses the one-count path; the visitor then finds it short).
+        assert!(decode::<Args>(&[0x91, 0x01]).is_none());
         // Nesting past the limit.
         let mut deep = vec![0x91; 40];
         deep.push(0xc0);
