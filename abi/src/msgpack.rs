@@ -337,8 +337,8 @@ pub fn typed_nested_flags<A: Serialize + ?Sized>(args: &A) -> u32 {
 /// the callee's argument `format`: the bytes as they are for an untyped request or a
 /// callee that takes MessagePack (nothing copied), else converted as [`convert_args`]
 /// converts them. A request marked [`NESTED_NOT_RAW`](crate::NESTED_NOT_RAW) is refused
-/// for a callee that takes raw arguments. Hosts read every request through this, so
-/// they read it alike.
+/// for a callee that takes raw arguments. The runtime and the fuzz host read every
+/// request through this, so they read it alike.
 ///
 /// ```
 /// use memlink_abi::{msgpack::{nested_args, to_msgpack, typed_nested_flags}, Format};

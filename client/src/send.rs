@@ -24,29 +24,23 @@ pub(crate) struct Target<'c> {
     pub(crate) digest: u64,
 }
 
-/// What writing the arguments into a slot gave.
-pub(crate) enum Filled<B> {
-    /// They are the slot's first this many bytes.
-    InPlace(usize),
-    /// They did not fit: these bytes (a `Vec`, an archive's aligned buffer) are to be
-    /// written to a slot that holds them.
-    Apart(B),
-}
-
 impl Target<'_> {
-    /// Calls the method with the arguments `fill` writes into a slot's bytes. A call the
-    /// daemon never took (it went away, and a new one is there) is sent once more on a
-    /// new connection, the arguments written again.
+    /// Calls the method with the arguments `fill` writes into a slot's bytes (their
+    /// length), or, when they do not fit there (`None`), those `apart` makes (a `Vec`,
+    /// an archive's aligned buffer), written to a slot that holds them once the first is
+    /// given back. A call the daemon never took (it went away, and a new one is there)
+    /// is sent once more on a new connection, the arguments written again.
     pub(crate) fn send<B: AsRef<[u8]>>(
         &self,
         options: &CallOptions,
-        fill: impl Fn(&mut [u8]) -> Result<Filled<B>, RuntimeError>,
+        fill: impl Fn(&mut [u8]) -> Option<usize>,
+        apart: impl Fn() -> Result<B, RuntimeError>,
     ) -> Result<RemoteOutput, RuntimeError> {
         // The time the call had when it was made, which a timeout reports: a second try
         // comes after the first ran some of it out.
         let given = crate::client::given(options);
-        match self.send_once(options, given, &fill) {
-            Err(e) if crate::error::not_taken(&e) => self.send_once(options, given, &fill),
+        match self.send_once(options, given, &fill, &apart) {
+            Err(e) if crate::error::not_taken(&e) => self.send_once(options, given, &fill, &apart),
             other => other,
         }
     }
@@ -55,7 +49,8 @@ impl Target<'_> {
         &self,
         options: &CallOptions,
         given: Option<Duration>,
-        fill: &impl Fn(&mut [u8]) -> Result<Filled<B>, RuntimeError>,
+        fill: &impl Fn(&mut [u8]) -> Option<usize>,
+        apart: &impl Fn() -> Result<B, RuntimeError>,
     ) -> Result<RemoteOutput, RuntimeError> {
         let conn = self
             .client
@@ -64,13 +59,13 @@ impl Target<'_> {
             self.client
                 .failed(&conn, e, &self.name, &self.method, given)
         })?;
-        match fill(lease.data_mut())? {
-            Filled::InPlace(len) => self.finish(lease, len, options, given),
-            Filled::Apart(bytes) => {
-                drop(lease);
-                self.send_apart(bytes.as_ref(), options, given)
-            }
+        if let Some(len) = fill(lease.data_mut()) {
+            return self.finish(lease, len, options, given);
         }
+        // The slot is given back before the arguments are made apart: another call may
+        // have it meanwhile.
+        drop(lease);
+        self.send_apart(apart()?.as_ref(), options, given)
     }
 
     /// Calls with arguments made apart, on a connection whose slots hold them.

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::client::{format, Client, RemoteModule};
 use crate::output::{decode_private, RemoteOutput};
-use crate::send::{Filled, Target};
+use crate::send::Target;
 
 // The handles' constructors live beside the handles, so `client` needs no `typed`.
 impl Client {
@@ -228,19 +228,17 @@ impl<'c> TypedArgs<'c> {
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        self.target.send(options, |data| {
-            match msgpack::encode_as_into(self.args, args, data) {
-                Some(range) => {
-                    data.copy_within(range.clone(), 0);
-                    Ok(Filled::InPlace(range.len()))
-                }
-                // Too large for the slot, or not encodable for the format (the codec's
-                // error).
-                None => msgpack::encode_as(self.args, args)
-                    .map(Filled::Apart)
-                    .map_err(|e| self.codec(e)),
-            }
-        })
+        self.target.send(
+            options,
+            |data| {
+                let range = msgpack::encode_as_into(self.args, args, data)?;
+                data.copy_within(range.clone(), 0);
+                Some(range.len())
+            },
+            // Too large for the slot, or not encodable for the format (the codec's
+            // error).
+            || msgpack::encode_as(self.args, args).map_err(|e| self.codec(e)),
+        )
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {
@@ -486,19 +484,22 @@ impl<'c> ArchivedArgs<'c> {
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        self.target.send(options, |data| {
-            match memlink_abi::archive::to_bytes_in(args, Buffer::from(data)) {
-                Ok(written) => Ok(Filled::InPlace(written.pos())),
-                // Too large for the slot: archived apart.
-                Err(_) => memlink_abi::archive::to_bytes(args)
-                    .map(Filled::Apart)
-                    .map_err(|e| RuntimeError::Codec {
-                        module: self.target.name.clone(),
-                        method: self.target.method.clone(),
-                        reason: format!("the arguments cannot be archived: {e}"),
-                    }),
-            }
-        })
+        self.target.send(
+            options,
+            |data| {
+                memlink_abi::archive::to_bytes_in(args, Buffer::from(data))
+                    .ok()
+                    .map(|written| written.pos())
+            },
+            // Too large for the slot: archived apart.
+            || {
+                memlink_abi::archive::to_bytes(args).map_err(|e| RuntimeError::Codec {
+                    module: self.target.name.clone(),
+                    method: self.target.method.clone(),
+                    reason: format!("the arguments cannot be archived: {e}"),
+                })
+            },
+        )
     }
 }
 

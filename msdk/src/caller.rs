@@ -139,7 +139,9 @@ impl ModuleCaller {
     /// A result that does not read as `R` is [`ModuleError::Serialize`] naming the callee
     /// and `R`. Arguments a callee that takes raw bytes cannot take (anything but one
     /// string or byte string, alone or in a tuple of one: `(2u32, 3u32)` too, though its
-    /// encoding reads as the bytes `[2, 3]`) are [`ModuleError::Serialize`] as well.
+    /// encoding reads as the bytes `[2, 3]`) are [`ModuleError::Serialize`] as well. To
+    /// tell, the value's `Serialize` runs once more, with a serializer that only looks at
+    /// its shape.
     pub fn call_typed<A, R>(&self, module: &str, method: &str, args: &A) -> Result<R>
     where
         A: serde::Serialize + ?Sized,

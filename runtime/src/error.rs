@@ -116,8 +116,10 @@ pub enum RuntimeError {
     /// Asked for from code a load runs before it ends (a log sink given a record the
     /// module logs from its `memlink_dependencies` export): the load holds what a load,
     /// an unload or a reload of its runtime waits for, until it returns. One of another
-    /// runtime is made, unless it would wait for a load that waits, in turn, for this
-    /// one (two runtimes' sinks loading into each other from inside their loads).
+    /// runtime is made, unless it would wait in a loop: for a load that waits, in turn,
+    /// for this one (two runtimes' sinks loading into each other from inside their
+    /// loads), or for a call whose code waits for this load (an unload of a module whose
+    /// running call's sink loads into this runtime).
     InsideLoad {
         /// The module being loaded.
         loading: String,
@@ -466,8 +468,9 @@ impl fmt::Display for RuntimeError {
             ),
             InsideAwaitedCall { module, action } => write!(
                 f,
-                "cannot {action} a module from inside a call to `{module}`: it would wait for \
-                 a lock held where an unload or reload of `{module}` waits for this call"
+                "cannot {action} a module from inside a call to `{module}`: it would wait, \
+                 through other threads, for an unload or reload of `{module}` that waits for \
+                 this call"
             ),
             Ambiguous { reference, files } => {
                 write!(f, "`{reference}` is ambiguous: ")?;

@@ -265,8 +265,8 @@ mod tests {
         };
         assert_eq!(
             call.refusal("load").to_string(),
-            "cannot load a module from inside a call to `basic`: it would wait for a lock \
-             held where an unload or reload of `basic` waits for this call"
+            "cannot load a module from inside a call to `basic`: it would wait, through \
+             other threads, for an unload or reload of `basic` that waits for this call"
         );
     }
 

@@ -132,7 +132,10 @@ impl Runtime {
     /// A load holds the runtime's loads, unloads and reloads until it returns: one asked
     /// for from code it runs on its thread (a log sink given a record the module logs
     /// from its `memlink_dependencies` export) is refused with
-    /// [`RuntimeError::InsideLoad`].
+    /// [`RuntimeError::InsideLoad`]. One asked for from inside a call (a log sink given
+    /// the call's record) that would wait for a load whose own code waits, in turn, for
+    /// that call to end (an unload of its module) is refused with
+    /// [`RuntimeError::InsideAwaitedCall`].
     pub fn load(&self, module: ModuleRef) -> Result<ModuleHandle, RuntimeError> {
         let _calls = call::hold_running_calls();
         self.registry.load(&module, &ModuleSettings::default())
@@ -303,6 +306,8 @@ impl Runtime {
         dir: impl AsRef<std::path::Path>,
         options: crate::watch::WatchOptions,
     ) -> Result<crate::watch::DirectoryWatch, RuntimeError> {
+        // The first sync loads on this thread, as `load` does.
+        let _calls = call::hold_running_calls();
         crate::watch::start(&self.registry, dir.as_ref(), options)
     }
 

@@ -538,7 +538,10 @@ mod tests {
         assert!(decode::<u32>(&[0xce, 0, 0]).is_none());
         assert!(decode::<(u8,)>(&[0x92, 1, 2]).is_none());
         assert!(decode::<String>(&[0xa2, 0xff, 0xfe]).is_none(), "not UTF-8");
-        assert!(decode::<String>(&[0xa3, b'a', b'b']).is_none(), "a short string cut");
+        assert!(
+            decode::<String>(&[0xa3, b'a', b'b']).is_none(),
+            "a short string cut"
+        );
         assert!(decode::<String>(&[0x05]).is_none(), "a number for a string");
         // A struct given fewer elements than its fields (the short form of a fixed array
         // misses the one-count path; the visitor then finds it short).
