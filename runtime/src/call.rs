@@ -310,11 +310,7 @@ pub(crate) fn hold_running_calls() -> Vec<locks::Holding> {
         call = c.parent;
     }
     crate::chain::each_hook(|lineage, name| calls.push((lineage, name.to_owned())));
-    locks::hold_calls(
-        calls
-            .iter()
-            .map(|(lineage, name)| (*lineage, name.as_str())),
-    )
+    locks::hold_calls(calls)
 }
 
 /// The host's side of the call this thread runs in a module, if it runs one: the host

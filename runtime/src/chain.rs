@@ -217,21 +217,18 @@ pub(crate) fn hooks_hold_slot(lineage: u64) -> bool {
 /// The lineage and name of the module of each call whose host code this thread runs,
 /// innermost first.
 pub(crate) fn each_hook(mut f: impl FnMut(u64, &str)) {
-    let mut hook = chain().map_or(core::ptr::null(), |c| c.hooked.get());
-    // SAFETY: as in `any_hook`: each pointer is null or a `Hooked` alive on the stack of
-    // a `hooked_by` still running on this thread.
-    while let Some(h) = unsafe { hook.as_ref() } {
+    any_hook(|h| {
         // SAFETY: the `hooked_by` that set this hook borrowed `name` for as long as it
-        // runs, which it still does (its hook is on the chain).
+        // runs, which it still does (`any_hook` visits only hooks on the chain).
         let name = unsafe { &*h.name };
         f(h.lineage, name);
-        hook = h.outer;
-    }
+        false
+    });
 }
 
 /// Whether any call whose host code this thread runs is one `which` says.
 #[inline]
-fn any_hook(which: impl Fn(&Hooked) -> bool) -> bool {
+fn any_hook(mut which: impl FnMut(&Hooked) -> bool) -> bool {
     let mut hook = chain().map_or(core::ptr::null(), |c| c.hooked.get());
     // SAFETY: each pointer (the cell's, then each `outer`) is null or was set by a
     // `hooked_by` still running on this thread, to a `Hooked` on its stack frame, alive

@@ -51,8 +51,6 @@ impl Runtime {
         let concurrency = self.registry.config.max_concurrency;
         let label = Path::new("<linked>");
         let settings = ModuleSettings::default().name(name);
-        // As for `Runtime::load`: a load asked from inside calls holds them.
-        let _calls = crate::call::hold_running_calls();
         self.registry.install(&settings, || {
             // SAFETY: the caller's contract.
             unsafe {

@@ -76,10 +76,10 @@ pub(crate) struct Holding(bool);
 
 impl Holding {
     /// Marks `lock` as held by this thread for the code of `module`.
-    pub(crate) fn enter(lock: Lock, module: &str) -> Holding {
+    pub(crate) fn enter(lock: Lock, module: impl Into<String>) -> Holding {
         let held = Held {
             lock,
-            module: module.to_owned(),
+            module: module.into(),
         };
         Holding(HELD.try_with(|h| h.borrow_mut().push(held)).is_ok())
     }
@@ -97,7 +97,7 @@ impl Drop for Holding {
 /// are held once), held as [`Lock::Calls`] until the holds are dropped: for a load,
 /// unload or reload asked from inside them, whose waits would otherwise not say that
 /// an unload or reload of one of those modules waits, in turn, for this thread.
-pub(crate) fn hold_calls<'a>(calls: impl IntoIterator<Item = (u64, &'a str)>) -> Vec<Holding> {
+pub(crate) fn hold_calls(calls: impl IntoIterator<Item = (u64, String)>) -> Vec<Holding> {
     let mut held: Vec<u64> = Vec::new();
     let mut holds = Vec::new();
     for (lineage, name) in calls {

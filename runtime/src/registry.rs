@@ -83,6 +83,8 @@ pub(crate) struct Registry {
     pub(crate) clock: quanta::Clock,
     /// Calls a module's lifecycle exports (dependencies, state); see `export_caller`.
     call_export: CallExport,
+    /// Holds the calls the asking thread runs while a load, unload or reload waits.
+    hold_running_calls: HoldRunningCalls,
     /// Results of pure methods, when the runtime keeps them.
     pub(crate) cache: Option<ResultCache>,
     /// Whether a call runs through nothing but the module: no interceptors, no breaker
@@ -95,6 +97,12 @@ pub(crate) struct Registry {
 
 /// The call path, as the registry calls a module's lifecycle exports with it.
 pub(crate) type CallExport = fn(&Registry, &Module, u32, &[u8]) -> Result<Vec<u8>, String>;
+
+/// The calls the thread runs, held (`locks::Lock::Calls`) until the holds are dropped:
+/// a load, unload or reload asked from inside them takes them at its start, so that its
+/// waits are recorded as theirs (`crate::call::hold_running_calls`, which the call path
+/// above the registry gives it, as it gives `CallExport`).
+pub(crate) type HoldRunningCalls = fn() -> Vec<Holding>;
 
 /// Which slots hold no module, and each slot's generation.
 #[derive(Debug)]
@@ -228,6 +236,7 @@ impl Registry {
         resolver: Box<dyn Resolver>,
         host: &'static HostApi,
         call_export: CallExport,
+        hold_running_calls: HoldRunningCalls,
     ) -> Registry {
         let cache = config.result_cache.map(ResultCache::new);
         let unguarded =
@@ -259,6 +268,7 @@ impl Registry {
             epoch: AtomicU64::new(0),
             clock: quanta::Clock::new(),
             call_export,
+            hold_running_calls,
             cache,
             unguarded,
             families: Mutex::default(),
@@ -477,6 +487,7 @@ impl Registry {
         settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
+        let _calls = (self.hold_running_calls)();
         locks::refuse(Lock::Loads(self.id), "load")?;
         // Before the library is opened, which runs its initializers.
         let persistent = self.before_opening(settings)?;
@@ -598,6 +609,7 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
+        let _calls = (self.hold_running_calls)();
         locks::refuse(Lock::Loads(self.id), "reload")?;
         // Asked from inside another runtime's load, it will wait for this runtime's lock
         // of loads (for its switch, below): refused now, before anything is done, if that
@@ -827,6 +839,7 @@ impl Registry {
     /// Retires the module: closes its gate, waits for its calls, frees its name and slot,
     /// shuts it down and frees what it owned.
     pub(crate) fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
+        let _calls = (self.hold_running_calls)();
         locks::refuse(Lock::Loads(self.id), "unload")?;
         locks::refuse(Lock::Reload(self.id, handle.index), "unload")?;
         // As for a reload: the unload waits for this runtime's lock of loads three times.

@@ -113,6 +113,7 @@ impl Runtime {
                 Box::new(resolver),
                 &crate::host_api::HOST_API,
                 call::export,
+                call::hold_running_calls,
             )),
         }
     }
@@ -137,7 +138,6 @@ impl Runtime {
     /// that call to end (an unload of its module) is refused with
     /// [`RuntimeError::InsideAwaitedCall`].
     pub fn load(&self, module: ModuleRef) -> Result<ModuleHandle, RuntimeError> {
-        let _calls = call::hold_running_calls();
         self.registry.load(&module, &ModuleSettings::default())
     }
 
@@ -147,7 +147,6 @@ impl Runtime {
     /// before the file is opened; so is a module whose own name is such a name
     /// ([`RuntimeError::InvalidModule`]), once opened.
     pub fn load_as(&self, module: ModuleRef, name: &str) -> Result<ModuleHandle, RuntimeError> {
-        let _calls = call::hold_running_calls();
         self.registry
             .load(&module, &ModuleSettings::default().name(name))
     }
@@ -171,7 +170,6 @@ impl Runtime {
         module: ModuleRef,
         settings: &ModuleSettings,
     ) -> Result<ModuleHandle, RuntimeError> {
-        let _calls = call::hold_running_calls();
         self.registry.load(&module, settings)
     }
 
@@ -198,7 +196,6 @@ impl Runtime {
     /// waits for ever.)
     pub fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
         self.not_inside_a_call_to(handle, "unload")?;
-        let _calls = call::hold_running_calls();
         self.registry.unload(handle)
     }
 
@@ -277,7 +274,6 @@ impl Runtime {
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
         self.not_inside_a_call_to(handle, "reload")?;
-        let _calls = call::hold_running_calls();
         self.registry.reload(handle, &module, policy)
     }
 
@@ -306,8 +302,6 @@ impl Runtime {
         dir: impl AsRef<std::path::Path>,
         options: crate::watch::WatchOptions,
     ) -> Result<crate::watch::DirectoryWatch, RuntimeError> {
-        // The first sync loads on this thread, as `load` does.
-        let _calls = call::hold_running_calls();
         crate::watch::start(&self.registry, dir.as_ref(), options)
     }
 
