@@ -380,7 +380,8 @@ typedef struct MemlinkLogRecord {
    */
   struct MemlinkStrRef module;
   /*
-   The export that was running, or empty outside a call.
+   The export that was running, or empty outside a call. (Given one empty with the
+   call's handle, memlink's runtime names the running export itself.)
    */
   struct MemlinkStrRef method;
   /*
@@ -396,7 +397,8 @@ typedef struct MemlinkLogRecord {
    */
   size_t field_count;
   /*
-   Trace id of the running call (0: none).
+   Trace id of the running call (0: none). (Given 0 with a span id of 0 and the
+   call's handle, memlink's runtime takes the call's trace.)
    */
   uint64_t trace_id;
   /*

@@ -102,7 +102,8 @@ pub struct LogRecord {
     pub level: u32,
     /// The module's name.
     pub module: StrRef,
-    /// The export that was running, or empty outside a call.
+    /// The export that was running, or empty outside a call. (Given one empty with the
+    /// call's handle, memlink's runtime names the running export itself.)
     pub method: StrRef,
     /// The message.
     pub message: StrRef,
@@ -110,7 +111,8 @@ pub struct LogRecord {
     pub fields: *const LogField,
     /// Number of entries in `fields`.
     pub field_count: usize,
-    /// Trace id of the running call (0: none).
+    /// Trace id of the running call (0: none). (Given 0 with a span id of 0 and the
+    /// call's handle, memlink's runtime takes the call's trace.)
     pub trace_id: u64,
     /// Span id of the running call (0: none).
     pub span_id: u64,

@@ -99,6 +99,23 @@ unsafe fn on_chain<'r>(call: *mut c_void) -> Option<(&'r HostCall<'r>, &'r HostC
 const NOT_RUNNING: &str =
     "the call handle is null, or not a call running on this thread (a handle is valid only while its call runs, on its thread)";
 
+/// The method index of the innermost call this thread runs in a module, read from its
+/// frame: for a log record that names no method. The host wrote it; a module may not
+/// write it (its outputs are other fields), and one that did only misnames its own
+/// records, as the index is looked up with a bounds check.
+fn running_method() -> Option<u32> {
+    let frame = crate::chain::running_frame().cast::<abi::CallFrame>();
+    if frame.is_null() {
+        return None;
+    }
+    // SAFETY: the running frame is the `CallFrame` of the innermost call this thread
+    // runs in a module, on the stack of `run_call`, which returns after the service
+    // asking (run on this thread, inside that call). The field is read through the
+    // pointer, with no reference made to a frame the module holds a pointer to; any
+    // `u32` is a valid value.
+    Some(unsafe { (&raw const (*frame).method_index).read() })
+}
+
 /// `HostApi::log`.
 ///
 /// # Safety
@@ -112,10 +129,20 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
     let _ = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: used within this function. A handle of no running call on this thread
         // is taken as null: the record is the module's, of no call.
-        let host = unsafe { call_of(call) };
+        let chain = unsafe { on_chain(call) };
+        let host = chain.map(|(named, _)| named);
         let sink = host.and_then(|c| c.registry.config.log_sink.clone());
-        // The name the host knows the module by (it may have been loaded under another).
-        let name = host.map(|c| c.module.name.as_str());
+        let of_call = chain.map(|(named, innermost)| crate::log::OfCall {
+            // The name the host knows the module by (it may have been loaded under
+            // another).
+            module: &named.module.name,
+            method: core::ptr::eq(named, innermost)
+                .then(running_method)
+                .flatten()
+                .and_then(|i| named.module.methods.get(i as usize))
+                .map(|m| m.name.as_str()),
+            trace: (named.meta.trace_id, named.meta.span_id),
+        });
         if record.is_null() {
             return;
         }
@@ -151,7 +178,7 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
             let emit = || {
                 // SAFETY: the caller's contract covers the record's strings and fields
                 // for the duration of this service, which runs `emit` within it.
-                unsafe { crate::log::emit(record, name, sink.as_deref()) }
+                unsafe { crate::log::emit(record, of_call, sink.as_deref()) }
             };
             match host {
                 // The sink runs as the call's host code, as an interceptor does: a call

@@ -577,6 +577,51 @@ fn log_records_at_no_level_or_past_the_hosts_are_dropped() {
     );
 }
 
+/// A record logged in a call that names no method and carries no trace (a module written
+/// to the ABI alone may leave them out) is delivered with the call's method and trace,
+/// as the SDK's records are; one that names them keeps its own
+/// (`tests/fixtures/log_levels.c`). Before, such a record reached the sink with an
+/// empty method and no trace.
+#[test]
+fn a_record_that_names_no_method_or_trace_gets_the_calls() {
+    use memlink_runtime::CallOptions;
+    use std::sync::Arc;
+
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/log_levels.c"],
+        "liblog_levels.so",
+        true,
+    );
+    let sink = Arc::new(common::records::Collect::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(&fixture)).unwrap();
+    let traced = CallOptions::default().trace(0xabc, 0xdef);
+    // Bare: no method, no trace in the record.
+    rt.call_with(h, "say", &[1, 1], &traced).unwrap();
+    // Bare, in a call with no trace of its own.
+    rt.call(h, "say", &[1, 1]).unwrap();
+    // The record's own method and trace (the frame's, 0xabc/0xdef).
+    rt.call_with(h, "say", &[1, 0], &traced).unwrap();
+    let got: Vec<(String, u64, u64)> = sink
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.2.clone(), r.5, r.6))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("say".to_owned(), 0xabc, 0xdef),
+            ("say".to_owned(), 0, 0),
+            ("say".to_owned(), 0xabc, 0xdef),
+        ]
+    );
+}
+
 /// During a call, a record above the runtime's level is dropped, and a runtime with no
 /// `log_level` takes its level from its `tracing` subscriber: with none (this test
 /// binary installs none), a log sink alone receives nothing, whatever the level
