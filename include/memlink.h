@@ -65,14 +65,16 @@
 
 /*
  `NestedCall::flags` bit, with [`NESTED_TYPED`]: the typed value is not one a raw
- argument is made of (a string, or bytes, alone or in a tuple of one), as its
+ argument is made of (a string or bytes, alone or in a tuple of one), as its
  `Serialize` said before it was encoded (`msgpack::typed_nested_flags`). The host
  refuses it for a callee that takes raw arguments with `Serialize`.
 
  Why it is needed: encoded, MessagePack cannot tell a tuple of small integers,
  `(2u32, 3u32)`, from the bytes `[2, 3]`, and without the bit a host reads the array
  as bytes. A module that leaves it clear (one built before it, or a C module that
- does not set it) has its arguments read from the bytes alone.
+ does not set it) has its arguments read from the bytes alone: a string or byte
+ string, or an array of integers in `0..=255`, each alone or in an array of one, or
+ an array of one such integer (that one byte), is taken as the raw argument.
  */
 #define MEMLINK_NESTED_NOT_RAW 2
 
@@ -262,7 +264,8 @@ enum MemlinkFormat
   MEMLINK_FORMAT_MESSAGE_PACK = 0,
   /*
    The bytes as they are: a method whose only argument is `String`, `Vec<u8>`,
-   `&str` or `&[u8]`, or whose result is `String` or `Vec<u8>`.
+   `&str` or `&[u8]`, or whose result is `String`, `Vec<u8>`, `&str` or `&[u8]`
+   (`&mut` too).
    */
   MEMLINK_FORMAT_RAW = 1,
   /*
@@ -381,7 +384,8 @@ typedef struct MemlinkLogRecord {
   struct MemlinkStrRef module;
   /*
    The export that was running, or empty outside a call. (Given one empty with the
-   call's handle, memlink's runtime names the running export itself.)
+   handle of the innermost call the thread runs, memlink's runtime names that call's
+   export itself.)
    */
   struct MemlinkStrRef method;
   /*

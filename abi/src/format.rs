@@ -10,7 +10,8 @@ pub enum Format {
     /// value, structs as maps.
     MessagePack = 0,
     /// The bytes as they are: a method whose only argument is `String`, `Vec<u8>`,
-    /// `&str` or `&[u8]`, or whose result is `String` or `Vec<u8>`.
+    /// `&str` or `&[u8]`, or whose result is `String`, `Vec<u8>`, `&str` or `&[u8]`
+    /// (`&mut` too).
     Raw = 1,
     /// One rkyv archive, read in place. Arguments: the archive of the parameters' tuple
     /// (`&Archived<T>` is `T`, `&[u8]` is `Vec<u8>`, `&str` is `String`), in memory of

@@ -103,7 +103,8 @@ pub struct LogRecord {
     /// The module's name.
     pub module: StrRef,
     /// The export that was running, or empty outside a call. (Given one empty with the
-    /// call's handle, memlink's runtime names the running export itself.)
+    /// handle of the innermost call the thread runs, memlink's runtime names that call's
+    /// export itself.)
     pub method: StrRef,
     /// The message.
     pub message: StrRef,
@@ -165,12 +166,14 @@ pub type NestedSink = unsafe extern "C" fn(sink_ctx: *mut c_void, ptr: *const u8
 pub const NESTED_TYPED: u32 = 1;
 
 /// `NestedCall::flags` bit, with [`NESTED_TYPED`]: the typed value is not one a raw
-/// argument is made of (a string, or bytes, alone or in a tuple of one), as its
+/// argument is made of (a string or bytes, alone or in a tuple of one), as its
 /// `Serialize` said before it was encoded (`msgpack::typed_nested_flags`). The host
 /// refuses it for a callee that takes raw arguments with `Serialize`.
 ///
 /// Why it is needed: encoded, MessagePack cannot tell a tuple of small integers,
 /// `(2u32, 3u32)`, from the bytes `[2, 3]`, and without the bit a host reads the array
 /// as bytes. A module that leaves it clear (one built before it, or a C module that
-/// does not set it) has its arguments read from the bytes alone.
+/// does not set it) has its arguments read from the bytes alone: a string or byte
+/// string, or an array of integers in `0..=255`, each alone or in an array of one, or
+/// an array of one such integer (that one byte), is taken as the raw argument.
 pub const NESTED_NOT_RAW: u32 = 2;
