@@ -132,17 +132,6 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         let chain = unsafe { on_chain(call) };
         let host = chain.map(|(named, _)| named);
         let sink = host.and_then(|c| c.registry.config.log_sink.clone());
-        let of_call = chain.map(|(named, innermost)| crate::log::OfCall {
-            // The name the host knows the module by (it may have been loaded under
-            // another).
-            module: &named.module.name,
-            method: core::ptr::eq(named, innermost)
-                .then(running_method)
-                .flatten()
-                .and_then(|i| named.module.methods.get(i as usize))
-                .map(|m| m.name.as_str()),
-            trace: (named.meta.trace_id, named.meta.span_id),
-        });
         if record.is_null() {
             return;
         }
@@ -175,6 +164,18 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         // belongs to no runtime, and goes on.
         let max = host.map(|c| crate::log::max_level(c.registry.config.log_level));
         if max.is_none_or(|max| record.level <= max) {
+            let of_call = chain.map(|(named, innermost)| crate::log::OfCall {
+                // The name the host knows the module by (it may have been loaded under
+                // another).
+                module: &named.module.name,
+                // Looked up only for a record that names none.
+                method: (record.method.len == 0 && core::ptr::eq(named, innermost))
+                    .then(running_method)
+                    .flatten()
+                    .and_then(|i| named.module.methods.get(i as usize))
+                    .map(|m| m.name.as_str()),
+                trace: (named.meta.trace_id, named.meta.span_id),
+            });
             let emit = || {
                 // SAFETY: the caller's contract covers the record's strings and fields
                 // for the duration of this service, which runs `emit` within it.
