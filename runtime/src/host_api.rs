@@ -116,6 +116,55 @@ fn running_method() -> Option<u32> {
     Some(unsafe { (&raw const (*frame).method_index).read() })
 }
 
+/// A copy of `record`, logged in the call `named` (`innermost` being the innermost call
+/// this thread runs), with that call's trace where the record carries none, and with its
+/// method where the record names none and the host can tell it (the call is the
+/// innermost): a module written to the ABI alone may not fill them in. `None` when the
+/// record lacks neither, as the SDK's records do.
+#[inline]
+fn filled_in(
+    record: &LogRecord,
+    named: &HostCall<'_>,
+    innermost: &HostCall<'_>,
+) -> Option<LogRecord> {
+    let no_method = record.method.len == 0;
+    let no_trace = record.trace_id == 0 && record.span_id == 0;
+    if !no_method && !no_trace {
+        return None;
+    }
+    Some(fill_in(
+        record,
+        named,
+        no_method && core::ptr::eq(named, innermost),
+    ))
+}
+
+/// [`filled_in`]'s copy, out of the way of the records that need none.
+#[cold]
+#[inline(never)]
+fn fill_in(record: &LogRecord, named: &HostCall<'_>, find_method: bool) -> LogRecord {
+    let method = find_method
+        .then(running_method)
+        .flatten()
+        .and_then(|i| named.module.methods.get(i as usize))
+        .map_or(record.method, |m| abi::StrRef::new(&m.name));
+    let (trace_id, span_id) = match (record.trace_id, record.span_id) {
+        (0, 0) => (named.meta.trace_id, named.meta.span_id),
+        ids => ids,
+    };
+    LogRecord {
+        size: record.size,
+        level: record.level,
+        module: record.module,
+        method,
+        message: record.message,
+        fields: record.fields,
+        field_count: record.field_count,
+        trace_id,
+        span_id,
+    }
+}
+
 /// `HostApi::log`.
 ///
 /// # Safety
@@ -164,22 +213,16 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
         // belongs to no runtime, and goes on.
         let max = host.map(|c| crate::log::max_level(c.registry.config.log_level));
         if max.is_none_or(|max| record.level <= max) {
-            let of_call = chain.map(|(named, innermost)| crate::log::OfCall {
-                // The name the host knows the module by (it may have been loaded under
-                // another).
-                module: &named.module.name,
-                // Looked up only for a record that names none.
-                method: (record.method.len == 0 && core::ptr::eq(named, innermost))
-                    .then(running_method)
-                    .flatten()
-                    .and_then(|i| named.module.methods.get(i as usize))
-                    .map(|m| m.name.as_str()),
-                trace: (named.meta.trace_id, named.meta.span_id),
-            });
+            // The name the host knows the module by (it may have been loaded under
+            // another).
+            let name = host.map(|c| c.module.name.as_str());
+            let filled = chain.and_then(|(named, innermost)| filled_in(record, named, innermost));
+            let record = filled.as_ref().unwrap_or(record);
             let emit = || {
                 // SAFETY: the caller's contract covers the record's strings and fields
-                // for the duration of this service, which runs `emit` within it.
-                unsafe { crate::log::emit(record, of_call, sink.as_deref()) }
+                // for the duration of this service, which runs `emit` within it; a
+                // filled-in copy's method names a method of the module, alive as long.
+                unsafe { crate::log::emit(record, name, sink.as_deref()) }
             };
             match host {
                 // The sink runs as the call's host code, as an interceptor does: a call

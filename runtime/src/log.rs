@@ -136,30 +136,14 @@ fn to_sink(sink: &dyn LogSink, event: &LogEvent<'_>) {
     apart(|| sink.record(event));
 }
 
-/// What the host knows of the call a record was logged in.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OfCall<'a> {
-    /// The name the host knows the module by (it may have been loaded under another).
-    pub(crate) module: &'a str,
-    /// The call's method, when the host can tell it (the call is the innermost).
-    pub(crate) method: Option<&'a str>,
-    /// The call's trace and span ids.
-    pub(crate) trace: (u64, u64),
-}
-
-/// Delivers `record` to the sink and to `tracing`, logged in the call `call` if any: under
-/// the name the host knows the module by, else the record's own, and with the call's
-/// method and trace where the record leaves them empty (a module written to the ABI
-/// alone may not fill them in); a record whose level is no level is dropped.
+/// Delivers `record` to the sink and to `tracing`, under the name `name` the host knows
+/// the module by (it may have been loaded under another), else the record's own; a
+/// record whose level is no level is dropped.
 ///
 /// # Safety
 ///
 /// The record's strings and fields must be valid for the duration of this call.
-pub(crate) unsafe fn emit(
-    record: &LogRecord,
-    call: Option<OfCall<'_>>,
-    sink: Option<&dyn LogSink>,
-) {
+pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&dyn LogSink>) {
     // SAFETY: valid for this call (the caller's contract).
     let text = |s: StrRef| unsafe { s.as_str() }.unwrap_or("<not UTF-8>");
     let pairs: &[LogField] = if record.field_count == 0
@@ -173,24 +157,18 @@ pub(crate) unsafe fn emit(
     };
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|f| (text(f.key), text(f.value))).collect();
     let fields = one_line_fields(pairs.iter().copied());
-    let (module, message) = (
-        call.map_or_else(|| text(record.module), |c| c.module),
+    let (module, method, message) = (
+        name.unwrap_or_else(|| text(record.module)),
+        text(record.method),
         text(record.message),
     );
-    let method = match text(record.method) {
-        "" => call.and_then(|c| c.method).unwrap_or(""),
-        method => method,
-    };
-    let (trace_id, span_id) = match (record.trace_id, record.span_id) {
-        (0, 0) => call.map_or((0, 0), |c| c.trace),
-        ids => ids,
-    };
+    let (trace_id, span_id) = (record.trace_id, record.span_id);
     let Some(level) = level_of(record.level) else {
         return;
     };
-    // No call: the record is of no call (the host names the module of a call).
+    // No name: the record is of no call (the host names the module of a call).
     #[cfg(feature = "daemon")]
-    let sink = sink.or_else(|| OF_NO_CALL.get().filter(|_| call.is_none()).map(|s| &**s));
+    let sink = sink.or_else(|| OF_NO_CALL.get().filter(|_| name.is_none()).map(|s| &**s));
     if let Some(sink) = sink {
         let event = LogEvent {
             level,
