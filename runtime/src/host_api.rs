@@ -119,24 +119,19 @@ fn running_method() -> Option<u32> {
 /// A copy of `record`, logged in the call `named` (`innermost` being the innermost call
 /// this thread runs), with that call's trace where the record carries none, and with its
 /// method where the record names none and the host can tell it (the call is the
-/// innermost): a module written to the ABI alone may not fill them in. `None` when the
-/// record lacks neither, as the SDK's records do.
+/// innermost): a module written to the ABI alone may not fill them in. `None` when
+/// there is nothing to fill in, as for the SDK's records.
 #[inline]
 fn filled_in(
     record: &LogRecord,
     named: &HostCall<'_>,
     innermost: &HostCall<'_>,
 ) -> Option<LogRecord> {
-    let no_method = record.method.len == 0;
-    let no_trace = record.trace_id == 0 && record.span_id == 0;
-    if !no_method && !no_trace {
-        return None;
-    }
-    Some(fill_in(
-        record,
-        named,
-        no_method && core::ptr::eq(named, innermost),
-    ))
+    let method = record.method.len == 0 && core::ptr::eq(named, innermost);
+    // Nothing to fill in when the call has no trace either (most calls).
+    let trace = (record.trace_id, record.span_id) == (0, 0)
+        && (named.meta.trace_id, named.meta.span_id) != (0, 0);
+    (method || trace).then(|| fill_in(record, named, method))
 }
 
 /// [`filled_in`]'s copy, out of the way of the records that need none.
