@@ -583,6 +583,43 @@ fn with_loads_the_modules_a_module_calls_in_the_order_they_need() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "5");
 
+    // `--stats` lists the export asked for and the one it called, not the runtime's own
+    // call of `memlink_dependencies` at load; asked for, that one is listed.
+    let args = [
+        "call",
+        &uses,
+        "add_through",
+        "[2, 3]",
+        "--with",
+        &greeter,
+        "--stats",
+    ];
+    let text = stdout(&memlink(&args));
+    let mut exports: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    exports.sort_unstable();
+    assert_eq!(
+        exports,
+        ["greeter::add", "uses_greeter::add_through"],
+        "{text}"
+    );
+    let args = [
+        "call",
+        &uses,
+        "memlink_dependencies",
+        "--with",
+        &greeter,
+        "--stats",
+    ];
+    let text = stdout(&memlink(&args));
+    assert!(
+        text.contains("uses_greeter::memlink_dependencies"),
+        "{text}"
+    );
+
     // `uses_greeter` is given before the module it calls.
     let b = basic();
     let args = ["inspect", &b, "--with", &uses, "--with", &greeter];

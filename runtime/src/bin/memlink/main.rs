@@ -283,7 +283,7 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
     }
     // The figures are printed after a failed call too: they count the failure.
     if request.stats {
-        text.extend_from_slice(stats::table(&runtime.metrics()).as_bytes());
+        text.extend_from_slice(stats::table(&runtime.metrics(), &request.method).as_bytes());
     }
     if request.prometheus {
         text.extend_from_slice(runtime.prometheus().as_bytes());

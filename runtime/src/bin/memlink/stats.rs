@@ -1,19 +1,22 @@
 //! `memlink call --stats`: a short table of the exports that were called, from the
 //! runtime's built-in figures (`--prometheus` prints those figures as they are).
 
+use memlink_runtime::lifecycle::DEPENDENCIES;
 use memlink_runtime::metrics::BUCKETS;
 use memlink_runtime::{MethodMetrics, ModuleMetrics};
 
 /// One line per export with at least one call: its calls, its errors by status, its
-/// latency's median, 99th percentile and maximum, and the bytes it took and gave.
+/// latency's median, 99th percentile and maximum, and the bytes it took and gave. The
+/// runtime's own call of a module's `memlink_dependencies` at load is left out (it is
+/// not one of the calls asked for), unless that export is `asked`.
 ///
 /// Latencies come from the histogram, so each is the upper bound of its bucket (`≤`);
 /// the CLI times every call (`latency_sampling` 1), so the counts behind them are exact.
-pub(crate) fn table(modules: &[ModuleMetrics]) -> String {
+pub(crate) fn table(modules: &[ModuleMetrics], asked: &str) -> String {
     let rows: Vec<[String; 8]> = modules
         .iter()
         .flat_map(|m| &m.methods)
-        .filter(|m| m.calls > 0)
+        .filter(|m| m.calls > 0 && (m.method != DEPENDENCIES || m.method == asked))
         .map(row)
         .collect();
     let header = [
