@@ -45,7 +45,8 @@ pub enum RuntimeError {
     /// A reference by name that no module file answers: the module has no file where
     /// its resolver looks, or none of a version the reference accepts.
     NoSuchVersion {
-        /// The reference, as given.
+        /// The reference, with its requirement as semver reads it (`greeter@^1.2` for
+        /// `greeter@1.2`, which means the same).
         reference: String,
         /// Where its files were looked for.
         dir: PathBuf,
