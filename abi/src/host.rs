@@ -94,7 +94,7 @@ pub mod level {
 
 /// One structured log record, passed to [`HostApi::log`].
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct LogRecord {
     /// `size_of::<LogRecord>()` in the module.
     pub size: u32,

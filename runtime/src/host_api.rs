@@ -131,33 +131,26 @@ fn filled_in(
     // Nothing to fill in when the call has no trace either (most calls).
     let trace = (record.trace_id, record.span_id) == (0, 0)
         && (named.meta.trace_id, named.meta.span_id) != (0, 0);
-    (method || trace).then(|| fill_in(record, named, method))
+    (method || trace).then(|| fill_in(record, named, method, trace))
 }
 
-/// [`filled_in`]'s copy, out of the way of the records that need none.
+/// [`filled_in`]'s copy, out of the way of the records that need none: with the running
+/// call's method when `method`, and `named`'s trace when `trace`.
 #[cold]
 #[inline(never)]
-fn fill_in(record: &LogRecord, named: &HostCall<'_>, find_method: bool) -> LogRecord {
-    let method = find_method
+fn fill_in(record: &LogRecord, named: &HostCall<'_>, method: bool, trace: bool) -> LogRecord {
+    let mut copy = *record;
+    if let Some(m) = method
         .then(running_method)
         .flatten()
         .and_then(|i| named.module.methods.get(i as usize))
-        .map_or(record.method, |m| abi::StrRef::new(&m.name));
-    let (trace_id, span_id) = match (record.trace_id, record.span_id) {
-        (0, 0) => (named.meta.trace_id, named.meta.span_id),
-        ids => ids,
-    };
-    LogRecord {
-        size: record.size,
-        level: record.level,
-        module: record.module,
-        method,
-        message: record.message,
-        fields: record.fields,
-        field_count: record.field_count,
-        trace_id,
-        span_id,
+    {
+        copy.method = abi::StrRef::new(&m.name);
     }
+    if trace {
+        (copy.trace_id, copy.span_id) = (named.meta.trace_id, named.meta.span_id);
+    }
+    copy
 }
 
 /// `HostApi::log`.
