@@ -41,6 +41,15 @@ pub struct ClientConfig {
     /// A timeout too long to add to the current instant (`Duration::MAX`) is no limit:
     /// the client keeps trying for as long as the daemon is not there.
     pub reconnect_timeout: Duration,
+    /// How long a call, a batch's call or [`arg_buffer`](Client::arg_buffer) waits for a
+    /// free slot while every slot of the connection is held by an output
+    /// ([`RemoteOutput`]) or an argument buffer ([`ArgSlot`]) not yet dropped, and no call
+    /// is in flight whose end would free one (default 5 s). Past it, it fails with
+    /// [`RuntimeError::SlotsHeld`]: only a drop frees a slot then, and a thread that
+    /// holds them all itself would wait for ever. A call in flight restarts the count,
+    /// and a call's deadline, when it comes first, ends the wait as a timeout.
+    /// `Duration::MAX` waits for as long as it takes.
+    pub slot_wait: Duration,
 }
 
 impl Default for ClientConfig {
@@ -50,6 +59,7 @@ impl Default for ClientConfig {
             slot_size: 1 << 20,
             spin: Duration::from_micros(20),
             reconnect_timeout: Duration::from_secs(2),
+            slot_wait: Duration::from_secs(5),
         }
     }
 }
@@ -80,6 +90,12 @@ impl ClientConfig {
     /// keeps trying to connect for as long as the daemon is not there.
     pub fn reconnect_timeout(mut self, timeout: Duration) -> Self {
         self.reconnect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`slot_wait`](ClientConfig::slot_wait).
+    pub fn slot_wait(mut self, wait: Duration) -> Self {
+        self.slot_wait = wait;
         self
     }
 
@@ -352,6 +368,11 @@ impl Client {
 
     /// Memory for `len` bytes of arguments in the shared segment, zeroed, to write in
     /// place and pass to [`call_buffer`](Client::call_buffer).
+    ///
+    /// It takes one of the connection's slots, and holds it until it drops. When every
+    /// slot is in use, this waits for one; while they are all held by outputs and
+    /// argument buffers with no call in flight, only for
+    /// [`ClientConfig::slot_wait`], then it fails with [`RuntimeError::SlotsHeld`].
     pub fn arg_buffer(&self, len: usize) -> Result<ArgSlot, RuntimeError> {
         let conn = self.connection_for(len)?;
         let mut lease = conn
@@ -660,6 +681,7 @@ impl Client {
             // A caller checks its deadline and the daemon's life only once it stops
             // spinning: a longer spin would put both off (forever, for `Duration::MAX`).
             spin: self.config.spin.min(waiting.poll),
+            held: self.config.slot_wait,
             ..waiting
         }
     }

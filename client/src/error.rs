@@ -35,6 +35,7 @@ pub(crate) fn runtime_error(
             reason: NOT_TAKEN.to_owned(),
         },
         CallError::Invalid(reason) => RuntimeError::Daemon { reason },
+        CallError::SlotsHeld { slots } => RuntimeError::SlotsHeld { slots },
         // `CallError` may grow; what it says is still the best account of the failure.
         other => RuntimeError::Daemon {
             reason: other.to_string(),

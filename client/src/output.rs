@@ -8,7 +8,9 @@ use memlink_ipc::client::{Lease, Reply};
 /// The encoded result of a call, read where the daemon wrote it (in this connection's
 /// segment). Its slot is free for another call once this drops: a thread holding as
 /// many outputs as the connection has slots waits for one of them to drop before its
-/// next call can start (until the call's deadline, when it has one).
+/// next call can start, until the call's deadline, or until
+/// [`ClientConfig::slot_wait`](crate::ClientConfig::slot_wait) has passed with no call in
+/// flight, when the call fails with `RuntimeError::SlotsHeld`.
 pub struct RemoteOutput {
     pub(crate) reply: Reply,
 }

@@ -715,3 +715,62 @@ fn a_client_holding_an_output_in_every_slot_waits_for_one_to_drop() {
     drop(first);
     assert_eq!(&*client.call(basic, "echo", b"three").unwrap(), b"three");
 }
+
+/// A thread that holds every slot itself (argument buffers kept for reuse, outputs kept)
+/// would wait for ever for a slot only it can free: with no call in flight for
+/// `ClientConfig::slot_wait`, the wait ends with `RuntimeError::SlotsHeld`, which says
+/// so. The client still serves once a slot is dropped.
+#[test]
+fn a_thread_holding_every_slot_itself_is_told_so_instead_of_waiting_for_ever() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let config = ClientConfig::default()
+        .slots(2)
+        .slot_wait(Duration::from_millis(200));
+    let client = Client::with_config(&daemon.socket, config).unwrap();
+    let basic = client.module("basic").unwrap();
+    let buffer = client.arg_buffer(8).unwrap();
+    let output = client.call(basic, "echo", b"kept").unwrap();
+    let slots_held = |what: &str, result: Result<Vec<u8>, RuntimeError>| {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::SlotsHeld { slots: 2 }),
+            "{what} with every slot held by this thread gave {err:?}"
+        );
+        assert!(err.to_string().contains("2 slots is held"), "{err}");
+    };
+    slots_held(
+        "a call",
+        client.call(basic, "echo", b"x").map(|o| o.to_vec()),
+    );
+    slots_held("arg_buffer", client.arg_buffer(8).map(|b| b[..].to_vec()));
+    let mut batch = client.batch();
+    slots_held(
+        "a batch's push",
+        batch.push(basic, "echo", b"x").map(|()| Vec::new()),
+    );
+    drop(batch);
+    assert_eq!(&*output, b"kept");
+    drop(buffer);
+    assert_eq!(&*client.call(basic, "echo", b"again").unwrap(), b"again");
+}
+
+/// A wait for a slot while a call is in flight is no slot held for ever: the call's end
+/// frees it, so the wait lasts as long as the call, past `slot_wait`.
+#[test]
+fn a_wait_for_a_slot_a_call_in_flight_frees_lasts_past_slot_wait() {
+    let daemon = Daemon::start(Setup::modules(&["basic", "hazards"]));
+    let config = ClientConfig::default()
+        .slots(1)
+        .slot_wait(Duration::from_millis(100));
+    let client = Client::with_config(&daemon.socket, config).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let basic = client.module("basic").unwrap();
+    std::thread::scope(|s| {
+        let long = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(600u64,)));
+        daemon.wait_log("holding");
+        // `hold` runs for 600 ms, six times `slot_wait`, in the one slot.
+        let echoed = client.call(basic, "echo", b"after").map(|o| o.to_vec());
+        assert_eq!(echoed.unwrap(), b"after");
+        long.join().unwrap().unwrap();
+    });
+}

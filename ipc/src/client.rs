@@ -29,6 +29,14 @@ pub enum CallError {
     NotTaken(String),
     /// The request cannot be made (a name too long, arguments larger than a slot).
     Invalid(String),
+    /// No slot came free while every one of the connection's `slots` was held at rest
+    /// (by a lease not submitted, or a reply kept) and none was in flight, for as long as
+    /// [`Waiting::held`] allows: only a drop by a holder could free one, which on the
+    /// waiting thread itself never comes.
+    SlotsHeld {
+        /// The connection's slots.
+        slots: u32,
+    },
 }
 
 impl std::fmt::Display for CallError {
@@ -40,6 +48,11 @@ impl std::fmt::Display for CallError {
                 write!(f, "the daemon cannot be reached: {why}")
             }
             CallError::Invalid(why) => f.write_str(why),
+            CallError::SlotsHeld { slots } => write!(
+                f,
+                "every one of the connection's {slots} slots is held, and no call in flight \
+                 would free one"
+            ),
         }
     }
 }
@@ -53,6 +66,9 @@ pub struct Waiting {
     pub spin: Duration,
     /// How often a sleeping caller wakes to check that the daemon is still there.
     pub poll: Duration,
+    /// How long a wait for a slot goes on while every slot is held and none is in flight
+    /// ([`CallError::SlotsHeld`] past it); `Duration::MAX` is no limit.
+    pub held: Duration,
 }
 
 impl Default for Waiting {
@@ -60,6 +76,7 @@ impl Default for Waiting {
         Waiting {
             spin: Duration::from_micros(20),
             poll: Duration::from_millis(50),
+            held: Duration::from_secs(5),
         }
     }
 }
@@ -213,8 +230,17 @@ impl Connection {
     }
 
     /// A free slot, waiting for one until `deadline` when all are in use.
+    ///
+    /// A wait while every slot is held at rest (leased and not submitted, or done and its
+    /// reply kept) and none is in flight ends with [`CallError::SlotsHeld`] once that has
+    /// lasted [`Waiting::held`]: then only a drop by a holder frees a slot, and when the
+    /// holder is the waiting thread (a caller keeping one output or argument buffer per
+    /// slot), that never comes. A call in flight, here or in the daemon, restarts the
+    /// count: its end frees a slot.
     pub fn lease(self: &Arc<Self>, deadline: Option<Instant>) -> Result<Lease, CallError> {
         let mut book = self.book();
+        // Since when every slot was seen held with none in flight.
+        let mut idle_since: Option<Instant> = None;
         loop {
             if book.free.is_empty() {
                 // Slots given up on that the daemon has since completed are free again.
@@ -237,6 +263,16 @@ impl Connection {
                 return Err(CallError::NotTaken(
                     "it went away while the call waited for a free slot".into(),
                 ));
+            }
+            if self.in_flight(&book) {
+                idle_since = None;
+            } else {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.waiting.held {
+                    return Err(CallError::SlotsHeld {
+                        slots: self.welcome.geometry.slots,
+                    });
+                }
             }
             let wait = match deadline {
                 Some(d) => {
@@ -261,6 +297,18 @@ impl Connection {
     fn count_leased(&self, book: &SlotBook) {
         let leased = self.welcome.geometry.slots - book.free.len() as u32;
         self.leased.store(leased, Ordering::Relaxed);
+    }
+
+    /// Whether a call of this connection is in flight: submitted and not yet done (a
+    /// call given up on, which the daemon may still run, included). Its end frees a slot.
+    fn in_flight(&self, book: &SlotBook) -> bool {
+        !book.abandoned.is_empty()
+            || (0..self.welcome.geometry.slots).any(|i| {
+                matches!(
+                    self.segment.slot(i).and_then(|s| s.state()),
+                    Some(SlotState::Submitted | SlotState::Running)
+                )
+            })
     }
 
     fn recover_abandoned(&self, book: &mut SlotBook) {

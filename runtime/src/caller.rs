@@ -17,8 +17,10 @@ use crate::{CallOptions, CallOutput, ModuleHandle, Runtime, RuntimeError};
 ///
 /// - an output of a client is read in place in one of its connection's slots
 ///   (`ClientConfig::slots`, 8 by default) until it drops: a thread that holds that many
-///   outputs waits for one to drop before its next call starts, forever if that call
-///   has no deadline. Drop or copy outputs before making more calls than that
+///   outputs waits for one to drop before its next call starts, until the call's
+///   deadline, or until no call has been in flight for `ClientConfig::slot_wait` (5 s by
+///   default), when it fails with [`RuntimeError::SlotsHeld`]. Drop or copy outputs
+///   before making more calls than that
 ///   (`client/tests/calls.rs::a_client_holding_an_output_in_every_slot_waits_for_one_to_drop`).
 /// - a result larger than a client's slots (`ClientConfig::slot_size`, 1 MiB at first)
 ///   fails its call with [`RuntimeError::Daemon`] saying so, after the method ran; the

@@ -187,6 +187,13 @@ pub enum RuntimeError {
         /// What was seen.
         reason: String,
     },
+    /// A call through a daemon found every slot of its client's connection held by an
+    /// output or an argument buffer not yet dropped, and no call in flight to free one,
+    /// for as long as the client waits for that (`memlink_client::ClientConfig::slot_wait`).
+    SlotsHeld {
+        /// The connection's slots.
+        slots: u32,
+    },
     /// The daemon's worker process running the call died (a crash of a module, or the
     /// watchdog ending a call past its deadline); the daemon starts a new one.
     WorkerDied {
@@ -492,6 +499,12 @@ impl fmt::Display for RuntimeError {
             UnknownModule { name } => write!(f, "no module named `{name}` is loaded"),
             Daemon { reason } => write!(f, "the daemon failed the call: {reason}"),
             DaemonGone { reason } => write!(f, "the daemon cannot be reached: {reason}"),
+            SlotsHeld { slots } => write!(
+                f,
+                "every one of the client's {slots} slots is held by an output or an argument \
+                 buffer not yet dropped, and no call in flight would free one: drop one, or \
+                 connect with more slots (ClientConfig::slots)"
+            ),
             WorkerDied { reason } => {
                 write!(f, "the daemon's worker running the call died: {reason}")
             }
