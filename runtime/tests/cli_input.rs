@@ -255,6 +255,29 @@ fn arguments_too_large_for_a_daemon_call_are_refused_naming_the_limit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Arguments read from a device without end (`/dev/zero`) stop at 1 GiB, as a daemon
+/// call's do, with an error naming the limit, instead of filling the memory (before,
+/// a local call read on until the machine ran out; `--timeout` bounds the call, not
+/// the read).
+#[test]
+fn arguments_from_an_endless_device_are_refused_at_the_limit() {
+    let out = memlink(&[
+        "call",
+        &basic(),
+        "echo",
+        "--args-file",
+        "/dev/zero",
+        "--timeout",
+        "2s",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("more than 1073741824 bytes"),
+        "{err}"
+    );
+}
+
 /// A MessagePack result that JSON has no place for is printed the nearest way JSON can:
 /// a map keyed by numbers, `bin`, an extension type, NaN and infinities. Before, the
 /// call succeeded and the CLI printed nothing but "cannot decode the result as JSON"

@@ -83,7 +83,8 @@ struct CallArgs {
     /// Read the arguments' encoded bytes from this file (`-`: standard input) and pass
     /// them as they are: an rkyv archive for a method that takes one, MessagePack, or
     /// raw bytes. With --daemon at most 1 GiB (a call's slot) is read, and more is
-    /// refused; without, all of it, which the module is lent where it lies.
+    /// refused; without, all of a regular file, which the module is lent where it lies,
+    /// and at most 1 GiB of standard input, a pipe or a device.
     #[arg(long, value_name = "PATH")]
     args_file: Option<PathBuf>,
     /// Call this many times, at least once (the result printed is the last one's; the
@@ -266,8 +267,9 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
 fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
     load_first(runtime, &request.with)?;
     let handle = load(runtime, &request.module)?;
-    // No limit here: the arguments are lent to the module where they are read, as long
-    // as memory holds them, and a method may take any length.
+    // No limit on a regular file: the arguments are lent to the module where they are
+    // read, as long as memory holds them, and a method may take any length. A stream or
+    // a device has no end to count on (`/dev/zero`), and is read up to a limit.
     let args = Args::read(request.args, request.args_file, None)?;
     let calls = (0..request.repeat).try_fold(Vec::new(), |_, _| {
         call(runtime, handle, &request.method, &args, request.timeout)
@@ -502,9 +504,10 @@ pub(crate) enum Args {
 
 impl Args {
     /// The arguments: `text`, or the bytes of `file` (`-`: standard input), of at most
-    /// `limit` bytes when one is given. Only that much (and one byte more, to tell) is
-    /// read: a stream or a device (`/dev/zero`) has no length to check first, and read to
-    /// its end it would fill the memory before any check.
+    /// `limit` bytes when one is given, else of at most [`STREAM_MAX_ARGS`] from what is
+    /// not a regular file. Only that much (and one byte more, to tell) is read: a stream
+    /// or a device (`/dev/zero`) has no length to check first, and read to its end it
+    /// would fill the memory before any check.
     fn read(
         text: Option<OsString>,
         file: Option<PathBuf>,
@@ -522,14 +525,39 @@ impl Args {
             let name = path.display().to_string();
             let file =
                 std::fs::File::open(&path).map_err(|e| format!("cannot read {name}: {e}"))?;
+            if file.metadata().is_ok_and(|m| m.is_file()) {
+                return read_at_most(file, limit, &name, remote::too_long).map(Args::Encoded);
+            }
             (Box::new(file), name)
         };
-        read_at_most(reader, limit, &name).map(Args::Encoded)
+        match limit {
+            Some(limit) => read_at_most(reader, Some(limit), &name, remote::too_long),
+            None => read_at_most(reader, Some(STREAM_MAX_ARGS), &name, stream_too_long),
+        }
+        .map(Args::Encoded)
     }
 }
 
-/// All of `reader`, or an error once it gives more than `limit` bytes.
-fn read_at_most(mut reader: impl Read, limit: Option<u64>, name: &str) -> Result<Vec<u8>, String> {
+/// Most bytes of arguments a local call reads from standard input, a pipe or a device:
+/// as many as a call through a daemon carries.
+const STREAM_MAX_ARGS: u64 = remote::MAX_ARGS;
+
+/// Why arguments read from `name`, a stream, more than `limit` bytes are refused.
+fn stream_too_long(name: &str, limit: u64) -> String {
+    format!(
+        "the arguments in {name} (--args-file) are more than {limit} bytes: memlink call reads \
+         at most that much from standard input, a pipe or a device (a regular file is read \
+         whole)"
+    )
+}
+
+/// All of `reader`, or the error `too_long` words once it gives more than `limit` bytes.
+fn read_at_most(
+    mut reader: impl Read,
+    limit: Option<u64>,
+    name: &str,
+    too_long: fn(&str, u64) -> String,
+) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     let read = match limit {
         Some(limit) => reader
@@ -540,7 +568,7 @@ fn read_at_most(mut reader: impl Read, limit: Option<u64>, name: &str) -> Result
     };
     read.map_err(|e| format!("cannot read {name}: {e}"))?;
     match limit {
-        Some(limit) if bytes.len() as u64 > limit => Err(remote::too_long(name, limit)),
+        Some(limit) if bytes.len() as u64 > limit => Err(too_long(name, limit)),
         _ => Ok(bytes),
     }
 }
