@@ -101,19 +101,29 @@ pub fn limit_archives(_ctx: &CallContext, max_depth: u32, max_size: u64) -> Resu
     Ok(())
 }
 
+/// The module's persistent memory, or an error that says the host gives it none: a
+/// bare `ServiceUnavailable` would not say which service.
+fn persistent<'a>(ctx: &CallContext<'a>) -> Result<Persistent<'a>> {
+    ctx.persistent().ok_or_else(|| {
+        ModuleError::Failed(
+            "the host gives this module no persistent memory (a runtime's \
+             `RuntimeConfig::persistent_size` of 0)"
+                .into(),
+        )
+    })
+}
+
 /// Keeps `text` in the module's persistent memory and returns a handle to it, which the
 /// host may hold and pass back to `recall`.
 #[memlink_export]
 pub fn remember(ctx: &CallContext, text: String) -> Result<Ref<[u8]>> {
-    let region = ctx.persistent().ok_or(ModuleError::ServiceUnavailable)?;
-    region.store_slice(text.as_bytes())
+    persistent(ctx)?.store_slice(text.as_bytes())
 }
 
 /// The bytes behind a handle from `remember`; a stale or forged handle is an error.
 #[memlink_export]
 pub fn recall(ctx: &CallContext, handle: Ref<[u8]>) -> Result<Vec<u8>> {
-    let region = ctx.persistent().ok_or(ModuleError::ServiceUnavailable)?;
-    Ok(region.get_slice(handle)?.to_vec())
+    Ok(persistent(ctx)?.get_slice(handle)?.to_vec())
 }
 
 /// A table built once per load and kept in persistent memory: the handle lives in a
@@ -123,7 +133,7 @@ static SQUARES: std::sync::Mutex<Option<Ref<[u64]>>> = std::sync::Mutex::new(Non
 /// The sum of the first `n` squares (n ≤ 1024), from the table built once.
 #[memlink_export]
 pub fn sum_squares(ctx: &CallContext, n: u32) -> Result<u64> {
-    let region = ctx.persistent().ok_or(ModuleError::ServiceUnavailable)?;
+    let region = persistent(ctx)?;
     let mut cached = SQUARES.lock().unwrap_or_else(|p| p.into_inner());
     let table = match cached.and_then(|r| region.get_slice(r).ok()) {
         Some(table) => table,

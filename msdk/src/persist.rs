@@ -301,14 +301,20 @@ impl<'a> Persistent<'a> {
         // Every record holds at least one byte (see `store_with`), so a handle of a
         // zero-sized value or an empty slice must still start inside the region: an
         // offset of `len` would index the bitmap one word past its end.
-        let in_bounds = offset >= data_start(self.len) + RECORD_HEADER
-            && offset
-                .checked_add(bytes.max(1))
-                .is_some_and(|end| end <= self.len)
+        let placed = offset >= data_start(self.len) + RECORD_HEADER
+            && offset < self.len
             && (self.base.as_ptr().addr() + offset).is_multiple_of(align_of::<T>().max(GRANULE));
-        if !in_bounds {
+        if !placed {
             return Err(stale(&format!(
                 "offset {offset} is outside the region or misaligned"
+            )));
+        }
+        if offset
+            .checked_add(bytes.max(1))
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(stale(&format!(
+                "its {bytes} bytes at offset {offset} run past the end of the region"
             )));
         }
         if self.bitmap_word(offset).load(Ordering::Acquire) & bit(offset) == 0 {
@@ -327,9 +333,16 @@ impl<'a> Persistent<'a> {
         };
         // The count, not the byte length: they differ for zero-sized values, of which a
         // record of none must not be read as one (see the module's documentation).
-        if found.type_id != TypeId::of::<T>() || found.count != n as u64 || len != n as u64 {
+        if found.type_id != TypeId::of::<T>() {
             return Err(stale(&format!(
-                "the value at offset {offset} is not a {}",
+                "the value at offset {offset} is not of type `{}`",
+                core::any::type_name::<T>()
+            )));
+        }
+        if found.count != n as u64 || len != n as u64 {
+            return Err(stale(&format!(
+                "the value at offset {offset} holds {} of `{}`, the reference says {len}",
+                found.count,
                 core::any::type_name::<T>()
             )));
         }

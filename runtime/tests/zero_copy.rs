@@ -439,6 +439,25 @@ fn persistent_refs_are_checked_for_staleness_and_forgery() {
     );
 }
 
+/// A runtime that gives modules no persistent memory (`persistent_size(0)`, which its
+/// docs allow) makes the example's exports that keep state fail saying so. Before, the
+/// error was a bare "service unavailable", which names no service.
+#[test]
+fn without_persistent_memory_the_state_keeping_exports_say_what_is_missing() {
+    let (rt, h) = load_all(RuntimeConfig::default().persistent_size(0), &["zero_copy"]);
+    // `remember` takes its one string raw.
+    for (method, args) in [
+        ("remember", b"text".to_vec()),
+        ("sum_squares", mp(&(3u32,))),
+    ] {
+        let err = rt.call(h[0], method, &args).unwrap_err();
+        let Some(ModuleError::Failed(m)) = err.module_error() else {
+            panic!("{method}: {err}")
+        };
+        assert!(m.contains("no persistent memory"), "{method}: {m}");
+    }
+}
+
 /// Calls made from a thread-local's destructor, after the thread's other locals (the
 /// runtime's, the archiving scratch) are gone: each answers. Archiving arguments used to
 /// reach rkyv's thread-local scratch there, which panics once destroyed, and a panic in
