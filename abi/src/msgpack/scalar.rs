@@ -50,16 +50,20 @@ impl serde::de::Error for GaveUp {
 type Done = Result<(), GaveUp>;
 
 /// The methods of a `serde::Serializer` whose error is [`GaveUp`] for the values it
-/// leaves to others: maps, structs and enum variants with data.
+/// leaves to others: maps, structs and enum variants with data. Its `Ok` is `()`, or the
+/// type given.
 macro_rules! gives_up_on_maps_structs_and_variants {
     () => {
+        gives_up_on_maps_structs_and_variants!(());
+    };
+    ($ok:ty) => {
         fn serialize_newtype_variant<T: Serialize + ?Sized>(
             self,
             _: &'static str,
             _: u32,
             _: &'static str,
             _: &T,
-        ) -> Result<(), GaveUp> {
+        ) -> Result<$ok, GaveUp> {
             Err(GaveUp)
         }
         fn serialize_tuple_variant(
