@@ -470,15 +470,26 @@ fn in_context(
     let ModuleError::Serialize(m) = error else {
         return None;
     };
-    if !m.starts_with("bad arguments") && !m.starts_with("bad archived arguments") {
+    let archived = m.starts_with("bad archived arguments");
+    if !m.starts_with("bad arguments") && !archived {
         return None;
     }
     let mut told = m.clone();
     if let (Some(which), Some(why)) = (entry.which_argument, m.strip_prefix(BAD_ARGUMENTS)) {
         told = format!("{BAD_ARGUMENTS}{}{why}", which(args));
     }
+    // A caller that sent MessagePack (or anything else) to an export whose arguments are
+    // an archive reads the validator's words alone (`subtree pointer overran range`) as
+    // a fault of the module: what the export takes is said.
+    let takes = if archived {
+        ", which takes the rkyv archive of its arguments' tuple"
+    } else {
+        ""
+    };
     if !entry.signature.is_empty() {
-        told.push_str(&format!(" (the export is `{}`)", entry.signature));
+        told.push_str(&format!(" (the export is `{}`{takes})", entry.signature));
+    } else if archived {
+        told.push_str(" (the export takes the rkyv archive of its arguments' tuple)");
     }
     Some(ModuleError::Serialize(told))
 }

@@ -330,6 +330,13 @@ fn malformed_archives_are_errors_that_say_what_was_wrong() {
     let n = bad.len();
     bad[n - 4..].copy_from_slice(&1_000_000u32.to_le_bytes());
     assert!(serialize_error(rt.call(h, "centroid", &bad)).contains("validation failed"));
+    // MessagePack sent to it: the error says what the export takes, beside the
+    // validator's words.
+    let text = serialize_error(rt.call(h, "centroid", &mp(&(vec![(1.0f32, 2.0f32, 3.0f32)],))));
+    assert!(
+        text.contains("which takes the rkyv archive of its arguments' tuple)"),
+        "{text}"
+    );
     // The module keeps serving.
     let ok = rt.call(h, "centroid", &good).unwrap();
     assert_eq!(de::<(f32, f32, f32, u64)>(&ok).0, 1.5);
