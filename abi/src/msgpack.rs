@@ -22,6 +22,7 @@ type Result<T, E = ModuleError> = core::result::Result<T, E>;
 mod depth;
 mod extent;
 mod raw;
+mod raw_read;
 mod raw_shape;
 mod raw_write;
 mod scalar;
@@ -415,24 +416,21 @@ pub fn decode_as<R: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<R>
             // Text is offered as text first; when `R` takes neither, the error is the
             // one for the form the result has (text, when it is UTF-8), not for the list
             // of byte values it was offered as last.
+            // Offered as they lie, not encoded as MessagePack first to be decoded again
+            // (one pass per byte each way for a `Vec<u8>`).
             let as_text = match crate::text::utf8(bytes) {
-                Ok(text) => match from_msgpack::<R>(&to_msgpack(text)?) {
+                Ok(text) => match raw_read::read::<R>(bytes, raw_read::Form::Text(text)) {
                     Ok(v) => return Ok(v),
                     Err(e) => Some(e),
                 },
                 Err(_) => None,
             };
-            from_msgpack(&to_msgpack(bytes)?).map_err(|as_bytes| {
+            raw_read::read(bytes, raw_read::Form::Bytes).map_err(|as_bytes| {
                 let (form, e) = match as_text {
                     Some(e) => ("UTF-8 text", e),
                     None => ("bytes", as_bytes),
                 };
-                // The decoder's words alone: `ModuleError`'s own prefix is the caller's.
-                let why = match e {
-                    ModuleError::Serialize(m) => m,
-                    other => other.to_string(),
-                };
-                ModuleError::Serialize(format!("the result is raw {form}: {why}"))
+                ModuleError::Serialize(format!("the result is raw {form}: {e}"))
             })
         }
         Format::MessagePack => from_msgpack(bytes),
