@@ -6,8 +6,13 @@
 //! follows it with the platform's file notifications (`notify`: inotify on Linux).
 //! Events are debounced: a file is looked at once no event has touched it for
 //! [`WatchOptions::debounce`], so a build writing it in pieces is seen once it is done.
-//! A file that is still not a whole library then (a copy that stalled) is reported and
-//! left alone until it changes again; a module that is already loaded keeps serving.
+//! A file written through a file still open is looked at only once its writer has
+//! closed it, however long it pauses: written in place at its full length (over the old
+//! version without cutting it first, as `rsync --inplace` does, or given its length
+//! before its bytes), it passes every check of its headers while half of it is old or
+//! zeros, and the system's loader crashed the process on it. A file that is still not a
+//! whole library then (a copy that stalled) is reported and left alone until it changes
+//! again; a module that is already loaded keeps serving.
 //! A change of a file's metadata alone is looked at too: a file refused (one the host's
 //! user could not read) is tried again once made readable, and a module's file touched
 //! (its time changed) is reloaded; one whose permissions alone changed is left alone.
@@ -53,7 +58,7 @@
 //! watch goes on. Dropping the [`DirectoryWatch`] stops watching; the modules stay
 //! loaded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -270,10 +275,13 @@ fn notifications(
 }
 
 /// A path the platform told of: a file that came, changed or went (`contents`), or only
-/// had its metadata changed (its permissions, its times).
+/// had its metadata changed (its permissions, its times); and whether a writer is
+/// writing it now (`Some(true)`: bytes were written through a file still open) or is
+/// done (`Some(false)`: the writer closed it, or the file was removed or renamed).
 struct Touched {
     path: PathBuf,
     contents: bool,
+    writing: Option<bool>,
 }
 
 /// The watcher's handler: sends on `changes` the paths of files that came, changed or
@@ -285,7 +293,7 @@ fn forward(
     everything: &Path,
     lost: &AtomicBool,
 ) {
-    use notify::event::{EventKind, ModifyKind};
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
     // Events lost (the kernel's queue overflowed, say, with thousands of files
     // written at once) or an error: the directory itself is looked at again, which
     // `follow` takes as "every file" (see `State::rescan`).
@@ -295,6 +303,7 @@ fn forward(
             let _ = changes.send(Touched {
                 path: everything.to_owned(),
                 contents: true,
+                writing: None,
             });
             return;
         }
@@ -313,15 +322,26 @@ fn forward(
     }
     // Files coming, changing and going, and their metadata changing (a file refused as
     // unreadable is tried again once it is made readable); not files read (the watch's
-    // own copies read them).
-    let contents = match event.kind {
-        EventKind::Create(_) | EventKind::Remove(_) => true,
-        EventKind::Modify(ModifyKind::Metadata(_)) => false,
-        EventKind::Modify(_) => true,
+    // own copies read them). Writes, and their writer closing the file: a file written
+    // in place at its full length (over the old version, not cut first; or given its
+    // length before its bytes) is whole to every check of its headers while it is
+    // written, and the system's loader crashed the process on such a file. It is looked
+    // at once its writer has closed it.
+    let (contents, writing) = match event.kind {
+        EventKind::Create(_) => (true, None),
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => (true, Some(false)),
+        EventKind::Modify(ModifyKind::Metadata(_)) => (false, None),
+        EventKind::Modify(ModifyKind::Data(_)) => (true, Some(true)),
+        EventKind::Modify(_) => (true, None),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => (true, Some(false)),
         _ => return,
     };
     for path in event.paths {
-        let _ = changes.send(Touched { path, contents });
+        let _ = changes.send(Touched {
+            path,
+            contents,
+            writing,
+        });
     }
 }
 
@@ -437,17 +457,33 @@ fn follow(
 ) {
     // Each path's last event, and whether any of its events changed more than metadata.
     let mut pending: BTreeMap<PathBuf, (Instant, bool)> = BTreeMap::new();
+    // Paths written through a file still open: left pending until their writer closes
+    // them, however long it pauses between writes.
+    let mut open: BTreeSet<PathBuf> = BTreeSet::new();
     loop {
         match stopped.try_recv() {
             Err(mpsc::TryRecvError::Empty) => {}
             _ => return,
         }
         watched.check(state);
-        let wait = next_wait(pending.values().map(|(at, _)| at), debounce, Instant::now());
+        let waiting = pending
+            .iter()
+            .filter(|(p, _)| !open.contains(*p))
+            .map(|(_, (at, _))| at);
+        let wait = next_wait(waiting, debounce, Instant::now());
         match changes.recv_timeout(wait) {
-            Ok(Touched { path, contents }) => {
+            Ok(Touched {
+                path,
+                contents,
+                writing,
+            }) => {
                 let now = Instant::now();
                 for path in watched.links.paths_for(&watched.dir, path) {
+                    match writing {
+                        Some(true) => open.insert(path.clone()),
+                        Some(false) => open.remove(&path),
+                        None => false,
+                    };
                     let seen = pending.entry(path).or_insert((now, false));
                     *seen = (now, seen.1 || contents);
                 }
@@ -458,7 +494,7 @@ fn follow(
         let now = Instant::now();
         let ready: Vec<PathBuf> = pending
             .iter()
-            .filter(|(_, &(at, _))| now.duration_since(at) >= debounce)
+            .filter(|(p, &(at, _))| now.duration_since(at) >= debounce && !open.contains(*p))
             .map(|(p, _)| p.clone())
             .collect();
         let (mut changed, mut touched) = (Vec::new(), Vec::new());

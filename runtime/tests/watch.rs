@@ -309,3 +309,68 @@ fn a_watch_told_to_hold_events_without_limit_holds_the_most_it_can() {
     }
     assert_eq!(watch.dropped(), 0);
 }
+
+/// A module file written in place at its full length while it is watched: over the old
+/// version without cutting it first (`rsync --inplace`, `dd conv=notrunc`), its writer
+/// pausing longer than the debounce between pieces. Half written, its headers are the
+/// new version's and its length is whole, so no check of the file tells it from a whole
+/// library; loaded, it crashed the process in the system's loader. The watch looks at it
+/// only once its writer closes it: until then the old version serves.
+#[test]
+fn a_file_rewritten_in_place_is_looked_at_once_its_writer_closes_it() {
+    use std::io::{Seek, SeekFrom, Write};
+
+    let dir = fresh_dir("watched-in-place");
+    let path = lib(&dir, "greeter");
+    // The same length for both versions, as a rewrite in place over a longer file has.
+    let v1 = std::fs::read(module_path("greeter_v1")).unwrap();
+    let v2 = std::fs::read(module_path("greeter_v2")).unwrap();
+    let len = v1.len().max(v2.len());
+    let padded = |mut bytes: Vec<u8>| {
+        bytes.resize(len, 0);
+        bytes
+    };
+    std::fs::write(&path, padded(v1)).unwrap();
+    let rt = Runtime::with_local_resolver();
+    let watch = rt
+        .watch(
+            &dir,
+            WatchOptions::default()
+                .debounce(Duration::from_millis(50))
+                .policy(ReloadPolicy::default().allow_changes(true)),
+        )
+        .unwrap();
+    let greeter = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(version(&rt, greeter), 1);
+
+    let v2 = padded(v2);
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let piece = len / 4;
+    for at in (0..len).step_by(piece) {
+        writer.seek(SeekFrom::Start(at as u64)).unwrap();
+        writer.write_all(&v2[at..(at + piece).min(len)]).unwrap();
+        writer.flush().unwrap();
+        // Six debounces without an event: the file is still open, so nothing is looked
+        // at, and the old version serves.
+        let told = watch.events().recv_timeout(Duration::from_millis(300));
+        assert!(
+            told.is_err(),
+            "a file still being written was looked at: {told:?}"
+        );
+        assert_eq!(version(&rt, greeter), 1);
+    }
+    drop(writer);
+    match next(&watch) {
+        WatchEvent::Reloaded {
+            handle, reloaded, ..
+        } => {
+            assert_eq!(handle, greeter);
+            assert_eq!(reloaded.to_version, "2.0.1");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(version(&rt, greeter), 2);
+}
