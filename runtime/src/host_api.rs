@@ -87,7 +87,7 @@ unsafe fn on_chain<'r>(call: *mut c_void) -> Option<(&'r HostCall<'r>, &'r HostC
     let innermost = unsafe { HostCall::of_running(crate::chain::running_call()) }?;
     let mut running = Some(innermost);
     while let Some(c) = running {
-        if core::ptr::eq(c, call.cast::<HostCall<'r>>()) {
+        if c.handle == call.addr() {
             return Some((c, innermost));
         }
         running = c.parent;

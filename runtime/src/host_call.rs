@@ -34,6 +34,9 @@ pub(crate) struct HostCall<'r> {
     pub(crate) output: Cell<Option<AlignedBuf>>,
     /// The call that made this one, for a nested call.
     pub(crate) parent: Option<&'r HostCall<'r>>,
+    /// The handle the module is given for the call (`CallFrame::host_call`), by which
+    /// the services know it: a number, not an address (`crate::chain::next_handle`).
+    pub(crate) handle: usize,
 }
 
 impl<'a> HostCall<'a> {

@@ -101,12 +101,14 @@ pub(crate) fn run_call<R: Receive, E>(
         arena_offset,
         owned,
     } = args.place(pool, &thread.arenas);
+    let handle = crate::chain::next_handle();
     let mut host_call = HostCall {
         registry,
         module,
         meta,
         output: Cell::new(None),
         parent,
+        handle,
     };
     let call_ptr = &raw mut host_call;
     let (persistent, persistent_len) = match &module.persistent {
@@ -134,7 +136,8 @@ pub(crate) fn run_call<R: Receive, E>(
         // `HostApi::backpressure` when it wants it.
         flags: abi::CALL_BACKPRESSURE_ON_REQUEST,
         host: registry.host,
-        host_call: call_ptr.cast(),
+        // A number the module passes back, never followed (see `HostCall::handle`).
+        host_call: core::ptr::without_provenance_mut(handle),
         persistent,
         persistent_len,
         out: core::ptr::null(),
@@ -306,10 +309,12 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
                 Err(match collected {
                     Ok(payload) => ModuleError::from_status(status, payload.as_bytes()),
                     // The payload lies where none may: said so, with the status it came
-                    // with, which is otherwise lost.
+                    // with, which is otherwise lost. Named by its code: the error an
+                    // empty payload would make of it is not always of its status (an
+                    // empty `Timeout` is an `Abi` error, its payload too short).
                     Err(ModuleError::Abi(why)) => ModuleError::Abi(format!(
                         "{why} (the payload of the status it returned, {:?} {status})",
-                        ModuleError::from_status(status, &[]).status()
+                        Status::from_code(status).unwrap_or(Status::Abi)
                     )),
                     Err(e) => e,
                 })

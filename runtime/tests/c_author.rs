@@ -329,6 +329,16 @@ fn a_careless_modules_broken_calls_fail_saying_why_and_it_serves_on() {
         );
         serving();
     }
+    // Named by its code whatever its payload: an empty `Timeout` payload is itself an
+    // `Abi` error (too short), and the status was named `Abi 3`.
+    for args in [&[0, 3], &[1, 3]] {
+        let m = abi_error("wild_out", args);
+        assert!(
+            m.ends_with("(the payload of the status it returned, Timeout 3)"),
+            "{args:?}: {m}"
+        );
+        serving();
+    }
     // A status whose payload is empty ignores the output fields, as docs/abi.md says:
     // the module's own status, not an output out of place. Before, both were `Abi`.
     for (args, error) in [

@@ -723,25 +723,37 @@ fn render_text(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::read_at_most;
+    use super::{read_at_most, remote, stream_too_long};
 
     /// A stream is read to its limit and one byte past it, no further: here an endless
     /// one, which read whole would never end.
     #[test]
     fn a_stream_past_the_limit_is_refused_after_reading_one_byte_more() {
-        let err = read_at_most(std::io::repeat(7), Some(16), "standard input").unwrap_err();
+        let daemon = remote::too_long;
+        let err = read_at_most(std::io::repeat(7), Some(16), "standard input", daemon).unwrap_err();
         assert!(
             err.contains("standard input") && err.contains("--args-file") && err.contains("16"),
             "{err}"
         );
-        let err = read_at_most(&[1u8; 17][..], Some(16), "args.bin").unwrap_err();
-        assert!(err.contains("args.bin"), "{err}");
+        let err = read_at_most(&[1u8; 17][..], Some(16), "args.bin", daemon).unwrap_err();
+        assert!(
+            err.contains("args.bin") && err.contains("--daemon"),
+            "{err}"
+        );
+        // A local call's stream says so, not that a daemon is involved.
+        let err =
+            read_at_most(std::io::repeat(7), Some(16), "/dev/zero", stream_too_long).unwrap_err();
+        assert!(
+            err.contains("/dev/zero") && err.contains("a regular file is read whole"),
+            "{err}"
+        );
+        assert!(!err.contains("--daemon"), "{err}");
         assert_eq!(
-            read_at_most(&[1u8; 16][..], Some(16), "args.bin").unwrap(),
+            read_at_most(&[1u8; 16][..], Some(16), "args.bin", daemon).unwrap(),
             [1u8; 16]
         );
         assert_eq!(
-            read_at_most(&[1u8; 17][..], None, "args.bin")
+            read_at_most(&[1u8; 17][..], None, "args.bin", daemon)
                 .unwrap()
                 .len(),
             17
