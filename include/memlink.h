@@ -568,9 +568,10 @@ typedef struct MemlinkCallFrame {
    */
   const struct MemlinkHostApi *host;
   /*
-   The host's handle for this call, passed back to every [`HostApi`] function. The
-   services tell it by the calls the host keeps, not by this field: a module that
-   writes over it still passes back the value it was given.
+   The host's handle for this call, passed back to every [`HostApi`] function: an
+   opaque value (the runtime's are numbers, not addresses), valid while the call
+   runs, on its thread. The services tell it by the calls the host keeps, not by this
+   field: a module that writes over it still passes back the value it was given.
    */
   void *host_call;
   /*

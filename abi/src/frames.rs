@@ -71,9 +71,10 @@ pub struct CallFrame {
     pub flags: u32,
     /// The host's services.
     pub host: *const HostApi,
-    /// The host's handle for this call, passed back to every [`HostApi`] function. The
-    /// services tell it by the calls the host keeps, not by this field: a module that
-    /// writes over it still passes back the value it was given.
+    /// The host's handle for this call, passed back to every [`HostApi`] function: an
+    /// opaque value (the runtime's are numbers, not addresses), valid while the call
+    /// runs, on its thread. The services tell it by the calls the host keeps, not by this
+    /// field: a module that writes over it still passes back the value it was given.
     pub host_call: *mut c_void,
     /// The module's persistent region: memory that outlives calls, shared by all calls
     /// into this load of the module. It starts with a [`PersistentHeader`]; null when the
