@@ -113,20 +113,29 @@ impl ModuleError {
 
 impl fmt::Display for ModuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A message a module left empty (a module in C that returns the status and
+        // forgets the payload) shows the kind alone, not a prefix with nothing after it.
+        let told = |f: &mut fmt::Formatter<'_>, kind: &str, m: &str, none: &str| {
+            if m.is_empty() {
+                write!(f, "{kind} ({none})")
+            } else {
+                write!(f, "{kind}: {m}")
+            }
+        };
         match self {
             ModuleError::QuotaExceeded => f.write_str("quota exceeded"),
-            ModuleError::CallFailed(m) => write!(f, "nested call failed: {m}"),
+            ModuleError::CallFailed(m) => told(f, "nested call failed", m, "no reason given"),
             // No time given is a deadline that had passed when the call came to start (the
             // host does not start such a call): "after 0ns" would read as a bug.
             ModuleError::Timeout(d) if d.is_zero() => {
                 f.write_str("timed out: its deadline had passed before it started")
             }
             ModuleError::Timeout(d) => write!(f, "timed out after {d:?}"),
-            ModuleError::Panic(m) => write!(f, "module panicked: {m}"),
-            ModuleError::Serialize(m) => write!(f, "serialization error: {m}"),
+            ModuleError::Panic(m) => told(f, "module panicked", m, "no message"),
+            ModuleError::Serialize(m) => told(f, "serialization error", m, "no reason given"),
             ModuleError::ServiceUnavailable => f.write_str("service unavailable"),
             ModuleError::InvalidMethod => f.write_str("invalid method"),
-            ModuleError::ModuleNotFound(m) => write!(f, "module not found: {m}"),
+            ModuleError::ModuleNotFound(m) => told(f, "module not found", m, "no name given"),
             ModuleError::MaxCallDepthExceeded => f.write_str("maximum call depth exceeded"),
             // Shown as it is, with no prefix: an empty message would show nothing at all
             // (a module in C that returns the status and forgets the payload).
@@ -134,7 +143,7 @@ impl fmt::Display for ModuleError {
                 f.write_str("the module failed and gave no message")
             }
             ModuleError::Failed(m) => f.write_str(m),
-            ModuleError::Abi(m) => write!(f, "abi error: {m}"),
+            ModuleError::Abi(m) => told(f, "abi error", m, "no reason given"),
         }
     }
 }
@@ -186,6 +195,36 @@ mod tests {
         assert_eq!(
             ModuleError::Timeout(Duration::from_millis(1500)).to_string(),
             "timed out after 1.5s"
+        );
+    }
+
+    /// A message left empty (a C module's status without its payload) shows the kind
+    /// alone, not a prefix with nothing after it.
+    #[test]
+    fn an_empty_message_is_said_to_be_missing() {
+        for (e, shown) in [
+            (
+                ModuleError::CallFailed(String::new()),
+                "nested call failed (no reason given)",
+            ),
+            (
+                ModuleError::ModuleNotFound(String::new()),
+                "module not found (no name given)",
+            ),
+            (
+                ModuleError::Panic(String::new()),
+                "module panicked (no message)",
+            ),
+            (
+                ModuleError::Failed(String::new()),
+                "the module failed and gave no message",
+            ),
+        ] {
+            assert_eq!(e.to_string(), shown);
+        }
+        assert_eq!(
+            ModuleError::CallFailed("b refused".into()).to_string(),
+            "nested call failed: b refused"
         );
     }
 
