@@ -29,16 +29,40 @@ struct Shape;
 
 type Fits = Result<(), GaveUp>;
 
-/// A method of a shape no raw argument has: refused.
-macro_rules! refused {
-    ($($name:ident($($arg:ty),*);)*) => {
+/// The methods of a serializer of a raw argument's parts (this module's, and
+/// `super::raw_write`'s) for the values no raw argument is made of: each gives up. The
+/// serializer's `Ok` is the type given.
+macro_rules! refuses_what_no_raw_argument_holds {
+    ($ok:ty) => {
+        refuses_what_no_raw_argument_holds! {
+            $ok;
+            serialize_bool(bool);
+            serialize_i8(i8);
+            serialize_i16(i16);
+            serialize_i32(i32);
+            serialize_i64(i64);
+            serialize_i128(i128);
+            serialize_u16(u16);
+            serialize_u32(u32);
+            serialize_u64(u64);
+            serialize_u128(u128);
+            serialize_f32(f32);
+            serialize_f64(f64);
+            serialize_none();
+            serialize_unit();
+            serialize_unit_struct(&'static str);
+            serialize_unit_variant(&'static str, u32, &'static str);
+        }
+    };
+    ($ok:ty; $($name:ident($($arg:ty),*);)*) => {
         $(
-            fn $name(self, $(_: $arg),*) -> Fits {
+            fn $name(self, $(_: $arg),*) -> Result<$ok, GaveUp> {
                 Err(GaveUp)
             }
         )*
     };
 }
+pub(crate) use refuses_what_no_raw_argument_holds;
 
 impl ser::Serializer for Shape {
     type Ok = ();
@@ -90,25 +114,7 @@ impl ser::Serializer for Shape {
         Ok(self)
     }
 
-    refused! {
-        serialize_bool(bool);
-        serialize_i8(i8);
-        serialize_i16(i16);
-        serialize_i32(i32);
-        serialize_i64(i64);
-        serialize_i128(i128);
-        serialize_u16(u16);
-        serialize_u32(u32);
-        serialize_u64(u64);
-        serialize_u128(u128);
-        serialize_f32(f32);
-        serialize_f64(f64);
-        serialize_none();
-        serialize_unit();
-        serialize_unit_struct(&'static str);
-        serialize_unit_variant(&'static str, u32, &'static str);
-    }
-
+    refuses_what_no_raw_argument_holds!(());
     gives_up_on_maps_structs_and_variants!();
 }
 

@@ -10,6 +10,7 @@
 
 use serde::ser::{self, Serialize, SerializeSeq, SerializeTuple, SerializeTupleStruct};
 
+use super::raw_shape::refuses_what_no_raw_argument_holds;
 use super::scalar::{gives_up_on_maps_structs_and_variants, GaveUp};
 
 /// The raw argument `value` stands for (see the module's docs), or `None`.
@@ -76,17 +77,6 @@ impl<'o> Part<'o> {
     }
 }
 
-/// A method of a value no raw argument is made of: refused.
-macro_rules! refused {
-    ($($name:ident($($arg:ty),*);)*) => {
-        $(
-            fn $name(self, $(_: $arg),*) -> Written {
-                Err(GaveUp)
-            }
-        )*
-    };
-}
-
 impl<'o> ser::Serializer for Part<'o> {
     type Ok = Kind;
     type Error = GaveUp;
@@ -143,25 +133,7 @@ impl<'o> ser::Serializer for Part<'o> {
         self.seq()
     }
 
-    refused! {
-        serialize_bool(bool);
-        serialize_i8(i8);
-        serialize_i16(i16);
-        serialize_i32(i32);
-        serialize_i64(i64);
-        serialize_i128(i128);
-        serialize_u16(u16);
-        serialize_u32(u32);
-        serialize_u64(u64);
-        serialize_u128(u128);
-        serialize_f32(f32);
-        serialize_f64(f64);
-        serialize_none();
-        serialize_unit();
-        serialize_unit_struct(&'static str);
-        serialize_unit_variant(&'static str, u32, &'static str);
-    }
-
+    refuses_what_no_raw_argument_holds!(Kind);
     gives_up_on_maps_structs_and_variants!(Kind);
 }
 
