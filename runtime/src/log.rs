@@ -144,8 +144,13 @@ fn to_sink(sink: &dyn LogSink, event: &LogEvent<'_>) {
 ///
 /// The record's strings and fields must be valid for the duration of this call.
 pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&dyn LogSink>) {
-    // SAFETY: valid for this call (the caller's contract).
-    let text = |s: StrRef| unsafe { s.as_str() }.unwrap_or("<not UTF-8>");
+    // SAFETY: valid for this call (the caller's contract). A string that cannot be read
+    // (null, or longer than memory, with its length) says so, apart from one that is
+    // not UTF-8.
+    let text = |s: StrRef| match unsafe { s.as_bytes() } {
+        Some(bytes) => memlink_abi::text::utf8(bytes).unwrap_or("<not UTF-8>"),
+        None => "<unreadable: null or too long for its length>",
+    };
     let pairs: &[LogField] = if record.field_count == 0
         || record.fields.is_null()
         || record.field_count > isize::MAX as usize / size_of::<LogField>()

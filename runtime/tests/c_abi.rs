@@ -622,6 +622,33 @@ fn a_record_that_names_no_method_or_trace_gets_the_calls() {
     );
 }
 
+/// A record's strings that cannot be read are told apart from text that is not UTF-8:
+/// a message that is a null pointer with a length was shown as `<not UTF-8>`.
+#[test]
+fn a_record_s_unreadable_strings_are_told_as_such() {
+    use std::sync::Arc;
+
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/log_levels.c"],
+        "liblog_levels.so",
+        true,
+    );
+    let sink = Arc::new(Records::default());
+    let config = RuntimeConfig::default()
+        .log_level(tracing::Level::INFO)
+        .log_sink(sink.clone());
+    let rt = Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+    let h = rt.load(ModuleRef::from_path(&fixture)).unwrap();
+    rt.call(h, "say", &[1, 2]).unwrap();
+    let got = sink.0.lock().unwrap();
+    let [(_, _, method, message, fields)] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(method, "say");
+    assert_eq!(message, "<unreadable: null or too long for its length>");
+    assert_eq!(fields, &[("bytes".to_owned(), "<not UTF-8>".to_owned())]);
+}
+
 /// During a call, a record above the runtime's level is dropped, and a runtime with no
 /// `log_level` takes its level from its `tracing` subscriber: with none (this test
 /// binary installs none), a log sink alone receives nothing, whatever the level
