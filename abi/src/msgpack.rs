@@ -308,7 +308,20 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
         // a million small integers took a 32-byte value each.
         Format::Raw => {
             let mut packed = packed;
-            let range = raw::in_place(&mut packed).ok_or_else(not_raw)?;
+            let Some(range) = raw::in_place(&mut packed) else {
+                // Bytes that are no MessagePack at all (a C module's typed nested call)
+                // are told as such, not as a value of the wrong type.
+                return Err(match from_msgpack::<serde::de::IgnoredAny>(&packed) {
+                    Ok(_) => not_raw(),
+                    Err(e) => ModuleError::Serialize(format!(
+                        "the typed arguments are not MessagePack: {}",
+                        match e {
+                            ModuleError::Serialize(m) => m,
+                            other => other.to_string(),
+                        }
+                    )),
+                });
+            };
             packed.truncate(range.end);
             packed.drain(..range.start);
             Ok(packed)
@@ -617,6 +630,14 @@ mod tests {
         // What a module sends for a nested call carries no type: there, MessagePack's
         // array of small integers is bytes.
         assert_eq!(convert_args(Format::Raw, vec![0x92, 2, 3]).unwrap(), [2, 3]);
+        // Bytes that are no MessagePack are told as such; a value of the wrong type as
+        // one.
+        let garbage = convert_args(Format::Raw, vec![0xc1])
+            .unwrap_err()
+            .to_string();
+        assert!(garbage.contains("not MessagePack"), "{garbage}");
+        let pair = convert_args(Format::Raw, vec![0x92, 0xa1, b'a', 0xa1, b'b']);
+        assert!(pair.unwrap_err().to_string().contains("one string"));
         assert!(encode_as(Format::Raw, &(vec![vec![1u8]],)).is_err());
         assert!(encode_as(Format::Raw, &(1u32, 300u32))
             .unwrap_err()
