@@ -30,8 +30,8 @@ struct Chain {
     /// While a module's sink is given the output of a nested call (at this depth), the
     /// depth of that call, else 0: see [`in_sink`].
     sink_depth: Cell<u32>,
-    /// The handles of this thread's calls: its number in the high bits (0 before its
-    /// first call), and its calls so far in the low ones. See [`next_handle`].
+    /// The handle of this thread's last call: its number in the low bits (0 before its
+    /// first call), and its calls so far above them. See [`next_handle`].
     handles: Cell<u64>,
 }
 
@@ -47,20 +47,22 @@ thread_local! {
     };
 }
 
-/// Bits of a call handle that count a thread's calls; the bits above number the thread.
-const CALL_BITS: u32 = 40;
+/// Bits of a call handle that number its thread (the low ones); the bits above count
+/// the thread's calls.
+const THREAD_BITS: u32 = 24;
 
 /// Threads numbered so far (for their call handles); the first is 1, so that no handle
 /// is 0 (null).
 static THREADS: AtomicU64 = AtomicU64::new(0);
 
 /// The handle of a call this thread starts, which the module passes back to the host's
-/// services (`CallFrame::host_call`): the thread's number and its count of calls, never
-/// the same for two calls of the thread (until 2^40 of them) or two threads (until 2^24
-/// have made calls). The address of the host's side of the call was the handle before:
-/// a call that starts at the same depth of the thread's stack as an earlier one had its
-/// handle, so a handle kept past its call (a module's mistake) was taken for a later
-/// call's, which docs/abi.md says it is not.
+/// services (`CallFrame::host_call`): the thread's number in the low bits and its count
+/// of calls above them, never the same for two calls of the thread (until 2^40 of them)
+/// or two threads (until 2^24 have made calls). The count wraps out of the top, never
+/// into the thread's number: one add a call. The address of the host's side of the call
+/// was the handle before: a call that starts at the same depth of the thread's stack as
+/// an earlier one had its handle, so a handle kept past its call (a module's mistake)
+/// was taken for a later call's, which docs/abi.md says it is not.
 #[inline(always)]
 pub(crate) fn next_handle() -> usize {
     let Some(c) = chain() else {
@@ -70,19 +72,16 @@ pub(crate) fn next_handle() -> usize {
     if handles == 0 {
         handles = number_thread();
     }
-    // The count wraps within its bits, never into the thread's number.
-    let count = (handles.wrapping_add(1)) & ((1 << CALL_BITS) - 1);
-    let next = (handles & !((1 << CALL_BITS) - 1)) | count;
+    let next = handles.wrapping_add(1 << THREAD_BITS);
     c.handles.set(next);
     next as usize
 }
 
-/// This thread's number, shifted above the call count, for its first call.
+/// This thread's number, for its first call: 1 to 2^24 - 1.
 #[cold]
 #[inline(never)]
 fn number_thread() -> u64 {
-    let n = THREADS.fetch_add(1, Ordering::Relaxed) % ((1 << (64 - CALL_BITS)) - 1) + 1;
-    n << CALL_BITS
+    THREADS.fetch_add(1, Ordering::Relaxed) % ((1 << THREAD_BITS) - 1) + 1
 }
 
 /// This thread's chain: always there (a thread-local with no destructor is never torn
