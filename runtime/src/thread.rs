@@ -10,7 +10,7 @@
 //! compare; the shard is claimed on the thread's first call.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::pool::ArenaCache;
 use crate::shard::{SHARDS, SHARED};
@@ -23,6 +23,15 @@ static CLAIMED: [AtomicBool; SHARED] = [const { AtomicBool::new(false) }; SHARED
 /// `ThreadState::shard` before the thread's first call claims one.
 const UNCLAIMED: usize = usize::MAX;
 
+/// Thread states that drew a count so far: each mixes its number into its generator's
+/// seed, so that no two draw the same counts.
+static SEEDS: AtomicU32 = AtomicU32::new(0);
+
+/// A count to the next timed call is at most this many times the sampling, less one: a
+/// count past that was left by another runtime, which samples more sparsely (the count
+/// is the thread's, across runtimes).
+const SPAN: u32 = 8;
+
 /// A thread's state. Only `Cell`s and a `RefCell` borrowed briefly: a nested call on the
 /// same thread reaches the same state while its caller's call is running.
 #[derive(Debug)]
@@ -30,7 +39,8 @@ pub(crate) struct ThreadState {
     /// This thread's shard: [`SHARED`] when it owns none, [`UNCLAIMED`] before its first
     /// call.
     shard: Cell<usize>,
-    /// Calls left before the next one whose latency is timed.
+    /// Calls left before the next one whose latency is timed, that one included (0: none
+    /// drawn yet).
     countdown: Cell<u32>,
     /// The generator that spaces the timed calls (xorshift32: never 0).
     spacing: Cell<u32>,
@@ -46,7 +56,7 @@ impl ThreadState {
     const fn new() -> ThreadState {
         ThreadState {
             shard: Cell::new(UNCLAIMED),
-            countdown: Cell::new(1),
+            countdown: Cell::new(0),
             spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
@@ -59,7 +69,7 @@ impl ThreadState {
     pub(crate) const fn passing() -> ThreadState {
         ThreadState {
             shard: Cell::new(SHARED),
-            countdown: Cell::new(1),
+            countdown: Cell::new(0),
             spacing: Cell::new(SPACING_SEED),
             arenas: ArenaCache::new(),
             targets: TargetCache::new(),
@@ -85,44 +95,66 @@ impl ThreadState {
         });
         let shard = claimed.unwrap_or(SHARED);
         self.shard.set(shard);
-        // Threads start at different points of the sampling cycle, and space their timed
-        // calls with generators of their own, so that threads started together do not
-        // all time the same calls.
-        self.countdown.set(1 + shard as u32);
-        self.spacing
-            .set((SPACING_SEED ^ (shard as u32).wrapping_mul(0x85EB_CA6B)) | 1);
         shard
     }
 
-    /// Whether this call is one to time, when one call in `every` is, on average: counts
-    /// down, and each time it says yes starts again from a count drawn from 1 to
-    /// `2 * every - 1`, whose mean is `every`. A fixed count would time the same export
-    /// each time round on a thread that calls exports in a fixed cycle: with 32, a
-    /// thread alternating two exports timed the first only, and the second's histogram
-    /// stayed empty. A count beyond that range (a thread's staggered start, or a count
-    /// left by a runtime that samples more sparsely) times this call: with 1, every
-    /// call is timed.
+    /// Whether this call is one to time, when one call in `every` is, on average: each
+    /// call is timed with chance 1 in `every`, whatever came before it. The thread counts
+    /// down to its next timed call, across every export it calls, from a count drawn from
+    /// the geometric law of that chance (capped at `SPAN * every - 1`, which leaves out
+    /// one count in 3,000). A count with memory (one drawn evenly from 1 to `2 * every -
+    /// 1`, a thread's first count fixed) timed the first calls of new threads far more
+    /// often than one in `every`: a host that makes a thread per request, or a daemon's
+    /// fresh workers, had its histogram counted up to `every` times over. A fixed count
+    /// would time the same export each time round on a thread that calls exports in a
+    /// fixed cycle. With 1, every call is timed.
     #[inline(always)]
     pub(crate) fn time_this_call(&self, every: u32) -> bool {
         let left = self.countdown.get();
-        // `left < 2 * every`, with no overflow.
-        if left > 1 && (left >> 1) < every {
+        // A count drawn for `every`, not yet run out: 2 to `SPAN * every - 1`.
+        if left > 1 && every > 1 && (left >> SPAN.trailing_zeros()) < every {
             self.countdown.set(left - 1);
             false
         } else {
-            self.countdown.set(self.next_count(every));
-            true
+            self.due(left, every)
         }
     }
 
-    /// A count from 1 to `2 * every - 1`, each as likely (xorshift32, scaled by the high
-    /// half of a multiply rather than a division); 1 when `every` is 0 or 1. Out of
-    /// line: one call in `every` comes here.
+    /// [`time_this_call`](Self::time_this_call) past its count: this call is timed when
+    /// the count ran out (or every call is); with no count yet (the thread's first call)
+    /// or one no draw for `every` gives (another runtime's), a fresh one is drawn from
+    /// this call, which so is as likely to be timed as any. Out of line: one call in
+    /// `every` comes here.
     #[cold]
     #[inline(never)]
+    fn due(&self, left: u32, every: u32) -> bool {
+        if left == 0 {
+            // The state's first count: its generator is seeded apart from every other
+            // thread's, so that threads started together, or one after another, do not
+            // time the same calls.
+            let seed = SEEDS.fetch_add(1, Ordering::Relaxed);
+            self.spacing
+                .set((SPACING_SEED ^ seed.wrapping_mul(0x85EB_CA6B)) | 1);
+        }
+        let count = if left == 1 || every <= 1 {
+            1
+        } else {
+            self.next_count(every)
+        };
+        if count == 1 {
+            self.countdown.set(self.next_count(every));
+            true
+        } else {
+            self.countdown.set(count - 1);
+            false
+        }
+    }
+
+    /// A count to the next timed call, that call included: 1 with chance 1 in `every`, 2
+    /// with that chance of the rest, and so on (the geometric law, from xorshift32),
+    /// capped at `SPAN * every - 1`; 1 when `every` is 0 or 1.
     fn next_count(&self, every: u32) -> u32 {
-        let span = every.saturating_mul(2).saturating_sub(1);
-        if span <= 1 {
+        if every <= 1 {
             return 1;
         }
         let mut x = self.spacing.get();
@@ -130,7 +162,12 @@ impl ThreadState {
         x ^= x >> 17;
         x ^= x << 5;
         self.spacing.set(x);
-        1 + ((u64::from(x) * u64::from(span)) >> 32) as u32
+        // In (0, 1]: xorshift32 never gives 0.
+        let u = f64::from(x) / f64::from(u32::MAX);
+        let failures = (u.ln() / (-1.0 / f64::from(every)).ln_1p()).floor();
+        let cap = every.saturating_mul(SPAN) - 1;
+        // A float past `u32::MAX` (never, below the cap) saturates in the cast.
+        (1.0 + failures).min(f64::from(cap)) as u32
     }
 }
 
@@ -203,19 +240,21 @@ mod tests {
             (1_800..=2_200).contains(&timed),
             "{timed} of 64,000, not about 2,000"
         );
-        // The gaps between timed calls vary, from 1 to 2 * every - 1.
+        // The gaps between timed calls vary, from 1 to the cap, about 4 on average.
         let mut gaps = Vec::new();
         let mut last = 0;
-        for i in 1..=20_000 {
+        for i in 1..=40_000 {
             if state.time_this_call(4) {
                 gaps.push(i - last);
                 last = i;
             }
         }
-        assert!(gaps.iter().all(|g| (1..=7).contains(g)), "{gaps:?}");
+        assert!(gaps.iter().all(|g| (1..=31).contains(g)), "{gaps:?}");
+        assert!((1..=12).all(|g| gaps.contains(&g)), "gaps of 1 to 12 come");
+        let ones = gaps.iter().filter(|&&g| g == 1).count() as f64 / gaps.len() as f64;
         assert!(
-            (1..=7).all(|g| gaps.contains(&g)),
-            "every gap from 1 to 7 comes"
+            (0.22..=0.28).contains(&ones),
+            "a gap of 1 one time in 4: {ones}"
         );
         let every_call = ThreadState::passing();
         assert!(
@@ -226,20 +265,39 @@ mod tests {
 
     #[test]
     fn a_count_left_from_a_sparser_cycle_never_skips_a_call_to_time() {
-        // A thread that claimed a later shard starts its cycle further on, and a runtime
-        // that samples one call in 32 leaves a long count behind.
+        // A runtime that samples one call in 32 leaves a long count behind.
         let state = ThreadState::passing();
         state.countdown.set(7);
         assert!(
             (0..3).all(|_| state.time_this_call(1)),
             "every call when every is 1"
         );
+        // Past any count drawn for 2: a fresh one is drawn from this call.
         state.countdown.set(30);
+        state.time_this_call(2);
+        assert!((1..=15).contains(&state.countdown.get()));
+    }
+
+    /// Threads that make one call each, one after another (a thread per request), time
+    /// about one call in `every` between them. Before, each new thread's first count was
+    /// fixed (1, on a shard the thread before had given back): every such call was
+    /// timed, and the histogram counted 32 times the calls made.
+    #[test]
+    // Thousands of threads, with no memory of interest to Miri.
+    #[cfg_attr(miri, ignore)]
+    fn a_thread_s_first_call_is_timed_one_time_in_every() {
+        let timed = (0..4_000)
+            .filter(|_| {
+                std::thread::spawn(|| with(|t| t.time_this_call(32)))
+                    .join()
+                    .unwrap()
+            })
+            .count();
+        // 125 on average, give or take 11.
         assert!(
-            state.time_this_call(2),
-            "a count past 2 * every - 1 times this call"
+            (60..=200).contains(&timed),
+            "{timed} of 4,000 first calls timed"
         );
-        assert!(state.countdown.get() <= 3);
     }
 
     /// A thread calling two exports in turn times both about equally: with a fixed
