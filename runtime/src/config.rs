@@ -328,7 +328,9 @@ pub struct ModuleSettings {
     /// itself), so the file can be rewritten in place while the module runs: the loader
     /// maps a library's file, and a file rewritten under a running image crashes it. A
     /// reload always loads a private copy, and so does a load of a path the loader
-    /// mapped another file from before (it would return that file's image).
+    /// mapped another file from before (it would return that file's image). A private
+    /// copy is an image of its own, with statics of its own: a file already loaded loads
+    /// again from one beside itself, under another name ([`ModuleSettings::name`]).
     pub private_copy: bool,
 }
 

@@ -95,8 +95,9 @@ pub enum RuntimeError {
         message: String,
     },
     /// The file is already loaded and not unloaded: a file is loaded once in a runtime
-    /// (loaded with [`ModuleSettings::private_copy`](crate::ModuleSettings::private_copy),
-    /// a copy of it loads beside it, under another name).
+    /// (loaded again with
+    /// [`ModuleSettings::private_copy`](crate::ModuleSettings::private_copy), a copy of
+    /// it loads beside it, under another name).
     AlreadyLoaded {
         /// The file.
         path: PathBuf,

@@ -456,10 +456,15 @@ impl Registry {
             .max(1);
         self.install(settings, || {
             // One file is one image, whatever path (a symbolic link) leads to it: the file
-            // a live module was loaded from, as it was then.
+            // a live module was loaded from, as it was then. A private copy is an image of
+            // its own: loaded so, a file already loaded loads again beside itself (under
+            // another name, or it is refused as the name's).
             let file = crate::module::FileId::of(&path);
             let same_file = |m: &Module| m.path == path || (file.is_some() && m.file == file);
-            if let Some((handle, module)) = self.live().find(|(_, m)| same_file(m)) {
+            let loaded = (!settings.private_copy)
+                .then(|| self.live().find(|(_, m)| same_file(m)))
+                .flatten();
+            if let Some((handle, module)) = loaded {
                 return Err(RuntimeError::AlreadyLoaded {
                     path: path.clone(),
                     name: module.name.clone(),

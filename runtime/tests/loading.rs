@@ -168,6 +168,30 @@ fn one_file_twice_in_one_runtime_is_refused() {
     );
 }
 
+/// Loaded again from a private copy, a file loaded already is an image of its own
+/// beside itself, under another name, with statics of its own: as the refusal of the
+/// plain load says. Before, the private copy was refused as the file itself.
+#[test]
+fn one_file_loads_twice_from_a_private_copy_under_another_name() {
+    use memlink_runtime::ModuleSettings;
+
+    let path = common::module_copy("basic", "basic_copied_twice");
+    let rt = Runtime::with_local_resolver();
+    let first = rt.load(ModuleRef::from_path(&path)).unwrap();
+    let copy = ModuleSettings::default().private_copy(true);
+    let second = rt
+        .load_with(ModuleRef::from_path(&path), &copy.clone().name("second"))
+        .unwrap();
+    assert_ne!(first, second);
+    assert_eq!(rt.call(second, "echo", b"two").unwrap(), b"two");
+    assert_eq!(rt.call(first, "echo", b"one").unwrap(), b"one");
+    // Under the same name it is refused as the name's.
+    let err = rt
+        .load_with(ModuleRef::from_path(&path), &copy)
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::NameTaken { .. }), "{err}");
+}
+
 #[test]
 fn names_are_unique_and_can_be_overridden() {
     let rt = Runtime::with_local_resolver();
