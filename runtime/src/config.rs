@@ -88,7 +88,9 @@ pub struct RuntimeConfig {
     /// calls (default 1 MiB; 0 for none).
     pub persistent_size: usize,
     /// Whether the runtime keeps its built-in figures per export (default: yes). Off,
-    /// a call skips the per-export counters and the latency timing.
+    /// a call skips the per-export counters and the latency timing: `Runtime::metrics`
+    /// reports them as 0, and `Runtime::prometheus` leaves their families out (its zeros
+    /// would read as exports never called).
     pub builtin_metrics: bool,
     /// One call in this many is timed for the latency histogram, on average (default 32;
     /// 1 times every call): each call is timed with that chance, whatever came before it

@@ -13,7 +13,7 @@ use crate::metrics::{MethodMetrics, MetricValue, ModuleMetrics, BUCKETS};
 /// exposition ([`crate::Runtime::prometheus`]) keeps each one's family from one scrape
 /// to the next.
 pub fn render(modules: &[ModuleMetrics]) -> String {
-    render_with(modules, &mut Families::default())
+    render_with(modules, &mut Families::default(), true)
 }
 
 /// The families the modules' own metrics were given, kept by a runtime for its life so
@@ -32,8 +32,24 @@ pub(crate) struct Families {
 
 /// [`render`], with the modules' own metrics named as `families` has them, those it
 /// does not have yet added to it.
-pub(crate) fn render_with(modules: &[ModuleMetrics], families: &mut Families) -> String {
+pub(crate) fn render_with(
+    modules: &[ModuleMetrics],
+    families: &mut Families,
+    builtin: bool,
+) -> String {
     let mut out = String::new();
+    if builtin {
+        builtin_families(&mut out, modules);
+    }
+    breakers(&mut out, modules);
+    custom(&mut out, modules, families);
+    out
+}
+
+/// The runtime's own figures of each export: left out of a runtime that keeps none
+/// (`RuntimeConfig::builtin_metrics` off), whose zeros would read as exports never
+/// called.
+fn builtin_families(out: &mut String, modules: &[ModuleMetrics]) {
     let methods: Vec<&MethodMetrics> = modules.iter().flat_map(|m| &m.methods).collect();
     let labels = |m: &MethodMetrics| {
         format!(
@@ -42,17 +58,12 @@ pub(crate) fn render_with(modules: &[ModuleMetrics], families: &mut Families) ->
             escape(&m.method)
         )
     };
-    family(
-        &mut out,
-        "memlink_calls_total",
-        "counter",
-        "Calls per export.",
-    );
+    family(out, "memlink_calls_total", "counter", "Calls per export.");
     for m in &methods {
         let _ = writeln!(out, "memlink_calls_total{{{}}} {}", labels(m), m.calls);
     }
     family(
-        &mut out,
+        out,
         "memlink_errors_total",
         "counter",
         "Failed calls per export, by status.",
@@ -76,13 +87,13 @@ pub(crate) fn render_with(modules: &[ModuleMetrics], families: &mut Families) ->
             m.bytes_out
         }),
     ] {
-        family(&mut out, name, "counter", help);
+        family(out, name, "counter", help);
         for m in &methods {
             let _ = writeln!(out, "{name}{{{}}} {}", labels(m), get(m));
         }
     }
     family(
-        &mut out,
+        out,
         "memlink_arena_high_water_bytes",
         "gauge",
         "Most arena bytes one call used.",
@@ -96,14 +107,14 @@ pub(crate) fn render_with(modules: &[ModuleMetrics], families: &mut Families) ->
         );
     }
     family(
-        &mut out,
+        out,
         "memlink_call_duration_seconds",
         "histogram",
         "Call latency per export in seconds, from sampled calls scaled to every call.",
     );
     for m in &methods {
         histogram(
-            &mut out,
+            out,
             "memlink_call_duration_seconds",
             &labels(m),
             &m.latency_buckets,
@@ -111,9 +122,6 @@ pub(crate) fn render_with(modules: &[ModuleMetrics], families: &mut Families) ->
             -6,
         );
     }
-    breakers(&mut out, modules);
-    custom(&mut out, modules, families);
-    out
 }
 
 /// A metric family's `HELP` and `TYPE` lines (the daemon's own families too).

@@ -683,7 +683,11 @@ impl Runtime {
             .families
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        crate::prometheus::render_with(&metrics, &mut families)
+        crate::prometheus::render_with(
+            &metrics,
+            &mut families,
+            self.registry.config.builtin_metrics,
+        )
     }
 }
 

@@ -119,3 +119,31 @@ fn a_family_keeps_its_type_when_another_module_uses_the_name_as_another_kind() {
     );
     common::promtool::promtool_accepts(&after);
 }
+
+/// A runtime that keeps no built-in figures (`builtin_metrics(false)`) leaves their
+/// families out of its exposition: before, every export showed 0 calls, which reads as
+/// an export never called. The module's own metrics are there still.
+#[test]
+fn a_runtime_without_builtin_figures_exposes_none() {
+    let rt = Runtime::new(
+        RuntimeConfig::default().builtin_metrics(false),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let name = "hazards_no_builtin";
+    let h = rt
+        .load_as(ModuleRef::from_path(module_copy("hazards", name)), name)
+        .unwrap();
+    record(&rt, h, "seen", 0, 3.0);
+    let text = rt.prometheus();
+    for family in [
+        "memlink_calls_total",
+        "memlink_errors_total",
+        "memlink_call_duration_seconds",
+        "memlink_bytes_in_total",
+        "memlink_arena_high_water_bytes",
+    ] {
+        assert!(!text.contains(family), "{family} in:\n{text}");
+    }
+    assert_eq!(sample(&text, "memlink_module_seen_total", name), Some("3"));
+    common::promtool::promtool_accepts(&text);
+}
