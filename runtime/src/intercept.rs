@@ -6,6 +6,12 @@
 //! thread before the call takes a slot, and may refuse it; `after` runs once the call is
 //! over, whatever its outcome (a call an interceptor refused included).
 //!
+//! A panic in an interceptor is the host's own, not a module's: it unwinds out of the
+//! call made from the host (`Runtime::call` panics, the call is not counted, and no slot
+//! is kept: the module stays callable and unloadable). A module's nested call has no Rust
+//! caller to unwind to: there the host catches it, logs it, and the nested call fails
+//! with `CallFailed` ("the host panicked").
+//!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use std::sync::Arc;
