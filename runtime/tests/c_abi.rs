@@ -396,9 +396,12 @@ impl memlink_runtime::LogSink for Records {
 #[test]
 fn a_module_in_c_logs_through_the_host_and_reports_metrics_of_its_own() {
     use memlink_runtime::MetricValue;
+    // A file of its own: the module keeps the log level its last `memlink_init` gave it,
+    // and another test's runtime loading the same image (with no level) may init it
+    // meanwhile, turning this test's records off.
     let fixture = compile_c(
         &["runtime/tests/fixtures/services.c"],
-        "libservices.so",
+        "libservices_logs.so",
         true,
     );
     let records = std::sync::Arc::new(Records::default());
