@@ -221,10 +221,13 @@ fn made_readable(dir: &Path, module: &Path) {
     mode(0o600).unwrap();
     let after = watch.events().recv_timeout(Duration::from_millis(500));
     assert!(after.is_err(), "{after:?}");
-    // Touched (its time changed, as `touch` does), it is reloaded.
+    // Touched (its time changed, as `touch` does: opened for writing, its time set,
+    // closed), it is reloaded. A file open for writing is looked at once its writer
+    // closes it (setting the time alone reads as a write), as `touch` does at once.
     let later = std::time::SystemTime::now() + Duration::from_secs(60);
     let opened = std::fs::File::options().write(true).open(&file).unwrap();
     opened.set_modified(later).unwrap();
+    drop(opened);
     match watch.events().recv_timeout(Duration::from_secs(20)) {
         Ok(WatchEvent::Reloaded { path, .. }) => assert_eq!(path, file),
         other => panic!("{other:?}"),
