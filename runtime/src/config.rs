@@ -93,13 +93,12 @@ pub struct RuntimeConfig {
     /// would read as exports never called).
     pub builtin_metrics: bool,
     /// One call in this many is timed for the latency histogram, on average (default 32;
-    /// 1 times every call): each call is timed with that chance, whatever came before it
-    /// on its thread, so a thread that makes one call is as likely to time it as any
-    /// other. A timed call is counted that many times in the histogram, which so
-    /// estimates every call's latency; call, error and byte counts are exact. The calls
-    /// between two timed ones vary at random (the geometric law, capped at eight times
-    /// this), across every export a thread calls, so that exports called in a fixed
-    /// cycle are timed alike. Timing a call reads the clock twice, which
+    /// 1 times every call), a thread's first call as any other, so a thread that makes
+    /// one call times it one time in this many. A timed call is counted that many times
+    /// in the histogram, which so estimates every call's latency; call, error and byte
+    /// counts are exact. The calls between two timed ones vary at random, from none to
+    /// twice this less two, across every export a thread calls, so that exports called
+    /// in a fixed cycle are timed alike. Timing a call reads the clock twice, which
     /// costs more than the rest of a small call's bookkeeping. 0 is taken as 1, and more
     /// than 65 536 as 65 536: a timed call adds this many times its latency to the
     /// histogram's sum, which 65 536 keeps inside 64 bits for 78 hours of timed calls.

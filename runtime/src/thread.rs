@@ -27,11 +27,6 @@ const UNCLAIMED: usize = usize::MAX;
 /// seed, so that no two draw the same counts.
 static SEEDS: AtomicU32 = AtomicU32::new(0);
 
-/// A count to the next timed call is at most this many times the sampling, less one: a
-/// count past that was left by another runtime, which samples more sparsely (the count
-/// is the thread's, across runtimes).
-const SPAN: u32 = 8;
-
 /// A thread's state. Only `Cell`s and a `RefCell` borrowed briefly: a nested call on the
 /// same thread reaches the same state while its caller's call is running.
 #[derive(Debug)]
@@ -98,21 +93,19 @@ impl ThreadState {
         shard
     }
 
-    /// Whether this call is one to time, when one call in `every` is, on average: each
-    /// call is timed with chance 1 in `every`, whatever came before it. The thread counts
-    /// down to its next timed call, across every export it calls, from a count drawn from
-    /// the geometric law of that chance (capped at `SPAN * every - 1`, which leaves out
-    /// one count in 3,000). A count with memory (one drawn evenly from 1 to `2 * every -
-    /// 1`, a thread's first count fixed) timed the first calls of new threads far more
-    /// often than one in `every`: a host that makes a thread per request, or a daemon's
-    /// fresh workers, had its histogram counted up to `every` times over. A fixed count
-    /// would time the same export each time round on a thread that calls exports in a
-    /// fixed cycle. With 1, every call is timed.
+    /// Whether this call is one to time, when one call in `every` is, on average: counts
+    /// down, and each time it says yes starts again from a count drawn from 1 to
+    /// `2 * every - 1`, whose mean is `every`. A fixed count would time the same export
+    /// each time round on a thread that calls exports in a fixed cycle: with 32, a
+    /// thread alternating two exports timed the first only, and the second's histogram
+    /// stayed empty. With 1, every call is timed. A thread's first count, and a count
+    /// beyond that range (left by a runtime that samples more sparsely), are drawn anew
+    /// (see [`due`](Self::due)).
     #[inline(always)]
     pub(crate) fn time_this_call(&self, every: u32) -> bool {
         let left = self.countdown.get();
-        // A count drawn for `every`, not yet run out: 2 to `SPAN * every - 1`.
-        if left > 1 && every > 1 && (left >> SPAN.trailing_zeros()) < every {
+        // `left < 2 * every`, with no overflow.
+        if left > 1 && (left >> 1) < every {
             self.countdown.set(left - 1);
             false
         } else {
@@ -121,10 +114,15 @@ impl ThreadState {
     }
 
     /// [`time_this_call`](Self::time_this_call) past its count: this call is timed when
-    /// the count ran out (or every call is); with no count yet (the thread's first call)
-    /// or one no draw for `every` gives (another runtime's), a fresh one is drawn from
-    /// this call, which so is as likely to be timed as any. Out of line: one call in
-    /// `every` comes here.
+    /// the count ran out (or every call is). With no count yet (the thread's first call)
+    /// or one no draw for `every` gives (another runtime's), the count is drawn as where
+    /// a thread counting all along would be at this call ([`first_count`]), so this call
+    /// too is timed one time in `every`. A thread's first count was fixed: the next
+    /// thread on a shard given back timed its first call, so a host that makes a thread
+    /// per request, or a daemon's fresh workers, had its histogram counted up to `every`
+    /// times over. Out of line: one call in `every` comes here.
+    ///
+    /// [`first_count`]: Self::first_count
     #[cold]
     #[inline(never)]
     fn due(&self, left: u32, every: u32) -> bool {
@@ -139,7 +137,7 @@ impl ThreadState {
         let count = if left == 1 || every <= 1 {
             1
         } else {
-            self.next_count(every)
+            self.first_count(every)
         };
         if count == 1 {
             self.countdown.set(self.next_count(every));
@@ -150,11 +148,31 @@ impl ThreadState {
         }
     }
 
-    /// A count to the next timed call, that call included: 1 with chance 1 in `every`, 2
-    /// with that chance of the rest, and so on (the geometric law, from xorshift32),
-    /// capped at `SPAN * every - 1`; 1 when `every` is 0 or 1.
+    /// A count to the next timed call, that call included, as a thread counting down all
+    /// along would hold at a call picked at random: a long gap between two timed calls
+    /// holds more calls than a short one, so a gap is picked as likely as its length
+    /// (drawn evenly, kept with a chance of its length over the longest), and the count
+    /// evenly from 1 to it. 1 comes one time in `every`.
+    fn first_count(&self, every: u32) -> u32 {
+        let span = every.saturating_mul(2).saturating_sub(1);
+        let gap = loop {
+            let gap = self.uniform(span);
+            if self.uniform(span) <= gap {
+                break gap;
+            }
+        };
+        self.uniform(gap)
+    }
+
+    /// A count from 1 to `2 * every - 1`, each as likely; 1 when `every` is 0 or 1.
     fn next_count(&self, every: u32) -> u32 {
-        if every <= 1 {
+        self.uniform(every.saturating_mul(2).saturating_sub(1))
+    }
+
+    /// A number from 1 to `span`, each as likely (xorshift32, scaled by the high half of
+    /// a multiply rather than a division); 1 when `span` is 0 or 1.
+    fn uniform(&self, span: u32) -> u32 {
+        if span <= 1 {
             return 1;
         }
         let mut x = self.spacing.get();
@@ -162,12 +180,7 @@ impl ThreadState {
         x ^= x >> 17;
         x ^= x << 5;
         self.spacing.set(x);
-        // In (0, 1]: xorshift32 never gives 0.
-        let u = f64::from(x) / f64::from(u32::MAX);
-        let failures = (u.ln() / (-1.0 / f64::from(every)).ln_1p()).floor();
-        let cap = every.saturating_mul(SPAN) - 1;
-        // A float past `u32::MAX` (never, below the cap) saturates in the cast.
-        (1.0 + failures).min(f64::from(cap)) as u32
+        1 + ((u64::from(x) * u64::from(span)) >> 32) as u32
     }
 }
 
@@ -240,21 +253,19 @@ mod tests {
             (1_800..=2_200).contains(&timed),
             "{timed} of 64,000, not about 2,000"
         );
-        // The gaps between timed calls vary, from 1 to the cap, about 4 on average.
+        // The gaps between timed calls vary, from 1 to 2 * every - 1.
         let mut gaps = Vec::new();
         let mut last = 0;
-        for i in 1..=40_000 {
+        for i in 1..=20_000 {
             if state.time_this_call(4) {
                 gaps.push(i - last);
                 last = i;
             }
         }
-        assert!(gaps.iter().all(|g| (1..=31).contains(g)), "{gaps:?}");
-        assert!((1..=12).all(|g| gaps.contains(&g)), "gaps of 1 to 12 come");
-        let ones = gaps.iter().filter(|&&g| g == 1).count() as f64 / gaps.len() as f64;
+        assert!(gaps.iter().all(|g| (1..=7).contains(g)), "{gaps:?}");
         assert!(
-            (0.22..=0.28).contains(&ones),
-            "a gap of 1 one time in 4: {ones}"
+            (1..=7).all(|g| gaps.contains(&g)),
+            "every gap from 1 to 7 comes"
         );
         let every_call = ThreadState::passing();
         assert!(
@@ -275,7 +286,7 @@ mod tests {
         // Past any count drawn for 2: a fresh one is drawn from this call.
         state.countdown.set(30);
         state.time_this_call(2);
-        assert!((1..=15).contains(&state.countdown.get()));
+        assert!((1..=3).contains(&state.countdown.get()));
     }
 
     /// Threads that make one call each, one after another (a thread per request), time
