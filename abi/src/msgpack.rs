@@ -315,10 +315,7 @@ pub fn convert_args(format: Format, packed: Vec<u8>) -> Result<Vec<u8>> {
                     Ok(_) => not_raw(),
                     Err(e) => ModuleError::Serialize(format!(
                         "the typed arguments are not MessagePack: {}",
-                        match e {
-                            ModuleError::Serialize(m) => m,
-                            other => other.to_string(),
-                        }
+                        decoders_words(e)
                     )),
                 });
             };
@@ -401,15 +398,21 @@ fn not_raw() -> ModuleError {
     )
 }
 
+/// A decoding error's own words: `ModuleError`'s prefix ("serialization error: ") is the
+/// caller's to add, once.
+fn decoders_words(e: ModuleError) -> String {
+    match e {
+        ModuleError::Serialize(m) => m,
+        other => other.to_string(),
+    }
+}
+
 /// Why a typed call could not read its result as `type_name`: the decoder's error `e`
 /// alone (`wrong msgpack marker FixMap(3)`) says neither that it is the result nor what
 /// it was read as, so this names the type and, when the module records it, the export's
 /// `signature`. The runtime's typed handles and a daemon client's say the same.
 pub fn unreadable_result(type_name: &str, e: ModuleError, signature: Option<&str>) -> String {
-    let why = match e {
-        ModuleError::Serialize(m) => m,
-        other => other.to_string(),
-    };
+    let why = decoders_words(e);
     let mut reason = format!("cannot read its result as `{type_name}`: {why}");
     if let Some(signature) = signature {
         reason.push_str(&format!(" (the export is `{signature}`)"));

@@ -481,15 +481,13 @@ fn in_context(
     // A caller that sent MessagePack (or anything else) to an export whose arguments are
     // an archive reads the validator's words alone (`subtree pointer overran range`) as
     // a fault of the module: what the export takes is said.
-    let takes = if archived {
-        ", which takes the rkyv archive of its arguments' tuple"
-    } else {
-        ""
-    };
-    if !entry.signature.is_empty() {
-        told.push_str(&format!(" (the export is `{}`{takes})", entry.signature));
-    } else if archived {
-        told.push_str(" (the export takes the rkyv archive of its arguments' tuple)");
+    const TAKES: &str = "takes the rkyv archive of its arguments' tuple";
+    let signature = entry.signature;
+    match (signature.is_empty(), archived) {
+        (false, true) => told.push_str(&format!(" (the export is `{signature}`, which {TAKES})")),
+        (false, false) => told.push_str(&format!(" (the export is `{signature}`)")),
+        (true, true) => told.push_str(&format!(" (the export {TAKES})")),
+        (true, false) => {}
     }
     Some(ModuleError::Serialize(told))
 }
