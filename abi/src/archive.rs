@@ -40,6 +40,7 @@ where
     T: for<'a> rkyv::Serialize<HighSerializer<W, ArenaHandle<'a>, rancor::Error>>,
     W: rkyv::ser::Writer<rancor::Error>,
 {
+    let () = Fits::<T>::ALIGNED;
     with_scratch(|arena| rkyv::api::high::to_bytes_in_with_alloc(value, writer, arena.acquire()))
 }
 
@@ -70,7 +71,26 @@ fn with_scratch<R>(f: impl FnOnce(&mut Arena) -> R) -> R {
 }
 
 /// Alignment the host gives archived arguments, and the most any archived type needs.
+///
+/// A type whose archived form needs more does not compile where memlink archives,
+/// fingerprints or reads it: no arena, output or reply gives its bytes more, and a small
+/// output that moves keeps its bytes' place only modulo 16. The refusal is a constant
+/// evaluated when the code is generated, so `cargo build` reports it and `cargo check`
+/// does not.
 pub const ARCHIVE_ALIGN: usize = 16;
+
+/// Names [`Fits::ALIGNED`] for `T`.
+struct Fits<T>(core::marker::PhantomData<T>);
+
+impl<T: Archive> Fits<T> {
+    /// Fails to evaluate for a `T` whose archive needs more than [`ARCHIVE_ALIGN`].
+    const ALIGNED: () = assert!(
+        align_of::<T::Archived>() <= ARCHIVE_ALIGN,
+        "memlink: this archived type needs more than 16-byte alignment \
+         (memlink_abi::archive::ARCHIVE_ALIGN), more than any archive is given; \
+         lower the `repr(align)` of its archived form"
+    );
+}
 
 /// Bounds on an archive, checked before and during validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +183,7 @@ impl ArchiveType {
 /// A change that keeps the name, size and alignment (two fields of one type swapped) is
 /// not seen: share the types through one crate rather than copies.
 pub fn fingerprint<T: Archive>() -> u64 {
+    let () = Fits::<T>::ALIGNED;
     let mut h = Fnv64::new();
     h.write(core::any::type_name::<T>().as_bytes());
     h.write(&(size_of::<T::Archived>() as u64).to_le_bytes());
@@ -227,6 +248,7 @@ where
     T: Archive,
     T::Archived: Checkable,
 {
+    let () = Fits::<T>::ALIGNED;
     let bad = |reason: String| ModuleError::Serialize(format!("bad {what}: {reason}"));
     let mut bytes = bytes;
     if bytes.is_empty() {
@@ -273,6 +295,34 @@ struct Empty([u8; 0]);
 const _: () = assert!(align_of::<Empty>() == ARCHIVE_ALIGN);
 
 static EMPTY: Empty = Empty([]);
+
+/// The root of the archive of `T` in `bytes`, which [`check`] accepted, read without
+/// validating it again: for a reader that keeps the bytes it validated and lends their
+/// root later, wherever they have moved to meanwhile (an archive's pointers are relative
+/// to itself). An empty `bytes`, a zero-sized root, is read where [`check`] read it.
+///
+/// # Safety
+///
+/// [`check`]`::<T>` must have accepted these bytes, unchanged since, and they must start
+/// on a multiple of [`ARCHIVE_ALIGN`] (as [`check`] requires of the bytes it accepts), or
+/// be empty.
+pub unsafe fn access_checked<T>(bytes: &[u8]) -> &T::Archived
+where
+    T: Archive,
+    T::Archived: Portable,
+{
+    let () = Fits::<T>::ALIGNED;
+    let bytes = if bytes.is_empty() {
+        &EMPTY.0[..]
+    } else {
+        bytes
+    };
+    // SAFETY: the bytes hold a valid archive of `T` (the caller's contract: `check`
+    // validated them, and they are unchanged; validity does not depend on where they lie),
+    // or are the empty, 16-aligned bytes `check` validated a zero-sized root in; and they
+    // start on a multiple of 16, which is all `T::Archived` needs (`Fits`).
+    unsafe { rkyv::access_unchecked::<T::Archived>(bytes) }
+}
 
 /// Validates with pointers nested at most `depth` deep.
 fn validate<A, E>(bytes: &[u8], depth: usize) -> core::result::Result<&A, E>

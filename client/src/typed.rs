@@ -629,9 +629,10 @@ where
     /// The archived value.
     pub fn get(&self) -> &R::Archived {
         // SAFETY: the bytes were validated as an archive of `R` when this reply was made
-        // (`archive::check` in `checked`), and they are this reply's own copy, which
+        // (`archive::check` in `checked`), where they lie now (a vector that never moves
+        // its bytes, aligned to 16, or empty), and they are this reply's own copy, which
         // nothing writes while the reply lives (it is never lent mutably).
-        unsafe { rkyv::access_unchecked::<R::Archived>(&self.bytes) }
+        unsafe { archive::access_checked::<R>(&self.bytes) }
     }
 
     /// The archive's bytes.

@@ -33,8 +33,12 @@ pub extern "C" fn memlink_abi_version() -> u32 {
 /// Null only if building the table panicked.
 #[no_mangle]
 pub extern "C" fn memlink_module_info() -> *const ModuleInfo {
-    panic::catch_unwind(|| dispatch::table().info() as *const ModuleInfo)
-        .unwrap_or(core::ptr::null())
+    panic::catch_unwind(|| dispatch::table().info() as *const ModuleInfo).unwrap_or_else(
+        |payload| {
+            guard::drop_payload(payload);
+            core::ptr::null()
+        },
+    )
 }
 
 /// Prepares the module for calls; the host calls it once after loading.
@@ -157,7 +161,10 @@ pub extern "C" fn memlink_shutdown() -> i32 {
     });
     match outcome {
         Ok(()) => Status::Ok as i32,
-        Err(_) => Status::Panic as i32,
+        Err(payload) => {
+            guard::drop_payload(payload);
+            Status::Panic as i32
+        }
     }
 }
 
@@ -175,7 +182,10 @@ pub unsafe extern "C" fn memlink_metrics(
     // SAFETY: forwarded from this function's contract.
     match panic::catch_unwind(|| unsafe { crate::metrics::visit_all(visit, ctx) }) {
         Ok(()) => Status::Ok as i32,
-        Err(_) => Status::Panic as i32,
+        Err(payload) => {
+            guard::drop_payload(payload);
+            Status::Panic as i32
+        }
     }
 }
 
@@ -330,9 +340,9 @@ fn fail(frame: FrameRef<'_>, host: &HostApi, failed: Failed, entry: &dispatch::M
         .and_then(|told| match told {
             Ok(told) => told,
             // The payload is the author's value, whose drop may panic too: dropped
-            // inside a catch of its own, as every caught panic's is.
+            // where nothing unwinds out, as every caught panic's is.
             Err(payload) => {
-                let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                guard::drop_payload(payload);
                 None
             }
         });
@@ -343,8 +353,10 @@ fn fail(frame: FrameRef<'_>, host: &HostApi, failed: Failed, entry: &dispatch::M
     let reported = panic::catch_unwind(AssertUnwindSafe(|| {
         report(frame.host_call(), Some(host), arena, error)
     }));
-    if let Ok(Some((out, len))) = reported {
-        frame.set_place(out, len);
+    match reported {
+        Ok(Some((out, len))) => frame.set_place(out, len),
+        Ok(None) => {}
+        Err(payload) => guard::drop_payload(payload),
     }
     error.code()
 }
@@ -381,12 +393,14 @@ fn refuse(frame: NonNull<CallFrame>) -> i32 {
     };
     let reported =
         panic::catch_unwind(AssertUnwindSafe(|| report(host_call, host, None, &problem)));
-    if let Ok(Some((out, len))) = reported {
+    match reported {
         // SAFETY: as above.
-        unsafe {
+        Ok(Some((out, len))) => unsafe {
             (&raw mut (*frame).out).write(out);
             (&raw mut (*frame).out_len).write(len);
-        }
+        },
+        Ok(None) => {}
+        Err(payload) => guard::drop_payload(payload),
     }
     problem.code()
 }

@@ -194,9 +194,28 @@ pub(crate) fn message(payload: Box<dyn Any + Send>, frame: *mut CallFrame) -> St
     let text = recorded
         .or(own)
         .unwrap_or_else(|| "panic with a non-string payload".to_owned());
-    // Dropping a payload can itself panic; that must not escape either.
-    let _ = panic::catch_unwind(panic::AssertUnwindSafe(move || drop(payload)));
+    drop_payload(payload);
     text
+}
+
+/// How many payloads in a row [`drop_payload`] drops, each the panic of the one before's
+/// drop, before it leaks the next.
+const PAYLOAD_DROPS: usize = 16;
+
+/// Drops a caught panic's payload where nothing unwinds out: its drop is the author's
+/// code and may panic, with a payload whose own drop may panic in turn. Each is dropped
+/// inside a catch of its own; past [`PAYLOAD_DROPS`] of them the last is leaked, which
+/// is safe, so a drop that panics every time ends too. A panic out of a module's entry
+/// point would abort the host (they are `extern "C"`).
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    let mut payload = payload;
+    for _ in 0..PAYLOAD_DROPS {
+        match panic::catch_unwind(panic::AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(next) => payload = next,
+        }
+    }
+    core::mem::forget(payload);
 }
 
 /// Ends the call on `frame` (null: `isolate`'s work outside a host's call) at its
@@ -237,6 +256,36 @@ fn payload_text(payload: &(dyn Any + Send)) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A payload whose drop resumes unwinding with one `0` levels down, counting drops.
+    struct Chained(u32, std::sync::Arc<AtomicUsize>);
+
+    impl Drop for Chained {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            if self.0 > 0 {
+                panic::resume_unwind(Box::new(Chained(self.0 - 1, self.1.clone())));
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_whose_drops_panic_in_a_chain_is_dropped_to_its_end_or_leaked() {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
+        drop_payload(Box::new(Chained(3, drops.clone())));
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            4,
+            "each payload of the chain dropped"
+        );
+        drops.store(0, Ordering::Relaxed);
+        drop_payload(Box::new(Chained(u32::MAX, drops.clone())));
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            PAYLOAD_DROPS,
+            "a chain without end is dropped so far, then leaked"
+        );
+    }
 
     /// Runs `f` as if inside a call, as the boundary does: the message of the payload
     /// `f` returns, as that call's boundary would return it, or `None`.

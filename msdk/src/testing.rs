@@ -444,7 +444,7 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
                     .unwrap_or_else(|| "a non-string payload".to_owned());
                 // Dropping the payload can panic in turn, and nothing may unwind from
                 // here: that panic is the closure's, already reported with the first.
-                let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                crate::panic::drop_payload(payload);
                 *call.panicked.borrow_mut() = Some(message);
                 Err(ModuleError::CallFailed(
                     "the on_nested closure panicked".into(),

@@ -148,10 +148,11 @@ where
     pub fn get(&self) -> &T::Archived {
         // SAFETY: `read` validated these bytes as an archive of `T` (the method's result
         // type, fingerprint-checked when the handle was made); the output only lends them
-        // out shared, so they are unchanged; and every place an output keeps its bytes
-        // (inline, in the arena, in its own buffer) keeps them 16-aligned, as they were
-        // when validated.
-        unsafe { rkyv::access_unchecked::<T::Archived>(&self.output) }
+        // out shared, so they are unchanged; and every place an output keeps bytes (inline
+        // at their offset modulo 16 in its 16-aligned window, in the arena, in its own
+        // buffer) keeps them 16-aligned, as `check` found them. Empty bytes may lie
+        // anywhere: `access_checked` reads those where `check` did.
+        unsafe { archive::access_checked::<T>(&self.output) }
     }
 
     /// The archive's bytes.

@@ -217,6 +217,36 @@ fn panics_in_drops_and_outsized_logs_end_in_named_outcomes() {
     assert_eq!(sink.0.lock().unwrap().last(), Some(&(12 << 20, 10_000)));
 }
 
+/// A panic payload whose drop panics with another payload, whose drop panics in turn,
+/// thrown in an export, in the reader of a nested call, and inside `isolate`: each ends
+/// in `Panic` and the host keeps serving. Before, the second payload's drop unwound out
+/// of the module's entry point, and the host aborted. A chain that never ends (every
+/// drop panics) ends too, its last payload leaked.
+#[test]
+fn a_panic_payload_whose_drops_panic_in_a_chain_is_a_panic_error() {
+    use memlink_runtime::{ModuleError, RuntimeError};
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards", "basic"]);
+    for place in 0u8..3 {
+        for levels in [1u32, 2, 3, 40, u32::MAX] {
+            let args = common::mp(&(levels, place, "basic", "noop"));
+            let got = rt.call(h[0], "chained_payload", &args);
+            // `isolate`'s error is the export's result, the same `Panic`.
+            match got {
+                Err(RuntimeError::Call {
+                    error: ModuleError::Panic(m),
+                    ..
+                }) => assert!(m.contains("non-string payload"), "{place} {levels}: {m}"),
+                other => panic!("place {place}, {levels} levels: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        rt.call_typed::<_, u32>(h[1], "add", &(2u32, 3u32)).unwrap(),
+        5,
+        "the host still serves"
+    );
+}
+
 /// Two runtimes that load one module file share its image, and each tells it its level
 /// at load. The module kept the last one: a runtime asking for debug records got none
 /// once a second runtime, asking for warnings only, loaded the same file.

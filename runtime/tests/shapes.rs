@@ -276,6 +276,15 @@ fn archived_shapes() {
     assert_eq!(out, "|None|0:|0|[0, 0, 0, 0]");
     let m = rt.typed::<(), Rkyv<()>>(h, "unit_rkyv").unwrap();
     let () = m.call(&()).unwrap().get();
+    // A zero-sized root is archived as no bytes; its reference is aligned for its type
+    // (an empty output's bytes lie anywhere: before, the root was read from address 1).
+    let m = rt
+        .typed::<(), Rkyv<[u64; 0]>>(h, "empty_words_rkyv")
+        .unwrap();
+    let out = m.call(&()).unwrap();
+    let root: &[_; 0] = out.get();
+    assert_eq!((root as *const [_; 0]).addr() % align_of::<[u64; 0]>(), 0);
+    assert!(out.bytes().is_empty());
     let m = rt.archived::<((),), u32>(h, "arch_unit").unwrap();
     assert_eq!(m.call(&((),)).unwrap(), 7);
     let m = rt
