@@ -250,7 +250,7 @@ fn with_options(
 /// The parent must not be used after the caller returns.
 unsafe fn joining<'a>(registry: &Registry, own: CallMeta) -> (CallMeta, Option<&'a HostCall<'a>>) {
     // SAFETY: the caller's contract.
-    let parent = unsafe { running_call() }.filter(|p| core::ptr::eq(p.registry, registry));
+    let parent = unsafe { running_call_of(registry) };
     // The chain is the innermost of the call running in a module and the call whose
     // host code runs (an interceptor's, a sink's given a panic: no module runs then),
     // whichever runtime's: a loop through hooks of two runtimes ends too.
@@ -290,9 +290,7 @@ fn within_chain(own: CallMeta, chain: &CallMeta) -> CallMeta {
 pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> bool {
     // SAFETY: the reference is used only within this call, which runs inside the running
     // call if there is one.
-    unsafe { running_call() }
-        .filter(|c| core::ptr::eq(c.registry, registry))
-        .is_some_and(|c| c.chain_holds(module))
+    unsafe { running_call_of(registry) }.is_some_and(|c| c.chain_holds(module))
 }
 
 /// The calls this thread runs, held as `crate::locks::Lock::Calls` until the holds are
@@ -302,15 +300,45 @@ pub(crate) fn chain_on_thread_holds(registry: &Registry, module: &Module) -> boo
 /// modules waits for this thread's call.
 pub(crate) fn hold_running_calls() -> Vec<locks::Holding> {
     let mut calls: Vec<(u64, String)> = Vec::new();
+    let mut chain = |mut call: Option<&HostCall<'_>>| {
+        while let Some(c) = call {
+            calls.push((c.module.lineage, c.module.name.clone()));
+            call = c.parent;
+        }
+    };
     // SAFETY: the reference is used only within this call, which runs inside the running
     // call if there is one.
-    let mut call = unsafe { running_call() };
-    while let Some(c) = call {
-        calls.push((c.module.lineage, c.module.name.clone()));
-        call = c.parent;
-    }
+    chain(unsafe { running_call() });
+    // The chains the hooked calls' code runs inside, which a chain that went through
+    // another runtime's module leaves out of the running call's.
+    crate::chain::find_hooked_call(|call| {
+        // SAFETY: a hooked call's call is still running (`find_hooked_call`), and the
+        // reference is used only within this function.
+        chain(unsafe { HostCall::of_running(call) });
+        None::<()>
+    });
     crate::chain::each_hook(|lineage, name| calls.push((lineage, name.to_owned())));
     locks::hold_calls(calls)
+}
+
+/// The innermost call of `registry`'s runtime this thread runs inside: the call it runs
+/// in a module if that one is the runtime's, else the innermost of the runtime's calls
+/// whose host code (a log sink's, an interceptor's) the thread runs inside. A chain that
+/// went out through that code to another runtime's module, and came back through the
+/// host code of that one's call, is part of the call it left: it re-enters the modules
+/// that call's chain holds, and may not unload them.
+///
+/// # Safety
+///
+/// The reference must not be used after the caller returns.
+unsafe fn running_call_of<'a>(registry: &Registry) -> Option<&'a HostCall<'a>> {
+    let ours = |call: *const core::ffi::c_void| {
+        // SAFETY: `call` is null, the running call's, or a hooked call's call, which is
+        // still running (`find_hooked_call`); the caller uses the reference only within
+        // its own call, which runs inside that one.
+        unsafe { HostCall::of_running(call) }.filter(|c| core::ptr::eq(c.registry, registry))
+    };
+    ours(crate::chain::running_call()).or_else(|| crate::chain::find_hooked_call(ours))
 }
 
 /// The host's side of the call this thread runs in a module, if it runs one: the host

@@ -100,13 +100,20 @@ fn chain<'a>() -> Option<&'a Chain> {
 
 /// A call whose host code runs on a thread: what a call that code makes carries, the
 /// lineage and name of the module it runs for, whether the call holds its slot of that
-/// module's gate meanwhile, and the hooked call around it (or null).
+/// module's gate meanwhile, the call the thread ran in a module when the code started
+/// (or null), and the hooked call around it (or null).
 struct Hooked {
     meta: CallMeta,
     lineage: u64,
     /// Borrowed for as long as the `hooked_by` that set it runs.
     name: *const str,
     holds_slot: bool,
+    /// The innermost call this thread ran in a module when the hook's code started (see
+    /// [`running_call`]): alive while the hook is, which runs inside it. Through it a
+    /// call made from the hook's code, back into that call's runtime by way of another
+    /// runtime's module, finds the chain it is part of, whose modules it re-enters and
+    /// may not unload.
+    call: *const c_void,
     outer: *const Hooked,
 }
 
@@ -221,6 +228,7 @@ pub(crate) fn hooked_by<R>(
         lineage,
         name,
         holds_slot,
+        call: running_call(),
         outer: chain().map_or(core::ptr::null(), |c| c.hooked.get()),
     };
     // Declared after `hook`, so dropped before it: the pointer is put back while `hook`
@@ -266,6 +274,19 @@ pub(crate) fn each_hook(mut f: impl FnMut(u64, &str)) {
         f(h.lineage, name);
         false
     });
+}
+
+/// The first of what `f` finds in the calls this thread ran in a module when the code of
+/// each hooked call started (see [`Hooked::call`]), innermost first: each pointer is the
+/// host's side of a call (a `crate::host_call::HostCall`) that is still running, as
+/// [`running_call`]'s is.
+pub(crate) fn find_hooked_call<R>(mut f: impl FnMut(*const c_void) -> Option<R>) -> Option<R> {
+    let mut found = None;
+    any_hook(|h| {
+        found = (!h.call.is_null()).then(|| f(h.call)).flatten();
+        found.is_some()
+    });
+    found
 }
 
 /// Whether any call whose host code this thread runs is one `which` says.

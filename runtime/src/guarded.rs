@@ -7,7 +7,7 @@ use std::time::Duration;
 use memlink_abi::ModuleError;
 
 use crate::args::CallInput;
-use crate::health::Pass;
+use crate::health::{Pass, Told};
 use crate::host_call::{CallMeta, HostCall};
 use crate::intercept::{CallInfo, Failed, Outcome};
 use crate::invoke::{run_call, Failure};
@@ -123,11 +123,18 @@ pub(crate) fn guarded<E>(
         None => None,
     };
     let breaker = registry.config.breaker.as_ref();
+    let within = |tell: &mut dyn FnMut()| {
+        crate::chain::hooked_by(after_meta, module.lineage, &module.name, false, tell)
+    };
+    let told = Told {
+        module: &module.name,
+        within: &within,
+    };
     let pass = match (refused, breaker) {
         (Some(error), _) => Err(error),
         (None, Some(config)) => module
             .breaker
-            .admit(config, &module.name)
+            .admit(config, &told)
             .ok_or(ModuleError::ServiceUnavailable),
         (None, None) => Ok(Pass::Through),
     };
@@ -175,7 +182,7 @@ pub(crate) fn guarded<E>(
                     Failure::Module(error) => {
                         let passed_on = watch.as_ref().is_some_and(|w| w.passed_on(error));
                         let own = (!passed_on).then_some(error);
-                        module.breaker.record(config, &module.name, pass, own);
+                        module.breaker.record(config, &told, pass, own);
                         // Its own or passed on, it is what its caller may pass on in turn.
                         if matches!(error, ModuleError::Panic(_) | ModuleError::Timeout(_)) {
                             ended_with.set(Some(error.clone()));
@@ -198,7 +205,7 @@ pub(crate) fn guarded<E>(
     }
     if let Ok(output) = &result {
         if let Some(config) = breaker {
-            module.breaker.record(config, &module.name, pass, None);
+            module.breaker.record(config, &told, pass, None);
         }
         if let (Some(cache), Some(key)) = (cache, &cache_key) {
             cache.put(module.id, index, key, output);

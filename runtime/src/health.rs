@@ -180,15 +180,15 @@ impl Breaker {
 
     /// Whether a call may go through now (a closed breaker costs one load).
     #[inline]
-    pub(crate) fn admit(&self, config: &BreakerConfig, module: &str) -> Option<Pass> {
+    pub(crate) fn admit(&self, config: &BreakerConfig, told: &Told<'_>) -> Option<Pass> {
         match self.state.load(Ordering::Acquire) {
             CLOSED => Some(Pass::Through),
-            _ => self.admit_slow(config, module),
+            _ => self.admit_slow(config, told),
         }
     }
 
     #[cold]
-    fn admit_slow(&self, config: &BreakerConfig, module: &str) -> Option<Pass> {
+    fn admit_slow(&self, config: &BreakerConfig, told: &Told<'_>) -> Option<Pass> {
         if self.state.load(Ordering::Acquire) != OPEN {
             // Half-open: its trial call is running.
             return None;
@@ -201,11 +201,7 @@ impl Breaker {
             .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
             .ok()
             .map(|_| {
-                changed(
-                    module,
-                    BreakerState::HalfOpen,
-                    "cool-down over, one trial call",
-                );
+                told.changed(BreakerState::HalfOpen, "cool-down over, one trial call");
                 Pass::Trial
             })
     }
@@ -215,7 +211,7 @@ impl Breaker {
     pub(crate) fn record(
         &self,
         config: &BreakerConfig,
-        module: &str,
+        told: &Told<'_>,
         pass: Pass,
         error: Option<&ModuleError>,
     ) {
@@ -226,7 +222,7 @@ impl Breaker {
             }
             if pass == Pass::Trial {
                 self.state.store(CLOSED, Ordering::Release);
-                changed(module, BreakerState::Closed, "the trial call went well");
+                told.changed(BreakerState::Closed, "the trial call went well");
             }
             return;
         }
@@ -236,9 +232,9 @@ impl Breaker {
             None => String::new(),
         };
         if pass == Pass::Trial {
-            self.open(HALF_OPEN, module, &why());
+            self.open(HALF_OPEN, told, &why());
         } else if in_a_row >= config.failures {
-            self.open(CLOSED, module, &why());
+            self.open(CLOSED, told, &why());
         }
     }
 
@@ -250,7 +246,7 @@ impl Breaker {
             .compare_exchange(HALF_OPEN, OPEN, Ordering::AcqRel, Ordering::Acquire);
     }
 
-    fn open(&self, from: u8, module: &str, why: &str) {
+    fn open(&self, from: u8, told: &Told<'_>, why: &str) {
         // A failure of a call that started before the breaker opened must not extend the
         // cool-down: only a breaker still in `from` is opened (and stamped).
         if self.state.load(Ordering::Acquire) != from {
@@ -263,18 +259,33 @@ impl Breaker {
             .is_ok()
         {
             self.opened.fetch_add(1, Ordering::Relaxed);
-            changed(module, BreakerState::Open, why);
+            told.changed(BreakerState::Open, why);
         }
     }
 }
 
-fn changed(module: &str, state: BreakerState, why: &str) {
-    let state = state.name();
-    match state {
-        "open" => {
-            tracing::warn!(target: "memlink::health", module, state, "breaker {state}: {why}")
-        }
-        _ => tracing::info!(target: "memlink::health", module, state, "breaker {state}: {why}"),
+/// Whom a breaker's change of state is told about, and where: the module's name, and
+/// what runs the telling (a `tracing` event under `memlink::health`) as host code of the
+/// call that changed it. A subscriber is the host's code and may call into the runtime
+/// meanwhile; the call's module is still held then, so an unload or reload of it from
+/// there would wait for itself, and is refused as from an interceptor.
+pub(crate) struct Told<'a> {
+    pub(crate) module: &'a str,
+    pub(crate) within: &'a dyn Fn(&mut dyn FnMut()),
+}
+
+impl Told<'_> {
+    #[cold]
+    fn changed(&self, state: BreakerState, why: &str) {
+        let (module, state) = (self.module, state.name());
+        (self.within)(&mut || match state {
+            "open" => {
+                tracing::warn!(target: "memlink::health", module, state, "breaker {state}: {why}")
+            }
+            _ => {
+                tracing::info!(target: "memlink::health", module, state, "breaker {state}: {why}")
+            }
+        });
     }
 }
 
@@ -285,6 +296,16 @@ mod tests {
     /// What a call that went well records.
     const WENT_WELL: Option<&ModuleError> = None;
 
+    fn directly(f: &mut dyn FnMut()) {
+        f()
+    }
+
+    /// Module `m`, its changes told on the spot.
+    const M: Told<'static> = Told {
+        module: "m",
+        within: &directly,
+    };
+
     fn panic() -> ModuleError {
         ModuleError::Panic("boom".into())
     }
@@ -294,26 +315,26 @@ mod tests {
         let config = BreakerConfig::new(3, Duration::ZERO);
         let b = Breaker::new();
         for _ in 0..2 {
-            let pass = b.admit(&config, "m").unwrap();
-            b.record(&config, "m", pass, Some(&panic()));
+            let pass = b.admit(&config, &M).unwrap();
+            b.record(&config, &M, pass, Some(&panic()));
         }
         assert_eq!(b.state(), BreakerState::Closed);
         // An ordinary error breaks the run.
         b.record(
             &config,
-            "m",
+            &M,
             Pass::Through,
             Some(&ModuleError::QuotaExceeded),
         );
         for _ in 0..3 {
-            b.record(&config, "m", Pass::Through, Some(&panic()));
+            b.record(&config, &M, Pass::Through, Some(&panic()));
         }
         assert_eq!(b.state(), BreakerState::Open);
         assert_eq!(b.times_opened(), 1);
-        let trial = b.admit(&config, "m");
+        let trial = b.admit(&config, &M);
         assert_eq!(trial, Some(Pass::Trial));
-        assert_eq!(b.admit(&config, "m"), None, "one trial at a time");
-        b.record(&config, "m", Pass::Trial, WENT_WELL);
+        assert_eq!(b.admit(&config, &M), None, "one trial at a time");
+        b.record(&config, &M, Pass::Trial, WENT_WELL);
         assert_eq!(b.state(), BreakerState::Closed);
     }
 
@@ -323,19 +344,19 @@ mod tests {
         let b = Breaker::new();
         b.record(
             &config,
-            "m",
+            &M,
             Pass::Through,
             Some(&ModuleError::Timeout(Duration::ZERO)),
         );
         assert_eq!(b.state(), BreakerState::Open);
-        assert_eq!(b.admit(&config, "m"), None, "still cooling down");
+        assert_eq!(b.admit(&config, &M), None, "still cooling down");
         // Pretend the cool-down passed, then fail the trial.
         b.opened_at.store(0, Ordering::Release);
         let quick = BreakerConfig::new(1, Duration::ZERO);
-        assert_eq!(b.admit(&quick, "m"), Some(Pass::Trial));
-        b.record(&config, "m", Pass::Trial, Some(&panic()));
+        assert_eq!(b.admit(&quick, &M), Some(Pass::Trial));
+        b.record(&config, &M, Pass::Trial, Some(&panic()));
         assert_eq!(b.state(), BreakerState::Open);
         assert_eq!(b.times_opened(), 2);
-        assert_eq!(b.admit(&config, "m"), None);
+        assert_eq!(b.admit(&config, &M), None);
     }
 }

@@ -510,3 +510,90 @@ fn an_open_breakers_refusal_reaches_interceptors_as_the_callers_error() {
         "the error the caller got, as the intercept docs say"
     );
 }
+
+/// A `tracing` subscriber that, on the breaker's first `memlink::health` warning (it
+/// opening), unloads and reloads the module it opened for, from inside the event, as a
+/// host that evicts a failing module on that event would: the module is still held by
+/// the call that opened the breaker, so each is refused with `InsideCall`, and the call
+/// ends. Before, the unload waited for that call, its own, for ever.
+#[test]
+fn the_breaker_s_subscriber_may_not_unload_the_module_whose_call_opened_it() {
+    use std::sync::OnceLock;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Default)]
+    struct Evicts {
+        target: OnceLock<(Runtime, memlink_runtime::ModuleHandle, std::path::PathBuf)>,
+        outcomes: Mutex<Vec<String>>,
+    }
+    impl Subscriber for Evicts {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let meta = event.metadata();
+            if meta.target() != "memlink::health" || *meta.level() != tracing::Level::WARN {
+                return;
+            }
+            let Some((rt, h, file)) = self.target.get() else {
+                return;
+            };
+            let mut outcomes = self.outcomes.lock().unwrap();
+            if outcomes.is_empty() {
+                outcomes.push(format!("{:?}", rt.unload(*h)));
+                let reload = rt.reload(*h, ModuleRef::from_path(file.clone()));
+                outcomes.push(format!("{reload:?}"));
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let evicts = Arc::new(Evicts::default());
+    let rt = Runtime::new(
+        RuntimeConfig::default().breaker(BreakerConfig::new(3, Duration::from_secs(30))),
+        LocalResolver,
+    );
+    let file = module_copy("basic", "basic_evicted");
+    let h = rt
+        .load_as(ModuleRef::from_path(file.clone()), "basic_evicted")
+        .unwrap();
+    let _ = evicts.target.set((rt.clone(), h, file));
+    let subscriber = evicts.clone();
+    let runs = std::thread::spawn(move || {
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..3 {
+                assert!(matches!(
+                    module_error(rt.call(h, "boom", b"x")),
+                    ModuleError::Panic(_)
+                ));
+            }
+            rt
+        })
+    });
+    let deadline = std::time::Instant::now() + common::HANG;
+    while !runs.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call that opened the breaker never returned"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rt = runs.join().unwrap();
+    let outcomes = evicts.outcomes.lock().unwrap().clone();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    for (outcome, action) in outcomes.iter().zip(["unload", "reload"]) {
+        assert!(
+            outcome.contains("InsideCall") && outcome.contains(action),
+            "{outcome}"
+        );
+    }
+    // Once the call is over, the module unloads.
+    rt.unload(h).unwrap();
+}

@@ -499,6 +499,99 @@ fn a_sink_call_back_through_another_runtime_re_enters_the_module_its_chain_holds
     assert_eq!(*to_a.outcomes.lock().unwrap(), vec![Ok(0)]);
 }
 
+/// A chain that leaves its runtime through a log sink and comes back through another
+/// runtime's sink: host -> `x` -> `z` (whose record `hold` logs goes to the first sink)
+/// -> the other runtime's `y` (whose record goes to the second sink) -> `x` again. `x`
+/// holds its only slot for the chain; the call back re-enters it, and an unload or reload
+/// of it from there is refused with `InsideCall`. Before, the chain above the logging
+/// module was lost at the other runtime: the call waited for `x`'s slot, and the unload
+/// for `x`'s call, both for ever.
+#[test]
+fn a_chain_back_through_another_runtime_holds_the_modules_above_the_one_that_logged() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    /// On the first `holding` record of module `from`, runs `act`.
+    struct OnHolding {
+        from: &'static str,
+        done: AtomicBool,
+        act: OnceLock<Box<dyn Fn() -> Vec<String> + Send + Sync>>,
+        outcomes: Mutex<Vec<String>>,
+    }
+    impl memlink_runtime::LogSink for OnHolding {
+        fn record(&self, event: &memlink_runtime::LogEvent<'_>) {
+            if event.module != self.from || event.message != "holding" {
+                return;
+            }
+            let Some(act) = self.act.get() else { return };
+            if !self.done.swap(true, Ordering::SeqCst) {
+                let outcomes = act();
+                self.outcomes.lock().unwrap().extend(outcomes);
+            }
+        }
+    }
+    let sink = |from| {
+        Arc::new(OnHolding {
+            from,
+            done: AtomicBool::new(false),
+            act: OnceLock::new(),
+            outcomes: Mutex::new(Vec::new()),
+        })
+    };
+    let (first, second) = (sink("z"), sink("y"));
+    let one_slot = RuntimeConfig::default()
+        .concurrency(1, Saturation::Wait)
+        .log_level(tracing::Level::INFO);
+    let rt1 = Runtime::new(
+        one_slot.clone().log_sink(first.clone()),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let x_file = module_copy("hazards", "hazards_chain_x");
+    let x = rt1
+        .load_as(ModuleRef::from_path(x_file.clone()), "x")
+        .unwrap();
+    let z_file = module_copy("hazards", "hazards_chain_z");
+    rt1.load_as(ModuleRef::from_path(z_file), "z").unwrap();
+    let rt2 = Runtime::new(
+        one_slot.log_sink(second.clone()),
+        memlink_runtime::resolver::LocalResolver,
+    );
+    let y_file = module_copy("hazards", "hazards_chain_y");
+    let y = rt2.load_as(ModuleRef::from_path(y_file), "y").unwrap();
+    let (to_y, back) = (rt2.clone(), rt1.clone());
+    let _ = first.act.set(Box::new(move || {
+        vec![format!(
+            "{:?}",
+            to_y.call_typed::<_, u64>(y, "hold", &(0u64,))
+        )]
+    }));
+    let _ = second.act.set(Box::new(move || {
+        vec![
+            format!("{:?}", back.call_typed::<_, u64>(x, "count", &())),
+            format!("{:?}", back.unload(x)),
+            format!("{:?}", back.reload(x, ModuleRef::from_path(x_file.clone()))),
+        ]
+    }));
+    let chain = rt1.clone();
+    let out: String = within("a chain back through another runtime's sink", move || {
+        chain
+            .call_typed(x, "around_nested", &("z", "hold", mp(&(0u64,)), ""))
+            .unwrap()
+    });
+    assert_eq!(out, "1 bytes", "z's `hold` result, 0 in MessagePack");
+    assert_eq!(*first.outcomes.lock().unwrap(), vec!["Ok(0)".to_owned()]);
+    let back = second.outcomes.lock().unwrap().clone();
+    assert_eq!(back.len(), 3, "{back:?}");
+    assert!(back[0].starts_with("Ok("), "x re-entered: {back:?}");
+    for (outcome, action) in back[1..].iter().zip(["unload", "reload"]) {
+        assert!(
+            outcome.contains("InsideCall") && outcome.contains(action),
+            "{outcome}"
+        );
+    }
+    rt1.unload(x).unwrap();
+}
+
 /// The same for an interceptor: one that calls the runtime from `before` while a module's
 /// nested call is being made, on a module that holds its only slot for the call that
 /// makes it. Before, the interceptor's call waited forever for that slot.
