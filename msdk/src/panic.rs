@@ -270,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_whose_drops_panic_in_a_chain_is_dropped_to_its_end_or_leaked() {
+    fn a_payload_whose_drops_panic_in_a_chain_is_dropped_to_its_end() {
         let drops = std::sync::Arc::new(AtomicUsize::new(0));
         drop_payload(Box::new(Chained(3, drops.clone())));
         assert_eq!(
@@ -278,7 +278,12 @@ mod tests {
             4,
             "each payload of the chain dropped"
         );
-        drops.store(0, Ordering::Relaxed);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "leaks the chain's last payload, as it is meant to")]
+    fn a_payload_whose_drops_panic_without_end_is_leaked() {
+        let drops = std::sync::Arc::new(AtomicUsize::new(0));
         drop_payload(Box::new(Chained(u32::MAX, drops.clone())));
         assert_eq!(
             drops.load(Ordering::Relaxed),

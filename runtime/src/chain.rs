@@ -319,6 +319,27 @@ mod tests {
         }
     }
 
+    /// A hook keeps the call the thread ran when its code started, while calls run
+    /// inside that code, and is gone with the hook.
+    #[test]
+    fn a_hook_keeps_the_call_its_code_started_in() {
+        let (call, inner) = (1u8, 2u8);
+        let call_ptr: *const c_void = (&raw const call).cast();
+        let first = |c| Some(c);
+        let outer = enter(core::ptr::null_mut(), call_ptr);
+        hooked_by(meta(1), 7, "a", false, || {
+            let nested = enter(core::ptr::null_mut(), (&raw const inner).cast());
+            assert_eq!(find_hooked_call(first), Some(call_ptr));
+            leave(nested);
+        });
+        leave(outer);
+        // A hook with no call around it keeps none.
+        hooked_by(meta(1), 8, "b", false, || {
+            assert_eq!(find_hooked_call(first), None);
+        });
+        assert_eq!(find_hooked_call(first), None);
+    }
+
     #[test]
     fn hooked_calls_nest_and_are_put_back_even_when_their_code_unwinds() {
         assert!(idle() && hooked().is_none());

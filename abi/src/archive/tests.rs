@@ -313,3 +313,26 @@ fn a_hash_map_whose_unchecked_control_byte_was_changed_is_refused() {
          map does not hold found a value"
     );
 }
+
+/// The root of bytes `check` accepted is read again where they lie now: a copy at another
+/// 16-aligned address reads as the original did (an archive's pointers are relative), and
+/// an empty archive of a zero-sized root that needs alignment is read from aligned bytes,
+/// wherever the empty slice pointed.
+#[test]
+fn accepted_bytes_are_read_again_where_they_lie() {
+    let bytes = record();
+    access::<Record>(&bytes).unwrap();
+    let mut moved = AlignedVec::<16>::new();
+    moved.extend_from_slice(&bytes);
+    // SAFETY: `check` accepted these bytes (above); `moved` holds them unchanged, on a
+    // 16-byte boundary.
+    let root = unsafe { access_checked::<Record>(&moved) };
+    assert_eq!((root.id.to_native(), root.name.as_str()), (7, "ada"));
+    assert_eq!(root.tags.len(), 2);
+
+    let empty: &[u8] = &[];
+    access::<[u64; 0]>(empty).unwrap();
+    // SAFETY: `check` accepted the empty archive of a zero-sized root (above).
+    let root = unsafe { access_checked::<[u64; 0]>(empty) };
+    assert_eq!(core::ptr::from_ref(root).addr() % align_of::<[u64; 0]>(), 0);
+}
