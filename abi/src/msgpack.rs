@@ -223,7 +223,60 @@ pub fn encode_as<A: Serialize + ?Sized>(format: Format, args: &A) -> Result<Vec<
         // took a pass per byte through the encoder, and one through the encoding.
         return raw_write::write(args).ok_or_else(not_raw);
     }
-    convert_args(format, to_msgpack(args)?)
+    let packed = to_msgpack(args)?;
+    check_argument_list::<A>(format, &packed)?;
+    convert_args(format, packed)
+}
+
+/// Whether `bytes` can be the arguments of a method that takes MessagePack: an array of
+/// its parameters, a map keyed by their names, or nothing (no bytes, or nil: `()`).
+///
+/// ```
+/// use memlink_abi::msgpack::{is_argument_list, to_msgpack};
+///
+/// assert!(is_argument_list(&to_msgpack(&(5u64,)).unwrap()));
+/// assert!(!is_argument_list(&to_msgpack(&5u64).unwrap()));
+/// ```
+#[inline]
+pub fn is_argument_list(bytes: &[u8]) -> bool {
+    // fixmap, fixarray, nil, array 16/32, map 16/32.
+    bytes
+        .first()
+        .is_none_or(|b| matches!(b, 0x80..=0x9f | 0xc0 | 0xdc..=0xdf))
+}
+
+/// Refuses the typed arguments `bytes`, the encoding of an `A`, when the method takes
+/// MessagePack and they are no list of arguments ([`is_argument_list`]): one value alone
+/// (`5` for a method of one parameter, which reads `[5]`) is told to be passed as a
+/// tuple of one, where the module would say only that `5` is not its arguments.
+///
+/// ```
+/// use memlink_abi::{msgpack::{check_argument_list, to_msgpack}, Format};
+///
+/// assert!(check_argument_list::<(u64,)>(Format::MessagePack, &[0x91, 5]).is_ok());
+/// let e = check_argument_list::<u64>(Format::MessagePack, &[5]).unwrap_err();
+/// assert!(e.to_string().contains("`(x,)`"), "{e}");
+/// ```
+#[inline]
+pub fn check_argument_list<A: ?Sized>(format: Format, bytes: &[u8]) -> Result<()> {
+    if format != Format::MessagePack || is_argument_list(bytes) {
+        return Ok(());
+    }
+    Err(not_an_argument_list(&format!(
+        "`{}`",
+        core::any::type_name::<A>()
+    )))
+}
+
+/// The error of [`check_argument_list`] for `what` (a type's name), which encodes as one
+/// value.
+#[cold]
+fn not_an_argument_list(what: &str) -> ModuleError {
+    ModuleError::Serialize(format!(
+        "typed arguments are the tuple of the method's parameters, written as one MessagePack \
+         array, and {what} is written as a single value: pass one argument as a tuple of one, \
+         `(x,)`"
+    ))
 }
 
 /// Encodes `args` as [`encode_as`] does, into `buf`: the arguments are
@@ -374,7 +427,7 @@ pub fn typed_nested_flags<A: Serialize + ?Sized>(args: &A) -> u32 {
 pub fn nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Cow<'_, [u8]>> {
     // Inlined into the host's nested call: most requests lend their bytes as they are,
     // and pay for no call here.
-    if flags & crate::NESTED_TYPED == 0 || format == Format::MessagePack {
+    if flags & crate::NESTED_TYPED == 0 || format == Format::MessagePack && is_argument_list(args) {
         return Ok(Cow::Borrowed(args));
     }
     converted_nested_args(flags, format, args).map(Cow::Owned)
@@ -385,6 +438,10 @@ pub fn nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Cow<'_, [u
 fn converted_nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Vec<u8>> {
     if format == Format::Raw && flags & crate::NESTED_NOT_RAW != 0 {
         return Err(not_raw());
+    }
+    if format == Format::MessagePack {
+        // The module's typed value, whose type the host does not know.
+        return Err(not_an_argument_list("the value given"));
     }
     convert_args(format, args.to_vec())
 }

@@ -492,6 +492,9 @@ fn in_context(
     if let (Some(which), Some(why)) = (entry.which_argument, m.strip_prefix(BAD_ARGUMENTS)) {
         told = format!("{BAD_ARGUMENTS}{}{why}", which(args));
     }
+    if !archived {
+        told.push_str(shape_hint(args, m));
+    }
     // A caller that sent MessagePack (or anything else) to an export whose arguments are
     // an archive reads the validator's words alone (`subtree pointer overran range`) as
     // a fault of the module: what the export takes is said.
@@ -504,6 +507,23 @@ fn in_context(
         (true, false) => {}
     }
     Some(ModuleError::Serialize(told))
+}
+
+/// What MessagePack arguments `args`, refused with `message`, missed in their shape, if
+/// that is what is wrong: one value alone where the arguments are a list (a host that
+/// passed `5` for `(5,)`), or a map read as the arguments by name where one struct
+/// argument was meant.
+fn shape_hint(args: &[u8], message: &str) -> &'static str {
+    let map = matches!(args.first(), Some(0x80..=0x8f | 0xde | 0xdf));
+    if !memlink_abi::msgpack::is_argument_list(args) {
+        "; the arguments are one MessagePack array of the parameters (`[x]` for one), or a \
+         map keyed by their names"
+    } else if map && message.contains("unknown field") {
+        "; a map is read as the arguments keyed by their names: one struct argument goes \
+         inside an array, `[{...}]`"
+    } else {
+        ""
+    }
 }
 
 /// The error of an export that returned without a result.

@@ -260,3 +260,51 @@ fn an_archived_handle_refuses_a_method_a_reload_changed() {
         2003
     );
 }
+
+/// One argument passed alone, not in a tuple of one: a typed handle says, before the
+/// module sees it, to pass `(x,)`. Sent as it is by a plain call, the module says its
+/// arguments are one array of the parameters; a struct sent as a map (read as the
+/// arguments by name) is told to go inside an array.
+#[test]
+fn one_argument_alone_is_told_to_be_a_tuple_of_one() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["basic"]);
+    let h = h[0];
+    let alone = rt.typed::<u32, u32>(h, "may_fail").unwrap();
+    match alone.call(&5) {
+        Err(RuntimeError::Codec { method, reason, .. }) => {
+            assert_eq!(method, "may_fail");
+            assert!(
+                reason.contains("`u32`") && reason.contains("`(x,)`"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let tuple = rt.typed::<(u32,), u32>(h, "may_fail").unwrap();
+    assert_eq!(tuple.call(&(5,)).unwrap(), 10);
+
+    let said = |method: &str, args: Vec<u8>| match rt.call(h, method, &args) {
+        Err(RuntimeError::Call {
+            error: ModuleError::Serialize(m),
+            ..
+        }) => m,
+        other => panic!("{method}: {other:?}"),
+    };
+    let m = said("may_fail", common::mp(&5u32));
+    assert!(m.contains("one MessagePack array of the parameters"), "{m}");
+    let user = UserData {
+        id: 1,
+        name: "ada".into(),
+        score: 2,
+    };
+    let m = said("process_user", rmp_serde::to_vec_named(&user).unwrap());
+    assert!(
+        m.contains("unknown field") && m.contains("inside an array"),
+        "{m}"
+    );
+    // As one argument in a tuple, it is read as the struct.
+    let m = rt
+        .typed::<(UserData,), UserData>(h, "process_user")
+        .unwrap();
+    assert_eq!(m.call(&(user,)).unwrap().name, "ADA");
+}
