@@ -27,6 +27,11 @@
 
 /*
  Alignment the host gives archived arguments, and the most any archived type needs.
+
+ No arena, output or reply gives an archive more, and a small output that moves keeps
+ its bytes' place only modulo 16. The Rust crates refuse, when the code is built, to
+ archive, fingerprint or read a type whose archived form needs more (a constant
+ evaluated as code is generated: `cargo build` reports it, `cargo check` does not).
  */
 #define MEMLINK_ARCHIVE_ALIGN 16
 

@@ -72,11 +72,10 @@ fn with_scratch<R>(f: impl FnOnce(&mut Arena) -> R) -> R {
 
 /// Alignment the host gives archived arguments, and the most any archived type needs.
 ///
-/// A type whose archived form needs more does not compile where memlink archives,
-/// fingerprints or reads it: no arena, output or reply gives its bytes more, and a small
-/// output that moves keeps its bytes' place only modulo 16. The refusal is a constant
-/// evaluated when the code is generated, so `cargo build` reports it and `cargo check`
-/// does not.
+/// No arena, output or reply gives an archive more, and a small output that moves keeps
+/// its bytes' place only modulo 16. The Rust crates refuse, when the code is built, to
+/// archive, fingerprint or read a type whose archived form needs more (a constant
+/// evaluated as code is generated: `cargo build` reports it, `cargo check` does not).
 pub const ARCHIVE_ALIGN: usize = 16;
 
 /// Names [`Fits::ALIGNED`] for `T`.

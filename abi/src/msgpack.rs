@@ -204,7 +204,9 @@ fn from_msgpack_by_rmp<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 
 /// Encodes `args` for a method whose arguments are in `format`, as typed calls do.
 ///
-/// MessagePack: the value as it is (a tuple becomes an array, a struct a map). Raw: the
+/// MessagePack: the value as it is (a tuple becomes an array, a struct a map), which
+/// must be a list of arguments ([`check_argument_list`]: one argument is a tuple of one).
+/// Raw: the
 /// value must be one string or byte string (a `&str`, `String`, `&[u8]`, `Vec<u8>` or
 /// `[u8; N]`), alone or in a one-element tuple. A sequence of integers wider than `u8`
 /// is refused, whatever their values: encoded, `(2u32, 3u32)` would read as the bytes
@@ -347,7 +349,8 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
             let range = raw::in_place(written)?;
             Some(&written[range])
         }
-        Format::MessagePack => Some(written),
+        // One value alone is no list of arguments (`encode_as` says so).
+        Format::MessagePack => is_argument_list(written).then_some(&*written),
         // Typed values are no archive (`convert_args` says so).
         Format::Archived => None,
     }

@@ -148,7 +148,9 @@ impl ModuleCaller {
         R: serde::de::DeserializeOwned,
     {
         // Arguments that fit are encoded on the stack (not zeroed: the encoder writes
-        // every byte it hands back): nothing is allocated for them.
+        // every byte it hands back): nothing is allocated for them. One value alone (a
+        // raw callee's `"hello"`) is no list of arguments, and takes the heap: whether
+        // it may be sent alone is the host's to say, which knows the callee's format.
         let mut stack = [core::mem::MaybeUninit::uninit(); 256];
         let heap;
         let packed = match memlink_abi::msgpack::encode_as_into_uninit(

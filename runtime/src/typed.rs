@@ -372,7 +372,6 @@ where
             &heap[..]
         }
     };
-    msgpack::check_argument_list::<A>(checked.shape.args_format, encoded).map_err(codec)?;
     // The method as the handle checked it, or an error: see `Checked`.
     let find = |module: &Module| checked.find(module, method);
     let output = call::handle_from_host(
