@@ -53,7 +53,9 @@ fn a_module_with_limits_of_its_own_runs_in_a_worker_with_those_limits() {
         ("1000".into(), "1000".into())
     );
     assert_eq!(limit(apart, "Max open files"), ("64".into(), "64".into()));
-    assert_eq!(limit(apart, "Max cpu time"), ("600".into(), "600".into()));
+    // `SIGXCPU` at the soft limit ends the worker, as documented; the kernel's
+    // `SIGKILL` at the hard one comes first when they are equal.
+    assert_eq!(limit(apart, "Max cpu time"), ("600".into(), "605".into()));
     assert_eq!(
         limit(main, "Max cpu time").0,
         "unlimited",
@@ -550,5 +552,99 @@ fn a_client_gone_before_its_welcome_leaves_the_worker_nothing() {
             held()
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A library that crashes as it loads (its constructor aborts) takes down the worker that
+/// loads it before it is ready: the daemon's error names the file and how the worker
+/// ended. Before, it said only "the worker did not get ready: unexpected end of file".
+#[test]
+fn a_library_that_crashes_as_it_loads_is_named_with_how_its_worker_ended() {
+    let crash = common::module_path("crash_on_load");
+    let socket = common::scratch_dir().join("crash_on_load.sock");
+    let mut serve = std::process::Command::new(common::memlink())
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg(format!("crash={}", crash.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("the daemon neither served nor gave up");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("died while it loaded")
+            && err.contains(&crash.display().to_string())
+            && err.contains("SIGABRT"),
+        "{err}"
+    );
+}
+
+/// A worker with a memory limit keeps the C allocator's pools to two (each reserves
+/// 64 MiB of the address space the limit counts), and its control socket is not passed
+/// on to programs its modules start.
+#[test]
+fn a_limited_worker_keeps_few_allocator_pools_and_no_control_socket_across_exec() {
+    let path = common::module_path("hazards");
+    let toml = format!(
+        "[[modules]]\nname = \"steady\"\npath = {path:?}\n\
+         [[modules]]\nname = \"hazards\"\npath = {path:?}\n\
+         limits = {{ memory_bytes = 4294967296 }}\n",
+    );
+    let daemon = Daemon::start(Setup {
+        toml,
+        ..Setup::default()
+    });
+    let env = |pid: i32| {
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        raw.split(|b| *b == 0).any(|kv| kv == b"MALLOC_ARENA_MAX=2")
+    };
+    let (main, apart) = (
+        daemon.worker_pid_named("main"),
+        daemon.worker_pid_named("hazards"),
+    );
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        assert!(env(apart), "the limited worker's pools are capped");
+        assert!(
+            !env(main),
+            "a worker without a memory limit keeps the default"
+        );
+    }
+    // Every socket the worker holds is close-on-exec: the control socket to the
+    // supervisor, and the connections' and the daemon's own. (Descriptors a worker
+    // inherits beside them are whatever the daemon's starter left open.)
+    for pid in [main, apart] {
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+            let fd = fd.unwrap().file_name().into_string().unwrap();
+            let what = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap_or_default();
+            if !what.to_string_lossy().starts_with("socket:") {
+                continue;
+            }
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+                .unwrap();
+            const O_CLOEXEC: u32 = 0o2000000;
+            assert!(
+                flags & O_CLOEXEC != 0,
+                "worker {pid}'s fd {fd} ({}) passes on exec: {info}",
+                what.display()
+            );
+        }
     }
 }

@@ -74,6 +74,10 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     // SAFETY: the supervisor started this process with `control_fd` open, without
     // close-on-exec, and nothing else in this process owns it: this is its only owner.
     let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(control_fd) });
+    // Inherited open across exec (so this process could get it); a program a module
+    // starts must not hold the supervisor's link to this worker past the worker's end.
+    rustix::io::fcntl_setfd(&control, rustix::io::FdFlags::CLOEXEC)
+        .map_err(|e| format!("cannot mark the control descriptor close-on-exec: {e}"))?;
     let (init, figures_fd) =
         control::recv::<ToWorker>(&control).map_err(|e| format!("no init message: {e}"))?;
     let ToWorker::Init {
@@ -354,20 +358,31 @@ fn watch_record(level: &str, message: String) -> LogRecord {
 
 fn apply_limits(limits: &WorkerLimits) -> Result<(), String> {
     use rustix::process::{setrlimit, Resource, Rlimit};
-    let set = |resource, value: Option<u64>, what: &str| -> Result<(), String> {
+    let set = |resource, value: Option<u64>, above: u64, what: &str| -> Result<(), String> {
         if let Some(v) = value {
             let limit = Rlimit {
                 current: Some(v),
-                maximum: Some(v),
+                maximum: Some(v.saturating_add(above)),
             };
             setrlimit(resource, limit).map_err(|e| format!("cannot limit {what} to {v}: {e}"))?;
         }
         Ok(())
     };
-    set(Resource::As, limits.memory_bytes, "memory")?;
-    set(Resource::Cpu, limits.cpu_seconds, "CPU time")?;
-    set(Resource::Nofile, limits.open_files, "open files")
+    set(Resource::As, limits.memory_bytes, 0, "memory")?;
+    // At the soft limit the kernel sends `SIGXCPU`, which ends the worker, as documented;
+    // at the hard one, `SIGKILL`, which it checks first: equal limits meant `SIGKILL`.
+    set(
+        Resource::Cpu,
+        limits.cpu_seconds,
+        CPU_GRACE_SECONDS,
+        "CPU time",
+    )?;
+    set(Resource::Nofile, limits.open_files, 0, "open files")
 }
+
+/// CPU seconds past a worker's `cpu_seconds` at which it is killed, if `SIGXCPU` did not
+/// end it (a module that handles the signal).
+const CPU_GRACE_SECONDS: u64 = 5;
 
 /// Forwards module logs to the supervisor, which aggregates every worker's.
 struct Forward {

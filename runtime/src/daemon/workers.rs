@@ -17,6 +17,7 @@ use memlink_ipc::slot::{Name, SlotState};
 use memlink_ipc::{clock, Failure};
 use rustix::process::{kill_process, Pid, Signal};
 
+use super::config::WorkerPlan;
 use super::stand_in::StandIn;
 use super::state::{lock, Conn, Shared, WorkerLink};
 use super::WORKER_SUBCOMMAND;
@@ -149,6 +150,7 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
         .arg("--worker")
         .arg(&worker.plan.name)
         .stdin(Stdio::null())
+        .envs(malloc_env(&worker.plan))
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", shared.worker_exe.display()))?;
     drop(theirs);
@@ -156,10 +158,31 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     let pid = Pid::from_child(&child);
     let modules = match handshake(shared, index, &ours) {
         Ok(modules) => modules,
-        Err(e) => {
+        Err(Handshake::Refused(why)) => {
             let _ = kill_process(pid, Signal::KILL);
             let _ = wait(child);
-            return Err(e);
+            return Err(why);
+        }
+        // A worker that died while it loaded (a library's constructor crashed it) is
+        // reaped for how it ended; one that took too long (a constructor that never
+        // returns) is ended first. Either way the error names what it was loading.
+        Err(Handshake::Ended(e)) => {
+            let timed_out = matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            );
+            let _ = kill_process(pid, Signal::KILL);
+            let ended = describe(wait(child));
+            let loading = loading(shared, index);
+            return Err(if timed_out {
+                format!(
+                    "the worker did not get ready within {}s while it loaded {loading}: it was \
+                     ended",
+                    LOAD_TIMEOUT.as_secs()
+                )
+            } else {
+                format!("the worker died while it loaded {loading}: {ended}")
+            });
         }
     };
     {
@@ -211,11 +234,54 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     Ok(child)
 }
 
+/// The environment a worker with a memory limit starts with: the C allocator's pools
+/// kept to [`MALLOC_ARENAS`], unless the daemon's own environment says otherwise. glibc
+/// reserves 64 MiB of address space for each pool, and makes one for each thread that
+/// allocates while the others are busy, up to 8 a core; a limit on address space
+/// (`memory_bytes`) counts those reservations, untouched as they are, and a few busy
+/// connections used it up. A worker without the limit keeps the allocator's default.
+fn malloc_env(plan: &WorkerPlan) -> Option<(&'static str, String)> {
+    const VAR: &str = "MALLOC_ARENA_MAX";
+    let limited = plan.limits.memory_bytes.is_some() && std::env::var_os(VAR).is_none();
+    limited.then(|| (VAR, MALLOC_ARENAS.to_string()))
+}
+
+/// The C allocator's pools in a worker with a memory limit (see [`malloc_env`]).
+const MALLOC_ARENAS: u32 = 2;
+
+/// Why a worker did not get ready.
+enum Handshake {
+    /// It said why (a module that did not load), or could not be told its settings.
+    Refused(String),
+    /// It went silent: it ended, or took longer than [`LOAD_TIMEOUT`].
+    Ended(io::Error),
+}
+
+/// The modules worker `index` loads when it starts, as an error names them: its files,
+/// and the watched directory for the main worker.
+fn loading(shared: &Shared, index: usize) -> String {
+    let w = &shared.workers[index];
+    let mut what: Vec<String> = w
+        .plan
+        .modules
+        .iter()
+        .map(|m| format!("{}", m.path.display()))
+        .collect();
+    if let (0, Some(dir)) = (index, &shared.config.watch) {
+        what.push(format!("the modules in {}", dir.display()));
+    }
+    match what.is_empty() {
+        true => "no module".to_owned(),
+        false => what.join(", "),
+    }
+}
+
 /// Sends the worker its settings and waits until it loaded its modules.
-fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<String>, String> {
+fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<String>, Handshake> {
     let w = &shared.workers[index];
     let config = shared.config.for_worker(&w.plan);
-    let config = rmp_serde::to_vec(&config).map_err(|e| e.to_string())?;
+    let refused = |e: String| Handshake::Refused(e);
+    let config = rmp_serde::to_vec(&config).map_err(|e| refused(e.to_string()))?;
     let init = ToWorker::Init {
         config,
         rows: w.figures.rows(),
@@ -224,17 +290,21 @@ fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<S
         claims: lock(&w.claims).clone(),
     };
     control::send(worker, &init, Some(w.figures_fd.as_fd()))
-        .map_err(|e| format!("cannot reach the worker: {e}"))?;
+        .map_err(|e| refused(format!("cannot reach the worker: {e}")))?;
     worker
         .set_read_timeout(Some(LOAD_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| refused(e.to_string()))?;
     let answer = control::recv_up_to::<FromWorker>(worker, control::MAX_WORKER_FRAME);
-    worker.set_read_timeout(None).map_err(|e| e.to_string())?;
+    worker
+        .set_read_timeout(None)
+        .map_err(|e| refused(e.to_string()))?;
     match answer {
         Ok((FromWorker::Ready(modules), _)) => Ok(modules),
-        Ok((FromWorker::LoadFailed(why), _)) => Err(why),
-        Ok((other, _)) => Err(format!("the worker said {other:?} before it was ready")),
-        Err(e) => Err(format!("the worker did not get ready: {e}")),
+        Ok((FromWorker::LoadFailed(why), _)) => Err(refused(why)),
+        Ok((other, _)) => Err(refused(format!(
+            "the worker said {other:?} before it was ready"
+        ))),
+        Err(e) => Err(Handshake::Ended(e)),
     }
 }
 
