@@ -266,3 +266,35 @@ fn a_connection_calling_a_name_follows_a_version_loaded_beside_it() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A watched file whose constructor never returns holds the system loader's lock in the
+/// worker for good; a connection that comes meanwhile gets a thread that cannot start.
+/// The daemon still stops on SIGTERM: once no call runs, the workers are given a few
+/// seconds to stop, then ended. Before, it waited for that thread,
+/// and the daemon never stopped.
+#[test]
+fn a_watched_library_that_never_finishes_loading_does_not_keep_the_daemon_from_stopping() {
+    let (dir, modules, mut daemon) = watching_basic();
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"hi").unwrap(), b"hi");
+    let so = modules.join(format!("hang.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("hang_on_load"), &so);
+    // The worker starts loading it (its log says so when the load begins), and a new
+    // connection comes: its thread waits for the loader's lock.
+    std::thread::sleep(Duration::from_millis(500));
+    let socket = daemon.socket.clone();
+    std::thread::spawn(move || {
+        let _ = Client::connect(&socket).map(|c| c.modules());
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}: {}", daemon.log_text());
+    assert!(
+        daemon.log_text().contains("has not stopped"),
+        "{}",
+        daemon.log_text()
+    );
+    drop(client);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -84,11 +84,68 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     );
     accept_until_stopped(&shared, &listener);
     tracing::info!("shutting down: finishing the calls in flight");
+    bound_idle_drain(&shared);
     for keeper in keepers {
         let _ = keeper.join();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long the workers may take to stop once no call of theirs runs (see
+/// [`bound_idle_drain`]).
+const IDLE_DRAIN: Duration = Duration::from_secs(10);
+
+/// Bounds the shutdown once no call runs: a worker then stops as soon as its
+/// connections' threads see the drain, unless one cannot run at all. One started while
+/// the worker loaded a library whose constructor never returns (a watched file) waits
+/// for the system loader's lock before its first line, and the worker waited for it for
+/// good: the daemon never stopped. After [`IDLE_DRAIN`] with no call running in any
+/// worker (the figures each keeps, which the worker's state does not affect), the
+/// workers still alive are ended. A call in flight is waited for, as before.
+fn bound_idle_drain(shared: &Arc<Shared>) {
+    let shared = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name("memlink-drain".to_owned())
+        .spawn(move || {
+            let mut idle_since = Instant::now();
+            loop {
+                std::thread::sleep(Duration::from_millis(20));
+                let alive: Vec<_> = shared
+                    .workers
+                    .iter()
+                    .filter_map(|w| lock(&w.link).as_ref().map(|l| (w.plan.name.clone(), l.pid)))
+                    .collect();
+                if alive.is_empty() {
+                    return;
+                }
+                let running = shared.workers.iter().any(|w| {
+                    (0..w.figures.rows())
+                        .filter_map(|r| w.figures.row(r))
+                        .flat_map(|row| row.running.iter())
+                        .any(|d| d.load(Ordering::Relaxed) != 0)
+                });
+                if running {
+                    idle_since = Instant::now();
+                } else if idle_since.elapsed() >= IDLE_DRAIN {
+                    for (name, pid) in alive {
+                        tracing::error!(
+                            worker = %name,
+                            "no call runs, and the worker has not stopped {} s into the \
+                             shutdown (a thread of it waiting for a library that is still \
+                             loading?): it is ended",
+                            IDLE_DRAIN.as_secs()
+                        );
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    }
+                    return;
+                }
+            }
+        });
+    // Without it the shutdown is as it was: unbounded only in that rare case.
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start a thread to bound the shutdown: {e}");
+    }
 }
 
 /// Starts the thread that ends calls past their deadline (`workers::watchdog`).
