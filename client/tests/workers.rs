@@ -562,29 +562,11 @@ fn a_client_gone_before_its_welcome_leaves_the_worker_nothing() {
 fn a_library_that_crashes_as_it_loads_is_named_with_how_its_worker_ended() {
     let crash = common::module_path("crash_on_load");
     let socket = common::scratch_dir().join("crash_on_load.sock");
-    let mut serve = std::process::Command::new(common::memlink())
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .arg(format!("crash={}", crash.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = serve.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = serve.kill();
-            panic!("the daemon neither served nor gave up");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(!status.success(), "{err}");
+    let err = serve_fails(&[
+        "--socket".to_owned(),
+        socket.display().to_string(),
+        format!("crash={}", crash.display()),
+    ]);
     assert!(
         err.contains("died while it loaded")
             && err.contains(&crash.display().to_string())
@@ -647,4 +629,55 @@ fn a_limited_worker_keeps_few_allocator_pools_and_no_control_socket_across_exec(
             );
         }
     }
+}
+
+/// `memlink serve` with `args`, which must fail to start: what it printed.
+fn serve_fails(args: &[String]) -> String {
+    let mut serve = std::process::Command::new(common::memlink())
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("the daemon neither served nor gave up");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    err
+}
+
+/// A module in a worker of its own that calls one the main worker serves cannot load
+/// there: the error says which worker serves it and what to do, not only "load it
+/// first", which read as if it were loaded nowhere.
+#[test]
+fn a_module_whose_dependency_another_worker_serves_is_told_to_share_its_worker() {
+    let dir = common::scratch_dir();
+    let config = dir.join("apart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\n[[modules]]\nname = \"greeter\"\npath = {:?}\n\
+             [[modules]]\npath = {:?}\nlimits = {{ open_files = 256 }}\n",
+            dir.join("apart.sock"),
+            common::module_path("greeter_v1"),
+            common::module_path("uses_greeter"),
+        ),
+    )
+    .unwrap();
+    let err = serve_fails(&["--config".to_owned(), config.display().to_string()]);
+    assert!(
+        err.contains("calls `greeter@^1`") && err.contains("served by worker `main`"),
+        "{err}"
+    );
 }

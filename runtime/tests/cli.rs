@@ -254,6 +254,23 @@ fn call_refuses_json_for_a_method_that_takes_an_archive() {
     );
 }
 
+/// An archived result is not shown; the placeholder names the handle that reads it,
+/// which depends on the method's arguments: `Runtime::typed` (with an `Rkyv<T>` result)
+/// for MessagePack ones. Before, it named `Runtime::archived`, which refuses them.
+#[test]
+fn an_archived_result_names_the_handle_that_reads_it() {
+    let shapes = common::module_path("shapes");
+    let out = memlink(&["call", shapes.to_str().unwrap(), "points_rkyv", "[2]"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rkyv archive of `")
+            && text.contains("`Runtime::typed` with an `Rkyv<T>` result")
+            && text.contains("`Client::typed_archived`"),
+        "{text}"
+    );
+}
+
 /// `--stats` prints a short table of the exports called: calls, errors by status,
 /// latency quantiles and bytes, one line each; the raw text is `--prometheus`'s.
 #[test]

@@ -161,7 +161,8 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
         Err(Handshake::Refused(why)) => {
             let _ = kill_process(pid, Signal::KILL);
             let _ = wait(child);
-            return Err(why);
+            let elsewhere = served_elsewhere(shared, index, &why);
+            return Err(why + &elsewhere);
         }
         // A worker that died while it loaded (a library's constructor crashed it) is
         // reaped for how it ended; one that took too long (a constructor that never
@@ -248,6 +249,40 @@ fn malloc_env(plan: &WorkerPlan) -> Option<(&'static str, String)> {
 
 /// The C allocator's pools in a worker with a memory limit (see [`malloc_env`]).
 const MALLOC_ARENAS: u32 = 2;
+
+/// For worker `index`'s load refusal `why`: when it is a module's call to one this
+/// worker does not load (`calls `basic`, which is not loaded`) that another worker
+/// serves, what to do, since "load it first" reads as if it were loaded nowhere: a
+/// module's nested calls reach the modules of its own worker only.
+fn served_elsewhere(shared: &Shared, index: usize, why: &str) -> String {
+    for (_, w) in shared
+        .workers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+    {
+        let mut names: Vec<String> = w
+            .plan
+            .modules
+            .iter()
+            .filter_map(|m| m.name.clone())
+            .collect();
+        names.extend(lock(&w.serves).iter().cloned());
+        // The call names the module, and perhaps the versions it takes (`greeter@^1`).
+        let calls = |n: &String| {
+            why.contains(&format!("calls `{n}`, which is not loaded"))
+                || why.contains(&format!("calls `{n}@")) && why.contains("which is not loaded")
+        };
+        if let Some(name) = names.iter().find(|n| calls(n)) {
+            return format!(
+                "; `{name}` is served by worker `{}`, and a module's calls reach the modules \
+                 of its own worker only: give both the same `worker`",
+                w.plan.name
+            );
+        }
+    }
+    String::new()
+}
 
 /// Why a worker did not get ready.
 enum Handshake {

@@ -708,8 +708,17 @@ fn render_text(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
                 .result_type
                 .as_ref()
                 .map_or("a value".to_owned(), |t| format!("`{t}`"));
+            // The handle that reads it is the one for the method's arguments.
+            let (host, client) = match method.args_format {
+                Format::Archived => ("`Runtime::archived`", "`Client::archived`"),
+                _ => (
+                    "`Runtime::typed` with an `Rkyv<T>` result",
+                    "`Client::typed_archived`",
+                ),
+            };
             return Ok(format!(
-                "<an rkyv archive of {holds}, {} bytes: read it from a host with `Runtime::archived`>",
+                "<an rkyv archive of {holds}, {} bytes: read it from a host with {host} (a \
+                 daemon's client: {client})>",
                 bytes.len()
             )
             .into_bytes());
