@@ -16,7 +16,9 @@
 
 use std::fmt::{self, Debug};
 
-use memlink_msdk::abi::msgpack::{encode_as, encode_as_into, from_msgpack, to_msgpack};
+use memlink_msdk::abi::msgpack::{
+    encode_as, encode_as_into, from_msgpack, is_argument_list, to_msgpack,
+};
 use memlink_msdk::abi::Format;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -109,18 +111,20 @@ fn both<T: DeserializeOwned + Serialize + Debug>(doc: &[u8]) {
 fn written_alike<T: Serialize + Debug>(value: &T) {
     let name = std::any::type_name::<T>();
     let encoded = to_msgpack(value).unwrap_or_else(|e| panic!("{name}: {value:?}: {e}"));
-    let mut buf = vec![0u8; encoded.len()];
-    let range = encode_as_into(Format::MessagePack, value, &mut buf)
-        .unwrap_or_else(|| panic!("{name}: {value:?} does not fit {} bytes", encoded.len()));
-    assert_eq!(
-        &buf[range],
-        &encoded[..],
-        "{name}: {value:?} written otherwise"
-    );
-    if let Some(short) = encoded.len().checked_sub(1) {
-        let mut buf = vec![0u8; short];
-        let written = encode_as_into(Format::MessagePack, value, &mut buf);
-        assert!(written.is_none(), "{name}: {value:?} in {short} bytes");
+    if is_argument_list(&encoded) {
+        direct_as_rmp(value, &encoded);
+    } else {
+        // One value alone is no typed call's arguments: refused, whatever the room, and
+        // written as the tuple of one a typed call passes instead.
+        let mut buf = vec![0u8; encoded.len() + 16];
+        let alone = encode_as_into(Format::MessagePack, value, &mut buf);
+        assert!(
+            alone.is_none(),
+            "{name}: {value:?} taken alone as arguments"
+        );
+        let one = (value,);
+        let encoded = to_msgpack(&one).unwrap_or_else(|e| panic!("{name}: {value:?}: {e}"));
+        direct_as_rmp(&one, &encoded);
     }
     let mut buf = vec![0u8; encoded.len()];
     let raw = encode_as_into(Format::Raw, value, &mut buf).map(|range| buf[range].to_vec());
@@ -130,6 +134,22 @@ fn written_alike<T: Serialize + Debug>(value: &T) {
     // `convert_args`, behind the same check.
     let oracle = encode_as(Format::Raw, value).ok();
     assert_eq!(raw, oracle, "{name}: {value:?} as a raw method's arguments");
+}
+
+/// The direct writer's `value` as typed arguments (`encode_as_into`) is `encoded`, rmp-serde's
+/// bytes, in a buffer just large enough, and `None` from one a byte short (never a write
+/// past it).
+fn direct_as_rmp<A: Serialize + Debug>(value: &A, encoded: &[u8]) {
+    let name = std::any::type_name::<A>();
+    let mut buf = vec![0u8; encoded.len()];
+    let range = encode_as_into(Format::MessagePack, value, &mut buf)
+        .unwrap_or_else(|| panic!("{name}: {value:?} does not fit {} bytes", encoded.len()));
+    assert_eq!(&buf[range], encoded, "{name}: {value:?} written otherwise");
+    if let Some(short) = encoded.len().checked_sub(1) {
+        let mut buf = vec![0u8; short];
+        let written = encode_as_into(Format::MessagePack, value, &mut buf);
+        assert!(written.is_none(), "{name}: {value:?} in {short} bytes");
+    }
 }
 
 /// [`same`] for `u128`, whose oracle is `rmp_serde` but for what `from_msgpack` does
