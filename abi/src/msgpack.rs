@@ -430,7 +430,9 @@ pub fn typed_nested_flags<A: Serialize + ?Sized>(args: &A) -> u32 {
 pub fn nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Cow<'_, [u8]>> {
     // Inlined into the host's nested call: most requests lend their bytes as they are,
     // and pay for no call here.
-    if flags & crate::NESTED_TYPED == 0 || format == Format::MessagePack && is_argument_list(args) {
+    // A MessagePack callee takes them as they are, as docs/abi.md says (one that reads a
+    // value alone, a C module's, may; a Rust export's own refusal says what it takes).
+    if flags & crate::NESTED_TYPED == 0 || format == Format::MessagePack {
         return Ok(Cow::Borrowed(args));
     }
     converted_nested_args(flags, format, args).map(Cow::Owned)
@@ -441,10 +443,6 @@ pub fn nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Cow<'_, [u
 fn converted_nested_args(flags: u32, format: Format, args: &[u8]) -> Result<Vec<u8>> {
     if format == Format::Raw && flags & crate::NESTED_NOT_RAW != 0 {
         return Err(not_raw());
-    }
-    if format == Format::MessagePack {
-        // The module's typed value, whose type the host does not know.
-        return Err(not_an_argument_list("the value given"));
     }
     convert_args(format, args.to_vec())
 }

@@ -237,6 +237,9 @@ pub enum FromWorker {
     /// The modules served changed (a watched directory's file came, changed or went):
     /// their names now.
     Modules(Vec<String>),
+    /// After [`ToWorker::Shutdown`]: the worker's connections' threads have ended, and what
+    /// is left is its modules' own shutdown, which may take as long as it needs.
+    Drained,
     /// The worker cannot serve a connection it was handed (its segment does not fit the
     /// worker's memory limit, say): the supervisor answers that connection's calls to
     /// this worker's modules with the reason.

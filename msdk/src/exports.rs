@@ -492,7 +492,8 @@ fn in_context(
     if let (Some(which), Some(why)) = (entry.which_argument, m.strip_prefix(BAD_ARGUMENTS)) {
         told = format!("{BAD_ARGUMENTS}{}{why}", which(args));
     }
-    if !archived {
+    // Raw arguments are no MessagePack: nothing about their shape is told.
+    if entry.args_format == abi::Format::MessagePack {
         told.push_str(shape_hint(args, m));
     }
     // A caller that sent MessagePack (or anything else) to an export whose arguments are

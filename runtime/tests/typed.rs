@@ -302,6 +302,12 @@ fn one_argument_alone_is_told_to_be_a_tuple_of_one() {
         m.contains("unknown field") && m.contains("inside an array"),
         "{m}"
     );
+    // Raw arguments are no MessagePack: a raw export's refusal says nothing of arrays.
+    let m = said("echo", vec![0xff, 0xfe]);
+    assert!(
+        m.contains("not UTF-8") && !m.contains("MessagePack array"),
+        "{m}"
+    );
     // As one argument in a tuple, it is read as the struct.
     let m = rt
         .typed::<(UserData,), UserData>(h, "process_user")

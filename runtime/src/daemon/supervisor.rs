@@ -96,13 +96,14 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
 /// [`bound_idle_drain`]).
 const IDLE_DRAIN: Duration = Duration::from_secs(10);
 
-/// Bounds the shutdown once no call runs: a worker then stops as soon as its
-/// connections' threads see the drain, unless one cannot run at all. One started while
-/// the worker loaded a library whose constructor never returns (a watched file) waits
-/// for the system loader's lock before its first line, and the worker waited for it for
-/// good: the daemon never stopped. After [`IDLE_DRAIN`] with no call running in any
-/// worker (the figures each keeps, which the worker's state does not affect), the
-/// workers still alive are ended. A call in flight is waited for, as before.
+/// Bounds the shutdown once no call runs: a worker's connections' threads then end as
+/// soon as they see the drain, and it says `Drained`, unless one cannot run at all. One
+/// started while the worker loaded a library whose constructor never returns (a watched
+/// file) waits for the system loader's lock before its first line, and the worker
+/// waited for it for good: the daemon never stopped. After [`IDLE_DRAIN`] with no call
+/// running in any worker (the figures each keeps, which the worker's state does not
+/// affect), the workers still alive that have not said `Drained` are ended. A call in
+/// flight is waited for, as before, and so is a drained worker's modules' shutdown.
 fn bound_idle_drain(shared: &Arc<Shared>) {
     let shared = Arc::clone(shared);
     let spawned = std::thread::Builder::new()
@@ -111,9 +112,12 @@ fn bound_idle_drain(shared: &Arc<Shared>) {
             let mut idle_since = Instant::now();
             loop {
                 std::thread::sleep(Duration::from_millis(20));
+                // A worker that said it drained is shutting its modules down, which
+                // takes what it takes.
                 let alive: Vec<_> = shared
                     .workers
                     .iter()
+                    .filter(|w| !w.drained.load(Ordering::SeqCst))
                     .filter_map(|w| lock(&w.link).as_ref().map(|l| (w.plan.name.clone(), l.pid)))
                     .collect();
                 if alive.is_empty() {

@@ -94,7 +94,11 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         rmp_serde::from_slice(&config).map_err(|e| format!("undecodable settings: {e}"))?;
     let figures_fd = figures_fd.ok_or("no figures table with Init")?;
     let figures = Arc::new(Figures::map(&figures_fd, rows).map_err(|e| e.to_string())?);
-    apply_limits(&config.limits)?;
+    if let Err(e) = apply_limits(&config.limits) {
+        // Told as a load failure, which names it, not as a worker that died loading.
+        let _ = control::send(&control, &FromWorker::LoadFailed(e.clone()), None);
+        return Err(e);
+    }
     let out = Arc::new(Mutex::new(control.try_clone().map_err(|e| e.to_string())?));
     let sink = Arc::new(Forward {
         out: Arc::clone(&out),
@@ -360,9 +364,14 @@ fn apply_limits(limits: &WorkerLimits) -> Result<(), String> {
     use rustix::process::{setrlimit, Resource, Rlimit};
     let set = |resource, value: Option<u64>, above: u64, what: &str| -> Result<(), String> {
         if let Some(v) = value {
+            // Within the hard limit the worker inherited, which it may not raise.
+            let inherited = rustix::process::getrlimit(resource).maximum;
+            let maximum = inherited.map_or(v.saturating_add(above), |h| {
+                v.saturating_add(above).min(h.max(v))
+            });
             let limit = Rlimit {
                 current: Some(v),
-                maximum: Some(v.saturating_add(above)),
+                maximum: Some(maximum),
             };
             setrlimit(resource, limit).map_err(|e| format!("cannot limit {what} to {v}: {e}"))?;
         }
@@ -536,6 +545,9 @@ impl Worker {
         for (_, c) in self.connections.drain() {
             let _ = c.thread.join();
         }
+        // The supervisor bounds a shutdown until this (see `supervisor::bound_idle_drain`);
+        // the modules' own shutdown, when the runtime is dropped, is not bounded.
+        let _ = send(&self.out, &FromWorker::Drained);
     }
 
     fn attach(
