@@ -79,9 +79,9 @@ pub(super) struct Worker {
     /// Why the supervisor ended it, when it did.
     pub(super) kill_reason: Mutex<Option<String>>,
     pub(super) restarts: AtomicU64,
-    /// Its process said `Drained` after the daemon began to stop: only its modules' own
-    /// shutdown is left (see `supervisor::bound_idle_drain`).
-    pub(super) drained: AtomicBool,
+    /// When its process said `Drained` after the daemon began to stop: only its
+    /// modules' own shutdown was left (see `supervisor::bound_idle_drain`).
+    pub(super) drained: Mutex<Option<std::time::Instant>>,
     /// Who waits for its metrics.
     pub(super) metrics: MetricsWait,
     /// The connections it could not take, by number, each answered by a stand-in.
@@ -105,7 +105,7 @@ impl Worker {
             serves: Mutex::default(),
             kill_reason: Mutex::default(),
             restarts: AtomicU64::new(0),
-            drained: AtomicBool::new(false),
+            drained: Mutex::default(),
             metrics: MetricsWait::default(),
             stand_ins: Mutex::default(),
             down: Mutex::default(),

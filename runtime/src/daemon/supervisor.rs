@@ -96,6 +96,9 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
 /// [`bound_idle_drain`]).
 const IDLE_DRAIN: Duration = Duration::from_secs(10);
 
+/// How long a worker that said `Drained` may take to shut its modules down and exit.
+const DRAINED_GRACE: Duration = Duration::from_secs(30);
+
 /// Bounds the shutdown once no call runs: a worker's connections' threads then end as
 /// soon as they see the drain, and it says `Drained`, unless one cannot run at all. One
 /// started while the worker loaded a library whose constructor never returns (a watched
@@ -103,46 +106,54 @@ const IDLE_DRAIN: Duration = Duration::from_secs(10);
 /// waited for it for good: the daemon never stopped. After [`IDLE_DRAIN`] with no call
 /// running in any worker (the figures each keeps, which the worker's state does not
 /// affect), the workers still alive that have not said `Drained` are ended. A call in
-/// flight is waited for, as before, and so is a drained worker's modules' shutdown.
+/// flight is waited for, as before. A worker that said `Drained` is given
+/// [`DRAINED_GRACE`] to shut its modules down and exit: its teardown too can wait for
+/// that lock.
 fn bound_idle_drain(shared: &Arc<Shared>) {
     let shared = Arc::clone(shared);
     let spawned = std::thread::Builder::new()
         .name("memlink-drain".to_owned())
         .spawn(move || {
             let mut idle_since = Instant::now();
+            let mut ended = Vec::new();
             loop {
                 std::thread::sleep(Duration::from_millis(20));
-                // A worker that said it drained is shutting its modules down, which
-                // takes what it takes.
                 let alive: Vec<_> = shared
                     .workers
                     .iter()
-                    .filter(|w| !w.drained.load(Ordering::SeqCst))
-                    .filter_map(|w| lock(&w.link).as_ref().map(|l| (w.plan.name.clone(), l.pid)))
+                    .filter_map(|w| {
+                        let pid = lock(&w.link).as_ref()?.pid;
+                        Some((w.plan.name.clone(), pid, *lock(&w.drained)))
+                    })
+                    .filter(|(_, pid, _)| !ended.contains(pid))
                     .collect();
                 if alive.is_empty() {
                     return;
                 }
-                let running = shared.workers.iter().any(|w| {
-                    (0..w.figures.rows())
-                        .filter_map(|r| w.figures.row(r))
-                        .flat_map(|row| row.running.iter())
-                        .any(|d| d.load(Ordering::Relaxed) != 0)
-                });
-                if running {
+                if shared.workers.iter().any(runs_a_call) {
                     idle_since = Instant::now();
-                } else if idle_since.elapsed() >= IDLE_DRAIN {
-                    for (name, pid) in alive {
-                        tracing::error!(
-                            worker = %name,
+                }
+                for (name, pid, drained) in alive {
+                    // A worker that said it drained is shutting its modules down, given
+                    // `DRAINED_GRACE` for it (its teardown too can wait for the loader's
+                    // lock that a library still loading holds); one that did not is
+                    // given `IDLE_DRAIN` once no call runs.
+                    let why = match drained {
+                        Some(at) if at.elapsed() >= DRAINED_GRACE => format!(
+                            "the worker has not exited {} s after its calls ended",
+                            DRAINED_GRACE.as_secs()
+                        ),
+                        None if idle_since.elapsed() >= IDLE_DRAIN => format!(
                             "no call runs, and the worker has not stopped {} s into the \
                              shutdown (a thread of it waiting for a library that is still \
-                             loading?): it is ended",
+                             loading?)",
                             IDLE_DRAIN.as_secs()
-                        );
-                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                    }
-                    return;
+                        ),
+                        _ => continue,
+                    };
+                    tracing::error!(worker = %name, "{why}: it is ended");
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    ended.push(pid);
                 }
             }
         });
@@ -150,6 +161,14 @@ fn bound_idle_drain(shared: &Arc<Shared>) {
     if let Err(e) = spawned {
         tracing::warn!("cannot start a thread to bound the shutdown: {e}");
     }
+}
+
+/// Whether worker `w` runs a call now (its figures say which of its slots do).
+fn runs_a_call(w: &Worker) -> bool {
+    (0..w.figures.rows())
+        .filter_map(|r| w.figures.row(r))
+        .flat_map(|row| row.running.iter())
+        .any(|d| d.load(Ordering::Relaxed) != 0)
 }
 
 /// Starts the thread that ends calls past their deadline (`workers::watchdog`).

@@ -381,7 +381,7 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
         match message {
             FromWorker::Log(record) => log(&record),
             FromWorker::Metrics { scrape, text } => worker.metrics.answer(scrape, text),
-            FromWorker::Drained => worker.drained.store(true, Ordering::SeqCst),
+            FromWorker::Drained => *lock(&worker.drained) = Some(std::time::Instant::now()),
             FromWorker::Modules(names) => {
                 tracing::info!(worker = %worker.plan.name, modules = ?names, "the served modules changed");
                 *lock(&worker.serves) = names;
