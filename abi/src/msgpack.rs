@@ -264,20 +264,16 @@ pub fn check_argument_list<A: ?Sized>(format: Format, bytes: &[u8]) -> Result<()
     if format != Format::MessagePack || is_argument_list(bytes) {
         return Ok(());
     }
-    Err(not_an_argument_list(&format!(
-        "`{}`",
-        core::any::type_name::<A>()
-    )))
+    Err(not_an_argument_list(core::any::type_name::<A>()))
 }
 
-/// The error of [`check_argument_list`] for `what` (a type's name), which encodes as one
-/// value.
+/// The error of [`check_argument_list`] for a type that encodes as one value.
 #[cold]
-fn not_an_argument_list(what: &str) -> ModuleError {
+fn not_an_argument_list(type_name: &str) -> ModuleError {
     ModuleError::Serialize(format!(
         "typed arguments are the tuple of the method's parameters, written as one MessagePack \
-         array, and {what} is written as a single value: pass one argument as a tuple of one, \
-         `(x,)`"
+         array, and `{type_name}` is written as a single value: pass one argument as a tuple \
+         of one, `(x,)`"
     ))
 }
 
