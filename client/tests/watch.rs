@@ -311,3 +311,73 @@ fn a_watched_library_that_never_finishes_loading_does_not_keep_the_daemon_from_s
     drop(client);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A library whose constructor crashes, put in the watched directory, takes the worker
+/// that loads it down once: the supervisor knows which file it was opening, logs it,
+/// and the next worker leaves that file alone while it is what it was, serving the rest.
+/// Before, every new worker loaded the same file at its start and died the same way, and
+/// `basic` was down for good. A daemon started with such a file there starts, and serves
+/// the rest; the file, rewritten as a good module, is loaded.
+#[test]
+fn a_watched_library_that_crashes_as_it_loads_is_left_alone_and_the_rest_served() {
+    let (dir, modules, daemon) = watching_basic();
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    assert_eq!(&*client.call(basic, "echo", b"hi").unwrap(), b"hi");
+    let first = daemon.worker_pid_named("main");
+    let so = modules.join(format!("crash.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("crash_on_load"), &so);
+    daemon.wait_log("took the worker down as it was loaded");
+    assert!(
+        daemon.log_text().contains("SIGABRT"),
+        "{}",
+        daemon.log_text()
+    );
+    eventually("basic is served again", || {
+        client
+            .call(basic, "echo", b"hi")
+            .is_ok_and(|out| &*out == b"hi")
+    });
+    // One worker died, and the one started after it stays: no crash loop.
+    let second = daemon.worker_pid_named("main");
+    assert_ne!(first, second);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        daemon.worker_pid_named("main"),
+        second,
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(&*client.call(basic, "echo", b"hi").unwrap(), b"hi");
+    assert!(matches!(
+        client.module("never"),
+        Err(RuntimeError::UnknownModule { .. })
+    ));
+
+    // A daemon started with the file there starts, leaving it alone.
+    let setup = Setup {
+        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
+        ..Setup::default()
+    };
+    std::fs::create_dir_all(dir.join("again")).unwrap();
+    let again = Daemon::start_in(dir.join("again"), setup);
+    let late = Client::connect(&again.socket).unwrap();
+    let basic = late.module("basic").unwrap();
+    assert_eq!(&*late.call(basic, "echo", b"hi").unwrap(), b"hi");
+    assert!(
+        again.log_text().contains(&so.display().to_string()),
+        "{}",
+        again.log_text()
+    );
+
+    // The file rewritten as a good module is loaded.
+    install(&module_path("greeter_v1"), &so);
+    eventually("the rewritten file is served", || {
+        late.module("greeter").is_ok()
+    });
+    let greeter = late.module("greeter").unwrap();
+    let version: u32 = late.call_typed(greeter, "version", &()).unwrap();
+    assert_eq!(version, 1);
+    drop((client, late));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -149,6 +149,9 @@ pub enum ToWorker {
         index: u32,
         /// Which calls this worker claims.
         claims: Claims,
+        /// Files of the watched directory the worker leaves alone while they are what
+        /// they were: each took a worker down as it was opened.
+        skip: Vec<Skipped>,
     },
     /// Serve a connection; its segment's descriptor is attached.
     Attach {
@@ -240,6 +243,13 @@ pub enum FromWorker {
     /// After [`ToWorker::Shutdown`]: the worker's connections' threads have ended, and what
     /// is left is its modules' own shutdown, which may take as long as it needs.
     Drained,
+    /// The worker's watch is about to open a file of the watched directory (load or
+    /// reload it): a worker that dies before [`FromWorker::Opened`] died of that file.
+    /// Sent before the file is opened, so the supervisor reads it even then.
+    Opening(WatchedFile),
+    /// The file named by the last [`FromWorker::Opening`] is opened (or refused): the
+    /// worker survived it.
+    Opened,
     /// The worker cannot serve a connection it was handed (its segment does not fit the
     /// worker's memory limit, say): the supervisor answers that connection's calls to
     /// this worker's modules with the reason.
@@ -249,6 +259,30 @@ pub enum FromWorker {
         /// Why.
         reason: String,
     },
+}
+
+/// A file of a watched directory as it was when a worker opened it: its path, and what
+/// tells a rewritten file from the same one (a build that writes the file again changes
+/// its length, time or inode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedFile {
+    /// The path's bytes (a path need not be UTF-8).
+    pub path: Vec<u8>,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its modification time: seconds and nanoseconds since the epoch.
+    pub modified: (i64, i64),
+    /// Its device and inode numbers.
+    pub inode: (u64, u64),
+}
+
+/// A watched file a worker leaves alone, and why: it took a worker down as it was opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The file as it was then; the same path rewritten is opened again.
+    pub file: WatchedFile,
+    /// How the worker that opened it ended (`killed by signal 6 (SIGABRT)`).
+    pub ended: String,
 }
 
 /// A module's log record, forwarded for aggregation.

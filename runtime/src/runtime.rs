@@ -302,7 +302,19 @@ impl Runtime {
         dir: impl AsRef<std::path::Path>,
         options: crate::watch::WatchOptions,
     ) -> Result<crate::watch::DirectoryWatch, RuntimeError> {
-        crate::watch::start(&self.registry, dir.as_ref(), options)
+        crate::watch::start(&self.registry, dir.as_ref(), options, None)
+    }
+
+    /// [`watch`](Runtime::watch) with `guard` around each file the watch opens: a
+    /// daemon's worker's, which tells its supervisor what it opens.
+    #[cfg(feature = "daemon")]
+    pub(crate) fn watch_guarded(
+        &self,
+        dir: &std::path::Path,
+        options: crate::watch::WatchOptions,
+        guard: std::sync::Arc<dyn crate::watch::OpenGuard>,
+    ) -> Result<crate::watch::DirectoryWatch, RuntimeError> {
+        crate::watch::start(&self.registry, dir, options, Some(guard))
     }
 
     /// How the module is doing (see [`crate::health`]): `Failing` while its breaker is

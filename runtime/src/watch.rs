@@ -79,6 +79,18 @@ mod links;
 pub use event::WatchEvent;
 use files::{is_module_file, State};
 
+/// What a daemon's worker does around each file its watch opens (`crate::daemon`): it
+/// tells its supervisor first, so that a library whose constructor takes the worker down
+/// is known, and left alone by the worker started next instead of taking it down too.
+pub(crate) trait OpenGuard: Send + Sync {
+    /// Before `path` is loaded or reloaded: `Err(why)` leaves it alone, told as a
+    /// library that cannot be loaded, for why.
+    fn opening(&self, path: &Path) -> Result<(), String>;
+    /// After the file [`opening`](OpenGuard::opening) let through was loaded, reloaded or
+    /// refused.
+    fn opened(&self);
+}
+
 /// How a directory is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -183,6 +195,7 @@ pub(crate) fn start(
     registry: &Arc<Registry>,
     dir: &Path,
     options: WatchOptions,
+    guard: Option<Arc<dyn OpenGuard>>,
 ) -> Result<DirectoryWatch, RuntimeError> {
     // The path as given (made absolute), not where it leads: a symbolic link to a
     // directory that is later pointed elsewhere is followed there, as a directory
@@ -214,6 +227,7 @@ pub(crate) fn start(
         options.policy,
         events_tx,
         Arc::clone(&dropped),
+        guard,
     );
     let first: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| watch_failed(&dir, &e))?

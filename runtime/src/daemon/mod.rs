@@ -16,6 +16,7 @@
 //! | `state` | what the supervisor's threads share: connections, each worker's link and figures |
 //! | `supervisor` | the socket, handshakes, connections |
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
+//! | `opening` | the watched files that took a worker down as it loaded them, left alone after |
 //! | `stand_in` | answers a connection's calls for a worker that could not take it |
 //! | `worker` | a worker process: its limits, its modules, the connections it is handed |
 //! | `connection` | a connection's serving thread in a worker, and its helpers |
@@ -30,6 +31,7 @@ mod exposition;
 mod families;
 mod flight;
 mod http;
+mod opening;
 mod stand_in;
 mod state;
 mod supervisor;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use memlink_ipc::control::{self, Claims, ToWorker};
+use memlink_ipc::control::{self, Claims, Skipped, ToWorker, WatchedFile};
 use memlink_ipc::figures::Figures;
 use memlink_ipc::Segment;
 use rustix::process::Pid;
@@ -90,6 +90,12 @@ pub(super) struct Worker {
     /// died: every connection's calls to it are answered with that by stand-ins, until
     /// a start succeeds.
     pub(super) down: Mutex<Option<String>>,
+    /// The watched file its process with this id said it was opening and has not said
+    /// it opened: if that process dies meanwhile, the file took it down.
+    pub(super) opening: Mutex<Option<(Pid, WatchedFile)>>,
+    /// The watched files that took one of its processes down as they were opened, left
+    /// alone by the next while they are what they were.
+    pub(super) skip: Mutex<Vec<Skipped>>,
 }
 
 impl Worker {
@@ -109,6 +115,8 @@ impl Worker {
             metrics: MetricsWait::default(),
             stand_ins: Mutex::default(),
             down: Mutex::default(),
+            opening: Mutex::default(),
+            skip: Mutex::default(),
         })
     }
 

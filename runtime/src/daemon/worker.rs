@@ -22,6 +22,7 @@ use rustix::process::{getpid, kill_process, Signal};
 
 use super::config::{DaemonConfig, ModuleEntry, WorkerLimits};
 use super::connection::Server;
+use super::opening::Guard;
 use super::workers::late_call;
 use crate::log::{LogEvent, LogSink};
 use crate::resolver::{LocalResolver, ModuleRef};
@@ -85,6 +86,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         rows,
         claims,
         index,
+        skip,
         ..
     } = init
     else {
@@ -118,7 +120,12 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     let mut configured = Vec::new();
     let loaded = load_all(&runtime, &config).and_then(|()| {
         configured = runtime.modules().into_iter().map(|(h, _)| h).collect();
-        watch(&runtime, &config)
+        let guard = Guard {
+            out: Arc::clone(&out),
+            skip,
+            send,
+        };
+        watch(&runtime, &config, Arc::new(guard))
     });
     let watch = match loaded {
         Ok(watch) => watch,
@@ -253,13 +260,18 @@ fn served(runtime: &Runtime) -> Vec<String> {
     names
 }
 
-/// Starts watching the configured directory, if any: its modules are loaded now.
-fn watch(runtime: &Runtime, config: &DaemonConfig) -> Result<Option<DirectoryWatch>, String> {
+/// Starts watching the configured directory, if any: its modules are loaded now, each
+/// file opened within `guard`'s word (see `super::opening`).
+fn watch(
+    runtime: &Runtime,
+    config: &DaemonConfig,
+    guard: Arc<Guard>,
+) -> Result<Option<DirectoryWatch>, String> {
     let Some(dir) = &config.watch else {
         return Ok(None);
     };
     runtime
-        .watch(dir, WatchOptions::default())
+        .watch_guarded(dir, WatchOptions::default(), guard)
         .map(Some)
         .map_err(|e| format!("watching {}: {e}", dir.display()))
 }

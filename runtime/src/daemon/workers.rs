@@ -18,6 +18,7 @@ use memlink_ipc::{clock, Failure};
 use rustix::process::{kill_process, Pid, Signal};
 
 use super::config::WorkerPlan;
+use super::opening;
 use super::stand_in::StandIn;
 use super::state::{lock, Conn, Shared, WorkerLink};
 use super::WORKER_SUBCOMMAND;
@@ -37,8 +38,8 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
     let mut first = Some(started);
     let mut backoff = Duration::from_millis(20);
     loop {
-        let child = match start(shared, index) {
-            Ok(child) => {
+        let (child, reader_done) = match start(shared, index) {
+            Ok(started) => {
                 if let Some(tx) = first.take() {
                     let _ = tx.send(Ok(()));
                 }
@@ -51,7 +52,7 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
                 if shared.shutting_down.load(Ordering::SeqCst) {
                     worker.send(&ToWorker::Shutdown);
                 }
-                child
+                started
             }
             Err(e) => {
                 if let Some(tx) = first.take() {
@@ -75,10 +76,15 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
                 continue;
             }
         };
+        let pid = Pid::from_child(&child);
         let status = wait(child);
         let reason = lock(&worker.kill_reason)
             .take()
             .unwrap_or_else(|| describe(status));
+        // What it said before it died is read before it is judged: its reader ends at
+        // the end of its socket, which a process it forked and never exec'd may hold.
+        let _ = reader_done.recv_timeout(Duration::from_secs(2));
+        opening::took_down(worker, pid, &reason);
         *lock(&worker.link) = None;
         // Its stand-ins end before its running calls are failed: a call one of them is
         // failing is not failed twice, and calls submitted from now on wait for the next
@@ -131,7 +137,23 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
+/// Starts a process for worker `index`: the process, and what says that the thread
+/// reading it ended. A watched file that takes the process down as it loads it at its
+/// start is left alone by the next, started at once (see `super::opening`).
+fn start(shared: &Arc<Shared>, index: usize) -> Result<(Child, mpsc::Receiver<()>), String> {
+    loop {
+        if let Some(started) = start_once(shared, index)? {
+            return Ok(started);
+        }
+    }
+}
+
+/// One try of [`start`]: `None` when a watched file took the process down as it
+/// loaded it, which is now left alone.
+fn start_once(
+    shared: &Arc<Shared>,
+    index: usize,
+) -> Result<Option<(Child, mpsc::Receiver<()>)>, String> {
     let worker = &shared.workers[index];
     let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
     // The worker inherits its end; ours stays close-on-exec. Until the end is closed
@@ -156,7 +178,7 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     drop(theirs);
     drop(spawning);
     let pid = Pid::from_child(&child);
-    let modules = match handshake(shared, index, &ours) {
+    let modules = match handshake(shared, index, &ours, pid) {
         Ok(modules) => modules,
         Err(Handshake::Refused(why)) => {
             let _ = kill_process(pid, Signal::KILL);
@@ -174,6 +196,13 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
             );
             let _ = kill_process(pid, Signal::KILL);
             let ended = describe(wait(child));
+            let how = match timed_out {
+                true => format!("it did not get ready within {}s", LOAD_TIMEOUT.as_secs()),
+                false => ended.clone(),
+            };
+            if opening::took_down(worker, pid, &how) {
+                return Ok(None);
+            }
             let loading = loading(shared, index);
             return Err(if timed_out {
                 format!(
@@ -209,11 +238,15 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     // Read before handing it the connections: it answers each it cannot take, and a
     // full socket would stop it reading ours while we send under the lock. Without a
     // reader the worker cannot be kept: it is ended, and started again after a while.
+    let (done, reader_done) = mpsc::channel::<()>();
     let reading = ours.try_clone().and_then(|reader| {
         let shared = Arc::clone(shared);
         std::thread::Builder::new()
             .name(format!("memlink-read-{}", worker.plan.name))
-            .spawn(move || read(&reader, &shared, index, pid))
+            .spawn(move || {
+                read(&reader, &shared, index, pid);
+                drop(done);
+            })
     });
     if let Err(e) = reading {
         let _ = kill_process(pid, Signal::KILL);
@@ -232,7 +265,7 @@ fn start(shared: &Arc<Shared>, index: usize) -> Result<Child, String> {
     }
     *lock(&worker.link) = Some(WorkerLink { pid, control: ours });
     drop(conns);
-    Ok(child)
+    Ok(Some((child, reader_done)))
 }
 
 /// The environment a worker with a memory limit starts with: the C allocator's pools
@@ -312,7 +345,12 @@ fn loading(shared: &Shared, index: usize) -> String {
 }
 
 /// Sends the worker its settings and waits until it loaded its modules.
-fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<String>, Handshake> {
+fn handshake(
+    shared: &Shared,
+    index: usize,
+    worker: &UnixStream,
+    pid: Pid,
+) -> Result<Vec<String>, Handshake> {
     let w = &shared.workers[index];
     let config = shared.config.for_worker(&w.plan);
     let refused = |e: String| Handshake::Refused(e);
@@ -323,13 +361,30 @@ fn handshake(shared: &Shared, index: usize, worker: &UnixStream) -> Result<Vec<S
         name: w.plan.name.clone(),
         index: index as u32,
         claims: lock(&w.claims).clone(),
+        skip: lock(&w.skip).clone(),
     };
     control::send(worker, &init, Some(w.figures_fd.as_fd()))
         .map_err(|e| refused(format!("cannot reach the worker: {e}")))?;
     worker
         .set_read_timeout(Some(LOAD_TIMEOUT))
         .map_err(|e| refused(e.to_string()))?;
-    let answer = control::recv_up_to::<FromWorker>(worker, control::MAX_WORKER_FRAME);
+    // The watched files it opens as it starts are told first, each before it is opened.
+    // The bound is on the whole start (a socket's timeout is per read).
+    let until = std::time::Instant::now() + LOAD_TIMEOUT;
+    let answer = loop {
+        match control::recv_up_to::<FromWorker>(worker, control::MAX_WORKER_FRAME) {
+            Ok((FromWorker::Opening(file), _)) => opening::said(w, pid, Some(file)),
+            Ok((FromWorker::Opened, _)) => opening::said(w, pid, None),
+            other => break other,
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break Err(io::Error::from(io::ErrorKind::TimedOut));
+        }
+        worker
+            .set_read_timeout(Some(left))
+            .map_err(|e| refused(e.to_string()))?;
+    };
     worker
         .set_read_timeout(None)
         .map_err(|e| refused(e.to_string()))?;
@@ -400,6 +455,8 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
                     ),
                 }
             }
+            FromWorker::Opening(file) => opening::said(worker, pid, Some(file)),
+            FromWorker::Opened => opening::said(worker, pid, None),
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
     }

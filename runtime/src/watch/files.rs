@@ -9,6 +9,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
 use super::event::WatchEvent;
+use super::OpenGuard;
 use crate::config::ModuleSettings;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
@@ -60,6 +61,8 @@ pub(super) struct State {
     events: SyncSender<WatchEvent>,
     /// Events not told for want of room ([`DirectoryWatch::dropped`]).
     dropped: Arc<AtomicU64>,
+    /// What a daemon's worker does around each file opened (see [`OpenGuard`]).
+    guard: Option<Arc<dyn OpenGuard>>,
 }
 
 /// What a file was when looked at: a rescan reloads only the files that changed since.
@@ -114,6 +117,7 @@ impl State {
         policy: ReloadPolicy,
         events: SyncSender<WatchEvent>,
         dropped: Arc<AtomicU64>,
+        guard: Option<Arc<dyn OpenGuard>>,
     ) -> State {
         State {
             registry,
@@ -124,7 +128,29 @@ impl State {
             freed: false,
             events,
             dropped,
+            guard,
         }
+    }
+
+    /// Opens `path` with `open` (a load or a reload), within the guard's word if the
+    /// watch has one.
+    fn open<T>(
+        &self,
+        path: &Path,
+        open: impl FnOnce() -> Result<T, RuntimeError>,
+    ) -> Result<T, RuntimeError> {
+        let Some(guard) = &self.guard else {
+            return open();
+        };
+        guard
+            .opening(path)
+            .map_err(|reason| RuntimeError::NotALibrary {
+                path: path.to_owned(),
+                reason,
+            })?;
+        let opened = open();
+        guard.opened();
+        opened
     }
     /// Looks at every file again, those the directory holds now and those modules were
     /// loaded from: events were lost, or the directory was replaced. Files unchanged
@@ -260,7 +286,10 @@ impl State {
                     Err(_) => None,
                 };
                 let settings = ModuleSettings::default().private_copy(true);
-                match self.registry.load(&ModuleRef::from_path(&path), &settings) {
+                let loaded = self.open(&path, || {
+                    self.registry.load(&ModuleRef::from_path(&path), &settings)
+                });
+                match loaded {
                     Ok(handle) => {
                         changed = true;
                         self.blocked.remove(&path);
@@ -299,10 +328,11 @@ impl State {
         // changes (or, refused for a dependency, once a module loads or reloads).
         self.loaded.insert(path.clone(), (handle, Some(stamp)));
         self.waiting.remove(&path);
-        match self
-            .registry
-            .reload(handle, &ModuleRef::from_path(&path), &self.policy)
-        {
+        let reloaded = self.open(&path, || {
+            self.registry
+                .reload(handle, &ModuleRef::from_path(&path), &self.policy)
+        });
+        match reloaded {
             Ok(reloaded) => {
                 // Its old version's name may be what a blocked file waits for.
                 self.freed = true;

@@ -1,0 +1,102 @@
+//! The watched files that take a worker down as they are opened: a library whose
+//! constructor crashes the process loading it.
+//!
+//! Before its watch opens a file (loads or reloads it), a worker tells its supervisor
+//! which file, as it is then ([`Guard`]); once opened, that it survived it. A worker
+//! that dies in between died of that file: the supervisor logs it, and keeps the file in
+//! the worker's skip list ([`took_down`]), which every process it starts for that worker
+//! is given and leaves the file alone by while it is what it was. Without it, the
+//! next process opened the same file at its start and died the same way, again and
+//! again, and every module of that worker was down with it. A configured module
+//! (`--module`, `[[modules]]`) is not skipped: that is the operator's list, and a
+//! worker that cannot load it fails to start, saying which file it was loading.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use memlink_ipc::control::{FromWorker, Skipped, WatchedFile};
+use rustix::process::Pid;
+
+use super::state::{lock, Worker};
+use crate::watch::OpenGuard;
+
+/// `path`'s file as it is now, if it can be looked at (a file that cannot is refused by
+/// the load, saying why).
+fn watched_file(path: &Path) -> Option<WatchedFile> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(WatchedFile {
+        path: path.as_os_str().as_bytes().to_vec(),
+        len: meta.len(),
+        modified: (meta.mtime(), meta.mtime_nsec()),
+        inode: (meta.dev(), meta.ino()),
+    })
+}
+
+/// A worker's guard around its watch's opens: tells the supervisor each file before it
+/// is opened and after, and leaves alone the files that took a worker down.
+pub(super) struct Guard {
+    pub(super) out: Arc<Mutex<UnixStream>>,
+    pub(super) skip: Vec<Skipped>,
+    /// How the worker sends to its supervisor.
+    pub(super) send: fn(&Mutex<UnixStream>, &FromWorker) -> std::io::Result<()>,
+}
+
+impl OpenGuard for Guard {
+    fn opening(&self, path: &Path) -> Result<(), String> {
+        let Some(file) = watched_file(path) else {
+            return Ok(());
+        };
+        if let Some(skipped) = self.skip.iter().find(|s| s.file == file) {
+            return Err(format!(
+                "it took the daemon's worker down as it was loaded ({}); it is not loaded \
+                 again until the file changes",
+                skipped.ended
+            ));
+        }
+        // Sent before the file is opened, and read by the supervisor even if the file
+        // then takes this process down. A supervisor that is gone is the worker's end.
+        let _ = (self.send)(&self.out, &FromWorker::Opening(file));
+        Ok(())
+    }
+
+    fn opened(&self) {
+        let _ = (self.send)(&self.out, &FromWorker::Opened);
+    }
+}
+
+/// Records what the worker's process `pid` said it opens (`Some`) or opened (`None`).
+pub(super) fn said(worker: &Worker, pid: Pid, file: Option<WatchedFile>) {
+    *lock(&worker.opening) = file.map(|f| (pid, f));
+}
+
+/// After the worker's process `pid` ended (`ended` says how): the watched file it was
+/// opening, if it was, put in the worker's skip list (in place of what that path was
+/// before) and logged. Whether there was one.
+pub(super) fn took_down(worker: &Worker, pid: Pid, ended: &str) -> bool {
+    let file = match lock(&worker.opening).take() {
+        Some((opener, file)) if opener == pid => file,
+        // Another process's word, read late: not this one's.
+        Some(other) => {
+            *lock(&worker.opening) = Some(other);
+            return false;
+        }
+        None => return false,
+    };
+    let path = Path::new(std::ffi::OsStr::from_bytes(&file.path)).to_owned();
+    tracing::error!(
+        worker = %worker.plan.name,
+        file = %path.display(),
+        "the watched file took the worker down as it was loaded ({ended}); it is left \
+         alone until it changes"
+    );
+    let mut skip = lock(&worker.skip);
+    skip.retain(|s| s.file.path != file.path);
+    skip.push(Skipped {
+        file,
+        ended: ended.to_owned(),
+    });
+    true
+}
