@@ -381,3 +381,36 @@ fn a_watched_library_that_crashes_as_it_loads_is_left_alone_and_the_rest_served(
     drop((client, late));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A library whose constructor never returns, put in the watched directory, holds the
+/// system loader's lock, and every connection handed to its worker after it waits for
+/// that lock. Once it has been loading for a minute the supervisor ends the worker, and
+/// the next one leaves the file alone: a connection made then is served. Before, such a
+/// connection waited for good.
+#[test]
+fn a_watched_library_that_never_finishes_loading_is_ended_and_left_alone() {
+    let (dir, modules, daemon) = watching_basic();
+    let so = modules.join(format!("hang.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("hang_on_load"), &so);
+    let until = Instant::now() + Duration::from_secs(150);
+    while !daemon
+        .log_text()
+        .contains("took the worker down as it was loaded")
+    {
+        assert!(Instant::now() < until, "{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        daemon.log_text().contains("did not finish loading"),
+        "{}",
+        daemon.log_text()
+    );
+    eventually("a new connection is served", || {
+        Client::connect(&daemon.socket).is_ok_and(|c| {
+            c.module("basic")
+                .and_then(|b| c.call(b, "echo", b"hi"))
+                .is_ok_and(|out| &*out == b"hi")
+        })
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}

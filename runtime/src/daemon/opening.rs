@@ -1,5 +1,7 @@
 //! The watched files that take a worker down as they are opened: a library whose
-//! constructor crashes the process loading it.
+//! constructor crashes the process loading it, or never returns (the worker is ended
+//! once it has been opening one file for [`overdue`]'s limit: meanwhile the file holds
+//! the system loader's lock, which every thread the worker starts waits for).
 //!
 //! Before its watch opens a file (loads or reloads it), a worker tells its supervisor
 //! which file, as it is then ([`Guard`]); once opened, that it survived it. A worker
@@ -16,6 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{FromWorker, Skipped, WatchedFile};
 use rustix::process::Pid;
@@ -69,7 +72,26 @@ impl OpenGuard for Guard {
 
 /// Records what the worker's process `pid` said it opens (`Some`) or opened (`None`).
 pub(super) fn said(worker: &Worker, pid: Pid, file: Option<WatchedFile>) {
-    *lock(&worker.opening) = file.map(|f| (pid, f));
+    *lock(&worker.opening) = file.map(|f| (pid, f, Instant::now()));
+}
+
+/// Why the worker's process `pid` is to be ended, if it has been opening a watched file
+/// for longer than `limit`: a library whose constructor never returns holds the system
+/// loader's lock, and every thread the worker starts (one per new connection) waits for
+/// it. Ended, the process dies of that file ([`took_down`]).
+pub(super) fn overdue(worker: &Worker, pid: Pid, limit: Duration) -> Option<String> {
+    match &*lock(&worker.opening) {
+        Some((opener, file, since)) if *opener == pid && since.elapsed() > limit => Some(format!(
+            "it did not finish loading {} within {}s, and was ended",
+            path_of(file).display(),
+            limit.as_secs()
+        )),
+        _ => None,
+    }
+}
+
+fn path_of(file: &WatchedFile) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(&file.path))
 }
 
 /// After the worker's process `pid` ended (`ended` says how): the watched file it was
@@ -77,7 +99,7 @@ pub(super) fn said(worker: &Worker, pid: Pid, file: Option<WatchedFile>) {
 /// before) and logged. Whether there was one.
 pub(super) fn took_down(worker: &Worker, pid: Pid, ended: &str) -> bool {
     let file = match lock(&worker.opening).take() {
-        Some((opener, file)) if opener == pid => file,
+        Some((opener, file, _)) if opener == pid => file,
         // Another process's word, read late: not this one's.
         Some(other) => {
             *lock(&worker.opening) = Some(other);
@@ -85,10 +107,9 @@ pub(super) fn took_down(worker: &Worker, pid: Pid, ended: &str) -> bool {
         }
         None => return false,
     };
-    let path = Path::new(std::ffi::OsStr::from_bytes(&file.path)).to_owned();
     tracing::error!(
         worker = %worker.plan.name,
-        file = %path.display(),
+        file = %path_of(&file).display(),
         "the watched file took the worker down as it was loaded ({ended}); it is left \
          alone until it changes"
     );

@@ -90,9 +90,10 @@ pub(super) struct Worker {
     /// died: every connection's calls to it are answered with that by stand-ins, until
     /// a start succeeds.
     pub(super) down: Mutex<Option<String>>,
-    /// The watched file its process with this id said it was opening and has not said
-    /// it opened: if that process dies meanwhile, the file took it down.
-    pub(super) opening: Mutex<Option<(Pid, WatchedFile)>>,
+    /// The watched file its process with this id said it was opening, and since when,
+    /// while it has not said it opened it: if that process dies meanwhile, the file took
+    /// it down.
+    pub(super) opening: Mutex<Option<(Pid, WatchedFile, std::time::Instant)>>,
     /// The watched files that took one of its processes down as they were opened, left
     /// alone by the next while they are what they were.
     pub(super) skip: Mutex<Vec<Skipped>>,

@@ -655,6 +655,9 @@ pub(super) fn watchdog(shared: &Shared) {
                     "timeout: a call (connection {id}, slot {slot}) ran {ms} ms past its deadline and the watchdog ended the worker"
                 ));
                 let _ = kill_process(pid, Signal::KILL);
+            } else if let Some(reason) = opening::overdue(worker, pid, LOAD_TIMEOUT) {
+                *lock(&worker.kill_reason) = Some(reason);
+                let _ = kill_process(pid, Signal::KILL);
             }
         }
         release_rows(shared);
