@@ -91,6 +91,23 @@ impl Errors {
     }
 }
 
+/// The function's own attributes: `#[target_feature]` makes the function unsafe to call
+/// (on a CPU without the feature it is undefined behaviour), and the wrapper calls it
+/// with nothing to check first.
+pub(crate) fn attributes(attrs: &[syn::Attribute], errors: &mut Errors) {
+    for attr in attrs {
+        if attr.path().is_ident("target_feature") {
+            errors.push(syn::Error::new_spanned(
+                attr,
+                "memlink exports cannot have #[target_feature]: calling such a function \
+                 is unsafe on a CPU without the feature, and the generated wrapper calls \
+                 it unchecked; put that code in a function of its own and call it from the \
+                 export once the feature is detected (`is_x86_feature_detected!`)",
+            ));
+        }
+    }
+}
+
 /// The name, qualifiers and generics: the wrapper must be able to call the function by
 /// its name (which the generated items must not shadow) with nothing but the decoded
 /// arguments, so no `unsafe`, no foreign ABI, no variadics, no type or const parameters

@@ -119,7 +119,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
             /// one the wrapper calls.
             enum __MemlinkOwnEntry {}
             impl #private::OwnEntry for __MemlinkOwnEntry {
-                const ID: u32 = #private::method_id(#name);
+                const ID: ::core::primitive::u32 = #private::method_id(#name);
                 fn entry() -> &'static #private::MethodEntry {
                     &__MEMLINK_METHOD
                 }
@@ -168,7 +168,7 @@ fn which_argument(export: &Export, names: &Names) -> TokenStream {
             let args_struct = &names.args_struct;
             let params = fields.iter().map(|f| f.name.unraw().to_string());
             quote! {
-                ::core::option::Option::Some(|bytes: &[u8]| {
+                ::core::option::Option::Some(|bytes: &[::core::primitive::u8]| {
                     #private::which_argument::<#args_struct>(bytes, &[#(#params),*])
                 })
             }
@@ -217,7 +217,7 @@ fn archived_tuple(params: &[ArchivedArg], names: &Names) -> TokenStream {
     let types = params.iter().map(|p| match p {
         ArchivedArg::Archived(t) => quote!(#t),
         ArchivedArg::Str => quote!(::std::string::String),
-        ArchivedArg::Bytes => quote!(::std::vec::Vec<u8>),
+        ArchivedArg::Bytes => quote!(::std::vec::Vec<::core::primitive::u8>),
     });
     let name = &names.args_struct;
     quote!(type #name = (#(#types,)*);)
@@ -230,7 +230,7 @@ fn invoke_fn(export: &Export, names: &Names) -> TokenStream {
     let call = call(export, names);
     let encode = match &export.result {
         ResultKind::Raw => {
-            quote!(#inv.encode_raw_result(::core::convert::AsRef::<[u8]>::as_ref(&#value)))
+            quote!(#inv.encode_raw_result(::core::convert::AsRef::<[::core::primitive::u8]>::as_ref(&#value)))
         }
         ResultKind::MessagePack => {
             // Located at the `Ok` type (with the wrapper's hygiene): a `T` that is not
@@ -395,7 +395,7 @@ mod tests {
         assert!(text.contains("Format :: MessagePack"), "{text}");
         assert!(text.contains("add (__inv . context () , __memlink_arg0 , __memlink_arg1)"));
         assert!(
-            text.contains("const ID : u32 = :: memlink_msdk :: __private :: method_id (\"add\")")
+            text.contains("const ID : :: core :: primitive :: u32 = :: memlink_msdk :: __private :: method_id (\"add\")")
                 && text.contains("export_call :: < __MemlinkOwnEntry >"),
             "the export's own entry point, for its id: {text}"
         );

@@ -160,6 +160,7 @@ pub(crate) fn export(attr: syn::Result<AttrArgs>, func: &Function) -> syn::Resul
     let attr = errors.take(attr);
     let sig = &func.sig;
     check::signature(sig, &mut errors);
+    check::attributes(&func.attrs, &mut errors);
     let context = check::context(sig, &mut errors);
     let args = check::args(sig, &mut errors);
     let result = check::result(sig, &mut errors);

@@ -147,8 +147,16 @@ fn lock_loads() -> MutexGuard<'static, u32> {
 
 /// Stops the module's background work (its async runtime) when the last host that
 /// initialized this image retires it; the library stays mapped (see the runtime's docs).
+///
+/// # Safety
+///
+/// Only a host calls it: once for each [`memlink_init`] of this image that succeeded,
+/// when it retires the module, with none of its calls running in the module. Each call
+/// ends one host's use of the image, and the last disconnects every host's services
+/// from it: the module's own code calling it would cut off the hosts still using it
+/// (their log records dropped, their async calls failing).
 #[no_mangle]
-pub extern "C" fn memlink_shutdown() -> i32 {
+pub unsafe extern "C" fn memlink_shutdown() -> i32 {
     let outcome = panic::catch_unwind(|| {
         let mut loads = lock_loads();
         *loads = loads.saturating_sub(1);

@@ -18,7 +18,7 @@
 //! last words say what happened instead of only "non-unwinding panic".
 //!
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::panic::{self, PanicHookInfo};
@@ -42,6 +42,10 @@ struct Recorded {
     /// handed against it, so a panic that user code caught (and that the boundary never
     /// saw) cannot lend its message to another in the same call.
     payload: Option<String>,
+    /// The payload's type, matched too: two payloads that are no strings (a caught
+    /// `panic_any(1u32)`, then `resume_unwind(Box::new(2u64))`, which runs no hook) have
+    /// no text to tell them apart.
+    kind: TypeId,
 }
 
 /// Panics recorded and not yet returned. Bounded: only the most recent matter.
@@ -127,6 +131,8 @@ fn record(info: &PanicHookInfo<'_>, call: &CurrentCall<'_>) {
         frame: call.frame(),
         text: describe(info),
         payload: payload_text(info.payload()).map(str::to_owned),
+        // The payload's own type, not the reference's: what the boundary's box holds.
+        kind: (*info.payload()).type_id(),
     };
     let pending = RECORDED
         .try_with(|r| {
@@ -178,11 +184,14 @@ fn last_words(module: &str, method: &str, messages: &[String]) {
 /// `resume_unwind`, which runs no hook).
 pub(crate) fn message(payload: Box<dyn Any + Send>, frame: *mut CallFrame) -> String {
     let own = payload_text(payload.as_ref()).map(str::to_owned);
+    // The boxed value's type, not the box's.
+    let kind = (*payload).type_id();
     let recorded = RECORDED
         .try_with(|r| {
             let found = {
                 let r = r.0.borrow();
-                r.iter().rposition(|p| p.frame == frame && p.payload == own)
+                r.iter()
+                    .rposition(|p| p.frame == frame && p.kind == kind && p.payload == own)
             };
             found.map(|i| {
                 PENDING.fetch_sub(1, Ordering::Relaxed);
@@ -335,6 +344,19 @@ mod tests {
             panic::catch_unwind(|| panic::resume_unwind(Box::new("resumed"))).err()
         });
         assert_eq!(text.unwrap(), "resumed");
+        // Two payloads that are no strings: told apart by their types.
+        let text = in_call(|| {
+            let _ = panic::catch_unwind(|| panic::panic_any(42u32));
+            panic::catch_unwind(|| panic::resume_unwind(Box::new(7u64))).err()
+        });
+        assert_eq!(text.unwrap(), "panic with a non-string payload");
+        // One of the same type as the hook saw is that panic.
+        let text = in_call(|| panic::catch_unwind(|| panic::panic_any(42u32)).err());
+        assert!(
+            text.as_deref()
+                .is_some_and(|t| t.starts_with("panic with a non-string payload (at ")),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -364,6 +386,7 @@ mod tests {
             frame,
             text: format!("{text} (at here)"),
             payload: Some(text.to_owned()),
+            kind: TypeId::of::<&'static str>(),
         };
         RECORDED.with(|r| {
             r.0.borrow_mut().push(recorded(outer, "same"));

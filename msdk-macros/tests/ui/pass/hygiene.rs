@@ -44,6 +44,27 @@ mod nested {
     }
 }
 
+// A module with a type of its own named like a primitive: the generated items name the
+// primitives they use by their paths, and do not pick it up. (A `u8` so named would
+// break serde's own derive, which the arguments' struct uses.)
+mod shadowed {
+    use memlink_msdk::prelude::*;
+
+    #[allow(non_camel_case_types)] // named like the primitive on purpose
+    type u32 = String;
+
+    #[memlink_export]
+    pub fn shadowed(_ctx: &CallContext, s: String, t: String) -> Result<String> {
+        let joined: u32 = s + &t;
+        Ok(joined)
+    }
+
+    #[memlink_export]
+    pub fn shadowed_bytes(_ctx: &CallContext, b: Vec<u8>) -> Result<Vec<u8>> {
+        Ok(b)
+    }
+}
+
 fn main() {
     let arena = Arena::empty();
     let ctx = CallContext::new(&arena, 0.0, 0, 0, None, None);
@@ -53,4 +74,6 @@ fn main() {
     assert_eq!(seven(&ctx, 0), Ok(7));
     assert_eq!(text(&ctx, String::new()), Ok("t".to_string()));
     assert_eq!(nested::add(&ctx, 1, 2), Ok(3));
+    assert_eq!(shadowed::shadowed(&ctx, "a".into(), "b".into()), Ok("ab".to_string()));
+    assert_eq!(shadowed::shadowed_bytes(&ctx, vec![1]), Ok(vec![1]));
 }
