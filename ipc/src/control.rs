@@ -93,20 +93,24 @@ pub struct MethodInfo {
 
 impl MethodInfo {
     /// The digest a typed handle made from this description sends with its calls
-    /// ([`method_digest`] of its formats and archive fingerprints).
+    /// ([`method_digest`] of its formats, archive fingerprints and signature).
     pub fn digest(&self) -> u64 {
         method_digest(
             self.args,
             self.result,
             self.args_fingerprint,
             self.result_fingerprint,
+            self.signature.as_deref(),
         )
     }
 }
 
 /// What a typed handle checked of a method, in one word: FNV-1a of its arguments' and
 /// result's format tags and archive fingerprints (absent ones told from any present
-/// one), never 0 (which a call that checked nothing sends).
+/// one) and of the signature the module records, never 0 (which a call that checked
+/// nothing sends). The signature counts because MessagePack has no type of its own: a
+/// method whose `div(num: u32, den: u32)` became `div(den: u32, num: u32)`, or whose
+/// `u32` became a `u64`, takes the same bytes and means something else by them.
 ///
 /// A client computes it from the method's [`MethodInfo`] when it makes a handle; the
 /// worker, once per method per load, from the method it runs. A call whose digest is not
@@ -118,17 +122,23 @@ pub fn method_digest(
     result: u8,
     args_type: Option<u64>,
     result_type: Option<u64>,
+    signature: Option<&str>,
 ) -> u64 {
-    let mut bytes = [0u8; 20];
+    let mut bytes = [0u8; 21];
     bytes[0] = args;
     bytes[1] = result;
     bytes[2] = u8::from(args_type.is_some());
     bytes[3] = u8::from(result_type.is_some());
     bytes[4..12].copy_from_slice(&args_type.unwrap_or(0).to_le_bytes());
     bytes[12..20].copy_from_slice(&result_type.unwrap_or(0).to_le_bytes());
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    bytes[20] = u8::from(signature.is_some());
+    let signature = signature.unwrap_or("").as_bytes();
+    let hash = bytes
+        .iter()
+        .chain(signature)
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
     // 0 means "checked nothing": a digest that happens to be 0 must not mean that.
     hash.max(1)
 }
@@ -418,21 +428,25 @@ mod tests {
 
     #[test]
     fn a_method_digest_tells_each_checked_part_apart_and_is_never_zero() {
-        let base = method_digest(1, 2, None, None);
+        let base = method_digest(1, 2, None, None, None);
         let others = [
-            method_digest(2, 2, None, None),
-            method_digest(1, 1, None, None),
-            method_digest(1, 2, Some(0), None),
-            method_digest(1, 2, None, Some(0)),
-            method_digest(1, 2, Some(5), Some(6)),
-            method_digest(1, 2, Some(6), Some(5)),
+            method_digest(2, 2, None, None, None),
+            method_digest(1, 1, None, None, None),
+            method_digest(1, 2, Some(0), None, None),
+            method_digest(1, 2, None, Some(0), None),
+            method_digest(1, 2, Some(5), Some(6), None),
+            method_digest(1, 2, Some(6), Some(5), None),
+            method_digest(1, 2, None, None, Some("")),
+            method_digest(1, 2, None, None, Some("div(num: u32, den: u32) -> u32")),
+            method_digest(1, 2, None, None, Some("div(den: u32, num: u32) -> u32")),
         ];
+        assert_ne!(others[7], others[8], "two signatures told apart");
         for (i, d) in others.iter().enumerate() {
             assert_ne!(*d, base, "{i}");
             assert_ne!(*d, 0, "{i}");
         }
         assert_eq!(
-            method_digest(1, 2, None, None),
+            method_digest(1, 2, None, None, None),
             base,
             "the same in every process"
         );

@@ -223,7 +223,8 @@ pub enum RuntimeError {
     },
     /// A typed or archived handle resolved on an earlier version of the module names a
     /// method a reload (allowed to change exports) changed: its arguments' or result's
-    /// format or archive type is no longer the one the handle checked when it was made.
+    /// format or archive type, or the signature the module records, is no longer the one
+    /// the handle checked when it was made.
     MethodChanged {
         /// The module's name.
         module: String,

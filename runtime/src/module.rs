@@ -113,6 +113,7 @@ fn digest(m: &Method) -> u64 {
         m.result_format as u8,
         m.args_type.as_ref().map(|t| t.fingerprint),
         m.result_type.as_ref().map(|t| t.fingerprint),
+        m.signature.as_deref(),
     )
 }
 

@@ -250,13 +250,18 @@ pub(crate) struct Checked {
     version: u64,
 }
 
-/// The formats and archive fingerprints of a method's arguments and result.
+/// The formats and archive fingerprints of a method's arguments and result, and its
+/// signature as the module records it: MessagePack has no type of its own, so a method
+/// whose `div(num: u32, den: u32)` became `div(den: u32, num: u32)`, or whose `u32`
+/// became a `u64`, takes the same bytes and means something else by them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Shape {
     args_format: Format,
     result_format: Format,
     args_type: Option<u64>,
     result_type: Option<u64>,
+    /// FNV-1a of the signature; `None` for a method that records none.
+    signature: Option<u64>,
 }
 
 impl Shape {
@@ -266,6 +271,11 @@ impl Shape {
             result_format: m.result_format,
             args_type: m.args_type.as_ref().map(|t| t.fingerprint),
             result_type: m.result_type.as_ref().map(|t| t.fingerprint),
+            signature: m.signature.as_deref().map(|s| {
+                s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+                })
+            }),
         }
     }
 }

@@ -196,7 +196,8 @@ fn a_method_taking_an_archive_refuses_a_messagepack_handle() {
 /// A handle made before a reload that changed its method (allowed by the policy) is
 /// refused, naming the method and what it is now, instead of reading the new result
 /// as the old type: `greeter` 2's `greet` returns the greeting's raw bytes, version 3's
-/// the name's length as a number, which the handle read as the text "\u{3}".
+/// the name's length as a number, which the handle read as the text "\u{3}". A change
+/// of signature alone, the formats the same, is refused as well.
 #[test]
 fn a_typed_handle_refuses_a_method_a_reload_changed() {
     let greeter = |v: u32| ModuleRef::from_path(module_path(&format!("greeter_v{v}")));
@@ -225,8 +226,17 @@ fn a_typed_handle_refuses_a_method_a_reload_changed() {
     // Made again, a handle reads what the method returns now.
     let greet = rt.typed::<str, u32>(h, "greet").unwrap();
     assert_eq!(greet.call("ada").unwrap(), 3);
-    // `add` changed its types but not its formats (MessagePack in and out): a handle
-    // made before still calls it, and reads what fits its type.
+    // `add` changed its types but not its formats (MessagePack in and out): the bytes
+    // a handle made before sends still decode, but mean what the new signature says
+    // (swapped parameters would be read swapped), so it is refused too. Before, the new
+    // method ran with them.
+    let err = add.call(&(2, 3)).unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::MethodChanged { method, signature, .. }
+            if method == "add" && signature.as_deref() == Some("add(a: u64, b: u64) -> u64")),
+        "expected the change to be refused, got {err:?}"
+    );
+    let add = rt.typed::<(u64, u64), u64>(h, "add").unwrap();
     assert_eq!(add.call(&(2, 3)).unwrap(), 5);
 }
 
