@@ -179,14 +179,23 @@ pub unsafe extern "C" fn memlink_shutdown() -> i32 {
 /// Reports the module's own metrics (see [`crate::metrics`]) to `visit`, one record per
 /// metric, each valid only during its `visit`.
 ///
+/// A null `visit` (a C host's mistake: the ABI's `MetricsFn` takes a function) is
+/// refused with [`Status::Abi`], nothing visited; taken as an `Option`, which has the
+/// same representation as the plain function pointer, null being `None`.
+///
 /// # Safety
 ///
-/// `visit` must be safe to call with `ctx` and a valid record.
+/// `visit` must be null or safe to call with `ctx` and a valid record.
 #[no_mangle]
 pub unsafe extern "C" fn memlink_metrics(
-    visit: unsafe extern "C" fn(ctx: *mut core::ffi::c_void, record: *const abi::MetricRecord),
+    visit: Option<
+        unsafe extern "C" fn(ctx: *mut core::ffi::c_void, record: *const abi::MetricRecord),
+    >,
     ctx: *mut core::ffi::c_void,
 ) -> i32 {
+    let Some(visit) = visit else {
+        return Status::Abi as i32;
+    };
     // SAFETY: forwarded from this function's contract.
     match panic::catch_unwind(|| unsafe { crate::metrics::visit_all(visit, ctx) }) {
         Ok(()) => Status::Ok as i32,
@@ -749,6 +758,16 @@ mod tests {
             unsafe { core::slice::from_raw_parts(frame.out, frame.out_len) }.to_vec()
         };
         (status, out, frame.arena_used)
+    }
+
+    /// A C host that passes no function to visit the metrics with is refused, not
+    /// called back at address 0 (which crashed the process once a metric was recorded).
+    #[test]
+    fn metrics_without_a_visit_function_are_refused() {
+        crate::metrics::increment_counter("refused_visit", 1);
+        // SAFETY: a null `visit` is what is tested; `ctx` is never used.
+        let status = unsafe { memlink_metrics(None, core::ptr::null_mut()) };
+        assert_eq!(status, Status::Abi as i32);
     }
 
     #[test]

@@ -382,7 +382,9 @@ fn refused(word: &str, previous: &str, last: bool, kind: &str) -> bool {
 /// - a word (between `_`) it refuses (an abbreviated unit such as `ms`, a unit it wants in
 ///   base units such as `minutes` or `milliseconds`, a type name such as `gauge`, and as
 ///   a gauge's or histogram's last word `total`, as a gauge's `bucket`, `count` or `sum`)
-///   is joined, in lower case, to the word before it: `latency_ms` becomes `latencyms`;
+///   is joined, in lower case, to the word before it: `latency_ms` becomes `latencyms`
+///   (the name's first word to the word after it, or to `value`: `ms_latency` becomes
+///   `mslatency`, `ms` `msvalue`);
 /// - a counter ends in `_total`, added when the name does not.
 fn stem(name: &str, kind: &str) -> String {
     let mut flat = String::from("memlink_module_");
@@ -400,8 +402,12 @@ fn stem(name: &str, kind: &str) -> String {
         flat.push(c);
     }
     // Words are kept on a stack, each refused one joined to the one below, which may
-    // then be refused in turn (`` and `s` make `s`); the first (`memlink`) never is. Each
+    // then be refused in turn (`` and `s` make `s`). The prefix's two words (`memlink`,
+    // `module`) never take one: the name's first word, refused, is joined to the word
+    // after it instead (`ms_latency` makes `mslatency`), and to `value` when it is the
+    // only one (`ms` makes `msvalue`), so every family starts `memlink_module_`. Each
     // word is looked at a bounded number of times: linear in the name, whatever it is.
+    const PREFIX: usize = 2;
     let refused_top = |words: &[String], last: bool| match words {
         [.., previous, top] => refused(top, previous, last, kind),
         _ => false,
@@ -412,14 +418,34 @@ fn stem(name: &str, kind: &str) -> String {
         }
     };
     let mut words: Vec<String> = Vec::new();
-    for word in flat.split('_') {
-        words.push(word.to_owned());
-        while refused_top(&words, false) {
-            join_top(&mut words);
+    let mut carried: Option<String> = None;
+    let settle = |words: &mut Vec<String>, last: bool, carried: &mut Option<String>| {
+        while refused_top(words, last) {
+            if words.len() > PREFIX + 1 {
+                join_top(words);
+            } else {
+                *carried = words.pop();
+                break;
+            }
+        }
+    };
+    for (i, word) in flat.split('_').enumerate() {
+        let word = match carried.take() {
+            Some(first) => first + &word.to_ascii_lowercase(),
+            None => word.to_owned(),
+        };
+        words.push(word);
+        // The prefix's own words are not looked at.
+        if i >= PREFIX {
+            settle(&mut words, false, &mut carried);
         }
     }
-    while refused_top(&words, true) {
-        join_top(&mut words);
+    if let Some(first) = carried.take() {
+        words.push(first + "value");
+    }
+    settle(&mut words, true, &mut carried);
+    if let Some(first) = carried {
+        words.push(first + "value");
     }
     let mut stem = words.join("_");
     if kind == "counter" && !stem.ends_with("_total") {
@@ -650,7 +676,16 @@ mod tests {
             ),
             ("size_MB", "gauge", "memlink_module_sizemb"),
             ("a__ms", "gauge", "memlink_module_ams"),
-            ("s", "gauge", "memlink_modules"),
+            // The name's first word is never joined to the prefix's `module`.
+            ("s", "gauge", "memlink_module_svalue"),
+            ("ms", "counter", "memlink_module_msvalue_total"),
+            ("ms_latency", "counter", "memlink_module_mslatency_total"),
+            ("h_x", "gauge", "memlink_module_hx"),
+            ("kb_read", "gauge", "memlink_module_kbread"),
+            ("minutes_waited", "gauge", "memlink_module_minuteswaited"),
+            ("count", "gauge", "memlink_module_countvalue"),
+            ("total", "histogram", "memlink_module_totalvalue"),
+            ("seconds", "counter", "memlink_module_seconds_total"),
             ("", "counter", "memlink_module__total"),
             (
                 "last_timestamp_seconds",
@@ -670,7 +705,7 @@ mod tests {
     fn a_long_name_of_refused_words_is_named_whole() {
         let name = "_s".repeat(200_000);
         let family = stem(&name, "gauge");
-        let rest = family.strip_prefix("memlink_module").unwrap_or_default();
+        let rest = family.strip_prefix("memlink_module_").unwrap_or_default();
         assert!(
             rest.len() == 200_000 && rest.bytes().all(|b| b == b's'),
             "{}",
