@@ -456,11 +456,17 @@ impl Registry {
             .max(1);
         self.install(settings, || {
             // One file is one image, whatever path (a symbolic link) leads to it: the file
-            // a live module was loaded from, as it was then. A private copy is an image of
-            // its own: loaded so, a file already loaded loads again beside itself (under
-            // another name, or it is refused as the name's).
+            // a live module was loaded from, as it was then. Another file at that path (a
+            // new build renamed over it) is not that one: it loads, from a private copy
+            // (below). The path alone counts only where a file's identity cannot be read.
+            // A private copy is an image of its own: loaded so, a file already loaded
+            // loads again beside itself (under another name, or it is refused as the
+            // name's).
             let file = crate::module::FileId::of(&path);
-            let same_file = |m: &Module| m.path == path || (file.is_some() && m.file == file);
+            let same_file = |m: &Module| match file {
+                Some(_) => m.file == file,
+                None => m.path == path,
+            };
             let loaded = (!settings.private_copy)
                 .then(|| self.live().find(|(_, m)| same_file(m)))
                 .flatten();

@@ -18,7 +18,9 @@
 //! (its time changed) is reloaded; one whose permissions alone changed is left alone.
 //!
 //! A changed file that holds another module than before (the name its module declares
-//! differs) is no new version: the module it held is unloaded, and the other loaded.
+//! differs) is no new version: the other is loaded, and once it is, the module the file
+//! held is unloaded. One that does not load (its init fails, say) leaves the module the
+//! file held serving, as a refused reload does, and is told.
 //!
 //! Module files are those with the platform's library extension (`.so`), their names
 //! UTF-8 or not; others, and names starting with `.`, are ignored. A module file may be a

@@ -168,6 +168,30 @@ fn one_file_twice_in_one_runtime_is_refused() {
     );
 }
 
+/// A new build renamed over the path a loaded module came from is another file: it
+/// loads (from a private copy, as the loader would hand back the old image at that
+/// path), beside the module loaded before, which serves on. Before, it was refused as
+/// "already loaded", which it was not.
+#[test]
+fn another_file_renamed_over_a_loaded_module_s_path_loads_beside_it() {
+    let dir = common::scratch("renamed-over-a-loaded-path");
+    let path = dir.join(format!("libplug.{}", std::env::consts::DLL_EXTENSION));
+    common::install(&module_path("basic"), &path);
+    let rt = Runtime::with_local_resolver();
+    let first = rt.load(ModuleRef::from_path(&path)).unwrap();
+    common::install(&module_path("datasets"), &path);
+    let second = rt.load(ModuleRef::from_path(&path)).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(rt.module_info(second).unwrap().name, "datasets");
+    assert_eq!(rt.call(first, "echo", b"still").unwrap(), b"still");
+    // The same file again is refused: its module's name is taken.
+    let err = rt.load(ModuleRef::from_path(&path)).unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::NameTaken { .. }) && err.to_string().contains("datasets"),
+        "{err}"
+    );
+}
+
 /// Loaded again from a private copy, a file loaded already is an image of its own
 /// beside itself, under another name, with statics of its own: as the refusal of the
 /// plain load says. Before, the private copy was refused as the file itself.

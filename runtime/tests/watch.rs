@@ -374,3 +374,42 @@ fn reloaded_to_v2(
     }
     assert_eq!(version(rt, greeter), 2);
 }
+
+/// A module file replaced by another module's file: the new module is loaded first,
+/// and the one the file held goes only once it is. Replaced by a module whose init
+/// fails, the old one serves on (the failure told), as after any refused reload; then
+/// replaced by one that loads, the old one goes and the new one comes. Before, the old
+/// one was unloaded first, and a replacement that failed left nothing serving.
+#[test]
+fn a_module_file_replaced_by_one_that_does_not_load_leaves_its_module_serving() {
+    let dir = fresh_dir("replaced-by-a-failing-module");
+    let file = lib(&dir, "libplug");
+    install(&module_path("basic"), &file);
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let basic = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    install(&common::fixture("init_fails"), &file);
+    match next(&watch) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, file);
+            assert!(matches!(error, RuntimeError::InitFailed { .. }), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(&*rt.call(basic, "echo", b"still").unwrap(), b"still");
+
+    install(&module_path("datasets"), &file);
+    match next(&watch) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, basic),
+        other => panic!("{other:?}"),
+    }
+    let datasets = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rt.module_info(datasets).unwrap().name, "datasets");
+    assert!(rt.handle_of("basic").is_err());
+}

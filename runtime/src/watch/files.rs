@@ -350,19 +350,45 @@ impl State {
                 self.sync(vec![path]);
                 false
             }
-            Err(RuntimeError::OtherModule { .. }) => {
-                // The file holds another module now: the one it held goes, and the one
-                // it holds comes, as if the file had been removed and another put there.
-                self.unload(path.clone(), handle);
-                self.sync(vec![path]);
-                false
-            }
+            Err(RuntimeError::OtherModule { .. }) => self.replace(path, handle, stamp),
             Err(error) => {
                 if held_by_another(&error) {
                     self.blocked.insert(path.clone());
                 }
                 // Its new version waits for what it calls, as a new file does; the old
                 // version serves meanwhile.
+                if matches!(error, RuntimeError::MissingDependency { .. }) {
+                    self.waiting.insert(path.clone());
+                }
+                self.tell(WatchEvent::Failed { path, error });
+                false
+            }
+        }
+    }
+
+    /// The file of the module loaded as `handle` holds another module now (its file
+    /// `stamp`): that one comes and the one it held goes, as if the file had been
+    /// removed and another put there; but the new one is loaded first, and the old one
+    /// goes only once it is, so a file replaced by one that does not load leaves its
+    /// module serving, as any refused reload does (tried again once the file changes).
+    /// Whether the new one was loaded.
+    fn replace(&mut self, path: PathBuf, handle: ModuleHandle, stamp: Stamp) -> bool {
+        let settings = ModuleSettings::default().private_copy(true);
+        let loaded = self.open(&path, || {
+            self.registry.load(&ModuleRef::from_path(&path), &settings)
+        });
+        match loaded {
+            Ok(new) => {
+                self.unload(path.clone(), handle);
+                self.loaded.insert(path.clone(), (new, Some(stamp)));
+                self.blocked.remove(&path);
+                self.tell(WatchEvent::Loaded { path, handle: new });
+                true
+            }
+            Err(error) => {
+                // A new module that waits for what it calls is tried again as a waiting
+                // new version is (reloaded, which comes back here); any other refusal
+                // once the file changes.
                 if matches!(error, RuntimeError::MissingDependency { .. }) {
                     self.waiting.insert(path.clone());
                 }
