@@ -219,9 +219,19 @@ impl PrivateCopy {
                 path: path.to_owned(),
                 reason,
             })?;
-        refuse_noexec(&std::env::temp_dir())?;
-        let dir =
-            private_dir(NEXT.fetch_add(1, Ordering::Relaxed)).map_err(|e| failed(e.to_string()))?;
+        let base = std::env::temp_dir();
+        refuse_noexec(&base)?;
+        // The temporary directory's fault, not the module file's: said as a setting.
+        let dir = private_dir(NEXT.fetch_add(1, Ordering::Relaxed)).map_err(|e| {
+            RuntimeError::BadSetting {
+                setting: format!("TMPDIR ({})", base.display()),
+                reason: format!(
+                    "no directory for a private copy of a module (which a reload, a watched \
+                     directory and `private_copy` load) can be made in it: {e}; point TMPDIR \
+                     at a directory this process can write"
+                ),
+            }
+        })?;
         let file = path.file_name().unwrap_or(path.as_os_str());
         let copy = dir.join(file);
         // From here the directory is ours to remove.

@@ -52,6 +52,39 @@ fn a_temporary_directory_mounted_noexec_is_named_for_a_private_copy() {
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
+/// A temporary directory that is not there (or cannot be written) holds no private
+/// copy: a reload is refused naming `TMPDIR` and why, where it blamed the module's own
+/// file ("is not a loadable shared library: cannot make a private copy ... No such file
+/// or directory"). The module loaded serves on. Run in a child process, whose `TMPDIR`
+/// is its own.
+#[test]
+fn a_temporary_directory_that_cannot_hold_a_copy_is_named() {
+    const TEST: &str = "a_temporary_directory_that_cannot_hold_a_copy_is_named";
+    if std::env::var("MEMLINK_CHILD_TEST").as_deref() == Ok(TEST) {
+        let rt = Runtime::with_local_resolver();
+        let file = ModuleRef::from_path(basic());
+        let h = rt.load(file.clone()).unwrap();
+        let error = rt.reload(h, file).unwrap_err();
+        let said = error.to_string();
+        assert!(
+            matches!(error, RuntimeError::BadSetting { .. })
+                && said.contains("TMPDIR (/nonexistent/memlink-tmp)")
+                && said.contains("No such file or directory"),
+            "{said}"
+        );
+        assert_eq!(&*rt.call(h, "echo", b"on").unwrap(), b"on");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MEMLINK_CHILD_TEST", TEST)
+        .env("TMPDIR", "/nonexistent/memlink-tmp")
+        .env("MEMLINK_MODULE", module_path("basic"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
 fn refused_for_noexec(tmp: &Path, modules: &Path) {
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs"])
