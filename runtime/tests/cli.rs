@@ -761,6 +761,40 @@ fn a_result_larger_than_a_daemon_calls_slot_is_had_with_result_bytes() {
     let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(daemon.wait().unwrap().success());
+
+    // A daemon whose `max_shm_per_client` cuts the slot asked for: the advice names
+    // the setting, not the flag just given. Before, it repeated the flag.
+    let small = dir.join("small.sock");
+    let config = dir.join("small.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nmax_shm_per_client = 1048576\n[[modules]]\npath = {:?}\n",
+            small.to_str().unwrap(),
+            basic.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (mut daemon, seen) =
+        common::cli::serve_all(&small, &[OsStr::new("--config"), config.as_os_str()]);
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        small.to_str().unwrap(),
+        "--result-bytes",
+        "1100000",
+        "basic",
+        "fill",
+        "[7, 1100000]",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("max_shm_per_client") && !err.contains("gives the call a slot"),
+        "{err}\n{seen}"
+    );
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

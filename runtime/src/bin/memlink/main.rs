@@ -114,8 +114,9 @@ struct CallArgs {
     #[arg(long, value_name = "SOCKET")]
     daemon: Option<PathBuf>,
     /// With --daemon: room for a result of this many bytes. The call's slot holds the
-    /// larger of its arguments and this (1 MiB unless given; at most 1 GiB); a larger
-    /// result is dropped after the method ran, and the error says what to give here.
+    /// larger of its arguments and this (1 MiB unless given; at most 1 GiB, and at most
+    /// what the daemon's `max_shm_per_client` allows a connection, 256 MiB by default); a
+    /// larger result is dropped after the method ran, and the error says what to do.
     #[arg(long, value_name = "BYTES", requires = "daemon")]
     result_bytes: Option<u64>,
     /// Load this module first, for the module to call (repeatable; each is loaded

@@ -28,6 +28,8 @@ pub fn too_long(name: &str, limit: u64) -> String {
 /// A connection to a daemon, ready to call one method of one of its modules with
 /// arguments encoded once.
 pub struct Remote {
+    /// The slot size the connection asked for (the daemon may cut it).
+    asked: u64,
     conn: std::sync::Arc<Connection>,
     module: String,
     method: String,
@@ -93,6 +95,7 @@ impl Remote {
         };
         let encoded = encode_args(&shape, args)?;
         Ok(Remote {
+            asked: geometry.slot_size,
             conn,
             module: module.to_owned(),
             method: method.to_owned(),
@@ -118,11 +121,26 @@ impl Remote {
                     format!("{module}::{method} failed: {}", ModuleError::Timeout(t))
                 }
                 // The method ran, and its result did not fit: calling again runs it
-                // again, so the remedy is the caller's to take.
-                (e @ CallError::Failed(Failure::TooLarge { len, .. }), _) => format!(
-                    "{e}: {module}::{method} ran and its result was dropped; \
-                     --result-bytes {len} gives the call a slot that holds it"
-                ),
+                // again, so the remedy is the caller's to take, when there is one.
+                (e @ CallError::Failed(Failure::TooLarge { len, capacity }), _) => {
+                    let remedy = if len > MAX_ARGS as u64 {
+                        format!(
+                            "a call through a daemon returns at most {MAX_ARGS} bytes: call \
+                             the module in-process (without --daemon) for this result"
+                        )
+                    } else if self.asked > capacity {
+                        // The slot asked for would have held it: the daemon cut it.
+                        format!(
+                            "the daemon cut the slot asked for ({} bytes) to {capacity}: \
+                             its `max_shm_per_client` setting bounds a connection's \
+                             memory, and must be raised for this result",
+                            self.asked
+                        )
+                    } else {
+                        format!("--result-bytes {len} gives the call a slot that holds it")
+                    };
+                    format!("{e}: {module}::{method} ran and its result was dropped; {remedy}")
+                }
                 (e, _) => text(&e),
             })?;
         render(&self.shape, &reply)
