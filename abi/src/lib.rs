@@ -49,7 +49,9 @@
 //! - [`error`]: [`ModuleError`], the error a status and its payload stand for;
 //! - `archive` (feature `rkyv`): the rkyv format record, type fingerprints, and
 //!   in-place validation of archived values;
-//! - `msgpack` (feature `msgpack`): MessagePack as both Rust sides encode it.
+//! - `msgpack` (feature `msgpack`): MessagePack as both Rust sides encode it;
+//! - [`spill`]: [`Encoded`], an encoding written once into a buffer, or past it onto
+//!   the heap.
 
 #![warn(missing_docs)]
 
@@ -63,6 +65,7 @@ pub mod metrics;
 pub mod module_info;
 #[cfg(feature = "msgpack")]
 pub mod msgpack;
+pub mod spill;
 pub mod status;
 pub mod symbols;
 pub mod text;
@@ -80,6 +83,7 @@ pub use metrics::{
     MetricRecord, MetricValue, BUCKETS, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM,
 };
 pub use module_info::{method_id, MethodCallFn, MethodInfo, ModuleInfo, METHOD_ASYNC, METHOD_PURE};
+pub use spill::Encoded;
 pub use status::Status;
 pub use symbols::*;
 pub use text::StrRef;

@@ -20,6 +20,7 @@ use crate::format::Format;
 type Result<T, E = ModuleError> = core::result::Result<T, E>;
 
 mod depth;
+mod direct;
 mod extent;
 mod raw;
 mod raw_read;
@@ -50,12 +51,10 @@ pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) ->
 
 /// Encodes `value`, structs as maps, into the start of `buf`, memory not yet
 /// initialized, and returns the length written (those bytes are initialized); `None`
-/// when it does not fit or cannot be encoded ([`encode_into`] then says why). Numbers,
-/// strings, bytes and tuples and sequences of them are written directly, everything
-/// else through `rmp_serde`: the same bytes either way. A value the direct writer gives
-/// up on part of the way (a struct inside a tuple, say) is serialized again from the
-/// start by `rmp_serde`, so its `Serialize` must give the same output each time it
-/// runs, as serde's contract (`&self`) expects.
+/// when it does not fit or cannot be encoded ([`encode_spilling`] keeps what does not
+/// fit, and says why a value cannot be encoded). Numbers, strings, bytes and tuples and
+/// sequences of them are written directly, everything else through `rmp_serde`: the
+/// same bytes either way, in one run of the value's `Serialize`.
 ///
 /// ```
 /// use core::mem::MaybeUninit;
@@ -70,35 +69,37 @@ pub fn encode_to_uninit<T: Serialize + ?Sized>(
     value: &T,
     buf: &mut [MaybeUninit<u8>],
 ) -> Option<usize> {
-    if let Some(len) = scalar::encode_uninit(value, buf) {
-        return Some(len);
+    match direct::encode(value, buf) {
+        Ok(Encoded::Within(bytes)) => Some(bytes.len()),
+        _ => None,
     }
-    let mut out = UninitWriter { buf, len: 0 };
-    encode_to(value, &mut out).ok().map(|()| out.len)
 }
 
-/// An `io::Write` into memory not yet initialized, for `rmp_serde`.
-struct UninitWriter<'b> {
+pub use crate::spill::Encoded;
+
+/// Encodes `value`, structs as maps, into the start of `buf` (memory not yet
+/// initialized), or, once it does not fit there, all of it into a vector: its
+/// `Serialize` runs once either way, so a value that can be serialized only once (one
+/// draining an iterator through a `RefCell`) is written whole. The bytes are
+/// `rmp_serde`'s ([`encode_into`]'s).
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use memlink_abi::msgpack::{encode_spilling, Encoded};
+///
+/// let mut buf = [MaybeUninit::<u8>::uninit(); 4];
+/// let small = encode_spilling(&(2u32, 3u32), &mut buf).unwrap();
+/// assert!(matches!(small, Encoded::Within(_)));
+/// assert_eq!(&*small, [0x92, 2, 3]);
+/// let large = encode_spilling(&vec![7u8; 10], &mut buf).unwrap();
+/// assert!(matches!(large, Encoded::Spilled(_)));
+/// assert_eq!(large.len(), 11);
+/// ```
+pub fn encode_spilling<'b, T: Serialize + ?Sized>(
+    value: &T,
     buf: &'b mut [MaybeUninit<u8>],
-    /// Bytes written (initialized) so far.
-    len: usize,
-}
-
-impl std::io::Write for UninitWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) else {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        };
-        for (d, s) in dst.iter_mut().zip(bytes) {
-            d.write(*s);
-        }
-        self.len += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+) -> Result<Encoded<'b>> {
+    Ok(direct::encode(value, buf)?)
 }
 
 /// Encodes `value`, structs as maps.
@@ -282,11 +283,8 @@ fn not_an_argument_list(type_name: &str) -> ModuleError {
 /// ([`encode_as`] then says why). Nothing is allocated: a typed call encodes its
 /// arguments on the stack this way.
 ///
-/// The value may be serialized more than once: by the direct writer, then by
-/// `rmp_serde` when the direct writer gives up, as [`encode_to_uninit`] says. A
-/// `Serialize` that can run only once (one draining an iterator through a `RefCell`,
-/// say) is not supported here, as it was not before: a caller that falls back to
-/// [`encode_as`] when this returns `None` serializes it again too.
+/// A caller that falls back to [`encode_as`] when this returns `None` serializes the
+/// value again: [`encode_as_spilling`] does not, for MessagePack.
 ///
 /// ```
 /// use memlink_abi::{msgpack::encode_as_into, Format};
@@ -349,6 +347,39 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
         Format::MessagePack => is_argument_list(written).then_some(&*written),
         // Typed values are no archive (`convert_args` says so).
         Format::Archived => None,
+    }
+}
+
+/// Encodes `args` as [`encode_as`] does, into the start of `buf` while they fit, else
+/// into a vector ([`encode_spilling`]): what a typed call does with a buffer on its
+/// stack. For a method that takes MessagePack the value's `Serialize` runs once. Raw
+/// arguments are asked their shape by a `Serialize` run of its own first (see
+/// [`encode_as`]), and, too long for `buf`, are written again by [`encode_as`].
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use memlink_abi::{msgpack::encode_as_spilling, Format};
+///
+/// let mut buf = [MaybeUninit::uninit(); 64];
+/// let args = encode_as_spilling(Format::MessagePack, &(2u32, 3u32), &mut buf).unwrap();
+/// assert_eq!(&*args, [0x92, 2, 3]);
+/// assert!(encode_as_spilling(Format::MessagePack, &5u32, &mut buf).is_err());
+/// ```
+pub fn encode_as_spilling<'b, A: Serialize + ?Sized>(
+    format: Format,
+    args: &A,
+    buf: &'b mut [MaybeUninit<u8>],
+) -> Result<Encoded<'b>> {
+    match format {
+        Format::MessagePack => {
+            let encoded = encode_spilling(args, buf)?;
+            check_argument_list::<A>(format, &encoded)?;
+            Ok(encoded)
+        }
+        _ => match encode_as_into_uninit(format, args, buf) {
+            Some(bytes) => Ok(Encoded::Within(bytes)),
+            None => encode_as(format, args).map(Encoded::Spilled),
+        },
     }
 }
 

@@ -148,22 +148,13 @@ impl ModuleCaller {
         R: serde::de::DeserializeOwned,
     {
         // Arguments that fit are encoded on the stack (not zeroed: the encoder writes
-        // every byte it hands back): nothing is allocated for them. One value alone (a
-        // raw callee's `"hello"`) is no list of arguments, and takes the heap: whether
-        // it may be sent alone is the host's to say, which knows the callee's format.
+        // every byte it hands back): nothing is allocated for them; longer ones go on the
+        // heap, their `Serialize` run once all the same. One value alone (a raw callee's
+        // `"hello"`) is no list of arguments, but whether it may be sent alone is the
+        // host's to say, which knows the callee's format: it is not checked here.
         let mut stack = [core::mem::MaybeUninit::uninit(); 256];
-        let heap;
-        let packed = match memlink_abi::msgpack::encode_as_into_uninit(
-            Format::MessagePack,
-            args,
-            &mut stack,
-        ) {
-            Some(bytes) => bytes,
-            None => {
-                heap = crate::serialize::to_msgpack(args)?;
-                &heap[..]
-            }
-        };
+        let packed = memlink_abi::msgpack::encode_spilling(args, &mut stack)?;
+        let packed = &packed[..];
         // Decoded where the callee left it: the result is not copied first.
         let flags = memlink_abi::msgpack::typed_nested_flags(args);
         self.lend(module, method, packed, flags, |out, format| {

@@ -8,6 +8,8 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use memlink_abi::msgpack::Encoded;
+
 use rkyv::ser::writer::Buffer;
 use rkyv::ser::Positional;
 
@@ -109,15 +111,40 @@ impl<'a> Invocation<'a> {
     }
 
     /// Encodes `value` as MessagePack and makes it the call's result: straight into the
-    /// call's arena, or through a buffer from the host when it does not fit there.
+    /// call's arena, or through a buffer from the host when it does not fit there. The
+    /// value's `Serialize` runs once: what does not fit the arena is kept on the heap as
+    /// it is written, not written again (a value that can be serialized only once, one
+    /// draining an iterator, was an empty list the second time).
     #[inline]
     pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        let in_arena = self.ctx.arena().alloc_rest_with(16, |rest| {
-            memlink_abi::msgpack::encode_to_uninit(value, rest)
-        });
-        let (ptr, len) = match in_arena {
-            Some(bytes) => (bytes.as_ptr(), bytes.len()),
-            None => encode_through_host(value, self.frame.host_api(), self.frame.host_call())?,
+        // What the arena could not hold: the whole encoding, or why there is none.
+        let mut elsewhere = None;
+        let in_arena =
+            self.ctx.arena().alloc_rest_with(
+                16,
+                |rest| match memlink_abi::msgpack::encode_spilling(value, rest) {
+                    Ok(Encoded::Within(bytes)) => Some(bytes.len()),
+                    Ok(Encoded::Spilled(bytes)) => {
+                        elsewhere = Some(Ok(bytes));
+                        None
+                    }
+                    Err(e) => {
+                        elsewhere = Some(Err(e));
+                        None
+                    }
+                },
+            );
+        let (ptr, len) = match (in_arena, elsewhere) {
+            (Some(bytes), _) => (bytes.as_ptr(), bytes.len()),
+            (None, Some(encoded)) => {
+                let bytes = encoded?;
+                let host = (self.frame.host_api(), self.frame.host_call());
+                (write_through_host(host.0, host.1, &bytes)?, bytes.len())
+            }
+            // The arena had no room at all, and the value was not serialized yet.
+            (None, None) => {
+                encode_through_host(value, self.frame.host_api(), self.frame.host_call())?
+            }
         };
         self.set_place(ptr, len);
         Ok(())

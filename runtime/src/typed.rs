@@ -369,19 +369,12 @@ where
     R: TypedResult,
 {
     let codec = |e: ModuleError| codec_error(registry, method, e);
-    // Not zeroed: the encoder writes every byte it hands back.
+    // Not zeroed: the encoder writes every byte it hands back. Too large for the stack,
+    // the arguments go on the heap, their `Serialize` run once all the same.
     let mut stack = [MaybeUninit::uninit(); STACK_ARGS];
-    let heap;
-    let encoded = match msgpack::encode_as_into_uninit(checked.shape.args_format, args, &mut stack)
-    {
-        Some(bytes) => bytes,
-        // Too large for the stack, or not encodable for the method (which `encode_as`
-        // then says).
-        None => {
-            heap = msgpack::encode_as(checked.shape.args_format, args).map_err(codec)?;
-            &heap[..]
-        }
-    };
+    let encoded =
+        msgpack::encode_as_spilling(checked.shape.args_format, args, &mut stack).map_err(codec)?;
+    let encoded = &encoded[..];
     // The method as the handle checked it, or an error: see `Checked`.
     let find = |module: &Module| checked.find(module, method);
     let output = call::handle_from_host(
