@@ -659,7 +659,11 @@ impl Client {
         if let Some(conn) = fits(&self.conn.read().unwrap_or_else(|p| p.into_inner())) {
             return Ok(conn);
         }
-        let floor = lock(&self.geometry).slot_size;
+        // Never smaller than the slots it has: those the daemon gave, which may be
+        // smaller than those asked for (cut to its `max_shm_per_client`), and always fit
+        // its limit (floored at what was asked, a connection asking for more than the
+        // daemon allows could never grow at all).
+        let floor = old.welcome().geometry.slot_size;
         let geometry = Geometry::to_fit(len.max(floor), self.config.slots, old.welcome().max_shm)
             .map_err(CallError::Invalid)?;
         let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
@@ -801,7 +805,8 @@ impl Client {
             // switched to a client learns the method ran (calling again runs it again)
             // and whether calling again can work.
             CallError::Failed(Failure::TooLarge { len, .. }) => {
-                let floor = lock(&self.geometry).slot_size;
+                // As `grow` floors it: the slots the daemon gave.
+                let floor = conn.welcome().geometry.slot_size;
                 let max_shm = conn.welcome().max_shm;
                 let ran = format!("{module}::{method} ran and its result was dropped");
                 if let Err(why) = Geometry::to_fit((*len).max(floor), self.config.slots, max_shm) {

@@ -201,6 +201,30 @@ fn an_arg_slot_is_filled_in_place_and_read_by_the_module_where_it_lies() {
     assert!(err.to_string().contains("at most 268435456"), "{err}");
 }
 
+/// A client that asks for more shared memory than the daemon gives a connection gets
+/// its segment cut down, and still grows it for a call that fits the daemon's limit.
+/// Before, it floored each growth at the slots it had asked for, which no segment
+/// within the limit holds: a 3 MiB call was refused as needing a slot of 128 MiB.
+#[test]
+fn a_client_asking_for_more_than_the_daemon_gives_still_grows_within_the_limit() {
+    let daemon = Daemon::start(Setup {
+        toml: "max_shm_per_client = 16777216".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let config = ClientConfig::default().slots(8).slot_size(128 << 20);
+    let client = Client::with_config(&daemon.socket, config).unwrap();
+    let basic = client.module("basic").unwrap();
+    let given = client.segment_size().unwrap();
+    assert!(given <= 16 << 20, "cut to the limit: {given}");
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    assert_eq!(&*client.call(basic, "echo", &big).unwrap(), &big[..]);
+    let filled: Vec<u8> = client
+        .call_typed(basic, "fill", &(7u8, 3u32 << 20))
+        .or_else(|_| client.call_typed(basic, "fill", &(7u8, 3u32 << 20)))
+        .unwrap();
+    assert_eq!(filled.len(), 3 << 20);
+}
+
 #[test]
 fn a_call_larger_than_the_slots_grows_the_segment_within_the_daemon_limit() {
     let daemon = Daemon::start(Setup {
