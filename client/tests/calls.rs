@@ -316,7 +316,7 @@ fn a_call_larger_than_the_slots_grows_the_segment_within_the_daemon_limit() {
             "{text}"
         );
         assert_eq!(
-            text.matches("the daemon failed the call").count(),
+            text.matches("call through the daemon failed").count(),
             1,
             "{text}"
         );

@@ -681,3 +681,35 @@ fn a_module_whose_dependency_another_worker_serves_is_told_to_share_its_worker()
         "{err}"
     );
 }
+
+/// A call that needs more memory than its worker's `memory_bytes` ends the worker (Rust
+/// aborts a process whose allocation fails): its client is told so, naming the limit,
+/// where it read only "killed by signal 6 (SIGABRT)". The next worker serves.
+#[test]
+fn a_worker_that_runs_out_of_its_memory_limit_is_named_for_it() {
+    let daemon = Daemon::start(Setup {
+        toml: "[limits]\nmemory_bytes = 1073741824\n".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let basic = client.module("basic").unwrap();
+    let err = client
+        .call_typed::<_, Vec<u8>>(basic, "fill", &(7u8, 1_500_000_000u32))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, RuntimeError::WorkerDied { .. })
+            && text.contains("SIGABRT")
+            && text.contains("memory_bytes")
+            && text.contains("1073741824"),
+        "{text}"
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.call(basic, "echo", b"again") {
+            Ok(out) => break assert_eq!(&*out, b"again"),
+            Err(e) => assert!(std::time::Instant::now() < until, "{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

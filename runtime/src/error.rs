@@ -176,8 +176,10 @@ pub enum RuntimeError {
         /// The name asked for.
         name: String,
     },
-    /// The daemon refused the call, or its reply could not be read or held (why: a
-    /// result larger than the client's slots is dropped after the method ran).
+    /// A call through a daemon that failed outside the module: the daemon refused it,
+    /// its reply could not be read or held (a result larger than the client's slots is
+    /// dropped after the method ran), or the client could not send it (a method name
+    /// too long, a segment the daemon's limit cannot grow to): `reason` says which.
     Daemon {
         /// What went wrong.
         reason: String,
@@ -499,7 +501,7 @@ impl fmt::Display for RuntimeError {
                  loaded its module"
             ),
             UnknownModule { name } => write!(f, "no module named `{name}` is loaded"),
-            Daemon { reason } => write!(f, "the daemon failed the call: {reason}"),
+            Daemon { reason } => write!(f, "call through the daemon failed: {reason}"),
             DaemonGone { reason } => write!(f, "the daemon cannot be reached: {reason}"),
             SlotsHeld { slots } => write!(
                 f,

@@ -405,7 +405,8 @@ mod tests {
             };
         }
         for v in edges {
-            in_every_type!(v, u8, u16, u32, u64, i8, i16, i32, i64, i128, u128);
+            in_every_type!(v, u8, u16, u32, u64, i8, i16, i32, i64, u128);
+            same(&v);
         }
     }
 

@@ -80,7 +80,7 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
         let status = wait(child);
         let reason = lock(&worker.kill_reason)
             .take()
-            .unwrap_or_else(|| describe(status));
+            .unwrap_or_else(|| describe_with_limits(status, &worker.plan));
         // What it said before it died is read before it is judged: its reader ends at
         // the end of its socket, which a process it forked and never exec'd may hold.
         let _ = reader_done.recv_timeout(Duration::from_secs(2));
@@ -120,6 +120,21 @@ fn describe(status: io::Result<ExitStatus>) -> String {
             _ => format!("it ended: {s}"),
         },
         Err(e) => format!("it could not be waited for: {e}"),
+    }
+}
+
+/// [`describe`], with what the worker's limits make of an abort: a process past its
+/// `memory_bytes` (`RLIMIT_AS`) fails an allocation, and Rust aborts the process when an
+/// allocation fails, so a call that needed more memory than the limit leaves ends there.
+fn describe_with_limits(status: io::Result<ExitStatus>, plan: &WorkerPlan) -> String {
+    let aborted = matches!(&status, Ok(s) if s.signal() == Some(6));
+    let ended = describe(status);
+    match plan.limits.memory_bytes {
+        Some(limit) if aborted => format!(
+            "{ended}; its memory is limited to {limit} bytes (`memory_bytes`), and a \
+             worker aborts when an allocation fails: a call that needed more memory ends it so"
+        ),
+        _ => ended,
     }
 }
 
