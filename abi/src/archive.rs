@@ -44,6 +44,33 @@ where
     with_scratch(|arena| rkyv::api::high::to_bytes_in_with_alloc(value, writer, arena.acquire()))
 }
 
+/// [`to_bytes_in`] into the start of `buf` while the archive fits, else all of it into
+/// a vector: the value is serialized once either way. Positions are counted from the
+/// start, so the archive is valid where its bytes are put at an address aligned to
+/// [`ARCHIVE_ALIGN`] (`buf`'s start should be).
+///
+/// ```
+/// use core::mem::MaybeUninit;
+/// use memlink_abi::{archive::to_bytes_spilling, Encoded};
+///
+/// let mut buf = [MaybeUninit::uninit(); 64];
+/// let small = to_bytes_spilling(&7u32, &mut buf).unwrap();
+/// assert!(matches!(small, Encoded::Within(b) if b.len() == 4));
+/// let large = to_bytes_spilling(&vec![1u8; 100], &mut buf).unwrap();
+/// assert!(matches!(large, Encoded::Spilled(_)));
+/// ```
+pub fn to_bytes_spilling<'b, T>(
+    value: &T,
+    buf: &'b mut [core::mem::MaybeUninit<u8>],
+) -> Result<crate::Encoded<'b>, rancor::Error>
+where
+    T: for<'a> rkyv::Serialize<
+        HighSerializer<crate::spill::Spilling<'b>, ArenaHandle<'a>, rancor::Error>,
+    >,
+{
+    to_bytes_in(value, crate::spill::Spilling::new(buf)).map(crate::spill::Spilling::finish)
+}
+
 /// [`to_bytes_in`] into a vector of its own.
 pub fn to_bytes<T>(value: &T) -> Result<AlignedVec, rancor::Error>
 where
@@ -225,14 +252,18 @@ impl<T> Checkable for T where
 pub trait Archivable:
     Archive
     + for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, rancor::Error>>
-    + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+    + for<'a, 'b> rkyv::Serialize<
+        HighSerializer<crate::spill::Spilling<'b>, ArenaHandle<'a>, rancor::Error>,
+    > + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
 {
 }
 
 impl<T> Archivable for T where
     T: Archive
         + for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, rancor::Error>>
-        + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+        + for<'a, 'b> rkyv::Serialize<
+            HighSerializer<crate::spill::Spilling<'b>, ArenaHandle<'a>, rancor::Error>,
+        > + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
 {
 }
 

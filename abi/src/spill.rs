@@ -27,9 +27,9 @@ impl core::ops::Deref for Encoded<'_> {
 }
 
 /// The output an encoder writes to: `buf` while the bytes fit, then a vector that takes
-/// them all.
-#[cfg_attr(not(any(feature = "msgpack", feature = "rkyv")), allow(dead_code))] // only the encoders use it
-pub(crate) struct Out<'b> {
+/// them all ([`finish`](Spilling::finish) says where they are). A `std::io::Write`, and,
+/// with the `rkyv` feature, an rkyv writer.
+pub struct Spilling<'b> {
     buf: &'b mut [MaybeUninit<u8>],
     /// Bytes of `buf` written (initialized) so far.
     len: usize,
@@ -37,10 +37,10 @@ pub(crate) struct Out<'b> {
     heap: Option<Vec<u8>>,
 }
 
-#[cfg_attr(not(any(feature = "msgpack", feature = "rkyv")), allow(dead_code))] // as above
-impl<'b> Out<'b> {
-    pub(crate) fn new(buf: &'b mut [MaybeUninit<u8>]) -> Out<'b> {
-        Out {
+impl<'b> Spilling<'b> {
+    /// An output that writes into `buf` first.
+    pub fn new(buf: &'b mut [MaybeUninit<u8>]) -> Spilling<'b> {
+        Spilling {
             buf,
             len: 0,
             heap: None,
@@ -48,12 +48,13 @@ impl<'b> Out<'b> {
     }
 
     /// Bytes written so far.
-    pub(crate) fn pos(&self) -> usize {
+    pub fn pos(&self) -> usize {
         self.heap.as_ref().map_or(self.len, Vec::len)
     }
 
+    /// Writes `bytes` after those written so far.
     #[inline]
-    pub(crate) fn put(&mut self, bytes: &[u8]) {
+    pub fn put(&mut self, bytes: &[u8]) {
         if self.heap.is_none() {
             // `len <= buf.len()` and a slice is at most `isize::MAX` bytes: no overflow.
             if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
@@ -84,7 +85,7 @@ impl<'b> Out<'b> {
     }
 
     /// What was written.
-    pub(crate) fn finish(self) -> Encoded<'b> {
+    pub fn finish(self) -> Encoded<'b> {
         match self.heap {
             Some(heap) => Encoded::Spilled(heap),
             // SAFETY: `put` initialized the first `len` bytes of `buf`, which is at least
@@ -96,7 +97,17 @@ impl<'b> Out<'b> {
     }
 }
 
-impl std::io::Write for Out<'_> {
+impl core::fmt::Debug for Spilling<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Spilling")
+            .field("room", &self.buf.len())
+            .field("written", &self.pos())
+            .field("spilled", &self.heap.is_some())
+            .finish()
+    }
+}
+
+impl std::io::Write for Spilling<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.put(bytes);
@@ -115,14 +126,14 @@ impl std::io::Write for Out<'_> {
 }
 
 #[cfg(feature = "rkyv")]
-impl rkyv::ser::Positional for Out<'_> {
+impl rkyv::ser::Positional for Spilling<'_> {
     fn pos(&self) -> usize {
-        Out::pos(self)
+        Spilling::pos(self)
     }
 }
 
 #[cfg(feature = "rkyv")]
-impl<E> rkyv::ser::Writer<E> for Out<'_> {
+impl<E> rkyv::ser::Writer<E> for Spilling<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
         self.put(bytes);
         Ok(())
@@ -133,7 +144,7 @@ impl<E> rkyv::ser::Writer<E> for Out<'_> {
 mod tests {
     use super::*;
 
-    fn written(out: Out<'_>) -> (Vec<u8>, bool) {
+    fn written(out: Spilling<'_>) -> (Vec<u8>, bool) {
         match out.finish() {
             Encoded::Within(bytes) => (bytes.to_vec(), false),
             Encoded::Spilled(bytes) => (bytes, true),
@@ -143,14 +154,14 @@ mod tests {
     #[test]
     fn bytes_stay_in_the_buffer_until_one_does_not_fit_then_all_go_to_the_heap() {
         let mut buf = [MaybeUninit::uninit(); 4];
-        let mut out = Out::new(&mut buf);
+        let mut out = Spilling::new(&mut buf);
         out.put(b"ab");
         out.put(b"cd");
         assert_eq!(out.pos(), 4);
         assert_eq!(written(out), (b"abcd".to_vec(), false));
 
         let mut buf = [MaybeUninit::uninit(); 4];
-        let mut out = Out::new(&mut buf);
+        let mut out = Spilling::new(&mut buf);
         out.put(b"ab");
         out.put(b"cde");
         out.put(b"f");
@@ -158,7 +169,7 @@ mod tests {
         assert_eq!(written(out), (b"abcdef".to_vec(), true));
 
         let mut none: [MaybeUninit<u8>; 0] = [];
-        let mut out = Out::new(&mut none);
+        let mut out = Spilling::new(&mut none);
         out.put(b"");
         assert_eq!(written(out), (Vec::new(), false));
     }

@@ -10,9 +10,6 @@ use serde::Serialize;
 
 use memlink_abi::msgpack::Encoded;
 
-use rkyv::ser::writer::Buffer;
-use rkyv::ser::Positional;
-
 use crate::abi::HostApi;
 use crate::archive::{self, Archivable, Checkable};
 use crate::context::CallContext;
@@ -205,21 +202,38 @@ impl<'a> Invocation<'a> {
     /// Archives `value` as the call's result, straight into the call's arena (through a
     /// host buffer when it does not fit).
     pub fn encode_archived_result<T: Archivable>(&self, value: &T) -> Result<()> {
+        let failed = |e| ModuleError::Serialize(format!("cannot archive the result: {e}"));
+        // What the arena could not hold: the whole archive, or why there is none. The
+        // value is archived once (see `encode_result`).
+        let mut elsewhere = None;
         let in_arena = self
             .ctx
             .arena()
             .alloc_rest_with(archive::ARCHIVE_ALIGN, |rest| {
-                memlink_abi::archive::to_bytes_in(value, Buffer::from(rest))
-                    .ok()
-                    .map(|written| written.pos())
+                match memlink_abi::archive::to_bytes_spilling(value, rest) {
+                    Ok(Encoded::Within(bytes)) => Some(bytes.len()),
+                    Ok(Encoded::Spilled(bytes)) => {
+                        elsewhere = Some(Ok(bytes));
+                        None
+                    }
+                    Err(e) => {
+                        elsewhere = Some(Err(e));
+                        None
+                    }
+                }
             });
-        if let Some(bytes) = in_arena {
-            self.set_place(bytes.as_ptr(), bytes.len());
-            return Ok(());
+        match (in_arena, elsewhere) {
+            (Some(bytes), _) => {
+                self.set_place(bytes.as_ptr(), bytes.len());
+                Ok(())
+            }
+            (None, Some(archived)) => self.set_output(&archived.map_err(failed)?),
+            // The arena had no room at all, and the value was not archived yet.
+            (None, None) => {
+                let bytes = memlink_abi::archive::to_bytes(value).map_err(failed)?;
+                self.set_output(&bytes)
+            }
         }
-        let bytes = memlink_abi::archive::to_bytes(value)
-            .map_err(|e| ModuleError::Serialize(format!("cannot archive the result: {e}")))?;
-        self.set_output(&bytes)
     }
 
     /// Runs an async export's future to completion (see [`crate::executor`]), or

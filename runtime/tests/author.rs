@@ -293,3 +293,31 @@ fn two_runtimes_sharing_an_image_each_get_the_records_they_asked_for() {
         "the runtime that asked for warnings only"
     );
 }
+
+/// A result, and a typed nested call's arguments, whose `Serialize` can run only once
+/// (it drains an iterator): written whole however large, each serialized once. Before,
+/// one too large for the arena (or for the 256 bytes a nested call's arguments get on
+/// the stack) was serialized again, and the second run wrote an empty list: the host got
+/// `[]`, and the callee an empty list, both with success.
+#[test]
+fn a_value_that_can_be_serialized_only_once_is_written_whole() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let runs = || -> u64 { rt.call_typed(h[0], "drained_runs", &()).unwrap() };
+    let before = runs();
+    for n in [10u64, 1_000, 100_000] {
+        let list: Vec<u64> = rt.call_typed(h[0], "drained", &(n,)).unwrap();
+        assert!(
+            list.len() as u64 == n && list.iter().enumerate().all(|(i, v)| i as u64 == *v),
+            "{n} items: {} came back",
+            list.len()
+        );
+        let counted: u64 = rt
+            .call_typed(h[0], "drained_nested", &("hazards", n))
+            .unwrap();
+        assert_eq!(counted, n, "the callee got all {n}");
+    }
+    // Each result and each nested call's arguments once (and the nested call's
+    // arguments asked their shape once more, as `call_typed` documents: after they were
+    // written).
+    assert_eq!(runs() - before, 3 * (1 + 2));
+}

@@ -17,7 +17,7 @@ use rmp_serde::config::{DefaultConfig, StructMapConfig};
 use rmp_serde::encode::Error;
 use serde::ser::{self, Serialize};
 
-use crate::spill::{Encoded, Out};
+use crate::spill::{Encoded, Spilling};
 
 /// Encodes `value`, structs as maps, into the start of `buf`, or all of it into a vector
 /// once it does not fit there; its `Serialize` runs once.
@@ -26,14 +26,14 @@ pub(crate) fn encode<'b, T: Serialize + ?Sized>(
     buf: &'b mut [MaybeUninit<u8>],
 ) -> Result<Encoded<'b>, Error> {
     let mut w = Writer {
-        rmp: rmp_serde::Serializer::new(Out::new(buf)).with_struct_map(),
+        rmp: rmp_serde::Serializer::new(Spilling::new(buf)).with_struct_map(),
     };
     value.serialize(&mut w)?;
     Ok(w.rmp.into_inner().finish())
 }
 
 /// `rmp_serde`'s serializer over the output, configured as the crate's encoder is.
-type Rmp<'b> = rmp_serde::Serializer<Out<'b>, StructMapConfig<DefaultConfig>>;
+type Rmp<'b> = rmp_serde::Serializer<Spilling<'b>, StructMapConfig<DefaultConfig>>;
 
 /// The writer: the common values straight into the output, the rest through `rmp`,
 /// which owns the output.

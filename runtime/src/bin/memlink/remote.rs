@@ -123,7 +123,7 @@ impl Remote {
                 // The method ran, and its result did not fit: calling again runs it
                 // again, so the remedy is the caller's to take, when there is one.
                 (e @ CallError::Failed(Failure::TooLarge { len, capacity }), _) => {
-                    let remedy = if len > MAX_ARGS as u64 {
+                    let remedy = if len > MAX_ARGS {
                         format!(
                             "a call through a daemon returns at most {MAX_ARGS} bytes: call \
                              the module in-process (without --daemon) for this result"
