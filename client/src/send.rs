@@ -24,23 +24,30 @@ pub(crate) struct Target<'c> {
     pub(crate) digest: u64,
 }
 
+/// Where a handle's arguments were written: into the slot (their length), or, too long
+/// for it, apart (a `Vec`, an archive's buffer), all of them, in the same one run of
+/// their `Serialize`.
+pub(crate) enum Filled<B> {
+    InSlot(usize),
+    Apart(B),
+}
+
 impl Target<'_> {
-    /// Calls the method with the arguments `fill` writes into a slot's bytes (their
-    /// length), or, when they do not fit there (`None`), those `apart` makes (a `Vec`,
-    /// an archive's aligned buffer), written to a slot that holds them once the first is
-    /// given back. A call the daemon never took (it went away, and a new one is there)
-    /// is sent once more on a new connection, the arguments written again.
+    /// Calls the method with the arguments `fill` writes into a slot's bytes, or, when
+    /// they do not fit there, makes apart: those are written to a slot that holds them
+    /// once the first is given back. A call the daemon never took (it went away, and a
+    /// new one is there) is sent once more on a new connection, the arguments written
+    /// again.
     pub(crate) fn send<B: AsRef<[u8]>>(
         &self,
         options: &CallOptions,
-        fill: impl Fn(&mut [u8]) -> Option<usize>,
-        apart: impl Fn() -> Result<B, RuntimeError>,
+        fill: impl Fn(&mut [u8]) -> Result<Filled<B>, RuntimeError>,
     ) -> Result<RemoteOutput, RuntimeError> {
         // The time the call had when it was made, which a timeout reports: a second try
         // comes after the first ran some of it out.
         let given = crate::client::given(options);
-        match self.send_once(options, given, &fill, &apart) {
-            Err(e) if crate::error::not_taken(&e) => self.send_once(options, given, &fill, &apart),
+        match self.send_once(options, given, &fill) {
+            Err(e) if crate::error::not_taken(&e) => self.send_once(options, given, &fill),
             other => other,
         }
     }
@@ -49,8 +56,7 @@ impl Target<'_> {
         &self,
         options: &CallOptions,
         given: Option<Duration>,
-        fill: &impl Fn(&mut [u8]) -> Option<usize>,
-        apart: &impl Fn() -> Result<B, RuntimeError>,
+        fill: &impl Fn(&mut [u8]) -> Result<Filled<B>, RuntimeError>,
     ) -> Result<RemoteOutput, RuntimeError> {
         let conn = self
             .client
@@ -59,13 +65,15 @@ impl Target<'_> {
             self.client
                 .failed(&conn, e, &self.name, &self.method, given)
         })?;
-        if let Some(len) = fill(lease.data_mut()) {
-            return self.finish(lease, len, options, given);
+        match fill(lease.data_mut())? {
+            Filled::InSlot(len) => self.finish(lease, len, options, given),
+            Filled::Apart(bytes) => {
+                // The slot is given back before another that holds them is leased:
+                // another call may have it meanwhile.
+                drop(lease);
+                self.send_apart(bytes.as_ref(), options, given)
+            }
         }
-        // The slot is given back before the arguments are made apart: another call may
-        // have it meanwhile.
-        drop(lease);
-        self.send_apart(apart()?.as_ref(), options, given)
     }
 
     /// Calls with arguments made apart, on a connection whose slots hold them.

@@ -1,21 +1,20 @@
 //! Typed handles on a daemon's methods, resolved and checked once: [`RemoteTyped`] for
 //! serde values, [`RemoteArchived`] for archives written and read in place.
 
+use core::mem::MaybeUninit;
 use std::fmt;
 use std::marker::PhantomData;
 
 use memlink_abi::archive::{self, Archivable, ArchiveType, Checkable, Limits};
-use memlink_abi::{msgpack, Format};
+use memlink_abi::{msgpack, Encoded, Format};
 use memlink_ipc::control::MethodInfo;
 use memlink_runtime::{CallOptions, ModuleError, RuntimeError};
-use rkyv::ser::writer::Buffer;
-use rkyv::ser::Positional;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::{format, Client, RemoteModule};
 use crate::output::{decode_private, RemoteOutput};
-use crate::send::Target;
+use crate::send::{Filled, Target};
 
 // The handles' constructors live beside the handles, so `client` needs no `typed`.
 impl Client {
@@ -228,17 +227,24 @@ impl<'c> TypedArgs<'c> {
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        self.target.send(
-            options,
-            |data| {
-                let range = msgpack::encode_as_into(self.args, args, data)?;
-                data.copy_within(range.clone(), 0);
-                Some(range.len())
-            },
-            // Too large for the slot, or not encodable for the format (the codec's
-            // error).
-            || msgpack::encode_as(self.args, args).map_err(|e| self.codec(e)),
-        )
+        self.target.send(options, |data| {
+            let start = data.as_ptr().addr();
+            // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the
+            // encoder only ever stores initialized bytes through the view, so `data`
+            // stays initialized.
+            let uninit = unsafe { &mut *(core::ptr::from_mut(data) as *mut [MaybeUninit<u8>]) };
+            match msgpack::encode_as_spilling(self.args, args, uninit) {
+                // Written in the slot, where raw bytes may lie past its start.
+                Ok(Encoded::Within(bytes)) => {
+                    let range = bytes.as_ptr().addr() - start..;
+                    let len = bytes.len();
+                    data.copy_within(range.start..range.start + len, 0);
+                    Ok(Filled::InSlot(len))
+                }
+                Ok(Encoded::Spilled(bytes)) => Ok(Filled::Apart(bytes)),
+                Err(e) => Err(self.codec(e)),
+            }
+        })
     }
 
     fn codec(&self, e: ModuleError) -> RuntimeError {
@@ -484,22 +490,20 @@ impl<'c> ArchivedArgs<'c> {
         args: &A,
         options: &CallOptions,
     ) -> Result<RemoteOutput, RuntimeError> {
-        self.target.send(
-            options,
-            |data| {
-                memlink_abi::archive::to_bytes_in(args, Buffer::from(data))
-                    .ok()
-                    .map(|written| written.pos())
-            },
-            // Too large for the slot: archived apart.
-            || {
-                memlink_abi::archive::to_bytes(args).map_err(|e| RuntimeError::Codec {
+        self.target.send(options, |data| {
+            // SAFETY: as in `TypedArgs::send`: the archiver only stores initialized
+            // bytes through the view.
+            let uninit = unsafe { &mut *(core::ptr::from_mut(data) as *mut [MaybeUninit<u8>]) };
+            match memlink_abi::archive::to_bytes_spilling(args, uninit) {
+                Ok(Encoded::Within(bytes)) => Ok(Filled::InSlot(bytes.len())),
+                Ok(Encoded::Spilled(bytes)) => Ok(Filled::Apart(bytes)),
+                Err(e) => Err(RuntimeError::Codec {
                     module: self.target.name.clone(),
                     method: self.target.method.clone(),
                     reason: format!("the arguments cannot be archived: {e}"),
-                })
-            },
-        )
+                }),
+            }
+        })
     }
 }
 

@@ -798,3 +798,30 @@ fn a_wait_for_a_slot_a_call_in_flight_frees_lasts_past_slot_wait() {
         long.join().unwrap().unwrap();
     });
 }
+
+/// Typed arguments whose `Serialize` can run only once (they drain an iterator), too
+/// long for the client's slot: written whole, from one run, to a slot that holds them.
+/// Before, the slot's attempt ran it, and the arguments made apart were the empty list
+/// the second run wrote, which the module counted as 0 with success.
+#[test]
+fn typed_arguments_that_can_be_serialized_only_once_are_sent_whole() {
+    use std::cell::{Cell, RefCell};
+
+    struct Drained(RefCell<Option<std::ops::Range<u64>>>, Cell<u32>);
+    impl serde::Serialize for Drained {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.1.set(self.1.get() + 1);
+            s.collect_seq(self.0.borrow_mut().take().unwrap_or(0..0))
+        }
+    }
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let config = ClientConfig::default().slot_size(64 << 10);
+    let client = Client::with_config(&daemon.socket, config).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    for n in [10u64, 100_000] {
+        let args = (Drained(RefCell::new(Some(0..n)), Cell::new(0)),);
+        let counted: u64 = client.call_typed(hazards, "count_list", &args).unwrap();
+        assert_eq!(counted, n);
+        assert_eq!(args.0 .1.get(), 1, "serialized once");
+    }
+}
