@@ -19,7 +19,6 @@ use rkyv::api::high::{HighSerializer, HighValidator};
 use rkyv::bytecheck::CheckBytes;
 use rkyv::rancor::{self, BoxedError, Failure};
 use rkyv::ser::allocator::{Arena, ArenaHandle};
-use rkyv::ser::writer::Buffer;
 use rkyv::util::AlignedVec;
 use rkyv::validation::archive::ArchiveValidator;
 use rkyv::validation::shared::SharedValidator;
@@ -251,7 +250,6 @@ impl<T> Checkable for T where
 /// anything `#[derive(rkyv::Archive, rkyv::Serialize)]` gives.
 pub trait Archivable:
     Archive
-    + for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, rancor::Error>>
     + for<'a, 'b> rkyv::Serialize<
         HighSerializer<crate::spill::Spilling<'b>, ArenaHandle<'a>, rancor::Error>,
     > + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
@@ -260,7 +258,6 @@ pub trait Archivable:
 
 impl<T> Archivable for T where
     T: Archive
-        + for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, rancor::Error>>
         + for<'a, 'b> rkyv::Serialize<
             HighSerializer<crate::spill::Spilling<'b>, ArenaHandle<'a>, rancor::Error>,
         > + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>

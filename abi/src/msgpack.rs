@@ -550,6 +550,18 @@ fn archived_result() -> ModuleError {
 
 impl From<rmp_serde::decode::Error> for ModuleError {
     fn from(e: rmp_serde::decode::Error) -> Self {
+        use rmp_serde::decode::Error as E;
+        // The reader's words for bytes that end too soon ("IO error while reading
+        // marker: failed to fill whole buffer") say nothing of the bytes.
+        let cut_short = matches!(&e, E::InvalidMarkerRead(io) | E::InvalidDataRead(io)
+            if io.kind() == std::io::ErrorKind::UnexpectedEof);
+        if cut_short {
+            return ModuleError::Serialize(
+                "cannot decode MessagePack: the bytes end before the value does (cut short, \
+                 or a length in them that runs past their end)"
+                    .to_owned(),
+            );
+        }
         ModuleError::Serialize(format!("cannot decode MessagePack: {e}"))
     }
 }
@@ -633,6 +645,23 @@ mod tests {
             err,
             ModuleError::Serialize("1 trailing bytes after the MessagePack value".into())
         );
+    }
+
+    /// Bytes that end before their value does (an array that claims 4 billion
+    /// elements, a string cut off) are said to, not as "failed to fill whole buffer".
+    #[test]
+    fn bytes_cut_short_are_said_to_be() {
+        for bytes in [
+            &[0xddu8, 0xff, 0xff, 0xff, 0xff][..],
+            &[0xa5, b'h', b'i'],
+            &[0x92, 1],
+        ] {
+            let err = from_msgpack::<Vec<serde_json::Value>>(bytes).unwrap_err();
+            assert!(
+                matches!(&err, ModuleError::Serialize(m) if m.contains("end before the value does")),
+                "{bytes:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -16,9 +16,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use memlink_abi::archive::{Archivable, ArchiveType};
-use memlink_abi::ModuleError;
-use rkyv::ser::writer::Buffer;
-use rkyv::ser::Positional;
+use memlink_abi::{Encoded, ModuleError};
+use rkyv::util::AlignedVec;
 
 use crate::args::{Args, CallArgs};
 use crate::call;
@@ -120,20 +119,33 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
     /// [`call`](ArchivedMethod::call) with per-call `options`.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
         let mut arena = PooledArena::take(&self.registry.pool);
-        let written =
-            memlink_abi::archive::to_bytes_in(args, Buffer::from(arena.buf_mut().as_mut_slice()))
-                .map(|w| w.pos());
+        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the archiver
+        // only ever stores initialized bytes through the view, so the arena's bytes stay
+        // initialized.
+        let room = unsafe {
+            &mut *(core::ptr::from_mut(arena.buf_mut().as_mut_slice())
+                as *mut [core::mem::MaybeUninit<u8>])
+        };
+        // Archived once: what does not fit the arena goes on the heap as it is written.
+        let written = memlink_abi::archive::to_bytes_spilling(args, room).map_err(|e| {
+            self.codec(ModuleError::Serialize(format!(
+                "cannot archive the arguments: {e}"
+            )))
+        })?;
         let args = match written {
-            Ok(len) => Args::InArena(arena, len),
-            Err(_) => {
-                // Too large for an arena: archive into a buffer of its own, once.
+            Encoded::Within(bytes) => {
+                let len = bytes.len();
+                Args::InArena(arena, len)
+            }
+            Encoded::Spilled(bytes) => {
+                // Too large for an arena: a buffer of its own, aligned for the archive.
                 drop(arena);
-                let bytes = memlink_abi::archive::to_bytes(args).map_err(|e| {
-                    self.codec(ModuleError::Serialize(format!(
-                        "cannot archive the arguments: {e}"
-                    )))
-                })?;
-                Args::Owned(Box::new(bytes))
+                let mut aligned =
+                    AlignedVec::<{ memlink_abi::archive::ARCHIVE_ALIGN }>::with_capacity(
+                        bytes.len(),
+                    );
+                aligned.extend_from_slice(&bytes);
+                Args::Owned(Box::new(aligned))
             }
         };
         self.run(args, options)

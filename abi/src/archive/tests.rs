@@ -1,6 +1,7 @@
 //! Archive checks. Miri runs these (`cargo +nightly miri test -p memlink-abi --features rkyv --lib archive`).
 
 use super::*;
+use rkyv::ser::writer::Buffer;
 use rkyv::util::AlignedVec;
 
 #[derive(rkyv::Archive, rkyv::Serialize, Debug, PartialEq)]
