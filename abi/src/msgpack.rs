@@ -95,6 +95,7 @@ pub use crate::spill::Encoded;
 /// assert!(matches!(large, Encoded::Spilled(_)));
 /// assert_eq!(large.len(), 11);
 /// ```
+#[inline]
 pub fn encode_spilling<'b, T: Serialize + ?Sized>(
     value: &T,
     buf: &'b mut [MaybeUninit<u8>],
@@ -365,6 +366,7 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
 /// assert_eq!(&*args, [0x92, 2, 3]);
 /// assert!(encode_as_spilling(Format::MessagePack, &5u32, &mut buf).is_err());
 /// ```
+#[inline]
 pub fn encode_as_spilling<'b, A: Serialize + ?Sized>(
     format: Format,
     args: &A,

@@ -18,6 +18,7 @@ pub enum Encoded<'b> {
 
 impl core::ops::Deref for Encoded<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         match self {
             Encoded::Within(bytes) => bytes,
@@ -39,6 +40,7 @@ pub struct Spilling<'b> {
 
 impl<'b> Spilling<'b> {
     /// An output that writes into `buf` first.
+    #[inline]
     pub fn new(buf: &'b mut [MaybeUninit<u8>]) -> Spilling<'b> {
         Spilling {
             buf,
@@ -48,12 +50,13 @@ impl<'b> Spilling<'b> {
     }
 
     /// Bytes written so far.
+    #[inline]
     pub fn pos(&self) -> usize {
         self.heap.as_ref().map_or(self.len, Vec::len)
     }
 
     /// Writes `bytes` after those written so far.
-    #[inline]
+    #[inline(always)]
     pub fn put(&mut self, bytes: &[u8]) {
         if self.heap.is_none() {
             // `len <= buf.len()` and a slice is at most `isize::MAX` bytes: no overflow.
@@ -85,6 +88,7 @@ impl<'b> Spilling<'b> {
     }
 
     /// What was written.
+    #[inline]
     pub fn finish(self) -> Encoded<'b> {
         match self.heap {
             Some(heap) => Encoded::Spilled(heap),

@@ -1,52 +1,89 @@
 //! The direct MessagePack writer: every value written in one pass of its `Serialize`,
-//! into a caller's buffer while it fits and onto the heap past that.
+//! into a caller's buffer while it fits and onto the heap past that ([`Spilling`]).
 //!
-//! The values typed calls pass most (numbers, booleans, `()`, options, strings, bytes,
-//! and tuples and sequences of them) are written straight into the output, without
-//! `rmp_serde`'s writer layers (about a tenth of the instructions for `(2u32, 3u32)`).
-//! Everything else (structs, maps, enums, chars, 128-bit integers, a sequence of no
-//! known length) is handed to an `rmp_serde` serializer over the same output, from
-//! where it is met: the bytes are `rmp_serde`'s either way, and the value's
-//! `Serialize` runs once. (An earlier writer gave up on those part of the way, and the
-//! value was serialized again from the start: a `Serialize` that can run only once,
-//! one draining an iterator through a `RefCell`, wrote an empty list the second time.)
+//! It writes the bytes `rmp_serde` writes for the same value (structs as maps, enums as
+//! `rmp_serde` writes them), straight into the output, without `rmp_serde`'s writer
+//! layers: about a tenth of the instructions for `(2u32, 3u32)`. A sequence or map of no
+//! known length is written to the heap first and counted, as `rmp_serde` does; only a
+//! MessagePack extension (`rmp_serde`'s `_ExtStruct`) is `rmp_serde`'s own, written
+//! apart and copied in. The value's `Serialize` runs once: an earlier writer gave up
+//! on structs, maps and enums part of the way, and the value was serialized again from
+//! the start, so a `Serialize` that can run only once (one draining an iterator through
+//! a `RefCell`) wrote an empty list the second time.
 
+use core::fmt;
 use core::mem::MaybeUninit;
 
-use rmp_serde::config::{DefaultConfig, StructMapConfig};
-use rmp_serde::encode::Error;
 use serde::ser::{self, Serialize};
 
 use crate::spill::{Encoded, Spilling};
 
 /// Encodes `value`, structs as maps, into the start of `buf`, or all of it into a vector
 /// once it does not fit there; its `Serialize` runs once.
+#[inline]
 pub(crate) fn encode<'b, T: Serialize + ?Sized>(
     value: &T,
     buf: &'b mut [MaybeUninit<u8>],
 ) -> Result<Encoded<'b>, Error> {
     let mut w = Writer {
-        rmp: rmp_serde::Serializer::new(Spilling::new(buf)).with_struct_map(),
+        out: Spilling::new(buf),
     };
     value.serialize(&mut w)?;
-    Ok(w.rmp.into_inner().finish())
+    Ok(w.out.finish())
 }
 
-/// `rmp_serde`'s serializer over the output, configured as the crate's encoder is.
-type Rmp<'b> = rmp_serde::Serializer<Spilling<'b>, StructMapConfig<DefaultConfig>>;
+/// Why a value could not be encoded: its `Serialize`'s own error, or a length past
+/// what MessagePack can write. Two words, so a call's `Result` stays in registers.
+pub(crate) struct Error(Box<str>);
 
-/// The writer: the common values straight into the output, the rest through `rmp`,
-/// which owns the output.
-struct Writer<'b> {
-    rmp: Rmp<'b>,
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl ser::Error for Error {
+    #[cold]
+    fn custom<M: fmt::Display>(msg: M) -> Error {
+        Error(msg.to_string().into_boxed_str())
+    }
+}
+
+impl From<Error> for crate::ModuleError {
+    #[cold]
+    fn from(e: Error) -> Self {
+        crate::ModuleError::Serialize(format!("cannot encode MessagePack: {e}"))
+    }
+}
+
+/// The error of a length MessagePack cannot write (more than `u32::MAX`).
+#[cold]
+fn too_long(what: &str, len: usize) -> Error {
+    <Error as ser::Error>::custom(format!(
+        "{what} of {len} is longer than MessagePack can write (at most {})",
+        u32::MAX
+    ))
 }
 
 type Done = Result<(), Error>;
 
+/// The writer: every value straight into `out`.
+struct Writer<'b> {
+    out: Spilling<'b>,
+}
+
 impl Writer<'_> {
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        self.rmp.get_mut().put(bytes);
+        self.out.put(bytes);
     }
 
     /// A marker, then a big-endian length or value in `N` bytes.
@@ -97,46 +134,110 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// An array's or a map's length: `fix` is the marker of up to 15 (its low bits the
+    /// length), `wide` those of 16 and 32 bits.
     #[inline]
-    fn array(&mut self, len: usize) -> Done {
+    fn container(&mut self, len: usize, fix: u8, wide: [u8; 2], what: &str) -> Done {
         match len {
-            0..=15 => self.put(&[0x90 | len as u8]),
-            16..=0xffff => self.marked(0xdc, (len as u16).to_be_bytes()),
+            0..=15 => self.put(&[fix | len as u8]),
+            16..=0xffff => self.marked(wide[0], (len as u16).to_be_bytes()),
             _ => {
-                let n = u32::try_from(len).map_err(|_| too_long("an array", len))?;
-                self.marked(0xdd, n.to_be_bytes());
+                let n = u32::try_from(len).map_err(|_| too_long(what, len))?;
+                self.marked(wide[1], n.to_be_bytes());
             }
         }
         Ok(())
     }
+
+    #[inline]
+    fn array(&mut self, len: usize) -> Done {
+        self.container(len, 0x90, [0xdc, 0xdd], "an array")
+    }
+
+    fn map(&mut self, len: usize) -> Done {
+        self.container(len, 0x80, [0xde, 0xdf], "a map")
+    }
+
+    fn str(&mut self, v: &str) -> Done {
+        if v.len() < 32 {
+            self.put(&[0xa0 | v.len() as u8]);
+        } else {
+            self.len_marked(v.len(), [0xd9, 0xda, 0xdb], "a string")?;
+        }
+        self.put(v.as_bytes());
+        Ok(())
+    }
+
+    fn bytes(&mut self, v: &[u8]) -> Done {
+        self.len_marked(v.len(), [0xc4, 0xc5, 0xc6], "a byte string")?;
+        self.put(v);
+        Ok(())
+    }
+
+    /// The map of one entry, keyed by the variant's name, that an enum variant with
+    /// data is written as.
+    fn variant(&mut self, variant: &str) -> Done {
+        self.put(&[0x81]);
+        self.str(variant)
+    }
 }
 
-/// The error of a length MessagePack cannot write (more than `u32::MAX`).
-#[cold]
-fn too_long(what: &str, len: usize) -> Error {
-    <Error as ser::Error>::custom(format!(
-        "{what} of {len} is longer than MessagePack can write (at most {})",
-        u32::MAX
-    ))
-}
-
-/// A sequence: written here when its length is known, else by `rmp_serde` (which holds
-/// its elements until it knows how many there are).
-enum Seq<'a, 'b> {
+/// A sequence, tuple, map or struct being written: straight into the writer, or, for a
+/// sequence or map of no known length, apart, its elements counted, and written with
+/// its length at its end.
+enum Compound<'a, 'b> {
     Direct(&'a mut Writer<'b>),
-    Rmp(<&'a mut Rmp<'b> as ser::Serializer>::SerializeSeq),
+    Counted {
+        into: &'a mut Writer<'b>,
+        apart: Writer<'static>,
+        /// Elements (a map's keys and values both) written apart so far.
+        count: usize,
+        map: bool,
+    },
+}
+
+impl Compound<'_, '_> {
+    #[inline]
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        match self {
+            Compound::Direct(w) => value.serialize(&mut **w),
+            Compound::Counted { apart, count, .. } => {
+                *count += 1;
+                value.serialize(apart)
+            }
+        }
+    }
+
+    fn end(self) -> Done {
+        let Compound::Counted {
+            into,
+            apart,
+            count,
+            map,
+        } = self
+        else {
+            return Ok(());
+        };
+        if map {
+            into.map(count / 2)?;
+        } else {
+            into.array(count)?;
+        }
+        into.put(&apart.out.finish());
+        Ok(())
+    }
 }
 
 impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
     type Ok = ();
     type Error = Error;
-    type SerializeSeq = Seq<'a, 'b>;
+    type SerializeSeq = Compound<'a, 'b>;
     type SerializeTuple = Self;
-    type SerializeTupleStruct = <&'a mut Rmp<'b> as ser::Serializer>::SerializeTupleStruct;
-    type SerializeTupleVariant = <&'a mut Rmp<'b> as ser::Serializer>::SerializeTupleVariant;
-    type SerializeMap = <&'a mut Rmp<'b> as ser::Serializer>::SerializeMap;
-    type SerializeStruct = <&'a mut Rmp<'b> as ser::Serializer>::SerializeStruct;
-    type SerializeStructVariant = <&'a mut Rmp<'b> as ser::Serializer>::SerializeStructVariant;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Compound<'a, 'b>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
 
     #[inline]
     fn serialize_bool(self, v: bool) -> Done {
@@ -183,11 +284,12 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         self.uint(v);
         Ok(())
     }
+    /// As `rmp_serde` writes it: its 16 big-endian bytes as a byte string.
     fn serialize_i128(self, v: i128) -> Done {
-        ser::Serializer::serialize_i128(&mut self.rmp, v)
+        self.bytes(&v.to_be_bytes())
     }
     fn serialize_u128(self, v: u128) -> Done {
-        ser::Serializer::serialize_u128(&mut self.rmp, v)
+        self.bytes(&v.to_be_bytes())
     }
     fn serialize_f32(self, v: f32) -> Done {
         self.marked(0xca, v.to_be_bytes());
@@ -198,21 +300,13 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         Ok(())
     }
     fn serialize_char(self, v: char) -> Done {
-        ser::Serializer::serialize_char(&mut self.rmp, v)
+        self.str(v.encode_utf8(&mut [0; 4]))
     }
     fn serialize_str(self, v: &str) -> Done {
-        if v.len() < 32 {
-            self.put(&[0xa0 | v.len() as u8]);
-        } else {
-            self.len_marked(v.len(), [0xd9, 0xda, 0xdb], "a string")?;
-        }
-        self.put(v.as_bytes());
-        Ok(())
+        self.str(v)
     }
     fn serialize_bytes(self, v: &[u8]) -> Done {
-        self.len_marked(v.len(), [0xc4, 0xc5, 0xc6], "a byte string")?;
-        self.put(v);
-        Ok(())
+        self.bytes(v)
     }
     fn serialize_none(self) -> Done {
         self.put(&[0xc0]);
@@ -225,31 +319,37 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         self.put(&[0xc0]);
         Ok(())
     }
-    fn serialize_unit_struct(self, name: &'static str) -> Done {
-        ser::Serializer::serialize_unit_struct(&mut self.rmp, name)
+    /// As `rmp_serde` writes it: an empty array.
+    fn serialize_unit_struct(self, _: &'static str) -> Done {
+        self.put(&[0x90]);
+        Ok(())
     }
-    fn serialize_unit_variant(self, name: &'static str, index: u32, variant: &'static str) -> Done {
-        ser::Serializer::serialize_unit_variant(&mut self.rmp, name, index, variant)
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Done {
+        self.str(variant)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, v: &T) -> Done {
-        ser::Serializer::serialize_newtype_struct(&mut self.rmp, name, v)
+        if name == rmp_serde::MSGPACK_EXT_STRUCT_NAME {
+            return extension(self, name, v);
+        }
+        v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
-        name: &'static str,
-        index: u32,
+        _: &'static str,
+        _: u32,
         variant: &'static str,
         value: &T,
     ) -> Done {
-        ser::Serializer::serialize_newtype_variant(&mut self.rmp, name, index, variant, value)
+        self.variant(variant)?;
+        value.serialize(self)
     }
-    fn serialize_seq(self, len: Option<usize>) -> Result<Seq<'a, 'b>, Error> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'b>, Error> {
         match len {
             Some(len) => {
                 self.array(len)?;
-                Ok(Seq::Direct(self))
+                Ok(Compound::Direct(self))
             }
-            None => ser::Serializer::serialize_seq(&mut self.rmp, None).map(Seq::Rmp),
+            None => Ok(counted(self, false)),
         }
     }
     #[inline]
@@ -257,67 +357,151 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         self.array(len)?;
         Ok(self)
     }
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleStruct, Error> {
-        ser::Serializer::serialize_tuple_struct(&mut self.rmp, name, len)
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Self, Error> {
+        self.array(len)?;
+        Ok(self)
     }
     fn serialize_tuple_variant(
         self,
-        name: &'static str,
-        index: u32,
+        _: &'static str,
+        _: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<Self::SerializeTupleVariant, Error> {
-        ser::Serializer::serialize_tuple_variant(&mut self.rmp, name, index, variant, len)
+    ) -> Result<Self, Error> {
+        self.variant(variant)?;
+        self.array(len)?;
+        Ok(self)
     }
-    fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, Error> {
-        ser::Serializer::serialize_map(&mut self.rmp, len)
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'b>, Error> {
+        match len {
+            Some(len) => {
+                self.map(len)?;
+                Ok(Compound::Direct(self))
+            }
+            None => Ok(counted(self, true)),
+        }
     }
-    fn serialize_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeStruct, Error> {
-        ser::Serializer::serialize_struct(&mut self.rmp, name, len)
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Self, Error> {
+        self.map(len)?;
+        Ok(self)
     }
     fn serialize_struct_variant(
         self,
-        name: &'static str,
-        index: u32,
+        _: &'static str,
+        _: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<Self::SerializeStructVariant, Error> {
-        ser::Serializer::serialize_struct_variant(&mut self.rmp, name, index, variant, len)
+    ) -> Result<Self, Error> {
+        self.variant(variant)?;
+        self.map(len)?;
+        Ok(self)
     }
     fn is_human_readable(&self) -> bool {
         false
     }
 }
 
-impl ser::SerializeSeq for Seq<'_, '_> {
+/// A compound of no known length, written apart (on the heap) and counted.
+fn counted<'a, 'b>(into: &'a mut Writer<'b>, map: bool) -> Compound<'a, 'b> {
+    Compound::Counted {
+        into,
+        apart: Writer {
+            out: Spilling::new(&mut []),
+        },
+        count: 0,
+        map,
+    }
+}
+
+/// A MessagePack extension (`rmp_serde`'s `_ExtStruct` newtype), written by `rmp_serde`
+/// apart and copied in.
+#[cold]
+fn extension<T: Serialize + ?Sized>(w: &mut Writer<'_>, name: &'static str, value: &T) -> Done {
+    let mut apart = Vec::new();
+    let mut rmp = rmp_serde::Serializer::new(&mut apart).with_struct_map();
+    ser::Serializer::serialize_newtype_struct(&mut rmp, name, value)
+        .map_err(<Error as ser::Error>::custom)?;
+    w.put(&apart);
+    Ok(())
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        match self {
-            Seq::Direct(w) => value.serialize(&mut **w),
-            Seq::Rmp(seq) => seq.serialize_element(value),
-        }
+        self.element(value)
     }
     fn end(self) -> Done {
-        match self {
-            Seq::Direct(_) => Ok(()),
-            Seq::Rmp(seq) => seq.end(),
-        }
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Done {
+        self.element(key)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        self.element(value)
+    }
+    fn end(self) -> Done {
+        Compound::end(self)
     }
 }
 
 impl ser::SerializeTuple for &mut Writer<'_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Done {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleStruct for &mut Writer<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Done {
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleVariant for &mut Writer<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Done {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for &mut Writer<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
+        self.str(key)?;
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Done {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for &mut Writer<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
+        self.str(key)?;
         value.serialize(&mut **self)
     }
     fn end(self) -> Done {
