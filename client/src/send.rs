@@ -46,8 +46,14 @@ impl Target<'_> {
         // The time the call had when it was made, which a timeout reports: a second try
         // comes after the first ran some of it out.
         let given = crate::client::given(options);
-        match self.send_once(options, given, &fill) {
-            Err(e) if crate::error::not_taken(&e) => self.send_once(options, given, &fill),
+        // Arguments made apart are kept for the second try: written once, whatever their
+        // `Serialize` would do a second time. (Written into a slot, they are written
+        // again into the new connection's.)
+        let mut apart = None;
+        match self.send_once(options, given, &fill, &mut apart) {
+            Err(e) if crate::error::not_taken(&e) => {
+                self.send_once(options, given, &fill, &mut apart)
+            }
             other => other,
         }
     }
@@ -57,7 +63,11 @@ impl Target<'_> {
         options: &CallOptions,
         given: Option<Duration>,
         fill: &impl Fn(&mut [u8]) -> Result<Filled<B>, RuntimeError>,
+        apart: &mut Option<B>,
     ) -> Result<RemoteOutput, RuntimeError> {
+        if let Some(bytes) = apart {
+            return self.send_apart(bytes.as_ref(), options, given);
+        }
         let conn = self
             .client
             .connection_for_call(0, &self.name, &self.method, options, given)?;
@@ -71,6 +81,7 @@ impl Target<'_> {
                 // The slot is given back before another that holds them is leased:
                 // another call may have it meanwhile.
                 drop(lease);
+                let bytes = apart.insert(bytes);
                 self.send_apart(bytes.as_ref(), options, given)
             }
         }

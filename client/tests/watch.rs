@@ -229,6 +229,18 @@ fn a_file_rewritten_with_a_module_already_served_is_refused_once() {
     let greeter = client.module("greeter@^1").unwrap();
     let version: u32 = client.call_typed(greeter, "version", &()).unwrap();
     assert_eq!(version, 1, "the module the file held serves on");
+
+    // Once the module that held its name goes, the refused file is tried again: its
+    // module comes, and the one the file held goes.
+    std::fs::remove_file(so("libbasic")).unwrap();
+    eventually("greeter.so's module takes the name", || {
+        daemon.log_text().contains("greeter.so: loaded")
+            && daemon.log_text().matches("greeter.so: loaded").count() == 2
+    });
+    let late = Client::connect(&daemon.socket).unwrap();
+    let basic = late.module("basic").unwrap();
+    assert_eq!(&*late.call(basic, "echo", b"back").unwrap(), b"back");
+    assert!(late.module("greeter@^1").is_err(), "{}", daemon.log_text());
 }
 
 /// A connection that called a module by name keeps calling what the name finds now: a

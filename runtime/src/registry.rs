@@ -1006,6 +1006,9 @@ fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
     let mut module = Module::open_private(copy.path(), concurrency)
         .map_err(|e| e.for_path(copy.path(), path))?;
     path.clone_into(&mut module.path);
+    // Known by its copy's identity, not the original's: nothing keeps the original's
+    // inode alive (the copy is what is mapped), and a new file given it once the
+    // original is removed would read as this module's (`AlreadyLoaded`).
     Ok(module)
 }
 

@@ -184,7 +184,9 @@ fn another_file_renamed_over_a_loaded_module_s_path_loads_beside_it() {
     assert_ne!(first, second);
     assert_eq!(rt.module_info(second).unwrap().name, "datasets");
     assert_eq!(rt.call(first, "echo", b"still").unwrap(), b"still");
-    // The same file again is refused: its module's name is taken.
+    // The same file again is refused: its module's name is taken. (The module loaded
+    // from a copy is known by the copy's identity: the original's inode may be another
+    // file's once it is removed.)
     let err = rt.load(ModuleRef::from_path(&path)).unwrap_err();
     assert!(
         matches!(err, RuntimeError::NameTaken { .. }) && err.to_string().contains("datasets"),

@@ -70,24 +70,49 @@ impl OpenGuard for Guard {
     }
 }
 
-/// Records what the worker's process `pid` said it opens (`Some`) or opened (`None`).
+/// What a worker's process said it is opening: the file, since when, and whether the
+/// watchdog ended the process for it ([`overdue`]).
+pub(super) struct Opening {
+    pid: Pid,
+    file: WatchedFile,
+    since: Instant,
+    overdue: bool,
+}
+
+/// Records what the worker's process `pid` said it opens (`Some`) or opened (`None`):
+/// an `Opened` clears only that process's record (a late word of a process gone must not
+/// clear its successor's).
 pub(super) fn said(worker: &Worker, pid: Pid, file: Option<WatchedFile>) {
-    *lock(&worker.opening) = file.map(|f| (pid, f, Instant::now()));
+    let mut opening = lock(&worker.opening);
+    match file {
+        Some(file) => {
+            *opening = Some(Opening {
+                pid,
+                file,
+                since: Instant::now(),
+                overdue: false,
+            })
+        }
+        None if opening.as_ref().is_some_and(|o| o.pid == pid) => *opening = None,
+        None => {}
+    }
 }
 
 /// Why the worker's process `pid` is to be ended, if it has been opening a watched file
 /// for longer than `limit`: a library whose constructor never returns holds the system
 /// loader's lock, and every thread the worker starts (one per new connection) waits for
-/// it. Ended, the process dies of that file ([`took_down`]).
+/// it. The record is marked: the process, ended, died of that file ([`took_down`]).
 pub(super) fn overdue(worker: &Worker, pid: Pid, limit: Duration) -> Option<String> {
-    match &*lock(&worker.opening) {
-        Some((opener, file, since)) if *opener == pid && since.elapsed() > limit => Some(format!(
-            "it did not finish loading {} within {}s, and was ended",
-            path_of(file).display(),
-            limit.as_secs()
-        )),
-        _ => None,
-    }
+    let mut opening = lock(&worker.opening);
+    let o = opening
+        .as_mut()
+        .filter(|o| o.pid == pid && o.since.elapsed() > limit)?;
+    o.overdue = true;
+    Some(format!(
+        "it did not finish loading {} within {}s, and was ended",
+        path_of(&o.file).display(),
+        limit.as_secs()
+    ))
 }
 
 fn path_of(file: &WatchedFile) -> &Path {
@@ -95,18 +120,25 @@ fn path_of(file: &WatchedFile) -> &Path {
 }
 
 /// After the worker's process `pid` ended (`ended` says how): the watched file it was
-/// opening, if it was, put in the worker's skip list (in place of what that path was
-/// before) and logged. Whether there was one.
-pub(super) fn took_down(worker: &Worker, pid: Pid, ended: &str) -> bool {
-    let file = match lock(&worker.opening).take() {
-        Some((opener, file, _)) if opener == pid => file,
-        // Another process's word, read late: not this one's.
-        Some(other) => {
-            *lock(&worker.opening) = Some(other);
+/// opening, if it was and the file is to blame, put in the worker's skip list (in place
+/// of what that path was before) and logged. The file is to blame when the process
+/// `crashed` (a signal of a fault, not one the supervisor sent, nor a limit's) or was
+/// ended for taking too long over it ([`overdue`]): a process ended for another module's
+/// late call, or stopping, blames nothing. Whether a file was blamed.
+pub(super) fn took_down(worker: &Worker, pid: Pid, ended: &str, crashed: bool) -> bool {
+    // One guard for the look and the put back.
+    let mut opening = lock(&worker.opening);
+    let file = match opening.take() {
+        Some(o) if o.pid == pid && (crashed || o.overdue) => o.file,
+        // Another process's word, read late, or nothing to blame: left as it was, but
+        // for this process's own record, which it took with it.
+        Some(o) if o.pid != pid => {
+            *opening = Some(o);
             return false;
         }
-        None => return false,
+        _ => return false,
     };
+    drop(opening);
     tracing::error!(
         worker = %worker.plan.name,
         file = %path_of(&file).display(),
@@ -120,4 +152,11 @@ pub(super) fn took_down(worker: &Worker, pid: Pid, ended: &str) -> bool {
         ended: ended.to_owned(),
     });
     true
+}
+
+/// Whether a process that ended so died of a fault of its own: a signal a crash raises
+/// (`SIGILL`, `SIGABRT`, `SIGBUS`, `SIGFPE`, `SIGSEGV`), not one sent to end it.
+pub(super) fn crashed(status: &std::io::Result<std::process::ExitStatus>) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    matches!(status, Ok(s) if matches!(s.signal(), Some(4 | 6 | 7 | 8 | 11)))
 }

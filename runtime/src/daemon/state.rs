@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use memlink_ipc::control::{self, Claims, Skipped, ToWorker, WatchedFile};
+use memlink_ipc::control::{self, Claims, Skipped, ToWorker};
 use memlink_ipc::figures::Figures;
 use memlink_ipc::Segment;
 use rustix::process::Pid;
@@ -93,7 +93,7 @@ pub(super) struct Worker {
     /// The watched file its process with this id said it was opening, and since when,
     /// while it has not said it opened it: if that process dies meanwhile, the file took
     /// it down.
-    pub(super) opening: Mutex<Option<(Pid, WatchedFile, std::time::Instant)>>,
+    pub(super) opening: Mutex<Option<super::opening::Opening>>,
     /// The watched files that took one of its processes down as they were opened, left
     /// alone by the next while they are what they were.
     pub(super) skip: Mutex<Vec<Skipped>>,

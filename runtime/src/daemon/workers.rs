@@ -78,14 +78,16 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
         };
         let pid = Pid::from_child(&child);
         let status = wait(child);
-        let reason = lock(&worker.kill_reason)
-            .take()
-            .unwrap_or_else(|| describe_with_limits(status, &worker.plan));
+        // No process to end any more: the watchdog leaves this worker alone from here
+        // (the pid, reaped, may be another process's by now).
+        *lock(&worker.link) = None;
+        let killed = lock(&worker.kill_reason).take();
+        let crashed = killed.is_none() && opening::crashed(&status);
+        let reason = killed.unwrap_or_else(|| describe_with_limits(status, &worker.plan));
         // What it said before it died is read before it is judged: its reader ends at
         // the end of its socket, which a process it forked and never exec'd may hold.
         let _ = reader_done.recv_timeout(Duration::from_secs(2));
-        opening::took_down(worker, pid, &reason);
-        *lock(&worker.link) = None;
+        opening::took_down(worker, pid, &reason, crashed);
         // Its stand-ins end before its running calls are failed: a call one of them is
         // failing is not failed twice, and calls submitted from now on wait for the next
         // worker, which is handed every connection anew.
@@ -132,7 +134,8 @@ fn describe_with_limits(status: io::Result<ExitStatus>, plan: &WorkerPlan) -> St
     match plan.limits.memory_bytes {
         Some(limit) if aborted => format!(
             "{ended}; its memory is limited to {limit} bytes (`memory_bytes`), and a \
-             worker aborts when an allocation fails: a call that needed more memory ends it so"
+             worker aborts when an allocation fails: a call that needed more memory than \
+             that may have ended it (as may a module's own abort)"
         ),
         _ => ended,
     }
@@ -170,6 +173,8 @@ fn start_once(
     index: usize,
 ) -> Result<Option<(Child, mpsc::Receiver<()>)>, String> {
     let worker = &shared.workers[index];
+    // A reason set for the last process after it was reaped is no reason of this one's.
+    *lock(&worker.kill_reason) = None;
     let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
     // The worker inherits its end; ours stays close-on-exec. Until the end is closed
     // here, any process started would inherit it: two workers starting at once (both
@@ -210,12 +215,19 @@ fn start_once(
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             );
             let _ = kill_process(pid, Signal::KILL);
-            let ended = describe(wait(child));
+            let status = wait(child);
+            // A start that timed out had been opening its last file for the whole
+            // bound (the handshake's wait starts again at each file).
+            let blame = timed_out || opening::crashed(&status);
+            let ended = describe(status);
             let how = match timed_out {
-                true => format!("it did not get ready within {}s", LOAD_TIMEOUT.as_secs()),
+                true => format!(
+                    "it did not finish loading it within {}s",
+                    LOAD_TIMEOUT.as_secs()
+                ),
                 false => ended.clone(),
             };
-            if opening::took_down(worker, pid, &how) {
+            if opening::took_down(worker, pid, &how, blame) {
                 return Ok(None);
             }
             let loading = loading(shared, index);
@@ -384,11 +396,16 @@ fn handshake(
         .set_read_timeout(Some(LOAD_TIMEOUT))
         .map_err(|e| refused(e.to_string()))?;
     // The watched files it opens as it starts are told first, each before it is opened.
-    // The bound is on the whole start (a socket's timeout is per read).
-    let until = std::time::Instant::now() + LOAD_TIMEOUT;
+    // The bound is on the modules the settings list, then on each watched file (a
+    // socket's timeout is per read): a directory of many modules slow to start is
+    // waited for, one that never finishes loading is not.
+    let mut until = std::time::Instant::now() + LOAD_TIMEOUT;
     let answer = loop {
         match control::recv_up_to::<FromWorker>(worker, control::MAX_WORKER_FRAME) {
-            Ok((FromWorker::Opening(file), _)) => opening::said(w, pid, Some(file)),
+            Ok((FromWorker::Opening(file), _)) => {
+                opening::said(w, pid, Some(file));
+                until = std::time::Instant::now() + LOAD_TIMEOUT;
+            }
             Ok((FromWorker::Opened, _)) => opening::said(w, pid, None),
             other => break other,
         }

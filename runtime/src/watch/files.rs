@@ -385,12 +385,24 @@ impl State {
                 self.tell(WatchEvent::Loaded { path, handle: new });
                 true
             }
+            // The runtime has no slot for both at once: the one the file held goes first,
+            // and the other takes its slot, as if the file had been removed and another
+            // put there.
+            Err(RuntimeError::TooManyModules { .. }) => {
+                self.unload(path.clone(), handle);
+                self.sync(vec![path]);
+                false
+            }
             Err(error) => {
                 // A new module that waits for what it calls is tried again as a waiting
-                // new version is (reloaded, which comes back here); any other refusal
-                // once the file changes.
+                // new version is, one refused for what another module holds once a module
+                // goes or changes version (both reloaded, which comes back here); any
+                // other refusal once the file changes.
                 if matches!(error, RuntimeError::MissingDependency { .. }) {
                     self.waiting.insert(path.clone());
+                }
+                if held_by_another(&error) {
+                    self.blocked.insert(path.clone());
                 }
                 self.tell(WatchEvent::Failed { path, error });
                 false
