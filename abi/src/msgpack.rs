@@ -100,7 +100,7 @@ pub fn encode_spilling<'b, T: Serialize + ?Sized>(
     value: &T,
     buf: &'b mut [MaybeUninit<u8>],
 ) -> Result<Encoded<'b>> {
-    Ok(direct::encode(value, buf)?)
+    direct::encode(value, buf).map_err(direct::Error::into_module_error)
 }
 
 /// Encodes `value`, structs as maps.

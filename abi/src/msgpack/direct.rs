@@ -57,10 +57,12 @@ impl ser::Error for Error {
     }
 }
 
-impl From<Error> for crate::ModuleError {
+impl Error {
+    /// The error a caller gets (a method, not `From`: the type is this module's own,
+    /// and a `From` impl would be listed in users' compiler errors about `ModuleError`).
     #[cold]
-    fn from(e: Error) -> Self {
-        crate::ModuleError::Serialize(format!("cannot encode MessagePack: {e}"))
+    pub(crate) fn into_module_error(self) -> crate::ModuleError {
+        crate::ModuleError::Serialize(format!("cannot encode MessagePack: {self}"))
     }
 }
 
