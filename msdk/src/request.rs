@@ -116,21 +116,12 @@ impl<'a> Invocation<'a> {
     pub fn encode_result<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         // What the arena could not hold: the whole encoding, or why there is none.
         let mut elsewhere = None;
-        let in_arena =
-            self.ctx.arena().alloc_rest_with(
-                16,
-                |rest| match memlink_abi::msgpack::encode_spilling(value, rest) {
-                    Ok(Encoded::Within(bytes)) => Some(bytes.len()),
-                    Ok(Encoded::Spilled(bytes)) => {
-                        elsewhere = Some(Ok(bytes));
-                        None
-                    }
-                    Err(e) => {
-                        elsewhere = Some(Err(e));
-                        None
-                    }
-                },
-            );
+        let in_arena = self.ctx.arena().alloc_rest_with(16, |rest| {
+            kept_in_arena(
+                memlink_abi::msgpack::encode_spilling(value, rest),
+                &mut elsewhere,
+            )
+        });
         let (ptr, len) = match (in_arena, elsewhere) {
             (Some(bytes), _) => (bytes.as_ptr(), bytes.len()),
             (None, Some(encoded)) => {
@@ -210,17 +201,10 @@ impl<'a> Invocation<'a> {
             .ctx
             .arena()
             .alloc_rest_with(archive::ARCHIVE_ALIGN, |rest| {
-                match memlink_abi::archive::to_bytes_spilling(value, rest) {
-                    Ok(Encoded::Within(bytes)) => Some(bytes.len()),
-                    Ok(Encoded::Spilled(bytes)) => {
-                        elsewhere = Some(Ok(bytes));
-                        None
-                    }
-                    Err(e) => {
-                        elsewhere = Some(Err(e));
-                        None
-                    }
-                }
+                kept_in_arena(
+                    memlink_abi::archive::to_bytes_spilling(value, rest),
+                    &mut elsewhere,
+                )
             });
         match (in_arena, elsewhere) {
             (Some(bytes), _) => {
@@ -298,6 +282,27 @@ fn encode_through_host<T: Serialize + ?Sized>(
     serialize::encode_into(value, &mut bytes)?;
     let ptr = write_through_host(host, call, &bytes)?;
     Ok((ptr, bytes.len()))
+}
+
+/// What the arena keeps of a result encoded into its rest (`alloc_rest_with`): its
+/// length when it fit there; else nothing, and the whole encoding, spilled to the heap,
+/// or why there is none, goes to `elsewhere`.
+#[inline]
+fn kept_in_arena<E>(
+    encoded: core::result::Result<Encoded<'_>, E>,
+    elsewhere: &mut Option<core::result::Result<Vec<u8>, E>>,
+) -> Option<usize> {
+    match encoded {
+        Ok(Encoded::Within(bytes)) => Some(bytes.len()),
+        Ok(Encoded::Spilled(bytes)) => {
+            *elsewhere = Some(Ok(bytes));
+            None
+        }
+        Err(e) => {
+            *elsewhere = Some(Err(e));
+            None
+        }
+    }
 }
 
 /// The error of a string argument that is not UTF-8.
