@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use memlink_ipc::control::{self, Claims, Skipped, ToWorker};
+use memlink_ipc::control::{self, Claims, ToWorker};
 use memlink_ipc::figures::Figures;
 use memlink_ipc::Segment;
 use rustix::process::Pid;
 
 use super::config::{DaemonConfig, WorkerPlan};
+use super::opening::Openings;
 use super::stand_in::StandIn;
 
 /// One client's connection.
@@ -90,13 +91,9 @@ pub(super) struct Worker {
     /// died: every connection's calls to it are answered with that by stand-ins, until
     /// a start succeeds.
     pub(super) down: Mutex<Option<String>>,
-    /// The watched file its process with this id said it was opening, and since when,
-    /// while it has not said it opened it: if that process dies meanwhile, the file took
-    /// it down.
-    pub(super) opening: Mutex<Option<super::opening::Opening>>,
-    /// The watched files that took one of its processes down as they were opened, left
-    /// alone by the next while they are what they were.
-    pub(super) skip: Mutex<Vec<Skipped>>,
+    /// The watched file its process says it is opening, and those that took one of its
+    /// processes down as they were opened.
+    pub(super) openings: Openings,
 }
 
 impl Worker {
@@ -116,8 +113,7 @@ impl Worker {
             metrics: MetricsWait::default(),
             stand_ins: Mutex::default(),
             down: Mutex::default(),
-            opening: Mutex::default(),
-            skip: Mutex::default(),
+            openings: Openings::default(),
         })
     }
 

@@ -87,7 +87,9 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
         // What it said before it died is read before it is judged: its reader ends at
         // the end of its socket, which a process it forked and never exec'd may hold.
         let _ = reader_done.recv_timeout(Duration::from_secs(2));
-        opening::took_down(worker, pid, &reason, crashed);
+        worker
+            .openings
+            .took_down(&worker.plan.name, pid, &reason, crashed);
         // Its stand-ins end before its running calls are failed: a call one of them is
         // failing is not failed twice, and calls submitted from now on wait for the next
         // worker, which is handed every connection anew.
@@ -227,7 +229,10 @@ fn start_once(
                 ),
                 false => ended.clone(),
             };
-            if opening::took_down(worker, pid, &how, blame) {
+            if worker
+                .openings
+                .took_down(&worker.plan.name, pid, &how, blame)
+            {
                 return Ok(None);
             }
             let loading = loading(shared, index);
@@ -388,7 +393,7 @@ fn handshake(
         name: w.plan.name.clone(),
         index: index as u32,
         claims: lock(&w.claims).clone(),
-        skip: lock(&w.skip).clone(),
+        skip: w.openings.skipped(),
     };
     control::send(worker, &init, Some(w.figures_fd.as_fd()))
         .map_err(|e| refused(format!("cannot reach the worker: {e}")))?;
@@ -403,10 +408,10 @@ fn handshake(
     let answer = loop {
         match control::recv_up_to::<FromWorker>(worker, control::MAX_WORKER_FRAME) {
             Ok((FromWorker::Opening(file), _)) => {
-                opening::said(w, pid, Some(file));
+                w.openings.said(pid, Some(file));
                 until = std::time::Instant::now() + LOAD_TIMEOUT;
             }
-            Ok((FromWorker::Opened, _)) => opening::said(w, pid, None),
+            Ok((FromWorker::Opened, _)) => w.openings.said(pid, None),
             other => break other,
         }
         let left = until.saturating_duration_since(std::time::Instant::now());
@@ -487,8 +492,8 @@ fn read(stream: &UnixStream, shared: &Arc<Shared>, index: usize, pid: Pid) {
                     ),
                 }
             }
-            FromWorker::Opening(file) => opening::said(worker, pid, Some(file)),
-            FromWorker::Opened => opening::said(worker, pid, None),
+            FromWorker::Opening(file) => worker.openings.said(pid, Some(file)),
+            FromWorker::Opened => worker.openings.said(pid, None),
             FromWorker::Ready(_) | FromWorker::LoadFailed(_) => {}
         }
     }
@@ -687,7 +692,7 @@ pub(super) fn watchdog(shared: &Shared) {
                     "timeout: a call (connection {id}, slot {slot}) ran {ms} ms past its deadline and the watchdog ended the worker"
                 ));
                 let _ = kill_process(pid, Signal::KILL);
-            } else if let Some(reason) = opening::overdue(worker, pid, LOAD_TIMEOUT) {
+            } else if let Some(reason) = worker.openings.overdue(pid, LOAD_TIMEOUT) {
                 *lock(&worker.kill_reason) = Some(reason);
                 let _ = kill_process(pid, Signal::KILL);
             }
