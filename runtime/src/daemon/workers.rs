@@ -177,96 +177,13 @@ fn start_once(
     let worker = &shared.workers[index];
     // A reason set for the last process after it was reaped is no reason of this one's.
     *lock(&worker.kill_reason) = None;
-    let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
-    // The worker inherits its end; ours stays close-on-exec. Until the end is closed
-    // here, any process started would inherit it: two workers starting at once (both
-    // restarted after a crash) would each hold the other's end, which then never reads
-    // as closed when that worker dies, and the thread reading it never ends. Starts
-    // take turns over that window.
-    let spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
-    rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty()).map_err(|e| e.to_string())?;
-    let child = Command::new(&shared.worker_exe)
-        .arg(WORKER_SUBCOMMAND)
-        .arg("--control-fd")
-        .arg(theirs.as_raw_fd().to_string())
-        // Not read by the worker (the supervisor tells it everything): it names the
-        // process in `ps`.
-        .arg("--worker")
-        .arg(&worker.plan.name)
-        .stdin(Stdio::null())
-        .envs(malloc_env(&worker.plan))
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", shared.worker_exe.display()))?;
-    drop(theirs);
-    drop(spawning);
+    let (child, ours) = spawn(shared, index)?;
     let pid = Pid::from_child(&child);
     let modules = match handshake(shared, index, &ours, pid) {
         Ok(modules) => modules,
-        Err(Handshake::Refused(why)) => {
-            let _ = kill_process(pid, Signal::KILL);
-            let _ = wait(child);
-            let elsewhere = served_elsewhere(shared, index, &why);
-            return Err(why + &elsewhere);
-        }
-        // A worker that died while it loaded (a library's constructor crashed it) is
-        // reaped for how it ended; one that took too long (a constructor that never
-        // returns) is ended first. Either way the error names what it was loading.
-        Err(Handshake::Ended(e)) => {
-            let timed_out = matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            );
-            let _ = kill_process(pid, Signal::KILL);
-            let status = wait(child);
-            // A start that timed out had been opening its last file for the whole
-            // bound (the handshake's wait starts again at each file).
-            let blame = timed_out || opening::crashed(&status);
-            let ended = describe(status);
-            let how = match timed_out {
-                true => format!(
-                    "it did not finish loading it within {}s",
-                    LOAD_TIMEOUT.as_secs()
-                ),
-                false => ended.clone(),
-            };
-            if worker
-                .openings
-                .took_down(&worker.plan.name, pid, &how, blame)
-            {
-                return Ok(None);
-            }
-            let loading = loading(shared, index);
-            return Err(if timed_out {
-                format!(
-                    "the worker did not get ready within {}s while it loaded {loading}: it was \
-                     ended",
-                    LOAD_TIMEOUT.as_secs()
-                )
-            } else {
-                format!("the worker died while it loaded {loading}: {ended}")
-            });
-        }
+        Err(failed) => return not_started(shared, index, child, failed),
     };
-    {
-        let mut serves = lock(&worker.serves);
-        if index != 0 && !serves.is_empty() {
-            // A group's worker keeps the names it started with, which the main worker
-            // leaves to it (its claims, set after its first start): a name it no
-            // longer serves is answered `UnknownModule` by it, and a new one by the main
-            // worker, rather than by nobody.
-            if *serves != modules {
-                tracing::warn!(
-                    worker = %worker.plan.name,
-                    before = ?*serves,
-                    now = ?modules,
-                    "a restarted worker serves other modules than before; calls keep \
-                     going to it for the first ones only"
-                );
-            }
-        } else {
-            *serves = modules;
-        }
-    }
+    keep_serves(&worker.plan.name, &worker.serves, index, modules);
     // Read before handing it the connections: it answers each it cannot take, and a
     // full socket would stop it reading ours while we send under the lock. Without a
     // reader the worker cannot be kept: it is ended, and started again after a while.
@@ -298,6 +215,110 @@ fn start_once(
     *lock(&worker.link) = Some(WorkerLink { pid, control: ours });
     drop(conns);
     Ok(Some((child, reader_done)))
+}
+
+/// Starts the process of worker `index`, and its end of the control socket.
+fn spawn(shared: &Shared, index: usize) -> Result<(Child, UnixStream), String> {
+    let worker = &shared.workers[index];
+    let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+    // The worker inherits its end; ours stays close-on-exec. Until the end is closed
+    // here, any process started would inherit it: two workers starting at once (both
+    // restarted after a crash) would each hold the other's end, which then never reads
+    // as closed when that worker dies, and the thread reading it never ends. Starts
+    // take turns over that window.
+    let spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
+    rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty()).map_err(|e| e.to_string())?;
+    let child = Command::new(&shared.worker_exe)
+        .arg(WORKER_SUBCOMMAND)
+        .arg("--control-fd")
+        .arg(theirs.as_raw_fd().to_string())
+        // Not read by the worker (the supervisor tells it everything): it names the
+        // process in `ps`.
+        .arg("--worker")
+        .arg(&worker.plan.name)
+        .stdin(Stdio::null())
+        .envs(malloc_env(&worker.plan))
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", shared.worker_exe.display()))?;
+    drop(theirs);
+    drop(spawning);
+    Ok((child, ours))
+}
+
+/// The end of a start whose handshake `failed`: the process ended and reaped, and
+/// either `None` (a watched file took it down as it loaded it, and is now left alone:
+/// [`start`] tries again) or the error that names what it was loading.
+fn not_started(
+    shared: &Shared,
+    index: usize,
+    child: Child,
+    failed: Handshake,
+) -> Result<Option<(Child, mpsc::Receiver<()>)>, String> {
+    let worker = &shared.workers[index];
+    let pid = Pid::from_child(&child);
+    let e = match failed {
+        Handshake::Refused(why) => {
+            let _ = kill_process(pid, Signal::KILL);
+            let _ = wait(child);
+            let elsewhere = served_elsewhere(shared, index, &why);
+            return Err(why + &elsewhere);
+        }
+        // A worker that died while it loaded (a library's constructor crashed it) is
+        // reaped for how it ended; one that took too long (a constructor that never
+        // returns) is ended first. Either way the error names what it was loading.
+        Handshake::Ended(e) => e,
+    };
+    let timed_out = matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    );
+    let _ = kill_process(pid, Signal::KILL);
+    let status = wait(child);
+    // A start that timed out had been opening its last file for the whole bound (the
+    // handshake's wait starts again at each file).
+    let blame = timed_out || opening::crashed(&status);
+    let ended = describe(status);
+    let how = match timed_out {
+        true => format!(
+            "it did not finish loading it within {}s",
+            LOAD_TIMEOUT.as_secs()
+        ),
+        false => ended.clone(),
+    };
+    if worker
+        .openings
+        .took_down(&worker.plan.name, pid, &how, blame)
+    {
+        return Ok(None);
+    }
+    let loading = loading(shared, index);
+    Err(if timed_out {
+        format!(
+            "the worker did not get ready within {}s while it loaded {loading}: it was ended",
+            LOAD_TIMEOUT.as_secs()
+        )
+    } else {
+        format!("the worker died while it loaded {loading}: {ended}")
+    })
+}
+
+/// Records the `modules` a started process of worker `index` (named `worker`) serves.
+/// A group's worker keeps the names it started with, which the main worker leaves to it
+/// (its claims, set after its first start): a name it no longer serves is answered
+/// `UnknownModule` by it, and a new one by the main worker, rather than by nobody.
+fn keep_serves(worker: &str, serves: &Mutex<Vec<String>>, index: usize, modules: Vec<String>) {
+    let mut serves = lock(serves);
+    if index == 0 || serves.is_empty() {
+        *serves = modules;
+    } else if *serves != modules {
+        tracing::warn!(
+            worker,
+            before = ?*serves,
+            now = ?modules,
+            "a restarted worker serves other modules than before; calls keep going to it \
+             for the first ones only"
+        );
+    }
 }
 
 /// The environment a worker with a memory limit starts with: the C allocator's pools
