@@ -7,7 +7,8 @@ use std::time::Duration;
 use memlink_abi::ModuleError;
 
 use crate::args::CallInput;
-use crate::health::{Pass, Told};
+use crate::cache::ResultCache;
+use crate::health::{BreakerConfig, Pass, Told};
 use crate::host_call::{CallMeta, HostCall};
 use crate::intercept::{CallInfo, Failed, Outcome};
 use crate::invoke::{run_call, Failure};
@@ -80,77 +81,28 @@ pub(crate) fn guarded<E>(
     parent: Option<&HostCall<'_>>,
     fail: impl FnOnce(Failure) -> E,
 ) -> Result<CallOutput, E> {
-    let hooks = &registry.config.interceptors;
-    let info = CallInfo {
-        module: &module.name,
-        method: &module.methods[index as usize].name,
-        trace_id: meta.trace_id,
-        span_id: meta.span_id,
-        depth: meta.depth,
+    let around = Around {
+        registry,
+        module,
+        index,
+        info: CallInfo {
+            module: &module.name,
+            method: &module.methods[index as usize].name,
+            trace_id: meta.trace_id,
+            span_id: meta.span_id,
+            depth: meta.depth,
+        },
+        meta,
     };
-    let after_meta = CallMeta {
-        deadline: None,
-        ..*meta
-    };
-    let after = |outcome: Outcome<'_>| {
-        crate::chain::hooked_by(after_meta, module.lineage, &module.name, false, || {
-            hooks.iter().for_each(|h| h.after(&info, &outcome))
-        })
-    };
-    let refused = crate::chain::hooked_by(*meta, module.lineage, &module.name, false, || {
-        hooks
-            .iter()
-            .find_map(|h| h.before(&info, args.bytes()).err())
-    });
-    // A pure method's earlier result for the same bytes is as good as a new one, even
-    // while the module's breaker is open.
-    let cache = registry
-        .cache
-        .as_ref()
-        .filter(|_| refused.is_none() && module.methods[index as usize].pure);
-    let cache_key = match cache {
-        Some(cache) => {
-            if let Some(hit) = cache.get(module.id, index, args.bytes()) {
-                let output = CallOutput::copied(&hit);
-                after(Outcome {
-                    duration: Duration::ZERO,
-                    result: Ok(&output),
-                });
-                return Ok(output);
-            }
-            Some(args.bytes().to_vec())
-        }
-        None => None,
-    };
-    let breaker = registry.config.breaker.as_ref();
-    let within = |tell: &mut dyn FnMut()| {
-        crate::chain::hooked_by(after_meta, module.lineage, &module.name, false, tell)
-    };
+    let within = |tell: &mut dyn FnMut()| around.hooked(false, tell);
     let told = Told {
         module: &module.name,
         within: &within,
     };
-    let pass = match (refused, breaker) {
-        (Some(error), _) => Err(error),
-        (None, Some(config)) => module
-            .breaker
-            .admit(config, &told)
-            .ok_or(ModuleError::ServiceUnavailable),
-        (None, None) => Ok(Pass::Through),
-    };
-    let pass = match pass {
-        Ok(pass) => pass,
-        Err(error) => {
-            // Refused by an interceptor or the breaker: a call all the same, failed.
-            if registry.config.builtin_metrics {
-                module.stats[index as usize].refused(thread.shard(), error.code());
-            }
-            after(Outcome {
-                duration: Duration::ZERO,
-                result: Err(Failed::Module(&error)),
-            });
-            return Err(fail(Failure::Module(error)));
-        }
+    let (cached, pass) = match around.admit(thread, args.bytes(), &told) {
+        Ok(admitted) => admitted,
+        Err(Early::Answered(output)) => return Ok(output),
+        Err(Early::Refused(error)) => return Err(fail(Failure::Module(error))),
     };
     // The runtime's clock (the time-stamp counter where it is invariant) costs less than
     // half of `Instant::now` a read.
@@ -160,6 +112,7 @@ pub(crate) fn guarded<E>(
     // A panic or timeout the module returns that is the one a nested call of its own
     // ended with is its callee's, counted toward the callee's breaker: the caller only
     // passed it on.
+    let breaker = registry.config.breaker.as_ref();
     let watch = breaker.map(|_| Watch::start());
     let ended_with = Cell::new(None);
     let result = run_call(
@@ -172,30 +125,14 @@ pub(crate) fn guarded<E>(
         parent,
         Keep,
         |failure| {
-            let failed = match &failure {
-                Failure::Retired => Failed::Unavailable,
-                Failure::Saturated => Failed::Saturated,
-                Failure::Module(error) | Failure::Late(error) => Failed::Module(error),
-            };
             if let Some(config) = breaker {
-                match &failure {
-                    Failure::Module(error) => {
-                        let passed_on = watch.as_ref().is_some_and(|w| w.passed_on(error));
-                        let own = (!passed_on).then_some(error);
-                        module.breaker.record(config, &told, pass, own);
-                        // Its own or passed on, it is what its caller may pass on in turn.
-                        if matches!(error, ModuleError::Panic(_) | ModuleError::Timeout(_)) {
-                            ended_with.set(Some(error.clone()));
-                        }
-                    }
-                    _ if pass == Pass::Trial => module.breaker.trial_not_run(),
-                    _ => {}
+                let passed_on = |e: &ModuleError| watch.as_ref().is_some_and(|w| w.passed_on(e));
+                if let Some(ended) = around.breaker_failed(config, &told, pass, &failure, passed_on)
+                {
+                    ended_with.set(Some(ended));
                 }
             }
-            after(Outcome {
-                duration: elapsed(),
-                result: Err(failed),
-            });
+            around.after(elapsed(), Err(failed(&failure)));
             fail(failure)
         },
     );
@@ -207,13 +144,147 @@ pub(crate) fn guarded<E>(
         if let Some(config) = breaker {
             module.breaker.record(config, &told, pass, None);
         }
-        if let (Some(cache), Some(key)) = (cache, &cache_key) {
-            cache.put(module.id, index, key, output);
+        if let Some(ToKeep { cache, key }) = cached {
+            cache.put(module.id, index, &key, output);
         }
-        after(Outcome {
-            duration: elapsed(),
-            result: Ok(output),
-        });
+        around.after(elapsed(), Ok(output));
     }
     result
+}
+
+/// How a guarded call ended before its module ran.
+enum Early {
+    /// From the result cache.
+    Answered(CallOutput),
+    /// By an interceptor or the breaker.
+    Refused(ModuleError),
+}
+
+/// Where a pure method's result is to be kept: the cache, and the arguments it goes
+/// under.
+struct ToKeep<'a> {
+    cache: &'a ResultCache,
+    key: Vec<u8>,
+}
+
+/// A guarded call, as its interceptors and its breaker see it.
+struct Around<'a> {
+    registry: &'a Registry,
+    module: &'a Module,
+    index: u32,
+    info: CallInfo<'a>,
+    meta: &'a CallMeta,
+}
+
+impl<'a> Around<'a> {
+    /// Runs `f` as the call's host code: within its deadline when `timed` (an
+    /// interceptor's `before`), else after it (what comes once the call is over).
+    fn hooked<R>(&self, timed: bool, f: impl FnOnce() -> R) -> R {
+        let meta = match timed {
+            true => *self.meta,
+            false => CallMeta {
+                deadline: None,
+                ..*self.meta
+            },
+        };
+        let module = self.module;
+        crate::chain::hooked_by(meta, module.lineage, &module.name, false, f)
+    }
+
+    /// Tells every interceptor's `after` how the call ended.
+    fn after(&self, duration: Duration, result: Result<&[u8], Failed<'_>>) {
+        let hooks = &self.registry.config.interceptors;
+        let outcome = Outcome { duration, result };
+        self.hooked(false, || {
+            hooks.iter().for_each(|h| h.after(&self.info, &outcome))
+        });
+    }
+
+    /// Whether the call is to run, and how the breaker lets it through: refused by an
+    /// interceptor's `before` or the breaker (counted as a call, failed, and told to
+    /// `after`), or answered from the cache (a pure method's earlier result for the same
+    /// bytes is as good as a new one, even while the breaker is open). Where its result
+    /// is to be kept, if it is.
+    fn admit(
+        &self,
+        thread: &ThreadState,
+        args: &[u8],
+        told: &Told<'_>,
+    ) -> Result<(Option<ToKeep<'a>>, Pass), Early> {
+        let (registry, module, index) = (self.registry, self.module, self.index);
+        let hooks = &registry.config.interceptors;
+        let refused = self.hooked(true, || {
+            hooks.iter().find_map(|h| h.before(&self.info, args).err())
+        });
+        let cache = registry
+            .cache
+            .as_ref()
+            .filter(|_| refused.is_none() && module.methods[index as usize].pure);
+        if let Some(hit) = cache.and_then(|c| c.get(module.id, index, args)) {
+            let output = CallOutput::copied(&hit);
+            self.after(Duration::ZERO, Ok(&output));
+            return Err(Early::Answered(output));
+        }
+        let pass = match (refused, registry.config.breaker.as_ref()) {
+            (Some(error), _) => Err(error),
+            (None, Some(config)) => module
+                .breaker
+                .admit(config, told)
+                .ok_or(ModuleError::ServiceUnavailable),
+            (None, None) => Ok(Pass::Through),
+        };
+        match pass {
+            Ok(pass) => Ok((
+                cache.map(|cache| ToKeep {
+                    cache,
+                    key: args.to_vec(),
+                }),
+                pass,
+            )),
+            Err(error) => {
+                if registry.config.builtin_metrics {
+                    module.stats[index as usize].refused(thread.shard(), error.code());
+                }
+                self.after(Duration::ZERO, Err(Failed::Module(&error)));
+                Err(Early::Refused(error))
+            }
+        }
+    }
+
+    /// Records `failure` with the breaker, which let the call through as `pass`; a
+    /// module error that `passed_on` says is its callee's counts as no failure of its
+    /// own. The panic or timeout it ended with, its own or passed on: what its caller may
+    /// pass on in turn.
+    fn breaker_failed(
+        &self,
+        config: &BreakerConfig,
+        told: &Told<'_>,
+        pass: Pass,
+        failure: &Failure,
+        passed_on: impl Fn(&ModuleError) -> bool,
+    ) -> Option<ModuleError> {
+        let breaker = &self.module.breaker;
+        match failure {
+            Failure::Module(error) => {
+                let own = (!passed_on(error)).then_some(error);
+                breaker.record(config, told, pass, own);
+                matches!(error, ModuleError::Panic(_) | ModuleError::Timeout(_))
+                    .then(|| error.clone())
+            }
+            _ if pass == Pass::Trial => {
+                breaker.trial_not_run();
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the interceptors' `after` is told of `failure`.
+fn failed(failure: &Failure) -> Failed<'_> {
+    match failure {
+        Failure::Retired => Failed::Unavailable,
+        Failure::Saturated => Failed::Saturated,
+        Failure::Module(error) | Failure::Late(error) => Failed::Module(error),
+    }
 }
