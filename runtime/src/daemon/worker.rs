@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, ToWorker};
+use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, Skipped, ToWorker};
 use memlink_ipc::figures::{Figures, NO_DEADLINE};
 use memlink_ipc::segment::MAX_WORKERS;
 use memlink_ipc::{clock, Geometry, Segment};
@@ -66,36 +66,15 @@ fn shield_from_stop_signals() -> Result<(), String> {
 /// Runs a worker on the control socket `control_fd` (inherited from the supervisor) until
 /// the supervisor says stop or goes away. Returns the process's exit message on failure.
 pub fn run(control_fd: RawFd) -> Result<(), String> {
-    if control_fd < 3 {
-        return Err(format!(
-            "control descriptor {control_fd} is a standard stream"
-        ));
-    }
     shield_from_stop_signals()?;
-    // SAFETY: the supervisor started this process with `control_fd` open, without
-    // close-on-exec, and nothing else in this process owns it: this is its only owner.
-    let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(control_fd) });
-    // Inherited open across exec (so this process could get it); a program a module
-    // starts must not hold the supervisor's link to this worker past the worker's end.
-    rustix::io::fcntl_setfd(&control, rustix::io::FdFlags::CLOEXEC)
-        .map_err(|e| format!("cannot mark the control descriptor close-on-exec: {e}"))?;
-    let (init, figures_fd) =
-        control::recv::<ToWorker>(&control).map_err(|e| format!("no init message: {e}"))?;
-    let ToWorker::Init {
+    let control = take_control(control_fd)?;
+    let Init {
         config,
-        rows,
+        figures,
         claims,
         index,
         skip,
-        ..
-    } = init
-    else {
-        return Err("the first message was not Init".into());
-    };
-    let config: DaemonConfig =
-        rmp_serde::from_slice(&config).map_err(|e| format!("undecodable settings: {e}"))?;
-    let figures_fd = figures_fd.ok_or("no figures table with Init")?;
-    let figures = Arc::new(Figures::map(&figures_fd, rows).map_err(|e| e.to_string())?);
+    } = Init::receive(&control)?;
     if let Err(e) = apply_limits(&config.limits) {
         // Told as a load failure, which names it, not as a worker that died loading.
         let _ = control::send(&control, &FromWorker::LoadFailed(e.clone()), None);
@@ -175,6 +154,64 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     }
     .listen(&control);
     Ok(())
+}
+
+/// The control socket on `control_fd`, inherited from the supervisor, owned from here.
+fn take_control(control_fd: RawFd) -> Result<UnixStream, String> {
+    if control_fd < 3 {
+        return Err(format!(
+            "control descriptor {control_fd} is a standard stream"
+        ));
+    }
+    // SAFETY: the supervisor started this process with `control_fd` open, without
+    // close-on-exec, and nothing else in this process owns it: this is its only owner.
+    let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(control_fd) });
+    // Inherited open across exec (so this process could get it); a program a module
+    // starts must not hold the supervisor's link to this worker past the worker's end.
+    rustix::io::fcntl_setfd(&control, rustix::io::FdFlags::CLOEXEC)
+        .map_err(|e| format!("cannot mark the control descriptor close-on-exec: {e}"))?;
+    Ok(control)
+}
+
+/// What the supervisor's first message tells a worker.
+struct Init {
+    config: DaemonConfig,
+    /// The worker's figures table, mapped.
+    figures: Arc<Figures>,
+    claims: Claims,
+    index: u32,
+    /// The watched files that took an earlier process of this worker down.
+    skip: Vec<Skipped>,
+}
+
+impl Init {
+    /// Reads the supervisor's first message, which must be `Init`, from `control`.
+    fn receive(control: &UnixStream) -> Result<Init, String> {
+        let (init, figures_fd) =
+            control::recv::<ToWorker>(control).map_err(|e| format!("no init message: {e}"))?;
+        let ToWorker::Init {
+            config,
+            rows,
+            claims,
+            index,
+            skip,
+            ..
+        } = init
+        else {
+            return Err("the first message was not Init".into());
+        };
+        let config: DaemonConfig =
+            rmp_serde::from_slice(&config).map_err(|e| format!("undecodable settings: {e}"))?;
+        let figures_fd = figures_fd.ok_or("no figures table with Init")?;
+        let figures = Arc::new(Figures::map(&figures_fd, rows).map_err(|e| e.to_string())?);
+        Ok(Init {
+            config,
+            figures,
+            claims,
+            index,
+            skip,
+        })
+    }
 }
 
 /// Starts the thread that answers the supervisor's scrapes, each with the runtime's
