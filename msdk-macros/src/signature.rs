@@ -48,7 +48,14 @@ fn ok_type(ty: &Type) -> Option<&Type> {
 /// tokens (`& Archived < Vec < u8 > >`), which is dropped next to punctuation that
 /// does not take one.
 pub(crate) fn tidy(tokens: &impl ToTokens) -> String {
-    let spaced = tokens.to_token_stream().to_string();
+    tidy_text(&tokens.to_token_stream().to_string())
+}
+
+/// [`tidy`] of the tokens' text. Inside a compiler, a long token stream's text is broken
+/// into lines (rustc's printer wraps it), which a signature must not hold (the runtime
+/// refuses a control character in one): every run of white space is one space first.
+fn tidy_text(printed: &str) -> String {
+    let spaced = printed.split_whitespace().collect::<Vec<_>>().join(" ");
     let chars: Vec<char> = spaced.chars().collect();
     let tight = |c: char| matches!(c, '<' | '>' | ':' | '&' | '(' | ')' | '[' | ']' | ';' | ',');
     let mut out = String::with_capacity(spaced.len());
@@ -79,6 +86,17 @@ mod tests {
     fn sig(source: &str) -> String {
         let item: syn::ItemFn = syn::parse_str(source).unwrap();
         text(&item.sig.ident.to_string(), &item.sig)
+    }
+
+    #[test]
+    fn a_signature_the_compiler_broke_into_lines_is_one_line() {
+        // As rustc prints a long type inside a proc macro.
+        let printed = "Vec < \n(String, HashMap < String, Vec < u32 > >, Option < (u64, u64) >, \
+                       HashMap <\n char, Vec < String > >) >";
+        assert_eq!(
+            tidy_text(printed),
+            "Vec<(String, HashMap<String, Vec<u32>>, Option<(u64, u64)>, HashMap<char, Vec<String>>)>"
+        );
     }
 
     #[test]

@@ -124,11 +124,20 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
 fn printable(s: String, what: &str) -> Result<String, String> {
     if s.chars().any(char::is_control) {
         return Err(format!(
-            "{what} {s:?} holds a control character (in C, a length that counts the \
-             terminating NUL?)"
+            "{what} {s:?} holds a control character{}",
+            nul_hint(&s)
         ));
     }
     Ok(s)
+}
+
+/// The likely cause of a control character in a module's text, when there is one to
+/// name: a NUL at its end is a C length that counted the terminator.
+fn nul_hint(s: &str) -> &'static str {
+    match s.ends_with('\0') {
+        true => " (in C, a length that counts the terminating NUL?)",
+        false => "",
+    }
 }
 
 /// The checks of a module's self-description that come before anything in it is read:
@@ -180,8 +189,8 @@ fn method(
     }
     if name.chars().any(char::is_control) {
         return Err(format!(
-            "method {i} of the table: its name {name:?} holds a control character (in C, \
-             a length that counts the terminating NUL?)"
+            "method {i} of the table: its name {name:?} holds a control character{}",
+            nul_hint(&name)
         ));
     }
     let text = |s: StrRef, what: &str| {

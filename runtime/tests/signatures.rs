@@ -93,3 +93,37 @@ fn names_visibility_and_places() {
     let got: u32 = rt.call_typed(h, "local", &()).unwrap();
     assert_eq!(got, 42);
 }
+
+#[test]
+fn a_signature_too_long_for_one_printed_line_is_recorded_on_one() {
+    // The compiler breaks a long type's printed tokens into lines; the module recorded
+    // them so, and every host refused the whole module for a control character.
+    let (rt, h) = load("signatures");
+    let methods = rt.methods(h).unwrap();
+    let method = methods.iter().find(|m| m.name == "long_types").unwrap();
+    let signature = method.signature.as_deref().unwrap();
+    assert!(!signature.chars().any(char::is_control), "{signature:?}");
+    assert!(
+        signature.starts_with(
+            "long_types(docs: Vec<(String, std::collections::BTreeMap<String, Vec<u32>>"
+        ),
+        "{signature:?}"
+    );
+    type Doc = (
+        String,
+        std::collections::BTreeMap<String, Vec<u32>>,
+        Option<(u64, u64)>,
+        std::collections::BTreeMap<char, Vec<String>>,
+    );
+    let doc: Doc = (
+        "d".into(),
+        Default::default(),
+        None,
+        [('a', vec!["x".to_owned(), "y".to_owned()])].into(),
+    );
+    type Words = std::collections::BTreeMap<String, Vec<(u64, Option<String>)>>;
+    let (count, _): (u32, Words) = rt
+        .call_typed(h, "long_types", &(vec![doc.clone(), doc],))
+        .unwrap();
+    assert_eq!(count, 2004);
+}
