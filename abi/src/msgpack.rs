@@ -40,13 +40,30 @@ pub const MAX_NESTING: usize = 384;
 
 /// Encodes `value`, structs as maps, appending to `out`.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-    encode_to(value, out)
+    match direct::encode(value, &mut []).map_err(direct::Error::into_module_error)? {
+        // Nothing fits no room: the bytes are always a vector of their own.
+        Encoded::Spilled(bytes) if out.is_empty() => *out = bytes,
+        bytes => out.extend_from_slice(&bytes),
+    }
+    Ok(())
 }
 
 /// Encodes `value`, structs as maps, into any writer.
-pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, out: W) -> Result<()> {
-    value.serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())?;
-    Ok(())
+///
+/// Every encoder of this module writes the bytes `rmp_serde` writes, but for a value it
+/// could not read back as it was: `Some` of a value written as nil (`Some(None)` of an
+/// `Option<Option<T>>`, `Some(())`), which reads back as `None`, is refused.
+///
+/// ```
+/// use memlink_abi::msgpack::to_msgpack;
+/// assert_eq!(to_msgpack(&Some(Some(7u8)))?, [7]);
+/// assert!(to_msgpack(&Some(None::<u8>)).is_err());
+/// # Ok::<(), memlink_abi::ModuleError>(())
+/// ```
+pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, mut out: W) -> Result<()> {
+    let bytes = direct::encode(value, &mut []).map_err(direct::Error::into_module_error)?;
+    out.write_all(&bytes)
+        .map_err(|e| ModuleError::Serialize(format!("cannot write MessagePack: {e}")))
 }
 
 /// Encodes `value`, structs as maps, into the start of `buf`, memory not yet

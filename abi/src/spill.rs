@@ -55,6 +55,20 @@ impl<'b> Spilling<'b> {
         self.heap.as_ref().map_or(self.len, Vec::len)
     }
 
+    /// The last byte written, if any.
+    #[cfg(feature = "msgpack")] // the MessagePack writer's alone
+    #[inline]
+    pub(crate) fn last(&self) -> Option<u8> {
+        match &self.heap {
+            Some(heap) => heap.last().copied(),
+            // SAFETY: `put` initialized the first `len` bytes of `buf`.
+            None => self
+                .len
+                .checked_sub(1)
+                .map(|i| unsafe { self.buf[i].assume_init() }),
+        }
+    }
+
     /// Writes `bytes` after those written so far.
     #[inline(always)]
     pub fn put(&mut self, bytes: &[u8]) {

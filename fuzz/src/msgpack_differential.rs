@@ -16,9 +16,7 @@
 
 use std::fmt::{self, Debug};
 
-use memlink_msdk::abi::msgpack::{
-    encode_as, encode_as_into, from_msgpack, is_argument_list, to_msgpack,
-};
+use memlink_msdk::abi::msgpack::{encode_as, encode_as_into, from_msgpack, is_argument_list};
 use memlink_msdk::abi::Format;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -110,7 +108,7 @@ fn both<T: DeserializeOwned + Serialize + Debug>(doc: &[u8]) {
 
 fn written_alike<T: Serialize + Debug>(value: &T) {
     let name = std::any::type_name::<T>();
-    let encoded = to_msgpack(value).unwrap_or_else(|e| panic!("{name}: {value:?}: {e}"));
+    let encoded = rmp_bytes(value).unwrap_or_else(|e| panic!("{name}: {value:?}: {e}"));
     if is_argument_list(&encoded) {
         direct_as_rmp(value, &encoded);
     } else {
@@ -123,7 +121,7 @@ fn written_alike<T: Serialize + Debug>(value: &T) {
             "{name}: {value:?} taken alone as arguments"
         );
         let one = (value,);
-        let encoded = to_msgpack(&one).unwrap_or_else(|e| panic!("{name}: {value:?}: {e}"));
+        let encoded = rmp_bytes(&one).unwrap_or_else(|e| panic!("{name}: {value:?}: {e}"));
         direct_as_rmp(&one, &encoded);
     }
     let mut buf = vec![0u8; encoded.len()];
@@ -176,6 +174,14 @@ fn same_u128(doc: &[u8]) {
     if let Some(value) = ours {
         written_alike(&value);
     }
+}
+
+/// What `rmp_serde` alone writes for `value`, structs as maps: the oracle of the direct
+/// writer.
+fn rmp_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    let mut out = Vec::new();
+    value.serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())?;
+    Ok(out)
 }
 
 /// `doc` as one `T` by `rmp_serde`, every byte of it, or `None`.

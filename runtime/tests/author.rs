@@ -321,3 +321,29 @@ fn a_value_that_can_be_serialized_only_once_is_written_whole() {
     // written).
     assert_eq!(runs() - before, 3 * (1 + 2));
 }
+
+/// `Some(None)` of an `Option<Option<T>>` is written as nil in MessagePack, as `None`
+/// is: it arrived as `None`, and a result of it was read back as `None`, a wrong answer
+/// with status Ok. Now each side refuses to write it, saying why.
+#[test]
+fn some_none_is_refused_not_turned_into_none() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let h = h[0];
+    type Answer = (String, Option<Option<u32>>);
+    let call = |given: Option<Option<u32>>, some_none: bool| {
+        rt.call_typed::<_, Answer>(h, "maybe_maybe", &(given, some_none))
+    };
+    assert_eq!(
+        call(Some(Some(3)), false).unwrap(),
+        ("Some(Some(3))".to_owned(), Some(Some(3)))
+    );
+    assert_eq!(call(None, false).unwrap(), ("None".to_owned(), None));
+    // The host refuses to send it.
+    let e = call(Some(None), false).unwrap_err().to_string();
+    assert!(e.contains("would read back as `None`"), "{e}");
+    // The module refuses to answer it: the caller gets the module's error, not `None`.
+    let e = call(None, true).unwrap_err().to_string();
+    assert!(e.contains("would read back as `None`"), "{e}");
+    // And the module still serves.
+    assert_eq!(call(Some(Some(4)), false).unwrap().1, Some(Some(4)));
+}

@@ -75,6 +75,15 @@ fn too_long(what: &str, len: usize) -> Error {
     ))
 }
 
+/// The error of a `Some` whose value is written as nil.
+#[cold]
+fn some_nil() -> Error {
+    <Error as ser::Error>::custom(
+        "`Some` of a value written as nil (`Some(None)`, `Some(())`) would read back as \
+         `None`: MessagePack writes `Some(x)` as `x` (use an enum, or the archive format)",
+    )
+}
+
 type Done = Result<(), Error>;
 
 /// The writer: every value straight into `out`.
@@ -314,8 +323,15 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         self.put(&[0xc0]);
         Ok(())
     }
+    /// `Some(x)` as `x`, as `rmp_serde` writes it; but an `x` written as nil (`None`,
+    /// `()`) would read back as `None`, a wrong answer: refused.
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Done {
-        value.serialize(self)
+        let before = self.out.pos();
+        value.serialize(&mut *self)?;
+        if self.out.pos() == before + 1 && self.out.last() == Some(0xc0) {
+            return Err(some_nil());
+        }
+        Ok(())
     }
     fn serialize_unit(self) -> Done {
         self.put(&[0xc0]);
@@ -517,9 +533,13 @@ mod tests {
         }
     }
 
-    /// What `rmp_serde` writes for `value`, as the crate's encoder does it.
+    /// What `rmp_serde` writes for `value`, structs as maps.
     fn rmp<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-        crate::msgpack::to_msgpack(value).unwrap()
+        let mut out = Vec::new();
+        value
+            .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
+            .unwrap();
+        out
     }
 
     /// The same bytes as `rmp_serde` writes, in a buffer with room and in one without,
@@ -537,6 +557,34 @@ mod tests {
             assert_eq!(got, want, "{value:?} in {room} bytes");
             assert_eq!(spilled, want.len() > room, "{value:?} in {room} bytes");
         }
+    }
+
+    #[test]
+    fn some_of_a_value_written_as_nil_is_refused_not_read_back_as_none() {
+        #[derive(Serialize, Debug)]
+        struct Wrapper(Option<u8>);
+        #[derive(Serialize, Debug)]
+        struct Holder {
+            x: Option<Option<u8>>,
+        }
+        fn refused<T: Serialize + ?Sized + core::fmt::Debug>(value: &T) {
+            for room in [0, 1, 64] {
+                let mut buf = vec![MaybeUninit::<u8>::uninit(); room];
+                let e = encode(value, &mut buf).unwrap_err().to_string();
+                assert!(e.contains("would read back as `None`"), "{value:?}: {e}");
+            }
+        }
+        refused(&Some(None::<u8>));
+        refused(&Some(()));
+        refused(&Some(Wrapper(None)));
+        refused(&vec![Some(Some(1u8)), Some(None)]);
+        refused(&Holder { x: Some(None) });
+        // What reads back as it was is written as `rmp_serde` writes it.
+        same(&Some(Some(7u8)));
+        same(&None::<Option<u8>>);
+        same(&Holder { x: None });
+        same(&Some(Wrapper(Some(3))));
+        same(&vec![Some(Some(1u8)), None]);
     }
 
     #[test]
