@@ -897,3 +897,89 @@ fn a_module_whose_metrics_wait_holds_up_no_client() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A settings file that leaves the socket to `--socket`: the flag overrides the file,
+/// as the docs say, so the file need not name one. Before, the file was refused for
+/// its missing `socket` before the flag was read.
+#[test]
+fn serve_takes_the_socket_from_the_flag_when_the_settings_leave_it_out() {
+    let dir = common::scratch("socket-from-flag");
+    let socket = dir.join("memlink.sock");
+    let config = dir.join("memlink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[modules]]\npath = {:?}\n[runtime]\nlog_level = \"info\"\n",
+            basic()
+        ),
+    )
+    .unwrap();
+    let (mut daemon, seen) =
+        common::cli::serve_all(&socket, &[OsStr::new("--config"), config.as_os_str()]);
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        socket.to_str().unwrap(),
+        "basic",
+        "add",
+        "[2, 3]",
+    ]);
+    assert_eq!(stdout(&out).trim(), "5", "{}\n{seen}", stderr(&out));
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+    // Neither names one: said so.
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no socket: pass --socket PATH"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A settings file TOML cannot read is named with the line and column of the fault and
+/// what it is, on one line. Before, TOML's caret drawing came through escaped
+/// (`error at line 1, column 10\n  |\n1 | socket = 5\n  |          ^\n...`).
+#[test]
+fn serve_says_where_a_settings_file_is_wrong_on_one_line() {
+    let dir = common::scratch("toml-error");
+    let config = dir.join("memlink.toml");
+    std::fs::write(&config, "# settings\nsocket = 5\n").unwrap();
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "{}: line 2, column 10: invalid type: integer `5`, expected a path",
+        config.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(!err.contains("\\n"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A socket in a directory that exists but where nothing can be made (`/proc`): the
+/// error says what the system said, not that the directory does not exist.
+#[test]
+fn serve_does_not_call_a_directory_that_exists_missing() {
+    let socket = std::path::Path::new("/proc/memlink-test.sock");
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--socket"),
+        socket.as_os_str(),
+        common::module_path("basic").as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot create the socket /proc/memlink-test.sock: cannot open /proc/memlink-test.sock.lock beside it"),
+        "{err}"
+    );
+    assert!(!err.contains("does not exist"), "{err}");
+}

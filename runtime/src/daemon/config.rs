@@ -42,8 +42,9 @@ use crate::config::{ModuleSettings, RuntimeConfig};
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DaemonConfig {
-    /// Where the Unix socket is created.
-    #[serde(with = "os_path")]
+    /// Where the Unix socket is created: a file may leave it to `memlink serve
+    /// --socket`.
+    #[serde(default, with = "os_path")]
     pub socket: PathBuf,
     /// The socket's permission bits (default `0o600`: only the daemon's user connects).
     #[serde(default = "default_mode")]
@@ -289,6 +290,22 @@ pub struct RuntimeSettings {
 
 /// A path as text when it is UTF-8, else as its bytes: a Linux path need not be UTF-8,
 /// and the settings travel to each worker as MessagePack, which would refuse it as text.
+/// A TOML error on one line, where it is (`line 1, column 10: invalid type: ...`):
+/// its own text draws the line under a caret over several, which an error printed on one
+/// line shows as escapes.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_owned(),
+    }
+}
+
 /// A TOML file gives text.
 mod os_path {
     use std::ffi::OsStr;
@@ -392,8 +409,8 @@ impl DaemonConfig {
     pub fn from_file(path: &Path) -> Result<DaemonConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let config: DaemonConfig =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: DaemonConfig = toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", path.display(), toml_error(&text, &e)))?;
         config
             .check()
             .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -387,6 +387,9 @@ struct Claim {
 /// other's socket.
 fn claim(config: &DaemonConfig) -> Result<Claim, String> {
     let path = &config.socket;
+    if path.as_os_str().is_empty() {
+        return Err("no socket: set `socket` in the settings".into());
+    }
     // Before the lock file is made beside it: `bind` refused the path only once the
     // lock was made, which stayed behind, and the metrics address bound.
     memlink_ipc::check_socket_path(path)?;
@@ -404,7 +407,7 @@ fn claim(config: &DaemonConfig) -> Result<Claim, String> {
             // The lock is the first file made beside the socket: its error is the
             // socket's, said of the path the operator gave rather than of the lock's.
             match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                Some(dir) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                Some(dir) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => format!(
                     "cannot create the socket {}: its directory {} does not exist",
                     path.display(),
                     dir.display()
