@@ -28,6 +28,18 @@ fn a_timeout_is_the_calls_deadline_here_and_through_a_daemon() {
     assert_eq!(left(&memlink(&["call", &module, "time_left"])), None);
     let given = left(&memlink(&["call", &module, "time_left", "--timeout", "1m"]));
     assert!(given.is_some_and(|ms| ms <= 60_000), "{given:?}");
+    // A fraction of a unit: half a minute. Before, `0.5m` was "a timeout of 0".
+    let given = left(&memlink(&[
+        "call",
+        &module,
+        "time_left",
+        "--timeout",
+        "0.5m",
+    ]));
+    assert!(
+        given.is_some_and(|ms| ms > 1_000 && ms <= 30_000),
+        "{given:?}"
+    );
     let out = memlink_os(&[
         OsStr::new("call"),
         OsStr::new(&module),
@@ -72,17 +84,24 @@ fn a_timeout_is_the_calls_deadline_here_and_through_a_daemon() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A timeout that is 0, has no unit or is no duration is a usage error naming the
-/// option, before any module is loaded.
+/// A timeout that is no time, has no unit or is no duration is a usage error naming
+/// the option and what is wrong with it, before any module is loaded.
 #[test]
 fn a_timeout_of_zero_or_no_duration_is_refused_naming_the_option() {
     let module = async_echo();
     for (value, says) in [
-        ("0", "a timeout of 0"),
-        ("0ms", "a timeout of 0"),
+        ("0", "no unit"),
+        ("0ms", "is no time at all"),
+        // Less than a nanosecond: no time either.
+        ("0.0000000001s", "is no time at all"),
         ("5", "no unit"),
         ("soon", "not a duration"),
+        ("1.s", "not a duration"),
+        (".5s", "not a duration"),
+        ("1.2.3s", "not a duration"),
         ("5 days", "unknown unit"),
+        // Before, the leading 0 was read first: "a timeout of 0".
+        ("0x10s", "unknown unit `x10s`"),
         ("99999999999999999999s", "longer than a duration can be"),
     ] {
         let out = memlink(&["call", &module, "time_left", "--timeout", value]);

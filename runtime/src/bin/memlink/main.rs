@@ -91,7 +91,7 @@ struct CallArgs {
     /// first call that fails ends the run, and its error is printed).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
-    /// Give each call this long (`500ms`, `2s`, `1m`; units `ns`, `us`, `ms`, `s`, `m`,
+    /// Give each call this long (`500ms`, `1.5s`, `1m`; units `ns`, `us`, `ms`, `s`, `m`,
     /// `h`): the call's deadline, which a method reads from its context. A call past it
     /// fails with the runtime's timeout error: an async method is cancelled there, a sync
     /// one cannot be stopped and fails once it returns (with --daemon, the wait for it
@@ -451,32 +451,27 @@ fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, Runti
     Ok(format!("{value:#}\n"))
 }
 
-/// `--timeout`'s value: a whole number and its unit (`500ms`, `2s`, `1m`). A unit is
+/// `--timeout`'s value: a number and its unit (`500ms`, `2s`, `1.5s`, `1m`). A unit is
 /// required, since a bare `5` could be seconds or milliseconds; 0 is refused, since a
 /// call given no time at all would fail before it starts.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     let digits = text
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
-    if number.is_empty() {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.contains('.') || number.ends_with('.') {
         return Err(format!(
-            "`{text}` is not a duration: write a whole number and its unit, as `500ms`, `2s` or `1m`"
+            "`{text}` is not a duration: write a number and its unit, as `500ms`, `1.5s` or `1m`"
         ));
     }
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is longer than a duration can be"))?;
-    if number == 0 {
-        return Err("a timeout of 0 would fail every call before it starts".into());
-    }
-    let duration = match unit {
-        "ns" => Some(Duration::from_nanos(number)),
-        "us" | "µs" => Some(Duration::from_micros(number)),
-        "ms" => Some(Duration::from_millis(number)),
-        "s" => Some(Duration::from_secs(number)),
-        "m" => number.checked_mul(60).map(Duration::from_secs),
-        "h" => number.checked_mul(3600).map(Duration::from_secs),
+    let unit_ns: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         "" => {
             return Err(format!(
                 "`{text}` has no unit: write `{text}s`, `{text}ms`, …"
@@ -488,10 +483,25 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    match duration {
-        None => Err(format!("`{text}` is longer than a duration can be")),
-        Some(d) => Ok(d),
+    let too_long = || format!("`{text}` is longer than a duration can be");
+    // Whole nanoseconds: the digits past what a nanosecond holds are dropped.
+    let mut ns = whole
+        .parse::<u128>()
+        .ok()
+        .and_then(|w| w.checked_mul(unit_ns))
+        .ok_or_else(too_long)?;
+    let mut scale = unit_ns;
+    for digit in fraction.bytes().map(|b| u128::from(b - b'0')) {
+        scale /= 10;
+        ns += digit * scale;
     }
+    if ns == 0 {
+        return Err(format!(
+            "a timeout of `{text}` is no time at all: every call would fail before it starts"
+        ));
+    }
+    let secs = u64::try_from(ns / 1_000_000_000).map_err(|_| too_long())?;
+    Ok(Duration::new(secs, (ns % 1_000_000_000) as u32))
 }
 
 /// A call's arguments as the command line gave them.
