@@ -132,6 +132,7 @@ fn program_headers(header: &[u8], len: u64) -> Result<Option<Table>, String> {
     if header.len() < EHDR || &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
         return Ok(None);
     }
+    check_machine(u16::from_le_bytes([header[0x12], header[0x13]]))?;
     let offset = u64::from_le_bytes(header[0x20..0x28].try_into().unwrap_or([0; 8]));
     let entry = u64::from(u16::from_le_bytes([header[0x36], header[0x37]]));
     let count = u64::from(u16::from_le_bytes([header[0x38], header[0x39]]));
@@ -149,6 +150,49 @@ fn program_headers(header: &[u8], len: u64) -> Result<Option<Table>, String> {
         entry,
         size,
     }))
+}
+
+/// The ELF machine (`e_machine`) this process runs on, where it is one this check knows.
+const HOST_MACHINE: Option<u16> = if cfg!(target_arch = "x86_64") {
+    Some(62)
+} else if cfg!(target_arch = "aarch64") {
+    Some(183)
+} else if cfg!(target_arch = "riscv64") {
+    Some(243)
+} else if cfg!(target_arch = "powerpc64") {
+    Some(21)
+} else if cfg!(target_arch = "loongarch64") {
+    Some(258)
+} else {
+    None
+};
+
+/// The name of ELF machine `machine`, for the ones a 64-bit little-endian module is
+/// usually built for.
+fn machine_name(machine: u16) -> Option<&'static str> {
+    Some(match machine {
+        62 => "x86-64",
+        183 => "AArch64",
+        243 => "RISC-V",
+        21 => "PowerPC64",
+        258 => "LoongArch",
+        _ => return None,
+    })
+}
+
+/// Refuses a library built for another machine than this process's: the loader says
+/// only "cannot open shared object file: No such file or directory" of one, of a file
+/// that is there.
+fn check_machine(machine: u16) -> Result<(), String> {
+    let Some(host) = HOST_MACHINE.filter(|&host| host != machine) else {
+        return Ok(());
+    };
+    let name = |m: u16| machine_name(m).map_or_else(|| format!("ELF machine {m}"), str::to_owned);
+    Err(format!(
+        "it is built for {}, and this process runs on {}: build the module for this machine",
+        name(machine),
+        name(host)
+    ))
 }
 
 /// Checks that every loadable segment of the table `table` lies inside the file.

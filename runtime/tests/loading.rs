@@ -77,6 +77,28 @@ fn a_file_that_is_not_a_shared_library() {
     );
 }
 
+/// A module built for another machine: said so, naming both. Before, the loader's own
+/// words came through: "cannot open shared object file: No such file or directory", of
+/// a file that is there.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_module_built_for_another_machine_says_so() {
+    let mut bytes = std::fs::read(module_path("basic")).unwrap();
+    // `e_machine`: AArch64.
+    bytes[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
+    let path = common::workspace().join("target/test-fixtures/libbasic-aarch64.so");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let err = load(&path).unwrap_err();
+    assert!(matches!(err, RuntimeError::NotALibrary { .. }), "{err}");
+    assert!(
+        err.to_string().contains(
+            "it is built for AArch64, and this process runs on x86-64: build the module for this machine"
+        ),
+        "{err}"
+    );
+}
+
 // A shared library that is not a module, and a module built for another ABI version:
 // `bad_input.rs`, which also checks that the runtime keeps serving after refusing them.
 
