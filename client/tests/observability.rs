@@ -320,6 +320,42 @@ fn a_module_record_with_a_newline_stays_on_its_own_line_of_the_daemons_log() {
     assert!(!log.contains('\r'), "{log:?}");
 }
 
+/// A module's record longer than a worker's frame to its supervisor (64 MiB) cannot be
+/// forwarded whole: a warning in its place says so, with how it began, and the records
+/// after it come as before. Before, it was dropped without a word.
+#[test]
+fn a_module_record_too_long_to_forward_is_replaced_by_a_warning_saying_so() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let () = client
+        .call_typed(hazards, "log_long", &("too long to forward: ", 70u64 << 20))
+        .unwrap();
+    let () = client
+        .call_typed(hazards, "log_long", &("short and after it", 0u64))
+        .unwrap();
+    daemon.wait_log("short and after it");
+    let log = daemon.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("could not be forwarded"))
+        .unwrap_or_else(|| panic!("no warning of the dropped record in:\n{log}"));
+    assert!(
+        line.contains("WARN")
+            && line.contains(&format!(
+                "a record (INFO) of {} bytes of message",
+                21 + (70 << 20)
+            ))
+            && line.contains("its message began: too long to forward: xxx"),
+        "{line}"
+    );
+    assert!(
+        line.len() < 2000,
+        "the warning is short: {} bytes",
+        line.len()
+    );
+}
+
 /// A module's own histogram `x`, recorded by a module of each of two workers, goes under
 /// one family, whichever worker's runtime named it apart from a gauge `x` beside it, as
 /// docs/daemon.md says ("every worker's samples of that name and kind go under it").

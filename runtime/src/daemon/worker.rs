@@ -449,9 +449,38 @@ struct Forward {
 
 impl LogSink for Forward {
     fn record(&self, event: &LogEvent<'_>) {
-        // A supervisor that is gone takes the worker with it soon; a lost record then
-        // is no loss.
-        let _ = send(&self.out, &FromWorker::Log(record_of(event)));
+        let record = record_of(event);
+        match send(&self.out, &FromWorker::Log(record)) {
+            // Refused before a byte was written: past the bound of a worker's frame.
+            // A warning in its place says it was dropped, and what it began with.
+            Err(e) if e.kind() == io::ErrorKind::Other => {
+                let _ = send(&self.out, &FromWorker::Log(dropped(event, &e)));
+            }
+            // A supervisor that is gone takes the worker with it soon; a lost record
+            // then is no loss.
+            _ => {}
+        }
+    }
+}
+
+/// The warning forwarded in place of the record of `event`, which could not be (`why`:
+/// longer than a worker's frame, 64 MiB).
+#[cold]
+fn dropped(event: &LogEvent<'_>, why: &io::Error) -> LogRecord {
+    let fields: usize = event.fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let begins: String = event.message.chars().take(200).collect();
+    LogRecord {
+        level: "WARN".to_owned(),
+        module: event.module.to_owned(),
+        method: event.method.to_owned(),
+        message: format!(
+            "a record ({}) of {} bytes of message and {fields} of fields could not be \
+             forwarded to the daemon ({why}), and was dropped; its message began: {begins}",
+            event.level,
+            event.message.len(),
+        ),
+        fields: Vec::new(),
+        trace_id: event.trace_id,
     }
 }
 
