@@ -130,7 +130,7 @@ impl fmt::Display for ModuleError {
             ModuleError::Timeout(d) if d.is_zero() => {
                 f.write_str("timed out: its deadline had passed before it started")
             }
-            ModuleError::Timeout(d) => write!(f, "timed out after {d:?}"),
+            ModuleError::Timeout(d) => write!(f, "timed out (it was given {d:?})"),
             ModuleError::Panic(m) => told(f, "module panicked", m, "no message"),
             ModuleError::Serialize(m) => told(f, "serialization error", m, "no reason given"),
             ModuleError::ServiceUnavailable => f.write_str("service unavailable"),
@@ -194,7 +194,7 @@ mod tests {
         );
         assert_eq!(
             ModuleError::Timeout(Duration::from_millis(1500)).to_string(),
-            "timed out after 1.5s"
+            "timed out (it was given 1.5s)"
         );
     }
 

@@ -51,7 +51,7 @@ fn a_timeout_is_the_calls_deadline_here_and_through_a_daemon() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("async_echo::echo_after failed: timed out after"),
+        err.contains("async_echo::echo_after failed: timed out (it was given "),
         "{err}"
     );
 
@@ -77,7 +77,7 @@ fn a_timeout_is_the_calls_deadline_here_and_through_a_daemon() {
         let err = stderr(out);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(
-            err.contains(&format!("async_echo::{method} failed: timed out after")),
+            err.contains(&format!("async_echo::{method} failed: timed out (it was given ")),
             "{err}"
         );
     }
