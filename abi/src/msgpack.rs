@@ -574,6 +574,12 @@ impl From<rmp_serde::decode::Error> for ModuleError {
         // marker: failed to fill whole buffer") say nothing of the bytes.
         let cut_short = matches!(&e, E::InvalidMarkerRead(io) | E::InvalidDataRead(io)
             if io.kind() == std::io::ErrorKind::UnexpectedEof);
+        if matches!(e, E::DepthLimitExceeded) {
+            return ModuleError::Serialize(format!(
+                "cannot decode MessagePack: arrays and maps nest deeper than the {MAX_DEPTH} \
+                 levels a decoder accepts (`MAX_DEPTH`)"
+            ));
+        }
         if cut_short {
             return ModuleError::Serialize(
                 "cannot decode MessagePack: the bytes end before the value does (cut short, \
@@ -689,8 +695,9 @@ mod tests {
         bytes.push(0xc0);
         let err = from_msgpack::<serde_json::Value>(&bytes).unwrap_err();
         assert!(
-            matches!(err, ModuleError::Serialize(m) if m.contains("depth")),
-            "limit reached"
+            matches!(&err, ModuleError::Serialize(m)
+                if m.contains("arrays and maps nest deeper than the 128 levels a decoder accepts")),
+            "{err}"
         );
     }
 
@@ -711,7 +718,8 @@ mod tests {
         // consuming a byte: without the nesting limit this never ends but in a crash.
         let err = from_msgpack::<Chain>(&[0x01]).unwrap_err();
         assert!(
-            err.to_string().contains("nesting is deeper than the limit"),
+            err.to_string()
+                .contains("values nest deeper than the 384 levels a decoder accepts"),
             "{err}"
         );
     }

@@ -324,7 +324,7 @@ fn any_messagepack_result_is_printed_as_json() {
     let out = call_with_args_file(echo.to_str().unwrap(), "echo", &file);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("the result is not MessagePack"),
+        stderr(&out).contains("the result cannot be read as MessagePack"),
         "{}",
         stderr(&out)
     );

@@ -77,7 +77,9 @@ fn a_timeout_is_the_calls_deadline_here_and_through_a_daemon() {
         let err = stderr(out);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(
-            err.contains(&format!("async_echo::{method} failed: timed out (it was given ")),
+            err.contains(&format!(
+                "async_echo::{method} failed: timed out (it was given "
+            )),
             "{err}"
         );
     }

@@ -37,7 +37,11 @@ impl Drop for Level<'_> {
 
 fn enter<E: de::Error>(left: &Cell<usize>) -> Result<Level<'_>, E> {
     match left.get() {
-        0 => Err(E::custom("nesting is deeper than the limit")),
+        0 => Err(E::custom(format_args!(
+            "values nest deeper than the {} levels a decoder accepts (`MAX_NESTING`: an \
+             enum, an option or a newtype is a level too)",
+            super::MAX_NESTING
+        ))),
         n => {
             left.set(n - 1);
             Ok(Level(left))

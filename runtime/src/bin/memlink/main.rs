@@ -737,7 +737,7 @@ fn render_text(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
         _ => {}
     }
     let json::Json(value) = memlink_abi::msgpack::from_msgpack(bytes)
-        .map_err(|e| format!("the result is not MessagePack: {e}"))?;
+        .map_err(|e| format!("the result cannot be read as MessagePack: {e}"))?;
     serde_json::to_vec(&value).map_err(|e| e.to_string())
 }
 
