@@ -4,6 +4,10 @@
 //! kept by hand and no registration code runs. The first time the module is asked about
 //! its methods, the entries are sorted by id into a table that never changes again,
 //! so a call reads it with no lock.
+//!
+//! The table holds the exports of what is linked into the module: an export in a
+//! dependency that the module's code never names is not, as rustc leaves such a crate
+//! out (`use that_crate as _;` links it in).
 
 use std::sync::OnceLock;
 
