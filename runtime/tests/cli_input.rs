@@ -499,3 +499,21 @@ fn arguments_from_standard_input_reach_a_daemons_method() {
     assert_eq!(out.stdout, b"from stdin");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// JSON arguments that give a key twice are refused, as the module refuses such
+/// MessagePack. Before, the last one was taken: `{"a": 1, "a": 2, "b": 3}` made 5.
+#[test]
+fn json_arguments_that_give_a_key_twice_are_refused() {
+    let out = memlink(&["call", &basic(), "add", r#"{"a": 1, "a": 2, "b": 3}"#]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "arguments are not valid JSON: the key `a` is given twice (first as 1, then as 2)"
+        ),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+    let out = memlink(&["call", &basic(), "add", r#"{"a": 1, "b": 3}"#]);
+    assert_eq!(stdout(&out).trim(), "4", "{}", stderr(&out));
+}

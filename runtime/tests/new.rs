@@ -121,6 +121,19 @@ fn a_new_workspace_builds_passes_its_tests_and_answers_memlink_call() {
         "{}",
         text(&run.stdout)
     );
+    // Given a module that is not there, the host says so in a sentence, not its `Debug`
+    // (`FileNotFound { path: ... }`).
+    let run = cargo(
+        &root,
+        &["run", "-p", "serde-host", "--", "/no/such/libserde.so"],
+        TargetDir::Config,
+    );
+    assert!(!run.status.success());
+    assert!(
+        text(&run.stderr).contains("error: no module file at /no/such/libserde.so"),
+        "{}",
+        text(&run.stderr)
+    );
     let library = scaffold_target().join("debug").join(format!(
         "{}serde.{}",
         std::env::consts::DLL_PREFIX,

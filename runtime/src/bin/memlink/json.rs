@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// A value read from any self-describing format, as JSON.
@@ -19,11 +19,34 @@ pub(crate) struct Json(pub(crate) Value);
 
 impl<'de> Deserialize<'de> for Json {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Json, D::Error> {
-        deserializer.deserialize_any(JsonVisitor).map(Json)
+        deserializer
+            .deserialize_any(JsonVisitor { strict: false })
+            .map(Json)
     }
 }
 
-struct JsonVisitor;
+/// Arguments given as JSON `text`: a map that gives one key twice is refused (as a
+/// module refuses such MessagePack), not read as its last value.
+pub(crate) fn arguments(text: &str) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = de.deserialize_any(JsonVisitor { strict: true })?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Reads any value as JSON; `strict`, a map's key given twice is an error.
+#[derive(Clone, Copy)]
+struct JsonVisitor {
+    strict: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
 
 impl<'de> Visitor<'de> for JsonVisitor {
     type Value = Value;
@@ -74,17 +97,17 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(JsonVisitor)
+        d.deserialize_any(self)
     }
 
     // rmp-serde hands an extension type over as a newtype holding `(type, bytes)`.
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(JsonVisitor)
+        d.deserialize_any(self)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(Json(item)) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -92,11 +115,17 @@ impl<'de> Visitor<'de> for JsonVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        while let Some((Json(key), Json(value))) = map.next_entry()? {
+        while let Some(key) = map.next_key_seed(self)? {
+            let value = map.next_value_seed(self)?;
             let key = match key {
                 Value::String(s) => s,
                 other => serde_json::to_string(&other).map_err(de::Error::custom)?,
             };
+            if let Some(earlier) = object.get(&key).filter(|_| self.strict) {
+                return Err(de::Error::custom(format_args!(
+                    "the key `{key}` is given twice (first as {earlier}, then as {value})"
+                )));
+            }
             object.insert(key, value);
         }
         Ok(Value::Object(object))
@@ -143,6 +172,31 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn arguments_that_give_a_key_twice_are_refused_at_any_depth() {
+        let e = arguments(r#"{"a": 1, "a": 2, "b": 3}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the key `a` is given twice (first as 1, then as 2)"),
+            "{e}"
+        );
+        let e = arguments(r#"[{"x": {"k": "v", "k": "w"}}]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(r#"the key `k` is given twice (first as "v", then as "w")"#),
+            "{e}"
+        );
+        // Otherwise the value serde_json reads.
+        let text = r#"{"a": [1, -2, 3.5, null, true, "s", {"b": {}}], "c": 18446744073709551615}"#;
+        assert_eq!(
+            arguments(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+        assert!(arguments("[1] 2").is_err(), "trailing text");
+    }
 
     fn json_of<T: serde::Serialize>(value: &T) -> String {
         let bytes = rmp_serde::to_vec(value).unwrap();

@@ -675,8 +675,7 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
+    let value = json::arguments(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
     if let Some(number) = json::too_wide_integer(text) {
         return Err(format!(
             "the integer {number} in the arguments fits in no 64-bit integer, which is as wide \

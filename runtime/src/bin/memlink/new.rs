@@ -479,7 +479,18 @@ use memlink_runtime::{ModuleRef, Runtime};
 
 use {name}_types::Point;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    // The error as a sentence: `main` returning it would print its `Debug`.
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = match std::env::args_os().nth(1) {
         Some(path) => PathBuf::from(path),
         None => std::env::current_exe()?.with_file_name(format!(
