@@ -83,9 +83,11 @@ fn builtin_families(out: &mut String, modules: &[ModuleMetrics]) {
             "Argument bytes per export.",
             (|m: &MethodMetrics| m.bytes_in) as fn(&MethodMetrics) -> u64,
         ),
-        ("memlink_bytes_out_total", "Result and error payload bytes per export.", |m| {
-            m.bytes_out
-        }),
+        (
+            "memlink_bytes_out_total",
+            "Result and error payload bytes per export.",
+            |m| m.bytes_out,
+        ),
     ] {
         family(out, name, "counter", help);
         for m in &methods {

@@ -983,3 +983,34 @@ fn serve_does_not_call_a_directory_that_exists_missing() {
     );
     assert!(!err.contains("does not exist"), "{err}");
 }
+
+/// `memlink call --daemon --timeout` to a socket that takes the connection and never
+/// answers the hello ends at the timeout, saying so. Before, it waited the 10 s a client
+/// gives any daemon's welcome, whatever `--timeout` said.
+#[test]
+fn a_daemon_call_with_a_timeout_ends_there_when_no_welcome_comes() {
+    let dir = common::scratch("silent-socket");
+    let socket = dir.join("silent.sock");
+    // Listens and never accepts: the connection and the hello queue up unanswered.
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        socket.to_str().unwrap(),
+        "--timeout",
+        "300ms",
+        "basic",
+        "add",
+        "[1, 2]",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the daemon at {} did not welcome the connection within 300ms",
+            socket.display()
+        )),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -95,8 +95,8 @@ struct CallArgs {
     /// `h`): the call's deadline, which a method reads from its context. A call past it
     /// fails with the runtime's timeout error: an async method is cancelled there, a sync
     /// one cannot be stopped and fails once it returns (with --daemon, the wait for it
-    /// ends at the deadline, and so does the wait for the module's method list, asked
-    /// first).
+    /// ends at the deadline, and so do the waits for the daemon's welcome and for the
+    /// module's method list, which come first).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Print a table of the exports called afterwards (on standard output, after the

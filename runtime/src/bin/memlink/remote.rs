@@ -65,11 +65,21 @@ impl Remote {
         }
         let len = args_len.max(result_bytes.unwrap_or(0));
         let geometry = Geometry::new(1, len.clamp(1 << 20, MAX_ARGS)).map_err(|e| e.to_string())?;
-        let conn =
-            Connection::connect(socket, geometry, Waiting::default()).map_err(|e| text(&e))?;
-        // A worker that does not answer (stopped, or gone with no replacement yet) would
-        // keep the command waiting for ever: the listing ends at the timeout a call has.
+        // A daemon that does not welcome the connection, or a worker that does not answer
+        // (stopped, or gone with no replacement yet), would keep the command waiting: the
+        // welcome and the listing end at the timeout a call has.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let conn = Connection::connect_by(socket, geometry, Waiting::default(), deadline).map_err(
+            |e| match (e, timeout) {
+                (CallError::TimedOut, Some(t)) => {
+                    format!(
+                        "the daemon at {} did not welcome the connection within {t:?}",
+                        socket.display()
+                    )
+                }
+                (e, _) => text(&e),
+            },
+        )?;
         let listing = conn
             .call(Op::Methods, module, "", &[], deadline, (0, 0))
             .map_err(|e| match (e, timeout) {
