@@ -566,7 +566,10 @@ fn a_calls_deadline_bounds_its_wait_for_a_daemon_that_went_away() {
             matches!(err.module_error(), Some(ModuleError::Timeout(t)) if *t <= Duration::from_millis(200) && !t.is_zero()),
             "{what}: {err}"
         );
-        assert!(err.to_string().contains("timed out (it was given "), "{what}: {err}");
+        assert!(
+            err.to_string().contains("timed out (it was given "),
+            "{what}: {err}"
+        );
     }
 }
 

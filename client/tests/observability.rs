@@ -431,6 +431,44 @@ fn a_module_s_record_of_no_call_reaches_the_daemons_log() {
     assert!(line.contains("from=own thread"), "{line}");
 }
 
+/// A module served under a name of the operator's (`name = "odd"`) is named so in the
+/// records it makes outside its calls, as in those of its calls. Before, those carried
+/// its own name (`hazards`): a log filtered by module missed them.
+#[test]
+fn a_record_of_no_call_names_the_module_as_it_is_served() {
+    let dir = common::scratch_dir();
+    let path = dir.join("libhazards.so");
+    std::fs::copy(common::module_path("hazards"), &path).unwrap();
+    let daemon = Daemon::start(Setup {
+        toml: format!("[[modules]]\nname = \"odd\"\npath = {path:?}\n"),
+        ..Setup::default()
+    });
+    let client = Client::connect(&daemon.socket).unwrap();
+    let odd = client.module("odd").unwrap();
+    let joined: bool = client
+        .call_typed(
+            odd,
+            "log_from_own_thread",
+            &("served as odd, off the call",),
+        )
+        .unwrap();
+    assert!(joined);
+    let () = client
+        .call_typed(odd, "log_long", &("served as odd, in the call", 0u64))
+        .unwrap();
+    daemon.wait_log("served as odd, in the call");
+    daemon.wait_log("served as odd, off the call");
+    let log = daemon.log_text();
+    for said in ["served as odd, off the call", "served as odd, in the call"] {
+        let line = log.lines().find(|l| l.contains(said)).unwrap();
+        assert!(
+            line.contains("module=\"odd\"") || line.contains("module=odd"),
+            "{line}"
+        );
+        assert!(!line.contains("hazards"), "{line}");
+    }
+}
+
 #[test]
 fn memlink_call_through_the_daemon_prints_what_the_local_call_prints() {
     let daemon = Daemon::start(Setup::modules(&["basic"]));

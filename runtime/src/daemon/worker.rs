@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -90,12 +90,14 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
             out: Arc::clone(&out),
         },
         held: Mutex::new(Some(Vec::new())),
+        runtime: OnceLock::new(),
     });
     crate::log::send_records_of_no_call_to(Box::new(Arc::clone(&of_no_call)));
     let runtime = Arc::new(Runtime::new(
         config.runtime_config().log_sink(sink),
         LocalResolver,
     ));
+    let _ = of_no_call.runtime.set(Arc::downgrade(&runtime));
     let mut configured = Vec::new();
     let loaded = load_all(&runtime, &config).and_then(|()| {
         configured = runtime.modules().into_iter().map(|(h, _)| h).collect();
@@ -449,38 +451,45 @@ struct Forward {
 
 impl LogSink for Forward {
     fn record(&self, event: &LogEvent<'_>) {
-        let record = record_of(event);
-        match send(&self.out, &FromWorker::Log(record)) {
-            // Refused before a byte was written: past the bound of a worker's frame.
-            // A warning in its place says it was dropped, and what it began with.
-            Err(e) if e.kind() == io::ErrorKind::Other => {
-                let _ = send(&self.out, &FromWorker::Log(dropped(event, &e)));
-            }
-            // A supervisor that is gone takes the worker with it soon; a lost record
-            // then is no loss.
-            _ => {}
+        self.send(record_of(event));
+    }
+}
+
+impl Forward {
+    /// Sends `record` to the supervisor.
+    fn send(&self, record: LogRecord) {
+        let message = FromWorker::Log(record);
+        let Err(e) = send(&self.out, &message) else {
+            return;
+        };
+        // Refused before a byte was written: past the bound of a worker's frame. A
+        // warning in its place says it was dropped, and what it began with. (A
+        // supervisor that is gone takes the worker with it soon; a lost record then is
+        // no loss.)
+        if let (io::ErrorKind::Other, FromWorker::Log(record)) = (e.kind(), &message) {
+            let _ = send(&self.out, &FromWorker::Log(dropped(record, &e)));
         }
     }
 }
 
-/// The warning forwarded in place of the record of `event`, which could not be (`why`:
-/// longer than a worker's frame, 64 MiB).
+/// The warning forwarded in place of `record`, which could not be (`why`: longer than
+/// a worker's frame, 64 MiB).
 #[cold]
-fn dropped(event: &LogEvent<'_>, why: &io::Error) -> LogRecord {
-    let fields: usize = event.fields.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let begins: String = event.message.chars().take(200).collect();
+fn dropped(record: &LogRecord, why: &io::Error) -> LogRecord {
+    let fields: usize = record.fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let begins: String = record.message.chars().take(200).collect();
     LogRecord {
         level: "WARN".to_owned(),
-        module: event.module.to_owned(),
-        method: event.method.to_owned(),
+        module: record.module.clone(),
+        method: record.method.clone(),
         message: format!(
             "a record ({}) of {} bytes of message and {fields} of fields could not be \
              forwarded to the daemon ({why}), and was dropped; its message began: {begins}",
-            event.level,
-            event.message.len(),
+            record.level,
+            record.message.len(),
         ),
         fields: Vec::new(),
-        trace_id: event.trace_id,
+        trace_id: record.trace_id,
     }
 }
 
@@ -508,6 +517,8 @@ struct OfNoCall {
     forward: Forward,
     /// The records held, until `release`; `None` once released.
     held: Mutex<Option<Vec<LogRecord>>>,
+    /// The worker's runtime, whose names its modules are served under.
+    runtime: OnceLock<Weak<Runtime>>,
 }
 
 /// The most records of no call held until the worker is ready; later ones are dropped.
@@ -519,7 +530,32 @@ impl OfNoCall {
         // Held while they are sent, so that a record that comes meanwhile follows them.
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         for record in held.take().into_iter().flatten() {
-            let _ = send(&self.forward.out, &FromWorker::Log(record));
+            self.forward(record);
+        }
+    }
+
+    /// Forwards `record`, named as its module is served.
+    fn forward(&self, mut record: LogRecord) {
+        if let Some(name) = self.served_as(&record.module) {
+            record.module = name;
+        }
+        self.forward.send(record);
+    }
+
+    /// The name the module whose own name is `own` is served under, when it is one
+    /// module's of this worker and that name is another: a record of no call carries
+    /// the module's own name (no call says which module it is), and the records of its
+    /// calls the served one.
+    fn served_as(&self, own: &str) -> Option<String> {
+        let runtime = self.runtime.get()?.upgrade()?;
+        let mut named = runtime
+            .registry
+            .live()
+            .filter(|(_, m)| m.own_name == own)
+            .map(|(_, m)| m.name.clone());
+        match (named.next(), named.next()) {
+            (Some(name), None) if name != own => Some(name),
+            _ => None,
         }
     }
 }
@@ -532,7 +568,7 @@ impl LogSink for Arc<OfNoCall> {
             Some(_) => {}
             None => {
                 drop(held);
-                self.forward.record(event);
+                self.forward(record_of(event));
             }
         }
     }
