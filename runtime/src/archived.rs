@@ -118,13 +118,18 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
 
     /// [`call`](ArchivedMethod::call) with per-call `options`.
     pub fn call_with(&self, args: &A, options: &CallOptions) -> Result<R::Output, RuntimeError> {
+        // No arena to be had (the memory is exhausted): the archive goes on the heap, and
+        // the call fails as any call that cannot have an arena does.
         let mut arena = PooledArena::take(&self.registry.pool);
-        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the archiver
-        // only ever stores initialized bytes through the view, so the arena's bytes stay
-        // initialized.
-        let room = unsafe {
-            &mut *(core::ptr::from_mut(arena.buf_mut().as_mut_slice())
-                as *mut [core::mem::MaybeUninit<u8>])
+        let room: &mut [core::mem::MaybeUninit<u8>] = match arena.as_mut() {
+            // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and the
+            // archiver only ever stores initialized bytes through the view, so the arena's
+            // bytes stay initialized.
+            Some(arena) => unsafe {
+                &mut *(core::ptr::from_mut(arena.buf_mut().as_mut_slice())
+                    as *mut [core::mem::MaybeUninit<u8>])
+            },
+            None => &mut [],
         };
         // Archived once: what does not fit the arena goes on the heap as it is written.
         let written = memlink_abi::archive::to_bytes_spilling(args, room).map_err(|e| {
@@ -133,10 +138,11 @@ impl<A: Archivable, R: TypedResult> ArchivedMethod<A, R> {
             )))
         })?;
         let args = match written {
-            Encoded::Within(bytes) => {
-                let len = bytes.len();
-                Args::InArena(arena, len)
-            }
+            Encoded::Within(bytes) => match arena {
+                Some(arena) => Args::InArena(arena, bytes.len()),
+                // An archive of no bytes (of `()`) fits no room at all.
+                None => Args::Borrowed(&[]),
+            },
             Encoded::Spilled(bytes) => {
                 // Too large for an arena: a buffer of its own, aligned for the archive.
                 drop(arena);

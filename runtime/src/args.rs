@@ -121,8 +121,8 @@ pub(crate) trait CallInput {
     fn bytes(&self) -> &[u8];
 
     /// Lays the call's memory out: takes an arena from `pool` unless the arguments came
-    /// in one.
-    fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Placed;
+    /// in one; `None` when no arena can be had (see `ArenaPool::take_buf`).
+    fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Option<Placed>;
 }
 
 impl CallInput for &[u8] {
@@ -132,14 +132,14 @@ impl CallInput for &[u8] {
     }
 
     #[inline(always)]
-    fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Placed {
-        Placed {
-            buf: pool.take_buf(cache),
+    fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Option<Placed> {
+        Some(Placed {
+            buf: pool.take_buf(cache)?,
             args: self.as_ptr(),
             args_len: self.len(),
             arena_offset: 0,
             owned: None,
-        }
+        })
     }
 }
 
@@ -149,7 +149,7 @@ impl CallInput for Args<'_> {
     }
 
     #[inline(always)]
-    fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Placed {
+    fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Option<Placed> {
         Args::place(self, pool, cache)
     }
 }
@@ -165,17 +165,17 @@ impl Args<'_> {
     }
 
     /// Lays the call's memory out: takes an arena from `pool` unless the arguments came
-    /// in one.
+    /// in one; `None` when no arena can be had.
     #[inline(always)]
-    pub(crate) fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Placed {
-        match self {
-            Args::Borrowed(bytes) => bytes.place(pool, cache),
+    pub(crate) fn place(self, pool: &Arc<ArenaPool>, cache: &ArenaCache) -> Option<Placed> {
+        Some(match self {
+            Args::Borrowed(bytes) => bytes.place(pool, cache)?,
             // An `ArgBuffer` of another runtime (whose arenas may be of another size)
             // stays that runtime's: lent for the call, given back to its own pool.
             Args::InArena(arena, len) if !arena.is_of(pool) => {
                 let args = arena.buf().as_ptr();
                 Placed {
-                    buf: pool.take_buf(cache),
+                    buf: pool.take_buf(cache)?,
                     args,
                     args_len: len,
                     arena_offset: 0,
@@ -194,13 +194,13 @@ impl Args<'_> {
                 }
             }
             Args::Owned(bytes) => Placed {
-                buf: pool.take_buf(cache),
+                buf: pool.take_buf(cache)?,
                 args: bytes.as_ptr(),
                 args_len: bytes.len(),
                 arena_offset: 0,
                 owned: Some(OwnedArgs(bytes)),
             },
-        }
+        })
     }
 }
 
@@ -289,7 +289,7 @@ impl ArgBuffer {
     /// taking an arena aborted the process, or panicked for a size past any allocation.
     pub(crate) fn new(pool: &Arc<ArenaPool>, arena_size: usize, len: usize) -> ArgBuffer {
         let arena = (len <= arena_size)
-            .then(|| PooledArena::try_take(pool))
+            .then(|| PooledArena::take(pool))
             .flatten();
         match arena {
             Some(mut arena) => {

@@ -94,13 +94,19 @@ pub(crate) fn run_call<R: Receive, E>(
         None
     };
     let pool = &registry.pool;
-    let Placed {
+    let Some(Placed {
         mut buf,
         args,
         args_len,
         arena_offset,
         owned,
-    } = args.place(pool, &thread.arenas);
+    }) = args.place(pool, &thread.arenas)
+    else {
+        if let Some(admitted) = admitted {
+            module.leave(admitted);
+        }
+        return Err(fail(counted(registry, module, index, shard, no_arena())));
+    };
     let handle = crate::chain::next_handle();
     let mut host_call = HostCall {
         registry,
@@ -351,6 +357,13 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
         }
         Failure::Module(error)
     })
+}
+
+/// A call that could have no arena: the memory is exhausted (the pool says so in the
+/// log, naming the arena's size).
+#[cold]
+fn no_arena() -> Failure {
+    Failure::Module(ModuleError::QuotaExceeded)
 }
 
 /// A call refused for its deadline, which reports the time it was `given`.

@@ -14,16 +14,11 @@ pub(crate) struct PooledArena {
 }
 
 impl PooledArena {
-    /// An arena of `pool` for one call, from this thread's cache when it holds one.
-    pub(crate) fn take(pool: &Arc<ArenaPool>) -> PooledArena {
-        let buf = crate::thread::with(|t| pool.take_buf(&t.arenas));
-        PooledArena::new(buf, Arc::clone(pool))
-    }
-
-    /// [`take`](Self::take), or `None` when the pool has no idle arena and none can be
-    /// allocated (see `ArenaPool::try_take_buf`).
-    pub(crate) fn try_take(pool: &Arc<ArenaPool>) -> Option<PooledArena> {
-        let buf = crate::thread::with(|t| pool.try_take_buf(&t.arenas))?;
+    /// An arena of `pool` for one call, from this thread's cache when it holds one;
+    /// `None` when the pool has no idle arena and none can be allocated (see
+    /// `ArenaPool::take_buf`).
+    pub(crate) fn take(pool: &Arc<ArenaPool>) -> Option<PooledArena> {
+        let buf = crate::thread::with(|t| pool.take_buf(&t.arenas))?;
         Some(PooledArena::new(buf, Arc::clone(pool)))
     }
 
@@ -70,14 +65,14 @@ mod tests {
     #[test]
     fn the_pool_recycles() {
         let pool = ArenaPool::new(64, 2, 8);
-        let first = PooledArena::take(&pool).buf().as_slice().as_ptr();
-        let again = PooledArena::take(&pool);
+        let first = PooledArena::take(&pool).unwrap().buf().as_slice().as_ptr();
+        let again = PooledArena::take(&pool).unwrap();
         assert_eq!(
             again.buf().as_slice().as_ptr(),
             first,
             "the idle arena is reused"
         );
-        let other = PooledArena::take(&pool);
+        let other = PooledArena::take(&pool).unwrap();
         assert_ne!(
             other.buf().as_slice().as_ptr(),
             first,

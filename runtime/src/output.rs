@@ -510,7 +510,7 @@ mod tests {
         let out = CallOutput::in_arena(arena, &pool, 64, 100, None);
         assert!(out.is_in_arena() && out.as_bytes() == [7; 100]);
         drop(out);
-        let again = crate::lease::PooledArena::take(&pool);
+        let again = crate::lease::PooledArena::take(&pool).unwrap();
         assert_eq!(
             again.buf().as_ptr(),
             at,

@@ -2,7 +2,7 @@
 //! without allocating.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -142,11 +142,14 @@ impl ArenaPool {
 
     /// An arena for one call from this thread's `cache` (no shared memory touched), else
     /// from the queue, else a new one; returned with [`give_back`](Self::give_back) or
-    /// kept by a [`PooledArena`]. Always inlined, as [`give_back`](Self::give_back) is.
+    /// kept by a [`PooledArena`]. `None` when none is idle and the allocator cannot give
+    /// a new one: the call fails, where an abort would take the host down (a nested
+    /// chain takes an arena a level, which the check at load, of one arena, cannot
+    /// promise). Always inlined, as [`give_back`](Self::give_back) is.
     #[inline(always)]
-    pub(crate) fn take_buf(self: &Arc<Self>, cache: &ArenaCache) -> AlignedBuf {
+    pub(crate) fn take_buf(self: &Arc<Self>, cache: &ArenaCache) -> Option<AlignedBuf> {
         if let Some(buf) = self.cached(cache) {
-            return buf;
+            return Some(buf);
         }
         self.take_shared()
     }
@@ -160,27 +163,39 @@ impl ArenaPool {
     }
 
     #[cold]
-    fn take_shared(&self) -> AlignedBuf {
-        self.on_loan.fetch_add(1, Ordering::Relaxed);
-        self.free
-            .pop()
-            .unwrap_or_else(|| AlignedBuf::zeroed(self.arena_size))
-    }
-
-    /// [`take_buf`](Self::take_buf), or `None` when no idle arena is at hand and the
-    /// allocator cannot give a new one (an arena size no allocation can have): for what
-    /// can do without an arena, where `take_buf` would abort the process.
-    pub(crate) fn try_take_buf(self: &Arc<Self>, cache: &ArenaCache) -> Option<AlignedBuf> {
-        if let Some(buf) = self.cached(cache) {
-            return Some(buf);
-        }
+    fn take_shared(&self) -> Option<AlignedBuf> {
         let buf = self
             .free
             .pop()
-            .or_else(|| AlignedBuf::try_zeroed(self.arena_size))?;
-        // Counted once it is had, as `take_shared` counts it: `give_back` uncounts it.
-        self.on_loan.fetch_add(1, Ordering::Relaxed);
-        Some(buf)
+            .or_else(|| AlignedBuf::try_zeroed(self.arena_size));
+        match buf {
+            // Counted once it is had: `give_back` uncounts it.
+            Some(_) => {
+                self.on_loan.fetch_add(1, Ordering::Relaxed);
+            }
+            None => self.cannot_allocate(),
+        }
+        buf
+    }
+
+    /// Says, once a second at most, that an arena could not be allocated: each call
+    /// that needed one fails with `QuotaExceeded`, which alone does not say whose quota.
+    #[cold]
+    fn cannot_allocate(&self) {
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if LAST.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(
+                target: "memlink::runtime",
+                arena_size = self.arena_size,
+                "cannot allocate an arena of {} bytes (RuntimeConfig::arena_size) for a call: \
+                 the memory is exhausted, and calls that need a new arena fail with \
+                 QuotaExceeded until some is free",
+                self.arena_size
+            );
+        }
     }
 
     /// Returns a buffer from [`take_buf`](Self::take_buf): to this thread's `cache`, in
@@ -262,7 +277,7 @@ mod tests {
 
     /// `take_buf` through this thread's cache, as the call path does.
     fn take(pool: &Arc<ArenaPool>) -> AlignedBuf {
-        CACHE.with(|c| pool.take_buf(c))
+        CACHE.with(|c| pool.take_buf(c)).unwrap()
     }
 
     /// `give_back` through this thread's cache.

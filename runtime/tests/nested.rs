@@ -549,3 +549,64 @@ fn a_chain_too_deep_for_the_threads_stack_is_refused_before_it_overflows() {
         },
     );
 }
+
+/// A call whose arena cannot be allocated (the memory is exhausted; here, the address
+/// space is limited) fails with `QuotaExceeded`, and the host serves on. Each level of a
+/// nested chain takes an arena, which the check at load (that one arena can be had)
+/// cannot promise: before, the allocation's failure aborted the host.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_call_that_can_have_no_arena_fails_and_the_host_serves_on() {
+    common::in_child(
+        "a_call_that_can_have_no_arena_fails_and_the_host_serves_on",
+        &[],
+        || {
+            let config = RuntimeConfig::default()
+                .max_call_depth(30)
+                .arena_size(128 << 20);
+            let rt =
+                memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
+            let left = rt
+                .load_as(
+                    ModuleRef::from_path(common::module_path("nested_calls")),
+                    "left",
+                )
+                .unwrap();
+            rt.load_as(
+                ModuleRef::from_path(common::module_copy("nested_calls", "nested_calls_right")),
+                "right",
+            )
+            .unwrap();
+            let depth: u32 = rt
+                .call_typed(left, "bounce", &(2u32, "left", "right"))
+                .unwrap();
+            assert_eq!(depth, 2);
+            // The address space the process has now, and 1 GiB more: room for a few
+            // arenas of 128 MiB, not for thirty.
+            let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+            let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
+            let limit = pages * 4096 + (1 << 30);
+            rustix::process::setrlimit(
+                rustix::process::Resource::As,
+                rustix::process::Rlimit {
+                    current: Some(limit),
+                    maximum: None,
+                },
+            )
+            .unwrap();
+            let err = rt
+                .call_typed::<_, u32>(left, "bounce", &(30u32, "left", "right"))
+                .unwrap_err();
+            assert_eq!(
+                err.module_error(),
+                Some(&ModuleError::QuotaExceeded),
+                "{err}"
+            );
+            // The arenas of the chain are back: it serves on.
+            let depth: u32 = rt
+                .call_typed(left, "bounce", &(2u32, "left", "right"))
+                .unwrap();
+            assert_eq!(depth, 2);
+        },
+    );
+}
