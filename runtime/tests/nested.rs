@@ -358,7 +358,13 @@ fn a_nested_call_times_out_with_its_caller() {
 
 /// Two copies of `nested_calls`, loaded as `left` and `right`.
 fn two_bouncers(max_depth: u32) -> (memlink_runtime::Runtime, memlink_runtime::ModuleHandle) {
-    let config = RuntimeConfig::default().max_call_depth(max_depth);
+    two_bouncers_with(RuntimeConfig::default().max_call_depth(max_depth))
+}
+
+/// [`two_bouncers`] on a runtime of `config`.
+fn two_bouncers_with(
+    config: RuntimeConfig,
+) -> (memlink_runtime::Runtime, memlink_runtime::ModuleHandle) {
     let rt = memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
     let left = rt
         .load_as(
@@ -561,22 +567,11 @@ fn a_call_that_can_have_no_arena_fails_and_the_host_serves_on() {
         "a_call_that_can_have_no_arena_fails_and_the_host_serves_on",
         &[],
         || {
-            let config = RuntimeConfig::default()
-                .max_call_depth(30)
-                .arena_size(128 << 20);
-            let rt =
-                memlink_runtime::Runtime::new(config, memlink_runtime::resolver::LocalResolver);
-            let left = rt
-                .load_as(
-                    ModuleRef::from_path(common::module_path("nested_calls")),
-                    "left",
-                )
-                .unwrap();
-            rt.load_as(
-                ModuleRef::from_path(common::module_copy("nested_calls", "nested_calls_right")),
-                "right",
-            )
-            .unwrap();
+            let (rt, left) = two_bouncers_with(
+                RuntimeConfig::default()
+                    .max_call_depth(30)
+                    .arena_size(128 << 20),
+            );
             let depth: u32 = rt
                 .call_typed(left, "bounce", &(2u32, "left", "right"))
                 .unwrap();
