@@ -581,6 +581,9 @@ impl Runtime {
 
     /// Calls a method with typed arguments and result in one go: [`typed`](Runtime::typed)
     /// and its `call`. A caller making the same call often keeps the [`TypedMethod`].
+    /// Called by name, it follows a reload as [`call`](ModuleRuntime::call) does: a reload
+    /// that lands between the method's look-up and the call makes it look the method up
+    /// again in the version that serves (its arguments serialized again).
     ///
     /// ```no_run
     /// # use memlink_runtime::{Runtime, ModuleRef};
@@ -599,19 +602,34 @@ impl Runtime {
         A: serde::Serialize + ?Sized,
         R: TypedResult<Output = R>,
     {
-        let (method, checked) = call::with_module(&self.registry, handle, |module| {
-            let (index, m) = resolve(module, method)?;
-            let checked = crate::typed::check::<R>(module, m)?;
-            let id = m.id;
-            Ok((MethodRef { handle, index, id }, checked))
-        })?;
-        crate::typed::call_typed::<A, R>(
-            &self.registry,
-            method,
-            checked,
-            args,
-            &CallOptions::default(),
-        )
+        let name = method;
+        // A call by name follows a reload: one that lands between the look-up and the
+        // call (the method checked is not the one the call reaches) is looked up again,
+        // and the arguments encoded again, for the version that now serves. Bounded, in
+        // case reloads keep landing in that window.
+        let mut again = 3;
+        loop {
+            let (method, checked) = call::with_module(&self.registry, handle, |module| {
+                let (index, m) = resolve(module, name)?;
+                let checked = crate::typed::check::<R>(module, m)?;
+                let id = m.id;
+                Ok((MethodRef { handle, index, id }, checked))
+            })?;
+            match crate::typed::call_typed::<A, R>(
+                &self.registry,
+                method,
+                checked,
+                args,
+                &CallOptions::default(),
+            ) {
+                Err(RuntimeError::MethodChanged { .. } | RuntimeError::MethodRemoved { .. })
+                    if again > 0 =>
+                {
+                    again -= 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Resolves `method` as a zero-copy handle: its arguments are the archive of `A`

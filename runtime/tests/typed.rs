@@ -324,3 +324,40 @@ fn one_argument_alone_is_told_to_be_a_tuple_of_one() {
         .unwrap();
     assert_eq!(m.call(&(user,)).unwrap().name, "ADA");
 }
+
+/// `Runtime::call_typed` by name follows reloads that change the method's signature,
+/// as a call by name does: a reload that lands between its look-up of the method and
+/// the call makes it look again. Before, such a call failed with `MethodChanged`,
+/// telling the caller to make again a handle it never made.
+#[test]
+fn a_typed_call_by_name_follows_reloads_that_change_the_method() {
+    let greeter = |v: u32| ModuleRef::from_path(module_path(&format!("greeter_v{v}")));
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load_as(greeter(2), "greeter").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let allowed = ReloadPolicy::default().allow_changes(true);
+    std::thread::scope(|s| {
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut calls = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        // `add(u32, u32) -> u32` in version 2, `add(u64, u64) -> u64` in
+                        // 3: the same answer from either.
+                        let sum: u64 = rt.call_typed(h, "add", &(2u64, 3u64)).unwrap();
+                        assert_eq!(sum, 5);
+                        calls += 1;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        for i in 0..60 {
+            rt.reload_with(h, greeter(2 + i % 2), &allowed).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for caller in callers {
+            assert!(caller.join().unwrap() > 0);
+        }
+    });
+}
