@@ -199,6 +199,9 @@ fn args_struct(export: &Export, names: &Names) -> TokenStream {
     let serde_name = format!("arguments of `{}`", export.name);
     let args_struct = &names.args_struct;
     quote! {
+        // The fields are the parameters' types, written by the author, whose lint it is
+        // at their function (an `allow` there does not reach this struct).
+        #[allow(clippy::type_complexity)]
         #[derive(::memlink_msdk::__private::serde::Deserialize)]
         #[serde(
             crate = "::memlink_msdk::__private::serde",
@@ -220,7 +223,8 @@ fn archived_tuple(params: &[ArchivedArg], names: &Names) -> TokenStream {
         ArchivedArg::Bytes => quote!(::std::vec::Vec<::core::primitive::u8>),
     });
     let name = &names.args_struct;
-    quote!(type #name = (#(#types,)*);)
+    // The parameters' types, as for the MessagePack arguments' struct.
+    quote!(#[allow(clippy::type_complexity)] type #name = (#(#types,)*);)
 }
 
 /// The wrapper the method table points at: decode, call, encode.
