@@ -18,9 +18,10 @@ const ALLOC_ALIGN: usize = 16;
 
 /// A zero-initialized, [`BUFFER_ALIGN`]-aligned heap buffer.
 ///
-/// It is allocated [`BUFFER_ALIGN`] bytes longer, at [`ALLOC_ALIGN`], and starts at the
-/// first [`BUFFER_ALIGN`] boundary past the allocation's first byte; the byte before
-/// that start says how far past the allocation's start it is, for the free.
+/// A large one takes memory as its pages are written, not when it is made.
+// It is allocated `BUFFER_ALIGN` bytes longer, at `ALLOC_ALIGN`, and starts at the first
+// `BUFFER_ALIGN` boundary past the allocation's first byte; the byte before that start
+// says how far past the allocation's start it is, for the free.
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
