@@ -196,6 +196,7 @@ mod tests {
     /// arena is as large as the largest call needs, and most calls write a few bytes.
     /// Before, a 64-byte alignment made every allocation a `memset` of all of it.
     #[cfg(target_os = "linux")]
+    #[cfg_attr(miri, ignore = "reads /proc, and Miri's allocator is no system's")]
     #[test]
     fn a_large_buffer_is_not_resident_until_written() {
         fn resident() -> usize {
