@@ -365,7 +365,7 @@ fn host_error(handle: ModuleHandle, module: &Module, index: u32, failure: Failur
             method: method(),
             limit: module.gate.limit(),
         },
-        Failure::Module(error) | Failure::Late(error) => RuntimeError::Call {
+        Failure::Module(error) | Failure::NotRun(error) => RuntimeError::Call {
             module: module.name.clone(),
             method: method(),
             error,
@@ -418,7 +418,7 @@ pub(crate) fn export(
             |failure| match failure {
                 Failure::Retired => format!("`{method}`: the module was unloaded"),
                 Failure::Saturated => format!("`{method}`: the module is saturated"),
-                Failure::Module(e) | Failure::Late(e) => format!("`{method}` failed: {e}"),
+                Failure::Module(e) | Failure::NotRun(e) => format!("`{method}` failed: {e}"),
             },
         )
     })?;
@@ -558,7 +558,7 @@ fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> 
             module(),
             limit
         )),
-        Failure::Module(e) | Failure::Late(e) => e,
+        Failure::Module(e) | Failure::NotRun(e) => e,
     }
 }
 

@@ -285,6 +285,6 @@ fn failed(failure: &Failure) -> Failed<'_> {
     match failure {
         Failure::Retired => Failed::Unavailable,
         Failure::Saturated => Failed::Saturated,
-        Failure::Module(error) | Failure::Late(error) => Failed::Module(error),
+        Failure::Module(error) | Failure::NotRun(error) => Failed::Module(error),
     }
 }

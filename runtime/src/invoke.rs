@@ -27,9 +27,11 @@ pub(crate) enum Failure {
     Saturated,
     /// The call failed: the module's error.
     Module(ModuleError),
-    /// The call's deadline passed before it started (the module never saw it): a
-    /// `ModuleError::Timeout` to the caller, and nothing a breaker counts.
-    Late(ModuleError),
+    /// The call did not reach the module: its deadline passed before it started (a
+    /// `ModuleError::Timeout` to the caller), or no arena could be had for it
+    /// (`QuotaExceeded`). The caller gets the error; a breaker counts nothing of the
+    /// module's.
+    NotRun(ModuleError),
 }
 
 /// Runs method `index` of `module` on the thread whose state is `thread`: admission,
@@ -363,13 +365,13 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
 /// log, naming the arena's size).
 #[cold]
 fn no_arena() -> Failure {
-    Failure::Module(ModuleError::QuotaExceeded)
+    Failure::NotRun(ModuleError::QuotaExceeded)
 }
 
 /// A call refused for its deadline, which reports the time it was `given`.
 #[cold]
 fn timed_out(given: Option<Duration>) -> Failure {
-    Failure::Late(ModuleError::Timeout(given.unwrap_or_default()))
+    Failure::NotRun(ModuleError::Timeout(given.unwrap_or_default()))
 }
 
 /// `refused`, a call the module never saw, counted as a call and an error of why (but
@@ -386,7 +388,7 @@ fn counted(
     let status = match &refused {
         Failure::Retired => None,
         Failure::Saturated => Some(crate::metrics::SATURATED),
-        Failure::Module(e) | Failure::Late(e) => Some(e.code()),
+        Failure::Module(e) | Failure::NotRun(e) => Some(e.code()),
     };
     if let (Some(status), true) = (status, registry.config.builtin_metrics) {
         module.stats[index as usize].refused(shard, status);

@@ -598,8 +598,8 @@ impl Registry {
             });
         }
         // Every call takes an arena of this size, allocated when no idle one is at hand:
-        // one that cannot be had would abort (or panic in) each call, so it is tried
-        // here, where it is an error the host sees.
+        // one that can never be had would fail every call (`QuotaExceeded`), so it is
+        // tried here, where it is an error the host sees, naming the setting.
         let arena = self.config.arena_size;
         if AlignedBuf::try_zeroed(arena).is_none() {
             return Err(CannotAllocate(arena).refused("RuntimeConfig::arena_size"));

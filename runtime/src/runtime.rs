@@ -583,7 +583,8 @@ impl Runtime {
     /// and its `call`. A caller making the same call often keeps the [`TypedMethod`].
     /// Called by name, it follows a reload as [`call`](ModuleRuntime::call) does: a reload
     /// that lands between the method's look-up and the call makes it look the method up
-    /// again in the version that serves (its arguments serialized again).
+    /// again in the version that serves (its arguments serialized again only if that
+    /// version's method takes them in another format).
     ///
     /// ```no_run
     /// # use memlink_runtime::{Runtime, ModuleRef};
@@ -602,34 +603,15 @@ impl Runtime {
         A: serde::Serialize + ?Sized,
         R: TypedResult<Output = R>,
     {
-        let name = method;
-        // A call by name follows a reload: one that lands between the look-up and the
-        // call (the method checked is not the one the call reaches) is looked up again,
-        // and the arguments encoded again, for the version that now serves. Bounded, in
-        // case reloads keep landing in that window.
-        let mut again = 3;
-        loop {
-            let (method, checked) = call::with_module(&self.registry, handle, |module| {
-                let (index, m) = resolve(module, name)?;
+        let look_up = || {
+            call::with_module(&self.registry, handle, |module| {
+                let (index, m) = resolve(module, method)?;
                 let checked = crate::typed::check::<R>(module, m)?;
                 let id = m.id;
                 Ok((MethodRef { handle, index, id }, checked))
-            })?;
-            match crate::typed::call_typed::<A, R>(
-                &self.registry,
-                method,
-                checked,
-                args,
-                &CallOptions::default(),
-            ) {
-                Err(RuntimeError::MethodChanged { .. } | RuntimeError::MethodRemoved { .. })
-                    if again > 0 =>
-                {
-                    again -= 1;
-                }
-                result => return result,
-            }
-        }
+            })
+        };
+        crate::typed::call_by_name::<A, R>(&self.registry, look_up, args)
     }
 
     /// Resolves `method` as a zero-copy handle: its arguments are the archive of `A`

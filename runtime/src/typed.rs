@@ -374,7 +374,18 @@ where
     let mut stack = [MaybeUninit::uninit(); STACK_ARGS];
     let encoded =
         msgpack::encode_as_spilling(checked.shape.args_format, args, &mut stack).map_err(codec)?;
-    let encoded = &encoded[..];
+    call_encoded::<R>(registry, method, checked, &encoded, options)
+}
+
+/// [`call_typed`] of arguments already `encoded` in the format `checked` holds.
+#[inline]
+fn call_encoded<R: TypedResult>(
+    registry: &Registry,
+    method: MethodRef,
+    checked: Checked,
+    encoded: &[u8],
+    options: &CallOptions,
+) -> Result<R::Output, RuntimeError> {
     // The method as the handle checked it, or an error: see `Checked`.
     let find = |module: &Module| checked.find(module, method);
     let output = call::handle_from_host(
@@ -386,6 +397,48 @@ where
     )?;
     R::read(output, checked.result_format())
         .map_err(|e| result_error::<R::Output>(registry, method, e))
+}
+
+/// `Runtime::call_typed`: a typed call of the method `look_up` finds by its name, which
+/// follows a reload as a call by name does. A reload that lands between the look-up and
+/// the call (the method checked is not the one the call reaches) makes it look the
+/// method up again, at most three times; the arguments, encoded once, are encoded again
+/// only when the method now takes another format (their `Serialize` then runs twice).
+pub(crate) fn call_by_name<A, R>(
+    registry: &Registry,
+    look_up: impl Fn() -> Result<(MethodRef, Checked), RuntimeError>,
+    args: &A,
+) -> Result<R::Output, RuntimeError>
+where
+    A: Serialize + ?Sized,
+    R: TypedResult,
+{
+    let (mut method, mut checked) = look_up()?;
+    let format = checked.shape.args_format;
+    let codec = |method, e: ModuleError| codec_error(registry, method, e);
+    let mut stack = [MaybeUninit::uninit(); STACK_ARGS];
+    let encoded =
+        msgpack::encode_as_spilling(format, args, &mut stack).map_err(|e| codec(method, e))?;
+    let mut reencoded = None;
+    let options = CallOptions::default();
+    let mut again = 3;
+    loop {
+        let bytes = reencoded.as_deref().unwrap_or(&encoded[..]);
+        match call_encoded::<R>(registry, method, checked, bytes, &options) {
+            Err(RuntimeError::MethodChanged { .. } | RuntimeError::MethodRemoved { .. })
+                if again > 0 =>
+            {
+                again -= 1;
+                (method, checked) = look_up()?;
+                if checked.shape.args_format != format {
+                    let bytes = msgpack::encode_as(checked.shape.args_format, args)
+                        .map_err(|e| codec(method, e))?;
+                    reencoded = Some(bytes);
+                }
+            }
+            result => return result,
+        }
+    }
 }
 
 /// The error of a call to `method` whose arguments could not be encoded: `e` says why.

@@ -509,7 +509,7 @@ fn json_arguments_that_give_a_key_twice_are_refused() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "arguments are not valid JSON: the key `a` is given twice (first as 1, then as 2)"
+            "the arguments give a key twice: the key `a` is given twice (first as 1, then as 2)"
         ),
         "{err}"
     );

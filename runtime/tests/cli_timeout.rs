@@ -105,6 +105,11 @@ fn a_timeout_of_zero_or_no_duration_is_refused_naming_the_option() {
         // Before, the leading 0 was read first: "a timeout of 0".
         ("0x10s", "unknown unit `x10s`"),
         ("99999999999999999999s", "longer than a duration can be"),
+        // The whole part just fits 128 bits of nanoseconds, its fraction does not.
+        (
+            "340282366920938463463374607431.999999999s",
+            "longer than a duration can be",
+        ),
     ] {
         let out = memlink(&["call", &module, "time_left", "--timeout", value]);
         let err = stderr(&out);

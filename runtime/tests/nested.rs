@@ -581,11 +581,13 @@ fn a_call_that_can_have_no_arena_fails_and_the_host_serves_on() {
             let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
             let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
             let limit = pages * 4096 + (1 << 30);
+            // The hard limit kept: only a privileged process may raise it.
+            let hard = rustix::process::getrlimit(rustix::process::Resource::As).maximum;
             rustix::process::setrlimit(
                 rustix::process::Resource::As,
                 rustix::process::Rlimit {
-                    current: Some(limit),
-                    maximum: None,
+                    current: Some(hard.map_or(limit, |h| h.min(limit))),
+                    maximum: hard,
                 },
             )
             .unwrap();

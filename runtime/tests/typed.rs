@@ -325,10 +325,24 @@ fn one_argument_alone_is_told_to_be_a_tuple_of_one() {
     assert_eq!(m.call(&(user,)).unwrap().name, "ADA");
 }
 
+/// `(2, 3)` the first time it is serialized, `(100, 100)` after.
+#[derive(Default)]
+struct Once(std::cell::Cell<bool>);
+
+impl serde::Serialize for Once {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.replace(true) {
+            false => (2u64, 3u64).serialize(s),
+            true => (100u64, 100u64).serialize(s),
+        }
+    }
+}
+
 /// `Runtime::call_typed` by name follows reloads that change the method's signature,
 /// as a call by name does: a reload that lands between its look-up of the method and
-/// the call makes it look again. Before, such a call failed with `MethodChanged`,
-/// telling the caller to make again a handle it never made.
+/// the call makes it look again, and call with the arguments it encoded (the method
+/// takes MessagePack in both versions). Before, such a call failed with
+/// `MethodChanged`, telling the caller to make again a handle it never made.
 #[test]
 fn a_typed_call_by_name_follows_reloads_that_change_the_method() {
     let greeter = |v: u32| ModuleRef::from_path(module_path(&format!("greeter_v{v}")));
@@ -343,8 +357,9 @@ fn a_typed_call_by_name_follows_reloads_that_change_the_method() {
                     let mut calls = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         // `add(u32, u32) -> u32` in version 2, `add(u64, u64) -> u64` in
-                        // 3: the same answer from either.
-                        let sum: u64 = rt.call_typed(h, "add", &(2u64, 3u64)).unwrap();
+                        // 3: the same answer from either, the arguments serialized once
+                        // (a second run would send `(100, 100)`).
+                        let sum: u64 = rt.call_typed(h, "add", &Once::default()).unwrap();
                         assert_eq!(sum, 5);
                         calls += 1;
                     }

@@ -288,8 +288,6 @@ pub struct RuntimeSettings {
     pub log_level: Option<String>,
 }
 
-/// A path as text when it is UTF-8, else as its bytes: a Linux path need not be UTF-8,
-/// and the settings travel to each worker as MessagePack, which would refuse it as text.
 /// A TOML error on one line, where it is (`line 1, column 10: invalid type: ...`):
 /// its own text draws the line under a caret over several, which an error printed on one
 /// line shows as escapes.
@@ -306,6 +304,8 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// A path as text when it is UTF-8, else as its bytes: a Linux path need not be UTF-8,
+/// and the settings travel to each worker as MessagePack, which would refuse it as text.
 /// A TOML file gives text.
 mod os_path {
     use std::ffi::OsStr;

@@ -25,13 +25,28 @@ impl<'de> Deserialize<'de> for Json {
     }
 }
 
+/// Why arguments given as JSON were refused.
+pub(crate) enum ArgumentsError {
+    /// They are not JSON.
+    Json(serde_json::Error),
+    /// They are, but a map in them gives a key twice (JSON allows it; a call does not).
+    KeyTwice(serde_json::Error),
+}
+
+/// What a map that gives one key twice says, which [`arguments`] tells apart.
+const KEY_TWICE: &str = "is given twice";
+
 /// Arguments given as JSON `text`: a map that gives one key twice is refused (as a
 /// module refuses such MessagePack), not read as its last value.
-pub(crate) fn arguments(text: &str) -> Result<Value, serde_json::Error> {
+pub(crate) fn arguments(text: &str) -> Result<Value, ArgumentsError> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = de.deserialize_any(JsonVisitor { strict: true })?;
-    de.end()?;
-    Ok(value)
+    let read = de
+        .deserialize_any(JsonVisitor { strict: true })
+        .and_then(|value| de.end().map(|()| value));
+    read.map_err(|e| match e.is_data() && e.to_string().contains(KEY_TWICE) {
+        true => ArgumentsError::KeyTwice(e),
+        false => ArgumentsError::Json(e),
+    })
 }
 
 /// Reads any value as JSON; `strict`, a map's key given twice is an error.
@@ -123,7 +138,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
             };
             if let Some(earlier) = object.get(&key).filter(|_| self.strict) {
                 return Err(de::Error::custom(format_args!(
-                    "the key `{key}` is given twice (first as {earlier}, then as {value})"
+                    "the key `{key}` {KEY_TWICE} (first as {earlier}, then as {value})"
                 )));
             }
             object.insert(key, value);
@@ -175,27 +190,31 @@ mod tests {
 
     #[test]
     fn arguments_that_give_a_key_twice_are_refused_at_any_depth() {
-        let e = arguments(r#"{"a": 1, "a": 2, "b": 3}"#)
-            .unwrap_err()
-            .to_string();
+        let text = |e: ArgumentsError| match e {
+            ArgumentsError::KeyTwice(e) => e.to_string(),
+            ArgumentsError::Json(e) => panic!("not told apart: {e}"),
+        };
+        let e = text(arguments(r#"{"a": 1, "a": 2, "b": 3}"#).unwrap_err());
         assert!(
             e.starts_with("the key `a` is given twice (first as 1, then as 2)"),
             "{e}"
         );
-        let e = arguments(r#"[{"x": {"k": "v", "k": "w"}}]"#)
-            .unwrap_err()
-            .to_string();
+        let e = text(arguments(r#"[{"x": {"k": "v", "k": "w"}}]"#).unwrap_err());
         assert!(
             e.contains(r#"the key `k` is given twice (first as "v", then as "w")"#),
             "{e}"
         );
         // Otherwise the value serde_json reads.
-        let text = r#"{"a": [1, -2, 3.5, null, true, "s", {"b": {}}], "c": 18446744073709551615}"#;
-        assert_eq!(
-            arguments(text).unwrap(),
-            serde_json::from_str::<Value>(text).unwrap()
+        let json = r#"{"a": [1, -2, 3.5, null, true, "s", {"b": {}}], "c": 18446744073709551615}"#;
+        assert!(
+            matches!(arguments(json), Ok(v) if v == serde_json::from_str::<Value>(json).unwrap())
         );
-        assert!(arguments("[1] 2").is_err(), "trailing text");
+        assert!(
+            matches!(arguments("[1] 2"), Err(ArgumentsError::Json(_))),
+            "trailing text"
+        );
+        // A string that says it is no key given twice.
+        assert!(arguments(r#"["a key is given twice"]"#).is_ok());
     }
 
     fn json_of<T: serde::Serialize>(value: &T) -> String {

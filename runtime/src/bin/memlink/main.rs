@@ -493,7 +493,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     let mut scale = unit_ns;
     for digit in fraction.bytes().map(|b| u128::from(b - b'0')) {
         scale /= 10;
-        ns += digit * scale;
+        ns = ns.checked_add(digit * scale).ok_or_else(too_long)?;
     }
     if ns == 0 {
         return Err(format!(
@@ -675,7 +675,10 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let value = json::arguments(text).map_err(|e| format!("arguments are not valid JSON: {e}"))?;
+    let value = json::arguments(text).map_err(|e| match e {
+        json::ArgumentsError::Json(e) => format!("arguments are not valid JSON: {e}"),
+        json::ArgumentsError::KeyTwice(e) => format!("the arguments give a key twice: {e}"),
+    })?;
     if let Some(number) = json::too_wide_integer(text) {
         return Err(format!(
             "the integer {number} in the arguments fits in no 64-bit integer, which is as wide \
