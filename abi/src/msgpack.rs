@@ -40,12 +40,7 @@ pub const MAX_NESTING: usize = 384;
 
 /// Encodes `value`, structs as maps, appending to `out`.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-    match direct::encode(value, &mut []).map_err(direct::Error::into_module_error)? {
-        // Nothing fits no room: the bytes are always a vector of their own.
-        Encoded::Spilled(bytes) if out.is_empty() => *out = bytes,
-        bytes => out.extend_from_slice(&bytes),
-    }
-    Ok(())
+    direct::encode_onto(value, out).map_err(direct::Error::into_module_error)
 }
 
 /// Encodes `value`, structs as maps, into any writer.
@@ -61,7 +56,8 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
 /// # Ok::<(), memlink_abi::ModuleError>(())
 /// ```
 pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, mut out: W) -> Result<()> {
-    let bytes = direct::encode(value, &mut []).map_err(direct::Error::into_module_error)?;
+    let mut bytes = Vec::new();
+    encode_into(value, &mut bytes)?;
     out.write_all(&bytes)
         .map_err(|e| ModuleError::Serialize(format!("cannot write MessagePack: {e}")))
 }

@@ -32,6 +32,24 @@ pub(crate) fn encode<'b, T: Serialize + ?Sized>(
     Ok(w.out.finish())
 }
 
+/// Encodes `value`, structs as maps, onto the end of `out`; on an error, `out` is as it
+/// was.
+pub(crate) fn encode_onto<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let before = out.len();
+    let mut w = Writer {
+        out: core::mem::take(out),
+    };
+    let result = value.serialize(&mut w);
+    *out = w.out;
+    if result.is_err() {
+        out.truncate(before);
+    }
+    result
+}
+
 /// Why a value could not be encoded: its `Serialize`'s own error, or a length past
 /// what MessagePack can write. Two words, so a call's `Result` stays in registers.
 pub(crate) struct Error(Box<str>);
@@ -86,12 +104,53 @@ fn some_nil() -> Error {
 
 type Done = Result<(), Error>;
 
-/// The writer: every value straight into `out`.
-struct Writer<'b> {
-    out: Spilling<'b>,
+/// Where the writer puts its bytes: a caller's buffer that spills to the heap
+/// ([`Spilling`]), or a vector (each its own writer, compiled apart: a vector's writes
+/// are no branch of the buffer's).
+trait Output {
+    fn put(&mut self, bytes: &[u8]);
+    /// Bytes written so far.
+    fn pos(&self) -> usize;
+    /// The last byte written, if any.
+    fn last(&self) -> Option<u8>;
 }
 
-impl Writer<'_> {
+impl Output for Spilling<'_> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        Spilling::put(self, bytes);
+    }
+    #[inline]
+    fn pos(&self) -> usize {
+        Spilling::pos(self)
+    }
+    #[inline]
+    fn last(&self) -> Option<u8> {
+        Spilling::last(self)
+    }
+}
+
+impl Output for Vec<u8> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    #[inline]
+    fn pos(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn last(&self) -> Option<u8> {
+        <[u8]>::last(self).copied()
+    }
+}
+
+/// The writer: every value straight into `out`.
+struct Writer<O> {
+    out: O,
+}
+
+impl<O: Output> Writer<O> {
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         self.out.put(bytes);
@@ -196,18 +255,18 @@ impl Writer<'_> {
 /// A sequence, tuple, map or struct being written: straight into the writer, or, for a
 /// sequence or map of no known length, apart, its elements counted, and written with
 /// its length at its end.
-enum Compound<'a, 'b> {
-    Direct(&'a mut Writer<'b>),
+enum Compound<'a, O> {
+    Direct(&'a mut Writer<O>),
     Counted {
-        into: &'a mut Writer<'b>,
-        apart: Writer<'static>,
+        into: &'a mut Writer<O>,
+        apart: Writer<Vec<u8>>,
         /// Elements (a map's keys and values both) written apart so far.
         count: usize,
         map: bool,
     },
 }
 
-impl Compound<'_, '_> {
+impl<O: Output> Compound<'_, O> {
     #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
         match self {
@@ -234,19 +293,19 @@ impl Compound<'_, '_> {
         } else {
             into.array(count)?;
         }
-        into.put(&apart.out.finish());
+        into.put(&apart.out);
         Ok(())
     }
 }
 
-impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
+impl<'a, O: Output> ser::Serializer for &'a mut Writer<O> {
     type Ok = ();
     type Error = Error;
-    type SerializeSeq = Compound<'a, 'b>;
+    type SerializeSeq = Compound<'a, O>;
     type SerializeTuple = Self;
     type SerializeTupleStruct = Self;
     type SerializeTupleVariant = Self;
-    type SerializeMap = Compound<'a, 'b>;
+    type SerializeMap = Compound<'a, O>;
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
@@ -361,7 +420,7 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         self.variant(variant)?;
         value.serialize(self)
     }
-    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'b>, Error> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, O>, Error> {
         match len {
             Some(len) => {
                 self.array(len)?;
@@ -390,7 +449,7 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
         self.array(len)?;
         Ok(self)
     }
-    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'b>, Error> {
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, O>, Error> {
         match len {
             Some(len) => {
                 self.map(len)?;
@@ -420,12 +479,10 @@ impl<'a, 'b> ser::Serializer for &'a mut Writer<'b> {
 }
 
 /// A compound of no known length, written apart (on the heap) and counted.
-fn counted<'a, 'b>(into: &'a mut Writer<'b>, map: bool) -> Compound<'a, 'b> {
+fn counted<O: Output>(into: &mut Writer<O>, map: bool) -> Compound<'_, O> {
     Compound::Counted {
         into,
-        apart: Writer {
-            out: Spilling::new(&mut []),
-        },
+        apart: Writer { out: Vec::new() },
         count: 0,
         map,
     }
@@ -434,7 +491,11 @@ fn counted<'a, 'b>(into: &'a mut Writer<'b>, map: bool) -> Compound<'a, 'b> {
 /// A MessagePack extension (`rmp_serde`'s `_ExtStruct` newtype), written by `rmp_serde`
 /// apart and copied in.
 #[cold]
-fn extension<T: Serialize + ?Sized>(w: &mut Writer<'_>, name: &'static str, value: &T) -> Done {
+fn extension<O: Output, T: Serialize + ?Sized>(
+    w: &mut Writer<O>,
+    name: &'static str,
+    value: &T,
+) -> Done {
     let mut apart = Vec::new();
     let mut rmp = rmp_serde::Serializer::new(&mut apart).with_struct_map();
     ser::Serializer::serialize_newtype_struct(&mut rmp, name, value)
@@ -443,7 +504,7 @@ fn extension<T: Serialize + ?Sized>(w: &mut Writer<'_>, name: &'static str, valu
     Ok(())
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
+impl<O: Output> ser::SerializeSeq for Compound<'_, O> {
     type Ok = ();
     type Error = Error;
     #[inline]
@@ -455,7 +516,7 @@ impl ser::SerializeSeq for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeMap for Compound<'_, '_> {
+impl<O: Output> ser::SerializeMap for Compound<'_, O> {
     type Ok = ();
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Done {
@@ -474,7 +535,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
 /// began.
 macro_rules! written_in_place {
     ($($compound:ident :: $method:ident),*) => {$(
-        impl ser::$compound for &mut Writer<'_> {
+        impl<O: Output> ser::$compound for &mut Writer<O> {
             type Ok = ();
             type Error = Error;
             #[inline]
@@ -487,7 +548,7 @@ macro_rules! written_in_place {
         }
     )*};
     (named: $($compound:ident),*) => {$(
-        impl ser::$compound for &mut Writer<'_> {
+        impl<O: Output> ser::$compound for &mut Writer<O> {
             type Ok = ();
             type Error = Error;
             fn serialize_field<T: Serialize + ?Sized>(
@@ -557,6 +618,21 @@ mod tests {
             assert_eq!(got, want, "{value:?} in {room} bytes");
             assert_eq!(spilled, want.len() > room, "{value:?} in {room} bytes");
         }
+    }
+
+    #[test]
+    fn encoded_onto_a_vector_it_appends_and_an_error_leaves_it_as_it_was() {
+        let mut out = vec![1, 2, 3];
+        super::encode_onto(&(7u8, "ab"), &mut out).unwrap();
+        let want = [1, 2, 3, 0x92, 7, 0xa2, b'a', b'b'];
+        assert_eq!(out, want);
+        assert!(super::encode_onto(&(9u8, Some(None::<u8>)), &mut out).is_err());
+        assert_eq!(out, want);
+        // A large value: every write straight onto the vector, the bytes rmp_serde's.
+        let big: Vec<(u32, String)> = (0..10_000).map(|i| (i, i.to_string())).collect();
+        let mut out = Vec::new();
+        super::encode_onto(&big, &mut out).unwrap();
+        assert_eq!(out, rmp(&big));
     }
 
     #[test]
