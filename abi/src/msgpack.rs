@@ -65,9 +65,9 @@ pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(value: &T, mut out: W
 /// Encodes `value`, structs as maps, into the start of `buf`, memory not yet
 /// initialized, and returns the length written (those bytes are initialized); `None`
 /// when it does not fit or cannot be encoded ([`encode_spilling`] keeps what does not
-/// fit, and says why a value cannot be encoded). Numbers, strings, bytes and tuples and
-/// sequences of them are written directly, everything else through `rmp_serde`: the
-/// same bytes either way, in one run of the value's `Serialize`.
+/// fit, and says why a value cannot be encoded). The bytes are `rmp_serde`'s (see
+/// [`encode_to`]), written by the crate's own writer in one run of the value's
+/// `Serialize`.
 ///
 /// ```
 /// use core::mem::MaybeUninit;
@@ -94,7 +94,7 @@ pub use crate::spill::Encoded;
 /// initialized), or, once it does not fit there, all of it into a vector: its
 /// `Serialize` runs once either way, so a value that can be serialized only once (one
 /// draining an iterator through a `RefCell`) is written whole. The bytes are
-/// `rmp_serde`'s ([`encode_into`]'s).
+/// `rmp_serde`'s ([`encode_to`] says where they are not).
 ///
 /// ```
 /// use core::mem::MaybeUninit;
@@ -342,8 +342,7 @@ pub fn encode_as_into_uninit<'b, A: Serialize + ?Sized>(
     args: &A,
     buf: &'b mut [MaybeUninit<u8>],
 ) -> Option<&'b [u8]> {
-    // Numbers, strings and tuples of them, the usual arguments, without `rmp_serde`'s
-    // layers; the same bytes either way.
+    // The crate's own writer, without `rmp_serde`'s layers: the same bytes.
     let len = encode_to_uninit(args, buf)?;
     // SAFETY: `encode_to_uninit` initialized the first `len` bytes of `buf`, and `len`
     // is within it (its writers never write past the end); `[MaybeUninit<u8>]` and
