@@ -597,3 +597,75 @@ fn the_breaker_s_subscriber_may_not_unload_the_module_whose_call_opened_it() {
     // Once the call is over, the module unloads.
     rt.unload(h).unwrap();
 }
+
+/// Sets this process's address-space limit (`RLIMIT_AS`) to `limit` bytes, the hard
+/// limit kept (only a privileged process may raise it); what it was, to put back.
+#[cfg(target_os = "linux")]
+fn limit_address_space(limit: u64) -> rustix::process::Rlimit {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let was = getrlimit(Resource::As);
+    let current = was.maximum.map_or(limit, |h| h.min(limit));
+    setrlimit(
+        Resource::As,
+        Rlimit {
+            current: Some(current),
+            maximum: was.maximum,
+        },
+    )
+    .unwrap();
+    was
+}
+
+/// A breaker's trial call that gets no arena (the memory is exhausted) never reached
+/// the module: the breaker stays open, and the next call is the trial. Before, the
+/// call's `QuotaExceeded` was recorded as the trial's outcome, a module's error like
+/// any, and the breaker closed ("the trial call went well") without the module having
+/// run.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_trial_call_that_gets_no_arena_leaves_the_breaker_open() {
+    common::in_child(
+        "a_trial_call_that_gets_no_arena_leaves_the_breaker_open",
+        &[],
+        || {
+            let cool_down = Duration::from_millis(50);
+            let config = RuntimeConfig::default()
+                .breaker(BreakerConfig::new(3, cool_down))
+                .arena_size(128 << 20);
+            let rt = Runtime::new(config, LocalResolver);
+            let name = "basic_breaker_arena";
+            let h = rt
+                .load_as(ModuleRef::from_path(module_copy("basic", name)), name)
+                .unwrap();
+            for _ in 0..3 {
+                assert!(matches!(
+                    module_error(rt.call(h, "boom", b"x")),
+                    ModuleError::Panic(_)
+                ));
+            }
+            assert_eq!(breaker_of(&rt, name).0, Some(BreakerState::Open));
+            std::thread::sleep(cool_down * 2);
+            // A new thread keeps no arena of its own, and the pool has none idle (this
+            // thread keeps its own): with 64 MiB of address space to spare, its call
+            // can have no arena of 128 MiB.
+            let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+            let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
+            let was = limit_address_space(pages * 4096 + (64 << 20));
+            let other = rt.clone();
+            let e = std::thread::spawn(move || module_error(other.call(h, "echo", b"hi")))
+                .join()
+                .unwrap();
+            rustix::process::setrlimit(rustix::process::Resource::As, was).unwrap();
+            assert_eq!(e, ModuleError::QuotaExceeded);
+            assert_eq!(
+                breaker_of(&rt, name).0,
+                Some(BreakerState::Open),
+                "a trial that never ran closed the breaker"
+            );
+            // The next call, on this thread with its arena, is the trial: it runs, and
+            // closes the breaker.
+            assert_eq!(rt.call(h, "echo", b"hi").unwrap(), b"hi");
+            assert_eq!(breaker_of(&rt, name).0, Some(BreakerState::Closed));
+        },
+    );
+}
