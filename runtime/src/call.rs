@@ -150,15 +150,9 @@ pub(crate) fn from_host(
     args: impl CallInput,
     options: &CallOptions,
 ) -> Result<CallOutput, RuntimeError> {
-    let passing;
+    let mut passing = None;
     // SAFETY: the state is used only within this call.
-    let thread = match unsafe { crate::thread::current() } {
-        Some(state) => state,
-        None => {
-            passing = ThreadState::passing();
-            &passing
-        }
-    };
+    let thread = unsafe { crate::thread::current_or_passing(&mut passing) };
     on_thread(thread, registry, handle, module, index, args, options)
 }
 
@@ -449,18 +443,9 @@ pub(crate) fn nested<R: Receive>(
     if meta.depth > registry.config.max_call_depth {
         return Err(ModuleError::MaxCallDepthExceeded);
     }
-    // The thread's state without a closure: through `thread::with`, whose closure has
-    // two call sites, the whole path went out of line as soon as it grew (43
-    // instructions a nested call, callgrind, `relay_echo`).
-    let passing;
+    let mut passing = None;
     // SAFETY: the state is used only within this call.
-    let thread = match unsafe { crate::thread::current() } {
-        Some(state) => state,
-        None => {
-            passing = ThreadState::passing();
-            &passing
-        }
-    };
+    let thread = unsafe { crate::thread::current_or_passing(&mut passing) };
     if let Some(why) = thread.stack.too_little_left() {
         return Err(ModuleError::CallFailed(why));
     }
