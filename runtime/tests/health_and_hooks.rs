@@ -598,24 +598,6 @@ fn the_breaker_s_subscriber_may_not_unload_the_module_whose_call_opened_it() {
     rt.unload(h).unwrap();
 }
 
-/// Sets this process's address-space limit (`RLIMIT_AS`) to `limit` bytes, the hard
-/// limit kept (only a privileged process may raise it); what it was, to put back.
-#[cfg(target_os = "linux")]
-fn limit_address_space(limit: u64) -> rustix::process::Rlimit {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let was = getrlimit(Resource::As);
-    let current = was.maximum.map_or(limit, |h| h.min(limit));
-    setrlimit(
-        Resource::As,
-        Rlimit {
-            current: Some(current),
-            maximum: was.maximum,
-        },
-    )
-    .unwrap();
-    was
-}
-
 /// A breaker's trial call that gets no arena (the memory is exhausted) never reached
 /// the module: the breaker stays open, and the next call is the trial. Before, the
 /// call's `QuotaExceeded` was recorded as the trial's outcome, a module's error like
@@ -648,9 +630,7 @@ fn a_trial_call_that_gets_no_arena_leaves_the_breaker_open() {
             // A new thread keeps no arena of its own, and the pool has none idle (this
             // thread keeps its own): with 64 MiB of address space to spare, its call
             // can have no arena of 128 MiB.
-            let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-            let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
-            let was = limit_address_space(pages * 4096 + (64 << 20));
+            let was = common::limit_address_space(64 << 20);
             let other = rt.clone();
             let e = std::thread::spawn(move || module_error(other.call(h, "echo", b"hi")))
                 .join()

@@ -578,19 +578,7 @@ fn a_call_that_can_have_no_arena_fails_and_the_host_serves_on() {
             assert_eq!(depth, 2);
             // The address space the process has now, and 1 GiB more: room for a few
             // arenas of 128 MiB, not for thirty.
-            let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-            let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
-            let limit = pages * 4096 + (1 << 30);
-            // The hard limit kept: only a privileged process may raise it.
-            let hard = rustix::process::getrlimit(rustix::process::Resource::As).maximum;
-            rustix::process::setrlimit(
-                rustix::process::Resource::As,
-                rustix::process::Rlimit {
-                    current: Some(hard.map_or(limit, |h| h.min(limit))),
-                    maximum: hard,
-                },
-            )
-            .unwrap();
+            common::limit_address_space(1 << 30);
             let err = rt
                 .call_typed::<_, u32>(left, "bounce", &(30u32, "left", "right"))
                 .unwrap_err();

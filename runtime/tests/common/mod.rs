@@ -317,6 +317,29 @@ pub mod promtool;
 pub mod records;
 pub mod watch;
 
+/// Limits this process's address space (`RLIMIT_AS`) to what it has mapped now and
+/// `extra` bytes more, the hard limit kept (only a privileged process may raise it);
+/// returns the limit it had, to put back. For a test run in a child process
+/// ([`in_child`]): allocations past it fail.
+#[cfg(target_os = "linux")]
+pub fn limit_address_space(extra: u64) -> rustix::process::Rlimit {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
+    let limit = pages * 4096 + extra;
+    let was = getrlimit(Resource::As);
+    let current = was.maximum.map_or(limit, |hard| hard.min(limit));
+    setrlimit(
+        Resource::As,
+        Rlimit {
+            current: Some(current),
+            maximum: was.maximum,
+        },
+    )
+    .unwrap();
+    was
+}
+
 /// Runs `body` in a child process (this test binary, running only `test`), and fails
 /// if the child does: for a test whose failure would take the whole process down (a
 /// crash in the dynamic loader), or whose outcome depends on state the process shares
