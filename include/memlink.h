@@ -389,8 +389,8 @@ typedef struct MemlinkLogRecord {
   struct MemlinkStrRef module;
   /*
    The export that was running, or empty outside a call. (Given one empty with the
-   handle of the innermost call the thread runs, memlink's runtime names that call's
-   export itself.)
+   handle of a call the thread runs, memlink's runtime names that call's export
+   itself.)
    */
   struct MemlinkStrRef method;
   /*

@@ -103,8 +103,8 @@ pub struct LogRecord {
     /// The module's name.
     pub module: StrRef,
     /// The export that was running, or empty outside a call. (Given one empty with the
-    /// handle of the innermost call the thread runs, memlink's runtime names that call's
-    /// export itself.)
+    /// handle of a call the thread runs, memlink's runtime names that call's export
+    /// itself.)
     pub method: StrRef,
     /// The message.
     pub message: StrRef,

@@ -10,6 +10,10 @@
 //! file, and only from a regular file: a device (`/dev/zero`) or a pipe is refused before a
 //! byte is read, and a FIFO without waiting for a writer ([`open_regular`]). Files that
 //! are not 64-bit little-endian ELF are left to the loader, which reports them itself.
+//!
+//! Once a library is loaded, [`symbol_kind`] tells an entry point the host will call
+//! from a symbol of the same name that holds data (a C `const uint32_t
+//! memlink_abi_version = 6;`): calling into data kills the host.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -287,5 +291,60 @@ mod tests {
         assert!(program_headers(&header, bytes.len() as u64)
             .unwrap()
             .is_some());
+    }
+}
+
+/// What a symbol the dynamic loader found at `addr` holds, by its `STT_` type in its
+/// library's dynamic symbol table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SymbolKind {
+    /// Code: `STT_FUNC`, `STT_GNU_IFUNC`, or a symbol of no type (an assembler's label).
+    Code,
+    /// Anything else: data (`STT_OBJECT`, `STT_COMMON`, `STT_TLS`), a section, a file.
+    Data,
+    /// The loader cannot say (not glibc, or no symbol covers the address).
+    Unknown,
+}
+
+/// The kind of the symbol at `addr`, an address the dynamic loader returned for a symbol
+/// of a loaded library.
+///
+/// Platform: asks glibc's `dladdr1` for the symbol's table entry; elsewhere (musl, other
+/// systems) always [`SymbolKind::Unknown`].
+pub(crate) fn symbol_kind(addr: *const core::ffi::c_void) -> SymbolKind {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        /// glibc's `RTLD_DL_SYMENT` (`<dlfcn.h>`), which the `libc` crate leaves out.
+        const RTLD_DL_SYMENT: libc::c_int = 1;
+        const STT_NOTYPE: u8 = 0;
+        const STT_FUNC: u8 = 2;
+        const STT_GNU_IFUNC: u8 = 10;
+        let mut info = core::mem::MaybeUninit::<libc::Dl_info>::uninit();
+        let mut entry: *mut core::ffi::c_void = core::ptr::null_mut();
+        // SAFETY: `dladdr1` reads nothing at `addr` (it compares it with the loaded
+        // objects' ranges), writes `info` and `entry`, both valid for writes, and is
+        // thread-safe (it takes the loader's lock).
+        let found =
+            unsafe { libc::dladdr1(addr, info.as_mut_ptr(), &raw mut entry, RTLD_DL_SYMENT) };
+        if found == 0 || entry.is_null() {
+            return SymbolKind::Unknown;
+        }
+        // SAFETY: with `RTLD_DL_SYMENT`, a nonzero answer sets `entry` to null or to the
+        // symbol's `Elf64_Sym` (`Elf32_Sym` on 32-bit) in the object's dynamic symbol
+        // table, mapped while the object is (the caller's library, never unloaded).
+        #[cfg(target_pointer_width = "64")]
+        let st_info = unsafe { (*entry.cast::<libc::Elf64_Sym>()).st_info };
+        // SAFETY: as above.
+        #[cfg(target_pointer_width = "32")]
+        let st_info = unsafe { (*entry.cast::<libc::Elf32_Sym>()).st_info };
+        match st_info & 0xf {
+            STT_NOTYPE | STT_FUNC | STT_GNU_IFUNC => SymbolKind::Code,
+            _ => SymbolKind::Data,
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = addr;
+        SymbolKind::Unknown
     }
 }

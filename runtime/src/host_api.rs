@@ -99,35 +99,13 @@ unsafe fn on_chain<'r>(call: *mut c_void) -> Option<(&'r HostCall<'r>, &'r HostC
 const NOT_RUNNING: &str =
     "the call handle is null, or not a call running on this thread (a handle is valid only while its call runs, on its thread)";
 
-/// The method index of the innermost call this thread runs in a module, read from its
-/// frame: for a log record that names no method. The host wrote it; a module may not
-/// write it (its outputs are other fields), and one that did only misnames its own
-/// records, as the index is looked up with a bounds check.
-fn running_method() -> Option<u32> {
-    let frame = crate::chain::running_frame().cast::<abi::CallFrame>();
-    if frame.is_null() {
-        return None;
-    }
-    // SAFETY: the running frame is the `CallFrame` of the innermost call this thread
-    // runs in a module, on the stack of `run_call`, which returns after the service
-    // asking (run on this thread, inside that call). The field is read through the
-    // pointer, with no reference made to a frame the module holds a pointer to; any
-    // `u32` is a valid value.
-    Some(unsafe { (&raw const (*frame).method_index).read() })
-}
-
-/// A copy of `record`, logged in the call `named` (`innermost` being the innermost call
-/// this thread runs), with that call's trace where the record carries none, and with its
-/// method where the record names none and the host can tell it (the call is the
-/// innermost): a module written to the ABI alone may not fill them in. `None` when
-/// there is nothing to fill in, as for the SDK's records.
+/// A copy of `record`, logged in the call `named`, with that call's trace where the
+/// record carries none, and with its method where the record names none: a module
+/// written to the ABI alone may not fill them in. `None` when there is nothing to fill
+/// in, as for the SDK's records.
 #[inline]
-fn filled_in(
-    record: &LogRecord,
-    named: &HostCall<'_>,
-    innermost: &HostCall<'_>,
-) -> Option<LogRecord> {
-    let method = record.method.len == 0 && core::ptr::eq(named, innermost);
+fn filled_in(record: &LogRecord, named: &HostCall<'_>) -> Option<LogRecord> {
+    let method = record.method.len == 0;
     // Nothing to fill in when the call has no trace either (most calls).
     let trace = (record.trace_id, record.span_id) == (0, 0)
         && (named.meta.trace_id, named.meta.span_id) != (0, 0);
@@ -141,9 +119,8 @@ fn filled_in(
 fn fill_in(record: &LogRecord, named: &HostCall<'_>, method: bool, trace: bool) -> LogRecord {
     let mut copy = *record;
     if let Some(m) = method
-        .then(running_method)
+        .then(|| named.module.methods.get(named.index as usize))
         .flatten()
-        .and_then(|i| named.module.methods.get(i as usize))
     {
         copy.method = abi::StrRef::new(&m.name);
     }
@@ -204,7 +181,7 @@ unsafe extern "C" fn host_log(call: *mut c_void, record: *const LogRecord) {
             // The name the host knows the module by (it may have been loaded under
             // another).
             let name = host.map(|c| c.module.name.as_str());
-            let filled = chain.and_then(|(named, innermost)| filled_in(record, named, innermost));
+            let filled = chain.and_then(|(named, _)| filled_in(record, named));
             let record = filled.as_ref().unwrap_or(record);
             let emit = || {
                 // SAFETY: the caller's contract covers the record's strings and fields

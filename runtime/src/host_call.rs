@@ -27,6 +27,10 @@ pub(crate) struct HostCall<'r> {
     pub(crate) registry: &'r Registry,
     pub(crate) module: &'r Module,
     pub(crate) meta: &'r CallMeta,
+    /// The index of the method called in `module`'s table, kept here for the services
+    /// (a log record that names no method is the call's method's): the frame is the
+    /// module's while it runs, and the host reads nothing from it until it returns.
+    pub(crate) index: u32,
     /// The buffer `alloc_output` handed out, the only place besides the arena (and, for
     /// a result of at most 16 bytes, the frame's `small_out`) where the module may put
     /// its output. In a `Cell`, as the host holds shared references to

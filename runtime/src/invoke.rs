@@ -114,6 +114,7 @@ pub(crate) fn run_call<R: Receive, E>(
         registry,
         module,
         meta,
+        index,
         output: Cell::new(None),
         parent,
         handle,

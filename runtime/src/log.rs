@@ -145,7 +145,7 @@ fn to_sink(sink: &dyn LogSink, event: &LogEvent<'_>) {
 /// The record's strings and fields must be valid for the duration of this call.
 pub(crate) unsafe fn emit(record: &LogRecord, name: Option<&str>, sink: Option<&dyn LogSink>) {
     // SAFETY: valid for this call (the caller's contract). A string that cannot be read
-    // (null, or longer than memory, with its length) says so, apart from one that is
+    // (null with a length, or a length past `isize::MAX`) says so, apart from one that is
     // not UTF-8.
     let text = |s: StrRef| match unsafe { s.as_bytes() } {
         Some(bytes) => memlink_abi::text::utf8(bytes).unwrap_or("<not UTF-8>"),

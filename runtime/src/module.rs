@@ -448,24 +448,45 @@ fn symbol_name(name: &'static [u8]) -> &'static str {
     std::str::from_utf8(&name[..name.len() - 1]).unwrap_or("?")
 }
 
-/// Looks up `name` and copies the function pointer out of the symbol.
+/// Looks up `name` and copies the function pointer out of the symbol. A symbol of that
+/// name that holds data (`crate::elf::symbol_kind`), or whose address is null (a weak
+/// symbol left undefined), is refused, never called.
 ///
 /// # Safety
 ///
-/// `T` must be the symbol's true type.
+/// `T` must be a function pointer type, the true type of the symbol when it is a
+/// function.
 unsafe fn get<T: Copy>(
     library: &Library,
     path: &Path,
     name: &'static [u8],
 ) -> Result<T, RuntimeError> {
-    // SAFETY: the caller promises `T` is the symbol's type.
-    match unsafe { library.get::<T>(name) } {
-        Ok(symbol) => Ok(*symbol),
-        Err(_) => Err(RuntimeError::NotAModule {
+    const { assert!(size_of::<T>() == size_of::<*const core::ffi::c_void>()) };
+    // SAFETY: a symbol's address taken as a pointer, whatever the symbol holds: nothing
+    // is read or called through it here.
+    let addr = match unsafe { library.get::<*const core::ffi::c_void>(name) } {
+        Ok(symbol) if !symbol.is_null() => *symbol,
+        _ => {
+            return Err(RuntimeError::NotAModule {
+                path: path.to_owned(),
+                missing: symbol_name(name),
+            })
+        }
+    };
+    if crate::elf::symbol_kind(addr) == crate::elf::SymbolKind::Data {
+        return Err(RuntimeError::InvalidModule {
             path: path.to_owned(),
-            missing: symbol_name(name),
-        }),
+            reason: format!(
+                "its `{}` is data, not a function (in C, define it as the function \
+                 include/memlink.h declares)",
+                symbol_name(name)
+            ),
+        });
     }
+    // SAFETY: `T` is a function pointer type (the caller's contract), of the size of an
+    // address (checked above) and represented as one; the address is not null, and it
+    // is the function's when the symbol is one, as the caller promises of its type.
+    Ok(unsafe { core::mem::transmute_copy::<*const core::ffi::c_void, T>(&addr) })
 }
 
 /// Why a call could not start.

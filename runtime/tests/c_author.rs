@@ -99,6 +99,38 @@ fn a_module_in_c_for_another_abi_version_is_told_to_rebuild_against_the_header()
     );
 }
 
+/// An entry point that is data (`const uint32_t memlink_abi_version = 6;`) is refused
+/// at load, naming it, and the runtime loads and calls a module after it
+/// (`tests/fixtures/data_symbol.c`). Before, the host called into the constant and died
+/// of `SIGSEGV`.
+#[test]
+fn an_entry_point_that_is_data_is_refused_not_called() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/data_symbol.c"],
+        "libdata_symbol.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let err = rt
+        .load(ModuleRef::from_path(fixture))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with(
+            "is not a valid memlink module: its `memlink_abi_version` is data, not a \
+             function (in C, define it as the function include/memlink.h declares)"
+        ),
+        "{err}"
+    );
+    let echo = compile_c(
+        &["runtime/tests/fixtures/msgpack_echo.c"],
+        "libmsgpack_echo.so",
+        true,
+    );
+    let h = rt.load(ModuleRef::from_path(echo)).unwrap();
+    assert!(rt.call(h, "echo", &[0xc0]).is_ok());
+}
+
 /// `ModuleInfo::abi_version` is "the module's ABI_VERSION" (memlink.h): a description
 /// that says another version than `memlink_abi_version` did is refused, naming both.
 /// Before, the field was never read, and such a module loaded.
@@ -247,19 +279,36 @@ fn a_const_table_of_own_entry_points_builds_and_answers() {
 /// that writes over that input (null, or an address no call has) while it asks
 /// `alloc_output` with the value it kept gets its buffer, and the host neither refuses
 /// the handle nor follows the address (`tests/fixtures/scribbled_frame.c`). Before,
-/// null had the handle refused and an address crashed the host.
+/// null had the handle refused and an address crashed the host. Nor does it read the
+/// frame's `method_index` while the module runs: a record that names no method, logged
+/// while the frame names another, is named after the method called (before, the host
+/// read the index from the frame, and such a record was named after the other method,
+/// or after none).
 #[test]
-fn a_module_that_writes_over_its_frames_call_handle_still_gets_its_services() {
+fn a_module_that_writes_over_its_frames_inputs_still_gets_its_services() {
+    use memlink_runtime::{resolver::LocalResolver, LogEvent, LogSink, RuntimeConfig};
+    struct Methods(std::sync::Mutex<Vec<String>>);
+    impl LogSink for Methods {
+        fn record(&self, e: &LogEvent<'_>) {
+            self.0.lock().unwrap().push(e.method.to_owned());
+        }
+    }
     let fixture = compile_c(
         &["runtime/tests/fixtures/scribbled_frame.c"],
         "libscribbled_frame.so",
         true,
     );
-    let rt = Runtime::with_local_resolver();
+    let sink = std::sync::Arc::new(Methods(Default::default()));
+    let config = RuntimeConfig::default()
+        .log_sink(sink.clone())
+        .log_level(tracing::Level::INFO);
+    let rt = Runtime::new(config, LocalResolver);
     let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
-    // Request [0]: null written over `host_call`; [1], an address.
+    // Request [0]: null written over `host_call`; [1], an address; [2], `method_index`.
     assert_eq!(rt.call(h, "scribble", &[0]).unwrap(), b"hello");
     assert_eq!(rt.call(h, "scribble", &[1]).unwrap(), b"hello");
+    assert_eq!(rt.call(h, "scribble", &[2]).unwrap(), b"hello");
+    assert_eq!(*sink.0.lock().unwrap(), ["scribble"]);
 }
 
 /// `tests/fixtures/careless.c`, built and loaded in a runtime of its own.
