@@ -6,14 +6,19 @@
 //! comparing them with the file's size turns that into an error before anything is
 //! mapped. The section header table is checked the same way: linkers write it last, so
 //! a file cut anywhere (a copy still being written, say) is refused, even where every
-//! loadable segment happens to be whole. Only the headers are read, never the whole
-//! file, and only from a regular file: a device (`/dev/zero`) or a pipe is refused before a
-//! byte is read, and a FIFO without waiting for a writer ([`open_regular`]). Files that
+//! loadable segment happens to be whole. The dynamic section, which the loader follows
+//! before any of the library's code runs, is checked to point only inside the library
+//! ([`dynamic`]). Only the headers, the dynamic section and the strings it names are
+//! read, never the whole file, and only from a regular file: a device (`/dev/zero`) or a
+//! pipe is refused before a byte is read, and a FIFO without waiting for a writer
+//! ([`open_regular`]). Files that
 //! are not 64-bit little-endian ELF are left to the loader, which reports them itself.
 //!
 //! Once a library is loaded, [`symbol_kind`] tells an entry point the host will call
 //! from a symbol of the same name that holds data (a C `const uint32_t
 //! memlink_abi_version = 6;`): calling into data kills the host.
+
+mod dynamic;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -81,7 +86,15 @@ pub(crate) fn check(path: &Path) -> Result<(), String> {
         return Err(truncated(len, "the program header table"));
     }
     check_segments(&bytes, table.entry, len)?;
-    check_section_headers(&header, len)
+    check_section_headers(&header, len)?;
+    dynamic::check(&bytes, table.entry, |offset, want| {
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| format!("cannot read the file: {e}"))?;
+        let mut buf = vec![0u8; want];
+        let got = read_up_to(&mut file, &mut buf)?;
+        buf.truncate(got);
+        Ok(buf)
+    })
 }
 
 /// Checks that the section header table named by the ELF header `header` (already known
@@ -231,7 +244,13 @@ fn check_bytes(file: &[u8]) -> Result<(), String> {
     let (start, end) = (table.offset as usize, (table.offset + table.size) as usize);
     check_segments(&file[start..end], table.entry, len)?;
     let header: &[u8; EHDR] = file[..EHDR].try_into().unwrap_or(&[0; EHDR]);
-    check_section_headers(header, len)
+    check_section_headers(header, len)?;
+    dynamic::check(&file[start..end], table.entry, |offset, want| {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(file.len());
+        Ok(file[start..start.saturating_add(want).min(file.len())].to_vec())
+    })
 }
 
 #[cfg(test)]
@@ -259,6 +278,40 @@ mod tests {
         // whole, and is refused for the section header table, written last.
         let err = check_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
         assert!(err.contains("the section header table"), "{err}");
+    }
+
+    /// The libraries of this system pass: the check refuses damage, not the layouts
+    /// real linkers write.
+    #[test]
+    fn the_systems_own_libraries_pass() {
+        let mut checked = 0;
+        for dir in [
+            "/lib/x86_64-linux-gnu",
+            "/usr/lib/x86_64-linux-gnu",
+            "/lib64",
+            "/usr/lib64",
+        ] {
+            let Ok(files) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let path = file.path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if !name.contains(".so") || !path.is_file() {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                if bytes.starts_with(b"\x7fELF") {
+                    assert_eq!(check_bytes(&bytes), Ok(()), "{}", path.display());
+                    checked += 1;
+                }
+            }
+        }
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            assert!(checked > 10, "{checked} libraries checked");
+        }
     }
 
     #[test]

@@ -99,6 +99,38 @@ fn a_module_built_for_another_machine_says_so() {
     );
 }
 
+/// A file written over in place with another build and read halfway (an interrupted
+/// `rsync --inplace`, or a watch that sees the writer close after its first pass): the
+/// first tenth is one module's, headers included, the rest another's, at the length of
+/// the file it overwrote. Every size in its headers fits the file, so the size checks
+/// pass it; its dynamic section is read where its headers say, among the other build's
+/// bytes, and the load is refused saying the file is damaged, and the runtime loads the
+/// whole module after. Before, the loader followed those bytes and the host died of
+/// `SIGSEGV` inside `dlopen`.
+#[test]
+fn a_file_of_two_builds_is_refused_as_damaged() {
+    let dir = common::scratch("two-builds");
+    // The headers from the shorter build, so the file is as long as they say.
+    let (mut head, mut body) = (
+        std::fs::read(module_path("basic")).unwrap(),
+        std::fs::read(module_path("async_author")).unwrap(),
+    );
+    if head.len() > body.len() {
+        std::mem::swap(&mut head, &mut body);
+    }
+    let cut = head.len() / 10;
+    let mut mixed = body.clone();
+    mixed[..cut].copy_from_slice(&head[..cut]);
+    let path = dir.join("libmixed.so");
+    std::fs::write(&path, &mixed).unwrap();
+    let rt = Runtime::with_local_resolver();
+    let err = rt.load(ModuleRef::from_path(&path)).unwrap_err();
+    assert!(matches!(err, RuntimeError::NotALibrary { .. }), "{err}");
+    assert!(err.to_string().contains("the file is damaged"), "{err}");
+    let h = rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
+    assert_eq!(rt.call(h, "echo", b"whole").unwrap(), b"whole");
+}
+
 // A shared library that is not a module, and a module built for another ABI version:
 // `bad_input.rs`, which also checks that the runtime keeps serving after refusing them.
 
