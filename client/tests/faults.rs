@@ -918,6 +918,68 @@ fn sigterm_to_the_whole_process_group_finishes_the_calls_and_stops() {
     held.unwrap_or_else(|e| panic!("the call in flight: {e}\n{}", daemon.log_text()));
 }
 
+/// Calls submitted while the daemon stops, on connections it welcomed before, are
+/// answered "the daemon is shutting down": to a module of the worker that runs the call
+/// in flight (its connection's thread refuses them until the worker exits), and to a
+/// module of another worker, which has no call and exits first (a stand-in refuses them
+/// until the daemon exits); the call in flight finishes. Before, the worker's threads
+/// refused once and ended: both calls waited, unanswered, until the daemon was gone.
+#[test]
+fn calls_made_while_the_daemon_stops_are_told_it_is_shutting_down() {
+    let (_file, mut daemon) = common::basic_in_its_own_worker(false);
+    let client = Client::connect(&daemon.socket).unwrap();
+    let late = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let (late_hazards, late_basic) = (
+        late.module("hazards").unwrap(),
+        late.module("basic").unwrap(),
+    );
+    std::thread::scope(|s| {
+        let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(3_000u64,)));
+        daemon.wait_log("holding");
+        signal(daemon.pid(), Signal::TERM);
+        daemon.wait_log("shutting down: finishing the calls in flight");
+        for (module, what) in [
+            (late_hazards, "the running call's worker"),
+            (late_basic, "the other"),
+        ] {
+            // The other worker may still be draining: refused by it or by its stand-in,
+            // the answer is the same.
+            let err = late.call(module, "echo", b"late").unwrap_err();
+            assert!(
+                err.to_string().contains("the daemon is shutting down"),
+                "{what}: {err}\n{}",
+                daemon.log_text()
+            );
+        }
+        assert_eq!(call.join().unwrap().unwrap(), 3_000);
+    });
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}:\n{}", daemon.log_text());
+}
+
+/// A call whose client was killed mid-call still runs to its end when the daemon stops:
+/// the worker waits for the threads of connections whose clients went, as for the others.
+/// Before, those threads were forgotten, and the worker exited under the call.
+#[test]
+fn sigterm_lets_the_call_of_a_client_that_went_finish() {
+    let mut daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let (stream, segment, _) = raw_welcome(&daemon);
+    submit_hold(&segment, 1_500, Duration::from_secs(60));
+    daemon.wait_log("holding");
+    drop(stream);
+    drop(segment);
+    // The worker is told the client went before it is told to stop.
+    std::thread::sleep(Duration::from_millis(200));
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}:\n{}", daemon.log_text());
+    assert!(
+        daemon.log_text().contains("held after 1500 ms"),
+        "the call was cut off:\n{}",
+        daemon.log_text()
+    );
+}
+
 /// A worker that dies just before the daemon is told to stop is started again while the
 /// daemon stops; the shutdown found no worker to tell then, and the daemon waited for
 /// the new one for good. Now the new one is told too, and the daemon stops.

@@ -250,8 +250,9 @@ pub enum FromWorker {
     /// The modules served changed (a watched directory's file came, changed or went):
     /// their names now.
     Modules(Vec<String>),
-    /// After [`ToWorker::Shutdown`]: the worker's connections' threads have ended, and what
-    /// is left is its modules' own shutdown, which may take as long as it needs.
+    /// After [`ToWorker::Shutdown`]: no call runs in the worker any more (its connections'
+    /// threads answer later ones "the daemon is shutting down"), and what is left is its
+    /// modules' own shutdown.
     Drained,
     /// The worker's watch is about to open a file of the watched directory (load or
     /// reload it): a worker that dies before [`FromWorker::Opened`] died of that file.

@@ -898,6 +898,61 @@ fn a_module_whose_metrics_wait_holds_up_no_client() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A daemon that stops shuts its modules down: each worker unloads its modules, running
+/// their `memlink_shutdown`, before it exits (a module whose shutdown fails is told in
+/// the log, which is how this test sees it ran, a shutdown that takes a while). Before, the last reference to a worker's
+/// runtime was dropped on its thread answering scrapes while the process exited: no
+/// module's shutdown ran.
+#[test]
+fn a_daemon_that_stops_shuts_its_modules_down() {
+    let module = common::compile_c_with(
+        &["runtime/tests/fixtures/versioned.c"],
+        "libversioned_shutdown_told.so",
+        true,
+        &[
+            "-DMODULE_NAME=\"shutdown_told\"",
+            "-DMODULE_VERSION=\"1.0.0\"",
+            "-DFIXTURE_SHUTDOWN_STATUS=MEMLINK_STATUS_FAILED",
+            // A shutdown that takes a while (some tens of milliseconds).
+            "-DFIXTURE_SHUTDOWN_SPINS=100000000",
+        ],
+    );
+    let dir = common::scratch("stop-shuts-down");
+    let socket = dir.join("memlink.sock");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg(&module)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = daemon.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
+    let mut log = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("serving") {
+            break;
+        }
+    }
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    for line in lines.map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(daemon.wait().unwrap().success(), "{log}");
+    assert!(
+        log.contains("memlink_shutdown failed with status 10 (Failed)"),
+        "the module's shutdown did not run:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A settings file that leaves the socket to `--socket`: the flag overrides the file,
 /// as the docs say, so the file need not name one. Before, the file was refused for
 /// its missing `socket` before the flag was read.

@@ -39,6 +39,8 @@ const KEEP_MODULES: usize = 64;
 /// this only bounds the cost of a wakeup lost some other way; idle connections stay
 /// asleep (1,000 of them wake 1,000 times a second, not more).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often a draining connection's thread looks whether its helpers have ended.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
 
 /// Serves one connection's slots.
 pub(super) struct Server {
@@ -51,6 +53,10 @@ pub(super) struct Server {
     pub(super) in_place: bool,
     pub(super) stop: Arc<AtomicBool>,
     pub(super) draining: Arc<AtomicBool>,
+    /// Set by the connection's thread once the worker drains and no call of the
+    /// connection runs in it any more (its helpers have ended): what the worker waits
+    /// for before its modules' shutdown.
+    pub(super) drained: Arc<AtomicBool>,
     /// Each module's handle and deadlines, looked up once.
     pub(super) modules: HashMap<String, (ModuleHandle, Deadlines)>,
     /// The last call's target, for the next call naming the same (most do).
@@ -77,10 +83,15 @@ pub(super) struct Server {
 pub(super) type Serving = [AtomicBool; MAX_SLOTS as usize];
 
 impl Server {
-    /// Serves the connection until it is stopped or the worker drains, then ends its
-    /// helpers.
+    /// Serves the connection until it is stopped; once the worker drains, answers every
+    /// call submitted after with "the daemon is shutting down" until then ([`drain`]).
+    ///
+    /// [`drain`]: Server::drain
     pub(super) fn run(mut self) {
         self.serve_connection();
+        if !self.stop.load(Ordering::Acquire) {
+            self.drain();
+        }
         self.segment.header().call_helpers(self.index);
         for helper in self.helper_threads.drain(..) {
             let _ = helper.join();
@@ -101,6 +112,7 @@ impl Server {
             in_place: self.in_place,
             stop: Arc::clone(&self.stop),
             draining: Arc::clone(&self.draining),
+            drained: Arc::clone(&self.drained),
             modules: HashMap::new(),
             last: None,
             epoch: 0,
@@ -183,11 +195,8 @@ impl Server {
                     self.serve(i, slot);
                 }
             }
-            if self.stop.load(Ordering::Acquire) {
+            if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
                 return;
-            }
-            if self.draining.load(Ordering::Acquire) {
-                return self.refuse_all();
             }
             if served {
                 spinner = Spinner::new();
@@ -251,6 +260,35 @@ impl Server {
         match module {
             Ok(name) => self.claims.takes(name.as_str()),
             Err(_) => self.claims.takes(""),
+        }
+    }
+
+    /// The connection's thread while its worker drains: every call submitted is answered
+    /// "the daemon is shutting down", until the worker stops the connection (it exits,
+    /// after its modules' shutdown), and [`Server::drained`] is set once the helpers, which
+    /// end after the call each runs, have ended. Before, the thread refused what it found
+    /// once and ended: a call submitted later on a connection of the worker was answered
+    /// by no one for as long as the daemon took to stop, for ever with a call that never
+    /// returned.
+    fn drain(&mut self) {
+        let segment = Arc::clone(&self.segment);
+        let header = segment.header();
+        // Helpers asleep wake to the drain and end.
+        header.call_helpers(self.index);
+        loop {
+            self.refuse_all();
+            let drained = self.drained.load(Ordering::Acquire);
+            if !drained && self.helper_threads.iter().all(JoinHandle::is_finished) {
+                self.drained.store(true, Ordering::Release);
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            // A helper that ends rings nothing: looked at again soon while one runs.
+            let poll = if drained { IDLE_POLL } else { DRAIN_POLL };
+            header.wait_doorbell(self.index, poll, || {
+                self.stop.load(Ordering::SeqCst) || segment.any_submitted(|name| self.takes(name))
+            });
         }
     }
 

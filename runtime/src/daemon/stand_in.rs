@@ -4,7 +4,9 @@
 //! worker's memory limit, or its thread cannot start. No other worker claims calls to
 //! that worker's modules, so they would sit in their slots for ever, and a client
 //! waiting without a deadline would hang. The supervisor, which maps every segment,
-//! runs a thread for each such pair that answers those calls at once with the reason.
+//! runs a thread for each such pair that answers those calls at once with the reason;
+//! and, once a worker has exited at shutdown, with "the daemon is shutting down" until
+//! the daemon has stopped.
 //! It stops when the client goes, when the worker is started again (and handed the
 //! connection anew), and at shutdown (each drops its [`StandIn`]). Each call it answers
 //! is counted in the connection's figures, as the worker would have counted it: the
@@ -35,21 +37,18 @@ pub(super) struct StandIn {
 impl StandIn {
     /// Starts answering the calls on the connection whose segment is `segment` that
     /// worker `index`, named `name`, would claim (`ours` says which: the rule the
-    /// workers claim by, given a slot's module name), failing each with `reason`;
+    /// workers claim by, given a slot's module name), failing each with `failure`;
     /// `count` is told of each, with its arguments' length (`None`: a request that does
     /// not read as one).
     pub(super) fn start(
         segment: Arc<Segment>,
         index: usize,
         name: &str,
-        reason: &str,
+        failure: Failure,
         ours: impl Fn(Result<Name, String>) -> bool + Send + 'static,
         count: impl Fn(Option<usize>) + Send + 'static,
     ) -> std::io::Result<StandIn> {
         let stop = Arc::new(AtomicBool::new(false));
-        let failure = Failure::Other(format!(
-            "worker `{name}` cannot serve this connection: {reason}"
-        ));
         let thread = {
             let stop = Arc::clone(&stop);
             let segment = Arc::clone(&segment);

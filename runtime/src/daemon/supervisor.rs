@@ -722,7 +722,14 @@ fn hung_up(stream: &UnixStream) -> bool {
 /// workers: only a connection the client was told of is attached, so a client that
 /// hangs up before its welcome costs no worker a thread or a mapping.
 fn welcome(shared: &Arc<Shared>, stream: &Arc<UnixStream>) -> Result<(u64, u32), String> {
-    let greeted = greet(shared, stream);
+    // A connection accepted before the daemon began to stop, whose hello came after:
+    // its workers take no connection any more, and nothing would answer its calls.
+    let greeted = greet(shared, stream).and_then(|greeted| {
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return Err("the daemon is shutting down".to_owned());
+        }
+        Ok(greeted)
+    });
     let row = greeted.as_ref().ok().and_then(|_| take_row(shared));
     // No longer a connection still to say hello, before its welcome is sent: a client
     // welcome that hangs up and connects again finds its place among those free.

@@ -145,6 +145,7 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         claims,
         out,
         connections: HashMap::new(),
+        detached: Vec::new(),
         spare: Arc::default(),
         draining: Arc::default(),
         helpers: config.threads_per_connection.max(1) as usize - 1,
@@ -576,8 +577,18 @@ impl LogSink for Arc<OfNoCall> {
 
 struct Connection {
     stop: Arc<AtomicBool>,
+    /// Set once the worker drains and no call of the connection runs here any more.
+    drained: Arc<AtomicBool>,
     segment: Arc<Segment>,
     thread: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Whether no call of the connection runs in this worker any more, the worker
+    /// draining.
+    fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Acquire) || self.thread.is_finished()
+    }
 }
 
 struct Worker {
@@ -588,6 +599,10 @@ struct Worker {
     claims: Arc<Claims>,
     out: Arc<Mutex<UnixStream>>,
     connections: HashMap<u64, Connection>,
+    /// The threads of connections whose clients went, each ending after the call it
+    /// runs: a drain waits for them too (a call is finished even when its client is gone,
+    /// as the watchdog would let it).
+    detached: Vec<JoinHandle<()>>,
     /// The largest copy of an untrusted call's arguments, for the next large call.
     spare: Arc<crate::daemon::connection::Spare>,
     draining: Arc<AtomicBool>,
@@ -632,7 +647,9 @@ impl Worker {
                     // it here would hold up every other connection's messages.
                     if let Some(c) = self.connections.remove(&connection) {
                         stop(&c, self.index);
+                        self.detached.push(c.thread);
                     }
+                    self.detached.retain(|t| !t.is_finished());
                     self.connections.retain(|_, c| !c.thread.is_finished());
                 }
                 ToWorker::Metrics { scrape } => {
@@ -648,7 +665,8 @@ impl Worker {
                 ToWorker::Init { .. } => {}
             }
         };
-        // Finish the calls in flight; each thread refuses what was submitted after.
+        // Finish the calls in flight; each connection's thread answers what is submitted
+        // after, until the process exits.
         self.draining.store(true, Ordering::SeqCst);
         if orphaned {
             bound_orphan_drain(Arc::clone(&self.figures), self.grace_ns);
@@ -656,12 +674,15 @@ impl Worker {
         for c in self.connections.values() {
             c.segment.header().ring(self.index);
         }
-        for (_, c) in self.connections.drain() {
-            let _ = c.thread.join();
+        while !(self.connections.values().all(Connection::is_drained)
+            && self.detached.iter().all(JoinHandle::is_finished))
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
         // The supervisor bounds a shutdown until this (see `supervisor::bound_idle_drain`);
-        // the modules' own shutdown, when the runtime is dropped, is not bounded.
+        // the modules' own shutdown is given `DRAINED_GRACE`.
         let _ = send(&self.out, &FromWorker::Drained);
+        shut_modules_down(&self.runtime);
     }
 
     fn attach(
@@ -681,6 +702,7 @@ impl Worker {
             return Err(format!("figures row {row} out of range"));
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let drained = Arc::new(AtomicBool::new(false));
         let server = Server {
             runtime: Arc::clone(&self.runtime),
             figures: Arc::clone(&self.figures),
@@ -690,6 +712,7 @@ impl Worker {
             in_place,
             stop: Arc::clone(&stop),
             draining: Arc::clone(&self.draining),
+            drained: Arc::clone(&drained),
             modules: HashMap::new(),
             last: None,
             epoch: 0,
@@ -708,6 +731,7 @@ impl Worker {
             connection,
             Connection {
                 stop,
+                drained,
                 segment,
                 thread,
             },
@@ -764,6 +788,18 @@ fn bound_orphan_drain(figures: Arc<Figures>, grace_ns: u64) {
     // Nothing could bound the drain: end now rather than perhaps never.
     if bounding.is_err() {
         end("no thread can be started to bound its drain");
+    }
+}
+
+/// Unloads every module of `runtime`, the last loaded first, each after its calls, which
+/// runs its `memlink_shutdown` on this thread before the worker exits. Left to the last
+/// reference to the runtime, it ran on whichever thread dropped that (the one answering
+/// scrapes), while the process exited under it: no module's shutdown ran.
+fn shut_modules_down(runtime: &Runtime) {
+    for (handle, info) in runtime.modules().into_iter().rev() {
+        if let Err(e) = runtime.unload(handle) {
+            tracing::warn!(module = %info.name, "cannot unload the module at shutdown: {e}");
+        }
     }
 }
 

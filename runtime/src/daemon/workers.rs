@@ -101,6 +101,7 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
             row.attached.store(0, Ordering::Release);
         }
         if shared.shutting_down.load(Ordering::SeqCst) {
+            refuse_while_stopping(shared, index);
             return;
         }
         worker.restarts.fetch_add(1, Ordering::Relaxed);
@@ -567,6 +568,32 @@ fn stand_in(shared: &Arc<Shared>, index: usize, pid: Pid, id: u64, reason: &str)
 /// Starts the stand-in answering the calls to worker `index`'s modules on connection
 /// `id` (`conn`) with `reason`, kept among the worker's.
 fn start_stand_in(shared: &Arc<Shared>, index: usize, id: u64, conn: &Conn, reason: &str) {
+    let name = &shared.workers[index].plan.name;
+    let failure = Failure::Other(format!(
+        "worker `{name}` cannot serve this connection: {reason}"
+    ));
+    start_stand_in_failing(shared, index, id, conn, failure);
+}
+
+/// Answers the calls to worker `index`'s modules, which has exited at shutdown, with
+/// "the daemon is shutting down" on every connection until the daemon stops: other
+/// workers may still be finishing their calls, and a call submitted meanwhile was
+/// answered by no one until the daemon was gone.
+fn refuse_while_stopping(shared: &Arc<Shared>, index: usize) {
+    let conns = lock(&shared.conns);
+    for (&id, conn) in conns.iter() {
+        start_stand_in_failing(shared, index, id, conn, Failure::ShuttingDown);
+    }
+}
+
+/// [`start_stand_in`] failing each call with `failure`.
+fn start_stand_in_failing(
+    shared: &Arc<Shared>,
+    index: usize,
+    id: u64,
+    conn: &Conn,
+    failure: Failure,
+) {
     let worker = &shared.workers[index];
     // The rule the workers claim by, a name no client writes read as the empty one.
     let router = Arc::clone(shared);
@@ -583,7 +610,7 @@ fn start_stand_in(shared: &Arc<Shared>, index: usize, id: u64, conn: &Conn, reas
         }
     };
     let segment = Arc::clone(&conn.segment);
-    match StandIn::start(segment, index, &worker.plan.name, reason, ours, count) {
+    match StandIn::start(segment, index, &worker.plan.name, failure, ours, count) {
         Ok(s) => {
             lock(&worker.stand_ins).insert(id, s);
         }
