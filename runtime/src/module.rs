@@ -69,8 +69,10 @@ pub(crate) struct Module {
     /// What a call to each method enters (same order as `methods`).
     pub(crate) calls: Box<[MethodCall]>,
     /// Admission: the concurrency limit, and whether the module still takes calls (its
-    /// gate closes when it is retired).
-    pub(crate) gate: Gate,
+    /// gate closes when it is retired). Shared by the versions a reload puts in its slot:
+    /// the calls still running on an old version hold slots of the limit until they end,
+    /// and an unload's drain waits for them too.
+    pub(crate) gate: Arc<Gate>,
     /// Memory the module keeps across calls; a new region (and generation) per load.
     pub(crate) persistent: Option<PersistentRegion>,
     /// The deadline of a call made without one: the module's setting, else the runtime's.
@@ -382,7 +384,7 @@ impl Module {
                 .collect(),
             methods: described.methods,
             entry,
-            gate: Gate::new(concurrency),
+            gate: Arc::new(Gate::new(concurrency)),
             persistent: None,
             default_timeout: None,
             max_call_time: None,

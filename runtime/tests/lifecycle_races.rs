@@ -11,6 +11,62 @@ use common::module_path;
 use memlink_runtime::reload::ReloadPolicy;
 use memlink_runtime::{CallOptions, ModuleError, ModuleRef, Runtime, RuntimeConfig, RuntimeError};
 
+/// A module's concurrency limit holds across a reload: a call still running on the old
+/// version holds its slot, and a call to the new version that finds the limit taken is
+/// refused (`Saturation::Reject`, a limit of 1); and an unload that comes meanwhile
+/// waits for that call. Before, each version had a gate of its own: the new version ran a
+/// call beside the old one's, and the unload returned while the old one's ran on.
+#[test]
+fn the_concurrency_limit_holds_across_a_reload_and_an_unload_waits_for_the_old_calls() {
+    use memlink_runtime::{resolver::LocalResolver, Saturation};
+    let config = RuntimeConfig::default().concurrency(1, Saturation::Reject);
+    let rt = Runtime::new(config, LocalResolver);
+    let h = rt.load_as(greeter(1), "greeter").unwrap();
+    let in_flight = {
+        let rt = rt.clone();
+        std::thread::spawn(move || {
+            let options = CallOptions::default().timeout(Duration::from_millis(1_500));
+            rt.call_with(h, "linger", b"", &options).map(drop)
+        })
+    };
+    // The slot is taken once a call is refused for it.
+    while !matches!(
+        rt.call_typed::<_, u32>(h, "version", &()),
+        Err(RuntimeError::Saturated { .. })
+    ) {
+        assert!(!in_flight.is_finished(), "{:?}", in_flight.join());
+        std::thread::yield_now();
+    }
+    let allowed = ReloadPolicy::default().allow_changes(true);
+    let reload = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.reload_with(h, greeter(2), &allowed).map(drop))
+    };
+    // Switched: the handle describes the new version (no call needed to learn it).
+    while rt.module_info(h).unwrap().version == "1.4.2" {
+        std::thread::yield_now();
+    }
+    let to_new = rt.call_typed::<_, u32>(h, "version", &());
+    assert!(
+        matches!(to_new, Err(RuntimeError::Saturated { .. })),
+        "a call to the new version ran beside the old one's: {to_new:?}"
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "the old version's call ended early"
+    );
+    rt.unload(h).unwrap();
+    assert!(
+        in_flight.is_finished(),
+        "the unload returned while a call ran on the version the reload replaced"
+    );
+    assert!(
+        in_flight.join().unwrap().is_err(),
+        "it lingers until its deadline"
+    );
+    reload.join().unwrap().unwrap();
+}
+
 /// A call in flight keeps the version it runs on: the reload that replaces it returns
 /// only once the call has, however the call holds its module (a call by resolved
 /// method, typed, by name, or nested from another module, made once before so that it

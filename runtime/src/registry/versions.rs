@@ -191,6 +191,10 @@ impl Registry {
         new.default_timeout = old.default_timeout;
         new.max_call_time = old.max_call_time;
         new.generation = old.generation;
+        // One limit for the module, whichever version a call runs on: with a gate of
+        // its own, the new version took `max_concurrency` calls while the old one still
+        // ran its own.
+        new.gate = Arc::clone(&old.gate);
         new.persistent = match &old.persistent {
             Some(p) => PersistentRegion::asked(p.len(), "the persistent region")?,
             None => None,
