@@ -535,7 +535,7 @@ impl Registry {
         // into on this thread must not ask for that lock again.
         let running = Holding::enter(Lock::Loads(self.id), &module.name);
         init(&module, &self.config, self.host)?;
-        if let Err(e) = self.check_dependencies(&module) {
+        if let Err(e) = self.check_dependencies(&module, None) {
             shutdown(&module);
             return Err(e);
         }
@@ -619,12 +619,21 @@ impl Registry {
         move |module, index, args| (self.call_export)(self, module, index, args)
     }
 
-    /// Refuses `module` if a module it declares it calls is not loaded.
-    fn check_dependencies(&self, module: &Module) -> Result<(), RuntimeError> {
+    /// Refuses `module` if a module it declares it calls is not loaded; for a reload's
+    /// next version, `replacing` is the slot it will take, whose version leaves.
+    fn check_dependencies(
+        &self,
+        module: &Module,
+        replacing: Option<u32>,
+    ) -> Result<(), RuntimeError> {
         // A module that calls itself is its own dependency: once loaded it answers its
-        // name, and a requirement its version meets; no other load could stand in.
-        let is_loaded =
-            |reference: &str| self.index_of(reference).is_some() || answers_as(module, reference);
+        // name, and a requirement its version meets; no other load could stand in. The
+        // version a reload replaces answers nothing once the reload is done.
+        let is_loaded = |reference: &str| {
+            self.index_of(reference)
+                .is_some_and(|slot| Some(slot) != replacing)
+                || answers_as(module, reference)
+        };
         match lifecycle::missing_dependency(module, &self.export_caller(), is_loaded) {
             Ok(None) => Ok(()),
             Ok(Some(dependency)) => Err(RuntimeError::MissingDependency {

@@ -73,6 +73,30 @@ fn a_module_that_declares_itself_is_loaded() {
             if module == "depends_on" && dependency == "depends_on@^2"),
         "{err}"
     );
+
+    // A reload to a version (2.0.0) that declares a requirement only the version it
+    // replaces (0.1.0) meets is refused: once reloaded, nothing would answer it. Before,
+    // the version leaving answered it, and the reload was made.
+    let next = common::compile_c_with(
+        &source,
+        "libdepends_on_version_0_1.so",
+        true,
+        &["-DDEPENDS_ON_VERSION_0_1", "-DFIXTURE_VERSION=\"2.0.0\""],
+    );
+    let plain = common::compile_c(&source, "libdepends_on.so", true);
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(&plain)).unwrap();
+    let err = rt.reload(h, ModuleRef::from_path(&next)).unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::MissingDependency { module, dependency }
+            if module == "depends_on" && dependency == "depends_on@^0.1"),
+        "{err}"
+    );
+    assert_eq!(
+        rt.module_info(h).unwrap().version,
+        "0.1.0",
+        "the old version serves on"
+    );
 }
 
 /// A dependency whose version requirement is not semver can never be loaded: the module

@@ -134,7 +134,7 @@ impl Registry {
         let old = self.module(handle)?;
         refuse_linked(&old)?;
         let (new, changes) = self.next_version(&old, path, reference, policy)?;
-        self.start_next_version(&new)?;
+        self.start_next_version(&new, handle.index)?;
         let state_carried = match policy.carries_state() {
             true => {
                 let saved = lifecycle::save_state(&old, &self.export_caller());
@@ -220,11 +220,11 @@ impl Registry {
         Ok((new, changes))
     }
 
-    /// Starts `new`, the next version of a module: its init and its dependencies
-    /// checked. A failure shuts `new` down.
-    fn start_next_version(&self, new: &Module) -> Result<(), RuntimeError> {
+    /// Starts `new`, the next version of the module in slot `slot`: its init and its
+    /// dependencies checked. A failure shuts `new` down.
+    fn start_next_version(&self, new: &Module, slot: u32) -> Result<(), RuntimeError> {
         init(new, &self.config, self.host)?;
-        if let Err(e) = self.check_dependencies(new) {
+        if let Err(e) = self.check_dependencies(new, Some(slot)) {
             shutdown(new);
             return Err(e);
         }
