@@ -73,6 +73,15 @@ fn drive<F: Future>(
         let future = polled.0.as_mut().as_pin_mut()?;
         poll_until(local, future, deadline)
     };
+    // On the module's runtime thread, inside a task the module spawned: the wait hands
+    // that thread's work (the timers, the other tasks) to another thread first, as
+    // tokio's `block_in_place` does. Waited for here, every timer of the module stopped,
+    // the one the future waited for too, until the module was unloaded. (On a thread of
+    // the runtime's blocking pool it runs the closure as it is.)
+    #[cfg(feature = "async")]
+    if local.is_some_and(|l| l.runtime_thread.get()) {
+        return tokio::task::block_in_place(move || runtime::entered(local, run));
+    }
     #[cfg(feature = "async")]
     return runtime::entered(local, run);
     #[cfg(not(feature = "async"))]
@@ -152,6 +161,10 @@ struct Local {
     /// How this thread entered that runtime, left when it enters the next one.
     #[cfg(feature = "async")]
     stay: Cell<Option<runtime::Stay>>,
+    /// Whether this is a thread of the module's runtime (its worker, which drives every
+    /// timer of the module and runs the tasks it spawns, or a thread of its blocking pool).
+    #[cfg(feature = "async")]
+    runtime_thread: Cell<bool>,
 }
 
 thread_local! {
@@ -161,6 +174,8 @@ thread_local! {
             depth: Cell::new(0),
             #[cfg(feature = "async")]
             entered: Cell::new(0),
+            #[cfg(feature = "async")]
+            runtime_thread: Cell::new(false),
             #[cfg(feature = "async")]
             stay: Cell::new(None),
         }
@@ -273,6 +288,9 @@ pub(crate) mod runtime {
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .thread_name("memlink-module-io")
+                    .on_thread_start(|| {
+                        let _ = super::LOCAL.try_with(|l| l.runtime_thread.set(true));
+                    })
                     .enable_all()
                     .build()?,
             );

@@ -56,6 +56,21 @@ fn tasks_blocking_work_timeouts_and_select_work() {
     assert_eq!(not_send, 2);
 }
 
+/// The SDK's `block_on` inside a task the module spawned (which runs on the module's
+/// runtime thread, the one that drives every timer of the module) waits for its timer,
+/// and the module's timers serve on after. Before, it blocked that thread: the timer it
+/// waited for never fired, nor did any other of the module's until it was unloaded.
+#[test]
+fn block_on_inside_a_spawned_task_leaves_the_modules_timers_running() {
+    let (rt, h) = load();
+    for n in [1u64, 2, 3] {
+        let doubled: u64 = call(&rt, h, "spawned_block_on", &(n,)).unwrap();
+        assert_eq!(doubled, 2 * n);
+    }
+    let fired: bool = call(&rt, h, "timeout_fires", &(1u64,)).unwrap();
+    assert!(fired);
+}
+
 /// An async export that only yields (`yield_now` in a loop that would outlast the
 /// process) is cancelled at its deadline like one that waits, and the module serves on.
 /// Before, a future that woke itself was polled again without the deadline being read,
