@@ -476,7 +476,7 @@ pub(crate) fn nested<R: Receive>(
         &meta,
         Some(caller),
         receive(method.result_format),
-        |failure| nested_error(limit, request, failure),
+        |failure| nested_error(caller, limit, request, failure),
     )
 }
 
@@ -532,10 +532,19 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, ModuleError> {
     memlink_abi::text::utf8(bytes).map_err(|_| ModuleError::Abi(format!("{what} is not UTF-8")))
 }
 
-/// The error a module gets for its nested call's `failure`.
+/// The error a module gets for its nested call's `failure`; a panic is told to the
+/// `caller` too (see `HostCall::nested_panic`).
 #[cold]
-fn nested_error(limit: usize, request: &NestedRequest<'_>, failure: Failure) -> ModuleError {
+fn nested_error(
+    caller: &HostCall<'_>,
+    limit: usize,
+    request: &NestedRequest<'_>,
+    failure: Failure,
+) -> ModuleError {
     let module = || String::from_utf8_lossy(request.module).into_owned();
+    if let Failure::Module(ModuleError::Panic(message)) = &failure {
+        caller.nested_panic.set(Some(message.clone()));
+    }
     match failure {
         Failure::Retired => ModuleError::ModuleNotFound(module()),
         Failure::Saturated => ModuleError::CallFailed(format!(

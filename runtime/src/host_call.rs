@@ -36,6 +36,10 @@ pub(crate) struct HostCall<'r> {
     /// its output. In a `Cell`, as the host holds shared references to
     /// the call while the module runs, and the module may ask for a buffer meanwhile.
     pub(crate) output: Cell<Option<AlignedBuf>>,
+    /// The message of the panic the last nested call of this one ended with: a panic
+    /// this call returns with the same message is its callee's, passed on, which was
+    /// logged where it happened (not again as this call's own).
+    pub(crate) nested_panic: Cell<Option<String>>,
     /// The call that made this one, for a nested call.
     pub(crate) parent: Option<&'r HostCall<'r>>,
     /// The handle the module is given for the call (`CallFrame::host_call`), by which

@@ -116,6 +116,7 @@ pub(crate) fn run_call<R: Receive, E>(
         meta,
         index,
         output: Cell::new(None),
+        nested_panic: Cell::new(None),
         parent,
         handle,
     };
@@ -227,6 +228,7 @@ pub(crate) fn run_call<R: Receive, E>(
                 arena_offset,
                 heap: host_call.output.take(),
                 owned,
+                nested_panic: host_call.nested_panic.take(),
             };
             return finish_slow(call, found, out)
                 .map(|output| receive.output(output))
@@ -276,6 +278,9 @@ struct Finished<'r> {
     /// The buffer `alloc_output` gave the module, if it asked for one.
     heap: Option<AlignedBuf>,
     owned: Option<OwnedArgs>,
+    /// The panic message the last nested call of this one ended with (see
+    /// `HostCall::nested_panic`).
+    nested_panic: Option<String>,
 }
 
 /// The end of a call whose result is not empty or small: a result kept in its arena or
@@ -296,6 +301,7 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
         arena_offset,
         heap,
         owned,
+        nested_panic,
     } = call;
     let pool = &registry.pool;
     let len = record.bytes_out;
@@ -338,7 +344,14 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
         module.stats[index as usize].record(shard, record);
     }
     result.map_err(|error| {
-        if let ModuleError::Panic(message) = &error {
+        // A panic the module passes on from a nested call (the same message) was logged
+        // as the callee's: logged again here, it read as this module's own panic, once
+        // for each module of the chain that passed it on.
+        let own_panic = match &error {
+            ModuleError::Panic(message) if nested_panic.as_ref() != Some(message) => Some(message),
+            _ => None,
+        };
+        if let Some(message) = own_panic {
             let report = || {
                 crate::log::panicked(
                     (&module.name, &module.methods[index as usize].name),

@@ -182,6 +182,54 @@ fn a_panic_while_reading_a_lent_result_is_the_callers_panic() {
     );
 }
 
+/// A panic a module passes on from its nested call is logged once, as the callee's, where
+/// it happened: not again as the panic of each module of the chain that passed it on
+/// (the caller gets the `Panic` all the same). A panic of the caller's own, after a
+/// nested call that panicked, is still its own. Before, the relay's record said
+/// "panicked" of an export that never did.
+#[test]
+fn a_panic_passed_on_from_a_nested_call_is_logged_once_as_the_callees() {
+    use memlink_runtime::{LogEvent, LogSink};
+    struct Panics(std::sync::Mutex<Vec<String>>);
+    impl LogSink for Panics {
+        fn record(&self, e: &LogEvent<'_>) {
+            if e.message.starts_with("panicked") {
+                let mut seen = self.0.lock().unwrap();
+                seen.push(format!("{}::{}", e.module, e.method));
+            }
+        }
+    }
+    let sink = std::sync::Arc::new(Panics(Default::default()));
+    let config = RuntimeConfig::default().log_sink(sink.clone());
+    let (rt, h) = load_all(config, &["nested_calls", "basic"]);
+    let borrowed = rt
+        .archived::<(String, String, Vec<u8>), Vec<u8>>(h[0], "relay_borrowed")
+        .unwrap();
+    for relay in ["relay", "relay_borrowed"] {
+        let err = match relay {
+            "relay" => nested_error(rt.call(h[0], relay, &relay_args("basic", "boom", b"deep"))),
+            _ => {
+                let args = ("basic".to_owned(), "boom".to_owned(), b"deep".to_vec());
+                borrowed
+                    .call(&args)
+                    .unwrap_err()
+                    .module_error()
+                    .cloned()
+                    .unwrap()
+            }
+        };
+        assert!(
+            matches!(&err, ModuleError::Panic(m) if m.starts_with("deep")),
+            "{err:?}"
+        );
+        assert_eq!(
+            std::mem::take(&mut *sink.0.lock().unwrap()),
+            ["basic::boom"],
+            "{relay}"
+        );
+    }
+}
+
 #[test]
 fn each_nested_error_arrives_as_its_variant() {
     let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "basic"]);
