@@ -181,7 +181,8 @@ impl Runtime {
     /// runs after its code was unmapped. Loading the same file again initializes that
     /// same image again (its statics are not reset); another file put at its path since
     /// (a new build renamed over it) is loaded from a private copy, as an image of its
-    /// own, since the loader would hand back the old file's for that path.
+    /// own, since the loader would hand back the old file's for that path: each load of
+    /// it is a fresh image (its statics start anew), and each stays mapped.
     ///
     /// Waiting for the calls in flight, it must not run inside one of them: asked for from
     /// an interceptor or a log sink while a call to this module (or a nested call it
