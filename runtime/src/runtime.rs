@@ -282,7 +282,9 @@ impl Runtime {
     /// loads, a changed file hot-reloads, a removed file unloads (see [`crate::watch`]).
     /// Modules load in an order that satisfies their declared dependencies. A `dir` that
     /// is no directory is refused ([`RuntimeError::BadReference`]), and so is one that
-    /// cannot be read or followed ([`RuntimeError::CannotWatch`]).
+    /// cannot be read or followed ([`RuntimeError::CannotWatch`]). A directory this
+    /// runtime watches already (by another path to it too) is refused
+    /// ([`RuntimeError::BadReference`]) until that watch is dropped.
     ///
     /// ```no_run
     /// use memlink_runtime::watch::{WatchEvent, WatchOptions};

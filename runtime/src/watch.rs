@@ -154,6 +154,42 @@ pub struct DirectoryWatch {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
+    /// The directory's place among the runtime's watched ones, given back on drop.
+    _claim: Claim,
+}
+
+/// The directories each runtime watches, by the registry's id and the directory's
+/// identity: one runtime watching one directory twice served each of its files twice,
+/// two watches racing to load and reload them (one serving a version the file no
+/// longer held).
+static WATCHED: std::sync::Mutex<Vec<(u32, DirId)>> = std::sync::Mutex::new(Vec::new());
+
+/// A directory a runtime watches, claimed in [`WATCHED`] until dropped.
+#[derive(Debug)]
+struct Claim(Option<(u32, DirId)>);
+
+impl Claim {
+    /// Claims directory `id` for runtime `runtime`, or `None` if it watches it already.
+    fn take(runtime: u32, id: Option<DirId>) -> Option<Claim> {
+        let Some(id) = id else {
+            return Some(Claim(None));
+        };
+        let mut watched = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+        if watched.contains(&(runtime, id)) {
+            return None;
+        }
+        watched.push((runtime, id));
+        Some(Claim(Some((runtime, id))))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(claimed) = self.0.take() {
+            let mut watched = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+            watched.retain(|c| *c != claimed);
+        }
+    }
 }
 
 impl DirectoryWatch {
@@ -216,6 +252,13 @@ pub(crate) fn start(
             reason: "a watch needs a directory",
         });
     }
+    // Only where a directory has an identity of its own (dev, inode).
+    let id = identity(&dir).filter(|_| cfg!(unix));
+    let claim = Claim::take(registry.id(), id).ok_or_else(|| RuntimeError::BadReference {
+        reference: dir.display().to_string(),
+        reason: "this runtime watches that directory already (drop that watch first: \
+                     two would serve each file twice)",
+    })?;
     let lost = Arc::new(AtomicBool::new(false));
     let (watcher, changes) = notifications(&dir, &lost)?;
     // The channel makes room for every event it may hold when it is made: room for
@@ -267,6 +310,7 @@ pub(crate) fn start(
         stop: Some(stop),
         thread: Some(thread),
         dir,
+        _claim: claim,
     })
 }
 

@@ -301,6 +301,39 @@ fn a_watch_told_to_hold_events_without_limit_holds_the_most_it_can() {
     assert_eq!(watch.dropped(), 0);
 }
 
+/// One runtime watching one directory twice is refused, saying so (through a symbolic
+/// link to it too); once the first watch is dropped, the directory can be watched again,
+/// and another runtime may watch it meanwhile. Before, the second watch was made: two
+/// watches loaded and reloaded each file, and one went on serving a version the file
+/// no longer held.
+#[test]
+fn one_runtime_watching_one_directory_twice_is_refused() {
+    let dir = fresh_dir("watched_twice");
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    let rt = Runtime::with_local_resolver();
+    let first = rt.watch(&dir, options()).unwrap();
+    assert!(matches!(next(&first), WatchEvent::Loaded { .. }));
+    let link = dir.with_extension("link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    for again in [&dir, &link] {
+        let err = rt.watch(again, options()).unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::BadReference { .. })
+                && err
+                    .to_string()
+                    .contains("this runtime watches that directory already"),
+            "{err}"
+        );
+    }
+    let other = Runtime::with_local_resolver();
+    let _beside = other.watch(&dir, options()).unwrap();
+    drop(first);
+    let again = rt.watch(&dir, options()).unwrap();
+    drop(again);
+    let _ = std::fs::remove_file(&link);
+}
+
 /// A module file written in place at its full length while it is watched: over the old
 /// version without cutting it first (`rsync --inplace`, `dd conv=notrunc`), its writer
 /// pausing longer than the debounce between pieces. Half written, its headers are the
