@@ -14,6 +14,9 @@ use crate::names::parse_requirement;
 pub struct ModuleRef {
     path: PathBuf,
     named: Option<Named>,
+    /// For a path to a file named `NAME@VERSION.so` that a watched directory holds: that
+    /// its module must be `NAME` at `VERSION` (see [`ModuleRef::from_named_file`]).
+    file_tells: bool,
 }
 
 /// A module asked for by name.
@@ -91,6 +94,7 @@ impl ModuleRef {
         Ok(ModuleRef {
             path: PathBuf::from(trimmed),
             named: None,
+            file_tells: false,
         })
     }
 
@@ -107,7 +111,7 @@ impl ModuleRef {
         semver: Option<&Version>,
     ) -> Result<(), RuntimeError> {
         let Some(name) = self.name() else {
-            return Ok(());
+            return self.file_answered_by(path, own, version, semver);
         };
         // A version that is no semver matches no requirement.
         let fits = (own == name || kept == Some(name))
@@ -122,11 +126,48 @@ impl ModuleRef {
         })
     }
 
+    /// For a reference [`from_named_file`](Self::from_named_file): refuses the module
+    /// found at `path` (its `own` name, its `version`) unless a file name
+    /// `NAME@VERSION.so` gives both.
+    fn file_answered_by(
+        &self,
+        path: &Path,
+        own: &str,
+        version: &str,
+        semver: Option<&Version>,
+    ) -> Result<(), RuntimeError> {
+        let Some((written, told)) = written_version(&self.path).filter(|_| self.file_tells) else {
+            return Ok(());
+        };
+        if file_answers(written, own) && semver == Some(&told) {
+            return Ok(());
+        }
+        Err(RuntimeError::WrongFile {
+            reference: self.path.display().to_string(),
+            path: path.to_owned(),
+            found: format!("`{own}` {version}"),
+        })
+    }
+
     /// A reference to the library at `path`.
     pub fn from_path(path: impl Into<PathBuf>) -> ModuleRef {
         ModuleRef {
             path: path.into(),
             named: None,
+            file_tells: false,
+        }
+    }
+
+    /// A reference to the library at `path` whose file name, when it is
+    /// `NAME@VERSION.so` (or `libNAME@…`), must tell the truth: a file that holds another
+    /// module or version is refused with [`RuntimeError::WrongFile`], as a
+    /// [`DirectoryResolver`] refuses it. For the files of a watched directory, whose
+    /// `NAME@VERSION` files are "one version of NAME".
+    pub(crate) fn from_named_file(path: impl Into<PathBuf>) -> ModuleRef {
+        ModuleRef {
+            path: path.into(),
+            named: None,
+            file_tells: true,
         }
     }
 
@@ -144,6 +185,7 @@ impl ModuleRef {
                 name: name.to_owned(),
                 requirement,
             }),
+            file_tells: false,
         }
     }
 

@@ -51,7 +51,9 @@
 //! be rewritten in place while it runs. Each module is loaded under its own name; a
 //! file named `NAME@VERSION.so` is one version of `NAME` (see
 //! [`DirectoryResolver`](crate::resolver::DirectoryResolver)), so several versions load
-//! side by side.
+//! side by side; such a file that holds another module or version is refused
+//! ([`RuntimeError::WrongFile`](crate::RuntimeError::WrongFile)), as the resolver refuses
+//! it.
 //!
 //! What happened is told on [`DirectoryWatch::events`] and logged (`tracing`, target
 //! `memlink::watch`). The channel holds at most [`WatchOptions::events_capacity`] unread

@@ -301,6 +301,41 @@ fn a_watch_told_to_hold_events_without_limit_holds_the_most_it_can() {
     assert_eq!(watch.dropped(), 0);
 }
 
+/// A watched file named `NAME@VERSION.so` is one version of `NAME`, as its name says: a
+/// file so named that holds another version is refused (`WrongFile`, as a
+/// `DirectoryResolver` refuses it), loaded or as a reload of the version it names, and
+/// the file with the right version then loads. Before, `greeter@1.4.2.so` holding 2.0.1
+/// was loaded, and a reference `greeter@1` found nothing.
+#[test]
+fn a_watched_file_whose_name_gives_another_version_is_refused() {
+    let dir = fresh_dir("named_versions");
+    let named = dir.join(format!("greeter@1.4.2.{}", std::env::consts::DLL_EXTENSION));
+    install(&module_path("greeter_v2"), &named);
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let refused = |event: WatchEvent| match event {
+        WatchEvent::Failed { error, .. } => {
+            assert!(matches!(&error, RuntimeError::WrongFile { .. }), "{error}");
+            assert!(
+                error.to_string().contains("which holds `greeter` 2.0.1"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    };
+    refused(next(&watch));
+    install(&module_path("greeter_v1"), &named);
+    let h = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rt.handle_of("greeter@1").unwrap(), h);
+    // Rewritten with another version again: refused as a reload, 1.4.2 serves on.
+    install(&module_path("greeter_v2"), &named);
+    refused(next(&watch));
+    assert_eq!(version(&rt, h), 1);
+}
+
 /// One runtime watching one directory twice is refused, saying so (through a symbolic
 /// link to it too); once the first watch is dropped, the directory can be watched again,
 /// and another runtime may watch it meanwhile. Before, the second watch was made: two

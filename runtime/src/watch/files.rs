@@ -287,7 +287,8 @@ impl State {
                 };
                 let settings = ModuleSettings::default().private_copy(true);
                 let loaded = self.open(&path, || {
-                    self.registry.load(&ModuleRef::from_path(&path), &settings)
+                    self.registry
+                        .load(&ModuleRef::from_named_file(&path), &settings)
                 });
                 match loaded {
                     Ok(handle) => {
@@ -330,7 +331,7 @@ impl State {
         self.waiting.remove(&path);
         let reloaded = self.open(&path, || {
             self.registry
-                .reload(handle, &ModuleRef::from_path(&path), &self.policy)
+                .reload(handle, &ModuleRef::from_named_file(&path), &self.policy)
         });
         match reloaded {
             Ok(reloaded) => {
@@ -375,7 +376,8 @@ impl State {
     fn replace(&mut self, path: PathBuf, handle: ModuleHandle, stamp: Stamp) -> bool {
         let settings = ModuleSettings::default().private_copy(true);
         let loaded = self.open(&path, || {
-            self.registry.load(&ModuleRef::from_path(&path), &settings)
+            self.registry
+                .load(&ModuleRef::from_named_file(&path), &settings)
         });
         match loaded {
             Ok(new) => {
