@@ -660,6 +660,32 @@ fn with_loads_the_modules_a_module_calls_in_the_order_they_need() {
     let out = memlink(&["inspect", &b, "--with", &uses]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("`greeter@^1`"), "{}", stderr(&out));
+    // A module of `--with` that calls the module called is loaded after it. Before, every
+    // module of `--with` loaded first, and this one was refused, told to give with
+    // `--with` the file given as the module called.
+    let calls_greeter = common::compile_c_with(
+        &["runtime/tests/fixtures/depends_on.c"],
+        "libdepends_on_greeter.so",
+        true,
+        &["-DDEPENDS_ON_GREETER"],
+    );
+    let calls_greeter = calls_greeter.to_str().unwrap();
+    let out = memlink(&["call", &greeter, "version", "--with", calls_greeter]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1");
+    // What built a module: a C module's own text is not called an SDK version.
+    let out = memlink(&["inspect", calls_greeter, "--with", &greeter]);
+    assert!(
+        stdout(&out).starts_with("module depends_on 0.1.0 (sdk: none (C))"),
+        "{}",
+        stdout(&out)
+    );
+    let out = memlink(&["inspect", &greeter]);
+    assert!(
+        stdout(&out).starts_with("module greeter 1.4.2 (memlink-msdk "),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// A module that calls `greeter@^1`, given greeter 3.0.0 by `--with`, is told that the

@@ -209,8 +209,7 @@ fn run(command: Command) -> Result<(), String> {
     let runtime = Runtime::new(config, LocalResolver);
     match command {
         Command::Inspect { module, json, with } => {
-            load_first(&runtime, &with)?;
-            let handle = load(&runtime, &module)?;
+            let handle = load_with(&runtime, &with, &module)?;
             let text = if json {
                 inspect_json(&runtime, handle)
             } else {
@@ -266,8 +265,7 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
 /// `memlink call` without `--daemon`: loads the module into `runtime` and calls it here,
 /// then prints the result and the figures asked for.
 fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
-    load_first(runtime, &request.with)?;
-    let handle = load(runtime, &request.module)?;
+    let handle = load_with(runtime, &request.with, &request.module)?;
     // No limit on a regular file: the arguments are lent to the module where they are
     // read, as long as memory holds them, and a method may take any length. A stream or
     // a device has no end to count on (`/dev/zero`), and is read up to a limit.
@@ -295,10 +293,6 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
     // A failed call is the error to report, written or not.
     calls?;
     written
-}
-
-fn load(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, String> {
-    load_ref(runtime, module).map_err(|e| missing(runtime, &e))
 }
 
 /// What a load's error `e` tells the user. A module that calls one not loaded is told how
@@ -354,17 +348,26 @@ fn load_ref(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, RuntimeEr
     runtime.load(reference)
 }
 
-/// Loads the modules of `--with`, each after the ones it calls, whatever order they
-/// were given in: each round loads every module whose calls are loaded, until all are,
-/// or a round loads none (a call no module given answers), whose first error says so.
-fn load_first(runtime: &Runtime, modules: &[OsString]) -> Result<(), String> {
-    let mut pending: Vec<&OsString> = modules.iter().collect();
+/// Loads the modules of `--with` and the `main` one, each after the modules it calls,
+/// whatever order they are given in: each round loads every module whose calls are
+/// loaded, until all are, or a round loads none, whose first refusal is the error. The
+/// main module's handle. (The main module is among them: a `--with` module that calls
+/// it was refused before, told to give with `--with` the file given already.)
+fn load_with(runtime: &Runtime, with: &[OsString], main: &OsStr) -> Result<ModuleHandle, String> {
+    let mut pending: Vec<&OsStr> = with.iter().map(OsString::as_os_str).collect();
+    pending.push(main);
+    let mut handle = None;
     while !pending.is_empty() {
         let before = pending.len();
         let mut waiting = None;
         let mut error = None;
         pending.retain(|module| match load_ref(runtime, module) {
-            Ok(_) => false,
+            Ok(h) => {
+                if std::ptr::eq(*module, main) {
+                    handle = Some(h);
+                }
+                false
+            }
             Err(e @ RuntimeError::MissingDependency { .. }) => {
                 waiting.get_or_insert(e);
                 true
@@ -380,17 +383,21 @@ fn load_first(runtime: &Runtime, modules: &[OsString]) -> Result<(), String> {
             return Err(missing(runtime, &e));
         }
     }
-    Ok(())
+    handle.ok_or_else(|| "the module was not loaded".to_owned())
 }
 
 fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeError> {
     let info = runtime.module_info(handle)?;
     let methods = runtime.methods(handle)?;
+    // What built it: the SDK's version for a Rust module, a C module's text of its own.
+    let sdk = match info.sdk_version.parse::<semver::Version>() {
+        Ok(_) => format!("memlink-msdk {}", info.sdk_version),
+        Err(_) => format!("sdk: {}", info.sdk_version),
+    };
     let mut out = format!(
-        "module {} {} (memlink-msdk {})\npath   {}\n",
+        "module {} {} ({sdk})\npath   {}\n",
         info.name,
         info.version,
-        info.sdk_version,
         info.path.display()
     );
     out += &format!("{} methods:\n", methods.len());
