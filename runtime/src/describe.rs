@@ -55,6 +55,18 @@ pub(crate) struct Described {
 /// allocated for it.
 const MAX_METHODS: usize = 1 << 16;
 
+/// Why the text `s`, which `StrRef::as_str` refused, cannot be read: said of the text
+/// ("the name of method 1 … is longer than …").
+pub(crate) fn unreadable(s: StrRef) -> &'static str {
+    if isize::try_from(s.len).is_err() {
+        "is longer than any text can be (its length is past isize::MAX)"
+    } else if s.ptr.is_null() {
+        "is null with a length"
+    } else {
+        "is not UTF-8"
+    }
+}
+
 /// Checks a module's self-description and copies it into owned values.
 pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
     let info = info.ok_or("memlink_module_info returned null")?;
@@ -64,7 +76,7 @@ pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
         // mapped, and never written.
         unsafe { s.as_str() }
             .map(str::to_owned)
-            .ok_or_else(|| format!("{what} is not UTF-8, or is null with a length"))
+            .ok_or_else(|| format!("{what} {}", unreadable(s)))
     };
     if info.method_count > MAX_METHODS {
         return Err(format!(
@@ -312,6 +324,23 @@ fn check_ids(methods: &[Method]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A text the module gives that cannot be read is told why: a length past
+    /// `isize::MAX` (a C author's `SIZE_MAX`) was called "not UTF-8, or null".
+    #[test]
+    fn an_unreadable_text_is_told_why() {
+        let bytes = b"\xff\xfe";
+        let text = |ptr: *const u8, len| StrRef { ptr, len };
+        assert_eq!(
+            unreadable(text(bytes.as_ptr(), usize::MAX)),
+            "is longer than any text can be (its length is past isize::MAX)"
+        );
+        assert_eq!(
+            unreadable(text(core::ptr::null(), 3)),
+            "is null with a length"
+        );
+        assert_eq!(unreadable(text(bytes.as_ptr(), 2)), "is not UTF-8");
+    }
 
     fn m(name: &str) -> Method {
         Method {

@@ -815,7 +815,7 @@ fn init(
     // SAFETY: on failure the module points `error` at a message in its static memory.
     let message = unsafe { frame.error.as_str() }
         .filter(|m| !m.is_empty())
-        .map_or_else(|| no_init_message(status, frame.error.len), str::to_owned);
+        .map_or_else(|| no_init_message(status, frame.error), str::to_owned);
     Err(RuntimeError::InitFailed {
         module: module.name.clone(),
         message,
@@ -825,14 +825,13 @@ fn init(
 /// What a failed `memlink_init` is reported as when its `error` holds no message: the
 /// status by its name too (a bare number sent a C author to the header), and why no
 /// message was read.
-fn no_init_message(status: i32, error_len: usize) -> String {
+fn no_init_message(status: i32, error: abi::StrRef) -> String {
     let name = Status::from_code(status).map_or_else(|| "unknown".to_owned(), |s| format!("{s:?}"));
-    let why = if error_len == 0 {
-        "no message in InitFrame::error"
-    } else {
-        "InitFrame::error is not UTF-8, or is null with a length"
-    };
-    format!("status {status} ({name}), {why}")
+    if error.len == 0 {
+        return format!("status {status} ({name}), no message in InitFrame::error");
+    }
+    let why = crate::describe::unreadable(error);
+    format!("status {status} ({name}), InitFrame::error {why}")
 }
 
 fn shutdown(module: &Module) {
