@@ -243,13 +243,15 @@ impl PrivateCopy {
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o700);
+        let full = |e: &std::io::Error| no_room(&base, e);
         let mut to = options
             .open(&copy)
-            .map_err(|e| failed(format!("{}: {e}", copy.display())))?;
+            .map_err(|e| full(&e).unwrap_or_else(|| failed(format!("{}: {e}", copy.display()))))?;
         // From here the file is ours to remove too, whether the copy is whole or not.
         made.file = copy;
-        std::io::copy(&mut from, &mut to)
-            .map_err(|e| failed(format!("{}: {e}", made.file.display())))?;
+        std::io::copy(&mut from, &mut to).map_err(|e| {
+            full(&e).unwrap_or_else(|| failed(format!("{}: {e}", made.file.display())))
+        })?;
         Ok(made)
     }
 
@@ -257,6 +259,24 @@ impl PrivateCopy {
     pub(crate) fn path(&self) -> &Path {
         &self.file
     }
+}
+
+/// The error of a copy into the temporary directory `base` that failed with `e` for want
+/// of room (the file system full, a quota reached): the directory's fault, not the module
+/// file's, said as a setting (as a directory that cannot be made is); `None` for any
+/// other failure.
+fn no_room(base: &Path, e: &std::io::Error) -> Option<RuntimeError> {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded).then(|| {
+        RuntimeError::BadSetting {
+            setting: format!("TMPDIR ({})", base.display()),
+            reason: format!(
+                "no private copy of a module (which a reload, a watched directory and \
+                 `private_copy` load) fits in it: {e}; free space there, or point TMPDIR \
+                 at a directory with room"
+            ),
+        }
+    })
 }
 
 /// Refuses a temporary directory `base` on a file system mounted `noexec`: the loader
@@ -326,6 +346,21 @@ impl Drop for PrivateCopy {
 mod tests {
     use super::*;
     use memlink_abi::Format;
+
+    /// A copy that fails for want of room in TMPDIR is said as TMPDIR's fault, naming
+    /// it; any other failure is left to the caller (the module file's error). Before, a
+    /// full TMPDIR was "not a loadable shared library" of a sound library.
+    #[test]
+    fn a_copy_with_no_room_names_tmpdir() {
+        use std::io::{Error, ErrorKind};
+        let base = Path::new("/tmp/full");
+        for kind in [ErrorKind::StorageFull, ErrorKind::QuotaExceeded] {
+            let err = no_room(base, &Error::from(kind)).unwrap();
+            assert!(matches!(&err, RuntimeError::BadSetting { .. }), "{err}");
+            assert!(err.to_string().contains("TMPDIR (/tmp/full)"), "{err}");
+        }
+        assert!(no_room(base, &Error::from(ErrorKind::PermissionDenied)).is_none());
+    }
 
     fn method(name: &str, signature: &str) -> Method {
         Method {
