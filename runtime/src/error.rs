@@ -463,7 +463,7 @@ impl fmt::Display for RuntimeError {
             }
             AlreadyLoaded { path, name, handle } => write!(
                 f,
-                "{} is already loaded as `{name}` ({handle})",
+                "{} is already loaded as `{name}` (handle {handle})",
                 path.display()
             ),
             InsideCall { module, action } => write!(

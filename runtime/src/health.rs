@@ -105,7 +105,8 @@ pub enum Health {
         /// Why it is not ready.
         reason: String,
     },
-    /// Not serving: its breaker is open, or its health check panicked or timed out.
+    /// Not serving: its breaker is open, or its health check panicked, timed out or broke
+    /// the ABI (a status no module may return, say).
     Failing {
         /// Why.
         reason: String,

@@ -376,8 +376,12 @@ impl Runtime {
             Ok(_) => Health::Ready,
             // Unloaded while it was asked: as gone as for a check that came after.
             Err(gone @ RuntimeError::UnknownHandle(_)) => return Err(gone),
+            // A check that panics, runs out of time, or breaks the ABI (a status no
+            // module may return) says the module itself is in trouble; one that returns
+            // an error says why it is not ready.
             Err(RuntimeError::Call {
-                error: error @ (ModuleError::Panic(_) | ModuleError::Timeout(_)),
+                error:
+                    error @ (ModuleError::Panic(_) | ModuleError::Timeout(_) | ModuleError::Abi(_)),
                 ..
             }) => Health::Failing {
                 reason: format!("its health check failed: {error}"),

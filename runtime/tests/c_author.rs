@@ -99,6 +99,27 @@ fn a_module_in_c_for_another_abi_version_is_told_to_rebuild_against_the_header()
     );
 }
 
+/// A health check that breaks the ABI (a status no module may return) makes the module
+/// `Failing`, as a check that panics does, naming what was wrong
+/// (`tests/fixtures/health_abi.c`). Before, it was `Live`, as a check that returns an
+/// ordinary error is.
+#[test]
+fn a_health_check_that_breaks_the_abi_is_failing() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/health_abi.c"],
+        "libhealth_abi.so",
+        true,
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt.load(ModuleRef::from_path(fixture)).unwrap();
+    match rt.health(h).unwrap() {
+        memlink_runtime::health::Health::Failing { reason } => {
+            assert!(reason.contains("unknown status code 99"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// An entry point that is data (`const uint32_t memlink_abi_version = 6;`) is refused
 /// at load, naming it, and the runtime loads and calls a module after it
 /// (`tests/fixtures/data_symbol.c`). Before, the host called into the constant and died
