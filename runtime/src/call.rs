@@ -543,7 +543,9 @@ fn nested_error(
 ) -> ModuleError {
     let module = || String::from_utf8_lossy(request.module).into_owned();
     if let Failure::Module(ModuleError::Panic(message)) = &failure {
-        caller.nested_panic.set(Some(message.clone()));
+        caller
+            .nested_panic
+            .set(crate::host_call::panic_mark(message));
     }
     match failure {
         Failure::Retired => ModuleError::ModuleNotFound(module()),

@@ -36,10 +36,12 @@ pub(crate) struct HostCall<'r> {
     /// its output. In a `Cell`, as the host holds shared references to
     /// the call while the module runs, and the module may ask for a buffer meanwhile.
     pub(crate) output: Cell<Option<AlignedBuf>>,
-    /// The message of the panic the last nested call of this one ended with: a panic
-    /// this call returns with the same message is its callee's, passed on, which was
-    /// logged where it happened (not again as this call's own).
-    pub(crate) nested_panic: Cell<Option<String>>,
+    /// The mark ([`panic_mark`]) of the panic the last nested call of this one ended
+    /// with, 0 for none: a panic this call returns with the same message is its
+    /// callee's, passed on, which was logged where it happened (not again as this call's
+    /// own). A number, not the message: a field with a destructor cost every call a call
+    /// to drop the frame's host side.
+    pub(crate) nested_panic: Cell<u64>,
     /// The call that made this one, for a nested call.
     pub(crate) parent: Option<&'r HostCall<'r>>,
     /// The handle the module is given for the call (`CallFrame::host_call`), by which
@@ -89,4 +91,13 @@ impl<'a> HostCall<'a> {
             ..*self.meta
         }
     }
+}
+
+/// A panic message's mark for [`HostCall::nested_panic`]: its FNV-1a hash, never 0.
+#[cold]
+pub(crate) fn panic_mark(message: &str) -> u64 {
+    let hash = message.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash.max(1)
 }

@@ -116,7 +116,7 @@ pub(crate) fn run_call<R: Receive, E>(
         meta,
         index,
         output: Cell::new(None),
-        nested_panic: Cell::new(None),
+        nested_panic: Cell::new(0),
         parent,
         handle,
     };
@@ -228,7 +228,7 @@ pub(crate) fn run_call<R: Receive, E>(
                 arena_offset,
                 heap: host_call.output.take(),
                 owned,
-                nested_panic: host_call.nested_panic.take(),
+                nested_panic: host_call.nested_panic.get(),
             };
             return finish_slow(call, found, out)
                 .map(|output| receive.output(output))
@@ -278,9 +278,9 @@ struct Finished<'r> {
     /// The buffer `alloc_output` gave the module, if it asked for one.
     heap: Option<AlignedBuf>,
     owned: Option<OwnedArgs>,
-    /// The panic message the last nested call of this one ended with (see
+    /// The mark of the panic the last nested call of this one ended with (see
     /// `HostCall::nested_panic`).
-    nested_panic: Option<String>,
+    nested_panic: u64,
 }
 
 /// The end of a call whose result is not empty or small: a result kept in its arena or
@@ -348,7 +348,11 @@ fn finish_slow(call: Finished<'_>, found: Found, out: *const u8) -> Result<CallO
         // as the callee's: logged again here, it read as this module's own panic, once
         // for each module of the chain that passed it on.
         let own_panic = match &error {
-            ModuleError::Panic(message) if nested_panic.as_ref() != Some(message) => Some(message),
+            ModuleError::Panic(message)
+                if crate::host_call::panic_mark(message) != nested_panic =>
+            {
+                Some(message)
+            }
             _ => None,
         };
         if let Some(message) = own_panic {
