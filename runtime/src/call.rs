@@ -467,6 +467,8 @@ pub(crate) fn nested<R: Receive>(
     let args = memlink_abi::msgpack::nested_args(request.flags, method.args_format, request.args)?;
     let args = &args[..];
     let limit = target.gate.limit();
+    // The caller's mark is of its last nested call's panic: this one's, if it panics.
+    caller.nested_panic.set(0);
     run(
         thread,
         registry,

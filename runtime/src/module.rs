@@ -311,8 +311,13 @@ impl Module {
             )
         };
         // SAFETY: declared with the ABI's `MetricsFn` signature (the version matched
-        // above); a module without it simply has no metrics of its own.
-        let metrics = unsafe { get::<abi::MetricsFn>(&library, path, abi::SYM_METRICS) }.ok();
+        // above); a module without it simply has no metrics of its own, and one whose
+        // symbol is data is refused as for the other entry points.
+        let metrics = match unsafe { get::<abi::MetricsFn>(&library, path, abi::SYM_METRICS) } {
+            Ok(metrics) => Some(metrics),
+            Err(RuntimeError::NotAModule { .. }) => None,
+            Err(e) => return Err(e),
+        };
         let entry = EntryPoints {
             init,
             call,

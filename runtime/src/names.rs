@@ -105,10 +105,17 @@ impl Names {
 
     #[cold]
     fn lookup_slow(&self, reference: &str) -> Option<u32> {
+        self.lookup_except(reference, None)
+    }
+
+    /// [`lookup`](Self::lookup) among the modules other than the one in slot `except`
+    /// (a reload's, whose version leaves).
+    pub(crate) fn lookup_except(&self, reference: &str, except: Option<u32>) -> Option<u32> {
         let (name, requirement) = split(reference)?;
         self.0
             .get(name)?
             .iter()
+            .filter(|e| Some(e.index) != except)
             .filter(|e| admits(requirement.as_ref(), e.version.as_ref()))
             // A bare name prefers a release, as `name@*` (which matches no prerelease)
             // does: a `2.0.0-rc.1` loaded to be tried beside `1.4.2` takes no caller

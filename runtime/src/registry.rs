@@ -324,13 +324,6 @@ impl Registry {
         }
     }
 
-    fn index_of(&self, name: &str) -> Option<u32> {
-        self.names
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .lookup(name)
-    }
-
     /// The module `name` names, read from its slot under the same read lock as the name:
     /// a module installed in a slot takes its name under the write lock, so the slot
     /// cannot hold another module (one loaded after an unload freed the slot) meanwhile.
@@ -630,9 +623,8 @@ impl Registry {
         // name, and a requirement its version meets; no other load could stand in. The
         // version a reload replaces answers nothing once the reload is done.
         let is_loaded = |reference: &str| {
-            self.index_of(reference)
-                .is_some_and(|slot| Some(slot) != replacing)
-                || answers_as(module, reference)
+            let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+            names.lookup_except(reference, replacing).is_some() || answers_as(module, reference)
         };
         match lifecycle::missing_dependency(module, &self.export_caller(), is_loaded) {
             Ok(None) => Ok(()),

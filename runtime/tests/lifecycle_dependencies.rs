@@ -97,6 +97,17 @@ fn a_module_that_declares_itself_is_loaded() {
         "0.1.0",
         "the old version serves on"
     );
+    // With 0.1.0 loaded beside 0.1.5, the reload of 0.1.5 to that version is made: 0.1.0
+    // answers the requirement, whichever version the name leads to first.
+    let beside = common::compile_c_with(
+        &source,
+        "libdepends_on_0_1_5.so",
+        true,
+        &["-DFIXTURE_VERSION=\"0.1.5\""],
+    );
+    let later = rt.load(ModuleRef::from_path(&beside)).unwrap();
+    let reloaded = rt.reload(later, ModuleRef::from_path(&next)).unwrap();
+    assert_eq!(reloaded.to_version, "2.0.0");
 }
 
 /// A dependency whose version requirement is not semver can never be loaded: the module

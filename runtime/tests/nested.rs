@@ -201,7 +201,7 @@ fn a_panic_passed_on_from_a_nested_call_is_logged_once_as_the_callees() {
     }
     let sink = std::sync::Arc::new(Panics(Default::default()));
     let config = RuntimeConfig::default().log_sink(sink.clone());
-    let (rt, h) = load_all(config, &["nested_calls", "basic"]);
+    let (rt, h) = load_all(config, &["nested_calls", "basic", "hazards"]);
     let borrowed = rt
         .archived::<(String, String, Vec<u8>), Vec<u8>>(h[0], "relay_borrowed")
         .unwrap();
@@ -228,6 +228,22 @@ fn a_panic_passed_on_from_a_nested_call_is_logged_once_as_the_callees() {
             "{relay}"
         );
     }
+    // The caller's own panic, after a nested call that panicked, is its own.
+    let err = rt
+        .call_typed::<_, String>(
+            h[2],
+            "around_nested",
+            &("basic", "boom", b"deep".to_vec(), "mine"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err.module_error(), Some(ModuleError::Panic(m)) if m.starts_with("mine")),
+        "{err}"
+    );
+    assert_eq!(
+        std::mem::take(&mut *sink.0.lock().unwrap()),
+        ["basic::boom", "hazards::around_nested"]
+    );
 }
 
 #[test]

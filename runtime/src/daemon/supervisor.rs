@@ -99,8 +99,9 @@ const IDLE_DRAIN: Duration = Duration::from_secs(10);
 /// How long a worker that said `Drained` may take to shut its modules down and exit.
 const DRAINED_GRACE: Duration = Duration::from_secs(30);
 
-/// Bounds the shutdown once no call runs: a worker's connections' threads then end as
-/// soon as they see the drain, and it says `Drained`, unless one cannot run at all. One
+/// Bounds the shutdown once no call runs: a worker's connections' threads then see the
+/// drain (and refuse later calls until it exits), and it says `Drained`, unless one
+/// cannot run at all. One
 /// started while the worker loaded a library whose constructor never returns (a watched
 /// file) waits for the system loader's lock before its first line, and the worker
 /// waited for it for good: the daemon never stopped. After [`IDLE_DRAIN`] with no call
@@ -349,10 +350,18 @@ fn start_workers(shared: &Arc<Shared>) -> Result<Vec<std::thread::JoinHandle<()>
 
 /// Tells every worker to finish its calls in flight and exit.
 fn stop_workers(shared: &Shared) {
-    shared.shutting_down.store(true, Ordering::SeqCst);
+    // Under the connections' lock: a connection being welcomed is attached before the
+    // workers are told (its `Attach` comes before their `Shutdown`), or sees the flag
+    // and is refused by stand-ins (`welcome`).
+    {
+        let _conns = lock(&shared.conns);
+        shared.shutting_down.store(true, Ordering::SeqCst);
+    }
+    // The stand-ins answering for a worker that is down, or that could not take a
+    // connection, go on answering until the daemon exits; a worker that exits is
+    // replaced by stand-ins saying the daemon is shutting down (`workers::keep`).
     for w in &shared.workers {
         w.send(&ToWorker::Shutdown);
-        lock(&w.stand_ins).clear();
     }
 }
 
@@ -781,6 +790,12 @@ fn welcome(shared: &Arc<Shared>, stream: &Arc<UnixStream>) -> Result<(u64, u32),
     // Under the lock a worker starting meanwhile is handed this connection once: by
     // `workers::start`, or here once it has its link.
     let mut conns = lock(&shared.conns);
+    // Begun to stop since the look above: no worker reads an `Attach` any more.
+    if shared.shutting_down.load(Ordering::SeqCst) {
+        workers::refuse_stopping(shared, id, &conn);
+        conns.insert(id, conn);
+        return Ok((id, row));
+    }
     for (index, w) in shared.workers.iter().enumerate() {
         if let Some(link) = &*lock(&w.link) {
             workers::attach(&link.control, &w.figures, id, &conn);

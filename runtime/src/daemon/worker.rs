@@ -134,12 +134,14 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
         let record = watch_record("WARN", shed_message(&name));
         send(&out, &FromWorker::Log(record)).map_err(|e| e.to_string())?;
     }
-    if let Some(watch) = watch {
-        tell_changes(watch, &runtime, &claims, &out)?;
-    }
+    let watch = match watch {
+        Some(watch) => Some(tell_changes(watch, &runtime, &claims, &out)?),
+        None => None,
+    };
     let scrapes = answer_scrapes(&runtime, &out)?;
     Worker {
         runtime,
+        watch,
         scrapes,
         figures,
         claims,
@@ -323,12 +325,23 @@ fn tell_changes(
     runtime: &Arc<Runtime>,
     claims: &Arc<Claims>,
     out: &Arc<Mutex<UnixStream>>,
-) -> Result<(), String> {
+) -> Result<WatchStop, String> {
     let (runtime, claims, out) = (Arc::clone(runtime), Arc::clone(claims), Arc::clone(out));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     std::thread::Builder::new()
         .name("memlink-watch-events".to_owned())
-        .spawn(move || {
-            while let Ok(event) = watch.events().recv() {
+        .spawn(move || loop {
+            // Stopped, the watch is dropped here, which waits for what it is doing.
+            if stopped.load(Ordering::Acquire) {
+                return;
+            }
+            let event = match watch.events().recv_timeout(WATCH_POLL) {
+                Ok(event) => event,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            {
                 let (level, message, changed) = match &event {
                     WatchEvent::Failed { path, error } => {
                         ("WARN", format!("{}: {error}", path.display()), false)
@@ -371,8 +384,25 @@ fn tell_changes(
                 }
             }
         })
-        .map(drop)
+        .map(|thread| WatchStop { stop, thread })
         .map_err(|e| e.to_string())
+}
+
+/// How often the thread telling a watch's changes looks whether it is stopped.
+const WATCH_POLL: Duration = Duration::from_millis(100);
+
+/// Stops the watch of a worker's directory (see [`tell_changes`]).
+struct WatchStop {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl WatchStop {
+    /// Stops the watch and waits for it: no module is loaded or reloaded after.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.thread.join();
+    }
 }
 
 /// What the log says of a watched module another worker serves.
@@ -593,6 +623,8 @@ impl Connection {
 
 struct Worker {
     runtime: Arc<Runtime>,
+    /// The watch of the directory it serves, if any: stopped before the modules' shutdown.
+    watch: Option<WatchStop>,
     /// The scrapes for the thread that answers them ([`answer_scrapes`]).
     scrapes: mpsc::SyncSender<u64>,
     figures: Arc<Figures>,
@@ -674,15 +706,34 @@ impl Worker {
         for c in self.connections.values() {
             c.segment.header().ring(self.index);
         }
+        // The calls of clients that went are waited for too, as long as an orphan's drain
+        // is: nobody reads their replies, and a call that never returns must not keep the
+        // daemon from stopping.
+        let since = Instant::now();
         while !(self.connections.values().all(Connection::is_drained)
-            && self.detached.iter().all(JoinHandle::is_finished))
+            && (self.detached.iter().all(JoinHandle::is_finished)
+                || since.elapsed() >= ORPHAN_DRAIN))
         {
             std::thread::sleep(Duration::from_millis(5));
         }
-        // The supervisor bounds a shutdown until this (see `supervisor::bound_idle_drain`);
-        // the modules' own shutdown is given `DRAINED_GRACE`.
+        // The supervisor bounds a shutdown until this (see `supervisor::bound_idle_drain`),
+        // and the modules' own shutdown after it (`DRAINED_GRACE`).
         let _ = send(&self.out, &FromWorker::Drained);
-        shut_modules_down(&self.runtime);
+        if let Some(watch) = self.watch.take() {
+            watch.stop();
+        }
+        // An orphan has no supervisor to bound its modules' shutdown: it leaves it out.
+        if !orphaned {
+            shut_modules_down(&self.runtime);
+        }
+        // Its connections' threads end here, each after the refusal it is making: a slot
+        // claimed and not yet answered is not left to look like the worker died.
+        for c in self.connections.values() {
+            stop(c, self.index);
+        }
+        for (_, c) in self.connections.drain() {
+            let _ = c.thread.join();
+        }
     }
 
     fn attach(
@@ -791,8 +842,8 @@ fn bound_orphan_drain(figures: Arc<Figures>, grace_ns: u64) {
     }
 }
 
-/// Unloads every module of `runtime`, the last loaded first, each after its calls, which
-/// runs its `memlink_shutdown` on this thread before the worker exits. Left to the last
+/// Unloads every module of `runtime` (in reverse order of their slots), each after its
+/// calls, which runs its `memlink_shutdown` on this thread before the worker exits. Left to the last
 /// reference to the runtime, it ran on whichever thread dropped that (the one answering
 /// scrapes), while the process exited under it: no module's shutdown ran.
 fn shut_modules_down(runtime: &Runtime) {

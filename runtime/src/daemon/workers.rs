@@ -61,6 +61,7 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
                 }
                 tracing::error!(worker = %worker.plan.name, "cannot start a worker: {e}");
                 if shared.shutting_down.load(Ordering::SeqCst) {
+                    refuse_while_stopping(shared, index);
                     return;
                 }
                 // Until a start succeeds, no process takes its calls: they are answered
@@ -582,6 +583,14 @@ fn start_stand_in(shared: &Arc<Shared>, index: usize, id: u64, conn: &Conn, reas
 fn refuse_while_stopping(shared: &Arc<Shared>, index: usize) {
     let conns = lock(&shared.conns);
     for (&id, conn) in conns.iter() {
+        start_stand_in_failing(shared, index, id, conn, Failure::ShuttingDown);
+    }
+}
+
+/// Answers every call on connection `id` (`conn`), welcomed as the daemon began to stop,
+/// with "the daemon is shutting down": no worker takes a connection any more.
+pub(super) fn refuse_stopping(shared: &Arc<Shared>, id: u64, conn: &Conn) {
+    for index in 0..shared.workers.len() {
         start_stand_in_failing(shared, index, id, conn, Failure::ShuttingDown);
     }
 }
