@@ -52,7 +52,7 @@
 //! file named `NAME@VERSION.so` is one version of `NAME` (see
 //! [`DirectoryResolver`](crate::resolver::DirectoryResolver)), so several versions load
 //! side by side; such a file that holds another module or version is refused
-//! ([`RuntimeError::WrongFile`](crate::RuntimeError::WrongFile)), as the resolver refuses
+//! ([`RuntimeError::WrongFile`]), as the resolver refuses
 //! it.
 //!
 //! What happened is told on [`DirectoryWatch::events`] and logged (`tracing`, target
