@@ -51,7 +51,7 @@ pub fn role(args: &[String]) -> Option<ExitCode> {
             }
             Some(code(daemon::serve(config)))
         }
-        SOCKET_SERVER => Some(code(socket_server(Path::new(args.get(1)?), args.get(2)?))),
+        SOCKET_SERVER => Some(code(socket_server(Path::new(args.get(1)?), args.get(2..)?))),
         FLOOD => Some(code(flood(
             Path::new(args.get(1)?),
             args.get(2)?.parse().ok()?,
@@ -136,6 +136,7 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
     let _server = spawn(&[
         SOCKET_SERVER,
         &base_socket.display().to_string(),
+        &modules[0].display().to_string(),
         &modules[1].display().to_string(),
     ])?;
     wait_for(&base_socket)?;
@@ -145,16 +146,20 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
     let client = Client::connect(&socket).map_err(err)?;
     let basic = client.module("basic").map_err(err)?;
     let datasets = client.module("datasets").map_err(err)?;
+    // Every operation answers as it should before it is timed, and a failure in the
+    // timed loops stops the report: an error's path is never what a figure times.
+    let noop = || client.call(basic, "noop", b"").expect("noop answers").len();
+    if client.call(basic, "noop", b"").map_err(err)?.as_ref() != [0xc0] {
+        return Err("the daemon's noop did not answer nil".to_owned());
+    }
     report.ns(
         "daemon_noargs_ns",
-        measure::run(cfg, || client.call(basic, "noop", b"").map(|o| o.len())),
+        measure::run(cfg, noop),
         "noop by name through the daemon, from this process, calls back to back (both sides spinning)",
     );
     report.ns(
         "daemon_noargs_sleeping_ns",
-        one_at_a_time(cfg, Duration::from_millis(3), || {
-            client.call(basic, "noop", b"").map(|o| o.len()).ok()
-        }),
+        one_at_a_time(cfg, Duration::from_millis(3), noop),
         "noop by name through the daemon after 3 ms idle (the worker and this caller asleep on futexes), each call timed alone",
     );
     report.ns(
@@ -166,22 +171,29 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
         "control: a thread asleep 3 ms on a futex woken by this one, which spins 20 µs for its answer and then sleeps too; no memlink (each round trip timed alone)",
     );
     let mut baseline = SocketClient::connect(&base_socket)?;
+    if baseline.call("basic", "noop", &[])? != 1 {
+        return Err("the baseline's noop did not answer nil".to_owned());
+    }
     report.ns(
         "socket_msgpack_noargs_ns",
-        measure::run(cfg, || baseline.call("noop", &[])),
+        measure::run(cfg, || baseline.call("basic", "noop", &[]).expect("noop answers")),
         "baseline: [method, args] as a MessagePack frame over a Unix socket to a server process calling the module in its runtime, reply framed back",
     );
     report.ns(
         "socket_msgpack_noargs_sleeping_ns",
-        one_at_a_time(cfg, Duration::from_millis(3), || baseline.call("noop", &[])),
+        one_at_a_time(cfg, Duration::from_millis(3), || {
+            baseline.call("basic", "noop", &[]).expect("noop answers")
+        }),
         "the baseline after 3 ms idle (its server asleep in read), each call timed alone",
     );
     let mut batch_op = || {
         let mut batch = client.batch();
         for _ in 0..8 {
-            batch.push(basic, "noop", b"").ok();
+            batch.push(basic, "noop", b"").expect("room for 8 calls");
         }
-        batch.run().len()
+        let outputs = batch.run();
+        assert!(outputs.iter().all(Result::is_ok), "every noop answers");
+        outputs.len()
     };
     let batch = measure::run(cfg, &mut batch_op);
     report.ns(
@@ -209,9 +221,12 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
         report.ns(&format!("daemon_zero_copy_{label}_ns"), ns, &format!("bytes_peek of {label} written once in an argument slot, called again and again (read in place, nothing copied)"));
     }
     let data = vec![7u8; 1 << 20];
+    baseline.call("datasets", "bytes_peek", &data)?;
     report.ns(
         "socket_msgpack_1mib_ns",
-        measure::run(cfg, || baseline.call("bytes_peek", &data)),
+        measure::run(cfg, || {
+            baseline.call("datasets", "bytes_peek", &data).expect("bytes_peek answers")
+        }),
         "baseline: bytes_peek of 1 MiB as a MessagePack bin over the Unix socket (encode, send, decode, call, reply)",
     );
     drop(big_client);
@@ -248,9 +263,7 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
         "pingpong_pairs_2_per_sec",
         crate::wake::pairs_per_sec(2, Duration::from_millis(500), 3),
     );
-    let quiet = one_at_a_time(cfg, Duration::ZERO, || {
-        client.call(basic, "noop", b"").map(|o| o.len()).ok()
-    });
+    let quiet = one_at_a_time(cfg, Duration::ZERO, noop);
     report.ns(
         "daemon_latency_quiet_ns",
         quiet,
@@ -258,9 +271,16 @@ fn measure_all(report: &mut Report, cfg: &Config) -> Result<(), String> {
     );
     let flooder = spawn(&[FLOOD, &socket.display().to_string(), "60"])?;
     std::thread::sleep(Duration::from_millis(300));
-    let flooded = one_at_a_time(cfg, Duration::ZERO, || {
-        client.call(basic, "noop", b"").map(|o| o.len()).ok()
-    });
+    let mut flooder = flooder;
+    let flooding = |f: &mut Process| matches!(f.0.try_wait(), Ok(None));
+    if !flooding(&mut flooder) {
+        return Err("the flooding client did not start calling".to_owned());
+    }
+    let flooded = one_at_a_time(cfg, Duration::ZERO, noop);
+    // Still calling as fast as it can (it stops at its first failed call).
+    if !flooding(&mut flooder) {
+        return Err("the flooding client stopped while it was to flood".to_owned());
+    }
     report.ns(
         "daemon_latency_flooded_ns",
         flooded,
@@ -336,11 +356,14 @@ fn in_place(
     let mut slot: ArgSlot = client.arg_buffer(len).map_err(|e| e.to_string())?;
     slot.fill(3);
     let options = CallOptions::default();
+    client
+        .call_slot(datasets, "bytes_peek", &mut slot, &options)
+        .map_err(|e| e.to_string())?;
     Ok(measure::run(cfg, || {
         client
             .call_slot(datasets, "bytes_peek", &mut slot, &options)
-            .map(|r| r.len())
-            .ok()
+            .expect("bytes_peek answers")
+            .len()
     }))
 }
 
@@ -427,7 +450,8 @@ fn tree_rss_kib(pid: u32) -> f64 {
             .sum::<f64>()
 }
 
-/// The baseline's client: `[method, args]` as MessagePack, length-prefixed.
+/// The baseline's client: `[module, method, args]` as MessagePack, length-prefixed; the
+/// reply is a byte (0: the result follows; 1: an error's words follow), length-prefixed.
 struct SocketClient {
     stream: UnixStream,
     buf: Vec<u8>,
@@ -442,11 +466,17 @@ impl SocketClient {
         })
     }
 
-    fn call(&mut self, method: &str, args: &[u8]) -> usize {
-        let frame = rmp_serde::to_vec(&(method, BytesRef(args))).expect("encodable");
-        write_frame(&mut self.stream, &frame).expect("the baseline server is up");
-        read_frame(&mut self.stream, &mut self.buf).expect("the baseline server answers");
-        self.buf.len()
+    /// Calls `method` of `module` with `args`: the result's length, or the server's
+    /// error (its reply's first byte says which).
+    fn call(&mut self, module: &str, method: &str, args: &[u8]) -> Result<usize, String> {
+        let frame = rmp_serde::to_vec(&(module, method, BytesRef(args))).expect("encodable");
+        write_frame(&mut self.stream, &frame).map_err(|e| e.to_string())?;
+        read_frame(&mut self.stream, &mut self.buf).map_err(|e| e.to_string())?;
+        match self.buf.split_first() {
+            Some((0, out)) => Ok(out.len()),
+            Some((_, why)) => Err(String::from_utf8_lossy(why).into_owned()),
+            None => Err("an empty reply".to_owned()),
+        }
     }
 }
 
@@ -463,27 +493,41 @@ fn read_frame(stream: &mut UnixStream, buf: &mut Vec<u8>) -> std::io::Result<()>
 }
 
 /// The baseline's server: one thread per connection, each call decoded and made through
-/// this process's runtime, the result framed back.
-fn socket_server(socket: &Path, module: &str) -> Result<(), String> {
+/// this process's runtime (with the modules at `modules` loaded), the result framed back.
+fn socket_server(socket: &Path, modules: &[String]) -> Result<(), String> {
     let runtime = std::sync::Arc::new(Runtime::with_local_resolver());
-    let handle = runtime
-        .load(ModuleRef::parse(module).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    for module in modules {
+        runtime
+            .load(ModuleRef::parse(module).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
     let listener = UnixListener::bind(socket).map_err(|e| e.to_string())?;
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
         let runtime = std::sync::Arc::clone(&runtime);
         std::thread::spawn(move || {
             let mut buf = Vec::new();
+            let mut reply = Vec::new();
             while read_frame(&mut stream, &mut buf).is_ok() {
-                let (method, args): (String, Bytes) = match rmp_serde::from_slice(&buf) {
-                    Ok(v) => v,
-                    Err(_) => return,
-                };
-                let reply = match runtime.call(handle, &method, &args.0) {
-                    Ok(out) => out.to_vec(),
-                    Err(e) => e.to_string().into_bytes(),
-                };
+                let (module, method, args): (String, String, Bytes) =
+                    match rmp_serde::from_slice(&buf) {
+                        Ok(v) => v,
+                        Err(_) => return,
+                    };
+                reply.clear();
+                let called = runtime
+                    .handle_of(&module)
+                    .and_then(|h| runtime.call(h, &method, &args.0));
+                match called {
+                    Ok(out) => {
+                        reply.push(0);
+                        reply.extend_from_slice(&out);
+                    }
+                    Err(e) => {
+                        reply.push(1);
+                        reply.extend_from_slice(e.to_string().as_bytes());
+                    }
+                }
                 if write_frame(&mut stream, &reply).is_err() {
                     return;
                 }
