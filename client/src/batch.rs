@@ -76,6 +76,9 @@ impl<'c> Batch<'c> {
         args: &[u8],
     ) -> Result<(), RuntimeError> {
         let name = self.client.name(module)?;
+        if self.conn.as_ref().is_some_and(|c| c.inherited()) {
+            return Err(inherited_batch());
+        }
         // The time the call has as it is pushed, before a reconnect or a slot is waited
         // for: what a timeout reports.
         let given = crate::client::given(&self.options);
@@ -135,6 +138,11 @@ impl<'c> Batch<'c> {
         let Some(conn) = &self.conn else {
             return Vec::new();
         };
+        // Pushed before this process forked: the slots are the parent's, which goes on
+        // using them; nothing is sent from here.
+        if conn.inherited() {
+            return self.calls.iter().map(|_| Err(inherited_batch())).collect();
+        }
         // One wakeup for each worker the batch's calls go to.
         let mut workers: Vec<usize> = self
             .calls
@@ -162,5 +170,13 @@ impl<'c> Batch<'c> {
             );
         }
         results
+    }
+}
+
+/// The error of a batch made before this process forked, used in the child.
+fn inherited_batch() -> RuntimeError {
+    RuntimeError::ForeignHandle {
+        handle: "batch".to_owned(),
+        reason: "it was made before this process forked: its slots belong to the parent, which goes on using them; make a new batch in this process",
     }
 }

@@ -147,6 +147,17 @@ static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 /// A daemon restarted under the client is reconnected to by the next call; a call that
 /// was running when the daemon or its worker died fails with
 /// [`RuntimeError::DaemonGone`] or [`RuntimeError::WorkerDied`], within its deadline.
+///
+/// Across `fork()`: a child's first call through a client its parent made connects on its
+/// own, and the parent's connection stays the parent's. What the parent's client lent
+/// out before the fork is the parent's: in the child, an [`ArgSlot`] is refused
+/// ([`RuntimeError::ForeignHandle`]) and panics if read or written, a
+/// [`RemoteOutput`] panics if read, and a [`Batch`]
+/// answers each call with the refusal (so parent and child never share a slot). As with
+/// any library that locks, a program that forks while another of its threads is using
+/// the client may leave the child a lock no thread will release: the child's call then
+/// panics, saying so, after 2 s, rather than wait for ever; a child should make a client
+/// of its own then.
 #[derive(Debug)]
 pub struct Client {
     /// Unique in the process; carried by the handles this client issues.
@@ -173,7 +184,73 @@ pub struct Client {
 const IDLE_CHECK: u64 = 100_000_000;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    match m.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
+            in_child(|| m.try_lock().ok())
+        }
+        Err(std::sync::TryLockError::WouldBlock) => m.lock().unwrap_or_else(|p| p.into_inner()),
+    }
+}
+
+/// The client's locks are held only for a moment (none while anyone waits for the
+/// daemon): one held this long in a forked child is held by a thread of the parent,
+/// which does not exist here and will never let it go.
+const HELD_IN_PARENT: Duration = Duration::from_secs(2);
+
+/// `take` tried until it gives a guard, in a forked child, for [`HELD_IN_PARENT`] at
+/// most.
+///
+/// # Panics
+///
+/// When the lock is still held then: the child would wait for it for ever (the call's
+/// deadline could not end that wait), and a panic says why instead.
+#[cold]
+fn in_child<G>(mut take: impl FnMut() -> Option<G>) -> G {
+    let until = Instant::now() + HELD_IN_PARENT;
+    loop {
+        if let Some(guard) = take() {
+            return guard;
+        }
+        assert!(
+            Instant::now() < until,
+            "memlink-client: this process forked while another thread of its parent was \
+             using this Client, and the lock that thread held can never be released here: \
+             make a new Client in the child (a Client may cross fork() only when no other \
+             thread is using it at that moment)"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The current connection, read: as [`lock`], a read that waits for a writer in a forked
+/// child for [`HELD_IN_PARENT`] at most.
+fn read_conn(
+    conn: &RwLock<Option<Arc<Connection>>>,
+) -> std::sync::RwLockReadGuard<'_, Option<Arc<Connection>>> {
+    match conn.try_read() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
+            in_child(|| conn.try_read().ok())
+        }
+        Err(std::sync::TryLockError::WouldBlock) => conn.read().unwrap_or_else(|p| p.into_inner()),
+    }
+}
+
+/// The current connection, to replace: as [`read_conn`].
+fn write_conn(
+    conn: &RwLock<Option<Arc<Connection>>>,
+) -> std::sync::RwLockWriteGuard<'_, Option<Arc<Connection>>> {
+    match conn.try_write() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
+            in_child(|| conn.try_write().ok())
+        }
+        Err(std::sync::TryLockError::WouldBlock) => conn.write().unwrap_or_else(|p| p.into_inner()),
+    }
 }
 
 impl Client {
@@ -286,6 +363,12 @@ impl Client {
     /// Refuses an [`ArgSlot`] another client made: it lies in that client's segment, so
     /// the call would go over that client's connection, perhaps to another daemon.
     fn own(&self, buffer: &ArgSlot) -> Result<(), RuntimeError> {
+        if buffer.inherited() {
+            return Err(RuntimeError::ForeignHandle {
+                handle: format!("argument buffer of client #{}", buffer.client),
+                reason: "it was made before this process forked: its slot belongs to the parent, which goes on using it; make one with `arg_buffer` in this process",
+            });
+        }
         if buffer.client == self.id {
             return Ok(());
         }
@@ -541,7 +624,7 @@ impl Client {
     /// whichever comes first. One thread connects at a time; the others wait for its
     /// connection, each until its own deadline, and no lock is held while anyone waits.
     fn connection_until(&self, deadline: Option<Instant>) -> Result<Arc<Connection>, CallError> {
-        if let Some(conn) = &*self.conn.read().unwrap_or_else(|p| p.into_inner()) {
+        if let Some(conn) = &*read_conn(&self.conn) {
             let idle = clock::coarse_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
             // An inherited connection (this process forked from the one that made it)
             // is the parent's: a new one is made, whatever the idle time says.
@@ -593,7 +676,7 @@ impl Client {
 
     /// The current connection, if the daemon still holds it.
     fn live_connection(&self) -> Option<Arc<Connection>> {
-        let slot = self.conn.read().unwrap_or_else(|p| p.into_inner());
+        let slot = read_conn(&self.conn);
         slot.as_ref().filter(|c| c.alive()).cloned()
     }
 
@@ -606,7 +689,7 @@ impl Client {
         }
         let geometry = *lock(&self.geometry);
         let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
-        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        let mut slot = write_conn(&self.conn);
         // One made meanwhile (larger slots, by a call that needed them) serves; this one
         // closes.
         if let Some(live) = slot.as_ref().filter(|c| c.alive()) {
@@ -656,7 +739,7 @@ impl Client {
                 .filter(|c| !Arc::ptr_eq(c, old) && c.welcome().geometry.slot_size >= len)
                 .cloned()
         };
-        if let Some(conn) = fits(&self.conn.read().unwrap_or_else(|p| p.into_inner())) {
+        if let Some(conn) = fits(&read_conn(&self.conn)) {
             return Ok(conn);
         }
         // Never smaller than the slots it has: those the daemon gave, which may be
@@ -667,7 +750,7 @@ impl Client {
         let geometry = Geometry::to_fit(len.max(floor), self.config.slots, old.welcome().max_shm)
             .map_err(CallError::Invalid)?;
         let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
-        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        let mut slot = write_conn(&self.conn);
         // Another thread grew it meanwhile: its connection serves, this one closes.
         if let Some(grown) = fits(&slot) {
             return Ok(grown);
@@ -699,7 +782,7 @@ impl Client {
     /// Forgets `conn` if it is still the current connection, so the next call makes a
     /// new one.
     pub(crate) fn lost(&self, conn: &Arc<Connection>) {
-        let mut slot = self.conn.write().unwrap_or_else(|p| p.into_inner());
+        let mut slot = write_conn(&self.conn);
         if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             *slot = None;
         }

@@ -22,17 +22,27 @@ impl RemoteOutput {
     }
 }
 
+/// What using, in a forked child, a buffer or an output its parent's client made says:
+/// its slot is the parent's, which goes on using it (a read would see the parent's next
+/// results, a write would change its arguments).
+const INHERITED: &str = "memlink-client: this was made before the process forked, and its slot \
+     belongs to the parent (which writes over it): make the call again in the child";
+
 impl Deref for RemoteOutput {
     type Target = [u8];
 
+    /// # Panics
+    ///
+    /// In a process forked after the call: the bytes lie in the parent's slot.
     fn deref(&self) -> &[u8] {
+        assert!(!self.reply.inherited(), "{INHERITED}");
         &self.reply
     }
 }
 
 impl AsRef<[u8]> for RemoteOutput {
     fn as_ref(&self) -> &[u8] {
-        &self.reply
+        self
     }
 }
 
@@ -50,9 +60,13 @@ impl<const N: usize> PartialEq<&[u8; N]> for RemoteOutput {
 
 impl fmt::Debug for RemoteOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteOutput")
-            .field("len", &self.len())
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("RemoteOutput");
+        if self.reply.inherited() {
+            d.field("inherited", &true);
+        } else {
+            d.field("len", &self.len());
+        }
+        d.finish_non_exhaustive()
     }
 }
 
@@ -103,10 +117,22 @@ impl ArgSlot {
     }
 }
 
+impl ArgSlot {
+    /// Whether its slot is the parent's of this process (made before a fork).
+    pub(crate) fn inherited(&self) -> bool {
+        self.lease.as_ref().is_some_and(Lease::inherited)
+    }
+}
+
 impl Deref for ArgSlot {
     type Target = [u8];
 
+    /// # Panics
+    ///
+    /// In a process forked after the buffer was made, while it lies in a slot: the slot
+    /// is the parent's.
     fn deref(&self) -> &[u8] {
+        assert!(!self.inherited(), "{INHERITED}");
         match &self.lease {
             Some(lease) => &lease.data()[..self.len],
             None => &self.spare,
@@ -115,7 +141,11 @@ impl Deref for ArgSlot {
 }
 
 impl DerefMut for ArgSlot {
+    /// # Panics
+    ///
+    /// As [`Deref`]'s.
     fn deref_mut(&mut self) -> &mut [u8] {
+        assert!(!self.inherited(), "{INHERITED}");
         let len = self.len;
         // Handed out to be written: what the caller sends next is theirs again.
         self.overwritten = false;

@@ -90,6 +90,12 @@ extern "C" fn forked() {
     FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Whether this process was forked from one that had made a connection (a child that
+/// inherited what its parent's client held).
+pub fn forked_child() -> bool {
+    FORKS.load(Ordering::Relaxed) != 0
+}
+
 /// Registers [`forked`] to run in every child forked from now on (once per process).
 fn watch_forks() {
     static WATCH: Once = Once::new();
@@ -512,6 +518,12 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// Whether this process inherited the lease's connection (see
+    /// [`Connection::inherited`]): its slot is the parent's.
+    pub fn inherited(&self) -> bool {
+        self.conn.inherited()
+    }
+
     fn slot(&self) -> Slot<'_> {
         self.conn
             .segment
@@ -788,6 +800,13 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        // Inherited from the parent of this process: the slot and the book are the
+        // parent's, which goes on using them (a withdrawal here would take back the
+        // parent's call; the book's lock may be held by a thread that does not exist
+        // here). Nothing is touched.
+        if self.inherited() {
+            return;
+        }
         let slot = self.slot();
         let mut book = self.conn.book();
         match slot.state() {
@@ -822,6 +841,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Whether this process inherited the reply's connection (see
+    /// [`Connection::inherited`]): its bytes lie in the parent's slot, which the parent
+    /// may write over.
+    pub fn inherited(&self) -> bool {
+        self.lease.inherited()
+    }
+
     /// The backpressure the daemon reported with the reply, in [0, 1].
     pub fn backpressure(&self) -> f32 {
         self.lease.backpressure()

@@ -165,6 +165,7 @@ impl ModuleRef {
     /// module or version is refused with [`RuntimeError::WrongFile`], as a
     /// [`DirectoryResolver`] refuses it. For the files of a watched directory, whose
     /// `NAME@VERSION` files are "one version of NAME".
+    #[cfg(feature = "watch")]
     pub(crate) fn from_named_file(path: impl Into<PathBuf>) -> ModuleRef {
         ModuleRef {
             path: path.into(),
