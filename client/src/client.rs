@@ -152,7 +152,7 @@ static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 /// own, and the parent's connection stays the parent's. What the parent's client lent
 /// out before the fork is the parent's: in the child, an [`ArgSlot`] is refused
 /// ([`RuntimeError::ForeignHandle`]) and panics if read or written, a
-/// [`RemoteOutput`] panics if read, and a [`Batch`]
+/// [`RemoteOutput`] panics if read, and a [`Batch`](crate::Batch)
 /// answers each call with the refusal (so parent and child never share a slot). As with
 /// any library that locks, a program that forks while another of its threads is using
 /// the client may leave the child a lock no thread will release: the child's call then
