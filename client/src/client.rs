@@ -570,7 +570,15 @@ impl Client {
                 buffer.overwritten = lease.reply_over_args(len);
             }
             let not_taken = matches!(e, CallError::NotTaken(_));
-            let e = self.failed(&conn, e, module, method, given);
+            let too_large = matches!(e, CallError::Failed(Failure::TooLarge { .. }));
+            let mut e = self.failed(&conn, e, module, method, given);
+            // The slots grew for the calls after this one, but the buffer lies in one of
+            // the old ones: through it, every call would fail the same way.
+            if let (true, RuntimeError::Daemon { reason }) = (too_large, &mut e) {
+                reason.push_str(
+                    " (this buffer stays in the old slots: make a new one with `arg_buffer` for a result this large)",
+                );
+            }
             // A call a worker holds after all is not sent again: its arguments are no
             // longer the caller's to send (and it may run).
             if !not_taken || retried || detached {

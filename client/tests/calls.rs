@@ -260,6 +260,26 @@ fn a_call_larger_than_the_slots_grows_the_segment_within_the_daemon_limit() {
     assert!(filled.len() == 200_000 && filled.iter().all(|&b| b == 7));
     assert_eq!(client.segment_size().unwrap(), 4096 + 8 * (256 << 10));
 
+    // Through a buffer, which stays in the slot it was made in, the error says to make
+    // a new one: the slots grew, but every call through that buffer would fail the same
+    // way (before, it said only that the slots grew for the calls after this one).
+    let args = rmp_serde::to_vec(&(7u8, 300_000u32)).unwrap();
+    let mut buffer = client.arg_buffer(args.len()).unwrap();
+    buffer.copy_from_slice(&args);
+    let err = client
+        .call_slot(
+            basic,
+            "fill",
+            &mut buffer,
+            &memlink_client::CallOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("this buffer stays in the old slots: make a new one with `arg_buffer`"),
+        "{err}"
+    );
+
     // 1 MiB: 8 slots of 1 MiB fit the 16 MiB limit.
     let mib: Vec<u8> = (0..1u32 << 20).map(|i| b'a' + (i % 26) as u8).collect();
     assert_eq!(&*client.call(basic, "echo", &mib).unwrap(), &mib[..]);
