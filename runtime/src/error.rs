@@ -512,8 +512,10 @@ impl fmt::Display for RuntimeError {
             WorkerDied { reason } => {
                 write!(f, "the daemon's worker running the call died: {reason}")
             }
+            // The name as the caller gave it, which may hold anything: control characters
+            // shown escaped, so the message stays one line.
             UnknownMethod { module, method } => {
-                write!(f, "module `{module}` has no method `{method}`")
+                write!(f, "module `{module}` has no method `{}`", method.escape_debug())
             }
             MethodRemoved { module, method, id, version } => {
                 match method {
@@ -523,13 +525,14 @@ impl fmt::Display for RuntimeError {
                 write!(f, ": a reload to version {version} removed it")
             }
             MethodChanged { module, method, version, signature } => {
-                write!(f, "{module}::{method} changed in the reload to version {version}")?;
+                // A reload in process; through a daemon, a reload or a restart of it.
+                write!(f, "{module}::{method} changed since this handle was made: the module is now version {version}")?;
                 if let Some(signature) = signature {
                     write!(f, " (now `{signature}`)")?;
                 }
                 write!(
                     f,
-                    ": this handle was made for the earlier version's arguments and result; make it again"
+                    ": the handle was made for the earlier version's arguments and result; make it again"
                 )
             }
             Saturated { module, method, limit } => write!(

@@ -455,6 +455,7 @@ fn unknown_methods_are_refused_by_name() {
         "ADD",
         "add ",
         "add\0",
+        "a\nb",
         "atl3ouu",
         "reverse_words",
         long.as_str(),
@@ -473,10 +474,12 @@ fn unknown_methods_are_refused_by_name() {
                 ("basic", name),
                 "{what}"
             );
+            // The name shown escaped: a line break in it does not break the line.
             assert_eq!(
                 err.to_string(),
-                format!("module `basic` has no method `{name}`")
+                format!("module `basic` has no method `{}`", name.escape_debug())
             );
+            assert!(!err.to_string().contains('\n'), "{what}");
         }
         still_serving(&rt, h);
     }

@@ -223,6 +223,10 @@ fn a_typed_handle_refuses_a_method_a_reload_changed() {
     assert_eq!(*version, rt.module_info(h).unwrap().version);
     assert_eq!(signature.as_deref(), Some("greet(name: String) -> u32"));
     assert!(err.to_string().contains("make it again"), "{err}");
+    assert!(
+        err.to_string().contains("the module is now version"),
+        "{err}"
+    );
     // Made again, a handle reads what the method returns now.
     let greet = rt.typed::<str, u32>(h, "greet").unwrap();
     assert_eq!(greet.call("ada").unwrap(), 3);
