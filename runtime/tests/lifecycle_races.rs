@@ -24,12 +24,16 @@ fn the_concurrency_limit_holds_across_a_reload_and_an_unload_waits_for_the_old_c
     let h = rt.load_as(greeter(1), "greeter").unwrap();
     let in_flight = {
         let rt = rt.clone();
-        std::thread::spawn(move || {
+        // Tried again while the probe below holds the one slot.
+        std::thread::spawn(move || loop {
             let options = CallOptions::default().timeout(Duration::from_millis(3_000));
-            rt.call_with(h, "linger", b"", &options).map(drop)
+            match rt.call_with(h, "linger", b"", &options) {
+                Err(RuntimeError::Saturated { .. }) => std::thread::yield_now(),
+                other => return other.map(drop),
+            }
         })
     };
-    // The slot is taken once a call is refused for it.
+    // The slot is `linger`'s once a call is refused for it.
     while !matches!(
         rt.call_typed::<_, u32>(h, "version", &()),
         Err(RuntimeError::Saturated { .. })
