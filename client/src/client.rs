@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{
+    Arc, LockResult, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    TryLockError,
+};
 use std::time::{Duration, Instant};
 
 use memlink_abi::Format;
@@ -184,13 +187,38 @@ pub struct Client {
 const IDLE_CHECK: u64 = 100_000_000;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.try_lock() {
+    take(|| m.try_lock(), || m.lock())
+}
+
+/// A read of `lock`, as [`lock`] takes a mutex.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    take(|| lock.try_read(), || lock.read())
+}
+
+/// A write of `lock`, as [`lock`] takes a mutex.
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    take(|| lock.try_write(), || lock.write())
+}
+
+/// The guard `try_take` gives, or, when the lock is held, the one `wait` waits for; a
+/// poisoned lock's guard all the same (nothing the client keeps is left half-written).
+/// In a forked child, a held lock is waited for [`HELD_IN_PARENT`] at most
+/// ([`in_child`]).
+fn take<G>(
+    try_take: impl Fn() -> Result<G, TryLockError<G>>,
+    wait: impl FnOnce() -> LockResult<G>,
+) -> G {
+    match try_take() {
         Ok(guard) => guard,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
-            in_child(|| m.try_lock().ok())
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
+            in_child(|| match try_take() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            })
         }
-        Err(std::sync::TryLockError::WouldBlock) => m.lock().unwrap_or_else(|p| p.into_inner()),
+        Err(TryLockError::WouldBlock) => wait().unwrap_or_else(PoisonError::into_inner),
     }
 }
 
@@ -221,35 +249,6 @@ fn in_child<G>(mut take: impl FnMut() -> Option<G>) -> G {
              thread is using it at that moment)"
         );
         std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// The current connection, read: as [`lock`], a read that waits for a writer in a forked
-/// child for [`HELD_IN_PARENT`] at most.
-fn read_conn(
-    conn: &RwLock<Option<Arc<Connection>>>,
-) -> std::sync::RwLockReadGuard<'_, Option<Arc<Connection>>> {
-    match conn.try_read() {
-        Ok(guard) => guard,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
-            in_child(|| conn.try_read().ok())
-        }
-        Err(std::sync::TryLockError::WouldBlock) => conn.read().unwrap_or_else(|p| p.into_inner()),
-    }
-}
-
-/// The current connection, to replace: as [`read_conn`].
-fn write_conn(
-    conn: &RwLock<Option<Arc<Connection>>>,
-) -> std::sync::RwLockWriteGuard<'_, Option<Arc<Connection>>> {
-    match conn.try_write() {
-        Ok(guard) => guard,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
-            in_child(|| conn.try_write().ok())
-        }
-        Err(std::sync::TryLockError::WouldBlock) => conn.write().unwrap_or_else(|p| p.into_inner()),
     }
 }
 
@@ -329,7 +328,7 @@ impl Client {
                 decode_private(&reply, |b| rmp_serde::from_slice(b)).map_err(|e| unreadable(&e))?;
             lock(&self.methods).insert(name.to_owned(), Arc::new(list));
         }
-        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        let mut names = write(&self.names);
         let index = match names.iter().position(|n| &**n == name) {
             Some(i) => i,
             None => {
@@ -346,7 +345,7 @@ impl Client {
     /// The name `module` stands for, if this client resolved it: another client's index
     /// would name whatever module this client resolved at that place, or none.
     pub(crate) fn name(&self, module: RemoteModule) -> Result<Arc<str>, RuntimeError> {
-        let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+        let names = read(&self.names);
         match names.get(module.index as usize) {
             Some(name) if module.client == self.id => Ok(Arc::clone(name)),
             _ => Err(RuntimeError::ForeignHandle {
@@ -632,7 +631,7 @@ impl Client {
     /// whichever comes first. One thread connects at a time; the others wait for its
     /// connection, each until its own deadline, and no lock is held while anyone waits.
     fn connection_until(&self, deadline: Option<Instant>) -> Result<Arc<Connection>, CallError> {
-        if let Some(conn) = &*read_conn(&self.conn) {
+        if let Some(conn) = &*read(&self.conn) {
             let idle = clock::coarse_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
             // An inherited connection (this process forked from the one that made it)
             // is the parent's: a new one is made, whatever the idle time says.
@@ -684,7 +683,7 @@ impl Client {
 
     /// The current connection, if the daemon still holds it.
     fn live_connection(&self) -> Option<Arc<Connection>> {
-        let slot = read_conn(&self.conn);
+        let slot = read(&self.conn);
         slot.as_ref().filter(|c| c.alive()).cloned()
     }
 
@@ -697,7 +696,7 @@ impl Client {
         }
         let geometry = *lock(&self.geometry);
         let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
-        let mut slot = write_conn(&self.conn);
+        let mut slot = write(&self.conn);
         // One made meanwhile (larger slots, by a call that needed them) serves; this one
         // closes.
         if let Some(live) = slot.as_ref().filter(|c| c.alive()) {
@@ -747,7 +746,7 @@ impl Client {
                 .filter(|c| !Arc::ptr_eq(c, old) && c.welcome().geometry.slot_size >= len)
                 .cloned()
         };
-        if let Some(conn) = fits(&read_conn(&self.conn)) {
+        if let Some(conn) = fits(&read(&self.conn)) {
             return Ok(conn);
         }
         // Never smaller than the slots it has: those the daemon gave, which may be
@@ -758,7 +757,7 @@ impl Client {
         let geometry = Geometry::to_fit(len.max(floor), self.config.slots, old.welcome().max_shm)
             .map_err(CallError::Invalid)?;
         let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
-        let mut slot = write_conn(&self.conn);
+        let mut slot = write(&self.conn);
         // Another thread grew it meanwhile: its connection serves, this one closes.
         if let Some(grown) = fits(&slot) {
             return Ok(grown);
@@ -790,7 +789,7 @@ impl Client {
     /// Forgets `conn` if it is still the current connection, so the next call makes a
     /// new one.
     pub(crate) fn lost(&self, conn: &Arc<Connection>) {
-        let mut slot = write_conn(&self.conn);
+        let mut slot = write(&self.conn);
         if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
             *slot = None;
         }

@@ -36,16 +36,17 @@ fn a_client_used_in_a_forked_child_connects_on_its_own() {
     if std::env::var_os(ROLE).is_some() {
         return forking(std::env::var_os(SOCKET).unwrap());
     }
+    in_a_process_of_its_own("a_client_used_in_a_forked_child_connects_on_its_own");
+}
+
+/// Runs the test `name` again in a process of its own, started for it (a fork from the
+/// test harness's many threads could inherit a lock another thread held), against a
+/// daemon serving `basic`; the run's role and the socket are told through the
+/// environment.
+fn in_a_process_of_its_own(name: &str) {
     let daemon = Daemon::start(Setup::modules(&["basic"]));
-    // In a process of its own, started for it: a fork from the test harness's many
-    // threads could inherit a lock another thread held.
     let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_client_used_in_a_forked_child_connects_on_its_own",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(ROLE, "fork")
         .env(SOCKET, &daemon.socket)
         .status()
@@ -89,19 +90,9 @@ fn buffers_outputs_and_batches_made_before_a_fork_are_refused_in_the_child() {
     if std::env::var_os(ROLE).is_some() {
         return made_before_the_fork(std::env::var_os(SOCKET).unwrap());
     }
-    let daemon = Daemon::start(Setup::modules(&["basic"]));
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "buffers_outputs_and_batches_made_before_a_fork_are_refused_in_the_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, "fork")
-        .env(SOCKET, &daemon.socket)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{status}\n{}", daemon.log_text());
+    in_a_process_of_its_own(
+        "buffers_outputs_and_batches_made_before_a_fork_are_refused_in_the_child",
+    );
 }
 
 fn made_before_the_fork(socket: std::ffi::OsString) {

@@ -96,8 +96,5 @@ impl<'a> HostCall<'a> {
 /// A panic message's mark for [`HostCall::nested_panic`]: its FNV-1a hash, never 0.
 #[cold]
 pub(crate) fn panic_mark(message: &str) -> u64 {
-    let hash = message.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    hash.max(1)
+    crate::names::fnv1a(message).max(1)
 }

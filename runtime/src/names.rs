@@ -234,6 +234,15 @@ impl std::hash::BuildHasher for Fnv {
 
 struct FnvHasher(u64);
 
+/// FNV-1a (64-bit) of `text`, as [`Fnv`] hashes it: a digest to tell two texts apart
+/// cheaply where a copy of one would be kept otherwise.
+pub(crate) fn fnv1a(text: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = Fnv.build_hasher();
+    hasher.write(text.as_bytes());
+    hasher.finish()
+}
+
 impl std::hash::Hasher for FnvHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {

@@ -271,11 +271,7 @@ impl Shape {
             result_format: m.result_format,
             args_type: m.args_type.as_ref().map(|t| t.fingerprint),
             result_type: m.result_type.as_ref().map(|t| t.fingerprint),
-            signature: m.signature.as_deref().map(|s| {
-                s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-                })
-            }),
+            signature: m.signature.as_deref().map(crate::names::fnv1a),
         }
     }
 }

@@ -945,29 +945,11 @@ fn a_daemon_that_stops_shuts_its_modules_down() {
     );
     let dir = common::scratch("stop-shuts-down");
     let socket = dir.join("memlink.sock");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_memlink"))
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .arg(&module)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = daemon.stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
-    let mut log = String::new();
-    for line in lines.by_ref().map_while(Result::ok) {
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("serving") {
-            break;
-        }
-    }
+    let (mut daemon, mut log, rest) = common::cli::serve_logging(&socket, &[module.as_os_str()]);
     let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    for line in lines.map_while(Result::ok) {
+    // Until the daemon's stderr closes, with its exit.
+    for line in rest {
         log.push_str(&line);
         log.push('\n');
     }

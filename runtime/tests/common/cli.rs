@@ -64,6 +64,19 @@ pub fn serve(socket: &std::path::Path, module: &str) -> std::process::Child {
 /// `memlink serve --socket SOCKET MODULE...`, once it says it is serving, with what it
 /// logged until then.
 pub fn serve_all(socket: &std::path::Path, modules: &[&OsStr]) -> (std::process::Child, String) {
+    let (daemon, seen, _rest) = serve_logging(socket, modules);
+    (daemon, seen)
+}
+
+/// [`serve_all`], with the lines it logs from then on, until it exits.
+pub fn serve_logging(
+    socket: &std::path::Path,
+    modules: &[&OsStr],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
         .arg("serve")
         .arg("--socket")
@@ -94,7 +107,7 @@ pub fn serve_all(socket: &std::path::Path, modules: &[&OsStr]) -> (std::process:
             }
         }
     }
-    (daemon, seen)
+    (daemon, seen, log)
 }
 
 /// Stops `daemon` as a user would (SIGTERM), and checks it ended well.
