@@ -105,6 +105,17 @@ impl<'c> Batch<'c> {
                 ),
             });
         }
+        // The batch's connection grows no more once a call is in it: a later call larger
+        // than its slots goes alone (or first), which the refusal says.
+        let capacity = conn.slot_capacity();
+        if args.len() > capacity && !self.calls.is_empty() {
+            return Err(RuntimeError::Daemon {
+                reason: format!(
+                    "{name}::{method}: arguments of {} bytes do not fit the batch's slots of {capacity} bytes (sized by its first call): send this call in a batch of its own, or first",
+                    args.len()
+                ),
+            });
+        }
         let failed = |e| runtime_error(e, &name, method, given);
         let mut lease = conn.lease(self.options.deadline).map_err(failed)?;
         lease.write_args(args).map_err(failed)?;

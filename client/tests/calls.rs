@@ -368,6 +368,36 @@ fn a_batch_is_submitted_at_once_and_collected_in_order() {
     assert_eq!(&*client.call(basic, "echo", b"after").unwrap(), b"after");
 }
 
+/// A batch's calls share one connection, sized by its first call: a later call larger
+/// than its slots is refused with what to do about it (the `Batch` docs' advice), and the
+/// batch's calls still run. Before, the refusal told the user to connect with larger
+/// slots, which a batch cannot.
+#[test]
+fn a_call_larger_than_a_batchs_slots_is_told_to_go_alone_or_first() {
+    let daemon = Daemon::start(Setup::modules(&["basic"]));
+    let client =
+        Client::with_config(&daemon.socket, ClientConfig::default().slot_size(4096)).unwrap();
+    let basic = client.module("basic").unwrap();
+    let mut batch = client.batch();
+    batch.push(basic, "echo", b"small").unwrap();
+    let large = vec![7u8; 64 * 1024];
+    let err = batch.push(basic, "echo", &large).unwrap_err().to_string();
+    assert!(
+        err.contains("basic::echo")
+            && err.contains("65536 bytes")
+            && err.contains("in a batch of its own, or first"),
+        "{err}"
+    );
+    let results = batch.run();
+    assert_eq!(results.len(), 1);
+    assert_eq!(&*results.into_iter().next().unwrap().unwrap(), b"small");
+    // First in a batch of its own, it grows the connection and runs.
+    let mut alone = client.batch();
+    alone.push(basic, "echo", &large).unwrap();
+    let results = alone.run();
+    assert_eq!(&*results.into_iter().next().unwrap().unwrap(), &large[..]);
+}
+
 /// A short call a batch holds behind a long one is handed to a helper of the worker
 /// while the batch waits for the long one, as a short call from another thread is: it
 /// answers before the batch's deadline, which the long one misses. Before, nobody woke

@@ -231,6 +231,13 @@ impl Connection {
         &self.welcome
     }
 
+    /// Bytes each slot's data area holds: the largest arguments (or result) a call on
+    /// this connection can carry.
+    pub fn slot_capacity(&self) -> usize {
+        // A slot's size is at most `MAX_SLOT_SIZE`, which the segment could map.
+        usize::try_from(self.welcome.geometry.slot_size).unwrap_or(usize::MAX)
+    }
+
     fn book(&self) -> MutexGuard<'_, SlotBook> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
