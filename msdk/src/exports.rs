@@ -45,15 +45,39 @@ pub extern "C" fn memlink_module_info() -> *const ModuleInfo {
 ///
 /// # Safety
 ///
-/// `frame` must be null or point to an [`InitFrame`] valid for the duration of the call,
+/// `frame` must be null or point to an [`InitFrame`] valid for reads and writes of its
+/// `size` field and of as many bytes as that field says, for the duration of the call,
 /// whose `host` stays valid until the image's last `memlink_shutdown` and while threads
-/// the module started may still log (see `InitFrame::host`).
+/// the module started may still log (see `InitFrame::host`). A frame smaller than this
+/// module's (an older host's) is refused with `Abi`: only its `size` is read, and its
+/// `error` written if it has one.
 #[no_mangle]
 pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
-    // SAFETY: the caller's contract: null or valid and exclusively ours for the call.
-    let Some(frame) = (unsafe { frame.as_mut() }) else {
+    let Some(frame) = NonNull::new(frame) else {
         return Status::Abi as i32;
     };
+    // SAFETY: the caller's contract makes `size`, the first field of every version of the
+    // frame, readable; no reference to the whole frame is made before it is known to
+    // hold one.
+    let size = unsafe { (&raw const (*frame.as_ptr()).size).read() } as usize;
+    if size < size_of::<InitFrame>() {
+        let message = format!(
+            "the init frame is {size} bytes, this module needs {}",
+            size_of::<InitFrame>()
+        );
+        // A frame too small to hold `error` gets nothing written past its end.
+        if size >= offset_of!(InitFrame, error) + size_of::<StrRef>() {
+            // SAFETY: the field lies within the frame's `size` bytes, writable for the
+            // call (the caller's contract), and is written through the pointer alone.
+            unsafe {
+                (&raw mut (*frame.as_ptr()).error).write(StrRef::new(static_message(message)));
+            }
+        }
+        return Status::Abi as i32;
+    }
+    // SAFETY: the caller's contract: the frame holds a whole `InitFrame` (its size, just
+    // read), valid and exclusively ours for the call.
+    let frame = unsafe { &mut *frame.as_ptr() };
     let outcome = guard::isolate(|| init(frame)).unwrap_or_else(|panicked| {
         Err(match panicked {
             ModuleError::Panic(message) => format!("memlink_init panicked: {message}"),
@@ -87,21 +111,15 @@ fn static_message(message: String) -> &'static str {
     leaked
 }
 
+/// Init on a frame as large as this module's.
 fn init(frame: &InitFrame) -> Result<(), String> {
-    if (frame.size as usize) < size_of::<InitFrame>() {
-        return Err(format!(
-            "the init frame is {} bytes, this module needs {}",
-            frame.size,
-            size_of::<InitFrame>()
-        ));
-    }
-    // SAFETY: `host` is null or valid until shutdown (`memlink_init`'s contract).
-    match unsafe { frame.host.as_ref() } {
+    // SAFETY: `host` is null or valid until shutdown (`memlink_init`'s contract), for
+    // reads of its size first.
+    match unsafe { frame::host_size(frame.host) } {
         None => return Err("the host offers no services (null HostApi)".to_owned()),
-        Some(host) if (host.size as usize) < size_of::<HostApi>() => {
+        Some(size) if (size as usize) < size_of::<HostApi>() => {
             return Err(format!(
-                "the host's service table is {} bytes, this module needs {}",
-                host.size,
+                "the host's service table is {size} bytes, this module needs {}",
                 size_of::<HostApi>()
             ));
         }
@@ -400,12 +418,14 @@ fn refuse(frame: NonNull<CallFrame>) -> i32 {
         (&raw mut (*frame).out_len).write(0);
         (&raw mut (*frame).arena_used).write(0);
     }
-    // SAFETY: as above; a table too small for this module is not used.
+    // SAFETY: as above; a table too small for this module is not used, nor made a
+    // reference to (its size is read through its pointer first).
     let (host_call, host) = unsafe {
-        let host = (&raw const (*frame).host).read().as_ref();
+        let host = (&raw const (*frame).host).read();
+        let whole = frame::host_size(host).is_some_and(|s| s as usize >= size_of::<HostApi>());
         (
             (&raw const (*frame).host_call).read(),
-            host.filter(|h| h.size as usize >= size_of::<HostApi>()),
+            if whole { host.as_ref() } else { None },
         )
     };
     let reported =
@@ -716,6 +736,10 @@ mod tests {
     /// [`call`] with the frame naming the method by wire id `id` (the tests' table has
     /// one method, of id 1).
     fn call_as<E: OwnEntry>(id: u32) -> (i32, Vec<u8>, usize) {
+        // A panic's message says where it was once the module's hook is in (as after
+        // any init): put in first, so that another test's init between the two calls
+        // below does not make them differ.
+        crate::panic::install_hook();
         let entry = E::entry();
         // SAFETY: `on_frame`'s frame, as `memlink_call` requires it.
         let looked_up = on_frame(id, |frame| unsafe {
@@ -758,6 +782,113 @@ mod tests {
             unsafe { core::slice::from_raw_parts(frame.out, frame.out_len) }.to_vec()
         };
         (status, out, frame.arena_used)
+    }
+
+    /// A table of an older host, shorter than this module's, is refused on its size, read
+    /// through its pointer alone: the init frame's, the host table's at init and at a
+    /// call. Miri runs this on tables allocated at their short size: before, a reference
+    /// to a whole frame or table was made of each first, past the end of its allocation.
+    #[test]
+    fn short_frames_and_host_tables_are_refused_without_being_read_past() {
+        // An init frame holding its size alone.
+        let mut short_init = Box::new([8u32, 0]);
+        // SAFETY: valid for reads and writes of the 8 bytes its size gives.
+        let status = unsafe { memlink_init(short_init.as_mut_ptr().cast()) };
+        assert_eq!(status, Status::Abi as i32);
+        // A host table holding its size (and the version before it) alone.
+        let short_host = Box::new([8u32, 0]);
+        let host = short_host.as_ptr().cast::<HostApi>();
+        assert_eq!(
+            offset_of!(HostApi, size),
+            0,
+            "the table's size is its first field"
+        );
+        let mut init = InitFrame {
+            size: size_of::<InitFrame>() as u32,
+            abi_version: abi::ABI_VERSION,
+            host,
+            max_log_level: 0,
+            error: StrRef::new(""),
+        };
+        // SAFETY: a whole frame, whose table is valid for reads of its size.
+        let status = unsafe { memlink_init(&mut init) };
+        assert_eq!(status, Status::Abi as i32);
+        // SAFETY: set by the module to a static message.
+        let why = unsafe { init.error.as_str() }.unwrap_or_default();
+        assert!(why.contains("service table is 8 bytes"), "{why}");
+        let mut arena = Arena([0; 64]);
+        let mut frame = crate::test_host::call_frame(&[], &mut arena.0);
+        frame.host = host;
+        // SAFETY: a whole frame, whose table is valid for reads of its size.
+        let status = unsafe { export_call::<ReadsAndWrites>(&mut frame) };
+        assert_eq!(status, Status::Abi as i32);
+        assert!(
+            frame.out.is_null(),
+            "nothing is reported through a short table"
+        );
+    }
+
+    /// A frame that lies in its own arena (or arguments), or a host table in the arena,
+    /// is refused: the module's writes to its arena (or the frame's outputs, written
+    /// while the arguments are borrowed) would change the frame, or the functions it
+    /// calls, under it. Before, the call ran.
+    #[test]
+    fn a_frame_or_host_table_inside_a_region_is_refused() {
+        #[repr(C, align(16))]
+        struct Big([u8; 1024]);
+        let mut memory = Box::new(Big([0; 1024]));
+        let base = memory.0.as_mut_ptr();
+        let frame_at = base.wrapping_add(512).cast::<CallFrame>();
+        let mut arena = Arena([0; 64]);
+        let own_host = &raw const crate::test_host::HOST;
+        /// Places a frame's regions (or table) in the memory at the pointer.
+        type Place = fn(&mut CallFrame, *mut u8);
+        let cases: [(&str, Place); 3] = [
+            ("the call frame lies in its own arena", |f, base| {
+                f.arena = base;
+                f.arena_len = 1024;
+            }),
+            ("the call frame lies in its own arguments", |f, base| {
+                f.args = base;
+                f.args_len = 1024;
+                f.arena = core::ptr::null_mut();
+                f.arena_len = 0;
+            }),
+            (
+                "the host's service table lies in the call frame's arena",
+                |f, base| {
+                    f.arena = base;
+                    f.arena_len = 256;
+                    f.host = base.wrapping_add(64).cast_const().cast();
+                },
+            ),
+        ];
+        assert!(
+            64 + size_of::<HostApi>() <= 512,
+            "the table fits before the frame"
+        );
+        for (expected, place) in cases {
+            // SAFETY: within `memory`, aligned for a frame (512 is a multiple of 16), and
+            // no reference into `memory` is alive.
+            unsafe { frame_at.write(crate::test_host::call_frame(&[], &mut arena.0)) };
+            // SAFETY: as above; the frame is ours alone until the checks below.
+            let frame = unsafe { &mut *frame_at };
+            place(frame, base);
+            if frame.host != own_host {
+                // SAFETY: the table goes 64 bytes into `memory`, before the frame (the
+                // assertion above), aligned (64 is a multiple of 8): a bitwise copy of
+                // the tests' own, so it is whole.
+                unsafe { frame.host.cast_mut().write(core::ptr::read(own_host)) };
+            }
+            // SAFETY: the frame refers to memory alive for the call.
+            let reason = unsafe { frame::problem(&*frame_at) };
+            assert!(
+                matches!(&reason, Some(ModuleError::Abi(why)) if why == expected),
+                "{reason:?}"
+            );
+            // SAFETY: as above.
+            assert!(!unsafe { frame::is_sound(&*frame_at) }, "{expected}");
+        }
     }
 
     /// A C host that passes no function to visit the metrics with is refused, not

@@ -1,9 +1,13 @@
 //! Checking a call frame before anything it points to is read.
 //!
-//! A module trusts no frame: the host table's size, then each region (arguments, arena,
-//! persistent region) for a null pointer with a length, a length over `isize::MAX` or a
-//! range that wraps around the address space, the arena's and the persistent region's
-//! alignment, and that no two regions share a byte. Every check is a comparison or two.
+//! A module trusts no frame: the host table's size (read through its pointer, as a table
+//! of an older host may be shorter than this module's), then each region (arguments,
+//! arena, persistent region) for a null pointer with a length, a length over
+//! `isize::MAX` or a range that wraps around the address space, the arena's and the
+//! persistent region's alignment, that no two regions share a byte, and that neither the
+//! frame nor the host's table lies in a region: the module writes the arena, the
+//! persistent region and the frame's outputs while it reads the arguments and calls
+//! through the table. Every check is a comparison or two.
 
 use crate::abi::{CallFrame, HostApi};
 use crate::error::ModuleError;
@@ -11,11 +15,14 @@ use crate::error::ModuleError;
 /// Whether a call may run on `frame`: it is as large as this module's frame type, names
 /// a host service table large enough for this module, and its regions are well formed
 /// and apart: each is non-null when it has bytes, no longer than `isize::MAX`, does not
-/// wrap around the address space, the arena and persistent region are aligned, and no
-/// two share a byte (the arguments must stay as they were validated while the call
-/// allocates in the arena, and the persistent region is shared by every call). Nothing
-/// the regions point to is read. [`problem`] says what is wrong with a frame this
-/// refuses.
+/// wrap around the address space, the arena and persistent region are aligned, no two
+/// share a byte (the arguments must stay as they were validated while the call
+/// allocates in the arena, and the persistent region is shared by every call), and
+/// neither the frame nor the host's table lies in one the module reads or writes while
+/// it uses them (the frame's outputs are written while the arguments are borrowed; an
+/// arena or persistent region over the table would let the module's own writes replace
+/// the functions it calls). Nothing the regions point to is read. [`problem`] says what
+/// is wrong with a frame this refuses.
 ///
 /// A function of its own, never inlined: its dozen comparisons then run in registers of
 /// their own instead of crowding the boundary's, and their results are or-ed together
@@ -24,20 +31,30 @@ use crate::error::ModuleError;
 /// # Safety
 ///
 /// `frame.host` must be null or point to a [`HostApi`] valid for reads of its `size`
-/// field (`memlink_call`'s contract).
+/// field, and of the whole table when that size says it holds one (`memlink_call`'s
+/// contract).
 #[inline(never)]
 pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
     if (frame.size as usize) < size_of::<CallFrame>() {
         return false;
     }
     // SAFETY: the caller's contract.
-    match unsafe { frame.host.as_ref() } {
-        Some(h) if (h.size as usize) >= size_of::<HostApi>() => {}
+    match unsafe { host_size(frame.host) } {
+        Some(size) if (size as usize) >= size_of::<HostApi>() => {}
         _ => return false,
     }
     let args = Bounds::of(frame.args.addr(), frame.args_len);
     let arena = Bounds::of(frame.arena.addr(), frame.arena_len);
-    let mut bad = args.bad | arena.bad | !arena.start.is_multiple_of(16) | args.meets(&arena);
+    // The frame and the table are memory the caller vouches for: neither wraps.
+    let itself = Bounds::of(core::ptr::from_ref(frame).addr(), size_of::<CallFrame>());
+    let table = Bounds::of(frame.host.addr(), size_of::<HostApi>());
+    let mut bad = args.bad
+        | arena.bad
+        | !arena.start.is_multiple_of(16)
+        | args.meets(&arena)
+        | itself.meets(&args)
+        | itself.meets(&arena)
+        | table.meets(&arena);
     // Most modules keep no persistent region: its checks are skipped when it is empty
     // (an empty region is sound and apart from everything).
     if frame.persistent_len != 0 {
@@ -45,9 +62,28 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
         bad |= persistent.bad
             | !persistent.start.is_multiple_of(64)
             | args.meets(&persistent)
-            | arena.meets(&persistent);
+            | arena.meets(&persistent)
+            | itself.meets(&persistent)
+            | table.meets(&persistent);
     }
     !bad
+}
+
+/// The size a host service table gives, read through its pointer with no reference to
+/// the whole table made (a table of an older host may be shorter than this module's):
+/// `None` for a null table.
+///
+/// # Safety
+///
+/// `host` must be null or point to a [`HostApi`] valid for reads of its `size` field.
+#[inline(always)]
+pub(crate) unsafe fn host_size(host: *const HostApi) -> Option<u32> {
+    if host.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, so valid for reads of its `size` field (the caller's contract);
+    // the field alone is read.
+    Some(unsafe { (&raw const (*host).size).read() })
 }
 
 /// A region's address range, with an empty region placed at 0: there it shares no byte
@@ -95,12 +131,11 @@ pub(crate) unsafe fn problem(frame: &CallFrame) -> Option<ModuleError> {
         return None;
     }
     // SAFETY: the caller's contract.
-    match unsafe { frame.host.as_ref() } {
+    match unsafe { host_size(frame.host) } {
         None => return Some(abi_error("the call frame has no host services")),
-        Some(h) if (h.size as usize) < size_of::<HostApi>() => {
+        Some(size) if (size as usize) < size_of::<HostApi>() => {
             return Some(abi_error(&format!(
-                "the host's service table is {} bytes, this module needs {}",
-                h.size,
+                "the host's service table is {size} bytes, this module needs {}",
                 size_of::<HostApi>()
             )))
         }
@@ -136,6 +171,24 @@ fn region_problem(frame: &CallFrame) -> Option<ModuleError> {
                 )));
             }
         }
+        let itself = span(core::ptr::from_ref(frame).addr(), size_of::<CallFrame>());
+        for region in [&args, &arena, &persistent] {
+            if itself.overlaps(region) {
+                return Err(abi_error(&format!(
+                    "the call frame lies in its own {}",
+                    region.what
+                )));
+            }
+        }
+        let table = span(frame.host.addr(), size_of::<HostApi>());
+        for region in [&arena, &persistent] {
+            if table.overlaps(region) {
+                return Err(abi_error(&format!(
+                    "the host's service table lies in the call frame's {}",
+                    region.what
+                )));
+            }
+        }
         Ok(())
     };
     check().err()
@@ -154,6 +207,16 @@ impl Span {
     fn overlaps(&self, other: &Span) -> bool {
         let empty = |s: &Span| s.start == s.end;
         !empty(self) && !empty(other) && self.start < other.end && other.start < self.end
+    }
+}
+
+/// The bytes of memory the caller vouches for (the frame, the host's table): they do
+/// not wrap around the address space.
+fn span(addr: usize, len: usize) -> Span {
+    Span {
+        start: addr,
+        end: addr.saturating_add(len),
+        what: "",
     }
 }
 

@@ -68,9 +68,39 @@ pub(crate) fn unreadable(s: StrRef) -> &'static str {
 }
 
 /// Checks a module's self-description and copies it into owned values.
-pub(crate) fn describe(info: Option<&ModuleInfo>) -> Result<Described, String> {
-    let info = info.ok_or("memlink_module_info returned null")?;
-    check_header(info)?;
+///
+/// The header (magic, ABI version, size) is read through the pointer before a reference
+/// to the whole description is made: a description shorter than this runtime's (a C
+/// module built against another header) is refused on its size, never read past its end.
+///
+/// # Safety
+///
+/// `info` must be null or point to memory valid for reads of a [`ModuleInfo`]'s first
+/// three fields, and, when its `size` says it holds a whole `ModuleInfo`, of a whole
+/// one, with everything it points to: all unchanged for the life of the process.
+pub(crate) unsafe fn describe(info: *const ModuleInfo) -> Result<Described, String> {
+    if info.is_null() {
+        return Err("memlink_module_info returned null".into());
+    }
+    if !info.is_aligned() {
+        return Err(format!(
+            "memlink_module_info returned {info:p}, not aligned to {} as a ModuleInfo must be",
+            align_of::<ModuleInfo>()
+        ));
+    }
+    // SAFETY: non-null and aligned (above), and valid for reads of the header's fields
+    // (the caller's contract); each is read alone, no reference to the whole made.
+    let header = unsafe {
+        Header {
+            magic: (&raw const (*info).magic).read(),
+            abi_version: (&raw const (*info).abi_version).read(),
+            size: (&raw const (*info).size).read(),
+        }
+    };
+    check_header(&header)?;
+    // SAFETY: its size says it holds a whole `ModuleInfo` (`check_header`), which the
+    // caller's contract then makes valid, and unchanged, for the life of the process.
+    let info = unsafe { &*info };
     let text = |s: StrRef, what: &str| -> Result<String, String> {
         // SAFETY: the module's strings are in its static memory, alive while it is
         // mapped, and never written.
@@ -152,9 +182,16 @@ fn nul_hint(s: &str) -> &'static str {
     }
 }
 
+/// The first three fields of a module's self-description, read before the rest.
+struct Header {
+    magic: u64,
+    abi_version: u32,
+    size: u32,
+}
+
 /// The checks of a module's self-description that come before anything in it is read:
 /// its magic, its ABI version and its size.
-fn check_header(info: &ModuleInfo) -> Result<(), String> {
+fn check_header(info: &Header) -> Result<(), String> {
     if info.magic != abi::MODULE_MAGIC {
         return Err(format!(
             "module info has magic {:#x}, expected {:#x}",
@@ -355,6 +392,50 @@ mod tests {
             result_type: None,
             signature: None,
         }
+    }
+
+    /// A description shorter than this runtime's (a C module built against another
+    /// header) is refused on the size its header gives, and nothing past the header is
+    /// read: Miri (`cargo +nightly miri test -p memlink-runtime --lib -- describe`) runs
+    /// this on a header alone. Before, a reference to a whole `ModuleInfo` was made of
+    /// it first, which Miri refuses as a reference past the end of its allocation.
+    #[test]
+    fn a_short_description_is_refused_on_its_size_without_being_read_past() {
+        #[repr(C)]
+        struct ShortInfo {
+            magic: u64,
+            abi_version: u32,
+            size: u32,
+        }
+        let short = Box::new(ShortInfo {
+            magic: abi::MODULE_MAGIC,
+            abi_version: abi::ABI_VERSION,
+            size: size_of::<ShortInfo>() as u32,
+        });
+        // SAFETY: valid for reads of the header's three fields, and its size says it is no
+        // whole description.
+        let err = unsafe { describe((&raw const *short).cast()) }.err();
+        assert_eq!(
+            err.as_deref(),
+            Some(&*format!(
+                "module info is 16 bytes, expected at least {}",
+                size_of::<ModuleInfo>()
+            ))
+        );
+        // SAFETY: null is refused before anything is read.
+        let err = unsafe { describe(core::ptr::null()) }.err();
+        assert_eq!(err.as_deref(), Some("memlink_module_info returned null"));
+        // A description out of alignment is refused before it is read (a C module's
+        // pointer into a byte array, say).
+        let bytes = [0u64; 4];
+        let odd = bytes
+            .as_ptr()
+            .cast::<u8>()
+            .wrapping_add(4)
+            .cast::<ModuleInfo>();
+        // SAFETY: misaligned, which is refused before anything is read.
+        let err = unsafe { describe(odd) }.err().unwrap_or_default();
+        assert!(err.contains("not aligned to 8"), "{err}");
     }
 
     #[test]

@@ -351,12 +351,14 @@ impl Module {
         own_entries: bool,
         concurrency: usize,
     ) -> Result<Module, RuntimeError> {
-        // SAFETY: the caller's contract: null or a `ModuleInfo` valid forever.
-        let info = unsafe { info().as_ref() };
-        let described = describe(info).map_err(|reason| RuntimeError::InvalidModule {
-            path: path.to_owned(),
-            reason,
-        })?;
+        // SAFETY: the caller's contract: `info` is the module's, which returns null or
+        // its description, valid (header first, then as much as its size says) and
+        // unchanged for the life of the process.
+        let described =
+            unsafe { describe(info()) }.map_err(|reason| RuntimeError::InvalidModule {
+                path: path.to_owned(),
+                reason,
+            })?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "daemon")]
         let digests = described.methods.iter().map(digest).collect();
