@@ -176,6 +176,28 @@ fn errors_are_one_line_and_exit_non_zero() {
     }
 }
 
+/// A worker's invocation by hand, with a descriptor the process does not hold (or a
+/// standard stream), is refused with why, the descriptor untouched. Before, the worker
+/// took whatever number it was given as its own, to close when it ended.
+#[test]
+fn a_worker_started_by_hand_with_a_descriptor_it_lacks_is_refused() {
+    for (fd, why) in [
+        (
+            "417",
+            "error: memlink worker: control descriptor 417 is not open",
+        ),
+        (
+            "1",
+            "error: memlink worker: control descriptor 1 is a standard stream",
+        ),
+    ] {
+        let out = memlink(&["__worker", "--control-fd", fd]);
+        assert!(!out.status.success(), "--control-fd {fd} should fail");
+        let err = stderr(&out);
+        assert!(err.starts_with(why), "--control-fd {fd}: {err}");
+    }
+}
+
 /// The record of a module's panic keeps to its line of the log, its control characters
 /// escaped, as a module's own records do: before, a line break in the message (which
 /// `boom` takes from its caller) wrote a line of its own into the log.

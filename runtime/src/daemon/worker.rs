@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
@@ -63,11 +63,17 @@ fn shield_from_stop_signals() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs a worker on the control socket `control_fd` (inherited from the supervisor) until
-/// the supervisor says stop or goes away. Returns the process's exit message on failure.
-pub fn run(control_fd: RawFd) -> Result<(), String> {
+/// Runs a worker on its control socket `control` (inherited from the supervisor, the
+/// descriptor [`control_fd`] names, which the caller owns from the start of the process)
+/// until the supervisor says stop or goes away. Returns the process's exit message on
+/// failure.
+///
+/// This is the whole job of a worker process: it makes SIGTERM and SIGINT do nothing in
+/// the process (the supervisor stops its workers itself, once their calls are done),
+/// and the descriptor is closed when it returns.
+pub fn run(control: OwnedFd) -> Result<(), String> {
     shield_from_stop_signals()?;
-    let control = take_control(control_fd)?;
+    let control = take_control(control)?;
     let Init {
         config,
         figures,
@@ -161,16 +167,15 @@ pub fn run(control_fd: RawFd) -> Result<(), String> {
     Ok(())
 }
 
-/// The control socket on `control_fd`, inherited from the supervisor, owned from here.
-fn take_control(control_fd: RawFd) -> Result<UnixStream, String> {
-    if control_fd < 3 {
+/// The control socket `control`, inherited from the supervisor.
+fn take_control(control: OwnedFd) -> Result<UnixStream, String> {
+    if control.as_raw_fd() < 3 {
         return Err(format!(
-            "control descriptor {control_fd} is a standard stream"
+            "control descriptor {} is a standard stream",
+            control.as_raw_fd()
         ));
     }
-    // SAFETY: the supervisor started this process with `control_fd` open, without
-    // close-on-exec, and nothing else in this process owns it: this is its only owner.
-    let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(control_fd) });
+    let control = UnixStream::from(control);
     // Inherited open across exec (so this process could get it); a program a module
     // starts must not hold the supervisor's link to this worker past the worker's end.
     rustix::io::fcntl_setfd(&control, rustix::io::FdFlags::CLOEXEC)

@@ -2,6 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,14 +108,42 @@ pub fn worker_if_asked() -> Option<ExitCode> {
         );
         return Some(ExitCode::FAILURE);
     };
+    let control = match inherited(fd) {
+        Ok(control) => control,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: memlink worker: {e}");
+            return Some(ExitCode::FAILURE);
+        }
+    };
     init_worker_logging();
-    Some(match daemon::run_worker(fd) {
+    Some(match daemon::run_worker(control) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: memlink worker: {e}");
             ExitCode::FAILURE
         }
     })
+}
+
+/// The control descriptor `fd` the supervisor started this worker with, owned from here:
+/// refused if it is a standard stream or not open (the invocation was not the
+/// supervisor's), not taken.
+fn inherited(fd: RawFd) -> Result<OwnedFd, String> {
+    if fd < 3 {
+        return Err(format!("control descriptor {fd} is a standard stream"));
+    }
+    // SAFETY: `fcntl(F_GETFD)` reads a descriptor's flags, whatever the number; it
+    // touches no memory of this process.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(format!(
+            "control descriptor {fd} is not open: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` is open (above), and this runs first thing in the process (before any
+    // subcommand, which is how the supervisor starts a worker), where nothing else has
+    // taken it: the supervisor handed it to this process alone, which is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The worker's own records (warnings and errors) go to the daemon's stderr, which it
