@@ -39,7 +39,10 @@ pub fn role(args: &[String]) -> Option<ExitCode> {
     match args.first().map(String::as_str)? {
         daemon::WORKER_SUBCOMMAND => {
             let fd = daemon::worker_control_fd(args)?;
-            Some(code(daemon::run_worker(fd)))
+            // SAFETY: `role` runs first thing in `main`, before anything else could take
+            // `fd`, which the supervisor handed to this process alone.
+            let control = unsafe { daemon::take_worker_control(fd) };
+            Some(code(control.and_then(daemon::run_worker)))
         }
         SERVE => {
             let mut config = DaemonConfig::new(args.get(1)?);

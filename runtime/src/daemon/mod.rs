@@ -40,7 +40,9 @@ mod workers;
 
 pub use config::{DaemonConfig, ModuleEntry, Trust, WorkerLimits, WorkerPlan, MAIN_WORKER};
 pub use supervisor::serve;
-pub use worker::{control_fd as worker_control_fd, run as run_worker};
+pub use worker::{
+    control_fd as worker_control_fd, run as run_worker, take_control_fd as take_worker_control,
+};
 
 /// The hidden subcommand of the `memlink` executable that starts a worker.
 pub const WORKER_SUBCOMMAND: &str = "__worker";

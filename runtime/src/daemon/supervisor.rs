@@ -37,8 +37,8 @@ const LEAVE_WAIT: Duration = Duration::from_millis(500);
 /// [`WORKER_SUBCOMMAND`](super::WORKER_SUBCOMMAND) and `--control-fd N`: an executable
 /// that calls `serve` must hand that invocation to [`run_worker`](super::run_worker) (the
 /// `memlink` command does), first thing in `main`: the descriptor
-/// [`worker_control_fd`](super::worker_control_fd) names is the process's by inheritance,
-/// taken as an `OwnedFd` (`unsafe`: nothing else in the process may own it).
+/// [`worker_control_fd`](super::worker_control_fd) names, taken with
+/// [`take_worker_control`](super::take_worker_control).
 pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     settle_log_level(&mut config)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;

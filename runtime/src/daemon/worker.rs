@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
@@ -46,6 +46,32 @@ pub fn control_fd(args: &[String]) -> Option<RawFd> {
     }
 }
 
+/// The control descriptor `fd` a worker was started with ([`control_fd`]), owned from
+/// here: refused with why when it is a standard stream or not open (the invocation was
+/// not the supervisor's), and then not taken.
+///
+/// # Safety
+///
+/// Nothing else in the process may own `fd`: call this once, first thing in `main`,
+/// with the number the supervisor's invocation gives (the descriptor it handed this
+/// process alone).
+pub unsafe fn take_control_fd(fd: RawFd) -> Result<OwnedFd, String> {
+    if fd < 3 {
+        return Err(format!("control descriptor {fd} is a standard stream"));
+    }
+    // SAFETY: `fcntl(F_GETFD)` reads a descriptor's flags, whatever the number; it
+    // touches no memory of this process.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(format!(
+            "control descriptor {fd} is not open: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: open (above), and owned by nothing else in the process (the caller's
+    // contract).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Makes SIGTERM and SIGINT do nothing here: the supervisor stops its workers itself,
 /// once each has finished its calls in flight. The signals reach workers too when they
 /// are sent to the daemon's whole process group (`kill -- -PGID`, `timeout`, Ctrl-C,
@@ -64,7 +90,7 @@ fn shield_from_stop_signals() -> Result<(), String> {
 }
 
 /// Runs a worker on its control socket `control` (inherited from the supervisor, the
-/// descriptor [`control_fd`] names, which the caller owns from the start of the process)
+/// descriptor [`control_fd`] names, taken by [`take_control_fd`])
 /// until the supervisor says stop or goes away. Returns the process's exit message on
 /// failure.
 ///
@@ -169,12 +195,6 @@ pub fn run(control: OwnedFd) -> Result<(), String> {
 
 /// The control socket `control`, inherited from the supervisor.
 fn take_control(control: OwnedFd) -> Result<UnixStream, String> {
-    if control.as_raw_fd() < 3 {
-        return Err(format!(
-            "control descriptor {} is a standard stream",
-            control.as_raw_fd()
-        ));
-    }
     let control = UnixStream::from(control);
     // Inherited open across exec (so this process could get it); a program a module
     // starts must not hold the supervisor's link to this worker past the worker's end.

@@ -2,7 +2,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,7 +107,10 @@ pub fn worker_if_asked() -> Option<ExitCode> {
         );
         return Some(ExitCode::FAILURE);
     };
-    let control = match inherited(fd) {
+    // SAFETY: this runs first thing in `main`, before any subcommand (which is how the
+    // supervisor starts a worker): nothing in the process has taken `fd`, which the
+    // supervisor handed to it alone.
+    let control = match unsafe { daemon::take_worker_control(fd) } {
         Ok(control) => control,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: memlink worker: {e}");
@@ -123,27 +125,6 @@ pub fn worker_if_asked() -> Option<ExitCode> {
             ExitCode::FAILURE
         }
     })
-}
-
-/// The control descriptor `fd` the supervisor started this worker with, owned from here:
-/// refused if it is a standard stream or not open (the invocation was not the
-/// supervisor's), not taken.
-fn inherited(fd: RawFd) -> Result<OwnedFd, String> {
-    if fd < 3 {
-        return Err(format!("control descriptor {fd} is a standard stream"));
-    }
-    // SAFETY: `fcntl(F_GETFD)` reads a descriptor's flags, whatever the number; it
-    // touches no memory of this process.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        return Err(format!(
-            "control descriptor {fd} is not open: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: `fd` is open (above), and this runs first thing in the process (before any
-    // subcommand, which is how the supervisor starts a worker), where nothing else has
-    // taken it: the supervisor handed it to this process alone, which is its only owner.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The worker's own records (warnings and errors) go to the daemon's stderr, which it
