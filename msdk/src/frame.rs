@@ -45,16 +45,15 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
     }
     let args = Bounds::of(frame.args.addr(), frame.args_len);
     let arena = Bounds::of(frame.arena.addr(), frame.arena_len);
-    // The frame and the table are memory the caller vouches for: neither wraps.
-    let itself = Bounds::of(core::ptr::from_ref(frame).addr(), size_of::<CallFrame>());
-    let table = Bounds::of(frame.host.addr(), size_of::<HostApi>());
+    let itself = core::ptr::from_ref(frame).addr();
+    let table = frame.host.addr();
     let mut bad = args.bad
         | arena.bad
         | !arena.start.is_multiple_of(16)
         | args.meets(&arena)
-        | itself.meets(&args)
-        | itself.meets(&arena)
-        | table.meets(&arena);
+        | args.holds::<CallFrame>(itself)
+        | arena.holds::<CallFrame>(itself)
+        | arena.holds::<HostApi>(table);
     // Most modules keep no persistent region: its checks are skipped when it is empty
     // (an empty region is sound and apart from everything).
     if frame.persistent_len != 0 {
@@ -63,8 +62,8 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
             | !persistent.start.is_multiple_of(64)
             | args.meets(&persistent)
             | arena.meets(&persistent)
-            | itself.meets(&persistent)
-            | table.meets(&persistent);
+            | persistent.holds::<CallFrame>(itself)
+            | persistent.holds::<HostApi>(table);
     }
     !bad
 }
@@ -115,6 +114,19 @@ impl Bounds {
     #[inline(always)]
     fn meets(&self, other: &Bounds) -> bool {
         (self.start < other.end) & (other.start < self.end)
+    }
+
+    /// Whether the region (not bad) shares a byte with the `T` at `at`, memory the caller
+    /// vouches for (so it does not wrap): [`meets`](Bounds::meets) in a subtraction and
+    /// one comparison. The two meet when `at - start` lies in `(-size, len)`, which,
+    /// shifted by `size - 1`, is `[0, len + size - 1)`, as one unsigned comparison of
+    /// wrapping values; an empty region, placed at 0, has `at + size - 1` against
+    /// `size - 1`, never below it.
+    #[inline(always)]
+    fn holds<T>(&self, at: usize) -> bool {
+        let reach = size_of::<T>() - 1;
+        at.wrapping_sub(self.start).wrapping_add(reach)
+            < self.end.wrapping_sub(self.start).wrapping_add(reach)
     }
 }
 
@@ -324,6 +336,41 @@ mod tests {
             }
         }
         assert!(refused > 0 && refused < regions.len() * regions.len() * 5);
+    }
+
+    /// The one-comparison check of a region against a frame agrees with the two-sided
+    /// one, for regions before, touching, inside, around and after the frame, and empty
+    /// ones anywhere (inside the frame too).
+    #[test]
+    fn holds_agrees_with_meets() {
+        let size = size_of::<CallFrame>();
+        let max = usize::MAX;
+        for at in [64, 4096, max / 2, max - size] {
+            for start in [
+                0,
+                1,
+                63,
+                at - 1,
+                at,
+                at + 1,
+                at + size - 1,
+                at + size,
+                max - 64,
+            ] {
+                for len in [0, 1, 2, size, size + 1, 4096, isize::MAX as usize - 4096] {
+                    let region = Bounds::of(start, len);
+                    if region.bad {
+                        continue;
+                    }
+                    let frame = Bounds::of(at, size);
+                    assert_eq!(
+                        region.holds::<CallFrame>(at),
+                        region.meets(&frame),
+                        "region {start:#x}+{len:#x}, frame at {at:#x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
