@@ -173,8 +173,8 @@ pub fn failure_path<T: DeserializeOwned>(bytes: &[u8]) -> Vec<PathStep> {
     use serde_path_to_error::Segment;
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DEPTH);
-    let left = std::cell::Cell::new(MAX_NESTING);
-    match serde_path_to_error::deserialize::<_, T>(depth::Depth::new(&mut de, &left)) {
+    let budget = depth::Budget::new(MAX_NESTING);
+    match serde_path_to_error::deserialize::<_, T>(depth::Depth::new(&mut de, &budget)) {
         Ok(_) => Vec::new(),
         Err(e) => e
             .path()
@@ -201,8 +201,8 @@ fn from_msgpack_by_rmp<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     }
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DEPTH);
-    let left = std::cell::Cell::new(MAX_NESTING);
-    let value = T::deserialize(depth::Depth::new(&mut de, &left))?;
+    let budget = depth::Budget::new(MAX_NESTING);
+    let value = T::deserialize(depth::Depth::new(&mut de, &budget))?;
     // The decoder read one value (and no further); what follows it is an error.
     match extent::value_len(bytes) {
         Some(len) if len == bytes.len() => Ok(value),

@@ -393,3 +393,32 @@ fn a_daemon_that_wrote_a_stray_byte_and_went_away_is_seen_to_be_gone() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A link of the `hazards` fixture's `FatLink`, as the client writes it.
+#[derive(serde::Serialize)]
+struct FatLink {
+    pad: [[u64; 32]; 4],
+    next: Option<Box<FatLink>>,
+}
+
+/// A valid argument whose decoding takes a lot of stack (a recursive type 100 levels
+/// deep, each level large) is taken through the daemon as it is in-process (from
+/// `memlink call`'s main thread): a call's thread has a main thread's stack. Before, the
+/// worker's threads had a spawned thread's 2 MiB, the decoding overflowed it, the worker
+/// died and the call failed with `WorkerDied`.
+#[test]
+fn an_argument_deep_on_the_stack_is_taken_as_in_process() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let mut chain = None;
+    for depth in (1..=100u64).rev() {
+        chain = Some(Box::new(FatLink {
+            pad: [[depth; 32]; 4],
+            next: chain,
+        }));
+    }
+    let args = encoded(&(chain.unwrap(),));
+    let out = client.call(hazards, "fat_chain_len", &args).unwrap();
+    assert_eq!(decoded::<u32>(&out), 100);
+}

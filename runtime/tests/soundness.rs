@@ -49,6 +49,66 @@ fn values_aligned_past_the_persistent_region_are_stored_aligned() {
     }
 }
 
+/// A link of `hazards::FatLink`, as the host writes it.
+#[derive(serde::Serialize)]
+struct FatLink {
+    pad: [[u64; 32]; 4],
+    next: Option<Box<FatLink>>,
+}
+
+/// A chain of `links` links, each holding its depth (from 1) in every word.
+pub(crate) fn fat_chain(links: u64) -> Vec<u8> {
+    let mut chain = None;
+    for depth in (1..=links).rev() {
+        chain = Some(Box::new(FatLink {
+            pad: [[depth; 32]; 4],
+            next: chain,
+        }));
+    }
+    mp(&(chain.expect("at least one link"),))
+}
+
+/// An argument within the decoder's nesting limits whose every level is large on the
+/// stack (a safe module's recursive type, 100 levels) is refused, saying so, on a thread
+/// whose stack is too small for it, and taken on one large enough; the module serves on.
+/// Before, the levels were counted but not their bytes: the decoding overflowed the
+/// calling thread's stack and the process aborted.
+#[test]
+fn an_argument_too_deep_for_the_threads_stack_is_refused_not_a_crash() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["hazards"]);
+    let rt = std::sync::Arc::new(rt);
+    let args = std::sync::Arc::new(fat_chain(100));
+    let hazards = h[0];
+    let on_stack = |stack: usize| {
+        let (rt, args) = (rt.clone(), args.clone());
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(move || {
+                rt.call(hazards, "fat_chain_len", &args)
+                    .map(|out| common::de::<u32>(&out))
+            })
+            .unwrap()
+            .join()
+            .expect("the calling thread ends")
+    };
+    match on_stack(512 * 1024) {
+        Err(RuntimeError::Call {
+            error: ModuleError::Serialize(why),
+            ..
+        }) => assert!(
+            why.contains("values nest deeper than this thread's stack can decode"),
+            "{why}"
+        ),
+        other => panic!("not refused for the stack: {other:?}"),
+    }
+    assert_eq!(on_stack(16 * 1024 * 1024).unwrap(), 100);
+    assert_eq!(
+        on_stack(512 * 1024).ok(),
+        None,
+        "refused again, not a crash"
+    );
+}
+
 /// Item 2: with `Saturation::Wait` and one slot, a module that calls itself (directly,
 /// or through another module) runs within the slot its chain holds. Before, the nested
 /// call waited for that slot: until its deadline (`Timeout(0)`), or forever.

@@ -6,6 +6,13 @@
 //! one can catch. This adapter counts every nested `deserialize_*` call of any kind and
 //! fails past the limit, so the limit is a property of the data model, not of one
 //! decoder's bookkeeping.
+//!
+//! Levels are not bytes: how much stack a level takes depends on the types decoded and
+//! the build (a debug build's derived `Deserialize` of a struct with a few arrays in it
+//! took 25 KiB a level), so a value well within the limit still overflowed a thread's
+//! stack (2 MiB by default, less where a nested call runs). Past its first few levels,
+//! each level also looks at the stack, and fails while less than [`STACK_RESERVE`] of it
+//! is left.
 
 use std::cell::Cell;
 use std::fmt;
@@ -14,39 +21,109 @@ use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
+/// Stack a level leaves free below it: room for the decoder's frames of a level or more,
+/// however large its types, so that the refusal comes before the overflow.
+pub(crate) const STACK_RESERVE: usize = 128 * 1024;
+
+/// Levels a value may take before its levels look at the stack: the values most calls
+/// take (a struct or tuple of scalars and strings) never pay for the look.
+const UNCHECKED_LEVELS: usize = 4;
+
+/// What a decode has left: levels, and the stack below the lowest address a level may
+/// start at.
+pub(crate) struct Budget {
+    left: Cell<usize>,
+    /// The levels it started with.
+    levels: usize,
+    /// The lowest stack address a level may start at: 0 before the stack is looked at,
+    /// 1 when its bounds cannot be known (which stops no level).
+    floor: Cell<usize>,
+}
+
+impl Budget {
+    /// `levels` levels, and the stack the thread has.
+    pub(crate) fn new(levels: usize) -> Budget {
+        Budget {
+            left: Cell::new(levels),
+            levels,
+            floor: Cell::new(0),
+        }
+    }
+
+    /// Whether a level starting at stack address `here` leaves too little below it. The
+    /// thread's bounds are asked for (through `stacker`) once per decode, when it first
+    /// gets past [`UNCHECKED_LEVELS`].
+    fn stack_too_short(&self, here: usize) -> bool {
+        // Miri runs no foreign calls, and its stacks are not the thread's.
+        if cfg!(miri) {
+            return false;
+        }
+        let floor = match self.floor.get() {
+            0 => {
+                // The stack grows down on every target memlink runs on: its bottom is
+                // `here - left`.
+                let floor = stacker::remaining_stack().map_or(1, |left| {
+                    here.saturating_sub(left)
+                        .saturating_add(STACK_RESERVE)
+                        .max(1)
+                });
+                self.floor.set(floor);
+                floor
+            }
+            floor => floor,
+        };
+        here < floor
+    }
+}
+
 /// Wraps `inner` so that nesting deeper than `*left` levels is an error.
 pub(crate) struct Depth<'c, D> {
     inner: D,
-    left: &'c Cell<usize>,
+    left: &'c Budget,
 }
 
 impl<'c, D> Depth<'c, D> {
-    pub(crate) fn new(inner: D, left: &'c Cell<usize>) -> Self {
+    pub(crate) fn new(inner: D, left: &'c Budget) -> Self {
         Depth { inner, left }
     }
 }
 
 /// One level taken; given back when dropped.
-struct Level<'c>(&'c Cell<usize>);
+struct Level<'c>(&'c Budget);
 
 impl Drop for Level<'_> {
     fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
+        self.0.left.set(self.0.left.get() + 1);
     }
 }
 
-fn enter<E: de::Error>(left: &Cell<usize>) -> Result<Level<'_>, E> {
-    match left.get() {
+fn enter<E: de::Error>(budget: &Budget) -> Result<Level<'_>, E> {
+    match budget.left.get() {
         0 => Err(E::custom(format_args!(
             "values nest deeper than the {} levels a decoder accepts (`MAX_NESTING`: an \
              enum, an option or a newtype is a level too)",
             super::MAX_NESTING
         ))),
+        n if budget.levels - n >= UNCHECKED_LEVELS && budget.stack_too_short(here()) => {
+            Err(E::custom(format_args!(
+                "values nest deeper than this thread's stack can decode: {} levels in, less \
+                 than the {} KiB a level leaves free was left",
+                budget.levels - n,
+                STACK_RESERVE / 1024
+            )))
+        }
         n => {
-            left.set(n - 1);
-            Ok(Level(left))
+            budget.left.set(n - 1);
+            Ok(Level(budget))
         }
     }
+}
+
+/// Where the stack is now: the address of a local.
+#[inline(always)]
+fn here() -> usize {
+    let here = 0u8;
+    core::hint::black_box(&raw const here).addr()
 }
 
 macro_rules! forward {
@@ -206,7 +283,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Depth<'_, D> {
 /// A visitor, seed or access object whose nested deserializers are wrapped too.
 struct Wrap<'c, T> {
     inner: T,
-    left: &'c Cell<usize>,
+    left: &'c Budget,
 }
 
 macro_rules! visit {

@@ -22,6 +22,15 @@ use crate::{CallOptions, MethodRef, ModuleError, ModuleHandle, Runtime, RuntimeE
 
 /// How long a connection's thread spins on its doorbell after a call before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
+
+/// The stack of a thread that runs a connection's calls (its own, and its helpers): a
+/// main thread's on Linux (8 MiB, of address space until it is used), so that a call
+/// through the daemon has the stack it has in-process from `memlink call`, where a
+/// module's decoding of a deeply nested argument, or a chain of nested calls, runs on
+/// it. With Rust's default for a spawned thread, 2 MiB, a value `memlink call` took was
+/// too deep for the daemon.
+pub(crate) const CALL_STACK: usize = 8 * 1024 * 1024;
+
 /// The private copy of arguments a connection's thread keeps between calls, in 16-byte
 /// words (64 KiB): a larger one goes to the worker's [`Spare`] after its call, so
 /// between calls an untrusted connection costs a worker at most this per thread, beside
@@ -135,6 +144,7 @@ impl Server {
             let helper = self.sibling();
             match std::thread::Builder::new()
                 .name("memlink-conn-helper".to_owned())
+                .stack_size(CALL_STACK)
                 .spawn(move || helper.help())
             {
                 Ok(thread) => self.helper_threads.push(thread),

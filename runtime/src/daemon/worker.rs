@@ -801,6 +801,7 @@ impl Worker {
         };
         let thread = std::thread::Builder::new()
             .name(format!("memlink-conn-{connection}"))
+            .stack_size(super::connection::CALL_STACK)
             .spawn(move || server.run())
             .map_err(|e| format!("cannot start its thread: {e}"))?;
         self.connections.insert(
