@@ -552,9 +552,9 @@ fn nested_error(
     match failure {
         Failure::Retired => ModuleError::ModuleNotFound(module()),
         Failure::Saturated => ModuleError::CallFailed(format!(
-            "module `{}` is saturated ({} calls in flight)",
+            "module `{}` is saturated (at its limit of {})",
             module(),
-            limit
+            crate::error::in_flight(limit)
         )),
         Failure::Module(e) | Failure::NotRun(e) => e,
     }

@@ -64,6 +64,14 @@ pub enum RuntimeError {
         /// What is wrong with it (the dynamic loader's words, when it refused).
         reason: String,
     },
+    /// No more module images can be mapped in this process: each one keeps what it took
+    /// from the process (its thread-local keys) for good, as an image is never unmapped.
+    NoRoomForImage {
+        /// The file.
+        path: PathBuf,
+        /// What ran out.
+        reason: String,
+    },
     /// A shared library without the memlink entry points.
     NotAModule {
         /// The file.
@@ -352,7 +360,11 @@ impl RuntimeError {
     pub(crate) fn for_path(mut self, from: &std::path::Path, to: &std::path::Path) -> Self {
         use RuntimeError::*;
         match &mut self {
-            NotALibrary { path, reason } | InvalidModule { path, reason } if path == from => {
+            NotALibrary { path, reason }
+            | InvalidModule { path, reason }
+            | NoRoomForImage { path, reason }
+                if path == from =>
+            {
                 to.clone_into(path);
                 let (from, to) = (from.to_string_lossy(), to.to_string_lossy());
                 *reason = reason.replace(&*from, &to);
@@ -444,6 +456,9 @@ impl fmt::Display for RuntimeError {
             }
             NotALibrary { path, reason, .. } => {
                 write!(f, "{} is not a loadable shared library: {reason}", path.display())
+            }
+            NoRoomForImage { path, reason } => {
+                write!(f, "cannot load {}: {reason}", path.display())
             }
             NotAModule { path, missing } => write!(
                 f,
@@ -537,7 +552,8 @@ impl fmt::Display for RuntimeError {
             }
             Saturated { module, method, limit } => write!(
                 f,
-                "{module}::{method} refused: the module is saturated ({limit} calls in flight)"
+                "{module}::{method} refused: the module is saturated (at its limit of {})",
+                in_flight(*limit)
             ),
             Call { module, method, error } => write!(f, "{module}::{method} failed: {error}"),
             WrongFormat { module, method, part, format, instead } => {
@@ -619,4 +635,10 @@ fn passed_prerelease<'a>(reference: &'a str, versions: &[String]) -> Option<(&'a
         release.pre = semver::Prerelease::EMPTY;
         requirement.matches(&release).then(|| (name, v.clone()))
     })
+}
+
+/// `n` calls in flight, in words: "1 call in flight", "2 calls in flight".
+pub(crate) fn in_flight(n: usize) -> String {
+    let calls = if n == 1 { "call" } else { "calls" };
+    format!("{n} {calls} in flight")
 }

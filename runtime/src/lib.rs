@@ -71,6 +71,7 @@ mod hazard;
 pub mod health;
 mod host_api;
 mod host_call;
+mod images;
 pub mod intercept;
 mod invoke;
 mod lease;

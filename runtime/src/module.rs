@@ -273,6 +273,14 @@ impl Module {
         // link's. The module keeps the path it was given, whose name may say its version.
         let target = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         let file = FileId::of(&target);
+        // An image stays mapped for good, and with it the thread-local keys it takes:
+        // past the process's last few, a module's thread would abort the process.
+        if let Some(reason) = crate::images::too_few_keys() {
+            return Err(RuntimeError::NoRoomForImage {
+                path: path.to_owned(),
+                reason,
+            });
+        }
         // SAFETY: loading a library runs its initializers; a memlink module is native code
         // the host chose to trust (see docs/security.md). Nothing else is assumed here.
         let library =
