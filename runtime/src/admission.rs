@@ -55,7 +55,10 @@ use crate::shard::SHARED;
 /// Either way, a call a module makes into itself, directly or through other modules
 /// (`A` calls `B` calls `A`), runs within the slot its chain already holds: it takes no
 /// second slot and never waits for one, so re-entrancy cannot deadlock a module however
-/// low its limit.
+/// low its limit. That holds across a reload (the chain re-enters the new version within
+/// its slot), not across an unload and a load under the same name: the module loaded
+/// then is another module, whose slot the chain does not hold, and with `Wait` it waits
+/// for it as for any other module's (see `Wait` on chains that wait on each other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Saturation {
