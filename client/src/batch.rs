@@ -82,7 +82,11 @@ impl<'c> Batch<'c> {
         // The time the call has as it is pushed, before a reconnect or a slot is waited
         // for: what a timeout reports.
         let given = crate::client::given(&self.options);
-        // A batch's calls share one connection; the first call's size may grow it.
+        // A batch's calls share one connection; the first call's size may grow it (a
+        // connection kept from a first push that failed is chosen again).
+        if self.calls.is_empty() {
+            self.conn = None;
+        }
         let conn = match &self.conn {
             Some(c) => Arc::clone(c),
             None => {

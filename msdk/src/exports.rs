@@ -87,10 +87,8 @@ pub unsafe extern "C" fn memlink_init(frame: *mut InitFrame) -> i32 {
     match outcome {
         Ok(()) => Status::Ok as i32,
         Err(message) => {
-            // A frame too small to hold `error` gets nothing written past its end.
-            if frame.size as usize >= offset_of!(InitFrame, error) + size_of::<StrRef>() {
-                frame.error = StrRef::new(static_message(message));
-            }
+            // The frame is whole here (a smaller one was refused above): it has `error`.
+            frame.error = StrRef::new(static_message(message));
             Status::Abi as i32
         }
     }
@@ -834,7 +832,7 @@ mod tests {
     /// calls, under it. Before, the call ran.
     #[test]
     fn a_frame_or_host_table_inside_a_region_is_refused() {
-        #[repr(C, align(16))]
+        #[repr(C, align(64))]
         struct Big([u8; 1024]);
         let mut memory = Box::new(Big([0; 1024]));
         let base = memory.0.as_mut_ptr();
@@ -843,7 +841,7 @@ mod tests {
         let own_host = &raw const crate::test_host::HOST;
         /// Places a frame's regions (or table) in the memory at the pointer.
         type Place = fn(&mut CallFrame, *mut u8);
-        let cases: [(&str, Place); 3] = [
+        let cases: [(&str, Place); 6] = [
             ("the call frame lies in its own arena", |f, base| {
                 f.arena = base;
                 f.arena_len = 1024;
@@ -862,10 +860,37 @@ mod tests {
                     f.host = base.wrapping_add(64).cast_const().cast();
                 },
             ),
+            (
+                "the call frame lies in its own persistent region",
+                |f, base| {
+                    f.persistent = base;
+                    f.persistent_len = 1024;
+                },
+            ),
+            (
+                "the host's service table lies in the call frame's persistent region",
+                |f, base| {
+                    f.persistent = base;
+                    f.persistent_len = 256;
+                    f.host = base.wrapping_add(64).cast_const().cast();
+                },
+            ),
+            (
+                "the host's service table lies in the call frame (whose outputs the module writes)",
+                |f, base| {
+                    // Over the frame's last 8 bytes (the end of `small_out`) and past it.
+                    let at = 512 + size_of::<CallFrame>() - 8;
+                    f.host = base.wrapping_add(at).cast_const().cast();
+                },
+            ),
         ];
         assert!(
             64 + size_of::<HostApi>() <= 512,
             "the table fits before the frame"
+        );
+        assert!(
+            512 + size_of::<CallFrame>() - 8 + size_of::<HostApi>() <= 1024,
+            "the table fits over the frame's end"
         );
         for (expected, place) in cases {
             // SAFETY: within `memory`, aligned for a frame (512 is a multiple of 16), and
@@ -874,11 +899,13 @@ mod tests {
             // SAFETY: as above; the frame is ours alone until the checks below.
             let frame = unsafe { &mut *frame_at };
             place(frame, base);
-            if frame.host != own_host {
-                // SAFETY: the table goes 64 bytes into `memory`, before the frame (the
-                // assertion above), aligned (64 is a multiple of 8): a bitwise copy of
-                // the tests' own, so it is whole.
-                unsafe { frame.host.cast_mut().write(core::ptr::read(own_host)) };
+            let table = frame.host;
+            if table != own_host {
+                // SAFETY: the table goes 64 bytes into `memory`, before the frame, or over
+                // the frame's last 8 bytes (the assertions above), aligned (both offsets
+                // are multiples of 8): a bitwise copy of the tests' own, so it is whole;
+                // the frame's reference is not used again.
+                unsafe { table.cast_mut().write(core::ptr::read(own_host)) };
             }
             // SAFETY: the frame refers to memory alive for the call.
             let reason = unsafe { frame::problem(&*frame_at) };

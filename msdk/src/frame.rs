@@ -19,9 +19,9 @@ use crate::error::ModuleError;
 /// share a byte (the arguments must stay as they were validated while the call
 /// allocates in the arena, and the persistent region is shared by every call), and
 /// neither the frame nor the host's table lies in one the module reads or writes while
-/// it uses them (the frame's outputs are written while the arguments are borrowed; an
-/// arena or persistent region over the table would let the module's own writes replace
-/// the functions it calls). Nothing the regions point to is read. [`problem`] says what
+/// it uses them, nor the table in the frame (the frame's outputs are written while the
+/// arguments are borrowed; an arena, persistent region or frame over the table would
+/// let the module's own writes replace the functions it calls). Nothing the regions point to is read. [`problem`] says what
 /// is wrong with a frame this refuses.
 ///
 /// A function of its own, never inlined: its dozen comparisons then run in registers of
@@ -47,13 +47,16 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
     let arena = Bounds::of(frame.arena.addr(), frame.arena_len);
     let itself = core::ptr::from_ref(frame).addr();
     let table = frame.host.addr();
+    // The frame is memory the caller vouches for: it does not wrap.
+    let outputs = Bounds::of(itself, size_of::<CallFrame>());
     let mut bad = args.bad
         | arena.bad
         | !arena.start.is_multiple_of(16)
         | args.meets(&arena)
         | args.holds::<CallFrame>(itself)
         | arena.holds::<CallFrame>(itself)
-        | arena.holds::<HostApi>(table);
+        | arena.holds::<HostApi>(table)
+        | outputs.holds::<HostApi>(table);
     // Most modules keep no persistent region: its checks are skipped when it is empty
     // (an empty region is sound and apart from everything).
     if frame.persistent_len != 0 {
@@ -124,6 +127,7 @@ impl Bounds {
     /// `size - 1`, never below it.
     #[inline(always)]
     fn holds<T>(&self, at: usize) -> bool {
+        const { assert!(size_of::<T>() > 0, "a region holds no zero-sized value") };
         let reach = size_of::<T>() - 1;
         at.wrapping_sub(self.start).wrapping_add(reach)
             < self.end.wrapping_sub(self.start).wrapping_add(reach)
@@ -193,6 +197,11 @@ fn region_problem(frame: &CallFrame) -> Option<ModuleError> {
             }
         }
         let table = span(frame.host.addr(), size_of::<HostApi>());
+        if table.overlaps(&itself) {
+            return Err(abi_error(
+                "the host's service table lies in the call frame (whose outputs the module writes)",
+            ));
+        }
         for region in [&arena, &persistent] {
             if table.overlaps(region) {
                 return Err(abi_error(&format!(
@@ -367,6 +376,12 @@ mod tests {
                         region.holds::<CallFrame>(at),
                         region.meets(&frame),
                         "region {start:#x}+{len:#x}, frame at {at:#x}"
+                    );
+                    let table = Bounds::of(at, size_of::<HostApi>());
+                    assert_eq!(
+                        region.holds::<HostApi>(at),
+                        region.meets(&table),
+                        "region {start:#x}+{len:#x}, table at {at:#x}"
                     );
                 }
             }

@@ -248,6 +248,19 @@ impl PersistentRegion {
     }
 }
 
+/// Whether a new image of `path` may be mapped: it stays mapped for good, and with it
+/// the thread-local keys it takes; past the process's last few, a module's thread would
+/// abort the process.
+pub(crate) fn room_for_image(path: &Path) -> Result<(), RuntimeError> {
+    match crate::images::too_few_keys() {
+        Some(reason) => Err(RuntimeError::NoRoomForImage {
+            path: path.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Module {
     /// Opens the library at `path` (already resolved) and checks that it is a memlink
     /// module this runtime can call. Does not call `memlink_init`.
@@ -273,13 +286,14 @@ impl Module {
         // link's. The module keeps the path it was given, whose name may say its version.
         let target = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         let file = FileId::of(&target);
-        // An image stays mapped for good, and with it the thread-local keys it takes:
-        // past the process's last few, a module's thread would abort the process.
-        if let Some(reason) = crate::images::too_few_keys() {
-            return Err(RuntimeError::NoRoomForImage {
-                path: path.to_owned(),
-                reason,
-            });
+        // A path the loader holds gives back its image, which takes nothing more; a new
+        // one is mapped for good (a private copy's room was looked at before it was made).
+        let held = HANDED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&target);
+        if remember && !held {
+            room_for_image(path)?;
         }
         // SAFETY: loading a library runs its initializers; a memlink module is native code
         // the host chose to trust (see docs/security.md). Nothing else is assumed here.

@@ -749,6 +749,8 @@ fn answers(
 /// Opens a private copy of the library at `path` (a fresh image, however often the file
 /// was loaded; see `crate::reload`), as the module of `path`: errors name `path`.
 fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
+    // Before the copy is made: a refusal leaves no file behind.
+    crate::module::room_for_image(path)?;
     let copy = PrivateCopy::of(path)?;
     let mut module = Module::open_private(copy.path(), concurrency)
         .map_err(|e| e.for_path(copy.path(), path))?;

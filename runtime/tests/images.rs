@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")] // the C library's thread-local keys, through `libc`
 //! A process that has all but used up the C library's thread-local keys (as a host that
 //! reloads all day does: each module image keeps its keys for good) is refused a load,
 //! saying why, where before a module's thread aborted the whole process ("out of TLS

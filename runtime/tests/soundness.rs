@@ -91,7 +91,7 @@ fn an_argument_too_deep_for_the_threads_stack_is_refused_not_a_crash() {
             .join()
             .expect("the calling thread ends")
     };
-    match on_stack(512 * 1024) {
+    match on_stack(256 * 1024) {
         Err(RuntimeError::Call {
             error: ModuleError::Serialize(why),
             ..
@@ -103,7 +103,7 @@ fn an_argument_too_deep_for_the_threads_stack_is_refused_not_a_crash() {
     }
     assert_eq!(on_stack(16 * 1024 * 1024).unwrap(), 100);
     assert_eq!(
-        on_stack(512 * 1024).ok(),
+        on_stack(256 * 1024).ok(),
         None,
         "refused again, not a crash"
     );

@@ -18,18 +18,27 @@ use memlink_ipc::segment::MAX_SLOTS;
 use memlink_ipc::slot::{Name, Op, Request, Slot, Spinner};
 use memlink_ipc::{clock, Failure, Segment};
 
+use super::config::WorkerLimits;
 use crate::{CallOptions, MethodRef, ModuleError, ModuleHandle, Runtime, RuntimeError};
 
 /// How long a connection's thread spins on its doorbell after a call before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
 
-/// The stack of a thread that runs a connection's calls (its own, and its helpers): a
-/// main thread's on Linux (8 MiB, of address space until it is used), so that a call
-/// through the daemon has the stack it has in-process from `memlink call`, where a
-/// module's decoding of a deeply nested argument, or a chain of nested calls, runs on
-/// it. With Rust's default for a spawned thread, 2 MiB, a value `memlink call` took was
-/// too deep for the daemon.
-pub(crate) const CALL_STACK: usize = 8 * 1024 * 1024;
+/// The stack of a thread that runs a connection's calls (its own, and its helpers), for
+/// a worker with `limits`: a main thread's on Linux, 8 MiB (of address space until it
+/// is used), so that a call through the daemon has the stack it has in-process from
+/// `memlink call`, where a module's decoding of a deeply nested argument, or a chain of
+/// nested calls, runs on it (with Rust's default for a spawned thread, 2 MiB, a value
+/// `memlink call` took was too deep for the daemon). A worker with a `memory_bytes`
+/// limit (`RLIMIT_AS`, which counts a stack whole, used or not) keeps the default, so
+/// that the connections its limit was sized for still get their threads.
+pub(crate) fn call_stack(limits: &WorkerLimits) -> usize {
+    if limits.memory_bytes.is_some() {
+        2 * 1024 * 1024
+    } else {
+        8 * 1024 * 1024
+    }
+}
 
 /// The private copy of arguments a connection's thread keeps between calls, in 16-byte
 /// words (64 KiB): a larger one goes to the worker's [`Spare`] after its call, so
@@ -79,6 +88,8 @@ pub(super) struct Server {
     pub(super) spare: Arc<Spare>,
     /// Helper threads to start with the connection's first call (see [`Server::help`]).
     pub(super) helpers: usize,
+    /// The stack of each thread that runs its calls, in bytes ([`call_stack`]).
+    pub(super) call_stack: usize,
     pub(super) helper_threads: Vec<JoinHandle<()>>,
     /// This worker's number: its doorbell and its bit in the header's sleeper words.
     pub(super) index: usize,
@@ -128,6 +139,7 @@ impl Server {
             scratch: Vec::new(),
             spare: Arc::clone(&self.spare),
             helpers: 0,
+            call_stack: self.call_stack,
             helper_threads: Vec::new(),
             index: self.index,
             serving: Arc::clone(&self.serving),
@@ -144,7 +156,7 @@ impl Server {
             let helper = self.sibling();
             match std::thread::Builder::new()
                 .name("memlink-conn-helper".to_owned())
-                .stack_size(CALL_STACK)
+                .stack_size(self.call_stack)
                 .spawn(move || helper.help())
             {
                 Ok(thread) => self.helper_threads.push(thread),

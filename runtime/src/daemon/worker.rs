@@ -56,6 +56,9 @@ pub fn control_fd(args: &[String]) -> Option<RawFd> {
 /// with the number the supervisor's invocation gives (the descriptor it handed this
 /// process alone).
 pub unsafe fn take_control_fd(fd: RawFd) -> Result<OwnedFd, String> {
+    if fd < 0 {
+        return Err(format!("control descriptor {fd} is no descriptor number"));
+    }
     if fd < 3 {
         return Err(format!("control descriptor {fd} is a standard stream"));
     }
@@ -183,6 +186,7 @@ pub fn run(control: OwnedFd) -> Result<(), String> {
         spare: Arc::default(),
         draining: Arc::default(),
         helpers: config.threads_per_connection.max(1) as usize - 1,
+        call_stack: super::connection::call_stack(&config.limits),
         grace_ns: config.watchdog_grace_ms.saturating_mul(1_000_000),
         index: match index as usize {
             i if i < MAX_WORKERS => i,
@@ -665,6 +669,8 @@ struct Worker {
     draining: Arc<AtomicBool>,
     /// Helper threads per connection, besides the one serving it.
     helpers: usize,
+    /// The stack of each thread that runs a connection's calls, in bytes.
+    call_stack: usize,
     /// How long past its deadline a call may run, in nanoseconds: the supervisor's
     /// watchdog's grace, which the worker applies itself once it has no supervisor.
     grace_ns: u64,
@@ -795,13 +801,14 @@ impl Worker {
             scratch: Vec::new(),
             spare: Arc::clone(&self.spare),
             helpers: self.helpers,
+            call_stack: self.call_stack,
             helper_threads: Vec::new(),
             index: self.index,
             serving: Arc::new(std::array::from_fn(|_| AtomicBool::new(false))),
         };
         let thread = std::thread::Builder::new()
             .name(format!("memlink-conn-{connection}"))
-            .stack_size(super::connection::CALL_STACK)
+            .stack_size(self.call_stack)
             .spawn(move || server.run())
             .map_err(|e| format!("cannot start its thread: {e}"))?;
         self.connections.insert(
