@@ -465,7 +465,13 @@ pub(crate) fn nested<R: Receive>(
     // Typed arguments are MessagePack: a callee that takes MessagePack reads them as
     // they are, and only another format's callee needs them converted (copied).
     let args = memlink_abi::msgpack::nested_args(request.flags, method.args_format, request.args)?;
-    let args = &args[..];
+    let realigned;
+    let args = if method.args_format == Format::Archived && !on_archive_boundary(&args) {
+        realigned = aligned_copy(&args)?;
+        realigned.as_slice()
+    } else {
+        &args[..]
+    };
     let limit = target.gate.limit();
     // The caller's mark is of its last nested call's panic: this one's, if it panics.
     caller.nested_panic.set(0);
@@ -480,6 +486,30 @@ pub(crate) fn nested<R: Receive>(
         receive(method.result_format),
         |failure| nested_error(caller, limit, request, failure),
     )
+}
+
+/// Whether `args` start where an archive is read in place from (empty ones start
+/// anywhere: they are read from memory of the runtime's own).
+#[inline]
+fn on_archive_boundary(args: &[u8]) -> bool {
+    args.is_empty()
+        || args
+            .as_ptr()
+            .addr()
+            .is_multiple_of(memlink_abi::archive::ARCHIVE_ALIGN)
+}
+
+/// `args` copied to a 16-byte boundary, for an archive callee: a module lends bytes off
+/// one when it passes on a slice of its own arguments or result (whose bytes have no
+/// alignment), or a copy in its arena, and the callee reads the archive in place, as a
+/// host's call places it.
+#[cold]
+#[inline(never)]
+fn aligned_copy(args: &[u8]) -> Result<crate::buffer::AlignedBuf, ModuleError> {
+    let mut copy =
+        crate::buffer::AlignedBuf::try_zeroed(args.len()).ok_or(ModuleError::QuotaExceeded)?;
+    copy.as_mut_slice().copy_from_slice(args);
+    Ok(copy)
 }
 
 /// The callee and method index of `request`, from the thread's cached targets, if the

@@ -308,6 +308,35 @@ fn large_inputs_through_the_buffer_are_checked_end_to_end() {
     assert_eq!(de::<u64>(&out), expected);
 }
 
+/// A module that passes an archive on to another module's archive export (a relay
+/// lending a slice of its own arguments, whose bytes have no alignment) gets the call it
+/// would get from a host: the runtime copies bytes lent off a 16-byte boundary to one,
+/// as it places a host's archived arguments. Before, the callee refused them ("the
+/// archive starts 9 bytes past a 16-byte boundary"), so the example relays could not
+/// reach an archive export.
+#[test]
+fn an_archive_lent_off_its_boundary_by_a_module_reaches_its_callee() {
+    let (rt, h) = load_all(RuntimeConfig::default(), &["nested_calls", "zero_copy"]);
+    let archive = rkyv::to_bytes::<rancor::Error>(&(points(4),)).unwrap();
+    // The centroid (the fourth figure is where the points were read, which differs).
+    let centroid = |out: &[u8]| {
+        let (x, y, z, _) = de::<(f32, f32, f32, u64)>(out);
+        (x, y, z)
+    };
+    let direct = centroid(&rt.call(h[1], "centroid", &archive).unwrap());
+    for relay in ["relay_borrowed", "relay_in_arena"] {
+        let relay = rt
+            .archived::<(String, String, Vec<u8>), Vec<u8>>(h[0], relay)
+            .unwrap();
+        let args = (
+            "zero_copy".to_owned(),
+            "centroid".to_owned(),
+            archive.to_vec(),
+        );
+        assert_eq!(centroid(&relay.call(&args).unwrap()), direct);
+    }
+}
+
 #[test]
 fn malformed_archives_are_errors_that_say_what_was_wrong() {
     let (rt, h) = module();
