@@ -452,6 +452,11 @@ impl fmt::Display for RuntimeError {
                          keeps modules by name)"
                     )?;
                 }
+                // `my_module.so` where cargo wrote `libmy_module.so`.
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if !bare && name.ends_with(".so") && !name.starts_with("lib") {
+                    write!(f, " (cargo names a module's library `lib{name}`)")?;
+                }
                 Ok(())
             }
             NotALibrary { path, reason, .. } => {

@@ -117,6 +117,8 @@ fn call_takes_json_and_prints_json() {
         (&["may_fail", "7"], "14"),
         (&["echo", "hello world"], "hello world"),
         (&["ping"], "pong"),
+        // `null` is no arguments, as nil is on the wire.
+        (&["ping", "null"], "pong"),
         (
             &["process_user", r#"[{"id": 1, "name": "ada", "score": 2}]"#],
             r#"{"id":1,"name":"ADA","score":4}"#,

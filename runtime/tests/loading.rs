@@ -16,6 +16,12 @@ fn a_missing_file() {
     let err = load("/no/such/libmodule.so").unwrap_err();
     assert!(matches!(err, RuntimeError::FileNotFound { .. }));
     assert_eq!(err.to_string(), "no module file at /no/such/libmodule.so");
+    // The name a reader writes for the module, where cargo wrote `lib` before it.
+    let err = load("./my_module.so").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no module file at ./my_module.so (cargo names a module's library `libmy_module.so`)"
+    );
 }
 
 /// A bare word is a path, which a reader may have meant as a module's name: the error

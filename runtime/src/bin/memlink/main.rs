@@ -695,6 +695,8 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     }
     let value = match value {
         v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_)) => v,
+        // `null` for a method of no arguments is none, as nil is on the wire (docs/abi.md).
+        serde_json::Value::Null if method.arg_count == 0 => serde_json::Value::Array(vec![]),
         single if method.arg_count == 1 => serde_json::Value::Array(vec![single]),
         _ => {
             return Err(format!(
