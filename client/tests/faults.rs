@@ -903,19 +903,33 @@ fn a_connection_without_a_thread_is_refused_and_the_daemon_serves_on() {
 /// middle of its calls, which failed with `WorkerDied`, and now and then the daemon,
 /// having started a new worker as it began to stop, waited for that one for good. Now the
 /// call in flight finishes and the daemon stops, exit status 0.
+///
+/// SIGHUP (the terminal the daemon was started from hanging up: an ssh session that
+/// drops) does the same. Before, its default action ended the daemon and its workers at
+/// once: the call in flight lost, exit status 129, the socket file left behind.
 #[test]
 fn sigterm_to_the_whole_process_group_finishes_the_calls_and_stops() {
-    let mut daemon = Daemon::start(Setup::modules(&["hazards"]));
-    let client = Client::connect(&daemon.socket).unwrap();
-    let hazards = client.module("hazards").unwrap();
-    let held = std::thread::scope(|s| {
-        let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(300u64,)));
-        daemon.wait_log("holding");
-        let status = daemon.terminate_group();
-        assert!(status.success(), "{status:?}:\n{}", daemon.log_text());
-        call.join().unwrap()
-    });
-    held.unwrap_or_else(|e| panic!("the call in flight: {e}\n{}", daemon.log_text()));
+    for sig in [Signal::TERM, Signal::HUP] {
+        let mut daemon = Daemon::start(Setup::modules(&["hazards"]));
+        let client = Client::connect(&daemon.socket).unwrap();
+        let hazards = client.module("hazards").unwrap();
+        let held = std::thread::scope(|s| {
+            let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(300u64,)));
+            daemon.wait_log("holding");
+            let status = daemon.signal_group(sig);
+            assert!(
+                status.success(),
+                "{sig:?}: {status:?}:\n{}",
+                daemon.log_text()
+            );
+            call.join().unwrap()
+        });
+        held.unwrap_or_else(|e| panic!("{sig:?}: the call in flight: {e}\n{}", daemon.log_text()));
+        assert!(
+            !daemon.socket.exists(),
+            "{sig:?}: the socket file is removed"
+        );
+    }
 }
 
 /// Calls submitted while the daemon stops, on connections it welcomed before, are
@@ -958,6 +972,46 @@ fn calls_made_while_the_daemon_stops_are_told_it_is_shutting_down() {
                 daemon.log_text()
             );
         }
+        assert_eq!(call.join().unwrap().unwrap(), 3_000);
+    });
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}:\n{}", daemon.log_text());
+}
+
+/// A call made after the stop on the connection whose thread runs a long call (a second
+/// call of the same client) is told the daemon is shutting down, at once. Before, it
+/// waited for the long call to end and was then run: the connection's thread looked
+/// whether to stop only after a sweep of every slot.
+#[test]
+fn a_call_behind_a_long_one_on_its_connection_is_refused_after_the_stop() {
+    let (_file, mut daemon) = common::basic_in_its_own_worker(false);
+    let client = Client::connect(&daemon.socket).unwrap();
+    let other = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let other_hazards = other.module("hazards").unwrap();
+    std::thread::scope(|s| {
+        let call = s.spawn(|| client.call_typed::<_, u64>(hazards, "hold", &(3_000u64,)));
+        daemon.wait_log("holding");
+        signal(daemon.pid(), Signal::TERM);
+        daemon.wait_log("shutting down: finishing the calls in flight");
+        // The worker drains once another connection of it is refused.
+        while other.call(other_hazards, "echo", b"probe").is_ok() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let started = std::time::Instant::now();
+        let err = client
+            .call(hazards, "echo", b"behind the long call")
+            .expect_err("a call after the stop is refused, not run");
+        assert!(
+            err.to_string().contains("the daemon is shutting down"),
+            "{err}\n{}",
+            daemon.log_text()
+        );
+        assert!(
+            !call.is_finished(),
+            "refused while the long call ran, not after it ({:?})",
+            started.elapsed()
+        );
         assert_eq!(call.join().unwrap().unwrap(), 3_000);
     });
     let status = daemon.terminate();

@@ -225,12 +225,33 @@ unsafe extern "C" fn host_alloc_output(call: *mut c_void, len: usize) -> *mut u8
             return None;
         }
         // A length the allocator cannot give is a null return, not an abort.
-        let mut buf = AlignedBuf::try_zeroed(len)?;
+        let Some(mut buf) = AlignedBuf::try_zeroed(len) else {
+            no_output_buffer(host_call, len);
+            return None;
+        };
         let ptr = buf.as_mut_ptr();
         host_call.output.set(Some(buf));
         Some(ptr)
     }));
     result.ok().flatten().unwrap_or(core::ptr::null_mut())
+}
+
+/// Says, once a second at most, that a call's output buffer of `len` bytes could not be
+/// allocated: its module then fails the call (the SDK with `QuotaExceeded`), which alone
+/// says nothing of the memory, or of a daemon worker's `memory_bytes`.
+#[cold]
+fn no_output_buffer(call: &HostCall<'_>, len: usize) {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if crate::pool::first_this_second(&LAST) {
+        tracing::warn!(
+            target: "memlink::runtime",
+            len,
+            "cannot allocate {len} bytes for the output of {}::{}: the memory is exhausted \
+             (or limited: a daemon worker's memory_bytes), and the call fails",
+            call.module.name,
+            call.module.methods[call.index as usize].name
+        );
+    }
 }
 
 /// `HostApi::backpressure`: the larger of the module's load (calls running against its

@@ -183,10 +183,7 @@ impl ArenaPool {
     #[cold]
     fn cannot_allocate(&self) {
         static LAST: AtomicU64 = AtomicU64::new(0);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if LAST.swap(now, Ordering::Relaxed) != now {
+        if first_this_second(&LAST) {
             tracing::warn!(
                 target: "memlink::runtime",
                 arena_size = self.arena_size,
@@ -264,6 +261,16 @@ impl ArenaPool {
         // A full queue means enough buffers are idle: let this one go.
         let _ = self.free.push(buf);
     }
+}
+
+/// Whether this is the first time in this second of the clock that `last` is asked:
+/// for a warning of a lack of memory, said once a second at most however many calls meet
+/// it.
+pub(crate) fn first_this_second(last: &AtomicU64) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    last.swap(now, Ordering::Relaxed) != now
 }
 
 #[cfg(test)]

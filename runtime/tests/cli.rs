@@ -842,6 +842,25 @@ fn a_result_larger_than_a_daemon_calls_slot_is_had_with_result_bytes() {
         err.contains("max_shm_per_client") && !err.contains("gives the call a slot"),
         "{err}\n{seen}"
     );
+    // Arguments larger than the slot the daemon gives: the same setting is named. Before,
+    // "connect with larger slots", which the command cannot.
+    let args = dir.join("large.bin");
+    std::fs::write(&args, vec![b'x'; 1_100_000]).unwrap();
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        small.to_str().unwrap(),
+        "basic",
+        "echo",
+        "--args-file",
+        args.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("arguments of 1100000 bytes do not fit the connection's slot")
+            && err.contains("max_shm_per_client"),
+        "{err}\n{seen}"
+    );
     let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(daemon.wait().unwrap().success());

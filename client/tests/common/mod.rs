@@ -321,8 +321,14 @@ impl Daemon {
     /// `kill -- -PGID`, `timeout` and systemd's default stop do), and waits for the daemon
     /// to exit; its exit status.
     pub fn terminate_group(&mut self) -> std::process::ExitStatus {
+        self.signal_group(rustix::process::Signal::TERM)
+    }
+
+    /// Sends `sig` to the daemon's whole process group and waits for the daemon to exit;
+    /// its exit status.
+    pub fn signal_group(&mut self, sig: rustix::process::Signal) -> std::process::ExitStatus {
         if let Some(group) = rustix::process::Pid::from_raw(self.pid()) {
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+            let _ = rustix::process::kill_process_group(group, sig);
         }
         self.wait_exit()
     }

@@ -75,6 +75,9 @@ pub(super) struct Server {
     /// connection runs in it any more (its helpers have ended): what the worker waits
     /// for before its modules' shutdown.
     pub(super) drained: Arc<AtomicBool>,
+    /// Set by the connection's thread as it begins to refuse calls ([`Server::drain`]):
+    /// until then its helpers refuse them, while it finishes its last call.
+    pub(super) refusing: Arc<AtomicBool>,
     /// Each module's handle and deadlines, looked up once.
     pub(super) modules: HashMap<String, (ModuleHandle, Deadlines)>,
     /// The last call's target, for the next call naming the same (most do).
@@ -133,6 +136,7 @@ impl Server {
             stop: Arc::clone(&self.stop),
             draining: Arc::clone(&self.draining),
             drained: Arc::clone(&self.drained),
+            refusing: Arc::clone(&self.refusing),
             modules: HashMap::new(),
             last: None,
             epoch: 0,
@@ -179,13 +183,16 @@ impl Server {
         loop {
             let overflow = header.overflow(self.index);
             let seen = overflow.load(Ordering::SeqCst);
+            if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
+                self.refuse_while_busy();
+                return;
+            }
             let mut served = true;
             while served {
                 served = false;
                 for i in 0..segment.geometry().slots {
-                    // Draining, the connection's thread refuses what is left.
                     if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
-                        return;
+                        break;
                     }
                     let slot = segment.slot(i).expect("index below the slot count");
                     if self.take(i, &slot) {
@@ -195,9 +202,22 @@ impl Server {
                 }
             }
             if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
-                return;
+                continue;
             }
             header.wait_helpers_call(self.index, seen, IDLE_POLL);
+        }
+    }
+
+    /// A helper once its worker drains: refuses the connection's calls while the
+    /// connection's thread still runs its last one, and ends when that thread refuses
+    /// them itself ([`Server::drain`]). Before, the helpers ended at once, and a call
+    /// submitted behind the long one waited for it to end.
+    fn refuse_while_busy(&self) {
+        let header = self.segment.header();
+        while !self.stop.load(Ordering::Acquire) && !self.refusing.load(Ordering::Acquire) {
+            let seen = header.overflow(self.index).load(Ordering::SeqCst);
+            self.refuse_all();
+            header.wait_helpers_call(self.index, seen, DRAIN_POLL);
         }
     }
 
@@ -210,6 +230,12 @@ impl Server {
         loop {
             let mut served = false;
             for i in 0..slots {
+                // A stop that came during the last call: what is left is refused (by
+                // `drain`), not served. Looked at only after a sweep, a call submitted
+                // behind a long one was served after the stop.
+                if self.stop.load(Ordering::Acquire) || self.draining.load(Ordering::Acquire) {
+                    return;
+                }
                 let slot = segment.slot(i).expect("index below the slot count");
                 if self.take(i, &slot) {
                     served = true;
@@ -295,7 +321,8 @@ impl Server {
     fn drain(&mut self) {
         let segment = Arc::clone(&self.segment);
         let header = segment.header();
-        // Helpers asleep wake to the drain and end.
+        // Helpers asleep wake to the drain and end: this thread refuses from here.
+        self.refusing.store(true, Ordering::Release);
         header.call_helpers(self.index);
         loop {
             self.refuse_all();

@@ -566,9 +566,13 @@ impl Stopper {
     }
 }
 
+/// Stops the daemon, its calls in flight finished, on `SIGTERM`, `SIGINT` or `SIGHUP`
+/// (the terminal it was started from closing: an ssh session that drops). Before, a
+/// hang-up's default action ended the daemon and its workers at once, the calls in
+/// flight lost, no module's shutdown run and the socket left behind.
 fn on_signals(shared: Arc<Shared>, stopper: Stopper) -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     std::thread::Builder::new()
         .name("memlink-signals".to_owned())

@@ -75,17 +75,17 @@ pub unsafe fn take_control_fd(fd: RawFd) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Makes SIGTERM and SIGINT do nothing here: the supervisor stops its workers itself,
-/// once each has finished its calls in flight. The signals reach workers too when they
-/// are sent to the daemon's whole process group (`kill -- -PGID`, `timeout`, Ctrl-C,
-/// systemd's default `KillMode`); their default action killed a worker in the middle of
-/// its calls, which then failed with `WorkerDied`. A handler that only sets a flag
-/// replaces that action (it is reset at `exec`, which a worker does not do); SIGKILL
-/// still ends a worker.
+/// Makes SIGTERM, SIGINT and SIGHUP do nothing here: the supervisor stops its workers
+/// itself, once each has finished its calls in flight. The signals reach workers too
+/// when they are sent to the daemon's whole process group (`kill -- -PGID`, `timeout`,
+/// Ctrl-C, a terminal's hang-up, systemd's default `KillMode`); their default action
+/// killed a worker in the middle of its calls, which then failed with `WorkerDied`. A
+/// handler that only sets a flag replaces that action (it is reset at `exec`, which a
+/// worker does not do); SIGKILL still ends a worker.
 fn shield_from_stop_signals() -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let seen = Arc::new(AtomicBool::new(false));
-    for signal in [SIGTERM, SIGINT] {
+    for signal in [SIGTERM, SIGINT, SIGHUP] {
         signal_hook::flag::register(signal, Arc::clone(&seen))
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
@@ -795,6 +795,7 @@ impl Worker {
             stop: Arc::clone(&stop),
             draining: Arc::clone(&self.draining),
             drained: Arc::clone(&drained),
+            refusing: Arc::default(),
             modules: HashMap::new(),
             last: None,
             epoch: 0,

@@ -132,14 +132,20 @@ fn describe(status: io::Result<ExitStatus>) -> String {
 /// [`describe`], with what the worker's limits make of an abort: a process past its
 /// `memory_bytes` (`RLIMIT_AS`) fails an allocation, and Rust aborts the process when an
 /// allocation fails, so a call that needed more memory than the limit leaves ends there.
+///
+/// `SIGXCPU` is what `cpu_seconds` (`RLIMIT_CPU`) sends a worker that has used it up.
 fn describe_with_limits(status: io::Result<ExitStatus>, plan: &WorkerPlan) -> String {
-    let aborted = matches!(&status, Ok(s) if s.signal() == Some(6));
+    let signal = status.as_ref().ok().and_then(|s| s.signal());
     let ended = describe(status);
-    match plan.limits.memory_bytes {
-        Some(limit) if aborted => format!(
+    match (signal, plan.limits.memory_bytes, plan.limits.cpu_seconds) {
+        (Some(6), Some(limit), _) => format!(
             "{ended}; its memory is limited to {limit} bytes (`memory_bytes`), and a \
              worker aborts when an allocation fails: a call that needed more memory than \
              that may have ended it (as may a module's own abort)"
+        ),
+        (Some(24), _, Some(limit)) => format!(
+            "{ended}; its CPU time is limited to {limit} s (`cpu_seconds`), over the \
+             worker's whole life, which it had used up"
         ),
         _ => ended,
     }

@@ -23,7 +23,8 @@ mod stats;
 #[command(name = "memlink", version, about = "Inspect and call memlink modules")]
 struct Cli {
     /// Show module logs on stderr: -v info, -vv debug, -vvv trace (errors and warnings
-    /// always show); with `call --daemon`, the daemon's log has them instead.
+    /// always show, unless a daemon's `[runtime] log_level` keeps fewer: the stricter of
+    /// the two holds); with `call --daemon`, the daemon's log has them instead.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]

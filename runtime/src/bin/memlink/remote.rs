@@ -120,6 +120,18 @@ impl Remote {
         // The deadline goes with the call: the daemon runs it under it, and the wait here
         // ends there too, should the daemon not answer in time.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let capacity = self.conn.slot_capacity();
+        if self.encoded.len() > capacity {
+            // The slot asked for held them: the daemon gave less.
+            return Err(format!(
+                "{module}::{method}: arguments of {} bytes do not fit the connection's slot, \
+                 which the daemon cut from the {} bytes asked for to {capacity}: its \
+                 `max_shm_per_client` setting bounds a connection's memory, and must be \
+                 raised for these arguments",
+                self.encoded.len(),
+                self.asked
+            ));
+        }
         let reply = self
             .conn
             .call(Op::Call, module, method, &self.encoded, deadline, (0, 0))
