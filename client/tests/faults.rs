@@ -953,15 +953,16 @@ fn calls_made_while_the_daemon_stops_are_told_it_is_shutting_down() {
         daemon.wait_log("holding");
         signal(daemon.pid(), Signal::TERM);
         daemon.wait_log("shutting down: finishing the calls in flight");
-        for (module, what) in [
-            (late_hazards, "the running call's worker"),
-            (late_basic, "the other"),
+        for (module, method, what) in [
+            (late_hazards, "count", "the running call's worker"),
+            (late_basic, "echo", "the other"),
         ] {
             // The other worker may still be draining: refused by it or by its stand-in,
-            // the answer is the same. The log line comes before the workers are told: a
-            // call that comes first is served, and the next one is tried.
+            // the answer is the same. A worker handles the supervisor's word to stop a
+            // little after the log line: a call that comes first is served, and the next
+            // one is tried.
             let err = loop {
-                match late.call(module, "echo", b"late") {
+                match late.call(module, method, b"") {
                     Ok(_) => std::thread::sleep(Duration::from_millis(10)),
                     Err(e) => break e,
                 }
@@ -994,8 +995,9 @@ fn a_call_behind_a_long_one_on_its_connection_is_refused_after_the_stop() {
         daemon.wait_log("holding");
         signal(daemon.pid(), Signal::TERM);
         daemon.wait_log("shutting down: finishing the calls in flight");
-        // The worker drains once another connection of it is refused.
-        while other.call(other_hazards, "echo", b"probe").is_ok() {
+        // The worker drains once another connection of it is refused (a call that
+        // comes before it handles the word to stop is served).
+        while other.call(other_hazards, "count", b"").is_ok() {
             std::thread::sleep(Duration::from_millis(10));
         }
         let started = std::time::Instant::now();

@@ -455,7 +455,8 @@ impl fmt::Display for RuntimeError {
                 // `my_module.so` where cargo wrote `libmy_module.so`.
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
                 if !bare && name.ends_with(".so") && !name.starts_with("lib") {
-                    write!(f, " (cargo names a module's library `lib{name}`)")?;
+                    let cargo = name.replace('-', "_");
+                    write!(f, " (cargo names a module's library `lib{cargo}`)")?;
                 }
                 Ok(())
             }

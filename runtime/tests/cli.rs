@@ -967,6 +967,45 @@ fn a_module_whose_metrics_wait_holds_up_no_client() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A daemon started with `SIGHUP` ignored (`nohup memlink serve &`, whose session then
+/// ends) keeps ignoring it and serves on; without `nohup` a hang-up stops it as `SIGTERM`
+/// does (`client/tests/faults.rs`). A handler for it would have overridden the ignoring.
+#[test]
+fn a_daemon_started_under_nohup_ignores_a_hang_up() {
+    use std::os::unix::process::CommandExt;
+    let dir = common::scratch("nohup");
+    let socket = dir.join("nohup.sock");
+    let basic = basic();
+    let (mut daemon, seen, _log) =
+        common::cli::serve_logging_with(&socket, &[OsStr::new(&basic)], |command| {
+            // SAFETY: `signal` is async-signal-safe, as what runs between `fork` and
+            // `exec` must be; it sets what `nohup` sets.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        });
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "stopped by SIGHUP:\n{seen}"
+    );
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        socket.to_str().unwrap(),
+        "basic",
+        "ping",
+    ]);
+    assert_eq!(stdout(&out).trim_end(), "pong", "{}", stderr(&out));
+    common::cli::stop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A daemon that stops shuts its modules down: each worker unloads its modules, running
 /// their `memlink_shutdown`, before it exits (a module whose shutdown fails is told in
 /// the log, which is how this test sees it ran, a shutdown that takes a while). Before, the last reference to a worker's

@@ -60,6 +60,11 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How often a draining connection's thread looks whether its helpers have ended.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
+/// How often a helper that refuses calls while its connection's thread finishes its
+/// last one looks at the slots unwoken: a client whose call waits rings it, so this only
+/// bounds a wakeup lost (a helper whose sleeper bit another cleared).
+const REFUSE_POLL: Duration = Duration::from_millis(100);
+
 /// Serves one connection's slots.
 pub(super) struct Server {
     pub(super) runtime: Arc<Runtime>,
@@ -217,7 +222,7 @@ impl Server {
         while !self.stop.load(Ordering::Acquire) && !self.refusing.load(Ordering::Acquire) {
             let seen = header.overflow(self.index).load(Ordering::SeqCst);
             self.refuse_all();
-            header.wait_helpers_call(self.index, seen, DRAIN_POLL);
+            header.wait_helpers_call(self.index, seen, REFUSE_POLL);
         }
     }
 

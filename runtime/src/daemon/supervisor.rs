@@ -569,10 +569,15 @@ impl Stopper {
 /// Stops the daemon, its calls in flight finished, on `SIGTERM`, `SIGINT` or `SIGHUP`
 /// (the terminal it was started from closing: an ssh session that drops). Before, a
 /// hang-up's default action ended the daemon and its workers at once, the calls in
-/// flight lost, no module's shutdown run and the socket left behind.
+/// flight lost, no module's shutdown run and the socket left behind. A daemon started
+/// with `SIGHUP` ignored (`nohup`) keeps ignoring it: a handler would override that.
 fn on_signals(shared: Arc<Shared>, stopper: Stopper) -> Result<(), String> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+    let mut stops = vec![SIGTERM, SIGINT];
+    if !ignored(SIGHUP) {
+        stops.push(SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(stops)
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     std::thread::Builder::new()
         .name("memlink-signals".to_owned())
@@ -584,6 +589,18 @@ fn on_signals(shared: Arc<Shared>, stopper: Stopper) -> Result<(), String> {
         })
         .map(drop)
         .map_err(|e| format!("cannot start the signal thread: {e}"))
+}
+
+/// Whether `signal` is ignored in this process (as `nohup` leaves `SIGHUP` for the
+/// program it starts).
+fn ignored(signal: i32) -> bool {
+    let mut old = core::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, a place for it
+    // (zeroed, so initialized whatever the call does).
+    let read = unsafe { libc::sigaction(signal, core::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: zeroed above, and written by the call when it succeeded.
+    let old = unsafe { old.assume_init() };
+    read == 0 && old.sa_sigaction == libc::SIG_IGN
 }
 
 /// One client: the handshake, then waiting for it to hang up.

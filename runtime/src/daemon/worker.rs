@@ -97,8 +97,8 @@ fn shield_from_stop_signals() -> Result<(), String> {
 /// until the supervisor says stop or goes away. Returns the process's exit message on
 /// failure.
 ///
-/// This is the whole job of a worker process: it makes SIGTERM and SIGINT do nothing in
-/// the process (the supervisor stops its workers itself, once their calls are done),
+/// This is the whole job of a worker process: it makes SIGTERM, SIGINT and SIGHUP do
+/// nothing in the process (the supervisor stops its workers itself, once their calls are done),
 /// and the descriptor is closed when it returns.
 pub fn run(control: OwnedFd) -> Result<(), String> {
     shield_from_stop_signals()?;

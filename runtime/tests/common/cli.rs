@@ -77,16 +77,30 @@ pub fn serve_logging(
     String,
     std::sync::mpsc::Receiver<String>,
 ) {
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
+    serve_logging_with(socket, modules, |_| {})
+}
+
+/// [`serve_logging`], the command made ready by `prepare` before it starts.
+pub fn serve_logging_with(
+    socket: &std::path::Path,
+    modules: &[&OsStr],
+    prepare: impl FnOnce(&mut std::process::Command),
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"));
+    command
         .arg("serve")
         .arg("--socket")
         .arg(socket)
         .args(modules)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start memlink serve");
+        .stderr(std::process::Stdio::piped());
+    prepare(&mut command);
+    let mut daemon = command.spawn().expect("start memlink serve");
     let (lines, log) = std::sync::mpsc::channel();
     let err = daemon.stderr.take().unwrap();
     std::thread::spawn(move || {
