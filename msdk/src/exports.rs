@@ -113,15 +113,8 @@ fn static_message(message: String) -> &'static str {
 fn init(frame: &InitFrame) -> Result<(), String> {
     // SAFETY: `host` is null or valid until shutdown (`memlink_init`'s contract), for
     // reads of its size first.
-    match unsafe { frame::host_size(frame.host) } {
-        None => return Err("the host offers no services (null HostApi)".to_owned()),
-        Some(size) if (size as usize) < size_of::<HostApi>() => {
-            return Err(format!(
-                "the host's service table is {size} bytes, this module needs {}",
-                size_of::<HostApi>()
-            ));
-        }
-        Some(_) => {}
+    if let Some(why) = unsafe { frame::table_problem(frame.host) } {
+        return Err(why);
     }
     if frame.abi_version != abi::ABI_VERSION {
         return Err(format!(
@@ -408,24 +401,32 @@ fn refuse(frame: NonNull<CallFrame>) -> i32 {
         return Status::Abi as i32;
     };
     // SAFETY: `problem` found the frame as large as this module's (a smaller one is
-    // `None` above), so each field is within it; the contract makes it readable, its
-    // outputs writable for the call, and `host` null or valid. Fields are read and
-    // written through the pointer, making no reference.
+    // `None` above), so each field is within it; the contract makes it readable, and
+    // `host` null or valid for reads of its size. Fields are read through the pointer,
+    // making no reference; a table too small for this module, out of alignment, or
+    // lying in the frame (whose outputs are written below, over its functions) is not
+    // used, nor made a reference to. Read before the outputs are written.
+    let (host_call, host) = unsafe {
+        let host = (&raw const (*frame).host).read();
+        let whole = frame::host_size(host).is_some_and(|s| s as usize >= size_of::<HostApi>());
+        let (at, own) = (host.addr(), frame.addr());
+        let in_frame = at < own.saturating_add(size_of::<CallFrame>())
+            && own < at.saturating_add(size_of::<HostApi>());
+        (
+            (&raw const (*frame).host_call).read(),
+            if whole && !in_frame {
+                host.as_ref()
+            } else {
+                None
+            },
+        )
+    };
+    // SAFETY: as above; the contract makes the frame's outputs writable for the call.
     unsafe {
         (&raw mut (*frame).out).write(core::ptr::null());
         (&raw mut (*frame).out_len).write(0);
         (&raw mut (*frame).arena_used).write(0);
     }
-    // SAFETY: as above; a table too small for this module is not used, nor made a
-    // reference to (its size is read through its pointer first).
-    let (host_call, host) = unsafe {
-        let host = (&raw const (*frame).host).read();
-        let whole = frame::host_size(host).is_some_and(|s| s as usize >= size_of::<HostApi>());
-        (
-            (&raw const (*frame).host_call).read(),
-            if whole { host.as_ref() } else { None },
-        )
-    };
     let reported =
         panic::catch_unwind(AssertUnwindSafe(|| report(host_call, host, None, &problem)));
     match reported {
@@ -841,7 +842,7 @@ mod tests {
         let own_host = &raw const crate::test_host::HOST;
         /// Places a frame's regions (or table) in the memory at the pointer.
         type Place = fn(&mut CallFrame, *mut u8);
-        let cases: [(&str, Place); 6] = [
+        let cases: [(&str, Place); 7] = [
             ("the call frame lies in its own arena", |f, base| {
                 f.arena = base;
                 f.arena_len = 1024;
@@ -883,7 +884,27 @@ mod tests {
                     f.host = base.wrapping_add(at).cast_const().cast();
                 },
             ),
+            (
+                "the host's service table lies in the call frame (whose outputs the module writes)",
+                |f, base| {
+                    // Its size over the frame's `persistent_len` (a region of its own,
+                    // sound, at `base`), its first function over the frame's `out`:
+                    // writing the outputs would replace that function.
+                    f.persistent = base;
+                    let at = 512 + offset_of!(CallFrame, out) - offset_of!(HostApi, alloc_output);
+                    f.host = base.wrapping_add(at).cast_const().cast();
+                },
+            ),
         ];
+        assert_eq!(
+            offset_of!(CallFrame, out) - offset_of!(HostApi, alloc_output),
+            offset_of!(CallFrame, persistent_len),
+            "the table's size lies over the persistent region's length"
+        );
+        assert!(
+            512 + offset_of!(CallFrame, persistent_len) + size_of::<HostApi>() <= 1024,
+            "the table fits over the frame's end"
+        );
         assert!(
             64 + size_of::<HostApi>() <= 512,
             "the table fits before the frame"
@@ -915,6 +936,13 @@ mod tests {
             );
             // SAFETY: as above.
             assert!(!unsafe { frame::is_sound(&*frame_at) }, "{expected}");
+            // Through the boundary: refused, with the message through the table when it
+            // may be used (not one in the frame, whose outputs the refusal writes). Before,
+            // a table from the frame's outputs on had its first function cleared, then
+            // called (`SIGSEGV`).
+            // SAFETY: the frame, its regions and its table are memory alive for the call.
+            let status = unsafe { export_call::<ReadsAndWrites>(frame_at) };
+            assert_eq!(status, Status::Abi as i32, "{expected}");
         }
     }
 

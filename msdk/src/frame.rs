@@ -73,19 +73,43 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
 
 /// The size a host service table gives, read through its pointer with no reference to
 /// the whole table made (a table of an older host may be shorter than this module's):
-/// `None` for a null table.
+/// `None` for a null table, or one not aligned as a table is (no reference may be made
+/// to it, nor its size read).
 ///
 /// # Safety
 ///
-/// `host` must be null or point to a [`HostApi`] valid for reads of its `size` field.
+/// `host` must be null or point to memory valid for reads of a [`HostApi`]'s `size`
+/// field.
 #[inline(always)]
 pub(crate) unsafe fn host_size(host: *const HostApi) -> Option<u32> {
-    if host.is_null() {
+    if host.is_null() || !host.is_aligned() {
         return None;
     }
-    // SAFETY: non-null, so valid for reads of its `size` field (the caller's contract);
-    // the field alone is read.
+    // SAFETY: non-null and aligned, so valid for reads of its `size` field (the
+    // caller's contract); the field alone is read.
     Some(unsafe { (&raw const (*host).size).read() })
+}
+
+/// Why the host service table `host` cannot be used: null, out of alignment, or
+/// shorter than this module's; `None` when it can.
+///
+/// # Safety
+///
+/// As for [`host_size`].
+pub(crate) unsafe fn table_problem(host: *const HostApi) -> Option<String> {
+    // SAFETY: the caller's contract.
+    match unsafe { host_size(host) } {
+        None if host.is_null() => Some("the host offers no services (a null table)".to_owned()),
+        None => Some(format!(
+            "the host's service table at {host:p} is not aligned to {}",
+            align_of::<HostApi>()
+        )),
+        Some(size) if (size as usize) < size_of::<HostApi>() => Some(format!(
+            "the host's service table is {size} bytes, this module needs {}",
+            size_of::<HostApi>()
+        )),
+        Some(_) => None,
+    }
 }
 
 /// A region's address range, with an empty region placed at 0: there it shares no byte
@@ -147,15 +171,8 @@ pub(crate) unsafe fn problem(frame: &CallFrame) -> Option<ModuleError> {
         return None;
     }
     // SAFETY: the caller's contract.
-    match unsafe { host_size(frame.host) } {
-        None => return Some(abi_error("the call frame has no host services")),
-        Some(size) if (size as usize) < size_of::<HostApi>() => {
-            return Some(abi_error(&format!(
-                "the host's service table is {size} bytes, this module needs {}",
-                size_of::<HostApi>()
-            )))
-        }
-        Some(_) => {}
+    if let Some(why) = unsafe { table_problem(frame.host) } {
+        return Some(abi_error(&why));
     }
     Some(region_problem(frame).unwrap_or_else(|| abi_error("the call frame is malformed")))
 }
@@ -405,7 +422,18 @@ mod tests {
         assert!(why.contains("arguments pointer is null"), "{why}");
         let mut no_host = frame((0, 0), (64, 64), (0, 0));
         no_host.host = core::ptr::null();
-        assert_eq!(explained(&no_host), "the call frame has no host services");
+        assert_eq!(
+            explained(&no_host),
+            "the host offers no services (a null table)"
+        );
+        // A table out of alignment: nothing of it is read (before, its size was read
+        // through the misaligned pointer, and a reference made: a debug build's check
+        // aborted the process).
+        let words = [0u64; 8];
+        let mut misaligned = frame((0, 0), (64, 64), (0, 0));
+        misaligned.host = words.as_ptr().cast::<u8>().wrapping_add(4).cast();
+        let why = explained(&misaligned);
+        assert!(why.contains("is not aligned to 8"), "{why}");
         let mut small = frame((0, 0), (64, 64), (0, 0));
         small.size -= 1;
         // SAFETY: as above.
