@@ -28,6 +28,7 @@ mod raw_shape;
 mod raw_write;
 mod scalar;
 mod scalar_read;
+mod stack;
 mod wide;
 
 /// Deepest nesting of arrays and maps a decoder accepts: deeper input is an error, not a

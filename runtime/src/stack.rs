@@ -54,14 +54,23 @@ impl StackFloor {
         Some(too_little(here - floor))
     }
 
-    /// Reads the floor of the stack `here` is on, and keeps it.
+    /// Reads the floor of the thread's stack, and keeps it. `stacker` measures from
+    /// `here`: below the thread's stack (a coroutine's, which a module or host switched
+    /// to) it finds nothing left, and that is said as not known for this call, not kept
+    /// as the thread's floor. Before, the coroutine's place was kept: the first nested
+    /// call from it was refused with "0 KiB left", and every later chain on the thread's
+    /// own stack was measured against the wrong floor and overflowed it.
     #[cold]
     #[inline(never)]
     fn read(&self, here: usize) -> usize {
-        let known = stacker::remaining_stack().map(|left| here.saturating_sub(left));
-        let floor = known.unwrap_or(usize::MAX);
-        self.0.set(floor);
-        floor
+        match stacker::remaining_stack() {
+            Some(0) => usize::MAX,
+            known => {
+                let floor = known.map_or(usize::MAX, |left| here.saturating_sub(left));
+                self.0.set(floor);
+                floor
+            }
+        }
     }
 }
 

@@ -113,6 +113,27 @@ fn an_argument_too_deep_for_the_threads_stack_is_refused_not_a_crash() {
     }
     assert!(refused > 0, "no stack was too small");
     assert_eq!(on_stack(16 * 1024 * 1024).unwrap(), 100);
+    // Five links, few enough for the decoder's fast path (which before looked at no
+    // stack, and overflowed a thread of 128 KiB): taken or refused for the stack.
+    let short = std::sync::Arc::new(fat_chain(5));
+    let (rt, short) = (rt.clone(), short.clone());
+    let five = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            rt.call(hazards, "fat_chain_len", &short)
+                .map(|out| common::de::<u32>(&out))
+        })
+        .unwrap()
+        .join()
+        .expect("the calling thread ends");
+    match five {
+        Ok(links) => assert_eq!(links, 5),
+        Err(e) => assert!(
+            e.to_string()
+                .contains("values nest deeper than this thread's stack can decode"),
+            "{e}"
+        ),
+    }
 }
 
 /// Item 2: with `Saturation::Wait` and one slot, a module that calls itself (directly,

@@ -7,14 +7,8 @@
 //! fails past the limit, so the limit is a property of the data model, not of one
 //! decoder's bookkeeping.
 //!
-//! Levels are not bytes: how much stack a level takes depends on the types decoded and
-//! the build (a debug build's derived `Deserialize` of a struct with a few arrays in it
-//! took 25 KiB a level), so a value well within the limit still overflowed a thread's
-//! stack (2 MiB by default, less where a nested call runs). Past its first few levels,
-//! each level also looks at the stack, and fails while what is left is less than twice
-//! what a level of this value has taken on average, plus [`STACK_SLACK`]. That is a
-//! measure, not a proof: a level that takes far more than the ones before it (an array
-//! of 100 KiB in one type of a value) can still find too little left.
+//! Each level also looks at the thread's stack, and fails while too little of it is left
+//! for the levels to come (`super::stack`): levels are not bytes.
 
 use std::cell::Cell;
 use std::fmt;
@@ -23,90 +17,22 @@ use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
-/// Stack a level leaves free below it beyond twice a level's average: room for the
-/// decoder's own frames of the next level and for the refusal's way out.
-pub(crate) const STACK_SLACK: usize = 32 * 1024;
-
-/// Levels a value may take before its levels look at the stack: the values most calls
-/// take (a struct or tuple of scalars and strings) never pay for the look (which asks the
-/// C library for the thread's bounds, once per decode).
-const UNCHECKED_LEVELS: usize = 4;
-
-/// What a decode has left: levels, and the stack its levels may still take.
+/// What a decode has left: levels; the stack is measured from the budget's own address,
+/// a local of the function that decodes.
 pub(crate) struct Budget {
     left: Cell<usize>,
     /// The levels it started with.
     levels: usize,
-    /// The lowest address of the thread's stack: 0 before it is asked for, `usize::MAX`
-    /// when it cannot be known (which stops no level).
-    bottom: Cell<usize>,
 }
 
 impl Budget {
-    /// `levels` levels, and the stack the thread has.
+    /// `levels` levels.
     pub(crate) fn new(levels: usize) -> Budget {
         Budget {
             left: Cell::new(levels),
             levels,
-            bottom: Cell::new(0),
         }
     }
-
-    /// Why a level `levels_in` deep, starting at stack address `here`, would find too
-    /// little stack left below it: `Some((left, per_level))` in bytes. The decode began at
-    /// this budget's own address (a local of the function that decodes).
-    fn stack_too_short(&self, levels_in: usize, here: usize) -> Option<(usize, usize)> {
-        // Miri runs no foreign calls, and its stacks are not the thread's.
-        if cfg!(miri) {
-            return None;
-        }
-        let bottom = match self.bottom.get() {
-            0 => {
-                let bottom = stack_bottom().unwrap_or(usize::MAX).max(1);
-                self.bottom.set(bottom);
-                bottom
-            }
-            bottom => bottom,
-        };
-        // Below the bottom, or above where the decode began, the level runs on another
-        // stack than the one measured: not judged.
-        let start = core::ptr::from_ref(self).addr();
-        // Below the thread's stack is a coroutine's, whose bounds are not known.
-        if bottom == usize::MAX || here < bottom || here > start {
-            return None;
-        }
-        let (left, used) = (here - bottom, start - here);
-        // `left < 2 * used / levels_in + STACK_SLACK`, without a division.
-        let short = left.saturating_mul(levels_in)
-            < used
-                .saturating_mul(2)
-                .saturating_add(STACK_SLACK.saturating_mul(levels_in));
-        short.then(|| (left, used / levels_in))
-    }
-}
-
-/// The lowest address of the calling thread's stack (which grows down on every target
-/// memlink runs on), asked of the C library: `None` where it cannot say.
-#[cfg(target_os = "linux")]
-fn stack_bottom() -> Option<usize> {
-    let mut attr = core::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
-    // SAFETY: `attr` is a place for the attributes, which `pthread_getattr_np` fills
-    // (initializes) when it returns 0.
-    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    let (mut addr, mut size) = (core::ptr::null_mut(), 0);
-    // SAFETY: `attr` was initialized above; `addr` and `size` are places for the answer.
-    let got = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &raw mut addr, &raw mut size) };
-    // SAFETY: initialized above, and destroyed once.
-    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
-    (got == 0 && size > 0).then(|| addr.addr())
-}
-
-/// Elsewhere the stack's bounds are not asked for: only the levels are counted.
-#[cfg(not(target_os = "linux"))]
-fn stack_bottom() -> Option<usize> {
-    None
 }
 
 /// Wraps `inner` so that nesting deeper than `*left` levels is an error.
@@ -137,12 +63,13 @@ fn enter<E: de::Error>(budget: &Budget) -> Result<Level<'_>, E> {
              enum, an option or a newtype is a level too)",
             super::MAX_NESTING
         ))),
-        n if budget.levels - n >= UNCHECKED_LEVELS => {
-            let levels_in = budget.levels - n;
-            match budget.stack_too_short(levels_in, here()) {
+        n => {
+            match super::stack::too_short(core::ptr::from_ref(budget).addr(), budget.levels - n + 1)
+            {
                 Some((left, per_level)) => Err(E::custom(format_args!(
-                    "values nest deeper than this thread's stack can decode: {levels_in} \
-                     levels in, {} KiB of it was left, and a level of this value took {} KiB",
+                    "values nest deeper than this thread's stack can decode: at level {}, {} KiB \
+                 of it was left, and a level of this value took {} KiB",
+                    budget.levels - n,
                     left / 1024,
                     per_level.div_ceil(1024)
                 ))),
@@ -152,18 +79,7 @@ fn enter<E: de::Error>(budget: &Budget) -> Result<Level<'_>, E> {
                 }
             }
         }
-        n => {
-            budget.left.set(n - 1);
-            Ok(Level(budget))
-        }
     }
-}
-
-/// Where the stack is now: the address of a local.
-#[inline(always)]
-fn here() -> usize {
-    let here = 0u8;
-    core::hint::black_box(&raw const here).addr()
 }
 
 macro_rules! forward {

@@ -57,9 +57,18 @@ impl<'de> Reader<'de> {
         Ok(n)
     }
 
-    /// Runs `f` one level deeper, or gives up past [`MAX_DEPTH`].
+    /// Runs `f` one level deeper, or gives up past [`MAX_DEPTH`], or when too little of
+    /// the thread's stack is left for the levels to come (`super::stack`: a level of a
+    /// struct of arrays took tens of KiB, and 16 of them overflowed a small thread's
+    /// stack; `rmp_serde`'s path then refuses the value saying so). A value of one level
+    /// (a tuple of scalars, what most calls take) never looks.
     fn deeper<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R, GaveUp>) -> Result<R, GaveUp> {
         if self.depth == MAX_DEPTH {
+            return Err(GaveUp);
+        }
+        // The reader is a local of `decode`: where the decode began.
+        let start = core::ptr::from_ref(self).addr();
+        if self.depth > 0 && super::stack::too_short(start, self.depth as usize + 1).is_some() {
             return Err(GaveUp);
         }
         self.depth += 1;
