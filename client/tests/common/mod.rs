@@ -203,6 +203,16 @@ impl Daemon {
         // A process group of its own (it and its workers), as a service manager or a
         // shell job gives it: a signal to the group reaches none of the tests.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        // `SIGHUP` as a daemon started from a terminal has it, whatever the tests were
+        // started with (under `nohup` it is ignored, which the daemon keeps).
+        // SAFETY: `signal` is async-signal-safe, as what runs between `fork` and `exec`
+        // must be.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
