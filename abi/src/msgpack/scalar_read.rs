@@ -16,6 +16,9 @@ use super::scalar::GaveUp;
 /// one byte forever.
 const MAX_DEPTH: u32 = 16;
 
+/// Levels a value may take before the reader looks at the stack (see `Reader::deeper`).
+const UNCHECKED_LEVELS: u32 = 2;
+
 /// `bytes` as one `T`, or `None` to leave it to `rmp_serde`.
 #[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
@@ -60,21 +63,33 @@ impl<'de> Reader<'de> {
     /// Runs `f` one level deeper, or gives up past [`MAX_DEPTH`], or when too little of
     /// the thread's stack is left for the levels to come (`super::stack`: a level of a
     /// struct of arrays took tens of KiB, and 16 of them overflowed a small thread's
-    /// stack; `rmp_serde`'s path then refuses the value saying so). A value of one level
-    /// (a tuple of scalars, what most calls take) never looks.
+    /// stack; `rmp_serde`'s path then refuses the value saying so). The values most calls
+    /// take (a tuple of scalars, of a struct, of a struct of a vector: three levels)
+    /// never look, which would cost them more than a third of their decoding.
     fn deeper<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R, GaveUp>) -> Result<R, GaveUp> {
         if self.depth == MAX_DEPTH {
             return Err(GaveUp);
         }
-        // The reader is a local of `decode`: where the decode began.
-        let start = core::ptr::from_ref(self).addr();
-        if self.depth > 0 && super::stack::too_short(start, self.depth as usize + 1).is_some() {
-            return Err(GaveUp);
+        if self.depth >= UNCHECKED_LEVELS {
+            self.stack_left()?;
         }
         self.depth += 1;
         let value = f(self)?;
         self.depth -= 1;
         Ok(value)
+    }
+
+    /// Whether the stack has room for a level past [`UNCHECKED_LEVELS`], measured from
+    /// where the decode began: the reader is a local of [`decode`], which every level
+    /// is below.
+    #[cold]
+    #[inline(never)]
+    fn stack_left(&self) -> Result<(), GaveUp> {
+        let start = core::ptr::from_ref(self).addr();
+        match super::stack::too_short(start, self.depth as usize + 1) {
+            Some(_) => Err(GaveUp),
+            None => Ok(()),
+        }
     }
 
     fn array<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, GaveUp> {
