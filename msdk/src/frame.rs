@@ -99,7 +99,7 @@ pub(crate) unsafe fn host_size(host: *const HostApi) -> Option<u32> {
 pub(crate) unsafe fn table_problem(host: *const HostApi) -> Option<String> {
     // SAFETY: the caller's contract.
     match unsafe { host_size(host) } {
-        None if host.is_null() => Some("the host offers no services (a null table)".to_owned()),
+        None if host.is_null() => Some("the host offers no services (a null HostApi)".to_owned()),
         None => Some(format!(
             "the host's service table at {host:p} is not aligned to {}",
             align_of::<HostApi>()
@@ -424,7 +424,7 @@ mod tests {
         no_host.host = core::ptr::null();
         assert_eq!(
             explained(&no_host),
-            "the host offers no services (a null table)"
+            "the host offers no services (a null HostApi)"
         );
         // A table out of alignment: nothing of it is read (before, its size was read
         // through the misaligned pointer, and a reference made: a debug build's check
