@@ -795,8 +795,10 @@ mod tests {
         let status = unsafe { memlink_init(short_init.as_mut_ptr().cast()) };
         assert_eq!(status, Status::Abi as i32);
         // A host table holding its size (and the version before it) alone.
-        let short_host = Box::new([8u32, 0]);
-        let host = short_host.as_ptr().cast::<HostApi>();
+        // Aligned as a table is (a `[u32; 2]` need not be, and one out of alignment is
+        // refused for that first): its `size` 8 and `reserved` 0, little-endian.
+        let short_host = Box::new(8u64.to_le());
+        let host = (&raw const *short_host).cast::<HostApi>();
         assert_eq!(
             offset_of!(HostApi, size),
             0,
