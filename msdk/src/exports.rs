@@ -409,9 +409,7 @@ fn refuse(frame: NonNull<CallFrame>) -> i32 {
     let (host_call, host) = unsafe {
         let host = (&raw const (*frame).host).read();
         let whole = frame::host_size(host).is_some_and(|s| s as usize >= size_of::<HostApi>());
-        let (at, own) = (host.addr(), frame.addr());
-        let in_frame = at < own.saturating_add(size_of::<CallFrame>())
-            && own < at.saturating_add(size_of::<HostApi>());
+        let in_frame = frame::table_in_frame(frame.addr(), host.addr());
         (
             (&raw const (*frame).host_call).read(),
             if whole && !in_frame {

@@ -47,8 +47,6 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
     let arena = Bounds::of(frame.arena.addr(), frame.arena_len);
     let itself = core::ptr::from_ref(frame).addr();
     let table = frame.host.addr();
-    // The frame is memory the caller vouches for: it does not wrap.
-    let outputs = Bounds::of(itself, size_of::<CallFrame>());
     let mut bad = args.bad
         | arena.bad
         | !arena.start.is_multiple_of(16)
@@ -56,7 +54,7 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
         | args.holds::<CallFrame>(itself)
         | arena.holds::<CallFrame>(itself)
         | arena.holds::<HostApi>(table)
-        | outputs.holds::<HostApi>(table);
+        | table_in_frame(itself, table);
     // Most modules keep no persistent region: its checks are skipped when it is empty
     // (an empty region is sound and apart from everything).
     if frame.persistent_len != 0 {
@@ -69,6 +67,14 @@ pub(crate) unsafe fn is_sound(frame: &CallFrame) -> bool {
             | persistent.holds::<HostApi>(table);
     }
     !bad
+}
+
+/// Whether a host table at address `table` shares a byte with the frame at address
+/// `frame` (memory the caller vouches for, so it does not wrap): the module writes the
+/// frame's outputs, which would replace the table's functions.
+#[inline(always)]
+pub(crate) fn table_in_frame(frame: usize, table: usize) -> bool {
+    Bounds::of(frame, size_of::<CallFrame>()).holds::<HostApi>(table)
 }
 
 /// The size a host service table gives, read through its pointer with no reference to
