@@ -503,6 +503,15 @@ impl DaemonConfig {
                 self.socket_mode, self.socket_mode
             ));
         }
+        // The daemon's owner connects too (`memlink call --daemon`, its own clients): a
+        // Unix socket is connected to only with write permission, so a mode that denies
+        // the owner reading or writing serves no one but root.
+        if self.socket_mode & 0o600 != 0o600 {
+            return Err(format!(
+                "`socket_mode` {:#o} does not let the daemon's owner read and write the socket, so no client of that user could connect: it needs 0o600 at least, as `0o600` or `0o660`",
+                self.socket_mode
+            ));
+        }
         if self.max_connections == 0 {
             return Err(
                 "`max_connections` is 0, so every client would be refused; it is at least 1"
@@ -596,7 +605,7 @@ impl DaemonConfig {
         }
         if plans.len() > MAX_WORKERS {
             return Err(format!(
-                "{} worker processes asked for; at most {MAX_WORKERS}",
+                "{} worker processes asked for (the main one, and one for each `worker` named and each module with `limits` of its own and no `worker`); at most {MAX_WORKERS}: name a shared `worker` for some modules",
                 plans.len()
             ));
         }

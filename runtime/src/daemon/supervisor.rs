@@ -188,9 +188,9 @@ fn start_watchdog(shared: &Arc<Shared>) -> Result<(), String> {
 /// subscriber shows: the workers forward their modules' records at that level.
 fn settle_log_level(config: &mut DaemonConfig) -> Result<(), String> {
     if let Some(level) = &config.runtime.log_level {
-        level
-            .parse::<tracing::Level>()
-            .map_err(|_| format!("log level `{level}`: use error, warn, info, debug or trace"))?;
+        level.parse::<tracing::Level>().map_err(|_| {
+            format!("`[runtime] log_level` `{level}`: use error, warn, info, debug or trace")
+        })?;
     } else if let Some(level) = tracing::level_filters::LevelFilter::current().into_level() {
         config.runtime.log_level = Some(level.to_string());
     }
@@ -842,7 +842,8 @@ fn welcome(shared: &Arc<Shared>, stream: &Arc<UnixStream>) -> Result<(u64, u32),
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use super::with_umask_at_least;
+    use super::{settle_log_level, with_umask_at_least};
+    use crate::daemon::DaemonConfig;
 
     fn mode_of(path: &std::path::Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -863,5 +864,19 @@ mod tests {
         assert_eq!(mode_of(&inside), 0o666 & !0o077 & !old.bits());
         assert_eq!(mode_of(&after), 0o666 & !old.bits());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A log level that is none names the key it came from and the levels there are.
+    #[test]
+    fn a_log_level_that_is_none_is_refused_naming_its_key() {
+        let mut config = DaemonConfig::new("/s");
+        config.runtime.log_level = Some("loud".to_owned());
+        let err = settle_log_level(&mut config).unwrap_err();
+        assert_eq!(
+            err,
+            "`[runtime] log_level` `loud`: use error, warn, info, debug or trace"
+        );
+        config.runtime.log_level = Some("debug".to_owned());
+        assert_eq!(settle_log_level(&mut config), Ok(()));
     }
 }

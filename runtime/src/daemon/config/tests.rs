@@ -137,7 +137,8 @@ fn modules_with_limits_or_a_worker_get_a_process_apart_with_the_lowest_limits() 
     }
     let err = many.workers().unwrap_err();
     assert!(
-        err.contains("33 worker processes asked for; at most 32"),
+        err.contains("33 worker processes asked for (")
+            && err.contains("; at most 32: name a shared `worker`"),
         "{err}"
     );
 }
@@ -269,6 +270,14 @@ fn a_socket_mode_that_is_not_permission_bits_is_refused() {
     );
     let octal = read("socket = \"/s\"\nsocket_mode = 0o660").unwrap();
     assert_eq!(octal.socket_mode, 0o660);
+    // A mode its owner cannot connect through serves no one but root.
+    for mode in ["0o000", "0o066", "0o400", "0o200"] {
+        let err = read(&format!("socket = \"/s\"\nsocket_mode = {mode}")).unwrap_err();
+        assert!(
+            err.contains("does not let the daemon's owner read and write") && err.contains("0o600"),
+            "{mode}: {err}"
+        );
+    }
 }
 
 #[test]
