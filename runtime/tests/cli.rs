@@ -562,6 +562,41 @@ fn serve_refuses_a_zero_max_concurrency() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Two files the settings name alike: the daemon does not start, and its error names the
+/// file whose name was taken (it said only "a module named `twice` is already loaded",
+/// which left the operator to find which entry of many).
+#[test]
+fn serve_names_the_file_whose_module_name_is_taken() {
+    let dir = common::scratch("name-taken");
+    let socket = dir.join("memlink.sock");
+    let config = dir.join("memlink.toml");
+    let other = common::module_path("nested_calls");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\n[[modules]]\npath = {:?}\nname = \"twice\"\n[[modules]]\npath = {:?}\nname = \"twice\"\n",
+            socket.to_str().unwrap(),
+            basic(),
+            other.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "{}: a module named `twice` is already loaded",
+        other.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(std::fs::symlink_metadata(&socket).is_err(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A `max_connections` past what a daemon can serve is refused when the settings are
 /// read, naming the key. Before, the daemon made a row of figures for each in every
 /// worker's table and started: 10^8 took 24 GB, and the OOM killer ended it when a

@@ -299,15 +299,21 @@ fn load_all(runtime: &Runtime, config: &DaemonConfig) -> Result<(), String> {
                 waiting.get_or_insert(e);
                 true
             }
+            // The name is the settings' or the module's own: which file wanted it says
+            // which entry to change.
+            Err(e @ RuntimeError::NameTaken { .. }) => {
+                error.get_or_insert(format!("{}: {e}", entry.path.display()));
+                true
+            }
             Err(e) => {
-                error.get_or_insert(e);
+                error.get_or_insert(e.to_string());
                 true
             }
         });
         // A round that loaded nothing would load nothing again.
         let stuck = pending.len() == before;
-        if let Some(e) = error.or(waiting.filter(|_| stuck)) {
-            return Err(e.to_string());
+        if let Some(e) = error.or(waiting.filter(|_| stuck).map(|e| e.to_string())) {
+            return Err(e);
         }
     }
     Ok(())
