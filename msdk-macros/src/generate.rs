@@ -143,6 +143,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                     ::core::option::Option::Some(name) => name,
                     ::core::option::Option::None => ::core::env!("CARGO_CRATE_NAME"),
                 },
+                named: ::core::option_env!("MEMLINK_MODULE_NAME").is_some(),
                 crate_version: ::core::env!("CARGO_PKG_VERSION"),
                 location: ::core::concat!(::core::file!(), ":", ::core::line!()),
                 args_type: #args_type,

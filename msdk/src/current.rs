@@ -80,10 +80,10 @@ impl CurrentCall<'_> {
         self.entry().map_or("", |e| e.name)
     }
 
-    /// The crate the running export belongs to (the module's name).
+    /// The module's name (an export from a library crate is named for the module it is
+    /// linked into, not for its crate).
     pub(crate) fn module(&self) -> &'static str {
-        self.entry()
-            .map_or_else(crate::dispatch::module_name, |e| e.crate_name)
+        crate::dispatch::module_name()
     }
 
     /// The export running, when the frame names one of this module's (by its id: an

@@ -36,6 +36,10 @@ pub struct MethodEntry {
     /// was built with it set (a build script's `cargo:rustc-env`), else the crate's
     /// `CARGO_CRATE_NAME`.
     pub crate_name: &'static str,
+    /// Whether `crate_name` is `MEMLINK_MODULE_NAME` (set in the build of the crate that
+    /// defines the export), not the crate's own name: a module whose exports come from
+    /// several crates is named by that one (see `Table::build`).
+    pub named: bool,
     /// `CARGO_PKG_VERSION` of the crate that defines the export.
     pub crate_version: &'static str,
     /// Where the export is defined, for error messages.
@@ -100,9 +104,10 @@ impl Table {
         let duplicate = find_duplicate(&entries);
         let infos: Vec<MethodInfo> = entries.iter().map(|e| method_info(e)).collect();
         let calls: Vec<Option<abi::MethodCallFn>> = entries.iter().map(|e| e.call).collect();
-        let (name, version) = entries
-            .first()
-            .map_or(("unnamed", "0.0.0"), |e| (e.crate_name, e.crate_version));
+        let (name, version, unnamed) = match identity(&entries) {
+            Ok((name, version)) => (name, version, None),
+            Err(unknown) => (unknown.name, "0.0.0", Some(unknown.message)),
+        };
         let info = ModuleInfo {
             magic: abi::MODULE_MAGIC,
             abi_version: abi::ABI_VERSION,
@@ -121,7 +126,8 @@ impl Table {
             infos,
             calls,
             info,
-            duplicate,
+            // Either makes the module refuse its `memlink_init`.
+            duplicate: duplicate.or(unnamed),
             name,
         }
     }
@@ -131,7 +137,8 @@ impl Table {
         &self.info
     }
 
-    /// A message naming two exports that share an id, if there are any.
+    /// A message naming two exports that share an id, if there are any, or saying that
+    /// the module's name is not known: either refuses the module's `memlink_init`.
     pub(crate) fn duplicate(&self) -> Option<&str> {
         self.duplicate.as_deref()
     }
@@ -175,6 +182,73 @@ fn method_info(e: &'static MethodEntry) -> MethodInfo {
     }
 }
 
+/// The crates an export of the table comes from, by name and version, in the table's
+/// order, each once.
+fn crates(entries: &[&'static MethodEntry]) -> Vec<(&'static str, &'static str, bool)> {
+    let mut crates: Vec<(&'static str, &'static str, bool)> = Vec::new();
+    for e in entries {
+        if !crates
+            .iter()
+            .any(|&(n, v, _)| n == e.crate_name && v == e.crate_version)
+        {
+            crates.push((e.crate_name, e.crate_version, e.named));
+        }
+    }
+    crates
+}
+
+/// A module whose name is not known: the name it is described with (every candidate
+/// joined, so that two such modules do not take each other's name before either is
+/// refused), and why it is refused.
+struct Unnamed {
+    name: &'static str,
+    message: String,
+}
+
+/// The module's name and version. The exports are linked into the module from its own
+/// crate and from library crates it names (`use my_exports as _;`), and each entry knows
+/// only the crate that defines it, not the module it ends up in. So:
+/// - exports all from one crate: that crate's name (or its `MEMLINK_MODULE_NAME`) and
+///   version (a module with no exports is `unnamed` 0.0.0);
+/// - from several, of which one was built with `MEMLINK_MODULE_NAME`: that one's, which
+///   is how a module names itself when it also exports a library's functions;
+/// - from several otherwise: not known, and the module is refused at init, saying so.
+///   (Before, the name was whichever entry's id came first: adding an export to a library
+///   could rename every module that used it.)
+fn identity(entries: &[&'static MethodEntry]) -> Result<(&'static str, &'static str), Unnamed> {
+    let crates = crates(entries);
+    let named: Vec<_> = crates.iter().filter(|c| c.2).collect();
+    match (crates.as_slice(), named.as_slice()) {
+        ([], _) => Ok(("unnamed", "0.0.0")),
+        ([(name, version, _)], _) | (_, [(name, version, _)]) => Ok((name, version)),
+        _ => {
+            let list = |of: &[&(&str, &str, bool)]| {
+                of.iter()
+                    .map(|(n, v, _)| format!("`{n}` {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let all: Vec<_> = crates.iter().collect();
+            let message = if named.is_empty() {
+                format!(
+                    "the module's exports come from the crates {}, and none was built with `MEMLINK_MODULE_NAME`, so which is the module is not known: set it in the build of the module's own crate (a build script's `println!(\"cargo:rustc-env=MEMLINK_MODULE_NAME=NAME\")`)",
+                    list(&all)
+                )
+            } else {
+                format!(
+                    "the module's exports come from crates built with different `MEMLINK_MODULE_NAME`s ({}): set it in the build of the module's own crate only",
+                    list(&named)
+                )
+            };
+            let joined = all.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join("+");
+            Err(Unnamed {
+                name: Box::leak(joined.into_boxed_str()),
+                message,
+            })
+        }
+    }
+}
+
 /// Two neighbours in the sorted table with one id: same name twice, or an FNV collision.
 fn find_duplicate(sorted: &[&'static MethodEntry]) -> Option<String> {
     sorted.windows(2).find_map(|w| {
@@ -205,6 +279,7 @@ mod tests {
             is_async: true,
             pure: false,
             crate_name: "m",
+            named: false,
             crate_version: "1.2.3",
             location,
             args_type: None,
@@ -258,5 +333,73 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("0xd49dd484"), "{msg}");
+    }
+
+    fn from(
+        crate_name: &'static str,
+        version: &'static str,
+        named: bool,
+        name: &'static str,
+    ) -> MethodEntry {
+        MethodEntry {
+            crate_name,
+            crate_version: version,
+            named,
+            ..entry(name, "src/lib.rs:1")
+        }
+    }
+
+    fn name_of(t: &Table) -> (String, String) {
+        // SAFETY: the strings point at 'static memory.
+        unsafe {
+            (
+                t.info().name.as_str().unwrap().to_owned(),
+                t.info().version.as_str().unwrap().to_owned(),
+            )
+        }
+    }
+
+    /// A module named by the crate of whichever export's id came first was renamed by a
+    /// library's new export: "add" (id 0x3b391274) sorts before "own" and named the
+    /// module for the library. Exports from several crates name the module only when one
+    /// of them was built with `MEMLINK_MODULE_NAME`; else it is refused at init.
+    #[test]
+    fn a_module_of_several_crates_is_named_by_the_one_built_with_a_name_or_refused() {
+        let one = Table::build(leak(vec![from("m", "1.0.0", false, "own")]));
+        assert_eq!(name_of(&one), ("m".to_owned(), "1.0.0".to_owned()));
+        assert!(one.duplicate().is_none());
+
+        let named = Table::build(leak(vec![
+            from("mathlib", "9.9.9", false, "add"),
+            from("othermod", "2.0.0", true, "own"),
+        ]));
+        assert_eq!(name_of(&named), ("othermod".to_owned(), "2.0.0".to_owned()));
+        assert!(named.duplicate().is_none());
+        assert_eq!(named.name, "othermod");
+
+        let unknown = Table::build(leak(vec![
+            from("mathlib", "9.9.9", false, "add"),
+            from("mymod", "1.2.3", false, "own"),
+        ]));
+        let why = unknown.duplicate().unwrap();
+        assert!(
+            why.contains("come from the crates `mathlib` 9.9.9, `mymod` 1.2.3")
+                && why.contains("MEMLINK_MODULE_NAME=NAME"),
+            "{why}"
+        );
+        assert_eq!(name_of(&unknown).0, "mathlib+mymod");
+
+        let two_names = Table::build(leak(vec![
+            from("a", "1.0.0", true, "add"),
+            from("b", "1.0.0", true, "own"),
+        ]));
+        let why = two_names.duplicate().unwrap();
+        assert!(
+            why.contains("different `MEMLINK_MODULE_NAME`s (`a` 1.0.0, `b` 1.0.0)"),
+            "{why}"
+        );
+
+        let none = Table::build(leak(vec![]));
+        assert_eq!(name_of(&none), ("unnamed".to_owned(), "0.0.0".to_owned()));
     }
 }

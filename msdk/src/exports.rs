@@ -623,6 +623,7 @@ mod tests {
             is_async: false,
             pure: false,
             crate_name: "tests",
+            named: false,
             crate_version: "0.0.0",
             location: "exports.rs",
             args_type: None,

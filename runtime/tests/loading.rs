@@ -158,6 +158,47 @@ fn two_exports_with_one_id_are_refused_naming_both() {
     );
 }
 
+/// A module with exports of its own and a library's (`use memlink_example_library as
+/// _;`) is named by its build's `MEMLINK_MODULE_NAME`, with its own crate's version, and
+/// offers both exports. Before, it was named for whichever export's id sorted first: the
+/// library's `library_add`, so `memlink_example_library` 9.1.0.
+#[test]
+fn a_module_that_exports_a_librarys_functions_is_named_by_its_own_build() {
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load(ModuleRef::from_path(module_path("library_user")))
+        .unwrap();
+    let info = rt.module_info(h).unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("calculator", "0.3.0")
+    );
+    assert_eq!(rt.call_typed::<_, u32>(h, "double", &(21u32,)).unwrap(), 42);
+    assert_eq!(
+        rt.call_typed::<_, u32>(h, "library_add", &(2u32, 3u32))
+            .unwrap(),
+        5
+    );
+    assert_eq!(rt.handle_of("calculator").unwrap(), h);
+}
+
+/// The same with no `MEMLINK_MODULE_NAME`: which crate is the module is not known, and
+/// the module is refused, naming both crates and how to name it. Before, it loaded as
+/// the library (`memlink_example_library` 9.1.0), as every module using that library
+/// did: two of them could not be loaded together.
+#[test]
+fn a_module_of_two_crates_with_no_name_is_refused_saying_how_to_name_it() {
+    let err = load(module_path("unnamed_library_user")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the module's exports come from the crates")
+            && text.contains("`memlink_example_library` 9.1.0")
+            && text.contains("`unnamed_library_user`")
+            && text.contains("cargo:rustc-env=MEMLINK_MODULE_NAME=NAME"),
+        "{text}"
+    );
+}
+
 #[test]
 fn bare_relative_and_absolute_references() {
     let path = module_path("basic");

@@ -30,6 +30,8 @@ fn artifacts() -> &'static Vec<(String, PathBuf)> {
                 "memlink-greeter-v2",
                 "-p",
                 "memlink-greeter-v3",
+                "-p",
+                "memlink-example-library-user",
                 "--lib",
             ])
             .output()
