@@ -19,6 +19,11 @@
 
 #include "memlink.h"
 
+/* The module's name (the runtime's tests build it under others with -DMODULE_NAME=...). */
+#ifndef MODULE_NAME
+#define MODULE_NAME "c_module"
+#endif
+
 #define STR(s) { (const uint8_t *)(s), sizeof(s) - 1 }
 #define EMPTY { (const uint8_t *)"", 0 }
 
@@ -42,7 +47,7 @@ static const MemlinkModuleInfo INFO = {
     MEMLINK_MODULE_MAGIC,
     MEMLINK_ABI_VERSION,
     sizeof(MemlinkModuleInfo),
-    STR("c_module"),
+    STR(MODULE_NAME),
     STR("0.1.0"),
     STR("none (C)"),
     METHOD_TABLE,

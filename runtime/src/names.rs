@@ -46,6 +46,21 @@ pub(crate) fn unusable(name: &str) -> Option<&'static str> {
     }
 }
 
+/// `name` as an error shows a name too long for its place: its first `bytes` bytes (to
+/// a character's end) and an ellipsis, not all of it (a module's own name may be
+/// megabytes).
+pub(crate) fn shown(name: &str, bytes: usize) -> String {
+    let mut end = bytes.min(name.len());
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end == name.len() {
+        name.to_owned()
+    } else {
+        format!("{}…", &name[..end])
+    }
+}
+
 /// Why `reference` can name no module however the modules change, or `None`: a name no
 /// module can be loaded under (`@^1`, with none before its `@`; an empty one; one with a
 /// control character), or a version requirement after its `@` that is not semver

@@ -19,7 +19,7 @@ use std::fmt;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -95,6 +95,9 @@ pub(crate) struct Registry {
     /// The families its Prometheus text gave the modules' own metrics, kept so that
     /// each keeps its own from one scrape to the next.
     pub(crate) families: Mutex<crate::prometheus::Families>,
+    /// The longest name a module may be loaded under, in bytes (`usize::MAX`: any): a
+    /// daemon's worker serves only names a call's slot can carry (`limit_names`).
+    longest_name: AtomicUsize,
 }
 
 /// The call path, as the registry calls a module's lifecycle exports with it.
@@ -274,7 +277,16 @@ impl Registry {
             cache,
             unguarded,
             families: Mutex::default(),
+            longest_name: AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// Refuses every later load of a module under a name longer than `bytes` (its own, or
+    /// the one its settings give): for a daemon's worker,
+    /// whose clients name a module in at most a slot's bytes.
+    #[cfg(feature = "daemon")]
+    pub(crate) fn limit_names(&self, bytes: usize) {
+        self.longest_name.store(bytes, Ordering::Relaxed);
     }
 
     /// The module in `handle`'s slot, whatever its state: `None` when the handle is
@@ -513,6 +525,17 @@ impl Registry {
         module.max_call_time = settings.max_call_time.or(self.config.max_call_time);
         if let Some(name) = &settings.name {
             module.name = name.clone();
+        }
+        let longest = self.longest_name.load(Ordering::Relaxed);
+        if module.name.len() > longest {
+            return Err(RuntimeError::InvalidModule {
+                path: module.path.clone(),
+                reason: format!(
+                    "its name `{}` is {} bytes, and this daemon serves names of at most {longest} (what a call names its module in): serve it under a shorter one (`name` in the settings, or `NAME=PATH`)",
+                    crate::names::shown(&module.name, longest),
+                    module.name.len()
+                ),
+            });
         }
         // Names change only under the loading lock, held here throughout: what this
         // check sees still holds when the module takes its name below.

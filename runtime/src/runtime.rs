@@ -308,6 +308,13 @@ impl Runtime {
         crate::watch::start(&self.registry, dir.as_ref(), options, None)
     }
 
+    /// Refuses every later load of a module under a name longer than `bytes`: a daemon's
+    /// worker serves only names its clients can send.
+    #[cfg(feature = "daemon")]
+    pub(crate) fn limit_names(&self, bytes: usize) {
+        self.registry.limit_names(bytes);
+    }
+
     /// [`watch`](Runtime::watch) with `guard` around each file the watch opens: a
     /// daemon's worker's, which tells its supervisor what it opens.
     #[cfg(feature = "daemon")]

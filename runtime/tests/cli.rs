@@ -597,6 +597,37 @@ fn serve_names_the_file_whose_module_name_is_taken() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A module whose own name is longer than a call can name (64 bytes): the daemon does
+/// not start, saying so. Before, it served the module, and every client's call of it was
+/// refused as a name "longer than 64 bytes".
+#[test]
+fn serve_refuses_a_module_whose_own_name_no_call_can_carry() {
+    let name = "n".repeat(65);
+    let module = common::compile_c_with(
+        &["examples/c/module.c"],
+        "libc_module_long_name.so",
+        true,
+        &[&format!("-DMODULE_NAME=\"{name}\"")],
+    );
+    let dir = common::scratch("own-name-too-long");
+    let socket = dir.join("memlink.sock");
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--socket"),
+        socket.as_os_str(),
+        module.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("its name `{}…` is 65 bytes", &name[..64]))
+            && err.contains("serves names of at most 64"),
+        "{err}"
+    );
+    assert!(std::fs::symlink_metadata(&socket).is_err(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A `max_connections` past what a daemon can serve is refused when the settings are
 /// read, naming the key. Before, the daemon made a row of figures for each in every
 /// worker's table and started: 10^8 took 24 GB, and the OOM killer ended it when a

@@ -133,6 +133,10 @@ pub fn run(control: OwnedFd) -> Result<(), String> {
         LocalResolver,
     ));
     let _ = of_no_call.runtime.set(Arc::downgrade(&runtime));
+    // A client names a module in a call's slot: a longer name, the module's own (a
+    // settings' `name` is checked with the settings) or a watched file's, could be
+    // served but never called.
+    runtime.limit_names(memlink_ipc::slot::MAX_NAME);
     let mut configured = Vec::new();
     let loaded = load_all(&runtime, &config).and_then(|()| {
         configured = runtime.modules().into_iter().map(|(h, _)| h).collect();
