@@ -191,27 +191,32 @@ pub(crate) fn context(sig: &Signature, errors: &mut Errors) -> Option<ContextKin
 
 /// The arguments after the context: one bytes-like argument is raw, anything else is a
 /// MessagePack struct whose fields must be owned.
+///
+/// Every parameter is checked, whatever was wrong with another: a `#[cfg]` on one, or a
+/// context out of place, still leaves the others' problems reported in the same build.
 pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
     let all = typed_params(sig);
-    if !configured(&all, errors) {
-        return None;
-    }
+    let configured = configured(&all, errors);
     let context_first = all.first().is_some_and(|p| types::is_context(&p.ty));
-    let params: Vec<&PatType> = all.into_iter().skip(1).collect();
+    let rest: Vec<&PatType> = all.into_iter().skip(1).collect();
     // A context after the first parameter is no argument: a second one is reported
     // here, a misplaced one (the first parameter being something else) by `context`.
-    let contexts: Vec<&&PatType> = params.iter().filter(|p| types::is_context(&p.ty)).collect();
-    if !contexts.is_empty() {
-        if context_first {
-            for param in contexts {
-                errors.push(syn::Error::new_spanned(param, SECOND_CONTEXT));
-            }
+    let (contexts, params): (Vec<&PatType>, Vec<&PatType>) =
+        rest.into_iter().partition(|p| types::is_context(&p.ty));
+    if context_first {
+        for param in &contexts {
+            errors.push(syn::Error::new_spanned(param, SECOND_CONTEXT));
         }
-        return None;
     }
-    if let [param] = params.as_slice() {
+    let found = arguments(sig, &params, errors);
+    found.filter(|_| configured && contexts.is_empty())
+}
+
+/// [`args`] of the parameters after the context (contexts left out).
+fn arguments(sig: &Signature, params: &[&PatType], errors: &mut Errors) -> Option<Args> {
+    if let [param] = params {
         if let Some(raw) = types::raw_arg(&param.ty) {
-            return not_static(&params, errors).then_some(Args::Raw(raw));
+            return not_static(params, errors).then_some(Args::Raw(raw));
         }
     }
     if u16::try_from(params.len()).is_err() {
@@ -220,18 +225,21 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
         return None;
     }
     if params.iter().any(|p| types::archived_arg(&p.ty).is_some()) {
-        let views = archived(&params, errors);
-        return views.filter(|_| not_static(&params, errors));
+        let views = archived(params, errors);
+        // Both are checked, and both reported: a `'static` view and a parameter that is
+        // no view are two changes to make.
+        let statics = not_static(params, errors);
+        return views.filter(|_| statics);
     }
     let mut owned = true;
-    for param in &params {
+    for param in params {
         if let Some(borrowed) = types::find_borrowed(&param.ty) {
             let error = archive_spelled(&param.ty).unwrap_or_else(|| borrowed_error(&borrowed));
             errors.push(error);
             owned = false;
         }
     }
-    owned.then(|| Args::MessagePack(fields(&params)))
+    owned.then(|| Args::MessagePack(fields(params)))
 }
 
 /// Whether no parameter has a `#[cfg]`, itself or inside a `#[cfg_attr]` (reported if
@@ -391,11 +399,17 @@ fn archived(params: &[&PatType], errors: &mut Errors) -> Option<Args> {
         params.iter().map(|p| types::archived_arg(&p.ty)).collect();
     for (param, view) in params.iter().zip(&views) {
         match view {
-            None => {
-                let error = archive_spelled(&param.ty)
-                    .unwrap_or_else(|| syn::Error::new_spanned(&param.ty, ARCHIVED_MIX));
-                errors.push(error);
-            }
+            // An `impl Trait` is no owned value either: passing it as an archive would
+            // not help.
+            None => match types::find_borrowed(&param.ty) {
+                Some(Borrowed::ImplTrait(ty)) => {
+                    errors.push(syn::Error::new_spanned(ty, GENERIC));
+                }
+                _ => errors.push(
+                    archive_spelled(&param.ty)
+                        .unwrap_or_else(|| syn::Error::new_spanned(&param.ty, ARCHIVED_MIX)),
+                ),
+            },
             // The `T` of `&Archived<T>` is archived by the host as it is: generic or
             // borrowing, it names no one archive (and rustc would say so inside the
             // generated items, not here).
@@ -563,6 +577,44 @@ mod tests {
         for (got, want) in got.iter().zip(want) {
             assert!(got.starts_with(want), "{got:?} should start with {want:?}");
         }
+    }
+
+    /// A build reported one of these at a time: the `&u32` hid the `'static`, and a
+    /// misplaced context or a `#[cfg]` parameter hid every other parameter's problem.
+    #[test]
+    fn every_parameters_problem_is_reported_whatever_else_is_wrong() {
+        let got = errors(quote! {
+            fn lookup(_ctx: &CallContext, key: &'static str, limit: &u32) -> Result<u32> {}
+        });
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with("an export that reads its arguments in place"),
+            "{got:?}"
+        );
+        assert!(
+            got[1].starts_with("the context and borrowed arguments live only"),
+            "{got:?}"
+        );
+
+        let got = errors(quote! {
+            fn many(n: u32, _ctx: &CallContext, #[cfg(test)] t: u32, v: &Vec<u8>) -> Result<u32> {}
+        });
+        let want = [
+            "#[cfg] on a parameter",
+            "the context must be the first parameter",
+            "a reference parameter must be a view",
+        ];
+        for want in want {
+            assert!(
+                got.iter().any(|g| g.starts_with(want)),
+                "{want:?} not in {got:?}"
+            );
+        }
+
+        let got = errors(quote! {
+            fn shown(_ctx: &CallContext, c: impl Display, s: &str) -> Result<u32> {}
+        });
+        assert_eq!(got, ["memlink exports cannot be generic"], "{got:?}");
     }
 
     #[test]

@@ -53,9 +53,23 @@ pub(crate) fn tidy(tokens: &impl ToTokens) -> String {
 
 /// [`tidy`] of the tokens' text. Inside a compiler, a long token stream's text is broken
 /// into lines (rustc's printer wraps it), which a signature must not hold (the runtime
-/// refuses a control character in one): every run of white space is one space first.
+/// refuses a control character in one): every run of white space is one space first,
+/// and a control character left (in a literal, `[u8; "\u{7}".len()]`) is written as its
+/// escape (a module whose signature held one was built, then refused at every load).
 fn tidy_text(printed: &str) -> String {
-    let spaced = printed.split_whitespace().collect::<Vec<_>>().join(" ");
+    let spaced: String = printed
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_unicode());
+            escaped
+                .into_iter()
+                .flatten()
+                .chain((!c.is_control()).then_some(c))
+        })
+        .collect();
     let chars: Vec<char> = spaced.chars().collect();
     let tight = |c: char| matches!(c, '<' | '>' | ':' | '&' | '(' | ')' | '[' | ']' | ';' | ',');
     let mut out = String::with_capacity(spaced.len());
@@ -96,6 +110,14 @@ mod tests {
         assert_eq!(
             tidy_text(printed),
             "Vec<(String, HashMap<String, Vec<u32>>, Option<(u64, u64)>, HashMap<char, Vec<String>>)>"
+        );
+    }
+
+    #[test]
+    fn a_control_character_in_a_literal_is_escaped() {
+        assert_eq!(
+            tidy_text("[u8 ; \"\u{7}\" . len ()]"),
+            "[u8; \"\\u{7}\" . len()]"
         );
     }
 
