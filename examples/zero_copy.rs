@@ -106,8 +106,8 @@ pub fn limit_archives(_ctx: &CallContext, max_depth: u32, max_size: u64) -> Resu
 fn persistent<'a>(ctx: &CallContext<'a>) -> Result<Persistent<'a>> {
     ctx.persistent().ok_or_else(|| {
         ModuleError::Failed(
-            "the host gives this module no persistent memory (a runtime's \
-             `RuntimeConfig::persistent_size` of 0)"
+            "the host gives this module no persistent memory, or too little to use (a \
+             runtime's `RuntimeConfig::persistent_size` of 0, or under 96 bytes)"
                 .into(),
         )
     })

@@ -82,7 +82,9 @@ pub use host::{
 pub use metrics::{
     MetricRecord, MetricValue, BUCKETS, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM,
 };
-pub use module_info::{method_id, MethodCallFn, MethodInfo, ModuleInfo, METHOD_ASYNC, METHOD_PURE};
+pub use module_info::{
+    method_id, MethodCall, MethodCallFn, MethodInfo, ModuleInfo, METHOD_ASYNC, METHOD_PURE,
+};
 pub use spill::{Encoded, Spilling};
 pub use status::Status;
 pub use symbols::*;

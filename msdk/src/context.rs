@@ -123,7 +123,8 @@ impl<'a> CallContext<'a> {
     }
 
     /// The module's persistent region: memory that outlives the call, for state built
-    /// once (see [`crate::persist`]). `None` when the host gives none.
+    /// once (see [`crate::persist`]). `None` when the host gives none, or one too small
+    /// to use (fewer than 96 bytes: the header, its bitmap and one record).
     pub fn persistent(&self) -> Option<Persistent<'a>> {
         match self.info {
             // SAFETY: `for_call`'s caller vouched for the frame's region for `'a`.

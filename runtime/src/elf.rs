@@ -212,6 +212,10 @@ fn check_machine(machine: u16) -> Result<(), String> {
     ))
 }
 
+/// A file offset no library reaches (1 TiB): a segment said to end past it is read from
+/// corrupt headers, not from a copy cut short.
+const ABSURD: u64 = 1 << 40;
+
 /// Checks that every loadable segment of the table `table` lies inside the file.
 fn check_segments(table: &[u8], entry: u64, len: u64) -> Result<(), String> {
     let entry = usize::try_from(entry).unwrap_or(usize::MAX);
@@ -221,6 +225,14 @@ fn check_segments(table: &[u8], entry: u64, len: u64) -> Result<(), String> {
             continue;
         }
         let (offset, size) = (word(8), word(32));
+        // Past any file a library could be: not a copy cut short, but headers that are
+        // wrong (a program header count past the real table reads code as headers).
+        if offset.checked_add(size).is_none_or(|end| end > ABSURD) {
+            return Err(format!(
+                "its ELF headers are corrupt: loadable segment {i} claims bytes {offset}..{} of a file of {len} bytes",
+                offset.saturating_add(size)
+            ));
+        }
         if offset.checked_add(size).is_none_or(|end| end > len) {
             return Err(truncated(
                 len,
@@ -278,6 +290,27 @@ mod tests {
         // whole, and is refused for the section header table, written last.
         let err = check_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
         assert!(err.contains("the section header table"), "{err}");
+    }
+
+    /// A program header count past the real table reads code as headers: a segment of
+    /// absurd bounds is told as corrupt headers, not as a file cut short (which it was
+    /// called, of a whole file).
+    #[test]
+    fn headers_past_any_file_are_corrupt_not_truncated() {
+        let mut bytes = me();
+        if !bytes.starts_with(b"\x7fELF") {
+            return;
+        }
+        let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap());
+        let at = usize::try_from(phoff).unwrap();
+        // The first header made a loadable segment claiming 2^50 bytes.
+        bytes[at..at + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+        bytes[at + 32..at + 40].copy_from_slice(&(1u64 << 50).to_le_bytes());
+        let err = check_bytes(&bytes).unwrap_err();
+        assert!(
+            err.starts_with("its ELF headers are corrupt: loadable segment 0 claims bytes"),
+            "{err}"
+        );
     }
 
     /// The libraries of this system pass: the check refuses damage, not the layouts

@@ -247,7 +247,8 @@ fn no_output_buffer(call: &HostCall<'_>, len: usize) {
             target: "memlink::runtime",
             len,
             "cannot allocate {len} bytes for the output of {}::{}: the memory is exhausted \
-             (or limited: a daemon worker's memory_bytes), and the call fails",
+             (or limited: a daemon worker's memory_bytes); the module is given none (the \
+             SDK fails the call with `QuotaExceeded`)",
             call.module.name,
             call.module.methods[call.index as usize].name
         );

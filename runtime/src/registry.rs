@@ -655,9 +655,10 @@ impl Registry {
                 module: module.name.clone(),
                 dependency,
             }),
-            Err(reason) => Err(RuntimeError::InitFailed {
-                module: module.name.clone(),
-                message: reason,
+            // Its init went well: what is wrong is what it declares.
+            Err(reason) => Err(RuntimeError::InvalidModule {
+                path: module.path.clone(),
+                reason,
             }),
         }
     }

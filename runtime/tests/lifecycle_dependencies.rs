@@ -123,7 +123,7 @@ fn a_dependency_no_load_can_answer_is_refused_as_such() {
     let rt = Runtime::with_local_resolver();
     rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
     let err = rt.load(ModuleRef::from_path(fixture)).unwrap_err();
-    assert!(matches!(err, RuntimeError::InitFailed { .. }), "{err}");
+    assert!(matches!(err, RuntimeError::InvalidModule { .. }), "{err}");
     assert!(
         err.to_string().contains(
             "`memlink_dependencies` names `basic@>>1`: what follows `@` is not a semver requirement"
@@ -150,7 +150,7 @@ fn a_dependency_list_followed_by_more_bytes_is_refused() {
     let rt = Runtime::with_local_resolver();
     rt.load(ModuleRef::from_path(module_path("basic"))).unwrap();
     let err = rt.load(ModuleRef::from_path(fixture)).unwrap_err();
-    assert!(matches!(err, RuntimeError::InitFailed { .. }), "{err}");
+    assert!(matches!(err, RuntimeError::InvalidModule { .. }), "{err}");
     assert!(
         err.to_string()
             .contains("`memlink_dependencies` returned something other than a list of strings")

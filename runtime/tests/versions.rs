@@ -185,7 +185,7 @@ fn a_reference_with_no_name_is_refused_as_naming_nothing() {
         &[extra],
     );
     let err = rt.load(ModuleRef::from_path(fixture)).unwrap_err();
-    assert!(matches!(err, RuntimeError::InitFailed { .. }), "{err}");
+    assert!(matches!(err, RuntimeError::InvalidModule { .. }), "{err}");
     let said = err.to_string();
     assert!(
         said.contains("`memlink_dependencies` names `@^1`: a module's name cannot be empty"),

@@ -297,3 +297,19 @@ fn a_forged_length_of_zero_sized_values_is_refused() {
     assert!(invalid(p.get_slice(fewer)).contains("the reference says 2"));
     assert_eq!(p.get_slice(units).unwrap().len(), 3);
 }
+
+/// The smallest region the SDK uses is 96 bytes (the header, its bitmap and one record),
+/// as `CallContext::persistent` and docs/abi.md say; one byte less is none.
+#[test]
+fn a_region_under_96_bytes_is_none() {
+    let mut region = Region::new(128, 7);
+    let base = region.base();
+    // SAFETY: the region holds 128 bytes, more than either length, and is used only here.
+    let (short, least) = unsafe {
+        (
+            Persistent::from_raw(base, 95).is_none(),
+            Persistent::from_raw(base, 96).is_some(),
+        )
+    };
+    assert!(short && least);
+}
