@@ -123,6 +123,13 @@ pub(crate) unsafe fn describe(info: *const ModuleInfo) -> Result<Described, Stri
         // the count is bounded above, so the slice's size fits an `isize`.
         unsafe { std::slice::from_raw_parts(info.methods, info.method_count) }
     };
+    // Zero now, so that a later minor version may give it a meaning.
+    if info.reserved != 0 {
+        return Err(format!(
+            "module info has reserved {:#x}, which must be 0",
+            info.reserved
+        ));
+    }
     let mut methods = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         methods.push(method(i, row, &text)?);
@@ -256,11 +263,34 @@ fn method(
     let format = |tag| {
         Format::from_u8(tag).ok_or_else(|| format!("method `{name}` has unknown format {tag}"))
     };
-    let archive_type =
-        |s: StrRef, fingerprint: u64, what| -> Result<Option<ArchivedType>, String> {
-            let name = text(s, what)?;
-            Ok((fingerprint != 0).then_some(ArchivedType { name, fingerprint }))
-        };
+    if row.reserved != 0 {
+        return Err(format!(
+            "method `{name}` has reserved {:#x}, which must be 0",
+            row.reserved
+        ));
+    }
+    // The fingerprint was checked against the format first (`typed_as_archived`): a
+    // type is named exactly when it is fingerprinted, so an archive's type is never
+    // shown as `` and a part that is none names no type a reader would take for one.
+    let archive_type = |s: StrRef,
+                        fingerprint: u64,
+                        what|
+     -> Result<Option<ArchivedType>, String> {
+        let type_name = text(s, what)?;
+        match (fingerprint != 0, type_name.is_empty()) {
+                (true, true) => Err(format!(
+                    "method `{name}`: its {what} is empty, and an archived part names the type its archive holds"
+                )),
+                (false, false) => Err(format!(
+                    "method `{name}`: its {what} is {type_name:?}, but that part is not archived: leave it empty"
+                )),
+                (true, false) => Ok(Some(ArchivedType {
+                    name: type_name,
+                    fingerprint,
+                })),
+                (false, true) => Ok(None),
+            }
+    };
     let (args_format, result_format) = (format(row.args_format)?, format(row.result_format)?);
     typed_as_archived(&name, args_format, row.args_fingerprint, Part::Args)?;
     typed_as_archived(&name, result_format, row.result_fingerprint, Part::Result)?;
@@ -436,6 +466,75 @@ mod tests {
         // SAFETY: misaligned, which is refused before anything is read.
         let err = unsafe { describe(odd) }.err().unwrap_or_default();
         assert!(err.contains("not aligned to 8"), "{err}");
+    }
+
+    /// A description of one method `echo`, changed by `change`, as `describe` takes it.
+    fn described_with(
+        change: impl FnOnce(&mut ModuleInfo, &mut abi::MethodInfo),
+    ) -> Result<Described, String> {
+        let mut row = Box::new(abi::MethodInfo {
+            name: StrRef::new("echo"),
+            id: abi::method_id("echo"),
+            flags: 0,
+            args_format: Format::Raw as u8,
+            result_format: Format::Raw as u8,
+            arg_count: 1,
+            reserved: 0,
+            args_type: StrRef::new(""),
+            args_fingerprint: 0,
+            result_type: StrRef::new(""),
+            result_fingerprint: 0,
+            signature: StrRef::new("echo(input: bytes) -> bytes"),
+        });
+        let mut info = Box::new(ModuleInfo {
+            magic: abi::MODULE_MAGIC,
+            abi_version: abi::ABI_VERSION,
+            size: size_of::<ModuleInfo>() as u32,
+            name: StrRef::new("m"),
+            version: StrRef::new("1.0.0"),
+            sdk_version: StrRef::new("none"),
+            methods: core::ptr::null(),
+            method_count: 1,
+            rkyv_format: memlink_abi::archive::format(),
+            reserved: 0,
+            method_calls: core::ptr::null(),
+        });
+        change(&mut info, &mut row);
+        info.methods = &raw const *row;
+        // SAFETY: a whole description whose one row and strings live to the end of this
+        // function (the strings are static).
+        unsafe { describe(&raw const *info) }
+    }
+
+    /// The fields the ABI says are zero or empty are checked: a reserved field set, a
+    /// type named for a part that is not archived, or an archive whose type has no name
+    /// loaded silently (and `memlink inspect` printed "an rkyv archive of ``").
+    #[test]
+    fn reserved_fields_and_type_names_are_held_to_what_the_abi_says() {
+        assert!(described_with(|_, _| {}).is_ok());
+        let refused = |change: fn(&mut ModuleInfo, &mut abi::MethodInfo), want: &str| {
+            let err = described_with(change).err().unwrap_or_default();
+            assert!(err.contains(want), "{want:?} not in {err:?}");
+        };
+        refused(
+            |i, _| i.reserved = 1,
+            "module info has reserved 0x1, which must be 0",
+        );
+        refused(
+            |_, r| r.reserved = 2,
+            "method `echo` has reserved 0x2, which must be 0",
+        );
+        refused(
+            |_, r| r.args_type = StrRef::new("Point"),
+            "method `echo`: its args_type is \"Point\", but that part is not archived",
+        );
+        refused(
+            |_, r| {
+                r.result_format = Format::Archived as u8;
+                r.result_fingerprint = 7;
+            },
+            "method `echo`: its result_type is empty, and an archived part names the type",
+        );
     }
 
     #[test]
