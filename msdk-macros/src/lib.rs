@@ -65,10 +65,12 @@ fn expand(
     attr: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
-    let Ok(func) = syn::parse2::<parse::Function>(item.clone()) else {
-        let error = syn::Error::new_spanned(&item, "#[memlink_export] goes on a function");
-        let error = error.into_compile_error();
-        return quote!(#item #error);
+    let func = match syn::parse2::<parse::Function>(item.clone()) {
+        Ok(func) => func,
+        Err(unread) => {
+            let error = parse::not_a_function(&item, unread).into_compile_error();
+            return quote!(#item #error);
+        }
     };
     let attr = parse::attr_args(attr);
     let export = parse::export(attr, &func);

@@ -225,3 +225,25 @@ fn again(attr: &Attribute, sig: &Signature) -> Option<String> {
         None => sig.ident.unraw().to_string(),
     })
 }
+
+/// The error for an item that does not read as a function with a body: a declaration (a
+/// trait's or an extern block's, which ends in `;`) has nothing to export; a function
+/// syn could not read is told at the token it stopped at (`unread`); anything else (a
+/// struct, a `mod`) is no function.
+pub(crate) fn not_a_function(item: &proc_macro2::TokenStream, unread: syn::Error) -> syn::Error {
+    use proc_macro2::TokenTree;
+    let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
+    let is_fn = tokens
+        .iter()
+        .any(|t| matches!(t, TokenTree::Ident(i) if i == "fn"));
+    let declared = matches!(tokens.last(), Some(TokenTree::Punct(p)) if p.as_char() == ';');
+    match (is_fn, declared) {
+        (true, true) => syn::Error::new_spanned(
+            item,
+            "#[memlink_export] goes on a free function with a body, not on a declaration \
+             (a trait's or an extern block's): the export calls the function",
+        ),
+        (true, false) => unread,
+        (false, _) => syn::Error::new_spanned(item, "#[memlink_export] goes on a function"),
+    }
+}
