@@ -369,12 +369,22 @@ fn check_format(module_format: u32, methods: &[Method]) -> Result<(), String> {
 /// The table must be sorted by id with no id twice (same name twice, or two names
 /// whose FNV-1a hashes collide).
 fn check_ids(methods: &[Method]) -> Result<(), String> {
+    // Every pair is named at once, each with its signature when it has one: two exports
+    // of one name in two files of a crate are found by what they take.
+    let shown = |m: &Method| match &m.signature {
+        Some(signature) => format!("`{}` ({signature})", m.name),
+        None => format!("`{}`", m.name),
+    };
+    let mut shared = Vec::new();
     for w in methods.windows(2) {
         if w[0].id == w[1].id {
-            return Err(format!(
-                "methods `{}` and `{}` share id {:#010x}; rename one (in Rust, with #[memlink_export(name = \"...\")])",
-                w[0].name, w[1].name, w[0].id
+            shared.push(format!(
+                "methods {} and {} share id {:#010x}",
+                shown(&w[0]),
+                shown(&w[1]),
+                w[0].id
             ));
+            continue;
         }
         if w[0].id > w[1].id {
             // A C author writes the table by hand: say which entry is out of place.
@@ -385,7 +395,13 @@ fn check_ids(methods: &[Method]) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    if shared.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}; rename one of each (in Rust, with #[memlink_export(name = \"...\")])",
+        shared.join("; ")
+    ))
 }
 
 #[cfg(test)]
@@ -545,6 +561,25 @@ mod tests {
             "{err}"
         );
         assert!(check_ids(&[m("add"), m("echo")]).is_ok());
+        // Every pair at once, with the signatures that tell two exports of a name apart;
+        // the first pair alone was named.
+        let signed = |name: &str, signature: &str| Method {
+            signature: Some(signature.into()),
+            ..m(name)
+        };
+        let err = check_ids(&[
+            signed("add", "add(a: u32) -> u32"),
+            signed("add", "add(a: u64) -> u64"),
+            m("echo"),
+            m("echo"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "methods `add` (add(a: u32) -> u32) and `add` (add(a: u64) -> u64) share id \
+             0x3b391274; methods `echo` and `echo` share id 0xd49dd484; rename one of each (in \
+             Rust, with #[memlink_export(name = \"...\")])"
+        );
         assert!(check_ids(&[m("echo"), m("add")])
             .unwrap_err()
             .contains("not sorted by id: `echo` (0xd49dd484) comes before `add`"));

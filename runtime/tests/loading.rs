@@ -153,7 +153,9 @@ fn two_exports_with_one_id_are_refused_naming_both() {
     let text = err.to_string();
     assert!(matches!(err, RuntimeError::InvalidModule { .. }), "{text}");
     assert!(
-        text.contains("methods `add` and `add` share id 0x3b391274"),
+        text.contains(
+            "methods `add` (add(a: u32) -> u32) and `add` (add(a: u32) -> u32) share id 0x3b391274"
+        ),
         "{text}"
     );
 }
