@@ -8,6 +8,18 @@ use std::process::Command;
 use common::cli::{basic, call_with_args_file, memlink, memlink_os, stdout};
 use common::stderr;
 
+/// What `memlink serve --config CONFIG` says as it refuses to start (exit status 1).
+fn serve_refused(config: &std::path::Path) -> String {
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
 #[test]
 fn inspect_lists_methods_ids_and_formats() {
     let out = memlink(&["inspect", &basic()]);
@@ -546,13 +558,7 @@ fn serve_refuses_a_zero_max_concurrency() {
         ),
     )
     .unwrap();
-    let out = memlink_os(&[
-        OsStr::new("serve"),
-        OsStr::new("--config"),
-        config.as_os_str(),
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = serve_refused(&config);
     assert!(
         err.contains("`[runtime] max_concurrency` is 0") && err.contains("at least 1"),
         "{err}"
@@ -581,13 +587,7 @@ fn serve_names_the_file_whose_module_name_is_taken() {
         ),
     )
     .unwrap();
-    let out = memlink_os(&[
-        OsStr::new("serve"),
-        OsStr::new("--config"),
-        config.as_os_str(),
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = serve_refused(&config);
     let want = format!(
         "{}: a module named `twice` is already loaded",
         other.display()
@@ -1140,13 +1140,7 @@ fn serve_takes_the_socket_from_the_flag_when_the_settings_leave_it_out() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(daemon.wait().unwrap().success());
     // Neither names one: said so.
-    let out = memlink_os(&[
-        OsStr::new("serve"),
-        OsStr::new("--config"),
-        config.as_os_str(),
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = serve_refused(&config);
     assert!(err.contains("no socket: pass --socket PATH"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1159,13 +1153,7 @@ fn serve_says_where_a_settings_file_is_wrong_on_one_line() {
     let dir = common::scratch("toml-error");
     let config = dir.join("memlink.toml");
     std::fs::write(&config, "# settings\nsocket = 5\n").unwrap();
-    let out = memlink_os(&[
-        OsStr::new("serve"),
-        OsStr::new("--config"),
-        config.as_os_str(),
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = serve_refused(&config);
     let want = format!(
         "{}: line 2, column 10: invalid type: integer `5`, expected a path",
         config.display()
