@@ -209,6 +209,17 @@ fn poll_until<F: Future>(
     deadline: Option<Instant>,
 ) -> Option<F::Output> {
     let level = Level::enter(local);
+    // A call with a deadline, outermost on its thread: polled under tokio's cooperative
+    // budget, so that a loop of `.await`s that are always ready at once (a channel kept
+    // full, `consume_budget`) yields after its budget and its deadline ends it. Polled
+    // here without one, such a loop never returned from its first poll: the deadline was
+    // never looked at, and the host's thread spun for good.
+    #[cfg(feature = "async")]
+    if let (0, Some(deadline), Some(local)) = (level.depth, deadline, local) {
+        if let Some(out) = runtime::budgeted(local, future.as_mut(), deadline) {
+            return out;
+        }
+    }
     // On a thread tearing its locals down, a wakeup of its own.
     let own;
     let wakeup = match local {
@@ -223,7 +234,7 @@ fn poll_until<F: Future>(
     wakeup.signal.woken.store(false, Ordering::Relaxed);
     let mut cx = Context::from_waker(&wakeup.waker);
     loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+        if let Poll::Ready(value) = poll_nested(future.as_mut(), &mut cx, level.depth) {
             return Some(value);
         }
         while !wakeup.signal.woken.swap(false, Ordering::Acquire) {
@@ -247,14 +258,36 @@ fn poll_until<F: Future>(
     }
 }
 
+/// One poll of `future`, `depth` `block_on`s deep on its thread. A nested one runs inside
+/// the poll of the call around it, which may be under tokio's budget
+/// ([`runtime::budgeted`]), and that budget is the outer call's: spent, it would leave
+/// the nested call's tokio resources pending until the outer poll returned, which it
+/// cannot while the nested call runs. The nested call is polled out of the budget.
+#[inline]
+fn poll_nested<F: Future>(
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+    depth: usize,
+) -> Poll<F::Output> {
+    #[cfg(feature = "async")]
+    if depth > 0 {
+        return pin!(tokio::task::unconstrained(future)).poll(cx);
+    }
+    let _ = depth;
+    future.poll(cx)
+}
+
 #[cfg(feature = "async")]
 pub(crate) mod runtime {
     //! The module's tokio runtime.
 
+    use std::future::Future;
     use std::mem::ManuallyDrop;
+    use std::pin::{pin, Pin};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
-    use std::time::Duration;
+    use std::task::Poll;
+    use std::time::{Duration, Instant};
 
     use tokio::runtime::{EnterGuard, Handle, Runtime};
 
@@ -335,6 +368,41 @@ pub(crate) mod runtime {
             }
             None => f(),
         }
+    }
+
+    /// `future` polled to its end or to `deadline` under tokio's cooperative budget, by
+    /// tokio's own `block_on` (the only way tokio sets a budget), with a timer that wakes
+    /// it at the deadline: `Some(None)` when the deadline came first. `None` when tokio's
+    /// `block_on` cannot run here: the thread is not in this runtime's context for good
+    /// (it is in some other of this copy of tokio's, as a module's unit tests may be,
+    /// where tokio refuses to start a runtime inside a runtime), or on the runtime's own
+    /// worker thread outside `block_in_place`.
+    pub(super) fn budgeted<F: Future>(
+        local: &Local,
+        mut future: Pin<&mut F>,
+        deadline: Instant,
+    ) -> Option<Option<F::Output>> {
+        let generation = GENERATION.load(Ordering::Acquire);
+        if generation == 0 || local.entered.get() != generation {
+            return None;
+        }
+        let handle = Handle::try_current().ok()?;
+        let timer = tokio::time::sleep_until(deadline.into());
+        Some(handle.block_on(async move {
+            let mut timer = pin!(timer);
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(value) = future.as_mut().poll(cx) {
+                    return Poll::Ready(Some(value));
+                }
+                // A future that wakes itself is polled again at once, never waiting for
+                // the timer: the clock is read each time.
+                if Instant::now() >= deadline || timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await
+        }))
     }
 
     /// Enters the running runtime's context (starting it if need be) on this thread for
