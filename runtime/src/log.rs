@@ -238,8 +238,9 @@ impl Told {
 }
 
 /// Text for a line of a log or a terminal: a control character (a newline, a carriage
-/// return, the escape that starts a terminal's control sequence) is written escaped, as
-/// `\n` or `\u{1b}`. A record's text is the module's to choose, and often its caller's:
+/// return, the escape that starts a terminal's control sequence), a Unicode line or
+/// paragraph separator or a bidirectional override is written escaped, as `\n`,
+/// `\u{1b}` or `\u{2028}`. A record's text is the module's to choose, and often its caller's:
 /// written as it is, a newline in it ended the record's line and forged the next. The
 /// runtime writes module records so; a host printing a module's text (an error's
 /// message) can too.
@@ -255,13 +256,23 @@ pub struct OneLine<'a>(pub &'a str);
 impl fmt::Display for OneLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut rest = self.0;
-        while let Some((at, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| escaped(c)) {
             f.write_str(&rest[..at])?;
             write!(f, "{}", c.escape_default())?;
             rest = &rest[at + c.len_utf8()..];
         }
         f.write_str(rest)
     }
+}
+
+/// Whether [`OneLine`] writes `c` escaped: a control character, a line or paragraph
+/// separator (U+2028, U+2029: not control characters, but JSON readers, log viewers and
+/// `str.splitlines` end a line at them), or a bidirectional override, embedding or
+/// isolate (U+202A to U+202E, U+2066 to U+2069: they reorder what a terminal shows of
+/// the rest of the line, so a record could read as another).
+fn escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A record's fields as one line of `key=value` pairs, each written as [`OneLine`].
@@ -283,6 +294,12 @@ mod tests {
         assert_eq!(
             OneLine("plain \"text\" \\ as is").to_string(),
             "plain \"text\" \\ as is"
+        );
+        // Not control characters, but lines end at the separators, and an override
+        // makes the rest of a line read otherwise on a terminal.
+        assert_eq!(
+            OneLine("a\u{2028}b\u{2029}c\u{202e}d\u{2066}e").to_string(),
+            "a\\u{2028}b\\u{2029}c\\u{202e}d\\u{2066}e"
         );
         let fields = one_line_fields([("user", "a\nb"), ("n", "7")].into_iter());
         assert_eq!(fields, "user=a\\nb n=7");
