@@ -575,6 +575,18 @@ impl fmt::Display for RuntimeError {
                 f,
                 "{module}::{method}: type mismatch: the module's archive holds `{expected}`, the caller's `{got}`"
             ),
+            // A module that names itself answers its own name, at its own version: what
+            // is missing then is another version, or a requirement it meets.
+            MissingDependency { module, dependency }
+                if dependency.split_once('@').is_some_and(|(name, _)| name == module) =>
+            {
+                write!(
+                    f,
+                    "module `{module}` calls `{dependency}`, its own name at a version this one \
+                     is not, and no such version is loaded: load one first, or declare a \
+                     requirement its own version meets"
+                )
+            }
             MissingDependency { module, dependency } => write!(
                 f,
                 "module `{module}` calls `{dependency}`, which is not loaded: load it first"

@@ -73,6 +73,14 @@ fn a_module_that_declares_itself_is_loaded() {
             if module == "depends_on" && dependency == "depends_on@^2"),
         "{err}"
     );
+    // Said as its own name at another version: "which is not loaded" of a module being
+    // loaded sent the reader to load what is there.
+    assert!(
+        err.to_string().contains(
+            "calls `depends_on@^2`, its own name at a version this one is not, and no such version is loaded"
+        ),
+        "{err}"
+    );
 
     // A reload to a version (2.0.0) that declares a requirement only the version it
     // replaces (0.1.0) meets is refused: once reloaded, nothing would answer it. Before,
