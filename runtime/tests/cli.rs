@@ -1072,6 +1072,41 @@ fn a_daemon_started_under_nohup_ignores_a_hang_up() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A stop asked while the daemon starts (its module's init takes 1.5 s) is kept and acted
+/// on once the workers have started: exit 0, the socket file removed. Before, the stop
+/// signals were caught only once the workers had started: `SIGTERM` ended the daemon
+/// outright (exit status 143), its socket file left, its workers told by a broken pipe.
+#[test]
+fn a_stop_asked_while_the_daemon_starts_is_a_clean_stop() {
+    let module = common::compile_c_with(
+        &["runtime/tests/fixtures/wild_echo.c"],
+        "libwild_echo_slow_init.so",
+        true,
+        &["-D_POSIX_C_SOURCE=200809L", "-DFIXTURE_INIT_SLEEP_MS=1500"],
+    );
+    let dir = common::scratch("stop-while-starting");
+    let socket = dir.join("memlink.sock");
+    let daemon = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg(&module)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Well inside the module's init (the file is built, the daemon's own start is quick).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = daemon.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("stopped"), "{err}");
+    assert!(std::fs::symlink_metadata(&socket).is_err(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A daemon that stops shuts its modules down: each worker unloads its modules, running
 /// their `memlink_shutdown`, before it exits (a module whose shutdown fails is told in
 /// the log, which is how this test sees it ran, a shutdown that takes a while). Before, the last reference to a worker's

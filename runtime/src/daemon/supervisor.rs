@@ -47,6 +47,11 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     // it binds anything else (its metrics address would be taken too), and held until
     // this one stops.
     let _claim = claim(&config)?;
+    // Caught from here on, before anything is made that a stop must undo: a stop asked
+    // while the workers start (their modules' init may take seconds) is kept and acted
+    // on once they have, as any other. Before, it ended the daemon outright, its socket
+    // file left behind and its workers told of it by a broken pipe.
+    let signals = stop_signals()?;
     raise_open_files();
     let workers = plans
         .into_iter()
@@ -72,7 +77,8 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         serve_metrics(&shared, server, &addr);
     }
     let stopper = Stopper::new(&listener, &shared.config.socket);
-    if let Err(e) = start_watchdog(&shared).and_then(|()| on_signals(Arc::clone(&shared), stopper))
+    if let Err(e) =
+        start_watchdog(&shared).and_then(|()| on_signals(signals, Arc::clone(&shared), stopper))
     {
         stop_workers(&shared);
         let _ = std::fs::remove_file(&shared.config.socket);
@@ -571,14 +577,11 @@ impl Stopper {
 /// hang-up's default action ended the daemon and its workers at once, the calls in
 /// flight lost, no module's shutdown run and the socket left behind. A daemon started
 /// with `SIGHUP` ignored (`nohup`) keeps ignoring it: a handler would override that.
-fn on_signals(shared: Arc<Shared>, stopper: Stopper) -> Result<(), String> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut stops = vec![SIGTERM, SIGINT];
-    if !ignored(SIGHUP) {
-        stops.push(SIGHUP);
-    }
-    let mut signals = signal_hook::iterator::Signals::new(stops)
-        .map_err(|e| format!("cannot handle signals: {e}"))?;
+fn on_signals(
+    mut signals: signal_hook::iterator::Signals,
+    shared: Arc<Shared>,
+    stopper: Stopper,
+) -> Result<(), String> {
     std::thread::Builder::new()
         .name("memlink-signals".to_owned())
         .spawn(move || {
@@ -589,6 +592,17 @@ fn on_signals(shared: Arc<Shared>, stopper: Stopper) -> Result<(), String> {
         })
         .map(drop)
         .map_err(|e| format!("cannot start the signal thread: {e}"))
+}
+
+/// The signals that stop the daemon, caught from now on and kept until [`on_signals`]
+/// reads them: `SIGTERM`, `SIGINT`, and `SIGHUP` unless it is ignored (`nohup`).
+fn stop_signals() -> Result<signal_hook::iterator::Signals, String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut stops = vec![SIGTERM, SIGINT];
+    if !ignored(SIGHUP) {
+        stops.push(SIGHUP);
+    }
+    signal_hook::iterator::Signals::new(stops).map_err(|e| format!("cannot handle signals: {e}"))
 }
 
 /// Whether `signal` is ignored in this process (as `nohup` leaves `SIGHUP` for the
