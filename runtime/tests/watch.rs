@@ -144,6 +144,40 @@ fn what_is_no_module_file_in_a_watched_directory_is_told() {
     assert!(err.to_string().contains("symbolic link"), "{err}");
 }
 
+/// A module file masked by a link to `/dev/null` (as `systemctl mask` masks a unit) is
+/// refused once, not again at every write anyone makes to `/dev/null`, which the watch
+/// sees through the link: it was told at each (about four a second on a busy host, for
+/// good). Pointed at a module again, it loads.
+#[test]
+fn a_module_file_masked_by_a_link_to_dev_null_is_told_once() {
+    let dir = fresh_dir("masked");
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    let masked = lib(&dir, "masked");
+    std::os::unix::fs::symlink("/dev/null", &masked).unwrap();
+    let first = within(&watch, Duration::from_secs(10));
+    assert!(
+        matches!(&first, WatchEvent::Failed { path, error }
+            if *path == masked && error.to_string().contains("not a regular file")),
+        "{first:?}"
+    );
+    for _ in 0..5 {
+        std::fs::write("/dev/null", b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    let more = common::watch::drain(&watch, Duration::from_millis(500));
+    assert!(more.is_empty(), "told again: {more:?}");
+    std::fs::remove_file(&masked).unwrap();
+    install(&module_path("greeter_v1"), &masked);
+    let events = common::watch::drain(&watch, Duration::from_millis(1000));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, WatchEvent::Loaded { path, .. } if *path == masked)),
+        "{events:?}"
+    );
+}
+
 #[test]
 fn a_watch_whose_events_go_unread_holds_only_so_many_and_goes_on() {
     let dir = fresh_dir("unread");

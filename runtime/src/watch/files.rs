@@ -63,6 +63,11 @@ pub(super) struct State {
     dropped: Arc<AtomicU64>,
     /// What a daemon's worker does around each file opened (see [`OpenGuard`]).
     guard: Option<Arc<dyn OpenGuard>>,
+    /// Paths refused for what is there being no module file (a device, a directory, a
+    /// FIFO, a dangling link), with what it was: refused again only once that changes.
+    /// A link to `/dev/null` (a module masked, as `systemctl mask` masks a unit) was
+    /// refused, and warned of, at every write anyone made to `/dev/null`.
+    others: BTreeMap<PathBuf, Other>,
 }
 
 /// What a file was when looked at: a rescan reloads only the files that changed since.
@@ -96,16 +101,41 @@ enum Entry {
     Gone,
     /// Something that is no module file: a directory, a FIFO, a socket, a device, a
     /// symbolic link that leads to no file (dangling, or a loop). Loading it says which.
-    Other,
+    Other(Other),
+}
+
+/// Which thing that is no module file a path leads to: the inode it leads to (the link's
+/// own, when it leads nowhere) and its type, not its times or size, which a device's
+/// readers and writers change without it becoming anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Other {
+    #[cfg(unix)]
+    inode: (u64, u64),
+    kind: std::fs::FileType,
+}
+
+impl Other {
+    fn of(meta: &std::fs::Metadata) -> Other {
+        Other {
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+            kind: meta.file_type(),
+        }
+    }
 }
 
 impl Entry {
     fn of(path: &Path) -> Entry {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_file() => Entry::File(Stamp::of(&meta)),
-            Ok(_) => Entry::Other,
-            Err(_) if std::fs::symlink_metadata(path).is_ok() => Entry::Other,
-            Err(_) => Entry::Gone,
+            Ok(meta) => Entry::Other(Other::of(&meta)),
+            Err(_) => match std::fs::symlink_metadata(path) {
+                Ok(link) => Entry::Other(Other::of(&link)),
+                Err(_) => Entry::Gone,
+            },
         }
     }
 }
@@ -129,6 +159,7 @@ impl State {
             events,
             dropped,
             guard,
+            others: BTreeMap::new(),
         }
     }
 
@@ -198,7 +229,11 @@ impl State {
         let mut changed = false;
         for path in paths.into_iter().filter(|p| is_module_file(p)) {
             let loaded = self.loaded.get(&path).copied();
-            match (Entry::of(&path), loaded) {
+            let entry = Entry::of(&path);
+            if !matches!(entry, Entry::Other(_)) {
+                self.others.remove(&path);
+            }
+            match (entry, loaded) {
                 (Entry::Gone, Some((handle, _))) => {
                     self.forget_refusal(&path);
                     self.unload(path, handle);
@@ -209,13 +244,16 @@ impl State {
                     changed |= self.reload(path, handle, stamp);
                 }
                 (Entry::File(_), None) => new.push(path),
+                // Refused already for being this: told once, not at every event of it.
+                (Entry::Other(other), None) if self.others.get(&path) == Some(&other) => {}
                 // No module file any more: its module goes, and the load below tells
                 // what is there instead.
-                (Entry::Other, loaded) => {
+                (Entry::Other(other), loaded) => {
                     if let Some((handle, _)) = loaded {
                         self.unload(path.clone(), handle);
                     }
                     self.forget_refusal(&path);
+                    self.others.insert(path.clone(), other);
                     new.push(path);
                 }
             }
