@@ -729,7 +729,7 @@ impl Registry {
 impl Registry {
     /// Waits until `module` is no call's any more, then shuts it down and frees it (its
     /// cached results too).
-    fn retire(&self, module: Retiring) {
+    pub(crate) fn retire(&self, module: Retiring) {
         let id = module.id;
         // Out of its slot, both where the locked path and where hazard pointers read it:
         // a call from the host that pinned it before runs on, one that pins it from now

@@ -178,6 +178,45 @@ fn a_module_file_masked_by_a_link_to_dev_null_is_told_once() {
     );
 }
 
+/// A call running on a module's old version does not hold up the watch: the reload is
+/// told at its switch, and a file dropped in meanwhile is loaded while that call still
+/// runs. Before, the watch waited for the old version's calls after each reload, and
+/// nothing else in the directory changed until the call returned (one with no deadline
+/// could hold it for hours).
+#[test]
+fn a_long_call_on_an_old_version_holds_up_no_other_file() {
+    let dir = fresh_dir("long-call");
+    let rt = std::sync::Arc::new(Runtime::with_local_resolver());
+    let watch = rt.watch(&dir, options()).unwrap();
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    let greeter = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    let (done, ended) = std::sync::mpsc::channel();
+    let caller = std::sync::Arc::clone(&rt);
+    std::thread::spawn(move || {
+        let long = memlink_runtime::CallOptions::default().timeout(Duration::from_secs(4));
+        let _ = done.send(caller.call_with(greeter, "linger", b"", &long).map(drop));
+    });
+    // The call is in flight on version 1.
+    while rt.call_typed::<_, u64>(greeter, "lingering", &()).unwrap() == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter"));
+    reloaded_to_v2(&rt, &watch, greeter);
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    match within(&watch, Duration::from_secs(2)) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "basic")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        ended.try_recv().is_err(),
+        "loaded only once the call on the old version ended"
+    );
+    let _ = ended.recv_timeout(common::HANG);
+}
+
 #[test]
 fn a_watch_whose_events_go_unread_holds_only_so_many_and_goes_on() {
     let dir = fresh_dir("unread");

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{answers, init, open_copy, shutdown, Live, Registry};
+use super::{answers, init, open_copy, shutdown, Live, Registry, Retiring};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::lifecycle;
@@ -25,6 +25,25 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
+        let (reloaded, old) = self.switch(handle, reference, policy)?;
+        // Calls that took the old version before the switch run on; it is shut down, and
+        // its memory freed, once the last of them lets it go.
+        if let Some(old) = old {
+            self.retire(old);
+        }
+        Ok(reloaded)
+    }
+
+    /// [`reload`](Registry::reload) up to the switch: the new version serves, and the old
+    /// one, which calls may still run on, is the caller's to [`retire`](Registry::retire)
+    /// (a watch does it on a thread of its own, so that a long call on one module's old
+    /// version holds up none of the other files' changes).
+    pub(crate) fn switch(
+        &self,
+        handle: ModuleHandle,
+        reference: &ModuleRef,
+        policy: &ReloadPolicy,
+    ) -> Result<(Reloaded, Option<Retiring>), RuntimeError> {
         let _calls = (self.hold_running_calls)();
         locks::refuse(Lock::Loads(self.id), "reload")?;
         // Asked from inside another runtime's load, it will wait for this runtime's lock
@@ -110,12 +129,7 @@ impl Registry {
         // in, and does not wait for the calls still on the one it took out.
         drop(holding);
         drop(one_at_a_time);
-        // Calls that took the old version before the switch run on; it is shut down, and
-        // its memory freed, once the last of them lets it go.
-        if let Some(replaced) = replaced {
-            self.retire(replaced);
-        }
-        Ok(reloaded)
+        Ok((reloaded, replaced))
     }
 
     /// The next version of the module loaded as `handle`, from `path`, made ready to

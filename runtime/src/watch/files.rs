@@ -13,7 +13,7 @@ use super::OpenGuard;
 use crate::config::ModuleSettings;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
-use crate::registry::Registry;
+use crate::registry::{Registry, Retiring};
 use crate::reload::ReloadPolicy;
 use crate::resolver::ModuleRef;
 
@@ -369,10 +369,13 @@ impl State {
         self.waiting.remove(&path);
         let reloaded = self.open(&path, || {
             self.registry
-                .reload(handle, &ModuleRef::from_named_file(&path), &self.policy)
+                .switch(handle, &ModuleRef::from_named_file(&path), &self.policy)
         });
         match reloaded {
-            Ok(reloaded) => {
+            Ok((reloaded, old)) => {
+                if let Some(old) = old {
+                    retire_later(&self.registry, old);
+                }
                 // Its old version's name may be what a blocked file waits for.
                 self.freed = true;
                 self.blocked.remove(&path);
@@ -474,6 +477,31 @@ impl State {
         if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Lets `old`, a version a reload replaced, go once its calls end, on a thread of its
+/// own: the watch goes on at once. Waited for here, one call on an old version (a call
+/// with no deadline may run for hours) held up every other change of the directory: a
+/// new file was not loaded, nor a removed one unloaded, until it returned. Retired here
+/// when no thread can be started.
+fn retire_later(registry: &Arc<Registry>, old: Retiring) {
+    let (give, take) = std::sync::mpsc::channel::<Retiring>();
+    let retiring = Arc::clone(registry);
+    let started = std::thread::Builder::new()
+        .name("memlink-retire".to_owned())
+        .spawn(move || {
+            if let Ok(old) = take.recv() {
+                retiring.retire(old);
+            }
+        });
+    match started {
+        Ok(_) => {
+            if let Err(std::sync::mpsc::SendError(old)) = give.send(old) {
+                registry.retire(old);
+            }
+        }
+        Err(_) => registry.retire(old),
     }
 }
 
