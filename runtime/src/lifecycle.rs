@@ -120,3 +120,31 @@ fn missing(module: &Module, name: &str, which: &str) -> String {
         module.version
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reload::MethodChange;
+
+    /// The exports the host calls for a module's lifecycle break no caller when a new
+    /// version drops or changes them: a version that takes the old one's state but
+    /// keeps no `memlink_save_state` of its own was refused as an export removed.
+    #[test]
+    fn a_lifecycle_export_dropped_or_changed_breaks_no_caller() {
+        for name in [
+            DEPENDENCIES,
+            SAVE_STATE,
+            RESTORE_STATE,
+            crate::health::HEALTH_CHECK,
+        ] {
+            let removed = MethodChange::Removed {
+                method: name.into(),
+            };
+            assert!(!removed.breaks_callers(), "{name}");
+        }
+        let removed = MethodChange::Removed {
+            method: "add".into(),
+        };
+        assert!(removed.breaks_callers());
+    }
+}

@@ -108,10 +108,32 @@ pub enum MethodChange {
 }
 
 impl MethodChange {
-    /// Whether callers of the old version can break on it (anything but an addition).
+    /// Whether callers of the old version can break on it: anything but an addition, and
+    /// but a change of an export the host calls for the module's lifecycle
+    /// ([`SAVE_STATE`], [`RESTORE_STATE`], `memlink_dependencies`, `memlink_health`),
+    /// which no caller calls: a new version that takes the old one's state and keeps no
+    /// `memlink_save_state` of its own was refused as an export removed.
     pub fn breaks_callers(&self) -> bool {
-        !matches!(self, MethodChange::Added { .. })
+        match self {
+            MethodChange::Added { .. } => false,
+            MethodChange::Removed { method } | MethodChange::Changed { method, .. } => {
+                !is_lifecycle_export(method)
+            }
+        }
     }
+}
+
+/// Whether `method` is one of the exports the host calls for a module's lifecycle. The
+/// names are `crate::lifecycle`'s and `crate::health`'s (which use this module's, so
+/// they are written here; `lifecycle`'s tests check the list against its own).
+fn is_lifecycle_export(method: &str) -> bool {
+    [
+        SAVE_STATE,
+        RESTORE_STATE,
+        "memlink_dependencies",
+        crate::health::HEALTH_CHECK,
+    ]
+    .contains(&method)
 }
 
 impl fmt::Display for MethodChange {
