@@ -293,18 +293,20 @@ fn the_readmes_snippets_build_in_a_new_workspace_and_answer() {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
     ));
-    // The host snippet loads `./my_module.so` and asserts what the calls return.
+    // The host snippet loads `target/debug/libmy_module.so` (where cargo leaves the
+    // module, from the workspace's root) and asserts what the calls return.
     let run = dir.join("run");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::copy(&library, run.join("my_module.so")).unwrap();
+    std::fs::create_dir_all(run.join("target/debug")).unwrap();
+    std::fs::copy(&library, run.join("target/debug/libmy_module.so")).unwrap();
     let host = Command::new(target.join("debug/my_module-host"))
         .current_dir(&run)
         .output()
         .expect("run the host snippet");
     assert!(host.status.success(), "{}", text(&host.stderr));
-    let call = memlink(&run, &["call", "./my_module.so", "add", "[2, 3]"]);
+    let module = "target/debug/libmy_module.so";
+    let call = memlink(&run, &["call", module, "add", "[2, 3]"]);
     assert_eq!(text(&call.stdout).trim(), "5", "{}", text(&call.stderr));
-    let inspect = memlink(&run, &["inspect", "./my_module.so"]);
+    let inspect = memlink(&run, &["inspect", module]);
     let listing = text(&inspect.stdout);
     for export in ["echo", "add", "async_process", "use_arena", "centroid"] {
         assert!(
