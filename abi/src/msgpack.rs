@@ -583,7 +583,35 @@ impl From<rmp_serde::decode::Error> for ModuleError {
                     .to_owned(),
             );
         }
+        // The reader's words name the marker it found ("wrong msgpack marker FixStr(1)"),
+        // which says nothing to one who wrote `"1"` for a number: say what it is.
+        if let E::TypeMismatch(marker) = &e {
+            return ModuleError::Serialize(format!(
+                "cannot decode MessagePack: found {} where the type takes another kind of value \
+                 (MessagePack {marker:?})",
+                kind_of(*marker)
+            ));
+        }
         ModuleError::Serialize(format!("cannot decode MessagePack: {e}"))
+    }
+}
+
+/// What a MessagePack marker starts, in words.
+fn kind_of(marker: rmp::Marker) -> &'static str {
+    use rmp::Marker as M;
+    match marker {
+        M::Null => "nil",
+        M::True | M::False => "a boolean",
+        M::FixPos(_) | M::FixNeg(_) | M::U8 | M::U16 | M::U32 | M::U64 => "an integer",
+        M::I8 | M::I16 | M::I32 | M::I64 => "an integer",
+        M::F32 | M::F64 => "a float",
+        M::FixStr(_) | M::Str8 | M::Str16 | M::Str32 => "a string",
+        M::Bin8 | M::Bin16 | M::Bin32 => "bytes",
+        M::FixArray(_) | M::Array16 | M::Array32 => "an array",
+        M::FixMap(_) | M::Map16 | M::Map32 => "a map",
+        M::FixExt1 | M::FixExt2 | M::FixExt4 | M::FixExt8 | M::FixExt16 => "an extension value",
+        M::Ext8 | M::Ext16 | M::Ext32 => "an extension value",
+        M::Reserved => "a reserved marker",
     }
 }
 

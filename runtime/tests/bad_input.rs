@@ -168,13 +168,13 @@ fn msgpack_cases(deep_says: &'static str) -> Vec<Case> {
         case(
             "reserved marker",
             [0xc1],
-            Expect::Serialize(&["bad arguments: ", "wrong msgpack marker Reserved"]),
+            Expect::Serialize(&["bad arguments: ", "found a reserved marker where the type takes another kind of value (MessagePack Reserved)"]),
         ),
         case(
             "100,000 deep",
             nested(100_000),
             Expect::Serialize(match deep_says {
-                "marker" => &["bad arguments: ", "wrong msgpack marker FixArray(1)"],
+                "marker" => &["bad arguments: ", "found an array where the type takes another kind of value (MessagePack FixArray(1))"],
                 _ => &["bad arguments: ", "array had incorrect length, expected 0"],
             }),
         ),
@@ -211,7 +211,7 @@ fn msgpack_with_two_arguments() {
             // argument's name before it and the export's signature after it do.
             Expect::Serialize(&[
                 "bad arguments: argument `a`: ",
-                "wrong msgpack marker FixStr(1)",
+                "found a string where the type takes another kind of value (MessagePack FixStr(1))",
                 " (the export is `add(a: u32, b: u32) -> u32`)",
             ]),
         ),
@@ -278,7 +278,10 @@ fn msgpack_with_one_struct() {
         case(
             "wrong field types",
             mp(&(("nine", 1u8, -1i8),)),
-            Expect::Serialize(&["bad arguments: ", "wrong msgpack marker FixStr(4)"]),
+            Expect::Serialize(&[
+                "bad arguments: ",
+                "found a string where the type takes another kind of value (MessagePack FixStr(4))",
+            ]),
         ),
         case(
             "the struct's fields without the struct",

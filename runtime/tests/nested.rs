@@ -286,7 +286,7 @@ fn each_nested_error_arrives_as_its_variant() {
     assert_eq!(
         relay("basic", "add", &mp(&("two", 3u32))),
         ModuleError::Serialize(
-            "bad arguments: argument `a`: cannot decode MessagePack: wrong msgpack marker FixStr(3) (the export is `add(a: u32, b: u32) -> u32`)"
+            "bad arguments: argument `a`: cannot decode MessagePack: found a string where the type takes another kind of value (MessagePack FixStr(3)) (the export is `add(a: u32, b: u32) -> u32`)"
                 .into()
         )
     );
