@@ -78,7 +78,7 @@ pub struct DaemonConfig {
     #[serde(default = "default_threads")]
     pub threads_per_connection: u32,
     /// How long past its deadline a call may run before the watchdog ends the worker
-    /// (default 200 ms).
+    /// (default 200 ms, at least [`MIN_GRACE_MS`]).
     #[serde(default = "default_grace")]
     pub watchdog_grace_ms: u64,
     /// The runtime's settings in the worker.
@@ -373,6 +373,9 @@ fn default_mode() -> u32 {
 /// Most connections a daemon may be set to serve at once (`max_connections`).
 pub const MAX_CONNECTIONS: u32 = 1 << 16;
 
+/// The least `watchdog_grace_ms` (see [`DaemonConfig::watchdog_grace_ms`]).
+pub const MIN_GRACE_MS: u64 = 50;
+
 fn default_connections() -> u32 {
     1024
 }
@@ -487,6 +490,17 @@ impl DaemonConfig {
             return Err(format!(
                 "`max_call_ms` of module {} {NO_LIMIT}",
                 entry_name(entry)
+            ));
+        }
+        // A call whose deadline passes as the worker takes it is refused at once, but
+        // "at once" is a clock tick (the worker reads the coarse clock) and a thread the
+        // scheduler may set aside: with less grace, the watchdog could see such a call,
+        // which never ran, past its deadline and end the worker (a client could have it
+        // ended, and other clients' calls failed, with calls it sent too late).
+        if self.watchdog_grace_ms < MIN_GRACE_MS {
+            return Err(format!(
+                "`watchdog_grace_ms` is {}: it is at least {MIN_GRACE_MS}, so that a call refused at its deadline is refused before the watchdog could take it for one that overran it",
+                self.watchdog_grace_ms
             ));
         }
         Ok(())

@@ -331,3 +331,27 @@ fn paths_that_are_not_utf8_survive_the_trip_to_the_worker() {
     let err = toml::from_str::<DaemonConfig>("socket = 7").unwrap_err();
     assert!(err.to_string().contains("a path"), "{err}");
 }
+
+/// A watchdog grace under 50 ms is refused: a call refused at its deadline (read on a
+/// coarse clock, on a thread the scheduler may set aside) could be taken by the watchdog
+/// for one that overran it, and the worker ended. With 0, a client sending calls already
+/// late had the worker ended about twenty times a second.
+#[test]
+fn a_watchdog_grace_too_short_to_refuse_a_late_call_in_is_refused() {
+    let read = |grace: u64| -> Result<(), String> {
+        let c: DaemonConfig =
+            toml::from_str(&format!("socket = \"/s\"\nwatchdog_grace_ms = {grace}"))
+                .map_err(|e| e.to_string())?;
+        c.workers().map(drop)
+    };
+    for grace in [0, 3, 49] {
+        let err = read(grace).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "`watchdog_grace_ms` is {grace}: it is at least 50"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(read(50), Ok(()));
+}
