@@ -726,10 +726,19 @@ impl Client {
         len: usize,
         deadline: Option<Instant>,
     ) -> Result<Arc<Connection>, CallError> {
-        if len as u64 <= conn.welcome().geometry.slot_size {
+        let slot_size = conn.welcome().geometry.slot_size;
+        if len as u64 <= slot_size {
             return Ok(conn);
         }
-        self.grow(&conn, len as u64, deadline)
+        // A refusal of the new connection, said alone ("the daemon refused the
+        // connection: … its limit of 2 connections"), read as if this one were refused.
+        self.grow(&conn, len as u64, deadline).map_err(|e| match e {
+            CallError::Failed(Failure::Other(why)) => CallError::Failed(Failure::Other(format!(
+                "{len} bytes need larger slots than this connection's {slot_size}, which a new \
+                 connection would have, and {why}"
+            ))),
+            e => e,
+        })
     }
 
     /// Connects again with slots of at least `len` bytes (and never smaller than they

@@ -815,6 +815,29 @@ fn a_call_whose_client_hung_up_is_still_ended_by_the_watchdog_and_blamed_on_it()
     assert_ne!(daemon.worker_pid(), worker, "the stuck worker was replaced");
 }
 
+/// Arguments larger than the connection's slots need a new connection; one the daemon
+/// refuses (at its limit of connections) is told as that growth's refusal, not as if this
+/// client, connected and served, were refused. Before: "the daemon refused the
+/// connection: the daemon holds its limit of 1 connections".
+#[test]
+fn arguments_past_the_slots_at_the_connection_limit_are_told_as_a_refused_growth() {
+    let daemon = Daemon::start(Setup {
+        toml: "max_connections = 1\n".into(),
+        ..Setup::modules(&["basic"])
+    });
+    let client =
+        Client::with_config(&daemon.socket, ClientConfig::default().slot_size(4096)).unwrap();
+    let basic = client.module("basic").unwrap();
+    let big = vec![7u8; 64 << 10];
+    let err = client.call(basic, "echo", &big).unwrap_err().to_string();
+    assert!(
+        err.contains("65536 bytes need larger slots than this connection's 4096, which a new connection would have, and the daemon refused the connection"),
+        "{err}"
+    );
+    let small = client.call(basic, "echo", b"small").unwrap();
+    assert_eq!(&*small, b"small", "it serves on");
+}
+
 /// A hello trickled a byte at a time, each well within the hello's time, is cut off when
 /// the whole hello's time is up: its place among the connections still to say hello
 /// (here the only one) goes to the next client.

@@ -197,7 +197,13 @@ impl Connection {
         }
         watch_forks();
         let fd = fd.ok_or_else(|| CallError::Gone("the welcome came without a segment".into()))?;
-        let segment = Segment::map(&fd, welcome.geometry).map_err(gone)?;
+        // The daemon was reached: what it handed over is what is wrong.
+        let segment = Segment::map(&fd, welcome.geometry).map_err(|e| {
+            CallError::Invalid(format!(
+                "the daemon at {} welcomed this client with no segment it can use: {e}",
+                socket.display()
+            ))
+        })?;
         Ok(Connection::over(stream, segment, welcome, waiting))
     }
 

@@ -149,8 +149,11 @@ impl Geometry {
         match (rounded, exact) {
             (Some(r), Some(e)) if r.slots >= e.slots => Ok(r),
             (_, Some(e)) => Ok(e),
+            // The segment's header and slot table come out of the same limit: without
+            // them the refusal of a length under the limit read as a contradiction.
             _ => Err(format!(
-                "{len} bytes need a slot of that size; the daemon gives a connection at most {limit} bytes of shared memory"
+                "{len} bytes need a slot of that size, and a segment holding it {} bytes with its header and slot table; the daemon gives a connection at most {limit} bytes of shared memory",
+                Geometry::new(1, len.max(1)).map_or(len, |g| g.len())
             )),
         }
     }
@@ -423,7 +426,13 @@ pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
 /// least that long (so no access through the mapping can fault).
 #[cfg(not(miri))]
 pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<MmapRaw> {
-    let seals = fcntl_get_seals(fd)?;
+    // The system's words alone ("Invalid argument", "Operation not permitted") say
+    // nothing of which descriptor, or what it should have been.
+    let seals = fcntl_get_seals(fd).map_err(|e| {
+        io::Error::other(format!(
+            "the descriptor is no sealable shared memory (a memfd): {e}"
+        ))
+    })?;
     if !seals.contains(SealFlags::SHRINK) {
         return Err(io::Error::other(
             "the memory is not sealed against shrinking",
@@ -437,7 +446,11 @@ pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<MmapRaw> {
         )));
     }
     let len = usize::try_from(len).map_err(io::Error::other)?;
-    MmapOptions::new().len(len).map_raw(&file)
+    MmapOptions::new().len(len).map_raw(&file).map_err(|e| {
+        io::Error::other(format!(
+            "the memory cannot be mapped to read and write (sealed against writes?): {e}"
+        ))
+    })
 }
 
 #[cfg(test)]
