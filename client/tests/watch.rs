@@ -82,6 +82,16 @@ fn a_watched_directory_is_served_as_its_files_come_change_and_go() {
     assert_eq!(version(&early).unwrap(), 2, "the others serve on");
     let log = daemon.log_text();
     assert!(log.contains("reloaded 1.4.2 -> 2.0.1"), "{log}");
+    // The daemon's own lines, not a module's record with empty fields (it read
+    // "... reloaded 1.4.2 -> 2.0.1 module=memlink::watch method= trace_id=0 fields=").
+    let line = log
+        .lines()
+        .find(|l| l.contains("reloaded 1.4.2 -> 2.0.1"))
+        .unwrap();
+    assert!(
+        line.ends_with("from=memlink::watch") && !line.contains("method="),
+        "{line}"
+    );
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }

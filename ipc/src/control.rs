@@ -311,6 +311,11 @@ pub struct LogRecord {
     pub fields: Vec<(String, String)>,
     /// The call's trace id.
     pub trace_id: u64,
+    /// Whether it is the worker's own line (what its watch did, a warning about its
+    /// figures), `module` naming the part of the worker that says it, not a module's
+    /// record: the supervisor logs it as its own, not as a module's with an empty method.
+    #[serde(default)]
+    pub own: bool,
 }
 
 /// Writes `message` as one frame, with `fd` attached.

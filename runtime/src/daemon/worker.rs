@@ -478,6 +478,7 @@ fn watch_record(level: &str, message: String) -> LogRecord {
         message,
         fields: Vec::new(),
         trace_id: 0,
+        own: true,
     }
 }
 
@@ -560,6 +561,7 @@ fn dropped(record: &LogRecord, why: &io::Error) -> LogRecord {
         ),
         fields: Vec::new(),
         trace_id: record.trace_id,
+        own: record.own,
     }
 }
 
@@ -576,6 +578,7 @@ fn record_of(event: &LogEvent<'_>) -> LogRecord {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         trace_id: event.trace_id,
+        own: false,
     }
 }
 

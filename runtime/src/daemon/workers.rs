@@ -667,8 +667,24 @@ pub(super) fn stand_in_if_down(shared: &Arc<Shared>, index: usize, id: u64, conn
     start_stand_in(shared, index, id, conn, &reason);
 }
 
-/// Emits a module's log record through this process's `tracing` subscriber.
+/// Emits a module's log record through this process's `tracing` subscriber; a worker's
+/// own line as the daemon's, naming the part that said it (`from=memlink::watch`), with
+/// none of a module record's empty fields.
 fn log(r: &LogRecord) {
+    if r.own {
+        macro_rules! emit_own {
+            ($level:expr) => {
+                tracing::event!($level, from = %r.module, "{}", crate::log::OneLine(&r.message))
+            };
+        }
+        return match r.level.as_str() {
+            "ERROR" => emit_own!(tracing::Level::ERROR),
+            "WARN" => emit_own!(tracing::Level::WARN),
+            "INFO" => emit_own!(tracing::Level::INFO),
+            "DEBUG" => emit_own!(tracing::Level::DEBUG),
+            _ => emit_own!(tracing::Level::TRACE),
+        };
+    }
     let fields =
         crate::log::one_line_fields(r.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     macro_rules! emit {
