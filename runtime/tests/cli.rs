@@ -1072,6 +1072,48 @@ fn a_daemon_started_under_nohup_ignores_a_hang_up() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A library asked for where cargo left only a Rust library (`libmylib.rlib`: the crate
+/// has no `crate-type = ["cdylib"]`) is told so, not only that no module file is there.
+#[test]
+fn a_module_built_as_a_rust_library_only_is_told_to_be_a_cdylib() {
+    let dir = common::scratch("rlib-only");
+    std::fs::write(dir.join("libmylib.rlib"), b"!<arch>\n").unwrap();
+    let module = dir.join("libmylib.so");
+    let out = memlink_os(&[
+        OsStr::new("call"),
+        module.as_os_str(),
+        OsStr::new("mul"),
+        OsStr::new("[2, 3]"),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("libmylib.rlib is there")
+            && err.contains("`crate-type = [\"cdylib\"]` under `[lib]`"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A nested call to a module the run did not load, one its caller does not declare, is
+/// told how to give it (it said only "module not found: basic").
+#[test]
+fn a_nested_call_to_a_module_not_given_says_to_give_it_with_with() {
+    let relay = common::module_path("nested_calls");
+    let out = memlink_os(&[
+        OsStr::new("call"),
+        relay.as_os_str(),
+        OsStr::new("relay"),
+        OsStr::new(r#"["basic", "echo", [1]]"#),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("module not found: basic (a module this one calls is loaded with --with PATH: `basic` was not)"),
+        "{err}"
+    );
+}
+
 /// A stop asked while the daemon starts (its module's init takes 1.5 s) is kept and acted
 /// on once the workers have started: exit 0, the socket file removed. Before, the stop
 /// signals were caught only once the workers had started: `SIGTERM` ended the daemon

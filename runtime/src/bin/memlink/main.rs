@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
-    CallOptions, Format, Method, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
+    CallOptions, Format, Method, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeConfig,
+    RuntimeError,
 };
 
 mod json;
@@ -301,6 +302,9 @@ fn call_local(runtime: &Runtime, request: CallArgs) -> Result<(), String> {
 /// admit (`greeter@^1` with greeter 3.0.0 given by `--with`), that is said: "not loaded,
 /// give its file" alone sent the user to give again the file they gave.
 fn missing(runtime: &Runtime, e: &RuntimeError) -> String {
+    if let RuntimeError::FileNotFound { path } = e {
+        return with_rlib_hint(e, path);
+    }
     let RuntimeError::MissingDependency { dependency, .. } = e else {
         return e.to_string();
     };
@@ -337,6 +341,21 @@ fn missing(runtime: &Runtime, e: &RuntimeError) -> String {
          version it admits with --with PATH)",
         loaded.join(", ")
     )
+}
+
+/// `e`, a missing `path`, with a word on the Rust library beside it when there is one
+/// (`libmylib.rlib` where `libmylib.so` was asked for): the crate was built without
+/// `crate-type = ["cdylib"]`, which "no module file" alone does not say.
+fn with_rlib_hint(e: &RuntimeError, path: &Path) -> String {
+    let rlib = path.with_extension("rlib");
+    if path.extension().is_some() && rlib.is_file() {
+        return format!(
+            "{e} ({} is there: a module's crate is built as a shared library, with \
+             `crate-type = [\"cdylib\"]` under `[lib]` in its Cargo.toml)",
+            rlib.display()
+        );
+    }
+    e.to_string()
 }
 
 fn load_ref(runtime: &Runtime, module: &OsStr) -> Result<ModuleHandle, RuntimeError> {
@@ -616,7 +635,17 @@ fn call(
     };
     let out = runtime
         .call_with(handle, method, &encoded, &options)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match &e {
+            // A nested call to a module this run did not load: the run loads only what
+            // it is given.
+            RuntimeError::Call {
+                error: ModuleError::ModuleNotFound(name),
+                ..
+            } => format!(
+                "{e} (a module this one calls is loaded with --with PATH: `{name}` was not)"
+            ),
+            _ => e.to_string(),
+        })?;
     render(&shape, &out)
 }
 
