@@ -17,7 +17,7 @@
 //! [`Caller`]'s docs list.
 //!
 //! ```no_run
-//! use memlink_client::{Caller, Client};
+//! use memlink_client::Client;
 //!
 //! let client = Client::connect("/run/memlink.sock")?;
 //! let basic = client.module("basic")?;
