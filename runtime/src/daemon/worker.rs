@@ -411,6 +411,15 @@ fn tell_changes(
                     WatchEvent::Unloaded { path, .. } => {
                         ("INFO", format!("{}: unloaded", path.display()), true)
                     }
+                    WatchEvent::Moved { from, to, .. } => (
+                        "INFO",
+                        format!(
+                            "{}: renamed {}, its module serving on",
+                            from.display(),
+                            to.display()
+                        ),
+                        false,
+                    ),
                 };
                 let record = watch_record(level, message);
                 let mut sent = send(&out, &FromWorker::Log(record));

@@ -26,6 +26,17 @@ pub enum WatchEvent {
         /// What the reload did.
         reloaded: Reloaded,
     },
+    /// A module's file was renamed within the directory (the same file at another
+    /// name): its module serves on, known by the new name; nothing was unloaded or
+    /// loaded, so no call found it gone.
+    Moved {
+        /// The file's name before.
+        from: PathBuf,
+        /// Its name now.
+        to: PathBuf,
+        /// Its module (the same handle as before).
+        handle: ModuleHandle,
+    },
     /// A removed file's module was unloaded.
     Unloaded {
         /// The file.

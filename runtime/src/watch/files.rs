@@ -68,6 +68,9 @@ pub(super) struct State {
     /// A link to `/dev/null` (a module masked, as `systemctl mask` masks a unit) was
     /// refused, and warned of, at every write anyone made to `/dev/null`.
     others: BTreeMap<PathBuf, Other>,
+    /// Files a module was followed to by a rename ([`State::follow_renames`]): the
+    /// rename's events for the new name that come after are not a change of the file.
+    moved: BTreeSet<PathBuf>,
 }
 
 /// What a file was when looked at: a rescan reloads only the files that changed since.
@@ -160,6 +163,39 @@ impl State {
             dropped,
             guard,
             others: BTreeMap::new(),
+            moved: BTreeSet::new(),
+        }
+    }
+
+    /// Follows each module file of `paths` renamed within the directory: one whose
+    /// module is loaded, gone from its name, and the file at another of `paths` as it
+    /// was loaded (its inode, length and time: a rename keeps them). The module stays,
+    /// known by its file's new name. Seen as a removal and a new file, it was unloaded
+    /// and loaded again: its calls were refused meanwhile ("no module named ... is
+    /// loaded"), and what it kept in memory was lost.
+    fn follow_renames(&mut self, paths: &[PathBuf]) {
+        let gone: Vec<(PathBuf, ModuleHandle, Stamp)> = paths
+            .iter()
+            .filter_map(|p| match self.loaded.get(p) {
+                Some(&(handle, Some(stamp))) if matches!(Entry::of(p), Entry::Gone) => {
+                    Some((p.clone(), handle, stamp))
+                }
+                _ => None,
+            })
+            .collect();
+        for (from, handle, stamp) in gone {
+            let to = paths.iter().find(|p| {
+                is_module_file(p)
+                    && !self.loaded.contains_key(*p)
+                    && matches!(Entry::of(p), Entry::File(now) if now == stamp)
+            });
+            if let Some(to) = to.cloned() {
+                self.loaded.remove(&from);
+                self.forget_refusal(&from);
+                self.loaded.insert(to.clone(), (handle, Some(stamp)));
+                self.moved.insert(to.clone());
+                self.tell(WatchEvent::Moved { from, to, handle });
+            }
         }
     }
 
@@ -222,6 +258,7 @@ impl State {
     /// [`sync`](State::sync); with `rescan`, a file whose module was loaded from it as
     /// it is now is not reloaded.
     fn look_at(&mut self, paths: Vec<PathBuf>, rescan: bool) {
+        self.follow_renames(&paths);
         let mut new = Vec::new();
         // Whether a module was loaded or reloaded: a waiting module may now find what
         // it calls. Without one, trying them again would only open a fresh image of
@@ -233,6 +270,13 @@ impl State {
             if !matches!(entry, Entry::Other(_)) {
                 self.others.remove(&path);
             }
+            // A file changed (or gone) since a module followed it here is looked at as
+            // any other.
+            let unchanged =
+                matches!((&entry, loaded), (Entry::File(now), Some((_, Some(was)))) if *now == was);
+            if !unchanged {
+                self.moved.remove(&path);
+            }
             match (entry, loaded) {
                 (Entry::Gone, Some((handle, _))) => {
                     self.forget_refusal(&path);
@@ -240,6 +284,9 @@ impl State {
                 }
                 (Entry::Gone, None) => self.forget_refusal(&path),
                 (Entry::File(stamp), Some((_, was))) if rescan && was == Some(stamp) => {}
+                // The rest of a rename's events, for the name the module followed it to.
+                (Entry::File(stamp), Some((_, was)))
+                    if was == Some(stamp) && self.moved.contains(&path) => {}
                 (Entry::File(stamp), Some((handle, _))) => {
                     changed |= self.reload(path, handle, stamp);
                 }
