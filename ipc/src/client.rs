@@ -197,12 +197,15 @@ impl Connection {
         }
         watch_forks();
         let fd = fd.ok_or_else(|| CallError::Gone("the welcome came without a segment".into()))?;
-        // The daemon was reached: what it handed over is what is wrong.
-        let segment = Segment::map(&fd, welcome.geometry).map_err(|e| {
-            CallError::Invalid(format!(
+        // The daemon was reached: what it handed over is what is wrong (an error of the
+        // `Other` kind, `map`'s own words on the descriptor), or this process could not
+        // map it (its own limits: the system's error), which a later try may not meet.
+        let segment = Segment::map(&fd, welcome.geometry).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Other => CallError::Invalid(format!(
                 "the daemon at {} welcomed this client with no segment it can use: {e}",
                 socket.display()
-            ))
+            )),
+            _ => gone(e),
         })?;
         Ok(Connection::over(stream, segment, welcome, waiting))
     }

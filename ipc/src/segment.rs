@@ -445,12 +445,18 @@ pub(crate) fn map_sealed(fd: &OwnedFd, len: u64) -> io::Result<MmapRaw> {
             "the memory has {size} bytes, {len} are needed"
         )));
     }
+    if seals.intersects(SealFlags::WRITE | SealFlags::FUTURE_WRITE) {
+        return Err(io::Error::other(
+            "the memory is sealed against writes, and a segment is written by both sides",
+        ));
+    }
     let len = usize::try_from(len).map_err(io::Error::other)?;
-    MmapOptions::new().len(len).map_raw(&file).map_err(|e| {
-        io::Error::other(format!(
-            "the memory cannot be mapped to read and write (sealed against writes?): {e}"
-        ))
-    })
+    // This process's own limits (its address space, its count of mappings): the
+    // system's error, of its own kind, which is not the descriptor's fault.
+    MmapOptions::new()
+        .len(len)
+        .map_raw(&file)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot map the segment: {e}")))
 }
 
 #[cfg(test)]

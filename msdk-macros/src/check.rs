@@ -198,7 +198,9 @@ pub(crate) fn args(sig: &Signature, errors: &mut Errors) -> Option<Args> {
     let all = typed_params(sig);
     let configured = configured(&all, errors);
     let context_first = all.first().is_some_and(|p| types::is_context(&p.ty));
-    let rest: Vec<&PatType> = all.into_iter().skip(1).collect();
+    // The first parameter is an argument too when it is no context (one missing or out
+    // of place is `context`'s to report): its own problem is reported with the others.
+    let rest: Vec<&PatType> = all.into_iter().skip(usize::from(context_first)).collect();
     // A context after the first parameter is no argument: a second one is reported
     // here, a misplaced one (the first parameter being something else) by `context`.
     let (contexts, params): (Vec<&PatType>, Vec<&PatType>) =
@@ -570,6 +572,8 @@ mod tests {
             "memlink exports cannot be generic",
             "#[memlink_export] exports free functions, not methods",
             "First parameter must be &CallContext",
+            // The first parameter, no context, is an argument with its own problem.
+            "a reference parameter must be a view",
             "MessagePack parameters must be owned types",
             "Return type must be Result",
         ];

@@ -233,9 +233,19 @@ fn again(attr: &Attribute, sig: &Signature) -> Option<String> {
 pub(crate) fn not_a_function(item: &proc_macro2::TokenStream, unread: syn::Error) -> syn::Error {
     use proc_macro2::TokenTree;
     let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
+    // What the item is: its first word past its visibility and qualifiers (`static F:
+    // fn() = f;` is a static, whatever its type holds).
+    const QUALIFIERS: &[&str] = &[
+        "pub", "crate", "const", "async", "unsafe", "extern", "default",
+    ];
     let is_fn = tokens
         .iter()
-        .any(|t| matches!(t, TokenTree::Ident(i) if i == "fn"));
+        .filter_map(|t| match t {
+            TokenTree::Ident(i) => Some(i.to_string()),
+            _ => None,
+        })
+        .find(|word| !QUALIFIERS.contains(&word.as_str()))
+        .is_some_and(|word| word == "fn");
     let declared = matches!(tokens.last(), Some(TokenTree::Punct(p)) if p.as_char() == ';');
     match (is_fn, declared) {
         (true, true) => syn::Error::new_spanned(

@@ -229,10 +229,16 @@ fn identity(entries: &[&'static MethodEntry]) -> Result<(&'static str, &'static 
                     .join(", ")
             };
             let all: Vec<_> = crates.iter().collect();
+            let one_name = named.windows(2).all(|w| w[0].0 == w[1].0);
             let message = if named.is_empty() {
                 format!(
-                    "the module's exports come from the crates {}, and none was built with `MEMLINK_MODULE_NAME`, so which is the module is not known: set it in the build of the module's own crate (a build script's `println!(\"cargo:rustc-env=MEMLINK_MODULE_NAME=NAME\")`)",
+                    "the module's exports come from the crates {}, and none was built with `MEMLINK_MODULE_NAME`, so which is the module is not known: set it in the build of the module's own crate (a build script's `println!(\"cargo:rustc-env=MEMLINK_MODULE_NAME=NAME\")`), which needs an export of its own for the name to reach the module",
                     list(&all)
+                )
+            } else if one_name {
+                format!(
+                    "the crates {} were each built with `MEMLINK_MODULE_NAME` (set for the whole build, in the environment or in `[env]`?), so which is the module, and its version, is not known: set it in the module's own build script only",
+                    list(&named)
                 )
             } else {
                 format!(
@@ -240,9 +246,15 @@ fn identity(entries: &[&'static MethodEntry]) -> Result<(&'static str, &'static 
                     list(&named)
                 )
             };
+            // Never longer than a name a daemon serves (64 bytes), so that the refusal
+            // told is this one, not the name's length.
             let joined = all.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join("+");
+            let mut end = joined.len().min(64);
+            while !joined.is_char_boundary(end) {
+                end -= 1;
+            }
             Err(Unnamed {
-                name: Box::leak(joined.into_boxed_str()),
+                name: Box::leak(joined[..end].to_owned().into_boxed_str()),
                 message,
             })
         }
@@ -398,6 +410,22 @@ mod tests {
             why.contains("different `MEMLINK_MODULE_NAME`s (`a` 1.0.0, `b` 1.0.0)"),
             "{why}"
         );
+
+        // One name set for the whole build names every crate alike.
+        let everywhere = Table::build(leak(vec![
+            from("m", "1.0.0", true, "add"),
+            from("m", "9.9.9", true, "own"),
+        ]));
+        let why = everywhere.duplicate().unwrap();
+        assert!(why.contains("set for the whole build"), "{why}");
+
+        // The name it is refused under stays within a served name's 64 bytes.
+        let long = Table::build(leak(vec![
+            from("a_crate_with_a_long_name_one", "1.0.0", false, "add"),
+            from("a_crate_with_a_long_name_two", "1.0.0", false, "own"),
+            from("a_crate_with_a_long_name_three", "1.0.0", false, "echo"),
+        ]));
+        assert!(long.name.len() <= 64, "{}", long.name);
 
         let none = Table::build(leak(vec![]));
         assert_eq!(name_of(&none), ("unnamed".to_owned(), "0.0.0".to_owned()));

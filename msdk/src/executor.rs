@@ -123,7 +123,8 @@ impl Wakeup {
 /// Each is made once and then stays where it is for the thread's life, so a `block_on`
 /// lends its level's wakeup from the thread-local, with no borrow flag to set and no
 /// count to bump: a call to an async export that completes at once allocates nothing and
-/// makes no atomic read-modify-write of its own.
+/// makes no atomic read-modify-write of its own (but one with a deadline, whose polls go
+/// through tokio's `block_on` for their budget: `runtime::Polling`).
 struct Nest {
     wakeup: OnceCell<Wakeup>,
     deeper: OnceCell<Box<Nest>>,
@@ -165,6 +166,12 @@ struct Local {
     /// timer of the module and runs the tasks it spawns, or a thread of its blocking pool).
     #[cfg(feature = "async")]
     runtime_thread: Cell<bool>,
+    /// The id of the runtime whose context `entered` says this thread is in for good.
+    #[cfg(feature = "async")]
+    entered_id: Cell<Option<tokio::runtime::Id>>,
+    /// Whether a budgeted poll ran on this thread (see `runtime::Polling`).
+    #[cfg(feature = "async")]
+    budgeted: Cell<bool>,
 }
 
 thread_local! {
@@ -178,6 +185,10 @@ thread_local! {
             runtime_thread: Cell::new(false),
             #[cfg(feature = "async")]
             stay: Cell::new(None),
+            #[cfg(feature = "async")]
+            entered_id: Cell::new(None),
+            #[cfg(feature = "async")]
+            budgeted: Cell::new(false),
         }
     };
 }
@@ -209,17 +220,9 @@ fn poll_until<F: Future>(
     deadline: Option<Instant>,
 ) -> Option<F::Output> {
     let level = Level::enter(local);
-    // A call with a deadline, outermost on its thread: polled under tokio's cooperative
-    // budget, so that a loop of `.await`s that are always ready at once (a channel kept
-    // full, `consume_budget`) yields after its budget and its deadline ends it. Polled
-    // here without one, such a loop never returned from its first poll: the deadline was
-    // never looked at, and the host's thread spun for good.
+    // How each poll is made: see `Polling`.
     #[cfg(feature = "async")]
-    if let (0, Some(deadline), Some(local)) = (level.depth, deadline, local) {
-        if let Some(out) = runtime::budgeted(local, future.as_mut(), deadline) {
-            return out;
-        }
-    }
+    let polling = runtime::Polling::of(local, level.depth, deadline);
     // On a thread tearing its locals down, a wakeup of its own.
     let own;
     let wakeup = match local {
@@ -234,7 +237,11 @@ fn poll_until<F: Future>(
     wakeup.signal.woken.store(false, Ordering::Relaxed);
     let mut cx = Context::from_waker(&wakeup.waker);
     loop {
-        if let Poll::Ready(value) = poll_nested(future.as_mut(), &mut cx, level.depth) {
+        #[cfg(feature = "async")]
+        let polled = polling.poll(future.as_mut(), &mut cx);
+        #[cfg(not(feature = "async"))]
+        let polled = future.as_mut().poll(&mut cx);
+        if let Poll::Ready(value) = polled {
             return Some(value);
         }
         while !wakeup.signal.woken.swap(false, Ordering::Acquire) {
@@ -258,25 +265,6 @@ fn poll_until<F: Future>(
     }
 }
 
-/// One poll of `future`, `depth` `block_on`s deep on its thread. A nested one runs inside
-/// the poll of the call around it, which may be under tokio's budget
-/// ([`runtime::budgeted`]), and that budget is the outer call's: spent, it would leave
-/// the nested call's tokio resources pending until the outer poll returned, which it
-/// cannot while the nested call runs. The nested call is polled out of the budget.
-#[inline]
-fn poll_nested<F: Future>(
-    future: Pin<&mut F>,
-    cx: &mut Context<'_>,
-    depth: usize,
-) -> Poll<F::Output> {
-    #[cfg(feature = "async")]
-    if depth > 0 {
-        return pin!(tokio::task::unconstrained(future)).poll(cx);
-    }
-    let _ = depth;
-    future.poll(cx)
-}
-
 #[cfg(feature = "async")]
 pub(crate) mod runtime {
     //! The module's tokio runtime.
@@ -286,6 +274,7 @@ pub(crate) mod runtime {
     use std::pin::{pin, Pin};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
+    use std::task::Context;
     use std::task::Poll;
     use std::time::{Duration, Instant};
 
@@ -370,39 +359,114 @@ pub(crate) mod runtime {
         }
     }
 
-    /// `future` polled to its end or to `deadline` under tokio's cooperative budget, by
-    /// tokio's own `block_on` (the only way tokio sets a budget), with a timer that wakes
-    /// it at the deadline: `Some(None)` when the deadline came first. `None` when tokio's
-    /// `block_on` cannot run here: the thread is not in this runtime's context for good
-    /// (it is in some other of this copy of tokio's, as a module's unit tests may be,
-    /// where tokio refuses to start a runtime inside a runtime), or on the runtime's own
-    /// worker thread outside `block_in_place`.
-    pub(super) fn budgeted<F: Future>(
-        local: &Local,
-        mut future: Pin<&mut F>,
-        deadline: Instant,
-    ) -> Option<Option<F::Output>> {
-        let generation = GENERATION.load(Ordering::Acquire);
-        if generation == 0 || local.entered.get() != generation {
-            return None;
+    /// How a `block_on` polls its future.
+    ///
+    /// `Budgeted`: a call with a deadline, outermost on a thread in this runtime's
+    /// context for good. Each poll is made inside tokio's own `block_on` (the one way
+    /// tokio gives a poll a fresh cooperative budget), with this `block_on`'s own waker:
+    /// a loop of `.await`s that are always ready at once (a channel kept full,
+    /// `consume_budget`) then spends its budget and yields, and the deadline, read by
+    /// this `block_on`'s own park loop as for any other call, ends it. Polled without
+    /// one, such a loop never returned from its first poll: the deadline was never looked
+    /// at, and the host's thread spun for good.
+    ///
+    /// `Unconstrained`: any other poll, outside any budget. A nested `block_on` runs
+    /// inside the poll of the call around it, and a thread may be inside some task of
+    /// this copy of tokio (a module's unit test under `#[tokio::test]`): a budget that
+    /// is theirs, spent, would leave this future's tokio resources pending until that
+    /// poll returned, which it cannot while this one runs. (A nested call's loop that
+    /// never waits is not ended by its deadline: tokio will not start a `block_on`
+    /// inside another.)
+    ///
+    /// `Plain`: the outermost call of a thread in this runtime's context for good, with
+    /// no deadline: no budget is set there (no task of this tokio runs on the thread), so
+    /// the poll is a plain one, with nothing to set or put back.
+    pub(super) enum Polling {
+        Budgeted(Handle),
+        Unconstrained,
+        Plain,
+    }
+
+    impl Polling {
+        pub(super) fn of(
+            local: Option<&Local>,
+            depth: usize,
+            deadline: Option<Instant>,
+        ) -> Polling {
+            let (Some(local), 0) = (local, depth) else {
+                return Polling::Unconstrained;
+            };
+            let generation = GENERATION.load(Ordering::Acquire);
+            if generation == 0 || local.entered.get() != generation {
+                return Polling::Unconstrained;
+            }
+            if deadline.is_none() {
+                return Polling::Plain;
+            }
+            // The context current now is the one this thread entered for good, not one a
+            // `block_on` of another runtime of this copy of tokio set above it (where
+            // tokio refuses to start a `block_on`).
+            match Handle::try_current() {
+                Ok(handle)
+                    if local.entered_id.get() == Some(handle.id()) && parker_alive(local) =>
+                {
+                    Polling::Budgeted(handle)
+                }
+                _ => Polling::Unconstrained,
+            }
         }
-        let handle = Handle::try_current().ok()?;
-        let timer = tokio::time::sleep_until(deadline.into());
-        Some(handle.block_on(async move {
-            let mut timer = pin!(timer);
-            std::future::poll_fn(|cx| {
-                if let Poll::Ready(value) = future.as_mut().poll(cx) {
-                    return Poll::Ready(Some(value));
+
+        pub(super) fn poll<F: Future>(
+            &self,
+            future: Pin<&mut F>,
+            cx: &mut Context<'_>,
+        ) -> Poll<F::Output> {
+            match self {
+                Polling::Budgeted(handle) => {
+                    let mut future = Some(future);
+                    let polled = handle.block_on(std::future::poll_fn(|_| {
+                        // Polled once, with this `block_on`'s context: its wakes come
+                        // here, and tokio's `block_on` returns at once.
+                        Poll::Ready(future.take().map(|f| f.poll(cx)))
+                    }));
+                    mark_parker_alive();
+                    polled.unwrap_or(Poll::Pending)
                 }
-                // A future that wakes itself is polled again at once, never waiting for
-                // the timer: the clock is read each time.
-                if Instant::now() >= deadline || timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                Poll::Pending
-            })
-            .await
-        }))
+                Polling::Unconstrained => pin!(tokio::task::coop::unconstrained(future)).poll(cx),
+                Polling::Plain => future.poll(cx),
+            }
+        }
+    }
+
+    thread_local! {
+        /// Set once a budgeted poll ran on this thread, after tokio's `block_on` made its
+        /// thread-local parker: a thread-local with a destructor, made after the parker,
+        /// is destroyed before it, so while it lives the parker does. A call made from a
+        /// thread-local destructor after it is gone is polled unconstrained: tokio's
+        /// `block_on` would panic there ("failed to park thread").
+        static PARKER_ALIVE: ParkerMark = const { ParkerMark };
+    }
+
+    /// The mark [`PARKER_ALIVE`] holds; its destructor is what orders it before tokio's.
+    pub(super) struct ParkerMark;
+
+    impl Drop for ParkerMark {
+        fn drop(&mut self) {}
+    }
+
+    /// Whether a budgeted poll may run on this thread: none ran yet (tokio's parker is
+    /// made by the first), or the mark made after the first still lives.
+    fn parker_alive(local: &Local) -> bool {
+        !local.budgeted.get() || PARKER_ALIVE.try_with(|_| ()).is_ok()
+    }
+
+    /// Makes the mark of [`parker_alive`] after a budgeted poll, once.
+    fn mark_parker_alive() {
+        let _ = super::LOCAL.try_with(|local| {
+            if !local.budgeted.replace(true) {
+                let _ = PARKER_ALIVE.try_with(|_| ());
+            }
+        });
     }
 
     /// Enters the running runtime's context (starting it if need be) on this thread for
@@ -449,6 +513,7 @@ pub(crate) mod runtime {
         if let Some(old) = ours {
             old.leave();
         }
+        local.entered_id.set(Some(handle.id()));
         local.stay.set(Some(Stay::enter(handle)));
         local.entered.set(generation);
         None

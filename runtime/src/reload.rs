@@ -110,9 +110,10 @@ pub enum MethodChange {
 impl MethodChange {
     /// Whether callers of the old version can break on it: anything but an addition, and
     /// but a change of an export the host calls for the module's lifecycle
-    /// ([`SAVE_STATE`], [`RESTORE_STATE`], `memlink_dependencies`, `memlink_health`),
-    /// which no caller calls: a new version that takes the old one's state and keeps no
-    /// `memlink_save_state` of its own was refused as an export removed.
+    /// ([`SAVE_STATE`], [`RESTORE_STATE`], `memlink_dependencies`, `memlink_health`):
+    /// they are the host's to call (a caller may call one by name, as any export, but
+    /// not count on it across versions): a new version that takes the old one's state
+    /// and keeps no `memlink_save_state` of its own was refused as an export removed.
     pub fn breaks_callers(&self) -> bool {
         match self {
             MethodChange::Added { .. } => false,

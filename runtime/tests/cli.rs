@@ -1149,6 +1149,61 @@ fn a_stop_asked_while_the_daemon_starts_is_a_clean_stop() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A second stop asked while the daemon starts stops it at once (a module's init that
+/// never returns leaves no other way), its socket file removed; the first alone waits
+/// for the start, as above.
+#[test]
+fn a_second_stop_while_the_daemon_starts_stops_it_at_once() {
+    let module = common::compile_c_with(
+        &["runtime/tests/fixtures/wild_echo.c"],
+        "libwild_echo_slower_init.so",
+        true,
+        &["-D_POSIX_C_SOURCE=200809L", "-DFIXTURE_INIT_SLEEP_MS=10000"],
+    );
+    let dir = common::scratch("stop-twice-while-starting");
+    let socket = dir.join("memlink.sock");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_memlink"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg(&module)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(daemon.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "one stop waits for the start"
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let asked = std::time::Instant::now();
+    let ended = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break Some(status);
+        }
+        if asked.elapsed() > std::time::Duration::from_secs(3) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    if ended.is_none() {
+        let _ = daemon.kill();
+    }
+    assert!(
+        ended.is_some(),
+        "a second stop ended the daemon while its module's init ran"
+    );
+    assert!(
+        std::fs::symlink_metadata(&socket).is_err(),
+        "the socket file is removed"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A daemon that stops shuts its modules down: each worker unloads its modules, running
 /// their `memlink_shutdown`, before it exits (a module whose shutdown fails is told in
 /// the log, which is how this test sees it ran, a shutdown that takes a while). Before, the last reference to a worker's

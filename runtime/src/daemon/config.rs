@@ -519,10 +519,10 @@ impl DaemonConfig {
         }
         // The daemon's owner connects too (`memlink call --daemon`, its own clients): a
         // Unix socket is connected to only with write permission, so a mode that denies
-        // the owner reading or writing serves no one but root.
-        if self.socket_mode & 0o600 != 0o600 {
+        // the owner writing serves no one but root.
+        if self.socket_mode & 0o200 == 0 {
             return Err(format!(
-                "`socket_mode` {:#o} does not let the daemon's owner read and write the socket, so no client of that user could connect: it needs 0o600 at least, as `0o600` or `0o660`",
+                "`socket_mode` {:#o} does not let the daemon's owner write to the socket, which connecting takes, so no client of that user could connect: give it 0o200 at least, as `0o600` or `0o660`",
                 self.socket_mode
             ));
         }

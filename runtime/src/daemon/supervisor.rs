@@ -51,7 +51,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     // while the workers start (their modules' init may take seconds) is kept and acted
     // on once they have, as any other. Before, it ended the daemon outright, its socket
     // file left behind and its workers told of it by a broken pipe.
-    let signals = stop_signals()?;
+    let stops = Stops::catch(&config.socket)?;
     raise_open_files();
     let workers = plans
         .into_iter()
@@ -77,13 +77,12 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         serve_metrics(&shared, server, &addr);
     }
     let stopper = Stopper::new(&listener, &shared.config.socket);
-    if let Err(e) =
-        start_watchdog(&shared).and_then(|()| on_signals(signals, Arc::clone(&shared), stopper))
-    {
+    if let Err(e) = start_watchdog(&shared) {
         stop_workers(&shared);
         let _ = std::fs::remove_file(&shared.config.socket);
         return Err(e);
     }
+    stops.started(Arc::clone(&shared), stopper);
     tracing::info!(
         socket = %shared.config.socket.display(),
         modules = ?shared.served(),
@@ -572,37 +571,102 @@ impl Stopper {
     }
 }
 
-/// Stops the daemon, its calls in flight finished, on `SIGTERM`, `SIGINT` or `SIGHUP`
-/// (the terminal it was started from closing: an ssh session that drops). Before, a
-/// hang-up's default action ended the daemon and its workers at once, the calls in
-/// flight lost, no module's shutdown run and the socket left behind. A daemon started
-/// with `SIGHUP` ignored (`nohup`) keeps ignoring it: a handler would override that.
-fn on_signals(
-    mut signals: signal_hook::iterator::Signals,
-    shared: Arc<Shared>,
-    stopper: Stopper,
-) -> Result<(), String> {
-    std::thread::Builder::new()
-        .name("memlink-signals".to_owned())
-        .spawn(move || {
-            if signals.forever().next().is_some() {
-                stop_workers(&shared);
-                stopper.stop(&shared.config.socket);
-            }
-        })
-        .map(drop)
-        .map_err(|e| format!("cannot start the signal thread: {e}"))
+/// The daemon's stop signals: `SIGTERM`, `SIGINT`, and `SIGHUP` (the terminal it was
+/// started from closing: an ssh session that drops) unless it is ignored (`nohup`: a
+/// handler would override that). Caught from the daemon's start ([`Stops::catch`]), on a
+/// thread of their own.
+///
+/// Once the workers have started ([`Stops::started`]), a stop signal stops the daemon,
+/// its calls in flight finished. While they start (their modules' init may take
+/// seconds), the first is kept, and acted on once they have; a second stops the daemon
+/// at once, its socket file removed, as the signal's default action would have (a
+/// module's init that never returns leaves no other way). Before, the signals were
+/// caught only once the workers had started: the first ended the daemon outright, its
+/// socket file left, its workers told by a broken pipe; and before that, a hang-up's
+/// default action ended a started daemon and its workers at once, the calls in flight
+/// lost.
+struct Stops {
+    state: Arc<StopState>,
 }
 
-/// The signals that stop the daemon, caught from now on and kept until [`on_signals`]
-/// reads them: `SIGTERM`, `SIGINT`, and `SIGHUP` unless it is ignored (`nohup`).
-fn stop_signals() -> Result<signal_hook::iterator::Signals, String> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut stops = vec![SIGTERM, SIGINT];
-    if !ignored(SIGHUP) {
-        stops.push(SIGHUP);
+struct StopState {
+    /// The daemon once its workers have started: what a stop stops.
+    started: std::sync::OnceLock<(Arc<Shared>, Stopper)>,
+    /// Stop signals that came while the workers started.
+    early: std::sync::atomic::AtomicU32,
+    /// Whether the stop was made (by the signals' thread or by `started`).
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Stops {
+    fn catch(socket: &Path) -> Result<Stops, String> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut stops = vec![SIGTERM, SIGINT];
+        if !ignored(SIGHUP) {
+            stops.push(SIGHUP);
+        }
+        let mut signals = signal_hook::iterator::Signals::new(stops)
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+        let state = Arc::new(StopState {
+            started: std::sync::OnceLock::new(),
+            early: std::sync::atomic::AtomicU32::new(0),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        });
+        let seen = Arc::clone(&state);
+        let socket = socket.to_owned();
+        std::thread::Builder::new()
+            .name("memlink-signals".to_owned())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if let Some((shared, stopper)) = seen.started.get() {
+                        seen.stop(shared, stopper);
+                        return;
+                    }
+                    if seen.early.fetch_add(1, Ordering::SeqCst) == 0 {
+                        tracing::info!(
+                            "asked to stop while the modules start: stopping once they have \
+                             (ask again to stop at once)"
+                        );
+                        // Started meanwhile: `started` saw no signal yet, and left it here.
+                        if let Some((shared, stopper)) = seen.started.get() {
+                            seen.stop(shared, stopper);
+                            return;
+                        }
+                        continue;
+                    }
+                    tracing::warn!("asked to stop again while the modules start: stopping at once");
+                    let _ = std::fs::remove_file(&socket);
+                    let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    std::process::exit(128 + signal);
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        Ok(Stops { state })
     }
-    signal_hook::iterator::Signals::new(stops).map_err(|e| format!("cannot handle signals: {e}"))
+
+    /// The workers have started: a stop signal from now on stops them, and one that came
+    /// while they started does now.
+    fn started(&self, shared: Arc<Shared>, stopper: Stopper) {
+        let state = &self.state;
+        if state.started.set((shared, stopper)).is_err() {
+            return;
+        }
+        if state.early.load(Ordering::SeqCst) > 0 {
+            if let Some((shared, stopper)) = state.started.get() {
+                state.stop(shared, stopper);
+            }
+        }
+    }
+}
+
+impl StopState {
+    /// Stops the daemon once: the workers finish their calls, the socket is shut.
+    fn stop(&self, shared: &Shared, stopper: &Stopper) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            stop_workers(shared);
+            stopper.stop(&shared.config.socket);
+        }
+    }
 }
 
 /// Whether `signal` is ignored in this process (as `nohup` leaves `SIGHUP` for the

@@ -25,25 +25,25 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
-        let (reloaded, old) = self.switch(handle, reference, policy)?;
         // Calls that took the old version before the switch run on; it is shut down, and
         // its memory freed, once the last of them lets it go.
-        if let Some(old) = old {
-            self.retire(old);
-        }
-        Ok(reloaded)
+        self.switch(handle, reference, policy, |old| self.retire(old))
     }
 
-    /// [`reload`](Registry::reload) up to the switch: the new version serves, and the old
-    /// one, which calls may still run on, is the caller's to [`retire`](Registry::retire)
-    /// (a watch does it on a thread of its own, so that a long call on one module's old
-    /// version holds up none of the other files' changes).
+    /// [`reload`](Registry::reload) with the old version, which calls may still run on,
+    /// handed to `retire` once the new one serves: [`Registry::retire`] waits for its
+    /// calls (a watch hands it to a thread of its own instead, so that a long call on
+    /// one module's old version holds up none of the other files' changes). `retire`
+    /// runs with what the reload records held (the calls of the thread that asked, its
+    /// wait for the module's calls), so that a loop through that wait is refused as any
+    /// other is.
     pub(crate) fn switch(
         &self,
         handle: ModuleHandle,
         reference: &ModuleRef,
         policy: &ReloadPolicy,
-    ) -> Result<(Reloaded, Option<Retiring>), RuntimeError> {
+        retire: impl FnOnce(Retiring),
+    ) -> Result<Reloaded, RuntimeError> {
         let _calls = (self.hold_running_calls)();
         locks::refuse(Lock::Loads(self.id), "reload")?;
         // Asked from inside another runtime's load, it will wait for this runtime's lock
@@ -129,7 +129,10 @@ impl Registry {
         // in, and does not wait for the calls still on the one it took out.
         drop(holding);
         drop(one_at_a_time);
-        Ok((reloaded, replaced))
+        if let Some(replaced) = replaced {
+            retire(replaced);
+        }
+        Ok(reloaded)
     }
 
     /// The next version of the module loaded as `handle`, from `path`, made ready to

@@ -71,6 +71,19 @@ pub(super) struct State {
     /// Files a module was followed to by a rename ([`State::follow_renames`]): the
     /// rename's events for the new name that come after are not a change of the file.
     moved: BTreeSet<PathBuf>,
+    /// The threads retiring versions reloads replaced ([`State::retire_later`]), joined
+    /// when the watch ends: its end waits for them, as it did when it retired each
+    /// itself, so that a host dropping its watch and runtime has the old versions shut
+    /// down then, not on a thread the process may end first.
+    retiring: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        for thread in self.retiring.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// What a file was when looked at: a rescan reloads only the files that changed since.
@@ -164,6 +177,7 @@ impl State {
             guard,
             others: BTreeMap::new(),
             moved: BTreeSet::new(),
+            retiring: Vec::new(),
         }
     }
 
@@ -196,6 +210,34 @@ impl State {
                 self.moved.insert(to.clone());
                 self.tell(WatchEvent::Moved { from, to, handle });
             }
+        }
+    }
+
+    /// Lets `old`, a version a reload replaced, go once its calls end, on a thread of its
+    /// own: the watch goes on at once. Waited for here, one call on an old version (a
+    /// call with no deadline may run for hours) held up every other change of the
+    /// directory: a new file was not loaded, nor a removed one unloaded, until it
+    /// returned. Retired here when no thread can be started.
+    fn retire_later(&mut self, old: Retiring) {
+        self.retiring.retain(|thread| !thread.is_finished());
+        let (give, take) = std::sync::mpsc::channel::<Retiring>();
+        let registry = Arc::clone(&self.registry);
+        let started = std::thread::Builder::new()
+            .name("memlink-retire".to_owned())
+            .spawn(move || {
+                if let Ok(old) = take.recv() {
+                    registry.retire(old);
+                }
+            });
+        match started {
+            Ok(thread) => {
+                self.retiring.push(thread);
+                // The thread waits for it: a send cannot fail while it does.
+                if let Err(std::sync::mpsc::SendError(old)) = give.send(old) {
+                    self.registry.retire(old);
+                }
+            }
+            Err(_) => self.registry.retire(old),
         }
     }
 
@@ -414,15 +456,20 @@ impl State {
         // changes (or, refused for a dependency, once a module loads or reloads).
         self.loaded.insert(path.clone(), (handle, Some(stamp)));
         self.waiting.remove(&path);
+        let mut retiring = None;
         let reloaded = self.open(&path, || {
-            self.registry
-                .switch(handle, &ModuleRef::from_named_file(&path), &self.policy)
+            self.registry.switch(
+                handle,
+                &ModuleRef::from_named_file(&path),
+                &self.policy,
+                |old| retiring = Some(old),
+            )
         });
+        if let Some(old) = retiring {
+            self.retire_later(old);
+        }
         match reloaded {
-            Ok((reloaded, old)) => {
-                if let Some(old) = old {
-                    retire_later(&self.registry, old);
-                }
+            Ok(reloaded) => {
                 // Its old version's name may be what a blocked file waits for.
                 self.freed = true;
                 self.blocked.remove(&path);
@@ -524,31 +571,6 @@ impl State {
         if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// Lets `old`, a version a reload replaced, go once its calls end, on a thread of its
-/// own: the watch goes on at once. Waited for here, one call on an old version (a call
-/// with no deadline may run for hours) held up every other change of the directory: a
-/// new file was not loaded, nor a removed one unloaded, until it returned. Retired here
-/// when no thread can be started.
-fn retire_later(registry: &Arc<Registry>, old: Retiring) {
-    let (give, take) = std::sync::mpsc::channel::<Retiring>();
-    let retiring = Arc::clone(registry);
-    let started = std::thread::Builder::new()
-        .name("memlink-retire".to_owned())
-        .spawn(move || {
-            if let Ok(old) = take.recv() {
-                retiring.retire(old);
-            }
-        });
-    match started {
-        Ok(_) => {
-            if let Err(std::sync::mpsc::SendError(old)) = give.send(old) {
-                registry.retire(old);
-            }
-        }
-        Err(_) => registry.retire(old),
     }
 }
 
