@@ -172,6 +172,10 @@ struct Local {
     /// Whether a budgeted poll ran on this thread (see `runtime::Polling`).
     #[cfg(feature = "async")]
     budgeted: Cell<bool>,
+    /// Whether this thread is inside tokio's `block_on` of a budgeted poll now, where
+    /// tokio starts no other (see [`outside_block_on`]).
+    #[cfg(feature = "async")]
+    in_block_on: Cell<bool>,
 }
 
 thread_local! {
@@ -189,6 +193,8 @@ thread_local! {
             entered_id: Cell::new(None),
             #[cfg(feature = "async")]
             budgeted: Cell::new(false),
+            #[cfg(feature = "async")]
+            in_block_on: Cell::new(false),
         }
     };
 }
@@ -263,6 +269,25 @@ fn poll_until<F: Future>(
             return None;
         }
     }
+}
+
+/// Runs `f`, a call out to the host (a nested call), outside tokio's `block_on` of a
+/// budgeted poll (`runtime::Polling`) when this thread is inside one: in it, tokio
+/// counts the thread as running a runtime, and the code the call leads to in this
+/// module (a sync export that starts a runtime of its own and blocks on it, as blocking
+/// client libraries do; a nested async export's own budgeted poll) would be refused
+/// ("Cannot start a runtime from within a runtime"), where it ran on a call with no
+/// deadline. `block_in_place` leaves the runtime for `f`, as tokio lets a `block_on`'s
+/// thread do.
+pub(crate) fn outside_block_on<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "async")]
+    if LOCAL.try_with(|l| l.in_block_on.get()) == Ok(true) {
+        return tokio::task::block_in_place(|| {
+            let _out = runtime::InBlockOn::set(false);
+            f()
+        });
+    }
+    f()
 }
 
 #[cfg(feature = "async")]
@@ -370,13 +395,15 @@ pub(crate) mod runtime {
     /// one, such a loop never returned from its first poll: the deadline was never looked
     /// at, and the host's thread spun for good.
     ///
+    /// A nested call with a deadline is budgeted too: the SDK makes its nested calls
+    /// outside tokio's `block_on` of the poll around them ([`super::outside_block_on`]).
+    ///
     /// `Unconstrained`: any other poll, outside any budget. A nested `block_on` runs
     /// inside the poll of the call around it, and a thread may be inside some task of
     /// this copy of tokio (a module's unit test under `#[tokio::test]`): a budget that
     /// is theirs, spent, would leave this future's tokio resources pending until that
-    /// poll returned, which it cannot while this one runs. (A nested call's loop that
-    /// never waits is not ended by its deadline: tokio will not start a `block_on`
-    /// inside another.)
+    /// poll returned, which it cannot while this one runs. (So a loop that never waits,
+    /// polled there, is not ended by its deadline.)
     ///
     /// `Plain`: the outermost call of a thread in this runtime's context for good, with
     /// no deadline: no budget is set there (no task of this tokio runs on the thread), so
@@ -388,12 +415,13 @@ pub(crate) mod runtime {
     }
 
     impl Polling {
+        #[inline]
         pub(super) fn of(
             local: Option<&Local>,
             depth: usize,
             deadline: Option<Instant>,
         ) -> Polling {
-            let (Some(local), 0) = (local, depth) else {
+            let Some(local) = local else {
                 return Polling::Unconstrained;
             };
             let generation = GENERATION.load(Ordering::Acquire);
@@ -401,7 +429,15 @@ pub(crate) mod runtime {
                 return Polling::Unconstrained;
             }
             if deadline.is_none() {
-                return Polling::Plain;
+                return match depth {
+                    0 => Polling::Plain,
+                    _ => Polling::Unconstrained,
+                };
+            }
+            // Inside tokio's `block_on` of an outer poll (a nested call its module made
+            // without `outside_block_on`), tokio starts no other.
+            if local.in_block_on.get() {
+                return Polling::Unconstrained;
             }
             // The context current now is the one this thread entered for good, not one a
             // `block_on` of another runtime of this copy of tokio set above it (where
@@ -416,6 +452,8 @@ pub(crate) mod runtime {
             }
         }
 
+        // Inlined: the plain poll of a call with no deadline is the future's poll alone.
+        #[inline(always)]
         pub(super) fn poll<F: Future>(
             &self,
             future: Pin<&mut F>,
@@ -423,6 +461,7 @@ pub(crate) mod runtime {
         ) -> Poll<F::Output> {
             match self {
                 Polling::Budgeted(handle) => {
+                    let _in = InBlockOn::set(true);
                     let mut future = Some(future);
                     let polled = handle.block_on(std::future::poll_fn(|_| {
                         // Polled once, with this `block_on`'s context: its wakes come
@@ -434,6 +473,24 @@ pub(crate) mod runtime {
                 }
                 Polling::Unconstrained => pin!(tokio::task::coop::unconstrained(future)).poll(cx),
                 Polling::Plain => future.poll(cx),
+            }
+        }
+    }
+
+    /// Sets this thread's `in_block_on` for as long as it lives, then puts back what it
+    /// was (a panic unwinding through included).
+    pub(crate) struct InBlockOn(Option<bool>);
+
+    impl InBlockOn {
+        pub(crate) fn set(to: bool) -> InBlockOn {
+            InBlockOn(super::LOCAL.try_with(|l| l.in_block_on.replace(to)).ok())
+        }
+    }
+
+    impl Drop for InBlockOn {
+        fn drop(&mut self) {
+            if let Some(was) = self.0 {
+                let _ = super::LOCAL.try_with(|l| l.in_block_on.set(was));
             }
         }
     }
