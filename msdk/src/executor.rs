@@ -280,8 +280,12 @@ fn poll_until<F: Future>(
 /// deadline. `block_in_place` leaves the runtime for `f`, as tokio lets a `block_on`'s
 /// thread do.
 pub(crate) fn outside_block_on<R>(f: impl FnOnce() -> R) -> R {
+    // The thread-local is read only while some thread is inside such a `block_on`: a
+    // nested call of a module whose calls have no deadline pays one load.
     #[cfg(feature = "async")]
-    if LOCAL.try_with(|l| l.in_block_on.get()) == Ok(true) {
+    if runtime::IN_BLOCK_ON.load(Ordering::Relaxed) != 0
+        && LOCAL.try_with(|l| l.in_block_on.get()) == Ok(true)
+    {
         return tokio::task::block_in_place(|| {
             let _out = runtime::InBlockOn::set(false);
             f()
@@ -477,13 +481,24 @@ pub(crate) mod runtime {
         }
     }
 
+    /// How many threads are inside tokio's `block_on` of a budgeted poll now (a thread
+    /// nested in its own counts once for each): `super::outside_block_on` reads its
+    /// thread's flag only when some are.
+    pub(crate) static IN_BLOCK_ON: AtomicU64 = AtomicU64::new(0);
+
     /// Sets this thread's `in_block_on` for as long as it lives, then puts back what it
-    /// was (a panic unwinding through included).
-    pub(crate) struct InBlockOn(Option<bool>);
+    /// was (a panic unwinding through included); setting it counts in [`IN_BLOCK_ON`].
+    pub(crate) struct InBlockOn(Option<bool>, bool);
 
     impl InBlockOn {
         pub(crate) fn set(to: bool) -> InBlockOn {
-            InBlockOn(super::LOCAL.try_with(|l| l.in_block_on.replace(to)).ok())
+            if to {
+                IN_BLOCK_ON.fetch_add(1, Ordering::Relaxed);
+            }
+            InBlockOn(
+                super::LOCAL.try_with(|l| l.in_block_on.replace(to)).ok(),
+                to,
+            )
         }
     }
 
@@ -491,6 +506,9 @@ pub(crate) mod runtime {
         fn drop(&mut self) {
             if let Some(was) = self.0 {
                 let _ = super::LOCAL.try_with(|l| l.in_block_on.set(was));
+            }
+            if self.1 {
+                IN_BLOCK_ON.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
