@@ -146,9 +146,12 @@ impl WatchOptions {
 }
 
 /// A directory being watched ([`Runtime::watch`](crate::Runtime::watch)); dropping it
-/// stops the watch, and leaves its modules loaded. Dropped inside a call (from a log
-/// sink or an interceptor), it does not wait for what the watch is doing (an unload or
-/// a reload may be waiting for that call): that ends after the drop returns.
+/// stops the watch, and leaves its modules loaded. The drop waits for what the watch
+/// still has under way: the old versions its reloads replaced, and the modules of files
+/// it unloaded, shut down once their last calls return (a call with no deadline may
+/// hold the drop as long as it runs). Dropped inside a call (from a log sink or an
+/// interceptor), it does not wait (an unload or a reload may be waiting for that call):
+/// that ends after the drop returns.
 #[derive(Debug)]
 pub struct DirectoryWatch {
     events: Receiver<WatchEvent>,
@@ -528,6 +531,7 @@ fn follow(
             _ => return,
         }
         watched.check(state);
+        state.reap();
         let waiting = pending
             .iter()
             .filter(|(p, _)| !open.contains(*p))

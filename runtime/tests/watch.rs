@@ -217,6 +217,49 @@ fn a_long_call_on_an_old_version_holds_up_no_other_file() {
     let _ = ended.recv_timeout(common::HANG);
 }
 
+/// A module file removed while a call runs on the module (here on its old version: the
+/// versions share the wait): the watch goes on at once, a file dropped in meanwhile is
+/// loaded while that call runs, and the unload is told once the call has returned.
+/// Before, the watch waited for the call inside the unload, and nothing else in the
+/// directory changed meanwhile.
+#[test]
+fn a_removed_file_whose_module_runs_a_call_holds_up_no_other_file() {
+    let dir = fresh_dir("long-call-removed");
+    let rt = std::sync::Arc::new(Runtime::with_local_resolver());
+    let watch = rt.watch(&dir, options()).unwrap();
+    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
+    let greeter = match next(&watch) {
+        WatchEvent::Loaded { handle, .. } => handle,
+        other => panic!("{other:?}"),
+    };
+    let (done, ended) = std::sync::mpsc::channel();
+    let caller = std::sync::Arc::clone(&rt);
+    std::thread::spawn(move || {
+        let long = memlink_runtime::CallOptions::default().timeout(Duration::from_secs(4));
+        let _ = done.send(caller.call_with(greeter, "linger", b"", &long).map(drop));
+    });
+    while rt.call_typed::<_, u64>(greeter, "lingering", &()).unwrap() == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    install(&module_path("greeter_v2"), &lib(&dir, "greeter"));
+    reloaded_to_v2(&rt, &watch, greeter);
+    std::fs::remove_file(lib(&dir, "greeter")).unwrap();
+    install(&module_path("basic"), &lib(&dir, "basic"));
+    match within(&watch, Duration::from_secs(2)) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "basic")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        ended.try_recv().is_err(),
+        "loaded only once the call on the removed module ended"
+    );
+    let _ = ended.recv_timeout(common::HANG);
+    match next(&watch) {
+        WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, greeter),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A module file renamed within the directory (`mv`) keeps its module serving, under
 /// the file's new name: no call in the meantime finds it gone. Before, it was unloaded
 /// and loaded again, and the calls between were refused ("no module named `greeter` is

@@ -76,12 +76,26 @@ pub(super) struct State {
     /// itself, so that a host dropping its watch and runtime has the old versions shut
     /// down then, not on a thread the process may end first.
     retiring: Vec<std::thread::JoinHandle<()>>,
+    /// Unloads of modules whose calls were in flight, each on a thread of its own
+    /// ([`State::unload`]): their files' paths, handles and threads, told (and the files
+    /// waiting for what they held tried again) once done ([`State::reap`]).
+    unloading: Vec<Unloading>,
+}
+
+/// An unload made on a thread of its own.
+struct Unloading {
+    path: PathBuf,
+    handle: ModuleHandle,
+    thread: std::thread::JoinHandle<Result<(), RuntimeError>>,
 }
 
 impl Drop for State {
     fn drop(&mut self) {
         for thread in self.retiring.drain(..) {
             let _ = thread.join();
+        }
+        for unloading in self.unloading.drain(..) {
+            let _ = unloading.thread.join();
         }
     }
 }
@@ -178,6 +192,7 @@ impl State {
             others: BTreeMap::new(),
             moved: BTreeSet::new(),
             retiring: Vec::new(),
+            unloading: Vec::new(),
         }
     }
 
@@ -547,15 +562,76 @@ impl State {
         }
     }
 
+    /// Unloads the module of `path`: here when no call of it is in flight, which is
+    /// quick; else on a thread of its own, told once done ([`State::reap`]). An unload
+    /// waits for the module's calls (of every version: they share its gate) before its
+    /// name is free; waited for here, one long call held up every other change of the
+    /// directory: a new file was not loaded until that call returned.
     fn unload(&mut self, path: PathBuf, handle: ModuleHandle) {
         self.loaded.remove(&path);
-        match self.registry.unload(handle) {
+        let busy = self
+            .registry
+            .module(handle)
+            .is_ok_and(|m| m.gate.in_flight() > 0);
+        if busy {
+            let registry = Arc::clone(&self.registry);
+            let started = std::thread::Builder::new()
+                .name("memlink-unload".to_owned())
+                .spawn(move || registry.unload(handle));
+            if let Ok(thread) = started {
+                self.unloading.push(Unloading {
+                    path,
+                    handle,
+                    thread,
+                });
+                return;
+            }
+        }
+        let unloaded = self.registry.unload(handle);
+        self.unloaded(path, handle, unloaded);
+    }
+
+    /// Tells how the unload of `path`'s module went.
+    fn unloaded(&mut self, path: PathBuf, handle: ModuleHandle, how: Result<(), RuntimeError>) {
+        match how {
             // Already unloaded by the host: nothing more to do.
             Ok(()) | Err(RuntimeError::UnknownHandle(_)) => {
                 self.freed = true;
                 self.tell(WatchEvent::Unloaded { path, handle })
             }
             Err(error) => self.tell(WatchEvent::Failed { path, error }),
+        }
+    }
+
+    /// Tells the unloads made on threads of their own that are done, and tries again
+    /// the files that waited for what they held (their module's name, its file, the
+    /// runtime's last slot). Called on every turn of the watch's loop (at most 100 ms
+    /// apart).
+    pub(super) fn reap(&mut self) {
+        if self.unloading.iter().all(|u| !u.thread.is_finished()) {
+            return;
+        }
+        let (done, running): (Vec<Unloading>, Vec<Unloading>) = std::mem::take(&mut self.unloading)
+            .into_iter()
+            .partition(|u| u.thread.is_finished());
+        self.unloading = running;
+        for Unloading {
+            path,
+            handle,
+            thread,
+        } in done
+        {
+            // A panic of the unload is the watch's, as when it unloaded here.
+            let how = thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            self.unloaded(path, handle, how);
+        }
+        if std::mem::take(&mut self.freed) {
+            let blocked: Vec<PathBuf> = std::mem::take(&mut self.blocked).into_iter().collect();
+            if !blocked.is_empty() {
+                self.look_at(blocked, false);
+            }
         }
     }
 
