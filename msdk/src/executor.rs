@@ -464,21 +464,36 @@ pub(crate) mod runtime {
             cx: &mut Context<'_>,
         ) -> Poll<F::Output> {
             match self {
-                Polling::Budgeted(handle) => {
-                    let _in = InBlockOn::set(true);
-                    let mut future = Some(future);
-                    let polled = handle.block_on(std::future::poll_fn(|_| {
-                        // Polled once, with this `block_on`'s context: its wakes come
-                        // here, and tokio's `block_on` returns at once.
-                        Poll::Ready(future.take().map(|f| f.poll(cx)))
-                    }));
-                    mark_parker_alive();
-                    polled.unwrap_or(Poll::Pending)
-                }
-                Polling::Unconstrained => pin!(tokio::task::coop::unconstrained(future)).poll(cx),
                 Polling::Plain => future.poll(cx),
+                Polling::Budgeted(handle) => budgeted(handle, future, cx),
+                Polling::Unconstrained => unconstrained(future, cx),
             }
         }
+    }
+
+    /// A poll of [`Polling::Budgeted`]: out of line, so that the plain poll of a call
+    /// with no deadline, which most are, stays the future's poll alone.
+    #[inline(never)]
+    fn budgeted<F: Future>(
+        handle: &Handle,
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        let _in = InBlockOn::set(true);
+        let mut future = Some(future);
+        let polled = handle.block_on(std::future::poll_fn(|_| {
+            // Polled once, with this `block_on`'s context: its wakes come here, and
+            // tokio's `block_on` returns at once.
+            Poll::Ready(future.take().map(|f| f.poll(cx)))
+        }));
+        mark_parker_alive();
+        polled.unwrap_or(Poll::Pending)
+    }
+
+    /// A poll of [`Polling::Unconstrained`], out of line as [`budgeted`] is.
+    #[inline(never)]
+    fn unconstrained<F: Future>(future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        pin!(tokio::task::coop::unconstrained(future)).poll(cx)
     }
 
     /// How many threads are inside tokio's `block_on` of a budgeted poll now (a thread
