@@ -69,9 +69,7 @@ impl ModuleCaller {
         // and `collected` live on this stack frame until `call_module` returns, which is
         // the only time the host may use them, and `sink_ctx` is the `Collected`
         // `collect_output` writes.
-        let code = crate::executor::outside_block_on(|| unsafe {
-            ((*self.host).call_module)(self.call, &mut request)
-        });
+        let code = unsafe { ((*self.host).call_module)(self.call, &mut request) };
         let Collected { out, handovers } = collected;
         match (code == Status::Ok as i32, request.result_format, handovers) {
             (_, _, 2..) => Err(ModuleError::Abi(
@@ -192,9 +190,7 @@ impl ModuleCaller {
         // and `lend` live on this stack frame until `call_module` returns, which is the
         // only time the host may use them, and `sink_ctx` is `lend`, of the type `sink`
         // was made for.
-        let code = crate::executor::outside_block_on(|| unsafe {
-            ((*self.host).call_module)(self.call, request_ptr)
-        });
+        let code = unsafe { ((*self.host).call_module)(self.call, request_ptr) };
         if lend.twice {
             return Err(ModuleError::Abi(
                 "the host handed a nested call's output over twice".into(),

@@ -123,8 +123,7 @@ impl Wakeup {
 /// Each is made once and then stays where it is for the thread's life, so a `block_on`
 /// lends its level's wakeup from the thread-local, with no borrow flag to set and no
 /// count to bump: a call to an async export that completes at once allocates nothing and
-/// makes no atomic read-modify-write of its own (but one with a deadline, whose polls go
-/// through tokio's `block_on` for their budget: `runtime::Polling`).
+/// makes no atomic read-modify-write of its own.
 struct Nest {
     wakeup: OnceCell<Wakeup>,
     deeper: OnceCell<Box<Nest>>,
@@ -166,16 +165,6 @@ struct Local {
     /// timer of the module and runs the tasks it spawns, or a thread of its blocking pool).
     #[cfg(feature = "async")]
     runtime_thread: Cell<bool>,
-    /// The id of the runtime whose context `entered` says this thread is in for good.
-    #[cfg(feature = "async")]
-    entered_id: Cell<Option<tokio::runtime::Id>>,
-    /// Whether a budgeted poll ran on this thread (see `runtime::Polling`).
-    #[cfg(feature = "async")]
-    budgeted: Cell<bool>,
-    /// Whether this thread is inside tokio's `block_on` of a budgeted poll now, where
-    /// tokio starts no other (see [`outside_block_on`]).
-    #[cfg(feature = "async")]
-    in_block_on: Cell<bool>,
 }
 
 thread_local! {
@@ -189,12 +178,6 @@ thread_local! {
             runtime_thread: Cell::new(false),
             #[cfg(feature = "async")]
             stay: Cell::new(None),
-            #[cfg(feature = "async")]
-            entered_id: Cell::new(None),
-            #[cfg(feature = "async")]
-            budgeted: Cell::new(false),
-            #[cfg(feature = "async")]
-            in_block_on: Cell::new(false),
         }
     };
 }
@@ -226,9 +209,6 @@ fn poll_until<F: Future>(
     deadline: Option<Instant>,
 ) -> Option<F::Output> {
     let level = Level::enter(local);
-    // How each poll is made: see `Polling`.
-    #[cfg(feature = "async")]
-    let polling = runtime::Polling::of(local, level.depth, deadline);
     // On a thread tearing its locals down, a wakeup of its own.
     let own;
     let wakeup = match local {
@@ -243,11 +223,7 @@ fn poll_until<F: Future>(
     wakeup.signal.woken.store(false, Ordering::Relaxed);
     let mut cx = Context::from_waker(&wakeup.waker);
     loop {
-        #[cfg(feature = "async")]
-        let polled = polling.poll(future.as_mut(), &mut cx);
-        #[cfg(not(feature = "async"))]
-        let polled = future.as_mut().poll(&mut cx);
-        if let Poll::Ready(value) = polled {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
             return Some(value);
         }
         while !wakeup.signal.woken.swap(false, Ordering::Acquire) {
@@ -271,41 +247,14 @@ fn poll_until<F: Future>(
     }
 }
 
-/// Runs `f`, a call out to the host (a nested call), outside tokio's `block_on` of a
-/// budgeted poll (`runtime::Polling`) when this thread is inside one: in it, tokio
-/// counts the thread as running a runtime, and the code the call leads to in this
-/// module (a sync export that starts a runtime of its own and blocks on it, as blocking
-/// client libraries do; a nested async export's own budgeted poll) would be refused
-/// ("Cannot start a runtime from within a runtime"), where it ran on a call with no
-/// deadline. `block_in_place` leaves the runtime for `f`, as tokio lets a `block_on`'s
-/// thread do.
-pub(crate) fn outside_block_on<R>(f: impl FnOnce() -> R) -> R {
-    // The thread-local is read only while some thread is inside such a `block_on`: a
-    // nested call of a module whose calls have no deadline pays one load.
-    #[cfg(feature = "async")]
-    if runtime::IN_BLOCK_ON.load(Ordering::Relaxed) != 0
-        && LOCAL.try_with(|l| l.in_block_on.get()) == Ok(true)
-    {
-        return tokio::task::block_in_place(|| {
-            let _out = runtime::InBlockOn::set(false);
-            f()
-        });
-    }
-    f()
-}
-
 #[cfg(feature = "async")]
 pub(crate) mod runtime {
     //! The module's tokio runtime.
 
-    use std::future::Future;
     use std::mem::ManuallyDrop;
-    use std::pin::{pin, Pin};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
-    use std::task::Context;
-    use std::task::Poll;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use tokio::runtime::{EnterGuard, Handle, Runtime};
 
@@ -388,177 +337,6 @@ pub(crate) mod runtime {
         }
     }
 
-    /// How a `block_on` polls its future.
-    ///
-    /// `Budgeted`: a call with a deadline, outermost on a thread in this runtime's
-    /// context for good. Each poll is made inside tokio's own `block_on` (the one way
-    /// tokio gives a poll a fresh cooperative budget), with this `block_on`'s own waker:
-    /// a loop of `.await`s that are always ready at once (a channel kept full,
-    /// `consume_budget`) then spends its budget and yields, and the deadline, read by
-    /// this `block_on`'s own park loop as for any other call, ends it. Polled without
-    /// one, such a loop never returned from its first poll: the deadline was never looked
-    /// at, and the host's thread spun for good.
-    ///
-    /// A nested call with a deadline is budgeted too: the SDK makes its nested calls
-    /// outside tokio's `block_on` of the poll around them ([`super::outside_block_on`]).
-    ///
-    /// `Unconstrained`: any other poll, outside any budget. A nested `block_on` runs
-    /// inside the poll of the call around it, and a thread may be inside some task of
-    /// this copy of tokio (a module's unit test under `#[tokio::test]`): a budget that
-    /// is theirs, spent, would leave this future's tokio resources pending until that
-    /// poll returned, which it cannot while this one runs. (So a loop that never waits,
-    /// polled there, is not ended by its deadline.)
-    ///
-    /// `Plain`: the outermost call of a thread in this runtime's context for good, with
-    /// no deadline: no budget is set there (no task of this tokio runs on the thread), so
-    /// the poll is a plain one, with nothing to set or put back.
-    pub(super) enum Polling {
-        Budgeted(Handle),
-        Unconstrained,
-        Plain,
-    }
-
-    impl Polling {
-        #[inline]
-        pub(super) fn of(
-            local: Option<&Local>,
-            depth: usize,
-            deadline: Option<Instant>,
-        ) -> Polling {
-            let Some(local) = local else {
-                return Polling::Unconstrained;
-            };
-            let generation = GENERATION.load(Ordering::Acquire);
-            if generation == 0 || local.entered.get() != generation {
-                return Polling::Unconstrained;
-            }
-            if deadline.is_none() {
-                return match depth {
-                    0 => Polling::Plain,
-                    _ => Polling::Unconstrained,
-                };
-            }
-            // Inside tokio's `block_on` of an outer poll (a nested call its module made
-            // without `outside_block_on`), tokio starts no other.
-            if local.in_block_on.get() {
-                return Polling::Unconstrained;
-            }
-            // The context current now is the one this thread entered for good, not one a
-            // `block_on` of another runtime of this copy of tokio set above it (where
-            // tokio refuses to start a `block_on`).
-            match Handle::try_current() {
-                Ok(handle)
-                    if local.entered_id.get() == Some(handle.id()) && parker_alive(local) =>
-                {
-                    Polling::Budgeted(handle)
-                }
-                _ => Polling::Unconstrained,
-            }
-        }
-
-        // Inlined: the plain poll of a call with no deadline is the future's poll alone.
-        #[inline(always)]
-        pub(super) fn poll<F: Future>(
-            &self,
-            future: Pin<&mut F>,
-            cx: &mut Context<'_>,
-        ) -> Poll<F::Output> {
-            match self {
-                Polling::Plain => future.poll(cx),
-                Polling::Budgeted(handle) => budgeted(handle, future, cx),
-                Polling::Unconstrained => unconstrained(future, cx),
-            }
-        }
-    }
-
-    /// A poll of [`Polling::Budgeted`]: out of line, so that the plain poll of a call
-    /// with no deadline, which most are, stays the future's poll alone.
-    #[inline(never)]
-    fn budgeted<F: Future>(
-        handle: &Handle,
-        future: Pin<&mut F>,
-        cx: &mut Context<'_>,
-    ) -> Poll<F::Output> {
-        let _in = InBlockOn::set(true);
-        let mut future = Some(future);
-        let polled = handle.block_on(std::future::poll_fn(|_| {
-            // Polled once, with this `block_on`'s context: its wakes come here, and
-            // tokio's `block_on` returns at once.
-            Poll::Ready(future.take().map(|f| f.poll(cx)))
-        }));
-        mark_parker_alive();
-        polled.unwrap_or(Poll::Pending)
-    }
-
-    /// A poll of [`Polling::Unconstrained`], out of line as [`budgeted`] is.
-    #[inline(never)]
-    fn unconstrained<F: Future>(future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        pin!(tokio::task::coop::unconstrained(future)).poll(cx)
-    }
-
-    /// How many threads are inside tokio's `block_on` of a budgeted poll now (a thread
-    /// nested in its own counts once for each): `super::outside_block_on` reads its
-    /// thread's flag only when some are.
-    pub(crate) static IN_BLOCK_ON: AtomicU64 = AtomicU64::new(0);
-
-    /// Sets this thread's `in_block_on` for as long as it lives, then puts back what it
-    /// was (a panic unwinding through included); setting it counts in [`IN_BLOCK_ON`].
-    pub(crate) struct InBlockOn(Option<bool>, bool);
-
-    impl InBlockOn {
-        pub(crate) fn set(to: bool) -> InBlockOn {
-            if to {
-                IN_BLOCK_ON.fetch_add(1, Ordering::Relaxed);
-            }
-            InBlockOn(
-                super::LOCAL.try_with(|l| l.in_block_on.replace(to)).ok(),
-                to,
-            )
-        }
-    }
-
-    impl Drop for InBlockOn {
-        fn drop(&mut self) {
-            if let Some(was) = self.0 {
-                let _ = super::LOCAL.try_with(|l| l.in_block_on.set(was));
-            }
-            if self.1 {
-                IN_BLOCK_ON.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    thread_local! {
-        /// Set once a budgeted poll ran on this thread, after tokio's `block_on` made its
-        /// thread-local parker: a thread-local with a destructor, made after the parker,
-        /// is destroyed before it, so while it lives the parker does. A call made from a
-        /// thread-local destructor after it is gone is polled unconstrained: tokio's
-        /// `block_on` would panic there ("failed to park thread").
-        static PARKER_ALIVE: ParkerMark = const { ParkerMark };
-    }
-
-    /// The mark [`PARKER_ALIVE`] holds; its destructor is what orders it before tokio's.
-    pub(super) struct ParkerMark;
-
-    impl Drop for ParkerMark {
-        fn drop(&mut self) {}
-    }
-
-    /// Whether a budgeted poll may run on this thread: none ran yet (tokio's parker is
-    /// made by the first), or the mark made after the first still lives.
-    fn parker_alive(local: &Local) -> bool {
-        !local.budgeted.get() || PARKER_ALIVE.try_with(|_| ()).is_ok()
-    }
-
-    /// Makes the mark of [`parker_alive`] after a budgeted poll, once.
-    fn mark_parker_alive() {
-        let _ = super::LOCAL.try_with(|local| {
-            if !local.budgeted.replace(true) {
-                let _ = PARKER_ALIVE.try_with(|_| ());
-            }
-        });
-    }
-
     /// Enters the running runtime's context (starting it if need be) on this thread for
     /// the rest of the thread's life, or until the runtime restarts, when the thread had
     /// no tokio context. Otherwise returns the runtime's handle, for the caller to enter
@@ -603,7 +381,6 @@ pub(crate) mod runtime {
         if let Some(old) = ours {
             old.leave();
         }
-        local.entered_id.set(Some(handle.id()));
         local.stay.set(Some(Stay::enter(handle)));
         local.entered.set(generation);
         None

@@ -221,6 +221,8 @@ impl State {
             if let Some(to) = to.cloned() {
                 self.loaded.remove(&from);
                 self.forget_refusal(&from);
+                // What was refused at the new name before is not what is there now.
+                self.forget_refusal(&to);
                 self.loaded.insert(to.clone(), (handle, Some(stamp)));
                 self.moved.insert(to.clone());
                 self.tell(WatchEvent::Moved { from, to, handle });
@@ -531,7 +533,7 @@ impl State {
         });
         match loaded {
             Ok(new) => {
-                self.unload(path.clone(), handle);
+                self.unload_here(path.clone(), handle);
                 self.loaded.insert(path.clone(), (new, Some(stamp)));
                 self.blocked.remove(&path);
                 self.tell(WatchEvent::Loaded { path, handle: new });
@@ -541,7 +543,7 @@ impl State {
             // and the other takes its slot, as if the file had been removed and another
             // put there.
             Err(RuntimeError::TooManyModules { .. }) => {
-                self.unload(path.clone(), handle);
+                self.unload_here(path.clone(), handle);
                 self.sync(vec![path]);
                 false
             }
@@ -587,6 +589,15 @@ impl State {
                 return;
             }
         }
+        self.unload_here(path, handle);
+    }
+
+    /// Unloads the module of `path` here, whatever its calls: for a file whose module
+    /// another one replaces, whose `Unloaded` must come before the new one's `Loaded`
+    /// (a host that follows modules by their file would drop the new one), and whose
+    /// slot the new one may need.
+    fn unload_here(&mut self, path: PathBuf, handle: ModuleHandle) {
+        self.loaded.remove(&path);
         let unloaded = self.registry.unload(handle);
         self.unloaded(path, handle, unloaded);
     }
