@@ -178,14 +178,19 @@ fn a_module_file_masked_by_a_link_to_dev_null_is_told_once() {
     );
 }
 
-/// A call running on a module's old version does not hold up the watch: the reload is
-/// told at its switch, and a file dropped in meanwhile is loaded while that call still
-/// runs. Before, the watch waited for the old version's calls after each reload, and
-/// nothing else in the directory changed until the call returned (one with no deadline
-/// could hold it for hours).
-#[test]
-fn a_long_call_on_an_old_version_holds_up_no_other_file() {
-    let dir = fresh_dir("long-call");
+/// A watched directory (made fresh as `name`) whose `greeter` 1 runs a call 4 s long,
+/// then reloaded to version 2: the directory, the runtime, the watch, the module's
+/// handle, and what tells when the call ends.
+fn lingering_through_a_reload(
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    std::sync::Arc<Runtime>,
+    memlink_runtime::watch::DirectoryWatch,
+    memlink_runtime::ModuleHandle,
+    std::sync::mpsc::Receiver<Result<(), memlink_runtime::RuntimeError>>,
+) {
+    let dir = fresh_dir(name);
     let rt = std::sync::Arc::new(Runtime::with_local_resolver());
     let watch = rt.watch(&dir, options()).unwrap();
     install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
@@ -205,6 +210,17 @@ fn a_long_call_on_an_old_version_holds_up_no_other_file() {
     }
     install(&module_path("greeter_v2"), &lib(&dir, "greeter"));
     reloaded_to_v2(&rt, &watch, greeter);
+    (dir, rt, watch, greeter, ended)
+}
+
+/// A call running on a module's old version does not hold up the watch: the reload is
+/// told at its switch, and a file dropped in meanwhile is loaded while that call still
+/// runs. Before, the watch waited for the old version's calls after each reload, and
+/// nothing else in the directory changed until the call returned (one with no deadline
+/// could hold it for hours).
+#[test]
+fn a_long_call_on_an_old_version_holds_up_no_other_file() {
+    let (dir, _rt, watch, _greeter, ended) = lingering_through_a_reload("long-call");
     install(&module_path("basic"), &lib(&dir, "basic"));
     match within(&watch, Duration::from_secs(2)) {
         WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "basic")),
@@ -224,25 +240,7 @@ fn a_long_call_on_an_old_version_holds_up_no_other_file() {
 /// directory changed meanwhile.
 #[test]
 fn a_removed_file_whose_module_runs_a_call_holds_up_no_other_file() {
-    let dir = fresh_dir("long-call-removed");
-    let rt = std::sync::Arc::new(Runtime::with_local_resolver());
-    let watch = rt.watch(&dir, options()).unwrap();
-    install(&module_path("greeter_v1"), &lib(&dir, "greeter"));
-    let greeter = match next(&watch) {
-        WatchEvent::Loaded { handle, .. } => handle,
-        other => panic!("{other:?}"),
-    };
-    let (done, ended) = std::sync::mpsc::channel();
-    let caller = std::sync::Arc::clone(&rt);
-    std::thread::spawn(move || {
-        let long = memlink_runtime::CallOptions::default().timeout(Duration::from_secs(4));
-        let _ = done.send(caller.call_with(greeter, "linger", b"", &long).map(drop));
-    });
-    while rt.call_typed::<_, u64>(greeter, "lingering", &()).unwrap() == 0 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    install(&module_path("greeter_v2"), &lib(&dir, "greeter"));
-    reloaded_to_v2(&rt, &watch, greeter);
+    let (dir, _rt, watch, greeter, ended) = lingering_through_a_reload("long-call-removed");
     std::fs::remove_file(lib(&dir, "greeter")).unwrap();
     install(&module_path("basic"), &lib(&dir, "basic"));
     match within(&watch, Duration::from_secs(2)) {
