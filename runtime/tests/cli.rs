@@ -1114,6 +1114,30 @@ fn a_nested_call_to_a_module_not_given_says_to_give_it_with_with() {
     );
 }
 
+/// A nested call to a method its callee lacks is told as such: the error alone, with no
+/// payload, read "nested_calls::relay failed: invalid method", as if `relay` were the
+/// method missing.
+#[test]
+fn a_nested_call_to_a_missing_method_says_it_was_the_nested_call() {
+    let relay = common::module_path("nested_calls");
+    let out = memlink_os(&[
+        OsStr::new("call"),
+        relay.as_os_str(),
+        OsStr::new("relay"),
+        OsStr::new(r#"["basic", "no_such_method", []]"#),
+        OsStr::new("--with"),
+        common::module_path("basic").as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "invalid method (the method is there: most likely a module-to-module call it made named a method its callee lacks)"
+        ),
+        "{err}"
+    );
+}
+
 /// A stop asked while the daemon starts (its module's init takes 1.5 s) is kept and acted
 /// on once the workers have started: exit 0, the socket file removed. Before, the stop
 /// signals were caught only once the workers had started: `SIGTERM` ended the daemon

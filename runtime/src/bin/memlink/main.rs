@@ -644,6 +644,12 @@ fn call(
             } => format!(
                 "{e} (a module this one calls is loaded with --with PATH: `{name}` was not)"
             ),
+            // The method asked for is there (looked up above): a call it made named one
+            // its callee lacks, which the error, with no payload, does not say.
+            RuntimeError::Call {
+                error: ModuleError::InvalidMethod,
+                ..
+            } => format!("{e} (the method is there: most likely a module-to-module call it made named a method its callee lacks)"),
             _ => e.to_string(),
         })?;
     render(&shape, &out)
