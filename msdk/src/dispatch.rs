@@ -74,7 +74,7 @@ pub(crate) struct Table {
     #[allow(dead_code)] // read by the host, through `info`'s pointer into it
     calls: Vec<Option<abi::MethodCallFn>>,
     info: ModuleInfo,
-    duplicate: Option<String>,
+    refusal: Option<String>,
     name: &'static str,
 }
 
@@ -127,7 +127,7 @@ impl Table {
             calls,
             info,
             // Either makes the module refuse its `memlink_init`.
-            duplicate: duplicate.or(unnamed),
+            refusal: duplicate.or(unnamed),
             name,
         }
     }
@@ -139,8 +139,8 @@ impl Table {
 
     /// A message naming two exports that share an id, if there are any, or saying that
     /// the module's name is not known: either refuses the module's `memlink_init`.
-    pub(crate) fn duplicate(&self) -> Option<&str> {
-        self.duplicate.as_deref()
+    pub(crate) fn refusal(&self) -> Option<&str> {
+        self.refusal.as_deref()
     }
 
     /// The entry whose id is `id` (the table is sorted by id, and `memlink_init` refused
@@ -221,43 +221,51 @@ fn identity(entries: &[&'static MethodEntry]) -> Result<(&'static str, &'static 
     match (crates.as_slice(), named.as_slice()) {
         ([], _) => Ok(("unnamed", "0.0.0")),
         ([(name, version, _)], _) | (_, [(name, version, _)]) => Ok((name, version)),
-        _ => {
-            let list = |of: &[&(&str, &str, bool)]| {
-                of.iter()
-                    .map(|(n, v, _)| format!("`{n}` {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let all: Vec<_> = crates.iter().collect();
-            let one_name = named.windows(2).all(|w| w[0].0 == w[1].0);
-            let message = if named.is_empty() {
-                format!(
-                    "the module's exports come from the crates {}, and none was built with `MEMLINK_MODULE_NAME`, so which is the module is not known: set it in the build of the module's own crate (a build script's `println!(\"cargo:rustc-env=MEMLINK_MODULE_NAME=NAME\")`), which needs an export of its own for the name to reach the module",
-                    list(&all)
-                )
-            } else if one_name {
-                format!(
-                    "the crates {} were each built with `MEMLINK_MODULE_NAME` (set for the whole build, in the environment or in `[env]`?), so which is the module, and its version, is not known: set it in the module's own build script only",
-                    list(&named)
-                )
-            } else {
-                format!(
-                    "the module's exports come from crates built with different `MEMLINK_MODULE_NAME`s ({}): set it in the build of the module's own crate only",
-                    list(&named)
-                )
-            };
-            // Never longer than a name a daemon serves (64 bytes), so that the refusal
-            // told is this one, not the name's length.
-            let joined = all.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join("+");
-            let mut end = joined.len().min(64);
-            while !joined.is_char_boundary(end) {
-                end -= 1;
-            }
-            Err(Unnamed {
-                name: Box::leak(joined[..end].to_owned().into_boxed_str()),
-                message,
-            })
-        }
+        _ => Err(unnamed(&crates, &named)),
+    }
+}
+
+/// Why a module whose exports come from the crates `crates` (those built with
+/// `MEMLINK_MODULE_NAME` among them: `named`) has no name [`identity`] can tell.
+fn unnamed(
+    crates: &[(&'static str, &'static str, bool)],
+    named: &[&(&str, &str, bool)],
+) -> Unnamed {
+    let list = |of: &mut dyn Iterator<Item = &(&str, &str, bool)>| {
+        of.map(|(n, v, _)| format!("`{n}` {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let message = if named.is_empty() {
+        format!(
+            "the module's exports come from the crates {}, and none was built with `MEMLINK_MODULE_NAME`, so which is the module is not known: set it in the build of the module's own crate (a build script's `println!(\"cargo:rustc-env=MEMLINK_MODULE_NAME=NAME\")`), which needs an export of its own for the name to reach the module",
+            list(&mut crates.iter())
+        )
+    } else if named.windows(2).all(|w| w[0].0 == w[1].0) {
+        format!(
+            "the crates {} were each built with `MEMLINK_MODULE_NAME` (set for the whole build, in the environment or in `[env]`?), so which is the module, and its version, is not known: set it in the module's own build script only",
+            list(&mut named.iter().copied())
+        )
+    } else {
+        format!(
+            "the module's exports come from crates built with different `MEMLINK_MODULE_NAME`s ({}): set it in the build of the module's own crate only",
+            list(&mut named.iter().copied())
+        )
+    };
+    // Never longer than a name a daemon serves (64 bytes), so that the refusal told is
+    // this one, not the name's length.
+    let joined = crates
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect::<Vec<_>>()
+        .join("+");
+    let mut end = joined.len().min(64);
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    Unnamed {
+        name: Box::leak(joined[..end].to_owned().into_boxed_str()),
+        message,
     }
 }
 
@@ -310,7 +318,7 @@ mod tests {
     #[test]
     fn table_is_sorted_by_id_and_indexes_check_the_id() {
         let t = Table::build(leak(vec![entry("echo", "a"), entry("add", "b")]));
-        assert!(t.duplicate().is_none());
+        assert!(t.refusal().is_none());
         assert_eq!(t.infos[0].id, 0x3b39_1274, "add sorts first");
         assert_eq!(t.infos[1].id, 0xd49d_d484);
         assert_eq!(t.entry(0, 0x3b39_1274).unwrap().name, "add");
@@ -339,7 +347,7 @@ mod tests {
             entry("echo", "src/a.rs:1"),
             entry("echo", "src/b.rs:9"),
         ]));
-        let msg = t.duplicate().unwrap();
+        let msg = t.refusal().unwrap();
         assert!(
             msg.contains("src/a.rs:1") && msg.contains("src/b.rs:9"),
             "{msg}"
@@ -379,21 +387,21 @@ mod tests {
     fn a_module_of_several_crates_is_named_by_the_one_built_with_a_name_or_refused() {
         let one = Table::build(leak(vec![from("m", "1.0.0", false, "own")]));
         assert_eq!(name_of(&one), ("m".to_owned(), "1.0.0".to_owned()));
-        assert!(one.duplicate().is_none());
+        assert!(one.refusal().is_none());
 
         let named = Table::build(leak(vec![
             from("mathlib", "9.9.9", false, "add"),
             from("othermod", "2.0.0", true, "own"),
         ]));
         assert_eq!(name_of(&named), ("othermod".to_owned(), "2.0.0".to_owned()));
-        assert!(named.duplicate().is_none());
+        assert!(named.refusal().is_none());
         assert_eq!(named.name, "othermod");
 
         let unknown = Table::build(leak(vec![
             from("mathlib", "9.9.9", false, "add"),
             from("mymod", "1.2.3", false, "own"),
         ]));
-        let why = unknown.duplicate().unwrap();
+        let why = unknown.refusal().unwrap();
         assert!(
             why.contains("come from the crates `mathlib` 9.9.9, `mymod` 1.2.3")
                 && why.contains("MEMLINK_MODULE_NAME=NAME"),
@@ -405,7 +413,7 @@ mod tests {
             from("a", "1.0.0", true, "add"),
             from("b", "1.0.0", true, "own"),
         ]));
-        let why = two_names.duplicate().unwrap();
+        let why = two_names.refusal().unwrap();
         assert!(
             why.contains("different `MEMLINK_MODULE_NAME`s (`a` 1.0.0, `b` 1.0.0)"),
             "{why}"
@@ -416,7 +424,7 @@ mod tests {
             from("m", "1.0.0", true, "add"),
             from("m", "9.9.9", true, "own"),
         ]));
-        let why = everywhere.duplicate().unwrap();
+        let why = everywhere.refusal().unwrap();
         assert!(why.contains("set for the whole build"), "{why}");
 
         // The name it is refused under stays within a served name's 64 bytes.

@@ -123,8 +123,8 @@ fn init(frame: &InitFrame) -> Result<(), String> {
             abi::ABI_VERSION
         ));
     }
-    if let Some(duplicate) = dispatch::table().duplicate() {
-        return Err(duplicate.to_owned());
+    if let Some(refusal) = dispatch::table().refusal() {
+        return Err(refusal.to_owned());
     }
     guard::install_hook();
     let mut loads = lock_loads();

@@ -213,6 +213,26 @@ fn lingering_through_a_reload(
     (dir, rt, watch, greeter, ended)
 }
 
+/// A file dropped into `dir` is loaded within 2 s while the call `ended` tells of still
+/// runs (on `what`), which is then waited for.
+fn loaded_while_it_runs(
+    dir: &std::path::Path,
+    watch: &memlink_runtime::watch::DirectoryWatch,
+    ended: &std::sync::mpsc::Receiver<Result<(), memlink_runtime::RuntimeError>>,
+    what: &str,
+) {
+    install(&module_path("basic"), &lib(dir, "basic"));
+    match within(watch, Duration::from_secs(2)) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(dir, "basic")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        ended.try_recv().is_err(),
+        "loaded only once the call on {what} ended"
+    );
+    let _ = ended.recv_timeout(common::HANG);
+}
+
 /// A call running on a module's old version does not hold up the watch: the reload is
 /// told at its switch, and a file dropped in meanwhile is loaded while that call still
 /// runs. Before, the watch waited for the old version's calls after each reload, and
@@ -221,16 +241,7 @@ fn lingering_through_a_reload(
 #[test]
 fn a_long_call_on_an_old_version_holds_up_no_other_file() {
     let (dir, _rt, watch, _greeter, ended) = lingering_through_a_reload("long-call");
-    install(&module_path("basic"), &lib(&dir, "basic"));
-    match within(&watch, Duration::from_secs(2)) {
-        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "basic")),
-        other => panic!("{other:?}"),
-    }
-    assert!(
-        ended.try_recv().is_err(),
-        "loaded only once the call on the old version ended"
-    );
-    let _ = ended.recv_timeout(common::HANG);
+    loaded_while_it_runs(&dir, &watch, &ended, "the old version");
 }
 
 /// A module file removed while a call runs on the module (here on its old version: the
@@ -242,16 +253,7 @@ fn a_long_call_on_an_old_version_holds_up_no_other_file() {
 fn a_removed_file_whose_module_runs_a_call_holds_up_no_other_file() {
     let (dir, _rt, watch, greeter, ended) = lingering_through_a_reload("long-call-removed");
     std::fs::remove_file(lib(&dir, "greeter")).unwrap();
-    install(&module_path("basic"), &lib(&dir, "basic"));
-    match within(&watch, Duration::from_secs(2)) {
-        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "basic")),
-        other => panic!("{other:?}"),
-    }
-    assert!(
-        ended.try_recv().is_err(),
-        "loaded only once the call on the removed module ended"
-    );
-    let _ = ended.recv_timeout(common::HANG);
+    loaded_while_it_runs(&dir, &watch, &ended, "the removed module");
     match next(&watch) {
         WatchEvent::Unloaded { handle, .. } => assert_eq!(handle, greeter),
         other => panic!("{other:?}"),

@@ -618,8 +618,7 @@ impl Stops {
             .name("memlink-signals".to_owned())
             .spawn(move || {
                 for signal in signals.forever() {
-                    if let Some((shared, stopper)) = seen.started.get() {
-                        seen.stop(shared, stopper);
+                    if seen.stop_if_started() {
                         return;
                     }
                     if seen.early.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -628,8 +627,7 @@ impl Stops {
                              (ask again to stop at once)"
                         );
                         // Started meanwhile: `started` saw no signal yet, and left it here.
-                        if let Some((shared, stopper)) = seen.started.get() {
-                            seen.stop(shared, stopper);
+                        if seen.stop_if_started() {
                             return;
                         }
                         continue;
@@ -648,24 +646,24 @@ impl Stops {
     /// while they started does now.
     fn started(&self, shared: Arc<Shared>, stopper: Stopper) {
         let state = &self.state;
-        if state.started.set((shared, stopper)).is_err() {
-            return;
-        }
-        if state.early.load(Ordering::SeqCst) > 0 {
-            if let Some((shared, stopper)) = state.started.get() {
-                state.stop(shared, stopper);
-            }
+        if state.started.set((shared, stopper)).is_ok() && state.early.load(Ordering::SeqCst) > 0 {
+            state.stop_if_started();
         }
     }
 }
 
 impl StopState {
-    /// Stops the daemon once: the workers finish their calls, the socket is shut.
-    fn stop(&self, shared: &Shared, stopper: &Stopper) {
+    /// Stops the daemon, once, if its workers have started (the workers finish their
+    /// calls, the socket is shut); whether they had.
+    fn stop_if_started(&self) -> bool {
+        let Some((shared, stopper)) = self.started.get() else {
+            return false;
+        };
         if !self.stopped.swap(true, Ordering::SeqCst) {
             stop_workers(shared);
             stopper.stop(&shared.config.socket);
         }
+        true
     }
 }
 

@@ -619,13 +619,16 @@ impl State {
     /// runtime's last slot). Called on every turn of the watch's loop (at most 100 ms
     /// apart).
     pub(super) fn reap(&mut self) {
-        if self.unloading.iter().all(|u| !u.thread.is_finished()) {
+        if self.unloading.is_empty() {
             return;
         }
         let (done, running): (Vec<Unloading>, Vec<Unloading>) = std::mem::take(&mut self.unloading)
             .into_iter()
             .partition(|u| u.thread.is_finished());
         self.unloading = running;
+        if done.is_empty() {
+            return;
+        }
         for Unloading {
             path,
             handle,
