@@ -34,17 +34,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List a module's methods: their signatures, ids and formats.
+    /// List a module's methods: their signatures, ids and formats; or, with --daemon,
+    /// what a daemon serves.
     Inspect {
-        /// Path of the module's shared library.
-        module: OsString,
+        /// Path of the module's shared library; with --daemon, the name the daemon
+        /// serves a module under (every module it serves when left out).
+        #[arg(required_unless_present = "daemon")]
+        module: Option<OsString>,
         /// Print the same as JSON, for tools.
         #[arg(long)]
         json: bool,
         /// Load this module first, for the module to call (repeatable; each is loaded
         /// after the ones it calls).
-        #[arg(long = "with", value_name = "PATH")]
+        #[arg(long = "with", value_name = "PATH", conflicts_with = "daemon")]
         with: Vec<OsString>,
+        /// List what the daemon serving on this socket serves now: its modules (or
+        /// MODULE alone) and their methods. The daemon does not tell methods' ids, nor
+        /// modules' versions or files.
+        #[arg(long, value_name = "SOCKET")]
+        daemon: Option<PathBuf>,
+        /// With --daemon: wait this long at most for the daemon's answers (`500ms`,
+        /// `2s`; 10 s unless given).
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout, requires = "daemon")]
+        timeout: Option<Duration>,
     },
     /// Call a method and print its result.
     ///
@@ -132,12 +144,20 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
-    if let Command::Call(CallArgs {
-        module,
-        daemon: Some(_),
-        ..
-    }) = &cli.command
-    {
+    let named_remotely = match &cli.command {
+        Command::Call(CallArgs {
+            module,
+            daemon: Some(_),
+            ..
+        }) => Some(module),
+        Command::Inspect {
+            module: Some(module),
+            daemon: Some(_),
+            ..
+        } => Some(module),
+        _ => None,
+    };
+    if let Some(module) = named_remotely {
         if module.to_str().is_none() {
             // A usage error, like clap's own for other arguments that are not UTF-8.
             Cli::command()
@@ -210,7 +230,22 @@ fn run(command: Command) -> Result<(), String> {
     let config = RuntimeConfig::default().latency_sampling(1);
     let runtime = Runtime::new(config, LocalResolver);
     match command {
-        Command::Inspect { module, json, with } => {
+        Command::Inspect {
+            module,
+            json,
+            daemon: Some(socket),
+            timeout,
+            ..
+        } => {
+            let module = module.as_deref().map(OsStr::to_string_lossy);
+            let timeout = timeout.unwrap_or(Duration::from_secs(10));
+            write_out(remote::inspect(&socket, module.as_deref(), json, timeout)?.as_bytes())
+        }
+        Command::Inspect {
+            module, json, with, ..
+        } => {
+            // Required by the arguments' rules unless --daemon is given.
+            let module = module.ok_or("no module given")?;
             let handle = load_with(&runtime, &with, &module)?;
             let text = if json {
                 inspect_json(&runtime, handle)

@@ -69,28 +69,8 @@ impl Remote {
         // (stopped, or gone with no replacement yet), would keep the command waiting: the
         // welcome and the listing end at the timeout a call has.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let conn = Connection::connect_by(socket, geometry, Waiting::default(), deadline).map_err(
-            |e| match (e, timeout) {
-                (CallError::TimedOut, Some(t)) => {
-                    format!(
-                        "the daemon at {} did not welcome the connection within {t:?}",
-                        socket.display()
-                    )
-                }
-                (e, _) => text(&e),
-            },
-        )?;
-        let listing = conn
-            .call(Op::Methods, module, "", &[], deadline, (0, 0))
-            .map_err(|e| match (e, timeout) {
-                (CallError::TimedOut, Some(t)) => {
-                    format!("the daemon did not describe module `{module}` within {t:?}")
-                }
-                (e, _) => text(&e),
-            })?;
-        let methods: Vec<MethodInfo> = rmp_serde::from_slice(&listing)
-            .map_err(|e| format!("the daemon's method list is unreadable: {e}"))?;
-        drop(listing);
+        let conn = connect(socket, geometry, deadline, timeout)?;
+        let methods = methods_of(&conn, module, deadline, timeout)?;
         let Some(info) = methods.iter().find(|m| m.name == method) else {
             return Err(format!("module `{module}` has no method `{method}`"));
         };
@@ -167,6 +147,158 @@ impl Remote {
             })?;
         render(&self.shape, &reply)
     }
+}
+
+/// A connection to the daemon serving on `socket`, whose welcome is waited for until
+/// `deadline` (`timeout` from now, which the error names).
+fn connect(
+    socket: &Path,
+    geometry: Geometry,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+) -> Result<std::sync::Arc<Connection>, String> {
+    Connection::connect_by(socket, geometry, Waiting::default(), deadline).map_err(|e| {
+        match (e, timeout) {
+            (CallError::TimedOut, Some(t)) => format!(
+                "the daemon at {} did not welcome the connection within {t:?}",
+                socket.display()
+            ),
+            (e, _) => text(&e),
+        }
+    })
+}
+
+/// The methods of `module` as the daemon on `conn` describes them, waited for until
+/// `deadline` (`timeout` from now, which the error names).
+fn methods_of(
+    conn: &std::sync::Arc<Connection>,
+    module: &str,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+) -> Result<Vec<MethodInfo>, String> {
+    let listing = conn
+        .call(Op::Methods, module, "", &[], deadline, (0, 0))
+        .map_err(|e| match (e, timeout) {
+            (CallError::TimedOut, Some(t)) => {
+                format!("the daemon did not describe module `{module}` within {t:?}")
+            }
+            (e, _) => text(&e),
+        })?;
+    rmp_serde::from_slice(&listing)
+        .map_err(|e| format!("the daemon's method list is unreadable: {e}"))
+}
+
+/// `memlink inspect --daemon SOCKET [MODULE]`: the modules the daemon serving on `socket`
+/// serves now (`module` alone when given), each with its methods, as text or, with
+/// `json`, as one JSON object. The welcome and each module's listing are waited for
+/// until `timeout` has passed, so a daemon that does not answer ends the command with
+/// an error that says so, never a hang.
+pub fn inspect(
+    socket: &Path,
+    module: Option<&str>,
+    json: bool,
+    timeout: Duration,
+) -> Result<String, String> {
+    let deadline = Instant::now().checked_add(timeout);
+    // A listing is a few hundred bytes a method: a slot of 1 MiB holds any module's.
+    let geometry = Geometry::new(1, 1 << 20).map_err(|e| e.to_string())?;
+    let conn = connect(socket, geometry, deadline, Some(timeout))?;
+    let names = match module {
+        Some(name) => vec![name.to_owned()],
+        None => conn.welcome().modules.clone(),
+    };
+    let mut served = Vec::with_capacity(names.len());
+    for name in names {
+        let methods = methods_of(&conn, &name, deadline, Some(timeout))?;
+        served.push((name, methods));
+    }
+    Ok(if json {
+        listing_json(socket, &served)
+    } else {
+        listing_text(socket, module.is_none(), &served)
+    })
+}
+
+/// A format tag's name, or the tag itself for one this command does not know (a newer
+/// daemon's).
+fn format_name(tag: u8) -> String {
+    Format::from_u8(tag).map_or_else(|| format!("format {tag}"), |f| f.name().to_owned())
+}
+
+/// What `inspect` prints of a daemon's modules: a header naming the daemon when it lists
+/// them all, then each module as the in-process `memlink inspect` lists one (the daemon
+/// does not tell a method's id, nor a module's version or file).
+fn listing_text(socket: &Path, all: bool, served: &[(String, Vec<MethodInfo>)]) -> String {
+    let mut out = String::new();
+    if all {
+        let count = served.len();
+        let plural = if count == 1 { "" } else { "s" };
+        out += &format!(
+            "daemon {} serves {count} module{plural}\n",
+            socket.display()
+        );
+    }
+    for (i, (name, methods)) in served.iter().enumerate() {
+        if all || i > 0 {
+            out.push('\n');
+        }
+        out += &format!("module {name}\n{} methods:\n", methods.len());
+        out += &format!(
+            "  {:<24} {:<8} {:<8} {:>4}  signature\n",
+            "name", "args", "result", "argc"
+        );
+        for m in methods {
+            out += &format!(
+                "  {:<24} {:<8} {:<8} {:>4}  {}\n",
+                m.name,
+                format_name(m.args),
+                format_name(m.result),
+                m.arg_count,
+                m.signature.as_deref().unwrap_or("(not recorded)")
+            );
+        }
+    }
+    out
+}
+
+/// What `inspect --json` prints of a daemon's modules: one JSON object (and a newline),
+/// each module's methods described as the in-process `inspect --json` describes them,
+/// less what the daemon does not tell (ids, async).
+fn listing_json(socket: &Path, served: &[(String, Vec<MethodInfo>)]) -> String {
+    let archive = |name: &Option<String>, fingerprint: Option<u64>| {
+        name.as_ref().map(|t| {
+            serde_json::json!({
+                "type": t,
+                "fingerprint": fingerprint.map(|f| format!("{f:#018x}")),
+            })
+        })
+    };
+    let modules: Vec<serde_json::Value> = served
+        .iter()
+        .map(|(name, methods)| {
+            let methods: Vec<serde_json::Value> = methods
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "name": m.name,
+                        "signature": m.signature,
+                        "args": format_name(m.args),
+                        "result": format_name(m.result),
+                        "arg_count": m.arg_count,
+                        "args_type": archive(&m.args_type, m.args_fingerprint),
+                        "result_type": archive(&m.result_type, m.result_fingerprint),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "module": name, "methods": methods })
+        })
+        .collect();
+    let value = serde_json::json!({
+        // As the in-process listing's path: a socket's path need not be UTF-8.
+        "daemon": socket.to_string_lossy(),
+        "modules": modules,
+    });
+    format!("{value:#}\n")
 }
 
 /// The error as the in-process `memlink call` words it.
