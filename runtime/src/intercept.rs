@@ -7,8 +7,10 @@
 //! over, whatever its outcome (a call an interceptor refused included).
 //!
 //! A panic in an interceptor is the host's own, not a module's: it unwinds out of the
-//! call made from the host (`Runtime::call` panics, the call is not counted, and no slot
-//! is kept: the module stays callable and unloadable). A module's nested call has no Rust
+//! call made from the host (`Runtime::call` panics, and no slot is kept: the module stays
+//! callable and unloadable). A panic in `before` comes before the call, which is not
+//! counted; one in `after` comes once the module has run it, and the call is counted
+//! as it ended. A module's nested call has no Rust
 //! caller to unwind to: there the host catches it, logs it, and the nested call fails
 //! with `CallFailed` ("the host panicked").
 //!

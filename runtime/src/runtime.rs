@@ -90,8 +90,11 @@ pub struct ModuleInfo {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// A call takes an arena from a lock-free pool and runs on the calling thread; no lock
-/// is held while module code runs. Modules are never `dlclose`d: see
+/// A call takes an arena from a lock-free pool and runs on the calling thread, which it
+/// blocks until the module returns (from async code, call inside
+/// `tokio::task::spawn_blocking` or `block_in_place`; only the call's deadline ends it,
+/// not a timeout or an abort around it); no lock is held while module code runs.
+/// Modules are never `dlclose`d: see
 /// [`unload`](Runtime::unload). A `Runtime` is cheap to clone (one `Arc`) and
 /// `Send + Sync`.
 #[derive(Debug, Clone)]
