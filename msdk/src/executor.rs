@@ -80,10 +80,10 @@ fn drive<F: Future>(
     // the runtime's blocking pool it runs the closure as it is.)
     #[cfg(feature = "async")]
     if local.is_some_and(|l| l.runtime_thread.get()) {
-        return tokio::task::block_in_place(move || runtime::entered(local, run));
+        return tokio::task::block_in_place(move || runtime::entered(run));
     }
     #[cfg(feature = "async")]
-    return runtime::entered(local, run);
+    return runtime::entered(run);
     #[cfg(not(feature = "async"))]
     run()
 }
@@ -155,12 +155,6 @@ struct Local {
     nests: Nest,
     /// How many `block_on`s are running on this thread.
     depth: Cell<usize>,
-    /// The generation of the runtime this thread has entered for good (0: none).
-    #[cfg(feature = "async")]
-    entered: Cell<u64>,
-    /// How this thread entered that runtime, left when it enters the next one.
-    #[cfg(feature = "async")]
-    stay: Cell<Option<runtime::Stay>>,
     /// Whether this is a thread of the module's runtime (its worker, which drives every
     /// timer of the module and runs the tasks it spawns, or a thread of its blocking pool).
     #[cfg(feature = "async")]
@@ -173,11 +167,7 @@ thread_local! {
             nests: Nest::new(),
             depth: Cell::new(0),
             #[cfg(feature = "async")]
-            entered: Cell::new(0),
-            #[cfg(feature = "async")]
             runtime_thread: Cell::new(false),
-            #[cfg(feature = "async")]
-            stay: Cell::new(None),
         }
     };
 }
@@ -251,20 +241,12 @@ fn poll_until<F: Future>(
 pub(crate) mod runtime {
     //! The module's tokio runtime.
 
-    use std::mem::ManuallyDrop;
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use tokio::runtime::{EnterGuard, Handle, Runtime};
-
-    use super::Local;
+    use tokio::runtime::{Handle, Runtime};
 
     static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
-
-    /// Changed each time the runtime starts or stops, so that a thread's cached handle is
-    /// known to be the running runtime's.
-    static GENERATION: AtomicU64 = AtomicU64::new(0);
 
     fn lock() -> std::sync::MutexGuard<'static, Option<Runtime>> {
         // A panic while holding this lock cannot leave the `Option` half-written.
@@ -294,41 +276,35 @@ pub(crate) mod runtime {
                     .enable_all()
                     .build()?,
             );
-            GENERATION.fetch_add(1, Ordering::Release);
         }
         Ok(())
     }
 
     /// Stops the runtime and waits (briefly) for its threads to end.
     pub(crate) fn stop() {
-        let runtime = {
-            let mut slot = lock();
-            GENERATION.fetch_add(1, Ordering::Release);
-            slot.take()
-        };
+        let runtime = lock().take();
         if let Some(rt) = runtime {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
     }
 
     /// Runs `f` inside the runtime's context, starting the runtime when a module is used
-    /// without `memlink_init` (as in unit tests). Without a runtime (it could not start)
-    /// `f` runs anyway; tokio timers then report the missing runtime by panicking, which
-    /// the call boundary turns into an error.
+    /// without `memlink_init` (as in unit tests). Without a runtime (it could not start,
+    /// or the thread's tokio context is already torn down) `f` runs anyway; tokio timers
+    /// then report the missing runtime by panicking, which the call boundary turns into
+    /// an error.
     ///
-    /// A thread that had no tokio context of this copy of tokio enters the runtime's
-    /// context once and stays in it (in a module built as a library, that is every
-    /// thread: the module's tokio is its own, and only the module's code sees it): a call
-    /// to an async export that completes at once then costs an atomic load here, not a
-    /// lock and a handle swapped in and out. A thread already in some tokio context (a
-    /// module linked into a program that runs tokio itself, as its unit tests may) enters
-    /// for each call and leaves afterwards, so its own context is never replaced.
-    pub(super) fn entered<R>(local: Option<&Local>, f: impl FnOnce() -> R) -> R {
-        let generation = GENERATION.load(Ordering::Acquire);
-        if generation != 0 && local.map(|l| l.entered.get()) == Some(generation) {
-            return f();
-        }
-        match enter_for_good(local) {
+    /// The context is entered for the call and left after it, never kept on the thread:
+    /// a thread that kept it (it once did, to spare a call the lock below) kept the
+    /// runtime's handle, and with it the runtime's I/O driver (three files: two epolls
+    /// and an eventfd) and its state, after the runtime stopped, for as long as the
+    /// thread lived, whenever the thread never called this image again, as for every
+    /// image a reload replaced or an unload retired: a host thread that called an async
+    /// export across 340 reloads ran out of files. A thread in a tokio context of its own
+    /// (a module linked into a program that runs tokio itself, as its unit tests may) has
+    /// it back after the call.
+    pub(super) fn entered<R>(f: impl FnOnce() -> R) -> R {
+        match handle() {
             Some(handle) => {
                 let _guard = handle.enter();
                 f()
@@ -337,13 +313,9 @@ pub(crate) mod runtime {
         }
     }
 
-    /// Enters the running runtime's context (starting it if need be) on this thread for
-    /// the rest of the thread's life, or until the runtime restarts, when the thread had
-    /// no tokio context. Otherwise returns the runtime's handle, for the caller to enter
-    /// for one call (`None`: there is no runtime, or the thread's tokio context is
-    /// already torn down, so none can be entered).
-    #[cold]
-    fn enter_for_good(local: Option<&Local>) -> Option<Handle> {
+    /// The running runtime's handle, the runtime started if need be; `None` when it
+    /// cannot start, or on a thread whose tokio context is torn down.
+    fn handle() -> Option<Handle> {
         // A thread-local destructor running after tokio's own thread-local context was
         // torn down: `Handle::enter` panics there, and a panic in a thread-local
         // destructor aborts the process, the host with it. Nothing can be entered; the
@@ -352,96 +324,13 @@ pub(crate) mod runtime {
         if Handle::try_current().is_err_and(|e| e.is_thread_local_destroyed()) {
             return None;
         }
-        let (generation, handle) = {
-            let mut slot = lock();
-            if slot.is_none() {
-                drop(slot);
-                let _ = start();
-                slot = lock();
-            }
-            (
-                GENERATION.load(Ordering::Acquire),
-                slot.as_ref().map(|rt| rt.handle().clone())?,
-            )
-        };
-        // A thread tearing its locals down has nowhere to keep a context: one call's.
-        let Some(local) = local else {
-            return Some(handle);
-        };
-        // A context this function set earlier (for a runtime since restarted) is ours to
-        // replace; any other is not.
-        let ours = local.stay.take();
-        if ours.is_none() && Handle::try_current().is_ok() {
-            return Some(handle);
+        let mut slot = lock();
+        if slot.is_none() {
+            drop(slot);
+            let _ = start();
+            slot = lock();
         }
-        // Left before the next is entered, rather than entered on top of: each context
-        // entered keeps the one it replaced until it is left, so a thread that entered
-        // every restart's runtime for good kept every stopped runtime (its I/O driver,
-        // its timers, its queues) alive, some 30 KB a load of the module.
-        if let Some(old) = ours {
-            old.leave();
-        }
-        local.stay.set(Some(Stay::enter(handle)));
-        local.entered.set(generation);
-        None
-    }
-
-    /// A thread's stay in a runtime's context: the guard that entered it, and the handle
-    /// the guard borrows.
-    ///
-    /// Left ([`Stay::leave`]) when the thread enters the next runtime. Dropped, when the
-    /// thread ends in the context, its guard is forgotten, not dropped: dropping it
-    /// touches tokio's thread-local context, which may already be gone when the thread's
-    /// locals are torn down (tokio drops the context's own handle with it).
-    pub(super) struct Stay {
-        guard: ManuallyDrop<EnterGuard<'static>>,
-        handle: ManuallyDrop<Box<Handle>>,
-    }
-
-    impl Drop for Stay {
-        /// The handle goes with the thread: kept, it held the runtime's state (its I/O
-        /// driver, its timers, its queues) alive after the runtime stopped, some 36 KB
-        /// for each thread that ended in the context of a module since unloaded.
-        fn drop(&mut self) {
-            // SAFETY: `handle` is taken here alone (`leave` forgets `self` after taking
-            // both); the guard that borrows it is never used again, and never dropped:
-            // its drop glue does not read the handle either.
-            unsafe { ManuallyDrop::drop(&mut self.handle) };
-        }
-    }
-
-    impl Stay {
-        fn enter(handle: Handle) -> Stay {
-            let handle = Box::new(handle);
-            // SAFETY: the guard borrows the boxed handle, which stays at its address and
-            // alive until `leave` drops it, after the guard; `Stay` has no drop glue, so
-            // nothing else ends either.
-            let guard = unsafe {
-                core::mem::transmute::<EnterGuard<'_>, EnterGuard<'static>>(handle.enter())
-            };
-            Stay {
-                guard: ManuallyDrop::new(guard),
-                handle: ManuallyDrop::new(handle),
-            }
-        }
-
-        /// Leaves the runtime's context, restoring the one the thread had before (none),
-        /// and drops the handle. Called at the thread's outermost `block_on`: the runtime
-        /// restarts only while none of the image's calls run, so no context entered
-        /// later is still in place above this one.
-        fn leave(self) {
-            let mut this = ManuallyDrop::new(self);
-            // SAFETY: each taken once, from a `Stay` whose own drop never runs (it is in
-            // a `ManuallyDrop`); the guard is dropped before the handle it borrows.
-            let (guard, handle) = unsafe {
-                (
-                    ManuallyDrop::take(&mut this.guard),
-                    ManuallyDrop::take(&mut this.handle),
-                )
-            };
-            drop(guard);
-            drop(handle);
-        }
+        slot.as_ref().map(|rt| rt.handle().clone())
     }
 }
 
@@ -581,15 +470,15 @@ mod tests {
 
     #[cfg(feature = "async")]
     #[test]
-    fn a_thread_in_a_tokio_context_of_its_own_keeps_it() {
+    fn a_call_leaves_the_thread_in_the_context_it_had() {
         use tokio::runtime::{Handle, RuntimeFlavor};
         std::thread::spawn(|| {
-            // A thread with no context stays in the module's runtime after a call.
-            assert!(block_on(async { Handle::try_current().is_ok() }));
-            assert_eq!(
-                Handle::current().runtime_flavor(),
-                RuntimeFlavor::MultiThread
-            );
+            // A thread with no context is in the module's runtime for the call alone: it
+            // keeps no handle to it afterwards (which would keep the runtime alive after
+            // it stopped).
+            let inside = block_on(async { Handle::current().runtime_flavor() });
+            assert_eq!(inside, RuntimeFlavor::MultiThread);
+            assert!(Handle::try_current().is_err(), "the context was kept");
         })
         .join()
         .unwrap();

@@ -89,3 +89,43 @@ fn threads_that_end_keep_no_stopped_runtime_alive() {
         },
     );
 }
+
+/// A thread that calls an async export of each version a reload puts in place: each
+/// reload replaces the image, whose runtime stops, and which the thread never calls
+/// again. Before, the thread kept the stopped runtime's handle for its life, and with it
+/// three files (the I/O driver's epolls and eventfd) a reload: a host that reloaded an
+/// async module about 340 times ran out of files, and every load after failed.
+#[test]
+fn reloads_leave_no_runtime_files_behind_on_the_calling_thread() {
+    common::in_child(
+        "reloads_leave_no_runtime_files_behind_on_the_calling_thread",
+        &[],
+        || {
+            let source = common::module_path("async_echo");
+            let path = common::module_copy_of(&source, "async_echo_reloads");
+            let rt = Runtime::with_local_resolver();
+            let h = rt.load(ModuleRef::from_path(&path)).unwrap();
+            let args = rmp_serde::to_vec(&(1u64, vec![7u8])).unwrap();
+            let options = CallOptions::default().timeout(common::HANG);
+            let cycle = || {
+                // A new file at the path: the reload loads it as an image of its own.
+                common::module_copy_of(&source, "async_echo_reloads");
+                rt.reload(h, ModuleRef::from_path(&path)).unwrap();
+                rt.call_with(h, "echo_after", &args, &options).unwrap();
+            };
+            rt.call_with(h, "echo_after", &args, &options).unwrap();
+            cycle();
+            let baseline = open_files();
+            for _ in 0..40 {
+                cycle();
+            }
+            let after = open_files();
+            assert!(
+                after <= baseline + 5,
+                "40 reloads kept {} files open",
+                after.saturating_sub(baseline)
+            );
+            rt.unload(h).unwrap();
+        },
+    );
+}
