@@ -331,11 +331,11 @@ fn notifications(
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         forward(event, &changes_tx, &everything, &lost)
     })
-    .map_err(|e| watch_failed(dir, &e))?;
+    .map_err(|e| watch_failed(dir, &Limited(&e)))?;
     // Watching starts before the first scan, so a file written meanwhile is not missed.
     watcher
         .watch(dir, RecursiveMode::NonRecursive)
-        .map_err(|e| watch_failed(dir, &e))?;
+        .map_err(|e| watch_failed(dir, &Limited(&e)))?;
     Ok((watcher, changes))
 }
 
@@ -408,6 +408,49 @@ fn forward(
             writing,
         });
     }
+}
+
+/// A watcher's error, with the system limit it most likely ran into named: the
+/// platform says "Too many open files" when the user's inotify instances run out too
+/// (128 by default, shared by every process of the user, and freed by the kernel a
+/// little after each watch is dropped), and "No space left on device" when its watches
+/// do.
+struct Limited<'e>(&'e notify::Error);
+
+impl std::fmt::Display for Limited<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        match limit_reached(self.0) {
+            Some(limit) => write!(f, "; the limit most likely reached: {limit}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The inotify limit (or the open-file limit) a watcher's error `e` says was reached.
+#[cfg(target_os = "linux")]
+fn limit_reached(e: &notify::Error) -> Option<&'static str> {
+    use rustix::io::Errno;
+    let errno = match &e.kind {
+        notify::ErrorKind::Io(e) => Errno::from_io_error(e),
+        _ => None,
+    };
+    match (errno, &e.kind) {
+        (Some(Errno::MFILE), _) => Some(
+            "the process's open-file limit, or the user's inotify instances \
+             (fs.inotify.max_user_instances)",
+        ),
+        (Some(Errno::NOSPC), _) | (_, notify::ErrorKind::MaxFilesWatch) => {
+            Some("the user's inotify watches (fs.inotify.max_user_watches)")
+        }
+        _ => None,
+    }
+}
+
+/// Elsewhere no limit is named.
+#[cfg(not(target_os = "linux"))]
+fn limit_reached(_: &notify::Error) -> Option<&'static str> {
+    None
 }
 
 fn watch_failed(dir: &Path, e: &dyn std::fmt::Display) -> RuntimeError {
@@ -611,6 +654,32 @@ fn next_wait<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// "Too many open files" from a watcher's start names the inotify instance limit too,
+    /// which is what a host that starts and drops watches quickly runs into with few
+    /// files open; a watch limit is named as such; any other error is told as it is.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_watchers_limit_is_named() {
+        let shown = |e: notify::Error| Limited(&e).to_string();
+        let text = shown(notify::Error::io(std::io::Error::from_raw_os_error(
+            rustix::io::Errno::MFILE.raw_os_error(),
+        )));
+        assert!(
+            text.contains("Too many open files")
+                && text.ends_with(
+                    "; the limit most likely reached: the process's open-file limit, or the \
+                     user's inotify instances (fs.inotify.max_user_instances)"
+                ),
+            "{text}"
+        );
+        let text = shown(notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+        assert!(text.ends_with("(fs.inotify.max_user_watches)"), "{text}");
+        let text = shown(notify::Error::io(std::io::Error::from_raw_os_error(
+            rustix::io::Errno::ACCESS.raw_os_error(),
+        )));
+        assert!(!text.contains("limit"), "{text}");
+    }
 
     #[test]
     fn the_wait_for_a_pending_file_never_overflows() {
