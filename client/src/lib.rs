@@ -16,6 +16,11 @@
 //! `Runtime` or a [`Client`]; only how the caller is made differs, and what
 //! [`Caller`]'s docs list.
 //!
+//! A call blocks the calling thread until its result comes, or its deadline passes (the
+//! wait ends there): from async code (a tokio service), call where blocking is allowed
+//! (`tokio::task::spawn_blocking`, or `tokio::task::block_in_place` on a multi-thread
+//! runtime), not straight on an executor's worker.
+//!
 //! ```no_run
 //! use memlink_client::Client;
 //!
