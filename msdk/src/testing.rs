@@ -28,7 +28,16 @@
 //!
 //! What it does not offer: a persistent region (`ctx.persistent()` is `None`), and
 //! calls to real modules (a nested call reaches the [`on_nested`](TestContext::on_nested)
-//! closure, or fails with `ModuleNotFound`).
+//! closure, or fails with `ModuleNotFound`); a method the crate does not export is
+//! `InvalidMethod`, as the module itself answers it (a host checks the name first, and
+//! says `UnknownMethod`). [`logs`](TestContext::logs) holds the module's own records,
+//! not the one a runtime adds for each caught panic.
+//!
+//! Where it differs from a host by the test's own doing, said in the README's "Testing a
+//! module": under `#[tokio::test]` the test's tokio runtime is the thread's, so an
+//! export is polled inside the test's task (a timer can wait for good) and a plain `fn`
+//! export finds a tokio runtime no host gives it; and a test that replaces the panic
+//! hook turns off the panics' locations for the tests after it in the same binary.
 
 use core::cell::RefCell;
 use core::ffi::c_void;
@@ -192,12 +201,12 @@ impl TestContext {
     fn run(&self, index: u32, id: u32, args: &[u8]) -> Result<Vec<u8>, ModuleError> {
         // The arguments sit 16-aligned (archives need it) apart from the arena, as a
         // host places them.
-        let mut args_buf = vec![0u128; args.len().div_ceil(16)];
+        let mut args_buf = zeroed(args.len(), "the arguments' copy");
         let args_ptr = args_buf.as_mut_ptr().cast::<u8>();
         // SAFETY: `args_buf` holds at least `args.len()` bytes, and `args` is another
         // allocation, so the two do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(args.as_ptr(), args_ptr, args.len()) };
-        let mut arena = vec![0u128; self.arena_size.div_ceil(16)];
+        let mut arena = zeroed(self.arena_size, "the arena (`TestContext::arena_size`)");
         let call = Call {
             context: self,
             output: RefCell::new(None),
@@ -309,6 +318,23 @@ struct Row {
     id: u32,
     args_format: Format,
     result_format: Format,
+}
+
+/// `len` zeroed bytes, 16-aligned, for `what`: a size the process cannot allocate is the
+/// test's setting to fix, said in a panic (the test fails with it), where `vec!` would
+/// abort the whole test binary.
+// `vec![0; n]` (calloc) is quicker, but aborts when `n` cannot be had: the reservation
+// that can fail first is the point.
+#[allow(clippy::slow_vector_initialization)]
+fn zeroed(len: usize, what: &str) -> Vec<u128> {
+    let mut buf = Vec::new();
+    match buf.try_reserve_exact(len.div_ceil(16)) {
+        Ok(()) => {
+            buf.resize(len.div_ceil(16), 0);
+            buf
+        }
+        Err(e) => panic!("TestContext cannot allocate {what} of {len} bytes: {e}"),
+    }
 }
 
 /// The method called `method`: its index in the table, and its row.
@@ -437,14 +463,11 @@ unsafe extern "C" fn call_module(call: *mut c_void, request: *mut NestedCall) ->
                 })
             }))
             .unwrap_or_else(|payload| {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string payload".to_owned());
-                // Dropping the payload can panic in turn, and nothing may unwind from
-                // here: that panic is the closure's, already reported with the first.
-                crate::panic::drop_payload(payload);
+                // With its location, as the module's hook recorded it for the running
+                // call the closure runs in (the hook prints nothing then, so the test's
+                // own assertion would otherwise be reported with no file and line); the
+                // payload dropped where nothing unwinds out (its drop may panic in turn).
+                let message = crate::panic::message(payload, crate::current::running_frame());
                 *call.panicked.borrow_mut() = Some(message);
                 Err(ModuleError::CallFailed(
                     "the on_nested closure panicked".into(),

@@ -175,11 +175,35 @@ fn a_panic_in_the_nested_mock_fails_the_test_not_the_binary() {
         .downcast_ref::<String>()
         .cloned()
         .unwrap_or_default();
+    // With the closure's file and line: the hook prints nothing while a call runs, so
+    // this report is the only one the test's assertion gets.
     assert!(
-        message.contains("on_nested closure panicked: the mock's assertion"),
+        message.contains("on_nested closure panicked: the mock's assertion (at ")
+            && message.contains("tests/testing.rs:"),
         "{message}"
     );
     assert_eq!(host.call_typed::<_, u32>("add", &(1u32, 2u32)).unwrap(), 3);
+}
+
+/// An arena the process cannot allocate fails the test with a panic that names the
+/// setting; `vec!` aborted the whole test binary ("memory allocation of ... failed").
+#[test]
+fn an_arena_the_process_cannot_allocate_fails_the_test_saying_so() {
+    let host = TestContext::new().arena_size(1 << 62);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        host.call_typed::<_, u32>("add", &(1u32, 2u32))
+    }));
+    let payload = caught.expect_err("the test fails");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains(
+            "TestContext cannot allocate the arena (`TestContext::arena_size`) of 4611686018427387904 bytes"
+        ),
+        "{message}"
+    );
 }
 
 /// A panic payload that panics again when it is dropped.
@@ -206,7 +230,7 @@ fn a_mock_panic_whose_payload_panics_when_dropped_fails_the_test_not_the_binary(
         .cloned()
         .unwrap_or_default();
     assert!(
-        message.contains("on_nested closure panicked: a non-string payload"),
+        message.contains("on_nested closure panicked: panic with a non-string payload (at "),
         "{message}"
     );
     assert_eq!(host.call_typed::<_, u32>("add", &(1u32, 2u32)).unwrap(), 3);
