@@ -2,8 +2,9 @@
 //!
 //! An async export's future runs to completion on the thread that made the call, under a
 //! small waker that parks and unparks that thread. Timers and I/O come from a tokio
-//! runtime the module owns: started at `memlink_init`, entered around every poll, shut
-//! down at `memlink_shutdown`. Polling on the calling thread (rather than spawning) lets
+//! runtime the module owns: started at `memlink_init`, entered for each call (and left
+//! after it: outside a `block_on` no thread is in its context), shut down at
+//! `memlink_shutdown`. Polling on the calling thread (rather than spawning) lets
 //! the future borrow the call's context and arguments, and nests: a module that calls
 //! itself through the host simply runs another `block_on` on the same thread, which
 //! tokio's own `block_on` refuses to do.
@@ -122,8 +123,8 @@ impl Wakeup {
 ///
 /// Each is made once and then stays where it is for the thread's life, so a `block_on`
 /// lends its level's wakeup from the thread-local, with no borrow flag to set and no
-/// count to bump: a call to an async export that completes at once allocates nothing and
-/// makes no atomic read-modify-write of its own.
+/// count to bump: a call to an async export that completes at once allocates nothing
+/// here (entering the module's runtime is [`runtime::entered`]'s).
 struct Nest {
     wakeup: OnceCell<Wakeup>,
     deeper: OnceCell<Box<Nest>>,
@@ -241,12 +242,23 @@ fn poll_until<F: Future>(
 pub(crate) mod runtime {
     //! The module's tokio runtime.
 
-    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, RwLock};
     use std::time::Duration;
 
     use tokio::runtime::{Handle, Runtime};
 
     static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+    /// The running runtime's handle, for the calls to enter: read-mostly, so that calls
+    /// on many threads take it at once (a read lock and a clone) instead of each other's
+    /// turn at `RUNTIME`'s lock.
+    static HANDLE: RwLock<Option<Handle>> = RwLock::new(None);
+
+    /// Whether `memlink_shutdown` stopped the runtime (and no `memlink_init` started it
+    /// again since): a `block_on` then starts none, as one on a thread of the module's
+    /// own after the shutdown would, which nothing would ever stop.
+    static STOPPED: AtomicBool = AtomicBool::new(false);
 
     fn lock() -> std::sync::MutexGuard<'static, Option<Runtime>> {
         // A panic while holding this lock cannot leave the `Option` half-written.
@@ -276,13 +288,20 @@ pub(crate) mod runtime {
                     .enable_all()
                     .build()?,
             );
+            *write_handle() = slot.as_ref().map(|rt| rt.handle().clone());
+            STOPPED.store(false, Ordering::Release);
         }
         Ok(())
     }
 
     /// Stops the runtime and waits (briefly) for its threads to end.
     pub(crate) fn stop() {
-        let runtime = lock().take();
+        let runtime = {
+            let mut slot = lock();
+            *write_handle() = None;
+            STOPPED.store(true, Ordering::Release);
+            slot.take()
+        };
         if let Some(rt) = runtime {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
@@ -313,8 +332,9 @@ pub(crate) mod runtime {
         }
     }
 
-    /// The running runtime's handle, the runtime started if need be; `None` when it
-    /// cannot start, or on a thread whose tokio context is torn down.
+    /// The running runtime's handle, the runtime started if it never was; `None` when it
+    /// cannot start, once `memlink_shutdown` stopped it, or on a thread whose tokio
+    /// context is torn down.
     fn handle() -> Option<Handle> {
         // A thread-local destructor running after tokio's own thread-local context was
         // torn down: `Handle::enter` panics there, and a panic in a thread-local
@@ -324,13 +344,27 @@ pub(crate) mod runtime {
         if Handle::try_current().is_err_and(|e| e.is_thread_local_destroyed()) {
             return None;
         }
-        let mut slot = lock();
-        if slot.is_none() {
-            drop(slot);
-            let _ = start();
-            slot = lock();
+        if let Some(handle) = read_handle().as_ref() {
+            return Some(handle.clone());
         }
-        slot.as_ref().map(|rt| rt.handle().clone())
+        // Never started: a module used without `memlink_init` (its unit tests).
+        if !STOPPED.load(Ordering::Acquire) {
+            let _ = start();
+        }
+        read_handle().clone()
+    }
+
+    fn read_handle() -> std::sync::RwLockReadGuard<'static, Option<Handle>> {
+        // A panic while holding this lock cannot leave the `Option` half-written.
+        HANDLE
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_handle() -> std::sync::RwLockWriteGuard<'static, Option<Handle>> {
+        HANDLE
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -322,19 +322,27 @@ struct Row {
 
 /// `len` zeroed bytes, 16-aligned, for `what`: a size the process cannot allocate is the
 /// test's setting to fix, said in a panic (the test fails with it), where `vec!` would
-/// abort the whole test binary.
-// `vec![0; n]` (calloc) is quicker, but aborts when `n` cannot be had: the reservation
-// that can fail first is the point.
-#[allow(clippy::slow_vector_initialization)]
+/// abort the whole test binary. Zeroed by the allocator, as `vec!` does (fresh pages are
+/// zero already, so a large arena costs only the pages a call touches).
 fn zeroed(len: usize, what: &str) -> Vec<u128> {
-    let mut buf = Vec::new();
-    match buf.try_reserve_exact(len.div_ceil(16)) {
-        Ok(()) => {
-            buf.resize(len.div_ceil(16), 0);
-            buf
-        }
-        Err(e) => panic!("TestContext cannot allocate {what} of {len} bytes: {e}"),
+    let n = len.div_ceil(16);
+    if n == 0 {
+        return Vec::new();
     }
+    let fail = |why: &dyn core::fmt::Display| -> ! {
+        panic!("TestContext cannot allocate {what} of {len} bytes: {why}")
+    };
+    let layout = std::alloc::Layout::array::<u128>(n).unwrap_or_else(|e| fail(&e));
+    // SAFETY: the layout's size is not zero (`n > 0`, and `u128` is not zero-sized).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<u128>();
+    if ptr.is_null() {
+        fail(&"the allocator has no room for it");
+    }
+    // SAFETY: `ptr` was allocated by the global allocator with the layout of `n`
+    // `u128`s, which is how a `Vec<u128>` of capacity `n` allocates; all `n` are
+    // initialized (zero bytes are a valid `u128`), and the `Vec` owns the allocation
+    // from here on.
+    unsafe { Vec::from_raw_parts(ptr, n, n) }
 }
 
 /// The method called `method`: its index in the table, and its row.
@@ -549,4 +557,23 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     }
     // SAFETY: the caller's contract.
     unsafe { core::slice::from_raw_parts(ptr, len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zeroed;
+
+    /// The buffers a test's call gets: as long as asked (in 16-byte units), all zero,
+    /// and owned by a `Vec` that frees them as it allocated them (Miri checks the
+    /// allocation's layout against the `Vec`'s).
+    #[test]
+    fn zeroed_buffers_are_as_long_as_asked_and_zero() {
+        assert!(zeroed(0, "nothing").is_empty());
+        for len in [1, 16, 17, 4096] {
+            let buf = zeroed(len, "a buffer");
+            assert_eq!(buf.len(), len.div_ceil(16));
+            assert_eq!(buf.capacity(), len.div_ceil(16));
+            assert!(buf.iter().all(|&w| w == 0));
+        }
+    }
 }

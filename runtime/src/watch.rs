@@ -415,7 +415,7 @@ fn forward(
 /// (128 by default, shared by every process of the user, and freed by the kernel a
 /// little after each watch is dropped), and "No space left on device" when its watches
 /// do.
-struct Limited<'e>(&'e notify::Error);
+pub(super) struct Limited<'e>(pub(super) &'e notify::Error);
 
 impl std::fmt::Display for Limited<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -533,7 +533,7 @@ impl Watched {
             if !std::mem::replace(&mut self.refused, true) {
                 state.tell(WatchEvent::Failed {
                     path: self.dir.clone(),
-                    error: watch_failed(&self.dir, &e),
+                    error: watch_failed(&self.dir, &Limited(&e)),
                 });
             }
             return;

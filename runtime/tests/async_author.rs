@@ -218,3 +218,21 @@ fn a_spawned_task_ends_with_the_module_and_a_second_load_serves() {
     let out = rt.call_with(h, "over_socket", &[9], &in_time()).unwrap();
     assert_eq!(out, [9]);
 }
+
+/// A plain `fn` export is never in the module's runtime, even on a thread that has just
+/// run an async export: `tokio::spawn` there fails as the README says, a panic, every
+/// time. Before, a thread stayed in the runtime after its first async call, so the same
+/// export worked or failed by which calls the thread had made.
+#[test]
+fn a_plain_export_is_outside_the_runtime_after_an_async_call_too() {
+    let (rt, h) = load();
+    let doubled: u64 = call(&rt, h, "spawned_double", &(21u64,)).unwrap();
+    assert_eq!(doubled, 42);
+    match rt.call_with(h, "spawns_from_sync", &mp(&()), &in_time()) {
+        Err(memlink_runtime::RuntimeError::Call {
+            error: ModuleError::Panic(message),
+            ..
+        }) => assert!(message.contains("no reactor running"), "{message}"),
+        other => panic!("expected the spawn's panic, got {other:?}"),
+    }
+}

@@ -7,26 +7,64 @@ use std::ffi::OsStr;
 use common::cli::{memlink, stdout};
 use common::stderr;
 
+/// A daemon serving `basic` and `zero_copy`, stopped (and its scratch directory removed)
+/// when dropped, whatever the test asserted.
+struct Daemon {
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+    socket: String,
+}
+
+impl Daemon {
+    fn start(name: &str) -> Daemon {
+        let dir = common::scratch(name);
+        let socket = dir.join("memlink.sock");
+        let (basic, zero_copy) = (
+            common::module_path("basic"),
+            common::module_path("zero_copy"),
+        );
+        let (child, _) =
+            common::cli::serve_all(&socket, &[basic.as_os_str(), zero_copy.as_os_str()]);
+        Daemon {
+            child: Some(child),
+            dir,
+            socket: socket.to_str().unwrap().to_owned(),
+        }
+    }
+
+    /// `memlink inspect --daemon SOCKET` with `args` after it.
+    fn inspect(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["inspect", "--daemon", &self.socket];
+        all.extend_from_slice(args);
+        memlink(&all)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            if std::thread::panicking() {
+                let mut child = child;
+                let _ = child.kill();
+                let _ = child.wait();
+            } else {
+                common::cli::stop(child);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Every module a daemon serves is listed with its methods (formats, parameter counts,
-/// signatures); a name lists that module alone; `--json` describes the same for tools; a
-/// module the daemon does not serve is an error that names it.
+/// signatures); a name lists that module alone.
 #[test]
 fn inspect_daemon_lists_the_modules_served_and_their_methods() {
-    let dir = common::scratch("inspect-daemon");
-    let socket = dir.join("memlink.sock");
-    let (basic, zero_copy) = (
-        common::module_path("basic"),
-        common::module_path("zero_copy"),
-    );
-    let (daemon, seen) =
-        common::cli::serve_all(&socket, &[basic.as_os_str(), zero_copy.as_os_str()]);
-    let sock = socket.to_str().unwrap();
-
-    let out = memlink(&["inspect", "--daemon", sock]);
-    assert!(out.status.success(), "{}\n{seen}", stderr(&out));
+    let daemon = Daemon::start("inspect-daemon");
+    let out = daemon.inspect(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.starts_with(&format!("daemon {sock} serves 2 modules\n")),
+        text.starts_with(&format!("daemon {} serves 2 modules\n", daemon.socket)),
         "{text}"
     );
     assert!(
@@ -52,16 +90,22 @@ fn inspect_daemon_lists_the_modules_served_and_their_methods() {
     );
 
     // One module by name: it alone, with no header.
-    let out = memlink(&["inspect", "--daemon", sock, "basic"]);
+    let out = daemon.inspect(&["basic"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let one = stdout(&out);
     assert!(one.starts_with("module basic\n"), "{one}");
     assert!(!one.contains("zero_copy"), "{one}");
+}
 
-    let out = memlink(&["inspect", "--daemon", sock, "--json"]);
+/// `--json` describes the same for tools, archive types with their fingerprints as the
+/// in-process `inspect --json` gives them.
+#[test]
+fn inspect_daemon_json_describes_the_modules_for_tools() {
+    let daemon = Daemon::start("inspect-daemon-json");
+    let out = daemon.inspect(&["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let value: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(value["daemon"], sock);
+    assert_eq!(value["daemon"], daemon.socket.as_str());
     let modules = value["modules"].as_array().unwrap();
     let names: Vec<&str> = modules
         .iter()
@@ -92,17 +136,25 @@ fn inspect_daemon_lists_the_modules_served_and_their_methods() {
         .as_str()
         .unwrap()
         .starts_with("0x"));
+    assert!(centroid["result_type"].is_null(), "{centroid:#}");
+}
 
-    let out = memlink(&["inspect", "--daemon", sock, "nosuch"]);
+/// A module the daemon does not serve is an error that says so; `--with`, which loads
+/// modules in this process, is refused beside `--daemon`.
+#[test]
+fn inspect_daemon_names_a_module_it_does_not_serve() {
+    let daemon = Daemon::start("inspect-daemon-errors");
+    let out = daemon.inspect(&["nosuch"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("nosuch"), "{err}");
-
-    // `--with` loads modules in this process: no use with a daemon.
-    let out = memlink(&["inspect", "--daemon", sock, "--with", "x.so"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    common::cli::stop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        err.contains("the daemon serves no module `nosuch`"),
+        "{err}"
+    );
+    let out = daemon.inspect(&["--with", "x.so"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
 }
 
 /// A socket where nothing answers ends the listing at `--timeout`, with an error that
@@ -129,12 +181,19 @@ fn inspect_daemon_ends_at_its_timeout_when_no_welcome_comes() {
         )),
         "{err}"
     );
-    // No socket at all: said at once.
+    // No socket at all: the connection's refusal, not a wait for a welcome.
+    let none = dir.join("none.sock");
     let out = common::cli::memlink_os(&[
         OsStr::new("inspect"),
         OsStr::new("--daemon"),
-        dir.join("none.sock").as_os_str(),
+        none.as_os_str(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("nothing listens at {}", none.display())),
+        "{err}"
+    );
+
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -89,7 +89,8 @@ impl Links {
                 Err(e) => tracing::warn!(
                     target: "memlink::watch::links",
                     dir = %want.display(),
-                    "cannot watch a directory a module file's link leads into: {e}"
+                    "cannot watch a directory a module file's link leads into: {}",
+                    super::Limited(&e)
                 ),
             }
         }

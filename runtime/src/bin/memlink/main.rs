@@ -50,7 +50,8 @@ enum Command {
         with: Vec<OsString>,
         /// List what the daemon serving on this socket serves now: its modules (or
         /// MODULE alone) and their methods. The daemon does not tell methods' ids, nor
-        /// modules' versions or files.
+        /// whether they are async (but by their signatures), nor modules' versions or
+        /// files.
         #[arg(long, value_name = "SOCKET")]
         daemon: Option<PathBuf>,
         /// With --daemon: wait this long at most for the daemon's answers (`500ms`,

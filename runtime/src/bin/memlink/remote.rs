@@ -1,4 +1,5 @@
-//! `memlink call --daemon`: a call through a running daemon.
+//! `memlink call --daemon` and `memlink inspect --daemon`: a call through a running
+//! daemon, and what it serves.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -176,15 +177,35 @@ fn methods_of(
     deadline: Option<Instant>,
     timeout: Option<Duration>,
 ) -> Result<Vec<MethodInfo>, String> {
-    let listing = conn
-        .call(Op::Methods, module, "", &[], deadline, (0, 0))
-        .map_err(|e| match (e, timeout) {
-            (CallError::TimedOut, Some(t)) => {
-                format!("the daemon did not describe module `{module}` within {t:?}")
-            }
-            (e, _) => text(&e),
-        })?;
+    listed(conn, module, deadline, timeout)?.ok_or_else(|| {
+        text(&CallError::Failed(Failure::UnknownModule(
+            module.to_owned(),
+        )))
+    })
+}
+
+/// [`methods_of`], with a module the daemon does not serve (any more) told apart:
+/// `None`.
+fn listed(
+    conn: &std::sync::Arc<Connection>,
+    module: &str,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+) -> Result<Option<Vec<MethodInfo>>, String> {
+    let listing = match conn.call(Op::Methods, module, "", &[], deadline, (0, 0)) {
+        Ok(listing) => listing,
+        Err(CallError::Failed(Failure::UnknownModule(_))) => return Ok(None),
+        Err(e) => {
+            return Err(match (e, timeout) {
+                (CallError::TimedOut, Some(t)) => {
+                    format!("the daemon did not describe module `{module}` within {t:?}")
+                }
+                (e, _) => text(&e),
+            })
+        }
+    };
     rmp_serde::from_slice(&listing)
+        .map(Some)
         .map_err(|e| format!("the daemon's method list is unreadable: {e}"))
 }
 
@@ -209,8 +230,14 @@ pub fn inspect(
     };
     let mut served = Vec::with_capacity(names.len());
     for name in names {
-        let methods = methods_of(&conn, &name, deadline, Some(timeout))?;
-        served.push((name, methods));
+        if module.is_some() {
+            let methods = methods_of(&conn, &name, deadline, Some(timeout))?;
+            served.push((name, methods));
+        // A module unloaded between the welcome and its listing (a file removed from a
+        // watched directory) is no longer served: left out, as it would be a moment later.
+        } else if let Some(methods) = listed(&conn, &name, deadline, Some(timeout))? {
+            served.push((name, methods));
+        }
     }
     Ok(if json {
         listing_json(socket, &served)
@@ -265,12 +292,15 @@ fn listing_text(socket: &Path, all: bool, served: &[(String, Vec<MethodInfo>)]) 
 /// each module's methods described as the in-process `inspect --json` describes them,
 /// less what the daemon does not tell (ids, async).
 fn listing_json(socket: &Path, served: &[(String, Vec<MethodInfo>)]) -> String {
+    // As the in-process listing: a type and its fingerprint, for an archive method (a
+    // daemon that gave the type without its fingerprint gives the type alone).
     let archive = |name: &Option<String>, fingerprint: Option<u64>| {
         name.as_ref().map(|t| {
-            serde_json::json!({
-                "type": t,
-                "fingerprint": fingerprint.map(|f| format!("{f:#018x}")),
-            })
+            let mut archive = serde_json::json!({ "type": t });
+            if let Some(f) = fingerprint {
+                archive["fingerprint"] = format!("{f:#018x}").into();
+            }
+            archive
         })
     };
     let modules: Vec<serde_json::Value> = served
