@@ -64,6 +64,18 @@ pub fn context(ctx: &CallContext) -> Result<(Option<u64>, u64, u64, f32)> {
     ))
 }
 
+/// The message of the panic `f` fails the test with (the harness's own, not a module's
+/// error): what the test's report would show.
+fn failure_of<R>(f: impl FnOnce() -> R) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .err()
+        .expect("the test fails");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default()
+}
+
 #[test]
 fn messagepack_and_raw_exports_answer_and_their_errors_come_back() {
     let host = TestContext::new();
@@ -167,14 +179,7 @@ fn deadline_trace_ids_and_backpressure_reach_the_export() {
 #[test]
 fn a_panic_in_the_nested_mock_fails_the_test_not_the_binary() {
     let host = TestContext::new().on_nested(|_| panic!("the mock's assertion"));
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        host.call_typed::<_, u32>("relay", &(1u32,))
-    }));
-    let payload = caught.expect_err("the test fails");
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let message = failure_of(|| host.call_typed::<_, u32>("relay", &(1u32,)));
     // With the closure's file and line: the hook prints nothing while a call runs, so
     // this report is the only one the test's assertion gets.
     assert!(
@@ -190,14 +195,7 @@ fn a_panic_in_the_nested_mock_fails_the_test_not_the_binary() {
 #[test]
 fn an_arena_the_process_cannot_allocate_fails_the_test_saying_so() {
     let host = TestContext::new().arena_size(1 << 62);
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        host.call_typed::<_, u32>("add", &(1u32, 2u32))
-    }));
-    let payload = caught.expect_err("the test fails");
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let message = failure_of(|| host.call_typed::<_, u32>("add", &(1u32, 2u32)));
     assert!(
         message.contains(
             "TestContext cannot allocate the arena (`TestContext::arena_size`) of 4611686018427387904 bytes"
@@ -221,14 +219,7 @@ impl Drop for PayloadBomb {
 #[test]
 fn a_mock_panic_whose_payload_panics_when_dropped_fails_the_test_not_the_binary() {
     let host = TestContext::new().on_nested(|_| std::panic::panic_any(PayloadBomb));
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        host.call_typed::<_, u32>("relay", &(1u32,))
-    }));
-    let payload = caught.expect_err("the test fails");
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let message = failure_of(|| host.call_typed::<_, u32>("relay", &(1u32,)));
     assert!(
         message.contains("on_nested closure panicked: panic with a non-string payload (at "),
         "{message}"

@@ -1345,27 +1345,17 @@ fn serve_does_not_call_a_directory_that_exists_missing() {
 #[test]
 fn a_daemon_call_with_a_timeout_ends_there_when_no_welcome_comes() {
     let dir = common::scratch("silent-socket");
-    let socket = dir.join("silent.sock");
-    // Listens and never accepts: the connection and the hello queue up unanswered.
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let (_listener, socket) = common::cli::silent_socket(&dir);
     let out = memlink(&[
         "call",
         "--daemon",
-        socket.to_str().unwrap(),
+        &socket,
         "--timeout",
         "300ms",
         "basic",
         "add",
         "[1, 2]",
     ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!(
-            "the daemon at {} did not welcome the connection within 300ms",
-            socket.display()
-        )),
-        "{err}"
-    );
+    common::cli::assert_no_welcome_within_300ms(&out, &socket);
     let _ = std::fs::remove_dir_all(&dir);
 }

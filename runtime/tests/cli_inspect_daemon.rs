@@ -162,25 +162,9 @@ fn inspect_daemon_names_a_module_it_does_not_serve() {
 #[test]
 fn inspect_daemon_ends_at_its_timeout_when_no_welcome_comes() {
     let dir = common::scratch("inspect-silent");
-    let socket = dir.join("silent.sock");
-    // Listens and never accepts: the connection and the hello queue up unanswered.
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let out = memlink(&[
-        "inspect",
-        "--daemon",
-        socket.to_str().unwrap(),
-        "--timeout",
-        "300ms",
-    ]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!(
-            "the daemon at {} did not welcome the connection within 300ms",
-            socket.display()
-        )),
-        "{err}"
-    );
+    let (_listener, socket) = common::cli::silent_socket(&dir);
+    let out = memlink(&["inspect", "--daemon", &socket, "--timeout", "300ms"]);
+    common::cli::assert_no_welcome_within_300ms(&out, &socket);
     // No socket at all: the connection's refusal, not a wait for a welcome.
     let none = dir.join("none.sock");
     let out = common::cli::memlink_os(&[

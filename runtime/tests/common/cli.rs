@@ -130,3 +130,25 @@ pub fn stop(mut daemon: std::process::Child) {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(daemon.wait().unwrap().success());
 }
+
+/// A socket at `dir/silent.sock` that listens and never accepts: a connection and its
+/// hello queue up unanswered, as with a daemon that never welcomes. Silent while the
+/// listener is kept.
+pub fn silent_socket(dir: &std::path::Path) -> (std::os::unix::net::UnixListener, String) {
+    let socket = dir.join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    (listener, socket.to_str().unwrap().to_owned())
+}
+
+/// Checks that `out`, a command given `--timeout 300ms` against [`silent_socket`]'s
+/// `socket`, failed saying the daemon there did not welcome it in time.
+pub fn assert_no_welcome_within_300ms(out: &Output, socket: &str) {
+    let err = super::stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the daemon at {socket} did not welcome the connection within 300ms"
+        )),
+        "{err}"
+    );
+}
