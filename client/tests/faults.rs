@@ -71,7 +71,7 @@ fn garbage_on_the_socket_is_refused_and_others_are_served() {
     }
     daemon.wait_log("connection refused: bad hello");
     still_serving(&daemon);
-    // A hello of another protocol version is refused with a reason.
+    // A hello of another protocol version is refused with a reason, and what to do.
     let stream = UnixStream::connect(&daemon.socket).unwrap();
     let geometry = Geometry::new(1, 4096).unwrap();
     control::send(
@@ -85,7 +85,8 @@ fn garbage_on_the_socket_is_refused_and_others_are_served() {
     .unwrap();
     let (answer, _) = control::recv::<Answer>(&stream).unwrap();
     assert!(
-        matches!(answer, Answer::Refused(ref why) if why.contains("protocol 999")),
+        matches!(answer, Answer::Refused(ref why) if why.contains("protocol 999")
+            && why.contains("use a client of the daemon's memlink version")),
         "{answer:?}"
     );
     // A hello that hands the daemon a descriptor (here, the client's own socket) is

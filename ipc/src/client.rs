@@ -190,7 +190,7 @@ impl Connection {
         };
         if welcome.version != PROTOCOL_VERSION {
             return Err(CallError::Invalid(format!(
-                "the daemon at {} speaks memlink protocol {}, this client {PROTOCOL_VERSION}",
+                "the daemon at {} speaks memlink protocol {}, this client {PROTOCOL_VERSION}: use a client of the daemon's memlink version (memlink-client, or the `memlink` command, built from the same memlink as `memlink serve`)",
                 socket.display(),
                 welcome.version
             )));

@@ -189,6 +189,7 @@ const HOST_MACHINE: Option<u16> = if cfg!(target_arch = "x86_64") {
 fn machine_name(machine: u16) -> Option<&'static str> {
     Some(match machine {
         62 => "x86-64",
+        3 => "x86 (32-bit)",
         183 => "AArch64",
         243 => "RISC-V",
         21 => "PowerPC64",

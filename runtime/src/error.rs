@@ -471,11 +471,18 @@ impl fmt::Display for RuntimeError {
                 "{} is not a memlink module: it does not export `{missing}` (build it as a cdylib with memlink-msdk, or, in C, define what include/memlink.h declares)",
                 path.display()
             ),
-            AbiMismatch { path, module, host } => write!(
-                f,
-                "{} was built for memlink ABI {module}, this runtime speaks ABI {host}: rebuild the module against a matching memlink-msdk (in C, the include/memlink.h of this runtime)",
-                path.display()
-            ),
+            AbiMismatch { path, module, host } => {
+                write!(
+                    f,
+                    "{} was built for memlink ABI {module}, this runtime speaks ABI {host}: rebuild the module against the memlink-msdk of this runtime's memlink (in C, its include/memlink.h)",
+                    path.display()
+                )?;
+                // A module newer than the host may rather call for a newer host.
+                if module > host {
+                    f.write_str(", or run it with a runtime of the module's memlink")?;
+                }
+                Ok(())
+            }
             InvalidModule { path, reason } => {
                 write!(f, "{} is not a valid memlink module: {reason}", path.display())
             }

@@ -705,6 +705,12 @@ fn a_module_built_for_another_abi_version() {
         )),
         "{err}"
     );
+    // A module newer than the runtime: a newer runtime is the other way out.
+    assert!(
+        err.to_string()
+            .ends_with(", or run it with a runtime of the module's memlink"),
+        "{err}"
+    );
 }
 
 #[test]

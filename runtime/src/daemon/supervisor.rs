@@ -746,7 +746,7 @@ fn greet(shared: &Shared, stream: &UnixStream) -> Result<Greeted, String> {
     let hello = read_hello(stream)?;
     if hello.version != PROTOCOL_VERSION {
         return Err(format!(
-            "the client speaks protocol {}, the daemon {PROTOCOL_VERSION}",
+            "the client speaks protocol {}, the daemon {PROTOCOL_VERSION}: use a client of the daemon's memlink version (memlink-client, or the `memlink` command, built from the same memlink as `memlink serve`)",
             hello.version
         ));
     }
