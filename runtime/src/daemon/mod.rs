@@ -15,6 +15,7 @@
 //! | [`config`] | the daemon's settings (command line or TOML) |
 //! | `state` | what the supervisor's threads share: connections, each worker's link and figures |
 //! | `supervisor` | the socket, handshakes, connections |
+//! | `socket_file` | the socket's lock file and the socket bound with its mode, no link followed |
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
 //! | `opening` | the watched files that took a worker down as it loaded them, left alone after |
 //! | `stand_in` | answers a connection's calls for a worker that could not take it |
@@ -32,6 +33,7 @@ mod families;
 mod flight;
 mod http;
 mod opening;
+mod socket_file;
 mod stand_in;
 mod state;
 mod supervisor;

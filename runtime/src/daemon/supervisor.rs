@@ -4,7 +4,7 @@
 
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -64,7 +64,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         .as_deref()
         .map(|addr| Ok::<_, String>((super::http::bind(addr)?, addr.to_owned())))
         .transpose()?;
-    let listener = bind(&config)?;
+    let listener = super::socket_file::bind(&config)?;
     let shared = Arc::new(Shared::new(config, exe, workers));
     let keepers = match start_workers(&shared) {
         Ok(keepers) => keepers,
@@ -411,29 +411,7 @@ fn claim(config: &DaemonConfig) -> Result<Claim, String> {
     memlink_ipc::check_socket_path(path)?;
     let mut lock_path = path.clone().into_os_string();
     lock_path.push(".lock");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(|e| {
-            let lock_path = Path::new(&lock_path).display();
-            // The lock is the first file made beside the socket: its error is the
-            // socket's, said of the path the operator gave rather than of the lock's.
-            match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                Some(dir) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => format!(
-                    "cannot create the socket {}: its directory {} does not exist",
-                    path.display(),
-                    dir.display()
-                ),
-                _ => format!(
-                    "cannot create the socket {}: cannot open {lock_path} beside it: {e}",
-                    path.display()
-                ),
-            }
-        })?;
+    let file = super::socket_file::open_lock(path, Path::new(&lock_path))?;
     use rustix::fs::{flock, FlockOperation};
     if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
         return Err(if e == rustix::io::Errno::WOULDBLOCK {
@@ -477,37 +455,6 @@ fn claim(config: &DaemonConfig) -> Result<Claim, String> {
         Err(e) => return Err(format!("cannot look at {}: {e}", path.display())),
     }
     Ok(Claim { _lock: file })
-}
-
-/// Binds the socket at the path [`claim`] made free, with the configured mode.
-///
-/// `bind` creates the file with the process's umask, and a mode set afterwards leaves a
-/// window in which a permissive umask lets another user connect. So the file is created
-/// under a umask that also masks every bit the configured mode leaves out (no more
-/// permissive than the process's own), and given the configured mode once it exists.
-fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
-    let path = &config.socket;
-    let listener = with_umask_at_least(!config.socket_mode & 0o777, || UnixListener::bind(path))
-        .map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
-    if let Err(e) =
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.socket_mode))
-    {
-        let _ = std::fs::remove_file(path);
-        return Err(format!("cannot set the mode of {}: {e}", path.display()));
-    }
-    Ok(listener)
-}
-
-/// Runs `create` with the process's umask widened by `mask`: the files it creates have
-/// none of `mask`'s bits, nor any the umask already masked. The umask is the process's,
-/// so a file another thread creates meanwhile is made only less permissive, never more.
-fn with_umask_at_least<T>(mask: u32, create: impl FnOnce() -> T) -> T {
-    use rustix::fs::Mode;
-    let old = rustix::process::umask(Mode::from_bits_truncate(0o777));
-    rustix::process::umask(old | Mode::from_bits_truncate(mask));
-    let made = create();
-    rustix::process::umask(old);
-    made
 }
 
 /// What a file that is not a socket is, for the message refusing to replace it.
@@ -916,31 +863,8 @@ fn welcome(shared: &Arc<Shared>, stream: &Arc<UnixStream>) -> Result<(u64, u32),
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::{settle_log_level, with_umask_at_least};
+    use super::settle_log_level;
     use crate::daemon::DaemonConfig;
-
-    fn mode_of(path: &std::path::Path) -> u32 {
-        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-    }
-
-    /// A file made inside has none of the masked bits when it appears (no window in which
-    /// it has more), and the process's umask is as it was afterwards.
-    #[test]
-    fn a_file_is_created_without_the_masked_bits_and_the_umask_is_restored() {
-        let dir = std::env::temp_dir().join(format!("memlink-umask-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (inside, after) = (dir.join("inside"), dir.join("after"));
-        // `File::create` asks for 0o666; the umask takes bits away from it.
-        with_umask_at_least(0o077, || std::fs::File::create(&inside)).unwrap();
-        std::fs::File::create(&after).unwrap();
-        let old = rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o022));
-        rustix::process::umask(old);
-        assert_eq!(mode_of(&inside), 0o666 & !0o077 & !old.bits());
-        assert_eq!(mode_of(&after), 0o666 & !old.bits());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     /// A log level that is none names the key it came from and the levels there are.
     #[test]

@@ -1,0 +1,101 @@
+//! `memlink serve`'s files beside its socket, in a directory another user may write: no
+//! link is followed to create, lock or change the mode of a file elsewhere.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+
+use common::cli::memlink_os;
+use common::stderr;
+
+/// `memlink serve --socket SOCKET basic`, expected to refuse to start: its message.
+fn refused(socket: &std::path::Path) -> String {
+    let basic = common::module_path("basic");
+    let out = memlink_os(&[
+        OsStr::new("serve"),
+        OsStr::new("--socket"),
+        socket.as_os_str(),
+        basic.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
+/// A link planted where the lock file goes is refused, not followed: before, the daemon
+/// created (and locked) the file the link named, as root a file anywhere (say
+/// `/etc/nologin`) for any user who could write the socket's directory.
+#[test]
+fn a_link_at_the_lock_files_path_is_not_followed() {
+    let dir = common::scratch("lock-link");
+    let socket = dir.join("memlink.sock");
+    let target = dir.join("planted");
+    std::os::unix::fs::symlink(&target, dir.join("memlink.sock.lock")).unwrap();
+    let err = refused(&socket);
+    assert!(
+        err.contains("memlink.sock.lock beside it is a symbolic link"),
+        "{err}"
+    );
+    assert!(!target.exists(), "the link's target was created");
+    assert!(!socket.exists());
+
+    // Anything but a regular file there is refused too.
+    std::fs::remove_file(dir.join("memlink.sock.lock")).unwrap();
+    std::fs::create_dir(dir.join("memlink.sock.lock")).unwrap();
+    let err = refused(&socket);
+    assert!(err.contains("is not a regular file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A lock file of another user means another user's daemon serves, or served, the path:
+/// said as such (before: "Permission denied", or, as root, the lock taken on the other
+/// user's file). Run as root only, which can give the file away.
+#[test]
+fn another_users_lock_file_is_said_to_be_theirs() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: no file can be given to another user here");
+        return;
+    }
+    let dir = common::scratch("lock-owner");
+    let socket = dir.join("memlink.sock");
+    let lock = dir.join("memlink.sock.lock");
+    std::fs::write(&lock, b"").unwrap();
+    let nobody = rustix::process::Uid::from_raw(65534);
+    rustix::fs::chown(&lock, Some(nobody), None).unwrap();
+    let err = refused(&socket);
+    assert!(
+        err.contains("memlink.sock.lock beside it belongs to user 65534"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `socket_mode` with bits the process's umask masks gets them once the socket is
+/// bound (through a descriptor of the socket, not its path).
+#[test]
+fn a_socket_mode_past_the_umask_is_given_to_the_socket() {
+    let dir = common::scratch("socket-mode");
+    let socket = dir.join("memlink.sock");
+    let config = dir.join("serve.toml");
+    let basic = common::module_path("basic");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nsocket_mode = 0o666\n[[modules]]\npath = {:?}\n",
+            socket.to_str().unwrap(),
+            basic.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (daemon, _) =
+        common::cli::serve_all(&socket, &[OsStr::new("--config"), config.as_os_str()]);
+    let mode = std::fs::symlink_metadata(&socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    common::cli::stop(daemon);
+    assert_eq!(mode, 0o666, "{mode:o}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
