@@ -24,7 +24,7 @@ pub(super) fn open_lock(socket: &Path, lock_path: &Path) -> Result<File, String>
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(lock_path)
         .map_err(|e| not_opened(socket, lock_path, &e))?;
     let meta = file
@@ -54,15 +54,16 @@ fn not_opened(socket: &Path, lock_path: &Path, e: &std::io::Error) -> String {
         }
         _ => {}
     }
+    let errno = rustix::io::Errno::from_io_error(e);
     // `O_NOFOLLOW` on a link: `ELOOP`.
-    if e.raw_os_error() == Some(libc::ELOOP) {
+    if errno == Some(rustix::io::Errno::LOOP) {
         return format!(
             "cannot create the socket {}: {} beside it is a symbolic link, which the daemon does not follow: remove it or choose another socket path",
             socket.display(),
             lock_path.display()
         );
     }
-    if e.raw_os_error() == Some(libc::EISDIR) {
+    if errno == Some(rustix::io::Errno::ISDIR) {
         return not_regular(socket, lock_path);
     }
     // Another user's lock this user may not open: said as such, not as a bare refusal.
