@@ -147,7 +147,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     if result.is_err() {
         let _ = std::fs::remove_file(path);
     }
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| match e {
+        rustix::io::Errno::NOENT => {
+            "the mode is given through /proc/self/fd, and /proc is not mounted: mount it, or \
+             give the process a umask that leaves the mode's bits (then none is needed)"
+                .to_owned()
+        }
+        e => e.to_string(),
+    })
 }
 
 /// Runs `create` with the process's umask widened by `mask`: the files it creates have
