@@ -40,9 +40,20 @@ fn a_link_at_the_lock_files_path_is_not_followed() {
     assert!(!target.exists(), "the link's target was created");
     assert!(!socket.exists());
 
-    // Anything but a regular file there is refused too.
+    // A hard link to a file elsewhere: the daemon would lock that file.
+    std::fs::remove_file(dir.join("memlink.sock.lock")).unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::write(&elsewhere, b"kept").unwrap();
+    std::fs::hard_link(&elsewhere, dir.join("memlink.sock.lock")).unwrap();
+    let err = refused(&socket);
+    assert!(
+        err.contains("memlink.sock.lock beside it has 2 names"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), b"kept");
     std::fs::remove_file(dir.join("memlink.sock.lock")).unwrap();
     std::fs::create_dir(dir.join("memlink.sock.lock")).unwrap();
+    // Anything but a regular file there is refused too.
     let err = refused(&socket);
     assert!(err.contains("is not a regular file"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -68,6 +79,24 @@ fn another_users_lock_file_is_said_to_be_theirs() {
         err.contains("memlink.sock.lock beside it belongs to user 65534"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A lock file others may read (as builds before this one made it, under a umask of
+/// 022) is made the daemon's user's alone: another user who could open it could hold
+/// the lock, and keep every daemon from starting on the path.
+#[test]
+fn a_lock_file_others_may_read_is_made_the_users_alone() {
+    let dir = common::scratch("lock-mode");
+    let socket = dir.join("memlink.sock");
+    let lock = dir.join("memlink.sock.lock");
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let basic = common::module_path("basic");
+    let (daemon, _) = common::cli::serve_all(&socket, &[basic.as_os_str()]);
+    let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
+    common::cli::stop(daemon);
+    assert_eq!(mode, 0o600, "{mode:o}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

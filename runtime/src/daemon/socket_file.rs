@@ -15,8 +15,11 @@ use super::config::DaemonConfig;
 
 /// Opens (creating it if need be, readable and writable by this user alone) the lock file
 /// at `lock_path` beside the socket `socket`. A symbolic link there is refused, not
-/// followed, and so is anything but a regular file of this process's user: another
-/// user's lock means another user's daemon serves, or served, this path.
+/// followed, and so is anything but a regular file of this process's user with no other
+/// name (a hard link to a file elsewhere would have the daemon lock that file): another
+/// user's lock means another user's daemon serves, or served, this path. A lock others
+/// may read (as older builds made it, under the process's umask) is made this user's
+/// alone, so that no other user can open it to hold the lock.
 pub(super) fn open_lock(socket: &Path, lock_path: &Path) -> Result<File, String> {
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -36,6 +39,18 @@ pub(super) fn open_lock(socket: &Path, lock_path: &Path) -> Result<File, String>
     }
     if meta.uid() != me {
         return Err(another_users(socket, lock_path, meta.uid()));
+    }
+    if meta.nlink() != 1 {
+        return Err(format!(
+            "cannot create the socket {}: {} beside it has {} names (a hard link to another file): remove it or choose another socket path",
+            socket.display(),
+            lock_path.display(),
+            meta.nlink()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(0o600))
+            .map_err(|e| format!("cannot make {} this user's alone: {e}", lock_path.display()))?;
     }
     Ok(file)
 }
@@ -57,18 +72,22 @@ fn not_opened(socket: &Path, lock_path: &Path, e: &std::io::Error) -> String {
     let errno = rustix::io::Errno::from_io_error(e);
     // `O_NOFOLLOW` on a link: `ELOOP`.
     if errno == Some(rustix::io::Errno::LOOP) {
-        return format!(
-            "cannot create the socket {}: {} beside it is a symbolic link, which the daemon does not follow: remove it or choose another socket path",
-            socket.display(),
-            lock_path.display()
-        );
+        return a_link(socket, lock_path);
     }
-    if errno == Some(rustix::io::Errno::ISDIR) {
+    // A directory (`EISDIR`), a socket or a device (`ENXIO`, ...): no regular file.
+    if errno == Some(rustix::io::Errno::ISDIR) || errno == Some(rustix::io::Errno::NXIO) {
         return not_regular(socket, lock_path);
     }
-    // Another user's lock this user may not open: said as such, not as a bare refusal.
+    // What this user may not open (in a sticky directory, another user's link too): said
+    // for what it is, not as a bare refusal.
     if e.kind() == std::io::ErrorKind::PermissionDenied {
         if let Ok(meta) = std::fs::symlink_metadata(lock_path) {
+            if meta.file_type().is_symlink() {
+                return a_link(socket, lock_path);
+            }
+            if !meta.is_file() {
+                return not_regular(socket, lock_path);
+            }
             if meta.uid() != rustix::process::geteuid().as_raw() {
                 return another_users(socket, lock_path, meta.uid());
             }
@@ -76,6 +95,14 @@ fn not_opened(socket: &Path, lock_path: &Path, e: &std::io::Error) -> String {
     }
     format!(
         "cannot create the socket {}: cannot open {} beside it: {e}",
+        socket.display(),
+        lock_path.display()
+    )
+}
+
+fn a_link(socket: &Path, lock_path: &Path) -> String {
+    format!(
+        "cannot create the socket {}: {} beside it is a symbolic link, which the daemon does not follow: remove it or choose another socket path",
         socket.display(),
         lock_path.display()
     )
@@ -122,7 +149,8 @@ pub(super) fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
 }
 
 /// Gives the socket at `path` `mode`, through a descriptor opened on the path without
-/// following a link (`O_PATH`): refused unless what is there is a socket of this user,
+/// following a link (`O_PATH`): refused unless what is there is a socket of this user
+/// with no other name,
 /// and through `/proc/self/fd`, since a descriptor of a socket's file takes no `fchmod`.
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use rustix::fs::{FileType, Mode, OFlags};
@@ -134,7 +162,9 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let stat = rustix::fs::fstat(&fd).map_err(|e| e.to_string())?;
     let mine = stat.st_uid == rustix::process::geteuid().as_raw();
-    if FileType::from_raw_mode(stat.st_mode) != FileType::Socket || !mine {
+    // A socket just bound has one name: another (a hard link of another socket of this
+    // user, renamed over it) is not the one bound.
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Socket || !mine || stat.st_nlink != 1 {
         return Err(
             "the file at the path is no longer the socket this daemon bound (replaced meanwhile)"
                 .to_owned(),

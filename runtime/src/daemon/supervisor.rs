@@ -416,8 +416,9 @@ fn claim(config: &DaemonConfig) -> Result<Claim, String> {
     if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
         return Err(if e == rustix::io::Errno::WOULDBLOCK {
             format!(
-                "a daemon already serves on {} (or is starting)",
-                path.display()
+                "a daemon already serves on {} (or is starting): another process holds {} (`fuser` names it)",
+                path.display(),
+                Path::new(&lock_path).display()
             )
         } else {
             format!("cannot lock {}: {e}", Path::new(&lock_path).display())
