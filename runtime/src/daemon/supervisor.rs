@@ -416,7 +416,7 @@ fn claim(config: &DaemonConfig) -> Result<Claim, String> {
     if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
         return Err(if e == rustix::io::Errno::WOULDBLOCK {
             format!(
-                "a daemon already serves on {} (or is starting): another process holds {} (`fuser` names it)",
+                "a daemon already serves on {} (or is starting): another process holds {}; if no daemon of yours serves this path, remove that file and start again",
                 path.display(),
                 Path::new(&lock_path).display()
             )
