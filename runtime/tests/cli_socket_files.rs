@@ -23,6 +23,15 @@ fn refused(socket: &std::path::Path) -> String {
     err
 }
 
+/// The permission bits of the file at `path` (a link's own, never its target's).
+fn mode_of(path: &std::path::Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
 /// A link planted where the lock file goes is refused, not followed: before, the daemon
 /// created (and locked) the file the link named, as root a file anywhere (say
 /// `/etc/nologin`) for any user who could write the socket's directory.
@@ -94,7 +103,7 @@ fn a_lock_file_others_may_read_is_made_the_users_alone() {
     std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
     let basic = common::module_path("basic");
     let (daemon, _) = common::cli::serve_all(&socket, &[basic.as_os_str()]);
-    let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
+    let mode = mode_of(&lock);
     common::cli::stop(daemon);
     assert_eq!(mode, 0o600, "{mode:o}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -119,11 +128,7 @@ fn a_socket_mode_past_the_umask_is_given_to_the_socket() {
     .unwrap();
     let (daemon, _) =
         common::cli::serve_all(&socket, &[OsStr::new("--config"), config.as_os_str()]);
-    let mode = std::fs::symlink_metadata(&socket)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = mode_of(&socket);
     common::cli::stop(daemon);
     assert_eq!(mode, 0o666, "{mode:o}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -41,12 +41,11 @@ pub(super) fn open_lock(socket: &Path, lock_path: &Path) -> Result<File, String>
         return Err(another_users(socket, lock_path, meta.uid()));
     }
     if meta.nlink() != 1 {
-        return Err(format!(
-            "cannot create the socket {}: {} beside it has {} names (a hard link to another file): remove it or choose another socket path",
-            socket.display(),
-            lock_path.display(),
+        let why = format!(
+            "has {} names (a hard link to another file): {REMOVE}",
             meta.nlink()
-        ));
+        );
+        return Err(refused(socket, lock_path, &why));
     }
     if meta.mode() & 0o077 != 0 {
         rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(0o600))
@@ -100,28 +99,37 @@ fn not_opened(socket: &Path, lock_path: &Path, e: &std::io::Error) -> String {
     )
 }
 
-fn a_link(socket: &Path, lock_path: &Path) -> String {
+/// What the daemon says to a lock file it will not take: what `why` says of it, after
+/// the socket it was for.
+fn refused(socket: &Path, lock_path: &Path, why: &str) -> String {
     format!(
-        "cannot create the socket {}: {} beside it is a symbolic link, which the daemon does not follow: remove it or choose another socket path",
+        "cannot create the socket {}: {} beside it {why}",
         socket.display(),
         lock_path.display()
     )
 }
 
+const REMOVE: &str = "remove it or choose another socket path";
+
+fn a_link(socket: &Path, lock_path: &Path) -> String {
+    let why = format!("is a symbolic link, which the daemon does not follow: {REMOVE}");
+    refused(socket, lock_path, &why)
+}
+
 fn not_regular(socket: &Path, lock_path: &Path) -> String {
-    format!(
-        "cannot create the socket {}: {} beside it is not a regular file: remove it or choose another socket path",
-        socket.display(),
-        lock_path.display()
+    refused(
+        socket,
+        lock_path,
+        &format!("is not a regular file: {REMOVE}"),
     )
 }
 
 fn another_users(socket: &Path, lock_path: &Path, uid: u32) -> String {
-    format!(
-        "cannot create the socket {}: {} beside it belongs to user {uid}, whose daemon serves or served this path: choose another socket path (in a directory only this user can write)",
-        socket.display(),
-        lock_path.display()
-    )
+    let why = format!(
+        "belongs to user {uid}, whose daemon serves or served this path: choose another \
+         socket path (in a directory only this user can write)"
+    );
+    refused(socket, lock_path, &why)
 }
 
 /// Binds the socket at the path `claim` made free, with the configured mode.
@@ -150,8 +158,8 @@ pub(super) fn bind(config: &DaemonConfig) -> Result<UnixListener, String> {
 
 /// Gives the socket at `path` `mode`, through a descriptor opened on the path without
 /// following a link (`O_PATH`): refused unless what is there is a socket of this user
-/// with no other name,
-/// and through `/proc/self/fd`, since a descriptor of a socket's file takes no `fchmod`.
+/// with no other name; and through `/proc/self/fd`, since a descriptor of a socket's file
+/// takes no `fchmod`.
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use rustix::fs::{FileType, Mode, OFlags};
     let fd = rustix::fs::open(
@@ -191,7 +199,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
 /// none of `mask`'s bits, nor any the umask already masked. The umask is the process's,
 /// so a file another thread creates meanwhile is made only less permissive, never more.
 /// Returns what `create` made and the process's own umask.
-pub(super) fn with_umask_at_least<T>(mask: u32, create: impl FnOnce() -> T) -> (T, u32) {
+fn with_umask_at_least<T>(mask: u32, create: impl FnOnce() -> T) -> (T, u32) {
     use rustix::fs::Mode;
     let old = rustix::process::umask(Mode::from_bits_truncate(0o777));
     rustix::process::umask(old | Mode::from_bits_truncate(mask));
