@@ -33,13 +33,35 @@ fn watching_basic() -> (PathBuf, PathBuf, Daemon) {
     std::fs::create_dir_all(&modules).unwrap();
     let lib = format!("libbasic.{}", std::env::consts::DLL_EXTENSION);
     install(&module_path("basic"), &modules.join(lib));
-    let setup = Setup {
-        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
-        ..Setup::default()
-    };
     std::fs::create_dir_all(dir.join("daemon")).unwrap();
-    let daemon = Daemon::start_in(dir.join("daemon"), setup);
+    let daemon = Daemon::start_in(dir.join("daemon"), watching(&modules, &dir.join("daemon")));
     (dir, modules, daemon)
+}
+
+/// A daemon's setup watching `modules`, with a temporary directory of its own in
+/// `daemon_dir` (where its workers' private copies of the watched files go).
+fn watching(modules: &Path, daemon_dir: &Path) -> Setup {
+    let tmp = daemon_dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    Setup {
+        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
+        env: vec![("TMPDIR".into(), tmp)],
+        ..Setup::default()
+    }
+}
+
+/// The private copies of modules (see `private_copy`) in `daemon`'s temporary
+/// directory, of process `pid` alone when given.
+fn private_copies(daemon: &Daemon, pid: Option<i32>) -> Vec<String> {
+    let prefix = match pid {
+        Some(pid) => format!("memlink-image-{pid}-"),
+        None => "memlink-image-".to_owned(),
+    };
+    std::fs::read_dir(daemon.dir.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
 }
 
 #[test]
@@ -369,6 +391,9 @@ fn a_watched_library_that_crashes_as_it_loads_is_left_alone_and_the_rest_served(
         "{}",
         daemon.log_text()
     );
+    // The copy it was loading is gone with it (the supervisor removes it once the
+    // worker has ended: a daemon whose workers kept dying so left a file each time).
+    assert_eq!(private_copies(&daemon, Some(first)), Vec::<String>::new());
     eventually("basic is served again", || {
         client
             .call(basic, "echo", b"hi")
@@ -391,12 +416,8 @@ fn a_watched_library_that_crashes_as_it_loads_is_left_alone_and_the_rest_served(
     ));
 
     // A daemon started with the file there starts, leaving it alone.
-    let setup = Setup {
-        extra: vec!["--watch".into(), modules.to_string_lossy().into_owned()],
-        ..Setup::default()
-    };
     std::fs::create_dir_all(dir.join("again")).unwrap();
-    let again = Daemon::start_in(dir.join("again"), setup);
+    let again = Daemon::start_in(dir.join("again"), watching(&modules, &dir.join("again")));
     let late = Client::connect(&again.socket).unwrap();
     let basic = late.module("basic").unwrap();
     assert_eq!(&*late.call(basic, "echo", b"hi").unwrap(), b"hi");
@@ -405,6 +426,10 @@ fn a_watched_library_that_crashes_as_it_loads_is_left_alone_and_the_rest_served(
         "{}",
         again.log_text()
     );
+    // Neither the worker that died starting nor the one serving keeps a copy.
+    eventually("no private copy is left", || {
+        private_copies(&again, None).is_empty()
+    });
 
     // The file rewritten as a good module is loaded.
     install(&module_path("greeter_v1"), &so);
@@ -447,6 +472,11 @@ fn a_watched_library_that_never_finishes_loading_is_ended_and_left_alone() {
                 .and_then(|b| c.call(b, "echo", b"hi"))
                 .is_ok_and(|out| &*out == b"hi")
         })
+    });
+    // The worker ended took its copy of the file with it (and the one serving keeps
+    // none once it has loaded).
+    eventually("no private copy is left", || {
+        private_copies(&daemon, None).is_empty()
     });
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -335,8 +335,8 @@ fn private_dir(n: u64) -> std::io::Result<PathBuf> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let dir = base.join(format!(
-            "memlink-image-{}-{n}-{nanos:08x}{attempt}",
-            std::process::id()
+            "{}{n}-{nanos:08x}{attempt}",
+            copies_prefix(std::process::id())
         ));
         let mut builder = fs::DirBuilder::new();
         #[cfg(unix)]
@@ -351,6 +351,43 @@ fn private_dir(n: u64) -> std::io::Result<PathBuf> {
         }
     };
     Ok(dir)
+}
+
+/// How the names of process `pid`'s private copies' directories begin (the dash ends the
+/// number: process 12's are not process 123's).
+fn copies_prefix(pid: u32) -> String {
+    format!("memlink-image-{pid}-")
+}
+
+/// Removes what process `pid`, of this user and ended but not yet reaped (so its number
+/// is no new process's), left of its private copies in the temporary directory it shares
+/// with this process. A copy goes once it is loaded, but a process that dies while the
+/// loader maps one (a library's constructor crashed it, or it was ended for taking too
+/// long) leaves it behind, a module file's size each time. Only directories of this
+/// user's are removed; nothing is followed out of them.
+#[cfg(all(unix, feature = "daemon"))] // the daemon's supervisor alone ends processes of its own
+pub(crate) fn remove_copies_of(pid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let prefix = copies_prefix(pid);
+    let me = rustix::process::geteuid().as_raw();
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+        {
+            continue;
+        }
+        let dir = entry.path();
+        // Not through a link, and not another user's (whom a directory with this name
+        // in a shared /tmp may be).
+        if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me) {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 impl Drop for PrivateCopy {
@@ -383,6 +420,33 @@ mod tests {
             assert!(err.to_string().contains("TMPDIR (/tmp/full)"), "{err}");
         }
         assert!(no_room(base, &Error::from(ErrorKind::PermissionDenied)).is_none());
+    }
+
+    /// A process's copies are removed, through no link and not another process's whose
+    /// number begins the same. (Numbers past any pid limit: no process of the machine's
+    /// has them.)
+    #[cfg(all(unix, feature = "daemon"))]
+    #[test]
+    fn a_processs_copies_go_and_nothing_else() {
+        let tmp = std::env::temp_dir();
+        let ended = tmp.join(format!("{}0-1234abcd0", copies_prefix(400_000_012)));
+        let other = tmp.join(format!("{}0-1234abcd0", copies_prefix(4_000_000_123)));
+        let target = tmp.join(format!("memlink-reload-test-target-{}", std::process::id()));
+        let link = tmp.join(format!("{}1-1234abcd0", copies_prefix(400_000_012)));
+        for dir in [&ended, &other, &target] {
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join("libm.so"), b"copy").unwrap();
+        }
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        remove_copies_of(400_000_012);
+        assert!(!ended.exists());
+        assert!(other.join("libm.so").exists());
+        assert!(target.join("libm.so").exists());
+        for dir in [&other, &target] {
+            fs::remove_dir_all(dir).unwrap();
+        }
+        fs::remove_file(&link).unwrap();
     }
 
     fn method(name: &str, signature: &str) -> Method {

@@ -98,9 +98,13 @@ pub fn memlink() -> PathBuf {
     built().memlink.clone()
 }
 
-/// A directory of this test's own.
+/// A directory of this test's own, in the temporary directory (a socket's path must be
+/// short), removed when the test binary exits (unless `MEMLINK_KEEP_SCRATCH` is set, to
+/// look at what a failed test left): a run of the tests left some thirty directories,
+/// half a gigabyte of module copies, behind each time.
 pub fn scratch_dir() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
     let dir = std::env::temp_dir().join(format!(
         "memlink-client-test-{}-{}",
         std::process::id(),
@@ -108,7 +112,33 @@ pub fn scratch_dir() -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    if std::env::var_os("MEMLINK_KEEP_SCRATCH").is_none() {
+        SCRATCH
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir.clone());
+        // SAFETY: `atexit` takes any `extern "C" fn()`; `remove_scratch_dirs` never
+        // unwinds out of it (nothing in it panics: every error is ignored).
+        AT_EXIT.call_once(|| unsafe {
+            libc::atexit(remove_scratch_dirs);
+        });
+    }
     dir
+}
+
+/// The directories [`scratch_dir`] made.
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the directories [`scratch_dir`] made, as the test binary exits: every test has
+/// ended and every daemon it started has been stopped by then (a `Daemon` stops its
+/// process when dropped).
+extern "C" fn remove_scratch_dirs() {
+    // A lock some thread still holds is not waited for at exit: the directories stay.
+    if let Ok(dirs) = SCRATCH.try_lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// A daemon serving a copy of `basic` (`libbasic.so` in a directory of its own, returned)
@@ -157,6 +187,8 @@ pub struct Setup {
     /// TOML lines added to a config file (besides socket and modules).
     pub toml: String,
     pub metrics: bool,
+    /// Environment variables the daemon is started with, besides the tests' own.
+    pub env: Vec<(String, PathBuf)>,
 }
 
 impl Setup {
@@ -192,6 +224,7 @@ impl Daemon {
             cmd.arg("--config").arg(&file);
         }
         cmd.args(&setup.extra);
+        cmd.envs(setup.env.iter().map(|(k, v)| (k, v)));
         for m in &setup.modules {
             match m.split_once('=') {
                 Some((name, example)) => {

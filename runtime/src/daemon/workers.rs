@@ -114,7 +114,27 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
     }
 }
 
+/// Waits for `child` to end, removes the private copies of modules it left, and reaps
+/// it. A worker that died while it loaded a module (a library's constructor crashed it,
+/// or the watchdog ended it for taking too long) left its copy of the file in the
+/// temporary directory it shares with the daemon; a file's size each time it happened.
+/// The copies go before the reap: until then the process's number is no new process's,
+/// whose copies would have the same names.
 fn wait(mut child: Child) -> io::Result<ExitStatus> {
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let pid = Pid::from_child(&child);
+    let ended = loop {
+        match waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other.is_ok(),
+        }
+    };
+    if ended {
+        crate::reload::remove_copies_of(child.id());
+    }
     child.wait()
 }
 
