@@ -179,6 +179,13 @@ pub enum RuntimeError {
     /// A handle that another runtime made (a handle, or a method resolved through one,
     /// is good only in the runtime that loaded its module).
     OtherRuntimesHandle(ModuleHandle),
+    /// A runtime used in a process forked from the one that made it: the threads its
+    /// calls, loads and modules depend on did not come with the fork (see
+    /// [`Runtime`](crate::Runtime), "Across `fork()`"). The child makes a runtime of its own.
+    Forked {
+        /// The process that made the runtime.
+        made_in: u32,
+    },
     /// No module of that name is loaded (or served, through a daemon).
     UnknownModule {
         /// The name asked for.
@@ -527,6 +534,12 @@ impl fmt::Display for RuntimeError {
                 f,
                 "handle {h} is another runtime's: a handle is good only in the runtime that \
                  loaded its module"
+            ),
+            Forked { made_in } => write!(
+                f,
+                "this runtime was made by process {made_in}, which this one was forked from: \
+                 a forked child cannot use it (the threads its calls, loads and modules \
+                 rely on did not come with the fork); make a `Runtime` of the child's own"
             ),
             UnknownModule { name } => write!(f, "no module named `{name}` is loaded"),
             Daemon { reason } => write!(f, "call through the daemon failed: {reason}"),

@@ -40,7 +40,8 @@
 //! code runs, and the waits refused for closing a loop), `deadline`, `host_call` and `host_api` (the services a
 //! module calls back), `backpressure`, `invoke` (one run of a method: admission, frame,
 //! entry point, output), `guarded` (the same behind interceptors, the result cache and
-//! the breaker) and `call` (the callers' entry points).
+//! the breaker) and `call` (the callers' entry points); `fork` tells a process forked
+//! from one that had a runtime, which must not use what it inherited.
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
 //! fields `module`, `method`, `trace_id`, `span_id` and `fields`; install any `tracing`
@@ -65,6 +66,7 @@ mod deadline;
 pub mod describe;
 mod elf;
 pub mod error;
+mod fork;
 mod guarded;
 pub mod handle;
 mod hazard;

@@ -128,16 +128,23 @@ pub(crate) struct FileId(u64, u64);
 /// the image it mapped for a path (images are never unmapped) and hands that image back
 /// for the same path later, whatever file is there by then: a new build renamed over the
 /// file after its module was unloaded, or while another runtime holds it.
-static HANDED: std::sync::Mutex<std::collections::BTreeMap<PathBuf, Option<FileId>>> =
+///
+/// Each path keeps the forks counted when it was handed (`crate::fork`): an image mapped
+/// before this process was forked is its ancestor's, initialized there, with statics (an
+/// async module's runtime) whose threads did not come along.
+static HANDED: std::sync::Mutex<std::collections::BTreeMap<PathBuf, (Option<FileId>, u64)>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-/// Whether the loader, handed `path` (already resolved), would return the image of
-/// another file than the one there now: one it mapped for that path before.
+/// Whether the loader, handed `path` (already resolved), would return an image that is
+/// not a fresh one of the file there now: another file's, one it mapped for that path
+/// before, or one mapped before this process was forked from its parent.
 pub(crate) fn loader_holds_another_file(path: &Path) -> bool {
     let target = path.canonicalize().unwrap_or_else(|_| path.to_owned());
     let now = FileId::of(&target);
     let handed = HANDED.lock().unwrap_or_else(|p| p.into_inner());
-    handed.get(&target).is_some_and(|&was| was != now)
+    handed
+        .get(&target)
+        .is_some_and(|&(was, forks)| was != now || crate::fork::since(forks))
 }
 
 impl FileId {
@@ -307,7 +314,7 @@ impl Module {
             HANDED
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(target.clone(), file);
+                .insert(target.clone(), (file, crate::fork::generation()));
         }
         let library = ManuallyDrop::new(library);
         // SAFETY: `memlink_abi_version` is declared `extern "C" fn() -> u32` by every

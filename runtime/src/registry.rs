@@ -98,6 +98,10 @@ pub(crate) struct Registry {
     /// The longest name a module may be loaded under, in bytes (`usize::MAX`: any): a
     /// daemon's worker serves only names a call's slot can carry (`limit_names`).
     longest_name: AtomicUsize,
+    /// The forks counted when it was made, and the process that made it: a child forked
+    /// since refuses to use it (see `crate::fork`).
+    forks: u64,
+    made_in: u32,
 }
 
 /// The call path, as the registry calls a module's lifecycle exports with it.
@@ -278,6 +282,37 @@ impl Registry {
             unguarded,
             families: Mutex::default(),
             longest_name: AtomicUsize::new(usize::MAX),
+            forks: crate::fork::generation(),
+            made_in: std::process::id(),
+        }
+    }
+
+    /// Refuses a use of this runtime in a process forked from the one that made it (see
+    /// `crate::fork`).
+    #[inline(always)]
+    pub(crate) fn this_process(&self) -> Result<(), RuntimeError> {
+        if crate::fork::since(self.forks) {
+            return Err(self.forked());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn forked(&self) -> RuntimeError {
+        RuntimeError::Forked {
+            made_in: self.made_in,
+        }
+    }
+
+    /// [`this_process`](Self::this_process) for an operation with no error to return.
+    ///
+    /// # Panics
+    ///
+    /// In a process forked from the one that made the runtime, saying so.
+    pub(crate) fn assert_this_process(&self) {
+        if let Err(e) = self.this_process() {
+            panic!("{e}");
         }
     }
 
@@ -306,7 +341,8 @@ impl Registry {
     /// [`module`](Self::module) says which, and holds it with the locked path.
     #[inline]
     pub(crate) fn pin(&self, thread: &ThreadState, handle: ModuleHandle) -> Option<PinnedModule> {
-        if handle.runtime != self.id {
+        // A forked child's call takes the locked path, which refuses it.
+        if handle.runtime != self.id || crate::fork::since(self.forks) {
             return None;
         }
         let slot = self.raw.get(handle.index as usize)?;
@@ -329,6 +365,7 @@ impl Registry {
     /// The live module behind `handle`.
     #[inline]
     pub(crate) fn module(&self, handle: ModuleHandle) -> Result<Live, RuntimeError> {
+        self.this_process()?;
         match self.slot(handle) {
             Some(m) if !m.is_retired() => Ok(m),
             _ if handle.runtime != self.id => Err(RuntimeError::OtherRuntimesHandle(handle)),
@@ -349,6 +386,7 @@ impl Registry {
 
     /// The handle of the live module loaded under `name`.
     pub(crate) fn handle_of(&self, name: &str) -> Result<ModuleHandle, RuntimeError> {
+        self.this_process()?;
         match self.named(name) {
             Some((index, m)) if !m.is_retired() => Ok(self.handle(index, m.generation)),
             // The client's `Caller::module` refuses a malformed name with the same error.
@@ -455,6 +493,7 @@ impl Registry {
         reference: &ModuleRef,
         settings: &ModuleSettings,
     ) -> Result<ModuleHandle, RuntimeError> {
+        self.this_process()?;
         let path = self.resolver.resolve(reference)?;
         let concurrency = settings
             .max_concurrency
@@ -505,6 +544,7 @@ impl Registry {
         settings: &ModuleSettings,
         open: impl FnOnce() -> Result<Module, RuntimeError>,
     ) -> Result<ModuleHandle, RuntimeError> {
+        self.this_process()?;
         let _calls = (self.hold_running_calls)();
         locks::refuse(Lock::Loads(self.id), "load")?;
         // Before the library is opened, which runs its initializers.
@@ -666,6 +706,7 @@ impl Registry {
     /// Retires the module: closes its gate, waits for its calls, frees its name and slot,
     /// shuts it down and frees what it owned.
     pub(crate) fn unload(&self, handle: ModuleHandle) -> Result<(), RuntimeError> {
+        self.this_process()?;
         let _calls = (self.hold_running_calls)();
         locks::refuse(Lock::Loads(self.id), "unload")?;
         locks::refuse(Lock::Reload(self.id, handle.index), "unload")?;
@@ -871,6 +912,11 @@ fn shutdown(module: &Module) {
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        // In a forked child the modules are the parent's, which shuts them down: their
+        // shutdown here could wait for threads that did not come with the fork.
+        if crate::fork::since(self.forks) {
+            return;
+        }
         // No call runs: every call holds the runtime (through a `Runtime` or a handle of
         // one), so the last of them has returned.
         for (slot, raw) in self.slots.iter().zip(self.raw.iter()) {

@@ -97,6 +97,22 @@ pub struct ModuleInfo {
 /// Modules are never `dlclose`d: see
 /// [`unload`](Runtime::unload). A `Runtime` is cheap to clone (one `Arc`) and
 /// `Send + Sync`.
+///
+/// # Across `fork()`
+///
+/// A child forked from the process that made a runtime does not use it: `fork()` copies
+/// the calling thread alone, and a lock, an admission slot or a module another thread
+/// held at that moment would stay held in the child for good (and an async module's
+/// runtime lost its thread). In the child every operation that returns a `Result` is
+/// refused with [`RuntimeError::Forked`], [`is_loaded`](Runtime::is_loaded) says
+/// `false`, and [`modules`](Runtime::modules), [`metrics`](Runtime::metrics),
+/// [`prometheus`](Runtime::prometheus), [`cache_stats`](Runtime::cache_stats) and
+/// [`arg_buffer`](Runtime::arg_buffer) panic, saying so; dropping it there leaves its
+/// modules to the parent. The child makes a `Runtime` of its own and loads what it
+/// needs: a file its parent had loaded is then loaded from a private copy, a fresh image
+/// (the loader would hand back the parent's, initialized there). Fork while no thread of
+/// the parent is inside a call, load or unload of any runtime, as for any library that
+/// holds locks; a pre-forking server best forks before it makes its runtime.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub(crate) registry: Arc<Registry>,
@@ -416,13 +432,20 @@ impl Runtime {
         Ok(info_of(&module))
     }
 
-    /// Whether `handle` is a module of this runtime that is still loaded.
+    /// Whether `handle` is a module of this runtime that is still loaded (`false` in a
+    /// process forked from the one that made the runtime).
     pub fn is_loaded(&self, handle: ModuleHandle) -> bool {
         self.registry.module(handle).is_ok()
     }
 
     /// Every loaded module: its handle and what it says about itself.
+    ///
+    /// # Panics
+    ///
+    /// In a process forked from the one that made the runtime (see
+    /// [`Runtime`], "Across `fork()`").
     pub fn modules(&self) -> Vec<(ModuleHandle, ModuleInfo)> {
+        self.registry.assert_this_process();
         self.registry
             .live()
             .map(|(h, m)| (h, info_of(&m)))
@@ -555,7 +578,10 @@ impl Runtime {
     ///
     /// As `Vec::with_capacity` does, if `len` is larger than any allocation can be
     /// (`isize::MAX` bytes); if the allocator has no memory for it, the process aborts.
+    /// In a process forked from the one that made the runtime (see [`Runtime`],
+    /// "Across `fork()`").
     pub fn arg_buffer(&self, len: usize) -> ArgBuffer {
+        self.registry.assert_this_process();
         ArgBuffer::new(&self.registry.pool, self.registry.config.arena_size, len)
     }
 
@@ -664,7 +690,13 @@ impl Runtime {
     /// told apart as `name@version`, and so is, from the start, a module loaded as a
     /// version (from a file named `NAME@VERSION.so`): its series keep their labels when
     /// another version comes and goes.
+    ///
+    /// # Panics
+    ///
+    /// In a process forked from the one that made the runtime (see
+    /// [`Runtime`], "Across `fork()`").
     pub fn metrics(&self) -> Vec<ModuleMetrics> {
+        self.registry.assert_this_process();
         let breaker = self.registry.config.breaker.is_some();
         let mut all: Vec<(String, bool, ModuleMetrics)> = self
             .registry
@@ -697,7 +729,13 @@ impl Runtime {
     }
 
     /// What the result cache has done, when the runtime has one (see [`crate::cache`]).
+    ///
+    /// # Panics
+    ///
+    /// In a process forked from the one that made the runtime (see
+    /// [`Runtime`], "Across `fork()`").
     pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        self.registry.assert_this_process();
         self.registry.cache.as_ref().map(|c| c.stats())
     }
 
@@ -705,6 +743,11 @@ impl Runtime {
     ///
     /// A module's own metric keeps the family it was first exposed under for the
     /// runtime's life, whatever names and kinds its modules record later.
+    ///
+    /// # Panics
+    ///
+    /// In a process forked from the one that made the runtime (see
+    /// [`Runtime`], "Across `fork()`").
     pub fn prometheus(&self) -> String {
         let metrics = self.metrics();
         let mut families = self

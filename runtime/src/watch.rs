@@ -160,7 +160,10 @@ pub struct DirectoryWatch {
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
     /// The directory's place among the runtime's watched ones, given back on drop.
-    _claim: Claim,
+    claim: Claim,
+    /// The forks counted when it started: in a forked child its thread is gone, and
+    /// nothing of it is waited for (see `crate::fork`).
+    forks: u64,
 }
 
 /// The directories each runtime watches, by the registry's id and the directory's
@@ -220,6 +223,15 @@ impl DirectoryWatch {
 
 impl Drop for DirectoryWatch {
     fn drop(&mut self) {
+        // In a process forked from the one that started it, its thread did not come
+        // along: joining it panicked ("threads should not terminate unexpectedly"), and
+        // the claims' lock may be held by a thread that did not come along either. The
+        // watch is the parent's; the child lets it go.
+        if crate::fork::since(self.forks) {
+            self.claim.0 = None;
+            std::mem::forget(self.thread.take());
+            return;
+        }
         drop(self.stop.take());
         // Inside a call (a log sink's, an interceptor's), the watch's thread may be
         // unloading or reloading a module that call holds, waiting for it to leave:
@@ -240,6 +252,7 @@ pub(crate) fn start(
     options: WatchOptions,
     guard: Option<Arc<dyn OpenGuard>>,
 ) -> Result<DirectoryWatch, RuntimeError> {
+    registry.this_process()?;
     // The path as given (made absolute), not where it leads: a symbolic link to a
     // directory that is later pointed elsewhere is followed there, as a directory
     // replaced at the path is.
@@ -315,7 +328,8 @@ pub(crate) fn start(
         stop: Some(stop),
         thread: Some(thread),
         dir,
-        _claim: claim,
+        claim,
+        forks: crate::fork::generation(),
     })
 }
 

@@ -25,6 +25,7 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<Reloaded, RuntimeError> {
+        self.this_process()?;
         // Calls that took the old version before the switch run on; it is shut down, and
         // its memory freed, once the last of them lets it go.
         self.switch(handle, reference, policy, |old| self.retire(old))
