@@ -51,15 +51,29 @@ fn watching(modules: &Path, daemon_dir: &Path) -> Setup {
 }
 
 /// The private copies of modules (see `private_copy`) in `daemon`'s temporary
-/// directory, of process `pid` alone when given.
+/// directory, of process `pid` alone when given: in it, or in the directory the daemon
+/// makes there for its workers' (`memlink-serve-*`).
 fn private_copies(daemon: &Daemon, pid: Option<i32>) -> Vec<String> {
     let prefix = match pid {
         Some(pid) => format!("memlink-image-{pid}-"),
         None => "memlink-image-".to_owned(),
     };
-    std::fs::read_dir(daemon.dir.join("tmp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let entries = |dir: &Path| -> Vec<(String, PathBuf)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect()
+    };
+    let top = entries(&daemon.dir.join("tmp"));
+    let serving: Vec<_> = top
+        .iter()
+        .filter(|(name, _)| name.starts_with("memlink-serve-"))
+        .flat_map(|(_, dir)| entries(dir))
+        .collect();
+    top.into_iter()
+        .chain(serving)
+        .map(|(name, _)| name)
         .filter(|name| name.starts_with(&prefix))
         .collect()
 }
@@ -378,7 +392,7 @@ fn a_watched_library_that_never_finishes_loading_does_not_keep_the_daemon_from_s
 /// the rest; the file, rewritten as a good module, is loaded.
 #[test]
 fn a_watched_library_that_crashes_as_it_loads_is_left_alone_and_the_rest_served() {
-    let (dir, modules, daemon) = watching_basic();
+    let (dir, modules, mut daemon) = watching_basic();
     let client = Client::connect(&daemon.socket).unwrap();
     let basic = client.module("basic").unwrap();
     assert_eq!(&*client.call(basic, "echo", b"hi").unwrap(), b"hi");
@@ -440,6 +454,16 @@ fn a_watched_library_that_crashes_as_it_loads_is_left_alone_and_the_rest_served(
     let version: u32 = late.call_typed(greeter, "version", &()).unwrap();
     assert_eq!(version, 1);
     drop((client, late));
+    // A daemon that stops leaves nothing in its temporary directory (its workers' copies
+    // were in a directory of its own, removed).
+    common::signal(daemon.pid(), rustix::process::Signal::TERM);
+    assert!(
+        daemon.child.wait().unwrap().success(),
+        "{}",
+        daemon.log_text()
+    );
+    let left: Vec<_> = std::fs::read_dir(daemon.dir.join("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

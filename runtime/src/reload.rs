@@ -242,7 +242,7 @@ impl PrivateCopy {
                 path: path.to_owned(),
                 reason,
             })?;
-        let base = std::env::temp_dir();
+        let base = copies_base();
         refuse_noexec(&base)?;
         // The temporary directory's fault, not the module file's: said as a setting.
         let dir = private_dir(NEXT.fetch_add(1, Ordering::Relaxed)).map_err(|e| {
@@ -326,68 +326,59 @@ fn refuse_noexec(base: &Path) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// A new directory of this process's own for the private copy numbered `n`.
+/// A new directory of this process's own for the private copy numbered `n`, where
+/// [`keep_copies_in`] says, else in the temporary directory.
 fn private_dir(n: u64) -> std::io::Result<PathBuf> {
-    let base = std::env::temp_dir();
+    new_dir(
+        &copies_base(),
+        &format!("{}{n}-", copies_prefix(std::process::id())),
+    )
+}
+
+/// A new directory (mode 0700 on Unix) in `base`, named `prefix` and a number of the
+/// clock's: `create` fails if anything is there already, so the directory is new, and
+/// ours.
+pub(crate) fn new_dir(base: &Path, prefix: &str) -> std::io::Result<PathBuf> {
     let mut attempt = 0u32;
-    let dir = loop {
+    loop {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!(
-            "{}{n}-{nanos:08x}{attempt}",
-            copies_prefix(std::process::id())
-        ));
+        let dir = base.join(format!("{prefix}{nanos:08x}{attempt}"));
         let mut builder = fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        // `create` fails if anything is there already: the directory is new, and ours.
         match builder.create(&dir) {
-            Ok(()) => break dir,
+            Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
                 attempt += 1;
             }
             Err(e) => return Err(e),
         }
-    };
-    Ok(dir)
+    }
+}
+
+/// Where this process makes its private copies, when not in the temporary directory.
+static COPIES_IN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes this process's private copies in `dir` (a directory of the process's own, which
+/// it can write) from now on, not in the temporary directory: a daemon's worker, whose
+/// supervisor removes what it left there when it dies (a copy the loader was mapping).
+/// The first directory given stays.
+#[cfg(feature = "daemon")]
+pub(crate) fn keep_copies_in(dir: PathBuf) {
+    let _ = COPIES_IN.set(dir);
+}
+
+/// Where private copies go: [`keep_copies_in`]'s directory, else the temporary one.
+fn copies_base() -> PathBuf {
+    COPIES_IN.get().cloned().unwrap_or_else(std::env::temp_dir)
 }
 
 /// How the names of process `pid`'s private copies' directories begin (the dash ends the
 /// number: process 12's are not process 123's).
-fn copies_prefix(pid: u32) -> String {
+pub(crate) fn copies_prefix(pid: u32) -> String {
     format!("memlink-image-{pid}-")
-}
-
-/// Removes what process `pid`, of this user and ended but not yet reaped (so its number
-/// is no new process's), left of its private copies in the temporary directory it shares
-/// with this process. A copy goes once it is loaded, but a process that dies while the
-/// loader maps one (a library's constructor crashed it, or it was ended for taking too
-/// long) leaves it behind, a module file's size each time. Only directories of this
-/// user's are removed; nothing is followed out of them.
-#[cfg(all(unix, feature = "daemon"))] // the daemon's supervisor alone ends processes of its own
-pub(crate) fn remove_copies_of(pid: u32) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    let prefix = copies_prefix(pid);
-    let me = rustix::process::geteuid().as_raw();
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(&prefix))
-        {
-            continue;
-        }
-        let dir = entry.path();
-        // Not through a link, and not another user's (whom a directory with this name
-        // in a shared /tmp may be).
-        if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me) {
-            let _ = fs::remove_dir_all(&dir);
-        }
-    }
 }
 
 impl Drop for PrivateCopy {
@@ -420,33 +411,6 @@ mod tests {
             assert!(err.to_string().contains("TMPDIR (/tmp/full)"), "{err}");
         }
         assert!(no_room(base, &Error::from(ErrorKind::PermissionDenied)).is_none());
-    }
-
-    /// A process's copies are removed, through no link and not another process's whose
-    /// number begins the same. (Numbers past any pid limit: no process of the machine's
-    /// has them.)
-    #[cfg(all(unix, feature = "daemon"))]
-    #[test]
-    fn a_processs_copies_go_and_nothing_else() {
-        let tmp = std::env::temp_dir();
-        let ended = tmp.join(format!("{}0-1234abcd0", copies_prefix(400_000_012)));
-        let other = tmp.join(format!("{}0-1234abcd0", copies_prefix(4_000_000_123)));
-        let target = tmp.join(format!("memlink-reload-test-target-{}", std::process::id()));
-        let link = tmp.join(format!("{}1-1234abcd0", copies_prefix(400_000_012)));
-        for dir in [&ended, &other, &target] {
-            fs::create_dir_all(dir).unwrap();
-            fs::write(dir.join("libm.so"), b"copy").unwrap();
-        }
-        let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        remove_copies_of(400_000_012);
-        assert!(!ended.exists());
-        assert!(other.join("libm.so").exists());
-        assert!(target.join("libm.so").exists());
-        for dir in [&other, &target] {
-            fs::remove_dir_all(dir).unwrap();
-        }
-        fs::remove_file(&link).unwrap();
     }
 
     fn method(name: &str, signature: &str) -> Method {

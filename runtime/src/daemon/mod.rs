@@ -17,6 +17,7 @@
 //! | `supervisor` | the socket, handshakes, connections |
 //! | `socket_file` | the socket's lock file and the socket bound with its mode, no link followed |
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
+//! | `copies` | the directory the workers make their private copies of modules in |
 //! | `opening` | the watched files that took a worker down as it loaded them, left alone after |
 //! | `stand_in` | answers a connection's calls for a worker that could not take it |
 //! | `worker` | a worker process: its limits, its modules, the connections it is handed |
@@ -28,6 +29,7 @@
 
 pub mod config;
 mod connection;
+mod copies;
 mod exposition;
 mod families;
 mod flight;

@@ -133,6 +133,9 @@ impl Worker {
 pub(super) struct Shared {
     pub(super) config: DaemonConfig,
     pub(super) worker_exe: PathBuf,
+    /// Where the workers make their private copies of modules (`None`: in the
+    /// temporary directory).
+    pub(super) copies: Option<super::copies::CopiesDir>,
     /// The main worker first.
     pub(super) workers: Vec<Worker>,
     pub(super) conns: Mutex<HashMap<u64, Conn>>,
@@ -181,12 +184,19 @@ pub(super) struct Flight {
 
 impl Shared {
     /// The state of a daemon of `config`, whose workers are `workers` (not started),
-    /// started from `worker_exe`: no connection yet, every figures row free.
-    pub(super) fn new(config: DaemonConfig, worker_exe: PathBuf, workers: Vec<Worker>) -> Shared {
+    /// started from `worker_exe`, making their private copies in `copies`: no connection
+    /// yet, every figures row free.
+    pub(super) fn new(
+        config: DaemonConfig,
+        worker_exe: PathBuf,
+        workers: Vec<Worker>,
+        copies: Option<super::copies::CopiesDir>,
+    ) -> Shared {
         Shared {
             free_rows: Mutex::new((0..config.max_connections).collect()),
             config,
             worker_exe,
+            copies,
             workers,
             conns: Mutex::default(),
             retired: Mutex::default(),

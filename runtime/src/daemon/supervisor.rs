@@ -65,11 +65,20 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         .map(|addr| Ok::<_, String>((super::http::bind(addr)?, addr.to_owned())))
         .transpose()?;
     let listener = super::socket_file::bind(&config)?;
-    let shared = Arc::new(Shared::new(config, exe, workers));
+    let copies = super::copies::CopiesDir::new();
+    let shared = Arc::new(Shared::new(config, exe, workers, copies));
+    // The threads that hold the state live as long as the process: what the daemon made
+    // on disk is removed on each way out of here.
+    let remove_copies = || {
+        if let Some(copies) = &shared.copies {
+            copies.remove();
+        }
+    };
     let keepers = match start_workers(&shared) {
         Ok(keepers) => keepers,
         Err(e) => {
             let _ = std::fs::remove_file(&shared.config.socket);
+            remove_copies();
             return Err(format!("the modules did not load: {e}"));
         }
     };
@@ -80,6 +89,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     if let Err(e) = start_watchdog(&shared) {
         stop_workers(&shared);
         let _ = std::fs::remove_file(&shared.config.socket);
+        remove_copies();
         return Err(e);
     }
     stops.started(Arc::clone(&shared), stopper);
@@ -95,6 +105,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     for keeper in keepers {
         let _ = keeper.join();
     }
+    remove_copies();
     tracing::info!("stopped");
     Ok(())
 }

@@ -102,6 +102,10 @@ fn shield_from_stop_signals() -> Result<(), String> {
 /// and the descriptor is closed when it returns.
 pub fn run(control: OwnedFd) -> Result<(), String> {
     shield_from_stop_signals()?;
+    // The supervisor's directory for this process's private copies (`super::copies`).
+    if let Some(dir) = std::env::var_os(super::copies::ENV) {
+        crate::reload::keep_copies_in(dir.into());
+    }
     let control = take_control(control)?;
     let Init {
         config,

@@ -78,10 +78,9 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
             }
         };
         let pid = Pid::from_child(&child);
-        let status = wait(child);
-        // No process to end any more: the watchdog leaves this worker alone from here
-        // (the pid, reaped, may be another process's by now).
-        *lock(&worker.link) = None;
+        // No process to end any more: the watchdog leaves this worker alone from here,
+        // before the reap (after it, the pid may be another process's).
+        let status = wait(shared, child, || *lock(&worker.link) = None);
         let killed = lock(&worker.kill_reason).take();
         let crashed = killed.is_none() && opening::crashed(&status);
         let reason = killed.unwrap_or_else(|| describe_with_limits(status, &worker.plan));
@@ -114,16 +113,13 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
     }
 }
 
-/// Waits for `child` to end, removes the private copies of modules it left, and reaps
-/// it. A worker that died while it loaded a module (a library's constructor crashed it,
-/// or the watchdog ended it for taking too long) left its copy of the file in the
-/// temporary directory it shares with the daemon; a file's size each time it happened.
-/// The copies go before the reap: until then the process's number is no new process's,
-/// whose copies would have the same names.
-fn wait(mut child: Child) -> io::Result<ExitStatus> {
+/// Waits for worker process `child` to end, runs `ended`, removes the private copies of
+/// modules it left (see `super::copies`), and reaps it: until the reap, the process's
+/// number is no new process's.
+fn wait(shared: &Shared, mut child: Child, ended: impl FnOnce()) -> io::Result<ExitStatus> {
     use rustix::process::{waitid, WaitId, WaitIdOptions};
     let pid = Pid::from_child(&child);
-    let ended = loop {
+    let exited = loop {
         match waitid(
             WaitId::Pid(pid),
             WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
@@ -132,8 +128,9 @@ fn wait(mut child: Child) -> io::Result<ExitStatus> {
             other => break other.is_ok(),
         }
     };
-    if ended {
-        crate::reload::remove_copies_of(child.id());
+    ended();
+    if let (true, Some(copies)) = (exited, &shared.copies) {
+        copies.remove_copies_of(child.id());
     }
     child.wait()
 }
@@ -227,7 +224,7 @@ fn start_once(
     });
     if let Err(e) = reading {
         let _ = kill_process(pid, Signal::KILL);
-        let _ = wait(child);
+        let _ = wait(shared, child, || {});
         return Err(format!("cannot start a thread to read the worker: {e}"));
     }
     // Connections that came while there was no worker are handed over with the rest;
@@ -266,6 +263,12 @@ fn spawn(shared: &Shared, index: usize) -> Result<(Child, UnixStream), String> {
         .arg(&worker.plan.name)
         .stdin(Stdio::null())
         .envs(malloc_env(&worker.plan))
+        .envs(
+            shared
+                .copies
+                .as_ref()
+                .map(|c| (super::copies::ENV, c.path())),
+        )
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", shared.worker_exe.display()))?;
     drop(theirs);
@@ -287,7 +290,7 @@ fn not_started(
     let e = match failed {
         Handshake::Refused(why) => {
             let _ = kill_process(pid, Signal::KILL);
-            let _ = wait(child);
+            let _ = wait(shared, child, || {});
             let elsewhere = served_elsewhere(shared, index, &why);
             return Err(why + &elsewhere);
         }
@@ -301,7 +304,7 @@ fn not_started(
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     );
     let _ = kill_process(pid, Signal::KILL);
-    let status = wait(child);
+    let status = wait(shared, child, || {});
     // A start that timed out had been opening its last file for the whole bound (the
     // handshake's wait starts again at each file).
     let blame = timed_out || opening::crashed(&status);
