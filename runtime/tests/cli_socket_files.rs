@@ -91,8 +91,8 @@ fn another_users_lock_file_is_said_to_be_theirs() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A lock file others may read (as builds before this one made it, under a umask of
-/// 022) is made the daemon's user's alone: another user who could open it could hold
+/// A lock file others may read (made or changed by hand) is made the daemon's user's
+/// alone: another user who could open it could hold
 /// the lock, and keep every daemon from starting on the path.
 #[test]
 fn a_lock_file_others_may_read_is_made_the_users_alone() {
@@ -110,7 +110,8 @@ fn a_lock_file_others_may_read_is_made_the_users_alone() {
 }
 
 /// A `socket_mode` with bits the process's umask masks gets them once the socket is
-/// bound (through a descriptor of the socket, not its path).
+/// bound (through a descriptor of the socket, not its path). The daemon is started with
+/// a umask of 022 whatever the tests run with: under 000 the mode would need no setting.
 #[test]
 fn a_socket_mode_past_the_umask_is_given_to_the_socket() {
     let dir = common::scratch("socket-mode");
@@ -126,8 +127,17 @@ fn a_socket_mode_past_the_umask_is_given_to_the_socket() {
         ),
     )
     .unwrap();
-    let (daemon, _) =
-        common::cli::serve_all(&socket, &[OsStr::new("--config"), config.as_os_str()]);
+    let args = [OsStr::new("--config"), config.as_os_str()];
+    let (daemon, _, _) = common::cli::serve_logging_with(&socket, &args, |command| {
+        // SAFETY: `umask` is async-signal-safe, as what runs between `fork` and `exec`
+        // must be.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(command, || {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+    });
     let mode = mode_of(&socket);
     common::cli::stop(daemon);
     assert_eq!(mode, 0o666, "{mode:o}");

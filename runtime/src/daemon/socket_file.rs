@@ -18,16 +18,21 @@ use super::config::DaemonConfig;
 /// followed, and so is anything but a regular file of this process's user with no other
 /// name (a hard link to a file elsewhere would have the daemon lock that file): another
 /// user's lock means another user's daemon serves, or served, this path. A lock others
-/// may read (as older builds made it, under the process's umask) is made this user's
-/// alone, so that no other user can open it to hold the lock.
+/// may read (made or changed by hand) is made this user's alone, so that no other user
+/// can open it to hold the lock.
+///
+/// The file is opened before its type is known: without waiting (a FIFO there would
+/// wait for a writer) and without becoming the process's terminal (a terminal there
+/// would be the daemon's).
 pub(super) fn open_lock(socket: &Path, lock_path: &Path) -> Result<File, String> {
+    use rustix::fs::OFlags;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
         .open(lock_path)
         .map_err(|e| not_opened(socket, lock_path, &e))?;
     let meta = file

@@ -171,7 +171,9 @@ fn bound_idle_drain(shared: &Arc<Shared>) {
                         _ => continue,
                     };
                     tracing::error!(worker = %name, "{why}: it is ended");
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    if let Some(worker) = shared.workers.iter().find(|w| w.plan.name == name) {
+                        workers::end_linked(worker, pid, None);
+                    }
                     ended.push(pid);
                 }
             }

@@ -20,7 +20,7 @@ use rustix::process::{kill_process, Pid, Signal};
 use super::config::WorkerPlan;
 use super::opening;
 use super::stand_in::StandIn;
-use super::state::{lock, Conn, Shared, WorkerLink};
+use super::state::{lock, Conn, Shared, Worker, WorkerLink};
 use super::WORKER_SUBCOMMAND;
 
 /// How long a worker has to load its modules.
@@ -790,16 +790,27 @@ pub(super) fn watchdog(shared: &Shared) {
                     .find_map(|(id, row)| late_call(row, now, grace).map(|(s, ms)| (id, s, ms)))
             };
             if let Some((id, slot, ms)) = late {
-                *lock(&worker.kill_reason) = Some(format!(
+                end_linked(worker, pid, Some(format!(
                     "timeout: a call (connection {id}, slot {slot}) ran {ms} ms past its deadline and the watchdog ended the worker"
-                ));
-                let _ = kill_process(pid, Signal::KILL);
+                )));
             } else if let Some(reason) = worker.openings.overdue(pid, LOAD_TIMEOUT) {
-                *lock(&worker.kill_reason) = Some(reason);
-                let _ = kill_process(pid, Signal::KILL);
+                end_linked(worker, pid, Some(reason));
             }
         }
         release_rows(shared);
+    }
+}
+
+/// Ends worker process `pid` for `reason` (given as how it ended), if it is still the
+/// worker's: the link is cleared before the process is reaped (see [`wait`]), so a
+/// process ended under the link's lock is no other process that took its number.
+pub(super) fn end_linked(worker: &Worker, pid: Pid, reason: Option<String>) {
+    let link = lock(&worker.link);
+    if link.as_ref().map(|l| l.pid) == Some(pid) {
+        if let Some(reason) = reason {
+            *lock(&worker.kill_reason) = Some(reason);
+        }
+        let _ = kill_process(pid, Signal::KILL);
     }
 }
 
