@@ -121,3 +121,39 @@ fn a_timeout_of_zero_or_no_duration_is_refused_naming_the_option() {
         assert!(stdout(&out).is_empty(), "{value}: no call");
     }
 }
+
+/// `call --daemon` without `--timeout`, to a daemon whose worker does not answer (stopped
+/// here; a worker whose loader's lock a library that never finishes loading holds is the
+/// same), ends 10 s on saying so, as `inspect --daemon` does. Before, the request for the
+/// module's method list, made before the call, waited for good.
+#[test]
+fn a_daemon_call_whose_worker_never_answers_ends_saying_so() {
+    let dir = common::scratch("cli-timeout-stopped");
+    let socket = dir.join("memlink.sock");
+    let daemon = serve(&socket, &async_echo());
+    // Its one child, started by one of its threads (each thread has its children).
+    let worker: i32 = std::fs::read_dir(format!("/proc/{}/task", daemon.id()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("children")).ok())
+        .find_map(|children| children.split_whitespace().next()?.parse().ok())
+        .expect("the daemon's worker");
+    let worker = rustix::process::Pid::from_raw(worker).unwrap();
+    rustix::process::kill_process(worker, rustix::process::Signal::STOP).unwrap();
+    // Run with a minute's bound, past which the test fails.
+    let out = memlink(&[
+        "call",
+        "--daemon",
+        socket.to_str().unwrap(),
+        "async_echo",
+        "time_left",
+    ]);
+    rustix::process::kill_process(worker, rustix::process::Signal::CONT).unwrap();
+    stop(daemon);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the daemon did not describe module `async_echo` within 10s"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

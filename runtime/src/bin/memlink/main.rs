@@ -111,7 +111,7 @@ struct CallArgs {
     /// fails with the runtime's timeout error: an async method is cancelled there, a sync
     /// one cannot be stopped and fails once it returns (with --daemon, the wait for it
     /// ends at the deadline, and so do the waits for the daemon's welcome and for the
-    /// module's method list, which come first).
+    /// module's method list, which come first; without --timeout those two wait 10 s).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Print a table of the exports called afterwards (on standard output, after the
@@ -239,7 +239,7 @@ fn run(command: Command) -> Result<(), String> {
             ..
         } => {
             let module = module.as_deref().map(OsStr::to_string_lossy);
-            let timeout = timeout.unwrap_or(Duration::from_secs(10));
+            let timeout = timeout.unwrap_or(remote::SETUP_TIMEOUT);
             write_out(remote::inspect(&socket, module.as_deref(), json, timeout)?.as_bytes())
         }
         Command::Inspect {

@@ -38,6 +38,10 @@ pub struct Remote {
     encoded: Vec<u8>,
 }
 
+/// How long `call --daemon` without `--timeout` waits for the daemon's welcome and its
+/// description of the module, and `inspect --daemon` for the daemon's answers.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Remote {
     /// Connects to the daemon serving on `socket` with one slot, large enough for the
     /// arguments and for a result of `result_bytes` (at least 1 MiB), and finds `method`
@@ -68,10 +72,12 @@ impl Remote {
         let geometry = Geometry::new(1, len.clamp(1 << 20, MAX_ARGS)).map_err(|e| e.to_string())?;
         // A daemon that does not welcome the connection, or a worker that does not answer
         // (stopped, or gone with no replacement yet), would keep the command waiting: the
-        // welcome and the listing end at the timeout a call has.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let conn = connect(socket, geometry, deadline, timeout)?;
-        let methods = methods_of(&conn, module, deadline, timeout)?;
+        // welcome and the listing end at the timeout the call has, and without one at
+        // `inspect`'s (a call may run as long as it runs; its set-up answers at once).
+        let setup = timeout.unwrap_or(SETUP_TIMEOUT);
+        let deadline = Instant::now().checked_add(setup);
+        let conn = connect(socket, geometry, deadline, Some(setup))?;
+        let methods = methods_of(&conn, module, deadline, Some(setup))?;
         let Some(info) = methods.iter().find(|m| m.name == method) else {
             return Err(format!("module `{module}` has no method `{method}`"));
         };
