@@ -614,6 +614,86 @@ fn a_worker_orphaned_in_a_call_whose_deadline_is_years_away_still_ends() {
     );
 }
 
+/// The daemon is told to stop (SIGTERM) while its worker runs a call that never returns,
+/// then killed before the drain ends (as a stop script or a service manager may do): the
+/// orphan still ends, within its drain's bound. Before, a worker told to stop no longer
+/// read its supervisor's socket, never learnt that it was gone, and drained the call for
+/// good.
+#[test]
+fn a_worker_orphaned_while_it_stops_still_ends() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let worker = daemon.worker_pid();
+    let _reaped = KillOnDrop(worker);
+    let (_stream, segment, _) = raw_welcome(&daemon);
+    let slot = segment.slot(0).unwrap();
+    let args = rmp_serde::to_vec(&(3_600_000u64,)).unwrap();
+    slot.write_data(0, &args);
+    slot.submit(&Submit {
+        op: Op::Call,
+        module: "hazards",
+        method: "hold",
+        args_len: args.len(),
+        deadline_ns: 0,
+        trace_id: 0,
+        span_id: 0,
+        checked: 0,
+    });
+    segment.header().ring_all();
+    daemon.wait_log("holding");
+    signal(daemon.pid(), Signal::TERM);
+    daemon.wait_log("shutting down");
+    signal(daemon.pid(), Signal::KILL);
+    assert!(
+        ended_within(worker, Duration::from_secs(60)),
+        "the orphaned worker still drains its call"
+    );
+}
+
+/// The daemon is killed while its worker loads a watched library whose constructor never
+/// returns: the orphan ends (nothing it loads will ever be called). Before, it loaded for
+/// good, outliving the daemons started after it.
+#[test]
+fn a_worker_orphaned_while_it_loads_ends() {
+    let dir = common::scratch_dir();
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules).unwrap();
+    std::fs::copy(
+        common::module_path("hang_on_load"),
+        modules.join(format!("hang.{}", std::env::consts::DLL_EXTENSION)),
+    )
+    .unwrap();
+    let socket = dir.join("memlink.sock");
+    let mut serve = std::process::Command::new(common::memlink())
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--watch")
+        .arg(&modules)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its worker starts, and loads the library for good.
+    let until = Instant::now() + Duration::from_secs(30);
+    let worker = loop {
+        if let Some(&pid) = common::children(serve.id() as i32).first() {
+            break pid;
+        }
+        assert!(Instant::now() < until, "no worker started");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _reaped = KillOnDrop(worker);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(serve.id() as i32, Signal::KILL);
+    let _ = serve.wait();
+    assert!(
+        ended_within(worker, Duration::from_secs(30)),
+        "the orphaned worker still loads"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn sigterm_finishes_the_calls_in_flight_then_exits_zero() {
     let mut daemon = Daemon::start(Setup::modules(&["hazards"]));

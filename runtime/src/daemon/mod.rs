@@ -18,6 +18,7 @@
 //! | `socket_file` | the socket's lock file and the socket bound with its mode, no link followed |
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
 //! | `copies` | the directory the workers make their private copies of modules in |
+//! | `orphan` | a worker whose supervisor is gone, which ends itself, bounded |
 //! | `opening` | the watched files that took a worker down as it loaded them, left alone after |
 //! | `stand_in` | answers a connection's calls for a worker that could not take it |
 //! | `worker` | a worker process: its limits, its modules, the connections it is handed |
@@ -35,6 +36,7 @@ mod families;
 mod flight;
 mod http;
 mod opening;
+mod orphan;
 mod socket_file;
 mod stand_in;
 mod state;

@@ -15,15 +15,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{self, Claims, FromWorker, LogRecord, Skipped, ToWorker};
-use memlink_ipc::figures::{Figures, NO_DEADLINE};
+use memlink_ipc::figures::Figures;
 use memlink_ipc::segment::MAX_WORKERS;
-use memlink_ipc::{clock, Geometry, Segment};
-use rustix::process::{getpid, kill_process, Signal};
+use memlink_ipc::{Geometry, Segment};
 
 use super::config::{DaemonConfig, ModuleEntry, WorkerLimits};
 use super::connection::Server;
 use super::opening::Guard;
-use super::workers::late_call;
 use crate::log::{LogEvent, LogSink};
 use crate::resolver::{LocalResolver, ModuleRef};
 use crate::watch::{DirectoryWatch, WatchEvent, WatchOptions};
@@ -114,6 +112,8 @@ pub fn run(control: OwnedFd) -> Result<(), String> {
         index,
         skip,
     } = Init::receive(&control)?;
+    let grace_ns = config.watchdog_grace_ms.saturating_mul(1_000_000);
+    super::orphan::watch(Arc::clone(&figures), grace_ns);
     if let Err(e) = apply_limits(&config.limits) {
         // Told as a load failure, which names it, not as a worker that died loading.
         let _ = control::send(&control, &FromWorker::LoadFailed(e.clone()), None);
@@ -171,6 +171,7 @@ pub fn run(control: OwnedFd) -> Result<(), String> {
         .filter_map(|(handle, _)| foreign(&runtime, &claims, handle))
         .collect();
     send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
+    super::orphan::serving();
     of_no_call.release();
     // Only now: the supervisor takes nothing but `Ready` first.
     for name in shed {
@@ -195,7 +196,7 @@ pub fn run(control: OwnedFd) -> Result<(), String> {
         draining: Arc::default(),
         helpers: config.threads_per_connection.max(1) as usize - 1,
         call_stack: super::connection::call_stack(&config.limits),
-        grace_ns: config.watchdog_grace_ms.saturating_mul(1_000_000),
+        grace_ns,
         index: match index as usize {
             i if i < MAX_WORKERS => i,
             _ => return Err(format!("worker number {index} is past {}", MAX_WORKERS - 1)),
@@ -758,7 +759,7 @@ impl Worker {
         // after, until the process exits.
         self.draining.store(true, Ordering::SeqCst);
         if orphaned {
-            bound_orphan_drain(Arc::clone(&self.figures), self.grace_ns);
+            super::orphan::orphaned(Arc::clone(&self.figures), self.grace_ns);
         }
         for c in self.connections.values() {
             c.segment.header().ring(self.index);
@@ -769,7 +770,7 @@ impl Worker {
         let since = Instant::now();
         while !(self.connections.values().all(Connection::is_drained)
             && (self.detached.iter().all(JoinHandle::is_finished)
-                || since.elapsed() >= ORPHAN_DRAIN))
+                || since.elapsed() >= super::orphan::ORPHAN_DRAIN))
         {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -848,57 +849,6 @@ impl Worker {
             },
         );
         Ok(())
-    }
-}
-
-/// How long a worker whose supervisor is gone lets a call without a deadline run before
-/// it ends itself. Its clients were told the daemon is gone, so the call's reply has no
-/// reader: the wait only spares a module being cut off in the middle of a short call.
-const ORPHAN_DRAIN: Duration = Duration::from_secs(10);
-
-/// Bounds the drain of a worker whose supervisor went away without telling it to stop
-/// (SIGKILL, say). Its watchdog went with it, and the drain joins every connection's
-/// thread: a call that never returns kept the orphan, its modules and their resources
-/// alive for good, out of reach of a restarted daemon. A thread of its own applies the
-/// watchdog's rule (a call past its deadline by more than the grace ends the process) and
-/// [`ORPHAN_DRAIN`] to a call without a deadline or with one past it; the process ends
-/// with SIGKILL, as the watchdog would have ended it, since a thread stuck in module code
-/// cannot be unwound.
-fn bound_orphan_drain(figures: Arc<Figures>, grace_ns: u64) {
-    let since = Instant::now();
-    // A deadline past the drain's end is held to it, as none is: a client may send one
-    // years away, and only the deadlines within it are the watchdog's rule to apply.
-    let drain_end = clock::now_ns().saturating_add(ORPHAN_DRAIN.as_nanos() as u64);
-    let end = |why: &str| {
-        tracing::error!("the supervisor is gone and {why}: the worker ends itself");
-        let _ = kill_process(getpid(), Signal::KILL);
-    };
-    let bounding = std::thread::Builder::new()
-        .name("memlink-orphan".to_owned())
-        .spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(20));
-            let rows = (0..figures.rows()).filter_map(|r| figures.row(r));
-            let now = clock::now_ns();
-            if rows
-                .clone()
-                .any(|row| late_call(row, now, grace_ns).is_some())
-            {
-                return end("a call ran past its deadline");
-            }
-            let unbounded = rows
-                .flat_map(|row| row.running.iter())
-                .map(|e| e.load(Ordering::Relaxed))
-                .any(|d| d == NO_DEADLINE || d > drain_end);
-            if unbounded && since.elapsed() >= ORPHAN_DRAIN {
-                return end(&format!(
-                    "a call without a deadline within it still runs after {} s",
-                    ORPHAN_DRAIN.as_secs()
-                ));
-            }
-        });
-    // Nothing could bound the drain: end now rather than perhaps never.
-    if bounding.is_err() {
-        end("no thread can be started to bound its drain");
     }
 }
 
