@@ -566,25 +566,7 @@ fn a_worker_orphaned_in_a_call_that_never_returns_still_ends() {
         let worker = daemon.worker_pid();
         let _reaped = KillOnDrop(worker);
         let (_stream, segment, _) = raw_welcome(&daemon);
-        match deadline {
-            Some(deadline) => submit_hold(&segment, 3_600_000, deadline),
-            None => {
-                let slot = segment.slot(0).unwrap();
-                let args = rmp_serde::to_vec(&(3_600_000u64,)).unwrap();
-                slot.write_data(0, &args);
-                slot.submit(&Submit {
-                    op: Op::Call,
-                    module: "hazards",
-                    method: "hold",
-                    args_len: args.len(),
-                    deadline_ns: 0,
-                    trace_id: 0,
-                    span_id: 0,
-                    checked: 0,
-                });
-                segment.header().ring_all();
-            }
-        }
+        submit_hold(&segment, 3_600_000, deadline);
         daemon.wait_log("holding");
         signal(daemon.pid(), Signal::KILL);
         assert!(
@@ -625,20 +607,7 @@ fn a_worker_orphaned_while_it_stops_still_ends() {
     let worker = daemon.worker_pid();
     let _reaped = KillOnDrop(worker);
     let (_stream, segment, _) = raw_welcome(&daemon);
-    let slot = segment.slot(0).unwrap();
-    let args = rmp_serde::to_vec(&(3_600_000u64,)).unwrap();
-    slot.write_data(0, &args);
-    slot.submit(&Submit {
-        op: Op::Call,
-        module: "hazards",
-        method: "hold",
-        args_len: args.len(),
-        deadline_ns: 0,
-        trace_id: 0,
-        span_id: 0,
-        checked: 0,
-    });
-    segment.header().ring_all();
+    submit_hold(&segment, 3_600_000, None);
     daemon.wait_log("holding");
     signal(daemon.pid(), Signal::TERM);
     daemon.wait_log("shutting down");

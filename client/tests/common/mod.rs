@@ -440,7 +440,7 @@ pub fn raw_welcome(
 
 /// Submits a call of `hazards`' `hold` for `ms` ms, with a deadline `deadline` from now,
 /// in slot 0 of the `segment` of a [`raw_welcome`] connection, and rings.
-pub fn submit_hold(segment: &memlink_ipc::Segment, ms: u64, deadline: Duration) {
+pub fn submit_hold(segment: &memlink_ipc::Segment, ms: u64, deadline: impl Into<Option<Duration>>) {
     let slot = segment.slot(0).unwrap();
     let args = rmp_serde::to_vec(&(ms,)).unwrap();
     slot.write_data(0, &args);
@@ -449,7 +449,9 @@ pub fn submit_hold(segment: &memlink_ipc::Segment, ms: u64, deadline: Duration) 
         module: "hazards",
         method: "hold",
         args_len: args.len(),
-        deadline_ns: memlink_ipc::clock::now_ns() + deadline.as_nanos() as u64,
+        deadline_ns: deadline
+            .into()
+            .map_or(0, |d| memlink_ipc::clock::now_ns() + d.as_nanos() as u64),
         trace_id: 0,
         span_id: 0,
         checked: 0,
