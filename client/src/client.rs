@@ -42,7 +42,11 @@ pub struct ClientConfig {
     pub spin: Duration,
     /// How long to keep trying to (re)connect while the daemon is not there (default 2 s).
     /// A timeout too long to add to the current instant (`Duration::MAX`) is no limit:
-    /// the client keeps trying for as long as the daemon is not there.
+    /// the client keeps trying for as long as the daemon is not there. It bounds the
+    /// tries, not each one: a daemon that accepts the connection and never welcomes it
+    /// (stopped, say) is waited for 10 s, or to the call's deadline when the try is a
+    /// call's; a call whose deadline comes first fails with `DaemonGone` once a try found
+    /// nothing listening, else with its `Timeout`.
     pub reconnect_timeout: Duration,
     /// How long a call, a batch's call or [`arg_buffer`](Client::arg_buffer) waits for a
     /// free slot while every slot of the connection is held by an output
@@ -253,7 +257,9 @@ fn in_child<G>(mut take: impl FnMut() -> Option<G>) -> G {
 }
 
 impl Client {
-    /// Connects to the daemon serving on `socket`, with the default [`ClientConfig`].
+    /// Connects to the daemon serving on `socket`, with the default [`ClientConfig`]: a
+    /// daemon that accepts the connection and sends no welcome (stopped, or not a memlink
+    /// daemon) fails it after 10 s with `DaemonGone`.
     pub fn connect(socket: impl AsRef<Path>) -> Result<Client, RuntimeError> {
         Client::with_config(socket, ClientConfig::default())
     }
@@ -649,7 +655,10 @@ impl Client {
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return Err(CallError::TimedOut);
+                // A daemon found gone (nothing listens at the path) is said so, not as
+                // the call's timeout: the module never ran, and a deadline shorter than
+                // the reconnect timeout made every call to a killed daemon a `Timeout`.
+                return Err(gone.unwrap_or(CallError::TimedOut));
             }
             // One round at least, whatever the reconnect timeout (zero: one try).
             if !std::mem::take(&mut first) && until.is_some_and(|u| now >= u) {
@@ -895,6 +904,18 @@ impl Client {
     ) -> RuntimeError {
         match &e {
             CallError::Gone(_) | CallError::NotTaken(_) => self.lost(conn),
+            // Refused by a worker that stopped serving because its supervisor is gone
+            // (killed): the daemon is gone, not stopping, and the next call reconnects.
+            CallError::Failed(Failure::ShuttingDown) if !conn.alive() => {
+                self.lost(conn);
+                return RuntimeError::DaemonGone {
+                    reason: format!(
+                        "{}: the daemon is gone (its worker refused {module}::{method} as it \
+                         stopped serving)",
+                        self.socket.display()
+                    ),
+                };
+            }
             // The module is no longer as described: a handle made again asks anew.
             CallError::Failed(Failure::MethodChanged { .. }) => {
                 lock(&self.methods).remove(module);

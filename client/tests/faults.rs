@@ -529,6 +529,48 @@ fn a_call_in_flight_when_the_daemon_is_killed_gets_daemon_gone() {
     );
 }
 
+/// Calls made once the daemon is killed: to its worker, which drains as an orphan and
+/// refuses them, and, with a deadline shorter than the reconnect timeout, to a path where
+/// nothing listens any more. Both are `DaemonGone`. Before, the first was "the daemon is
+/// shutting down" (`RuntimeError::Daemon`), as if it had been stopped, and the second
+/// the module's own `Timeout`.
+#[test]
+fn calls_to_a_killed_daemon_get_daemon_gone() {
+    let daemon = Daemon::start(Setup::modules(&["hazards"]));
+    let client = Client::connect(&daemon.socket).unwrap();
+    let hazards = client.module("hazards").unwrap();
+    let hold = client.typed::<(u64,), u64>(hazards, "hold").unwrap();
+    let worker = daemon.worker_pid();
+    let _reaped = KillOnDrop(worker);
+    // A deadline half a second from the call.
+    let short = || CallOptions::default().timeout(Duration::from_millis(500));
+    std::thread::scope(|s| {
+        // A call in flight keeps the orphan draining.
+        s.spawn(|| {
+            hold.call_with(
+                &(5_000,),
+                &CallOptions::default().timeout(Duration::from_secs(8)),
+            )
+        });
+        daemon.wait_log("holding");
+        signal(daemon.pid(), Signal::KILL);
+        let until = Instant::now() + Duration::from_secs(10);
+        let err = loop {
+            let err = hold.call_with(&(1,), &short()).unwrap_err();
+            // The worker may not have seen its supervisor go yet: then the call waits for
+            // its deadline in a slot nobody refuses.
+            if !matches!(&err, RuntimeError::Call { .. }) || Instant::now() >= until {
+                break err;
+            }
+        };
+        assert!(matches!(err, RuntimeError::DaemonGone { .. }), "{err}");
+    });
+    assert!(ended_within(worker, Duration::from_secs(20)));
+    let err = hold.call_with(&(1,), &short()).unwrap_err();
+    assert!(matches!(err, RuntimeError::DaemonGone { .. }), "{err}");
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+}
+
 /// Whether process `pid` ends (is gone, or a zombie) within `within`.
 fn ended_within(pid: i32, within: Duration) -> bool {
     let until = Instant::now() + within;
