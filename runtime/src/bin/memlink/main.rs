@@ -1,5 +1,6 @@
 //! `memlink`: inspect and call memlink modules from the command line.
 
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -715,13 +716,15 @@ impl From<&Method> for Shape {
     }
 }
 
-pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_args<'a>(method: &Shape, args: &'a Args) -> Result<Cow<'a, [u8]>, String> {
     let args = match args {
-        Args::Encoded(bytes) => return Ok(bytes.clone()),
+        // Lent as they are: a copy of a large file's bytes doubled what a call held, and
+        // each call of a --repeat run made one.
+        Args::Encoded(bytes) => return Ok(Cow::Borrowed(bytes)),
         Args::Text(text) => text.as_deref(),
     };
     match method.args_format {
-        Format::Raw => return Ok(args.map_or(&[][..], OsStr::as_bytes).to_vec()),
+        Format::Raw => return Ok(Cow::Borrowed(args.map_or(&[][..], OsStr::as_bytes))),
         Format::Archived => {
             let wants = method
                 .args_type
@@ -739,7 +742,7 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
         _ => {}
     }
     let Some(text) = args else {
-        return Ok(Vec::new());
+        return Ok(Cow::Borrowed(&[]));
     };
     let text = text.to_str().ok_or_else(|| {
         format!(
@@ -752,7 +755,7 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
     // Empty text is no arguments, as it is for a raw method (a script's `"$ARGS"` with
     // nothing in it): not JSON that ends before its value.
     if text.trim().is_empty() {
-        return Ok(Vec::new());
+        return Ok(Cow::Borrowed(&[]));
     }
     let value = json::arguments(text).map_err(|e| match e {
         json::ArgumentsError::Json(e) => format!("arguments are not valid JSON: {e}"),
@@ -777,7 +780,9 @@ pub(crate) fn encode_args(method: &Shape, args: &Args) -> Result<Vec<u8>, String
             ))
         }
     };
-    rmp_serde::to_vec(&value).map_err(|e| format!("cannot encode the arguments: {e}"))
+    rmp_serde::to_vec(&value)
+        .map(Cow::Owned)
+        .map_err(|e| format!("cannot encode the arguments: {e}"))
 }
 
 /// The result as it is printed: a raw one's bytes as they are (they need not be UTF-8,

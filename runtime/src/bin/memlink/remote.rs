@@ -90,7 +90,7 @@ impl Remote {
             args_type: info.args_type.clone(),
             result_type: info.result_type.clone(),
         };
-        let encoded = encode_args(&shape, args)?;
+        let encoded = encode_args(&shape, args)?.into_owned();
         Ok(Remote {
             asked: geometry.slot_size,
             conn,
