@@ -102,6 +102,8 @@ fn a_timeout_of_zero_or_no_duration_is_refused_naming_the_option() {
         (".5s", "not a duration"),
         ("1.2.3s", "not a duration"),
         ("5 days", "unknown unit"),
+        // Before, clap took it for an unknown flag, and its tip made it the arguments.
+        ("-1s", "is negative"),
         // Before, the leading 0 was read first: "a timeout of 0".
         ("0x10s", "unknown unit `x10s`"),
         ("99999999999999999999s", "longer than a duration can be"),

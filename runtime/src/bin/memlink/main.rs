@@ -57,7 +57,9 @@ enum Command {
         daemon: Option<PathBuf>,
         /// With --daemon: wait this long at most for the daemon's answers (`500ms`,
         /// `2s`; 10 s unless given).
-        #[arg(long, value_name = "DURATION", value_parser = parse_timeout, requires = "daemon")]
+        // A negative value reaches the parser, which says what is wrong with it, rather
+        // than being taken for an unknown flag.
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout, requires = "daemon", allow_negative_numbers = true)]
         timeout: Option<Duration>,
     },
     /// Call a method and print its result.
@@ -105,7 +107,7 @@ struct CallArgs {
     args_file: Option<PathBuf>,
     /// Call this many times, at least once (the result printed is the last one's; the
     /// first call that fails ends the run, and its error is printed).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
     repeat: u32,
     /// Give each call this long (`500ms`, `1.5s`, `1m`; units `ns`, `us`, `ms`, `s`, `m`,
     /// `h`): the call's deadline, which a method reads from its context. A call past it
@@ -113,7 +115,8 @@ struct CallArgs {
     /// one cannot be stopped and fails once it returns (with --daemon, the wait for it
     /// ends at the deadline, and so do the waits for the daemon's welcome and for the
     /// module's method list, which come first; without --timeout those two wait 10 s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    // A negative value reaches the parser (see `inspect`'s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, allow_negative_numbers = true)]
     timeout: Option<Duration>,
     /// Print a table of the exports called afterwards (on standard output, after the
     /// result): calls, errors by status, latency (median, 99th percentile, maximum) and
@@ -519,6 +522,11 @@ fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, Runti
 /// required, since a bare `5` could be seconds or milliseconds; 0 is refused, since a
 /// call given no time at all would fail before it starts.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
+    if text.starts_with('-') {
+        return Err(format!(
+            "`{text}` is negative: a timeout is a time from now, as `500ms`, `1.5s` or `1m`"
+        ));
+    }
     let digits = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
