@@ -675,6 +675,11 @@ impl Client {
                 // Another thread is connecting: its connection is looked for next round.
                 Err(std::sync::TryLockError::WouldBlock) => None,
             };
+            if turn.is_none() {
+                // Another thread's try is under way: what this one found before may be
+                // out of date (a daemon started again meanwhile).
+                gone = None;
+            }
             if let Some(_turn) = turn {
                 match self.reconnect(deadline) {
                     Ok(Some(conn)) => return Ok(conn),

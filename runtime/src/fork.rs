@@ -11,7 +11,9 @@
 //! before the fork loads from a private copy, a fresh image (see `crate::module`).
 //!
 //! The forks are counted by a handler `pthread_atfork` runs in each child, registered
-//! when the process makes its first runtime: a fork before that copies no runtime.
+//! when the process makes its first runtime: a fork before that copies no runtime. A
+//! child made without the C library's `fork` (a raw `clone`, `_Fork`) runs no handler,
+//! and is not told apart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -111,8 +111,11 @@ pub struct ModuleInfo {
 /// modules to the parent. The child makes a `Runtime` of its own and loads what it
 /// needs: a file its parent had loaded is then loaded from a private copy, a fresh image
 /// (the loader would hand back the parent's, initialized there). Fork while no thread of
-/// the parent is inside a call, load or unload of any runtime, as for any library that
-/// holds locks; a pre-forking server best forks before it makes its runtime.
+/// the parent is inside a call, load or unload of any runtime, and no
+/// [`watch`](Runtime::watch) runs (its thread loads whenever a file changes), as for any
+/// library that holds locks; a pre-forking server best forks before it makes its
+/// runtime. A child made without the C library's `fork` (a raw `clone`, `_Fork`) runs
+/// no fork handlers, and is not told apart: it must not touch the inherited runtime.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub(crate) registry: Arc<Registry>,

@@ -230,6 +230,10 @@ impl Drop for DirectoryWatch {
         if crate::fork::since(self.forks) {
             self.claim.0 = None;
             std::mem::forget(self.thread.take());
+            // Disconnecting a channel locks what the parent's watch thread may have held.
+            std::mem::forget(self.stop.take());
+            let (_, empty) = mpsc::channel();
+            std::mem::forget(std::mem::replace(&mut self.events, empty));
             return;
         }
         drop(self.stop.take());

@@ -141,15 +141,25 @@ fn a_daemon_call_whose_worker_never_answers_ends_saying_so() {
         .expect("the daemon's worker");
     let worker = rustix::process::Pid::from_raw(worker).unwrap();
     rustix::process::kill_process(worker, rustix::process::Signal::STOP).unwrap();
+    // Continued however the test ends, so the daemon can stop.
+    struct Continue(rustix::process::Pid);
+    impl Drop for Continue {
+        fn drop(&mut self) {
+            let _ = rustix::process::kill_process(self.0, rustix::process::Signal::CONT);
+        }
+    }
+    let continued = Continue(worker);
     // Run with a minute's bound, past which the test fails.
-    let out = memlink(&[
+    let args = [
         "call",
         "--daemon",
         socket.to_str().unwrap(),
         "async_echo",
         "time_left",
-    ]);
-    rustix::process::kill_process(worker, rustix::process::Signal::CONT).unwrap();
+    ];
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    let out = memlink_os(&args);
+    drop(continued);
     stop(daemon);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");

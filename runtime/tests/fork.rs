@@ -129,6 +129,20 @@ fn in_the_child(
         "load",
     );
     forked(runtime.handle_of("basic").map(drop), "handle_of");
+    forked(runtime.health(basic).map(drop), "health");
+    forked(runtime.backpressure(basic).map(drop), "backpressure");
+    forked(
+        runtime
+            .reload(basic, ModuleRef::from_path(module_path("basic")))
+            .map(drop),
+        "reload",
+    );
+    forked(
+        runtime
+            .watch(common::scratch("fork-watch-child"), WatchOptions::default())
+            .map(drop),
+        "watch",
+    );
     assert!(!runtime.is_loaded(basic));
     // The panic expected is not printed.
     let hook = std::panic::take_hook();

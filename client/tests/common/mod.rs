@@ -224,6 +224,9 @@ impl Daemon {
             cmd.arg("--config").arg(&file);
         }
         cmd.args(&setup.extra);
+        // What the daemon leaves in its temporary directory (killed when dropped, it
+        // removes nothing) goes with the test's directory.
+        cmd.env("TMPDIR", &dir);
         cmd.envs(setup.env.iter().map(|(k, v)| (k, v)));
         for m in &setup.modules {
             match m.split_once('=') {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use memlink_ipc::clock;
 use memlink_ipc::figures::{Figures, NO_DEADLINE};
-use rustix::process::{getpid, getppid, kill_process, Signal};
+use rustix::process::{getpid, getppid, kill_process, Pid, Signal};
 
 use super::workers::late_call;
 
@@ -33,6 +33,9 @@ pub(super) const ORPHAN_DRAIN: Duration = Duration::from_secs(10);
 /// modules' shutdown when the supervisor had told it to stop (the supervisor's own bound
 /// of that, `DRAINED_GRACE`, died with it).
 const ORPHAN_LAST: Duration = Duration::from_secs(30);
+
+/// The environment variable that tells a worker its supervisor's process number.
+pub(super) const SUPERVISOR_ENV: &str = "MEMLINK_SUPERVISOR";
 
 /// How often the lifeline looks at the process's parent and, once orphaned, its calls.
 const LOOK_EVERY: Duration = Duration::from_millis(20);
@@ -50,9 +53,20 @@ static LIFELINE: AtomicBool = AtomicBool::new(false);
 fn end(why: &str) {
     let line =
         format!("memlink worker: the supervisor is gone and {why}: the worker ends itself\n");
-    // SAFETY: writes `line`'s bytes, alive for the call, to descriptor 2; a closed or
-    // bad descriptor is an error returned, and ignored.
-    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    // Written only if it can be at once: a full pipe whose reader does not read would
+    // otherwise keep the process from ending.
+    let mut out = libc::pollfd {
+        fd: 2,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: `out` is one valid `pollfd`, alive for the call; a zero timeout does not
+    // wait.
+    if unsafe { libc::poll(&raw mut out, 1, 0) } == 1 && out.revents & libc::POLLOUT != 0 {
+        // SAFETY: writes `line`'s bytes, alive for the call, to descriptor 2; a closed
+        // or bad descriptor is an error returned, and ignored.
+        let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    }
     let _ = kill_process(getpid(), Signal::KILL);
 }
 
@@ -61,7 +75,13 @@ fn end(why: &str) {
 /// yet (no call runs; nobody will ever take what it loads), else bounds its drain as the
 /// watchdog did and ends it [`ORPHAN_LAST`] on.
 pub(super) fn watch(figures: Arc<Figures>, grace_ns: u64) {
-    let parent = getppid();
+    // The supervisor's number, as it told it (it may be gone, and this process another's
+    // child, already); else the parent now.
+    let parent = std::env::var(SUPERVISOR_ENV)
+        .ok()
+        .and_then(|pid| pid.parse().ok())
+        .and_then(Pid::from_raw)
+        .or_else(getppid);
     let lifeline = std::thread::Builder::new()
         .name("memlink-lifeline".to_owned())
         .spawn(move || {

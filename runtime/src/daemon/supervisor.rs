@@ -41,6 +41,7 @@ const LEAVE_WAIT: Duration = Duration::from_millis(500);
 /// [`take_worker_control`](super::take_worker_control).
 pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     settle_log_level(&mut config)?;
+    reap_workers_here();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let plans = config.workers()?;
     // The socket's path is claimed first, so that a second daemon on it says so before
@@ -65,7 +66,13 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
         .map(|addr| Ok::<_, String>((super::http::bind(addr)?, addr.to_owned())))
         .transpose()?;
     let listener = super::socket_file::bind(&config)?;
-    let copies = super::copies::CopiesDir::new();
+    // Only a watched directory's files load from private copies in a worker (a module
+    // given by path loads from its file): a daemon that watches none makes no directory.
+    let copies = config
+        .watch
+        .is_some()
+        .then(super::copies::CopiesDir::new)
+        .flatten();
     let shared = Arc::new(Shared::new(config, exe, workers, copies));
     // The threads that hold the state live as long as the process: what the daemon made
     // on disk is removed on each way out of here.
@@ -108,6 +115,22 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     remove_copies();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Puts `SIGCHLD`'s default action back if this process was started with it ignored (a
+/// disposition `exec` keeps): the kernel would then reap each worker as it ends, so the
+/// daemon could not tell how one ended, nor keep its number from another process until
+/// it has stopped signalling it (`workers::wait`).
+fn reap_workers_here() {
+    // SAFETY: `sigaction` is a plain C struct, for which all zeroes is a valid value.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: reads the action only (no new one given) into `now`, alive for the call.
+    let read = unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &raw mut now) };
+    if read == 0 && now.sa_sigaction == libc::SIG_IGN {
+        // SAFETY: sets the default action, which runs no code of this process.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+        tracing::info!("SIGCHLD was ignored: its default is put back, to reap the workers here");
+    }
 }
 
 /// How long the workers may take to stop once no call of theirs runs (see

@@ -170,8 +170,10 @@ pub fn run(control: OwnedFd) -> Result<(), String> {
         .filter(|(handle, _)| !configured.contains(handle))
         .filter_map(|(handle, _)| foreign(&runtime, &claims, handle))
         .collect();
-    send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
+    // Loaded: an orphan from here on drains (a supervisor killed before it reads `Ready`
+    // leaves no call to drain, and the control socket's end is read soon after).
     super::orphan::serving();
+    send(&out, &FromWorker::Ready(served(&runtime))).map_err(|e| e.to_string())?;
     of_no_call.release();
     // Only now: the supervisor takes nothing but `Ready` first.
     for name in shed {

@@ -263,11 +263,19 @@ fn spawn(shared: &Shared, index: usize) -> Result<(Child, UnixStream), String> {
         .arg(&worker.plan.name)
         .stdin(Stdio::null())
         .envs(malloc_env(&worker.plan))
+        // Not inherited from this process's own environment when it has no directory.
+        .env_remove(super::copies::ENV)
         .envs(
             shared
                 .copies
                 .as_ref()
                 .map(|c| (super::copies::ENV, c.path())),
+        )
+        // Whom the worker's lifeline watches (`super::orphan`): a supervisor that dies
+        // before the worker looks is seen gone all the same.
+        .env(
+            super::orphan::SUPERVISOR_ENV,
+            std::process::id().to_string(),
         )
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", shared.worker_exe.display()))?;
