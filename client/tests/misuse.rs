@@ -518,9 +518,12 @@ fn an_untrusted_copy_the_worker_has_no_memory_for_fails_its_call_alone() {
 }
 
 /// A call's deadline bounds its wait for a daemon that went away, however long the
-/// client may try to reconnect: it fails with its `Timeout`, and so does a typed call.
-/// Before, the reconnect loop never looked at the deadline: with no reconnect limit
-/// such a call waited for good, and every other call queued behind its lock.
+/// client may try to reconnect: when what listens at the path now never welcomes it (a
+/// daemon starting, or stopped), it fails with its `Timeout`, and so does a typed call
+/// (with nothing listening it is `DaemonGone`:
+/// `faults.rs::calls_to_a_killed_daemon_get_daemon_gone`). Before, the reconnect loop
+/// never looked at the deadline: with no reconnect limit such a call waited for good,
+/// and every other call queued behind its lock.
 #[test]
 fn a_calls_deadline_bounds_its_wait_for_a_daemon_that_went_away() {
     let mut daemon = Daemon::start(Setup::modules(&["basic"]));
@@ -551,6 +554,8 @@ fn a_calls_deadline_bounds_its_wait_for_a_daemon_that_went_away() {
     };
     ready_rx.recv().unwrap();
     daemon.terminate();
+    // Something listens at the path again, and never answers.
+    let _silent = std::os::unix::net::UnixListener::bind(&daemon.socket).unwrap();
     go_tx.send(()).unwrap();
     // Only a hang reaches this watchdog; it asserts nothing about speed.
     let (by_name, typed) = rx
