@@ -662,50 +662,65 @@ fn a_worker_orphaned_while_it_stops_still_ends() {
 }
 
 /// The daemon is killed while its worker loads a watched library whose constructor never
-/// returns: the orphan ends (nothing it loads will ever be called). Before, it loaded for
-/// good, outliving the daemons started after it.
+/// returns, found as the worker starts or once it serves: the orphan ends (nothing it
+/// loads will ever be called; the second within a few seconds, not the 30 s an orphan
+/// that stopped is given), and the last worker out removes the daemon's directory of
+/// private copies, which the killed daemon could not. Before, it loaded for good,
+/// outliving the daemons started after it, and the directory stayed with the copy.
 #[test]
 fn a_worker_orphaned_while_it_loads_ends() {
-    let dir = common::scratch_dir();
-    let modules = dir.join("modules");
-    std::fs::create_dir_all(&modules).unwrap();
-    std::fs::copy(
-        common::module_path("hang_on_load"),
-        modules.join(format!("hang.{}", std::env::consts::DLL_EXTENSION)),
-    )
-    .unwrap();
-    let socket = dir.join("memlink.sock");
-    let mut serve = std::process::Command::new(common::memlink())
-        // The copy the worker is loading stays when it is ended: in this test's directory.
-        .env("TMPDIR", &dir)
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--watch")
-        .arg(&modules)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Its worker starts, and loads the library for good.
-    let until = Instant::now() + Duration::from_secs(30);
-    let worker = loop {
-        if let Some(&pid) = common::children(serve.id() as i32).first() {
-            break pid;
+    for at_start in [true, false] {
+        let dir = common::scratch_dir();
+        let modules = dir.join("modules");
+        std::fs::create_dir_all(&modules).unwrap();
+        let hang = modules.join(format!("hang.{}", std::env::consts::DLL_EXTENSION));
+        if at_start {
+            std::fs::copy(common::module_path("hang_on_load"), &hang).unwrap();
         }
-        assert!(Instant::now() < until, "no worker started");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _reaped = KillOnDrop(worker);
-    std::thread::sleep(Duration::from_millis(500));
-    signal(serve.id() as i32, Signal::KILL);
-    let _ = serve.wait();
-    assert!(
-        ended_within(worker, Duration::from_secs(30)),
-        "the orphaned worker still loads"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let socket = dir.join("memlink.sock");
+        let mut serve = std::process::Command::new(common::memlink())
+            .env("TMPDIR", &tmp)
+            .arg("serve")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--watch")
+            .arg(&modules)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        let worker = loop {
+            if let Some(&pid) = common::children(serve.id() as i32).first() {
+                break pid;
+            }
+            assert!(Instant::now() < until, "no worker started");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let _reaped = KillOnDrop(worker);
+        if !at_start {
+            // It serves (the socket answers), then the library comes.
+            while Client::connect(&socket).is_err() {
+                assert!(Instant::now() < until, "the daemon never served");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::fs::copy(common::module_path("hang_on_load"), &hang).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        signal(serve.id() as i32, Signal::KILL);
+        let _ = serve.wait();
+        let within = if at_start { 30 } else { 20 };
+        assert!(
+            ended_within(worker, Duration::from_secs(within)),
+            "the orphaned worker still loads (found at start: {at_start})"
+        );
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "found at start: {at_start}: {left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[test]

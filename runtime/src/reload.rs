@@ -370,6 +370,31 @@ pub(crate) fn keep_copies_in(dir: PathBuf) {
     let _ = COPIES_IN.set(dir);
 }
 
+/// Removes this process's own private copies from the directory [`keep_copies_in`] gave,
+/// and the directory too if nothing else is left in it: for a daemon's worker whose
+/// supervisor, which would have removed both, is gone (the last of its workers out
+/// removes the directory). Plain file system calls, and no thread-local: it may run
+/// while a library's constructor holds the loader's lock.
+#[cfg(feature = "daemon")]
+pub(crate) fn leave_copies_dir() {
+    let Some(dir) = COPIES_IN.get() else {
+        return;
+    };
+    let prefix = copies_prefix(std::process::id());
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(&prefix))
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
 /// Where private copies go: [`keep_copies_in`]'s directory, else the temporary one.
 fn copies_base() -> PathBuf {
     COPIES_IN.get().cloned().unwrap_or_else(std::env::temp_dir)

@@ -37,8 +37,20 @@ const ORPHAN_LAST: Duration = Duration::from_secs(30);
 /// The environment variable that tells a worker its supervisor's process number.
 pub(super) const SUPERVISOR_ENV: &str = "MEMLINK_SUPERVISOR";
 
+/// How long an orphan that runs no call more may take to exit (it has nothing else to do).
+const IDLE_EXIT: Duration = Duration::from_secs(2);
+
 /// How often the lifeline looks at the process's parent and, once orphaned, its calls.
 const LOOK_EVERY: Duration = Duration::from_millis(20);
+
+/// The supervisor's process number, once [`watch`] has read it (0 before).
+static SUPERVISOR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Whether the supervisor is gone: the process's parent is no longer it.
+pub(super) fn gone() -> bool {
+    let supervisor = SUPERVISOR.load(Ordering::Relaxed);
+    supervisor != 0 && getppid().map_or(0, |p| p.as_raw_nonzero().get()) != supervisor
+}
 
 /// Set once the worker serves (its modules loaded, `Ready` sent).
 static SERVING: AtomicBool = AtomicBool::new(false);
@@ -67,6 +79,7 @@ fn end(why: &str) {
         // or bad descriptor is an error returned, and ignored.
         let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
     }
+    crate::reload::leave_copies_dir();
     let _ = kill_process(getpid(), Signal::KILL);
 }
 
@@ -82,6 +95,9 @@ pub(super) fn watch(figures: Arc<Figures>, grace_ns: u64) {
         .and_then(|pid| pid.parse().ok())
         .and_then(Pid::from_raw)
         .or_else(getppid);
+    if let Some(pid) = parent {
+        SUPERVISOR.store(pid.as_raw_nonzero().get(), Ordering::Relaxed);
+    }
     let lifeline = std::thread::Builder::new()
         .name("memlink-lifeline".to_owned())
         .spawn(move || {
@@ -129,6 +145,8 @@ pub(super) fn orphaned(figures: Arc<Figures>, grace_ns: u64) {
 /// whole, and ends the process with SIGKILL, as the watchdog would have ended it.
 fn bound(figures: &Figures, grace_ns: u64, last: Option<Duration>) {
     let since = Instant::now();
+    // Since when no call runs.
+    let mut idle_since: Option<Instant> = None;
     // A deadline past the drain's end is held to it, as none is: a client may send one
     // years away, and only the deadlines within it are the watchdog's rule to apply.
     let drain_end = clock::now_ns().saturating_add(ORPHAN_DRAIN.as_nanos() as u64);
@@ -142,10 +160,28 @@ fn bound(figures: &Figures, grace_ns: u64, last: Option<Duration>) {
         {
             return end("a call ran past its deadline");
         }
-        let unbounded = rows
+        let running: Vec<u64> = rows
             .flat_map(|row| row.running.iter())
             .map(|e| e.load(Ordering::Relaxed))
-            .any(|d| d == NO_DEADLINE || d > drain_end);
+            .filter(|&d| d != 0)
+            .collect();
+        let unbounded = running.iter().any(|&d| d == NO_DEADLINE || d > drain_end);
+        idle_since = match (running.is_empty(), idle_since) {
+            (true, None) => Some(Instant::now()),
+            (true, idle) => idle,
+            (false, _) => None,
+        };
+        // An orphan that learnt it from its control socket skips its modules' shutdown:
+        // with no call left it exits at once, unless a thread it waits for cannot end (a
+        // watched library's constructor that never returns holds the watch's).
+        if ORPHANED.load(Ordering::Acquire) && idle_since.is_some_and(|i| i.elapsed() >= IDLE_EXIT)
+        {
+            return end(&format!(
+                "no call runs, and the worker has not exited {} s on (a module's load that \
+                 never finishes?)",
+                IDLE_EXIT.as_secs()
+            ));
+        }
         if unbounded && since.elapsed() >= ORPHAN_DRAIN {
             return end(&format!(
                 "a call without a deadline within it still runs after {} s",

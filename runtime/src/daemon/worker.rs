@@ -794,6 +794,10 @@ impl Worker {
         for (_, c) in self.connections.drain() {
             let _ = c.thread.join();
         }
+        // Its supervisor, which would have removed its copies' directory, is gone.
+        if orphaned || super::orphan::gone() {
+            crate::reload::leave_copies_dir();
+        }
     }
 
     fn attach(
