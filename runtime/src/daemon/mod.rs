@@ -19,6 +19,7 @@
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
 //! | `copies` | the directory the workers make their private copies of modules in |
 //! | `orphan` | a worker whose supervisor is gone, which ends itself, bounded |
+//! | `late` | when a call is late: the watchdog's rule, which an orphan applies too |
 //! | `opening` | the watched files that took a worker down as it loaded them, left alone after |
 //! | `stand_in` | answers a connection's calls for a worker that could not take it |
 //! | `worker` | a worker process: its limits, its modules, the connections it is handed |
@@ -35,6 +36,7 @@ mod exposition;
 mod families;
 mod flight;
 mod http;
+mod late;
 mod opening;
 mod orphan;
 mod socket_file;

@@ -22,7 +22,7 @@ use memlink_ipc::clock;
 use memlink_ipc::figures::{Figures, NO_DEADLINE};
 use rustix::process::{getpid, getppid, kill_process, Pid, Signal};
 
-use super::workers::late_call;
+use super::late::late_call;
 
 /// How long a worker whose supervisor is gone lets a call without a deadline run before
 /// it ends itself. Its clients were told the daemon is gone, so the call's reply has no

@@ -12,12 +12,13 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
-use memlink_ipc::figures::{Figures, Row, NO_DEADLINE};
+use memlink_ipc::figures::Figures;
 use memlink_ipc::slot::{Name, SlotState};
 use memlink_ipc::{clock, Failure};
 use rustix::process::{kill_process, Pid, Signal};
 
 use super::config::WorkerPlan;
+use super::late::late_call;
 use super::opening;
 use super::stand_in::StandIn;
 use super::state::{lock, Conn, Shared, Worker, WorkerLink};
@@ -820,16 +821,6 @@ pub(super) fn end_linked(worker: &Worker, pid: Pid, reason: Option<String>) {
         }
         let _ = kill_process(pid, Signal::KILL);
     }
-}
-
-/// A call of `row` past its deadline by more than `grace` at `now`: its slot, and by how
-/// many milliseconds.
-pub(super) fn late_call(row: &Row, now: u64, grace: u64) -> Option<(usize, u64)> {
-    row.running.iter().enumerate().find_map(|(slot, running)| {
-        let deadline = running.load(Ordering::Relaxed);
-        (deadline != 0 && deadline != NO_DEADLINE && now > deadline.saturating_add(grace))
-            .then(|| (slot, (now - deadline) / 1_000_000))
-    })
 }
 
 /// Frees the rows of the connections whose client is gone once no worker runs a call of
