@@ -1,13 +1,14 @@
 //! The directory a daemon's workers make their private copies of modules in.
 //!
-//! A worker loads a watched file (and a module set to `private_copy`) from a private
-//! copy, which it removes once the loader has mapped it. A worker that dies while the
-//! loader maps one (the library's constructor crashed it, or the watchdog ended it for
-//! taking too long) cannot: each such death left a module file's copy in the temporary
-//! directory. The daemon gives its workers a directory of its own for their copies
-//! (told through [`ENV`]); the supervisor removes what a dead worker left there before
-//! it reaps the process (until then the process's number is no new process's, whose
-//! copies would have the same names), and the whole directory when the daemon stops.
+//! A worker loads a watched file from a private copy, which it removes once the loader
+//! has mapped it. A worker that dies while the loader maps one (the library's
+//! constructor crashed it, or the watchdog ended it for taking too long) cannot: each
+//! such death left a module file's copy in the temporary directory. A daemon that
+//! watches a directory gives its workers a directory of its own for their copies (told
+//! through [`ENV`]); the supervisor removes what a dead worker left there before it
+//! reaps the process (until then the process's number is no new process's, whose copies
+//! would have the same names), and the whole directory when the daemon stops (killed,
+//! the last of its workers to end removes it: `super::orphan`).
 
 use std::fs;
 use std::path::{Path, PathBuf};

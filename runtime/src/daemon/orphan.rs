@@ -52,7 +52,7 @@ pub(super) fn gone() -> bool {
     supervisor != 0 && getppid().map_or(0, |p| p.as_raw_nonzero().get()) != supervisor
 }
 
-/// Set once the worker serves (its modules loaded, `Ready` sent).
+/// Set once the worker serves (its modules loaded, as it sends `Ready`).
 static SERVING: AtomicBool = AtomicBool::new(false);
 /// Set when [`Worker::listen`](super::worker) reads the end of the control socket.
 static ORPHANED: AtomicBool = AtomicBool::new(false);
