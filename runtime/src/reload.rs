@@ -380,19 +380,34 @@ pub(crate) fn leave_copies_dir() {
     let Some(dir) = COPIES_IN.get() else {
         return;
     };
-    let prefix = copies_prefix(std::process::id());
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.starts_with(&prefix))
-            {
-                let _ = fs::remove_dir_all(entry.path());
+    remove_copies_in(dir, std::process::id(), |_, _| {});
+    let _ = fs::remove_dir(dir);
+}
+
+/// Removes process `pid`'s private copies from `dir`, a directory of this process's
+/// user's alone (`remove_dir_all` follows no link out of it), telling `failed` of each
+/// that cannot be removed. Plain file system calls, and no thread-local.
+#[cfg(feature = "daemon")]
+pub(crate) fn remove_copies_in(
+    dir: &Path,
+    pid: u32,
+    mut failed: impl FnMut(&Path, std::io::Error),
+) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = copies_prefix(pid);
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(&prefix))
+        {
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                failed(&entry.path(), e);
             }
         }
     }
-    let _ = fs::remove_dir(dir);
 }
 
 /// Where private copies go: [`keep_copies_in`]'s directory, else the temporary one.

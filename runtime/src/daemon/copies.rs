@@ -13,8 +13,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::reload::copies_prefix;
-
 /// The environment variable that tells a worker where to make its private copies.
 pub(super) const ENV: &str = "MEMLINK_WORKER_COPIES";
 
@@ -54,32 +52,20 @@ impl CopiesDir {
     /// Removes what worker process `pid` (ended, not yet reaped) left of its private
     /// copies here.
     pub(super) fn remove_copies_of(&self, pid: u32) {
-        let Ok(entries) = fs::read_dir(&self.0) else {
-            return;
-        };
-        let prefix = copies_prefix(pid);
-        for entry in entries.flatten() {
-            let ours = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix));
-            // The directory is the daemon's alone (0700): nothing in it is another
-            // user's, and `remove_dir_all` follows no link out of it.
-            if ours {
-                if let Err(e) = fs::remove_dir_all(entry.path()) {
-                    tracing::warn!(
-                        "cannot remove {}, a dead worker's private copy: {e}",
-                        entry.path().display()
-                    );
-                }
-            }
-        }
+        // The directory is the daemon's alone (0700): nothing in it is another user's.
+        crate::reload::remove_copies_in(&self.0, pid, |copy, e| {
+            tracing::warn!(
+                "cannot remove {}, a dead worker's private copy: {e}",
+                copy.display()
+            );
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reload::copies_prefix;
 
     /// A process's copies are removed, and not another's whose number begins the same.
     #[test]
