@@ -5,16 +5,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{
-    Arc, LockResult, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
-    TryLockError,
-};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use memlink_abi::Format;
-use memlink_ipc::client::{CallError, Connection, Lease, Waiting};
+use memlink_ipc::client::{CallError, Connection, Lease};
 use memlink_ipc::control::MethodInfo;
-use memlink_ipc::segment::MAX_SLOTS;
 use memlink_ipc::slot::Op;
 use memlink_ipc::{clock, Failure, Geometry};
 use memlink_runtime::{CallOptions, Caller, RuntimeError};
@@ -24,109 +20,12 @@ use serde::Serialize;
 use crate::error::{not_taken, runtime_error};
 use crate::output::{decode_private, ArgSlot, RemoteOutput, SlotReply};
 
-/// How a [`Client`] connects.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ClientConfig {
-    /// Calls this client can have in flight at once (default 8; 1 to 64, another number
-    /// is refused when connecting).
-    pub slots: u32,
-    /// Bytes each call's arguments, and result, may take at first (default 1 MiB). A
-    /// call with larger arguments grows the connection's segment: the client connects
-    /// again with slots that hold them (fewer slots if the daemon's per-client limit
-    /// needs it), and a result too large for its slot grows them for the calls after.
-    /// 1 byte to 1 GiB (rounded up to a page); another size is refused when connecting.
-    pub slot_size: u64,
-    /// How long a caller spins on its reply before sleeping (default 20 µs; at most
-    /// 50 ms, the interval at which a sleeping caller checks that the daemon is there).
-    pub spin: Duration,
-    /// How long to keep trying to (re)connect while the daemon is not there (default 2 s).
-    /// A timeout too long to add to the current instant (`Duration::MAX`) is no limit:
-    /// the client keeps trying for as long as the daemon is not there. It bounds the
-    /// tries, not each one: a daemon that accepts the connection and never welcomes it
-    /// (stopped, say) is waited for 10 s, or to the call's deadline when the try is a
-    /// call's; a call whose deadline comes first fails with `DaemonGone` once a try found
-    /// nothing listening, else with its `Timeout`.
-    pub reconnect_timeout: Duration,
-    /// How long a call, a batch's call or [`arg_buffer`](Client::arg_buffer) waits for a
-    /// free slot while every slot of the connection is held by an output
-    /// ([`RemoteOutput`]) or an argument buffer ([`ArgSlot`]) not yet dropped, and no call
-    /// is in flight whose end would free one (default 5 s). Past it, it fails with
-    /// [`RuntimeError::SlotsHeld`]: only a drop frees a slot then, and a thread that
-    /// holds them all itself would wait for ever. A call in flight restarts the count,
-    /// and a call's deadline, when it comes first, ends the wait as a timeout.
-    /// `Duration::MAX` waits for as long as it takes.
-    pub slot_wait: Duration,
-}
+mod config;
+mod connection;
+mod locks;
 
-impl Default for ClientConfig {
-    fn default() -> ClientConfig {
-        ClientConfig {
-            slots: 8,
-            slot_size: 1 << 20,
-            spin: Duration::from_micros(20),
-            reconnect_timeout: Duration::from_secs(2),
-            slot_wait: Duration::from_secs(5),
-        }
-    }
-}
-
-impl ClientConfig {
-    /// Sets [`slots`](ClientConfig::slots): 1 to 64, or connecting fails naming the
-    /// setting.
-    pub fn slots(mut self, slots: u32) -> Self {
-        self.slots = slots;
-        self
-    }
-
-    /// Sets [`slot_size`](ClientConfig::slot_size): 1 byte to 1 GiB, or connecting fails
-    /// naming the setting.
-    pub fn slot_size(mut self, bytes: u64) -> Self {
-        self.slot_size = bytes;
-        self
-    }
-
-    /// Sets [`spin`](ClientConfig::spin).
-    pub fn spin(mut self, spin: Duration) -> Self {
-        self.spin = spin;
-        self
-    }
-
-    /// Sets [`reconnect_timeout`](ClientConfig::reconnect_timeout). `Duration::MAX` (or
-    /// any timeout too long to add to the current instant) means no limit: the client
-    /// keeps trying to connect for as long as the daemon is not there.
-    pub fn reconnect_timeout(mut self, timeout: Duration) -> Self {
-        self.reconnect_timeout = timeout;
-        self
-    }
-
-    /// Sets [`slot_wait`](ClientConfig::slot_wait).
-    pub fn slot_wait(mut self, wait: Duration) -> Self {
-        self.slot_wait = wait;
-        self
-    }
-
-    /// The geometry the settings ask for, or the error naming the setting that no
-    /// connection can have. The client refuses it itself: the daemon never saw it.
-    fn geometry(&self) -> Result<Geometry, RuntimeError> {
-        let refused = |setting: &str, reason: String| RuntimeError::BadSetting {
-            setting: format!("ClientConfig::{setting}"),
-            reason,
-        };
-        if !(1..=MAX_SLOTS).contains(&self.slots) {
-            return Err(refused(
-                "slots",
-                format!(
-                    "{} slots: a client has 1 to {MAX_SLOTS} (the calls it can have in flight at once)",
-                    self.slots
-                ),
-            ));
-        }
-        // With the slots within bounds, the segment's own check refuses only the slot
-        // size, in its own words.
-        Geometry::new(self.slots, self.slot_size).map_err(|reason| refused("slot_size", reason))
-    }
-}
+pub use config::ClientConfig;
+use locks::{lock, read, write};
 
 /// A module the daemon serves, resolved by name once ([`Client::module`]). It is valid
 /// only with the client that resolved it: another client refuses it
@@ -182,78 +81,10 @@ pub struct Client {
     names: RwLock<Vec<Arc<str>>>,
     methods: Mutex<HashMap<String, Arc<Vec<MethodInfo>>>>,
     /// When a call last completed (`CLOCK_MONOTONIC_COARSE` ns, a clock cheap to read
-    /// and as fine as this needs): a connection idle longer than [`IDLE_CHECK`] is
+    /// and as fine as this needs): a connection idle longer than [`IDLE_CHECK`](connection::IDLE_CHECK) is
     /// checked before use, so a daemon restarted meanwhile is noticed before a call is
     /// lost to it.
     last_reply: AtomicU64,
-}
-
-const IDLE_CHECK: u64 = 100_000_000;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    take(|| m.try_lock(), || m.lock())
-}
-
-/// A read of `lock`, as [`lock`] takes a mutex.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    take(|| lock.try_read(), || lock.read())
-}
-
-/// A write of `lock`, as [`lock`] takes a mutex.
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    take(|| lock.try_write(), || lock.write())
-}
-
-/// The guard `try_take` gives, or, when the lock is held, the one `wait` waits for; a
-/// poisoned lock's guard all the same (nothing the client keeps is left half-written).
-/// In a forked child, a held lock is waited for [`HELD_IN_PARENT`] at most
-/// ([`in_child`]).
-fn take<G>(
-    try_take: impl Fn() -> Result<G, TryLockError<G>>,
-    wait: impl FnOnce() -> LockResult<G>,
-) -> G {
-    match try_take() {
-        Ok(guard) => guard,
-        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(TryLockError::WouldBlock) if memlink_ipc::client::forked_child() => {
-            in_child(|| match try_take() {
-                Ok(guard) => Some(guard),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            })
-        }
-        Err(TryLockError::WouldBlock) => wait().unwrap_or_else(PoisonError::into_inner),
-    }
-}
-
-/// The client's locks are held only for a moment (none while anyone waits for the
-/// daemon): one held this long in a forked child is held by a thread of the parent,
-/// which does not exist here and will never let it go.
-const HELD_IN_PARENT: Duration = Duration::from_secs(2);
-
-/// `take` tried until it gives a guard, in a forked child, for [`HELD_IN_PARENT`] at
-/// most.
-///
-/// # Panics
-///
-/// When the lock is still held then: the child would wait for it for ever (the call's
-/// deadline could not end that wait), and a panic says why instead.
-#[cold]
-fn in_child<G>(mut take: impl FnMut() -> Option<G>) -> G {
-    let until = Instant::now() + HELD_IN_PARENT;
-    loop {
-        if let Some(guard) = take() {
-            return guard;
-        }
-        assert!(
-            Instant::now() < until,
-            "memlink-client: this process forked while another thread of its parent was \
-             using this Client, and the lock that thread held can never be released here: \
-             make a new Client in the child (a Client may cross fork() only when no other \
-             thread is using it at that moment)"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 impl Client {
@@ -608,216 +439,6 @@ impl Client {
         Ok(f32::from_le_bytes(bytes))
     }
 
-    /// The connection, made again if the daemon went away.
-    pub(crate) fn connection(&self) -> Result<Arc<Connection>, RuntimeError> {
-        self.connection_until(None)
-            .map_err(|e| runtime_error(e, "", "", None))
-    }
-
-    /// The connection for a call of `module::method` with `options`, made again if the
-    /// daemon went away (trying until the call's deadline at the latest, when it fails
-    /// with the call's `Timeout` of `given`, the time the call had when it was made: read
-    /// after the reconnect ran the deadline out, it would be none), whose slots hold
-    /// `len` bytes.
-    pub(crate) fn connection_for_call(
-        &self,
-        len: usize,
-        module: &str,
-        method: &str,
-        options: &CallOptions,
-        given: Option<Duration>,
-    ) -> Result<Arc<Connection>, RuntimeError> {
-        self.connection_until(options.deadline)
-            .and_then(|conn| self.fitting(conn, len, options.deadline))
-            .map_err(|e| runtime_error(e, module, method, given))
-    }
-
-    /// The connection, made again if the daemon went away: tried for as long as the
-    /// reconnect timeout allows, or until `deadline` (then `CallError::TimedOut`),
-    /// whichever comes first. One thread connects at a time; the others wait for its
-    /// connection, each until its own deadline, and no lock is held while anyone waits.
-    fn connection_until(&self, deadline: Option<Instant>) -> Result<Arc<Connection>, CallError> {
-        if let Some(conn) = &*read(&self.conn) {
-            let idle = clock::coarse_ns().saturating_sub(self.last_reply.load(Ordering::Relaxed));
-            // An inherited connection (this process forked from the one that made it)
-            // is the parent's: a new one is made, whatever the idle time says.
-            if (idle < IDLE_CHECK && !conn.inherited()) || conn.alive() {
-                return Ok(Arc::clone(conn));
-            }
-        }
-        // `None`: a timeout past what an instant can hold, which is no limit.
-        let until = Instant::now().checked_add(self.config.reconnect_timeout);
-        let mut gone = None;
-        let mut first = true;
-        loop {
-            if let Some(conn) = self.live_connection() {
-                return Ok(conn);
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                // A daemon found gone (nothing listens at the path) is said so, not as
-                // the call's timeout: the module never ran, and a deadline shorter than
-                // the reconnect timeout made every call to a killed daemon a `Timeout`.
-                return Err(gone.unwrap_or(CallError::TimedOut));
-            }
-            // One round at least, whatever the reconnect timeout (zero: one try).
-            if !std::mem::take(&mut first) && until.is_some_and(|u| now >= u) {
-                return Err(gone.unwrap_or_else(|| {
-                    CallError::Gone(format!(
-                        "{}: no daemon answered within the reconnect timeout",
-                        self.socket.display()
-                    ))
-                }));
-            }
-            let turn = match self.reconnecting.try_lock() {
-                Ok(turn) => Some(turn),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                // Another thread is connecting: its connection is looked for next round.
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            };
-            if turn.is_none() {
-                // Another thread's try is under way: what this one found before may be
-                // out of date (a daemon started again meanwhile).
-                gone = None;
-            }
-            if let Some(_turn) = turn {
-                match self.reconnect(deadline) {
-                    Ok(Some(conn)) => return Ok(conn),
-                    Ok(None) => continue,
-                    Err(CallError::Gone(reason)) => gone = Some(CallError::Gone(reason)),
-                    Err(e) => return Err(e),
-                }
-            }
-            let pause = deadline.map_or(RECONNECT_PAUSE, |d| {
-                RECONNECT_PAUSE.min(d.saturating_duration_since(Instant::now()))
-            });
-            std::thread::sleep(pause);
-        }
-    }
-
-    /// The current connection, if the daemon still holds it.
-    fn live_connection(&self) -> Option<Arc<Connection>> {
-        let slot = read(&self.conn);
-        slot.as_ref().filter(|c| c.alive()).cloned()
-    }
-
-    /// One try to connect again, by the thread holding `reconnecting`, the lock on the
-    /// current connection not held while it waits for the daemon: the new connection,
-    /// or `None` when another one is there by now (made while this thread took its turn).
-    fn reconnect(&self, deadline: Option<Instant>) -> Result<Option<Arc<Connection>>, CallError> {
-        if self.live_connection().is_some() {
-            return Ok(None);
-        }
-        let geometry = *lock(&self.geometry);
-        let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
-        let mut slot = write(&self.conn);
-        // One made meanwhile (larger slots, by a call that needed them) serves; this one
-        // closes.
-        if let Some(live) = slot.as_ref().filter(|c| c.alive()) {
-            return Ok(Some(Arc::clone(live)));
-        }
-        // A new connection may reach a daemon started again meanwhile: describe anew.
-        lock(&self.methods).clear();
-        self.replied();
-        *slot = Some(Arc::clone(&conn));
-        Ok(Some(conn))
-    }
-
-    /// A connection whose slots hold `len` bytes: the current one, or a new one with
-    /// larger slots (the segment grows on demand; the old connection closes when the
-    /// calls still using it are done).
-    pub(crate) fn connection_for(&self, len: usize) -> Result<Arc<Connection>, RuntimeError> {
-        let conn = self.connection()?;
-        self.fitting(conn, len, None)
-            .map_err(|e| runtime_error(e, "", "", None))
-    }
-
-    /// `conn`, or a new connection with larger slots when its own do not hold `len`
-    /// bytes, made by `deadline`.
-    fn fitting(
-        &self,
-        conn: Arc<Connection>,
-        len: usize,
-        deadline: Option<Instant>,
-    ) -> Result<Arc<Connection>, CallError> {
-        let slot_size = conn.welcome().geometry.slot_size;
-        if len as u64 <= slot_size {
-            return Ok(conn);
-        }
-        // A refusal of the new connection, said alone ("the daemon refused the
-        // connection: … its limit of 2 connections"), read as if this one were refused.
-        self.grow(&conn, len as u64, deadline).map_err(|e| match e {
-            CallError::Failed(Failure::Other(why)) => CallError::Failed(Failure::Other(format!(
-                "{len} bytes need larger slots than this connection's {slot_size}, which a new \
-                 connection would have, and {why}"
-            ))),
-            e => e,
-        })
-    }
-
-    /// Connects again with slots of at least `len` bytes (and never smaller than they
-    /// grew to before), within the daemon's limit. The connection is made before the
-    /// lock is taken, so calls that fit the current slots go on meanwhile.
-    fn grow(
-        &self,
-        old: &Arc<Connection>,
-        len: u64,
-        deadline: Option<Instant>,
-    ) -> Result<Arc<Connection>, CallError> {
-        let fits = |slot: &Option<Arc<Connection>>| {
-            slot.as_ref()
-                .filter(|c| !Arc::ptr_eq(c, old) && c.welcome().geometry.slot_size >= len)
-                .cloned()
-        };
-        if let Some(conn) = fits(&read(&self.conn)) {
-            return Ok(conn);
-        }
-        // Never smaller than the slots it has: those the daemon gave, which may be
-        // smaller than those asked for (cut to its `max_shm_per_client`), and always fit
-        // its limit (floored at what was asked, a connection asking for more than the
-        // daemon allows could never grow at all).
-        let floor = old.welcome().geometry.slot_size;
-        let geometry = Geometry::to_fit(len.max(floor), self.config.slots, old.welcome().max_shm)
-            .map_err(CallError::Invalid)?;
-        let conn = Connection::connect_by(&self.socket, geometry, self.waiting(), deadline)?;
-        let mut slot = write(&self.conn);
-        // Another thread grew it meanwhile: its connection serves, this one closes.
-        if let Some(grown) = fits(&slot) {
-            return Ok(grown);
-        }
-        // A new connection may reach a daemon started again meanwhile: describe anew.
-        lock(&self.methods).clear();
-        *lock(&self.geometry) = geometry;
-        *slot = Some(Arc::clone(&conn));
-        Ok(conn)
-    }
-
-    fn waiting(&self) -> Waiting {
-        let waiting = Waiting::default();
-        Waiting {
-            // A caller checks its deadline and the daemon's life only once it stops
-            // spinning: a longer spin would put both off (forever, for `Duration::MAX`).
-            spin: self.config.spin.min(waiting.poll),
-            held: self.config.slot_wait,
-            ..waiting
-        }
-    }
-
-    /// The shared memory the current connection's segment holds, in bytes (its slots
-    /// times their size, and the slot table).
-    pub fn segment_size(&self) -> Result<u64, RuntimeError> {
-        Ok(self.connection()?.welcome().geometry.len())
-    }
-
-    /// Forgets `conn` if it is still the current connection, so the next call makes a
-    /// new one.
-    pub(crate) fn lost(&self, conn: &Arc<Connection>) {
-        let mut slot = write(&self.conn);
-        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
-            *slot = None;
-        }
-    }
-
     /// A request by name; one the daemon never took (it went away, and a new one is
     /// there) is sent once more on a new connection.
     fn request(
@@ -954,9 +575,6 @@ impl Client {
         runtime_error(e, module, method, given)
     }
 }
-
-/// The pause between two tries to reach a daemon that went away.
-const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 
 /// The time a call has when it is made (what a timeout reports, as in the runtime).
 pub(crate) fn given(options: &CallOptions) -> Option<Duration> {
