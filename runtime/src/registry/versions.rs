@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{answers, init, open_copy, shutdown, Live, Registry, Retiring};
+use super::loading::{answers, init, open_copy};
+use super::retiring::shutdown;
+use super::{Live, Registry, Retiring};
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::lifecycle;
