@@ -1,4 +1,4 @@
-//! [`ClientConfig`]: how a [`Client`](crate::Client) connects, checked before it does.
+//! [`ClientConfig`]: how a [`Client`] connects, checked before it does.
 
 use std::time::Duration;
 

@@ -14,7 +14,9 @@
 //! |---|---|
 //! | [`config`] | the daemon's settings (command line or TOML) |
 //! | `state` | what the supervisor's threads share: connections, each worker's link and figures |
-//! | `supervisor` | the socket, handshakes, connections |
+//! | `supervisor` | the socket, the accept loop, a connection's life until its client hangs up |
+//! | `handshake` | a client's hello checked, its row and segment given, the welcome |
+//! | `stops` | the stop signals, and the accept loop woken and the socket removed |
 //! | `socket_file` | the socket's lock file and the socket bound with its mode, no link followed |
 //! | `workers` | the worker processes' lives: start, restart, fail their calls, the watchdog |
 //! | `copies` | the directory the workers make their private copies of modules in |
@@ -35,6 +37,7 @@ mod copies;
 mod exposition;
 mod families;
 mod flight;
+mod handshake;
 mod http;
 mod late;
 mod opening;
@@ -42,6 +45,7 @@ mod orphan;
 mod socket_file;
 mod stand_in;
 mod state;
+mod stops;
 mod supervisor;
 mod worker;
 mod workers;

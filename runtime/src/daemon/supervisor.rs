@@ -1,9 +1,8 @@
-//! The supervisor: the socket, the handshakes, the connections and their segments. It
+//! The supervisor: the socket, the accept loop, the connections and their segments. It
 //! runs no module code, so a module's crash or hang never takes it, or a client's
 //! segment, down; the worker processes' lives are in `workers`.
 
 use std::io::{ErrorKind, Read};
-use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -11,24 +10,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use memlink_ipc::control::{self, Answer, Claims, Hello, ToWorker, Welcome};
-use memlink_ipc::{Geometry, Segment, PROTOCOL_VERSION};
+use memlink_ipc::control::{self, Answer, Claims, ToWorker};
 
-use super::config::{DaemonConfig, Trust};
-use super::state::{lock, Conn, Shared, Worker};
+use super::config::DaemonConfig;
+use super::handshake::{welcome, LEAVE_WAIT};
+use super::state::{lock, Shared, Worker};
+use super::stops::{stop_workers, Stopper, Stops};
 use super::{exposition, workers};
-
-/// How long a client has to say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the accept loop pauses after `accept` failed for want of a resource.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
-
-/// How long the row of a client that hung up is waited for, by its own connection's
-/// thread and by a hello that finds no other row free: the workers' threads for the
-/// connection end at once unless a call of it still runs (a client killed mid-call),
-/// whose row stays the watchdog's until the call ends.
-const LEAVE_WAIT: Duration = Duration::from_millis(500);
 
 /// Serves `config`'s modules on its socket until SIGTERM or SIGINT, then finishes the
 /// calls in flight and returns.
@@ -391,23 +382,6 @@ fn start_workers(shared: &Arc<Shared>) -> Result<Vec<std::thread::JoinHandle<()>
     Ok(keepers)
 }
 
-/// Tells every worker to finish its calls in flight and exit.
-fn stop_workers(shared: &Shared) {
-    // Under the connections' lock: a connection being welcomed is attached before the
-    // workers are told (its `Attach` comes before their `Shutdown`), or sees the flag
-    // and is refused by stand-ins (`welcome`).
-    {
-        let _conns = lock(&shared.conns);
-        shared.shutting_down.store(true, Ordering::SeqCst);
-    }
-    // The stand-ins answering for a worker that is down, or that could not take a
-    // connection, go on answering until the daemon exits; a worker that exits is
-    // replaced by stand-ins saying the daemon is shutting down (`workers::keep`).
-    for w in &shared.workers {
-        w.send(&ToWorker::Shutdown);
-    }
-}
-
 /// Each connection holds a socket and a segment descriptor here: the soft limit on open
 /// files is raised to the hard one, as servers do, so the connection limit is what
 /// refuses clients rather than `EMFILE`.
@@ -511,158 +485,6 @@ fn kind_of(kind: std::fs::FileType) -> &'static str {
     }
 }
 
-/// What stops the accept loop: the listening socket, and the file it was bound to.
-///
-/// The loop was woken by connecting to the socket's path: once the file was gone
-/// (removed by hand, or by a cleaner of `/tmp`), nothing woke it, and the daemon stopped
-/// its workers but never exited, on that SIGTERM or any later one. Shutting the listener
-/// down wakes `accept` whatever is at the path, and refuses later connections at once.
-struct Stopper {
-    listener: Option<UnixListener>,
-    /// The socket file's device and inode as bound: only that file is removed, not
-    /// another put at the path since (another daemon's socket, someone's file).
-    file: Option<(u64, u64)>,
-}
-
-impl Stopper {
-    fn new(listener: &UnixListener, path: &Path) -> Stopper {
-        use std::os::unix::fs::MetadataExt;
-        Stopper {
-            listener: listener
-                .try_clone()
-                .map_err(|e| tracing::warn!("cannot keep the socket to stop it: {e}"))
-                .ok(),
-            file: std::fs::symlink_metadata(path)
-                .ok()
-                .map(|m| (m.dev(), m.ino())),
-        }
-    }
-
-    /// Wakes the accept loop, which sees the shutdown flag, and removes the socket file.
-    fn stop(&self, path: &Path) {
-        use std::os::unix::fs::MetadataExt;
-        match &self.listener {
-            Some(listener) => {
-                let _ = rustix::net::shutdown(listener, rustix::net::Shutdown::Both);
-            }
-            // Without a descriptor of its own, the path is all there is.
-            None => drop(UnixStream::connect(path)),
-        }
-        let at_path = std::fs::symlink_metadata(path).ok();
-        if at_path.is_some_and(|m| Some((m.dev(), m.ino())) == self.file) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// The daemon's stop signals: `SIGTERM`, `SIGINT`, and `SIGHUP` (the terminal it was
-/// started from closing: an ssh session that drops) unless it is ignored (`nohup`: a
-/// handler would override that). Caught from the daemon's start ([`Stops::catch`]), on a
-/// thread of their own.
-///
-/// Once the workers have started ([`Stops::started`]), a stop signal stops the daemon,
-/// its calls in flight finished. While they start (their modules' init may take
-/// seconds), the first is kept, and acted on once they have; a second stops the daemon
-/// at once, its socket file removed, as the signal's default action would have (a
-/// module's init that never returns leaves no other way). Before, the signals were
-/// caught only once the workers had started: the first ended the daemon outright, its
-/// socket file left, its workers told by a broken pipe; and before that, a hang-up's
-/// default action ended a started daemon and its workers at once, the calls in flight
-/// lost.
-struct Stops {
-    state: Arc<StopState>,
-}
-
-struct StopState {
-    /// The daemon once its workers have started: what a stop stops.
-    started: std::sync::OnceLock<(Arc<Shared>, Stopper)>,
-    /// Stop signals that came while the workers started.
-    early: std::sync::atomic::AtomicU32,
-    /// Whether the stop was made (by the signals' thread or by `started`).
-    stopped: std::sync::atomic::AtomicBool,
-}
-
-impl Stops {
-    fn catch(socket: &Path) -> Result<Stops, String> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut stops = vec![SIGTERM, SIGINT];
-        if !ignored(SIGHUP) {
-            stops.push(SIGHUP);
-        }
-        let mut signals = signal_hook::iterator::Signals::new(stops)
-            .map_err(|e| format!("cannot handle signals: {e}"))?;
-        let state = Arc::new(StopState {
-            started: std::sync::OnceLock::new(),
-            early: std::sync::atomic::AtomicU32::new(0),
-            stopped: std::sync::atomic::AtomicBool::new(false),
-        });
-        let seen = Arc::clone(&state);
-        let socket = socket.to_owned();
-        std::thread::Builder::new()
-            .name("memlink-signals".to_owned())
-            .spawn(move || {
-                for signal in signals.forever() {
-                    if seen.stop_if_started() {
-                        return;
-                    }
-                    if seen.early.fetch_add(1, Ordering::SeqCst) == 0 {
-                        tracing::info!(
-                            "asked to stop while the modules start: stopping once they have \
-                             (ask again to stop at once)"
-                        );
-                        // Started meanwhile: `started` saw no signal yet, and left it here.
-                        if seen.stop_if_started() {
-                            return;
-                        }
-                        continue;
-                    }
-                    tracing::warn!("asked to stop again while the modules start: stopping at once");
-                    let _ = std::fs::remove_file(&socket);
-                    let _ = signal_hook::low_level::emulate_default_handler(signal);
-                    std::process::exit(128 + signal);
-                }
-            })
-            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
-        Ok(Stops { state })
-    }
-
-    /// The workers have started: a stop signal from now on stops them, and one that came
-    /// while they started does now.
-    fn started(&self, shared: Arc<Shared>, stopper: Stopper) {
-        let state = &self.state;
-        if state.started.set((shared, stopper)).is_ok() && state.early.load(Ordering::SeqCst) > 0 {
-            state.stop_if_started();
-        }
-    }
-}
-
-impl StopState {
-    /// Stops the daemon, once, if its workers have started (the workers finish their
-    /// calls, the socket is shut); whether they had.
-    fn stop_if_started(&self) -> bool {
-        let Some((shared, stopper)) = self.started.get() else {
-            return false;
-        };
-        if !self.stopped.swap(true, Ordering::SeqCst) {
-            stop_workers(shared);
-            stopper.stop(&shared.config.socket);
-        }
-        true
-    }
-}
-
-/// Whether `signal` is ignored in this process (as `nohup` leaves `SIGHUP` for the
-/// program it starts).
-fn ignored(signal: i32) -> bool {
-    let mut old = core::mem::MaybeUninit::<libc::sigaction>::zeroed();
-    // SAFETY: a null new action only reads the current one into `old`, a place for it
-    // (zeroed, so initialized whatever the call does).
-    let read = unsafe { libc::sigaction(signal, core::ptr::null(), old.as_mut_ptr()) };
-    // SAFETY: zeroed above, and written by the call when it succeeded.
-    let old = unsafe { old.assume_init() };
-    read == 0 && old.sa_sigaction == libc::SIG_IGN
-}
-
 /// One client: the handshake, then waiting for it to hang up.
 fn client(shared: &Arc<Shared>, stream: &Arc<UnixStream>) {
     let welcomed = welcome(shared, stream);
@@ -714,188 +536,6 @@ fn client(shared: &Arc<Shared>, stream: &Arc<UnixStream>) {
     }
     shared.leaving.fetch_sub(1, Ordering::SeqCst);
     tracing::debug!(connection = id, "client gone");
-}
-
-/// What a client's hello settles: the segment it gets, who it is, and whether its
-/// arguments are read in place.
-struct Greeted {
-    geometry: Geometry,
-    uid: u32,
-    pid: i32,
-    in_place: bool,
-}
-
-/// Reads and checks a client's hello, and learns who the client is.
-fn greet(shared: &Shared, stream: &UnixStream) -> Result<Greeted, String> {
-    let hello = read_hello(stream)?;
-    if hello.version != PROTOCOL_VERSION {
-        return Err(format!(
-            "the client speaks protocol {}, the daemon {PROTOCOL_VERSION}: use a client of the daemon's memlink version (memlink-client, or the `memlink` command, built from the same memlink as `memlink serve`)",
-            hello.version
-        ));
-    }
-    let asked = hello.geometry.checked()?;
-    // A segment larger than the limit is cut down to it (the welcome says what the client
-    // got, and a client grows its slots later within the limit it is told), rather than
-    // refused: a client asks before it knows the limit.
-    let limit = shared.config.max_shm_per_client;
-    let geometry = asked.within(limit).ok_or_else(|| {
-        format!(
-            "the client asks for {} bytes of shared memory, and not even one slot fits the limit per client, {limit}",
-            asked.len()
-        )
-    })?;
-    let peer = memlink_ipc::peer::peer(stream)
-        .map_err(|e| format!("cannot learn the client's credentials: {e}"))?;
-    let uid = peer.uid;
-    Ok(Greeted {
-        geometry,
-        uid,
-        // 0 for a client with no process id in the daemon's pid namespace.
-        pid: peer.pid.unwrap_or(0),
-        in_place: shared.config.trust == Trust::SameUser
-            && uid == rustix::process::getuid().as_raw(),
-    })
-}
-
-/// Reads a client's hello frame, all of it within [`HELLO_TIMEOUT`]: a read timeout would start afresh with each read, and a client
-/// trickling a byte at a time would hold its thread, and its place among the
-/// connections still to say hello, for as long as it liked.
-fn read_hello(stream: &UnixStream) -> Result<Hello, String> {
-    match control::recv_hello_by(stream, Instant::now() + HELLO_TIMEOUT) {
-        Ok((hello, None)) => Ok(hello),
-        Ok((_, Some(_))) => Err("a hello with a descriptor".to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(format!(
-            "bad hello: none complete within {} s",
-            HELLO_TIMEOUT.as_secs()
-        )),
-        Err(e) => Err(format!("bad hello: {e}")),
-    }
-}
-
-/// A free row of the figures tables, waiting a little for one while a client that hung
-/// up still holds its row (see [`LEAVE_WAIT`]), its connection's thread perhaps not yet
-/// told; `None` when every row is held.
-fn take_row(shared: &Shared) -> Option<u32> {
-    // A row free now needs no look at the connections (a syscall each).
-    if let Some(row) = lock(&shared.free_rows).pop_front() {
-        return Some(row);
-    }
-    let until = Instant::now() + LEAVE_WAIT;
-    loop {
-        // Looked at before the free rows, so that a row freed after the look is found
-        // below; and the connections before the count, which a connection whose
-        // client hung up joins before it leaves them.
-        let leaving = lock(&shared.conns).values().any(|c| hung_up(&c.client))
-            || shared.leaving.load(Ordering::SeqCst) > 0;
-        if let Some(row) = lock(&shared.free_rows).pop_front() {
-            return Some(row);
-        }
-        if !leaving || Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Whether the client on `stream` hung up: it sends nothing after its hello, so a
-/// socket with its end of file (or reset) waiting is one whose client is gone.
-fn hung_up(stream: &UnixStream) -> bool {
-    use rustix::net::{recv, RecvFlags};
-    let mut byte = [0u8; 1];
-    match recv(stream, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
-        Ok((0, _)) => true,
-        Ok(_) => false,
-        Err(e) => e == rustix::io::Errno::CONNRESET,
-    }
-}
-
-/// Checks a client's hello, makes its segment and hands it to the client, then to the
-/// workers: only a connection the client was told of is attached, so a client that
-/// hangs up before its welcome costs no worker a thread or a mapping.
-fn welcome(shared: &Arc<Shared>, stream: &Arc<UnixStream>) -> Result<(u64, u32), String> {
-    // A connection accepted before the daemon began to stop, whose hello came after:
-    // its workers take no connection any more, and nothing would answer its calls.
-    let greeted = greet(shared, stream).and_then(|greeted| {
-        if shared.shutting_down.load(Ordering::SeqCst) {
-            return Err("the daemon is shutting down".to_owned());
-        }
-        Ok(greeted)
-    });
-    let row = greeted.as_ref().ok().and_then(|_| take_row(shared));
-    // No longer a connection still to say hello, before its welcome is sent: a client
-    // welcome that hangs up and connects again finds its place among those free.
-    shared.greeting.fetch_sub(1, Ordering::SeqCst);
-    let greeted = greeted?;
-    let row = row.ok_or_else(|| {
-        format!(
-            "the daemon holds its limit of {} connections",
-            shared.config.max_connections
-        )
-    })?;
-    // Every way out below that does not keep the connection gives the row back.
-    let give_back = |why: String| {
-        lock(&shared.free_rows).push_back(row);
-        why
-    };
-    let (segment, fd) = Segment::create(greeted.geometry)
-        .map_err(|e| give_back(format!("cannot make the segment: {e}")))?;
-    for r in shared.workers.iter().filter_map(|w| w.figures.row(row)) {
-        for v in [&r.calls, &r.errors, &r.bytes_in, &r.bytes_out] {
-            v.store(0, Ordering::Relaxed);
-        }
-    }
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let conn = Conn {
-        segment: Arc::new(segment),
-        fd,
-        in_place: greeted.in_place,
-        row,
-        pid: greeted.pid,
-        uid: greeted.uid,
-        client: Arc::clone(stream),
-    };
-    let welcome = Answer::Welcome(Welcome {
-        version: PROTOCOL_VERSION,
-        connection: id,
-        geometry: greeted.geometry,
-        in_place: greeted.in_place,
-        max_shm: shared.config.max_shm_per_client,
-        modules: shared.served(),
-        workers: shared
-            .workers
-            .iter()
-            .map(|w| lock(&w.claims).clone())
-            .collect(),
-    });
-    control::send(stream, &welcome, Some(conn.fd.as_fd()))
-        .map_err(|e| give_back(format!("cannot answer the client: {e}")))?;
-    // Under the lock a worker starting meanwhile is handed this connection once: by
-    // `workers::start`, or here once it has its link.
-    let mut conns = lock(&shared.conns);
-    // Begun to stop since the look above: no worker reads an `Attach` any more.
-    if shared.shutting_down.load(Ordering::SeqCst) {
-        workers::refuse_stopping(shared, id, &conn);
-        conns.insert(id, conn);
-        return Ok((id, row));
-    }
-    for (index, w) in shared.workers.iter().enumerate() {
-        if let Some(link) = &*lock(&w.link) {
-            workers::attach(&link.control, &w.figures, id, &conn);
-        } else {
-            // No process runs it, and none could be started: its calls are answered so.
-            workers::stand_in_if_down(shared, index, id, &conn);
-        }
-    }
-    conns.insert(id, conn);
-    drop(conns);
-    tracing::debug!(
-        connection = id,
-        uid = greeted.uid,
-        in_place = greeted.in_place,
-        "client connected"
-    );
-    Ok((id, row))
 }
 
 #[cfg(test)]
