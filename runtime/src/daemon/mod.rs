@@ -25,6 +25,7 @@
 //! | `opening` | the watched files that took a worker down as it loaded them, left alone after |
 //! | `stand_in` | answers a connection's calls for a worker that could not take it |
 //! | `worker` | a worker process: its limits, its modules, the connections it is handed |
+//! | `upward` | what a worker sends its supervisor: messages, and its modules' log records |
 //! | `connection` | a connection's serving thread in a worker, and its helpers |
 //! | `exposition` | the Prometheus text: every worker's, merged, and the daemon's own |
 //! | `families` | the names the merges gave the workers' families, kept between scrapes |
@@ -47,6 +48,7 @@ mod stand_in;
 mod state;
 mod stops;
 mod supervisor;
+mod upward;
 mod worker;
 mod workers;
 
