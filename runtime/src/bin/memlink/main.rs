@@ -1,9 +1,7 @@
 //! `memlink`: inspect and call memlink modules from the command line.
 
-use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
-use std::io::{IsTerminal, Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,15 +9,19 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use memlink_runtime::resolver::LocalResolver;
 use memlink_runtime::{
-    CallOptions, Format, Method, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeConfig,
-    RuntimeError,
+    CallOptions, ModuleError, ModuleHandle, ModuleRef, Runtime, RuntimeConfig, RuntimeError,
 };
 
+mod args;
 mod json;
 mod new;
 mod remote;
 mod serve;
+mod shape;
 mod stats;
+
+use args::{parse_timeout, Args};
+use shape::{encode_args, render, Shape};
 
 #[derive(Parser)]
 #[command(name = "memlink", version, about = "Inspect and call memlink modules")]
@@ -288,7 +290,11 @@ fn call_remote(socket: &Path, request: CallArgs) -> Result<(), String> {
     {
         return Err(remote::too_large(len));
     }
-    let args = Args::read(request.args, request.args_file, Some(remote::MAX_ARGS))?;
+    let args = Args::read(
+        request.args,
+        request.args_file,
+        Some((remote::MAX_ARGS, remote::too_long)),
+    )?;
     // One connection for the run: a --repeat run times calls, not connections.
     let remote = remote::Remote::connect(
         socket,
@@ -518,144 +524,6 @@ fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, Runti
     Ok(format!("{value:#}\n"))
 }
 
-/// `--timeout`'s value: a number and its unit (`500ms`, `2s`, `1.5s`, `1m`). A unit is
-/// required, since a bare `5` could be seconds or milliseconds; 0 is refused, since a
-/// call given no time at all would fail before it starts.
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    if text.starts_with('-') {
-        return Err(format!(
-            "`{text}` is negative: a timeout is a time from now, as `500ms`, `1.5s` or `1m`"
-        ));
-    }
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() || fraction.contains('.') || number.ends_with('.') {
-        return Err(format!(
-            "`{text}` is not a duration: write a number and its unit, as `500ms`, `1.5s` or `1m`"
-        ));
-    }
-    let unit_ns: u128 = match unit {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "" => {
-            return Err(format!(
-                "`{text}` has no unit: write `{text}s`, `{text}ms`, …"
-            ))
-        }
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{unit}`: use ns, us, ms, s, m or h"
-            ))
-        }
-    };
-    let too_long = || format!("`{text}` is longer than a duration can be");
-    // Whole nanoseconds: the digits past what a nanosecond holds are dropped.
-    let mut ns = whole
-        .parse::<u128>()
-        .ok()
-        .and_then(|w| w.checked_mul(unit_ns))
-        .ok_or_else(too_long)?;
-    let mut scale = unit_ns;
-    for digit in fraction.bytes().map(|b| u128::from(b - b'0')) {
-        scale /= 10;
-        ns = ns.checked_add(digit * scale).ok_or_else(too_long)?;
-    }
-    if ns == 0 {
-        return Err(format!(
-            "a timeout of `{text}` is no time at all: every call would fail before it starts"
-        ));
-    }
-    let secs = u64::try_from(ns / 1_000_000_000).map_err(|_| too_long())?;
-    Ok(Duration::new(secs, (ns % 1_000_000_000) as u32))
-}
-
-/// A call's arguments as the command line gave them.
-pub(crate) enum Args {
-    /// Text: JSON for MessagePack methods, the bytes themselves for raw ones; `None`
-    /// when omitted.
-    Text(Option<OsString>),
-    /// Encoded bytes read from a file, passed as they are.
-    Encoded(Vec<u8>),
-}
-
-impl Args {
-    /// The arguments: `text`, or the bytes of `file` (`-`: standard input), of at most
-    /// `limit` bytes when one is given, else of at most [`STREAM_MAX_ARGS`] from what is
-    /// not a regular file. Only that much (and one byte more, to tell) is read: a stream
-    /// or a device (`/dev/zero`) has no length to check first, and read to its end it
-    /// would fill the memory before any check.
-    fn read(
-        text: Option<OsString>,
-        file: Option<PathBuf>,
-        limit: Option<u64>,
-    ) -> Result<Args, String> {
-        let Some(path) = file else {
-            return Ok(Args::Text(text));
-        };
-        let (reader, name): (Box<dyn std::io::Read>, String) = if path.as_os_str() == "-" {
-            (
-                Box::new(std::io::stdin().lock()),
-                "standard input".to_owned(),
-            )
-        } else {
-            let name = path.display().to_string();
-            let file =
-                std::fs::File::open(&path).map_err(|e| format!("cannot read {name}: {e}"))?;
-            if file.metadata().is_ok_and(|m| m.is_file()) {
-                return read_at_most(file, limit, &name, remote::too_long).map(Args::Encoded);
-            }
-            (Box::new(file), name)
-        };
-        match limit {
-            Some(limit) => read_at_most(reader, Some(limit), &name, remote::too_long),
-            None => read_at_most(reader, Some(STREAM_MAX_ARGS), &name, stream_too_long),
-        }
-        .map(Args::Encoded)
-    }
-}
-
-/// Most bytes of arguments a local call reads from standard input, a pipe or a device:
-/// as many as a call through a daemon carries.
-const STREAM_MAX_ARGS: u64 = remote::MAX_ARGS;
-
-/// Why arguments read from `name`, a stream, more than `limit` bytes are refused.
-fn stream_too_long(name: &str, limit: u64) -> String {
-    format!(
-        "the arguments in {name} (--args-file) are more than {limit} bytes: memlink call reads \
-         at most that much from standard input, a pipe or a device (a regular file is read \
-         whole)"
-    )
-}
-
-/// All of `reader`, or the error `too_long` words once it gives more than `limit` bytes.
-fn read_at_most(
-    mut reader: impl Read,
-    limit: Option<u64>,
-    name: &str,
-    too_long: fn(&str, u64) -> String,
-) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    let read = match limit {
-        Some(limit) => reader
-            .by_ref()
-            .take(limit.saturating_add(1))
-            .read_to_end(&mut bytes),
-        None => reader.read_to_end(&mut bytes),
-    };
-    read.map_err(|e| format!("cannot read {name}: {e}"))?;
-    match limit {
-        Some(limit) if bytes.len() as u64 > limit => Err(too_long(name, limit)),
-        _ => Ok(bytes),
-    }
-}
-
 fn call(
     runtime: &Runtime,
     handle: ModuleHandle,
@@ -698,181 +566,4 @@ fn call(
             _ => e.to_string(),
         })?;
     render(&shape, &out)
-}
-
-/// What encoding arguments and rendering a result need to know of a method, from the
-/// runtime's description or the daemon's.
-pub(crate) struct Shape {
-    name: String,
-    args_format: Format,
-    result_format: Format,
-    arg_count: u16,
-    args_type: Option<String>,
-    result_type: Option<String>,
-}
-
-impl From<&Method> for Shape {
-    fn from(m: &Method) -> Shape {
-        Shape {
-            name: m.name.clone(),
-            args_format: m.args_format,
-            result_format: m.result_format,
-            arg_count: m.arg_count,
-            args_type: m.args_type.as_ref().map(|t| t.name.clone()),
-            result_type: m.result_type.as_ref().map(|t| t.name.clone()),
-        }
-    }
-}
-
-pub(crate) fn encode_args<'a>(method: &Shape, args: &'a Args) -> Result<Cow<'a, [u8]>, String> {
-    let args = match args {
-        // Lent as they are: a copy of a large file's bytes doubled what a call held, and
-        // each call of a --repeat run made one.
-        Args::Encoded(bytes) => return Ok(Cow::Borrowed(bytes)),
-        Args::Text(text) => text.as_deref(),
-    };
-    match method.args_format {
-        Format::Raw => return Ok(Cow::Borrowed(args.map_or(&[][..], OsStr::as_bytes))),
-        Format::Archived => {
-            let wants = method
-                .args_type
-                .as_ref()
-                .map_or("an archive".to_owned(), |t| {
-                    format!("an rkyv archive of `{t}`")
-                });
-            return Err(format!(
-                "`{}` takes {wants}, which cannot be made from JSON: pass the archive's bytes \
-                 with --args-file PATH, or call it from a host with `Runtime::archived` (which \
-                 writes the archive for you)",
-                method.name
-            ));
-        }
-        _ => {}
-    }
-    let Some(text) = args else {
-        return Ok(Cow::Borrowed(&[]));
-    };
-    let text = text.to_str().ok_or_else(|| {
-        format!(
-            "the arguments are not UTF-8, so not JSON, which `{}` takes: `{}` (pass encoded \
-             bytes with --args-file PATH)",
-            method.name,
-            text.to_string_lossy()
-        )
-    })?;
-    // Empty text is no arguments, as it is for a raw method (a script's `"$ARGS"` with
-    // nothing in it): not JSON that ends before its value.
-    if text.trim().is_empty() {
-        return Ok(Cow::Borrowed(&[]));
-    }
-    let value = json::arguments(text).map_err(|e| match e {
-        json::ArgumentsError::Json(e) => format!("arguments are not valid JSON: {e}"),
-        json::ArgumentsError::KeyTwice(e) => format!("the arguments give a key twice: {e}"),
-    })?;
-    if let Some(number) = json::too_wide_integer(text) {
-        return Err(format!(
-            "the integer {number} in the arguments fits in no 64-bit integer, which is as wide \
-             as MessagePack carries (-9223372036854775808 to 18446744073709551615): write it as \
-             a float (`1e20`) if a float is meant"
-        ));
-    }
-    let value = match value {
-        v @ (serde_json::Value::Array(_) | serde_json::Value::Object(_)) => v,
-        // `null` for a method of no arguments is none, as nil is on the wire (docs/abi.md).
-        serde_json::Value::Null if method.arg_count == 0 => serde_json::Value::Array(vec![]),
-        single if method.arg_count == 1 => serde_json::Value::Array(vec![single]),
-        _ => {
-            return Err(format!(
-                "`{}` takes {} arguments: pass a JSON array or an object keyed by parameter name",
-                method.name, method.arg_count
-            ))
-        }
-    };
-    rmp_serde::to_vec(&value)
-        .map(Cow::Owned)
-        .map_err(|e| format!("cannot encode the arguments: {e}"))
-}
-
-/// The result as it is printed: a raw one's bytes as they are (they need not be UTF-8,
-/// and nothing is added to them, so that they can be written to a file or piped whole;
-/// on a terminal a newline follows a result that does not end in one, where the prompt
-/// would take the rest of its line), else a line of text.
-pub(crate) fn render(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = render_text(method, bytes)?;
-    let raw = method.result_format == Format::Raw;
-    if !raw || (std::io::stdout().is_terminal() && !out.ends_with(b"\n")) {
-        out.push(b'\n');
-    }
-    Ok(out)
-}
-
-/// [`render`] without its newline.
-fn render_text(method: &Shape, bytes: &[u8]) -> Result<Vec<u8>, String> {
-    match method.result_format {
-        Format::Raw => return Ok(bytes.to_vec()),
-        Format::Archived => {
-            let holds = method
-                .result_type
-                .as_ref()
-                .map_or("a value".to_owned(), |t| format!("`{t}`"));
-            // The handle that reads it is the one for the method's arguments.
-            let (host, client) = match method.args_format {
-                Format::Archived => ("`Runtime::archived`", "`Client::archived`"),
-                _ => (
-                    "`Runtime::typed` with an `Rkyv<T>` result",
-                    "`Client::typed_archived`",
-                ),
-            };
-            return Ok(format!(
-                "<an rkyv archive of {holds}, {} bytes: read it from a host with {host} (a \
-                 daemon's client: {client})>",
-                bytes.len()
-            )
-            .into_bytes());
-        }
-        _ => {}
-    }
-    let json::Json(value) = memlink_abi::msgpack::from_msgpack(bytes)
-        .map_err(|e| format!("the result cannot be read as MessagePack: {e}"))?;
-    serde_json::to_vec(&value).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{read_at_most, remote, stream_too_long};
-
-    /// A stream is read to its limit and one byte past it, no further: here an endless
-    /// one, which read whole would never end.
-    #[test]
-    fn a_stream_past_the_limit_is_refused_after_reading_one_byte_more() {
-        let daemon = remote::too_long;
-        let err = read_at_most(std::io::repeat(7), Some(16), "standard input", daemon).unwrap_err();
-        assert!(
-            err.contains("standard input") && err.contains("--args-file") && err.contains("16"),
-            "{err}"
-        );
-        let err = read_at_most(&[1u8; 17][..], Some(16), "args.bin", daemon).unwrap_err();
-        assert!(
-            err.contains("args.bin") && err.contains("--daemon"),
-            "{err}"
-        );
-        // A local call's stream says so, not that a daemon is involved.
-        let err =
-            read_at_most(std::io::repeat(7), Some(16), "/dev/zero", stream_too_long).unwrap_err();
-        assert!(
-            err.contains("/dev/zero") && err.contains("a regular file is read whole"),
-            "{err}"
-        );
-        assert!(!err.contains("--daemon"), "{err}");
-        assert_eq!(
-            read_at_most(&[1u8; 16][..], Some(16), "args.bin", daemon).unwrap(),
-            [1u8; 16]
-        );
-        assert_eq!(
-            read_at_most(&[1u8; 17][..], None, "args.bin", daemon)
-                .unwrap()
-                .len(),
-            17
-        );
-    }
 }

@@ -10,7 +10,8 @@ use memlink_ipc::slot::Op;
 use memlink_ipc::{Failure, Geometry};
 use memlink_runtime::{Format, ModuleError};
 
-use super::{encode_args, render, Args, Shape};
+use crate::args::Args;
+use crate::shape::{encode_args, render, Shape};
 
 /// Most bytes of arguments a call through a daemon carries: what one slot holds.
 pub const MAX_ARGS: u64 = memlink_ipc::segment::MAX_SLOT_SIZE;
@@ -352,5 +353,18 @@ fn text(e: &CallError) -> String {
             )
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A daemon call's arguments past the limit are refused naming where they came from,
+    /// the option, the limit and that a daemon is why.
+    #[test]
+    fn arguments_past_a_daemon_calls_limit_are_refused_saying_so() {
+        let err = super::too_long("standard input", 16);
+        for part in ["standard input", "--args-file", "16", "--daemon"] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
     }
 }
