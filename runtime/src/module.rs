@@ -302,10 +302,17 @@ impl Module {
         if remember && !held {
             room_for_image(path)?;
         }
+        // Every symbol bound now (`RTLD_NOW`), not at its first use: a library that names
+        // one nothing defines (a C module built without a library it uses) is refused
+        // here, where lazily it loaded and then ended the process, with the loader's
+        // "symbol lookup error", at the first call that reached it. Local: its symbols
+        // are its own, not for the libraries loaded after it.
+        let flags = libc::RTLD_NOW | libc::RTLD_LOCAL;
         // SAFETY: loading a library runs its initializers; a memlink module is native code
         // the host chose to trust (see docs/security.md). Nothing else is assumed here.
-        let library =
-            unsafe { Library::new(&target) }.map_err(|source| RuntimeError::NotALibrary {
+        let library = unsafe { libloading::os::unix::Library::open(Some(&target), flags) }
+            .map(Library::from)
+            .map_err(|source| RuntimeError::NotALibrary {
                 path: path.to_owned(),
                 reason: source.to_string(),
             })?;

@@ -101,6 +101,34 @@ fn a_module_in_c_for_another_abi_version_is_told_to_rebuild_against_the_header()
     assert!(!err.contains("or run it with"), "{err}");
 }
 
+/// A module in C that uses a function nothing defines (built without the library that
+/// has it: a shared library links so by default) is refused at load, naming the symbol,
+/// and the runtime loads and calls a module after it (`tests/fixtures/undefined_symbol.c`).
+/// Before, it loaded (symbols were bound at their first use), and the first call that
+/// reached the function ended the host with the loader's "symbol lookup error".
+#[test]
+fn a_module_in_c_using_a_symbol_nothing_defines_is_refused_at_load() {
+    let fixture = compile_c(
+        &["runtime/tests/fixtures/undefined_symbol.c"],
+        "libundefined_symbol.so",
+        true,
+    );
+    let err = load_error(fixture);
+    assert!(
+        err.contains("missing_helper") && err.contains("undefined symbol"),
+        "{err}"
+    );
+    let rt = Runtime::with_local_resolver();
+    let h = rt
+        .load(ModuleRef::from_path(compile_c(
+            &["runtime/tests/fixtures/empty_result.c"],
+            "libempty_result.so",
+            true,
+        )))
+        .unwrap();
+    rt.call(h, "nothing", &[0xc0]).unwrap();
+}
+
 /// A health check that breaks the ABI (a status no module may return) makes the module
 /// `Failing`, as a check that panics does, naming what was wrong
 /// (`tests/fixtures/health_abi.c`). Before, it was `Live`, as a check that returns an
