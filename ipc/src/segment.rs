@@ -417,9 +417,25 @@ impl Segment {
 #[cfg(not(miri))]
 pub(crate) fn sealed_memfd(name: &str, len: u64) -> io::Result<OwnedFd> {
     let fd = memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
-    ftruncate(&fd, len)?;
+    ftruncate(&fd, len).map_err(|e| past_file_size_limit(e, len))?;
     fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
     Ok(fd)
+}
+
+/// `e`, a failure to give a memfd `len` bytes, in words that name the limit when it is
+/// the process's file-size limit (`EFBIG`, with `SIGXFSZ` ignored, as the daemon has it:
+/// its default action would have killed the process) that refused them.
+#[cfg(not(miri))]
+fn past_file_size_limit(e: rustix::io::Errno, len: u64) -> io::Error {
+    if e != rustix::io::Errno::FBIG {
+        return e.into();
+    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Fsize).current;
+    let limit = limit.map_or_else(|| "none".to_owned(), |l| format!("{l} bytes"));
+    io::Error::other(format!(
+        "{len} bytes of shared memory are past this process's file-size limit \
+         (RLIMIT_FSIZE, `ulimit -f`: {limit})"
+    ))
 }
 
 /// Maps `len` bytes of `fd`, shared, after checking it is sealed against shrinking and at

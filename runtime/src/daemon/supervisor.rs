@@ -32,7 +32,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// [`take_worker_control`](super::take_worker_control).
 pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     settle_log_level(&mut config)?;
-    reap_workers_here();
+    settle_signals();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let plans = config.workers()?;
     // The socket's path is claimed first, so that a second daemon on it says so before
@@ -44,7 +44,7 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     // on once they have, as any other. Before, it ended the daemon outright, its socket
     // file left behind and its workers told of it by a broken pipe.
     let stops = Stops::catch(&config.socket)?;
-    raise_open_files();
+    raise_open_files()?;
     let workers = plans
         .into_iter()
         .map(|plan| Worker::new(plan, config.max_connections))
@@ -108,11 +108,20 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// Puts `SIGCHLD`'s default action back if this process was started with it ignored (a
-/// disposition `exec` keeps): the kernel would then reap each worker as it ends, so the
-/// daemon could not tell how one ended, nor keep its number from another process until
-/// it has stopped signalling it (`workers::wait`).
-fn reap_workers_here() {
+/// Settles the dispositions and mask the daemon was started with (both survive `exec`,
+/// so a wrapper or an init system may leave any), before a thread is made (each thread
+/// starts with its maker's mask):
+///
+/// - `SIGCHLD`'s default action back if it was ignored: the kernel would then reap each
+///   worker as it ends, so the daemon could not tell how one ended, nor keep its number
+///   from another process until it has stopped signalling it (`workers::wait`).
+/// - `SIGXFSZ` ignored: under a file-size limit (`ulimit -f`), growing a segment's or the
+///   figures' memfd past it would kill the daemon (the default action) where it should
+///   refuse that connection, or fail the start, saying why. The workers keep it ignored
+///   (`exec` does).
+/// - The stop signals unblocked: a daemon started with `SIGTERM` blocked never received
+///   it, and ran on after its service manager asked it to stop.
+fn settle_signals() {
     // SAFETY: `sigaction` is a plain C struct, for which all zeroes is a valid value.
     let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: reads the action only (no new one given) into `now`, alive for the call.
@@ -121,6 +130,21 @@ fn reap_workers_here() {
         // SAFETY: sets the default action, which runs no code of this process.
         unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
         tracing::info!("SIGCHLD was ignored: its default is put back, to reap the workers here");
+    }
+    // SAFETY: ignoring a signal runs no code of this process.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // SAFETY: `sigset_t` is a plain C type, for which all zeroes is a valid value, and
+    // `sigemptyset` initializes it; the signal numbers are valid.
+    let mut stops: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `stops` is alive for each call; `pthread_sigmask` changes only the calling
+    // thread's mask (which the daemon's threads, made from here on, inherit), and no old
+    // mask is asked for.
+    unsafe {
+        libc::sigemptyset(&raw mut stops);
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&raw mut stops, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &raw const stops, std::ptr::null_mut());
     }
 }
 
@@ -382,10 +406,16 @@ fn start_workers(shared: &Arc<Shared>) -> Result<Vec<std::thread::JoinHandle<()>
     Ok(keepers)
 }
 
-/// Each connection holds a socket and a segment descriptor here: the soft limit on open
-/// files is raised to the hard one, as servers do, so the connection limit is what
-/// refuses clients rather than `EMFILE`.
-fn raise_open_files() {
+/// The fewest open files the daemon starts with: its socket, lock file and figures, a
+/// link to each worker, the signals' pipe, and two for each connection (its socket and
+/// its segment) for a few connections. Below it, the daemon said it was serving and
+/// then could accept no connection, trying again every 50 ms for good, while each
+/// client waited 10 s for a welcome.
+const MIN_OPEN_FILES: u64 = 32;
+
+/// Raises the open files limit to its hard limit (each connection takes descriptors),
+/// and refuses to start below [`MIN_OPEN_FILES`].
+fn raise_open_files() -> Result<(), String> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
@@ -396,6 +426,17 @@ fn raise_open_files() {
         if let Err(e) = setrlimit(Resource::Nofile, raised) {
             tracing::warn!("cannot raise the open files limit: {e}");
         }
+    }
+    match getrlimit(Resource::Nofile).current {
+        Some(now) if now < MIN_OPEN_FILES => Err(format!(
+            "this process may open {now} files (RLIMIT_NOFILE, `ulimit -n`; its hard limit \
+             is {}): the daemon needs at least {MIN_OPEN_FILES}, for its socket, its workers \
+             and its connections",
+            limit
+                .maximum
+                .map_or_else(|| "unlimited".to_owned(), |m| m.to_string())
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -5,7 +5,8 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
@@ -29,6 +30,9 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Held while a worker's end of its control socket is inheritable (see [`start`]).
 static SPAWNING: Mutex<()> = Mutex::new(());
+/// The link to the executable of the process reading it.
+const SELF_EXE: &str = "/proc/self/exe";
+
 /// How often the watchdog looks at the running calls.
 const WATCH_EVERY: Duration = Duration::from_millis(5);
 
@@ -254,7 +258,18 @@ fn spawn(shared: &Shared, index: usize) -> Result<(Child, UnixStream), String> {
     // take turns over that window.
     let spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
     rustix::io::fcntl_setfd(&theirs, rustix::io::FdFlags::empty()).map_err(|e| e.to_string())?;
-    let child = Command::new(&shared.worker_exe)
+    // The executable the supervisor runs, through the link the kernel keeps to it: a
+    // worker started again after `worker_exe` was removed or replaced (a package
+    // upgrade renames a new build over it) runs the supervisor's own build, where the
+    // path would name nothing, or a build of another version. `worker_exe` names the
+    // process in `ps`, and is the fallback where `/proc` is not mounted.
+    let program = if Path::new(SELF_EXE).exists() {
+        Path::new(SELF_EXE)
+    } else {
+        shared.worker_exe.as_path()
+    };
+    let child = Command::new(program)
+        .arg0(&shared.worker_exe)
         .arg(WORKER_SUBCOMMAND)
         .arg("--control-fd")
         .arg(theirs.as_raw_fd().to_string())
