@@ -41,7 +41,8 @@
 //! module calls back), `backpressure`, `invoke` (one run of a method: admission, frame,
 //! entry point, output), `guarded` (the same behind interceptors, the result cache and
 //! the breaker) and `call` (the callers' entry points); `fork` tells a process forked
-//! from one that had a runtime, which must not use what it inherited.
+//! from one that had a runtime, which must not use what it inherited; `written` tells a
+//! private copy of a module whose file was written while it was copied.
 //!
 //! Module logs are emitted as `tracing` events with the target `memlink::module` and the
 //! fields `module`, `method`, `trace_id`, `span_id` and `fields`; install any `tracing`
@@ -102,6 +103,7 @@ mod thread;
 pub mod typed;
 #[cfg(feature = "watch")]
 pub mod watch;
+mod written;
 
 pub use admission::Saturation;
 pub use archived::ArchivedMethod;

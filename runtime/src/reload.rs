@@ -215,6 +215,14 @@ pub(crate) fn compare(old: &[Method], new: &[Method]) -> Vec<MethodChange> {
     changes
 }
 
+/// Why a private copy is refused when its file was written while it was copied (see
+/// `crate::written`): the copy may hold pieces of two builds, which the loader crashed
+/// the process on.
+pub(crate) const WRITTEN_WHILE_COPIED: &str = "the file was written while it was copied (another \
+     process writes it in place, as `rsync --inplace` does), so the copy may hold pieces of \
+     two builds: it is not loaded; load it again once its writer is done (a watched \
+     directory does, once the writer closes it)";
+
 /// A private copy of the library at `path`, for the loader to map as a new image; the
 /// caller drops it once loaded (the mapping outlives the file), which removes it.
 ///
@@ -272,9 +280,16 @@ impl PrivateCopy {
             .map_err(|e| full(&e).unwrap_or_else(|| failed(format!("{}: {e}", copy.display()))))?;
         // From here the file is ours to remove too, whether the copy is whole or not.
         made.file = copy;
+        let writes = crate::written::Writes::to(&from);
         std::io::copy(&mut from, &mut to).map_err(|e| {
             full(&e).unwrap_or_else(|| failed(format!("{}: {e}", made.file.display())))
         })?;
+        if writes.seen() {
+            return Err(RuntimeError::NotALibrary {
+                path: path.to_owned(),
+                reason: WRITTEN_WHILE_COPIED.to_owned(),
+            });
+        }
         Ok(made)
     }
 
@@ -451,6 +466,41 @@ mod tests {
             assert!(err.to_string().contains("TMPDIR (/tmp/full)"), "{err}");
         }
         assert!(no_room(base, &Error::from(ErrorKind::PermissionDenied)).is_none());
+    }
+
+    /// A copy made while another thread writes the file in place is refused, saying
+    /// why (the copy could hold pieces of two builds); one made while nothing writes it
+    /// is whole. The writer loops without pause for as long as the copies are made, so
+    /// it writes during one of them at the latest (each tries a few times, for a
+    /// machine too busy to run both threads at once).
+    #[test]
+    fn a_copy_made_while_the_file_is_written_is_refused() {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::AtomicBool;
+        let dir = std::env::temp_dir().join(format!("memlink-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("libtorn.so");
+        std::fs::write(&path, vec![7u8; 32 << 20]).unwrap();
+        let copy = PrivateCopy::of(&path).unwrap();
+        assert_eq!(std::fs::metadata(copy.path()).unwrap().len(), 32 << 20);
+        drop(copy);
+        let stop = AtomicBool::new(false);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    file.write_all_at(&[8], 1 << 20).unwrap();
+                }
+            });
+            let refused = (0..20).find_map(|_| PrivateCopy::of(&path).err());
+            stop.store(true, Ordering::Relaxed);
+            let err = refused.expect("every copy made while the file was written was kept");
+            assert!(
+                matches!(&err, RuntimeError::NotALibrary { reason, .. } if reason == WRITTEN_WHILE_COPIED),
+                "{err}"
+            );
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn method(name: &str, signature: &str) -> Method {

@@ -10,7 +10,10 @@
 //! closed it, however long it pauses: written in place at its full length (over the old
 //! version without cutting it first, as `rsync --inplace` does, or given its length
 //! before its bytes), it passes every check of its headers while half of it is old or
-//! zeros, and the system's loader crashed the process on it. A file that is still not a
+//! zeros, and the system's loader crashed the process on it. A writer that starts once
+//! the watch has begun to copy the file for its fresh image is caught by the copy
+//! (`crate::written`): the copy is refused, reported as written while it was copied, and
+//! the file looked at again once that writer closes it. A file that is still not a
 //! whole library then (a copy that stalled) is reported and left alone until it changes
 //! again; a module that is already loaded keeps serving.
 //! A change of a file's metadata alone is looked at too: a file refused (one the host's
