@@ -250,8 +250,20 @@ impl PrivateCopy {
                 path: path.to_owned(),
                 reason,
             })?;
+        let len = from.metadata().map_err(|e| failed(e.to_string()))?.len();
         let base = copies_base();
         refuse_noexec(&base)?;
+        // The process's limit, not the module file's fault: said as a setting, as
+        // TMPDIR's faults are.
+        if let Some(reason) = past_file_size_limit(len, file_size_limit()) {
+            return Err(RuntimeError::BadSetting {
+                setting: "RLIMIT_FSIZE (ulimit -f)".to_owned(),
+                reason: format!(
+                    "no private copy of {} can be made: {reason}",
+                    path.display()
+                ),
+            });
+        }
         // The temporary directory's fault, not the module file's: said as a setting.
         let dir = private_dir(NEXT.fetch_add(1, Ordering::Relaxed)).map_err(|e| {
             RuntimeError::BadSetting {
@@ -281,7 +293,9 @@ impl PrivateCopy {
         // From here the file is ours to remove too, whether the copy is whole or not.
         made.file = copy;
         let writes = crate::written::Writes::to(&from);
-        std::io::copy(&mut from, &mut to).map_err(|e| {
+        // No byte past the length checked against the limit: a file that grows while it
+        // is copied is written meanwhile, which refuses the copy below.
+        std::io::copy(&mut std::io::Read::take(&mut from, len), &mut to).map_err(|e| {
             full(&e).unwrap_or_else(|| failed(format!("{}: {e}", made.file.display())))
         })?;
         if writes.seen() {
@@ -297,6 +311,23 @@ impl PrivateCopy {
     pub(crate) fn path(&self) -> &Path {
         &self.file
     }
+}
+
+/// This process's file-size limit (`RLIMIT_FSIZE`, `ulimit -f`), in bytes; `None`: none.
+fn file_size_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Fsize).current
+}
+
+/// Why a copy of `len` bytes cannot be written under the file-size limit `limit`:
+/// writing past it raises `SIGXFSZ`, whose default action ends the process (a host
+/// making a private copy of a module larger than its limit was killed with no word).
+fn past_file_size_limit(len: u64, limit: Option<u64>) -> Option<String> {
+    let limit = limit.filter(|&limit| len > limit)?;
+    Some(format!(
+        "the file is {len} bytes, past this process's file-size limit of {limit} bytes, \
+         which a copy may not pass (a reload, a watched directory and `private_copy` load \
+         from one)"
+    ))
 }
 
 /// The error of a copy into the temporary directory `base` that failed with `e` for want
@@ -501,6 +532,19 @@ mod tests {
             );
         });
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A copy past the file-size limit is refused before a byte is written, naming the
+    /// limit; one within it, or with no limit, is not.
+    #[test]
+    fn a_copy_past_the_file_size_limit_is_refused_naming_it() {
+        let why = past_file_size_limit(14 << 20, Some(1 << 20)).unwrap();
+        assert!(
+            why.contains("14680064 bytes") && why.contains("limit of 1048576 bytes"),
+            "{why}"
+        );
+        assert_eq!(past_file_size_limit(1 << 20, Some(1 << 20)), None);
+        assert_eq!(past_file_size_limit(u64::MAX, None), None);
     }
 
     fn method(name: &str, signature: &str) -> Method {
