@@ -354,9 +354,25 @@ fn notifications(
     })
     .map_err(|e| watch_failed(dir, &Limited(&e)))?;
     // Watching starts before the first scan, so a file written meanwhile is not missed.
-    watcher
-        .watch(dir, RecursiveMode::NonRecursive)
-        .map_err(|e| watch_failed(dir, &Limited(&e)))?;
+    // The watcher starts its event loop's thread without looking whether it started:
+    // where none can be (the limit on a user's processes and threads, `RLIMIT_NPROC`,
+    // reached), its first `watch` panics, and so did its drop then, which aborted the
+    // process. The panic is caught, the watcher forgotten (its descriptor with it: a
+    // drop would panic again), and the watch refused, saying why.
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        watcher.watch(dir, RecursiveMode::NonRecursive)
+    }));
+    match first {
+        Ok(watching) => watching.map_err(|e| watch_failed(dir, &Limited(&e)))?,
+        Err(_) => {
+            std::mem::forget(watcher);
+            return Err(watch_failed(
+                dir,
+                &"the thread that reads the file notifications could not be started (the \
+                  limit on this user's processes and threads, RLIMIT_NPROC, reached?)",
+            ));
+        }
+    }
     Ok((watcher, changes))
 }
 
