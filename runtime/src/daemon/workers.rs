@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memlink_ipc::control::{self, FromWorker, LogRecord, ToWorker};
 use memlink_ipc::figures::Figures;
@@ -48,7 +48,6 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
                 if let Some(tx) = first.take() {
                     let _ = tx.send(Ok(()));
                 }
-                backoff = Duration::from_millis(20);
                 // Started while the daemon began to stop (the last one died meanwhile):
                 // the shutdown found no worker to tell, so this one is told here. `start`
                 // set the link first, so either the shutdown saw it, or this sees the
@@ -83,6 +82,7 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
             }
         };
         let pid = Pid::from_child(&child);
+        let began = Instant::now();
         // No process to end any more: the watchdog leaves this worker alone from here,
         // before the reap (after it, the pid may be another process's).
         let status = wait(shared, child, || *lock(&worker.link) = None);
@@ -110,13 +110,34 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
             return;
         }
         worker.restarts.fetch_add(1, Ordering::Relaxed);
+        let lived = began.elapsed();
+        if lived >= STEADY {
+            backoff = Duration::from_millis(20);
+            tracing::error!(
+                worker = %worker.plan.name,
+                calls_failed = failed,
+                "the worker died ({reason}); starting a new one"
+            );
+            continue;
+        }
+        // Died soon after it started (a limit of the machine's it meets at once, say):
+        // started again after a pause that doubles each time (its calls wait for the next
+        // one meanwhile, as for any restart, each until its deadline). Before, it was
+        // started again at once, dozens of times a second, each logged.
         tracing::error!(
             worker = %worker.plan.name,
             calls_failed = failed,
-            "the worker died ({reason}); starting a new one"
+            "the worker died {lived:.0?} after it started ({reason}); starting a new one in \
+             {backoff:.0?}"
         );
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
+
+/// How long a worker must have served for its death to start the next one at once: one
+/// that dies sooner is started again after a pause that grows (see [`keep`]).
+const STEADY: Duration = Duration::from_secs(5);
 
 /// Waits for worker process `child` to end, runs `ended`, removes the private copies of
 /// modules it left (see `super::copies`), and reaps it: until the reap, the process's
