@@ -251,6 +251,15 @@ fn local_file(path: &Path) -> Result<PathBuf, RuntimeError> {
                 ),
             });
         }
+        // Only a file that is not there is "not found": one in a directory this user may
+        // not search (`EACCES`), or past a name too long, is there for all it knows, and
+        // the system's reason says what to fix.
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(RuntimeError::NotALibrary {
+                path: path.to_owned(),
+                reason: format!("cannot read the file: {e}"),
+            });
+        }
         return Err(RuntimeError::FileNotFound {
             path: path.to_owned(),
         });
@@ -466,6 +475,27 @@ mod tests {
         ] {
             assert_eq!(ModuleRef::parse(r).unwrap().path(), Path::new(r));
         }
+    }
+
+    /// A file that may be there but cannot be looked at (here under a path whose
+    /// "directory" is a file; for a user, a directory it may not search) is reported with
+    /// the system's reason, not as a file that is not there.
+    #[test]
+    fn a_file_that_cannot_be_looked_at_is_not_said_to_be_missing() {
+        let dir = std::env::temp_dir().join(format!("memlink-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let err = local_file(&file.join("libm.so")).unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::NotALibrary { reason, .. } if reason.contains("Not a directory")),
+            "{err}"
+        );
+        assert!(matches!(
+            local_file(&dir.join("libnone.so")),
+            Err(RuntimeError::FileNotFound { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
