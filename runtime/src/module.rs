@@ -314,7 +314,7 @@ impl Module {
             .map(Library::from)
             .map_err(|source| RuntimeError::NotALibrary {
                 path: path.to_owned(),
-                reason: source.to_string(),
+                reason: loader_reason(&target, source.to_string()),
             })?;
         if remember {
             // Mapped under this path from now on, module or not.
@@ -630,6 +630,20 @@ impl Module {
     pub(crate) fn is_retired(&self) -> bool {
         self.gate.is_closed()
     }
+}
+
+/// The loader's `reason` for refusing `file`, with why when the file's file system is
+/// mounted `noexec`: the loader says only that it "failed to map segment from shared
+/// object", which reads as a fault of the file, where any library there is refused.
+fn loader_reason(file: &Path, reason: String) -> String {
+    use rustix::fs::{statvfs, StatVfsMountFlags};
+    if statvfs(file).is_ok_and(|fs| fs.f_flag.contains(StatVfsMountFlags::NOEXEC)) {
+        return format!(
+            "{reason} (its file system is mounted noexec, from which no library can be \
+             mapped, whatever it holds: load it from one that allows running code)"
+        );
+    }
+    reason
 }
 
 #[cfg(test)]
