@@ -522,6 +522,11 @@ fn unwelcome(socket: &Path, e: io::Error) -> CallError {
         io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => CallError::Gone(format!(
             "{socket} closed the connection before it answered the hello"
         )),
+        // The welcome came, and this process could not take it whole (the segment's
+        // descriptor, past its open-file limit): the daemon is there, and not at fault.
+        io::ErrorKind::Other => CallError::Failed(Failure::Other(format!(
+            "the welcome of the daemon at {socket} could not be received: {e}"
+        ))),
         _ => CallError::Gone(format!("{socket}: no answer to the hello: {e}")),
     }
 }

@@ -258,3 +258,44 @@ fn a_daemon_whose_executable_was_removed_still_restarts_its_workers() {
     stop_within(daemon, "");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A client that may open no more files when the daemon's welcome brings the segment's
+/// descriptor is told its own limit is why, not that the daemon cannot be reached. Before:
+/// "the daemon cannot be reached: the welcome came without a segment".
+#[test]
+fn a_client_that_may_open_no_more_files_is_told_so() {
+    let dir = common::scratch("client-nofile");
+    let socket = dir.join("nofile.sock");
+    let basic = basic();
+    let (daemon, seen, _log) = serve_logging_with(&socket, &[OsStr::new(&basic)], |_| {});
+    let mut command = Command::new(env!("CARGO_BIN_EXE_memlink"));
+    command
+        .args(["call", "--daemon"])
+        .arg(&socket)
+        .args(["basic", "ping"])
+        .stdin(Stdio::null());
+    // SAFETY: `setrlimit` is async-signal-safe, as what runs between `fork` and `exec`
+    // must be.
+    unsafe {
+        command.pre_exec(|| {
+            // Its standard streams and the connection's socket: nothing more.
+            let limit = libc::rlimit {
+                rlim_cur: 4,
+                rlim_max: 4,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("could not be received") && err.contains("RLIMIT_NOFILE"),
+        "{err}"
+    );
+    assert!(!err.contains("cannot be reached"), "{err}");
+    assert_pings(&socket);
+    stop_within(daemon, &seen);
+    let _ = std::fs::remove_dir_all(&dir);
+}
