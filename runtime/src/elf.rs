@@ -145,9 +145,32 @@ struct Table {
 /// The program header table named by the ELF header `header` of a file of `len` bytes,
 /// or `None` for a file this check leaves to the loader.
 fn program_headers(header: &[u8], len: u64) -> Result<Option<Table>, String> {
+    // A static library, which a crate built as `staticlib` (or `ar` in C) makes: the
+    // loader's "invalid ELF header" does not say that only the crate type is wrong.
+    if header.starts_with(b"!<arch>\n") {
+        return Err(
+            "it is a static library (an `ar` archive: a Rust `staticlib`, or a C \
+                    `.a`), not a shared one: build the module as a `cdylib` (in C, link it \
+                    with `-shared`)"
+                .to_owned(),
+        );
+    }
     // Only 64-bit little-endian ELF is checked here; anything else goes to the loader.
     if header.len() < EHDR || &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
         return Ok(None);
+    }
+    // An object file (`cc -c`, not linked) or a core dump: the loader said only that its
+    // program headers were wrong, or nothing a reader could act on.
+    match u16::from_le_bytes([header[0x10], header[0x11]]) {
+        1 => {
+            return Err(
+                "it is an object file (`cc -c`'s `.o`), not a shared library: link it \
+                        with `-shared`"
+                    .to_owned(),
+            )
+        }
+        4 => return Err("it is a core dump, not a shared library".to_owned()),
+        _ => {}
     }
     check_machine(u16::from_le_bytes([header[0x12], header[0x13]]))?;
     let offset = u64::from_le_bytes(header[0x20..0x28].try_into().unwrap_or([0; 8]));
@@ -291,6 +314,29 @@ mod tests {
         // whole, and is refused for the section header table, written last.
         let err = check_bytes(&bytes[..bytes.len() - 1]).unwrap_err();
         assert!(err.contains("the section header table"), "{err}");
+    }
+
+    /// A static library and an object file, what a module built with the wrong crate
+    /// type or not linked is, are named as such; the loader's words said neither.
+    #[test]
+    fn a_static_library_and_an_object_file_are_named() {
+        let err = check_bytes(b"!<arch>\n/               0           0     0     0").unwrap_err();
+        assert!(
+            err.contains("static library") && err.contains("cdylib"),
+            "{err}"
+        );
+        let mut bytes = me();
+        if !bytes.starts_with(b"\x7fELF") {
+            return;
+        }
+        bytes[0x10..0x12].copy_from_slice(&1u16.to_le_bytes());
+        let err = check_bytes(&bytes).unwrap_err();
+        assert!(
+            err.contains("object file") && err.contains("-shared"),
+            "{err}"
+        );
+        bytes[0x10..0x12].copy_from_slice(&4u16.to_le_bytes());
+        assert!(check_bytes(&bytes).unwrap_err().contains("core dump"));
     }
 
     /// A program header count past the real table reads code as headers: a segment of
