@@ -165,15 +165,25 @@ impl Connection {
         // that is not up yet.
         crate::check_socket_path(socket).map_err(CallError::Invalid)?;
         let stream = connect_now(socket).map_err(|e| not_listening(socket, e))?;
-        control::send(
-            &stream,
-            &Hello {
-                version: PROTOCOL_VERSION,
-                geometry,
-            },
-            None,
-        )
-        .map_err(gone)?;
+        let refused = |why: String| {
+            CallError::Failed(Failure::Other(format!(
+                "the daemon refused the connection: {why}"
+            )))
+        };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            geometry,
+        };
+        if let Err(e) = control::send(&stream, &hello, None) {
+            // A daemon that refuses a connection before it reads the hello (it could not
+            // start a thread for it, say) answers and closes it: sending the hello then
+            // breaks the pipe, and its answer, already here, says why.
+            let answered = control::recv_by::<Answer>(&stream, Instant::now() + REFUSAL_WITHIN);
+            if let Ok((Answer::Refused(why), _)) = answered {
+                return Err(refused(why));
+            }
+            return Err(gone(e));
+        }
         let welcome_by = Instant::now() + WELCOME_WITHIN;
         let by = deadline.map_or(welcome_by, |d| d.min(welcome_by));
         let (answer, fd) = control::recv_by::<Answer>(&stream, by).map_err(|e| {
@@ -185,11 +195,7 @@ impl Connection {
         })?;
         let welcome = match answer {
             Answer::Welcome(w) => w,
-            Answer::Refused(why) => {
-                return Err(CallError::Failed(Failure::Other(format!(
-                    "the daemon refused the connection: {why}"
-                ))))
-            }
+            Answer::Refused(why) => return Err(refused(why)),
         };
         if welcome.version != PROTOCOL_VERSION {
             return Err(CallError::Invalid(format!(
@@ -435,6 +441,10 @@ impl Connection {
         lease.wait(deadline)
     }
 }
+
+/// How long a client whose hello could not be sent looks for the refusal the daemon may
+/// have sent before it closed the connection: one sent is there already.
+const REFUSAL_WITHIN: Duration = Duration::from_millis(100);
 
 /// How long a daemon has to answer a hello.
 const WELCOME_WITHIN: Duration = Duration::from_secs(10);
