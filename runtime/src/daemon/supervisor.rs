@@ -92,7 +92,9 @@ pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     }
     stops.started(Arc::clone(&shared), stopper);
     tracing::info!(
-        socket = %shared.config.socket.display(),
+        // Quoted, its control characters escaped: a newline in the path (any byte may be
+        // one) made a line of its own in the log, which could pass for another record.
+        socket = ?shared.config.socket,
         modules = ?shared.served(),
         workers = shared.workers.len(),
         "serving"
