@@ -22,7 +22,10 @@
 //! registers a C-ABI wrapper in the module's method table at link time. The wrapper
 //! decodes the arguments, runs the function (an `async fn` on the module's executor),
 //! encodes the result, and turns a panic anywhere in that into
-//! [`ModuleError::Panic`] instead of unwinding into the host.
+//! [`ModuleError::Panic`] instead of unwinding into the host. That takes a module built
+//! to unwind, Cargo's default: in one built with `panic = "abort"` in its profile, a
+//! panic cannot be caught, and ends the host's process (the SDK's hook prints last words
+//! naming the module and export first).
 //!
 //! The pieces, one module each (the names the README published with memlink-msdk 0.1.0
 //! documents):

@@ -3,7 +3,11 @@
 //! printing to stderr.
 //!
 //! A module is a cdylib with its own copy of `std`, so the hook installed here sees
-//! only the module's panics. While a call is running on a thread (the host says so,
+//! only the module's panics. (Not one built with `-C prefer-dynamic`, which shares the
+//! toolchain's `libstd.so`, and so one hook, with the host and every such module: the
+//! last one installed records every module's panics, so a panic of another such module
+//! comes back without its location, and a hook the host installs later takes the
+//! modules' panics too. Build modules without it.) While a call is running on a thread (the host says so,
 //! `crate::current`), the hook records the message, tagged with the call's frame, for
 //! that call's boundary to return; at any other time it defers to the hook that was
 //! installed before it. What a call recorded and its boundary did not return (a panic
