@@ -534,7 +534,7 @@ fn unwelcome(socket: &Path, e: io::Error) -> CallError {
         )),
         // The welcome came, and this process could not take it whole (the segment's
         // descriptor, past its open-file limit): the daemon is there, and not at fault.
-        io::ErrorKind::Other => CallError::Failed(Failure::Other(format!(
+        io::ErrorKind::QuotaExceeded => CallError::Failed(Failure::Other(format!(
             "the welcome of the daemon at {socket} could not be received: {e}"
         ))),
         _ => CallError::Gone(format!("{socket}: no answer to the hello: {e}")),

@@ -114,12 +114,14 @@ fn recv_exact_within(
             }
         }
         // A descriptor was sent and none came: the kernel could not give this process
-        // one more (its open-file limit reached), and said so by cutting the message's
-        // control part. The peer is not at fault, and the message is not whole.
+        // one more (its open-file limit reached, most likely; or a security module
+        // refused it), and said so by cutting the message's control part. The peer is
+        // not at fault, and the message is not whole.
         if fd.is_none() && msg.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
-            return Err(io::Error::other(
+            return Err(io::Error::new(
+                io::ErrorKind::QuotaExceeded,
                 "the descriptor sent with the message could not be received: this process \
-                 may open no more files (its limit, RLIMIT_NOFILE or `ulimit -n`, reached)",
+                 may open no more files (its limit, RLIMIT_NOFILE or `ulimit -n`, reached?)",
             ));
         }
         if msg.bytes == 0 {

@@ -250,6 +250,9 @@ impl PrivateCopy {
                 path: path.to_owned(),
                 reason,
             })?;
+        // Watched from the open on: a writer's writes from then until the copy is made
+        // refuse it (see `crate::written`).
+        let writes = crate::written::Writes::to(&from);
         let len = from.metadata().map_err(|e| failed(e.to_string()))?.len();
         let base = copies_base();
         refuse_noexec(&base)?;
@@ -292,7 +295,6 @@ impl PrivateCopy {
             .map_err(|e| full(&e).unwrap_or_else(|| failed(format!("{}: {e}", copy.display()))))?;
         // From here the file is ours to remove too, whether the copy is whole or not.
         made.file = copy;
-        let writes = crate::written::Writes::to(&from);
         // No byte past the length checked against the limit: a file that grows while it
         // is copied is written meanwhile, which refuses the copy below.
         std::io::copy(&mut std::io::Read::take(&mut from, len), &mut to).map_err(|e| {

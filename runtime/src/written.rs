@@ -10,8 +10,11 @@
 //!
 //! [`Writes`] watches the open file's inode (not its path: a file renamed over the path
 //! meanwhile is not the one read) through its own inotify instance for the time the
-//! copy takes: a write through any descriptor, by any process, is an event there, made
-//! as the write happens.
+//! copy takes: a write through a descriptor, by any process of this machine, is an event
+//! there, made as the write happens. Not seen: a write through a shared mapping of the
+//! file, and one made by another machine (a network file system); nor, where no
+//! inotify instance can be had (a user's 128 taken, by default), any write: a debug
+//! record says so then, and the copy is kept as before.
 
 use std::fs::File;
 use std::mem::MaybeUninit;
@@ -29,14 +32,21 @@ pub(crate) struct Writes {
 impl Writes {
     /// Starts watching the writes to the file `file` is open on.
     pub(crate) fn to(file: &File) -> Writes {
-        let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
-            .ok()
-            .filter(|inotify| {
+        let watched =
+            inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).and_then(|inotify| {
                 // The descriptor's link in `/proc` leads to its inode, whatever path
                 // opened it and whatever is at that path now.
                 let link = format!("/proc/self/fd/{}", file.as_raw_fd());
-                inotify::add_watch(inotify, link, WatchFlags::MODIFY).is_ok()
+                inotify::add_watch(&inotify, link, WatchFlags::MODIFY).map(|_| inotify)
             });
+        let inotify = watched
+            .inspect_err(|e| {
+                tracing::debug!(
+                    target: "memlink::reload",
+                    "a private copy is made without watching its file's writes: {e}"
+                );
+            })
+            .ok();
         Writes { inotify }
     }
 

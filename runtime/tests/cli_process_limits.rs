@@ -91,7 +91,9 @@ fn a_daemon_under_a_file_size_limit_refuses_a_segment_past_it_and_serves_on() {
                     rlim_cur: 4 << 20,
                     rlim_max: 4 << 20,
                 };
-                libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit);
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
@@ -139,7 +141,9 @@ fn a_daemon_that_may_open_too_few_files_refuses_to_start() {
                 rlim_cur: 12,
                 rlim_max: 12,
             };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -254,7 +258,12 @@ fn a_daemon_whose_executable_was_removed_still_restarts_its_workers() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!workers_of(daemon.id()).contains(&worker));
+    let workers = workers_of(daemon.id());
+    assert!(!workers.contains(&worker));
+    // Started through the link to the daemon's own executable, the worker names itself
+    // after that executable's file, not after the link (`exe`).
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", workers[0])).unwrap();
+    assert_eq!(comm.trim_end(), "memlink-copy");
     stop_within(daemon, "");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -274,16 +283,22 @@ fn a_client_that_may_open_no_more_files_is_told_so() {
         .arg(&socket)
         .args(["basic", "ping"])
         .stdin(Stdio::null());
-    // SAFETY: `setrlimit` is async-signal-safe, as what runs between `fork` and `exec`
-    // must be.
+    // SAFETY: `close_range` and `setrlimit` are system calls, async-signal-safe, as what
+    // runs between `fork` and `exec` must be.
     unsafe {
         command.pre_exec(|| {
-            // Its standard streams and the connection's socket: nothing more.
+            // Its standard streams and the connection's socket: nothing more. Whatever
+            // else the test process left open without close-on-exec is closed first.
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             let limit = libc::rlimit {
                 rlim_cur: 4,
                 rlim_max: 4,
             };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }

@@ -30,6 +30,12 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// `memlink` command does), first thing in `main`: the descriptor
 /// [`worker_control_fd`](super::worker_control_fd) names, taken with
 /// [`take_worker_control`](super::take_worker_control).
+///
+/// It changes what the process's signals do, for good (a daemon is the process's
+/// purpose): `SIGXFSZ` is ignored, `SIGCHLD`'s default action put back if it was ignored,
+/// and `SIGTERM`, `SIGINT` and `SIGHUP` unblocked on the calling thread and caught for
+/// the stop, so a host that waits for them itself (`sigwait`, `signalfd`) does not see
+/// them.
 pub fn serve(mut config: DaemonConfig) -> Result<(), String> {
     settle_log_level(&mut config)?;
     settle_signals();

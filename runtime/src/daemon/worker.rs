@@ -26,6 +26,23 @@ use crate::resolver::{LocalResolver, ModuleRef};
 use crate::watch::{DirectoryWatch, WatchEvent, WatchOptions};
 use crate::{ModuleHandle, Runtime, RuntimeError};
 
+/// Names this process after its executable's file, as its `argv[0]` gives it: started
+/// through `/proc/self/exe` (see `workers::spawn`), the kernel named it `exe`, which is
+/// what `ps -e`, `top` and `pkill memlink` show and match. Called on the main thread,
+/// whose name is the process's; at most 15 bytes, as the kernel keeps.
+fn name_after_executable() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(arg0) = std::env::args_os().next() else {
+        return;
+    };
+    let file = std::path::Path::new(&arg0).file_name().unwrap_or(&arg0);
+    let name = &file.as_bytes()[..file.len().min(15)];
+    if let Ok(name) = std::ffi::CString::new(name) {
+        // A name not set leaves `exe`: nothing else depends on it.
+        let _ = rustix::thread::set_name(&name);
+    }
+}
+
 /// The control descriptor of a worker's invocation: `args` (without the executable) are
 /// `__worker --control-fd N [--worker NAME]`, as the supervisor starts one. The name only
 /// tells the processes apart in `ps`.
@@ -98,6 +115,7 @@ fn shield_from_stop_signals() -> Result<(), String> {
 /// nothing in the process (the supervisor stops its workers itself, once their calls are done),
 /// and the descriptor is closed when it returns.
 pub fn run(control: OwnedFd) -> Result<(), String> {
+    name_after_executable();
     shield_from_stop_signals()?;
     // The supervisor's directory for this process's private copies (`super::copies`).
     if let Some(dir) = std::env::var_os(super::copies::ENV) {

@@ -6,7 +6,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
@@ -87,6 +86,7 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
         // before the reap (after it, the pid may be another process's).
         let status = wait(shared, child, || *lock(&worker.link) = None);
         let killed = lock(&worker.kill_reason).take();
+        let ended_by_us = killed.is_some();
         let crashed = killed.is_none() && opening::crashed(&status);
         let reason = killed.unwrap_or_else(|| describe_with_limits(status, &worker.plan));
         // What it said before it died is read before it is judged: its reader ends at
@@ -111,7 +111,12 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
         }
         worker.restarts.fetch_add(1, Ordering::Relaxed);
         let lived = began.elapsed();
-        if lived >= STEADY {
+        // Died on its own soon after it started, running no call (a limit of the
+        // machine's it meets at once, say): started again after a pause that doubles
+        // each time. Before, it was started again at once, dozens of times a second,
+        // each logged. A worker the watchdog ended, or one a call took down, is started
+        // again at once: its death says nothing of the next one's.
+        if lived >= STEADY || ended_by_us || failed > 0 {
             backoff = Duration::from_millis(20);
             tracing::error!(
                 worker = %worker.plan.name,
@@ -120,18 +125,34 @@ pub(super) fn keep(shared: &Arc<Shared>, index: usize, started: mpsc::Sender<Res
             );
             continue;
         }
-        // Died soon after it started (a limit of the machine's it meets at once, say):
-        // started again after a pause that doubles each time (its calls wait for the next
-        // one meanwhile, as for any restart, each until its deadline). Before, it was
-        // started again at once, dozens of times a second, each logged.
         tracing::error!(
             worker = %worker.plan.name,
-            calls_failed = failed,
-            "the worker died {lived:.0?} after it started ({reason}); starting a new one in \
-             {backoff:.0?}"
+            "the worker died {lived:.0?} after it started, running no call ({reason}); \
+             starting a new one in {backoff:.0?}"
         );
-        std::thread::sleep(backoff);
+        // Its calls wait for the next one meanwhile, as for any restart, each until its
+        // deadline; a stop ends the pause, and starts no worker.
+        if pause_unless_stopping(shared, backoff) {
+            refuse_while_stopping(shared, index);
+            return;
+        }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Sleeps for `pause`, in slices, unless the daemon starts to stop meanwhile: whether
+/// it did.
+fn pause_unless_stopping(shared: &Shared, pause: Duration) -> bool {
+    let until = Instant::now() + pause;
+    loop {
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return true;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(10)));
     }
 }
 
@@ -282,14 +303,11 @@ fn spawn(shared: &Shared, index: usize) -> Result<(Child, UnixStream), String> {
     // The executable the supervisor runs, through the link the kernel keeps to it: a
     // worker started again after `worker_exe` was removed or replaced (a package
     // upgrade renames a new build over it) runs the supervisor's own build, where the
-    // path would name nothing, or a build of another version. `worker_exe` names the
-    // process in `ps`, and is the fallback where `/proc` is not mounted.
-    let program = if Path::new(SELF_EXE).exists() {
-        Path::new(SELF_EXE)
-    } else {
-        shared.worker_exe.as_path()
-    };
-    let child = Command::new(program)
+    // path would name nothing, or a build of another version. (`worker_exe` was read
+    // through the same link, so a daemon runs where `/proc` is.) Its path is the
+    // worker's `argv[0]`, which `ps` shows; the worker names itself for the rest
+    // (`worker::run`), where the kernel would name it `exe`.
+    let child = Command::new(SELF_EXE)
         .arg0(&shared.worker_exe)
         .arg(WORKER_SUBCOMMAND)
         .arg("--control-fd")
