@@ -378,12 +378,26 @@ fn check_ids(methods: &[Method]) -> Result<(), String> {
     let mut shared = Vec::new();
     for w in methods.windows(2) {
         if w[0].id == w[1].id {
-            shared.push(format!(
-                "methods {} and {} share id {:#010x}",
-                shown(&w[0]),
-                shown(&w[1]),
-                w[0].id
-            ));
+            // One name twice is two exports of it (in two files of the crate, or one in
+            // a library crate the module links, which exports too): said so, where "share
+            // id" read as a collision of hashes, which two names are.
+            shared.push(if w[0].name == w[1].name {
+                format!(
+                    "the export `{}` is there twice, {} and {} (two exports of one name: \
+                     in two files of the module, or one in a library crate it links that \
+                     exports too)",
+                    w[0].name,
+                    shown(&w[0]),
+                    shown(&w[1])
+                )
+            } else {
+                format!(
+                    "methods {} and {} share id {:#010x} (their names' hashes collide)",
+                    shown(&w[0]),
+                    shown(&w[1]),
+                    w[0].id
+                )
+            });
             continue;
         }
         if w[0].id > w[1].id {
@@ -399,7 +413,7 @@ fn check_ids(methods: &[Method]) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "{}; rename one of each (in Rust, with #[memlink_export(name = \"...\")])",
+        "{}; rename one of each pair (in Rust, with #[memlink_export(name = \"...\")])",
         shared.join("; ")
     ))
 }
@@ -557,7 +571,22 @@ mod tests {
     fn duplicate_ids_name_both_methods() {
         let err = check_ids(&[m("add"), m("add")]).unwrap_err();
         assert!(
-            err.contains("`add` and `add`") && err.contains("0x3b391274"),
+            err.contains("the export `add` is there twice, `add` and `add`"),
+            "{err}"
+        );
+        // Two names whose hashes collide (here made to) are told as such, with the id.
+        let err = check_ids(&[
+            m("add"),
+            Method {
+                id: m("add").id,
+                ..m("sum")
+            },
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains(
+                "methods `add` and `sum` share id 0x3b391274 (their names' hashes collide)"
+            ),
             "{err}"
         );
         assert!(check_ids(&[m("add"), m("echo")]).is_ok());
@@ -576,8 +605,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err,
-            "methods `add` (add(a: u32) -> u32) and `add` (add(a: u64) -> u64) share id \
-             0x3b391274; methods `echo` and `echo` share id 0xd49dd484; rename one of each (in \
+            "the export `add` is there twice, `add` (add(a: u32) -> u32) and `add` (add(a: \
+             u64) -> u64) (two exports of one name: in two files of the module, or one in a \
+             library crate it links that exports too); the export `echo` is there twice, \
+             `echo` and `echo` (two exports of one name: in two files of the module, or one \
+             in a library crate it links that exports too); rename one of each pair (in \
              Rust, with #[memlink_export(name = \"...\")])"
         );
         assert!(check_ids(&[m("echo"), m("add")])
