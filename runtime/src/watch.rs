@@ -13,7 +13,10 @@
 //! zeros, and the system's loader crashed the process on it. A writer that starts once
 //! the watch has begun to copy the file for its fresh image is caught by the copy
 //! (`crate::written`): the copy is refused, reported as written while it was copied, and
-//! the file looked at again once that writer closes it. A file that is still not a
+//! the file looked at again once that writer closes it. (One that writes part of the
+//! file in the moment between the watch's last look at its events and the copy's open,
+//! and then pauses until the copy is made, is not seen: the checks of the copy's headers
+//! refuse most such mixes.) A file that is still not a
 //! whole library then (a copy that stalled) is reported and left alone until it changes
 //! again; a module that is already loaded keeps serving.
 //! A change of a file's metadata alone is looked at too: a file refused (one the host's
@@ -617,25 +620,31 @@ fn follow(
             .filter(|(p, _)| !open.contains(*p))
             .map(|(_, (at, _))| at);
         let wait = next_wait(waiting, debounce, Instant::now());
-        match changes.recv_timeout(wait) {
-            Ok(Touched {
-                path,
-                contents,
-                writing,
-            }) => {
-                let now = Instant::now();
-                for path in watched.links.paths_for(&watched.dir, path) {
-                    match writing {
-                        Some(true) => open.insert(path.clone()),
-                        Some(false) => open.remove(&path),
-                        None => false,
-                    };
-                    let seen = pending.entry(path).or_insert((now, false));
-                    *seen = (now, seen.1 || contents);
-                }
+        let mut note = |touched: Touched| {
+            let now = Instant::now();
+            for path in watched.links.paths_for(&watched.dir, touched.path) {
+                match touched.writing {
+                    Some(true) => open.insert(path.clone()),
+                    Some(false) => open.remove(&path),
+                    None => false,
+                };
+                let seen = pending.entry(path).or_insert((now, false));
+                *seen = (now, seen.1 || touched.contents);
             }
+        };
+        match changes.recv_timeout(wait) {
+            Ok(touched) => note(touched),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Every event already here is taken in before any file is looked at: those that
+        // came while the last look ran (a load may take a while) may say a writer began
+        // writing a file that is due. Looked at then, the file was copied while half
+        // rewritten, with no write during the copy itself to refuse it (the writer
+        // paused), and could pass every check of its headers. At most a bounded number
+        // a round, so a flood of events cannot hold the loop here.
+        for touched in changes.try_iter().take(DRAIN_AT_MOST) {
+            note(touched);
         }
         let now = Instant::now();
         let ready: Vec<PathBuf> = pending
@@ -668,6 +677,9 @@ fn follow(
         }
     }
 }
+
+/// The most events taken in at once before the due files are looked at (see `follow`).
+const DRAIN_AT_MOST: usize = 4096;
 
 /// How long to wait for the next event: until the first pending file has seen no event
 /// for `debounce`, at most 100 ms (so a stop is seen). A debounce no `Instant` can add
