@@ -636,14 +636,20 @@ impl Module {
 /// mounted `noexec`: the loader says only that it "failed to map segment from shared
 /// object", which reads as a fault of the file, where any library there is refused.
 fn loader_reason(file: &Path, reason: String) -> String {
-    use rustix::fs::{statvfs, StatVfsMountFlags};
-    if statvfs(file).is_ok_and(|fs| fs.f_flag.contains(StatVfsMountFlags::NOEXEC)) {
+    if mounted_noexec(file) {
         return format!(
             "{reason} (its file system is mounted noexec, from which no library can be \
              mapped, whatever it holds: load it from one that allows running code)"
         );
     }
     reason
+}
+
+/// Whether `path` lies on a file system mounted `noexec`, from which the loader can map
+/// no library; `false` where that cannot be told.
+pub(crate) fn mounted_noexec(path: &Path) -> bool {
+    use rustix::fs::{statvfs, StatVfsMountFlags};
+    statvfs(path).is_ok_and(|fs| fs.f_flag.contains(StatVfsMountFlags::NOEXEC))
 }
 
 #[cfg(test)]

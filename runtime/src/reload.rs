@@ -354,23 +354,16 @@ fn no_room(base: &Path, e: &std::io::Error) -> Option<RuntimeError> {
 /// can map no library from there, and its words ("failed to map segment") would be
 /// taken for a fault of the module's file, which the error names.
 fn refuse_noexec(base: &Path) -> Result<(), RuntimeError> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::{statvfs, StatVfsMountFlags};
-        // Where this cannot be told, the copy is tried, and the loader says what it says.
-        if statvfs(base).is_ok_and(|fs| fs.f_flag.contains(StatVfsMountFlags::NOEXEC)) {
-            return Err(RuntimeError::BadSetting {
-                setting: format!("TMPDIR ({})", base.display()),
-                reason: "its file system is mounted noexec, so no private copy of a module \
-                         (which a reload, a watched directory and `private_copy` load) can \
-                         be mapped from it: point TMPDIR at a directory that allows running \
-                         code"
-                    .to_owned(),
-            });
-        }
+    // Where this cannot be told, the copy is tried, and the loader says what it says.
+    if crate::module::mounted_noexec(base) {
+        return Err(RuntimeError::BadSetting {
+            setting: format!("TMPDIR ({})", base.display()),
+            reason: "its file system is mounted noexec, so no private copy of a module \
+                     (which a reload, a watched directory and `private_copy` load) can be \
+                     mapped from it: point TMPDIR at a directory that allows running code"
+                .to_owned(),
+        });
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = base;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{basic, memlink, serve_logging_with, stdout};
+use common::cli::{basic, memlink, memlink_os_with, serve_logging_with, stdout};
 use common::stderr;
 
 /// Sends `SIGTERM` to `daemon` and waits up to 20 s for it to end well; kills it and
@@ -43,6 +43,25 @@ fn assert_pings(socket: &std::path::Path) {
         "ping",
     ]);
     assert_eq!(stdout(&out).trim_end(), "pong", "{}", stderr(&out));
+}
+
+/// Has `command`'s process start with `resource` (an `RLIMIT_*`) limited to `value`, its
+/// soft and hard limits both.
+fn limit(command: &mut Command, resource: libc::__rlimit_resource_t, value: u64) {
+    // SAFETY: `setrlimit` is a system call, async-signal-safe, as what runs between `fork`
+    // and `exec` must be; the limit lives on this stack.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &raw const limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A daemon started with `SIGTERM` blocked (a mask a wrapper or an init system left,
@@ -83,20 +102,7 @@ fn a_daemon_under_a_file_size_limit_refuses_a_segment_past_it_and_serves_on() {
     std::fs::write(&big, vec![b'a'; 6 << 20]).unwrap();
     let basic = basic();
     let (daemon, seen, _log) = serve_logging_with(&socket, &[OsStr::new(&basic)], |command| {
-        // SAFETY: `setrlimit` is async-signal-safe, as what runs between `fork` and
-        // `exec` must be.
-        unsafe {
-            command.pre_exec(|| {
-                let limit = libc::rlimit {
-                    rlim_cur: 4 << 20,
-                    rlim_max: 4 << 20,
-                };
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        limit(command, libc::RLIMIT_FSIZE, 4 << 20);
     });
     assert_pings(&socket);
     // 6 MiB of arguments need a segment past the daemon's 4 MiB.
@@ -127,40 +133,17 @@ fn a_daemon_under_a_file_size_limit_refuses_a_segment_past_it_and_serves_on() {
 fn a_daemon_that_may_open_too_few_files_refuses_to_start() {
     let dir = common::scratch("nofile");
     let socket = dir.join("nofile.sock");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_memlink"));
-    command
-        .args([OsStr::new("serve"), OsStr::new("--socket")])
-        .arg(&socket)
-        .arg(basic())
-        .stdin(Stdio::null());
-    // SAFETY: `setrlimit` is async-signal-safe, as what runs between `fork` and `exec`
-    // must be.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 12,
-                rlim_max: 12,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("the daemon started with 12 open files and served");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let basic = basic();
+    // Run to its end, or killed and failed after 60 s: one that serves never ends.
+    let out = memlink_os_with(
+        &[
+            OsStr::new("serve"),
+            OsStr::new("--socket"),
+            socket.as_os_str(),
+            OsStr::new(&basic),
+        ],
+        |command| limit(command, libc::RLIMIT_NOFILE, 12),
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -171,18 +154,13 @@ fn a_daemon_that_may_open_too_few_files_refuses_to_start() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The worker processes of the daemon whose process id is `daemon`.
+/// The worker processes of the daemon whose process id is `daemon`: the children of each
+/// of its threads (any of them may start a worker).
 fn workers_of(daemon: u32) -> Vec<i32> {
-    let children = std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children"))
-        .unwrap_or_default();
-    let mut pids: Vec<i32> = children
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    // Threads other than the main one start workers too: every task's children count.
+    let mut pids = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{daemon}/task")).unwrap() {
-        let task = task.unwrap().path();
-        if let Ok(more) = std::fs::read_to_string(task.join("children")) {
+        let children = task.unwrap().path().join("children");
+        if let Ok(more) = std::fs::read_to_string(children) {
             pids.extend(
                 more.split_whitespace()
                     .filter_map(|p| p.parse::<i32>().ok()),
@@ -277,32 +255,29 @@ fn a_client_that_may_open_no_more_files_is_told_so() {
     let socket = dir.join("nofile.sock");
     let basic = basic();
     let (daemon, seen, _log) = serve_logging_with(&socket, &[OsStr::new(&basic)], |_| {});
-    let mut command = Command::new(env!("CARGO_BIN_EXE_memlink"));
-    command
-        .args(["call", "--daemon"])
-        .arg(&socket)
-        .args(["basic", "ping"])
-        .stdin(Stdio::null());
-    // SAFETY: `close_range` and `setrlimit` are system calls, async-signal-safe, as what
-    // runs between `fork` and `exec` must be.
-    unsafe {
-        command.pre_exec(|| {
-            // Its standard streams and the connection's socket: nothing more. Whatever
-            // else the test process left open without close-on-exec is closed first.
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let limit = libc::rlimit {
-                rlim_cur: 4,
-                rlim_max: 4,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = command.output().unwrap();
+    let args = [
+        OsStr::new("call"),
+        OsStr::new("--daemon"),
+        socket.as_os_str(),
+        OsStr::new("basic"),
+        OsStr::new("ping"),
+    ];
+    let out = memlink_os_with(&args, |command| {
+        // SAFETY: `close_range` is a system call, async-signal-safe, as what runs
+        // between `fork` and `exec` must be.
+        unsafe {
+            command.pre_exec(|| {
+                // Whatever else the test process left open without close-on-exec is
+                // closed first (hooks run in the order they were given).
+                if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // Its standard streams and the connection's socket: nothing more.
+        limit(command, libc::RLIMIT_NOFILE, 4);
+    });
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

@@ -36,14 +36,20 @@ pub fn call_with_args_file(module: &str, method: &str, file: &std::path::Path) -
 /// each use expects it to stop on its own, so a start that goes on serving is a failure
 /// rather than a hang.
 pub fn memlink_os(args: &[&OsStr]) -> Output {
+    memlink_os_with(args, |_| {})
+}
+
+/// [`memlink_os`], the command made ready by `prepare` before it starts.
+pub fn memlink_os_with(args: &[&OsStr], prepare: impl FnOnce(&mut Command)) -> Output {
     use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memlink"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_memlink"));
+    command
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run memlink");
+        .stderr(std::process::Stdio::piped());
+    prepare(&mut command);
+    let mut child = command.spawn().expect("run memlink");
     let until = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > until {
