@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::describe::Method;
 use crate::error::RuntimeError;
+use crate::written::Contents;
 
 /// The export a module offers to hand its state to the version replacing it: no
 /// arguments, its state as bytes (raw) or a serde value (MessagePack) out.
@@ -215,13 +216,13 @@ pub(crate) fn compare(old: &[Method], new: &[Method]) -> Vec<MethodChange> {
     changes
 }
 
-/// Why a private copy is refused when its file was written while it was copied (see
-/// `crate::written`): the copy may hold pieces of two builds, which the loader crashed
+/// Why a private copy is refused when its file was written while it was copied, or since
+/// the look it was made for (see `crate::written`): the copy may hold pieces of two builds, which the loader crashed
 /// the process on.
-pub(crate) const WRITTEN_WHILE_COPIED: &str = "the file was written while it was copied (another \
-     process writes it in place, as `rsync --inplace` does), so the copy may hold pieces of \
-     two builds: it is not loaded; load it again once its writer is done (a watched \
-     directory does, once the writer closes it)";
+pub(crate) const WRITTEN_WHILE_COPIED: &str = "the file was written while it was copied, or \
+     since a watched directory looked at it (another process writes it in place, as `rsync \
+     --inplace` does), so the copy may hold pieces of two builds: it is not loaded; load it \
+     again once its writer is done (a watched directory does, once the writer closes it)";
 
 /// A private copy of the library at `path`, for the loader to map as a new image; the
 /// caller drops it once loaded (the mapping outlives the file), which removes it.
@@ -236,8 +237,11 @@ pub(crate) struct PrivateCopy {
 }
 
 impl PrivateCopy {
-    /// Copies `path` into a new private directory of its own.
-    pub(crate) fn of(path: &Path) -> Result<PrivateCopy, RuntimeError> {
+    /// Copies `path` into a new private directory of its own. With `looked`, what the
+    /// file was when the caller decided to load it (a watched directory's look, see
+    /// [`Contents`](crate::written::Contents)): a file written since then is refused too,
+    /// as one written while it is copied is.
+    pub(crate) fn of(path: &Path, looked: Option<Contents>) -> Result<PrivateCopy, RuntimeError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let failed = |what: String| RuntimeError::NotALibrary {
             path: path.to_owned(),
@@ -300,7 +304,13 @@ impl PrivateCopy {
         std::io::copy(&mut std::io::Read::take(&mut from, len), &mut to).map_err(|e| {
             full(&e).unwrap_or_else(|| failed(format!("{}: {e}", made.file.display())))
         })?;
-        if writes.seen() {
+        // Written once the copy's file was open, or before that, since the look: each
+        // may have left it half rewritten, the writer paused.
+        let since_looked = looked.is_some_and(|looked| {
+            from.metadata()
+                .map_or(true, |now| Contents::of(&now) != looked)
+        });
+        if writes.seen() || since_looked {
             return Err(RuntimeError::NotALibrary {
                 path: path.to_owned(),
                 reason: WRITTEN_WHILE_COPIED.to_owned(),
@@ -507,7 +517,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("libtorn.so");
         std::fs::write(&path, vec![7u8; 32 << 20]).unwrap();
-        let copy = PrivateCopy::of(&path).unwrap();
+        let copy = PrivateCopy::of(&path, None).unwrap();
         assert_eq!(std::fs::metadata(copy.path()).unwrap().len(), 32 << 20);
         drop(copy);
         let stop = AtomicBool::new(false);
@@ -518,7 +528,7 @@ mod tests {
                     file.write_all_at(&[8], 1 << 20).unwrap();
                 }
             });
-            let refused = (0..20).find_map(|_| PrivateCopy::of(&path).err());
+            let refused = (0..20).find_map(|_| PrivateCopy::of(&path, None).err());
             stop.store(true, Ordering::Relaxed);
             let err = refused.expect("every copy made while the file was written was kept");
             assert!(
@@ -597,8 +607,8 @@ mod tests {
     fn each_copy_is_a_new_file_and_goes_when_dropped() {
         let src = std::env::temp_dir().join(format!("memlink-copy-src-{}", std::process::id()));
         fs::write(&src, b"image").unwrap();
-        let a = PrivateCopy::of(&src).unwrap();
-        let b = PrivateCopy::of(&src).unwrap();
+        let a = PrivateCopy::of(&src, None).unwrap();
+        let b = PrivateCopy::of(&src, None).unwrap();
         assert_ne!(a.path(), b.path());
         assert_eq!(fs::read(a.path()).unwrap(), b"image");
         let kept = a.path().to_owned();

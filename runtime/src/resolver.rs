@@ -6,6 +6,7 @@ use semver::{Version, VersionReq};
 
 use crate::error::RuntimeError;
 use crate::names::parse_requirement;
+use crate::written::Contents;
 
 /// A reference to a module: the path of its shared library, or a name with a version
 /// requirement (`greeter@1.2`, `greeter@^2`, `greeter`) for a resolver that keeps
@@ -17,6 +18,9 @@ pub struct ModuleRef {
     /// For a path to a file named `NAME@VERSION.so` that a watched directory holds: that
     /// its module must be `NAME` at `VERSION` (see [`ModuleRef::from_named_file`]).
     file_tells: bool,
+    /// For a watched directory's file: what it was when the watch looked at it, so that
+    /// a file written since is not loaded (see [`ModuleRef::from_named_file`]).
+    looked: Option<Contents>,
 }
 
 /// A module asked for by name.
@@ -95,6 +99,7 @@ impl ModuleRef {
             path: PathBuf::from(trimmed),
             named: None,
             file_tells: false,
+            looked: None,
         })
     }
 
@@ -157,6 +162,7 @@ impl ModuleRef {
             path: path.into(),
             named: None,
             file_tells: false,
+            looked: None,
         }
     }
 
@@ -166,12 +172,24 @@ impl ModuleRef {
     /// [`DirectoryResolver`] refuses it. For the files of a watched directory, whose
     /// `NAME@VERSION` files are "one version of NAME".
     #[cfg(feature = "watch")]
-    pub(crate) fn from_named_file(path: impl Into<PathBuf>) -> ModuleRef {
+    ///
+    /// `looked`: what the file was when the watch looked at it
+    /// ([`Contents::at`](crate::written::Contents::at)). A file written since (a writer
+    /// that began once the watch had seen its last event, and paused) is refused as one
+    /// written while it was copied is, and looked at again when its writer is done.
+    pub(crate) fn from_named_file(path: impl Into<PathBuf>, looked: Option<Contents>) -> ModuleRef {
         ModuleRef {
             path: path.into(),
             named: None,
             file_tells: true,
+            looked,
         }
+    }
+
+    /// What the file was when a watched directory looked at it, for a reference
+    /// [`from_named_file`](Self::from_named_file).
+    pub(crate) fn looked(&self) -> Option<Contents> {
+        self.looked
     }
 
     /// A reference to the module `name`, of a version matching `requirement` (any, when
@@ -189,6 +207,7 @@ impl ModuleRef {
                 requirement,
             }),
             file_tells: false,
+            looked: None,
         }
     }
 

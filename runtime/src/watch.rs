@@ -11,12 +11,14 @@
 //! version without cutting it first, as `rsync --inplace` does, or given its length
 //! before its bytes), it passes every check of its headers while half of it is old or
 //! zeros, and the system's loader crashed the process on it. A writer that starts once
-//! the watch has begun to copy the file for its fresh image is caught by the copy
-//! (`crate::written`): the copy is refused, reported as written while it was copied, and
-//! the file looked at again once that writer closes it. (One that writes part of the
-//! file in the moment between the watch's last look at its events and the copy's open,
-//! and then pauses until the copy is made, is not seen: the checks of the copy's headers
-//! refuse most such mixes.) A file that is still not a
+//! the watch has looked at the file is caught by the copy made for its fresh image
+//! (`crate::written`): the watch takes each file's change time before it loads any of
+//! the files it looks at, and the copy is refused if the file was written since, or while
+//! it was copied; that is reported, and the file looked at again once that writer closes
+//! it. (One that writes part of the file in the moment between the watch's last look at
+//! its events and its look at the file, microseconds, before its event reaches the
+//! watch, and then pauses until the copy is made, is not seen: the checks of the copy's
+//! headers refuse most such mixes.) A file that is still not a
 //! whole library then (a copy that stalled) is reported and left alone until it changes
 //! again; a module that is already loaded keeps serving.
 //! A change of a file's metadata alone is looked at too: a file refused (one the host's

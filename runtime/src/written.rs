@@ -1,4 +1,4 @@
-//! Whether a file was written while this process read it.
+//! Whether a file was written while this process read it, or since it looked at it.
 //!
 //! A private copy of a module (a reload's, a watched directory's, a `private_copy`
 //! load's) made while another process rewrote the file in place, at its full length, as
@@ -15,12 +15,60 @@
 //! file, and one made by another machine (a network file system); nor, where no
 //! inotify instance can be had (a user's 128 taken, by default), any write: a debug
 //! record says so then, and the copy is kept as before.
+//!
+//! [`Contents`] covers the time before the copy's open: what the file was when a watch
+//! decided to load it (its change time, which every write sets), compared with the file
+//! the copy read once it is made. A writer that began in between, wrote part of the file
+//! and paused through the copy is caught by it; the events of its writes reach the
+//! watch later, and some only after the copy was mapped.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+
+/// What a file was at one moment, as far as its writes go: which file (device and
+/// inode), its length and its change time. A write through a descriptor, a cut, and a
+/// change of its times set the change time, which no process can set back (a writer
+/// that restores the modification time after it wrote, as `rsync` does, changes it
+/// too). [`Writes`] sees only the writes made once the file is open; this covers the
+/// time before: a watched directory takes it of a file when it decides to look at it,
+/// and the copy, made later, compares it with the file it opened
+/// (`crate::reload::PrivateCopy::of`), so a writer that began in between and paused is
+/// caught too.
+///
+/// The kernel keeps the change time at its clock's tick, a few milliseconds, where the
+/// file system does not record it finer: a write in the same tick as the one before it
+/// leaves it as it was. The watch looks at a file only once it has seen no event for
+/// its debounce time, so the last write before the look is ticks older than any after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Contents {
+    file: (u64, u64),
+    len: u64,
+    changed: (i64, i64),
+}
+
+impl Contents {
+    /// What the file at `path` (a link followed) is now; `None` if it cannot be looked
+    /// at, which the load that follows reports.
+    // Only a watched directory takes it before it loads.
+    #[cfg_attr(not(any(feature = "watch", test)), allow(dead_code))]
+    pub(crate) fn at(path: &Path) -> Option<Contents> {
+        std::fs::metadata(path).ok().map(|meta| Contents::of(&meta))
+    }
+
+    /// What the file `meta` describes was when `meta` was read.
+    pub(crate) fn of(meta: &Metadata) -> Contents {
+        Contents {
+            file: (meta.dev(), meta.ino()),
+            len: meta.len(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
 
 /// A watch on the writes to one open file, from its making on.
 pub(crate) struct Writes {
@@ -100,6 +148,45 @@ mod tests {
         std::fs::rename(&other, &path).unwrap();
         std::fs::write(&path, b"three").unwrap();
         assert!(!writes.seen());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file's contents as taken are told apart from the same file written in place at
+    /// the same length, cut, or given another file, and not from the file read.
+    #[test]
+    fn contents_change_with_a_write_and_not_with_a_read() {
+        let dir = std::env::temp_dir().join(format!("memlink-contents-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lib.so");
+        std::fs::write(&path, b"one").unwrap();
+        // Past the tick of the write that made it (see `Contents`), as a watch's
+        // debounce is.
+        let tick = || std::thread::sleep(std::time::Duration::from_millis(20));
+        tick();
+        let taken = Contents::at(&path).unwrap();
+        let _ = std::fs::read(&path).unwrap();
+        assert_eq!(Contents::at(&path), Some(taken), "a read");
+        // The same bytes, in place: no length or content tells it, the change time does.
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all(b"one").unwrap();
+        drop(file);
+        assert_ne!(Contents::at(&path), Some(taken), "a write in place");
+        tick();
+        let taken = Contents::at(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1)
+            .unwrap();
+        assert_ne!(Contents::at(&path), Some(taken), "a cut");
+        tick();
+        let taken = Contents::at(&path).unwrap();
+        let other = dir.join("other.so");
+        std::fs::write(&other, b"o").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_ne!(Contents::at(&path), Some(taken), "another file");
+        assert_eq!(Contents::at(&dir.join("none.so")), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

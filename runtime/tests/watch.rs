@@ -596,6 +596,60 @@ fn a_file_rewritten_in_place_is_looked_at_once_its_writer_closes_it() {
     reloaded_to_v2(&rt, &watch, greeter);
 }
 
+/// A writer that begins on a file once the watch has looked at it, before the watch
+/// copies it for its fresh image, and pauses until the copy is made, left the copy half
+/// rewritten; no write fell while the copy was made, and no check of its headers need
+/// tell it. Here the watch finds two files at once, and the first one's init writes the
+/// second (its first bytes, unchanged) before the second is loaded: the second is
+/// refused as written, not loaded as the look found it, and loaded once its writer is
+/// done. Before, it was loaded at once, and reloaded after.
+#[test]
+fn a_file_written_after_the_watch_looked_at_it_is_not_loaded_as_it_was() {
+    let dir = fresh_dir("watched-since-looked");
+    let second = lib(&dir, "b_basic");
+    install(&module_path("basic"), &second);
+    let define = format!("-DREWRITE_PATH=\"{}\"", second.display());
+    let rewriter = common::compile_c_with(
+        &["runtime/tests/fixtures/rewrites_sibling.c"],
+        "librewrites_sibling.so",
+        true,
+        &[&define],
+    );
+    install(&rewriter, &lib(&dir, "a_rewriter"));
+    // Past the tick of the last change, as the watch's debounce is (see the runtime's
+    // `written::Contents`).
+    std::thread::sleep(Duration::from_millis(50));
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    match next(&watch) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "a_rewriter")),
+        other => panic!("{other:?}"),
+    }
+    match next(&watch) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, second);
+            let text = error.to_string();
+            assert!(
+                text.contains(
+                    "written while it was copied, or since a watched directory looked at it"
+                ),
+                "{text}"
+            );
+        }
+        other => panic!("the file written since the look was not refused: {other:?}"),
+    }
+    let basic = match next(&watch) {
+        WatchEvent::Loaded { path, handle } => {
+            assert_eq!(path, second);
+            handle
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rt.call(basic, "echo", b"hi").unwrap().as_bytes(), b"hi");
+    drop(watch);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The watch's next event is the reload of `greeter` to its version 2, which serves.
 fn reloaded_to_v2(
     rt: &Runtime,

@@ -22,6 +22,7 @@ use crate::module::{CannotAllocate, Module, PersistentRegion};
 use crate::names::Taken;
 use crate::reload::PrivateCopy;
 use crate::resolver::ModuleRef;
+use crate::written::Contents;
 
 impl Registry {
     /// Loads the module `reference` names, with its own `settings`.
@@ -65,7 +66,7 @@ impl Registry {
             // from a private copy, as a fresh image of its own.
             let fresh = settings.private_copy || crate::module::loader_holds_another_file(&path);
             let module = if fresh {
-                open_copy(&path, concurrency)?
+                open_copy(&path, concurrency, reference.looked())?
             } else {
                 Module::open(&path, concurrency)?
             };
@@ -260,11 +261,16 @@ pub(super) fn answers(
 }
 
 /// Opens a private copy of the library at `path` (a fresh image, however often the file
-/// was loaded; see `crate::reload`), as the module of `path`: errors name `path`.
-pub(super) fn open_copy(path: &Path, concurrency: usize) -> Result<Module, RuntimeError> {
+/// was loaded; see `crate::reload`), as the module of `path`: errors name `path`. With
+/// `looked`, a file written since then is refused (`PrivateCopy::of`).
+pub(super) fn open_copy(
+    path: &Path,
+    concurrency: usize,
+    looked: Option<Contents>,
+) -> Result<Module, RuntimeError> {
     // Before the copy is made: a refusal leaves no file behind.
     crate::module::room_for_image(path)?;
-    let copy = PrivateCopy::of(path)?;
+    let copy = PrivateCopy::of(path, looked)?;
     let mut module = Module::open_private(copy.path(), concurrency)
         .map_err(|e| e.for_path(copy.path(), path))?;
     path.clone_into(&mut module.path);

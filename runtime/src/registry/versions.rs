@@ -198,7 +198,7 @@ impl Registry {
         reference: &ModuleRef,
         policy: &ReloadPolicy,
     ) -> Result<(Module, Vec<MethodChange>), RuntimeError> {
-        let mut new = open_copy(path, old.gate.limit())?;
+        let mut new = open_copy(path, old.gate.limit(), reference.looked())?;
         if new.own_name != old.own_name {
             return Err(RuntimeError::OtherModule {
                 module: old.name.clone(),

@@ -16,6 +16,7 @@ use crate::handle::ModuleHandle;
 use crate::registry::{Registry, Retiring};
 use crate::reload::ReloadPolicy;
 use crate::resolver::ModuleRef;
+use crate::written::Contents;
 
 /// Whether `path` names a module file the watch cares about (its name UTF-8 or not: a
 /// file name is bytes, and `libgr\xfcn.so` is a module file too).
@@ -71,6 +72,11 @@ pub(super) struct State {
     /// Files a module was followed to by a rename ([`State::follow_renames`]): the
     /// rename's events for the new name that come after are not a change of the file.
     moved: BTreeSet<PathBuf>,
+    /// What each module file was when the watch last looked at it, taken before any of
+    /// that look's loads: a file written since (during the loads before its own, say, by
+    /// a writer that then paused) is refused by its copy (see `crate::written::Contents`)
+    /// and looked at again once that writer is done. A file that is gone has none.
+    looked: BTreeMap<PathBuf, Contents>,
     /// The threads retiring versions reloads replaced ([`State::retire_later`]), joined
     /// when the watch ends: its end waits for them, as it did when it retired each
     /// itself, so that a host dropping its watch and runtime has the old versions shut
@@ -191,6 +197,7 @@ impl State {
             guard,
             others: BTreeMap::new(),
             moved: BTreeSet::new(),
+            looked: BTreeMap::new(),
             retiring: Vec::new(),
             unloading: Vec::new(),
         }
@@ -307,6 +314,12 @@ impl State {
         self.look_at(paths, true);
     }
 
+    /// The reference a load of `path` is made with: the file as the watch last looked at
+    /// it.
+    fn reference(&self, path: &Path) -> ModuleRef {
+        ModuleRef::from_named_file(path, self.looked.get(path).copied())
+    }
+
     /// Forgets that `path` was refused and waits for another module: what is there now
     /// is looked at afresh.
     fn forget_refusal(&mut self, path: &Path) {
@@ -317,6 +330,16 @@ impl State {
     /// [`sync`](State::sync); with `rescan`, a file whose module was loaded from it as
     /// it is now is not reloaded.
     fn look_at(&mut self, paths: Vec<PathBuf>, rescan: bool) {
+        // Taken of every file before any is loaded: the loads take a while, and a file
+        // the look is about is to be loaded as it was when the look began. A file tried
+        // again later (one waiting for a dependency) is loaded as its last look found it;
+        // written since, it is refused, and its own look comes with its writer's events.
+        for path in paths.iter().filter(|p| is_module_file(p)) {
+            match Contents::at(path) {
+                Some(contents) => self.looked.insert(path.clone(), contents),
+                None => self.looked.remove(path),
+            };
+        }
         self.follow_renames(&paths);
         let mut new = Vec::new();
         // Whether a module was loaded or reloaded: a waiting module may now find what
@@ -431,8 +454,7 @@ impl State {
                 };
                 let settings = ModuleSettings::default().private_copy(true);
                 let loaded = self.open(&path, || {
-                    self.registry
-                        .load(&ModuleRef::from_named_file(&path), &settings)
+                    self.registry.load(&self.reference(&path), &settings)
                 });
                 match loaded {
                     Ok(handle) => {
@@ -475,12 +497,10 @@ impl State {
         self.waiting.remove(&path);
         let mut retiring = None;
         let reloaded = self.open(&path, || {
-            self.registry.switch(
-                handle,
-                &ModuleRef::from_named_file(&path),
-                &self.policy,
-                |old| retiring = Some(old),
-            )
+            self.registry
+                .switch(handle, &self.reference(&path), &self.policy, |old| {
+                    retiring = Some(old)
+                })
         });
         if let Some(old) = retiring {
             self.retire_later(old);
@@ -528,8 +548,7 @@ impl State {
     fn replace(&mut self, path: PathBuf, handle: ModuleHandle, stamp: Stamp) -> bool {
         let settings = ModuleSettings::default().private_copy(true);
         let loaded = self.open(&path, || {
-            self.registry
-                .load(&ModuleRef::from_named_file(&path), &settings)
+            self.registry.load(&self.reference(&path), &settings)
         });
         match loaded {
             Ok(new) => {
