@@ -216,13 +216,14 @@ pub(crate) fn compare(old: &[Method], new: &[Method]) -> Vec<MethodChange> {
     changes
 }
 
-/// Why a private copy is refused when its file was written while it was copied, or since
-/// the look it was made for (see `crate::written`): the copy may hold pieces of two builds, which the loader crashed
-/// the process on.
+/// Why a private copy is refused when its file was written while it was copied, or changed
+/// since the look it was made for (see `crate::written`): the copy may hold pieces of two
+/// builds, which the loader crashed the process on.
 pub(crate) const WRITTEN_WHILE_COPIED: &str = "the file was written while it was copied, or \
-     since a watched directory looked at it (another process writes it in place, as `rsync \
-     --inplace` does), so the copy may hold pieces of two builds: it is not loaded; load it \
-     again once its writer is done (a watched directory does, once the writer closes it)";
+     changed (written, or its metadata) since a watched directory looked at it (another \
+     process writes it in place, as `rsync --inplace` does?), so the copy may hold pieces of \
+     two builds: it is not loaded; load it again once its writer is done (a watched \
+     directory looks at it again)";
 
 /// A private copy of the library at `path`, for the loader to map as a new image; the
 /// caller drops it once loaded (the mapping outlives the file), which removes it.
@@ -257,7 +258,17 @@ impl PrivateCopy {
         // Watched from the open on: a writer's writes from then until the copy is made
         // refuse it (see `crate::written`).
         let writes = crate::written::Writes::to(&from);
-        let len = from.metadata().map_err(|e| failed(e.to_string()))?.len();
+        let opened = from.metadata().map_err(|e| failed(e.to_string()))?;
+        let len = opened.len();
+        // Changed since the look already: refused before it is copied (and after, below,
+        // for a change while it is).
+        let changed = |now: &fs::Metadata| looked.is_some_and(|l| Contents::of(now) != l);
+        if changed(&opened) {
+            return Err(RuntimeError::NotALibrary {
+                path: path.to_owned(),
+                reason: WRITTEN_WHILE_COPIED.to_owned(),
+            });
+        }
         let base = copies_base();
         refuse_noexec(&base)?;
         // The process's limit, not the module file's fault: said as a setting, as
@@ -304,12 +315,9 @@ impl PrivateCopy {
         std::io::copy(&mut std::io::Read::take(&mut from, len), &mut to).map_err(|e| {
             full(&e).unwrap_or_else(|| failed(format!("{}: {e}", made.file.display())))
         })?;
-        // Written once the copy's file was open, or before that, since the look: each
-        // may have left it half rewritten, the writer paused.
-        let since_looked = looked.is_some_and(|looked| {
-            from.metadata()
-                .map_or(true, |now| Contents::of(&now) != looked)
-        });
+        // Written once the copy's file was open, or just before, since the look: each may
+        // have left it half rewritten, the writer paused.
+        let since_looked = looked.is_some() && from.metadata().map_or(true, |now| changed(&now));
         if writes.seen() || since_looked {
             return Err(RuntimeError::NotALibrary {
                 path: path.to_owned(),

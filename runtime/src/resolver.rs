@@ -171,12 +171,12 @@ impl ModuleRef {
     /// module or version is refused with [`RuntimeError::WrongFile`], as a
     /// [`DirectoryResolver`] refuses it. For the files of a watched directory, whose
     /// `NAME@VERSION` files are "one version of NAME".
-    #[cfg(feature = "watch")]
     ///
     /// `looked`: what the file was when the watch looked at it
-    /// ([`Contents::at`](crate::written::Contents::at)). A file written since (a writer
+    /// ([`Contents::at`](crate::written::Contents::at)). A file changed since (a writer
     /// that began once the watch had seen its last event, and paused) is refused as one
-    /// written while it was copied is, and looked at again when its writer is done.
+    /// written while it was copied is, and the watch looks at it again.
+    #[cfg(feature = "watch")]
     pub(crate) fn from_named_file(path: impl Into<PathBuf>, looked: Option<Contents>) -> ModuleRef {
         ModuleRef {
             path: path.into(),

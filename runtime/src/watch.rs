@@ -13,12 +13,16 @@
 //! zeros, and the system's loader crashed the process on it. A writer that starts once
 //! the watch has looked at the file is caught by the copy made for its fresh image
 //! (`crate::written`): the watch takes each file's change time before it loads any of
-//! the files it looks at, and the copy is refused if the file was written since, or while
-//! it was copied; that is reported, and the file looked at again once that writer closes
-//! it. (One that writes part of the file in the moment between the watch's last look at
-//! its events and its look at the file, microseconds, before its event reaches the
-//! watch, and then pauses until the copy is made, is not seen: the checks of the copy's
-//! headers refuse most such mixes.) A file that is still not a
+//! the files it looks at, and the copy is refused if the file changed since (written, or
+//! its metadata), or was written while it was copied; that is reported, and the file
+//! looked at again once no event has touched it for the debounce time (a writer still at
+//! it keeps it pending until it closes the file; a change that brings no event, a hard
+//! link made elsewhere, is looked at again all the same). (One that writes part of the
+//! file in the moment between the watch's last look at its events and its look at the
+//! file, microseconds, before its event reaches the watch, and then pauses until the copy
+//! is made, is not seen, nor is a write in the same tick of the file system's clock as
+//! the change before it: the checks of the copy's headers refuse most such mixes.) A
+//! file that is still not a
 //! whole library then (a copy that stalled) is reported and left alone until it changes
 //! again; a module that is already loaded keeps serving.
 //! A change of a file's metadata alone is looked at too: a file refused (one the host's
@@ -617,6 +621,13 @@ fn follow(
         }
         watched.check(state);
         state.reap();
+        // Files refused for having changed since the watch looked at them: looked at
+        // again as if an event had come for their contents, once none has for the
+        // debounce time (one whose writer is still at it stays pending through its own).
+        let now = Instant::now();
+        for path in state.take_relook() {
+            pending.entry(path).or_insert((now, true)).1 = true;
+        }
         let waiting = pending
             .iter()
             .filter(|(p, _)| !open.contains(*p))

@@ -40,10 +40,15 @@ use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 /// (`crate::reload::PrivateCopy::of`), so a writer that began in between and paused is
 /// caught too.
 ///
-/// The kernel keeps the change time at its clock's tick, a few milliseconds, where the
-/// file system does not record it finer: a write in the same tick as the one before it
-/// leaves it as it was. The watch looks at a file only once it has seen no event for
-/// its debounce time, so the last write before the look is ticks older than any after.
+/// The kernel sets the change time from a clock that ticks every few milliseconds
+/// (Linux 6.13 and later give a change time read since a finer one), and a file system
+/// may keep it coarser still: to the second on ext4 with small inodes, two seconds on
+/// FAT. A write in the same tick as the change before it leaves it as it was, and is
+/// not seen here. The watch looks at a file only once no event has touched it for its
+/// debounce time (250 ms by default), so where ticks are shorter than that, the last
+/// write before the look is ticks older than any after it; where they are longer, a
+/// write soon after the look can be missed, and only [`Writes`] and the checks of the
+/// copy's headers stand in the way of a mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Contents {
     file: (u64, u64),
@@ -159,9 +164,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("lib.so");
         std::fs::write(&path, b"one").unwrap();
-        // Past the tick of the write that made it (see `Contents`), as a watch's
-        // debounce is.
-        let tick = || std::thread::sleep(std::time::Duration::from_millis(20));
+        // Past the tick of the change before (see `Contents`), as a watch's debounce is:
+        // a second and more where the file system keeps whole seconds.
+        let coarse = Contents::at(&path).unwrap().changed.1 == 0;
+        let wait = std::time::Duration::from_millis(if coarse { 1100 } else { 20 });
+        let tick = || std::thread::sleep(wait);
         tick();
         let taken = Contents::at(&path).unwrap();
         let _ = std::fs::read(&path).unwrap();

@@ -608,17 +608,9 @@ fn a_file_written_after_the_watch_looked_at_it_is_not_loaded_as_it_was() {
     let dir = fresh_dir("watched-since-looked");
     let second = lib(&dir, "b_basic");
     install(&module_path("basic"), &second);
-    let define = format!("-DREWRITE_PATH=\"{}\"", second.display());
-    let rewriter = common::compile_c_with(
-        &["runtime/tests/fixtures/rewrites_sibling.c"],
-        "librewrites_sibling.so",
-        true,
-        &[&define],
-    );
+    let rewriter = sibling_changer(&second, None);
     install(&rewriter, &lib(&dir, "a_rewriter"));
-    // Past the tick of the last change, as the watch's debounce is (see the runtime's
-    // `written::Contents`).
-    std::thread::sleep(Duration::from_millis(50));
+    past_the_last_change(&second);
     let rt = Runtime::with_local_resolver();
     let watch = rt.watch(&dir, options()).unwrap();
     match next(&watch) {
@@ -631,7 +623,7 @@ fn a_file_written_after_the_watch_looked_at_it_is_not_loaded_as_it_was() {
             let text = error.to_string();
             assert!(
                 text.contains(
-                    "written while it was copied, or since a watched directory looked at it"
+                    "changed (written, or its metadata) since a watched directory looked at it"
                 ),
                 "{text}"
             );
@@ -648,6 +640,83 @@ fn a_file_written_after_the_watch_looked_at_it_is_not_loaded_as_it_was() {
     assert_eq!(rt.call(basic, "echo", b"hi").unwrap().as_bytes(), b"hi");
     drop(watch);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A change since the look that brings the watch no event for the file (a hard link made
+/// to it elsewhere: its change time moves, and nothing in the directory does) refuses
+/// it all the same, and the watch looks at it again by itself: before, no event ever
+/// came, and the file stayed unloaded for good.
+#[test]
+fn a_file_changed_since_the_look_without_an_event_is_looked_at_again() {
+    let dir = fresh_dir("watched-changed-quietly");
+    let second = lib(&dir, "b_basic");
+    install(&module_path("basic"), &second);
+    let elsewhere = fresh_dir("watched-changed-quietly-link").join("link");
+    let linker = sibling_changer(&second, Some(&elsewhere));
+    install(&linker, &lib(&dir, "a_linker"));
+    past_the_last_change(&second);
+    let rt = Runtime::with_local_resolver();
+    let watch = rt.watch(&dir, options()).unwrap();
+    match next(&watch) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "a_linker")),
+        other => panic!("{other:?}"),
+    }
+    assert!(elsewhere.exists(), "the fixture made its link");
+    match next(&watch) {
+        WatchEvent::Failed { path, error } => {
+            assert_eq!(path, second);
+            assert!(
+                error
+                    .to_string()
+                    .contains("since a watched directory looked at it"),
+                "{error}"
+            );
+        }
+        other => panic!("the file changed since the look was not refused: {other:?}"),
+    }
+    match next(&watch) {
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, second),
+        other => panic!("{other:?}"),
+    }
+    drop(watch);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(elsewhere.parent().unwrap());
+}
+
+/// The C module `rewrites_sibling`, built to change `sibling` in its init: to write its
+/// first bytes back in place, or, with `link`, to make a hard link to it there. Built for
+/// this process alone (the paths are in it).
+fn sibling_changer(
+    sibling: &std::path::Path,
+    link: Option<&std::path::Path>,
+) -> std::path::PathBuf {
+    // A C string literal of the path.
+    let literal = |p: &std::path::Path| {
+        let text = p.to_str().expect("a UTF-8 path");
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    };
+    let mut defines = vec![format!("-DREWRITE_PATH={}", literal(sibling))];
+    if let Some(link) = link {
+        defines.push(format!("-DLINK_TO={}", literal(link)));
+    }
+    let kind = if link.is_some() { "linker" } else { "writer" };
+    let out = format!("librewrites_sibling_{kind}_{}.so", std::process::id());
+    let args: Vec<&str> = defines.iter().map(String::as_str).collect();
+    common::compile_c_with(
+        &["runtime/tests/fixtures/rewrites_sibling.c"],
+        &out,
+        true,
+        &args,
+    )
+}
+
+/// Waits past the tick of `file`'s last change, as the watch's debounce would (see the
+/// runtime's `written::Contents`): more than a second where its file system keeps whole
+/// seconds.
+fn past_the_last_change(file: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let coarse = std::fs::metadata(file).unwrap().ctime_nsec() == 0;
+    std::thread::sleep(Duration::from_millis(if coarse { 1100 } else { 50 }));
 }
 
 /// The watch's next event is the reload of `greeter` to its version 2, which serves.

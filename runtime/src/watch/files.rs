@@ -14,7 +14,7 @@ use crate::config::ModuleSettings;
 use crate::error::RuntimeError;
 use crate::handle::ModuleHandle;
 use crate::registry::{Registry, Retiring};
-use crate::reload::ReloadPolicy;
+use crate::reload::{ReloadPolicy, WRITTEN_WHILE_COPIED};
 use crate::resolver::ModuleRef;
 use crate::written::Contents;
 
@@ -40,6 +40,12 @@ fn held_by_another(error: &RuntimeError) -> bool {
             | RuntimeError::AlreadyLoaded { .. }
             | RuntimeError::TooManyModules { .. }
     )
+}
+
+/// Whether `error` refuses a file for having changed since the watch looked at it, or
+/// while it was copied (`crate::reload::WRITTEN_WHILE_COPIED`).
+fn changed_since_looked(error: &RuntimeError) -> bool {
+    matches!(error, RuntimeError::NotALibrary { reason, .. } if reason == WRITTEN_WHILE_COPIED)
 }
 
 /// What a watch knows of its directory.
@@ -77,6 +83,13 @@ pub(super) struct State {
     /// a writer that then paused) is refused by its copy (see `crate::written::Contents`)
     /// and looked at again once that writer is done. A file that is gone has none.
     looked: BTreeMap<PathBuf, Contents>,
+    /// Files refused for having changed since the watch looked at them
+    /// ([`changed_since_looked`]), to be looked at again once no event has touched them
+    /// for the debounce time ([`State::take_relook`]). A writer still writing keeps its
+    /// file pending through its own events; a change that brings no event for the path
+    /// (a hard link made elsewhere, a write through another link's name, a `chattr`) would
+    /// otherwise have left the file unloaded, or its module on its old version, for good.
+    relook: BTreeSet<PathBuf>,
     /// The threads retiring versions reloads replaced ([`State::retire_later`]), joined
     /// when the watch ends: its end waits for them, as it did when it retired each
     /// itself, so that a host dropping its watch and runtime has the old versions shut
@@ -198,6 +211,7 @@ impl State {
             others: BTreeMap::new(),
             moved: BTreeSet::new(),
             looked: BTreeMap::new(),
+            relook: BTreeSet::new(),
             retiring: Vec::new(),
             unloading: Vec::new(),
         }
@@ -297,6 +311,8 @@ impl State {
         paths.extend(self.loaded.keys().cloned());
         paths.sort();
         paths.dedup();
+        // Files no longer there (a directory replaced, say) are never looked at again.
+        self.looked.retain(|p, _| paths.binary_search(p).is_ok());
         self.look_at(paths, true);
     }
 
@@ -330,15 +346,29 @@ impl State {
     /// [`sync`](State::sync); with `rescan`, a file whose module was loaded from it as
     /// it is now is not reloaded.
     fn look_at(&mut self, paths: Vec<PathBuf>, rescan: bool) {
+        self.look_at_as(paths, rescan, true);
+    }
+
+    /// [`look_at`](State::look_at); `fresh`: what each file is now is what it is loaded
+    /// as (an event, or a rescan, brought it here), else what the watch's last look at
+    /// it found (a file tried again once what held it up went).
+    fn look_at_as(&mut self, paths: Vec<PathBuf>, rescan: bool, fresh: bool) {
         // Taken of every file before any is loaded: the loads take a while, and a file
         // the look is about is to be loaded as it was when the look began. A file tried
-        // again later (one waiting for a dependency) is loaded as its last look found it;
-        // written since, it is refused, and its own look comes with its writer's events.
+        // again later (one waiting for a dependency, or blocked by what another module
+        // held) is loaded as its last look found it: changed since, by a writer still at
+        // it or by anything else, it is refused and looked at again (`relook`).
         for path in paths.iter().filter(|p| is_module_file(p)) {
-            match Contents::at(path) {
-                Some(contents) => self.looked.insert(path.clone(), contents),
-                None => self.looked.remove(path),
-            };
+            let now = Contents::at(path);
+            match (now, self.looked.get(path)) {
+                (Some(_), Some(_)) if !fresh => {}
+                (Some(contents), _) => {
+                    self.looked.insert(path.clone(), contents);
+                }
+                (None, _) => {
+                    self.looked.remove(path);
+                }
+            }
         }
         self.follow_renames(&paths);
         let mut new = Vec::new();
@@ -412,7 +442,7 @@ impl State {
             Vec::new()
         };
         if !retry.is_empty() {
-            self.look_at(retry, false);
+            self.look_at_as(retry, false, false);
         }
     }
 
@@ -470,7 +500,7 @@ impl State {
                         self.blocked.insert(path.clone());
                         self.tell(WatchEvent::Failed { path, error });
                     }
-                    Err(error) => self.tell(WatchEvent::Failed { path, error }),
+                    Err(error) => self.refused(path, error),
                 }
             }
             if !changed || refused.is_empty() {
@@ -533,7 +563,7 @@ impl State {
                 if matches!(error, RuntimeError::MissingDependency { .. }) {
                     self.waiting.insert(path.clone());
                 }
-                self.tell(WatchEvent::Failed { path, error });
+                self.refused(path, error);
                 false
             }
         }
@@ -577,10 +607,25 @@ impl State {
                 if held_by_another(&error) {
                     self.blocked.insert(path.clone());
                 }
-                self.tell(WatchEvent::Failed { path, error });
+                self.refused(path, error);
                 false
             }
         }
+    }
+
+    /// Tells that the file `path` was refused for `error`; one refused for having changed
+    /// since the look is looked at again ([`State::take_relook`]).
+    fn refused(&mut self, path: PathBuf, error: RuntimeError) {
+        if changed_since_looked(&error) {
+            self.relook.insert(path.clone());
+        }
+        self.tell(WatchEvent::Failed { path, error });
+    }
+
+    /// The files to look at again: refused for having changed since they were looked at.
+    /// The watch's loop makes them pending as if an event had come for their contents.
+    pub(super) fn take_relook(&mut self) -> BTreeSet<PathBuf> {
+        std::mem::take(&mut self.relook)
     }
 
     /// Unloads the module of `path`: here when no call of it is in flight, which is
