@@ -167,6 +167,20 @@
 #define MEMLINK_MODULE_MAGIC 21196699973010765
 
 /*
+ What `memlink_panic_strategy` returns for a module built to unwind (Rust's default,
+ `panic = "unwind"`): a panic in it is caught at its entry point and fails the call
+ with the status `Panic`.
+ */
+#define MEMLINK_PANIC_UNWIND 0
+
+/*
+ What `memlink_panic_strategy` returns for a module built with `panic = "abort"`: a
+ panic in it ends the process that loaded it, host and all, since nothing unwinds to
+ the entry point that would catch it.
+ */
+#define MEMLINK_PANIC_ABORT 1
+
+/*
  Outcome of an entry point, as the `i32` it returns.
 
  `Ok` is 0. Every other value names a [`crate::ModuleError`] variant by its
@@ -886,6 +900,13 @@ typedef int32_t (*MemlinkMetricsFn)(void (*visit)(void *ctx,
                                     void *ctx);
 
 /*
+ Signature behind [`SYM_PANIC_STRATEGY`]: [`PANIC_UNWIND`] or [`PANIC_ABORT`] (any
+ other value is read as not known). A module with no panics of its own to tell of (one
+ in C) need not export it; a host reads its absence as not known either.
+ */
+typedef uint32_t (*MemlinkPanicStrategyFn)(void);
+
+/*
  * The entry points a module exports (see `memlink_abi::symbols`). A module written in
  * C (or C++: they keep C linkage) defines them; a host looks them up with dlsym.
  */
@@ -902,6 +923,10 @@ MEMLINK_EXPORT int32_t memlink_shutdown(void);
 MEMLINK_EXPORT int32_t memlink_metrics(void (*visit)(void *ctx,
                                                      const MemlinkMetricRecord *record),
                                        void *ctx);
+/* Optional: how a panic in the module ends, MEMLINK_PANIC_UNWIND or MEMLINK_PANIC_ABORT
+ * (see MemlinkPanicStrategyFn). memlink-msdk exports it; a C module, which has no
+ * panics, leaves it out. */
+MEMLINK_EXPORT uint32_t memlink_panic_strategy(void);
 #ifdef __cplusplus
 }
 #endif

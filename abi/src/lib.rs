@@ -19,6 +19,7 @@
 //! | `memlink_call` | `extern "C" fn(*mut CallFrame) -> i32` | once per call, from any number of threads at once |
 //! | `memlink_shutdown` | `extern "C" fn() -> i32` | once, when the host retires the module |
 //! | `memlink_metrics` (optional) | [`MetricsFn`] | when the host takes a snapshot of the module's metrics |
+//! | `memlink_panic_strategy` (optional) | [`PanicStrategyFn`] | at load: whether a panic in the module fails its call or ends the process |
 //!
 //! Every `i32` returned is a [`Status`]. A module never unwinds out of an entry point.
 //!

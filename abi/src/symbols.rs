@@ -40,6 +40,18 @@ pub const SYM_CALL: &[u8] = b"memlink_call\0";
 pub const SYM_SHUTDOWN: &[u8] = b"memlink_shutdown\0";
 /// Symbol of [`MetricsFn`]: the module's own metrics, visited one by one.
 pub const SYM_METRICS: &[u8] = b"memlink_metrics\0";
+/// Symbol of [`PanicStrategyFn`] (optional): how a panic in the module ends,
+/// [`PANIC_UNWIND`] or [`PANIC_ABORT`].
+pub const SYM_PANIC_STRATEGY: &[u8] = b"memlink_panic_strategy\0";
+
+/// What `memlink_panic_strategy` returns for a module built to unwind (Rust's default,
+/// `panic = "unwind"`): a panic in it is caught at its entry point and fails the call
+/// with the status `Panic`.
+pub const PANIC_UNWIND: u32 = 0;
+/// What `memlink_panic_strategy` returns for a module built with `panic = "abort"`: a
+/// panic in it ends the process that loaded it, host and all, since nothing unwinds to
+/// the entry point that would catch it.
+pub const PANIC_ABORT: u32 = 1;
 
 /// Signature behind [`SYM_ABI_VERSION`].
 pub type AbiVersionFn = unsafe extern "C" fn() -> u32;
@@ -51,6 +63,10 @@ pub type InitFn = unsafe extern "C" fn(*mut InitFrame) -> i32;
 pub type CallFn = unsafe extern "C" fn(*mut CallFrame) -> i32;
 /// Signature behind [`SYM_SHUTDOWN`].
 pub type ShutdownFn = unsafe extern "C" fn() -> i32;
+/// Signature behind [`SYM_PANIC_STRATEGY`]: [`PANIC_UNWIND`] or [`PANIC_ABORT`] (any
+/// other value is read as not known). A module with no panics of its own to tell of (one
+/// in C) need not export it; a host reads its absence as not known either.
+pub type PanicStrategyFn = unsafe extern "C" fn() -> u32;
 /// Signature behind [`SYM_METRICS`]: calls `visit(ctx, record)` once per metric the
 /// module recorded; each record is valid only during its `visit`.
 pub type MetricsFn = unsafe extern "C" fn(

@@ -29,6 +29,20 @@ pub extern "C" fn memlink_abi_version() -> u32 {
     abi::ABI_VERSION
 }
 
+/// How a panic in this module ends: [`abi::PANIC_UNWIND`], caught at the entry point
+/// and told as the call's error, unless the module was built with `panic = "abort"`
+/// ([`abi::PANIC_ABORT`]), where a panic ends the process that loaded it. The host
+/// reads it at load to warn of such a module. It is the build of this crate that tells,
+/// and cargo builds every crate of a module with its profile's one strategy.
+#[no_mangle]
+pub extern "C" fn memlink_panic_strategy() -> u32 {
+    if cfg!(panic = "unwind") {
+        abi::PANIC_UNWIND
+    } else {
+        abi::PANIC_ABORT
+    }
+}
+
 /// Returns the module's description and method table, which live as long as the module.
 /// Null only if building the table panicked.
 #[no_mangle]

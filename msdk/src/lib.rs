@@ -25,7 +25,8 @@
 //! [`ModuleError::Panic`] instead of unwinding into the host. That takes a module built
 //! to unwind, Cargo's default: in one built with `panic = "abort"` in its profile, a
 //! panic cannot be caught, and ends the host's process (the SDK's hook prints last words
-//! naming the module and export first).
+//! naming the module and export first). Such a module tells the host so at load (its
+//! `memlink_panic_strategy` export), which warns of it.
 //!
 //! The pieces, one module each (the names the README published with memlink-msdk 0.1.0
 //! documents):

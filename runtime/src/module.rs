@@ -61,6 +61,9 @@ pub(crate) struct Module {
     /// `version` as semver, when it is (what versions side by side are told apart by).
     pub(crate) semver: Option<semver::Version>,
     pub(crate) sdk_version: String,
+    /// Whether the module says it was built with `panic = "abort"` (its
+    /// `memlink_panic_strategy`): a panic in it ends the process.
+    pub(crate) aborts_on_panic: bool,
     /// Sorted by id, as the module's table is.
     pub(crate) methods: Vec<Method>,
     /// `methods` by name, for the calls made by name.
@@ -354,6 +357,16 @@ impl Module {
             Err(RuntimeError::NotAModule { .. }) => None,
             Err(e) => return Err(e),
         };
+        // SAFETY: declared with the ABI's `PanicStrategyFn` signature (the version
+        // matched above); optional, as `memlink_metrics` is.
+        let strategy =
+            unsafe { get::<abi::PanicStrategyFn>(&library, path, abi::SYM_PANIC_STRATEGY) };
+        let aborts_on_panic = match strategy {
+            // SAFETY: a nullary function returning a `u32`, as the ABI declares it.
+            Ok(strategy) => (unsafe { strategy() }) == abi::PANIC_ABORT,
+            Err(RuntimeError::NotAModule { .. }) => false,
+            Err(e) => return Err(e),
+        };
         let entry = EntryPoints {
             init,
             call,
@@ -367,6 +380,20 @@ impl Module {
             Module::from_entry_points(path, Some(library), info_fn, entry, true, concurrency)
         }?;
         module.file = file;
+        module.aborts_on_panic = aborts_on_panic;
+        if aborts_on_panic {
+            // Loaded all the same: the host chose to trust the module's code, and a
+            // module that never panics runs as well. Said once per image, where the host
+            // looks for what it loaded.
+            tracing::warn!(
+                target: "memlink::module",
+                module = %module.name,
+                "{} was built with panic = \"abort\": a panic in it ends this process \
+                 instead of failing its call (build it with panic = \"unwind\", the \
+                 default, to have its panics caught)",
+                path.display()
+            );
+        }
         Ok(module)
     }
 
@@ -438,6 +465,7 @@ impl Module {
             lineage: id,
             removed: Vec::new(),
             file: None,
+            aborts_on_panic: false,
             #[cfg(feature = "daemon")]
             digests,
         })

@@ -73,6 +73,10 @@ pub struct ModuleInfo {
     /// The most time any call to it is given, which no caller can extend: its own
     /// setting, else the runtime's.
     pub max_call_time: Option<Duration>,
+    /// Whether it was built with `panic = "abort"`, as it says: a panic in it ends the
+    /// process instead of failing its call. `false` for a module built to unwind, and
+    /// for one that does not say (a C module, which has no panics).
+    pub aborts_on_panic: bool,
 }
 
 /// Loads memlink modules and calls them, from any number of threads.
@@ -774,6 +778,7 @@ fn info_of(m: &Module) -> ModuleInfo {
         path: m.path.clone(),
         default_timeout: m.default_timeout,
         max_call_time: m.max_call_time,
+        aborts_on_panic: m.aborts_on_panic,
     }
 }
 

@@ -525,3 +525,87 @@ fn a_new_file_at_a_path_loaded_before_loads_as_itself() {
     let h = rt.load(ModuleRef::from_path(&late)).unwrap();
     assert_eq!(rt.module_info(h).unwrap().name, "arena_usage");
 }
+
+/// greeter v1 built with `panic = "abort"`, in a profile of its own (`target/panic-abort`),
+/// so that no other test's build of it is replaced.
+fn greeter_built_to_abort() -> std::path::PathBuf {
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(common::workspace())
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(["-p", "memlink-greeter-v1", "--profile", "panic-abort"])
+        .args(["--config", "profile.panic-abort.inherits=\"dev\""])
+        .args(["--config", "profile.panic-abort.panic=\"abort\""])
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building greeter with panic = \"abort\" failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "greeter_v1")
+        .flat_map(|msg| msg["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|file| file.as_str().map(std::path::PathBuf::from))
+        .find(|file| {
+            file.extension()
+                .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+        })
+        .expect("cargo built greeter's library")
+}
+
+/// A module built with `panic = "abort"` loads, and says so: a panic in it ends the
+/// process, which the README's "a panic becomes an error" does not hold for. The host
+/// is warned when it loads (the CLI's log), `ModuleInfo::aborts_on_panic` and `memlink
+/// inspect` tell it; a module built to unwind, and a C module (no panics, no word of
+/// them), do not.
+#[test]
+fn a_module_built_to_abort_on_panic_is_told_at_load() {
+    let aborting = greeter_built_to_abort();
+    let runtime = Runtime::with_local_resolver();
+    let handle = runtime.load(ModuleRef::from_path(&aborting)).unwrap();
+    assert!(runtime.module_info(handle).unwrap().aborts_on_panic);
+    assert_eq!(
+        runtime
+            .call_typed::<_, u32>(handle, "version", &())
+            .unwrap(),
+        1,
+        "it serves as any other"
+    );
+    let c_module = common::compile_c(&["examples/c/module.c"], "libc_module.so", true);
+    for other in [module_path("greeter_v1"), c_module] {
+        let runtime = Runtime::with_local_resolver();
+        let handle = runtime.load(ModuleRef::from_path(&other)).unwrap();
+        assert!(
+            !runtime.module_info(handle).unwrap().aborts_on_panic,
+            "{other:?}"
+        );
+    }
+
+    let path = aborting.to_str().unwrap();
+    let out = common::cli::memlink(&["inspect", path]);
+    let (stdout, stderr) = (common::cli::stdout(&out), common::stderr(&out));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("panics end the process: built with panic = \"abort\"\n"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("was built with panic = \"abort\": a panic in it ends this process"),
+        "{stderr}"
+    );
+    let out = common::cli::memlink(&["inspect", "--json", path]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["aborts_on_panic"], true);
+    let out = common::cli::memlink(&["inspect", &common::cli::basic()]);
+    let (stdout, stderr) = (common::cli::stdout(&out), common::stderr(&out));
+    assert!(
+        !stdout.contains("panics end") && !stderr.contains("abort"),
+        "{stdout}{stderr}"
+    );
+}

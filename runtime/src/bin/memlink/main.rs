@@ -466,6 +466,10 @@ fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeErr
         info.version,
         info.path.display()
     );
+    // Said only of such a module: the usual one's panics fail their calls, as documented.
+    if info.aborts_on_panic {
+        out += "panics end the process: built with panic = \"abort\"\n";
+    }
     out += &format!("{} methods:\n", methods.len());
     out += &format!(
         "  {:<24} {:<10} {:<8} {:<8} {:>4}  {:<5}  signature\n",
@@ -519,6 +523,7 @@ fn inspect_json(runtime: &Runtime, handle: ModuleHandle) -> Result<String, Runti
         // one that is not is written with U+FFFD for the bytes that are not, as the text
         // listing shows it.
         "path": info.path.to_string_lossy(),
+        "aborts_on_panic": info.aborts_on_panic,
         "methods": methods,
     });
     Ok(format!("{value:#}\n"))
