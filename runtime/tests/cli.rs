@@ -91,6 +91,27 @@ fn inspect_prints_each_methods_signature() {
     );
 }
 
+/// A module file whose name holds a newline and a terminal's escape is listed on its one
+/// line, the two escaped: printed as they were, the newline forged a line of the listing
+/// and the escape ran on the reader's terminal.
+#[test]
+fn inspect_prints_a_path_on_one_line_escaped() {
+    let dir = common::scratch("inspect-odd-path");
+    let odd = dir.join("lib\nmethods: 0\u{1b}[2J.so");
+    std::fs::copy(common::module_path("basic"), &odd).unwrap();
+    let out = memlink(&["inspect", odd.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("path "))
+        .unwrap_or_else(|| panic!("no path line: {text}"));
+    assert!(line.ends_with("lib\\nmethods: 0\\u{1b}[2J.so"), "{line:?}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(!text.lines().any(|l| l.starts_with("methods: 0")), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `inspect --json`: the same description as one JSON object, for tools.
 #[test]
 fn inspect_json_describes_the_module_for_tools() {

@@ -460,11 +460,14 @@ fn inspect(runtime: &Runtime, handle: ModuleHandle) -> Result<String, RuntimeErr
         Ok(_) => format!("memlink-msdk {}", info.sdk_version),
         Err(_) => format!("sdk: {}", info.sdk_version),
     };
+    // The path escaped as a log line's text is: a newline in a file's name (any byte but
+    // `/` and NUL may be in one) would print a line of its own, an escape a terminal's.
+    let path = info.path.to_string_lossy();
     let mut out = format!(
         "module {} {} ({sdk})\npath   {}\n",
         info.name,
         info.version,
-        info.path.display()
+        memlink_runtime::log::OneLine(&path)
     );
     // Said only of such a module: the usual one's panics fail their calls, as documented.
     if info.aborts_on_panic {

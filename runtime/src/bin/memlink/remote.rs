@@ -267,9 +267,10 @@ fn listing_text(socket: &Path, all: bool, served: &[(String, Vec<MethodInfo>)]) 
     if all {
         let count = served.len();
         let plural = if count == 1 { "" } else { "s" };
+        // Escaped, as `inspect` writes a module's path.
         out += &format!(
             "daemon {} serves {count} module{plural}\n",
-            socket.display()
+            memlink_runtime::log::OneLine(&socket.to_string_lossy())
         );
     }
     for (i, (name, methods)) in served.iter().enumerate() {
