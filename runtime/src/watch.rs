@@ -337,7 +337,7 @@ pub(crate) fn start(
                 options.debounce,
             );
         })
-        .map_err(|e| watch_failed(&dir, &e))?;
+        .map_err(|e| watch_failed(&dir, &NoThread(&e)))?;
     Ok(DirectoryWatch {
         events,
         dropped,
@@ -497,6 +497,26 @@ fn limit_reached(e: &notify::Error) -> Option<&'static str> {
 #[cfg(not(target_os = "linux"))]
 fn limit_reached(_: &notify::Error) -> Option<&'static str> {
     None
+}
+
+/// A thread of the watch's that could not be started, for its error: the limit most
+/// likely reached named when the system said it was out of them (`EAGAIN`), which reads
+/// as "Resource temporarily unavailable" alone.
+struct NoThread<'e>(&'e std::io::Error);
+
+impl std::fmt::Display for NoThread<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "its thread could not be started: {}", self.0)?;
+        if self.0.kind() == std::io::ErrorKind::WouldBlock {
+            write!(
+                f,
+                "; the limit most likely reached: this user's processes and threads \
+                 (RLIMIT_NPROC, ulimit -u), or the system's (kernel.threads-max, a pids \
+                 cgroup's pids.max)"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn watch_failed(dir: &Path, e: &dyn std::fmt::Display) -> RuntimeError {
@@ -741,6 +761,21 @@ mod tests {
             rustix::io::Errno::ACCESS.raw_os_error(),
         )));
         assert!(!text.contains("limit"), "{text}");
+    }
+
+    /// A watch whose thread could not be started for want of threads names the limits
+    /// that run out; any other failure is told as it is.
+    #[test]
+    fn a_thread_that_cannot_start_names_the_limit() {
+        let again = std::io::Error::from_raw_os_error(rustix::io::Errno::AGAIN.raw_os_error());
+        let text = NoThread(&again).to_string();
+        assert!(
+            text.starts_with("its thread could not be started: Resource temporarily unavailable")
+                && text.contains("(RLIMIT_NPROC, ulimit -u)"),
+            "{text}"
+        );
+        let other = std::io::Error::from_raw_os_error(rustix::io::Errno::NOMEM.raw_os_error());
+        assert!(!NoThread(&other).to_string().contains("limit"));
     }
 
     #[test]
