@@ -220,10 +220,10 @@ pub(crate) fn compare(old: &[Method], new: &[Method]) -> Vec<MethodChange> {
 /// since the look it was made for (see `crate::written`): the copy may hold pieces of two
 /// builds, which the loader crashed the process on.
 pub(crate) const WRITTEN_WHILE_COPIED: &str = "the file was written while it was copied, or \
-     changed (written, or its metadata) since a watched directory looked at it (another \
-     process writes it in place, as `rsync --inplace` does?), so the copy may hold pieces of \
-     two builds: it is not loaded; load it again once its writer is done (a watched \
-     directory looks at it again)";
+     changed (written, or its metadata) since a watched directory looked at it, so the copy \
+     may hold pieces of two builds (another process writing it in place, as `rsync \
+     --inplace` does, leaves such a mix): it is not loaded; load it again once its writer is \
+     done (a watched directory looks at it again)";
 
 /// A private copy of the library at `path`, for the loader to map as a new image; the
 /// caller drops it once loaded (the mapping outlives the file), which removes it.

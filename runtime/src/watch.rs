@@ -645,8 +645,10 @@ fn follow(
         // again as if an event had come for their contents, once none has for the
         // debounce time (one whose writer is still at it stays pending through its own).
         let now = Instant::now();
-        for path in state.take_relook() {
-            pending.entry(path).or_insert((now, true)).1 = true;
+        for (path, extra) in state.take_relook(debounce) {
+            let at = now.checked_add(extra).unwrap_or(now);
+            let seen = pending.entry(path).or_insert((at, true));
+            *seen = (seen.0.max(at), true);
         }
         let waiting = pending
             .iter()

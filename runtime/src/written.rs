@@ -41,7 +41,8 @@ use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 /// caught too.
 ///
 /// The kernel sets the change time from a clock that ticks every few milliseconds
-/// (Linux 6.13 and later give a change time read since a finer one), and a file system
+/// (since Linux 6.13, ext4, XFS, Btrfs and tmpfs keep a finer one for a file whose change
+/// time was read since it last changed, as the watch's look reads it), and a file system
 /// may keep it coarser still: to the second on ext4 with small inodes, two seconds on
 /// FAT. A write in the same tick as the change before it leaves it as it was, and is
 /// not seen here. The watch looks at a file only once no event has touched it for its

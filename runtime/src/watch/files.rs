@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::event::WatchEvent;
 use super::OpenGuard;
@@ -40,6 +41,18 @@ fn held_by_another(error: &RuntimeError) -> bool {
             | RuntimeError::AlreadyLoaded { .. }
             | RuntimeError::TooManyModules { .. }
     )
+}
+
+/// The longest a file refused again and again for changing since its looks waits, beyond
+/// the debounce time, before it is looked at again.
+const RELOOK_AT_MOST: Duration = Duration::from_secs(30);
+
+/// How much longer than `debounce` a file refused `times` in a row for changing since its
+/// looks waits before the next: nothing after the first, then 1, 3, 7... debounces, at
+/// most [`RELOOK_AT_MOST`].
+fn relook_wait(times: u32, debounce: Duration) -> Duration {
+    let debounces = 2u32.saturating_pow(times.saturating_sub(1).min(16)) - 1;
+    debounce.saturating_mul(debounces).min(RELOOK_AT_MOST)
 }
 
 /// Whether `error` refuses a file for having changed since the watch looked at it, or
@@ -81,7 +94,7 @@ pub(super) struct State {
     /// What each module file was when the watch last looked at it, taken before any of
     /// that look's loads: a file written since (during the loads before its own, say, by
     /// a writer that then paused) is refused by its copy (see `crate::written::Contents`)
-    /// and looked at again once that writer is done. A file that is gone has none.
+    /// and looked at again (`relook`). A file that is gone has none.
     looked: BTreeMap<PathBuf, Contents>,
     /// Files refused for having changed since the watch looked at them
     /// ([`changed_since_looked`]), to be looked at again once no event has touched them
@@ -90,6 +103,9 @@ pub(super) struct State {
     /// (a hard link made elsewhere, a write through another link's name, a `chattr`) would
     /// otherwise have left the file unloaded, or its module on its old version, for good.
     relook: BTreeSet<PathBuf>,
+    /// How many times in a row each file was refused so: the wait before its next look
+    /// grows with it ([`State::take_relook`]).
+    relooks: BTreeMap<PathBuf, u32>,
     /// The threads retiring versions reloads replaced ([`State::retire_later`]), joined
     /// when the watch ends: its end waits for them, as it did when it retired each
     /// itself, so that a host dropping its watch and runtime has the old versions shut
@@ -212,6 +228,7 @@ impl State {
             moved: BTreeSet::new(),
             looked: BTreeMap::new(),
             relook: BTreeSet::new(),
+            relooks: BTreeMap::new(),
             retiring: Vec::new(),
             unloading: Vec::new(),
         }
@@ -341,6 +358,7 @@ impl State {
     fn forget_refusal(&mut self, path: &Path) {
         self.waiting.remove(path);
         self.blocked.remove(path);
+        self.relooks.remove(path);
     }
 
     /// [`sync`](State::sync); with `rescan`, a file whose module was loaded from it as
@@ -491,6 +509,7 @@ impl State {
                         changed = true;
                         self.blocked.remove(&path);
                         self.loaded.insert(path.clone(), (handle, stamp));
+                        self.looked_fine(&path);
                         self.tell(WatchEvent::Loaded { path, handle });
                     }
                     Err(error @ RuntimeError::MissingDependency { .. }) => {
@@ -540,6 +559,7 @@ impl State {
                 // Its old version's name may be what a blocked file waits for.
                 self.freed = true;
                 self.blocked.remove(&path);
+                self.looked_fine(&path);
                 self.tell(WatchEvent::Reloaded {
                     path,
                     handle,
@@ -550,7 +570,7 @@ impl State {
             Err(RuntimeError::UnknownHandle(_)) => {
                 // Unloaded by the host meanwhile: the file is new again.
                 self.loaded.remove(&path);
-                self.sync(vec![path]);
+                self.look_at_as(vec![path], false, false);
                 false
             }
             Err(RuntimeError::OtherModule { .. }) => self.replace(path, handle, stamp),
@@ -585,6 +605,7 @@ impl State {
                 self.unload_here(path.clone(), handle);
                 self.loaded.insert(path.clone(), (new, Some(stamp)));
                 self.blocked.remove(&path);
+                self.looked_fine(&path);
                 self.tell(WatchEvent::Loaded { path, handle: new });
                 true
             }
@@ -593,14 +614,15 @@ impl State {
             // put there.
             Err(RuntimeError::TooManyModules { .. }) => {
                 self.unload_here(path.clone(), handle);
-                self.sync(vec![path]);
+                self.look_at_as(vec![path], false, false);
                 false
             }
             Err(error) => {
                 // A new module that waits for what it calls is tried again as a waiting
                 // new version is, one refused for what another module holds once a module
-                // goes or changes version (both reloaded, which comes back here); any
-                // other refusal once the file changes.
+                // goes or changes version (both reloaded, which comes back here); one
+                // refused for a change since the look after the debounce time (`refused`);
+                // any other refusal once the file changes.
                 if matches!(error, RuntimeError::MissingDependency { .. }) {
                     self.waiting.insert(path.clone());
                 }
@@ -613,19 +635,53 @@ impl State {
         }
     }
 
-    /// Tells that the file `path` was refused for `error`; one refused for having changed
-    /// since the look is looked at again ([`State::take_relook`]).
+    /// Tells that the file `path` was refused for `error`. One refused for having changed
+    /// since the look is looked at again ([`State::take_relook`]), and its module, if it
+    /// has one, is no longer known to be of the file as it is: a rescan that finds the
+    /// file's stamp unchanged (a change of its change time alone) reloads it too. Such
+    /// refusals in a row are told once, the rest logged at debug level.
     fn refused(&mut self, path: PathBuf, error: RuntimeError) {
         if changed_since_looked(&error) {
             self.relook.insert(path.clone());
+            if let Some(loaded) = self.loaded.get_mut(&path) {
+                loaded.1 = None;
+            }
+            let times = self.relooks.entry(path.clone()).or_insert(0);
+            *times = times.saturating_add(1);
+            if *times > 1 {
+                tracing::debug!(
+                    target: "memlink::watch",
+                    path = %path.display(),
+                    "{error} (again: {} times in a row)",
+                    *times
+                );
+                return;
+            }
         }
         self.tell(WatchEvent::Failed { path, error });
     }
 
-    /// The files to look at again: refused for having changed since they were looked at.
-    /// The watch's loop makes them pending as if an event had come for their contents.
-    pub(super) fn take_relook(&mut self) -> BTreeSet<PathBuf> {
-        std::mem::take(&mut self.relook)
+    /// The files to look at again (refused for having changed since they were looked
+    /// at), each with how much longer than the debounce time to wait before it: none
+    /// after the first such refusal, then twice as long each time, up to
+    /// [`RELOOK_AT_MOST`]. The watch's loop makes them pending as if an event had come for
+    /// their contents. A file that changes at every look (one written, all the time,
+    /// through a link of another directory) is so looked at a few times a minute, not
+    /// every debounce.
+    pub(super) fn take_relook(&mut self, debounce: Duration) -> Vec<(PathBuf, Duration)> {
+        let relook = std::mem::take(&mut self.relook);
+        relook
+            .into_iter()
+            .map(|path| {
+                let times = self.relooks.get(&path).copied().unwrap_or(1);
+                (path, relook_wait(times, debounce))
+            })
+            .collect()
+    }
+
+    /// A file that loaded or reloaded: refusals for changes since its looks start over.
+    fn looked_fine(&mut self, path: &Path) {
+        self.relooks.remove(path);
     }
 
     /// Unloads the module of `path`: here when no call of it is in flight, which is
@@ -708,7 +764,7 @@ impl State {
         if std::mem::take(&mut self.freed) {
             let blocked: Vec<PathBuf> = std::mem::take(&mut self.blocked).into_iter().collect();
             if !blocked.is_empty() {
-                self.look_at(blocked, false);
+                self.look_at_as(blocked, false, false);
             }
         }
     }
@@ -731,6 +787,28 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file refused again and again for changing since its looks waits longer each
+    /// time, never past the most; a refusal for anything else is not one of those.
+    #[test]
+    fn refusals_for_a_change_since_the_look_back_off() {
+        let debounce = Duration::from_millis(250);
+        let waits: Vec<Duration> = (1..=5).map(|t| relook_wait(t, debounce)).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(waits, [ms(0), ms(250), ms(750), ms(1750), ms(3750)]);
+        assert_eq!(relook_wait(40, debounce), RELOOK_AT_MOST);
+        assert_eq!(relook_wait(3, Duration::MAX), RELOOK_AT_MOST);
+        let changed = RuntimeError::NotALibrary {
+            path: PathBuf::from("m.so"),
+            reason: WRITTEN_WHILE_COPIED.to_owned(),
+        };
+        assert!(changed_since_looked(&changed));
+        let other = RuntimeError::NotALibrary {
+            path: PathBuf::from("m.so"),
+            reason: "not an ELF file".to_owned(),
+        };
+        assert!(!changed_since_looked(&other));
+    }
 
     #[test]
     fn only_visible_library_files_are_modules() {
