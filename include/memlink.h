@@ -900,9 +900,12 @@ typedef int32_t (*MemlinkMetricsFn)(void (*visit)(void *ctx,
                                     void *ctx);
 
 /*
- Signature behind [`SYM_PANIC_STRATEGY`]: [`PANIC_UNWIND`] or [`PANIC_ABORT`] (any
- other value is read as not known). A module with no panics of its own to tell of (one
- in C) need not export it; a host reads its absence as not known either.
+ Signature behind [`SYM_PANIC_STRATEGY`] (`memlink_panic_strategy`):
+ [`PANIC_UNWIND`] or [`PANIC_ABORT`] (`MEMLINK_PANIC_UNWIND`, `MEMLINK_PANIC_ABORT` in
+ C; any other value is read as not known). A module in C need not export it (a host
+ reads its absence as not known); one in C++ whose exceptions could escape an entry
+ point, which ends the process as a panic that cannot unwind does, may return
+ `MEMLINK_PANIC_ABORT`.
  */
 typedef uint32_t (*MemlinkPanicStrategyFn)(void);
 

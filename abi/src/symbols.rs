@@ -41,7 +41,8 @@ pub const SYM_SHUTDOWN: &[u8] = b"memlink_shutdown\0";
 /// Symbol of [`MetricsFn`]: the module's own metrics, visited one by one.
 pub const SYM_METRICS: &[u8] = b"memlink_metrics\0";
 /// Symbol of [`PanicStrategyFn`] (optional): how a panic in the module ends,
-/// [`PANIC_UNWIND`] or [`PANIC_ABORT`].
+/// [`PANIC_UNWIND`] or [`PANIC_ABORT`] (`MEMLINK_PANIC_UNWIND`, `MEMLINK_PANIC_ABORT` in
+/// C).
 pub const SYM_PANIC_STRATEGY: &[u8] = b"memlink_panic_strategy\0";
 
 /// What `memlink_panic_strategy` returns for a module built to unwind (Rust's default,
@@ -63,9 +64,12 @@ pub type InitFn = unsafe extern "C" fn(*mut InitFrame) -> i32;
 pub type CallFn = unsafe extern "C" fn(*mut CallFrame) -> i32;
 /// Signature behind [`SYM_SHUTDOWN`].
 pub type ShutdownFn = unsafe extern "C" fn() -> i32;
-/// Signature behind [`SYM_PANIC_STRATEGY`]: [`PANIC_UNWIND`] or [`PANIC_ABORT`] (any
-/// other value is read as not known). A module with no panics of its own to tell of (one
-/// in C) need not export it; a host reads its absence as not known either.
+/// Signature behind [`SYM_PANIC_STRATEGY`] (`memlink_panic_strategy`):
+/// [`PANIC_UNWIND`] or [`PANIC_ABORT`] (`MEMLINK_PANIC_UNWIND`, `MEMLINK_PANIC_ABORT` in
+/// C; any other value is read as not known). A module in C need not export it (a host
+/// reads its absence as not known); one in C++ whose exceptions could escape an entry
+/// point, which ends the process as a panic that cannot unwind does, may return
+/// `MEMLINK_PANIC_ABORT`.
 pub type PanicStrategyFn = unsafe extern "C" fn() -> u32;
 /// Signature behind [`SYM_METRICS`]: calls `visit(ctx, record)` once per metric the
 /// module recorded; each record is valid only during its `visit`.

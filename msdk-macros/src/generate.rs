@@ -146,6 +146,7 @@ pub(crate) fn registration(export: &Export) -> TokenStream {
                 named: ::core::option_env!("MEMLINK_MODULE_NAME").is_some(),
                 crate_version: ::core::env!("CARGO_PKG_VERSION"),
                 location: ::core::concat!(::core::file!(), ":", ::core::line!()),
+                unwinds: ::core::cfg!(panic = "unwind"),
                 args_type: #args_type,
                 result_type: #result_type,
                 signature: #signature,

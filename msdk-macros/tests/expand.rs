@@ -92,6 +92,9 @@ fn assert_entry(name: &str, args: Format, result: Format, arg_count: u16, is_asy
         "{}",
         e.location
     );
+    // How this crate, which defines the export, was built: what the module tells the
+    // host of its panics (`memlink_panic_strategy`).
+    assert_eq!(e.unwinds, cfg!(panic = "unwind"), "{name}: unwinds");
 }
 
 #[test]

@@ -44,6 +44,11 @@ pub struct MethodEntry {
     pub crate_version: &'static str,
     /// Where the export is defined, for error messages.
     pub location: &'static str,
+    /// Whether the crate that defines the export was built to unwind
+    /// (`cfg!(panic = "unwind")` there): a module crate built with `-C panic=abort` on
+    /// its own (`cargo rustc`) links this crate built to unwind, and it is the module's
+    /// build that decides whether a panic can be caught (see `memlink_panic_strategy`).
+    pub unwinds: bool,
     /// For archived arguments, the type the archive holds (the parameters' tuple).
     pub args_type: Option<fn() -> ArchiveType>,
     /// For an archived result, the type the archive holds.
@@ -76,6 +81,8 @@ pub(crate) struct Table {
     info: ModuleInfo,
     refusal: Option<String>,
     name: &'static str,
+    /// Whether every crate an export comes from was built to unwind.
+    unwinds: bool,
 }
 
 // SAFETY: the raw pointers inside `ModuleInfo`, `MethodInfo` and `StrRef` point into
@@ -102,6 +109,7 @@ impl Table {
         let mut entries: Vec<&'static MethodEntry> = methods.iter().collect();
         entries.sort_by_key(|e| (abi::method_id(e.name), e.name));
         let duplicate = find_duplicate(&entries);
+        let unwinds = entries.iter().all(|e| e.unwinds);
         let infos: Vec<MethodInfo> = entries.iter().map(|e| method_info(e)).collect();
         let calls: Vec<Option<abi::MethodCallFn>> = entries.iter().map(|e| e.call).collect();
         let (name, version, unnamed) = match identity(&entries) {
@@ -129,7 +137,13 @@ impl Table {
             // Either makes the module refuse its `memlink_init`.
             refusal: duplicate.or(unnamed),
             name,
+            unwinds,
         }
+    }
+
+    /// Whether every crate an export comes from was built to unwind.
+    pub(crate) fn unwinds(&self) -> bool {
+        self.unwinds
     }
 
     /// The module description handed to the host.
@@ -302,6 +316,7 @@ mod tests {
             named: false,
             crate_version: "1.2.3",
             location,
+            unwinds: true,
             args_type: None,
             result_type: None,
             signature: "f(a: u32, b: u32) -> String",

@@ -32,11 +32,22 @@ pub extern "C" fn memlink_abi_version() -> u32 {
 /// How a panic in this module ends: [`abi::PANIC_UNWIND`], caught at the entry point
 /// and told as the call's error, unless the module was built with `panic = "abort"`
 /// ([`abi::PANIC_ABORT`]), where a panic ends the process that loaded it. The host
-/// reads it at load to warn of such a module. It is the build of this crate that tells,
-/// and cargo builds every crate of a module with its profile's one strategy.
+/// reads it at load to warn of such a module.
+///
+/// Cargo builds every crate of a module with its profile's one strategy, but a module
+/// crate built with `-C panic=abort` alone (`cargo rustc -- -C panic=abort`) links this
+/// crate built to unwind, and aborts all the same: so each export records how the crate
+/// that defines it was built, and one built to abort tells for the module.
 #[no_mangle]
 pub extern "C" fn memlink_panic_strategy() -> u32 {
-    if cfg!(panic = "unwind") {
+    // Building the table may panic (an export's type description): such a module is
+    // refused at load all the same (`memlink_module_info` answers null).
+    let exports_unwind =
+        panic::catch_unwind(|| dispatch::table().unwinds()).unwrap_or_else(|payload| {
+            guard::drop_payload(payload);
+            true
+        });
+    if cfg!(panic = "unwind") && exports_unwind {
         abi::PANIC_UNWIND
     } else {
         abi::PANIC_ABORT
@@ -640,6 +651,7 @@ mod tests {
             named: false,
             crate_version: "0.0.0",
             location: "exports.rs",
+            unwinds: true,
             args_type: None,
             result_type: None,
             signature: "",

@@ -381,20 +381,25 @@ impl Module {
         }?;
         module.file = file;
         module.aborts_on_panic = aborts_on_panic;
-        if aborts_on_panic {
-            // Loaded all the same: the host chose to trust the module's code, and a
-            // module that never panics runs as well. Said once per image, where the host
-            // looks for what it loaded.
+        Ok(module)
+    }
+
+    /// Warns that the module, now loaded (or its new version, now started), was built
+    /// with `panic = "abort"`. Loaded all the same: the host chose to trust the module's
+    /// code, and a module that never panics runs as well. Said under the runtime's own
+    /// target (a host that keeps modules' records apart, or a daemon worker, which sends
+    /// them on, would take it for the module's), naming the file the host gave.
+    pub(crate) fn warn_if_it_aborts(&self) {
+        if self.aborts_on_panic {
             tracing::warn!(
-                target: "memlink::module",
-                module = %module.name,
+                target: "memlink::registry",
+                module = %self.name,
                 "{} was built with panic = \"abort\": a panic in it ends this process \
                  instead of failing its call (build it with panic = \"unwind\", the \
                  default, to have its panics caught)",
-                path.display()
+                self.path.display()
             );
         }
-        Ok(module)
     }
 
     /// A module from its entry points: checks the description `info` returns.
@@ -465,7 +470,9 @@ impl Module {
             lineage: id,
             removed: Vec::new(),
             file: None,
-            aborts_on_panic: false,
+            // A module linked into the host panics as the host does; a library says so
+            // itself (`open_as`).
+            aborts_on_panic: !cfg!(panic = "unwind"),
             #[cfg(feature = "daemon")]
             digests,
         })

@@ -75,7 +75,8 @@ pub struct ModuleInfo {
     pub max_call_time: Option<Duration>,
     /// Whether it was built with `panic = "abort"`, as it says: a panic in it ends the
     /// process instead of failing its call. `false` for a module built to unwind, and
-    /// for one that does not say (a C module, which has no panics).
+    /// for one that does not say: a C module, which has no panics, or one built with a
+    /// memlink-msdk older than `memlink_panic_strategy`.
     pub aborts_on_panic: bool,
 }
 

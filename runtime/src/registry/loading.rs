@@ -133,6 +133,7 @@ impl Registry {
             shutdown(&module);
             return Err(e);
         }
+        module.warn_if_it_aborts();
         drop(running);
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
         let Some((index, generation)) = slots.take() else {

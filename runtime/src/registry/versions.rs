@@ -248,6 +248,7 @@ impl Registry {
             shutdown(new);
             return Err(e);
         }
+        new.warn_if_it_aborts();
         Ok(())
     }
 }
