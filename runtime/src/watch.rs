@@ -17,12 +17,15 @@
 //! its metadata), or was written while it was copied; that is reported, and the file
 //! looked at again once no event has touched it for the debounce time (a writer still at
 //! it keeps it pending until it closes the file; a change that brings no event, a hard
-//! link made elsewhere, is looked at again all the same). (One that writes part of the
-//! file in the moment between the watch's last look at its events and its look at the
-//! file, microseconds, before its event reaches the watch, and then pauses until the copy
-//! is made, is not seen, nor is a write in the same tick of the file system's clock as
-//! the change before it: the checks of the copy's headers refuse most such mixes.) A
-//! file that is still not a
+//! link made elsewhere, is looked at again all the same). One that began the moment the
+//! file fell due, before the look, and whose event had not reached the watch yet (under
+//! load, milliseconds) is told by the change time the look takes: a file changed less
+//! than the debounce time before its look is put back to pending, not copied. (Not
+//! seen: a write whose event takes longer than the debounce time to reach the watch, nor
+//! one where the file system keeps change times coarser than the debounce time, to the
+//! second, and the write falls in the same tick as the change before it: the checks of
+//! the copy's headers refuse most such mixes.) The watch's first look loads what the
+//! directory holds however recently it changed. A file that is still not a
 //! whole library then (a copy that stalled) is reported and left alone until it changes
 //! again; a module that is already loaded keeps serving.
 //! A change of a file's metadata alone is looked at too: a file refused (one the host's
@@ -324,6 +327,10 @@ pub(crate) fn start(
     // rebuild meanwhile is not missed.
     watched.relink();
     state.sync(first);
+    // The first look loads what is there, however recently it changed (a file still
+    // being written is refused by its copy, or by its checks); from here, a file is
+    // looked at only once it has settled.
+    state.settle_for(options.debounce);
     let thread = std::thread::Builder::new()
         .name("memlink-watch".to_owned())
         .spawn(move || {

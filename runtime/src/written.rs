@@ -27,6 +27,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
@@ -64,6 +65,27 @@ impl Contents {
     #[cfg_attr(not(any(feature = "watch", test)), allow(dead_code))]
     pub(crate) fn at(path: &Path) -> Option<Contents> {
         std::fs::metadata(path).ok().map(|meta| Contents::of(&meta))
+    }
+
+    /// Whether the file changed less than `settle` before `now`, by its change time: a
+    /// write the watch has not seen the event of yet, made after the file fell due
+    /// and before the look took its `Contents` (which then hold that write's change
+    /// time, so the copy matches them). A change time in the future by more than a
+    /// second is a clock set back, or another machine's (a network file system): not
+    /// told apart from an old one.
+    // Only a watched directory asks, before it loads.
+    #[cfg_attr(not(any(feature = "watch", test)), allow(dead_code))]
+    pub(crate) fn changed_within(&self, settle: std::time::Duration, now: SystemTime) -> bool {
+        let (secs, nanos) = self.changed;
+        let changed = match (u64::try_from(secs), u32::try_from(nanos)) {
+            (Ok(secs), Ok(nanos)) => UNIX_EPOCH + std::time::Duration::new(secs, nanos),
+            // Before 1970: long settled.
+            _ => return false,
+        };
+        match now.duration_since(changed) {
+            Ok(age) => age < settle,
+            Err(ahead) => ahead.duration() <= std::time::Duration::from_secs(1),
+        }
     }
 
     /// What the file `meta` describes was when `meta` was read.
@@ -195,6 +217,37 @@ mod tests {
         std::fs::rename(&other, &path).unwrap();
         assert_ne!(Contents::at(&path), Some(taken), "another file");
         assert_eq!(Contents::at(&dir.join("none.so")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file changed within the settling time before now is unsettled; one changed
+    /// before it, long ago, or (by more than a second) in the future is not.
+    #[test]
+    fn a_change_within_the_settling_time_is_told() {
+        let at = |secs: i64, nanos: i64| Contents {
+            file: (1, 2),
+            len: 3,
+            changed: (secs, nanos),
+        };
+        let second = std::time::Duration::from_secs(1);
+        let now = UNIX_EPOCH + std::time::Duration::new(1_000, 500_000_000);
+        let settle = std::time::Duration::from_millis(250);
+        assert!(at(1_000, 400_000_000).changed_within(settle, now));
+        assert!(at(1_000, 500_000_000).changed_within(settle, now));
+        assert!(!at(1_000, 200_000_000).changed_within(settle, now));
+        assert!(!at(999, 0).changed_within(settle, now));
+        assert!(!at(-5, 0).changed_within(settle, now));
+        // A tick ahead (the file system's clock, or this one's) is taken as now.
+        assert!(at(1_001, 0).changed_within(settle, now));
+        assert!(!at(1_002, 0).changed_within(settle, now + second / 2 - second));
+        assert!(!at(5_000, 0).changed_within(settle, now));
+        // Read off a real file just written.
+        let dir = std::env::temp_dir().join(format!("memlink-settle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lib.so");
+        std::fs::write(&path, b"one").unwrap();
+        let fresh = Contents::at(&path).unwrap();
+        assert!(fresh.changed_within(std::time::Duration::from_secs(60), SystemTime::now()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

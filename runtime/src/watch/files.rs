@@ -106,6 +106,13 @@ pub(super) struct State {
     /// How many times in a row each file was refused so: the wait before its next look
     /// grows with it ([`State::take_relook`]).
     relooks: BTreeMap<PathBuf, u32>,
+    /// Once the watch follows its directory (not in its first look, which loads what is
+    /// there): how long a file must have seen no change (by its change time) when it is
+    /// looked at, the debounce time. A file changed since it fell due, by a writer whose
+    /// event had not reached the watch when it looked (it began the moment the file was
+    /// due, and paused), is put back to pending, not copied: its look would have taken
+    /// the mix's change time.
+    settle: Option<Duration>,
     /// The threads retiring versions reloads replaced ([`State::retire_later`]), joined
     /// when the watch ends: its end waits for them, as it did when it retired each
     /// itself, so that a host dropping its watch and runtime has the old versions shut
@@ -229,6 +236,7 @@ impl State {
             looked: BTreeMap::new(),
             relook: BTreeSet::new(),
             relooks: BTreeMap::new(),
+            settle: None,
             retiring: Vec::new(),
             unloading: Vec::new(),
         }
@@ -370,7 +378,7 @@ impl State {
     /// [`look_at`](State::look_at); `fresh`: what each file is now is what it is loaded
     /// as (an event, or a rescan, brought it here), else what the watch's last look at
     /// it found (a file tried again once what held it up went).
-    fn look_at_as(&mut self, paths: Vec<PathBuf>, rescan: bool, fresh: bool) {
+    fn look_at_as(&mut self, mut paths: Vec<PathBuf>, rescan: bool, fresh: bool) {
         // Taken of every file before any is loaded: the loads take a while, and a file
         // the look is about is to be loaded as it was when the look began. A file tried
         // again later (one waiting for a dependency, or blocked by what another module
@@ -387,6 +395,9 @@ impl State {
                     self.looked.remove(path);
                 }
             }
+        }
+        if let (true, Some(settle)) = (fresh, self.settle) {
+            self.defer_unsettled(&mut paths, settle);
         }
         self.follow_renames(&paths);
         let mut new = Vec::new();
@@ -659,6 +670,33 @@ impl State {
             }
         }
         self.tell(WatchEvent::Failed { path, error });
+    }
+
+    /// Takes out of `paths` the files changed within `settle` of now, by the change time
+    /// their look just took, and has them looked at again once no event has touched them
+    /// for the debounce time (`relook`, not counted as a refusal: nothing was tried).
+    fn defer_unsettled(&mut self, paths: &mut Vec<PathBuf>, settle: Duration) {
+        let now = std::time::SystemTime::now();
+        let looked = &self.looked;
+        let (unsettled, settled): (Vec<PathBuf>, Vec<PathBuf>) = std::mem::take(paths)
+            .into_iter()
+            .partition(|p| looked.get(p).is_some_and(|c| c.changed_within(settle, now)));
+        *paths = settled;
+        for path in unsettled {
+            tracing::debug!(
+                target: "memlink::watch",
+                path = %path.display(),
+                "changed since it fell due, by a write whose event has not come yet: looked \
+                 at again once it has settled"
+            );
+            self.relook.insert(path);
+        }
+    }
+
+    /// From now on, a file looked at is loaded only if its change time is older than
+    /// `debounce` (see `settle`).
+    pub(super) fn settle_for(&mut self, debounce: Duration) {
+        self.settle = Some(debounce);
     }
 
     /// The files to look at again (refused for having changed since they were looked
