@@ -349,24 +349,17 @@ impl Module {
                 get::<abi::ShutdownFn>(&library, path, abi::SYM_SHUTDOWN)?,
             )
         };
-        // SAFETY: declared with the ABI's `MetricsFn` signature (the version matched
-        // above); a module without it simply has no metrics of its own, and one whose
-        // symbol is data is refused as for the other entry points.
-        let metrics = match unsafe { get::<abi::MetricsFn>(&library, path, abi::SYM_METRICS) } {
-            Ok(metrics) => Some(metrics),
-            Err(RuntimeError::NotAModule { .. }) => None,
-            Err(e) => return Err(e),
+        // SAFETY: declared with the ABI's `MetricsFn` and `PanicStrategyFn` signatures
+        // (the version matched above). A module without the first has no metrics of its
+        // own; one without the second does not say how its panics end.
+        let (metrics, strategy) = unsafe {
+            (
+                get_optional::<abi::MetricsFn>(&library, path, abi::SYM_METRICS)?,
+                get_optional::<abi::PanicStrategyFn>(&library, path, abi::SYM_PANIC_STRATEGY)?,
+            )
         };
-        // SAFETY: declared with the ABI's `PanicStrategyFn` signature (the version
-        // matched above); optional, as `memlink_metrics` is.
-        let strategy =
-            unsafe { get::<abi::PanicStrategyFn>(&library, path, abi::SYM_PANIC_STRATEGY) };
-        let aborts_on_panic = match strategy {
-            // SAFETY: a nullary function returning a `u32`, as the ABI declares it.
-            Ok(strategy) => (unsafe { strategy() }) == abi::PANIC_ABORT,
-            Err(RuntimeError::NotAModule { .. }) => false,
-            Err(e) => return Err(e),
-        };
+        // SAFETY: a nullary function returning a `u32`, as the ABI declares it.
+        let aborts_on_panic = strategy.is_some_and(|s| (unsafe { s() }) == abi::PANIC_ABORT);
         let entry = EntryPoints {
             init,
             call,
@@ -567,6 +560,25 @@ unsafe fn get<T: Copy>(
     // address (checked above) and represented as one; the address is not null, and it
     // is the function's when the symbol is one, as the caller promises of its type.
     Ok(unsafe { core::mem::transmute_copy::<*const core::ffi::c_void, T>(&addr) })
+}
+
+/// [`get`] for an entry point a module may leave out: `None` when it has no such symbol.
+/// One whose symbol is data is refused as for the others.
+///
+/// # Safety
+///
+/// As for [`get`].
+unsafe fn get_optional<T: Copy>(
+    library: &Library,
+    path: &Path,
+    name: &'static [u8],
+) -> Result<Option<T>, RuntimeError> {
+    // SAFETY: forwarded from this function's contract.
+    match unsafe { get::<T>(library, path, name) } {
+        Ok(function) => Ok(Some(function)),
+        Err(RuntimeError::NotAModule { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Why a call could not start.

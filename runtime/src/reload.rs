@@ -263,11 +263,12 @@ impl PrivateCopy {
         // Changed since the look already: refused before it is copied (and after, below,
         // for a change while it is).
         let changed = |now: &fs::Metadata| looked.is_some_and(|l| Contents::of(now) != l);
+        let written = || RuntimeError::NotALibrary {
+            path: path.to_owned(),
+            reason: WRITTEN_WHILE_COPIED.to_owned(),
+        };
         if changed(&opened) {
-            return Err(RuntimeError::NotALibrary {
-                path: path.to_owned(),
-                reason: WRITTEN_WHILE_COPIED.to_owned(),
-            });
+            return Err(written());
         }
         let base = copies_base();
         refuse_noexec(&base)?;
@@ -319,10 +320,7 @@ impl PrivateCopy {
         // have left it half rewritten, the writer paused.
         let since_looked = looked.is_some() && from.metadata().map_or(true, |now| changed(&now));
         if writes.seen() || since_looked {
-            return Err(RuntimeError::NotALibrary {
-                path: path.to_owned(),
-                reason: WRITTEN_WHILE_COPIED.to_owned(),
-            });
+            return Err(written());
         }
         Ok(made)
     }

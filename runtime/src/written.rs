@@ -27,7 +27,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
@@ -75,16 +75,16 @@ impl Contents {
     /// told apart from an old one.
     // Only a watched directory asks, before it loads.
     #[cfg_attr(not(any(feature = "watch", test)), allow(dead_code))]
-    pub(crate) fn changed_within(&self, settle: std::time::Duration, now: SystemTime) -> bool {
+    pub(crate) fn changed_within(&self, settle: Duration, now: SystemTime) -> bool {
         let (secs, nanos) = self.changed;
         let changed = match (u64::try_from(secs), u32::try_from(nanos)) {
-            (Ok(secs), Ok(nanos)) => UNIX_EPOCH + std::time::Duration::new(secs, nanos),
+            (Ok(secs), Ok(nanos)) => UNIX_EPOCH + Duration::new(secs, nanos),
             // Before 1970: long settled.
             _ => return false,
         };
         match now.duration_since(changed) {
             Ok(age) => age < settle,
-            Err(ahead) => ahead.duration() <= std::time::Duration::from_secs(1),
+            Err(ahead) => ahead.duration() <= Duration::from_secs(1),
         }
     }
 
@@ -190,7 +190,7 @@ mod tests {
         // Past the tick of the change before (see `Contents`), as a watch's debounce is:
         // a second and more where the file system keeps whole seconds.
         let coarse = Contents::at(&path).unwrap().changed.1 == 0;
-        let wait = std::time::Duration::from_millis(if coarse { 1100 } else { 20 });
+        let wait = Duration::from_millis(if coarse { 1100 } else { 20 });
         let tick = || std::thread::sleep(wait);
         tick();
         let taken = Contents::at(&path).unwrap();
@@ -229,9 +229,9 @@ mod tests {
             len: 3,
             changed: (secs, nanos),
         };
-        let second = std::time::Duration::from_secs(1);
-        let now = UNIX_EPOCH + std::time::Duration::new(1_000, 500_000_000);
-        let settle = std::time::Duration::from_millis(250);
+        let second = Duration::from_secs(1);
+        let now = UNIX_EPOCH + Duration::new(1_000, 500_000_000);
+        let settle = Duration::from_millis(250);
         assert!(at(1_000, 400_000_000).changed_within(settle, now));
         assert!(at(1_000, 500_000_000).changed_within(settle, now));
         assert!(!at(1_000, 200_000_000).changed_within(settle, now));
@@ -247,7 +247,7 @@ mod tests {
         let path = dir.join("lib.so");
         std::fs::write(&path, b"one").unwrap();
         let fresh = Contents::at(&path).unwrap();
-        assert!(fresh.changed_within(std::time::Duration::from_secs(60), SystemTime::now()));
+        assert!(fresh.changed_within(Duration::from_secs(60), SystemTime::now()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

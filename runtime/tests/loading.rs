@@ -529,33 +529,20 @@ fn a_new_file_at_a_path_loaded_before_loads_as_itself() {
 /// greeter v1 built with `panic = "abort"`, in a profile of its own (its own directory of
 /// the target directory), so that no other test's build of it is replaced.
 fn greeter_built_to_abort() -> std::path::PathBuf {
-    let out = std::process::Command::new(env!("CARGO"))
-        .current_dir(common::workspace())
-        .args([
-            "build",
-            "--quiet",
-            "--message-format=json-render-diagnostics",
-        ])
-        .args(["-p", "memlink-greeter-v1", "--profile", "panic-abort"])
-        .args(["--config", "profile.panic-abort.inherits=\"dev\""])
-        .args(["--config", "profile.panic-abort.panic=\"abort\""])
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building greeter with panic = \"abort\" failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "greeter_v1")
-        .flat_map(|msg| msg["filenames"].as_array().cloned().unwrap_or_default())
-        .filter_map(|file| file.as_str().map(std::path::PathBuf::from))
-        .find(|file| {
-            file.extension()
-                .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
-        })
+    let args = [
+        "-p",
+        "memlink-greeter-v1",
+        "--profile",
+        "panic-abort",
+        "--config",
+        "profile.panic-abort.inherits=\"dev\"",
+        "--config",
+        "profile.panic-abort.panic=\"abort\"",
+    ];
+    common::build_cdylibs(&args, "greeter with panic = \"abort\"")
+        .into_iter()
+        .find(|(name, _)| name == "greeter_v1")
+        .map(|(_, path)| path)
         .expect("cargo built greeter's library")
 }
 

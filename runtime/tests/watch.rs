@@ -606,39 +606,14 @@ fn a_file_rewritten_in_place_is_looked_at_once_its_writer_closes_it() {
 #[test]
 fn a_file_written_after_the_watch_looked_at_it_is_not_loaded_as_it_was() {
     let dir = fresh_dir("watched-since-looked");
-    let second = lib(&dir, "b_basic");
-    install(&module_path("basic"), &second);
-    let rewriter = sibling_changer(&second, None);
-    install(&rewriter, &lib(&dir, "a_rewriter"));
-    past_the_last_change(&second);
-    let rt = Runtime::with_local_resolver();
-    let watch = rt.watch(&dir, options()).unwrap();
-    match next(&watch) {
-        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "a_rewriter")),
-        other => panic!("{other:?}"),
-    }
-    match next(&watch) {
-        WatchEvent::Failed { path, error } => {
-            assert_eq!(path, second);
-            let text = error.to_string();
-            assert!(
-                text.contains(
-                    "changed (written, or its metadata) since a watched directory looked at it"
-                ),
-                "{text}"
-            );
-        }
-        other => panic!("the file written since the look was not refused: {other:?}"),
-    }
-    let basic = match next(&watch) {
-        WatchEvent::Loaded { path, handle } => {
-            assert_eq!(path, second);
-            handle
-        }
-        other => panic!("{other:?}"),
-    };
+    let (rt, basic) = refused_then_loaded(
+        &dir,
+        "a_rewriter",
+        None,
+        "changed (written, or its metadata) since a watched directory looked at it",
+        "written",
+    );
     assert_eq!(rt.call(basic, "echo", b"hi").unwrap().as_bytes(), b"hi");
-    drop(watch);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -649,38 +624,57 @@ fn a_file_written_after_the_watch_looked_at_it_is_not_loaded_as_it_was() {
 #[test]
 fn a_file_changed_since_the_look_without_an_event_is_looked_at_again() {
     let dir = fresh_dir("watched-changed-quietly");
-    let second = lib(&dir, "b_basic");
-    install(&module_path("basic"), &second);
     let elsewhere = fresh_dir("watched-changed-quietly-link").join("link");
-    let linker = sibling_changer(&second, Some(&elsewhere));
-    install(&linker, &lib(&dir, "a_linker"));
+    refused_then_loaded(
+        &dir,
+        "a_linker",
+        Some(&elsewhere),
+        "since a watched directory looked at it",
+        "changed",
+    );
+    assert!(elsewhere.exists(), "the fixture made its link");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(elsewhere.parent().unwrap());
+}
+
+/// A watch of `dir`, which holds `basic` as `b_basic` and, named `changer` to be loaded
+/// first, a [`sibling_changer`] of it (writing it, or linking it to `link`): the changer
+/// loads, `b_basic` is refused with a reason that says `says`, then loads. `what` is
+/// the change, for the failure's message. The runtime and `basic`'s handle.
+fn refused_then_loaded(
+    dir: &std::path::Path,
+    changer: &str,
+    link: Option<&std::path::Path>,
+    says: &str,
+    what: &str,
+) -> (Runtime, memlink_runtime::ModuleHandle) {
+    let second = lib(dir, "b_basic");
+    install(&module_path("basic"), &second);
+    install(&sibling_changer(&second, link), &lib(dir, changer));
     past_the_last_change(&second);
     let rt = Runtime::with_local_resolver();
-    let watch = rt.watch(&dir, options()).unwrap();
+    let watch = rt.watch(dir, options()).unwrap();
     match next(&watch) {
-        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(&dir, "a_linker")),
+        WatchEvent::Loaded { path, .. } => assert_eq!(path, lib(dir, changer)),
         other => panic!("{other:?}"),
     }
-    assert!(elsewhere.exists(), "the fixture made its link");
     match next(&watch) {
         WatchEvent::Failed { path, error } => {
             assert_eq!(path, second);
-            assert!(
-                error
-                    .to_string()
-                    .contains("since a watched directory looked at it"),
-                "{error}"
-            );
+            let text = error.to_string();
+            assert!(text.contains(says), "{text}");
         }
-        other => panic!("the file changed since the look was not refused: {other:?}"),
+        other => panic!("the file {what} since the look was not refused: {other:?}"),
     }
-    match next(&watch) {
-        WatchEvent::Loaded { path, .. } => assert_eq!(path, second),
+    let basic = match next(&watch) {
+        WatchEvent::Loaded { path, handle } => {
+            assert_eq!(path, second);
+            handle
+        }
         other => panic!("{other:?}"),
-    }
+    };
     drop(watch);
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(elsewhere.parent().unwrap());
+    (rt, basic)
 }
 
 /// The C module `rewrites_sibling`, built to change `sibling` in its init: to write its

@@ -369,16 +369,13 @@ impl State {
         // held) is loaded as its last look found it: changed since, by a writer still at
         // it or by anything else, it is refused and looked at again (`relook`).
         for path in paths.iter().filter(|p| is_module_file(p)) {
-            let now = Contents::at(path);
-            match (now, self.looked.get(path)) {
-                (Some(_), Some(_)) if !fresh => {}
-                (Some(contents), _) => {
-                    self.looked.insert(path.clone(), contents);
-                }
-                (None, _) => {
-                    self.looked.remove(path);
-                }
+            if !fresh && self.looked.contains_key(path) {
+                continue;
             }
+            match Contents::at(path) {
+                Some(contents) => self.looked.insert(path.clone(), contents),
+                None => self.looked.remove(path),
+            };
         }
         if let (true, Some(settle)) = (fresh, self.settle) {
             self.defer_unsettled(&mut paths, settle);

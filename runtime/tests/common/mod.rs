@@ -11,14 +11,8 @@ use memlink_runtime::{ModuleHandle, ModuleRef, Runtime};
 fn artifacts() -> &'static Vec<(String, PathBuf)> {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .current_dir(workspace())
-            .args([
-                "build",
-                "--quiet",
-                "--message-format=json-render-diagnostics",
-            ])
-            .args([
+        build_cdylibs(
+            &[
                 "-p",
                 "memlink-examples",
                 "--examples",
@@ -33,38 +27,54 @@ fn artifacts() -> &'static Vec<(String, PathBuf)> {
                 "-p",
                 "memlink-example-library-user",
                 "--lib",
-            ])
-            .output()
-            .expect("run cargo to build the example modules");
-        assert!(
-            out.status.success(),
-            "building the example modules failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut found = Vec::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if msg["reason"] != "compiler-artifact" {
-                continue;
-            }
-            let name = msg["target"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            for file in msg["filenames"].as_array().into_iter().flatten() {
-                let file = PathBuf::from(file.as_str().unwrap_or_default());
-                if file
-                    .extension()
-                    .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
-                {
-                    found.push((name.clone(), file));
-                }
+            ],
+            "the example modules",
+        )
+    })
+}
+
+/// `cargo build` of the workspace with `args` (packages, targets, a profile), run to its
+/// end: every cdylib it built, by target name, read from cargo's own messages (so
+/// wherever the target directory is). `what` names the build in its failure.
+pub fn build_cdylibs(args: &[&str], what: &str) -> Vec<(String, PathBuf)> {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run cargo to build {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "building {what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let name = msg["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for file in msg["filenames"].as_array().into_iter().flatten() {
+            let file = PathBuf::from(file.as_str().unwrap_or_default());
+            if file
+                .extension()
+                .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+            {
+                found.push((name.clone(), file));
             }
         }
-        found
-    })
+    }
+    found
 }
 
 pub fn workspace() -> PathBuf {
